@@ -1,0 +1,19 @@
+# The two commands of the README: `make demo` and `make test`. Both set everything up first.
+PYTHON ?= python3
+
+.PHONY: setup system-deps demo test bench
+
+system-deps:
+	bash scripts/install-system-deps.sh
+
+setup: system-deps
+	$(PYTHON) -m pip install -q -e '.[dev]'
+
+demo: setup
+	musicbrain info
+
+test: setup
+	$(PYTHON) -m pytest -q
+
+bench: setup
+	$(PYTHON) benchmarks/decode.py
