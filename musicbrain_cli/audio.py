@@ -1,0 +1,642 @@
+"""Audio intake: any file FFmpeg reads -> mono float32 at the model rate, plus per-file facts.
+
+The first stage of the pipeline (path -> ``audio`` -> ``features`` -> ...)::
+
+    info = probe(path)                         # header facts, SHA-256, tags; no decoding
+    with stream(path) as blocks:               # mono float32 blocks, memory bounded by a block
+        for block in blocks:
+            ...
+    info = info.with_stats(blocks.stats)       # decoded duration, undecodable packets
+    for w in iter_windows(path):               # fixed windows with hop, for the model
+        ...
+
+Decoding is PyAV (FFmpeg's libavformat/libavcodec) with libswresample's band-limited
+resampler; the mono downmix is the mean of the channels. By default every file is decoded
+in a child process (:mod:`musicbrain_cli.audio_worker`) that streams float32 blocks back
+through a pipe: the parent enforces the time limit and kills the child, and a crash inside
+FFmpeg becomes an :class:`AudioDecodeError` instead of taking the caller down. Idle
+children are reused (up to ``_MAX_IDLE_WORKERS``), so the ~0.3 s interpreter start is paid
+once per process, not once per file.
+
+Checks, and when a streaming caller hears of them (see :mod:`musicbrain_cli.audio_decode`):
+path problems (:class:`InputError`, :class:`EmptyFileError`), "not audio", "no decoder" and
+absurd headers are raised before the first block; NaN/inf samples are raised at once, before
+the block that holds them is handed out; zero length, corruption (too little of the claimed
+duration decoded, or too many undecodable packets) and all-silence are raised at the end of
+the stream, after the last block, with :attr:`AudioStream.stats` already filled in.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import json
+import math
+import os
+import select
+import signal
+import stat
+import subprocess
+import sys
+import threading
+import time
+import warnings
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from musicbrain_cli import audio_decode as _core
+from musicbrain_cli.audio_decode import (  # noqa: F401 - re-exported: the limits live in one place
+    MAX_CHANNELS,
+    MAX_DURATION_S,
+    MAX_RATE,
+    MIN_RATE,
+    MIN_SHARE_DECODED,
+    SILENCE_PEAK,
+    DecodeStats,
+    StreamFacts,
+)
+from musicbrain_cli.audio_worker import HEADER as _HEADER
+from musicbrain_cli.errors import (
+    AudioDecodeError,
+    DecodeTimeoutError,
+    EmptyFileError,
+    InputError,
+    ZeroLengthAudioError,
+)
+
+SAMPLE_RATE = 22050  # the model's default rate (Hz)
+
+#: Default block length of :func:`stream`, seconds.
+DEFAULT_BLOCK_S = 10.0
+#: Default limit on the time a caller waits for one file to decode, seconds. Generous: a
+#: 24 h file (the longest accepted) decodes in well under this at >= 200x real time.
+DEFAULT_DECODE_TIMEOUT_S = 600.0
+#: Default limit for :func:`probe` (header only), seconds.
+DEFAULT_PROBE_TIMEOUT_S = 30.0
+#: Address-space cap of a decoder child, MiB (the child itself needs ~200 MiB).
+WORKER_MEMORY_MB = 2048
+#: Window rule of :func:`iter_windows`: a zero-padded tail window is added when the audio
+#: after the last full window is at least this share of a window.
+MIN_TAIL_SHARE = 0.25
+
+_MAX_IDLE_WORKERS = 2
+_MAX_WORKER_USES = 256  # recycle a child after this many files (bounds fragmentation)
+_MAX_MESSAGE_BYTES = 1 << 30  # no legitimate reply is larger (a 10 s block is 0.9 MB)
+
+
+# --- conversions (the one place) -------------------------------------------------------------
+
+
+def seconds_to_samples(s: float, sample_rate: int) -> int:
+    """Seconds -> whole samples at ``sample_rate`` (rounded to the nearest sample)."""
+    if not math.isfinite(s) or s < 0:
+        raise ValueError(f"seconds must be finite and >= 0, got {s!r}")
+    return int(round(s * sample_rate))
+
+
+def samples_to_seconds(n: int, sample_rate: int) -> float:
+    """Samples at ``sample_rate`` -> seconds."""
+    return n / sample_rate
+
+
+# --- files ---------------------------------------------------------------------------------
+
+
+def check_path(path: str | os.PathLike) -> Path:
+    """Return ``path`` as an absolute path if it names a readable, non-empty regular file.
+
+    Raises :class:`InputError` (missing, directory, symlink loop, unreadable, not a regular
+    file) or :class:`EmptyFileError` (zero bytes).
+    """
+    p = Path(path)
+    try:
+        st = os.stat(p)  # follows symlinks; a loop raises ELOOP
+    except FileNotFoundError as exc:
+        raise InputError(f"{p}: no such file") from exc
+    except OSError as exc:  # ELOOP, EACCES on a parent directory, ENAMETOOLONG, ...
+        raise InputError(f"{p}: cannot be read ({exc.strerror or exc})") from exc
+    if stat.S_ISDIR(st.st_mode):
+        raise InputError(f"{p}: is a directory, not an audio file")
+    if not stat.S_ISREG(st.st_mode):
+        # FIFOs and devices could block the decoder forever or never end.
+        raise InputError(f"{p}: not a regular file (mode {stat.filemode(st.st_mode)})")
+    if not os.access(p, os.R_OK):
+        raise InputError(f"{p}: permission denied")
+    if st.st_size == 0:
+        raise EmptyFileError(f"{p}: the file is empty (0 bytes)")
+    # Absolute and resolved so FFmpeg never reads the name as a URL ("concat:...", "http:").
+    return p.resolve()
+
+
+def sha256_file(path: str | os.PathLike, *, chunk_size: int = 1 << 20) -> str:
+    """SHA-256 (hex) of the file's original bytes, read in ``chunk_size`` pieces."""
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(chunk_size):
+                h.update(chunk)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+    return h.hexdigest()
+
+
+def read_metadata(path: str | os.PathLike) -> dict:
+    """Every tag of ``path`` (mutagen), bounded, and whether a C2PA manifest is embedded.
+
+    Returns ``{"format": mutagen class name or None, "tags": {key: [value, ...]},
+    "encoder": str | None, "c2pa_present": bool, "c2pa_source": str | None,
+    "truncated": [keys cut to stay bounded], "error": str | None}``. Text values are ``str``;
+    binary payloads (ID3 GEOB/PRIV/APIC/UFID, MP4 covers and binary freeform atoms, FLAC
+    pictures) are ``{"mime", "description", "sha256", "size", ...}``. Keys are ID3 hash keys
+    (``"TXXX:desc"``, ``"COMM:desc:eng"``, ``"GEOB:desc"``, ``"PRIV:owner"``), MP4 atom names
+    (``"\\xa9nam"``, ``"----:com.apple.iTunes:NAME"``) or Vorbis comment names. Values longer
+    than ``audio_metadata.MAX_VALUE_CHARS`` are cut and their key listed in ``"truncated"``.
+    """
+    from musicbrain_cli.audio_metadata import read_metadata as _read
+
+    return _read(str(check_path(path)))
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """Per-file facts for the evidence record. Plain data; :meth:`to_dict` is JSON-ready.
+
+    ``duration_s`` is what the header claims; ``decoded_duration_s`` and
+    ``undecodable_packets`` are filled by :meth:`with_stats` after a full decode (``None``
+    and ``0`` before). ``metadata`` is :func:`read_metadata`'s result plus
+    ``"ffmpeg_tags"`` (container and stream tags as FFmpeg reads them).
+    """
+
+    path: str
+    sha256: str
+    size_bytes: int
+    container: str
+    codec: str
+    sample_rate: int
+    channels: int
+    duration_s: float | None
+    decoded_duration_s: float | None
+    bit_rate: int | None
+    decoder: dict
+    undecodable_packets: int
+    metadata: dict
+    share_decoded: float | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def with_stats(self, stats: DecodeStats) -> "AudioInfo":
+        """A copy with the results of a full decode filled in."""
+        return replace(
+            self,
+            decoded_duration_s=stats.decoded_duration_s,
+            undecodable_packets=stats.undecodable_packets,
+            share_decoded=stats.share_decoded,
+        )
+
+
+def probe(
+    path: str | os.PathLike, *, timeout_s: float = DEFAULT_PROBE_TIMEOUT_S, isolate: bool = True
+) -> AudioInfo:
+    """Facts about ``path`` without decoding its samples: hash, container, codec, header.
+
+    Raises the typed errors of the header checks (:class:`NotAudioError`,
+    :class:`UnsupportedCodecError`, :class:`AbsurdHeaderError`, ...) and
+    :class:`DecodeTimeoutError` if FFmpeg takes longer than ``timeout_s`` to read the header.
+    """
+    p = check_path(path)
+    if isolate:
+        worker = _POOL.acquire()
+        clean = False
+        try:
+            worker.send({"op": "probe", "path": str(p)})
+            try:
+                _, payload = worker.receive(str(p), timeout_s)
+            except AudioDecodeError:
+                clean = worker.alive()  # a typed error from a healthy child
+                raise
+            clean = True
+            facts = StreamFacts(**json.loads(payload))
+        finally:
+            _POOL.release(worker, reusable=clean)
+    else:
+        facts = _core.probe_facts(str(p))
+    metadata = read_metadata(p)
+    metadata["ffmpeg_tags"] = facts.ffmpeg_tags
+    return AudioInfo(
+        path=str(p),
+        sha256=sha256_file(p),
+        size_bytes=p.stat().st_size,
+        container=facts.container,
+        codec=facts.codec,
+        sample_rate=facts.sample_rate,
+        channels=facts.channels,
+        duration_s=facts.duration_s,
+        decoded_duration_s=None,
+        bit_rate=facts.bit_rate,
+        decoder=_core.decoder_versions(),
+        undecodable_packets=0,
+        metadata=metadata,
+    )
+
+
+# --- the decoder child ----------------------------------------------------------------------
+
+
+class _Worker:
+    """One decoder child process and the framed pipe protocol of :mod:`audio_worker`."""
+
+    def __init__(self) -> None:
+        env = dict(os.environ)
+        # One decode is one core: keep BLAS/OpenMP pools out of the child.
+        env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+        # Import this very package in the child, installed or not.
+        root = str(Path(__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "") if env.get("PYTHONPATH") else root
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "musicbrain_cli.audio_worker", "--max-memory-mb", str(WORKER_MEMORY_MB)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            close_fds=True,
+            bufsize=0,
+        )
+        self.fd = self.proc.stdout.fileno()
+        self.uses = 0
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def send(self, request: dict) -> None:
+        self.uses += 1
+        try:
+            self.proc.stdin.write((json.dumps(request) + "\n").encode())
+        except BrokenPipeError as exc:
+            raise AudioDecodeError(f"{request.get('path')}: decoder process is gone") from exc
+
+    def _read_exact(self, n: int, path: str, budget: list) -> bytearray:
+        buf = bytearray(n)
+        view = memoryview(buf)
+        got = 0
+        while got < n:
+            t0 = time.monotonic()
+            ready, _, _ = select.select([self.fd], [], [], max(0.0, budget[0]))
+            budget[0] -= time.monotonic() - t0
+            if not ready:
+                self.kill()
+                raise DecodeTimeoutError(
+                    f"{path}: decoding took longer than {budget[1]:g} s; the decoder process was killed"
+                )
+            k = os.readv(self.fd, [view[got:]])
+            if k == 0:
+                raise self._died(path)
+            got += k
+        return buf
+
+    def _died(self, path: str) -> AudioDecodeError:
+        try:
+            code = self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            code = None
+        if code is not None and code < 0:
+            how = f"was killed by {signal.Signals(-code).name}"
+        else:
+            how = f"exited with status {code}"
+        return AudioDecodeError(f"{path}: the decoder process {how} while decoding (hostile or corrupt file?)")
+
+    def receive(self, path: str, budget: float | list) -> tuple[bytes, bytearray]:
+        """Read one message; ``budget`` is seconds left (a ``[left, total]`` list is updated)."""
+        if not isinstance(budget, list):
+            budget = [budget, budget]
+        head = self._read_exact(9, path, budget)
+        kind, length = _HEADER.unpack(head)
+        if length > _MAX_MESSAGE_BYTES:
+            self.kill()
+            raise AudioDecodeError(f"{path}: decoder process sent a malformed reply ({length} bytes)")
+        payload = self._read_exact(length, path, budget)
+        if kind == b"E":
+            err = json.loads(payload)
+            cls = _core.TRANSPORTABLE_ERRORS.get(err["type"], AudioDecodeError)
+            if err.get("share_decoded") is not None:
+                raise cls(err["message"], share_decoded=err["share_decoded"])
+            raise cls(err["message"])
+        return kind, payload
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL cannot be ignored
+            pass
+        for f in (self.proc.stdin, self.proc.stdout):
+            try:
+                f.close()
+            except OSError:
+                pass
+
+
+class _WorkerPool:
+    """Reuses idle decoder children; a child that failed in any unclean way is killed."""
+
+    def __init__(self) -> None:
+        self._idle: list[_Worker] = []
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+
+    def acquire(self) -> _Worker:
+        with self._lock:
+            if self._pid != os.getpid():  # forked: the children belong to the parent
+                self._idle, self._pid = [], os.getpid()
+            while self._idle:
+                w = self._idle.pop()
+                if w.alive():
+                    return w
+                w.kill()
+        return _Worker()
+
+    def release(self, worker: _Worker, *, reusable: bool) -> None:
+        with self._lock:
+            if reusable and worker.alive() and worker.uses < _MAX_WORKER_USES and len(self._idle) < _MAX_IDLE_WORKERS:
+                self._idle.append(worker)
+                return
+        worker.kill()
+
+    def shutdown(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for w in idle:
+            w.kill()
+
+
+_POOL = _WorkerPool()
+atexit.register(_POOL.shutdown)
+
+
+# --- streaming ------------------------------------------------------------------------------
+
+
+class AudioStream:
+    """Iterator over mono float32 blocks of one file; returned by :func:`stream`.
+
+    Each block is ``np.ndarray [shape=(n,), dtype=float32]`` at :attr:`sample_rate`, with
+    ``n == block_samples`` except for the last. :attr:`facts` (:class:`StreamFacts`) is set
+    once the header is read (after the first ``next()``); :attr:`stats`
+    (:class:`DecodeStats`: decoded duration, undecodable packets, share decoded) is set when
+    the stream ends, also when the end-of-stream checks then raise. Use it as a context
+    manager (or call :meth:`close`) when stopping early: that stops the decoder.
+    """
+
+    def __init__(self, path: Path, *, sample_rate: int, block_samples: int, timeout_s: float, isolate: bool,
+                 min_share_decoded: float, silence_peak: float) -> None:
+        self.path = str(path)
+        self.sample_rate = sample_rate
+        self.block_samples = block_samples
+        self.timeout_s = timeout_s
+        self.min_share_decoded = min_share_decoded
+        self.silence_peak = silence_peak
+        self.facts: StreamFacts | None = None
+        self.stats: DecodeStats | None = None
+        self.worker_pid: int | None = None  # the decoder child's pid while one is attached
+        self._gen = self._isolated() if isolate else self._in_process()
+
+    def __iter__(self) -> "AudioStream":
+        return self
+
+    def __next__(self) -> np.ndarray:
+        return next(self._gen)
+
+    def close(self) -> None:
+        self._gen.close()
+
+    def __enter__(self) -> "AudioStream":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        gen = getattr(self, "_gen", None)
+        if gen is not None:
+            gen.close()
+
+    def _finish(self, stats: DecodeStats) -> None:
+        self.stats = stats
+        _core.check_end(stats, min_share_decoded=self.min_share_decoded, silence_peak=self.silence_peak)
+
+    def _set_facts(self, facts: StreamFacts) -> None:
+        self.facts = facts
+
+    def _in_process(self) -> Iterator[np.ndarray]:
+        stats = yield from _core.decode_blocks(
+            self.path,
+            sample_rate=self.sample_rate,
+            block_samples=self.block_samples,
+            timeout_s=self.timeout_s,
+            on_facts=self._set_facts,
+        )
+        self._finish(stats)
+
+    def _isolated(self) -> Iterator[np.ndarray]:
+        worker = _POOL.acquire()
+        self.worker_pid = worker.proc.pid
+        clean = False
+        # Only the time this process waits on the child counts against the limit, so a
+        # slow consumer (a model between blocks) never times out a healthy decode.
+        budget = [self.timeout_s, self.timeout_s]
+        try:
+            worker.send({"op": "decode", "path": self.path, "sample_rate": self.sample_rate,
+                         "block_samples": self.block_samples, "timeout_s": self.timeout_s})
+            while True:
+                try:
+                    kind, payload = worker.receive(self.path, budget)
+                except DecodeTimeoutError:
+                    raise
+                except AudioDecodeError:
+                    clean = worker.alive()  # a typed error from a healthy child
+                    raise
+                if kind == b"B":
+                    yield np.frombuffer(payload, dtype="<f4").astype(np.float32, copy=False)
+                elif kind == b"F":
+                    self.facts = StreamFacts(**json.loads(payload))
+                elif kind == b"S":
+                    clean = True
+                    stats = DecodeStats(**json.loads(payload))
+                    break
+                else:
+                    raise AudioDecodeError(f"{self.path}: decoder process sent an unknown reply {kind!r}")
+        finally:
+            self.worker_pid = None
+            _POOL.release(worker, reusable=clean)
+        self._finish(stats)
+
+
+def stream(
+    path: str | os.PathLike,
+    *,
+    sample_rate: int = SAMPLE_RATE,
+    block_s: float = DEFAULT_BLOCK_S,
+    timeout_s: float = DEFAULT_DECODE_TIMEOUT_S,
+    isolate: bool = True,
+    min_share_decoded: float = MIN_SHARE_DECODED,
+    silence_peak: float = SILENCE_PEAK,
+) -> AudioStream:
+    """Decode ``path`` to mono float32 blocks at ``sample_rate``; see :class:`AudioStream`.
+
+    Memory is bounded by a few blocks of ``block_s`` seconds, never the whole file.
+    ``timeout_s`` bounds the total time spent waiting for the decoder (not the caller's own
+    time between blocks). ``isolate=True`` decodes in a child process that is killed on
+    timeout and whose crash becomes an :class:`AudioDecodeError`; ``isolate=False`` decodes
+    in this process (no protection from FFmpeg crashes or hangs inside one call; the time
+    limit is then checked between packets only).
+
+    Path errors and header errors raise here, before any decoding; see the module docstring
+    for when the other checks fire.
+    """
+    p = check_path(path)
+    if not MIN_RATE <= sample_rate <= MAX_RATE:
+        raise ValueError(f"sample_rate must be in {MIN_RATE}..{MAX_RATE} Hz, got {sample_rate}")
+    block_samples = seconds_to_samples(block_s, sample_rate)
+    if block_samples < 1:
+        raise ValueError(f"block_s must give at least one sample, got {block_s!r}")
+    if not timeout_s > 0:
+        raise ValueError(f"timeout_s must be > 0, got {timeout_s!r}")
+    return AudioStream(p, sample_rate=sample_rate, block_samples=block_samples, timeout_s=timeout_s,
+                       isolate=isolate, min_share_decoded=min_share_decoded, silence_peak=silence_peak)
+
+
+def load_audio(
+    path: str | os.PathLike, *, sample_rate: int = SAMPLE_RATE, max_duration_s: float | None = None, **stream_kw
+) -> np.ndarray:
+    """The whole file (or its first ``max_duration_s`` seconds) as one mono float32 array.
+
+    ``np.ndarray [shape=(n,), dtype=float32]`` at ``sample_rate``. Bounded: with
+    ``max_duration_s`` decoding stops once that much audio is in (the end-of-stream checks
+    then do not run, since the end is never reached); without it the file's length is
+    bounded by ``MAX_DURATION_S``. Use :func:`stream` for long files.
+    """
+    limit = None if max_duration_s is None else seconds_to_samples(max_duration_s, sample_rate)
+    parts: list[np.ndarray] = []
+    n = 0
+    with stream(path, sample_rate=sample_rate, **stream_kw) as blocks:
+        for block in blocks:
+            if limit is not None and n + block.size >= limit:
+                parts.append(block[: limit - n])
+                n = limit
+                break
+            parts.append(block)
+            n += block.size
+    return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+
+
+# --- windows --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Window:
+    """One fixed-length model window.
+
+    ``samples`` is ``np.ndarray [shape=(window_samples,), dtype=float32]``; ``start_s`` its
+    start in the track; ``padded`` is True when zeros were appended (short track or tail);
+    ``n_valid`` is how many leading samples are real audio.
+    """
+
+    index: int
+    start_s: float
+    samples: np.ndarray = field(repr=False)
+    padded: bool
+    n_valid: int = -1
+
+    def __post_init__(self) -> None:
+        if self.n_valid < 0:
+            object.__setattr__(self, "n_valid", int(self.samples.shape[0]))
+
+
+def iter_windows(
+    path_or_samples: str | os.PathLike | np.ndarray,
+    *,
+    sample_rate: int = SAMPLE_RATE,
+    window_s: float = 10.0,
+    hop_s: float = 5.0,
+    min_tail_share: float = MIN_TAIL_SHARE,
+    **stream_kw,
+) -> Iterator[Window]:
+    """Fixed-length windows of ``window_s`` every ``hop_s`` seconds, from a file or an array.
+
+    The rule: full windows start at ``0, hop, 2*hop, ...`` while they fit. Then
+
+    * a track shorter than one window yields exactly one window, zero-padded,
+      ``padded=True``;
+    * otherwise, if the audio after the end of the last full window is at least
+      ``min_tail_share`` of a window, one more window starting at the next hop is added,
+      zero-padded (``padded=True``, ``n_valid`` real samples). Less new audio than that is
+      left out: it is already mostly covered by overlapping windows, and a window that is
+      mostly zeros is a poor model input.
+
+    A file is streamed (memory bounded by one window plus one block; ``stream_kw`` goes to
+    :func:`stream`, whose end-of-stream checks still raise after the last window). An array
+    must be ``[shape=(n,)]`` float at ``sample_rate``; it is not copied except into windows.
+    """
+    win = seconds_to_samples(window_s, sample_rate)
+    hop = seconds_to_samples(hop_s, sample_rate)
+    if win < 1 or hop < 1:
+        raise ValueError(f"window_s and hop_s must give >= 1 sample, got {window_s!r}, {hop_s!r}")
+    if hop > win:
+        warnings.warn(f"hop_s={hop_s} > window_s={window_s}: audio between windows is skipped", stacklevel=2)
+    if not 0.0 <= min_tail_share <= 1.0:
+        raise ValueError(f"min_tail_share must be in [0, 1], got {min_tail_share!r}")
+    if isinstance(path_or_samples, np.ndarray):
+        y = path_or_samples
+        if y.ndim != 1:
+            raise ValueError(f"samples must be mono [shape=(n,)], got shape {y.shape}")
+        if y.size == 0:
+            raise ZeroLengthAudioError("in-memory samples: the array is empty")
+        blocks: Iterator[np.ndarray] = iter([np.asarray(y, dtype=np.float32)])
+    else:
+        blocks = stream(path_or_samples, sample_rate=sample_rate, **stream_kw)
+    return _windows(blocks, sample_rate=sample_rate, win=win, hop=hop, min_tail=min_tail_share * win)
+
+
+def _windows(blocks: Iterator[np.ndarray], *, sample_rate: int, win: int, hop: int, min_tail: float) -> Iterator[Window]:
+    buf = np.zeros(0, np.float32)
+    buf_start = 0  # track position (samples) of buf[0]
+    index = 0
+    next_start = 0  # track position of the next window
+    total = 0
+    try:
+        for block in blocks:
+            total += block.size
+            buf = np.concatenate([buf, block]) if buf.size else block
+            while next_start + win <= buf_start + buf.size:
+                off = next_start - buf_start
+                yield Window(index, samples_to_seconds(next_start, sample_rate),
+                             np.array(buf[off:off + win], dtype=np.float32), False)
+                index += 1
+                next_start += hop
+            # Keep only what a later window can still need (bounded by one window).
+            drop = min(next_start - buf_start, buf.size)
+            if drop > 0:
+                buf, buf_start = buf[drop:], buf_start + drop
+    finally:
+        close = getattr(blocks, "close", None)
+        if close is not None:
+            close()
+    if index == 0 and total > 0:
+        yield _padded(buf[:total], 0, 0, sample_rate, win)
+        return
+    last_end = (next_start - hop) + win  # end of the last full window
+    new = total - last_end
+    if index > 0 and new > 0 and new >= min_tail and next_start < total:
+        off = next_start - buf_start
+        yield _padded(buf[off:], index, next_start, sample_rate, win)
+
+
+def _padded(y: np.ndarray, index: int, start: int, sample_rate: int, win: int) -> Window:
+    out = np.zeros(win, np.float32)
+    out[: y.size] = y
+    return Window(index, samples_to_seconds(start, sample_rate), out, True, int(y.size))

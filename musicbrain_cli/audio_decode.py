@@ -1,0 +1,492 @@
+"""The decoding core of the audio intake: one file -> mono float32 blocks, with facts and checks.
+
+This module runs either inside the caller's process (``isolate=False``) or inside the
+decoder child process (:mod:`musicbrain_cli.audio_worker`), so it imports nothing but
+PyAV, NumPy and :mod:`musicbrain_cli.errors`. Callers use :mod:`musicbrain_cli.audio`.
+
+Where each check happens (so a streaming caller knows what it may still be told):
+
+* at open, before any sample: not audio, no decoder, absurd header
+  (:class:`AbsurdHeaderError` for a claimed rate outside ``[MIN_RATE, MAX_RATE]``, more
+  than ``MAX_CHANNELS`` channels or more than ``MAX_DURATION_S`` of claimed audio);
+* per block, before it is handed out: NaN/inf (:class:`InvalidSamplesError` at once, so a
+  caller never sees a non-finite sample) and "decodes to more than ``MAX_DURATION_S``";
+* at the end of the stream, after the last block: no samples at all
+  (:class:`ZeroLengthAudioError`), too little of the claimed audio decoded
+  (:class:`CorruptAudioError` with ``share_decoded``), every sample digital silence
+  (:class:`SilentAudioError`). Silence can only be known at the end without buffering the
+  whole file, which would break the memory bound.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Generator
+
+import av
+import numpy as np
+
+from musicbrain_cli.errors import (
+    AbsurdHeaderError,
+    AudioDecodeError,
+    CorruptAudioError,
+    DecodeTimeoutError,
+    InvalidSamplesError,
+    NotAudioError,
+    SilentAudioError,
+    UnsupportedCodecError,
+    ZeroLengthAudioError,
+)
+
+# --- limits (the one place they are defined; audio.py re-exports them) ---------------------
+
+#: Claimed sample rates outside this range are treated as hostile or broken headers. 384 kHz
+#: is the highest rate of any shipping DXD/PCM recorder; below 1 kHz nothing musical survives.
+MIN_RATE, MAX_RATE = 1_000, 384_000
+#: More channels than this is no music mix (Dolby Atmos beds top out at 24.1.10 = 35).
+MAX_CHANNELS = 64
+#: Longer than a day of claimed (or decoded) audio is not a track; refusing it bounds work.
+MAX_DURATION_S = 24 * 3600.0
+#: Below this share of the claimed duration decoded, the file is reported corrupt. Lossy
+#: codecs add/trim a few ms of priming and padding, so exactly 1.0 cannot be required.
+MIN_SHARE_DECODED = 0.95
+#: Peak |sample| at or below this (-120 dBFS, under 24-bit quantisation) counts as silence.
+SILENCE_PEAK = 1e-6
+
+#: Demuxers that read other files or URLs named inside the input (playlists, concat
+#: lists, image sequences, SDP). A hostile "audio" file could otherwise make FFmpeg read
+#: arbitrary local files (the known HLS/concat local-file-inclusion class of bugs), so they
+#: are refused before FFmpeg ever probes with them.
+_REFERENCING_DEMUXERS = frozenset(
+    {"hls", "concat", "dash", "image2", "image2pipe", "sdp", "rtsp", "rtp", "mpd", "imf",
+     "tee", "data", "lavfi", "webm_dash_manifest", "ffmetadata", "hds", "smoothstreaming"}
+)
+
+
+def _allowed_demuxers() -> str:
+    return ",".join(sorted(n for n in av.formats_available if n not in _REFERENCING_DEMUXERS))
+
+
+_DEMUXER_WHITELIST: str | None = None
+
+
+def decoder_versions() -> dict:
+    """The decoder software that produced the samples (goes into every evidence report)."""
+
+    def ver(lib: str) -> str:
+        return ".".join(str(v) for v in av.library_versions[lib])
+
+    return {
+        "pyav": av.__version__,
+        "ffmpeg": str(getattr(av, "ffmpeg_version_info", "unknown")),
+        "libavcodec": ver("libavcodec"),
+        "libavformat": ver("libavformat"),
+        "libswresample": ver("libswresample"),
+    }
+
+
+@dataclass(frozen=True)
+class StreamFacts:
+    """What the container header says about the (first) audio stream, before decoding."""
+
+    container: str
+    codec: str
+    codec_long_name: str
+    sample_rate: int
+    channels: int
+    duration_s: float | None
+    bit_rate: int | None
+    stream_index: int
+    ffmpeg_tags: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class DecodeStats:
+    """What a decode that reached the end of the stream found. Filled at the end of :func:`decode_blocks`.
+
+    ``share_decoded`` is ``decoded_duration_s`` over the larger of the header's claimed
+    duration and the packet timestamp span (capped at 1), further reduced by the share of
+    undecodable packets; ``None`` when none of these is known.
+    """
+
+    path: str
+    sample_rate: int
+    decoded_samples: int
+    decoded_duration_s: float
+    claimed_duration_s: float | None
+    timestamp_span_s: float | None  # first packet pts .. last packet end, seconds
+    packets: int
+    undecodable_packets: int
+    share_decoded: float | None
+    peak: float
+    demux_error: str | None
+    elapsed_s: float  # time spent decoding (excludes the consumer's time between blocks)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _open(path: str):
+    global _DEMUXER_WHITELIST
+    if _DEMUXER_WHITELIST is None:
+        _DEMUXER_WHITELIST = _allowed_demuxers()
+    try:
+        container = av.open(
+            path,
+            metadata_errors="replace",
+            # Only plain local files, only demuxers that do not follow references.
+            container_options={"protocol_whitelist": "file", "format_whitelist": _DEMUXER_WHITELIST},
+        )
+    except av.error.FFmpegError as exc:
+        kind = _sniff(path)
+        if kind is not None:
+            # It starts like a real audio container, so it is damaged rather than foreign
+            # (e.g. an MP4 cut before its moov box).
+            raise CorruptAudioError(
+                f"{path}: looks like {kind} but FFmpeg cannot open it ({exc.strerror or exc})", share_decoded=0.0
+            ) from exc
+        raise NotAudioError(f"{path}: not a media file FFmpeg recognises ({exc.strerror or exc})") from exc
+    return container
+
+
+#: Leading bytes of the common audio containers: (offset, magic, name).
+_MAGIC = (
+    (0, b"RIFF", "RIFF/WAVE"), (0, b"RF64", "RF64/WAVE"), (0, b"fLaC", "FLAC"), (0, b"OggS", "Ogg"),
+    (0, b"ID3", "MP3 (ID3)"), (4, b"ftyp", "MP4/M4A"), (0, b"FORM", "AIFF"), (0, b"\x1aE\xdf\xa3", "Matroska/WebM"),
+)
+
+
+#: Containers whose timestamps start at zero by specification (RIFF, FLAC, MP3 frame
+#: counting, ISO BMFF edit lists, Ogg granule positions for Vorbis/Opus/FLAC, Matroska), so a
+#: first packet that starts late means audio was lost at the start. MPEG-TS/PS are not here:
+#: their clocks start anywhere.
+_ZERO_BASED = frozenset({"wav", "flac", "mp3", "ogg", "mov,mp4,m4a,3gp,3g2,mj2", "aiff", "matroska,webm", "w64"})
+
+
+def _sniff(path: str) -> str | None:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+    except OSError:
+        return None
+    for off, magic, name in _MAGIC:
+        if head[off:off + len(magic)] == magic:
+            return name
+    return None
+
+
+def _riff_claimed_duration(path: str) -> float | None:
+    """Duration the WAV ``data`` chunk claims (size / byte rate), or None if not stated.
+
+    FFmpeg clamps a WAV's duration to the bytes present, which would hide truncation; the
+    header's own claim is what "claimed" means here. Sizes 0 and 0xFFFFFFFF are the
+    conventional "unknown, streamed" values and claim nothing (RIFF spec; EBU Tech 3306).
+    """
+    import struct
+
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        byte_rate = None
+        for _ in range(1024):
+            chunk = f.read(8)
+            if len(chunk) < 8:
+                return None
+            cid, size = struct.unpack("<4sI", chunk)
+            if cid == b"fmt " and size >= 16:
+                fmt = f.read(16)
+                byte_rate = struct.unpack("<HHIIHH", fmt)[3]
+                f.seek(size - 16 + (size & 1), 1)
+            elif cid == b"data":
+                if byte_rate and size not in (0, 0xFFFFFFFF):
+                    return size / byte_rate
+                return None
+            else:
+                f.seek(size + (size & 1), 1)
+    return None
+
+
+def _stream_facts(path: str, container) -> StreamFacts:
+    if not container.streams.audio:
+        kinds = sorted({s.type for s in container.streams}) or ["none"]
+        raise NotAudioError(
+            f"{path}: no audio stream in the {container.format.name} container (streams: {', '.join(kinds)})"
+        )
+    stream = container.streams.audio[0]
+    ctx = stream.codec_context
+    if ctx is None or ctx.codec is None:
+        raise UnsupportedCodecError(f"{path}: no decoder here for the audio codec of stream {stream.index}")
+    rate, channels = int(ctx.sample_rate or 0), int(ctx.channels or 0)
+    duration = None
+    if stream.duration is not None and stream.time_base is not None:
+        duration = float(stream.duration * stream.time_base)
+    elif container.duration is not None:
+        duration = container.duration / av.time_base
+    if duration is not None and (not math.isfinite(duration) or duration < 0):
+        duration = None
+    if container.format.name == "wav":
+        claimed = _riff_claimed_duration(path)
+        if claimed is not None and (duration is None or claimed > duration):
+            duration = claimed
+    bit_rate = stream.bit_rate or container.bit_rate or None
+    tags = _bounded_tags({**dict(container.metadata), **dict(stream.metadata)})
+    return StreamFacts(
+        container=container.format.name,
+        codec=ctx.codec.name,
+        codec_long_name=ctx.codec.long_name,
+        sample_rate=rate,
+        channels=channels,
+        duration_s=duration,
+        bit_rate=int(bit_rate) if bit_rate else None,
+        stream_index=stream.index,
+        ffmpeg_tags=tags,
+    )
+
+
+def _bounded_tags(tags: dict, *, max_items: int = 256, max_chars: int = 4096) -> dict:
+    out = {}
+    for i, (k, v) in enumerate(tags.items()):
+        if i >= max_items:
+            out["_truncated_items"] = str(len(tags) - max_items)
+            break
+        v = str(v)
+        out[str(k)[:256]] = v if len(v) <= max_chars else v[:max_chars] + f"...[truncated {len(v)} chars]"
+    return out
+
+
+def check_header(path: str, facts: StreamFacts) -> None:
+    """Raise :class:`AbsurdHeaderError` when the header claims the impossible."""
+    if not MIN_RATE <= facts.sample_rate <= MAX_RATE:
+        raise AbsurdHeaderError(
+            f"{path}: header claims a sample rate of {facts.sample_rate} Hz (allowed {MIN_RATE}..{MAX_RATE})"
+        )
+    if not 1 <= facts.channels <= MAX_CHANNELS:
+        raise AbsurdHeaderError(f"{path}: header claims {facts.channels} channels (allowed 1..{MAX_CHANNELS})")
+    if facts.duration_s is not None and facts.duration_s > MAX_DURATION_S:
+        raise AbsurdHeaderError(
+            f"{path}: header claims {facts.duration_s / 3600:.1f} h of audio (limit {MAX_DURATION_S / 3600:.0f} h)"
+        )
+
+
+def probe_facts(path: str) -> StreamFacts:
+    """Open ``path``, read its header and return :class:`StreamFacts` (no sample decoding)."""
+    with _open(path) as container:
+        facts = _stream_facts(path, container)
+    check_header(path, facts)
+    return facts
+
+
+def decode_blocks(
+    path: str,
+    *,
+    sample_rate: int,
+    block_samples: int,
+    timeout_s: float | None = None,
+    on_facts: Callable[[StreamFacts], None] | None = None,
+) -> Generator[np.ndarray, None, DecodeStats]:
+    """Decode ``path`` to mono float32 at ``sample_rate`` in blocks of ``block_samples``.
+
+    Yields ``np.ndarray [shape=(block_samples,), dtype=float32]`` (the last block may be
+    shorter) and returns :class:`DecodeStats` as the generator's return value; the caller
+    then runs :func:`check_end` (kept apart so the stats survive an end-of-stream error). Memory is
+    bounded by about two blocks plus one decoded frame, whatever the file length.
+
+    Resampling is FFmpeg's libswresample (band-limited windowed sinc, via PyAV's
+    ``AudioResampler``) with the channel layout kept; the mono downmix is then the plain
+    mean of the channels, because swresample's own mono downmix weights channels by layout
+    (drops LFE, -3 dB centre) and would make the result depend on layout metadata.
+
+    ``timeout_s`` bounds the time spent inside this generator (time the caller spends
+    between blocks does not count). It is checked between packets, so it bounds slow but
+    progressing decodes; it cannot interrupt a decoder stuck inside FFmpeg, which is what
+    the isolated path's parent (it kills the child) is for.
+    """
+    t0 = time.monotonic()
+    spent = 0.0  # seconds spent inside this generator so far (excludes the caller's time)
+    resumed = t0
+    with _open(path) as container:
+        facts = _stream_facts(path, container)
+        check_header(path, facts)
+        if on_facts is not None:
+            on_facts(facts)
+        stream = container.streams.audio[0]
+        max_samples = int(MAX_DURATION_S * sample_rate)
+
+        resampler, resampler_key = None, None
+        pending: list[np.ndarray] = []
+        n_pending = 0
+        decoded = packets = bad_packets = 0
+        peak = 0.0
+        demux_error = None
+        # Span of packet timestamps: data the demuxer skipped (garbage mid-stream, lost
+        # sync) shows as a span longer than what decoded, even when the header claims
+        # nothing (Ogg) or FFmpeg re-estimates the header's claim from what it found.
+        ts_first, ts_end = None, -(2**63)
+        time_base = stream.time_base
+
+        def mono_from(frames) -> None:
+            nonlocal n_pending
+            for out in frames:
+                # fltp -> (channels, n); the mean is the documented downmix.
+                a = out.to_ndarray()
+                mono = a[0] if a.shape[0] == 1 else a.mean(axis=0, dtype=np.float32)
+                if mono.size:
+                    pending.append(np.asarray(mono, dtype=np.float32))
+                    n_pending += mono.size
+
+        def emit(final: bool) -> Generator[np.ndarray, None, None]:
+            nonlocal pending, n_pending, decoded, peak
+            while n_pending >= block_samples or (final and n_pending):
+                buf = pending[0] if len(pending) == 1 else np.concatenate(pending)
+                take = min(block_samples, buf.size)
+                block, rest = buf[:take], buf[take:]
+                pending, n_pending = ([rest] if rest.size else []), rest.size
+                if not np.isfinite(block).all():
+                    bad = int(np.count_nonzero(~np.isfinite(block)))
+                    raise InvalidSamplesError(
+                        f"{path}: {bad} NaN/inf samples in the block at "
+                        f"{decoded / sample_rate:.2f} s (stopped there)"
+                    )
+                decoded += block.size
+                if decoded > max_samples:
+                    raise AbsurdHeaderError(
+                        f"{path}: decodes to more than {MAX_DURATION_S / 3600:.0f} h of audio "
+                        f"(header claimed {facts.duration_s} s)"
+                    )
+                peak = max(peak, float(np.max(np.abs(block))))
+                yield np.ascontiguousarray(block)
+
+        def frames_of(packet):
+            nonlocal bad_packets
+            try:
+                return stream.decode(packet)
+            except av.error.MemoryError:
+                raise
+            except av.error.FFmpegError:
+                # One broken packet is counted and skipped: the rest of the track is still
+                # evidence, and the count (and share) are reported, never hidden.
+                bad_packets += 1
+                return []
+
+        def resample(frame):
+            nonlocal resampler, resampler_key
+            key = (frame.format.name, frame.layout.name, frame.sample_rate, len(frame.layout.channels))
+            if key != resampler_key:
+                if not MIN_RATE <= frame.sample_rate <= MAX_RATE or len(frame.layout.channels) > MAX_CHANNELS:
+                    raise AbsurdHeaderError(
+                        f"{path}: a frame switches to {frame.sample_rate} Hz, {len(frame.layout.channels)} channels"
+                    )
+                # Parameters changed mid-stream (chained streams): flush the old resampler.
+                out = resampler.resample(None) if resampler is not None else []
+                resampler = av.AudioResampler(format="fltp", layout=None, rate=sample_rate)
+                resampler_key = key
+                return list(out) + list(resampler.resample(frame))
+            return resampler.resample(frame)
+
+        demux = container.demux(stream)
+        while True:
+            try:
+                packet = next(demux)
+            except StopIteration:
+                break
+            except av.error.FFmpegError as exc:
+                # The container itself broke (truncation, garbage): keep what decoded.
+                demux_error = str(exc)
+                break
+            if timeout_s is not None and spent + time.monotonic() - resumed > timeout_s:
+                raise DecodeTimeoutError(
+                    f"{path}: decoding took longer than {timeout_s:g} s "
+                    f"(stopped after {decoded / sample_rate:.1f} s of audio)"
+                )
+            if packet.size:
+                packets += 1
+                if packet.pts is not None:
+                    ts_first = packet.pts if ts_first is None else min(ts_first, packet.pts)
+                    ts_end = max(ts_end, packet.pts + (packet.duration or 0))
+            for frame in frames_of(packet):
+                mono_from(resample(frame))
+            for block in emit(final=False):
+                spent += time.monotonic() - resumed
+                yield block
+                resumed = time.monotonic()
+        if demux_error is not None:
+            for frame in frames_of(None):
+                mono_from(resample(frame))
+        if resampler is not None:
+            mono_from(resampler.resample(None))
+        yield from emit(final=True)
+        spent += time.monotonic() - resumed
+
+    decoded_s = decoded / sample_rate
+    span = None
+    if ts_first is not None and facts.container in _ZERO_BASED:
+        ts_first = min(ts_first, 0)
+    if ts_first is not None and time_base is not None and ts_end > ts_first:
+        span = float((ts_end - ts_first) * time_base)
+    expected = max(facts.duration_s or 0.0, span or 0.0)
+    share = None
+    if expected > 0:
+        share = min(1.0, decoded_s / expected)
+    if packets:
+        good = 1.0 - bad_packets / packets
+        share = good if share is None else min(share, good)
+    stats = DecodeStats(
+        path=path,
+        sample_rate=sample_rate,
+        decoded_samples=decoded,
+        decoded_duration_s=decoded_s,
+        claimed_duration_s=facts.duration_s,
+        timestamp_span_s=span,
+        packets=packets,
+        undecodable_packets=bad_packets,
+        share_decoded=share,
+        peak=peak,
+        demux_error=demux_error,
+        elapsed_s=spent,
+    )
+    return stats
+
+
+def check_end(stats: DecodeStats, *, min_share_decoded: float, silence_peak: float) -> None:
+    """The end-of-stream checks (zero length, corrupt, silent), in that order."""
+    path = stats.path
+    if stats.decoded_samples == 0:
+        why = f" ({stats.undecodable_packets} of {stats.packets} packets undecodable)" if stats.packets else ""
+        raise ZeroLengthAudioError(f"{path}: the audio stream decodes to no samples{why}")
+    if stats.share_decoded is not None and stats.share_decoded < min_share_decoded:
+        expected = max(stats.claimed_duration_s or 0.0, stats.timestamp_span_s or 0.0)
+        claimed = f"{expected:.2f} s" if expected else "unknown"
+        raise CorruptAudioError(
+            f"{path}: only {stats.share_decoded:.1%} decoded ({stats.decoded_duration_s:.2f} s of {claimed} expected, "
+            f"{stats.undecodable_packets} of {stats.packets} packets undecodable"
+            + (f", demuxer: {stats.demux_error}" if stats.demux_error else "")
+            + ")",
+            share_decoded=stats.share_decoded,
+        )
+    if stats.peak <= silence_peak:
+        raise SilentAudioError(
+            f"{path}: all {stats.decoded_duration_s:.2f} s are digital silence (peak {stats.peak:.2g})"
+        )
+
+
+#: Errors that may cross the process boundary, by class name (a child cannot name others).
+TRANSPORTABLE_ERRORS: dict[str, type[AudioDecodeError]] = {
+    cls.__name__: cls
+    for cls in (
+        AudioDecodeError,
+        AbsurdHeaderError,
+        CorruptAudioError,
+        DecodeTimeoutError,
+        InvalidSamplesError,
+        NotAudioError,
+        SilentAudioError,
+        UnsupportedCodecError,
+        ZeroLengthAudioError,
+    )
+}

@@ -1,0 +1,216 @@
+"""Every tag in an audio file, read with mutagen, bounded, plus C2PA manifest detection.
+
+Used through :func:`musicbrain_cli.audio.read_metadata`. Tags are evidence (an encoder
+string, a generator's TXXX frame, a C2PA manifest), so nothing is dropped silently: each
+value is kept as text, binary payloads are summarised by MIME type, description, size and
+SHA-256 (never embedded), and anything cut to keep the result bounded is listed under
+``"truncated"``.
+
+C2PA manifest stores are found where the C2PA specification places them
+(https://c2pa.org/specifications/specifications/2.1/specs/C2PA_Specification.html,
+"Embedding manifests into assets"): MP3 - an ID3v2 ``GEOB`` frame with MIME type
+``application/c2pa``; BMFF (MP4/M4A) - a top-level ``uuid`` box with the C2PA UUID
+``d8fec3d6-1b0e-483c-9297-5828877ec481``; RIFF (WAV) - a top-level ``C2PA`` chunk. Presence
+is reported, the manifest is not validated here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from typing import Any
+
+import mutagen
+from mutagen.id3 import ID3
+
+#: Longest text value kept, in characters; longer values are cut and listed in "truncated".
+MAX_VALUE_CHARS = 4096
+#: Most tag keys kept; further keys are counted in "truncated".
+MAX_TAGS = 512
+#: Most values kept per key.
+MAX_VALUES_PER_TAG = 64
+#: MIME types that mark a C2PA manifest store in an ID3 GEOB frame (the second is used by
+#: some early tools).
+C2PA_MIMES = frozenset({"application/c2pa", "application/x-c2pa-manifest-store"})
+C2PA_BMFF_UUID = bytes.fromhex("d8fec3d61b0e483c92975828877ec481")
+#: How many top-level boxes/chunks are walked looking for C2PA (bounds hostile files).
+_MAX_TOP_LEVEL = 4096
+
+
+def _binary(data: bytes, *, mime: str | None = None, description: str | None = None, **extra) -> dict:
+    out = {"mime": mime, "description": description, "sha256": hashlib.sha256(data).hexdigest(),
+           "size": len(data)}
+    out.update({k: v for k, v in extra.items() if v is not None})
+    return out
+
+
+class _Collector:
+    def __init__(self) -> None:
+        self.tags: dict[str, list[Any]] = {}
+        self.truncated: list[str] = []
+        self.dropped_keys = 0
+
+    def add(self, key: str, value: Any) -> None:
+        key = str(key)
+        if key not in self.tags:
+            if len(self.tags) >= MAX_TAGS:
+                self.dropped_keys += 1
+                return
+            self.tags[key] = []
+        values = self.tags[key]
+        if len(values) >= MAX_VALUES_PER_TAG:
+            if key not in self.truncated:
+                self.truncated.append(key)
+            return
+        if isinstance(value, str) and len(value) > MAX_VALUE_CHARS:
+            value = value[:MAX_VALUE_CHARS] + f"...[truncated from {len(value)} chars]"
+            if key not in self.truncated:
+                self.truncated.append(key)
+        values.append(value)
+
+
+def _id3_frames(tags: ID3, col: _Collector) -> tuple[str | None, str | None]:
+    """Collect ID3 frames; return (encoder, c2pa_source)."""
+    encoder = c2pa = None
+    for frame in tags.values():
+        key = frame.HashKey
+        fid = frame.FrameID
+        if fid == "GEOB":
+            col.add(key, _binary(frame.data, mime=frame.mime, description=frame.desc, filename=frame.filename))
+            if (frame.mime or "").lower() in C2PA_MIMES and c2pa is None:
+                c2pa = f"id3:{key}"
+        elif fid == "PRIV":
+            # mutagen's PRIV hash key embeds the raw payload; key by owner instead.
+            col.add(f"PRIV:{frame.owner}", _binary(frame.data, description=frame.owner, owner=frame.owner))
+        elif fid == "APIC":
+            col.add(key, _binary(frame.data, mime=frame.mime, description=frame.desc, picture_type=int(frame.type)))
+        elif fid in ("UFID",):
+            col.add(key, _binary(frame.data, description=frame.owner, owner=frame.owner))
+        elif hasattr(frame, "text"):  # T*** incl. TXXX, COMM, USLT, ...
+            for t in frame.text:
+                col.add(key, str(t))
+            if fid == "TSSE" and frame.text:
+                encoder = str(frame.text[0])
+        elif hasattr(frame, "url"):  # W*** incl. WXXX
+            col.add(key, str(frame.url))
+        elif hasattr(frame, "data") and isinstance(frame.data, bytes):
+            col.add(key, _binary(frame.data, description=fid))
+        else:
+            col.add(key, str(frame))
+    return encoder, c2pa
+
+
+def _vorbis_comments(tags, col: _Collector) -> str | None:
+    encoder = None
+    for key, value in tags:
+        col.add(key, str(value))
+        if key.lower() == "encoder" and encoder is None:
+            encoder = str(value)
+    vendor = getattr(tags, "vendor", None)
+    if vendor:
+        col.add("_vendor", str(vendor))
+    return encoder or vendor or None
+
+
+def _mp4_atoms(tags, col: _Collector) -> str | None:
+    from mutagen.mp4 import AtomDataType, MP4Cover, MP4FreeForm
+
+    encoder = None
+    for key, values in tags.items():
+        for v in values if isinstance(values, list) else [values]:
+            if isinstance(v, MP4FreeForm):
+                if v.dataformat == AtomDataType.UTF8:
+                    col.add(key, bytes(v).decode("utf-8", "replace"))
+                else:
+                    col.add(key, _binary(bytes(v), description=key, dataformat=int(v.dataformat)))
+            elif isinstance(v, MP4Cover):
+                mime = "image/png" if v.imageformat == MP4Cover.FORMAT_PNG else "image/jpeg"
+                col.add(key, _binary(bytes(v), mime=mime, description=key))
+            elif isinstance(v, bytes):
+                col.add(key, _binary(v, description=key))
+            else:
+                col.add(key, str(v))
+        if key == "\xa9too" and values:
+            encoder = str(values[0])
+    return encoder
+
+
+def _bmff_c2pa(path: str) -> str | None:
+    """Walk top-level ISO BMFF boxes looking for the C2PA ``uuid`` box (ISO/IEC 14496-12 4.2)."""
+    with open(path, "rb") as f:
+        if f.read(8)[4:8] != b"ftyp":  # every BMFF file starts with its ftyp box
+            return None
+        f.seek(0)
+        for _ in range(_MAX_TOP_LEVEL):
+            start = f.tell()
+            head = f.read(8)
+            if len(head) < 8:
+                return None
+            size, kind = struct.unpack(">I4s", head)
+            header = 8
+            if size == 1:
+                size = struct.unpack(">Q", f.read(8))[0]
+                header = 16
+            if kind == b"uuid" and f.read(16) == C2PA_BMFF_UUID:
+                return "bmff:uuid"
+            if size == 0 or size < header:  # box runs to the end, or is malformed
+                return None
+            f.seek(start + size)
+    return None
+
+
+def _riff_c2pa(path: str) -> str | None:
+    """Walk top-level RIFF chunks (RIFF/RF64 WAVE) looking for a ``C2PA`` chunk."""
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] not in (b"RIFF", b"RF64") or head[8:12] != b"WAVE":
+            return None
+        for _ in range(_MAX_TOP_LEVEL):
+            chunk = f.read(8)
+            if len(chunk) < 8:
+                return None
+            cid, size = struct.unpack("<4sI", chunk)
+            if cid == b"C2PA":
+                return "riff:C2PA"
+            f.seek(size + (size & 1), 1)  # chunks are word aligned
+    return None
+
+
+def read_metadata(path: str) -> dict:
+    """Read every tag of ``path`` with mutagen; see :func:`musicbrain_cli.audio.read_metadata`."""
+    out: dict[str, Any] = {"format": None, "tags": {}, "encoder": None, "c2pa_present": False,
+                           "c2pa_source": None, "truncated": [], "error": None}
+    col = _Collector()
+    encoder = c2pa = None
+    try:
+        f = mutagen.File(path)
+    except mutagen.MutagenError as exc:
+        # Broken tags are themselves a fact to report; the audio may still decode.
+        out["error"] = f"{type(exc).__name__}: {exc}"[:MAX_VALUE_CHARS]
+        f = None
+    if f is not None:
+        out["format"] = type(f).__name__
+        tags = f.tags
+        if isinstance(tags, ID3):
+            encoder, c2pa = _id3_frames(tags, col)
+        elif tags is not None and type(tags).__name__ == "MP4Tags":
+            encoder = _mp4_atoms(tags, col)
+        elif tags is not None and hasattr(tags, "vendor"):  # VCommentDict (FLAC, Ogg)
+            encoder = _vorbis_comments(tags, col)
+        elif tags is not None:  # APEv2, ASF, ...: keep every key as text
+            for key, value in tags.items():
+                for v in value if isinstance(value, list) else [value]:
+                    col.add(key, str(v))
+        for pic in getattr(f, "pictures", None) or []:  # FLAC PICTURE blocks
+            col.add("METADATA_BLOCK_PICTURE", _binary(pic.data, mime=pic.mime, description=pic.desc,
+                                                      picture_type=int(pic.type)))
+    try:
+        c2pa = c2pa or _bmff_c2pa(path) or _riff_c2pa(path)
+    except (OSError, struct.error):
+        pass  # a malformed box walk is no C2PA evidence either way; the decode reports damage
+    out["tags"] = col.tags
+    out["encoder"] = encoder[:MAX_VALUE_CHARS] if encoder else None
+    out["c2pa_present"] = c2pa is not None
+    out["c2pa_source"] = c2pa
+    out["truncated"] = col.truncated + ([f"{col.dropped_keys} more keys"] if col.dropped_keys else [])
+    return out

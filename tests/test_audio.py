@@ -1,0 +1,307 @@
+"""Tests for musicbrain_cli.audio: decoding each format, facts, windows, metadata, memory.
+
+Every fixture is synthesised here (seeded) and encoded with PyAV; nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tracemalloc
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from musicbrain_cli import audio
+from musicbrain_cli.audio_encode import FORMATS, encode_audio
+
+SR_IN = 44100
+DUR = 2.5
+TONE = 1000.0  # Hz; survives every codec at these bit rates
+
+
+def _mixture(seed: int = 0, dur: float = DUR, sr: int = SR_IN) -> np.ndarray:
+    """Stereo: a 1 kHz sine in both channels, a weaker 3 kHz sine on the right, light noise."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(dur * sr)) / sr
+    left = 0.4 * np.sin(2 * np.pi * TONE * t) + 0.01 * rng.standard_normal(t.size)
+    right = 0.4 * np.sin(2 * np.pi * TONE * t) + 0.1 * np.sin(2 * np.pi * 3000 * t) + 0.01 * rng.standard_normal(t.size)
+    return np.stack([left, right]).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def encoded(tmp_path_factory):
+    d = tmp_path_factory.mktemp("enc")
+    y = _mixture()
+    paths = {}
+    for ext in FORMATS:
+        paths[ext] = d / f"mix.{ext}"
+        encode_audio(paths[ext], y, SR_IN)
+    return paths
+
+
+def _peak_hz(y: np.ndarray, sr: int) -> float:
+    spec = np.abs(np.fft.rfft(y * np.hanning(y.size)))
+    return float(np.argmax(spec) * sr / y.size)
+
+
+@pytest.mark.parametrize("ext", list(FORMATS))
+def test_each_format_decodes_to_mono_float32_at_model_rate(encoded, ext):
+    blocks = audio.stream(encoded[ext], block_s=1.0)
+    parts = list(blocks)
+    y = np.concatenate(parts)
+    assert y.dtype == np.float32 and y.ndim == 1
+    assert all(b.size == 22050 for b in parts[:-1]) and 0 < parts[-1].size <= 22050
+    # Duration within codec priming/padding (AAC/Opus/Vorbis add a few tens of ms).
+    assert abs(y.size / audio.SAMPLE_RATE - DUR) < 0.06
+    # The tone survives the codec and the 44.1 -> 22.05 kHz resampler.
+    assert abs(_peak_hz(y, audio.SAMPLE_RATE) - TONE) < 1.0
+    stats = blocks.stats
+    assert stats.undecodable_packets == 0 and stats.share_decoded > 0.98
+    assert stats.decoded_samples == y.size
+    assert blocks.facts.channels == 2
+
+
+@pytest.mark.parametrize("ext", ["wav", "flac", "mp3", "opus", "m4a", "ogg"])
+def test_probe_facts(encoded, ext):
+    p = encoded[ext]
+    info = audio.probe(p)
+    assert info.sha256 == hashlib.sha256(p.read_bytes()).hexdigest()
+    assert info.size_bytes == p.stat().st_size
+    assert info.channels == 2
+    assert info.sample_rate == (48000 if ext == "opus" else SR_IN)
+    assert info.duration_s == pytest.approx(DUR, abs=0.06)
+    assert info.decoded_duration_s is None
+    expected_codec = {"wav": "pcm_s16le", "flac": "flac", "mp3": "mp3float", "opus": "opus", "m4a": "aac",
+                      "ogg": "vorbis"}[ext]
+    assert info.codec == expected_codec
+    assert info.decoder["libavcodec"].count(".") == 2 and info.decoder["pyav"]
+    blocks = audio.stream(p)
+    n = sum(b.size for b in blocks)
+    full = info.with_stats(blocks.stats)
+    assert full.decoded_duration_s == pytest.approx(n / audio.SAMPLE_RATE)
+    assert full.undecodable_packets == 0
+    json.dumps(full.to_dict())  # plain data, JSON-ready
+
+
+def test_isolated_and_in_process_decode_identically(encoded):
+    a = audio.load_audio(encoded["mp3"], isolate=True)
+    b = audio.load_audio(encoded["mp3"], isolate=False)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_probe_in_process_matches_isolated(encoded):
+    a = audio.probe(encoded["flac"], isolate=True)
+    b = audio.probe(encoded["flac"], isolate=False)
+    assert a == b
+
+
+def test_resampling_is_band_limited(tmp_path):
+    # A 15 kHz tone is above the 11.025 kHz Nyquist of 22.05 kHz: a band-limited
+    # resampler removes it; naive decimation would alias it to 22050 - 15000 = 7050 Hz.
+    t = np.arange(SR_IN * 2) / SR_IN
+    y = 0.5 * np.sin(2 * np.pi * 15000 * t) + 0.05 * np.sin(2 * np.pi * 440 * t)
+    p = tmp_path / "hf.wav"
+    sf.write(p, y.astype(np.float32), SR_IN, subtype="FLOAT")
+    out = audio.load_audio(p)
+    spec = np.abs(np.fft.rfft(out * np.hanning(out.size)))
+    freqs = np.fft.rfftfreq(out.size, 1 / audio.SAMPLE_RATE)
+    alias = spec[np.abs(freqs - 7050) < 20].max()
+    tone = spec[np.abs(freqs - 440) < 20].max()
+    assert alias < tone * 1e-2  # the alias, if any, is 40 dB under a tone 20 dB weaker at input
+
+
+def test_downmix_is_channel_mean(tmp_path):
+    t = np.arange(SR_IN) / SR_IN
+    left = 0.6 * np.sin(2 * np.pi * 500 * t)
+    right = np.zeros_like(left)
+    p = tmp_path / "lr.wav"
+    sf.write(p, np.stack([left, right], axis=1).astype(np.float32), SR_IN, subtype="FLOAT")
+    out = audio.load_audio(p)
+    mid = out[2000:-2000]  # skip resampler edge transients
+    assert np.max(np.abs(mid)) == pytest.approx(0.3, rel=0.01)
+
+
+def test_same_rate_passes_through_exactly(tmp_path):
+    rng = np.random.default_rng(1)
+    y = (rng.standard_normal(audio.SAMPLE_RATE * 2) * 0.1).astype(np.float32)
+    p = tmp_path / "n.wav"
+    sf.write(p, y, audio.SAMPLE_RATE, subtype="FLOAT")
+    np.testing.assert_allclose(audio.load_audio(p), y, atol=1e-6)
+
+
+def test_load_audio_max_duration(encoded):
+    y = audio.load_audio(encoded["flac"], max_duration_s=1.25)
+    assert y.size == audio.seconds_to_samples(1.25, audio.SAMPLE_RATE)
+
+
+def test_conversions_round_trip():
+    assert audio.seconds_to_samples(10.0, 22050) == 220500
+    assert audio.samples_to_seconds(220500, 22050) == 10.0
+    assert audio.seconds_to_samples(audio.samples_to_seconds(12345, 22050), 22050) == 12345
+    with pytest.raises(ValueError):
+        audio.seconds_to_samples(-1.0, 22050)
+
+
+# --- windows ------------------------------------------------------------------------------
+
+
+def _ramp(seconds: float, sr: int = 100) -> np.ndarray:
+    return np.arange(int(seconds * sr), dtype=np.float32) + 1.0  # distinct, non-zero samples
+
+
+@pytest.mark.parametrize(
+    "seconds, starts, tail_valid",
+    [
+        (23.0, [0, 5, 10, 15], 8.0),  # 3 s after the last full window >= 2.5 s: padded tail
+        (21.0, [0, 5, 10], None),  # 1 s of new audio < 25 % of a window: no tail
+        (20.0, [0, 5, 10], None),  # exact fit
+        (3.0, [0], 3.0),  # shorter than a window: one padded window
+    ],
+)
+def test_window_rule(seconds, starts, tail_valid):
+    sr = 100
+    y = _ramp(seconds, sr)
+    wins = list(audio.iter_windows(y, sample_rate=sr, window_s=10.0, hop_s=5.0))
+    assert [w.start_s for w in wins] == [float(s) for s in starts]
+    assert [w.index for w in wins] == list(range(len(starts)))
+    for w in wins:
+        assert w.samples.shape == (1000,) and w.samples.dtype == np.float32
+        a = int(w.start_s * sr)
+        np.testing.assert_array_equal(w.samples[: w.n_valid], y[a:a + w.n_valid])
+        assert not w.samples[w.n_valid:].any()
+    padded = [w for w in wins if w.padded]
+    if tail_valid is None:
+        assert not padded
+    else:
+        assert len(padded) == 1 and padded[0] is wins[-1] and padded[0].n_valid == int(tail_valid * sr)
+
+
+def test_windows_from_file_match_windows_from_array(encoded):
+    y = audio.load_audio(encoded["flac"])
+    from_array = list(audio.iter_windows(y, window_s=1.0, hop_s=0.5))
+    # Small blocks that do not divide the window exercise the streaming buffer.
+    from_file = list(audio.iter_windows(encoded["flac"], window_s=1.0, hop_s=0.5, block_s=0.37))
+    assert len(from_file) == len(from_array) > 3
+    for a, b in zip(from_array, from_file):
+        assert (a.index, a.start_s, a.padded, a.n_valid) == (b.index, b.start_s, b.padded, b.n_valid)
+        np.testing.assert_array_equal(a.samples, b.samples)
+
+
+# --- metadata -----------------------------------------------------------------------------
+
+
+def test_id3_round_trip_with_c2pa_geob(encoded, tmp_path):
+    from mutagen.id3 import COMM, GEOB, ID3, PRIV, TSSE, TXXX
+
+    p = tmp_path / "tagged.mp3"
+    p.write_bytes(encoded["mp3"].read_bytes())
+    manifest = b"jumb" + bytes(range(256)) * 4
+    tags = ID3()
+    tags.add(TXXX(encoding=3, desc="ai_generator", text=["SomeModel v3"]))
+    tags.add(COMM(encoding=3, lang="eng", desc="note", text=["made for a test"]))
+    tags.add(GEOB(encoding=3, mime="application/c2pa", filename="c2pa", desc="c2pa manifest store", data=manifest))
+    tags.add(PRIV(owner="com.example.secret", data=b"\x00\x01\x02"))
+    tags.add(TSSE(encoding=3, text=["LAME 3.100"]))
+    tags.add(TXXX(encoding=3, desc="huge", text=["x" * 10000]))
+    tags.save(p)
+
+    md = audio.read_metadata(p)
+    assert md["format"] == "MP3"
+    assert md["tags"]["TXXX:ai_generator"] == ["SomeModel v3"]
+    assert md["tags"]["COMM:note:eng"] == ["made for a test"]
+    geob = md["tags"]["GEOB:c2pa manifest store"][0]
+    assert geob["mime"] == "application/c2pa" and geob["size"] == len(manifest)
+    assert geob["sha256"] == hashlib.sha256(manifest).hexdigest()
+    assert md["tags"]["PRIV:com.example.secret"][0]["size"] == 3
+    assert md["c2pa_present"] and md["c2pa_source"] == "id3:GEOB:c2pa manifest store"
+    assert md["encoder"] == "LAME 3.100"
+    assert "TXXX:huge" in md["truncated"] and len(md["tags"]["TXXX:huge"][0]) < 5000
+    json.dumps(md)
+    # probe carries the same metadata, plus FFmpeg's view of the tags.
+    info = audio.probe(p)
+    assert info.metadata["c2pa_present"] and "ffmpeg_tags" in info.metadata
+
+
+def test_untagged_file_has_no_c2pa(encoded):
+    md = audio.read_metadata(encoded["wav"])
+    assert md["c2pa_present"] is False and md["c2pa_source"] is None
+
+
+def test_mp4_atoms_round_trip(encoded, tmp_path):
+    from mutagen.mp4 import MP4, AtomDataType, MP4FreeForm
+
+    p = tmp_path / "tagged.m4a"
+    p.write_bytes(encoded["m4a"].read_bytes())
+    f = MP4(p)
+    f["\xa9nam"] = ["Test Title"]
+    f["\xa9too"] = ["Suno v4"]
+    f["----:com.apple.iTunes:GENERATOR"] = [MP4FreeForm(b"udio-1.5", dataformat=AtomDataType.UTF8)]
+    f["----:com.apple.iTunes:BLOB"] = [MP4FreeForm(b"\x00\xff" * 50, dataformat=AtomDataType.IMPLICIT)]
+    f["trkn"] = [(3, 12)]
+    f.save()
+    md = audio.read_metadata(p)
+    assert md["format"] == "MP4"
+    assert md["tags"]["\xa9nam"] == ["Test Title"]
+    assert md["encoder"] == "Suno v4"
+    assert md["tags"]["----:com.apple.iTunes:GENERATOR"] == ["udio-1.5"]
+    assert md["tags"]["----:com.apple.iTunes:BLOB"][0]["size"] == 100
+    assert md["tags"]["trkn"] == ["(3, 12)"]
+
+
+def test_mp4_c2pa_uuid_box_is_found(encoded, tmp_path):
+    import struct
+
+    from musicbrain_cli.audio_metadata import C2PA_BMFF_UUID
+
+    p = tmp_path / "c2pa.m4a"
+    payload = b"\x00" * 8 + b"jumbfake"
+    box = struct.pack(">I4s", 8 + 16 + len(payload), b"uuid") + C2PA_BMFF_UUID + payload
+    p.write_bytes(encoded["m4a"].read_bytes() + box)  # a top-level box appended at the end
+    md = audio.read_metadata(p)
+    assert md["c2pa_present"] and md["c2pa_source"] == "bmff:uuid"
+
+
+@pytest.mark.parametrize("ext", ["ogg", "flac", "opus"])
+def test_vorbis_comments_round_trip(encoded, tmp_path, ext):
+    import mutagen
+
+    p = tmp_path / f"tagged.{ext}"
+    p.write_bytes(encoded[ext].read_bytes())
+    f = mutagen.File(p)
+    f["TITLE"] = ["Étude"]
+    f["COMMENT"] = ["one", "two"]
+    f["ENCODER"] = ["musicbrain-test"]
+    f.save()
+    md = audio.read_metadata(p)
+    tags = {k.upper(): v for k, v in md["tags"].items()}
+    assert tags["TITLE"] == ["Étude"] and tags["COMMENT"] == ["one", "two"]
+    assert md["encoder"] == "musicbrain-test"
+
+
+# --- memory -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("isolate", [True, False])
+def test_streaming_memory_is_bounded_by_the_block(tmp_path, isolate):
+    # 8 minutes of 22.05 kHz audio: 42 MB as float32 if it were held whole.
+    seconds = 480
+    rng = np.random.default_rng(2)
+    p = tmp_path / "long.wav"
+    with sf.SoundFile(p, "w", samplerate=audio.SAMPLE_RATE, channels=1, subtype="PCM_16") as f:
+        for _ in range(seconds // 60):
+            f.write((0.1 * rng.standard_normal(audio.SAMPLE_RATE * 60)).astype(np.float32))
+    whole = seconds * audio.SAMPLE_RATE * 4
+    tracemalloc.start()
+    try:
+        blocks = audio.stream(p, block_s=5.0, isolate=isolate)
+        n = 0
+        for b in blocks:
+            n += b.size
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert n == seconds * audio.SAMPLE_RATE
+    block_bytes = 5 * audio.SAMPLE_RATE * 4
+    assert peak < 6 * block_bytes < whole / 10, f"peak {peak / 1e6:.1f} MB"
