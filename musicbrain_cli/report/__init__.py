@@ -1,0 +1,28 @@
+"""Evidence reports: figures, HTML/PDF rendering, signing, manifests and verification.
+
+The pipeline's calls, in order, for each track and then once per batch::
+
+    keys = load_keys(keys_dir)                       # or init_keys(...) once
+    write_track_report(track, figures, out_dir, formats=("pdf", "html"), keys=keys)
+    write_manifest(out_dir, audio_path, weights_sha256, keys, audio_sha256=track_sha)
+    ...
+    write_catalog(out_root, [CatalogEntry(...), ...])
+
+and a verifier's: ``verify_path(path, audio=..., trusted=load_trusted(dir))``.
+Heavy libraries (matplotlib, WeasyPrint, pyHanko) are imported only when used.
+"""
+
+from musicbrain_cli.report.catalog import CatalogEntry, summary_row, write_catalog
+from musicbrain_cli.report.keys import (KeyPair, TrustedSigner, default_keys_dir, init_keys,
+                                        load_keys, load_trusted)
+from musicbrain_cli.report.manifest import (MANIFEST_NAME, SIGNATURE_NAME, build_manifest,
+                                            write_manifest)
+from musicbrain_cli.report.verify import Check, VerificationResult, verify_path
+from musicbrain_cli.report.writer import write_track_report
+
+__all__ = [
+    "CatalogEntry", "Check", "KeyPair", "MANIFEST_NAME", "SIGNATURE_NAME", "TrustedSigner",
+    "VerificationResult", "build_manifest", "default_keys_dir", "init_keys", "load_keys",
+    "load_trusted", "summary_row", "verify_path", "write_catalog", "write_manifest",
+    "write_track_report",
+]

@@ -1,0 +1,140 @@
+"""The catalog of a batch: ``summary.json``, ``summary.csv`` and a sortable ``index.html``.
+
+Every input appears, including those that failed (with their error), so nothing is lost
+silently. CSV cells are protected against formula injection (OWASP "CSV Injection"): a text
+cell that starts with ``= + - @``, a tab or a carriage return gets a leading apostrophe, so
+a tag such as ``=HYPERLINK(...)`` is shown as text by spreadsheet programs.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from musicbrain_cli.errors import ReportError
+from musicbrain_cli.report._io import atomic_write_bytes
+from musicbrain_cli.report.html import render_index_html, report_href, visible
+
+SUMMARY_SCHEMA = "musicbrain.summary/1"
+FIELDS = ("file_name", "path", "status", "error", "verdict", "p_ai", "threshold", "fpr",
+          "fnr", "in_domain", "ood_score", "top_labels", "duration_s", "size_bytes", "sha256",
+          "model_version", "analysis_time", "report")
+INDEX_COLUMNS = (("file_name", "File"), ("verdict", "Verdict"), ("p_ai", "P(AI)"),
+                 ("top_labels", "Top style labels"), ("in_domain", "In domain"),
+                 ("duration_s", "Duration (s)"), ("status", "Status"))
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+TOP_LABELS = 3
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    """One input of a batch: its result, or the error that stopped it.
+
+    ``report`` is the path of its main report file relative to the catalog folder.
+    """
+
+    input_path: str
+    track: Mapping[str, Any] | None = None
+    report: str | None = None
+    error: str | None = None
+
+
+def summary_row(entry: CatalogEntry) -> dict[str, Any]:
+    """Flat, JSON-ready summary of one entry (the columns of ``summary.csv``)."""
+    track = entry.track or {}
+    inp = track.get("input") or {}
+    verdict = track.get("verdict") or {}
+    rates = verdict.get("error_rates") or {}
+    ood = track.get("ood") or {}
+    labels = sorted((x for x in track.get("labels") or () if x.get("p") is not None),
+                    key=lambda x: -float(x["p"]))[:TOP_LABELS]
+    return {
+        "file_name": inp.get("file_name") or Path(entry.input_path).name,
+        "path": entry.input_path,
+        "status": "failed" if entry.error or not entry.track else "ok",
+        "error": entry.error,
+        "verdict": verdict.get("label"),
+        "p_ai": verdict.get("p_ai"),
+        "threshold": verdict.get("threshold"),
+        "fpr": rates.get("fpr"),
+        "fnr": rates.get("fnr"),
+        "in_domain": ood.get("in_domain"),
+        "ood_score": ood.get("score"),
+        "top_labels": "; ".join(f"{x.get('group')}/{x.get('label')}={float(x['p']):.2f}"
+                                for x in labels) or None,
+        "duration_s": inp.get("decoded_duration_s", inp.get("duration_s")),
+        "size_bytes": inp.get("size_bytes"),
+        "sha256": inp.get("sha256"),
+        "model_version": (track.get("model") or {}).get("version"),
+        "analysis_time": track.get("analysis_time"),
+        "report": entry.report,
+    }
+
+
+def csv_safe(value: Any) -> Any:
+    """Neutralise spreadsheet formulas in a text cell (see module doc); numbers pass."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def summary_csv(rows: Sequence[Mapping[str, Any]]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=FIELDS, lineterminator="\r\n")  # RFC 4180
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: csv_safe("" if row.get(k) is None else row[k]) for k in FIELDS})
+    return buf.getvalue()
+
+
+def summary_json(rows: Sequence[Mapping[str, Any]]) -> str:
+    try:
+        return json.dumps({"schema": SUMMARY_SCHEMA, "tracks": list(rows)}, indent=2,
+                          ensure_ascii=False, sort_keys=True, allow_nan=False) + "\n"
+    except (TypeError, ValueError) as exc:  # NaN or a non-JSON value in a track
+        raise ReportError(f"summary is not plain JSON: {exc}") from exc
+
+
+def _index_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict]:
+    out = []
+    for row in rows:
+        values, sort = {}, {}
+        for key, _ in INDEX_COLUMNS:
+            value = row.get(key)
+            if key == "p_ai" and value is not None:
+                text = f"{float(value):.3f}"
+            elif key == "duration_s" and value is not None:
+                text = f"{float(value):.1f}"
+            elif key == "in_domain":
+                text = {True: "yes", False: "NO", None: "n/a"}[value]
+            elif key == "status" and row.get("error"):
+                text = f"failed: {row['error']}"
+            else:
+                text = "n/a" if value is None else str(value)
+            values[key] = visible(text)
+            sort[key] = visible(value if isinstance(value, (int, float)) and
+                                not isinstance(value, bool) else text)
+        out.append({"cells": values, "sortkey": sort, "status": row["status"],
+                    "href": report_href(row["report"]) if row.get("report") else None})
+    return out
+
+
+def write_catalog(out_root: Path, entries: Sequence[CatalogEntry], *,
+                  title: str = "MusicBrain catalog") -> list[Path]:
+    """Write ``summary.json``, ``summary.csv`` and ``index.html`` into ``out_root``.
+
+    Returns the written paths. Each file is written atomically.
+    """
+    out_root = Path(out_root)
+    out_root.mkdir(parents=True, exist_ok=True)
+    rows = [summary_row(e) for e in entries]
+    html = render_index_html(_index_rows(rows), title=title, columns=INDEX_COLUMNS)
+    written = []
+    for name, text in (("summary.json", summary_json(rows)), ("summary.csv", summary_csv(rows)),
+                       ("index.html", html)):
+        written.append(atomic_write_bytes(out_root / name, text.encode("utf-8")))
+    return written

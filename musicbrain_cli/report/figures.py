@@ -1,0 +1,195 @@
+"""Report figures as PNG bytes: the per-window AI-probability timeline and FM-G-CAM overlays.
+
+Figures are drawn with matplotlib's object-oriented API on an Agg canvas (no pyplot, no
+global state, thread-safe per figure), so the same inputs give byte-identical PNGs.
+
+FM-G-CAM (Hasany et al., "Seeing Through the Fog: FM-G-CAM", 2023) fuses the Grad-CAM maps
+of several classes into one image: each time-frequency cell takes the colour of the class
+with the largest saliency there, with an intensity set by that saliency, after normalising
+all maps by one shared maximum (so a weak class is not inflated to look as strong as the
+decisive one).
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Sequence
+
+import numpy as np
+
+from musicbrain_cli.errors import ReportError
+
+DPI = 150
+MAX_ALPHA = 0.85  # strongest overlay still lets the spectrogram show through
+# Colour-blind-safe qualitative palette (Okabe & Ito 2008), then matplotlib's tab10.
+PALETTE = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7",
+           "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
+HZ_TICKS = (20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000)
+_PNG_METADATA = {"Software": None}  # no version string: figures identical across upgrades
+
+
+def _mel(hz):
+    """HTK mel scale (O'Shaughnessy 1987): log-like above ~700 Hz, linear below, 0 Hz ok."""
+    return 2595.0 * np.log10(1.0 + np.asarray(hz, dtype=np.float64) / 700.0)
+
+
+def _mel_inv(mel):
+    return 700.0 * (10.0 ** (np.asarray(mel, dtype=np.float64) / 2595.0) - 1.0)
+
+
+def _plain(text: str) -> str:
+    """Escape matplotlib mathtext so a label such as ``$5`` is drawn as typed."""
+    return str(text).replace("$", r"\$")
+
+
+def _new_figure(width_in: float, height_in: float):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width_in, height_in), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, metadata=_PNG_METADATA)
+    return buf.getvalue()
+
+
+def timeline_figure(window_start_s: Sequence[float], p_ai: Sequence[float], *,
+                    window_s: float, threshold: float | None = None,
+                    band: Sequence[float] | None = None,
+                    highlight_s: Sequence[float] = ()) -> bytes:
+    """PNG of the per-window probability of AI generation over time.
+
+    Parameters
+    ----------
+    window_start_s : [shape=(n,)] start of each analysis window, seconds
+    p_ai : [shape=(n,)] calibrated P(AI) of each window, in [0, 1]
+    window_s : window length, seconds
+    threshold : decision threshold drawn as a dashed line
+    band : (lo, hi) abstention band, shaded
+    highlight_s : window starts (seconds) explained by FM-G-CAM figures, marked on the axis
+    """
+    starts = np.asarray(window_start_s, dtype=np.float64)
+    probs = np.asarray(p_ai, dtype=np.float64)
+    if starts.ndim != 1 or starts.shape != probs.shape or starts.size == 0:
+        raise ReportError(f"timeline needs equal non-empty 1-D arrays, got window_start_s "
+                          f"{starts.shape} and p_ai {probs.shape}")
+    if not (np.isfinite(starts).all() and np.isfinite(probs).all()):
+        raise ReportError("timeline contains NaN or infinite values")
+    if not window_s > 0:
+        raise ReportError(f"window_s must be positive, got {window_s!r}")
+
+    fig = _new_figure(7.0, 2.4)
+    ax = fig.add_subplot()
+    if band is not None:
+        lo, hi = float(band[0]), float(band[1])
+        ax.axhspan(lo, hi, color="0.88", zorder=0, label=f"inconclusive band {lo:.2f}–{hi:.2f}")
+    if threshold is not None:
+        ax.axhline(float(threshold), color="#D55E00", ls="--", lw=1.0,
+                   label=f"decision threshold {float(threshold):.2f}")
+    # Each window is drawn over its whole span: a step per window, not a line between centres
+    # (overlapping windows then show as successive steps at their start times).
+    order = np.argsort(starts, kind="stable")
+    edges = np.append(starts[order], starts[order][-1] + window_s)
+    ax.stairs(probs[order], edges, color="#0072B2", lw=1.4, baseline=None,
+              label="P(AI) per window")
+    for i, start in enumerate(highlight_s):
+        ax.axvspan(float(start), float(start) + window_s, color="#E69F00", alpha=0.25, lw=0,
+                   label="explained windows" if i == 0 else None)
+    ax.set_ylim(0.0, 1.0)
+    ax.set_xlim(edges[0], edges[-1])
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("P(AI)")
+    ax.grid(True, color="0.9", lw=0.5)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False)
+    return _png(fig)
+
+
+def fmgcam_figure(spectrogram_db: np.ndarray, saliency: np.ndarray, labels: Sequence[str],
+                  times_s: np.ndarray, freqs_hz: np.ndarray, *, title: str | None = None,
+                  rows: int = 256) -> bytes:
+    """PNG of FM-G-CAM saliency for several labels blended over a spectrogram.
+
+    Parameters
+    ----------
+    spectrogram_db : [shape=(F, T)] power in dB
+    saliency : [shape=(K, F, T)] non-negative saliency of each label (any scale)
+    labels : K label names, in the order of ``saliency``
+    times_s : [shape=(T,)] frame centre times, seconds, increasing
+    freqs_hz : [shape=(F,)] bin centre frequencies, Hz, strictly increasing (linear,
+        mel or CQT bins all work: the image is resampled onto a mel-spaced axis)
+    title : drawn above the plot
+    rows : height of the resampled image in pixels
+    """
+    spec = np.asarray(spectrogram_db, dtype=np.float64)
+    sal = np.asarray(saliency, dtype=np.float64)
+    times = np.asarray(times_s, dtype=np.float64)
+    freqs = np.asarray(freqs_hz, dtype=np.float64)
+    if spec.ndim != 2 or sal.ndim != 3 or sal.shape[1:] != spec.shape:
+        raise ReportError(f"need spectrogram [F,T] and saliency [K,F,T], got {spec.shape} "
+                          f"and {sal.shape}")
+    k, f, t = sal.shape
+    if len(labels) != k or times.shape != (t,) or freqs.shape != (f,) or k == 0:
+        raise ReportError(f"saliency {sal.shape} needs {k} labels, {t} times and {f} "
+                          f"frequencies; got {len(labels)}, {times.shape}, {freqs.shape}")
+    if k > len(PALETTE):
+        raise ReportError(f"at most {len(PALETTE)} labels fit one figure, got {k}")
+    for name, arr in (("spectrogram", spec), ("saliency", sal), ("times", times),
+                      ("frequencies", freqs)):
+        if not np.isfinite(arr).all():
+            raise ReportError(f"{name} contains NaN or infinite values")
+    if f > 1 and not (np.diff(freqs) > 0).all():
+        raise ReportError("freqs_hz must be strictly increasing")
+    if t > 1 and not (np.diff(times) > 0).all():
+        raise ReportError("times_s must be strictly increasing")
+    if freqs[0] < 0:
+        raise ReportError(f"frequencies must be non-negative, got {freqs[0]!r} Hz")
+
+    from matplotlib.colors import to_rgb
+    from matplotlib.patches import Patch
+
+    # Resample rows onto a uniform mel axis by nearest bin, whatever the input bin spacing.
+    mel_lo, mel_hi = _mel(freqs[0]), _mel(freqs[-1])
+    if f == 1 or mel_hi <= mel_lo:
+        mel_hi = mel_lo + 1.0
+    target_mel = np.linspace(mel_lo, mel_hi, rows)
+    idx = np.clip(np.searchsorted(freqs, _mel_inv(target_mel)), 0, f - 1)
+    below = np.clip(idx - 1, 0, f - 1)
+    closer = np.abs(freqs[below] - _mel_inv(target_mel)) < np.abs(freqs[idx] - _mel_inv(target_mel))
+    idx = np.where(closer, below, idx)
+    spec_r, sal_r = spec[idx], sal[:, idx]
+
+    # Grey spectrogram, dynamic range clipped to 80 dB below the peak (a common display range).
+    top = spec_r.max()
+    grey = np.clip((spec_r - (top - 80.0)) / 80.0, 0.0, 1.0)
+    base = np.repeat(grey[..., None], 3, axis=-1)
+    sal_r = np.clip(sal_r, 0.0, None)
+    peak = sal_r.max()
+    strength = sal_r / peak if peak > 0 else np.zeros_like(sal_r)
+    winner = strength.argmax(axis=0)
+    alpha = MAX_ALPHA * strength.max(axis=0)
+    colours = np.array([to_rgb(c) for c in PALETTE[:k]])
+    rgb = (1.0 - alpha[..., None]) * base + alpha[..., None] * colours[winner]
+
+    frame = float(np.median(np.diff(times))) if t > 1 else 1.0
+    extent = (times[0] - frame / 2, times[-1] + frame / 2, mel_lo, mel_hi)
+    fig = _new_figure(7.0, 3.4)
+    ax = fig.add_subplot()
+    ax.imshow(rgb, origin="lower", aspect="auto", extent=extent, interpolation="nearest")
+    ticks: list[float] = []
+    for hz in HZ_TICKS:  # skip ticks that would crowd the compressed low end of the axis
+        if freqs[0] <= hz <= freqs[-1] and (
+                not ticks or _mel(hz) - _mel(ticks[-1]) > (mel_hi - mel_lo) / 14):
+            ticks.append(hz)
+    ax.set_yticks(_mel(ticks), [f"{hz:g}" if hz < 1000 else f"{hz / 1000:g}k" for hz in ticks])
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("frequency (Hz, mel-spaced)")
+    if title:
+        ax.set_title(_plain(title), fontsize=9)
+    handles = [Patch(facecolor=PALETTE[i], label=_plain(label)) for i, label in enumerate(labels)]
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7,
+              frameon=False, title="saliency of", title_fontsize=7)
+    return _png(fig)

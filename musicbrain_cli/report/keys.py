@@ -1,0 +1,319 @@
+"""Signing keys: an Ed25519 key for manifests and an X.509 certificate + key for PDF signatures.
+
+A key folder (default ``$XDG_CONFIG_HOME/musicbrain/keys``, i.e. ``~/.config/musicbrain/keys``)
+holds, all with mode ``0600`` in a ``0700`` folder:
+
+=============================  =====================================================
+``manifest_ed25519.key.pem``   Ed25519 private key (PKCS#8 PEM) that signs manifests
+``manifest_ed25519.pub.pem``   its public key (SubjectPublicKeyInfo PEM)
+``pdf_signer.key.pem``         private key of the PDF signing certificate (RSA or EC)
+``pdf_signer.cert.pem``        the PDF signing certificate (self-signed by default)
+``pdf_signer.chain.pem``       optional: intermediate certificates of a user's certificate
+=============================  =====================================================
+
+The private keys never leave this folder: reports carry only the public key and the
+fingerprints. Existing keys are never overwritten unless ``force=True``.
+
+The default certificate is self-signed (RSA-3072, SHA-256), because a court expert's own
+key is what a report can honestly claim; a certificate from a CA (given as PKCS#12 or PEM)
+can be used instead. RSA rather than Ed25519 for PDFs because PDF readers and poppler's
+``pdfsig`` (NSS) verify RSA PAdES signatures everywhere, Ed25519 ones rarely.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import hashlib
+import os
+import stat
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509.oid import NameOID
+
+from musicbrain_cli.errors import ReportError, SigningError
+from musicbrain_cli.report._io import atomic_write_bytes
+
+MANIFEST_KEY = "manifest_ed25519.key.pem"
+MANIFEST_PUB = "manifest_ed25519.pub.pem"
+PDF_KEY = "pdf_signer.key.pem"
+PDF_CERT = "pdf_signer.cert.pem"
+PDF_CHAIN = "pdf_signer.chain.pem"
+
+DEFAULT_COMMON_NAME = "MusicBrain examiner"
+DEFAULT_VALID_DAYS = 3650
+RSA_BITS = 3072  # NIST SP 800-57 Part 1: 3072-bit RSA ~ 128-bit security, valid beyond 2030
+FILE_MODE, DIR_MODE = 0o600, 0o700
+
+
+def default_keys_dir() -> Path:
+    """``$XDG_CONFIG_HOME/musicbrain/keys`` (``~/.config/musicbrain/keys`` when unset)."""
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "musicbrain" / "keys"
+
+
+def ed25519_fingerprint(public_key: ed25519.Ed25519PublicKey) -> str:
+    """Hex SHA-256 of the raw 32-byte Ed25519 public key (RFC 8032 encoding)."""
+    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()
+
+
+def ed25519_public_b64(public_key: ed25519.Ed25519PublicKey) -> str:
+    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return base64.b64encode(raw).decode("ascii")
+
+
+def certificate_fingerprint(cert: x509.Certificate) -> str:
+    """Hex SHA-256 of the certificate's DER encoding (what browsers and pdfsig show)."""
+    return cert.fingerprint(hashes.SHA256()).hex()
+
+
+@dataclass(frozen=True)
+class TrustedSigner:
+    """The public half of a key folder: what a verifier pins a report against."""
+
+    manifest_public_key: ed25519.Ed25519PublicKey | None
+    certificate: x509.Certificate | None
+
+    @property
+    def manifest_key_fingerprint(self) -> str | None:
+        return None if self.manifest_public_key is None else ed25519_fingerprint(
+            self.manifest_public_key)
+
+    @property
+    def certificate_fingerprint(self) -> str | None:
+        return None if self.certificate is None else certificate_fingerprint(self.certificate)
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    """Loaded signing keys. Never serialised into outputs; only fingerprints are."""
+
+    manifest_key: ed25519.Ed25519PrivateKey
+    pdf_key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+    pdf_cert: x509.Certificate
+    pdf_chain: tuple[x509.Certificate, ...] = ()
+    directory: Path | None = None
+
+    @property
+    def manifest_public_key(self) -> ed25519.Ed25519PublicKey:
+        return self.manifest_key.public_key()
+
+    @property
+    def manifest_key_fingerprint(self) -> str:
+        return ed25519_fingerprint(self.manifest_public_key)
+
+    @property
+    def certificate_fingerprint(self) -> str:
+        return certificate_fingerprint(self.pdf_cert)
+
+    @property
+    def self_signed(self) -> bool:
+        return self.pdf_cert.issuer == self.pdf_cert.subject
+
+    def public(self) -> TrustedSigner:
+        return TrustedSigner(self.manifest_public_key, self.pdf_cert)
+
+
+# --- creation -----------------------------------------------------------------------------
+
+
+def init_keys(directory: Path | None = None, *, force: bool = False,
+              common_name: str = DEFAULT_COMMON_NAME, valid_days: int = DEFAULT_VALID_DAYS,
+              pkcs12_file: Path | None = None, pkcs12_password: bytes | None = None,
+              cert_file: Path | None = None, key_file: Path | None = None,
+              key_password: bytes | None = None, passphrase: bytes | None = None) -> KeyPair:
+    """Create a key folder and return the loaded keys.
+
+    The manifest key is always a fresh Ed25519 key. The PDF certificate is, in order of
+    precedence: the key and certificate(s) of ``pkcs12_file``; ``cert_file`` (PEM, leaf
+    first, intermediates after) with ``key_file`` (PEM); else a new self-signed RSA-3072
+    certificate for ``common_name``, valid ``valid_days`` days. ``passphrase`` encrypts the
+    stored private keys (PKCS#8, best available encryption); ``None`` stores them in clear,
+    protected by file mode ``0600`` like an SSH key.
+
+    Raises :class:`SigningError` if a key file exists and ``force`` is false, or if a given
+    certificate does not match its key.
+    """
+    directory = Path(directory) if directory is not None else default_keys_dir()
+    if (cert_file is None) != (key_file is None):
+        raise SigningError("a PEM certificate needs both cert_file and key_file "
+                           f"(got cert_file={cert_file!r}, key_file={key_file!r})")
+    targets = [directory / n for n in (MANIFEST_KEY, MANIFEST_PUB, PDF_KEY, PDF_CERT, PDF_CHAIN)]
+    existing = [str(p) for p in targets if p.exists() or p.is_symlink()]
+    if existing and not force:
+        raise SigningError(f"refusing to overwrite existing key files {existing} "
+                           "(use --force to replace them)")
+
+    if pkcs12_file is not None:
+        pdf_key, pdf_cert, chain = _load_pkcs12(Path(pkcs12_file), pkcs12_password)
+    elif cert_file is not None:
+        pdf_key, pdf_cert, chain = _load_pem_pair(Path(cert_file), Path(key_file), key_password)
+    else:
+        pdf_key = rsa.generate_private_key(public_exponent=65537, key_size=RSA_BITS)
+        pdf_cert, chain = _self_signed(pdf_key, common_name, valid_days), ()
+    keys = KeyPair(ed25519.Ed25519PrivateKey.generate(), pdf_key, pdf_cert, chain, directory)
+
+    _make_private_dir(directory)
+    enc = (serialization.BestAvailableEncryption(passphrase) if passphrase
+           else serialization.NoEncryption())
+    pem = serialization.Encoding.PEM
+    files = {
+        MANIFEST_KEY: keys.manifest_key.private_bytes(pem, serialization.PrivateFormat.PKCS8, enc),
+        MANIFEST_PUB: keys.manifest_public_key.public_bytes(
+            pem, serialization.PublicFormat.SubjectPublicKeyInfo),
+        PDF_KEY: pdf_key.private_bytes(pem, serialization.PrivateFormat.PKCS8, enc),
+        PDF_CERT: pdf_cert.public_bytes(pem),
+    }
+    if chain:
+        files[PDF_CHAIN] = b"".join(c.public_bytes(pem) for c in chain)
+    elif (directory / PDF_CHAIN).exists():  # forced re-init: a stale chain would mislead
+        (directory / PDF_CHAIN).unlink()
+    try:
+        for name, data in files.items():
+            atomic_write_bytes(directory / name, data, mode=FILE_MODE)
+    except ReportError as exc:
+        raise SigningError(str(exc)) from exc
+    return keys
+
+
+def _make_private_dir(directory: Path) -> None:
+    if directory.exists():
+        if not directory.is_dir():
+            raise SigningError(f"key folder {str(directory)!r} exists and is not a folder")
+        if directory.stat().st_mode & 0o077:
+            warnings.warn(f"key folder {str(directory)!r} is readable by other users "
+                          f"(mode {stat.filemode(directory.stat().st_mode)}); "
+                          "consider chmod 700", stacklevel=3)
+        return
+    try:
+        directory.mkdir(parents=True, mode=DIR_MODE)
+        os.chmod(directory, DIR_MODE)  # mkdir's mode is filtered by the umask
+    except OSError as exc:
+        raise SigningError(f"could not create key folder {str(directory)!r}: {exc}") from exc
+
+
+def _self_signed(key, common_name: str, valid_days: int) -> x509.Certificate:
+    if valid_days < 1:
+        raise SigningError(f"valid_days must be at least 1, got {valid_days!r}")
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0)
+    return (x509.CertificateBuilder()
+            .subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            # a few minutes of back-dating absorbs clock skew between signer and verifier
+            .not_valid_before(now - _dt.timedelta(minutes=5))
+            .not_valid_after(now + _dt.timedelta(days=valid_days))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            # nonRepudiation (contentCommitment) is what PAdES signers are expected to carry
+            # (ETSI EN 319 412-2, 4.3.2); pyHanko requires it by default.
+            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=True,
+                                         key_encipherment=False, data_encipherment=False,
+                                         key_agreement=False, key_cert_sign=False,
+                                         crl_sign=False, encipher_only=False,
+                                         decipher_only=False), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+
+
+def _check_pdf_key(key, cert: x509.Certificate, source: str) -> None:
+    if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
+        raise SigningError(f"{source}: PDF signing needs an RSA or EC key, "
+                           f"got {type(key).__name__}")
+    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    der = serialization.Encoding.DER
+    if key.public_key().public_bytes(der, spki) != cert.public_key().public_bytes(der, spki):
+        raise SigningError(f"{source}: the private key does not match the certificate "
+                           f"{cert.subject.rfc4514_string()!r}")
+
+
+def _load_pkcs12(path: Path, password: bytes | None):
+    try:
+        key, cert, extra = pkcs12.load_key_and_certificates(path.read_bytes(), password)
+    except (OSError, ValueError) as exc:
+        raise SigningError(f"could not read PKCS#12 file {str(path)!r}: {exc}") from exc
+    if key is None or cert is None:
+        raise SigningError(f"PKCS#12 file {str(path)!r} holds no key and certificate")
+    _check_pdf_key(key, cert, str(path))
+    return key, cert, tuple(extra or ())
+
+
+def _load_pem_pair(cert_path: Path, key_path: Path, password: bytes | None):
+    try:
+        certs = x509.load_pem_x509_certificates(cert_path.read_bytes())
+        key = serialization.load_pem_private_key(key_path.read_bytes(), password)
+    except (OSError, ValueError, TypeError) as exc:
+        raise SigningError(f"could not read certificate {str(cert_path)!r} or key "
+                           f"{str(key_path)!r}: {exc}") from exc
+    # The leaf is the certificate whose public key matches the private key, wherever it is.
+    spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    want = key.public_key().public_bytes(*spki)
+    leaf = next((c for c in certs if c.public_key().public_bytes(*spki) == want), certs[0])
+    _check_pdf_key(key, leaf, str(cert_path))
+    return key, leaf, tuple(c for c in certs if c is not leaf)
+
+
+# --- loading ------------------------------------------------------------------------------
+
+
+def _read(path: Path) -> bytes:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SigningError(f"could not read key file {str(path)!r}: {exc} "
+                           "(create keys with 'musicbrain keys init')") from exc
+    return data
+
+
+def load_keys(directory: Path | None = None, *, passphrase: bytes | None = None) -> KeyPair:
+    """Load the private keys of a key folder made by :func:`init_keys`."""
+    directory = Path(directory) if directory is not None else default_keys_dir()
+    for name in (MANIFEST_KEY, PDF_KEY):
+        path = directory / name
+        if path.exists() and path.stat().st_mode & 0o077:
+            warnings.warn(f"private key {str(path)!r} is readable by other users "
+                          f"(mode {stat.filemode(path.stat().st_mode)}); run chmod 600",
+                          stacklevel=2)
+    try:
+        manifest_key = serialization.load_pem_private_key(
+            _read(directory / MANIFEST_KEY), passphrase)
+        pdf_key = serialization.load_pem_private_key(_read(directory / PDF_KEY), passphrase)
+        pdf_cert = x509.load_pem_x509_certificate(_read(directory / PDF_CERT))
+        chain_path = directory / PDF_CHAIN
+        chain = (tuple(x509.load_pem_x509_certificates(chain_path.read_bytes()))
+                 if chain_path.exists() else ())
+    except (ValueError, TypeError) as exc:
+        raise SigningError(f"could not load keys from {str(directory)!r}: {exc} "
+                           "(wrong or missing passphrase?)") from exc
+    if not isinstance(manifest_key, ed25519.Ed25519PrivateKey):
+        raise SigningError(f"{str(directory / MANIFEST_KEY)!r} is not an Ed25519 key "
+                           f"({type(manifest_key).__name__})")
+    _check_pdf_key(pdf_key, pdf_cert, str(directory / PDF_KEY))
+    return KeyPair(manifest_key, pdf_key, pdf_cert, chain, directory)
+
+
+def load_trusted(directory: Path) -> TrustedSigner:
+    """Load only the public half of a key folder (what a verifier needs: no passphrase)."""
+    directory = Path(directory)
+    pub = cert = None
+    try:
+        if (directory / MANIFEST_PUB).exists():
+            pub = serialization.load_pem_public_key((directory / MANIFEST_PUB).read_bytes())
+            if not isinstance(pub, ed25519.Ed25519PublicKey):
+                raise SigningError(f"{str(directory / MANIFEST_PUB)!r} is not an Ed25519 "
+                                   f"public key ({type(pub).__name__})")
+        if (directory / PDF_CERT).exists():
+            cert = x509.load_pem_x509_certificate((directory / PDF_CERT).read_bytes())
+    except (OSError, ValueError) as exc:
+        raise SigningError(f"could not load public keys from {str(directory)!r}: {exc}") from exc
+    if pub is None and cert is None:
+        raise SigningError(f"no public key or certificate found in {str(directory)!r} "
+                           f"(expected {MANIFEST_PUB} and/or {PDF_CERT})")
+    return TrustedSigner(pub, cert)

@@ -1,0 +1,325 @@
+"""Verification of report folders and signed PDFs. Returns results, never exits or prints.
+
+A report folder is valid when its manifest is canonical and signed by the Ed25519 key it
+names, every file it lists is present with the listed SHA-256, no other file is present,
+the audio (when given) has the listed SHA-256, and every PDF it lists carries an intact
+PAdES signature covering the whole file by the certificate the manifest names.
+
+Who signed is a separate question from whether the signature holds: unless a trusted key
+folder is given, the signer is reported as not pinned (a ``warn`` check with the
+fingerprints to compare against those the examiner published), not as valid or invalid.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from musicbrain_cli.errors import ReportError, VerificationError
+from musicbrain_cli.report._io import sha256_file
+from musicbrain_cli.report.keys import TrustedSigner
+from musicbrain_cli.report.manifest import (MANIFEST_NAME, MANIFEST_SCHEMA, SIGNATURE_NAME,
+                                            canonical_json, list_report_files)
+from musicbrain_cli.report.signing import verify_detached
+
+PASS, FAIL, WARN, SKIP = "pass", "fail", "warn", "skip"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One verification step: ``status`` is ``pass``, ``fail``, ``warn`` or ``skip``."""
+
+    name: str
+    status: str
+    detail: str
+
+
+@dataclass
+class VerificationResult:
+    """All checks made on one path. ``ok``: at least one pass and no failure."""
+
+    path: Path
+    kind: str
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        statuses = {c.status for c in self.checks}
+        return PASS in statuses and FAIL not in statuses
+
+    @property
+    def failures(self) -> list[Check]:
+        return [c for c in self.checks if c.status == FAIL]
+
+    def add(self, name: str, status: str, detail: str) -> None:
+        self.checks.append(Check(name, status, detail))
+
+
+def verify_path(path: Path, *, audio: Path | None = None,
+                trusted: TrustedSigner | None = None) -> VerificationResult:
+    """Verify a report folder or a signed PDF (chosen by what ``path`` is)."""
+    path = Path(path)
+    if path.is_dir():
+        return verify_report_folder(path, audio=audio, trusted=trusted)
+    if path.is_file():
+        with open(path, "rb") as fh:
+            is_pdf = fh.read(5) == b"%PDF-"
+        if is_pdf:
+            return verify_pdf(path, trusted=trusted)
+    result = VerificationResult(path, "unknown")
+    result.add("input", FAIL, "not a report folder or a PDF file" if path.exists()
+               else "no such file or folder")
+    return result
+
+
+# --- report folders -----------------------------------------------------------------------
+
+
+def _safe_relative(name: object) -> bool:
+    if not isinstance(name, str) or not name or "\\" in name or "\x00" in name:
+        return False
+    parts = PurePosixPath(name).parts
+    return not PurePosixPath(name).is_absolute() and ".." not in parts and "." not in parts
+
+
+def _manifest_key(manifest: dict, result: VerificationResult):
+    signer = manifest.get("signer")
+    if not isinstance(signer, dict):
+        result.add("signature", FAIL, "the manifest names no signer: it is unsigned")
+        return None
+    try:
+        raw = base64.b64decode(signer.get("public_key", ""), validate=True)
+        key = ed25519.Ed25519PublicKey.from_public_bytes(raw)
+    except (binascii.Error, ValueError, TypeError) as exc:
+        result.add("signature", FAIL, f"the manifest's public key is malformed: {exc}")
+        return None
+    if hashlib.sha256(raw).hexdigest() != signer.get("public_key_sha256"):
+        result.add("signature", FAIL, "the manifest's key fingerprint does not match its key")
+        return None
+    return key
+
+
+def verify_report_folder(folder: Path, *, audio: Path | None = None,
+                         trusted: TrustedSigner | None = None) -> VerificationResult:
+    folder = Path(folder)
+    result = VerificationResult(folder, "folder")
+    manifest_path = folder / MANIFEST_NAME
+    try:
+        data = manifest_path.read_bytes()
+        manifest = json.loads(data)
+        if not isinstance(manifest, dict):
+            raise ValueError(f"top level is {type(manifest).__name__}, not an object")
+    except OSError as exc:
+        result.add("manifest", FAIL, f"cannot read {MANIFEST_NAME}: {exc.strerror or exc}")
+        return result
+    except ValueError as exc:
+        result.add("manifest", FAIL, f"{MANIFEST_NAME} is not valid JSON: {exc}")
+        return result
+    try:
+        canonical = canonical_json(manifest) == data
+    except ReportError:
+        canonical = False
+    if manifest.get("schema") != MANIFEST_SCHEMA:
+        result.add("manifest", FAIL, f"unknown manifest schema {manifest.get('schema')!r}")
+        return result
+    # The signature is over the exact bytes; a non-canonical file could only come from an
+    # edit, and its JSON meaning might differ from what a naive reader sees (duplicate keys).
+    result.add("manifest", PASS if canonical else FAIL,
+               "RFC 8785 canonical JSON" if canonical else "not RFC 8785 canonical JSON")
+
+    key = _manifest_key(manifest, result)
+    if key is not None:
+        try:
+            verify_detached(data, (folder / SIGNATURE_NAME).read_bytes(), key)
+            result.add("signature", PASS, "Ed25519 signature of manifest.json is valid")
+        except OSError as exc:
+            result.add("signature", FAIL, f"cannot read {SIGNATURE_NAME}: {exc.strerror or exc}")
+        except VerificationError as exc:
+            result.add("signature", FAIL, str(exc))
+        _check_signer_pin(manifest["signer"], trusted, result)
+
+    listed = _check_listed_files(folder, manifest, result)
+    _check_unlisted_files(folder, listed, result)
+    _check_audio(manifest.get("audio"), audio, result)
+
+    cert_sha = (manifest.get("signer") or {}).get("certificate_sha256")
+    for name in sorted(n for n in listed if n.lower().endswith(".pdf")):
+        if (folder / name).is_file():
+            pdf = verify_pdf(folder / name, trusted=trusted, expected_cert_sha256=cert_sha)
+            result.checks.extend(Check(f"{name}: {c.name}", c.status, c.detail)
+                                 for c in pdf.checks)
+    return result
+
+
+def _check_signer_pin(signer: dict, trusted: TrustedSigner | None,
+                      result: VerificationResult) -> None:
+    fingerprint = signer.get("public_key_sha256")
+    if trusted is not None and trusted.manifest_public_key is not None:
+        if fingerprint == trusted.manifest_key_fingerprint:
+            result.add("signer", PASS, f"manifest key is the trusted key {fingerprint}")
+        else:
+            result.add("signer", FAIL, f"manifest was signed by key {fingerprint}, not by the "
+                                       f"trusted key {trusted.manifest_key_fingerprint}")
+    else:
+        result.add("signer", WARN, f"signer key not pinned: compare its SHA-256 fingerprint "
+                                   f"{fingerprint} with the one the examiner published")
+
+
+def _check_listed_files(folder: Path, manifest: dict, result: VerificationResult) -> set[str]:
+    entries = manifest.get("files")
+    if not isinstance(entries, list) or not entries:
+        result.add("files", FAIL, "the manifest lists no report files")
+        return set()
+    listed: set[str] = set()
+    for entry in entries:
+        name = entry.get("path") if isinstance(entry, dict) else None
+        if not _safe_relative(name):
+            result.add("files", FAIL, f"unsafe or malformed path in manifest: {name!r}")
+            continue
+        listed.add(name)
+        path = folder / name
+        if path.is_symlink() or not path.is_file():
+            result.add(f"file {name}", FAIL, "listed in the manifest but missing")
+            continue
+        actual = sha256_file(path)
+        if actual == entry.get("sha256"):
+            result.add(f"file {name}", PASS, f"SHA-256 {actual}")
+        else:
+            result.add(f"file {name}", FAIL, f"changed: SHA-256 is {actual}, the manifest "
+                                             f"lists {entry.get('sha256')}")
+    return listed
+
+
+def _check_unlisted_files(folder: Path, listed: set[str], result: VerificationResult) -> None:
+    try:
+        present = {p.relative_to(folder).as_posix() for p in list_report_files(folder)}
+    except ReportError as exc:
+        result.add("unlisted files", FAIL, str(exc))
+        return
+    extra = sorted(present - listed)
+    if extra:
+        result.add("unlisted files", FAIL, f"present but not in the manifest: {extra}")
+    else:
+        result.add("unlisted files", PASS, "no file outside the manifest")
+
+
+def _check_audio(listed: object, audio: Path | None, result: VerificationResult) -> None:
+    if audio is None:
+        result.add("audio", SKIP, "no audio file given (use --audio to check it)")
+        return
+    expected = listed.get("sha256") if isinstance(listed, dict) else None
+    if expected is None:
+        result.add("audio", FAIL, "the manifest lists no audio hash")
+        return
+    try:
+        actual = sha256_file(Path(audio))
+    except OSError as exc:
+        result.add("audio", FAIL, f"cannot read {str(audio)!r}: {exc.strerror or exc}")
+        return
+    if actual == expected:
+        result.add("audio", PASS, f"{Path(audio).name}: SHA-256 {actual} matches")
+    else:
+        result.add("audio", FAIL, f"{Path(audio).name}: SHA-256 {actual} differs from the "
+                                  f"analysed file's {expected}")
+
+
+# --- PDFs ---------------------------------------------------------------------------------
+
+
+def verify_pdf(path: Path, *, trusted: TrustedSigner | None = None,
+               expected_cert_sha256: str | None = None) -> VerificationResult:
+    """Check every embedded PDF signature with pyHanko's validator.
+
+    The last signature must cover the entire file (nothing appended after signing). The
+    signer certificate is compared with ``trusted.certificate``, else with
+    ``expected_cert_sha256`` (from a signed manifest), else reported as not pinned.
+    """
+    import io
+
+    from asn1crypto import x509 as ax509
+    from pyhanko.pdf_utils.misc import PdfError
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign.validation import validate_pdf_signature
+    from pyhanko.sign.validation.status import SignatureCoverageLevel
+    from pyhanko_certvalidator import ValidationContext
+
+    path = Path(path)
+    result = VerificationResult(path, "pdf")
+    try:
+        reader = PdfFileReader(io.BytesIO(path.read_bytes()), strict=False)
+        signatures = reader.embedded_signatures
+    except (OSError, PdfError, ValueError, KeyError) as exc:
+        result.add("pdf", FAIL, f"unreadable PDF: {type(exc).__name__}: {exc}")
+        return result
+    if not signatures:
+        result.add("pdf signature", FAIL, "the PDF carries no signature")
+        return result
+
+    trusted_cert = None
+    if trusted is not None and trusted.certificate is not None:
+        trusted_cert = ax509.Certificate.load(trusted.certificate.public_bytes(
+            serialization.Encoding.DER))
+    for i, sig in enumerate(signatures, start=1):
+        name = f"pdf signature {i} ({sig.field_name})"
+        try:
+            cert = sig.signer_cert
+            # Who signed is judged below by fingerprint; here the signer's own certificate is
+            # the anchor, so the validator checks integrity and the signature maths offline
+            # (no CA store, no network: a court's exhibit must verify on an isolated machine).
+            context = ValidationContext(trust_roots=[cert], allow_fetching=False)
+            status = validate_pdf_signature(sig, context)
+        # pyHanko's validation and CMS errors all derive from ValueError.
+        except (PdfError, ValueError, KeyError) as exc:
+            result.add(name, FAIL, f"cannot be validated: {type(exc).__name__}: {exc}")
+            continue
+        if not status.intact:
+            result.add(name, FAIL, "document digest mismatch: the signed bytes were changed")
+            continue
+        if not status.valid:
+            result.add(name, FAIL, "the cryptographic signature does not verify")
+            continue
+        if i == len(signatures) and status.coverage != SignatureCoverageLevel.ENTIRE_FILE:
+            result.add(name, FAIL, f"content was added after signing (coverage "
+                                   f"{status.coverage.name})")
+            continue
+        when = status.signer_reported_dt.isoformat() if status.signer_reported_dt else "n/a"
+        stamp = " with an RFC 3161 timestamp" if status.timestamp_validity else ""
+        result.add(name, PASS, f"intact PAdES signature{stamp}, signing time {when}")
+        _check_pdf_signer(name, cert, trusted_cert, expected_cert_sha256, result)
+    return result
+
+
+def _check_pdf_signer(name: str, cert, trusted_cert, expected_sha: str | None,
+                      result: VerificationResult) -> None:
+    fingerprint = hashlib.sha256(cert.dump()).hexdigest()
+    subject = cert.subject.human_friendly
+    self_signed = cert.subject == cert.issuer
+    if trusted_cert is not None:
+        want = hashlib.sha256(trusted_cert.dump()).hexdigest()
+        if fingerprint == want:
+            result.add(f"{name} signer", PASS, f"signed by the trusted certificate {want}")
+        else:
+            result.add(f"{name} signer", FAIL, f"signed by certificate {fingerprint} "
+                                               f"({subject}), not the trusted {want}")
+    elif expected_sha is not None:
+        if fingerprint == expected_sha:
+            result.add(f"{name} signer", PASS, "signed by the certificate named in the "
+                                               f"signed manifest ({fingerprint})")
+        else:
+            result.add(f"{name} signer", FAIL, f"signed by certificate {fingerprint}, but the "
+                                               f"manifest names {expected_sha}")
+    else:
+        kind = "self-signed certificate" if self_signed else "certificate"
+        result.add(f"{name} signer", WARN, f"{kind} '{subject}' not pinned: compare its "
+                                           f"SHA-256 fingerprint {fingerprint} with the one "
+                                           "the examiner published")
+
+
+__all__ = ["Check", "VerificationResult", "verify_path", "verify_pdf", "verify_report_folder"]

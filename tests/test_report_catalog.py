@@ -1,0 +1,57 @@
+"""Catalog: summary.json/csv cover every input (failures too), CSV cells cannot run formulas."""
+
+import csv
+import io
+import json
+
+from musicbrain_cli.report.catalog import CatalogEntry, csv_safe, write_catalog
+from musicbrain_cli.report.schema import example_track
+
+
+def test_csv_safe():
+    for bad in ("=1+1", "+cmd", "-2+3", "@SUM(A1)", "\tx", "\rx"):
+        assert csv_safe(bad) == "'" + bad
+    assert csv_safe("plain") == "plain" and csv_safe(-0.5) == -0.5 and csv_safe(None) is None
+
+
+def test_catalog_files(tmp_path):
+    track = example_track(file_name="=HYPERLINK(\"http://evil\")")
+    entries = [CatalogEntry("/in/a.flac", track, "a/report.pdf"),
+               CatalogEntry("/in/<i>bad.mp3", None, None, "-decode failed: truncated")]
+    paths = write_catalog(tmp_path, entries)
+    assert sorted(p.name for p in paths) == ["index.html", "summary.csv", "summary.json"]
+
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert [t["status"] for t in summary["tracks"]] == ["ok", "failed"]
+    assert summary["tracks"][0]["p_ai"] == track["verdict"]["p_ai"]
+    assert summary["tracks"][0]["top_labels"].startswith("period/baroque=0.81")
+    assert summary["tracks"][1]["error"] == "-decode failed: truncated"
+
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "summary.csv").read_text())))
+    assert len(rows) == 2
+    assert rows[0]["file_name"].startswith("'=HYPERLINK")
+    assert rows[1]["error"] == "'-decode failed: truncated"
+    assert float(rows[0]["p_ai"]) == track["verdict"]["p_ai"]
+
+    html = (tmp_path / "index.html").read_text()
+    assert "&lt;i&gt;bad.mp3" in html and "<i>" not in html
+    assert 'href="./a/report.pdf"' in html
+    assert "class=\"sortable\"" in html and "script-src 'sha256-" in html
+
+
+def test_index_links_cannot_become_scripts(tmp_path):
+    write_catalog(tmp_path, [CatalogEntry("/x", example_track(), "javascript:alert(1)")])
+    html = (tmp_path / "index.html").read_text()
+    assert 'href="./javascript%3Aalert%281%29"' in html
+
+
+def test_csp_hash_matches_inline_script(tmp_path):
+    import base64
+    import hashlib
+    import re
+
+    write_catalog(tmp_path, [])
+    html = (tmp_path / "index.html").read_text()
+    script = re.search(r"<script>(.*)</script>", html, re.S).group(1)
+    digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+    assert f"'sha256-{digest}'" in html

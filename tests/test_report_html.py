@@ -1,0 +1,129 @@
+"""Report HTML and PDF rendering: escaping of hostile input, data:-only resources, wording."""
+
+import re
+
+import pytest
+
+from musicbrain_cli.errors import ReportError
+from musicbrain_cli.report.html import (alignment_sentences, error_rate_sentences,
+                                        render_report_html, visible)
+from musicbrain_cli.report.pdf import data_only_url_fetcher, decode_data_uri, html_to_pdf
+from musicbrain_cli.report.schema import example_track
+
+SCRIPT = "<script>alert(1)</script>"
+IMG = '<img src="file:///etc/passwd">'
+
+
+def hostile_track():
+    track = example_track(n_windows=3)
+    track["metadata"]["tags"] = {"title": [SCRIPT], "comment": [IMG],
+                                 "<b>key</b>": ["x" * 5000], "many": [str(i) for i in range(100)]}
+    track["input"]["file_name"] = '"><svg onload=alert(2)>\u202egpj.mp3'
+    track["input"]["path"] = "/tmp/<iframe src=//evil>/a.mp3"
+    track["metadata"]["encoder"] = "</td><script>x()</script>"
+    return track
+
+
+def test_hostile_tags_and_file_names_are_escaped():
+    html = render_report_html(hostile_track(), {})
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "&lt;img src=&#34;file:///etc/passwd&#34;&gt;" in html
+    assert "&lt;svg onload=alert(2)&gt;" in html and "&lt;iframe" in html
+    assert "&lt;/td&gt;&lt;script&gt;x()&lt;/script&gt;" in html
+    # no element comes from the data: the only tags are the template's own
+    assert "<script" not in html and "<svg" not in html and "<iframe" not in html
+    assert len(re.findall(r"<img ", html)) == 0  # no figures given, so no images at all
+    # the right-to-left override is spelled out, not obeyed
+    assert "\u202e" not in html and "\\u{202e}" in html
+    # huge and numerous tag values are cut with a note
+    assert "[4700 more characters]" in html and "[80 more values]" in html
+
+
+def test_visible_spells_out_invisible_characters():
+    assert visible("a\x00b\u200bc\u202e") == "a\\u{0000}b\\u{200b}c\\u{202e}"
+    assert visible("tab\there") == "tab here"
+    assert visible("Ünïcödé ♫") == "Ünïcödé ♫"
+
+
+def test_url_fetcher_refuses_everything_but_data():
+    fetcher = data_only_url_fetcher()
+    for url in ("file:///etc/passwd", "http://example.com/x.png", "https://a/b.css",
+                "ftp://x/y", "/etc/passwd", "javascript:alert(1)"):
+        with pytest.raises(ReportError, match="only data: URIs"):
+            fetcher.fetch(url)
+    assert fetcher.refused[0] == "file:///etc/passwd"
+    response = fetcher.fetch("data:text/plain;base64,aGVsbG8=")
+    assert response.read() == b"hello" and response.content_type == "text/plain"
+    assert decode_data_uri("data:,a%20b") == ("text/plain", b"a b")
+
+
+def test_smuggled_local_file_never_loads_into_the_pdf(tmp_path):
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(b"not an image")
+    for html in (f'<p>x</p><img src="file://{secret}">',
+                 f'<link rel="stylesheet" href="file://{secret}"><p>x</p>',
+                 '<p style="background: url(http://127.0.0.1:9/beacon)">x</p>'):
+        with pytest.raises(ReportError, match="only data: URIs"):
+            html_to_pdf(html)
+
+
+def test_hostile_report_renders_to_pdf_without_fetching():
+    pdf = html_to_pdf(render_report_html(hostile_track(), {}))
+    assert pdf.startswith(b"%PDF-")  # escaped text renders; nothing was fetched or refused
+
+
+def test_pdf_is_deterministic_for_the_same_inputs():
+    html = render_report_html(example_track(n_windows=3), {})
+    first = html_to_pdf(html, identifier=b"0" * 16)
+    assert first == html_to_pdf(html, identifier=b"0" * 16)
+    import io
+
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    info = PdfFileReader(io.BytesIO(first)).trailer["/Info"]
+    assert str(info["/CreationDate"]).startswith("D:20250101120000")  # from analysis_time
+
+
+def test_sentences_in_plain_words():
+    text = alignment_sentences({"harmonic": {"share": 0.38, "chance": 0.12},
+                                "onset": {"ratio": 2.3, "hit_rate": 0.64, "chance_hit_rate": 0.2}})
+    assert text[0] == ("38% of the saliency lies on the partials of the notes played, "
+                       "where chance would put 12% (3.2 times chance).")
+    assert "2.3 times" in text[1] and "64% of the note onsets" in text[1] and "20%" in text[1]
+    worse = alignment_sentences({"harmonic": {"share": 0.1, "chance": 0.12}})
+    assert "no more than chance" in worse[0]
+    rates = error_rate_sentences({"fpr": 0.012, "fpr_ci95": [0.006, 0.021], "fnr": 0.08,
+                                  "n_human": 1200, "n_ai": 900, "split": "test"}, 0.8)
+    assert "1.2% (95% confidence interval 0.6% to 2.1%) of the 1200 human-made" in rates[0]
+    assert "0.800" in rates[0] and "8.0% of the 900" in rates[1]
+
+
+def test_report_sections_and_missing_optional_parts():
+    full = render_report_html(example_track(), {})
+    for heading in ("1. Verdict", "Known error rates", "Style attribution", "FM-G-CAM",
+                    "Metadata and provenance (weak evidence)", "Evidence integrity", "Method",
+                    "Limitations", "does not show that a passage was generated"):
+        assert heading in full
+    assert "1.1% (95% confidence interval 0.6% to 1.9%)" in full
+    minimal = {"schema": "musicbrain.track/1", "input": {"file_name": "a.wav"}}
+    html = render_report_html(minimal, {})
+    assert "No verdict is available" in html and "No style attribution" in html
+    assert "This report was not signed" in html
+
+
+def test_out_of_domain_warning_is_prominent():
+    track = example_track()
+    track["ood"] = {"score": 0.9, "threshold": 0.5, "in_domain": False}
+    html = render_report_html(track, {})
+    assert html.count("outside the domain") == 2  # banner and limitations
+    assert 'class="warning"' in html
+
+
+def test_figures_are_embedded_as_data_uris():
+    track = example_track(n_windows=3)
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16
+    html = render_report_html(track, {track["explanations"][0]["figure"]: png})
+    assert html.count('src="data:image/png;base64,') == 1
+    assert "is not available" in html  # the second explanation's figure is missing
+    with pytest.raises(ReportError, match="not a PNG"):
+        render_report_html(track, {track["explanations"][0]["figure"]: b"GIF89a"})

@@ -1,0 +1,170 @@
+"""Verification of report folders and PDFs: every tampering is caught, and only that."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from musicbrain_cli.cli import main
+from musicbrain_cli.report import (MANIFEST_NAME, SIGNATURE_NAME, init_keys, load_trusted,
+                                   verify_path, write_manifest, write_track_report)
+from musicbrain_cli.report.figures import fmgcam_figure
+from musicbrain_cli.report.schema import example_track
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory):
+    return init_keys(tmp_path_factory.mktemp("keys") / "k")
+
+
+@pytest.fixture(scope="module")
+def sealed(tmp_path_factory, keys):
+    """A signed report folder (PDF + HTML + JSON + figures) and its audio file."""
+    root = tmp_path_factory.mktemp("sealed")
+    rng = np.random.default_rng(7)
+    audio = root / "take 1.flac"
+    audio.write_bytes(rng.integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    track = example_track(n_windows=4, file_name=audio.name)
+    cam = fmgcam_figure(rng.normal(-40, 10, (32, 40)), rng.random((2, 32, 40)),
+                        ["source/ai", "period/baroque"], np.arange(40) * 0.05,
+                        np.geomspace(40, 8000, 32))
+    figures = {e["figure"]: cam for e in track["explanations"]}
+    folder = root / "report"
+    write_track_report(track, figures, folder, formats=("pdf", "html", "json"), keys=keys)
+    write_manifest(folder, audio, track["model"]["weights_sha256"], keys)
+    return folder, audio
+
+
+@pytest.fixture
+def copy(sealed, tmp_path):
+    folder, audio = sealed
+    shutil.copytree(folder, tmp_path / "report")
+    shutil.copy(audio, tmp_path / audio.name)
+    return tmp_path / "report", tmp_path / audio.name
+
+
+def _flip(path, offset=None):
+    data = bytearray(path.read_bytes())
+    i = len(data) // 2 if offset is None else offset
+    data[i] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def _failed(result):
+    return {c.name for c in result.failures}
+
+
+def test_untouched_folder_verifies(copy, keys):
+    folder, audio = copy
+    result = verify_path(folder, audio=audio)
+    assert result.ok, result.failures
+    names = {c.name for c in result.checks if c.status == "pass"}
+    assert {"manifest", "signature", "unlisted files", "audio", "file report.pdf",
+            "file report.html", "file result.json"} <= names
+    # unpinned signer is a warning, pinned one a pass
+    assert [c.status for c in result.checks if c.name == "signer"] == ["warn"]
+    pinned = verify_path(folder, audio=audio, trusted=keys.public())
+    assert pinned.ok and [c.status for c in pinned.checks if c.name == "signer"] == ["pass"]
+
+
+@pytest.mark.parametrize("name", ["report.html", "result.json", "figures/timeline.png",
+                                  "figures/fmgcam_1.png"])
+def test_one_changed_byte_in_any_report_file_is_caught(copy, name):
+    folder, audio = copy
+    _flip(folder / name)
+    result = verify_path(folder, audio=audio)
+    assert not result.ok
+    assert _failed(result) == {f"file {name}"}
+
+
+def test_one_changed_byte_in_the_pdf_breaks_hash_and_signature(copy):
+    folder, _ = copy
+    _flip(folder / "report.pdf", offset=(folder / "report.pdf").read_bytes().index(b"\n") + 2)
+    failed = _failed(verify_path(folder))
+    assert "file report.pdf" in failed
+    assert any(n.startswith("report.pdf: pdf signature 1") for n in failed)
+
+
+def test_changed_audio_is_caught(copy):
+    folder, audio = copy
+    _flip(audio)
+    result = verify_path(folder, audio=audio)
+    assert _failed(result) == {"audio"}
+
+
+def test_added_and_removed_files_are_caught(copy):
+    folder, _ = copy
+    (folder / "notes.txt").write_text("added later")
+    assert _failed(verify_path(folder)) == {"unlisted files"}
+    (folder / "notes.txt").unlink()
+    (folder / "result.json").unlink()
+    assert _failed(verify_path(folder)) == {"file result.json"}
+
+
+def test_edited_manifest_or_signature_is_caught(copy):
+    folder, _ = copy
+    manifest = json.loads((folder / MANIFEST_NAME).read_bytes())
+    manifest["model"]["weights_sha256"] = "2" * 64
+    import rfc8785
+
+    (folder / MANIFEST_NAME).write_bytes(rfc8785.dumps(manifest))
+    assert _failed(verify_path(folder)) == {"signature"}
+    (folder / MANIFEST_NAME).write_bytes(json.dumps(manifest, indent=1).encode())
+    assert {"manifest", "signature"} <= _failed(verify_path(folder))
+    (folder / SIGNATURE_NAME).unlink()
+    assert "signature" in _failed(verify_path(folder))
+
+
+def test_resigned_by_another_key_fails_only_when_pinned(copy, keys, tmp_path):
+    folder, audio = copy
+    other = init_keys(tmp_path / "other")
+    write_manifest(folder, audio, "1" * 64, other)
+    loose = verify_path(folder, audio=audio)
+    # The re-signed manifest names a certificate that did not sign the PDF: caught anyway.
+    assert any(n.endswith("signer") for n in _failed(loose))
+    pinned = verify_path(folder, audio=audio, trusted=keys.public())
+    assert "signer" in _failed(pinned)
+
+
+def test_symlink_in_folder_is_refused(copy, tmp_path):
+    folder, _ = copy
+    (tmp_path / "outside.txt").write_text("x")
+    (folder / "link.txt").symlink_to(tmp_path / "outside.txt")
+    assert "unlisted files" in _failed(verify_path(folder))
+
+
+def test_pdf_alone_and_not_a_report(copy, tmp_path, keys):
+    folder, _ = copy
+    result = verify_path(folder / "report.pdf")
+    assert result.ok and result.kind == "pdf"
+    assert any(c.status == "warn" and "self-signed" in c.detail for c in result.checks)
+    other = init_keys(tmp_path / "o").public()
+    assert not verify_path(folder / "report.pdf", trusted=other).ok
+    (tmp_path / "x.txt").write_text("hello")
+    assert not verify_path(tmp_path / "x.txt").ok
+    assert not verify_path(tmp_path / "missing").ok
+
+
+def test_unsigned_pdf_fails(tmp_path):
+    from musicbrain_cli.report.pdf import html_to_pdf
+
+    (tmp_path / "u.pdf").write_bytes(html_to_pdf("<p>unsigned</p>"))
+    result = verify_path(tmp_path / "u.pdf")
+    assert not result.ok and "no signature" in result.failures[0].detail
+
+
+def test_cli_exit_codes(copy, keys):
+    folder, audio = copy
+    runner = CliRunner()
+    ok = runner.invoke(main, ["verify", str(folder), "--audio", str(audio),
+                              "--keys", str(keys.directory)])
+    assert ok.exit_code == 0, ok.output
+    assert ok.output.startswith("VALID")
+    _flip(folder / "report.html")
+    bad = runner.invoke(main, ["verify", str(folder), str(folder / "report.pdf")])
+    assert bad.exit_code == 1
+    assert "INVALID" in bad.output and "file report.html" in bad.output
+    assert runner.invoke(main, ["verify"]).exit_code == 2
+    assert runner.invoke(main, ["verify", str(folder / "nope")]).exit_code == 2
