@@ -1,0 +1,116 @@
+"""Merge data sets into one: combined taxonomy, concatenated manifests, linked audio.
+
+Rules:
+
+- taxonomy: :meth:`Taxonomy.merge` in the order the data sets are given;
+- a work id found in several inputs must have the same split everywhere (otherwise a
+  piece could be trained on and tested on). ``on_conflict="error"`` (default) refuses;
+  ``"warn"`` keeps the first input's split for that work and moves the later clips there;
+- clip ids that collide get a suffix (``~2``, ``~3``, ...), recorded in the report;
+- audio and scores are hard-linked when the file systems allow it, copied otherwise;
+- resumable: files already present in the output with the right size are not copied again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import warnings
+from pathlib import Path
+
+from musicbrain_cli.errors import DatasetError
+from musicbrain_cli.progress import NULL_PROGRESS, Progress
+from musicbrain_cli.training.dataset import (AUDIO_DIR, MANIFEST, SCORE_DIR, Dataset,
+                                             write_dataset_files)
+
+
+def _place(src: Path, dst: Path, *, link: bool) -> None:
+    if dst.exists() and dst.stat().st_size == src.stat().st_size:
+        return
+    tmp = dst.with_name(".tmp-" + dst.name)
+    tmp.unlink(missing_ok=True)
+    if link:
+        try:
+            os.link(src, tmp)
+        except OSError:  # another file system, or links not supported: copy instead
+            shutil.copy2(src, tmp)
+    else:
+        shutil.copy2(src, tmp)
+    os.replace(tmp, dst)
+
+
+def merge_datasets(inputs: list[str | Path], out: str | Path, *, link: bool = True,
+                   on_conflict: str = "error", progress: Progress = NULL_PROGRESS) -> dict:
+    """Merge ``inputs`` (two or more data set folders) into ``out``; returns a summary."""
+    if on_conflict not in ("error", "warn"):
+        raise DatasetError(f"on_conflict must be 'error' or 'warn', not {on_conflict!r}")
+    if len(inputs) < 2:
+        raise DatasetError(f"merge needs at least two data sets, got {len(inputs)}")
+    out = Path(out)
+    sets = [Dataset.load(p) for p in inputs]
+    for ds in sets:
+        if out.resolve() == ds.root.resolve():
+            raise DatasetError(f"the output {str(out)!r} is one of the inputs")
+    rates = {ds.sample_rate for ds in sets if ds.sample_rate is not None}
+    if len(rates) > 1:
+        raise DatasetError(f"data sets have different sample rates {sorted(rates)}: "
+                           "rebuild them at one rate")
+    taxonomy = sets[0].taxonomy
+    for ds in sets[1:]:
+        taxonomy = taxonomy.merge(ds.taxonomy)
+
+    work_split: dict[str, tuple[str, str]] = {}  # work -> (split, first data set)
+    conflicts: list[dict[str, str]] = []
+    for ds in sets:
+        for r in ds.rows:
+            first = work_split.setdefault(r["work_id"], (r["split"], str(ds.root)))
+            if first[0] != r["split"] and first[1] != str(ds.root):
+                conflicts.append({"work_id": r["work_id"], "split": r["split"],
+                                  "data_set": str(ds.root), "kept_split": first[0],
+                                  "first_data_set": first[1]})
+    if conflicts:
+        works = sorted({c["work_id"] for c in conflicts})
+        msg = (f"{len(works)} work(s) are in different splits in different data sets "
+               f"(e.g. {works[0]!r}: {conflicts[0]['kept_split']!r} in "
+               f"{conflicts[0]['first_data_set']!r}, {conflicts[0]['split']!r} in "
+               f"{conflicts[0]['data_set']!r})")
+        if on_conflict == "error":
+            raise DatasetError(msg + "; rerun with on_conflict='warn' to keep the first split")
+        warnings.warn(msg + "; the first data set's split is kept", stacklevel=2)
+
+    (out / AUDIO_DIR).mkdir(parents=True, exist_ok=True)
+    (out / SCORE_DIR).mkdir(parents=True, exist_ok=True)
+    rows, renamed, taken = [], [], set()
+    total = sum(len(ds.rows) for ds in sets)
+    with progress.task("merging data sets", total=total) as task:
+        for ds in sets:
+            for r in ds.rows:
+                new = dict(r)
+                cid, k = r["clip_id"], 2
+                while new["clip_id"] in taken:
+                    new["clip_id"] = f"{cid}~{k}"
+                    k += 1
+                if new["clip_id"] != cid:
+                    renamed.append({"data_set": str(ds.root), "from": cid, "to": new["clip_id"]})
+                taken.add(new["clip_id"])
+                new["split"] = work_split[r["work_id"]][0]
+                ext = Path(r["path"]).suffix
+                new["path"] = f"{AUDIO_DIR}/{new['clip_id']}{ext}"
+                _place(ds.audio_path(r), out / new["path"], link=link)
+                sp = ds.score_path(r)
+                if sp is not None:
+                    new["score_path"] = f"{SCORE_DIR}/{new['clip_id']}.mid"
+                    _place(sp, out / new["score_path"], link=link)
+                rows.append(new)
+                task.advance()
+    skipped = [{"item": c["data_set"] + ": work " + c["work_id"],
+                "reason": f"moved from split {c['split']!r} to {c['kept_split']!r}"}
+               for c in conflicts]
+    write_dataset_files(out, taxonomy, rows, name=out.name,
+                        sample_rate=next(iter(rates)) if rates else 22050, skipped=skipped)
+    (out / ".merge.json").write_text(
+        json.dumps({"inputs": [str(d.root) for d in sets], "renamed": renamed},
+                                 indent=2) + "\n", encoding="utf-8")
+    return {"clips": len(rows), "renamed": len(renamed), "conflicts": len(conflicts),
+            "manifest": str(out / MANIFEST)}

@@ -1,0 +1,59 @@
+"""Render one whole piece and write it as consecutive clips: shared by every adapter.
+
+A piece is rendered once, in one FluidSynth call (the SoundFont loads once, and notes
+ringing across a clip boundary sound as they would in the piece), then cut. With
+humanisation, the *performed* MIDI (jittered) is what gets rendered and what is stored
+beside each clip, so score and audio stay aligned note for note.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from musicbrain_cli.errors import RenderError
+from musicbrain_cli.training.dataset import (ClipRecord, DatasetWriter, origin_fragment,
+                                             plan_clips, slice_midi)
+from musicbrain_cli.training.render import (RELEASE_TAIL_S, Humanize, SoundFont,
+                                            humanize_midi, render_midi)
+
+
+def write_piece(writer: DatasetWriter, midi, template: ClipRecord, *, clip_prefix: str,
+                item: str, soundfont: SoundFont, seed: int, sample_rate: int,
+                clip_s: float, humanize: Humanize | None = None) -> int:
+    """Render ``midi`` and add its clips ``<clip_prefix>-000, -001, ...``; returns how many.
+
+    ``template`` carries the labels, work id and split shared by every clip. The clip plan
+    depends only on the performed MIDI's length, so a rerun knows every clip id before
+    rendering and skips the piece when all exist. ``origin`` is ``item#t=start,end``.
+    """
+    performed = midi
+    reverb_only = None
+    if humanize is not None and humanize.active:
+        performed = humanize_midi(midi, humanize, seed=seed)
+        reverb_only = Humanize(reverb=humanize.reverb)
+    end_s = performed.get_end_time()
+    plan = plan_clips(end_s + RELEASE_TAIL_S, clip_s=clip_s) if end_s > 0 else []
+    if not plan:
+        raise RenderError("the piece holds no notes")
+    ids = [f"{clip_prefix}-{k:03d}" for k in range(len(plan))]
+    if all(writer.has(c) for c in ids):
+        return 0
+    audio = render_midi(performed, soundfont, sample_rate=sample_rate, humanize=reverb_only,
+                        seed=seed)
+    need = int(round(plan[-1][1] * sample_rate))
+    if audio.size < need:  # FluidSynth's release ended before the planned tail: pad silence
+        audio = np.concatenate([audio, np.zeros(need - audio.size, dtype=audio.dtype)])
+    written = 0
+    for clip_id, (t0, t1) in zip(ids, plan):
+        if writer.has(clip_id):
+            continue
+        a, b = int(round(t0 * sample_rate)), int(round(t1 * sample_rate))
+        clip = audio[a:b]
+        record = dataclasses.replace(template, clip_id=clip_id, renderer=soundfont.name,
+                                     origin=origin_fragment(item, t0, t1),
+                                     score=slice_midi(performed, t0, t1))
+        writer.add(record, clip)
+        written += 1
+    return written

@@ -1,0 +1,503 @@
+"""Symbolic music (MIDI, MusicXML, ABC, music21 streams) -> audio, by SoundFont synthesis.
+
+Every source of training data (MusicNet note labels, NotaGen ABC, the reference corpus)
+goes through these same two functions, so that the detector can only learn what differs
+in the *music*, never what differs in the *rendering*:
+
+    midi = score_to_midi(path, instrumentation="Chamber")     # -> pretty_midi.PrettyMIDI
+    y = render_midi(midi, soundfont, sample_rate=22050, humanize=Humanize(...), seed=7)
+
+Synthesis runs the Debian ``fluidsynth`` command line in fast-render mode (``-F``: no audio
+driver, renders as fast as the CPU allows) in a subprocess with a timeout. A subprocess,
+rather than pyfluidsynth, keeps a crash or a pathological file from taking the build down,
+gives a hard timeout, and needs no extra Python dependency. FluidSynth's output is
+deterministic for a given MIDI file, SoundFont and settings; all randomness (humanisation)
+is drawn here from a seeded generator, so the same seed gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from musicbrain_cli.errors import RenderError
+
+# --- SoundFonts -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SoundFont:
+    """A General MIDI SoundFont on disk (``.sf2`` or ``.sf3``)."""
+
+    name: str
+    path: Path
+
+
+#: Candidate files per SoundFont name, first existing wins. The Debian packages are
+#: fluid-soundfont-gm, timgm6mb-soundfont and musescore-general-soundfont-lite; pretty_midi
+#: ships a copy of TimGM6mb.sf2, used when the Debian one is absent.
+def _soundfont_candidates() -> dict[str, list[Path]]:
+    import pretty_midi
+
+    return {
+        "fluidr3_gm": [Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")],
+        "timgm6mb": [Path("/usr/share/sounds/sf2/TimGM6mb.sf2"),
+                     Path(pretty_midi.__file__).parent / "TimGM6mb.sf2"],
+        "musescore_general_lite": [Path("/usr/share/sounds/sf3/MuseScore_General_Lite.sf3")],
+    }
+
+
+def available_soundfonts() -> list[SoundFont]:
+    """The SoundFonts found on this machine, in a fixed order.
+
+    Raises :class:`RenderError` when none is installed.
+    """
+    found = []
+    for name, candidates in _soundfont_candidates().items():
+        for path in candidates:
+            if path.is_file():
+                found.append(SoundFont(name, path))
+                break
+    if not found:
+        searched = [str(p) for ps in _soundfont_candidates().values() for p in ps]
+        raise RenderError(
+            "no SoundFont found (install fluid-soundfont-gm, timgm6mb-soundfont or "
+            f"musescore-general-soundfont-lite); searched {searched}"
+        )
+    return found
+
+
+def get_soundfont(name_or_path: str) -> SoundFont:
+    """A SoundFont by name (``fluidr3_gm``, ...) or by path to an ``.sf2``/``.sf3`` file."""
+    path = Path(name_or_path)
+    if path.suffix.lower() in (".sf2", ".sf3"):
+        if not path.is_file():
+            raise RenderError(f"SoundFont file {str(path)!r} does not exist")
+        return SoundFont(path.stem.lower(), path)
+    fonts = available_soundfonts()
+    for font in fonts:
+        if font.name == name_or_path:
+            return font
+    raise RenderError(
+        f"unknown SoundFont {name_or_path!r} (available: {[f.name for f in fonts]})"
+    )
+
+
+# --- instrumentation ------------------------------------------------------------------------
+
+#: NotaGen's instrumentation labels -> General MIDI programs (0-based) per voice, used for
+#: voices whose own part name names no instrument. Voices beyond the list reuse its last
+#: program. Choices follow the usual forces of each category (NotaGen, Wang et al. 2025,
+#: sec. 4.1 lists the six instrumentation labels):
+#: - Art Song: solo voice (53 Voice Oohs) over piano (0).
+#: - Keyboard: piano for every staff.
+#: - Chamber: string quartet, violin (40), violin, viola (41), cello (42), then piano.
+#: - Orchestral: woodwinds, horn, strings, from the top of the score down.
+#: - Choral: SATB choir (52 Choir Aahs) for every voice.
+#: - Vocal-Orchestral: choir and solo voice over strings.
+INSTRUMENTATION_PROGRAMS: dict[str, list[int]] = {
+    "Art Song": [53, 0, 0],
+    "Keyboard": [0],
+    "Chamber": [40, 40, 41, 42, 0],
+    "Orchestral": [73, 68, 71, 70, 60, 48, 48, 41, 42, 43],
+    "Choral": [52],
+    "Vocal-Orchestral": [52, 52, 52, 52, 48, 48, 41, 42, 43],
+}
+
+DEFAULT_PROGRAM = 0  # Acoustic Grand Piano, when neither the part nor the label says more
+DEFAULT_VELOCITY = 80  # mezzo-forte, for notes without a velocity (music21 leaves it None)
+
+
+def program_for_voice(index: int, instrumentation: str | None) -> int:
+    """The GM program for the ``index``-th voice (0-based) under an instrumentation label."""
+    if instrumentation is None or instrumentation in ("", "-"):
+        return DEFAULT_PROGRAM
+    try:
+        programs = INSTRUMENTATION_PROGRAMS[instrumentation]
+    except KeyError as exc:
+        raise RenderError(
+            f"unknown instrumentation {instrumentation!r} "
+            f"(known: {sorted(INSTRUMENTATION_PROGRAMS)})"
+        ) from exc
+    return programs[min(index, len(programs) - 1)]
+
+
+def _program_from_name(name: str | None) -> int | None:
+    """GM program named by a part name ("Violin", "Vc.", "Soprano"), or None if unknown."""
+    if not name or not name.strip():
+        return None
+    from music21 import instrument
+
+    try:
+        inst = instrument.fromString(name.strip())
+    except Exception:  # music21 raises InstrumentException or plain errors on odd names
+        return None
+    program = getattr(inst, "midiProgram", None)
+    return int(program) if program is not None else None
+
+
+# --- ABC voices -----------------------------------------------------------------------------
+
+_VOICE_FIELD = re.compile(r"^V:\s*(\S+)(.*)$")
+_INLINE_VOICE = re.compile(r"\[V:\s*([^\]\s]+)[^\]]*\]")
+_NAME_ATTR = re.compile(r'(?:nm|name)\s*=\s*"([^"]*)"')
+
+
+def split_abc_voices(text: str) -> tuple[list[str], list[tuple[str, str, list[str]]]]:
+    """Split standard multi-voice ABC into its header and one body per voice.
+
+    Returns ``(header_lines, voices)`` where each voice is ``(voice_id, attributes,
+    body_lines)``, in order of first appearance. ``V:`` definitions contribute their
+    attributes (``nm="Violin"``) and are kept out of the header, because music21 turns
+    each one into an extra, empty part. Header fields met before the first line of music
+    stay in the header wherever they sit. A tune without ``V:`` fields is one voice.
+    Inline ``[V:n]`` fields must have been de-interleaved first
+    (:func:`musicbrain_cli.training.notagen.deinterleave_abc`).
+    """
+    header: list[str] = []
+    attrs: dict[str, str] = {}
+    bodies: dict[str, list[str]] = {}  # insertion order = order of first appearance
+    current: str | None = None
+    music_started = False
+    for raw in text.splitlines():
+        line = raw.rstrip()
+        m = _VOICE_FIELD.match(line)
+        if m:
+            current, rest = m.group(1), m.group(2).strip()
+            bodies.setdefault(current, [])
+            if rest:
+                attrs[current] = (attrs.get(current, "") + " " + rest).strip()
+            continue
+        if not music_started and (_HEADER_FIELD.match(line) or line.startswith("%%")
+                                  or not line.strip()):
+            header.append(line)
+            continue
+        if line.startswith("%") and not line.startswith("%%"):
+            continue  # comments carry nothing for the notes
+        music_started = True
+        if current is None:
+            current = "1"
+            bodies.setdefault(current, [])
+        bodies[current].append(line)
+    if not any(ln.startswith("K:") for ln in header):
+        raise RenderError("ABC text has no K: (key) field in its header")
+    # the K: field must close the header for music21; keep field order otherwise
+    kline = [ln for ln in header if ln.startswith("K:")][-1]
+    header = [ln for ln in header if not ln.startswith("K:")] + [kline]
+    return header, [(v, attrs.get(v, ""), body) for v, body in bodies.items()]
+
+
+_HEADER_FIELD = re.compile(r"^[A-Za-z]:")
+
+
+_PROTECTED_OR_X = re.compile(r'("[^"]*"|![^!]*!|\+[^+\s]*\+|\[[A-Za-z]:[^\]]*\])|x')
+
+
+def visible_rests(line: str) -> str:
+    """Turn ABC invisible rests ``x`` into rests ``z`` on a line of music.
+
+    music21 drops ``x`` together with its duration (measured with music21 10.5), which
+    shifts every later note of the voice; NotaGen writes ``x`` for the secondary voices of
+    a staff. Chord symbols and annotations ("..."), decorations (!...!, +...+) and inline
+    fields ([K:Bmix]) are left alone. Field lines (``w:`` lyrics, ...) are returned as is.
+    """
+    if _HEADER_FIELD.match(line) or line.startswith("%"):
+        return line
+    return _PROTECTED_OR_X.sub(lambda m: m.group(1) or "z", line)
+
+
+def _abc_to_score(text: str):
+    """Parse ABC voice by voice into a music21 Score (one part per voice)."""
+    from music21 import converter, stream
+
+    if _INLINE_VOICE.search(text):
+        from musicbrain_cli.training.notagen import deinterleave_abc
+
+        text = deinterleave_abc(text)
+    header, voices = split_abc_voices(text)
+    score = stream.Score()
+    for vid, attrs, body in voices:
+        if not any(ln.strip() and not ln.startswith("%") for ln in body):
+            continue
+        # the K: line comes last in an ABC header; clef attributes of the voice follow it
+        tune = "\n".join(header + [visible_rests(ln) for ln in body]) + "\n"
+        try:
+            parsed = converter.parse(tune, format="abc")
+        except Exception as exc:  # music21's ABC parser raises many unrelated types
+            raise RenderError(f"music21 cannot parse ABC voice {vid!r}: {exc}") from exc
+        parts = list(parsed.parts) if hasattr(parsed, "parts") and parsed.parts else [parsed]
+        for part in parts:
+            name = _NAME_ATTR.search(attrs)
+            part.partName = name.group(1) if name else None
+            part.id = f"V{vid}"
+            score.insert(0, part)
+    if not score.parts:
+        raise RenderError("ABC text holds no voice with notes")
+    return score
+
+
+# --- score -> MIDI --------------------------------------------------------------------------
+
+
+def score_to_midi(path_or_stream: Any, *, instrumentation: str | None = None):
+    """MusicXML / ABC / MIDI file, ABC text or music21 Stream -> ``pretty_midi.PrettyMIDI``.
+
+    Programs: a part whose name names an instrument ("Violin", "Violoncello") keeps it;
+    other parts take :data:`INSTRUMENTATION_PROGRAMS` for the ``instrumentation`` label, by
+    voice order. A MIDI file keeps its own programs unless ``instrumentation`` is given.
+    Drum tracks are dropped: NotaGen and MusicNet have none, and GM percussion would be a
+    rendering artefact the detector could latch onto.
+    """
+    import pretty_midi
+
+    if isinstance(path_or_stream, pretty_midi.PrettyMIDI):
+        midi = copy.deepcopy(path_or_stream)
+        return _reprogram(midi, instrumentation) if instrumentation else midi
+    if isinstance(path_or_stream, (str, Path)):
+        text_abc = isinstance(path_or_stream, str) and "\n" in path_or_stream
+        path = None if text_abc else Path(path_or_stream)
+        if path is not None and path.suffix.lower() in (".mid", ".midi"):
+            try:
+                midi = pretty_midi.PrettyMIDI(str(path))
+            except Exception as exc:  # mido raises OSError, EOFError, KeyError, ValueError...
+                raise RenderError(f"cannot read MIDI file {str(path)!r}: {exc}") from exc
+            midi.instruments = [i for i in midi.instruments if not i.is_drum]
+            return _reprogram(midi, instrumentation) if instrumentation else midi
+        if text_abc:
+            score = _abc_to_score(path_or_stream)
+        elif path.suffix.lower() == ".abc":
+            try:
+                text = path.read_text(encoding="utf-8", errors="replace")
+            except OSError as exc:
+                raise RenderError(f"cannot read ABC file {str(path)!r}: {exc}") from exc
+            score = _abc_to_score(text)
+        else:
+            from music21 import converter
+
+            try:
+                score = converter.parse(str(path))
+            except Exception as exc:  # music21 raises many unrelated types
+                raise RenderError(f"music21 cannot parse {str(path)!r}: {exc}") from exc
+    else:
+        score = path_or_stream
+    return _stream_to_midi(score, instrumentation)
+
+
+def _reprogram(midi, instrumentation: str):
+    for i, inst in enumerate(midi.instruments):
+        inst.program = program_for_voice(i, instrumentation)
+    return midi
+
+
+class _TempoMap:
+    """Quarter-length offsets -> seconds under a score's metronome marks."""
+
+    def __init__(self, score):
+        self.segments: list[tuple[float, float, float]] = []  # (start_ql, start_s, s_per_ql)
+        seconds = 0.0
+        try:
+            bounds = score.metronomeMarkBoundaries()
+        except Exception:  # a score without any tempo: music21's default of 120 bpm
+            bounds = []
+        for start, end, mark in bounds:
+            if end <= start and self.segments:
+                continue
+            spq = mark.secondsPerQuarter()
+            self.segments.append((float(start), seconds, spq))
+            seconds += (float(end) - float(start)) * spq
+        if not self.segments:
+            self.segments.append((0.0, 0.0, 0.5))
+
+    def __call__(self, ql: float) -> float:
+        seg = self.segments[0]
+        for s in self.segments:
+            if s[0] <= ql:
+                seg = s
+            else:
+                break
+        return seg[1] + (ql - seg[0]) * seg[2]
+
+
+def _stream_to_midi(score, instrumentation: str | None):
+    import pretty_midi
+    from music21 import stream
+
+    if not isinstance(score, stream.Score):
+        wrapper = stream.Score()
+        wrapper.insert(0, score)
+        score = wrapper
+    try:
+        score = score.expandRepeats()
+    except Exception:  # malformed or absent repeats: play as written
+        pass
+    tempo = _TempoMap(score)
+    midi = pretty_midi.PrettyMIDI(initial_tempo=60.0 / tempo.segments[0][2])
+    voice = 0
+    for part in score.parts:
+        flat = part.stripTies().flatten()
+        notes = list(flat.notes)
+        if not notes:
+            continue
+        name = part.partName
+        if name is None:
+            inst = part.getInstrument(returnDefault=False)
+            name = inst.instrumentName if inst is not None else None
+        program = _program_from_name(name)
+        if program is None:
+            program = program_for_voice(voice, instrumentation)
+        inst_out = pretty_midi.Instrument(program=program, name=name or f"voice {voice + 1}")
+        for el in notes:
+            start_ql = float(flat.elementOffset(el))
+            end_ql = start_ql + float(el.quarterLength)
+            t0, t1 = tempo(start_ql), tempo(end_ql)
+            if t1 - t0 <= 0:
+                continue  # grace notes have zero length in music21
+            velocity = el.volume.velocity if el.volume.velocity is not None else DEFAULT_VELOCITY
+            for p in el.pitches:
+                if 0 <= p.midi <= 127:
+                    inst_out.notes.append(pretty_midi.Note(int(velocity), int(p.midi), t0, t1))
+        midi.instruments.append(inst_out)
+        voice += 1
+    if not any(i.notes for i in midi.instruments):
+        raise RenderError("the score holds no playable notes")
+    return midi
+
+
+# --- humanisation and rendering -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Humanize:
+    """Seeded performance noise, applied identically to every source (all 0 = off).
+
+    tempo_jitter: the whole piece is stretched by a factor drawn from U(1-j, 1+j).
+    timing_jitter_s: each note is shifted by N(0, s) seconds (duration kept).
+    velocity_jitter: each velocity moves by N(0, v) MIDI steps, clipped to 1..127.
+    reverb: FluidSynth reverb level 0..1 (0 turns the reverb unit off).
+    """
+
+    tempo_jitter: float = 0.0
+    timing_jitter_s: float = 0.0
+    velocity_jitter: float = 0.0
+    reverb: float = 0.0
+
+    def __post_init__(self) -> None:
+        for field in ("tempo_jitter", "timing_jitter_s", "velocity_jitter", "reverb"):
+            value = getattr(self, field)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise RenderError(f"Humanize.{field} must be a finite number >= 0, not {value!r}")
+        if self.tempo_jitter >= 1:
+            raise RenderError(f"Humanize.tempo_jitter must be < 1, not {self.tempo_jitter!r}")
+        if self.reverb > 1:
+            raise RenderError(f"Humanize.reverb must be <= 1, not {self.reverb!r}")
+
+    @property
+    def active(self) -> bool:
+        return any((self.tempo_jitter, self.timing_jitter_s, self.velocity_jitter, self.reverb))
+
+
+def humanize_midi(midi, humanize: Humanize, *, seed: int):
+    """A humanised copy of ``midi`` (the caller's object is left untouched)."""
+    out = copy.deepcopy(midi)
+    rng = np.random.default_rng(seed)
+    stretch = 1.0 + rng.uniform(-humanize.tempo_jitter, humanize.tempo_jitter) \
+        if humanize.tempo_jitter else 1.0
+    for inst in out.instruments:
+        # sort so that the draws do not depend on the order notes were appended in
+        inst.notes.sort(key=lambda n: (n.start, n.pitch, n.end, n.velocity))
+        n = len(inst.notes)
+        shifts = rng.normal(0.0, humanize.timing_jitter_s, n) if humanize.timing_jitter_s \
+            else np.zeros(n)
+        vel = rng.normal(0.0, humanize.velocity_jitter, n) if humanize.velocity_jitter \
+            else np.zeros(n)
+        for note, dt, dv in zip(inst.notes, shifts, vel):
+            dur = (note.end - note.start) * stretch
+            note.start = max(0.0, note.start * stretch + float(dt))
+            note.end = note.start + dur
+            note.velocity = int(np.clip(round(note.velocity + float(dv)), 1, 127))
+    return out
+
+
+RENDER_GAIN = 0.2          # FluidSynth's default master gain; float output never clips
+RENDER_PEAK = 0.9          # rendered pieces are peak-normalised to this, so level is no cue
+RELEASE_TAIL_S = 1.0       # audio kept after the last note-off (FluidSynth renders release)
+
+
+def fluidsynth_binary() -> str:
+    exe = shutil.which("fluidsynth")
+    if exe is None:
+        raise RenderError("the 'fluidsynth' program is not installed (apt-get install fluidsynth)")
+    return exe
+
+
+def render_midi(midi, soundfont: SoundFont, *, sample_rate: int = 22050,
+                humanize: Humanize | None = None, seed: int = 0, timeout_s: float = 120.0,
+                peak: float | None = RENDER_PEAK):
+    """Synthesise ``midi`` with FluidSynth. Returns mono float32 samples [shape=(n,)].
+
+    The result lasts the MIDI's end time (after humanisation) plus the release tail of
+    FluidSynth, at most :data:`RELEASE_TAIL_S`. With ``peak`` set, the piece is scaled so
+    that its largest absolute sample is ``peak``. Same arguments and seed -> same samples.
+    Raises :class:`RenderError` on a timeout, a FluidSynth failure or silent output.
+    """
+    if sample_rate < 8000 or sample_rate > 192000:
+        raise RenderError(f"sample_rate {sample_rate!r} is outside 8000..192000 Hz")
+    if humanize is not None and humanize.active:
+        midi = humanize_midi(midi, humanize, seed=seed)
+    end_s = midi.get_end_time()
+    if end_s <= 0:
+        raise RenderError("the MIDI holds no notes to render")
+    reverb = humanize.reverb if humanize is not None else 0.0
+    exe = fluidsynth_binary()
+    with tempfile.TemporaryDirectory(prefix="musicbrain-render-") as tmp:
+        mid_path, wav_path = os.path.join(tmp, "in.mid"), os.path.join(tmp, "out.wav")
+        midi.write(mid_path)
+        cmd = [exe, "-n", "-i", "-q",
+               "-r", str(int(sample_rate)), "-g", str(RENDER_GAIN),
+               "-C", "0",                       # chorus off: a modulation cue, not music
+               "-R", "1" if reverb > 0 else "0",
+               "-o", f"synth.reverb.level={reverb:.4f}",
+               "-o", "synth.reverb.room-size=0.5",
+               # load only the samples the piece uses: the .sf3 font decodes Vorbis on load
+               "-o", "synth.dynamic-sample-loading=1",
+               "-o", "synth.cpu-cores=1",
+               "-T", "wav", "-O", "float", "-F", wav_path,
+               str(soundfont.path), mid_path]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, timeout=timeout_s, check=False)
+        except subprocess.TimeoutExpired as exc:
+            raise RenderError(
+                f"fluidsynth took longer than {timeout_s} s rendering {end_s:.1f} s of music"
+            ) from exc
+        if proc.returncode != 0 or not os.path.exists(wav_path):
+            err = proc.stderr.decode("utf-8", "replace").strip()[-500:]
+            raise RenderError(f"fluidsynth failed (exit {proc.returncode}): {err}")
+        import soundfile
+
+        try:
+            audio, sr = soundfile.read(wav_path, dtype="float32", always_2d=True)
+        except RuntimeError as exc:
+            raise RenderError(f"cannot read fluidsynth output: {exc}") from exc
+    if sr != sample_rate:
+        raise RenderError(f"fluidsynth wrote {sr} Hz instead of {sample_rate} Hz")
+    y = audio.mean(axis=1, dtype=np.float32)
+    y = y[: int(round((end_s + RELEASE_TAIL_S) * sample_rate))]
+    top = float(np.max(np.abs(y))) if y.size else 0.0
+    if not np.isfinite(top) or top < 1e-6:
+        raise RenderError(
+            f"fluidsynth rendered silence with {soundfont.name!r} "
+            "(programs missing from the SoundFont?)"
+        )
+    if peak is not None:
+        y = y * np.float32(peak / top)
+    return np.ascontiguousarray(y, dtype=np.float32)

@@ -1,0 +1,97 @@
+"""Feature cache: round trip against the front end, split filter, loader batches, resume."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader, DistributedSampler
+
+from musicbrain_cli.errors import DatasetError
+from musicbrain_cli.features import FrontEnd, FrontEndConfig
+from musicbrain_cli.taxonomy import Taxonomy
+from musicbrain_cli.training.cache import CachedWindows, build_cache
+from musicbrain_cli.training.dataset import ClipRecord, DatasetWriter
+
+SR = 8000
+FE = FrontEndConfig(sample_rate=SR, n_fft=256, hop_length=80, n_bins=32, f_min=50.0,
+                    f_max=4000.0, window_s=1.0, hop_s=0.5)
+TAX = Taxonomy.from_groups([("source", ["human", "ai"], True),
+                            ("period", ["Baroque", "Classical", "Romantic"], True)])
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    rng = np.random.default_rng(0)
+    root = tmp_path / "ds"
+    with DatasetWriter(root, TAX, sample_rate=SR) as w:
+        for i, (split, secs, period) in enumerate([("train", 2.0, "Baroque"),
+                                                   ("train", 1.6, ""),
+                                                   ("val", 0.7, "Romantic")]):
+            t = np.arange(int(secs * SR)) / SR
+            y = 0.3 * np.sin(2 * np.pi * (200 + 100 * i) * t) + rng.normal(0, 0.01, t.size)
+            w.add(ClipRecord(f"c{i}", "human" if i else "ai", period=period,
+                             work_id=f"w{i}", split=split), y.astype(np.float32))
+    return root
+
+
+def test_round_trip_and_loader(dataset, tmp_path):
+    out = build_cache(dataset, FE, out=tmp_path / "cache", shard_windows=2)
+    index = json.loads((out / "index.json").read_text())
+    assert index["dtype"] == "float16" and index["shape"] == [1, 32, 100]
+    assert len(index["shards"]) >= 2
+    # iter_windows: 2.0 s -> starts 0, .5, 1.0; 1.6 s -> 0, .5 (+ tail .6 s >= share);
+    # 0.7 s -> one padded window
+    starts = [(w["clip_id"], w["start_s"]) for w in index["windows"]]
+    assert [s for s in starts if s[0] == "c0"] == [("c0", 0.0), ("c0", 0.5), ("c0", 1.0)]
+    assert [s for s in starts if s[0] == "c2"] == [("c2", 0.0)]
+
+    ds = CachedWindows(out)
+    assert len(ds) == len(index["windows"])
+    feats, targets, mask = ds[0]
+    assert feats.shape == (1, 32, 100) and feats.dtype == torch.float32
+    assert targets.tolist() == [0, 1, 1, 0, 0] and mask.tolist() == [1, 1, 1, 1, 1]
+    # the cached map equals the front end on the same window, to float16 precision
+    import soundfile
+
+    y, _ = soundfile.read(dataset / "audio" / "c0.flac", dtype="float32")
+    ref = FrontEnd(FE)(torch.from_numpy(y[SR // 2: SR // 2 + SR])[None])
+    np.testing.assert_allclose(ds[1][0].numpy(), ref[0].numpy(), atol=2e-3)
+
+    val = CachedWindows(out, split="val")
+    assert len(val) == 1 and val.clip_ids == ["c2"]
+    assert val[0][2].tolist() == [1, 1, 1, 1, 1] and val[0][1].tolist() == [1, 0, 0, 0, 1]
+    unknown_period = CachedWindows(out, split="train")[3]
+    assert unknown_period[2].tolist() == [1, 1, 0, 0, 0]
+
+    sampler = DistributedSampler(ds, num_replicas=2, rank=1, shuffle=True, seed=0)
+    loader = DataLoader(ds, batch_size=2, sampler=sampler, num_workers=0)
+    batches = list(loader)
+    assert sum(b[0].shape[0] for b in batches) == (len(ds) + 1) // 2
+    assert batches[0][0].shape == (2, 1, 32, 100) and batches[0][1].shape == (2, 5)
+    with pytest.raises(DatasetError, match="holdout"):
+        CachedWindows(out, split="holdout")
+
+
+def test_resume_keeps_finished_shards(dataset, tmp_path):
+    out = build_cache(dataset, FE, out=tmp_path / "cache", shard_windows=2)
+    first = CachedWindows(out)
+    reference = [first[i][0].numpy() for i in range(len(first))]
+    # interrupted: index not written, last shard half-written
+    (out / "index.json").unlink()
+    last = sorted(out.glob("shard-*.json"))[-1]
+    last.unlink()
+    (out / "shard-00009.npy.tmp.npy").write_bytes(b"junk")
+    mtime = (out / "shard-00000.npy").stat().st_mtime_ns
+    build_cache(dataset, FE, out=out, shard_windows=2)
+    assert (out / "shard-00000.npy").stat().st_mtime_ns == mtime   # not recomputed
+    assert not (out / "shard-00009.npy.tmp.npy").exists()
+    again = CachedWindows(out)
+    by_key = {(c, s): i for i, (c, s) in enumerate(zip(again.clip_ids, again.start_s))}
+    for i, (c, s) in enumerate(zip(first.clip_ids, first.start_s)):
+        np.testing.assert_array_equal(again[by_key[(c, s)]][0].numpy(), reference[i])
+
+
+def test_missing_cache_is_a_dataset_error(tmp_path):
+    with pytest.raises(DatasetError, match="index.json"):
+        CachedWindows(tmp_path)

@@ -1,0 +1,88 @@
+"""Merging data sets: taxonomy union, clip id collisions, linked audio, split conflicts."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from musicbrain_cli.errors import DatasetError
+from musicbrain_cli.taxonomy import Taxonomy
+from musicbrain_cli.training.dataset import ClipRecord, Dataset, DatasetWriter
+from musicbrain_cli.training.merge import merge_datasets
+
+SR = 8000
+
+
+def make(root, taxonomy, clips):
+    rng = np.random.default_rng(len(str(root)))
+    with DatasetWriter(root, taxonomy, sample_rate=SR) as w:
+        for cid, work, split, source, gen in clips:
+            w.add(ClipRecord(cid, source, generator=gen, work_id=work, split=split),
+                  rng.normal(0, 0.1, SR // 4).astype(np.float32))
+    return root
+
+
+@pytest.fixture
+def pair(tmp_path):
+    human = Taxonomy.from_groups([("source", ["human", "ai"], True)])
+    ai = Taxonomy.from_groups([("source", ["human", "ai"], True),
+                               ("generator", ["notagen-small"], True)])
+    a = make(tmp_path / "a", human, [("c1", "w1", "train", "human", "-"),
+                                     ("c2", "w2", "test", "human", "-")])
+    b = make(tmp_path / "b", ai, [("c1", "g1", "train", "ai", "notagen-small"),
+                                  ("c3", "w2", "test", "ai", "notagen-small")])
+    return a, b
+
+
+def test_merge(pair, tmp_path):
+    a, b = pair
+    out = tmp_path / "c"
+    summary = merge_datasets([a, b], out)
+    assert summary == {"clips": 4, "renamed": 1, "conflicts": 0,
+                       "manifest": str(out / "manifest.csv")}
+    ds = Dataset.load(out)
+    ds.validate()
+    assert ds.taxonomy.labels == ["source/human", "source/ai", "generator/notagen-small"]
+    ids = [r["clip_id"] for r in ds.rows]
+    assert sorted(ids) == ["c1", "c1~2", "c2", "c3"]
+    renamed = next(r for r in ds.rows if r["clip_id"] == "c1~2")
+    assert renamed["source"] == "ai" and renamed["path"] == "audio/c1~2.flac"
+    # hard-linked, not copied
+    assert os.stat(ds.audio_path(renamed)).st_ino == os.stat(b / "audio" / "c1.flac").st_ino
+    human = next(r for r in ds.rows if r["clip_id"] == "c2")
+    t, m = ds.encode(human)          # generator "-" of a human clip: known negative
+    assert t.tolist() == [1, 0, 0] and m.tolist() == [1, 1, 1]
+    merge_datasets([a, b], out)      # rerun: idempotent
+    assert len(Dataset.load(out).rows) == 4
+    moves = json.loads((out / ".merge.json").read_text())["renamed"]
+    assert moves == [{"data_set": str(b), "from": "c1", "to": "c1~2"}]
+
+
+def test_split_conflict_refused_or_resolved(pair, tmp_path):
+    a, _ = pair
+    tax = Taxonomy.from_groups([("source", ["human", "ai"], True)])
+    c = make(tmp_path / "x", tax, [("d1", "w1", "val", "ai", "")])   # w1 is train in a
+    with pytest.raises(DatasetError, match="'w1'"):
+        merge_datasets([a, c], tmp_path / "out")
+    with pytest.warns(UserWarning, match="first data set's split is kept"):
+        merge_datasets([a, c], tmp_path / "out2", on_conflict="warn", link=False)
+    ds = Dataset.load(tmp_path / "out2")
+    ds.validate()
+    assert {r["split"] for r in ds.rows if r["work_id"] == "w1"} == {"train"}
+    report = json.loads((tmp_path / "out2" / "build_report.json").read_text())
+    assert "moved from split 'val' to 'train'" in report["skipped"][0]["reason"]
+
+
+def test_cli_merge(pair, tmp_path):
+    from click.testing import CliRunner
+
+    from musicbrain_cli.cli import main
+
+    a, b = pair
+    result = CliRunner().invoke(main, ["data", "merge", str(a), str(b), "-o",
+                                       str(tmp_path / "m"), "--copy"])
+    assert result.exit_code == 0, result.output
+    assert "4 clips, 1 clip ids renamed" in result.output
+    ds = Dataset.load(tmp_path / "m")
+    assert os.stat(ds.audio_path(ds.rows[0])).st_nlink == 1   # copied

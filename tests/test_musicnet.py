@@ -1,0 +1,139 @@
+"""MusicNet adapter on a tiny tree in the real layout, made here."""
+
+import csv
+import json
+
+import numpy as np
+import pretty_midi
+import pytest
+
+from musicbrain_cli.errors import DatasetError
+from musicbrain_cli.training.dataset import Dataset
+from musicbrain_cli.training.musicnet import (ENSEMBLE_INSTRUMENTATION, build_musicnet_dataset,
+                                              ensemble_instrumentation, labels_to_midi)
+from musicbrain_cli.training.render import get_soundfont
+
+META = [
+    # id, composer, composition, movement, ensemble, catalog_name, seconds
+    ("1727", "Schubert", "Piano Quintet in A major", "1. Allegro vivace", "Piano Quintet", "D667"),
+    ("1728", "Schubert", "Piano Quintet in A major", "2. Andante", "Piano Quintet", "D667"),
+    ("2186", "Bach", "Cello Suite 1", "1. Prelude", "Solo Cello", "BWV1007"),
+    ("2303", "Beethoven", "Piano Sonata No 1", "1. Allegro", "Solo Piano", "OP2NO1"),
+    ("1788", "Mozart", "Serenade in E-flat major", "1. Allegro", "Pairs Clarinet-Horn-Bassoon", "K375"),
+]
+
+
+def label_rows(rng, seconds, instrument, beats_per_s=2.0):
+    rows, beat = [], 0.0
+    while beat / beats_per_s < seconds:
+        dur = float(rng.choice([0.5, 1.0]))
+        t0 = int(beat / beats_per_s * 44100)
+        t1 = int((beat + dur) / beats_per_s * 44100)
+        rows.append([t0, t1, instrument, int(rng.integers(48, 72)), beat, dur,
+                     "Quarter" if dur == 1.0 else "Eighth"])
+        beat += dur
+    return rows
+
+
+@pytest.fixture
+def tree(tmp_path):
+    root = tmp_path / "musicnet"
+    rng = np.random.default_rng(0)
+    for d in ("train_data", "train_labels", "test_data", "test_labels", "musicnet_midis/Mozart"):
+        (root / d).mkdir(parents=True)
+    with open(root / "musicnet_metadata.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", "composer", "composition", "movement", "ensemble", "source",
+                    "transcriber", "catalog_name", "seconds"])
+        for pid, comp, title, mov, ens, cat in META:
+            w.writerow([pid, comp, title, mov, ens, "European Archive", "x", cat, 3])
+    instruments = {"1727": 1, "1728": 1, "2186": 43, "2303": 1}
+    for pid, inst in instruments.items():
+        split = "test" if pid == "2303" else "train"
+        with open(root / f"{split}_labels" / f"{pid}.csv", "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["start_time", "end_time", "instrument", "note", "start_beat",
+                        "end_beat", "note_value"])
+            w.writerows(label_rows(rng, 3.0, inst))
+            if pid == "1727":  # a second instrument: violin, GM program 41 (1-based)
+                w.writerows(label_rows(rng, 3.0, 41))
+        (root / f"{split}_data" / f"{pid}.wav").write_bytes(b"RIFF")  # never read
+    # 1788 has no label CSV, only the MIDI of the 2021 release
+    pm = pretty_midi.PrettyMIDI()
+    inst = pretty_midi.Instrument(71)
+    inst.notes = [pretty_midi.Note(80, 60 + k, 0.5 * k, 0.5 * k + 0.5) for k in range(5)]
+    pm.instruments.append(inst)
+    pm.write(str(root / "musicnet_midis/Mozart/1788_serenade.mid"))
+    # a recording with no metadata row, and one with metadata but no notes at all
+    (root / "train_data" / "9999.wav").write_bytes(b"RIFF")
+    return root
+
+
+def test_labels_become_midi_with_0_based_programs(tree):
+    midi = labels_to_midi(tree / "train_labels" / "1727.csv", timing="score")
+    assert sorted(i.program for i in midi.instruments) == [0, 40]  # piano, violin
+    perf = labels_to_midi(tree / "train_labels" / "1727.csv", timing="performance")
+    # the fake performance is exactly 2 beats/s, so both timings agree
+    a = sorted((n.start, n.pitch) for i in midi.instruments for n in i.notes)
+    b = sorted((n.start, n.pitch) for i in perf.instruments for n in i.notes)
+    assert np.allclose([x[0] for x in a], [x[0] for x in b], atol=1e-3)
+    assert [x[1] for x in a] == [x[1] for x in b]
+
+
+def test_label_errors_name_the_file(tmp_path):
+    p = tmp_path / "1.csv"
+    p.write_text("start_time,end_time,instrument,note,start_beat,end_beat,note_value\n"
+                 "0,44100,0,60,0,1,Quarter\n")
+    with pytest.raises(DatasetError, match="1.csv.*instrument 0"):
+        labels_to_midi(p)
+
+
+def test_every_musicnet_ensemble_maps_to_notagen():
+    assert set(ENSEMBLE_INSTRUMENTATION.values()) <= {"Keyboard", "Chamber"}
+    assert ensemble_instrumentation("Solo Piano") == "Keyboard"
+    assert ensemble_instrumentation("Wind Quintet") == "Chamber"
+    assert ensemble_instrumentation("Symphony Orchestra") == "Orchestral"
+    assert ensemble_instrumentation("Voice and Piano") == "Art Song"
+    assert ensemble_instrumentation("Theremin") == ""
+
+
+@pytest.mark.filterwarnings("ignore:splits .* hold no work")
+def test_build_labels_splits_and_resume(tree, tmp_path):
+    out = tmp_path / "ds"
+    font = get_soundfont("timgm6mb")
+    first = build_musicnet_dataset(tree, out, soundfonts=[font], seed=3, limit=2, clip_s=2.0)
+    assert first["pieces"] == 2 and first["new_clips"] > 0
+    summary = build_musicnet_dataset(tree, out, soundfonts=[font], seed=3, clip_s=2.0)
+    assert summary["new_clips"] == summary["clips"] - first["clips"]  # resumed, not redone
+    again = build_musicnet_dataset(tree, out, soundfonts=[font], seed=3, clip_s=2.0)
+    assert again["new_clips"] == 0 and again["clips"] == summary["clips"]
+
+    ds = Dataset.load(out)
+    ds.validate()
+    by_piece = {}
+    for r in ds.rows:
+        by_piece.setdefault(r["clip_id"].rsplit("-", 1)[0], []).append(r)
+    assert set(by_piece) == {"mn-1727", "mn-1728", "mn-2186", "mn-2303", "mn-1788"}
+    r = by_piece["mn-1727"][0]
+    assert (r["source"], r["generator"], r["period"], r["composer"], r["instrumentation"]) == \
+        ("human", "-", "Romantic", "Schubert, Franz", "Chamber")
+    assert by_piece["mn-2186"][0]["composer"] == "Bach, Johann Sebastian"
+    assert by_piece["mn-2186"][0]["period"] == "Baroque"
+    assert by_piece["mn-2303"][0]["instrumentation"] == "Keyboard"
+    assert by_piece["mn-1788"][0]["origin"].startswith("musicnet_midis/Mozart/1788_serenade.mid#t=0.000,")
+    # ~3 s of notes + 1 s release tail, cut at 2 s -> two contiguous clips (the short
+    # remainder joins the last one), covering the whole piece
+    end = labels_to_midi(tree / "train_labels" / "1727.csv").get_end_time() + 1.0
+    clips = sorted(by_piece["mn-1727"], key=lambda r: r["clip_id"])
+    assert [c["origin"] for c in clips] == ["train_labels/1727.csv#t=0.000,2.000",
+                                            f"train_labels/1727.csv#t=2.000,{end:.3f}"]
+    assert sum(float(c["duration_s"]) for c in clips) == pytest.approx(end, abs=0.01)
+    # both movements of D667 are one work, so one split; no work in two splits
+    splits = {}
+    for r in ds.rows:
+        splits.setdefault(r["work_id"], set()).add(r["split"])
+    assert all(len(s) == 1 for s in splits.values())
+    assert splits["musicnet:Schubert, Franz:D667"] and len(splits) == 4
+    assert all(ds.score_path(r).is_file() for r in ds.rows)
+    report = json.loads((out / "build_report.json").read_text())
+    assert {s["item"] for s in report["skipped"]} == {"9999"}

@@ -1,0 +1,147 @@
+"""Renderer: every SoundFont plays the pitch asked for; seeded humanisation is reproducible;
+scores (ABC, MusicXML, MIDI) become MIDI with the programs their labels call for."""
+
+import numpy as np
+import pretty_midi
+import pytest
+
+from musicbrain_cli.errors import RenderError
+from musicbrain_cli.training.render import (INSTRUMENTATION_PROGRAMS, Humanize,
+                                            available_soundfonts, get_soundfont, render_midi,
+                                            score_to_midi, split_abc_voices)
+
+SR = 22050
+
+
+def one_note(pitch=69, start=0.1, end=1.1, program=0):
+    pm = pretty_midi.PrettyMIDI()
+    inst = pretty_midi.Instrument(program)
+    inst.notes.append(pretty_midi.Note(90, pitch, start, end))
+    pm.instruments.append(inst)
+    return pm
+
+
+def dominant_hz(y, t0, t1):
+    seg = y[int(t0 * SR): int(t1 * SR)]
+    spec = np.abs(np.fft.rfft(seg * np.hanning(seg.size), n=8 * seg.size))
+    return np.fft.rfftfreq(8 * seg.size, 1 / SR)[np.argmax(spec)]
+
+
+def test_three_debian_soundfonts_are_found():
+    names = {f.name for f in available_soundfonts()}
+    assert {"fluidr3_gm", "timgm6mb", "musescore_general_lite"} <= names
+    assert get_soundfont("timgm6mb").path.is_file()
+    with pytest.raises(RenderError, match="nosuchfont"):
+        get_soundfont("nosuchfont")
+
+
+@pytest.mark.parametrize("font", [f.name for f in available_soundfonts()])
+def test_a4_renders_at_440_hz(font):
+    y = render_midi(one_note(), get_soundfont(font), sample_rate=SR)
+    assert y.dtype == np.float32 and y.ndim == 1
+    # 1.1 s of notes + at most 1 s of release tail
+    assert 1.1 * SR <= y.size <= 2.1 * SR + 1
+    assert np.max(np.abs(y)) == pytest.approx(0.9, abs=1e-6)   # peak-normalised
+    assert np.sqrt(np.mean(y[: int(0.08 * SR)] ** 2)) < 1e-3    # silent before the onset
+    assert dominant_hz(y, 0.3, 1.0) == pytest.approx(440.0, rel=0.01)
+
+
+def test_pitch_follows_the_note_number():
+    y = render_midi(one_note(pitch=57), get_soundfont("timgm6mb"), sample_rate=SR)  # A3
+    assert dominant_hz(y, 0.3, 1.0) in (pytest.approx(220.0, rel=0.01),
+                                        pytest.approx(440.0, rel=0.01))
+    assert dominant_hz(y, 0.3, 1.0) != pytest.approx(440.0 * 2 ** (2 / 12), rel=0.01)
+
+
+def test_humanised_render_is_seeded_and_reproducible():
+    rng = np.random.default_rng(0)
+    pm = pretty_midi.PrettyMIDI()
+    inst = pretty_midi.Instrument(0)
+    for k in range(12):
+        inst.notes.append(pretty_midi.Note(80, int(rng.integers(55, 80)), 0.2 * k, 0.2 * k + 0.3))
+    pm.instruments.append(inst)
+    before = [(n.start, n.velocity) for n in inst.notes]
+    h = Humanize(tempo_jitter=0.05, timing_jitter_s=0.02, velocity_jitter=8, reverb=0.3)
+    font = get_soundfont("timgm6mb")
+    a = render_midi(pm, font, humanize=h, seed=5)
+    b = render_midi(pm, font, humanize=h, seed=5)
+    c = render_midi(pm, font, humanize=h, seed=6)
+    assert a.tobytes() == b.tobytes()
+    assert a.size != c.size or a.tobytes() != c.tobytes()
+    assert [(n.start, n.velocity) for n in inst.notes] == before  # caller's MIDI untouched
+
+
+def test_humanize_rejects_bad_values():
+    with pytest.raises(RenderError, match="tempo_jitter"):
+        Humanize(tempo_jitter=1.5)
+    with pytest.raises(RenderError, match="reverb"):
+        Humanize(reverb=-0.1)
+
+
+def test_timeout_is_a_render_error():
+    with pytest.raises(RenderError, match="longer than"):
+        render_midi(one_note(end=30.0), get_soundfont("timgm6mb"), timeout_s=0.001)
+
+
+ABC = """X:1
+T:test
+M:4/4
+L:1/8
+Q:1/4=120
+K:G
+V:1 treble nm="Violin" snm="Vln."
+V:2 bass
+V:1
+GABc d2 d2|e4 d4|]
+V:2
+G,,4 D,4|C,4 G,,4|]
+"""
+
+
+def test_split_abc_voices_moves_definitions_out_of_the_header():
+    header, voices = split_abc_voices(ABC)
+    assert not any(ln.startswith("V:") for ln in header)
+    assert header[-1] == "K:G"
+    assert [v[0] for v in voices] == ["1", "2"]
+    assert 'nm="Violin"' in voices[0][1]
+    assert voices[1][2] == ["G,,4 D,4|C,4 G,,4|]"]
+
+
+def test_abc_to_midi_notes_times_and_programs():
+    midi = score_to_midi(ABC, instrumentation="Keyboard")
+    violin, low = midi.instruments
+    assert violin.program == 40            # the part's own name wins ("Violin")
+    assert low.program == INSTRUMENTATION_PROGRAMS["Keyboard"][0]
+    # eighth = 0.25 s at 120 bpm; G4 A4 B4 C5 D5
+    assert [n.pitch for n in violin.notes[:5]] == [67, 69, 71, 72, 74]
+    assert [round(n.start, 3) for n in violin.notes[:5]] == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert [n.pitch for n in low.notes] == [43, 50, 48, 43]
+    assert midi.get_end_time() == pytest.approx(4.0)
+    chamber = score_to_midi(ABC, instrumentation="Chamber")
+    assert chamber.instruments[1].program == INSTRUMENTATION_PROGRAMS["Chamber"][1]
+
+
+def test_musicxml_and_midi_files(tmp_path):
+    from music21 import note, stream
+
+    s = stream.Stream()
+    for p in ("C4", "E4", "G4"):
+        s.append(note.Note(p, quarterLength=1.0))
+    xml = tmp_path / "s.musicxml"
+    s.write("musicxml", fp=str(xml))
+    midi = score_to_midi(xml, instrumentation="Choral")
+    assert [n.pitch for n in midi.instruments[0].notes] == [60, 64, 67]
+    assert midi.instruments[0].program == INSTRUMENTATION_PROGRAMS["Choral"][0]
+    mid = tmp_path / "one.mid"
+    one_note(program=73).write(str(mid))
+    assert score_to_midi(mid).instruments[0].program == 73
+    assert score_to_midi(mid, instrumentation="Keyboard").instruments[0].program == 0
+
+
+def test_bad_input_raises_render_error(tmp_path):
+    bad = tmp_path / "bad.mid"
+    bad.write_bytes(b"not a midi file")
+    with pytest.raises(RenderError, match="bad.mid"):
+        score_to_midi(bad)
+    with pytest.raises(RenderError, match="instrumentation"):
+        score_to_midi(ABC, instrumentation="Kazoo Band")
