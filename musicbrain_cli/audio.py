@@ -558,7 +558,7 @@ class Window:
 
 
 def iter_windows(
-    path_or_samples: str | os.PathLike | np.ndarray,
+    path_or_samples: "str | os.PathLike | np.ndarray | AudioStream",
     *,
     sample_rate: int = SAMPLE_RATE,
     window_s: float = 10.0,
@@ -597,6 +597,9 @@ def iter_windows(
         if y.size == 0:
             raise ZeroLengthAudioError("in-memory samples: the array is empty")
         blocks: Iterator[np.ndarray] = iter([np.asarray(y, dtype=np.float32)])
+    elif isinstance(path_or_samples, AudioStream):
+        # An open stream: the caller keeps it to read ``.stats`` after the last window.
+        blocks = path_or_samples
     else:
         blocks = stream(path_or_samples, sample_rate=sample_rate, **stream_kw)
     return _windows(blocks, sample_rate=sample_rate, win=win, hop=hop, min_tail=min_tail_share * win)

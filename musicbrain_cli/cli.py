@@ -12,6 +12,7 @@ failed), 2 usage error or a feature that is not available yet.
 from __future__ import annotations
 
 import functools
+import os
 import sys
 
 import click
@@ -84,18 +85,115 @@ def info() -> None:
 # --- scan / verify / keys -----------------------------------------------------------------
 
 
-@main.command(context_settings={"ignore_unknown_options": True})
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def scan(args) -> None:
-    """Scan audio files or folders and write signed evidence reports."""
-    _not_yet("'musicbrain scan'", 8)
+@main.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path())
+@click.option("-o", "--output", default="musicbrain-reports", show_default=True,
+              type=click.Path(file_okay=False), help="Folder for the reports and the summary.")
+@click.option("--report", "report_format", type=click.Choice(["pdf", "html", "both", "none"]),
+              default="pdf", show_default=True, help="Report format(s) per track.")
+@click.option("--model", "model_name", default="default", show_default=True,
+              help="'default' (the shipped model) or a model folder.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+              show_default=True)
+@click.option("--jobs", type=click.IntRange(1, 64), default=2, show_default=True,
+              help="Threads: with 2 or more, report rendering overlaps with inference.")
+@click.option("--key", "key_dir", type=click.Path(file_okay=False),
+              help="Signing key folder (default: ~/.config/musicbrain/keys, created on first "
+                   "use).")
+@click.option("--unsigned", is_flag=True, help="Write reports without signatures.")
+@click.option("--tsa", "tsa_url", help="RFC 3161 timestamp authority URL for PDF signatures.")
+@click.option("--force", is_flag=True, help="Redo tracks whose reports are already complete.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@handle_errors
+def scan(inputs, output, report_format, model_name, device, jobs, key_dir, unsigned, tsa_url,
+         force, as_json, quiet) -> None:
+    """Scan audio files or folders and write signed evidence reports.
+
+    Each track gets OUTPUT/<name>-<hash>/ with report.pdf/.html, result.json, figures and a
+    signed manifest; OUTPUT gets summary.json, summary.csv and index.html. Exit status 0
+    when every file was analysed, 1 when any failed (each failure is listed), 2 on usage
+    errors.
+    """
+    import json
+    from pathlib import Path
+
+    from musicbrain_cli.progress import RichProgress
+
+    missing = [p for p in inputs if not os.path.lexists(p)]
+    if missing:
+        _fail(f"no such file or folder: {', '.join(missing)}", EXIT_USAGE)
+    if Path(output).exists() and not Path(output).is_dir():
+        _fail(f"output {output!r} exists and is not a folder", EXIT_USAGE)
+    formats = {"pdf": ("pdf",), "html": ("html",), "both": ("pdf", "html"), "none": ()}
+
+    from musicbrain_cli.model.inference import Detector
+    from musicbrain_cli.scan import ScanOptions, load_ood, scan as run_scan
+
+    options = ScanOptions(formats=formats[report_format], jobs=jobs, force=force,
+                          tsa_url=tsa_url)
+    keys = None if unsigned else _scan_keys(key_dir)
+    detector = Detector.from_pretrained(model_name, device=device)
+    result = run_scan(inputs, output, detector, options=options, keys=keys,
+                      ood=load_ood(detector), command_line=["musicbrain", *sys.argv[1:]],
+                      progress=RichProgress(disable=quiet))
+    for path, reason in result.skipped:
+        click.echo(f"skipped: {path}: {reason}", err=True)
+    for entry in result.entries:
+        if entry.error:
+            click.echo(f"failed: {entry.input_path}: {entry.error}", err=True)
+    if as_json:
+        summary = Path(output) / "summary.json"
+        click.echo(summary.read_text(encoding="utf-8"))
+    else:
+        click.echo(f"{result.n_ok} analysed ({result.reused} already complete), "
+                   f"{result.n_failed} failed, {len(result.skipped)} skipped; "
+                   f"summary: {Path(output) / 'index.html'}")
+    sys.exit(EXIT_FAILED if result.n_failed else EXIT_OK)
 
 
-@main.command(context_settings={"ignore_unknown_options": True})
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def verify(args) -> None:
-    """Verify the signatures and hashes of a report folder or PDF."""
-    _not_yet("'musicbrain verify'", 8)
+def _scan_keys(key_dir):
+    """Load the signing keys, creating them on first use so every report is signed."""
+    from pathlib import Path
+
+    from musicbrain_cli.report.keys import default_keys_dir, init_keys, load_keys
+
+    directory = Path(key_dir) if key_dir else default_keys_dir()
+    if not directory.exists():
+        keys = init_keys(directory)
+        click.echo(f"created signing keys in {directory} (manifest key "
+                   f"{keys.manifest_key_fingerprint}); publish the fingerprints", err=True)
+        return keys
+    return load_keys(directory)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--audio", type=click.Path(exists=True, dir_okay=False),
+              help="The recording the reports claim to analyse: its SHA-256 must match.")
+@click.option("--keys", "keys_dir", type=click.Path(exists=True, file_okay=False),
+              help="Key folder (public files suffice) the signers must match; without it "
+                   "the signer is reported as not pinned.")
+@handle_errors
+def verify(paths, audio, keys_dir) -> None:
+    """Verify the signatures and hashes of report folders or signed PDFs.
+
+    Exit status 0 when every PATH is valid, 1 when any is not (with the reasons).
+    """
+    from pathlib import Path
+
+    from musicbrain_cli.report.keys import load_trusted
+    from musicbrain_cli.report.verify import verify_path
+
+    trusted = load_trusted(Path(keys_dir)) if keys_dir else None
+    invalid = 0
+    for path in paths:
+        result = verify_path(Path(path), audio=Path(audio) if audio else None, trusted=trusted)
+        invalid += not result.ok
+        click.echo(f"{'VALID' if result.ok else 'INVALID'}  {path}")
+        for check in result.checks:
+            click.echo(f"  [{check.status}] {check.name}: {check.detail}")
+    sys.exit(EXIT_FAILED if invalid else EXIT_OK)
 
 
 @main.group()
@@ -104,27 +202,172 @@ def keys() -> None:
 
 
 @keys.command("init")
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def keys_init(args) -> None:
-    """Create an Ed25519 manifest key and an X.509 certificate for PDF signatures."""
-    _not_yet("'musicbrain keys init'", 8)
+@click.argument("directory", required=False, type=click.Path(file_okay=False))
+@click.option("--force", is_flag=True, help="Replace existing keys (the old ones are lost).")
+@click.option("--common-name", default=None,
+              help="Subject of the self-signed certificate (default: MusicBrain examiner).")
+@click.option("--days", type=click.IntRange(min=1), default=None,
+              help="Validity of the self-signed certificate in days (default 3650).")
+@click.option("--pkcs12", "pkcs12_file", type=click.Path(exists=True, dir_okay=False),
+              help="Sign PDFs with the key and certificate of this PKCS#12 (.p12) file.")
+@click.option("--cert", "cert_file", type=click.Path(exists=True, dir_okay=False),
+              help="Sign PDFs with this PEM certificate (leaf, then intermediates).")
+@click.option("--cert-key", "key_file", type=click.Path(exists=True, dir_okay=False),
+              help="PEM private key of --cert.")
+@click.option("--password-env", metavar="VAR",
+              help="Environment variable holding the password of --pkcs12 or --cert-key.")
+@click.option("--passphrase-env", metavar="VAR",
+              help="Environment variable holding a passphrase to encrypt the stored keys.")
+@handle_errors
+def keys_init(directory, force, common_name, days, pkcs12_file, cert_file, key_file,
+              password_env, passphrase_env) -> None:
+    """Create an Ed25519 manifest key and an X.509 certificate for PDF signatures.
+
+    DIRECTORY defaults to ~/.config/musicbrain/keys. Files are written with mode 0600 in a
+    0700 folder and are never overwritten without --force.
+    """
+    import os
+    from pathlib import Path
+
+    from musicbrain_cli.report import keys as keymod
+
+    if (cert_file is None) != (key_file is None):
+        raise click.UsageError("--cert and --cert-key must be given together")
+    if pkcs12_file and cert_file:
+        raise click.UsageError("give either --pkcs12 or --cert/--cert-key, not both")
+
+    def secret(var):
+        if var is None:
+            return None
+        if var not in os.environ:
+            raise click.UsageError(f"environment variable {var!r} is not set")
+        return os.environ[var].encode()
+
+    options = {k: v for k, v in (("common_name", common_name), ("valid_days", days)) if v}
+    created = keymod.init_keys(
+        Path(directory) if directory else None, force=force,
+        pkcs12_file=Path(pkcs12_file) if pkcs12_file else None,
+        cert_file=Path(cert_file) if cert_file else None,
+        key_file=Path(key_file) if key_file else None,
+        pkcs12_password=secret(password_env) if pkcs12_file else None,
+        key_password=secret(password_env) if key_file else None,
+        passphrase=secret(passphrase_env), **options)
+    click.echo(f"keys written to {created.directory} (private files mode 0600)")
+    click.echo(f"manifest key (Ed25519) SHA-256:   {created.manifest_key_fingerprint}")
+    click.echo(f"PDF certificate SHA-256:          {created.certificate_fingerprint}")
+    click.echo(f"PDF certificate subject:          {created.pdf_cert.subject.rfc4514_string()}"
+               f"{' (self-signed)' if created.self_signed else ''}")
+    click.echo("Publish these fingerprints so others can check who signed your reports.")
 
 
 # --- train / evaluate ---------------------------------------------------------------------
 
 
-@main.command(context_settings={"ignore_unknown_options": True})
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def train(args) -> None:
-    """Train a model on a data set, on one or several processes/GPUs."""
-    _not_yet("'musicbrain train'", 6)
+@main.command()
+@click.option("--data", "data_dir", required=True,
+              type=click.Path(exists=True, file_okay=False, readable=True),
+              help="Data set folder (its feature cache is built when missing).")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
+              help="Recipe YAML merged over the default (musicbrain_cli/training/configs/default.yaml).")
+@click.option("--nproc-per-node", type=click.IntRange(min=1), default=None,
+              help="Worker processes on this machine [default: one per GPU, 1 on CPU].")
+@click.option("--nnodes", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--node-rank", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--rdzv-endpoint", default=None, metavar="HOST:PORT",
+              help="Node 0's address, for multi-node runs.")
+@click.option("--resume", "resume_dir", type=click.Path(exists=True, file_okay=False),
+              help="Continue the run in this folder from its last checkpoint.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+              show_default=True)
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False),
+              help="Run folder (must be new or empty). Defaults to --resume's folder.")
+@handle_errors
+def train(data_dir, config_path, nproc_per_node, nnodes, node_rank, rdzv_endpoint, resume_dir,
+          device, out_dir) -> None:
+    """Train a model on a data set, on one or several processes/GPUs.
+
+    Workers are started through torch's elastic launcher (NCCL on GPUs, gloo on CPU); the
+    command also runs unchanged under an external torchrun. The exported model lands in
+    OUT/model, loadable with --model OUT/model.
+    """
+    from pathlib import Path
+
+    if resume_dir and out_dir and Path(out_dir).resolve() != Path(resume_dir).resolve():
+        _fail("--resume and -o name different folders", EXIT_USAGE)
+    out_dir = out_dir or resume_dir
+    if not out_dir:
+        _fail("give the run folder with -o RUN_DIR (or --resume RUN_DIR)", EXIT_USAGE)
+    from musicbrain_cli.progress import RichProgress
+    from musicbrain_cli.training.config import load_config
+    from musicbrain_cli.training.trainer import train as run_training
+
+    config = load_config(config_path) if config_path else None
+    summary = run_training(
+        data_dir, out_dir, config=config, resume=bool(resume_dir), device=device,
+        nproc_per_node=nproc_per_node, nnodes=nnodes, node_rank=node_rank,
+        rdzv_endpoint=rdzv_endpoint, progress=RichProgress(),
+    )
+    if not summary or summary.get("stopped"):
+        return  # not the primary rank, or the stop_after_steps hook fired
+    m = summary["metrics"]
+    fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
+    click.echo(f"trained {summary['epochs']} epochs ({summary['global_step']} steps); "
+               f"best epoch {summary['best_epoch']}")
+    click.echo(f"val mAP {fmt(m.get('map_macro'))}  detection ROC-AUC "
+               f"{fmt(m.get('detection_roc_auc'))}  temperature "
+               f"{summary['calibration']['temperature']:.3f}")
+    click.echo(f"model: {summary['model_dir']}")
+    click.echo(f"metrics: {Path(out_dir) / 'metrics.csv'}")
 
 
-@main.command(context_settings={"ignore_unknown_options": True})
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def evaluate(args) -> None:
+@main.command()
+@click.option("--data", "data_dir", required=True,
+              type=click.Path(exists=True, file_okay=False, readable=True), help="Data set folder.")
+@click.option("--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True)
+@click.option("--model", "model_name", default="default", show_default=True,
+              help="Shipped model name or checkpoint folder.")
+@click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Folder for metrics.json, metrics.md and figures.")
+@click.option("--explain-windows", type=click.IntRange(min=0), default=8, show_default=True,
+              help="Windows explained with FM-G-CAM for fidelity and alignment (0: none).")
+@click.option("--figures", "n_figures", type=click.IntRange(min=0), default=4, show_default=True,
+              help="FM-G-CAM example figures to write.")
+@click.option("--substrate", type=click.Choice(["floor", "noise", "blur"]), default="floor",
+              show_default=True, help="What deleted spectrogram cells become.")
+@click.option("--no-occlusion", is_flag=True, help="Skip the occlusion baseline (the slow part on CPU).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--overwrite", is_flag=True, help="Replace an existing metrics.json in OUT.")
+@handle_errors
+def evaluate(data_dir, split, model_name, out_dir, explain_windows, n_figures, substrate,
+             no_occlusion, device, overwrite) -> None:
     """Measure a model: mAP, explanation fidelity, harmonic and onset alignment."""
-    _not_yet("'musicbrain evaluate'", 7)
+    from pathlib import Path
+
+    if (Path(out_dir) / "metrics.json").exists() and not overwrite:
+        _fail(f"{str(Path(out_dir) / 'metrics.json')!r} exists (use --overwrite to replace it)")
+    from musicbrain_cli.evaluate import evaluate as run_evaluation
+    from musicbrain_cli.model.inference import Detector
+    from musicbrain_cli.progress import RichProgress
+    from musicbrain_cli.training.dataset import Dataset
+
+    dataset = Dataset.load(data_dir)
+    detector = Detector.from_pretrained(model_name, device=device)
+    m = run_evaluation(dataset, detector, out_dir, split=split, explain_windows=explain_windows,
+                       n_figures=n_figures, substrate=substrate, occlusion=not no_occlusion,
+                       overwrite=overwrite, progress=RichProgress())
+    fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
+    c = m["classification"]
+    click.echo(f"{m['clips_scored']}/{m['clips']} clips scored; mAP macro {fmt(c['map_macro'])}, "
+               f"micro {fmt(c['map_micro'])}")
+    if "detection" in m:
+        r = m["detection"]["at_threshold"]
+        click.echo(f"detection ROC-AUC {fmt(m['detection']['roc_auc'])}; TPR {fmt(r['tpr'])}, "
+                   f"FPR {fmt(r['fpr'])} at {r['threshold']:.3f}")
+    for failure in m["failed"]:
+        click.echo(f"musicbrain: warning: {failure['clip_id']}: {failure['error']}", err=True)
+    click.echo(f"metrics: {Path(out_dir) / 'metrics.md'}")
+    if m["failed"]:
+        sys.exit(EXIT_FAILED)
 
 
 # --- data ---------------------------------------------------------------------------------
@@ -135,39 +378,144 @@ def data() -> None:
     """Build, merge and cache training data sets."""
 
 
-@data.command("musicnet", context_settings={"ignore_unknown_options": True})
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def data_musicnet(args) -> None:
-    """Build a data set from a MusicNet tree."""
-    _not_yet("'musicbrain data musicnet'", 4)
+def _render_options(func):
+    """Options shared by the data set builders (rendering, clips, seed)."""
+    opts = [
+        click.option("-o", "--output", "output", required=True, type=click.Path(file_okay=False),
+                     help="Data set folder to write (rerun to resume)."),
+        click.option("--soundfont", "soundfonts", multiple=True,
+                     help="SoundFont name or .sf2/.sf3 path (repeatable; default: all found)."),
+        click.option("--seed", type=int, default=0, show_default=True,
+                     help="Seed of splits and humanisation."),
+        click.option("--limit", type=click.IntRange(min=1), default=None,
+                     help="Build only the first N pieces."),
+        click.option("--clip-seconds", type=click.FloatRange(min=1.0), default=30.0,
+                     show_default=True, help="Clip length; pieces are cut into clips."),
+        click.option("--sample-rate", type=click.IntRange(8000, 192000), default=22050,
+                     show_default=True),
+        click.option("--humanize", nargs=4, type=float, default=None,
+                     metavar="TEMPO TIMING_S VELOCITY REVERB",
+                     help="Seeded jitter: tempo fraction, timing s.d. (s), velocity s.d., "
+                          "reverb level. Off by default."),
+    ]
+    for opt in reversed(opts):
+        func = opt(func)
+    return func
 
 
-@data.command("notagen", context_settings={"ignore_unknown_options": True})
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def data_notagen(args) -> None:
-    """Build a data set from NotaGen ABC output."""
-    _not_yet("'musicbrain data notagen'", 4)
+def _render_kwargs(soundfonts, seed, limit, clip_seconds, sample_rate, humanize) -> dict:
+    from musicbrain_cli.training.render import Humanize, get_soundfont
+
+    return {"soundfonts": [get_soundfont(s) for s in soundfonts] or None, "seed": seed,
+            "limit": limit, "clip_s": clip_seconds, "sample_rate": sample_rate,
+            "humanize": Humanize(*humanize) if humanize else None}
 
 
-@data.command("merge", context_settings={"ignore_unknown_options": True})
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def data_merge(args) -> None:
+def _summary(summary: dict, output: str) -> None:
+    click.echo(f"{output}: {summary['clips']} clips ({summary['new_clips']} new), "
+               f"{summary['skipped']} items skipped (see build_report.json)")
+
+
+@data.command("musicnet")
+@click.argument("root", type=click.Path(exists=True, file_okay=False))
+@_render_options
+@click.option("--timing", type=click.Choice(["score", "performance"]), default="score",
+              show_default=True, help="Notes on the score grid, or at the recorded times.")
+@handle_errors
+def data_musicnet(root, output, soundfonts, seed, limit, clip_seconds, sample_rate, humanize,
+                  timing) -> None:
+    """Build a data set from a MusicNet tree (note labels rendered, recordings unused)."""
+    from musicbrain_cli.progress import RichProgress
+    from musicbrain_cli.training.musicnet import build_musicnet_dataset
+
+    summary = build_musicnet_dataset(
+        root, output, timing=timing, progress=RichProgress(),
+        **_render_kwargs(soundfonts, seed, limit, clip_seconds, sample_rate, humanize))
+    _summary(summary, output)
+
+
+@data.command("notagen")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False))
+@_render_options
+@click.option("--generator", default=None,
+              help="Generator label for every file (else generators.csv or batch folder names).")
+@handle_errors
+def data_notagen(directory, output, soundfonts, seed, limit, clip_seconds, sample_rate,
+                 humanize, generator) -> None:
+    """Build a data set from NotaGen ABC output (batch folders or demo files)."""
+    from musicbrain_cli.progress import RichProgress
+    from musicbrain_cli.training.notagen import build_notagen_dataset
+
+    summary = build_notagen_dataset(
+        directory, output, generator=generator, progress=RichProgress(),
+        **_render_kwargs(soundfonts, seed, limit, clip_seconds, sample_rate, humanize))
+    _summary(summary, output)
+
+
+@data.command("merge")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False))
+@click.option("--copy", is_flag=True, help="Copy audio instead of hard-linking it.")
+@click.option("--on-conflict", type=click.Choice(["error", "warn"]), default="error",
+              show_default=True, help="A work in different splits: refuse, or keep the first.")
+@handle_errors
+def data_merge(inputs, output, copy, on_conflict) -> None:
     """Merge data sets into one with a combined taxonomy."""
-    _not_yet("'musicbrain data merge'", 4)
+    from musicbrain_cli.progress import RichProgress
+    from musicbrain_cli.training.merge import merge_datasets
+
+    summary = merge_datasets(list(inputs), output, link=not copy, on_conflict=on_conflict,
+                             progress=RichProgress())
+    click.echo(f"{output}: {summary['clips']} clips, {summary['renamed']} clip ids renamed, "
+               f"{summary['conflicts']} split conflicts")
 
 
-@data.command("cache", context_settings={"ignore_unknown_options": True})
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def data_cache(args) -> None:
+@data.command("cache")
+@click.argument("dataset", type=click.Path(exists=True, file_okay=False))
+@click.option("--model-config", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Model config (JSON or YAML; its front_end, or model.front_end, is used). "
+                   "Default: the default front end.")
+@click.option("-o", "--output", default=None, type=click.Path(file_okay=False),
+              help="Cache folder (default: DATASET/cache/<config hash>).")
+@click.option("--device", default="cpu", show_default=True)
+@handle_errors
+def data_cache(dataset, model_config, output, device) -> None:
     """Compute the front-end feature cache of a data set."""
-    _not_yet("'musicbrain data cache'", 4)
+    from musicbrain_cli.progress import RichProgress
+    from musicbrain_cli.training.cache import build_cache, front_end_from_file
+
+    out = build_cache(dataset, front_end_from_file(model_config), out=output, device=device,
+                      progress=RichProgress())
+    click.echo(f"feature cache: {out}")
 
 
-@data.command("build-reference", context_settings={"ignore_unknown_options": True})
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def data_build_reference(args) -> None:
+@data.command("build-reference")
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
+              help="Data set folder to write (an unfinished build there is resumed).")
+@click.option("--size", type=click.Choice(["tiny", "small", "full"]), default="full",
+              show_default=True,
+              help="small: minutes, for tests/CI; full: the default model's training set.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Same seed, same manifest and same audio.")
+@click.option("--retrain-generators", is_flag=True,
+              help="Retrain the shipped generators (into the package assets) before building.")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
+              help="Parsed-score cache (default: ~/.cache/musicbrain/reference-scores).")
+@handle_errors
+def data_build_reference(output, size, seed, retrain_generators, cache_dir) -> None:
     """Build the built-in reference corpus (real scores vs machine-made music)."""
-    _not_yet("'musicbrain data build-reference'", 5)
+    from musicbrain_cli.progress import RichProgress
+    from musicbrain_cli.training.reference import build_reference
+
+    summary = build_reference(output, size=size, seed=seed,
+                              retrain_generators=retrain_generators, cache_dir=cache_dir,
+                              progress=RichProgress())
+    by_source = summary["clips_by_source"]
+    click.echo(f"{output}: {summary['clips']} clips ({by_source['human']} human, "
+               f"{by_source['ai']} ai), {summary['hours']:.2f} h, {summary['skipped']} items "
+               f"skipped (see build_report.json); held-out SoundFont "
+               f"{summary['held_out_soundfont']!r} in split "
+               f"{summary['cross_renderer_split']!r}")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ def test_catalog_files(tmp_path):
     assert sorted(p.name for p in paths) == ["index.html", "summary.csv", "summary.json"]
 
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert [t["status"] for t in summary["tracks"]] == ["ok", "failed"]
+    assert [t["status"] for t in summary["tracks"]] == ["ok", "error"]
     assert summary["tracks"][0]["p_ai"] == track["verdict"]["p_ai"]
     assert summary["tracks"][0]["top_labels"].startswith("period/baroque=0.81")
     assert summary["tracks"][1]["error"] == "-decode failed: truncated"

@@ -55,7 +55,7 @@ def summary_row(entry: CatalogEntry) -> dict[str, Any]:
     return {
         "file_name": inp.get("file_name") or Path(entry.input_path).name,
         "path": entry.input_path,
-        "status": "failed" if entry.error or not entry.track else "ok",
+        "status": "error" if entry.error or not entry.track else "ok",
         "error": entry.error,
         "verdict": verdict.get("label"),
         "p_ai": verdict.get("p_ai"),

@@ -1,0 +1,610 @@
+"""The batch forensic scan: files -> verdicts, explanations and signed evidence reports.
+
+Per track, data flows one way::
+
+    path -> audio.probe / audio.stream -> features.FrontEnd -> model (logits, embedding)
+         -> verdict (calibrated P(AI), abstention, out-of-domain)
+         -> explain.FMGradCAM on the most decisive windows -> alignment (partials, onsets)
+         -> report (figures, HTML/PDF, manifest, signatures)
+
+:func:`analyse_track` is a pure function of (file, model, options): the same inputs give
+the same numbers (the analysis time is the only clock it reads), so a distributed engine
+could map it over a cluster and ``verify --reproduce`` can re-run it. :func:`scan` adds the
+batch behaviour: discovery, resumability, atomic per-track folders, the catalog summary.
+
+Memory is bounded by a window: a track is streamed, and only per-window probabilities,
+embeddings and the few candidate windows for explanation are kept.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import heapq
+import os
+import platform
+import shutil
+import time
+import unicodedata
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from musicbrain_cli import __version__
+from musicbrain_cli.errors import InputError, MusicBrainError, ReportError
+from musicbrain_cli.progress import NULL_PROGRESS, Progress
+from musicbrain_cli.taxonomy import DETECTION_LABEL
+
+#: File name extensions taken for audio when a folder is scanned (files named explicitly
+#: are always tried). Anything else in a folder is skipped with a note.
+AUDIO_EXTENSIONS = frozenset({
+    ".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".mp4", ".aac",
+    ".aif", ".aiff", ".aifc", ".wma", ".webm", ".mka", ".caf", ".ac3", ".wv", ".ape",
+})
+TRACK_SCHEMA = "musicbrain.track/1"
+RESULT_JSON = "result.json"
+TMP_PREFIX = ".tmp-"
+MAX_NAME_CHARS = 60
+
+LIMITATIONS = (
+    "The verdict is a statistical estimate from a model trained on a reference corpus; its "
+    "known error rates are stated above and apply to music like the training data.",
+    "A heatmap shows which time-frequency regions most changed the model's output; it does "
+    "not prove how the music was made, and regions outside it may also matter.",
+    "Tags, encoder strings and C2PA presence are weak evidence: they are trivially edited.",
+    "Re-encoding, heavy processing, or music unlike the training data can change the "
+    "model's output; such inputs should be judged inconclusive.",
+)
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    """Tunables of a scan; recorded in every report so the analysis can be repeated."""
+
+    formats: tuple[str, ...] = ("pdf",)
+    top_k: int = 3                  # labels explained per window (FM-G-CAM)
+    explain_windows: int = 3        # most decisive windows explained per track
+    top_labels_per_group: int = 3   # style labels listed per group
+    batch_size: int = 8
+    decode_timeout_s: float = 600.0
+    jobs: int = 1                   # >1: report rendering runs beside inference
+    force: bool = False
+    tsa_url: str | None = None
+
+    def __post_init__(self) -> None:
+        bad = set(self.formats) - {"pdf", "html"}
+        if bad:
+            raise InputError(f"unknown report format(s) {sorted(bad)}; use pdf, html or both")
+        for name in ("top_k", "explain_windows", "batch_size", "jobs"):
+            if getattr(self, name) < (0 if name == "explain_windows" else 1):
+                raise InputError(f"{name} must be positive, got {getattr(self, name)!r}")
+
+    def analysis_dict(self) -> dict:
+        """The options that change the analysis (not where or how it is written)."""
+        return {"top_k": self.top_k, "explain_windows": self.explain_windows,
+                "top_labels_per_group": self.top_labels_per_group,
+                "batch_size": self.batch_size}
+
+
+# --- discovery ----------------------------------------------------------------------------
+
+
+@dataclass
+class Discovery:
+    files: list[Path] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)   # (path, reason)
+
+
+def discover(inputs: Iterable[str | os.PathLike]) -> Discovery:
+    """Audio files under ``inputs`` (files or folders), recursively, in a stable order.
+
+    Symbolic links are followed, but every folder is entered once (by device and inode),
+    so a link loop cannot trap the walk. Files are de-duplicated by their real path.
+    Folder entries without an audio extension are skipped with a note.
+    """
+    found = Discovery()
+    seen_dirs: set[tuple[int, int]] = set()
+    seen_files: set[str] = set()
+
+    def add_file(p: Path) -> None:
+        real = os.path.realpath(p)
+        if real not in seen_files:
+            seen_files.add(real)
+            found.files.append(p)
+
+    for raw in inputs:
+        top = Path(raw)
+        if not os.path.lexists(top):
+            found.skipped.append((str(top), "no such file or folder"))
+        elif top.is_dir():
+            _walk(top, found, seen_dirs, add_file)
+        elif top.is_file() or top.is_symlink():
+            add_file(top)
+        else:
+            found.skipped.append((str(top), "not a regular file"))
+    return found
+
+
+def _walk(top: Path, found: Discovery, seen_dirs: set, add_file: Callable[[Path], None]) -> None:
+    def on_error(exc: OSError) -> None:
+        found.skipped.append((str(exc.filename), f"cannot read folder: {exc.strerror}"))
+
+    for root, dirs, files in os.walk(top, followlinks=True, onerror=on_error):
+        try:
+            st = os.stat(root)
+        except OSError as exc:
+            found.skipped.append((root, f"cannot read folder: {exc.strerror}"))
+            dirs[:] = []
+            continue
+        key = (st.st_dev, st.st_ino)
+        if key in seen_dirs:
+            found.skipped.append((root, "folder already visited (symbolic link loop)"))
+            dirs[:] = []
+            continue
+        seen_dirs.add(key)
+        dirs[:] = sorted(d for d in dirs if not d.startswith(TMP_PREFIX))
+        for name in sorted(files):
+            p = Path(root) / name
+            if p.suffix.lower() in AUDIO_EXTENSIONS:
+                add_file(p)
+            elif not name.startswith("."):
+                found.skipped.append((str(p), "not an audio file name extension"))
+
+
+def safe_name(path: str | os.PathLike, sha256: str) -> str:
+    """``<safe-stem>-<first 12 hex of the SHA-256>``: a folder name that cannot escape OUT.
+
+    Only ASCII letters, digits, ``.``, ``_`` and ``-`` survive (after NFKD folding), leading
+    dots are dropped (no hidden or ``..`` names), the stem is capped, and the hash keeps two
+    files with the same name apart.
+    """
+    stem = unicodedata.normalize("NFKD", Path(path).stem).encode("ascii", "ignore").decode()
+    stem = "".join(c if c.isalnum() or c in "._-" else "_" for c in stem).lstrip(".")
+    stem = stem[:MAX_NAME_CHARS].strip("_-.") or "track"
+    return f"{stem}-{sha256[:12]}"
+
+
+# --- per-track analysis ---------------------------------------------------------------------
+
+
+@dataclass
+class _Candidate:
+    """A window kept for explanation, ranked by how strongly it supports the verdict side."""
+
+    index: int
+    start_s: float
+    spec: torch.Tensor       # [1, F, T]
+    samples: np.ndarray      # [n]
+
+
+@dataclass
+class TrackAnalysis:
+    track: dict
+    explain: list[dict]              # arrays for the FM-G-CAM figures, rendered off-thread
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.totals: dict[str, float] = {}
+
+    def add(self, stage: str, seconds: float) -> None:
+        self.totals[stage] = self.totals.get(stage, 0.0) + seconds
+
+
+def software_versions() -> dict[str, str]:
+    import av
+    import timm
+
+    return {"musicbrain": __version__, "python": platform.python_version(),
+            "torch": torch.__version__, "timm": timm.__version__, "numpy": np.__version__,
+            "pyav": av.__version__,
+            "libavcodec": ".".join(str(x) for x in av.library_versions["libavcodec"])}
+
+
+def model_facts(detector) -> dict:
+    card = detector.card
+    return {"name": card.get("name", "unnamed"), "version": card.get("version", ""),
+            "weights_sha256": card.get("weights_sha256", ""),
+            "backbone": detector.config.backbone,
+            "front_end": detector.config.front_end.to_dict(),
+            "calibration": card.get("calibration", {}),
+            "thresholds": card.get("thresholds", {})}
+
+
+def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = ScanOptions(),
+                  ood=None, command_line: Sequence[str] = (),
+                  analysis_time: str | None = None) -> TrackAnalysis:
+    """Analyse one file with ``detector``; raises :class:`MusicBrainError` on bad input.
+
+    ``ood`` is the model's :class:`~musicbrain_cli.ood.OODStats` (or ``None``: no
+    out-of-domain check, said in the report). ``analysis_time`` (ISO 8601, UTC) defaults to
+    now; it is the only input that is not part of (file, model, options).
+    """
+    from musicbrain_cli.audio import iter_windows, probe, stream
+
+    timer = _Timer()
+    fe = detector.config.front_end
+    t0 = time.perf_counter()
+    info = probe(path)
+    timer.add("decode", time.perf_counter() - t0)
+
+    logits, embeddings, starts, n_valid, padded = [], [], [], [], []
+    keep: list[tuple[float, int, _Candidate]] = []        # heaps of the most decisive windows
+    keep_low: list[tuple[float, int, _Candidate]] = []
+    det_idx = detector.taxonomy.index(DETECTION_LABEL)
+    batch: list = []
+
+    def flush() -> None:
+        if not batch:
+            return
+        t = time.perf_counter()
+        waves = torch.from_numpy(np.stack([w.samples for w in batch])).to(detector.device)
+        with torch.inference_mode():
+            spec = detector.front_end(waves)
+            timer.add("features", time.perf_counter() - t)
+            t = time.perf_counter()
+            fused = detector.model.forward_features(spec)
+            out = detector.model.forward_head(fused).float().cpu().numpy()
+            emb = detector.model.pool(fused).float().cpu().numpy()
+        timer.add("inference", time.perf_counter() - t)
+        logits.append(out)
+        embeddings.append(emb)
+        for w, s, lg in zip(batch, spec.cpu(), out):
+            cand = _Candidate(w.index, w.start_s, s.clone(), w.samples)
+            _push(keep, (float(lg[det_idx]), w.index, cand), options.explain_windows)
+            _push(keep_low, (-float(lg[det_idx]), w.index, cand), options.explain_windows)
+        batch.clear()
+
+    t0 = time.perf_counter()
+    audio = stream(path, sample_rate=fe.sample_rate, timeout_s=options.decode_timeout_s)
+    with audio:
+        decode_start = time.perf_counter()
+        for window in iter_windows(audio, sample_rate=fe.sample_rate, window_s=fe.window_s,
+                                   hop_s=fe.hop_s):
+            starts.append(window.start_s)
+            n_valid.append(window.n_valid)
+            padded.append(window.padded)
+            batch.append(window)
+            if len(batch) >= options.batch_size:
+                timer.add("decode", time.perf_counter() - decode_start)
+                flush()
+                decode_start = time.perf_counter()
+        timer.add("decode", time.perf_counter() - decode_start)
+        flush()
+    if audio.stats is not None:
+        info = info.with_stats(audio.stats)
+
+    logits_arr = np.concatenate(logits)
+    probs = 1.0 / (1.0 + np.exp(-logits_arr.astype(np.float64) / detector.temperature))
+    from musicbrain_cli.model.inference import aggregate_windows
+
+    aggregate = aggregate_windows(probs, np.asarray(n_valid), detector.labels, detector.thresholds)
+    verdict, ood_facts = _verdict(probs[:, det_idx], aggregate, detector, ood,
+                                  np.concatenate(embeddings))
+    leaning_ai = verdict.p_ai >= verdict.threshold
+    chosen = sorted((c for _, _, c in (keep if leaning_ai else keep_low)),
+                    key=lambda c: -probs[c.index, det_idx] if leaning_ai else probs[c.index, det_idx])
+    explanations, explain_arrays, alignment = _explain(chosen, detector, options, timer)
+
+    track = {
+        "schema": TRACK_SCHEMA,
+        "input": _input_facts(info, path),
+        "metadata": _metadata(info.metadata),
+        "verdict": {**verdict.to_dict(), "error_rates": detector.card.get("error_rates", {})},
+        "labels": _top_labels(aggregate, detector.taxonomy, options.top_labels_per_group),
+        "timeline": {"window_start_s": [float(s) for s in starts], "window_s": fe.window_s,
+                     "p_ai": [round(float(p), 6) for p in probs[:, det_idx]],
+                     "padded": [bool(p) for p in padded]},
+        "aggregate": aggregate,
+        "explanations": explanations,
+        "alignment": alignment,
+        "ood": ood_facts,
+        "robustness": detector.card.get("robustness", []),
+        "model": model_facts(detector),
+        "software": software_versions(),
+        "command_line": list(command_line),
+        "options": options.analysis_dict(),
+        "analysis_time": analysis_time or _now(),
+        "limitations": _limitations(ood_facts, padded, info),
+    }
+    return TrackAnalysis(track=track, explain=explain_arrays, timings=timer.totals)
+
+
+def _push(heap: list, item: tuple, size: int) -> None:
+    if size <= 0:
+        return
+    if len(heap) < size:
+        heapq.heappush(heap, item)
+    elif item[:2] > heap[0][:2]:
+        heapq.heapreplace(heap, item)
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def _verdict(p_ai_windows: np.ndarray, aggregate: Mapping, detector, ood, embeddings: np.ndarray):
+    from musicbrain_cli.ood import track_score
+    from musicbrain_cli.verdict import VerdictPolicy, decide
+
+    policy = VerdictPolicy.from_card(detector.card)
+    ood_facts: dict[str, Any] = {"available": False}
+    in_domain = score = thr = None
+    ood_card = detector.card.get("ood") or {}
+    if ood is not None and "threshold" in ood_card:
+        score = track_score(ood.score(embeddings))
+        thr = float(ood_card["threshold"])
+        in_domain = bool(score <= thr)
+        ood_facts = {"available": True, "score": score, "threshold": thr,
+                     "in_domain": in_domain, "method": ood_card.get("method", "mahalanobis")}
+    verdict = decide(float(aggregate[DETECTION_LABEL]["mean"]), p_ai_windows, policy=policy,
+                     in_domain=in_domain, ood_score=score, ood_threshold=thr)
+    return verdict, ood_facts
+
+
+def _explain(chosen: list[_Candidate], detector, options: ScanOptions, timer: _Timer):
+    """FM-G-CAM on the chosen windows, and alignment of each map with notes and onsets."""
+    if not chosen:
+        return [], [], {}
+    from musicbrain_cli.alignment import (HarmonicOverlap, OnsetOverlap, detect_onsets,
+                                          harmonic_overlap, onset_overlap)
+    from musicbrain_cli.explain.fmgcam import FMGradCAM
+    from musicbrain_cli.features import bin_frequencies, frame_times
+    from musicbrain_cli.pitch import estimate_notes
+
+    fe = detector.config.front_end
+    freqs, local_times = bin_frequencies(fe), frame_times(fe)
+    spec = torch.stack([c.spec for c in chosen]).to(detector.device)
+    t = time.perf_counter()
+    k = min(options.top_k, len(detector.labels))
+    with FMGradCAM(detector.model, k=k) as cam:
+        result = cam(spec, freqs=freqs, times=local_times)
+    timer.add("cam", time.perf_counter() - t)
+
+    t = time.perf_counter()
+    explanations, arrays, harm_parts, onset_parts = [], [], [], []
+    for i, cand in enumerate(chosen):
+        saliency = result.maps[i].sum(axis=0)                        # [F, T]
+        notes = estimate_notes(cand.samples, fe.sample_rate)
+        onsets = detect_onsets(cand.samples, fe.sample_rate)
+        harm = harmonic_overlap(saliency, freqs=freqs, times=local_times, notes=notes)
+        ons = onset_overlap(saliency, times=local_times, onsets=onsets)
+        harm_parts.append(harm)
+        onset_parts.append(ons)
+        names = [detector.labels[j] for j in result.labels[i]]
+        fig = f"fmgcam_{i + 1}.png"
+        explanations.append({"window_start_s": cand.start_s, "window_index": cand.index,
+                             "labels": names, "figure": fig,
+                             "harmonic": harm.to_dict(), "onset": ons.to_dict(),
+                             "notes_source": "multi-pitch estimate (no score available)"})
+        db = (cand.spec[0].numpy() + 1.0) * fe.db_scale - fe.db_offset
+        arrays.append({"name": fig, "spectrogram_db": db, "saliency": result.maps[i],
+                       "labels": names, "times_s": local_times + cand.start_s,
+                       "freqs_hz": freqs,
+                       "title": f"FM-G-CAM, window at {cand.start_s:.1f} s"})
+    timer.add("alignment", time.perf_counter() - t)
+    alignment = {"harmonic": HarmonicOverlap.combine(harm_parts).to_dict(),
+                 "onset": OnsetOverlap.combine(onset_parts).to_dict(),
+                 "windows": len(chosen), "normalize": result.extra.get("normalize")}
+    return explanations, arrays, alignment
+
+
+def _input_facts(info, path) -> dict:
+    d = info.to_dict()
+    d.pop("metadata", None)
+    d["file_name"] = Path(path).name
+    d["path"] = str(path)
+    return d
+
+
+def _metadata(meta: Mapping) -> dict:
+    return {"tags": meta.get("tags", {}), "encoder": meta.get("encoder"),
+            "c2pa_present": bool(meta.get("c2pa_present")), "format": meta.get("format"),
+            "truncated": meta.get("truncated", False)}
+
+
+def _top_labels(aggregate: Mapping, taxonomy, per_group: int) -> list[dict]:
+    out = []
+    for group in taxonomy.groups:
+        if group.name == "source":
+            continue
+        ranked = sorted(group.labels, key=lambda lab: -aggregate[f"{group.name}/{lab}"]["mean"])
+        out += [{"group": group.name, "label": lab,
+                 "p": float(aggregate[f"{group.name}/{lab}"]["mean"])}
+                for lab in ranked[:per_group]]
+    return out
+
+
+def _limitations(ood_facts: Mapping, padded: Sequence[bool], info) -> list[str]:
+    notes = list(LIMITATIONS)
+    if not ood_facts.get("available"):
+        notes.append("This model carries no out-of-domain statistics, so the report cannot say "
+                     "whether the recording resembles the training data.")
+    elif not ood_facts.get("in_domain"):
+        notes.append("OUT OF DOMAIN: the recording is unlike the training data; the verdict is "
+                     "inconclusive by rule and the probabilities should not be relied on.")
+    if padded and all(padded):
+        notes.append("The recording is shorter than one analysis window; it was zero-padded.")
+    share = getattr(info, "share_decoded", None)
+    if share is not None and share < 1.0:
+        notes.append(f"Only {share:.1%} of the stream decoded; the rest was not analysed.")
+    return notes
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+
+def render_figures(explain: Sequence[Mapping]) -> dict[str, bytes]:
+    from musicbrain_cli.report.figures import fmgcam_figure
+
+    return {a["name"]: fmgcam_figure(a["spectrogram_db"], a["saliency"], a["labels"],
+                                     a["times_s"], a["freqs_hz"], title=a["title"])
+            for a in explain}
+
+
+def write_track_folder(analysis: TrackAnalysis, audio_path: Path, final_dir: Path, *,
+                       options: ScanOptions, keys=None) -> dict[str, float]:
+    """Render figures and reports into a temporary folder, seal it, then rename it into place.
+
+    An interrupted scan therefore never leaves a half-written report folder: either the
+    complete folder is there, or none (stale temporary folders are removed on the next run).
+    """
+    from musicbrain_cli.report import write_manifest, write_track_report
+
+    timings: dict[str, float] = {}
+    tmp = final_dir.parent / f"{TMP_PREFIX}{final_dir.name}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        t = time.perf_counter()
+        figures = render_figures(analysis.explain)
+        timings["figures"] = time.perf_counter() - t
+        t = time.perf_counter()
+        write_track_report(analysis.track, figures, tmp, formats=(*options.formats, "json"),
+                           keys=keys, tsa_url=options.tsa_url)
+        timings["report"] = time.perf_counter() - t
+        t = time.perf_counter()
+        write_manifest(tmp, audio_path, analysis.track["model"]["weights_sha256"] or None, keys,
+                       audio_sha256=analysis.track["input"]["sha256"],
+                       created=analysis.track["analysis_time"])
+        timings["signing"] = time.perf_counter() - t
+        if final_dir.exists():
+            old = final_dir.parent / f"{TMP_PREFIX}old-{final_dir.name}"
+            shutil.rmtree(old, ignore_errors=True)
+            final_dir.rename(old)
+            tmp.rename(final_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(final_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return timings
+
+
+def completed_result(folder: Path, sha256: str) -> dict | None:
+    """The stored result of a finished track folder whose audio hash matches, else ``None``."""
+    import json
+
+    result, manifest = folder / RESULT_JSON, folder / "manifest.json"
+    if not (result.is_file() and manifest.is_file()):
+        return None
+    try:
+        track = json.loads(result.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return track if track.get("input", {}).get("sha256") == sha256 else None
+
+
+# --- the batch ------------------------------------------------------------------------------
+
+
+@dataclass
+class ScanResult:
+    entries: list = field(default_factory=list)          # report.CatalogEntry, in input order
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    reused: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+    audio_seconds: float = 0.0
+
+    @property
+    def n_failed(self) -> int:
+        return sum(1 for e in self.entries if e.error)
+
+    @property
+    def n_ok(self) -> int:
+        return len(self.entries) - self.n_failed
+
+
+def scan(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, detector, *,
+         options: ScanOptions = ScanOptions(), keys=None, ood=None,
+         command_line: Sequence[str] = (), progress: Progress = NULL_PROGRESS) -> ScanResult:
+    """Scan ``inputs`` into ``out_dir``; a failing file becomes an error entry, never a stop."""
+    from musicbrain_cli.audio import sha256_file
+    from musicbrain_cli.report import CatalogEntry, write_catalog
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob(f"{TMP_PREFIX}*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    found = discover(inputs)
+    result = ScanResult(skipped=found.skipped)
+    pending: list[tuple[int, Future]] = []
+    pool = ThreadPoolExecutor(max_workers=options.jobs - 1) if options.jobs > 1 else None
+
+    def finish(index: int, job: Callable[[], dict]) -> None:
+        try:
+            _merge(result.timings, job())
+        except MusicBrainError as exc:
+            entry = result.entries[index]
+            result.entries[index] = CatalogEntry(entry.input_path, error=str(exc))
+
+    try:
+        with progress.task("scanning", total=len(found.files)) as task:
+            for path in found.files:
+                entry = None
+                try:
+                    sha = sha256_file(path)
+                    folder = out / safe_name(path, sha)
+                    done = None if options.force else completed_result(folder, sha)
+                    if done is not None:
+                        result.reused += 1
+                        entry = CatalogEntry(str(path), track=done, report=_report_rel(folder, out, options))
+                    else:
+                        analysis = analyse_track(path, detector, options=options, ood=ood,
+                                                 command_line=command_line)
+                        _merge(result.timings, analysis.timings)
+                        result.audio_seconds += float(analysis.track["input"].get("decoded_duration_s") or 0)
+                        entry = CatalogEntry(str(path), track=analysis.track,
+                                             report=_report_rel(folder, out, options))
+
+                        def job(a=analysis, p=Path(path), f=folder):
+                            return write_track_folder(a, p, f, options=options, keys=keys)
+
+                        index = len(result.entries)
+                        if pool is None:
+                            result.entries.append(entry)
+                            finish(index, job)
+                            entry = None
+                        else:
+                            pending.append((index, pool.submit(job)))
+                except MusicBrainError as exc:
+                    entry = CatalogEntry(str(path), error=str(exc))
+                if entry is not None:
+                    result.entries.append(entry)
+                task.advance()
+            for index, fut in pending:
+                finish(index, fut.result)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
+    write_catalog(out, result.entries)
+    return result
+
+
+def _report_rel(folder: Path, out: Path, options: ScanOptions) -> str:
+    name = "report.pdf" if "pdf" in options.formats else "report.html"
+    return str((folder / name).relative_to(out))
+
+
+def _merge(into: dict[str, float], more: Mapping[str, float]) -> None:
+    for k, v in more.items():
+        into[k] = into.get(k, 0.0) + v
+
+
+def load_ood(detector):
+    """The detector's out-of-domain statistics, or ``None`` when its model has none."""
+    from musicbrain_cli.ood import OOD_FILE, OODStats
+
+    directory = getattr(detector, "model_dir", None)
+    if directory is None or not (Path(directory) / OOD_FILE).is_file():
+        return None
+    return OODStats.load(directory)
+
+
+__all__ = ["ScanOptions", "ScanResult", "analyse_track", "discover", "safe_name", "scan",
+           "write_track_folder", "completed_result", "load_ood", "AUDIO_EXTENSIONS"]

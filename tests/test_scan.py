@@ -1,0 +1,182 @@
+"""The batch scan: end to end on a small catalog with a tiny model, built in code."""
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from musicbrain_cli.audio_encode import encode_audio
+from musicbrain_cli.cli import main
+from musicbrain_cli.features import FrontEndConfig
+from musicbrain_cli.model.checkpoint import default_card, save_checkpoint
+from musicbrain_cli.model.config import ModelConfig
+from musicbrain_cli.model.inference import Detector
+from musicbrain_cli.model.net import build_model
+from musicbrain_cli.report.verify import verify_path
+from musicbrain_cli.scan import ScanOptions, analyse_track, discover, safe_name, scan
+from musicbrain_cli.taxonomy import Taxonomy
+
+SR = 22050
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    torch.manual_seed(0)
+    taxonomy = Taxonomy.from_groups([("source", ["human", "ai"], True),
+                                     ("period", ["Baroque", "Classical"], True)])
+    config = ModelConfig(front_end=FrontEndConfig(window_s=4.0, hop_s=2.0), taxonomy=taxonomy)
+    card = default_card()
+    card.update(name="tiny-test", error_rates={"fpr": 0.01, "fpr_ci95": [0.0, 0.05],
+                                               "fnr": 0.1, "fnr_ci95": [0.05, 0.2]})
+    d = tmp_path_factory.mktemp("model")
+    save_checkpoint(d, build_model(config), config, model_card=card)
+    return d
+
+
+def tone(seconds, f0=220.0, seed=0):
+    t = np.arange(int(SR * seconds)) / SR
+    rng = np.random.default_rng(seed)
+    y = sum(0.2 / k * np.sin(2 * np.pi * k * f0 * t) for k in range(1, 5))
+    return (y + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+@pytest.fixture
+def catalog(tmp_path):
+    cat = tmp_path / "catalog"
+    (cat / "sub").mkdir(parents=True)
+    encode_audio(cat / "piece.flac", tone(9.0), SR)
+    encode_audio(cat / "sub" / "<script>alert(1).mp3", tone(3.0, 330.0), SR)
+    (cat / "notes.txt").write_text("not audio")
+    return cat
+
+
+def run(args):
+    return CliRunner().invoke(main, args, catch_exceptions=False)
+
+
+def folders(out: Path):
+    return sorted(p for p in out.iterdir() if p.is_dir())
+
+
+def test_scan_end_to_end_with_verification(tmp_path, catalog, model_dir):
+    bad = catalog / "broken.wav"
+    bad.write_bytes(b"RIFF\x00\x00\x00\x00WAVEgarbage")
+    out, keys = tmp_path / "out", tmp_path / "keys"
+    res = run(["scan", str(catalog), "-o", str(out), "--model", str(model_dir),
+               "--report", "both", "--key", str(keys), "--quiet", "--jobs", "2"])
+    assert res.exit_code == 1, res.output          # one file failed
+    summary = json.loads((out / "summary.json").read_text())
+    rows = summary["tracks"] if isinstance(summary, dict) else summary
+    status = {Path(r["path"]).name: r["status"] for r in rows}
+    assert status == {"piece.flac": "ok", "<script>alert(1).mp3": "ok",
+                      "broken.wav": "error"}
+    assert "notes.txt" in res.output                # skipped with a note
+    assert (out / "index.html").is_file() and (out / "summary.csv").is_file()
+    made = folders(out)
+    assert len(made) == 2
+    for folder in made:
+        assert folder.parent == out                 # the crafted name stays inside OUT
+        for name in ("report.pdf", "report.html", "result.json", "manifest.json",
+                     "manifest.json.sig"):
+            assert (folder / name).is_file(), name
+        from musicbrain_cli.report.keys import load_trusted
+        assert verify_path(folder, trusted=load_trusted(keys)).ok
+        track = json.loads((folder / "result.json").read_text())
+        assert track["verdict"]["label"] in ("ai", "human", "inconclusive")
+        assert 0.0 <= track["verdict"]["p_ai"] <= 1.0
+        assert track["explanations"], "the most decisive windows are explained"
+    html = (made[1] / "report.html").read_text() + (made[0] / "report.html").read_text()
+    assert "<script>alert(1)" not in html and "&lt;script&gt;" in html
+
+
+def test_rerun_skips_complete_tracks_and_force_redoes(tmp_path, catalog, model_dir):
+    out = tmp_path / "out"
+    args = ["scan", str(catalog), "-o", str(out), "--model", str(model_dir), "--report",
+            "html", "--unsigned", "--quiet"]
+    assert run(args).exit_code == 0
+    before = {p.name: (p / "result.json").stat().st_mtime_ns for p in folders(out)}
+    res = run(args)
+    assert res.exit_code == 0 and "2 already complete" in res.output
+    assert {p.name: (p / "result.json").stat().st_mtime_ns for p in folders(out)} == before
+    res = run(args + ["--force"])
+    assert "0 already complete" in res.output
+    assert {p.name: (p / "result.json").stat().st_mtime_ns for p in folders(out)} != before
+
+
+def test_interrupted_write_leaves_no_half_report_and_resumes(tmp_path, catalog, model_dir,
+                                                           monkeypatch):
+    import musicbrain_cli.report as report
+
+    det = Detector.from_pretrained(model_dir, device="cpu")
+    out = tmp_path / "out"
+    real = report.write_manifest
+
+    def crash(*a, **k):
+        raise KeyboardInterrupt   # killed after the report files, before the seal
+    monkeypatch.setattr(report, "write_manifest", crash)
+    with pytest.raises(KeyboardInterrupt):
+        scan([catalog], out, det, options=ScanOptions(formats=("html",)))
+    assert folders(out) == [] or all(p.name.startswith(".tmp-") for p in folders(out))
+    monkeypatch.setattr(report, "write_manifest", real)
+    result = scan([catalog], out, det, options=ScanOptions(formats=("html",)))
+    assert result.n_ok == 2 and result.reused == 0
+    assert not [p for p in out.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_bad_inputs_inside_a_catalog_become_error_entries(tmp_path, model_dir):
+    cat = tmp_path / "cat"
+    cat.mkdir()
+    encode_audio(cat / "good.flac", tone(5.0), SR)
+    (cat / "empty.mp3").write_bytes(b"")
+    (cat / "text.ogg").write_text("hello, not audio at all")
+    encode_audio(cat / "silent.flac", np.zeros(SR * 3, np.float32), SR)
+    encode_audio(cat / "cut.wav", tone(6.0), SR)
+    data = (cat / "cut.wav").read_bytes()
+    (cat / "cut.wav").write_bytes(data[: len(data) // 3])
+    det = Detector.from_pretrained(model_dir, device="cpu")
+    result = scan([cat], tmp_path / "out", det, options=ScanOptions(formats=("html",)))
+    errors = {Path(e.input_path).name: e.error for e in result.entries if e.error}
+    assert set(errors) == {"empty.mp3", "text.ogg", "silent.flac", "cut.wav"}
+    assert "silent" in errors["silent.flac"].lower()
+    assert result.n_ok == 1
+
+
+def test_analysis_is_a_pure_function_of_file_model_options(tmp_path, model_dir):
+    encode_audio(tmp_path / "x.flac", tone(7.0, 262.0), SR)
+    det = Detector.from_pretrained(model_dir, device="cpu")
+    a = analyse_track(tmp_path / "x.flac", det, analysis_time="2026-01-01T00:00:00+00:00")
+    b = analyse_track(tmp_path / "x.flac", det, analysis_time="2026-01-01T00:00:00+00:00")
+    assert json.dumps(a.track, sort_keys=True) == json.dumps(b.track, sort_keys=True)
+    assert a.track["timeline"]["window_start_s"] == [0.0, 2.0, 4.0]   # 4 s windows, 2 s hop
+    assert a.track["timeline"]["padded"] == [False, False, True]
+
+
+def test_discover_survives_symlink_loops_and_dedups(tmp_path):
+    root = tmp_path / "root"
+    (root / "a").mkdir(parents=True)
+    (root / "a" / "x.wav").write_bytes(b"")
+    os.symlink(root, root / "a" / "loop")
+    os.symlink(root / "a" / "x.wav", root / "alias.wav")
+    found = discover([root, root / "a" / "x.wav"])
+    assert len(found.files) == 1
+    assert any("loop" in reason for _, reason in found.skipped)
+    assert ("%s" % (tmp_path / "nope"), "no such file or folder") in discover([tmp_path / "nope"]).skipped
+
+
+@pytest.mark.parametrize("name", ["../../etc/passwd", "..", ".hidden.wav", "a/b\\c.mp3",
+                                  "\u202eevil.wav", "名曲.flac", "x" * 500 + ".wav"])
+def test_safe_name_cannot_escape(tmp_path, name):
+    folder = safe_name(name, "ab" * 32)
+    assert "/" not in folder and "\\" not in folder and not folder.startswith(".")
+    assert folder.endswith("-" + "ab" * 6) and len(folder) <= 80
+    assert (tmp_path / folder).resolve().parent == tmp_path.resolve()
+
+
+def test_missing_input_is_a_usage_error(tmp_path, model_dir):
+    res = run(["scan", str(tmp_path / "nope"), "-o", str(tmp_path / "o"), "--model",
+               str(model_dir)])
+    assert res.exit_code == 2
