@@ -1,0 +1,188 @@
+"""FM-G-CAM: the published recipe, exclusivity, scaling, cost, figures, the real architecture."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from musicbrain_cli.errors import ConfigError
+from musicbrain_cli.explain import (NORMALIZE_MODES, FMGradCAM, LabelTarget, blend_maps,
+                                    exclusive_argmax, plot_fmgcam)
+
+
+class TinyNet(nn.Module):
+    def __init__(self, n_labels: int = 6):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
+        self.fusion = nn.Sequential(nn.Conv2d(8, 16, 3, padding=1), nn.ReLU())
+        self.fc = nn.Linear(16, n_labels)
+
+    def forward(self, x):
+        # A max-pool head: label evidence is local, so different labels win different cells.
+        return self.fc(self.fusion(self.stem(x)).amax(dim=(2, 3)))
+
+
+@pytest.fixture
+def model():
+    torch.manual_seed(1)
+    return TinyNet().eval()
+
+
+@pytest.fixture
+def spec():
+    return torch.from_numpy(np.random.default_rng(1).standard_normal((3, 1, 20, 32)).astype(np.float32))
+
+
+def reference_fmgcam(model, spec, k):
+    """The recipe written out directly: raw Grad-CAM per top-k label, upsample, argmax mask,
+    ReLU, one min-max over the stack (normalize='none')."""
+    store = {}
+    handle = model.fusion.register_forward_hook(lambda m, i, o: store.setdefault("a", o))
+    try:
+        logits = model(spec)
+    finally:
+        handle.remove()
+    act = store["a"]
+    top = logits.topk(k, dim=1).indices
+    maps = []
+    for r in range(k):
+        (g,) = torch.autograd.grad(logits.gather(1, top[:, r:r + 1]).sum(), act, retain_graph=True)
+        maps.append((g.mean(dim=(2, 3))[:, :, None, None] * act).mean(dim=1))
+    m = F.interpolate(torch.stack(maps, 1), size=spec.shape[-2:], mode="bilinear", align_corners=False)
+    keep = F.one_hot(m.argmax(1), k).permute(0, 3, 1, 2).bool()
+    m = F.relu(m * keep)
+    m = m / m.flatten(1).max(dim=1).values[:, None, None, None]
+    return m.detach().numpy(), top.numpy()
+
+
+def test_matches_written_out_recipe(model, spec):
+    with FMGradCAM(model, k=3, normalize="none") as cam:
+        res = cam(spec)
+    expected, top = reference_fmgcam(model, spec, 3)
+    assert res.labels.tolist() == top.tolist()
+    np.testing.assert_allclose(res.maps, expected, atol=1e-5)
+    # The test model really spreads the evidence over several labels.
+    winners = (res.maps > 0).any(axis=(2, 3)).sum(axis=1)
+    assert (winners >= 2).all()
+
+
+@pytest.mark.parametrize("normalize", NORMALIZE_MODES)
+def test_exclusive_and_in_unit_range(model, spec, normalize):
+    with FMGradCAM(model, k=3, normalize=normalize) as cam:
+        res = cam(spec)
+    assert res.maps.shape == (3, 3, 20, 32)
+    assert ((res.maps > 0).sum(axis=1) <= 1).all()           # at most one label per cell
+    assert res.maps.min() >= 0.0 and res.maps.max() <= 1.0
+    np.testing.assert_allclose(res.maps.max(axis=(1, 2, 3)), 1.0)  # one min-max per window
+    assert res.extra["normalize"] == normalize
+
+
+def test_label_axis_normalisation_is_binary(model, spec):
+    with FMGradCAM(model, normalize="label-axis") as cam:
+        res = cam(spec)
+    assert set(np.unique(res.maps)) <= {0.0, 1.0}
+
+
+def test_per_map_normalisation_equalises_label_peaks(model, spec):
+    with FMGradCAM(model, normalize="none") as cam:
+        raw = cam(spec)
+    with FMGradCAM(model, normalize="per-map") as cam:
+        per_map = cam(spec)
+    # Same winners, same ranking inside each label's region; only label scale changes.
+    np.testing.assert_array_equal(raw.maps > 0, per_map.maps > 0)
+    for b in range(3):
+        for k in range(3):
+            r, p = raw.maps[b, k], per_map.maps[b, k]
+            if (r > 0).sum() > 1:
+                np.testing.assert_allclose(p[r > 0] / p[r > 0].max(), r[r > 0] / r[r > 0].max(), atol=1e-5)
+
+
+def test_one_forward_and_backward_from_target_layer_only(model, spec):
+    forwards, stem_backwards = [], []
+    model.register_forward_hook(lambda m, i, o: forwards.append(1))
+    model.stem[0].register_full_backward_hook(lambda m, gi, go: stem_backwards.append(1))
+    with FMGradCAM(model, k=3) as cam:
+        cam(spec)
+    assert len(forwards) == 1 and stem_backwards == []
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_explicit_targets_and_bad_settings(model, spec):
+    with FMGradCAM(model) as cam:
+        res = cam(spec, targets=[LabelTarget(0), LabelTarget(5)])
+    assert res.labels.tolist() == [[0, 5]] * 3
+    with pytest.raises(ConfigError, match="'l3'"):
+        FMGradCAM(model, normalize="l3")
+    with pytest.raises(ConfigError, match="k=7"):
+        with FMGradCAM(model, k=7) as cam:
+            cam(spec)
+
+
+def test_exclusive_argmax_keeps_the_largest():
+    maps = torch.tensor([[[[1.0, -2.0]], [[0.5, -1.0]]]])  # [1, 2, 1, 2]
+    out = exclusive_argmax(maps)
+    assert out.tolist() == [[[[1.0, 0.0]], [[0.0, -1.0]]]]
+
+
+def test_blend_maps_colours_the_winner():
+    rng = np.random.default_rng(2)
+    spec = rng.standard_normal((10, 12))
+    maps = np.zeros((2, 10, 12))
+    maps[0, 2, 3] = 1.0
+    maps[1, 5, 6] = 0.5
+    rgb, legend = blend_maps(spec, maps, ["ai", "Baroque"], colors=[(1, 0, 0), (0, 0, 1)], max_alpha=0.8)
+    grey = (spec - spec.min()) / (spec.max() - spec.min())
+    assert rgb.shape == (10, 12, 3) and legend == [("ai", (1.0, 0.0, 0.0)), ("Baroque", (0.0, 0.0, 1.0))]
+    np.testing.assert_allclose(rgb[0, 0], [grey[0, 0]] * 3)
+    np.testing.assert_allclose(rgb[2, 3], 0.2 * grey[2, 3] + 0.8 * np.array([1, 0, 0]))
+    np.testing.assert_allclose(rgb[5, 6], 0.6 * grey[5, 6] + 0.4 * np.array([0, 0, 1]))
+    with pytest.raises(ConfigError):
+        blend_maps(spec, maps, ["only-one"])
+
+
+def test_plot_on_axes_without_pyplot(model, spec):
+    from matplotlib.figure import Figure
+
+    with FMGradCAM(model) as cam:
+        res = cam(spec[:1], times=np.arange(32) * 0.02, freqs=np.geomspace(30, 8000, 20))
+    fig = Figure()
+    ax = fig.add_subplot()
+    plot_fmgcam(ax, spec[0, 0].numpy(), res.maps[0], ["a", "b", "c"], times=res.times, freqs=res.freqs)
+    assert ax.get_xlabel() == "time (s)" and ax.get_ylabel() == "frequency (Hz)"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a", "b", "c"]
+    assert ax.get_yticklabels()[0].get_text() == "30"
+
+
+def test_real_architecture_fusion_layer():
+    build = pytest.importorskip("musicbrain_cli.model.net").build_model
+    from musicbrain_cli.features import FrontEndConfig, bin_frequencies, frame_times
+    from musicbrain_cli.model.config import ModelConfig
+    from musicbrain_cli.taxonomy import Taxonomy
+
+    taxonomy = Taxonomy.from_groups([("source", ["human", "ai"], True),
+                                     ("period", ["Baroque", "Classical", "Romantic"], True)])
+    fe = FrontEndConfig(n_bins=64, window_s=2.56, hop_s=1.28)
+    torch.manual_seed(0)
+    model = build(ModelConfig(front_end=fe, taxonomy=taxonomy))
+    model.train()
+    spec = torch.randn(2, *fe.shape)
+    with FMGradCAM(model, layer="fusion", k=3) as cam:
+        res = cam(spec, times=frame_times(fe), freqs=bin_frequencies(fe))
+    assert model.training and len(model.fusion._forward_hooks) == 0
+    assert res.maps.shape == (2, 3, 64, fe.n_frames) and res.freqs.shape == (64,)
+    assert ((res.maps > 0).sum(axis=1) <= 1).all()
+    np.testing.assert_allclose(res.maps.max(axis=(1, 2, 3)), 1.0)
+    assert res.labels.tolist() == np.argsort(-res.logits, axis=1)[:, :3].tolist()
+
+
+def test_exclusive_argmax_matches_torch_argmax():
+    maps = torch.randn(2, 4, 9, 11, generator=torch.Generator().manual_seed(3))
+    maps[0, :, 0, 0] = 0.5  # a tie goes to the first label, as argmax does
+    out = exclusive_argmax(maps)
+    winner = maps.argmax(dim=1, keepdim=True)
+    expected = torch.zeros_like(maps).scatter_(1, winner, maps.gather(1, winner))
+    torch.testing.assert_close(out, expected)
+    assert out[0, 0, 0, 0] == 0.5 and (out[0, 1:, 0, 0] == 0).all()
