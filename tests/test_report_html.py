@@ -86,7 +86,7 @@ def test_pdf_is_deterministic_for_the_same_inputs():
 
 def test_sentences_in_plain_words():
     text = alignment_sentences({"harmonic": {"share": 0.38, "chance": 0.12},
-                                "onset": {"ratio": 2.3, "hit_rate": 0.64, "chance_hit_rate": 0.2}})
+                                "onset": {"concentration": 2.3, "hit_rate": 0.64, "chance_hit_rate": 0.2}})
     assert text[0] == ("38% of the saliency lies on the partials of the notes played, "
                        "where chance would put 12% (3.2 times chance).")
     assert "2.3 times" in text[1] and "64% of the note onsets" in text[1] and "20%" in text[1]

@@ -139,10 +139,12 @@ def onset_sentence(onset: Mapping | None) -> str | None:
     if not onset:
         return None
     parts = []
-    ratio = _num(onset.get("ratio"))
+    # alignment.OnsetOverlap.concentration: mean saliency within +/-50 ms of onsets over
+    # the mean saliency of the whole window.
+    ratio = _num(onset.get("concentration"))
     if ratio is not None:
-        parts.append(f"Saliency at note onsets is {ratio:.1f} times its level between onsets "
-                     "(1.0 would mean no preference for onsets)")
+        parts.append(f"Saliency within 50 ms of note onsets is {ratio:.1f} times its average "
+                     "level (1.0 would mean no preference for onsets)")
     hit, chance = _num(onset.get("hit_rate")), _num(onset.get("chance_hit_rate"))
     if hit is not None:
         clause = f"{pct(hit, 0)} of the note onsets fall on a saliency peak"
