@@ -1,0 +1,265 @@
+"""Checkpoint I/O: a checkpoint is data, never code.
+
+A checkpoint is a directory of three files::
+
+    model.safetensors   the weights (safetensors: no pickle, nothing executes on load);
+                        its metadata also carries the config JSON ("inside")
+    config.json         {"format", "format_version", "model": ModelConfig.to_dict(),
+                         "extra": {...}}  ("beside": e.g. the resolved training recipe)
+    model_card.json     {"name", "version", "training_data", "metrics",
+                         "calibration": {"temperature"}, "thresholds": {"detection", ...},
+                         "intended_use", "limitations", "weights_sha256"}
+
+The card records the SHA-256 of ``model.safetensors``; loading recomputes it and refuses a
+mismatch (as whisper checks its downloads). The network is rebuilt from ``config.json`` by
+:func:`~musicbrain_cli.model.net.build_model`, never from a class named in the file
+(STYLE.md convention 5; demucs' pickled classes are the counter-example). Every file is
+written to a temporary name and renamed into place, the card last, so a crash never leaves a
+card that vouches for weights that are not there.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+import torch
+
+from musicbrain_cli.errors import ConfigError, ModelLoadError, MusicBrainError
+from musicbrain_cli.model.config import ModelConfig
+
+if TYPE_CHECKING:
+    from musicbrain_cli.model.net import MusicBrainNet
+
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+CARD_FILE = "model_card.json"
+CHECKPOINT_FORMAT = "musicbrain-checkpoint"
+CHECKPOINT_FORMAT_VERSION = 1
+
+#: Where shipped models live: ``musicbrain_cli/model/<name>/`` (package data).
+PACKAGE_MODELS = Path(__file__).resolve().parent
+DEFAULT_MODEL = "default"
+
+CARD_KEYS = ("name", "version", "training_data", "metrics", "calibration", "thresholds",
+             "intended_use", "limitations", "weights_sha256")
+
+
+def default_card() -> dict[str, Any]:
+    """A card with every schema key; fields a caller does not give keep these values."""
+    return {
+        "name": "musicbrain",
+        "version": "0",
+        "training_data": {},
+        "metrics": {},
+        "calibration": {"temperature": 1.0},
+        "thresholds": {"detection": 0.5},
+        "intended_use": "",
+        "limitations": "",
+        "weights_sha256": "",
+    }
+
+
+def validate_card(card: Mapping[str, Any], *, error: type[MusicBrainError] = ModelLoadError) -> None:
+    """Check the card's schema; raise ``error`` naming the first problem."""
+    if not isinstance(card, Mapping):
+        raise error(f"model card must be a JSON object, not {type(card).__name__}")
+    missing = [k for k in CARD_KEYS if k not in card]
+    if missing:
+        raise error(f"model card lacks {missing}")
+    calibration = card["calibration"]
+    temperature = calibration.get("temperature") if isinstance(calibration, Mapping) else None
+    if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
+        raise error(f"model card calibration.temperature must be a positive number, not {temperature!r}")
+    thresholds = card["thresholds"]
+    if not isinstance(thresholds, Mapping) or "detection" not in thresholds:
+        raise error(f"model card thresholds must hold 'detection', not {thresholds!r}")
+    for name, value in thresholds.items():
+        if not (isinstance(value, (int, float)) and 0.0 < value < 1.0):
+            raise error(f"model card threshold {name!r} must lie in (0, 1), not {value!r}")
+
+
+def sha256_file(path: Path, *, chunk_size: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(chunk_size), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Write via ``write(tmp_path)`` to a temporary file beside ``path``, then rename."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _json_text(data: Any) -> str:
+    return json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+
+def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The bare network inside DDP (``.module``) or ``torch.compile`` (``._orig_mod``)."""
+    while True:
+        inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
+        if not isinstance(inner, torch.nn.Module):
+            return model
+        model = inner
+
+
+def save_checkpoint(directory: str | os.PathLike, model: torch.nn.Module, config: ModelConfig, *,
+                    model_card: Mapping[str, Any], extra_config: Mapping[str, Any] | None = None,
+                    ) -> dict[str, Any]:
+    """Write ``model.safetensors``, ``config.json`` and ``model_card.json`` into ``directory``.
+
+    ``model_card`` fields override :func:`default_card`; ``weights_sha256`` is computed here.
+    Returns the card as written. The model is not modified (weights are copied to CPU).
+    """
+    from safetensors.torch import save_file
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    card = default_card()
+    card.update(copy.deepcopy(dict(model_card)))
+    card["weights_sha256"] = ""
+    validate_card(card, error=ConfigError)
+    config_doc = {
+        "format": CHECKPOINT_FORMAT,
+        "format_version": CHECKPOINT_FORMAT_VERSION,
+        "model": config.to_dict(),
+        "extra": dict(extra_config or {}),
+    }
+    try:
+        config_text = _json_text(config_doc)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"checkpoint config is not plain JSON: {exc}") from exc
+    state = {k: v.detach().to("cpu", copy=True).contiguous()
+             for k, v in _unwrap(model).state_dict().items()}
+    metadata = {"format": CHECKPOINT_FORMAT, "config": _json_text(config.to_dict())}
+    _atomic_write(directory / WEIGHTS_FILE, lambda p: save_file(state, str(p), metadata=metadata))
+    card["weights_sha256"] = sha256_file(directory / WEIGHTS_FILE)
+    _atomic_write(directory / CONFIG_FILE, lambda p: p.write_text(config_text, encoding="utf-8"))
+    _atomic_write(directory / CARD_FILE, lambda p: p.write_text(_json_text(card), encoding="utf-8"))
+    return card
+
+
+def _read_json(path: Path) -> Any:
+    if not path.is_file():
+        raise ModelLoadError(f"checkpoint file missing: {str(path)!r}")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelLoadError(f"cannot read {str(path)!r}: {exc}") from exc
+
+
+def read_config(directory: str | os.PathLike) -> tuple[ModelConfig, dict[str, Any]]:
+    """``(ModelConfig, extra)`` from a checkpoint's ``config.json``."""
+    path = Path(directory) / CONFIG_FILE
+    doc = _read_json(path)
+    if not isinstance(doc, dict) or doc.get("format") != CHECKPOINT_FORMAT:
+        raise ModelLoadError(f"{str(path)!r} is not a MusicBrain checkpoint config")
+    if doc.get("format_version") != CHECKPOINT_FORMAT_VERSION:
+        raise ModelLoadError(
+            f"{str(path)!r} has checkpoint format version {doc.get('format_version')!r}; "
+            f"this MusicBrain reads version {CHECKPOINT_FORMAT_VERSION}"
+        )
+    try:
+        config = ModelConfig.from_dict(doc.get("model") or {})
+    except MusicBrainError as exc:
+        raise ModelLoadError(f"invalid model config in {str(path)!r}: {exc}") from exc
+    return config, dict(doc.get("extra") or {})
+
+
+def load_checkpoint(directory: str | os.PathLike, *, device: str | torch.device = "cpu",
+                    expected_sha256: str | None = None,
+                    ) -> tuple[MusicBrainNet, ModelConfig, dict[str, Any]]:
+    """Load ``(model, config, card)``; the model is in eval mode on ``device``.
+
+    Raises :class:`ModelLoadError` naming the problem: a missing directory or file, a card
+    whose SHA-256 (or ``expected_sha256``) does not match the weights, an unknown backbone,
+    missing/unexpected tensors or wrong tensor shapes.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from musicbrain_cli.model.net import build_model
+
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ModelLoadError(f"checkpoint directory not found: {str(directory)!r}")
+    card = _read_json(directory / CARD_FILE)
+    validate_card(card)
+    config, _ = read_config(directory)
+    weights = directory / WEIGHTS_FILE
+    if not weights.is_file():
+        raise ModelLoadError(f"checkpoint file missing: {str(weights)!r}")
+    digest = sha256_file(weights)
+    for source, expected in (("the model card", card["weights_sha256"]), ("the caller", expected_sha256)):
+        if expected is not None and digest != str(expected).lower():
+            raise ModelLoadError(
+                f"SHA-256 of {str(weights)!r} is {digest}, but {source} expects {expected}: "
+                "the weights were altered or belong to another checkpoint"
+            )
+    try:
+        model = build_model(config)
+    except MusicBrainError as exc:
+        raise ModelLoadError(f"cannot build the model of {str(directory)!r}: {exc}") from exc
+    try:
+        state = load_file(str(weights), device="cpu")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelLoadError(f"cannot read weights {str(weights)!r}: {exc}") from exc
+    expected_state = model.state_dict()
+    missing = sorted(set(expected_state) - set(state))
+    unexpected = sorted(set(state) - set(expected_state))
+    if missing or unexpected:
+        raise ModelLoadError(
+            f"weights {str(weights)!r} do not match the {config.backbone!r} model: "
+            f"missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
+            f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}"
+        )
+    wrong = [f"{k}: {tuple(state[k].shape)} != {tuple(v.shape)}"
+             for k, v in expected_state.items() if state[k].shape != v.shape]
+    if wrong:
+        raise ModelLoadError(f"weights {str(weights)!r} have wrong tensor shapes: {wrong[:5]}")
+    bad_dtype = [k for k, v in expected_state.items() if state[k].dtype != v.dtype]
+    if bad_dtype:
+        raise ModelLoadError(f"weights {str(weights)!r} have unexpected dtypes: {bad_dtype[:5]}")
+    model.load_state_dict(state, strict=True)
+    return model.to(device).eval(), config, card
+
+
+def resolve_model(name_or_path: str | os.PathLike = DEFAULT_MODEL) -> Path:
+    """A checkpoint directory from a shipped model's name or a path.
+
+    ``"default"`` (or another name) means ``musicbrain_cli/model/<name>/`` inside the
+    package; anything else is a directory path. Raises :class:`ModelLoadError` when the
+    directory does not exist or holds no weights.
+    """
+    text = str(name_or_path)
+    if text and os.sep not in text and "/" not in text and not Path(text).exists():
+        directory = PACKAGE_MODELS / text
+        if not (directory / WEIGHTS_FILE).is_file():
+            hint = (" No trained default model is shipped yet: train one with "
+                    "'musicbrain train' and pass its output directory with --model."
+                    if text == DEFAULT_MODEL else "")
+            raise ModelLoadError(
+                f"no shipped model named {text!r} (looked for {str(directory / WEIGHTS_FILE)!r}).{hint}"
+            )
+        return directory
+    directory = Path(name_or_path).expanduser()
+    if not directory.is_dir():
+        raise ModelLoadError(f"model directory not found: {str(directory)!r}")
+    if not (directory / WEIGHTS_FILE).is_file():
+        raise ModelLoadError(f"model directory {str(directory)!r} holds no {WEIGHTS_FILE}")
+    return directory

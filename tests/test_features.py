@@ -1,0 +1,160 @@
+"""Tests of musicbrain_cli.features: sizes, axes, levels, CQT, failures, CPU/GPU agreement."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from musicbrain_cli.errors import ConfigError
+from musicbrain_cli.features import (
+    CPU_GPU_ATOL,
+    FrontEnd,
+    FrontEndConfig,
+    bin_frequencies,
+    frame_times,
+    frames_to_seconds,
+    seconds_to_frames,
+)
+
+SR = 22050
+
+
+def tone(freq: float, config: FrontEndConfig, *, amplitude: float = 1.0) -> np.ndarray:
+    t = np.arange(config.n_samples) / config.sample_rate
+    return (amplitude * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def run(front_end: FrontEnd, *waves: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        return front_end(torch.from_numpy(np.stack(waves))).numpy()
+
+
+def to_db(value: np.ndarray, config: FrontEndConfig) -> np.ndarray:
+    return (value + 1.0) * config.db_scale - config.db_offset
+
+
+@pytest.fixture(scope="module")
+def short() -> FrontEndConfig:
+    return FrontEndConfig(window_s=2.0, hop_s=1.0)
+
+
+@pytest.fixture(scope="module")
+def short_fe(short) -> FrontEnd:
+    return FrontEnd(short)
+
+
+def test_default_sizes_are_derived_exactly():
+    c = FrontEndConfig()
+    assert c.n_samples == 220500 == 10 * SR
+    assert c.n_frames == 500 == c.n_samples // c.hop_length
+    assert c.shape == (1, 256, 500)
+    assert c.hop_samples == 5 * SR
+
+
+@pytest.mark.parametrize("kwargs, fragment", [
+    ({"hop_length": 512}, "whole number of hops"),
+    ({"window_s": 10.00001}, "whole number of samples"),
+    ({"kind": "stft"}, "unknown front end kind"),
+    ({"n_bins": 0}, "n_bins"),
+    ({"f_max": 20000.0}, "Nyquist"),
+    ({"hop_s": 12.0}, "exceeds window_s"),
+    ({"kind": "cqt", "n_bins": 256, "bins_per_octave": 24}, "below Nyquist"),
+])
+def test_bad_configs_raise_naming_the_value(kwargs, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        FrontEndConfig(**kwargs)
+
+
+def test_too_many_mel_bands_for_fft_raise():
+    with pytest.raises(ConfigError, match="no FFT bin"):
+        FrontEnd(FrontEndConfig(n_fft=256, n_bins=256, window_s=1.0, hop_s=1.0))
+
+
+def test_config_round_trip_and_unknown_keys():
+    c = FrontEndConfig(kind="cqt", n_bins=168, bins_per_octave=24, f_min=32.7)
+    assert FrontEndConfig.from_dict(c.to_dict()) == c
+    with pytest.raises(ConfigError, match="unknown front end parameters"):
+        FrontEndConfig.from_dict({**c.to_dict(), "nfft": 4})
+
+
+def test_output_shape_dtype_and_input_checks(short, short_fe):
+    out = run(short_fe, np.zeros(short.n_samples, np.float32), tone(440, short))
+    assert out.shape == (2, 1, 256, 100) and out.dtype == np.float32
+    # Silence sits exactly on the floor: -1.
+    assert np.all(out[0] == -1.0)
+    with pytest.raises(ConfigError, match=r"\[B, 44100\]"):
+        short_fe(torch.zeros(2, 1000))
+    with pytest.raises(ConfigError, match="float32"):
+        short_fe(torch.zeros(1, short.n_samples, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("row", [40, 120, 200])
+def test_tone_lands_on_its_row_at_about_zero_dbfs(short, short_fe, row):
+    freqs = bin_frequencies(short)
+    out = run(short_fe, tone(float(freqs[row]), short))[0, 0]
+    column = out[:, 50]
+    assert int(column.argmax()) == row
+    # Fixed scaling: a full-scale sinusoid reads about 0 dBFS (Hann leakage adds < 2 dB).
+    assert abs(to_db(column[row], short)) < 2.0
+
+
+def test_level_is_absolute_not_normalised(short, short_fe):
+    loud, quiet = run(short_fe, tone(1000.0, short), tone(1000.0, short, amplitude=0.1))[:, 0]
+    row = int(loud[:, 50].argmax())
+    # 20 dB quieter -> exactly 20 dB lower in the map (no per-window normalisation).
+    assert to_db(loud[row, 50], short) - to_db(quiet[row, 50], short) == pytest.approx(20.0, abs=1e-3)
+
+
+def test_frame_times_locate_a_click(short, short_fe):
+    times = frame_times(short)
+    assert times[0] == 0.0 and times[1] == pytest.approx(0.02)
+    assert len(times) == short.n_frames
+    for click_s in (0.5, 1.23):
+        y = np.zeros(short.n_samples, np.float32)
+        y[int(round(click_s * SR))] = 1.0
+        out = run(short_fe, y)[0, 0]
+        energy = out[100:].mean(axis=0)     # broadband rows
+        assert abs(times[int(energy.argmax())] - click_s) <= 0.01 + 1e-9
+    assert seconds_to_frames(frames_to_seconds(37, short), short) == pytest.approx(37)
+
+
+def test_bin_frequencies_are_ascending_and_within_range():
+    c = FrontEndConfig()
+    f = bin_frequencies(c)
+    assert f.shape == (256,) and np.all(np.diff(f) > 0)
+    assert c.f_min < f[0] and f[-1] < c.f_max
+    # Resolution the docstring promises: adjacent mel bins < 15 Hz apart below 1 kHz, and
+    # partials of A3 (220 Hz apart) > 2 bins apart up to 4 kHz.
+    assert np.diff(f)[f[:-1] < 1000].max() < 15
+    assert np.diff(f)[f[:-1] < 4000].max() < 110
+
+
+def test_cqt_tone_peaks_at_its_bin_at_zero_dbfs():
+    c = FrontEndConfig(kind="cqt", n_bins=168, bins_per_octave=24, f_min=32.70319566,
+                       window_s=2.0, hop_s=1.0)
+    freqs = bin_frequencies(c)
+    assert freqs[24] == pytest.approx(2 * freqs[0])
+    fe = FrontEnd(c)
+    out = run(fe, tone(440.0, c))[0, 0]
+    row = int(np.argmin(np.abs(freqs - 440.0)))
+    assert int(out[:, 50].argmax()) == row
+    assert abs(to_db(out[row, 50], c)) < 0.5
+    # Constant Q: two bins (a whole tone) away the tone is at least 10 dB down.
+    assert to_db(out[row, 50], c) - to_db(out[row + 2, 50], c) > 10
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("kind", ["logmel", "cqt"])
+def test_cpu_and_gpu_agree(kind):
+    kw = {"n_bins": 168, "bins_per_octave": 24, "f_min": 32.7} if kind == "cqt" else {}
+    c = FrontEndConfig(kind=kind, window_s=2.0, hop_s=1.0, **kw)
+    rng = np.random.default_rng(0)
+    y = (0.3 * rng.standard_normal((2, c.n_samples)) + tone(440, c)).astype(np.float32)
+    fe = FrontEnd(c)
+    cpu = run(fe, *y)
+    with torch.no_grad():
+        gpu = fe.to("cuda")(torch.from_numpy(y).cuda()).cpu().numpy()
+    relevant = cpu > cpu.max(axis=(2, 3), keepdims=True) - 80 / c.db_scale
+    np.testing.assert_allclose(gpu[relevant], cpu[relevant], atol=CPU_GPU_ATOL, rtol=0)
