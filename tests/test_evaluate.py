@@ -1,0 +1,109 @@
+"""``musicbrain evaluate`` end to end on a tiny data set and a tiny untrained model."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from musicbrain_cli.errors import DatasetError, InputError
+
+SR = 22050
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    import pretty_midi
+
+    from musicbrain_cli.features import FrontEndConfig
+    from musicbrain_cli.model.checkpoint import default_card
+    from musicbrain_cli.model.config import ModelConfig
+    from musicbrain_cli.model.inference import Detector
+    from musicbrain_cli.model.net import build_model
+    from musicbrain_cli.taxonomy import Taxonomy
+    from musicbrain_cli.training.dataset import ClipRecord, Dataset, DatasetWriter
+
+    root = tmp_path_factory.mktemp("data")
+    taxonomy = Taxonomy.from_groups([("source", ["human", "ai"], True),
+                                     ("period", ["Baroque", "Romantic"], True)])
+    rng = np.random.default_rng(0)
+    with DatasetWriter(root, taxonomy, sample_rate=SR, name="tiny") as w:
+        for i, (source, period, pitch) in enumerate([("human", "Baroque", 57), ("ai", "Romantic", 60),
+                                                     ("ai", "", 64), ("human", "Romantic", 52)]):
+            t = np.arange(int(SR * 3.0)) / SR
+            f = 440.0 * 2 ** ((pitch - 69) / 12)
+            y = sum(0.5 ** h * np.sin(2 * np.pi * f * (h + 1) * t) for h in range(4))
+            y = (0.3 * y * (t % 1.0 < 0.8) + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
+            score = None
+            if i % 2 == 0:  # half the clips have a score, the rest use the pitch estimate
+                score = pretty_midi.PrettyMIDI()
+                inst = pretty_midi.Instrument(program=0)
+                inst.notes += [pretty_midi.Note(velocity=80, pitch=pitch, start=s, end=s + 0.8)
+                               for s in (0.0, 1.0, 2.0)]
+                score.instruments.append(inst)
+            w.add(ClipRecord(f"clip{i}", source=source, period=period, work_id=f"w{i}",
+                             split="test", score=score), y)
+    fe = FrontEndConfig(n_bins=64, window_s=2.56, hop_s=1.28)
+    config = ModelConfig(front_end=fe, taxonomy=taxonomy)
+    torch.manual_seed(0)
+    detector = Detector(build_model(config), config, default_card(), device="cpu")
+    return Dataset.load(root), detector
+
+
+def test_evaluate_writes_metrics_and_figures(setup, tmp_path):
+    from musicbrain_cli.evaluate import evaluate
+
+    dataset, detector = setup
+    out = tmp_path / "eval"
+    m = evaluate(dataset, detector, out, explain_windows=2, n_figures=1, fidelity_steps=4,
+                 n_random=1, occlusion_patch=(32, 64))
+    on_disk = json.loads((out / "metrics.json").read_text())
+    assert on_disk == m
+    assert m["clips"] == m["clips_scored"] == 4 and m["failed"] == []
+    ap = m["classification"]["ap"]
+    assert set(ap) == {"source/human", "source/ai", "period/Baroque", "period/Romantic"}
+    assert all(0.0 <= v <= 1.0 for v in ap.values())
+    r = m["detection"]["at_threshold"]
+    assert r["tp"] + r["fn"] == 2 and r["fp"] + r["tn"] == 2   # two ai, two human clips
+    assert 0.0 <= m["detection"]["roc_auc"] <= 1.0
+    f = m["fidelity"]
+    assert f["windows"] == 2 and set(f["deletion_auc"]) == {"saliency", "random", "occlusion"}
+    a = m["alignment"]
+    assert a["notes_source"] == {"score": 1, "estimated": 1}
+    assert 0.0 < a["harmonic"]["chance"] < 1.0 and a["onset"]["onsets"] > 0
+    for p in m["figures"]["pr_curves"] + m["figures"]["fmgcam"]:
+        assert (out / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(m["figures"]["fmgcam"]) == 1 and len(m["figures"]["pr_curves"]) == 4
+    md = (out / "metrics.md").read_text()
+    assert "mAP macro" in md and "deletion AUC" in md and "Harmonic" in md
+    with pytest.raises(InputError, match="exists"):
+        evaluate(dataset, detector, out, explain_windows=0)
+
+
+def test_evaluate_empty_split(setup, tmp_path):
+    from musicbrain_cli.evaluate import evaluate
+
+    dataset, detector = setup
+    with pytest.raises(DatasetError, match="'val'"):
+        evaluate(dataset, detector, tmp_path / "e", split="val")
+
+
+def test_cli_evaluate(setup, tmp_path):
+    from click.testing import CliRunner
+
+    from musicbrain_cli.cli import main
+    from musicbrain_cli.model.checkpoint import save_checkpoint
+
+    dataset, detector = setup
+    ckpt = tmp_path / "model"
+    save_checkpoint(ckpt, detector.model, detector.config, model_card={"name": "tiny"})
+    out = tmp_path / "out"
+    args = ["evaluate", "--data", str(dataset.root), "--model", str(ckpt), "-o", str(out),
+            "--explain-windows", "0", "--figures", "0", "--device", "cpu"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "metrics.json").read_text())["clips_scored"] == 4
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 1 and "exists" in again.output
