@@ -1,0 +1,130 @@
+"""Classification metrics for multi-label outputs with unknown (masked) labels.
+
+Shared by the trainer's validation and ``musicbrain evaluate``. Plain functions over numpy
+arrays: ``y_true`` and ``mask`` are ``[N, L]`` in {0, 1} (mask 1 = the label is known for
+that sample, :meth:`musicbrain_cli.taxonomy.Taxonomy.encode`), ``y_score`` is ``[N, L]``
+(probabilities or logits: average precision and ROC-AUC only use the order).
+
+Scores come from scikit-learn (STYLE.md rule 13). Labels that cannot be scored are skipped,
+never counted as 0 or 1, and the reason is returned with the result so a report can say so:
+average precision is undefined without a positive, ROC-AUC without both classes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from musicbrain_cli.errors import InputError
+
+#: z for a two-sided 95 % interval.
+Z95 = 1.959963984540054
+
+
+def _check(y_true: np.ndarray, y_score: np.ndarray, mask: np.ndarray | None):
+    y_true = np.asarray(y_true, dtype=np.float64)
+    y_score = np.asarray(y_score, dtype=np.float64)
+    if y_true.ndim == 1:
+        y_true, y_score = y_true[:, None], y_score[:, None]
+        mask = None if mask is None else np.asarray(mask)[:, None]
+    if y_true.shape != y_score.shape or y_true.ndim != 2:
+        raise InputError(f"y_true {y_true.shape} and y_score {y_score.shape} must be equal [N, L]")
+    mask = np.ones_like(y_true) if mask is None else np.asarray(mask, dtype=np.float64)
+    if mask.shape != y_true.shape:
+        raise InputError(f"mask {mask.shape} must have the shape of y_true {y_true.shape}")
+    if not np.isfinite(y_score[mask > 0]).all():
+        raise InputError("y_score holds NaN or infinite values where labels are known")
+    return y_true, y_score, mask > 0
+
+
+@dataclass
+class APResult:
+    """Average precision per label, their macro mean, and the labels left out and why."""
+
+    per_label: dict[str, float]
+    macro: float | None
+    micro: float | None
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"map_macro": self.macro, "map_micro": self.micro, "ap": self.per_label,
+                "ap_skipped": self.skipped}
+
+
+def average_precision(y_true, y_score, *, mask=None,
+                      labels: Sequence[str] | None = None) -> APResult:
+    """Per-label AP (scikit-learn ``average_precision_score``) over the known entries.
+
+    A label with no known positive is skipped (AP is undefined: there is nothing to
+    retrieve) and listed in ``skipped`` with the reason. ``macro`` is the mean over the
+    scored labels (``None`` when none can be scored); ``micro`` pools every known entry.
+    """
+    from sklearn.metrics import average_precision_score
+
+    y_true, y_score, known = _check(y_true, y_score, mask)
+    names = list(labels) if labels is not None else [str(i) for i in range(y_true.shape[1])]
+    if len(names) != y_true.shape[1]:
+        raise InputError(f"{len(names)} label names for {y_true.shape[1]} outputs")
+    per_label, skipped = {}, {}
+    for j, name in enumerate(names):
+        t, s = y_true[known[:, j], j], y_score[known[:, j], j]
+        if t.size == 0:
+            skipped[name] = "no sample with this label known"
+        elif t.sum() == 0:
+            skipped[name] = f"no positive among {t.size} known samples"
+        else:
+            per_label[name] = float(average_precision_score(t, s))
+    macro = float(np.mean(list(per_label.values()))) if per_label else None
+    pooled_t, pooled_s = y_true[known], y_score[known]
+    micro = (float(average_precision_score(pooled_t, pooled_s))
+             if pooled_t.size and pooled_t.sum() > 0 else None)
+    return APResult(per_label, macro, micro, skipped)
+
+
+def roc_auc(y_true, y_score, *, mask=None) -> float | None:
+    """ROC-AUC of one label (1-D inputs); ``None`` unless both classes are present."""
+    from sklearn.metrics import roc_auc_score
+
+    y_true, y_score, known = _check(y_true, y_score, mask)
+    t, s = y_true[known[:, 0], 0], y_score[known[:, 0], 0]
+    if t.size == 0 or t.min() == t.max():
+        return None
+    return float(roc_auc_score(t, s))
+
+
+def wilson_interval(successes: int, trials: int, *,
+                    z: float = Z95) -> tuple[float | None, float | None]:
+    """Wilson score interval for a binomial proportion (Wilson 1927, JASA 22(158)).
+
+    Better than the normal approximation at small ``trials`` and near 0 or 1, which is
+    where false-positive rates live. ``(None, None)`` when ``trials`` is 0.
+    """
+    if trials < 0 or not 0 <= successes <= trials:
+        raise InputError(f"need 0 <= successes <= trials, got {successes}/{trials}")
+    if trials == 0:
+        return None, None
+    p = successes / trials
+    denom = 1 + z * z / trials
+    centre = (p + z * z / (2 * trials)) / denom
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def rates_at_threshold(y_true, y_prob, threshold: float, *, mask=None) -> dict:
+    """Confusion counts, TPR and FPR (with Wilson 95 % intervals) of ``y_prob >= threshold``.
+
+    For one label (1-D inputs). Rates are ``None`` when their denominator is 0.
+    """
+    y_true, y_prob, known = _check(y_true, y_prob, mask)
+    t, s = y_true[known[:, 0], 0] > 0.5, y_prob[known[:, 0], 0] >= threshold
+    tp, fp = int((t & s).sum()), int((~t & s).sum())
+    fn, tn = int((t & ~s).sum()), int((~t & ~s).sum())
+    pos, neg = tp + fn, fp + tn
+    return {
+        "threshold": float(threshold), "tp": tp, "fp": fp, "tn": tn, "fn": fn,
+        "tpr": tp / pos if pos else None, "tpr_ci95": list(wilson_interval(tp, pos)),
+        "fpr": fp / neg if neg else None, "fpr_ci95": list(wilson_interval(fp, neg)),
+    }

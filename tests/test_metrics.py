@@ -1,0 +1,48 @@
+"""Validation metrics: masked AP with skipped labels, ROC-AUC, rates with Wilson intervals."""
+
+import numpy as np
+import pytest
+from sklearn.metrics import average_precision_score
+
+from musicbrain_cli.errors import InputError
+from musicbrain_cli.metrics import (average_precision, rates_at_threshold, roc_auc,
+                                    wilson_interval)
+
+
+def test_ap_uses_known_entries_only_and_says_what_it_skipped():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, (50, 3)).astype(float)
+    s = rng.random((50, 3))
+    mask = np.ones_like(y)
+    mask[:10, 0] = 0
+    y[:, 2] = 0                                   # no positive: AP undefined
+    r = average_precision(y, s, mask=mask, labels=["a", "b", "c"])
+    assert r.per_label["a"] == pytest.approx(average_precision_score(y[10:, 0], s[10:, 0]))
+    assert set(r.per_label) == {"a", "b"} and "no positive" in r.skipped["c"]
+    assert r.macro == pytest.approx((r.per_label["a"] + r.per_label["b"]) / 2)
+
+
+def test_roc_auc_needs_both_classes():
+    assert roc_auc(np.array([0, 1, 1]), np.array([0.1, 0.9, 0.8])) == 1.0
+    assert roc_auc(np.array([1, 1]), np.array([0.1, 0.9])) is None
+
+
+def test_rates_at_threshold_count_correctly():
+    r = rates_at_threshold(np.array([0, 0, 0, 1, 1]), np.array([0.1, 0.6, 0.2, 0.7, 0.4]), 0.5)
+    assert (r["tp"], r["fp"], r["tn"], r["fn"]) == (1, 1, 2, 1)
+    assert r["fpr"] == pytest.approx(1 / 3) and r["tpr"] == pytest.approx(0.5)
+    lo, hi = r["fpr_ci95"]
+    assert lo < 1 / 3 < hi
+
+
+def test_wilson_interval_known_value_and_edges():
+    # Wilson (1927); e.g. 0 of 10 -> upper bound 0.2775 at 95 %.
+    assert wilson_interval(0, 10)[1] == pytest.approx(0.27753, abs=1e-4)
+    assert wilson_interval(0, 0) == (None, None)
+    with pytest.raises(InputError):
+        wilson_interval(5, 3)
+
+
+def test_shape_mismatch_raises():
+    with pytest.raises(InputError):
+        average_precision(np.zeros((3, 2)), np.zeros((3, 3)))
