@@ -1,0 +1,356 @@
+"""The training recipe: typed sections, loaded from YAML over the packaged defaults.
+
+A run is configured by ``configs/default.yaml`` (shipped next to this module) with a user's
+YAML file merged over it, key by key. Unknown keys are an error (a typo must never silently
+fall back to a default), and every value is type-checked here, at the boundary, so the
+trainer can trust its config. The *resolved* config (defaults + overrides) is written beside
+the run (``config.resolved.yaml`` / ``.json``) and inside every checkpoint.
+
+The dataclass defaults below and ``configs/default.yaml`` hold the same values: the
+dataclasses make a config constructible in code (tests, benchmarks), the YAML file documents
+the recipe for users. ``tests/test_trainer.py`` checks they agree, so they cannot drift.
+
+Batch arithmetic (derived, checked where defined; nanoGPT's ``train.py`` scales gradient
+accumulation the same way)::
+
+    batch_size (global, per optimiser step) = world_size x accumulation_steps x micro_batch
+
+``batch_size`` is the recipe's global batch and stays fixed when the number of processes
+changes, so a 1-process and a 2-process run see the same samples per optimiser step.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+from musicbrain_cli.errors import ConfigError
+
+#: The packaged default recipe (found relative to this file, STYLE.md rule 8).
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
+#: A tiny recipe for tests and CPU smoke runs.
+TINY_CONFIG = CONFIG_DIR / "tiny.yaml"
+
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+OPTIMIZERS = ("adam", "adamw")
+SCHEDULES = ("plateau", "none")
+CALIBRATION_METHODS = ("temperature", "none")
+
+
+@dataclass
+class OptimConfig:
+    """Adam with lr 1e-3: the seed recipe (issue #6)."""
+
+    name: str = "adam"
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+    #: Clip the global gradient norm to this value; 0 disables clipping.
+    grad_clip_norm: float = 0.0
+
+
+@dataclass
+class ScheduleConfig:
+    """ReduceLROnPlateau on the validation loss, factor 0.1, patience 2 (seed recipe).
+
+    ``patience`` has torch's meaning: the LR drops at the end of the ``patience + 1``-th
+    consecutive epoch without an improvement larger than ``threshold`` (relative).
+    """
+
+    name: str = "plateau"
+    factor: float = 0.1
+    patience: int = 2
+    threshold: float = 1e-4
+    threshold_mode: str = "rel"
+    cooldown: int = 0
+    min_lr: float = 0.0
+
+
+@dataclass
+class AugmentConfig:
+    """Augmentation of the log-power spectrogram (the cached model input), per window.
+
+    Done on the spectrogram, not the waveform, because training reads the precomputed
+    feature cache (no waveform at train time). Each effect is expressed in physical units
+    (dB) and converted to map units through the front end's ``db_scale``/``db_offset``:
+
+    - gain: a uniform level offset in ``[-gain_db, +gain_db]`` dB (a louder/quieter mix);
+    - EQ: a smooth random curve over frequency, ``eq_nodes`` control points with values in
+      ``[-eq_db, +eq_db]`` dB, linearly interpolated (a different mic / room / mastering);
+    - noise: with probability ``noise_prob``, white-in-the-map noise whose power sits
+      ``snr_db`` (uniform in ``noise_snr_db``) below the window's mean power, added in the
+      *power* domain (so it fills quiet bins and leaves loud partials alone);
+    - SpecAugment masks (Park et al. 2019, "SpecAugment", Interspeech, section 2):
+      ``time_masks`` masks of up to ``time_mask_frac`` of the frames and ``freq_masks``
+      masks of up to ``freq_mask_frac`` of the bins, filled with the window's mean value
+      (the paper's choice).
+
+    Every draw comes from a generator seeded by ``(seed, epoch, sample index)``, so a sample
+    gets the same augmentation whichever rank or worker loads it, and a resumed run
+    replays it exactly.
+    """
+
+    enabled: bool = True
+    gain_db: float = 6.0
+    eq_db: float = 3.0
+    eq_nodes: int = 6
+    noise_prob: float = 0.3
+    noise_snr_db: tuple[float, float] = (10.0, 30.0)
+    time_masks: int = 2
+    time_mask_frac: float = 0.1
+    freq_masks: int = 2
+    freq_mask_frac: float = 0.1
+
+
+@dataclass
+class TrainLoopConfig:
+    epochs: int = 30
+    #: Global batch per optimiser step (all ranks, all accumulation steps).
+    batch_size: int = 32
+    accumulation_steps: int = 1
+    num_workers: int = 2
+    #: "auto": bf16 on GPUs that support it, fp16 + GradScaler on others (Turing), fp32 on CPU.
+    precision: str = "auto"
+    #: Also checkpoint every N optimiser steps inside an epoch (0: only at epoch ends).
+    checkpoint_every_steps: int = 0
+    #: Keep one checkpoint file per epoch besides ``last`` and ``best``.
+    keep_epoch_checkpoints: bool = False
+    #: Test hook: stop (as if killed) after this many optimiser steps in this process.
+    stop_after_steps: int | None = None
+    train_split: str = "train"
+    val_split: str = "val"
+    #: Convert BatchNorm layers to SyncBatchNorm on multi-GPU runs (CUDA only in torch).
+    sync_batchnorm: bool = True
+
+
+@dataclass
+class EvalConfig:
+    #: Calibrated probability of the detection label above which a window is called AI.
+    operating_threshold: float = 0.5
+    calibration: str = "temperature"
+
+
+@dataclass
+class TrainConfig:
+    """The whole recipe. ``model`` is passed to ``ModelConfig`` (backbone, se_reduction...)."""
+
+    seed: int = 0
+    #: Deterministic kernels (torch.use_deterministic_algorithms); exact resume on CPU.
+    deterministic: bool = False
+    model: dict = field(default_factory=lambda: {"backbone": "convnext_atto"})
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    train: TrainLoopConfig = field(default_factory=TrainLoopConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    # --- derived ------------------------------------------------------------------------
+
+    def micro_batch(self, world_size: int) -> int:
+        """Samples per rank per forward pass; the division must be exact."""
+        per_step = world_size * self.train.accumulation_steps
+        if self.train.batch_size % per_step:
+            raise ConfigError(
+                f"batch_size={self.train.batch_size} is not divisible by world_size x "
+                f"accumulation_steps = {world_size} x {self.train.accumulation_steps}"
+            )
+        return self.train.batch_size // per_step
+
+    # --- serialisation --------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        return json.loads(json.dumps(out))  # tuples -> lists: the YAML/JSON form
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "TrainConfig":
+        return _build(cls, data, "")
+
+    def to_yaml(self) -> str:
+        import yaml
+
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+def _build(cls, data: Any, where: str):
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"config section {where or '<root>'!r} must be a mapping, not {data!r}")
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ConfigError(
+            f"unknown config keys {[f'{where}{k}' for k in unknown]} "
+            f"(known in {where or '<root>'!r}: {sorted(known)})"
+        )
+    kwargs = {}
+    for name, value in data.items():
+        f = known[name]
+        sub = _SECTIONS.get(f.name) if cls is TrainConfig else None
+        if sub is not None:
+            kwargs[name] = _build(sub, value, f"{name}.")
+        else:
+            kwargs[name] = _coerce(value, f, f"{where}{name}")
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"malformed config section {where or '<root>'!r}: {exc}") from exc
+
+
+def _coerce(value: Any, f: dataclasses.Field, key: str) -> Any:
+    """Check a leaf value against the field's annotated type (str annotations here)."""
+    kind = str(f.type)
+    if kind.startswith("tuple"):
+        if not isinstance(value, (list, tuple)) or len(value) != 2:
+            raise ConfigError(f"config {key} must be a pair of numbers, not {value!r}")
+        return tuple(_number(v, key) for v in value)
+    if kind == "dict":
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"config {key} must be a mapping, not {value!r}")
+        return dict(value)
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError(f"config {key} must be true or false, not {value!r}")
+        return value
+    if kind == "str":
+        if not isinstance(value, str):
+            raise ConfigError(f"config {key} must be a string, not {value!r}")
+        return value
+    if kind.startswith("int"):
+        if value is None and "None" in kind:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"config {key} must be an integer, not {value!r}")
+        return value
+    if kind == "float":
+        return _number(value, key)
+    raise AssertionError(f"unhandled config type {kind} for {key}")  # a bug here, not input
+
+
+def _number(value: Any, key: str) -> float:
+    # YAML 1.1 reads "1e-3" as a string; accept it as a number (a common trap).
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigError(f"config {key} must be a finite number, not {value!r}")
+    return float(value)
+
+
+_SECTIONS = {"optim": OptimConfig, "schedule": ScheduleConfig, "augment": AugmentConfig,
+             "train": TrainLoopConfig, "eval": EvalConfig}
+
+
+def _validate(c: TrainConfig) -> None:
+    def positive(key: str, value: float) -> None:
+        if not value > 0:
+            raise ConfigError(f"config {key} must be > 0, not {value!r}")
+
+    def non_negative(key: str, value: float) -> None:
+        if value < 0:
+            raise ConfigError(f"config {key} must be >= 0, not {value!r}")
+
+    def one_of(key: str, value: str, allowed: tuple[str, ...]) -> None:
+        if value not in allowed:
+            raise ConfigError(f"config {key}={value!r} is not one of {list(allowed)}")
+
+    one_of("optim.name", c.optim.name, OPTIMIZERS)
+    positive("optim.lr", c.optim.lr)
+    positive("optim.eps", c.optim.eps)
+    non_negative("optim.weight_decay", c.optim.weight_decay)
+    non_negative("optim.grad_clip_norm", c.optim.grad_clip_norm)
+    if not all(0 <= b < 1 for b in c.optim.betas):
+        raise ConfigError(f"config optim.betas must lie in [0, 1), not {c.optim.betas!r}")
+    one_of("schedule.name", c.schedule.name, SCHEDULES)
+    if not 0 < c.schedule.factor < 1:
+        raise ConfigError(f"config schedule.factor must lie in (0, 1), not {c.schedule.factor!r}")
+    non_negative("schedule.patience", c.schedule.patience)
+    non_negative("schedule.threshold", c.schedule.threshold)
+    one_of("schedule.threshold_mode", c.schedule.threshold_mode, ("rel", "abs"))
+    non_negative("schedule.cooldown", c.schedule.cooldown)
+    non_negative("schedule.min_lr", c.schedule.min_lr)
+    a = c.augment
+    for key in ("gain_db", "eq_db", "time_mask_frac", "freq_mask_frac", "time_masks",
+                "freq_masks", "noise_prob"):
+        non_negative(f"augment.{key}", getattr(a, key))
+    if a.noise_prob > 1 or a.time_mask_frac > 1 or a.freq_mask_frac > 1:
+        raise ConfigError(
+            f"config augment probabilities/fractions must be <= 1: noise_prob={a.noise_prob}, "
+            f"time_mask_frac={a.time_mask_frac}, freq_mask_frac={a.freq_mask_frac}"
+        )
+    if a.eq_nodes < 2:
+        raise ConfigError(f"config augment.eq_nodes must be >= 2, not {a.eq_nodes!r}")
+    if a.noise_snr_db[0] > a.noise_snr_db[1]:
+        raise ConfigError(f"config augment.noise_snr_db must be (low, high), not {a.noise_snr_db!r}")
+    t = c.train
+    for key in ("epochs", "batch_size", "accumulation_steps"):
+        positive(f"train.{key}", getattr(t, key))
+    non_negative("train.num_workers", t.num_workers)
+    non_negative("train.checkpoint_every_steps", t.checkpoint_every_steps)
+    one_of("train.precision", t.precision, PRECISIONS)
+    if t.stop_after_steps is not None:
+        positive("train.stop_after_steps", t.stop_after_steps)
+    if t.train_split == t.val_split:
+        raise ConfigError(f"train.train_split and train.val_split are both {t.val_split!r}")
+    if not 0 < c.eval.operating_threshold < 1:
+        raise ConfigError(
+            f"config eval.operating_threshold must lie in (0, 1), not {c.eval.operating_threshold!r}"
+        )
+    one_of("eval.calibration", c.eval.calibration, CALIBRATION_METHODS)
+    if not isinstance(c.model, dict) or "backbone" not in c.model:
+        raise ConfigError(f"config model must be a mapping with a 'backbone', not {c.model!r}")
+
+
+# --- loading ------------------------------------------------------------------------------
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """``override`` over ``base``, recursively for mappings; neither input is modified."""
+    out = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping) and key != "model":
+            out[key] = deep_merge(out[key], value)
+        elif isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            # model: merged too, so "model: {se_reduction: 8}" keeps the default backbone.
+            out[key] = {**out[key], **value}
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {str(path)!r}: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config {str(path)!r} is not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config {str(path)!r} must hold a mapping, not {type(data).__name__}")
+    return data
+
+
+def load_config(path: str | Path | None = None, *,
+                overrides: Mapping[str, Any] | None = None) -> TrainConfig:
+    """The packaged default recipe, with ``path``'s YAML and then ``overrides`` merged over it."""
+    data = read_yaml(DEFAULT_CONFIG)
+    if path is not None:
+        data = deep_merge(data, read_yaml(path))
+    if overrides:
+        data = deep_merge(data, overrides)
+    return TrainConfig.from_dict(data)

@@ -1,0 +1,294 @@
+"""The trainer: recipe/config, loss, schedule, augmentation, state I/O, exact resume, outputs.
+
+Runs use a tiny setting (32 x 64 spectrograms, 16 training windows, batch 4, 2 epochs) so
+the module stays fast on a 2-core machine.
+"""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from safetensors.torch import load_file
+
+from musicbrain_cli.errors import ConfigError, InputError, TrainingError
+from musicbrain_cli.training import trainer as T
+from musicbrain_cli.training.config import (TINY_CONFIG, AugmentConfig, ScheduleConfig,
+                                            TrainConfig, load_config)
+
+TIMING = {"epoch_time_s", "train_samples_per_s"}
+
+
+def tiny(**train) -> TrainConfig:
+    return load_config(TINY_CONFIG, overrides={"train": {"checkpoint_every_steps": 2, **train}})
+
+
+def model_tensors(run_dir):
+    state = load_file(str(run_dir / "checkpoints" / "last.safetensors"))
+    return {k: v for k, v in state.items() if k.startswith("model.")}
+
+
+def history(run_dir):
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.items() if k not in TIMING} for r in rows]
+
+
+@pytest.fixture(scope="module")
+def ref_run(tmp_path_factory):
+    """One uninterrupted 1-process run (model dropout on: exercises the RNG restore)."""
+    out = tmp_path_factory.mktemp("ref") / "run"
+    summary = T.train(T.SyntheticSource(), out, config=tiny(), device="cpu")
+    return out, summary
+
+
+# --- config -------------------------------------------------------------------------------
+
+
+def test_default_yaml_equals_dataclass_defaults():
+    assert load_config().to_dict() == TrainConfig().to_dict()
+
+
+def test_seed_recipe_is_the_default():
+    c = load_config()
+    assert (c.optim.name, c.optim.lr) == ("adam", 1e-3)
+    assert (c.schedule.name, c.schedule.factor, c.schedule.patience) == ("plateau", 0.1, 2)
+
+
+@pytest.mark.parametrize("override,needle", [
+    ({"optim": {"lrr": 1}}, "optim.lrr"),
+    ({"optim": {"lr": -1}}, "optim.lr"),
+    ({"train": {"precision": "fp8"}}, "fp8"),
+    ({"train": {"epochs": 1.5}}, "train.epochs"),
+    ({"schedule": {"factor": 1.0}}, "schedule.factor"),
+])
+def test_bad_config_names_the_key(override, needle):
+    with pytest.raises(ConfigError, match=needle.replace(".", r"\.")):
+        load_config(overrides=override)
+
+
+def test_user_yaml_merges_over_defaults(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("optim:\n  lr: 3e-4\nmodel:\n  se_reduction: 8\n")
+    c = load_config(path)
+    assert c.optim.lr == 3e-4 and c.optim.betas == (0.9, 0.999)
+    assert c.model == {"backbone": "convnext_atto", "se_reduction": 8}
+
+
+def test_global_batch_must_divide():
+    c = load_config(overrides={"train": {"batch_size": 6, "accumulation_steps": 2}})
+    assert c.micro_batch(1) == 3
+    with pytest.raises(ConfigError, match="batch_size=6"):
+        c.micro_batch(2)
+
+
+# --- loss and schedule --------------------------------------------------------------------
+
+
+def test_masked_loss_ignores_unknown_labels():
+    torch.manual_seed(0)
+    logits = torch.randn(3, 4, requires_grad=True)
+    targets = torch.randint(0, 2, (3, 4)).float()
+    mask = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1], [0, 0, 0, 0]]).float()
+    loss = T.masked_bce_sum(logits, targets, mask)
+    loss.backward()
+    assert (logits.grad[mask == 0] == 0).all() and (logits.grad[mask == 1] != 0).all()
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(
+        logits[mask == 1], targets[mask == 1], reduction="sum")
+    assert loss.item() == pytest.approx(expected.item())
+
+
+def test_plateau_schedule_steps_exactly_as_specified():
+    param = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.Adam([param], lr=1e-3)
+    sched = T.PlateauSchedule(opt, ScheduleConfig())   # factor 0.1, patience 2
+    losses = [1.0, 0.9, 0.9, 0.95, 0.9, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8]
+    lrs = [sched.step(v) for v in losses]
+    # Bad epochs after the 0.9 at index 1: 2, 3, 4 -> drop after the third (index 4);
+    # after the 0.8 at index 5: 6, 7, 8 -> drop at index 8; 9, 10, 11 -> drop at 11.
+    expected = [1e-3] * 4 + [1e-4] * 4 + [1e-5] * 3 + [1e-6]
+    np.testing.assert_allclose(lrs, expected, rtol=1e-9)
+    state = sched.state_dict()
+    again = T.PlateauSchedule(torch.optim.Adam([param], lr=lrs[-1]), ScheduleConfig())
+    again.load_state_dict(T._json_restore(json.loads(T.dumps(state))))   # via strict JSON
+    assert [again.step(0.8) for _ in range(4)] == [sched.step(0.8) for _ in range(4)]
+
+
+def test_schedule_refuses_a_diverged_loss():
+    opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])
+    with pytest.raises(TrainingError, match="nan"):
+        T.PlateauSchedule(opt, ScheduleConfig()).step(float("nan"))
+
+
+# --- augmentation -------------------------------------------------------------------------
+
+
+def _augmenter(**kw):
+    src = T.SyntheticSource(n_train=4)
+    return T.AugmentedWindows(src.open("train"), AugmentConfig(**kw), src.front_end(), seed=5)
+
+
+def test_augmentation_is_keyed_by_seed_epoch_and_index():
+    aug = _augmenter(noise_prob=1.0)
+    aug.set_epoch(1)
+    a, b = aug[2][0], aug[2][0]
+    assert torch.equal(a, b)                      # same (seed, epoch, index): same draw
+    assert not torch.equal(a, aug[3][0])
+    aug.set_epoch(2)
+    assert not torch.equal(a, aug[2][0])          # a new epoch draws anew
+    assert not torch.equal(a, aug.base[2][0])     # and the base item is left untouched
+    assert float(a.min()) >= aug.floor - 1e-6
+
+
+def test_gain_is_a_level_offset_in_db():
+    aug = _augmenter(eq_db=0, noise_prob=0, time_masks=0, freq_masks=0, gain_db=10)
+    x, _, _ = aug[0]
+    delta = (x - aug.base[0][0])[x > aug.floor + 1e-3]
+    assert delta.std() < 1e-5                     # one offset everywhere above the floor
+    assert abs(float(delta.mean())) * aug.db_scale <= 10 + 1e-4
+
+
+def test_disabled_augmentation_is_the_identity():
+    aug = _augmenter(enabled=False)
+    assert torch.equal(aug[1][0], aug.base[1][0])
+
+
+# --- training state as data ---------------------------------------------------------------
+
+
+def test_optimizer_state_round_trips_through_tensors_and_json():
+    torch.manual_seed(0)
+    net = torch.nn.Linear(3, 2)
+    opt = torch.optim.Adam(net.parameters(), lr=0.01)
+    for _ in range(3):
+        opt.zero_grad()
+        net(torch.randn(5, 3)).square().sum().backward()
+        opt.step()
+    tensors, meta = T.flatten_optimizer(opt.state_dict())
+    assert all(torch.is_tensor(v) for v in tensors.values())
+    meta = json.loads(T.dumps(meta))              # must be plain JSON
+    clone = torch.nn.Linear(3, 2)
+    clone.load_state_dict(net.state_dict())
+    opt2 = torch.optim.Adam(clone.parameters(), lr=0.5)
+    opt2.load_state_dict(T.unflatten_optimizer(tensors, meta, opt2.state_dict()))
+    assert opt2.param_groups[0]["betas"] == (0.9, 0.999)
+    x = torch.randn(5, 3)
+    for o, n in ((opt, net), (opt2, clone)):
+        o.zero_grad()
+        n(x).square().sum().backward()
+        o.step()
+    assert torch.equal(net.weight, clone.weight)
+
+
+def test_state_file_is_safetensors_with_json_and_atomic(tmp_path):
+    path = tmp_path / "ck" / "s.safetensors"
+    T.write_state(path, {"a": torch.arange(3.0)}, {"best": float("inf"), "x": [1, 2]})
+    assert [p.name for p in path.parent.iterdir()] == ["s.safetensors"]   # no temp left
+    header_len = int.from_bytes(path.read_bytes()[:8], "little")
+    assert path.read_bytes()[8:9] == b"{" and header_len < path.stat().st_size
+    tensors, meta = T.read_state(path)
+    assert torch.equal(tensors["a"], torch.arange(3.0))
+    assert meta["best"] == float("inf") and meta["x"] == [1, 2]
+    (tmp_path / "bad.safetensors").write_bytes(b"not a checkpoint")
+    with pytest.raises(TrainingError, match="bad.safetensors"):
+        T.read_state(tmp_path / "bad.safetensors")
+
+
+def test_rng_capture_and_restore():
+    arrays, meta = T.capture_rng()
+    assert all(a.dtype == np.uint8 for a in arrays.values())
+    first = (torch.rand(3), np.random.rand(3), __import__("random").random())
+    T.restore_rng(arrays, json.loads(T.dumps(meta)))
+    second = (torch.rand(3), np.random.rand(3), __import__("random").random())
+    assert torch.equal(first[0], second[0]) and (first[1] == second[1]).all()
+    assert first[2] == second[2]
+
+
+# --- whole runs ---------------------------------------------------------------------------
+
+
+def test_run_writes_logs_checkpoints_and_a_loadable_model(ref_run):
+    out, summary = ref_run
+    assert {p.name for p in out.iterdir()} >= {
+        "config.resolved.yaml", "config.resolved.json", "metrics.jsonl", "metrics.csv",
+        "checkpoints", "model"}
+    rows = history(out)
+    assert [r["epoch"] for r in rows] == [1, 2] and rows[-1]["global_step"] == 8
+    assert all(math.isfinite(r["train_loss"]) and math.isfinite(r["val_loss"]) for r in rows)
+    assert len((out / "metrics.csv").read_text().splitlines()) == 3
+    _, meta = T.read_state(out / "checkpoints" / "last.safetensors")
+    assert meta["config"] == json.loads((out / "config.resolved.json").read_text())
+    from musicbrain_cli.model import Detector
+
+    det = Detector.from_pretrained(str(out / "model"), device="cpu")
+    cal = det.card["calibration"]
+    assert cal["method"] == "temperature" and cal["fitted_on"] == "val"
+    assert det.temperature == pytest.approx(cal["temperature"]) == summary["calibration"]["temperature"]
+    assert cal["nll_after"] <= cal["nll_before"] + 1e-9
+    assert det.card["metrics"]["detection"]["temperature"] == cal["temperature"]
+    assert "map_macro" in det.card["metrics"] and det.card["thresholds"]["detection"] == 0.5
+
+
+def test_killed_run_resumes_to_bit_identical_weights(ref_run, tmp_path):
+    ref, _ = ref_run
+    out = tmp_path / "run"
+    # Killed after step 3: the last checkpoint is step 2 (mid-epoch), step 3 is lost.
+    stopped = T.train(T.SyntheticSource(), out, config=tiny(stop_after_steps=3), device="cpu")
+    assert stopped == {"stopped": True, "global_step": 3}
+    _, meta = T.read_state(out / "checkpoints" / "last.safetensors")
+    assert (meta["epoch"], meta["step_in_epoch"], meta["global_step"]) == (0, 2, 2)
+    T.train(T.SyntheticSource(), out, resume=True, device="cpu", export=False)
+    a, b = model_tensors(ref), model_tensors(out)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert history(out) == history(ref)
+
+
+def test_resume_refuses_a_different_recipe(ref_run):
+    ref, _ = ref_run
+    other = load_config(TINY_CONFIG, overrides={"optim": {"lr": 0.5}})
+    with pytest.raises(TrainingError, match="optim.lr"):
+        T.train(T.SyntheticSource(), ref, config=other, resume=True, device="cpu")
+
+
+def test_refuses_a_non_empty_run_dir(tmp_path):
+    (tmp_path / "notes.txt").write_text("keep me")
+    with pytest.raises(InputError, match="not empty"):
+        T.train(T.SyntheticSource(), tmp_path, config=tiny(), device="cpu")
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+    with pytest.raises(InputError, match="no checkpoints"):
+        T.train(T.SyntheticSource(), tmp_path, config=tiny(), device="cpu", resume=True)
+
+
+def test_cli_trains_on_a_cached_data_set(tmp_path):
+    """End to end through the CLI: a real data set, its cache built on demand, 1 epoch."""
+    from musicbrain_cli.cli import main
+    from musicbrain_cli.taxonomy import Taxonomy
+    from musicbrain_cli.training.dataset import ClipRecord, DatasetWriter
+
+    sr = 6400
+    tax = Taxonomy.from_groups([("source", ["human", "ai"], True)])
+    rng = np.random.default_rng(0)
+    with DatasetWriter(tmp_path / "ds", tax, sample_rate=sr, audio_format="wav") as w:
+        for i in range(12):
+            ai = i % 2
+            t = np.arange(2 * sr) / sr
+            y = 0.3 * np.sin(2 * np.pi * (440 if ai else 660) * t) + 0.01 * rng.normal(size=t.size)
+            split = "train" if i < 8 else "val"
+            w.add(ClipRecord(clip_id=f"c{i:02d}", source="ai" if ai else "human",
+                             work_id=f"w{i}", split=split), y.astype(np.float32))
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(
+        "deterministic: true\n"
+        "model: {front_end: {sample_rate: 6400, n_fft: 512, hop_length: 100, n_bins: 32, "
+        "f_min: 50.0, f_max: 3200.0, window_s: 1.0, hop_s: 1.0}}\n"
+        "train: {epochs: 1, batch_size: 8, num_workers: 0, precision: fp32}\n")
+    result = CliRunner().invoke(main, ["train", "--data", str(tmp_path / "ds"), "--config",
+                                       str(cfg), "--device", "cpu", "-o", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    assert "val mAP" in result.output
+    card = json.loads((tmp_path / "run" / "model" / "model_card.json").read_text())
+    assert card["training_data"]["windows_per_split"] == {"train": 16, "val": 8}
+    again = CliRunner().invoke(main, ["train", "--data", str(tmp_path / "ds"), "-o",
+                                      str(tmp_path / "run")])
+    assert again.exit_code == 1 and "not empty" in again.output
