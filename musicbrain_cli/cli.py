@@ -316,6 +316,14 @@ def train(data_dir, config_path, nproc_per_node, nnodes, node_rank, rdzv_endpoin
     click.echo(f"val mAP {fmt(m.get('map_macro'))}  detection ROC-AUC "
                f"{fmt(m.get('detection_roc_auc'))}  temperature "
                f"{summary['calibration']['temperature']:.3f}")
+    if summary.get("model_dir"):
+        # Operating point, out-of-domain statistics and error rates with intervals, measured
+        # on the held-out splits and written into the model card (training/finalize.py).
+        from musicbrain_cli.training.finalize import finalize_model, summary_lines
+
+        card = finalize_model(summary["model_dir"], data_dir, progress=RichProgress())
+        for line in summary_lines(card):
+            click.echo(line)
     click.echo(f"model: {summary['model_dir']}")
     click.echo(f"metrics: {Path(out_dir) / 'metrics.csv'}")
 

@@ -289,6 +289,12 @@ def test_cli_trains_on_a_cached_data_set(tmp_path):
     assert "val mAP" in result.output
     card = json.loads((tmp_path / "run" / "model" / "model_card.json").read_text())
     assert card["training_data"]["windows_per_split"] == {"train": 16, "val": 8}
+    # finalize: operating point, OOD statistics and error rates measured on held-out clips
+    assert (tmp_path / "run" / "model" / "ood.safetensors").is_file()
+    assert card["ood"]["threshold"] > 0 and card["verdict"]["threshold_chosen_on"] == "val"
+    assert card["error_rates"]["split"] == "val" and card["error_rates"]["n_human"] == 2
+    assert 0.5 <= card["thresholds"]["detection"] < 1.0
+    assert "FPR" in result.output
     again = CliRunner().invoke(main, ["train", "--data", str(tmp_path / "ds"), "-o",
                                       str(tmp_path / "run")])
     assert again.exit_code == 1 and "not empty" in again.output

@@ -1,0 +1,241 @@
+"""Turn a trained model into a forensic one: operating point, out-of-domain statistics and
+known error rates, all measured on held-out data and written into the model card.
+
+``finalize_model(model_dir, dataset_root)``:
+
+1. runs the model over the data set's feature cache (no audio decoding), keeping per-window
+   calibrated P(AI) and pooled embeddings;
+2. aggregates windows to clips the way a scan aggregates windows to a track (mean P(AI));
+3. fits the out-of-domain statistics (:mod:`musicbrain_cli.ood`) on training embeddings and
+   sets their threshold at a quantile of *validation* clip scores;
+4. chooses the detection threshold on validation clips: the smallest threshold, not below
+   0.5, whose false-positive rate on human clips is at most ``fpr_target``. A false
+   accusation is the costliest error, so the operating point is set by the FPR, not by
+   accuracy;
+5. applies the full verdict rule (:mod:`musicbrain_cli.verdict`: abstention band, window
+   disagreement, out of domain) to every clip of every evaluation split and records, per
+   split, how often human clips are called ``ai`` (FPR) and AI clips ``human`` (FNR), with
+   Wilson 95 % intervals, and the share left ``inconclusive``; plus ROC-AUC of the clip
+   probability and the macro mAP over the style label groups.
+
+Everything is written into ``model_card.json`` (``thresholds``, ``verdict``, ``ood``,
+``error_rates``, ``evaluation``) and ``ood.safetensors`` beside the weights.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from musicbrain_cli.errors import DatasetError
+from musicbrain_cli.progress import NULL_PROGRESS, Progress
+from musicbrain_cli.taxonomy import DETECTION_LABEL
+
+DEFAULT_FPR_TARGET = 0.01
+STYLE_GROUPS = ("generator", "period", "composer", "instrumentation")
+#: Splits used to fit (never reported as held-out figures) and to evaluate.
+FIT_SPLIT, CHOOSE_SPLIT = "train", "val"
+
+
+@dataclass
+class _Clips:
+    """Per-clip aggregates of one split."""
+
+    ids: list[str]
+    p_ai: np.ndarray             # [C] mean calibrated P(AI) over the clip's windows
+    window_p_ai: list[np.ndarray]
+    probs: np.ndarray            # [C, L] mean calibrated probabilities
+    targets: np.ndarray          # [C, L]
+    mask: np.ndarray             # [C, L]
+    ood_scores: np.ndarray       # [C] median window distance (filled once OOD is fitted)
+    embeddings: np.ndarray       # [W, D] all windows, for fitting
+
+
+@torch.inference_mode()
+def _run(model, cache, indices: np.ndarray, temperature: float, batch_size: int,
+         progress: Progress, label: str):
+    logits, emb = [], []
+    with progress.task(f"finalize: {label}", total=len(indices)) as task:
+        for start in range(0, len(indices), batch_size):
+            idx = indices[start:start + batch_size]
+            x = torch.from_numpy(np.stack([cache.features(int(i)) for i in idx])).float()
+            fused = model.forward_features(x)
+            logits.append(model.forward_head(fused).float().numpy())
+            emb.append(model.pool(fused).float().numpy())
+            task.advance(len(idx))
+    logits = np.concatenate(logits).astype(np.float64)
+    return 1.0 / (1.0 + np.exp(-logits / temperature)), np.concatenate(emb)
+
+
+def _clips(cache, indices, probs, emb, det: int) -> _Clips:
+    groups: dict[str, list[int]] = defaultdict(list)
+    for row, i in enumerate(indices):
+        groups[cache.clip_ids[int(i)]].append(row)
+    ids = sorted(groups)
+    rows = [np.asarray(groups[c]) for c in ids]
+    first = [int(indices[r[0]]) for r in rows]
+    return _Clips(ids=ids,
+                  p_ai=np.array([probs[r, det].mean() for r in rows]),
+                  window_p_ai=[probs[r, det] for r in rows],
+                  probs=np.stack([probs[r].mean(axis=0) for r in rows]),
+                  targets=cache.targets[first], mask=cache.mask[first],
+                  ood_scores=np.zeros(len(ids)), embeddings=emb)
+
+
+def choose_threshold(p_ai: np.ndarray, is_ai: np.ndarray, *, fpr_target: float) -> float:
+    """Smallest threshold >= 0.5 whose FPR on the human clips is at most ``fpr_target``."""
+    human = np.sort(p_ai[~is_ai])
+    if human.size == 0:
+        return 0.5
+    # Allow floor(fpr_target * n) human clips at or above the threshold.
+    allowed = int(np.floor(fpr_target * human.size))
+    cut = human[human.size - allowed - 1]                   # highest human score to exclude
+    return float(min(0.99, max(0.5, np.nextafter(cut, 1.0))))
+
+
+def verdict_rates(clips: _Clips, is_ai: np.ndarray, *, policy, ood_threshold: float | None,
+                  split: str) -> dict[str, Any]:
+    """Counts and rates of each verdict for human and AI clips, with Wilson intervals."""
+    from musicbrain_cli.metrics import wilson_interval
+    from musicbrain_cli.verdict import AI, HUMAN, INCONCLUSIVE, decide
+
+    counts = {True: defaultdict(int), False: defaultdict(int)}
+    for p, w, s, truth in zip(clips.p_ai, clips.window_p_ai, clips.ood_scores, is_ai):
+        in_domain = None if ood_threshold is None else bool(s <= ood_threshold)
+        label = decide(float(p), w, policy=policy, in_domain=in_domain).label
+        counts[bool(truth)][label] += 1
+    n_h, n_a = sum(counts[False].values()), sum(counts[True].values())
+
+    def rate(k: int, n: int) -> tuple[float | None, list]:
+        return (k / n if n else None), list(wilson_interval(k, n))
+
+    fpr, fpr_ci = rate(counts[False][AI], n_h)
+    fnr, fnr_ci = rate(counts[True][HUMAN], n_a)
+    inc_h, _ = rate(counts[False][INCONCLUSIVE], n_h)
+    inc_a, _ = rate(counts[True][INCONCLUSIVE], n_a)
+    tpr, tpr_ci = rate(counts[True][AI], n_a)
+    return {"split": split, "n_human": n_h, "n_ai": n_a, "fpr": fpr, "fpr_ci95": fpr_ci,
+            "fnr": fnr, "fnr_ci95": fnr_ci, "tpr": tpr, "tpr_ci95": tpr_ci,
+            "inconclusive_human": inc_h, "inconclusive_ai": inc_a,
+            "counts": {"human": dict(counts[False]), "ai": dict(counts[True])},
+            "unit": "clip", "rule": "full verdict rule (band, disagreement, out of domain)"}
+
+
+def _style_map(clips: _Clips, taxonomy) -> float | None:
+    from musicbrain_cli.metrics import average_precision
+
+    cols = [i for i, name in enumerate(taxonomy.labels) if name.split("/")[0] in STYLE_GROUPS]
+    if not cols:
+        return None
+    res = average_precision(clips.targets[:, cols], clips.probs[:, cols],
+                            mask=clips.mask[:, cols], labels=[taxonomy.labels[i] for i in cols])
+    return res.macro
+
+
+def finalize_model(model_dir: str | Path, dataset_root: str | Path, *,
+                   fpr_target: float = DEFAULT_FPR_TARGET, ood_quantile: float = 0.99,
+                   band: float = 0.1, max_fit_windows: int = 4000, batch_size: int = 32,
+                   seed: int = 0, progress: Progress = NULL_PROGRESS) -> dict:
+    """Measure and write the operating point, OOD statistics and error rates; returns the card."""
+    from musicbrain_cli.metrics import roc_auc
+    from musicbrain_cli.model.checkpoint import (_atomic_write, _json_text, load_checkpoint,
+                                                 validate_card)
+    from musicbrain_cli.ood import fit_ood, fit_threshold
+    from musicbrain_cli.training.cache import CachedWindows, build_cache, default_cache_dir
+    from musicbrain_cli.training.dataset import Dataset
+    from musicbrain_cli.verdict import VerdictPolicy
+
+    model_dir = Path(model_dir)
+    model, config, card = load_checkpoint(model_dir, device="cpu")
+    model.eval()
+    cache_dir = default_cache_dir(dataset_root, config.front_end)
+    if not (cache_dir / "index.json").is_file():
+        build_cache(dataset_root, config.front_end, progress=progress)
+    cache = CachedWindows(cache_dir)
+    if cache.taxonomy.labels != config.taxonomy.labels:
+        raise DatasetError("the data set's taxonomy differs from the model's; finalize needs "
+                           "the data set the model was trained on")
+    split_of = {r["clip_id"]: r["split"] for r in Dataset.load(dataset_root).rows}
+    by_split: dict[str, list[int]] = defaultdict(list)
+    for i, clip in enumerate(cache.clip_ids):
+        by_split[split_of.get(clip, "")].append(i)
+    if FIT_SPLIT not in by_split or CHOOSE_SPLIT not in by_split:
+        raise DatasetError(f"finalize needs '{FIT_SPLIT}' and '{CHOOSE_SPLIT}' splits, found "
+                           f"{sorted(by_split)}")
+    rng = np.random.default_rng(seed)
+    temperature = float((card.get("calibration") or {}).get("temperature", 1.0))
+    det = config.taxonomy.index(DETECTION_LABEL)
+
+    clips: dict[str, _Clips] = {}
+    for split in sorted(by_split, key=lambda s: (s != FIT_SPLIT, s)):
+        idx = np.asarray(by_split[split])
+        if split == FIT_SPLIT and len(idx) > max_fit_windows:
+            idx = np.sort(rng.choice(idx, size=max_fit_windows, replace=False))
+        probs, emb = _run(model, cache, idx, temperature, batch_size, progress, split)
+        clips[split] = _clips(cache, idx, probs, emb, det)
+
+    # Out of domain: fit on train windows (class = human/ai), threshold on validation clips.
+    train = clips[FIT_SPLIT]
+    window_cls = np.repeat([int(t[det] > 0.5) for t in train.targets],
+                           [len(w) for w in train.window_p_ai])
+    stats = fit_ood(train.embeddings, window_cls)
+    for c in clips.values():
+        scores = stats.score(c.embeddings)
+        bounds = np.cumsum([0] + [len(w) for w in c.window_p_ai])
+        c.ood_scores = np.array([np.median(scores[a:b]) for a, b in zip(bounds, bounds[1:])])
+    ood_threshold = fit_threshold(clips[CHOOSE_SPLIT].ood_scores, quantile=ood_quantile)
+    stats.save(model_dir)
+
+    val = clips[CHOOSE_SPLIT]
+    threshold = choose_threshold(val.p_ai, val.targets[:, det] > 0.5, fpr_target=fpr_target)
+    policy = VerdictPolicy(threshold=threshold, band=min(band, 0.99 - threshold, threshold - 0.01))
+    evaluation = {}
+    for split, c in clips.items():
+        if split == FIT_SPLIT:
+            continue
+        is_ai = c.targets[:, det] > 0.5
+        evaluation[split] = {
+            **verdict_rates(c, is_ai, policy=policy, ood_threshold=ood_threshold, split=split),
+            "roc_auc": roc_auc(is_ai.astype(np.float32), c.p_ai),
+            "style_map_macro": _style_map(c, config.taxonomy),
+            "ood_flagged": float(np.mean(c.ood_scores > ood_threshold)),
+        }
+    main = "test" if "test" in evaluation else CHOOSE_SPLIT
+    card = dict(card)
+    card["thresholds"] = {**(card.get("thresholds") or {}), "detection": threshold}
+    card["verdict"] = {**policy.to_dict(), "fpr_target": fpr_target,
+                       "threshold_chosen_on": CHOOSE_SPLIT}
+    card["ood"] = {"method": "mahalanobis-ledoit-wolf (Lee et al. 2018)", "threshold": ood_threshold,
+                   "quantile": ood_quantile, "fitted_on": FIT_SPLIT,
+                   "threshold_on": CHOOSE_SPLIT, "track_statistic": "median over windows"}
+    card["error_rates"] = evaluation[main]
+    card["evaluation"] = evaluation
+    validate_card(card)
+    _atomic_write(model_dir / "model_card.json",
+                  lambda p: p.write_text(_json_text(card), encoding="utf-8"))
+    return card
+
+
+def summary_lines(card: Mapping) -> list[str]:
+    """Human-readable lines of the measured figures (for the CLI and the README)."""
+    out = [f"detection threshold {card['thresholds']['detection']:.3f} "
+           f"(chosen on {card['verdict']['threshold_chosen_on']}, "
+           f"FPR target {card['verdict']['fpr_target']:.1%})"]
+    for split, e in card.get("evaluation", {}).items():
+        auc = "n/a" if e["roc_auc"] is None else f"{e['roc_auc']:.3f}"
+        smap = "n/a" if e["style_map_macro"] is None else f"{e['style_map_macro']:.3f}"
+        fpr = "n/a" if e["fpr"] is None else f"{e['fpr']:.3f}"
+        fnr = "n/a" if e["fnr"] is None else f"{e['fnr']:.3f}"
+        out.append(f"{split}: ROC-AUC {auc}, style mAP {smap}, FPR {fpr} "
+                   f"{e['fpr_ci95']}, FNR {fnr} {e['fnr_ci95']}, "
+                   f"inconclusive human {e['inconclusive_human']}, ai {e['inconclusive_ai']} "
+                   f"(n={e['n_human']}+{e['n_ai']})")
+    return out
+
+
+__all__ = ["finalize_model", "choose_threshold", "verdict_rates", "summary_lines"]

@@ -1,0 +1,42 @@
+"""Operating point and error rates of a trained model (training/finalize.py)."""
+
+import numpy as np
+import pytest
+
+from musicbrain_cli.training.finalize import _Clips, choose_threshold, verdict_rates
+from musicbrain_cli.verdict import VerdictPolicy
+
+
+def test_threshold_meets_the_fpr_target_on_validation():
+    rng = np.random.default_rng(0)
+    human = rng.uniform(0.0, 0.9, 200)
+    ai = rng.uniform(0.6, 1.0, 200)
+    p = np.concatenate([human, ai])
+    is_ai = np.repeat([False, True], 200)
+    t = choose_threshold(p, is_ai, fpr_target=0.01)
+    assert (human >= t).mean() <= 0.01
+    # the smallest such threshold: one notch lower lets a third human clip through
+    assert (human >= np.sort(human)[-3]).mean() > 0.01 or t == 0.5
+    assert choose_threshold(np.array([0.1, 0.2, 0.95]), np.array([False, False, True]),
+                            fpr_target=0.01) == 0.5        # never below 0.5
+
+
+def _clips(p, windows, ood):
+    n = len(p)
+    return _Clips(ids=[str(i) for i in range(n)], p_ai=np.asarray(p), window_p_ai=windows,
+                  probs=np.zeros((n, 2)), targets=np.zeros((n, 2)), mask=np.ones((n, 2)),
+                  ood_scores=np.asarray(ood, float), embeddings=np.zeros((n, 1)))
+
+
+def test_verdict_rates_apply_the_full_rule_with_intervals():
+    policy = VerdictPolicy(threshold=0.5, band=0.1)
+    p = [0.9, 0.9, 0.55, 0.1, 0.95, 0.2]
+    is_ai = np.array([False, False, False, False, True, True])
+    ood = [0.0, 9.0, 0.0, 0.0, 0.0, 0.0]         # the second human clip is out of domain
+    rates = verdict_rates(_clips(p, [np.array([x] * 3) for x in p], ood), is_ai,
+                          policy=policy, ood_threshold=1.0, split="test")
+    assert rates["counts"]["human"] == {"ai": 1, "inconclusive": 2, "human": 1}
+    assert rates["fpr"] == pytest.approx(0.25) and rates["fnr"] == pytest.approx(0.5)
+    lo, hi = rates["fpr_ci95"]
+    assert lo < 0.25 < hi
+    assert rates["inconclusive_human"] == pytest.approx(0.5)
