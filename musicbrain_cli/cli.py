@@ -174,8 +174,13 @@ def _scan_keys(key_dir):
 @click.option("--keys", "keys_dir", type=click.Path(exists=True, file_okay=False),
               help="Key folder (public files suffice) the signers must match; without it "
                    "the signer is reported as not pinned.")
+@click.option("--reproduce", is_flag=True,
+              help="Also re-run the recorded analysis on --audio and check that every "
+                   "figure of the report comes out the same.")
+@click.option("--model", "model_name", default="default", show_default=True,
+              help="With --reproduce: the model the report names (its weights hash is checked).")
 @handle_errors
-def verify(paths, audio, keys_dir) -> None:
+def verify(paths, audio, keys_dir, reproduce, model_name) -> None:
     """Verify the signatures and hashes of report folders or signed PDFs.
 
     Exit status 0 when every PATH is valid, 1 when any is not (with the reasons).
@@ -185,14 +190,27 @@ def verify(paths, audio, keys_dir) -> None:
     from musicbrain_cli.report.keys import load_trusted
     from musicbrain_cli.report.verify import verify_path
 
+    if reproduce and not audio:
+        _fail("--reproduce needs the recording: give it with --audio FILE", EXIT_USAGE)
     trusted = load_trusted(Path(keys_dir)) if keys_dir else None
     invalid = 0
     for path in paths:
         result = verify_path(Path(path), audio=Path(audio) if audio else None, trusted=trusted)
-        invalid += not result.ok
+        ok = result.ok
         click.echo(f"{'VALID' if result.ok else 'INVALID'}  {path}")
         for check in result.checks:
             click.echo(f"  [{check.status}] {check.name}: {check.detail}")
+        if reproduce and Path(path).is_dir():
+            from musicbrain_cli.reproduce import reproduce as rerun
+
+            again = rerun(Path(path), Path(audio), model=model_name)
+            ok = ok and again.ok
+            click.echo(f"  [{'pass' if again.ok else 'fail'}] reproduce: "
+                       + ("every figure of the report came out the same"
+                          if again.ok else f"{len(again.differences)} difference(s)"))
+            for line in again.differences + again.notes:
+                click.echo(f"    {line}")
+        invalid += not ok
     sys.exit(EXIT_FAILED if invalid else EXIT_OK)
 
 

@@ -126,6 +126,7 @@ class Detector:
     def __init__(self, model: torch.nn.Module, config: ModelConfig, card: Mapping[str, Any] | None = None,
                  *, device: str | torch.device = "auto"):
         self.device = resolve_device(device)
+        self.model_dir = None
         self.config = config
         self.card = dict(card or {})
         self.taxonomy = config.taxonomy
@@ -149,9 +150,12 @@ class Detector:
                         device: str | torch.device = "auto",
                         expected_sha256: str | None = None) -> "Detector":
         dev = resolve_device(device)
-        model, config, card = load_checkpoint(resolve_model(name_or_path), device=dev,
+        directory = resolve_model(name_or_path)
+        model, config, card = load_checkpoint(directory, device=dev,
                                               expected_sha256=expected_sha256)
-        return cls(model, config, card, device=dev)
+        detector = cls(model, config, card, device=dev)
+        detector.model_dir = directory   # side files (out-of-domain statistics) live here
+        return detector
 
     # --- windows ------------------------------------------------------------------------
 

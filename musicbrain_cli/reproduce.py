@@ -1,0 +1,103 @@
+"""Re-run the analysis a report records and check that its figures come out the same.
+
+A report's ``result.json`` records everything the analysis depended on: the audio's
+SHA-256, the model's weights SHA-256, the analysis options and the analysis time (the only
+input that is not part of (file, model, options); see :func:`scan.analyse_track`).
+:func:`reproduce` loads the same model, re-runs :func:`scan.analyse_track` on the audio with
+those options, and compares every figure the report states: the verdict and its
+probability, the per-window timeline, the style labels, the out-of-domain score, the
+explained windows and their alignment. On CPU the analysis is deterministic, so the default
+tolerance is tight; a different machine or BLAS may differ in the last float32 bits.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from musicbrain_cli.errors import InputError
+
+#: The parts of a track result that state findings, compared on reproduction.
+COMPARED = ("verdict", "timeline", "labels", "aggregate", "ood", "alignment", "explanations")
+DEFAULT_ATOL = 1e-5
+
+
+@dataclass
+class ReproduceResult:
+    ok: bool
+    differences: list[str] = field(default_factory=list)
+    checked: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def compare(a: Any, b: Any, *, atol: float, path: str = "", out: list[str] | None = None,
+            limit: int = 20) -> list[str]:
+    """Differences between two JSON-like values; floats within ``atol`` count as equal."""
+    out = [] if out is None else out
+    if len(out) >= limit:
+        return out
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b)):
+            if key not in a or key not in b:
+                out.append(f"{path}.{key}: present in only one of the two")
+            else:
+                compare(a[key], b[key], atol=atol, path=f"{path}.{key}", out=out, limit=limit)
+    elif isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            out.append(f"{path}: {len(a)} items recorded, {len(b)} reproduced")
+        else:
+            for i, (x, y) in enumerate(zip(a, b)):
+                compare(x, y, atol=atol, path=f"{path}[{i}]", out=out, limit=limit)
+    elif isinstance(a, (int, float)) and isinstance(b, (int, float)) \
+            and not isinstance(a, bool) and not isinstance(b, bool):
+        if not (math.isclose(a, b, abs_tol=atol, rel_tol=0.0)
+                or (math.isnan(a) and math.isnan(b))):
+            out.append(f"{path}: recorded {a!r}, reproduced {b!r}")
+    elif a != b:
+        out.append(f"{path}: recorded {a!r}, reproduced {b!r}")
+    return out
+
+
+def reproduce(report_dir: str | Path, audio: str | Path, *, model: str | Path = "default",
+              device: str = "cpu", atol: float = DEFAULT_ATOL) -> ReproduceResult:
+    """Re-run the analysis recorded in ``report_dir/result.json`` on ``audio`` and compare."""
+    from musicbrain_cli.audio import sha256_file
+    from musicbrain_cli.model.inference import Detector
+    from musicbrain_cli.scan import RESULT_JSON, ScanOptions, analyse_track, load_ood
+
+    path = Path(report_dir) / RESULT_JSON
+    try:
+        recorded = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read the recorded result {str(path)!r}: {exc}") from exc
+    result = ReproduceResult(ok=True)
+    sha = sha256_file(audio)
+    if sha != recorded.get("input", {}).get("sha256"):
+        result.ok = False
+        result.differences.append(f"audio SHA-256 {sha} is not the analysed file's "
+                                  f"{recorded.get('input', {}).get('sha256')}")
+        return result
+    detector = Detector.from_pretrained(model, device=device)
+    want = recorded.get("model", {}).get("weights_sha256")
+    have = detector.card.get("weights_sha256")
+    if want and have != want:
+        result.ok = False
+        result.differences.append(f"model weights SHA-256 {have} is not the recorded {want}; "
+                                  "give the model the report names with --model")
+        return result
+    options = ScanOptions(**{k: v for k, v in recorded.get("options", {}).items()
+                             if k in ScanOptions.__dataclass_fields__})
+    again = analyse_track(audio, detector, options=options, ood=load_ood(detector),
+                          command_line=recorded.get("command_line", []),
+                          analysis_time=recorded.get("analysis_time")).track
+    for key in COMPARED:
+        result.checked.append(key)
+        compare(recorded.get(key), again.get(key), atol=atol, path=key, out=result.differences)
+    if recorded.get("software") != again.get("software"):
+        result.notes.append("software versions differ from the recorded ones: "
+                            f"{recorded.get('software')} vs {again.get('software')}")
+    result.ok = not result.differences
+    return result

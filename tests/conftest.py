@@ -1,0 +1,36 @@
+"""Shared fixtures: a tiny model saved as a real checkpoint, and test tones."""
+
+import numpy as np
+import pytest
+import torch
+
+SR = 22050
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A randomly initialised default-architecture model with 4 s windows, saved to disk."""
+    from musicbrain_cli.features import FrontEndConfig
+    from musicbrain_cli.model.checkpoint import default_card, save_checkpoint
+    from musicbrain_cli.model.config import ModelConfig
+    from musicbrain_cli.model.net import build_model
+    from musicbrain_cli.taxonomy import Taxonomy
+
+    torch.manual_seed(0)
+    taxonomy = Taxonomy.from_groups([("source", ["human", "ai"], True),
+                                     ("period", ["Baroque", "Classical"], True)])
+    config = ModelConfig(front_end=FrontEndConfig(window_s=4.0, hop_s=2.0), taxonomy=taxonomy)
+    card = default_card()
+    card.update(name="tiny-test", error_rates={"fpr": 0.01, "fpr_ci95": [0.0, 0.05],
+                                               "fnr": 0.1, "fnr_ci95": [0.05, 0.2]})
+    d = tmp_path_factory.mktemp("model")
+    save_checkpoint(d, build_model(config), config, model_card=card)
+    return d
+
+
+def make_tone(seconds, f0=220.0, seed=0):
+    """A harmonic tone (four partials) with a little noise, float32 at 22.05 kHz."""
+    t = np.arange(int(SR * seconds)) / SR
+    rng = np.random.default_rng(seed)
+    y = sum(0.2 / k * np.sin(2 * np.pi * k * f0 * t) for k in range(1, 5))
+    return (y + 0.01 * rng.standard_normal(t.size)).astype(np.float32)

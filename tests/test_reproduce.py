@@ -1,0 +1,55 @@
+"""verify --reproduce: a report's figures come out the same when the analysis is re-run."""
+
+import json
+
+from click.testing import CliRunner
+
+from conftest import SR, make_tone
+from musicbrain_cli.audio_encode import encode_audio
+from musicbrain_cli.cli import main
+from musicbrain_cli.model.inference import Detector
+from musicbrain_cli.reproduce import compare, reproduce
+from musicbrain_cli.scan import ScanOptions, scan
+
+
+def _scanned(tmp_path, model_dir):
+    audio = tmp_path / "x.flac"
+    encode_audio(audio, make_tone(6.0, 247.0), SR)
+    det = Detector.from_pretrained(model_dir, device="cpu")
+    scan([audio], tmp_path / "out", det, options=ScanOptions(formats=("html",)))
+    (folder,) = [p for p in (tmp_path / "out").iterdir() if p.is_dir()]
+    return audio, folder
+
+
+def test_reproduction_matches_and_catches_a_changed_figure(tmp_path, tiny_model_dir):
+    audio, folder = _scanned(tmp_path, tiny_model_dir)
+    assert reproduce(folder, audio, model=tiny_model_dir).ok
+    result = json.loads((folder / "result.json").read_text())
+    result["timeline"]["p_ai"][0] += 0.01
+    (folder / "result.json").write_text(json.dumps(result))
+    again = reproduce(folder, audio, model=tiny_model_dir)
+    assert not again.ok and any("timeline.p_ai[0]" in d for d in again.differences)
+
+
+def test_reproduction_refuses_other_audio(tmp_path, tiny_model_dir):
+    audio, folder = _scanned(tmp_path, tiny_model_dir)
+    other = tmp_path / "other.flac"
+    encode_audio(other, make_tone(6.0, 300.0), SR)
+    res = reproduce(folder, other, model=tiny_model_dir)
+    assert not res.ok and "SHA-256" in res.differences[0]
+
+
+def test_cli_verify_reproduce(tmp_path, tiny_model_dir):
+    audio, folder = _scanned(tmp_path, tiny_model_dir)
+    ok = CliRunner().invoke(main, ["verify", str(folder), "--audio", str(audio), "--reproduce",
+                                   "--model", str(tiny_model_dir)])
+    assert ok.exit_code in (0, 1)          # unsigned folder: the manifest check decides
+    assert "reproduce: every figure of the report came out the same" in ok.output
+    usage = CliRunner().invoke(main, ["verify", str(folder), "--reproduce"])
+    assert usage.exit_code == 2
+
+
+def test_compare_tolerance():
+    assert compare({"a": [1.0, 2.0]}, {"a": [1.0 + 1e-7, 2.0]}, atol=1e-6) == []
+    assert compare({"a": "x"}, {"a": "y"}, atol=1) == [".a: recorded 'x', reproduced 'y'"]
+    assert "present in only one" in compare({"a": 1}, {"b": 1}, atol=0)[0]
