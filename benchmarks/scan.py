@@ -1,0 +1,117 @@
+"""End-to-end scan benchmark (issue #8): speed in multiples of real time, time per stage,
+peak RSS, on a catalog of real-length tracks with PDF reports.
+
+The catalog is built from real scores (music21's corpus) rendered with FluidSynth, looped
+to the requested length, and encoded as FLAC/MP3/OGG in turn; ``--long-minutes`` adds one
+long track (the memory target is stated for a catalog holding a 60-minute track).
+
+Targets (2-core machine, default model, PDF reports):
+  * >= 60x real time end to end;
+  * all non-model stages together no longer than the model's forward + CAM time;
+  * peak RSS <= 2 GB with a 60-minute track in the catalog.
+
+    python benchmarks/scan.py                       # ten 3-minute tracks
+    python benchmarks/scan.py --tracks 3 --minutes 1 --long-minutes 0   # quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+PIECES = ("bach/bwv66.6", "bach/bwv4.8", "mozart/k80/movement1", "haydn/opus1no1/movement4",
+          "beethoven/opus18no1/movement2", "bach/bwv10.7", "schumann/opus41no1/movement2",
+          "monteverdi/madrigal.3.1", "palestrina/agnus_01", "corelli/opus3no1/1grave")
+FORMATS = (".flac", ".mp3", ".ogg")
+SR = 22050
+
+
+def build_catalog(folder: Path, *, tracks: int, minutes: float, long_minutes: float) -> float:
+    """Render ``tracks`` pieces looped to ``minutes``; returns the catalog's total seconds."""
+    from music21 import corpus
+
+    from musicbrain_cli.audio_encode import encode_audio
+    from musicbrain_cli.training.render import available_soundfonts, render_midi, score_to_midi
+
+    fonts = available_soundfonts()
+    total = 0.0
+    rendered = []
+    for i in range(tracks):
+        name = PIECES[i % len(PIECES)]
+        y = render_midi(score_to_midi(corpus.parse(name)), fonts[i % len(fonts)], sample_rate=SR)
+        rendered.append(y)
+        n = int(minutes * 60 * SR)
+        track = np.resize(y, n).astype(np.float32)
+        encode_audio(folder / f"track{i:02d}{FORMATS[i % len(FORMATS)]}", track, SR)
+        total += n / SR
+    if long_minutes > 0:
+        n = int(long_minutes * 60 * SR)
+        encode_audio(folder / "long.flac", np.resize(np.concatenate(rendered), n).astype(np.float32), SR)
+        total += n / SR
+    return total
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tracks", type=int, default=10)
+    ap.add_argument("--minutes", type=float, default=3.0)
+    ap.add_argument("--long-minutes", type=float, default=0.0,
+                    help="add one track this long (60 for the memory target)")
+    ap.add_argument("--model", default="default")
+    ap.add_argument("--report", default="pdf", choices=["pdf", "html", "both", "none"])
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--catalog", type=Path, help="scan this folder instead of building one")
+    args = ap.parse_args()
+
+    import torch
+
+    from musicbrain_cli.model.inference import Detector
+    from musicbrain_cli.report.keys import init_keys
+    from musicbrain_cli.scan import ScanOptions, load_ood, scan
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        catalog = args.catalog
+        if catalog is None:
+            catalog = tmp / "catalog"
+            catalog.mkdir()
+            t = time.perf_counter()
+            build_catalog(catalog, tracks=args.tracks, minutes=args.minutes,
+                          long_minutes=args.long_minutes)
+            print(f"catalog built in {time.perf_counter() - t:.1f} s", file=sys.stderr)
+        keys = init_keys(tmp / "keys")
+        formats = {"pdf": ("pdf",), "html": ("html",), "both": ("pdf", "html"), "none": ()}
+        detector = Detector.from_pretrained(args.model, device="cpu")
+        base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        t = time.perf_counter()
+        result = scan([catalog], tmp / "out", detector, keys=keys, ood=load_ood(detector),
+                      options=ScanOptions(formats=formats[args.report], jobs=args.jobs))
+        wall = time.perf_counter() - t
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+    audio = result.audio_seconds
+    stages = result.timings
+    model_s = stages.get("inference", 0.0) + stages.get("cam", 0.0)
+    other_s = sum(v for k, v in stages.items() if k not in ("inference", "cam"))
+    print(f"machine: {torch.get_num_threads()} torch threads; tracks ok {result.n_ok}, "
+          f"failed {result.n_failed}")
+    print(f"audio {audio:.0f} s in {wall:.1f} s wall: {audio / wall:.1f}x real time "
+          "(target >= 60x)")
+    print("stage seconds (summed over tracks; report stages run beside inference with --jobs>1):")
+    for k in ("decode", "features", "inference", "cam", "alignment", "figures", "report", "signing"):
+        print(f"  {k:<10} {stages.get(k, 0.0):8.2f}")
+    print(f"model (inference + CAM) {model_s:.1f} s; all other stages {other_s:.1f} s "
+          f"(target: other <= model)")
+    print(f"peak RSS {peak:.0f} MB (after model load {base_rss:.0f} MB; decoder children "
+          f"peak {child:.0f} MB) (target <= 2048 MB)")
+
+
+if __name__ == "__main__":
+    main()
