@@ -1,0 +1,536 @@
+"""Build the reference corpus: human scores vs machine-made music, rendered alike.
+
+    build_reference("data/reference", size="small", seed=0)
+
+Classes (manifest ``source`` / ``generator``):
+
+- ``human`` / ``-``: windows of scores by real composers (:mod:`.scores`).
+- ``ai`` / ``symbolic-small`` and ``symbolic-large``: pieces sampled from the two shipped
+  transformer generators (:mod:`.symbolic`), conditioned on period, composer and
+  instrumentation, with NotaGen's sampling defaults. Labelled with their conditioning.
+- ``ai`` / ``neural-codec``: human renderings re-synthesised by the shipped neural
+  autoencoder (:mod:`.codec`). Labelled with their source work's style labels and kept in
+  their source work's split.
+
+Every clip goes through the same path: note events -> :func:`.tokens.events_to_midi` ->
+:func:`musicbrain_cli.training.render.render_midi` with a humanisation drawn from the same
+distribution, cropped or padded to exactly ``clip_s`` seconds.
+
+Splits are by work. Works the generators learned from are always ``train`` (so nothing in
+an evaluation split was seen by a generator); the rest are cut into val / test /
+``test_xsf`` by :func:`musicbrain_cli.training.dataset.assign_splits`. One SoundFont
+(:data:`HELD_OUT_SOUNDFONT`) renders ``test_xsf`` and nothing else.
+
+Every random choice is drawn from a generator seeded by ``(seed, clip id)``, so the same
+seed gives the same manifest and the same audio bytes, in any order and after a resume.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+import warnings
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from musicbrain_cli.errors import DatasetError, RenderError, TrainingError
+from musicbrain_cli.progress import NULL_PROGRESS, Progress
+from musicbrain_cli.taxonomy import Taxonomy
+from musicbrain_cli.training.reference import scores as sc
+from musicbrain_cli.training.reference.tokens import (EOS, PREFIX_LEN, Vocabulary,
+                                                      condition_tokens, decode_events,
+                                                      encode_events, events_to_midi, window)
+
+#: Where the shipped generator weights live (package data).
+ASSETS_DIR = Path(__file__).parent / "assets"
+SYMBOLIC_GENERATORS = ("symbolic-small", "symbolic-large")
+CODEC_GENERATOR = "neural-codec"
+GENERATOR_LABELS = SYMBOLIC_GENERATORS + (CODEC_GENERATOR,)
+#: Rendered only in the cross-renderer test split: the font whose samples differ most from
+#: the other two (MuseScore's, an .sf3 of other recordings than FluidR3 / TimGM6mb).
+HELD_OUT_SOUNDFONT = "musescore_general_lite"
+XSF_SPLIT = "test_xsf"
+#: Share of works per split. Works the generators learned from are pinned to train first.
+SPLIT_FRACTIONS = {"train": 0.75, "val": 0.1, "test": 0.1, XSF_SPLIT: 0.05}
+#: The split seed the shipped generators' training set was drawn with.
+GENERATOR_SPLIT_SEED = 0
+SAMPLE_RATE = 22050
+#: Corpus files per collection the shipped generators learned from (a capped subset keeps
+#: training to minutes on two cores; works outside it are never pinned to train).
+GENERATOR_TRAIN_FILES = 40
+
+
+@dataclass(frozen=True)
+class SizeSpec:
+    """How much to build. ``collections``: names from :data:`.scores.COLLECTIONS` (None:
+    all); ``files_per_collection``: corpus files read per collection (None: all, within
+    each collection's caps); ``windows_per_piece``: most clips cut from one human piece;
+    ``symbolic_per_generator``: pieces sampled per symbolic generator; ``codec_share``:
+    share of human clips also re-synthesised by the codec; ``works_per_collection``: most
+    pieces kept per collection (an ABC book holds hundreds)."""
+
+    name: str
+    clip_s: float
+    collections: tuple[str, ...] | None
+    files_per_collection: int | None
+    windows_per_piece: int
+    symbolic_per_generator: int
+    works_per_collection: int | None
+    codec_share: float
+    sample_batch: int = 16
+
+
+SIZES: dict[str, SizeSpec] = {
+    # tiny: for the determinism test (built twice); three collections, 4 s clips
+    "tiny": SizeSpec("tiny", 4.0, ("bach", "chopin", "ryans-mammoth"), 1, 1, 2, 1, 0.5,
+                     sample_batch=4),
+    # small: every collection once (so every label is populated), 10 s clips
+    "small": SizeSpec("small", 10.0, None, 1, 1, 12, 2, 0.4, sample_batch=12),
+    # medium: about 1,000 clips per class (~6 h) from the score subset the generators were
+    # trained on (its parse cache is warm after generator training); builds in well under an
+    # hour on two cores, for a CPU-trained model when the full build does not fit the time
+    "medium": SizeSpec("medium", 12.0, None, 40, 2, 300, None, 0.4, sample_batch=32),
+    # full: the default model's training set (>= 2,000 clips per class, >= 10 h)
+    "full": SizeSpec("full", 12.0, None, None, 4, 850, None, 0.25, sample_batch=32),
+}
+
+
+# --- labels -------------------------------------------------------------------------------
+
+
+def reference_taxonomy(collections: Sequence[sc.Collection] = sc.COLLECTIONS) -> Taxonomy:
+    """The taxonomy of the reference corpus: source, generator, period, composer,
+    instrumentation, all exclusive (one work has one period, composer and
+    instrumentation label; see docs/reference-corpus.md)."""
+    values = sc.label_values(collections)
+    return Taxonomy.from_groups([
+        ("source", ("human", "ai"), True),
+        ("generator", GENERATOR_LABELS, True),
+        ("period", values["period"], True),
+        ("composer", values["composer"], True),
+        ("instrumentation", values["instrumentation"], True),
+    ])
+
+
+def _rng(seed: int, *key: object) -> np.random.Generator:
+    """A generator seeded by SHA-256 of (seed, key): independent of build order."""
+    digest = hashlib.sha256(json.dumps([seed, *key], ensure_ascii=False).encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+
+def _slug(text: str) -> str:
+    """A clip-id-safe, collision-free rendering of a corpus id."""
+    base = re.sub(r"[^A-Za-z0-9._+-]+", "_", text.removeprefix("m21:")).strip("._-")[:80]
+    return f"{base}-{hashlib.sha256(text.encode()).hexdigest()[:6]}"
+
+
+# --- generator training -------------------------------------------------------------------
+
+
+def generator_training_split(works: Sequence[sc.Work]) -> dict[str, str]:
+    """The split of the corpus the generators are trained on (fixed seed)."""
+    from musicbrain_cli.training.dataset import assign_splits
+
+    return assign_splits([w.work_id for w in works], fractions=SPLIT_FRACTIONS,
+                         seed=GENERATOR_SPLIT_SEED)
+
+
+def _sequences(works: Sequence[sc.Work], vocab: Vocabulary) -> list[np.ndarray]:
+    return [np.asarray(condition_tokens(vocab, period=w.period, composer=w.composer,
+                                        instrumentation=w.instrumentation)
+                       + encode_events(w.events, vocab) + [vocab.id(EOS)], dtype=np.int64)
+            for w in works]
+
+
+def train_generators(*, assets_dir: Path = ASSETS_DIR, cache_dir: Path | None = None,
+                     steps: int = 300, codec_steps: int = 250, seed: int = 0,
+                     collections: Sequence[sc.Collection] = sc.COLLECTIONS,
+                     files_per_collection: int | None = GENERATOR_TRAIN_FILES,
+                     progress: Progress = NULL_PROGRESS) -> dict:
+    """Train the two symbolic generators and the codec; write them to ``assets_dir``.
+
+    Training data: the works :func:`generator_training_split` puts in ``train``. The codec
+    learns from renderings of those works with every SoundFont but the held-out one.
+    Returns ``{name: curve}``.
+    """
+    import torch
+
+    from musicbrain_cli.training.reference import codec as cd
+    from musicbrain_cli.training.reference import symbolic as sy
+
+    torch.manual_seed(seed)
+    works = list(sc.iter_corpus(collections, files_per_collection=files_per_collection,
+                                cache_dir=cache_dir, progress=progress))
+    split = generator_training_split(works)
+    train = [w for w in works if split[w.work_id] == "train"]
+    val = [w for w in works if split[w.work_id] == "val"]
+    if not train:
+        raise TrainingError("no training works for the generators")
+    vocab = Vocabulary.build({k: v for k, v in sc.label_values(collections).items()})
+    train_seqs, val_seqs = _sequences(train, vocab), _sequences(val, vocab)
+    curves = {}
+    meta_common = {"training_works": sorted({w.work_id for w in train}),
+                   "split_seed": GENERATOR_SPLIT_SEED, "split_fractions": SPLIT_FRACTIONS,
+                   "extraction_version": sc.EXTRACTION_VERSION, "seed": seed,
+                   "produced_by": "musicbrain data build-reference --retrain-generators"}
+    for name in SYMBOLIC_GENERATORS:
+        cfg = sy.GPTConfig(vocab_size=len(vocab), **sy.GENERATORS[name])
+        settings = sy.TrainSettings(steps=steps, seed=seed)
+        model, curve = sy.train_generator(train_seqs, val_seqs, cfg, settings=settings,
+                                          progress=progress)
+        sy.save_generator(model, vocab, assets_dir, name,
+                          meta={**meta_common, "training": asdict(settings),
+                                "curve": curve, "sampling": {"top_k": sy.TOP_K,
+                                                             "top_p": sy.TOP_P,
+                                                             "temperature": sy.TEMPERATURE}})
+        curves[name] = curve
+
+    # codec: render a few seconds of many training works, with the training fonts only
+    from musicbrain_cli.training.render import Humanize, render_midi
+
+    fonts = [f for f in _soundfonts() if f.name != HELD_OUT_SOUNDFONT]
+    audio: list[np.ndarray] = []
+    pick = train[:: max(1, len(train) // 60)][:60]
+    with progress.task("rendering codec training audio", total=len(pick)) as task:
+        for i, w in enumerate(pick):
+            ticks = int(6.0 * w.qpm / 60 * sc.TICKS_PER_QUARTER)
+            ev = window(w.events, 0, ticks)
+            if ev:
+                midi = events_to_midi(ev, qpm=w.qpm, instrumentation=w.instrumentation)
+                try:
+                    audio.append(render_midi(midi, fonts[i % len(fonts)],
+                                             sample_rate=SAMPLE_RATE,
+                                             humanize=Humanize(reverb=0.2), seed=i))
+                except RenderError:
+                    pass  # a codec training excerpt less; the corpus build reports its own
+            task.advance()
+    n_val = max(1, len(audio) // 10)
+    ccfg = cd.CodecConfig(sample_rate=SAMPLE_RATE, channels=16)
+    csettings = cd.CodecTrainSettings(steps=codec_steps, seed=seed)
+    torch.manual_seed(seed)
+    codec, curve = cd.train_codec(audio[n_val:], audio[:n_val], ccfg, settings=csettings,
+                                  progress=progress)
+    cd.save_codec(codec, assets_dir, CODEC_GENERATOR,
+                  meta={**meta_common, "training": asdict(csettings), "curve": curve,
+                        "training_excerpts": len(audio) - n_val,
+                        "soundfonts": [f.name for f in fonts]})
+    curves[CODEC_GENERATOR] = curve
+    return curves
+
+
+def _soundfonts():
+    from musicbrain_cli.training.render import available_soundfonts
+
+    fonts = available_soundfonts()
+    if len(fonts) < 2:
+        raise RenderError(f"the reference corpus needs two SoundFonts or more (one is held "
+                          f"out), found {[f.name for f in fonts]}")
+    return fonts
+
+
+# --- the build ----------------------------------------------------------------------------
+
+
+@dataclass
+class _Clip:
+    clip_id: str
+    source: str
+    generator: str
+    period: str
+    composer: str
+    instrumentation: str
+    work_id: str
+    split: str
+    origin: str
+    events: list
+    qpm: float
+    held_out: bool  # rendered with the held-out SoundFont (the cross-renderer split)
+
+
+def _fit(y: np.ndarray, n: int) -> np.ndarray:
+    """Crop or zero-pad to exactly ``n`` samples."""
+    return y[:n] if len(y) >= n else np.pad(y, (0, n - len(y)))
+
+
+def _split_works(work_ids: Sequence[str], pinned: set[str], seed: int) -> dict[str, str]:
+    """Pinned works -> train; the rest by :func:`assign_splits` on the remaining shares."""
+    from musicbrain_cli.training.dataset import assign_splits
+
+    ids = sorted(set(work_ids))
+    out = {w: "train" for w in ids if w in pinned}
+    rest = [w for w in ids if w not in pinned]
+    if rest:
+        share_pinned = len(out) / len(ids)
+        fractions = dict(SPLIT_FRACTIONS)
+        fractions["train"] = max(0.0, fractions["train"] - share_pinned)
+        out.update(assign_splits(rest, fractions=fractions, seed=seed))
+    return out
+
+
+def _xsf_split_name() -> str:
+    from musicbrain_cli.training import dataset as ds
+
+    if XSF_SPLIT in ds.SPLITS:
+        return XSF_SPLIT
+    # the writer of this checkout knows no such split: keep the held-out renderer in test
+    # (still identifiable by the renderer column) rather than fail the build
+    warnings.warn(f"the data set writer has no {XSF_SPLIT!r} split; cross-renderer clips "
+                  "go to 'test' (select them by renderer)", stacklevel=3)
+    return "test"
+
+
+def plan_human(works: Sequence[sc.Work], spec: SizeSpec, splits: dict[str, str],
+               xsf: str = XSF_SPLIT) -> tuple[list[_Clip], list[tuple[str, str]]]:
+    """The human clips: up to ``windows_per_piece`` non-overlapping windows per piece, the
+    first at the piece's start (generated pieces start at their start too)."""
+    clips, skipped = [], []
+    for w in works:
+        need = int(round(spec.clip_s * w.qpm / 60.0 * sc.TICKS_PER_QUARTER))
+        length = w.length_ticks
+        if length < need:
+            skipped.append((w.piece_id, f"shorter than a clip ({length} < {need} ticks)"))
+            continue
+        k = min(spec.windows_per_piece, length // need)
+        starts = [0] if k == 1 else [round(j * (length - need) / (k - 1)) for j in range(k)]
+        onsets = sorted({e[0] for e in w.events})
+        for j, start in enumerate(starts):
+            start = min(onsets, key=lambda o: abs(o - start))  # begin on a note
+            ev = window(w.events, start, need)
+            if not ev:
+                continue
+            clips.append(_Clip(f"human-{_slug(w.piece_id)}-w{j}", "human", "-", w.period,
+                               w.composer, w.instrumentation, w.work_id, splits[w.work_id],
+                               f"music21:{w.piece_id.removeprefix('m21:')}#tick={start}",
+                               ev, w.qpm, held_out=splits[w.work_id] == XSF_SPLIT))
+    for c in clips:
+        c.split = xsf if c.split == XSF_SPLIT else c.split
+    return clips, skipped
+
+
+def _conditions(works: Sequence[sc.Work], pinned: set[str]) -> list[tuple[str, str, str, list]]:
+    """Distinct (period, composer, instrumentation) of the build's works, with their tempi.
+    Taken from generator-training works when there are any (conditioning never needs an
+    evaluation work), else from all works."""
+    pool = [w for w in works if w.work_id in pinned] or list(works)
+    combos: dict[tuple[str, str, str], list[float]] = defaultdict(list)
+    for w in pool:
+        combos[(w.period, w.composer, w.instrumentation)].append(w.qpm)
+    return [(*k, v) for k, v in sorted(combos.items())]
+
+
+def plan_symbolic(name: str, model, vocab: Vocabulary, conditions: list, spec: SizeSpec,
+                  seed: int, progress: Progress) -> tuple[list[_Clip], list[tuple[str, str]]]:
+    """Sample ``spec.symbolic_per_generator`` pieces from one generator, in batches.
+
+    Conditions cycle over the distinct label combinations (so rare styles are generated
+    as often as common ones); the tempo is one of a human work's with those labels.
+    """
+    import torch
+
+    from musicbrain_cli.training.dataset import assign_splits
+
+    token_ticks = torch.tensor([int(t.split("=")[1]) if t.startswith("shift=") else 0
+                                for t in vocab.tokens], dtype=torch.long)
+    ids = [f"{name}-{i:05d}" for i in range(spec.symbolic_per_generator)]
+    splits = assign_splits([f"{name}/{i}" for i in range(len(ids))],
+                           fractions=SPLIT_FRACTIONS, seed=seed)
+    xsf = _xsf_split_name()
+    clips, skipped = [], []
+    with progress.task(f"sampling {name}", total=len(ids)) as task:
+        for b in range(0, len(ids), spec.sample_batch):
+            batch = ids[b:b + spec.sample_batch]
+            rows, qpms = [], []
+            for i, cid in enumerate(batch, start=b):
+                period, composer, instr, tempi = conditions[i % len(conditions)]
+                rng = _rng(seed, cid, "condition")
+                qpms.append(float(tempi[int(rng.integers(0, len(tempi)))]))
+                rows.append((period, composer, instr))
+            # the batch's tick budget: the longest clip in it (slow tempi need more ticks)
+            need = [int(round(spec.clip_s * q / 60.0 * sc.TICKS_PER_QUARTER)) for q in qpms]
+            prefixes = torch.tensor([condition_tokens(vocab, period=p, composer=c,
+                                                      instrumentation=n)
+                                     for p, c, n in rows], dtype=torch.long)
+            gen = torch.Generator().manual_seed(
+                int.from_bytes(hashlib.sha256(f"{seed}/{batch[0]}".encode()).digest()[:8],
+                               "little") >> 1)
+            out = _sample(model, prefixes, vocab, token_ticks, max(need), gen)
+            for i, cid in enumerate(batch):
+                ev = window(decode_events(out[i, PREFIX_LEN:].tolist(), vocab), 0, need[i])
+                span = max((e[0] + e[3] for e in ev), default=0)
+                work = f"{name}/{b + i}"
+                if span < 0.75 * need[i]:
+                    skipped.append((cid, f"generated music too short ({span} of {need[i]} "
+                                         "ticks)"))
+                else:
+                    period, composer, instr = rows[i]
+                    split = splits[work] if splits[work] != XSF_SPLIT else xsf
+                    clips.append(_Clip(cid, "ai", name, period, composer, instr, work,
+                                       split, f"{name}:sample/{b + i}", ev, qpms[i],
+                                       held_out=splits[work] == XSF_SPLIT))
+                task.advance()
+    return clips, skipped
+
+
+def _sample(model, prefixes, vocab: Vocabulary, token_ticks, need: int, gen):
+    from musicbrain_cli.training.reference import symbolic as sy
+
+    # token cap: a note is 3 tokens; four-part textures average ~1 token per tick, so
+    # twice that leaves room, and a piece that is still short is skipped, not padded
+    return sy.sample(model, prefixes, max_new_tokens=min(2000, 40 + 2 * need),
+                     generator=gen, stop_ids=[vocab.id(EOS)], token_ticks=token_ticks,
+                     until_ticks=need)
+
+
+def _humanize(rng: np.random.Generator):
+    from musicbrain_cli.training.render import Humanize
+
+    return Humanize(tempo_jitter=0.04, timing_jitter_s=float(rng.uniform(0.0, 0.015)),
+                    velocity_jitter=float(rng.uniform(4.0, 12.0)),
+                    reverb=float(rng.uniform(0.0, 0.5)))
+
+
+def build_reference(out: str | Path, *, size: str = "small", seed: int = 0,
+                    retrain_generators: bool = False, assets_dir: str | Path = ASSETS_DIR,
+                    cache_dir: str | Path | None = None,
+                    progress: Progress = NULL_PROGRESS) -> dict:
+    """Build (or resume) the reference corpus in ``out``; returns a summary dict.
+
+    A rerun into the same folder skips finished clips (the writer's journal). Generators
+    are loaded from ``assets_dir``; ``retrain_generators`` retrains them there first.
+    Raises :class:`DatasetError` for an unknown size, :class:`ModelLoadError` when the
+    generator weights are missing or altered.
+    """
+    import torch
+
+    from musicbrain_cli.training.dataset import ClipRecord, DatasetWriter
+    from musicbrain_cli.training.reference import codec as cd
+    from musicbrain_cli.training.reference import symbolic as sy
+    from musicbrain_cli.training.render import render_midi
+
+    if size not in SIZES:
+        raise DatasetError(f"unknown corpus size {size!r} (sizes: {sorted(SIZES)})")
+    spec = SIZES[size]
+    assets_dir = Path(assets_dir)
+    t0 = time.perf_counter()
+    timings: dict[str, float] = {}
+    if retrain_generators:
+        train_generators(assets_dir=assets_dir, cache_dir=cache_dir, seed=seed,
+                         progress=progress)
+        timings["train_generators_s"] = time.perf_counter() - t0
+
+    collections = [c for c in sc.COLLECTIONS
+                   if spec.collections is None or c.name in spec.collections]
+    sc.check_collections(collections)
+    failures: list[tuple[str, str]] = []
+    t = time.perf_counter()
+    works = list(sc.iter_corpus(collections, files_per_collection=spec.files_per_collection,
+                                cache_dir=cache_dir, progress=progress, failures=failures))
+    if spec.works_per_collection is not None:
+        per: dict[str, int] = defaultdict(int)
+        kept = []
+        for w in works:
+            per[w.collection] += 1
+            if per[w.collection] <= spec.works_per_collection:
+                kept.append(w)
+        works = kept
+    timings["read_scores_s"] = time.perf_counter() - t
+    if not works:
+        raise DatasetError(f"no works read for size {size!r} (failures: {failures[:5]})")
+
+    generators = {n: sy.load_generator(assets_dir, n) for n in SYMBOLIC_GENERATORS}
+    codec, codec_cfg = cd.load_codec(assets_dir, CODEC_GENERATOR)
+    pinned = set(generators[SYMBOLIC_GENERATORS[0]][2]["training_works"])
+    splits = _split_works([w.work_id for w in works], pinned, seed)
+    xsf = _xsf_split_name()
+
+    fonts = _soundfonts()
+    held_out = next((f for f in fonts if f.name == HELD_OUT_SOUNDFONT), fonts[-1])
+    train_fonts = [f for f in fonts if f != held_out]
+    human, skipped = plan_human(works, spec, splits, xsf)
+    t = time.perf_counter()
+    torch.manual_seed(seed)
+    conditions = _conditions(works, pinned)
+    symbolic: list[_Clip] = []
+    taxonomy = reference_taxonomy(sc.COLLECTIONS)
+    sample_rate = SAMPLE_RATE
+    n = int(round(spec.clip_s * sample_rate))
+
+    out = Path(out)
+    with DatasetWriter(out, taxonomy, sample_rate=sample_rate,
+                       name=f"musicbrain-reference-{size}") as writer:
+        for name, (model, vocab, _) in generators.items():
+            todo = [i for i in range(spec.symbolic_per_generator)
+                    if not writer.has(f"{name}-{i:05d}")]
+            if todo:  # sampling is batched and seeded per batch: redo whole batches
+                clips, skips = plan_symbolic(name, model, vocab, conditions, spec, seed,
+                                             progress)
+                symbolic += [c for c in clips if not writer.has(c.clip_id)]
+                skipped += skips
+        timings["sample_s"] = time.perf_counter() - t
+
+        def font_for(clip: _Clip, rng) -> object:
+            return (held_out if clip.held_out
+                    else train_fonts[int(rng.integers(0, len(train_fonts)))])
+
+        t = time.perf_counter()
+        plan = human + symbolic
+        with progress.task(f"rendering {size} reference corpus", total=len(plan)) as task:
+            for clip in plan:
+                codec_id = f"codec-{clip.clip_id.removeprefix('human-')}"
+                rng = _rng(seed, clip.clip_id)
+                font = font_for(clip, rng)
+                humanize = _humanize(rng)
+                render_seed = int(rng.integers(0, 2**31 - 1))
+                use_codec = clip.source == "human" and rng.random() < spec.codec_share
+                if writer.has(clip.clip_id) and (not use_codec or writer.has(codec_id)):
+                    task.advance()
+                    continue
+                rotate = int(rng.integers(0, 4)) if clip.instrumentation == "Melody" else 0
+                midi = events_to_midi(clip.events, qpm=clip.qpm,
+                                      instrumentation=clip.instrumentation, rotate=rotate)
+                try:
+                    y = _fit(render_midi(midi, font, sample_rate=sample_rate,
+                                         humanize=humanize, seed=render_seed), n)
+                except RenderError as exc:
+                    writer.skip(clip.clip_id, str(exc))
+                    task.advance()
+                    continue
+                record = dict(source=clip.source, period=clip.period, composer=clip.composer,
+                              instrumentation=clip.instrumentation, work_id=clip.work_id,
+                              renderer=font.name, split=clip.split, score=midi)
+                if not writer.has(clip.clip_id):
+                    writer.add(ClipRecord(clip.clip_id, generator=clip.generator,
+                                          origin=clip.origin, **record), y)
+                if use_codec and not writer.has(codec_id):
+                    writer.add(ClipRecord(codec_id, generator=CODEC_GENERATOR,
+                                          origin=f"{CODEC_GENERATOR}:{clip.clip_id}",
+                                          **{**record, "source": "ai"}),
+                               _fit(cd.resynthesize(codec, y), n))
+                task.advance()
+        timings["render_s"] = time.perf_counter() - t
+        for item, reason in skipped + failures:
+            writer.skip(item, reason)
+        rows = writer.rows
+
+    summary = {
+        "size": size, "seed": seed, "clip_s": spec.clip_s, "sample_rate": sample_rate,
+        "clips": len(rows),
+        "clips_by_source": {s: sum(r["source"] == s for r in rows) for s in ("human", "ai")},
+        "hours": round(sum(float(r["duration_s"]) for r in rows) / 3600, 3),
+        "held_out_soundfont": held_out.name, "cross_renderer_split": xsf,
+        "training_soundfonts": [f.name for f in train_fonts],
+        "generators": {n: {"weights_sha256": g[2]["weights_sha256"]}
+                       for n, g in generators.items()}
+        | {CODEC_GENERATOR: {"weights_sha256": codec_cfg["weights_sha256"]}},
+        "works": len({w.work_id for w in works}), "skipped": len(skipped) + len(failures),
+        "seconds": {k: round(v, 2) for k, v in timings.items()}
+        | {"total": round(time.perf_counter() - t0, 2)},
+    }
+    (out / "reference.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return summary

@@ -1,0 +1,130 @@
+"""The reference corpus build: labels, splits by work, the held-out SoundFont, determinism,
+resume. Built at size ``tiny`` (twice, for determinism) to stay fast on two cores; the
+``small`` build, which populates every label, is the slow test."""
+
+import csv
+import hashlib
+import json
+import warnings
+from collections import defaultdict
+
+import pytest
+
+from musicbrain_cli.errors import DatasetError
+from musicbrain_cli.taxonomy import Taxonomy
+from musicbrain_cli.training.reference import build as B
+
+
+def _rows(root):
+    with open(root / "manifest.csv", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _audio_hashes(root):
+    return {r["clip_id"]: hashlib.sha256((root / r["path"]).read_bytes()).hexdigest()
+            for r in _rows(root)}
+
+
+def _build(root, size="tiny", seed=0):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # a writer without test_xsf warns
+        return B.build_reference(root, size=size, seed=seed)
+
+
+@pytest.fixture(scope="module")
+def tiny_pair(tmp_path_factory):
+    a, b = tmp_path_factory.mktemp("ref_a"), tmp_path_factory.mktemp("ref_b")
+    return (a, _build(a)), (b, _build(b))
+
+
+def _check_corpus(root, summary):
+    rows = _rows(root)
+    tax = Taxonomy.load(root / "taxonomy.json")
+    assert tax.group_names == ["source", "generator", "period", "composer", "instrumentation"]
+    for r in rows:
+        tax.encode(r)  # every cell is valid
+        assert (r["source"] == "human") == (r["generator"] == "-")
+        assert float(r["duration_s"]) == pytest.approx(summary["clip_s"], abs=1e-3)
+    # no work in two splits; a codec clip sits with its source work
+    splits = defaultdict(set)
+    for r in rows:
+        splits[r["work_id"]].add(r["split"])
+    assert all(len(s) == 1 for s in splits.values()), splits
+    by_id = {r["clip_id"]: r for r in rows}
+    for r in rows:
+        if r["generator"] == B.CODEC_GENERATOR:
+            src = by_id["human-" + r["clip_id"].removeprefix("codec-")]
+            assert (src["split"], src["work_id"], src["composer"]) == (
+                r["split"], r["work_id"], r["composer"])
+    # the held-out SoundFont renders its split and nothing else
+    xsf = summary["cross_renderer_split"]
+    held = summary["held_out_soundfont"]
+    assert held not in summary["training_soundfonts"]
+    held_rows = [r for r in rows if r["renderer"] == held]
+    assert all(r["split"] == xsf for r in held_rows)
+    if xsf == B.XSF_SPLIT:
+        assert all(r["renderer"] == held for r in rows if r["split"] == xsf)
+    # generator-training works are only ever in train
+    pinned = set(json.loads((B.ASSETS_DIR / "symbolic-small.json").read_text())[
+        "training_works"])
+    assert all(r["split"] == "train" for r in rows if r["work_id"] in pinned)
+    return rows
+
+
+def test_tiny_build_labels_splits_and_renderers(tiny_pair):
+    (root, summary), _ = tiny_pair
+    rows = _check_corpus(root, summary)
+    for group in ("source", "generator", "period", "composer", "instrumentation"):
+        assert any(r[group] not in ("", "-") for r in rows), group
+    assert {r["generator"] for r in rows} == {"-", *B.GENERATOR_LABELS}
+    assert (root / "card.json").is_file() and (root / "reference.json").is_file()
+
+
+def test_same_seed_same_manifest_and_audio(tiny_pair):
+    (a, _), (b, _) = tiny_pair
+    assert (a / "manifest.csv").read_bytes() == (b / "manifest.csv").read_bytes()
+    assert _audio_hashes(a) == _audio_hashes(b)
+
+
+def test_rerun_resumes_without_rewriting(tiny_pair, tmp_path):
+    (a, _), _ = tiny_pair
+    before = {p.name: p.stat().st_mtime_ns for p in (a / "audio").iterdir()}
+    victim = sorted(before)[0]
+    (a / "audio" / victim).unlink()  # as if the build had died before this clip
+    _build(a)
+    after = {p.name: p.stat().st_mtime_ns for p in (a / "audio").iterdir()}
+    assert set(after) == set(before)
+    assert all(after[k] == before[k] for k in before if k != victim)
+
+
+def test_other_seed_other_audio(tiny_pair, tmp_path):
+    (a, _), _ = tiny_pair
+    _build(tmp_path, seed=1)
+    assert _audio_hashes(tmp_path) != _audio_hashes(a)
+
+
+def test_unknown_size_is_rejected(tmp_path):
+    with pytest.raises(DatasetError, match="huge"):
+        B.build_reference(tmp_path, size="huge")
+
+
+def test_split_works_pins_generator_training_works():
+    ids = [f"w{i}" for i in range(200)]
+    pinned = set(ids[:120])
+    out = B._split_works(ids, pinned, seed=3)
+    assert all(out[w] == "train" for w in pinned)
+    counts = defaultdict(int)
+    for s in out.values():
+        counts[s] += 1
+    assert counts["val"] >= 15 and counts["test"] >= 15 and counts[B.XSF_SPLIT] >= 5
+
+
+@pytest.mark.slow
+def test_small_build_populates_every_label(tmp_path):
+    summary = _build(tmp_path, size="small")
+    rows = _check_corpus(tmp_path, summary)
+    tax = Taxonomy.load(tmp_path / "taxonomy.json")
+    seen = {f"{g}/{r[g]}" for r in rows for g in tax.group_names}
+    missing = [label for label in tax.labels if label not in seen]
+    assert not missing, missing
+    assert {r["split"] for r in rows} >= {"train", "val", "test"}
