@@ -349,7 +349,8 @@ def train(data_dir, config_path, nproc_per_node, nnodes, node_rank, rdzv_endpoin
 @main.command()
 @click.option("--data", "data_dir", required=True,
               type=click.Path(exists=True, file_okay=False, readable=True), help="Data set folder.")
-@click.option("--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True)
+@click.option("--split", type=click.Choice(["train", "val", "test", "test_xsf"]), default="test",
+              show_default=True, help="test_xsf: the held-out-SoundFont split of the reference corpus.")
 @click.option("--model", "model_name", default="default", show_default=True,
               help="Shipped model name or checkpoint folder.")
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False),
@@ -518,7 +519,7 @@ def data_cache(dataset, model_config, output, device) -> None:
 @data.command("build-reference")
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
               help="Data set folder to write (an unfinished build there is resumed).")
-@click.option("--size", type=click.Choice(["tiny", "small", "full"]), default="full",
+@click.option("--size", type=click.Choice(["tiny", "small", "medium", "full"]), default="full",
               show_default=True,
               help="small: minutes, for tests/CI; full: the default model's training set.")
 @click.option("--seed", type=int, default=0, show_default=True,

@@ -40,7 +40,10 @@ MANIFEST_COLUMNS = ("clip_id", "path", "source", "generator", "period", "compose
                     "score_path", "origin")
 #: manifest columns that are label cells, measured against the taxonomy group of that name
 LABEL_COLUMNS = ("source", "generator", "period", "composer", "instrumentation")
-SPLITS = ("train", "val", "test")
+#: The splits every data set fills (by work), then ``test_xsf``: the cross-renderer test
+#: split, rendered only with a SoundFont held out of training (reference corpus).
+CORE_SPLITS = ("train", "val", "test")
+SPLITS = CORE_SPLITS + ("test_xsf",)
 DEFAULT_FRACTIONS = {"train": 0.8, "val": 0.1, "test": 0.1}
 FORMAT_VERSION = 1
 
@@ -541,7 +544,7 @@ def origin_fragment(item: str, start_s: float, end_s: float) -> str:
 
 def warn_small_split(assignment: Mapping[str, str]) -> None:
     counts = Counter(assignment.values())
-    empty = [s for s in SPLITS if counts.get(s, 0) == 0]
+    empty = [s for s in CORE_SPLITS if counts.get(s, 0) == 0]
     if empty and assignment:
         warnings.warn(f"splits {empty} hold no work ({len(assignment)} works in all)",
                       stacklevel=2)
