@@ -105,9 +105,10 @@ def test_plateau_schedule_steps_exactly_as_specified():
     sched = T.PlateauSchedule(opt, ScheduleConfig())   # factor 0.1, patience 2
     losses = [1.0, 0.9, 0.9, 0.95, 0.9, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8]
     lrs = [sched.step(v) for v in losses]
-    # Bad epochs after the 0.9 at index 1: 2, 3, 4 -> drop after the third (index 4);
-    # after the 0.8 at index 5: 6, 7, 8 -> drop at index 8; 9, 10, 11 -> drop at 11.
-    expected = [1e-3] * 4 + [1e-4] * 4 + [1e-5] * 3 + [1e-6]
+    # "Cut to 10% after two epochs without improvement": bad epochs after the 0.9 at
+    # index 1 are 2, 3 -> cut at index 3; 4 is bad again, 5 improves (0.8); then 6, 7 ->
+    # cut at 7; 8, 9 -> cut at 9; 10, 11 -> cut at 11.
+    expected = [1e-3] * 3 + [1e-4] * 4 + [1e-5] * 2 + [1e-6] * 2 + [1e-7]
     np.testing.assert_allclose(lrs, expected, rtol=1e-9)
     state = sched.state_dict()
     again = T.PlateauSchedule(torch.optim.Adam([param], lr=lrs[-1]), ScheduleConfig())

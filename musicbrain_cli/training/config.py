@@ -60,8 +60,11 @@ class OptimConfig:
 class ScheduleConfig:
     """ReduceLROnPlateau on the validation loss, factor 0.1, patience 2 (seed recipe).
 
-    ``patience`` has torch's meaning: the LR drops at the end of the ``patience + 1``-th
-    consecutive epoch without an improvement larger than ``threshold`` (relative).
+    ``patience`` is the seed recipe's meaning (and Keras'): the LR is cut to ``factor`` of
+    itself at the end of the ``patience``-th consecutive epoch without an improvement larger
+    than ``threshold`` (relative): with 2, after two epochs without improvement. torch's
+    ``ReduceLROnPlateau`` cuts after ``patience + 1`` such epochs, so the trainer passes it
+    ``patience - 1``.
     """
 
     name: str = "plateau"
@@ -275,7 +278,8 @@ def _validate(c: TrainConfig) -> None:
     one_of("schedule.name", c.schedule.name, SCHEDULES)
     if not 0 < c.schedule.factor < 1:
         raise ConfigError(f"config schedule.factor must lie in (0, 1), not {c.schedule.factor!r}")
-    non_negative("schedule.patience", c.schedule.patience)
+    if c.schedule.patience < 1:
+        raise ConfigError(f"schedule.patience must be >= 1, not {c.schedule.patience!r}")
     non_negative("schedule.threshold", c.schedule.threshold)
     one_of("schedule.threshold_mode", c.schedule.threshold_mode, ("rel", "abs"))
     non_negative("schedule.cooldown", c.schedule.cooldown)

@@ -335,7 +335,9 @@ class PlateauSchedule:
         self.scheduler = None
         if config.name == "plateau":
             self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-                optimizer, mode="min", factor=config.factor, patience=config.patience,
+                # torch cuts after patience + 1 bad epochs; the recipe's patience counts
+                # the bad epochs before the cut (see ScheduleConfig).
+                optimizer, mode="min", factor=config.factor, patience=config.patience - 1,
                 threshold=config.threshold, threshold_mode=config.threshold_mode,
                 cooldown=config.cooldown, min_lr=config.min_lr,
             )
