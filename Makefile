@@ -10,10 +10,10 @@ setup: system-deps
 	$(PYTHON) -m pip install -q -e '.[dev]'
 
 demo: setup
-	musicbrain info
+	musicbrain scan examples/catalog --report pdf -o scan-out
 
 test: setup
 	$(PYTHON) -m pytest -q
 
 bench: setup
-	$(PYTHON) benchmarks/decode.py
+	for b in decode model explain data train scan; do $(PYTHON) benchmarks/$$b.py || exit 1; done

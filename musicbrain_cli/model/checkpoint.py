@@ -47,6 +47,12 @@ CHECKPOINT_FORMAT_VERSION = 1
 PACKAGE_MODELS = Path(__file__).resolve().parent
 DEFAULT_MODEL = "default"
 
+#: SHA-256 of the weights of each model shipped in the package. The card records the hash
+#: too, but a card can be edited along with the weights; this pin lives in the code, so a
+#: tampered or corrupted shipped model is refused (tests/test_default_model.py keeps it in
+#: step with the file).
+SHIPPED_WEIGHTS_SHA256: dict[str, str] = {}
+
 CARD_KEYS = ("name", "version", "training_data", "metrics", "calibration", "thresholds",
              "intended_use", "limitations", "weights_sha256")
 
@@ -237,6 +243,14 @@ def load_checkpoint(directory: str | os.PathLike, *, device: str | torch.device 
         raise ModelLoadError(f"weights {str(weights)!r} have unexpected dtypes: {bad_dtype[:5]}")
     model.load_state_dict(state, strict=True)
     return model.to(device).eval(), config, card
+
+
+def pinned_sha256(name_or_path: str | os.PathLike) -> str | None:
+    """The pinned weights hash when ``name_or_path`` names a shipped model, else ``None``."""
+    text = str(name_or_path)
+    if text in SHIPPED_WEIGHTS_SHA256 and not Path(text).exists():
+        return SHIPPED_WEIGHTS_SHA256[text]
+    return None
 
 
 def resolve_model(name_or_path: str | os.PathLike = DEFAULT_MODEL) -> Path:

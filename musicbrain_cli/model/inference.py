@@ -35,9 +35,10 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 import torch
 
-from musicbrain_cli.errors import ConfigError
+from musicbrain_cli.errors import ConfigError, ModelLoadError
 from musicbrain_cli.features import FrontEnd
-from musicbrain_cli.model.checkpoint import DEFAULT_MODEL, load_checkpoint, resolve_model
+from musicbrain_cli.model.checkpoint import (DEFAULT_MODEL, load_checkpoint, pinned_sha256,
+                                             resolve_model)
 from musicbrain_cli.model.config import ModelConfig
 from musicbrain_cli.progress import NULL_PROGRESS, Progress
 from musicbrain_cli.taxonomy import DETECTION_LABEL
@@ -153,6 +154,11 @@ class Detector:
         directory = resolve_model(name_or_path)
         model, config, card = load_checkpoint(directory, device=dev,
                                               expected_sha256=expected_sha256)
+        pinned = pinned_sha256(name_or_path)
+        if pinned is not None and card["weights_sha256"] != pinned:
+            raise ModelLoadError(f"the shipped model {str(name_or_path)!r} has weights "
+                                 f"{card['weights_sha256']}, not the pinned {pinned}: the "
+                                 "installation was altered; reinstall MusicBrain")
         detector = cls(model, config, card, device=dev)
         detector.model_dir = directory   # side files (out-of-domain statistics) live here
         return detector
