@@ -364,12 +364,30 @@ def train(data_dir, config_path, nproc_per_node, nnodes, node_rank, rdzv_endpoin
 @click.option("--no-occlusion", is_flag=True, help="Skip the occlusion baseline (the slow part on CPU).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--overwrite", is_flag=True, help="Replace an existing metrics.json in OUT.")
+@click.option("--robustness", is_flag=True,
+              help="Instead: the robustness table (re-encoding, resampling, gain, noise, pitch, "
+                   "stretch, trims, held-out SoundFont) -> OUT/robustness.json and .md.")
+@click.option("--transforms", default=None, metavar="KEY,KEY",
+              help="With --robustness: only these transforms (default: all; keys in "
+                   "musicbrain_cli/robustness.py).")
+@click.option("--max-clips", type=click.IntRange(min=1), default=None,
+              help="With --robustness: at most N clips per split (seeded, balanced human/AI).")
+@click.option("--update-card", is_flag=True,
+              help="With --robustness: store the table in the model card, so scan reports show it.")
 @handle_errors
 def evaluate(data_dir, split, model_name, out_dir, explain_windows, n_figures, substrate,
-             no_occlusion, device, overwrite) -> None:
-    """Measure a model: mAP, explanation fidelity, harmonic and onset alignment."""
+             no_occlusion, device, overwrite, robustness, transforms, max_clips,
+             update_card) -> None:
+    """Measure a model: mAP, explanation fidelity, harmonic and onset alignment; or, with
+    --robustness, detection after re-encoding and other transformations."""
     from pathlib import Path
 
+    if (transforms or max_clips or update_card) and not robustness:
+        _fail("--transforms, --max-clips and --update-card go with --robustness", EXIT_USAGE)
+    if robustness:
+        _evaluate_robustness(data_dir, split, model_name, out_dir, device, overwrite,
+                             transforms, max_clips, update_card)
+        return
     if (Path(out_dir) / "metrics.json").exists() and not overwrite:
         _fail(f"{str(Path(out_dir) / 'metrics.json')!r} exists (use --overwrite to replace it)")
     from musicbrain_cli.evaluate import evaluate as run_evaluation
@@ -394,6 +412,39 @@ def evaluate(data_dir, split, model_name, out_dir, explain_windows, n_figures, s
         click.echo(f"musicbrain: warning: {failure['clip_id']}: {failure['error']}", err=True)
     click.echo(f"metrics: {Path(out_dir) / 'metrics.md'}")
     if m["failed"]:
+        sys.exit(EXIT_FAILED)
+
+
+def _evaluate_robustness(data_dir, split, model_name, out_dir, device, overwrite, transforms,
+                         max_clips, update_card) -> None:
+    from pathlib import Path
+
+    from musicbrain_cli.robustness import ROBUSTNESS_JSON
+
+    if (Path(out_dir) / ROBUSTNESS_JSON).exists() and not overwrite:
+        _fail(f"{str(Path(out_dir) / ROBUSTNESS_JSON)!r} exists (use --overwrite to replace it)")
+    from musicbrain_cli.model.inference import Detector
+    from musicbrain_cli.progress import RichProgress
+    from musicbrain_cli.robustness import evaluate_robustness, update_card as store, write_robustness
+
+    keys = [k.strip() for k in transforms.split(",") if k.strip()] if transforms else None
+    detector = Detector.from_pretrained(model_name, device=device)
+    rows = evaluate_robustness(data_dir, detector, split=split, transforms=keys,
+                               max_clips=max_clips, progress=RichProgress())
+    _, md = write_robustness(rows, out_dir, overwrite=overwrite)
+    pct = lambda v: "n/a" if v is None else f"{100 * v:.1f}%"  # noqa: E731
+    for r in rows:
+        auc = "n/a" if r["roc_auc"] is None else f"{r['roc_auc']:.3f}"
+        click.echo(f"{r['transform']} [{r['split']}, n={r['n_human']}+{r['n_ai']}]: ROC-AUC {auc}, "
+                   f"FPR {pct(r['fpr'])}, TPR {pct(r['tpr'])}, "
+                   f"ai verdicts on human {pct(r['ai_verdicts_on_human'])}")
+        if r["failed"]:
+            click.echo(f"musicbrain: warning: {r['transform']}: {r['note']}", err=True)
+    if update_card:
+        store(detector.model_dir, rows, weights_sha256=detector.card.get("weights_sha256"))
+        click.echo(f"model card updated: {Path(detector.model_dir) / 'model_card.json'}")
+    click.echo(f"robustness: {md}")
+    if any(r["failed"] for r in rows):
         sys.exit(EXIT_FAILED)
 
 

@@ -114,3 +114,10 @@ class SigningError(MusicBrainError):
 
 class VerificationError(MusicBrainError):
     """A signature, certificate or hash did not verify."""
+
+
+# --- robustness ---------------------------------------------------------------------------
+
+
+class TransformError(MusicBrainError):
+    """A robustness transform (re-encoding, resampling, noise, ...) could not be applied."""

@@ -1,0 +1,558 @@
+"""Robustness of the detector: how often it is wrong after what happens to music on its way
+to a dispute (re-encoding, resampling, level changes, noise, pitch and tempo edits, excerpts)
+and on music rendered with a SoundFont it never heard.
+
+Published detectors of generated music lose much of their accuracy under exactly these
+operations (Afchar et al., "Detecting music deepfakes is easy but actually hard", 2024:
+re-encoding, pitch shift and time stretch; the SONICS benchmark, Rahman et al. 2025:
+unseen generators and lossy codecs). A false accusation is the costliest error, so besides
+ROC-AUC and the rates at the operating threshold, every row reports how many *human* clips
+the full verdict rule (abstention band, window disagreement, out of domain; see
+:mod:`musicbrain_cli.verdict`) calls ``ai``.
+
+Each transform is a pure function ``(y [shape=(n,)] float32 mono, sr, *, rng) -> y'`` at
+the same rate ``sr``; randomness (the noise) comes only from ``rng``, seeded per
+(seed, transform, clip) so a row does not depend on which other clips or transforms ran::
+
+    rows = evaluate_robustness("data/reference", Detector.from_pretrained("default"))
+    write_robustness(rows, "out/")           # robustness.json + robustness.md
+    update_card("path/to/model", rows)       # card["robustness"]: scan reports show it
+
+Every clip of the split is decoded once and its samples reused across the transforms;
+each transformed clip goes through :meth:`Detector.predict_track` (the windows and the
+aggregation of a scan) and the verdict through the same rule as a scan.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import zlib
+from collections import Counter
+from dataclasses import dataclass, field
+from fractions import Fraction
+from functools import partial
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from musicbrain_cli.audio_encode import Format
+from musicbrain_cli.errors import DatasetError, InputError, ModelLoadError, MusicBrainError, TransformError
+from musicbrain_cli.progress import NULL_PROGRESS, Progress
+from musicbrain_cli.taxonomy import DETECTION_LABEL
+
+ROBUSTNESS_JSON, ROBUSTNESS_MD = "robustness.json", "robustness.md"
+#: Pseudo-transform: no change to the audio, but the data set's cross-renderer split (clips
+#: rendered only with a SoundFont held out of training; see training/dataset.py).
+HELD_OUT_SOUNDFONT = "held_out_soundfont"
+HELD_OUT_SPLIT = "test_xsf"
+#: Rate at which MP3 and AAC are encoded: files in circulation are 44.1 kHz, and MPEG-2
+#: layer III at the model's 22.05 kHz cannot even carry 320 kbit/s (its maximum is 160).
+DISTRIBUTION_RATE = 44100
+
+TransformFn = Callable[..., np.ndarray]
+
+
+# --- the transforms -------------------------------------------------------------------------
+
+
+def _fit_length(y: np.ndarray, n: int) -> np.ndarray:
+    """``y`` cut or zero-padded to ``n`` samples (codec padding, resampler rounding)."""
+    if y.size >= n:
+        return np.ascontiguousarray(y[:n], dtype=np.float32)
+    out = np.zeros(n, np.float32)
+    out[: y.size] = y
+    return out
+
+
+def _resample(y: np.ndarray, sr_from: int, sr_to: int) -> np.ndarray:
+    """Polyphase resampling (scipy ``resample_poly``: Kaiser-windowed FIR, zero phase, so
+    a round trip stays aligned sample for sample)."""
+    from scipy.signal import resample_poly
+
+    if sr_from == sr_to:
+        return np.asarray(y, dtype=np.float32).copy()
+    ratio = Fraction(sr_to, sr_from)
+    return resample_poly(y, ratio.numerator, ratio.denominator).astype(np.float32)
+
+
+def identity(y: np.ndarray, sr: int, *, rng: np.random.Generator) -> np.ndarray:
+    """The clip as decoded (the reference row)."""
+    return np.asarray(y, dtype=np.float32).copy()
+
+
+def _encode(path: Path, y: np.ndarray, spec: Format, *, chunk: int = 8192) -> None:
+    """Encode mono ``y`` at ``spec.rate`` with ``spec``'s codec and bit rate (PyAV).
+
+    The loop of :func:`musicbrain_cli.audio_encode.encode_audio`, which takes a format by
+    extension only; here the bit rate is part of the transform.
+    """
+    import av
+
+    rate = int(spec.rate)
+    with av.open(str(path), "w", format=spec.container) as out:
+        stream = out.add_stream(spec.codec, rate=rate, layout="mono", options=dict(spec.options))
+        stream.bit_rate = spec.bit_rate
+        for i in range(0, y.size, chunk):
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(y[None, i:i + chunk]),
+                                               format="fltp", layout="mono")
+            frame.sample_rate = rate
+            frame.pts = i
+            frame.time_base = Fraction(1, rate)
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+
+
+def reencode(y: np.ndarray, sr: int, *, rng: np.random.Generator, spec: Format,
+             suffix: str) -> np.ndarray:
+    """Resample to the codec's rate, encode, decode back to ``sr`` through the intake.
+
+    Decoding goes through :func:`musicbrain_cli.audio.load_audio` (the scan's decoder:
+    FFmpeg, libswresample to ``sr``), in process because the file is our own. FFmpeg
+    removes the encoder delay (LAME tag, MP4 edit list, Opus pre-skip); the remaining
+    end padding is cut so the output has the input's length.
+    """
+    import tempfile
+
+    import av
+
+    from musicbrain_cli.audio import load_audio
+
+    with tempfile.TemporaryDirectory(prefix="musicbrain-robust-") as tmp:
+        path = Path(tmp) / f"clip{suffix}"
+        try:
+            _encode(path, _resample(y, sr, int(spec.rate)), spec)
+        except (av.FFmpegError, ValueError) as exc:
+            raise TransformError(f"cannot encode with {spec.codec} at {spec.bit_rate} bit/s: "
+                                 f"{exc}") from exc
+        z = load_audio(path, sample_rate=sr, isolate=False)
+    return _fit_length(z, y.size)
+
+
+def resample_chain(y: np.ndarray, sr: int, *, rng: np.random.Generator, rate: int) -> np.ndarray:
+    """``sr`` -> ``rate`` -> ``sr``: what a re-upload at another rate does to the signal
+    (below ``sr``, the band above ``rate / 2`` is lost)."""
+    return _fit_length(_resample(_resample(y, sr, rate), rate, sr), y.size)
+
+
+def gain(y: np.ndarray, sr: int, *, rng: np.random.Generator, db: float) -> np.ndarray:
+    """Scale by ``db`` decibels; float samples, so nothing clips."""
+    return (np.asarray(y, dtype=np.float32) * np.float32(10.0 ** (db / 20.0))).astype(np.float32)
+
+
+def white_noise(y: np.ndarray, sr: int, *, rng: np.random.Generator, snr_db: float) -> np.ndarray:
+    """Add Gaussian white noise at exactly ``snr_db`` (clip power / noise power, in dB).
+
+    The drawn noise is rescaled to the target power, so the SNR holds for every clip, not
+    only on average.
+    """
+    y = np.asarray(y, dtype=np.float64)
+    p_signal = float(np.mean(y ** 2)) if y.size else 0.0
+    if p_signal <= 0.0:
+        raise TransformError("the clip is silent: a signal-to-noise ratio is undefined")
+    noise = rng.standard_normal(y.size)
+    noise *= math.sqrt(p_signal / 10.0 ** (snr_db / 10.0) / float(np.mean(noise ** 2)))
+    return (y + noise).astype(np.float32)
+
+
+def pitch_shift(y: np.ndarray, sr: int, *, rng: np.random.Generator, semitones: float) -> np.ndarray:
+    """Shift pitch by ``semitones`` keeping the duration (librosa: phase-vocoder stretch,
+    then resampling)."""
+    import librosa
+
+    return librosa.effects.pitch_shift(np.asarray(y, dtype=np.float32), sr=sr,
+                                       n_steps=semitones).astype(np.float32)
+
+
+def time_stretch(y: np.ndarray, sr: int, *, rng: np.random.Generator, factor: float) -> np.ndarray:
+    """Make the clip ``factor`` times as long keeping the pitch (librosa phase vocoder;
+    its ``rate`` is a speed, ``1 / factor``)."""
+    import librosa
+
+    return librosa.effects.time_stretch(np.asarray(y, dtype=np.float32),
+                                        rate=1.0 / factor).astype(np.float32)
+
+
+def trim(y: np.ndarray, sr: int, *, rng: np.random.Generator, seconds: float) -> np.ndarray:
+    """The first ``seconds`` of the clip; a clip no longer than that is left as is."""
+    from musicbrain_cli.audio import seconds_to_samples
+
+    n = seconds_to_samples(seconds, sr)
+    return np.asarray(y[:n] if y.size > n else y, dtype=np.float32).copy()
+
+
+@dataclass(frozen=True)
+class Transform:
+    """A named transform; ``name`` is what reports show, ``key`` what the CLI takes."""
+
+    key: str
+    name: str
+    fn: TransformFn = field(repr=False)
+    note: str = ""
+    trim_s: float | None = None     # trims: clips no longer than this are left as is
+
+    def __call__(self, y: np.ndarray, sr: int, *, rng: np.random.Generator) -> np.ndarray:
+        y = np.asarray(y)
+        if y.ndim != 1 or y.size == 0:
+            raise TransformError(f"{self.key}: need non-empty mono samples [shape=(n,)], "
+                                 f"got shape {y.shape}")
+        out = self.fn(y, sr, rng=rng)
+        if out.ndim != 1 or out.size == 0 or not np.all(np.isfinite(out)):
+            raise TransformError(f"{self.key}: produced unusable samples (shape {out.shape})")
+        return out
+
+
+def _codec(key, name, container, codec, rate, kbps, suffix) -> Transform:
+    spec = Format(container, codec, rate=rate, bit_rate=kbps * 1000)
+    return Transform(key, name, partial(reencode, spec=spec, suffix=suffix),
+                     note=f"{codec} at {rate} Hz, decoded by the scan's FFmpeg decoder")
+
+
+#: Every transform, in report order. ``original`` is the reference each row compares to.
+TRANSFORMS: dict[str, Transform] = {t.key: t for t in (
+    Transform("original", "Original (as decoded)", identity),
+    _codec("mp3_128", "MP3 128 kbit/s", "mp3", "libmp3lame", DISTRIBUTION_RATE, 128, ".mp3"),
+    _codec("mp3_320", "MP3 320 kbit/s", "mp3", "libmp3lame", DISTRIBUTION_RATE, 320, ".mp3"),
+    _codec("aac_128", "AAC 128 kbit/s", "mp4", "aac", DISTRIBUTION_RATE, 128, ".m4a"),
+    _codec("opus_64", "Opus 64 kbit/s", "ogg", "libopus", 48000, 64, ".opus"),
+    Transform("resample_16k", "Resampled via 16 kHz", partial(resample_chain, rate=16000),
+              note="band above 8 kHz removed"),
+    Transform("resample_44k1", "Resampled via 44.1 kHz", partial(resample_chain, rate=44100)),
+    Transform("resample_48k", "Resampled via 48 kHz", partial(resample_chain, rate=48000)),
+    Transform("gain_+6db", "Gain +6 dB", partial(gain, db=6.0), note="float, not clipped"),
+    Transform("gain_-6db", "Gain -6 dB", partial(gain, db=-6.0)),
+    Transform("noise_30db", "White noise, 30 dB SNR", partial(white_noise, snr_db=30.0)),
+    Transform("noise_20db", "White noise, 20 dB SNR", partial(white_noise, snr_db=20.0)),
+    Transform("pitch_+1", "Pitch +1 semitone", partial(pitch_shift, semitones=1.0)),
+    Transform("pitch_-1", "Pitch -1 semitone", partial(pitch_shift, semitones=-1.0)),
+    Transform("stretch_+5", "Time stretch +5% (longer)", partial(time_stretch, factor=1.05)),
+    Transform("stretch_-5", "Time stretch -5% (shorter)", partial(time_stretch, factor=0.95)),
+    Transform("trim_10s", "First 10 s", partial(trim, seconds=10.0), trim_s=10.0),
+    Transform("trim_30s", "First 30 s", partial(trim, seconds=30.0), trim_s=30.0),
+)}
+#: Everything :func:`evaluate_robustness` runs by default.
+DEFAULT_KEYS: tuple[str, ...] = (*TRANSFORMS, HELD_OUT_SOUNDFONT)
+
+
+# --- measuring ------------------------------------------------------------------------------
+
+
+@dataclass
+class _Tally:
+    """Per-clip outcomes of one (split, transform) row."""
+
+    is_ai: list[bool] = field(default_factory=list)
+    p_ai: list[float] = field(default_factory=list)
+    verdicts: list[str] = field(default_factory=list)
+    out_of_domain: list[bool] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)     # "clip: reason"
+    unchanged: int = 0                                    # trims of clips already short enough
+
+
+def _rng(seed: int, key: str, clip_id: str) -> np.random.Generator:
+    """A generator that depends on (seed, transform, clip) only."""
+    return np.random.default_rng([seed, zlib.crc32(key.encode()), zlib.crc32(clip_id.encode())])
+
+
+def _select(rows: Sequence[Mapping], max_clips: int | None, seed: int) -> list[Mapping]:
+    """Clips with a known source; at most ``max_clips``, seeded and balanced between human
+    and AI as far as the split allows (so both rates can be measured)."""
+    rows = [r for r in rows if (r.get("source") or "").strip() in ("human", "ai")]
+    if max_clips is None or len(rows) <= max_clips:
+        return sorted(rows, key=lambda r: r["clip_id"])
+    rng = np.random.default_rng(seed)
+    human = [r for r in rows if r["source"].strip() == "human"]
+    ai = [r for r in rows if r["source"].strip() == "ai"]
+    human = [human[i] for i in rng.permutation(len(human))]
+    ai = [ai[i] for i in rng.permutation(len(ai))]
+    n_h = min(len(human), max(max_clips - len(ai), (max_clips + 1) // 2))
+    picked = human[:n_h] + ai[:max_clips - n_h]
+    return sorted(picked, key=lambda r: r["clip_id"])
+
+
+def _score_clip(detector, y: np.ndarray, ood, *, batch_size: int) -> tuple[float, str, bool | None]:
+    """``(P(AI), verdict label, in domain)`` of samples ``y`` at the model rate, as a scan
+    would decide them.
+
+    The pooled embeddings the out-of-domain check needs are taken from the same forward
+    pass with a hook on the fusion layer (removed before returning), so each window runs
+    through the network once.
+    """
+    from musicbrain_cli.scan import _verdict
+
+    embeddings: list[np.ndarray] = []
+    hook = None
+    if ood is not None:
+        model = detector.model
+        hook = model.fusion.register_forward_hook(
+            lambda _m, _i, out: embeddings.append(model.pool(out).float().cpu().numpy()))
+    try:
+        pred = detector.predict_track(y, batch_size=batch_size)
+    finally:
+        if hook is not None:
+            hook.remove()
+    det = pred.labels.index(DETECTION_LABEL)
+    emb = np.concatenate(embeddings) if embeddings else np.zeros((0, 0))
+    verdict, ood_facts = _verdict(pred.window_probs[:, det], pred.aggregate, detector, ood, emb)
+    in_domain = ood_facts.get("in_domain") if ood_facts.get("available") else None
+    return pred.aggregate[DETECTION_LABEL]["mean"], verdict.label, in_domain
+
+
+def _resolve(transforms: Iterable[str | Transform] | None) -> tuple[list[Transform], bool]:
+    keys = DEFAULT_KEYS if transforms is None else list(transforms)
+    out, held_out = [], False
+    for t in keys:
+        if isinstance(t, Transform):
+            out.append(t)
+        elif t == HELD_OUT_SOUNDFONT:
+            held_out = True
+        elif t in TRANSFORMS:
+            out.append(TRANSFORMS[t])
+        else:
+            raise InputError(f"unknown transform {t!r} (known: {', '.join(DEFAULT_KEYS)})")
+    if not out and not held_out:
+        raise InputError("no transform selected")
+    return out, held_out
+
+
+def evaluate_robustness(dataset_root, detector, *, split: str = "test",
+                        transforms: Iterable[str | Transform] | None = None,
+                        max_clips: int | None = None, seed: int = 0, batch_size: int = 16,
+                        progress: Progress = NULL_PROGRESS) -> list[dict]:
+    """One row per transform: detection figures on ``split`` after that transform.
+
+    Args:
+        dataset_root: a data set folder (:class:`~musicbrain_cli.training.dataset.Dataset`).
+        detector: a :class:`~musicbrain_cli.model.inference.Detector`; its model folder's
+            out-of-domain statistics are used when it has them (as in a scan).
+        transforms: keys of :data:`TRANSFORMS`, :data:`HELD_OUT_SOUNDFONT`, or
+            :class:`Transform` objects; default :data:`DEFAULT_KEYS`.
+        max_clips: at most this many clips per split (seeded, balanced human/AI).
+        seed: seeds the clip selection and the noise.
+
+    Returns rows ``{"transform", "key", "split", "n_human", "n_ai", "roc_auc", "fpr",
+    "fpr_ci95", "tpr", "tpr_ci95", "threshold", "ai_verdicts_on_human",
+    "ai_verdicts_on_human_ci95", "verdicts", "ood_flagged", "failed", "note"}``: ROC-AUC
+    of the clip-level calibrated P(AI) (mean over windows), rates of ``P(AI) >= threshold``
+    (the card's detection threshold) with Wilson 95 % intervals, and the share of human
+    clips the full verdict rule calls ``ai``. A figure that cannot be measured (a class
+    missing) is ``None``. A clip that fails to decode or to transform is left out of its
+    rows and counted in ``failed`` and ``note``.
+    """
+    from musicbrain_cli.audio import load_audio
+    from musicbrain_cli.scan import load_ood
+    from musicbrain_cli.training.dataset import Dataset
+
+    if max_clips is not None and max_clips < 1:
+        raise InputError(f"max_clips must be >= 1, got {max_clips!r}")
+    dataset = Dataset.load(dataset_root)
+    chosen, held_out = _resolve(transforms)
+    plan: list[tuple[str, list[Transform]]] = []
+    if chosen:
+        plan.append((split, chosen))
+    if held_out and split != HELD_OUT_SPLIT:
+        plan.append((HELD_OUT_SPLIT, [TRANSFORMS["original"]]))
+    ood = load_ood(detector)
+    ood_available = ood is not None and "threshold" in (detector.card.get("ood") or {})
+    sr = detector.config.front_end.sample_rate
+    out: list[dict] = []
+    for split_name, tlist in plan:
+        clips = _select(dataset.split(split_name), max_clips, seed)
+        if not clips and split_name == split:
+            raise DatasetError(f"split {split!r} of {str(dataset.root)!r} has no clip with a "
+                               "known source (human or ai)")
+        tallies = {t.key: _Tally() for t in tlist}
+        with progress.task(f"robustness: {split_name}", total=len(clips) * len(tlist)) as task:
+            for row in clips:
+                clip_id, is_ai = row["clip_id"], row["source"].strip() == "ai"
+                try:
+                    y = load_audio(dataset.audio_path(row), sample_rate=sr)
+                except MusicBrainError as exc:
+                    for tally in tallies.values():
+                        tally.failed.append(f"{clip_id}: {type(exc).__name__}: {exc}")
+                    task.advance(len(tlist))
+                    continue
+                for t in tlist:
+                    tally = tallies[t.key]
+                    try:
+                        y_t = t(y, sr, rng=_rng(seed, t.key, clip_id))
+                        p, label, in_domain = _score_clip(detector, y_t, ood, batch_size=batch_size)
+                    except MusicBrainError as exc:
+                        tally.failed.append(f"{clip_id}: {type(exc).__name__}: {exc}")
+                    else:
+                        tally.is_ai.append(is_ai)
+                        tally.p_ai.append(p)
+                        tally.verdicts.append(label)
+                        tally.out_of_domain.append(in_domain is False)
+                        if t.trim_s is not None and y.size <= round(t.trim_s * sr):
+                            tally.unchanged += 1
+                    task.advance()
+        for t in tlist:
+            name = t.name if split_name == split else "Held-out SoundFont (cross-renderer)"
+            key = t.key if split_name == split else HELD_OUT_SOUNDFONT
+            out.append(_row(tallies[t.key], name=name, key=key, split=split_name,
+                            threshold=detector.thresholds[DETECTION_LABEL],
+                            note=_note(t, tallies[t.key], split_name, split, n_clips=len(clips)),
+                            ood_available=ood_available))
+    return out
+
+
+def _note(t: Transform, tally: _Tally, split_name: str, split: str, *, n_clips: int) -> str:
+    parts = []
+    if split_name != split:
+        parts.append(f"split {split_name!r}: clips rendered only with a SoundFont held out of "
+                     "training, audio unchanged")
+        if n_clips == 0:
+            parts.append(f"the data set has no {split_name!r} split: not measured")
+    elif t.note:
+        parts.append(t.note)
+    if t.trim_s is not None:
+        parts.append(f"{tally.unchanged} of {len(tally.p_ai)} clips no longer than "
+                     f"{t.trim_s:g} s left as is")
+    if tally.failed:
+        parts.append(f"{len(tally.failed)} clips failed, e.g. {tally.failed[0]}")
+    return "; ".join(parts)
+
+
+def _row(tally: _Tally, *, name: str, key: str, split: str, threshold: float, note: str,
+         ood_available: bool) -> dict:
+    from musicbrain_cli.metrics import rates_at_threshold, roc_auc, wilson_interval
+    from musicbrain_cli.verdict import AI
+
+    truth = np.asarray(tally.is_ai, dtype=np.float32)
+    p = np.asarray(tally.p_ai, dtype=np.float64)
+    n_ai = int(truth.sum())
+    n_human = int(truth.size - n_ai)
+    if truth.size:
+        rates = rates_at_threshold(truth, p, threshold)
+        auc = roc_auc(truth, p)
+    else:
+        rates = {"fpr": None, "fpr_ci95": [None, None], "tpr": None, "tpr_ci95": [None, None]}
+        auc = None
+    counts = {"human": Counter(), "ai": Counter()}
+    for is_ai, label in zip(tally.is_ai, tally.verdicts):
+        counts["ai" if is_ai else "human"][label] += 1
+    false_ai = counts["human"][AI]
+    return {
+        "transform": name, "key": key, "split": split,
+        "n_human": n_human, "n_ai": n_ai,
+        "roc_auc": auc,
+        "fpr": rates["fpr"], "fpr_ci95": list(rates["fpr_ci95"]),
+        "tpr": rates["tpr"], "tpr_ci95": list(rates["tpr_ci95"]),
+        "threshold": float(threshold),
+        "ai_verdicts_on_human": false_ai / n_human if n_human else None,
+        "ai_verdicts_on_human_ci95": list(wilson_interval(false_ai, n_human)),
+        "verdicts": {k: dict(sorted(v.items())) for k, v in counts.items()},
+        "ood_flagged": (float(np.mean(tally.out_of_domain)) if ood_available and tally.p_ai
+                        else None),
+        "failed": len(tally.failed),
+        "note": note,
+    }
+
+
+# --- writing --------------------------------------------------------------------------------
+
+
+def _clean(x: Any) -> Any:
+    """JSON-safe: NaN/inf -> None, numpy scalars -> Python, recursively."""
+    from musicbrain_cli.evaluate import _finite
+
+    return _finite(x)
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}%"
+
+
+def _ci(pair: Sequence[float | None]) -> str:
+    return "" if pair[0] is None else f" [{100 * pair[0]:.1f}, {100 * pair[1]:.1f}]"
+
+
+def robustness_markdown(rows: Sequence[Mapping]) -> str:
+    """The rows as a Markdown table (rates in per cent with Wilson 95 % intervals)."""
+    lines = ["# Robustness of the detector", "",
+             "Clip-level calibrated P(AI) after each transformation. FPR and TPR at the "
+             "model card's detection threshold; 'ai on human' is the share of human clips the "
+             "full verdict rule (abstention band, window disagreement, out of domain) calls "
+             "AI, the figure that matters for false accusations. 'out of domain': share of "
+             "clips the model's out-of-domain check flags (n/a: the model has no statistics). "
+             "Brackets: Wilson 95 % intervals.", "",
+             "| transformation | split | n (human + ai) | ROC-AUC | FPR | TPR | ai on human "
+             "| out of domain | note |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        auc = "n/a" if r.get("roc_auc") is None else f"{r['roc_auc']:.3f}"
+        lines.append(
+            f"| {r['transform']} | {r['split']} | {r['n_human']} + {r['n_ai']} | {auc} "
+            f"| {_pct(r.get('fpr'))}{_ci(r.get('fpr_ci95', [None]))} "
+            f"| {_pct(r.get('tpr'))}{_ci(r.get('tpr_ci95', [None]))} "
+            f"| {_pct(r.get('ai_verdicts_on_human'))}"
+            f"{_ci(r.get('ai_verdicts_on_human_ci95', [None]))} "
+            f"| {_pct(r.get('ood_flagged'))} "
+            f"| {str(r.get('note', '')).replace('|', '/')} |")
+    if rows:
+        lines += ["", f"Detection threshold: {rows[0].get('threshold', float('nan')):.3f}."]
+    return "\n".join(lines) + "\n"
+
+
+def write_robustness(rows: Sequence[Mapping], out_dir: str | Path, *,
+                     overwrite: bool = False) -> tuple[Path, Path]:
+    """Write ``robustness.json`` and ``robustness.md`` into ``out_dir``; returns both paths.
+
+    Refuses to replace an existing ``robustness.json`` unless ``overwrite``.
+    """
+    from musicbrain_cli.model.checkpoint import _atomic_write
+
+    out = Path(out_dir)
+    js, md = out / ROBUSTNESS_JSON, out / ROBUSTNESS_MD
+    if js.exists() and not overwrite:
+        raise InputError(f"{str(js)!r} exists: pass overwrite=True (--overwrite) to replace it")
+    out.mkdir(parents=True, exist_ok=True)
+    rows = _clean(list(rows))
+    text = json.dumps({"schema": "musicbrain.robustness/1", "rows": rows}, indent=2,
+                      allow_nan=False) + "\n"
+    _atomic_write(js, lambda p: p.write_text(text, encoding="utf-8"))
+    _atomic_write(md, lambda p: p.write_text(robustness_markdown(rows), encoding="utf-8"))
+    return js, md
+
+
+def update_card(model_dir: str | Path, rows: Sequence[Mapping], *,
+                weights_sha256: str | None = None) -> dict:
+    """Store ``rows`` as ``card["robustness"]`` in ``model_dir/model_card.json``, atomically.
+
+    The weights are not touched, so ``weights_sha256`` stays valid; the card's hash is
+    checked against the weights first (a table must describe the weights it sits beside)
+    and, when given, against ``weights_sha256`` (the detector the rows were measured with).
+    Returns the new card.
+    """
+    from musicbrain_cli.model.checkpoint import (CARD_FILE, WEIGHTS_FILE, _atomic_write,
+                                                 _json_text, sha256_file, validate_card)
+
+    model_dir = Path(model_dir)
+    path = model_dir / CARD_FILE
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelLoadError(f"cannot read model card {str(path)!r}: {exc}") from exc
+    validate_card(card)
+    try:
+        actual = sha256_file(model_dir / WEIGHTS_FILE)
+    except OSError as exc:
+        raise ModelLoadError(f"cannot read weights in {str(model_dir)!r}: {exc}") from exc
+    for source, expected in (("the model card", card["weights_sha256"]),
+                             ("the measured detector", weights_sha256)):
+        if expected is not None and actual != str(expected).lower():
+            raise ModelLoadError(f"weights in {str(model_dir)!r} have SHA-256 {actual}, but "
+                                 f"{source} names {expected}: the robustness table would "
+                                 "describe other weights")
+    card["robustness"] = _clean([dict(r) for r in rows])
+    validate_card(card)
+    _atomic_write(path, lambda p: p.write_text(_json_text(card), encoding="utf-8"))
+    return card
+
+
+__all__ = ["Transform", "TRANSFORMS", "DEFAULT_KEYS", "HELD_OUT_SOUNDFONT", "evaluate_robustness",
+           "write_robustness", "update_card", "robustness_markdown", "identity", "reencode",
+           "resample_chain", "gain", "white_noise", "pitch_shift", "time_stretch", "trim"]

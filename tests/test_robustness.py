@@ -1,0 +1,282 @@
+"""Robustness suite: each transform does what it says; the table on a tiny data set; the card."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from musicbrain_cli.errors import InputError, ModelLoadError, TransformError
+from musicbrain_cli.robustness import (HELD_OUT_SOUNDFONT, TRANSFORMS, evaluate_robustness,
+                                       update_card, write_robustness)
+
+SR = 22050
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """One intra-op thread: on a shared 2-core machine two spinning threads run ~50x slower
+    (measured: 1.1 s vs 0.02 s per tiny-model window while another job held the cores)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _tone(seconds, f0, *, sr=SR, partials=1):
+    t = np.arange(int(round(seconds * sr))) / sr
+    return sum(0.3 / k * np.sin(2 * np.pi * k * f0 * t) for k in range(1, partials + 1)).astype(np.float32)
+
+
+def _melody(seconds, *, seed=0, sr=SR):
+    """Random harmonic notes every 0.2 s: no periodicity a misaligned decode could hide in."""
+    rng = np.random.default_rng(seed)
+    step = int(0.2 * sr)
+    parts = []
+    for _ in range(int(seconds / 0.2)):
+        f0 = 220.0 * 2 ** (rng.integers(0, 24) / 12)
+        t = np.arange(step) / sr
+        env = np.minimum(1.0, np.minimum(t, t[::-1]) / 0.01)
+        parts.append(env * sum(0.3 / k * np.sin(2 * np.pi * k * f0 * t + rng.uniform(0, 6))
+                               for k in range(1, 4)))
+    return np.concatenate(parts).astype(np.float32)
+
+
+def _peak_hz(y, sr=SR):
+    """Spectral peak with a zero-padded FFT and parabolic interpolation (sub-bin accuracy)."""
+    n = 1 << 20
+    spec = np.abs(np.fft.rfft(y * np.hanning(y.size), n))
+    k = int(np.argmax(spec))
+    a, b, c = np.log(spec[k - 1:k + 2])
+    return (k + 0.5 * (a - c) / (a - 2 * b + c)) * sr / n
+
+
+def _run(key, y, seed=0):
+    return TRANSFORMS[key](y, SR, rng=np.random.default_rng(seed))
+
+
+def _db(power_ratio):
+    return 10 * np.log10(power_ratio)
+
+
+@pytest.mark.parametrize("key, cents", [("pitch_+1", 100.0), ("pitch_-1", -100.0)])
+def test_pitch_shift_moves_the_peak_by_a_semitone(key, cents):
+    y = _tone(2.0, 440.0)
+    z = _run(key, y)
+    assert z.size == y.size
+    measured = 1200 * np.log2(_peak_hz(z[2048:-2048]) / _peak_hz(y[2048:-2048]))
+    assert abs(measured - cents) < 3.0
+
+
+@pytest.mark.parametrize("key, factor", [("stretch_+5", 1.05), ("stretch_-5", 0.95)])
+def test_time_stretch_changes_the_length_by_five_percent_keeping_pitch(key, factor):
+    y = _tone(3.0, 440.0)
+    z = _run(key, y)
+    assert z.size / y.size == pytest.approx(factor, abs=0.002)
+    assert abs(1200 * np.log2(_peak_hz(z[2048:-2048]) / 440.0)) < 3.0
+
+
+@pytest.mark.parametrize("key, db", [("gain_+6db", 6.0), ("gain_-6db", -6.0)])
+def test_gain(key, db):
+    y = _melody(1.0)
+    z = _run(key, y)
+    ratio = np.mean(z.astype(np.float64) ** 2) / np.mean(y.astype(np.float64) ** 2)
+    assert _db(ratio) == pytest.approx(db, abs=1e-3)
+
+
+@pytest.mark.parametrize("key, snr", [("noise_30db", 30.0), ("noise_20db", 20.0)])
+def test_noise_has_the_stated_snr_and_is_seeded(key, snr):
+    y = _melody(2.0)
+    z = _run(key, y, seed=3)
+    noise = z.astype(np.float64) - y
+    assert _db(np.mean(y.astype(np.float64) ** 2) / np.mean(noise ** 2)) == pytest.approx(snr, abs=0.5)
+    assert abs(np.corrcoef(noise, y)[0, 1]) < 0.05             # white, not a copy of the signal
+    assert np.array_equal(z, _run(key, y, seed=3))              # pure: same rng, same output
+    assert not np.array_equal(z, _run(key, y, seed=4))
+    with pytest.raises(TransformError, match="silent"):
+        _run(key, np.zeros(100, np.float32))
+
+
+@pytest.mark.parametrize("key, min_corr", [("mp3_128", 0.98), ("mp3_320", 0.99),
+                                           ("aac_128", 0.98), ("opus_64", 0.95)])
+def test_reencode_keeps_length_and_alignment(key, min_corr):
+    y = _melody(2.0, seed=1)
+    z = _run(key, y)
+    assert z.size == y.size and z.dtype == np.float32
+    assert np.corrcoef(z, y)[0, 1] > min_corr                   # aligned: lag 0 correlates
+    assert not np.array_equal(z, y)                              # and it was really encoded
+    xc = np.fft.irfft(np.fft.rfft(z, 2 * y.size) * np.conj(np.fft.rfft(y, 2 * y.size)))
+    lag = int(np.argmax(xc))
+    assert min(lag, 2 * y.size - lag) <= 2                      # encoder delay removed
+
+
+def test_resample_chain_through_16k_removes_the_top_band_only():
+    # 10 kHz: past the transition band of resample_poly's Kaiser filter (9 kHz is at -31 dB)
+    low, high = _tone(1.0, 1000.0), _tone(1.0, 10000.0)
+    for key in ("resample_16k", "resample_44k1", "resample_48k"):
+        z = _run(key, low)
+        assert z.size == low.size and np.corrcoef(z, low)[0, 1] > 0.999
+    assert _db(np.mean(_run("resample_16k", high) ** 2) / np.mean(high ** 2)) < -40
+    # upward round trips keep the band (the filter rolls off only near the model's Nyquist)
+    assert _db(np.mean(_run("resample_48k", high) ** 2) / np.mean(high ** 2)) > -3.0
+    mid = _tone(1.0, 5000.0)
+    assert _db(np.mean(_run("resample_44k1", mid) ** 2) / np.mean(mid ** 2)) > -0.1
+
+
+def test_trims_leave_short_clips_as_they_are():
+    y = _melody(12.0)
+    assert np.array_equal(_run("trim_10s", y), y[:10 * SR])
+    assert np.array_equal(_run("trim_30s", y), y)
+
+
+def test_transform_rejects_bad_input():
+    with pytest.raises(TransformError, match="mono"):
+        _run("gain_+6db", np.zeros((2, 100), np.float32))
+
+
+# --- the table ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def dataset_root(tmp_path_factory):
+    """Human clips are 220 Hz tones, AI clips 330 Hz; two cross-renderer clips."""
+    from musicbrain_cli.taxonomy import Taxonomy
+    from musicbrain_cli.training.dataset import ClipRecord, DatasetWriter
+
+    root = tmp_path_factory.mktemp("robust-data")
+    taxonomy = Taxonomy.from_groups([("source", ["human", "ai"], True)])
+    clips = [("test", "human", 220.0)] * 3 + [("test", "ai", 330.0)] * 3 \
+        + [("test_xsf", "human", 220.0), ("test_xsf", "ai", 330.0)]
+    rng = np.random.default_rng(0)
+    with DatasetWriter(root, taxonomy, sample_rate=SR, name="tiny") as w:
+        for i, (split, source, f0) in enumerate(clips):
+            y = _tone(3.0, f0 * (1 + 0.01 * i), partials=4)
+            y = y + 0.01 * rng.standard_normal(y.size).astype(np.float32)
+            w.add(ClipRecord(f"c{i}", source=source, work_id=f"w{i}", split=split), y)
+    return root
+
+
+@pytest.fixture
+def model_copy(tiny_model_dir, tmp_path):
+    d = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, d)
+    return d
+
+
+def _direct(detector, root, split):
+    """Clip P(AI) and truth computed without the robustness code."""
+    from musicbrain_cli.audio import load_audio
+    from musicbrain_cli.training.dataset import Dataset
+
+    ds = Dataset.load(root)
+    rows = sorted(ds.split(split), key=lambda r: r["clip_id"])
+    p = [detector.predict_track(load_audio(ds.audio_path(r), sample_rate=SR)).aggregate["source/ai"]["mean"]
+         for r in rows]
+    return np.array(p), np.array([r["source"] == "ai" for r in rows])
+
+
+def test_evaluate_robustness_rows(dataset_root, tiny_model_dir):
+    from sklearn.metrics import roc_auc_score
+
+    from musicbrain_cli.model.inference import Detector
+
+    det = Detector.from_pretrained(tiny_model_dir, device="cpu")
+    keys = ["original", "mp3_128", "noise_20db", "pitch_+1", "trim_10s", HELD_OUT_SOUNDFONT]
+    rows = evaluate_robustness(dataset_root, det, transforms=keys)
+    assert [r["key"] for r in rows] == keys
+    for r in rows:
+        n = (1, 1) if r["key"] == HELD_OUT_SOUNDFONT else (3, 3)
+        assert (r["n_human"], r["n_ai"]) == n and r["failed"] == 0
+        assert 0.0 <= r["roc_auc"] <= 1.0 and 0.0 <= r["fpr"] <= 1.0 and 0.0 <= r["tpr"] <= 1.0
+        lo, hi = r["fpr_ci95"]
+        assert 0.0 <= lo <= r["fpr"] <= hi <= 1.0
+        assert sum(r["verdicts"]["human"].values()) == r["n_human"]
+        assert r["ai_verdicts_on_human"] == r["verdicts"]["human"].get("ai", 0) / r["n_human"]
+        assert r["ood_flagged"] is None                          # the tiny model has no OOD stats
+    assert rows[-1]["split"] == "test_xsf" and "held out" in rows[-1]["note"]
+    assert "6 of 6 clips no longer than 10 s left as is" in rows[4]["note"]
+    p, truth = _direct(det, dataset_root, "test")
+    thr = det.thresholds["source/ai"]
+    orig = rows[0]
+    assert orig["roc_auc"] == pytest.approx(roc_auc_score(truth, p))
+    assert orig["fpr"] == pytest.approx(np.mean(p[~truth] >= thr))
+    assert orig["tpr"] == pytest.approx(np.mean(p[truth] >= thr))
+    # the noise changes the input, so the model's outputs (hence the row) are recomputed
+    noisy = [r for r in rows if r["key"] == "noise_20db"][0]
+    assert noisy["roc_auc"] is not None
+
+
+def test_out_of_domain_stats_feed_the_verdict(dataset_root, model_copy):
+    """With a threshold no clip can meet, every clip is out of domain -> inconclusive."""
+    from musicbrain_cli.model.inference import Detector
+    from musicbrain_cli.ood import OODStats
+
+    det = Detector.from_pretrained(model_copy, device="cpu")
+    d = det.model.embed_dim
+    OODStats(means=np.zeros((2, d)), precision=np.eye(d)).save(model_copy)
+    card_path = model_copy / "model_card.json"
+    card = json.loads(card_path.read_text())
+    card["ood"] = {"threshold": 1e-9, "method": "test"}
+    card_path.write_text(json.dumps(card))
+    det = Detector.from_pretrained(model_copy, device="cpu")
+    (row,) = evaluate_robustness(dataset_root, det, transforms=["original"])
+    assert row["ood_flagged"] == 1.0
+    assert row["verdicts"] == {"human": {"inconclusive": 3}, "ai": {"inconclusive": 3}}
+    assert row["ai_verdicts_on_human"] == 0.0
+
+
+def test_max_clips_is_balanced_and_unknown_keys_fail(dataset_root, tiny_model_dir):
+    from musicbrain_cli.model.inference import Detector
+
+    det = Detector.from_pretrained(tiny_model_dir, device="cpu")
+    (row,) = evaluate_robustness(dataset_root, det, transforms=["gain_-6db"], max_clips=2)
+    assert (row["n_human"], row["n_ai"]) == (1, 1)
+    with pytest.raises(InputError, match="unknown transform 'mp3_999'"):
+        evaluate_robustness(dataset_root, det, transforms=["mp3_999"])
+
+
+def test_write_and_update_card_round_trip(dataset_root, model_copy, tmp_path):
+    from musicbrain_cli.model.inference import Detector
+
+    det = Detector.from_pretrained(model_copy, device="cpu")
+    rows = evaluate_robustness(dataset_root, det, transforms=["original", HELD_OUT_SOUNDFONT],
+                               max_clips=2)
+    js, md = write_robustness(rows, tmp_path / "out")
+    assert json.loads(js.read_text())["rows"] == rows
+    text = md.read_text()
+    assert "| Original (as decoded) | test | 1 + 1 |" in text and "Held-out SoundFont" in text
+    with pytest.raises(InputError, match="exists"):
+        write_robustness(rows, tmp_path / "out")
+
+    before = json.loads((model_copy / "model_card.json").read_text())
+    with pytest.raises(ModelLoadError, match="other weights"):
+        update_card(model_copy, rows, weights_sha256="0" * 64)
+    assert json.loads((model_copy / "model_card.json").read_text()) == before
+    update_card(model_copy, rows, weights_sha256=det.card["weights_sha256"])
+    again = Detector.from_pretrained(model_copy, device="cpu")   # checks the weights' SHA-256
+    assert again.card["robustness"] == rows
+    assert again.card["weights_sha256"] == before["weights_sha256"]
+
+
+def test_cli_evaluate_robustness(dataset_root, model_copy, tmp_path):
+    from click.testing import CliRunner
+
+    from musicbrain_cli.cli import main
+
+    out = tmp_path / "eval"
+    args = ["evaluate", "--data", str(dataset_root), "--model", str(model_copy), "-o", str(out),
+            "--robustness", "--transforms", "original,gain_+6db", "--max-clips", "2",
+            "--update-card", "--device", "cpu"]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    rows = json.loads((out / "robustness.json").read_text())["rows"]
+    assert [r["key"] for r in rows] == ["original", "gain_+6db"]
+    card = json.loads((model_copy / "model_card.json").read_text())
+    assert card["robustness"] == rows
+    assert "Gain +6 dB" in res.output
+    res = CliRunner().invoke(main, args)                         # no silent overwrite
+    assert res.exit_code == 1 and "exists" in res.output
