@@ -281,7 +281,7 @@ def _score_clip(detector, y: np.ndarray, ood, *, batch_size: int) -> tuple[float
     pass with a hook on the fusion layer (removed before returning), so each window runs
     through the network once.
     """
-    from musicbrain_cli.scan import _verdict
+    from musicbrain_cli.scan import track_verdict
 
     embeddings: list[np.ndarray] = []
     hook = None
@@ -296,7 +296,7 @@ def _score_clip(detector, y: np.ndarray, ood, *, batch_size: int) -> tuple[float
             hook.remove()
     det = pred.labels.index(DETECTION_LABEL)
     emb = np.concatenate(embeddings) if embeddings else np.zeros((0, 0))
-    verdict, ood_facts = _verdict(pred.window_probs[:, det], pred.aggregate, detector, ood, emb)
+    verdict, ood_facts = track_verdict(pred.window_probs[:, det], pred.aggregate, detector, ood, emb)
     in_domain = ood_facts.get("in_domain") if ood_facts.get("available") else None
     return pred.aggregate[DETECTION_LABEL]["mean"], verdict.label, in_domain
 

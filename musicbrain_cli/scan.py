@@ -283,7 +283,7 @@ def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = S
     from musicbrain_cli.model.inference import aggregate_windows
 
     aggregate = aggregate_windows(probs, np.asarray(n_valid), detector.labels, detector.thresholds)
-    verdict, ood_facts = _verdict(probs[:, det_idx], aggregate, detector, ood,
+    verdict, ood_facts = track_verdict(probs[:, det_idx], aggregate, detector, ood,
                                   np.concatenate(embeddings))
     leaning_ai = verdict.p_ai >= verdict.threshold
     chosen = sorted((c for _, _, c in (keep if leaning_ai else keep_low)),
@@ -327,7 +327,13 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
 
 
-def _verdict(p_ai_windows: np.ndarray, aggregate: Mapping, detector, ood, embeddings: np.ndarray):
+def track_verdict(p_ai_windows: np.ndarray, aggregate: Mapping, detector, ood,
+                  embeddings: np.ndarray):
+    """The three-way verdict of one track and its out-of-domain facts.
+
+    The one place where the model card's policy, the track aggregate and the OOD check meet,
+    so scans, robustness rows and error-rate estimates apply the same rule.
+    """
     from musicbrain_cli.ood import track_score
     from musicbrain_cli.verdict import VerdictPolicy, decide
 
