@@ -127,3 +127,13 @@ def test_figures_are_embedded_as_data_uris():
     assert "is not available" in html  # the second explanation's figure is missing
     with pytest.raises(ReportError, match="not a PNG"):
         render_report_html(track, {track["explanations"][0]["figure"]: b"GIF89a"})
+
+
+def test_robustness_table_states_the_false_accusation_rate():
+    track = example_track()
+    track["robustness"] = [{"transform": "MP3 128 kbit/s", "roc_auc": 0.93, "fpr": 0.05,
+                            "tpr": 0.8, "ai_verdicts_on_human": 0.025, "n_human": 40,
+                            "n_ai": 38}]
+    html = render_report_html(track, {})
+    row = re.search(r"<tr><td>MP3 128 kbit/s</td>.*?</tr>", html).group(0)
+    assert "2.5%" in row and "40 + 38" in row and "Human clips called AI" in html

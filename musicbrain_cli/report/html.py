@@ -333,7 +333,10 @@ def report_view(track: Mapping, figures: Mapping[str, bytes], *, signer: Any = N
         "alignment": alignment_sentences(track.get("alignment")),
         "robustness": [{"transform": visible(r.get("transform", "")),
                         "roc_auc": prob(r.get("roc_auc")), "fpr": pct(r.get("fpr")),
-                        "tpr": pct(r.get("tpr"))} for r in track.get("robustness") or ()],
+                        "tpr": pct(r.get("tpr")),
+                        "ai_on_human": pct(r.get("ai_verdicts_on_human")),
+                        "n": f"{r.get('n_human', '?')} + {r.get('n_ai', '?')}"}
+                       for r in track.get("robustness") or ()],
         "tags": _tags(meta.get("tags")),
         "encoder": visible(meta["encoder"]) if meta.get("encoder") else None,
         "c2pa": {True: "present", False: "absent"}.get(c2pa, "not checked"),
