@@ -8,10 +8,11 @@ known error rates, all measured on held-out data and written into the model card
 2. aggregates windows to clips the way a scan aggregates windows to a track (mean P(AI));
 3. fits the out-of-domain statistics (:mod:`musicbrain_cli.ood`) on training embeddings and
    sets their threshold at a quantile of *validation* clip scores;
-4. chooses the detection threshold on validation clips: the smallest threshold, not below
-   0.5, whose false-positive rate on human clips is at most ``fpr_target``. A false
-   accusation is the costliest error, so the operating point is set by the FPR, not by
-   accuracy;
+4. chooses the operating point on validation clips: the boundary where ``ai`` verdicts
+   begin (threshold + band) is the smallest probability, not below 0.5, whose
+   false-positive rate on human clips is at most ``fpr_target``; the abstention band lies
+   below it. A false accusation is the costliest error, so the operating point is set by
+   the FPR, not by accuracy;
 5. applies the full verdict rule (:mod:`musicbrain_cli.verdict`: abstention band, window
    disagreement, out of domain) to every clip of every evaluation split and records, per
    split, how often human clips are called ``ai`` (FPR) and AI clips ``human`` (FNR), with
@@ -192,8 +193,14 @@ def finalize_model(model_dir: str | Path, dataset_root: str | Path, *,
     stats.save(model_dir)
 
     val = clips[CHOOSE_SPLIT]
-    threshold = choose_threshold(val.p_ai, val.targets[:, det] > 0.5, fpr_target=fpr_target)
-    policy = VerdictPolicy(threshold=threshold, band=min(band, 0.99 - threshold, threshold - 0.01))
+    # The FPR target governs the boundary where 'ai' verdicts begin, which under the verdict
+    # rule is threshold + band; the abstention band therefore lies below that boundary
+    # (clips just short of it are inconclusive, not human). Putting the band above an
+    # FPR-chosen threshold would count the FPR control twice and call almost nothing AI.
+    ai_boundary = choose_threshold(val.p_ai, val.targets[:, det] > 0.5, fpr_target=fpr_target)
+    threshold = max(0.5, ai_boundary - band)
+    policy = VerdictPolicy(threshold=threshold,
+                           band=max(0.0, min(band, 0.99 - threshold, threshold - 0.01)))
     evaluation = {}
     for split, c in clips.items():
         if split == FIT_SPLIT:
@@ -209,6 +216,7 @@ def finalize_model(model_dir: str | Path, dataset_root: str | Path, *,
     card = dict(card)
     card["thresholds"] = {**(card.get("thresholds") or {}), "detection": threshold}
     card["verdict"] = {**policy.to_dict(), "fpr_target": fpr_target,
+                       "ai_boundary": threshold + policy.band,
                        "threshold_chosen_on": CHOOSE_SPLIT}
     card["ood"] = {"method": "mahalanobis-ledoit-wolf (Lee et al. 2018)", "threshold": ood_threshold,
                    "quantile": ood_quantile, "fitted_on": FIT_SPLIT,
@@ -223,9 +231,10 @@ def finalize_model(model_dir: str | Path, dataset_root: str | Path, *,
 
 def summary_lines(card: Mapping) -> list[str]:
     """Human-readable lines of the measured figures (for the CLI and the README)."""
-    out = [f"detection threshold {card['thresholds']['detection']:.3f} "
-           f"(chosen on {card['verdict']['threshold_chosen_on']}, "
-           f"FPR target {card['verdict']['fpr_target']:.1%})"]
+    v = card["verdict"]
+    out = [f"detection threshold {card['thresholds']['detection']:.3f}, 'ai' from "
+           f"{v['ai_boundary']:.3f} (chosen on {v['threshold_chosen_on']}, "
+           f"FPR target {v['fpr_target']:.1%})"]
     for split, e in card.get("evaluation", {}).items():
         auc = "n/a" if e["roc_auc"] is None else f"{e['roc_auc']:.3f}"
         smap = "n/a" if e["style_map_macro"] is None else f"{e['style_map_macro']:.3f}"

@@ -1,0 +1,55 @@
+"""The model shipped in the package: pinned, loadable, measured, and used by scan."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from musicbrain_cli.cli import main
+from musicbrain_cli.errors import ModelLoadError
+from musicbrain_cli.model import checkpoint
+from musicbrain_cli.model.inference import Detector
+from musicbrain_cli.report.verify import verify_path
+
+DEFAULT_DIR = checkpoint.PACKAGE_MODELS / "default"
+EXAMPLES = checkpoint.PACKAGE_MODELS.parents[1] / "examples" / "catalog"
+
+
+def test_shipped_weights_match_the_pinned_hash():
+    assert checkpoint.sha256_file(DEFAULT_DIR / "model.safetensors") == \
+        checkpoint.SHIPPED_WEIGHTS_SHA256["default"]
+    assert (DEFAULT_DIR / "model.safetensors").stat().st_size < 20 * 2**20
+
+
+def test_card_holds_measured_figures():
+    card = json.loads((DEFAULT_DIR / "model_card.json").read_text())
+    for split in ("test", "test_xsf"):
+        e = card["evaluation"][split]
+        assert 0.0 <= e["roc_auc"] <= 1.0 and e["n_human"] > 0 and e["n_ai"] > 0
+        lo, hi = e["fpr_ci95"]
+        assert lo <= e["fpr"] <= hi
+    assert card["error_rates"]["split"] == "test"
+    assert card["ood"]["threshold"] > 0 and (DEFAULT_DIR / "ood.safetensors").is_file()
+    assert card["calibration"]["temperature"] > 0
+    assert 0.5 <= card["thresholds"]["detection"] < 1.0
+
+
+def test_tampered_shipped_model_is_refused(monkeypatch):
+    monkeypatch.setitem(checkpoint.SHIPPED_WEIGHTS_SHA256, "default", "0" * 64)
+    with pytest.raises(ModelLoadError, match="pinned"):
+        Detector.from_pretrained("default", device="cpu")
+
+
+def test_scan_of_the_example_catalog_with_the_default_model(tmp_path):
+    out = tmp_path / "out"
+    res = CliRunner().invoke(main, ["scan", str(EXAMPLES), "-o", str(out), "--report", "html",
+                                    "--key", str(tmp_path / "keys"), "--quiet"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads((out / "summary.json").read_text())["tracks"]
+    assert len(summary) == len(list(EXAMPLES.iterdir())) and all(t["status"] == "ok" for t in summary)
+    for t in summary:
+        # The costliest error: a human piece of the example catalog must never be called AI.
+        if "-human-" in t["file_name"]:
+            assert t["verdict"] != "ai", t
+    for folder in (p for p in out.iterdir() if p.is_dir()):
+        assert verify_path(folder).ok
