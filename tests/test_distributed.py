@@ -103,14 +103,17 @@ def test_under_external_torchrun_only_rank_0_writes(tmp_path):
         out = {str(tmp_path)!r} + ("/run" if rank == 0 else "/rank1")
         cfg = load_config(TINY_CONFIG, overrides={{"train": {{"epochs": 1}}}})
         summary = train(SyntheticSource(), out, config=cfg, device="cpu")
-        print("RESULT", rank, summary is not None and "model_dir" in summary)
+        # one file per rank: the two processes share stdout, where lines can interleave
+        with open({str(tmp_path)!r} + f"/result-{{rank}}.txt", "w") as fh:
+            fh.write(str(summary is not None and "model_dir" in summary))
     """))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
          str(script)], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "RESULT 0 True" in proc.stdout and "RESULT 1 False" in proc.stdout
+    assert (tmp_path / "result-0.txt").read_text() == "True"     # rank 0 got the summary
+    assert (tmp_path / "result-1.txt").read_text() == "False"    # rank 1 got nothing
     assert not (tmp_path / "rank1").exists()
     run = tmp_path / "run"
     assert (run / "model" / "model.safetensors").is_file()
