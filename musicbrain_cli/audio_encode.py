@@ -43,19 +43,22 @@ def encode_audio(
     sample_rate: int,
     *,
     fmt: str | None = None,
+    spec: "Format | None" = None,
     chunk: int = 8192,
     tags: dict | None = None,
 ) -> None:
     """Encode ``y`` ``[shape=(n,) or (channels, n)]`` float in [-1, 1] at ``sample_rate``.
 
-    ``fmt`` is a key of :data:`FORMATS` (default: the file extension). Written in chunks
-    of ``chunk`` samples; PyAV's encoder-side resampler converts sample format, frame size
-    and (for Opus) the rate. ``tags`` become container metadata.
+    ``fmt`` is a key of :data:`FORMATS` (default: the file extension); ``spec`` gives the
+    container, codec and bit rate directly instead (e.g. a re-encoding test at a chosen bit
+    rate). Written in chunks of ``chunk`` samples; PyAV's encoder-side resampler converts
+    sample format, frame size and (for Opus) the rate. ``tags`` become container metadata.
     """
-    fmt = fmt or os.path.splitext(str(path))[1].lstrip(".").lower()
-    if fmt not in FORMATS:
-        raise InputError(f"{path}: cannot encode format {fmt!r} (known: {', '.join(FORMATS)})")
-    spec = FORMATS[fmt]
+    if spec is None:
+        fmt = fmt or os.path.splitext(str(path))[1].lstrip(".").lower()
+        if fmt not in FORMATS:
+            raise InputError(f"{path}: cannot encode format {fmt!r} (known: {', '.join(FORMATS)})")
+        spec = FORMATS[fmt]
     y = np.atleast_2d(np.asarray(y, dtype=np.float32))
     if spec.codec == "vorbis" and y.shape[0] == 1:
         y = np.repeat(y, 2, axis=0)  # FFmpeg's native Vorbis encoder only takes stereo

@@ -37,7 +37,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from musicbrain_cli.audio_encode import Format
+from musicbrain_cli.audio_encode import Format, encode_audio
 from musicbrain_cli.errors import DatasetError, InputError, ModelLoadError, MusicBrainError, TransformError
 from musicbrain_cli.progress import NULL_PROGRESS, Progress
 from musicbrain_cli.taxonomy import DETECTION_LABEL
@@ -82,30 +82,6 @@ def identity(y: np.ndarray, sr: int, *, rng: np.random.Generator) -> np.ndarray:
     return np.asarray(y, dtype=np.float32).copy()
 
 
-def _encode(path: Path, y: np.ndarray, spec: Format, *, chunk: int = 8192) -> None:
-    """Encode mono ``y`` at ``spec.rate`` with ``spec``'s codec and bit rate (PyAV).
-
-    The loop of :func:`musicbrain_cli.audio_encode.encode_audio`, which takes a format by
-    extension only; here the bit rate is part of the transform.
-    """
-    import av
-
-    rate = int(spec.rate)
-    with av.open(str(path), "w", format=spec.container) as out:
-        stream = out.add_stream(spec.codec, rate=rate, layout="mono", options=dict(spec.options))
-        stream.bit_rate = spec.bit_rate
-        for i in range(0, y.size, chunk):
-            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(y[None, i:i + chunk]),
-                                               format="fltp", layout="mono")
-            frame.sample_rate = rate
-            frame.pts = i
-            frame.time_base = Fraction(1, rate)
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-
-
 def reencode(y: np.ndarray, sr: int, *, rng: np.random.Generator, spec: Format,
              suffix: str) -> np.ndarray:
     """Resample to the codec's rate, encode, decode back to ``sr`` through the intake.
@@ -124,7 +100,7 @@ def reencode(y: np.ndarray, sr: int, *, rng: np.random.Generator, spec: Format,
     with tempfile.TemporaryDirectory(prefix="musicbrain-robust-") as tmp:
         path = Path(tmp) / f"clip{suffix}"
         try:
-            _encode(path, _resample(y, sr, int(spec.rate)), spec)
+            encode_audio(path, _resample(y, sr, int(spec.rate)), int(spec.rate), spec=spec)
         except (av.FFmpegError, ValueError) as exc:
             raise TransformError(f"cannot encode with {spec.codec} at {spec.bit_rate} bit/s: "
                                  f"{exc}") from exc
