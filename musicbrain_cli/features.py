@@ -74,6 +74,8 @@ from musicbrain_cli.errors import ConfigError
 CPU_GPU_ATOL = 2e-3
 
 KINDS = ("logmel", "cqt")
+#: Peak below which a window counts as silent and is never scaled (-120 dBFS).
+SILENT_PEAK = 1e-6
 
 
 @dataclass(frozen=True)
@@ -98,8 +100,18 @@ class FrontEndConfig:
     db_scale: float = 50.0
     window_s: float = 10.0
     hop_s: float = 5.0
+    # Scale each window so its largest absolute sample is this value (0 = off). Level is not
+    # evidence of how music was made, and in rendered corpora it can leak the class: whole
+    # human pieces are peak-normalised before they are cut into clips, while generated
+    # pieces are clip-length, so their windows peak higher. Normalising every window, in
+    # training and inference alike, removes level as a cue (gain changes become no-ops).
+    peak_normalize: float = 0.0
 
     def __post_init__(self) -> None:
+        if not (isinstance(self.peak_normalize, (int, float))
+                and 0.0 <= self.peak_normalize <= 1.0):
+            raise ConfigError(f"front end peak_normalize must lie in [0, 1], not "
+                              f"{self.peak_normalize!r}")
         if self.kind not in KINDS:
             raise ConfigError(f"unknown front end kind {self.kind!r} (known: {list(KINDS)})")
         for name in ("sample_rate", "n_fft", "hop_length", "n_bins", "bins_per_octave"):
@@ -342,5 +354,11 @@ class FrontEnd(torch.nn.Module):
 
     def forward(self, waves: torch.Tensor) -> torch.Tensor:
         c = self.config
+        if c.peak_normalize > 0:
+            # Windows quieter than -120 dBFS (digital silence, padding) are left as they are.
+            peak = waves.abs().amax(dim=-1, keepdim=True)
+            gain = torch.where(peak > SILENT_PEAK, c.peak_normalize / peak.clamp_min(SILENT_PEAK),
+                               torch.ones_like(peak))
+            waves = waves * gain
         db = 10.0 * torch.log10(self.power(waves).clamp_min(c.amin))
         return ((db + c.db_offset) / c.db_scale - 1.0).unsqueeze(1)

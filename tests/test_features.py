@@ -158,3 +158,22 @@ def test_cpu_and_gpu_agree(kind):
         gpu = fe.to("cuda")(torch.from_numpy(y).cuda()).cpu().numpy()
     relevant = cpu > cpu.max(axis=(2, 3), keepdims=True) - 80 / c.db_scale
     np.testing.assert_allclose(gpu[relevant], cpu[relevant], atol=CPU_GPU_ATOL, rtol=0)
+
+
+def test_peak_normalize_makes_the_map_level_invariant():
+    import numpy as np
+    import torch
+
+    from musicbrain_cli.features import FrontEnd, FrontEndConfig
+
+    cfg = FrontEndConfig(window_s=1.0, hop_s=1.0, peak_normalize=0.9)
+    t = torch.arange(cfg.n_samples) / cfg.sample_rate
+    y = (0.3 * torch.sin(2 * np.pi * 440 * t)).unsqueeze(0)
+    fe, plain = FrontEnd(cfg), FrontEnd(FrontEndConfig(window_s=1.0, hop_s=1.0))
+    loud, quiet = fe(y * 2.0), fe(y * 0.5)                  # +6 dB and -6 dB
+    torch.testing.assert_close(loud, quiet, rtol=0, atol=1e-5)
+    assert not torch.allclose(plain(y * 2.0), plain(y * 0.5), atol=1e-3)   # off by default
+    silent = torch.zeros(1, cfg.n_samples)
+    torch.testing.assert_close(fe(silent), plain(silent))   # silence is never amplified
+    with pytest.raises(ConfigError):
+        FrontEndConfig(peak_normalize=1.5)
