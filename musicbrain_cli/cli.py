@@ -115,7 +115,6 @@ def scan(inputs, output, report_format, model_name, device, jobs, key_dir, unsig
     when every file was analysed, 1 when any failed (each failure is listed), 2 on usage
     errors.
     """
-    import json
     from pathlib import Path
 
     from musicbrain_cli.progress import RichProgress

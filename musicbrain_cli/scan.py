@@ -26,7 +26,7 @@ import shutil
 import time
 import unicodedata
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from musicbrain_cli import __version__
-from musicbrain_cli.errors import InputError, MusicBrainError, ReportError
+from musicbrain_cli.errors import InputError, MusicBrainError
 from musicbrain_cli.progress import NULL_PROGRESS, Progress
 from musicbrain_cli.taxonomy import DETECTION_LABEL
 

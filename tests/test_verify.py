@@ -8,8 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from musicbrain_cli.cli import main
-from musicbrain_cli.report import (MANIFEST_NAME, SIGNATURE_NAME, init_keys, load_trusted,
-                                   verify_path, write_manifest, write_track_report)
+from musicbrain_cli.report import (MANIFEST_NAME, SIGNATURE_NAME, init_keys, verify_path, write_manifest, write_track_report)
 from musicbrain_cli.report.figures import fmgcam_figure
 from musicbrain_cli.report.schema import example_track
 
