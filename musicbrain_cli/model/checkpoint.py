@@ -52,7 +52,7 @@ DEFAULT_MODEL = "default"
 #: tampered or corrupted shipped model is refused (tests/test_default_model.py keeps it in
 #: step with the file).
 SHIPPED_WEIGHTS_SHA256: dict[str, str] = {
-    "default": "069d5fa153d6b9de950a4badcf460669d35d9d9d2787e24aea75f72ee0bd5878",
+    "default": "4b97ac163b87726bbd80362f0b19a92deca90942dee281c6ca5f210ba6cd1ca1",
 }
 
 CARD_KEYS = ("name", "version", "training_data", "metrics", "calibration", "thresholds",
