@@ -28,7 +28,7 @@ import warnings
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -405,16 +405,23 @@ def card_markdown(card: dict) -> str:
 # --- reader ---------------------------------------------------------------------------------
 
 
-def _read_manifest(path: Path) -> list[dict[str, str]]:
+def read_csv_rows(path: Path, columns: Sequence[str], *, what: str = "") -> list[dict[str, str]]:
+    """Rows of a UTF-8 CSV file that must hold ``columns``; a typed error names what is wrong."""
+    label = f"{what} " if what else ""
     try:
         with open(path, newline="", encoding="utf-8") as fh:
             reader = csv.DictReader(fh)
-            missing = set(MANIFEST_COLUMNS) - set(reader.fieldnames or ())
+            missing = set(columns) - set(reader.fieldnames or ())
             if missing:
-                raise DatasetError(f"{str(path)!r} lacks manifest columns {sorted(missing)}")
-            return [{k: (row.get(k) or "") for k in MANIFEST_COLUMNS} for row in reader]
+                raise DatasetError(f"{str(path)!r} lacks {label}columns {sorted(missing)}")
+            return list(reader)
     except (OSError, csv.Error, UnicodeDecodeError) as exc:
-        raise DatasetError(f"cannot read manifest {str(path)!r}: {exc}") from exc
+        raise DatasetError(f"cannot read {label}{str(path)!r}: {exc}") from exc
+
+
+def _read_manifest(path: Path) -> list[dict[str, str]]:
+    return [{k: (row.get(k) or "") for k in MANIFEST_COLUMNS}
+            for row in read_csv_rows(path, MANIFEST_COLUMNS, what="manifest")]
 
 
 @dataclass

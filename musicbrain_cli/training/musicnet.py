@@ -45,7 +45,7 @@ import numpy as np
 from musicbrain_cli.errors import DatasetError, MusicBrainError, RenderError
 from musicbrain_cli.progress import NULL_PROGRESS, Progress
 from musicbrain_cli.training.dataset import (ClipRecord, DatasetWriter, assign_splits,
-                                             warn_small_split)
+                                             read_csv_rows, warn_small_split)
 from musicbrain_cli.training.labels import COMPOSER_PERIODS, canonical_composer, style_taxonomy
 from musicbrain_cli.training.pieces import write_piece
 from musicbrain_cli.training.render import (DEFAULT_VELOCITY, Humanize, SoundFont,
@@ -123,15 +123,7 @@ def read_metadata(root: Path) -> dict[str, dict[str, str]]:
     path = root / "musicnet_metadata.csv"
     if not path.is_file():
         raise DatasetError(f"{str(root)!r} is not a MusicNet tree: no musicnet_metadata.csv")
-    try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            missing = set(METADATA_COLUMNS) - set(reader.fieldnames or ())
-            if missing:
-                raise DatasetError(f"{str(path)!r} lacks columns {sorted(missing)}")
-            return {row["id"].strip(): row for row in reader}
-    except (OSError, csv.Error, UnicodeDecodeError) as exc:
-        raise DatasetError(f"cannot read {str(path)!r}: {exc}") from exc
+    return {row["id"].strip(): row for row in read_csv_rows(path, METADATA_COLUMNS)}
 
 
 def discover(root: str | Path) -> tuple[list[MusicNetPiece], list[tuple[str, str]]]:
