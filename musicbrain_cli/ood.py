@@ -1,16 +1,27 @@
 """Out-of-domain scoring: how far an input lies from what the model was trained on.
 
-Method: class-conditional Gaussians with a shared covariance in the model's pooled embedding
-space, scored by the Mahalanobis distance to the nearest class mean (Lee et al., "A Simple
-Unified Framework for Detecting Out-of-Distribution Samples and Adversarial Attacks",
-NeurIPS 2018, eq. 2). The covariance is estimated with Ledoit-Wolf shrinkage
-(scikit-learn), because embeddings are high-dimensional next to a few thousand training
-windows and the plain sample covariance is then ill-conditioned.
+Two checks, each thresholded at a quantile of *validation* scores (in-domain by
+construction, so each check's in-domain false-alarm rate is known), and an input is out of
+domain when either fires:
 
-The threshold is a quantile of the *validation* scores (in-domain by construction), so its
-in-domain false-alarm rate is known: with ``quantile=0.99``, about 1% of in-domain windows
-are flagged. Statistics are stored as safetensors (data, never pickles) beside the model;
-the threshold lives in the model card under ``"ood"``.
+* **embedding**: class-conditional Gaussians with a shared covariance in the model's pooled
+  embedding space, scored by the Mahalanobis distance to the nearest class mean (Lee et al.,
+  "A Simple Unified Framework for Detecting Out-of-Distribution Samples and Adversarial
+  Attacks", NeurIPS 2018, eq. 2). The covariance is estimated with Ledoit-Wolf shrinkage
+  (scikit-learn), because embeddings are high-dimensional next to a few thousand training
+  windows and the plain sample covariance is then ill-conditioned.
+* **spectral profile**: the window's long-term average spectrum (mean log-mel level per
+  band over its non-silent frames) and its mean positive spectral flux per band (how much
+  each band's energy rises from frame to frame: attacks, drums), compared by cosine
+  distance to the k-th nearest of a stored sample of training windows (deep k-NN OOD
+  detection, Sun et al., ICML 2022, on a model-independent feature). A discriminatively
+  trained embedding can map unfamiliar music onto the "AI" side of its decision boundary
+  without looking unusual to a Gaussian; the average spectrum of a drum kit, a square-wave
+  lead or a distorted guitar is unusual in a way that needs no model to see, and an opposing
+  expert can check it with any spectrum analyser.
+
+Statistics are stored as safetensors (data, never pickles) beside the model; thresholds live
+in the model card under ``"ood"``.
 """
 
 from __future__ import annotations
@@ -24,14 +35,83 @@ from musicbrain_cli.errors import ModelLoadError
 
 OOD_FILE = "ood.safetensors"
 DEFAULT_QUANTILE = 0.99
+#: Spectral-profile check: bands the map is averaged into, and which neighbour is used.
+PROFILE_BANDS = 64
+PROFILE_K = 5
+#: A frame is silent when no band rises this far (map units) above the map's floor.
+SILENT_MARGIN = 0.01
+
+
+def map_floor(front_end) -> float:
+    """The map value of digital silence for a front-end config (-1 with the defaults)."""
+    return float((10.0 * np.log10(front_end.amin) + front_end.db_offset) / front_end.db_scale - 1.0)
+
+
+def spectral_profile(spec, *, floor: float = -1.0, bands: int = PROFILE_BANDS) -> np.ndarray:
+    """Per window: mean level per band over non-silent frames, and mean positive flux per band.
+
+    Args:
+        spec: the model's input map, ``[B, 1, F, T]`` or ``[B, F, T]`` (torch or numpy),
+            with ``F`` a multiple of ``bands``.
+        floor: the map value of digital silence (:func:`map_floor`); zero-padded frames at
+            the end of a short track are left out, so padding does not look like a new domain.
+
+    Returns ``[B, 2 * bands]`` float32: ``[band means | band flux means]``.
+    """
+    x = np.asarray(spec.detach().float().cpu().numpy() if hasattr(spec, "detach") else spec,
+                   dtype=np.float32)
+    if x.ndim == 4:
+        x = x[:, 0]
+    if x.ndim != 3 or x.shape[1] % bands:
+        raise ValueError(f"spectral_profile expects [B, F, T] with F a multiple of {bands}, "
+                         f"got {x.shape}")
+    b, f, t = x.shape
+    g = x.reshape(b, bands, f // bands, t).mean(axis=2)                # [B, bands, T]
+    active = x.max(axis=1) > floor + SILENT_MARGIN                      # [B, T]
+    active[~active.any(axis=1)] = True          # all silent: keep every frame (it is odd input)
+    w = active.astype(np.float32)
+    means = (g * w[:, None, :]).sum(axis=2) / w.sum(axis=1)[:, None]
+    pair = w[:, 1:] * w[:, :-1]                                          # both frames sound
+    rise = np.maximum(g[:, :, 1:] - g[:, :, :-1], 0.0) * pair[:, None, :]
+    flux = rise.sum(axis=2) / np.maximum(pair.sum(axis=1), 1.0)[:, None]
+    return np.concatenate([means, flux], axis=1).astype(np.float32)
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 @dataclass(frozen=True)
 class OODStats:
-    """Class means ``[K, D]`` and the shared precision matrix ``[D, D]``."""
+    """Class means ``[K, D]`` and the shared precision matrix ``[D, D]`` of the embedding
+    check; optionally ``profile_reference [N, P]``, unit-length spectral profiles of training
+    windows, for the spectral-profile check (its ``k``-th nearest neighbour)."""
 
     means: np.ndarray
     precision: np.ndarray
+    profile_reference: np.ndarray | None = None
+    profile_k: int = PROFILE_K
+
+    @property
+    def has_profile(self) -> bool:
+        return self.profile_reference is not None and len(self.profile_reference) > 0
+
+    def profile_score(self, profiles: np.ndarray) -> np.ndarray:
+        """Cosine distance of each profile ``[N, P]`` to its k-th nearest training profile.
+
+        Returns ``[N]`` float64 in [0, 2]; larger means further from the training data.
+        """
+        if not self.has_profile:
+            raise ValueError("these statistics hold no spectral-profile reference")
+        profiles = np.asarray(profiles)
+        ref = self.profile_reference
+        if profiles.ndim != 2 or profiles.shape[1] != ref.shape[1]:
+            raise ValueError(f"profiles of shape {profiles.shape} do not match dimension {ref.shape[1]}")
+        k = max(1, min(int(self.profile_k), len(ref)))
+        sims = _unit_rows(profiles) @ ref.T.astype(np.float32)          # [N, R]
+        kth = np.partition(sims, len(ref) - k, axis=1)[:, len(ref) - k]
+        return (1.0 - kth).astype(np.float64)
 
     def score(self, emb: np.ndarray) -> np.ndarray:
         """Mahalanobis distance of each row of ``emb [N, D]`` to its nearest class mean.
@@ -51,8 +131,14 @@ class OODStats:
 
         path = Path(directory) / OOD_FILE
         tmp = path.with_suffix(".tmp")
-        save_file({"means": self.means.astype(np.float64),
-                   "precision": self.precision.astype(np.float64)}, str(tmp))
+        tensors = {"means": self.means.astype(np.float64),
+                   "precision": self.precision.astype(np.float64)}
+        meta = {}
+        if self.has_profile:
+            # float16 halves the file; unit-length rows lose < 1e-3 in cosine similarity.
+            tensors["profile_reference"] = np.ascontiguousarray(self.profile_reference, np.float16)
+            meta["profile_k"] = str(int(self.profile_k))
+        save_file(tensors, str(tmp), metadata=meta or None)
         tmp.replace(path)
         return path
 
@@ -62,18 +148,27 @@ class OODStats:
 
         path = Path(directory) / OOD_FILE
         try:
+            from safetensors import safe_open
+
             data = load_file(str(path))
-            return cls(means=data["means"], precision=data["precision"])
+            with safe_open(str(path), framework="numpy") as fh:
+                meta = fh.metadata() or {}
+            return cls(means=data["means"], precision=data["precision"],
+                       profile_reference=data.get("profile_reference"),
+                       profile_k=int(meta.get("profile_k", PROFILE_K)))
         except (OSError, KeyError, ValueError) as exc:
             raise ModelLoadError(f"cannot read out-of-domain statistics {str(path)!r}: {exc}") from exc
 
 
-def fit_ood(emb: np.ndarray, classes: np.ndarray) -> OODStats:
-    """Fit class means and a shared Ledoit-Wolf covariance.
+def fit_ood(emb: np.ndarray, classes: np.ndarray, profiles: np.ndarray | None = None, *,
+            profile_k: int = PROFILE_K) -> OODStats:
+    """Fit class means and a shared Ledoit-Wolf covariance, and keep the spectral profiles.
 
     Args:
         emb: ``[N, D]`` training embeddings.
         classes: ``[N]`` integer class of each row (e.g. 0 human, 1 AI).
+        profiles: ``[N, P]`` spectral profiles of the same windows (:func:`spectral_profile`),
+            or ``None`` for the embedding check alone.
     """
     from sklearn.covariance import LedoitWolf
 
@@ -85,7 +180,14 @@ def fit_ood(emb: np.ndarray, classes: np.ndarray) -> OODStats:
     means = np.stack([emb[classes == c].mean(axis=0) for c in labels])
     centred = emb - means[np.searchsorted(labels, classes)]
     lw = LedoitWolf(assume_centered=True).fit(centred)
-    return OODStats(means=means, precision=lw.precision_)
+    reference = None
+    if profiles is not None:
+        profiles = np.asarray(profiles)
+        if profiles.ndim != 2 or len(profiles) != len(emb):
+            raise ValueError(f"need one profile per embedding, got {profiles.shape} for {emb.shape}")
+        reference = _unit_rows(profiles)
+    return OODStats(means=means, precision=lw.precision_, profile_reference=reference,
+                    profile_k=profile_k)
 
 
 def fit_threshold(val_scores: np.ndarray, *, quantile: float = DEFAULT_QUANTILE) -> float:
@@ -108,3 +210,53 @@ def track_score(window_scores: np.ndarray) -> float:
     if window_scores.size == 0:
         raise ValueError("no windows to score")
     return float(np.median(window_scores))
+
+
+#: What each check measures, in words a report can quote.
+CHECK_WORDS = {
+    "embedding": "distance of the model's internal representation from the training data "
+                 "(Mahalanobis)",
+    "spectral_profile": "distance of the average spectrum and attack profile from the nearest "
+                        "training recordings (cosine, k-th neighbour)",
+}
+
+
+def check_domain(stats: OODStats, ood_card: dict, embeddings: np.ndarray,
+                 profiles: np.ndarray | None = None) -> dict:
+    """Run every check the model card has a threshold for on one track's windows.
+
+    Returns the facts a report records: ``available``, ``in_domain`` (all checks pass),
+    ``score`` / ``threshold`` (the embedding check, the primary one), ``method`` and
+    ``checks``: per check ``name``, ``score`` (median over windows), ``threshold``,
+    ``in_domain`` and a description. A check whose statistics or inputs are missing is not
+    run; with no check run the result is ``{"available": False}``.
+    """
+    checks = []
+    named = dict((ood_card or {}).get("checks") or {})
+    if "threshold" in (ood_card or {}) and "embedding" not in named:
+        named["embedding"] = {"threshold": ood_card["threshold"]}
+    if "embedding" in named and embeddings is not None and len(embeddings):
+        checks.append(("embedding", track_score(stats.score(embeddings)),
+                       float(named["embedding"]["threshold"])))
+    if ("spectral_profile" in named and stats.has_profile and profiles is not None
+            and len(profiles)):
+        checks.append(("spectral_profile", track_score(stats.profile_score(profiles)),
+                       float(named["spectral_profile"]["threshold"])))
+    if not checks:
+        return {"available": False}
+    rows = [{"name": n, "score": s, "threshold": t, "in_domain": bool(s <= t),
+             "description": CHECK_WORDS.get(n, n)} for n, s, t in checks]
+    first = rows[0]
+    return {"available": True, "in_domain": all(r["in_domain"] for r in rows),
+            "score": first["score"], "threshold": first["threshold"],
+            "method": (ood_card or {}).get("method", "mahalanobis"),
+            "quantile": (ood_card or {}).get("quantile"), "checks": rows}
+
+
+def describe_failures(facts: dict) -> str | None:
+    """One sentence naming the checks that found the input out of domain, or ``None``."""
+    failed = [r for r in facts.get("checks", []) if not r["in_domain"]]
+    if not failed:
+        return None
+    return "; ".join(f"{r['description']}: {r['score']:.3f} > threshold {r['threshold']:.3f}"
+                     for r in failed)

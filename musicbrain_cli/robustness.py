@@ -259,20 +259,28 @@ def _score_clip(detector, y: np.ndarray, ood, *, batch_size: int) -> tuple[float
     """
     from musicbrain_cli.scan import track_verdict
 
+    from musicbrain_cli.ood import map_floor, spectral_profile
+
     embeddings: list[np.ndarray] = []
-    hook = None
+    profiles: list[np.ndarray] = []
+    hooks = []
     if ood is not None:
         model = detector.model
-        hook = model.fusion.register_forward_hook(
-            lambda _m, _i, out: embeddings.append(model.pool(out).float().cpu().numpy()))
+        floor = map_floor(detector.config.front_end)
+        hooks.append(model.fusion.register_forward_hook(
+            lambda _m, _i, out: embeddings.append(model.pool(out).float().cpu().numpy())))
+        hooks.append(model.register_forward_pre_hook(
+            lambda _m, args: profiles.append(spectral_profile(args[0], floor=floor))))
     try:
         pred = detector.predict_track(y, batch_size=batch_size)
     finally:
-        if hook is not None:
+        for hook in hooks:
             hook.remove()
     det = pred.labels.index(DETECTION_LABEL)
     emb = np.concatenate(embeddings) if embeddings else np.zeros((0, 0))
-    verdict, ood_facts = track_verdict(pred.window_probs[:, det], pred.aggregate, detector, ood, emb)
+    prof = np.concatenate(profiles) if profiles else None
+    verdict, ood_facts = track_verdict(pred.window_probs[:, det], pred.aggregate, detector, ood,
+                                       emb, prof)
     in_domain = ood_facts.get("in_domain") if ood_facts.get("available") else None
     return pred.aggregate[DETECTION_LABEL]["mean"], verdict.label, in_domain
 
@@ -332,7 +340,8 @@ def evaluate_robustness(dataset_root, detector, *, split: str = "test",
     if held_out and split != HELD_OUT_SPLIT:
         plan.append((HELD_OUT_SPLIT, [TRANSFORMS["original"]]))
     ood = load_ood(detector)
-    ood_available = ood is not None and "threshold" in (detector.card.get("ood") or {})
+    ood_card = detector.card.get("ood") or {}
+    ood_available = ood is not None and ("threshold" in ood_card or bool(ood_card.get("checks")))
     sr = detector.config.front_end.sample_rate
     out: list[dict] = []
     for split_name, tlist in plan:

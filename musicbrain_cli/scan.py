@@ -232,7 +232,10 @@ def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = S
     info = probe(path)
     timer.add("decode", time.perf_counter() - t0)
 
-    logits, embeddings, starts, n_valid, padded = [], [], [], [], []
+    from musicbrain_cli.ood import map_floor, spectral_profile
+
+    floor = map_floor(fe)
+    logits, embeddings, profiles, starts, n_valid, padded = [], [], [], [], [], []
     keep: list[tuple[float, int, _Candidate]] = []        # heaps of the most decisive windows
     keep_low: list[tuple[float, int, _Candidate]] = []
     det_idx = detector.taxonomy.index(DETECTION_LABEL)
@@ -253,6 +256,7 @@ def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = S
         timer.add("inference", time.perf_counter() - t)
         logits.append(out)
         embeddings.append(emb)
+        profiles.append(spectral_profile(spec, floor=floor))
         for w, s, lg in zip(batch, spec.cpu(), out):
             cand = _Candidate(w.index, w.start_s, s.clone(), w.samples)
             _push(keep, (float(lg[det_idx]), w.index, cand), options.explain_windows)
@@ -284,7 +288,7 @@ def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = S
 
     aggregate = aggregate_windows(probs, np.asarray(n_valid), detector.labels, detector.thresholds)
     verdict, ood_facts = track_verdict(probs[:, det_idx], aggregate, detector, ood,
-                                  np.concatenate(embeddings))
+                                       np.concatenate(embeddings), np.concatenate(profiles))
     leaning_ai = verdict.p_ai >= verdict.threshold
     chosen = sorted((c for _, _, c in (keep if leaning_ai else keep_low)),
                     key=lambda c: -probs[c.index, det_idx] if leaning_ai else probs[c.index, det_idx])
@@ -328,27 +332,24 @@ def _now() -> str:
 
 
 def track_verdict(p_ai_windows: np.ndarray, aggregate: Mapping, detector, ood,
-                  embeddings: np.ndarray):
+                  embeddings: np.ndarray, profiles: np.ndarray | None = None):
     """The three-way verdict of one track and its out-of-domain facts.
 
-    The one place where the model card's policy, the track aggregate and the OOD check meet,
-    so scans, robustness rows and error-rate estimates apply the same rule.
+    The one place where the model card's policy, the track aggregate and the OOD checks
+    meet, so scans, robustness rows and error-rate estimates apply the same rule.
+    ``embeddings`` and ``profiles`` are the per-window pooled embeddings and spectral
+    profiles (:func:`musicbrain_cli.ood.spectral_profile`).
     """
-    from musicbrain_cli.ood import track_score
+    from musicbrain_cli.ood import check_domain, describe_failures
     from musicbrain_cli.verdict import VerdictPolicy, decide
 
     policy = VerdictPolicy.from_card(detector.card)
     ood_facts: dict[str, Any] = {"available": False}
-    in_domain = score = thr = None
-    ood_card = detector.card.get("ood") or {}
-    if ood is not None and "threshold" in ood_card:
-        score = track_score(ood.score(embeddings))
-        thr = float(ood_card["threshold"])
-        in_domain = bool(score <= thr)
-        ood_facts = {"available": True, "score": score, "threshold": thr,
-                     "in_domain": in_domain, "method": ood_card.get("method", "mahalanobis")}
+    if ood is not None:
+        ood_facts = check_domain(ood, detector.card.get("ood") or {}, embeddings, profiles)
+    in_domain = ood_facts["in_domain"] if ood_facts.get("available") else None
     verdict = decide(float(aggregate[DETECTION_LABEL]["mean"]), p_ai_windows, policy=policy,
-                     in_domain=in_domain, ood_score=score, ood_threshold=thr)
+                     in_domain=in_domain, ood_detail=describe_failures(ood_facts))
     return verdict, ood_facts
 
 

@@ -83,14 +83,14 @@ class Verdict:
 
 
 def decide(p_ai: float, window_p_ai: Sequence[float], *, policy: VerdictPolicy,
-           in_domain: bool | None = None, ood_score: float | None = None,
-           ood_threshold: float | None = None) -> Verdict:
+           in_domain: bool | None = None, ood_detail: str | None = None) -> Verdict:
     """Apply ``policy`` to a track's calibrated probability and its per-window probabilities.
 
     Args:
         p_ai: the track's calibrated probability of AI (the aggregate the model card names).
         window_p_ai: calibrated probability of AI per analysis window.
         in_domain: the out-of-domain check's outcome; ``None`` when it was not run.
+        ood_detail: which check fired, with its score and threshold, for the reason text.
     """
     if not np.isfinite(p_ai) or not 0.0 <= p_ai <= 1.0:
         raise ValueError(f"p_ai must be a probability, got {p_ai!r}")
@@ -101,9 +101,7 @@ def decide(p_ai: float, window_p_ai: Sequence[float], *, policy: VerdictPolicy,
     reasons: list[str] = []
 
     if in_domain is False:
-        detail = ""
-        if ood_score is not None and ood_threshold is not None:
-            detail = f" (distance {ood_score:.2f} > threshold {ood_threshold:.2f})"
+        detail = f" ({ood_detail})" if ood_detail else ""
         reasons.append("The recording lies outside the domain the model was trained on"
                        f"{detail}; its output there is not reliable.")
     if lo < p_ai < hi:

@@ -25,7 +25,7 @@ def _clips(p, windows, ood):
     n = len(p)
     return _Clips(ids=[str(i) for i in range(n)], p_ai=np.asarray(p), window_p_ai=windows,
                   probs=np.zeros((n, 2)), targets=np.zeros((n, 2)), mask=np.ones((n, 2)),
-                  ood_scores=np.asarray(ood, float), embeddings=np.zeros((n, 1)))
+                  embeddings=np.zeros((n, 1)), in_domain=np.asarray(ood, float) <= 1.0)
 
 
 def test_verdict_rates_apply_the_full_rule_with_intervals():
@@ -34,7 +34,7 @@ def test_verdict_rates_apply_the_full_rule_with_intervals():
     is_ai = np.array([False, False, False, False, True, True])
     ood = [0.0, 9.0, 0.0, 0.0, 0.0, 0.0]         # the second human clip is out of domain
     rates = verdict_rates(_clips(p, [np.array([x] * 3) for x in p], ood), is_ai,
-                          policy=policy, ood_threshold=1.0, split="test")
+                          policy=policy, split="test")
     assert rates["counts"]["human"] == {"ai": 1, "inconclusive": 2, "human": 1}
     assert rates["fpr"] == pytest.approx(0.25) and rates["fnr"] == pytest.approx(0.5)
     lo, hi = rates["fpr_ci95"]

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from musicbrain_cli.errors import ModelLoadError
-from musicbrain_cli.ood import OODStats, fit_ood, fit_threshold, track_score
+from musicbrain_cli.ood import (PROFILE_BANDS, OODStats, check_domain, describe_failures,
+                            fit_ood, fit_threshold, spectral_profile, track_score)
 
 
 @pytest.fixture
@@ -51,3 +52,65 @@ def test_track_score_is_robust_to_one_odd_window():
     assert track_score([1.0, 1.1, 0.9, 50.0]) == pytest.approx(1.05)
     with pytest.raises(ValueError):
         fit_threshold([], quantile=0.99)
+
+
+# --- spectral-profile check ---------------------------------------------------------------
+
+def _map(rng, n, *, f=256, t=100, tilt=-1.0, noise=0.05):
+    """Fake log-mel maps: a spectral tilt (level falls with frequency) plus jitter."""
+    base = np.linspace(0.2, 0.2 + tilt, f)[None, :, None]
+    return np.clip(base + rng.normal(0.0, noise, (n, f, t)), -1.0, 1.0).astype(np.float32)
+
+
+def test_profile_ignores_zero_padded_frames():
+    rng = np.random.default_rng(1)
+    x = _map(rng, 1)
+    padded = x.copy()
+    padded[:, :, 60:] = -1.0                        # the tail is digital silence (floor)
+    full, short = spectral_profile(x), spectral_profile(padded[:, None])   # [B,F,T] and [B,1,F,T]
+    assert full.shape == (1, 2 * PROFILE_BANDS)
+    # band means over the sounding frames only: padding does not drag the level down
+    np.testing.assert_allclose(short[0, :PROFILE_BANDS], spectral_profile(x[:, :, :60])[0, :PROFILE_BANDS],
+                               atol=1e-6)
+    with pytest.raises(ValueError, match="multiple"):
+        spectral_profile(np.zeros((1, 100, 10)))
+
+
+def test_profile_check_flags_other_spectra_and_round_trips(tmp_path):
+    rng = np.random.default_rng(2)
+    train = _map(rng, 300)
+    emb = rng.normal(size=(300, 4))
+    stats = fit_ood(emb, np.repeat([0, 1], 150), spectral_profile(train), profile_k=3)
+    val = spectral_profile(_map(rng, 100))
+    thr = fit_threshold(stats.profile_score(val), quantile=0.99)
+    # a flat, bright spectrum (noise, square waves) and one with strong attacks
+    bright = spectral_profile(_map(rng, 20, tilt=0.0))
+    attacks = _map(rng, 20)
+    attacks[:, :, ::4] += 0.6
+    assert (stats.profile_score(bright) > thr).all()
+    assert (stats.profile_score(spectral_profile(attacks)) > thr).all()
+    assert (stats.profile_score(spectral_profile(_map(rng, 200))) > thr).mean() < 0.05
+    stats.save(tmp_path)
+    back = OODStats.load(tmp_path)
+    assert back.profile_k == 3 and back.has_profile
+    np.testing.assert_allclose(back.profile_score(bright), stats.profile_score(bright), atol=2e-3)
+
+
+def test_check_domain_needs_every_check_to_pass():
+    rng = np.random.default_rng(3)
+    train = _map(rng, 200)
+    emb = rng.normal(size=(200, 4))
+    stats = fit_ood(emb, np.zeros(200, int), spectral_profile(train))
+    card = {"method": "both", "quantile": 0.99,
+            "checks": {"embedding": {"threshold": 100.0}, "spectral_profile": {"threshold": 0.01}}}
+    same_emb = rng.normal(size=(5, 4))
+    facts = check_domain(stats, card, same_emb, spectral_profile(_map(rng, 5, tilt=0.0)))
+    assert facts["available"] and not facts["in_domain"]
+    assert [c["in_domain"] for c in facts["checks"]] == [True, False]
+    assert "average spectrum" in describe_failures(facts)
+    ok = check_domain(stats, card, same_emb, spectral_profile(_map(rng, 5)))
+    assert ok["in_domain"] and describe_failures(ok) is None
+    # an older card with only the embedding threshold runs the embedding check alone
+    old = check_domain(stats, {"threshold": 100.0}, same_emb, spectral_profile(_map(rng, 5, tilt=0.0)))
+    assert old["in_domain"] and [c["name"] for c in old["checks"]] == ["embedding"]
+    assert check_domain(stats, {}, same_emb) == {"available": False}

@@ -119,6 +119,24 @@ def test_out_of_domain_warning_is_prominent():
     assert 'class="warning"' in html
 
 
+def test_domain_checks_are_tabled_and_the_failing_one_named():
+    track = example_track()
+    track["ood"] = {"available": True, "in_domain": False, "score": 3.0, "threshold": 5.0,
+                    "quantile": 0.99, "checks": [
+                        {"name": "embedding", "score": 3.0, "threshold": 5.0, "in_domain": True,
+                         "description": "embedding distance"},
+                        {"name": "spectral_profile", "score": 0.2, "threshold": 0.05,
+                         "in_domain": False, "description": "average spectrum <b>distance</b>"}]}
+    html = render_report_html(track, {})
+    assert "average spectrum &lt;b&gt;distance&lt;/b&gt;: 0.200 above the limit 0.050" in html
+    assert "embedding distance: 3.000" not in html          # the passing check is not blamed
+    assert html.count("within the training domain") == 1
+    assert html.count("OUTSIDE the training domain") == 1
+    assert "99% of the model" in html
+    track["ood"] = {"available": False}
+    assert "No domain check was run" in render_report_html(track, {})
+
+
 def test_figures_are_embedded_as_data_uris():
     track = example_track(n_windows=3)
     png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16

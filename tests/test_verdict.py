@@ -33,9 +33,10 @@ def test_window_disagreement_abstains():
 
 
 def test_out_of_domain_is_never_ai():
-    v = decide(0.99, [0.99] * 5, policy=POLICY, in_domain=False, ood_score=9.0, ood_threshold=3.0)
+    v = decide(0.99, [0.99] * 5, policy=POLICY, in_domain=False,
+               ood_detail="spectral distance: 9.000 > threshold 3.000")
     assert v.label == INCONCLUSIVE
-    assert "outside the domain" in v.reasons[0] and "9.00" in v.reasons[0]
+    assert "outside the domain" in v.reasons[0] and "9.000" in v.reasons[0]
 
 
 def test_no_abstention_rule_can_produce_ai():

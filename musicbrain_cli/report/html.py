@@ -215,13 +215,40 @@ def _verdict(track: Mapping) -> dict | None:
     }
 
 
+def _ood_checks(track: Mapping) -> list[dict]:
+    """One row per domain check run on the track, for the report's table."""
+    ood = track.get("ood") or {}
+    rows = ood.get("checks")
+    if not isinstance(rows, list):
+        rows = ([{"name": "embedding", "score": ood.get("score"), "threshold": ood.get("threshold"),
+                  "in_domain": ood.get("in_domain"), "description": "embedding distance"}]
+                if ood.get("available") else [])
+    out = []
+    for r in rows[:8]:
+        if not isinstance(r, Mapping):
+            continue
+        out.append({"check": str(r.get("description") or r.get("name", "?")),
+                    "score": prob(r.get("score")), "threshold": prob(r.get("threshold")),
+                    "outcome": "within the training domain" if r.get("in_domain")
+                    else "OUTSIDE the training domain"})
+    return out
+
+
+def _percent_or_none(x: Any) -> str | None:
+    value = _num(x)
+    return None if value is None else f"{100 * value:g}%"
+
+
 def _ood(track: Mapping) -> str | None:
     ood = track.get("ood")
     if not ood or ood.get("in_domain", True):
         return None
+    failed = [r for r in _ood_checks(track) if r["outcome"].startswith("OUTSIDE")]
+    which = "; ".join(f"{r['check']}: {r['score']} above the limit {r['threshold']}"
+                      for r in failed) or (f"score {prob(ood.get('score'))} above the limit "
+                                           f"{prob(ood.get('threshold'))}")
     return (f"This recording lies outside the domain the model was trained and evaluated on "
-            f"(out-of-domain score {prob(ood.get('score'))} above the limit "
-            f"{prob(ood.get('threshold'))}). The error rates stated in this report do not "
+            f"({which}). The error rates stated in this report do not "
             f"apply to it, and the verdict must not be relied upon on its own.")
 
 
@@ -324,6 +351,8 @@ def report_view(track: Mapping, figures: Mapping[str, bytes], *, signer: Any = N
         "schema": visible(track.get("schema", "n/a")),
         "verdict": _verdict(track),
         "ood_warning": _ood(track),
+        "ood_checks": _ood_checks(track),
+        "ood_quantile": _percent_or_none((track.get("ood") or {}).get("quantile")),
         "timeline": _figure(figures, TIMELINE_FIGURE),
         "window_s": seconds(timeline.get("window_s")),
         "labels": [{"group": visible(r.get("group", "")), "label": visible(r.get("label", "")),

@@ -4,10 +4,11 @@ known error rates, all measured on held-out data and written into the model card
 ``finalize_model(model_dir, dataset_root)``:
 
 1. runs the model over the data set's feature cache (no audio decoding), keeping per-window
-   calibrated P(AI) and pooled embeddings;
+   calibrated P(AI), pooled embeddings and spectral profiles;
 2. aggregates windows to clips the way a scan aggregates windows to a track (mean P(AI));
-3. fits the out-of-domain statistics (:mod:`musicbrain_cli.ood`) on training embeddings and
-   sets their threshold at a quantile of *validation* clip scores;
+3. fits the out-of-domain statistics (:mod:`musicbrain_cli.ood`: embedding Mahalanobis and
+   spectral-profile k-NN) on training windows and sets each check's threshold at a quantile
+   of *validation* clip scores;
 4. chooses the operating point on validation clips: the boundary where ``ai`` verdicts
    begin (threshold + band) is the smallest probability, not below 0.5, whose
    false-positive rate on human clips is at most ``fpr_target``; the abstention band lies
@@ -53,14 +54,26 @@ class _Clips:
     probs: np.ndarray            # [C, L] mean calibrated probabilities
     targets: np.ndarray          # [C, L]
     mask: np.ndarray             # [C, L]
-    ood_scores: np.ndarray       # [C] median window distance (filled once OOD is fitted)
     embeddings: np.ndarray       # [W, D] all windows, for fitting
+    profiles: np.ndarray | None = None   # [W, P] spectral profiles of the same windows
+    #: [C] median window score per out-of-domain check (filled once OOD is fitted)
+    ood_scores: dict[str, np.ndarray] | None = None
+    in_domain: np.ndarray | None = None  # [C] bool: every check passed
+
+    def window_bounds(self) -> np.ndarray:
+        return np.cumsum([0] + [len(w) for w in self.window_p_ai])
+
+    def clip_medians(self, window_scores: np.ndarray) -> np.ndarray:
+        b = self.window_bounds()
+        return np.array([np.median(window_scores[a:z]) for a, z in zip(b, b[1:])])
 
 
 @torch.inference_mode()
 def _run(model, cache, indices: np.ndarray, temperature: float, batch_size: int,
-         progress: Progress, label: str):
-    logits, emb = [], []
+         progress: Progress, label: str, floor: float):
+    from musicbrain_cli.ood import spectral_profile
+
+    logits, emb, prof = [], [], []
     with progress.task(f"finalize: {label}", total=len(indices)) as task:
         for start in range(0, len(indices), batch_size):
             idx = indices[start:start + batch_size]
@@ -68,24 +81,28 @@ def _run(model, cache, indices: np.ndarray, temperature: float, batch_size: int,
             fused = model.forward_features(x)
             logits.append(model.forward_head(fused).float().numpy())
             emb.append(model.pool(fused).float().numpy())
+            prof.append(spectral_profile(x, floor=floor))
             task.advance(len(idx))
     logits = np.concatenate(logits).astype(np.float64)
-    return 1.0 / (1.0 + np.exp(-logits / temperature)), np.concatenate(emb)
+    return (1.0 / (1.0 + np.exp(-logits / temperature)), np.concatenate(emb),
+            np.concatenate(prof))
 
 
-def _clips(cache, indices, probs, emb, det: int) -> _Clips:
+def _clips(cache, indices, probs, emb, det: int, profiles: np.ndarray | None = None) -> _Clips:
     groups: dict[str, list[int]] = defaultdict(list)
     for row, i in enumerate(indices):
         groups[cache.clip_ids[int(i)]].append(row)
     ids = sorted(groups)
     rows = [np.asarray(groups[c]) for c in ids]
+    order = np.concatenate(rows)               # windows grouped clip by clip, as window_p_ai
     first = [int(indices[r[0]]) for r in rows]
     return _Clips(ids=ids,
                   p_ai=np.array([probs[r, det].mean() for r in rows]),
                   window_p_ai=[probs[r, det] for r in rows],
                   probs=np.stack([probs[r].mean(axis=0) for r in rows]),
                   targets=cache.targets[first], mask=cache.mask[first],
-                  ood_scores=np.zeros(len(ids)), embeddings=emb)
+                  embeddings=emb[order],
+                  profiles=None if profiles is None else profiles[order])
 
 
 def choose_threshold(p_ai: np.ndarray, is_ai: np.ndarray, *, fpr_target: float) -> float:
@@ -99,15 +116,19 @@ def choose_threshold(p_ai: np.ndarray, is_ai: np.ndarray, *, fpr_target: float) 
     return float(min(0.99, max(0.5, np.nextafter(cut, 1.0))))
 
 
-def verdict_rates(clips: _Clips, is_ai: np.ndarray, *, policy, ood_threshold: float | None,
-                  split: str) -> dict[str, Any]:
-    """Counts and rates of each verdict for human and AI clips, with Wilson intervals."""
+def verdict_rates(clips: _Clips, is_ai: np.ndarray, *, policy, split: str) -> dict[str, Any]:
+    """Counts and rates of each verdict for human and AI clips, with Wilson intervals.
+
+    ``clips.in_domain`` (per clip, or ``None`` when no out-of-domain check ran) feeds the
+    rule's out-of-domain abstention.
+    """
     from musicbrain_cli.metrics import wilson_interval
     from musicbrain_cli.verdict import AI, HUMAN, INCONCLUSIVE, decide
 
     counts = {True: defaultdict(int), False: defaultdict(int)}
-    for p, w, s, truth in zip(clips.p_ai, clips.window_p_ai, clips.ood_scores, is_ai):
-        in_domain = None if ood_threshold is None else bool(s <= ood_threshold)
+    domain = [None] * len(clips.p_ai) if clips.in_domain is None else clips.in_domain
+    for p, w, dom, truth in zip(clips.p_ai, clips.window_p_ai, domain, is_ai):
+        in_domain = None if dom is None else bool(dom)
         label = decide(float(p), w, policy=policy, in_domain=in_domain).label
         counts[bool(truth)][label] += 1
     n_h, n_a = sum(counts[False].values()), sum(counts[True].values())
@@ -146,7 +167,7 @@ def finalize_model(model_dir: str | Path, dataset_root: str | Path, *,
     from musicbrain_cli.metrics import roc_auc
     from musicbrain_cli.model.checkpoint import (_atomic_write, _json_text, load_checkpoint,
                                                  validate_card)
-    from musicbrain_cli.ood import fit_ood, fit_threshold
+    from musicbrain_cli.ood import CHECK_WORDS, PROFILE_BANDS, fit_ood, fit_threshold, map_floor
     from musicbrain_cli.training.cache import CachedWindows, build_cache, default_cache_dir
     from musicbrain_cli.training.dataset import Dataset
     from musicbrain_cli.verdict import VerdictPolicy
@@ -177,19 +198,22 @@ def finalize_model(model_dir: str | Path, dataset_root: str | Path, *,
         idx = np.asarray(by_split[split])
         if split == FIT_SPLIT and len(idx) > max_fit_windows:
             idx = np.sort(rng.choice(idx, size=max_fit_windows, replace=False))
-        probs, emb = _run(model, cache, idx, temperature, batch_size, progress, split)
-        clips[split] = _clips(cache, idx, probs, emb, det)
+        probs, emb, prof = _run(model, cache, idx, temperature, batch_size, progress, split,
+                                map_floor(config.front_end))
+        clips[split] = _clips(cache, idx, probs, emb, det, prof)
 
-    # Out of domain: fit on train windows (class = human/ai), threshold on validation clips.
+    # Out of domain: fit on train windows (class = human/ai), thresholds on validation clips.
     train = clips[FIT_SPLIT]
     window_cls = np.repeat([int(t[det] > 0.5) for t in train.targets],
                            [len(w) for w in train.window_p_ai])
-    stats = fit_ood(train.embeddings, window_cls)
+    stats = fit_ood(train.embeddings, window_cls, train.profiles)
     for c in clips.values():
-        scores = stats.score(c.embeddings)
-        bounds = np.cumsum([0] + [len(w) for w in c.window_p_ai])
-        c.ood_scores = np.array([np.median(scores[a:b]) for a, b in zip(bounds, bounds[1:])])
-    ood_threshold = fit_threshold(clips[CHOOSE_SPLIT].ood_scores, quantile=ood_quantile)
+        c.ood_scores = {"embedding": c.clip_medians(stats.score(c.embeddings)),
+                        "spectral_profile": c.clip_medians(stats.profile_score(c.profiles))}
+    thresholds = {name: fit_threshold(clips[CHOOSE_SPLIT].ood_scores[name], quantile=ood_quantile)
+                  for name in ("embedding", "spectral_profile")}
+    for c in clips.values():
+        c.in_domain = np.all([c.ood_scores[n] <= t for n, t in thresholds.items()], axis=0)
     stats.save(model_dir)
 
     val = clips[CHOOSE_SPLIT]
@@ -207,10 +231,12 @@ def finalize_model(model_dir: str | Path, dataset_root: str | Path, *,
             continue
         is_ai = c.targets[:, det] > 0.5
         evaluation[split] = {
-            **verdict_rates(c, is_ai, policy=policy, ood_threshold=ood_threshold, split=split),
+            **verdict_rates(c, is_ai, policy=policy, split=split),
             "roc_auc": roc_auc(is_ai.astype(np.float32), c.p_ai),
             "style_map_macro": _style_map(c, config.taxonomy),
-            "ood_flagged": float(np.mean(c.ood_scores > ood_threshold)),
+            "ood_flagged": float(np.mean(~c.in_domain)),
+            "ood_flagged_by_check": {n: float(np.mean(c.ood_scores[n] > t))
+                                     for n, t in thresholds.items()},
         }
     main = "test" if "test" in evaluation else CHOOSE_SPLIT
     card = dict(card)
@@ -218,9 +244,23 @@ def finalize_model(model_dir: str | Path, dataset_root: str | Path, *,
     card["verdict"] = {**policy.to_dict(), "fpr_target": fpr_target,
                        "ai_boundary": threshold + policy.band,
                        "threshold_chosen_on": CHOOSE_SPLIT}
-    card["ood"] = {"method": "mahalanobis-ledoit-wolf (Lee et al. 2018)", "threshold": ood_threshold,
-                   "quantile": ood_quantile, "fitted_on": FIT_SPLIT,
-                   "threshold_on": CHOOSE_SPLIT, "track_statistic": "median over windows"}
+    card["ood"] = {
+        "method": "embedding Mahalanobis, Ledoit-Wolf (Lee et al. 2018) + spectral-profile "
+                  "k-NN cosine (Sun et al. 2022); out of domain when either check fires",
+        # The embedding check's threshold under its historic key, for older readers.
+        "threshold": thresholds["embedding"],
+        "checks": {
+            "embedding": {"threshold": thresholds["embedding"],
+                          "method": "mahalanobis-ledoit-wolf (Lee et al. 2018)",
+                          "description": CHECK_WORDS["embedding"]},
+            "spectral_profile": {"threshold": thresholds["spectral_profile"],
+                                 "method": "k-nn cosine distance (Sun et al. 2022)",
+                                 "k": int(stats.profile_k), "bands": PROFILE_BANDS,
+                                 "reference_windows": int(len(stats.profile_reference)),
+                                 "description": CHECK_WORDS["spectral_profile"]},
+        },
+        "quantile": ood_quantile, "fitted_on": FIT_SPLIT,
+        "threshold_on": CHOOSE_SPLIT, "track_statistic": "median over windows"}
     card["error_rates"] = evaluation[main]
     card["evaluation"] = evaluation
     validate_card(card)
