@@ -16,7 +16,12 @@ accuse. With ``espeak-ng`` installed, a few spoken sentences are added ("speech"
 Genres: rock/pop (drums, electric bass, overdriven guitar power chords, voice-like lead),
 electronic (four-on-the-floor, synth bass, saw pad, arpeggio), film (string pads, brass
 swells, timpani, horn melody), chiptune (square-wave lead and bass, saw arpeggio, noise-like
-hats), jazz (walking bass, swung ride cymbal, piano comping, saxophone).
+hats), jazz (walking bass, swung ride cymbal, piano comping, saxophone). The out-of-domain
+method was chosen on these five. Held out (written afterwards, never used to choose or tune
+anything, reported on their own line): hip-hop (boom-bap drums, electric piano, hook), bossa
+nova (nylon guitar comp, root-fifth bass, flute), ambient (pads, bells, drone) and a pop
+piano ballad (solo piano: the training data's keyboard timbre with pop harmony, the hard
+case).
 
     python benchmarks/ood.py [--model default] [--per-genre 4] [--seconds 20 60]
                              [--seed 0] [--keep DIR] [--json] [--threads N]
@@ -39,77 +44,26 @@ from typing import Callable
 
 import numpy as np
 
+from musicbrain_cli.training.reference.arrangements import (  # the shared piece helpers
+    DRUMS as _DRUMS, MAJOR, Piece, bars as _bars)
+
 FILE_RATE = 44100          # files as they circulate; the scan resamples to the model rate
-DRUMS = {"kick": 36, "snare": 38, "clap": 39, "closed_hat": 42, "pedal_hat": 44,
-         "open_hat": 46, "crash": 49, "ride": 51, "tom_low": 45}
+DRUMS = dict(_DRUMS)
 #: GM programs (0-based).
 PROGRAM = {"piano": 0, "acoustic_bass": 32, "finger_bass": 33, "overdrive_guitar": 29,
            "distortion_guitar": 30, "strings": 48, "timpani": 47, "trumpet": 56,
            "brass": 61, "horn": 60, "tenor_sax": 66, "synth_bass": 38, "square": 80,
-           "saw": 81, "voice_lead": 85, "polysynth_pad": 90, "synth_voice": 54}
-#: Chord progressions as scale degrees of a major key (root offsets in semitones, quality).
-MAJOR = [0, 2, 4, 5, 7, 9, 11]
+           "saw": 81, "voice_lead": 85, "polysynth_pad": 90, "synth_voice": 54,
+           "electric_piano": 4, "nylon_guitar": 24, "flute": 73, "warm_pad": 89,
+           "halo_pad": 94, "celesta": 8, "vibraphone": 11, "glockenspiel": 9,
+           "synth_strings": 50}
 POP_PROGRESSIONS = [[0, 4, 5, 3], [5, 3, 0, 4], [0, 5, 3, 4], [0, 3, 4, 3]]
-
-
-def _pm():
-    import pretty_midi
-
-    return pretty_midi
-
-
-class Piece:
-    """A PrettyMIDI under construction on a bar/beat grid with seeded humanisation."""
-
-    def __init__(self, rng: np.random.Generator, tempo: float, *, swing: float = 0.0):
-        pm = _pm()
-        self.rng = rng
-        self.beat = 60.0 / tempo
-        self.swing = swing            # share of a beat the off-beat eighth is delayed by
-        self.midi = pm.PrettyMIDI(initial_tempo=tempo)
-        self.parts: dict[str, object] = {}
-
-    def part(self, name: str, program: int = 0, *, drum: bool = False):
-        if name not in self.parts:
-            inst = _pm().Instrument(program=program, is_drum=drum, name=name)
-            self.midi.instruments.append(inst)
-            self.parts[name] = inst
-        return self.parts[name]
-
-    def t(self, beats: float) -> float:
-        """Beats -> seconds, with swing on the off-beat eighths."""
-        whole, frac = divmod(beats, 1.0)
-        if self.swing and abs(frac - 0.5) < 1e-6:
-            frac += self.swing
-        return (whole + frac) * self.beat
-
-    def note(self, part, pitch: int, start_beats: float, dur_beats: float, velocity: int,
-             *, jitter_s: float = 0.008) -> None:
-        # A player's timing and touch: small Gaussian jitter in onset and velocity.
-        start = max(0.0, self.t(start_beats) + float(self.rng.normal(0.0, jitter_s)))
-        end = start + max(0.03, dur_beats * self.beat * 0.95)
-        vel = int(np.clip(velocity + self.rng.normal(0.0, 6.0), 1, 127))
-        if 0 <= pitch <= 127:
-            part.notes.append(_pm().Note(vel, int(pitch), start, end))
-
-    def swell(self, part, start_beats: float, dur_beats: float, lo: int = 30, hi: int = 110) -> None:
-        """A crescendo-decrescendo with MIDI expression (CC 11) over a held chord."""
-        steps = 16
-        for k in range(steps + 1):
-            x = k / steps
-            value = int(lo + (hi - lo) * np.sin(np.pi * x))
-            part.control_changes.append(_pm().ControlChange(11, value,
-                                                            self.t(start_beats + x * dur_beats)))
 
 
 def _triad(root: int, degree: int, key: int) -> list[int]:
     """Diatonic triad on ``degree`` (0-6) of the major key ``key`` (a MIDI root)."""
     idx = [degree, degree + 2, degree + 4]
     return [key + MAJOR[i % 7] + 12 * (i // 7) + root for i in idx]
-
-
-def _bars(seconds: float, tempo: float, beats_per_bar: int = 4) -> int:
-    return max(2, int(np.ceil(seconds / (beats_per_bar * 60.0 / tempo))))
 
 
 def rock(rng: np.random.Generator, seconds: float):
@@ -274,8 +228,124 @@ def jazz(rng: np.random.Generator, seconds: float):
     return p.midi
 
 
-GENRES: dict[str, Callable] = {"rock_pop": rock, "electronic": electronic, "film": film,
-                               "chiptune": chiptune, "jazz": jazz}
+def hiphop(rng: np.random.Generator, seconds: float):
+    tempo = float(rng.uniform(84, 96))
+    p = Piece(rng, tempo, swing=float(rng.uniform(0.0, 0.12)))
+    key = int(rng.integers(33, 40))
+    drums = p.part("drums", drum=True)
+    bass = p.part("bass", PROGRAM["synth_bass"])
+    keys = p.part("keys", PROGRAM["electric_piano"])
+    lead = p.part("lead", PROGRAM[str(rng.choice(["voice_lead", "synth_voice", "tenor_sax"]))])
+    loop = [(0, (0, 3, 7, 10)), (5, (0, 3, 7, 10)), (3, (0, 4, 7, 11)), (10, (0, 4, 7, 10))]
+    for bar in range(_bars(seconds, tempo)):
+        b0 = bar * 4
+        root, tones = loop[bar % 4]
+        for pos in (0.0, 1.75, 2.5):                        # boom-bap kick, laid back snare
+            p.note(drums, DRUMS["kick"], b0 + pos, 0.25, 110, jitter_s=0.004)
+        for pos in (1.0, 3.0):
+            p.note(drums, DRUMS["snare"], b0 + pos + 0.02, 0.25, 105, jitter_s=0.006)
+        for e in range(8):
+            p.note(drums, DRUMS["closed_hat"], b0 + e / 2, 0.2, 60 + 15 * (e % 2 == 0))
+        p.note(bass, key + root, b0, 1.5, 100)
+        p.note(bass, key + root + 7, b0 + 2.5, 1.0, 90)
+        for v in tones:
+            p.note(keys, key + 24 + root + v, b0, 3.5, 65, jitter_s=0.01)
+        t = 0.0
+        while t < 4:                                        # a short, repeated hook
+            dur = float(rng.choice([0.25, 0.5, 0.5, 0.75]))
+            if rng.random() > 0.35:
+                p.note(lead, key + 36 + root + int(rng.choice(tones)), b0 + t, dur, 80)
+            t += dur
+    return p.midi
+
+
+def bossa(rng: np.random.Generator, seconds: float):
+    tempo = float(rng.uniform(120, 140))
+    p = Piece(rng, tempo)
+    key = int(rng.integers(40, 47))
+    drums = p.part("drums", drum=True)
+    bass = p.part("bass", PROGRAM["acoustic_bass"])
+    gtr = p.part("guitar", PROGRAM["nylon_guitar"])
+    flute = p.part("flute", PROGRAM["flute"])
+    changes = [(0, (0, 4, 7, 11)), (2, (0, 3, 7, 10)), (7, (0, 4, 7, 10)), (0, (0, 4, 7, 9))]
+    for bar in range(_bars(seconds, tempo)):
+        b0 = bar * 4
+        root, tones = changes[bar % 4]
+        r = key + root
+        for pos, pitch in ((0, r), (1.5, r + 7), (2, r + 7), (3.5, r)):   # root-fifth bass
+            p.note(bass, pitch - 12, b0 + pos, 0.5, 85, jitter_s=0.01)
+        for pos in (0, 1.5, 2.5, 3.0):                      # the bossa guitar comp
+            for v in tones[1:]:
+                p.note(gtr, r + 12 + v, b0 + pos, 0.45, 60, jitter_s=0.012)
+        for pos in (0.5, 1.25, 2.0, 3.25):                  # cross-stick and shaker-like hats
+            p.note(drums, 37, b0 + pos, 0.1, 60)
+        for e in range(8):
+            p.note(drums, DRUMS["pedal_hat"], b0 + e / 2, 0.1, 45)
+        t = 0.0
+        while t < 4:
+            dur = float(rng.choice([0.5, 1.0, 1.5, 2.0]))
+            if rng.random() > 0.3:
+                p.note(flute, r + 24 + int(rng.choice(tones + (2, 14))), b0 + t, dur, 75,
+                       jitter_s=0.015)
+            t += dur
+    return p.midi
+
+
+def ambient(rng: np.random.Generator, seconds: float):
+    tempo = float(rng.uniform(60, 72))
+    p = Piece(rng, tempo)
+    key = int(rng.integers(36, 43))
+    pad = p.part("pad", PROGRAM[str(rng.choice(["warm_pad", "polysynth_pad", "halo_pad"]))])
+    bell = p.part("bells", PROGRAM[str(rng.choice(["celesta", "vibraphone", "glockenspiel"]))])
+    drone = p.part("drone", PROGRAM["synth_strings"])
+    for bar in range(_bars(seconds, tempo)):
+        b0 = bar * 4
+        chord = _triad(0, [0, 5, 3, 4][bar % 4], key + 12)
+        if bar % 2 == 0:                                    # slow pads, two bars each
+            for iv in chord + [chord[0] + 12]:
+                p.note(pad, iv + 12, b0, 8, 60, jitter_s=0.05)
+            p.note(drone, key, b0, 8, 55)
+        for _ in range(int(rng.integers(1, 4))):            # sparse bells
+            pos = float(rng.choice(np.arange(0, 4, 0.5)))
+            p.note(bell, int(rng.choice(chord)) + 36, b0 + pos, 2.0, int(rng.integers(40, 80)),
+                   jitter_s=0.03)
+    return p.midi
+
+
+def piano_ballad(rng: np.random.Generator, seconds: float):
+    """A pop ballad on solo piano: the timbre of the training data's keyboard pieces, with
+    pop harmony and accompaniment (the hard case for the domain checks)."""
+    tempo = float(rng.uniform(66, 84))
+    p = Piece(rng, tempo)
+    key = int(rng.integers(48, 55))
+    prog = POP_PROGRESSIONS[int(rng.integers(len(POP_PROGRESSIONS)))]
+    left = p.part("left", PROGRAM["piano"])
+    right = p.part("right", PROGRAM["piano"])
+    for bar in range(_bars(seconds, tempo)):
+        b0 = bar * 4
+        chord = _triad(0, prog[bar % len(prog)], key)
+        p.note(left, chord[0] - 24, b0, 4, 70, jitter_s=0.012)
+        for e, pitch in enumerate([chord[0] - 12, chord[2] - 12, chord[1], chord[2]] * 2):
+            p.note(left, pitch, b0 + e / 2, 0.5, 55, jitter_s=0.012)   # broken-chord pattern
+        t = 0.0
+        while t < 4:
+            dur = float(rng.choice([0.5, 1.0, 1.0, 1.5, 2.0]))
+            if rng.random() > 0.15:
+                p.note(right, int(rng.choice(chord)) + 12 + int(rng.choice([0, 2, 0, -1])),
+                       b0 + t, dur, 78, jitter_s=0.015)
+            t += dur
+    return p.midi
+
+
+#: The genres the out-of-domain method was chosen on (the spectral-profile check was added
+#: after it missed them in an earlier version of this benchmark) ...
+SELECTION_GENRES: dict[str, Callable] = {"rock_pop": rock, "electronic": electronic,
+                                         "film": film, "chiptune": chiptune, "jazz": jazz}
+#: ... and genres written only afterwards, never used to choose or tune anything: the
+#: honest figure is the one on these.
+HELD_OUT_GENRES: dict[str, Callable] = {"hiphop": hiphop, "bossa": bossa, "ambient": ambient,
+                                        "piano_ballad": piano_ballad}
+GENRES: dict[str, Callable] = {**SELECTION_GENRES, **HELD_OUT_GENRES}
 SENTENCES = ["The court heard evidence about the origin of the recording.",
              "Please state your name and occupation for the record.",
              "The weather tomorrow will be cloudy with occasional rain in the north."]
@@ -342,12 +412,18 @@ def summarise(results: list[dict]) -> list[dict]:
                      "out_of_domain": sum(r["out_of_domain"] for r in rs),
                      "mean_p_ai": float(np.mean([r["p_ai"] for r in rs])),
                      "max_p_ai": float(np.max([r["p_ai"] for r in rs]))})
-    c = Counter(r["verdict"] for r in results)
-    rows.append({"genre": "all", "n": len(results), "ai": c["ai"], "human": c["human"],
-                 "inconclusive": c["inconclusive"],
-                 "out_of_domain": sum(r["out_of_domain"] for r in results),
-                 "mean_p_ai": float(np.mean([r["p_ai"] for r in results])),
-                 "max_p_ai": float(np.max([r["p_ai"] for r in results]))})
+    sets = [("all, selection genres", [r for r in results if r["genre"] in SELECTION_GENRES]),
+            ("all, held-out genres", [r for r in results if r["genre"] not in SELECTION_GENRES]),
+            ("all", results)]
+    for name, rs in sets:
+        if not rs:
+            continue
+        c = Counter(r["verdict"] for r in rs)
+        rows.append({"genre": name, "n": len(rs), "ai": c["ai"], "human": c["human"],
+                     "inconclusive": c["inconclusive"],
+                     "out_of_domain": sum(r["out_of_domain"] for r in rs),
+                     "mean_p_ai": float(np.mean([r["p_ai"] for r in rs])),
+                     "max_p_ai": float(np.max([r["p_ai"] for r in rs]))})
     return rows
 
 
@@ -386,10 +462,10 @@ def main() -> int:
             " (the model has no out-of-domain statistics)"
         print(f"model {args.model}: verdicts on human-made-style music unlike the training "
               f"data{ood_note}")
-        print(f"{'genre':<12} {'n':>3} {'ai':>3} {'human':>6} {'inconcl.':>9} {'OOD':>4} "
+        print(f"{'genre':<22} {'n':>3} {'ai':>3} {'human':>6} {'inconcl.':>9} {'OOD':>4} "
               f"{'mean P(AI)':>11} {'max P(AI)':>10}")
         for r in rows:
-            print(f"{r['genre']:<12} {r['n']:>3} {r['ai']:>3} {r['human']:>6} "
+            print(f"{r['genre']:<22} {r['n']:>3} {r['ai']:>3} {r['human']:>6} "
                   f"{r['inconclusive']:>9} {r['out_of_domain']:>4} {r['mean_p_ai']:>11.3f} "
                   f"{r['max_p_ai']:>10.3f}")
         total = rows[-1]

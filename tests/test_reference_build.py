@@ -80,6 +80,42 @@ def test_tiny_build_labels_splits_and_renderers(tiny_pair):
     assert (root / "card.json").is_file() and (root / "reference.json").is_file()
 
 
+def test_arrangements_are_human_with_unknown_style_labels(tiny_pair):
+    from musicbrain_cli.training.reference.arrangements import GENRES
+
+    (root, summary), _ = tiny_pair
+    rows = _rows(root)
+    arranged = [r for r in rows if r["origin"].startswith("arrangement:")]
+    assert sorted(r["origin"].split(":")[1].split("#")[0] for r in arranged) == sorted(GENRES)
+    assert summary["arrangements"] == {g: 1 for g in GENRES}
+    for r in arranged:   # they teach the detector, not the style heads
+        assert (r["source"], r["generator"]) == ("human", "-")
+        assert r["period"] == r["composer"] == r["instrumentation"] == ""
+        assert r["work_id"] == r["clip_id"].removeprefix("human-")
+    # their codec re-syntheses are AI clips of the same work
+    codec = [r for r in rows if r["origin"].startswith("neural-codec:human-arrangement-")]
+    assert codec and all(r["source"] == "ai" for r in codec)
+
+
+def test_arrangements_are_seeded_pieces_of_their_idiom():
+    from musicbrain_cli.training.reference import arrangements as ar
+
+    for genre in ar.GENRES:
+        midi, qpm = ar.arrange(genre, 7, 12.0)
+        again, _ = ar.arrange(genre, 7, 12.0)
+        other, _ = ar.arrange(genre, 8, 12.0)
+        notes = [(n.start, n.pitch) for i in midi.instruments for n in i.notes]
+        assert notes == [(n.start, n.pitch) for i in again.instruments for n in i.notes]
+        assert notes != [(n.start, n.pitch) for i in other.instruments for n in i.notes]
+        assert midi.get_end_time() >= 12.0 and 40 <= qpm <= 200, genre
+        assert len({i.program for i in midi.instruments if not i.is_drum}) >= 2, genre
+        assert all(0 <= n.pitch <= 127 for i in midi.instruments for n in i.notes)
+    # the ones with a kit put it on the drum channel
+    assert any(i.is_drum for i in ar.arrange("funk", 1, 8.0)[0].instruments)
+    with pytest.raises(ValueError, match="genre"):
+        ar.arrange("polka", 0, 5.0)
+
+
 def test_same_seed_same_manifest_and_audio(tiny_pair):
     (a, _), (b, _) = tiny_pair
     assert (a / "manifest.csv").read_bytes() == (b / "manifest.csv").read_bytes()

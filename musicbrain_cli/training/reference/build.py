@@ -73,7 +73,9 @@ class SizeSpec:
     each collection's caps); ``windows_per_piece``: most clips cut from one human piece;
     ``symbolic_per_generator``: pieces sampled per symbolic generator; ``codec_share``:
     share of human clips also re-synthesised by the codec; ``works_per_collection``: most
-    pieces kept per collection (an ABC book holds hundreds)."""
+    pieces kept per collection (an ABC book holds hundreds); ``arrangements_per_genre``:
+    human-style popular arrangements per genre of :mod:`.arrangements` (outlier
+    exposure)."""
 
     name: str
     clip_s: float
@@ -84,20 +86,24 @@ class SizeSpec:
     works_per_collection: int | None
     codec_share: float
     sample_batch: int = 16
+    arrangements_per_genre: int = 0
 
 
 SIZES: dict[str, SizeSpec] = {
     # tiny: for the determinism test (built twice); three collections, 4 s clips
     "tiny": SizeSpec("tiny", 4.0, ("bach", "chopin", "ryans-mammoth"), 1, 1, 2, 1, 0.5,
-                     sample_batch=4),
+                     sample_batch=4, arrangements_per_genre=1),
     # small: every collection once (so every label is populated), 10 s clips
-    "small": SizeSpec("small", 10.0, None, 1, 1, 12, 2, 0.4, sample_batch=12),
+    "small": SizeSpec("small", 10.0, None, 1, 1, 12, 2, 0.4, sample_batch=12,
+                      arrangements_per_genre=2),
     # medium: about 1,000 clips per class (~6 h) from the score subset the generators were
     # trained on (its parse cache is warm after generator training); builds in well under an
     # hour on two cores, for a CPU-trained model when the full build does not fit the time
-    "medium": SizeSpec("medium", 12.0, None, 40, 2, 300, None, 0.4, sample_batch=32),
+    "medium": SizeSpec("medium", 12.0, None, 40, 2, 300, None, 0.4, sample_batch=32,
+                       arrangements_per_genre=60),
     # full: the default model's training set (>= 2,000 clips per class, >= 10 h)
-    "full": SizeSpec("full", 12.0, None, None, 4, 850, None, 0.25, sample_batch=32),
+    "full": SizeSpec("full", 12.0, None, None, 4, 850, None, 0.25, sample_batch=32,
+                     arrangements_per_genre=110),
 }
 
 
@@ -251,6 +257,7 @@ class _Clip:
     events: list
     qpm: float
     held_out: bool  # rendered with the held-out SoundFont (the cross-renderer split)
+    midi: object = None  # a ready PrettyMIDI (arrangements); else built from ``events``
 
 
 def _fit(y: np.ndarray, n: int) -> np.ndarray:
@@ -311,6 +318,33 @@ def plan_human(works: Sequence[sc.Work], spec: SizeSpec, splits: dict[str, str],
     for c in clips:
         c.split = xsf if c.split == XSF_SPLIT else c.split
     return clips, skipped
+
+
+def plan_arrangements(spec: SizeSpec, seed: int, xsf: str = XSF_SPLIT) -> list[_Clip]:
+    """The popular-idiom human clips (:mod:`.arrangements`): each piece is its own work,
+    split by work with the corpus's shares; labels other than source are unknown."""
+    from musicbrain_cli.training.reference import arrangements as ar
+
+    pieces = [(g, i) for g in ar.GENRES for i in range(spec.arrangements_per_genre)]
+    if not pieces:
+        return []
+    ids = {(g, i): f"arrangement-{g}-{i:04d}" for g, i in pieces}
+    splits = _split_works(sorted(ids.values()), set(), seed)
+    clips = []
+    for (genre, i), work in ids.items():
+        key = int.from_bytes(hashlib.sha256(f"{seed}:{work}".encode()).digest()[:8], "big")
+        midi, qpm = ar.arrange(genre, key, spec.clip_s + 2.0)
+        split = splits[work]
+        clips.append(_Clip(f"human-{work}", "human", "-", "", "", "", work,
+                           xsf if split == XSF_SPLIT else split, f"arrangement:{genre}#{i}",
+                           [], qpm, held_out=split == XSF_SPLIT, midi=midi))
+    return clips
+
+
+def _arrangement_genres() -> list[str]:
+    from musicbrain_cli.training.reference import arrangements as ar
+
+    return list(ar.GENRES)
 
 
 def _conditions(works: Sequence[sc.Work], pinned: set[str]) -> list[tuple[str, str, str, list]]:
@@ -453,6 +487,7 @@ def build_reference(out: str | Path, *, size: str = "small", seed: int = 0,
     held_out = next((f for f in fonts if f.name == HELD_OUT_SOUNDFONT), fonts[-1])
     train_fonts = [f for f in fonts if f != held_out]
     human, skipped = plan_human(works, spec, splits, xsf)
+    human += plan_arrangements(spec, seed, xsf)
     t = time.perf_counter()
     torch.manual_seed(seed)
     conditions = _conditions(works, pinned)
@@ -492,8 +527,9 @@ def build_reference(out: str | Path, *, size: str = "small", seed: int = 0,
                     task.advance()
                     continue
                 rotate = int(rng.integers(0, 4)) if clip.instrumentation == "Melody" else 0
-                midi = events_to_midi(clip.events, qpm=clip.qpm,
-                                      instrumentation=clip.instrumentation, rotate=rotate)
+                midi = clip.midi if clip.midi is not None else events_to_midi(
+                    clip.events, qpm=clip.qpm, instrumentation=clip.instrumentation,
+                    rotate=rotate)
                 try:
                     y = _fit(render_midi(midi, font, sample_rate=sample_rate,
                                          humanize=humanize, seed=render_seed), n)
@@ -529,6 +565,8 @@ def build_reference(out: str | Path, *, size: str = "small", seed: int = 0,
                        for n, g in generators.items()}
         | {CODEC_GENERATOR: {"weights_sha256": codec_cfg["weights_sha256"]}},
         "works": len({w.work_id for w in works}), "skipped": len(skipped) + len(failures),
+        "arrangements": {g: sum(r["origin"].startswith(f"arrangement:{g}#") for r in rows)
+                         for g in _arrangement_genres()},
         "seconds": {k: round(v, 2) for k, v in timings.items()}
         | {"total": round(time.perf_counter() - t0, 2)},
     }
