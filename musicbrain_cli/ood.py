@@ -51,22 +51,23 @@ def spectral_profile(spec, *, floor: float = -1.0, bands: int = PROFILE_BANDS) -
     """Per window: mean level per band over non-silent frames, and mean positive flux per band.
 
     Args:
-        spec: the model's input map, ``[B, 1, F, T]`` or ``[B, F, T]`` (torch or numpy),
-            with ``F`` a multiple of ``bands``.
+        spec: the model's input map, ``[B, 1, F, T]`` or ``[B, F, T]`` (torch or numpy).
+            The ``F`` bins are averaged into ``min(bands, F)`` contiguous bands of (nearly)
+            equal width.
         floor: the map value of digital silence (:func:`map_floor`); zero-padded frames at
             the end of a short track are left out, so padding does not look like a new domain.
 
-    Returns ``[B, 2 * bands]`` float32: ``[band means | band flux means]``.
+    Returns ``[B, 2 * min(bands, F)]`` float32: ``[band means | band flux means]``.
     """
     x = np.asarray(spec.detach().float().cpu().numpy() if hasattr(spec, "detach") else spec,
                    dtype=np.float32)
     if x.ndim == 4:
         x = x[:, 0]
-    if x.ndim != 3 or x.shape[1] % bands:
-        raise ValueError(f"spectral_profile expects [B, F, T] with F a multiple of {bands}, "
-                         f"got {x.shape}")
+    if x.ndim != 3 or min(x.shape) < 1 or bands < 1:
+        raise ValueError(f"spectral_profile expects a non-empty [B, F, T] map, got {x.shape}")
     b, f, t = x.shape
-    g = x.reshape(b, bands, f // bands, t).mean(axis=2)                # [B, bands, T]
+    edges = np.linspace(0, f, min(bands, f) + 1).round().astype(int)
+    g = np.add.reduceat(x, edges[:-1], axis=1) / np.diff(edges)[None, :, None]   # [B, bands, T]
     active = x.max(axis=1) > floor + SILENT_MARGIN                      # [B, T]
     active[~active.any(axis=1)] = True          # all silent: keep every frame (it is odd input)
     w = active.astype(np.float32)

@@ -72,8 +72,11 @@ def test_profile_ignores_zero_padded_frames():
     # band means over the sounding frames only: padding does not drag the level down
     np.testing.assert_allclose(short[0, :PROFILE_BANDS], spectral_profile(x[:, :, :60])[0, :PROFILE_BANDS],
                                atol=1e-6)
-    with pytest.raises(ValueError, match="multiple"):
-        spectral_profile(np.zeros((1, 100, 10)))
+    # any bin count: bands of nearly equal width, at most one band per bin
+    assert spectral_profile(np.zeros((2, 100, 10))).shape == (2, 2 * PROFILE_BANDS)
+    assert spectral_profile(np.zeros((2, 32, 10))).shape == (2, 64)
+    with pytest.raises(ValueError, match="non-empty"):
+        spectral_profile(np.zeros((1, 0, 10)))
 
 
 def test_profile_check_flags_other_spectra_and_round_trips(tmp_path):
