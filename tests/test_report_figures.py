@@ -58,8 +58,12 @@ def test_timeline_figure_deterministic_and_validated():
     assert png == timeline_figure(starts, probs, window_s=4.0, threshold=0.8, band=(0.35, 0.8),
                                   highlight_s=[4.0])
     assert png != timeline_figure(starts, [0.1, 0.5, 0.2, 0.7], window_s=4.0)
-    width, height = Image.open(io.BytesIO(png)).size
+    image = Image.open(io.BytesIO(png))
+    width, height = image.size
     assert width > height > 100
+    # opaque RGB without text chunks: no alpha for the PDF renderer to split off, and no
+    # software version that would change the bytes across upgrades
+    assert image.mode == "RGB" and not image.info
     with pytest.raises(ReportError, match="equal"):
         timeline_figure(starts, probs[:-1], window_s=4.0)
     with pytest.raises(ReportError, match="window_s"):

@@ -25,7 +25,6 @@ MAX_ALPHA = 0.85  # strongest overlay still lets the spectrogram show through
 PALETTE = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7",
            "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
 HZ_TICKS = (20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000)
-_PNG_METADATA = {"Software": None}  # no version string: figures identical across upgrades
 
 
 def _mel(hz):
@@ -52,8 +51,17 @@ def _new_figure(width_in: float, height_in: float):
 
 
 def _png(fig) -> bytes:
+    """Opaque RGB PNG of ``fig``. Not matplotlib's RGBA: the figures are opaque anyway, and
+    WeasyPrint splits an alpha channel into a second image (a decode and two encodes per
+    figure per PDF)."""
+    from PIL import Image
+
+    fig.canvas.draw()
+    rgba = fig.canvas.buffer_rgba()
+    image = Image.frombuffer("RGBA", (int(rgba.shape[1]), int(rgba.shape[0])), rgba,
+                             "raw", "RGBA", 0, 1).convert("RGB")
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, metadata=_PNG_METADATA)
+    image.save(buf, format="PNG", compress_level=6)   # no text chunks: no software version
     return buf.getvalue()
 
 
