@@ -13,8 +13,8 @@ import argparse
 import csv
 from pathlib import Path
 
-PLAN = (  # (source, generator, extension): one clip of each
-    ("human", "-", ".flac"), ("human", "-", ".mp3"), ("human", "-", ".m4a"),
+PLAN = (  # (source, generator, extension): one clip of each; "-arr" a popular arrangement
+    ("human", "-", ".flac"), ("human", "-", ".mp3"), ("human", "-arr", ".m4a"),
     ("ai", "symbolic-small", ".ogg"), ("ai", "symbolic-large", ".mp3"),
     ("ai", "neural-codec", ".opus"), ("ai", "neural-codec", ".wav"),
 )
@@ -34,12 +34,19 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     used: set[str] = set()
     for number, (source, generator, ext) in enumerate(PLAN, start=1):
+        arranged = generator == "-arr"
         pick = next(r for r in rows if r["split"] == args.split and r["source"] == source
-                    and r["generator"] == generator and r["clip_id"] not in used)
+                    and r["generator"] == generator.removesuffix("arr")
+                    and r["origin"].startswith("arrangement:") == arranged
+                    and r["clip_id"] not in used)
         used.add(pick["clip_id"])
         y = load_audio(args.corpus / pick["path"], sample_rate=22050)
         truth = "human" if source == "human" else f"ai-{generator}"
-        style = pick["composer"].strip("-").split(",")[0].lower().replace(" ", "_") or "traditional"
+        if arranged:
+            style = pick["origin"].split(":")[1].split("#")[0]
+        else:
+            style = (pick["composer"].strip("-").split(",")[0].lower().replace(" ", "_")
+                     or "traditional")
         name = f"{number:02d}-{truth}-{style}{ext}"   # the truth is in the name for the demo
         encode_audio(args.out / name, y, 22050)
         print(args.out / name)
