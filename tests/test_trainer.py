@@ -150,6 +150,30 @@ def test_gain_is_a_level_offset_in_db():
     assert abs(float(delta.mean())) * aug.db_scale <= 10 + 1e-4
 
 
+def test_pitch_warp_moves_a_partial_by_the_shifted_frequency():
+    from musicbrain_cli.features import FrontEndConfig, bin_frequencies
+
+    hz = bin_frequencies(FrontEndConfig())
+    x = torch.full((1, len(hz), 4), -1.0)
+    k = int(np.argmin(np.abs(hz - 1000.0)))
+    x[0, k] = 0.5                                   # one partial near 1 kHz
+    up = T.pitch_warp(x, hz, 12.0, -1.0)            # an octave up: to ~2 kHz
+    peak = int(up[0, :, 0].argmax())
+    assert abs(hz[peak] / hz[k] - 2.0) < 0.05
+    assert torch.equal(T.pitch_warp(x, hz, 0.0, -1.0), x)
+    down = T.pitch_warp(x, hz, -12.0, -1.0)         # the top octave has no source: floor
+    assert float(down[0, -1].max()) == -1.0
+    # the augmentation uses it only when asked, and then needs the bin frequencies
+    aug = _augmenter(eq_db=0, noise_prob=0, time_masks=0, freq_masks=0, gain_db=0,
+                     pitch_semitones=1.0)
+    assert aug.bin_hz is not None and not torch.equal(aug[0][0], aug.base[0][0])
+    plain = _augmenter(noise_prob=1.0)
+    assert plain.bin_hz is None
+    with pytest.raises(ValueError, match="bin_hz"):
+        T.augment(x, AugmentConfig(pitch_semitones=1.0), np.random.default_rng(0),
+                  db_scale=50.0, db_offset=100.0, floor=-1.0)
+
+
 def test_disabled_augmentation_is_the_identity():
     aug = _augmenter(enabled=False)
     assert torch.equal(aug[1][0], aug.base[1][0])

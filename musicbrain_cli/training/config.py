@@ -90,6 +90,11 @@ class AugmentConfig:
     - noise: with probability ``noise_prob``, white-in-the-map noise whose power sits
       ``snr_db`` (uniform in ``noise_snr_db``) below the window's mean power, added in the
       *power* domain (so it fills quiet bins and leaves loud partials alone);
+    - pitch shift: with ``pitch_semitones`` > 0, the map is warped along frequency as a
+      pitch shift by ``s`` semitones (uniform in ``[-pitch_semitones, +pitch_semitones]``)
+      would move it: each bin at frequency ``f`` takes the value at ``f / 2**(s/12)``
+      (interpolated between bins; floor where that lies outside the map). Off by default
+      (0): the shipped model was trained without it, and a one-semitone shift defeats it;
     - SpecAugment masks (Park et al. 2019, "SpecAugment", Interspeech, section 2):
       ``time_masks`` masks of up to ``time_mask_frac`` of the frames and ``freq_masks``
       masks of up to ``freq_mask_frac`` of the bins, filled with the window's mean value
@@ -110,6 +115,7 @@ class AugmentConfig:
     time_mask_frac: float = 0.1
     freq_masks: int = 2
     freq_mask_frac: float = 0.1
+    pitch_semitones: float = 0.0
 
 
 @dataclass
@@ -286,7 +292,7 @@ def _validate(c: TrainConfig) -> None:
     non_negative("schedule.min_lr", c.schedule.min_lr)
     a = c.augment
     for key in ("gain_db", "eq_db", "time_mask_frac", "freq_mask_frac", "time_masks",
-                "freq_masks", "noise_prob"):
+                "freq_masks", "noise_prob", "pitch_semitones"):
         non_negative(f"augment.{key}", getattr(a, key))
     if a.noise_prob > 1 or a.time_mask_frac > 1 or a.freq_mask_frac > 1:
         raise ConfigError(

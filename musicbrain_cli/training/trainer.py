@@ -252,6 +252,11 @@ class AugmentedWindows(Dataset):
         self.db_scale = float(front_end["db_scale"])
         self.db_offset = float(front_end["db_offset"])
         self.floor = (10 * math.log10(front_end["amin"]) + self.db_offset) / self.db_scale - 1
+        self.bin_hz = None
+        if config.pitch_semitones > 0:
+            from musicbrain_cli.features import FrontEndConfig, bin_frequencies
+
+            self.bin_hz = bin_frequencies(FrontEndConfig.from_dict(front_end))
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -263,15 +268,43 @@ class AugmentedWindows(Dataset):
         x, y, m = self.base[index]
         if self.config.enabled:
             x = augment(x, self.config, np.random.default_rng([self.seed, self.epoch, index]),
-                        db_scale=self.db_scale, db_offset=self.db_offset, floor=self.floor)
+                        db_scale=self.db_scale, db_offset=self.db_offset, floor=self.floor,
+                        bin_hz=self.bin_hz)
         return x, y, m
 
 
+def pitch_warp(x: torch.Tensor, bin_hz: np.ndarray, semitones: float, floor: float) -> torch.Tensor:
+    """Warp a map ``[C, F, T]`` along frequency as a pitch shift by ``semitones`` would: the
+    bin at ``f`` takes the (linearly interpolated) value at ``f / 2**(semitones / 12)``;
+    bins whose source lies outside the map get ``floor``."""
+    bin_hz = np.asarray(bin_hz, dtype=np.float64)
+    if bin_hz.shape != (x.shape[-2],):
+        raise ValueError(f"need one frequency per bin ({x.shape[-2]}), got {bin_hz.shape}")
+    source = bin_hz / 2.0 ** (semitones / 12.0)
+    pos = np.interp(source, bin_hz, np.arange(len(bin_hz), dtype=np.float64))
+    inside = (source >= bin_hz[0]) & (source <= bin_hz[-1])
+    lo = np.clip(np.floor(pos).astype(int), 0, len(bin_hz) - 1)
+    hi = np.clip(lo + 1, 0, len(bin_hz) - 1)
+    w = torch.from_numpy((pos - lo).astype(np.float32))[:, None]
+    out = x[..., lo, :] * (1 - w) + x[..., hi, :] * w
+    out[..., torch.from_numpy(~inside), :] = floor
+    return out
+
+
 def augment(x: torch.Tensor, c: AugmentConfig, rng: np.random.Generator, *, db_scale: float,
-            db_offset: float, floor: float) -> torch.Tensor:
-    """One window ``[1, F, T]`` (map units) -> an augmented copy. ``x`` is not modified."""
+            db_offset: float, floor: float, bin_hz: np.ndarray | None = None) -> torch.Tensor:
+    """One window ``[1, F, T]`` (map units) -> an augmented copy. ``x`` is not modified.
+
+    ``bin_hz`` (the bins' centre frequencies) is needed when ``c.pitch_semitones`` > 0; the
+    pitch draw comes first and only then, so other configs keep their random streams.
+    """
     x = x.float().clone()
     _, n_bins, n_frames = x.shape
+    if c.pitch_semitones > 0:
+        if bin_hz is None:
+            raise ValueError("pitch-shift augmentation needs the bins' frequencies (bin_hz)")
+        x = pitch_warp(x, bin_hz, float(rng.uniform(-c.pitch_semitones, c.pitch_semitones)),
+                       floor)
     offset = rng.uniform(-c.gain_db, c.gain_db) / db_scale
     if c.eq_db > 0:
         nodes = rng.uniform(-c.eq_db, c.eq_db, c.eq_nodes) / db_scale
