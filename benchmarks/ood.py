@@ -47,7 +47,7 @@ from typing import Callable
 import numpy as np
 
 from musicbrain_cli.training.reference.arrangements import (  # the shared piece helpers
-    DRUMS as _DRUMS, MAJOR, Piece, bars as _bars)
+    DRUMS as _DRUMS, MAJOR, Piece, bars as _bars, triad)
 
 FILE_RATE = 44100          # files as they circulate; the scan resamples to the model rate
 DRUMS = dict(_DRUMS)
@@ -61,12 +61,6 @@ PROGRAM = {"piano": 0, "acoustic_bass": 32, "finger_bass": 33, "overdrive_guitar
            "synth_strings": 50, "steel_guitar": 25, "violin": 40, "viola": 41,
            "cello": 42}
 POP_PROGRESSIONS = [[0, 4, 5, 3], [5, 3, 0, 4], [0, 5, 3, 4], [0, 3, 4, 3]]
-
-
-def _triad(root: int, degree: int, key: int) -> list[int]:
-    """Diatonic triad on ``degree`` (0-6) of the major key ``key`` (a MIDI root)."""
-    idx = [degree, degree + 2, degree + 4]
-    return [key + MAJOR[i % 7] + 12 * (i // 7) + root for i in idx]
 
 
 def rock(rng: np.random.Generator, seconds: float):
@@ -118,7 +112,7 @@ def electronic(rng: np.random.Generator, seconds: float):
     for bar in range(_bars(seconds, tempo)):
         b0 = bar * 4
         deg = prog[bar % len(prog)]
-        chord = _triad(0, deg, key + 24)
+        chord = triad(deg, key + 24)
         for beat in range(4):
             p.note(drums, DRUMS["kick"], b0 + beat, 0.5, 115, jitter_s=0.002)
             if beat in (1, 3):
@@ -145,7 +139,7 @@ def film(rng: np.random.Generator, seconds: float):
     melody = [key + 24 + s for s in (0, 2, 3, 5, 7, 8, 10, 12)]      # natural minor colour
     for bar in range(_bars(seconds, tempo)):
         b0 = bar * 4
-        chord = _triad(0, minor_prog[bar % 4], key + 12)
+        chord = triad(minor_prog[bar % 4], key + 12)
         for iv in chord + [chord[0] + 12]:
             p.note(strings, iv + 12, b0, 4, 75, jitter_s=0.02)
         if bar % 2 == 1:                                   # brass swell every other bar
@@ -177,7 +171,7 @@ def chiptune(rng: np.random.Generator, seconds: float):
     scale = [key + 12 + s for s in (0, 2, 4, 5, 7, 9, 11, 12, 14, 16)]
     for bar in range(_bars(seconds, tempo)):
         b0 = bar * 4
-        chord = _triad(0, prog[bar % len(prog)], key)
+        chord = triad(prog[bar % len(prog)], key)
         for e in range(8):                                  # octave-bouncing bass
             p.note(bass, chord[0] - 12 + 12 * (e % 2), b0 + e / 2, 0.4, 90, jitter_s=0.001)
         for s in range(16):
@@ -303,7 +297,7 @@ def ambient(rng: np.random.Generator, seconds: float):
     drone = p.part("drone", PROGRAM["synth_strings"])
     for bar in range(_bars(seconds, tempo)):
         b0 = bar * 4
-        chord = _triad(0, [0, 5, 3, 4][bar % 4], key + 12)
+        chord = triad([0, 5, 3, 4][bar % 4], key + 12)
         if bar % 2 == 0:                                    # slow pads, two bars each
             for iv in chord + [chord[0] + 12]:
                 p.note(pad, iv + 12, b0, 8, 60, jitter_s=0.05)
@@ -326,7 +320,7 @@ def piano_ballad(rng: np.random.Generator, seconds: float):
     right = p.part("right", PROGRAM["piano"])
     for bar in range(_bars(seconds, tempo)):
         b0 = bar * 4
-        chord = _triad(0, prog[bar % len(prog)], key)
+        chord = triad(prog[bar % len(prog)], key)
         p.note(left, chord[0] - 24, b0, 4, 70, jitter_s=0.012)
         for e, pitch in enumerate([chord[0] - 12, chord[2] - 12, chord[1], chord[2]] * 2):
             p.note(left, pitch, b0 + e / 2, 0.5, 55, jitter_s=0.012)   # broken-chord pattern
@@ -349,7 +343,7 @@ def fingerstyle(rng: np.random.Generator, seconds: float):
     gtr = p.part("guitar", PROGRAM["steel_guitar"])
     for bar in range(_bars(seconds, tempo)):
         b0 = bar * 4
-        chord = _triad(0, prog[bar % len(prog)], key)
+        chord = triad(prog[bar % len(prog)], key)
         for beat in range(4):                               # thumb: root / fifth alternation
             p.note(gtr, chord[0] if beat % 2 == 0 else chord[2], b0 + beat, 0.9, 70,
                    jitter_s=0.01)
@@ -375,7 +369,7 @@ def pop_string_quartet(rng: np.random.Generator, seconds: float):
     vc = p.part("cello", PROGRAM["cello"])
     for bar in range(_bars(seconds, tempo)):
         b0 = bar * 4
-        chord = _triad(0, prog[bar % len(prog)], key)
+        chord = triad(prog[bar % len(prog)], key)
         for e in range(8):                                  # driving eighths, pop style
             p.note(vc, chord[0] - 24, b0 + e / 2, 0.45, 85 if e % 2 == 0 else 65)
             p.note(vla, chord[1] - 12, b0 + e / 2, 0.4, 60)

@@ -177,6 +177,11 @@ class FrontEndConfig:
         return self.f_min * 2.0 ** ((self.n_bins - 1) / self.bins_per_octave)
 
     @property
+    def silence_level(self) -> float:
+        """The map value of digital silence (power at ``amin``): -1 with the defaults."""
+        return (10.0 * math.log10(self.amin) + self.db_offset) / self.db_scale - 1.0
+
+    @property
     def shape(self) -> tuple[int, int, int]:
         """``(1, n_bins, n_frames)``: one window's map."""
         return (1, self.n_bins, self.n_frames)

@@ -42,11 +42,6 @@ PROFILE_K = 5
 SILENT_MARGIN = 0.01
 
 
-def map_floor(front_end) -> float:
-    """The map value of digital silence for a front-end config (-1 with the defaults)."""
-    return float((10.0 * np.log10(front_end.amin) + front_end.db_offset) / front_end.db_scale - 1.0)
-
-
 def spectral_profile(spec, *, floor: float = -1.0, bands: int = PROFILE_BANDS) -> np.ndarray:
     """Per window: mean level per band over non-silent frames, and mean positive flux per band.
 
@@ -54,7 +49,7 @@ def spectral_profile(spec, *, floor: float = -1.0, bands: int = PROFILE_BANDS) -
         spec: the model's input map, ``[B, 1, F, T]`` or ``[B, F, T]`` (torch or numpy).
             The ``F`` bins are averaged into ``min(bands, F)`` contiguous bands of (nearly)
             equal width.
-        floor: the map value of digital silence (:func:`map_floor`); zero-padded frames at
+        floor: the map value of digital silence (``FrontEndConfig.silence_level``); zero-padded frames at
             the end of a short track are left out, so padding does not look like a new domain.
 
     Returns ``[B, 2 * min(bands, F)]`` float32: ``[band means | band flux means]``.

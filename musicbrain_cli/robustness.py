@@ -259,14 +259,14 @@ def _score_clip(detector, y: np.ndarray, ood, *, batch_size: int) -> tuple[float
     """
     from musicbrain_cli.scan import track_verdict
 
-    from musicbrain_cli.ood import map_floor, spectral_profile
+    from musicbrain_cli.ood import spectral_profile
 
     embeddings: list[np.ndarray] = []
     profiles: list[np.ndarray] = []
     hooks = []
     if ood is not None:
         model = detector.model
-        floor = map_floor(detector.config.front_end)
+        floor = detector.config.front_end.silence_level
         hooks.append(model.fusion.register_forward_hook(
             lambda _m, _i, out: embeddings.append(model.pool(out).float().cpu().numpy())))
         hooks.append(model.register_forward_pre_hook(

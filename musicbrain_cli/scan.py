@@ -232,9 +232,8 @@ def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = S
     info = probe(path)
     timer.add("decode", time.perf_counter() - t0)
 
-    from musicbrain_cli.ood import map_floor, spectral_profile
+    from musicbrain_cli.ood import spectral_profile
 
-    floor = map_floor(fe)
     logits, embeddings, profiles, starts, n_valid, padded = [], [], [], [], [], []
     keep: list[tuple[float, int, _Candidate]] = []        # heaps of the most decisive windows
     keep_low: list[tuple[float, int, _Candidate]] = []
@@ -248,6 +247,8 @@ def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = S
         waves = torch.from_numpy(np.stack([w.samples for w in batch])).to(detector.device)
         with torch.inference_mode():
             spec = detector.front_end(waves)
+            # the out-of-domain spectral profile is a feature of the same map: timed with it
+            profiles.append(spectral_profile(spec, floor=fe.silence_level))
             timer.add("features", time.perf_counter() - t)
             t = time.perf_counter()
             fused = detector.model.forward_features(spec)
@@ -256,7 +257,6 @@ def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = S
         timer.add("inference", time.perf_counter() - t)
         logits.append(out)
         embeddings.append(emb)
-        profiles.append(spectral_profile(spec, floor=floor))
         for w, s, lg in zip(batch, spec.cpu(), out):
             cand = _Candidate(w.index, w.start_s, s.clone(), w.samples)
             _push(keep, (float(lg[det_idx]), w.index, cand), options.explain_windows)

@@ -177,3 +177,11 @@ def test_peak_normalize_makes_the_map_level_invariant():
     torch.testing.assert_close(fe(silent), plain(silent))   # silence is never amplified
     with pytest.raises(ConfigError):
         FrontEndConfig(peak_normalize=1.5)
+
+
+def test_silence_level_is_the_map_of_digital_silence():
+    for config in (FrontEndConfig(), FrontEndConfig(amin=1e-8, db_scale=40.0)):
+        spec = FrontEnd(config)(torch.zeros(1, config.n_samples))
+        assert config.silence_level == pytest.approx(float(spec.max()), abs=1e-6)
+        assert config.silence_level == pytest.approx(float(spec.min()), abs=1e-6)
+    assert FrontEndConfig().silence_level == pytest.approx(-1.0)

@@ -62,11 +62,9 @@ class _Clips:
     ood_scores: dict[str, np.ndarray] | None = None
     in_domain: np.ndarray | None = None  # [C] bool: every check passed
 
-    def window_bounds(self) -> np.ndarray:
-        return np.cumsum([0] + [len(w) for w in self.window_p_ai])
-
     def clip_medians(self, window_scores: np.ndarray) -> np.ndarray:
-        b = self.window_bounds()
+        """Median of ``window_scores`` (grouped as ``window_p_ai``) per clip."""
+        b = np.cumsum([0] + [len(w) for w in self.window_p_ai])
         return np.array([np.median(window_scores[a:z]) for a, z in zip(b, b[1:])])
 
 
@@ -169,7 +167,7 @@ def finalize_model(model_dir: str | Path, dataset_root: str | Path, *,
     from musicbrain_cli.metrics import roc_auc
     from musicbrain_cli.model.checkpoint import (_atomic_write, _json_text, load_checkpoint,
                                                  validate_card)
-    from musicbrain_cli.ood import CHECK_WORDS, PROFILE_BANDS, fit_ood, fit_threshold, map_floor
+    from musicbrain_cli.ood import CHECK_WORDS, PROFILE_BANDS, fit_ood, fit_threshold
     from musicbrain_cli.training.cache import CachedWindows, build_cache, default_cache_dir
     from musicbrain_cli.training.dataset import Dataset
     from musicbrain_cli.verdict import VerdictPolicy
@@ -201,7 +199,7 @@ def finalize_model(model_dir: str | Path, dataset_root: str | Path, *,
         if split == FIT_SPLIT and len(idx) > max_fit_windows:
             idx = np.sort(rng.choice(idx, size=max_fit_windows, replace=False))
         probs, emb, prof = _run(model, cache, idx, temperature, batch_size, progress, split,
-                                map_floor(config.front_end))
+                                config.front_end.silence_level)
         clips[split] = _clips(cache, idx, probs, emb, det, prof)
 
     # Out of domain: fit on train windows (class = human/ai), thresholds on validation clips.

@@ -248,15 +248,13 @@ class AugmentedWindows(Dataset):
     def __init__(self, base: Dataset, config: AugmentConfig, front_end: Mapping[str, Any], *,
                  seed: int):
         self.base, self.config, self.seed, self.epoch = base, config, seed, 0
-        # Map units <-> dB (features.py: map = (dB + db_offset) / db_scale - 1).
-        self.db_scale = float(front_end["db_scale"])
-        self.db_offset = float(front_end["db_offset"])
-        self.floor = (10 * math.log10(front_end["amin"]) + self.db_offset) / self.db_scale - 1
-        self.bin_hz = None
-        if config.pitch_semitones > 0:
-            from musicbrain_cli.features import FrontEndConfig, bin_frequencies
+        from musicbrain_cli.features import FrontEndConfig, bin_frequencies
 
-            self.bin_hz = bin_frequencies(FrontEndConfig.from_dict(front_end))
+        fe = FrontEndConfig.from_dict(front_end)
+        # Map units <-> dB (features.py: map = (dB + db_offset) / db_scale - 1).
+        self.db_scale, self.db_offset = float(fe.db_scale), float(fe.db_offset)
+        self.floor = fe.silence_level
+        self.bin_hz = bin_frequencies(fe) if config.pitch_semitones > 0 else None
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
