@@ -294,13 +294,17 @@ def keys_init(directory, force, common_name, days, pkcs12_file, cert_file, key_f
               help="Node 0's address, for multi-node runs.")
 @click.option("--resume", "resume_dir", type=click.Path(exists=True, file_okay=False),
               help="Continue the run in this folder from its last checkpoint.")
+@click.option("--init-from", "init_from", metavar="MODEL",
+              help="Fine-tune: start from this model's weights (a model folder or a shipped "
+                   "model's name; same architecture, front end and labels). Sets "
+                   "train.init_from in the recipe.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True)
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False),
               help="Run folder (must be new or empty). Defaults to --resume's folder.")
 @handle_errors
 def train(data_dir, config_path, nproc_per_node, nnodes, node_rank, rdzv_endpoint, resume_dir,
-          device, out_dir) -> None:
+          init_from, device, out_dir) -> None:
     """Train a model on a data set, on one or several processes/GPUs.
 
     Workers are started through torch's elastic launcher (NCCL on GPUs, gloo on CPU); the
@@ -318,7 +322,13 @@ def train(data_dir, config_path, nproc_per_node, nnodes, node_rank, rdzv_endpoin
     from musicbrain_cli.training.config import load_config
     from musicbrain_cli.training.trainer import train as run_training
 
-    config = load_config(config_path) if config_path else None
+    if init_from and resume_dir:
+        _fail("--init-from starts a new run; --resume continues one (its recipe already "
+              "names the weights it started from)", EXIT_USAGE)
+    if init_from:
+        config = load_config(config_path, overrides={"train": {"init_from": init_from}})
+    else:
+        config = load_config(config_path) if config_path else None
     summary = run_training(
         data_dir, out_dir, config=config, resume=bool(resume_dir), device=device,
         nproc_per_node=nproc_per_node, nnodes=nnodes, node_rank=node_rank,

@@ -276,6 +276,37 @@ def test_resume_refuses_a_different_recipe(ref_run):
         T.train(T.SyntheticSource(), ref, config=other, resume=True, device="cpu")
 
 
+def test_init_from_starts_at_the_exported_weights(ref_run, tmp_path):
+    """Fine-tuning: the new run's network starts as the exported model, and its card names
+    the weights it started from by hash."""
+    from musicbrain_cli.model import build_model
+    from musicbrain_cli.model.checkpoint import read_config
+
+    ref, _ = ref_run
+    config, _ = read_config(ref / "model")
+    fresh = build_model(config)
+    exported = load_file(str(ref / "model" / "model.safetensors"))
+    assert not all(torch.equal(v, exported[k]) for k, v in fresh.state_dict().items())
+    sha = T.init_weights(fresh, config, str(ref / "model"))
+    assert all(torch.equal(v, exported[k]) for k, v in fresh.state_dict().items())
+
+    out = tmp_path / "tuned"
+    T.train(T.SyntheticSource(), out, config=tiny(init_from=str(ref / "model"), epochs=1),
+            device="cpu")
+    card = json.loads((out / "model" / "model_card.json").read_text())
+    assert card["training"]["init_from_weights_sha256"] == sha
+    assert json.loads((out / "config.resolved.json").read_text())["train"]["init_from"] == \
+        str(ref / "model")
+
+
+def test_init_from_refuses_a_different_model(ref_run, tmp_path):
+    ref, _ = ref_run
+    cfg = tiny(init_from=str(ref / "model"))
+    cfg.model = {**cfg.model, "se_reduction": 4}
+    with pytest.raises(ConfigError, match="se_reduction"):
+        T.train(T.SyntheticSource(), tmp_path / "run", config=cfg, device="cpu")
+
+
 def test_refuses_a_non_empty_run_dir(tmp_path):
     (tmp_path / "notes.txt").write_text("keep me")
     with pytest.raises(InputError, match="not empty"):

@@ -137,6 +137,10 @@ class TrainLoopConfig:
     val_split: str = "val"
     #: Convert BatchNorm layers to SyncBatchNorm on multi-GPU runs (CUDA only in torch).
     sync_batchnorm: bool = True
+    #: Fine-tune: start from this exported model's weights (a model folder or a shipped
+    #: model's name) instead of the backbone's initialisation. Its architecture, front end
+    #: and taxonomy must equal this run's; optimiser and schedule start fresh.
+    init_from: str | None = None
 
 
 @dataclass
@@ -230,9 +234,11 @@ def _coerce(value: Any, f: dataclasses.Field, key: str) -> Any:
         if not isinstance(value, bool):
             raise ConfigError(f"config {key} must be true or false, not {value!r}")
         return value
-    if kind == "str":
-        if not isinstance(value, str):
-            raise ConfigError(f"config {key} must be a string, not {value!r}")
+    if kind in ("str", "str | None"):
+        if value is None and "None" in kind:
+            return None
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"config {key} must be a non-empty string, not {value!r}")
         return value
     if kind.startswith("int"):
         if value is None and "None" in kind:

@@ -735,6 +735,8 @@ class _Run:
     history: list = field(default_factory=list)
     best: dict = field(default_factory=dict)
     tb: Any = None
+    #: SHA-256 of the weights a fine-tune started from (``train.init_from``), else None.
+    init_sha256: str | None = None
     #: This rank's running (masked BCE sum, known labels, samples) of the current epoch.
     epoch_acc: torch.Tensor = field(default_factory=lambda: torch.zeros(3, dtype=torch.float64))
 
@@ -761,6 +763,25 @@ def _build_model(config: TrainConfig, source, taxonomy: Taxonomy):
     return build_model(model_config), model_config
 
 
+def init_weights(model: torch.nn.Module, model_config, name_or_path: str) -> str:
+    """Load an exported model's weights into ``model`` (fine-tuning); returns their SHA-256.
+
+    The exported model must be the same network on the same input with the same labels:
+    anything else would silently re-purpose its heads, so a difference is an error.
+    """
+    from musicbrain_cli.model.checkpoint import load_checkpoint, pinned_sha256, resolve_model
+
+    directory = resolve_model(name_or_path)
+    source, source_config, card = load_checkpoint(directory,
+                                                  expected_sha256=pinned_sha256(name_or_path))
+    diffs = config_differences(source_config.to_dict(), model_config.to_dict(), ignore=set())
+    if diffs:
+        raise ConfigError(f"train.init_from {name_or_path!r} is a different model; it differs "
+                          f"in {diffs}")
+    model.load_state_dict(source.state_dict(), strict=True)
+    return str(card["weights_sha256"])
+
+
 def _setup(request: TrainRequest, info: D.DistInfo) -> _Run:
     config = TrainConfig.from_dict(request.config)
     device = resolve_device(request.device)
@@ -777,6 +798,8 @@ def _setup(request: TrainRequest, info: D.DistInfo) -> _Run:
     # bare seed, then give each rank its own stream for dropout (nanoGPT: seed + rank).
     seed_everything(config.seed)
     model, model_config = _build_model(config, source, taxonomy)
+    init_sha256 = (init_weights(model, model_config, config.train.init_from)
+                   if config.train.init_from else None)
     seed_everything(config.seed + info.rank)
     model.to(device)
     config.micro_batch(info.world_size)   # the batch arithmetic must divide exactly
@@ -800,6 +823,7 @@ def _setup(request: TrainRequest, info: D.DistInfo) -> _Run:
         schedule=PlateauSchedule(optimizer, config.schedule),
         scaler=torch.amp.GradScaler(device.type, enabled=precision == "fp16"),
         train_set=train_set, val_set=val_set, sampler=sampler, taxonomy=taxonomy, source=source,
+        init_sha256=init_sha256,
     )
 
 
@@ -1054,7 +1078,8 @@ def export_model(run: _Run, model: torch.nn.Module, final: dict, calibration: di
                         "unknown until measured with `musicbrain evaluate`."),
         "training": {"config": run.config.to_dict(), "epochs": run.epoch,
                      "global_step": run.global_step, "world_size": D.world_size(),
-                     "device": run.device.type, "precision": run.precision},
+                     "device": run.device.type, "precision": run.precision,
+                     "init_from_weights_sha256": run.init_sha256},
     }
     directory = run.out_dir / "model"
     save_checkpoint(directory, model, run.model_config, model_card=json.loads(dumps(card)),
