@@ -93,3 +93,47 @@ def test_signing_garbage_raises_signing_error(keys):
 
     with pytest.raises(SigningError):
         sign_pdf(b"%PDF-1.7\nnot really a pdf", keys)
+
+
+@pytest.mark.parametrize("kind", ["rsa", "ec"])
+def test_loaded_key_signer_signs_as_pyhanko_does(keys, kind):
+    """The signer that keeps the loaded key (no DER re-parse per signature) gives pyHanko's
+    own signature for RSA (PKCS#1 v1.5 is deterministic), and defers to pyHanko otherwise."""
+    from asn1crypto import keys as akeys
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, padding
+    from pyhanko.sign import signers
+    from pyhanko_certvalidator.registry import SimpleCertificateStore
+
+    from musicbrain_cli.report.signing import _asn1, _loaded_key_signer
+
+    cert, _, key_info = _asn1(keys)
+    loaded = keys.pdf_key
+    if kind == "ec":   # a user's own EC certificate
+        import datetime as dt
+
+        from asn1crypto import x509 as ax509
+        from cryptography import x509
+        from cryptography.x509.oid import NameOID
+
+        loaded = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ec test")])
+        now = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+        ec_cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+                   .public_key(loaded.public_key()).serial_number(1).not_valid_before(now)
+                   .not_valid_after(now + dt.timedelta(days=1)).sign(loaded, hashes.SHA256()))
+        cert = ax509.Certificate.load(ec_cert.public_bytes(serialization.Encoding.DER))
+        key_info = akeys.PrivateKeyInfo.load(loaded.private_bytes(
+            serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption()))
+    reg = SimpleCertificateStore.from_certs([cert])
+    ours = _loaded_key_signer(loaded)(signing_cert=cert, signing_key=key_info, cert_registry=reg)
+    theirs = signers.SimpleSigner(signing_cert=cert, signing_key=key_info, cert_registry=reg)
+    data = b"signed attributes"
+    if kind == "rsa":
+        assert ours.sign_raw(data, "sha256") == theirs.sign_raw(data, "sha256")
+        keys.pdf_cert.public_key().verify(ours.sign_raw(data, "sha256"), data,
+                                          padding.PKCS1v15(), hashes.SHA256())
+    else:   # ECDSA is randomised: check that it verifies under the EC key
+        sig = ours.sign_raw(data, "sha256")
+        loaded.public_key().verify(sig, data, ec.ECDSA(hashes.SHA256()))
