@@ -246,7 +246,8 @@ def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = S
         t = time.perf_counter()
         waves = torch.from_numpy(np.stack([w.samples for w in batch])).to(detector.device)
         with torch.inference_mode():
-            spec = detector.front_end(waves)
+            # consecutive windows of one file: overlapping frames computed once
+            spec = detector.front_end.forward_consecutive(waves)
             # the out-of-domain spectral profile is a feature of the same map: timed with it
             profiles.append(spectral_profile(spec, floor=fe.silence_level))
             timer.add("features", time.perf_counter() - t)

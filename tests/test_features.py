@@ -185,3 +185,48 @@ def test_silence_level_is_the_map_of_digital_silence():
         assert config.silence_level == pytest.approx(float(spec.max()), abs=1e-6)
         assert config.silence_level == pytest.approx(float(spec.min()), abs=1e-6)
     assert FrontEndConfig().silence_level == pytest.approx(-1.0)
+
+
+def _consecutive(config: FrontEndConfig, n_windows: int, seed: int = 0) -> torch.Tensor:
+    """Windows cut at the config's hop from one signal of changing level, with a silent
+    stretch and a zero-padded tail (as the scan's last window can be)."""
+    rng = np.random.default_rng(seed)
+    hop = config.hop_samples
+    n = hop * (n_windows - 1) + config.n_samples
+    level = np.repeat(rng.uniform(0.01, 0.6, n // hop + 1), hop)[:n]
+    signal = (rng.standard_normal(n) * level).astype(np.float32)
+    signal[hop: 2 * hop] = 0.0
+    signal[-hop // 3:] = 0.0
+    return torch.from_numpy(np.stack([signal[k * hop: k * hop + config.n_samples]
+                                      for k in range(n_windows)]))
+
+
+@pytest.mark.parametrize("peak", [0.0, 0.9])
+@pytest.mark.parametrize("window_s, hop_s", [(2.0, 1.0), (2.0, 0.5), (1.0, 1.0)])
+def test_shared_frames_match_per_window_maps(window_s, hop_s, peak):
+    """forward_consecutive (the scan's path) gives forward's maps: only the rounding of the
+    gain applied after the filterbank differs."""
+    c = FrontEndConfig(window_s=window_s, hop_s=hop_s, peak_normalize=peak)
+    fe = FrontEnd(c)
+    waves = _consecutive(c, 6)
+    with torch.no_grad():
+        np.testing.assert_allclose(fe.forward_consecutive(waves).numpy(), fe(waves).numpy(),
+                                   rtol=0, atol=1e-6)
+
+
+def test_shared_frames_fall_back_unless_windows_overlap_exactly():
+    c = FrontEndConfig(window_s=2.0, hop_s=1.0)
+    fe = FrontEnd(c)
+    waves = _consecutive(c, 4)
+    # window 2 no longer continues window 1 sample for sample, in frames the shared path
+    # would take from window 1
+    waves[2, c.n_samples // 4] += 0.25
+    with torch.no_grad():
+        assert torch.equal(fe.forward_consecutive(waves), fe(waves))
+        assert torch.equal(fe.forward_consecutive(waves[:1]), fe(waves[:1]))
+    # a hop that is not a whole number of frames cannot share frames either
+    odd = FrontEndConfig(window_s=2.0, hop_s=0.99)
+    assert odd.hop_samples % odd.hop_length
+    waves = _consecutive(odd, 3)
+    with torch.no_grad():
+        assert torch.equal(FrontEnd(odd).forward_consecutive(waves), FrontEnd(odd)(waves))

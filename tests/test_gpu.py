@@ -78,3 +78,21 @@ def test_fmgcam_agrees_on_gpu_and_cpu(tiny_model_dir):
     assert a.shape == b.shape
     # The exclusive argmax may flip a handful of near-tied cells; the maps must agree.
     assert (a - b).abs().mean() < 1e-3 and ((a - b).abs() > 1e-2).float().mean() < 0.01
+
+
+def test_shared_frame_front_end_on_the_gpu():
+    """The scan's front end (frames shared by overlapping windows) on the GPU gives the CPU's
+    per-window maps."""
+    from musicbrain_cli.features import FrontEnd, FrontEndConfig
+
+    c = FrontEndConfig(window_s=2.0, hop_s=1.0, peak_normalize=0.9)
+    rng = np.random.default_rng(0)
+    signal = (0.3 * rng.standard_normal(c.hop_samples * 5 + c.n_samples)).astype(np.float32)
+    waves = torch.from_numpy(np.stack([signal[k * c.hop_samples: k * c.hop_samples + c.n_samples]
+                                       for k in range(6)]))
+    fe = FrontEnd(c)
+    with torch.no_grad():
+        cpu = fe(waves)
+        gpu = fe.to("cuda").forward_consecutive(waves.cuda()).cpu()
+    # GPU FFTs and matmuls round differently (TF32 is off by default for matmul)
+    assert (gpu - cpu).abs().max() < 1e-3
