@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from musicbrain_cli.training.finalize import _Clips, choose_threshold, verdict_rates
+from musicbrain_cli.training.finalize import (_Clips, choose_threshold, robust_boundary,
+                                              verdict_rates)
 from musicbrain_cli.verdict import VerdictPolicy
 
 
@@ -19,6 +20,21 @@ def test_threshold_meets_the_fpr_target_on_validation():
     assert (human >= np.sort(human)[-3]).mean() > 0.01 or t == 0.5
     assert choose_threshold(np.array([0.1, 0.2, 0.95]), np.array([False, False, True]),
                             fpr_target=0.01) == 0.5        # never below 0.5
+
+
+def test_boundary_holds_the_fpr_target_on_every_version_of_the_clips():
+    """A human clip that scores higher once pitch-shifted raises the `ai` boundary, so the
+    false-accusation target also holds for the shifted recording."""
+    rng = np.random.default_rng(1)
+    human, ai = rng.uniform(0.0, 0.8, 300), rng.uniform(0.7, 1.0, 300)
+    is_ai = np.repeat([False, True], 300)
+    shifted_human = np.clip(human + 0.15, 0, 1)       # the shift pushes human clips up
+    versions = {"as is": np.concatenate([human, ai]),
+                "pitch +1 semitone": np.concatenate([shifted_human, ai])}
+    boundary, each = robust_boundary(versions, is_ai, fpr_target=0.005)
+    assert each["pitch +1 semitone"] > each["as is"] and boundary == each["pitch +1 semitone"]
+    for p in (human, shifted_human):
+        assert (p >= boundary).mean() <= 0.005
 
 
 def _clips(p, windows, ood):

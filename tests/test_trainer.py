@@ -348,6 +348,9 @@ def test_cli_trains_on_a_cached_data_set(tmp_path):
     # finalize: operating point, OOD statistics and error rates measured on held-out clips
     assert (tmp_path / "run" / "model" / "ood.safetensors").is_file()
     assert card["ood"]["threshold"] > 0 and card["verdict"]["threshold_chosen_on"] == "val"
+    by_version = card["verdict"]["ai_boundary_by_version"]
+    assert set(by_version) == {"as is", "pitch +1 semitone", "pitch -1 semitone"}
+    assert card["verdict"]["ai_boundary"] >= max(by_version.values()) - 1e-9
     assert card["error_rates"]["split"] == "val" and card["error_rates"]["n_human"] == 2
     assert 0.5 <= card["thresholds"]["detection"] < 1.0
     assert "FPR" in result.output

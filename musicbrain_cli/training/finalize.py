@@ -41,6 +41,9 @@ from musicbrain_cli.taxonomy import DETECTION_LABEL
 #: At most this share of human validation clips may fall in the `ai` region: a false
 #: accusation is the costliest error, so the target is half the customary 1 %.
 DEFAULT_FPR_TARGET = 0.005
+#: Pitch shifts (semitones) under which the validation FPR target must also hold: a tape or
+#: playback speed error, or a transposition, must not raise the false-accusation rate.
+DEFAULT_PITCH_CHECK = (1.0, -1.0)
 STYLE_GROUPS = ("generator", "period", "composer", "instrumentation")
 #: Splits used to fit (never reported as held-out figures) and to evaluate.
 FIT_SPLIT, CHOOSE_SPLIT = "train", "val"
@@ -70,7 +73,7 @@ class _Clips:
 
 @torch.inference_mode()
 def _run(model, cache, indices: np.ndarray, temperature: float, batch_size: int,
-         progress: Progress, label: str, floor: float):
+         progress: Progress, label: str, floor: float, transform=None):
     from musicbrain_cli.ood import spectral_profile
 
     logits, emb, prof = [], [], []
@@ -78,6 +81,8 @@ def _run(model, cache, indices: np.ndarray, temperature: float, batch_size: int,
         for start in range(0, len(indices), batch_size):
             idx = indices[start:start + batch_size]
             x = torch.from_numpy(np.stack([cache.features(int(i)) for i in idx])).float()
+            if transform is not None:
+                x = transform(x)
             fused = model.forward_features(x)
             logits.append(model.forward_head(fused).float().numpy())
             emb.append(model.pool(fused).float().numpy())
@@ -114,6 +119,16 @@ def choose_threshold(p_ai: np.ndarray, is_ai: np.ndarray, *, fpr_target: float) 
     allowed = int(np.floor(fpr_target * human.size))
     cut = human[human.size - allowed - 1]                   # highest human score to exclude
     return float(min(0.99, max(0.5, np.nextafter(cut, 1.0))))
+
+
+def robust_boundary(p_ai_by_version: dict[str, np.ndarray], is_ai: np.ndarray, *,
+                    fpr_target: float) -> tuple[float, dict[str, float]]:
+    """The `ai` boundary that keeps ``fpr_target`` on every version of the same clips (as
+    they are, pitch-shifted...): the highest of the per-version thresholds. Returns it and
+    the per-version thresholds (recorded in the model card)."""
+    each = {name: choose_threshold(p, is_ai, fpr_target=fpr_target)
+            for name, p in p_ai_by_version.items()}
+    return max(each.values()), each
 
 
 def verdict_rates(clips: _Clips, is_ai: np.ndarray, *, policy, split: str) -> dict[str, Any]:
@@ -162,8 +177,15 @@ def _style_map(clips: _Clips, taxonomy) -> float | None:
 def finalize_model(model_dir: str | Path, dataset_root: str | Path, *,
                    fpr_target: float = DEFAULT_FPR_TARGET, ood_quantile: float = 0.99,
                    band: float = 0.1, max_fit_windows: int = 4000, batch_size: int = 32,
-                   seed: int = 0, progress: Progress = NULL_PROGRESS) -> dict:
-    """Measure and write the operating point, OOD statistics and error rates; returns the card."""
+                   seed: int = 0, pitch_semitones: tuple[float, ...] = DEFAULT_PITCH_CHECK,
+                   progress: Progress = NULL_PROGRESS) -> dict:
+    """Measure and write the operating point, OOD statistics and error rates; returns the card.
+
+    The boundary of `ai` verdicts keeps the FPR target on the validation clips as they are
+    and on the same clips pitch-shifted by each of ``pitch_semitones`` (a warp of the map
+    along frequency, ``trainer.pitch_warp``): the highest of those thresholds is used, so
+    that a human recording played slightly sharp or flat is no likelier to be accused.
+    """
     from musicbrain_cli.metrics import roc_auc
     from musicbrain_cli.model.checkpoint import (_atomic_write, _json_text, load_checkpoint,
                                                  validate_card)
@@ -221,7 +243,21 @@ def finalize_model(model_dir: str | Path, dataset_root: str | Path, *,
     # rule is threshold + band; the abstention band therefore lies below that boundary
     # (clips just short of it are inconclusive, not human). Putting the band above an
     # FPR-chosen threshold would count the FPR control twice and call almost nothing AI.
-    ai_boundary = choose_threshold(val.p_ai, val.targets[:, det] > 0.5, fpr_target=fpr_target)
+    val_is_ai = val.targets[:, det] > 0.5
+    versions = {"as is": val.p_ai}
+    if pitch_semitones:
+        from musicbrain_cli.features import bin_frequencies
+        from musicbrain_cli.training.trainer import pitch_warp
+
+        bins, floor = bin_frequencies(config.front_end), config.front_end.silence_level
+        val_idx = np.asarray(by_split[CHOOSE_SPLIT])
+        for semitones in pitch_semitones:
+            shifted, _, _ = _run(model, cache, val_idx, temperature, batch_size, progress,
+                                 f"{CHOOSE_SPLIT}, pitch {semitones:+g} st", floor,
+                                 transform=lambda x, s=semitones: pitch_warp(x, bins, s, floor))
+            versions[f"pitch {semitones:+g} semitone"] = _clips(cache, val_idx, shifted,
+                                                                shifted[:, :1], det).p_ai
+    ai_boundary, boundaries = robust_boundary(versions, val_is_ai, fpr_target=fpr_target)
     threshold = max(0.5, ai_boundary - band)
     policy = VerdictPolicy(threshold=threshold,
                            band=max(0.0, min(band, 0.99 - threshold, threshold - 0.01)))
@@ -243,7 +279,9 @@ def finalize_model(model_dir: str | Path, dataset_root: str | Path, *,
     card["thresholds"] = {**(card.get("thresholds") or {}), "detection": threshold}
     card["verdict"] = {**policy.to_dict(), "fpr_target": fpr_target,
                        "ai_boundary": threshold + policy.band,
-                       "threshold_chosen_on": CHOOSE_SPLIT}
+                       "threshold_chosen_on": CHOOSE_SPLIT,
+                       # the FPR-target boundary on each version of the validation clips
+                       "ai_boundary_by_version": boundaries}
     card["ood"] = {
         "method": "embedding Mahalanobis, Ledoit-Wolf (Lee et al. 2018) + spectral-profile "
                   "k-NN cosine (Sun et al. 2022); out of domain when either check fires",
