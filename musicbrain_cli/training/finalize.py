@@ -252,11 +252,11 @@ def finalize_model(model_dir: str | Path, dataset_root: str | Path, *,
         bins, floor = bin_frequencies(config.front_end), config.front_end.silence_level
         val_idx = np.asarray(by_split[CHOOSE_SPLIT])
         for semitones in pitch_semitones:
-            shifted, _, _ = _run(model, cache, val_idx, temperature, batch_size, progress,
+            shifted, shifted_emb, _ = _run(model, cache, val_idx, temperature, batch_size, progress,
                                  f"{CHOOSE_SPLIT}, pitch {semitones:+g} st", floor,
                                  transform=lambda x, s=semitones: pitch_warp(x, bins, s, floor))
             versions[f"pitch {semitones:+g} semitone"] = _clips(cache, val_idx, shifted,
-                                                                shifted[:, :1], det).p_ai
+                                                                shifted_emb, det).p_ai
     ai_boundary, boundaries = robust_boundary(versions, val_is_ai, fpr_target=fpr_target)
     threshold = max(0.5, ai_boundary - band)
     policy = VerdictPolicy(threshold=threshold,
