@@ -52,7 +52,7 @@ DEFAULT_MODEL = "default"
 #: tampered or corrupted shipped model is refused (tests/test_default_model.py keeps it in
 #: step with the file).
 SHIPPED_WEIGHTS_SHA256: dict[str, str] = {
-    "default": "7ae4b94c5d7e3ab7e118e34780f0b7949bb0191d39b7a15d439980aad3272950",
+    "default": "0fed8dc2456b28583a52624cf9a710377a0136e6117170547c23c1cade54d46b",
 }
 
 CARD_KEYS = ("name", "version", "training_data", "metrics", "calibration", "thresholds",
