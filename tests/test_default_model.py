@@ -34,6 +34,21 @@ def test_card_holds_measured_figures():
     assert 0.5 <= card["thresholds"]["detection"] < 1.0
 
 
+def test_shipped_card_holds_the_robustness_table_it_was_shipped_for():
+    """Issue #9's suite, measured on the shipped weights (not a timing: a guard against
+    shipping a model whose card lacks the table or fails its targets)."""
+    card = json.loads((DEFAULT_DIR / "model_card.json").read_text())
+    rows = {r["key"]: r for r in card["robustness"]}
+    assert set(rows) >= {"original", "mp3_128", "mp3_320", "aac_128", "opus_64", "resample_16k",
+                         "resample_44k1", "resample_48k", "gain_+6db", "gain_-6db",
+                         "noise_30db", "noise_20db", "pitch_+1", "pitch_-1", "stretch_+5",
+                         "stretch_-5", "trim_10s", "trim_30s", "held_out_soundfont"}
+    assert all(r["roc_auc"] >= 0.90 for r in rows.values())
+    assert all(r["ai_verdicts_on_human"] == 0.0 for r in rows.values())
+    v = card["verdict"]
+    assert v["ai_boundary"] >= max(v["ai_boundary_by_version"].values()) - 1e-9
+
+
 def test_tampered_shipped_model_is_refused(monkeypatch):
     monkeypatch.setitem(checkpoint.SHIPPED_WEIGHTS_SHA256, "default", "0" * 64)
     with pytest.raises(ModelLoadError, match="pinned"):
