@@ -325,10 +325,8 @@ def train(data_dir, config_path, nproc_per_node, nnodes, node_rank, rdzv_endpoin
     if init_from and resume_dir:
         _fail("--init-from starts a new run; --resume continues one (its recipe already "
               "names the weights it started from)", EXIT_USAGE)
-    if init_from:
-        config = load_config(config_path, overrides={"train": {"init_from": init_from}})
-    else:
-        config = load_config(config_path) if config_path else None
+    overrides = {"train": {"init_from": init_from}} if init_from else None
+    config = load_config(config_path, overrides=overrides) if config_path or init_from else None
     summary = run_training(
         data_dir, out_dir, config=config, resume=bool(resume_dir), device=device,
         nproc_per_node=nproc_per_node, nnodes=nnodes, node_rank=node_rank,

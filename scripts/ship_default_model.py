@@ -56,17 +56,30 @@ def limitations(card: dict) -> str:
         "and robustness for the measured figures.")
 
 
+#: The README's name for the stage-1 model that stage 2 starts from. The run records the
+#: path it was given on the machine that trained it; the weights are identified by the
+#: card's ``training.init_from_weights_sha256``, so the shipped files name the README's
+#: path instead of a machine-local one.
+STAGE1_MODEL = "run/model"
+
+
+def _recorded_init_from(training_config: dict) -> None:
+    if training_config.get("train", {}).get("init_from"):
+        training_config["train"]["init_from"] = STAGE1_MODEL
+
+
 def main() -> None:
     if len(sys.argv) != 2:
         raise SystemExit(__doc__)
     run = Path(sys.argv[1])
-    from musicbrain_cli.model.checkpoint import validate_card
+    from musicbrain_cli.model.checkpoint import _json_text, validate_card
 
     card = json.loads((run / "model_card.json").read_text())
     card["name"] = "musicbrain-default"
     card["training_data"].update(path="reference corpus, full size, seed 0", build=BUILD,
                                  train=TRAIN, description=DESCRIPTION)
     card["limitations"] = limitations(card)
+    _recorded_init_from(card["training"]["config"])
     card["intended_use"] = ("Screening music for AI generation and attributing style, as one "
                             "input to an expert's judgement; never as sole evidence of how a "
                             "work was made.")
@@ -74,8 +87,10 @@ def main() -> None:
     for name in FILES:
         shutil.copy2(run / name, PACKAGE / name)
         (PACKAGE / name).chmod(0o644)
-    (PACKAGE / "model_card.json").write_text(
-        json.dumps(card, indent=2, sort_keys=True, allow_nan=False) + "\n")
+    config = json.loads((PACKAGE / "config.json").read_text())
+    _recorded_init_from(config["extra"]["training"])
+    (PACKAGE / "config.json").write_text(_json_text(config))
+    (PACKAGE / "model_card.json").write_text(_json_text(card))
     digest = hashlib.sha256((PACKAGE / "model.safetensors").read_bytes()).hexdigest()
     text = CHECKPOINT_PY.read_text()
     pinned, count = re.subn(r'"default": "[0-9a-f]{64}"', f'"default": "{digest}"', text)
