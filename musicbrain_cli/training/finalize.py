@@ -174,6 +174,21 @@ def _style_map(clips: _Clips, taxonomy) -> float | None:
     return res.macro
 
 
+def split_windows(cache, dataset_root: str | Path, who: str) -> dict[str, list[int]]:
+    """Cache window indices per split of the data set; ``who`` names the caller in the
+    error raised when the fit or the choose split is missing."""
+    from musicbrain_cli.training.dataset import Dataset
+
+    split_of = {r["clip_id"]: r["split"] for r in Dataset.load(dataset_root).rows}
+    by_split: dict[str, list[int]] = defaultdict(list)
+    for i, clip in enumerate(cache.clip_ids):
+        by_split[split_of.get(clip, "")].append(i)
+    if FIT_SPLIT not in by_split or CHOOSE_SPLIT not in by_split:
+        raise DatasetError(f"{who} needs '{FIT_SPLIT}' and '{CHOOSE_SPLIT}' splits, found "
+                           f"{sorted(by_split)}")
+    return by_split
+
+
 def finalize_model(model_dir: str | Path, dataset_root: str | Path, *,
                    fpr_target: float = DEFAULT_FPR_TARGET, ood_quantile: float = 0.99,
                    band: float = 0.1, max_fit_windows: int = 4000, batch_size: int = 32,
@@ -191,7 +206,6 @@ def finalize_model(model_dir: str | Path, dataset_root: str | Path, *,
                                                  validate_card)
     from musicbrain_cli.ood import CHECK_WORDS, PROFILE_BANDS, fit_ood, fit_threshold
     from musicbrain_cli.training.cache import CachedWindows, build_cache, default_cache_dir
-    from musicbrain_cli.training.dataset import Dataset
     from musicbrain_cli.verdict import VerdictPolicy
 
     model_dir = Path(model_dir)
@@ -204,13 +218,7 @@ def finalize_model(model_dir: str | Path, dataset_root: str | Path, *,
     if cache.taxonomy.labels != config.taxonomy.labels:
         raise DatasetError("the data set's taxonomy differs from the model's; finalize needs "
                            "the data set the model was trained on")
-    split_of = {r["clip_id"]: r["split"] for r in Dataset.load(dataset_root).rows}
-    by_split: dict[str, list[int]] = defaultdict(list)
-    for i, clip in enumerate(cache.clip_ids):
-        by_split[split_of.get(clip, "")].append(i)
-    if FIT_SPLIT not in by_split or CHOOSE_SPLIT not in by_split:
-        raise DatasetError(f"finalize needs '{FIT_SPLIT}' and '{CHOOSE_SPLIT}' splits, found "
-                           f"{sorted(by_split)}")
+    by_split = split_windows(cache, dataset_root, "finalize")
     rng = np.random.default_rng(seed)
     temperature = float((card.get("calibration") or {}).get("temperature", 1.0))
     det = config.taxonomy.index(DETECTION_LABEL)
