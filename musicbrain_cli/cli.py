@@ -392,7 +392,7 @@ def refit_heads(data_dir, model_name, out_dir) -> None:
 @click.option("--model", "model_name", default="default", show_default=True,
               help="Shipped model name or checkpoint folder.")
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False),
-              help="Folder for metrics.json, metrics.md and figures.")
+              help="Folder for metrics.json, metrics.md, predictions.csv and figures.")
 @click.option("--explain-windows", type=click.IntRange(min=0), default=8, show_default=True,
               help="Windows explained with FM-G-CAM for fidelity and alignment (0: none).")
 @click.option("--figures", "n_figures", type=click.IntRange(min=0), default=4, show_default=True,

@@ -20,6 +20,7 @@ A clip that fails to decode is listed with its reason and left out; the run carr
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import re
@@ -34,6 +35,9 @@ from musicbrain_cli.progress import NULL_PROGRESS, Progress
 from musicbrain_cli.taxonomy import DETECTION_LABEL
 
 METRICS_JSON, METRICS_MD = "metrics.json", "metrics.md"
+#: One row per scored clip: its id, then the clip-mean probability of every label, so that
+#: every figure in metrics.json can be recomputed (and re-sliced) without the model.
+PREDICTIONS_CSV = "predictions.csv"
 PR_DIR, FMGCAM_DIR = "pr_curves", "fmgcam"
 DEFAULT_EXPLAIN_WINDOWS = 8
 DEFAULT_FIGURES = 4
@@ -118,6 +122,16 @@ def _pr_figures(y_true, scores, mask, labels, out: Path) -> list[str]:
         _save_png(fig, path)
         written.append(str(path.relative_to(out.parent)))
     return written
+
+
+def _write_predictions(path: Path, rows, labels: Sequence[str], scores: np.ndarray) -> None:
+    # Clip ids are validated by the data set (letters, digits, '.', '_', '+', '-'); floats are
+    # written in full (repr) so the file reproduces metrics.json exactly.
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["clip_id", *labels])
+        for row, s in zip(rows, scores):
+            writer.writerow([row["clip_id"], *(repr(float(x)) for x in s)])
 
 
 def _window(samples: np.ndarray, n: int) -> np.ndarray:
@@ -255,6 +269,8 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
     }
     metrics["figures"] = {"pr_curves": _pr_figures(y_true, y_score, mask, labels, out / PR_DIR),
                           "fmgcam": totals.figures}
+    metrics["predictions"] = PREDICTIONS_CSV
+    _write_predictions(out / PREDICTIONS_CSV, kept, labels, y_score)
     metrics = _finite(metrics)
     (out / METRICS_JSON).write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n", "utf-8")
     (out / METRICS_MD).write_text(metrics_markdown(metrics), "utf-8")

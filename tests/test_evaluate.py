@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 
 import numpy as np
@@ -76,6 +77,17 @@ def test_evaluate_writes_metrics_and_figures(setup, tmp_path):
     for p in m["figures"]["pr_curves"] + m["figures"]["fmgcam"]:
         assert (out / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(m["figures"]["fmgcam"]) == 1 and len(m["figures"]["pr_curves"]) == 4
+    # predictions.csv reproduces the figures without the model
+    assert m["predictions"] == "predictions.csv"
+    with (out / "predictions.csv").open(newline="") as f:
+        pred = list(csv.DictReader(f))
+    assert [r["clip_id"] for r in pred] == ["clip0", "clip1", "clip2", "clip3"]
+    from sklearn.metrics import roc_auc_score
+    p_ai = [float(r["source/ai"]) for r in pred]
+    assert roc_auc_score([0, 1, 1, 0], p_ai) == pytest.approx(m["detection"]["roc_auc"], abs=1e-12)
+    romantic = [float(pred[i]["period/Romantic"]) for i in (0, 1, 3)]   # clip2's period unknown
+    from sklearn.metrics import average_precision_score
+    assert average_precision_score([0, 1, 1], romantic) == pytest.approx(ap["period/Romantic"], abs=1e-12)
     md = (out / "metrics.md").read_text()
     assert "mAP macro" in md and "deletion AUC" in md and "Harmonic" in md
     with pytest.raises(InputError, match="exists"):
