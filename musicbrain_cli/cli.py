@@ -393,8 +393,9 @@ def refit_heads(data_dir, model_name, out_dir) -> None:
               help="Shipped model name or checkpoint folder.")
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Folder for metrics.json, metrics.md, predictions.csv and figures.")
-@click.option("--explain-windows", type=click.IntRange(min=0), default=8, show_default=True,
-              help="Windows explained with FM-G-CAM for fidelity and alignment (0: none).")
+@click.option("--explain-windows", type=click.IntRange(min=0), default=32, show_default=True,
+              help="Windows explained with FM-G-CAM for fidelity and alignment: the first window of "
+                   "clips spaced evenly over the split (0: none).")
 @click.option("--figures", "n_figures", type=click.IntRange(min=0), default=4, show_default=True,
               help="FM-G-CAM example figures to write.")
 @click.option("--substrate", type=click.Choice(["floor", "noise", "blur"]), default="floor",

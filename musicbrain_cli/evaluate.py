@@ -39,7 +39,10 @@ METRICS_JSON, METRICS_MD = "metrics.json", "metrics.md"
 #: every figure in metrics.json can be recomputed (and re-sliced) without the model.
 PREDICTIONS_CSV = "predictions.csv"
 PR_DIR, FMGCAM_DIR = "pr_curves", "fmgcam"
-DEFAULT_EXPLAIN_WINDOWS = 8
+#: Windows explained for fidelity and alignment: the first window of clips spaced evenly
+#: over the split (manifests are grouped by source and generator, so this spreads them over
+#: every group; the first N clips would all come from one).
+DEFAULT_EXPLAIN_WINDOWS = 32
 DEFAULT_FIGURES = 4
 DEFAULT_FIDELITY_STEPS = 20
 #: Occlusion patch (bins, frames): 1/8 of the default 256 x 500 map per side, so one window
@@ -134,6 +137,16 @@ def _write_predictions(path: Path, rows, labels: Sequence[str], scores: np.ndarr
             writer.writerow([row["clip_id"], *(repr(float(x)) for x in s)])
 
 
+def explained_positions(n_rows: int, n: int) -> set[int]:
+    """Positions of the ``n`` clips (of ``n_rows``) whose first window is explained: evenly
+    spaced from the first to the last, deterministic so a rerun explains the same clips."""
+    if n <= 0 or n_rows <= 0:
+        return set()
+    if n >= n_rows:
+        return set(range(n_rows))
+    return {int(i) for i in np.linspace(0, n_rows - 1, n).round()}
+
+
 def _window(samples: np.ndarray, n: int) -> np.ndarray:
     w = np.zeros(n, np.float32)
     w[: min(n, samples.size)] = samples[:n]
@@ -216,15 +229,18 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
     labels = list(detector.labels)
     scores, kept, failed = [], [], []
     totals = _ExplainTotals()
+    explain_at = explained_positions(len(rows), explain_windows)
+    explained: list[str] = []
     with progress.task(f"evaluating {split}", total=len(rows)) as task:
-        for row in rows:
+        for position, row in enumerate(rows):
             clip_id = row["clip_id"]
             try:
                 samples = load_audio(dataset.audio_path(row), sample_rate=fe.sample_rate)
                 track = detector.predict_track(samples, batch_size=batch_size)
                 scores.append([track.aggregate[l]["mean"] for l in labels])
                 kept.append(row)
-                if len(totals.beats_random) < explain_windows:
+                if position in explain_at:
+                    explained.append(clip_id)
                     score = dataset.score_path(row)
                     notes = notes_from_midi(score) if score is not None else None
                     figure_dir = out / FMGCAM_DIR if len(totals.figures) < n_figures else None
@@ -256,7 +272,7 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
         }
     n_exp = len(totals.beats_random)
     metrics["fidelity"] = {
-        "windows": n_exp, "substrate": substrate, "steps": fidelity_steps, "top_k": top_k,
+        "windows": n_exp, "clips": explained, "substrate": substrate, "steps": fidelity_steps, "top_k": top_k,
         "occlusion_patch": list(occlusion_patch) if occlusion else None,
         "deletion_auc": {k: float(np.mean(v)) for k, v in totals.deletion.items()},
         "insertion_auc": {k: float(np.mean(v)) for k, v in totals.insertion.items()},

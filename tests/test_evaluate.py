@@ -71,6 +71,7 @@ def test_evaluate_writes_metrics_and_figures(setup, tmp_path):
     assert 0.0 <= m["detection"]["roc_auc"] <= 1.0
     f = m["fidelity"]
     assert f["windows"] == 2 and set(f["deletion_auc"]) == {"saliency", "random", "occlusion"}
+    assert f["clips"] == ["clip0", "clip3"]          # spread over the split, not its head
     a = m["alignment"]
     assert a["notes_source"] == {"score": 1, "estimated": 1}
     assert 0.0 < a["harmonic"]["chance"] < 1.0 and a["onset"]["onsets"] > 0
@@ -119,3 +120,14 @@ def test_cli_evaluate(setup, tmp_path):
     assert json.loads((out / "metrics.json").read_text())["clips_scored"] == 4
     again = CliRunner().invoke(main, args)
     assert again.exit_code == 1 and "exists" in again.output
+
+
+def test_explained_positions_spread_over_the_split():
+    from musicbrain_cli.evaluate import explained_positions
+
+    assert explained_positions(100, 4) == {0, 33, 66, 99}
+    assert explained_positions(3, 8) == {0, 1, 2}
+    assert explained_positions(10, 0) == set() and explained_positions(0, 5) == set()
+    for n_rows in range(1, 60):
+        for n in range(1, n_rows + 1):
+            assert len(explained_positions(n_rows, n)) == n
