@@ -470,7 +470,7 @@ def _evaluate_robustness(data_dir, split, model_name, out_dir, device, overwrite
     detector = Detector.from_pretrained(model_name, device=device)
     rows = evaluate_robustness(data_dir, detector, split=split, transforms=keys,
                                max_clips=max_clips, progress=RichProgress())
-    _, md = write_robustness(rows, out_dir, overwrite=overwrite)
+    _, md = write_robustness(rows, out_dir, model=detector.card, overwrite=overwrite)
     pct = lambda v: "n/a" if v is None else f"{100 * v:.1f}%"  # noqa: E731
     for r in rows:
         auc = "n/a" if r["roc_auc"] is None else f"{r['roc_auc']:.3f}"

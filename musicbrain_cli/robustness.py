@@ -456,9 +456,14 @@ def _ci(pair: Sequence[float | None]) -> str:
     return "" if pair[0] is None else f" [{100 * pair[0]:.1f}, {100 * pair[1]:.1f}]"
 
 
-def robustness_markdown(rows: Sequence[Mapping]) -> str:
-    """The rows as a Markdown table (rates in per cent with Wilson 95 % intervals)."""
-    lines = ["# Robustness of the detector", "",
+def robustness_markdown(rows: Sequence[Mapping], model: Mapping | None = None) -> str:
+    """The rows as a Markdown table (rates in per cent with Wilson 95 % intervals); ``model``
+    (name, version, weights_sha256) names the weights they were measured on."""
+    lines = ["# Robustness of the detector", ""]
+    if model:
+        lines += [f"Model: {model.get('name')} {model.get('version')}, weights SHA-256 "
+                  f"`{model.get('weights_sha256')}`.", ""]
+    lines += [
              "Clip-level calibrated P(AI) after each transformation. FPR and TPR at the "
              "model card's detection threshold; 'ai on human' is the share of human clips the "
              "full verdict rule (abstention band, window disagreement, out of domain) calls "
@@ -482,9 +487,11 @@ def robustness_markdown(rows: Sequence[Mapping]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_robustness(rows: Sequence[Mapping], out_dir: str | Path, *,
+def write_robustness(rows: Sequence[Mapping], out_dir: str | Path, *, model: Mapping | None = None,
                      overwrite: bool = False) -> tuple[Path, Path]:
     """Write ``robustness.json`` and ``robustness.md`` into ``out_dir``; returns both paths.
+    ``model``: the card's name, version and weights_sha256, recorded so the table can be tied
+    to the weights it describes.
 
     Refuses to replace an existing ``robustness.json`` unless ``overwrite``.
     """
@@ -496,10 +503,12 @@ def write_robustness(rows: Sequence[Mapping], out_dir: str | Path, *,
         raise InputError(f"{str(js)!r} exists: pass overwrite=True (--overwrite) to replace it")
     out.mkdir(parents=True, exist_ok=True)
     rows = _clean(list(rows))
-    text = json.dumps({"schema": "musicbrain.robustness/1", "rows": rows}, indent=2,
-                      allow_nan=False) + "\n"
+    record = {"schema": "musicbrain.robustness/1"}
+    if model:
+        record["model"] = {k: model.get(k) for k in ("name", "version", "weights_sha256")}
+    text = json.dumps({**record, "rows": rows}, indent=2, allow_nan=False) + "\n"
     _atomic_write(js, lambda p: p.write_text(text, encoding="utf-8"))
-    _atomic_write(md, lambda p: p.write_text(robustness_markdown(rows), encoding="utf-8"))
+    _atomic_write(md, lambda p: p.write_text(robustness_markdown(rows, model), encoding="utf-8"))
     return js, md
 
 

@@ -245,9 +245,12 @@ def test_write_and_update_card_round_trip(dataset_root, model_copy, tmp_path):
     det = Detector.from_pretrained(model_copy, device="cpu")
     rows = evaluate_robustness(dataset_root, det, transforms=["original", HELD_OUT_SOUNDFONT],
                                max_clips=2)
-    js, md = write_robustness(rows, tmp_path / "out")
-    assert json.loads(js.read_text())["rows"] == rows
+    js, md = write_robustness(rows, tmp_path / "out", model=det.card)
+    on_disk = json.loads(js.read_text())
+    assert on_disk["rows"] == rows
+    assert on_disk["model"]["weights_sha256"] == det.card["weights_sha256"]
     text = md.read_text()
+    assert det.card["weights_sha256"] in text
     assert "| Original (as decoded) | test | 1 + 1 |" in text and "Held-out SoundFont" in text
     with pytest.raises(InputError, match="exists"):
         write_robustness(rows, tmp_path / "out")
