@@ -55,6 +55,8 @@ class _ExplainTotals:
     deletion: dict[str, list[float]] = field(default_factory=dict)
     insertion: dict[str, list[float]] = field(default_factory=dict)
     beats_random: list[bool] = field(default_factory=list)
+    beats_random_grid: list[bool] = field(default_factory=list)
+    grid: tuple[int, int] | None = None
     harmonic: list = field(default_factory=list)
     onset: list = field(default_factory=list)
     notes_source: dict[str, int] = field(default_factory=lambda: {"score": 0, "estimated": 0})
@@ -173,12 +175,15 @@ def _explain_window(detector, wave: np.ndarray, notes, *, clip_id: str, totals: 
     report = fidelity_report(detector.model, spec[0, 0], fused, targets=res.labels[0].tolist(),
                              substrate_kind=substrate, steps=steps, n_random=n_random,
                              occlusion=occlusion, occlusion_patch=occlusion_patch,
+                             random_grid=res.extra["grid"],
                              score_fn=lambda logits: torch.sigmoid(logits / temperature))
     for name, v in report.deletion_auc.items():
         totals.deletion.setdefault(name, []).append(v)
     for name, v in report.insertion_auc.items():
         totals.insertion.setdefault(name, []).append(v)
     totals.beats_random.append(report.beats_random)
+    totals.beats_random_grid.append(report.beats("random_grid"))
+    totals.grid = res.extra["grid"]
     if notes is None:
         from musicbrain_cli.pitch import estimate_notes
 
@@ -230,6 +235,8 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
     scores, kept, failed = [], [], []
     totals = _ExplainTotals()
     explain_at = explained_positions(len(rows), explain_windows)
+    ordered = sorted(explain_at)      # figures: spread over the explained clips, too
+    figure_at = {ordered[i] for i in explained_positions(len(ordered), n_figures)}
     explained: list[str] = []
     with progress.task(f"evaluating {split}", total=len(rows)) as task:
         for position, row in enumerate(rows):
@@ -243,7 +250,7 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
                     explained.append(clip_id)
                     score = dataset.score_path(row)
                     notes = notes_from_midi(score) if score is not None else None
-                    figure_dir = out / FMGCAM_DIR if len(totals.figures) < n_figures else None
+                    figure_dir = out / FMGCAM_DIR if position in figure_at else None
                     _explain_window(detector, _window(samples, fe.n_samples), notes,
                                     clip_id=clip_id, totals=totals, figure_dir=figure_dir,
                                     top_k=top_k, steps=fidelity_steps, substrate=substrate,
@@ -277,6 +284,8 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
         "deletion_auc": {k: float(np.mean(v)) for k, v in totals.deletion.items()},
         "insertion_auc": {k: float(np.mean(v)) for k, v in totals.insertion.items()},
         "beats_random_share": float(np.mean(totals.beats_random)) if n_exp else None,
+        "beats_random_grid_share": float(np.mean(totals.beats_random_grid)) if n_exp else None,
+        "random_grid": list(totals.grid) if totals.grid else None,
     }
     metrics["alignment"] = {
         "windows": n_exp, "notes_source": totals.notes_source,
@@ -321,7 +330,13 @@ def metrics_markdown(m: dict[str, Any]) -> str:
               "| map | deletion AUC (lower is better) | insertion AUC (higher is better) |", "|---|---|---|"]
     for k in f["deletion_auc"]:
         lines.append(f"| {k} | {_fmt(f['deletion_auc'][k])} | {_fmt(f['insertion_auc'].get(k))} |")
-    lines.append(f"\nShare of windows where FM-G-CAM beats random maps on both: {_fmt(f['beats_random_share'])}")
+    grid = f.get("random_grid")
+    lines += ["", "`random`: maps of independent random cells; `random_grid`: random maps drawn on "
+              f"the CAM layer's own {grid[0] if grid else '?'} x {grid[1] if grid else '?'} grid and "
+              "upsampled like it (chance at the map's resolution; scattered single-cell deletions "
+              "perturb every receptive field at once, so the per-cell baseline is a harsh one).", "",
+              f"Share of windows where FM-G-CAM beats `random` on both: {_fmt(f['beats_random_share'])}; "
+              f"beats `random_grid` on both: {_fmt(f.get('beats_random_grid_share'))}"]
     a = m["alignment"]
     lines += ["", "## Alignment with the music", "",
               f"Notes from the score in {a['notes_source']['score']} windows, estimated from the audio "

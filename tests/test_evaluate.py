@@ -70,7 +70,10 @@ def test_evaluate_writes_metrics_and_figures(setup, tmp_path):
     assert r["tp"] + r["fn"] == 2 and r["fp"] + r["tn"] == 2   # two ai, two human clips
     assert 0.0 <= m["detection"]["roc_auc"] <= 1.0
     f = m["fidelity"]
-    assert f["windows"] == 2 and set(f["deletion_auc"]) == {"saliency", "random", "occlusion"}
+    assert f["windows"] == 2
+    assert set(f["deletion_auc"]) == {"saliency", "random", "random_grid", "occlusion"}
+    assert f["random_grid"][0] == 64 // 4        # the fused map: a quarter of the mel bands
+    assert 0.0 <= f["beats_random_grid_share"] <= 1.0
     assert f["clips"] == ["clip0", "clip3"]          # spread over the split, not its head
     a = m["alignment"]
     assert a["notes_source"] == {"score": 1, "estimated": 1}

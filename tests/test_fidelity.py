@@ -123,6 +123,27 @@ def test_report_with_fmgcam_and_baselines(model, spec):
     assert d["beats_random"] is True and "deletion/occlusion" in d["curves"]
 
 
+def test_random_map_on_a_grid():
+    per_cell = random_map((N_F, N_T), seed=3)
+    # a grid as fine as the map draws the same numbers (bilinear resize to the same size is exact)
+    np.testing.assert_allclose(random_map((N_F, N_T), seed=3, grid=(N_F, N_T)), per_cell, atol=1e-12)
+    assert np.ptp(random_map((N_F, N_T), seed=3, grid=(1, 1))) < 1e-12   # one value everywhere
+    coarse = random_map((N_F, N_T), seed=3, grid=(6, 8))
+    assert coarse.shape == (N_F, N_T)
+    step = lambda m: np.abs(np.diff(m, axis=1)).mean()  # noqa: E731
+    assert step(coarse) < 0.5 * step(per_cell)            # smooth at the grid's resolution
+    with pytest.raises(ConfigError, match="grid"):
+        random_map((N_F, N_T), grid=(0, 4))
+
+
+def test_report_with_grid_random_baseline(model, spec):
+    report = fidelity_report(model, spec, true_map(), targets=[0], steps=12, n_random=2,
+                             occlusion=False, random_grid=(6, 8))
+    assert set(report.deletion_auc) == {"saliency", "random", "random_grid"}
+    assert report.deletion_auc["random_grid"] != report.deletion_auc["random"]
+    assert report.beats("random_grid") and report.beats_random
+
+
 def test_bad_inputs(model, spec):
     with pytest.raises(InputError, match=r"\(5, 5\)"):
         deletion_curve(model, spec, np.zeros((5, 5)), targets=[0])

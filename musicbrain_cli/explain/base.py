@@ -269,7 +269,7 @@ class BaseCAM:
             maps=maps.float().cpu().numpy(), labels=labels, logits=logits.float().cpu().numpy(),
             times=None if times is None else np.asarray(times, dtype=np.float64),
             freqs=None if freqs is None else np.asarray(freqs, dtype=np.float64),
-            method=self.method,
+            method=self.method, extra={"grid": tuple(int(s) for s in activation.shape[-2:])},
         )
 
 
