@@ -189,6 +189,22 @@ def split_windows(cache, dataset_root: str | Path, who: str) -> dict[str, list[i
     return by_split
 
 
+def model_windows(dataset_root: str | Path, config, who: str, progress: Progress = NULL_PROGRESS):
+    """The data set's feature cache for ``config``'s front end (built if missing) and its
+    window indices per split. The data set must carry the model's labels: it is the one the
+    model was trained on. ``who`` names the caller in errors."""
+    from musicbrain_cli.training.cache import CachedWindows, build_cache, default_cache_dir
+
+    cache_dir = default_cache_dir(dataset_root, config.front_end)
+    if not (cache_dir / "index.json").is_file():
+        build_cache(dataset_root, config.front_end, progress=progress)
+    cache = CachedWindows(cache_dir)
+    if cache.taxonomy.labels != config.taxonomy.labels:
+        raise DatasetError(f"the data set's taxonomy differs from the model's; {who} needs the "
+                           "data set the model was trained on")
+    return cache, split_windows(cache, dataset_root, who)
+
+
 def finalize_model(model_dir: str | Path, dataset_root: str | Path, *,
                    fpr_target: float = DEFAULT_FPR_TARGET, ood_quantile: float = 0.99,
                    band: float = 0.1, max_fit_windows: int = 4000, batch_size: int = 32,
@@ -205,20 +221,12 @@ def finalize_model(model_dir: str | Path, dataset_root: str | Path, *,
     from musicbrain_cli.model.checkpoint import (_atomic_write, _json_text, load_checkpoint,
                                                  validate_card)
     from musicbrain_cli.ood import CHECK_WORDS, PROFILE_BANDS, fit_ood, fit_threshold
-    from musicbrain_cli.training.cache import CachedWindows, build_cache, default_cache_dir
     from musicbrain_cli.verdict import VerdictPolicy
 
     model_dir = Path(model_dir)
     model, config, card = load_checkpoint(model_dir, device="cpu")
     model.eval()
-    cache_dir = default_cache_dir(dataset_root, config.front_end)
-    if not (cache_dir / "index.json").is_file():
-        build_cache(dataset_root, config.front_end, progress=progress)
-    cache = CachedWindows(cache_dir)
-    if cache.taxonomy.labels != config.taxonomy.labels:
-        raise DatasetError("the data set's taxonomy differs from the model's; finalize needs "
-                           "the data set the model was trained on")
-    by_split = split_windows(cache, dataset_root, "finalize")
+    cache, by_split = model_windows(dataset_root, config, "finalize", progress)
     rng = np.random.default_rng(seed)
     temperature = float((card.get("calibration") or {}).get("temperature", 1.0))
     det = config.taxonomy.index(DETECTION_LABEL)

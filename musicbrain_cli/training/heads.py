@@ -80,9 +80,8 @@ def refit_style_heads(model_dir: str | Path, dataset_root: str | Path, out_dir: 
     from musicbrain_cli.calibration import fit_temperature
     from musicbrain_cli.model.checkpoint import (load_checkpoint, pinned_sha256, read_config,
                                                  resolve_model, save_checkpoint)
-    from musicbrain_cli.training.cache import CachedWindows, build_cache, default_cache_dir
     from musicbrain_cli.training.finalize import (CHOOSE_SPLIT, FIT_SPLIT, STYLE_GROUPS, _clips,
-                                                  _run, _style_map, split_windows)
+                                                  _run, _style_map, model_windows)
 
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()):
@@ -94,14 +93,7 @@ def refit_style_heads(model_dir: str | Path, dataset_root: str | Path, out_dir: 
     model, config, card = load_checkpoint(model_dir, device="cpu", expected_sha256=expected)
     model.eval()
     _, extra = read_config(model_dir)
-    cache_dir = default_cache_dir(dataset_root, config.front_end)
-    if not (cache_dir / "index.json").is_file():
-        build_cache(dataset_root, config.front_end, progress=progress)
-    cache = CachedWindows(cache_dir)
-    if cache.taxonomy.labels != config.taxonomy.labels:
-        raise DatasetError("the data set's taxonomy differs from the model's; the heads must "
-                           "be re-fitted on the data set the model was trained on")
-    by_split = split_windows(cache, dataset_root, "re-fitting the style heads")
+    cache, by_split = model_windows(dataset_root, config, "re-fitting the style heads", progress)
     temperature = float((card.get("calibration") or {}).get("temperature", 1.0))
     det = config.taxonomy.index("source/ai")
     clips = {}
