@@ -104,6 +104,19 @@ def test_the_heads_are_the_regression_and_beat_the_input_on_validation(trained):
     got = 1.0 / (1.0 + np.exp(-logits[:, j] / temperature))
     np.testing.assert_allclose(got, expected, atol=1e-4)
 
+    # the card's validation metrics are the new model's, not the input's: the AI/human head is
+    # untouched, so its AP is the same; the style label's AP is that of the new logits
+    from sklearn.metrics import average_precision_score
+
+    old = card(trained[1])["metrics"]
+    val = np.asarray(by_split["val"])
+    assert c["metrics"]["val_windows"] == len(val) == old["val_windows"]
+    assert c["metrics"]["ap"]["source/ai"] == pytest.approx(old["ap"]["source/ai"], abs=1e-6)
+    ap = average_precision_score(cache.targets[val, j] > 0.5, logits[val, j])
+    assert c["metrics"]["ap"]["period/Romantic"] == pytest.approx(ap, abs=1e-6)
+    assert c["metrics"]["ap"]["period/Romantic"] != old["ap"]["period/Romantic"]
+    assert record["val_map_macro_before"] == old["map_macro"]
+
 
 def test_refuses_a_non_empty_output(trained, tmp_path):
     from musicbrain_cli.training.heads import refit_style_heads

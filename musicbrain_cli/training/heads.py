@@ -155,7 +155,22 @@ def refit_style_heads(model_dir: str | Path, dataset_root: str | Path, out_dir: 
             except InputError:
                 per_label_t.pop(labels[j], None)
 
+    # The card's validation metrics described the old heads: measure the new model on the
+    # same validation windows, as the trainer does (window level, raw logits).
+    from musicbrain_cli.training.trainer import evaluate_outputs
+
+    counts = [len(w) for w in val.window_p_ai]
+    with torch.no_grad():
+        z = torch.as_tensor(x_val, dtype=torch.float32)
+        val_logits = torch.cat([model.heads[name](z) for name in model.group_names], dim=1)
+    old_metrics = dict(card.get("metrics") or {})
+    metrics = evaluate_outputs(val_logits.double().numpy(), np.repeat(val.targets, counts, axis=0),
+                               np.repeat(val.mask, counts, axis=0), config.taxonomy,
+                               threshold=(old_metrics.get("detection") or {}).get("threshold", 0.5),
+                               temperature=temperature)
+
     record = {"method": METHOD, "groups": list(STYLE_GROUPS), "c": best,
+              "val_map_macro_before": old_metrics.get("map_macro"),
               "val_style_map_by_c": {str(c): scores[c] for c in c_grid},
               "val_style_map_before": before, "labels_refit": [labels[j] for j in columns],
               "fit_windows": int(len(x_train)), "from_weights_sha256": card["weights_sha256"]}
@@ -163,6 +178,7 @@ def refit_style_heads(model_dir: str | Path, dataset_root: str | Path, out_dir: 
     card.pop("robustness", None)        # measured on other weights
     card["calibration"] = {**(card.get("calibration") or {}), "per_label": per_label_t}
     card["training"] = {**(card.get("training") or {}), "head_refit": record}
+    card["metrics"] = {**metrics, "split": CHOOSE_SPLIT, "epoch": old_metrics.get("epoch")}
     save_checkpoint(out_dir, model, config, model_card=card, extra_config=extra)
     if (model_dir / "ood.safetensors").is_file():
         shutil.copy2(model_dir / "ood.safetensors", out_dir / "ood.safetensors")
