@@ -300,7 +300,8 @@ def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = S
         "input": _input_facts(info, path),
         "metadata": _metadata(info.metadata),
         "verdict": {**verdict.to_dict(), "error_rates": detector.card.get("error_rates", {})},
-        "labels": _top_labels(aggregate, detector.taxonomy, options.top_labels_per_group),
+        "labels": _top_labels(aggregate, detector.taxonomy, options.top_labels_per_group,
+                              (detector.card.get("metrics") or {}).get("ap") or {}),
         "timeline": {"window_start_s": [float(s) for s in starts], "window_s": fe.window_s,
                      "p_ai": [round(float(p), 6) for p in probs[:, det_idx]],
                      "padded": [bool(p) for p in padded]},
@@ -415,15 +416,20 @@ def _metadata(meta: Mapping) -> dict:
             "truncated": meta.get("truncated", False)}
 
 
-def _top_labels(aggregate: Mapping, taxonomy, per_group: int) -> list[dict]:
+def _top_labels(aggregate: Mapping, taxonomy, per_group: int, validation_ap: Mapping) -> list[dict]:
+    """The ``per_group`` most probable labels of each style group, each with the model card's
+    validation AP for that label (None when validation had no example of it): how far the
+    attribution can be trusted, shown beside it."""
     out = []
     for group in taxonomy.groups:
         if group.name == "source":
             continue
         ranked = sorted(group.labels, key=lambda lab: -aggregate[f"{group.name}/{lab}"]["mean"])
-        out += [{"group": group.name, "label": lab,
-                 "p": float(aggregate[f"{group.name}/{lab}"]["mean"])}
-                for lab in ranked[:per_group]]
+        for lab in ranked[:per_group]:
+            ap = validation_ap.get(f"{group.name}/{lab}")
+            out.append({"group": group.name, "label": lab,
+                        "p": float(aggregate[f"{group.name}/{lab}"]["mean"]),
+                        "validation_ap": float(ap) if isinstance(ap, (int, float)) else None})
     return out
 
 

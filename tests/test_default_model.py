@@ -91,5 +91,9 @@ def test_scan_of_the_example_catalog_with_the_default_model(tmp_path):
         # The costliest error: a human piece of the example catalog must never be called AI.
         if "-human-" in t["file_name"]:
             assert t["verdict"] != "ai", t
+    card = json.loads((DEFAULT_DIR / "model_card.json").read_text())
     for folder in (p for p in out.iterdir() if p.is_dir()):
         assert verify_path(folder).ok
+        # each style attribution carries its label's validation AP from the card
+        for row in json.loads((folder / "result.json").read_text())["labels"]:
+            assert row["validation_ap"] == card["metrics"]["ap"].get(f"{row['group']}/{row['label']}")

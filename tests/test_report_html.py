@@ -105,6 +105,9 @@ def test_report_sections_and_missing_optional_parts():
                     "Limitations", "does not show that a passage was generated"):
         assert heading in full
     assert "1.1% (95% confidence interval 0.6% to 1.9%)" in full
+    # each attribution shows how reliable its label was on validation (n/a: never validated)
+    assert "Validation AP" in full
+    assert "<td>0.810</td>" in full and "<td>0.920</td>" in full and "<td>n/a</td>" in full
     minimal = {"schema": "musicbrain.track/1", "input": {"file_name": "a.wav"}}
     html = render_report_html(minimal, {})
     assert "No verdict is available" in html and "No style attribution" in html

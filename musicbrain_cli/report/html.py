@@ -356,7 +356,8 @@ def report_view(track: Mapping, figures: Mapping[str, bytes], *, signer: Any = N
         "timeline": _figure(figures, TIMELINE_FIGURE),
         "window_s": seconds(timeline.get("window_s")),
         "labels": [{"group": visible(r.get("group", "")), "label": visible(r.get("label", "")),
-                    "p": prob(r.get("p")), "width": max(0.0, min(1.0, _num(r.get("p")) or 0.0))}
+                    "p": prob(r.get("p")), "width": max(0.0, min(1.0, _num(r.get("p")) or 0.0)),
+                    "validation_ap": prob(r.get("validation_ap"))}
                    for r in labels],
         "explanations": _explanations(track, figures, timeline.get("window_s")),
         "alignment": alignment_sentences(track.get("alignment")),
