@@ -109,7 +109,7 @@ def timeline_figure(window_start_s: Sequence[float], p_ai: Sequence[float], *,
     for i, start in enumerate(highlight_s):
         ax.axvspan(float(start), float(start) + window_s, color="#E69F00", alpha=0.25, lw=0,
                    label="explained windows" if i == 0 else None)
-    ax.set_ylim(0.0, 1.0)
+    ax.set_ylim(-0.03, 1.03)   # a probability of 0 or 1 must not hide under the axis frame
     ax.set_xlim(edges[0], edges[-1])
     ax.set_xlabel("time (s)")
     ax.set_ylabel("P(AI)")
