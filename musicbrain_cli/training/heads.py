@@ -58,11 +58,16 @@ def _fit(x: np.ndarray, y: np.ndarray, c: float, max_iter: int) -> tuple[np.ndar
     return clf.coef_[0].astype(np.float64), float(clf.intercept_[0])
 
 
+def _per_window(clips, per_clip: np.ndarray) -> np.ndarray:
+    """Rows of a per-clip array repeated for each of the clip's windows (``clips.embeddings``
+    order)."""
+    return np.repeat(per_clip, [len(w) for w in clips.window_p_ai], axis=0)
+
+
 def _window_targets(clips, column: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-window target and known-mask of one label (windows in ``clips.embeddings`` order)."""
-    counts = [len(w) for w in clips.window_p_ai]
-    return (np.repeat(clips.targets[:, column], counts) > 0.5,
-            np.repeat(clips.mask[:, column], counts) > 0)
+    """Per-window target and known-mask of one label."""
+    return (_per_window(clips, clips.targets[:, column]) > 0.5,
+            _per_window(clips, clips.mask[:, column]) > 0)
 
 
 def _clip_probs(clips, window_p: np.ndarray) -> np.ndarray:
@@ -73,8 +78,8 @@ def _clip_probs(clips, window_p: np.ndarray) -> np.ndarray:
 def refit_style_heads(model_dir: str | Path, dataset_root: str | Path, out_dir: str | Path, *,
                       c_grid: tuple[float, ...] = DEFAULT_C_GRID, batch_size: int = 64,
                       max_iter: int = 5000, progress: Progress = NULL_PROGRESS) -> dict:
-    """Write ``out_dir``: the model ``model_dir`` (a folder or a shipped model's name) with its style heads re-fitted (see the
-    module docstring). Returns the new card's ``training.head_refit`` record. Raises
+    """Write ``out_dir``: the model ``model_dir`` (a folder or a shipped model's name) with its
+    style heads re-fitted (see the module docstring). Returns the new card's ``training.head_refit`` record. Raises
     :class:`TrainingError` when no ``C`` beats the input model on validation style mAP: a
     worse model is never written."""
     from musicbrain_cli.calibration import fit_temperature
@@ -107,13 +112,9 @@ def refit_style_heads(model_dir: str | Path, dataset_root: str | Path, out_dir: 
     x_val = val.embeddings.astype(np.float64)
 
     labels = config.taxonomy.labels
-    columns = []
-    for j, name in enumerate(labels):
-        if name.split("/")[0] not in STYLE_GROUPS:
-            continue
-        y, known = _window_targets(train, j)
-        if 0 < y[known].sum() < known.sum():
-            columns.append(j)
+    train_targets = {j: _window_targets(train, j) for j, name in enumerate(labels)
+                     if name.split("/")[0] in STYLE_GROUPS}
+    columns = [j for j, (y, known) in train_targets.items() if 0 < y[known].sum() < known.sum()]
     if not columns:
         raise DatasetError("no style label has both classes among the training windows")
 
@@ -124,7 +125,7 @@ def refit_style_heads(model_dir: str | Path, dataset_root: str | Path, out_dir: 
         for c in c_grid:
             fits[c], val_probs = {}, val.probs.copy()
             for j in columns:
-                y, known = _window_targets(train, j)
+                y, known = train_targets[j]
                 coef, intercept = _fit(x_train[known], y[known], c, max_iter)
                 fits[c][j] = (coef, intercept)
                 val_probs[:, j] = _clip_probs(val, 1.0 / (1.0 + np.exp(-(x_val @ coef + intercept))))
@@ -136,15 +137,12 @@ def refit_style_heads(model_dir: str | Path, dataset_root: str | Path, out_dir: 
                             f"(style mAP {scores[best]:.4f} vs {before:.4f}); nothing written")
 
     # Write the fitted rows into the heads (taxonomy order = head order, group by group).
-    offsets, start = {}, 0
-    for group in config.taxonomy.groups:
-        for row, label in enumerate(group.labels):
-            offsets[start + row] = (group.name, row)
-        start += len(group.labels)
+    slices = config.taxonomy.group_slices()
     per_label_t = dict((card.get("calibration") or {}).get("per_label") or {})
     with torch.no_grad():
         for j, (coef, intercept) in fits[best].items():
-            group, row = offsets[j]
+            group = labels[j].split("/")[0]
+            row = j - slices[group].start
             head = model.heads[group]
             head.weight[row] = torch.as_tensor(temperature * coef, dtype=head.weight.dtype)
             head.bias[row] = torch.as_tensor(temperature * intercept, dtype=head.bias.dtype)
@@ -159,13 +157,12 @@ def refit_style_heads(model_dir: str | Path, dataset_root: str | Path, out_dir: 
     # same validation windows, as the trainer does (window level, raw logits).
     from musicbrain_cli.training.trainer import evaluate_outputs
 
-    counts = [len(w) for w in val.window_p_ai]
     with torch.no_grad():
         z = torch.as_tensor(x_val, dtype=torch.float32)
         val_logits = torch.cat([model.heads[name](z) for name in model.group_names], dim=1)
     old_metrics = dict(card.get("metrics") or {})
-    metrics = evaluate_outputs(val_logits.double().numpy(), np.repeat(val.targets, counts, axis=0),
-                               np.repeat(val.mask, counts, axis=0), config.taxonomy,
+    metrics = evaluate_outputs(val_logits.double().numpy(), _per_window(val, val.targets),
+                               _per_window(val, val.mask), config.taxonomy,
                                threshold=(old_metrics.get("detection") or {}).get("threshold", 0.5),
                                temperature=temperature)
 
