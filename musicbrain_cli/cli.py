@@ -361,21 +361,28 @@ def train(data_dir, config_path, nproc_per_node, nnodes, node_rank, rdzv_endpoin
               help="Model folder (e.g. RUN/model) or shipped model name.")
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Folder for the new model (must be new or empty).")
+@click.option("--style-bands", type=click.IntRange(0, 64), default=None,
+              help="Frequency bands the style heads read (0: the global embedding). "
+                   "Default: as the input model.")
 @handle_errors
-def refit_heads(data_dir, model_name, out_dir) -> None:
+def refit_heads(data_dir, model_name, out_dir, style_bands) -> None:
     """Re-fit a trained model's style heads to convergence on its frozen embeddings.
 
-    One L2 logistic regression per style label on the training windows, its strength chosen
-    on validation style mAP. The backbone and the source (AI/human) head are kept bit for
-    bit; the new model is then finalized (operating point and error rates measured again).
+    One L2 logistic regression per style label on the standardised training-window features,
+    its strength chosen on validation style mAP. With --style-bands N the style heads read
+    the fused map pooled over N frequency bands instead of the global embedding. The
+    backbone and the source (AI/human) head are kept bit for bit; the new model is then
+    finalized (operating point and error rates measured again).
     """
     from musicbrain_cli.progress import RichProgress
     from musicbrain_cli.training.finalize import finalize_model, summary_lines
     from musicbrain_cli.training.heads import refit_style_heads
 
-    record = refit_style_heads(model_name, data_dir, out_dir, progress=RichProgress())
+    record = refit_style_heads(model_name, data_dir, out_dir, style_bands=style_bands,
+                               progress=RichProgress())
     before = record["val_style_map_before"]
     click.echo(f"style heads re-fitted: {len(record['labels_refit'])} labels, C={record['c']}, "
+               f"style bands {record['style_bands']}, "
                f"val style mAP {'n/a' if before is None else f'{before:.4f}'} -> "
                f"{record['val_style_map_by_c'][str(record['c'])]:.4f}")
     card = finalize_model(out_dir, data_dir, progress=RichProgress())

@@ -27,7 +27,7 @@ TRAIN = ("musicbrain train --data ref --config musicbrain_cli/training/configs/r
          "--device cpu -o run && musicbrain train --data ref --config "
          "musicbrain_cli/training/configs/reference-cpu-pitch.yaml --init-from run/model "
          "--device cpu -o run-pitch && musicbrain refit-heads --data ref --model run-pitch/model "
-         "-o run-heads")
+         "--style-bands 8 -o run-heads")
 DESCRIPTION = (
     "8,329 clips of 12 s, 27.76 h: 5,286 human (4,406 renderings of music21 corpus scores, "
     "880 popular-idiom arrangements in eight genres) and 3,043 AI (2 x 850 pieces from two "
@@ -46,7 +46,7 @@ def limitations(card: dict) -> str:
     return (
         "Trained on a 2-core CPU on the full reference corpus (8 epochs, then 5 epochs of "
         "fine-tuning with pitch-shift augmentation, then the style heads re-fitted on the "
-        "frozen embeddings): a small model (clip ROC-AUC "
+        "frozen network's map pooled over 8 frequency bands): a small model (clip ROC-AUC "
         f"{e['test']['roc_auc']:.3f} on test, {e['test_xsf']['roc_auc']:.3f} with an unseen "
         f"SoundFont; style mAP {e['test']['style_map_macro']:.2f}). Under the robustness "
         f"suite its lowest ROC-AUC is {worst['roc_auc']:.2f} ({worst['transform']}); the "

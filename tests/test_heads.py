@@ -99,8 +99,9 @@ def test_the_heads_are_the_regression_and_beat_the_input_on_validation(trained):
     j = config.taxonomy.index("period/Romantic")
     train = np.asarray(by_split["train"])
     y = cache.targets[train, j] > 0.5
-    clf = LogisticRegression(C=record["c"], max_iter=5000).fit(emb[train], y)
-    expected = clf.predict_proba(emb)[:, 1]
+    mean, std = emb[train].mean(axis=0), emb[train].std(axis=0)
+    clf = LogisticRegression(C=record["c"], max_iter=5000).fit((emb[train] - mean) / std, y)
+    expected = clf.predict_proba((emb - mean) / std)[:, 1]
     got = 1.0 / (1.0 + np.exp(-logits[:, j] / temperature))
     np.testing.assert_allclose(got, expected, atol=1e-4)
 
@@ -127,3 +128,81 @@ def test_refuses_a_non_empty_output(trained, tmp_path):
         refit_style_heads(before, root / "ds", tmp_path)
     with pytest.raises(InputError, match="positive"):
         refit_style_heads(before, root / "ds", tmp_path / "new", c_grid=(0.0,))
+
+
+@pytest.fixture(scope="module")
+def banded(trained):
+    root, before, _, _ = trained
+    out = root / "banded"
+    run = CliRunner().invoke(main, ["refit-heads", "--data", str(root / "ds"), "--model",
+                                    str(before), "--style-bands", "2", "-o", str(out)])
+    assert run.exit_code == 0, run.output
+    assert "style bands 2" in run.output
+    return out
+
+
+def test_band_pooled_heads_keep_detection_and_read_the_bands(trained, banded):
+    """--style-bands: the style heads are new rows over [C * bands] features, fitted as the
+    regression on the standardised band features; every other weight, the operating point and
+    the out-of-domain statistics are the input model's."""
+    from sklearn.linear_model import LogisticRegression
+
+    from musicbrain_cli.model.checkpoint import load_checkpoint
+    from musicbrain_cli.training.cache import CachedWindows, default_cache_dir
+    from musicbrain_cli.training.finalize import split_windows
+
+    root, before, _, _ = trained
+    old = load_file(str(before / "model.safetensors"))
+    new = load_file(str(banded / "model.safetensors"))
+    assert set(new) - set(old) == {"style_norm.weight", "style_norm.bias"}
+    assert set(old) == set(new) - {"style_norm.weight", "style_norm.bias"}
+    assert {k for k in old if old[k].shape == new[k].shape and torch.equal(old[k], new[k])} \
+        == set(old) - {"heads.period.weight", "heads.period.bias"}
+    assert new["heads.period.weight"].shape[1] == 2 * old["heads.period.weight"].shape[1]
+    assert card(banded)["thresholds"]["detection"] == card(before)["thresholds"]["detection"]
+    assert card(banded)["verdict"] == card(before)["verdict"]
+    record = card(banded)["training"]["head_refit"]
+    assert (record["style_bands"], record["from_style_bands"]) == (2, 0)
+
+    model, config, c = load_checkpoint(banded)
+    assert config.style_bands == 2 and model.style_dim == 2 * model.embed_dim
+    cache = CachedWindows(default_cache_dir(root / "ds", config.front_end))
+    by_split = split_windows(cache, root / "ds", "test")
+    x = torch.from_numpy(np.stack([cache.features(i) for i in range(len(cache.clip_ids))]))
+    old_model, _, _ = load_checkpoint(before)
+    with torch.no_grad():
+        fused = model.forward_features(x.float())
+        bands = torch.nn.functional.adaptive_avg_pool2d(fused, (2, 1)).flatten(1)
+        feats = torch.nn.functional.layer_norm(bands, bands.shape[1:]).double().numpy()
+        logits = model.forward_head(fused).double().numpy()
+        old_logits = old_model(x.float()).double().numpy()
+    det = config.taxonomy.index("source/ai")
+    np.testing.assert_array_equal(logits[:, det], old_logits[:, det])
+
+    j = config.taxonomy.index("period/Romantic")
+    train = np.asarray(by_split["train"])
+    mean, std = feats[train].mean(axis=0), feats[train].std(axis=0)
+    std = np.where(std > 0, std, 1.0)
+    clf = LogisticRegression(C=record["c"], max_iter=5000).fit(
+        (feats[train] - mean) / std, cache.targets[train, j] > 0.5)
+    got = 1.0 / (1.0 + np.exp(-logits[:, j] / c["calibration"]["temperature"]))
+    np.testing.assert_allclose(got, clf.predict_proba((feats - mean) / std)[:, 1], atol=1e-4)
+
+    # FM-G-CAM still explains a style label through the band-pooled head: the map is not flat
+    from musicbrain_cli.explain.base import LabelTarget
+    from musicbrain_cli.explain.fmgcam import FMGradCAM
+
+    with FMGradCAM(model) as cam:
+        maps = cam(x[:1].float(), targets=[LabelTarget(j)]).maps
+    assert maps.shape[-2:] == x.shape[-2:] and float(maps.max() - maps.min()) > 0
+
+
+def test_band_refit_refuses_bad_band_counts(trained, tmp_path):
+    from musicbrain_cli.training.heads import refit_style_heads
+
+    root, before, _, _ = trained
+    with pytest.raises(InputError, match="style_bands"):
+        refit_style_heads(before, root / "ds", tmp_path / "x", style_bands=65)
+    run = CliRunner().invoke(main, ["refit-heads", "--data", str(root / "ds"), "--model",
+                                    str(before), "--style-bands", "-1", "-o", str(tmp_path / "y")])
+    assert run.exit_code != 0 and "style-bands" in run.output

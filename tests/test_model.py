@@ -67,13 +67,46 @@ def test_unknown_backbone_is_named():
 
 def test_config_round_trip_through_json():
     c = small_config(backbone="convnext_femto", se_reduction=8, stem_stride=(2, 8),
-                     fusion_channels=32)
+                     fusion_channels=32, style_bands=4)
     again = ModelConfig.from_dict(json.loads(json.dumps(c.to_dict())))
     assert again == c
     with pytest.raises(ConfigError, match="se_reductoin"):
         ModelConfig.from_dict({**c.to_dict(), "se_reductoin": 4})
     with pytest.raises(ConfigError, match="stem_stride"):
         small_config(stem_stride=(0, 4))
+    for bad in (-1, 65, 2.0, True):
+        with pytest.raises(ConfigError, match="style_bands"):
+            small_config(style_bands=bad)
+    # configs written before style_bands existed load with the global pool
+    old = {k: v for k, v in small_config().to_dict().items() if k != "style_bands"}
+    assert ModelConfig.from_dict(old).style_bands == 0
+
+
+def test_style_bands_feed_band_pooled_features_to_style_heads_only():
+    """style_bands = N: every head but source reads [C * N] features, the map averaged over
+    time and N frequency bands (channel-major) then layer-normalised; the source head reads
+    the global embedding, so its logits do not depend on N."""
+    torch.manual_seed(5)
+    plain = build_model(small_config()).eval()
+    banded = build_model(small_config(style_bands=4)).eval()
+    state = {k: v for k, v in plain.state_dict().items()
+             if k.startswith(("backbone.", "fusion.", "norm.", "heads.source."))}
+    banded.load_state_dict(state, strict=False)
+    assert banded.heads["period"].in_features == 4 * banded.embed_dim
+    assert banded.heads["source"].in_features == banded.embed_dim
+    fused = torch.randn(2, banded.embed_dim, 8, 5)
+    fused[:, :, :2] += 3.0                       # energy in the lowest quarter of the rows
+    with torch.no_grad():
+        z = banded.style_pool(fused)
+        manual = fused.reshape(2, banded.embed_dim, 4, 2, 5).mean(dim=(3, 4)).flatten(1)
+        torch.testing.assert_close(z, F.layer_norm(manual, manual.shape[1:]))
+        torch.testing.assert_close(banded.forward_head(fused)[:, :2],
+                                   plain.forward_head(fused)[:, :2])
+        # a band shift changes what the style heads read, not the global embedding
+        shifted = fused.flip(2)
+        torch.testing.assert_close(banded.pool(shifted), banded.pool(fused))
+        assert not torch.allclose(banded.style_pool(shifted), z)
+    assert torch.equal(plain.style_pool(fused), plain.pool(fused))
 
 
 def test_squeeze_excite_weights_lie_in_unit_interval_and_scale_channels():

@@ -22,6 +22,8 @@ CONFIG_VERSION = 1
 DEFAULT_BACKBONE = "convnext_atto"
 #: Fusion modes bringing the mid/high stages to the low stage's grid (see net.py).
 FUSION_RESIZE = ("bilinear", "nearest")
+#: Upper bound of ``style_bands`` (the default fused map has 64 rows).
+MAX_STYLE_BANDS = 64
 
 
 def default_taxonomy() -> Taxonomy:
@@ -41,6 +43,11 @@ class ModelConfig:
     - ``se_reduction``: squeeze-and-excitation bottleneck ratio (Hu et al. 2018, r=16).
     - ``fusion_channels``: per-stage 1x1 projection width before concatenation (0 keeps
       each stage's own width).
+    - ``style_bands``: 0 gives every head the globally pooled embedding. N > 0 gives the style
+      heads (every group but ``source``) the fused map pooled over time and over N equal
+      frequency bands, so they can read *where* in frequency a channel fires (register,
+      instrumentation), which a global pool averages away; the ``source`` head keeps the
+      global embedding.
     """
 
     backbone: str = DEFAULT_BACKBONE
@@ -53,6 +60,7 @@ class ModelConfig:
     se_reduction: int = 16
     dropout: float = 0.1
     drop_path_rate: float = 0.0
+    style_bands: int = 0
 
     def __post_init__(self) -> None:
         if not isinstance(self.backbone, str) or not self.backbone:
@@ -73,6 +81,10 @@ class ModelConfig:
             raise ConfigError(f"se_reduction must be a positive int, not {self.se_reduction!r}")
         if not isinstance(self.fusion_channels, int) or self.fusion_channels < 0:
             raise ConfigError(f"fusion_channels must be an int >= 0, not {self.fusion_channels!r}")
+        if (not isinstance(self.style_bands, int) or isinstance(self.style_bands, bool)
+                or not 0 <= self.style_bands <= MAX_STYLE_BANDS):
+            raise ConfigError(f"style_bands must be an int in [0, {MAX_STYLE_BANDS}], "
+                              f"not {self.style_bands!r}")
         for name in ("dropout", "drop_path_rate"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and 0 <= v < 1):
@@ -99,6 +111,7 @@ class ModelConfig:
             "se_reduction": self.se_reduction,
             "dropout": self.dropout,
             "drop_path_rate": self.drop_path_rate,
+            "style_bands": self.style_bands,
         }
 
     @classmethod

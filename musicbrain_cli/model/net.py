@@ -10,6 +10,16 @@ one sigmoid head per taxonomy label group.
                  concatenate on channels; squeeze-and-excitation reweights channels
       -> fused [B, C, H, W]                       (``model.fusion`` output: CAMs target it)
       -> global average pool -> LayerNorm -> dropout -> per-group Linear -> logits [B, L]
+         (with ``style_bands`` = N > 0 the style groups' heads read instead the map averaged
+          over time and over N frequency bands [B, C*N] -> LayerNorm -> dropout; the
+          ``source`` head always reads the global embedding)
+
+Why band pooling for style (``style_bands``): a global average pool makes the embedding
+nearly blind to where in frequency a channel fires. On the default model's frozen fused map,
+style labels fitted on 8-band pooled features scored validation style mAP 0.674 against
+0.656 for the global embedding (test 0.70 vs 0.68; L2 logistic regression per label,
+standardised features, C chosen on validation), while detection, which the global head
+already separates, has no reason to change.
 
 Why fuse at the low stage's grid, by interpolation: the fused map is where explanations
 are read, so it must keep the finest grid of the stages it draws on; strided convolutions or
@@ -63,6 +73,10 @@ from torch import nn
 
 from musicbrain_cli.errors import ConfigError
 from musicbrain_cli.model.config import ModelConfig
+from musicbrain_cli.taxonomy import DETECTION_LABEL
+
+#: The label group whose head always reads the global embedding (the AI/human decision).
+DETECTION_GROUP = DETECTION_LABEL.split("/")[0]
 
 
 @functools.lru_cache(maxsize=1)
@@ -190,9 +204,14 @@ class MusicBrainNet(nn.Module):
         self.embed_dim = self.fusion.out_channels
         self.norm = nn.LayerNorm(self.embed_dim)
         self.dropout = nn.Dropout(config.dropout)
+        self.style_bands = config.style_bands
+        self.style_dim = self.embed_dim * self.style_bands if self.style_bands else self.embed_dim
+        if self.style_bands:
+            self.style_norm = nn.LayerNorm(self.style_dim)
         self.group_names = config.taxonomy.group_names
         self.heads = nn.ModuleDict(
-            {g.name: nn.Linear(self.embed_dim, len(g.labels)) for g in config.taxonomy.groups}
+            {g.name: nn.Linear(self.head_dim(g.name), len(g.labels))
+             for g in config.taxonomy.groups}
         )
 
     # --- geometry -----------------------------------------------------------------------
@@ -237,10 +256,29 @@ class MusicBrainNet(nn.Module):
         """Embedding ``[B, D]``: global average pool, then LayerNorm."""
         return self.norm(fused.mean(dim=(2, 3)))
 
+    def reads_bands(self, group: str) -> bool:
+        """Whether ``group``'s head reads the band-pooled style embedding."""
+        return bool(self.style_bands) and group != DETECTION_GROUP
+
+    def head_dim(self, group: str) -> int:
+        """Input width of ``group``'s head."""
+        return self.style_dim if self.reads_bands(group) else self.embed_dim
+
+    def style_pool(self, fused: torch.Tensor) -> torch.Tensor:
+        """What the style heads read ``[B, style_dim]``: the fused map averaged over time and
+        ``style_bands`` frequency bands (channel-major: ``c * N + band``), then LayerNorm; the
+        global embedding when ``style_bands`` is 0."""
+        if not self.style_bands:
+            return self.pool(fused)
+        bands = F.adaptive_avg_pool2d(fused, (self.style_bands, 1)).flatten(1)
+        return self.style_norm(bands)
+
     def forward_head(self, fused: torch.Tensor) -> torch.Tensor:
         """Logits ``[B, num_labels]``, groups and labels in taxonomy order."""
         z = self.dropout(self.pool(fused))
-        return torch.cat([self.heads[name](z) for name in self.group_names], dim=1)
+        zs = self.dropout(self.style_pool(fused)) if self.style_bands else z
+        return torch.cat([self.heads[name](zs if self.reads_bands(name) else z)
+                          for name in self.group_names], dim=1)
 
     def forward(self, spec: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(spec))

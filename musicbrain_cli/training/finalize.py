@@ -73,8 +73,12 @@ class _Clips:
 
 @torch.inference_mode()
 def _run(model, cache, indices: np.ndarray, temperature: float, batch_size: int,
-         progress: Progress, label: str, floor: float, transform=None):
+         progress: Progress, label: str, floor: float, transform=None, embed=None):
+    """Calibrated probabilities, embeddings (``embed(fused)``, by default the model's pooled
+    embedding) and spectral profiles of the cached windows ``indices``."""
     from musicbrain_cli.ood import spectral_profile
+
+    embed = embed or model.pool
 
     logits, emb, prof = [], [], []
     with progress.task(f"finalize: {label}", total=len(indices)) as task:
@@ -85,7 +89,7 @@ def _run(model, cache, indices: np.ndarray, temperature: float, batch_size: int,
                 x = transform(x)
             fused = model.forward_features(x)
             logits.append(model.forward_head(fused).float().numpy())
-            emb.append(model.pool(fused).float().numpy())
+            emb.append(embed(fused).float().numpy())
             prof.append(spectral_profile(x, floor=floor))
             task.advance(len(idx))
     logits = np.concatenate(logits).astype(np.float64)

@@ -1,24 +1,33 @@
 """Re-fit the style heads of a trained model on its frozen embeddings.
 
-    refit_style_heads("run-pitch/model", "ref", "run-heads/model")
+    refit_style_heads("run-pitch/model", "ref", "run-heads/model", style_bands=8)
 
 Why: after SGD under augmentation the style heads sit far from the optimum of their own
 problem. The default model's stage 2 scored style mAP 0.67 on its *training* clips and 0.62
-on test: it under-fits style, it does not over-fit it. Each head is linear on the pooled
-embedding (``MusicBrainNet.pool``), so the best head for fixed features is a convex problem
-that can be solved exactly: an L2-regularised logistic regression per style label
-(scikit-learn, lbfgs, to convergence) on the un-augmented training windows' embeddings. The
-regularisation strength ``C`` is chosen on the validation clips' style mAP (clip = mean of
-its windows' probabilities, as in :mod:`.finalize`); the test splits are never looked at.
+on test: it under-fits style, it does not over-fit it. Each head is linear on what it reads
+(``MusicBrainNet.style_pool``), so the best head for fixed features is a convex problem that
+can be solved exactly: an L2-regularised logistic regression per style label (scikit-learn,
+lbfgs, to convergence) on the un-augmented training windows' features, standardised with the
+training windows' mean and deviation (folded back into the row afterwards, so the stored
+head reads the raw features). The regularisation strength ``C`` is chosen on the validation
+clips' style mAP (clip = mean of its windows' probabilities, as in :mod:`.finalize`); the
+test splits are never looked at.
 
-What changes and what does not: only the rows of the style groups' heads
-(:data:`.finalize.STYLE_GROUPS`) whose label has both classes among the training windows.
-The backbone, the fusion, the embedding and the ``source`` head are copied bit for bit, so
-detection, its operating point and the out-of-domain statistics are those of the input
-model (``ood.safetensors`` is copied; a following :func:`.finalize.finalize_model`
-re-measures them all and must find the same). The card records how the heads were fitted
-and the weights they came from; its robustness table is dropped, because it described other
-weights (``musicbrain evaluate --robustness --update-card`` measures it again).
+``style_bands``: the input model's head input is kept by default. Given N different from the
+model's, the output model's style heads read the fused map pooled over N frequency bands
+(see :mod:`musicbrain_cli.model.net`); every style row is then new. A label that lacks a
+class among the training windows cannot be fitted; its row then reads nothing (zero weights)
+and its bias gives the smoothed training prevalence ``(pos + 0.5) / (n + 1)``.
+
+What changes and what does not: only the style groups' heads
+(:data:`.finalize.STYLE_GROUPS`) and, with new bands, the style LayerNorm (left at its
+identity initialisation). The backbone, the fusion, the global embedding and the ``source``
+head are copied bit for bit, so detection, its operating point and the out-of-domain
+statistics are those of the input model (``ood.safetensors`` is copied; a following
+:func:`.finalize.finalize_model` re-measures them all and must find the same). The card
+records how the heads were fitted and the weights they came from; its robustness table is
+dropped, because it described other weights (``musicbrain evaluate --robustness
+--update-card`` measures it again).
 
 The model applies one calibration temperature ``T`` to every logit, so a fitted row is
 stored as ``T * (coef, intercept)``: ``sigmoid(logit / T)`` is then the regression's own
@@ -37,11 +46,13 @@ import torch
 
 from musicbrain_cli.errors import DatasetError, InputError, TrainingError
 from musicbrain_cli.progress import NULL_PROGRESS, Progress
+from musicbrain_cli.taxonomy import DETECTION_LABEL
 
-#: Inverse L2 strengths tried; the one with the best validation style mAP is kept.
-DEFAULT_C_GRID = (0.01, 0.03, 0.1, 0.3)
-METHOD = ("L2 logistic regression per style label on frozen, un-augmented training-window "
-          "embeddings (scikit-learn lbfgs); C chosen on validation style mAP")
+#: Inverse L2 strengths tried (on standardised features); the one with the best validation
+#: style mAP is kept.
+DEFAULT_C_GRID = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3)
+METHOD = ("L2 logistic regression per style label on frozen, un-augmented, standardised "
+          "training-window features (scikit-learn lbfgs); C chosen on validation style mAP")
 
 
 def _fit(x: np.ndarray, y: np.ndarray, c: float, max_iter: int) -> tuple[np.ndarray, float]:
@@ -75,16 +86,44 @@ def _clip_probs(clips, window_p: np.ndarray) -> np.ndarray:
     return np.array([window_p[a:z].mean() for a, z in zip(bounds, bounds[1:])])
 
 
+def _standardiser(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature mean and deviation of the training windows (a constant feature: 1)."""
+    mean, std = x.mean(axis=0), x.std(axis=0)
+    return mean, np.where(std > 0, std, 1.0)
+
+
+def _with_bands(model, config, bands: int):
+    """``model`` rebuilt with ``style_bands = bands``: every parameter but the style heads'
+    (and the new style LayerNorm, left at identity) copied."""
+    from musicbrain_cli.model.net import build_model
+
+    new_config = dataclasses.replace(config, style_bands=bands)
+    new = build_model(new_config)
+    fresh = {k for k in new.state_dict()
+             if k.startswith("style_norm.") or (k.startswith("heads.") and new.reads_bands(k.split(".")[1]))}
+    kept = {k: v for k, v in model.state_dict().items()
+            if k in new.state_dict() and k not in fresh}
+    result = new.load_state_dict(kept, strict=False)
+    if set(result.missing_keys) != fresh or result.unexpected_keys:
+        raise TrainingError(f"cannot carry the model into style_bands={bands}: missing "
+                            f"{sorted(set(result.missing_keys) - fresh)}")
+    return new.eval(), new_config
+
+
 def refit_style_heads(model_dir: str | Path, dataset_root: str | Path, out_dir: str | Path, *,
-                      c_grid: tuple[float, ...] = DEFAULT_C_GRID, batch_size: int = 64,
-                      max_iter: int = 5000, progress: Progress = NULL_PROGRESS) -> dict:
+                      c_grid: tuple[float, ...] = DEFAULT_C_GRID, style_bands: int | None = None,
+                      batch_size: int = 64, max_iter: int = 5000,
+                      progress: Progress = NULL_PROGRESS) -> dict:
     """Write ``out_dir``: the model ``model_dir`` (a folder or a shipped model's name) with its
-    style heads re-fitted (see the module docstring). Returns the new card's ``training.head_refit`` record. Raises
-    :class:`TrainingError` when no ``C`` beats the input model on validation style mAP: a
-    worse model is never written."""
+    style heads re-fitted (see the module docstring), reading ``style_bands`` frequency bands
+    (None: as the input model does). Returns the new card's ``training.head_refit`` record.
+    Raises :class:`TrainingError` when no ``C`` beats the input model on validation style mAP:
+    a worse model is never written."""
     from musicbrain_cli.calibration import fit_temperature
     from musicbrain_cli.model.checkpoint import (load_checkpoint, pinned_sha256, read_config,
                                                  resolve_model, save_checkpoint)
+    from musicbrain_cli.model.config import MAX_STYLE_BANDS
+    from musicbrain_cli.model.net import DETECTION_GROUP
     from musicbrain_cli.training.finalize import (CHOOSE_SPLIT, FIT_SPLIT, STYLE_GROUPS, _clips,
                                                   _run, _style_map, model_windows)
 
@@ -93,23 +132,43 @@ def refit_style_heads(model_dir: str | Path, dataset_root: str | Path, out_dir: 
         raise InputError(f"output folder {str(out_dir)!r} is not empty")
     if not c_grid or any(not (c > 0) for c in c_grid):
         raise InputError(f"C values must be positive, got {list(c_grid)}")
+    if style_bands is not None and not 0 <= style_bands <= MAX_STYLE_BANDS:
+        raise InputError(f"style_bands must lie in [0, {MAX_STYLE_BANDS}], got {style_bands}")
     expected = pinned_sha256(model_dir)
     model_dir = resolve_model(model_dir)
     model, config, card = load_checkpoint(model_dir, device="cpu", expected_sha256=expected)
     model.eval()
+    from_bands = config.style_bands
+    new_bands = from_bands if style_bands is None else style_bands
+    if new_bands != from_bands:
+        if any(g not in STYLE_GROUPS and g != DETECTION_GROUP for g in config.taxonomy.group_names):
+            raise InputError(f"style_bands can only change when every head but "
+                             f"{DETECTION_GROUP!r} is a "
+                             f"style head {list(STYLE_GROUPS)}; this model has "
+                             f"{config.taxonomy.group_names}")
+        new_model, new_config = _with_bands(model, config, new_bands)
+    else:
+        new_model, new_config = model, config
     _, extra = read_config(model_dir)
     cache, by_split = model_windows(dataset_root, config, "re-fitting the style heads", progress)
     temperature = float((card.get("calibration") or {}).get("temperature", 1.0))
-    det = config.taxonomy.index("source/ai")
+    det = config.taxonomy.index(DETECTION_LABEL)
+    width = model.embed_dim
+
+    def features(fused):     # the global embedding, then what the new style heads read
+        return torch.cat([model.pool(fused), new_model.style_pool(fused)], dim=1)
+
     clips = {}
     for split in (FIT_SPLIT, CHOOSE_SPLIT):
         idx = np.asarray(by_split[split])
         probs, emb, _ = _run(model, cache, idx, temperature, batch_size, progress,
-                             f"embed {split}", config.front_end.silence_level)
+                             f"embed {split}", config.front_end.silence_level, embed=features)
         clips[split] = _clips(cache, idx, probs, emb, det)
     train, val = clips[FIT_SPLIT], clips[CHOOSE_SPLIT]
-    x_train = train.embeddings.astype(np.float64)
-    x_val = val.embeddings.astype(np.float64)
+    x_train = train.embeddings[:, width:].astype(np.float64)
+    x_val = val.embeddings[:, width:].astype(np.float64)
+    mean, std = _standardiser(x_train)
+    z_train, z_val = (x_train - mean) / std, (x_val - mean) / std
 
     labels = config.taxonomy.labels
     train_targets = {j: _window_targets(train, j) for j, name in enumerate(labels)
@@ -126,9 +185,10 @@ def refit_style_heads(model_dir: str | Path, dataset_root: str | Path, out_dir: 
             fits[c], val_probs = {}, val.probs.copy()
             for j in columns:
                 y, known = train_targets[j]
-                coef, intercept = _fit(x_train[known], y[known], c, max_iter)
-                fits[c][j] = (coef, intercept)
-                val_probs[:, j] = _clip_probs(val, 1.0 / (1.0 + np.exp(-(x_val @ coef + intercept))))
+                coef, intercept = _fit(z_train[known], y[known], c, max_iter)
+                # fold the standardisation into the row: it then reads the raw features
+                fits[c][j] = (coef / std, intercept - float((coef / std) @ mean))
+                val_probs[:, j] = _clip_probs(val, 1.0 / (1.0 + np.exp(-(z_val @ coef + intercept))))
                 task.advance()
             scores[c] = _style_map(dataclasses.replace(val, probs=val_probs), config.taxonomy)
     best = max(c_grid, key=lambda c: (scores[c], -c))        # ties: the stronger penalty
@@ -136,14 +196,25 @@ def refit_style_heads(model_dir: str | Path, dataset_root: str | Path, out_dir: 
         raise TrainingError(f"re-fitted style heads do not beat the model on validation "
                             f"(style mAP {scores[best]:.4f} vs {before:.4f}); nothing written")
 
-    # Write the fitted rows into the heads (taxonomy order = head order, group by group).
+    # Rows that cannot be fitted: kept as they were when the head input is unchanged, else
+    # a constant at the label's smoothed training prevalence.
+    rows = dict(fits[best])
+    constant = []
+    if new_model is not model:
+        for j, (y, known) in train_targets.items():
+            if j not in rows:
+                p = (y[known].sum() + 0.5) / (known.sum() + 1.0)
+                rows[j] = (np.zeros(x_train.shape[1]), float(np.log(p / (1.0 - p))))
+                constant.append(labels[j])
+
+    # Write the rows into the heads (taxonomy order = head order, group by group).
     slices = config.taxonomy.group_slices()
     per_label_t = dict((card.get("calibration") or {}).get("per_label") or {})
     with torch.no_grad():
-        for j, (coef, intercept) in fits[best].items():
+        for j, (coef, intercept) in rows.items():
             group = labels[j].split("/")[0]
             row = j - slices[group].start
-            head = model.heads[group]
+            head = new_model.heads[group]
             head.weight[row] = torch.as_tensor(temperature * coef, dtype=head.weight.dtype)
             head.bias[row] = torch.as_tensor(temperature * intercept, dtype=head.bias.dtype)
             y, known = _window_targets(val, j)
@@ -158,8 +229,10 @@ def refit_style_heads(model_dir: str | Path, dataset_root: str | Path, out_dir: 
     from musicbrain_cli.training.trainer import evaluate_outputs
 
     with torch.no_grad():
-        z = torch.as_tensor(x_val, dtype=torch.float32)
-        val_logits = torch.cat([model.heads[name](z) for name in model.group_names], dim=1)
+        z = torch.as_tensor(val.embeddings[:, :width], dtype=torch.float32)
+        zs = torch.as_tensor(x_val, dtype=torch.float32)
+        val_logits = torch.cat([new_model.heads[name](zs if new_model.reads_bands(name) else z)
+                                for name in new_model.group_names], dim=1)
     old_metrics = dict(card.get("metrics") or {})
     metrics = evaluate_outputs(val_logits.double().numpy(), _per_window(val, val.targets),
                                _per_window(val, val.mask), config.taxonomy,
@@ -167,16 +240,18 @@ def refit_style_heads(model_dir: str | Path, dataset_root: str | Path, out_dir: 
                                temperature=temperature)
 
     record = {"method": METHOD, "groups": list(STYLE_GROUPS), "c": best,
+              "style_bands": new_bands, "from_style_bands": from_bands,
               "val_map_macro_before": old_metrics.get("map_macro"),
               "val_style_map_by_c": {str(c): scores[c] for c in c_grid},
               "val_style_map_before": before, "labels_refit": [labels[j] for j in columns],
+              "labels_constant": constant,
               "fit_windows": int(len(x_train)), "from_weights_sha256": card["weights_sha256"]}
     card = dict(card)
     card.pop("robustness", None)        # measured on other weights
     card["calibration"] = {**(card.get("calibration") or {}), "per_label": per_label_t}
     card["training"] = {**(card.get("training") or {}), "head_refit": record}
     card["metrics"] = {**metrics, "split": CHOOSE_SPLIT, "epoch": old_metrics.get("epoch")}
-    save_checkpoint(out_dir, model, config, model_card=card, extra_config=extra)
+    save_checkpoint(out_dir, new_model, new_config, model_card=card, extra_config=extra)
     if (model_dir / "ood.safetensors").is_file():
         shutil.copy2(model_dir / "ood.safetensors", out_dir / "ood.safetensors")
     return record
