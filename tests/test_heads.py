@@ -25,7 +25,7 @@ def trained(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("heads")
     tax = Taxonomy.from_groups([("source", ["human", "ai"], True),
-                                ("period", ["Baroque", "Romantic"], True)])
+                                ("period", ["Baroque", "Romantic", "Classical"], True)])
     rng = np.random.default_rng(0)
     t = np.arange(2 * SR) / SR
     with DatasetWriter(root / "ds", tax, sample_rate=SR, audio_format="wav") as w:
@@ -34,8 +34,10 @@ def trained(tmp_path_factory):
             y = (0.3 * np.sin(2 * np.pi * (440 if ai else 660) * t)
                  + 0.2 * np.sin(2 * np.pi * (1900 if romantic else 1300) * t)
                  + 0.02 * rng.normal(size=t.size))
+            # no clip is Classical: that label cannot be fitted
+            period = "Romantic" if romantic else "Baroque"
             w.add(ClipRecord(clip_id=f"c{i:02d}", source="ai" if ai else "human",
-                             period="Romantic" if romantic else "Baroque", work_id=f"w{i}",
+                             period=period, work_id=f"w{i}",
                              split="train" if i < 20 else "val"), y.astype(np.float32))
     cfg = root / "cfg.yaml"
     cfg.write_text(
@@ -163,6 +165,11 @@ def test_band_pooled_heads_keep_detection_and_read_the_bands(trained, banded):
     assert card(banded)["verdict"] == card(before)["verdict"]
     record = card(banded)["training"]["head_refit"]
     assert (record["style_bands"], record["from_style_bands"]) == (2, 0)
+    # the unfittable label is a constant, and the score C was chosen on is the written
+    # model's own (finalize re-measures it on the same validation clips)
+    assert record["labels_constant"] == ["period/Classical"]
+    assert record["val_style_map_by_c"][str(record["c"])] == pytest.approx(
+        card(banded)["evaluation"]["val"]["style_map_macro"], abs=1e-5)
 
     model, config, c = load_checkpoint(banded)
     assert config.style_bands == 2 and model.style_dim == 2 * model.embed_dim
@@ -187,6 +194,9 @@ def test_band_pooled_heads_keep_detection_and_read_the_bands(trained, banded):
         (feats[train] - mean) / std, cache.targets[train, j] > 0.5)
     got = 1.0 / (1.0 + np.exp(-logits[:, j] / c["calibration"]["temperature"]))
     np.testing.assert_allclose(got, clf.predict_proba((feats - mean) / std)[:, 1], atol=1e-4)
+    k = config.taxonomy.index("period/Classical")
+    np.testing.assert_allclose(1.0 / (1.0 + np.exp(-logits[:, k] / c["calibration"]["temperature"])),
+                               0.5 / (len(train) + 1.0), rtol=1e-5)
 
     # FM-G-CAM still explains a style label through the band-pooled head: the map is not flat
     from musicbrain_cli.explain.base import LabelTarget

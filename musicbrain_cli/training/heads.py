@@ -177,12 +177,23 @@ def refit_style_heads(model_dir: str | Path, dataset_root: str | Path, out_dir: 
     if not columns:
         raise DatasetError("no style label has both classes among the training windows")
 
+    # Rows that cannot be fitted: kept as they were when the head input is unchanged, else
+    # a constant at the label's smoothed training prevalence (scored as such on validation).
+    constant: dict[int, tuple[np.ndarray, float]] = {}
+    base_probs = val.probs.copy()
+    if new_model is not model:
+        for j, (y, known) in train_targets.items():
+            if j not in columns:
+                p = (y[known].sum() + 0.5) / (known.sum() + 1.0)
+                constant[j] = (np.zeros(x_train.shape[1]), float(np.log(p / (1.0 - p))))
+                base_probs[:, j] = p
+
     before = _style_map(val, config.taxonomy)
     fits: dict[float, dict[int, tuple[np.ndarray, float]]] = {}
     scores: dict[float, float] = {}
     with progress.task("re-fit style heads", total=len(c_grid) * len(columns)) as task:
         for c in c_grid:
-            fits[c], val_probs = {}, val.probs.copy()
+            fits[c], val_probs = {}, base_probs.copy()
             for j in columns:
                 y, known = train_targets[j]
                 coef, intercept = _fit(z_train[known], y[known], c, max_iter)
@@ -196,17 +207,8 @@ def refit_style_heads(model_dir: str | Path, dataset_root: str | Path, out_dir: 
         raise TrainingError(f"re-fitted style heads do not beat the model on validation "
                             f"(style mAP {scores[best]:.4f} vs {before:.4f}); nothing written")
 
-    # Rows that cannot be fitted: kept as they were when the head input is unchanged, else
-    # a constant at the label's smoothed training prevalence.
     rows = dict(fits[best])
-    constant = []
-    if new_model is not model:
-        for j, (y, known) in train_targets.items():
-            if j not in rows:
-                p = (y[known].sum() + 0.5) / (known.sum() + 1.0)
-                rows[j] = (np.zeros(x_train.shape[1]), float(np.log(p / (1.0 - p))))
-                constant.append(labels[j])
-
+    rows.update(constant)
     # Write the rows into the heads (taxonomy order = head order, group by group).
     slices = config.taxonomy.group_slices()
     per_label_t = dict((card.get("calibration") or {}).get("per_label") or {})
@@ -244,7 +246,7 @@ def refit_style_heads(model_dir: str | Path, dataset_root: str | Path, out_dir: 
               "val_map_macro_before": old_metrics.get("map_macro"),
               "val_style_map_by_c": {str(c): scores[c] for c in c_grid},
               "val_style_map_before": before, "labels_refit": [labels[j] for j in columns],
-              "labels_constant": constant,
+              "labels_constant": [labels[j] for j in constant],
               "fit_windows": int(len(x_train)), "from_weights_sha256": card["weights_sha256"]}
     card = dict(card)
     card.pop("robustness", None)        # measured on other weights
