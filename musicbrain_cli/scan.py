@@ -301,7 +301,9 @@ def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = S
         "metadata": _metadata(info.metadata),
         "verdict": {**verdict.to_dict(), "error_rates": detector.card.get("error_rates", {})},
         "labels": _top_labels(aggregate, detector.taxonomy, options.top_labels_per_group,
-                              (detector.card.get("metrics") or {}).get("ap") or {}),
+                              (detector.card.get("metrics") or {}).get("ap") or {},
+                              untrained_labels(detector.card)),
+        "labels_untrained": sorted(untrained_labels(detector.card)),
         "timeline": {"window_start_s": [float(s) for s in starts], "window_s": fe.window_s,
                      "p_ai": [round(float(p), 6) for p in probs[:, det_idx]],
                      "padded": [bool(p) for p in padded]},
@@ -416,15 +418,24 @@ def _metadata(meta: Mapping) -> dict:
             "truncated": meta.get("truncated", False)}
 
 
-def _top_labels(aggregate: Mapping, taxonomy, per_group: int, validation_ap: Mapping) -> list[dict]:
+def untrained_labels(card: Mapping) -> set[str]:
+    """Labels the model card says had no training example to learn from (their heads are
+    constants): they are never offered as attributions."""
+    refit = ((card.get("training") or {}).get("head_refit") or {})
+    return {str(x) for x in refit.get("labels_constant") or ()}
+
+
+def _top_labels(aggregate: Mapping, taxonomy, per_group: int, validation_ap: Mapping,
+                untrained: set[str] = frozenset()) -> list[dict]:
     """The ``per_group`` most probable labels of each style group, each with the model card's
     validation AP for that label (None when validation had no example of it): how far the
-    attribution can be trusted, shown beside it."""
+    attribution can be trusted, shown beside it. ``untrained`` labels are left out."""
     out = []
     for group in taxonomy.groups:
         if group.name == "source":
             continue
-        ranked = sorted(group.labels, key=lambda lab: -aggregate[f"{group.name}/{lab}"]["mean"])
+        ranked = sorted((lab for lab in group.labels if f"{group.name}/{lab}" not in untrained),
+                        key=lambda lab: -aggregate[f"{group.name}/{lab}"]["mean"])
         for lab in ranked[:per_group]:
             ap = validation_ap.get(f"{group.name}/{lab}")
             out.append({"group": group.name, "label": lab,

@@ -108,6 +108,10 @@ def test_report_sections_and_missing_optional_parts():
     # each attribution shows how reliable its label was on validation (n/a: never validated)
     assert "Validation AP" in full
     assert "<td>0.810</td>" in full and "<td>0.920</td>" in full and "<td>n/a</td>" in full
+    # labels the model never saw in training are named as never attributed
+    assert "no training example of them: composer: Schubert, Franz." in full
+    assert "no training example" not in render_report_html(
+        {k: v for k, v in example_track().items() if k != "labels_untrained"}, {})
     minimal = {"schema": "musicbrain.track/1", "input": {"file_name": "a.wav"}}
     html = render_report_html(minimal, {})
     assert "No verdict is available" in html and "No style attribution" in html

@@ -163,3 +163,20 @@ def test_missing_input_is_a_usage_error(tmp_path, model_dir):
     res = run(["scan", str(tmp_path / "nope"), "-o", str(tmp_path / "o"), "--model",
                str(model_dir)])
     assert res.exit_code == 2
+
+
+def test_labels_without_training_examples_are_never_attributed():
+    """A label the card records as a constant head (no training example) is skipped, even
+    when it is the group's most probable one."""
+    from musicbrain_cli.scan import _top_labels, untrained_labels
+    from musicbrain_cli.taxonomy import Taxonomy
+
+    tax = Taxonomy.from_groups([("source", ["human", "ai"], True),
+                                ("composer", ["Bach", "Schubert", "Haydn"], True)])
+    aggregate = {"composer/Bach": {"mean": 0.2}, "composer/Schubert": {"mean": 0.9},
+                 "composer/Haydn": {"mean": 0.1}}
+    card = {"training": {"head_refit": {"labels_constant": ["composer/Schubert"]}}}
+    assert untrained_labels(card) == {"composer/Schubert"} and untrained_labels({}) == set()
+    top = _top_labels(aggregate, tax, 2, {"composer/Bach": 0.9}, untrained_labels(card))
+    assert [(r["label"], r["validation_ap"]) for r in top] == [("Bach", 0.9), ("Haydn", None)]
+    assert [r["label"] for r in _top_labels(aggregate, tax, 1, {})] == ["Schubert"]

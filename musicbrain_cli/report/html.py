@@ -359,6 +359,8 @@ def report_view(track: Mapping, figures: Mapping[str, bytes], *, signer: Any = N
                     "p": prob(r.get("p")), "width": max(0.0, min(1.0, _num(r.get("p")) or 0.0)),
                     "validation_ap": prob(r.get("validation_ap"))}
                    for r in labels],
+        "labels_untrained": [visible(str(x).replace("/", ": ", 1))
+                             for x in track.get("labels_untrained") or ()],
         "explanations": _explanations(track, figures, timeline.get("window_s")),
         "alignment": alignment_sentences(track.get("alignment")),
         "robustness": [{"transform": visible(r.get("transform", "")),
