@@ -83,6 +83,25 @@ def test_card_schema_and_sha(saved):
     assert not list(directory.glob(".*tmp"))
 
 
+def test_the_same_weights_give_the_same_file_in_every_process(saved, tmp_path):
+    """The weights' SHA-256 identifies a model, so re-saving it, in other processes (the
+    safetensors writer hashes its metadata map with a per-process random seed), must give
+    the same bytes. Six processes: with two metadata keys, all six agreeing by chance had
+    odds of 1 in 32."""
+    import subprocess
+    import sys
+
+    directory, _ = saved
+    script = ("import sys; from musicbrain_cli.model.checkpoint import load_checkpoint, "
+              "save_checkpoint; m, c, card = load_checkpoint(sys.argv[1]); "
+              "save_checkpoint(sys.argv[2], m, c, model_card=card)")
+    for i in range(6):
+        subprocess.run([sys.executable, "-c", script, str(directory), str(tmp_path / str(i))],
+                       check=True, timeout=120)
+    files = {(tmp_path / str(i) / WEIGHTS_FILE).read_bytes() for i in range(6)}
+    assert len(files) == 1
+
+
 def test_tampered_weights_are_refused(saved):
     directory, _ = saved
     data = bytearray((directory / WEIGHTS_FILE).read_bytes())

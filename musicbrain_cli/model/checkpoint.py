@@ -154,7 +154,10 @@ def save_checkpoint(directory: str | os.PathLike, model: torch.nn.Module, config
         raise ConfigError(f"checkpoint config is not plain JSON: {exc}") from exc
     state = {k: v.detach().to("cpu", copy=True).contiguous()
              for k, v in _unwrap(model).state_dict().items()}
-    metadata = {"format": CHECKPOINT_FORMAT, "config": _json_text(config.to_dict())}
+    # One metadata key only: safetensors writes its metadata map in Rust's randomised hash
+    # order, so two keys gave the same weights two different files (and SHA-256s) from run
+    # to run. config.json beside the weights carries the format tag.
+    metadata = {"config": _json_text(config.to_dict())}
     _atomic_write(directory / WEIGHTS_FILE, lambda p: save_file(state, str(p), metadata=metadata))
     card["weights_sha256"] = sha256_file(directory / WEIGHTS_FILE)
     _atomic_write(directory / CONFIG_FILE, lambda p: p.write_text(config_text, encoding="utf-8"))
