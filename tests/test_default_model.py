@@ -95,5 +95,10 @@ def test_scan_of_the_example_catalog_with_the_default_model(tmp_path):
     for folder in (p for p in out.iterdir() if p.is_dir()):
         assert verify_path(folder).ok
         # each style attribution carries its label's validation AP from the card
-        for row in json.loads((folder / "result.json").read_text())["labels"]:
+        # and a label with no training example (a constant head) is never offered
+        result = json.loads((folder / "result.json").read_text())
+        untrained = set(card["training"]["head_refit"]["labels_constant"])
+        assert untrained and set(result["labels_untrained"]) == untrained
+        for row in result["labels"]:
             assert row["validation_ap"] == card["metrics"]["ap"].get(f"{row['group']}/{row['label']}")
+            assert f"{row['group']}/{row['label']}" not in untrained
