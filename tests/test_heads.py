@@ -207,6 +207,21 @@ def test_band_pooled_heads_keep_detection_and_read_the_bands(trained, banded):
     assert maps.shape[-2:] == x.shape[-2:] and float(maps.max() - maps.min()) > 0
 
 
+def test_band_pooled_model_goes_back_to_the_global_embedding(trained, banded):
+    """Carrying a band-pooled model back to style_bands=0 rebuilds the style heads at the
+    global width (no shape clash) and copies everything else."""
+    from musicbrain_cli.model.checkpoint import load_checkpoint
+    from musicbrain_cli.training.heads import _with_bands
+
+    model, config, _ = load_checkpoint(banded)
+    back, back_config = _with_bands(model, config, 0)
+    assert back_config.style_bands == 0 and not hasattr(back, "style_norm")
+    assert back.heads["period"].in_features == back.embed_dim
+    old, new = model.state_dict(), back.state_dict()
+    assert {k for k in new if k in old and torch.equal(new[k], old[k])} \
+        == set(new) - {"heads.period.weight", "heads.period.bias"}
+
+
 def test_band_refit_refuses_bad_band_counts(trained, tmp_path):
     from musicbrain_cli.training.heads import refit_style_heads
 

@@ -94,13 +94,14 @@ def _standardiser(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _with_bands(model, config, bands: int):
     """``model`` rebuilt with ``style_bands = bands``: every parameter but the style heads'
-    (and the new style LayerNorm, left at identity) copied."""
-    from musicbrain_cli.model.net import build_model
+    (and a new style LayerNorm, left at identity) copied."""
+    from musicbrain_cli.model.net import DETECTION_GROUP, build_model
 
     new_config = dataclasses.replace(config, style_bands=bands)
     new = build_model(new_config)
     fresh = {k for k in new.state_dict()
-             if k.startswith("style_norm.") or (k.startswith("heads.") and new.reads_bands(k.split(".")[1]))}
+             if k.startswith("style_norm.")
+             or (k.startswith("heads.") and k.split(".")[1] != DETECTION_GROUP)}
     kept = {k: v for k, v in model.state_dict().items()
             if k in new.state_dict() and k not in fresh}
     result = new.load_state_dict(kept, strict=False)
