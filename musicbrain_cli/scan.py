@@ -295,6 +295,7 @@ def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = S
                     key=lambda c: -probs[c.index, det_idx] if leaning_ai else probs[c.index, det_idx])
     explanations, explain_arrays, alignment = _explain(chosen, detector, options, timer)
 
+    untrained = untrained_labels(detector.card)
     track = {
         "schema": TRACK_SCHEMA,
         "input": _input_facts(info, path),
@@ -302,8 +303,8 @@ def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = S
         "verdict": {**verdict.to_dict(), "error_rates": detector.card.get("error_rates", {})},
         "labels": _top_labels(aggregate, detector.taxonomy, options.top_labels_per_group,
                               (detector.card.get("metrics") or {}).get("ap") or {},
-                              untrained_labels(detector.card)),
-        "labels_untrained": sorted(untrained_labels(detector.card)),
+                              untrained),
+        "labels_untrained": sorted(untrained),
         "timeline": {"window_start_s": [float(s) for s in starts], "window_s": fe.window_s,
                      "p_ai": [round(float(p), 6) for p in probs[:, det_idx]],
                      "padded": [bool(p) for p in padded]},
@@ -426,7 +427,7 @@ def untrained_labels(card: Mapping) -> set[str]:
 
 
 def _top_labels(aggregate: Mapping, taxonomy, per_group: int, validation_ap: Mapping,
-                untrained: set[str] = frozenset()) -> list[dict]:
+                untrained: frozenset[str] | set[str] = frozenset()) -> list[dict]:
     """The ``per_group`` most probable labels of each style group, each with the model card's
     validation AP for that label (None when validation had no example of it): how far the
     attribution can be trusted, shown beside it. ``untrained`` labels are left out."""

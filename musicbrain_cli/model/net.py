@@ -277,6 +277,11 @@ class MusicBrainNet(nn.Module):
         """Logits ``[B, num_labels]``, groups and labels in taxonomy order."""
         z = self.dropout(self.pool(fused))
         zs = self.dropout(self.style_pool(fused)) if self.style_bands else z
+        return self.head_logits(z, zs)
+
+    def head_logits(self, z: torch.Tensor, zs: torch.Tensor) -> torch.Tensor:
+        """Logits from the head inputs: the global embedding ``z`` and what the style heads
+        read ``zs`` (``style_pool``; the same as ``z`` when ``style_bands`` is 0)."""
         return torch.cat([self.heads[name](zs if self.reads_bands(name) else z)
                           for name in self.group_names], dim=1)
 

@@ -234,8 +234,7 @@ def refit_style_heads(model_dir: str | Path, dataset_root: str | Path, out_dir: 
     with torch.no_grad():
         z = torch.as_tensor(val.embeddings[:, :width], dtype=torch.float32)
         zs = torch.as_tensor(x_val, dtype=torch.float32)
-        val_logits = torch.cat([new_model.heads[name](zs if new_model.reads_bands(name) else z)
-                                for name in new_model.group_names], dim=1)
+        val_logits = new_model.head_logits(z, zs)
     old_metrics = dict(card.get("metrics") or {})
     metrics = evaluate_outputs(val_logits.double().numpy(), _per_window(val, val.targets),
                                _per_window(val, val.mask), config.taxonomy,
