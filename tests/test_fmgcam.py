@@ -11,6 +11,7 @@ from torch import nn
 from musicbrain_cli.errors import ConfigError
 from musicbrain_cli.explain import (NORMALIZE_MODES, FMGradCAM, LabelTarget, blend_maps,
                                     exclusive_argmax, plot_fmgcam)
+from musicbrain_cli.explain.fmgcam import WEIGHTING_MODES
 
 
 class TinyNet(nn.Module):
@@ -59,7 +60,7 @@ def reference_fmgcam(model, spec, k):
 
 
 def test_matches_written_out_recipe(model, spec):
-    with FMGradCAM(model, k=3, normalize="none") as cam:
+    with FMGradCAM(model, k=3, normalize="none", weighting="channel") as cam:
         res = cam(spec)
     expected, top = reference_fmgcam(model, spec, 3)
     assert res.labels.tolist() == top.tolist()
@@ -186,3 +187,87 @@ def test_exclusive_argmax_matches_torch_argmax():
     expected = torch.zeros_like(maps).scatter_(1, winner, maps.gather(1, winner))
     torch.testing.assert_close(out, expected)
     assert out[0, 0, 0, 0] == 0.5 and (out[0, 1:, 0, 0] == 0).all()
+
+
+class BandHeadNet(nn.Module):
+    """A head that reads its ``fusion`` map averaged over time and over two frequency bands,
+    as MusicBrainNet's band-pooled style heads do. Label 0 weighs only the upper band's
+    channels, label 1 only the lower band's."""
+
+    def __init__(self):
+        super().__init__()
+        self.fusion = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU())
+        self.fc = nn.Linear(8, 2)
+        with torch.no_grad():
+            self.fc.weight.zero_()
+            self.fc.weight[0, 1::2] = 1.0   # features are [c0b0, c0b1, c1b0, ...]: band 1 = upper
+            self.fc.weight[1, 0::2] = 1.0
+            self.fc.bias.zero_()
+
+    def forward(self, x):
+        return self.fc(F.adaptive_avg_pool2d(self.fusion(x), (2, 1)).flatten(1))
+
+
+def test_cell_weighting_keeps_a_band_heads_frequency_weights():
+    # Grad-CAM's channel weight averages a band head's gradient over the whole map, so the
+    # label that reads only the upper band still lights the lower one; cell weighting
+    # (gradient x activation per cell) confines it to the rows its head reads.
+    torch.manual_seed(0)
+    model = BandHeadNet().eval()
+    spec = torch.rand(2, 1, 16, 12) + 0.5
+    maps = {}
+    for weighting in WEIGHTING_MODES:
+        with FMGradCAM(model, k=1, weighting=weighting) as cam:
+            res = cam(spec, targets=[LabelTarget(0)])
+        assert res.extra["weighting"] == weighting
+        maps[weighting] = res.maps[:, 0]
+    cell, channel = maps["cell"], maps["channel"]
+    assert cell[:, :8].max() == 0.0 and np.allclose(cell[:, 8:].max(axis=(1, 2)), 1.0)
+    assert channel[:, :8].max() > 0.5      # the lower band: lit by the channel weighting
+
+
+def test_cell_weighting_sums_to_the_linear_heads_logit():
+    # With a linear head on an average pool, gradient x activation summed over cells and
+    # channels is the logit less the bias: the cell map is an exact decomposition.
+    torch.manual_seed(0)
+    model = BandHeadNet().eval()
+    with torch.no_grad():
+        model.fc.weight.normal_()
+        model.fc.bias.fill_(0.3)
+    spec = torch.randn(2, 1, 16, 12)
+    with FMGradCAM(model, k=1, weighting="cell") as cam:
+        logits, act, grads, _ = cam.forward_and_grads(spec, [LabelTarget(0)])
+        signed = cam.label_maps(act, grads)[:, 0]
+    total = signed.sum(dim=(1, 2)) * act.shape[1]
+    np.testing.assert_allclose(total.numpy(), logits[:, 0].numpy() - 0.3, rtol=1e-5, atol=1e-5)
+
+
+def test_cell_and_channel_weighting_agree_under_a_global_pool():
+    # MusicBrainNet's AI/human head reads the global average pool of the fused map: every cell
+    # of a channel has the same gradient, so the two weightings give the same map.
+    from musicbrain_cli.features import FrontEndConfig
+    from musicbrain_cli.model.config import ModelConfig
+    from musicbrain_cli.model.net import build_model
+    from musicbrain_cli.taxonomy import Taxonomy
+
+    taxonomy = Taxonomy.from_groups([("source", ["human", "ai"], True),
+                                     ("period", ["Baroque", "Classical", "Romantic"], True)])
+    fe = FrontEndConfig(n_bins=64, window_s=2.56, hop_s=1.28)
+    spec = torch.randn(2, *fe.shape, generator=torch.Generator().manual_seed(1))
+    for bands, same in ((0, {0, 1, 2, 3, 4}), (4, {0, 1})):
+        torch.manual_seed(0)
+        model = build_model(ModelConfig(front_end=fe, taxonomy=taxonomy, style_bands=bands)).eval()
+        targets = [LabelTarget(i) for i in range(5)]
+        out = {}
+        for weighting in WEIGHTING_MODES:
+            with FMGradCAM(model, weighting=weighting) as cam:
+                logits, act, grads, _ = cam.forward_and_grads(spec, targets)
+                out[weighting] = cam.label_maps(act, grads)
+        for i in range(5):
+            close = torch.allclose(out["cell"][:, i], out["channel"][:, i], rtol=1e-4, atol=1e-9)
+            assert close == (i in same), (bands, i)
+
+
+def test_unknown_weighting_is_refused(model):
+    with pytest.raises(ConfigError, match="weighting"):
+        FMGradCAM(model, weighting="pixel")

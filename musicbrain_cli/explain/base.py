@@ -242,6 +242,14 @@ class BaseCAM:
         weights = torch.stack([self.channel_weights(activation, g) for g in grads], dim=1)
         return torch.einsum("bkc,bchw->bkhw", weights, activation) / activation.shape[1]
 
+    def cell_maps(self, activation: torch.Tensor, grads: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Signed, unscaled maps ``[B, K, h, w]`` weighted cell by cell: each activation times
+        its own gradient, averaged over channels (HiResCAM, Draelos & Carin 2020, eq. 4). Where
+        the head reads a global average pool of the layer, every cell of a channel has the same
+        gradient and this equals :meth:`label_maps`; where it reads a pool over frequency
+        bands, the per-band weights survive (Grad-CAM would average them away)."""
+        return torch.stack([(g * activation).mean(dim=1) for g in grads], dim=1)
+
     def fuse(self, maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         """Turn signed maps ``[B, K, h, w]`` into maps on the input grid ``[B, K, F, T]`` in
         [0, 1]. Default (Grad-CAM): ReLU, bilinear upsampling, min-max per map. Min-max is
