@@ -5,10 +5,14 @@ What it measures (all written to ``metrics.json``, summarised in ``metrics.md``)
 - classification: average precision per label, macro and micro mAP (scikit-learn, via
   :mod:`musicbrain_cli.metrics`), on each clip's track-level mean probability; labels the
   data set does not know for a clip are masked, never counted as negatives;
+- style attribution: the mAP over the style labels, per style group, and the mean of the
+  groups (:func:`musicbrain_cli.metrics.style_map`; the model card's ``style_map_macro`` is
+  the first);
 - detection (``source/ai``): ROC-AUC, and TPR/FPR with Wilson 95 % intervals at the model
   card's detection threshold (the false-positive rate is what accuses a human);
-- explanations, on up to ``explain_windows`` windows (the first window of the first clips,
-  so the sample does not depend on the model's output): FM-G-CAM for the top-k labels,
+- explanations, on up to ``explain_windows`` windows (the first window of clips spread
+  evenly over the split, so the sample does not depend on the model's output): FM-G-CAM
+  (``cam_weighting`` channel or cell, see :mod:`musicbrain_cli.explain.fmgcam`) for the top-k labels,
   deletion and insertion AUC of its fused map against random maps and an occlusion map;
 - alignment: harmonic overlap (saliency on the partials of the sounding notes) and onset
   overlap, each against chance, with notes from the clip's MIDI score when the data set has
@@ -32,7 +36,7 @@ import numpy as np
 
 from musicbrain_cli.errors import DatasetError, InputError, MusicBrainError
 from musicbrain_cli.progress import NULL_PROGRESS, Progress
-from musicbrain_cli.taxonomy import DETECTION_LABEL
+from musicbrain_cli.taxonomy import DETECTION_LABEL, STYLE_GROUPS
 
 METRICS_JSON, METRICS_MD = "metrics.json", "metrics.md"
 #: One row per scored clip: its id, then the clip-mean probability of every label, so that
@@ -61,6 +65,7 @@ class _ExplainTotals:
     onset: list = field(default_factory=list)
     notes_source: dict[str, int] = field(default_factory=lambda: {"score": 0, "estimated": 0})
     figures: list[str] = field(default_factory=list)
+    weighting: str | None = None
 
 
 def _finite(x: Any) -> Any:
@@ -157,7 +162,8 @@ def _window(samples: np.ndarray, n: int) -> np.ndarray:
 
 def _explain_window(detector, wave: np.ndarray, notes, *, clip_id: str, totals: _ExplainTotals,
                     figure_dir: Path | None, top_k: int, steps: int, substrate: str,
-                    occlusion: bool, occlusion_patch, n_random: int) -> None:
+                    occlusion: bool, occlusion_patch, n_random: int,
+                    weighting: str | None = None) -> None:
     import torch
 
     from musicbrain_cli.alignment import harmonic_overlap, note_onsets, onset_overlap
@@ -168,9 +174,11 @@ def _explain_window(detector, wave: np.ndarray, notes, *, clip_id: str, totals: 
     times, freqs = frame_times(fe), bin_frequencies(fe)
     spec = detector.spectrograms(wave[None])
     k = min(top_k, len(detector.labels))
-    with FMGradCAM(detector.model, layer="fusion", k=k) as cam:
+    options = {} if weighting is None else {"weighting": weighting}
+    with FMGradCAM(detector.model, layer="fusion", k=k, **options) as cam:
         res = cam(spec, times=times, freqs=freqs)
     fused = res.fused()[0]
+    totals.weighting = res.extra["weighting"]
     temperature = detector.temperature
     report = fidelity_report(detector.model, spec[0, 0], fused, targets=res.labels[0].tolist(),
                              substrate_kind=substrate, steps=steps, n_random=n_random,
@@ -212,14 +220,14 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
              top_k: int = 3, fidelity_steps: int = DEFAULT_FIDELITY_STEPS,
              substrate: str = "floor", occlusion: bool = True,
              occlusion_patch: tuple[int, int] = DEFAULT_OCCLUSION_PATCH, n_random: int = 3,
-             batch_size: int = 16, overwrite: bool = False,
+             batch_size: int = 16, overwrite: bool = False, cam_weighting: str | None = None,
              progress: Progress = NULL_PROGRESS) -> dict[str, Any]:
     """Evaluate ``detector`` (:class:`~musicbrain_cli.model.inference.Detector`) on the
     ``split`` of ``dataset`` (:class:`~musicbrain_cli.training.dataset.Dataset`); write
     ``metrics.json``, ``metrics.md`` and figures into ``out_dir``; return the metrics dict."""
     from musicbrain_cli.alignment import HarmonicOverlap, OnsetOverlap, notes_from_midi
     from musicbrain_cli.audio import load_audio
-    from musicbrain_cli.metrics import average_precision, rates_at_threshold, roc_auc
+    from musicbrain_cli.metrics import average_precision, rates_at_threshold, roc_auc, style_map
 
     out = Path(out_dir)
     if (out / METRICS_JSON).exists() and not overwrite:
@@ -255,7 +263,7 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
                                     clip_id=clip_id, totals=totals, figure_dir=figure_dir,
                                     top_k=top_k, steps=fidelity_steps, substrate=substrate,
                                     occlusion=occlusion, occlusion_patch=occlusion_patch,
-                                    n_random=n_random)
+                                    n_random=n_random, weighting=cam_weighting)
             except MusicBrainError as exc:
                 failed.append({"clip_id": clip_id, "error": f"{type(exc).__name__}: {exc}"})
             task.advance()
@@ -263,11 +271,13 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
         raise DatasetError(f"every clip of split {split!r} failed; first: {failed[0]['error']}")
     y_score = np.asarray(scores, dtype=np.float64)
     y_true, mask = _targets(dataset, kept, labels)
+    classification = average_precision(y_true, y_score, mask=mask, labels=labels)
     metrics: dict[str, Any] = {
         "split": split, "clips": len(rows), "clips_scored": len(kept), "failed": failed,
         "model": {k: detector.card.get(k) for k in ("name", "version", "weights_sha256")},
         "labels": labels,
-        "classification": average_precision(y_true, y_score, mask=mask, labels=labels).to_dict(),
+        "classification": classification.to_dict(),
+        "style": style_map(classification.per_label, STYLE_GROUPS),
     }
     if DETECTION_LABEL in labels:
         j = labels.index(DETECTION_LABEL)
@@ -280,6 +290,7 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
     n_exp = len(totals.beats_random)
     metrics["fidelity"] = {
         "windows": n_exp, "clips": explained, "substrate": substrate, "steps": fidelity_steps, "top_k": top_k,
+        "weighting": totals.weighting,
         "occlusion_patch": list(occlusion_patch) if occlusion else None,
         "deletion_auc": {k: float(np.mean(v)) for k, v in totals.deletion.items()},
         "insertion_auc": {k: float(np.mean(v)) for k, v in totals.insertion.items()},
@@ -317,6 +328,13 @@ def metrics_markdown(m: dict[str, Any]) -> str:
              "| label | AP |", "|---|---|"]
     lines += [f"| {k} | {_fmt(v)} |" for k, v in c["ap"].items()]
     lines += [f"| {k} | n/a ({why}) |" for k, why in c["ap_skipped"].items()]
+    st = m.get("style")
+    if st and st["map_macro"] is not None:
+        lines += ["", "## Style attribution", "",
+                  f"mAP over the style labels {_fmt(st['map_macro'])}; mean of the per-group "
+                  f"mAPs {_fmt(st['map_mean_of_groups'])}", "",
+                  "| group | mAP |", "|---|---|"]
+        lines += [f"| {g} | {_fmt(v)} |" for g, v in st["map_by_group"].items()]
     if "detection" in m:
         d, r = m["detection"], m["detection"]["at_threshold"]
         ci = lambda pair: "n/a" if pair[0] is None else f"[{pair[0]:.3f}, {pair[1]:.3f}]"  # noqa: E731
@@ -326,7 +344,9 @@ def metrics_markdown(m: dict[str, Any]) -> str:
                   f"FPR {_fmt(r['fpr'])} (95 % CI {ci(r['fpr_ci95'])}); "
                   f"TP {r['tp']}, FP {r['fp']}, TN {r['tn']}, FN {r['fn']}"]
     f = m["fidelity"]
-    lines += ["", f"## Explanation fidelity (FM-G-CAM, {f['windows']} windows, substrate {f['substrate']})", "",
+    weighted = f"{f['weighting']}-weighted, " if f.get("weighting") else ""
+    lines += ["", f"## Explanation fidelity (FM-G-CAM, {weighted}{f['windows']} windows, "
+              f"substrate {f['substrate']})", "",
               "| map | deletion AUC (lower is better) | insertion AUC (higher is better) |", "|---|---|---|"]
     for k in f["deletion_auc"]:
         lines.append(f"| {k} | {_fmt(f['deletion_auc'][k])} | {_fmt(f['insertion_auc'].get(k))} |")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -82,6 +82,25 @@ def average_precision(y_true, y_score, *, mask=None,
     micro = (float(average_precision_score(pooled_t, pooled_s))
              if pooled_t.size and pooled_t.sum() > 0 else None)
     return APResult(per_label, macro, micro, skipped)
+
+
+def style_map(per_label: Mapping[str, float], groups: Sequence[str]) -> dict:
+    """Style attribution's mean AP, both ways it is read, from per-label APs named
+    ``group/label``: ``map_macro`` over every scored label of ``groups`` (a group with many
+    labels, such as composer, weighs more), ``map_by_group`` per group, and
+    ``map_mean_of_groups`` the mean of those (each group weighs the same). ``None`` where
+    nothing was scored."""
+    by_group: dict[str, list[float]] = {g: [] for g in groups}
+    for name, ap in per_label.items():
+        group = name.split("/", 1)[0]
+        if group in by_group:
+            by_group[group].append(ap)
+    flat = [ap for aps in by_group.values() for ap in aps]
+    means = {g: float(np.mean(aps)) for g, aps in by_group.items() if aps}
+    return {"groups": list(groups),
+            "map_macro": float(np.mean(flat)) if flat else None,
+            "map_by_group": means,
+            "map_mean_of_groups": float(np.mean(list(means.values()))) if means else None}
 
 
 def roc_auc(y_true, y_score, *, mask=None) -> float | None:

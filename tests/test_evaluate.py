@@ -66,11 +66,14 @@ def test_evaluate_writes_metrics_and_figures(setup, tmp_path):
     ap = m["classification"]["ap"]
     assert set(ap) == {"source/human", "source/ai", "period/Baroque", "period/Romantic"}
     assert all(0.0 <= v <= 1.0 for v in ap.values())
+    assert m["style"]["map_by_group"] == {"period": pytest.approx(np.mean([ap["period/Baroque"],
+                                                                          ap["period/Romantic"]]))}
+    assert m["style"]["map_macro"] == m["style"]["map_mean_of_groups"]    # one group scored
     r = m["detection"]["at_threshold"]
     assert r["tp"] + r["fn"] == 2 and r["fp"] + r["tn"] == 2   # two ai, two human clips
     assert 0.0 <= m["detection"]["roc_auc"] <= 1.0
     f = m["fidelity"]
-    assert f["windows"] == 2
+    assert f["windows"] == 2 and f["weighting"] == "channel"    # the published recipe
     assert set(f["deletion_auc"]) == {"saliency", "random", "random_grid", "occlusion"}
     assert f["random_grid"][0] == 64 // 4        # the fused map: a quarter of the mel bands
     assert 0.0 <= f["beats_random_grid_share"] <= 1.0
@@ -93,7 +96,7 @@ def test_evaluate_writes_metrics_and_figures(setup, tmp_path):
     from sklearn.metrics import average_precision_score
     assert average_precision_score([0, 1, 1], romantic) == pytest.approx(ap["period/Romantic"], abs=1e-12)
     md = (out / "metrics.md").read_text()
-    assert "mAP macro" in md and "deletion AUC" in md and "Harmonic" in md
+    assert "mAP macro" in md and "| period |" in md and "deletion AUC" in md and "Harmonic" in md
     with pytest.raises(InputError, match="exists"):
         evaluate(dataset, detector, out, explain_windows=0)
 
@@ -123,6 +126,12 @@ def test_cli_evaluate(setup, tmp_path):
     assert json.loads((out / "metrics.json").read_text())["clips_scored"] == 4
     again = CliRunner().invoke(main, args)
     assert again.exit_code == 1 and "exists" in again.output
+    cell = args[:-6] + ["--explain-windows", "1", "--figures", "0", "--no-occlusion",
+                        "--cam-weighting", "cell", "--overwrite", "--device", "cpu"]
+    result = CliRunner().invoke(main, cell)
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "metrics.json").read_text())["fidelity"]["weighting"] == "cell"
+    assert "cell-weighted" in (out / "metrics.md").read_text()
 
 
 def test_explained_positions_spread_over_the_split():

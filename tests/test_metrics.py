@@ -5,7 +5,7 @@ import pytest
 from sklearn.metrics import average_precision_score
 
 from musicbrain_cli.errors import InputError
-from musicbrain_cli.metrics import (average_precision, rates_at_threshold, roc_auc,
+from musicbrain_cli.metrics import (average_precision, rates_at_threshold, roc_auc, style_map,
                                     wilson_interval)
 
 
@@ -46,3 +46,16 @@ def test_wilson_interval_known_value_and_edges():
 def test_shape_mismatch_raises():
     with pytest.raises(InputError):
         average_precision(np.zeros((3, 2)), np.zeros((3, 3)))
+
+
+def test_style_map_reads_both_ways_and_ignores_other_groups():
+    per_label = {"source/ai": 0.99, "source/human": 0.98,
+                 "period/Baroque": 0.9, "period/Romantic": 0.7,
+                 "composer/Bach": 0.6, "composer/Haydn": 0.1, "composer/Mozart": 0.2}
+    r = style_map(per_label, ("generator", "period", "composer"))
+    assert r["map_by_group"] == pytest.approx({"period": 0.8, "composer": 0.3})
+    assert "generator" not in r["map_by_group"]          # nothing scored: not a zero
+    assert r["map_macro"] == pytest.approx((0.9 + 0.7 + 0.6 + 0.1 + 0.2) / 5)
+    assert r["map_mean_of_groups"] == pytest.approx((0.8 + 0.3) / 2)
+    empty = style_map({"source/ai": 1.0}, ("period",))
+    assert empty["map_macro"] is None and empty["map_mean_of_groups"] is None

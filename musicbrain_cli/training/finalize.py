@@ -36,7 +36,7 @@ import torch
 
 from musicbrain_cli.errors import DatasetError
 from musicbrain_cli.progress import NULL_PROGRESS, Progress
-from musicbrain_cli.taxonomy import DETECTION_LABEL
+from musicbrain_cli.taxonomy import DETECTION_LABEL, STYLE_GROUPS
 
 #: At most this share of human validation clips may fall in the `ai` region: a false
 #: accusation is the costliest error, so the target is half the customary 1 %.
@@ -44,7 +44,6 @@ DEFAULT_FPR_TARGET = 0.005
 #: Pitch shifts (semitones) under which the validation FPR target must also hold: a tape or
 #: playback speed error, or a transposition, must not raise the false-accusation rate.
 DEFAULT_PITCH_CHECK = (1.0, -1.0)
-STYLE_GROUPS = ("generator", "period", "composer", "instrumentation")
 #: Splits used to fit (never reported as held-out figures) and to evaluate.
 FIT_SPLIT, CHOOSE_SPLIT = "train", "val"
 
