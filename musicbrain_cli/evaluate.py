@@ -36,7 +36,7 @@ import numpy as np
 
 from musicbrain_cli.errors import DatasetError, InputError, MusicBrainError
 from musicbrain_cli.progress import NULL_PROGRESS, Progress
-from musicbrain_cli.taxonomy import DETECTION_LABEL, STYLE_GROUPS
+from musicbrain_cli.taxonomy import DETECTION_GROUP, DETECTION_LABEL, STYLE_GROUPS
 
 METRICS_JSON, METRICS_MD = "metrics.json", "metrics.md"
 #: One row per scored clip: its id, then the clip-mean probability of every label, so that
@@ -66,6 +66,10 @@ class _ExplainTotals:
     notes_source: dict[str, int] = field(default_factory=lambda: {"score": 0, "estimated": 0})
     figures: list[str] = field(default_factory=list)
     weighting: str | None = None
+    # The verdict's own explanation: the window's predicted source label alone.
+    verdict_deletion: dict[str, list[float]] = field(default_factory=dict)
+    verdict_insertion: dict[str, list[float]] = field(default_factory=dict)
+    verdict_beats_random_grid: list[bool] = field(default_factory=list)
 
 
 def _finite(x: Any) -> Any:
@@ -167,7 +171,7 @@ def _explain_window(detector, wave: np.ndarray, notes, *, clip_id: str, totals: 
     import torch
 
     from musicbrain_cli.alignment import harmonic_overlap, note_onsets, onset_overlap
-    from musicbrain_cli.explain import FMGradCAM, fidelity_report, plot_fmgcam
+    from musicbrain_cli.explain import FMGradCAM, LabelTarget, fidelity_report, plot_fmgcam
     from musicbrain_cli.features import bin_frequencies, frame_times
 
     fe = detector.config.front_end
@@ -192,6 +196,23 @@ def _explain_window(detector, wave: np.ndarray, notes, *, clip_id: str, totals: 
     totals.beats_random.append(report.beats_random)
     totals.beats_random_grid.append(report.beats("random_grid"))
     totals.grid = res.extra["grid"]
+    source = [i for i, name in enumerate(detector.labels) if name.split("/")[0] == DETECTION_GROUP]
+    if source:
+        # Explain the verdict by itself: the window's more probable source label (human or
+        # ai), so style labels can neither share its map nor its followed score.
+        verdict = max(source, key=lambda i: float(res.logits[0, i]))
+        with FMGradCAM(detector.model, layer="fusion", k=1, **options) as cam:
+            alone = cam(spec, targets=[LabelTarget(verdict)])
+        own = fidelity_report(detector.model, spec[0, 0], alone.fused()[0], targets=[verdict],
+                              substrate_kind=substrate, steps=steps, n_random=n_random,
+                              occlusion=occlusion, occlusion_patch=occlusion_patch,
+                              random_grid=alone.extra["grid"],
+                              score_fn=lambda logits: torch.sigmoid(logits / temperature))
+        for name, v in own.deletion_auc.items():
+            totals.verdict_deletion.setdefault(name, []).append(v)
+        for name, v in own.insertion_auc.items():
+            totals.verdict_insertion.setdefault(name, []).append(v)
+        totals.verdict_beats_random_grid.append(own.beats("random_grid"))
     if notes is None:
         from musicbrain_cli.pitch import estimate_notes
 
@@ -297,6 +318,13 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
         "beats_random_share": float(np.mean(totals.beats_random)) if n_exp else None,
         "beats_random_grid_share": float(np.mean(totals.beats_random_grid)) if n_exp else None,
         "random_grid": list(totals.grid) if totals.grid else None,
+        "verdict": {
+            "windows": len(totals.verdict_beats_random_grid),
+            "deletion_auc": {k: float(np.mean(v)) for k, v in totals.verdict_deletion.items()},
+            "insertion_auc": {k: float(np.mean(v)) for k, v in totals.verdict_insertion.items()},
+            "beats_random_grid_share": (float(np.mean(totals.verdict_beats_random_grid))
+                                        if totals.verdict_beats_random_grid else None),
+        },
     }
     metrics["alignment"] = {
         "windows": n_exp, "notes_source": totals.notes_source,
@@ -357,6 +385,17 @@ def metrics_markdown(m: dict[str, Any]) -> str:
               "perturb every receptive field at once, so the per-cell baseline is a harsh one).", "",
               f"Share of windows where FM-G-CAM beats `random` on both: {_fmt(f['beats_random_share'])}; "
               f"beats `random_grid` on both: {_fmt(f.get('beats_random_grid_share'))}"]
+    v = f.get("verdict")
+    if v and v["windows"]:
+        lines += ["", f"### The verdict alone ({v['windows']} windows)", "",
+                  "Each window's predicted source label (human or ai) explained by itself, "
+                  "following that label's probability only.", "",
+                  "| map | deletion AUC (lower is better) | insertion AUC (higher is better) |",
+                  "|---|---|---|"]
+        for k in v["deletion_auc"]:
+            lines.append(f"| {k} | {_fmt(v['deletion_auc'][k])} | {_fmt(v['insertion_auc'].get(k))} |")
+        lines += ["", f"Share of windows where it beats `random_grid` on both: "
+                      f"{_fmt(v['beats_random_grid_share'])}"]
     a = m["alignment"]
     lines += ["", "## Alignment with the music", "",
               f"Notes from the score in {a['notes_source']['score']} windows, estimated from the audio "

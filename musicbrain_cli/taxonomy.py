@@ -38,6 +38,8 @@ from musicbrain_cli.errors import TaxonomyError
 STANDARD_GROUPS = ("source", "generator", "period", "composer", "instrumentation")
 #: The detection output: the ``ai`` label of the ``source`` group.
 DETECTION_LABEL = "source/ai"
+#: The group whose predicted label is the verdict (human or ai).
+DETECTION_GROUP = DETECTION_LABEL.split("/")[0]
 #: The groups that attribute style (every standard group but the AI/human one).
 STYLE_GROUPS = ("generator", "period", "composer", "instrumentation")
 UNKNOWN = ""

@@ -77,6 +77,10 @@ def test_evaluate_writes_metrics_and_figures(setup, tmp_path):
     assert set(f["deletion_auc"]) == {"saliency", "random", "random_grid", "occlusion"}
     assert f["random_grid"][0] == 64 // 4        # the fused map: a quarter of the mel bands
     assert 0.0 <= f["beats_random_grid_share"] <= 1.0
+    v = f["verdict"]      # the verdict's label explained and followed by itself
+    assert v["windows"] == 2 and set(v["deletion_auc"]) == set(f["deletion_auc"])
+    assert all(0.0 <= x <= 1.0 for x in [*v["deletion_auc"].values(), *v["insertion_auc"].values()])
+    assert v["deletion_auc"] != f["deletion_auc"]          # a different map and target
     assert f["clips"] == ["clip0", "clip3"]          # spread over the split, not its head
     a = m["alignment"]
     assert a["notes_source"] == {"score": 1, "estimated": 1}
@@ -96,7 +100,8 @@ def test_evaluate_writes_metrics_and_figures(setup, tmp_path):
     from sklearn.metrics import average_precision_score
     assert average_precision_score([0, 1, 1], romantic) == pytest.approx(ap["period/Romantic"], abs=1e-12)
     md = (out / "metrics.md").read_text()
-    assert "mAP macro" in md and "| period |" in md and "deletion AUC" in md and "Harmonic" in md
+    assert "mAP macro" in md and "| period |" in md and "deletion AUC" in md
+    assert "The verdict alone (2 windows)" in md and "Harmonic" in md
     with pytest.raises(InputError, match="exists"):
         evaluate(dataset, detector, out, explain_windows=0)
 
@@ -143,3 +148,37 @@ def test_explained_positions_spread_over_the_split():
     for n_rows in range(1, 60):
         for n in range(1, n_rows + 1):
             assert len(explained_positions(n_rows, n)) == n
+
+
+def test_verdict_fidelity_follows_the_predicted_source_label(setup, monkeypatch):
+    # The verdict's explanation must target the window's more probable source label, human
+    # or ai, alone: never a style label, never both source labels.
+    import musicbrain_cli.explain as explain
+    from musicbrain_cli.evaluate import _ExplainTotals, _explain_window
+
+    dataset, detector = setup
+    calls = []
+    real = explain.fidelity_report
+
+    def spy(model, spec, saliency, *, targets, **kw):
+        calls.append(list(targets))
+        return real(model, spec, saliency, targets=targets, **kw)
+
+    monkeypatch.setattr(explain, "fidelity_report", spy)
+    wave = np.random.default_rng(0).standard_normal(detector.config.front_end.n_samples).astype(np.float32) * 0.1
+    human, ai = detector.labels.index("source/human"), detector.labels.index("source/ai")
+    head = detector.model.heads["source"]
+    saved = head.bias.detach().clone()
+    monkeypatch.setattr(head, "bias", torch.nn.Parameter(saved.clone()))  # restored after
+    for winner, loser in ((human, ai), (ai, human)):
+        with torch.no_grad():      # make the window's verdict `winner`, by a wide margin
+            head.bias[winner - human] = 20.0
+            head.bias[loser - human] = -20.0
+        calls.clear()
+        totals = _ExplainTotals()
+        _explain_window(detector, wave, None, clip_id="x", totals=totals, figure_dir=None,
+                        top_k=3, steps=3, substrate="floor", occlusion=False,
+                        occlusion_patch=(8, 8), n_random=1)
+        assert len(calls) == 2 and len(calls[0]) == 3
+        assert calls[1] == [winner]
+        assert totals.verdict_deletion["saliency"] and totals.verdict_beats_random_grid

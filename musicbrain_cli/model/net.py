@@ -73,10 +73,7 @@ from torch import nn
 
 from musicbrain_cli.errors import ConfigError
 from musicbrain_cli.model.config import ModelConfig
-from musicbrain_cli.taxonomy import DETECTION_LABEL
-
-#: The label group whose head always reads the global embedding (the AI/human decision).
-DETECTION_GROUP = DETECTION_LABEL.split("/")[0]
+from musicbrain_cli.taxonomy import DETECTION_GROUP  # its head reads the global embedding
 
 
 @functools.lru_cache(maxsize=1)

@@ -20,7 +20,7 @@ class among the training windows cannot be fitted; its row then reads nothing (z
 and its bias gives the smoothed training prevalence ``(pos + 0.5) / (n + 1)``.
 
 What changes and what does not: only the style groups' heads
-(:data:`.finalize.STYLE_GROUPS`) and, with new bands, the style LayerNorm (left at its
+(:data:`~musicbrain_cli.taxonomy.STYLE_GROUPS`) and, with new bands, the style LayerNorm (left at its
 identity initialisation). The backbone, the fusion, the global embedding and the ``source``
 head are copied bit for bit, so detection, its operating point and the out-of-domain
 statistics are those of the input model (``ood.safetensors`` is copied; a following
@@ -46,7 +46,7 @@ import torch
 
 from musicbrain_cli.errors import DatasetError, InputError, TrainingError
 from musicbrain_cli.progress import NULL_PROGRESS, Progress
-from musicbrain_cli.taxonomy import DETECTION_LABEL
+from musicbrain_cli.taxonomy import DETECTION_GROUP, DETECTION_LABEL, STYLE_GROUPS
 
 #: Inverse L2 strengths tried (on standardised features); the one with the best validation
 #: style mAP is kept.
@@ -95,7 +95,7 @@ def _standardiser(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _with_bands(model, config, bands: int):
     """``model`` rebuilt with ``style_bands = bands``: every parameter but the style heads'
     (and a new style LayerNorm, left at identity) copied."""
-    from musicbrain_cli.model.net import DETECTION_GROUP, build_model
+    from musicbrain_cli.model.net import build_model
 
     new_config = dataclasses.replace(config, style_bands=bands)
     new = build_model(new_config)
@@ -124,8 +124,7 @@ def refit_style_heads(model_dir: str | Path, dataset_root: str | Path, out_dir: 
     from musicbrain_cli.model.checkpoint import (load_checkpoint, pinned_sha256, read_config,
                                                  resolve_model, save_checkpoint)
     from musicbrain_cli.model.config import MAX_STYLE_BANDS
-    from musicbrain_cli.model.net import DETECTION_GROUP
-    from musicbrain_cli.training.finalize import (CHOOSE_SPLIT, FIT_SPLIT, STYLE_GROUPS, _clips,
+    from musicbrain_cli.training.finalize import (CHOOSE_SPLIT, FIT_SPLIT, _clips,
                                                   _run, _style_map, model_windows)
 
     out_dir = Path(out_dir)
