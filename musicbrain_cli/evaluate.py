@@ -70,6 +70,9 @@ class _ExplainTotals:
     verdict_deletion: dict[str, list[float]] = field(default_factory=dict)
     verdict_insertion: dict[str, list[float]] = field(default_factory=dict)
     verdict_beats_random_grid: list[bool] = field(default_factory=list)
+    # The fused map's AUCs per target, split into the source (human/ai) and the style labels:
+    # {"source" | "style": {"deletion" | "insertion": {map: [AUC per target]}}}.
+    by_target_group: dict[str, dict[str, dict[str, list[float]]]] = field(default_factory=dict)
 
 
 def _finite(x: Any) -> Any:
@@ -196,6 +199,12 @@ def _explain_window(detector, wave: np.ndarray, notes, *, clip_id: str, totals: 
     totals.beats_random.append(report.beats_random)
     totals.beats_random_grid.append(report.beats("random_grid"))
     totals.grid = res.extra["grid"]
+    for i, target in enumerate(report.targets):
+        group = "source" if detector.labels[target].split("/")[0] == DETECTION_GROUP else "style"
+        for mode, per_map in report.by_target.items():
+            for name, aucs in per_map.items():
+                (totals.by_target_group.setdefault(group, {}).setdefault(mode, {})
+                 .setdefault(name, []).append(aucs[i]))
     source = [i for i, name in enumerate(detector.labels) if name.split("/")[0] == DETECTION_GROUP]
     if source:
         # Explain the verdict by itself: the window's more probable source label (human or
@@ -318,6 +327,11 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
         "beats_random_share": float(np.mean(totals.beats_random)) if n_exp else None,
         "beats_random_grid_share": float(np.mean(totals.beats_random_grid)) if n_exp else None,
         "random_grid": list(totals.grid) if totals.grid else None,
+        "by_target_group": {
+            group: {"targets": len(modes["insertion"]["saliency"]),
+                    **{f"{mode}_auc": {k: float(np.mean(v)) for k, v in modes[mode].items()}
+                       for mode in ("deletion", "insertion")}}
+            for group, modes in sorted(totals.by_target_group.items())},
         "verdict": {
             "windows": len(totals.verdict_beats_random_grid),
             "deletion_auc": {k: float(np.mean(v)) for k, v in totals.verdict_deletion.items()},
@@ -385,6 +399,16 @@ def metrics_markdown(m: dict[str, Any]) -> str:
               "perturb every receptive field at once, so the per-cell baseline is a harsh one).", "",
               f"Share of windows where FM-G-CAM beats `random` on both: {_fmt(f['beats_random_share'])}; "
               f"beats `random_grid` on both: {_fmt(f.get('beats_random_grid_share'))}"]
+    groups = f.get("by_target_group") or {}
+    if groups:
+        lines += ["", "### The same curves split by target", "",
+                  "Each window's AUC per explained label, averaged over the source (human/ai) "
+                  "labels and over the style labels.", "",
+                  "| targets | map | deletion AUC | insertion AUC |", "|---|---|---|---|"]
+        for group, g in groups.items():
+            for k in g["deletion_auc"]:
+                lines.append(f"| {group} ({g['targets']}) | {k} | {_fmt(g['deletion_auc'][k])} | "
+                             f"{_fmt(g['insertion_auc'].get(k))} |")
     v = f.get("verdict")
     if v and v["windows"]:
         lines += ["", f"### The verdict alone ({v['windows']} windows)", "",

@@ -77,6 +77,14 @@ def test_evaluate_writes_metrics_and_figures(setup, tmp_path):
     assert set(f["deletion_auc"]) == {"saliency", "random", "random_grid", "occlusion"}
     assert f["random_grid"][0] == 64 // 4        # the fused map: a quarter of the mel bands
     assert 0.0 <= f["beats_random_grid_share"] <= 1.0
+    split = f["by_target_group"]   # 2 windows x 3 targets, split into source and style labels
+    assert sum(g["targets"] for g in split.values()) == 6 and set(split) == {"source", "style"}
+    # Top 3 of 2 source + 2 period labels: each window explains at least one of each kind.
+    assert split["source"]["targets"] >= 2 and split["style"]["targets"] >= 2
+    for name in f["insertion_auc"]:     # the per-target AUCs average back to the overall ones
+        for mode in ("deletion_auc", "insertion_auc"):
+            pooled = sum(g[mode][name] * g["targets"] for g in split.values()) / 6
+            assert pooled == pytest.approx(f[mode][name], abs=1e-9)
     v = f["verdict"]      # the verdict's label explained and followed by itself
     assert v["windows"] == 2 and set(v["deletion_auc"]) == set(f["deletion_auc"])
     assert all(0.0 <= x <= 1.0 for x in [*v["deletion_auc"].values(), *v["insertion_auc"].values()])
@@ -101,7 +109,7 @@ def test_evaluate_writes_metrics_and_figures(setup, tmp_path):
     assert average_precision_score([0, 1, 1], romantic) == pytest.approx(ap["period/Romantic"], abs=1e-12)
     md = (out / "metrics.md").read_text()
     assert "mAP macro" in md and "| period |" in md and "deletion AUC" in md
-    assert "The verdict alone (2 windows)" in md and "Harmonic" in md
+    assert "The verdict alone (2 windows)" in md and "split by target" in md and "Harmonic" in md
     with pytest.raises(InputError, match="exists"):
         evaluate(dataset, detector, out, explain_windows=0)
 

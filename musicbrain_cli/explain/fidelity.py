@@ -72,13 +72,16 @@ class FidelityReport:
 
     Each ``*_auc`` dict has keys ``"saliency"``, ``"random"`` (mean over ``n_random`` maps),
     ``"random_grid"`` (random maps at the CAM's resolution) and ``"occlusion"`` (the last two
-    absent when not computed)."""
+    absent when not computed). ``by_target`` holds the same per target, in ``targets`` order:
+    ``{"deletion": {map: [K]}, "insertion": {map: [K]}}``, so a caller can split the figures
+    by label."""
 
     substrate: str
     targets: list[int]
     deletion_auc: dict[str, float]
     insertion_auc: dict[str, float]
     curves: dict[str, FidelityCurve] = field(default_factory=dict)
+    by_target: dict[str, dict[str, list[float]]] = field(default_factory=dict)
 
     def beats(self, baseline: str = "random") -> bool:
         """Lower deletion AUC *and* higher insertion AUC than ``baseline``."""
@@ -292,18 +295,25 @@ def fidelity_report(model: nn.Module, spec, saliency, *, targets: Sequence[int] 
                                           substrate_kind=substrate_kind, batch_size=batch_size,
                                           seed=seed, score_fn=score_fn)
     deletion, insertion, curves = {}, {}, {}
+    by_target: dict[str, dict[str, list[float]]] = {"deletion": {}, "insertion": {}}
     for name, m in maps.items():
         curves[f"deletion/{name}"] = deletion_curve(model, x, m, **common)
         curves[f"insertion/{name}"] = insertion_curve(model, x, m, **common)
         deletion[name] = curves[f"deletion/{name}"].mean_auc
         insertion[name] = curves[f"insertion/{name}"].mean_auc
+        by_target["deletion"][name] = curves[f"deletion/{name}"].auc.tolist()
+        by_target["insertion"][name] = curves[f"insertion/{name}"].auc.tolist()
     for name, grid in [("random", None)] + ([("random_grid", random_grid)] if random_grid else []):
         rand_del, rand_ins = [], []
         for r in range(n_random):
             m = random_map(tuple(x.shape), seed=seed + 1 + r, grid=grid)
-            rand_del.append(deletion_curve(model, x, m, **common).mean_auc)
-            rand_ins.append(insertion_curve(model, x, m, **common).mean_auc)
+            rand_del.append(deletion_curve(model, x, m, **common).auc)
+            rand_ins.append(insertion_curve(model, x, m, **common).auc)
+        # The mean of per-target means equals the mean over maps of each map's mean AUC.
         deletion[name] = float(np.mean(rand_del)) if rand_del else float("nan")
         insertion[name] = float(np.mean(rand_ins)) if rand_ins else float("nan")
+        if rand_del:
+            by_target["deletion"][name] = np.mean(rand_del, axis=0).tolist()
+            by_target["insertion"][name] = np.mean(rand_ins, axis=0).tolist()
     return FidelityReport(substrate=substrate_kind, targets=targets, deletion_auc=deletion,
-                          insertion_auc=insertion, curves=curves)
+                          insertion_auc=insertion, curves=curves, by_target=by_target)
