@@ -187,11 +187,17 @@ def _explain_window(detector, wave: np.ndarray, notes, *, clip_id: str, totals: 
     fused = res.fused()[0]
     totals.weighting = res.extra["weighting"]
     temperature = detector.temperature
-    report = fidelity_report(detector.model, spec[0, 0], fused, targets=res.labels[0].tolist(),
-                             substrate_kind=substrate, steps=steps, n_random=n_random,
-                             occlusion=occlusion, occlusion_patch=occlusion_patch,
-                             random_grid=res.extra["grid"],
-                             score_fn=lambda logits: torch.sigmoid(logits / temperature))
+
+    def follow(cam_result, targets):
+        """Deletion/insertion of ``cam_result``'s fused map, following ``targets``' calibrated
+        probabilities, against occlusion and both chance baselines."""
+        return fidelity_report(detector.model, spec[0, 0], cam_result.fused()[0], targets=targets,
+                               substrate_kind=substrate, steps=steps, n_random=n_random,
+                               occlusion=occlusion, occlusion_patch=occlusion_patch,
+                               random_grid=cam_result.extra["grid"],
+                               score_fn=lambda logits: torch.sigmoid(logits / temperature))
+
+    report = follow(res, res.labels[0].tolist())
     for name, v in report.deletion_auc.items():
         totals.deletion.setdefault(name, []).append(v)
     for name, v in report.insertion_auc.items():
@@ -212,11 +218,7 @@ def _explain_window(detector, wave: np.ndarray, notes, *, clip_id: str, totals: 
         verdict = max(source, key=lambda i: float(res.logits[0, i]))
         with FMGradCAM(detector.model, layer="fusion", k=1, **options) as cam:
             alone = cam(spec, targets=[LabelTarget(verdict)])
-        own = fidelity_report(detector.model, spec[0, 0], alone.fused()[0], targets=[verdict],
-                              substrate_kind=substrate, steps=steps, n_random=n_random,
-                              occlusion=occlusion, occlusion_patch=occlusion_patch,
-                              random_grid=alone.extra["grid"],
-                              score_fn=lambda logits: torch.sigmoid(logits / temperature))
+        own = follow(alone, [verdict])
         for name, v in own.deletion_auc.items():
             totals.verdict_deletion.setdefault(name, []).append(v)
         for name, v in own.insertion_auc.items():
