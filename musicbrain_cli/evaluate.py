@@ -55,24 +55,49 @@ DEFAULT_OCCLUSION_PATCH = (32, 64)
 
 
 @dataclass
-class _ExplainTotals:
+class _AUCs:
+    """Deletion and insertion AUCs per map (``saliency``, ``random``, ...), one value per
+    explained window or target; and, per window, whether the map beat each chance baseline."""
+
     deletion: dict[str, list[float]] = field(default_factory=dict)
     insertion: dict[str, list[float]] = field(default_factory=dict)
     beats_random: list[bool] = field(default_factory=list)
     beats_random_grid: list[bool] = field(default_factory=list)
+
+    def add(self, deletion: dict[str, float], insertion: dict[str, float]) -> None:
+        for store, aucs in ((self.deletion, deletion), (self.insertion, insertion)):
+            for name, v in aucs.items():
+                store.setdefault(name, []).append(v)
+
+    def add_report(self, report) -> None:
+        """One window's :class:`~musicbrain_cli.explain.FidelityReport`."""
+        self.add(report.deletion_auc, report.insertion_auc)
+        self.beats_random.append(report.beats_random)
+        self.beats_random_grid.append(report.beats("random_grid"))
+
+    def means(self) -> dict[str, Any]:
+        return {"deletion_auc": {k: float(np.mean(v)) for k, v in self.deletion.items()},
+                "insertion_auc": {k: float(np.mean(v)) for k, v in self.insertion.items()}}
+
+
+@dataclass
+class _ExplainTotals:
+    fused: _AUCs = field(default_factory=_AUCs)      # the top-k FM-G-CAM map, per window
+    # The fused map's AUCs per target, split into the source (human/ai) and the style labels.
+    by_target_group: dict[str, _AUCs] = field(default_factory=dict)
+    # The verdict's own explanation: the window's predicted source label alone.
+    verdict: _AUCs = field(default_factory=_AUCs)
     grid: tuple[int, int] | None = None
     harmonic: list = field(default_factory=list)
     onset: list = field(default_factory=list)
     notes_source: dict[str, int] = field(default_factory=lambda: {"score": 0, "estimated": 0})
     figures: list[str] = field(default_factory=list)
     weighting: str | None = None
-    # The verdict's own explanation: the window's predicted source label alone.
-    verdict_deletion: dict[str, list[float]] = field(default_factory=dict)
-    verdict_insertion: dict[str, list[float]] = field(default_factory=dict)
-    verdict_beats_random_grid: list[bool] = field(default_factory=list)
-    # The fused map's AUCs per target, split into the source (human/ai) and the style labels:
-    # {"source" | "style": {"deletion" | "insertion": {map: [AUC per target]}}}.
-    by_target_group: dict[str, dict[str, dict[str, list[float]]]] = field(default_factory=dict)
+
+
+def _share(flags: list[bool]) -> float | None:
+    """The share of True among ``flags``; ``None`` when there are none."""
+    return float(np.mean(flags)) if flags else None
 
 
 def _finite(x: Any) -> Any:
@@ -198,32 +223,21 @@ def _explain_window(detector, wave: np.ndarray, notes, *, clip_id: str, totals: 
                                score_fn=lambda logits: torch.sigmoid(logits / temperature))
 
     report = follow(res, res.labels[0].tolist())
-    for name, v in report.deletion_auc.items():
-        totals.deletion.setdefault(name, []).append(v)
-    for name, v in report.insertion_auc.items():
-        totals.insertion.setdefault(name, []).append(v)
-    totals.beats_random.append(report.beats_random)
-    totals.beats_random_grid.append(report.beats("random_grid"))
+    totals.fused.add_report(report)
     totals.grid = res.extra["grid"]
-    for i, target in enumerate(report.targets):
-        group = "source" if detector.labels[target].split("/")[0] == DETECTION_GROUP else "style"
-        for mode, per_map in report.by_target.items():
-            for name, aucs in per_map.items():
-                (totals.by_target_group.setdefault(group, {}).setdefault(mode, {})
-                 .setdefault(name, []).append(aucs[i]))
     source = [i for i, name in enumerate(detector.labels) if name.split("/")[0] == DETECTION_GROUP]
+    per_target = report.by_target
+    for i, target in enumerate(report.targets):
+        group = totals.by_target_group.setdefault("source" if target in source else "style", _AUCs())
+        group.add({name: aucs[i] for name, aucs in per_target["deletion"].items()},
+                  {name: aucs[i] for name, aucs in per_target["insertion"].items()})
     if source:
         # Explain the verdict by itself: the window's more probable source label (human or
         # ai), so style labels can neither share its map nor its followed score.
         verdict = max(source, key=lambda i: float(res.logits[0, i]))
         with FMGradCAM(detector.model, layer="fusion", k=1, **options) as cam:
             alone = cam(spec, targets=[LabelTarget(verdict)])
-        own = follow(alone, [verdict])
-        for name, v in own.deletion_auc.items():
-            totals.verdict_deletion.setdefault(name, []).append(v)
-        for name, v in own.insertion_auc.items():
-            totals.verdict_insertion.setdefault(name, []).append(v)
-        totals.verdict_beats_random_grid.append(own.beats("random_grid"))
+        totals.verdict.add_report(follow(alone, [verdict]))
     if notes is None:
         from musicbrain_cli.pitch import estimate_notes
 
@@ -319,28 +333,20 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
             "roc_auc": roc_auc(y_true[:, j], y_score[:, j], mask=mask[:, j]),
             "at_threshold": rates_at_threshold(y_true[:, j], y_score[:, j], thr, mask=mask[:, j]),
         }
-    n_exp = len(totals.beats_random)
+    fused, verdict = totals.fused, totals.verdict
+    n_exp = len(fused.beats_random)
     metrics["fidelity"] = {
         "windows": n_exp, "clips": explained, "substrate": substrate, "steps": fidelity_steps, "top_k": top_k,
         "weighting": totals.weighting,
         "occlusion_patch": list(occlusion_patch) if occlusion else None,
-        "deletion_auc": {k: float(np.mean(v)) for k, v in totals.deletion.items()},
-        "insertion_auc": {k: float(np.mean(v)) for k, v in totals.insertion.items()},
-        "beats_random_share": float(np.mean(totals.beats_random)) if n_exp else None,
-        "beats_random_grid_share": float(np.mean(totals.beats_random_grid)) if n_exp else None,
+        **fused.means(),
+        "beats_random_share": _share(fused.beats_random),
+        "beats_random_grid_share": _share(fused.beats_random_grid),
         "random_grid": list(totals.grid) if totals.grid else None,
-        "by_target_group": {
-            group: {"targets": len(modes["insertion"]["saliency"]),
-                    **{f"{mode}_auc": {k: float(np.mean(v)) for k, v in modes[mode].items()}
-                       for mode in ("deletion", "insertion")}}
-            for group, modes in sorted(totals.by_target_group.items())},
-        "verdict": {
-            "windows": len(totals.verdict_beats_random_grid),
-            "deletion_auc": {k: float(np.mean(v)) for k, v in totals.verdict_deletion.items()},
-            "insertion_auc": {k: float(np.mean(v)) for k, v in totals.verdict_insertion.items()},
-            "beats_random_grid_share": (float(np.mean(totals.verdict_beats_random_grid))
-                                        if totals.verdict_beats_random_grid else None),
-        },
+        "by_target_group": {group: {"targets": len(aucs.insertion["saliency"]), **aucs.means()}
+                            for group, aucs in sorted(totals.by_target_group.items())},
+        "verdict": {"windows": len(verdict.beats_random_grid), **verdict.means(),
+                    "beats_random_grid_share": _share(verdict.beats_random_grid)},
     }
     metrics["alignment"] = {
         "windows": n_exp, "notes_source": totals.notes_source,

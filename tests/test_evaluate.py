@@ -189,4 +189,4 @@ def test_verdict_fidelity_follows_the_predicted_source_label(setup, monkeypatch)
                         occlusion_patch=(8, 8), n_random=1)
         assert len(calls) == 2 and len(calls[0]) == 3
         assert calls[1] == [winner]
-        assert totals.verdict_deletion["saliency"] and totals.verdict_beats_random_grid
+        assert totals.verdict.deletion["saliency"] and totals.verdict.beats_random_grid
