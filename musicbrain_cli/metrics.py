@@ -91,11 +91,12 @@ def style_map(per_label: Mapping[str, float], groups: Sequence[str]) -> dict:
     ``map_mean_of_groups`` the mean of those (each group weighs the same). ``None`` where
     nothing was scored."""
     by_group: dict[str, list[float]] = {g: [] for g in groups}
+    flat = []                                    # in the labels' own order
     for name, ap in per_label.items():
         group = name.split("/", 1)[0]
         if group in by_group:
             by_group[group].append(ap)
-    flat = [ap for aps in by_group.values() for ap in aps]
+            flat.append(ap)
     means = {g: float(np.mean(aps)) for g, aps in by_group.items() if aps}
     return {"groups": list(groups),
             "map_macro": float(np.mean(flat)) if flat else None,

@@ -167,14 +167,12 @@ def verdict_rates(clips: _Clips, is_ai: np.ndarray, *, policy, split: str) -> di
 
 
 def _style_map(clips: _Clips, taxonomy) -> float | None:
-    from musicbrain_cli.metrics import average_precision
+    """Mean AP over the style labels (:func:`musicbrain_cli.metrics.style_map`'s
+    ``map_macro``, the figure ``evaluate`` reports too)."""
+    from musicbrain_cli.metrics import average_precision, style_map
 
-    cols = [i for i, name in enumerate(taxonomy.labels) if name.split("/")[0] in STYLE_GROUPS]
-    if not cols:
-        return None
-    res = average_precision(clips.targets[:, cols], clips.probs[:, cols],
-                            mask=clips.mask[:, cols], labels=[taxonomy.labels[i] for i in cols])
-    return res.macro
+    res = average_precision(clips.targets, clips.probs, mask=clips.mask, labels=taxonomy.labels)
+    return style_map(res.per_label, STYLE_GROUPS)["map_macro"]
 
 
 def split_windows(cache, dataset_root: str | Path, who: str) -> dict[str, list[int]]:
