@@ -420,10 +420,13 @@ def _metadata(meta: Mapping) -> dict:
 
 
 def untrained_labels(card: Mapping) -> set[str]:
-    """Labels the model card says had no training example to learn from (their heads are
-    constants): they are never offered as attributions."""
+    """Labels the model card says had no training example to learn from: they are never
+    offered as attributions. Finalize records them for every model
+    (``training_data.labels_untrained``); cards finalized before it did name them only where
+    ``refit-heads`` made their heads constants (``training.head_refit.labels_constant``)."""
     refit = ((card.get("training") or {}).get("head_refit") or {})
-    return {str(x) for x in refit.get("labels_constant") or ()}
+    recorded = (card.get("training_data") or {}).get("labels_untrained") or ()
+    return {str(x) for x in (*recorded, *(refit.get("labels_constant") or ()))}
 
 
 def _top_labels(aggregate: Mapping, taxonomy, per_group: int, validation_ap: Mapping,

@@ -121,6 +121,23 @@ def test_the_heads_are_the_regression_and_beat_the_input_on_validation(trained):
     assert record["val_map_macro_before"] == old["map_macro"]
 
 
+def test_every_finalized_card_names_the_labels_training_never_showed(trained):
+    """No training clip is Classical. Finalize records it as untrained on the model
+    `musicbrain train` wrote, and again after a re-fit that keeps the head input (where
+    its row is kept as trained, not made a constant), so a scan never offers it."""
+    from musicbrain_cli.scan import untrained_labels
+
+    _, before, after, _ = trained
+    for model_dir in (before, after):
+        data = card(model_dir)["training_data"]
+        assert data["labels_untrained"] == ["period/Classical"]
+        support = data["train_label_windows"]
+        assert support["period/Classical"] == {"positive": 0, "known": 40}  # 2 windows a clip
+        assert support["period/Baroque"]["positive"] + support["period/Romantic"]["positive"] == 40
+        assert untrained_labels(card(model_dir)) == {"period/Classical"}
+    assert card(after)["training"]["head_refit"]["labels_constant"] == []
+
+
 def test_refuses_a_non_empty_output(trained, tmp_path):
     from musicbrain_cli.training.heads import refit_style_heads
 

@@ -177,6 +177,9 @@ def test_labels_without_training_examples_are_never_attributed():
                  "composer/Haydn": {"mean": 0.1}}
     card = {"training": {"head_refit": {"labels_constant": ["composer/Schubert"]}}}
     assert untrained_labels(card) == {"composer/Schubert"} and untrained_labels({}) == set()
+    # finalize's record, on any card, counts as well
+    assert untrained_labels({"training_data": {"labels_untrained": ["composer/Haydn"]},
+                             **card}) == {"composer/Schubert", "composer/Haydn"}
     top = _top_labels(aggregate, tax, 2, {"composer/Bach": 0.9}, untrained_labels(card))
     assert [(r["label"], r["validation_ap"]) for r in top] == [("Bach", 0.9), ("Haydn", None)]
     assert [r["label"] for r in _top_labels(aggregate, tax, 1, {})] == ["Schubert"]

@@ -21,7 +21,8 @@ known error rates, all measured on held-out data and written into the model card
    probability and the macro mAP over the style label groups.
 
 Everything is written into ``model_card.json`` (``thresholds``, ``verdict``, ``ood``,
-``error_rates``, ``evaluation``) and ``ood.safetensors`` beside the weights.
+``error_rates``, ``evaluation``, and in ``training_data`` each label's training support and the
+labels left untrained) and ``ood.safetensors`` beside the weights.
 """
 
 from __future__ import annotations
@@ -190,6 +191,21 @@ def split_windows(cache, dataset_root: str | Path, who: str) -> dict[str, list[i
     return by_split
 
 
+def label_support(cache, indices, labels) -> dict:
+    """What the model had to learn each label from: per label, the training windows where it
+    is positive and where it is known. A label with no positive or no negative known window
+    is *untrained*: its head saw one class only, so whatever it outputs is no evidence, and
+    scans never offer it as an attribution (``scan.untrained_labels``)."""
+    idx = np.asarray(indices, dtype=np.int64)
+    known = cache.mask[idx] > 0.5
+    positive = (cache.targets[idx] > 0.5) & known
+    n_pos, n_known = positive.sum(axis=0), known.sum(axis=0)
+    return {"train_label_windows": {lab: {"positive": int(p), "known": int(k)}
+                                    for lab, p, k in zip(labels, n_pos, n_known)},
+            "labels_untrained": [lab for lab, p, k in zip(labels, n_pos, n_known)
+                                 if p == 0 or p == k]}
+
+
 def model_windows(dataset_root: str | Path, config, who: str, progress: Progress = NULL_PROGRESS):
     """The data set's feature cache for ``config``'s front end (built if missing) and its
     window indices per split. The data set must carry the model's labels: it is the one the
@@ -318,6 +334,8 @@ def finalize_model(model_dir: str | Path, dataset_root: str | Path, *,
         "threshold_on": CHOOSE_SPLIT, "track_statistic": "median over windows"}
     card["error_rates"] = evaluation[main]
     card["evaluation"] = evaluation
+    card["training_data"] = {**(card.get("training_data") or {}),
+                             **label_support(cache, by_split[FIT_SPLIT], config.taxonomy.labels)}
     validate_card(card)
     _atomic_write(model_dir / "model_card.json",
                   lambda p: p.write_text(_json_text(card), encoding="utf-8"))
@@ -342,4 +360,4 @@ def summary_lines(card: Mapping) -> list[str]:
     return out
 
 
-__all__ = ["finalize_model", "choose_threshold", "verdict_rates", "summary_lines"]
+__all__ = ["finalize_model", "label_support", "choose_threshold", "verdict_rates", "summary_lines"]
