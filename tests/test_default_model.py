@@ -10,6 +10,7 @@ from musicbrain_cli.errors import ModelLoadError
 from musicbrain_cli.model import checkpoint
 from musicbrain_cli.model.inference import Detector
 from musicbrain_cli.report.verify import verify_path
+from musicbrain_cli.scan import untrained_labels
 
 DEFAULT_DIR = checkpoint.PACKAGE_MODELS / "default"
 EXAMPLES = checkpoint.PACKAGE_MODELS.parents[1] / "examples" / "catalog"
@@ -97,7 +98,7 @@ def test_scan_of_the_example_catalog_with_the_default_model(tmp_path):
         # each style attribution carries its label's validation AP from the card
         # and a label with no training example (a constant head) is never offered
         result = json.loads((folder / "result.json").read_text())
-        untrained = set(card["training"]["head_refit"]["labels_constant"])
+        untrained = untrained_labels(card)
         assert untrained and set(result["labels_untrained"]) == untrained
         for row in result["labels"]:
             assert row["validation_ap"] == card["metrics"]["ap"].get(f"{row['group']}/{row['label']}")

@@ -52,7 +52,7 @@ DEFAULT_MODEL = "default"
 #: tampered or corrupted shipped model is refused (tests/test_default_model.py keeps it in
 #: step with the file).
 SHIPPED_WEIGHTS_SHA256: dict[str, str] = {
-    "default": "c607c8eebe4028f9efcf027928da20da6047c4b34a9dbfe9847ed7b1b1491bb1",
+    "default": "0820e3d315cb237ec95a306c0e9c2b14e201d441dc27aa881a3bc151816995b8",
 }
 
 CARD_KEYS = ("name", "version", "training_data", "metrics", "calibration", "thresholds",
