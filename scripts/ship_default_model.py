@@ -66,12 +66,12 @@ def limitations(card: dict) -> str:
 #: path it was given on the machine that trained it; the weights are identified by the
 #: card's ``training.init_from_weights_sha256``, so the shipped files name the README's
 #: path instead of a machine-local one.
-STAGE1_MODEL = "run-heads"
+INIT_FROM_MODEL = "run-heads"
 
 
 def _recorded_init_from(training_config: dict) -> None:
     if training_config.get("train", {}).get("init_from"):
-        training_config["train"]["init_from"] = STAGE1_MODEL
+        training_config["train"]["init_from"] = INIT_FROM_MODEL
 
 
 def main() -> None:
