@@ -616,7 +616,10 @@ def scan(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, detect
 
 
 def _report_rel(folder: Path, out: Path, options: ScanOptions) -> str:
-    name = "report.pdf" if "pdf" in options.formats else "report.html"
+    """The track's main report file, relative to the catalog: the PDF, else the HTML, else
+    (``--report none``) its ``result.json``."""
+    name = ("report.pdf" if "pdf" in options.formats else
+            "report.html" if "html" in options.formats else RESULT_JSON)
     return str((folder / name).relative_to(out))
 
 

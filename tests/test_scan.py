@@ -183,3 +183,14 @@ def test_labels_without_training_examples_are_never_attributed():
     top = _top_labels(aggregate, tax, 2, {"composer/Bach": 0.9}, untrained_labels(card))
     assert [(r["label"], r["validation_ap"]) for r in top] == [("Bach", 0.9), ("Haydn", None)]
     assert [r["label"] for r in _top_labels(aggregate, tax, 1, {})] == ["Schubert"]
+
+
+def test_report_none_links_each_track_to_its_result(tmp_path, tiny_model_dir):
+    cat = tmp_path / "cat"
+    cat.mkdir()
+    encode_audio(cat / "a.flac", make_tone(6.0, 220.0, 0), SR)
+    out = tmp_path / "out"
+    assert run(["scan", str(cat), "-o", str(out), "--model", str(tiny_model_dir),
+                "--report", "none", "--key", str(tmp_path / "keys"), "--quiet"]).exit_code == 0
+    row = json.loads((out / "summary.json").read_text(encoding="utf-8"))["tracks"][0]
+    assert row["report"].endswith("/result.json") and (out / row["report"]).is_file()
