@@ -180,25 +180,41 @@ def _scan_keys(key_dir):
               help="With --reproduce: the model the report names (its weights hash is checked).")
 @handle_errors
 def verify(paths, audio, keys_dir, reproduce, model_name) -> None:
-    """Verify the signatures and hashes of report folders or signed PDFs.
+    """Verify the signatures and hashes of report folders, signed PDFs or scan folders.
 
-    Exit status 0 when every PATH is valid, 1 when any is not (with the reasons).
+    A scan's output folder (the one holding summary.json) is verified whole: every track
+    folder it names, and that the summary, summary.csv and index.html say what those
+    signed folders say. Exit status 0 when every PATH is valid, 1 when any is not (with
+    the reasons).
     """
     from pathlib import Path
 
     from musicbrain_cli.report.keys import load_trusted
-    from musicbrain_cli.report.verify import verify_path
+    from musicbrain_cli.report.verify import is_catalog_folder, verify_catalog, verify_path
 
     if reproduce and not audio:
         _fail("--reproduce needs the recording: give it with --audio FILE", EXIT_USAGE)
+    catalogs = [p for p in paths if is_catalog_folder(Path(p))]
+    if audio and catalogs:
+        _fail(f"--audio names one recording, but {catalogs[0]!r} is a scan's catalog folder: "
+              "verify the track folder of that recording instead", EXIT_USAGE)
     trusted = load_trusted(Path(keys_dir)) if keys_dir else None
     invalid = 0
     for path in paths:
+        if path in catalogs:
+            results = verify_catalog(Path(path), trusted=trusted)
+            ok = all(r.ok for r in results)
+            click.echo(f"{'VALID' if ok else 'INVALID'}  {path}  (catalog: "
+                       f"{len(results) - 1} track folder(s))")
+            for result in results:
+                _echo_checks(result, f"{'valid' if result.ok else 'INVALID'}  {result.path.name}"
+                             if result is not results[0] else None)
+            invalid += not ok
+            continue
         result = verify_path(Path(path), audio=Path(audio) if audio else None, trusted=trusted)
         ok = result.ok
         click.echo(f"{'VALID' if result.ok else 'INVALID'}  {path}")
-        for check in result.checks:
-            click.echo(f"  [{check.status}] {check.name}: {check.detail}")
+        _echo_checks(result)
         if reproduce and Path(path).is_dir():
             from musicbrain_cli.reproduce import reproduce as rerun
 
@@ -211,6 +227,15 @@ def verify(paths, audio, keys_dir, reproduce, model_name) -> None:
                 click.echo(f"    {line}")
         invalid += not ok
     sys.exit(EXIT_FAILED if invalid else EXIT_OK)
+
+
+def _echo_checks(result, heading: str | None = None) -> None:
+    indent = "  "
+    if heading:
+        click.echo(f"  {heading}")
+        indent = "    "
+    for check in result.checks:
+        click.echo(f"{indent}[{check.status}] {check.name}: {check.detail}")
 
 
 @main.group()

@@ -20,6 +20,7 @@ from musicbrain_cli.report._io import atomic_write_bytes
 from musicbrain_cli.report.html import render_index_html, report_href, visible
 
 SUMMARY_SCHEMA = "musicbrain.summary/1"
+SUMMARY_JSON, SUMMARY_CSV, INDEX_HTML = "summary.json", "summary.csv", "index.html"
 FIELDS = ("file_name", "path", "status", "error", "verdict", "p_ai", "threshold", "fpr",
           "fnr", "in_domain", "ood_score", "top_labels", "duration_s", "size_bytes", "sha256",
           "model_version", "analysis_time", "report")
@@ -131,10 +132,16 @@ def write_catalog(out_root: Path, entries: Sequence[CatalogEntry], *,
     """
     out_root = Path(out_root)
     out_root.mkdir(parents=True, exist_ok=True)
-    rows = [summary_row(e) for e in entries]
+    files = catalog_files([summary_row(e) for e in entries], title=title)
+    return [atomic_write_bytes(out_root / name, data) for name, data in files.items()]
+
+
+def catalog_files(rows: Sequence[Mapping[str, Any]], *,
+                  title: str = "MusicBrain catalog") -> dict[str, bytes]:
+    """The catalog's files (``summary.json``, ``summary.csv``, ``index.html``) as bytes, from
+    its summary rows: one definition for the writer and for verification, which re-renders
+    them from the rows it has checked against the signed results."""
     html = render_index_html(_index_rows(rows), title=title, columns=INDEX_COLUMNS)
-    written = []
-    for name, text in (("summary.json", summary_json(rows)), ("summary.csv", summary_csv(rows)),
-                       ("index.html", html)):
-        written.append(atomic_write_bytes(out_root / name, text.encode("utf-8")))
-    return written
+    return {SUMMARY_JSON: summary_json(rows).encode("utf-8"),
+            SUMMARY_CSV: summary_csv(rows).encode("utf-8"),
+            INDEX_HTML: html.encode("utf-8")}

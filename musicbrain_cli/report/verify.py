@@ -5,6 +5,12 @@ names, every file it lists is present with the listed SHA-256, no other file is 
 the audio (when given) has the listed SHA-256, and every PDF it lists carries an intact
 PAdES signature covering the whole file by the certificate the manifest names.
 
+A scan's catalog folder (``summary.json`` beside the track folders) is valid when every
+track folder its summary names is valid, each summary row says exactly what that folder's
+signed ``result.json`` says, and ``summary.csv`` and ``index.html`` are exactly what the
+summary renders. The catalog files carry no signature of their own, so a track removed from
+the summary together with its folder goes unnoticed; the result says so.
+
 Who signed is a separate question from whether the signature holds: unless a trusted key
 folder is given, the signer is reported as not pinned (a ``warn`` check with the
 fingerprints to compare against those the examiner published), not as valid or invalid.
@@ -24,12 +30,17 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from musicbrain_cli.errors import ReportError, VerificationError
 from musicbrain_cli.report._io import sha256_file
+from musicbrain_cli.report.catalog import (FIELDS, SUMMARY_JSON, SUMMARY_SCHEMA, CatalogEntry,
+                                           catalog_files, summary_row)
 from musicbrain_cli.report.keys import TrustedSigner
 from musicbrain_cli.report.manifest import (MANIFEST_NAME, MANIFEST_SCHEMA, SIGNATURE_NAME,
                                             canonical_json, list_report_files)
 from musicbrain_cli.report.signing import verify_detached
 
 PASS, FAIL, WARN, SKIP = "pass", "fail", "warn", "skip"
+RESULT_JSON = "result.json"
+MAX_SUMMARY_BYTES = 64 << 20     # ~100,000 tracks; a bigger file is not a scan's summary
+LISTED_NAMES = 5                 # names quoted in one check before "and N more"
 
 
 @dataclass(frozen=True)
@@ -77,6 +88,126 @@ def verify_path(path: Path, *, audio: Path | None = None,
     result.add("input", FAIL, "not a report folder or a PDF file" if path.exists()
                else "no such file or folder")
     return result
+
+
+# --- catalog folders ----------------------------------------------------------------------
+
+
+def is_catalog_folder(path: Path) -> bool:
+    """A scan's output folder: a ``summary.json`` and no manifest of its own."""
+    path = Path(path)
+    return (path.is_dir() and (path / SUMMARY_JSON).is_file()
+            and not (path / MANIFEST_NAME).exists())
+
+
+def _names(items: list[str]) -> str:
+    shown = ", ".join(repr(x) for x in items[:LISTED_NAMES])
+    return shown + (f" and {len(items) - LISTED_NAMES} more" if len(items) > LISTED_NAMES else "")
+
+
+def _read_summary(root: Path, catalog: VerificationResult) -> list[dict] | None:
+    path = root / SUMMARY_JSON
+    try:
+        if path.is_symlink() or path.stat().st_size > MAX_SUMMARY_BYTES:
+            raise ValueError("a symbolic link or larger than a scan's summary can be")
+        data = json.loads(path.read_bytes())
+    except OSError as exc:
+        catalog.add("summary", FAIL, f"cannot read {SUMMARY_JSON}: {exc.strerror or exc}")
+        return None
+    except ValueError as exc:
+        catalog.add("summary", FAIL, f"{SUMMARY_JSON} is not a scan summary: {exc}")
+        return None
+    rows = data.get("tracks") if isinstance(data, dict) else None
+    if (data.get("schema") if isinstance(data, dict) else None) != SUMMARY_SCHEMA or \
+            not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        catalog.add("summary", FAIL, f"{SUMMARY_JSON} is not a {SUMMARY_SCHEMA} summary")
+        return None
+    return rows
+
+
+def _check_row(root: Path, number: int, row: dict, trusted: TrustedSigner | None,
+               catalog: VerificationResult) -> VerificationResult | None:
+    """Verify the track folder of one analysed row and compare the row with its signed
+    result; returns the folder's own result (``None`` when there is no folder to verify)."""
+    report = row.get("report")
+    parts = PurePosixPath(report).parts if _safe_relative(report) else ()
+    if len(parts) != 2:
+        catalog.add(f"track {number}", FAIL, f"unsafe or malformed report path {report!r}")
+        return None
+    folder = root / parts[0]
+    if folder.is_symlink() or not folder.is_dir():
+        catalog.add(f"track {number}", FAIL, f"report folder {parts[0]!r} is missing")
+        return None
+    result = verify_report_folder(folder, trusted=trusted)
+    verified = {c.name for c in result.checks if c.status == PASS}
+    if not result.ok:
+        catalog.add(f"track {number}", FAIL, f"report folder {parts[0]!r} does not verify")
+    elif f"file {parts[1]}" not in verified or f"file {RESULT_JSON}" not in verified:
+        catalog.add(f"track {number}", FAIL, f"{report!r} or its {RESULT_JSON} is not a "
+                                             f"signed file of its folder")
+    else:
+        try:
+            track = json.loads((folder / RESULT_JSON).read_bytes())
+            expected = summary_row(CatalogEntry(str(row.get("path")), track=track, report=report))
+        except (OSError, ValueError, TypeError, AttributeError) as exc:
+            catalog.add(f"track {number}", FAIL, f"cannot read the signed {RESULT_JSON} of "
+                                                 f"{parts[0]!r}: {exc}")
+            return result
+        differ = [k for k in FIELDS if expected.get(k) != row.get(k)]
+        if differ:
+            catalog.add(f"track {number}", FAIL, f"{SUMMARY_JSON} differs from the signed "
+                                                 f"{RESULT_JSON} of {parts[0]!r} in: {', '.join(differ)}")
+    return result
+
+
+def verify_catalog(root: Path, *, trusted: TrustedSigner | None = None) -> list[VerificationResult]:
+    """Verify a scan's catalog folder (see the module doc): the catalog's own result first,
+    then one per track folder its summary names, in the summary's order."""
+    root = Path(root)
+    catalog = VerificationResult(root, "catalog")
+    results = [catalog]
+    rows = _read_summary(root, catalog)
+    if rows is None:
+        return results
+    failed, named = [], set()
+    for number, row in enumerate(rows, 1):
+        if row.get("status") != "ok":
+            failed.append(str(row.get("file_name") or row.get("path")))
+            continue
+        folder = _check_row(root, number, row, trusted, catalog)
+        if folder is not None:
+            named.add(folder.path.name)
+            results.append(folder)
+    analysed = len(rows) - len(failed)
+    agreeing = analysed - len(catalog.failures)      # at most one failure per row so far
+    catalog.add("summary", PASS if agreeing == analysed else FAIL,
+                f"{agreeing} of {analysed} analysed tracks: the summary row says what the "
+                f"track's signed {RESULT_JSON} says")
+    if failed:
+        catalog.add("failed inputs", WARN, f"{len(failed)} input(s) failed at scan time and "
+                                           f"have no report: {_names(failed)}")
+    others = sorted(p.name for p in root.iterdir()
+                    if p.is_dir() and (p / MANIFEST_NAME).exists() and p.name not in named)
+    if others:
+        catalog.add("other folders", WARN, f"{len(others)} report folder(s) not in "
+                                           f"{SUMMARY_JSON}, not checked: {_names(others)}")
+    for name, data in catalog_files(rows).items():
+        if name == SUMMARY_JSON:
+            continue
+        path = root / name
+        try:
+            same = not path.is_symlink() and path.read_bytes() == data
+        except OSError as exc:
+            catalog.add(f"file {name}", FAIL, f"cannot read it: {exc.strerror or exc}")
+            continue
+        catalog.add(f"file {name}", PASS if same else FAIL,
+                    f"exactly what {SUMMARY_JSON} renders" if same else
+                    f"differs from what {SUMMARY_JSON} renders: edited after the scan")
+    catalog.add("catalog signature", WARN,
+                "the catalog files are not signed themselves: they are checked against the "
+                "signed track folders, but a track removed together with its folder and its "
+                "summary row would go unnoticed")
+    return results
 
 
 # --- report folders -----------------------------------------------------------------------

@@ -1,0 +1,117 @@
+"""Verifying a scan's whole output folder: the catalog files against the signed tracks."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from musicbrain_cli.audio_encode import encode_audio
+from musicbrain_cli.cli import main
+from musicbrain_cli.report.catalog import summary_json
+from musicbrain_cli.report.verify import is_catalog_folder, verify_catalog
+from conftest import make_tone
+
+SR = 22050
+
+
+def run(args):
+    return CliRunner().invoke(main, args, catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def scanned(tmp_path_factory, tiny_model_dir):
+    """A signed scan of two good files and one broken one."""
+    root = tmp_path_factory.mktemp("catalog")
+    cat = root / "catalog"
+    cat.mkdir()
+    encode_audio(cat / "a.flac", make_tone(6.0, 220.0, 0), SR)
+    encode_audio(cat / "b.flac", make_tone(6.0, 330.0, 1), SR)
+    (cat / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEgarbage")
+    out = root / "out"
+    res = run(["scan", str(cat), "-o", str(out), "--model", str(tiny_model_dir),
+               "--report", "html", "--key", str(root / "keys"), "--quiet"])
+    assert res.exit_code == 1, res.output          # the broken file failed
+    return out
+
+
+@pytest.fixture
+def copy(scanned, tmp_path):
+    shutil.copytree(scanned, tmp_path / "out")
+    return tmp_path / "out"
+
+
+def _rewrite_summary(out: Path, edit) -> None:
+    rows = json.loads((out / "summary.json").read_text(encoding="utf-8"))["tracks"]
+    edit(rows)
+    (out / "summary.json").write_text(summary_json(rows), encoding="utf-8")
+
+
+def _failed(results):
+    return {c.name: c.detail for r in results for c in r.failures}
+
+
+def test_an_untouched_scan_verifies_and_names_its_failed_inputs(copy):
+    assert is_catalog_folder(copy)
+    assert not is_catalog_folder(next(p for p in copy.iterdir() if p.is_dir()))
+    results = verify_catalog(copy)
+    assert [r.kind for r in results] == ["catalog", "folder", "folder"]
+    assert all(r.ok for r in results), _failed(results)
+    checks = {c.name: c for c in results[0].checks}
+    assert "2 of 2" in checks["summary"].detail
+    assert checks["failed inputs"].status == "warn" and "broken.wav" in checks["failed inputs"].detail
+    assert checks["file summary.csv"].status == checks["file index.html"].status == "pass"
+
+
+def test_a_summary_that_disagrees_with_a_signed_result_is_caught(copy):
+    def flip(rows):
+        row = next(r for r in rows if r["status"] == "ok")
+        row["verdict"] = "human" if row["verdict"] != "human" else "ai"
+        row["p_ai"] = 0.5
+    _rewrite_summary(copy, flip)
+    results = verify_catalog(copy)
+    failed = _failed(results)
+    assert "verdict, p_ai" in failed["track 1"]
+    assert "1 of 2" in failed["summary"]
+    # the CSV and the index were not re-rendered by the edit, so they no longer match
+    assert {"file summary.csv", "file index.html"} <= set(failed)
+    assert all(r.ok for r in results[1:])          # the signed folders themselves are fine
+
+
+@pytest.mark.parametrize("name", ["summary.csv", "index.html"])
+def test_an_edited_csv_or_index_is_caught(copy, name):
+    path = copy / name
+    path.write_text(path.read_text(encoding="utf-8").replace("ok", "OK", 1), encoding="utf-8")
+    assert set(_failed(verify_catalog(copy))) == {f"file {name}"}
+
+
+def test_missing_or_tampered_track_folders_and_unsafe_paths_fail(copy):
+    folders = sorted(p for p in copy.iterdir() if p.is_dir())
+    shutil.rmtree(folders[0])
+    result = (folders[1] / "result.json")
+    result.write_text(result.read_text(encoding="utf-8").replace('"human"', '"ai"')
+                      .replace('"inconclusive"', '"ai"'), encoding="utf-8")
+    failed = _failed(verify_catalog(copy))
+    assert "is missing" in failed["track 1"] and "does not verify" in failed["track 2"]
+
+    _rewrite_summary(copy, lambda rows: rows[0].update(report="../../etc/report.html"))
+    assert "unsafe" in _failed(verify_catalog(copy))["track 1"]
+
+
+def test_an_unlisted_report_folder_is_reported(copy):
+    extra = next(p for p in copy.iterdir() if p.is_dir())
+    shutil.copytree(extra, copy / "extra-folder")
+    checks = {c.name: c for c in verify_catalog(copy)[0].checks}
+    assert checks["other folders"].status == "warn" and "extra-folder" in checks["other folders"].detail
+
+
+def test_cli_verifies_a_scan_folder(copy, tmp_path):
+    ok = run(["verify", str(copy)])
+    assert ok.exit_code == 0, ok.output
+    assert ok.output.startswith(f"VALID  {copy}  (catalog: 2 track folder(s))")
+    assert run(["verify", str(copy), "--audio", str(copy / "summary.csv")]).exit_code == 2
+    _rewrite_summary(copy, lambda rows: rows[0].update(sha256="0" * 64))
+    bad = run(["verify", str(copy)])
+    assert bad.exit_code == 1 and "INVALID" in bad.output and "in: sha256" in bad.output
+
