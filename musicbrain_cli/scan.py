@@ -611,7 +611,14 @@ def scan(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, detect
     finally:
         if pool is not None:
             pool.shutdown(wait=True)
-    write_catalog(out, result.entries)
+    written = write_catalog(out, result.entries)
+    from pathlib import PurePosixPath
+
+    from musicbrain_cli.report.manifest import write_catalog_manifest
+
+    write_catalog_manifest(out, [p.name for p in written],
+                           [PurePosixPath(e.report).parts[0] for e in result.entries if e.report],
+                           keys)
     return result
 
 

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from musicbrain_cli.audio_encode import encode_audio
 from musicbrain_cli.cli import main
-from musicbrain_cli.report.catalog import summary_json
+from musicbrain_cli.report.catalog import catalog_files
 from musicbrain_cli.report.verify import is_catalog_folder, verify_catalog
 from conftest import make_tone
 
@@ -42,10 +42,14 @@ def copy(scanned, tmp_path):
     return tmp_path / "out"
 
 
-def _rewrite_summary(out: Path, edit) -> None:
+def _rewrite_summary(out: Path, edit, *, render_all: bool = False) -> None:
+    """Edit the summary rows; with ``render_all`` re-render the CSV and index too, as a
+    careful forger would."""
     rows = json.loads((out / "summary.json").read_text(encoding="utf-8"))["tracks"]
     edit(rows)
-    (out / "summary.json").write_text(summary_json(rows), encoding="utf-8")
+    for name, data in catalog_files(rows).items():
+        if render_all or name == "summary.json":
+            (out / name).write_bytes(data)
 
 
 def _failed(results):
@@ -62,6 +66,8 @@ def test_an_untouched_scan_verifies_and_names_its_failed_inputs(copy):
     assert "2 of 2" in checks["summary"].detail
     assert checks["failed inputs"].status == "warn" and "broken.wav" in checks["failed inputs"].detail
     assert checks["file summary.csv"].status == checks["file index.html"].status == "pass"
+    assert checks["tracks"].status == "pass" and "2 sealed track folders" in checks["tracks"].detail
+    assert checks["signature"].status == "pass"
 
 
 def test_a_summary_that_disagrees_with_a_signed_result_is_caught(copy):
@@ -74,6 +80,7 @@ def test_a_summary_that_disagrees_with_a_signed_result_is_caught(copy):
     failed = _failed(results)
     assert "verdict, p_ai" in failed["track 1"]
     assert "1 of 2" in failed["summary"]
+    assert failed["sealed summary.json"] == "changed since the catalog was sealed"
     # the CSV and the index were not re-rendered by the edit, so they no longer match
     assert {"file summary.csv", "file index.html"} <= set(failed)
     assert all(r.ok for r in results[1:])          # the signed folders themselves are fine
@@ -83,7 +90,23 @@ def test_a_summary_that_disagrees_with_a_signed_result_is_caught(copy):
 def test_an_edited_csv_or_index_is_caught(copy, name):
     path = copy / name
     path.write_text(path.read_text(encoding="utf-8").replace("ok", "OK", 1), encoding="utf-8")
-    assert set(_failed(verify_catalog(copy))) == {f"file {name}"}
+    assert set(_failed(verify_catalog(copy))) == {f"file {name}", f"sealed {name}"}
+
+
+def test_a_track_removed_with_its_folder_and_summary_row_is_caught(copy):
+    row = json.loads((copy / "summary.json").read_text(encoding="utf-8"))["tracks"][0]
+    shutil.rmtree(copy / Path(row["report"]).parent)
+    _rewrite_summary(copy, lambda rows: rows.pop(0), render_all=True)
+    failed = _failed(verify_catalog(copy))
+    assert "sealed but not in the summary" in failed["tracks"]
+    assert Path(row["report"]).parent.name in failed["tracks"]
+
+
+def test_a_catalog_without_its_signed_manifest_fails(copy):
+    (copy / "catalog-manifest.json.sig").unlink()
+    assert "cannot read catalog-manifest.json.sig" in _failed(verify_catalog(copy))["signature"]
+    (copy / "catalog-manifest.json").unlink()
+    assert "nothing binds the set of tracks" in _failed(verify_catalog(copy))["catalog manifest"]
 
 
 def test_missing_or_tampered_track_folders_and_unsafe_paths_fail(copy):

@@ -7,6 +7,7 @@ The pipeline's calls, in order, for each track and then once per batch::
     write_manifest(out_dir, audio_path, weights_sha256, keys, audio_sha256=track_sha)
     ...
     write_catalog(out_root, [CatalogEntry(...), ...])
+    write_catalog_manifest(out_root, catalog_file_names, track_folder_names, keys)
 
 and a verifier's: ``verify_path(path, audio=..., trusted=load_trusted(dir))``.
 Heavy libraries (matplotlib, WeasyPrint, pyHanko) are imported only when used.

@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as _dt
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import rfc8785
 
@@ -30,6 +30,9 @@ from musicbrain_cli.report.signing import sign_detached
 MANIFEST_NAME = "manifest.json"
 SIGNATURE_NAME = "manifest.json.sig"
 MANIFEST_SCHEMA = "musicbrain.manifest/1"
+CATALOG_MANIFEST_NAME = "catalog-manifest.json"
+CATALOG_SIGNATURE_NAME = "catalog-manifest.json.sig"
+CATALOG_SCHEMA = "musicbrain.catalog-manifest/1"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -82,23 +85,68 @@ def build_manifest(folder: Path, *, audio_path: Path | None, audio_sha256: str |
         audio = {"sha256": audio_sha256}
     files = [{"path": p.relative_to(folder).as_posix(), "sha256": sha256_file(p),
               "size_bytes": p.stat().st_size} for p in list_report_files(folder)]
-    signer = None
-    if keys is not None:
-        signer = {"algorithm": "Ed25519",
-                  "public_key": ed25519_public_b64(keys.manifest_public_key),
-                  "public_key_sha256": keys.manifest_key_fingerprint,
-                  "certificate_sha256": keys.certificate_fingerprint,
-                  "certificate_subject": keys.pdf_cert.subject.rfc4514_string()}
     return {
         "schema": MANIFEST_SCHEMA,
         "canonicalization": "RFC 8785",
         "generator": f"musicbrain {__version__}",
-        "created": created or _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "created": created or _now(),
         "audio": audio,
         "model": {"weights_sha256": model_weights_sha256},
         "files": files,
-        "signer": signer,
+        "signer": _signer(keys),
     }
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _signer(keys: KeyPair | None) -> dict | None:
+    if keys is None:
+        return None
+    return {"algorithm": "Ed25519",
+            "public_key": ed25519_public_b64(keys.manifest_public_key),
+            "public_key_sha256": keys.manifest_key_fingerprint,
+            "certificate_sha256": keys.certificate_fingerprint,
+            "certificate_subject": keys.pdf_cert.subject.rfc4514_string()}
+
+
+def _write_signed(out_dir: Path, name: str, sig_name: str, manifest: dict,
+                  keys: KeyPair | None) -> list[Path]:
+    data = canonical_json(manifest)
+    sig_path = out_dir / sig_name
+    # Remove a stale signature first: a crash between the two writes must not leave an old
+    # signature next to a new manifest that it does not sign.
+    sig_path.unlink(missing_ok=True)
+    written = [atomic_write_bytes(out_dir / name, data)]
+    if keys is not None:
+        try:
+            signature = sign_detached(data, keys.manifest_key)
+        except (TypeError, ValueError) as exc:
+            raise SigningError(f"could not sign {name} of {str(out_dir)!r}: {exc}") from exc
+        written.append(atomic_write_bytes(sig_path, signature))
+    return written
+
+
+def write_catalog_manifest(out_root: Path, files: Sequence[str], track_folders: Sequence[str],
+                           keys: KeyPair | None, *, created: str | None = None) -> list[Path]:
+    """Seal a scan's catalog: ``catalog-manifest.json`` (RFC 8785) lists the SHA-256 of each
+    catalog file in ``files`` and of each track folder's ``manifest.json``, and is signed with
+    the same key as the track manifests (``catalog-manifest.json.sig``). It binds the set of
+    tracks: a track removed with its folder and summary row is detected. Call it after the
+    track folders and the catalog files are written."""
+    out_root = Path(out_root)
+    try:
+        listed = [{"path": n, "sha256": sha256_file(out_root / n),
+                   "size_bytes": (out_root / n).stat().st_size} for n in files]
+        tracks = [{"folder": f, "manifest_sha256": sha256_file(out_root / f / MANIFEST_NAME)}
+                  for f in track_folders]
+    except OSError as exc:
+        raise ReportError(f"cannot seal the catalog {str(out_root)!r}: {exc}") from exc
+    manifest = {"schema": CATALOG_SCHEMA, "canonicalization": "RFC 8785",
+                "generator": f"musicbrain {__version__}", "created": created or _now(),
+                "files": listed, "tracks": tracks, "signer": _signer(keys)}
+    return _write_signed(out_root, CATALOG_MANIFEST_NAME, CATALOG_SIGNATURE_NAME, manifest, keys)
 
 
 def write_manifest(out_dir: Path, audio_path: Path | None, model_weights_sha256: str | None,
@@ -114,16 +162,4 @@ def write_manifest(out_dir: Path, audio_path: Path | None, model_weights_sha256:
     manifest = build_manifest(out_dir, audio_path=audio_path, audio_sha256=audio_sha256,
                               model_weights_sha256=model_weights_sha256, keys=keys,
                               created=created)
-    data = canonical_json(manifest)
-    sig_path = out_dir / SIGNATURE_NAME
-    # Remove a stale signature first: a crash between the two writes must not leave an old
-    # signature next to a new manifest that it does not sign.
-    sig_path.unlink(missing_ok=True)
-    written = [atomic_write_bytes(out_dir / MANIFEST_NAME, data)]
-    if keys is not None:
-        try:
-            signature = sign_detached(data, keys.manifest_key)
-        except (TypeError, ValueError) as exc:
-            raise SigningError(f"could not sign manifest of {str(out_dir)!r}: {exc}") from exc
-        written.append(atomic_write_bytes(sig_path, signature))
-    return written
+    return _write_signed(out_dir, MANIFEST_NAME, SIGNATURE_NAME, manifest, keys)

@@ -5,11 +5,12 @@ names, every file it lists is present with the listed SHA-256, no other file is 
 the audio (when given) has the listed SHA-256, and every PDF it lists carries an intact
 PAdES signature covering the whole file by the certificate the manifest names.
 
-A scan's catalog folder (``summary.json`` beside the track folders) is valid when every
-track folder its summary names is valid, each summary row says exactly what that folder's
-signed ``result.json`` says, and ``summary.csv`` and ``index.html`` are exactly what the
-summary renders. The catalog files carry no signature of their own, so a track removed from
-the summary together with its folder goes unnoticed; the result says so.
+A scan's catalog folder (``summary.json`` beside the track folders) is valid when its
+signed ``catalog-manifest.json`` holds (the catalog files' hashes, and exactly the track
+folders the summary names, each with its manifest's hash, signed by the tracks' signer),
+every track folder is valid, each summary row says exactly what that folder's signed
+``result.json`` says, and ``summary.csv`` and ``index.html`` are exactly what the summary
+renders.
 
 Who signed is a separate question from whether the signature holds: unless a trusted key
 folder is given, the signer is reported as not pinned (a ``warn`` check with the
@@ -33,8 +34,10 @@ from musicbrain_cli.report._io import sha256_file
 from musicbrain_cli.report.catalog import (FIELDS, SUMMARY_JSON, SUMMARY_SCHEMA, CatalogEntry,
                                            catalog_files, summary_row)
 from musicbrain_cli.report.keys import TrustedSigner
-from musicbrain_cli.report.manifest import (MANIFEST_NAME, MANIFEST_SCHEMA, SIGNATURE_NAME,
-                                            canonical_json, list_report_files)
+from musicbrain_cli.report.manifest import (CATALOG_MANIFEST_NAME, CATALOG_SCHEMA,
+                                            CATALOG_SIGNATURE_NAME, MANIFEST_NAME,
+                                            MANIFEST_SCHEMA, SIGNATURE_NAME, canonical_json,
+                                            list_report_files)
 from musicbrain_cli.report.signing import verify_detached
 
 PASS, FAIL, WARN, SKIP = "pass", "fail", "warn", "skip"
@@ -203,11 +206,106 @@ def verify_catalog(root: Path, *, trusted: TrustedSigner | None = None) -> list[
         catalog.add(f"file {name}", PASS if same else FAIL,
                     f"exactly what {SUMMARY_JSON} renders" if same else
                     f"differs from what {SUMMARY_JSON} renders: edited after the scan")
-    catalog.add("catalog signature", WARN,
-                "the catalog files are not signed themselves: they are checked against the "
-                "signed track folders, but a track removed together with its folder and its "
-                "summary row would go unnoticed")
+    _check_catalog_manifest(root, [r for r in results[1:]], trusted, catalog)
     return results
+
+
+def _read_signed_manifest(folder: Path, name: str, sig_name: str, schema: str,
+                          result: VerificationResult, *, label: str = "manifest") -> dict | None:
+    """Read, check canonical form and schema, and verify the detached signature of a
+    manifest; adds its checks to ``result`` and returns it (``None`` when unreadable)."""
+    try:
+        data = (folder / name).read_bytes()
+        manifest = json.loads(data)
+        if not isinstance(manifest, dict):
+            raise ValueError(f"top level is {type(manifest).__name__}, not an object")
+    except OSError as exc:
+        result.add(label, FAIL, f"cannot read {name}: {exc.strerror or exc}")
+        return None
+    except ValueError as exc:
+        result.add(label, FAIL, f"{name} is not valid JSON: {exc}")
+        return None
+    try:
+        canonical = canonical_json(manifest) == data
+    except ReportError:
+        canonical = False
+    if manifest.get("schema") != schema:
+        result.add(label, FAIL, f"unknown schema {manifest.get('schema')!r} in {name}")
+        return None
+    # The signature is over the exact bytes; a non-canonical file could only come from an
+    # edit, and its JSON meaning might differ from what a naive reader sees (duplicate keys).
+    result.add(label, PASS if canonical else FAIL,
+               "RFC 8785 canonical JSON" if canonical else "not RFC 8785 canonical JSON")
+    key = _manifest_key(manifest, result)
+    if key is not None:
+        try:
+            verify_detached(data, (folder / sig_name).read_bytes(), key)
+            result.add("signature", PASS, f"Ed25519 signature of {name} is valid")
+        except OSError as exc:
+            result.add("signature", FAIL, f"cannot read {sig_name}: {exc.strerror or exc}")
+        except VerificationError as exc:
+            result.add("signature", FAIL, str(exc))
+    return manifest
+
+
+def _check_catalog_manifest(root: Path, folders: list[VerificationResult],
+                            trusted: TrustedSigner | None, catalog: VerificationResult) -> None:
+    if not (root / CATALOG_MANIFEST_NAME).exists():
+        catalog.add("catalog manifest", FAIL, f"no {CATALOG_MANIFEST_NAME}: nothing binds the "
+                                              f"set of tracks, so a removed track would go unnoticed")
+        return
+    manifest = _read_signed_manifest(root, CATALOG_MANIFEST_NAME, CATALOG_SIGNATURE_NAME,
+                                     CATALOG_SCHEMA, catalog, label="catalog manifest")
+    if manifest is None:
+        return
+    signer = manifest.get("signer")
+    if isinstance(signer, dict):
+        _check_signer_pin(signer, trusted, catalog)
+    files = manifest.get("files") if isinstance(manifest.get("files"), list) else []
+    for entry in files:
+        name = entry.get("path") if isinstance(entry, dict) else None
+        if not _safe_relative(name) or "/" in name:
+            catalog.add("catalog files", FAIL, f"unsafe or malformed path {name!r}")
+            continue
+        path = root / name
+        actual = sha256_file(path) if path.is_file() and not path.is_symlink() else None
+        catalog.add(f"sealed {name}", PASS if actual == entry.get("sha256") else FAIL,
+                    f"SHA-256 {actual}" if actual == entry.get("sha256") else
+                    "missing" if actual is None else "changed since the catalog was sealed")
+    if not any(isinstance(e, dict) and e.get("path") == SUMMARY_JSON for e in files):
+        catalog.add("catalog files", FAIL, f"the catalog manifest does not seal {SUMMARY_JSON}")
+    tracks = manifest.get("tracks") if isinstance(manifest.get("tracks"), list) else []
+    sealed = {t.get("folder"): t.get("manifest_sha256") for t in tracks if isinstance(t, dict)}
+    present = {r.path.name: r for r in folders}
+    missing = sorted(str(f) for f in set(sealed) - set(present))
+    extra = sorted(set(present) - set(sealed))
+    if missing or extra:
+        catalog.add("tracks", FAIL, "the summary's track folders differ from the sealed ones: "
+                    + "; ".join(x for x in (missing and f"sealed but not in the summary: {_names(missing)}",
+                                            extra and f"in the summary but not sealed: {_names(extra)}") if x))
+    changed = sorted(name for name, r in present.items() if name in sealed and
+                     sha256_file(r.path / MANIFEST_NAME) != sealed[name]
+                     if (r.path / MANIFEST_NAME).is_file())
+    if changed:
+        catalog.add("tracks", FAIL, f"track manifests changed since the catalog was sealed: "
+                                    f"{_names(changed)}")
+    fingerprint = signer.get("public_key_sha256") if isinstance(signer, dict) else None
+    others = sorted(name for name, r in present.items()
+                    if _manifest_fingerprint(r.path) != fingerprint)
+    if others:
+        catalog.add("tracks", FAIL, f"track folders signed by another key than the catalog: "
+                                    f"{_names(others)}")
+    if not (missing or extra or changed or others):
+        catalog.add("tracks", PASS, f"the {len(sealed)} sealed track folders are exactly the "
+                                    f"summary's, unchanged, signed by the catalog's signer")
+
+
+def _manifest_fingerprint(folder: Path) -> str | None:
+    try:
+        signer = json.loads((folder / MANIFEST_NAME).read_bytes()).get("signer")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return signer.get("public_key_sha256") if isinstance(signer, dict) else None
 
 
 # --- report folders -----------------------------------------------------------------------
@@ -241,39 +339,11 @@ def verify_report_folder(folder: Path, *, audio: Path | None = None,
                          trusted: TrustedSigner | None = None) -> VerificationResult:
     folder = Path(folder)
     result = VerificationResult(folder, "folder")
-    manifest_path = folder / MANIFEST_NAME
-    try:
-        data = manifest_path.read_bytes()
-        manifest = json.loads(data)
-        if not isinstance(manifest, dict):
-            raise ValueError(f"top level is {type(manifest).__name__}, not an object")
-    except OSError as exc:
-        result.add("manifest", FAIL, f"cannot read {MANIFEST_NAME}: {exc.strerror or exc}")
+    manifest = _read_signed_manifest(folder, MANIFEST_NAME, SIGNATURE_NAME, MANIFEST_SCHEMA,
+                                     result)
+    if manifest is None:
         return result
-    except ValueError as exc:
-        result.add("manifest", FAIL, f"{MANIFEST_NAME} is not valid JSON: {exc}")
-        return result
-    try:
-        canonical = canonical_json(manifest) == data
-    except ReportError:
-        canonical = False
-    if manifest.get("schema") != MANIFEST_SCHEMA:
-        result.add("manifest", FAIL, f"unknown manifest schema {manifest.get('schema')!r}")
-        return result
-    # The signature is over the exact bytes; a non-canonical file could only come from an
-    # edit, and its JSON meaning might differ from what a naive reader sees (duplicate keys).
-    result.add("manifest", PASS if canonical else FAIL,
-               "RFC 8785 canonical JSON" if canonical else "not RFC 8785 canonical JSON")
-
-    key = _manifest_key(manifest, result)
-    if key is not None:
-        try:
-            verify_detached(data, (folder / SIGNATURE_NAME).read_bytes(), key)
-            result.add("signature", PASS, "Ed25519 signature of manifest.json is valid")
-        except OSError as exc:
-            result.add("signature", FAIL, f"cannot read {SIGNATURE_NAME}: {exc.strerror or exc}")
-        except VerificationError as exc:
-            result.add("signature", FAIL, str(exc))
+    if isinstance(manifest.get("signer"), dict):
         _check_signer_pin(manifest["signer"], trusted, result)
 
     listed = _check_listed_files(folder, manifest, result)
