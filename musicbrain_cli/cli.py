@@ -206,9 +206,9 @@ def verify(paths, audio, keys_dir, reproduce, model_name) -> None:
             ok = all(r.ok for r in results)
             click.echo(f"{'VALID' if ok else 'INVALID'}  {path}  (catalog: "
                        f"{len(results) - 1} track folder(s))")
-            for result in results:
-                _echo_checks(result, f"{'valid' if result.ok else 'INVALID'}  {result.path.name}"
-                             if result is not results[0] else None)
+            _echo_checks(results[0])
+            for result in results[1:]:
+                _echo_checks(result, f"{'valid' if result.ok else 'INVALID'}  {result.path.name}")
             invalid += not ok
             continue
         result = verify_path(Path(path), audio=Path(audio) if audio else None, trusted=trusted)

@@ -27,7 +27,7 @@ import time
 import unicodedata
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -555,6 +555,7 @@ def scan(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, detect
     """Scan ``inputs`` into ``out_dir``; a failing file becomes an error entry, never a stop."""
     from musicbrain_cli.audio import sha256_file
     from musicbrain_cli.report import CatalogEntry, write_catalog
+    from musicbrain_cli.report.manifest import write_catalog_manifest
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -612,10 +613,6 @@ def scan(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, detect
         if pool is not None:
             pool.shutdown(wait=True)
     written = write_catalog(out, result.entries)
-    from pathlib import PurePosixPath
-
-    from musicbrain_cli.report.manifest import write_catalog_manifest
-
     write_catalog_manifest(out, [p.name for p in written],
                            [PurePosixPath(e.report).parts[0] for e in result.entries if e.report],
                            keys)

@@ -39,9 +39,9 @@ from musicbrain_cli.report.manifest import (CATALOG_MANIFEST_NAME, CATALOG_SCHEM
                                             MANIFEST_SCHEMA, SIGNATURE_NAME, canonical_json,
                                             list_report_files)
 from musicbrain_cli.report.signing import verify_detached
+from musicbrain_cli.report.writer import RESULT_JSON
 
 PASS, FAIL, WARN, SKIP = "pass", "fail", "warn", "skip"
-RESULT_JSON = "result.json"
 MAX_SUMMARY_BYTES = 64 << 20     # ~100,000 tracks; a bigger file is not a scan's summary
 LISTED_NAMES = 5                 # names quoted in one check before "and N more"
 
@@ -128,39 +128,34 @@ def _read_summary(root: Path, catalog: VerificationResult) -> list[dict] | None:
     return rows
 
 
-def _check_row(root: Path, number: int, row: dict, trusted: TrustedSigner | None,
-               catalog: VerificationResult) -> VerificationResult | None:
+def _check_row(root: Path, row: dict, trusted: TrustedSigner | None
+               ) -> tuple[VerificationResult | None, str | None]:
     """Verify the track folder of one analysed row and compare the row with its signed
-    result; returns the folder's own result (``None`` when there is no folder to verify)."""
+    result. Returns the folder's own result (``None`` when there is no folder to verify)
+    and why the row cannot be trusted (``None`` when it agrees with its signed result)."""
     report = row.get("report")
     parts = PurePosixPath(report).parts if _safe_relative(report) else ()
     if len(parts) != 2:
-        catalog.add(f"track {number}", FAIL, f"unsafe or malformed report path {report!r}")
-        return None
+        return None, f"unsafe or malformed report path {report!r}"
     folder = root / parts[0]
     if folder.is_symlink() or not folder.is_dir():
-        catalog.add(f"track {number}", FAIL, f"report folder {parts[0]!r} is missing")
-        return None
+        return None, f"report folder {parts[0]!r} is missing"
     result = verify_report_folder(folder, trusted=trusted)
     verified = {c.name for c in result.checks if c.status == PASS}
     if not result.ok:
-        catalog.add(f"track {number}", FAIL, f"report folder {parts[0]!r} does not verify")
-    elif f"file {parts[1]}" not in verified or f"file {RESULT_JSON}" not in verified:
-        catalog.add(f"track {number}", FAIL, f"{report!r} or its {RESULT_JSON} is not a "
-                                             f"signed file of its folder")
-    else:
-        try:
-            track = json.loads((folder / RESULT_JSON).read_bytes())
-            expected = summary_row(CatalogEntry(str(row.get("path")), track=track, report=report))
-        except (OSError, ValueError, TypeError, AttributeError) as exc:
-            catalog.add(f"track {number}", FAIL, f"cannot read the signed {RESULT_JSON} of "
-                                                 f"{parts[0]!r}: {exc}")
-            return result
-        differ = [k for k in FIELDS if expected.get(k) != row.get(k)]
-        if differ:
-            catalog.add(f"track {number}", FAIL, f"{SUMMARY_JSON} differs from the signed "
-                                                 f"{RESULT_JSON} of {parts[0]!r} in: {', '.join(differ)}")
-    return result
+        return result, f"report folder {parts[0]!r} does not verify"
+    if f"file {parts[1]}" not in verified or f"file {RESULT_JSON}" not in verified:
+        return result, f"{report!r} or its {RESULT_JSON} is not a signed file of its folder"
+    try:
+        track = json.loads((folder / RESULT_JSON).read_bytes())
+        expected = summary_row(CatalogEntry(str(row.get("path")), track=track, report=report))
+    except (OSError, ValueError, TypeError, AttributeError) as exc:
+        return result, f"cannot read the signed {RESULT_JSON} of {parts[0]!r}: {exc}"
+    differ = [k for k in FIELDS if expected.get(k) != row.get(k)]
+    if differ:
+        return result, (f"{SUMMARY_JSON} differs from the signed {RESULT_JSON} of "
+                        f"{parts[0]!r} in: {', '.join(differ)}")
+    return result, None
 
 
 def verify_catalog(root: Path, *, trusted: TrustedSigner | None = None) -> list[VerificationResult]:
@@ -172,23 +167,25 @@ def verify_catalog(root: Path, *, trusted: TrustedSigner | None = None) -> list[
     rows = _read_summary(root, catalog)
     if rows is None:
         return results
-    failed, named = [], set()
+    failed, analysed, agreeing = [], 0, 0
     for number, row in enumerate(rows, 1):
         if row.get("status") != "ok":
             failed.append(str(row.get("file_name") or row.get("path")))
             continue
-        folder = _check_row(root, number, row, trusted, catalog)
+        folder, problem = _check_row(root, row, trusted)
+        analysed += 1
+        agreeing += problem is None
+        if problem is not None:
+            catalog.add(f"track {number}", FAIL, problem)
         if folder is not None:
-            named.add(folder.path.name)
             results.append(folder)
-    analysed = len(rows) - len(failed)
-    agreeing = analysed - len(catalog.failures)      # at most one failure per row so far
     catalog.add("summary", PASS if agreeing == analysed else FAIL,
                 f"{agreeing} of {analysed} analysed tracks: the summary row says what the "
                 f"track's signed {RESULT_JSON} says")
     if failed:
         catalog.add("failed inputs", WARN, f"{len(failed)} input(s) failed at scan time and "
                                            f"have no report: {_names(failed)}")
+    named = {r.path.name for r in results[1:]}
     others = sorted(p.name for p in root.iterdir()
                     if p.is_dir() and (p / MANIFEST_NAME).exists() and p.name not in named)
     if others:
@@ -206,7 +203,7 @@ def verify_catalog(root: Path, *, trusted: TrustedSigner | None = None) -> list[
         catalog.add(f"file {name}", PASS if same else FAIL,
                     f"exactly what {SUMMARY_JSON} renders" if same else
                     f"differs from what {SUMMARY_JSON} renders: edited after the scan")
-    _check_catalog_manifest(root, [r for r in results[1:]], trusted, catalog)
+    _check_catalog_manifest(root, results[1:], trusted, catalog)
     return results
 
 
@@ -267,8 +264,7 @@ def _check_catalog_manifest(root: Path, folders: list[VerificationResult],
         if not _safe_relative(name) or "/" in name:
             catalog.add("catalog files", FAIL, f"unsafe or malformed path {name!r}")
             continue
-        path = root / name
-        actual = sha256_file(path) if path.is_file() and not path.is_symlink() else None
+        actual = _sha256_if_file(root / name)
         catalog.add(f"sealed {name}", PASS if actual == entry.get("sha256") else FAIL,
                     f"SHA-256 {actual}" if actual == entry.get("sha256") else
                     "missing" if actual is None else "changed since the catalog was sealed")
@@ -279,13 +275,12 @@ def _check_catalog_manifest(root: Path, folders: list[VerificationResult],
     present = {r.path.name: r for r in folders}
     missing = sorted(str(f) for f in set(sealed) - set(present))
     extra = sorted(set(present) - set(sealed))
-    if missing or extra:
-        catalog.add("tracks", FAIL, "the summary's track folders differ from the sealed ones: "
-                    + "; ".join(x for x in (missing and f"sealed but not in the summary: {_names(missing)}",
-                                            extra and f"in the summary but not sealed: {_names(extra)}") if x))
-    changed = sorted(name for name, r in present.items() if name in sealed and
-                     sha256_file(r.path / MANIFEST_NAME) != sealed[name]
-                     if (r.path / MANIFEST_NAME).is_file())
+    if missing:
+        catalog.add("tracks", FAIL, f"sealed but not in the summary: {_names(missing)}")
+    if extra:
+        catalog.add("tracks", FAIL, f"in the summary but not sealed: {_names(extra)}")
+    changed = sorted(name for name, r in present.items()
+                     if name in sealed and _sha256_if_file(r.path / MANIFEST_NAME) != sealed[name])
     if changed:
         catalog.add("tracks", FAIL, f"track manifests changed since the catalog was sealed: "
                                     f"{_names(changed)}")
@@ -298,6 +293,10 @@ def _check_catalog_manifest(root: Path, folders: list[VerificationResult],
     if not (missing or extra or changed or others):
         catalog.add("tracks", PASS, f"the {len(sealed)} sealed track folders are exactly the "
                                     f"summary's, unchanged, signed by the catalog's signer")
+
+
+def _sha256_if_file(path: Path) -> str | None:
+    return sha256_file(path) if path.is_file() and not path.is_symlink() else None
 
 
 def _manifest_fingerprint(folder: Path) -> str | None:
