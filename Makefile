@@ -1,19 +1,41 @@
-# The two commands of the README: `make demo` and `make test`. Both set everything up first.
+# The two commands of the README: `make demo` and `make test`. Both set everything up first,
+# into the virtual environment $(VENV), from the exact versions in requirements.lock.
 PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Installed when the lock, the package metadata or the venv itself changes.
+STAMP := $(VENV)/.musicbrain-installed
 
-.PHONY: setup system-deps demo test bench
+.PHONY: setup system-deps demo test test-gpu bench lock
 
 system-deps:
 	bash scripts/install-system-deps.sh
 
-setup: system-deps
-	$(PYTHON) -m pip install -q -e '.[dev]'
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# --require-hashes: every wheel must be the one the lock names, byte for byte. The package
+# itself goes in afterwards without dependencies, so nothing outside the lock is resolved.
+$(STAMP): requirements.lock setup.cfg pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q --disable-pip-version-check --require-hashes -r requirements.lock
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+setup: system-deps $(STAMP)
 
 demo: setup
-	musicbrain scan examples/catalog --report pdf -o scan-out
+	$(BIN)/musicbrain scan examples/catalog --report pdf -o scan-out
 
 test: setup
-	$(PYTHON) -m pytest -q
+	$(BIN)/python -m pytest -q
 
 bench: setup
-	for b in decode model explain data train scan; do $(PYTHON) benchmarks/$$b.py || exit 1; done
+	for b in decode model explain data train scan external; do $(BIN)/python benchmarks/$$b.py || exit 1; done
+
+# Refresh the lock on purpose (never implicitly): exact versions and hashes for Linux x86-64,
+# Python 3.11, resolved from setup.cfg with its dev extra.
+lock:
+	$(PYTHON) -m pip install -q uv
+	$(PYTHON) -m uv pip compile setup.cfg --extra dev --generate-hashes --python-version 3.11 \
+	    --python-platform x86_64-manylinux_2_28 --no-header --annotation-style line \
+	    -o requirements.lock

@@ -62,6 +62,22 @@ def compare(a: Any, b: Any, *, atol: float, path: str = "", out: list[str] | Non
     return out
 
 
+def version_differences(recorded: dict[str, str], installed: dict[str, str]) -> list[str]:
+    """One line per library whose installed version is not the one the report was made with.
+
+    A difference is stated, not failed: the figures are compared on their own, and a
+    difference in the last float bits is what a changed library most often explains.
+    ``pip install --require-hashes -r requirements.lock`` reinstalls the shipped set.
+    """
+    lines = []
+    for name in sorted(set(recorded) | set(installed)):
+        was, now = recorded.get(name), installed.get(name)
+        if was != now:
+            lines.append(f"installed {name} {now or 'absent'} differs from the report's "
+                         f"{was or 'unrecorded'}")
+    return lines
+
+
 def reproduce(report_dir: str | Path, audio: str | Path, *, model: str | Path = "default",
               device: str = "cpu", atol: float = DEFAULT_ATOL) -> ReproduceResult:
     """Re-run the analysis recorded in ``report_dir/result.json`` on ``audio`` and compare."""
@@ -97,8 +113,7 @@ def reproduce(report_dir: str | Path, audio: str | Path, *, model: str | Path = 
     for key in COMPARED:
         result.checked.append(key)
         compare(recorded.get(key), again.get(key), atol=atol, path=key, out=result.differences)
-    if recorded.get("software") != again.get("software"):
-        result.notes.append("software versions differ from the recorded ones: "
-                            f"{recorded.get('software')} vs {again.get('software')}")
+    result.notes.extend(version_differences(recorded.get("software") or {},
+                                            again.get("software") or {}))
     result.ok = not result.differences
     return result

@@ -196,11 +196,19 @@ class _Timer:
 
 
 def software_versions() -> dict[str, str]:
+    """Versions of everything whose arithmetic reaches a figure of the report.
+
+    ``verify --reproduce`` names each one that differs from the installed version; the exact
+    set is reinstallable from ``requirements.lock``.
+    """
     import av
+    import librosa
+    import scipy
     import timm
 
     return {"musicbrain": __version__, "python": platform.python_version(),
             "torch": torch.__version__, "timm": timm.__version__, "numpy": np.__version__,
+            "scipy": scipy.__version__, "librosa": librosa.__version__,
             "pyav": av.__version__,
             "libavcodec": ".".join(str(x) for x in av.library_versions["libavcodec"])}
 

@@ -53,3 +53,19 @@ def test_compare_tolerance():
     assert compare({"a": [1.0, 2.0]}, {"a": [1.0 + 1e-7, 2.0]}, atol=1e-6) == []
     assert compare({"a": "x"}, {"a": "y"}, atol=1) == [".a: recorded 'x', reproduced 'y'"]
     assert "present in only one" in compare({"a": 1}, {"b": 1}, atol=0)[0]
+
+
+def test_reproduction_names_each_library_whose_version_differs(tmp_path, tiny_model_dir):
+    audio, folder = _scanned(tmp_path, tiny_model_dir)
+    result = json.loads((folder / "result.json").read_text())
+    installed_torch = result["software"]["torch"]
+    result["software"]["torch"] = "0.0.1"
+    result["software"]["retired-lib"] = "1.0"
+    (folder / "result.json").write_text(json.dumps(result))
+    again = reproduce(folder, audio, model=tiny_model_dir)
+    assert again.ok                       # the figures decide; a version difference is stated
+    assert again.notes == [f"installed retired-lib absent differs from the report's 1.0",
+                           f"installed torch {installed_torch} differs from the report's 0.0.1"]
+    out = CliRunner().invoke(main, ["verify", str(folder), "--audio", str(audio), "--reproduce",
+                                    "--model", str(tiny_model_dir)]).output
+    assert f"installed torch {installed_torch} differs from the report's 0.0.1" in out
