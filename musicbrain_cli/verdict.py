@@ -13,6 +13,16 @@ rule abstains whenever the evidence is weak rather than guess:
 Rules 1-3 can only turn a verdict into ``inconclusive``; none of them can produce ``ai``.
 The policy's numbers come from the model card (``card["verdict"]``), so a report can say
 exactly which rule applied with which numbers.
+
+A track is judged by several independent evidence lines (the content model above, the
+decoder-artifact line, C2PA provenance), each with its own calibration and operating point.
+:func:`combine` is the one rule that joins them (issue 22):
+
+- ``ai`` when any line that is in its own domain says ``ai`` beyond its operating point;
+- ``human`` only when every line that can speak for a human origin is in its domain and
+  says ``human`` (a line that has nothing to say, such as provenance without a manifest,
+  is no evidence either way and neither helps nor blocks);
+- otherwise ``inconclusive``, with each line's reason.
 """
 
 from __future__ import annotations
@@ -124,3 +134,108 @@ def decide(p_ai: float, window_p_ai: Sequence[float], *, policy: VerdictPolicy,
                        f"{t:.2f}, outside the abstention band.")
     return Verdict(label=label, p_ai=float(p_ai), threshold=t, band=(lo, hi), reasons=reasons,
                    window_share_ai=share_ai, in_domain=in_domain)
+
+
+# --- several evidence lines -------------------------------------------------------------------
+
+#: What a line can say about one track. ``NO_EVIDENCE``: the line has nothing to say either way
+#: (no C2PA manifest; a valid manifest that declares no AI step).
+NO_EVIDENCE = "no_evidence"
+LINE_FINDINGS = (AI, HUMAN, INCONCLUSIVE, NO_EVIDENCE)
+
+
+@dataclass(frozen=True)
+class LineFinding:
+    """One evidence line's own finding on a track, before the lines are combined.
+
+    Attributes:
+        line: the line's name (``content``, ``artifacts``, ``provenance``).
+        finding: ``ai``, ``human``, ``inconclusive`` or ``no_evidence``, by the line's own
+            operating point.
+        in_domain: whether the track lies in the domain the line's error rates were measured
+            on (``False``: its finding is not relied on).
+        can_exonerate: whether this line's ``human`` counts towards a ``human`` verdict and its
+            absence from the domain blocks one. Provenance cannot exonerate: a stripped or
+            absent manifest says nothing about how music was made.
+        p_ai: the line's calibrated probability of AI, when it has one.
+        threshold: the line's operating point on ``p_ai``.
+        reasons: the line's own reasons, in plain words.
+    """
+
+    line: str
+    finding: str
+    in_domain: bool
+    can_exonerate: bool = True
+    p_ai: float | None = None
+    threshold: float | None = None
+    reasons: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.finding not in LINE_FINDINGS:
+            raise ValueError(f"finding must be one of {LINE_FINDINGS}, got {self.finding!r}")
+        if self.p_ai is not None and not (np.isfinite(self.p_ai) and 0.0 <= self.p_ai <= 1.0):
+            raise ValueError(f"p_ai must be a probability, got {self.p_ai!r}")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["reasons"] = list(self.reasons)
+        return d
+
+
+def content_finding(verdict: Verdict) -> LineFinding:
+    """The content model's :class:`Verdict` as one evidence line."""
+    return LineFinding(line="content", finding=verdict.label,
+                       in_domain=verdict.in_domain is not False, can_exonerate=True,
+                       p_ai=verdict.p_ai, threshold=verdict.threshold,
+                       reasons=tuple(verdict.reasons))
+
+
+@dataclass(frozen=True)
+class CombinedVerdict:
+    label: str
+    reasons: list[str]
+    ai_lines: list[str]
+    lines: list[str]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def combine(findings: Sequence[LineFinding]) -> CombinedVerdict:
+    """Join the evidence lines' findings into the track's verdict (the rule in the module doc).
+
+    Raises ValueError when no line can exonerate: a ``human`` verdict must rest on a line
+    that can give one, so a rule without such a line is a programming error.
+    """
+    if not any(f.can_exonerate for f in findings):
+        raise ValueError("combine needs at least one line that can exonerate (the content line)")
+    names = [f.line for f in findings]
+    if len(set(names)) != len(names):
+        raise ValueError(f"each evidence line may be given once, got {names}")
+    says_ai = [f for f in findings if f.in_domain and f.finding == AI]
+    if says_ai:
+        reasons = [f"The {f.line} line, within its own domain, finds AI generation beyond its "
+                   "operating point" + (f" (P(AI) {f.p_ai:.2f} against {f.threshold:.2f})"
+                                        if f.p_ai is not None and f.threshold is not None else "")
+                   + "." for f in says_ai]
+        others = [f for f in findings if f not in says_ai and f.finding == HUMAN]
+        if others:
+            reasons.append("The " + " and ".join(f.line for f in others) + " line"
+                           + ("s" if len(others) > 1 else "") + " found no evidence of AI; "
+                           "an absence of one kind of evidence does not outweigh a finding of another.")
+        return CombinedVerdict(AI, reasons, [f.line for f in says_ai], names)
+    blockers = []
+    for f in findings:
+        if not f.can_exonerate:
+            continue
+        if not f.in_domain:
+            blockers.append(f"The {f.line} line cannot speak for this recording: it lies outside "
+                            "the domain its error rates were measured on.")
+        elif f.finding != HUMAN:
+            blockers.append(f"The {f.line} line is inconclusive.")
+    if blockers:
+        return CombinedVerdict(INCONCLUSIVE, blockers, [], names)
+    voters = [f.line for f in findings if f.can_exonerate]
+    return CombinedVerdict(HUMAN, ["No evidence of AI generation was found by these methods ("
+                                   + ", ".join(voters) + "), each within its own domain and "
+                                   "operating point."], [], names)

@@ -5,7 +5,8 @@ import itertools
 import numpy as np
 import pytest
 
-from musicbrain_cli.verdict import AI, HUMAN, INCONCLUSIVE, VerdictPolicy, decide
+from musicbrain_cli.verdict import (AI, HUMAN, INCONCLUSIVE, NO_EVIDENCE, LineFinding,
+                                    VerdictPolicy, combine, content_finding, decide)
 
 POLICY = VerdictPolicy(threshold=0.5, band=0.15, disagreement=0.3)
 
@@ -58,3 +59,63 @@ def test_policy_from_card_and_validation():
         VerdictPolicy(threshold=1.5)
     with pytest.raises(ValueError):
         decide(float("nan"), [], policy=POLICY)
+
+
+# --- combining evidence lines -----------------------------------------------------------------
+
+
+def _line(name, finding, in_domain=True, can_exonerate=True, p=None, t=None):
+    return LineFinding(line=name, finding=finding, in_domain=in_domain,
+                       can_exonerate=can_exonerate, p_ai=p, threshold=t)
+
+
+def test_one_line_in_domain_saying_ai_decides_even_against_a_human_line():
+    v = combine([_line("content", "human", p=0.02, t=0.6),
+                 _line("artifacts", "ai", p=0.97, t=0.9)])
+    assert v.label == "ai" and v.ai_lines == ["artifacts"]
+    assert "0.97 against 0.90" in v.reasons[0]
+    assert "content line found no evidence of AI" in v.reasons[1]
+
+
+def test_a_line_out_of_its_domain_cannot_accuse():
+    v = combine([_line("content", "human"), _line("artifacts", "ai", in_domain=False)])
+    assert v.label == "inconclusive"
+    assert v.reasons == ["The artifacts line cannot speak for this recording: it lies outside "
+                         "the domain its error rates were measured on."]
+
+
+def test_human_needs_every_exonerating_line_in_domain_and_human():
+    assert combine([_line("content", "human"), _line("artifacts", "human")]).label == "human"
+    assert combine([_line("content", "human"),
+                    _line("artifacts", "inconclusive")]).label == "inconclusive"
+    assert combine([_line("content", "inconclusive"),
+                    _line("artifacts", "human")]).label == "inconclusive"
+    human = combine([_line("content", "human"), _line("artifacts", "human"),
+                     _line("provenance", NO_EVIDENCE, in_domain=True, can_exonerate=False)])
+    assert human.label == "human"
+    assert human.reasons[0].startswith("No evidence of AI generation was found by these methods "
+                                       "(content, artifacts)")
+
+
+def test_provenance_accuses_but_never_exonerates_or_blocks():
+    prov_ai = _line("provenance", "ai", can_exonerate=False)
+    assert combine([_line("content", "human"), prov_ai]).label == "ai"
+    absent = _line("provenance", NO_EVIDENCE, in_domain=False, can_exonerate=False)
+    assert combine([_line("content", "human"), absent]).label == "human"
+    with pytest.raises(ValueError, match="exonerate"):
+        combine([prov_ai])
+    with pytest.raises(ValueError, match="once"):
+        combine([_line("content", "human"), _line("content", "ai")])
+
+
+def test_content_verdict_becomes_a_line():
+    policy = VerdictPolicy(threshold=0.6, band=0.1)
+    out = decide(0.9, [0.9] * 4, policy=policy, in_domain=False, ood_detail="x")
+    f = content_finding(out)
+    assert (f.line, f.finding, f.in_domain, f.p_ai, f.threshold) == \
+        ("content", "inconclusive", False, 0.9, 0.6)
+    assert combine([f]).label == "inconclusive"
+    ok = content_finding(decide(0.05, [0.05] * 4, policy=policy, in_domain=True))
+    assert combine([ok]).label == "human"
+    with pytest.raises(ValueError, match="finding"):
+        LineFinding(line="x", finding="maybe", in_domain=True)
