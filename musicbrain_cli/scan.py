@@ -303,12 +303,23 @@ def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = S
                     key=lambda c: -probs[c.index, det_idx] if leaning_ai else probs[c.index, det_idx])
     explanations, explain_arrays, alignment = _explain(chosen, detector, options, timer)
 
+    t = time.perf_counter()
+    lines, line_figures = evidence_lines(path, info, verdict, options=options)
+    timer.add("other_lines", time.perf_counter() - t)
+    from musicbrain_cli.verdict import combine
+
+    combined = combine([finding for finding, _ in lines])
     untrained = untrained_labels(detector.card)
     track = {
         "schema": TRACK_SCHEMA,
         "input": _input_facts(info, path),
         "metadata": _metadata(info.metadata),
-        "verdict": {**verdict.to_dict(), "error_rates": detector.card.get("error_rates", {})},
+        # The combined verdict of every evidence line; p_ai, threshold, band and error_rates
+        # stay the content model's (the line whose figures the summary columns show).
+        "verdict": {**verdict.to_dict(), "label": combined.label, "reasons": combined.reasons,
+                    "ai_lines": combined.ai_lines, "content_label": verdict.label,
+                    "error_rates": detector.card.get("error_rates", {})},
+        "evidence": [{**finding.to_dict(), "details": details} for finding, details in lines],
         "labels": _top_labels(aggregate, detector.taxonomy, options.top_labels_per_group,
                               (detector.card.get("metrics") or {}).get("ap") or {},
                               untrained),
@@ -328,7 +339,21 @@ def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = S
         "analysis_time": analysis_time or _now(),
         "limitations": _limitations(ood_facts, padded, info),
     }
-    return TrackAnalysis(track=track, explain=explain_arrays, timings=timer.totals)
+    return TrackAnalysis(track=track, explain=explain_arrays + line_figures, timings=timer.totals)
+
+
+def evidence_lines(path: str | os.PathLike, info, content_verdict, *, options: ScanOptions
+                   ) -> tuple[list[tuple[Any, dict]], list[dict]]:
+    """Every evidence line's own finding on one track, the content model's first.
+
+    Returns ``[(LineFinding, details), ...]`` and the arrays of the lines' figures (drawn
+    off-thread with the FM-G-CAM figures). Each line is judged by its own operating point;
+    :func:`musicbrain_cli.verdict.combine` joins them.
+    """
+    from musicbrain_cli.verdict import content_finding
+
+    content = content_finding(content_verdict)
+    return [(content, {"operating_point": content_verdict.threshold})], []
 
 
 def _push(heap: list, item: tuple, size: int) -> None:

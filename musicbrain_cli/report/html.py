@@ -30,10 +30,19 @@ MAX_TAG_CHARS = 300  # per value; lyrics or base64 blobs are cut, with a note
 MAX_TAG_KEYS = 60
 
 VERDICT_HEADLINES = {
-    "ai": "AI-generated (model verdict)",
-    "human": "Not AI-generated (model verdict)",
-    "inconclusive": "Inconclusive: the model abstains",
+    "ai": "AI generation indicated by at least one evidence line",
+    # Issue 22: a human verdict is worded as what it is, not as proof of human authorship.
+    "human": "No evidence of AI generation found by these methods",
+    "inconclusive": "Inconclusive: the methods abstain",
 }
+#: Display names of the evidence lines (result.json names them by key).
+LINE_NAMES = {
+    "content": "Content model (what the music sounds like)",
+    "artifacts": "Decoder artifacts (spectral peaks left by neural decoders)",
+    "provenance": "Provenance (C2PA content credentials)",
+}
+LINE_FINDINGS = {"ai": "AI generation", "human": "no evidence of AI",
+                 "inconclusive": "inconclusive", "no_evidence": "no evidence either way"}
 
 STANDARD_LIMITATIONS = (
     "The verdict is a statistical assessment by a machine-learning model, not proof. It "
@@ -215,6 +224,29 @@ def _verdict(track: Mapping) -> dict | None:
     }
 
 
+def _evidence(track: Mapping, figures: Mapping[str, bytes]) -> list[dict]:
+    """Each evidence line's own finding, shown before the combined verdict (issue 22)."""
+    rows = []
+    for line in track.get("evidence") or ():
+        if not isinstance(line, Mapping):
+            continue
+        name = str(line.get("line", "?"))
+        details = line.get("details") if isinstance(line.get("details"), Mapping) else {}
+        rows.append({
+            "name": visible(LINE_NAMES.get(name, name)),
+            "finding": visible(LINE_FINDINGS.get(str(line.get("finding")),
+                                                 str(line.get("finding")))),
+            "css": str(line.get("finding")) if line.get("finding") in VERDICT_HEADLINES else "unknown",
+            "in_domain": "yes" if line.get("in_domain") else "no",
+            "p_ai": prob(line.get("p_ai")),
+            "threshold": prob(line.get("threshold")),
+            "reasons": [visible(r) for r in line.get("reasons") or ()][:8],
+            "sentences": [visible(s) for s in details.get("sentences") or ()][:12],
+            "figure": _figure(figures, details.get("figure")),
+        })
+    return rows
+
+
 def _ood_checks(track: Mapping) -> list[dict]:
     """One row per domain check run on the track, for the report's table."""
     ood = track.get("ood") or {}
@@ -350,6 +382,7 @@ def report_view(track: Mapping, figures: Mapping[str, bytes], *, signer: Any = N
         "version": __version__,
         "schema": visible(track.get("schema", "n/a")),
         "verdict": _verdict(track),
+        "evidence": _evidence(track, figures),
         "ood_warning": _ood(track),
         "ood_checks": _ood_checks(track),
         "ood_quantile": _percent_or_none((track.get("ood") or {}).get("quantile")),
