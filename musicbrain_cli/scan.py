@@ -318,7 +318,8 @@ def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = S
         # stay the content model's (the line whose figures the summary columns show).
         "verdict": {**verdict.to_dict(), "label": combined.label, "reasons": combined.reasons,
                     "ai_lines": combined.ai_lines, "content_label": verdict.label,
-                    "error_rates": detector.card.get("error_rates", {})},
+                    "error_rates": detector.card.get("error_rates", {}),
+                    "measured_generators": measured_generators(detector)},
         "evidence": [{**finding.to_dict(), "details": details} for finding, details in lines],
         "labels": _top_labels(aggregate, detector.taxonomy, options.top_labels_per_group,
                               (detector.card.get("metrics") or {}).get("ap") or {},
@@ -450,6 +451,17 @@ def _metadata(meta: Mapping) -> dict:
     return {"tags": meta.get("tags", {}), "encoder": meta.get("encoder"),
             "c2pa_present": bool(meta.get("c2pa_present")), "format": meta.get("format"),
             "truncated": meta.get("truncated", False)}
+
+
+def measured_generators(detector) -> list[str]:
+    """The generator families the content model's error rates were measured on: those of its
+    taxonomy that it had training examples of (splits are by work, so every such family is
+    in the test split too). For any other generator its miss rate is unknown."""
+    groups = {g.name: g for g in detector.taxonomy.groups}
+    if "generator" not in groups:
+        return []
+    untrained = untrained_labels(detector.card)
+    return [lab for lab in groups["generator"].labels if f"generator/{lab}" not in untrained]
 
 
 def untrained_labels(card: Mapping) -> set[str]:

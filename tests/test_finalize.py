@@ -56,3 +56,18 @@ def test_verdict_rates_apply_the_full_rule_with_intervals():
     lo, hi = rates["fpr_ci95"]
     assert lo < 0.25 < hi
     assert rates["inconclusive_human"] == pytest.approx(0.5)
+
+
+def test_verdict_rates_split_the_miss_rate_by_generator():
+    policy = VerdictPolicy(threshold=0.5, band=0.1)
+    p = [0.1, 0.9, 0.9, 0.2, 0.95, 0.55]
+    is_ai = np.array([False, True, True, True, True, True])
+    clips = _clips(p, [np.array([x] * 3) for x in p], [0.0] * 6)
+    # columns: 0 source/ai, 1 generator "a" (clips 1-3), generator "b" unknown for clip 5
+    clips.targets = np.array([[0, 0], [1, 1], [1, 1], [1, 1], [1, 0], [1, 0]], float)
+    clips.mask = np.array([[1, 1], [1, 1], [1, 1], [1, 1], [1, 1], [1, 0]], float)
+    rates = verdict_rates(clips, is_ai, policy=policy, split="test", generators={"a": 1})
+    a = rates["by_generator"]["a"]
+    assert a["n_ai"] == 3 and a["fnr"] == pytest.approx(1 / 3) and a["tpr"] == pytest.approx(2 / 3)
+    assert a["fnr_ci95"][0] < 1 / 3 < a["fnr_ci95"][1]
+    assert "by_generator" not in verdict_rates(clips, is_ai, policy=policy, split="test")

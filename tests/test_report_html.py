@@ -162,3 +162,26 @@ def test_robustness_table_states_the_false_accusation_rate():
     html = render_report_html(track, {})
     row = re.search(r"<tr><td>MP3 128 kbit/s</td>.*?</tr>", html).group(0)
     assert "2.5%" in row and "40 + 38" in row and "Human clips called AI" in html
+
+
+def test_each_evidence_line_is_shown_before_the_combined_verdict():
+    track = example_track(n_windows=3)
+    track["evidence"][1]["details"] = {"sentences": ["Peaks every 750.0 Hz <b>"],
+                                       "figure": "artifacts.png"}
+    png = b"\x89PNG\r\n\x1a\n" + b"0" * 16
+    html = render_report_html(track, {"artifacts.png": png})
+    lines = html.index("What each evidence line found, on its own")
+    combined = html.index("Combined verdict")
+    assert lines < combined
+    for name in ("Content model", "Decoder artifacts", "Provenance (C2PA"):
+        assert lines < html.index(name) < combined
+    assert "no evidence either way" in html and "Peaks every 750.0 Hz &lt;b&gt;" in html
+    assert html.count("<img ") == 1 and html.index("<img ") < combined
+
+
+def test_the_miss_rate_names_the_families_it_was_measured_on():
+    html = render_report_html(example_track(n_windows=3), {})
+    assert "Generator family &#39;notagen&#39;: 9.0%" in html
+    assert ("measured on AI music from the generator families &#39;notagen&#39;, "
+            "&#39;neural-codec&#39;") in html
+    assert "For any other generator, including commercial text-to-music systems" in html

@@ -189,7 +189,28 @@ def error_rate_sentences(rates: Mapping | None, threshold: Any) -> list[str]:
     if "fnr" in rates:
         out.append(f"False negatives: it missed {pct(rates['fnr'])}{ci('fnr_ci95')} of the "
                    f"{rates.get('n_ai', 'n/a')} AI-generated recordings{split}.")
+    by_generator = rates.get("by_generator")
+    if isinstance(by_generator, Mapping):
+        for name in sorted(by_generator, key=str)[:12]:
+            g = by_generator[name] if isinstance(by_generator[name], Mapping) else {}
+            bounds = g.get("fnr_ci95")
+            interval = (f" (95% confidence interval {pct(bounds[0])} to {pct(bounds[1])})"
+                        if isinstance(bounds, (list, tuple)) and len(bounds) == 2 else "")
+            out.append(f"Generator family '{visible(name)}': {pct(g.get('fnr'))}{interval} of "
+                       f"its {g.get('n_ai', 'n/a')} recordings missed.")
     return out
+
+
+def measured_on_sentence(generators: Any) -> str:
+    """Issue 22: the miss rate holds for the families it was measured on, and no others."""
+    names = [visible(str(g)) for g in generators or ()][:12]
+    if not names:
+        return ("The generator families behind these rates are not recorded; the miss rate for "
+                "any particular generator is unknown.")
+    return ("These miss rates were measured on AI music from the generator families "
+            + ", ".join(f"'{n}'" for n in names) + " of the model's evaluation corpus. For any "
+            "other generator, including commercial text-to-music systems, the content model's "
+            "miss rate is unknown.")
 
 
 # --- view model ---------------------------------------------------------------------------
@@ -220,7 +241,9 @@ def _verdict(track: Mapping) -> dict | None:
         "p_ai": prob(p_ai),
         "sentences": sentences,
         "reasons": [visible(r) for r in verdict.get("reasons") or ()],
-        "error_rates": error_rate_sentences(verdict.get("error_rates"), threshold),
+        "error_rates": error_rate_sentences(verdict.get("error_rates"), threshold)
+        + ([measured_on_sentence(verdict.get("measured_generators"))]
+           if verdict.get("error_rates") else []),
     }
 
 

@@ -135,25 +135,41 @@ def robust_boundary(p_ai_by_version: dict[str, np.ndarray], is_ai: np.ndarray, *
     return max(each.values()), each
 
 
-def verdict_rates(clips: _Clips, is_ai: np.ndarray, *, policy, split: str) -> dict[str, Any]:
+def verdict_rates(clips: _Clips, is_ai: np.ndarray, *, policy, split: str,
+                  generators: Mapping[str, int] | None = None) -> dict[str, Any]:
     """Counts and rates of each verdict for human and AI clips, with Wilson intervals.
 
     ``clips.in_domain`` (per clip, or ``None`` when no out-of-domain check ran) feeds the
-    rule's out-of-domain abstention.
+    rule's out-of-domain abstention. ``generators`` (generator label -> its column in
+    ``clips.targets``) adds ``by_generator``: each family's own miss rate, so that a report
+    can quote the rate for the families it was measured on, and none for the others.
     """
     from musicbrain_cli.metrics import wilson_interval
     from musicbrain_cli.verdict import AI, HUMAN, INCONCLUSIVE, decide
 
     counts = {True: defaultdict(int), False: defaultdict(int)}
     domain = [None] * len(clips.p_ai) if clips.in_domain is None else clips.in_domain
+    labels = []
     for p, w, dom, truth in zip(clips.p_ai, clips.window_p_ai, domain, is_ai):
         in_domain = None if dom is None else bool(dom)
         label = decide(float(p), w, policy=policy, in_domain=in_domain).label
         counts[bool(truth)][label] += 1
+        labels.append(label)
     n_h, n_a = sum(counts[False].values()), sum(counts[True].values())
 
     def rate(k: int, n: int) -> tuple[float | None, list]:
         return (k / n if n else None), list(wilson_interval(k, n))
+
+    by_generator = {}
+    for name, col in (generators or {}).items():
+        mine = [lab for lab, t, m, truth in zip(labels, clips.targets[:, col],
+                                                clips.mask[:, col], is_ai)
+                if truth and m > 0.5 and t > 0.5]
+        if mine:
+            fnr_g, fnr_g_ci = rate(mine.count(HUMAN), len(mine))
+            by_generator[name] = {"n_ai": len(mine), "fnr": fnr_g, "fnr_ci95": fnr_g_ci,
+                                  "tpr": mine.count(AI) / len(mine),
+                                  "inconclusive": mine.count(INCONCLUSIVE) / len(mine)}
 
     fpr, fpr_ci = rate(counts[False][AI], n_h)
     fnr, fnr_ci = rate(counts[True][HUMAN], n_a)
@@ -164,7 +180,15 @@ def verdict_rates(clips: _Clips, is_ai: np.ndarray, *, policy, split: str) -> di
             "fnr": fnr, "fnr_ci95": fnr_ci, "tpr": tpr, "tpr_ci95": tpr_ci,
             "inconclusive_human": inc_h, "inconclusive_ai": inc_a,
             "counts": {"human": dict(counts[False]), "ai": dict(counts[True])},
+            **({"by_generator": by_generator} if generators is not None else {}),
             "unit": "clip", "rule": "full verdict rule (band, disagreement, out of domain)"}
+
+
+def _generator_columns(taxonomy) -> dict[str, int]:
+    """Generator label -> its output column (empty when the taxonomy has no generator group)."""
+    if "generator" not in {g.name for g in taxonomy.groups}:
+        return {}
+    return {lab: taxonomy.index(f"generator/{lab}") for lab in taxonomy.group("generator").labels}
 
 
 def _style_map(clips: _Clips, taxonomy) -> float | None:
@@ -300,7 +324,8 @@ def finalize_model(model_dir: str | Path, dataset_root: str | Path, *,
             continue
         is_ai = c.targets[:, det] > 0.5
         evaluation[split] = {
-            **verdict_rates(c, is_ai, policy=policy, split=split),
+            **verdict_rates(c, is_ai, policy=policy, split=split,
+                            generators=_generator_columns(config.taxonomy)),
             "roc_auc": roc_auc(is_ai.astype(np.float32), c.p_ai),
             "style_map_macro": _style_map(c, config.taxonomy),
             "ood_flagged": float(np.mean(~c.in_domain)),
