@@ -214,8 +214,13 @@ def find_c2pa_store(path: str | os.PathLike) -> C2paStore | None:
         return None
 
 
-def read_metadata(path: str) -> dict:
-    """Read every tag of ``path`` with mutagen; see :func:`musicbrain_cli.audio.read_metadata`."""
+def read_metadata(path: str, *, provenance: bool = True, trust_anchors=None) -> dict:
+    """Read every tag of ``path`` with mutagen; see :func:`musicbrain_cli.audio.read_metadata`.
+
+    With ``provenance=True`` the C2PA manifest is also read and validated (in a child
+    process, see :func:`musicbrain_cli.provenance.read_provenance`, which gets
+    ``trust_anchors``) and its finding is stored as a dict under ``"provenance"``.
+    """
     out: dict[str, Any] = {"format": None, "tags": {}, "encoder": None, "c2pa_present": False,
                            "c2pa_source": None, "truncated": [], "error": None}
     col = _Collector()
@@ -253,4 +258,8 @@ def read_metadata(path: str) -> dict:
     out["c2pa_present"] = c2pa is not None
     out["c2pa_source"] = c2pa
     out["truncated"] = col.truncated + ([f"{col.dropped_keys} more keys"] if col.dropped_keys else [])
+    if provenance:
+        from musicbrain_cli.provenance import read_provenance
+
+        out["provenance"] = read_provenance(path, trust_anchors=trust_anchors).to_dict()
     return out

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from musicbrain_cli import audio
 from musicbrain_cli.audio_encode import encode_audio
 from musicbrain_cli.errors import ConfigError
 from musicbrain_cli.provenance import MAX_TEXT_CHARS, ProvenanceFinding, read_provenance
@@ -219,6 +220,19 @@ def test_no_manifest_is_absent_and_not_applicable(sources, ext):
     f = read_provenance(sources[ext])
     assert f.status == "absent" and not f.applicable and not f.says_ai and not f.declares_ai
     assert f.signer is None and f.actions == () and "no evidence either way" in f.explanation
+
+
+def test_read_metadata_and_probe_carry_the_finding_and_keep_presence_fields(pki, signed, sources):
+    md = audio.read_metadata(signed["mp3", "trainedAlgorithmicMedia"])
+    assert md["c2pa_present"] and md["c2pa_source"].startswith("id3:GEOB")
+    assert md["provenance"]["status"] == "valid" and md["provenance"]["says_ai"] is True
+    assert md["provenance"]["trusted"] is None
+    json.dumps(md)
+    info = audio.probe(signed["mp3", "trainedAlgorithmicMedia"], trust_anchors=pki["ca"])
+    assert info.metadata["provenance"]["trusted"] is True and info.metadata["provenance"]["says_ai"]
+    md = audio.read_metadata(sources["wav"])
+    assert md["c2pa_present"] is False and md["provenance"]["status"] == "absent"
+    assert "provenance" not in audio.read_metadata(sources["wav"], provenance=False)
 
 
 # --- (e) broken files ------------------------------------------------------------------------
