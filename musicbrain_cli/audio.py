@@ -143,12 +143,16 @@ def sha256_file(path: str | os.PathLike, *, chunk_size: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def read_metadata(path: str | os.PathLike) -> dict:
-    """Every tag of ``path`` (mutagen), bounded, and whether a C2PA manifest is embedded.
+def read_metadata(path: str | os.PathLike, *, trust_anchors=None, provenance: bool = True) -> dict:
+    """Every tag of ``path`` (mutagen), bounded, whether a C2PA manifest is embedded, and its validation.
 
     Returns ``{"format": mutagen class name or None, "tags": {key: [value, ...]},
     "encoder": str | None, "c2pa_present": bool, "c2pa_source": str | None,
-    "truncated": [keys cut to stay bounded], "error": str | None}``. Text values are ``str``;
+    "truncated": [keys cut to stay bounded], "error": str | None, "provenance": dict}``.
+    ``"provenance"`` (left out when ``provenance=False``) is
+    :func:`musicbrain_cli.provenance.read_provenance`'s finding as a dict, validated against
+    ``trust_anchors`` (a PEM bundle or its path; None: signers are not checked against a
+    trust list). Text values are ``str``;
     binary payloads (ID3 GEOB/PRIV/APIC/UFID, MP4 covers and binary freeform atoms, FLAC
     pictures) are ``{"mime", "description", "sha256", "size", ...}``. Keys are ID3 hash keys
     (``"TXXX:desc"``, ``"COMM:desc:eng"``, ``"GEOB:desc"``, ``"PRIV:owner"``), MP4 atom names
@@ -157,7 +161,7 @@ def read_metadata(path: str | os.PathLike) -> dict:
     """
     from musicbrain_cli.audio_metadata import read_metadata as _read
 
-    return _read(str(check_path(path)))
+    return _read(str(check_path(path)), trust_anchors=trust_anchors, provenance=provenance)
 
 
 @dataclass(frozen=True)
@@ -199,9 +203,13 @@ class AudioInfo:
 
 
 def probe(
-    path: str | os.PathLike, *, timeout_s: float = DEFAULT_PROBE_TIMEOUT_S, isolate: bool = True
+    path: str | os.PathLike, *, timeout_s: float = DEFAULT_PROBE_TIMEOUT_S, isolate: bool = True,
+    trust_anchors=None,
 ) -> AudioInfo:
     """Facts about ``path`` without decoding its samples: hash, container, codec, header.
+
+    ``metadata`` includes the provenance line's C2PA finding (``metadata["provenance"]``),
+    validated against ``trust_anchors``; see :func:`read_metadata`.
 
     Raises the typed errors of the header checks (:class:`NotAudioError`,
     :class:`UnsupportedCodecError`, :class:`AbsurdHeaderError`, ...) and
@@ -224,7 +232,7 @@ def probe(
             _POOL.release(worker, reusable=clean)
     else:
         facts = _core.probe_facts(str(p))
-    metadata = read_metadata(p)
+    metadata = read_metadata(p, trust_anchors=trust_anchors)
     metadata["ffmpeg_tags"] = facts.ffmpeg_tags
     return AudioInfo(
         path=str(p),

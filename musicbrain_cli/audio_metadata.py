@@ -11,13 +11,17 @@ C2PA manifest stores are found where the C2PA specification places them
 "Embedding manifests into assets"): MP3 - an ID3v2 ``GEOB`` frame with MIME type
 ``application/c2pa``; BMFF (MP4/M4A) - a top-level ``uuid`` box with the C2PA UUID
 ``d8fec3d6-1b0e-483c-9297-5828877ec481``; RIFF (WAV) - a top-level ``C2PA`` chunk. Presence
-is reported, the manifest is not validated here.
+is reported here (``c2pa_present``, ``c2pa_source``); the manifest is read and validated by
+:mod:`musicbrain_cli.provenance` (the ``"provenance"`` key), which also uses
+:func:`find_c2pa_store` to refuse oversized manifest stores before parsing them.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import struct
+from dataclasses import dataclass
 from typing import Any
 
 import mutagen
@@ -35,6 +39,14 @@ C2PA_MIMES = frozenset({"application/c2pa", "application/x-c2pa-manifest-store"}
 C2PA_BMFF_UUID = bytes.fromhex("d8fec3d61b0e483c92975828877ec481")
 #: How many top-level boxes/chunks are walked looking for C2PA (bounds hostile files).
 _MAX_TOP_LEVEL = 4096
+
+
+@dataclass(frozen=True)
+class C2paStore:
+    """Where a C2PA manifest store sits in a file, found without parsing it."""
+
+    source: str  #: ``"id3:GEOB:<desc>"``, ``"bmff:uuid"`` or ``"riff:C2PA"``
+    size: int  #: bytes of the store's payload (frame data, box or chunk body)
 
 
 def _binary(data: bytes, *, mime: str | None = None, description: str | None = None, **extra) -> dict:
@@ -135,7 +147,7 @@ def _mp4_atoms(tags, col: _Collector) -> str | None:
     return encoder
 
 
-def _bmff_c2pa(path: str) -> str | None:
+def _bmff_c2pa(path: str) -> C2paStore | None:
     """Walk top-level ISO BMFF boxes looking for the C2PA ``uuid`` box (ISO/IEC 14496-12 4.2)."""
     with open(path, "rb") as f:
         if f.read(8)[4:8] != b"ftyp":  # every BMFF file starts with its ftyp box
@@ -152,14 +164,14 @@ def _bmff_c2pa(path: str) -> str | None:
                 size = struct.unpack(">Q", f.read(8))[0]
                 header = 16
             if kind == b"uuid" and f.read(16) == C2PA_BMFF_UUID:
-                return "bmff:uuid"
+                return C2paStore("bmff:uuid", max(size - header - 16, 0))
             if size == 0 or size < header:  # box runs to the end, or is malformed
                 return None
             f.seek(start + size)
     return None
 
 
-def _riff_c2pa(path: str) -> str | None:
+def _riff_c2pa(path: str) -> C2paStore | None:
     """Walk top-level RIFF chunks (RIFF/RF64 WAVE) looking for a ``C2PA`` chunk."""
     with open(path, "rb") as f:
         head = f.read(12)
@@ -171,13 +183,44 @@ def _riff_c2pa(path: str) -> str | None:
                 return None
             cid, size = struct.unpack("<4sI", chunk)
             if cid == b"C2PA":
-                return "riff:C2PA"
+                return C2paStore("riff:C2PA", size)
             f.seek(size + (size & 1), 1)  # chunks are word aligned
     return None
 
 
-def read_metadata(path: str) -> dict:
-    """Read every tag of ``path`` with mutagen; see :func:`musicbrain_cli.audio.read_metadata`."""
+def _id3_c2pa(path: str) -> C2paStore | None:
+    """The first ID3v2 ``GEOB`` frame whose MIME type marks a C2PA manifest store."""
+    try:
+        tags = ID3(path)
+    except (mutagen.MutagenError, OSError):  # no ID3v2 header, or unreadable tags
+        return None
+    for frame in tags.getall("GEOB"):
+        if (frame.mime or "").lower() in C2PA_MIMES:
+            return C2paStore(f"id3:{frame.HashKey}", len(frame.data))
+    return None
+
+
+def find_c2pa_store(path: str | os.PathLike) -> C2paStore | None:
+    """Locate an embedded C2PA manifest store (ID3 GEOB, BMFF ``uuid``, RIFF ``C2PA``), or None.
+
+    Reads only tag headers and top-level box/chunk headers, so it is cheap and bounded on
+    any file; a malformed walk counts as "not found". Formats it does not walk (FLAC, ...)
+    give None even when c2pa would find a store there.
+    """
+    path = str(path)
+    try:
+        return _id3_c2pa(path) or _bmff_c2pa(path) or _riff_c2pa(path)
+    except (OSError, struct.error):
+        return None
+
+
+def read_metadata(path: str, *, provenance: bool = True, trust_anchors=None) -> dict:
+    """Read every tag of ``path`` with mutagen; see :func:`musicbrain_cli.audio.read_metadata`.
+
+    With ``provenance=True`` the C2PA manifest is also read and validated (in a child
+    process, see :func:`musicbrain_cli.provenance.read_provenance`, which gets
+    ``trust_anchors``) and its finding is stored as a dict under ``"provenance"``.
+    """
     out: dict[str, Any] = {"format": None, "tags": {}, "encoder": None, "c2pa_present": False,
                            "c2pa_source": None, "truncated": [], "error": None}
     col = _Collector()
@@ -204,13 +247,19 @@ def read_metadata(path: str) -> dict:
         for pic in getattr(f, "pictures", None) or []:  # FLAC PICTURE blocks
             col.add("METADATA_BLOCK_PICTURE", _binary(pic.data, mime=pic.mime, description=pic.desc,
                                                       picture_type=int(pic.type)))
-    try:
-        c2pa = c2pa or _bmff_c2pa(path) or _riff_c2pa(path)
-    except (OSError, struct.error):
-        pass  # a malformed box walk is no C2PA evidence either way; the decode reports damage
+    if c2pa is None:
+        try:
+            store = _bmff_c2pa(path) or _riff_c2pa(path)
+            c2pa = store.source if store else None
+        except (OSError, struct.error):
+            pass  # a malformed box walk is no C2PA evidence either way; the decode reports damage
     out["tags"] = col.tags
     out["encoder"] = encoder[:MAX_VALUE_CHARS] if encoder else None
     out["c2pa_present"] = c2pa is not None
     out["c2pa_source"] = c2pa
     out["truncated"] = col.truncated + ([f"{col.dropped_keys} more keys"] if col.dropped_keys else [])
+    if provenance:
+        from musicbrain_cli.provenance import read_provenance
+
+        out["provenance"] = read_provenance(path, trust_anchors=trust_anchors).to_dict()
     return out
