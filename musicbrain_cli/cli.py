@@ -103,11 +103,15 @@ def info() -> None:
 @click.option("--unsigned", is_flag=True, help="Write reports without signatures.")
 @click.option("--tsa", "tsa_url", help="RFC 3161 timestamp authority URL for PDF signatures.")
 @click.option("--force", is_flag=True, help="Redo tracks whose reports are already complete.")
+@click.option("--c2pa-trust-anchors", "trust_anchors", type=click.Path(dir_okay=False, exists=True),
+              help="PEM bundle of the C2PA signers' root certificates to trust. Without it no "
+                   "signer is verified, and a manifest's AI declaration alone never makes an "
+                   "'ai' verdict.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @handle_errors
 def scan(inputs, output, report_format, model_name, device, jobs, key_dir, unsigned, tsa_url,
-         force, as_json, quiet) -> None:
+         force, trust_anchors, as_json, quiet) -> None:
     """Scan audio files or folders and write signed evidence reports.
 
     Each track gets OUTPUT/<name>-<hash>/ with report.pdf/.html, result.json, figures and a
@@ -129,8 +133,16 @@ def scan(inputs, output, report_format, model_name, device, jobs, key_dir, unsig
     from musicbrain_cli.model.inference import Detector
     from musicbrain_cli.scan import ScanOptions, load_ood, scan as run_scan
 
+    if trust_anchors:
+        from musicbrain_cli.errors import ConfigError
+        from musicbrain_cli.provenance import load_trust_anchors
+
+        try:
+            load_trust_anchors(trust_anchors)   # a bad bundle stops the scan before any work
+        except ConfigError as exc:
+            _fail(str(exc), EXIT_USAGE)
     options = ScanOptions(formats=formats[report_format], jobs=jobs, force=force,
-                          tsa_url=tsa_url)
+                          tsa_url=tsa_url, trust_anchors=trust_anchors)
     keys = None if unsigned else _scan_keys(key_dir)
     detector = Detector.from_pretrained(model_name, device=device)
     result = run_scan(inputs, output, detector, options=options, keys=keys,
@@ -178,8 +190,10 @@ def _scan_keys(key_dir):
                    "figure of the report comes out the same.")
 @click.option("--model", "model_name", default="default", show_default=True,
               help="With --reproduce: the model the report names (its weights hash is checked).")
+@click.option("--c2pa-trust-anchors", "trust_anchors", type=click.Path(dir_okay=False, exists=True),
+              help="With --reproduce: the C2PA trust anchors the scan was given.")
 @handle_errors
-def verify(paths, audio, keys_dir, reproduce, model_name) -> None:
+def verify(paths, audio, keys_dir, reproduce, model_name, trust_anchors) -> None:
     """Verify the signatures and hashes of report folders, signed PDFs or scan folders.
 
     A scan's output folder (the one holding summary.json) is verified whole: every track
@@ -218,7 +232,7 @@ def verify(paths, audio, keys_dir, reproduce, model_name) -> None:
         if reproduce and Path(path).is_dir():
             from musicbrain_cli.reproduce import reproduce as rerun
 
-            again = rerun(Path(path), Path(audio), model=model_name)
+            again = rerun(Path(path), Path(audio), model=model_name, trust_anchors=trust_anchors)
             ok = ok and again.ok
             click.echo(f"  [{'pass' if again.ok else 'fail'}] reproduce: "
                        + ("every figure of the report came out the same"

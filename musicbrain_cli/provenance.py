@@ -445,7 +445,7 @@ def _with_explanation(f: ProvenanceFinding) -> ProvenanceFinding:
 # --- reading ---------------------------------------------------------------------------------
 
 
-def _load_anchors(trust_anchors: str | bytes | os.PathLike | None) -> str | None:
+def load_trust_anchors(trust_anchors: str | bytes | os.PathLike | None) -> str | None:
     """PEM text of the trust anchors, validated; None when none are configured."""
     if trust_anchors is None:
         return None
@@ -559,7 +559,7 @@ def read_provenance(
     p = str(check_path(path))
     if not timeout_s > 0:
         raise ValueError(f"timeout_s must be > 0, got {timeout_s!r}")
-    anchors_pem = _load_anchors(trust_anchors)
+    anchors_pem = load_trust_anchors(trust_anchors)
     if not isolate:
         return _read_here(p, anchors_pem, max_manifest_bytes=max_manifest_bytes, max_file_bytes=max_file_bytes)
     return _read_isolated(p, anchors_pem, timeout_s=timeout_s, max_manifest_bytes=max_manifest_bytes,

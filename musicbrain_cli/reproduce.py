@@ -79,8 +79,13 @@ def version_differences(recorded: dict[str, str], installed: dict[str, str]) -> 
 
 
 def reproduce(report_dir: str | Path, audio: str | Path, *, model: str | Path = "default",
-              device: str = "cpu", atol: float = DEFAULT_ATOL) -> ReproduceResult:
-    """Re-run the analysis recorded in ``report_dir/result.json`` on ``audio`` and compare."""
+              device: str = "cpu", atol: float = DEFAULT_ATOL,
+              trust_anchors: str | Path | None = None) -> ReproduceResult:
+    """Re-run the analysis recorded in ``report_dir/result.json`` on ``audio`` and compare.
+
+    ``trust_anchors``: the C2PA trust anchors the scan was given (their SHA-256 is recorded);
+    without the same bundle the provenance line cannot come out the same.
+    """
     from musicbrain_cli.audio import sha256_file
     from musicbrain_cli.model.inference import Detector
     from musicbrain_cli.scan import RESULT_JSON, ScanOptions, analyse_track, load_ood
@@ -106,7 +111,16 @@ def reproduce(report_dir: str | Path, audio: str | Path, *, model: str | Path = 
                                   "give the model the report names with --model")
         return result
     options = ScanOptions(**{k: v for k, v in recorded.get("options", {}).items()
-                             if k in ScanOptions.__dataclass_fields__})
+                             if k in ScanOptions.__dataclass_fields__},
+                          trust_anchors=str(trust_anchors) if trust_anchors else None)
+    want_anchors = recorded.get("options", {}).get("c2pa_trust_anchors_sha256")
+    have_anchors = sha256_file(trust_anchors) if trust_anchors else None
+    if want_anchors != have_anchors:
+        result.ok = False
+        result.differences.append(f"C2PA trust anchors SHA-256 {have_anchors} is not the "
+                                  f"recorded {want_anchors}; give the bundle the scan was "
+                                  "given with --c2pa-trust-anchors")
+        return result
     again = analyse_track(audio, detector, options=options, ood=load_ood(detector),
                           command_line=recorded.get("command_line", []),
                           analysis_time=recorded.get("analysis_time")).track

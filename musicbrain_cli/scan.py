@@ -73,6 +73,9 @@ class ScanOptions:
     jobs: int = 1                   # >1: report rendering runs beside inference
     force: bool = False
     tsa_url: str | None = None
+    #: PEM bundle of the C2PA signers' roots to trust (None: no signer is verified, so a
+    #: manifest's AI declaration can block a human verdict but never make an ai one)
+    trust_anchors: str | None = None
 
     def __post_init__(self) -> None:
         bad = set(self.formats) - {"pdf", "html"}
@@ -84,9 +87,13 @@ class ScanOptions:
 
     def analysis_dict(self) -> dict:
         """The options that change the analysis (not where or how it is written)."""
+        from musicbrain_cli.audio import sha256_file
+
         return {"top_k": self.top_k, "explain_windows": self.explain_windows,
                 "top_labels_per_group": self.top_labels_per_group,
-                "batch_size": self.batch_size}
+                "batch_size": self.batch_size,
+                "c2pa_trust_anchors_sha256": (sha256_file(self.trust_anchors)
+                                              if self.trust_anchors else None)}
 
 
 # --- discovery ----------------------------------------------------------------------------
@@ -237,7 +244,7 @@ def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = S
     timer = _Timer()
     fe = detector.config.front_end
     t0 = time.perf_counter()
-    info = probe(path)
+    info = probe(path, trust_anchors=options.trust_anchors)
     timer.add("decode", time.perf_counter() - t0)
 
     from musicbrain_cli.ood import spectral_profile
@@ -351,10 +358,13 @@ def evidence_lines(path: str | os.PathLike, info, content_verdict, *, options: S
     off-thread with the FM-G-CAM figures). Each line is judged by its own operating point;
     :func:`musicbrain_cli.verdict.combine` joins them.
     """
-    from musicbrain_cli.verdict import content_finding
+    from musicbrain_cli.verdict import content_finding, provenance_finding
 
-    content = content_finding(content_verdict)
-    return [(content, {"operating_point": content_verdict.threshold})], []
+    lines = [(content_finding(content_verdict), {})]
+    provenance = (info.metadata or {}).get("provenance")
+    if provenance is not None:
+        lines.append((provenance_finding(provenance), {"c2pa": provenance}))
+    return lines, []
 
 
 def _push(heap: list, item: tuple, size: int) -> None:

@@ -21,7 +21,8 @@ decoder-artifact line, C2PA provenance), each with its own calibration and opera
 - ``ai`` when any line that is in its own domain says ``ai`` beyond its operating point;
 - ``human`` only when every line that can speak for a human origin is in its domain and
   says ``human`` (a line that has nothing to say, such as provenance without a manifest,
-  is no evidence either way and neither helps nor blocks);
+  is no evidence either way and neither helps nor blocks; a line that cannot exonerate but
+  holds unverified evidence of AI, ``inconclusive``, blocks ``human``);
 - otherwise ``inconclusive``, with each line's reason.
 """
 
@@ -190,6 +191,39 @@ def content_finding(verdict: Verdict) -> LineFinding:
                        reasons=tuple(verdict.reasons))
 
 
+def provenance_finding(finding: Mapping) -> LineFinding:
+    """The C2PA provenance finding (:func:`musicbrain_cli.provenance.read_provenance`, as a
+    dict) as one evidence line.
+
+    Only a valid manifest whose signer chains to a configured trust anchor can accuse: with
+    no trust list, anyone can sign a human composer's track with a self-made certificate that
+    declares ``trainedAlgorithmicMedia``. Such an unverified declaration is ``inconclusive``
+    (it blocks a ``human`` verdict, never makes an ``ai`` one). Everything else (no manifest,
+    a valid one that declares no AI, an invalid or unreadable one) is no evidence either way.
+    """
+    status = str(finding.get("status"))
+    explanation = str(finding.get("explanation") or "")
+    if status == "valid" and finding.get("declares_ai"):
+        if finding.get("trusted") is True:
+            label = AI
+            why = "A valid C2PA manifest from a trusted signer declares AI generation."
+        else:
+            label = INCONCLUSIVE
+            why = ("A valid C2PA manifest declares AI generation, but its signer is not "
+                   "verified against a trust list; such a manifest can be made by anyone.")
+    else:
+        label = NO_EVIDENCE
+        why = {"absent": "No C2PA manifest: no evidence either way.",
+               "valid": "A valid C2PA manifest that declares no AI step: no evidence either way.",
+               "invalid": "The C2PA manifest does not validate (edited or damaged after "
+                          "signing): no evidence either way.",
+               }.get(status, "The C2PA manifest could not be read: no evidence either way.")
+    reasons = (why,) + ((explanation,) if explanation else ())
+    return LineFinding(line="provenance", finding=label,
+                       in_domain=bool(finding.get("applicable")), can_exonerate=False,
+                       reasons=reasons)
+
+
 @dataclass(frozen=True)
 class CombinedVerdict:
     label: str
@@ -227,6 +261,11 @@ def combine(findings: Sequence[LineFinding]) -> CombinedVerdict:
     blockers = []
     for f in findings:
         if not f.can_exonerate:
+            # Such a line cannot speak for a human origin, but unverified evidence of AI
+            # (a manifest that declares AI from a signer no trust list vouches for) still
+            # forbids saying that no evidence of AI was found.
+            if f.in_domain and f.finding == INCONCLUSIVE:
+                blockers.append(f"The {f.line} line holds unverified evidence of AI generation.")
             continue
         if not f.in_domain:
             blockers.append(f"The {f.line} line cannot speak for this recording: it lies outside "

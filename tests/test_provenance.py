@@ -314,3 +314,52 @@ def test_unusable_trust_anchors_raise_config_error(signed, tmp_path):
     with pytest.raises(ConfigError, match="cannot be read"):
         read_provenance(p, trust_anchors=tmp_path / "missing.pem")
 
+
+
+# --- the provenance line in a scan ------------------------------------------------------------
+
+
+def test_a_scan_accuses_on_a_trusted_ai_manifest_and_never_on_an_unverified_one(
+        pki, signed, tmp_path, tiny_model_dir):
+    from musicbrain_cli.model.inference import Detector
+    from musicbrain_cli.reproduce import reproduce
+    from musicbrain_cli.scan import ScanOptions, analyse_track, scan
+
+    det = Detector.from_pretrained(tiny_model_dir, device="cpu")
+    track = signed["wav", "trainedAlgorithmicMedia"]
+    anchors = tmp_path / "anchors.pem"
+    anchors.write_text(pki["ca"])
+    trusted = analyse_track(track, det, options=ScanOptions(trust_anchors=str(anchors))).track
+    (line,) = [e for e in trusted["evidence"] if e["line"] == "provenance"]
+    assert line["finding"] == "ai" and line["in_domain"] and not line["can_exonerate"]
+    assert line["details"]["c2pa"]["signer"]["common_name"] == "Test Music Generator"
+    assert trusted["verdict"]["label"] == "ai" and "provenance" in trusted["verdict"]["ai_lines"]
+
+    unverified = analyse_track(track, det).track
+    (line,) = [e for e in unverified["evidence"] if e["line"] == "provenance"]
+    assert line["finding"] == "inconclusive"
+    assert "provenance" not in unverified["verdict"]["ai_lines"]
+    assert unverified["verdict"]["label"] != "human"
+
+    out = tmp_path / "out"
+    scan([track], out, det, options=ScanOptions(formats=("html",), trust_anchors=str(anchors)))
+    (folder,) = [p for p in out.iterdir() if p.is_dir()]
+    html = (folder / "report.html").read_text()
+    assert "Provenance (C2PA content credentials): AI generation" in html
+    assert "It names &#39;Test Music Generator&#39; as signer" in html
+    assert reproduce(folder, track, model=tiny_model_dir, trust_anchors=anchors).ok
+    without = reproduce(folder, track, model=tiny_model_dir)
+    assert not without.ok and "C2PA trust anchors" in without.differences[0]
+
+
+def test_scan_refuses_an_unusable_trust_bundle_before_any_work(signed, tmp_path):
+    from click.testing import CliRunner
+
+    from musicbrain_cli.cli import main
+
+    bad = tmp_path / "bad.pem"
+    bad.write_text("not a certificate")
+    res = CliRunner().invoke(main, ["scan", str(signed["wav", "digitalCreation"]), "-o",
+                                    str(tmp_path / "o"), "--c2pa-trust-anchors", str(bad)])
+    assert res.exit_code == 2 and "not a PEM certificate bundle" in res.output
+    assert not (tmp_path / "o").exists()

@@ -119,3 +119,10 @@ def test_content_verdict_becomes_a_line():
     assert combine([ok]).label == "human"
     with pytest.raises(ValueError, match="finding"):
         LineFinding(line="x", finding="maybe", in_domain=True)
+
+
+def test_unverified_evidence_of_ai_blocks_a_human_verdict_but_never_accuses():
+    unverified = _line("provenance", "inconclusive", can_exonerate=False)
+    v = combine([_line("content", "human"), _line("artifacts", "human"), unverified])
+    assert v.label == "inconclusive"
+    assert v.reasons == ["The provenance line holds unverified evidence of AI generation."]

@@ -247,6 +247,44 @@ def _verdict(track: Mapping) -> dict | None:
     }
 
 
+def _provenance_sentences(c2pa: Any) -> list[str]:
+    """What the C2PA finding says, in plain words (every value from the file is untrusted)."""
+    if not isinstance(c2pa, Mapping):
+        return []
+    status = str(c2pa.get("status"))
+    out = {"absent": ["The file carries no C2PA manifest."],
+           "valid": ["The file carries a C2PA manifest whose signature and content hashes "
+                     "validate."],
+           "invalid": ["The file carries a C2PA manifest that does not validate."],
+           }.get(status, ["The file's C2PA manifest could not be checked."])
+    signer = c2pa.get("signer") if isinstance(c2pa.get("signer"), Mapping) else None
+    if signer:
+        name = signer.get("common_name") or "an unnamed signer"
+        issuer = f", certificate issued by '{signer['issuer']}'" if signer.get("issuer") else ""
+        out.append(f"It names '{name}' as signer{issuer}.")
+    trusted = c2pa.get("trusted")
+    if status in ("valid", "invalid"):
+        out.append({True: "The signer chains to a configured trust anchor.",
+                    False: "The signer does not chain to any configured trust anchor.",
+                    }.get(trusted, "The signer was not verified against a trust list: the name "
+                                   "is only what the certificate claims."))
+    if c2pa.get("claim_generator"):
+        out.append(f"Claim generator (the software that wrote the manifest): "
+                   f"'{c2pa['claim_generator']}'.")
+    for action in list(c2pa.get("actions") or ())[:8]:
+        if isinstance(action, Mapping):
+            dst = action.get("digital_source_type")
+            out.append(f"Declared action '{action.get('action')}'"
+                       + (f" with digital source type '{dst}'" if dst else "")
+                       + (" (declares generative AI)" if action.get("declares_ai") else "") + ".")
+    for issue in list(c2pa.get("validation_errors") or ())[:6]:
+        if isinstance(issue, Mapping):
+            out.append(f"Validation failure '{issue.get('code')}': {issue.get('explanation') or ''}")
+    if c2pa.get("reason"):
+        out.append(f"Reader's reason: {c2pa['reason']}")
+    return out
+
+
 def _evidence(track: Mapping, figures: Mapping[str, bytes]) -> list[dict]:
     """Each evidence line's own finding, shown before the combined verdict (issue 22)."""
     rows = []
@@ -264,7 +302,8 @@ def _evidence(track: Mapping, figures: Mapping[str, bytes]) -> list[dict]:
             "p_ai": prob(line.get("p_ai")),
             "threshold": prob(line.get("threshold")),
             "reasons": [visible(r) for r in line.get("reasons") or ()][:8],
-            "sentences": [visible(s) for s in details.get("sentences") or ()][:12],
+            "sentences": [visible(s) for s in (*(details.get("sentences") or ()),
+                                               *_provenance_sentences(details.get("c2pa")))][:20],
             "figure": _figure(figures, details.get("figure")),
         })
     return rows
