@@ -453,3 +453,18 @@ def test_real_rhythgen_outputs_are_all_labelled():
         assert (found.labels.period, found.labels.composer) == ("", ""), item.rel
         works.add(item.rhythgen.work_id(item.path.name))
     assert len(works) < len(items)
+
+
+def test_cli_refuses_a_bad_label_csv_before_any_work(prompt_tree, tmp_path):
+    from click.testing import CliRunner
+
+    from musicbrain_cli.cli import main
+
+    labels = tmp_path / "labels.csv"
+    labels.write_text("path,period\nmisc/piece.abc,Renaissance\n")
+    out = tmp_path / "ds"
+    result = CliRunner().invoke(main, ["data", "notagen", str(prompt_tree), "-o", str(out),
+                                       "--soundfont", "timgm6mb", "--labels", str(labels)])
+    assert result.exit_code == 1
+    assert "row 2: unknown period 'Renaissance'" in result.output
+    assert not out.exists()
