@@ -427,6 +427,7 @@ def test_build_rhythgen_output(rhythgen_tree, tmp_path):
     assert (lad["config"], lad["prompt_piece"], lad["guidance"]) == ("LAD", "lc4945954", "1")
     assert lad["labels_from"] == {"instrumentation": "RhythGen layout Lieder"}
     assert report["label_sources"]["composer"] == {"(none: unknown)": 6}
+    assert report["synonyms"] == {} and report["label_conflicts"] == []
 
 
 def _shared_data() -> Path | None:

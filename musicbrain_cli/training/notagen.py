@@ -480,9 +480,9 @@ def find_labels(path: Path, text: str, *, root: Path | None = None,
         sources += folders
         info = rhythgen_info(path)
         if info is not None:
-            sources.append({"instrumentation": Cell(
-                RHYTHGEN_FAMILIES[info.family], info.family,
-                f"RhythGen layout {info.family}")})
+            instr = RHYTHGEN_FAMILIES[info.family]  # a rule, not a spelling: no synonym
+            sources.append({"instrumentation": Cell(instr, instr,
+                                                    f"RhythGen layout {info.family}")})
     chosen: dict[str, Cell] = {}
     conflicts = []
     for cells in sources:
