@@ -605,16 +605,27 @@ def data_musicnet(root, output, soundfonts, seed, limit, clip_seconds, sample_ra
 @click.argument("directory", type=click.Path(exists=True, file_okay=False))
 @_render_options
 @click.option("--generator", default=None,
-              help="Generator label for every file (else generators.csv or batch folder names).")
+              help="Generator label for every file (else generators.csv, batch folder names, "
+                   "or notagen-small-ft for RhythGen's layout).")
+@click.option("--labels", "labels_csv", default=None,
+              type=click.Path(exists=True, dir_okay=False),
+              help="CSV path,period,composer,instrumentation,generator (path relative to "
+                   "DIRECTORY; empty cell = unknown). Its rows beat every other label source.")
 @handle_errors
 def data_notagen(directory, output, soundfonts, seed, limit, clip_seconds, sample_rate,
-                 humanize, generator) -> None:
-    """Build a data set from NotaGen ABC output (batch folders or demo files)."""
+                 humanize, generator, labels_csv) -> None:
+    """Build a data set from NotaGen ABC output.
+
+    Labels from the prompt lines in each file, the demo's file names, folders named after
+    a NotaGen prompt (Baroque_BachJohannSebastian_Choral/), or --labels; RhythGen's
+    Lieder/RAG/RAG-RH layout is recognised. build_report.json says where each came from.
+    """
     from musicbrain_cli.progress import RichProgress
     from musicbrain_cli.training.notagen import build_notagen_dataset
 
     summary = build_notagen_dataset(
-        directory, output, generator=generator, progress=RichProgress(),
+        directory, output, generator=generator, labels_csv=labels_csv,
+        progress=RichProgress(),
         **_render_kwargs(soundfonts, seed, limit, clip_seconds, sample_rate, humanize))
     _summary(summary, output)
 

@@ -61,10 +61,11 @@ def test_rest_reduced_voices_get_a_full_bar_rest():
 def test_labels_from_prompt_then_file_name(tmp_path):
     f = tmp_path / "20250301_101500_Romantic_Chopin, Frederic_Keyboard.abc"
     f.write_text(INTERLEAVED)
-    lab = find_labels(f, INTERLEAVED)
+    lab = find_labels(f, INTERLEAVED).labels
     assert (lab.period, lab.composer, lab.instrumentation) == ("Romantic", "Chopin, Frederic",
                                                                "Keyboard")
-    lab = find_labels(f, "%Classical\n%Mozart, Wolfgang Amadeus\n%Chamber\n%end\n" + INTERLEAVED)
+    lab = find_labels(f, "%Classical\n%Mozart, Wolfgang Amadeus\n%Chamber\n%end\n"
+                      + INTERLEAVED).labels
     assert (lab.period, lab.composer, lab.instrumentation) == ("Classical",
                                                                "Mozart, Wolfgang Amadeus", "Chamber")
     with pytest.raises(DatasetError, match="no period, composer, instrumentation"):
@@ -159,3 +160,312 @@ def test_cli_builds_and_caches(tree, tmp_path):
     bad = CliRunner().invoke(main, ["data", "notagen", str(tree), "-o", str(out),
                                     "--soundfont", "nosuchfont"])
     assert bad.exit_code == 1 and "nosuchfont" in bad.output
+
+
+# --- labels from prompt-named folders, a label CSV, and RhythGen's layout (issue 21) --------
+
+from musicbrain_cli.training.notagen import (read_labels_csv, rhythgen_info,  # noqa: E402
+                                             RHYTHGEN_GENERATOR)
+
+
+@pytest.mark.parametrize("folder, labels", [
+    ("Baroque_Bach, Johann Sebastian_Keyboard",
+     ("Baroque", "Bach, Johann Sebastian", "Keyboard")),
+    ("Baroque_BachJohannSebastian_Choral", ("Baroque", "Bach, Johann Sebastian", "Choral")),
+    ("Romantic_SchubertFranz_Art Song", ("Romantic", "Schubert, Franz", "Art Song")),
+    ("Romantic_Schubert_Franz_ArtSong", ("Romantic", "Schubert, Franz", "Art Song")),
+    ("Romantic Schubert, Franz Art Song", ("Romantic", "Schubert, Franz", "Art Song")),
+    ("Baroque_Bach, Johann Sebastian_Orchestra",
+     ("Baroque", "Bach, Johann Sebastian", "Orchestral")),
+    ("Romantic_Schumann, Clara_Art Song", ("Romantic", "Schumann, Clara", "Art Song")),
+    ("Romantic_SchumannRobert_Chamber", ("Romantic", "Schumann, Robert", "Chamber")),
+    ("romantic_liszt_franz_keyboard", ("Romantic", "Liszt, Franz", "Keyboard")),
+])
+def test_labels_from_prompt_named_folders(tmp_path, folder, labels):
+    f = tmp_path / folder / "output1.abc"
+    f.parent.mkdir()
+    f.write_text(STANDARD)
+    found = find_labels(f, STANDARD, root=tmp_path)
+    assert tuple(vars(found.labels).values()) == labels
+    assert {c.source for c in found.cells.values()} == {f"folder {folder}"}
+    # the folder may also be the input folder itself
+    assert find_labels(f, STANDARD, root=f.parent).labels == found.labels
+
+
+@pytest.mark.parametrize("folder, why", [
+    ("Classical_Mozart, Leopold_Keyboard", "not Mozart, Wolfgang Amadeus"),
+    ("Romantic_Schumann_Art Song", "could be Schumann, Clara or Schumann, Robert"),
+    ("Baroque_Bach_Keyboard", "ambiguous"),
+    ("Romantic_Schubert, Franz_Orchestral", "not one of NotaGen's 112 prompts"),
+    ("Baroque_C. P. E. Bach_Keyboard", "unknown"),
+])
+def test_folders_that_are_not_notagen_prompts_give_no_labels(tmp_path, folder, why):
+    f = tmp_path / folder / "output1.abc"
+    f.parent.mkdir()
+    f.write_text(STANDARD)
+    with pytest.raises(DatasetError, match="no period") as err:
+        find_labels(f, STANDARD, root=tmp_path)
+    assert why in str(err.value)
+
+
+def test_label_precedence_and_conflicts(tmp_path):
+    outer = tmp_path / "Romantic_Schumann, Robert_Keyboard"
+    inner = outer / "Romantic_Schumann, Clara_Art Song"
+    inner.mkdir(parents=True)
+    f = inner / "20250301_101500_Romantic_Chopin, Frederic_Keyboard.abc"
+    # prompt lines beat the file name, which beats the folders, nearest folder first
+    found = find_labels(f, "%Chamber\n%end\n" + STANDARD, root=tmp_path)
+    assert vars(found.labels) == {"period": "Romantic", "composer": "Chopin, Frederic",
+                                  "instrumentation": "Chamber"}
+    assert found.cells["instrumentation"].source == "prompt lines"
+    assert found.cells["composer"].source == "file name"
+    g = inner / "piece.abc"
+    found = find_labels(g, STANDARD, root=tmp_path)
+    assert found.labels.composer == "Schumann, Clara"
+    assert {(a.value, b.value) for a, b in found.conflicts} == {
+        ("Schumann, Clara", "Schumann, Robert"), ("Art Song", "Keyboard")}
+    # a composer the prompt names but nobody can identify is masked, never taken from a folder
+    found = find_labels(g, "%Romantic\n%Schumann\n%Art Song\n%end\n" + STANDARD, root=tmp_path)
+    assert found.labels.composer == ""
+    assert found.cells["composer"].status == "ambiguous"
+    assert ("", "Schumann, Clara") in {(a.value, b.value) for a, b in found.conflicts}
+    # an ordinary comment is not a prompt; a RhythGen control line is not a composer
+    with pytest.raises(DatasetError):
+        find_labels(tmp_path / "x.abc", "% made by hand\n" + STANDARD)
+    with pytest.raises(DatasetError):
+        find_labels(tmp_path / "x.abc", "%syncopation 5 1 1 3\n" + STANDARD)
+
+
+def test_label_csv_is_validated_strictly(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "p1.abc").write_text(STANDARD)
+    (tmp_path / "p2.abc").write_text(STANDARD)
+    labels = tmp_path / "labels.csv"
+
+    def read(text):
+        labels.write_text(text)
+        return read_labels_csv(labels, tmp_path)
+
+    rows = read("path,period,composer,instrumentation,generator\n"
+                "a/p1.abc,Baroque,J. S. Bach,Orchestra,notagen-x\n"
+                "p2.abc,,Mozart,,\n")
+    assert rows["a/p1.abc"].generator == "notagen-x"
+    cells = rows["a/p1.abc"].cells
+    assert (cells["composer"].value, cells["instrumentation"].value) == \
+        ("Bach, Johann Sebastian", "Orchestral")
+    assert cells["period"].source == "labels csv row 2"
+    p2 = rows["p2.abc"].cells
+    assert p2["period"].value == "" and p2["composer"].status == "ambiguous"
+    assert "generator" not in read("path,period\np2.abc,Romantic\n")["p2.abc"].cells
+    for text, message in [
+        ("path,period,style\np2.abc,Baroque,x\n", "unknown columns \\['style'\\]"),
+        ("period,composer\nBaroque,x\n", "no 'path' column"),
+        ("path,period\n../outside.abc,Baroque\n", "row 2: path '../outside.abc' is not inside"),
+        ("path,period\n/etc/passwd,Baroque\n", "row 2: path '/etc/passwd'"),
+        ("path,period\nnope.abc,Baroque\n", "row 2: path 'nope.abc' is not a file"),
+        ("path,period\np2.abc,Baroque\np2.abc,Romantic\n", "row 3: path 'p2.abc' repeats row 2"),
+        ("path,period\np2.abc,Medieval\n", "row 2: unknown period 'Medieval'"),
+        ("path,instrumentation\np2.abc,Bagpipes\n", "row 2: unknown instrumentation 'Bagpipes'"),
+        ("path,generator\np2.abc,a;b\n", "row 2: generator 'a;b'"),
+    ]:
+        with pytest.raises(DatasetError, match=message):
+            read(text)
+
+
+@pytest.fixture
+def prompt_tree(tmp_path):
+    """NotaGen output in prompt-named folders, as users publish it."""
+    root = tmp_path / "published"
+    files = {
+        "Baroque_BachJohannSebastian_Choral/output1.abc": STANDARD,
+        "Romantic_Schubert_Franz_ArtSong/output1.abc": STANDARD,
+        "Baroque_Bach, Johann Sebastian_Orchestra/run2/output1.abc": STANDARD,
+        "Classical_Mozart, Leopold_Keyboard/output1.abc": STANDARD,
+        # prompt lines name Leopold inside a W. A. Mozart folder: masked, never Wolfgang's
+        "Classical_Mozart, Wolfgang Amadeus_Keyboard/output1.abc":
+            "%Classical\n%Mozart, Leopold\n%Keyboard\n%end\n" + STANDARD,
+        "misc/piece.abc": STANDARD,
+    }
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    return root
+
+
+def test_build_from_prompt_folders_reports_every_label_decision(prompt_tree, tmp_path):
+    out = tmp_path / "ds"
+    font = get_soundfont("timgm6mb")
+    build_notagen_dataset(prompt_tree, out, soundfonts=[font], seed=1, clip_s=4.0,
+                          generator="notagen-small")
+    rows = Dataset.load(out).rows
+    by_item = {}
+    for r in rows:
+        by_item.setdefault(r["origin"].split("#")[0], set()).add(
+            (r["period"], r["composer"], r["instrumentation"]))
+    assert by_item == {
+        "Baroque_BachJohannSebastian_Choral/output1.abc":
+            {("Baroque", "Bach, Johann Sebastian", "Choral")},
+        "Romantic_Schubert_Franz_ArtSong/output1.abc":
+            {("Romantic", "Schubert, Franz", "Art Song")},
+        "Baroque_Bach, Johann Sebastian_Orchestra/run2/output1.abc":
+            {("Baroque", "Bach, Johann Sebastian", "Orchestral")},
+        "Classical_Mozart, Wolfgang Amadeus_Keyboard/output1.abc":
+            {("Classical", "", "Keyboard")},
+    }
+    assert "Mozart, Wolfgang Amadeus" not in {r["composer"] for r in rows}
+    report = json.loads((out / "build_report.json").read_text())
+    assert {s["item"] for s in report["skipped"]} == {
+        "Classical_Mozart, Leopold_Keyboard/output1.abc", "misc/piece.abc"}
+    assert report["synonyms"] == {"ArtSong": {"label": "Art Song", "files": 1},
+                                  "Orchestra": {"label": "Orchestral", "files": 1}}
+    assert report["unknown_composers"] == {
+        "Mozart, Leopold": {"files": 1, "same_surname": ["Mozart, Wolfgang Amadeus"]}}
+    assert "not Mozart, Wolfgang Amadeus" in \
+        report["refused_prompt_folders"]["Classical_Mozart, Leopold_Keyboard"]
+    assert report["label_conflicts"] == [{
+        "item": "Classical_Mozart, Wolfgang Amadeus_Keyboard/output1.abc",
+        "used": "(unknown)", "from": "prompt lines", "ignored": "Mozart, Wolfgang Amadeus",
+        "ignored_from": "folder Classical_Mozart, Wolfgang Amadeus_Keyboard"}]
+    item = report["items"]["Romantic_Schubert_Franz_ArtSong/output1.abc"]
+    assert item["labels_from"] == {f: "folder Romantic_Schubert_Franz_ArtSong"
+                                   for f in ("period", "composer", "instrumentation")}
+    assert report["label_sources"]["composer"] == {"folder": 3, "prompt lines": 1}
+    tax = json.loads((out / "taxonomy.json").read_text())
+    composers = next(g["labels"] for g in tax["groups"] if g["name"] == "composer")
+    assert composers == ["Bach, Johann Sebastian", "Schubert, Franz"]
+
+
+def test_label_csv_overrides_every_other_source(prompt_tree, tmp_path):
+    labels = tmp_path / "labels.csv"
+    labels.write_text(
+        "path,composer,instrumentation,generator\n"
+        "Romantic_Schubert_Franz_ArtSong/output1.abc,,Choir,notagen-large\n"
+        '"misc/piece.abc",Clara Schumann,Art song,\n')
+    out = tmp_path / "ds"
+    build_notagen_dataset(prompt_tree, out, soundfonts=[get_soundfont("timgm6mb")], seed=1,
+                          clip_s=4.0, generator="notagen-small", labels_csv=labels)
+    rows = {r["origin"].split("#")[0]: r for r in Dataset.load(out).rows}
+    schubert = rows["Romantic_Schubert_Franz_ArtSong/output1.abc"]
+    # the CSV left the period unstated (no column): the folder gives it; its empty composer
+    # cell masks the folder's composer
+    assert (schubert["period"], schubert["composer"], schubert["instrumentation"],
+            schubert["generator"]) == ("Romantic", "", "Choral", "notagen-large")
+    misc = rows["misc/piece.abc"]
+    assert (misc["period"], misc["composer"], misc["instrumentation"], misc["generator"]) == \
+        ("", "Schumann, Clara", "Art Song", "notagen-small")
+    report = json.loads((out / "build_report.json").read_text())
+    assert report["items"]["misc/piece.abc"]["labels_from"] == {
+        "composer": "labels csv row 3", "instrumentation": "labels csv row 3"}
+    assert report["labels_csv"]["rows"] == 2
+
+
+RHYTHGEN_PIECE = "Christmas Rag - Maréchal ex Intartaglia"
+
+
+@pytest.fixture
+def rhythgen_tree(tmp_path):
+    """RhythGen's data/outputs layout: <family>/<configuration>/<file>."""
+    root = tmp_path / "outputs"
+    song = STANDARD.replace('nm="Piano" snm="Pno."', 'nm="Voice"')
+    files = {
+        "Lieder/LAD/sync-1-lc4945954_0.abc-45.8_1.abc": "%distance 3 3 5\n" + song,
+        "Lieder/LAS/sync-0-lc4945954_0.abc-13.6_2.abc": "%syncopation 1 0 2\n" + song,
+        "Lieder/LAS/sync-3-lc5000000_0.abc-9.1_1.abc": song,
+        f"RAG/RAS1/sync-3-{RHYTHGEN_PIECE}_0.abc-1.5_1.abc": "%ima 1 2 3\n" + INTERLEAVED,
+        # the same rag under RAG-RH, its name in decomposed Unicode (as macOS writes it)
+        "RAG-RH/HAS1/sync-0-" + RHYTHGEN_PIECE.replace("é", "e\u0301")
+        + "_0.abc-2.0_1.abc": "%syncopation 5 1\n" + INTERLEAVED,
+        "Lieder/LTN1/density_1_1.52_32.abc": song,
+    }
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    return root
+
+
+def test_rhythgen_layout(rhythgen_tree):
+    info = rhythgen_info(rhythgen_tree / f"RAG/RAS1/sync-3-{RHYTHGEN_PIECE}_0.abc-1.5_1.abc")
+    assert (info.family, info.config, info.prompt_piece, info.guidance) == \
+        ("RAG", "RAS1", RHYTHGEN_PIECE, "3")
+    info = rhythgen_info(rhythgen_tree / "Lieder/LTN1/density_1_1.52_32.abc")
+    assert (info.config, info.prompt_piece, info.control) == ("LTN1", None, "density_1")
+    assert rhythgen_info(rhythgen_tree / "Lieder/sync-1-x_0.abc-1_1.abc") is None
+    assert rhythgen_info(rhythgen_tree / "Other/LAD/sync-1-x_0.abc-1_1.abc") is None
+    items = discover(rhythgen_tree)
+    assert {i.generator for i in items} == {RHYTHGEN_GENERATOR}
+    assert {i.generator for i in discover(rhythgen_tree, generator="g")} == {"g"}
+
+
+def test_build_rhythgen_output(rhythgen_tree, tmp_path):
+    out = tmp_path / "ds"
+    summary = build_notagen_dataset(rhythgen_tree, out, soundfonts=[get_soundfont("timgm6mb")],
+                                    seed=3, clip_s=4.0)
+    assert summary["skipped"] == 0
+    ds = Dataset.load(out)
+    ds.validate()
+    rows = ds.rows
+    assert {r["generator"] for r in rows} == {"notagen-small-ft"}
+    assert {(r["period"], r["composer"]) for r in rows} == {("", "")}  # masked, not guessed
+    family_instr = {(r["origin"].split("/")[0], r["instrumentation"]) for r in rows}
+    assert family_instr == {("Lieder", "Art Song"), ("RAG", "Keyboard"), ("RAG-RH", "Keyboard")}
+    works = {r["origin"].split("#")[0]: r["work_id"] for r in rows}
+    assert works["Lieder/LAD/sync-1-lc4945954_0.abc-45.8_1.abc"] == \
+        works["Lieder/LAS/sync-0-lc4945954_0.abc-13.6_2.abc"] == "rhythgen:lc4945954"
+    rags = {w for o, w in works.items() if o.startswith("RAG")}
+    assert rags == {f"rhythgen:{RHYTHGEN_PIECE}"}  # one work across families and spellings
+    assert len(set(works.values())) == 4
+    split_of = {}
+    for r in rows:
+        split_of.setdefault(r["work_id"], set()).add(r["split"])
+    assert all(len(s) == 1 for s in split_of.values())
+    assert {r["clip_id"].split("-")[1] for r in rows} == {"LAD", "LAS", "RAS1", "HAS1", "LTN1"}
+    report = json.loads((out / "build_report.json").read_text())
+    assert set(report["configurations"]) == {"Lieder/LAD", "Lieder/LAS", "Lieder/LTN1",
+                                             "RAG/RAS1", "RAG-RH/HAS1"}
+    assert sum(sum(v.values()) for v in report["configurations"].values()) == 6
+    lad = report["items"]["Lieder/LAD/sync-1-lc4945954_0.abc-45.8_1.abc"]
+    assert (lad["config"], lad["prompt_piece"], lad["guidance"]) == ("LAD", "lc4945954", "1")
+    assert lad["labels_from"] == {"instrumentation": "RhythGen layout Lieder"}
+    assert report["label_sources"]["composer"] == {"(none: unknown)": 6}
+    assert report["synonyms"] == {} and report["label_conflicts"] == []
+
+
+def _shared_data() -> Path | None:
+    import os
+
+    for candidate in (os.environ.get("MUSICBRAIN_SHARED_DATA"),
+                      Path(__file__).resolve().parents[2] / "shared" / "data"):
+        if candidate and (Path(candidate) / "notagen-outputs").is_dir():
+            return Path(candidate)
+    return None
+
+
+@pytest.mark.skipif(_shared_data() is None, reason="../shared/data (client data) not present")
+def test_real_rhythgen_outputs_are_all_labelled():
+    root = _shared_data() / "notagen-outputs"
+    items = discover(root)
+    assert len(items) > 1000
+    works = set()
+    for item in items:
+        assert item.rhythgen is not None and item.generator == RHYTHGEN_GENERATOR, item.rel
+        found = find_labels(item.path, item.path.read_text(encoding="utf-8", errors="replace"),
+                            root=root)
+        assert found.labels.instrumentation in ("Art Song", "Keyboard"), item.rel
+        assert (found.labels.period, found.labels.composer) == ("", ""), item.rel
+        works.add(item.rhythgen.work_id(item.path.name))
+    assert len(works) < len(items)
+
+
+def test_cli_refuses_a_bad_label_csv_before_any_work(prompt_tree, tmp_path):
+    from click.testing import CliRunner
+
+    from musicbrain_cli.cli import main
+
+    labels = tmp_path / "labels.csv"
+    labels.write_text("path,period\nmisc/piece.abc,Renaissance\n")
+    out = tmp_path / "ds"
+    result = CliRunner().invoke(main, ["data", "notagen", str(prompt_tree), "-o", str(out),
+                                       "--soundfont", "timgm6mb", "--labels", str(labels)])
+    assert result.exit_code == 1
+    assert "row 2: unknown period 'Renaissance'" in result.output
+    assert not out.exists()

@@ -145,3 +145,14 @@ def test_bad_input_raises_render_error(tmp_path):
         score_to_midi(bad)
     with pytest.raises(RenderError, match="instrumentation"):
         score_to_midi(ABC, instrumentation="Kazoo Band")
+
+
+def test_commas_in_quoted_text_do_not_lose_a_voice():
+    # RhythGen writes tempo words like "^Lento, etwas lang"; music21 10.5 rejected the voice
+    from musicbrain_cli.training.render import quoted_without_commas
+
+    assert quoted_without_commas('"^Lento, etwas" C,2 "Am" c,|') == '"^Lento  etwas" C,2 "Am" c,|'
+    assert quoted_without_commas('w: one, two') == 'w: one, two'
+    midi = score_to_midi('X:1\nL:1/8\nM:4/4\nK:D\n"^Lento, etwas lang" c8|d8|]\n')
+    notes = sorted((round(n.start, 3), n.pitch) for i in midi.instruments for n in i.notes)
+    assert notes == [(0.0, 73), (2.0, 74)]  # C sharp, D at 120 bpm

@@ -181,6 +181,8 @@ class DatasetWriter:
         self.audio_format = audio_format
         self.name = name or self.root.name
         self.skipped: list[dict[str, str]] = []
+        #: adapter-specific facts for build_report.json (e.g. where labels came from)
+        self.report: dict[str, Any] = {}
         self._closed = False
         self._rows: dict[str, dict[str, str]] = {}
         self._open()
@@ -316,13 +318,16 @@ class DatasetWriter:
         self._journal.close()
         rows = self.rows
         write_dataset_files(self.root, self.taxonomy, rows, name=self.name,
-                            sample_rate=self.sample_rate, skipped=self.skipped)
+                            sample_rate=self.sample_rate, skipped=self.skipped,
+                            report=self.report)
         (self.root / JOURNAL).unlink(missing_ok=True)
 
 
 def write_dataset_files(root: Path, taxonomy: Taxonomy, rows: list[dict[str, str]], *,
-                        name: str, sample_rate: int, skipped: list[dict[str, str]]) -> None:
-    """Write the manifest, taxonomy, card and build report of a finished data set."""
+                        name: str, sample_rate: int, skipped: list[dict[str, str]],
+                        report: Mapping[str, Any] | None = None) -> None:
+    """Write the manifest, taxonomy, card and build report of a finished data set;
+    ``report`` adds an adapter's own keys to ``build_report.json``."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=MANIFEST_COLUMNS, extrasaction="ignore",
                             lineterminator="\n")
@@ -334,9 +339,10 @@ def write_dataset_files(root: Path, taxonomy: Taxonomy, rows: list[dict[str, str
     card = dataset_card(rows, taxonomy, name=name, sample_rate=sample_rate)
     _fsync_write(root / CARD_JSON, (json.dumps(card, indent=2) + "\n").encode("utf-8"))
     _fsync_write(root / CARD_MD, card_markdown(card).encode("utf-8"))
-    report = {"name": name, "clips": len(rows), "skipped_count": len(skipped),
-              "skipped": skipped}
-    _fsync_write(root / REPORT, (json.dumps(report, indent=2) + "\n").encode("utf-8"))
+    out = {"name": name, "clips": len(rows), "skipped_count": len(skipped),
+           "skipped": skipped, **(report or {})}
+    _fsync_write(root / REPORT, (json.dumps(out, indent=2, ensure_ascii=False) + "\n")
+                 .encode("utf-8"))
 
 
 # --- card -----------------------------------------------------------------------------------

@@ -149,7 +149,11 @@ def discover(root: str | Path) -> tuple[list[MusicNetPiece], list[tuple[str, str
         if lab is None and mid is None:
             skipped.append((pid, "neither a label CSV nor a MIDI file"))
             continue
-        composer = canonical_composer(row["composer"])
+        # MusicNet's metadata writes bare surnames ("Bach", "Mozart", "Haydn"); each of its
+        # ten composers is the only one of that surname MusicNet holds (its Bach is J. S.,
+        # its Mozart W. A., its Haydn Joseph: its catalog_name column gives BWV, K and
+        # Joseph Haydn's Op. 64 quartets), so surname-only resolution is safe here only.
+        composer = canonical_composer(row["composer"], by_surname=True)
         catalog = " ".join((row.get("catalog_name") or "").split()) \
             or " ".join((row.get("composition") or "").split()) or f"id{pid}"
         src = lab if lab is not None else mid

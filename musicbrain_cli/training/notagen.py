@@ -15,19 +15,41 @@ gradio demo):
 Interleaved ABC holds one bar of every voice per line, ``[V:1]...|[V:2]...|``; music21
 cannot read it, so :func:`deinterleave_abc` rewrites it as standard multi-voice ABC.
 
-Labels come from the prompt lines, else from the demo's file name; a file whose three
-labels cannot be found is skipped (a wrong style label is worse than a missing clip).
-The generator comes from ``--generator``, else a manifest (``generators.csv``:
-``path,generator``), else the weights name of the batch folder, whose patch-decoder depth
-``p_layers_12/16/20`` names NotaGen-small / -medium / -large (NotaGen's model table:
-110M, 244M, 516M parameters).
+- what users publish: batches in folders named after the prompt
+  (``Baroque_BachJohannSebastian_Choral/output1.abc``, ``Romantic_Schubert_Franz_Art Song/``).
+- RhythGen (github.com/efraimdahl/RhythGen: NotaGen-small fine-tuned with rhythmic
+  controls), ``data/outputs/<Lieder|RAG|RAG-RH>/<config>/sync-<guidance>-<prompt
+  piece>_0.abc-<seconds>_<n>.abc``, each file opening with a control line
+  (``%syncopation 5 1 1 ...``).
+
+Interleaved ABC holds one bar of every voice per line, ``[V:1]...|[V:2]...|``; music21
+cannot read it, so :func:`deinterleave_abc` rewrites it as standard multi-voice ABC.
+
+Labels (:func:`find_labels`), most trusted first: a ``--labels`` CSV row (the user said
+so explicitly), the prompt lines, the demo's file name, each enclosing folder named after
+one of NotaGen's 112 prompts (nearest first), RhythGen's family folder (instrumentation
+only). The first source that states a label decides it; later sources that disagree are
+listed in ``build_report.json``, never used. A folder or file name is a label source only
+when it spells one of NotaGen's prompts (:data:`~musicbrain_cli.training.labels.NOTAGEN_PROMPTS`),
+so a typo or an unknown composer cannot invent a label. A composer that is unknown or
+ambiguous (``Mozart, Leopold``; bare ``Schumann``) is masked and listed, never mapped to
+another person. A file no source labels at all is skipped.
+
+The generator comes from a ``--labels`` cell, else ``--generator``, else a manifest
+(``generators.csv``: ``path,generator``), else the weights name of the batch folder, whose
+patch-decoder depth ``p_layers_12/16/20`` names NotaGen-small / -medium / -large
+(NotaGen's model table: 110M, 244M, 516M parameters), else ``notagen-small-ft`` for
+RhythGen's layout.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import re
+import unicodedata
+from collections import Counter
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -36,8 +58,10 @@ from musicbrain_cli.errors import DatasetError, MusicBrainError, RenderError
 from musicbrain_cli.progress import NULL_PROGRESS, Progress
 from musicbrain_cli.training.dataset import (ClipRecord, DatasetWriter, assign_splits,
                                              warn_small_split)
-from musicbrain_cli.training.labels import (canonical_composer, canonical_instrumentation,
-                                            canonical_period, style_taxonomy)
+from musicbrain_cli.taxonomy import NONE, SEPARATOR
+from musicbrain_cli.training.labels import (INSTRUMENTATIONS, NOTAGEN_PROMPTS, PERIODS,
+                                            canonical_instrumentation, canonical_period,
+                                            resolve_composer, style_taxonomy)
 from musicbrain_cli.training.pieces import write_piece
 from musicbrain_cli.training.render import (Humanize, SoundFont, available_soundfonts,
                                             score_to_midi)
@@ -146,17 +170,56 @@ def deinterleave_abc(text: str) -> str:
 
 # --- labels ---------------------------------------------------------------------------------
 
+FIELDS = ("period", "composer", "instrumentation")
+LABEL_CSV_COLUMNS = ("path",) + FIELDS + ("generator",)
+#: Where each label may come from, most trusted first (README, docs/dataset-format.md).
+LABEL_PRECEDENCE = ("labels csv", "prompt lines", "file name", "folder", "RhythGen layout")
+
 
 @dataclass(frozen=True)
 class StyleLabels:
+    """A piece's labels; ``""`` is unknown (masked from the loss)."""
+
     period: str
     composer: str
     instrumentation: str
 
 
-def prompt_labels(text: str) -> dict[str, str]:
-    """Labels from the prompt comment lines at the top of a NotaGen file (may be partial)."""
-    found: dict[str, str] = {}
+@dataclass(frozen=True)
+class Cell:
+    """One label as found: ``value`` the canonical label (``""`` when it cannot be trusted:
+    an unknown or ambiguous composer, an empty CSV cell), ``written`` the text found,
+    ``source`` where (``prompt lines``, ``file name``, ``folder <name>``,
+    ``labels csv row <n>``, ``RhythGen layout <family>``), ``status`` of a composer
+    (``matched``, ``unknown``, ``ambiguous``; ``ok`` otherwise)."""
+
+    value: str
+    written: str
+    source: str
+    status: str = "ok"
+    candidates: tuple[str, ...] = ()
+
+
+def _composer_cell(written: str, source: str) -> Cell:
+    m = resolve_composer(written)
+    return Cell(m.name or "", m.written, source, m.status, m.candidates)
+
+
+#: a prompt line that can be a composer: letters, spaces and name punctuation only (the
+#: control lines RhythGen writes first, '%syncopation 5 1 1 ...', hold digits)
+_NAME_LINE = re.compile(r"^[^\W\d_][\w .,'’\-]*$")
+
+
+def prompt_labels(text: str) -> dict[str, Cell]:
+    """Labels from the prompt comment lines at the top of a NotaGen file (may be partial).
+
+    The leading ``%`` lines count as NotaGen's prompt (``%Baroque``, ``%Bach, Johann
+    Sebastian``, ``%Keyboard``, ``%end``) only when they end with ``%end`` or hold a period
+    or an instrumentation, so an ordinary comment is never read as a composer.
+    """
+    found: dict[str, Cell] = {}
+    names: list[str] = []
+    ended = False
     for raw in text.splitlines():
         line = raw.strip()
         if not line:
@@ -165,39 +228,281 @@ def prompt_labels(text: str) -> dict[str, str]:
             break
         value = line[1:].strip()
         if value.lower() == "end":
+            ended = True
             break
-        if canonical_period(value):
-            found["period"] = canonical_period(value)
-        elif canonical_instrumentation(value):
-            found["instrumentation"] = canonical_instrumentation(value)
-        elif value and "composer" not in found:
-            found["composer"] = canonical_composer(value)
+        for field, canon in (("period", canonical_period),
+                             ("instrumentation", canonical_instrumentation)):
+            if canon(value):
+                found.setdefault(field, Cell(canon(value), value, "prompt lines"))
+                break
+        else:
+            if _NAME_LINE.match(value):
+                names.append(value)
+    if names and (ended or found):
+        found["composer"] = _composer_cell(names[0], "prompt lines")
     return found
 
 
-def filename_labels(path: Path) -> dict[str, str]:
+def prompt_name_labels(name: str, *, source: str,
+                       prompts=NOTAGEN_PROMPTS) -> tuple[dict[str, Cell], str | None]:
+    """Labels from a name spelled after a NotaGen prompt, and why it was refused.
+
+    ``Baroque_Bach, Johann Sebastian_Keyboard``, ``Baroque_BachJohannSebastian_Choral``,
+    ``Romantic_Schubert_Franz_ArtSong``, ``Romantic Schubert, Franz Art Song`` ...: the
+    first word is the period, the longest tail that names an instrumentation (synonyms
+    included) is the instrumentation, the words between are the composer. The name is
+    accepted only when the three together are one of NotaGen's prompts (``prompts``).
+    Returns ``({}, None)`` for a name that does not begin with a period (not a prompt
+    name), ``({}, reason)`` for a prompt-like name that is refused.
+    """
+    words = [w for w in re.split(r"[_\s]+", name.strip()) if w]
+    if len(words) < 3 or not canonical_period(words[0]):
+        return {}, None
+    period = canonical_period(words[0])
+    valid = {(p.period, p.composer, p.instrumentation) for p in prompts}
+    composers = tuple(dict.fromkeys(p.composer for p in prompts))
+    reasons = []  # why each reading failed, the longest instrumentation first
+    for k in range(min(3, len(words) - 2), 0, -1):
+        instr_written = " ".join(words[-k:])
+        instr = canonical_instrumentation(instr_written)
+        if instr is None:
+            continue
+        written = " ".join(words[1:-k]).strip(" ,")
+        match = resolve_composer(written, composers=composers)
+        if match.status != "matched":
+            hint = ""
+            if match.candidates:
+                hint = (" (not " if match.status == "unknown" else " (could be ") \
+                    + " or ".join(match.candidates) + ")"
+            reasons.append(f"{name!r}: composer {written!r} is {match.status} in NotaGen's "
+                           f"prompt list{hint}")
+            continue
+        if (period, match.name, instr) not in valid:
+            reasons.append(f"{name!r}: {period} / {match.name} / {instr} is not one of "
+                           f"NotaGen's {len(valid)} prompts")
+            continue
+        return {"period": Cell(period, words[0], source),
+                "composer": Cell(match.name, written, source, "matched"),
+                "instrumentation": Cell(instr, instr_written, source)}, None
+    return {}, (reasons[0] if reasons else f"{name!r}: no instrumentation at its end")
+
+
+def filename_labels(path: Path) -> dict[str, Cell]:
     """Labels from the demo's ``<time>_<period>_<composer>_<instrumentation>.abc`` name."""
-    m = _DEMO_NAME.match(path.stem)
+    m = _DEMO_NAME.match(Path(path).stem)
     if not m:
         return {}
-    period = canonical_period(m.group("period"))
-    instr = canonical_instrumentation(m.group("instr"))
-    if period is None or instr is None:
-        return {}
-    return {"period": period, "composer": canonical_composer(m.group("composer")),
-            "instrumentation": instr}
+    cells, _ = prompt_name_labels(Path(path).stem[len(m.group("time")) + 1:],
+                                  source="file name")
+    return cells
 
 
-def find_labels(path: Path, text: str) -> StyleLabels:
-    """Prompt lines first, the file name for whatever they lack; DatasetError if incomplete."""
-    labels = {**filename_labels(path), **prompt_labels(text)}
-    missing = [k for k in ("period", "composer", "instrumentation") if not labels.get(k)]
-    if missing:
+def folder_labels(path: Path, root: Path) -> tuple[list[dict[str, Cell]], dict[str, str]]:
+    """Labels of every prompt-named folder between ``path`` and ``root`` (``root`` itself
+    included), nearest first, and ``{folder: reason}`` for prompt-like folders refused."""
+    found: list[dict[str, Cell]] = []
+    refused: dict[str, str] = {}
+    root = Path(root)
+    folders = list(Path(path).relative_to(root).parents)[:-1]  # nearest first, root excluded
+    for folder in [root / f for f in folders] + [root.absolute()]:
+        cells, reason = prompt_name_labels(folder.name, source=f"folder {folder.name}")
+        if cells:
+            found.append(cells)
+        elif reason:
+            refused[folder.name] = reason
+    return found, refused
+
+
+# --- RhythGen (NotaGen-small fine-tuned, github.com/efraimdahl/RhythGen) --------------------
+
+#: RhythGen's three families (``data/outputs/<family>/<config>/``) -> instrumentation,
+#: where it is certain: the Lieder model writes voice and piano (NotaGen's "Art Song"),
+#: the ragtime models solo piano ("Keyboard"). Period and composer stay unknown: OpenScore
+#: Lieder spans periods and ragtime is none of NotaGen's.
+RHYTHGEN_FAMILIES = {"Lieder": "Art Song", "RAG": "Keyboard", "RAG-RH": "Keyboard"}
+#: Generator label of RhythGen's output: NotaGen-small (110M) fine-tuned.
+RHYTHGEN_GENERATOR = "notagen-small-ft"
+# inference/inference.py: sync-<CFG guidance>-<prompt piece>_0.abc-<seconds>_<sample>.abc;
+# in-text density models (LTN1): <control>_<level>_<seconds>_<sample>.abc
+_RHYTHGEN_SYNC = re.compile(r"^sync-(?P<guidance>\d+(?:\.\d+)?)-(?P<piece>.+)_\d+\.abc"
+                            r"-(?P<secs>\d+(?:\.\d+)?)_(?P<n>\d+)\.abc$")
+_RHYTHGEN_TEXT = re.compile(r"^(?P<control>[a-z]+_\d+)_(?P<secs>\d+(?:\.\d+)?)_(?P<n>\d+)\.abc$")
+
+
+@dataclass(frozen=True)
+class RhythGenInfo:
+    """Where a RhythGen piece comes from. ``config`` is the configuration folder (LAD,
+    RAS1, ...), ``prompt_piece`` the training piece whose control labels were reused
+    (``None`` for the in-text density models), ``guidance`` the classifier-free guidance
+    scale (0 unconditioned, 1 conditioned, 3 boosted) or ``None``."""
+
+    family: str
+    config: str
+    prompt_piece: str | None
+    guidance: str | None
+    control: str | None
+
+    def work_id(self, file_name: str) -> str:
+        # pieces made from one prompt piece share its control labels: one work, one split,
+        # across configurations and families (RAG and RAG-RH reuse the same rags)
+        if self.prompt_piece:
+            return f"rhythgen:{self.prompt_piece}"
+        return f"rhythgen:{self.family}/{self.config}/{file_name}"
+
+
+def rhythgen_info(path: str | Path) -> RhythGenInfo | None:
+    """RhythGen's layout ``<Lieder|RAG|RAG-RH>/<config>/<RhythGen file name>``, else None."""
+    path = Path(path).absolute()
+    family, config = path.parent.parent.name, path.parent.name
+    if family not in RHYTHGEN_FAMILIES:
+        return None
+    name = unicodedata.normalize("NFC", path.name)  # one work whatever the file system wrote
+    m = _RHYTHGEN_SYNC.match(name)
+    if m:
+        return RhythGenInfo(family, config, m.group("piece"), m.group("guidance"), None)
+    m = _RHYTHGEN_TEXT.match(name)
+    if m:
+        return RhythGenInfo(family, config, None, None, m.group("control"))
+    return None
+
+
+# --- label CSV ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CsvLabels:
+    """One row of a ``--labels`` CSV: cells for the columns it has, and its generator."""
+
+    row: int
+    cells: dict
+    generator: str
+
+
+def read_labels_csv(path: str | Path, root: str | Path) -> dict[str, CsvLabels]:
+    """``--labels FILE.csv`` -> ``{path relative to root: CsvLabels}``.
+
+    Columns: ``path`` (relative to ``root``) and any of ``period``, ``composer``,
+    ``instrumentation``, ``generator``. An empty cell is unknown (masked); a column left
+    out is not stated (other sources may give it). Strict: an unknown column, a path
+    outside ``root`` or not a file, a repeated path, or a period / instrumentation outside
+    NotaGen's vocabularies raises :class:`DatasetError` naming the row and the value.
+    Composers follow :func:`resolve_composer`: an unknown or ambiguous name is masked.
+    """
+    path, root = Path(path), Path(root)
+    base = root.resolve()
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            columns = [c.strip() for c in (reader.fieldnames or ())]
+            unknown = [c for c in columns if c not in LABEL_CSV_COLUMNS]
+            if unknown or "path" not in columns:
+                raise DatasetError(
+                    f"{str(path)!r}: " + (f"unknown columns {unknown}" if unknown else
+                                          "no 'path' column")
+                    + f"; the columns are {', '.join(LABEL_CSV_COLUMNS)} (path required)")
+            reader.fieldnames = columns
+            out: dict[str, CsvLabels] = {}
+            for row in reader:
+                n = reader.line_num
+                where = f"{str(path)!r} row {n}"
+                if None in row:
+                    raise DatasetError(f"{where}: more cells than columns: {row[None]!r}")
+                raw = (row.get("path") or "").strip()
+                target = (root / raw).resolve()
+                if not raw or Path(raw).is_absolute() or not target.is_relative_to(base):
+                    raise DatasetError(f"{where}: path {raw!r} is not inside {str(root)!r}")
+                if not target.is_file():
+                    raise DatasetError(f"{where}: path {raw!r} is not a file under "
+                                       f"{str(root)!r}")
+                rel = target.relative_to(base).as_posix()
+                if rel in out:
+                    raise DatasetError(f"{where}: path {raw!r} repeats row {out[rel].row}")
+                source = f"labels csv row {n}"
+                cells: dict[str, Cell] = {}
+                for field, canon, vocab in (("period", canonical_period, PERIODS),
+                                            ("instrumentation", canonical_instrumentation,
+                                             INSTRUMENTATIONS)):
+                    if field not in columns:
+                        continue
+                    value = (row.get(field) or "").strip()
+                    if value and canon(value) is None:
+                        raise DatasetError(f"{where}: unknown {field} {value!r} "
+                                           f"(one of {', '.join(vocab)}, or empty)")
+                    cells[field] = Cell(canon(value) if value else "", value, source)
+                if "composer" in columns:
+                    value = (row.get("composer") or "").strip()
+                    cells["composer"] = _composer_cell(value, source) if value else \
+                        Cell("", "", source)
+                generator = (row.get("generator") or "").strip()
+                if SEPARATOR in generator or "/" in generator or generator == NONE:
+                    raise DatasetError(f"{where}: generator {generator!r} is not a label")
+                out[rel] = CsvLabels(n, cells, generator)
+            return out
+    except (OSError, csv.Error, UnicodeDecodeError) as exc:
+        raise DatasetError(f"cannot read the labels file {str(path)!r}: {exc}") from exc
+
+
+# --- all sources together -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LabelFinding:
+    """A piece's labels and where each came from.
+
+    ``cells`` holds the cell used for each label found; ``conflicts`` the cells of later
+    sources that disagreed with it (not used); ``refused`` prompt-like folder names that
+    are not NotaGen prompts, with the reason.
+    """
+
+    labels: StyleLabels
+    cells: dict
+    conflicts: tuple[tuple[Cell, Cell], ...] = ()
+    refused: dict = dataclasses.field(default_factory=dict)
+
+
+def find_labels(path: Path, text: str, *, root: Path | None = None,
+                csv_row: CsvLabels | None = None) -> LabelFinding:
+    """The labels of one file, from every source in :data:`LABEL_PRECEDENCE` order.
+
+    The first source that states a label decides it, even when it cannot be trusted (an
+    unknown or ambiguous composer is masked, not replaced by a later source's guess); a
+    later source that disagrees is kept in ``conflicts``. ``root`` enables folder and
+    RhythGen-layout labels. Raises :class:`DatasetError` when no source states any label.
+    """
+    path = Path(path)
+    sources: list[dict[str, Cell]] = []
+    refused: dict[str, str] = {}
+    if csv_row is not None:
+        sources.append(csv_row.cells)
+    sources += [prompt_labels(text), filename_labels(path)]
+    if root is not None:
+        folders, refused = folder_labels(path, Path(root))
+        sources += folders
+        info = rhythgen_info(path)
+        if info is not None:
+            instr = RHYTHGEN_FAMILIES[info.family]  # a rule, not a spelling: no synonym
+            sources.append({"instrumentation": Cell(instr, instr,
+                                                    f"RhythGen layout {info.family}")})
+    chosen: dict[str, Cell] = {}
+    conflicts = []
+    for cells in sources:
+        for field in FIELDS:
+            cell = cells.get(field)
+            if cell is None:
+                continue
+            if field not in chosen:
+                chosen[field] = cell
+            elif cell.value != chosen[field].value:
+                conflicts.append((chosen[field], cell))
+    if not chosen and csv_row is None:
+        why = "; ".join(refused.values())
         raise DatasetError(
-            f"no {', '.join(missing)} label: neither prompt lines (%Period, %Composer, "
-            "%Instrumentation) nor a demo file name <time>_<period>_<composer>_<instr>.abc"
-        )
-    return StyleLabels(labels["period"], labels["composer"], labels["instrumentation"])
+            "no period, composer, instrumentation label: no prompt lines (%Period, "
+            "%Composer, %Instrumentation), demo file name, NotaGen-prompt folder name "
+            "(Period_Surname, Given_Instrumentation) or --labels row"
+            + (f" ({why})" if why else ""))
+    labels = StyleLabels(*(chosen[f].value if f in chosen else "" for f in FIELDS))
+    return LabelFinding(labels, chosen, tuple(conflicts), refused)
 
 
 def generator_from_folder(folder_name: str) -> str | None:
@@ -234,10 +539,15 @@ class AbcItem:
     rel: str           # path relative to the input root, as written in reports
     key: str           # identity of the piece: batch folder + file name (original == interleaved)
     generator: str     # "" when unknown
+    rhythgen: RhythGenInfo | None = None
 
 
 def discover(root: Path, *, generator: str | None = None) -> list[AbcItem]:
-    """Every NotaGen piece under ``root``, once each (``interleaved/`` beats ``original/``)."""
+    """Every NotaGen piece under ``root``, once each (``interleaved/`` beats ``original/``).
+
+    Generator: ``generator``, else ``generators.csv``, else the batch folder's weights
+    name, else :data:`RHYTHGEN_GENERATOR` for a file in RhythGen's layout, else unknown.
+    """
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"NotaGen folder {str(root)!r} does not exist")
@@ -249,8 +559,10 @@ def discover(root: Path, *, generator: str | None = None) -> list[AbcItem]:
         kind = next((p for p in parts[:-1] if p in ("original", "interleaved")), None)
         folder = path.parent.name
         key = f"{folder}/{path.name}" if kind else rel
-        gen = generator or manifest.get(rel) or generator_from_folder(folder) or ""
-        item = AbcItem(path, rel, key, gen)
+        info = rhythgen_info(path)
+        gen = generator or manifest.get(rel) or generator_from_folder(folder) \
+            or (RHYTHGEN_GENERATOR if info else "")
+        item = AbcItem(path, rel, key, gen, info)
         if key in items and kind != "interleaved":
             continue
         items[key] = item
@@ -262,47 +574,64 @@ def discover(root: Path, *, generator: str | None = None) -> list[AbcItem]:
 
 def build_notagen_dataset(root: str | Path, out: str | Path, *, soundfonts: list[SoundFont] |
                           None = None, seed: int = 0, limit: int | None = None,
-                          generator: str | None = None, sample_rate: int = 22050,
-                          clip_s: float = 30.0, humanize: Humanize | None = None,
+                          generator: str | None = None, labels_csv: str | Path | None = None,
+                          sample_rate: int = 22050, clip_s: float = 30.0,
+                          humanize: Humanize | None = None,
                           fractions: dict[str, float] | None = None,
                           progress: Progress = NULL_PROGRESS) -> dict:
     """Render NotaGen ABC files into a data set at ``out``; returns the build summary.
 
-    Each piece is rendered once with one SoundFont (cycled by piece so every SoundFont
-    covers every label alike, as in the MusicNet adapter), cut into ``clip_s`` clips, and
-    written with its clip's MIDI. Resumable: pieces whose clips all exist are skipped.
+    Labels: :func:`find_labels` (``labels_csv`` rows first). Generator: a ``labels_csv``
+    cell, else :func:`discover`'s. Each piece is rendered once with one SoundFont (cycled
+    by piece so every SoundFont covers every label alike, as in the MusicNet adapter), cut
+    into ``clip_s`` clips, and written with its clip's MIDI. ``build_report.json`` records
+    where each piece's labels came from, the synonyms applied, unknown and ambiguous
+    composers, refused prompt-like folders, disagreeing sources, and for RhythGen output
+    each piece's configuration. Resumable: pieces whose clips all exist are skipped.
     """
-    items = discover(Path(root), generator=generator)
+    root = Path(root)
+    items = discover(root, generator=generator)
+    csv_rows = read_labels_csv(labels_csv, root) if labels_csv is not None else {}
+    items = [dataclasses.replace(it, generator=csv_rows[it.rel].generator)
+             if it.rel in csv_rows and csv_rows[it.rel].generator else it for it in items]
     fonts = soundfonts or available_soundfonts()
-    parsed: list[tuple[AbcItem, StyleLabels]] = []
+    parsed: list[tuple[AbcItem, LabelFinding]] = []
     skipped: list[tuple[str, str]] = []
+    refused: dict[str, str] = {}  # prompt-like folders of skipped pieces, for the report
     for item in items:
         try:
             text = item.path.read_text(encoding="utf-8", errors="replace")
-            parsed.append((item, find_labels(item.path, text)))
+            parsed.append((item, find_labels(item.path, text, root=root,
+                                             csv_row=csv_rows.get(item.rel))))
         except (OSError, DatasetError) as exc:
             skipped.append((item.rel, str(exc)))
+            refused.update(folder_labels(item.path, root)[1])
     # splits from every piece found, so --limit and resumed runs never move a work
     splits = assign_splits([_work_id(it) for it, _ in parsed], fractions=fractions, seed=seed)
     warn_small_split(splits)
+    unused_rows = sorted(set(csv_rows) - {it.rel for it in items})
     if limit is not None:
         kept = {it.rel for it in items[:limit]}
         parsed = [(it, lab) for it, lab in parsed if it.rel in kept]
         skipped = [(rel, why) for rel, why in skipped if rel in kept]
         items = items[:limit]
     generators = sorted({it.generator for it, _ in parsed if it.generator})
-    composers = sorted({lab.composer for _, lab in parsed})
+    composers = sorted({f.labels.composer for _, f in parsed if f.labels.composer})
     taxonomy = style_taxonomy(generators=generators, composers=composers)
     n_clips = 0
     with DatasetWriter(out, taxonomy, sample_rate=sample_rate, name="notagen") as writer:
         splits.update(writer.work_splits())
+        writer.report.update(label_report(parsed, splits, refused=refused))
+        if labels_csv is not None:
+            writer.report["labels_csv"] = {"path": str(labels_csv), "rows": len(csv_rows),
+                                           "rows_not_found": unused_rows}
         for item, reason in skipped:
             writer.skip(item, reason)
         with progress.task("rendering NotaGen pieces", total=len(parsed)) as task:
-            for item, labels in parsed:
+            for item, finding in parsed:
                 try:
-                    n_clips += _build_piece(writer, item, labels, fonts, splits, seed=seed,
-                                            sample_rate=sample_rate, clip_s=clip_s,
+                    n_clips += _build_piece(writer, item, finding.labels, fonts, splits,
+                                            seed=seed, sample_rate=sample_rate, clip_s=clip_s,
                                             humanize=humanize)
                 except MusicBrainError as exc:
                     writer.skip(item.rel, str(exc))
@@ -312,7 +641,62 @@ def build_notagen_dataset(root: str | Path, out: str | Path, *, soundfonts: list
     return summary
 
 
+def label_report(parsed: list[tuple[AbcItem, LabelFinding]], splits: dict[str, str], *,
+                 refused: dict[str, str] | None = None) -> dict:
+    """The labelling part of ``build_report.json`` (docs/dataset-format.md, "NotaGen");
+    ``refused`` adds prompt-like folders seen by pieces that were skipped."""
+    sources: dict[str, Counter] = {f: Counter() for f in FIELDS}
+    synonyms: dict[str, dict] = {}
+    composers: dict[str, dict[str, dict]] = {"unknown": {}, "ambiguous": {}}
+    refused = dict(refused or {})
+    conflicts, items = [], {}
+    configs: dict[str, Counter] = {}
+    for item, finding in parsed:
+        refused.update(finding.refused)
+        for field in FIELDS:
+            cell = finding.cells.get(field)
+            kind = next((k for k in LABEL_PRECEDENCE if cell.source.startswith(k)),
+                        cell.source) if cell else "(none: unknown)"
+            sources[field][kind] += 1
+        instr = finding.cells.get("instrumentation")
+        if instr is not None and instr.value and instr.written != instr.value:
+            entry = synonyms.setdefault(instr.written, {"label": instr.value, "files": 0})
+            entry["files"] += 1
+        comp = finding.cells.get("composer")
+        if comp is not None and comp.status in composers and comp.written:
+            entry = composers[comp.status].setdefault(
+                comp.written, {"files": 0, "same_surname" if comp.status == "unknown"
+                               else "candidates": list(comp.candidates)})
+            entry["files"] += 1
+        for used, other in finding.conflicts:
+            conflicts.append({"item": item.rel, "used": used.value or "(unknown)",
+                              "from": used.source, "ignored": other.value or other.written,
+                              "ignored_from": other.source})
+        work = _work_id(item)
+        entry = {"labels_from": {f: c.source for f, c in finding.cells.items()},
+                 "work_id": work, "split": splits.get(work, "")}
+        info = item.rhythgen
+        if info is not None:
+            entry.update(family=info.family, config=info.config,
+                         prompt_piece=info.prompt_piece, guidance=info.guidance)
+            configs.setdefault(f"{info.family}/{info.config}", Counter())[entry["split"]] += 1
+        items[item.rel] = entry
+    return {
+        "label_precedence": list(LABEL_PRECEDENCE),
+        "label_sources": {f: dict(c) for f, c in sources.items()},
+        "synonyms": synonyms,
+        "unknown_composers": composers["unknown"],
+        "ambiguous_composers": composers["ambiguous"],
+        "refused_prompt_folders": refused,
+        "label_conflicts": conflicts,
+        "configurations": {k: dict(v) for k, v in sorted(configs.items())},
+        "items": items,
+    }
+
+
 def _work_id(item: AbcItem) -> str:
+    if item.rhythgen is not None:
+        return item.rhythgen.work_id(item.path.name)
     # every generated piece is its own work; the key is the same in original/ and interleaved/
     return "notagen:" + item.key
 
@@ -326,7 +710,7 @@ def _build_piece(writer: DatasetWriter, item: AbcItem, labels: StyleLabels,
                  sample_rate: int, clip_s: float, humanize: Humanize | None) -> int:
     pid = _piece_id(item)
     try:
-        midi = score_to_midi(item.path, instrumentation=labels.instrumentation)
+        midi = score_to_midi(item.path, instrumentation=labels.instrumentation or None)
     except RenderError as exc:
         raise RenderError(f"bad ABC: {exc}") from exc
     work = _work_id(item)
@@ -334,7 +718,11 @@ def _build_piece(writer: DatasetWriter, item: AbcItem, labels: StyleLabels,
                           period=labels.period, composer=labels.composer,
                           instrumentation=labels.instrumentation, work_id=work,
                           split=splits[work])
-    return write_piece(writer, midi, template, clip_prefix=f"ng-{pid}", item=item.rel,
+    # a RhythGen clip id names its configuration, so per-configuration measurements can
+    # select clips by id as well as by origin (Lieder/LAD/...)
+    prefix = f"rg-{re.sub(r'[^A-Za-z0-9]+', '', item.rhythgen.config)}-{pid}" \
+        if item.rhythgen is not None else f"ng-{pid}"
+    return write_piece(writer, midi, template, clip_prefix=prefix, item=item.rel,
                        soundfont=fonts[int(pid, 16) % len(fonts)],
                        seed=(seed * 1_000_003 + int(pid, 16)) % (2 ** 31),
                        sample_rate=sample_rate, clip_s=clip_s, humanize=humanize)

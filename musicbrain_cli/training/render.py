@@ -216,6 +216,22 @@ def visible_rests(line: str) -> str:
     return _PROTECTED_OR_X.sub(lambda m: m.group(1) or "z", line)
 
 
+_QUOTED = re.compile(r'"[^"]*"')
+
+
+def quoted_without_commas(line: str) -> str:
+    """Replace commas inside quoted chord symbols and annotations (``"^Lento, etwas"``)
+    with spaces.
+
+    music21's ABC reader (10.5) fails on a whole voice when a quoted string holds a comma
+    ("Cannot make a step out of '^'"); the text is never played, and RhythGen's Lieder
+    output writes tempo words such as ``"^Lento, etwas lang"``.
+    """
+    if _HEADER_FIELD.match(line) or line.startswith("%"):
+        return line
+    return _QUOTED.sub(lambda m: m.group(0).replace(",", " "), line)
+
+
 def _abc_to_score(text: str):
     """Parse ABC voice by voice into a music21 Score (one part per voice)."""
     from music21 import converter, stream
@@ -230,7 +246,8 @@ def _abc_to_score(text: str):
         if not any(ln.strip() and not ln.startswith("%") for ln in body):
             continue
         # the K: line comes last in an ABC header; clef attributes of the voice follow it
-        tune = "\n".join(header + [visible_rests(ln) for ln in body]) + "\n"
+        tune = "\n".join(header + [quoted_without_commas(visible_rests(ln))
+                                   for ln in body]) + "\n"
         try:
             parsed = converter.parse(tune, format="abc")
         except Exception as exc:  # music21's ABC parser raises many unrelated types
