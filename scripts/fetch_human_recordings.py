@@ -46,6 +46,11 @@ PACKAGES: tuple[tuple[str, str, str, str], ...] = (
     ("frozen-bubble-data", "test", "GPL-2", "game pop"),
     ("scorched3d-data", "test", "GPL-2+", "game orchestral / rock"),
     ("warzone2100-music", "test", "GPL-2+ / CC0-1.0", "electronic / orchestral (Opus)"),
+    # Added after the first fit, to a split nobody had looked at: the "test" packages above
+    # had been inspected while the line was developed, so their rate is not a clean estimate.
+    ("supertux-data", "test-fresh", "GPL-2+ (data/music)", "game soundtrack"),
+    ("flare-game", "test-fresh", "CC-BY-SA-3.0+", "game soundtrack"),
+    ("freedroidrpg-data", "test-fresh", "GPL-2+", "game soundtrack"),
 )
 
 AUDIO_SUFFIXES = (".ogg", ".oga", ".opus", ".mp3", ".flac", ".wav")
@@ -104,7 +109,7 @@ def card(rows: list[dict]) -> str:
     ]
     for r in rows:
         lines.append(f"| {r['package']} | {r['version']} | {r['split']} | {r['licence']} | {r['genre']} | {len(r['files'])} |")
-    totals = {s: sum(len(r["files"]) for r in rows if r["split"] == s) for s in ("train", "validation", "test")}
+    totals = {s: sum(len(r["files"]) for r in rows if r["split"] == s) for s in ("train", "validation", "test", "test-fresh")}
     lines += ["", "Files per split: " + ", ".join(f"{k} {v}" for k, v in totals.items()) + ".", ""]
     return "\n".join(lines)
 

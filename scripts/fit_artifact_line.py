@@ -33,18 +33,26 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--model-dir", type=Path, default=ROOT / "musicbrain_cli" / "artifacts" / "default")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--seed", type=int, default=22)
+    ap.add_argument("--splits", nargs="+", default=None, help="corpus: build only these splits")
     args = ap.parse_args(argv)
     t0 = time.time()
     log = lambda msg: print(f"[{time.time() - t0:7.1f}s] {msg}", flush=True)  # noqa: E731
     if args.step == "corpus":
         from musicbrain_cli.artifacts.corpus import build_corpus
 
-        items = build_corpus(args.out, debian_root=args.debian, midi_root=args.midis, seed=args.seed, log=log)
+        from musicbrain_cli.artifacts.corpus import SPLITS
+
+        items = build_corpus(args.out, debian_root=args.debian, midi_root=args.midis, seed=args.seed,
+                             splits=tuple(args.splits or SPLITS), log=log)
         log(f"{len(items)} items")
     elif args.step == "features":
         from musicbrain_cli.artifacts.corpus import extract_features
 
-        items = json.loads((args.out / "items.json").read_text())
+        items, seen = [], set()
+        for item in json.loads((args.out / "items.json").read_text()):
+            if item["path"] not in seen:  # one file, one row (ids that collided wrote one file)
+                seen.add(item["path"])
+                items.append(item)
         rows = extract_features(items, workers=args.workers)
         (args.out / "features.json").write_text(json.dumps(rows))
         log(f"features of {len(rows)} items")

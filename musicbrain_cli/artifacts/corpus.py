@@ -133,7 +133,8 @@ def human_clips(root: Path, split: str, *, per_file: int, clip_s: float = CLIP_S
                 clip = y[i:i + n]
                 if np.sqrt(np.mean(clip.astype(np.float64) ** 2)) < 1e-3:
                     continue  # near-silent stretch
-                yield f"{row['package']}/{Path(rel).stem}/{j}", row["package"], clip, rate
+                # The parent folder is part of the id: some packages name every song's file alike.
+                yield f"{row['package']}/{Path(rel).parent.name}-{Path(rel).stem}/{j}", row["package"], clip, rate
 
 
 def _load_native(path: Path) -> tuple[np.ndarray, int]:
@@ -160,7 +161,7 @@ def render_clips(midi_root: Path, split: str, *, count: int, clip_s: float = CLI
     def split_of(p: Path) -> str:
         h = _seed("split", p.name) % 100
         return "train" if h < 70 else "validation" if h < 85 else "test"
-    chosen = [p for p in files if split_of(p) == split]
+    chosen = [p for p in files if split_of(p) == split] if count else []
     rng = np.random.default_rng(_seed(seed, "render", split))
     rng.shuffle(chosen)
     made = 0
@@ -203,31 +204,41 @@ def decoder_specs(split: str, *, seed: int = 22) -> list:
     return specs
 
 
+SPLITS = ("train", "validation", "test", "test-fresh")
+
+
 def build_corpus(out: Path, *, debian_root: Path, midi_root: Path, seed: int = 22,
-                 log=lambda msg: None) -> list[Item]:
-    """Write the whole corpus under ``out`` and return its items (also in ``out/items.json``)."""
+                 splits: tuple[str, ...] = SPLITS, log=lambda msg: None) -> list[Item]:
+    """Write the corpus of ``splits`` under ``out``; returns the items of every split built so
+    far (``out/items.json`` is updated: items of other splits already there are kept).
+
+    ``test-fresh`` is human recordings only: packages added after the first fit, so that the
+    false-accusation rate is also measured on recordings no one looked at while developing.
+    """
     import torch
 
     from musicbrain_cli.artifacts.synth import build, decode
 
     torch.set_num_threads(1)
-    per_file = {"train": 2, "validation": 3, "test": 3}
-    renders = {"train": 30, "validation": 10, "test": 10}
-    items: list[Item] = []
-    for split in ("train", "validation", "test"):
+    per_file = {"train": 2, "validation": 3, "test": 3, "test-fresh": 3}
+    renders = {"train": 30, "validation": 10, "test": 10, "test-fresh": 0}
+    index = out / "items.json"
+    items: list[Item] = [Item(**d) for d in json.loads(index.read_text()) if d["split"] not in splits] \
+        if index.is_file() else []
+    for split in splits:
         rng = np.random.default_rng(_seed(seed, "transforms", split))
         names = sorted(TRANSFORMS)
         pool: list[tuple[str, str, np.ndarray, int]] = []
         for cid, source, y, rate in list(human_clips(debian_root, split, per_file=per_file[split], seed=seed)) + \
                 list(render_clips(midi_root, split, count=renders[split], seed=seed)):
             pool.append((cid, source, y, rate))
-            for transform in ("flac", names[int(rng.integers(len(names)))]):
+            for transform in sorted({"flac", names[int(rng.integers(len(names)))]}):
                 stem = out / split / "human" / f"{cid.replace('/', '__')}__{transform}"
                 stem.parent.mkdir(parents=True, exist_ok=True)
                 path = write_upload(stem, y, rate, transform)
                 items.append(Item(f"{split}/human/{cid}/{transform}", split, 0, source, "human", "", transform, str(path)))
         log(f"{split}: {len(pool)} human clips")
-        for spec in decoder_specs(split, seed=seed):
+        for spec in decoder_specs(split, seed=seed) if split != "test-fresh" else ():
             per_decoder = 3 if split == "train" else 2
             picks = rng.choice(len(pool), size=min(per_decoder + 4, len(pool)), replace=False)
             src = [resample(pool[i][2], pool[i][3], spec.rate) for i in picks]
@@ -242,7 +253,7 @@ def build_corpus(out: Path, *, debian_root: Path, midi_root: Path, seed: int = 2
                 items.append(Item(f"{split}/ai/{spec.name}/{cid}/{transform}", split, 1, source, spec.family,
                                   spec.name, transform, str(path)))
             log(f"{split}: {spec.name}")
-    (out / "items.json").write_text(json.dumps([asdict(i) for i in items], indent=0))
+    index.write_text(json.dumps([asdict(i) for i in items], indent=0))
     return items
 
 
@@ -256,14 +267,13 @@ def extract_features(items: list[dict], *, workers: int = 2) -> list[dict]:
 
 def _features_of(item: dict) -> dict:
     from musicbrain_cli.artifacts import spectrum
-    from musicbrain_cli.artifacts.detector import FEATURES, ArtifactDetector, analyse_samples, comb_features
+    from musicbrain_cli.artifacts.detector import analyse_samples, applicability, comb_features
 
     y, rate = spectrum.read_native(item["path"])
     peak = float(np.max(np.abs(y))) if y.size else 0.0
-    probe = ArtifactDetector.__new__(ArtifactDetector)
     a = analyse_samples(y, rate)
-    reason = ArtifactDetector.applicability(probe, duration_s=y.size / rate, sample_rate=rate, peak=peak,
-                                            bandwidth_hz=a.spectrum.bandwidth_hz)
+    reason = applicability(duration_s=y.size / rate, sample_rate=rate, peak=peak,
+                           bandwidth_hz=a.spectrum.bandwidth_hz)
     out = dict(item)
     out["na"] = reason
     out["features"] = [float(v) for v in comb_features(a)]

@@ -40,8 +40,8 @@ MODEL_FILE, CARD_FILE = "model.json", "card.json"
 #: SHA-256 of the shipped files, checked on load (a swapped classifier changes verdicts).
 SHIPPED_SHA256: dict[str, dict[str, str]] = {
     "default": {
-        MODEL_FILE: "0000000000000000000000000000000000000000000000000000000000000000",
-        CARD_FILE: "0000000000000000000000000000000000000000000000000000000000000000",
+        MODEL_FILE: "e39be52c3e8e673bced3a05139973fbfde374110f7203902c1ddc824e680b70f",
+        CARD_FILE: "b968abef3a1fabbce0111f052f06c3e34f5e7f40eb1bf6cfb92aae96aa3ff2f9",
     },
 }
 
@@ -54,7 +54,15 @@ MIN_PEAK = 1e-4           # -80 dBFS: effectively silent, the residue is quantis
 MAX_FIGURE_POINTS = 2000
 
 FEATURES = ("comb_log10_p", "log_teeth", "coverage", "high_share", "tooth_prominence_db",
-            "peak_density_per_khz", "residue_p99_db", "fits_decoder_rate")
+            "peak_density_per_khz", "residue_p99_db", "fits_decoder_rate", "off_pitch")
+_NOTES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+
+
+def nearest_note(hz: float) -> tuple[str, float]:
+    """The 12-TET note (A4 = 440 Hz) nearest to ``hz`` and the offset from it in cents."""
+    midi = 69 + 12 * math.log2(hz / 440.0)
+    m = int(round(midi))
+    return f"{_NOTES[m % 12]}{m // 12 - 1}", 100.0 * (midi - m)
 
 
 @dataclass(frozen=True)
@@ -85,7 +93,13 @@ def comb_features(a: CombAnalysis) -> np.ndarray:
     Position-free by design: strength of the comb (binomial tail), its teeth count and
     coverage of the band, whether it reaches the upper half of the band (a harmonic series
     of a note decays; a decoder's lines do not), the teeth's prominence, how peaky the
-    residue is overall, and whether some decoder rate divided by the spacing is an integer.
+    residue is overall, whether some decoder rate divided by the spacing is an integer, and
+    how far the spacing is from a musical pitch (``off_pitch``: cents from the nearest
+    12-TET note / 50, so 0 on a note and 1 half-way between). A held note or drone is a
+    harmonic series with its pitch as spacing, the human confound closest to a decoder's
+    comb (synth drones in game music do this); a decoder's spacing ``rate / s`` has no
+    reason to fall on A440 tuning. All are 0 when there is no comb, and "more AI-like" when
+    larger, so the classifier can be constrained monotone (see :mod:`.fit`).
     """
     c = a.comb
     band = (a.spectrum.freqs_hz > 0) & (a.spectrum.freqs_hz <= a.f_max_hz)
@@ -99,6 +113,7 @@ def comb_features(a: CombAnalysis) -> np.ndarray:
         1000.0 * a.peaks.hz.size / max(a.f_max_hz, 1.0),
         p99,
         1.0 if a.factors else 0.0,
+        abs(nearest_note(c.spacing_hz)[1]) / 50.0 if c.spacing_hz else 0.0,
     ], dtype=np.float64)
 
 
@@ -165,6 +180,20 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def applicability(*, duration_s: float, sample_rate: int, peak: float,
+                  bandwidth_hz: float | None = None) -> str | None:
+    """``None`` when the line applies, else the plain-English reason it does not."""
+    if peak < MIN_PEAK:
+        return f"the audio is effectively silent (peak {20 * math.log10(max(peak, 1e-12)):.0f} dBFS)"
+    if duration_s < MIN_DURATION_S:
+        return f"too short for a stable average spectrum ({duration_s:.1f} s < {MIN_DURATION_S:g} s)"
+    if sample_rate < MIN_RATE_HZ:
+        return f"sample rate {sample_rate} Hz is below the {MIN_RATE_HZ} Hz the line was trained on"
+    if bandwidth_hz is not None and bandwidth_hz < MIN_BANDWIDTH_HZ:
+        return f"audio bandwidth {bandwidth_hz:.0f} Hz is below {MIN_BANDWIDTH_HZ:.0f} Hz (too band-limited)"
+    return None
+
+
 class ArtifactDetector:
     """The fitted artifact line: features -> calibrated P(AI) -> operating point."""
 
@@ -221,19 +250,6 @@ class ArtifactDetector:
     def p_ai(self, features: np.ndarray) -> float:
         return _sigmoid(self.logit(features))
 
-    def applicability(self, *, duration_s: float, sample_rate: int, peak: float,
-                      bandwidth_hz: float | None = None) -> str | None:
-        """``None`` when the line applies, else the plain-English reason it does not."""
-        if peak < MIN_PEAK:
-            return f"the audio is effectively silent (peak {20 * math.log10(max(peak, 1e-12)):.0f} dBFS)"
-        if duration_s < MIN_DURATION_S:
-            return f"too short for a stable average spectrum ({duration_s:.1f} s < {MIN_DURATION_S:g} s)"
-        if sample_rate < MIN_RATE_HZ:
-            return f"sample rate {sample_rate} Hz is below the {MIN_RATE_HZ} Hz the line was trained on"
-        if bandwidth_hz is not None and bandwidth_hz < MIN_BANDWIDTH_HZ:
-            return f"audio bandwidth {bandwidth_hz:.0f} Hz is below {MIN_BANDWIDTH_HZ:.0f} Hz (too band-limited)"
-        return None
-
     def _not_applicable(self, reason: str, **extra) -> ArtifactFinding:
         return ArtifactFinding(applicable=False, reason=reason, p_ai=None, threshold=self.threshold, says_ai=False,
                                peaks_hz=(), spacing_hz=None, teeth=0, expected_teeth=0, upsampling_factors={},
@@ -248,11 +264,11 @@ class ArtifactDetector:
             raise ConfigError(f"samples must be mono [shape=(n,)], got shape {y.shape}")
         peak = float(np.max(np.abs(y))) if y.size else 0.0
         duration = y.size / sample_rate
-        reason = self.applicability(duration_s=duration, sample_rate=sample_rate, peak=peak)
+        reason = applicability(duration_s=duration, sample_rate=sample_rate, peak=peak)
         if reason is not None:
             return self._not_applicable(reason, sample_rate=int(sample_rate), analysed_s=round(duration, 3))
         a = analyse_samples(y, sample_rate)
-        reason = self.applicability(duration_s=duration, sample_rate=sample_rate, peak=peak,
+        reason = applicability(duration_s=duration, sample_rate=sample_rate, peak=peak,
                                     bandwidth_hz=a.spectrum.bandwidth_hz)
         if reason is not None:
             return self._not_applicable(reason, sample_rate=int(sample_rate), analysed_s=round(duration, 3),
@@ -304,6 +320,10 @@ def explain(a: CombAnalysis, p_ai: float, threshold: float) -> str:
     phys = (f" Lines at k x {c.spacing_hz:.2f} Hz are what an upsampling decoder leaves: its output repeats every "
             f"upsampling-factor samples, and {c.spacing_hz:.2f} Hz = " + (fits if fits else "no common decoder rate "
             "divided by a whole number") + ".")
+    note, cents = nearest_note(c.spacing_hz)
+    if abs(cents) <= 15:
+        phys += (f" {c.spacing_hz:.2f} Hz is also within {abs(cents):.0f} cents of the note {note}: a held note's "
+                 "harmonics give the same pattern.")
     if p_ai >= threshold:
         tail = f" P(AI) {p_ai:.2f} is at or above the operating point {threshold:.2f}: evidence of a neural decoder."
     else:
