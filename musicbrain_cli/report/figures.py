@@ -203,3 +203,44 @@ def fmgcam_figure(spectrogram_db: np.ndarray, saliency: np.ndarray, labels: Sequ
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7,
               frameon=False, title="saliency of", title_fontsize=7)
     return _png(fig)
+
+
+def residue_figure(finding) -> bytes:
+    """PNG of the decoder-artifact line's residue with the comb's peaks marked, in Hz.
+
+    ``finding`` is an :class:`musicbrain_cli.artifacts.detector.ArtifactFinding` (or its
+    ``to_dict()``): ``residue_hz`` / ``residue_db`` (the average spectrum minus its lower
+    envelope, dB), ``peaks_hz`` (the comb's teeth), ``spacing_hz`` and
+    ``upsampling_factors``. The x axis is linear in Hz so the equal spacing of decoder lines
+    is visible and each line can be checked with any spectrum analyser at the stated
+    frequencies (Afchar et al., ISMIR 2025).
+    """
+    d = finding.to_dict() if hasattr(finding, "to_dict") else dict(finding)
+    hz = np.asarray(d.get("residue_hz") or (), dtype=np.float64)
+    db = np.asarray(d.get("residue_db") or (), dtype=np.float64)
+    teeth = np.asarray(d.get("peaks_hz") or (), dtype=np.float64)
+    if hz.ndim != 1 or hz.shape != db.shape or hz.size == 0:
+        raise ReportError(f"residue figure needs equal non-empty residue_hz and residue_db, got "
+                          f"{hz.shape} and {db.shape} (was the line applicable?)")
+    if not (np.isfinite(hz).all() and np.isfinite(db).all() and np.isfinite(teeth).all()):
+        raise ReportError("residue figure: residue or peaks contain NaN or infinite values")
+    fig = _new_figure(7.0, 2.6)
+    ax = fig.add_subplot()
+    ax.plot(hz / 1000.0, db, color="0.35", lw=0.6, label="residue above lower envelope")
+    if teeth.size:
+        # Mark each tooth at the residue's value nearest to it (the figure's reduced axis).
+        at = db[np.clip(np.searchsorted(hz, teeth), 0, hz.size - 1)]
+        ax.plot(teeth / 1000.0, np.maximum(at, db.max() * 0.02), "v", color="#D55E00", ms=3.5,
+                label=f"{teeth.size} comb peaks")
+    spacing = d.get("spacing_hz")
+    factors = d.get("upsampling_factors") or {}
+    if spacing:
+        fits = ", ".join(f"{int(r) / 1000:g} kHz/{m}" for r, m in sorted(factors.items(), key=lambda kv: int(kv[0])))
+        note = f"spacing {spacing:.2f} Hz" + (f" = {fits}" if fits else "")
+        ax.set_title(_plain(note), fontsize=8)
+    ax.set_xlim(0.0, hz[-1] / 1000.0)
+    ax.set_xlabel("frequency (kHz)")
+    ax.set_ylabel("residue (dB)")
+    ax.grid(True, color="0.9", lw=0.5)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False)
+    return _png(fig)

@@ -1,0 +1,282 @@
+"""The artifact line's training corpus, made here: human clips, the same clips decoded, re-encoded.
+
+Human class (issue 22, item 2): clips of real recordings from the Debian music packages
+listed by ``scripts/fetch_human_recordings.py`` (split by package, see its data card), plus
+FluidSynth renderings of MusicNet score MIDIs (split by piece). AI class: the same split's
+human clips passed through the synthetic decoders of :mod:`synth`. Every item, human or
+AI, is written as an upload would be (FLAC, MP3, AAC, Opus, sometimes resampled first) and
+its features are read back through the forensic path (:func:`detector.analyse` on the file),
+so training sees exactly what a scan sees.
+
+Nothing here is used at scan time; torch is imported lazily by :func:`build_corpus`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import zlib
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from musicbrain_cli.audio_encode import Format, encode_audio
+
+#: Clip length, seconds: > 50 Welch frames at 44.1 kHz, short enough for a CPU-sized corpus.
+CLIP_S = 12.0
+#: Uploads: (name, resample-to rate or None, encoder). Bit rates are common streaming ones.
+TRANSFORMS: dict[str, tuple[int | None, Format | None]] = {
+    "flac": (None, Format("flac", "flac")),
+    "mp3_128": (None, Format("mp3", "libmp3lame", bit_rate=128_000)),
+    "mp3_192": (None, Format("mp3", "libmp3lame", bit_rate=192_000)),
+    "mp3_320": (None, Format("mp3", "libmp3lame", bit_rate=320_000)),
+    "aac_128": (None, Format("mp4", "aac", bit_rate=128_000)),
+    "aac_256": (None, Format("mp4", "aac", bit_rate=256_000)),
+    "opus_96": (None, Format("ogg", "libopus", rate=48000, bit_rate=96_000)),
+    "opus_160": (None, Format("ogg", "libopus", rate=48000, bit_rate=160_000)),
+    "rs44100_mp3": (44100, Format("mp3", "libmp3lame", bit_rate=192_000)),
+    "rs48000_aac": (48000, Format("mp4", "aac", bit_rate=192_000)),
+    "rs44100_flac": (44100, Format("flac", "flac")),
+    "rs24000_flac": (24000, Format("flac", "flac")),
+    "rs22050_mp3": (22050, Format("mp3", "libmp3lame", bit_rate=128_000)),
+    "rs16000_flac": (16000, Format("flac", "flac")),
+}
+_EXT = {"flac": "flac", "mp3": "mp3", "mp4": "m4a", "ogg": "opus"}
+
+#: Decoder stride sets: (strides, output rate). Products 64..1024 at the common codec and
+#: vocoder rates: DAC-44k (8,8,4,2 @ 44.1k), EnCodec-24k (8,5,4,2 @ 24k), HiFi-GAN (8,8,2,2 @
+#: 22.05k), MusicGen's 32 kHz EnCodec (8,5,4,4 @ 32k), DAC-16k (8,5,4,2 @ 16k), 48 kHz EnCodec
+#: (8,5,4,2 @ 48k)...
+STRIDE_SETS: tuple[tuple[tuple[int, ...], int], ...] = (
+    ((8, 8, 4, 2), 44100),
+    ((8, 8, 2, 2), 22050),
+    ((8, 5, 4, 4), 32000),
+    ((4, 4, 4), 16000),
+    ((8, 4, 4, 2, 2), 44100),
+    ((6, 5, 4, 2), 48000),
+    ((4, 4, 4, 4), 24000),
+    ((8, 5, 4, 2), 24000),  # held out of fitting in the generalisation experiment
+)
+HELD_OUT_STRIDES = ((8, 5, 4, 2), 24000)
+HELD_OUT_FAMILY = "istft"
+
+
+@dataclass(frozen=True)
+class Item:
+    """One corpus file and what it is."""
+
+    id: str
+    split: str            # train | validation | test
+    label: int            # 1 = decoded (AI), 0 = human
+    source: str           # debian package, or "musicnet-render"
+    family: str           # decoder family, or "human"
+    decoder: str          # DecoderSpec.name, or ""
+    transform: str
+    path: str
+
+
+def _seed(*parts) -> int:
+    return zlib.crc32("/".join(map(str, parts)).encode())
+
+
+def resample(y: np.ndarray, rate: int, target: int) -> np.ndarray:
+    """Polyphase resampling (scipy ``resample_poly``, Kaiser window) of ``y`` from ``rate`` to ``target``."""
+    from scipy.signal import resample_poly
+
+    if rate == target:
+        return y
+    f = Fraction(target, rate)
+    return resample_poly(y.astype(np.float64), f.numerator, f.denominator).astype(np.float32)
+
+
+def write_upload(path_stem: Path, y: np.ndarray, rate: int, transform: str) -> Path:
+    """Write ``y`` at ``rate`` as the upload ``transform`` (see :data:`TRANSFORMS`); returns the path."""
+    target, fmt = TRANSFORMS[transform]
+    if target is not None:
+        y, rate = resample(y, rate, target), target
+    if fmt.codec == "libmp3lame" and rate not in (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000):
+        y, rate = resample(y, rate, 44100), 44100
+    path = path_stem.with_suffix("." + _EXT[fmt.container])
+    peak = float(np.max(np.abs(y))) or 1.0
+    encode_audio(path, np.clip(y / peak * 0.89, -1, 1), rate, spec=fmt)
+    return path
+
+
+def human_clips(root: Path, split: str, *, per_file: int, clip_s: float = CLIP_S,
+                seed: int = 22) -> Iterator[tuple[str, str, np.ndarray, int]]:
+    """``(clip id, package, y [shape=(n,)], native rate)`` from the Debian recordings of ``split``.
+
+    Clips start at seeded random offsets after the first 5 s (intros are often silent).
+    """
+    from musicbrain_cli import audio
+    from musicbrain_cli.errors import AudioDecodeError
+
+    manifest = json.loads((root / "manifest.json").read_text())
+    for row in manifest:
+        if row["split"] != split:
+            continue
+        for rel in row["files"]:
+            try:
+                y, rate = _load_native(root / rel)
+            except AudioDecodeError:
+                continue
+            n = int(clip_s * rate)
+            if y.size < n + 5 * rate:
+                continue
+            rng = np.random.default_rng(_seed(seed, rel))
+            for j in range(per_file):
+                i = int(rng.integers(5 * rate, y.size - n + 1))
+                clip = y[i:i + n]
+                if np.sqrt(np.mean(clip.astype(np.float64) ** 2)) < 1e-3:
+                    continue  # near-silent stretch
+                # The parent folder is part of the id: some packages name every song's file alike.
+                yield f"{row['package']}/{Path(rel).parent.name}-{Path(rel).stem}/{j}", row["package"], clip, rate
+
+
+def _load_native(path: Path) -> tuple[np.ndarray, int]:
+    from musicbrain_cli import audio
+
+    info = audio.probe(path)
+    return audio.load_audio(path, sample_rate=info.sample_rate, max_duration_s=240.0), info.sample_rate
+
+
+def render_clips(midi_root: Path, split: str, *, count: int, clip_s: float = CLIP_S,
+                 seed: int = 22) -> Iterator[tuple[str, str, np.ndarray, int]]:
+    """FluidSynth renderings of MusicNet score MIDIs: the piece's first ``clip_s`` seconds.
+
+    Pieces are split by a hash of their file name (70/15/15 %), rates 44.1 or 48 kHz and
+    the SoundFont are drawn per piece; ``count`` pieces of the split are rendered.
+    """
+    import pretty_midi
+
+    from musicbrain_cli.errors import RenderError
+    from musicbrain_cli.training.render import available_soundfonts, render_midi
+
+    fonts = available_soundfonts()
+    files = sorted(midi_root.rglob("*.mid"))
+    def split_of(p: Path) -> str:
+        h = _seed("split", p.name) % 100
+        return "train" if h < 70 else "validation" if h < 85 else "test"
+    chosen = [p for p in files if split_of(p) == split] if count else []
+    rng = np.random.default_rng(_seed(seed, "render", split))
+    rng.shuffle(chosen)
+    made = 0
+    for p in chosen:
+        if made >= count:
+            break
+        try:
+            midi = pretty_midi.PrettyMIDI(str(p))
+        except Exception:  # noqa: BLE001 - a broken score MIDI is skipped, never fatal
+            continue
+        for inst in midi.instruments:
+            inst.notes = [n for n in inst.notes if n.start < clip_s + 1]
+        rate = int(rng.choice([44100, 48000]))
+        font = fonts[int(rng.integers(len(fonts)))]
+        try:
+            y = render_midi(midi, font, sample_rate=rate, seed=made)
+        except RenderError:
+            continue
+        n = int(clip_s * rate)
+        if y.size < n:
+            continue
+        made += 1
+        yield f"musicnet/{p.stem}", "musicnet-render", y[:n], rate
+
+
+def decoder_specs(split: str, *, seed: int = 22) -> list:
+    """The synthetic decoders of ``split``: every family x stride set, random and trained.
+
+    Train gets every combination; validation and test get fresh seeds of the same grid
+    (a decoder instance is never shared between splits). Trained decoders run 60 Adam steps.
+    """
+    from musicbrain_cli.artifacts.synth import FAMILIES, DecoderSpec
+
+    specs = []
+    for family in FAMILIES:
+        for strides, rate in STRIDE_SETS:
+            for steps in (0, 60):
+                specs.append(DecoderSpec(family, strides, rate, steps=steps, channels=16,
+                                         seed=_seed(seed, split, family, strides, rate, steps) % (2**31)))
+    return specs
+
+
+SPLITS = ("train", "validation", "test", "test-fresh")
+
+
+def build_corpus(out: Path, *, debian_root: Path, midi_root: Path, seed: int = 22,
+                 splits: tuple[str, ...] = SPLITS, log=lambda msg: None) -> list[Item]:
+    """Write the corpus of ``splits`` under ``out``; returns the items of every split built so
+    far (``out/items.json`` is updated: items of other splits already there are kept).
+
+    ``test-fresh`` is human recordings only: packages added after the first fit, so that the
+    false-accusation rate is also measured on recordings no one looked at while developing.
+    """
+    import torch
+
+    from musicbrain_cli.artifacts.synth import build, decode
+
+    torch.set_num_threads(1)
+    per_file = {"train": 2, "validation": 3, "test": 3, "test-fresh": 3}
+    renders = {"train": 30, "validation": 10, "test": 10, "test-fresh": 0}
+    index = out / "items.json"
+    items: list[Item] = [Item(**d) for d in json.loads(index.read_text()) if d["split"] not in splits] \
+        if index.is_file() else []
+    for split in splits:
+        rng = np.random.default_rng(_seed(seed, "transforms", split))
+        names = sorted(TRANSFORMS)
+        pool: list[tuple[str, str, np.ndarray, int]] = []
+        for cid, source, y, rate in list(human_clips(debian_root, split, per_file=per_file[split], seed=seed)) + \
+                list(render_clips(midi_root, split, count=renders[split], seed=seed)):
+            pool.append((cid, source, y, rate))
+            for transform in sorted({"flac", names[int(rng.integers(len(names)))]}):
+                stem = out / split / "human" / f"{cid.replace('/', '__')}__{transform}"
+                stem.parent.mkdir(parents=True, exist_ok=True)
+                path = write_upload(stem, y, rate, transform)
+                items.append(Item(f"{split}/human/{cid}/{transform}", split, 0, source, "human", "", transform, str(path)))
+        log(f"{split}: {len(pool)} human clips")
+        for spec in decoder_specs(split, seed=seed) if split != "test-fresh" else ():
+            per_decoder = 3 if split == "train" else 2
+            picks = rng.choice(len(pool), size=min(per_decoder + 4, len(pool)), replace=False)
+            src = [resample(pool[i][2], pool[i][3], spec.rate) for i in picks]
+            model = build(spec, src[per_decoder:] or src)  # trained on other clips than it decodes
+            for i, y in zip(picks[:per_decoder], src[:per_decoder]):
+                cid, source = pool[i][0], pool[i][1]
+                z = decode(model, y)
+                transform = names[int(rng.integers(len(names)))]
+                stem = out / split / "ai" / f"{spec.name}__{cid.replace('/', '__')}__{transform}"
+                stem.parent.mkdir(parents=True, exist_ok=True)
+                path = write_upload(stem, z, spec.rate, transform)
+                items.append(Item(f"{split}/ai/{spec.name}/{cid}/{transform}", split, 1, source, spec.family,
+                                  spec.name, transform, str(path)))
+            log(f"{split}: {spec.name}")
+    index.write_text(json.dumps([asdict(i) for i in items], indent=0))
+    return items
+
+
+def extract_features(items: list[dict], *, workers: int = 2) -> list[dict]:
+    """Each item with ``features`` (or ``na`` with the reason) read back from its file."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(_features_of, items, chunksize=8))
+
+
+def _features_of(item: dict) -> dict:
+    from musicbrain_cli.artifacts import spectrum
+    from musicbrain_cli.artifacts.detector import analyse_samples, applicability, comb_features
+
+    y, rate = spectrum.read_native(item["path"])
+    peak = float(np.max(np.abs(y))) if y.size else 0.0
+    a = analyse_samples(y, rate)
+    reason = applicability(duration_s=y.size / rate, sample_rate=rate, peak=peak,
+                           bandwidth_hz=a.spectrum.bandwidth_hz)
+    out = dict(item)
+    out["na"] = reason
+    out["features"] = [float(v) for v in comb_features(a)]
+    out["spacing_hz"] = a.comb.spacing_hz
+    out["rate"] = rate
+    return out

@@ -1,0 +1,332 @@
+"""The decoder-artifact evidence line: path -> :class:`ArtifactFinding`.
+
+::
+
+    detector = ArtifactDetector.from_pretrained("default")
+    finding = detector.analyse("song.mp3")      # frozen, finding.to_dict() is JSON-safe
+
+Stages: :func:`spectrum.read_native` (isolated decoder, native rate) ->
+:func:`spectrum.average_spectrum` (Welch average, residue above the lower envelope) ->
+:func:`peaks.find_peaks` and :func:`peaks.comb_scan` (periodic peaks, their spacing) ->
+:func:`comb_features` (numbers that say how strong and how decoder-like the comb is, never
+WHERE it is, so the line does not learn one generator's peak positions) -> a logistic
+regression stored as JSON numbers, Platt-recalibrated on validation recordings, with an
+operating point set for at most 0.5 % false accusations on human validation recordings.
+
+The model shipped in ``default/`` was produced by ``scripts/fit_artifact_line.py`` (the
+command, seed and data card are in ``default/card.json``); its SHA-256 is pinned in
+:data:`SHIPPED_SHA256` and checked on load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from musicbrain_cli.artifacts import peaks as _peaks
+from musicbrain_cli.artifacts import spectrum as _spectrum
+from musicbrain_cli.errors import ConfigError, ModelLoadError, SilentAudioError, ZeroLengthAudioError
+
+LINE = "artifacts"
+PACKAGE_DIR = Path(__file__).resolve().parent
+MODEL_FILE, CARD_FILE = "model.json", "card.json"
+#: SHA-256 of the shipped files, checked on load (a swapped classifier changes verdicts).
+SHIPPED_SHA256: dict[str, dict[str, str]] = {
+    "default": {
+        MODEL_FILE: "e39be52c3e8e673bced3a05139973fbfde374110f7203902c1ddc824e680b70f",
+        CARD_FILE: "b968abef3a1fabbce0111f052f06c3e34f5e7f40eb1bf6cfb92aae96aa3ff2f9",
+    },
+}
+
+#: In-domain limits: below these the line says "not applicable", never "human".
+MIN_DURATION_S = 5.0      # fewer than ~25 Welch frames at 44.1 kHz: the average is too noisy
+MIN_RATE_HZ = 16000       # the lowest output rate of the decoders the line was trained on
+MIN_BANDWIDTH_HZ = 4000.0  # a telephone-band file has no room for the upper teeth
+MIN_PEAK = 1e-4           # -80 dBFS: effectively silent, the residue is quantisation noise
+#: At most this many points of the residue go into a finding (for the report figure).
+MAX_FIGURE_POINTS = 2000
+
+FEATURES = ("comb_log10_p", "log_teeth", "coverage", "high_share", "tooth_prominence_db",
+            "peak_density_per_khz", "residue_p99_db", "fits_decoder_rate", "off_pitch")
+_NOTES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+
+
+def nearest_note(hz: float) -> tuple[str, float]:
+    """The 12-TET note (A4 = 440 Hz) nearest to ``hz`` and the offset from it in cents."""
+    midi = 69 + 12 * math.log2(hz / 440.0)
+    m = int(round(midi))
+    return f"{_NOTES[m % 12]}{m // 12 - 1}", 100.0 * (midi - m)
+
+
+@dataclass(frozen=True)
+class CombAnalysis:
+    """Everything the line measured on one signal before the classifier."""
+
+    spectrum: _spectrum.AverageSpectrum
+    peaks: _peaks.Peaks
+    comb: _peaks.Comb
+    factors: dict[int, int]
+    f_max_hz: float
+
+
+def analyse_samples(y: np.ndarray, sample_rate: int) -> CombAnalysis:
+    """Spectrum, peaks and comb of ``y [shape=(n,)]`` float at ``sample_rate`` Hz."""
+    spec = _spectrum.average_spectrum(y, sample_rate)
+    # Stop short of the lowpass edge of a lossy encoder or resampler: the edge is a cliff
+    # in the envelope and no part of a comb.
+    f_max = min(0.98 * spec.bandwidth_hz, 0.49 * sample_rate)
+    pk = _peaks.find_peaks(spec.freqs_hz, spec.residue_db, f_max_hz=f_max)
+    comb = _peaks.comb_scan(pk, bin_hz=spec.bin_hz, f_max_hz=f_max)
+    return CombAnalysis(spec, pk, comb, _peaks.upsampling_factors(comb, bin_hz=spec.bin_hz), f_max)
+
+
+def comb_features(a: CombAnalysis) -> np.ndarray:
+    """The classifier's input ``[shape=(len(FEATURES),)]`` float64, see :data:`FEATURES`.
+
+    Position-free by design: strength of the comb (binomial tail), its teeth count and
+    coverage of the band, whether it reaches the upper half of the band (a harmonic series
+    of a note decays; a decoder's lines do not), the teeth's prominence, how peaky the
+    residue is overall, whether some decoder rate divided by the spacing is an integer, and
+    how far the spacing is from a musical pitch (``off_pitch``: cents from the nearest
+    12-TET note / 50, so 0 on a note and 1 half-way between). A held note or drone is a
+    harmonic series with its pitch as spacing, the human confound closest to a decoder's
+    comb (synth drones in game music do this); a decoder's spacing ``rate / s`` has no
+    reason to fall on A440 tuning. All are 0 when there is no comb, and "more AI-like" when
+    larger, so the classifier can be constrained monotone (see :mod:`.fit`).
+    """
+    c = a.comb
+    band = (a.spectrum.freqs_hz > 0) & (a.spectrum.freqs_hz <= a.f_max_hz)
+    p99 = float(np.percentile(a.spectrum.residue_db[band], 99)) if band.any() else 0.0
+    return np.array([
+        min(c.log10_p, 300.0),
+        math.log1p(c.teeth),
+        c.coverage,
+        c.high_share,
+        c.tooth_prominence_db,
+        1000.0 * a.peaks.hz.size / max(a.f_max_hz, 1.0),
+        p99,
+        1.0 if a.factors else 0.0,
+        abs(nearest_note(c.spacing_hz)[1]) / 50.0 if c.spacing_hz else 0.0,
+    ], dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class ArtifactFinding:
+    """What the artifact line found in one file. :meth:`to_dict` is JSON-safe.
+
+    ``p_ai`` is calibrated (``None`` when not applicable); ``says_ai`` is ``p_ai >=
+    threshold``. ``peaks_hz`` are the comb's teeth (Hz), ``spacing_hz`` their spacing,
+    ``upsampling_factors`` maps a decoder output rate (Hz, as a string key) to the integer
+    factor ``rate / spacing`` where one fits. ``residue_hz`` / ``residue_db`` are the
+    residue reduced to at most :data:`MAX_FIGURE_POINTS` points (max within each block,
+    so no line is lost) for the report figure. ``error_rates`` are the line's measured
+    rates from its card, quoted beside the finding.
+    """
+
+    applicable: bool
+    reason: str | None
+    p_ai: float | None
+    threshold: float
+    says_ai: bool
+    peaks_hz: tuple[float, ...]
+    spacing_hz: float | None
+    teeth: int
+    expected_teeth: int
+    upsampling_factors: dict[str, int]
+    explanation: str
+    residue_hz: tuple[float, ...] = field(repr=False)
+    residue_db: tuple[float, ...] = field(repr=False)
+    sample_rate: int | None = None
+    bandwidth_hz: float | None = None
+    analysed_s: float | None = None
+    features: dict[str, float] = field(default_factory=dict)
+    model_sha256: str | None = None
+    error_rates: dict[str, Any] = field(default_factory=dict)
+    line: str = LINE
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        for k in ("peaks_hz", "residue_hz", "residue_db"):
+            d[k] = list(d[k])
+        return d
+
+
+def _reduce(freqs: np.ndarray, values: np.ndarray, max_points: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Max-pool ``values`` into at most ``max_points`` blocks (the frequency of each block's max)."""
+    n = values.size
+    if n == 0:
+        return (), ()
+    block = int(math.ceil(n / max_points))
+    m = (n // block) * block
+    v = values[:m].reshape(-1, block)
+    i = np.argmax(v, axis=1) + np.arange(v.shape[0]) * block
+    if m < n:
+        i = np.append(i, m + int(np.argmax(values[m:])))
+    return tuple(round(float(x), 3) for x in freqs[i]), tuple(round(float(x), 3) for x in values[i])
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def applicability(*, duration_s: float, sample_rate: int, peak: float,
+                  bandwidth_hz: float | None = None) -> str | None:
+    """``None`` when the line applies, else the plain-English reason it does not."""
+    if peak < MIN_PEAK:
+        return f"the audio is effectively silent (peak {20 * math.log10(max(peak, 1e-12)):.0f} dBFS)"
+    if duration_s < MIN_DURATION_S:
+        return f"too short for a stable average spectrum ({duration_s:.1f} s < {MIN_DURATION_S:g} s)"
+    if sample_rate < MIN_RATE_HZ:
+        return f"sample rate {sample_rate} Hz is below the {MIN_RATE_HZ} Hz the line was trained on"
+    if bandwidth_hz is not None and bandwidth_hz < MIN_BANDWIDTH_HZ:
+        return f"audio bandwidth {bandwidth_hz:.0f} Hz is below {MIN_BANDWIDTH_HZ:.0f} Hz (too band-limited)"
+    return None
+
+
+class ArtifactDetector:
+    """The fitted artifact line: features -> calibrated P(AI) -> operating point."""
+
+    def __init__(self, model: dict, card: dict | None = None, *, sha256: str | None = None) -> None:
+        try:
+            if list(model["features"]) != list(FEATURES):
+                raise ModelLoadError(f"artifact model features {model['features']!r} != {list(FEATURES)!r}")
+            self.mean = np.asarray(model["scaler"]["mean"], dtype=np.float64)
+            self.scale = np.asarray(model["scaler"]["scale"], dtype=np.float64)
+            self.coef = np.asarray(model["coef"], dtype=np.float64)
+            self.intercept = float(model["intercept"])
+            self.platt_a, self.platt_b = float(model["platt"]["a"]), float(model["platt"]["b"])
+            self.threshold = float(model["threshold"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelLoadError(f"artifact model is malformed: {exc!r}") from exc
+        shapes = {self.mean.shape, self.scale.shape, self.coef.shape}
+        if shapes != {(len(FEATURES),)} or not np.all(self.scale > 0) or not 0.0 < self.threshold <= 1.0:
+            raise ModelLoadError(f"artifact model has wrong shapes {shapes} or threshold {self.threshold!r}")
+        self.model = model
+        self.card = card or {}
+        self.sha256 = sha256
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | os.PathLike = "default") -> "ArtifactDetector":
+        """Load ``"default"`` (shipped, SHA-256 checked) or a directory with model.json and card.json."""
+        text = str(name_or_path)
+        shipped = text in SHIPPED_SHA256 and not Path(text).exists()
+        pinned = SHIPPED_SHA256[text] if shipped else None
+        directory = PACKAGE_DIR / text if shipped else Path(text).expanduser()
+        if not (directory / MODEL_FILE).is_file():
+            raise ModelLoadError(f"no artifact model at {str(directory / MODEL_FILE)!r}")
+        if pinned is not None:
+            for name, want in pinned.items():
+                got = _sha256(directory / name)
+                if got != want:
+                    raise ModelLoadError(
+                        f"{str(directory / name)!r} has SHA-256 {got}, expected {want}: the shipped artifact "
+                        "model was modified or corrupted; reinstall MusicBrain")
+        try:
+            model = json.loads((directory / MODEL_FILE).read_text())
+            card_path = directory / CARD_FILE
+            card = json.loads(card_path.read_text()) if card_path.is_file() else {}
+        except (OSError, ValueError) as exc:
+            raise ModelLoadError(f"cannot read the artifact model in {str(directory)!r}: {exc}") from exc
+        return cls(model, card, sha256=_sha256(directory / MODEL_FILE))
+
+    # --- scoring ------------------------------------------------------------------------
+
+    def logit(self, features: np.ndarray) -> float:
+        """Calibrated log-odds of AI for one feature vector ``[shape=(len(FEATURES),)]``."""
+        raw = float(np.dot(self.coef, (features - self.mean) / self.scale) + self.intercept)
+        return self.platt_a * raw + self.platt_b
+
+    def p_ai(self, features: np.ndarray) -> float:
+        return _sigmoid(self.logit(features))
+
+    def _not_applicable(self, reason: str, **extra) -> ArtifactFinding:
+        return ArtifactFinding(applicable=False, reason=reason, p_ai=None, threshold=self.threshold, says_ai=False,
+                               peaks_hz=(), spacing_hz=None, teeth=0, expected_teeth=0, upsampling_factors={},
+                               explanation=f"Decoder-artifact analysis not applicable: {reason}.",
+                               residue_hz=(), residue_db=(), model_sha256=self.sha256,
+                               error_rates=self.card.get("summary", {}), **extra)
+
+    def analyse_samples(self, y: np.ndarray, sample_rate: int) -> ArtifactFinding:
+        """The finding for in-memory samples ``y [shape=(n,)]`` at their native ``sample_rate``."""
+        y = np.asarray(y, dtype=np.float32)
+        if y.ndim != 1:
+            raise ConfigError(f"samples must be mono [shape=(n,)], got shape {y.shape}")
+        peak = float(np.max(np.abs(y))) if y.size else 0.0
+        duration = y.size / sample_rate
+        reason = applicability(duration_s=duration, sample_rate=sample_rate, peak=peak)
+        if reason is not None:
+            return self._not_applicable(reason, sample_rate=int(sample_rate), analysed_s=round(duration, 3))
+        a = analyse_samples(y, sample_rate)
+        reason = applicability(duration_s=duration, sample_rate=sample_rate, peak=peak,
+                                    bandwidth_hz=a.spectrum.bandwidth_hz)
+        if reason is not None:
+            return self._not_applicable(reason, sample_rate=int(sample_rate), analysed_s=round(duration, 3),
+                                        bandwidth_hz=round(a.spectrum.bandwidth_hz, 1))
+        x = comb_features(a)
+        p = self.p_ai(x)
+        says = p >= self.threshold
+        band = a.spectrum.freqs_hz <= a.f_max_hz
+        rhz, rdb = _reduce(a.spectrum.freqs_hz[band], a.spectrum.residue_db[band], MAX_FIGURE_POINTS)
+        c = a.comb
+        return ArtifactFinding(
+            applicable=True, reason=None, p_ai=round(p, 6), threshold=self.threshold, says_ai=bool(says),
+            peaks_hz=tuple(round(float(f), 2) for f in c.teeth_hz),
+            spacing_hz=None if c.spacing_hz is None else round(c.spacing_hz, 4),
+            teeth=c.teeth, expected_teeth=c.expected_teeth,
+            upsampling_factors={str(k): v for k, v in a.factors.items()},
+            explanation=explain(a, p, self.threshold),
+            residue_hz=rhz, residue_db=rdb, sample_rate=int(sample_rate),
+            bandwidth_hz=round(a.spectrum.bandwidth_hz, 1), analysed_s=round(a.spectrum.analysed_s, 3),
+            features={k: round(float(v), 6) for k, v in zip(FEATURES, x)},
+            model_sha256=self.sha256, error_rates=self.card.get("summary", {}),
+        )
+
+    def analyse(self, path: str | os.PathLike, *, max_duration_s: float = _spectrum.MAX_ANALYSIS_S,
+                timeout_s: float = 120.0) -> ArtifactFinding:
+        """The finding for the audio file at ``path`` (first ``max_duration_s`` seconds).
+
+        A silent or empty stream is "not applicable"; any other decode failure raises the
+        audio intake's typed :class:`~musicbrain_cli.errors.AudioDecodeError`.
+        """
+        try:
+            y, rate = _spectrum.read_native(path, max_duration_s=max_duration_s, timeout_s=timeout_s)
+        except (SilentAudioError, ZeroLengthAudioError) as exc:
+            return self._not_applicable(str(exc).split(": ", 1)[-1].rstrip("."))
+        return self.analyse_samples(y, rate)
+
+
+def explain(a: CombAnalysis, p_ai: float, threshold: float) -> str:
+    """One paragraph a reader can check with any spectrum analyser."""
+    c = a.comb
+    if c.spacing_hz is None or c.teeth < _peaks.MIN_TEETH:
+        return (f"No periodic peaks found in the average spectrum ({a.peaks.hz.size} isolated peaks up to "
+                f"{a.f_max_hz / 1000:.1f} kHz, no common spacing): no sign of an upsampling decoder by this method "
+                f"(P(AI) {p_ai:.2f}, operating point {threshold:.2f}).")
+    fits = ", ".join(f"{rate / 1000:g} kHz / {m}" for rate, m in sorted(a.factors.items()))
+    head = (f"The average spectrum shows {c.teeth} narrow peaks at multiples of {c.spacing_hz:.2f} Hz "
+            f"({c.teeth} of the {c.expected_teeth} multiples up to {a.f_max_hz / 1000:.1f} kHz, mean "
+            f"{c.tooth_prominence_db:.1f} dB above the spectrum's lower envelope).")
+    phys = (f" Lines at k x {c.spacing_hz:.2f} Hz are what an upsampling decoder leaves: its output repeats every "
+            f"upsampling-factor samples, and {c.spacing_hz:.2f} Hz = " + (fits if fits else "no common decoder rate "
+            "divided by a whole number") + ".")
+    note, cents = nearest_note(c.spacing_hz)
+    if abs(cents) <= 15:
+        phys += (f" {c.spacing_hz:.2f} Hz is also within {abs(cents):.0f} cents of the note {note}: a held note's "
+                 "harmonics give the same pattern.")
+    if p_ai >= threshold:
+        tail = f" P(AI) {p_ai:.2f} is at or above the operating point {threshold:.2f}: evidence of a neural decoder."
+    else:
+        tail = (f" P(AI) {p_ai:.2f} is below the operating point {threshold:.2f}: such a pattern also occurs in "
+                "human recordings (a held note's harmonics, hum), so it is not counted as evidence.")
+    return head + phys + tail

@@ -1,0 +1,176 @@
+"""Peaks in the residue, and their periodicity: the comb an upsampling decoder leaves.
+
+Physics (Afchar et al., "A Fourier Explanation of AI-Music Artifacts", ISMIR 2025, Sec. 3):
+a transposed convolution, zero insertion or nearest-neighbour upsampling by stride ``s``
+applied to a signal with a non-zero mean (a bias, a ReLU's positive mean) leaves a
+component of period ``s`` samples in the output, i.e. spectral lines at multiples of
+``fs_out / s``. In a cascade of strides the lines of a layer sit at multiples of
+``fs_out / (product of the strides after... and including it)``, so the finest comb has
+spacing ``fs_out / total_upsampling``. The lines sit at the same frequencies whatever the
+content, so they survive a whole-track average while music does not.
+
+The search here is a continuous scan over spacings (no list of known generators): each
+candidate spacing ``delta`` is scored by how improbable it is that as many of the detected
+peaks as observed lie within ``tol`` of a multiple ``k * delta`` if peaks fell at random
+(a binomial tail). A sub-multiple ``delta / 2`` doubles the chance of a random hit and a
+multiple ``2 delta`` halves the teeth, so the true spacing scores highest.
+
+Confounds with periodic spectra in human audio (why the classifier in :mod:`detector`
+does not stop at "a comb exists"): a sustained note's harmonic series (also through 0 Hz,
+but decaying and rarely reaching the top of the band), mains hum (50/60 Hz multiples, low
+band only), lossy encoders (lowpass edge, not a comb), sample-rate conversion in samplers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Output rates of common neural codecs and vocoders (Hz): EnCodec/Vocos 24 kHz, DAC 16/24/
+#: 44.1 kHz, HiFi-GAN 22.05 kHz, MusicGen 32 kHz, Stable Audio 44.1 kHz, 48 kHz EnCodec.
+DECODER_RATES_HZ = (16000, 22050, 24000, 32000, 44100, 48000)
+#: A peak must stand this far above its surroundings in the residue, dB.
+MIN_PROMINENCE_DB = 1.5
+#: ... and this many robust standard deviations of the residue above its median.
+MIN_PROMINENCE_SIGMA = 4.0
+#: At most this many of the most prominent peaks enter the comb scan (bounded work).
+MAX_PEAKS = 400
+#: A peak counts as a tooth of a comb when within this many FFT bins of ``k * delta``.
+TOOTH_TOLERANCE_BINS = 1.5
+#: Spacings scanned, Hz: from the finest comb of a 1600x upsampler at 24 kHz ...
+MIN_SPACING_HZ = 15.0
+#: ... to a third of the band (at least three teeth).
+MIN_TEETH = 3
+
+
+@dataclass(frozen=True)
+class Peaks:
+    """Peaks of a residue: ``hz`` and ``prominence_db`` ``[shape=(n,)]``, sorted by frequency."""
+
+    hz: np.ndarray
+    prominence_db: np.ndarray
+
+
+@dataclass(frozen=True)
+class Comb:
+    """The best comb found among the peaks.
+
+    ``spacing_hz`` is refined by least squares over the teeth (``None`` with no comb of at
+    least :data:`MIN_TEETH` teeth); ``teeth_hz`` the matched peaks; ``teeth`` their number;
+    ``expected_teeth`` the multiples of the spacing inside the analysed band; ``log10_p``
+    minus log10 of the chance of at least this many random hits (the comb's strength);
+    ``tooth_prominence_db`` the teeth's mean prominence; ``high_share`` the share of
+    expected teeth in the upper half of the band that were found.
+    """
+
+    spacing_hz: float | None
+    teeth_hz: np.ndarray
+    teeth: int
+    expected_teeth: int
+    log10_p: float
+    tooth_prominence_db: float
+    high_share: float
+
+    @property
+    def coverage(self) -> float:
+        return self.teeth / self.expected_teeth if self.expected_teeth else 0.0
+
+
+def find_peaks(freqs_hz: np.ndarray, residue_db: np.ndarray, *, f_max_hz: float,
+               min_prominence_db: float = MIN_PROMINENCE_DB, min_sigma: float = MIN_PROMINENCE_SIGMA,
+               max_peaks: int = MAX_PEAKS, tolerance_bins: float = TOOTH_TOLERANCE_BINS) -> Peaks:
+    """Local maxima of ``residue_db`` up to ``f_max_hz`` that stand out from its noise.
+
+    The residue of a finite Welch average fluctuates (about 0.5-1 dB for 50 frames); the
+    threshold is the larger of ``min_prominence_db`` and ``min_sigma`` robust standard
+    deviations (1.4826 x MAD) above the residue's median. Peaks are at least
+    ``2 * tolerance_bins`` apart so one peak cannot match two teeth.
+    """
+    from scipy.signal import find_peaks as _find
+
+    band = (freqs_hz > 0) & (freqs_hz <= f_max_hz)
+    r = np.where(band, residue_db, 0.0)
+    med = float(np.median(r[band])) if band.any() else 0.0
+    sigma = 1.4826 * float(np.median(np.abs(r[band] - med))) if band.any() else 0.0
+    height = max(min_prominence_db, med + min_sigma * sigma)
+    idx, props = _find(r, height=height, prominence=min_prominence_db,
+                       distance=max(1, int(np.ceil(2 * tolerance_bins))))
+    prom = props["prominences"]
+    if idx.size > max_peaks:
+        keep = np.sort(np.argsort(-prom, kind="stable")[:max_peaks])
+        idx, prom = idx[keep], prom[keep]
+    # Parabolic interpolation of the peak position (Smith, "Spectral Audio Signal Processing",
+    # quadratic interpolation of spectral peaks): sub-bin positions sharpen the spacing fit.
+    left, right = r[np.maximum(idx - 1, 0)], r[np.minimum(idx + 1, r.size - 1)]
+    denom = left - 2 * r[idx] + right
+    shift = np.where(np.abs(denom) > 1e-12, 0.5 * (left - right) / np.where(denom == 0, 1, denom), 0.0)
+    bin_hz = float(freqs_hz[1] - freqs_hz[0])
+    hz = (idx + np.clip(shift, -0.5, 0.5)) * bin_hz
+    return Peaks(hz=hz.astype(np.float64), prominence_db=prom.astype(np.float64))
+
+
+def comb_scan(peaks: Peaks, *, bin_hz: float, f_max_hz: float, min_spacing_hz: float = MIN_SPACING_HZ,
+              tolerance_bins: float = TOOTH_TOLERANCE_BINS, min_teeth: int = MIN_TEETH,
+              chunk: int = 4096) -> Comb:
+    """The spacing whose multiples explain the peaks least likely by chance; see the module doc.
+
+    Candidates are log-spaced from ``min_spacing_hz`` to ``f_max_hz / min_teeth`` with a
+    relative step of ``tol / (2 f_max)``, so that even the top tooth of the finest comb
+    moves by less than half the tolerance between neighbouring candidates.
+    """
+    from scipy.stats import binom
+
+    tol = tolerance_bins * bin_hz
+    f = peaks.hz[peaks.hz <= f_max_hz]
+    prom = peaks.prominence_db[peaks.hz <= f_max_hz]
+    empty = Comb(None, np.zeros(0), 0, 0, 0.0, 0.0, 0.0)
+    hi = f_max_hz / min_teeth
+    if f.size < min_teeth or hi <= min_spacing_hz:
+        return empty
+    step = tol / (2.0 * f_max_hz)
+    deltas = np.exp(np.arange(np.log(min_spacing_hz), np.log(hi), np.log1p(step)))
+    best_score, best_delta = 0.0, None
+    n = f.size
+    for start in range(0, deltas.size, chunk):
+        d = deltas[start:start + chunk, None]
+        k = np.rint(f[None, :] / d)
+        hits = ((np.abs(f[None, :] - k * d) <= tol) & (k >= 1)).sum(axis=1)
+        p = np.minimum(1.0, 2.0 * tol / d[:, 0])
+        score = -binom.logsf(hits - 1, n, p) / np.log(10.0)  # -log10 P(X >= hits)
+        score[hits < min_teeth] = 0.0
+        i = int(np.argmax(score))
+        if score[i] > best_score:
+            best_score, best_delta = float(score[i]), float(d[i, 0])
+    if best_delta is None:
+        return empty
+    k = np.rint(f / best_delta)
+    match = (np.abs(f - k * best_delta) <= tol) & (k >= 1)
+    km, fm = k[match], f[match]
+    spacing = float(np.sum(km * fm) / np.sum(km * km))  # least squares through 0 Hz
+    expected = int(np.floor(f_max_hz / spacing))
+    upper = km > expected / 2
+    expected_upper = expected - int(np.floor(expected / 2))
+    return Comb(spacing_hz=spacing, teeth_hz=fm, teeth=int(match.sum()), expected_teeth=expected,
+                log10_p=best_score, tooth_prominence_db=float(prom[match].mean()),
+                high_share=float(upper.sum() / expected_upper) if expected_upper else 0.0)
+
+
+def upsampling_factors(comb: Comb, *, bin_hz: float, rates_hz: tuple[int, ...] = DECODER_RATES_HZ) -> dict[int, int]:
+    """For each decoder output rate, the integer upsampling factor ``rate / spacing`` if one fits.
+
+    The spacing is known to about ``tol / k_max`` (the top tooth pins it), so ``rate /
+    spacing`` is known to ``q * tol / (k_max * spacing)``; a rate is listed when the nearest
+    integer (>= 2) lies within that (or 0.5 %, whichever is larger).
+    """
+    if comb.spacing_hz is None or comb.teeth == 0:
+        return {}
+    k_max = float(np.max(np.rint(comb.teeth_hz / comb.spacing_hz)))
+    out = {}
+    for rate in rates_hz:
+        q = rate / comb.spacing_hz
+        slack = max(q * 0.5 * bin_hz / (k_max * comb.spacing_hz), 0.02)
+        m = int(round(q))
+        if m >= 2 and abs(q - m) <= min(slack, 0.45):
+            out[int(rate)] = m
+    return out

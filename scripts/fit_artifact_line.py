@@ -1,0 +1,70 @@
+"""Make the artifact line's corpus, read its features, fit and ship the line.
+
+Steps (each resumable; outputs under the gitignored ``data/artifact_corpus/``)::
+
+    python scripts/fetch_human_recordings.py                 # Debian recordings + data card
+    python scripts/fit_artifact_line.py corpus               # human clips, decoded copies, uploads
+    python scripts/fit_artifact_line.py features             # features read back from every file
+    python scripts/fit_artifact_line.py fit                  # -> musicbrain_cli/artifacts/default/
+
+Seed 22 throughout. ``fit`` writes ``model.json`` and ``card.json`` and prints their
+SHA-256, to be pinned in ``musicbrain_cli/artifacts/detector.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("step", choices=("corpus", "features", "fit"))
+    ap.add_argument("--out", type=Path, default=ROOT / "data" / "artifact_corpus")
+    ap.add_argument("--debian", type=Path, default=ROOT / "data" / "human_debian")
+    ap.add_argument("--midis", type=Path, default=Path("/work/shared/data/musicnet/musicnet_midis"))
+    ap.add_argument("--model-dir", type=Path, default=ROOT / "musicbrain_cli" / "artifacts" / "default")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=22)
+    ap.add_argument("--splits", nargs="+", default=None, help="corpus: build only these splits")
+    args = ap.parse_args(argv)
+    t0 = time.time()
+    log = lambda msg: print(f"[{time.time() - t0:7.1f}s] {msg}", flush=True)  # noqa: E731
+    if args.step == "corpus":
+        from musicbrain_cli.artifacts.corpus import build_corpus
+
+        from musicbrain_cli.artifacts.corpus import SPLITS
+
+        items = build_corpus(args.out, debian_root=args.debian, midi_root=args.midis, seed=args.seed,
+                             splits=tuple(args.splits or SPLITS), log=log)
+        log(f"{len(items)} items")
+    elif args.step == "features":
+        from musicbrain_cli.artifacts.corpus import extract_features
+
+        items, seen = [], set()
+        for item in json.loads((args.out / "items.json").read_text()):
+            if item["path"] not in seen:  # one file, one row (ids that collided wrote one file)
+                seen.add(item["path"])
+                items.append(item)
+        rows = extract_features(items, workers=args.workers)
+        (args.out / "features.json").write_text(json.dumps(rows))
+        log(f"features of {len(rows)} items")
+    else:
+        from musicbrain_cli.artifacts.fit import fit_and_ship
+
+        rows = json.loads((args.out / "features.json").read_text())
+        hashes = fit_and_ship(rows, args.model_dir, seed=args.seed, data_card="docs/human-recordings.md",
+                              command="python scripts/fit_artifact_line.py corpus|features|fit (seed %d)" % args.seed)
+        log(json.dumps(hashes, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,116 @@
+"""The artifact line end to end: shipped model, in-domain check, findings, determinism, failures."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from artifact_signals import piano_melody, upsampled
+from musicbrain_cli.artifacts import detector as det_mod
+from musicbrain_cli.artifacts.detector import FEATURES, MAX_FIGURE_POINTS, ArtifactDetector
+from musicbrain_cli.audio_encode import encode_audio
+from musicbrain_cli.errors import AudioDecodeError, InputError, ModelLoadError, ReportError
+from musicbrain_cli.report.figures import residue_figure
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return ArtifactDetector.from_pretrained("default")
+
+
+@pytest.fixture(scope="module")
+def decoded_wav(tmp_path_factory):
+    path = tmp_path_factory.mktemp("art") / "decoded.wav"
+    encode_audio(path, upsampled(24000, (8, 5, 4, 2), 10.0, seed=7), 24000)
+    return path
+
+
+def test_shipped_model_is_pinned_and_has_a_card(detector):
+    assert detector.sha256 == det_mod.SHIPPED_SHA256["default"][det_mod.MODEL_FILE]
+    assert 0.5 <= detector.threshold < 1.0
+    card = detector.card
+    assert card["line"] == "artifacts"
+    assert card["summary"]["false_accusations_human_test"]["n"] > 0
+    assert "unknown" in card["summary"]["measured_on"]
+
+
+def test_decoded_file_is_called_ai_with_its_comb(detector, decoded_wav):
+    f = detector.analyse(decoded_wav)
+    assert f.applicable and f.says_ai and f.p_ai >= f.threshold
+    assert abs(f.spacing_hz - 75.0) < 24000 / 16384
+    assert f.upsampling_factors["24000"] == 320
+    assert f.teeth >= 100 and len(f.peaks_hz) == f.teeth
+    assert "75.00 Hz" in f.explanation and "24 kHz / 320" in f.explanation
+    assert 0 < len(f.residue_hz) == len(f.residue_db) <= MAX_FIGURE_POINTS
+    assert set(f.features) == set(FEATURES)
+    d = json.loads(json.dumps(f.to_dict(), allow_nan=False))
+    assert d["line"] == "artifacts" and d["sample_rate"] == 24000
+
+
+def test_human_like_audio_is_not_called_ai(detector):
+    f = detector.analyse_samples(piano_melody(44100, 12.0, seed=11), 44100)
+    assert f.applicable and not f.says_ai
+
+
+@pytest.mark.parametrize("y, rate, why", [
+    (np.zeros(44100 * 8, np.float32), 44100, "silent"),
+    (upsampled(24000, (8, 5, 4, 2), 3.0, seed=2), 24000, "too short"),
+    (upsampled(8000, (4, 4), 8.0, seed=2), 8000, "sample rate"),
+])
+def test_out_of_domain_is_not_applicable_never_human(detector, y, rate, why):
+    f = detector.analyse_samples(y, rate)
+    assert not f.applicable and f.p_ai is None and not f.says_ai
+    assert why in f.reason
+    json.dumps(f.to_dict(), allow_nan=False)
+
+
+def test_silent_file_is_not_applicable(detector, tmp_path):
+    path = tmp_path / "silence.wav"
+    encode_audio(path, np.zeros(44100 * 8, np.float32), 44100)
+    f = detector.analyse(path)
+    assert not f.applicable and "silence" in f.reason
+
+
+def test_same_file_same_finding_and_figure_bit_for_bit(detector, decoded_wav):
+    a, b = detector.analyse(decoded_wav), detector.analyse(decoded_wav)
+    assert a.to_dict() == b.to_dict()
+    png_a, png_b = residue_figure(a), residue_figure(b)
+    assert png_a == png_b and png_a[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_residue_figure_refuses_a_not_applicable_finding(detector):
+    f = detector.analyse_samples(np.zeros(44100 * 8, np.float32), 44100)
+    with pytest.raises(ReportError, match="applicable"):
+        residue_figure(f)
+
+
+def test_modified_shipped_model_fails_its_hash(tmp_path, monkeypatch):
+    copy = tmp_path / "default"
+    shutil.copytree(det_mod.PACKAGE_DIR / "default", copy)
+    model = json.loads((copy / "model.json").read_text())
+    model["threshold"] = 0.51
+    (copy / "model.json").write_text(json.dumps(model))
+    monkeypatch.setattr(det_mod, "PACKAGE_DIR", tmp_path)
+    with pytest.raises(ModelLoadError, match="SHA-256"):
+        ArtifactDetector.from_pretrained("default")
+    # The same files loaded by path are a user's own model: no pinned hash, loads.
+    assert ArtifactDetector.from_pretrained(str(copy)).threshold == 0.51
+
+
+def test_malformed_model_and_missing_directory(tmp_path):
+    with pytest.raises(ModelLoadError, match="no artifact model"):
+        ArtifactDetector.from_pretrained(str(tmp_path))
+    with pytest.raises(ModelLoadError, match="malformed|features"):
+        ArtifactDetector({"features": list(FEATURES)})
+
+
+def test_bad_input_raises_typed_errors(detector, tmp_path):
+    text = tmp_path / "notes.mp3"
+    text.write_text("not audio at all " * 100)
+    with pytest.raises(AudioDecodeError):
+        detector.analyse(text)
+    with pytest.raises(InputError):
+        detector.analyse(tmp_path / "missing.wav")
