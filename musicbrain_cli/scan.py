@@ -19,6 +19,7 @@ embeddings and the few candidate windows for explanation are kept.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import heapq
 import os
 import platform
@@ -47,6 +48,7 @@ AUDIO_EXTENSIONS = frozenset({
 TRACK_SCHEMA = "musicbrain.track/1"
 RESULT_JSON = "result.json"
 TMP_PREFIX = ".tmp-"
+ARTIFACT_FIGURE = "artifact_residue.png"
 MAX_NAME_CHARS = 60
 
 LIMITATIONS = (
@@ -358,13 +360,30 @@ def evidence_lines(path: str | os.PathLike, info, content_verdict, *, options: S
     off-thread with the FM-G-CAM figures). Each line is judged by its own operating point;
     :func:`musicbrain_cli.verdict.combine` joins them.
     """
-    from musicbrain_cli.verdict import content_finding, provenance_finding
+    from musicbrain_cli.verdict import artifact_finding, content_finding, provenance_finding
 
     lines = [(content_finding(content_verdict), {})]
+    figures = []
+    artifacts = load_artifact_detector().analyse(path, timeout_s=options.decode_timeout_s)
+    found = artifacts.to_dict()
+    details = {"artifacts": {k: v for k, v in found.items()
+                             if k not in ("residue_hz", "residue_db")}}
+    if artifacts.applicable:
+        details["figure"] = ARTIFACT_FIGURE
+        figures.append({"kind": "residue", "name": ARTIFACT_FIGURE, "finding": found})
+    lines.append((artifact_finding(found), details))
     provenance = (info.metadata or {}).get("provenance")
     if provenance is not None:
         lines.append((provenance_finding(provenance), {"c2pa": provenance}))
-    return lines, []
+    return lines, figures
+
+
+@functools.lru_cache(maxsize=1)
+def load_artifact_detector():
+    """The shipped decoder-artifact line (SHA-256 checked once per process)."""
+    from musicbrain_cli.artifacts.detector import ArtifactDetector
+
+    return ArtifactDetector.from_pretrained("default")
 
 
 def _push(heap: list, item: tuple, size: int) -> None:
@@ -523,10 +542,11 @@ def _limitations(ood_facts: Mapping, padded: Sequence[bool], info) -> list[str]:
 
 
 def render_figures(explain: Sequence[Mapping]) -> dict[str, bytes]:
-    from musicbrain_cli.report.figures import fmgcam_figure
+    from musicbrain_cli.report.figures import fmgcam_figure, residue_figure
 
-    return {a["name"]: fmgcam_figure(a["spectrogram_db"], a["saliency"], a["labels"],
-                                     a["times_s"], a["freqs_hz"], title=a["title"])
+    return {a["name"]: residue_figure(a["finding"]) if a.get("kind") == "residue" else
+            fmgcam_figure(a["spectrogram_db"], a["saliency"], a["labels"],
+                          a["times_s"], a["freqs_hz"], title=a["title"])
             for a in explain}
 
 

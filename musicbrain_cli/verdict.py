@@ -191,6 +191,26 @@ def content_finding(verdict: Verdict) -> LineFinding:
                        reasons=tuple(verdict.reasons))
 
 
+def artifact_finding(finding: Mapping) -> LineFinding:
+    """The decoder-artifact finding (:meth:`musicbrain_cli.artifacts.detector.ArtifactDetector.
+    analyse`, as a dict) as one evidence line.
+
+    Where the line does not apply (too short, silent, too low a rate or bandwidth) it is out
+    of its domain: it then cannot accuse, and it blocks a ``human`` verdict, since the
+    absence of decoder peaks was never looked for.
+    """
+    explanation = str(finding.get("explanation") or "")
+    if not finding.get("applicable"):
+        return LineFinding(line="artifacts", finding=INCONCLUSIVE, in_domain=False,
+                           can_exonerate=True, threshold=finding.get("threshold"),
+                           reasons=(explanation,) if explanation else ())
+    says_ai = bool(finding.get("says_ai"))
+    return LineFinding(line="artifacts", finding=AI if says_ai else HUMAN, in_domain=True,
+                       can_exonerate=True, p_ai=finding.get("p_ai"),
+                       threshold=finding.get("threshold"),
+                       reasons=(explanation,) if explanation else ())
+
+
 def provenance_finding(finding: Mapping) -> LineFinding:
     """The C2PA provenance finding (:func:`musicbrain_cli.provenance.read_provenance`, as a
     dict) as one evidence line.

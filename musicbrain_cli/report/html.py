@@ -252,7 +252,7 @@ def _provenance_sentences(c2pa: Any) -> list[str]:
     if not isinstance(c2pa, Mapping):
         return []
     status = str(c2pa.get("status"))
-    out = {"absent": ["The file carries no C2PA manifest."],
+    out = {"absent": [],   # the line's own reason already says so
            "valid": ["The file carries a C2PA manifest whose signature and content hashes "
                      "validate."],
            "invalid": ["The file carries a C2PA manifest that does not validate."],
