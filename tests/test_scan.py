@@ -194,3 +194,33 @@ def test_report_none_links_each_track_to_its_result(tmp_path, tiny_model_dir):
                 "--report", "none", "--key", str(tmp_path / "keys"), "--quiet"]).exit_code == 0
     row = json.loads((out / "summary.json").read_text(encoding="utf-8"))["tracks"][0]
     assert row["report"].endswith("/result.json") and (out / row["report"]).is_file()
+
+
+def test_a_decoder_comb_makes_the_artifact_line_accuse_and_the_report_shows_both_lines(
+        tmp_path, tiny_model_dir):
+    from artifact_signals import piano_melody, upsampled
+
+    decoded, melody = tmp_path / "decoded.wav", tmp_path / "melody.flac"
+    encode_audio(decoded, upsampled(24000, (8, 5, 4, 2), 10.0, seed=7), 24000)
+    encode_audio(melody, piano_melody(44100, 12.0, seed=11), 44100)
+    det = Detector.from_pretrained(tiny_model_dir, device="cpu")
+    out = tmp_path / "out"
+    scan([decoded, melody], out, det, options=ScanOptions(formats=("html",)))
+    results = {json.loads(p.read_text())["input"]["file_name"]: json.loads(p.read_text())
+               for p in out.glob("*/result.json")}
+    ai = results["decoded.wav"]
+    lines = {e["line"]: e for e in ai["evidence"]}
+    assert [e["line"] for e in ai["evidence"]] == ["content", "artifacts", "provenance"]
+    assert lines["artifacts"]["finding"] == "ai" and lines["artifacts"]["in_domain"]
+    assert abs(lines["artifacts"]["details"]["artifacts"]["spacing_hz"] - 75.0) < 1.5
+    assert ai["verdict"]["label"] == "ai" and "artifacts" in ai["verdict"]["ai_lines"]
+    human_like = {e["line"]: e for e in results["melody.flac"]["evidence"]}
+    assert human_like["artifacts"]["finding"] == "human"
+    assert "artifacts" not in results["melody.flac"]["verdict"]["ai_lines"]
+    (folder,) = [p for p in out.iterdir() if p.name.startswith("decoded")]
+    html = (folder / "report.html").read_text()
+    assert html.index("Content model (what") < html.index("Decoder artifacts (spectral")
+    assert "Decoder artifacts (spectral peaks left by neural decoders): AI generation" in html
+    assert "multiples of 75.00 Hz" in html
+    assert html.count('src="data:image/png') >= 2      # the residue figure and the timeline
+    assert (folder / "figures" / "artifact_residue.png").is_file()
