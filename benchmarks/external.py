@@ -42,7 +42,6 @@ import platform
 import sys
 import time
 from collections import defaultdict
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -51,6 +50,10 @@ import numpy as np
 
 ORIGINAL_MARK = "__original"
 ABC_ROOT = ("notagen-abc", "rhythgen")
+#: ``shared/eval`` in the nearest folder above this checkout that has one
+#: (``../shared/eval`` for a checkout beside it).
+DEFAULT_EVAL = next((d / "shared" / "eval" for d in Path(__file__).resolve().parents[1].parents
+                     if (d / "shared" / "eval").is_dir()), Path("../shared/eval"))
 #: RhythGen's two fine-tuning corpora (``../shared/data/README.md``): OpenScore Lieder is
 #: voice and piano, RAG is solo piano ragtime. The label only picks GM programs for voices
 #: whose part name names no instrument, as it does for ``data notagen``.
@@ -59,6 +62,8 @@ ABC_GENERATOR = "rhythgen"
 VERDICTS = ("ai", "human", "inconclusive")
 CONTENT_LINE = "content"
 QUARTILES = (25, 50, 75)
+#: Most seconds one ABC piece may take to parse and render (a 30 s piece takes 1-10 s).
+RENDER_TIMEOUT_S = 120.0
 
 
 @dataclass
@@ -165,28 +170,71 @@ def render_abc(abc_path: str, rel: str, source: str, work_dir: str, *, clip_s: f
     return str(out / first[0]), None
 
 
+def _render_child(conn, args: tuple, kwargs: dict) -> None:
+    """Worker body: one piece, its result sent back; any failure becomes its reason (a
+    benchmark lists every piece it could not render, whatever broke)."""
+    try:
+        conn.send(render_abc(*args, **kwargs))
+    except Exception as exc:  # noqa: BLE001 - reported per piece, never hidden
+        conn.send((None, f"{type(exc).__name__}: {exc}"))
+    finally:
+        conn.close()
+
+
 def render_all(items: Sequence[EvalItem], work_dir: Path, *, clip_s: float, seed: int,
-               jobs: int, log=print) -> None:
-    """Fill ``audio`` (or ``error``) of every ABC item, ``jobs`` pieces at a time."""
+               jobs: int = 1, timeout_s: float = RENDER_TIMEOUT_S, log=print) -> None:
+    """Fill ``audio`` (or ``error``) of every ABC item, ``jobs`` pieces at a time.
+
+    Each piece renders in a forked child with a time limit: music21's ABC parser can run
+    for many minutes on some generated text (seen on RhythGen's Lieder-LB output), and
+    such a piece is a failure to list, not a reason to stall the benchmark.
+    """
+    import multiprocessing as mp
+
+    import music21.converter  # noqa: F401 - imported before forking: children start warm
+
+    import musicbrain_cli.training.notagen  # noqa: F401
+
     todo = [it for it in items if it.kind == "abc"]
-    if not todo:
-        return
-    args = [(str(it.path), it.rel, it.source, str(work_dir)) for it in todo]
-    t = time.perf_counter()
-    if jobs > 1:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
-            futures = [pool.submit(render_abc, *a, clip_s=clip_s, seed=seed) for a in args]
-            results = []
-            for i, f in enumerate(futures, 1):
-                results.append(f.result())
-                _tick(log, "rendering ABC", i, len(todo), t)
-    else:
-        results = []
-        for i, a in enumerate(args, 1):
-            results.append(render_abc(*a, clip_s=clip_s, seed=seed))
-            _tick(log, "rendering ABC", i, len(todo), t)
-    for it, (audio, error) in zip(todo, results):
-        it.audio, it.error = (Path(audio) if audio else None), error
+    ctx = mp.get_context("fork")
+    pending = list(reversed(todo))
+    running: list[tuple[EvalItem, object, object, float]] = []
+    t0, done = time.perf_counter(), 0
+    while pending or running:
+        while pending and len(running) < max(1, jobs):
+            it = pending.pop()
+            recv, send = ctx.Pipe(duplex=False)
+            proc = ctx.Process(target=_render_child, daemon=True,
+                               args=(send, (str(it.path), it.rel, it.source, str(work_dir)),
+                                     {"clip_s": clip_s, "seed": seed}))
+            proc.start()
+            send.close()
+            running.append((it, proc, recv, time.perf_counter()))
+        still = []
+        for it, proc, recv, started in running:
+            if recv.poll():
+                try:
+                    audio, it.error = recv.recv()
+                except EOFError:
+                    audio, it.error = None, "the render worker died without a result"
+                it.audio = Path(audio) if audio else None
+                proc.join()
+            elif not proc.is_alive():
+                proc.join()
+                audio, it.error = None, f"the render worker exited with code {proc.exitcode}"
+            elif time.perf_counter() - started > timeout_s:
+                proc.kill()
+                proc.join()
+                it.error = f"rendering took longer than {timeout_s:.0f} s (stopped)"
+            else:
+                still.append((it, proc, recv, started))
+                continue
+            recv.close()
+            done += 1
+            _tick(log, "rendering ABC", done, len(todo), t0)
+        running = still
+        if running:
+            time.sleep(0.05)
 
 
 def _tick(log, what: str, i: int, n: int, t0: float) -> None:
@@ -331,21 +379,34 @@ def markdown(summary: dict) -> str:
 # --- the run ----------------------------------------------------------------------------
 
 
-def run_benchmark(eval_dir: str | os.PathLike, out_dir: str | os.PathLike, detector, *,
-                  ood=None, max_per_source: int | None = None, abc_seconds: float = 30.0,
-                  seed: int = 0, jobs: int = 1, log=print) -> dict:
-    """Discover, render, analyse, summarise; writes ``external.md`` and ``external.json``."""
+def run_benchmark(eval_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
+                  model: str = "default", max_per_source: int | None = None,
+                  abc_seconds: float = 30.0, seed: int = 0, jobs: int = 1,
+                  timeout_s: float = RENDER_TIMEOUT_S, log=print) -> dict:
+    """Discover, render, analyse, summarise; writes ``external.md`` and ``external.json``.
+
+    The model is loaded after rendering, so the render workers fork from a process that
+    has not started torch's thread pools.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     selection = discover_eval(eval_dir, max_per_source=max_per_source)
     log(f"{len(selection.items)} files selected from {sum(selection.found.values())} found")
-    render_all(selection.items, out / "work", clip_s=abc_seconds, seed=seed, jobs=jobs, log=log)
+    render_all(selection.items, out / "work", clip_s=abc_seconds, seed=seed, jobs=jobs,
+               timeout_s=timeout_s, log=log)
     t_render = time.perf_counter() - t0
-    rows = analyse_all(selection.items, detector, ood=ood, log=log)
+
+    from musicbrain_cli.model.inference import Detector
+    from musicbrain_cli.scan import load_ood
+
+    detector = Detector.from_pretrained(model, device="cpu")
+    rows = analyse_all(selection.items, detector, ood=load_ood(detector), log=log)
     summary = summarise(rows)
     summary.update(
         eval_dir=str(eval_dir), found_per_source=selection.found,
+        selected_per_source={src: sum(it.source == src for it in selection.items)
+                             for src in selection.found},
         max_per_source=max_per_source, abc_seconds=abc_seconds, seed=seed,
         model={"name": detector.card.get("name", ""),
                "weights_sha256": detector.card.get("weights_sha256", "")},
@@ -360,7 +421,9 @@ def run_benchmark(eval_dir: str | os.PathLike, out_dir: str | os.PathLike, detec
 
 def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("eval_dir", type=Path, help="the evaluation folder (../shared/eval)")
+    ap.add_argument("eval_dir", type=Path, nargs="?",
+                    default=DEFAULT_EVAL if DEFAULT_EVAL.is_dir() else None,
+                    help="the evaluation folder (default: ../shared/eval beside the checkout)")
     ap.add_argument("--model", default="default", help="model name or folder")
     ap.add_argument("--max-per-source", type=int, default=None,
                     help="most files per source, taken evenly across it")
@@ -369,19 +432,23 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("-o", "--output", type=Path, default=Path("runs/external"),
                     help="output folder (rendered ABC go to OUT/work, kept for reruns)")
     ap.add_argument("--jobs", type=int, default=1, help="ABC pieces rendered at once")
+    ap.add_argument("--render-timeout", type=float, default=RENDER_TIMEOUT_S,
+                    help="seconds one ABC piece may take to render before it counts as failed")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
-
-    from musicbrain_cli.model.inference import Detector
-    from musicbrain_cli.scan import load_ood
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
-    detector = Detector.from_pretrained(args.model, device="cpu")
-    summary = run_benchmark(args.eval_dir, args.output, detector, ood=load_ood(detector),
+    if args.eval_dir is None:
+        # `make bench` runs every benchmark bare: without the shared folder there is
+        # nothing to measure, which is said, not failed
+        log(f"no evaluation folder: give EVAL_DIR (looked for {DEFAULT_EVAL})")
+        return
+    summary = run_benchmark(args.eval_dir, args.output, model=args.model,
                             max_per_source=args.max_per_source, abc_seconds=args.abc_seconds,
-                            seed=args.seed, jobs=args.jobs, log=log)
+                            seed=args.seed, jobs=args.jobs, timeout_s=args.render_timeout,
+                            log=log)
     print(markdown(summary))
     print(f"model {summary['model']['name']} {summary['model']['weights_sha256'][:12]}; "
           f"{summary['seconds']['total']:.0f} s in all ({summary['seconds']['render']:.0f} s "

@@ -115,6 +115,13 @@ def test_end_to_end_counts_table_and_json(ext, eval_dir, tmp_path, tiny_model_di
     assert "| notagen-abc/RAG-RMR | ai | 3 |" in capsys.readouterr().out
 
 
+def test_a_piece_over_the_time_limit_is_a_listed_failure(ext, eval_dir, tmp_path):
+    items = [it for it in ext.discover_eval(eval_dir).items if it.kind == "abc"][:1]
+    ext.render_all(items, tmp_path / "work", clip_s=4.0, seed=0, timeout_s=0.0,
+                   log=lambda msg: None)
+    assert items[0].audio is None and "longer than 0 s" in items[0].error
+
+
 def test_evidence_lines_read_when_present_and_quartiles_per_line(ext):
     track = {"verdict": {"label": "ai", "p_ai": 0.9},
              "evidence": [{"line": "content", "applicable": True, "p_ai": 0.9, "says_ai": True},
