@@ -636,7 +636,8 @@ def build_reference(out: str | Path, *, size: str = "small", seed: int = 0,
         "generators": {n: {"weights_sha256": g[2]["weights_sha256"]}
                        for n, g in generators.items()}
         | {CODEC_GENERATOR: {"weights_sha256": codec_cfg["weights_sha256"]}},
-        "works": len({w.work_id for w in works + mn_works}), "skipped": len(skipped) + len(failures),
+        "works": len({w.work_id for w in works + mn_works}),
+        "skipped": len(skipped) + len(failures),
         "arrangements": {g: sum(r["origin"].startswith(f"arrangement:{g}#") for r in rows)
                          for g in _arrangement_genres()},
         "musicnet": _musicnet_summary(musicnet, mn_works, mn_failures, rows,
