@@ -679,21 +679,36 @@ def data_cache(dataset, model_config, output, device) -> None:
               help="Retrain the shipped generators (into the package assets) before building.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
               help="Parsed-score cache (default: ~/.cache/musicbrain/reference-scores).")
+@click.option("--musicnet", type=click.Path(exists=True, file_okay=False), default=None,
+              help="MusicNet tree whose score MIDIs join the human side (default: "
+                   "../shared/data/musicnet beside the working folder or the checkout, "
+                   "when it exists).")
+@click.option("--no-musicnet", is_flag=True, help="Leave MusicNet out even when found.")
 @handle_errors
-def data_build_reference(output, size, seed, retrain_generators, cache_dir) -> None:
+def data_build_reference(output, size, seed, retrain_generators, cache_dir, musicnet,
+                         no_musicnet) -> None:
     """Build the built-in reference corpus (real scores vs machine-made music)."""
     from musicbrain_cli.progress import RichProgress
     from musicbrain_cli.training.reference import build_reference
+    from musicbrain_cli.training.reference.musicnet import find_musicnet
 
+    if musicnet and no_musicnet:
+        raise click.UsageError("--musicnet and --no-musicnet contradict each other")
+    musicnet = None if no_musicnet else (musicnet or find_musicnet())
     summary = build_reference(output, size=size, seed=seed,
                               retrain_generators=retrain_generators, cache_dir=cache_dir,
-                              progress=RichProgress())
+                              musicnet=musicnet, progress=RichProgress())
     by_source = summary["clips_by_source"]
     click.echo(f"{output}: {summary['clips']} clips ({by_source['human']} human, "
                f"{by_source['ai']} ai), {summary['hours']:.2f} h, {summary['skipped']} items "
                f"skipped (see build_report.json); held-out SoundFont "
                f"{summary['held_out_soundfont']!r} in split "
                f"{summary['cross_renderer_split']!r}")
+    mn = summary["musicnet"]
+    click.echo(f"MusicNet: {mn['human_clips']} human clips from {mn['pieces']} pieces "
+               f"({mn['works']} works) of {mn['root']}" if mn["used"] else
+               "MusicNet: not used (none found; give --musicnet PATH)" if not no_musicnet
+               else "MusicNet: not used (--no-musicnet)")
 
 
 if __name__ == "__main__":

@@ -75,7 +75,8 @@ class SizeSpec:
     share of human clips also re-synthesised by the codec; ``works_per_collection``: most
     pieces kept per collection (an ABC book holds hundreds); ``arrangements_per_genre``:
     human-style popular arrangements per genre of :mod:`.arrangements` (outlier
-    exposure)."""
+    exposure); ``musicnet_per_composer``: MusicNet pieces per composer when a MusicNet tree
+    is given (None: all), spread over each composer's pieces."""
 
     name: str
     clip_s: float
@@ -87,34 +88,38 @@ class SizeSpec:
     codec_share: float
     sample_batch: int = 16
     arrangements_per_genre: int = 0
+    musicnet_per_composer: int | None = 0
 
 
 SIZES: dict[str, SizeSpec] = {
     # tiny: for the determinism test (built twice); three collections, 4 s clips
     "tiny": SizeSpec("tiny", 4.0, ("bach", "chopin", "ryans-mammoth"), 1, 1, 2, 1, 0.5,
-                     sample_batch=4, arrangements_per_genre=1),
+                     sample_batch=4, arrangements_per_genre=1, musicnet_per_composer=2),
     # small: every collection once (so every label is populated), 10 s clips
     "small": SizeSpec("small", 10.0, None, 1, 1, 12, 2, 0.4, sample_batch=12,
-                      arrangements_per_genre=2),
+                      arrangements_per_genre=2, musicnet_per_composer=1),
     # medium: about 1,000 clips per class (~6 h) from the score subset the generators were
     # trained on (its parse cache is warm after generator training); builds in well under an
     # hour on two cores, for a CPU-trained model when the full build does not fit the time
     "medium": SizeSpec("medium", 12.0, None, 40, 2, 300, None, 0.4, sample_batch=32,
-                       arrangements_per_genre=60),
+                       arrangements_per_genre=60, musicnet_per_composer=12),
     # full: the default model's training set (>= 2,000 clips per class, >= 10 h)
     "full": SizeSpec("full", 12.0, None, None, 4, 850, None, 0.25, sample_batch=32,
-                     arrangements_per_genre=110),
+                     arrangements_per_genre=110, musicnet_per_composer=None),
 }
 
 
 # --- labels -------------------------------------------------------------------------------
 
 
-def reference_taxonomy(collections: Sequence[sc.Collection] = sc.COLLECTIONS) -> Taxonomy:
+def reference_taxonomy(collections: Sequence[sc.Collection] = sc.COLLECTIONS, *,
+                       extra_composers: Sequence[str] = ()) -> Taxonomy:
     """The taxonomy of the reference corpus: source, generator, period, composer,
     instrumentation, all exclusive (one work has one period, composer and
-    instrumentation label; see docs/reference-corpus.md)."""
+    instrumentation label; see docs/reference-corpus.md). ``extra_composers`` (MusicNet's)
+    are appended after the collections' own, so a build without them keeps its order."""
     values = sc.label_values(collections)
+    values["composer"] += [c for c in extra_composers if c not in values["composer"]]
     return Taxonomy.from_groups([
         ("source", ("human", "ai"), True),
         ("generator", GENERATOR_LABELS, True),
@@ -311,9 +316,11 @@ def plan_human(works: Sequence[sc.Work], spec: SizeSpec, splits: dict[str, str],
             ev = window(w.events, start, need)
             if not ev:
                 continue
+            where = (f"music21:{w.piece_id.removeprefix('m21:')}"
+                     if w.piece_id.startswith("m21:") else w.piece_id)   # musicnet:<file>
             clips.append(_Clip(f"human-{_slug(w.piece_id)}-w{j}", "human", "-", w.period,
                                w.composer, w.instrumentation, w.work_id, splits[w.work_id],
-                               f"music21:{w.piece_id.removeprefix('m21:')}#tick={start}",
+                               f"{where}#tick={start}",
                                ev, w.qpm, held_out=splits[w.work_id] == XSF_SPLIT))
     for c in clips:
         c.split = xsf if c.split == XSF_SPLIT else c.split
@@ -355,6 +362,15 @@ def _conditions(works: Sequence[sc.Work], pinned: set[str]) -> list[tuple[str, s
     combos: dict[tuple[str, str, str], list[float]] = defaultdict(list)
     for w in pool:
         combos[(w.period, w.composer, w.instrumentation)].append(w.qpm)
+    return [(*k, v) for k, v in sorted(combos.items())]
+
+
+def _merge_conditions(*lists: list) -> list[tuple[str, str, str, list]]:
+    """Union of :func:`_conditions` lists: one entry per label combination, tempi pooled."""
+    combos: dict[tuple[str, str, str], list[float]] = defaultdict(list)
+    for conditions in lists:
+        for period, composer, instr, tempi in conditions:
+            combos[(period, composer, instr)] += list(tempi)
     return [(*k, v) for k, v in sorted(combos.items())]
 
 
@@ -429,14 +445,56 @@ def _humanize(rng: np.random.Generator):
                     reverb=float(rng.uniform(0.0, 0.5)))
 
 
+def _musicnet_works(root, spec: SizeSpec, pinned: set[str], progress: Progress,
+                    timings: dict[str, float]) -> tuple[list[sc.Work], list[tuple[str, str]]]:
+    """The MusicNet works of this build (none without ``root``) and the pieces left out."""
+    if root is None:
+        return [], []
+    from musicbrain_cli.training.reference import musicnet as mnr
+
+    t = time.perf_counter()
+    failures: list[tuple[str, str]] = []
+    works = mnr.musicnet_works(root, per_composer=spec.musicnet_per_composer,
+                               known_works=mnr.known_music21_works() | pinned,
+                               failures=failures, progress=progress)
+    timings["read_musicnet_s"] = time.perf_counter() - t
+    return works, failures
+
+
+def _musicnet_summary(root, works: Sequence[sc.Work], failures, rows, vocab) -> dict:
+    """What the build report says about MusicNet: used or not, how much, what is missing."""
+    from musicbrain_cli.training.reference import musicnet as mnr
+
+    if root is None:
+        return {"used": False}
+    composers = mnr.composers_of(works)
+    human = [r for r in rows if r["origin"].startswith("musicnet:")]
+    return {
+        "used": True, "root": str(root), "pieces": len(works),
+        "works": len({w.work_id for w in works}), "human_clips": len(human),
+        "clips_by_composer": {c: sum(r["composer"] == c for r in human) for c in composers},
+        "left_out": len(failures),
+        # the shipped generators never learned these composers: they are conditioned as
+        # "composer=?" (period and instrumentation still conditioned) and labelled with the
+        # composer asked for; retraining the generators with MusicNet would remove this
+        "composers_unknown_to_generators": [c for c in composers
+                                            if f"composer={c}" not in vocab],
+        "credit": mnr.CREDIT,
+    }
+
+
 def build_reference(out: str | Path, *, size: str = "small", seed: int = 0,
                     retrain_generators: bool = False, assets_dir: str | Path = ASSETS_DIR,
                     cache_dir: str | Path | None = None,
+                    musicnet: str | Path | None = None,
                     progress: Progress = NULL_PROGRESS) -> dict:
     """Build (or resume) the reference corpus in ``out``; returns a summary dict.
 
     A rerun into the same folder skips finished clips (the writer's journal). Generators
     are loaded from ``assets_dir``; ``retrain_generators`` retrains them there first.
+    ``musicnet``: a MusicNet tree whose score MIDIs join the human side
+    (:mod:`.musicnet`; the size's ``musicnet_per_composer`` pieces per composer) and
+    whose label combinations join the generators' conditions; None: music21's corpus only.
     Raises :class:`DatasetError` for an unknown size, :class:`ModelLoadError` when the
     generator weights are missing or altered.
     """
@@ -482,17 +540,31 @@ def build_reference(out: str | Path, *, size: str = "small", seed: int = 0,
     pinned = set(generators[SYMBOLIC_GENERATORS[0]][2]["training_works"])
     splits = _split_works([w.work_id for w in works], pinned, seed)
     xsf = _xsf_split_name()
+    mn_works, mn_failures = _musicnet_works(musicnet, spec, pinned, progress, timings)
+    failures += mn_failures
+    # MusicNet works are split among themselves, so adding MusicNet never moves a music21
+    # work; one that music21 also holds took its id and so its split (pinned: train)
+    splits.update(_split_works([w.work_id for w in mn_works if w.work_id not in splits],
+                               pinned, seed))
 
     fonts = _soundfonts()
     held_out = next((f for f in fonts if f.name == HELD_OUT_SOUNDFONT), fonts[-1])
     train_fonts = [f for f in fonts if f != held_out]
-    human, skipped = plan_human(works, spec, splits, xsf)
+    human, skipped = plan_human(works + mn_works, spec, splits, xsf)
     human += plan_arrangements(spec, seed, xsf)
     t = time.perf_counter()
     torch.manual_seed(seed)
     conditions = _conditions(works, pinned)
+    if mn_works:
+        # the generators write music for MusicNet's composers and ensembles too, so neither
+        # label tells the sources apart (issue 21 item 4). Combinations come from every
+        # MusicNet work selected (labels and a tempo, no notes of any work reach the
+        # generators); composers the shipped vocabulary lacks condition as "composer=?"
+        conditions = _merge_conditions(conditions, _conditions(mn_works, set()))
     symbolic: list[_Clip] = []
-    taxonomy = reference_taxonomy(sc.COLLECTIONS)
+    from musicbrain_cli.training.reference import musicnet as mnr
+
+    taxonomy = reference_taxonomy(sc.COLLECTIONS, extra_composers=mnr.composers_of(mn_works))
     sample_rate = SAMPLE_RATE
     n = int(round(spec.clip_s * sample_rate))
 
@@ -564,9 +636,12 @@ def build_reference(out: str | Path, *, size: str = "small", seed: int = 0,
         "generators": {n: {"weights_sha256": g[2]["weights_sha256"]}
                        for n, g in generators.items()}
         | {CODEC_GENERATOR: {"weights_sha256": codec_cfg["weights_sha256"]}},
-        "works": len({w.work_id for w in works}), "skipped": len(skipped) + len(failures),
+        "works": len({w.work_id for w in works + mn_works}),
+        "skipped": len(skipped) + len(failures),
         "arrangements": {g: sum(r["origin"].startswith(f"arrangement:{g}#") for r in rows)
                          for g in _arrangement_genres()},
+        "musicnet": _musicnet_summary(musicnet, mn_works, mn_failures, rows,
+                                      generators[SYMBOLIC_GENERATORS[0]][1]),
         "seconds": {k: round(v, 2) for k, v in timings.items()}
         | {"total": round(time.perf_counter() - t0, 2)},
     }

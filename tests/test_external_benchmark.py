@@ -1,0 +1,151 @@
+"""benchmarks/external.py on a tiny eval-like folder made here (layout of ../shared/eval)."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from conftest import SR, make_tone
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def ext():
+    spec = importlib.util.spec_from_file_location("external_bench",
+                                                  ROOT / "benchmarks" / "external.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module   # dataclasses look their module up while defining
+    spec.loader.exec_module(module)
+    return module
+
+
+GOOD_ABC = """%%score 1 2
+L:1/8
+Q:1/4=120
+M:4/4
+K:C
+V:1 treble nm="Piano"
+V:2 bass nm="Piano"
+[V:1]c2 e2 g2 c'2|[V:2]C,4 G,,4|
+[V:1]d2 f2 a2 d'2|[V:2]D,4 A,,4|
+[V:1]e2 g2 b2 e'2|[V:2]E,4 B,,4|
+"""
+
+
+@pytest.fixture
+def eval_dir(tmp_path):
+    root = tmp_path / "eval"
+    enc = root / "codec" / "encodec"
+    snac = root / "codec" / "snac"
+    t2m = root / "t2m" / "mustango"
+    abc = root / "notagen-abc" / "rhythgen" / "RAG-RMR"
+    for d in (enc, snac, t2m, abc):
+        d.mkdir(parents=True)
+    original = make_tone(5.0, 220.0, seed=1)
+    # the same original copied into two codec folders, as in the real eval set
+    soundfile.write(enc / "song__original.wav", original, SR, subtype="PCM_16")
+    soundfile.write(snac / "song__original.wav", original, SR, subtype="PCM_16")
+    soundfile.write(enc / "song__encodec.wav", make_tone(5.0, 230.0, seed=2), SR)
+    soundfile.write(snac / "song__snac-32khz.wav", make_tone(5.0, 240.0, seed=3), SR)
+    soundfile.write(t2m / "mustango-pretrained__output_0.wav", make_tone(4.5, 330.0, seed=4),
+                    SR)
+    (enc / "pairs.csv").write_text("original,resynthesis\n", encoding="utf-8")
+    (abc / "0000.abc").write_text(GOOD_ABC, encoding="utf-8")
+    (abc / "0001.abc").write_text("X:1\nL:1/8\nabc|\n", encoding="utf-8")   # no K: field
+    (abc / "0002.abc").write_text(GOOD_ABC.replace("c2 e2", "e2 c2"), encoding="utf-8")
+    return root
+
+
+def test_discovery_labels_and_sources(ext, eval_dir):
+    sel = ext.discover_eval(eval_dir)
+    got = {it.rel: (it.source, it.label, it.kind) for it in sel.items}
+    assert got["codec/encodec/song__original.wav"] == ("codec/encodec", "human", "audio")
+    assert got["codec/encodec/song__encodec.wav"] == ("codec/encodec", "ai", "audio")
+    assert got["t2m/mustango/mustango-pretrained__output_0.wav"] == ("t2m/mustango", "ai",
+                                                                      "audio")
+    assert got["notagen-abc/rhythgen/RAG-RMR/0001.abc"] == ("notagen-abc/RAG-RMR", "ai", "abc")
+    assert not any(rel.endswith(".csv") for rel in got)
+    assert sel.found["notagen-abc/RAG-RMR"] == 3
+    capped = ext.discover_eval(eval_dir, max_per_source=2)
+    assert capped.found == sel.found
+    assert sum(it.source == "notagen-abc/RAG-RMR" for it in capped.items) == 2
+    assert ext.abc_instrumentation("notagen-abc/Lieder-LB") == "Art Song"
+    assert ext.abc_instrumentation("notagen-abc/RAG-RMR") == "Keyboard"
+
+
+def test_end_to_end_counts_table_and_json(ext, eval_dir, tmp_path, tiny_model_dir, capsys):
+    out = tmp_path / "out"
+    ext.main([str(eval_dir), "--model", str(tiny_model_dir), "-o", str(out),
+              "--abc-seconds", "4"])
+    data = json.loads((out / "external.json").read_text(encoding="utf-8"))
+    rows = {r["path"]: r for r in data["rows"]}
+    assert len(rows) == 8
+    # the ABC without a key is counted and listed as failed, never dropped
+    bad = rows["notagen-abc/rhythgen/RAG-RMR/0001.abc"]
+    assert bad["error"] and "K:" in bad["error"] and bad["verdict"] is None
+    assert data["failures"] == [{"path": bad["path"], "error": bad["error"]}]
+    ok = [r for r in rows.values() if r["error"] is None]
+    assert len(ok) == 7
+    for r in ok:
+        assert r["verdict"] in ("ai", "human", "inconclusive")
+        assert 0.0 <= r["p_ai"]["content"] <= 1.0
+    # the good pieces were rendered into the work folder with the project's renderer
+    assert len(list((out / "work").rglob("*-000.flac"))) == 2
+    table = {(t["source"], t["label"]): t for t in data["table"]}
+    abc = table[("notagen-abc/RAG-RMR", "ai")]
+    assert (abc["tracks"], abc["failed"]) == (3, 1)
+    assert abc["ai"] + abc["human"] + abc["inconclusive"] == 2
+    assert table[("codec/encodec", "human")]["tracks"] == 1
+    # one original copied into two folders counts once in the target rows
+    originals = data["targets"]["originals called ai"]
+    assert originals["of"] == 1
+    assert data["targets"]["codec re-syntheses called ai"]["of"] == 2
+    t2m = data["targets"]
+    assert t2m["t2m called ai"]["of"] == 1
+    assert data["model"]["weights_sha256"]
+    md = (out / "external.md").read_text(encoding="utf-8")
+    assert "| notagen-abc/RAG-RMR | ai | 3 |" in md
+    assert "P(AI) content q25 / q50 / q75" in md
+    assert "0001.abc" in md
+    assert "| notagen-abc/RAG-RMR | ai | 3 |" in capsys.readouterr().out
+
+
+def test_a_piece_over_the_time_limit_is_a_listed_failure(ext, eval_dir, tmp_path):
+    items = [it for it in ext.discover_eval(eval_dir).items if it.kind == "abc"][:1]
+    ext.render_all(items, tmp_path / "work", clip_s=4.0, seed=0, timeout_s=0.0,
+                   log=lambda msg: None)
+    assert items[0].audio is None and "longer than 0 s" in items[0].error
+
+
+def test_evidence_lines_read_when_present_and_quartiles_per_line(ext):
+    track = {"verdict": {"label": "ai", "p_ai": 0.9},
+             "evidence": [{"line": "content", "applicable": True, "p_ai": 0.9, "says_ai": True},
+                          {"line": "artifacts", "applicable": True, "p_ai": 0.2,
+                           "says_ai": False},
+                          {"line": "c2pa", "applicable": False, "p_ai": None,
+                           "says_ai": False}]}
+    lines = ext.evidence_lines(track)
+    assert [e["line"] for e in lines] == ["content", "artifacts", "c2pa"]
+    assert ext.evidence_lines({"verdict": {"label": "human", "p_ai": 0.1}}) == [
+        {"line": "content", "applicable": True, "p_ai": 0.1, "says_ai": False}]
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(8):
+        p = {"content": float(rng.uniform()), "artifacts": float(rng.uniform())}
+        rows.append({"path": f"t/{i}.wav", "source": "t2m/x", "label": "ai", "kind": "audio",
+                     "verdict": "ai" if p["content"] > 0.5 else "human", "p_ai": p,
+                     "says_ai": {}, "in_domain": True, "sha256": str(i), "error": None})
+    summary = ext.summarise(rows)
+    assert summary["lines"] == ["content", "artifacts"]
+    row = summary["table"][0]
+    want = np.percentile([r["p_ai"]["artifacts"] for r in rows], [25, 50, 75])
+    assert row["p_ai_quartiles"]["artifacts"] == " / ".join(f"{x:.2f}" for x in want)
+    assert row["ai"] == sum(r["verdict"] == "ai" for r in rows)
+    md = ext.markdown(summary)
+    assert "P(AI) artifacts q25 / q50 / q75" in md and "P(AI) content q25" in md
