@@ -24,7 +24,7 @@ originals are copied into each codec folder) are analysed once, by SHA-256, and 
 once in the target rows.
 
 Per track the benchmark reads every evidence line: ``track["evidence"]`` (a list of
-``{"line", "applicable", "p_ai", "says_ai"}``) when the result has it, else the content
+``{"line", "finding", "in_domain", "p_ai", ...}``) when the result has it, else the content
 model's line from ``track["verdict"]``. It prints a markdown table per (source, truth
 label) with the verdict counts and P(AI) quartiles per line, the target rows, and writes
 ``OUT_DIR/external.md`` and ``OUT_DIR/external.json`` (one row per track).
@@ -35,7 +35,6 @@ label) with the verdict counts and P(AI) quartiles per line, the target rows, an
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import platform
@@ -47,6 +46,8 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
+
+from musicbrain_cli.audio import sha256_file
 
 ORIGINAL_MARK = "__original"
 ABC_ROOT = ("notagen-abc", "rhythgen")
@@ -246,24 +247,19 @@ def _tick(log, what: str, i: int, n: int, t0: float) -> None:
 
 
 def evidence_lines(track: dict) -> list[dict]:
-    """The evidence lines of one track result: ``track["evidence"]`` when present, else
-    the content model's line, built from ``track["verdict"]``."""
+    """The evidence lines of one track result (``track["evidence"]``, see
+    :class:`musicbrain_cli.verdict.LineFinding`): a line is *applicable* when it is in its
+    own domain, and its P(AI) is quoted only then. Results written before the lines existed
+    fall back to the content model's line, built from ``track["verdict"]``."""
     lines = track.get("evidence")
     if lines:
-        return [{"line": str(e["line"]), "applicable": bool(e.get("applicable", True)),
+        return [{"line": str(e["line"]), "applicable": bool(e.get("in_domain")),
                  "p_ai": None if e.get("p_ai") is None else float(e["p_ai"]),
-                 "says_ai": bool(e.get("says_ai", False))} for e in lines]
+                 "says_ai": e.get("finding") == "ai" and bool(e.get("in_domain"))}
+                for e in lines]
     v = track["verdict"]
     return [{"line": CONTENT_LINE, "applicable": True, "p_ai": float(v["p_ai"]),
              "says_ai": v["label"] == "ai"}]
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def analyse_all(items: Sequence[EvalItem], detector, *, ood=None, log=print) -> list[dict]:
@@ -282,7 +278,7 @@ def analyse_all(items: Sequence[EvalItem], detector, *, ood=None, log=print) -> 
         if it.error is None:
             audio = it.audio or it.path
             try:
-                sha = _sha256(audio)
+                sha = sha256_file(audio)
                 if sha not in done:
                     track = analyse_track(audio, detector, options=options, ood=ood).track
                     lines = evidence_lines(track)

@@ -124,13 +124,15 @@ def test_a_piece_over_the_time_limit_is_a_listed_failure(ext, eval_dir, tmp_path
 
 def test_evidence_lines_read_when_present_and_quartiles_per_line(ext):
     track = {"verdict": {"label": "ai", "p_ai": 0.9},
-             "evidence": [{"line": "content", "applicable": True, "p_ai": 0.9, "says_ai": True},
-                          {"line": "artifacts", "applicable": True, "p_ai": 0.2,
-                           "says_ai": False},
-                          {"line": "c2pa", "applicable": False, "p_ai": None,
-                           "says_ai": False}]}
+             "evidence": [{"line": "content", "finding": "ai", "in_domain": True, "p_ai": 0.9},
+                          {"line": "artifacts", "finding": "human", "in_domain": True,
+                           "p_ai": 0.2},
+                          {"line": "provenance", "finding": "no_evidence", "in_domain": False,
+                           "p_ai": None}]}
     lines = ext.evidence_lines(track)
-    assert [e["line"] for e in lines] == ["content", "artifacts", "c2pa"]
+    assert [e["line"] for e in lines] == ["content", "artifacts", "provenance"]
+    assert [(e["applicable"], e["says_ai"]) for e in lines] == [(True, True), (True, False),
+                                                               (False, False)]
     assert ext.evidence_lines({"verdict": {"label": "human", "p_ai": 0.1}}) == [
         {"line": "content", "applicable": True, "p_ai": 0.1, "says_ai": False}]
 
