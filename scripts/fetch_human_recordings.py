@@ -51,6 +51,11 @@ PACKAGES: tuple[tuple[str, str, str, str], ...] = (
     ("supertux-data", "test-fresh", "GPL-2+ (data/music)", "game soundtrack"),
     ("flare-game", "test-fresh", "CC-BY-SA-3.0+", "game soundtrack"),
     ("freedroidrpg-data", "test-fresh", "GPL-2+", "game soundtrack"),
+    # Added last, measured once with the final fitting procedure: the "test-fresh" packages
+    # had in turn been looked at when the classifier and operating point were revised.
+    ("openclonk-data", "test-final", "CC-BY-3.0 or CC0 (game content)", "game soundtrack"),
+    ("widelands-data", "test-final", "GPL-2+ (three tracks CC-BY-SA-3.0)", "game soundtrack"),
+    ("supertuxkart-data", "test-final", "GPL-3+ / CC-BY-SA-3.0 / CC-BY-SA-4.0 (per track)", "game soundtrack"),
 )
 
 AUDIO_SUFFIXES = (".ogg", ".oga", ".opus", ".mp3", ".flac", ".wav")
@@ -109,7 +114,7 @@ def card(rows: list[dict]) -> str:
     ]
     for r in rows:
         lines.append(f"| {r['package']} | {r['version']} | {r['split']} | {r['licence']} | {r['genre']} | {len(r['files'])} |")
-    totals = {s: sum(len(r["files"]) for r in rows if r["split"] == s) for s in ("train", "validation", "test", "test-fresh")}
+    totals = {s: sum(len(r["files"]) for r in rows if r["split"] == s) for s in ("train", "validation", "test", "test-fresh", "test-final")}
     lines += ["", "Files per split: " + ", ".join(f"{k} {v}" for k, v in totals.items()) + ".", ""]
     return "\n".join(lines)
 

@@ -204,7 +204,7 @@ def decoder_specs(split: str, *, seed: int = 22) -> list:
     return specs
 
 
-SPLITS = ("train", "validation", "test", "test-fresh")
+SPLITS = ("train", "validation", "test", "test-fresh", "test-final")
 
 
 def build_corpus(out: Path, *, debian_root: Path, midi_root: Path, seed: int = 22,
@@ -212,7 +212,8 @@ def build_corpus(out: Path, *, debian_root: Path, midi_root: Path, seed: int = 2
     """Write the corpus of ``splits`` under ``out``; returns the items of every split built so
     far (``out/items.json`` is updated: items of other splits already there are kept).
 
-    ``test-fresh`` is human recordings only: packages added after the first fit, so that the
+    ``test-fresh`` and ``test-final`` are human recordings only: packages added after the
+    first fit and after the last revision of the fitting procedure, so that the
     false-accusation rate is also measured on recordings no one looked at while developing.
     """
     import torch
@@ -220,8 +221,8 @@ def build_corpus(out: Path, *, debian_root: Path, midi_root: Path, seed: int = 2
     from musicbrain_cli.artifacts.synth import build, decode
 
     torch.set_num_threads(1)
-    per_file = {"train": 2, "validation": 3, "test": 3, "test-fresh": 3}
-    renders = {"train": 30, "validation": 10, "test": 10, "test-fresh": 0}
+    per_file = {"train": 2, "validation": 3, "test": 3, "test-fresh": 3, "test-final": 3}
+    renders = {"train": 30, "validation": 10, "test": 10, "test-fresh": 0, "test-final": 0}
     index = out / "items.json"
     items: list[Item] = [Item(**d) for d in json.loads(index.read_text()) if d["split"] not in splits] \
         if index.is_file() else []
@@ -238,7 +239,7 @@ def build_corpus(out: Path, *, debian_root: Path, midi_root: Path, seed: int = 2
                 path = write_upload(stem, y, rate, transform)
                 items.append(Item(f"{split}/human/{cid}/{transform}", split, 0, source, "human", "", transform, str(path)))
         log(f"{split}: {len(pool)} human clips")
-        for spec in decoder_specs(split, seed=seed) if split != "test-fresh" else ():
+        for spec in decoder_specs(split, seed=seed) if not split.startswith("test-f") else ():
             per_decoder = 3 if split == "train" else 2
             picks = rng.choice(len(pool), size=min(per_decoder + 4, len(pool)), replace=False)
             src = [resample(pool[i][2], pool[i][3], spec.rate) for i in picks]

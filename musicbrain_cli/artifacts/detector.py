@@ -9,9 +9,10 @@ Stages: :func:`spectrum.read_native` (isolated decoder, native rate) ->
 :func:`spectrum.average_spectrum` (Welch average, residue above the lower envelope) ->
 :func:`peaks.find_peaks` and :func:`peaks.comb_scan` (periodic peaks, their spacing) ->
 :func:`comb_features` (numbers that say how strong and how decoder-like the comb is, never
-WHERE it is, so the line does not learn one generator's peak positions) -> a logistic
-regression stored as JSON numbers, Platt-recalibrated on validation recordings, with an
-operating point set for at most 0.5 % false accusations on human validation recordings.
+WHERE it is, so the line does not learn one generator's peak positions) -> gradient-boosted
+trees stored as JSON numbers (monotone in the comb-strength features), Platt-recalibrated
+on validation recordings, with an operating point set for at most 0.5 % false accusations
+on human validation recordings. No comb at all is no evidence (P(AI) 0).
 
 The model shipped in ``default/`` was produced by ``scripts/fit_artifact_line.py`` (the
 command, seed and data card are in ``default/card.json``); its SHA-256 is pinned in
@@ -40,8 +41,8 @@ MODEL_FILE, CARD_FILE = "model.json", "card.json"
 #: SHA-256 of the shipped files, checked on load (a swapped classifier changes verdicts).
 SHIPPED_SHA256: dict[str, dict[str, str]] = {
     "default": {
-        MODEL_FILE: "e39be52c3e8e673bced3a05139973fbfde374110f7203902c1ddc824e680b70f",
-        CARD_FILE: "b968abef3a1fabbce0111f052f06c3e34f5e7f40eb1bf6cfb92aae96aa3ff2f9",
+        MODEL_FILE: "549ec09135da4c7f547d348368ab5459acea331293b729b1f54b0d57dac35243",
+        CARD_FILE: "a3f89bf2457fd9bd45bfcee4b6c30217e609f5e5ed5be2914d063facccdde93d",
     },
 }
 
@@ -54,7 +55,8 @@ MIN_PEAK = 1e-4           # -80 dBFS: effectively silent, the residue is quantis
 MAX_FIGURE_POINTS = 2000
 
 FEATURES = ("comb_log10_p", "log_teeth", "coverage", "high_share", "tooth_prominence_db",
-            "peak_density_per_khz", "residue_p99_db", "fits_decoder_rate", "off_pitch")
+            "peak_density_per_khz", "residue_p99_db", "fits_decoder_rate", "off_pitch",
+            "prominence_slope_db")
 _NOTES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 
 
@@ -98,7 +100,8 @@ def comb_features(a: CombAnalysis) -> np.ndarray:
     12-TET note / 50, so 0 on a note and 1 half-way between). A held note or drone is a
     harmonic series with its pitch as spacing, the human confound closest to a decoder's
     comb (synth drones in game music do this); a decoder's spacing ``rate / s`` has no
-    reason to fall on A440 tuning. All are 0 when there is no comb, and "more AI-like" when
+    reason to fall on A440 tuning; and the slope of the teeth's prominence over the band
+    (see :class:`peaks.Comb`). All are 0 when there is no comb, and "more AI-like" when
     larger, so the classifier can be constrained monotone (see :mod:`.fit`).
     """
     c = a.comb
@@ -114,6 +117,7 @@ def comb_features(a: CombAnalysis) -> np.ndarray:
         p99,
         1.0 if a.factors else 0.0,
         abs(nearest_note(c.spacing_hz)[1]) / 50.0 if c.spacing_hz else 0.0,
+        c.prominence_slope_db,
     ], dtype=np.float64)
 
 
@@ -194,6 +198,50 @@ def applicability(*, duration_s: float, sample_rate: int, peak: float,
     return None
 
 
+class _Trees:
+    """Gradient-boosted regression trees stored as JSON arrays; ``__call__`` gives the raw logit.
+
+    The format (written by :func:`musicbrain_cli.artifacts.fit.export_trees` from
+    scikit-learn's ``HistGradientBoostingClassifier``): ``{"baseline": float, "trees":
+    [{"feature", "threshold", "left", "right", "value", "leaf", "missing_left"}, ...]}``,
+    one list entry per node, node 0 the root; a sample goes left when ``x[feature] <=
+    threshold``. Children always come after their parent, checked here, so evaluation ends.
+    """
+
+    def __init__(self, spec: dict, *, n_features: int) -> None:
+        self.baseline = float(spec["baseline"])
+        self.trees = []
+        for t in spec["trees"]:
+            feature = np.asarray(t["feature"], dtype=np.int64)
+            threshold = np.asarray(t["threshold"], dtype=np.float64)
+            left = np.asarray(t["left"], dtype=np.int64)
+            right = np.asarray(t["right"], dtype=np.int64)
+            value = np.asarray(t["value"], dtype=np.float64)
+            leaf = np.asarray(t["leaf"], dtype=bool)
+            missing = np.asarray(t["missing_left"], dtype=bool)
+            n = value.size
+            if not n or any(a.shape != (n,) for a in (feature, threshold, left, right, leaf, missing)):
+                raise ValueError(f"tree arrays of unequal length ({n} nodes)")
+            inner = np.nonzero(~leaf)[0]
+            if np.any(left[inner] <= inner) or np.any(right[inner] <= inner) or np.any(left[inner] >= n) \
+                    or np.any(right[inner] >= n) or np.any(feature[inner] < 0) or np.any(feature[inner] >= n_features):
+                raise ValueError("tree has a child before its parent, out of range, or an unknown feature")
+            self.trees.append((feature.tolist(), threshold.tolist(), left.tolist(), right.tolist(), value.tolist(),
+                               leaf.tolist(), missing.tolist()))
+
+    def __call__(self, x: np.ndarray) -> float:
+        total = self.baseline
+        xs = [float(v) for v in x]
+        for feature, threshold, left, right, value, leaf, missing in self.trees:
+            i = 0
+            while not leaf[i]:
+                v = xs[feature[i]]
+                go_left = missing[i] if math.isnan(v) else v <= threshold[i]
+                i = left[i] if go_left else right[i]
+            total += value[i]
+        return total
+
+
 class ArtifactDetector:
     """The fitted artifact line: features -> calibrated P(AI) -> operating point."""
 
@@ -201,17 +249,13 @@ class ArtifactDetector:
         try:
             if list(model["features"]) != list(FEATURES):
                 raise ModelLoadError(f"artifact model features {model['features']!r} != {list(FEATURES)!r}")
-            self.mean = np.asarray(model["scaler"]["mean"], dtype=np.float64)
-            self.scale = np.asarray(model["scaler"]["scale"], dtype=np.float64)
-            self.coef = np.asarray(model["coef"], dtype=np.float64)
-            self.intercept = float(model["intercept"])
+            self.trees = _Trees(model["trees"], n_features=len(FEATURES))
             self.platt_a, self.platt_b = float(model["platt"]["a"]), float(model["platt"]["b"])
             self.threshold = float(model["threshold"])
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise ModelLoadError(f"artifact model is malformed: {exc!r}") from exc
-        shapes = {self.mean.shape, self.scale.shape, self.coef.shape}
-        if shapes != {(len(FEATURES),)} or not np.all(self.scale > 0) or not 0.0 < self.threshold <= 1.0:
-            raise ModelLoadError(f"artifact model has wrong shapes {shapes} or threshold {self.threshold!r}")
+        if not 0.0 < self.threshold <= 1.0:
+            raise ModelLoadError(f"artifact model threshold {self.threshold!r} is outside (0, 1]")
         self.model = model
         self.card = card or {}
         self.sha256 = sha256
@@ -243,12 +287,20 @@ class ArtifactDetector:
     # --- scoring ------------------------------------------------------------------------
 
     def logit(self, features: np.ndarray) -> float:
-        """Calibrated log-odds of AI for one feature vector ``[shape=(len(FEATURES),)]``."""
-        raw = float(np.dot(self.coef, (features - self.mean) / self.scale) + self.intercept)
-        return self.platt_a * raw + self.platt_b
+        """Calibrated log-odds of AI for one feature vector ``[shape=(len(FEATURES),)]``.
+
+        ``-inf`` when no comb was found (fewer than :data:`peaks.MIN_TEETH` periodic peaks):
+        without a comb this line has no evidence, whatever the other numbers say. (In the
+        training corpus only smoothed decoders' outputs lacked peaks entirely, so a fitted
+        model would call any peak-free audio, such as surf or wind, AI.)
+        """
+        if features[0] <= 0.0:
+            return -math.inf
+        return self.platt_a * self.trees(features) + self.platt_b
 
     def p_ai(self, features: np.ndarray) -> float:
-        return _sigmoid(self.logit(features))
+        z = self.logit(features)
+        return 0.0 if z == -math.inf else _sigmoid(z)
 
     def _not_applicable(self, reason: str, **extra) -> ArtifactFinding:
         return ArtifactFinding(applicable=False, reason=reason, p_ai=None, threshold=self.threshold, says_ai=False,
