@@ -14,8 +14,6 @@ Nothing here is used at scan time; torch is imported lazily by :func:`build_corp
 from __future__ import annotations
 
 import json
-import math
-import os
 import zlib
 from dataclasses import asdict, dataclass
 from fractions import Fraction
@@ -112,7 +110,6 @@ def human_clips(root: Path, split: str, *, per_file: int, clip_s: float = CLIP_S
 
     Clips start at seeded random offsets after the first 5 s (intros are often silent).
     """
-    from musicbrain_cli import audio
     from musicbrain_cli.errors import AudioDecodeError
 
     manifest = json.loads((root / "manifest.json").read_text())

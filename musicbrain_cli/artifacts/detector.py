@@ -366,19 +366,19 @@ def explain(a: CombAnalysis, p_ai: float, threshold: float) -> str:
                 f"{a.f_max_hz / 1000:.1f} kHz, no common spacing): no sign of an upsampling decoder by this method "
                 f"(P(AI) {p_ai:.2f}, operating point {threshold:.2f}).")
     fits = ", ".join(f"{rate / 1000:g} kHz / {m}" for rate, m in sorted(a.factors.items()))
-    head = (f"The average spectrum shows {c.teeth} narrow peaks at multiples of {c.spacing_hz:.2f} Hz "
-            f"({c.teeth} of the {c.expected_teeth} multiples up to {a.f_max_hz / 1000:.1f} kHz, mean "
-            f"{c.tooth_prominence_db:.1f} dB above the spectrum's lower envelope).")
-    phys = (f" Lines at k x {c.spacing_hz:.2f} Hz are what an upsampling decoder leaves: its output repeats every "
-            f"upsampling-factor samples, and {c.spacing_hz:.2f} Hz = " + (fits if fits else "no common decoder rate "
-            "divided by a whole number") + ".")
+    head = (f"The strongest periodic pattern in the average spectrum: {c.teeth} narrow peaks at multiples of "
+            f"{c.spacing_hz:.2f} Hz ({c.teeth} of the {c.expected_teeth} multiples up to {a.f_max_hz / 1000:.1f} kHz, "
+            f"mean {c.tooth_prominence_db:.1f} dB above the spectrum's lower envelope).")
     note, cents = nearest_note(c.spacing_hz)
-    if abs(cents) <= 15:
-        phys += (f" {c.spacing_hz:.2f} Hz is also within {abs(cents):.0f} cents of the note {note}: a held note's "
-                 "harmonics give the same pattern.")
+    pitch = (f" {c.spacing_hz:.2f} Hz is within {abs(cents):.0f} cents of the note {note}: a held note's harmonics "
+             "give the same pattern." if abs(cents) <= 15 else "")
     if p_ai >= threshold:
+        phys = (f" Lines at k x {c.spacing_hz:.2f} Hz are what an upsampling decoder leaves: its output repeats "
+                "every upsampling-factor samples, and " + (f"{c.spacing_hz:.2f} Hz = {fits}." if fits else
+                                                           "no common decoder rate divides into it evenly."))
         tail = f" P(AI) {p_ai:.2f} is at or above the operating point {threshold:.2f}: evidence of a neural decoder."
     else:
-        tail = (f" P(AI) {p_ai:.2f} is below the operating point {threshold:.2f}: such a pattern also occurs in "
-                "human recordings (a held note's harmonics, hum), so it is not counted as evidence.")
-    return head + phys + tail
+        phys = ""
+        tail = (f" P(AI) {p_ai:.2f} is below the operating point {threshold:.2f}: a pattern this weak, sparse or "
+                "note-like also occurs in human recordings, so it is not counted as evidence.")
+    return head + phys + pitch + tail
