@@ -12,8 +12,9 @@ The split is BY PACKAGE: ``train`` packages fit the classifier; ``train`` and
 out scores); the ``test*`` packages are never used for either. ``train``/``validation``/
 ``test`` were fixed before any result was seen. ``test`` was then inspected while the line
 was developed, so ``test-fresh`` was added; after the classifier and operating point were
-revised once more, ``test-final`` was added and measured once. All three are reported. The data card (package, version, licence, genre, split, file count) is written to
-``docs/human-recordings.md``; commit the card, never the audio.
+revised once more, ``test-final`` was added and used in no decision. All three are
+reported. The data card (package, version, licence, genre, split, file count) is written
+to ``docs/human-recordings.md``; commit the card, never the audio.
 
 Usage (from the repository root)::
 
@@ -54,7 +55,7 @@ PACKAGES: tuple[tuple[str, str, str, str], ...] = (
     ("supertux-data", "test-fresh", "GPL-2+ (data/music)", "game soundtrack"),
     ("flare-game", "test-fresh", "CC-BY-SA-3.0+", "game soundtrack"),
     ("freedroidrpg-data", "test-fresh", "GPL-2+", "game soundtrack"),
-    # Added last, measured once with the final fitting procedure: the "test-fresh" packages
+    # Added last, used in no decision of the final fitting procedure: the "test-fresh" packages
     # had in turn been looked at when the classifier and operating point were revised.
     ("openclonk-data", "test-final", "CC-BY-3.0 or CC0 (game content)", "game soundtrack"),
     ("widelands-data", "test-final", "GPL-2+ (three tracks CC-BY-SA-3.0)", "game soundtrack"),
@@ -112,7 +113,7 @@ def card(rows: list[dict]) -> str:
         "Licences are those stated for the music in each package's `/usr/share/doc/<pkg>/copyright`.",
         "The split is by package. train/validation/test were fixed before any result was seen;",
         "test was inspected during development, so test-fresh was added after the first fit, and",
-        "test-final after the last revision of the classifier and operating point (measured once).",
+        "test-final after the last revision of the classifier and operating point (used in no decision).",
         "The rates measured on each are in `musicbrain_cli/artifacts/default/card.json`.",
         "Genre is a rough label from the package and its copyright file, not checked by listening.",
         "",

@@ -41,8 +41,8 @@ MODEL_FILE, CARD_FILE = "model.json", "card.json"
 #: SHA-256 of the shipped files, checked on load (a swapped classifier changes verdicts).
 SHIPPED_SHA256: dict[str, dict[str, str]] = {
     "default": {
-        MODEL_FILE: "549ec09135da4c7f547d348368ab5459acea331293b729b1f54b0d57dac35243",
-        CARD_FILE: "a3f89bf2457fd9bd45bfcee4b6c30217e609f5e5ed5be2914d063facccdde93d",
+        MODEL_FILE: "c84d64346c940ed2d54d3830279ca7873715dbaf18a2c7d9449ff3a10a3e12c5",
+        CARD_FILE: "a43c3c4aff98aaf7f5abb0c4aa4c3c46e01262eecc63af131d2c1190ad45226c",
     },
 }
 

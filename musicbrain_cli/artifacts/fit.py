@@ -245,8 +245,8 @@ def fit_and_ship(rows: list[dict], model_dir: Path, *, seed: int, data_card: str
             "inspected while the line was developed (a feature was added after seeing their false "
             "accusations). The classifier and operating point were revised after this split was measured.")},
         "test_final": {**final_eval, "note": (
-            "human recordings only, from packages added after the last revision and measured once: the "
-            "cleanest estimate of the false-accusation rate on recordings of unseen packages")},
+            "human recordings only, from packages added after the last revision of the procedure and used "
+            "in no decision: the cleanest estimate of the false-accusation rate on unseen packages")},
         "generalisation": {
             "held_out_family": corpus.HELD_OUT_FAMILY,
             "held_out_strides": {"strides": list(corpus.HELD_OUT_STRIDES[0]), "rate": corpus.HELD_OUT_STRIDES[1]},
