@@ -132,3 +132,17 @@ def test_tree_model_scores_and_refuses_loops():
     assert det.p_ai(np.zeros(len(FEATURES))) == 0.0  # no comb: no evidence, whatever the trees say
     with pytest.raises(ModelLoadError, match="malformed"):
         ArtifactDetector(_tiny_model(left=0))  # a child pointing back at the root would never end
+
+
+def test_long_audio_is_scored_per_window_like_the_training_clips(detector):
+    from musicbrain_cli.artifacts.detector import WINDOW_S, window_starts
+
+    rate = 24000
+    assert window_starts(int(17 * rate), rate) == [(0, 17 * rate)]       # up to 1.5 windows: one
+    spans = window_starts(int(40 * rate), rate)
+    assert len(spans) == 3 and spans[0][0] == 0 and spans[-1][1] == 40 * rate
+    assert all(j - i == int(WINDOW_S * rate) for i, j in spans)
+    assert len(window_starts(3600 * rate, rate)) == det_mod.MAX_WINDOWS  # bounded work
+    f = detector.analyse_samples(upsampled(rate, (8, 5, 4, 2), 40.0, seed=9), rate)
+    assert len(f.window_p_ai) == 3 and f.p_ai == pytest.approx(float(np.median(f.window_p_ai)))
+    assert f.says_ai and "median of 3 windows" in f.explanation

@@ -22,10 +22,12 @@ from typing import Iterator
 
 import numpy as np
 
+from musicbrain_cli.artifacts.detector import WINDOW_S
 from musicbrain_cli.audio_encode import Format, encode_audio
 
-#: Clip length, seconds: > 50 Welch frames at 44.1 kHz, short enough for a CPU-sized corpus.
-CLIP_S = 12.0
+#: Clip length, seconds: the detector's scoring window (> 50 Welch frames at 44.1 kHz,
+#: short enough for a CPU-sized corpus).
+CLIP_S = WINDOW_S
 #: Uploads: (name, resample-to rate or None, encoder). Bit rates are common streaming ones.
 TRANSFORMS: dict[str, tuple[int | None, Format | None]] = {
     "flac": (None, Format("flac", "flac")),

@@ -51,6 +51,13 @@ MIN_DURATION_S = 5.0      # fewer than ~25 Welch frames at 44.1 kHz: the average
 MIN_RATE_HZ = 16000       # the lowest output rate of the decoders the line was trained on
 MIN_BANDWIDTH_HZ = 4000.0  # a telephone-band file has no room for the upper teeth
 MIN_PEAK = 1e-4           # -80 dBFS: effectively silent, the residue is quantisation noise
+#: The classifier was fitted on clips of this length. A comb's measured strength grows with
+#: the length averaged (more Welch frames, less noise, more teeth found), so a longer track
+#: is scored window by window at this length and the windows' median P(AI) is the track's:
+#: the classifier then sees what it was fitted on, and one odd passage cannot accuse a track.
+WINDOW_S = 12.0
+#: At most this many windows, spread evenly over the analysed audio (bounded work).
+MAX_WINDOWS = 15
 #: At most this many points of the residue go into a finding (for the report figure).
 MAX_FIGURE_POINTS = 2000
 
@@ -87,6 +94,20 @@ def analyse_samples(y: np.ndarray, sample_rate: int) -> CombAnalysis:
     pk = _peaks.find_peaks(spec.freqs_hz, spec.residue_db, f_max_hz=f_max)
     comb = _peaks.comb_scan(pk, bin_hz=spec.bin_hz, f_max_hz=f_max)
     return CombAnalysis(spec, pk, comb, _peaks.upsampling_factors(comb, bin_hz=spec.bin_hz), f_max)
+
+
+def window_starts(n: int, sample_rate: int, *, window_s: float = WINDOW_S,
+                  max_windows: int = MAX_WINDOWS) -> list[tuple[int, int]]:
+    """``(start, stop)`` sample ranges of the scoring windows of a signal of ``n`` samples.
+
+    Up to 1.5 windows long, the whole signal is one window; otherwise ``min(max_windows,
+    n // window)`` windows of ``window_s`` seconds, spread evenly from the start to the end.
+    """
+    w = int(round(window_s * sample_rate))
+    if n <= 1.5 * w:
+        return [(0, n)]
+    k = min(max_windows, n // w)
+    return [(int(s), int(s) + w) for s in np.round(np.linspace(0, n - w, k))]
 
 
 def comb_features(a: CombAnalysis) -> np.ndarray:
@@ -131,7 +152,9 @@ class ArtifactFinding:
     factor ``rate / spacing`` where one fits. ``residue_hz`` / ``residue_db`` are the
     residue reduced to at most :data:`MAX_FIGURE_POINTS` points (max within each block,
     so no line is lost) for the report figure. ``error_rates`` are the line's measured
-    rates from its card, quoted beside the finding.
+    rates from its card, quoted beside the finding. ``window_p_ai`` are the P(AI) of the
+    :data:`WINDOW_S` windows whose median is ``p_ai``; ``features`` and the comb describe
+    the whole analysed audio (the clearest view of the lines, for the figure).
     """
 
     applicable: bool
@@ -151,6 +174,7 @@ class ArtifactFinding:
     bandwidth_hz: float | None = None
     analysed_s: float | None = None
     features: dict[str, float] = field(default_factory=dict)
+    window_p_ai: tuple[float, ...] = ()
     model_sha256: str | None = None
     error_rates: dict[str, Any] = field(default_factory=dict)
     line: str = LINE
@@ -326,7 +350,12 @@ class ArtifactDetector:
             return self._not_applicable(reason, sample_rate=int(sample_rate), analysed_s=round(duration, 3),
                                         bandwidth_hz=round(a.spectrum.bandwidth_hz, 1))
         x = comb_features(a)
-        p = self.p_ai(x)
+        windows = window_starts(y.size, sample_rate)
+        if len(windows) == 1:
+            window_p = [self.p_ai(x)]
+        else:
+            window_p = [self.p_ai(comb_features(analyse_samples(y[i:j], sample_rate))) for i, j in windows]
+        p = float(np.median(window_p))
         says = p >= self.threshold
         band = a.spectrum.freqs_hz <= a.f_max_hz
         rhz, rdb = _reduce(a.spectrum.freqs_hz[band], a.spectrum.residue_db[band], MAX_FIGURE_POINTS)
@@ -337,10 +366,11 @@ class ArtifactDetector:
             spacing_hz=None if c.spacing_hz is None else round(c.spacing_hz, 4),
             teeth=c.teeth, expected_teeth=c.expected_teeth,
             upsampling_factors={str(k): v for k, v in a.factors.items()},
-            explanation=explain(a, p, self.threshold),
+            explanation=explain(a, p, self.threshold, windows=len(windows)),
             residue_hz=rhz, residue_db=rdb, sample_rate=int(sample_rate),
             bandwidth_hz=round(a.spectrum.bandwidth_hz, 1), analysed_s=round(a.spectrum.analysed_s, 3),
             features={k: round(float(v), 6) for k, v in zip(FEATURES, x)},
+            window_p_ai=tuple(round(float(v), 6) for v in window_p),
             model_sha256=self.sha256, error_rates=self.card.get("summary", {}),
         )
 
@@ -358,13 +388,14 @@ class ArtifactDetector:
         return self.analyse_samples(y, rate)
 
 
-def explain(a: CombAnalysis, p_ai: float, threshold: float) -> str:
+def explain(a: CombAnalysis, p_ai: float, threshold: float, *, windows: int = 1) -> str:
     """One paragraph a reader can check with any spectrum analyser."""
     c = a.comb
+    p_text = f"P(AI) {p_ai:.2f}" + (f" (median of {windows} windows of {WINDOW_S:g} s)" if windows > 1 else "")
     if c.spacing_hz is None or c.teeth < _peaks.MIN_TEETH:
         return (f"No periodic peaks found in the average spectrum ({a.peaks.hz.size} isolated peaks up to "
                 f"{a.f_max_hz / 1000:.1f} kHz, no common spacing): no sign of an upsampling decoder by this method "
-                f"(P(AI) {p_ai:.2f}, operating point {threshold:.2f}).")
+                f"({p_text}, operating point {threshold:.2f}).")
     fits = ", ".join(f"{rate / 1000:g} kHz / {m}" for rate, m in sorted(a.factors.items()))
     head = (f"The strongest periodic pattern in the average spectrum: {c.teeth} narrow peaks at multiples of "
             f"{c.spacing_hz:.2f} Hz ({c.teeth} of the {c.expected_teeth} multiples up to {a.f_max_hz / 1000:.1f} kHz, "
@@ -376,9 +407,9 @@ def explain(a: CombAnalysis, p_ai: float, threshold: float) -> str:
         phys = (f" Lines at k x {c.spacing_hz:.2f} Hz are what an upsampling decoder leaves: its output repeats "
                 "every upsampling-factor samples, and " + (f"{c.spacing_hz:.2f} Hz = {fits}." if fits else
                                                            "no common decoder rate divides into it evenly."))
-        tail = f" P(AI) {p_ai:.2f} is at or above the operating point {threshold:.2f}: evidence of a neural decoder."
+        tail = f" {p_text} is at or above the operating point {threshold:.2f}: evidence of a neural decoder."
     else:
         phys = ""
-        tail = (f" P(AI) {p_ai:.2f} is below the operating point {threshold:.2f}: a pattern this weak, sparse or "
+        tail = (f" {p_text} is below the operating point {threshold:.2f}: a pattern this weak, sparse or "
                 "note-like also occurs in human recordings, so it is not counted as evidence.")
     return head + phys + pitch + tail
