@@ -114,3 +114,35 @@ def test_bad_input_raises_typed_errors(detector, tmp_path):
         detector.analyse(text)
     with pytest.raises(InputError):
         detector.analyse(tmp_path / "missing.wav")
+
+
+def _tiny_model(left: int) -> dict:
+    tree = {"feature": [0, 0, 0], "threshold": [10.0, 0.0, 0.0], "left": [left, 0, 0], "right": [2, 0, 0],
+            "value": [0.0, -3.0, 3.0], "leaf": [False, True, True], "missing_left": [True, False, False]}
+    return {"features": list(FEATURES), "trees": {"baseline": 0.0, "trees": [tree]},
+            "platt": {"a": 1.0, "b": 0.0}, "threshold": 0.9}
+
+
+def test_tree_model_scores_and_refuses_loops():
+    det = ArtifactDetector(_tiny_model(left=1))
+    weak, strong = np.zeros(len(FEATURES)), np.zeros(len(FEATURES))
+    weak[0], strong[0] = 5.0, 50.0          # comb strength below / above the split at 10
+    assert det.p_ai(weak) == pytest.approx(1 / (1 + np.exp(3.0)))
+    assert det.p_ai(strong) == pytest.approx(1 / (1 + np.exp(-3.0)))
+    assert det.p_ai(np.zeros(len(FEATURES))) == 0.0  # no comb: no evidence, whatever the trees say
+    with pytest.raises(ModelLoadError, match="malformed"):
+        ArtifactDetector(_tiny_model(left=0))  # a child pointing back at the root would never end
+
+
+def test_long_audio_is_scored_per_window_like_the_training_clips(detector):
+    from musicbrain_cli.artifacts.detector import WINDOW_S, window_starts
+
+    rate = 24000
+    assert window_starts(int(17 * rate), rate) == [(0, 17 * rate)]       # up to 1.5 windows: one
+    spans = window_starts(int(40 * rate), rate)
+    assert len(spans) == 3 and spans[0][0] == 0 and spans[-1][1] == 40 * rate
+    assert all(j - i == int(WINDOW_S * rate) for i, j in spans)
+    assert len(window_starts(3600 * rate, rate)) == det_mod.MAX_WINDOWS  # bounded work
+    f = detector.analyse_samples(upsampled(rate, (8, 5, 4, 2), 40.0, seed=9), rate)
+    assert len(f.window_p_ai) == 3 and f.p_ai == pytest.approx(float(np.median(f.window_p_ai)))
+    assert f.says_ai and "median of 3 windows" in f.explanation

@@ -14,8 +14,6 @@ Nothing here is used at scan time; torch is imported lazily by :func:`build_corp
 from __future__ import annotations
 
 import json
-import math
-import os
 import zlib
 from dataclasses import asdict, dataclass
 from fractions import Fraction
@@ -24,10 +22,12 @@ from typing import Iterator
 
 import numpy as np
 
+from musicbrain_cli.artifacts.detector import WINDOW_S
 from musicbrain_cli.audio_encode import Format, encode_audio
 
-#: Clip length, seconds: > 50 Welch frames at 44.1 kHz, short enough for a CPU-sized corpus.
-CLIP_S = 12.0
+#: Clip length, seconds: the detector's scoring window (> 50 Welch frames at 44.1 kHz,
+#: short enough for a CPU-sized corpus).
+CLIP_S = WINDOW_S
 #: Uploads: (name, resample-to rate or None, encoder). Bit rates are common streaming ones.
 TRANSFORMS: dict[str, tuple[int | None, Format | None]] = {
     "flac": (None, Format("flac", "flac")),
@@ -112,7 +112,6 @@ def human_clips(root: Path, split: str, *, per_file: int, clip_s: float = CLIP_S
 
     Clips start at seeded random offsets after the first 5 s (intros are often silent).
     """
-    from musicbrain_cli import audio
     from musicbrain_cli.errors import AudioDecodeError
 
     manifest = json.loads((root / "manifest.json").read_text())
@@ -204,7 +203,7 @@ def decoder_specs(split: str, *, seed: int = 22) -> list:
     return specs
 
 
-SPLITS = ("train", "validation", "test", "test-fresh")
+SPLITS = ("train", "validation", "test", "test-fresh", "test-final")
 
 
 def build_corpus(out: Path, *, debian_root: Path, midi_root: Path, seed: int = 22,
@@ -212,7 +211,8 @@ def build_corpus(out: Path, *, debian_root: Path, midi_root: Path, seed: int = 2
     """Write the corpus of ``splits`` under ``out``; returns the items of every split built so
     far (``out/items.json`` is updated: items of other splits already there are kept).
 
-    ``test-fresh`` is human recordings only: packages added after the first fit, so that the
+    ``test-fresh`` and ``test-final`` are human recordings only: packages added after the
+    first fit and after the last revision of the fitting procedure, so that the
     false-accusation rate is also measured on recordings no one looked at while developing.
     """
     import torch
@@ -220,8 +220,8 @@ def build_corpus(out: Path, *, debian_root: Path, midi_root: Path, seed: int = 2
     from musicbrain_cli.artifacts.synth import build, decode
 
     torch.set_num_threads(1)
-    per_file = {"train": 2, "validation": 3, "test": 3, "test-fresh": 3}
-    renders = {"train": 30, "validation": 10, "test": 10, "test-fresh": 0}
+    per_file = {"train": 2, "validation": 3, "test": 3, "test-fresh": 3, "test-final": 3}
+    renders = {"train": 30, "validation": 10, "test": 10, "test-fresh": 0, "test-final": 0}
     index = out / "items.json"
     items: list[Item] = [Item(**d) for d in json.loads(index.read_text()) if d["split"] not in splits] \
         if index.is_file() else []
@@ -238,7 +238,7 @@ def build_corpus(out: Path, *, debian_root: Path, midi_root: Path, seed: int = 2
                 path = write_upload(stem, y, rate, transform)
                 items.append(Item(f"{split}/human/{cid}/{transform}", split, 0, source, "human", "", transform, str(path)))
         log(f"{split}: {len(pool)} human clips")
-        for spec in decoder_specs(split, seed=seed) if split != "test-fresh" else ():
+        for spec in decoder_specs(split, seed=seed) if not split.startswith("test-f") else ():
             per_decoder = 3 if split == "train" else 2
             picks = rng.choice(len(pool), size=min(per_decoder + 4, len(pool)), replace=False)
             src = [resample(pool[i][2], pool[i][3], spec.rate) for i in picks]

@@ -9,9 +9,10 @@ Stages: :func:`spectrum.read_native` (isolated decoder, native rate) ->
 :func:`spectrum.average_spectrum` (Welch average, residue above the lower envelope) ->
 :func:`peaks.find_peaks` and :func:`peaks.comb_scan` (periodic peaks, their spacing) ->
 :func:`comb_features` (numbers that say how strong and how decoder-like the comb is, never
-WHERE it is, so the line does not learn one generator's peak positions) -> a logistic
-regression stored as JSON numbers, Platt-recalibrated on validation recordings, with an
-operating point set for at most 0.5 % false accusations on human validation recordings.
+WHERE it is, so the line does not learn one generator's peak positions) -> gradient-boosted
+trees stored as JSON numbers (monotone in the comb-strength features), Platt-recalibrated
+on validation recordings, with an operating point set for at most 0.5 % false accusations
+on human validation recordings. No comb at all is no evidence (P(AI) 0).
 
 The model shipped in ``default/`` was produced by ``scripts/fit_artifact_line.py`` (the
 command, seed and data card are in ``default/card.json``); its SHA-256 is pinned in
@@ -40,8 +41,8 @@ MODEL_FILE, CARD_FILE = "model.json", "card.json"
 #: SHA-256 of the shipped files, checked on load (a swapped classifier changes verdicts).
 SHIPPED_SHA256: dict[str, dict[str, str]] = {
     "default": {
-        MODEL_FILE: "e39be52c3e8e673bced3a05139973fbfde374110f7203902c1ddc824e680b70f",
-        CARD_FILE: "b968abef3a1fabbce0111f052f06c3e34f5e7f40eb1bf6cfb92aae96aa3ff2f9",
+        MODEL_FILE: "c84d64346c940ed2d54d3830279ca7873715dbaf18a2c7d9449ff3a10a3e12c5",
+        CARD_FILE: "a43c3c4aff98aaf7f5abb0c4aa4c3c46e01262eecc63af131d2c1190ad45226c",
     },
 }
 
@@ -50,11 +51,19 @@ MIN_DURATION_S = 5.0      # fewer than ~25 Welch frames at 44.1 kHz: the average
 MIN_RATE_HZ = 16000       # the lowest output rate of the decoders the line was trained on
 MIN_BANDWIDTH_HZ = 4000.0  # a telephone-band file has no room for the upper teeth
 MIN_PEAK = 1e-4           # -80 dBFS: effectively silent, the residue is quantisation noise
+#: The classifier was fitted on clips of this length. A comb's measured strength grows with
+#: the length averaged (more Welch frames, less noise, more teeth found), so a longer track
+#: is scored window by window at this length and the windows' median P(AI) is the track's:
+#: the classifier then sees what it was fitted on, and one odd passage cannot accuse a track.
+WINDOW_S = 12.0
+#: At most this many windows, spread evenly over the analysed audio (bounded work).
+MAX_WINDOWS = 15
 #: At most this many points of the residue go into a finding (for the report figure).
 MAX_FIGURE_POINTS = 2000
 
 FEATURES = ("comb_log10_p", "log_teeth", "coverage", "high_share", "tooth_prominence_db",
-            "peak_density_per_khz", "residue_p99_db", "fits_decoder_rate", "off_pitch")
+            "peak_density_per_khz", "residue_p99_db", "fits_decoder_rate", "off_pitch",
+            "prominence_slope_db")
 _NOTES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 
 
@@ -87,6 +96,20 @@ def analyse_samples(y: np.ndarray, sample_rate: int) -> CombAnalysis:
     return CombAnalysis(spec, pk, comb, _peaks.upsampling_factors(comb, bin_hz=spec.bin_hz), f_max)
 
 
+def window_starts(n: int, sample_rate: int, *, window_s: float = WINDOW_S,
+                  max_windows: int = MAX_WINDOWS) -> list[tuple[int, int]]:
+    """``(start, stop)`` sample ranges of the scoring windows of a signal of ``n`` samples.
+
+    Up to 1.5 windows long, the whole signal is one window; otherwise ``min(max_windows,
+    n // window)`` windows of ``window_s`` seconds, spread evenly from the start to the end.
+    """
+    w = int(round(window_s * sample_rate))
+    if n <= 1.5 * w:
+        return [(0, n)]
+    k = min(max_windows, n // w)
+    return [(int(s), int(s) + w) for s in np.round(np.linspace(0, n - w, k))]
+
+
 def comb_features(a: CombAnalysis) -> np.ndarray:
     """The classifier's input ``[shape=(len(FEATURES),)]`` float64, see :data:`FEATURES`.
 
@@ -98,7 +121,8 @@ def comb_features(a: CombAnalysis) -> np.ndarray:
     12-TET note / 50, so 0 on a note and 1 half-way between). A held note or drone is a
     harmonic series with its pitch as spacing, the human confound closest to a decoder's
     comb (synth drones in game music do this); a decoder's spacing ``rate / s`` has no
-    reason to fall on A440 tuning. All are 0 when there is no comb, and "more AI-like" when
+    reason to fall on A440 tuning; and the slope of the teeth's prominence over the band
+    (see :class:`peaks.Comb`). All are 0 when there is no comb, and "more AI-like" when
     larger, so the classifier can be constrained monotone (see :mod:`.fit`).
     """
     c = a.comb
@@ -114,6 +138,7 @@ def comb_features(a: CombAnalysis) -> np.ndarray:
         p99,
         1.0 if a.factors else 0.0,
         abs(nearest_note(c.spacing_hz)[1]) / 50.0 if c.spacing_hz else 0.0,
+        c.prominence_slope_db,
     ], dtype=np.float64)
 
 
@@ -127,7 +152,9 @@ class ArtifactFinding:
     factor ``rate / spacing`` where one fits. ``residue_hz`` / ``residue_db`` are the
     residue reduced to at most :data:`MAX_FIGURE_POINTS` points (max within each block,
     so no line is lost) for the report figure. ``error_rates`` are the line's measured
-    rates from its card, quoted beside the finding.
+    rates from its card, quoted beside the finding. ``window_p_ai`` are the P(AI) of the
+    :data:`WINDOW_S` windows whose median is ``p_ai``; ``features`` and the comb describe
+    the whole analysed audio (the clearest view of the lines, for the figure).
     """
 
     applicable: bool
@@ -147,6 +174,7 @@ class ArtifactFinding:
     bandwidth_hz: float | None = None
     analysed_s: float | None = None
     features: dict[str, float] = field(default_factory=dict)
+    window_p_ai: tuple[float, ...] = ()
     model_sha256: str | None = None
     error_rates: dict[str, Any] = field(default_factory=dict)
     line: str = LINE
@@ -194,6 +222,50 @@ def applicability(*, duration_s: float, sample_rate: int, peak: float,
     return None
 
 
+class _Trees:
+    """Gradient-boosted regression trees stored as JSON arrays; ``__call__`` gives the raw logit.
+
+    The format (written by :func:`musicbrain_cli.artifacts.fit.export_trees` from
+    scikit-learn's ``HistGradientBoostingClassifier``): ``{"baseline": float, "trees":
+    [{"feature", "threshold", "left", "right", "value", "leaf", "missing_left"}, ...]}``,
+    one list entry per node, node 0 the root; a sample goes left when ``x[feature] <=
+    threshold``. Children always come after their parent, checked here, so evaluation ends.
+    """
+
+    def __init__(self, spec: dict, *, n_features: int) -> None:
+        self.baseline = float(spec["baseline"])
+        self.trees = []
+        for t in spec["trees"]:
+            feature = np.asarray(t["feature"], dtype=np.int64)
+            threshold = np.asarray(t["threshold"], dtype=np.float64)
+            left = np.asarray(t["left"], dtype=np.int64)
+            right = np.asarray(t["right"], dtype=np.int64)
+            value = np.asarray(t["value"], dtype=np.float64)
+            leaf = np.asarray(t["leaf"], dtype=bool)
+            missing = np.asarray(t["missing_left"], dtype=bool)
+            n = value.size
+            if not n or any(a.shape != (n,) for a in (feature, threshold, left, right, leaf, missing)):
+                raise ValueError(f"tree arrays of unequal length ({n} nodes)")
+            inner = np.nonzero(~leaf)[0]
+            if np.any(left[inner] <= inner) or np.any(right[inner] <= inner) or np.any(left[inner] >= n) \
+                    or np.any(right[inner] >= n) or np.any(feature[inner] < 0) or np.any(feature[inner] >= n_features):
+                raise ValueError("tree has a child before its parent, out of range, or an unknown feature")
+            self.trees.append((feature.tolist(), threshold.tolist(), left.tolist(), right.tolist(), value.tolist(),
+                               leaf.tolist(), missing.tolist()))
+
+    def __call__(self, x: np.ndarray) -> float:
+        total = self.baseline
+        xs = [float(v) for v in x]
+        for feature, threshold, left, right, value, leaf, missing in self.trees:
+            i = 0
+            while not leaf[i]:
+                v = xs[feature[i]]
+                go_left = missing[i] if math.isnan(v) else v <= threshold[i]
+                i = left[i] if go_left else right[i]
+            total += value[i]
+        return total
+
+
 class ArtifactDetector:
     """The fitted artifact line: features -> calibrated P(AI) -> operating point."""
 
@@ -201,17 +273,13 @@ class ArtifactDetector:
         try:
             if list(model["features"]) != list(FEATURES):
                 raise ModelLoadError(f"artifact model features {model['features']!r} != {list(FEATURES)!r}")
-            self.mean = np.asarray(model["scaler"]["mean"], dtype=np.float64)
-            self.scale = np.asarray(model["scaler"]["scale"], dtype=np.float64)
-            self.coef = np.asarray(model["coef"], dtype=np.float64)
-            self.intercept = float(model["intercept"])
+            self.trees = _Trees(model["trees"], n_features=len(FEATURES))
             self.platt_a, self.platt_b = float(model["platt"]["a"]), float(model["platt"]["b"])
             self.threshold = float(model["threshold"])
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise ModelLoadError(f"artifact model is malformed: {exc!r}") from exc
-        shapes = {self.mean.shape, self.scale.shape, self.coef.shape}
-        if shapes != {(len(FEATURES),)} or not np.all(self.scale > 0) or not 0.0 < self.threshold <= 1.0:
-            raise ModelLoadError(f"artifact model has wrong shapes {shapes} or threshold {self.threshold!r}")
+        if not 0.0 < self.threshold <= 1.0:
+            raise ModelLoadError(f"artifact model threshold {self.threshold!r} is outside (0, 1]")
         self.model = model
         self.card = card or {}
         self.sha256 = sha256
@@ -243,12 +311,20 @@ class ArtifactDetector:
     # --- scoring ------------------------------------------------------------------------
 
     def logit(self, features: np.ndarray) -> float:
-        """Calibrated log-odds of AI for one feature vector ``[shape=(len(FEATURES),)]``."""
-        raw = float(np.dot(self.coef, (features - self.mean) / self.scale) + self.intercept)
-        return self.platt_a * raw + self.platt_b
+        """Calibrated log-odds of AI for one feature vector ``[shape=(len(FEATURES),)]``.
+
+        ``-inf`` when no comb was found (fewer than :data:`peaks.MIN_TEETH` periodic peaks):
+        without a comb this line has no evidence, whatever the other numbers say. (In the
+        training corpus only smoothed decoders' outputs lacked peaks entirely, so a fitted
+        model would call any peak-free audio, such as surf or wind, AI.)
+        """
+        if features[0] <= 0.0:
+            return -math.inf
+        return self.platt_a * self.trees(features) + self.platt_b
 
     def p_ai(self, features: np.ndarray) -> float:
-        return _sigmoid(self.logit(features))
+        z = self.logit(features)
+        return 0.0 if z == -math.inf else _sigmoid(z)
 
     def _not_applicable(self, reason: str, **extra) -> ArtifactFinding:
         return ArtifactFinding(applicable=False, reason=reason, p_ai=None, threshold=self.threshold, says_ai=False,
@@ -274,7 +350,12 @@ class ArtifactDetector:
             return self._not_applicable(reason, sample_rate=int(sample_rate), analysed_s=round(duration, 3),
                                         bandwidth_hz=round(a.spectrum.bandwidth_hz, 1))
         x = comb_features(a)
-        p = self.p_ai(x)
+        windows = window_starts(y.size, sample_rate)
+        if len(windows) == 1:
+            window_p = [self.p_ai(x)]
+        else:
+            window_p = [self.p_ai(comb_features(analyse_samples(y[i:j], sample_rate))) for i, j in windows]
+        p = float(np.median(window_p))
         says = p >= self.threshold
         band = a.spectrum.freqs_hz <= a.f_max_hz
         rhz, rdb = _reduce(a.spectrum.freqs_hz[band], a.spectrum.residue_db[band], MAX_FIGURE_POINTS)
@@ -285,10 +366,11 @@ class ArtifactDetector:
             spacing_hz=None if c.spacing_hz is None else round(c.spacing_hz, 4),
             teeth=c.teeth, expected_teeth=c.expected_teeth,
             upsampling_factors={str(k): v for k, v in a.factors.items()},
-            explanation=explain(a, p, self.threshold),
+            explanation=explain(a, p, self.threshold, windows=len(windows)),
             residue_hz=rhz, residue_db=rdb, sample_rate=int(sample_rate),
             bandwidth_hz=round(a.spectrum.bandwidth_hz, 1), analysed_s=round(a.spectrum.analysed_s, 3),
             features={k: round(float(v), 6) for k, v in zip(FEATURES, x)},
+            window_p_ai=tuple(round(float(v), 6) for v in window_p),
             model_sha256=self.sha256, error_rates=self.card.get("summary", {}),
         )
 
@@ -306,27 +388,28 @@ class ArtifactDetector:
         return self.analyse_samples(y, rate)
 
 
-def explain(a: CombAnalysis, p_ai: float, threshold: float) -> str:
+def explain(a: CombAnalysis, p_ai: float, threshold: float, *, windows: int = 1) -> str:
     """One paragraph a reader can check with any spectrum analyser."""
     c = a.comb
+    p_text = f"P(AI) {p_ai:.2f}" + (f" (median of {windows} windows of {WINDOW_S:g} s)" if windows > 1 else "")
     if c.spacing_hz is None or c.teeth < _peaks.MIN_TEETH:
         return (f"No periodic peaks found in the average spectrum ({a.peaks.hz.size} isolated peaks up to "
                 f"{a.f_max_hz / 1000:.1f} kHz, no common spacing): no sign of an upsampling decoder by this method "
-                f"(P(AI) {p_ai:.2f}, operating point {threshold:.2f}).")
+                f"({p_text}, operating point {threshold:.2f}).")
     fits = ", ".join(f"{rate / 1000:g} kHz / {m}" for rate, m in sorted(a.factors.items()))
-    head = (f"The average spectrum shows {c.teeth} narrow peaks at multiples of {c.spacing_hz:.2f} Hz "
-            f"({c.teeth} of the {c.expected_teeth} multiples up to {a.f_max_hz / 1000:.1f} kHz, mean "
-            f"{c.tooth_prominence_db:.1f} dB above the spectrum's lower envelope).")
-    phys = (f" Lines at k x {c.spacing_hz:.2f} Hz are what an upsampling decoder leaves: its output repeats every "
-            f"upsampling-factor samples, and {c.spacing_hz:.2f} Hz = " + (fits if fits else "no common decoder rate "
-            "divided by a whole number") + ".")
+    head = (f"The strongest periodic pattern in the average spectrum: {c.teeth} narrow peaks at multiples of "
+            f"{c.spacing_hz:.2f} Hz ({c.teeth} of the {c.expected_teeth} multiples up to {a.f_max_hz / 1000:.1f} kHz, "
+            f"mean {c.tooth_prominence_db:.1f} dB above the spectrum's lower envelope).")
     note, cents = nearest_note(c.spacing_hz)
-    if abs(cents) <= 15:
-        phys += (f" {c.spacing_hz:.2f} Hz is also within {abs(cents):.0f} cents of the note {note}: a held note's "
-                 "harmonics give the same pattern.")
+    pitch = (f" {c.spacing_hz:.2f} Hz is within {abs(cents):.0f} cents of the note {note}: a held note's harmonics "
+             "give the same pattern." if abs(cents) <= 15 else "")
     if p_ai >= threshold:
-        tail = f" P(AI) {p_ai:.2f} is at or above the operating point {threshold:.2f}: evidence of a neural decoder."
+        phys = (f" Lines at k x {c.spacing_hz:.2f} Hz are what an upsampling decoder leaves: its output repeats "
+                "every upsampling-factor samples, and " + (f"{c.spacing_hz:.2f} Hz = {fits}." if fits else
+                                                           "no common decoder rate divides into it evenly."))
+        tail = f" {p_text} is at or above the operating point {threshold:.2f}: evidence of a neural decoder."
     else:
-        tail = (f" P(AI) {p_ai:.2f} is below the operating point {threshold:.2f}: such a pattern also occurs in "
-                "human recordings (a held note's harmonics, hum), so it is not counted as evidence.")
-    return head + phys + tail
+        phys = ""
+        tail = (f" {p_text} is below the operating point {threshold:.2f}: a pattern this weak, sparse or "
+                "note-like also occurs in human recordings, so it is not counted as evidence.")
+    return head + phys + pitch + tail

@@ -3,12 +3,17 @@
 Input: the rows of ``features.json`` written by ``scripts/fit_artifact_line.py features``
 (one per corpus file: split, label, family, decoder, transform, source, features, ``na``).
 
-* classifier: logistic regression on standardised :data:`detector.FEATURES` with
-  non-negative coefficients (:func:`monotone_logistic`), classes balanced, fitted on
-  ``train`` rows only;
+* classifier: scikit-learn's ``HistGradientBoostingClassifier`` (depth 3, 300 rounds,
+  classes balanced), monotone increasing in the comb-strength features (:data:`MONOTONE`),
+  fitted on the ``train`` rows that have a comb (no comb is no evidence, see
+  :meth:`ArtifactDetector.logit`), exported as JSON arrays (:func:`export_trees`). On
+  validation it kept 0.77 of decoded clips above the second-highest human score, against
+  0.49 for a non-negative logistic regression and 0.62 for an unconstrained one;
 * calibration: Platt scaling (Platt 1999) of its logit, fitted on ``validation`` rows;
-* operating point: the lowest threshold that accuses at most 0.5 % of the human
-  ``validation`` recordings (issue 22, item 4), never below 0.5;
+* operating point: the higher of (a) the lowest threshold that accuses at most 0.5 % of the
+  human ``validation`` recordings (issue 22, item 4) and (b) just above the highest score
+  any development (train + validation) human clip gets from a model fitted without its
+  package (:func:`leave_one_source_out`), never below 0.5;
 * error rates: on ``test`` rows (packages, pieces and decoder instances never used above),
   per decoder family, per upload transform, and the false-accusation rate on the human test
   packages, each with a Wilson 95 % interval; the same on ``test-fresh`` (human packages
@@ -52,63 +57,102 @@ def _held_out(row: dict) -> bool:
     return row["label"] == 1 and (row["family"] == corpus.HELD_OUT_FAMILY or tag in row["decoder"])
 
 
-def monotone_logistic(x: np.ndarray, y: np.ndarray, *, l2: float = 1.0) -> tuple[np.ndarray, float]:
-    """Class-balanced, L2-penalised logistic regression with every coefficient >= 0.
+#: Features along which P(AI) may only rise: a stronger, fuller, higher-reaching comb, at a
+#: spacing that fits a decoder rate and is not a musical pitch, is never less decoder-like.
+MONOTONE = ("comb_log10_p", "coverage", "high_share", "off_pitch", "fits_decoder_rate")
+GBDT = {"max_depth": 3, "max_iter": 300, "learning_rate": 0.05, "l2_regularization": 1.0}
 
-    Every feature in :data:`FEATURES` is "more comb" when larger, so P(AI) must never rise
-    when the comb gets weaker. An unconstrained fit learned the opposite for some features
-    and gave a flat, peak-free residue (ambient noise: surf, wind) P(AI) 0.94, because
-    "no comb found" was rarer among human clips than among trained decoders' outputs.
-    Solved by L-BFGS-B with bounds (scipy); the penalty matches scikit-learn's C = 1/l2.
+
+def export_trees(clf) -> dict:
+    """A fitted binary ``HistGradientBoostingClassifier`` as the JSON arrays :class:`detector._Trees` reads.
+
+    Reads scikit-learn's predictor nodes (``_predictors``, ``_baseline_prediction``):
+    private attributes, so :func:`fit_model` checks the export against
+    ``decision_function`` before anything is written.
     """
-    from scipy.optimize import minimize
-
-    w = np.where(y == 1, 0.5 / max((y == 1).sum(), 1), 0.5 / max((y == 0).sum(), 1)) * y.size
-    sign = np.where(y == 1, 1.0, -1.0)
-
-    def loss(theta):
-        coef, b = theta[:-1], theta[-1]
-        z = sign * (x @ coef + b)
-        value = np.sum(w * np.logaddexp(0.0, -z)) + 0.5 * l2 * coef @ coef
-        g = -w * sign * (1.0 - 1.0 / (1.0 + np.exp(-z)))  # d loss / d (x @ coef + b)
-        return value, np.append(x.T @ g + l2 * coef, g.sum())
-
-    bounds = [(0.0, None)] * x.shape[1] + [(None, None)]
-    res = minimize(loss, np.zeros(x.shape[1] + 1), jac=True, method="L-BFGS-B", bounds=bounds,
-                   options={"maxiter": 5000})
-    if not res.success:
-        raise TrainingError(f"monotone logistic fit did not converge: {res.message}")
-    return res.x[:-1], float(res.x[-1])
+    trees = []
+    for (predictor,) in clf._predictors:
+        nodes = predictor.nodes
+        trees.append({"feature": nodes["feature_idx"].astype(int).tolist(),
+                      "threshold": nodes["num_threshold"].astype(float).tolist(),
+                      "left": nodes["left"].astype(int).tolist(), "right": nodes["right"].astype(int).tolist(),
+                      "value": nodes["value"].astype(float).tolist(), "leaf": nodes["is_leaf"].astype(bool).tolist(),
+                      "missing_left": nodes["missing_go_to_left"].astype(bool).tolist()})
+    return {"baseline": float(np.ravel(clf._baseline_prediction)[0]), "trees": trees}
 
 
 def fit_model(rows: list[dict], *, seed: int, exclude=lambda r: False) -> dict:
-    """The model dict (scaler, coefficients, Platt, threshold) fitted on ``rows``' train/validation."""
+    """The model dict (trees, Platt, threshold) fitted on ``rows``' train/validation splits.
+
+    Rows for which ``exclude(row)`` is true are left out of all three.
+    """
     from sklearn.linear_model import LogisticRegression
 
     train = [r for r in rows if r["split"] == "train" and not exclude(r)]
     val = [r for r in rows if r["split"] == "validation" and not exclude(r)]
     if len({r["label"] for r in train}) < 2 or len({r["label"] for r in val}) < 2:
         raise TrainingError(f"need both classes in train and validation, got {len(train)} / {len(val)} rows")
-    x = np.array([r["features"] for r in train])
-    y = np.array([r["label"] for r in train])
-    mean, scale = x.mean(axis=0), x.std(axis=0)
-    scale[scale < 1e-9] = 1.0
-    coef, intercept = monotone_logistic((x - mean) / scale, y)
-    model = {"features": list(FEATURES), "scaler": {"mean": mean.tolist(), "scale": scale.tolist()},
-             "coef": coef.tolist(), "intercept": intercept,
+
+    comb = [r for r in train if r["features"][0] > 0]
+    x = np.array([r["features"] for r in comb])
+    y = np.array([r["label"] for r in comb])
+    clf = _gbdt(seed).fit(x, y)
+    model = {"kind": "gbdt", "features": list(FEATURES), "trees": export_trees(clf),
              "platt": {"a": 1.0, "b": 0.0}, "threshold": 0.5}
     det = ArtifactDetector(model)
-    raw = np.array([[det.logit(np.array(r["features"]))] for r in val])
-    yv = np.array([r["label"] for r in val])
+    mine = np.array([det.trees(row) for row in x])
+    if not np.allclose(mine, clf.decision_function(x), atol=1e-9):
+        raise TrainingError("the exported trees do not reproduce scikit-learn's decision function")
+    with_comb = [r for r in val if r["features"][0] > 0]
+    raw = np.array([[det.trees(np.array(r["features"]))] for r in with_comb])
+    yv = np.array([r["label"] for r in with_comb])
     platt = LogisticRegression(C=1.0, max_iter=1000).fit(raw, yv)
     model["platt"] = {"a": float(platt.coef_[0, 0]), "b": float(platt.intercept_[0])}
     det = ArtifactDetector(model)
     human = np.sort([det.p_ai(np.array(r["features"])) for r in val if r["label"] == 0])[::-1]
     allowed = int(math.floor(MAX_VALIDATION_FPR * human.size))
     # Just above the (allowed+1)-th highest human score: at most `allowed` humans reach it.
-    t = float(np.nextafter(human[allowed], 2.0)) if human.size > allowed else MIN_THRESHOLD
-    model["threshold"] = max(MIN_THRESHOLD, min(t, 0.999999))
+    t_val = float(np.nextafter(human[allowed], 2.0)) if human.size > allowed else MIN_THRESHOLD
+    # Unseen packages: every development human clip scored by a model fitted without its
+    # package. The first fits met the validation rule and still accused 2-7 % of the clips of
+    # packages they had never seen, so the validation set alone is not enough.
+    oof = leave_one_source_out(train + val, seed=seed)
+    t_lopo = float(np.nextafter(_sigmoid(model["platt"]["a"] * oof + model["platt"]["b"]), 2.0))
+    model["threshold"] = max(MIN_THRESHOLD, min(max(t_val, t_lopo), 0.999999))
+    model["operating_point"] = {"validation_rule": t_val, "unseen_package_rule": t_lopo,
+                                "validation_humans": int(human.size)}
     return model
+
+
+def _sigmoid(z: float) -> float:
+    return float(1.0 / (1.0 + np.exp(-z)))
+
+
+def _gbdt(seed: int):
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    return HistGradientBoostingClassifier(**GBDT, class_weight="balanced", random_state=seed,
+                                          monotonic_cst=[1 if f in MONOTONE else 0 for f in FEATURES])
+
+
+def leave_one_source_out(rows: list[dict], *, seed: int) -> float:
+    """The highest raw score any human clip gets from a model fitted without its source.
+
+    Sources are Debian packages (and the MusicNet renderings as one source); an AI clip
+    belongs to the source of the human clip it was decoded from, so a fold never holds a
+    decoded copy of the music it is tested on.
+    """
+    sources = sorted({r["source"] for r in rows if r["label"] == 0})
+    worst = -math.inf
+    for source in sources:
+        fit_rows = [r for r in rows if r["source"] != source and r["features"][0] > 0]
+        test = np.array([r["features"] for r in rows if r["source"] == source and r["label"] == 0
+                         and r["features"][0] > 0])
+        if test.size == 0 or len({r["label"] for r in fit_rows}) < 2:
+            continue
+        clf = _gbdt(seed).fit(np.array([r["features"] for r in fit_rows]), np.array([r["label"] for r in fit_rows]))
+        worst = max(worst, float(np.max(clf.decision_function(test))))
+    return worst
 
 
 def evaluate(model: dict, rows: list[dict]) -> dict:
@@ -165,6 +209,7 @@ def fit_and_ship(rows: list[dict], model_dir: Path, *, seed: int, data_card: str
     strides_rows = [r for r in test if (_held_out(r) and r["family"] != corpus.HELD_OUT_FAMILY) or r["label"] == 0]
     val_eval, test_eval = evaluate(shipped, val), evaluate(shipped, test)
     fresh_eval = evaluate(shipped, [r for r in rows if r["split"] == "test-fresh"])
+    final_eval = evaluate(shipped, [r for r in rows if r["split"] == "test-final"])
     counts = defaultdict(int)
     for r in rows:
         counts[f"{r['split']}/{'ai' if r['label'] else 'human'}"] += 1
@@ -172,6 +217,7 @@ def fit_and_ship(rows: list[dict], model_dir: Path, *, seed: int, data_card: str
         "threshold": shipped["threshold"],
         "false_accusations_human_test": test_eval["false_accusations"],
         "false_accusations_human_test_fresh": fresh_eval["false_accusations"],
+        "false_accusations_human_test_final": final_eval["false_accusations"],
         "recall_synthetic_decoders_test": test_eval["recall"],
         "miss_rate_per_decoder_family_test": {
             k: {"miss_rate": 1 - v["rate"] if v["rate"] is not None else None, "n": v["n"]}
@@ -188,14 +234,19 @@ def fit_and_ship(rows: list[dict], model_dir: Path, *, seed: int, data_card: str
                         "corpus": dict(sorted(counts.items())),
                         "not_applicable_rows": sum(1 for r in rows if r["na"])},
         "operating_point": {"threshold": shipped["threshold"], "rule": (
-            f"lowest threshold accusing at most {MAX_VALIDATION_FPR:.1%} of human validation recordings, "
-            f"never below {MIN_THRESHOLD}"), "validation": val_eval["false_accusations"]},
+            f"the higher of: the lowest threshold accusing at most {MAX_VALIDATION_FPR:.1%} of human validation "
+            "recordings; just above the highest score of any train/validation human clip under a model fitted "
+            f"without its package. Never below {MIN_THRESHOLD}."), **shipped["operating_point"],
+            "validation": val_eval["false_accusations"]},
         "validation": val_eval,
         "test": test_eval,
         "test_fresh": {**fresh_eval, "note": (
             "human recordings only, from packages added after the first fit; the 'test' packages had been "
             "inspected while the line was developed (a feature was added after seeing their false "
-            "accusations), so this is the clean estimate of the false-accusation rate")},
+            "accusations). The classifier and operating point were revised after this split was measured.")},
+        "test_final": {**final_eval, "note": (
+            "human recordings only, from packages added after the last revision of the procedure and used "
+            "in no decision: the cleanest estimate of the false-accusation rate on unseen packages")},
         "generalisation": {
             "held_out_family": corpus.HELD_OUT_FAMILY,
             "held_out_strides": {"strides": list(corpus.HELD_OUT_STRIDES[0]), "rate": corpus.HELD_OUT_STRIDES[1]},

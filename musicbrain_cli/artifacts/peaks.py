@@ -61,7 +61,10 @@ class Comb:
     ``expected_teeth`` the multiples of the spacing inside the analysed band; ``log10_p``
     minus log10 of the chance of at least this many random hits (the comb's strength);
     ``tooth_prominence_db`` the teeth's mean prominence; ``high_share`` the share of
-    expected teeth in the upper half of the band that were found.
+    expected teeth in the upper half of the band that were found; ``prominence_slope_db``
+    the least-squares slope of the teeth's prominence over frequency, in dB per band (the
+    band's top minus its bottom): a note's harmonics fade towards the top of the band, a
+    decoder's lines stand out most where the music is quiet, high up.
     """
 
     spacing_hz: float | None
@@ -71,6 +74,7 @@ class Comb:
     log10_p: float
     tooth_prominence_db: float
     high_share: float
+    prominence_slope_db: float = 0.0
 
     @property
     def coverage(self) -> float:
@@ -153,7 +157,16 @@ def comb_scan(peaks: Peaks, *, bin_hz: float, f_max_hz: float, min_spacing_hz: f
     expected_upper = expected - int(np.floor(expected / 2))
     return Comb(spacing_hz=spacing, teeth_hz=fm, teeth=int(match.sum()), expected_teeth=expected,
                 log10_p=best_score, tooth_prominence_db=float(prom[match].mean()),
-                high_share=float(upper.sum() / expected_upper) if expected_upper else 0.0)
+                high_share=float(upper.sum() / expected_upper) if expected_upper else 0.0,
+                prominence_slope_db=_slope(fm / f_max_hz, prom[match]))
+
+
+def _slope(x: np.ndarray, y: np.ndarray) -> float:
+    """Least-squares slope of ``y`` over ``x`` (0 with fewer than 2 distinct ``x``)."""
+    if x.size < 2 or np.ptp(x) == 0:
+        return 0.0
+    xc = x - x.mean()
+    return float(np.dot(xc, y - y.mean()) / np.dot(xc, xc))
 
 
 def upsampling_factors(comb: Comb, *, bin_hz: float, rates_hz: tuple[int, ...] = DECODER_RATES_HZ) -> dict[int, int]:

@@ -228,10 +228,13 @@ def residue_figure(finding) -> bytes:
     ax = fig.add_subplot()
     ax.plot(hz / 1000.0, db, color="0.35", lw=0.6, label="residue above lower envelope")
     if teeth.size:
-        # Mark each tooth at the residue's value nearest to it (the figure's reduced axis).
-        at = db[np.clip(np.searchsorted(hz, teeth), 0, hz.size - 1)]
-        ax.plot(teeth / 1000.0, np.maximum(at, db.max() * 0.02), "v", color="#D55E00", ms=3.5,
-                label=f"{teeth.size} comb peaks")
+        # Mark each tooth just above the residue's highest point next to it (the residue is
+        # reduced to block maxima, so the peak is in the nearest point or a neighbour).
+        i = np.clip(np.searchsorted(hz, teeth), 1, hz.size - 1)
+        i = np.where(np.abs(hz[i - 1] - teeth) < np.abs(hz[i] - teeth), i - 1, i)
+        at = np.max(np.stack([db[np.clip(i + k, 0, hz.size - 1)] for k in (-1, 0, 1)]), axis=0)
+        ax.plot(teeth / 1000.0, at + 0.04 * (db.max() - db.min()), "v", color="#D55E00", ms=3.0,
+                label=f"{teeth.size} comb peaks (Hz in the finding)")
     spacing = d.get("spacing_hz")
     factors = d.get("upsampling_factors") or {}
     if spacing:
