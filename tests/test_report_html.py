@@ -185,3 +185,17 @@ def test_the_miss_rate_names_the_families_it_was_measured_on():
     assert ("measured on AI music from the generator families &#39;notagen&#39;, "
             "&#39;neural-codec&#39;") in html
     assert "For any other generator, including commercial text-to-music systems" in html
+
+
+def test_the_artifact_line_quotes_its_own_measured_rates():
+    track = example_track(n_windows=3)
+    track["evidence"][1]["details"] = {"artifacts": {"error_rates": {
+        "false_accusations_human_test": {"k": 0, "n": 257, "rate": 0.0, "ci95": [0.0, 0.015]},
+        "recall_synthetic_decoders_test": {"k": 105, "n": 149, "rate": 0.70, "ci95": [0.63, 0.77]},
+        "miss_rate_per_decoder_family_test": {"linear": {"miss_rate": 0.9, "n": 21}},
+        "measured_on": "synthetic decoders; for real generators the miss rate is unknown"}}}
+    html = render_report_html(track, {})
+    assert "never fitted on: 0 of 257 (0.0%, 95% confidence interval 0.0% to 1.5%)" in html
+    assert "Decoded test clips it detected: 105 of 149 (70.0%" in html
+    assert "linear 90.0% of 21" in html
+    assert "for real generators the miss rate is unknown" in html

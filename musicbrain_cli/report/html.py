@@ -285,6 +285,41 @@ def _provenance_sentences(c2pa: Any) -> list[str]:
     return out
 
 
+def _rate_phrase(r: Any) -> str | None:
+    """'0 of 257 (0.0%, 95% confidence interval 0.0% to 1.5%)' from a {k, n, rate, ci95}."""
+    if not isinstance(r, Mapping) or not r.get("n"):
+        return None
+    bounds = r.get("ci95")
+    interval = (f", 95% confidence interval {pct(bounds[0])} to {pct(bounds[1])}"
+                if isinstance(bounds, (list, tuple)) and len(bounds) == 2 else "")
+    return f"{r.get('k')} of {r.get('n')} ({pct(r.get('rate'))}{interval})"
+
+
+def _artifact_sentences(found: Any) -> list[str]:
+    """The artifact line's own measured error rates (its card), quoted beside its finding."""
+    if not isinstance(found, Mapping):
+        return []
+    rates = found.get("error_rates") if isinstance(found.get("error_rates"), Mapping) else {}
+    out = []
+    human = [p for p in (_rate_phrase(rates.get(k)) for k in sorted(rates, key=str)
+                         if str(k).startswith("false_accusations_human")) if p]
+    if human:
+        out.append("Measured false accusations of this line on human recordings from packages "
+                   "it was never fitted on: " + "; ".join(human) + ".")
+    recall = _rate_phrase(rates.get("recall_synthetic_decoders_test"))
+    if recall:
+        out.append(f"Decoded test clips it detected: {recall}.")
+    per_family = rates.get("miss_rate_per_decoder_family_test")
+    if isinstance(per_family, Mapping) and per_family:
+        out.append("Miss rate per decoder family on those clips: " + ", ".join(
+            f"{visible(str(k))} {pct((v or {}).get('miss_rate'))} of {(v or {}).get('n')}"
+            for k, v in sorted(per_family.items(), key=lambda kv: str(kv[0]))[:8]
+            if isinstance(v, Mapping)) + ".")
+    if rates.get("measured_on"):
+        out.append(f"Measured on: {rates['measured_on']}.")
+    return out
+
+
 def _evidence(track: Mapping, figures: Mapping[str, bytes]) -> list[dict]:
     """Each evidence line's own finding, shown before the combined verdict (issue 22)."""
     rows = []
@@ -303,6 +338,7 @@ def _evidence(track: Mapping, figures: Mapping[str, bytes]) -> list[dict]:
             "threshold": prob(line.get("threshold")),
             "reasons": [visible(r) for r in line.get("reasons") or ()][:8],
             "sentences": [visible(s) for s in (*(details.get("sentences") or ()),
+                                               *_artifact_sentences(details.get("artifacts")),
                                                *_provenance_sentences(details.get("c2pa")))][:20],
             "figure": _figure(figures, details.get("figure")),
         })
