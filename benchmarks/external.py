@@ -11,7 +11,7 @@
 * ``notagen-abc/rhythgen/<CFG>/*.abc``: NotaGen fine-tune output as ABC text, label **ai**,
   source ``notagen-abc/<CFG>``. Each piece is rendered into ``OUT_DIR/work/`` by the
   function ``musicbrain data notagen`` renders a training piece with
-  (:func:`musicbrain_cli.training.notagen._build_piece`: de-interleave, ``score_to_midi``,
+  (:func:`musicbrain_cli.training.notagen.build_piece`: de-interleave, ``score_to_midi``,
   one SoundFont chosen by the piece's hash, the same clip cutting), and the first
   ``--abc-seconds`` seconds (its first clip) are analysed. A piece that fails to parse or
   render is counted as failed and listed with its reason, never dropped.
@@ -150,7 +150,7 @@ def render_abc(abc_path: str, rel: str, source: str, work_dir: str, *, clip_s: f
     from musicbrain_cli.errors import MusicBrainError
     from musicbrain_cli.training.dataset import DatasetWriter
     from musicbrain_cli.training.labels import style_taxonomy
-    from musicbrain_cli.training.notagen import AbcItem, StyleLabels, _build_piece
+    from musicbrain_cli.training.notagen import AbcItem, StyleLabels, build_piece
     from musicbrain_cli.training.render import available_soundfonts
 
     item = AbcItem(Path(abc_path), rel, rel, ABC_GENERATOR)
@@ -160,7 +160,7 @@ def render_abc(abc_path: str, rel: str, source: str, work_dir: str, *, clip_s: f
     try:
         with DatasetWriter(out, style_taxonomy(generators=[ABC_GENERATOR]),
                            name="external-abc") as writer:
-            _build_piece(writer, item, labels, available_soundfonts(),
+            build_piece(writer, item, labels, available_soundfonts(),
                          {f"notagen:{rel}": "test"}, seed=seed, sample_rate=22050,
                          clip_s=clip_s, humanize=None)
             first = sorted(r["path"] for r in writer.rows)

@@ -630,7 +630,7 @@ def build_notagen_dataset(root: str | Path, out: str | Path, *, soundfonts: list
         with progress.task("rendering NotaGen pieces", total=len(parsed)) as task:
             for item, finding in parsed:
                 try:
-                    n_clips += _build_piece(writer, item, finding.labels, fonts, splits,
+                    n_clips += build_piece(writer, item, finding.labels, fonts, splits,
                                             seed=seed, sample_rate=sample_rate, clip_s=clip_s,
                                             humanize=humanize)
                 except MusicBrainError as exc:
@@ -705,7 +705,7 @@ def _piece_id(item: AbcItem) -> str:
     return hashlib.sha256(item.key.encode("utf-8")).hexdigest()[:12]
 
 
-def _build_piece(writer: DatasetWriter, item: AbcItem, labels: StyleLabels,
+def build_piece(writer: DatasetWriter, item: AbcItem, labels: StyleLabels,
                  fonts: list[SoundFont], splits: dict[str, str], *, seed: int,
                  sample_rate: int, clip_s: float, humanize: Humanize | None) -> int:
     pid = _piece_id(item)
