@@ -21,7 +21,6 @@ command, seed and data card are in ``default/card.json``); its SHA-256 is pinned
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -33,6 +32,7 @@ import numpy as np
 
 from musicbrain_cli.artifacts import peaks as _peaks
 from musicbrain_cli.artifacts import spectrum as _spectrum
+from musicbrain_cli.audio import sha256_file
 from musicbrain_cli.errors import ConfigError, ModelLoadError, SilentAudioError, ZeroLengthAudioError
 
 LINE = "artifacts"
@@ -204,10 +204,6 @@ def _sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def applicability(*, duration_s: float, sample_rate: int, peak: float,
                   bandwidth_hz: float | None = None) -> str | None:
     """``None`` when the line applies, else the plain-English reason it does not."""
@@ -295,7 +291,7 @@ class ArtifactDetector:
             raise ModelLoadError(f"no artifact model at {str(directory / MODEL_FILE)!r}")
         if pinned is not None:
             for name, want in pinned.items():
-                got = _sha256(directory / name)
+                got = sha256_file(directory / name)
                 if got != want:
                     raise ModelLoadError(
                         f"{str(directory / name)!r} has SHA-256 {got}, expected {want}: the shipped artifact "
@@ -306,7 +302,7 @@ class ArtifactDetector:
             card = json.loads(card_path.read_text()) if card_path.is_file() else {}
         except (OSError, ValueError) as exc:
             raise ModelLoadError(f"cannot read the artifact model in {str(directory)!r}: {exc}") from exc
-        return cls(model, card, sha256=_sha256(directory / MODEL_FILE))
+        return cls(model, card, sha256=sha256_file(directory / MODEL_FILE))
 
     # --- scoring ------------------------------------------------------------------------
 
