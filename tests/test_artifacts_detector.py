@@ -146,3 +146,8 @@ def test_long_audio_is_scored_per_window_like_the_training_clips(detector):
     f = detector.analyse_samples(upsampled(rate, (8, 5, 4, 2), 40.0, seed=9), rate)
     assert len(f.window_p_ai) == 3 and f.p_ai == pytest.approx(float(np.median(f.window_p_ai)))
     assert f.says_ai and "median of 3 windows" in f.explanation
+
+
+def test_finding_dict_equals_its_json_round_trip(detector, decoded_wav):
+    d = detector.analyse(decoded_wav).to_dict()
+    assert json.loads(json.dumps(d)) == d

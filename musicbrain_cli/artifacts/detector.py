@@ -180,10 +180,9 @@ class ArtifactFinding:
     line: str = LINE
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        for k in ("peaks_hz", "residue_hz", "residue_db"):
-            d[k] = list(d[k])
-        return d
+        """Plain JSON types only (tuples become lists), so the dict equals its own JSON
+        round trip: ``verify --reproduce`` compares a fresh finding with a stored one."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 
 def _reduce(freqs: np.ndarray, values: np.ndarray, max_points: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
