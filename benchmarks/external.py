@@ -161,8 +161,8 @@ def render_abc(abc_path: str, rel: str, source: str, work_dir: str, *, clip_s: f
         with DatasetWriter(out, style_taxonomy(generators=[ABC_GENERATOR]),
                            name="external-abc") as writer:
             build_piece(writer, item, labels, available_soundfonts(),
-                         {f"notagen:{rel}": "test"}, seed=seed, sample_rate=22050,
-                         clip_s=clip_s, humanize=None)
+                        {f"notagen:{rel}": "test"}, seed=seed, sample_rate=22050,
+                        clip_s=clip_s, humanize=None, parse_timeout_s=None)
             first = sorted(r["path"] for r in writer.rows)
     except MusicBrainError as exc:
         return None, f"{type(exc).__name__}: {exc}"

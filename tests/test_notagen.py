@@ -469,3 +469,29 @@ def test_cli_refuses_a_bad_label_csv_before_any_work(prompt_tree, tmp_path):
     assert result.exit_code == 1
     assert "row 2: unknown period 'Renaissance'" in result.output
     assert not out.exists()
+
+
+def test_a_piece_whose_parse_hangs_is_skipped_and_the_build_finishes(tree, tmp_path, monkeypatch):
+    import time
+
+    from musicbrain_cli.training import render
+
+    real = render._abc_to_score
+
+    def slow_for_mozart(text):
+        if "% Mozart" in text:
+            time.sleep(60)
+        return real(text)
+
+    mozart = tree / "demo" / "20250302_093000_Classical_Mozart, Wolfgang Amadeus_Keyboard.abc"
+    mozart.write_text(mozart.read_text() + "\n% Mozart\n")
+    monkeypatch.setattr(render, "_abc_to_score", slow_for_mozart)
+    out = tmp_path / "ds"
+    t0 = time.monotonic()
+    build_notagen_dataset(tree, out, soundfonts=[get_soundfont("timgm6mb")], seed=1, clip_s=2.0,
+                          parse_timeout_s=3.0)
+    assert time.monotonic() - t0 < 50
+    reasons = {s["item"]: s["reason"] for s in
+               json.loads((out / "build_report.json").read_text())["skipped"]}
+    assert "took longer than 3 s" in reasons[str(mozart.relative_to(tree))]
+    assert {r["generator"] for r in Dataset.load(out).rows} == {"notagen-small"}

@@ -156,3 +156,36 @@ def test_commas_in_quoted_text_do_not_lose_a_voice():
     midi = score_to_midi('X:1\nL:1/8\nM:4/4\nK:D\n"^Lento, etwas lang" c8|d8|]\n')
     notes = sorted((round(n.start, 3), n.pitch) for i in midi.instruments for n in i.notes)
     assert notes == [(0.0, 73), (2.0, 74)]  # C sharp, D at 120 bpm
+
+
+def test_bounded_parse_returns_exactly_the_in_process_midi(tmp_path):
+    from musicbrain_cli.training.render import score_to_midi_bounded
+
+    path = tmp_path / "piece.abc"
+    path.write_text(ABC)
+    here = score_to_midi(path, instrumentation="Chamber")
+    there = score_to_midi_bounded(path, instrumentation="Chamber", timeout_s=60)
+    assert [(i.program, i.name) for i in there.instruments] == \
+        [(i.program, i.name) for i in here.instruments]
+    for a, b in zip(here.instruments, there.instruments):
+        assert [(n.start, n.end, n.pitch, n.velocity) for n in a.notes] == \
+            [(n.start, n.end, n.pitch, n.velocity) for n in b.notes]
+    assert there.get_tempo_changes()[1][0] == pytest.approx(here.get_tempo_changes()[1][0])
+
+
+def test_a_parse_that_hangs_is_stopped_and_a_bad_one_reports_why(tmp_path, monkeypatch):
+    import time
+
+    from musicbrain_cli.training import render
+    from musicbrain_cli.training.render import score_to_midi_bounded
+
+    path = tmp_path / "piece.abc"
+    path.write_text(ABC)
+    monkeypatch.setattr(render, "_abc_to_score", lambda text: time.sleep(30))
+    t0 = time.monotonic()
+    with pytest.raises(RenderError, match="took longer than 0.5 s"):
+        score_to_midi_bounded(path, timeout_s=0.5)
+    assert time.monotonic() - t0 < 10
+    monkeypatch.undo()
+    with pytest.raises(RenderError, match="Kazoo Band"):
+        score_to_midi_bounded(path, instrumentation="Kazoo Band", timeout_s=60)

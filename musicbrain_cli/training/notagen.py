@@ -63,8 +63,9 @@ from musicbrain_cli.training.labels import (INSTRUMENTATIONS, NOTAGEN_PROMPTS, P
                                             canonical_instrumentation, canonical_period,
                                             resolve_composer, style_taxonomy)
 from musicbrain_cli.training.pieces import write_piece
-from musicbrain_cli.training.render import (Humanize, SoundFont, available_soundfonts,
-                                            score_to_midi)
+from musicbrain_cli.training.render import (PARSE_TIMEOUT_S, Humanize, SoundFont,
+                                            available_soundfonts, score_to_midi,
+                                            score_to_midi_bounded)
 
 GENERATOR_BY_DEPTH = {12: "notagen-small", 16: "notagen-medium", 20: "notagen-large"}
 GENERATOR_MANIFEST = "generators.csv"
@@ -578,8 +579,13 @@ def build_notagen_dataset(root: str | Path, out: str | Path, *, soundfonts: list
                           sample_rate: int = 22050, clip_s: float = 30.0,
                           humanize: Humanize | None = None,
                           fractions: dict[str, float] | None = None,
+                          parse_timeout_s: float = PARSE_TIMEOUT_S,
                           progress: Progress = NULL_PROGRESS) -> dict:
     """Render NotaGen ABC files into a data set at ``out``; returns the build summary.
+
+    Each piece is parsed in a child process stopped after ``parse_timeout_s`` seconds
+    (music21 can run for many minutes on broken generated ABC); such a piece is skipped
+    with that reason.
 
     Labels: :func:`find_labels` (``labels_csv`` rows first). Generator: a ``labels_csv``
     cell, else :func:`discover`'s. Each piece is rendered once with one SoundFont (cycled
@@ -631,8 +637,8 @@ def build_notagen_dataset(root: str | Path, out: str | Path, *, soundfonts: list
             for item, finding in parsed:
                 try:
                     n_clips += build_piece(writer, item, finding.labels, fonts, splits,
-                                            seed=seed, sample_rate=sample_rate, clip_s=clip_s,
-                                            humanize=humanize)
+                                           seed=seed, sample_rate=sample_rate, clip_s=clip_s,
+                                           humanize=humanize, parse_timeout_s=parse_timeout_s)
                 except MusicBrainError as exc:
                     writer.skip(item.rel, str(exc))
                 task.advance()
@@ -706,11 +712,17 @@ def _piece_id(item: AbcItem) -> str:
 
 
 def build_piece(writer: DatasetWriter, item: AbcItem, labels: StyleLabels,
-                 fonts: list[SoundFont], splits: dict[str, str], *, seed: int,
-                 sample_rate: int, clip_s: float, humanize: Humanize | None) -> int:
+                fonts: list[SoundFont], splits: dict[str, str], *, seed: int,
+                sample_rate: int, clip_s: float, humanize: Humanize | None,
+                parse_timeout_s: float | None = PARSE_TIMEOUT_S) -> int:
+    """Render one ABC piece into ``writer``'s clips; returns how many clips are new.
+    ``parse_timeout_s`` None parses in this process (a caller that bounds it itself)."""
     pid = _piece_id(item)
     try:
-        midi = score_to_midi(item.path, instrumentation=labels.instrumentation or None)
+        midi = (score_to_midi(item.path, instrumentation=labels.instrumentation or None)
+                if parse_timeout_s is None else
+                score_to_midi_bounded(item.path, instrumentation=labels.instrumentation or None,
+                                      timeout_s=parse_timeout_s))
     except RenderError as exc:
         raise RenderError(f"bad ABC: {exc}") from exc
     work = _work_id(item)

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from musicbrain_cli.errors import RenderError
+from musicbrain_cli.errors import MusicBrainError, RenderError
 
 # --- SoundFonts -----------------------------------------------------------------------------
 
@@ -264,6 +264,73 @@ def _abc_to_score(text: str):
 
 
 # --- score -> MIDI --------------------------------------------------------------------------
+
+
+#: Most seconds music21 may take to parse one score in :func:`score_to_midi_bounded`. Its ABC
+#: parser runs for many minutes on some generated text (RhythGen's Lieder-LB/0043 was still
+#: parsing after 5 min), where a typical 30 s piece takes about a second.
+PARSE_TIMEOUT_S = 120.0
+
+
+def score_to_midi_bounded(path: str | Path, *, instrumentation: str | None = None,
+                          timeout_s: float = PARSE_TIMEOUT_S):
+    """:func:`score_to_midi` of a score file, parsed in a forked child with a deadline.
+
+    Generated scores are untrusted input: a parse that outlives ``timeout_s`` is stopped and
+    raises :class:`RenderError` naming the file, so one bad piece cannot stall a build. The
+    child sends back plain numbers (tempo, and per voice its program, name and a
+    ``[n, 4]`` float array of start s, end s, pitch, velocity), so the result is exactly
+    what the in-process call returns.
+    """
+    import multiprocessing as mp
+
+    import pretty_midi
+
+    recv, send = mp.get_context("fork").Pipe(duplex=False)
+    proc = mp.get_context("fork").Process(target=_parse_child, daemon=True,
+                                          args=(send, str(path), instrumentation))
+    proc.start()
+    send.close()
+    try:
+        if not recv.poll(timeout_s):
+            raise RenderError(f"parsing {str(path)!r} took longer than {timeout_s:g} s (stopped)")
+        try:
+            kind, payload = recv.recv()
+        except EOFError:
+            proc.join()
+            raise RenderError(f"the parser of {str(path)!r} died without a result "
+                              f"(exit code {proc.exitcode})") from None
+    finally:
+        if proc.is_alive():
+            proc.kill()
+        proc.join()
+        recv.close()
+    if kind == "error":
+        raise RenderError(payload)
+    tempo, voices = payload
+    midi = pretty_midi.PrettyMIDI(initial_tempo=tempo)
+    for program, is_drum, name, notes in voices:
+        inst = pretty_midi.Instrument(program=program, is_drum=is_drum, name=name)
+        inst.notes = [pretty_midi.Note(int(v), int(p), float(a), float(b))
+                      for a, b, p, v in np.asarray(notes).reshape(-1, 4)]
+        midi.instruments.append(inst)
+    return midi
+
+
+def _parse_child(conn, path: str, instrumentation: str | None) -> None:
+    try:
+        midi = score_to_midi(path, instrumentation=instrumentation)
+        tempo = float(midi.get_tempo_changes()[1][0]) if len(midi.get_tempo_changes()[1]) else 120.0
+        voices = [(int(i.program), bool(i.is_drum), str(i.name),
+                   np.array([(n.start, n.end, n.pitch, n.velocity) for n in i.notes],
+                            dtype=np.float64)) for i in midi.instruments]
+        conn.send(("ok", (tempo, voices)))
+    except MusicBrainError as exc:
+        conn.send(("error", str(exc)))
+    except Exception as exc:  # noqa: BLE001 - the parent raises it as a RenderError
+        conn.send(("error", f"cannot parse {path!r}: {type(exc).__name__}: {exc}"))
+    finally:
+        conn.close()
 
 
 def score_to_midi(path_or_stream: Any, *, instrumentation: str | None = None):
