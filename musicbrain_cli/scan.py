@@ -347,7 +347,7 @@ def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = S
         "command_line": list(command_line),
         "options": options.analysis_dict(),
         "analysis_time": analysis_time or _now(),
-        "limitations": _limitations(ood_facts, padded, info),
+        "limitations": _limitations(ood_facts, padded, info, detector.card),
     }
     return TrackAnalysis(track=track, explain=explain_arrays + line_figures, timings=timer.totals)
 
@@ -522,8 +522,13 @@ def _top_labels(aggregate: Mapping, taxonomy, per_group: int, validation_ap: Map
     return out
 
 
-def _limitations(ood_facts: Mapping, padded: Sequence[bool], info) -> list[str]:
+def _limitations(ood_facts: Mapping, padded: Sequence[bool], info,
+                 card: Mapping | None = None) -> list[str]:
     notes = list(LIMITATIONS)
+    stated = (card or {}).get("limitations")
+    if isinstance(stated, str) and stated.strip():
+        # what the model card itself says the model cannot do, measured failures included
+        notes.append("The content model's card states: " + stated.strip())
     if not ood_facts.get("available"):
         notes.append("This model carries no out-of-domain statistics, so the report cannot say "
                      "whether the recording resembles the training data.")

@@ -224,3 +224,14 @@ def test_a_decoder_comb_makes_the_artifact_line_accuse_and_the_report_shows_both
     assert "multiples of 75.00 Hz" in html
     assert html.count('src="data:image/png') >= 2      # the residue figure and the timeline
     assert (folder / "figures" / "artifact_residue.png").is_file()
+
+
+def test_reports_carry_what_the_model_card_says_the_model_cannot_do():
+    from musicbrain_cli.scan import _limitations
+
+    notes = _limitations({"available": True, "in_domain": True}, [False], object(),
+                         {"limitations": "  Accuses 3 of 325 unhumanised excerpts. "})
+    assert notes[-1] == "The content model's card states: Accuses 3 of 325 unhumanised excerpts."
+    assert not any("card states" in n for n in _limitations({"available": True,
+                                                             "in_domain": True},
+                                                            [False], object(), {}))
