@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import re
 from pathlib import Path
 
 import numpy as np
@@ -65,7 +66,8 @@ def main() -> None:
             if len(part) < max(1, args.excerpt_clips // 2):
                 continue
             y = [sf.read(x, dtype="float32", always_2d=True) for x in part]
-            target = out / f"{Path(work).name}-{k // args.excerpt_clips}.flac"
+            stem = re.sub(r"[^A-Za-z0-9._-]+", "_", work).strip("_") or "work"
+            target = out / f"{stem}-{k // args.excerpt_clips}.flac"
             encode_audio(target, np.concatenate([a.mean(axis=1) for a, _ in y]), y[0][1])
             label, p = verdict(target)
             excerpts[label] += 1
