@@ -115,8 +115,9 @@ def main() -> None:
     print(f"audio {audio:.0f} s in {wall:.1f} s wall: {audio / wall:.1f}x real time "
           "(target >= 60x)")
     print("stage seconds (summed over tracks; report stages run beside inference with --jobs>1):")
-    for k in ("decode", "features", "inference", "cam", "alignment", "figures", "report", "signing"):
-        print(f"  {k:<10} {stages.get(k, 0.0):8.2f}")
+    for k in ("decode", "features", "inference", "cam", "alignment", "other_lines", "figures",
+              "report", "signing"):
+        print(f"  {k:<12} {stages.get(k, 0.0):8.2f}")
     print(f"model (inference + CAM) {model_s:.1f} s; all other stages {other_s:.1f} s "
           f"(target: other <= model)")
     print(f"peak RSS of the scanning process {peak:.0f} MB (after model load {base_rss:.0f} MB) "
