@@ -56,7 +56,9 @@ LIMITATIONS = (
     "known error rates are stated above and apply to music like the training data.",
     "A heatmap shows which time-frequency regions most changed the model's output; it does "
     "not prove how the music was made, and regions outside it may also matter.",
-    "Tags, encoder strings and C2PA presence are weak evidence: they are trivially edited.",
+    "Tags and encoder strings are weak evidence: they are trivially edited. A C2PA manifest "
+    "counts only as far as the provenance line states (validated, and accusing only from a "
+    "trusted signer).",
     "Re-encoding, heavy processing, or music unlike the training data can change the "
     "model's output; such inputs should be judged inconclusive.",
 )
