@@ -684,20 +684,32 @@ def data_cache(dataset, model_config, output, device) -> None:
                    "../shared/data/musicnet beside the working folder or the checkout, "
                    "when it exists).")
 @click.option("--no-musicnet", is_flag=True, help="Leave MusicNet out even when found.")
+@click.option("--rhythgen", type=click.Path(exists=True, file_okay=False), default=None,
+              help="RhythGen output tree (Lieder/, RAG/, RAG-RH/) whose ABC pieces join the AI "
+                   "side as notagen-small-ft [default: ../shared/data/notagen-outputs beside "
+                   "the working folder or the checkout, when present].")
+@click.option("--no-rhythgen", is_flag=True, help="Leave RhythGen out even when found.")
+@click.option("--jobs", type=click.IntRange(min=1), default=None,
+              help="ABC pieces parsed at once [default: the CPU count].")
 @handle_errors
 def data_build_reference(output, size, seed, retrain_generators, cache_dir, musicnet,
-                         no_musicnet) -> None:
+                         no_musicnet, rhythgen, no_rhythgen, jobs) -> None:
     """Build the built-in reference corpus (real scores vs machine-made music)."""
     from musicbrain_cli.progress import RichProgress
     from musicbrain_cli.training.reference import build_reference
     from musicbrain_cli.training.reference.musicnet import find_musicnet
+    from musicbrain_cli.training.reference.rhythgen import find_rhythgen
 
     if musicnet and no_musicnet:
         raise click.UsageError("--musicnet and --no-musicnet contradict each other")
+    if rhythgen and no_rhythgen:
+        raise click.UsageError("--rhythgen and --no-rhythgen contradict each other")
     musicnet = None if no_musicnet else (musicnet or find_musicnet())
+    rhythgen = None if no_rhythgen else (rhythgen or find_rhythgen())
     summary = build_reference(output, size=size, seed=seed,
                               retrain_generators=retrain_generators, cache_dir=cache_dir,
-                              musicnet=musicnet, progress=RichProgress())
+                              musicnet=musicnet, rhythgen=rhythgen, jobs=jobs,
+                              progress=RichProgress())
     by_source = summary["clips_by_source"]
     click.echo(f"{output}: {summary['clips']} clips ({by_source['human']} human, "
                f"{by_source['ai']} ai), {summary['hours']:.2f} h, {summary['skipped']} items "
@@ -709,6 +721,12 @@ def data_build_reference(output, size, seed, retrain_generators, cache_dir, musi
                f"({mn['works']} works) of {mn['root']}" if mn["used"] else
                "MusicNet: not used (none found; give --musicnet PATH)" if not no_musicnet
                else "MusicNet: not used (--no-musicnet)")
+    rg = summary["rhythgen"]
+    click.echo(f"RhythGen: {rg['clips']} ai clips from {rg['pieces_selected']} pieces "
+               f"({rg['pieces_failed']} failed to parse, {rg['pieces_too_short']} too short; "
+               f"held-out configurations {', '.join(rg['held_out_configs'])}) of {rg['root']}"
+               if rg["used"] else "RhythGen: not used (none found; give --rhythgen PATH)"
+               if not no_rhythgen else "RhythGen: not used (--no-rhythgen)")
 
 
 if __name__ == "__main__":

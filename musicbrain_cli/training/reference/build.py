@@ -76,7 +76,9 @@ class SizeSpec:
     pieces kept per collection (an ABC book holds hundreds); ``arrangements_per_genre``:
     human-style popular arrangements per genre of :mod:`.arrangements` (outlier
     exposure); ``musicnet_per_composer``: MusicNet pieces per composer when a MusicNet tree
-    is given (None: all), spread over each composer's pieces."""
+    is given (None: all), spread over each composer's pieces; ``rhythgen_per_config``:
+    RhythGen pieces per training configuration when a RhythGen tree is given (None: all;
+    :func:`.rhythgen.select`), each cut into up to ``rhythgen_windows`` clips."""
 
     name: str
     clip_s: float
@@ -89,6 +91,8 @@ class SizeSpec:
     sample_batch: int = 16
     arrangements_per_genre: int = 0
     musicnet_per_composer: int | None = 0
+    rhythgen_per_config: int | None = 0
+    rhythgen_windows: int = 1
 
 
 SIZES: dict[str, SizeSpec] = {
@@ -97,15 +101,17 @@ SIZES: dict[str, SizeSpec] = {
                      sample_batch=4, arrangements_per_genre=1, musicnet_per_composer=2),
     # small: every collection once (so every label is populated), 10 s clips
     "small": SizeSpec("small", 10.0, None, 1, 1, 12, 2, 0.4, sample_batch=12,
-                      arrangements_per_genre=2, musicnet_per_composer=1),
+                      arrangements_per_genre=2, musicnet_per_composer=1, rhythgen_per_config=1),
     # medium: about 1,000 clips per class (~6 h) from the score subset the generators were
     # trained on (its parse cache is warm after generator training); builds in well under an
     # hour on two cores, for a CPU-trained model when the full build does not fit the time
     "medium": SizeSpec("medium", 12.0, None, 40, 2, 300, None, 0.4, sample_batch=32,
-                       arrangements_per_genre=60, musicnet_per_composer=12),
+                       arrangements_per_genre=60, musicnet_per_composer=12,
+                       rhythgen_per_config=40),
     # full: the default model's training set (>= 2,000 clips per class, >= 10 h)
     "full": SizeSpec("full", 12.0, None, None, 4, 850, None, 0.25, sample_batch=32,
-                     arrangements_per_genre=110, musicnet_per_composer=None),
+                     arrangements_per_genre=110, musicnet_per_composer=None,
+                     rhythgen_per_config=150, rhythgen_windows=2),
 }
 
 
@@ -113,16 +119,19 @@ SIZES: dict[str, SizeSpec] = {
 
 
 def reference_taxonomy(collections: Sequence[sc.Collection] = sc.COLLECTIONS, *,
-                       extra_composers: Sequence[str] = ()) -> Taxonomy:
+                       extra_composers: Sequence[str] = (),
+                       extra_generators: Sequence[str] = ()) -> Taxonomy:
     """The taxonomy of the reference corpus: source, generator, period, composer,
     instrumentation, all exclusive (one work has one period, composer and
     instrumentation label; see docs/reference-corpus.md). ``extra_composers`` (MusicNet's)
-    are appended after the collections' own, so a build without them keeps its order."""
+    are appended after the collections' own, so a build without them keeps its order;
+    ``extra_generators`` (RhythGen's) likewise after the built-in generators."""
     values = sc.label_values(collections)
     values["composer"] += [c for c in extra_composers if c not in values["composer"]]
     return Taxonomy.from_groups([
         ("source", ("human", "ai"), True),
-        ("generator", GENERATOR_LABELS, True),
+        ("generator", GENERATOR_LABELS + tuple(g for g in extra_generators
+                                               if g not in GENERATOR_LABELS), True),
         ("period", values["period"], True),
         ("composer", values["composer"], True),
         ("instrumentation", values["instrumentation"], True),
@@ -483,10 +492,60 @@ def _musicnet_summary(root, works: Sequence[sc.Work], failures, rows, vocab) -> 
     }
 
 
+def _rhythgen_clips(root, spec: SizeSpec, seed: int, out: Path, jobs: int | None, xsf: str,
+                    progress: Progress, timings: dict[str, float]) -> tuple[list[_Clip], dict]:
+    """The RhythGen clips of this build (none without ``root``) and what to report of them:
+    ``splits`` (work -> split) and ``failures`` are taken out by the caller."""
+    if root is None or spec.rhythgen_per_config == 0:
+        return [], {"used": False, "root": str(root) if root else None}
+    from musicbrain_cli.training.reference import rhythgen as rg
+
+    t = time.perf_counter()
+    pieces = rg.discover_pieces(root)
+    splits = _split_works(sorted({p.work_id for p in pieces}), set(), seed)
+    chosen = rg.select(pieces, {w: (xsf if s == XSF_SPLIT else s) for w, s in splits.items()},
+                       per_config=spec.rhythgen_per_config)
+    midis, failures = rg.parse_all(chosen, out / rg.MIDI_CACHE, jobs=jobs, progress=progress)
+    clips, short = [], []
+    for p in chosen:
+        midi = midis.get(p.rel)
+        if midi is None:
+            continue
+        starts = rg.window_starts(midi, clip_s=spec.clip_s, windows=spec.rhythgen_windows)
+        if not starts:
+            short.append((p.rel, f"shorter than a clip ({spec.clip_s:g} s)"))
+        split = splits[p.work_id]
+        for j, start in enumerate(starts):
+            clips.append(_Clip(f"rg-{p.config}-{p.piece_id}-w{j}", "ai", p.generator,
+                               p.period, p.composer, p.instrumentation, p.work_id,
+                               xsf if split == XSF_SPLIT else split,
+                               f"rhythgen:{p.rel}#t={start:.3f}", [], 120.0,
+                               held_out=split == XSF_SPLIT,
+                               midi=rg.midi_window(midi, start, spec.clip_s + 1.0)))
+    timings["read_rhythgen_s"] = time.perf_counter() - t
+    return clips, {"used": True, "root": str(root), "credit": rg.CREDIT,
+                   "held_out_configs": sorted(rg.HELD_OUT_CONFIGS),
+                   "pieces_found": len(pieces), "pieces_selected": len(chosen),
+                   "pieces_failed": len(failures), "pieces_too_short": len(short),
+                   "splits": {p.work_id: splits[p.work_id] for p in chosen},
+                   "failures": failures + short}
+
+
+def _rhythgen_counts(rows: Sequence[dict]) -> dict:
+    """RhythGen clips written, per configuration and split (from the clip ids)."""
+    per: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for r in rows:
+        if r["origin"].startswith("rhythgen:"):
+            per[r["clip_id"].split("-")[1]][r["split"]] += 1
+    return {"clips": sum(sum(v.values()) for v in per.values()),
+            "clips_per_config": {c: dict(v) for c, v in sorted(per.items())}}
+
+
 def build_reference(out: str | Path, *, size: str = "small", seed: int = 0,
                     retrain_generators: bool = False, assets_dir: str | Path = ASSETS_DIR,
                     cache_dir: str | Path | None = None,
                     musicnet: str | Path | None = None,
+                    rhythgen: str | Path | None = None, jobs: int | None = None,
                     progress: Progress = NULL_PROGRESS) -> dict:
     """Build (or resume) the reference corpus in ``out``; returns a summary dict.
 
@@ -495,6 +554,9 @@ def build_reference(out: str | Path, *, size: str = "small", seed: int = 0,
     ``musicnet``: a MusicNet tree whose score MIDIs join the human side
     (:mod:`.musicnet`; the size's ``musicnet_per_composer`` pieces per composer) and
     whose label combinations join the generators' conditions; None: music21's corpus only.
+    ``rhythgen``: a RhythGen output tree whose pieces join the AI side (:mod:`.rhythgen`;
+    the size's ``rhythgen_per_config`` pieces per configuration), parsed ``jobs`` at a time
+    (default: the CPU count); None: the built-in generators only.
     Raises :class:`DatasetError` for an unknown size, :class:`ModelLoadError` when the
     generator weights are missing or altered.
     """
@@ -547,6 +609,12 @@ def build_reference(out: str | Path, *, size: str = "small", seed: int = 0,
     splits.update(_split_works([w.work_id for w in mn_works if w.work_id not in splits],
                                pinned, seed))
 
+    out = Path(out)
+    rg_clips, rg_info = _rhythgen_clips(rhythgen, spec, seed, out, jobs, xsf, progress,
+                                        timings)
+    failures += rg_info.pop("failures", [])
+    splits.update(rg_info.pop("splits", {}))
+
     fonts = _soundfonts()
     held_out = next((f for f in fonts if f.name == HELD_OUT_SOUNDFONT), fonts[-1])
     train_fonts = [f for f in fonts if f != held_out]
@@ -564,11 +632,11 @@ def build_reference(out: str | Path, *, size: str = "small", seed: int = 0,
     symbolic: list[_Clip] = []
     from musicbrain_cli.training.reference import musicnet as mnr
 
-    taxonomy = reference_taxonomy(sc.COLLECTIONS, extra_composers=mnr.composers_of(mn_works))
+    taxonomy = reference_taxonomy(sc.COLLECTIONS, extra_composers=mnr.composers_of(mn_works),
+                                  extra_generators=sorted({c.generator for c in rg_clips}))
     sample_rate = SAMPLE_RATE
     n = int(round(spec.clip_s * sample_rate))
 
-    out = Path(out)
     with DatasetWriter(out, taxonomy, sample_rate=sample_rate,
                        name=f"musicbrain-reference-{size}") as writer:
         for name, (model, vocab, _) in generators.items():
@@ -586,7 +654,7 @@ def build_reference(out: str | Path, *, size: str = "small", seed: int = 0,
                     else train_fonts[int(rng.integers(0, len(train_fonts)))])
 
         t = time.perf_counter()
-        plan = human + symbolic
+        plan = human + symbolic + rg_clips
         with progress.task(f"rendering {size} reference corpus", total=len(plan)) as task:
             for clip in plan:
                 codec_id = f"codec-{clip.clip_id.removeprefix('human-')}"
@@ -642,6 +710,7 @@ def build_reference(out: str | Path, *, size: str = "small", seed: int = 0,
                          for g in _arrangement_genres()},
         "musicnet": _musicnet_summary(musicnet, mn_works, mn_failures, rows,
                                       generators[SYMBOLIC_GENERATORS[0]][1]),
+        "rhythgen": rg_info | _rhythgen_counts(rows),
         "seconds": {k: round(v, 2) for k, v in timings.items()}
         | {"total": round(time.perf_counter() - t0, 2)},
     }

@@ -1,0 +1,205 @@
+"""Real NotaGen-family output (RhythGen) as AI works of the reference corpus (issue 21 item 3).
+
+RhythGen (NotaGen-small fine-tuned on Lieder and ragtime) wrote the ABC pieces in the
+client's ``notagen-outputs/<Lieder|RAG|RAG-RH>/<configuration>/`` folders. Here they join
+the reference corpus's AI side, labelled and identified by the NotaGen adapter
+(:func:`musicbrain_cli.training.notagen.discover`, :func:`~.notagen.find_labels`: generator
+``notagen-small-ft``, instrumentation from the family, period and composer unknown), and
+are rendered by the corpus's own loop: the same SoundFonts (the held-out one for the
+cross-renderer split), the same seeded humanisation and clip length as every human clip.
+That is the point of building them here rather than with ``data notagen`` and a merge:
+there the pieces would be rendered without the corpus's humanisation, and "unhumanised"
+would tell the sources apart (the brief: render both sides alike).
+
+Splits. A work is a prompt piece (RhythGen reuses one piece's control labels across its
+configurations; :meth:`~.notagen.RhythGenInfo.work_id`), split with the corpus's shares.
+The configurations in :data:`HELD_OUT_CONFIGS` are never trained on: only their pieces
+whose work is in a test split are kept, so a test clip of one is unseen twice over
+(configuration and work). The card's per-configuration recall is measured on those.
+
+Parsing ABC is slow and untrusted (music21 can run for minutes on broken generated ABC):
+each piece is parsed in a child with a deadline
+(:func:`~musicbrain_cli.training.render.score_to_midi_bounded`), several at once, and the
+resulting MIDI is kept in the build folder (``.rhythgen-midi/``, MIDI files: data), so a
+resumed build does not parse again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from musicbrain_cli.errors import MusicBrainError
+from musicbrain_cli.progress import NULL_PROGRESS, Progress
+
+#: Where the client's RhythGen output sits beside a checkout.
+SHARED_TAIL = Path("shared") / "data" / "notagen-outputs"
+#: Configurations never trained on, one or two per family (chosen before any model was
+#: trained on RhythGen output; the four configurations of ``../shared/eval/notagen-abc`` are
+#: not in the training folder at all).
+HELD_OUT_CONFIGS = frozenset({"LAD", "LMM2", "RAS2", "HMR"})
+#: Splits a held-out configuration's pieces may sit in.
+TEST_SPLITS = ("test", "test_xsf")
+#: Seconds one ABC parse may take before the piece is skipped.
+PARSE_TIMEOUT_S = 120.0
+MIDI_CACHE = ".rhythgen-midi"
+CREDIT = ("RhythGen (E. Dahl, efraimdahl/RhythGen): NotaGen-small fine-tuned on Lieder and "
+          "ragtime; outputs as published in its repository (no licence stated there).")
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One selected RhythGen piece: where it is, its labels and its work."""
+
+    rel: str
+    path: Path
+    family: str
+    config: str
+    work_id: str
+    generator: str
+    instrumentation: str
+    period: str = ""
+    composer: str = ""
+
+    @property
+    def held_out(self) -> bool:
+        return self.config in HELD_OUT_CONFIGS
+
+    @property
+    def piece_id(self) -> str:
+        return hashlib.sha256(self.rel.encode("utf-8")).hexdigest()[:12]
+
+
+def find_rhythgen(*, cwd: str | os.PathLike | None = None) -> Path | None:
+    """The shared RhythGen tree beside the working folder or this checkout, if any
+    (``../shared/data/notagen-outputs``; it must hold at least one family folder)."""
+    from musicbrain_cli.training.notagen import RHYTHGEN_FAMILIES
+
+    repo = Path(__file__).resolve().parents[3]
+    start = Path(cwd) if cwd is not None else Path.cwd()
+    for base in (start.resolve(), repo):
+        for folder in base.parents:
+            candidate = folder / SHARED_TAIL
+            if any((candidate / f).is_dir() for f in RHYTHGEN_FAMILIES):
+                return candidate
+    return None
+
+
+def discover_pieces(root: str | Path) -> list[Piece]:
+    """Every RhythGen piece under ``root`` with its labels, sorted by path; files outside
+    RhythGen's layout are ignored (``data notagen`` reads those)."""
+    from musicbrain_cli.training import notagen as ng
+
+    root = Path(root)
+    pieces = []
+    for item in ng.discover(root):
+        info = item.rhythgen
+        if info is None:
+            continue
+        text = item.path.read_text(encoding="utf-8", errors="replace")
+        labels = ng.find_labels(item.path, text, root=root).labels
+        pieces.append(Piece(item.rel, item.path, info.family, info.config,
+                            info.work_id(item.path.name), item.generator,
+                            labels.instrumentation, labels.period, labels.composer))
+    return pieces
+
+
+def select(pieces: Sequence[Piece], splits: dict[str, str], *,
+           per_config: int | None) -> list[Piece]:
+    """The pieces a build uses: up to ``per_config`` per training configuration, spread
+    evenly over its sorted files (None: all); of a held-out configuration, likewise but only
+    among its pieces whose work is in a test split (none of its other pieces)."""
+    by_config: dict[str, list[Piece]] = {}
+    for p in sorted(pieces, key=lambda p: p.rel):
+        by_config.setdefault(p.config, []).append(p)
+    if per_config is not None and per_config <= 0:
+        return []
+    out = []
+    for config, group in sorted(by_config.items()):
+        if config in HELD_OUT_CONFIGS:
+            group = [p for p in group if splits.get(p.work_id) in TEST_SPLITS]
+        if per_config is None or per_config >= len(group):
+            out += group
+        else:
+            out += [group[(i * len(group)) // per_config] for i in range(per_config)]
+    return out
+
+
+def parse_all(pieces: Sequence[Piece], cache: Path, *, jobs: int | None = None,
+              timeout_s: float = PARSE_TIMEOUT_S,
+              progress: Progress = NULL_PROGRESS) -> tuple[dict[str, object], list[tuple[str, str]]]:
+    """``({rel: PrettyMIDI}, [(rel, reason)])``: each piece parsed (bounded, ``jobs`` at
+    once, default the CPU count) or read back from ``cache``."""
+    import pretty_midi
+
+    from musicbrain_cli.training.render import score_to_midi_bounded
+
+    cache.mkdir(parents=True, exist_ok=True)
+    midis: dict[str, object] = {}
+    failures: list[tuple[str, str]] = []
+
+    def one(p: Piece):
+        cached = cache / f"{p.piece_id}.mid"
+        if cached.is_file():
+            return p, pretty_midi.PrettyMIDI(str(cached)), None
+        try:
+            midi = score_to_midi_bounded(p.path, instrumentation=p.instrumentation or None,
+                                         timeout_s=timeout_s)
+        except MusicBrainError as exc:
+            return p, None, str(exc)
+        tmp = cached.with_suffix(".tmp")
+        midi.write(str(tmp))
+        os.replace(tmp, cached)
+        return p, midi, None
+
+    with progress.task("parsing RhythGen pieces", total=len(pieces)) as task, \
+            ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 1) as pool:
+        for p, midi, why in pool.map(one, pieces):
+            if midi is None:
+                failures.append((p.rel, f"bad ABC: {why}"))
+            else:
+                midis[p.rel] = midi
+            task.advance()
+    return midis, failures
+
+
+def midi_window(midi, start_s: float, length_s: float):
+    """A new PrettyMIDI holding the notes of ``midi`` that start in ``[start_s, start_s +
+    length_s)``, shifted to start at 0 (instruments and programs kept)."""
+    import pretty_midi
+
+    out = pretty_midi.PrettyMIDI(initial_tempo=120.0)
+    end = start_s + length_s
+    for inst in midi.instruments:
+        notes = [pretty_midi.Note(n.velocity, n.pitch, n.start - start_s, n.end - start_s)
+                 for n in inst.notes if start_s <= n.start < end]
+        if notes:
+            new = pretty_midi.Instrument(inst.program, is_drum=inst.is_drum, name=inst.name)
+            new.notes = notes
+            out.instruments.append(new)
+    return out
+
+
+def window_starts(midi, *, clip_s: float, windows: int) -> list[float]:
+    """Up to ``windows`` non-overlapping window starts (s), the first at the first note, each
+    on a note onset, spread over the piece; none for a piece shorter than one clip (a short
+    piece is skipped, not padded, as on the human side)."""
+    onsets = sorted({n.start for inst in midi.instruments for n in inst.notes})
+    if not onsets:
+        return []
+    first, last = onsets[0], max(n.end for inst in midi.instruments for n in inst.notes)
+    span = last - first
+    if span < clip_s:
+        return []
+    k = max(1, min(windows, int(span // clip_s)))
+    targets = [first] if k == 1 else [first + j * (span - clip_s) / (k - 1) for j in range(k)]
+    starts: list[float] = []
+    for t in targets:
+        s = min(onsets, key=lambda o: abs(o - t))
+        if not starts or s >= starts[-1] + clip_s:
+            starts.append(s)
+    return starts

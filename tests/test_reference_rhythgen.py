@@ -1,0 +1,141 @@
+"""RhythGen output in the reference corpus (issue 21 item 3), on a fake RhythGen tree made
+here: short two-voice ABC pieces in RhythGen's own folder and file-name layout."""
+
+import csv
+import json
+import warnings
+from collections import defaultdict
+
+import pretty_midi
+import pytest
+
+from musicbrain_cli.taxonomy import Taxonomy
+from musicbrain_cli.training.reference import build as B
+from musicbrain_cli.training.reference import rhythgen as rg
+
+ABC = """X:1
+%%score 1 2
+L:1/8
+Q:1/4=120
+M:4/4
+K:C
+V:1 treble nm="Voice"
+V:2 bass nm="Piano"
+[V:1]{a}|[V:2]{b}|
+[V:1]{c}|[V:2]{d}|
+[V:1]{a}|[V:2]{b}|
+[V:1]{c}|[V:2]{d}|
+"""
+BARS = ["cdef gabc'", "edcB AGFE", "C,E,G,C E,G,CE", "G,,B,,D,G, F,A,CF"]
+
+
+def _piece(i: int) -> str:
+    a, c, b, d = (BARS[(i + k) % 4] for k in range(4))
+    return ABC.format(a=a, b=b, c=c, d=d)
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    root = tmp_path_factory.mktemp("rhythgen")
+    layout = {("Lieder", "LAR"): ["lc1", "lc2", "lc3"], ("Lieder", "LAD"): ["lc1", "lc2", "lc3"],
+              ("RAG", "RMM"): ["Rag One - Someone", "Rag Two - Someone"]}
+    for (family, config), prompts in layout.items():
+        folder = root / family / config
+        folder.mkdir(parents=True)
+        for i, prompt in enumerate(prompts):
+            name = f"sync-1-{prompt}_0.abc-{10 + i}.5_1.abc"
+            (folder / name).write_text(_piece(i), encoding="utf-8")
+    (root / "README.txt").write_text("not a piece", encoding="utf-8")
+    return root
+
+
+def test_discover_labels_every_piece(tree):
+    pieces = rg.discover_pieces(tree)
+    assert len(pieces) == 8
+    by = {(p.config, p.work_id) for p in pieces}
+    # one work per prompt piece, shared across configurations
+    assert ("LAR", "rhythgen:lc1") in by and ("LAD", "rhythgen:lc1") in by
+    for p in pieces:
+        assert p.generator == "notagen-small-ft"
+        assert p.instrumentation == ("Art Song" if p.family == "Lieder" else "Keyboard")
+        assert (p.period, p.composer) == ("", "")
+    assert {p.held_out for p in pieces if p.config == "LAD"} == {True}
+
+
+def test_select_keeps_held_out_configs_to_test_works(tree):
+    pieces = rg.discover_pieces(tree)
+    splits = {"rhythgen:lc1": "train", "rhythgen:lc2": "test", "rhythgen:lc3": "test_xsf",
+              "rhythgen:Rag One - Someone": "val", "rhythgen:Rag Two - Someone": "train"}
+    chosen = rg.select(pieces, splits, per_config=None)
+    lad = [p for p in chosen if p.config == "LAD"]
+    assert {p.work_id for p in lad} == {"rhythgen:lc2", "rhythgen:lc3"}
+    assert len([p for p in chosen if p.config == "LAR"]) == 3
+    one = rg.select(pieces, splits, per_config=1)
+    assert sorted(p.config for p in one) == ["LAD", "LAR", "RMM"]
+    assert all(splits[p.work_id] in rg.TEST_SPLITS for p in one if p.held_out)
+    assert rg.select(pieces, splits, per_config=0) == []
+
+
+def test_windows_start_on_notes_and_never_pad():
+    midi = pretty_midi.PrettyMIDI()
+    inst = pretty_midi.Instrument(0)
+    inst.notes = [pretty_midi.Note(80, 60 + (k % 12), 0.5 + k * 0.5, 0.9 + k * 0.5)
+                  for k in range(40)]                      # notes from 0.5 s to 20.4 s
+    midi.instruments.append(inst)
+    starts = rg.window_starts(midi, clip_s=8.0, windows=2)
+    assert starts[0] == pytest.approx(0.5)
+    assert len(starts) == 2 and starts[1] >= starts[0] + 8.0
+    onsets = {n.start for n in inst.notes}
+    assert all(any(abs(s - o) < 1e-9 for o in onsets) for s in starts)
+    assert rg.window_starts(midi, clip_s=30.0, windows=2) == []   # shorter than a clip
+    win = rg.midi_window(midi, starts[1], 8.0)
+    notes = win.instruments[0].notes
+    assert notes[0].start == pytest.approx(0.0)
+    assert all(0.0 <= n.start < 8.0 for n in notes) and len(notes) == 16
+
+
+def test_build_with_rhythgen(tree, tmp_path, monkeypatch):
+    spec = B.SizeSpec("micro", 4.0, ("bach",), 1, 1, 1, 1, 0.5, sample_batch=1,
+                      rhythgen_per_config=None, rhythgen_windows=2)
+    monkeypatch.setitem(B.SIZES, "micro", spec)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        summary = B.build_reference(tmp_path, size="micro", seed=0, rhythgen=tree, jobs=2)
+    with open(tmp_path / "manifest.csv", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    tax = Taxonomy.load(tmp_path / "taxonomy.json")
+    assert "generator/notagen-small-ft" in tax.labels
+    for r in rows:
+        tax.encode(r)
+    rgrows = [r for r in rows if r["origin"].startswith("rhythgen:")]
+    assert rgrows
+    fonts = summary["training_soundfonts"] + [summary["held_out_soundfont"]]
+    for r in rgrows:
+        assert (r["source"], r["generator"]) == ("ai", "notagen-small-ft")
+        # rendered by the corpus's own loop: its clip length, its SoundFonts
+        assert float(r["duration_s"]) == pytest.approx(summary["clip_s"], abs=1e-3)
+        assert r["renderer"] in fonts
+        assert (r["renderer"] == summary["held_out_soundfont"]) == (r["split"] == B.XSF_SPLIT)
+        if r["clip_id"].split("-")[1] == "LAD":       # held-out configuration: test only
+            assert r["split"] in rg.TEST_SPLITS
+    lad = [r for r in rgrows if r["clip_id"].split("-")[1] == "LAD"]
+    assert lad and len(lad) < len([r for r in rgrows if r["clip_id"].split("-")[1] == "LAR"])
+    splits = defaultdict(set)
+    for r in rows:
+        splits[r["work_id"]].add(r["split"])
+    assert all(len(s) == 1 for s in splits.values())
+    info = summary["rhythgen"]
+    assert info["used"] and info["pieces_found"] == 8 and info["clips"] == len(rgrows)
+    assert sum(sum(v.values()) for v in info["clips_per_config"].values()) == len(rgrows)
+    assert "RhythGen" in info["credit"] and info["held_out_configs"] == sorted(rg.HELD_OUT_CONFIGS)
+    assert len(list((tmp_path / rg.MIDI_CACHE).glob("*.mid"))) == info["pieces_selected"]
+    report = json.loads((tmp_path / "reference.json").read_text(encoding="utf-8"))
+    assert report["rhythgen"]["clips"] == len(rgrows)
+    # a rerun resumes: nothing new, the parsed MIDI read back
+    again = B.build_reference(tmp_path, size="micro", seed=0, rhythgen=tree, jobs=2)
+    assert again["clips"] == summary["clips"] and again["rhythgen"] == summary["rhythgen"]
+
+
+def test_without_rhythgen_the_taxonomy_is_unchanged():
+    assert B.reference_taxonomy().labels == B.reference_taxonomy(extra_generators=()).labels
+    assert "generator/notagen-small-ft" not in B.reference_taxonomy().labels
