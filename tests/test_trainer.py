@@ -307,6 +307,49 @@ def test_init_from_refuses_a_different_model(ref_run, tmp_path):
         T.train(T.SyntheticSource(), tmp_path / "run", config=cfg, device="cpu")
 
 
+def test_init_from_by_name_keeps_every_known_label_row(ref_run, tmp_path):
+    """A grown corpus (issue 21: a new generator, MusicNet's composers) fine-tunes from the
+    shipped network: known labels keep their head rows wherever they now sit, new labels
+    start fresh, and the card lists them; a lost label is refused."""
+    import dataclasses
+
+    from musicbrain_cli.model import build_model
+    from musicbrain_cli.model.checkpoint import read_config
+    from musicbrain_cli.taxonomy import Taxonomy
+
+    ref, _ = ref_run
+    config, _ = read_config(ref / "model")
+    exported = load_file(str(ref / "model" / "model.safetensors"))
+    grown = Taxonomy.from_groups([("source", ("human", "ai"), True),
+                                  ("period", ("Romantic", "Baroque", "Classical"), True)])
+    new_config = dataclasses.replace(config, taxonomy=grown)
+    fresh = build_model(new_config)
+    with pytest.raises(ConfigError, match="taxonomy"):
+        T.init_weights(fresh, new_config, str(ref / "model"))
+    before = fresh.state_dict()["heads.period.weight"][0].clone()
+    T.init_weights(fresh, new_config, str(ref / "model"), labels="by_name")
+    state = fresh.state_dict()
+    w = state["heads.period.weight"]
+    assert torch.equal(w[1], exported["heads.period.weight"][0])      # Baroque moved 0 -> 1
+    assert torch.equal(w[2], exported["heads.period.weight"][1])      # Classical 1 -> 2
+    assert torch.equal(w[0], before)                                  # Romantic: fresh
+    assert torch.equal(state["heads.source.weight"], exported["heads.source.weight"])
+    assert all(torch.equal(v, exported[k]) for k, v in state.items() if not k.startswith("heads."))
+    assert T.new_labels(new_config, str(ref / "model")) == ["period/Romantic"]
+    shrunk = dataclasses.replace(config, taxonomy=Taxonomy.from_groups(
+        [("source", ("human", "ai"), True), ("period", ("Baroque",), True)]))
+    with pytest.raises(ConfigError, match="Classical"):
+        T.init_weights(build_model(shrunk), shrunk, str(ref / "model"), labels="by_name")
+
+    src = T.SyntheticSource(groups=(("source", ("human", "ai"), True),
+                                    ("period", ("Romantic", "Baroque", "Classical"), True)))
+    out = tmp_path / "tuned"
+    T.train(src, out, config=tiny(init_from=str(ref / "model"), init_labels="by_name",
+                                  epochs=1), device="cpu")
+    card = json.loads((out / "model" / "model_card.json").read_text())
+    assert card["training"]["init_from_new_labels"] == ["period/Romantic"]
+
+
 def test_refuses_a_non_empty_run_dir(tmp_path):
     (tmp_path / "notes.txt").write_text("keep me")
     with pytest.raises(InputError, match="not empty"):

@@ -141,6 +141,13 @@ class TrainLoopConfig:
     #: model's name) instead of the backbone's initialisation. Its architecture, front end
     #: and taxonomy must equal this run's; optimiser and schedule start fresh.
     init_from: str | None = None
+    #: How ``init_from``'s heads meet this run's labels. "same": the taxonomies must be
+    #: equal. "by_name": the data set may add labels (a grown corpus: MusicNet's composers,
+    #: a new generator): every label both know keeps its head row, a new label starts from
+    #: the head's fresh initialisation, and the card lists the new labels; everything else
+    #: must still be equal, and a label the exported model had that this run lacks is an
+    #: error (its evidence would silently leave the model).
+    init_labels: str = "same"
 
 
 @dataclass
@@ -315,6 +322,7 @@ def _validate(c: TrainConfig) -> None:
     non_negative("train.num_workers", t.num_workers)
     non_negative("train.checkpoint_every_steps", t.checkpoint_every_steps)
     one_of("train.precision", t.precision, PRECISIONS)
+    one_of("train.init_labels", t.init_labels, ("same", "by_name"))
     if t.stop_after_steps is not None:
         positive("train.stop_after_steps", t.stop_after_steps)
     if t.train_split == t.val_split:

@@ -763,11 +763,14 @@ def _build_model(config: TrainConfig, source, taxonomy: Taxonomy):
     return build_model(model_config), model_config
 
 
-def init_weights(model: torch.nn.Module, model_config, name_or_path: str) -> str:
+def init_weights(model: torch.nn.Module, model_config, name_or_path: str, *,
+                 labels: str = "same") -> str:
     """Load an exported model's weights into ``model`` (fine-tuning); returns their SHA-256.
 
     The exported model must be the same network on the same input with the same labels:
-    anything else would silently re-purpose its heads, so a difference is an error.
+    anything else would silently re-purpose its heads, so a difference is an error. With
+    ``labels="by_name"`` the run may add labels (see ``train.init_labels``):
+    :func:`new_labels` lists them.
     """
     from musicbrain_cli.model.checkpoint import load_checkpoint, pinned_sha256, resolve_model
 
@@ -775,11 +778,39 @@ def init_weights(model: torch.nn.Module, model_config, name_or_path: str) -> str
     source, source_config, card = load_checkpoint(directory,
                                                   expected_sha256=pinned_sha256(name_or_path))
     diffs = config_differences(source_config.to_dict(), model_config.to_dict(), ignore=set())
+    if labels == "by_name":
+        diffs = [d for d in diffs if d.split(".")[0] != "taxonomy"]
     if diffs:
         raise ConfigError(f"train.init_from {name_or_path!r} is a different model; it differs "
                           f"in {diffs}")
-    model.load_state_dict(source.state_dict(), strict=True)
+    if labels != "by_name":
+        model.load_state_dict(source.state_dict(), strict=True)
+        return str(card["weights_sha256"])
+    old, new = source_config.taxonomy, model_config.taxonomy
+    lost = [label for label in old.labels if label not in new.labels]
+    if lost:
+        raise ConfigError(f"train.init_from {name_or_path!r} has labels this data set lacks: "
+                          f"{lost}; fine-tuning would drop their evidence")
+    state = model.state_dict()
+    for key, value in source.state_dict().items():
+        group = key.split(".")[1] if key.startswith("heads.") else None
+        if group is None:
+            state[key].copy_(value)   # same network: every non-head tensor has the same shape
+            continue
+        rows_old = [g for g in old.groups if g.name == group][0].labels
+        rows_new = [g for g in new.groups if g.name == group][0].labels
+        for i, label in enumerate(rows_old):
+            state[key][rows_new.index(label)].copy_(value[i])
+    model.load_state_dict(state, strict=True)
     return str(card["weights_sha256"])
+
+
+def new_labels(model_config, name_or_path: str) -> list[str]:
+    """Labels of ``model_config`` that the exported model ``name_or_path`` lacks."""
+    from musicbrain_cli.model.checkpoint import read_config, resolve_model
+
+    old, _ = read_config(resolve_model(name_or_path))
+    return [label for label in model_config.taxonomy.labels if label not in old.taxonomy.labels]
 
 
 def _setup(request: TrainRequest, info: D.DistInfo) -> _Run:
@@ -798,7 +829,8 @@ def _setup(request: TrainRequest, info: D.DistInfo) -> _Run:
     # bare seed, then give each rank its own stream for dropout (nanoGPT: seed + rank).
     seed_everything(config.seed)
     model, model_config = _build_model(config, source, taxonomy)
-    init_sha256 = (init_weights(model, model_config, config.train.init_from)
+    init_sha256 = (init_weights(model, model_config, config.train.init_from,
+                                labels=config.train.init_labels)
                    if config.train.init_from else None)
     seed_everything(config.seed + info.rank)
     model.to(device)
@@ -1079,7 +1111,10 @@ def export_model(run: _Run, model: torch.nn.Module, final: dict, calibration: di
         "training": {"config": run.config.to_dict(), "epochs": run.epoch,
                      "global_step": run.global_step, "world_size": D.world_size(),
                      "device": run.device.type, "precision": run.precision,
-                     "init_from_weights_sha256": run.init_sha256},
+                     "init_from_weights_sha256": run.init_sha256,
+                     "init_from_new_labels": (new_labels(run.model_config,
+                                                         run.config.train.init_from)
+                                              if run.config.train.init_from else [])},
     }
     directory = run.out_dir / "model"
     save_checkpoint(directory, model, run.model_config, model_card=json.loads(dumps(card)),
