@@ -51,7 +51,6 @@ import re
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 from musicbrain_cli.errors import DatasetError, MusicBrainError, RenderError
@@ -62,6 +61,7 @@ from musicbrain_cli.taxonomy import NONE, SEPARATOR
 from musicbrain_cli.training.labels import (INSTRUMENTATIONS, NOTAGEN_PROMPTS, PERIODS,
                                             canonical_instrumentation, canonical_period,
                                             resolve_composer, style_taxonomy)
+from musicbrain_cli.training.abc import deinterleave_abc  # noqa: F401  (public here too)
 from musicbrain_cli.training.pieces import write_piece
 from musicbrain_cli.training.render import (PARSE_TIMEOUT_S, Humanize, SoundFont,
                                             available_soundfonts, score_to_midi,
@@ -70,8 +70,6 @@ from musicbrain_cli.training.render import (PARSE_TIMEOUT_S, Humanize, SoundFont
 GENERATOR_BY_DEPTH = {12: "notagen-small", 16: "notagen-medium", 20: "notagen-large"}
 GENERATOR_MANIFEST = "generators.csv"
 
-_INLINE_V = re.compile(r"\[V:\s*([^\]\s]+)[^\]]*\]")
-_R_MARK = re.compile(r"^\[r:[^\]]*\]")
 _DEMO_NAME = re.compile(
     r"^(?P<time>\d{8}_\d{6})_(?P<period>[^_]+)_(?P<composer>.+)_(?P<instr>[^_]+)$")
 _BATCH_DIR = re.compile(r"^(?P<weights>.+)_k_(?P<k>[^_]+)_p_(?P<p>[^_]+)_temp_(?P<t>[^_]+)$")
@@ -79,97 +77,6 @@ _P_LAYERS = re.compile(r"p_layers_(\d+)")
 
 
 # --- ABC ------------------------------------------------------------------------------------
-
-
-def _field(lines: list[str], key: str, default: str) -> str:
-    for ln in lines:
-        if ln.startswith(key + ":"):
-            default = ln[len(key) + 1:].strip()
-    return default
-
-
-def _bar_units(meter: str, unit: str) -> Fraction:
-    """Length of a full bar in units of L:, for a rest that fills a missing voice's bar."""
-    try:
-        unit_f = Fraction(unit)
-    except (ValueError, ZeroDivisionError):
-        unit_f = Fraction(1, 8)
-    meter = {"C": "4/4", "C|": "2/2"}.get(meter, meter)
-    try:
-        meter_f = Fraction(meter)
-    except (ValueError, ZeroDivisionError):
-        meter_f = Fraction(4, 4)
-    return meter_f / unit_f
-
-
-def _length(units: Fraction) -> str:
-    if units.denominator == 1:
-        return str(units.numerator)
-    return f"{units.numerator}/{units.denominator}"
-
-
-def deinterleave_abc(text: str) -> str:
-    """Interleaved ABC (one line per bar, every voice inline ``[V:n]``) -> standard ABC.
-
-    The header (everything before the first line holding ``[V:``) is kept; then each voice
-    gets a ``V:n`` line followed by its bars, one per line, in the order the ``V:``
-    definitions (else the first line) list them. A leading ``[r:i/n]`` bar counter is
-    dropped. A voice missing from a line (NotaGen's "rest-reduced" raw output) gets an
-    invisible rest ``x`` of one full bar under the current ``M:``/``L:``; the bar's own
-    barline is reused. Text without inline voices comes back unchanged.
-    """
-    lines = text.splitlines()
-    first = next((i for i, ln in enumerate(lines) if _INLINE_V.search(ln)), None)
-    if first is None:
-        return text
-    header, body = lines[:first], lines[first:]
-    order = [m.group(1) for ln in header for m in [re.match(r"^V:\s*(\S+)", ln)] if m]
-    bars: dict[str, list[str]] = {v: [] for v in order}
-    meter, unit = _field(header, "M", "4/4"), _field(header, "L", "1/8")
-    for n_line, raw in enumerate(body):
-        line = _R_MARK.sub("", raw.strip())
-        if not line or line.startswith("%"):
-            continue
-        if re.match(r"^[A-Za-z]:", line):  # a field line between bars (M:, L:, K:, ...)
-            if line.startswith("M:"):
-                meter = line[2:].strip()
-            elif line.startswith("L:"):
-                unit = line[2:].strip()
-            for v in bars:
-                bars[v].append(line)
-            continue
-        pieces = _INLINE_V.split(line)
-        # pieces = [prefix, v1, text1, v2, text2, ...]; the prefix is a left barline
-        prefix = pieces[0].strip()
-        seen: dict[str, str] = {}
-        for vid, bar in zip(pieces[1::2], pieces[2::2]):
-            seen[vid] = bar.strip()
-            if vid not in bars:
-                # a voice first heard mid-piece rests (invisibly) through the bars before
-                done = len(next(iter(bars.values()))) if bars else 0
-                bars[vid] = [f"x{_length(_bar_units(meter, unit))}|"] * done
-                order.append(vid)
-        barline = ""
-        for bar in seen.values():
-            m = re.search(r"(:*\|[\]|:]*|\|\]|::)\s*$", bar)
-            if m:
-                barline = m.group(1)
-                break
-        for vid in bars:
-            text_v = seen.get(vid)
-            if text_v is None:
-                text_v = f"x{_length(_bar_units(meter, unit))}{barline or '|'}"
-            if n_line == 0 and prefix:
-                text_v = prefix + text_v
-            bars[vid].append(text_v)
-    out = list(header)
-    for vid in order:
-        out.append(f"V:{vid}")
-        out.extend(bars[vid])
-    return "\n".join(out) + "\n"
-
-
-# --- labels ---------------------------------------------------------------------------------
 
 FIELDS = ("period", "composer", "instrumentation")
 LABEL_CSV_COLUMNS = ("path",) + FIELDS + ("generator",)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import copy
 import math
 import os
-import re
 import shutil
 import subprocess
 import tempfile
@@ -31,6 +30,10 @@ from typing import Any
 import numpy as np
 
 from musicbrain_cli.errors import MusicBrainError, RenderError
+# ABC text handling lives in .abc; the names stay importable from here for callers
+from musicbrain_cli.training.abc import (_INLINE_VOICE, _NAME_ATTR, deinterleave_abc,  # noqa: F401
+                                         quoted_without_commas, split_abc_voices,
+                                         visible_rests)
 
 # --- SoundFonts -----------------------------------------------------------------------------
 
@@ -146,99 +149,11 @@ def _program_from_name(name: str | None) -> int | None:
     return int(program) if program is not None else None
 
 
-# --- ABC voices -----------------------------------------------------------------------------
-
-_VOICE_FIELD = re.compile(r"^V:\s*(\S+)(.*)$")
-_INLINE_VOICE = re.compile(r"\[V:\s*([^\]\s]+)[^\]]*\]")
-_NAME_ATTR = re.compile(r'(?:nm|name)\s*=\s*"([^"]*)"')
-
-
-def split_abc_voices(text: str) -> tuple[list[str], list[tuple[str, str, list[str]]]]:
-    """Split standard multi-voice ABC into its header and one body per voice.
-
-    Returns ``(header_lines, voices)`` where each voice is ``(voice_id, attributes,
-    body_lines)``, in order of first appearance. ``V:`` definitions contribute their
-    attributes (``nm="Violin"``) and are kept out of the header, because music21 turns
-    each one into an extra, empty part. Header fields met before the first line of music
-    stay in the header wherever they sit. A tune without ``V:`` fields is one voice.
-    Inline ``[V:n]`` fields must have been de-interleaved first
-    (:func:`musicbrain_cli.training.notagen.deinterleave_abc`).
-    """
-    header: list[str] = []
-    attrs: dict[str, str] = {}
-    bodies: dict[str, list[str]] = {}  # insertion order = order of first appearance
-    current: str | None = None
-    music_started = False
-    for raw in text.splitlines():
-        line = raw.rstrip()
-        m = _VOICE_FIELD.match(line)
-        if m:
-            current, rest = m.group(1), m.group(2).strip()
-            bodies.setdefault(current, [])
-            if rest:
-                attrs[current] = (attrs.get(current, "") + " " + rest).strip()
-            continue
-        if not music_started and (_HEADER_FIELD.match(line) or line.startswith("%%")
-                                  or not line.strip()):
-            header.append(line)
-            continue
-        if line.startswith("%") and not line.startswith("%%"):
-            continue  # comments carry nothing for the notes
-        music_started = True
-        if current is None:
-            current = "1"
-            bodies.setdefault(current, [])
-        bodies[current].append(line)
-    if not any(ln.startswith("K:") for ln in header):
-        raise RenderError("ABC text has no K: (key) field in its header")
-    # the K: field must close the header for music21; keep field order otherwise
-    kline = [ln for ln in header if ln.startswith("K:")][-1]
-    header = [ln for ln in header if not ln.startswith("K:")] + [kline]
-    return header, [(v, attrs.get(v, ""), body) for v, body in bodies.items()]
-
-
-_HEADER_FIELD = re.compile(r"^[A-Za-z]:")
-
-
-_PROTECTED_OR_X = re.compile(r'("[^"]*"|![^!]*!|\+[^+\s]*\+|\[[A-Za-z]:[^\]]*\])|x')
-
-
-def visible_rests(line: str) -> str:
-    """Turn ABC invisible rests ``x`` into rests ``z`` on a line of music.
-
-    music21 drops ``x`` together with its duration (measured with music21 10.5), which
-    shifts every later note of the voice; NotaGen writes ``x`` for the secondary voices of
-    a staff. Chord symbols and annotations ("..."), decorations (!...!, +...+) and inline
-    fields ([K:Bmix]) are left alone. Field lines (``w:`` lyrics, ...) are returned as is.
-    """
-    if _HEADER_FIELD.match(line) or line.startswith("%"):
-        return line
-    return _PROTECTED_OR_X.sub(lambda m: m.group(1) or "z", line)
-
-
-_QUOTED = re.compile(r'"[^"]*"')
-
-
-def quoted_without_commas(line: str) -> str:
-    """Replace commas inside quoted chord symbols and annotations (``"^Lento, etwas"``)
-    with spaces.
-
-    music21's ABC reader (10.5) fails on a whole voice when a quoted string holds a comma
-    ("Cannot make a step out of '^'"); the text is never played, and RhythGen's Lieder
-    output writes tempo words such as ``"^Lento, etwas lang"``.
-    """
-    if _HEADER_FIELD.match(line) or line.startswith("%"):
-        return line
-    return _QUOTED.sub(lambda m: m.group(0).replace(",", " "), line)
-
-
 def _abc_to_score(text: str):
     """Parse ABC voice by voice into a music21 Score (one part per voice)."""
     from music21 import converter, stream
 
     if _INLINE_VOICE.search(text):
-        from musicbrain_cli.training.notagen import deinterleave_abc
-
         text = deinterleave_abc(text)
     header, voices = split_abc_voices(text)
     score = stream.Score()
