@@ -828,8 +828,11 @@ def report_href(relative_path: str) -> str:
 
 
 def render_index_html(rows: Sequence[Mapping[str, Any]], *, title: str = "MusicBrain catalog",
-                      columns: Iterable[tuple[str, str]]) -> str:
-    """The catalog page: one sortable table row per track (see :mod:`catalog`)."""
+                      columns: Iterable[tuple[str, str]],
+                      header: Mapping[str, Any] | None = None) -> str:
+    """The catalog page: one sortable table row per track (see :mod:`catalog`); ``header``
+    (:func:`musicbrain_cli.report.catalog.index_header`) gives the verdict totals, the
+    model and the date stated above the table."""
     import hashlib
 
     env = _env()
@@ -838,4 +841,5 @@ def render_index_html(rows: Sequence[Mapping[str, Any]], *, title: str = "MusicB
     script_hash = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
     return env.get_template("index.html").render(
         title=title, rows=rows, columns=list(columns), script=script,
-        script_hash=script_hash, version=__version__)
+        script_hash=script_hash, version=__version__,
+        header=header or {"totals": [], "models": [], "date": "n/a", "n": len(rows)})
