@@ -83,10 +83,10 @@ def test_rerun_skips_complete_tracks_and_force_redoes(tmp_path, catalog, model_d
     assert run(args).exit_code == 0
     before = {p.name: (p / "result.json").stat().st_mtime_ns for p in folders(out)}
     res = run(args)
-    assert res.exit_code == 0 and "2 already complete" in res.output
+    assert res.exit_code == 0 and "0 analysed now, 2 skipped (already complete)" in res.output
     assert {p.name: (p / "result.json").stat().st_mtime_ns for p in folders(out)} == before
     res = run(args + ["--force"])
-    assert "0 already complete" in res.output
+    assert "2 analysed now, 0 skipped (already complete)" in res.output
     assert {p.name: (p / "result.json").stat().st_mtime_ns for p in folders(out)} != before
 
 
