@@ -300,3 +300,19 @@ def test_the_timeline_is_described_in_words_when_flat():
     assert timeline_sentence(track) == ("The line is flat: all 4 windows give P(AI) between "
                                         "0.010 and 0.012, below the inconclusive band "
                                         "0.400–0.600.")
+
+
+def test_a_line_does_not_say_the_same_thing_twice():
+    from musicbrain_cli.report.html import without_repeats
+
+    track = example_track()
+    track["evidence"][2]["reasons"] = [
+        "No C2PA manifest: no evidence either way.",
+        "No C2PA manifest was found. Provenance gives no evidence either way: most music "
+        "carries none, and a manifest is easily stripped. (no way to embed one in FLAC)"]
+    track["evidence"][2]["details"] = {"c2pa": {"status": "absent",
+                                                "reason": "no way to embed one in FLAC"}}
+    html = render_report_html(track, {})
+    assert "No C2PA manifest: no evidence either way." not in html
+    assert html.count("no way to embed one in FLAC") == 1
+    assert without_repeats(["a b.", "a b.", "c"]) == ["a b.", "c"]

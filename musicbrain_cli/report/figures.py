@@ -209,6 +209,12 @@ def fmgcam_figure(spectrogram_db: np.ndarray, saliency: np.ndarray, labels: Sequ
                 not ticks or _mel(hz) - _mel(ticks[-1]) > (mel_hi - mel_lo) / 14):
             ticks.append(hz)
     ax.set_yticks(_mel(ticks), [f"{hz:g}" if hz < 1000 else f"{hz / 1000:g}k" for hz in ticks])
+    # Whole seconds on the time axis, both ends included (issue 24: the window's last second
+    # went unlabelled), about ten labels whatever the window length.
+    step = max(1.0, float(np.ceil((extent[1] - extent[0]) / 10.0)))
+    xticks = np.arange(np.ceil(extent[0] - 1e-6), extent[1] + frame + 1e-6, step)
+    ax.set_xticks(xticks, [f"{x + 0.0:g}" for x in xticks])  # + 0.0: no "-0"
+    ax.set_xlim(extent[0], max(extent[1], float(xticks[-1])))
     ax.set_xlabel("time (s)")
     ax.set_ylabel("frequency (Hz, mel-spaced)")
     ax.minorticks_on()

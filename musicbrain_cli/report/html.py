@@ -587,6 +587,21 @@ def _artifact_sentences(found: Any) -> list[str]:
     return out
 
 
+def _words(text: str) -> set[str]:
+    return set("".join(c.lower() if c.isalnum() else " " for c in text).split())
+
+
+def without_repeats(sentences: Iterable[str]) -> list[str]:
+    """``sentences`` without exact repeats and without any whose words all recur in a longer
+    one of the list (issue 24: "No C2PA manifest: no evidence either way." above "No C2PA
+    manifest was found. Provenance gives no evidence either way: ...")."""
+    items = list(dict.fromkeys(sentences))
+    words = [_words(x) for x in items]
+    return [x for i, x in enumerate(items)
+            if not any(j != i and len(items[j]) > len(x) and words[i] <= words[j]
+                       for j in range(len(items)))]
+
+
 def _evidence(track: Mapping, figures: Mapping[str, bytes]) -> list[dict]:
     """Each evidence line's own finding, shown before the combined verdict (issue 22)."""
     rows = []
@@ -603,10 +618,12 @@ def _evidence(track: Mapping, figures: Mapping[str, bytes]) -> list[dict]:
             "in_domain": "yes" if line.get("in_domain") else "no",
             "p_ai": prob(line.get("p_ai")),
             "threshold": prob(line.get("threshold")),
-            "reasons": [visible(r) for r in line.get("reasons") or ()][:8],
+            "reasons": without_repeats(visible(r) for r in line.get("reasons") or ())[:8],
             "sentences": [visible(s) for s in (*(details.get("sentences") or ()),
                                                *_artifact_sentences(details.get("artifacts")),
-                                               *_provenance_sentences(details.get("c2pa")))][:20],
+                                               *_provenance_sentences(details.get("c2pa")))
+                          if not any(str(s).removeprefix("Reader's reason: ") in str(r)
+                                     for r in line.get("reasons") or ())][:20],
             "figure": _figure(figures, details.get("figure")),
         })
     return rows
