@@ -754,7 +754,6 @@ def report_view(track: Mapping, figures: Mapping[str, bytes], *, signer: Any = N
         raise ReportError(f"a track result must be a dict, got {type(track).__name__}")
     inp = track.get("input") or {}
     meta = track.get("metadata") or {}
-    model = track.get("model") or {}
     timeline = track.get("timeline") or {}
     labels = sorted(track.get("labels") or (),
                     key=lambda r: (str(r.get("group", "")), -(_num(r.get("p")) or 0.0)))
