@@ -52,6 +52,13 @@ MAX_DURATION_S = 24 * 3600.0
 #: Below this share of the claimed duration decoded, the file is reported corrupt. Lossy
 #: codecs add/trim a few ms of priming and padding, so exactly 1.0 cannot be required.
 MIN_SHARE_DECODED = 0.95
+#: A shortfall of decoded audio against the header or packet timestamps up to this many
+#: samples (at the stream's own rate) is codec framing, not lost audio: encoder priming and
+#: end padding that the decoder trims (MP3: 576-sample LAME delay + up to 1152 padding + the
+#: Xing/Info frame; AAC: 2112 priming + up to 1024 padding; Vorbis: half a long block; Opus:
+#: 312 pre-skip). Four MP3 frames cover each; a clean file then reads 100 % decoded
+#: (issue 24: clean MP3s read "99.4 %" and got a false "not analysed" limitation).
+CODEC_FRAMING_SAMPLES = 4 * 1152
 #: Peak |sample| at or below this (-120 dBFS, under 24-bit quantisation) counts as silence.
 SILENCE_PEAK = 1e-6
 
@@ -110,8 +117,9 @@ class DecodeStats:
     """What a decode that reached the end of the stream found. Filled at the end of :func:`decode_blocks`.
 
     ``share_decoded`` is ``decoded_duration_s`` over the larger of the header's claimed
-    duration and the packet timestamp span (capped at 1), further reduced by the share of
-    undecodable packets; ``None`` when none of these is known.
+    duration and the packet timestamp span (capped at 1; exactly 1 when the shortfall is
+    within :data:`CODEC_FRAMING_SAMPLES`), further reduced by the share of undecodable
+    packets; ``None`` when none of these is known.
     """
 
     path: str
@@ -432,7 +440,8 @@ def decode_blocks(
     expected = max(facts.duration_s or 0.0, span or 0.0)
     share = None
     if expected > 0:
-        share = min(1.0, decoded_s / expected)
+        framing_s = CODEC_FRAMING_SAMPLES / facts.sample_rate if facts.sample_rate else 0.0
+        share = 1.0 if expected - decoded_s <= framing_s else min(1.0, decoded_s / expected)
     if packets:
         good = 1.0 - bad_packets / packets
         share = good if share is None else min(share, good)

@@ -59,7 +59,9 @@ def main() -> None:
 @main.command()
 @handle_errors
 def info() -> None:
-    """Print versions, the compute device and facts about the default model."""
+    """Print versions (MusicBrain, Python, torch, FFmpeg), the compute device and facts
+    about the default model: name, weights SHA-256, training corpus, operating point and
+    measured error rates."""
     import platform
 
     click.echo(f"musicbrain {__version__}")
@@ -74,12 +76,60 @@ def info() -> None:
     except ImportError:
         click.echo("torch      not installed")
     try:
-        import av
+        from musicbrain_cli.audio_decode import decoder_versions
 
-        ffmpeg = ".".join(str(x) for x in av.library_versions["libavcodec"])
-        click.echo(f"pyav       {av.__version__} (libavcodec {ffmpeg})")
+        dec = decoder_versions()
+        click.echo(f"pyav       {dec['pyav']} (libavcodec {dec['libavcodec']})")
+        click.echo(f"ffmpeg     {dec['ffmpeg']}")
     except ImportError:
         click.echo("pyav       not installed")
+    for line in model_facts_lines():
+        click.echo(line)
+
+
+def model_facts_lines(name: str = "default") -> list[str]:
+    """What ``info`` says about a model (issue 24): name, version, weights SHA-256 (checked
+    against the file), training corpus, operating point and measured error rates, all from
+    its model card."""
+    import json
+
+    from musicbrain_cli.model.checkpoint import WEIGHTS_FILE, resolve_model, sha256_file
+
+    try:
+        directory = resolve_model(name)
+        card = json.loads((directory / "model_card.json").read_text(encoding="utf-8"))
+    except (MusicBrainError, OSError, ValueError) as exc:
+        return [f"model      {name}: not available ({exc})"]
+    from musicbrain_cli.verdict import VerdictPolicy
+
+    pct = lambda v: "n/a" if v is None else f"{100 * v:.1f} %"  # noqa: E731
+
+    def ci(bounds) -> str:
+        return (f" (95 % CI {pct(bounds[0])}-{pct(bounds[1])})"
+                if isinstance(bounds, (list, tuple)) and len(bounds) == 2 else "")
+
+    pinned = card.get("weights_sha256") or "not recorded"
+    actual = sha256_file(directory / WEIGHTS_FILE)
+    policy = VerdictPolicy.from_card(card)
+    lo, hi = max(0.0, policy.threshold - policy.band), min(1.0, policy.threshold + policy.band)
+    data = card.get("training_data") or {}
+    rates = card.get("error_rates") or {}
+    split = f" {rates['split']}" if rates.get("split") else ""
+    lines = [f"model      {card.get('name', 'unnamed')} {card.get('version', '')} ({directory})",
+             f"  weights SHA-256  {pinned} "
+             + ("(matches the file)" if actual == pinned else f"(FILE DIFFERS: {actual})"),
+             f"  training corpus  {data.get('path') or 'not recorded'}"
+             + (f": {data['description']}" if data.get("description") else ""),
+             f"  operating point  threshold {policy.threshold:.2f}: ai at P(AI) >= {hi:.2f}, "
+             f"human at <= {lo:.2f}, inconclusive between {lo:.2f} and {hi:.2f}"]
+    if "fpr" in rates or "fnr" in rates:
+        lines.append(f"  error rates      human{split} clips called AI {pct(rates.get('fpr'))}"
+                     f"{ci(rates.get('fpr_ci95'))} of {rates.get('n_human', 'n/a')}; AI{split} "
+                     f"clips missed {pct(rates.get('fnr'))}{ci(rates.get('fnr_ci95'))} of "
+                     f"{rates.get('n_ai', 'n/a')}")
+    else:
+        lines.append("  error rates      not measured (no error_rates in the model card)")
+    return lines
 
 
 # --- scan / verify / keys -----------------------------------------------------------------
@@ -94,12 +144,15 @@ def info() -> None:
 @click.option("--model", "model_name", default="default", show_default=True,
               help="'default' (the shipped model) or a model folder.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
-              show_default=True)
+              show_default=True, help="Where the model runs: auto picks CUDA when available, else the CPU.")
 @click.option("--jobs", type=click.IntRange(1, 64), default=2, show_default=True,
               help="Threads: with 2 or more, report rendering overlaps with inference.")
-@click.option("--key", "key_dir", type=click.Path(file_okay=False),
+@click.option("--keys", "key_dir", type=click.Path(file_okay=False),
               help="Signing key folder (default: ~/.config/musicbrain/keys, created on first "
                    "use).")
+# One spelling across commands (issue 24): --keys, as verify has it; --key still works.
+@click.option("--key", "key_dir_alias", type=click.Path(file_okay=False), hidden=True,
+              help="Older spelling of --keys.")
 @click.option("--unsigned", is_flag=True, help="Write reports without signatures.")
 @click.option("--tsa", "tsa_url", help="RFC 3161 timestamp authority URL for PDF signatures.")
 @click.option("--force", is_flag=True, help="Redo tracks whose reports are already complete.")
@@ -110,17 +163,21 @@ def info() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @handle_errors
-def scan(inputs, output, report_format, model_name, device, jobs, key_dir, unsigned, tsa_url,
-         force, trust_anchors, as_json, quiet) -> None:
+def scan(inputs, output, report_format, model_name, device, jobs, key_dir, key_dir_alias,
+         unsigned, tsa_url, force, trust_anchors, as_json, quiet) -> None:
     """Scan audio files or folders and write signed evidence reports.
 
     Each track gets OUTPUT/<name>-<hash>/ with report.pdf/.html, result.json, figures and a
-    signed manifest; OUTPUT gets summary.json, summary.csv and index.html. Exit status 0
-    when every file was analysed, 1 when any failed (each failure is listed), 2 on usage
-    errors.
+    signed manifest; OUTPUT gets summary.json, summary.csv, index.html and a signed
+    catalog-manifest.json that seals them. A rerun skips tracks already complete. Exit
+    status 0 when every file was analysed, 1 when any failed (each failure is listed), 2 on
+    usage errors.
     """
     from pathlib import Path
 
+    if key_dir and key_dir_alias and key_dir != key_dir_alias:
+        _fail("--keys and --key name different folders", EXIT_USAGE)
+    key_dir = key_dir or key_dir_alias
     from musicbrain_cli.progress import RichProgress
 
     missing = [p for p in inputs if not os.path.lexists(p)]
@@ -150,17 +207,39 @@ def scan(inputs, output, report_format, model_name, device, jobs, key_dir, unsig
                       progress=RichProgress(disable=quiet))
     for path, reason in result.skipped:
         click.echo(f"skipped: {path}: {reason}", err=True)
-    for entry in result.entries:
-        if entry.error:
-            click.echo(f"failed: {entry.input_path}: {entry.error}", err=True)
     if as_json:
+        for entry in result.entries:
+            if entry.error:
+                click.echo(f"failed: {entry.input_path}: {entry.error}", err=True)
         summary = Path(output) / "summary.json"
         click.echo(summary.read_text(encoding="utf-8"))
     else:
-        click.echo(f"{result.n_ok} analysed ({result.reused} already complete), "
-                   f"{result.n_failed} failed, {len(result.skipped)} skipped; "
-                   f"summary: {Path(output) / 'index.html'}")
+        for line in scan_summary_lines(result, output):
+            click.echo(line)
     sys.exit(EXIT_FAILED if result.n_failed else EXIT_OK)
+
+
+def scan_summary_lines(result, output) -> list[str]:
+    """The one-screen end of a scan (issue 24): counts per verdict, each failure with its
+    reason, what a rerun reused, and where the index is."""
+    from pathlib import Path
+
+    verdicts: dict[str, int] = {"ai": 0, "inconclusive": 0, "human": 0}
+    for entry in result.entries:
+        if not entry.error and entry.track:
+            label = str((entry.track.get("verdict") or {}).get("label") or "no verdict")
+            verdicts[label] = verdicts.get(label, 0) + 1
+    width = max(len(k) for k in (*verdicts, "failed"))
+    lines = [f"{len(result.entries)} recording(s) in {output}:"]
+    lines += [f"  {label:<{width}}  {n:>4}" for label, n in verdicts.items()]
+    lines.append(f"  {'failed':<{width}}  {result.n_failed:>4}")
+    lines += [f"    {Path(e.input_path).name}: {e.error}" for e in result.entries if e.error]
+    done_now = result.n_ok - result.reused
+    lines.append(f"{done_now} analysed now, {result.reused} skipped (already complete)"
+                 + (f", {len(result.skipped)} non-audio file(s) passed over"
+                    if result.skipped else ""))
+    lines.append(f"index: {Path(output) / 'index.html'}")
+    return lines
 
 
 def _scan_keys(key_dir):
@@ -327,8 +406,10 @@ def keys_init(directory, force, common_name, days, pkcs12_file, cert_file, key_f
               help="Recipe YAML merged over the default (musicbrain_cli/training/configs/default.yaml).")
 @click.option("--nproc-per-node", type=click.IntRange(min=1), default=None,
               help="Worker processes on this machine [default: one per GPU, 1 on CPU].")
-@click.option("--nnodes", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("--node-rank", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--nnodes", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Machines taking part in a multi-node run.")
+@click.option("--node-rank", type=click.IntRange(min=0), default=0, show_default=True,
+              help="This machine's number among the --nnodes (0 is the one at --rdzv-endpoint).")
 @click.option("--rdzv-endpoint", default=None, metavar="HOST:PORT",
               help="Node 0's address, for multi-node runs.")
 @click.option("--resume", "resume_dir", type=click.Path(exists=True, file_okay=False),
@@ -338,7 +419,7 @@ def keys_init(directory, force, common_name, days, pkcs12_file, cert_file, key_f
                    "model's name; same architecture, front end and labels). Sets "
                    "train.init_from in the recipe.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
-              show_default=True)
+              show_default=True, help="Where the model runs: auto picks CUDA when available, else the CPU.")
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False),
               help="Run folder (must be new or empty). Defaults to --resume's folder.")
 @handle_errors
@@ -451,7 +532,8 @@ def refit_heads(data_dir, model_name, out_dir, style_bands) -> None:
               show_default=True,
               help="FM-G-CAM's weights: channel (Grad-CAM's gradient averaged per channel, as "
                    "published and as scan uses) or cell (gradient x activation per cell, HiResCAM).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="Where the model runs: auto picks CUDA when available, else the CPU.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing metrics.json in OUT.")
 @click.option("--robustness", is_flag=True,
               help="Instead: the robustness table (re-encoding, resampling, gain, noise, pitch, "
@@ -559,7 +641,7 @@ def _render_options(func):
         click.option("--clip-seconds", type=click.FloatRange(min=1.0), default=30.0,
                      show_default=True, help="Clip length; pieces are cut into clips."),
         click.option("--sample-rate", type=click.IntRange(8000, 192000), default=22050,
-                     show_default=True),
+                     show_default=True, help="Sample rate of the rendered clips (Hz)."),
         click.option("--humanize", nargs=4, type=float, default=None,
                      metavar="TEMPO TIMING_S VELOCITY REVERB",
                      help="Seeded jitter: tempo fraction, timing s.d. (s), velocity s.d., "
@@ -632,7 +714,8 @@ def data_notagen(directory, output, soundfonts, seed, limit, clip_seconds, sampl
 
 @data.command("merge")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
-@click.option("-o", "--output", required=True, type=click.Path(file_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
+              help="Folder of the merged data set.")
 @click.option("--copy", is_flag=True, help="Copy audio instead of hard-linking it.")
 @click.option("--on-conflict", type=click.Choice(["error", "warn"]), default="error",
               show_default=True, help="A work in different splits: refuse, or keep the first.")
@@ -655,7 +738,8 @@ def data_merge(inputs, output, copy, on_conflict) -> None:
                    "Default: the default front end.")
 @click.option("-o", "--output", default=None, type=click.Path(file_okay=False),
               help="Cache folder (default: DATASET/cache/<config hash>).")
-@click.option("--device", default="cpu", show_default=True)
+@click.option("--device", default="cpu", show_default=True,
+              help="Torch device that computes the features (cpu, cuda, cuda:1 ...).")
 @handle_errors
 def data_cache(dataset, model_config, output, device) -> None:
     """Compute the front-end feature cache of a data set."""

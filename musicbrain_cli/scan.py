@@ -462,7 +462,9 @@ def _explain(chosen: list[_Candidate], detector, options: ScanOptions, timer: _T
         arrays.append({"name": fig, "spectrogram_db": db, "saliency": result.maps[i],
                        "labels": names, "times_s": local_times + cand.start_s,
                        "freqs_hz": freqs,
-                       "title": f"FM-G-CAM, window at {cand.start_s:.1f} s"})
+                       # plain words (issue 24); the method is named in the caption
+                       "title": f"Where the model looked, {cand.start_s:g}–"
+                                f"{cand.start_s + fe.window_s:g} s"})
     timer.add("alignment", time.perf_counter() - t)
     alignment = {"harmonic": HarmonicOverlap.combine(harm_parts).to_dict(),
                  "onset": OnsetOverlap.combine(onset_parts).to_dict(),

@@ -42,3 +42,73 @@ def test_info_reports_versions():
     result = CliRunner().invoke(main, ["info"])
     assert result.exit_code == 0, result.output
     assert "torch" in result.output and "pyav" in result.output
+
+
+def test_info_states_the_default_models_facts():
+    # Issue 24: info promised the default model's facts and the FFmpeg version.
+    import json
+
+    from musicbrain_cli.model.checkpoint import resolve_model
+
+    card = json.loads((resolve_model("default") / "model_card.json").read_text())
+    out = CliRunner().invoke(main, ["info"]).output
+    assert f"model      {card['name']} {card['version']}" in out
+    assert f"weights SHA-256  {card['weights_sha256']} (matches the file)" in out
+    assert card["training_data"]["path"] in out
+    t, band = card["thresholds"]["detection"], card["verdict"]["band"]
+    assert (f"ai at P(AI) >= {t + band:.2f}, human at <= {t - band:.2f}, inconclusive between "
+            f"{t - band:.2f} and {t + band:.2f}") in out
+    rates = card["error_rates"]
+    assert f"missed {100 * rates['fnr']:.1f} %" in out and f"of {rates['n_ai']}" in out
+    assert f"called AI {100 * rates['fpr']:.1f} %" in out
+    assert "\nffmpeg     " in out and "model      default: not available" not in out
+
+
+def _options_without_help(command, path):
+    import click
+
+    if isinstance(command, click.Group):
+        for name, sub in command.commands.items():
+            yield from _options_without_help(sub, path + [name])
+    for param in command.params:
+        if isinstance(param, click.Option) and not param.hidden and not (param.help or "").strip():
+            yield f"{' '.join(path)} {'/'.join(param.opts)}"
+
+
+def test_every_option_has_help_text():
+    assert list(_options_without_help(main, ["musicbrain"])) == []
+
+
+def test_the_key_folder_option_is_spelled_keys_everywhere():
+    # one spelling (--keys) in every command's help; scan's older --key still parses
+    for command in (["scan"], ["verify"]):
+        text = CliRunner().invoke(main, [*command, "--help"]).output
+        assert "--keys" in text and "--key " not in text
+    scan = main.commands["scan"]
+    alias = [p for p in scan.params if "--key" in p.opts]
+    assert alias and alias[0].hidden
+    res = CliRunner().invoke(main, ["scan", "nowhere.wav", "--key", "k", "--keys", "j"])
+    assert res.exit_code == 2
+
+
+def test_scan_ends_with_a_one_screen_summary(tmp_path):
+    from musicbrain_cli.cli import scan_summary_lines
+    from musicbrain_cli.report.catalog import CatalogEntry
+    from musicbrain_cli.scan import ScanResult
+
+    def entry(name, label):
+        return CatalogEntry(f"/in/{name}", {"verdict": {"label": label}}, f"{name}/report.pdf")
+
+    result = ScanResult(entries=[entry("a.flac", "ai"), entry("b.flac", "human"),
+                                 entry("c.flac", "human"),
+                                 CatalogEntry("/in/d.mp3", None, None, "truncated at 3.2 s")],
+                        skipped=[("/in/notes.txt", "not audio")], reused=2)
+    lines = scan_summary_lines(result, tmp_path / "out")
+    assert lines[0] == f"4 recording(s) in {tmp_path / 'out'}:"
+    counts = dict(line.split() for line in lines[1:5])
+    assert counts == {"ai": "1", "inconclusive": "0", "human": "2", "failed": "1"}
+    assert "    d.mp3: truncated at 3.2 s" in lines
+    assert ("1 analysed now, 2 skipped (already complete), 1 non-audio file(s) passed over"
+            in lines)
+    assert lines[-1] == f"index: {tmp_path / 'out' / 'index.html'}"
+    assert len(lines) <= 24   # one screen

@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import re
 
 from musicbrain_cli.report.catalog import CatalogEntry, csv_safe, write_catalog
 from musicbrain_cli.report.schema import example_track
@@ -55,3 +56,28 @@ def test_csp_hash_matches_inline_script(tmp_path):
     script = re.search(r"<script>(.*)</script>", html, re.S).group(1)
     digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
     assert f"'sha256-{digest}'" in html
+
+
+def test_index_states_totals_model_and_date_and_never_breaks_words(tmp_path):
+    # Issue 24: at 1400 px the index broke "Verdict" and "0.93" mid-word and said nothing
+    # of the totals, the model or the date.
+    human, ai = example_track(seed=1), example_track(seed=2)
+    human["verdict"]["label"], ai["verdict"]["label"] = "human", "ai"
+    entries = [CatalogEntry("/in/a.flac", human, "a/report.pdf"),
+               CatalogEntry("/in/b.flac", ai, "b/report.pdf"),
+               CatalogEntry("/in/c.flac", example_track(seed=3), "c/report.pdf"),
+               CatalogEntry("/in/d.mp3", None, None, "decode failed: truncated")]
+    entries[2].track["verdict"]["label"] = "human"
+    write_catalog(tmp_path, entries)
+    html = (tmp_path / "index.html").read_text()
+    totals = dict((label, int(n)) for n, label in
+                  re.findall(r'<span class="n">(\d+)</span>(\w+)</li>', html))
+    assert totals == {"ai": 1, "inconclusive": 0, "human": 2, "failed": 1}
+    assert "musicbrain-detector 1.0.0, weights SHA-256" in html and "1" * 64 in html
+    assert "Analysed on</dt><dd>2025-01-01 (UTC)" in html
+    assert "overflow-wrap: anywhere" not in re.sub(r"\.mono \{[^}]*\}", "", html)
+    assert "word-break: normal; overflow-wrap: normal" in html
+    assert re.search(r"td\.num[^{]*\{ white-space: nowrap", html)
+    assert re.search(r'<td data-sort="[^"]*" class="num">0\.\d{3}</td>', html)  # P(AI)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["tracks"][0]["model_sha256"] == "1" * 64

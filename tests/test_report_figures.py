@@ -68,3 +68,20 @@ def test_timeline_figure_deterministic_and_validated():
         timeline_figure(starts, probs[:-1], window_s=4.0)
     with pytest.raises(ReportError, match="window_s"):
         timeline_figure(starts, probs, window_s=0.0)
+
+
+def test_fmgcam_has_a_saliency_colour_bar():
+    # Issue 24: a reader needs the saliency scale. With no saliency at all the image itself
+    # has no overlay colour, so the full-strength overlay colour can come only from the bar.
+    from musicbrain_cli.report.figures import MAX_ALPHA
+
+    spec, sal, labels, times, freqs = _cam_inputs()
+    image = np.asarray(Image.open(io.BytesIO(fmgcam_figure(spec, np.zeros_like(sal), labels,
+                                                           times, freqs))).convert("RGB"))
+    top = np.array([int(PALETTE[0][i:i + 2], 16) for i in (1, 3, 5)])
+    full = (1 - MAX_ALPHA) * 127.5 + MAX_ALPHA * top
+    near = np.abs(image.astype(int) - full).max(axis=-1) <= 6
+    rows = np.nonzero(near.any(axis=1))[0]
+    assert near.sum() > 50                      # a bar's end, not a legend patch's edge
+    assert rows.min() > image.shape[0] * 0.7    # below the spectrogram
+

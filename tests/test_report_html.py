@@ -174,9 +174,10 @@ def test_each_evidence_line_is_shown_before_the_combined_verdict():
     combined = html.index("Combined verdict")
     assert lines < combined
     for name in ("Content model", "Decoder artifacts", "Provenance (C2PA"):
-        assert lines < html.index(name) < combined
+        # (page 1's summary may name the lines that drove the verdict before section 1)
+        assert lines < html.index(name, lines) < combined
     assert "no evidence either way" in html and "Peaks every 750.0 Hz &lt;b&gt;" in html
-    assert html.count("<img ") == 1 and html.index("<img ") < combined
+    assert html.count("<img ") == 1 and lines < html.index("<img ") < combined
 
 
 def test_the_miss_rate_names_the_families_it_was_measured_on():
@@ -199,3 +200,119 @@ def test_the_artifact_line_quotes_its_own_measured_rates():
     assert "Decoded test clips it detected: 105 of 149 (70.0%" in html
     assert "linear 90.0% of 21" in html
     assert "for real generators the miss rate is unknown" in html
+
+
+# --- issue 24: a report a judge can read, every statement true of the recording -----------
+
+
+def test_coverage_names_the_seconds_analysed_and_not_analysed():
+    from musicbrain_cli.report.html import coverage, coverage_sentence
+
+    # a 12 s clip read by one 10 s window: the last 2 s are not analysed, and the report says so
+    assert coverage([0.0], 10.0, 12.0) == ([(0.0, 10.0)], [(10.0, 12.0)])
+    track = example_track(n_windows=1, window_s=10.0)
+    track["input"].update(duration_s=12.0, decoded_duration_s=12.0)
+    track["timeline"] = {"window_start_s": [0.0], "window_s": 10.0, "p_ai": [0.1]}
+    sentence = coverage_sentence(track)
+    assert sentence.startswith("0–10 s analysed (1 window of 10 s); 10–12 s not analysed")
+    html = render_report_html(track, {})
+    assert html.count("10–12 s not analysed") >= 2  # page 1 and the limitations
+    # overlapping windows that reach the end cover everything; a short clip is padded
+    assert coverage([0.0, 5.0, 10.0], 10.0, 18.5) == ([(0.0, 18.5)], [])
+    track["timeline"] = {"window_start_s": [0.0, 5.0, 10.0], "window_s": 10.0,
+                         "p_ai": [0.1, 0.1, 0.1]}
+    track["input"].update(decoded_duration_s=18.5)
+    assert coverage_sentence(track) == ("0–18.5 s analysed (3 windows of 10 s): the whole "
+                                        "recording.")
+    assert "Not every second was analysed" not in render_report_html(track, {})
+    track["input"].update(decoded_duration_s=6.0)
+    track["timeline"] = {"window_start_s": [0.0], "window_s": 10.0, "p_ai": [0.1]}
+    assert "zero-padded to one 10 s window" in coverage_sentence(track)
+
+
+def test_a_clean_file_reads_fully_decoded_and_gets_no_decoding_limitation():
+    track = example_track()
+    track["input"].update(share_decoded=1.0, undecodable_packets=0)
+    html = render_report_html(track, {})
+    assert "100 % (0 undecodable packets)" in html
+    assert "of the stream decoded" not in html
+
+
+def test_limitations_state_each_topic_once():
+    from musicbrain_cli.scan import LIMITATIONS
+
+    track = example_track()
+    track["limitations"] = list(LIMITATIONS) + [LIMITATIONS[0]]
+    html = render_report_html(track, {})
+    section = html[html.index('id="limitations"'):html.index('id="signature"')]
+    items = re.findall(r"<li>(.*?)</li>", section, re.S)
+    assert len(items) == len(set(items))
+    assert sum("heatmap" in i for i in items) == 1
+    assert sum("statistical" in i for i in items) == 1
+    assert sum(i.startswith("Tags") for i in items) == 1
+
+
+def test_page_one_states_the_finding_with_its_measured_miss_rate():
+    track = example_track(n_windows=1)
+    track["verdict"].update(label="human", p_ai=0.01)
+    track["verdict"]["error_rates"].update(fnr=0.1453900709219858, n_ai=282)
+    track["evidence"][0].update(finding="human", p_ai=0.01)
+    # one window explained: the whole recording's alignment is that window's
+    track["alignment"] = {k: track["explanations"][0][k] for k in ("harmonic", "onset")}
+    html = render_report_html(track, {})
+    summary = html[html.index('id="summary"'):html.index('id="verdict"')]
+    assert "No evidence of AI generation found by these methods" in summary
+    assert "missed 14.5% of 282 AI-generated clips (about 1 in 7)" in summary
+    assert "not proof of human authorship" in summary
+    # what drove it: the two lines that found no evidence, not the provenance line
+    assert "Content model (what the music sounds like): no evidence of AI" in summary
+    assert "Decoder artifacts" in summary and "Provenance" not in summary
+    # one window explained: its alignment sentences are not printed twice
+    assert html.count("of the saliency lies on the partials") == 1
+
+
+def test_ratios_agree_with_the_shares_shown():
+    from musicbrain_cli.report.html import harmonic_sentence
+
+    text = harmonic_sentence({"share": 0.2644, "chance": 0.2495})
+    assert text == ("26.4% of the saliency lies on the partials of the notes played, where "
+                    "chance would put 24.9% (1.06 times chance).")
+
+
+def test_method_is_a_short_table_with_units_not_raw_card_keys():
+    track = example_track()
+    track["model"]["calibration"] = {"temperature": 1.163, "n": 902, "fitted_on": "val",
+                                     "per_label": {"composer/Bach": 1.13}}
+    html = render_report_html(track, {})
+    method = html[html.index('id="method"'):html.index('id="limitations"')]
+    assert "calibration.per_label" not in method and "composer/Bach" not in method
+    assert "Inconclusive band" in method and "0.350–0.800" in method
+    assert "Miss rate" in method and "7.4% (95% CI 5.5%–9.8%)" in method
+    assert "temperature 1.163, fitted on 902 val clips" in method
+
+
+def test_the_timeline_is_described_in_words_when_flat():
+    from musicbrain_cli.report.html import timeline_sentence
+
+    track = example_track(n_windows=4)
+    track["timeline"]["p_ai"] = [0.01, 0.012, 0.011, 0.01]
+    track["verdict"]["band"] = [0.4, 0.6]
+    assert timeline_sentence(track) == ("The line is flat: all 4 windows give P(AI) between "
+                                        "0.010 and 0.012, below the inconclusive band "
+                                        "0.400–0.600.")
+
+
+def test_a_line_does_not_say_the_same_thing_twice():
+    from musicbrain_cli.report.html import without_repeats
+
+    track = example_track()
+    track["evidence"][2]["reasons"] = [
+        "No C2PA manifest: no evidence either way.",
+        "No C2PA manifest was found. Provenance gives no evidence either way: most music "
+        "carries none, and a manifest is easily stripped. (no way to embed one in FLAC)"]
+    track["evidence"][2]["details"] = {"c2pa": {"status": "absent",
+                                                "reason": "no way to embed one in FLAC"}}
+    html = render_report_html(track, {})
+    assert "No C2PA manifest: no evidence either way." not in html
+    assert html.count("no way to embed one in FLAC") == 1
+    assert without_repeats(["a b.", "a b.", "c"]) == ["a b.", "c"]

@@ -83,10 +83,10 @@ def test_rerun_skips_complete_tracks_and_force_redoes(tmp_path, catalog, model_d
     assert run(args).exit_code == 0
     before = {p.name: (p / "result.json").stat().st_mtime_ns for p in folders(out)}
     res = run(args)
-    assert res.exit_code == 0 and "2 already complete" in res.output
+    assert res.exit_code == 0 and "0 analysed now, 2 skipped (already complete)" in res.output
     assert {p.name: (p / "result.json").stat().st_mtime_ns for p in folders(out)} == before
     res = run(args + ["--force"])
-    assert "0 already complete" in res.output
+    assert "2 analysed now, 0 skipped (already complete)" in res.output
     assert {p.name: (p / "result.json").stat().st_mtime_ns for p in folders(out)} != before
 
 
@@ -219,7 +219,12 @@ def test_a_decoder_comb_makes_the_artifact_line_accuse_and_the_report_shows_both
     assert "artifacts" not in results["melody.flac"]["verdict"]["ai_lines"]
     (folder,) = [p for p in out.iterdir() if p.name.startswith("decoded")]
     html = (folder / "report.html").read_text()
-    assert html.index("Content model (what") < html.index("Decoder artifacts (spectral")
+    # page 1 names only the line that drove the verdict; section 1 shows every line in order
+    summary, section = html.index('id="summary"'), html.index('id="verdict"')
+    assert "Decoder artifacts (spectral" in html[summary:section]
+    assert "Content model (what" not in html[summary:section]
+    assert (html.index("Content model (what", section)
+            < html.index("Decoder artifacts (spectral", section))
     assert "Decoder artifacts (spectral peaks left by neural decoders): AI generation" in html
     assert "multiples of 75.00 Hz" in html
     assert html.count('src="data:image/png') >= 2      # the residue figure and the timeline

@@ -23,10 +23,11 @@ SUMMARY_SCHEMA = "musicbrain.summary/1"
 SUMMARY_JSON, SUMMARY_CSV, INDEX_HTML = "summary.json", "summary.csv", "index.html"
 FIELDS = ("file_name", "path", "status", "error", "verdict", "p_ai", "threshold", "fpr",
           "fnr", "in_domain", "ood_score", "top_labels", "duration_s", "size_bytes", "sha256",
-          "model_version", "analysis_time", "report")
+          "model_version", "analysis_time", "report", "model_name", "model_sha256")
 INDEX_COLUMNS = (("file_name", "File"), ("verdict", "Verdict"), ("p_ai", "P(AI)"),
                  ("top_labels", "Top style labels"), ("in_domain", "In domain"),
                  ("duration_s", "Duration (s)"), ("status", "Status"))
+NUMERIC_COLUMNS = ("p_ai", "duration_s", "in_domain", "verdict")  # never wrapped
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 TOP_LABELS = 3
 
@@ -73,6 +74,10 @@ def summary_row(entry: CatalogEntry) -> dict[str, Any]:
         "model_version": (track.get("model") or {}).get("version"),
         "analysis_time": track.get("analysis_time"),
         "report": entry.report,
+        # issue 24: the index names the model that made the verdicts (appended last, so
+        # existing CSV readers keep their column positions)
+        "model_name": (track.get("model") or {}).get("name"),
+        "model_sha256": (track.get("model") or {}).get("weights_sha256"),
     }
 
 
@@ -100,6 +105,33 @@ def summary_json(rows: Sequence[Mapping[str, Any]]) -> str:
         raise ReportError(f"summary is not plain JSON: {exc}") from exc
 
 
+#: Verdicts in the order the index totals them.
+VERDICT_ORDER = ("ai", "inconclusive", "human")
+
+
+def index_header(rows: Sequence[Mapping[str, Any]]) -> dict:
+    """What the top of ``index.html`` states: verdict totals, the model(s), the date(s).
+
+    Derived from the summary rows alone, so verification re-renders the same page from the
+    rows it has checked against the signed results.
+    """
+    ok = [r for r in rows if r.get("status") == "ok"]
+    counts = {v: sum(1 for r in ok if r.get("verdict") == v) for v in VERDICT_ORDER}
+    other = len(ok) - sum(counts.values())
+    totals = [{"label": v, "n": n} for v, n in counts.items()]
+    if other:
+        totals.append({"label": "other", "n": other})
+    totals.append({"label": "failed", "n": len(rows) - len(ok)})
+    models = sorted({(str(r.get("model_name") or "unnamed model"), str(r.get("model_version") or ""),
+                      str(r.get("model_sha256") or "not recorded")) for r in ok})
+    days = sorted({str(r["analysis_time"])[:10] for r in ok if r.get("analysis_time")})
+    date = (days[0] if len(days) == 1 else f"{days[0]} to {days[-1]}") if days else "n/a"
+    return {"totals": [{"label": visible(t["label"]), "n": t["n"]} for t in totals],
+            "models": [{"name": visible(n), "version": visible(v), "sha256": visible(h)}
+                       for n, v, h in models],
+            "date": visible(date), "n": len(rows)}
+
+
 def _index_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict]:
     out = []
     for row in rows:
@@ -120,6 +152,7 @@ def _index_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict]:
             sort[key] = visible(value if isinstance(value, (int, float)) and
                                 not isinstance(value, bool) else text)
         out.append({"cells": values, "sortkey": sort, "status": row["status"],
+                    "numeric": NUMERIC_COLUMNS,
                     "href": report_href(row["report"]) if row.get("report") else None})
     return out
 
@@ -141,7 +174,8 @@ def catalog_files(rows: Sequence[Mapping[str, Any]], *,
     """The catalog's files (``summary.json``, ``summary.csv``, ``index.html``) as bytes, from
     its summary rows: one definition for the writer and for verification, which re-renders
     them from the rows it has checked against the signed results."""
-    html = render_index_html(_index_rows(rows), title=title, columns=INDEX_COLUMNS)
+    html = render_index_html(_index_rows(rows), title=title, columns=INDEX_COLUMNS,
+                             header=index_header(rows))
     return {SUMMARY_JSON: summary_json(rows).encode("utf-8"),
             SUMMARY_CSV: summary_csv(rows).encode("utf-8"),
             INDEX_HTML: html.encode("utf-8")}

@@ -97,6 +97,12 @@ def timeline_figure(window_start_s: Sequence[float], p_ai: Sequence[float], *,
     if band is not None:
         lo, hi = float(band[0]), float(band[1])
         ax.axhspan(lo, hi, color="0.88", zorder=0, label=f"inconclusive band {lo:.2f}–{hi:.2f}")
+        # Issue 24: name the three regions on the plot, so a flat line still reads at a glance.
+        mid = (lo + float(threshold)) / 2 if threshold is not None else (lo + hi) / 2
+        for y, text in ((min(1.0, (hi + 1.0) / 2), "AI"), (mid, "inconclusive"),
+                        (lo / 2, "no evidence of AI")):
+            ax.text(0.995, y, text, transform=ax.get_yaxis_transform(), ha="right",
+                    va="center", fontsize=7, color="0.35")
     if threshold is not None:
         ax.axhline(float(threshold), color="#D55E00", ls="--", lw=1.0,
                    label=f"decision threshold {float(threshold):.2f}")
@@ -106,10 +112,18 @@ def timeline_figure(window_start_s: Sequence[float], p_ai: Sequence[float], *,
     edges = np.append(starts[order], starts[order][-1] + window_s)
     ax.stairs(probs[order], edges, color="#0072B2", lw=1.4, baseline=None,
               label="P(AI) per window")
+    if starts.size <= 12:
+        # Few windows: mark each with its value, which a step of one colour cannot show.
+        centres = (edges[:-1] + edges[1:]) / 2     # the middle of each window's step
+        ax.plot(centres, probs[order], "o", color="#0072B2", ms=3.5)
+        for x, p in zip(centres, probs[order]):
+            ax.annotate(f"{p:.2f}", (x, p), xytext=(0, 5 if p < 0.85 else -10),
+                        textcoords="offset points", ha="center", fontsize=7, color="#0072B2")
     for i, start in enumerate(highlight_s):
-        ax.axvspan(float(start), float(start) + window_s, color="#E69F00", alpha=0.25, lw=0,
+        ax.axvspan(float(start), float(start) + window_s, color="#E69F00", alpha=0.15, lw=0,
                    label="explained windows" if i == 0 else None)
     ax.set_ylim(-0.03, 1.03)   # a probability of 0 or 1 must not hide under the axis frame
+    ax.set_yticks([0.0, 0.25, 0.5, 0.75, 1.0])
     ax.set_xlim(edges[0], edges[-1])
     ax.set_xlabel("time (s)")
     ax.set_ylabel("P(AI)")
@@ -195,13 +209,35 @@ def fmgcam_figure(spectrogram_db: np.ndarray, saliency: np.ndarray, labels: Sequ
                 not ticks or _mel(hz) - _mel(ticks[-1]) > (mel_hi - mel_lo) / 14):
             ticks.append(hz)
     ax.set_yticks(_mel(ticks), [f"{hz:g}" if hz < 1000 else f"{hz / 1000:g}k" for hz in ticks])
+    # Whole seconds on the time axis, both ends included (issue 24: the window's last second
+    # went unlabelled), about ten labels whatever the window length.
+    step = max(1.0, float(np.ceil((extent[1] - extent[0]) / 10.0)))
+    xticks = np.arange(np.ceil(extent[0] - 1e-6), extent[1] + frame + 1e-6, step)
+    ax.set_xticks(xticks, [f"{x + 0.0:g}" for x in xticks])  # + 0.0: no "-0"
+    ax.set_xlim(extent[0], max(extent[1], float(xticks[-1])))
     ax.set_xlabel("time (s)")
     ax.set_ylabel("frequency (Hz, mel-spaced)")
+    ax.minorticks_on()
+    ax.tick_params(axis="y", which="minor", left=False)
     if title:
         ax.set_title(_plain(title), fontsize=9)
     handles = [Patch(facecolor=PALETTE[i], label=_plain(label)) for i, label in enumerate(labels)]
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7,
               frameon=False, title="saliency of", title_fontsize=7)
+    # Issue 24: a saliency scale. The overlay's strength is saliency / the figure's peak
+    # (one shared maximum, see module doc), blended over the grey spectrogram with alpha up
+    # to MAX_ALPHA; the bar shows that ramp for the strongest label, over mid grey.
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import LinearSegmentedColormap, Normalize
+
+    mid = np.array([0.5, 0.5, 0.5])
+    ramp = LinearSegmentedColormap.from_list(
+        "saliency", [mid, (1 - MAX_ALPHA) * mid + MAX_ALPHA * np.array(to_rgb(PALETTE[0]))])
+    bar = fig.colorbar(ScalarMappable(Normalize(0.0, 1.0), ramp), ax=ax, location="bottom",
+                       shrink=0.45, aspect=30, pad=0.02)
+    bar.set_label("saliency, share of the figure's peak", fontsize=7)
+    bar.set_ticks([0.0, 0.25, 0.5, 0.75, 1.0])
+    bar.ax.tick_params(labelsize=7)
     return _png(fig)
 
 
