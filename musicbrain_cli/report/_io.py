@@ -8,13 +8,13 @@ mistake for a whole one.
 
 from __future__ import annotations
 
-import os
+import os  # noqa: F401  (tests patch ``_io.os.fsync`` to simulate a full disk)
 from pathlib import Path
 
 from musicbrain_cli.errors import ReportError
 from musicbrain_cli.files import atomic_write, sha256_bytes, sha256_file
 
-__all__ = ["atomic_write_bytes", "sha256_file", "sha256_bytes", "os"]
+__all__ = ["atomic_write_bytes", "sha256_file", "sha256_bytes"]
 
 
 def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644) -> Path:
