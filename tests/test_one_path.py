@@ -78,3 +78,29 @@ def test_the_one_stage_serves_windows_and_cached_inputs_alike(model_with_ood):
     np.testing.assert_array_equal(from_inputs.probs,
                                   1.0 / (1.0 + np.exp(-logits / detector.temperature)))
     assert from_inputs.probs.dtype == np.float64
+
+
+def test_evaluate_and_scan_state_the_same_figures_for_a_data_set_clip(model_with_ood, tmp_path):
+    """End to end: ``evaluate``'s predictions.csv and a scan of the clip's audio file."""
+    import csv
+
+    from musicbrain_cli.evaluate import evaluate
+    from musicbrain_cli.training.dataset import ClipRecord, Dataset, DatasetWriter
+
+    detector = Detector.from_pretrained(model_with_ood, device="cpu")
+    root = tmp_path / "data"
+    with DatasetWriter(root, detector.taxonomy, sample_rate=SR, name="agree") as w:
+        for i, (source, f0) in enumerate((("human", 196.0), ("ai", 330.0))):
+            w.add(ClipRecord(f"clip{i}", source=source, work_id=f"w{i}", split="test"),
+                  make_tone(9.0, f0, seed=i))
+    dataset = Dataset.load(root)
+    evaluate(dataset, detector, tmp_path / "eval", explain_windows=0, n_figures=0,
+             batch_size=8)
+    with (tmp_path / "eval" / "predictions.csv").open(newline="") as f:
+        rows = {r["clip_id"]: r for r in csv.DictReader(f)}
+    for row in dataset.split("test"):
+        scanned = analyse_track(dataset.audio_path(row), detector,
+                                options=ScanOptions(explain_windows=0, batch_size=8)).track
+        # predictions.csv writes repr(float): equal strings are equal floats, bit for bit
+        assert rows[row["clip_id"]]["source/ai"] == repr(scanned["verdict"]["p_ai"])
+        assert rows[row["clip_id"]]["verdict"] == scanned["verdict"]["content_label"]
