@@ -262,7 +262,7 @@ def evidence_lines(track: dict) -> list[dict]:
              "says_ai": v["label"] == "ai"}]
 
 
-def analyse_all(items: Sequence[EvalItem], detector, *, ood=None, log=print) -> list[dict]:
+def analyse_all(items: Sequence[EvalItem], detector, *, log=print) -> list[dict]:
     """One row per item: path, source, label, verdict, P(AI) per evidence line, sha256."""
     from musicbrain_cli.errors import MusicBrainError
     from musicbrain_cli.scan import ScanOptions, analyse_track
@@ -280,7 +280,7 @@ def analyse_all(items: Sequence[EvalItem], detector, *, ood=None, log=print) -> 
             try:
                 sha = sha256_file(audio)
                 if sha not in done:
-                    track = analyse_track(audio, detector, options=options, ood=ood).track
+                    track = analyse_track(audio, detector, options=options).track
                     lines = evidence_lines(track)
                     done[sha] = {
                         "verdict": track["verdict"]["label"],
@@ -394,10 +394,9 @@ def run_benchmark(eval_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
     t_render = time.perf_counter() - t0
 
     from musicbrain_cli.model.inference import Detector
-    from musicbrain_cli.scan import load_ood
 
     detector = Detector.from_pretrained(model, device="cpu")
-    rows = analyse_all(selection.items, detector, ood=load_ood(detector), log=log)
+    rows = analyse_all(selection.items, detector, log=log)
     summary = summarise(rows)
     summary.update(
         eval_dir=str(eval_dir), found_per_source=selection.found,

@@ -437,14 +437,13 @@ def render_genre_pieces(out: Path, *, per_genre: int, seconds: tuple[float, floa
 
 def scan_tracks(tracks: list[tuple[str, Path]], model: str) -> list[dict]:
     from musicbrain_cli.model.inference import Detector
-    from musicbrain_cli.scan import ScanOptions, analyse_track, load_ood
+    from musicbrain_cli.scan import ScanOptions, analyse_track
 
     detector = Detector.from_pretrained(model, device="cpu")
-    ood = load_ood(detector)
     options = ScanOptions(formats=(), explain_windows=0)
     results = []
     for genre, path in tracks:
-        track = analyse_track(path, detector, options=options, ood=ood).track
+        track = analyse_track(path, detector, options=options).track
         v, o = track["verdict"], track["ood"]
         results.append({"genre": genre, "file": path.name, "verdict": v["label"],
                         "p_ai": v["p_ai"], "ood_available": o.get("available", False),

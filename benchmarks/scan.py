@@ -78,7 +78,7 @@ def main() -> None:
 
     from musicbrain_cli.model.inference import Detector
     from musicbrain_cli.report.keys import init_keys
-    from musicbrain_cli.scan import ScanOptions, load_ood, scan
+    from musicbrain_cli.scan import ScanOptions, scan
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -98,7 +98,7 @@ def main() -> None:
         detector = Detector.from_pretrained(args.model, device="cpu")
         base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         t = time.perf_counter()
-        result = scan([catalog], tmp / "out", detector, keys=keys, ood=load_ood(detector),
+        result = scan([catalog], tmp / "out", detector, keys=keys,
                       options=ScanOptions(formats=formats[args.report], jobs=args.jobs))
         wall = time.perf_counter() - t
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

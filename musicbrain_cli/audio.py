@@ -29,7 +29,6 @@ the stream, after the last block, with :attr:`AudioStream.stats` already filled 
 from __future__ import annotations
 
 import atexit
-import hashlib
 import json
 import math
 import os
@@ -133,14 +132,12 @@ def check_path(path: str | os.PathLike) -> Path:
 
 def sha256_file(path: str | os.PathLike, *, chunk_size: int = 1 << 20) -> str:
     """SHA-256 (hex) of the file's original bytes, read in ``chunk_size`` pieces."""
-    h = hashlib.sha256()
+    from musicbrain_cli import files
+
     try:
-        with open(path, "rb") as f:
-            while chunk := f.read(chunk_size):
-                h.update(chunk)
+        return files.sha256_file(path, chunk_size=chunk_size)
     except OSError as exc:
         raise InputError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
-    return h.hexdigest()
 
 
 def read_metadata(path: str | os.PathLike, *, trust_anchors=None, provenance: bool = True) -> dict:

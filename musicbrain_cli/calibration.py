@@ -87,9 +87,29 @@ def fit_temperature(logits, targets, *, mask=None) -> TemperatureFit:
                           at_bound=at_bound)
 
 
-def apply_temperature(logits: np.ndarray, temperature: float) -> np.ndarray:
-    """Calibrated probabilities ``sigmoid(logits / temperature)`` (float64)."""
+def calibrated_probability(logits, temperature: float):
+    """Calibrated probabilities ``sigmoid(logits / temperature)``: the one place where a
+    logit becomes the probability a report states (scan, evaluate, robustness, finalize,
+    training metrics all come here, through :meth:`Detector.calibrate` or directly).
+
+    A NumPy array (or anything array-like) gives float64, computed as
+    ``1 / (1 + exp(-logits / T))`` (the form every shipped figure and report was made with;
+    ``exp`` overflowing to ``inf`` for very negative logits correctly gives 0). A torch tensor
+    gives ``torch.sigmoid(logits / T)`` in its own dtype and device, differentiable, for the
+    explanation fidelity curves that follow a probability through a network.
+    """
     if not temperature > 0:
         raise InputError(f"temperature must be > 0, not {temperature!r}")
-    z = np.asarray(logits, dtype=np.float64) / temperature
-    return 0.5 * (1.0 + np.tanh(0.5 * z))  # = sigmoid(z), without overflow warnings
+    if hasattr(logits, "detach"):       # a torch tensor; torch is imported only when needed
+        import torch
+
+        return torch.sigmoid(logits / temperature)
+    z = np.asarray(logits, dtype=np.float64)
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-z / temperature))
+
+
+def apply_temperature(logits: np.ndarray, temperature: float) -> np.ndarray:
+    """Calibrated probabilities ``sigmoid(logits / temperature)`` (float64); the same as
+    :func:`calibrated_probability` (kept for its callers)."""
+    return calibrated_probability(np.asarray(logits), temperature)

@@ -188,7 +188,7 @@ def scan(inputs, output, report_format, model_name, device, jobs, key_dir, key_d
     formats = {"pdf": ("pdf",), "html": ("html",), "both": ("pdf", "html"), "none": ()}
 
     from musicbrain_cli.model.inference import Detector
-    from musicbrain_cli.scan import ScanOptions, load_ood, scan as run_scan
+    from musicbrain_cli.scan import ScanOptions, scan as run_scan
 
     if trust_anchors:
         from musicbrain_cli.errors import ConfigError
@@ -203,7 +203,7 @@ def scan(inputs, output, report_format, model_name, device, jobs, key_dir, key_d
     keys = None if unsigned else _scan_keys(key_dir)
     detector = Detector.from_pretrained(model_name, device=device)
     result = run_scan(inputs, output, detector, options=options, keys=keys,
-                      ood=load_ood(detector), command_line=["musicbrain", *sys.argv[1:]],
+                      command_line=["musicbrain", *sys.argv[1:]],
                       progress=RichProgress(disable=quiet))
     for path, reason in result.skipped:
         click.echo(f"skipped: {path}: {reason}", err=True)

@@ -39,8 +39,9 @@ from musicbrain_cli.progress import NULL_PROGRESS, Progress
 from musicbrain_cli.taxonomy import DETECTION_GROUP, DETECTION_LABEL, STYLE_GROUPS
 
 METRICS_JSON, METRICS_MD = "metrics.json", "metrics.md"
-#: One row per scored clip: its id, then the clip-mean probability of every label, so that
-#: every figure in metrics.json can be recomputed (and re-sliced) without the model.
+#: One row per scored clip: its id, the clip-mean probability of every label, so that
+#: every figure in metrics.json can be recomputed (and re-sliced) without the model, and the
+#: verdict a scan of the clip states (the same model stage and rule: ``score_clip``).
 PREDICTIONS_CSV = "predictions.csv"
 PR_DIR, FMGCAM_DIR = "pr_curves", "fmgcam"
 #: Windows explained for fidelity and alignment: the first window of clips spaced evenly
@@ -166,14 +167,27 @@ def _pr_figures(y_true, scores, mask, labels, out: Path) -> list[str]:
     return written
 
 
-def _write_predictions(path: Path, rows, labels: Sequence[str], scores: np.ndarray) -> None:
+def _write_predictions(path: Path, rows, labels: Sequence[str], scores: np.ndarray,
+                       verdicts: Sequence[str]) -> None:
     # Clip ids are validated by the data set (letters, digits, '.', '_', '+', '-'); floats are
     # written in full (repr) so the file reproduces metrics.json exactly.
     with path.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
-        writer.writerow(["clip_id", *labels])
-        for row, s in zip(rows, scores):
-            writer.writerow([row["clip_id"], *(repr(float(x)) for x in s)])
+        writer.writerow(["clip_id", *labels, "verdict"])
+        for row, s, verdict in zip(rows, scores, verdicts):
+            writer.writerow([row["clip_id"], *(repr(float(x)) for x in s), verdict])
+
+
+def score_clip(detector, samples: np.ndarray, *, batch_size: int):
+    """``(TrackPrediction, Verdict)`` of one clip's samples ``[shape=(n,)]`` at the model's
+    rate: the scan's model stage (:meth:`Detector.predict_track`) and rule
+    (:func:`musicbrain_cli.verdict.track_verdict`), so an evaluated clip and a scanned file
+    with the same samples and batch size get the same P(AI) and verdict, bit for bit."""
+    from musicbrain_cli.verdict import track_verdict
+
+    track = detector.predict_track(samples, batch_size=batch_size)
+    verdict, _ = track_verdict(track, detector)
+    return track, verdict
 
 
 def explained_positions(n_rows: int, n: int) -> set[int]:
@@ -196,8 +210,6 @@ def _explain_window(detector, wave: np.ndarray, notes, *, clip_id: str, totals: 
                     figure_dir: Path | None, top_k: int, steps: int, substrate: str,
                     occlusion: bool, occlusion_patch, n_random: int,
                     weighting: str | None = None) -> None:
-    import torch
-
     from musicbrain_cli.alignment import harmonic_overlap, note_onsets, onset_overlap
     from musicbrain_cli.explain import FMGradCAM, LabelTarget, fidelity_report, plot_fmgcam
     from musicbrain_cli.features import bin_frequencies, frame_times
@@ -211,8 +223,6 @@ def _explain_window(detector, wave: np.ndarray, notes, *, clip_id: str, totals: 
         res = cam(spec, times=times, freqs=freqs)
     fused = res.fused()[0]
     totals.weighting = res.extra["weighting"]
-    temperature = detector.temperature
-
     def follow(cam_result, targets):
         """Deletion/insertion of ``cam_result``'s fused map, following ``targets``' calibrated
         probabilities, against occlusion and both chance baselines."""
@@ -220,7 +230,7 @@ def _explain_window(detector, wave: np.ndarray, notes, *, clip_id: str, totals: 
                                substrate_kind=substrate, steps=steps, n_random=n_random,
                                occlusion=occlusion, occlusion_patch=occlusion_patch,
                                random_grid=cam_result.extra["grid"],
-                               score_fn=lambda logits: torch.sigmoid(logits / temperature))
+                               score_fn=detector.calibrate)
 
     report = follow(res, res.labels[0].tolist())
     totals.fused.add_report(report)
@@ -286,7 +296,7 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
     out.mkdir(parents=True, exist_ok=True)
     fe = detector.config.front_end
     labels = list(detector.labels)
-    scores, kept, failed = [], [], []
+    scores, kept, failed, verdicts = [], [], [], []
     totals = _ExplainTotals()
     explain_at = explained_positions(len(rows), explain_windows)
     ordered = sorted(explain_at)      # figures: spread over the explained clips, too
@@ -297,8 +307,9 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
             clip_id = row["clip_id"]
             try:
                 samples = load_audio(dataset.audio_path(row), sample_rate=fe.sample_rate)
-                track = detector.predict_track(samples, batch_size=batch_size)
+                track, verdict = score_clip(detector, samples, batch_size=batch_size)
                 scores.append([track.aggregate[l]["mean"] for l in labels])
+                verdicts.append(verdict.label)
                 kept.append(row)
                 if position in explain_at:
                     explained.append(clip_id)
@@ -356,7 +367,7 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
     metrics["figures"] = {"pr_curves": _pr_figures(y_true, y_score, mask, labels, out / PR_DIR),
                           "fmgcam": totals.figures}
     metrics["predictions"] = PREDICTIONS_CSV
-    _write_predictions(out / PREDICTIONS_CSV, kept, labels, y_score)
+    _write_predictions(out / PREDICTIONS_CSV, kept, labels, y_score, verdicts)
     metrics = _finite(metrics)
     (out / METRICS_JSON).write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n", "utf-8")
     (out / METRICS_MD).write_text(metrics_markdown(metrics), "utf-8")

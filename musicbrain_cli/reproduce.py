@@ -88,7 +88,7 @@ def reproduce(report_dir: str | Path, audio: str | Path, *, model: str | Path = 
     """
     from musicbrain_cli.audio import sha256_file
     from musicbrain_cli.model.inference import Detector
-    from musicbrain_cli.scan import RESULT_JSON, ScanOptions, analyse_track, load_ood
+    from musicbrain_cli.scan import RESULT_JSON, ScanOptions, analyse_track
 
     path = Path(report_dir) / RESULT_JSON
     try:
@@ -121,7 +121,7 @@ def reproduce(report_dir: str | Path, audio: str | Path, *, model: str | Path = 
                                   f"recorded {want_anchors}; give the bundle the scan was "
                                   "given with --c2pa-trust-anchors")
         return result
-    again = analyse_track(audio, detector, options=options, ood=load_ood(detector),
+    again = analyse_track(audio, detector, options=options,
                           command_line=recorded.get("command_line", []),
                           analysis_time=recorded.get("analysis_time")).track
     for key in COMPARED:

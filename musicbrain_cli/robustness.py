@@ -249,38 +249,15 @@ def _select(rows: Sequence[Mapping], max_clips: int | None, seed: int) -> list[M
     return sorted(picked, key=lambda r: r["clip_id"])
 
 
-def _score_clip(detector, y: np.ndarray, ood, *, batch_size: int) -> tuple[float, str, bool | None]:
+def _score_clip(detector, y: np.ndarray, *, batch_size: int) -> tuple[float, str, bool | None]:
     """``(P(AI), verdict label, in domain)`` of samples ``y`` at the model rate, as a scan
-    would decide them.
+    decides them: the same model stage (:meth:`Detector.predict_track`) and the same rule
+    (:func:`musicbrain_cli.verdict.track_verdict`), with the detector's own out-of-domain
+    statistics."""
+    from musicbrain_cli.verdict import track_verdict
 
-    The pooled embeddings the out-of-domain check needs are taken from the same forward
-    pass with a hook on the fusion layer (removed before returning), so each window runs
-    through the network once.
-    """
-    from musicbrain_cli.scan import track_verdict
-
-    from musicbrain_cli.ood import spectral_profile
-
-    embeddings: list[np.ndarray] = []
-    profiles: list[np.ndarray] = []
-    hooks = []
-    if ood is not None:
-        model = detector.model
-        floor = detector.config.front_end.silence_level
-        hooks.append(model.fusion.register_forward_hook(
-            lambda _m, _i, out: embeddings.append(model.pool(out).float().cpu().numpy())))
-        hooks.append(model.register_forward_pre_hook(
-            lambda _m, args: profiles.append(spectral_profile(args[0], floor=floor))))
-    try:
-        pred = detector.predict_track(y, batch_size=batch_size)
-    finally:
-        for hook in hooks:
-            hook.remove()
-    det = pred.labels.index(DETECTION_LABEL)
-    emb = np.concatenate(embeddings) if embeddings else np.zeros((0, 0))
-    prof = np.concatenate(profiles) if profiles else None
-    verdict, ood_facts = track_verdict(pred.window_probs[:, det], pred.aggregate, detector, ood,
-                                       emb, prof)
+    pred = detector.predict_track(y, batch_size=batch_size)
+    verdict, ood_facts = track_verdict(pred, detector)
     in_domain = ood_facts.get("in_domain") if ood_facts.get("available") else None
     return pred.aggregate[DETECTION_LABEL]["mean"], verdict.label, in_domain
 
@@ -327,7 +304,6 @@ def evaluate_robustness(dataset_root, detector, *, split: str = "test",
     rows and counted in ``failed`` and ``note``.
     """
     from musicbrain_cli.audio import load_audio
-    from musicbrain_cli.scan import load_ood
     from musicbrain_cli.training.dataset import Dataset
 
     if max_clips is not None and max_clips < 1:
@@ -339,9 +315,8 @@ def evaluate_robustness(dataset_root, detector, *, split: str = "test",
         plan.append((split, chosen))
     if held_out and split != HELD_OUT_SPLIT:
         plan.append((HELD_OUT_SPLIT, [TRANSFORMS["original"]]))
-    ood = load_ood(detector)
     ood_card = detector.card.get("ood") or {}
-    ood_available = ood is not None and ("threshold" in ood_card or bool(ood_card.get("checks")))
+    ood_available = detector.ood is not None and ("threshold" in ood_card or bool(ood_card.get("checks")))
     sr = detector.config.front_end.sample_rate
     out: list[dict] = []
     for split_name, tlist in plan:
@@ -364,7 +339,7 @@ def evaluate_robustness(dataset_root, detector, *, split: str = "test",
                     tally = tallies[t.key]
                     try:
                         y_t = t(y, sr, rng=_rng(seed, t.key, clip_id))
-                        p, label, in_domain = _score_clip(detector, y_t, ood, batch_size=batch_size)
+                        p, label, in_domain = _score_clip(detector, y_t, batch_size=batch_size)
                     except MusicBrainError as exc:
                         tally.failed.append(f"{clip_id}: {type(exc).__name__}: {exc}")
                     else:
@@ -495,7 +470,7 @@ def write_robustness(rows: Sequence[Mapping], out_dir: str | Path, *, model: Map
 
     Refuses to replace an existing ``robustness.json`` unless ``overwrite``.
     """
-    from musicbrain_cli.model.checkpoint import _atomic_write
+    from musicbrain_cli.files import atomic_write
 
     out = Path(out_dir)
     js, md = out / ROBUSTNESS_JSON, out / ROBUSTNESS_MD
@@ -507,8 +482,8 @@ def write_robustness(rows: Sequence[Mapping], out_dir: str | Path, *, model: Map
     if model:
         record["model"] = {k: model.get(k) for k in ("name", "version", "weights_sha256")}
     text = json.dumps({**record, "rows": rows}, indent=2, allow_nan=False) + "\n"
-    _atomic_write(js, lambda p: p.write_text(text, encoding="utf-8"))
-    _atomic_write(md, lambda p: p.write_text(robustness_markdown(rows, model), encoding="utf-8"))
+    atomic_write(js, text)
+    atomic_write(md, robustness_markdown(rows, model))
     return js, md
 
 
@@ -521,16 +496,12 @@ def update_card(model_dir: str | Path, rows: Sequence[Mapping], *,
     and, when given, against ``weights_sha256`` (the detector the rows were measured with).
     Returns the new card.
     """
-    from musicbrain_cli.model.checkpoint import (CARD_FILE, WEIGHTS_FILE, _atomic_write,
-                                                 _json_text, sha256_file, validate_card)
+    from musicbrain_cli.files import sha256_file
+    from musicbrain_cli.model.card import read_card, write_card
+    from musicbrain_cli.model.checkpoint import WEIGHTS_FILE
 
     model_dir = Path(model_dir)
-    path = model_dir / CARD_FILE
-    try:
-        card = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelLoadError(f"cannot read model card {str(path)!r}: {exc}") from exc
-    validate_card(card)
+    card = read_card(model_dir)
     try:
         actual = sha256_file(model_dir / WEIGHTS_FILE)
     except OSError as exc:
@@ -542,8 +513,7 @@ def update_card(model_dir: str | Path, rows: Sequence[Mapping], *,
                                  f"{source} names {expected}: the robustness table would "
                                  "describe other weights")
     card["robustness"] = _clean([dict(r) for r in rows])
-    validate_card(card)
-    _atomic_write(path, lambda p: p.write_text(_json_text(card), encoding="utf-8"))
+    write_card(model_dir, card)
     return card
 
 

@@ -235,15 +235,18 @@ def model_facts(detector) -> dict:
 
 
 def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = ScanOptions(),
-                  ood=None, command_line: Sequence[str] = (),
+                  command_line: Sequence[str] = (),
                   analysis_time: str | None = None) -> TrackAnalysis:
     """Analyse one file with ``detector``; raises :class:`MusicBrainError` on bad input.
 
-    ``ood`` is the model's :class:`~musicbrain_cli.ood.OODStats` (or ``None``: no
-    out-of-domain check, said in the report). ``analysis_time`` (ISO 8601, UTC) defaults to
-    now; it is the only input that is not part of (file, model, options).
+    The model stage is :meth:`Detector.predict_track` and the verdict
+    :func:`musicbrain_cli.verdict.track_verdict`, the path ``evaluate`` and ``robustness``
+    take too; the detector's own out-of-domain statistics (``detector.ood``) feed the
+    domain check (``None``: no check, said in the report). ``analysis_time`` (ISO 8601,
+    UTC) defaults to now; it is the only input that is not part of (file, model, options).
     """
-    from musicbrain_cli.audio import iter_windows, probe, stream
+    from musicbrain_cli.audio import probe, stream
+    from musicbrain_cli.verdict import track_verdict
 
     timer = _Timer()
     fe = detector.config.front_end
@@ -251,64 +254,26 @@ def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = S
     info = probe(path, trust_anchors=options.trust_anchors)
     timer.add("decode", time.perf_counter() - t0)
 
-    from musicbrain_cli.ood import spectral_profile
-
-    logits, embeddings, profiles, starts, n_valid, padded = [], [], [], [], [], []
     keep: list[tuple[float, int, _Candidate]] = []        # heaps of the most decisive windows
     keep_low: list[tuple[float, int, _Candidate]] = []
     det_idx = detector.taxonomy.index(DETECTION_LABEL)
-    batch: list = []
 
-    def flush() -> None:
-        if not batch:
-            return
-        t = time.perf_counter()
-        waves = torch.from_numpy(np.stack([w.samples for w in batch])).to(detector.device)
-        with torch.inference_mode():
-            # consecutive windows of one file: overlapping frames computed once
-            spec = detector.front_end.forward_consecutive(waves)
-            # the out-of-domain spectral profile is a feature of the same map: timed with it
-            profiles.append(spectral_profile(spec, floor=fe.silence_level))
-            timer.add("features", time.perf_counter() - t)
-            t = time.perf_counter()
-            fused = detector.model.forward_features(spec)
-            out = detector.model.forward_head(fused).float().cpu().numpy()
-            emb = detector.model.pool(fused).float().cpu().numpy()
-        timer.add("inference", time.perf_counter() - t)
-        logits.append(out)
-        embeddings.append(emb)
-        for w, s, lg in zip(batch, spec.cpu(), out):
+    def remember(windows, spec, out) -> None:
+        for w, s, lg in zip(windows, spec, out.logits):
             cand = _Candidate(w.index, w.start_s, s.clone(), w.samples)
             _push(keep, (float(lg[det_idx]), w.index, cand), options.explain_windows)
             _push(keep_low, (-float(lg[det_idx]), w.index, cand), options.explain_windows)
-        batch.clear()
 
-    t0 = time.perf_counter()
     audio = stream(path, sample_rate=fe.sample_rate, timeout_s=options.decode_timeout_s)
     with audio:
-        decode_start = time.perf_counter()
-        for window in iter_windows(audio, sample_rate=fe.sample_rate, window_s=fe.window_s,
-                                   hop_s=fe.hop_s):
-            starts.append(window.start_s)
-            n_valid.append(window.n_valid)
-            padded.append(window.padded)
-            batch.append(window)
-            if len(batch) >= options.batch_size:
-                timer.add("decode", time.perf_counter() - decode_start)
-                flush()
-                decode_start = time.perf_counter()
-        timer.add("decode", time.perf_counter() - decode_start)
-        flush()
+        prediction = detector.predict_track(audio, batch_size=options.batch_size,
+                                            on_batch=remember, timings=timer.totals)
     if audio.stats is not None:
         info = info.with_stats(audio.stats)
 
-    logits_arr = np.concatenate(logits)
-    probs = 1.0 / (1.0 + np.exp(-logits_arr.astype(np.float64) / detector.temperature))
-    from musicbrain_cli.model.inference import aggregate_windows
-
-    aggregate = aggregate_windows(probs, np.asarray(n_valid), detector.labels, detector.thresholds)
-    verdict, ood_facts = track_verdict(probs[:, det_idx], aggregate, detector, ood,
-                                       np.concatenate(embeddings), np.concatenate(profiles))
+    probs, aggregate = prediction.window_probs, prediction.aggregate
+    starts, padded = prediction.window_starts_s, prediction.padded
+    verdict, ood_facts = track_verdict(prediction, detector)
     leaning_ai = verdict.p_ai >= verdict.threshold
     chosen = sorted((c for _, _, c in (keep if leaning_ai else keep_low)),
                     key=lambda c: -probs[c.index, det_idx] if leaning_ai else probs[c.index, det_idx])
@@ -349,7 +314,7 @@ def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = S
         "command_line": list(command_line),
         "options": options.analysis_dict(),
         "analysis_time": analysis_time or _now(),
-        "limitations": _limitations(ood_facts, padded, info, detector.card),
+        "limitations": _limitations(ood_facts, [bool(p) for p in padded], info, detector.card),
     }
     return TrackAnalysis(track=track, explain=explain_arrays + line_figures, timings=timer.totals)
 
@@ -399,28 +364,6 @@ def _push(heap: list, item: tuple, size: int) -> None:
 
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
-
-
-def track_verdict(p_ai_windows: np.ndarray, aggregate: Mapping, detector, ood,
-                  embeddings: np.ndarray, profiles: np.ndarray | None = None):
-    """The three-way verdict of one track and its out-of-domain facts.
-
-    The one place where the model card's policy, the track aggregate and the OOD checks
-    meet, so scans, robustness rows and error-rate estimates apply the same rule.
-    ``embeddings`` and ``profiles`` are the per-window pooled embeddings and spectral
-    profiles (:func:`musicbrain_cli.ood.spectral_profile`).
-    """
-    from musicbrain_cli.ood import check_domain, describe_failures
-    from musicbrain_cli.verdict import VerdictPolicy, decide
-
-    policy = VerdictPolicy.from_card(detector.card)
-    ood_facts: dict[str, Any] = {"available": False}
-    if ood is not None:
-        ood_facts = check_domain(ood, detector.card.get("ood") or {}, embeddings, profiles)
-    in_domain = ood_facts["in_domain"] if ood_facts.get("available") else None
-    verdict = decide(float(aggregate[DETECTION_LABEL]["mean"]), p_ai_windows, policy=policy,
-                     in_domain=in_domain, ood_detail=describe_failures(ood_facts))
-    return verdict, ood_facts
 
 
 def _explain(chosen: list[_Candidate], detector, options: ScanOptions, timer: _Timer):
@@ -634,7 +577,7 @@ class ScanResult:
 
 
 def scan(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, detector, *,
-         options: ScanOptions = ScanOptions(), keys=None, ood=None,
+         options: ScanOptions = ScanOptions(), keys=None,
          command_line: Sequence[str] = (), progress: Progress = NULL_PROGRESS) -> ScanResult:
     """Scan ``inputs`` into ``out_dir``; a failing file becomes an error entry, never a stop."""
     from musicbrain_cli.audio import sha256_file
@@ -669,7 +612,7 @@ def scan(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, detect
                         result.reused += 1
                         entry = CatalogEntry(str(path), track=done, report=_report_rel(folder, out, options))
                     else:
-                        analysis = analyse_track(path, detector, options=options, ood=ood,
+                        analysis = analyse_track(path, detector, options=options,
                                                  command_line=command_line)
                         _merge(result.timings, analysis.timings)
                         result.audio_seconds += float(analysis.track["input"].get("decoded_duration_s") or 0)
@@ -717,13 +660,9 @@ def _merge(into: dict[str, float], more: Mapping[str, float]) -> None:
 
 
 def load_ood(detector):
-    """The detector's out-of-domain statistics, or ``None`` when its model has none."""
-    from musicbrain_cli.ood import OOD_FILE, OODStats
-
-    directory = getattr(detector, "model_dir", None)
-    if directory is None or not (Path(directory) / OOD_FILE).is_file():
-        return None
-    return OODStats.load(directory)
+    """The detector's out-of-domain statistics (``detector.ood``, loaded with its weights by
+    :meth:`Detector.from_pretrained`), or ``None``. Kept for callers of the old API."""
+    return detector.ood
 
 
 __all__ = ["ScanOptions", "ScanResult", "analyse_track", "discover", "safe_name", "scan",

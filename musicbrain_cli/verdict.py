@@ -145,6 +145,33 @@ NO_EVIDENCE = "no_evidence"
 LINE_FINDINGS = (AI, HUMAN, INCONCLUSIVE, NO_EVIDENCE)
 
 
+def track_verdict(prediction, detector) -> tuple[Verdict, dict]:
+    """The three-way verdict of one track and its out-of-domain facts.
+
+    The one place where the model card's policy, the track aggregate and the out-of-domain
+    checks meet, so scans, evaluations, robustness rows and reproductions apply the same
+    rule. ``prediction`` is the detector's
+    :class:`~musicbrain_cli.model.inference.TrackPrediction` (its windows' calibrated
+    probabilities, embeddings and spectral profiles); ``detector`` carries the card and its
+    out-of-domain statistics (``detector.ood``; ``None``: no domain check, said in the facts).
+    """
+    from musicbrain_cli.ood import check_domain, describe_failures
+    from musicbrain_cli.taxonomy import DETECTION_LABEL
+
+    policy = VerdictPolicy.from_card(detector.card)
+    det = list(prediction.labels).index(DETECTION_LABEL)
+    ood_facts: dict = {"available": False}
+    if detector.ood is not None:
+        out = prediction.outputs
+        ood_facts = check_domain(detector.ood, detector.card.get("ood") or {},
+                                 out.embeddings, out.profiles)
+    in_domain = ood_facts["in_domain"] if ood_facts.get("available") else None
+    verdict = decide(float(prediction.aggregate[DETECTION_LABEL]["mean"]),
+                     prediction.window_probs[:, det], policy=policy, in_domain=in_domain,
+                     ood_detail=describe_failures(ood_facts))
+    return verdict, ood_facts
+
+
 @dataclass(frozen=True)
 class LineFinding:
     """One evidence line's own finding on a track, before the lines are combined.

@@ -26,7 +26,7 @@ import soundfile as sf
 from musicbrain_cli.audio_encode import encode_audio
 from musicbrain_cli.errors import MusicBrainError
 from musicbrain_cli.model.inference import Detector
-from musicbrain_cli.scan import ScanOptions, analyse_track, load_ood
+from musicbrain_cli.scan import ScanOptions, analyse_track
 from musicbrain_cli.training.dataset import Dataset
 
 
@@ -38,14 +38,14 @@ def main() -> None:
     ap.add_argument("-o", "--out", default="runs/excerpts")
     args = ap.parse_args()
     det = Detector.from_pretrained(args.model, device="cpu")
-    ood, options = load_ood(det), ScanOptions(explain_windows=0)
+    options = ScanOptions(explain_windows=0)
     root, out = Path(args.dataset), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows = [r for r in Dataset.load(root).rows if r["source"] == "human"]
 
     def verdict(path: Path) -> tuple[str, float]:
         try:
-            t = analyse_track(path, det, options=options, ood=ood).track
+            t = analyse_track(path, det, options=options).track
         except MusicBrainError as exc:      # e.g. a clip of digital silence: no verdict
             return f"not analysed ({type(exc).__name__})", float("nan")
         return t["verdict"]["label"], t["verdict"]["p_ai"]

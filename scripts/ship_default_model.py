@@ -11,7 +11,6 @@ cannot drift from them. It then pins the weights' SHA-256 in ``model/checkpoint.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import shutil
@@ -78,7 +77,8 @@ def main() -> None:
     if len(sys.argv) != 2:
         raise SystemExit(__doc__)
     run = Path(sys.argv[1])
-    from musicbrain_cli.model.checkpoint import _json_text, validate_card
+    from musicbrain_cli.files import json_text, sha256_file
+    from musicbrain_cli.model.card import validate_card, write_card
 
     card = json.loads((run / "model_card.json").read_text())
     card["name"] = "musicbrain-default"
@@ -95,9 +95,9 @@ def main() -> None:
         (PACKAGE / name).chmod(0o644)
     config = json.loads((PACKAGE / "config.json").read_text())
     _recorded_init_from(config["extra"]["training"])
-    (PACKAGE / "config.json").write_text(_json_text(config))
-    (PACKAGE / "model_card.json").write_text(_json_text(card))
-    digest = hashlib.sha256((PACKAGE / "model.safetensors").read_bytes()).hexdigest()
+    (PACKAGE / "config.json").write_text(json_text(config))
+    write_card(PACKAGE, card)
+    digest = sha256_file(PACKAGE / "model.safetensors")
     text = CHECKPOINT_PY.read_text()
     pinned, count = re.subn(r'"default": "[0-9a-f]{64}"', f'"default": "{digest}"', text)
     if count != 1:

@@ -73,8 +73,9 @@ def test_predict_windows_is_temperature_scaled_sigmoid(detector):
     waves = windows(music(6.0), [0, 1, 2, 3, 4])
     probs = detector.predict_windows(waves, batch_size=2)
     logits = detector.logits_windows(waves, batch_size=2)
-    assert probs.shape == (5, 4) and probs.dtype == np.float32
-    np.testing.assert_allclose(probs, 1 / (1 + np.exp(-logits / 2.0)), rtol=1e-5, atol=1e-6)
+    # float64, in the one form every report states (calibration.calibrated_probability)
+    assert probs.shape == (5, 4) and probs.dtype == np.float64
+    np.testing.assert_array_equal(probs, 1 / (1 + np.exp(-logits.astype(np.float64) / 2.0)))
     assert np.all((probs > 0) & (probs < 1))
     assert len(np.unique(logits[:, 1])) == 5  # windows of different audio differ
 

@@ -21,17 +21,17 @@ card that vouches for weights that are not there.
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
-import math
 import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 import torch
 
 from musicbrain_cli.errors import ConfigError, ModelLoadError, MusicBrainError
+from musicbrain_cli.files import atomic_write, json_text, sha256_file
+from musicbrain_cli.model.card import (CARD_FILE, CARD_KEYS, default_card, read_card,  # noqa: F401
+                                       validate_card, write_card)
 from musicbrain_cli.model.config import ModelConfig
 
 if TYPE_CHECKING:
@@ -39,7 +39,6 @@ if TYPE_CHECKING:
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
-CARD_FILE = "model_card.json"
 CHECKPOINT_FORMAT = "musicbrain-checkpoint"
 CHECKPOINT_FORMAT_VERSION = 1
 
@@ -54,67 +53,6 @@ DEFAULT_MODEL = "default"
 SHIPPED_WEIGHTS_SHA256: dict[str, str] = {
     "default": "0820e3d315cb237ec95a306c0e9c2b14e201d441dc27aa881a3bc151816995b8",
 }
-
-CARD_KEYS = ("name", "version", "training_data", "metrics", "calibration", "thresholds",
-             "intended_use", "limitations", "weights_sha256")
-
-
-def default_card() -> dict[str, Any]:
-    """A card with every schema key; fields a caller does not give keep these values."""
-    return {
-        "name": "musicbrain",
-        "version": "0",
-        "training_data": {},
-        "metrics": {},
-        "calibration": {"temperature": 1.0},
-        "thresholds": {"detection": 0.5},
-        "intended_use": "",
-        "limitations": "",
-        "weights_sha256": "",
-    }
-
-
-def validate_card(card: Mapping[str, Any], *, error: type[MusicBrainError] = ModelLoadError) -> None:
-    """Check the card's schema; raise ``error`` naming the first problem."""
-    if not isinstance(card, Mapping):
-        raise error(f"model card must be a JSON object, not {type(card).__name__}")
-    missing = [k for k in CARD_KEYS if k not in card]
-    if missing:
-        raise error(f"model card lacks {missing}")
-    calibration = card["calibration"]
-    temperature = calibration.get("temperature") if isinstance(calibration, Mapping) else None
-    if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
-        raise error(f"model card calibration.temperature must be a positive number, not {temperature!r}")
-    thresholds = card["thresholds"]
-    if not isinstance(thresholds, Mapping) or "detection" not in thresholds:
-        raise error(f"model card thresholds must hold 'detection', not {thresholds!r}")
-    for name, value in thresholds.items():
-        if not (isinstance(value, (int, float)) and 0.0 < value < 1.0):
-            raise error(f"model card threshold {name!r} must lie in (0, 1), not {value!r}")
-
-
-def sha256_file(path: Path, *, chunk_size: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(chunk_size), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Write via ``write(tmp_path)`` to a temporary file beside ``path``, then rename."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _json_text(data: Any) -> str:
-    return json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n"
 
 
 def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
@@ -149,7 +87,7 @@ def save_checkpoint(directory: str | os.PathLike, model: torch.nn.Module, config
         "extra": dict(extra_config or {}),
     }
     try:
-        config_text = _json_text(config_doc)
+        config_text = json_text(config_doc)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"checkpoint config is not plain JSON: {exc}") from exc
     state = {k: v.detach().to("cpu", copy=True).contiguous()
@@ -157,11 +95,11 @@ def save_checkpoint(directory: str | os.PathLike, model: torch.nn.Module, config
     # One metadata key only: safetensors writes its metadata map in Rust's randomised hash
     # order, so two keys gave the same weights two different files (and SHA-256s) from run
     # to run. config.json beside the weights carries the format tag.
-    metadata = {"config": _json_text(config.to_dict())}
-    _atomic_write(directory / WEIGHTS_FILE, lambda p: save_file(state, str(p), metadata=metadata))
+    metadata = {"config": json_text(config.to_dict())}
+    atomic_write(directory / WEIGHTS_FILE, lambda p: save_file(state, str(p), metadata=metadata))
     card["weights_sha256"] = sha256_file(directory / WEIGHTS_FILE)
-    _atomic_write(directory / CONFIG_FILE, lambda p: p.write_text(config_text, encoding="utf-8"))
-    _atomic_write(directory / CARD_FILE, lambda p: p.write_text(_json_text(card), encoding="utf-8"))
+    atomic_write(directory / CONFIG_FILE, config_text)
+    write_card(directory, card, error=ConfigError)     # last: it vouches for the weights
     return card
 
 
@@ -209,8 +147,7 @@ def load_checkpoint(directory: str | os.PathLike, *, device: str | torch.device 
     directory = Path(directory)
     if not directory.is_dir():
         raise ModelLoadError(f"checkpoint directory not found: {str(directory)!r}")
-    card = _read_json(directory / CARD_FILE)
-    validate_card(card)
+    card = read_card(directory)
     config, _ = read_config(directory)
     weights = directory / WEIGHTS_FILE
     if not weights.is_file():

@@ -1,14 +1,24 @@
-"""Window-level and track-level prediction with a loaded model.
+"""The model stage: the one path from windows to logits, calibrated probabilities,
+embeddings and the spectral profiles the out-of-domain checks need.
 
 ::
 
     det = Detector.from_pretrained("default" | "path/to/checkpoint", device="auto")
     probs = det.predict_windows(waves)      # [N, n_samples] -> [N, L] calibrated probabilities
     track = det.predict_track("song.flac")  # windows of window_s every hop_s, then aggregates
+    out = det.forward_inputs(spec)          # cached model inputs [N, 1, F, T] -> WindowOutputs
+
+Every verdict, probability and domain check that ``scan``, ``evaluate``, ``robustness``,
+``reproduce``, ``finalize`` and ``refit-heads`` use comes out of :meth:`Detector.forward_inputs`
+(one batch of model inputs -> :class:`WindowOutputs`); :meth:`Detector.predict_track` drives
+it over a decoded stream (``scan``, ``evaluate``, ``robustness``), ``finalize`` over cached
+features. The detector also carries its model's out-of-domain statistics (``detector.ood``,
+loaded by :meth:`Detector.from_pretrained`), so the verdict
+(:func:`musicbrain_cli.verdict.track_verdict`) needs nothing else.
 
 Calibration: one temperature ``T`` from ``card["calibration"]["temperature"]`` (Guo et al.
 2017, "On Calibration of Modern Neural Networks", temperature scaling) divides every logit:
-``p = sigmoid(logit / T)``.
+``p = sigmoid(logit / T)`` (:func:`musicbrain_cli.calibration.calibrated_probability`).
 
 Track aggregation (per label, over the track's windows):
 
@@ -21,20 +31,23 @@ Track aggregation (per label, over the track's windows):
 
 Determinism: inference runs under ``torch.inference_mode`` in eval mode, with a fixed batch
 partition; on CPU two calls with the same input and ``batch_size`` give bit-identical
-results (tested). Different batch sizes may differ in the last float32 bits (oneDNN picks
-kernels by shape).
+results (tested), and a scan and an evaluation of the same clip with the same batch size
+state the same P(AI) to the last bit (tests/test_inference.py). Different batch sizes may
+differ in the last float32 bits (oneDNN picks kernels by shape).
 """
 
 from __future__ import annotations
 
 import copy
 import os
+import time
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
 
+from musicbrain_cli.calibration import calibrated_probability
 from musicbrain_cli.errors import ConfigError, ModelLoadError
 from musicbrain_cli.features import FrontEnd
 from musicbrain_cli.model.checkpoint import (DEFAULT_MODEL, load_checkpoint, pinned_sha256,
@@ -61,12 +74,42 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 
 @dataclass
+class WindowOutputs:
+    """What the model stage gives for ``N`` windows.
+
+    ``logits`` ``[N, L]`` float32 (raw), ``probs`` ``[N, L]`` float64 (calibrated,
+    ``sigmoid(logit / T)``), ``embeddings`` ``[N, D]`` (the pooled embedding the
+    out-of-domain check scores, or what the caller's ``embed`` returned), ``profiles``
+    ``[N, P]`` float32 (:func:`musicbrain_cli.ood.spectral_profile` of the model inputs).
+    """
+
+    logits: np.ndarray
+    probs: np.ndarray
+    embeddings: np.ndarray
+    profiles: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.logits.shape[0])
+
+    @classmethod
+    def concat(cls, parts: Sequence["WindowOutputs"], n_labels: int) -> "WindowOutputs":
+        """The parts joined window after window (empty arrays when there are none)."""
+        if not parts:
+            return cls(np.zeros((0, n_labels), np.float32), np.zeros((0, n_labels)),
+                       np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32))
+        return cls(*(np.concatenate([getattr(p, name) for p in parts])
+                     for name in ("logits", "probs", "embeddings", "profiles")))
+
+
+@dataclass
 class TrackPrediction:
     """Per-window and aggregate predictions for one track.
 
-    ``window_probs`` is ``[N, L]`` (calibrated), ``window_starts_s`` ``[N]`` seconds,
-    ``padded`` ``[N]`` bool, ``n_valid`` ``[N]`` real samples per window; ``aggregate``
-    maps each label to ``{"mean", "max", "share_over_threshold", "threshold"}``.
+    ``window_probs`` is ``[N, L]`` (calibrated, float64), ``window_starts_s`` ``[N]``
+    seconds, ``padded`` ``[N]`` bool, ``n_valid`` ``[N]`` real samples per window;
+    ``aggregate`` maps each label to ``{"mean", "max", "share_over_threshold",
+    "threshold"}``; ``outputs`` holds every window's logits, embedding and spectral profile
+    (what the verdict's out-of-domain check reads).
     """
 
     labels: list[str]
@@ -77,6 +120,7 @@ class TrackPrediction:
     window_s: float
     hop_s: float
     aggregate: dict[str, dict[str, float]] = field(default_factory=dict)
+    outputs: WindowOutputs | None = field(default=None, repr=False)
 
     @property
     def n_windows(self) -> int:
@@ -125,9 +169,12 @@ class Detector:
     """
 
     def __init__(self, model: torch.nn.Module, config: ModelConfig, card: Mapping[str, Any] | None = None,
-                 *, device: str | torch.device = "auto"):
+                 *, device: str | torch.device = "auto", ood=None):
         self.device = resolve_device(device)
         self.model_dir = None
+        #: the model's out-of-domain statistics (:class:`~musicbrain_cli.ood.OODStats`), or
+        #: None: the verdict then says no domain check could be made
+        self.ood = ood
         self.config = config
         self.card = dict(card or {})
         self.taxonomy = config.taxonomy
@@ -159,9 +206,43 @@ class Detector:
             raise ModelLoadError(f"the shipped model {str(name_or_path)!r} has weights "
                                  f"{card['weights_sha256']}, not the pinned {pinned}: the "
                                  "installation was altered; reinstall MusicBrain")
-        detector = cls(model, config, card, device=dev)
-        detector.model_dir = directory   # side files (out-of-domain statistics) live here
+        detector = cls(model, config, card, device=dev, ood=load_ood_stats(directory))
+        detector.model_dir = directory
         return detector
+
+    # --- the one model stage -----------------------------------------------------------
+
+    def calibrate(self, logits):
+        """``sigmoid(logits / T)`` with the card's temperature (NumPy -> float64; a torch
+        tensor stays a tensor): see :func:`~musicbrain_cli.calibration.calibrated_probability`."""
+        return calibrated_probability(logits, self.temperature)
+
+    @torch.inference_mode()
+    def forward_inputs(self, spec: torch.Tensor, *,
+                       embed: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                       timings: dict[str, float] | None = None) -> WindowOutputs:
+        """One batch of model inputs ``[B, 1, F, T]`` -> :class:`WindowOutputs`.
+
+        The spectral profile is taken from the same map the network reads, the embedding
+        from the same fused features its heads read, so each window runs through the network
+        once. ``embed(fused)`` replaces the pooled embedding (``refit-heads`` reads the style
+        heads' input). ``timings`` (optional) accumulates seconds under ``"features"`` (the
+        profile) and ``"inference"`` (the network).
+        """
+        from musicbrain_cli.ood import spectral_profile
+
+        t = time.perf_counter()
+        spec = spec.to(self.device)
+        profiles = spectral_profile(spec, floor=self.config.front_end.silence_level)
+        if timings is not None:
+            _add(timings, "features", time.perf_counter() - t)
+            t = time.perf_counter()
+        fused = self.model.forward_features(spec)
+        logits = self.model.forward_head(fused).float().cpu().numpy()
+        embeddings = (embed or self.model.pool)(fused).float().cpu().numpy()
+        if timings is not None:
+            _add(timings, "inference", time.perf_counter() - t)
+        return WindowOutputs(logits, self.calibrate(logits), embeddings, profiles)
 
     # --- windows ------------------------------------------------------------------------
 
@@ -187,29 +268,48 @@ class Detector:
         """
         return torch.cat([self.front_end(b) for b in self._batches(waves, len(waves) or 1)])
 
-    @torch.inference_mode()
+    def analyse_windows(self, waves: np.ndarray, *, batch_size: int = DEFAULT_BATCH_SIZE,
+                        consecutive: bool = False) -> WindowOutputs:
+        """:class:`WindowOutputs` for ``waves [N, n_samples]`` in batches of ``batch_size``.
+
+        ``consecutive``: the windows were cut one after another from one signal at the front
+        end's hop (as a track's are), so the frames they share are computed once
+        (:meth:`FrontEnd.forward_consecutive`, which checks this and else falls back).
+        """
+        parts = []
+        for b in self._batches(waves, batch_size):
+            with torch.inference_mode():
+                spec = self.front_end.forward_consecutive(b) if consecutive else self.front_end(b)
+            parts.append(self.forward_inputs(spec))
+        return WindowOutputs.concat(parts, len(self.labels))
+
     def logits_windows(self, waves: np.ndarray, *, batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
         """Raw (uncalibrated) logits ``[N, L]`` for ``waves [N, n_samples]``."""
-        out = [self.model(self.front_end(b)).float().cpu() for b in self._batches(waves, batch_size)]
-        if not out:
-            return np.zeros((0, len(self.labels)), dtype=np.float32)
-        return torch.cat(out).numpy()
+        return self.analyse_windows(waves, batch_size=batch_size).logits
 
     def predict_windows(self, waves: np.ndarray, *, batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
-        """Calibrated probabilities ``[N, L]`` (``sigmoid(logit / T)``) for ``[N, n_samples]``."""
-        logits = torch.from_numpy(self.logits_windows(waves, batch_size=batch_size))
-        return torch.sigmoid(logits / self.temperature).numpy()
+        """Calibrated probabilities ``[N, L]`` (``sigmoid(logit / T)``, float64) for
+        ``[N, n_samples]``."""
+        return self.analyse_windows(waves, batch_size=batch_size).probs
 
     # --- tracks -------------------------------------------------------------------------
 
-    def predict_track(self, path_or_samples: str | os.PathLike | np.ndarray, *,
-                      batch_size: int = DEFAULT_BATCH_SIZE, hop_s: float | None = None,
-                      progress: Progress = NULL_PROGRESS) -> TrackPrediction:
+    def predict_track(self, path_or_samples, *, batch_size: int = DEFAULT_BATCH_SIZE,
+                      hop_s: float | None = None, progress: Progress = NULL_PROGRESS,
+                      on_batch: Callable[[list, torch.Tensor, WindowOutputs], None] | None = None,
+                      timings: dict[str, float] | None = None) -> TrackPrediction:
         """Windows of ``window_s`` every ``hop_s`` (default: the front end's) -> predictions.
 
-        ``path_or_samples`` is a file (decoded by :mod:`musicbrain_cli.audio`) or a mono
-        float32 array at the model's sample rate. Short tracks give one zero-padded window,
-        flagged in ``padded``.
+        ``path_or_samples`` is a file (decoded by :mod:`musicbrain_cli.audio`), an open
+        :func:`~musicbrain_cli.audio.stream`, or a mono float32 array at the model's sample
+        rate. Short tracks give one zero-padded window, flagged in ``padded``. Windows are
+        batched ``batch_size`` at a time in decoding order, so memory stays bounded by a
+        batch; consecutive windows share their frames (:meth:`FrontEnd.forward_consecutive`).
+
+        ``on_batch(windows, spec, outputs)`` (optional) sees each batch's
+        :class:`~musicbrain_cli.audio.Window` list, its model inputs (on CPU) and outputs,
+        e.g. to keep the windows a scan explains. ``timings`` (optional) accumulates seconds
+        under ``"decode"``, ``"features"`` and ``"inference"``.
         """
         from musicbrain_cli.audio import iter_windows
 
@@ -221,35 +321,67 @@ class Detector:
         hop_s = fe.hop_s if hop_s is None else float(hop_s)
         if not 0 < hop_s <= fe.window_s:
             raise ConfigError(f"hop_s must lie in (0, {fe.window_s}] s, not {hop_s!r}")
-        starts, padded, n_valid, probs = [], [], [], []
-        batch: list[np.ndarray] = []
+        clock = {} if timings is None else timings
+        starts, padded, n_valid, parts = [], [], [], []
+        batch: list = []
 
         def flush() -> None:
-            if batch:
-                probs.append(self.predict_windows(np.stack(batch), batch_size=batch_size))
-                batch.clear()
+            if not batch:
+                return
+            t = time.perf_counter()
+            waves = np.ascontiguousarray(np.stack([w.samples for w in batch]), dtype=np.float32)
+            with torch.inference_mode():
+                # consecutive windows of one file: overlapping frames computed once
+                spec = self.front_end.forward_consecutive(torch.from_numpy(waves).to(self.device))
+            _add(clock, "features", time.perf_counter() - t)
+            out = self.forward_inputs(spec, timings=clock)
+            parts.append(out)
+            if on_batch is not None:
+                on_batch(list(batch), spec.cpu(), out)
+            batch.clear()
 
         with progress.task("predicting windows") as task:
+            decode_start = time.perf_counter()
             for window in iter_windows(path_or_samples, sample_rate=fe.sample_rate,
                                        window_s=fe.window_s, hop_s=hop_s):
                 starts.append(window.start_s)
                 padded.append(window.padded)
                 n_valid.append(window.n_valid)
-                batch.append(window.samples)
-                if len(batch) == batch_size:
+                batch.append(window)
+                if len(batch) >= batch_size:
+                    _add(clock, "decode", time.perf_counter() - decode_start)
                     flush()
+                    decode_start = time.perf_counter()
                 task.advance()
+            _add(clock, "decode", time.perf_counter() - decode_start)
             flush()
-        window_probs = np.concatenate(probs) if probs else np.zeros((0, len(self.labels)), np.float32)
+        outputs = WindowOutputs.concat(parts, len(self.labels))
         n_valid_arr = np.asarray(n_valid, dtype=np.int64)
         return TrackPrediction(
             labels=list(self.labels),
             window_starts_s=np.asarray(starts, dtype=np.float64),
-            window_probs=window_probs,
+            window_probs=outputs.probs,
             padded=np.asarray(padded, dtype=bool),
             n_valid=n_valid_arr,
             window_s=fe.window_s,
             hop_s=hop_s,
-            aggregate=aggregate_windows(window_probs, n_valid_arr, self.labels, self.thresholds)
-            if len(window_probs) else {},
+            aggregate=aggregate_windows(outputs.probs, n_valid_arr, self.labels, self.thresholds)
+            if len(outputs) else {},
+            outputs=outputs,
         )
+
+
+def _add(timings: dict[str, float], stage: str, seconds: float) -> None:
+    timings[stage] = timings.get(stage, 0.0) + seconds
+
+
+def load_ood_stats(directory):
+    """The out-of-domain statistics saved beside a model's weights, or ``None`` when the
+    model has none (``directory`` None, or no ``ood.safetensors`` there)."""
+    from pathlib import Path
+
+    from musicbrain_cli.ood import OOD_FILE, OODStats
+
+    if directory is None or not (Path(directory) / OOD_FILE).is_file():
+        return None
+    return OODStats.load(directory)

@@ -1,54 +1,29 @@
-"""Small file helpers shared by the report writers: atomic writes and streaming hashes.
+"""File helpers of the report writers: atomic writes and streaming hashes.
 
-Every report file is written under a temporary name in the target folder and renamed into
-place (``os.replace`` is atomic on POSIX within one file system), so a crash or a full disk
-never leaves a half-written report that a later ``verify`` could mistake for a whole one.
+The implementations live in :mod:`musicbrain_cli.files` (one copy for the whole package);
+here a failed write becomes a :class:`~musicbrain_cli.errors.ReportError` naming the file,
+so a crash or a full disk never leaves a half-written report that a later ``verify`` could
+mistake for a whole one.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-import tempfile
+import os  # noqa: F401  (tests patch ``_io.os.fsync`` to simulate a full disk)
 from pathlib import Path
 
 from musicbrain_cli.errors import ReportError
+from musicbrain_cli.files import atomic_write, sha256_bytes, sha256_file
 
-_CHUNK = 1 << 20  # 1 MiB: large enough to stream quickly, small enough to stay cheap
+__all__ = ["atomic_write_bytes", "sha256_file", "sha256_bytes"]
 
 
 def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder, then rename.
+    """:func:`musicbrain_cli.files.atomic_write` of ``data``; ``OSError`` -> ``ReportError``.
 
     ``mode`` is applied before the rename, so the file never exists at its final name with
     looser permissions (this matters for private keys, written with ``0o600``).
     """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
+        return atomic_write(path, data, mode=mode)
     except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
         raise ReportError(f"could not write {str(path)!r}: {exc}") from exc
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file, read in chunks (audio files can be large)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()

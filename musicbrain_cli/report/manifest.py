@@ -23,6 +23,7 @@ import rfc8785
 
 from musicbrain_cli import __version__
 from musicbrain_cli.errors import ReportError, SigningError
+from musicbrain_cli.files import canonical_json as _canonical_json
 from musicbrain_cli.report._io import atomic_write_bytes, sha256_file
 from musicbrain_cli.report.keys import KeyPair, ed25519_public_b64
 from musicbrain_cli.report.signing import sign_detached
@@ -39,7 +40,7 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 def canonical_json(obj: Any) -> bytes:
     """RFC 8785 canonical UTF-8 bytes of ``obj``."""
     try:
-        return rfc8785.dumps(obj)
+        return _canonical_json(obj)
     except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
         raise ReportError(f"manifest is not canonicalisable JSON: {exc}") from exc
 

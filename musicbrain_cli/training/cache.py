@@ -30,6 +30,7 @@ import torch
 import torch.utils.data
 
 from musicbrain_cli.errors import DatasetError
+from musicbrain_cli.files import sha256_file
 from musicbrain_cli.progress import NULL_PROGRESS, Progress
 from musicbrain_cli.training.dataset import MANIFEST, SPLITS, Dataset
 
@@ -48,11 +49,7 @@ def config_hash(front_end_dict: dict[str, Any]) -> str:
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return sha256_file(path)
 
 
 def default_cache_dir(dataset_root: str | Path, front_end) -> Path:

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from musicbrain_cli.errors import DatasetError
+from musicbrain_cli.model.inference import WindowOutputs
 from musicbrain_cli.progress import NULL_PROGRESS, Progress
 from musicbrain_cli.taxonomy import DETECTION_LABEL, STYLE_GROUPS
 
@@ -71,30 +72,23 @@ class _Clips:
         return np.array([np.median(window_scores[a:z]) for a, z in zip(b, b[1:])])
 
 
-@torch.inference_mode()
-def _run(model, cache, indices: np.ndarray, temperature: float, batch_size: int,
-         progress: Progress, label: str, floor: float, transform=None, embed=None):
+def _run(detector, cache, indices: np.ndarray, batch_size: int, progress: Progress,
+         label: str, transform=None, embed=None):
     """Calibrated probabilities, embeddings (``embed(fused)``, by default the model's pooled
-    embedding) and spectral profiles of the cached windows ``indices``."""
-    from musicbrain_cli.ood import spectral_profile
-
-    embed = embed or model.pool
-
-    logits, emb, prof = [], [], []
+    embedding) and spectral profiles of the cached windows ``indices``: the detector's one
+    model stage (:meth:`Detector.forward_inputs`) on cached model inputs instead of decoded
+    audio, so the figures finalize measures are those a scan computes."""
+    parts = []
     with progress.task(f"finalize: {label}", total=len(indices)) as task:
         for start in range(0, len(indices), batch_size):
             idx = indices[start:start + batch_size]
             x = torch.from_numpy(np.stack([cache.features(int(i)) for i in idx])).float()
             if transform is not None:
                 x = transform(x)
-            fused = model.forward_features(x)
-            logits.append(model.forward_head(fused).float().numpy())
-            emb.append(embed(fused).float().numpy())
-            prof.append(spectral_profile(x, floor=floor))
+            parts.append(detector.forward_inputs(x, embed=embed))
             task.advance(len(idx))
-    logits = np.concatenate(logits).astype(np.float64)
-    return (1.0 / (1.0 + np.exp(-logits / temperature)), np.concatenate(emb),
-            np.concatenate(prof))
+    out = WindowOutputs.concat(parts, len(detector.labels))
+    return out.probs, out.embeddings, out.profiles
 
 
 def _clips(cache, indices, probs, emb, det: int, profiles: np.ndarray | None = None) -> _Clips:
@@ -259,17 +253,16 @@ def finalize_model(model_dir: str | Path, dataset_root: str | Path, *,
     that a human recording played slightly sharp or flat is no likelier to be accused.
     """
     from musicbrain_cli.metrics import roc_auc
-    from musicbrain_cli.model.checkpoint import (_atomic_write, _json_text, load_checkpoint,
-                                                 validate_card)
+    from musicbrain_cli.model.card import write_card
+    from musicbrain_cli.model.inference import Detector
     from musicbrain_cli.ood import CHECK_WORDS, PROFILE_BANDS, fit_ood, fit_threshold
     from musicbrain_cli.verdict import VerdictPolicy
 
     model_dir = Path(model_dir)
-    model, config, card = load_checkpoint(model_dir, device="cpu")
-    model.eval()
+    detector = Detector.from_pretrained(model_dir, device="cpu")
+    config, card = detector.config, detector.card
     cache, by_split = model_windows(dataset_root, config, "finalize", progress)
     rng = np.random.default_rng(seed)
-    temperature = float((card.get("calibration") or {}).get("temperature", 1.0))
     det = config.taxonomy.index(DETECTION_LABEL)
 
     clips: dict[str, _Clips] = {}
@@ -277,8 +270,7 @@ def finalize_model(model_dir: str | Path, dataset_root: str | Path, *,
         idx = np.asarray(by_split[split])
         if split == FIT_SPLIT and len(idx) > max_fit_windows:
             idx = np.sort(rng.choice(idx, size=max_fit_windows, replace=False))
-        probs, emb, prof = _run(model, cache, idx, temperature, batch_size, progress, split,
-                                config.front_end.silence_level)
+        probs, emb, prof = _run(detector, cache, idx, batch_size, progress, split)
         clips[split] = _clips(cache, idx, probs, emb, det, prof)
 
     # Out of domain: fit on train windows (class = human/ai), thresholds on validation clips.
@@ -309,8 +301,8 @@ def finalize_model(model_dir: str | Path, dataset_root: str | Path, *,
         bins, floor = bin_frequencies(config.front_end), config.front_end.silence_level
         val_idx = np.asarray(by_split[CHOOSE_SPLIT])
         for semitones in pitch_semitones:
-            shifted, shifted_emb, _ = _run(model, cache, val_idx, temperature, batch_size, progress,
-                                 f"{CHOOSE_SPLIT}, pitch {semitones:+g} st", floor,
+            shifted, shifted_emb, _ = _run(detector, cache, val_idx, batch_size, progress,
+                                 f"{CHOOSE_SPLIT}, pitch {semitones:+g} st",
                                  transform=lambda x, s=semitones: pitch_warp(x, bins, s, floor))
             versions[f"pitch {semitones:+g} semitone"] = _clips(cache, val_idx, shifted,
                                                                 shifted_emb, det).p_ai
@@ -361,9 +353,7 @@ def finalize_model(model_dir: str | Path, dataset_root: str | Path, *,
     card["evaluation"] = evaluation
     card["training_data"] = {**(card.get("training_data") or {}),
                              **label_support(cache, by_split[FIT_SPLIT], config.taxonomy.labels)}
-    validate_card(card)
-    _atomic_write(model_dir / "model_card.json",
-                  lambda p: p.write_text(_json_text(card), encoding="utf-8"))
+    write_card(model_dir, card)
     return card
 
 

@@ -121,8 +121,8 @@ def refit_style_heads(model_dir: str | Path, dataset_root: str | Path, out_dir: 
     Raises :class:`TrainingError` when no ``C`` beats the input model on validation style mAP:
     a worse model is never written."""
     from musicbrain_cli.calibration import fit_temperature
-    from musicbrain_cli.model.checkpoint import (load_checkpoint, pinned_sha256, read_config,
-                                                 resolve_model, save_checkpoint)
+    from musicbrain_cli.model.checkpoint import read_config, resolve_model, save_checkpoint
+    from musicbrain_cli.model.inference import Detector
     from musicbrain_cli.model.config import MAX_STYLE_BANDS
     from musicbrain_cli.training.finalize import (CHOOSE_SPLIT, FIT_SPLIT, _clips,
                                                   _run, _style_map, model_windows)
@@ -134,10 +134,10 @@ def refit_style_heads(model_dir: str | Path, dataset_root: str | Path, out_dir: 
         raise InputError(f"C values must be positive, got {list(c_grid)}")
     if style_bands is not None and not 0 <= style_bands <= MAX_STYLE_BANDS:
         raise InputError(f"style_bands must lie in [0, {MAX_STYLE_BANDS}], got {style_bands}")
-    expected = pinned_sha256(model_dir)
+    # from_pretrained checks a shipped model's weights against the pinned SHA-256
+    detector = Detector.from_pretrained(model_dir, device="cpu")
     model_dir = resolve_model(model_dir)
-    model, config, card = load_checkpoint(model_dir, device="cpu", expected_sha256=expected)
-    model.eval()
+    model, config, card = detector.model, detector.config, detector.card
     from_bands = config.style_bands
     new_bands = from_bands if style_bands is None else style_bands
     if new_bands != from_bands:
@@ -151,7 +151,7 @@ def refit_style_heads(model_dir: str | Path, dataset_root: str | Path, out_dir: 
         new_model, new_config = model, config
     _, extra = read_config(model_dir)
     cache, by_split = model_windows(dataset_root, config, "re-fitting the style heads", progress)
-    temperature = float((card.get("calibration") or {}).get("temperature", 1.0))
+    temperature = detector.temperature
     det = config.taxonomy.index(DETECTION_LABEL)
     width = model.embed_dim
 
@@ -161,8 +161,8 @@ def refit_style_heads(model_dir: str | Path, dataset_root: str | Path, out_dir: 
     clips = {}
     for split in (FIT_SPLIT, CHOOSE_SPLIT):
         idx = np.asarray(by_split[split])
-        probs, emb, _ = _run(model, cache, idx, temperature, batch_size, progress,
-                             f"embed {split}", config.front_end.silence_level, embed=features)
+        probs, emb, _ = _run(detector, cache, idx, batch_size, progress, f"embed {split}",
+                             embed=features)
         clips[split] = _clips(cache, idx, probs, emb, det)
     train, val = clips[FIT_SPLIT], clips[CHOOSE_SPLIT]
     x_train = train.embeddings[:, width:].astype(np.float64)

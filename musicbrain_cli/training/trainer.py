@@ -127,16 +127,15 @@ class CacheSource:
             return None
 
     def prepare(self, *, progress: Progress = NULL_PROGRESS) -> None:
+        from musicbrain_cli.files import sha256_file
         from musicbrain_cli.training.cache import build_cache
         from musicbrain_cli.training.dataset import MANIFEST
-
-        import hashlib
 
         index = self._index()
         manifest = Path(self.root) / MANIFEST
         if not manifest.is_file():
             raise InputError(f"{self.root!r} is not a MusicBrain data set (no {MANIFEST})")
-        current = hashlib.sha256(manifest.read_bytes()).hexdigest()
+        current = sha256_file(manifest)
         if index is None or index.get("manifest_sha256") != current:
             # Resumable: finished shards are kept (cache.py).
             build_cache(self.root, self._frontend(), progress=progress)

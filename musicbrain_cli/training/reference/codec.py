@@ -18,7 +18,6 @@ Weights are saved as safetensors beside a JSON config, like the symbolic generat
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass
@@ -31,6 +30,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from musicbrain_cli.errors import ModelLoadError, TrainingError
+from musicbrain_cli.files import sha256_file
 from musicbrain_cli.progress import NULL_PROGRESS, Progress
 
 
@@ -219,7 +219,7 @@ def save_codec(model: ConvCodec, directory: str | Path, name: str, *, meta: dict
     save_file({k: v.detach().to(torch.float16).contiguous()
                for k, v in model.state_dict().items()}, str(weights))
     config = {"name": name, "kind": "conv-codec", "architecture": asdict(model.cfg),
-              "weights_sha256": hashlib.sha256(weights.read_bytes()).hexdigest(), **meta}
+              "weights_sha256": sha256_file(weights), **meta}
     (directory / f"{name}.json").write_text(json.dumps(config, indent=1) + "\n",
                                             encoding="utf-8")
     return weights
@@ -236,7 +236,7 @@ def load_codec(directory: str | Path, name: str) -> tuple[ConvCodec, dict]:
         if config.get("kind") != "conv-codec":
             raise ModelLoadError(f"{str(cfg_path)!r} is not a codec (kind "
                                  f"{config.get('kind')!r})")
-        if hashlib.sha256(weights.read_bytes()).hexdigest() != config["weights_sha256"]:
+        if sha256_file(weights) != config["weights_sha256"]:
             raise ModelLoadError(f"weights {str(weights)!r} do not match the SHA-256 "
                                  f"recorded in {str(cfg_path)!r}")
         arch = dict(config["architecture"])

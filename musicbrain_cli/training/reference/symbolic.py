@@ -15,7 +15,6 @@ the works it learned from, and the SHA-256 of the weights, checked on load).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import time
@@ -29,6 +28,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from musicbrain_cli.errors import ModelLoadError, TrainingError
+from musicbrain_cli.files import sha256_file
 from musicbrain_cli.progress import NULL_PROGRESS, Progress
 from musicbrain_cli.training.reference.tokens import EOS, PAD, PREFIX_LEN, Vocabulary
 
@@ -324,7 +324,7 @@ def sample(model: SymbolicGPT, prefixes: torch.Tensor, *, max_new_tokens: int,
 
 
 def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return sha256_file(path)
 
 
 def save_generator(model: SymbolicGPT, vocab: Vocabulary, directory: str | Path, name: str,

@@ -1,0 +1,105 @@
+"""Files, once for everyone: atomic writes, SHA-256 of files, canonical and pretty JSON.
+
+Every file MusicBrain writes (weights, model cards, reports, manifests, keys, tables) goes
+through :func:`atomic_write`: the bytes go to a temporary file in the target folder, are
+flushed to disk (``fsync``), given their final permissions, and renamed into place
+(``os.replace`` is atomic on POSIX within one file system). A crash, a full disk or an
+exception in the writer therefore never leaves a half-written file under the final name,
+and never a card that vouches for weights that are not there.
+
+Hashes are streamed in bounded chunks (audio and weights can be large). Two JSON forms:
+
+* :func:`canonical_json`: RFC 8785 (JSON Canonicalization Scheme) bytes, what manifests
+  are signed over, so anyone can re-hash them with any RFC 8785 implementation;
+* :func:`json_text`: sorted keys, two-space indent, no NaN, one final newline: what
+  checkpoints' ``config.json`` and ``model_card.json`` hold (stable, so the same card gives
+  the same bytes and the same SHA-256 from run to run).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+#: Bytes read per step when hashing: large enough to stream quickly, small enough to keep
+#: memory bounded whatever the file's size.
+HASH_CHUNK = 1 << 20
+DEFAULT_MODE = 0o644
+
+
+def atomic_write(path: str | os.PathLike, data: bytes | str | Callable[[Path], Any], *,
+                 mode: int = DEFAULT_MODE, encoding: str = "utf-8") -> Path:
+    """Write ``data`` to ``path`` through a temporary file beside it, then rename.
+
+    ``data`` is bytes, text (encoded with ``encoding``) or a callable ``write(tmp_path)``
+    that writes the temporary file itself (e.g. ``safetensors.torch.save_file``). ``mode``
+    is applied before the rename, so the file never exists under its final name with looser
+    permissions (private keys are written with ``0o600``). On any error, the temporary file
+    is removed and the error propagates (``OSError`` as raised; callers wrap it in their own
+    :mod:`musicbrain_cli.errors` class); ``path`` is then untouched.
+    """
+    path = Path(path)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(tmp_name)
+    try:
+        if callable(data):
+            os.close(fd)
+            fd = -1
+            data(tmp)
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+        else:
+            raw = data.encode(encoding) if isinstance(data, str) else bytes(data)
+            with os.fdopen(fd, "wb") as fh:
+                fd = -1
+                fh.write(raw)
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        if fd >= 0:
+            os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def sha256_file(path: str | os.PathLike, *, chunk_size: int = HASH_CHUNK) -> str:
+    """Hex SHA-256 of the file's bytes, read ``chunk_size`` bytes at a time.
+
+    Raises ``OSError`` when the file cannot be read (callers name the file in their own
+    error class).
+    """
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def sha256_bytes(data: bytes) -> str:
+    """Hex SHA-256 of ``data``."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def canonical_json(obj: Any) -> bytes:
+    """RFC 8785 canonical UTF-8 bytes of ``obj`` (sorted keys, no whitespace, ECMAScript
+    number form): the bytes signatures are made over. Raises ``rfc8785.CanonicalizationError``,
+    ``TypeError`` or ``ValueError`` for values JSON cannot hold (NaN, non-string keys...)."""
+    import rfc8785
+
+    return rfc8785.dumps(obj)
+
+
+def json_text(data: Any) -> str:
+    """Stable, readable JSON: sorted keys, two-space indent, NaN refused, final newline."""
+    return json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+
+__all__ = ["atomic_write", "sha256_file", "sha256_bytes", "canonical_json", "json_text",
+           "HASH_CHUNK"]

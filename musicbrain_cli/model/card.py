@@ -1,0 +1,114 @@
+"""The model card, ``model_card.json``: the one reader and writer.
+
+The card states what a checkpoint is and what it was measured to do: its name and version,
+training data, validation metrics, calibration temperature, thresholds and verdict policy,
+out-of-domain thresholds, error rates, robustness table, limitations, and the SHA-256 of
+the weights it vouches for. Training writes it with the weights
+(:func:`~musicbrain_cli.model.checkpoint.save_checkpoint`), ``finalize`` and ``refit-heads``
+and ``evaluate --robustness --update-card`` update sections of it; every one of them goes
+through :func:`write_card` (schema checked, written atomically as stable JSON by
+:func:`musicbrain_cli.files.atomic_write`), so a crash never leaves half a card and two
+writers cannot disagree on its form.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+from musicbrain_cli.errors import ModelLoadError, MusicBrainError
+from musicbrain_cli.files import atomic_write, json_text
+
+CARD_FILE = "model_card.json"
+CARD_KEYS = ("name", "version", "training_data", "metrics", "calibration", "thresholds",
+             "intended_use", "limitations", "weights_sha256")
+
+
+def default_card() -> dict[str, Any]:
+    """A card with every schema key; fields a caller does not give keep these values."""
+    return {
+        "name": "musicbrain",
+        "version": "0",
+        "training_data": {},
+        "metrics": {},
+        "calibration": {"temperature": 1.0},
+        "thresholds": {"detection": 0.5},
+        "intended_use": "",
+        "limitations": "",
+        "weights_sha256": "",
+    }
+
+
+def validate_card(card: Mapping[str, Any], *, error: type[MusicBrainError] = ModelLoadError) -> None:
+    """Check the card's schema; raise ``error`` naming the first problem."""
+    if not isinstance(card, Mapping):
+        raise error(f"model card must be a JSON object, not {type(card).__name__}")
+    missing = [k for k in CARD_KEYS if k not in card]
+    if missing:
+        raise error(f"model card lacks {missing}")
+    calibration = card["calibration"]
+    temperature = calibration.get("temperature") if isinstance(calibration, Mapping) else None
+    if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
+        raise error(f"model card calibration.temperature must be a positive number, not {temperature!r}")
+    thresholds = card["thresholds"]
+    if not isinstance(thresholds, Mapping) or "detection" not in thresholds:
+        raise error(f"model card thresholds must hold 'detection', not {thresholds!r}")
+    for name, value in thresholds.items():
+        if not (isinstance(value, (int, float)) and 0.0 < value < 1.0):
+            raise error(f"model card threshold {name!r} must lie in (0, 1), not {value!r}")
+
+
+def read_card(directory: str | os.PathLike) -> dict[str, Any]:
+    """The validated card of the checkpoint folder ``directory``.
+
+    Raises :class:`ModelLoadError` naming the file when it is missing, unreadable, not JSON
+    or not a valid card.
+    """
+    path = Path(directory) / CARD_FILE
+    if not path.is_file():
+        raise ModelLoadError(f"checkpoint file missing: {str(path)!r}")
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelLoadError(f"cannot read {str(path)!r}: {exc}") from exc
+    validate_card(card)
+    return card
+
+
+def write_card(directory: str | os.PathLike, card: Mapping[str, Any], *,
+               error: type[MusicBrainError] = ModelLoadError) -> Path:
+    """Validate ``card`` (raising ``error``) and write it atomically into ``directory``.
+
+    The text is :func:`musicbrain_cli.files.json_text` (sorted keys, two-space indent), so
+    the same card always gives the same bytes.
+    """
+    validate_card(card, error=error)
+    path = Path(directory) / CARD_FILE
+    try:
+        text = json_text(card)
+    except (TypeError, ValueError) as exc:
+        raise error(f"model card is not plain JSON: {exc}") from exc
+    try:
+        return atomic_write(path, text)
+    except OSError as exc:
+        raise error(f"cannot write {str(path)!r}: {exc}") from exc
+
+
+def update_card(directory: str | os.PathLike, **sections: Any) -> dict[str, Any]:
+    """Replace top-level ``sections`` of the card in ``directory`` (a value ``None`` removes
+    the section), validate and write it atomically; returns the new card."""
+    card = read_card(directory)
+    for key, value in sections.items():
+        if value is None:
+            card.pop(key, None)
+        else:
+            card[key] = value
+    write_card(directory, card)
+    return card
+
+
+__all__ = ["CARD_FILE", "CARD_KEYS", "default_card", "validate_card", "read_card",
+           "write_card", "update_card"]
