@@ -71,3 +71,28 @@ def test_verdict_rates_split_the_miss_rate_by_generator():
     assert a["n_ai"] == 3 and a["fnr"] == pytest.approx(1 / 3) and a["tpr"] == pytest.approx(2 / 3)
     assert a["fnr_ci95"][0] < 1 / 3 < a["fnr_ci95"][1]
     assert "by_generator" not in verdict_rates(clips, is_ai, policy=policy, split="test")
+
+
+def test_verdict_rates_state_recall_per_rhythgen_configuration():
+    """Issue 21: the card states recall on RhythGen configurations held out of training,
+    per configuration and pooled; other clips and human clips never count."""
+    policy = VerdictPolicy(threshold=0.5, band=0.1)
+    ids = ["rg-LAD-aa-w0", "rg-LAD-bb-w0", "rg-HMR-cc-w0", "rg-LAR-dd-w0", "human-x-w0",
+           "symbolic-small-00001"]
+    p = [0.95, 0.2, 0.9, 0.55, 0.1, 0.99]
+    is_ai = np.array([True, True, True, True, False, True])
+    clips = _clips(p, [np.array([x] * 3) for x in p], [0.0] * 6)
+    clips.ids = ids
+    rates = verdict_rates(clips, is_ai, policy=policy, split="test")
+    by = rates["by_rhythgen_configuration"]
+    assert set(by) == {"LAD", "HMR", "LAR", "held_out_pooled"}
+    assert by["LAD"]["n_ai"] == 2 and by["LAD"]["tpr"] == pytest.approx(0.5)
+    assert by["LAD"]["fnr"] == pytest.approx(0.5) and by["LAD"]["held_out"] is True
+    assert by["LAR"]["held_out"] is False and by["LAR"]["inconclusive"] == pytest.approx(1.0)
+    pooled = by["held_out_pooled"]
+    assert pooled["configurations"] == ["HMR", "LAD"] and pooled["n_ai"] == 3
+    assert pooled["tpr"] == pytest.approx(2 / 3)
+    assert pooled["tpr_ci95"][0] < 2 / 3 < pooled["tpr_ci95"][1]
+    clips.ids = [str(i) for i in range(6)]
+    assert "by_rhythgen_configuration" not in verdict_rates(clips, is_ai, policy=policy,
+                                                            split="test")

@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -165,6 +165,8 @@ def verdict_rates(clips: _Clips, is_ai: np.ndarray, *, policy, split: str,
                                   "tpr": mine.count(AI) / len(mine),
                                   "inconclusive": mine.count(INCONCLUSIVE) / len(mine)}
 
+    by_config = configuration_rates(clips.ids, labels, is_ai)
+
     fpr, fpr_ci = rate(counts[False][AI], n_h)
     fnr, fnr_ci = rate(counts[True][HUMAN], n_a)
     inc_h, _ = rate(counts[False][INCONCLUSIVE], n_h)
@@ -175,7 +177,40 @@ def verdict_rates(clips: _Clips, is_ai: np.ndarray, *, policy, split: str,
             "inconclusive_human": inc_h, "inconclusive_ai": inc_a,
             "counts": {"human": dict(counts[False]), "ai": dict(counts[True])},
             **({"by_generator": by_generator} if generators is not None else {}),
+            **({"by_rhythgen_configuration": by_config} if by_config else {}),
             "unit": "clip", "rule": "full verdict rule (band, disagreement, out of domain)"}
+
+
+def configuration_rates(ids: Sequence[str], labels: Sequence[str],
+                        is_ai: np.ndarray) -> dict[str, Any]:
+    """Verdict rates of RhythGen's clips (ids ``rg-<configuration>-...``, written by
+    ``data build-reference``) per configuration, and pooled over the configurations held
+    out of training (issue 21: recall on configurations never trained on); empty when the
+    split holds none."""
+    from musicbrain_cli.metrics import wilson_interval
+    from musicbrain_cli.training.reference.rhythgen import HELD_OUT_CONFIGS
+    from musicbrain_cli.verdict import AI, HUMAN, INCONCLUSIVE
+
+    per: dict[str, list[str]] = defaultdict(list)
+    for cid, label, truth in zip(ids, labels, is_ai):
+        if truth and cid.startswith("rg-"):
+            per[cid.split("-")[1]].append(label)
+    if not per:
+        return {}
+
+    def rates(labs: list[str]) -> dict[str, Any]:
+        return {"n_ai": len(labs), "tpr": labs.count(AI) / len(labs),
+                "tpr_ci95": list(wilson_interval(labs.count(AI), len(labs))),
+                "fnr": labs.count(HUMAN) / len(labs),
+                "inconclusive": labs.count(INCONCLUSIVE) / len(labs)}
+
+    out: dict[str, Any] = {c: {**rates(labs), "held_out": c in HELD_OUT_CONFIGS}
+                           for c, labs in sorted(per.items())}
+    held = [lab for c, labs in per.items() if c in HELD_OUT_CONFIGS for lab in labs]
+    if held:
+        out["held_out_pooled"] = {**rates(held), "configurations":
+                                  sorted(c for c in per if c in HELD_OUT_CONFIGS)}
+    return out
 
 
 def _generator_columns(taxonomy) -> dict[str, int]:
