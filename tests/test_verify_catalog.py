@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from musicbrain_cli.audio_encode import encode_audio
 from musicbrain_cli.cli import main
 from musicbrain_cli.report.catalog import catalog_files
+from musicbrain_cli.report.keys import load_trust_store
 from musicbrain_cli.report.verify import is_catalog_folder, verify_catalog
 from conftest import make_tone
 
@@ -59,7 +60,7 @@ def _failed(results):
 def test_an_untouched_scan_verifies_and_names_its_failed_inputs(copy):
     assert is_catalog_folder(copy)
     assert not is_catalog_folder(next(p for p in copy.iterdir() if p.is_dir()))
-    results = verify_catalog(copy)
+    results = verify_catalog(copy, trusted=load_trust_store())
     assert [r.kind for r in results] == ["catalog", "folder", "folder"]
     assert all(r.ok for r in results), _failed(results)
     checks = {c.name: c for c in results[0].checks}
@@ -76,7 +77,7 @@ def test_a_summary_that_disagrees_with_a_signed_result_is_caught(copy):
         row["verdict"] = "human" if row["verdict"] != "human" else "ai"
         row["p_ai"] = 0.5
     _rewrite_summary(copy, flip)
-    results = verify_catalog(copy)
+    results = verify_catalog(copy, trusted=load_trust_store())
     failed = _failed(results)
     assert "verdict, p_ai" in failed["track 1"]
     assert "1 of 2" in failed["summary"]
