@@ -647,6 +647,13 @@ def check_finished(folder: Path, sha256: str | None, *, keys=None
         return None, f"its {RESULT_JSON} is not a track result"
     if sha256 is not None and inp["sha256"] != sha256:
         return None, f"its {RESULT_JSON} is about another recording ({inp['sha256']})"
+    from musicbrain_cli.report.catalog import CatalogEntry, catalog_files, summary_row
+
+    try:   # the catalog must be able to describe it (a signed file can still be malformed)
+        catalog_files([summary_row(CatalogEntry(str(folder), track=track,
+                                                report=f"{folder.name}/{RESULT_JSON}"))])
+    except (MusicBrainError, TypeError, ValueError, AttributeError, KeyError) as exc:
+        return None, f"its {RESULT_JSON} cannot be summarised: {type(exc).__name__}: {exc}"
     return track, None
 
 
