@@ -11,7 +11,6 @@ from musicbrain_cli.cli import main
 from musicbrain_cli.report import (MANIFEST_NAME, SIGNATURE_NAME, init_keys, verify_path, write_manifest, write_track_report)
 from musicbrain_cli.report._io import sha256_file
 from musicbrain_cli.report.figures import fmgcam_figure
-from musicbrain_cli.report.keys import load_trust_store, trust_keys
 from musicbrain_cli.report.schema import example_track
 
 
@@ -146,6 +145,8 @@ def test_a_report_resigned_whole_by_another_key_is_untrusted_not_valid(copy, key
     other key verified (exit 0, a warning). Now it is UNTRUSTED (exit 1) with both of the
     forger's fingerprints; pinning the examiner's key does not make the forger's valid."""
     folder, audio = copy
+    from musicbrain_cli.report.keys import load_trust_store, trust_keys
+
     forger = init_keys(tmp_path / "forger")
     forged = _resealed_by(folder, audio, forger, tmp_path)
     monkeypatch.setenv("MUSICBRAIN_TRUST_STORE", str(tmp_path / "trusted.json"))
@@ -169,6 +170,8 @@ def test_a_report_resigned_whole_by_another_key_is_untrusted_not_valid(copy, key
 
 
 def test_keys_trust_and_list(keys, tmp_path):
+    from musicbrain_cli.report.keys import load_trust_store
+
     store = tmp_path / "store.json"
     runner = CliRunner()
     first = runner.invoke(main, ["keys", "trust", keys.manifest_key_fingerprint.upper(),

@@ -173,7 +173,7 @@ def _check_row(root: Path, row: dict, trusted: Trust
     if len(parts) != 2:
         return None, f"unsafe or malformed report path {report!r}"
     folder = root / parts[0]
-    if folder.is_symlink() or not folder.is_dir():
+    if not _is_plain(folder, dir=True):
         return None, f"report folder {parts[0]!r} is missing"
     result = verify_report_folder(folder, trusted=trusted)
     verified = {c.name for c in result.checks if c.status == PASS}
@@ -343,6 +343,15 @@ def _check_catalog_manifest(root: Path, folders: list[VerificationResult],
                                     f"summary's, unchanged, signed by the catalog's signer")
 
 
+def _is_plain(path: Path, *, dir: bool = False) -> bool:
+    """A regular file (or folder), not a link; ``False`` for a name the file system refuses
+    (too long, say): names come from files an adversary may have written."""
+    try:
+        return not path.is_symlink() and (path.is_dir() if dir else path.is_file())
+    except (OSError, ValueError):
+        return False
+
+
 def _sha256_if_file(path: Path) -> str | None:
     try:
         return sha256_file(path) if path.is_file() and not path.is_symlink() else None
@@ -403,7 +412,7 @@ def verify_report_folder(folder: Path, *, audio: Path | None = None,
     signer = manifest.get("signer") if isinstance(manifest.get("signer"), dict) else {}
     cert_sha = signer.get("certificate_sha256")
     for name in sorted(n for n in listed if n.lower().endswith(".pdf")):
-        if (folder / name).is_file():
+        if _is_plain(folder / name):
             # the PDF's own recorded audio hash must match --audio too: a PDF is often
             # shown without its folder
             pdf = verify_pdf(folder / name, trusted=trusted, audio=audio,
@@ -448,7 +457,7 @@ def _check_listed_files(folder: Path, manifest: dict, result: VerificationResult
             continue
         listed.add(name)
         path = folder / name
-        if path.is_symlink() or not path.is_file():
+        if not _is_plain(path):
             result.add(f"file {name}", FAIL, "listed in the manifest but missing")
             continue
         try:
