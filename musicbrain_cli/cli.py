@@ -228,6 +228,12 @@ def verify(paths, audio, keys_dir, trust_store, reproduce, model_name, trust_anc
 
     if reproduce and not audio:
         _fail("--reproduce needs the recording: give it with --audio FILE", EXIT_USAGE)
+    # every option given is used: none is accepted and then silently not checked
+    if not reproduce and (trust_anchors or model_name != "default"):
+        _fail("--model and --c2pa-trust-anchors go with --reproduce", EXIT_USAGE)
+    if keys_dir and trust_store:
+        _fail("give either --keys (trust exactly that signer) or --trust-store, not both",
+              EXIT_USAGE)
     catalogs = [p for p in paths if is_catalog_folder(Path(p))]
     if audio and catalogs:
         _fail(f"--audio names one recording, but {catalogs[0]!r} is a scan's catalog folder: "

@@ -270,4 +270,8 @@ def test_cli_exit_codes(copy, keys):
     assert bad.exit_code == 1
     assert "INVALID" in bad.output and "file report.html" in bad.output
     assert runner.invoke(main, ["verify"]).exit_code == 2
+    # an option that would not be used is refused, not silently skipped
+    assert runner.invoke(main, ["verify", str(folder), "--model", "x"]).exit_code == 2
+    assert runner.invoke(main, ["verify", str(folder), "--keys", str(keys.directory),
+                                "--trust-store", "t.json"]).exit_code == 2
     assert runner.invoke(main, ["verify", str(folder / "nope")]).exit_code == 2
