@@ -613,15 +613,15 @@ def completed_result(folder: Path, sha256: str | None, *, keys=None) -> dict | N
 _UNSIGNED_CHECKS = ("manifest", "files", "unlisted files")
 
 
-def check_finished(folder: Path, sha256: str | None, *, keys=None
+def check_finished(folder: Path, sha256: str | None, *, keys=None, formats: Sequence[str] = ()
                    ) -> tuple[dict | None, str | None]:
     """Whether a finished track folder may be reused: ``(track, None)`` when it verifies,
     ``(None, why)`` when it is there but does not, ``(None, None)`` when there is none.
 
     It verifies as ``musicbrain verify --keys`` would with the current ``keys`` (manifest
     signature by that key, every listed hash, no unlisted file, the PDF signatures), and its
-    ``result.json`` must be sealed and be about the audio of ``sha256`` (any, when ``None``).
-    Without keys (``--unsigned``) only the manifest and its hashes are checked.
+    ``result.json`` must be sealed and be about the audio of ``sha256`` (any, when ``None``),
+    and it must hold the report of each of ``formats`` (the rerun's ``--report``). Without keys (``--unsigned``) only the manifest and its hashes are checked.
     """
     from musicbrain_cli.report.manifest import MANIFEST_NAME
     from musicbrain_cli.report.verify import FAIL, PASS, UNTRUSTED, load_json, verify_report_folder
@@ -636,8 +636,13 @@ def check_finished(folder: Path, sha256: str | None, *, keys=None
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         return None, f"{problems[0].name}: {problems[0].detail}{more}"
-    if not any(c.name == f"file {RESULT_JSON}" and c.status == PASS for c in checked.checks):
+    sealed = {c.name[len("file "):] for c in checked.checks
+              if c.name.startswith("file ") and c.status == PASS}
+    if RESULT_JSON not in sealed:
         return None, f"its {RESULT_JSON} is not sealed by its manifest"
+    lacking = [f"report.{f}" for f in formats if f"report.{f}" not in sealed]
+    if lacking:
+        return None, f"it has no {', '.join(lacking)} (asked for with --report)"
     try:
         track = load_json((folder / RESULT_JSON).read_bytes())
     except (OSError, ValueError) as exc:
@@ -769,7 +774,7 @@ def _scan_locked(inputs, out: Path, detector, *, options: ScanOptions, keys, ood
                     sha = sha256_file(path)
                     folder = out / safe_name(path, sha)
                     done, why = (None, None) if options.force else \
-                        check_finished(folder, sha, keys=keys)
+                        check_finished(folder, sha, keys=keys, formats=options.formats)
                     if why is not None:
                         result.redone.append((str(path), why))
                     if done is not None:

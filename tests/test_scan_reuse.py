@@ -133,3 +133,16 @@ def test_an_output_folder_that_cannot_be_made_is_a_one_line_error(tmp_path, tiny
         assert res.exit_code == 1, (target, res.output)
         assert isinstance(res.exception, SystemExit) and "Traceback" not in res.output
         assert res.output.startswith("musicbrain: error:") and target in res.output
+
+
+def test_a_rerun_asking_for_another_format_redoes_the_folder(setup):
+    """A folder scanned for HTML had no PDF when a rerun asked for one, yet was reused: the
+    catalog then linked a report.pdf that did not exist."""
+    root, out, scan_args = setup
+    args = scan_args(root / "cat" / "a.flac")
+    args[args.index("html")] = "both"
+    res = run(args)
+    assert res.exit_code == 0 and "has no report.pdf" in res.output, res.output
+    assert rows(out)["a.flac"]["report"].endswith("/report.pdf")
+    assert (_folder_of(out, "a.flac") / "report.pdf").is_file()
+    assert run(["verify", str(out)]).exit_code == 0
