@@ -41,6 +41,11 @@ def handle_errors(func):
             return func(*args, **kwargs)
         except MusicBrainError as exc:
             _fail(str(exc))
+        except OSError as exc:
+            # the last net under the library's own checks: a file system refusal (a folder
+            # under /proc, a full disk) is a one-line message, never a traceback
+            where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+            _fail(f"{exc.strerror or exc}{where}")
         except KeyboardInterrupt:
             _fail("interrupted", 130)
 
@@ -207,6 +212,11 @@ def scan(inputs, output, report_format, model_name, device, jobs, key_dir, key_d
                       progress=RichProgress(disable=quiet))
     for path, reason in result.skipped:
         click.echo(f"skipped: {path}: {reason}", err=True)
+    for path, reason in result.redone:
+        click.echo(f"redone: {path}: its finished report folder does not verify ({reason})",
+                   err=True)
+    for name, reason in result.excluded:
+        click.echo(f"not in the catalog: {name}: does not verify ({reason})", err=True)
     if as_json:
         for entry in result.entries:
             if entry.error:
@@ -238,6 +248,8 @@ def scan_summary_lines(result, output) -> list[str]:
     lines.append(f"{done_now} analysed now, {result.reused} skipped (already complete)"
                  + (f", {len(result.skipped)} non-audio file(s) passed over"
                     if result.skipped else ""))
+    if getattr(result, "kept", None):
+        lines.append(f"{len(result.kept)} track folder(s) kept from earlier scans")
     lines.append(f"index: {Path(output) / 'index.html'}")
     return lines
 
@@ -246,13 +258,17 @@ def _scan_keys(key_dir):
     """Load the signing keys, creating them on first use so every report is signed."""
     from pathlib import Path
 
-    from musicbrain_cli.report.keys import default_keys_dir, init_keys, load_keys
+    from musicbrain_cli.report.keys import default_keys_dir, init_keys, load_keys, trust_keys
 
     directory = Path(key_dir) if key_dir else default_keys_dir()
     if not directory.exists():
         keys = init_keys(directory)
+        # the examiner's own new keys: pinned, so that they verify their own reports
+        trust_keys(keys, note=f"created by scan in {directory}")
         click.echo(f"created signing keys in {directory} (manifest key "
-                   f"{keys.manifest_key_fingerprint}); publish the fingerprints", err=True)
+                   f"{keys.manifest_key_fingerprint}, certificate "
+                   f"{keys.certificate_fingerprint}), trusted on this machine; publish the "
+                   "fingerprints (name yourself with 'musicbrain keys init --name')", err=True)
         return keys
     return load_keys(directory)
 
@@ -263,7 +279,10 @@ def _scan_keys(key_dir):
               help="The recording the reports claim to analyse: its SHA-256 must match.")
 @click.option("--keys", "keys_dir", type=click.Path(exists=True, file_okay=False),
               help="Key folder (public files suffice) the signers must match; without it "
-                   "the signer is reported as not pinned.")
+                   "a signer must be pinned in the trust store ('musicbrain keys trust').")
+@click.option("--trust-store", type=click.Path(dir_okay=False),
+              help="Trust store file (default: $MUSICBRAIN_TRUST_STORE, else "
+                   "~/.config/musicbrain/trusted.json).")
 @click.option("--reproduce", is_flag=True,
               help="Also re-run the recorded analysis on --audio and check that every "
                    "figure of the report comes out the same.")
@@ -272,41 +291,56 @@ def _scan_keys(key_dir):
 @click.option("--c2pa-trust-anchors", "trust_anchors", type=click.Path(dir_okay=False, exists=True),
               help="With --reproduce: the C2PA trust anchors the scan was given.")
 @handle_errors
-def verify(paths, audio, keys_dir, reproduce, model_name, trust_anchors) -> None:
+def verify(paths, audio, keys_dir, trust_store, reproduce, model_name, trust_anchors) -> None:
     """Verify the signatures and hashes of report folders, signed PDFs or scan folders.
 
     A scan's output folder (the one holding summary.json) is verified whole: every track
     folder it names, and that the summary, summary.csv and index.html say what those
-    signed folders say. Exit status 0 when every PATH is valid, 1 when any is not (with
-    the reasons).
+    signed folders say. VALID: every check passed and the signer is trusted (--keys, or a
+    fingerprint pinned with 'musicbrain keys trust'); UNTRUSTED: intact, but signed by
+    someone else; INVALID: a check failed. Exit status 0 when every PATH is VALID, 1
+    otherwise (with the reasons).
     """
     from pathlib import Path
 
-    from musicbrain_cli.report.keys import load_trusted
+    from musicbrain_cli.report.keys import load_trust_store, load_trusted
     from musicbrain_cli.report.verify import is_catalog_folder, verify_catalog, verify_path
 
     if reproduce and not audio:
         _fail("--reproduce needs the recording: give it with --audio FILE", EXIT_USAGE)
+    # every option given is used: none is accepted and then silently not checked
+    if not reproduce and (trust_anchors or model_name != "default"):
+        _fail("--model and --c2pa-trust-anchors go with --reproduce", EXIT_USAGE)
+    if keys_dir and trust_store:
+        _fail("give either --keys (trust exactly that signer) or --trust-store, not both",
+              EXIT_USAGE)
     catalogs = [p for p in paths if is_catalog_folder(Path(p))]
     if audio and catalogs:
         _fail(f"--audio names one recording, but {catalogs[0]!r} is a scan's catalog folder: "
               "verify the track folder of that recording instead", EXIT_USAGE)
-    trusted = load_trusted(Path(keys_dir)) if keys_dir else None
+    trusted = (load_trusted(Path(keys_dir)) if keys_dir else
+               load_trust_store(Path(trust_store) if trust_store else None))
     invalid = 0
     for path in paths:
         if path in catalogs:
             results = verify_catalog(Path(path), trusted=trusted)
-            ok = all(r.ok for r in results)
-            click.echo(f"{'VALID' if ok else 'INVALID'}  {path}  (catalog: "
-                       f"{len(results) - 1} track folder(s))")
+            statuses = {r.status for r in results}
+            status = next(s for s in ("INVALID", "UNTRUSTED", "VALID") if s in statuses)
+            click.echo(f"{status}  {path}  (catalog: {len(results) - 1} track folder(s))")
             _echo_checks(results[0])
             for result in results[1:]:
-                _echo_checks(result, f"{'valid' if result.ok else 'INVALID'}  {result.path.name}")
-            invalid += not ok
+                _echo_checks(result, f"{result.status.lower() if result.ok else result.status}"
+                                     f"  {result.path.name}")
+            invalid += status != "VALID"
             continue
         result = verify_path(Path(path), audio=Path(audio) if audio else None, trusted=trusted)
         ok = result.ok
-        click.echo(f"{'VALID' if result.ok else 'INVALID'}  {path}")
+        if reproduce and not Path(path).is_dir():
+            # never VALID for a check that was asked for and not made
+            result.add("reproduce", "fail", "--reproduce needs the report folder (it re-runs "
+                                            "the analysis its result.json records), not a PDF")
+            ok = False
+        click.echo(f"{result.status}  {path}")
         _echo_checks(result)
         if reproduce and Path(path).is_dir():
             from musicbrain_cli.reproduce import reproduce as rerun
@@ -339,8 +373,11 @@ def keys() -> None:
 @keys.command("init")
 @click.argument("directory", required=False, type=click.Path(file_okay=False))
 @click.option("--force", is_flag=True, help="Replace existing keys (the old ones are lost).")
-@click.option("--common-name", default=None,
-              help="Subject of the self-signed certificate (default: MusicBrain examiner).")
+@click.option("--name", "--common-name", "common_name", default=None,
+              help="Your name, as the certificate's subject (CN) and on every report's first "
+                   "page (default: 'MusicBrain examiner' and a key id).")
+@click.option("--org", "organization", default=None,
+              help="Your organisation, as the certificate's subject (O).")
 @click.option("--days", type=click.IntRange(min=1), default=None,
               help="Validity of the self-signed certificate in days (default 3650).")
 @click.option("--pkcs12", "pkcs12_file", type=click.Path(exists=True, dir_okay=False),
@@ -353,9 +390,12 @@ def keys() -> None:
               help="Environment variable holding the password of --pkcs12 or --cert-key.")
 @click.option("--passphrase-env", metavar="VAR",
               help="Environment variable holding a passphrase to encrypt the stored keys.")
+@click.option("--trust-store", type=click.Path(dir_okay=False),
+              help="Trust store in which the new keys are pinned (default: "
+                   "$MUSICBRAIN_TRUST_STORE, else ~/.config/musicbrain/trusted.json).")
 @handle_errors
-def keys_init(directory, force, common_name, days, pkcs12_file, cert_file, key_file,
-              password_env, passphrase_env) -> None:
+def keys_init(directory, force, common_name, organization, days, pkcs12_file, cert_file,
+              key_file, password_env, passphrase_env, trust_store) -> None:
     """Create an Ed25519 manifest key and an X.509 certificate for PDF signatures.
 
     DIRECTORY defaults to ~/.config/musicbrain/keys. Files are written with mode 0600 in a
@@ -378,7 +418,11 @@ def keys_init(directory, force, common_name, days, pkcs12_file, cert_file, key_f
             raise click.UsageError(f"environment variable {var!r} is not set")
         return os.environ[var].encode()
 
-    options = {k: v for k, v in (("common_name", common_name), ("valid_days", days)) if v}
+    if (common_name or organization) and (pkcs12_file or cert_file):
+        raise click.UsageError("--name/--org name a new self-signed certificate; a given "
+                               "certificate already has its subject")
+    options = {k: v for k, v in (("common_name", common_name), ("organization", organization),
+                                 ("valid_days", days)) if v}
     created = keymod.init_keys(
         Path(directory) if directory else None, force=force,
         pkcs12_file=Path(pkcs12_file) if pkcs12_file else None,
@@ -392,7 +436,61 @@ def keys_init(directory, force, common_name, days, pkcs12_file, cert_file, key_f
     click.echo(f"PDF certificate SHA-256:          {created.certificate_fingerprint}")
     click.echo(f"PDF certificate subject:          {created.pdf_cert.subject.rfc4514_string()}"
                f"{' (self-signed)' if created.self_signed else ''}")
-    click.echo("Publish these fingerprints so others can check who signed your reports.")
+    keymod.trust_keys(created, store=Path(trust_store) if trust_store else None,
+                      note=f"created by keys init in {created.directory}")
+    click.echo(f"Both are pinned in the trust store "
+               f"{Path(trust_store) if trust_store else keymod.default_trust_store()}, so your "
+               "own reports verify here.")
+    click.echo("Publish these fingerprints so others can check who signed your reports "
+               "(they pin them with 'musicbrain keys trust FINGERPRINT').")
+
+
+@keys.command("trust")
+@click.argument("items", nargs=-1, required=True)
+@click.option("--trust-store", type=click.Path(dir_okay=False),
+              help="Trust store file (default: $MUSICBRAIN_TRUST_STORE, else "
+                   "~/.config/musicbrain/trusted.json).")
+@click.option("--note", default=None, help="Who this is, e.g. where the fingerprint was published.")
+@handle_errors
+def keys_trust(items, trust_store, note) -> None:
+    """Trust a signer: pin a SHA-256 FINGERPRINT, or that of a CERT (PEM/DER), an Ed25519
+    public key file or a key folder's public files.
+
+    Pin only a fingerprint you have compared with the one the examiner published (on a
+    channel you trust). Reports signed by a pinned key then verify as VALID.
+    """
+    from pathlib import Path
+
+    from musicbrain_cli.report.keys import trust
+
+    store = Path(trust_store) if trust_store else None
+    for item in items:
+        added = trust(item, store=store, note=note)
+        for entry in added:
+            subject = f" ({entry['subject']})" if entry.get("subject") else ""
+            click.echo(f"trusted {entry['kind']} {entry['sha256']}{subject}")
+        if not added:
+            click.echo(f"already trusted: {item}")
+
+
+@keys.command("list")
+@click.option("--trust-store", type=click.Path(dir_okay=False),
+              help="Trust store file (default: $MUSICBRAIN_TRUST_STORE, else "
+                   "~/.config/musicbrain/trusted.json).")
+@handle_errors
+def keys_list(trust_store) -> None:
+    """List the trusted fingerprints."""
+    from pathlib import Path
+
+    from musicbrain_cli.report.keys import load_trust_store
+
+    store = load_trust_store(Path(trust_store) if trust_store else None)
+    click.echo(f"trust store {store.path}: {len(store.entries)} fingerprint(s)")
+    for entry in store.entries:
+        extra = "; ".join(str(x) for x in (entry.get("subject"), entry.get("note"),
+                                           entry.get("added")) if x)
+        click.echo(f"{entry['sha256']}  {entry.get('kind', 'fingerprint')}"
+                   + (f"  {extra}" if extra else ""))
 
 
 # --- train / evaluate ---------------------------------------------------------------------

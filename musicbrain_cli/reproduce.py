@@ -4,9 +4,12 @@ A report's ``result.json`` records everything the analysis depended on: the audi
 SHA-256, the model's weights SHA-256, the analysis options and the analysis time (the only
 input that is not part of (file, model, options); see :func:`scan.analyse_track`).
 :func:`reproduce` loads the same model, re-runs :func:`scan.analyse_track` on the audio with
-those options, and compares every figure the report states: the verdict and its
-probability, the per-window timeline, the style labels, the out-of-domain score, the
-explained windows and their alignment. On CPU the analysis is deterministic, so the default
+those options, and compares every figure the report states: every part of the result
+(the verdict and its probability, the evidence lines, the per-window timeline, the style
+labels, the out-of-domain score, the explained windows and their alignment, the input
+facts such as the decoded duration, undecodable packets and share decoded, the metadata,
+the limitations, the model facts) except those that are inputs to the re-run rather than
+findings (:data:`NOT_COMPARED`). On CPU the analysis is deterministic, so the default
 tolerance is tight; a different machine or BLAS may differ in the last float32 bits.
 """
 
@@ -20,10 +23,19 @@ from typing import Any
 
 from musicbrain_cli.errors import InputError
 
-#: The parts of a track result that state findings, compared on reproduction.
-COMPARED = ("verdict", "evidence", "timeline", "labels", "labels_untrained", "aggregate", "ood",
-            "alignment", "explanations")
+#: The parts of a track result that are not findings: the re-run is given them (command
+#: line, analysis time, options), or they describe this installation (software: stated as
+#: notes). Everything else in ``result.json`` is compared, so a new field is compared too.
+NOT_COMPARED = ("software", "command_line", "analysis_time", "options")
+#: Input facts that name where the file was, not what it is: a copy elsewhere reproduces.
+INPUT_LOCATION = ("path", "file_name")
+#: The parts always compared, even when absent from both (an absent part is a difference
+#: when the other side has it).
+COMPARED = ("schema", "input", "metadata", "verdict", "evidence", "timeline", "labels",
+            "labels_untrained", "aggregate", "ood", "alignment", "explanations", "robustness",
+            "model", "limitations")
 DEFAULT_ATOL = 1e-5
+MAX_LISTED = 200      # differences listed before "and more"
 
 
 @dataclass
@@ -93,10 +105,18 @@ def reproduce(report_dir: str | Path, audio: str | Path, *, model: str | Path = 
     path = Path(report_dir) / RESULT_JSON
     try:
         recorded = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise InputError(f"cannot read the recorded result {str(path)!r}: {exc}") from exc
+    if not isinstance(recorded, dict) or not all(
+            isinstance(recorded.get(k), dict) for k in ("input", "model")) or \
+            not isinstance(recorded.get("options", {}), dict):
+        raise InputError(f"{str(path)!r} is not a track result (input, model and options "
+                         "must be objects)")
     result = ReproduceResult(ok=True)
-    sha = sha256_file(audio)
+    try:
+        sha = sha256_file(audio)
+    except OSError as exc:
+        raise InputError(f"cannot read {str(audio)!r}: {exc.strerror or exc}") from exc
     if sha != recorded.get("input", {}).get("sha256"):
         result.ok = False
         result.differences.append(f"audio SHA-256 {sha} is not the analysed file's "
@@ -124,9 +144,18 @@ def reproduce(report_dir: str | Path, audio: str | Path, *, model: str | Path = 
     again = analyse_track(audio, detector, options=options,
                           command_line=recorded.get("command_line", []),
                           analysis_time=recorded.get("analysis_time")).track
-    for key in COMPARED:
+    keys = sorted(set(COMPARED) | set(recorded) | set(again), key=str)
+    for key in keys:
+        if key in NOT_COMPARED:
+            continue
+        want, got = recorded.get(key), again.get(key)
+        if key == "input" and isinstance(want, dict) and isinstance(got, dict):
+            want = {k: v for k, v in want.items() if k not in INPUT_LOCATION}
+            got = {k: v for k, v in got.items() if k not in INPUT_LOCATION}
         result.checked.append(key)
-        compare(recorded.get(key), again.get(key), atol=atol, path=key, out=result.differences)
+        compare(want, got, atol=atol, path=key, out=result.differences, limit=MAX_LISTED)
+    if len(result.differences) >= MAX_LISTED:
+        result.notes.append(f"only the first {MAX_LISTED} differences are listed")
     result.notes.extend(version_differences(recorded.get("software") or {},
                                             again.get("software") or {}))
     result.ok = not result.differences

@@ -18,6 +18,7 @@ embeddings and the few candidate windows for explanation are kept.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import functools
 import heapq
@@ -48,6 +49,10 @@ AUDIO_EXTENSIONS = frozenset({
 TRACK_SCHEMA = "musicbrain.track/1"
 RESULT_JSON = "result.json"
 TMP_PREFIX = ".tmp-"
+#: The output folder's advisory lock (``fcntl.flock``): one scan at a time per folder. The
+#: file stays (removing it would let a third scan lock a new file while the second holds the
+#: old one); it holds the holder's pid and host for the message of the scan that waits.
+LOCK_NAME = ".musicbrain-scan.lock"
 ARTIFACT_FIGURE = "artifact_residue.png"
 MAX_NAME_CHARS = 60
 
@@ -542,18 +547,99 @@ def write_track_folder(analysis: TrackAnalysis, audio_path: Path, final_dir: Pat
     return timings
 
 
-def completed_result(folder: Path, sha256: str) -> dict | None:
-    """The stored result of a finished track folder whose audio hash matches, else ``None``."""
-    import json
+def completed_result(folder: Path, sha256: str | None, *, keys=None) -> dict | None:
+    """The stored result of a finished track folder that verifies (see
+    :func:`check_finished`), else ``None``."""
+    return check_finished(folder, sha256, keys=keys)[0]
 
-    result, manifest = folder / RESULT_JSON, folder / "manifest.json"
-    if not (result.is_file() and manifest.is_file()):
-        return None
+
+#: Checks of an unsigned scan's folders: the manifest and the hashes it lists (there is no
+#: signature to check, so an unsigned rerun trusts what an unsigned scan wrote, no more).
+_UNSIGNED_CHECKS = ("manifest", "files", "unlisted files")
+
+
+def check_finished(folder: Path, sha256: str | None, *, keys=None, formats: Sequence[str] = ()
+                   ) -> tuple[dict | None, str | None]:
+    """Whether a finished track folder may be reused: ``(track, None)`` when it verifies,
+    ``(None, why)`` when it is there but does not, ``(None, None)`` when there is none.
+
+    It verifies as ``musicbrain verify --keys`` would with the current ``keys`` (manifest
+    signature by that key, every listed hash, no unlisted file, the PDF signatures), and its
+    ``result.json`` must be sealed and be about the audio of ``sha256`` (any, when ``None``),
+    and it must hold the report of each of ``formats`` (the rerun's ``--report``). Without keys (``--unsigned``) only the manifest and its hashes are checked.
+    """
+    from musicbrain_cli.report.manifest import MANIFEST_NAME
+    from musicbrain_cli.report.verify import FAIL, PASS, UNTRUSTED, load_json, verify_report_folder
+
+    folder = Path(folder)
+    if not (folder / MANIFEST_NAME).exists() and not (folder / RESULT_JSON).exists():
+        return None, None
+    checked = verify_report_folder(folder, trusted=keys.public() if keys is not None else None)
+    problems = [c for c in checked.checks
+                if (c.status in (FAIL, UNTRUSTED) if keys is not None else
+                    c.status == FAIL and (c.name in _UNSIGNED_CHECKS or c.name.startswith("file ")))]
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        return None, f"{problems[0].name}: {problems[0].detail}{more}"
+    sealed = {c.name[len("file "):] for c in checked.checks
+              if c.name.startswith("file ") and c.status == PASS}
+    if RESULT_JSON not in sealed:
+        return None, f"its {RESULT_JSON} is not sealed by its manifest"
+    lacking = [f"report.{f}" for f in formats if f"report.{f}" not in sealed]
+    if lacking:
+        return None, f"it has no {', '.join(lacking)} (asked for with --report)"
     try:
-        track = json.loads(result.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return track if track.get("input", {}).get("sha256") == sha256 else None
+        track = load_json((folder / RESULT_JSON).read_bytes())
+    except (OSError, ValueError) as exc:
+        return None, f"cannot read its {RESULT_JSON}: {exc}"
+    inp = track.get("input") if isinstance(track, dict) else None
+    if not isinstance(inp, dict) or not isinstance(inp.get("sha256"), str):
+        return None, f"its {RESULT_JSON} is not a track result"
+    if sha256 is not None and inp["sha256"] != sha256:
+        return None, f"its {RESULT_JSON} is about another recording ({inp['sha256']})"
+    from musicbrain_cli.report.catalog import CatalogEntry, catalog_files, summary_row
+
+    try:   # the catalog must be able to describe it (a signed file can still be malformed)
+        catalog_files([summary_row(CatalogEntry(str(folder), track=track,
+                                                report=f"{folder.name}/{RESULT_JSON}"))])
+    except (MusicBrainError, TypeError, ValueError, AttributeError, KeyError) as exc:
+        return None, f"its {RESULT_JSON} cannot be summarised: {type(exc).__name__}: {exc}"
+    return track, None
+
+
+@contextlib.contextmanager
+def output_lock(out: Path):
+    """Hold the advisory lock of the output folder ``out`` (see :data:`LOCK_NAME`).
+
+    Raises :class:`InputError` at once, naming the holder, when another scan holds it.
+    ``flock`` locks are released by the kernel when the holder exits, even on ``kill -9``.
+    """
+    import fcntl
+    import socket
+
+    path = Path(out) / LOCK_NAME
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+    except OSError as exc:
+        raise InputError(f"cannot use output folder {str(out)!r}: cannot create its lock "
+                         f"file: {exc.strerror or exc}") from exc
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 300, 0).decode("utf-8", "replace").strip()
+            holder = "".join(c for c in holder if c.isprintable()) or "unknown holder"
+            raise InputError(f"output folder {str(out)!r} is in use by another scan "
+                             f"({holder}); wait for it to finish or choose another -o") from None
+        except OSError as exc:
+            raise InputError(f"cannot lock output folder {str(out)!r}: "
+                             f"{exc.strerror or exc}") from exc
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on host {socket.gethostname()}, since "
+                      f"{_now()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
 
 
 # --- the batch ------------------------------------------------------------------------------
@@ -564,6 +650,12 @@ class ScanResult:
     entries: list = field(default_factory=list)          # report.CatalogEntry, in input order
     skipped: list[tuple[str, str]] = field(default_factory=list)
     reused: int = 0
+    #: (input path, why) of each finished folder that did not verify and was redone
+    redone: list[tuple[str, str]] = field(default_factory=list)
+    #: track folders of earlier scans kept in the catalog (catalog entries)
+    kept: list = field(default_factory=list)
+    #: (folder name, why) of track folders present that do not verify: not in the catalog
+    excluded: list[tuple[str, str]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     audio_seconds: float = 0.0
 
@@ -579,13 +671,32 @@ class ScanResult:
 def scan(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, detector, *,
          options: ScanOptions = ScanOptions(), keys=None,
          command_line: Sequence[str] = (), progress: Progress = NULL_PROGRESS) -> ScanResult:
-    """Scan ``inputs`` into ``out_dir``; a failing file becomes an error entry, never a stop."""
+    """Scan ``inputs`` into ``out_dir``; a failing file becomes an error entry, never a stop.
+
+    One scan at a time per ``out_dir`` (:func:`output_lock`). A finished track folder is
+    reused only when it verifies with ``keys`` (:func:`check_finished`), else it is redone
+    (``ScanResult.redone`` says why). The catalog describes every verified track folder in
+    ``out_dir``, this scan's and earlier scans' (``ScanResult.kept``), so a scan of a subset
+    adds to a catalog and never drops from it.
+    """
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create output folder {str(out)!r}: "
+                         f"{exc.strerror or exc}") from exc
+    with output_lock(out):
+        return _scan_locked(inputs, out, detector, options=options, keys=keys, ood=ood,
+                            command_line=command_line, progress=progress)
+
+
+def _scan_locked(inputs, out: Path, detector, *, options: ScanOptions, keys, ood,
+                 command_line: Sequence[str], progress: Progress) -> ScanResult:
     from musicbrain_cli.audio import sha256_file
     from musicbrain_cli.report import CatalogEntry, write_catalog
     from musicbrain_cli.report.manifest import write_catalog_manifest
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    previous_failures = _previous_failures(out)
     for stale in out.glob(f"{TMP_PREFIX}*"):
         shutil.rmtree(stale, ignore_errors=True)
     found = discover(inputs)
@@ -607,7 +718,10 @@ def scan(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, detect
                 try:
                     sha = sha256_file(path)
                     folder = out / safe_name(path, sha)
-                    done = None if options.force else completed_result(folder, sha)
+                    done, why = (None, None) if options.force else \
+                        check_finished(folder, sha, keys=keys, formats=options.formats)
+                    if why is not None:
+                        result.redone.append((str(path), why))
                     if done is not None:
                         result.reused += 1
                         entry = CatalogEntry(str(path), track=done, report=_report_rel(folder, out, options))
@@ -639,11 +753,58 @@ def scan(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, detect
     finally:
         if pool is not None:
             pool.shutdown(wait=True)
-    written = write_catalog(out, result.entries)
+    ours = {PurePosixPath(e.report).parts[0] for e in result.entries if e.report}
+    _keep_other_folders(out, ours, keys, result)
+    inputs_now = {e.input_path for e in result.entries} | {e.input_path for e in result.kept}
+    failures = [e for e in previous_failures if e.input_path not in inputs_now]
+    entries = [*result.entries, *result.kept, *failures]
+    written = write_catalog(out, entries)
     write_catalog_manifest(out, [p.name for p in written],
-                           [PurePosixPath(e.report).parts[0] for e in result.entries if e.report],
+                           [PurePosixPath(e.report).parts[0] for e in entries if e.report],
                            keys)
     return result
+
+
+def _keep_other_folders(out: Path, ours: set[str], keys, result: ScanResult) -> None:
+    """Add to ``result.kept`` the verified track folders of earlier scans in ``out``, and
+    to ``result.excluded`` those that do not verify (the catalog never vouches for them)."""
+    from musicbrain_cli.report import CatalogEntry
+    from musicbrain_cli.report.manifest import MANIFEST_NAME
+
+    try:
+        folders = sorted(p for p in out.iterdir() if p.name not in ours
+                         and not p.name.startswith(".") and not p.is_symlink() and p.is_dir()
+                         and ((p / MANIFEST_NAME).exists() or (p / RESULT_JSON).exists()))
+    except OSError as exc:
+        raise InputError(f"cannot list output folder {str(out)!r}: "
+                         f"{exc.strerror or exc}") from exc
+    for folder in folders:
+        track, why = check_finished(folder, None, keys=keys)
+        if track is None:
+            result.excluded.append((folder.name, why or "not a finished track folder"))
+            continue
+        name = next((n for n in ("report.pdf", "report.html") if (folder / n).is_file()),
+                    RESULT_JSON)
+        result.kept.append(CatalogEntry(str(track["input"].get("path") or folder.name),
+                                        track=track, report=f"{folder.name}/{name}"))
+
+
+def _previous_failures(out: Path) -> list:
+    """The failed inputs an earlier scan listed in ``out``'s summary (they have no folder
+    to carry them); kept so a later scan of other files does not drop them."""
+    from musicbrain_cli.report import CatalogEntry
+    from musicbrain_cli.report.catalog import SUMMARY_JSON
+    from musicbrain_cli.report.verify import load_json
+
+    try:
+        rows = load_json((out / SUMMARY_JSON).read_bytes()).get("tracks")
+    except (OSError, ValueError, AttributeError):
+        return []
+    if not isinstance(rows, list):
+        return []
+    return [CatalogEntry(r["path"], error=r["error"]) for r in rows
+            if isinstance(r, dict) and r.get("status") == "error"
+            and isinstance(r.get("path"), str) and isinstance(r.get("error"), str)]
 
 
 def _report_rel(folder: Path, out: Path, options: ScanOptions) -> str:
@@ -666,4 +827,5 @@ def load_ood(detector):
 
 
 __all__ = ["ScanOptions", "ScanResult", "analyse_track", "discover", "safe_name", "scan",
-           "write_track_folder", "completed_result", "load_ood", "AUDIO_EXTENSIONS"]
+           "write_track_folder", "completed_result", "check_finished", "output_lock",
+           "load_ood", "AUDIO_EXTENSIONS"]

@@ -7,6 +7,24 @@ import torch
 SR = 22050
 
 
+@pytest.fixture(scope="session", autouse=True)
+def trust_store(tmp_path_factory):
+    """A trust store of the test session's own, never the user's (keys made by ``scan`` or
+    ``keys init`` are pinned in it). Set for the whole session, before any module fixture."""
+    import os
+
+    from musicbrain_cli.report.keys import TRUST_STORE_ENV
+
+    path = tmp_path_factory.mktemp("trust") / "trusted.json"
+    old = os.environ.get(TRUST_STORE_ENV)
+    os.environ[TRUST_STORE_ENV] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop(TRUST_STORE_ENV, None)
+    else:
+        os.environ[TRUST_STORE_ENV] = old
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     """A randomly initialised default-architecture model with 4 s windows, saved to disk."""

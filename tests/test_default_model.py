@@ -9,6 +9,7 @@ from musicbrain_cli.cli import main
 from musicbrain_cli.errors import ModelLoadError
 from musicbrain_cli.model import checkpoint
 from musicbrain_cli.model.inference import Detector
+from musicbrain_cli.report.keys import load_trust_store
 from musicbrain_cli.report.verify import verify_path
 from musicbrain_cli.scan import untrained_labels
 
@@ -94,7 +95,8 @@ def test_scan_of_the_example_catalog_with_the_default_model(tmp_path):
             assert t["verdict"] != "ai", t
     card = json.loads((DEFAULT_DIR / "model_card.json").read_text())
     for folder in (p for p in out.iterdir() if p.is_dir()):
-        assert verify_path(folder).ok
+        # the scan made the keys, so they are pinned (in the session's trust store)
+        assert verify_path(folder, trusted=load_trust_store()).ok
         # each style attribution carries its label's validation AP from the card
         # and a label with no training example (a constant head) is never offered
         result = json.loads((folder / "result.json").read_text())

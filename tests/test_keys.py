@@ -129,3 +129,20 @@ def test_key_that_does_not_match_certificate_is_refused(tmp_path):
         K.init_keys(tmp_path / "d", cert_file=tmp_path / "ca_only.pem",
                     key_file=tmp_path / "other.key")
     assert not (tmp_path / "d").exists()
+
+
+def test_the_examiner_names_the_certificate_and_default_names_differ(tmp_path):
+    """Observation 2: every default certificate was named 'MusicBrain examiner'."""
+    res = CliRunner().invoke(main, ["keys", "init", str(tmp_path / "k"), "--name", "Dr A. Expert",
+                                    "--org", "Forensic Lab", "--trust-store",
+                                    str(tmp_path / "t.json")])
+    assert res.exit_code == 0, res.output
+    subject = K.load_keys(tmp_path / "k").pdf_cert.subject.rfc4514_string()
+    assert subject == "O=Forensic Lab,CN=Dr A. Expert"
+    store = K.load_trust_store(tmp_path / "t.json")
+    made = K.load_keys(tmp_path / "k")
+    assert store.fingerprints == {made.manifest_key_fingerprint, made.certificate_fingerprint}
+    a, b = K.init_keys(tmp_path / "a"), K.init_keys(tmp_path / "b")
+    assert a.pdf_cert.subject != b.pdf_cert.subject
+    with pytest.raises(SigningError, match="printable"):
+        K.init_keys(tmp_path / "c", common_name="evil\x1b[32m")

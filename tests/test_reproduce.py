@@ -69,3 +69,31 @@ def test_reproduction_names_each_library_whose_version_differs(tmp_path, tiny_mo
     out = CliRunner().invoke(main, ["verify", str(folder), "--audio", str(audio), "--reproduce",
                                     "--model", str(tiny_model_dir)]).output
     assert f"installed torch {installed_torch} differs from the report's 0.0.1" in out
+
+
+def test_reproduction_compares_input_facts_limitations_and_metadata(tmp_path, tiny_model_dir):
+    """Observation 8: a report re-signed with a changed decoded duration, undecodable
+    packets, share decoded, limitations or metadata 'came out the same'."""
+    audio, folder = _scanned(tmp_path, tiny_model_dir)
+    original = (folder / "result.json").read_text()
+    result = json.loads(original)
+    result["input"]["decoded_duration_s"] = 60.0
+    result["input"]["share_decoded"] = 0.5
+    result["input"]["undecodable_packets"] = 7
+    result["limitations"] = result["limitations"][1:]
+    result["metadata"]["encoder"] = "Suno v4"
+    result["metadata"]["tags"] = {"title": "renamed"}
+    (folder / "result.json").write_text(json.dumps(result))
+    again = reproduce(folder, audio, model=tiny_model_dir)
+    assert not again.ok
+    for part in ("input.decoded_duration_s", "input.share_decoded", "input.undecodable_packets",
+                 "limitations", "metadata.encoder", "metadata.tags"):
+        assert any(d.startswith(part) for d in again.differences), (part, again.differences)
+    assert {"input", "metadata", "limitations", "model"} <= set(again.checked)
+    # where the file lies is not a finding: a copy elsewhere under another name reproduces
+    (folder / "result.json").write_text(original)
+    copy = tmp_path / "elsewhere" / "renamed.flac"
+    copy.parent.mkdir()
+    copy.write_bytes(audio.read_bytes())
+    same = reproduce(folder, copy, model=tiny_model_dir)
+    assert same.ok, same.differences

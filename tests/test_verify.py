@@ -9,6 +9,7 @@ from click.testing import CliRunner
 
 from musicbrain_cli.cli import main
 from musicbrain_cli.report import (MANIFEST_NAME, SIGNATURE_NAME, init_keys, verify_path, write_manifest, write_track_report)
+from musicbrain_cli.report._io import sha256_file
 from musicbrain_cli.report.figures import fmgcam_figure
 from musicbrain_cli.report.schema import example_track
 
@@ -25,7 +26,7 @@ def sealed(tmp_path_factory, keys):
     rng = np.random.default_rng(7)
     audio = root / "take 1.flac"
     audio.write_bytes(rng.integers(0, 256, 4096, dtype=np.uint8).tobytes())
-    track = example_track(n_windows=4, file_name=audio.name)
+    track = example_track(n_windows=4, file_name=audio.name, sha256=sha256_file(audio))
     cam = fmgcam_figure(rng.normal(-40, 10, (32, 40)), rng.random((2, 32, 40)),
                         ["source/ai", "period/baroque"], np.arange(40) * 0.05,
                         np.geomspace(40, 8000, 32))
@@ -57,15 +58,15 @@ def _failed(result):
 
 def test_untouched_folder_verifies(copy, keys):
     folder, audio = copy
-    result = verify_path(folder, audio=audio)
-    assert result.ok, result.failures
+    result = verify_path(folder, audio=audio, trusted=keys.public())
+    assert result.ok and result.status == "VALID", result.failures
     names = {c.name for c in result.checks if c.status == "pass"}
-    assert {"manifest", "signature", "unlisted files", "audio", "file report.pdf",
-            "file report.html", "file result.json"} <= names
-    # unpinned signer is a warning, pinned one a pass
-    assert [c.status for c in result.checks if c.name == "signer"] == ["warn"]
-    pinned = verify_path(folder, audio=audio, trusted=keys.public())
-    assert pinned.ok and [c.status for c in pinned.checks if c.name == "signer"] == ["pass"]
+    assert {"manifest", "signature", "signer", "unlisted files", "audio", "report.pdf: pdf audio",
+            "file report.pdf", "file report.html", "file result.json"} <= names
+    # an intact signature by a signer nobody trusts is UNTRUSTED, never VALID
+    loose = verify_path(folder, audio=audio)
+    assert not loose.failures and loose.status == "UNTRUSTED" and not loose.ok
+    assert [c.status for c in loose.checks if c.name == "signer"] == ["untrusted"]
 
 
 @pytest.mark.parametrize("name", ["report.html", "result.json", "figures/timeline.png",
@@ -90,7 +91,7 @@ def test_changed_audio_is_caught(copy):
     folder, audio = copy
     _flip(audio)
     result = verify_path(folder, audio=audio)
-    assert _failed(result) == {"audio"}
+    assert _failed(result) == {"audio", "report.pdf: pdf audio"}
 
 
 def test_added_and_removed_files_are_caught(copy):
@@ -116,7 +117,7 @@ def test_edited_manifest_or_signature_is_caught(copy):
     assert "signature" in _failed(verify_path(folder))
 
 
-def test_resigned_by_another_key_fails_only_when_pinned(copy, keys, tmp_path):
+def test_resigned_by_another_key_is_never_valid(copy, keys, tmp_path):
     folder, audio = copy
     other = init_keys(tmp_path / "other")
     write_manifest(folder, audio, "1" * 64, other)
@@ -124,7 +125,108 @@ def test_resigned_by_another_key_fails_only_when_pinned(copy, keys, tmp_path):
     # The re-signed manifest names a certificate that did not sign the PDF: caught anyway.
     assert any(n.endswith("signer") for n in _failed(loose))
     pinned = verify_path(folder, audio=audio, trusted=keys.public())
-    assert "signer" in _failed(pinned)
+    assert not pinned.ok
+    signer = [c for c in pinned.checks if c.name == "signer"]
+    assert signer[0].status == "untrusted" and other.manifest_key_fingerprint in signer[0].detail
+
+
+def _resealed_by(folder, audio, forger, tmp_path):
+    """A forger's copy: the same track re-rendered and re-signed with the forger's keys."""
+    track = json.loads((folder / "result.json").read_text())
+    forged = tmp_path / "forged"
+    write_track_report(track, {}, forged, formats=("pdf", "html", "json"), keys=forger)
+    write_manifest(forged, audio, track["model"]["weights_sha256"], forger)
+    return forged
+
+
+def test_a_report_resigned_whole_by_another_key_is_untrusted_not_valid(copy, keys, tmp_path,
+                                                                       monkeypatch):
+    """Observation 2: without --keys, a folder or a PDF re-rendered and re-signed with any
+    other key verified (exit 0, a warning). Now it is UNTRUSTED (exit 1) with both of the
+    forger's fingerprints; pinning the examiner's key does not make the forger's valid."""
+    folder, audio = copy
+    from musicbrain_cli.report.keys import load_trust_store, trust_keys
+
+    forger = init_keys(tmp_path / "forger")
+    forged = _resealed_by(folder, audio, forger, tmp_path)
+    monkeypatch.setenv("MUSICBRAIN_TRUST_STORE", str(tmp_path / "trusted.json"))
+    trust_keys(keys)                                   # the examiner's own keys are pinned
+    store = load_trust_store()
+    assert verify_path(folder, audio=audio, trusted=store).ok
+    for path in (forged, forged / "report.pdf"):
+        result = verify_path(path, audio=audio, trusted=store)
+        assert result.status == "UNTRUSTED" and not result.failures, result.checks
+        text = " ".join(c.detail for c in result.checks if c.status == "untrusted")
+        assert forger.certificate_fingerprint in text
+        if path.is_dir():
+            assert forger.manifest_key_fingerprint in text
+        res = CliRunner().invoke(main, ["verify", str(path)])
+        assert res.exit_code == 1 and res.output.startswith("UNTRUSTED"), res.output
+        assert forger.certificate_fingerprint in res.output
+    # the forger's name is the examiner's: it changes nothing
+    assert forger.pdf_cert.subject != keys.pdf_cert.subject     # default names differ too
+    pinned = CliRunner().invoke(main, ["verify", str(folder / "report.pdf")])
+    assert pinned.exit_code == 0 and pinned.output.startswith("VALID"), pinned.output
+
+
+def test_keys_trust_and_list(keys, tmp_path):
+    from musicbrain_cli.report.keys import load_trust_store
+
+    store = tmp_path / "store.json"
+    runner = CliRunner()
+    first = runner.invoke(main, ["keys", "trust", keys.manifest_key_fingerprint.upper(),
+                                 str(keys.directory / "pdf_signer.cert.pem"),
+                                 "--trust-store", str(store), "--note", "published on x"])
+    assert first.exit_code == 0, first.output
+    assert load_trust_store(store).fingerprints == {keys.manifest_key_fingerprint,
+                                                    keys.certificate_fingerprint}
+    listed = runner.invoke(main, ["keys", "list", "--trust-store", str(store)])
+    assert keys.certificate_fingerprint in listed.output and "published on x" in listed.output
+    again = runner.invoke(main, ["keys", "trust", str(keys.directory), "--trust-store", str(store)])
+    assert again.exit_code == 0 and "already trusted" in again.output
+    assert len(load_trust_store(store).entries) == 2
+    bad = runner.invoke(main, ["keys", "trust", "not-a-fingerprint", "--trust-store", str(store)])
+    assert bad.exit_code == 1 and "neither a 64-hex-digit" in bad.output
+    store.write_text('{"schema": "musicbrain.trust/1", "trusted": [{"sha256": 5}]}')
+    broken = runner.invoke(main, ["keys", "list", "--trust-store", str(store)])
+    assert broken.exit_code == 1 and "Traceback" not in broken.output
+
+
+def test_audio_is_checked_against_the_pdf_itself(copy, keys, tmp_path):
+    """Observation 1: `verify report.pdf --audio other.flac` ignored --audio and said VALID."""
+    folder, audio = copy
+    other = tmp_path / "other.flac"
+    other.write_bytes(b"another recording" * 100)
+    pdf = folder / "report.pdf"
+    assert verify_path(pdf, audio=audio, trusted=keys.public()).ok
+    wrong = verify_path(pdf, audio=other, trusted=keys.public())
+    assert _failed(wrong) == {"pdf audio"}
+    res = CliRunner().invoke(main, ["verify", str(pdf), "--audio", str(other),
+                                    "--keys", str(keys.directory)])
+    assert res.exit_code == 1 and res.output.startswith("INVALID")
+    # in a folder, --audio is checked against the manifest and against each PDF
+    assert _failed(verify_path(folder, audio=other, trusted=keys.public())) == {
+        "audio", "report.pdf: pdf audio"}
+    # a PDF that records no audio hash cannot pass an --audio check it cannot make
+    from musicbrain_cli.report.pdf import html_to_pdf
+    from musicbrain_cli.report.signing import sign_pdf
+
+    (tmp_path / "bare.pdf").write_bytes(sign_pdf(html_to_pdf("<p>x</p>"), keys))
+    bare = verify_path(tmp_path / "bare.pdf", audio=audio, trusted=keys.public())
+    assert not bare.ok and "records no audio hash" in bare.failures[0].detail
+    # --reproduce on a PDF is refused rather than skipped
+    res = CliRunner().invoke(main, ["verify", str(pdf), "--audio", str(audio), "--reproduce",
+                                    "--keys", str(keys.directory)])
+    assert res.exit_code == 1 and "needs the report folder" in res.output
+
+
+def test_report_page_one_names_the_signer(sealed, keys):
+    folder, _ = sealed
+    html = (folder / "report.html").read_text()
+    header = html[html.index("<header>"):html.index("</header>")]
+    assert "Signed by" in header and keys.certificate_fingerprint in header
+    assert keys.manifest_key_fingerprint in header
+    assert keys.pdf_cert.subject.rfc4514_string().split("=", 1)[1] in header
 
 
 def test_symlink_in_folder_is_refused(copy, tmp_path):
@@ -136,9 +238,10 @@ def test_symlink_in_folder_is_refused(copy, tmp_path):
 
 def test_pdf_alone_and_not_a_report(copy, tmp_path, keys):
     folder, _ = copy
-    result = verify_path(folder / "report.pdf")
+    result = verify_path(folder / "report.pdf", trusted=keys.public())
     assert result.ok and result.kind == "pdf"
-    assert any(c.status == "warn" and "self-signed" in c.detail for c in result.checks)
+    loose = verify_path(folder / "report.pdf")
+    assert any(c.status == "untrusted" and "self-signed" in c.detail for c in loose.checks)
     other = init_keys(tmp_path / "o").public()
     assert not verify_path(folder / "report.pdf", trusted=other).ok
     (tmp_path / "x.txt").write_text("hello")
@@ -162,8 +265,13 @@ def test_cli_exit_codes(copy, keys):
     assert ok.exit_code == 0, ok.output
     assert ok.output.startswith("VALID")
     _flip(folder / "report.html")
-    bad = runner.invoke(main, ["verify", str(folder), str(folder / "report.pdf")])
+    bad = runner.invoke(main, ["verify", str(folder), str(folder / "report.pdf"),
+                               "--keys", str(keys.directory)])
     assert bad.exit_code == 1
     assert "INVALID" in bad.output and "file report.html" in bad.output
     assert runner.invoke(main, ["verify"]).exit_code == 2
+    # an option that would not be used is refused, not silently skipped
+    assert runner.invoke(main, ["verify", str(folder), "--model", "x"]).exit_code == 2
+    assert runner.invoke(main, ["verify", str(folder), "--keys", str(keys.directory),
+                                "--trust-store", "t.json"]).exit_code == 2
     assert runner.invoke(main, ["verify", str(folder / "nope")]).exit_code == 2

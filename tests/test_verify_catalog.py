@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from musicbrain_cli.audio_encode import encode_audio
 from musicbrain_cli.cli import main
 from musicbrain_cli.report.catalog import catalog_files
+from musicbrain_cli.report.keys import load_trust_store
 from musicbrain_cli.report.verify import is_catalog_folder, verify_catalog
 from conftest import make_tone
 
@@ -59,7 +60,7 @@ def _failed(results):
 def test_an_untouched_scan_verifies_and_names_its_failed_inputs(copy):
     assert is_catalog_folder(copy)
     assert not is_catalog_folder(next(p for p in copy.iterdir() if p.is_dir()))
-    results = verify_catalog(copy)
+    results = verify_catalog(copy, trusted=load_trust_store())
     assert [r.kind for r in results] == ["catalog", "folder", "folder"]
     assert all(r.ok for r in results), _failed(results)
     checks = {c.name: c for c in results[0].checks}
@@ -76,7 +77,7 @@ def test_a_summary_that_disagrees_with_a_signed_result_is_caught(copy):
         row["verdict"] = "human" if row["verdict"] != "human" else "ai"
         row["p_ai"] = 0.5
     _rewrite_summary(copy, flip)
-    results = verify_catalog(copy)
+    results = verify_catalog(copy, trusted=load_trust_store())
     failed = _failed(results)
     assert "verdict, p_ai" in failed["track 1"]
     assert "1 of 2" in failed["summary"]
@@ -138,3 +139,30 @@ def test_cli_verifies_a_scan_folder(copy, tmp_path):
     bad = run(["verify", str(copy)])
     assert bad.exit_code == 1 and "INVALID" in bad.output and "in: sha256" in bad.output
 
+
+
+def test_a_catalog_forged_and_resigned_whole_by_another_key_is_not_valid(copy, tmp_path):
+    """Observation 2: a catalog with one track deleted and another flipped to `human`,
+    every file re-rendered and re-signed with another key, verified VALID without --keys."""
+    from musicbrain_cli.report import CatalogEntry, init_keys, summary_row, write_manifest
+    from musicbrain_cli.report.manifest import write_catalog_manifest
+
+    forger = init_keys(tmp_path / "forger")
+    rows = json.loads((copy / "summary.json").read_text(encoding="utf-8"))["tracks"]
+    ok = [r for r in rows if r["status"] == "ok"]
+    shutil.rmtree(copy / Path(ok[0]["report"]).parent)
+    kept = copy / Path(ok[1]["report"]).parent
+    track = json.loads((kept / "result.json").read_text(encoding="utf-8"))
+    track["verdict"].update(label="human", p_ai=0.01)
+    (kept / "result.json").write_text(json.dumps(track), encoding="utf-8")
+    write_manifest(kept, None, track["model"]["weights_sha256"] or None, forger)
+    forged = [summary_row(CatalogEntry(ok[1]["path"], track=track, report=ok[1]["report"]))]
+    for name, data in catalog_files(forged).items():
+        (copy / name).write_bytes(data)
+    write_catalog_manifest(copy, ["summary.json", "summary.csv", "index.html"], [kept.name],
+                           forger)
+    res = run(["verify", str(copy)])
+    assert res.exit_code == 1 and res.output.startswith("UNTRUSTED"), res.output
+    assert forger.manifest_key_fingerprint in res.output
+    assert forger.certificate_fingerprint in res.output
+    assert "[fail]" not in res.output          # a perfect forgery: only the signer gives it away

@@ -14,6 +14,13 @@ holds, all with mode ``0600`` in a ``0700`` folder:
 The private keys never leave this folder: reports carry only the public key and the
 fingerprints. Existing keys are never overwritten unless ``force=True``.
 
+Trust is a separate file, the trust store (default ``$XDG_CONFIG_HOME/musicbrain/trusted.json``,
+or ``$MUSICBRAIN_TRUST_STORE``): the SHA-256 fingerprints of the manifest keys and certificates
+whose signatures a verifier accepts as VALID. A signature by any other key is intact but
+UNTRUSTED: anyone can make a key and a certificate with any name, so only a fingerprint
+checked against the one the examiner published identifies the examiner (the model of SSH's
+``known_hosts`` and of GnuPG's ``--trusted-key``).
+
 The default certificate is self-signed (RSA-3072, SHA-256), because a court expert's own
 key is what a report can honestly claim; a certificate from a CA (given as PKCS#12 or PEM)
 can be used instead. RSA rather than Ed25519 for PDFs because PDF readers and poppler's
@@ -25,7 +32,9 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import hashlib
+import json
 import os
+import re
 import stat
 import warnings
 from dataclasses import dataclass
@@ -47,6 +56,10 @@ PDF_CERT = "pdf_signer.cert.pem"
 PDF_CHAIN = "pdf_signer.chain.pem"
 
 DEFAULT_COMMON_NAME = "MusicBrain examiner"
+TRUST_STORE_ENV = "MUSICBRAIN_TRUST_STORE"
+TRUST_SCHEMA = "musicbrain.trust/1"
+MAX_TRUST_STORE_BYTES = 1 << 20  # ~5,000 pins; a bigger file is not a trust store
+_FINGERPRINT = re.compile(r"^[0-9a-f]{64}$")
 DEFAULT_VALID_DAYS = 3650
 RSA_BITS = 3072  # NIST SP 800-57 Part 1: 3072-bit RSA ~ 128-bit security, valid beyond 2030
 FILE_MODE, DIR_MODE = 0o600, 0o700
@@ -56,6 +69,14 @@ def default_keys_dir() -> Path:
     """``$XDG_CONFIG_HOME/musicbrain/keys`` (``~/.config/musicbrain/keys`` when unset)."""
     base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
     return Path(base) / "musicbrain" / "keys"
+
+
+def default_trust_store() -> Path:
+    """``$MUSICBRAIN_TRUST_STORE``, else ``$XDG_CONFIG_HOME/musicbrain/trusted.json``."""
+    if os.environ.get(TRUST_STORE_ENV):
+        return Path(os.environ[TRUST_STORE_ENV])
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "musicbrain" / "trusted.json"
 
 
 def ed25519_fingerprint(public_key: ed25519.Ed25519PublicKey) -> str:
@@ -89,6 +110,32 @@ class TrustedSigner:
     @property
     def certificate_fingerprint(self) -> str | None:
         return None if self.certificate is None else certificate_fingerprint(self.certificate)
+
+    def trusts(self, fingerprint: object) -> bool:
+        return isinstance(fingerprint, str) and fingerprint in (
+            self.manifest_key_fingerprint, self.certificate_fingerprint) and bool(fingerprint)
+
+    def describe(self) -> str:
+        return "the key given with --keys"
+
+
+@dataclass(frozen=True)
+class TrustStore:
+    """Pinned fingerprints (see the module doc). ``entries``: dicts with ``sha256``,
+    ``kind`` (``manifest-key``, ``certificate`` or ``fingerprint``), ``subject``, ``added``."""
+
+    entries: tuple[dict, ...] = ()
+    path: Path | None = None
+
+    @property
+    def fingerprints(self) -> frozenset[str]:
+        return frozenset(e["sha256"] for e in self.entries)
+
+    def trusts(self, fingerprint: object) -> bool:
+        return isinstance(fingerprint, str) and fingerprint in self.fingerprints
+
+    def describe(self) -> str:
+        return f"the trust store {str(self.path)!r}" if self.path else "the trust store"
 
 
 @dataclass(frozen=True)
@@ -125,7 +172,8 @@ class KeyPair:
 
 
 def init_keys(directory: Path | None = None, *, force: bool = False,
-              common_name: str = DEFAULT_COMMON_NAME, valid_days: int = DEFAULT_VALID_DAYS,
+              common_name: str | None = None, organization: str | None = None,
+              valid_days: int = DEFAULT_VALID_DAYS,
               pkcs12_file: Path | None = None, pkcs12_password: bytes | None = None,
               cert_file: Path | None = None, key_file: Path | None = None,
               key_password: bytes | None = None, passphrase: bytes | None = None) -> KeyPair:
@@ -134,7 +182,9 @@ def init_keys(directory: Path | None = None, *, force: bool = False,
     The manifest key is always a fresh Ed25519 key. The PDF certificate is, in order of
     precedence: the key and certificate(s) of ``pkcs12_file``; ``cert_file`` (PEM, leaf
     first, intermediates after) with ``key_file`` (PEM); else a new self-signed RSA-3072
-    certificate for ``common_name``, valid ``valid_days`` days. ``passphrase`` encrypts the
+    certificate for ``common_name`` (default: "MusicBrain examiner" and the first 16 hex digits
+    of the key's SHA-256, so no two default certificates share a name) and ``organization``,
+    valid ``valid_days`` days. ``passphrase`` encrypts the
     stored private keys (PKCS#8, best available encryption); ``None`` stores them in clear,
     protected by file mode ``0600`` like an SSH key.
 
@@ -157,7 +207,7 @@ def init_keys(directory: Path | None = None, *, force: bool = False,
         pdf_key, pdf_cert, chain = _load_pem_pair(Path(cert_file), Path(key_file), key_password)
     else:
         pdf_key = rsa.generate_private_key(public_exponent=65537, key_size=RSA_BITS)
-        pdf_cert, chain = _self_signed(pdf_key, common_name, valid_days), ()
+        pdf_cert, chain = _self_signed(pdf_key, common_name, organization, valid_days), ()
     keys = KeyPair(ed25519.Ed25519PrivateKey.generate(), pdf_key, pdf_cert, chain, directory)
 
     _make_private_dir(directory)
@@ -199,10 +249,25 @@ def _make_private_dir(directory: Path) -> None:
         raise SigningError(f"could not create key folder {str(directory)!r}: {exc}") from exc
 
 
-def _self_signed(key, common_name: str, valid_days: int) -> x509.Certificate:
+def _self_signed(key, common_name: str | None, organization: str | None,
+                 valid_days: int) -> x509.Certificate:
     if valid_days < 1:
         raise SigningError(f"valid_days must be at least 1, got {valid_days!r}")
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    if common_name is None:
+        spki = key.public_key().public_bytes(serialization.Encoding.DER,
+                                             serialization.PublicFormat.SubjectPublicKeyInfo)
+        common_name = f"{DEFAULT_COMMON_NAME} {hashlib.sha256(spki).hexdigest()[:16]}"
+    attributes = []
+    for oid, value, what in ((NameOID.COMMON_NAME, common_name, "name"),
+                             (NameOID.ORGANIZATION_NAME, organization, "organisation")):
+        if value is None:
+            continue
+        # RFC 5280 upper bound ub-common-name / ub-organization-name: 64 characters
+        if not value.strip() or len(value) > 64 or not value.isprintable():
+            raise SigningError(f"certificate {what} must be 1-64 printable characters, "
+                               f"got {value!r}")
+        attributes.append(x509.NameAttribute(oid, value))
+    name = x509.Name(attributes)
     now = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0)
     return (x509.CertificateBuilder()
             .subject_name(name).issuer_name(name).public_key(key.public_key())
@@ -317,3 +382,110 @@ def load_trusted(directory: Path) -> TrustedSigner:
         raise SigningError(f"no public key or certificate found in {str(directory)!r} "
                            f"(expected {MANIFEST_PUB} and/or {PDF_CERT})")
     return TrustedSigner(pub, cert)
+
+
+# --- trust store --------------------------------------------------------------------------
+
+
+def load_trust_store(path: Path | None = None) -> TrustStore:
+    """The pinned fingerprints of ``path`` (default :func:`default_trust_store`); an absent
+    file is an empty store. Raises :class:`SigningError` for a file that is not one."""
+    path = Path(path) if path is not None else default_trust_store()
+    try:
+        if not path.exists():
+            return TrustStore((), path)
+        if not path.is_file() or path.stat().st_size > MAX_TRUST_STORE_BYTES:
+            raise ValueError("not a regular file of at most 1 MiB")
+        data = json.loads(path.read_bytes())
+    except OSError as exc:
+        raise SigningError(f"cannot read trust store {str(path)!r}: {exc.strerror or exc}") from exc
+    except (ValueError, RecursionError) as exc:
+        raise SigningError(f"trust store {str(path)!r} is not valid JSON: {exc}") from exc
+    entries = data.get("trusted") if isinstance(data, dict) else None
+    if (data.get("schema") if isinstance(data, dict) else None) != TRUST_SCHEMA or \
+            not isinstance(entries, list) or not all(
+                isinstance(e, dict) and isinstance(e.get("sha256"), str)
+                and _FINGERPRINT.match(e["sha256"]) for e in entries):
+        raise SigningError(f"trust store {str(path)!r} is not a {TRUST_SCHEMA} file "
+                           "(each entry needs a 64-hex-digit sha256)")
+    return TrustStore(tuple(entries), path)
+
+
+def _pins_of(item: str) -> list[dict]:
+    """What ``item`` names: a fingerprint, a key folder, a certificate or an Ed25519 public
+    key file (PEM or DER)."""
+    text = item.strip().lower().replace(":", "")
+    if _FINGERPRINT.match(text):
+        return [{"sha256": text, "kind": "fingerprint", "subject": None}]
+    path = Path(item)
+    if path.is_dir():
+        signer = load_trusted(path)
+        pins = []
+        if signer.manifest_public_key is not None:
+            pins.append({"sha256": signer.manifest_key_fingerprint, "kind": "manifest-key",
+                         "subject": None})
+        if signer.certificate is not None:
+            pins.append({"sha256": signer.certificate_fingerprint, "kind": "certificate",
+                         "subject": signer.certificate.subject.rfc4514_string()})
+        return pins
+    if not path.is_file():
+        raise SigningError(f"{item!r} is neither a 64-hex-digit SHA-256 fingerprint nor a "
+                           "key folder, certificate or public key file")
+    data = _read(path)
+    for load in (x509.load_pem_x509_certificate, x509.load_der_x509_certificate):
+        try:
+            cert = load(data)
+        except ValueError:
+            continue
+        return [{"sha256": certificate_fingerprint(cert), "kind": "certificate",
+                 "subject": cert.subject.rfc4514_string()}]
+    for load in (serialization.load_pem_public_key, serialization.load_der_public_key):
+        try:
+            key = load(data)
+        except (ValueError, TypeError):
+            continue
+        if isinstance(key, ed25519.Ed25519PublicKey):
+            return [{"sha256": ed25519_fingerprint(key), "kind": "manifest-key",
+                     "subject": None}]
+    raise SigningError(f"{str(path)!r} holds no X.509 certificate or Ed25519 public key")
+
+
+def trust(item: str | os.PathLike, *, store: Path | None = None,
+          note: str | None = None) -> list[dict]:
+    """Pin the fingerprint(s) ``item`` names (see :func:`_pins_of`) in the trust store and
+    return the new entries (already pinned ones are not repeated)."""
+    current = load_trust_store(store)
+    when = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+    added = [{**pin, "added": when, "note": note} for pin in _pins_of(str(item))
+             if pin["sha256"] not in current.fingerprints]
+    if added:
+        _write_store(current, [*current.entries, *added])
+    return added
+
+
+def trust_keys(keys: KeyPair | TrustedSigner, *, store: Path | None = None,
+               note: str | None = None) -> list[dict]:
+    """Pin both fingerprints of a key pair (what ``keys init`` does for the examiner's own
+    new keys, so that they verify their own reports)."""
+    current = load_trust_store(store)
+    when = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+    cert = keys.pdf_cert if isinstance(keys, KeyPair) else keys.certificate
+    pins = [{"sha256": keys.manifest_key_fingerprint, "kind": "manifest-key", "subject": None},
+            {"sha256": keys.certificate_fingerprint, "kind": "certificate",
+             "subject": cert.subject.rfc4514_string() if cert is not None else None}]
+    added = [{**p, "added": when, "note": note} for p in pins
+             if p["sha256"] and p["sha256"] not in current.fingerprints]
+    if added:
+        _write_store(current, [*current.entries, *added])
+    return added
+
+
+def _write_store(current: TrustStore, entries: list[dict]) -> None:
+    path = current.path or default_trust_store()
+    data = json.dumps({"schema": TRUST_SCHEMA, "trusted": entries}, indent=2,
+                      sort_keys=True) + "\n"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+        atomic_write_bytes(path, data.encode("utf-8"), mode=FILE_MODE)
+    except (OSError, ReportError) as exc:
+        raise SigningError(f"cannot write trust store {str(path)!r}: {exc}") from exc

@@ -41,7 +41,7 @@ def canonical_json(obj: Any) -> bytes:
     """RFC 8785 canonical UTF-8 bytes of ``obj``."""
     try:
         return _canonical_json(obj)
-    except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
+    except (rfc8785.CanonicalizationError, TypeError, ValueError, RecursionError) as exc:
         raise ReportError(f"manifest is not canonicalisable JSON: {exc}") from exc
 
 

@@ -107,6 +107,8 @@ def html_to_pdf(html: str, *, identifier: bytes | None = None,
     try:
         with _source_date_epoch(epoch):
             document = weasyprint.HTML(string=html, base_url=None, url_fetcher=fetcher)
-            return document.write_pdf(pdf_identifier=identifier)
+            # custom_metadata: the report's own <meta> fields (the analysed audio's SHA-256)
+            # go into the document information, which the PDF signature covers
+            return document.write_pdf(pdf_identifier=identifier, custom_metadata=True)
     except FatalURLFetchingError as exc:
         raise ReportError(f"PDF rendering stopped: {exc} ({exc.__cause__})") from exc

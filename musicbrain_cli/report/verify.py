@@ -12,9 +12,15 @@ every track folder is valid, each summary row says exactly what that folder's si
 ``result.json`` says, and ``summary.csv`` and ``index.html`` are exactly what the summary
 renders.
 
-Who signed is a separate question from whether the signature holds: unless a trusted key
-folder is given, the signer is reported as not pinned (a ``warn`` check with the
-fingerprints to compare against those the examiner published), not as valid or invalid.
+Who signed is a separate question from whether the signature holds. A result is VALID only
+when every check passes and the signer is trusted: its fingerprint is the key folder's given
+as ``trusted`` (``verify --keys``) or is pinned in a :class:`~musicbrain_cli.report.keys.TrustStore`.
+An intact signature by anyone else is UNTRUSTED (both of the signer's fingerprints are
+stated, to compare with those the examiner published): anyone can re-render and re-sign a
+report with a key of their own, under any name.
+
+Every file read here may have been written by an adversary: malformed JSON (wrong types,
+deep nesting), unreadable files and odd paths become failed checks, never exceptions.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from musicbrain_cli.errors import ReportError, VerificationError
 from musicbrain_cli.report._io import sha256_file
 from musicbrain_cli.report.catalog import (FIELDS, SUMMARY_JSON, SUMMARY_SCHEMA, CatalogEntry,
                                            catalog_files, summary_row)
-from musicbrain_cli.report.keys import TrustedSigner
+from musicbrain_cli.report.keys import TrustedSigner, TrustStore
 from musicbrain_cli.report.manifest import (CATALOG_MANIFEST_NAME, CATALOG_SCHEMA,
                                             CATALOG_SIGNATURE_NAME, MANIFEST_NAME,
                                             MANIFEST_SCHEMA, SIGNATURE_NAME, canonical_json,
@@ -41,14 +47,19 @@ from musicbrain_cli.report.manifest import (CATALOG_MANIFEST_NAME, CATALOG_SCHEM
 from musicbrain_cli.report.signing import verify_detached
 from musicbrain_cli.report.writer import RESULT_JSON
 
-PASS, FAIL, WARN, SKIP = "pass", "fail", "warn", "skip"
+PASS, FAIL, WARN, SKIP, UNTRUSTED = "pass", "fail", "warn", "skip", "untrusted"
+VALID, INVALID, NOT_TRUSTED = "VALID", "INVALID", "UNTRUSTED"
+#: PDF document-information key of the analysed audio's SHA-256 (written by the report's
+#: ``<meta name="musicbrain-audio-sha256">``; WeasyPrint keeps only the letters and digits)
+PDF_AUDIO_KEY = "/musicbrainaudiosha256"
 MAX_SUMMARY_BYTES = 64 << 20     # ~100,000 tracks; a bigger file is not a scan's summary
 LISTED_NAMES = 5                 # names quoted in one check before "and N more"
 
 
 @dataclass(frozen=True)
 class Check:
-    """One verification step: ``status`` is ``pass``, ``fail``, ``warn`` or ``skip``."""
+    """One verification step: ``status`` is ``pass``, ``fail``, ``warn``, ``skip`` or
+    ``untrusted`` (an intact signature by a signer that is not trusted)."""
 
     name: str
     status: str
@@ -57,16 +68,24 @@ class Check:
 
 @dataclass
 class VerificationResult:
-    """All checks made on one path. ``ok``: at least one pass and no failure."""
+    """All checks made on one path. ``status``: ``INVALID`` when a check failed (or none
+    passed), else ``UNTRUSTED`` when a signer is not trusted, else ``VALID``; ``ok`` is
+    ``status == "VALID"``."""
 
     path: Path
     kind: str
     checks: list[Check] = field(default_factory=list)
 
     @property
-    def ok(self) -> bool:
+    def status(self) -> str:
         statuses = {c.status for c in self.checks}
-        return PASS in statuses and FAIL not in statuses
+        if FAIL in statuses or PASS not in statuses:
+            return INVALID
+        return NOT_TRUSTED if UNTRUSTED in statuses else VALID
+
+    @property
+    def ok(self) -> bool:
+        return self.status == VALID
 
     @property
     def failures(self) -> list[Check]:
@@ -76,21 +95,37 @@ class VerificationResult:
         self.checks.append(Check(name, status, detail))
 
 
+Trust = TrustedSigner | TrustStore | None
+
+
 def verify_path(path: Path, *, audio: Path | None = None,
-                trusted: TrustedSigner | None = None) -> VerificationResult:
-    """Verify a report folder or a signed PDF (chosen by what ``path`` is)."""
+                trusted: Trust = None) -> VerificationResult:
+    """Verify a report folder or a signed PDF (chosen by what ``path`` is). ``trusted``: the
+    signer key folder given by the user, or the trust store; ``None`` trusts nobody."""
     path = Path(path)
     if path.is_dir():
         return verify_report_folder(path, audio=audio, trusted=trusted)
-    if path.is_file():
-        with open(path, "rb") as fh:
-            is_pdf = fh.read(5) == b"%PDF-"
-        if is_pdf:
-            return verify_pdf(path, trusted=trusted)
     result = VerificationResult(path, "unknown")
+    if path.is_file():
+        try:
+            with open(path, "rb") as fh:
+                is_pdf = fh.read(5) == b"%PDF-"
+        except OSError as exc:
+            result.add("input", FAIL, f"cannot read it: {exc.strerror or exc}")
+            return result
+        if is_pdf:
+            return verify_pdf(path, trusted=trusted, audio=audio)
     result.add("input", FAIL, "not a report folder or a PDF file" if path.exists()
                else "no such file or folder")
     return result
+
+
+def load_json(data: bytes):
+    """``json.loads`` that turns too deep nesting into the ``ValueError`` of any bad JSON."""
+    try:
+        return json.loads(data)
+    except RecursionError as exc:
+        raise ValueError("nested too deeply") from exc
 
 
 # --- catalog folders ----------------------------------------------------------------------
@@ -113,7 +148,7 @@ def _read_summary(root: Path, catalog: VerificationResult) -> list[dict] | None:
     try:
         if path.is_symlink() or path.stat().st_size > MAX_SUMMARY_BYTES:
             raise ValueError("a symbolic link or larger than a scan's summary can be")
-        data = json.loads(path.read_bytes())
+        data = load_json(path.read_bytes())
     except OSError as exc:
         catalog.add("summary", FAIL, f"cannot read {SUMMARY_JSON}: {exc.strerror or exc}")
         return None
@@ -128,7 +163,7 @@ def _read_summary(root: Path, catalog: VerificationResult) -> list[dict] | None:
     return rows
 
 
-def _check_row(root: Path, row: dict, trusted: TrustedSigner | None
+def _check_row(root: Path, row: dict, trusted: Trust
                ) -> tuple[VerificationResult | None, str | None]:
     """Verify the track folder of one analysed row and compare the row with its signed
     result. Returns the folder's own result (``None`` when there is no folder to verify)
@@ -138,18 +173,18 @@ def _check_row(root: Path, row: dict, trusted: TrustedSigner | None
     if len(parts) != 2:
         return None, f"unsafe or malformed report path {report!r}"
     folder = root / parts[0]
-    if folder.is_symlink() or not folder.is_dir():
+    if not _is_plain(folder, dir=True):
         return None, f"report folder {parts[0]!r} is missing"
     result = verify_report_folder(folder, trusted=trusted)
     verified = {c.name for c in result.checks if c.status == PASS}
-    if not result.ok:
+    if result.failures:   # an untrusted signer is the folder's own finding, not the row's
         return result, f"report folder {parts[0]!r} does not verify"
     if f"file {parts[1]}" not in verified or f"file {RESULT_JSON}" not in verified:
         return result, f"{report!r} or its {RESULT_JSON} is not a signed file of its folder"
     try:
-        track = json.loads((folder / RESULT_JSON).read_bytes())
+        track = load_json((folder / RESULT_JSON).read_bytes())
         expected = summary_row(CatalogEntry(str(row.get("path")), track=track, report=report))
-    except (OSError, ValueError, TypeError, AttributeError) as exc:
+    except (OSError, ValueError, TypeError, AttributeError, KeyError) as exc:
         return result, f"cannot read the signed {RESULT_JSON} of {parts[0]!r}: {exc}"
     differ = [k for k in FIELDS if expected.get(k) != row.get(k)]
     if differ:
@@ -158,7 +193,7 @@ def _check_row(root: Path, row: dict, trusted: TrustedSigner | None
     return result, None
 
 
-def verify_catalog(root: Path, *, trusted: TrustedSigner | None = None) -> list[VerificationResult]:
+def verify_catalog(root: Path, *, trusted: Trust = None) -> list[VerificationResult]:
     """Verify a scan's catalog folder (see the module doc): the catalog's own result first,
     then one per track folder its summary names, in the summary's order."""
     root = Path(root)
@@ -186,12 +221,22 @@ def verify_catalog(root: Path, *, trusted: TrustedSigner | None = None) -> list[
         catalog.add("failed inputs", WARN, f"{len(failed)} input(s) failed at scan time and "
                                            f"have no report: {_names(failed)}")
     named = {r.path.name for r in results[1:]}
-    others = sorted(p.name for p in root.iterdir()
-                    if p.is_dir() and (p / MANIFEST_NAME).exists() and p.name not in named)
+    try:
+        others = sorted(p.name for p in root.iterdir()
+                        if p.is_dir() and (p / MANIFEST_NAME).exists() and p.name not in named)
+    except OSError as exc:
+        catalog.add("other folders", FAIL, f"cannot list {str(root)!r}: {exc.strerror or exc}")
+        others = []
     if others:
         catalog.add("other folders", WARN, f"{len(others)} report folder(s) not in "
                                            f"{SUMMARY_JSON}, not checked: {_names(others)}")
-    for name, data in catalog_files(rows).items():
+    try:
+        rendered = catalog_files(rows)
+    except (ReportError, TypeError, ValueError, AttributeError, KeyError) as exc:
+        catalog.add("summary", FAIL, f"{SUMMARY_JSON} has rows that cannot be rendered: "
+                                     f"{type(exc).__name__}: {exc}")
+        rendered = {}
+    for name, data in rendered.items():
         if name == SUMMARY_JSON:
             continue
         path = root / name
@@ -213,7 +258,7 @@ def _read_signed_manifest(folder: Path, name: str, sig_name: str, schema: str,
     manifest; adds its checks to ``result`` and returns it (``None`` when unreadable)."""
     try:
         data = (folder / name).read_bytes()
-        manifest = json.loads(data)
+        manifest = load_json(data)
         if not isinstance(manifest, dict):
             raise ValueError(f"top level is {type(manifest).__name__}, not an object")
     except OSError as exc:
@@ -246,7 +291,7 @@ def _read_signed_manifest(folder: Path, name: str, sig_name: str, schema: str,
 
 
 def _check_catalog_manifest(root: Path, folders: list[VerificationResult],
-                            trusted: TrustedSigner | None, catalog: VerificationResult) -> None:
+                            trusted: Trust, catalog: VerificationResult) -> None:
     if not (root / CATALOG_MANIFEST_NAME).exists():
         catalog.add("catalog manifest", FAIL, f"no {CATALOG_MANIFEST_NAME}: nothing binds the "
                                               f"set of tracks, so a removed track would go unnoticed")
@@ -271,7 +316,10 @@ def _check_catalog_manifest(root: Path, folders: list[VerificationResult],
     if not any(isinstance(e, dict) and e.get("path") == SUMMARY_JSON for e in files):
         catalog.add("catalog files", FAIL, f"the catalog manifest does not seal {SUMMARY_JSON}")
     tracks = manifest.get("tracks") if isinstance(manifest.get("tracks"), list) else []
-    sealed = {t.get("folder"): t.get("manifest_sha256") for t in tracks if isinstance(t, dict)}
+    sealed = {t["folder"]: t.get("manifest_sha256") for t in tracks
+              if isinstance(t, dict) and isinstance(t.get("folder"), str)}
+    if len(sealed) != len(tracks):
+        catalog.add("tracks", FAIL, "the catalog manifest has malformed track entries")
     present = {r.path.name: r for r in folders}
     missing = sorted(str(f) for f in set(sealed) - set(present))
     extra = sorted(set(present) - set(sealed))
@@ -295,13 +343,25 @@ def _check_catalog_manifest(root: Path, folders: list[VerificationResult],
                                     f"summary's, unchanged, signed by the catalog's signer")
 
 
+def _is_plain(path: Path, *, dir: bool = False) -> bool:
+    """A regular file (or folder), not a link; ``False`` for a name the file system refuses
+    (too long, say): names come from files an adversary may have written."""
+    try:
+        return not path.is_symlink() and (path.is_dir() if dir else path.is_file())
+    except (OSError, ValueError):
+        return False
+
+
 def _sha256_if_file(path: Path) -> str | None:
-    return sha256_file(path) if path.is_file() and not path.is_symlink() else None
+    try:
+        return sha256_file(path) if path.is_file() and not path.is_symlink() else None
+    except OSError:
+        return None
 
 
 def _manifest_fingerprint(folder: Path) -> str | None:
     try:
-        signer = json.loads((folder / MANIFEST_NAME).read_bytes()).get("signer")
+        signer = load_json((folder / MANIFEST_NAME).read_bytes()).get("signer")
     except (OSError, ValueError, AttributeError):
         return None
     return signer.get("public_key_sha256") if isinstance(signer, dict) else None
@@ -335,7 +395,7 @@ def _manifest_key(manifest: dict, result: VerificationResult):
 
 
 def verify_report_folder(folder: Path, *, audio: Path | None = None,
-                         trusted: TrustedSigner | None = None) -> VerificationResult:
+                         trusted: Trust = None) -> VerificationResult:
     folder = Path(folder)
     result = VerificationResult(folder, "folder")
     manifest = _read_signed_manifest(folder, MANIFEST_NAME, SIGNATURE_NAME, MANIFEST_SCHEMA,
@@ -349,27 +409,39 @@ def verify_report_folder(folder: Path, *, audio: Path | None = None,
     _check_unlisted_files(folder, listed, result)
     _check_audio(manifest.get("audio"), audio, result)
 
-    cert_sha = (manifest.get("signer") or {}).get("certificate_sha256")
+    signer = manifest.get("signer") if isinstance(manifest.get("signer"), dict) else {}
+    cert_sha = signer.get("certificate_sha256")
     for name in sorted(n for n in listed if n.lower().endswith(".pdf")):
-        if (folder / name).is_file():
-            pdf = verify_pdf(folder / name, trusted=trusted, expected_cert_sha256=cert_sha)
+        if _is_plain(folder / name):
+            # the PDF's own recorded audio hash must match --audio too: a PDF is often
+            # shown without its folder
+            pdf = verify_pdf(folder / name, trusted=trusted, audio=audio,
+                             expected_cert_sha256=cert_sha if isinstance(cert_sha, str) else "")
             result.checks.extend(Check(f"{name}: {c.name}", c.status, c.detail)
                                  for c in pdf.checks)
     return result
 
 
-def _check_signer_pin(signer: dict, trusted: TrustedSigner | None,
-                      result: VerificationResult) -> None:
+def _check_signer_pin(signer: dict, trusted: Trust, result: VerificationResult) -> None:
+    """The manifest's signer is trusted only by its key's fingerprint: the certificate it
+    names is bound to it by the signature, and a name proves nothing."""
     fingerprint = signer.get("public_key_sha256")
-    if trusted is not None and trusted.manifest_public_key is not None:
-        if fingerprint == trusted.manifest_key_fingerprint:
-            result.add("signer", PASS, f"manifest key is the trusted key {fingerprint}")
+    who = (f"{str(signer.get('certificate_subject') or 'an unnamed signer')!r} (manifest key "
+           f"SHA-256 {fingerprint}, certificate SHA-256 {signer.get('certificate_sha256')})")
+    if isinstance(trusted, TrustedSigner):
+        if trusted.manifest_public_key is not None and \
+                fingerprint == trusted.manifest_key_fingerprint:
+            result.add("signer", PASS, f"signed by {who}, the key given with --keys")
         else:
-            result.add("signer", FAIL, f"manifest was signed by key {fingerprint}, not by the "
-                                       f"trusted key {trusted.manifest_key_fingerprint}")
+            result.add("signer", UNTRUSTED, f"signed by {who}, not by the key given with "
+                                            f"--keys ({trusted.manifest_key_fingerprint})")
+    elif isinstance(trusted, TrustStore) and trusted.trusts(fingerprint):
+        result.add("signer", PASS, f"signed by {who}, pinned in {trusted.describe()}")
     else:
-        result.add("signer", WARN, f"signer key not pinned: compare its SHA-256 fingerprint "
-                                   f"{fingerprint} with the one the examiner published")
+        result.add("signer", UNTRUSTED, f"signed by {who}, which is not trusted: compare the "
+                                        "fingerprints with those the examiner published, then "
+                                        f"pin them ('musicbrain keys trust {fingerprint}') or "
+                                        "give the examiner's public keys with --keys")
 
 
 def _check_listed_files(folder: Path, manifest: dict, result: VerificationResult) -> set[str]:
@@ -385,10 +457,14 @@ def _check_listed_files(folder: Path, manifest: dict, result: VerificationResult
             continue
         listed.add(name)
         path = folder / name
-        if path.is_symlink() or not path.is_file():
+        if not _is_plain(path):
             result.add(f"file {name}", FAIL, "listed in the manifest but missing")
             continue
-        actual = sha256_file(path)
+        try:
+            actual = sha256_file(path)
+        except OSError as exc:
+            result.add(f"file {name}", FAIL, f"cannot read it: {exc.strerror or exc}")
+            continue
         if actual == entry.get("sha256"):
             result.add(f"file {name}", PASS, f"SHA-256 {actual}")
         else:
@@ -400,6 +476,9 @@ def _check_listed_files(folder: Path, manifest: dict, result: VerificationResult
 def _check_unlisted_files(folder: Path, listed: set[str], result: VerificationResult) -> None:
     try:
         present = {p.relative_to(folder).as_posix() for p in list_report_files(folder)}
+    except OSError as exc:
+        result.add("unlisted files", FAIL, f"cannot list the folder: {exc.strerror or exc}")
+        return
     except ReportError as exc:
         result.add("unlisted files", FAIL, str(exc))
         return
@@ -415,31 +494,53 @@ def _check_audio(listed: object, audio: Path | None, result: VerificationResult)
         result.add("audio", SKIP, "no audio file given (use --audio to check it)")
         return
     expected = listed.get("sha256") if isinstance(listed, dict) else None
-    if expected is None:
-        result.add("audio", FAIL, "the manifest lists no audio hash")
+    _compare_audio(expected, audio, "audio", "the manifest", result)
+
+
+def _compare_audio(expected: object, audio: Path, name: str, source: str,
+                   result: VerificationResult) -> None:
+    if not isinstance(expected, str) or not expected:
+        result.add(name, FAIL, f"{source} records no audio hash, so --audio cannot be checked")
         return
     try:
-        actual = sha256_file(Path(audio))
+        actual = _audio_sha256(Path(audio))
     except OSError as exc:
-        result.add("audio", FAIL, f"cannot read {str(audio)!r}: {exc.strerror or exc}")
+        result.add(name, FAIL, f"cannot read {str(audio)!r}: {exc.strerror or exc}")
         return
     if actual == expected:
-        result.add("audio", PASS, f"{Path(audio).name}: SHA-256 {actual} matches")
+        result.add(name, PASS, f"{Path(audio).name}: SHA-256 {actual} matches {source}")
     else:
-        result.add("audio", FAIL, f"{Path(audio).name}: SHA-256 {actual} differs from the "
-                                  f"analysed file's {expected}")
+        result.add(name, FAIL, f"{Path(audio).name}: SHA-256 {actual} differs from the "
+                               f"analysed file's {expected} recorded in {source}")
+
+
+_AUDIO_HASHES: dict[tuple, str] = {}
+
+
+def _audio_sha256(path: Path) -> str:
+    """SHA-256 of ``path``, once per (file, size, mtime) in a process: one --audio is
+    compared with the folder and with each of its PDFs."""
+    st = path.stat()
+    key = (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    if key not in _AUDIO_HASHES:
+        _AUDIO_HASHES.clear()
+        _AUDIO_HASHES[key] = sha256_file(path)
+    return _AUDIO_HASHES[key]
 
 
 # --- PDFs ---------------------------------------------------------------------------------
 
 
-def verify_pdf(path: Path, *, trusted: TrustedSigner | None = None,
+def verify_pdf(path: Path, *, trusted: Trust = None, audio: Path | None = None,
                expected_cert_sha256: str | None = None) -> VerificationResult:
     """Check every embedded PDF signature with pyHanko's validator.
 
-    The last signature must cover the entire file (nothing appended after signing). The
-    signer certificate is compared with ``trusted.certificate``, else with
-    ``expected_cert_sha256`` (from a signed manifest), else reported as not pinned.
+    The last signature must cover the entire file (nothing appended after signing), so the
+    document information it covers (the analysed audio's SHA-256) is compared with
+    ``audio`` when given. Inside a report folder (``expected_cert_sha256`` from its signed
+    manifest) the signer certificate must be the one the manifest names, and the manifest's
+    signer decides trust; a PDF on its own is trusted when its certificate is the one of
+    ``trusted`` or is pinned in it.
     """
     import io
 
@@ -455,15 +556,17 @@ def verify_pdf(path: Path, *, trusted: TrustedSigner | None = None,
     try:
         reader = PdfFileReader(io.BytesIO(path.read_bytes()), strict=False)
         signatures = reader.embedded_signatures
-    except (OSError, PdfError, ValueError, KeyError) as exc:
+    except (OSError, PdfError, ValueError, KeyError, TypeError, IndexError) as exc:
         result.add("pdf", FAIL, f"unreadable PDF: {type(exc).__name__}: {exc}")
         return result
     if not signatures:
         result.add("pdf signature", FAIL, "the PDF carries no signature")
         return result
+    if audio is not None:
+        _compare_audio(_pdf_audio_sha256(reader), audio, "pdf audio", "the PDF", result)
 
     trusted_cert = None
-    if trusted is not None and trusted.certificate is not None:
+    if isinstance(trusted, TrustedSigner) and trusted.certificate is not None:
         trusted_cert = ax509.Certificate.load(trusted.certificate.public_bytes(
             serialization.Encoding.DER))
     for i, sig in enumerate(signatures, start=1):
@@ -492,34 +595,51 @@ def verify_pdf(path: Path, *, trusted: TrustedSigner | None = None,
         when = status.signer_reported_dt.isoformat() if status.signer_reported_dt else "n/a"
         stamp = " with an RFC 3161 timestamp" if status.timestamp_validity else ""
         result.add(name, PASS, f"intact PAdES signature{stamp}, signing time {when}")
-        _check_pdf_signer(name, cert, trusted_cert, expected_cert_sha256, result)
+        _check_pdf_signer(name, cert, trusted, trusted_cert, expected_cert_sha256, result)
     return result
 
 
-def _check_pdf_signer(name: str, cert, trusted_cert, expected_sha: str | None,
+def _pdf_audio_sha256(reader) -> str | None:
+    try:
+        value = reader.trailer["/Info"].get(PDF_AUDIO_KEY)
+    except (KeyError, TypeError, AttributeError, ValueError):
+        return None
+    return str(value) if value is not None else None
+
+
+def _check_pdf_signer(name: str, cert, trusted: Trust, trusted_cert, expected_sha: str | None,
                       result: VerificationResult) -> None:
     fingerprint = hashlib.sha256(cert.dump()).hexdigest()
     subject = cert.subject.human_friendly
-    self_signed = cert.subject == cert.issuer
-    if trusted_cert is not None:
-        want = hashlib.sha256(trusted_cert.dump()).hexdigest()
-        if fingerprint == want:
-            result.add(f"{name} signer", PASS, f"signed by the trusted certificate {want}")
-        else:
-            result.add(f"{name} signer", FAIL, f"signed by certificate {fingerprint} "
-                                               f"({subject}), not the trusted {want}")
-    elif expected_sha is not None:
+    kind = "self-signed certificate" if cert.subject == cert.issuer else "certificate"
+    if expected_sha is not None:
+        # inside a report folder: bound to the signed manifest, whose signer decides trust
         if fingerprint == expected_sha:
             result.add(f"{name} signer", PASS, "signed by the certificate named in the "
                                                f"signed manifest ({fingerprint})")
         else:
             result.add(f"{name} signer", FAIL, f"signed by certificate {fingerprint}, but the "
-                                               f"manifest names {expected_sha}")
+                                               f"manifest names {expected_sha or 'none'}")
+        if trusted_cert is None:
+            return
+    if trusted_cert is not None:
+        want = hashlib.sha256(trusted_cert.dump()).hexdigest()
+        if fingerprint == want:
+            result.add(f"{name} trust", PASS, f"signed by the certificate given with --keys "
+                                              f"({want}, '{subject}')")
+        else:
+            result.add(f"{name} trust", UNTRUSTED, f"signed by {kind} '{subject}' (SHA-256 "
+                                                   f"{fingerprint}), not by the one given with "
+                                                   f"--keys ({want})")
+    elif isinstance(trusted, TrustStore) and trusted.trusts(fingerprint):
+        result.add(f"{name} trust", PASS, f"signed by {kind} '{subject}' (SHA-256 "
+                                          f"{fingerprint}), pinned in {trusted.describe()}")
     else:
-        kind = "self-signed certificate" if self_signed else "certificate"
-        result.add(f"{name} signer", WARN, f"{kind} '{subject}' not pinned: compare its "
-                                           f"SHA-256 fingerprint {fingerprint} with the one "
-                                           "the examiner published")
+        result.add(f"{name} trust", UNTRUSTED,
+                   f"signed by {kind} '{subject}' (SHA-256 {fingerprint}), which is not "
+                   "trusted: compare the fingerprint with the one the examiner published, then "
+                   f"pin it ('musicbrain keys trust {fingerprint}') or give --keys")
 
 
-__all__ = ["Check", "VerificationResult", "verify_path", "verify_pdf", "verify_report_folder"]
+__all__ = ["Check", "VerificationResult", "load_json", "verify_catalog", "verify_path",
+           "verify_pdf", "verify_report_folder"]

@@ -1,0 +1,148 @@
+"""Reruns and shared output folders: a finished folder is reused only when it verifies, one
+scan at a time per folder, and the catalog keeps every verified track folder present."""
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import SR, make_tone
+from musicbrain_cli.audio_encode import encode_audio
+from musicbrain_cli.cli import main
+from musicbrain_cli.report import init_keys, write_manifest
+
+
+def run(args):
+    return CliRunner().invoke(main, args, catch_exceptions=False)
+
+
+def rows(out: Path) -> dict:
+    data = json.loads((out / "summary.json").read_text(encoding="utf-8"))["tracks"]
+    return {Path(r["path"]).name: r for r in data}
+
+
+@pytest.fixture(scope="module")
+def scanned(tmp_path_factory, tiny_model_dir):
+    """Two tones scanned and signed (keys created, hence pinned, by the scan)."""
+    root = tmp_path_factory.mktemp("reuse")
+    cat = root / "cat"
+    cat.mkdir()
+    encode_audio(cat / "a.flac", make_tone(4.0, 220.0, 0), SR)
+    encode_audio(cat / "b.flac", make_tone(4.0, 330.0, 1), SR)
+    encode_audio(root / "c.flac", make_tone(4.0, 440.0, 2), SR)
+    keys = root / "keys"
+    res = run(["scan", str(cat), "-o", str(root / "out"), "--model", str(tiny_model_dir),
+               "--report", "html", "--key", str(keys), "--quiet"])
+    assert res.exit_code == 0, res.output
+    return root
+
+
+@pytest.fixture
+def setup(scanned, tmp_path, tiny_model_dir):
+    shutil.copytree(scanned / "out", tmp_path / "out")
+    def scan_args(*inputs):
+        return ["scan", *map(str, inputs), "-o", str(tmp_path / "out"), "--model",
+                str(tiny_model_dir), "--report", "html", "--key", str(scanned / "keys"),
+                "--quiet"]
+    return scanned, tmp_path / "out", scan_args
+
+
+def _folder_of(out: Path, name: str) -> Path:
+    return out / Path(rows(out)[name]["report"]).parent
+
+
+def test_a_rerun_redoes_an_edited_or_foreign_folder_instead_of_reusing_it(setup, tmp_path):
+    """Observation 3: a rerun reused an edited result.json (human -> ai 0.970), exited 0 and
+    re-signed a summary showing the forged verdict."""
+    root, out, scan_args = setup
+    honest = rows(out)["a.flac"]
+    folder = _folder_of(out, "a.flac")
+    track = json.loads((folder / "result.json").read_text(encoding="utf-8"))
+    track["verdict"].update(label="ai", p_ai=0.97)
+    (folder / "result.json").write_text(json.dumps(track), encoding="utf-8")
+    # b's folder re-sealed by a forger's key: intact, but not the examiner's
+    write_manifest(_folder_of(out, "b.flac"), None, None, init_keys(tmp_path / "forger"))
+
+    res = run(scan_args(root / "cat"))
+    assert res.exit_code == 0, res.output
+    assert "0 already complete" in res.output
+    redone = [line for line in res.output.splitlines() if line.startswith("redone:")]
+    assert len(redone) == 2
+    assert any("a.flac" in line and "file result.json" in line for line in redone)
+    assert any("b.flac" in line and "signer" in line for line in redone)
+    again = rows(out)["a.flac"]
+    assert again["p_ai"] == honest["p_ai"] and again["verdict"] == honest["verdict"]
+    assert run(["verify", str(out)]).exit_code == 0
+
+
+def test_a_subset_scan_adds_to_the_catalog_and_never_drops(setup):
+    """Observation 4: a later scan of a subset silently dropped the other tracks from
+    summary.json and index.html, and the catalog still verified."""
+    root, out, scan_args = setup
+    res = run(scan_args(root / "cat" / "a.flac"))
+    assert res.exit_code == 0, res.output
+    assert set(rows(out)) == {"a.flac", "b.flac"}
+    assert "1 kept from earlier scans" in res.output
+    res = run(scan_args(root / "c.flac"))
+    assert res.exit_code == 0, res.output
+    assert set(rows(out)) == {"a.flac", "b.flac", "c.flac"}
+    index = (out / "index.html").read_text(encoding="utf-8")
+    assert all(n in index for n in ("a.flac", "b.flac", "c.flac"))
+    sealed = json.loads((out / "catalog-manifest.json").read_text())["tracks"]
+    assert len(sealed) == 3
+    ok = run(["verify", str(out)])
+    assert ok.exit_code == 0 and ok.output.startswith("VALID") and "3 track folder(s)" in ok.output
+
+
+def test_a_folder_that_does_not_verify_is_left_out_of_the_catalog_with_a_reason(setup, tmp_path):
+    root, out, scan_args = setup
+    stray = _folder_of(out, "b.flac")
+    (stray / "notes.txt").write_text("added later")
+    res = run(scan_args(root / "cat" / "a.flac"))
+    assert res.exit_code == 0
+    assert f"not in the catalog: {stray.name}" in res.output and "unlisted files" in res.output
+    assert set(rows(out)) == {"a.flac"}
+
+
+def test_one_scan_at_a_time_per_output_folder(setup):
+    """Observation 4: two scans into one folder each rewrote the catalog without the
+    other's tracks. The second now stops at once and names the holder."""
+    from musicbrain_cli.scan import LOCK_NAME, output_lock
+
+    root, out, scan_args = setup
+    before = (out / "summary.json").read_bytes()
+    with output_lock(out):
+        res = CliRunner().invoke(main, scan_args(root / "c.flac"))
+    assert res.exit_code == 1 and isinstance(res.exception, SystemExit)
+    assert "in use by another scan" in res.output and f"pid {os.getpid()} on host" in res.output
+    assert len(res.output.strip().splitlines()) == 1
+    assert (out / "summary.json").read_bytes() == before
+    assert (out / LOCK_NAME).is_file()
+    assert run(scan_args(root / "c.flac")).exit_code == 0      # released with its holder
+
+
+def test_an_output_folder_that_cannot_be_made_is_a_one_line_error(tmp_path, tiny_model_dir):
+    """Observation 9: an output folder under /proc gave a traceback."""
+    encode_audio(tmp_path / "a.flac", make_tone(3.0), SR)
+    for target in ("/proc/musicbrain-no-such/out", "/proc/self"):
+        res = CliRunner().invoke(main, ["scan", str(tmp_path / "a.flac"), "-o", target,
+                                        "--model", str(tiny_model_dir), "--unsigned", "--quiet"])
+        assert res.exit_code == 1, (target, res.output)
+        assert isinstance(res.exception, SystemExit) and "Traceback" not in res.output
+        assert res.output.startswith("musicbrain: error:") and target in res.output
+
+
+def test_a_rerun_asking_for_another_format_redoes_the_folder(setup):
+    """A folder scanned for HTML had no PDF when a rerun asked for one, yet was reused: the
+    catalog then linked a report.pdf that did not exist."""
+    root, out, scan_args = setup
+    args = scan_args(root / "cat" / "a.flac")
+    args[args.index("html")] = "both"
+    res = run(args)
+    assert res.exit_code == 0 and "has no report.pdf" in res.output, res.output
+    assert rows(out)["a.flac"]["report"].endswith("/report.pdf")
+    assert (_folder_of(out, "a.flac") / "report.pdf").is_file()
+    assert run(["verify", str(out)]).exit_code == 0
