@@ -686,11 +686,11 @@ def scan(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, detect
         raise InputError(f"cannot create output folder {str(out)!r}: "
                          f"{exc.strerror or exc}") from exc
     with output_lock(out):
-        return _scan_locked(inputs, out, detector, options=options, keys=keys, ood=ood,
+        return _scan_locked(inputs, out, detector, options=options, keys=keys,
                             command_line=command_line, progress=progress)
 
 
-def _scan_locked(inputs, out: Path, detector, *, options: ScanOptions, keys, ood,
+def _scan_locked(inputs, out: Path, detector, *, options: ScanOptions, keys,
                  command_line: Sequence[str], progress: Progress) -> ScanResult:
     from musicbrain_cli.audio import sha256_file
     from musicbrain_cli.report import CatalogEntry, write_catalog
