@@ -68,7 +68,7 @@ def test_a_rerun_redoes_an_edited_or_foreign_folder_instead_of_reusing_it(setup,
 
     res = run(scan_args(root / "cat"))
     assert res.exit_code == 0, res.output
-    assert "0 already complete" in res.output
+    assert "0 skipped (already complete)" in res.output
     redone = [line for line in res.output.splitlines() if line.startswith("redone:")]
     assert len(redone) == 2
     assert any("a.flac" in line and "file result.json" in line for line in redone)
