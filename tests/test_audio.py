@@ -15,6 +15,7 @@ import soundfile as sf
 
 from musicbrain_cli import audio
 from musicbrain_cli.audio_encode import FORMATS, encode_audio
+from musicbrain_cli.errors import AbsurdHeaderError
 
 SR_IN = 44100
 DUR = 2.5
@@ -121,6 +122,34 @@ def test_downmix_is_channel_mean(tmp_path):
     out = audio.load_audio(p)
     mid = out[2000:-2000]  # skip resampler edge transients
     assert np.max(np.abs(mid)) == pytest.approx(0.3, rel=0.01)
+
+
+@pytest.mark.parametrize("channels, rate", [(8, 96_000), (audio.MAX_CHANNELS, audio.MAX_RATE)],
+                         ids=["8ch-96k-surround", "max-channels-max-rate"])
+def test_multichannel_high_rate_decodes_to_the_channel_mean(tmp_path, channels, rate):
+    # Issue 23: a valid 8-channel 96 kHz WAV killed the decoder child with SIGSEGV (PyAV's
+    # planar plane count overruns at 8+ channels). Every channel carries the same seeded
+    # noise at its own gain, so the mono result must equal the mono file of that noise at
+    # the mean gain, decoded through the same (isolated) path.
+    rng = np.random.default_rng(23)
+    seconds = 0.5 if channels <= 8 else 0.1  # the max case is 64 x 384 kHz: keep it small
+    x = (0.3 * rng.standard_normal(int(rate * seconds))).clip(-0.9, 0.9).astype(np.float32)
+    gains = np.linspace(0.1, 1.0, channels, dtype=np.float32)
+    multi, mono = tmp_path / "multi.wav", tmp_path / "mono.wav"
+    sf.write(multi, np.outer(x, gains), rate, subtype="FLOAT")
+    sf.write(mono, x * gains.mean(), rate, subtype="FLOAT")
+    s = audio.stream(multi, timeout_s=60)
+    got = np.concatenate(list(s))
+    assert s.facts.channels == channels and s.facts.sample_rate == rate
+    assert s.stats.share_decoded == pytest.approx(1.0)
+    np.testing.assert_allclose(got, audio.load_audio(mono), atol=1e-5)
+
+
+def test_more_channels_than_the_limit_is_a_clear_error(tmp_path):
+    p = tmp_path / "many.wav"
+    sf.write(p, np.zeros((800, audio.MAX_CHANNELS + 1), np.float32) + 0.1, 8000, subtype="FLOAT")
+    with pytest.raises(AbsurdHeaderError, match=f"{audio.MAX_CHANNELS + 1} channels .allowed 1..{audio.MAX_CHANNELS}"):
+        audio.probe(p)
 
 
 def test_same_rate_passes_through_exactly(tmp_path):
