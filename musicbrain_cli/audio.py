@@ -29,7 +29,6 @@ the stream, after the last block, with :attr:`AudioStream.stats` already filled 
 from __future__ import annotations
 
 import atexit
-import hashlib
 import json
 import math
 import os
@@ -132,15 +131,16 @@ def check_path(path: str | os.PathLike) -> Path:
 
 
 def sha256_file(path: str | os.PathLike, *, chunk_size: int = 1 << 20) -> str:
-    """SHA-256 (hex) of the file's original bytes, read in ``chunk_size`` pieces."""
-    h = hashlib.sha256()
-    try:
-        with open(path, "rb") as f:
-            while chunk := f.read(chunk_size):
-                h.update(chunk)
-    except OSError as exc:
-        raise InputError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
-    return h.hexdigest()
+    """SHA-256 (hex) of the file's original bytes, read in ``chunk_size`` pieces.
+
+    Only a regular file is read, checked before the first byte, and only up to the size it
+    had when opened (:func:`musicbrain_cli.inputs.sha256_file`): a FIFO or a link to
+    ``/dev/zero`` raises :class:`~musicbrain_cli.errors.NotRegularFileError` instead of
+    hanging (issue 23).
+    """
+    from musicbrain_cli.inputs import sha256_file as _sha256_regular
+
+    return _sha256_regular(path, chunk_size=chunk_size)
 
 
 def read_metadata(path: str | os.PathLike, *, trust_anchors=None, provenance: bool = True) -> dict:

@@ -167,3 +167,35 @@ def test_cli_exit_codes(copy, keys):
     assert "INVALID" in bad.output and "file report.html" in bad.output
     assert runner.invoke(main, ["verify"]).exit_code == 2
     assert runner.invoke(main, ["verify", str(folder / "nope")]).exit_code == 2
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero-link"])
+def test_verify_audio_that_is_not_a_regular_file_fails_the_check_instead_of_hanging(copy, tmp_path,
+                                                                                     kind):
+    # Issue 23, observation 5: `verify --audio /dev/zero` hung hashing an endless file.
+    import os
+    import signal
+
+    folder, _ = copy
+    bad = tmp_path / ("pipe.wav" if kind == "fifo" else "zero.wav")
+    if kind == "fifo":
+        os.mkfifo(bad)
+    else:
+        bad.symlink_to("/dev/zero")
+
+    class Hung(BaseException):   # not an OSError, which verify reports as a failed check
+        pass
+
+    def on_alarm(signum, frame):
+        raise Hung("verify --audio still ran after 30 s")
+
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(30)
+    try:
+        res = CliRunner().invoke(main, ["verify", str(folder), "--audio", str(bad)],
+                                 catch_exceptions=False)
+    finally:
+        signal.alarm(0)
+    assert res.exit_code == 1, res.output
+    assert "INVALID" in res.output and "not a regular file" in res.output
+    assert ("FIFO" if kind == "fifo" else "character device") in res.output

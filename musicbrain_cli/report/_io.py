@@ -42,12 +42,16 @@ def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644) -> Path:
 
 
 def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file, read in chunks (audio files can be large)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    """Hex SHA-256 of a file, read in chunks (audio files can be large).
+
+    Regular files only, checked before the first read and read up to the size they had
+    when opened (:func:`musicbrain_cli.inputs.sha256_file`), so ``verify --audio`` given a
+    FIFO or ``/dev/zero`` fails that check instead of hanging (issue 23). Refusals are
+    ``OSError`` (and :class:`~musicbrain_cli.errors.InputError`).
+    """
+    from musicbrain_cli.inputs import sha256_file as _sha256_regular
+
+    return _sha256_regular(path, chunk_size=_CHUNK)
 
 
 def sha256_bytes(data: bytes) -> str:
