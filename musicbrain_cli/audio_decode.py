@@ -256,7 +256,7 @@ def _bounded_tags(tags: dict, *, max_items: int = 256, max_chars: int = 4096) ->
             out["_truncated_items"] = str(len(tags) - max_items)
             break
         v = str(v)
-        out[str(k)[:256]] = v if len(v) <= max_chars else v[:max_chars] + f"...[truncated {len(v)} chars]"
+        out[str(k)[:256]] = v if len(v) <= max_chars else v[:max_chars] + f"...[truncated from {len(v)} chars]"
     return out
 
 

@@ -253,6 +253,38 @@ def test_id3_round_trip_with_c2pa_geob(encoded, tmp_path):
     assert info.metadata["c2pa_present"] and "ffmpeg_tags" in info.metadata
 
 
+def test_a_1mb_comment_is_cut_with_a_true_note_down_to_the_report(encoded, tmp_path):
+    # Issue 23, observation 11: a 1 MB comment was stored as 4,129 characters and the
+    # report said "[3829 more characters]", counting from the stored text, not the tag.
+    from mutagen.id3 import COMM, ID3, TXXX
+
+    from musicbrain_cli.audio_metadata import MAX_VALUE_CHARS, split_cut
+    from musicbrain_cli.report.html import MAX_TAG_CHARS, render_report_html
+    from musicbrain_cli.report.schema import example_track
+
+    total = 1 << 20
+    p = tmp_path / "comment.mp3"
+    p.write_bytes(encoded["mp3"].read_bytes())
+    tags = ID3()
+    tags.add(COMM(encoding=3, lang="eng", desc="", text=["c" * total]))
+    # an uncut value that merely ends like a note is not taken for a cut one
+    tags.add(TXXX(encoding=3, desc="liar", text=["y" * 10 + "...[truncated from 99999999 chars]"]))
+    tags.save(p)
+    md = audio.read_metadata(p, provenance=False)
+    stored = md["tags"]["COMM::eng"][0]
+    assert "COMM::eng" in md["truncated"] and len(stored) < MAX_VALUE_CHARS + 64
+    assert split_cut(stored) == ("c" * MAX_VALUE_CHARS, total)
+    liar = md["tags"]["TXXX:liar"][0]
+    assert split_cut(liar) == (liar, len(liar))
+
+    track = example_track(n_windows=3)
+    track["metadata"]["tags"] = md["tags"]
+    html = render_report_html(track, {})
+    assert f"[{total - MAX_TAG_CHARS} more characters]" in html     # 1,048,276
+    assert f"[{len(stored) - MAX_TAG_CHARS} more characters]" not in html
+    assert "99999999" in html and "more characters]" not in html.split("99999999")[1][:40]
+
+
 def test_untagged_file_has_no_c2pa(encoded):
     md = audio.read_metadata(encoded["wav"])
     assert md["c2pa_present"] is False and md["c2pa_source"] is None

@@ -21,6 +21,7 @@ from functools import lru_cache
 from typing import Any, Iterable, Mapping, Sequence
 
 from musicbrain_cli import __version__
+from musicbrain_cli.audio_metadata import split_cut
 from musicbrain_cli.errors import ReportError
 
 TIMELINE_FIGURE = "timeline.png"
@@ -391,9 +392,12 @@ def _tags(tags: Any) -> list[dict]:
         values = list(raw) if isinstance(raw, (list, tuple)) else [raw]
         shown = []
         for v in values[:MAX_TAG_VALUES]:
-            text = visible(v)
-            if len(text) > MAX_TAG_CHARS:
-                text = f"{text[:MAX_TAG_CHARS]}… [{len(text) - MAX_TAG_CHARS} more characters]"
+            # Count what is missing against the value's full length in the file, not
+            # against the (already cut) stored text (issue 23).
+            kept, total = split_cut(str(v))
+            text = visible(kept[:MAX_TAG_CHARS])
+            if total > min(len(kept), MAX_TAG_CHARS):
+                text = f"{text}… [{total - min(len(kept), MAX_TAG_CHARS)} more characters]"
             shown.append(text)
         if len(values) > MAX_TAG_VALUES:
             shown.append(f"… [{len(values) - MAX_TAG_VALUES} more values]")
