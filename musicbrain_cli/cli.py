@@ -19,12 +19,19 @@ import click
 
 from musicbrain_cli import __version__
 from musicbrain_cli.errors import MusicBrainError
+from musicbrain_cli.text import terminal_text
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
+def _echo(message: object = "", *, err: bool = False, keep_newlines: bool = False) -> None:
+    """Every line the CLI prints goes through here, made safe for a terminal: a file name
+    or tag holding escape sequences must not rewrite the console (issue 23)."""
+    click.echo(terminal_text(message, keep_newlines=keep_newlines), err=err)
+
+
 def _fail(message: str, code: int = EXIT_FAILED) -> None:
-    click.echo(f"musicbrain: error: {message}", err=True)
+    _echo(f"musicbrain: error: {message}", err=True)
     sys.exit(code)
 
 
@@ -62,24 +69,24 @@ def info() -> None:
     """Print versions, the compute device and facts about the default model."""
     import platform
 
-    click.echo(f"musicbrain {__version__}")
-    click.echo(f"python     {platform.python_version()} ({sys.executable})")
+    _echo(f"musicbrain {__version__}")
+    _echo(f"python     {platform.python_version()} ({sys.executable})")
     try:
         import torch
 
         cuda = torch.cuda.is_available()
         device = torch.cuda.get_device_name(0) if cuda else "cpu"
-        click.echo(f"torch      {torch.__version__}")
-        click.echo(f"device     {device} (CUDA {'available' if cuda else 'not available'})")
+        _echo(f"torch      {torch.__version__}")
+        _echo(f"device     {device} (CUDA {'available' if cuda else 'not available'})")
     except ImportError:
-        click.echo("torch      not installed")
+        _echo("torch      not installed")
     try:
         import av
 
         ffmpeg = ".".join(str(x) for x in av.library_versions["libavcodec"])
-        click.echo(f"pyav       {av.__version__} (libavcodec {ffmpeg})")
+        _echo(f"pyav       {av.__version__} (libavcodec {ffmpeg})")
     except ImportError:
-        click.echo("pyav       not installed")
+        _echo("pyav       not installed")
 
 
 # --- scan / verify / keys -----------------------------------------------------------------
@@ -149,15 +156,21 @@ def scan(inputs, output, report_format, model_name, device, jobs, key_dir, unsig
                       ood=load_ood(detector), command_line=["musicbrain", *sys.argv[1:]],
                       progress=RichProgress(disable=quiet))
     for path, reason in result.skipped:
-        click.echo(f"skipped: {path}: {reason}", err=True)
+        _echo(f"skipped: {path}: {reason}", err=True)
     for entry in result.entries:
         if entry.error:
-            click.echo(f"failed: {entry.input_path}: {entry.error}", err=True)
+            _echo(f"failed: {entry.input_path}: {entry.error}", err=True)
     if as_json:
         summary = Path(output) / "summary.json"
-        click.echo(summary.read_text(encoding="utf-8"))
+        import json
+
+        # Re-serialised as ASCII: every control or invisible character in a name or tag is
+        # then a JSON \uXXXX escape, so the output is both valid JSON and terminal-safe.
+        text = json.dumps(json.loads(summary.read_text(encoding="utf-8")), indent=2,
+                          sort_keys=True, ensure_ascii=True)
+        _echo(text, keep_newlines=True)
     else:
-        click.echo(f"{result.n_ok} analysed ({result.reused} already complete), "
+        _echo(f"{result.n_ok} analysed ({result.reused} already complete), "
                    f"{result.n_failed} failed, {len(result.skipped)} skipped; "
                    f"summary: {Path(output) / 'index.html'}")
     sys.exit(EXIT_FAILED if result.n_failed else EXIT_OK)
@@ -172,7 +185,7 @@ def _scan_keys(key_dir):
     directory = Path(key_dir) if key_dir else default_keys_dir()
     if not directory.exists():
         keys = init_keys(directory)
-        click.echo(f"created signing keys in {directory} (manifest key "
+        _echo(f"created signing keys in {directory} (manifest key "
                    f"{keys.manifest_key_fingerprint}); publish the fingerprints", err=True)
         return keys
     return load_keys(directory)
@@ -218,7 +231,7 @@ def verify(paths, audio, keys_dir, reproduce, model_name, trust_anchors) -> None
         if path in catalogs:
             results = verify_catalog(Path(path), trusted=trusted)
             ok = all(r.ok for r in results)
-            click.echo(f"{'VALID' if ok else 'INVALID'}  {path}  (catalog: "
+            _echo(f"{'VALID' if ok else 'INVALID'}  {path}  (catalog: "
                        f"{len(results) - 1} track folder(s))")
             _echo_checks(results[0])
             for result in results[1:]:
@@ -227,18 +240,18 @@ def verify(paths, audio, keys_dir, reproduce, model_name, trust_anchors) -> None
             continue
         result = verify_path(Path(path), audio=Path(audio) if audio else None, trusted=trusted)
         ok = result.ok
-        click.echo(f"{'VALID' if result.ok else 'INVALID'}  {path}")
+        _echo(f"{'VALID' if result.ok else 'INVALID'}  {path}")
         _echo_checks(result)
         if reproduce and Path(path).is_dir():
             from musicbrain_cli.reproduce import reproduce as rerun
 
             again = rerun(Path(path), Path(audio), model=model_name, trust_anchors=trust_anchors)
             ok = ok and again.ok
-            click.echo(f"  [{'pass' if again.ok else 'fail'}] reproduce: "
+            _echo(f"  [{'pass' if again.ok else 'fail'}] reproduce: "
                        + ("every figure of the report came out the same"
                           if again.ok else f"{len(again.differences)} difference(s)"))
             for line in again.differences + again.notes:
-                click.echo(f"    {line}")
+                _echo(f"    {line}")
         invalid += not ok
     sys.exit(EXIT_FAILED if invalid else EXIT_OK)
 
@@ -246,10 +259,10 @@ def verify(paths, audio, keys_dir, reproduce, model_name, trust_anchors) -> None
 def _echo_checks(result, heading: str | None = None) -> None:
     indent = "  "
     if heading:
-        click.echo(f"  {heading}")
+        _echo(f"  {heading}")
         indent = "    "
     for check in result.checks:
-        click.echo(f"{indent}[{check.status}] {check.name}: {check.detail}")
+        _echo(f"{indent}[{check.status}] {check.name}: {check.detail}")
 
 
 @main.group()
@@ -308,12 +321,12 @@ def keys_init(directory, force, common_name, days, pkcs12_file, cert_file, key_f
         pkcs12_password=secret(password_env) if pkcs12_file else None,
         key_password=secret(password_env) if key_file else None,
         passphrase=secret(passphrase_env), **options)
-    click.echo(f"keys written to {created.directory} (private files mode 0600)")
-    click.echo(f"manifest key (Ed25519) SHA-256:   {created.manifest_key_fingerprint}")
-    click.echo(f"PDF certificate SHA-256:          {created.certificate_fingerprint}")
-    click.echo(f"PDF certificate subject:          {created.pdf_cert.subject.rfc4514_string()}"
+    _echo(f"keys written to {created.directory} (private files mode 0600)")
+    _echo(f"manifest key (Ed25519) SHA-256:   {created.manifest_key_fingerprint}")
+    _echo(f"PDF certificate SHA-256:          {created.certificate_fingerprint}")
+    _echo(f"PDF certificate subject:          {created.pdf_cert.subject.rfc4514_string()}"
                f"{' (self-signed)' if created.self_signed else ''}")
-    click.echo("Publish these fingerprints so others can check who signed your reports.")
+    _echo("Publish these fingerprints so others can check who signed your reports.")
 
 
 # --- train / evaluate ---------------------------------------------------------------------
@@ -375,9 +388,9 @@ def train(data_dir, config_path, nproc_per_node, nnodes, node_rank, rdzv_endpoin
         return  # not the primary rank, or the stop_after_steps hook fired
     m = summary["metrics"]
     fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
-    click.echo(f"trained {summary['epochs']} epochs ({summary['global_step']} steps); "
+    _echo(f"trained {summary['epochs']} epochs ({summary['global_step']} steps); "
                f"best epoch {summary['best_epoch']}")
-    click.echo(f"val mAP {fmt(m.get('map_macro'))}  detection ROC-AUC "
+    _echo(f"val mAP {fmt(m.get('map_macro'))}  detection ROC-AUC "
                f"{fmt(m.get('detection_roc_auc'))}  temperature "
                f"{summary['calibration']['temperature']:.3f}")
     if summary.get("model_dir"):
@@ -387,9 +400,9 @@ def train(data_dir, config_path, nproc_per_node, nnodes, node_rank, rdzv_endpoin
 
         card = finalize_model(summary["model_dir"], data_dir, progress=RichProgress())
         for line in summary_lines(card):
-            click.echo(line)
-    click.echo(f"model: {summary['model_dir']}")
-    click.echo(f"metrics: {Path(out_dir) / 'metrics.csv'}")
+            _echo(line)
+    _echo(f"model: {summary['model_dir']}")
+    _echo(f"metrics: {Path(out_dir) / 'metrics.csv'}")
 
 
 @main.command("refit-heads")
@@ -420,14 +433,14 @@ def refit_heads(data_dir, model_name, out_dir, style_bands) -> None:
     record = refit_style_heads(model_name, data_dir, out_dir, style_bands=style_bands,
                                progress=RichProgress())
     before = record["val_style_map_before"]
-    click.echo(f"style heads re-fitted: {len(record['labels_refit'])} labels, C={record['c']}, "
+    _echo(f"style heads re-fitted: {len(record['labels_refit'])} labels, C={record['c']}, "
                f"style bands {record['style_bands']}, "
                f"val style mAP {'n/a' if before is None else f'{before:.4f}'} -> "
                f"{record['val_style_map_by_c'][str(record['c'])]:.4f}")
     card = finalize_model(out_dir, data_dir, progress=RichProgress())
     for line in summary_lines(card):
-        click.echo(line)
-    click.echo(f"model: {out_dir}")
+        _echo(line)
+    _echo(f"model: {out_dir}")
 
 
 @main.command()
@@ -491,15 +504,15 @@ def evaluate(data_dir, split, model_name, out_dir, explain_windows, n_figures, s
                        overwrite=overwrite, cam_weighting=cam_weighting, progress=RichProgress())
     fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
     c = m["classification"]
-    click.echo(f"{m['clips_scored']}/{m['clips']} clips scored; mAP macro {fmt(c['map_macro'])}, "
+    _echo(f"{m['clips_scored']}/{m['clips']} clips scored; mAP macro {fmt(c['map_macro'])}, "
                f"micro {fmt(c['map_micro'])}")
     if "detection" in m:
         r = m["detection"]["at_threshold"]
-        click.echo(f"detection ROC-AUC {fmt(m['detection']['roc_auc'])}; TPR {fmt(r['tpr'])}, "
+        _echo(f"detection ROC-AUC {fmt(m['detection']['roc_auc'])}; TPR {fmt(r['tpr'])}, "
                    f"FPR {fmt(r['fpr'])} at {r['threshold']:.3f}")
     for failure in m["failed"]:
-        click.echo(f"musicbrain: warning: {failure['clip_id']}: {failure['error']}", err=True)
-    click.echo(f"metrics: {Path(out_dir) / 'metrics.md'}")
+        _echo(f"musicbrain: warning: {failure['clip_id']}: {failure['error']}", err=True)
+    _echo(f"metrics: {Path(out_dir) / 'metrics.md'}")
     if m["failed"]:
         sys.exit(EXIT_FAILED)
 
@@ -524,15 +537,15 @@ def _evaluate_robustness(data_dir, split, model_name, out_dir, device, overwrite
     pct = lambda v: "n/a" if v is None else f"{100 * v:.1f}%"  # noqa: E731
     for r in rows:
         auc = "n/a" if r["roc_auc"] is None else f"{r['roc_auc']:.3f}"
-        click.echo(f"{r['transform']} [{r['split']}, n={r['n_human']}+{r['n_ai']}]: ROC-AUC {auc}, "
+        _echo(f"{r['transform']} [{r['split']}, n={r['n_human']}+{r['n_ai']}]: ROC-AUC {auc}, "
                    f"FPR {pct(r['fpr'])}, TPR {pct(r['tpr'])}, "
                    f"ai verdicts on human {pct(r['ai_verdicts_on_human'])}")
         if r["failed"]:
-            click.echo(f"musicbrain: warning: {r['transform']}: {r['note']}", err=True)
+            _echo(f"musicbrain: warning: {r['transform']}: {r['note']}", err=True)
     if update_card:
         store(detector.model_dir, rows, weights_sha256=detector.card.get("weights_sha256"))
-        click.echo(f"model card updated: {Path(detector.model_dir) / 'model_card.json'}")
-    click.echo(f"robustness: {md}")
+        _echo(f"model card updated: {Path(detector.model_dir) / 'model_card.json'}")
+    _echo(f"robustness: {md}")
     if any(r["failed"] for r in rows):
         sys.exit(EXIT_FAILED)
 
@@ -579,7 +592,7 @@ def _render_kwargs(soundfonts, seed, limit, clip_seconds, sample_rate, humanize)
 
 
 def _summary(summary: dict, output: str) -> None:
-    click.echo(f"{output}: {summary['clips']} clips ({summary['new_clips']} new), "
+    _echo(f"{output}: {summary['clips']} clips ({summary['new_clips']} new), "
                f"{summary['skipped']} items skipped (see build_report.json)")
 
 
@@ -644,7 +657,7 @@ def data_merge(inputs, output, copy, on_conflict) -> None:
 
     summary = merge_datasets(list(inputs), output, link=not copy, on_conflict=on_conflict,
                              progress=RichProgress())
-    click.echo(f"{output}: {summary['clips']} clips, {summary['renamed']} clip ids renamed, "
+    _echo(f"{output}: {summary['clips']} clips, {summary['renamed']} clip ids renamed, "
                f"{summary['conflicts']} split conflicts")
 
 
@@ -664,7 +677,7 @@ def data_cache(dataset, model_config, output, device) -> None:
 
     out = build_cache(dataset, front_end_from_file(model_config), out=output, device=device,
                       progress=RichProgress())
-    click.echo(f"feature cache: {out}")
+    _echo(f"feature cache: {out}")
 
 
 @data.command("build-reference")
@@ -699,13 +712,13 @@ def data_build_reference(output, size, seed, retrain_generators, cache_dir, musi
                               retrain_generators=retrain_generators, cache_dir=cache_dir,
                               musicnet=musicnet, progress=RichProgress())
     by_source = summary["clips_by_source"]
-    click.echo(f"{output}: {summary['clips']} clips ({by_source['human']} human, "
+    _echo(f"{output}: {summary['clips']} clips ({by_source['human']} human, "
                f"{by_source['ai']} ai), {summary['hours']:.2f} h, {summary['skipped']} items "
                f"skipped (see build_report.json); held-out SoundFont "
                f"{summary['held_out_soundfont']!r} in split "
                f"{summary['cross_renderer_split']!r}")
     mn = summary["musicnet"]
-    click.echo(f"MusicNet: {mn['human_clips']} human clips from {mn['pieces']} pieces "
+    _echo(f"MusicNet: {mn['human_clips']} human clips from {mn['pieces']} pieces "
                f"({mn['works']} works) of {mn['root']}" if mn["used"] else
                "MusicNet: not used (none found; give --musicnet PATH)" if not no_musicnet
                else "MusicNet: not used (--no-musicnet)")

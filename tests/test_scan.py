@@ -272,3 +272,33 @@ def test_a_fifo_or_a_link_to_dev_zero_is_a_per_file_failure_not_a_hang(tmp_path,
     assert set(errors) == {"pipe.wav", "zero.wav"}
     assert "FIFO" in errors["pipe.wav"] and "character device" in errors["zero.wav"]
     assert result.n_ok == 1      # good.flac, analysed once (link.flac is the same real file)
+
+
+def test_file_names_with_escape_sequences_cannot_rewrite_the_console_or_the_csv(tmp_path,
+                                                                                model_dir):
+    # Issue 23, observation 7: a name holding ESC[2K, CR and a colour printed a fake green
+    # "ALL VERIFIED" line through `failed:`; summary.csv kept the raw control characters.
+    import csv
+
+    cat = tmp_path / "cat"
+    cat.mkdir()
+    fake = "\x1b[2K\r\x1b[1;32mALL VERIFIED\x1b[0m\n\x9b2J.wav"
+    (cat / fake).write_bytes(b"RIFF\x00\x00\x00\x00WAVEgarbage")
+    (cat / "=HYPERLINK(1).wav").write_bytes(b"not audio at all")
+    out = tmp_path / "out"
+    # color=True: the runner passes escape sequences through as a terminal would receive them
+    res = CliRunner().invoke(main, ["scan", str(cat), "-o", str(out), "--model", str(model_dir),
+                                    "--report", "none", "--unsigned", "--quiet"],
+                             catch_exceptions=False, color=True)
+    assert res.exit_code == 1
+    failed = [ln for ln in res.output.splitlines() if ln.startswith("failed:")]
+    assert len(failed) == 2, res.output               # one line each: no forged extra line
+    for ch in ("\x1b", "\r", "\x9b"):
+        assert ch not in res.output
+    assert "\\u{1b}[1;32mALL VERIFIED" in res.output
+    raw = (out / "summary.csv").read_text(encoding="utf-8")
+    assert not any(c in raw for c in ("\x1b", "\x9b", "\n\x9b"))
+    names = {r["file_name"] for r in csv.DictReader(raw.splitlines())}
+    assert "'=HYPERLINK(1).wav" in names
+    assert any(n.startswith("\\u{1b}[2K\\u{d}") for n in names)
+
