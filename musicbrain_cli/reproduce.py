@@ -21,8 +21,8 @@ from typing import Any
 from musicbrain_cli.errors import InputError
 
 #: The parts of a track result that state findings, compared on reproduction.
-COMPARED = ("verdict", "evidence", "timeline", "labels", "labels_untrained", "aggregate", "ood",
-            "alignment", "explanations")
+COMPARED = ("verdict", "evidence", "timeline", "labels", "labels_untrained", "labels_withheld",
+            "aggregate", "ood", "alignment", "explanations")
 DEFAULT_ATOL = 1e-5
 
 

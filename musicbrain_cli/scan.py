@@ -317,6 +317,7 @@ def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = S
     t = time.perf_counter()
     lines, line_figures = evidence_lines(path, info, verdict, options=options)
     timer.add("other_lines", time.perf_counter() - t)
+    from musicbrain_cli.ood import attribution_withheld
     from musicbrain_cli.verdict import combine
 
     combined = combine([finding for finding, _ in lines])
@@ -336,6 +337,8 @@ def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = S
                               (detector.card.get("metrics") or {}).get("ap") or {},
                               untrained),
         "labels_untrained": sorted(untrained),
+        # raw scores stay in "labels"; out of domain they are not to be shown (issue 23)
+        "labels_withheld": attribution_withheld(ood_facts),
         "timeline": {"window_start_s": [float(s) for s in starts], "window_s": fe.window_s,
                      "p_ai": [round(float(p), 6) for p in probs[:, det_idx]],
                      "padded": [bool(p) for p in padded]},

@@ -302,3 +302,65 @@ def test_file_names_with_escape_sequences_cannot_rewrite_the_console_or_the_csv(
     assert "'=HYPERLINK(1).wav" in names
     assert any(n.startswith("\\u{1b}[2K\\u{d}") for n in names)
 
+
+def _domain_of_noisy_tones(det, rng):
+    """OOD statistics fitted on the tiny model's windows of noisy harmonic tones (its
+    "training domain" here), with the profile threshold at the 99th percentile of held-out
+    windows of the same kind, as finalize fits it."""
+    import torch
+
+    from musicbrain_cli.ood import fit_ood, fit_threshold, spectral_profile
+
+    fe = det.config.front_end
+    n = int(fe.window_s * SR)
+
+    def windows(k):
+        waves = [make_tone(fe.window_s, float(rng.uniform(110, 880)), int(rng.integers(1 << 30)))
+                 + 0.05 * rng.standard_normal(n).astype(np.float32) for _ in range(k)]
+        with torch.inference_mode():
+            spec = det.front_end(torch.from_numpy(np.stack(waves)))
+            emb = det.model.pool(det.model.forward_features(spec)).numpy()
+        return emb, spectral_profile(spec, floor=fe.silence_level)
+
+    emb, prof = windows(24)
+    stats = fit_ood(emb, np.arange(24) % 2, prof, profile_k=3)
+    _, held_out = windows(12)
+    card = {"method": "both", "quantile": 0.99,
+            "checks": {"embedding": {"threshold": 1e9},
+                       "spectral_profile": {"threshold": fit_threshold(
+                           stats.profile_score(held_out))}}}
+    return stats, card
+
+
+def test_style_attribution_is_withheld_out_of_domain(tmp_path, model_dir):
+    # Issue 23, observation 10: on pure sine tones, flagged out of domain, the index still
+    # showed "composer/Monteverdi 0.92". The raw scores stay in result.json, marked.
+    from musicbrain_cli.ood import WITHHELD
+    from musicbrain_cli.report.catalog import CatalogEntry, summary_row
+    from musicbrain_cli.report.html import render_report_html
+
+    det = Detector.from_pretrained(model_dir, device="cpu")
+    stats, det.card["ood"] = _domain_of_noisy_tones(det, np.random.default_rng(10))
+    t = np.arange(int(9.0 * SR)) / SR
+    encode_audio(tmp_path / "sine.flac", (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), SR)
+    encode_audio(tmp_path / "tone.flac", tone(9.0, 330.0, seed=3) +
+                 0.05 * np.random.default_rng(4).standard_normal(int(9.0 * SR)).astype(np.float32), SR)
+
+    sine = analyse_track(tmp_path / "sine.flac", det, ood=stats).track
+    assert sine["ood"]["available"] and not sine["ood"]["in_domain"], sine["ood"]
+    assert sine["labels_withheld"].startswith("outside the model's domain")
+    assert "average spectrum" in sine["labels_withheld"]               # which check, said
+    assert sine["labels"] and all(0 <= x["p"] <= 1 for x in sine["labels"])   # raw scores kept
+    row = summary_row(CatalogEntry(str(tmp_path / "sine.flac"), sine, "s/report.html"))
+    assert row["top_labels"] == WITHHELD == "withheld: outside the model's domain"
+    html = render_report_html(sine, {})
+    style = html.split('id="style"')[1].split("</section>")[0]
+    assert "withheld: outside the model" in style
+    for x in sine["labels"]:
+        assert f"<td>{x['label']}</td>" not in style                   # no label, no probability
+
+    # in domain, the attribution is shown as before
+    near = analyse_track(tmp_path / "tone.flac", det, ood=stats).track
+    assert near["ood"]["in_domain"] and near["labels_withheld"] is None
+    shown = summary_row(CatalogEntry(str(tmp_path / "tone.flac"), near, "t/report.html"))
+    assert shown["top_labels"] != WITHHELD and "=" in shown["top_labels"]

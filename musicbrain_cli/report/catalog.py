@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from musicbrain_cli.errors import ReportError
+from musicbrain_cli.ood import WITHHELD, labels_withheld
 from musicbrain_cli.report._io import atomic_write_bytes
 from musicbrain_cli.report.html import render_index_html, report_href, visible
 from musicbrain_cli.text import csv_cell
@@ -66,7 +67,9 @@ def summary_row(entry: CatalogEntry) -> dict[str, Any]:
         "fnr": rates.get("fnr"),
         "in_domain": ood.get("in_domain"),
         "ood_score": ood.get("score"),
-        "top_labels": "; ".join(f"{x.get('group')}/{x.get('label')}={float(x['p']):.2f}"
+        # out of domain the style scores are not shown, only why (issue 23)
+        "top_labels": WITHHELD if labels_withheld(track) else
+                      "; ".join(f"{x.get('group')}/{x.get('label')}={float(x['p']):.2f}"
                                 for x in labels) or None,
         "duration_s": inp.get("decoded_duration_s", inp.get("duration_s")),
         "size_bytes": inp.get("size_bytes"),

@@ -23,6 +23,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from musicbrain_cli import __version__
 from musicbrain_cli.audio_metadata import split_cut
 from musicbrain_cli.errors import ReportError
+from musicbrain_cli.ood import labels_withheld
 
 TIMELINE_FIGURE = "timeline.png"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -496,6 +497,7 @@ def report_view(track: Mapping, figures: Mapping[str, bytes], *, signer: Any = N
                    for r in labels],
         "labels_untrained": [visible(str(x).replace("/", ": ", 1))
                              for x in track.get("labels_untrained") or ()],
+        "labels_withheld": visible(withheld) if (withheld := labels_withheld(track)) else None,
         "explanations": _explanations(track, figures, timeline.get("window_s")),
         "alignment": alignment_sentences(track.get("alignment")),
         "robustness": [{"transform": visible(r.get("transform", "")),
