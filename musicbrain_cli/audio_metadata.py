@@ -87,6 +87,7 @@ class _Collector:
         self.tags: dict[str, list[Any]] = {}
         self.truncated: list[str] = []
         self.dropped_keys = 0
+        self.dropped_values: dict[str, int] = {}  # key -> values beyond MAX_VALUES_PER_TAG
 
     def add(self, key: str, value: Any) -> None:
         key = str(key)
@@ -99,6 +100,7 @@ class _Collector:
         if len(values) >= MAX_VALUES_PER_TAG:
             if key not in self.truncated:
                 self.truncated.append(key)
+            self.dropped_values[key] = self.dropped_values.get(key, 0) + 1
             return
         if isinstance(value, str) and len(value) > MAX_VALUE_CHARS:
             value = cut_text(value)
@@ -284,6 +286,8 @@ def read_metadata(path: str, *, provenance: bool = True, trust_anchors=None) -> 
     out["c2pa_present"] = c2pa is not None
     out["c2pa_source"] = c2pa
     out["truncated"] = col.truncated + ([f"{col.dropped_keys} more keys"] if col.dropped_keys else [])
+    # how much was left out, so a reader's "N more" notes count what the file holds
+    out["dropped"] = {"keys": col.dropped_keys, "values": dict(col.dropped_values)}
     if provenance:
         from musicbrain_cli.provenance import read_provenance
 

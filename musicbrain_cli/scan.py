@@ -484,7 +484,7 @@ def _input_facts(info, path) -> dict:
 def _metadata(meta: Mapping) -> dict:
     return {"tags": meta.get("tags", {}), "encoder": meta.get("encoder"),
             "c2pa_present": bool(meta.get("c2pa_present")), "format": meta.get("format"),
-            "truncated": meta.get("truncated", False)}
+            "truncated": meta.get("truncated", False), "dropped": meta.get("dropped") or {}}
 
 
 def measured_generators(detector) -> list[str]:

@@ -285,6 +285,30 @@ def test_a_1mb_comment_is_cut_with_a_true_note_down_to_the_report(encoded, tmp_p
     assert "99999999" in html and "more characters]" not in html.split("99999999")[1][:40]
 
 
+def test_more_values_than_kept_are_counted_as_the_file_holds_them(encoded, tmp_path):
+    # Issue 23 (truncation notes state the real amount cut): 100 values of one frame are
+    # stored as 64; the report's note must count the 100, not the 64 that were kept.
+    from mutagen.id3 import ID3, TXXX
+
+    from musicbrain_cli.audio_metadata import MAX_VALUES_PER_TAG
+    from musicbrain_cli.report.html import MAX_TAG_VALUES, render_report_html
+    from musicbrain_cli.report.schema import example_track
+
+    p = tmp_path / "many.mp3"
+    p.write_bytes(encoded["mp3"].read_bytes())
+    tags = ID3()
+    tags.add(TXXX(encoding=3, desc="many", text=[f"v{i}" for i in range(100)]))
+    tags.save(p)
+    md = audio.read_metadata(p, provenance=False)
+    assert len(md["tags"]["TXXX:many"]) == MAX_VALUES_PER_TAG
+    assert md["dropped"] == {"keys": 0, "values": {"TXXX:many": 100 - MAX_VALUES_PER_TAG}}
+    track = example_track(n_windows=3)
+    track["metadata"]["tags"], track["metadata"]["dropped"] = md["tags"], md["dropped"]
+    html = render_report_html(track, {})
+    assert f"[{100 - MAX_TAG_VALUES} more values]" in html
+    assert f"[{MAX_VALUES_PER_TAG - MAX_TAG_VALUES} more values]" not in html
+
+
 def test_untagged_file_has_no_c2pa(encoded):
     md = audio.read_metadata(encoded["wav"])
     assert md["c2pa_present"] is False and md["c2pa_source"] is None
