@@ -45,3 +45,24 @@ def test_summary_csv_has_no_formula_and_no_raw_control_character():
     assert row["file_name"].startswith("\\u{1b}[2K")   # spelled out, not obeyed
     assert row["path"] == "'=cmd|' /C calc'!A0" and row["error"] == "'-decode failed"
     assert row["p_ai"] == "-0.5" and row["ood_score"] == "-1.25"   # data, not formulas
+
+
+def test_the_cli_prints_only_through_its_terminal_safe_echo():
+    # Every line the CLI prints must pass terminal_text; a raw click.echo/print added to a
+    # command would let a file name steer the console again.
+    import ast
+    from pathlib import Path
+
+    import musicbrain_cli.cli as cli
+
+    tree = ast.parse(Path(cli.__file__).read_text(encoding="utf-8"))
+    raw = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef) and node.name == "_echo":
+            continue
+        for call in ast.walk(node) if isinstance(node, ast.FunctionDef) else ():
+            f = getattr(call, "func", None)
+            name = (f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", None))
+            if isinstance(call, ast.Call) and name in ("echo", "secho", "print"):
+                raw.append(f"{node.name}: line {call.lineno}")
+    assert not raw, f"print through _echo instead: {raw}"
