@@ -30,6 +30,10 @@ from musicbrain_cli.errors import FileChangedError, NotRegularFileError, Unreada
 
 #: Bytes read per step when hashing (bounded memory whatever the file's size).
 HASH_CHUNK = 1 << 20
+#: Largest file :func:`read_regular` loads whole into memory. Report files (a result.json
+#: of a 24 h track, a PDF with its figures) are a few MiB; a larger one is refused rather
+#: than allowed to exhaust memory.
+MAX_READ_BYTES = 256 << 20
 
 
 def _kind(mode: int) -> str:
@@ -113,4 +117,24 @@ def sha256_file(path: str | os.PathLike, *, chunk_size: int = HASH_CHUNK) -> str
     return digest.hexdigest()
 
 
-__all__ = ["check_regular", "open_regular", "sha256_file"]
+def read_regular(path: str | os.PathLike, *, max_bytes: int = MAX_READ_BYTES) -> bytes:
+    """All bytes of a regular file of at most ``max_bytes``, read as :func:`sha256_file`
+    reads (refused before any read if not a regular file; exactly the size it had when
+    opened). Every refusal is an ``OSError`` naming the file."""
+    fh, st = open_regular(path)
+    with fh:
+        if st.st_size > max_bytes:
+            raise UnreadableFileError(f"{os.fspath(path)}: {st.st_size} bytes, more than the "
+                                      f"{max_bytes} a file of this kind may have; not read")
+        try:
+            data = fh.read(st.st_size)
+            grew = bool(fh.read(1))
+        except OSError as exc:
+            raise UnreadableFileError(f"{os.fspath(path)}: cannot be read ({exc.strerror or exc})") from exc
+    if len(data) != st.st_size or grew:
+        raise FileChangedError(f"{os.fspath(path)}: its size changed while it was being read "
+                               f"({st.st_size} bytes when opened)")
+    return data
+
+
+__all__ = ["MAX_READ_BYTES", "check_regular", "open_regular", "read_regular", "sha256_file"]

@@ -90,3 +90,18 @@ def test_empty_regular_file_hashes(tmp_path):
     p = tmp_path / "empty.wav"
     p.write_bytes(b"")
     assert sha256_file(p) == hashlib.sha256(b"").hexdigest()
+
+
+def test_read_regular_refuses_devices_and_files_over_its_bound(hostile, tmp_path):
+    from musicbrain_cli.inputs import read_regular
+
+    fifo, zero = hostile
+    with deadline(10):
+        for p in (fifo, zero):
+            with pytest.raises(NotRegularFileError):
+                read_regular(p)
+    p = tmp_path / "big.json"
+    p.write_bytes(b"x" * 1000)
+    assert read_regular(p) == b"x" * 1000
+    with pytest.raises(UnreadableFileError, match="1000 bytes, more than the 999"):
+        read_regular(p, max_bytes=999)

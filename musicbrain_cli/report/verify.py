@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from musicbrain_cli.errors import ReportError, VerificationError
+from musicbrain_cli.inputs import read_regular
 from musicbrain_cli.report._io import sha256_file
 from musicbrain_cli.report.catalog import (FIELDS, SUMMARY_JSON, SUMMARY_SCHEMA, CatalogEntry,
                                            catalog_files, summary_row)
@@ -113,7 +114,7 @@ def _read_summary(root: Path, catalog: VerificationResult) -> list[dict] | None:
     try:
         if path.is_symlink() or path.stat().st_size > MAX_SUMMARY_BYTES:
             raise ValueError("a symbolic link or larger than a scan's summary can be")
-        data = json.loads(path.read_bytes())
+        data = json.loads(read_regular(path))
     except OSError as exc:
         catalog.add("summary", FAIL, f"cannot read {SUMMARY_JSON}: {exc.strerror or exc}")
         return None
@@ -147,7 +148,7 @@ def _check_row(root: Path, row: dict, trusted: TrustedSigner | None
     if f"file {parts[1]}" not in verified or f"file {RESULT_JSON}" not in verified:
         return result, f"{report!r} or its {RESULT_JSON} is not a signed file of its folder"
     try:
-        track = json.loads((folder / RESULT_JSON).read_bytes())
+        track = json.loads(read_regular(folder / RESULT_JSON))
         expected = summary_row(CatalogEntry(str(row.get("path")), track=track, report=report))
     except (OSError, ValueError, TypeError, AttributeError) as exc:
         return result, f"cannot read the signed {RESULT_JSON} of {parts[0]!r}: {exc}"
@@ -196,7 +197,7 @@ def verify_catalog(root: Path, *, trusted: TrustedSigner | None = None) -> list[
             continue
         path = root / name
         try:
-            same = not path.is_symlink() and path.read_bytes() == data
+            same = not path.is_symlink() and read_regular(path) == data
         except OSError as exc:
             catalog.add(f"file {name}", FAIL, f"cannot read it: {exc.strerror or exc}")
             continue
@@ -212,7 +213,7 @@ def _read_signed_manifest(folder: Path, name: str, sig_name: str, schema: str,
     """Read, check canonical form and schema, and verify the detached signature of a
     manifest; adds its checks to ``result`` and returns it (``None`` when unreadable)."""
     try:
-        data = (folder / name).read_bytes()
+        data = read_regular(folder / name)
         manifest = json.loads(data)
         if not isinstance(manifest, dict):
             raise ValueError(f"top level is {type(manifest).__name__}, not an object")
@@ -236,7 +237,7 @@ def _read_signed_manifest(folder: Path, name: str, sig_name: str, schema: str,
     key = _manifest_key(manifest, result)
     if key is not None:
         try:
-            verify_detached(data, (folder / sig_name).read_bytes(), key)
+            verify_detached(data, read_regular(folder / sig_name), key)
             result.add("signature", PASS, f"Ed25519 signature of {name} is valid")
         except OSError as exc:
             result.add("signature", FAIL, f"cannot read {sig_name}: {exc.strerror or exc}")
@@ -301,7 +302,7 @@ def _sha256_if_file(path: Path) -> str | None:
 
 def _manifest_fingerprint(folder: Path) -> str | None:
     try:
-        signer = json.loads((folder / MANIFEST_NAME).read_bytes()).get("signer")
+        signer = json.loads(read_regular(folder / MANIFEST_NAME)).get("signer")
     except (OSError, ValueError, AttributeError):
         return None
     return signer.get("public_key_sha256") if isinstance(signer, dict) else None
@@ -453,7 +454,7 @@ def verify_pdf(path: Path, *, trusted: TrustedSigner | None = None,
     path = Path(path)
     result = VerificationResult(path, "pdf")
     try:
-        reader = PdfFileReader(io.BytesIO(path.read_bytes()), strict=False)
+        reader = PdfFileReader(io.BytesIO(read_regular(path)), strict=False)
         signatures = reader.embedded_signatures
     except (OSError, PdfError, ValueError, KeyError) as exc:
         result.add("pdf", FAIL, f"unreadable PDF: {type(exc).__name__}: {exc}")
