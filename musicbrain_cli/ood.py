@@ -283,10 +283,9 @@ def attribution_withheld(facts: Mapping) -> str | None:
 
 
 def labels_withheld(track: Mapping) -> str | None:
-    """The reason a track result's style labels are withheld: its ``labels_withheld`` when
-    recorded, else derived from its ``ood`` facts (results written before the key existed)."""
-    if "labels_withheld" in track:
-        reason = track.get("labels_withheld")
-        return str(reason) if reason else None
-    ood = track.get("ood")
-    return attribution_withheld(ood) if isinstance(ood, Mapping) else None
+    """The reason a track result's style labels are withheld (its ``labels_withheld``), or
+    ``None``. Results written before the key existed are taken as they were written, not
+    re-judged from their ``ood`` facts: re-rendering them differently would make catalogs
+    sealed by earlier versions fail verification."""
+    reason = track.get("labels_withheld")
+    return str(reason) if reason else None
