@@ -65,6 +65,7 @@ from musicbrain_cli.errors import (
     InputError,
     ZeroLengthAudioError,
 )
+from musicbrain_cli.inputs import sha256_file as _sha256_regular
 
 SAMPLE_RATE = 22050  # the model's default rate (Hz)
 
@@ -138,8 +139,6 @@ def sha256_file(path: str | os.PathLike, *, chunk_size: int = 1 << 20) -> str:
     ``/dev/zero`` raises :class:`~musicbrain_cli.errors.NotRegularFileError` instead of
     hanging (issue 23).
     """
-    from musicbrain_cli.inputs import sha256_file as _sha256_regular
-
     return _sha256_regular(path, chunk_size=chunk_size)
 
 

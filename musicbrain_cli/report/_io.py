@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 from musicbrain_cli.errors import ReportError
+from musicbrain_cli.inputs import sha256_file as _sha256_regular
 
 _CHUNK = 1 << 20  # 1 MiB: large enough to stream quickly, small enough to stay cheap
 
@@ -49,8 +50,6 @@ def sha256_file(path: Path) -> str:
     FIFO or ``/dev/zero`` fails that check instead of hanging (issue 23). Refusals are
     ``OSError`` (and :class:`~musicbrain_cli.errors.InputError`).
     """
-    from musicbrain_cli.inputs import sha256_file as _sha256_regular
-
     return _sha256_regular(path, chunk_size=_CHUNK)
 
 
