@@ -131,13 +131,22 @@ def check_path(path: str | os.PathLike) -> Path:
 
 
 def sha256_file(path: str | os.PathLike, *, chunk_size: int = 1 << 20) -> str:
-    """SHA-256 (hex) of the file's original bytes, read in ``chunk_size`` pieces."""
+    """SHA-256 (hex) of the file's original bytes, read in ``chunk_size`` pieces.
+
+    Only a regular file is read, checked before the first byte, and only up to the size it
+    had when opened (:func:`musicbrain_cli.files.sha256_file`): a FIFO or a link to
+    ``/dev/zero`` raises :class:`~musicbrain_cli.errors.NotRegularFileError` instead of
+    hanging (issue 23).
+    """
     from musicbrain_cli import files
+    from musicbrain_cli.errors import UnreadableFileError
 
     try:
         return files.sha256_file(path, chunk_size=chunk_size)
+    except InputError:
+        raise
     except OSError as exc:
-        raise InputError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+        raise UnreadableFileError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
 
 
 def read_metadata(path: str | os.PathLike, *, trust_anchors=None, provenance: bool = True) -> dict:

@@ -264,7 +264,7 @@ def _bounded_tags(tags: dict, *, max_items: int = 256, max_chars: int = 4096) ->
             out["_truncated_items"] = str(len(tags) - max_items)
             break
         v = str(v)
-        out[str(k)[:256]] = v if len(v) <= max_chars else v[:max_chars] + f"...[truncated {len(v)} chars]"
+        out[str(k)[:256]] = v if len(v) <= max_chars else v[:max_chars] + f"...[truncated from {len(v)} chars]"
     return out
 
 
@@ -341,9 +341,14 @@ def decode_blocks(
         def mono_from(frames) -> None:
             nonlocal n_pending
             for out in frames:
-                # fltp -> (channels, n); the mean is the documented downmix.
-                a = out.to_ndarray()
-                mono = a[0] if a.shape[0] == 1 else a.mean(axis=0, dtype=np.float32)
+                # Packed flt -> (1, n * channels), interleaved; the mean is the documented
+                # downmix. Packed, not planar: PyAV 18's AudioFrame.planes counts planes up
+                # to a NULL pointer, which with 8 or more planar channels reads past
+                # AVFrame.data[8] and crashes (SIGSEGV on a valid 8-channel 96 kHz WAV,
+                # issue 23); a packed frame has exactly one plane.
+                ch = len(out.layout.channels)
+                a = out.to_ndarray().reshape(-1)[: out.samples * ch]
+                mono = a if ch == 1 else a.reshape(out.samples, ch).mean(axis=1, dtype=np.float32)
                 if mono.size:
                     pending.append(np.asarray(mono, dtype=np.float32))
                     n_pending += mono.size
@@ -392,7 +397,7 @@ def decode_blocks(
                     )
                 # Parameters changed mid-stream (chained streams): flush the old resampler.
                 out = resampler.resample(None) if resampler is not None else []
-                resampler = av.AudioResampler(format="fltp", layout=None, rate=sample_rate)
+                resampler = av.AudioResampler(format="flt", layout=None, rate=sample_rate)
                 resampler_key = key
                 return list(out) + list(resampler.resample(frame))
             return resampler.resample(frame)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import struct
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,11 @@ from mutagen.id3 import ID3
 
 #: Longest text value kept, in characters; longer values are cut and listed in "truncated".
 MAX_VALUE_CHARS = 4096
+#: The note that ends a value cut to ``MAX_VALUE_CHARS``: it states the value's full length
+#: in the file, so a reader that shows less can still say how much is missing (issue 23: a
+#: 1 MB comment was shown as "[3829 more characters]", counted from the stored 4,129).
+CUT_NOTE = "...[truncated from {total} chars]"
+_CUT_NOTE_RE = re.compile(r"\.\.\.\[truncated from (\d+) chars\]\Z")
 #: Most tag keys kept; further keys are counted in "truncated".
 MAX_TAGS = 512
 #: Most values kept per key.
@@ -49,6 +55,26 @@ class C2paStore:
     size: int  #: bytes of the store's payload (frame data, box or chunk body)
 
 
+def cut_text(value: str, limit: int = MAX_VALUE_CHARS) -> str:
+    """``value`` itself if at most ``limit`` characters, else its first ``limit`` characters
+    followed by :data:`CUT_NOTE` with its full length."""
+    return value if len(value) <= limit else value[:limit] + CUT_NOTE.format(total=len(value))
+
+
+def split_cut(value: str, limit: int = MAX_VALUE_CHARS) -> tuple[str, int]:
+    """``(kept text, full length in the file)`` of a stored tag value.
+
+    A value :func:`cut_text` cut is exactly ``limit`` characters plus the note, which no
+    uncut value can be (those are at most ``limit`` long), so a tag that merely ends with
+    note-like text is never mistaken for a cut one. For any other value: ``(value,
+    len(value))``.
+    """
+    m = _CUT_NOTE_RE.search(value)
+    if m is not None and m.start() == limit and int(m.group(1)) > limit:
+        return value[:limit], int(m.group(1))
+    return value, len(value)
+
+
 def _binary(data: bytes, *, mime: str | None = None, description: str | None = None, **extra) -> dict:
     out = {"mime": mime, "description": description, "sha256": hashlib.sha256(data).hexdigest(),
            "size": len(data)}
@@ -61,6 +87,7 @@ class _Collector:
         self.tags: dict[str, list[Any]] = {}
         self.truncated: list[str] = []
         self.dropped_keys = 0
+        self.dropped_values: dict[str, int] = {}  # key -> values beyond MAX_VALUES_PER_TAG
 
     def add(self, key: str, value: Any) -> None:
         key = str(key)
@@ -73,9 +100,10 @@ class _Collector:
         if len(values) >= MAX_VALUES_PER_TAG:
             if key not in self.truncated:
                 self.truncated.append(key)
+            self.dropped_values[key] = self.dropped_values.get(key, 0) + 1
             return
         if isinstance(value, str) and len(value) > MAX_VALUE_CHARS:
-            value = value[:MAX_VALUE_CHARS] + f"...[truncated from {len(value)} chars]"
+            value = cut_text(value)
             if key not in self.truncated:
                 self.truncated.append(key)
         values.append(value)
@@ -258,6 +286,8 @@ def read_metadata(path: str, *, provenance: bool = True, trust_anchors=None) -> 
     out["c2pa_present"] = c2pa is not None
     out["c2pa_source"] = c2pa
     out["truncated"] = col.truncated + ([f"{col.dropped_keys} more keys"] if col.dropped_keys else [])
+    # how much was left out, so a reader's "N more" notes count what the file holds
+    out["dropped"] = {"keys": col.dropped_keys, "values": dict(col.dropped_values)}
     if provenance:
         from musicbrain_cli.provenance import read_provenance
 

@@ -19,12 +19,19 @@ import click
 
 from musicbrain_cli import __version__
 from musicbrain_cli.errors import MusicBrainError
+from musicbrain_cli.text import terminal_text
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
+def _echo(message: object = "", *, err: bool = False, keep_newlines: bool = False) -> None:
+    """Every line the CLI prints goes through here, made safe for a terminal: a file name
+    or tag holding escape sequences must not rewrite the console (issue 23)."""
+    click.echo(terminal_text(message, keep_newlines=keep_newlines), err=err)
+
+
 def _fail(message: str, code: int = EXIT_FAILED) -> None:
-    click.echo(f"musicbrain: error: {message}", err=True)
+    _echo(f"musicbrain: error: {message}", err=True)
     sys.exit(code)
 
 
@@ -69,27 +76,27 @@ def info() -> None:
     measured error rates."""
     import platform
 
-    click.echo(f"musicbrain {__version__}")
-    click.echo(f"python     {platform.python_version()} ({sys.executable})")
+    _echo(f"musicbrain {__version__}")
+    _echo(f"python     {platform.python_version()} ({sys.executable})")
     try:
         import torch
 
         cuda = torch.cuda.is_available()
         device = torch.cuda.get_device_name(0) if cuda else "cpu"
-        click.echo(f"torch      {torch.__version__}")
-        click.echo(f"device     {device} (CUDA {'available' if cuda else 'not available'})")
+        _echo(f"torch      {torch.__version__}")
+        _echo(f"device     {device} (CUDA {'available' if cuda else 'not available'})")
     except ImportError:
-        click.echo("torch      not installed")
+        _echo("torch      not installed")
     try:
         from musicbrain_cli.audio_decode import decoder_versions
 
         dec = decoder_versions()
-        click.echo(f"pyav       {dec['pyav']} (libavcodec {dec['libavcodec']})")
-        click.echo(f"ffmpeg     {dec['ffmpeg']}")
+        _echo(f"pyav       {dec['pyav']} (libavcodec {dec['libavcodec']})")
+        _echo(f"ffmpeg     {dec['ffmpeg']}")
     except ImportError:
-        click.echo("pyav       not installed")
+        _echo("pyav       not installed")
     for line in model_facts_lines():
-        click.echo(line)
+        _echo(line)
 
 
 def model_facts_lines(name: str = "default") -> list[str]:
@@ -211,21 +218,27 @@ def scan(inputs, output, report_format, model_name, device, jobs, key_dir, key_d
                       command_line=["musicbrain", *sys.argv[1:]],
                       progress=RichProgress(disable=quiet))
     for path, reason in result.skipped:
-        click.echo(f"skipped: {path}: {reason}", err=True)
+        _echo(f"skipped: {path}: {reason}", err=True)
     for path, reason in result.redone:
-        click.echo(f"redone: {path}: its finished report folder does not verify ({reason})",
+        _echo(f"redone: {path}: its finished report folder does not verify ({reason})",
                    err=True)
     for name, reason in result.excluded:
-        click.echo(f"not in the catalog: {name}: does not verify ({reason})", err=True)
+        _echo(f"not in the catalog: {name}: does not verify ({reason})", err=True)
     if as_json:
         for entry in result.entries:
             if entry.error:
-                click.echo(f"failed: {entry.input_path}: {entry.error}", err=True)
+                _echo(f"failed: {entry.input_path}: {entry.error}", err=True)
         summary = Path(output) / "summary.json"
-        click.echo(summary.read_text(encoding="utf-8"))
+        import json
+
+        # Re-serialised as ASCII: every control or invisible character in a name or tag is
+        # then a JSON \uXXXX escape, so the output is both valid JSON and terminal-safe.
+        text = json.dumps(json.loads(summary.read_text(encoding="utf-8")), indent=2,
+                          sort_keys=True, ensure_ascii=True)
+        _echo(text, keep_newlines=True)
     else:
         for line in scan_summary_lines(result, output):
-            click.echo(line)
+            _echo(line)
     sys.exit(EXIT_FAILED if result.n_failed else EXIT_OK)
 
 
@@ -265,7 +278,7 @@ def _scan_keys(key_dir):
         keys = init_keys(directory)
         # the examiner's own new keys: pinned, so that they verify their own reports
         trust_keys(keys, note=f"created by scan in {directory}")
-        click.echo(f"created signing keys in {directory} (manifest key "
+        _echo(f"created signing keys in {directory} (manifest key "
                    f"{keys.manifest_key_fingerprint}, certificate "
                    f"{keys.certificate_fingerprint}), trusted on this machine; publish the "
                    "fingerprints (name yourself with 'musicbrain keys init --name')", err=True)
@@ -326,7 +339,7 @@ def verify(paths, audio, keys_dir, trust_store, reproduce, model_name, trust_anc
             results = verify_catalog(Path(path), trusted=trusted)
             statuses = {r.status for r in results}
             status = next(s for s in ("INVALID", "UNTRUSTED", "VALID") if s in statuses)
-            click.echo(f"{status}  {path}  (catalog: {len(results) - 1} track folder(s))")
+            _echo(f"{status}  {path}  (catalog: {len(results) - 1} track folder(s))")
             _echo_checks(results[0])
             for result in results[1:]:
                 _echo_checks(result, f"{result.status.lower() if result.ok else result.status}"
@@ -340,18 +353,18 @@ def verify(paths, audio, keys_dir, trust_store, reproduce, model_name, trust_anc
             result.add("reproduce", "fail", "--reproduce needs the report folder (it re-runs "
                                             "the analysis its result.json records), not a PDF")
             ok = False
-        click.echo(f"{result.status}  {path}")
+        _echo(f"{result.status}  {path}")
         _echo_checks(result)
         if reproduce and Path(path).is_dir():
             from musicbrain_cli.reproduce import reproduce as rerun
 
             again = rerun(Path(path), Path(audio), model=model_name, trust_anchors=trust_anchors)
             ok = ok and again.ok
-            click.echo(f"  [{'pass' if again.ok else 'fail'}] reproduce: "
+            _echo(f"  [{'pass' if again.ok else 'fail'}] reproduce: "
                        + ("every figure of the report came out the same"
                           if again.ok else f"{len(again.differences)} difference(s)"))
             for line in again.differences + again.notes:
-                click.echo(f"    {line}")
+                _echo(f"    {line}")
         invalid += not ok
     sys.exit(EXIT_FAILED if invalid else EXIT_OK)
 
@@ -359,10 +372,10 @@ def verify(paths, audio, keys_dir, trust_store, reproduce, model_name, trust_anc
 def _echo_checks(result, heading: str | None = None) -> None:
     indent = "  "
     if heading:
-        click.echo(f"  {heading}")
+        _echo(f"  {heading}")
         indent = "    "
     for check in result.checks:
-        click.echo(f"{indent}[{check.status}] {check.name}: {check.detail}")
+        _echo(f"{indent}[{check.status}] {check.name}: {check.detail}")
 
 
 @main.group()
@@ -431,17 +444,17 @@ def keys_init(directory, force, common_name, organization, days, pkcs12_file, ce
         pkcs12_password=secret(password_env) if pkcs12_file else None,
         key_password=secret(password_env) if key_file else None,
         passphrase=secret(passphrase_env), **options)
-    click.echo(f"keys written to {created.directory} (private files mode 0600)")
-    click.echo(f"manifest key (Ed25519) SHA-256:   {created.manifest_key_fingerprint}")
-    click.echo(f"PDF certificate SHA-256:          {created.certificate_fingerprint}")
-    click.echo(f"PDF certificate subject:          {created.pdf_cert.subject.rfc4514_string()}"
+    _echo(f"keys written to {created.directory} (private files mode 0600)")
+    _echo(f"manifest key (Ed25519) SHA-256:   {created.manifest_key_fingerprint}")
+    _echo(f"PDF certificate SHA-256:          {created.certificate_fingerprint}")
+    _echo(f"PDF certificate subject:          {created.pdf_cert.subject.rfc4514_string()}"
                f"{' (self-signed)' if created.self_signed else ''}")
     keymod.trust_keys(created, store=Path(trust_store) if trust_store else None,
                       note=f"created by keys init in {created.directory}")
-    click.echo(f"Both are pinned in the trust store "
+    _echo(f"Both are pinned in the trust store "
                f"{Path(trust_store) if trust_store else keymod.default_trust_store()}, so your "
                "own reports verify here.")
-    click.echo("Publish these fingerprints so others can check who signed your reports "
+    _echo("Publish these fingerprints so others can check who signed your reports "
                "(they pin them with 'musicbrain keys trust FINGERPRINT').")
 
 
@@ -468,9 +481,9 @@ def keys_trust(items, trust_store, note) -> None:
         added = trust(item, store=store, note=note)
         for entry in added:
             subject = f" ({entry['subject']})" if entry.get("subject") else ""
-            click.echo(f"trusted {entry['kind']} {entry['sha256']}{subject}")
+            _echo(f"trusted {entry['kind']} {entry['sha256']}{subject}")
         if not added:
-            click.echo(f"already trusted: {item}")
+            _echo(f"already trusted: {item}")
 
 
 @keys.command("list")
@@ -485,11 +498,11 @@ def keys_list(trust_store) -> None:
     from musicbrain_cli.report.keys import load_trust_store
 
     store = load_trust_store(Path(trust_store) if trust_store else None)
-    click.echo(f"trust store {store.path}: {len(store.entries)} fingerprint(s)")
+    _echo(f"trust store {store.path}: {len(store.entries)} fingerprint(s)")
     for entry in store.entries:
         extra = "; ".join(str(x) for x in (entry.get("subject"), entry.get("note"),
                                            entry.get("added")) if x)
-        click.echo(f"{entry['sha256']}  {entry.get('kind', 'fingerprint')}"
+        _echo(f"{entry['sha256']}  {entry.get('kind', 'fingerprint')}"
                    + (f"  {extra}" if extra else ""))
 
 
@@ -554,9 +567,9 @@ def train(data_dir, config_path, nproc_per_node, nnodes, node_rank, rdzv_endpoin
         return  # not the primary rank, or the stop_after_steps hook fired
     m = summary["metrics"]
     fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
-    click.echo(f"trained {summary['epochs']} epochs ({summary['global_step']} steps); "
+    _echo(f"trained {summary['epochs']} epochs ({summary['global_step']} steps); "
                f"best epoch {summary['best_epoch']}")
-    click.echo(f"val mAP {fmt(m.get('map_macro'))}  detection ROC-AUC "
+    _echo(f"val mAP {fmt(m.get('map_macro'))}  detection ROC-AUC "
                f"{fmt(m.get('detection_roc_auc'))}  temperature "
                f"{summary['calibration']['temperature']:.3f}")
     if summary.get("model_dir"):
@@ -566,9 +579,9 @@ def train(data_dir, config_path, nproc_per_node, nnodes, node_rank, rdzv_endpoin
 
         card = finalize_model(summary["model_dir"], data_dir, progress=RichProgress())
         for line in summary_lines(card):
-            click.echo(line)
-    click.echo(f"model: {summary['model_dir']}")
-    click.echo(f"metrics: {Path(out_dir) / 'metrics.csv'}")
+            _echo(line)
+    _echo(f"model: {summary['model_dir']}")
+    _echo(f"metrics: {Path(out_dir) / 'metrics.csv'}")
 
 
 @main.command("refit-heads")
@@ -599,14 +612,14 @@ def refit_heads(data_dir, model_name, out_dir, style_bands) -> None:
     record = refit_style_heads(model_name, data_dir, out_dir, style_bands=style_bands,
                                progress=RichProgress())
     before = record["val_style_map_before"]
-    click.echo(f"style heads re-fitted: {len(record['labels_refit'])} labels, C={record['c']}, "
+    _echo(f"style heads re-fitted: {len(record['labels_refit'])} labels, C={record['c']}, "
                f"style bands {record['style_bands']}, "
                f"val style mAP {'n/a' if before is None else f'{before:.4f}'} -> "
                f"{record['val_style_map_by_c'][str(record['c'])]:.4f}")
     card = finalize_model(out_dir, data_dir, progress=RichProgress())
     for line in summary_lines(card):
-        click.echo(line)
-    click.echo(f"model: {out_dir}")
+        _echo(line)
+    _echo(f"model: {out_dir}")
 
 
 @main.command()
@@ -671,15 +684,15 @@ def evaluate(data_dir, split, model_name, out_dir, explain_windows, n_figures, s
                        overwrite=overwrite, cam_weighting=cam_weighting, progress=RichProgress())
     fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
     c = m["classification"]
-    click.echo(f"{m['clips_scored']}/{m['clips']} clips scored; mAP macro {fmt(c['map_macro'])}, "
+    _echo(f"{m['clips_scored']}/{m['clips']} clips scored; mAP macro {fmt(c['map_macro'])}, "
                f"micro {fmt(c['map_micro'])}")
     if "detection" in m:
         r = m["detection"]["at_threshold"]
-        click.echo(f"detection ROC-AUC {fmt(m['detection']['roc_auc'])}; TPR {fmt(r['tpr'])}, "
+        _echo(f"detection ROC-AUC {fmt(m['detection']['roc_auc'])}; TPR {fmt(r['tpr'])}, "
                    f"FPR {fmt(r['fpr'])} at {r['threshold']:.3f}")
     for failure in m["failed"]:
-        click.echo(f"musicbrain: warning: {failure['clip_id']}: {failure['error']}", err=True)
-    click.echo(f"metrics: {Path(out_dir) / 'metrics.md'}")
+        _echo(f"musicbrain: warning: {failure['clip_id']}: {failure['error']}", err=True)
+    _echo(f"metrics: {Path(out_dir) / 'metrics.md'}")
     if m["failed"]:
         sys.exit(EXIT_FAILED)
 
@@ -704,15 +717,15 @@ def _evaluate_robustness(data_dir, split, model_name, out_dir, device, overwrite
     pct = lambda v: "n/a" if v is None else f"{100 * v:.1f}%"  # noqa: E731
     for r in rows:
         auc = "n/a" if r["roc_auc"] is None else f"{r['roc_auc']:.3f}"
-        click.echo(f"{r['transform']} [{r['split']}, n={r['n_human']}+{r['n_ai']}]: ROC-AUC {auc}, "
+        _echo(f"{r['transform']} [{r['split']}, n={r['n_human']}+{r['n_ai']}]: ROC-AUC {auc}, "
                    f"FPR {pct(r['fpr'])}, TPR {pct(r['tpr'])}, "
                    f"ai verdicts on human {pct(r['ai_verdicts_on_human'])}")
         if r["failed"]:
-            click.echo(f"musicbrain: warning: {r['transform']}: {r['note']}", err=True)
+            _echo(f"musicbrain: warning: {r['transform']}: {r['note']}", err=True)
     if update_card:
         store(detector.model_dir, rows, weights_sha256=detector.card.get("weights_sha256"))
-        click.echo(f"model card updated: {Path(detector.model_dir) / 'model_card.json'}")
-    click.echo(f"robustness: {md}")
+        _echo(f"model card updated: {Path(detector.model_dir) / 'model_card.json'}")
+    _echo(f"robustness: {md}")
     if any(r["failed"] for r in rows):
         sys.exit(EXIT_FAILED)
 
@@ -759,7 +772,7 @@ def _render_kwargs(soundfonts, seed, limit, clip_seconds, sample_rate, humanize)
 
 
 def _summary(summary: dict, output: str) -> None:
-    click.echo(f"{output}: {summary['clips']} clips ({summary['new_clips']} new), "
+    _echo(f"{output}: {summary['clips']} clips ({summary['new_clips']} new), "
                f"{summary['skipped']} items skipped (see build_report.json)")
 
 
@@ -825,7 +838,7 @@ def data_merge(inputs, output, copy, on_conflict) -> None:
 
     summary = merge_datasets(list(inputs), output, link=not copy, on_conflict=on_conflict,
                              progress=RichProgress())
-    click.echo(f"{output}: {summary['clips']} clips, {summary['renamed']} clip ids renamed, "
+    _echo(f"{output}: {summary['clips']} clips, {summary['renamed']} clip ids renamed, "
                f"{summary['conflicts']} split conflicts")
 
 
@@ -846,7 +859,7 @@ def data_cache(dataset, model_config, output, device) -> None:
 
     out = build_cache(dataset, front_end_from_file(model_config), out=output, device=device,
                       progress=RichProgress())
-    click.echo(f"feature cache: {out}")
+    _echo(f"feature cache: {out}")
 
 
 @data.command("build-reference")
@@ -893,18 +906,18 @@ def data_build_reference(output, size, seed, retrain_generators, cache_dir, musi
                               musicnet=musicnet, rhythgen=rhythgen, jobs=jobs,
                               progress=RichProgress())
     by_source = summary["clips_by_source"]
-    click.echo(f"{output}: {summary['clips']} clips ({by_source['human']} human, "
+    _echo(f"{output}: {summary['clips']} clips ({by_source['human']} human, "
                f"{by_source['ai']} ai), {summary['hours']:.2f} h, {summary['skipped']} items "
                f"skipped (see build_report.json); held-out SoundFont "
                f"{summary['held_out_soundfont']!r} in split "
                f"{summary['cross_renderer_split']!r}")
     mn = summary["musicnet"]
-    click.echo(f"MusicNet: {mn['human_clips']} human clips from {mn['pieces']} pieces "
+    _echo(f"MusicNet: {mn['human_clips']} human clips from {mn['pieces']} pieces "
                f"({mn['works']} works) of {mn['root']}" if mn["used"] else
                "MusicNet: not used (none found; give --musicnet PATH)" if not no_musicnet
                else "MusicNet: not used (--no-musicnet)")
     rg = summary["rhythgen"]
-    click.echo(f"RhythGen: {rg['clips']} ai clips from {rg['pieces_selected']} pieces "
+    _echo(f"RhythGen: {rg['clips']} ai clips from {rg['pieces_selected']} pieces "
                f"({rg['pieces_failed']} failed to parse, {rg['pieces_too_short']} too short; "
                f"held-out configurations {', '.join(rg['held_out_configs'])}) of {rg['root']}"
                if rg["used"] else "RhythGen: not used (none found; give --rhythgen PATH)"

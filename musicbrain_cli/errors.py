@@ -17,6 +17,23 @@ class InputError(MusicBrainError):
     """A path or argument given by the user is unusable (missing, unreadable, a loop)."""
 
 
+class UnreadableFileError(InputError, OSError):
+    """A file the user named cannot be read: missing, no permission, or refused below.
+
+    Also an ``OSError``: code that reports unreadable files one by one (``except
+    OSError``) reports these the same way, with this message.
+    """
+
+
+class NotRegularFileError(UnreadableFileError):
+    """A path names a FIFO, a device, a socket or a folder where a regular file is read
+    (refused before any read: it could block or never end)."""
+
+
+class FileChangedError(UnreadableFileError):
+    """A file's size changed while it was being read (it is still being written)."""
+
+
 class ConfigError(MusicBrainError):
     """A configuration value or file is invalid."""
 

@@ -70,16 +70,17 @@ def atomic_write(path: str | os.PathLike, data: bytes | str | Callable[[Path], A
 
 
 def sha256_file(path: str | os.PathLike, *, chunk_size: int = HASH_CHUNK) -> str:
-    """Hex SHA-256 of the file's bytes, read ``chunk_size`` bytes at a time.
+    """Hex SHA-256 of a regular file's bytes, read ``chunk_size`` bytes at a time.
 
-    Raises ``OSError`` when the file cannot be read (callers name the file in their own
-    error class).
+    Only a regular file is read, checked before the first byte, and only up to the size it
+    had when opened (:func:`musicbrain_cli.inputs.sha256_file`), so no hash anywhere in the
+    package can hang on a FIFO or ``/dev/zero`` (issue 23). Raises ``OSError`` (the
+    refusals are also :class:`~musicbrain_cli.errors.InputError`) when the file cannot be
+    read; callers name the file in their own error class.
     """
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
+    from musicbrain_cli.inputs import sha256_file as regular_sha256
+
+    return regular_sha256(path, chunk_size=chunk_size)
 
 
 def sha256_bytes(data: bytes) -> str:

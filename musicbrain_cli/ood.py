@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 
@@ -256,3 +257,35 @@ def describe_failures(facts: dict) -> str | None:
         return None
     return "; ".join(f"{r['description']}: {r['score']:.3f} > threshold {r['threshold']:.3f}"
                      for r in failed)
+
+
+#: What the index and the report say in place of style labels for an out-of-domain track.
+WITHHELD = "withheld: outside the model's domain"
+
+
+def attribution_withheld(facts: Mapping) -> str | None:
+    """Why style attribution must be withheld for a track with these domain ``facts``
+    (:func:`check_domain`'s dict), or ``None`` when it may be shown.
+
+    Out of domain, the style heads score inputs unlike anything they were validated on (a
+    pure sine tone scored "composer/Monteverdi 0.92", issue 23): the verdict is already
+    inconclusive by rule there, and a confident-looking attribution would be the same error.
+    The raw scores stay in ``result.json``; only their presentation is withheld. Without
+    domain statistics (``available`` false) nothing can be said either way: not withheld.
+    """
+    if not facts.get("available") or facts.get("in_domain", True):
+        return None
+    try:
+        detail = describe_failures(dict(facts))
+    except (KeyError, TypeError, ValueError):  # a hand-edited result: the reason stands alone
+        detail = None
+    return "outside the model's domain" + (f" ({detail})" if detail else "")
+
+
+def labels_withheld(track: Mapping) -> str | None:
+    """The reason a track result's style labels are withheld (its ``labels_withheld``), or
+    ``None``. Results written before the key existed are taken as they were written, not
+    re-judged from their ``ood`` facts: re-rendering them differently would make catalogs
+    sealed by earlier versions fail verification."""
+    reason = track.get("labels_withheld")
+    return str(reason) if reason else None

@@ -65,6 +65,7 @@ from pathlib import Path
 from typing import Any
 
 from musicbrain_cli.audio_metadata import MAX_VALUE_CHARS, C2paStore, find_c2pa_store
+from musicbrain_cli.inputs import read_regular
 from musicbrain_cli.errors import ConfigError
 
 LINE = "provenance"
@@ -455,7 +456,9 @@ def load_trust_anchors(trust_anchors: str | bytes | os.PathLike | None) -> str |
         pem = trust_anchors
     else:
         try:
-            pem = Path(trust_anchors).read_text(encoding="ascii", errors="replace")
+            # a regular file of bounded size: a FIFO or /dev/zero given here must not hang
+            # the scan before it starts (issue 23); a root bundle is well under 16 MiB
+            pem = read_regular(trust_anchors, max_bytes=16 << 20).decode("ascii", "replace")
         except OSError as exc:
             raise ConfigError(f"trust anchors {str(trust_anchors)!r}: cannot be read "
                               f"({exc.strerror or exc})") from exc

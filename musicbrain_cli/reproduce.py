@@ -32,8 +32,8 @@ INPUT_LOCATION = ("path", "file_name")
 #: The parts always compared, even when absent from both (an absent part is a difference
 #: when the other side has it).
 COMPARED = ("schema", "input", "metadata", "verdict", "evidence", "timeline", "labels",
-            "labels_untrained", "aggregate", "ood", "alignment", "explanations", "robustness",
-            "model", "limitations")
+            "labels_untrained", "labels_withheld", "aggregate", "ood", "alignment",
+            "explanations", "robustness", "model", "limitations")
 DEFAULT_ATOL = 1e-5
 MAX_LISTED = 200      # differences listed before "and more"
 

@@ -287,6 +287,7 @@ def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = S
     t = time.perf_counter()
     lines, line_figures = evidence_lines(path, info, verdict, options=options)
     timer.add("other_lines", time.perf_counter() - t)
+    from musicbrain_cli.ood import attribution_withheld
     from musicbrain_cli.verdict import combine
 
     combined = combine([finding for finding, _ in lines])
@@ -306,6 +307,8 @@ def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = S
                               (detector.card.get("metrics") or {}).get("ap") or {},
                               untrained),
         "labels_untrained": sorted(untrained),
+        # raw scores stay in "labels"; out of domain they are not to be shown (issue 23)
+        "labels_withheld": attribution_withheld(ood_facts),
         "timeline": {"window_start_s": [float(s) for s in starts], "window_s": fe.window_s,
                      "p_ai": [round(float(p), 6) for p in probs[:, det_idx]],
                      "padded": [bool(p) for p in padded]},
@@ -431,7 +434,7 @@ def _input_facts(info, path) -> dict:
 def _metadata(meta: Mapping) -> dict:
     return {"tags": meta.get("tags", {}), "encoder": meta.get("encoder"),
             "c2pa_present": bool(meta.get("c2pa_present")), "format": meta.get("format"),
-            "truncated": meta.get("truncated", False)}
+            "truncated": meta.get("truncated", False), "dropped": meta.get("dropped") or {}}
 
 
 def measured_generators(detector) -> list[str]:

@@ -15,6 +15,7 @@ import soundfile as sf
 
 from musicbrain_cli import audio
 from musicbrain_cli.audio_encode import FORMATS, encode_audio
+from musicbrain_cli.errors import AbsurdHeaderError
 
 SR_IN = 44100
 DUR = 2.5
@@ -124,6 +125,34 @@ def test_downmix_is_channel_mean(tmp_path):
     assert np.max(np.abs(mid)) == pytest.approx(0.3, rel=0.01)
 
 
+@pytest.mark.parametrize("channels, rate", [(8, 96_000), (audio.MAX_CHANNELS, audio.MAX_RATE)],
+                         ids=["8ch-96k-surround", "max-channels-max-rate"])
+def test_multichannel_high_rate_decodes_to_the_channel_mean(tmp_path, channels, rate):
+    # Issue 23: a valid 8-channel 96 kHz WAV killed the decoder child with SIGSEGV (PyAV's
+    # planar plane count overruns at 8+ channels). Every channel carries the same seeded
+    # noise at its own gain, so the mono result must equal the mono file of that noise at
+    # the mean gain, decoded through the same (isolated) path.
+    rng = np.random.default_rng(23)
+    seconds = 0.5 if channels <= 8 else 0.1  # the max case is 64 x 384 kHz: keep it small
+    x = (0.3 * rng.standard_normal(int(rate * seconds))).clip(-0.9, 0.9).astype(np.float32)
+    gains = np.linspace(0.1, 1.0, channels, dtype=np.float32)
+    multi, mono = tmp_path / "multi.wav", tmp_path / "mono.wav"
+    sf.write(multi, np.outer(x, gains), rate, subtype="FLOAT")
+    sf.write(mono, x * gains.mean(), rate, subtype="FLOAT")
+    s = audio.stream(multi, timeout_s=60)
+    got = np.concatenate(list(s))
+    assert s.facts.channels == channels and s.facts.sample_rate == rate
+    assert s.stats.share_decoded == pytest.approx(1.0)
+    np.testing.assert_allclose(got, audio.load_audio(mono), atol=1e-5)
+
+
+def test_more_channels_than_the_limit_is_a_clear_error(tmp_path):
+    p = tmp_path / "many.wav"
+    sf.write(p, np.zeros((800, audio.MAX_CHANNELS + 1), np.float32) + 0.1, 8000, subtype="FLOAT")
+    with pytest.raises(AbsurdHeaderError, match=f"{audio.MAX_CHANNELS + 1} channels .allowed 1..{audio.MAX_CHANNELS}"):
+        audio.probe(p)
+
+
 def test_same_rate_passes_through_exactly(tmp_path):
     rng = np.random.default_rng(1)
     y = (rng.standard_normal(audio.SAMPLE_RATE * 2) * 0.1).astype(np.float32)
@@ -223,6 +252,62 @@ def test_id3_round_trip_with_c2pa_geob(encoded, tmp_path):
     # probe carries the same metadata, plus FFmpeg's view of the tags.
     info = audio.probe(p)
     assert info.metadata["c2pa_present"] and "ffmpeg_tags" in info.metadata
+
+
+def test_a_1mb_comment_is_cut_with_a_true_note_down_to_the_report(encoded, tmp_path):
+    # Issue 23, observation 11: a 1 MB comment was stored as 4,129 characters and the
+    # report said "[3829 more characters]", counting from the stored text, not the tag.
+    from mutagen.id3 import COMM, ID3, TXXX
+
+    from musicbrain_cli.audio_metadata import MAX_VALUE_CHARS, split_cut
+    from musicbrain_cli.report.html import MAX_TAG_CHARS, render_report_html
+    from musicbrain_cli.report.schema import example_track
+
+    total = 1 << 20
+    p = tmp_path / "comment.mp3"
+    p.write_bytes(encoded["mp3"].read_bytes())
+    tags = ID3()
+    tags.add(COMM(encoding=3, lang="eng", desc="", text=["c" * total]))
+    # an uncut value that merely ends like a note is not taken for a cut one
+    tags.add(TXXX(encoding=3, desc="liar", text=["y" * 10 + "...[truncated from 99999999 chars]"]))
+    tags.save(p)
+    md = audio.read_metadata(p, provenance=False)
+    stored = md["tags"]["COMM::eng"][0]
+    assert "COMM::eng" in md["truncated"] and len(stored) < MAX_VALUE_CHARS + 64
+    assert split_cut(stored) == ("c" * MAX_VALUE_CHARS, total)
+    liar = md["tags"]["TXXX:liar"][0]
+    assert split_cut(liar) == (liar, len(liar))
+
+    track = example_track(n_windows=3)
+    track["metadata"]["tags"] = md["tags"]
+    html = render_report_html(track, {})
+    assert f"[{total - MAX_TAG_CHARS} more characters]" in html     # 1,048,276
+    assert f"[{len(stored) - MAX_TAG_CHARS} more characters]" not in html
+    assert "99999999" in html and "more characters]" not in html.split("99999999")[1][:40]
+
+
+def test_more_values_than_kept_are_counted_as_the_file_holds_them(encoded, tmp_path):
+    # Issue 23 (truncation notes state the real amount cut): 100 values of one frame are
+    # stored as 64; the report's note must count the 100, not the 64 that were kept.
+    from mutagen.id3 import ID3, TXXX
+
+    from musicbrain_cli.audio_metadata import MAX_VALUES_PER_TAG
+    from musicbrain_cli.report.html import MAX_TAG_VALUES, render_report_html
+    from musicbrain_cli.report.schema import example_track
+
+    p = tmp_path / "many.mp3"
+    p.write_bytes(encoded["mp3"].read_bytes())
+    tags = ID3()
+    tags.add(TXXX(encoding=3, desc="many", text=[f"v{i}" for i in range(100)]))
+    tags.save(p)
+    md = audio.read_metadata(p, provenance=False)
+    assert len(md["tags"]["TXXX:many"]) == MAX_VALUES_PER_TAG
+    assert md["dropped"] == {"keys": 0, "values": {"TXXX:many": 100 - MAX_VALUES_PER_TAG}}
+    track = example_track(n_windows=3)
+    track["metadata"]["tags"], track["metadata"]["dropped"] = md["tags"], md["dropped"]
+    html = render_report_html(track, {})
+    assert f"[{100 - MAX_TAG_VALUES} more values]" in html
+    assert f"[{MAX_VALUES_PER_TAG - MAX_TAG_VALUES} more values]" not in html
 
 
 def test_untagged_file_has_no_c2pa(encoded):

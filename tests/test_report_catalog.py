@@ -10,8 +10,10 @@ from musicbrain_cli.report.schema import example_track
 
 
 def test_csv_safe():
-    for bad in ("=1+1", "+cmd", "-2+3", "@SUM(A1)", "\tx", "\rx"):
+    for bad in ("=1+1", "+cmd", "-2+3", "@SUM(A1)"):
         assert csv_safe(bad) == "'" + bad
+    # a leading tab or CR also makes a formula; neither reaches the file raw (issue 23)
+    assert csv_safe("\tx") == "'\\u{9}x" and csv_safe("\rx") == "'\\u{d}x"
     assert csv_safe("plain") == "plain" and csv_safe(-0.5) == -0.5 and csv_safe(None) is None
 
 

@@ -240,3 +240,133 @@ def test_reports_carry_what_the_model_card_says_the_model_cannot_do():
     assert not any("card states" in n for n in _limitations({"available": True,
                                                              "in_domain": True},
                                                             [False], object(), {}))
+
+
+def _alarm(seconds):
+    """SIGALRM after ``seconds`` raises in the main thread: a hang fails the test instead of CI."""
+    import signal
+
+    class Hung(BaseException):   # not a MusicBrainError or OSError, which the scan reports
+        pass
+
+    def on_alarm(signum, frame):
+        raise Hung(f"the scan still ran after {seconds} s")
+
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(seconds)
+
+
+def test_a_fifo_or_a_link_to_dev_zero_is_a_per_file_failure_not_a_hang(tmp_path, model_dir):
+    # Issue 23, observation 5: both hung the whole scan forever (hashed before checked).
+    import signal
+
+    cat = tmp_path / "cat"
+    cat.mkdir()
+    encode_audio(cat / "good.flac", tone(5.0), SR)
+    os.mkfifo(cat / "pipe.wav")
+    (cat / "zero.wav").symlink_to("/dev/zero")
+    (cat / "link.flac").symlink_to(cat / "good.flac")        # a link to a regular file is fine
+    det = Detector.from_pretrained(model_dir, device="cpu")
+    _alarm(120)
+    try:
+        result = scan([cat, cat / "pipe.wav"], tmp_path / "out", det,
+                      options=ScanOptions(formats=()))
+    finally:
+        signal.alarm(0)
+    errors = {Path(e.input_path).name: e.error for e in result.entries if e.error}
+    assert set(errors) == {"pipe.wav", "zero.wav"}
+    assert "FIFO" in errors["pipe.wav"] and "character device" in errors["zero.wav"]
+    assert result.n_ok == 1      # good.flac, analysed once (link.flac is the same real file)
+
+
+def test_file_names_with_escape_sequences_cannot_rewrite_the_console_or_the_csv(tmp_path,
+                                                                                model_dir):
+    # Issue 23, observation 7: a name holding ESC[2K, CR and a colour printed a fake green
+    # "ALL VERIFIED" line through `failed:`; summary.csv kept the raw control characters.
+    import csv
+
+    cat = tmp_path / "cat"
+    cat.mkdir()
+    fake = "\x1b[2K\r\x1b[1;32mALL VERIFIED\x1b[0m\n\x9b2J.wav"
+    (cat / fake).write_bytes(b"RIFF\x00\x00\x00\x00WAVEgarbage")
+    (cat / "=HYPERLINK(1).wav").write_bytes(b"not audio at all")
+    out = tmp_path / "out"
+    # color=True: the runner passes escape sequences through as a terminal would receive them
+    res = CliRunner().invoke(main, ["scan", str(cat), "-o", str(out), "--model", str(model_dir),
+                                    "--report", "none", "--unsigned", "--quiet"],
+                             catch_exceptions=False, color=True)
+    assert res.exit_code == 1
+    failed = [ln for ln in res.output.splitlines() if ln.startswith("failed:")]
+    assert len(failed) == 2, res.output               # one line each: no forged extra line
+    for ch in ("\x1b", "\r", "\x9b"):
+        assert ch not in res.output
+    assert "\\u{1b}[1;32mALL VERIFIED" in res.output
+    raw = (out / "summary.csv").read_text(encoding="utf-8")
+    assert not any(c in raw for c in ("\x1b", "\x9b", "\n\x9b"))
+    names = {r["file_name"] for r in csv.DictReader(raw.splitlines())}
+    assert "'=HYPERLINK(1).wav" in names
+    assert any(n.startswith("\\u{1b}[2K\\u{d}") for n in names)
+
+
+def _domain_of_noisy_tones(det, rng):
+    """OOD statistics fitted on the tiny model's windows of noisy harmonic tones (its
+    "training domain" here), with the profile threshold at the 99th percentile of held-out
+    windows of the same kind, as finalize fits it."""
+    import torch
+
+    from musicbrain_cli.ood import fit_ood, fit_threshold, spectral_profile
+
+    fe = det.config.front_end
+    n = int(fe.window_s * SR)
+
+    def windows(k):
+        waves = [make_tone(fe.window_s, float(rng.uniform(110, 880)), int(rng.integers(1 << 30)))
+                 + 0.05 * rng.standard_normal(n).astype(np.float32) for _ in range(k)]
+        with torch.inference_mode():
+            spec = det.front_end(torch.from_numpy(np.stack(waves)))
+            emb = det.model.pool(det.model.forward_features(spec)).numpy()
+        return emb, spectral_profile(spec, floor=fe.silence_level)
+
+    emb, prof = windows(12)
+    stats = fit_ood(emb, np.arange(12) % 2, prof, profile_k=3)
+    _, held_out = windows(6)
+    card = {"method": "both", "quantile": 0.99,
+            "checks": {"embedding": {"threshold": 1e9},
+                       "spectral_profile": {"threshold": fit_threshold(
+                           stats.profile_score(held_out))}}}
+    return stats, card
+
+
+def test_style_attribution_is_withheld_out_of_domain(tmp_path, model_dir):
+    # Issue 23, observation 10: on pure sine tones, flagged out of domain, the index still
+    # showed "composer/Monteverdi 0.92". The raw scores stay in result.json, marked.
+    from musicbrain_cli.ood import WITHHELD
+    from musicbrain_cli.report.catalog import CatalogEntry, summary_row
+    from musicbrain_cli.report.html import render_report_html
+
+    det = Detector.from_pretrained(model_dir, device="cpu")
+    stats, det.card["ood"] = _domain_of_noisy_tones(det, np.random.default_rng(10))
+    t = np.arange(int(6.0 * SR)) / SR
+    encode_audio(tmp_path / "sine.flac", (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), SR)
+    encode_audio(tmp_path / "tone.flac", tone(6.0, 330.0, seed=3) +
+                 0.05 * np.random.default_rng(4).standard_normal(t.size).astype(np.float32), SR)
+    fast = ScanOptions(formats=(), explain_windows=0)   # saliency is not what is tested here
+
+    sine = analyse_track(tmp_path / "sine.flac", det, ood=stats, options=fast).track
+    assert sine["ood"]["available"] and not sine["ood"]["in_domain"], sine["ood"]
+    assert sine["labels_withheld"].startswith("outside the model's domain")
+    assert "average spectrum" in sine["labels_withheld"]               # which check, said
+    assert sine["labels"] and all(0 <= x["p"] <= 1 for x in sine["labels"])   # raw scores kept
+    row = summary_row(CatalogEntry(str(tmp_path / "sine.flac"), sine, "s/report.html"))
+    assert row["top_labels"] == WITHHELD == "withheld: outside the model's domain"
+    html = render_report_html(sine, {})
+    style = html.split('id="style"')[1].split("</section>")[0]
+    assert "withheld: outside the model" in style
+    for x in sine["labels"]:
+        assert f"<td>{x['label']}</td>" not in style                   # no label, no probability
+
+    # in domain, the attribution is shown as before
+    near = analyse_track(tmp_path / "tone.flac", det, ood=stats, options=fast).track
+    assert near["ood"]["in_domain"] and near["labels_withheld"] is None
+    shown = summary_row(CatalogEntry(str(tmp_path / "tone.flac"), near, "t/report.html"))
+    assert shown["top_labels"] != WITHHELD and "=" in shown["top_labels"]

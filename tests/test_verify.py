@@ -275,3 +275,92 @@ def test_cli_exit_codes(copy, keys):
     assert runner.invoke(main, ["verify", str(folder), "--keys", str(keys.directory),
                                 "--trust-store", "t.json"]).exit_code == 2
     assert runner.invoke(main, ["verify", str(folder / "nope")]).exit_code == 2
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero-link"])
+def test_verify_audio_that_is_not_a_regular_file_fails_the_check_instead_of_hanging(copy, tmp_path,
+                                                                                     kind):
+    # Issue 23, observation 5: `verify --audio /dev/zero` hung hashing an endless file.
+    import os
+    import signal
+
+    folder, _ = copy
+    bad = tmp_path / ("pipe.wav" if kind == "fifo" else "zero.wav")
+    if kind == "fifo":
+        os.mkfifo(bad)
+    else:
+        bad.symlink_to("/dev/zero")
+
+    class Hung(BaseException):   # not an OSError, which verify reports as a failed check
+        pass
+
+    def on_alarm(signum, frame):
+        raise Hung("verify --audio still ran after 30 s")
+
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(30)
+    try:
+        res = CliRunner().invoke(main, ["verify", str(folder), "--audio", str(bad)],
+                                 catch_exceptions=False)
+    finally:
+        signal.alarm(0)
+    assert res.exit_code == 1, res.output
+    assert "INVALID" in res.output and "not a regular file" in res.output
+    assert ("FIFO" if kind == "fifo" else "character device") in res.output
+
+
+@pytest.mark.parametrize("target", ["manifest.json.sig", "result.json", "report.pdf"])
+def test_a_report_file_replaced_by_a_fifo_or_dev_zero_fails_instead_of_hanging(copy, target):
+    # Issue 23 (no input can hang verify): report files were read whole with read_bytes,
+    # so a FIFO waited for a writer forever and /dev/zero never ended.
+    import os
+    import signal
+
+    folder, audio = copy
+    (folder / target).unlink()
+    if target == "result.json":
+        (folder / target).symlink_to("/dev/zero")
+    else:
+        os.mkfifo(folder / target)
+
+    class Hung(BaseException):
+        pass
+
+    def on_alarm(signum, frame):
+        raise Hung("verify still ran after 30 s")
+
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(30)
+    try:
+        result = verify_path(folder, audio=audio)
+        pdf = verify_path(folder / "report.pdf") if target == "report.pdf" else None
+    finally:
+        signal.alarm(0)
+    assert not result.ok
+    if pdf is not None:
+        assert not pdf.ok
+
+
+def test_a_catalog_whose_files_are_fifos_fails_instead_of_hanging(tmp_path):
+    import os
+    import signal
+
+    root = tmp_path / "scan-out"
+    root.mkdir()
+    (root / "summary.json").write_text('{"schema": "musicbrain.summary/1", "tracks": []}')
+    for name in ("catalog-manifest.json", "catalog-manifest.json.sig"):
+        os.mkfifo(root / name)
+
+    class Hung(BaseException):
+        pass
+
+    def on_alarm(signum, frame):
+        raise Hung("verify still ran after 30 s")
+
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(30)
+    try:
+        res = CliRunner().invoke(main, ["verify", str(root)], catch_exceptions=False)
+    finally:
+        signal.alarm(0)
+    assert res.exit_code == 1 and "INVALID" in res.output, res.output

@@ -12,6 +12,8 @@ import os  # noqa: F401  (tests patch ``_io.os.fsync`` to simulate a full disk)
 from pathlib import Path
 
 from musicbrain_cli.errors import ReportError
+# files.sha256_file reads regular files only, up to their size when opened, so
+# ``verify --audio`` given a FIFO or ``/dev/zero`` fails that check instead of hanging
 from musicbrain_cli.files import atomic_write, sha256_bytes, sha256_file
 
 __all__ = ["atomic_write_bytes", "sha256_file", "sha256_bytes"]

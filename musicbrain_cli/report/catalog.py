@@ -3,7 +3,8 @@
 Every input appears, including those that failed (with their error), so nothing is lost
 silently. CSV cells are protected against formula injection (OWASP "CSV Injection"): a text
 cell that starts with ``= + - @``, a tab or a carriage return gets a leading apostrophe, so
-a tag such as ``=HYPERLINK(...)`` is shown as text by spreadsheet programs.
+a tag such as ``=HYPERLINK(...)`` is shown as text by spreadsheet programs; control
+characters in any text cell are spelled out, so none reaches the file raw.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from musicbrain_cli.errors import ReportError
+from musicbrain_cli.ood import WITHHELD, labels_withheld
 from musicbrain_cli.report._io import atomic_write_bytes
 from musicbrain_cli.report.html import render_index_html, report_href, visible
+from musicbrain_cli.text import csv_cell
 
 SUMMARY_SCHEMA = "musicbrain.summary/1"
 SUMMARY_JSON, SUMMARY_CSV, INDEX_HTML = "summary.json", "summary.csv", "index.html"
@@ -28,7 +31,6 @@ INDEX_COLUMNS = (("file_name", "File"), ("verdict", "Verdict"), ("p_ai", "P(AI)"
                  ("top_labels", "Top style labels"), ("in_domain", "In domain"),
                  ("duration_s", "Duration (s)"), ("status", "Status"))
 NUMERIC_COLUMNS = ("p_ai", "duration_s", "in_domain", "verdict")  # never wrapped
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 TOP_LABELS = 3
 
 
@@ -66,7 +68,9 @@ def summary_row(entry: CatalogEntry) -> dict[str, Any]:
         "fnr": rates.get("fnr"),
         "in_domain": ood.get("in_domain"),
         "ood_score": ood.get("score"),
-        "top_labels": "; ".join(f"{x.get('group')}/{x.get('label')}={float(x['p']):.2f}"
+        # out of domain the style scores are not shown, only why (issue 23)
+        "top_labels": WITHHELD if labels_withheld(track) else
+                      "; ".join(f"{x.get('group')}/{x.get('label')}={float(x['p']):.2f}"
                                 for x in labels) or None,
         "duration_s": inp.get("decoded_duration_s", inp.get("duration_s")),
         "size_bytes": inp.get("size_bytes"),
@@ -82,10 +86,9 @@ def summary_row(entry: CatalogEntry) -> dict[str, Any]:
 
 
 def csv_safe(value: Any) -> Any:
-    """Neutralise spreadsheet formulas in a text cell (see module doc); numbers pass."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
+    """Neutralise spreadsheet formulas in a text cell (see module doc) and spell out its
+    control characters (:func:`musicbrain_cli.text.csv_cell`); numbers pass."""
+    return csv_cell(value)
 
 
 def summary_csv(rows: Sequence[Mapping[str, Any]]) -> str:

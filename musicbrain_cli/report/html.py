@@ -21,7 +21,9 @@ from functools import lru_cache
 from typing import Any, Iterable, Mapping, Sequence
 
 from musicbrain_cli import __version__
+from musicbrain_cli.audio_metadata import split_cut
 from musicbrain_cli.errors import ReportError
+from musicbrain_cli.ood import labels_withheld
 
 TIMELINE_FIGURE = "timeline.png"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -666,24 +668,38 @@ def _ood(track: Mapping) -> str | None:
             f"apply to it, and the verdict must not be relied upon on its own.")
 
 
-def _tags(tags: Any) -> list[dict]:
+def _count(x: Any) -> int:
+    return x if isinstance(x, int) and not isinstance(x, bool) and x > 0 else 0
+
+
+def _tags(tags: Any, dropped: Any = None) -> list[dict]:
+    """Rows of the tag table. ``dropped`` (the metadata's ``{"keys": n, "values": {key:
+    n}}``) is what the tag reader already left out, so the "N more" notes count what the
+    file holds, not what was stored (issue 23)."""
     if not isinstance(tags, Mapping):
         return []
+    dropped = dropped if isinstance(dropped, Mapping) else {}
+    dropped_values = dropped.get("values") if isinstance(dropped.get("values"), Mapping) else {}
     rows = []
     for key in sorted(tags, key=str)[:MAX_TAG_KEYS]:
         raw = tags[key]
         values = list(raw) if isinstance(raw, (list, tuple)) else [raw]
         shown = []
         for v in values[:MAX_TAG_VALUES]:
-            text = visible(v)
-            if len(text) > MAX_TAG_CHARS:
-                text = f"{text[:MAX_TAG_CHARS]}… [{len(text) - MAX_TAG_CHARS} more characters]"
+            # Count what is missing against the value's full length in the file, not
+            # against the (already cut) stored text (issue 23).
+            kept, total = split_cut(str(v))
+            text = visible(kept[:MAX_TAG_CHARS])
+            if total > min(len(kept), MAX_TAG_CHARS):
+                text = f"{text}… [{total - min(len(kept), MAX_TAG_CHARS)} more characters]"
             shown.append(text)
-        if len(values) > MAX_TAG_VALUES:
-            shown.append(f"… [{len(values) - MAX_TAG_VALUES} more values]")
+        more = max(0, len(values) - MAX_TAG_VALUES) + _count(dropped_values.get(key))
+        if more:
+            shown.append(f"… [{more} more values]")
         rows.append({"key": visible(key), "shown": shown})
-    if len(tags) > MAX_TAG_KEYS:
-        rows.append({"key": "…", "shown": [f"[{len(tags) - MAX_TAG_KEYS} more tags]"]})
+    more = max(0, len(tags) - MAX_TAG_KEYS) + _count(dropped.get("keys"))
+    if more:
+        rows.append({"key": "…", "shown": [f"[{more} more tags]"]})
     return rows
 
 
@@ -793,6 +809,7 @@ def report_view(track: Mapping, figures: Mapping[str, bytes], *, signer: Any = N
                    for r in labels],
         "labels_untrained": [visible(str(x).replace("/", ": ", 1))
                              for x in track.get("labels_untrained") or ()],
+        "labels_withheld": visible(withheld) if (withheld := labels_withheld(track)) else None,
         "explanations": _explanations(track, figures, timeline.get("window_s")),
         "alignment": alignment_sentences(track.get("alignment")),
         "robustness": [{"transform": visible(r.get("transform", "")),
@@ -801,7 +818,7 @@ def report_view(track: Mapping, figures: Mapping[str, bytes], *, signer: Any = N
                         "ai_on_human": pct(r.get("ai_verdicts_on_human")),
                         "n": f"{r.get('n_human', '?')} + {r.get('n_ai', '?')}"}
                        for r in track.get("robustness") or ()],
-        "tags": _tags(meta.get("tags")),
+        "tags": _tags(meta.get("tags"), meta.get("dropped")),
         "encoder": visible(meta["encoder"]) if meta.get("encoder") else None,
         "c2pa": {True: "present", False: "absent"}.get(c2pa, "not checked"),
         "integrity": _integrity(track),

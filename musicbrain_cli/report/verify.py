@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from musicbrain_cli.errors import ReportError, VerificationError
+from musicbrain_cli.inputs import read_regular
 from musicbrain_cli.report._io import sha256_file
 from musicbrain_cli.report.catalog import (FIELDS, SUMMARY_JSON, SUMMARY_SCHEMA, CatalogEntry,
                                            catalog_files, summary_row)
@@ -148,7 +149,7 @@ def _read_summary(root: Path, catalog: VerificationResult) -> list[dict] | None:
     try:
         if path.is_symlink() or path.stat().st_size > MAX_SUMMARY_BYTES:
             raise ValueError("a symbolic link or larger than a scan's summary can be")
-        data = load_json(path.read_bytes())
+        data = load_json(read_regular(path))
     except OSError as exc:
         catalog.add("summary", FAIL, f"cannot read {SUMMARY_JSON}: {exc.strerror or exc}")
         return None
@@ -182,7 +183,7 @@ def _check_row(root: Path, row: dict, trusted: Trust
     if f"file {parts[1]}" not in verified or f"file {RESULT_JSON}" not in verified:
         return result, f"{report!r} or its {RESULT_JSON} is not a signed file of its folder"
     try:
-        track = load_json((folder / RESULT_JSON).read_bytes())
+        track = load_json(read_regular(folder / RESULT_JSON))
         expected = summary_row(CatalogEntry(str(row.get("path")), track=track, report=report))
     except (OSError, ValueError, TypeError, AttributeError, KeyError) as exc:
         return result, f"cannot read the signed {RESULT_JSON} of {parts[0]!r}: {exc}"
@@ -241,7 +242,7 @@ def verify_catalog(root: Path, *, trusted: Trust = None) -> list[VerificationRes
             continue
         path = root / name
         try:
-            same = not path.is_symlink() and path.read_bytes() == data
+            same = not path.is_symlink() and read_regular(path) == data
         except OSError as exc:
             catalog.add(f"file {name}", FAIL, f"cannot read it: {exc.strerror or exc}")
             continue
@@ -257,7 +258,7 @@ def _read_signed_manifest(folder: Path, name: str, sig_name: str, schema: str,
     """Read, check canonical form and schema, and verify the detached signature of a
     manifest; adds its checks to ``result`` and returns it (``None`` when unreadable)."""
     try:
-        data = (folder / name).read_bytes()
+        data = read_regular(folder / name)
         manifest = load_json(data)
         if not isinstance(manifest, dict):
             raise ValueError(f"top level is {type(manifest).__name__}, not an object")
@@ -281,7 +282,7 @@ def _read_signed_manifest(folder: Path, name: str, sig_name: str, schema: str,
     key = _manifest_key(manifest, result)
     if key is not None:
         try:
-            verify_detached(data, (folder / sig_name).read_bytes(), key)
+            verify_detached(data, read_regular(folder / sig_name), key)
             result.add("signature", PASS, f"Ed25519 signature of {name} is valid")
         except OSError as exc:
             result.add("signature", FAIL, f"cannot read {sig_name}: {exc.strerror or exc}")
@@ -361,7 +362,7 @@ def _sha256_if_file(path: Path) -> str | None:
 
 def _manifest_fingerprint(folder: Path) -> str | None:
     try:
-        signer = load_json((folder / MANIFEST_NAME).read_bytes()).get("signer")
+        signer = load_json(read_regular(folder / MANIFEST_NAME)).get("signer")
     except (OSError, ValueError, AttributeError):
         return None
     return signer.get("public_key_sha256") if isinstance(signer, dict) else None
@@ -554,7 +555,7 @@ def verify_pdf(path: Path, *, trusted: Trust = None, audio: Path | None = None,
     path = Path(path)
     result = VerificationResult(path, "pdf")
     try:
-        reader = PdfFileReader(io.BytesIO(path.read_bytes()), strict=False)
+        reader = PdfFileReader(io.BytesIO(read_regular(path)), strict=False)
         signatures = reader.embedded_signatures
     except (OSError, PdfError, ValueError, KeyError, TypeError, IndexError) as exc:
         result.add("pdf", FAIL, f"unreadable PDF: {type(exc).__name__}: {exc}")

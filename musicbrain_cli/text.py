@@ -1,0 +1,64 @@
+"""Text from files and tags made safe for where it is shown: a terminal, a spreadsheet.
+
+File names, tags and the messages that quote them are data an adversary controls. Two
+destinations interpret some of that data as commands (issue 23, observation 7):
+
+* a terminal obeys control characters: ``ESC [ 2K`` erases a line, ``CR`` returns to its
+  start, colour sequences paint, so a file name could print a fake green "ALL VERIFIED"
+  through a ``failed:`` line; C1 ``CSI`` (U+009B) does the same on some terminals, and
+  bidirectional overrides (U+202E) reorder what is shown. :func:`terminal_text` spells each
+  such character out as ``\\u{1b}`` (the notation the reports use);
+* a spreadsheet evaluates a cell that starts with ``=``, ``+``, ``-`` or ``@`` (and, in
+  some programs, a tab or CR) as a formula (OWASP, "CSV Injection",
+  https://owasp.org/www-community/attacks/CSV_Injection): :func:`csv_cell` prefixes such a
+  text cell with a single quote, which every major spreadsheet shows as text, and spells
+  out control characters first so none reaches the file raw. Numbers are data, never
+  formulas: a negative number the tool writes stays a number.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+#: Unicode categories that must not reach a terminal or a cell raw: controls (C0 and C1:
+#: ESC, CSI, CR, BS, BEL, ...), format characters (bidirectional overrides, zero-width
+#: characters), surrogates, private use, unassigned, and line/paragraph separators.
+UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+#: First characters that make a spreadsheet read a cell as a formula (OWASP).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _spell_out(text: str, *, tab: str | None, keep_newlines: bool) -> str:
+    out = []
+    for ch in text:
+        if ch == "\t" and tab is not None:
+            out.append(tab)
+        elif ch == "\n" and keep_newlines:
+            out.append(ch)
+        elif unicodedata.category(ch) in UNSAFE_CATEGORIES:
+            out.append(f"\\u{{{ord(ch):x}}}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def terminal_text(text: object, *, keep_newlines: bool = False) -> str:
+    """``str(text)`` with every character in :data:`UNSAFE_CATEGORIES` spelled out as
+    ``\\u{hex}`` and tabs as spaces. Newlines are spelled out too (a name holding one could
+    forge a whole line) unless ``keep_newlines``, for text whose newlines are the caller's
+    own (a JSON document, in which JSON already escapes those inside strings)."""
+    return _spell_out(str(text), tab=" ", keep_newlines=keep_newlines)
+
+
+def csv_cell(value: object) -> object:
+    """A value ready for a CSV cell: text with a leading ``'`` if it would start a formula
+    (judged on the text as given, so a leading tab or CR counts) and every control
+    character, tabs and newlines included, spelled out as ``\\u{hex}``; anything that is
+    not text (numbers, booleans, None) unchanged."""
+    if not isinstance(value, str):
+        return value
+    text = _spell_out(value, tab=None, keep_newlines=False)
+    return "'" + text if value.startswith(FORMULA_START) else text
+
+
+__all__ = ["FORMULA_START", "UNSAFE_CATEGORIES", "csv_cell", "terminal_text"]
