@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # Installed when the lock, the package metadata or the venv itself changes.
 STAMP := $(VENV)/.musicbrain-installed
 
-.PHONY: setup system-deps demo test test-gpu bench lock
+.PHONY: setup system-deps demo test test-ray test-gpu bench lock
 
 system-deps:
 	bash scripts/install-system-deps.sh
@@ -29,14 +29,19 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest -q
 
+# The Ray engine's tests alone (they also run within `make test`).
+test-ray: setup
+	$(BIN)/python -m pytest -q -m ray
+
 bench: setup
 	for b in decode model explain data train scan artifacts; do $(BIN)/python benchmarks/$$b.py || exit 1; done
 	$(BIN)/python benchmarks/external.py ../shared/eval --max-per-source 60 --jobs 2
 
 # Refresh the lock on purpose (never implicitly): exact versions and hashes for Linux x86-64,
-# Python 3.11, resolved from setup.cfg with its dev extra.
+# Python 3.11, resolved from setup.cfg with its dev and ray extras (so the tests of the Ray
+# engine run wherever `make test` does).
 lock:
 	$(PYTHON) -m pip install -q uv
-	$(PYTHON) -m uv pip compile setup.cfg --extra dev --generate-hashes --python-version 3.11 \
+	$(PYTHON) -m uv pip compile setup.cfg --extra dev --extra ray --generate-hashes --python-version 3.11 \
 	    --python-platform x86_64-manylinux_2_28 --no-header --annotation-style line \
 	    -o requirements.lock

@@ -148,7 +148,10 @@ def model_facts_lines(name: str = "default") -> list[str]:
 
 
 @main.command()
-@click.argument("inputs", nargs=-1, required=True, type=click.Path())
+@click.argument("inputs", nargs=-1, type=click.Path())
+@click.option("--paths-from", "paths_from", type=click.Path(dir_okay=False, exists=True),
+              help="A text file listing input paths, one per line ('#' comments; relative "
+                   "to the file's folder), for catalogs that do not sit in one folder.")
 @click.option("-o", "--output", default="musicbrain-reports", show_default=True,
               type=click.Path(file_okay=False), help="Folder for the reports and the summary.")
 @click.option("--report", "report_format", type=click.Choice(["pdf", "html", "both", "none"]),
@@ -172,11 +175,19 @@ def model_facts_lines(name: str = "default") -> list[str]:
               help="PEM bundle of the C2PA signers' root certificates to trust. Without it no "
                    "signer is verified, and a manifest's AI declaration alone never makes an "
                    "'ai' verdict.")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local",
+              show_default=True,
+              help="local: every track in this process. ray: one Ray task per track on a "
+                   "Ray cluster (pip install 'musicbrain[ray]'; docs/scaling.md).")
+@click.option("--address", metavar="HOST:PORT", default=None,
+              help="Ray cluster to join with --engine ray (default: start a local one with "
+                   "--jobs CPUs).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @handle_errors
-def scan(inputs, output, report_format, model_name, device, jobs, key_dir, key_dir_alias,
-         unsigned, tsa_url, force, trust_anchors, as_json, quiet) -> None:
+def scan(inputs, paths_from, output, report_format, model_name, device, jobs, key_dir,
+         key_dir_alias, unsigned, tsa_url, force, trust_anchors, engine, address, as_json,
+         quiet) -> None:
     """Scan audio files or folders and write signed evidence reports.
 
     Each track gets OUTPUT/<name>-<hash>/ with report.pdf/.html, result.json, figures and a
@@ -192,15 +203,27 @@ def scan(inputs, output, report_format, model_name, device, jobs, key_dir, key_d
     key_dir = key_dir or key_dir_alias
     from musicbrain_cli.progress import RichProgress
 
+    if not inputs and not paths_from:
+        _fail("give files or folders to scan, or --paths-from FILE", EXIT_USAGE)
     missing = [p for p in inputs if not os.path.lexists(p)]
     if missing:
         _fail(f"no such file or folder: {', '.join(missing)}", EXIT_USAGE)
     if Path(output).exists() and not Path(output).is_dir():
         _fail(f"output {output!r} exists and is not a folder", EXIT_USAGE)
+    if address and engine != "ray":
+        _fail("--address names a Ray cluster: it needs --engine ray", EXIT_USAGE)
+    if engine == "ray":
+        from musicbrain_cli import ray_engine
+
+        if not ray_engine.ray_available():
+            _fail("--engine ray needs Ray: pip install 'musicbrain[ray]'", EXIT_USAGE)
     formats = {"pdf": ("pdf",), "html": ("html",), "both": ("pdf", "html"), "none": ()}
 
-    from musicbrain_cli.model.inference import Detector
-    from musicbrain_cli.scan import ScanOptions, scan as run_scan
+    from musicbrain_cli.scan import ScanOptions, discover, read_path_list, scan as run_scan
+
+    listed = read_path_list(paths_from) if paths_from else []
+    # discovery first: with nothing to scan, the model (torch) is never loaded (issue 27)
+    found = discover([*inputs, *listed])
 
     if trust_anchors:
         from musicbrain_cli.errors import ConfigError
@@ -213,10 +236,23 @@ def scan(inputs, output, report_format, model_name, device, jobs, key_dir, key_d
     options = ScanOptions(formats=formats[report_format], jobs=jobs, force=force,
                           tsa_url=tsa_url, trust_anchors=trust_anchors)
     keys = None if unsigned else _scan_keys(key_dir)
-    detector = Detector.from_pretrained(model_name, device=device)
-    result = run_scan(inputs, output, detector, options=options, keys=keys,
-                      command_line=["musicbrain", *sys.argv[1:]],
-                      progress=RichProgress(disable=quiet))
+    command_line = ["musicbrain", *sys.argv[1:]]
+    progress = RichProgress(disable=quiet)
+    detector = run_on = None
+    if engine == "ray":
+        from functools import partial
+
+        key_folder = None if unsigned else str(Path(key_dir) if key_dir else _default_keys())
+        spec = ray_engine.WorkerSpec(model=model_name, device=device, options=options,
+                                     key_dir=key_folder, command_line=tuple(command_line))
+        run_on = partial(_ray_tracks, spec=spec, address=address, num_cpus=jobs,
+                         progress=progress)
+    elif found.files:
+        from musicbrain_cli.model.inference import Detector
+
+        detector = Detector.from_pretrained(model_name, device=device)
+    result = run_scan(found, output, detector, options=options, keys=keys,
+                      command_line=command_line, progress=progress, engine=run_on)
     for path, reason in result.skipped:
         _echo(f"skipped: {path}: {reason}", err=True)
     for path, reason in result.redone:
@@ -240,6 +276,19 @@ def scan(inputs, output, report_format, model_name, device, jobs, key_dir, key_d
         for line in scan_summary_lines(result, output):
             _echo(line)
     sys.exit(EXIT_FAILED if result.n_failed else EXIT_OK)
+
+
+def _ray_tracks(files, out, *, spec, address, num_cpus, progress):
+    from musicbrain_cli import ray_engine
+
+    return ray_engine.run_tracks(files, out, spec, address=address, num_cpus=num_cpus,
+                                 progress=progress)
+
+
+def _default_keys():
+    from musicbrain_cli.report.keys import default_keys_dir
+
+    return default_keys_dir()
 
 
 def scan_summary_lines(result, output) -> list[str]:

@@ -33,7 +33,6 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
-import torch
 
 from musicbrain_cli import __version__
 from musicbrain_cli.errors import InputError, MusicBrainError
@@ -144,6 +143,39 @@ def discover(inputs: Iterable[str | os.PathLike]) -> Discovery:
     return found
 
 
+#: Most paths one list file may name (a day's uploads of a large service, with room).
+MAX_LISTED_PATHS = 1_000_000
+
+
+def read_path_list(path: str | os.PathLike) -> list[str]:
+    """The paths a text file lists, one per line (UTF-8; blank lines and lines starting
+    with ``#`` ignored; a relative path is taken relative to the list file's folder), for
+    catalogs that do not sit in one folder. The file is read as untrusted input: a regular
+    file only, bounded in size and in the number of paths. Raises :class:`InputError`."""
+    from musicbrain_cli.inputs import read_regular
+
+    try:
+        text = read_regular(path).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"path list {os.fspath(path)!r} is not UTF-8 text: {exc}") from exc
+    except OSError as exc:
+        raise InputError(f"cannot read path list {os.fspath(path)!r}: "
+                         f"{exc.strerror or exc}") from exc
+    base = Path(path).parent
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if "\x00" in line:
+            raise InputError(f"path list {os.fspath(path)!r} holds a NUL character")
+        out.append(str(base / line) if not os.path.isabs(line) else line)
+        if len(out) > MAX_LISTED_PATHS:
+            raise InputError(f"path list {os.fspath(path)!r} names more than "
+                             f"{MAX_LISTED_PATHS:,} paths; split it")
+    return out
+
+
 def _walk(top: Path, found: Discovery, seen_dirs: set, add_file: Callable[[Path], None]) -> None:
     def on_error(exc: OSError) -> None:
         found.skipped.append((str(exc.filename), f"cannot read folder: {exc.strerror}"))
@@ -192,7 +224,7 @@ class _Candidate:
 
     index: int
     start_s: float
-    spec: torch.Tensor       # [1, F, T]
+    spec: "torch.Tensor"     # [1, F, T]
     samples: np.ndarray      # [n]
 
 
@@ -221,6 +253,7 @@ def software_versions() -> dict[str, str]:
     import librosa
     import scipy
     import timm
+    import torch
 
     return {"musicbrain": __version__, "python": platform.python_version(),
             "torch": torch.__version__, "timm": timm.__version__, "numpy": np.__version__,
@@ -383,6 +416,8 @@ def _explain(chosen: list[_Candidate], detector, options: ScanOptions, timer: _T
     from musicbrain_cli.explain.fmgcam import FMGradCAM
     from musicbrain_cli.features import bin_frequencies, frame_times
     from musicbrain_cli.pitch import estimate_notes
+
+    import torch
 
     fe = detector.config.front_end
     freqs, local_times = bin_frequencies(fe), frame_times(fe)
@@ -671,16 +706,91 @@ class ScanResult:
         return len(self.entries) - self.n_failed
 
 
+@dataclass
+class TrackOutcome:
+    """What one track's processing gave the batch: its catalog entry, stage timings, the
+    audio seconds analysed, whether a finished folder was reused, and why a finished folder
+    that did not verify was redone (``None``: it was not)."""
+
+    entry: Any                                   # report.CatalogEntry
+    timings: dict[str, float] = field(default_factory=dict)
+    audio_seconds: float = 0.0
+    reused: bool = False
+    redone: str | None = None
+
+
+def _prepare_track(path: Path, out: Path, detector, *, options: ScanOptions, keys,
+                   command_line: Sequence[str]) -> tuple[TrackOutcome, Callable[[], dict] | None]:
+    """Hash, reuse check and analysis of one input; returns its outcome and the job that
+    seals its track folder (``None`` when there is nothing to write). Input errors become
+    the entry's error, never an exception."""
+    from musicbrain_cli.audio import sha256_file
+    from musicbrain_cli.report import CatalogEntry
+
+    try:
+        sha = sha256_file(path)
+        folder = out / safe_name(path, sha)
+        done, why = (None, None) if options.force else \
+            check_finished(folder, sha, keys=keys, formats=options.formats)
+        if done is not None:
+            return TrackOutcome(CatalogEntry(str(path), track=done,
+                                             report=_report_rel(folder, out, options)),
+                                reused=True, redone=why), None
+        analysis = analyse_track(path, detector, options=options, command_line=command_line)
+    except MusicBrainError as exc:
+        return TrackOutcome(CatalogEntry(str(path), error=str(exc))), None
+    outcome = TrackOutcome(CatalogEntry(str(path), track=analysis.track,
+                                        report=_report_rel(folder, out, options)),
+                           timings=dict(analysis.timings), redone=why,
+                           audio_seconds=float(analysis.track["input"].get("decoded_duration_s")
+                                               or 0))
+
+    def job(a=analysis, p=Path(path), f=folder) -> dict:
+        return write_track_folder(a, p, f, options=options, keys=keys)
+
+    return outcome, job
+
+
+def process_track(path: str | os.PathLike, out: str | os.PathLike, detector, *,
+                  options: ScanOptions = ScanOptions(), keys=None,
+                  command_line: Sequence[str] = ()) -> TrackOutcome:
+    """One track from input to sealed folder: the unit of work of every engine (the
+    in-process loop of :func:`scan` overlaps its last step with the next track's analysis;
+    :mod:`musicbrain_cli.ray_engine` runs it as one task). A folder that was already sealed
+    and verifies is reused, so running it twice never writes a track twice."""
+    outcome, job = _prepare_track(Path(path), Path(out), detector, options=options, keys=keys,
+                                  command_line=command_line)
+    if job is not None:
+        _finish(outcome, job)
+    return outcome
+
+
+def _finish(outcome: TrackOutcome, job: Callable[[], dict]) -> None:
+    from musicbrain_cli.report import CatalogEntry
+
+    try:
+        _merge(outcome.timings, job())
+    except MusicBrainError as exc:
+        outcome.entry = CatalogEntry(outcome.entry.input_path, error=str(exc))
+
+
 def scan(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, detector, *,
          options: ScanOptions = ScanOptions(), keys=None,
-         command_line: Sequence[str] = (), progress: Progress = NULL_PROGRESS) -> ScanResult:
-    """Scan ``inputs`` into ``out_dir``; a failing file becomes an error entry, never a stop.
+         command_line: Sequence[str] = (), progress: Progress = NULL_PROGRESS,
+         engine=None) -> ScanResult:
+    """Scan ``inputs`` (paths, or a :class:`Discovery` already made of them) into
+    ``out_dir``; a failing file becomes an error entry, never a stop.
 
     One scan at a time per ``out_dir`` (:func:`output_lock`). A finished track folder is
     reused only when it verifies with ``keys`` (:func:`check_finished`), else it is redone
     (``ScanResult.redone`` says why). The catalog describes every verified track folder in
     ``out_dir``, this scan's and earlier scans' (``ScanResult.kept``), so a scan of a subset
     adds to a catalog and never drops from it.
+
+    ``engine``: ``None`` runs every track in this process (report writing overlaps the next
+    track's analysis when ``options.jobs`` > 1); a callable ``engine(files, out) ->
+    [TrackOutcome]`` (in input order) runs :func:`process_track` elsewhere, e.g.
+    :func:`musicbrain_cli.ray_engine.run_tracks`; ``detector`` is then unused here.
     """
     out = Path(out_dir)
     try:
@@ -690,72 +800,56 @@ def scan(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, detect
                          f"{exc.strerror or exc}") from exc
     with output_lock(out):
         return _scan_locked(inputs, out, detector, options=options, keys=keys,
-                            command_line=command_line, progress=progress)
+                            command_line=command_line, progress=progress, engine=engine)
+
+
+def _in_process(files: Sequence[Path], out: Path, detector, *, options: ScanOptions, keys,
+                command_line: Sequence[str], progress: Progress) -> list[TrackOutcome]:
+    outcomes: list[TrackOutcome] = []
+    pending: list[tuple[TrackOutcome, Future]] = []
+    pool = ThreadPoolExecutor(max_workers=options.jobs - 1) if options.jobs > 1 else None
+    try:
+        with progress.task("scanning", total=len(files)) as task:
+            for path in files:
+                outcome, job = _prepare_track(path, out, detector, options=options, keys=keys,
+                                              command_line=command_line)
+                outcomes.append(outcome)
+                if job is not None:
+                    if pool is None:
+                        _finish(outcome, job)
+                    else:
+                        pending.append((outcome, pool.submit(job)))
+                task.advance()
+            for outcome, fut in pending:
+                _finish(outcome, fut.result)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
+    return outcomes
 
 
 def _scan_locked(inputs, out: Path, detector, *, options: ScanOptions, keys,
-                 command_line: Sequence[str], progress: Progress) -> ScanResult:
-    from musicbrain_cli.audio import sha256_file
-    from musicbrain_cli.report import CatalogEntry, write_catalog
+                 command_line: Sequence[str], progress: Progress, engine) -> ScanResult:
+    from musicbrain_cli.report import write_catalog
     from musicbrain_cli.report.manifest import write_catalog_manifest
 
     previous_failures = _previous_failures(out)
     for stale in out.glob(f"{TMP_PREFIX}*"):
         shutil.rmtree(stale, ignore_errors=True)
-    found = discover(inputs)
-    result = ScanResult(skipped=found.skipped)
-    pending: list[tuple[int, Future]] = []
-    pool = ThreadPoolExecutor(max_workers=options.jobs - 1) if options.jobs > 1 else None
-
-    def finish(index: int, job: Callable[[], dict]) -> None:
-        try:
-            _merge(result.timings, job())
-        except MusicBrainError as exc:
-            entry = result.entries[index]
-            result.entries[index] = CatalogEntry(entry.input_path, error=str(exc))
-
-    try:
-        with progress.task("scanning", total=len(found.files)) as task:
-            for path in found.files:
-                entry = None
-                try:
-                    sha = sha256_file(path)
-                    folder = out / safe_name(path, sha)
-                    done, why = (None, None) if options.force else \
-                        check_finished(folder, sha, keys=keys, formats=options.formats)
-                    if why is not None:
-                        result.redone.append((str(path), why))
-                    if done is not None:
-                        result.reused += 1
-                        entry = CatalogEntry(str(path), track=done, report=_report_rel(folder, out, options))
-                    else:
-                        analysis = analyse_track(path, detector, options=options,
-                                                 command_line=command_line)
-                        _merge(result.timings, analysis.timings)
-                        result.audio_seconds += float(analysis.track["input"].get("decoded_duration_s") or 0)
-                        entry = CatalogEntry(str(path), track=analysis.track,
-                                             report=_report_rel(folder, out, options))
-
-                        def job(a=analysis, p=Path(path), f=folder):
-                            return write_track_folder(a, p, f, options=options, keys=keys)
-
-                        index = len(result.entries)
-                        if pool is None:
-                            result.entries.append(entry)
-                            finish(index, job)
-                            entry = None
-                        else:
-                            pending.append((index, pool.submit(job)))
-                except MusicBrainError as exc:
-                    entry = CatalogEntry(str(path), error=str(exc))
-                if entry is not None:
-                    result.entries.append(entry)
-                task.advance()
-            for index, fut in pending:
-                finish(index, fut.result)
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True)
+    found = inputs if isinstance(inputs, Discovery) else discover(inputs)
+    result = ScanResult(skipped=list(found.skipped))
+    if engine is None:
+        outcomes = _in_process(found.files, out, detector, options=options, keys=keys,
+                               command_line=command_line, progress=progress)
+    else:
+        outcomes = engine(found.files, out)
+    for path, outcome in zip(found.files, outcomes):
+        result.entries.append(outcome.entry)
+        result.reused += outcome.reused
+        result.audio_seconds += outcome.audio_seconds
+        _merge(result.timings, outcome.timings)
+        if outcome.redone is not None:
+            result.redone.append((str(path), outcome.redone))
     ours = {PurePosixPath(e.report).parts[0] for e in result.entries if e.report}
     _keep_other_folders(out, ours, keys, result)
     inputs_now = {e.input_path for e in result.entries} | {e.input_path for e in result.kept}
@@ -829,6 +923,7 @@ def load_ood(detector):
     return detector.ood
 
 
-__all__ = ["ScanOptions", "ScanResult", "analyse_track", "discover", "safe_name", "scan",
+__all__ = ["ScanOptions", "ScanResult", "TrackOutcome", "analyse_track", "discover",
+           "process_track", "read_path_list", "safe_name", "scan",
            "write_track_folder", "completed_result", "check_finished", "output_lock",
            "load_ood", "AUDIO_EXTENSIONS"]

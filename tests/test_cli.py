@@ -112,3 +112,19 @@ def test_scan_ends_with_a_one_screen_summary(tmp_path):
             in lines)
     assert lines[-1] == f"index: {tmp_path / 'out' / 'index.html'}"
     assert len(lines) <= 24   # one screen
+
+
+def test_scan_of_an_empty_folder_never_loads_the_model(tmp_path):
+    """Issue 27: start-up with nothing to scan; discovery comes before torch and the model."""
+    import subprocess
+    import sys
+
+    (tmp_path / "empty").mkdir()
+    code = ("import sys; from click.testing import CliRunner; from musicbrain_cli.cli import main; "
+            "r = CliRunner().invoke(main, ['scan', sys.argv[1], '-o', sys.argv[2], '--unsigned', "
+            "'--quiet']); assert r.exit_code == 0, r.output; "
+            "assert 'torch' not in sys.modules, 'torch was imported'; print('ok')")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "empty"),
+                           str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "out" / "summary.json").is_file()

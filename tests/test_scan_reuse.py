@@ -85,7 +85,7 @@ def test_a_subset_scan_adds_to_the_catalog_and_never_drops(setup):
     res = run(scan_args(root / "cat" / "a.flac"))
     assert res.exit_code == 0, res.output
     assert set(rows(out)) == {"a.flac", "b.flac"}
-    assert "1 kept from earlier scans" in res.output
+    assert "1 track folder(s) kept from earlier scans" in res.output
     res = run(scan_args(root / "c.flac"))
     assert res.exit_code == 0, res.output
     assert set(rows(out)) == {"a.flac", "b.flac", "c.flac"}

@@ -1,0 +1,108 @@
+"""``scan --engine ray``: the same per-track analysis on a local Ray instance (issue 25).
+
+Started here with ``ray.init(num_cpus=2)``; skipped where Ray is not installed (it is an
+optional extra; ``make test-ray`` installs it and runs these)."""
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from musicbrain_cli.audio_encode import encode_audio
+from musicbrain_cli.cli import main
+from conftest import SR, make_tone
+
+ray = pytest.importorskip("ray")
+
+pytestmark = pytest.mark.ray
+
+#: Fields of result.json that say when or how a scan was run, not what it found.
+TIME_FIELDS = ("analysis_time", "command_line", "timings")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture
+def catalog(tmp_path):
+    cat = tmp_path / "catalog"
+    cat.mkdir()
+    encode_audio(cat / "a.flac", make_tone(6.0, 220.0, 1), SR)
+    encode_audio(cat / "b crash-once.flac", make_tone(5.0, 330.0, 2), SR)
+    encode_audio(cat / "c.mp3", make_tone(4.5, 440.0, 3), SR)
+    (cat / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEgarbage")
+    return cat
+
+
+def run(args):
+    return CliRunner().invoke(main, args, catch_exceptions=False)
+
+
+def results(out: Path) -> dict[str, dict]:
+    found = {}
+    for path in sorted(out.glob("*/result.json")):
+        track = json.loads(path.read_text(encoding="utf-8"))
+        for key in TIME_FIELDS:
+            track.pop(key, None)
+        found[track["input"]["file_name"]] = track
+    return found
+
+
+def test_ray_and_in_process_engines_write_the_same_results(cluster, catalog, tmp_path,
+                                                           tiny_model_dir, monkeypatch):
+    import torch
+
+    keys = tmp_path / "keys"
+    common = ["--model", str(tiny_model_dir), "--report", "html", "--keys", str(keys), "--quiet"]
+    # a Ray task holds one CPU and its worker runs torch on one thread; floating-point sums
+    # depend on the thread count, so the in-process run uses one thread too
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        local = run(["scan", str(catalog), "-o", str(tmp_path / "local"), *common])
+    finally:
+        torch.set_num_threads(threads)
+    # the ray run loses one worker mid-track (after its analysis, before it returns)
+    monkeypatch.setenv("MUSICBRAIN_RAY_CRASH_ONCE_DIR", str(tmp_path))
+    remote = run(["scan", str(catalog), "-o", str(tmp_path / "ray"), "--engine", "ray",
+                  *common])
+    assert local.exit_code == remote.exit_code == 1, remote.output   # broken.wav failed
+    assert (tmp_path / "crashed-b crash-once.flac").exists()         # the crash happened
+    a, b = results(tmp_path / "local"), results(tmp_path / "ray")
+    assert set(a) == {"a.flac", "b crash-once.flac", "c.mp3"}
+    assert a == b
+    summary = json.loads((tmp_path / "ray" / "summary.json").read_text())
+    rows = summary["tracks"] if isinstance(summary, dict) else summary
+    assert {Path(r["path"]).name: r["status"] for r in rows} == {
+        "a.flac": "ok", "b crash-once.flac": "ok", "c.mp3": "ok", "broken.wav": "error"}
+    # the retried track was sealed once and everything verifies
+    assert len([p for p in (tmp_path / "ray").iterdir() if "crash-once" in p.name]) == 1
+    assert run(["verify", str(tmp_path / "ray"), "--keys", str(keys)]).exit_code == 0
+
+    # a rerun resumes: nothing is analysed again
+    again = run(["scan", str(catalog), "-o", str(tmp_path / "ray"), "--engine", "ray", *common])
+    assert "0 analysed now, 3 skipped (already complete)" in again.output
+
+
+def test_paths_from_a_list_file(cluster, catalog, tmp_path, tiny_model_dir):
+    listing = tmp_path / "paths.txt"
+    listing.write_text(f"# tracks on shared storage\n{catalog / 'a.flac'}\n\n"
+                       f"{catalog / 'c.mp3'}\n", encoding="utf-8")
+    res = run(["scan", "--paths-from", str(listing), "-o", str(tmp_path / "out"),
+               "--model", str(tiny_model_dir), "--report", "none", "--unsigned", "--quiet",
+               "--engine", "ray"])
+    assert res.exit_code == 0, res.output
+    assert set(results(tmp_path / "out")) == {"a.flac", "c.mp3"}
+
+
+def test_engine_ray_without_ray_is_a_usage_error(tmp_path, catalog, monkeypatch):
+    import musicbrain_cli.ray_engine as engine
+
+    monkeypatch.setattr(engine, "ray_available", lambda: False)
+    res = run(["scan", str(catalog), "-o", str(tmp_path / "out"), "--engine", "ray"])
+    assert res.exit_code == 2 and "musicbrain[ray]" in res.output
