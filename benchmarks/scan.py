@@ -12,6 +12,12 @@ Targets (2-core machine, default model, PDF reports):
 
     python benchmarks/scan.py                       # ten 3-minute tracks
     python benchmarks/scan.py --tracks 3 --minutes 1 --long-minutes 0   # quick
+    python benchmarks/scan.py --engine ray --tracks 6 --minutes 1       # Ray: 1 and 2 workers
+
+With ``--engine ray`` the same catalog is scanned in process (one torch thread, one
+track at a time: what one Ray worker does) and then by a local Ray instance with 1 and 2
+workers; it prints each one's real-time factor and the per-track overhead Ray adds
+(docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -67,6 +73,7 @@ def main() -> None:
     ap.add_argument("--report", default="pdf", choices=["pdf", "html", "both", "none"])
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--catalog", type=Path, help="scan this folder instead of building one")
+    ap.add_argument("--engine", default="local", choices=["local", "ray"])
     ap.add_argument("--build-into", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.build_into is not None:       # child process: keeps rendering out of the RSS figure
@@ -95,6 +102,10 @@ def main() -> None:
             print(f"catalog built in {time.perf_counter() - t:.1f} s", file=sys.stderr)
         keys = init_keys(tmp / "keys")
         formats = {"pdf": ("pdf",), "html": ("html",), "both": ("pdf", "html"), "none": ()}
+        if args.engine == "ray":
+            ray_benchmark(catalog, tmp, args, ScanOptions(formats=formats[args.report], jobs=1),
+                          keys)
+            return
         detector = Detector.from_pretrained(args.model, device="cpu")
         base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         t = time.perf_counter()
@@ -122,6 +133,45 @@ def main() -> None:
           f"(target: other <= model)")
     print(f"peak RSS of the scanning process {peak:.0f} MB (after model load {base_rss:.0f} MB) "
           "(target <= 2048 MB)")
+
+
+def ray_benchmark(catalog: Path, tmp: Path, args, options, keys) -> None:
+    """In process on one thread, then Ray with 1 and 2 workers, on the same catalog."""
+    import ray
+    import torch
+
+    from musicbrain_cli import ray_engine
+    from musicbrain_cli.model.inference import Detector
+    from musicbrain_cli.scan import scan
+
+    torch.set_num_threads(ray_engine.TASK_CPUS)
+    detector = Detector.from_pretrained(args.model, device="cpu")
+    t = time.perf_counter()
+    local = scan([catalog], tmp / "out-local", detector, keys=keys, options=options)
+    walls = {"in process, 1 thread": time.perf_counter() - t}
+    n = max(1, local.n_ok)
+    spec = ray_engine.WorkerSpec(model=args.model, device="cpu", options=options,
+                                 key_dir=str(tmp / "keys"))
+    for workers in (1, 2):
+        t = time.perf_counter()
+        ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+        started = time.perf_counter() - t
+        try:
+            t = time.perf_counter()
+            result = scan([catalog], tmp / f"out-ray{workers}", None, keys=keys,
+                          options=options,
+                          engine=lambda files, out: ray_engine.run_tracks(files, out, spec))
+            walls[f"ray, {workers} worker(s)"] = time.perf_counter() - t
+        finally:
+            ray.shutdown()
+        print(f"ray with {workers} worker(s): cluster start {started:.1f} s (not counted), "
+              f"{result.n_ok} ok, {result.n_failed} failed")
+    audio = local.audio_seconds
+    for name, wall in walls.items():
+        print(f"{name:<22} {wall:7.1f} s wall: {audio / wall:6.1f}x real time")
+    overhead = (walls["ray, 1 worker(s)"] - walls["in process, 1 thread"]) / n
+    print(f"per-track overhead of Ray (1 worker vs in process, both one thread): "
+          f"{overhead:+.2f} s per track over {n} tracks (includes each worker's model load)")
 
 
 if __name__ == "__main__":
