@@ -1,4 +1,8 @@
-"""Shared fixtures: a tiny model saved as a real checkpoint, and test tones."""
+"""Shared fixtures: a tiny model saved as a real checkpoint, test tones, and a deadline for
+calls that could hang."""
+
+import signal
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -52,3 +56,25 @@ def make_tone(seconds, f0=220.0, seed=0):
     rng = np.random.default_rng(seed)
     y = sum(0.2 / k * np.sin(2 * np.pi * k * f0 * t) for k in range(1, 5))
     return (y + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+class Hung(BaseException):
+    """Raised by :func:`deadline`; a BaseException, so code under test that reports an
+    ``OSError`` or a ``MusicBrainError`` as a failed file cannot swallow it."""
+
+
+@contextmanager
+def deadline(seconds: int, what: str = "the call"):
+    """Raise :class:`Hung` in the main thread after ``seconds``: a hang (a blocked open() of
+    a FIFO, an endless read of /dev/zero) fails the test instead of stalling CI. PEP 475
+    retries EINTR only when the handler returns, so raising interrupts the blocked call."""
+    def on_alarm(signum, frame):
+        raise Hung(f"{what} still ran after {seconds} s")
+
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)

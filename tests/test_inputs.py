@@ -9,34 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import signal
-from contextlib import contextmanager
 
 import numpy as np
 import pytest
 
 from musicbrain_cli.errors import InputError, NotRegularFileError, UnreadableFileError
 from musicbrain_cli.inputs import check_regular, open_regular, sha256_file
-
-
-class Hung(Exception):
-    pass
-
-
-@contextmanager
-def deadline(seconds: int):
-    """Raise :class:`Hung` in the main thread after ``seconds`` (a blocked open() or an
-    endless read is interrupted: PEP 475 retries EINTR only when the handler returns)."""
-    def on_alarm(signum, frame):
-        raise Hung(f"still running after {seconds} s")
-
-    old = signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
+from conftest import deadline
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from musicbrain_cli.report import (MANIFEST_NAME, SIGNATURE_NAME, init_keys, ver
 from musicbrain_cli.report._io import sha256_file
 from musicbrain_cli.report.figures import fmgcam_figure
 from musicbrain_cli.report.schema import example_track
+from conftest import deadline
 
 
 @pytest.fixture(scope="module")
@@ -282,7 +283,6 @@ def test_verify_audio_that_is_not_a_regular_file_fails_the_check_instead_of_hang
                                                                                      kind):
     # Issue 23, observation 5: `verify --audio /dev/zero` hung hashing an endless file.
     import os
-    import signal
 
     folder, _ = copy
     bad = tmp_path / ("pipe.wav" if kind == "fifo" else "zero.wav")
@@ -291,19 +291,9 @@ def test_verify_audio_that_is_not_a_regular_file_fails_the_check_instead_of_hang
     else:
         bad.symlink_to("/dev/zero")
 
-    class Hung(BaseException):   # not an OSError, which verify reports as a failed check
-        pass
-
-    def on_alarm(signum, frame):
-        raise Hung("verify --audio still ran after 30 s")
-
-    signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(30)
-    try:
+    with deadline(30, "verify --audio"):
         res = CliRunner().invoke(main, ["verify", str(folder), "--audio", str(bad)],
                                  catch_exceptions=False)
-    finally:
-        signal.alarm(0)
     assert res.exit_code == 1, res.output
     assert "INVALID" in res.output and "not a regular file" in res.output
     assert ("FIFO" if kind == "fifo" else "character device") in res.output
@@ -314,7 +304,6 @@ def test_a_report_file_replaced_by_a_fifo_or_dev_zero_fails_instead_of_hanging(c
     # Issue 23 (no input can hang verify): report files were read whole with read_bytes,
     # so a FIFO waited for a writer forever and /dev/zero never ended.
     import os
-    import signal
 
     folder, audio = copy
     (folder / target).unlink()
@@ -323,19 +312,9 @@ def test_a_report_file_replaced_by_a_fifo_or_dev_zero_fails_instead_of_hanging(c
     else:
         os.mkfifo(folder / target)
 
-    class Hung(BaseException):
-        pass
-
-    def on_alarm(signum, frame):
-        raise Hung("verify still ran after 30 s")
-
-    signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(30)
-    try:
+    with deadline(30, "verify"):
         result = verify_path(folder, audio=audio)
         pdf = verify_path(folder / "report.pdf") if target == "report.pdf" else None
-    finally:
-        signal.alarm(0)
     assert not result.ok
     if pdf is not None:
         assert not pdf.ok
@@ -343,7 +322,6 @@ def test_a_report_file_replaced_by_a_fifo_or_dev_zero_fails_instead_of_hanging(c
 
 def test_a_catalog_whose_files_are_fifos_fails_instead_of_hanging(tmp_path):
     import os
-    import signal
 
     root = tmp_path / "scan-out"
     root.mkdir()
@@ -351,16 +329,6 @@ def test_a_catalog_whose_files_are_fifos_fails_instead_of_hanging(tmp_path):
     for name in ("catalog-manifest.json", "catalog-manifest.json.sig"):
         os.mkfifo(root / name)
 
-    class Hung(BaseException):
-        pass
-
-    def on_alarm(signum, frame):
-        raise Hung("verify still ran after 30 s")
-
-    signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(30)
-    try:
+    with deadline(30, "verify"):
         res = CliRunner().invoke(main, ["verify", str(root)], catch_exceptions=False)
-    finally:
-        signal.alarm(0)
     assert res.exit_code == 1 and "INVALID" in res.output, res.output
