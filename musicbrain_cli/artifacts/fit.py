@@ -16,8 +16,9 @@ Input: the rows of ``features.json`` written by ``scripts/fit_artifact_line.py f
   package (:func:`leave_one_source_out`), never below 0.5;
 * error rates: on ``test`` rows (packages, pieces and decoder instances never used above),
   per decoder family, per upload transform, and the false-accusation rate on the human test
-  packages, each with a Wilson 95 % interval; the same on ``test-fresh`` (human packages
-  added after the first fit, never inspected during development);
+  packages, each with a Wilson 95 % interval; the same on ``test-fresh``, ``test-final`` and
+  ``test-latest`` (human packages added after the first fit, after its last revision, and
+  with the codec-like decoders); decoded clips also per family and random-init / trained;
 * generalisation: the same procedure with the iSTFT-head families
   (:data:`corpus.HELD_OUT_FAMILIES`) and one stride set (:data:`corpus.HELD_OUT_STRIDES`,
   EnCodec 24 kHz's) removed from fitting, calibration and threshold, then measured on them.
