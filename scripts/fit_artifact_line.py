@@ -60,8 +60,12 @@ def main(argv: list[str]) -> int:
         from musicbrain_cli.artifacts.fit import fit_and_ship
 
         rows = json.loads((args.out / "features.json").read_text())
+        training = {}
+        for path in sorted(args.out.glob("*/decoders.json")):  # codec-like decoders' loss records
+            training.update({f"{path.parent.name}/{k}": v for k, v in json.loads(path.read_text()).items()})
         hashes = fit_and_ship(rows, args.model_dir, seed=args.seed, data_card="docs/human-recordings.md",
-                              command="python scripts/fit_artifact_line.py corpus|features|fit (seed %d)" % args.seed)
+                              command="python scripts/fit_artifact_line.py corpus|features|fit (seed %d)" % args.seed,
+                              decoder_training=training)
         log(json.dumps(hashes, indent=1))
     return 0
 

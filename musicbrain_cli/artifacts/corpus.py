@@ -44,7 +44,21 @@ TRANSFORMS: dict[str, tuple[int | None, Format | None]] = {
     "rs24000_flac": (24000, Format("flac", "flac")),
     "rs22050_mp3": (22050, Format("mp3", "libmp3lame", bit_rate=128_000)),
     "rs16000_flac": (16000, Format("flac", "flac")),
+    # Low bit rates as real uploads and re-uploads are (issue 22: real codec re-syntheses had
+    # passed through Opus at 64 kbit/s). Drawn for BOTH classes alike, so "low bit rate" is
+    # no cue to the AI class.
+    "opus_48": (None, Format("ogg", "libopus", rate=48000, bit_rate=48_000)),
+    "opus_64": (None, Format("ogg", "libopus", rate=48000, bit_rate=64_000)),
+    "mp3_96": (None, Format("mp3", "libmp3lame", bit_rate=96_000)),
+    "aac_96": (None, Format("mp4", "aac", bit_rate=96_000)),
 }
+#: Double re-encodes (a download re-uploaded): first transform, then the second on its decoded output.
+DOUBLE_TRANSFORMS: dict[str, tuple[str, str]] = {
+    "mp3_128+opus_64": ("mp3_128", "opus_64"),
+    "aac_128+mp3_96": ("aac_128", "mp3_96"),
+}
+#: Every upload name the corpus draws from (sorted: the seeded draws depend on the order).
+UPLOADS: tuple[str, ...] = tuple(sorted([*TRANSFORMS, *DOUBLE_TRANSFORMS]))
 _EXT = {"flac": "flac", "mp3": "mp3", "mp4": "m4a", "ogg": "opus"}
 
 #: Decoder stride sets: (strides, output rate). Products 64..1024 at the common codec and
@@ -63,6 +77,26 @@ STRIDE_SETS: tuple[tuple[tuple[int, ...], int], ...] = (
 )
 HELD_OUT_STRIDES = ((8, 5, 4, 2), 24000)
 HELD_OUT_FAMILY = "istft"
+#: Families held out together in the generalisation experiment: both iSTFT heads, so the
+#: held-out measurement is not helped by a near relative seen in fitting.
+HELD_OUT_FAMILIES = ("istft", "vocos")
+
+#: Decoders in the shape of real codecs and vocoders (:class:`synth.CodecLike`):
+#: (family, activation, strides, output rate, what it stands for). EnCodec 24 kHz sits on
+#: the held-out stride set (8, 5, 4, 2) @ 24 kHz, so its generalisation is measured too.
+CODEC_SETS: tuple[tuple[str, str, tuple[int, ...], int, str], ...] = (
+    ("codec", "elu", (8, 5, 4, 2), 24000, "EnCodec 24 kHz"),
+    ("codec", "elu", (8, 5, 4, 4), 32000, "EnCodec 32 kHz (MusicGen)"),
+    ("codec", "snake", (8, 8, 4, 2), 44100, "DAC 44.1 kHz"),
+    ("codec", "snake", (8, 8, 4, 2), 24000, "SNAC-like 24 kHz"),
+    ("codec", "lrelu", (8, 8, 2, 2), 22050, "HiFi-GAN 22.05 kHz"),
+    ("codec", "snake", (4, 4, 2, 2, 2, 2), 24000, "BigVGAN 24 kHz"),
+    ("vocos", "", (4, 4, 4, 4), 24000, "Vocos 24 kHz (hop 256, n_fft 1024)"),
+    ("vocos", "", (8, 8, 8), 44100, "Vocos-like 44.1 kHz (hop 512, n_fft 2048)"),
+)
+#: Adam steps of a trained codec-like decoder (about 0.15-0.3 s a step on one 2-core CPU
+#: thread; the vocos head is cheaper and gets more). Random-init copies (0 steps) too.
+CODEC_STEPS = {"codec": 400, "vocos": 600}
 
 
 @dataclass(frozen=True)
@@ -73,7 +107,7 @@ class Item:
     split: str            # train | validation | test
     label: int            # 1 = decoded (AI), 0 = human
     source: str           # debian package, or "musicnet-render"
-    family: str           # decoder family, or "human"
+    family: str           # decoder family ("codec" decoders: "codec_<activation>"), or "human"
     decoder: str          # DecoderSpec.name, or ""
     transform: str
     path: str
@@ -94,7 +128,17 @@ def resample(y: np.ndarray, rate: int, target: int) -> np.ndarray:
 
 
 def write_upload(path_stem: Path, y: np.ndarray, rate: int, transform: str) -> Path:
-    """Write ``y`` at ``rate`` as the upload ``transform`` (see :data:`TRANSFORMS`); returns the path."""
+    """Write ``y`` at ``rate`` as the upload ``transform`` (see :data:`UPLOADS`); returns the path."""
+    if transform in DOUBLE_TRANSFORMS:
+        from musicbrain_cli.artifacts.spectrum import read_native
+
+        first, second = DOUBLE_TRANSFORMS[transform]
+        tmp = write_upload(path_stem.with_name(path_stem.name + ".first"), y, rate, first)
+        try:
+            y2, rate2 = read_native(tmp)
+        finally:
+            tmp.unlink()
+        return write_upload(path_stem, y2.astype(np.float32), rate2, second)
     target, fmt = TRANSFORMS[transform]
     if target is not None:
         y, rate = resample(y, rate, target), target
@@ -190,7 +234,8 @@ def decoder_specs(split: str, *, seed: int = 22) -> list:
     """The synthetic decoders of ``split``: every family x stride set, random and trained.
 
     Train gets every combination; validation and test get fresh seeds of the same grid
-    (a decoder instance is never shared between splits). Trained decoders run 60 Adam steps.
+    (a decoder instance is never shared between splits). The tiny decoders' trained copies
+    run 60 Adam steps; the codec-like ones (:data:`CODEC_SETS`) :data:`CODEC_STEPS`.
     """
     from musicbrain_cli.artifacts.synth import FAMILIES, DecoderSpec
 
@@ -200,10 +245,16 @@ def decoder_specs(split: str, *, seed: int = 22) -> list:
             for steps in (0, 60):
                 specs.append(DecoderSpec(family, strides, rate, steps=steps, channels=16,
                                          seed=_seed(seed, split, family, strides, rate, steps) % (2**31)))
+    for family, act, strides, rate, _ in CODEC_SETS:
+        for steps in (0, CODEC_STEPS[family]):
+            specs.append(DecoderSpec(family, strides, rate, steps=steps, activation=act,
+                                     seed=_seed(seed, split, family, act, strides, rate, steps) % (2**31)))
     return specs
 
 
-SPLITS = ("train", "validation", "test", "test-fresh", "test-final")
+SPLITS = ("train", "validation", "test", "test-fresh", "test-final", "test-latest")
+#: Human-only splits: packages kept out of every decision (see the data card).
+HUMAN_ONLY_SPLITS = ("test-fresh", "test-final", "test-latest")
 
 
 def build_corpus(out: Path, *, debian_root: Path, midi_root: Path, seed: int = 22,
@@ -211,23 +262,28 @@ def build_corpus(out: Path, *, debian_root: Path, midi_root: Path, seed: int = 2
     """Write the corpus of ``splits`` under ``out``; returns the items of every split built so
     far (``out/items.json`` is updated: items of other splits already there are kept).
 
-    ``test-fresh`` and ``test-final`` are human recordings only: packages added after the
-    first fit and after the last revision of the fitting procedure, so that the
-    false-accusation rate is also measured on recordings no one looked at while developing.
+    ``test-fresh``, ``test-final`` and ``test-latest`` are human recordings only: packages
+    added after the first fit, after the last revision of the fitting procedure, and with
+    the codec-like decoders, so that the false-accusation rate is also measured on
+    recordings no one looked at while developing. Each trained codec-like decoder's loss
+    record (:func:`synth.train_codec`) is written to ``out/<split>/decoders.json``.
+
+    Splits may be built by concurrent processes (``--splits``): each writes its own
+    folders, and ``items.json`` is re-read and merged just before it is written.
     """
     import torch
 
-    from musicbrain_cli.artifacts.synth import build, decode
+    from musicbrain_cli.artifacts.synth import CODEC_FAMILIES, build, decode, train_codec
 
     torch.set_num_threads(1)
-    per_file = {"train": 2, "validation": 3, "test": 3, "test-fresh": 3, "test-final": 3}
-    renders = {"train": 30, "validation": 10, "test": 10, "test-fresh": 0, "test-final": 0}
+    per_file = {"train": 2, "validation": 3, "test": 3, "test-fresh": 3, "test-final": 3, "test-latest": 3}
+    renders = {"train": 30, "validation": 10, "test": 10, "test-fresh": 0, "test-final": 0, "test-latest": 0}
     index = out / "items.json"
-    items: list[Item] = [Item(**d) for d in json.loads(index.read_text()) if d["split"] not in splits] \
-        if index.is_file() else []
+    items: list[Item] = []
     for split in splits:
         rng = np.random.default_rng(_seed(seed, "transforms", split))
-        names = sorted(TRANSFORMS)
+        names = list(UPLOADS)
+        records: dict[str, dict] = {}
         pool: list[tuple[str, str, np.ndarray, int]] = []
         for cid, source, y, rate in list(human_clips(debian_root, split, per_file=per_file[split], seed=seed)) + \
                 list(render_clips(midi_root, split, count=renders[split], seed=seed)):
@@ -238,11 +294,19 @@ def build_corpus(out: Path, *, debian_root: Path, midi_root: Path, seed: int = 2
                 path = write_upload(stem, y, rate, transform)
                 items.append(Item(f"{split}/human/{cid}/{transform}", split, 0, source, "human", "", transform, str(path)))
         log(f"{split}: {len(pool)} human clips")
-        for spec in decoder_specs(split, seed=seed) if not split.startswith("test-f") else ():
-            per_decoder = 3 if split == "train" else 2
-            picks = rng.choice(len(pool), size=min(per_decoder + 4, len(pool)), replace=False)
+        for spec in decoder_specs(split, seed=seed) if split not in HUMAN_ONLY_SPLITS else ():
+            codec = spec.family in CODEC_FAMILIES
+            # Codec-like decoders are few and costly to train: each decodes more clips.
+            per_decoder = (8 if split == "train" else 6) if codec else (3 if split == "train" else 2)
+            n_fit = 12 if codec and spec.steps else 4
+            picks = rng.choice(len(pool), size=min(per_decoder + n_fit, len(pool)), replace=False)
             src = [resample(pool[i][2], pool[i][3], spec.rate) for i in picks]
-            model = build(spec, src[per_decoder:] or src)  # trained on other clips than it decodes
+            if codec:
+                model, record = train_codec(spec, src[per_decoder:] or src)  # other clips than it decodes
+                if spec.steps:
+                    records[spec.name] = record
+            else:
+                model = build(spec, src[per_decoder:] or src)  # trained on other clips than it decodes
             for i, y in zip(picks[:per_decoder], src[:per_decoder]):
                 cid, source = pool[i][0], pool[i][1]
                 z = decode(model, y)
@@ -250,11 +314,20 @@ def build_corpus(out: Path, *, debian_root: Path, midi_root: Path, seed: int = 2
                 stem = out / split / "ai" / f"{spec.name}__{cid.replace('/', '__')}__{transform}"
                 stem.parent.mkdir(parents=True, exist_ok=True)
                 path = write_upload(stem, z, spec.rate, transform)
-                items.append(Item(f"{split}/ai/{spec.name}/{cid}/{transform}", split, 1, source, spec.family,
+                family = f"{spec.family}_{spec.activation}" if spec.activation else spec.family
+                items.append(Item(f"{split}/ai/{spec.name}/{cid}/{transform}", split, 1, source, family,
                                   spec.name, transform, str(path)))
-            log(f"{split}: {spec.name}")
-    index.write_text(json.dumps([asdict(i) for i in items], indent=0))
-    return items
+            log(f"{split}: {spec.name}" + (f" loss {records[spec.name]['loss_first']:.3f} -> "
+                                           f"{records[spec.name]['loss_last']:.3f}" if spec.name in records else ""))
+        if records:
+            (out / split).mkdir(parents=True, exist_ok=True)
+            (out / split / "decoders.json").write_text(json.dumps(records, indent=1, sort_keys=True))
+        (out / split).mkdir(parents=True, exist_ok=True)
+        (out / split / "items.json").write_text(json.dumps([asdict(i) for i in items if i.split == split], indent=0))
+    # Merge with the other splits' items as they are now (another process may have written them).
+    kept = [Item(**d) for d in json.loads(index.read_text()) if d["split"] not in splits] if index.is_file() else []
+    index.write_text(json.dumps([asdict(i) for i in kept + items], indent=0))
+    return kept + items
 
 
 def extract_features(items: list[dict], *, workers: int = 2) -> list[dict]:

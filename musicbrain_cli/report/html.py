@@ -582,7 +582,7 @@ def _artifact_sentences(found: Any) -> list[str]:
     if isinstance(per_family, Mapping) and per_family:
         out.append("Miss rate per decoder family on those clips: " + ", ".join(
             f"{visible(str(k))} {pct((v or {}).get('miss_rate'))} of {(v or {}).get('n')}"
-            for k, v in sorted(per_family.items(), key=lambda kv: str(kv[0]))[:8]
+            for k, v in sorted(per_family.items(), key=lambda kv: str(kv[0]))[:12]
             if isinstance(v, Mapping)) + ".")
     if rates.get("measured_on"):
         out.append(f"Measured on: {rates['measured_on']}.")
