@@ -42,7 +42,7 @@ MODEL_FILE, CARD_FILE = "model.json", "card.json"
 SHIPPED_SHA256: dict[str, dict[str, str]] = {
     "default": {
         MODEL_FILE: "c84d64346c940ed2d54d3830279ca7873715dbaf18a2c7d9449ff3a10a3e12c5",
-        CARD_FILE: "a43c3c4aff98aaf7f5abb0c4aa4c3c46e01262eecc63af131d2c1190ad45226c",
+        CARD_FILE: "b7d98f0f5a2fcb719cd65aa32543e32d41802ccbce22ffa30d67abc69a00d2ba",
     },
 }
 
