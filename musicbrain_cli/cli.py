@@ -48,6 +48,11 @@ def handle_errors(func):
             return func(*args, **kwargs)
         except MusicBrainError as exc:
             _fail(str(exc))
+        except BrokenPipeError:
+            # the reader went away (`musicbrain verify DIR | head`): nothing is wrong with
+            # the work; stop quietly, as other Unix tools do (Python docs, "SIGPIPE")
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(EXIT_FAILED)
         except OSError as exc:
             # the last net under the library's own checks: a file system refusal (a folder
             # under /proc, a full disk) is a one-line message, never a traceback
