@@ -35,6 +35,11 @@ from generators keyed by (seed, epoch, sample index), and every rank's torch/pyt
 RNG state is gathered and restored. On CPU in deterministic mode a run killed and resumed
 ends at bit-identical weights (``tests/test_trainer.py`` checks it).
 
+The stages sit in their own modules, re-exported here: :mod:`.sources` (what windows come
+from), :mod:`.augment` (augmentation, the resumable sampler), :mod:`.objective` (loss,
+schedule, precision), :mod:`.state` (seeding, checkpoints as data), :mod:`.validation`
+(validation, metric logs); this module is the worker and the entry point.
+
 Loss: BCE-with-logits over the *known* labels only (mask from ``Taxonomy.encode``), averaged
 over the known entries of the global micro-batch: each rank divides its masked sum by the
 all-reduced count and multiplies by the world size, which DDP's gradient averaging divides
@@ -44,649 +49,74 @@ back out, so N ranks compute the same gradient as one rank on the whole batch.
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import json
 import math
 import os
-import random
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Protocol
+from typing import Any, Iterator
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset
 
-from musicbrain_cli import metrics as M
-from musicbrain_cli.calibration import apply_temperature, fit_temperature
+from musicbrain_cli.calibration import fit_temperature
 from musicbrain_cli.errors import ConfigError, InputError, TrainingError
 from musicbrain_cli.progress import NULL_PROGRESS, Progress
 from musicbrain_cli.taxonomy import DETECTION_LABEL, Taxonomy
 from musicbrain_cli.training import distributed as D
-from musicbrain_cli.training.config import AugmentConfig, ScheduleConfig, TrainConfig
-
-STATE_FORMAT = "musicbrain-train-state"
-STATE_VERSION = 1
-#: safetensors header key that holds the JSON part of a training checkpoint.
-STATE_METADATA_KEY = "musicbrain_train_state"
-#: Config keys that may differ between a run and its resumption (they change no result).
-RUNTIME_KEYS = {("train", "stop_after_steps"), ("train", "num_workers"), ("train", "epochs")}
-
-
-# --- data sources -------------------------------------------------------------------------
-
-
-class DataSource(Protocol):
-    """What the trainer needs from a data set; must be picklable (workers are spawned).
-
-    ``open(split)`` returns a map-style dataset of ``(features [1, F, T] float32,
-    targets [L] float32, mask [L] float32)``.
-    """
-
-    def prepare(self, *, progress: Progress = NULL_PROGRESS) -> None: ...
-    def taxonomy(self) -> Taxonomy: ...
-    def front_end(self) -> dict: ...
-    def open(self, split: str) -> Dataset: ...
-    def describe(self) -> dict: ...
-
-
-@dataclass(frozen=True)
-class CacheSource:
-    """A MusicBrain data set folder and its front-end feature cache (training/cache.py).
-
-    ``prepare`` (main process, before workers start) builds the cache when it is missing or
-    was made from another manifest: the same work as ``musicbrain data cache DATASET``.
-    Workers only open it. ``front_end_config`` (the training config's ``model.front_end``)
-    picks the front end; the default front end otherwise.
-    """
-
-    root: str
-    front_end_config: dict | None = None
-
-    def _frontend(self):
-        from musicbrain_cli.features import FrontEndConfig
-
-        return (FrontEndConfig.from_dict(self.front_end_config)
-                if self.front_end_config else FrontEndConfig())
-
-    def cache_dir(self) -> Path:
-        from musicbrain_cli.training.cache import default_cache_dir
-
-        return default_cache_dir(self.root, self._frontend())
-
-    def _index(self) -> dict | None:
-        path = self.cache_dir() / "index.json"
-        try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            return None
-
-    def prepare(self, *, progress: Progress = NULL_PROGRESS) -> None:
-        from musicbrain_cli.files import sha256_file
-        from musicbrain_cli.training.cache import build_cache
-        from musicbrain_cli.training.dataset import MANIFEST
-
-        index = self._index()
-        manifest = Path(self.root) / MANIFEST
-        if not manifest.is_file():
-            raise InputError(f"{self.root!r} is not a MusicBrain data set (no {MANIFEST})")
-        current = sha256_file(manifest)
-        if index is None or index.get("manifest_sha256") != current:
-            # Resumable: finished shards are kept (cache.py).
-            build_cache(self.root, self._frontend(), progress=progress)
-
-    def taxonomy(self) -> Taxonomy:
-        index = self._index()
-        if index is None:
-            raise TrainingError(
-                f"no feature cache in {str(self.cache_dir())!r}: run "
-                f"`musicbrain data cache {self.root}` first"
-            )
-        return Taxonomy.from_dict(index["taxonomy"])
-
-    def front_end(self) -> dict:
-        return self._frontend().to_dict()
-
-    def open(self, split: str) -> Dataset:
-        from musicbrain_cli.training.cache import CachedWindows
-
-        return CachedWindows(self.cache_dir(), split=split)
-
-    def describe(self) -> dict:
-        index = self._index() or {}
-        windows = index.get("windows", [])
-        per_split: dict[str, int] = {}
-        for w in windows:
-            per_split[w["split"]] = per_split.get(w["split"], 0) + 1
-        return {"path": str(Path(self.root).resolve()),
-                "manifest_sha256": index.get("manifest_sha256"),
-                "feature_cache": index.get("config_hash"), "windows_per_split": per_split}
-
-
-@dataclass(frozen=True)
-class SyntheticSource:
-    """Seeded synthetic spectrograms with learnable labels, for tests and benchmarks.
-
-    Each positive label ``j`` lights a horizontal band (row ``(3 j + 1) mod F``) over random
-    noise, so a model can learn every label; one group in four is left unknown (masked) in
-    a quarter of the samples to exercise the masked loss.
-    """
-
-    n_train: int = 16
-    n_val: int = 8
-    n_bins: int = 32
-    n_frames: int = 64
-    seed: int = 0
-    groups: tuple = (("source", ("human", "ai"), True), ("period", ("Baroque", "Classical"), True))
-
-    def prepare(self, *, progress: Progress = NULL_PROGRESS) -> None:
-        pass
-
-    def taxonomy(self) -> Taxonomy:
-        return Taxonomy.from_groups(self.groups)
-
-    def front_end(self) -> dict:
-        from musicbrain_cli.features import FrontEndConfig
-
-        # A front end whose window is exactly n_bins x n_frames: 1 s at 100 frames/s-ish.
-        hop = 100
-        return FrontEndConfig(sample_rate=hop * self.n_frames, hop_length=hop, n_fft=256,
-                              n_bins=self.n_bins, f_min=20.0, f_max=hop * self.n_frames / 2,
-                              window_s=1.0, hop_s=0.5).to_dict()
-
-    def open(self, split: str) -> Dataset:
-        n, offset = {"train": (self.n_train, 0), "val": (self.n_val, 10**6),
-                     "test": (self.n_val, 2 * 10**6)}[split]
-        tax = self.taxonomy()
-        feats = np.empty((n, 1, self.n_bins, self.n_frames), np.float32)
-        targets = np.zeros((n, tax.num_labels), np.float32)
-        masks = np.ones((n, tax.num_labels), np.float32)
-        slices = list(tax.group_slices().values())
-        for i in range(n):
-            rng = np.random.default_rng([self.seed, offset + i])
-            feats[i, 0] = rng.normal(-0.5, 0.1, (self.n_bins, self.n_frames))
-            for g, sl in zip(tax.groups, slices):
-                j = sl.start + int(rng.integers(len(g.labels)))
-                targets[i, j] = 1.0
-                if g.name != "source" and rng.random() < 0.25:
-                    masks[i, sl] = 0.0
-                    continue
-                feats[i, 0, (3 * j + 1) % self.n_bins] += 0.6
-        return torch.utils.data.TensorDataset(torch.from_numpy(feats), torch.from_numpy(targets),
-                                              torch.from_numpy(masks))
-
-    def describe(self) -> dict:
-        return {"synthetic": True, "n_train": self.n_train, "n_val": self.n_val,
-                "shape": [1, self.n_bins, self.n_frames], "seed": self.seed}
-
-
-def as_source(data: str | Path | DataSource, config: TrainConfig) -> DataSource:
-    if isinstance(data, (str, Path)):
-        if not Path(data).is_dir():
-            raise InputError(f"data set {str(data)!r} is not a directory")
-        return CacheSource(str(data), front_end_config=config.model.get("front_end"))
-    return data
-
-
-# --- augmentation -------------------------------------------------------------------------
-
-
-class AugmentedWindows(Dataset):
-    """Wraps a windows dataset and augments each item on the fly (see ``AugmentConfig``).
-
-    The generator of item ``i`` in epoch ``e`` is ``default_rng([seed, e, i])``: the same
-    augmentation whichever rank or loader worker draws it, and after any resume.
-    Call :meth:`set_epoch` before iterating (like ``DistributedSampler.set_epoch``).
-    """
-
-    def __init__(self, base: Dataset, config: AugmentConfig, front_end: Mapping[str, Any], *,
-                 seed: int):
-        self.base, self.config, self.seed, self.epoch = base, config, seed, 0
-        from musicbrain_cli.features import FrontEndConfig, bin_frequencies
-
-        fe = FrontEndConfig.from_dict(front_end)
-        # Map units <-> dB (features.py: map = (dB + db_offset) / db_scale - 1).
-        self.db_scale, self.db_offset = float(fe.db_scale), float(fe.db_offset)
-        self.floor = fe.silence_level
-        self.bin_hz = bin_frequencies(fe) if config.pitch_semitones > 0 else None
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return len(self.base)
-
-    def __getitem__(self, index: int):
-        x, y, m = self.base[index]
-        if self.config.enabled:
-            x = augment(x, self.config, np.random.default_rng([self.seed, self.epoch, index]),
-                        db_scale=self.db_scale, db_offset=self.db_offset, floor=self.floor,
-                        bin_hz=self.bin_hz)
-        return x, y, m
-
-
-def pitch_warp(x: torch.Tensor, bin_hz: np.ndarray, semitones: float, floor: float) -> torch.Tensor:
-    """Warp a map ``[C, F, T]`` along frequency as a pitch shift by ``semitones`` would: the
-    bin at ``f`` takes the (linearly interpolated) value at ``f / 2**(semitones / 12)``;
-    bins whose source lies outside the map get ``floor``."""
-    bin_hz = np.asarray(bin_hz, dtype=np.float64)
-    if bin_hz.shape != (x.shape[-2],):
-        raise ValueError(f"need one frequency per bin ({x.shape[-2]}), got {bin_hz.shape}")
-    source = bin_hz / 2.0 ** (semitones / 12.0)
-    pos = np.interp(source, bin_hz, np.arange(len(bin_hz), dtype=np.float64))
-    inside = (source >= bin_hz[0]) & (source <= bin_hz[-1])
-    lo = np.clip(np.floor(pos).astype(int), 0, len(bin_hz) - 1)
-    hi = np.clip(lo + 1, 0, len(bin_hz) - 1)
-    w = torch.from_numpy((pos - lo).astype(np.float32))[:, None]
-    out = x[..., lo, :] * (1 - w) + x[..., hi, :] * w
-    out[..., torch.from_numpy(~inside), :] = floor
-    return out
-
-
-def augment(x: torch.Tensor, c: AugmentConfig, rng: np.random.Generator, *, db_scale: float,
-            db_offset: float, floor: float, bin_hz: np.ndarray | None = None) -> torch.Tensor:
-    """One window ``[1, F, T]`` (map units) -> an augmented copy. ``x`` is not modified.
-
-    ``bin_hz`` (the bins' centre frequencies) is needed when ``c.pitch_semitones`` > 0; the
-    pitch draw comes first and only then, so other configs keep their random streams.
-    """
-    x = x.float().clone()
-    _, n_bins, n_frames = x.shape
-    if c.pitch_semitones > 0:
-        if bin_hz is None:
-            raise ValueError("pitch-shift augmentation needs the bins' frequencies (bin_hz)")
-        x = pitch_warp(x, bin_hz, float(rng.uniform(-c.pitch_semitones, c.pitch_semitones)),
-                       floor)
-    offset = rng.uniform(-c.gain_db, c.gain_db) / db_scale
-    if c.eq_db > 0:
-        nodes = rng.uniform(-c.eq_db, c.eq_db, c.eq_nodes) / db_scale
-        curve = np.interp(np.linspace(0, 1, n_bins), np.linspace(0, 1, c.eq_nodes), nodes)
-        x += torch.from_numpy(curve.astype(np.float32))[None, :, None]
-    x += float(offset)
-    if c.noise_prob > 0 and rng.random() < c.noise_prob:
-        db = (x.double() + 1) * db_scale - db_offset
-        power = torch.pow(10.0, db / 10)
-        snr = rng.uniform(*c.noise_snr_db)
-        noise = torch.from_numpy(rng.exponential(1.0, x.shape)) * power.mean() * 10 ** (-snr / 10)
-        db = 10 * torch.log10(power + noise)
-        x = ((db + db_offset) / db_scale - 1).float()
-    x = x.clamp_min(floor)  # the front end floors power at amin: stay in its range
-    fill = float(x.mean())
-    for _ in range(c.time_masks):
-        width = int(rng.integers(0, int(c.time_mask_frac * n_frames) + 1))
-        start = int(rng.integers(0, n_frames - width + 1))
-        x[:, :, start:start + width] = fill
-    for _ in range(c.freq_masks):
-        width = int(rng.integers(0, int(c.freq_mask_frac * n_bins) + 1))
-        start = int(rng.integers(0, n_bins - width + 1))
-        x[:, start:start + width, :] = fill
-    return x
-
-
-class ResumableSampler(DistributedSampler):
-    """``DistributedSampler`` that can skip the first ``start`` samples of the current epoch."""
-
-    def __init__(self, dataset, *, num_replicas: int, rank: int, shuffle: bool, seed: int):
-        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle,
-                         seed=seed, drop_last=False)
-        self.start = 0
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(list(super().__iter__())[self.start:])
-
-    def __len__(self) -> int:
-        return self.num_samples - self.start
-
-
-# --- loss, schedule, precision ------------------------------------------------------------
-
-
-def masked_bce_sum(logits: torch.Tensor, targets: torch.Tensor,
-                   mask: torch.Tensor) -> torch.Tensor:
-    """Sum over known entries of BCE-with-logits (float32 whatever the autocast dtype)."""
-    loss = F.binary_cross_entropy_with_logits(logits.float(), targets.float(), reduction="none")
-    return (loss * mask.float()).sum()
-
-
-class PlateauSchedule:
-    """ReduceLROnPlateau on the validation loss (or a constant LR for ``name: none``).
-
-    ``step(val_loss)`` must get the same value on every rank (the trainer all-gathers the
-    validation results first), so every rank's LR moves the same way.
-    """
-
-    def __init__(self, optimizer: torch.optim.Optimizer, config: ScheduleConfig):
-        self.optimizer, self.config = optimizer, config
-        self.scheduler = None
-        if config.name == "plateau":
-            self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-                # torch cuts after patience + 1 bad epochs; the recipe's patience counts
-                # the bad epochs before the cut (see ScheduleConfig).
-                optimizer, mode="min", factor=config.factor, patience=config.patience - 1,
-                threshold=config.threshold, threshold_mode=config.threshold_mode,
-                cooldown=config.cooldown, min_lr=config.min_lr,
-            )
-
-    @property
-    def lr(self) -> float:
-        return float(self.optimizer.param_groups[0]["lr"])
-
-    def step(self, val_loss: float) -> float:
-        if not math.isfinite(val_loss):
-            raise TrainingError(f"validation loss is {val_loss!r}: training has diverged")
-        if self.scheduler is not None:
-            self.scheduler.step(val_loss)
-        return self.lr
-
-    def state_dict(self) -> dict:
-        return self.scheduler.state_dict() if self.scheduler is not None else {}
-
-    def load_state_dict(self, state: dict) -> None:
-        if self.scheduler is not None:
-            self.scheduler.load_state_dict(state)
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device not in ("cpu", "cuda"):
-        raise ConfigError(f"device must be auto, cpu or cuda, not {device!r}")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' requested but CUDA is not available")
-    return torch.device(device)
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """``auto``: bf16 where the GPU supports it, fp16 (+GradScaler) otherwise, fp32 on CPU."""
-    if precision == "auto":
-        if device.type != "cuda":
-            return "fp32"
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    if precision == "fp16" and device.type != "cuda":
-        raise ConfigError("precision fp16 needs a CUDA device; use fp32 or bf16 on CPU")
-    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise ConfigError(f"this GPU ({torch.cuda.get_device_name(device)}) has no bf16; use fp16")
-    return precision
-
-
-def _autocast(precision: str, device: torch.device):
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-# --- seeding and RNG state ----------------------------------------------------------------
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def capture_rng() -> tuple[dict[str, np.ndarray], dict]:
-    """This process's RNG states: uint8 arrays (tensors in the checkpoint) + JSON."""
-    arrays = {"torch": torch.get_rng_state().numpy().copy()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        arrays["cuda"] = torch.cuda.get_rng_state().numpy().copy()
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    arrays["numpy"] = np.asarray(keys, dtype=np.uint32).view(np.uint8).copy()
-    version, state, gauss = random.getstate()
-    meta = {"python": [version, list(state), gauss],
-            "numpy": [kind, int(pos), int(has_gauss), float(cached)]}
-    return arrays, meta
-
-
-def restore_rng(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
-    torch.set_rng_state(torch.from_numpy(np.array(arrays["torch"], dtype=np.uint8)))
-    if "cuda" in arrays and torch.cuda.is_available():
-        torch.cuda.set_rng_state(torch.from_numpy(np.array(arrays["cuda"], dtype=np.uint8)))
-    kind, pos, has_gauss, cached = meta["numpy"]
-    keys = np.array(arrays["numpy"], dtype=np.uint8).view(np.uint32)
-    np.random.set_state((kind, keys, pos, has_gauss, cached))
-    version, state, gauss = meta["python"]
-    random.setstate((version, tuple(state), gauss))
-
-
-# --- training state as data ---------------------------------------------------------------
-
-
-def _json_safe(obj: Any) -> Any:
-    """Tuples -> lists, non-finite floats -> tagged strings (strict JSON has no Infinity)."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return {"__float__": repr(obj)}
-    if isinstance(obj, Mapping):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, (np.floating, np.integer)):
-        return _json_safe(obj.item())
-    return obj
-
-
-def _json_restore(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        if set(obj) == {"__float__"}:
-            return float(obj["__float__"])
-        return {k: _json_restore(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_json_restore(v) for v in obj]
-    return obj
-
-
-def dumps(obj: Any, **kwargs) -> str:
-    return json.dumps(_json_safe(obj), allow_nan=False, **kwargs)
-
-
-def flatten_optimizer(state: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor], dict]:
-    """An optimiser ``state_dict`` -> (tensors named ``<param id>.<key>``, JSON rest)."""
-    tensors, scalars = {}, {}
-    for pid, entries in state["state"].items():
-        for key, value in entries.items():
-            if torch.is_tensor(value):
-                tensors[f"{pid}.{key}"] = value.detach().cpu().contiguous().clone()
-            else:
-                scalars.setdefault(str(pid), {})[key] = value
-    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
-
-
-def unflatten_optimizer(tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any],
-                        template: Mapping[str, Any]) -> dict:
-    """The inverse of :func:`flatten_optimizer`; ``template`` (the live optimiser's
-    ``state_dict()``) restores tuple-typed group values such as Adam's ``betas``."""
-    state: dict[int, dict[str, Any]] = {}
-    for name, value in tensors.items():
-        pid, key = name.split(".", 1)
-        state.setdefault(int(pid), {})[key] = value
-    for pid, entries in meta["scalars"].items():
-        state.setdefault(int(pid), {}).update(entries)
-    groups = []
-    for saved, live in zip(meta["param_groups"], template["param_groups"]):
-        group = dict(saved)
-        for key, value in live.items():
-            if isinstance(value, tuple) and isinstance(group.get(key), list):
-                group[key] = tuple(group[key])
-        groups.append(group)
-    if len(groups) != len(template["param_groups"]):
-        raise TrainingError(
-            f"checkpoint has {len(meta['param_groups'])} parameter groups, the optimiser "
-            f"{len(template['param_groups'])}"
-        )
-    return {"state": state, "param_groups": groups}
-
-
-def write_state(path: Path, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> None:
-    """Atomically write a training checkpoint: temp file in the same folder, fsync, rename."""
-    from safetensors.torch import save_file
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    header = {"format": STATE_FORMAT, "version": STATE_VERSION, **meta}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(dict(tensors), tmp, metadata={STATE_METADATA_KEY: dumps(header)})
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def read_state(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
-    """Read a checkpoint written by :func:`write_state` (no unpickling anywhere)."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file, safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            raw = (fh.metadata() or {}).get(STATE_METADATA_KEY)
-        tensors = load_file(str(path))
-    except (OSError, SafetensorError) as exc:
-        raise TrainingError(f"cannot read training checkpoint {str(path)!r}: {exc}") from exc
-    if raw is None:
-        raise TrainingError(f"{str(path)!r} is not a MusicBrain training checkpoint")
-    try:
-        meta = _json_restore(json.loads(raw))
-    except json.JSONDecodeError as exc:
-        raise TrainingError(f"corrupt metadata in {str(path)!r}: {exc}") from exc
-    if meta.get("format") != STATE_FORMAT or meta.get("version") != STATE_VERSION:
-        raise TrainingError(
-            f"{str(path)!r} has format {meta.get('format')!r} v{meta.get('version')!r}; "
-            f"expected {STATE_FORMAT!r} v{STATE_VERSION}"
-        )
-    return tensors, meta
-
-
-def split_prefix(tensors: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-
-
-def config_differences(a: Mapping[str, Any], b: Mapping[str, Any], *,
-                       ignore: set[tuple[str, ...]] = RUNTIME_KEYS) -> list[str]:
-    """Dotted keys whose values differ between two resolved config dicts."""
-    out: list[str] = []
-
-    def walk(x: Any, y: Any, path: tuple[str, ...]) -> None:
-        if path in ignore:
-            return
-        if isinstance(x, Mapping) and isinstance(y, Mapping):
-            for key in sorted(set(x) | set(y)):
-                walk(x.get(key), y.get(key), path + (key,))
-        elif x != y:
-            out.append(".".join(path))
-
-    walk(a, b, ())
-    return out
-
-
-# --- validation ---------------------------------------------------------------------------
-
-
-def evaluate_outputs(logits: np.ndarray, targets: np.ndarray, mask: np.ndarray,
-                     taxonomy: Taxonomy, *, threshold: float, temperature: float = 1.0) -> dict:
-    """Validation metrics from gathered outputs ``[N, L]``.
-
-    mAP (macro over labels with a positive in the split; the others are listed in
-    ``ap_skipped``), detection ROC-AUC and TPR/FPR (with Wilson 95 % intervals) at
-    ``threshold`` on ``sigmoid(logit / temperature)`` of ``source/ai``.
-    """
-    labels = taxonomy.labels
-    known = mask > 0
-    bce = np.logaddexp(0.0, logits.astype(np.float64)) - targets * logits
-    n_known = int(known.sum())
-    out: dict[str, Any] = {"val_loss": float(bce[known].sum() / max(n_known, 1)),
-                           "val_windows": int(logits.shape[0])}
-    out.update(M.average_precision(targets, logits, mask=mask, labels=labels).to_dict())
-    if DETECTION_LABEL in labels:
-        j = labels.index(DETECTION_LABEL)
-        prob = apply_temperature(logits[:, j], temperature)
-        out["detection_roc_auc"] = M.roc_auc(targets[:, j], logits[:, j], mask=mask[:, j])
-        out["detection"] = M.rates_at_threshold(targets[:, j], prob, threshold, mask=mask[:, j])
-        out["detection"]["temperature"] = temperature
-    return out
-
-
-@torch.no_grad()
-def predict(model: torch.nn.Module, dataset: Dataset, indices: list[int], *, batch: int,
-            device: torch.device, precision: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Logits, targets and masks of ``dataset[indices]`` (model already in eval mode)."""
-    outs, ts, ms = [], [], []
-    for start in range(0, len(indices), batch):
-        items = [dataset[i] for i in indices[start:start + batch]]
-        x = torch.stack([it[0] for it in items]).to(device)
-        with _autocast(precision, device):
-            outs.append(model(x).float().cpu().numpy())
-        ts.append(torch.stack([it[1] for it in items]).numpy())
-        ms.append(torch.stack([it[2] for it in items]).numpy())
-    if not outs:
-        return np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32)
-    return np.concatenate(outs), np.concatenate(ts), np.concatenate(ms)
-
-
-def gather_predictions(model, dataset, *, batch, device, precision) -> tuple[np.ndarray, ...]:
-    """Every rank predicts ``indices[rank::world]`` (no padding, so no duplicates), then the
-    pieces are all-gathered and put back in dataset order on every rank."""
-    r, w = D.rank(), D.world_size()
-    mine = list(range(r, len(dataset), w))
-    logits, targets, mask = predict(model, dataset, mine, batch=batch, device=device,
-                                    precision=precision)
-    parts = D.all_gather_object((mine, logits, targets, mask))
-    n = len(dataset)
-    width = max(p[1].shape[1] for p in parts if len(p[0])) if n else 0
-    out = [np.zeros((n, width), np.float32) for _ in range(3)]
-    for idx, *arrays in parts:
-        if idx:
-            for o, a in zip(out, arrays):
-                o[idx] = a
-    return tuple(out)
-
-
-# --- logs ---------------------------------------------------------------------------------
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
-
-
-SCALAR_COLUMNS = ("epoch", "global_step", "lr", "train_loss", "val_loss", "map_macro",
-                  "map_micro", "detection_roc_auc", "detection_tpr", "detection_fpr",
-                  "epoch_time_s", "train_samples_per_s")
-
-
-def write_metric_logs(out_dir: Path, history: list[dict], labels: list[str]) -> None:
-    """Rewrite metrics.jsonl and metrics.csv from the whole history (one row per epoch).
-
-    Rewriting (rather than appending) keeps the logs consistent with the checkpoint after a
-    resume: epochs re-run after a crash appear once.
-    """
-    _atomic_text(out_dir / "metrics.jsonl", "".join(dumps(h) + "\n" for h in history))
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(list(SCALAR_COLUMNS) + [f"ap/{name}" for name in labels])
-    for h in history:
-        row = [h.get(c) for c in SCALAR_COLUMNS] + [h.get("ap", {}).get(n) for n in labels]
-        writer.writerow(["" if v is None else v for v in row])
-    _atomic_text(out_dir / "metrics.csv", buf.getvalue())
-
-
-def _flat_history_row(epoch: int, global_step: int, lr: float, train_loss: float,
-                      val: Mapping[str, Any], seconds: float, samples: int) -> dict:
-    det = val.get("detection") or {}
-    return {"epoch": epoch, "global_step": global_step, "lr": lr, "train_loss": train_loss,
-            **{k: v for k, v in val.items() if k != "detection"},
-            "detection_tpr": det.get("tpr"), "detection_fpr": det.get("fpr"),
-            "detection": det, "epoch_time_s": seconds,
-            "train_samples_per_s": samples / seconds if seconds > 0 else None}
+from musicbrain_cli.training.config import TrainConfig
+
+# The trainer's stages live in their own modules (issue 25); their names stay importable
+# from here, where callers and tests have always found them.
+from musicbrain_cli.training.augment import (  # noqa: F401
+    AugmentedWindows,
+    ResumableSampler,
+    augment,
+    pitch_warp,
+)
+from musicbrain_cli.training.objective import (  # noqa: F401
+    PlateauSchedule,
+    _autocast,
+    masked_bce_sum,
+    resolve_device,
+    resolve_precision,
+)
+from musicbrain_cli.training.sources import (  # noqa: F401
+    CacheSource,
+    DataSource,
+    SyntheticSource,
+    as_source,
+)
+from musicbrain_cli.training.state import (  # noqa: F401
+    RUNTIME_KEYS,
+    STATE_FORMAT,
+    STATE_METADATA_KEY,
+    STATE_VERSION,
+    _json_restore,
+    _json_safe,
+    capture_rng,
+    config_differences,
+    dumps,
+    flatten_optimizer,
+    read_state,
+    restore_rng,
+    seed_everything,
+    split_prefix,
+    unflatten_optimizer,
+    write_state,
+)
+from musicbrain_cli.training.validation import (  # noqa: F401
+    SCALAR_COLUMNS,
+    _atomic_text,
+    _flat_history_row,
+    evaluate_outputs,
+    gather_predictions,
+    predict,
+    write_metric_logs,
+)
 
 
 # --- the worker ---------------------------------------------------------------------------

@@ -1,0 +1,125 @@
+"""Training-time augmentation and the resumable sampler: seeded per (seed, epoch, sample),
+so a resumed run draws exactly what an uninterrupted one would.
+
+Split out of :mod:`musicbrain_cli.training.trainer` (issue 25), which re-exports its names.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, DistributedSampler
+
+from musicbrain_cli.training.config import AugmentConfig
+
+
+# --- augmentation -------------------------------------------------------------------------
+
+
+class AugmentedWindows(Dataset):
+    """Wraps a windows dataset and augments each item on the fly (see ``AugmentConfig``).
+
+    The generator of item ``i`` in epoch ``e`` is ``default_rng([seed, e, i])``: the same
+    augmentation whichever rank or loader worker draws it, and after any resume.
+    Call :meth:`set_epoch` before iterating (like ``DistributedSampler.set_epoch``).
+    """
+
+    def __init__(self, base: Dataset, config: AugmentConfig, front_end: Mapping[str, Any], *,
+                 seed: int):
+        self.base, self.config, self.seed, self.epoch = base, config, seed, 0
+        from musicbrain_cli.features import FrontEndConfig, bin_frequencies
+
+        fe = FrontEndConfig.from_dict(front_end)
+        # Map units <-> dB (features.py: map = (dB + db_offset) / db_scale - 1).
+        self.db_scale, self.db_offset = float(fe.db_scale), float(fe.db_offset)
+        self.floor = fe.silence_level
+        self.bin_hz = bin_frequencies(fe) if config.pitch_semitones > 0 else None
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, index: int):
+        x, y, m = self.base[index]
+        if self.config.enabled:
+            x = augment(x, self.config, np.random.default_rng([self.seed, self.epoch, index]),
+                        db_scale=self.db_scale, db_offset=self.db_offset, floor=self.floor,
+                        bin_hz=self.bin_hz)
+        return x, y, m
+
+
+def pitch_warp(x: torch.Tensor, bin_hz: np.ndarray, semitones: float, floor: float) -> torch.Tensor:
+    """Warp a map ``[C, F, T]`` along frequency as a pitch shift by ``semitones`` would: the
+    bin at ``f`` takes the (linearly interpolated) value at ``f / 2**(semitones / 12)``;
+    bins whose source lies outside the map get ``floor``."""
+    bin_hz = np.asarray(bin_hz, dtype=np.float64)
+    if bin_hz.shape != (x.shape[-2],):
+        raise ValueError(f"need one frequency per bin ({x.shape[-2]}), got {bin_hz.shape}")
+    source = bin_hz / 2.0 ** (semitones / 12.0)
+    pos = np.interp(source, bin_hz, np.arange(len(bin_hz), dtype=np.float64))
+    inside = (source >= bin_hz[0]) & (source <= bin_hz[-1])
+    lo = np.clip(np.floor(pos).astype(int), 0, len(bin_hz) - 1)
+    hi = np.clip(lo + 1, 0, len(bin_hz) - 1)
+    w = torch.from_numpy((pos - lo).astype(np.float32))[:, None]
+    out = x[..., lo, :] * (1 - w) + x[..., hi, :] * w
+    out[..., torch.from_numpy(~inside), :] = floor
+    return out
+
+
+def augment(x: torch.Tensor, c: AugmentConfig, rng: np.random.Generator, *, db_scale: float,
+            db_offset: float, floor: float, bin_hz: np.ndarray | None = None) -> torch.Tensor:
+    """One window ``[1, F, T]`` (map units) -> an augmented copy. ``x`` is not modified.
+
+    ``bin_hz`` (the bins' centre frequencies) is needed when ``c.pitch_semitones`` > 0; the
+    pitch draw comes first and only then, so other configs keep their random streams.
+    """
+    x = x.float().clone()
+    _, n_bins, n_frames = x.shape
+    if c.pitch_semitones > 0:
+        if bin_hz is None:
+            raise ValueError("pitch-shift augmentation needs the bins' frequencies (bin_hz)")
+        x = pitch_warp(x, bin_hz, float(rng.uniform(-c.pitch_semitones, c.pitch_semitones)),
+                       floor)
+    offset = rng.uniform(-c.gain_db, c.gain_db) / db_scale
+    if c.eq_db > 0:
+        nodes = rng.uniform(-c.eq_db, c.eq_db, c.eq_nodes) / db_scale
+        curve = np.interp(np.linspace(0, 1, n_bins), np.linspace(0, 1, c.eq_nodes), nodes)
+        x += torch.from_numpy(curve.astype(np.float32))[None, :, None]
+    x += float(offset)
+    if c.noise_prob > 0 and rng.random() < c.noise_prob:
+        db = (x.double() + 1) * db_scale - db_offset
+        power = torch.pow(10.0, db / 10)
+        snr = rng.uniform(*c.noise_snr_db)
+        noise = torch.from_numpy(rng.exponential(1.0, x.shape)) * power.mean() * 10 ** (-snr / 10)
+        db = 10 * torch.log10(power + noise)
+        x = ((db + db_offset) / db_scale - 1).float()
+    x = x.clamp_min(floor)  # the front end floors power at amin: stay in its range
+    fill = float(x.mean())
+    for _ in range(c.time_masks):
+        width = int(rng.integers(0, int(c.time_mask_frac * n_frames) + 1))
+        start = int(rng.integers(0, n_frames - width + 1))
+        x[:, :, start:start + width] = fill
+    for _ in range(c.freq_masks):
+        width = int(rng.integers(0, int(c.freq_mask_frac * n_bins) + 1))
+        start = int(rng.integers(0, n_bins - width + 1))
+        x[:, start:start + width, :] = fill
+    return x
+
+
+class ResumableSampler(DistributedSampler):
+    """``DistributedSampler`` that can skip the first ``start`` samples of the current epoch."""
+
+    def __init__(self, dataset, *, num_replicas: int, rank: int, shuffle: bool, seed: int):
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle,
+                         seed=seed, drop_last=False)
+        self.start = 0
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(list(super().__iter__())[self.start:])
+
+    def __len__(self) -> int:
+        return self.num_samples - self.start

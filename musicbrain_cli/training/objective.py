@@ -1,0 +1,94 @@
+"""The objective and its schedule: masked BCE over the known labels, the plateau learning-rate
+schedule, and the device / precision choice (bf16, fp16 + GradScaler on Turing, fp32).
+
+Split out of :mod:`musicbrain_cli.training.trainer` (issue 25), which re-exports its names.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+
+import torch
+import torch.nn.functional as F
+
+from musicbrain_cli.errors import ConfigError, TrainingError
+from musicbrain_cli.training.config import ScheduleConfig
+
+
+# --- loss, schedule, precision ------------------------------------------------------------
+
+
+def masked_bce_sum(logits: torch.Tensor, targets: torch.Tensor,
+                   mask: torch.Tensor) -> torch.Tensor:
+    """Sum over known entries of BCE-with-logits (float32 whatever the autocast dtype)."""
+    loss = F.binary_cross_entropy_with_logits(logits.float(), targets.float(), reduction="none")
+    return (loss * mask.float()).sum()
+
+
+class PlateauSchedule:
+    """ReduceLROnPlateau on the validation loss (or a constant LR for ``name: none``).
+
+    ``step(val_loss)`` must get the same value on every rank (the trainer all-gathers the
+    validation results first), so every rank's LR moves the same way.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, config: ScheduleConfig):
+        self.optimizer, self.config = optimizer, config
+        self.scheduler = None
+        if config.name == "plateau":
+            self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                # torch cuts after patience + 1 bad epochs; the recipe's patience counts
+                # the bad epochs before the cut (see ScheduleConfig).
+                optimizer, mode="min", factor=config.factor, patience=config.patience - 1,
+                threshold=config.threshold, threshold_mode=config.threshold_mode,
+                cooldown=config.cooldown, min_lr=config.min_lr,
+            )
+
+    @property
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def step(self, val_loss: float) -> float:
+        if not math.isfinite(val_loss):
+            raise TrainingError(f"validation loss is {val_loss!r}: training has diverged")
+        if self.scheduler is not None:
+            self.scheduler.step(val_loss)
+        return self.lr
+
+    def state_dict(self) -> dict:
+        return self.scheduler.state_dict() if self.scheduler is not None else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(state)
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device not in ("cpu", "cuda"):
+        raise ConfigError(f"device must be auto, cpu or cuda, not {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' requested but CUDA is not available")
+    return torch.device(device)
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto``: bf16 where the GPU supports it, fp16 (+GradScaler) otherwise, fp32 on CPU."""
+    if precision == "auto":
+        if device.type != "cuda":
+            return "fp32"
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if precision == "fp16" and device.type != "cuda":
+        raise ConfigError("precision fp16 needs a CUDA device; use fp32 or bf16 on CPU")
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ConfigError(f"this GPU ({torch.cuda.get_device_name(device)}) has no bf16; use fp16")
+    return precision
+
+
+def _autocast(precision: str, device: torch.device):
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
