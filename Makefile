@@ -34,7 +34,7 @@ test-ray: setup
 	$(BIN)/python -m pytest -q -m ray
 
 bench: setup
-	for b in decode model explain data train scan artifacts; do $(BIN)/python benchmarks/$$b.py || exit 1; done
+	for b in decode model explain data train scan report artifacts; do $(BIN)/python benchmarks/$$b.py || exit 1; done
 	$(BIN)/python benchmarks/external.py ../shared/eval --max-per-source 60 --jobs 2
 
 # Refresh the lock on purpose (never implicitly): exact versions and hashes for Linux x86-64,

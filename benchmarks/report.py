@@ -1,0 +1,55 @@
+"""Report rendering benchmark (issue 27: a signed PDF in well under a second, target <= 0.5 s).
+
+Scans one example clip once (to get a real ``result.json`` and its figures), then renders its
+signed PDF report again and again from them, as a scan does for every track: the first
+rendering (fonts and templates loaded) and the median of the rest are printed.
+
+    python benchmarks/report.py [--repeats 10] [--clip examples/catalog/01-human-bach.flac]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--clip", type=Path, default=ROOT / "examples" / "catalog" / "01-human-bach.flac")
+    args = ap.parse_args()
+
+    from musicbrain_cli.model.inference import Detector
+    from musicbrain_cli.report.keys import init_keys
+    from musicbrain_cli.report.writer import write_track_report
+    from musicbrain_cli.scan import ScanOptions, render_figures, analyse_track
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        keys = init_keys(tmp / "keys")
+        analysis = analyse_track(args.clip, Detector.from_pretrained("default", device="cpu"),
+                                 options=ScanOptions(formats=("pdf",)))
+        t = time.perf_counter()
+        figures = render_figures(analysis.explain)
+        figures_s = time.perf_counter() - t
+        track = json.loads(json.dumps(analysis.track))
+        times = []
+        for i in range(args.repeats + 1):
+            t = time.perf_counter()
+            write_track_report(track, figures, tmp / f"r{i}", formats=("pdf",), keys=keys)
+            times.append(time.perf_counter() - t)
+    print(f"explanation figures (matplotlib) {figures_s:.2f} s for {len(figures)} figure(s)")
+    print(f"signed PDF report: first {times[0]:.2f} s (fonts, templates), then median "
+          f"{statistics.median(times[1:]):.2f} s over {args.repeats} (target <= 0.5 s)")
+
+
+if __name__ == "__main__":
+    main()
