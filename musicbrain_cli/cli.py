@@ -581,8 +581,9 @@ def keys_list(trust_store) -> None:
               help="Continue the run in this folder from its last checkpoint.")
 @click.option("--init-from", "init_from", metavar="MODEL",
               help="Fine-tune: start from this model's weights (a model folder or a shipped "
-                   "model's name; same architecture, front end and labels). Sets "
-                   "train.init_from in the recipe.")
+                   "model's name; same architecture and front end, and the same labels "
+                   "unless the recipe sets train.init_labels: by_name, which lets the data "
+                   "add labels). Sets train.init_from in the recipe.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True, help="Where the model runs: auto picks CUDA when available, else the CPU.")
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False),
