@@ -38,7 +38,7 @@ def random_piece(seconds: float, *, seed: int = 0):
 
 
 def bench_render(seconds: float) -> dict:
-    from musicbrain_cli.training.render import Humanize, available_soundfonts, render_midi
+    from musicbrain_cli.data.render import Humanize, available_soundfonts, render_midi
 
     piece = random_piece(seconds)
     out = {}
@@ -57,7 +57,7 @@ def bench_cache(n_windows: int) -> dict:
 
     from musicbrain_cli.features import FrontEndConfig
     from musicbrain_cli.taxonomy import Taxonomy
-    from musicbrain_cli.training.cache import CACHE_VERSION, INDEX, CachedWindows
+    from musicbrain_cli.data.cache import CACHE_VERSION, INDEX, CachedWindows
 
     fe = FrontEndConfig()
     _, n_bins, n_frames = fe.shape

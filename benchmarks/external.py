@@ -11,7 +11,7 @@
 * ``notagen-abc/rhythgen/<CFG>/*.abc``: NotaGen fine-tune output as ABC text, label **ai**,
   source ``notagen-abc/<CFG>``. Each piece is rendered into ``OUT_DIR/work/`` by the
   function ``musicbrain data notagen`` renders a training piece with
-  (:func:`musicbrain_cli.training.notagen.build_piece`: de-interleave, ``score_to_midi``,
+  (:func:`musicbrain_cli.data.notagen.build_piece`: de-interleave, ``score_to_midi``,
   one SoundFont chosen by the piece's hash, the same clip cutting), and the first
   ``--abc-seconds`` seconds (its first clip) are analysed. A piece that fails to parse or
   render is counted as failed and listed with its reason, never dropped.
@@ -148,10 +148,10 @@ def render_abc(abc_path: str, rel: str, source: str, work_dir: str, *, clip_s: f
     ``(first clip's audio path, None)`` or ``(None, reason)``. Resumable: a piece rendered
     before is not rendered again. Runs in a worker process with ``--jobs``."""
     from musicbrain_cli.errors import MusicBrainError
-    from musicbrain_cli.training.dataset import DatasetWriter
-    from musicbrain_cli.training.labels import style_taxonomy
-    from musicbrain_cli.training.notagen import AbcItem, StyleLabels, build_piece
-    from musicbrain_cli.training.render import available_soundfonts
+    from musicbrain_cli.data.dataset import DatasetWriter
+    from musicbrain_cli.data.labels import style_taxonomy
+    from musicbrain_cli.data.notagen import AbcItem, StyleLabels, build_piece
+    from musicbrain_cli.data.render import available_soundfonts
 
     item = AbcItem(Path(abc_path), rel, rel, ABC_GENERATOR)
     labels = StyleLabels("", "", abc_instrumentation(source))
@@ -194,7 +194,7 @@ def render_all(items: Sequence[EvalItem], work_dir: Path, *, clip_s: float, seed
 
     import music21.converter  # noqa: F401 - imported before forking: children start warm
 
-    import musicbrain_cli.training.notagen  # noqa: F401
+    import musicbrain_cli.data.notagen  # noqa: F401
 
     todo = [it for it in items if it.kind == "abc"]
     ctx = mp.get_context("fork")

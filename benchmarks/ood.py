@@ -5,7 +5,7 @@ The detector is trained on classical scores rendered with GM SoundFonts. This be
 synthesises music of other kinds, procedurally and with seeded randomness, in the way a
 person would arrange it (a drum kit on MIDI channel 10, a bass line that follows the
 chords, voicings and fills), humanises the timing and dynamics, renders it with
-:func:`musicbrain_cli.training.render.render_midi` (the SoundFonts rotate over the pieces),
+:func:`musicbrain_cli.data.render.render_midi` (the SoundFonts rotate over the pieces),
 writes 44.1 kHz FLAC files and scans each one through :func:`musicbrain_cli.scan.analyse_track`
 (explanations off) with the model's out-of-domain statistics. It reports, per genre, the
 count of ``ai``, ``human`` and ``inconclusive`` verdicts and how many tracks the model
@@ -46,7 +46,7 @@ from typing import Callable
 
 import numpy as np
 
-from musicbrain_cli.training.reference.arrangements import (  # the shared piece helpers
+from musicbrain_cli.data.reference.arrangements import (  # the shared piece helpers
     DRUMS as _DRUMS, MAJOR, Piece, bars as _bars, triad)
 
 FILE_RATE = 44100          # files as they circulate; the scan resamples to the model rate
@@ -407,7 +407,7 @@ def render_genre_pieces(out: Path, *, per_genre: int, seconds: tuple[float, floa
     """Render ``per_genre`` pieces of each genre into ``out``; returns (genre, path)."""
     import soundfile
 
-    from musicbrain_cli.training.render import Humanize, available_soundfonts, render_midi
+    from musicbrain_cli.data.render import Humanize, available_soundfonts, render_midi
 
     fonts = available_soundfonts()
     made = []

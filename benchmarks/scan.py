@@ -43,7 +43,7 @@ def build_catalog(folder: Path, *, tracks: int, minutes: float, long_minutes: fl
     from music21 import corpus
 
     from musicbrain_cli.audio_encode import encode_audio
-    from musicbrain_cli.training.render import available_soundfonts, render_midi, score_to_midi
+    from musicbrain_cli.data.render import available_soundfonts, render_midi, score_to_midi
 
     fonts = available_soundfonts()
     total = 0.0

@@ -730,7 +730,7 @@ def evaluate(data_dir, split, model_name, out_dir, explain_windows, n_figures, s
     from musicbrain_cli.evaluate import evaluate as run_evaluation
     from musicbrain_cli.model.inference import Detector
     from musicbrain_cli.progress import RichProgress
-    from musicbrain_cli.training.dataset import Dataset
+    from musicbrain_cli.data.dataset import Dataset
 
     dataset = Dataset.load(data_dir)
     detector = Detector.from_pretrained(model_name, device=device)
@@ -819,7 +819,7 @@ def _render_options(func):
 
 
 def _render_kwargs(soundfonts, seed, limit, clip_seconds, sample_rate, humanize) -> dict:
-    from musicbrain_cli.training.render import Humanize, get_soundfont
+    from musicbrain_cli.data.render import Humanize, get_soundfont
 
     return {"soundfonts": [get_soundfont(s) for s in soundfonts] or None, "seed": seed,
             "limit": limit, "clip_s": clip_seconds, "sample_rate": sample_rate,
@@ -841,7 +841,7 @@ def data_musicnet(root, output, soundfonts, seed, limit, clip_seconds, sample_ra
                   timing) -> None:
     """Build a data set from a MusicNet tree (note labels rendered, recordings unused)."""
     from musicbrain_cli.progress import RichProgress
-    from musicbrain_cli.training.musicnet import build_musicnet_dataset
+    from musicbrain_cli.data.musicnet import build_musicnet_dataset
 
     summary = build_musicnet_dataset(
         root, output, timing=timing, progress=RichProgress(),
@@ -869,7 +869,7 @@ def data_notagen(directory, output, soundfonts, seed, limit, clip_seconds, sampl
     Lieder/RAG/RAG-RH layout is recognised. build_report.json says where each came from.
     """
     from musicbrain_cli.progress import RichProgress
-    from musicbrain_cli.training.notagen import build_notagen_dataset
+    from musicbrain_cli.data.notagen import build_notagen_dataset
 
     summary = build_notagen_dataset(
         directory, output, generator=generator, labels_csv=labels_csv,
@@ -889,7 +889,7 @@ def data_notagen(directory, output, soundfonts, seed, limit, clip_seconds, sampl
 def data_merge(inputs, output, copy, on_conflict) -> None:
     """Merge data sets into one with a combined taxonomy."""
     from musicbrain_cli.progress import RichProgress
-    from musicbrain_cli.training.merge import merge_datasets
+    from musicbrain_cli.data.merge import merge_datasets
 
     summary = merge_datasets(list(inputs), output, link=not copy, on_conflict=on_conflict,
                              progress=RichProgress())
@@ -910,7 +910,7 @@ def data_merge(inputs, output, copy, on_conflict) -> None:
 def data_cache(dataset, model_config, output, device) -> None:
     """Compute the front-end feature cache of a data set."""
     from musicbrain_cli.progress import RichProgress
-    from musicbrain_cli.training.cache import build_cache, front_end_from_file
+    from musicbrain_cli.data.cache import build_cache, front_end_from_file
 
     out = build_cache(dataset, front_end_from_file(model_config), out=output, device=device,
                       progress=RichProgress())
@@ -946,9 +946,9 @@ def data_build_reference(output, size, seed, retrain_generators, cache_dir, musi
                          no_musicnet, rhythgen, no_rhythgen, jobs) -> None:
     """Build the built-in reference corpus (real scores vs machine-made music)."""
     from musicbrain_cli.progress import RichProgress
-    from musicbrain_cli.training.reference import build_reference
-    from musicbrain_cli.training.reference.musicnet import find_musicnet
-    from musicbrain_cli.training.reference.rhythgen import find_rhythgen
+    from musicbrain_cli.data.reference import build_reference
+    from musicbrain_cli.data.reference.musicnet import find_musicnet
+    from musicbrain_cli.data.reference.rhythgen import find_rhythgen
 
     if musicnet and no_musicnet:
         raise click.UsageError("--musicnet and --no-musicnet contradict each other")

@@ -279,7 +279,7 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
              batch_size: int = 16, overwrite: bool = False, cam_weighting: str | None = None,
              progress: Progress = NULL_PROGRESS) -> dict[str, Any]:
     """Evaluate ``detector`` (:class:`~musicbrain_cli.model.inference.Detector`) on the
-    ``split`` of ``dataset`` (:class:`~musicbrain_cli.training.dataset.Dataset`); write
+    ``split`` of ``dataset`` (:class:`~musicbrain_cli.data.dataset.Dataset`); write
     ``metrics.json``, ``metrics.md`` and figures into ``out_dir``; return the metrics dict."""
     from musicbrain_cli.alignment import HarmonicOverlap, OnsetOverlap, notes_from_midi
     from musicbrain_cli.audio import load_audio

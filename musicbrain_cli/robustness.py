@@ -44,7 +44,7 @@ from musicbrain_cli.taxonomy import DETECTION_LABEL
 
 ROBUSTNESS_JSON, ROBUSTNESS_MD = "robustness.json", "robustness.md"
 #: Pseudo-transform: no change to the audio, but the data set's cross-renderer split (clips
-#: rendered only with a SoundFont held out of training; see training/dataset.py).
+#: rendered only with a SoundFont held out of training; see data/dataset.py).
 HELD_OUT_SOUNDFONT = "held_out_soundfont"
 HELD_OUT_SPLIT = "test_xsf"
 #: Rate at which MP3 and AAC are encoded: files in circulation are 44.1 kHz, and MPEG-2
@@ -286,7 +286,7 @@ def evaluate_robustness(dataset_root, detector, *, split: str = "test",
     """One row per transform: detection figures on ``split`` after that transform.
 
     Args:
-        dataset_root: a data set folder (:class:`~musicbrain_cli.training.dataset.Dataset`).
+        dataset_root: a data set folder (:class:`~musicbrain_cli.data.dataset.Dataset`).
         detector: a :class:`~musicbrain_cli.model.inference.Detector`; its model folder's
             out-of-domain statistics are used when it has them (as in a scan).
         transforms: keys of :data:`TRANSFORMS`, :data:`HELD_OUT_SOUNDFONT`, or
@@ -304,7 +304,7 @@ def evaluate_robustness(dataset_root, detector, *, split: str = "test",
     rows and counted in ``failed`` and ``note``.
     """
     from musicbrain_cli.audio import load_audio
-    from musicbrain_cli.training.dataset import Dataset
+    from musicbrain_cli.data.dataset import Dataset
 
     if max_clips is not None and max_clips < 1:
         raise InputError(f"max_clips must be >= 1, got {max_clips!r}")

@@ -27,7 +27,7 @@ from musicbrain_cli.audio_encode import encode_audio
 from musicbrain_cli.errors import MusicBrainError
 from musicbrain_cli.model.inference import Detector
 from musicbrain_cli.scan import ScanOptions, analyse_track
-from musicbrain_cli.training.dataset import Dataset
+from musicbrain_cli.data.dataset import Dataset
 
 
 def main() -> None:

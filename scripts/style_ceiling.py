@@ -71,7 +71,7 @@ def main() -> None:
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.metrics import average_precision_score
 
-    from musicbrain_cli.training.dataset import Dataset
+    from musicbrain_cli.data.dataset import Dataset
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[1])
     ap.add_argument("dataset")

@@ -10,8 +10,8 @@ from torch.utils.data import DataLoader, DistributedSampler
 from musicbrain_cli.errors import DatasetError
 from musicbrain_cli.features import FrontEnd, FrontEndConfig
 from musicbrain_cli.taxonomy import Taxonomy
-from musicbrain_cli.training.cache import CachedWindows, build_cache
-from musicbrain_cli.training.dataset import ClipRecord, DatasetWriter
+from musicbrain_cli.data.cache import CachedWindows, build_cache
+from musicbrain_cli.data.dataset import ClipRecord, DatasetWriter
 
 SR = 8000
 FE = FrontEndConfig(sample_rate=SR, n_fft=256, hop_length=80, n_bins=32, f_min=50.0,

@@ -9,7 +9,7 @@ import soundfile
 
 from musicbrain_cli.errors import DatasetError, TaxonomyError
 from musicbrain_cli.taxonomy import Taxonomy
-from musicbrain_cli.training.dataset import (MANIFEST_COLUMNS, ClipRecord, Dataset,
+from musicbrain_cli.data.dataset import (MANIFEST_COLUMNS, ClipRecord, Dataset,
                                              DatasetWriter, assign_splits, plan_clips,
                                              slice_midi)
 

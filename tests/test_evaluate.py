@@ -24,7 +24,7 @@ def setup(tmp_path_factory):
     from musicbrain_cli.model.inference import Detector
     from musicbrain_cli.model.net import build_model
     from musicbrain_cli.taxonomy import Taxonomy
-    from musicbrain_cli.training.dataset import ClipRecord, Dataset, DatasetWriter
+    from musicbrain_cli.data.dataset import ClipRecord, Dataset, DatasetWriter
 
     root = tmp_path_factory.mktemp("data")
     taxonomy = Taxonomy.from_groups([("source", ["human", "ai"], True),

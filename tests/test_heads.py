@@ -21,7 +21,7 @@ SR = 6400
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     from musicbrain_cli.taxonomy import Taxonomy
-    from musicbrain_cli.training.dataset import ClipRecord, DatasetWriter
+    from musicbrain_cli.data.dataset import ClipRecord, DatasetWriter
 
     root = tmp_path_factory.mktemp("heads")
     tax = Taxonomy.from_groups([("source", ["human", "ai"], True),
@@ -80,7 +80,7 @@ def test_the_heads_are_the_regression_and_beat_the_input_on_validation(trained):
     from sklearn.linear_model import LogisticRegression
 
     from musicbrain_cli.model.checkpoint import load_checkpoint
-    from musicbrain_cli.training.cache import CachedWindows, default_cache_dir
+    from musicbrain_cli.data.cache import CachedWindows, default_cache_dir
     from musicbrain_cli.training.finalize import split_windows
 
     root, _, after, _ = trained
@@ -167,7 +167,7 @@ def test_band_pooled_heads_keep_detection_and_read_the_bands(trained, banded):
     from sklearn.linear_model import LogisticRegression
 
     from musicbrain_cli.model.checkpoint import load_checkpoint
-    from musicbrain_cli.training.cache import CachedWindows, default_cache_dir
+    from musicbrain_cli.data.cache import CachedWindows, default_cache_dir
     from musicbrain_cli.training.finalize import split_windows
 
     root, before, _, _ = trained

@@ -3,7 +3,7 @@
 import pytest
 
 from musicbrain_cli.errors import DatasetError
-from musicbrain_cli.training.labels import (COMPOSER_PERIODS, INSTRUMENTATIONS, NOTAGEN_COMPOSERS,
+from musicbrain_cli.data.labels import (COMPOSER_PERIODS, INSTRUMENTATIONS, NOTAGEN_COMPOSERS,
                                             NOTAGEN_PROMPTS, PERIODS, PROMPTS_FILE,
                                             canonical_composer, canonical_instrumentation,
                                             load_prompts, resolve_composer, style_taxonomy)
@@ -92,7 +92,7 @@ def test_bare_surnames_are_ambiguous_unless_the_source_opts_in():
     for bare in ("Mozart", "Bach", "Bach,"):
         assert resolve_composer(bare).status == "ambiguous"
         assert canonical_composer(bare) == bare
-    # MusicNet's metadata writes its ten composers by surname (training/musicnet.py opts in)
+    # MusicNet's metadata writes its ten composers by surname (data/musicnet.py opts in)
     musicnet = {"Bach": "Bach, Johann Sebastian", "Beethoven": "Beethoven, Ludwig van",
                 "Brahms": "Brahms, Johannes", "Cambini": "Cambini, Giuseppe Maria",
                 "Dvorak": "Dvorak, Antonin", "Faure": "Faure, Gabriel", "Haydn": "Haydn, Joseph",

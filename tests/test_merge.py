@@ -8,8 +8,8 @@ import pytest
 
 from musicbrain_cli.errors import DatasetError
 from musicbrain_cli.taxonomy import Taxonomy
-from musicbrain_cli.training.dataset import ClipRecord, Dataset, DatasetWriter
-from musicbrain_cli.training.merge import merge_datasets
+from musicbrain_cli.data.dataset import ClipRecord, Dataset, DatasetWriter
+from musicbrain_cli.data.merge import merge_datasets
 
 SR = 8000
 

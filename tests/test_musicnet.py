@@ -8,10 +8,10 @@ import pretty_midi
 import pytest
 
 from musicbrain_cli.errors import DatasetError
-from musicbrain_cli.training.dataset import Dataset
-from musicbrain_cli.training.musicnet import (ENSEMBLE_INSTRUMENTATION, build_musicnet_dataset,
+from musicbrain_cli.data.dataset import Dataset
+from musicbrain_cli.data.musicnet import (ENSEMBLE_INSTRUMENTATION, build_musicnet_dataset,
                                               ensemble_instrumentation, labels_to_midi)
-from musicbrain_cli.training.render import get_soundfont
+from musicbrain_cli.data.render import get_soundfont
 
 META = [
     # id, composer, composition, movement, ensemble, catalog_name, seconds

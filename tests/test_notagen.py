@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 
 from musicbrain_cli.errors import DatasetError
-from musicbrain_cli.training.dataset import Dataset
-from musicbrain_cli.training.notagen import (build_notagen_dataset, deinterleave_abc, discover,
+from musicbrain_cli.data.dataset import Dataset
+from musicbrain_cli.data.notagen import (build_notagen_dataset, deinterleave_abc, discover,
                                              find_labels, generator_from_folder)
-from musicbrain_cli.training.render import get_soundfont, score_to_midi, visible_rests
+from musicbrain_cli.data.render import get_soundfont, score_to_midi, visible_rests
 
 PROMPT = "%Baroque\n%Bach, Johann Sebastian\n%Keyboard\n%end\n"
 HEADER = "%%score { 1 | 2 }\nL:1/8\nQ:1/4=120\nM:4/4\nK:G\nV:1 treble nm=\"Piano\" snm=\"Pno.\"\nV:2 bass\n"
@@ -164,7 +164,7 @@ def test_cli_builds_and_caches(tree, tmp_path):
 
 # --- labels from prompt-named folders, a label CSV, and RhythGen's layout (issue 21) --------
 
-from musicbrain_cli.training.notagen import (read_labels_csv, rhythgen_info,  # noqa: E402
+from musicbrain_cli.data.notagen import (read_labels_csv, rhythgen_info,  # noqa: E402
                                              RHYTHGEN_GENERATOR)
 
 
@@ -474,7 +474,7 @@ def test_cli_refuses_a_bad_label_csv_before_any_work(prompt_tree, tmp_path):
 def test_a_piece_whose_parse_hangs_is_skipped_and_the_build_finishes(tree, tmp_path, monkeypatch):
     import time
 
-    from musicbrain_cli.training import render
+    from musicbrain_cli.data import render
 
     real = render._abc_to_score
 

@@ -85,7 +85,7 @@ def test_evaluate_and_scan_state_the_same_figures_for_a_data_set_clip(model_with
     import csv
 
     from musicbrain_cli.evaluate import evaluate
-    from musicbrain_cli.training.dataset import ClipRecord, Dataset, DatasetWriter
+    from musicbrain_cli.data.dataset import ClipRecord, Dataset, DatasetWriter
 
     detector = Detector.from_pretrained(model_with_ood, device="cpu")
     root = tmp_path / "data"

@@ -12,7 +12,7 @@ import pytest
 
 from musicbrain_cli.errors import DatasetError
 from musicbrain_cli.taxonomy import Taxonomy
-from musicbrain_cli.training.reference import build as B
+from musicbrain_cli.data.reference import build as B
 
 
 def _rows(root):
@@ -81,7 +81,7 @@ def test_tiny_build_labels_splits_and_renderers(tiny_pair):
 
 
 def test_arrangements_are_human_with_unknown_style_labels(tiny_pair):
-    from musicbrain_cli.training.reference.arrangements import GENRES
+    from musicbrain_cli.data.reference.arrangements import GENRES
 
     (root, summary), _ = tiny_pair
     rows = _rows(root)
@@ -98,7 +98,7 @@ def test_arrangements_are_human_with_unknown_style_labels(tiny_pair):
 
 
 def test_arrangements_are_seeded_pieces_of_their_idiom():
-    from musicbrain_cli.training.reference import arrangements as ar
+    from musicbrain_cli.data.reference import arrangements as ar
 
     for genre in ar.GENRES:
         midi, qpm = ar.arrange(genre, 7, 12.0)
@@ -158,7 +158,7 @@ def test_split_works_pins_generator_training_works():
 @pytest.mark.slow
 def test_small_build_populates_every_label(tmp_path):
     # CI builds from MusicNet when the shared tree is beside the checkout (issue 21 item 4)
-    from musicbrain_cli.training.reference.musicnet import find_musicnet
+    from musicbrain_cli.data.reference.musicnet import find_musicnet
 
     musicnet = find_musicnet()
     with warnings.catch_warnings():

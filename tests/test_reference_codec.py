@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from musicbrain_cli.errors import ModelLoadError, TrainingError
-from musicbrain_cli.training.reference import codec as cd
-from musicbrain_cli.training.reference.build import ASSETS_DIR, CODEC_GENERATOR
+from musicbrain_cli.data.reference import codec as cd
+from musicbrain_cli.data.reference.build import ASSETS_DIR, CODEC_GENERATOR
 
 CFG = cd.CodecConfig(sample_rate=8000, channels=8, latent=4, strides=(2, 4))
 

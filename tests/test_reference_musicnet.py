@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from musicbrain_cli.taxonomy import Taxonomy
-from musicbrain_cli.training.reference import build as B
-from musicbrain_cli.training.reference import musicnet as M
+from musicbrain_cli.data.reference import build as B
+from musicbrain_cli.data.reference import musicnet as M
 
 QPM = 120.0
 META = [  # id, composer, composition, movement, ensemble, catalog_name, file

@@ -10,8 +10,8 @@ import pretty_midi
 import pytest
 
 from musicbrain_cli.taxonomy import Taxonomy
-from musicbrain_cli.training.reference import build as B
-from musicbrain_cli.training.reference import rhythgen as rg
+from musicbrain_cli.data.reference import build as B
+from musicbrain_cli.data.reference import rhythgen as rg
 
 ABC = """X:1
 %%score 1 2

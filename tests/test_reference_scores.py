@@ -5,7 +5,7 @@ import json
 import pytest
 
 from musicbrain_cli.errors import DatasetError
-from musicbrain_cli.training.reference import scores as sc
+from musicbrain_cli.data.reference import scores as sc
 
 
 def _coll(name):

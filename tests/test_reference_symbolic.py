@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from musicbrain_cli.errors import ModelLoadError
-from musicbrain_cli.training.reference import symbolic as sy
-from musicbrain_cli.training.reference.build import ASSETS_DIR, SYMBOLIC_GENERATORS
-from musicbrain_cli.training.reference.tokens import (EOS, PREFIX_LEN, Vocabulary,
+from musicbrain_cli.data.reference import symbolic as sy
+from musicbrain_cli.data.reference.build import ASSETS_DIR, SYMBOLIC_GENERATORS
+from musicbrain_cli.data.reference.tokens import (EOS, PREFIX_LEN, Vocabulary,
                                                       condition_tokens, encode_events)
 
 VOCAB = Vocabulary.build({"period": ["Baroque", "Folk"], "composer": ["Bach, Johann Sebastian"],

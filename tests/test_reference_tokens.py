@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from musicbrain_cli.errors import ConfigError, RenderError
-from musicbrain_cli.training.reference.scores import TICKS_PER_QUARTER
-from musicbrain_cli.training.reference.tokens import (DURATIONS, EOS, PREFIX_LEN, Vocabulary,
+from musicbrain_cli.data.reference.scores import TICKS_PER_QUARTER
+from musicbrain_cli.data.reference.tokens import (DURATIONS, EOS, PREFIX_LEN, Vocabulary,
                                                       condition_tokens, decode_events,
                                                       encode_events, events_to_midi,
                                                       snap_duration, window)

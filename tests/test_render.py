@@ -6,7 +6,7 @@ import pretty_midi
 import pytest
 
 from musicbrain_cli.errors import RenderError
-from musicbrain_cli.training.render import (INSTRUMENTATION_PROGRAMS, Humanize,
+from musicbrain_cli.data.render import (INSTRUMENTATION_PROGRAMS, Humanize,
                                             available_soundfonts, get_soundfont, render_midi,
                                             score_to_midi, split_abc_voices)
 
@@ -149,7 +149,7 @@ def test_bad_input_raises_render_error(tmp_path):
 
 def test_commas_in_quoted_text_do_not_lose_a_voice():
     # RhythGen writes tempo words like "^Lento, etwas lang"; music21 10.5 rejected the voice
-    from musicbrain_cli.training.render import quoted_without_commas
+    from musicbrain_cli.data.render import quoted_without_commas
 
     assert quoted_without_commas('"^Lento, etwas" C,2 "Am" c,|') == '"^Lento  etwas" C,2 "Am" c,|'
     assert quoted_without_commas('w: one, two') == 'w: one, two'
@@ -159,7 +159,7 @@ def test_commas_in_quoted_text_do_not_lose_a_voice():
 
 
 def test_bounded_parse_returns_exactly_the_in_process_midi(tmp_path):
-    from musicbrain_cli.training.render import score_to_midi_bounded
+    from musicbrain_cli.data.render import score_to_midi_bounded
 
     path = tmp_path / "piece.abc"
     path.write_text(ABC)
@@ -176,8 +176,8 @@ def test_bounded_parse_returns_exactly_the_in_process_midi(tmp_path):
 def test_a_parse_that_hangs_is_stopped_and_a_bad_one_reports_why(tmp_path, monkeypatch):
     import time
 
-    from musicbrain_cli.training import render
-    from musicbrain_cli.training.render import score_to_midi_bounded
+    from musicbrain_cli.data import render
+    from musicbrain_cli.data.render import score_to_midi_bounded
 
     path = tmp_path / "piece.abc"
     path.write_text(ABC)

@@ -145,7 +145,7 @@ def test_transform_rejects_bad_input():
 def dataset_root(tmp_path_factory):
     """Human clips are 220 Hz tones, AI clips 330 Hz; two cross-renderer clips."""
     from musicbrain_cli.taxonomy import Taxonomy
-    from musicbrain_cli.training.dataset import ClipRecord, DatasetWriter
+    from musicbrain_cli.data.dataset import ClipRecord, DatasetWriter
 
     root = tmp_path_factory.mktemp("robust-data")
     taxonomy = Taxonomy.from_groups([("source", ["human", "ai"], True)])
@@ -170,7 +170,7 @@ def model_copy(tiny_model_dir, tmp_path):
 def _direct(detector, root, split):
     """Clip P(AI) and truth computed without the robustness code."""
     from musicbrain_cli.audio import load_audio
-    from musicbrain_cli.training.dataset import Dataset
+    from musicbrain_cli.data.dataset import Dataset
 
     ds = Dataset.load(root)
     rows = sorted(ds.split(split), key=lambda r: r["clip_id"])

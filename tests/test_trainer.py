@@ -363,7 +363,7 @@ def test_cli_trains_on_a_cached_data_set(tmp_path):
     """End to end through the CLI: a real data set, its cache built on demand, 1 epoch."""
     from musicbrain_cli.cli import main
     from musicbrain_cli.taxonomy import Taxonomy
-    from musicbrain_cli.training.dataset import ClipRecord, DatasetWriter
+    from musicbrain_cli.data.dataset import ClipRecord, DatasetWriter
 
     sr = 6400
     tax = Taxonomy.from_groups([("source", ["human", "ai"], True)])

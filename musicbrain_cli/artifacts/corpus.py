@@ -197,7 +197,7 @@ def render_clips(midi_root: Path, split: str, *, count: int, clip_s: float = CLI
     import pretty_midi
 
     from musicbrain_cli.errors import RenderError
-    from musicbrain_cli.training.render import available_soundfonts, render_midi
+    from musicbrain_cli.data.render import available_soundfonts, render_midi
 
     fonts = available_soundfonts()
     files = sorted(midi_root.rglob("*.mid"))

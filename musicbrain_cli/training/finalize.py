@@ -188,7 +188,7 @@ def configuration_rates(ids: Sequence[str], labels: Sequence[str],
     out of training (issue 21: recall on configurations never trained on); empty when the
     split holds none."""
     from musicbrain_cli.metrics import wilson_interval
-    from musicbrain_cli.training.reference.rhythgen import HELD_OUT_CONFIGS
+    from musicbrain_cli.data.reference.rhythgen import HELD_OUT_CONFIGS
     from musicbrain_cli.verdict import AI, HUMAN, INCONCLUSIVE
 
     per: dict[str, list[str]] = defaultdict(list)
@@ -232,7 +232,7 @@ def _style_map(clips: _Clips, taxonomy) -> float | None:
 def split_windows(cache, dataset_root: str | Path, who: str) -> dict[str, list[int]]:
     """Cache window indices per split of the data set; ``who`` names the caller in the
     error raised when the fit or the choose split is missing."""
-    from musicbrain_cli.training.dataset import Dataset
+    from musicbrain_cli.data.dataset import Dataset
 
     split_of = {r["clip_id"]: r["split"] for r in Dataset.load(dataset_root).rows}
     by_split: dict[str, list[int]] = defaultdict(list)
@@ -263,7 +263,7 @@ def model_windows(dataset_root: str | Path, config, who: str, progress: Progress
     """The data set's feature cache for ``config``'s front end (built if missing) and its
     window indices per split. The data set must carry the model's labels: it is the one the
     model was trained on. ``who`` names the caller in errors."""
-    from musicbrain_cli.training.cache import CachedWindows, build_cache, default_cache_dir
+    from musicbrain_cli.data.cache import CachedWindows, build_cache, default_cache_dir
 
     cache_dir = default_cache_dir(dataset_root, config.front_end)
     if not (cache_dir / "index.json").is_file():

@@ -40,7 +40,7 @@ class DataSource(Protocol):
 
 @dataclass(frozen=True)
 class CacheSource:
-    """A MusicBrain data set folder and its front-end feature cache (training/cache.py).
+    """A MusicBrain data set folder and its front-end feature cache (data/cache.py).
 
     ``prepare`` (main process, before workers start) builds the cache when it is missing or
     was made from another manifest: the same work as ``musicbrain data cache DATASET``.
@@ -58,7 +58,7 @@ class CacheSource:
                 if self.front_end_config else FrontEndConfig())
 
     def cache_dir(self) -> Path:
-        from musicbrain_cli.training.cache import default_cache_dir
+        from musicbrain_cli.data.cache import default_cache_dir
 
         return default_cache_dir(self.root, self._frontend())
 
@@ -71,8 +71,8 @@ class CacheSource:
 
     def prepare(self, *, progress: Progress = NULL_PROGRESS) -> None:
         from musicbrain_cli.files import sha256_file
-        from musicbrain_cli.training.cache import build_cache
-        from musicbrain_cli.training.dataset import MANIFEST
+        from musicbrain_cli.data.cache import build_cache
+        from musicbrain_cli.data.dataset import MANIFEST
 
         index = self._index()
         manifest = Path(self.root) / MANIFEST
@@ -96,7 +96,7 @@ class CacheSource:
         return self._frontend().to_dict()
 
     def open(self, split: str) -> Dataset:
-        from musicbrain_cli.training.cache import CachedWindows
+        from musicbrain_cli.data.cache import CachedWindows
 
         return CachedWindows(self.cache_dir(), split=split)
 

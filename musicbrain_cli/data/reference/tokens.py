@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 from musicbrain_cli.errors import ConfigError, RenderError
-from musicbrain_cli.training.reference.scores import (MAX_PARTS, PITCH_MAX, PITCH_MIN,
+from musicbrain_cli.data.reference.scores import (MAX_PARTS, PITCH_MAX, PITCH_MIN,
                                                       TICKS_PER_QUARTER)
 
 PAD, BOS, EOS = "<pad>", "<bos>", "<eos>"
@@ -193,14 +193,14 @@ def events_to_midi(events: Sequence[Event], *, qpm: float, instrumentation: str,
     """Note events -> ``pretty_midi.PrettyMIDI``, one instrument per part.
 
     Programs come from the renderer's table for the instrumentation
-    (:data:`musicbrain_cli.training.render.INSTRUMENTATION_PROGRAMS`), extended here for the
+    (:data:`musicbrain_cli.data.render.INSTRUMENTATION_PROGRAMS`), extended here for the
     ``Melody`` label (a lone tune: violin, flute, voice or oboe by part index, so folk
     tunes are heard on the instruments that play them). ``rotate`` shifts where in the
     program list part 0 starts, so a build can vary the timbre of a label's pieces.
     """
     import pretty_midi
 
-    from musicbrain_cli.training.render import INSTRUMENTATION_PROGRAMS
+    from musicbrain_cli.data.render import INSTRUMENTATION_PROGRAMS
 
     if qpm <= 0:
         raise RenderError(f"tempo must be positive, got qpm={qpm!r}")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from musicbrain_cli.errors import DatasetError
 from musicbrain_cli.progress import NULL_PROGRESS, Progress
-from musicbrain_cli.training.dataset import (AUDIO_DIR, MANIFEST, SCORE_DIR, Dataset,
+from musicbrain_cli.data.dataset import (AUDIO_DIR, MANIFEST, SCORE_DIR, Dataset,
                                              write_dataset_files)
 
 

@@ -7,6 +7,6 @@ conditioned transformer generators), :mod:`.codec` (the neural audio autoencoder
 ``docs/reference-corpus.md`` for the corpus card.
 """
 
-from musicbrain_cli.training.reference.build import SIZES, build_reference, train_generators
+from musicbrain_cli.data.reference.build import SIZES, build_reference, train_generators
 
 __all__ = ["SIZES", "build_reference", "train_generators"]

@@ -32,7 +32,7 @@ import torch.utils.data
 from musicbrain_cli.errors import DatasetError
 from musicbrain_cli.files import sha256_file
 from musicbrain_cli.progress import NULL_PROGRESS, Progress
-from musicbrain_cli.training.dataset import MANIFEST, SPLITS, Dataset
+from musicbrain_cli.data.dataset import MANIFEST, SPLITS, Dataset
 
 CACHE_VERSION = 1
 CACHE_DTYPE = np.float16

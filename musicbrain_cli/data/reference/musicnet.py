@@ -6,12 +6,12 @@ ICLR) holds 330 classical pieces by ten composers with their score MIDIs
 piece becomes a :class:`~.scores.Work`, the same note events as music21's scores (12 ticks
 per quarter, no dynamics), so it goes through the same ``events_to_midi`` -> ``render_midi``
 path, SoundFonts, humanisation and clip length as every other clip of the corpus, human or
-generated. The recordings are never used (``training/musicnet.py`` says why).
+generated. The recordings are never used (``data/musicnet.py`` says why).
 
-Labels and work identity come from the MusicNet adapter (``training/musicnet.py``
-:func:`~musicbrain_cli.training.musicnet.discover`): its composer mapping (MusicNet writes
+Labels and work identity come from the MusicNet adapter (``data/musicnet.py``
+:func:`~musicbrain_cli.data.musicnet.discover`): its composer mapping (MusicNet writes
 bare surnames, each of its ten composers the only one of that surname there), the period
-of that composer, :func:`~musicbrain_cli.training.musicnet.ensemble_instrumentation` and
+of that composer, :func:`~musicbrain_cli.data.musicnet.ensemble_instrumentation` and
 the work id ``musicnet:<composer>:<catalog_name>`` that groups the movements of one work.
 A MusicNet work that music21's corpus also holds (Beethoven's Op. 18 No. 1 and 5 and
 Op. 132 quartets) takes the music21 work id instead, so the two encodings of one work can
@@ -30,7 +30,7 @@ from typing import Iterable, Sequence
 
 from musicbrain_cli.errors import DatasetError, MusicBrainError
 from musicbrain_cli.progress import NULL_PROGRESS, Progress
-from musicbrain_cli.training.reference import scores as sc
+from musicbrain_cli.data.reference import scores as sc
 
 COLLECTION = "musicnet"
 #: Where the client's MusicNet tree sits beside a checkout (``../shared/data/musicnet``).
@@ -150,8 +150,8 @@ def musicnet_works(root: str | os.PathLike, *, per_composer: int | None = None,
     as ``(item, reason)``. Raises :class:`DatasetError` when ``root`` is not a MusicNet
     tree.
     """
-    from musicbrain_cli.training import musicnet as mn
-    from musicbrain_cli.training.render import score_to_midi
+    from musicbrain_cli.data import musicnet as mn
+    from musicbrain_cli.data.render import score_to_midi
 
     root = Path(root)
     pieces, skipped = mn.discover(root)

@@ -13,12 +13,12 @@ Classes (manifest ``source`` / ``generator``):
   their source work's split.
 
 Every clip goes through the same path: note events -> :func:`.tokens.events_to_midi` ->
-:func:`musicbrain_cli.training.render.render_midi` with a humanisation drawn from the same
+:func:`musicbrain_cli.data.render.render_midi` with a humanisation drawn from the same
 distribution, cropped or padded to exactly ``clip_s`` seconds.
 
 Splits are by work. Works the generators learned from are always ``train`` (so nothing in
 an evaluation split was seen by a generator); the rest are cut into val / test /
-``test_xsf`` by :func:`musicbrain_cli.training.dataset.assign_splits`. One SoundFont
+``test_xsf`` by :func:`musicbrain_cli.data.dataset.assign_splits`. One SoundFont
 (:data:`HELD_OUT_SOUNDFONT`) renders ``test_xsf`` and nothing else.
 
 Every random choice is drawn from a generator seeded by ``(seed, clip id)``, so the same
@@ -42,8 +42,8 @@ import numpy as np
 from musicbrain_cli.errors import DatasetError, RenderError, TrainingError
 from musicbrain_cli.progress import NULL_PROGRESS, Progress
 from musicbrain_cli.taxonomy import Taxonomy
-from musicbrain_cli.training.reference import scores as sc
-from musicbrain_cli.training.reference.tokens import (EOS, PREFIX_LEN, Vocabulary,
+from musicbrain_cli.data.reference import scores as sc
+from musicbrain_cli.data.reference.tokens import (EOS, PREFIX_LEN, Vocabulary,
                                                       condition_tokens, decode_events,
                                                       encode_events, events_to_midi, window)
 
@@ -155,7 +155,7 @@ def _slug(text: str) -> str:
 
 def generator_training_split(works: Sequence[sc.Work]) -> dict[str, str]:
     """The split of the corpus the generators are trained on (fixed seed)."""
-    from musicbrain_cli.training.dataset import assign_splits
+    from musicbrain_cli.data.dataset import assign_splits
 
     return assign_splits([w.work_id for w in works], fractions=SPLIT_FRACTIONS,
                          seed=GENERATOR_SPLIT_SEED)
@@ -181,8 +181,8 @@ def train_generators(*, assets_dir: Path = ASSETS_DIR, cache_dir: Path | None = 
     """
     import torch
 
-    from musicbrain_cli.training.reference import codec as cd
-    from musicbrain_cli.training.reference import symbolic as sy
+    from musicbrain_cli.data.reference import codec as cd
+    from musicbrain_cli.data.reference import symbolic as sy
 
     torch.manual_seed(seed)
     works = list(sc.iter_corpus(collections, files_per_collection=files_per_collection,
@@ -212,7 +212,7 @@ def train_generators(*, assets_dir: Path = ASSETS_DIR, cache_dir: Path | None = 
         curves[name] = curve
 
     # codec: render a few seconds of many training works, with the training fonts only
-    from musicbrain_cli.training.render import Humanize, render_midi
+    from musicbrain_cli.data.render import Humanize, render_midi
 
     fonts = [f for f in _soundfonts() if f.name != HELD_OUT_SOUNDFONT]
     audio: list[np.ndarray] = []
@@ -245,7 +245,7 @@ def train_generators(*, assets_dir: Path = ASSETS_DIR, cache_dir: Path | None = 
 
 
 def _soundfonts():
-    from musicbrain_cli.training.render import available_soundfonts
+    from musicbrain_cli.data.render import available_soundfonts
 
     fonts = available_soundfonts()
     if len(fonts) < 2:
@@ -281,7 +281,7 @@ def _fit(y: np.ndarray, n: int) -> np.ndarray:
 
 def _split_works(work_ids: Sequence[str], pinned: set[str], seed: int) -> dict[str, str]:
     """Pinned works -> train; the rest by :func:`assign_splits` on the remaining shares."""
-    from musicbrain_cli.training.dataset import assign_splits
+    from musicbrain_cli.data.dataset import assign_splits
 
     ids = sorted(set(work_ids))
     out = {w: "train" for w in ids if w in pinned}
@@ -295,7 +295,7 @@ def _split_works(work_ids: Sequence[str], pinned: set[str], seed: int) -> dict[s
 
 
 def _xsf_split_name() -> str:
-    from musicbrain_cli.training import dataset as ds
+    from musicbrain_cli.data import dataset as ds
 
     if XSF_SPLIT in ds.SPLITS:
         return XSF_SPLIT
@@ -339,7 +339,7 @@ def plan_human(works: Sequence[sc.Work], spec: SizeSpec, splits: dict[str, str],
 def plan_arrangements(spec: SizeSpec, seed: int, xsf: str = XSF_SPLIT) -> list[_Clip]:
     """The popular-idiom human clips (:mod:`.arrangements`): each piece is its own work,
     split by work with the corpus's shares; labels other than source are unknown."""
-    from musicbrain_cli.training.reference import arrangements as ar
+    from musicbrain_cli.data.reference import arrangements as ar
 
     pieces = [(g, i) for g in ar.GENRES for i in range(spec.arrangements_per_genre)]
     if not pieces:
@@ -358,7 +358,7 @@ def plan_arrangements(spec: SizeSpec, seed: int, xsf: str = XSF_SPLIT) -> list[_
 
 
 def _arrangement_genres() -> list[str]:
-    from musicbrain_cli.training.reference import arrangements as ar
+    from musicbrain_cli.data.reference import arrangements as ar
 
     return list(ar.GENRES)
 
@@ -392,7 +392,7 @@ def plan_symbolic(name: str, model, vocab: Vocabulary, conditions: list, spec: S
     """
     import torch
 
-    from musicbrain_cli.training.dataset import assign_splits
+    from musicbrain_cli.data.dataset import assign_splits
 
     token_ticks = torch.tensor([int(t.split("=")[1]) if t.startswith("shift=") else 0
                                 for t in vocab.tokens], dtype=torch.long)
@@ -437,7 +437,7 @@ def plan_symbolic(name: str, model, vocab: Vocabulary, conditions: list, spec: S
 
 
 def _sample(model, prefixes, vocab: Vocabulary, token_ticks, need: int, gen):
-    from musicbrain_cli.training.reference import symbolic as sy
+    from musicbrain_cli.data.reference import symbolic as sy
 
     # token cap: a note is 3 tokens; four-part textures average ~1 token per tick, so
     # twice that leaves room, and a piece that is still short is skipped, not padded
@@ -447,7 +447,7 @@ def _sample(model, prefixes, vocab: Vocabulary, token_ticks, need: int, gen):
 
 
 def _humanize(rng: np.random.Generator):
-    from musicbrain_cli.training.render import Humanize
+    from musicbrain_cli.data.render import Humanize
 
     return Humanize(tempo_jitter=0.04, timing_jitter_s=float(rng.uniform(0.0, 0.015)),
                     velocity_jitter=float(rng.uniform(4.0, 12.0)),
@@ -459,7 +459,7 @@ def _musicnet_works(root, spec: SizeSpec, pinned: set[str], progress: Progress,
     """The MusicNet works of this build (none without ``root``) and the pieces left out."""
     if root is None:
         return [], []
-    from musicbrain_cli.training.reference import musicnet as mnr
+    from musicbrain_cli.data.reference import musicnet as mnr
 
     t = time.perf_counter()
     failures: list[tuple[str, str]] = []
@@ -472,7 +472,7 @@ def _musicnet_works(root, spec: SizeSpec, pinned: set[str], progress: Progress,
 
 def _musicnet_summary(root, works: Sequence[sc.Work], failures, rows, vocab) -> dict:
     """What the build report says about MusicNet: used or not, how much, what is missing."""
-    from musicbrain_cli.training.reference import musicnet as mnr
+    from musicbrain_cli.data.reference import musicnet as mnr
 
     if root is None:
         return {"used": False}
@@ -498,7 +498,7 @@ def _rhythgen_clips(root, spec: SizeSpec, seed: int, out: Path, jobs: int | None
     ``splits`` (work -> split) and ``failures`` are taken out by the caller."""
     if root is None or spec.rhythgen_per_config == 0:
         return [], {"used": False, "root": str(root) if root else None}
-    from musicbrain_cli.training.reference import rhythgen as rg
+    from musicbrain_cli.data.reference import rhythgen as rg
 
     t = time.perf_counter()
     pieces = rg.discover_pieces(root)
@@ -562,10 +562,10 @@ def build_reference(out: str | Path, *, size: str = "small", seed: int = 0,
     """
     import torch
 
-    from musicbrain_cli.training.dataset import ClipRecord, DatasetWriter
-    from musicbrain_cli.training.reference import codec as cd
-    from musicbrain_cli.training.reference import symbolic as sy
-    from musicbrain_cli.training.render import render_midi
+    from musicbrain_cli.data.dataset import ClipRecord, DatasetWriter
+    from musicbrain_cli.data.reference import codec as cd
+    from musicbrain_cli.data.reference import symbolic as sy
+    from musicbrain_cli.data.render import render_midi
 
     if size not in SIZES:
         raise DatasetError(f"unknown corpus size {size!r} (sizes: {sorted(SIZES)})")
@@ -630,7 +630,7 @@ def build_reference(out: str | Path, *, size: str = "small", seed: int = 0,
         # generators); composers the shipped vocabulary lacks condition as "composer=?"
         conditions = _merge_conditions(conditions, _conditions(mn_works, set()))
     symbolic: list[_Clip] = []
-    from musicbrain_cli.training.reference import musicnet as mnr
+    from musicbrain_cli.data.reference import musicnet as mnr
 
     taxonomy = reference_taxonomy(sc.COLLECTIONS, extra_composers=mnr.composers_of(mn_works),
                                   extra_generators=sorted({c.generator for c in rg_clips}))

@@ -3,7 +3,7 @@
 RhythGen (NotaGen-small fine-tuned on Lieder and ragtime) wrote the ABC pieces in the
 client's ``notagen-outputs/<Lieder|RAG|RAG-RH>/<configuration>/`` folders. Here they join
 the reference corpus's AI side, labelled and identified by the NotaGen adapter
-(:func:`musicbrain_cli.training.notagen.discover`, :func:`~.notagen.find_labels`: generator
+(:func:`musicbrain_cli.data.notagen.discover`, :func:`~.notagen.find_labels`: generator
 ``notagen-small-ft``, instrumentation from the family, period and composer unknown), and
 are rendered by the corpus's own loop: the same SoundFonts (the held-out one for the
 cross-renderer split), the same seeded humanisation and clip length as every human clip.
@@ -19,7 +19,7 @@ whose work is in a test split are kept, so a test clip of one is unseen twice ov
 
 Parsing ABC is slow and untrusted (music21 can run for minutes on broken generated ABC):
 each piece is parsed in a child with a deadline
-(:func:`~musicbrain_cli.training.render.score_to_midi_bounded`), several at once, and the
+(:func:`~musicbrain_cli.data.render.score_to_midi_bounded`), several at once, and the
 resulting MIDI is kept in the build folder (``.rhythgen-midi/``, MIDI files: data), so a
 resumed build does not parse again.
 """
@@ -77,7 +77,7 @@ class Piece:
 def find_rhythgen(*, cwd: str | os.PathLike | None = None) -> Path | None:
     """The shared RhythGen tree beside the working folder or this checkout, if any
     (``../shared/data/notagen-outputs``; it must hold at least one family folder)."""
-    from musicbrain_cli.training.notagen import RHYTHGEN_FAMILIES
+    from musicbrain_cli.data.notagen import RHYTHGEN_FAMILIES
 
     repo = Path(__file__).resolve().parents[3]
     start = Path(cwd) if cwd is not None else Path.cwd()
@@ -92,7 +92,7 @@ def find_rhythgen(*, cwd: str | os.PathLike | None = None) -> Path | None:
 def discover_pieces(root: str | Path) -> list[Piece]:
     """Every RhythGen piece under ``root`` with its labels, sorted by path; files outside
     RhythGen's layout are ignored (``data notagen`` reads those)."""
-    from musicbrain_cli.training import notagen as ng
+    from musicbrain_cli.data import notagen as ng
 
     root = Path(root)
     pieces = []
@@ -136,7 +136,7 @@ def parse_all(pieces: Sequence[Piece], cache: Path, *, jobs: int | None = None,
     once, default the CPU count) or read back from ``cache``."""
     import pretty_midi
 
-    from musicbrain_cli.training.render import score_to_midi_bounded
+    from musicbrain_cli.data.render import score_to_midi_bounded
 
     cache.mkdir(parents=True, exist_ok=True)
     midis: dict[str, object] = {}

@@ -13,9 +13,9 @@ import dataclasses
 import numpy as np
 
 from musicbrain_cli.errors import RenderError
-from musicbrain_cli.training.dataset import (ClipRecord, DatasetWriter, origin_fragment,
+from musicbrain_cli.data.dataset import (ClipRecord, DatasetWriter, origin_fragment,
                                              plan_clips, slice_midi)
-from musicbrain_cli.training.render import (RELEASE_TAIL_S, Humanize, SoundFont,
+from musicbrain_cli.data.render import (RELEASE_TAIL_S, Humanize, SoundFont,
                                             humanize_midi, render_midi)
 
 

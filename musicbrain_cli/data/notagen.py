@@ -30,7 +30,7 @@ so explicitly), the prompt lines, the demo's file name, each enclosing folder na
 one of NotaGen's 112 prompts (nearest first), RhythGen's family folder (instrumentation
 only). The first source that states a label decides it; later sources that disagree are
 listed in ``build_report.json``, never used. A folder or file name is a label source only
-when it spells one of NotaGen's prompts (:data:`~musicbrain_cli.training.labels.NOTAGEN_PROMPTS`),
+when it spells one of NotaGen's prompts (:data:`~musicbrain_cli.data.labels.NOTAGEN_PROMPTS`),
 so a typo or an unknown composer cannot invent a label. A composer that is unknown or
 ambiguous (``Mozart, Leopold``; bare ``Schumann``) is masked and listed, never mapped to
 another person. A file no source labels at all is skipped.
@@ -55,15 +55,15 @@ from pathlib import Path
 
 from musicbrain_cli.errors import DatasetError, MusicBrainError, RenderError
 from musicbrain_cli.progress import NULL_PROGRESS, Progress
-from musicbrain_cli.training.dataset import (ClipRecord, DatasetWriter, assign_splits,
+from musicbrain_cli.data.dataset import (ClipRecord, DatasetWriter, assign_splits,
                                              warn_small_split)
 from musicbrain_cli.taxonomy import NONE, SEPARATOR
-from musicbrain_cli.training.labels import (INSTRUMENTATIONS, NOTAGEN_PROMPTS, PERIODS,
+from musicbrain_cli.data.labels import (INSTRUMENTATIONS, NOTAGEN_PROMPTS, PERIODS,
                                             canonical_instrumentation, canonical_period,
                                             resolve_composer, style_taxonomy)
-from musicbrain_cli.training.abc import deinterleave_abc  # noqa: F401  (public here too)
-from musicbrain_cli.training.pieces import write_piece
-from musicbrain_cli.training.render import (PARSE_TIMEOUT_S, Humanize, SoundFont,
+from musicbrain_cli.data.abc import deinterleave_abc  # noqa: F401  (public here too)
+from musicbrain_cli.data.pieces import write_piece
+from musicbrain_cli.data.render import (PARSE_TIMEOUT_S, Humanize, SoundFont,
                                             available_soundfonts, score_to_midi,
                                             score_to_midi_bounded)
 

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from musicbrain_cli.errors import ModelLoadError, TrainingError
 from musicbrain_cli.files import sha256_file
 from musicbrain_cli.progress import NULL_PROGRESS, Progress
-from musicbrain_cli.training.reference.tokens import EOS, PAD, PREFIX_LEN, Vocabulary
+from musicbrain_cli.data.reference.tokens import EOS, PAD, PREFIX_LEN, Vocabulary
 
 #: NotaGen's sampling defaults (NotaGen README, "Inference": top_k=9, top_p=0.9,
 #: temperature=1.2).

@@ -44,11 +44,11 @@ import numpy as np
 
 from musicbrain_cli.errors import DatasetError, MusicBrainError, RenderError
 from musicbrain_cli.progress import NULL_PROGRESS, Progress
-from musicbrain_cli.training.dataset import (ClipRecord, DatasetWriter, assign_splits,
+from musicbrain_cli.data.dataset import (ClipRecord, DatasetWriter, assign_splits,
                                              read_csv_rows, warn_small_split)
-from musicbrain_cli.training.labels import COMPOSER_PERIODS, canonical_composer, style_taxonomy
-from musicbrain_cli.training.pieces import write_piece
-from musicbrain_cli.training.render import (DEFAULT_VELOCITY, Humanize, SoundFont,
+from musicbrain_cli.data.labels import COMPOSER_PERIODS, canonical_composer, style_taxonomy
+from musicbrain_cli.data.pieces import write_piece
+from musicbrain_cli.data.render import (DEFAULT_VELOCITY, Humanize, SoundFont,
                                             available_soundfonts, score_to_midi)
 
 LABEL_SAMPLE_RATE = 44100  # MusicNet label times are sample indices at 44.1 kHz

@@ -31,7 +31,7 @@ import numpy as np
 
 from musicbrain_cli.errors import MusicBrainError, RenderError
 # ABC text handling lives in .abc; the names stay importable from here for callers
-from musicbrain_cli.training.abc import (_INLINE_VOICE, _NAME_ATTR, deinterleave_abc,  # noqa: F401
+from musicbrain_cli.data.abc import (_INLINE_VOICE, _NAME_ATTR, deinterleave_abc,  # noqa: F401
                                          quoted_without_commas, split_abc_voices,
                                          visible_rests)
 
