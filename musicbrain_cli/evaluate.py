@@ -12,7 +12,8 @@ What it measures (all written to ``metrics.json``, summarised in ``metrics.md``)
   card's detection threshold (the false-positive rate is what accuses a human);
 - explanations, on up to ``explain_windows`` windows (the first window of clips spread
   evenly over the split, so the sample does not depend on the model's output): FM-G-CAM
-  (``cam_weighting`` channel or cell, see :mod:`musicbrain_cli.explain.fmgcam`) for the top-k labels,
+  (``cam_weighting`` channel or cell, ``cam_refine`` none or gradient-input, see
+  :mod:`musicbrain_cli.explain.fmgcam`) for the top-k labels,
   deletion and insertion AUC of its fused map against random maps and an occlusion map;
 - alignment: harmonic overlap (saliency on the partials of the sounding notes) and onset
   overlap, each against chance, with notes from the clip's MIDI score when the data set has
@@ -105,6 +106,7 @@ class _ExplainTotals:
     notes_source: dict[str, int] = field(default_factory=lambda: {"score": 0, "estimated": 0})
     figures: list[str] = field(default_factory=list)
     weighting: str | None = None
+    refine: str | None = None
     # Band removal: the fused top-k map (following the top-k labels) and the verdict's own map.
     band: list = field(default_factory=list)
     band_verdict: list = field(default_factory=list)
@@ -223,7 +225,7 @@ def _window(samples: np.ndarray, n: int) -> np.ndarray:
 def _explain_window(detector, wave: np.ndarray, notes, *, clip_id: str, totals: _ExplainTotals,
                     figure_dir: Path | None, top_k: int, steps: int, substrate: str,
                     occlusion: bool, occlusion_patch, n_random: int,
-                    weighting: str | None = None) -> None:
+                    weighting: str | None = None, refine: str | None = None) -> None:
     from musicbrain_cli.alignment import harmonic_overlap, note_onsets, onset_overlap
     from musicbrain_cli.explain import (FMGradCAM, LabelTarget, band_removal, fidelity_report,
                                         plot_fmgcam)
@@ -233,11 +235,11 @@ def _explain_window(detector, wave: np.ndarray, notes, *, clip_id: str, totals: 
     times, freqs = frame_times(fe), bin_frequencies(fe)
     spec = detector.spectrograms(wave[None])
     k = min(top_k, len(detector.labels))
-    options = {} if weighting is None else {"weighting": weighting}
+    options = _cam_options(weighting, refine)
     with FMGradCAM(detector.model, layer="fusion", k=k, **options) as cam:
         res = cam(spec, times=times, freqs=freqs)
     fused = res.fused()[0]
-    totals.weighting = res.extra["weighting"]
+    totals.weighting, totals.refine = res.extra["weighting"], res.extra["refine"]
     def follow(cam_result, targets):
         """Deletion/insertion of ``cam_result``'s fused map, following ``targets``' calibrated
         probabilities, against occlusion and both chance baselines."""
@@ -324,8 +326,13 @@ def entry_clip(*, seconds: float, sample_rate: int, seed: int, soundfont=None):
     return _window(y, int(round(seconds * sample_rate))), t0
 
 
+def _cam_options(weighting: str | None, refine: str | None) -> dict[str, str]:
+    """FMGradCAM keywords the caller set (``None``: FMGradCAM's default)."""
+    return {k: v for k, v in (("weighting", weighting), ("refine", refine)) if v is not None}
+
+
 def _event_test(detector, n_clips: int, *, top_k: int, weighting: str | None,
-                seed: int = 0) -> dict[str, Any]:
+                refine: str | None = None, seed: int = 0) -> dict[str, Any]:
     """The rhythmic-event test on ``n_clips`` entry clips, for the fused top-k map and for the
     verdict's own map. ``{"skipped": reason}`` when the clips cannot be rendered here."""
     from musicbrain_cli.errors import RenderError
@@ -334,7 +341,7 @@ def _event_test(detector, n_clips: int, *, top_k: int, weighting: str | None,
 
     fe = detector.config.front_end
     times, freqs = frame_times(fe), bin_frequencies(fe)
-    options = {} if weighting is None else {"weighting": weighting}
+    options = _cam_options(weighting, refine)
     k = min(top_k, len(detector.labels))
     source = [i for i, name in enumerate(detector.labels) if name.split("/")[0] == DETECTION_GROUP]
     fused_hits, verdict_hits = [], []
@@ -362,7 +369,7 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
              substrate: str = "floor", occlusion: bool = True,
              occlusion_patch: tuple[int, int] = DEFAULT_OCCLUSION_PATCH, n_random: int = 3,
              batch_size: int = 16, overwrite: bool = False, cam_weighting: str | None = None,
-             event_clips: int = DEFAULT_EVENT_CLIPS,
+             cam_refine: str | None = None, event_clips: int = DEFAULT_EVENT_CLIPS,
              progress: Progress = NULL_PROGRESS) -> dict[str, Any]:
     """Evaluate ``detector`` (:class:`~musicbrain_cli.model.inference.Detector`) on the
     ``split`` of ``dataset`` (:class:`~musicbrain_cli.training.dataset.Dataset`); write
@@ -407,7 +414,8 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
                                     clip_id=clip_id, totals=totals, figure_dir=figure_dir,
                                     top_k=top_k, steps=fidelity_steps, substrate=substrate,
                                     occlusion=occlusion, occlusion_patch=occlusion_patch,
-                                    n_random=n_random, weighting=cam_weighting)
+                                    n_random=n_random, weighting=cam_weighting,
+                                    refine=cam_refine)
             except MusicBrainError as exc:
                 failed.append({"clip_id": clip_id, "error": f"{type(exc).__name__}: {exc}"})
             task.advance()
@@ -435,7 +443,7 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
     n_exp = len(fused.beats_random)
     metrics["fidelity"] = {
         "windows": n_exp, "clips": explained, "substrate": substrate, "steps": fidelity_steps, "top_k": top_k,
-        "weighting": totals.weighting,
+        "weighting": totals.weighting, "refine": totals.refine,
         "occlusion_patch": list(occlusion_patch) if occlusion else None,
         **fused.means(),
         "beats_random_share": _share(fused.beats_random),
@@ -452,7 +460,8 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
         "band_removal": {"fused": band_removal_summary(totals.band),
                          "verdict": band_removal_summary(totals.band_verdict),
                          "substrate": substrate},
-        "rhythmic_event": (_event_test(detector, event_clips, top_k=top_k, weighting=cam_weighting)
+        "rhythmic_event": (_event_test(detector, event_clips, top_k=top_k, weighting=cam_weighting,
+                                       refine=cam_refine)
                            if event_clips else {"skipped": "event_clips=0"}),
     }
     metrics["alignment"] = {
@@ -552,6 +561,8 @@ def metrics_markdown(m: dict[str, Any]) -> str:
                   f"TP {r['tp']}, FP {r['fp']}, TN {r['tn']}, FN {r['fn']}"]
     f = m["fidelity"]
     weighted = f"{f['weighting']}-weighted, " if f.get("weighting") else ""
+    if f.get("refine") and f["refine"] != "none":
+        weighted += f"refined by {f['refine'].replace('-', ' x ')}, "
     lines += ["", f"## Explanation fidelity (FM-G-CAM, {weighted}{f['windows']} windows, "
               f"substrate {f['substrate']})", "",
               "| map | deletion AUC (lower is better) | insertion AUC (higher is better) |", "|---|---|---|"]

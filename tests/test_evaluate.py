@@ -142,17 +142,20 @@ def test_cli_evaluate(setup, tmp_path):
     out = tmp_path / "out"
     args = ["evaluate", "--data", str(dataset.root), "--model", str(ckpt), "-o", str(out),
             "--explain-windows", "0", "--figures", "0", "--device", "cpu"]
-    result = CliRunner().invoke(main, args)
+    result = CliRunner().invoke(main, args + ["--event-clips", "0"])
     assert result.exit_code == 0, result.output
     assert json.loads((out / "metrics.json").read_text())["clips_scored"] == 4
     again = CliRunner().invoke(main, args)
     assert again.exit_code == 1 and "exists" in again.output
     cell = args[:-6] + ["--explain-windows", "1", "--figures", "0", "--no-occlusion",
-                        "--cam-weighting", "cell", "--overwrite", "--device", "cpu"]
+                        "--cam-weighting", "cell", "--cam-refine", "gradient-input",
+                        "--event-clips", "1", "--overwrite", "--device", "cpu"]
     result = CliRunner().invoke(main, cell)
     assert result.exit_code == 0, result.output
-    assert json.loads((out / "metrics.json").read_text())["fidelity"]["weighting"] == "cell"
-    assert "cell-weighted" in (out / "metrics.md").read_text()
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["fidelity"]["weighting"] == "cell" and m["fidelity"]["refine"] == "gradient-input"
+    assert m["faithfulness"]["rhythmic_event"]["fused"]["clips"] == 1
+    assert "cell-weighted, refined by gradient x input" in (out / "metrics.md").read_text()
 
 
 def test_explained_positions_spread_over_the_split():

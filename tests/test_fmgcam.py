@@ -60,7 +60,7 @@ def reference_fmgcam(model, spec, k):
 
 
 def test_matches_written_out_recipe(model, spec):
-    with FMGradCAM(model, k=3, normalize="none", weighting="channel") as cam:
+    with FMGradCAM(model, k=3, normalize="none", weighting="channel", refine="none") as cam:
         res = cam(spec)
     expected, top = reference_fmgcam(model, spec, 3)
     assert res.labels.tolist() == top.tolist()
@@ -82,7 +82,7 @@ def test_exclusive_and_in_unit_range(model, spec, normalize):
 
 
 def test_label_axis_normalisation_is_binary(model, spec):
-    with FMGradCAM(model, normalize="label-axis") as cam:
+    with FMGradCAM(model, normalize="label-axis", refine="none") as cam:
         res = cam(spec)
     assert set(np.unique(res.maps)) <= {0.0, 1.0}
 
@@ -105,9 +105,13 @@ def test_one_forward_and_backward_from_target_layer_only(model, spec):
     forwards, stem_backwards = [], []
     model.register_forward_hook(lambda m, i, o: forwards.append(1))
     model.stem[0].register_full_backward_hook(lambda m, gi, go: stem_backwards.append(1))
-    with FMGradCAM(model, k=3) as cam:
+    with FMGradCAM(model, k=3, refine="none") as cam:
         cam(spec)
     assert len(forwards) == 1 and stem_backwards == []
+    # the refinement costs one backward through the whole network (the k targets summed)
+    with FMGradCAM(model, k=3, refine="gradient-input") as cam:
+        cam(spec)
+    assert len(forwards) == 2 and stem_backwards == [1]
     assert all(p.grad is None for p in model.parameters())
 
 
@@ -217,7 +221,7 @@ def test_cell_weighting_keeps_a_band_heads_frequency_weights():
     spec = torch.rand(2, 1, 16, 12) + 0.5
     maps = {}
     for weighting in WEIGHTING_MODES:
-        with FMGradCAM(model, k=1, weighting=weighting) as cam:
+        with FMGradCAM(model, k=1, weighting=weighting, refine="none") as cam:
             res = cam(spec, targets=[LabelTarget(0)])
         assert res.extra["weighting"] == weighting
         maps[weighting] = res.maps[:, 0]
@@ -299,7 +303,7 @@ def test_refined_map_lands_on_the_click_inside_a_coarse_cell():
     further by upsampling); the refined map marks the click's own cell."""
     spec = torch.zeros(1, 1, 16, 32)
     spec[0, 0, 13, 21] = 5.0                                # label 0's half (rows 8..15)
-    with FMGradCAM(CoarseNet(), k=1) as cam:
+    with FMGradCAM(CoarseNet(), k=1, refine="none") as cam:
         coarse = cam(spec).fused()[0]
     with FMGradCAM(CoarseNet(), k=1, refine="gradient-input") as cam:
         res = cam(spec)
@@ -311,7 +315,7 @@ def test_refined_map_lands_on_the_click_inside_a_coarse_cell():
 
 
 def test_refinement_keeps_labels_exclusive_and_leaves_the_model_alone(model, spec):
-    with FMGradCAM(model, k=3) as cam:
+    with FMGradCAM(model, k=3, refine="none") as cam:
         plain = cam(spec)
     with FMGradCAM(model, k=3, refine="gradient-input") as cam:
         fine = cam(spec)
