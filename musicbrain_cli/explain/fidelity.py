@@ -499,7 +499,7 @@ def event_peak(saliency, *, times, t0: float,
     near = np.abs(at - t0) <= tolerance_s
     chance = float(near.mean())
     if not np.any(change > 0):
-        return EventHit(t0=float(t0), peak_s=float("nan"), tolerance_s=tolerance_s, hit=False,
+        return EventHit(t0=float(t0), peak_s=float("nan"), tolerance_s=float(tolerance_s), hit=False,
                         chance=chance)
     peak = float(at[int(np.argmax(change))])
     return EventHit(t0=float(t0), peak_s=peak, tolerance_s=float(tolerance_s),
