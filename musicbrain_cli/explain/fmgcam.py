@@ -61,10 +61,11 @@ Refinement, ``refine=`` (issue 26, item 1):
       (``benchmarks/explain.py --part cost``). FM-G-CAM still decides which label each
       cell speaks for; the refinement only says where, inside that region, the evidence is.
       The default, as measured (2-core CPU): cost 2.46x one forward per window vs 1.29x
-      unrefined (target <= 3x); on 8 rendered clips with known notes and the shipped model
-      (``benchmarks/explain.py --part refine``), top-3 map harmonic lift 1.13 vs 0.83 and
-      onset hit rate 1.50x chance vs 0.98x; the verdict's own map 0.98 vs 0.65 and 1.31x vs
-      1.32x. Band-removal and rhythmic-event tests passed for neither on those 8 clips.
+      unrefined (target <= 3x); on 24 rendered clips with known notes and the shipped model
+      (``benchmarks/explain.py --part refine --clips 24``), top-3 map harmonic lift 1.10 vs
+      0.83 and onset hit rate 1.48x chance vs 1.09x; the verdict's own map 0.92 vs 0.67 and
+      1.33x vs 1.12x. The band-removal test favours neither clearly (verdict map: Wilcoxon
+      p 0.054 refined, 0.008 unrefined); the rhythmic-event test fails for both.
 
 Weighting, ``weighting=``:
 
