@@ -16,6 +16,10 @@ How gradients are taken, and why:
 - Gradients are taken with :func:`torch.autograd.grad` with respect to that activation only,
   so no parameter's ``.grad`` is written (no ``model.zero_grad()`` on the caller's model).
 - One forward per call; one backward per target with ``retain_graph=True`` except the last.
+- Exception: a method that sets ``input_gradient`` (FM-G-CAM's ``refine="gradient-input"``)
+  keeps the graph from the input on (the hook does not detach), and takes one more backward,
+  all targets summed, through the whole network to the input (``_input_grad``); the
+  per-target backwards still stop at the target layer.
 
 Shapes: the input is a spectrogram batch ``[B, 1, F, T]`` (F frequency bins, row 0 the lowest;
 T frames); the target layer's output is ``[B, C, h, w]``. Maps come back on the input's grid
