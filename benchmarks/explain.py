@@ -5,12 +5,15 @@ Usage::
     python benchmarks/explain.py                  # both parts, JSON on stdout
     python benchmarks/explain.py --part cost --windows 4 --repeats 5 --threads 2
     python benchmarks/explain.py --part normalize --inputs 12
+    python benchmarks/explain.py --part refine --clips 8 --threads 2
 
 Cost: MusicBrainNet at its default front end (one 10 s window = 256 x 500 log-mel map,
 convnext_atto, random weights: cost does not depend on the weights) on a batch of
 ``--windows`` windows. "forward" is one inference forward under ``torch.no_grad`` (what
 the detector pays); "fm-g-cam" is FMGradCAM for each window's top three labels (one forward
-with a graph from the ``fusion`` layer on, three backwards from the logits to ``fusion``).
+with a graph from the ``fusion`` layer on, three backwards from the logits to ``fusion``);
+"refined" is FMGradCAM with ``refine="gradient-input"`` (the forward keeps its graph from
+the input, plus one full backward for the three targets summed).
 Runs are interleaved and the median of ``--repeats`` is reported (and the ratio of the
 fastest runs, the least disturbed on a shared machine), so load hits both alike. Target (issue #7): ratio <= 3.
 
@@ -61,19 +64,29 @@ def bench_cost(windows: int, repeats: int) -> dict:
         with torch.no_grad():
             model(x)
 
-    with FMGradCAM(model, layer="fusion", k=3) as cam:
+    with FMGradCAM(model, layer="fusion", k=3) as cam, \
+            FMGradCAM(model, layer="fusion", k=3, refine="gradient-input") as fine:
         explain = lambda: cam(x)  # noqa: E731
-        forward(), explain()  # warm-up (allocator, oneDNN kernels)
-        fwd, fm = [], []
+        refined = lambda: fine(x)  # noqa: E731
+        forward(), explain(), refined()  # warm-up (allocator, oneDNN kernels)
+        fwd, fm, rf = [], [], []
         for _ in range(repeats):
             fwd.append(_timed(forward))
             fm.append(_timed(explain))
-    f, c = statistics.median(fwd), statistics.median(fm)
+            rf.append(_timed(refined))
+        grid = cam(x[:1]).extra["grid"]
+    f, c, r = statistics.median(fwd), statistics.median(fm), statistics.median(rf)
     return {"windows": windows, "input": list(fe.shape), "backbone": model.config.backbone,
+            # the map's resolution: the fusion grid, and what one cell spans on the input
+            "fusion_grid": list(grid),
+            "cell_rows": fe.n_bins / grid[0], "cell_s": fe.n_frames / grid[1] / fe.frame_rate,
+            "refined_cell_s": 1 / fe.frame_rate,
             "forward_s_per_window": f / windows, "fmgcam_top3_s_per_window": c / windows,
-            "ratio": c / f, "ratio_of_minima": min(fm) / min(fwd), "target_ratio": 3.0,
-            "repeats": repeats,
-            "forward_runs_s": fwd, "fmgcam_runs_s": fm}
+            "refined_top3_s_per_window": r / windows,
+            "ratio": c / f, "ratio_of_minima": min(fm) / min(fwd),
+            "refined_ratio": r / f, "refined_ratio_of_minima": min(rf) / min(fwd),
+            "target_ratio": 3.0, "repeats": repeats,
+            "forward_runs_s": fwd, "fmgcam_runs_s": fm, "refined_runs_s": rf}
 
 
 # --- normalisation study --------------------------------------------------------------------
@@ -145,9 +158,99 @@ def bench_normalize(n_inputs: int, steps: int) -> dict:
     return {"inputs": n_inputs, "steps": steps, "substrate": "floor", "models": out}
 
 
+# --- refinement study: the shipped model on rendered clips with known notes ------------------
+
+
+def _note_clip(seconds: float, sample_rate: int, seed: int):
+    """A rendered phrase with known notes: one GM instrument, notes on a 1/8-s grid with
+    random lengths and pitches, some dyads. Returns ``(samples, notes)``."""
+    import pretty_midi
+
+    from musicbrain_cli.alignment import notes_from_objects
+    from musicbrain_cli.training.render import available_soundfonts, render_midi
+
+    rng = np.random.default_rng(seed)
+    midi = pretty_midi.PrettyMIDI()
+    inst = pretty_midi.Instrument(program=int(rng.choice([0, 40, 73, 24, 71, 11])))
+    t = 0.25
+    while t < seconds - 0.3:
+        length = float(rng.choice([0.25, 0.375, 0.5, 0.75]))
+        pitch = int(rng.integers(48, 84))
+        for p in [pitch] + ([pitch + int(rng.choice([3, 4, 7]))] if rng.random() < 0.3 else []):
+            inst.notes.append(pretty_midi.Note(velocity=int(rng.integers(70, 110)), pitch=p,
+                                               start=t, end=min(t + length, seconds)))
+        t += length
+    midi.instruments.append(inst)
+    y = render_midi(midi, available_soundfonts()[0], sample_rate=sample_rate, seed=seed)
+    n = int(round(seconds * sample_rate))
+    out = np.zeros(n, np.float32)
+    out[: min(n, y.size)] = y[:n]
+    return out, notes_from_objects(inst.notes)
+
+
+def bench_refine(n_clips: int, model_name: str) -> dict:
+    """Harmonic and onset alignment, band removal and the rhythmic-event test of the fused
+    top-3 map and the verdict's own map, for refine='none' and 'gradient-input'."""
+    from musicbrain_cli.alignment import (HarmonicOverlap, OnsetOverlap, harmonic_overlap,
+                                          note_onsets, onset_overlap)
+    from musicbrain_cli.evaluate import entry_clip
+    from musicbrain_cli.explain import (LabelTarget, band_removal, band_removal_summary,
+                                        event_peak, event_summary)
+    from musicbrain_cli.features import bin_frequencies, frame_times
+    from musicbrain_cli.model.inference import Detector
+
+    detector = Detector.from_pretrained(model_name, device="cpu")
+    fe = detector.config.front_end
+    times, freqs = frame_times(fe), bin_frequencies(fe)
+    source = [i for i, name in enumerate(detector.labels) if name.startswith("source/")]
+    modes = ("none", "gradient-input")
+    acc = {m: {g: {"harmonic": [], "onset": [], "band": [], "event": []} for g in ("fused", "verdict")}
+           for m in modes}
+
+    def maps(spec, mode):
+        with FMGradCAM(detector.model, k=3, refine=mode) as cam:
+            res = cam(spec, times=times, freqs=freqs)
+        verdict = max(source, key=lambda j: float(res.logits[0, j]))
+        with FMGradCAM(detector.model, k=1, refine=mode) as cam:
+            alone = cam(spec, targets=[LabelTarget(verdict)])
+        return {"fused": (res.fused()[0], res.labels[0].tolist()), "verdict": (alone.fused()[0], [verdict])}
+
+    start = time.perf_counter()
+    for i in range(n_clips):
+        wave, notes = _note_clip(fe.window_s, fe.sample_rate, seed=100 + i)
+        spec = detector.spectrograms(wave[None])
+        for mode in modes:
+            for group, (m, targets) in maps(spec, mode).items():
+                a = acc[mode][group]
+                a["harmonic"].append(harmonic_overlap(m, freqs=freqs, times=times, notes=notes))
+                a["onset"].append(onset_overlap(m, times=times, onsets=note_onsets(notes)))
+                a["band"].append(band_removal(detector.model, spec[0, 0], m, targets=targets,
+                                              score_fn=detector.calibrate, seed=i))
+        wave, t0 = entry_clip(seconds=fe.window_s, sample_rate=fe.sample_rate, seed=200 + i)
+        spec = detector.spectrograms(wave[None])
+        for mode in modes:
+            for group, (m, _) in maps(spec, mode).items():
+                acc[mode][group]["event"].append(event_peak(m, times=times, t0=t0))
+    out = {}
+    for mode in modes:
+        out[mode] = {}
+        for group, a in acc[mode].items():
+            h, o = HarmonicOverlap.combine(a["harmonic"]), OnsetOverlap.combine(a["onset"])
+            out[mode][group] = {
+                "harmonic": {"share": h.share, "chance": h.chance, "lift": h.lift},
+                "onset": {"hit_rate": o.hit_rate, "chance_hit_rate": o.chance_hit_rate,
+                          "concentration": o.concentration, "onsets": o.onsets},
+                "band_removal": band_removal_summary(a["band"]),
+                "rhythmic_event": event_summary(a["event"]),
+            }
+    return {"clips": n_clips, "model": model_name, "seconds": time.perf_counter() - start, "modes": out}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--part", choices=("cost", "normalize", "all"), default="all")
+    ap.add_argument("--part", choices=("cost", "normalize", "refine", "all"), default="all")
+    ap.add_argument("--clips", type=int, default=8, help="--part refine: rendered clips of each kind")
+    ap.add_argument("--model", default="default", help="--part refine: the model explained")
     ap.add_argument("--windows", type=int, default=4)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
@@ -163,6 +266,8 @@ def main(argv: list[str] | None = None) -> int:
         report["cost"] = bench_cost(args.windows, args.repeats)
     if args.part in ("normalize", "all"):
         report["normalize"] = bench_normalize(args.inputs, args.steps)
+    if args.part == "refine":   # renders clips and loads the shipped model: not part of "all"
+        report["refine"] = bench_refine(args.clips, args.model)
     json.dump(report, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0

@@ -698,6 +698,12 @@ def refit_heads(data_dir, model_name, out_dir, style_bands) -> None:
               show_default=True,
               help="FM-G-CAM's weights: channel (Grad-CAM's gradient averaged per channel, as "
                    "published and as scan uses) or cell (gradient x activation per cell, HiResCAM).")
+@click.option("--cam-refine", type=click.Choice(["none", "gradient-input"]), default=None,
+              help="FM-G-CAM's resolution: none (the fusion layer's grid, 0.32 s columns) or "
+                   "gradient-input (refined at the spectrogram's 20 ms grid). Default: FM-G-CAM's.")
+@click.option("--event-clips", type=click.IntRange(min=0), default=16, show_default=True,
+              help="Synthetic clips (an instrument entering at a known time) for the "
+                   "rhythmic-event test (0: skip it).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="Where the model runs: auto picks CUDA when available, else the CPU.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing metrics.json in OUT.")
@@ -713,8 +719,8 @@ def refit_heads(data_dir, model_name, out_dir, style_bands) -> None:
               help="With --robustness: store the table in the model card, so scan reports show it.")
 @handle_errors
 def evaluate(data_dir, split, model_name, out_dir, explain_windows, n_figures, substrate,
-             no_occlusion, cam_weighting, device, overwrite, robustness, transforms, max_clips,
-             update_card) -> None:
+             no_occlusion, cam_weighting, cam_refine, event_clips, device, overwrite, robustness,
+             transforms, max_clips, update_card) -> None:
     """Measure a model: mAP, explanation fidelity, harmonic and onset alignment; or, with
     --robustness, detection after re-encoding and other transformations."""
     from pathlib import Path
@@ -736,7 +742,9 @@ def evaluate(data_dir, split, model_name, out_dir, explain_windows, n_figures, s
     detector = Detector.from_pretrained(model_name, device=device)
     m = run_evaluation(dataset, detector, out_dir, split=split, explain_windows=explain_windows,
                        n_figures=n_figures, substrate=substrate, occlusion=not no_occlusion,
-                       overwrite=overwrite, cam_weighting=cam_weighting, progress=RichProgress())
+                       overwrite=overwrite, cam_weighting=cam_weighting, cam_refine=cam_refine,
+                       event_clips=event_clips,
+                       progress=RichProgress())
     fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
     c = m["classification"]
     _echo(f"{m['clips_scored']}/{m['clips']} clips scored; mAP macro {fmt(c['map_macro'])}, "

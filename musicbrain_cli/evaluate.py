@@ -12,11 +12,17 @@ What it measures (all written to ``metrics.json``, summarised in ``metrics.md``)
   card's detection threshold (the false-positive rate is what accuses a human);
 - explanations, on up to ``explain_windows`` windows (the first window of clips spread
   evenly over the split, so the sample does not depend on the model's output): FM-G-CAM
-  (``cam_weighting`` channel or cell, see :mod:`musicbrain_cli.explain.fmgcam`) for the top-k labels,
+  (``cam_weighting`` channel or cell, ``cam_refine`` none or gradient-input, see
+  :mod:`musicbrain_cli.explain.fmgcam`) for the top-k labels,
   deletion and insertion AUC of its fused map against random maps and an occlusion map;
 - alignment: harmonic overlap (saliency on the partials of the sounding notes) and onset
   overlap, each against chance, with notes from the clip's MIDI score when the data set has
   one, else from :func:`musicbrain_cli.pitch.estimate_notes` (counted separately);
+- faithfulness in the signal's terms (:mod:`musicbrain_cli.explain.fidelity`): frequency-band
+  removal on the explained windows (the band the map marks most vs random bands of the same
+  width), and a rhythmic-event test on ``event_clips`` synthetic clips rendered here (a
+  sustained string texture, a second instrument entering at a known time), each against
+  chance with intervals and p-values;
 - figures: a precision-recall curve per scored label and FM-G-CAM examples (PNG).
 
 A clip that fails to decode is listed with its reason and left out; the run carries on.
@@ -53,6 +59,12 @@ DEFAULT_FIDELITY_STEPS = 20
 #: Occlusion patch (bins, frames): 1/8 of the default 256 x 500 map per side, so one window
 #: costs about 15 x 19 forwards (batched); finer patches are affordable on a GPU.
 DEFAULT_OCCLUSION_PATCH = (32, 64)
+#: Synthetic entry clips for the rhythmic-event test (rendered with FluidSynth, seeded).
+DEFAULT_EVENT_CLIPS = 16
+#: Entry clips: the sustained texture (GM String Ensemble 1) and the instruments that enter
+#: (trumpet, flute, piano, clarinet, marimba: sharp and soft attacks alike).
+EVENT_TEXTURE_PROGRAM = 48
+EVENT_ENTRY_PROGRAMS = (56, 73, 0, 71, 12)
 
 
 @dataclass
@@ -94,6 +106,10 @@ class _ExplainTotals:
     notes_source: dict[str, int] = field(default_factory=lambda: {"score": 0, "estimated": 0})
     figures: list[str] = field(default_factory=list)
     weighting: str | None = None
+    refine: str | None = None
+    # Band removal: the fused top-k map (following the top-k labels) and the verdict's own map.
+    band: list = field(default_factory=list)
+    band_verdict: list = field(default_factory=list)
 
 
 def _share(flags: list[bool]) -> float | None:
@@ -209,20 +225,21 @@ def _window(samples: np.ndarray, n: int) -> np.ndarray:
 def _explain_window(detector, wave: np.ndarray, notes, *, clip_id: str, totals: _ExplainTotals,
                     figure_dir: Path | None, top_k: int, steps: int, substrate: str,
                     occlusion: bool, occlusion_patch, n_random: int,
-                    weighting: str | None = None) -> None:
+                    weighting: str | None = None, refine: str | None = None) -> None:
     from musicbrain_cli.alignment import harmonic_overlap, note_onsets, onset_overlap
-    from musicbrain_cli.explain import FMGradCAM, LabelTarget, fidelity_report, plot_fmgcam
+    from musicbrain_cli.explain import (FMGradCAM, LabelTarget, band_removal, fidelity_report,
+                                        plot_fmgcam)
     from musicbrain_cli.features import bin_frequencies, frame_times
 
     fe = detector.config.front_end
     times, freqs = frame_times(fe), bin_frequencies(fe)
     spec = detector.spectrograms(wave[None])
     k = min(top_k, len(detector.labels))
-    options = {} if weighting is None else {"weighting": weighting}
+    options = _cam_options(weighting, refine)
     with FMGradCAM(detector.model, layer="fusion", k=k, **options) as cam:
         res = cam(spec, times=times, freqs=freqs)
     fused = res.fused()[0]
-    totals.weighting = res.extra["weighting"]
+    totals.weighting, totals.refine = res.extra["weighting"], res.extra["refine"]
     def follow(cam_result, targets):
         """Deletion/insertion of ``cam_result``'s fused map, following ``targets``' calibrated
         probabilities, against occlusion and both chance baselines."""
@@ -233,6 +250,9 @@ def _explain_window(detector, wave: np.ndarray, notes, *, clip_id: str, totals: 
                                score_fn=detector.calibrate)
 
     report = follow(res, res.labels[0].tolist())
+    totals.band.append(band_removal(detector.model, spec[0, 0], fused, targets=res.labels[0].tolist(),
+                                    substrate_kind=substrate, score_fn=detector.calibrate,
+                                    seed=len(totals.band)))
     totals.fused.add_report(report)
     totals.grid = res.extra["grid"]
     source = [i for i, name in enumerate(detector.labels) if name.split("/")[0] == DETECTION_GROUP]
@@ -248,6 +268,10 @@ def _explain_window(detector, wave: np.ndarray, notes, *, clip_id: str, totals: 
         with FMGradCAM(detector.model, layer="fusion", k=1, **options) as cam:
             alone = cam(spec, targets=[LabelTarget(verdict)])
         totals.verdict.add_report(follow(alone, [verdict]))
+        totals.band_verdict.append(band_removal(detector.model, spec[0, 0], alone.fused()[0],
+                                                targets=[verdict], substrate_kind=substrate,
+                                                score_fn=detector.calibrate,
+                                                seed=len(totals.band_verdict)))
     if notes is None:
         from musicbrain_cli.pitch import estimate_notes
 
@@ -271,12 +295,81 @@ def _explain_window(detector, wave: np.ndarray, notes, *, clip_id: str, totals: 
         totals.figures.append(str(path.relative_to(figure_dir.parent)))
 
 
+def entry_clip(*, seconds: float, sample_rate: int, seed: int, soundfont=None):
+    """A synthetic clip with one rhythmic event at a known time: a sustained string chord for
+    the whole clip, and a second instrument entering at ``t0`` (uniform over the middle 40 %
+    of the clip) with a short melody to the end. Returns ``(samples [shape=(n,)], t0 s)``,
+    exactly ``seconds`` long. Same seed -> same clip. Raises
+    :class:`~musicbrain_cli.errors.RenderError` when FluidSynth or a SoundFont is missing."""
+    import pretty_midi
+
+    from musicbrain_cli.training.render import available_soundfonts, render_midi
+
+    rng = np.random.default_rng(seed)
+    t0 = float(rng.uniform(0.3 * seconds, 0.7 * seconds))
+    midi = pretty_midi.PrettyMIDI()
+    texture = pretty_midi.Instrument(program=EVENT_TEXTURE_PROGRAM)
+    root = int(rng.integers(45, 57))                      # A2..G#3
+    for interval in (0, 4, 7, 12):                        # a major chord, held throughout
+        texture.notes.append(pretty_midi.Note(velocity=70, pitch=root + interval, start=0.0, end=seconds))
+    entry = pretty_midi.Instrument(program=int(rng.choice(EVENT_ENTRY_PROGRAMS)))
+    start, scale = t0, (0, 2, 4, 5, 7, 9, 11, 12)
+    while start < seconds - 0.05:
+        length = float(rng.choice([0.25, 0.5, 0.75]))
+        pitch = root + 24 + int(rng.choice(scale))
+        entry.notes.append(pretty_midi.Note(velocity=96, pitch=pitch, start=start,
+                                            end=min(start + length, seconds)))
+        start += length
+    midi.instruments += [texture, entry]
+    font = soundfont if soundfont is not None else available_soundfonts()[0]
+    y = render_midi(midi, font, sample_rate=sample_rate, seed=seed)
+    return _window(y, int(round(seconds * sample_rate))), t0
+
+
+def _cam_options(weighting: str | None, refine: str | None) -> dict[str, str]:
+    """FMGradCAM keywords the caller set (``None``: FMGradCAM's default)."""
+    return {k: v for k, v in (("weighting", weighting), ("refine", refine)) if v is not None}
+
+
+def _event_test(detector, n_clips: int, *, top_k: int, weighting: str | None,
+                refine: str | None = None, seed: int = 0) -> dict[str, Any]:
+    """The rhythmic-event test on ``n_clips`` entry clips, for the fused top-k map and for the
+    verdict's own map. ``{"skipped": reason}`` when the clips cannot be rendered here."""
+    from musicbrain_cli.errors import RenderError
+    from musicbrain_cli.explain import FMGradCAM, LabelTarget, event_peak, event_summary
+    from musicbrain_cli.features import bin_frequencies, frame_times
+
+    fe = detector.config.front_end
+    times, freqs = frame_times(fe), bin_frequencies(fe)
+    options = _cam_options(weighting, refine)
+    k = min(top_k, len(detector.labels))
+    source = [i for i, name in enumerate(detector.labels) if name.split("/")[0] == DETECTION_GROUP]
+    fused_hits, verdict_hits = [], []
+    for i in range(n_clips):
+        try:
+            wave, t0 = entry_clip(seconds=fe.window_s, sample_rate=fe.sample_rate, seed=seed + i)
+        except RenderError as exc:
+            return {"skipped": f"entry clips cannot be rendered: {exc}"}
+        spec = detector.spectrograms(wave[None])
+        with FMGradCAM(detector.model, layer="fusion", k=k, **options) as cam:
+            res = cam(spec, times=times, freqs=freqs)
+        fused_hits.append(event_peak(res.fused()[0], times=times, t0=t0))
+        if source:
+            verdict = max(source, key=lambda j: float(res.logits[0, j]))
+            with FMGradCAM(detector.model, layer="fusion", k=1, **options) as cam:
+                alone = cam(spec, targets=[LabelTarget(verdict)])
+            verdict_hits.append(event_peak(alone.fused()[0], times=times, t0=t0))
+    return {"fused": event_summary(fused_hits),
+            "verdict": event_summary(verdict_hits) if verdict_hits else None}
+
+
 def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
              explain_windows: int = DEFAULT_EXPLAIN_WINDOWS, n_figures: int = DEFAULT_FIGURES,
              top_k: int = 3, fidelity_steps: int = DEFAULT_FIDELITY_STEPS,
              substrate: str = "floor", occlusion: bool = True,
              occlusion_patch: tuple[int, int] = DEFAULT_OCCLUSION_PATCH, n_random: int = 3,
              batch_size: int = 16, overwrite: bool = False, cam_weighting: str | None = None,
+             cam_refine: str | None = None, event_clips: int = DEFAULT_EVENT_CLIPS,
              progress: Progress = NULL_PROGRESS) -> dict[str, Any]:
     """Evaluate ``detector`` (:class:`~musicbrain_cli.model.inference.Detector`) on the
     ``split`` of ``dataset`` (:class:`~musicbrain_cli.data.dataset.Dataset`); write
@@ -288,8 +381,9 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
     out = Path(out_dir)
     if (out / METRICS_JSON).exists() and not overwrite:
         raise InputError(f"{str(out / METRICS_JSON)!r} exists: pass overwrite=True (--overwrite) to replace it")
-    if explain_windows < 0 or n_figures < 0:
-        raise InputError(f"explain_windows and n_figures must be >= 0, got {explain_windows}, {n_figures}")
+    if explain_windows < 0 or n_figures < 0 or event_clips < 0:
+        raise InputError(f"explain_windows, n_figures and event_clips must be >= 0, got "
+                         f"{explain_windows}, {n_figures}, {event_clips}")
     rows = dataset.split(split)
     if not rows:
         raise DatasetError(f"split {split!r} of {str(dataset.root)!r} has no clips")
@@ -320,7 +414,8 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
                                     clip_id=clip_id, totals=totals, figure_dir=figure_dir,
                                     top_k=top_k, steps=fidelity_steps, substrate=substrate,
                                     occlusion=occlusion, occlusion_patch=occlusion_patch,
-                                    n_random=n_random, weighting=cam_weighting)
+                                    n_random=n_random, weighting=cam_weighting,
+                                    refine=cam_refine)
             except MusicBrainError as exc:
                 failed.append({"clip_id": clip_id, "error": f"{type(exc).__name__}: {exc}"})
             task.advance()
@@ -348,7 +443,7 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
     n_exp = len(fused.beats_random)
     metrics["fidelity"] = {
         "windows": n_exp, "clips": explained, "substrate": substrate, "steps": fidelity_steps, "top_k": top_k,
-        "weighting": totals.weighting,
+        "weighting": totals.weighting, "refine": totals.refine,
         "occlusion_patch": list(occlusion_patch) if occlusion else None,
         **fused.means(),
         "beats_random_share": _share(fused.beats_random),
@@ -358,6 +453,16 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
                             for group, aucs in sorted(totals.by_target_group.items())},
         "verdict": {"windows": len(verdict.beats_random_grid), **verdict.means(),
                     "beats_random_grid_share": _share(verdict.beats_random_grid)},
+    }
+    from musicbrain_cli.explain import band_removal_summary
+
+    metrics["faithfulness"] = {
+        "band_removal": {"fused": band_removal_summary(totals.band),
+                         "verdict": band_removal_summary(totals.band_verdict),
+                         "substrate": substrate},
+        "rhythmic_event": (_event_test(detector, event_clips, top_k=top_k, weighting=cam_weighting,
+                                       refine=cam_refine)
+                           if event_clips else {"skipped": "event_clips=0"}),
     }
     metrics["alignment"] = {
         "windows": n_exp, "notes_source": totals.notes_source,
@@ -376,6 +481,56 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
 
 def _fmt(x: Any, digits: int = 3) -> str:
     return "n/a" if x is None else (f"{x:.{digits}f}" if isinstance(x, float) else str(x))
+
+
+def _ci(pair, digits: int = 3) -> str:
+    return "n/a" if not pair or pair[0] is None else f"[{pair[0]:.{digits}f}, {pair[1]:.{digits}f}]"
+
+
+def _p(x: float | None) -> str:
+    return "n/a" if x is None else (f"{x:.2g}" if x >= 1e-4 else "< 1e-4")
+
+
+def _faithfulness_markdown(f: dict[str, Any] | None) -> list[str]:
+    """The band-removal and rhythmic-event tables of metrics.md."""
+    if not f:
+        return []
+    b = f["band_removal"]
+    lines = ["", "## Faithfulness in the signal's terms", "",
+             "### Frequency-band removal", "",
+             f"The band of {b['fused']['width'] or b['verdict']['width'] or '?'} rows the map marks "
+             f"most is set to the `{b['substrate']}` substrate, and so are random bands of the "
+             "same width (chance); drop = fall of the explained labels' mean probability. "
+             "Difference: marked drop minus random drop, bootstrap 95 % interval; p-values "
+             "one-sided (the marked band hurts more).", "",
+             "| map | windows | marked drop | random drop | difference (95 % CI) | marked hurts more "
+             "(95 % CI) | Wilcoxon p | sign-test p |", "|---|---|---|---|---|---|---|---|"]
+    for name in ("fused", "verdict"):
+        r = b[name]
+        if not r["windows"]:
+            continue
+        lines.append(f"| {name} | {r['windows']} | {_fmt(r['marked_drop'])} | {_fmt(r['random_drop'])} "
+                     f"| {_fmt(r['mean_difference'])} {_ci(r['difference_ci95'])} "
+                     f"| {_fmt(r['marked_worse_share'])} {_ci(r['marked_worse_ci95'])} "
+                     f"| {_p(r['wilcoxon_p'])} | {_p(r['sign_test_p'])} |")
+    e = f["rhythmic_event"]
+    lines += ["", "### Rhythmic event", ""]
+    if "skipped" in e:
+        return lines + [f"Not measured: {e['skipped']}."]
+    tol = (e["fused"] or {}).get("tolerance_s")
+    lines += [f"Synthetic clips (a sustained string chord, a second instrument entering at a "
+              f"known time): does the map's change over time peak within "
+              f"{_fmt(tol, 2)} s of the entry? Chance: a peak placed at random; p one-sided exact "
+              "binomial against chance.", "",
+              "| map | clips | hit rate (95 % CI) | chance | p | median error (s) |",
+              "|---|---|---|---|---|---|"]
+    for name in ("fused", "verdict"):
+        r = e.get(name)
+        if not r or not r["clips"]:
+            continue
+        lines.append(f"| {name} | {r['clips']} | {_fmt(r['hit_rate'])} {_ci(r['hit_rate_ci95'])} "
+                     f"| {_fmt(r['chance'])} | {_p(r['p_value'])} | {_fmt(r['median_error_s'], 2)} |")
+    return lines
 
 
 def metrics_markdown(m: dict[str, Any]) -> str:
@@ -406,6 +561,8 @@ def metrics_markdown(m: dict[str, Any]) -> str:
                   f"TP {r['tp']}, FP {r['fp']}, TN {r['tn']}, FN {r['fn']}"]
     f = m["fidelity"]
     weighted = f"{f['weighting']}-weighted, " if f.get("weighting") else ""
+    if f.get("refine") and f["refine"] != "none":
+        weighted += f"refined by {f['refine'].replace('-', ' x ')}, "
     lines += ["", f"## Explanation fidelity (FM-G-CAM, {weighted}{f['windows']} windows, "
               f"substrate {f['substrate']})", "",
               "| map | deletion AUC (lower is better) | insertion AUC (higher is better) |", "|---|---|---|"]
@@ -439,6 +596,7 @@ def metrics_markdown(m: dict[str, Any]) -> str:
             lines.append(f"| {k} | {_fmt(v['deletion_auc'][k])} | {_fmt(v['insertion_auc'].get(k))} |")
         lines += ["", f"Share of windows where it beats `random_grid` on both: "
                       f"{_fmt(v['beats_random_grid_share'])}"]
+    lines += _faithfulness_markdown(m.get("faithfulness"))
     a = m["alignment"]
     lines += ["", "## Alignment with the music", "",
               f"Notes from the score in {a['notes_source']['score']} windows, estimated from the audio "

@@ -454,7 +454,9 @@ def _explain(chosen: list[_Candidate], detector, options: ScanOptions, timer: _T
     timer.add("alignment", time.perf_counter() - t)
     alignment = {"harmonic": HarmonicOverlap.combine(harm_parts).to_dict(),
                  "onset": OnsetOverlap.combine(onset_parts).to_dict(),
-                 "windows": len(chosen), "normalize": result.extra.get("normalize")}
+                 "windows": len(chosen), "normalize": result.extra.get("normalize"),
+                 "refine": result.extra.get("refine"),
+                 "notes_source": "multi-pitch estimate (no score available)"}
     return explanations, arrays, alignment
 
 

@@ -59,7 +59,7 @@ def test_evaluate_writes_metrics_and_figures(setup, tmp_path):
     dataset, detector = setup
     out = tmp_path / "eval"
     m = evaluate(dataset, detector, out, explain_windows=2, n_figures=1, fidelity_steps=4,
-                 n_random=1, occlusion_patch=(32, 64))
+                 n_random=1, occlusion_patch=(32, 64), event_clips=3)
     on_disk = json.loads((out / "metrics.json").read_text())
     assert on_disk == m
     assert m["clips"] == m["clips_scored"] == 4 and m["failed"] == []
@@ -107,7 +107,15 @@ def test_evaluate_writes_metrics_and_figures(setup, tmp_path):
     romantic = [float(pred[i]["period/Romantic"]) for i in (0, 1, 3)]   # clip2's period unknown
     from sklearn.metrics import average_precision_score
     assert average_precision_score([0, 1, 1], romantic) == pytest.approx(ap["period/Romantic"], abs=1e-12)
+    band = m["faithfulness"]["band_removal"]      # one band test per explained window and map
+    assert band["fused"]["windows"] == band["verdict"]["windows"] == 2 and band["fused"]["width"] == 16
+    assert band["fused"]["mean_difference"] == pytest.approx(
+        band["fused"]["marked_drop"] - band["fused"]["random_drop"], abs=1e-12)
+    event = m["faithfulness"]["rhythmic_event"]
+    assert event["fused"]["clips"] == event["verdict"]["clips"] == 3
+    assert 0.0 < event["fused"]["chance"] < 0.2 and event["fused"]["tolerance_s"] == 0.1
     md = (out / "metrics.md").read_text()
+    assert "Frequency-band removal" in md and "Rhythmic event" in md
     assert "mAP macro" in md and "| period |" in md and "deletion AUC" in md
     assert "The verdict alone (2 windows)" in md and "split by target" in md and "Harmonic" in md
     with pytest.raises(InputError, match="exists"):
@@ -134,17 +142,20 @@ def test_cli_evaluate(setup, tmp_path):
     out = tmp_path / "out"
     args = ["evaluate", "--data", str(dataset.root), "--model", str(ckpt), "-o", str(out),
             "--explain-windows", "0", "--figures", "0", "--device", "cpu"]
-    result = CliRunner().invoke(main, args)
+    result = CliRunner().invoke(main, args + ["--event-clips", "0"])
     assert result.exit_code == 0, result.output
     assert json.loads((out / "metrics.json").read_text())["clips_scored"] == 4
     again = CliRunner().invoke(main, args)
     assert again.exit_code == 1 and "exists" in again.output
     cell = args[:-6] + ["--explain-windows", "1", "--figures", "0", "--no-occlusion",
-                        "--cam-weighting", "cell", "--overwrite", "--device", "cpu"]
+                        "--cam-weighting", "cell", "--cam-refine", "gradient-input",
+                        "--event-clips", "1", "--overwrite", "--device", "cpu"]
     result = CliRunner().invoke(main, cell)
     assert result.exit_code == 0, result.output
-    assert json.loads((out / "metrics.json").read_text())["fidelity"]["weighting"] == "cell"
-    assert "cell-weighted" in (out / "metrics.md").read_text()
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["fidelity"]["weighting"] == "cell" and m["fidelity"]["refine"] == "gradient-input"
+    assert m["faithfulness"]["rhythmic_event"]["fused"]["clips"] == 1
+    assert "cell-weighted, refined by gradient x input" in (out / "metrics.md").read_text()
 
 
 def test_explained_positions_spread_over_the_split():
@@ -190,3 +201,20 @@ def test_verdict_fidelity_follows_the_predicted_source_label(setup, monkeypatch)
         assert len(calls) == 2 and len(calls[0]) == 3
         assert calls[1] == [winner]
         assert totals.verdict.deletion["saliency"] and totals.verdict.beats_random_grid
+
+
+def test_entry_clip_has_its_event_at_t0():
+    """The rhythmic-event clips: exactly the asked length, seeded, and the entry is the
+    clip's strongest onset after the texture's own start (librosa's onset detector)."""
+    from musicbrain_cli.alignment import detect_onsets
+    from musicbrain_cli.evaluate import entry_clip
+
+    sr = 22050
+    y, t0 = entry_clip(seconds=4.0, sample_rate=sr, seed=5)
+    again, t0_again = entry_clip(seconds=4.0, sample_rate=sr, seed=5)
+    assert y.shape == (4 * sr,) and t0 == t0_again and np.array_equal(y, again)
+    assert 1.2 <= t0 <= 2.8
+    before, after = y[int(0.5 * sr): int(t0 * sr)], y[int(t0 * sr) + sr // 10:]
+    assert np.sqrt(np.mean(after ** 2)) > 1.2 * np.sqrt(np.mean(before ** 2))
+    onsets = detect_onsets(y, sr)
+    assert np.min(np.abs(onsets - t0)) < 0.05

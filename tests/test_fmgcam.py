@@ -60,7 +60,7 @@ def reference_fmgcam(model, spec, k):
 
 
 def test_matches_written_out_recipe(model, spec):
-    with FMGradCAM(model, k=3, normalize="none", weighting="channel") as cam:
+    with FMGradCAM(model, k=3, normalize="none", weighting="channel", refine="none") as cam:
         res = cam(spec)
     expected, top = reference_fmgcam(model, spec, 3)
     assert res.labels.tolist() == top.tolist()
@@ -82,7 +82,7 @@ def test_exclusive_and_in_unit_range(model, spec, normalize):
 
 
 def test_label_axis_normalisation_is_binary(model, spec):
-    with FMGradCAM(model, normalize="label-axis") as cam:
+    with FMGradCAM(model, normalize="label-axis", refine="none") as cam:
         res = cam(spec)
     assert set(np.unique(res.maps)) <= {0.0, 1.0}
 
@@ -105,9 +105,13 @@ def test_one_forward_and_backward_from_target_layer_only(model, spec):
     forwards, stem_backwards = [], []
     model.register_forward_hook(lambda m, i, o: forwards.append(1))
     model.stem[0].register_full_backward_hook(lambda m, gi, go: stem_backwards.append(1))
-    with FMGradCAM(model, k=3) as cam:
+    with FMGradCAM(model, k=3, refine="none") as cam:
         cam(spec)
     assert len(forwards) == 1 and stem_backwards == []
+    # the refinement costs one backward through the whole network (the k targets summed)
+    with FMGradCAM(model, k=3, refine="gradient-input") as cam:
+        cam(spec)
+    assert len(forwards) == 2 and stem_backwards == [1]
     assert all(p.grad is None for p in model.parameters())
 
 
@@ -217,7 +221,7 @@ def test_cell_weighting_keeps_a_band_heads_frequency_weights():
     spec = torch.rand(2, 1, 16, 12) + 0.5
     maps = {}
     for weighting in WEIGHTING_MODES:
-        with FMGradCAM(model, k=1, weighting=weighting) as cam:
+        with FMGradCAM(model, k=1, weighting=weighting, refine="none") as cam:
             res = cam(spec, targets=[LabelTarget(0)])
         assert res.extra["weighting"] == weighting
         maps[weighting] = res.maps[:, 0]
@@ -271,3 +275,56 @@ def test_cell_and_channel_weighting_agree_under_a_global_pool():
 def test_unknown_weighting_is_refused(model):
     with pytest.raises(ConfigError, match="weighting"):
         FMGradCAM(model, weighting="pixel")
+
+
+# --- refinement at the spectrogram's resolution (issue 26, item 1) -------------------------
+
+
+class CoarseNet(nn.Module):
+    """The ``fusion`` layer sees the input pooled 4 x 4 (a coarse CAM grid); label 0 reads
+    the upper half of the rows, label 1 the lower half."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.AvgPool2d(4)
+        self.fusion = nn.Conv2d(1, 2, 1)
+        with torch.no_grad():
+            self.fusion.weight.fill_(1.0)
+            self.fusion.bias.zero_()
+
+    def forward(self, x):
+        a = torch.relu(self.fusion(self.stem(x)))          # [B, 2, F/4, T/4]
+        h = a.shape[2] // 2
+        return torch.stack([a[:, 0, h:].mean(dim=(1, 2)), a[:, 1, :h].mean(dim=(1, 2))], dim=1)
+
+
+def test_refined_map_lands_on_the_click_inside_a_coarse_cell():
+    """A click at one frame of one row: the coarse map can only mark its 4 x 4 cell (blurred
+    further by upsampling); the refined map marks the click's own cell."""
+    spec = torch.zeros(1, 1, 16, 32)
+    spec[0, 0, 13, 21] = 5.0                                # label 0's half (rows 8..15)
+    with FMGradCAM(CoarseNet(), k=1, refine="none") as cam:
+        coarse = cam(spec).fused()[0]
+    with FMGradCAM(CoarseNet(), k=1, refine="gradient-input") as cam:
+        res = cam(spec)
+    fine = res.fused()[0]
+    assert res.extra["refine"] == "gradient-input" and res.labels[0, 0] == 0
+    assert np.unravel_index(fine.argmax(), fine.shape) == (13, 21)
+    assert fine[13, 21] == pytest.approx(1.0) and fine.sum() == pytest.approx(1.0)
+    assert (coarse > 0.1).sum() >= 16 and coarse.sum() > 8    # a whole 4 x 4 cell, blurred
+
+
+def test_refinement_keeps_labels_exclusive_and_leaves_the_model_alone(model, spec):
+    with FMGradCAM(model, k=3, refine="none") as cam:
+        plain = cam(spec)
+    with FMGradCAM(model, k=3, refine="gradient-input") as cam:
+        fine = cam(spec)
+    assert all(p.grad is None for p in model.parameters())       # no .grad written
+    np.testing.assert_array_equal(fine.labels, plain.labels)
+    np.testing.assert_allclose(fine.logits, plain.logits, rtol=1e-6)
+    assert fine.maps.shape == plain.maps.shape and 0.0 <= fine.maps.min() and fine.maps.max() <= 1.0
+    assert ((fine.maps > 0).sum(axis=1) <= 1).all()              # still one label per cell
+    # a cell can only keep saliency where its label already had some
+    assert not ((fine.maps > 0) & (plain.maps == 0)).any()
+    with pytest.raises(ConfigError, match="'sharp'"):
+        FMGradCAM(model, refine="sharp")

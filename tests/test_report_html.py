@@ -316,3 +316,32 @@ def test_a_line_does_not_say_the_same_thing_twice():
     assert "No C2PA manifest: no evidence either way." not in html
     assert html.count("no way to embed one in FLAC") == 1
     assert without_repeats(["a b.", "a b.", "c"]) == ["a b.", "c"]
+
+
+def test_alignment_finding_says_what_was_found_in_plain_words():
+    """Issue 26 item 4: a conclusion that says when nothing was found, never calls a lift
+    near chance a link, and says when a check could not run."""
+    from musicbrain_cli.report.html import alignment_finding
+
+    weak = alignment_finding({"harmonic": {"share": 0.288, "chance": 0.273},
+                              "onset": {"hit_rate": 0.116, "chance_hit_rate": 0.124},
+                              "notes_source": "multi-pitch estimate (no score available)"})
+    assert weak.startswith("In short: ")
+    assert "only slightly more often than chance (1.05 times)" in weak
+    assert "does not follow the onsets" in weak
+    assert "Nothing measured here ties the heatmap to the music played" in weak
+    assert "estimated from the audio" in weak and "follows the" not in weak
+    clear = alignment_finding({"harmonic": {"share": 0.45, "chance": 0.2},
+                               "onset": {"hit_rate": 0.3, "chance_hit_rate": 0.25}})
+    assert "the heatmap follows the partials of the notes (2.2 times chance)" in clear
+    assert "Nothing measured" not in clear and "estimated" not in clear
+    missing = alignment_finding({"harmonic": {"share": None, "chance": None},
+                                 "onset": {"hit_rate": None, "chance_hit_rate": 0.1}})
+    assert "could not be checked (no sounding notes were found)" in missing
+    assert "could not be checked (no onsets were found)" in missing
+    assert "Nothing measured here" in missing
+    assert alignment_finding({}) is None and alignment_finding(None) is None
+    # the conclusion follows the measured figures in the report's list
+    text = alignment_sentences({"harmonic": {"share": 0.1, "chance": 0.12}})
+    assert len(text) == 2 and text[1].startswith("In short: ")
+    assert "could not be checked (the check did not run)" in text[1]

@@ -16,6 +16,10 @@ How gradients are taken, and why:
 - Gradients are taken with :func:`torch.autograd.grad` with respect to that activation only,
   so no parameter's ``.grad`` is written (no ``model.zero_grad()`` on the caller's model).
 - One forward per call; one backward per target with ``retain_graph=True`` except the last.
+- Exception: a method that sets ``input_gradient`` (FM-G-CAM's ``refine="gradient-input"``)
+  keeps the graph from the input on (the hook does not detach), and takes one more backward,
+  all targets summed, through the whole network to the input (``_input_grad``); the
+  per-target backwards still stop at the target layer.
 
 Shapes: the input is a spectrogram batch ``[B, 1, F, T]`` (F frequency bins, row 0 the lowest;
 T frames); the target layer's output is ``[B, C, h, w]``. Maps come back on the input's grid
@@ -150,6 +154,11 @@ class BaseCAM:
         self._handle = None
         self._activation: torch.Tensor | None = None
         self._running = False  # the hook acts only during this object's own forward
+        # When True, the forward keeps the graph from the input on, and one more backward
+        # (of all targets summed) gives the input's gradient, stored in ``_input_grad``
+        # (a method that refines its maps at the input's resolution sets this).
+        self.input_gradient = False
+        self._input_grad: torch.Tensor | None = None
 
     # --- hooks ------------------------------------------------------------------------
 
@@ -181,6 +190,11 @@ class BaseCAM:
         # costs what inference costs); grad mode is switched on for the layers after it, and
         # the enclosing ``torch.no_grad()`` in forward_and_grads restores the caller's mode.
         # The clone keeps the leaf safe from in-place ops downstream (e.g. ReLU(inplace=True)).
+        if self.input_gradient:
+            # The graph runs from the input through this layer: keep it (the activation is an
+            # inner node, autograd.grad still takes gradients with respect to it).
+            self._activation = output
+            return output.clone()
         torch.set_grad_enabled(True)
         leaf = output.detach().requires_grad_(True)
         self._activation = leaf
@@ -199,11 +213,15 @@ class BaseCAM:
             raise InputError(f"{type(self).__name__} must be used inside a 'with' block")
         if spec.dim() != 4:
             raise InputError(f"expected a spectrogram batch [B, 1, F, T], got shape {tuple(spec.shape)}")
+        self._input_grad = None
         with _ModeGuard(self.model, self.eval_mode), torch.inference_mode(False):
+            if self.input_gradient:
+                spec = spec.detach().requires_grad_(True)
             self._running = True
             try:
-                with torch.no_grad():
-                    logits = self.model(spec)  # _capture switches grad on at the target layer
+                # Without input_gradient, _capture switches grad on at the target layer.
+                with torch.set_grad_enabled(self.input_gradient):
+                    logits = self.model(spec)
             finally:
                 self._running = False
             activation = self._activation
@@ -221,12 +239,23 @@ class BaseCAM:
             grads = []
             with torch.enable_grad():
                 for i, target in enumerate(targets):
+                    # autograd.grad runs only the graph between the logits and the layer, even
+                    # when the graph goes on to the input.
                     (grad,) = torch.autograd.grad(
-                        target(logits).sum(), activation, retain_graph=i < len(targets) - 1,
+                        target(logits).sum(), activation,
+                        retain_graph=self.input_gradient or i < len(targets) - 1,
                         allow_unused=True,
                     )
                     # A target that does not depend on the layer has zero gradient, not None.
                     grads.append(torch.zeros_like(activation) if grad is None else grad)
+                if self.input_gradient:
+                    # One backward to the input for all targets at once (their sum): the cost
+                    # of a refinement is one full backward, whatever k.
+                    combined = sum(target(logits).sum() for target in targets)
+                    (self._input_grad,) = torch.autograd.grad(combined, spec, allow_unused=True)
+                    if self._input_grad is None:
+                        self._input_grad = torch.zeros_like(spec)
+                    self._input_grad = self._input_grad.detach()
         return logits.detach(), activation.detach(), grads, list(targets)
 
     def channel_weights(self, activation: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
