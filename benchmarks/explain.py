@@ -167,7 +167,7 @@ def _note_clip(seconds: float, sample_rate: int, seed: int):
     import pretty_midi
 
     from musicbrain_cli.alignment import notes_from_objects
-    from musicbrain_cli.training.render import available_soundfonts, render_midi
+    from musicbrain_cli.data.render import available_soundfonts, render_midi
 
     rng = np.random.default_rng(seed)
     midi = pretty_midi.PrettyMIDI()

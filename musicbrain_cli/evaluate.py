@@ -303,7 +303,7 @@ def entry_clip(*, seconds: float, sample_rate: int, seed: int, soundfont=None):
     :class:`~musicbrain_cli.errors.RenderError` when FluidSynth or a SoundFont is missing."""
     import pretty_midi
 
-    from musicbrain_cli.training.render import available_soundfonts, render_midi
+    from musicbrain_cli.data.render import available_soundfonts, render_midi
 
     rng = np.random.default_rng(seed)
     t0 = float(rng.uniform(0.3 * seconds, 0.7 * seconds))
