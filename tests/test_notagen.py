@@ -62,7 +62,7 @@ def test_labels_from_prompt_then_file_name(tmp_path):
     f = tmp_path / "20250301_101500_Romantic_Chopin, Frederic_Keyboard.abc"
     f.write_text(INTERLEAVED)
     lab = find_labels(f, INTERLEAVED).labels
-    assert (lab.period, lab.composer, lab.instrumentation) == ("Romantic", "Chopin, Frederic",
+    assert (lab.period, lab.composer, lab.instrumentation) == ("Romantic", "Chopin, Frédéric",
                                                                "Keyboard")
     lab = find_labels(f, "%Classical\n%Mozart, Wolfgang Amadeus\n%Chamber\n%end\n"
                       + INTERLEAVED).labels
@@ -215,7 +215,7 @@ def test_label_precedence_and_conflicts(tmp_path):
     f = inner / "20250301_101500_Romantic_Chopin, Frederic_Keyboard.abc"
     # prompt lines beat the file name, which beats the folders, nearest folder first
     found = find_labels(f, "%Chamber\n%end\n" + STANDARD, root=tmp_path)
-    assert vars(found.labels) == {"period": "Romantic", "composer": "Chopin, Frederic",
+    assert vars(found.labels) == {"period": "Romantic", "composer": "Chopin, Frédéric",
                                   "instrumentation": "Chamber"}
     assert found.cells["instrumentation"].source == "prompt lines"
     assert found.cells["composer"].source == "file name"

@@ -88,8 +88,16 @@ def _key(text: str) -> str:
     return re.sub(r"([aou])e", r"\1", letters)
 
 
+#: The spelling MusicBrain's labels use where NotaGen's list drops a name's accents but the
+#: built-in reference corpus (and so the shipped model's taxonomy) writes them: one person,
+#: one label, whichever source a data set came from (a merge would otherwise hold two
+#: composer labels for Chopin).
+PREFERRED_SPELLINGS = {"Chopin, Frederic": "Chopin, Frédéric"}
+
+
 def load_prompts(path: str | Path = PROMPTS_FILE) -> tuple[Prompt, ...]:
-    """NotaGen's prompt list: one ``Period_Surname, Given names_Instrumentation`` a line.
+    """NotaGen's prompt list: one ``Period_Surname, Given names_Instrumentation`` a line
+    (composers in :data:`PREFERRED_SPELLINGS` take MusicBrain's spelling).
 
     Raises :class:`DatasetError` naming the line when one is malformed or uses a period or
     instrumentation outside NotaGen's vocabularies.
@@ -108,7 +116,9 @@ def load_prompts(path: str | Path = PROMPTS_FILE) -> tuple[Prompt, ...]:
                 or "," not in parts[1]:
             raise DatasetError(f"{str(path)!r} line {n}: {line!r} is not "
                                "'Period_Surname, Given names_Instrumentation'")
-        prompts.append(Prompt(*parts))
+        period, composer, instrumentation = parts
+        prompts.append(Prompt(period, PREFERRED_SPELLINGS.get(composer, composer),
+                              instrumentation))
     return tuple(prompts)
 
 
