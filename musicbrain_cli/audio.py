@@ -139,14 +139,9 @@ def sha256_file(path: str | os.PathLike, *, chunk_size: int = 1 << 20) -> str:
     hanging (issue 23).
     """
     from musicbrain_cli import files
-    from musicbrain_cli.errors import UnreadableFileError
 
-    try:
-        return files.sha256_file(path, chunk_size=chunk_size)
-    except InputError:
-        raise
-    except OSError as exc:
-        raise UnreadableFileError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+    # every refusal and read error is already an InputError (UnreadableFileError and its kin)
+    return files.sha256_file(path, chunk_size=chunk_size)
 
 
 def read_metadata(path: str | os.PathLike, *, trust_anchors=None, provenance: bool = True) -> dict:

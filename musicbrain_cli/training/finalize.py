@@ -160,10 +160,7 @@ def verdict_rates(clips: _Clips, is_ai: np.ndarray, *, policy, split: str,
                                                 clips.mask[:, col], is_ai)
                 if truth and m > 0.5 and t > 0.5]
         if mine:
-            fnr_g, fnr_g_ci = rate(mine.count(HUMAN), len(mine))
-            by_generator[name] = {"n_ai": len(mine), "fnr": fnr_g, "fnr_ci95": fnr_g_ci,
-                                  "tpr": mine.count(AI) / len(mine),
-                                  "inconclusive": mine.count(INCONCLUSIVE) / len(mine)}
+            by_generator[name] = ai_verdict_rates(mine)
 
     by_config = configuration_rates(clips.ids, labels, is_ai)
 
@@ -181,34 +178,40 @@ def verdict_rates(clips: _Clips, is_ai: np.ndarray, *, policy, split: str,
             "unit": "clip", "rule": "full verdict rule (band, disagreement, out of domain)"}
 
 
+def ai_verdict_rates(labels: Sequence[str]) -> dict[str, Any]:
+    """How a group of AI clips was judged: count, recall and miss rate with Wilson
+    intervals, and the inconclusive share."""
+    from musicbrain_cli.metrics import wilson_interval
+    from musicbrain_cli.verdict import AI, HUMAN, INCONCLUSIVE
+
+    n = len(labels)
+    return {"n_ai": n, "tpr": labels.count(AI) / n,
+            "tpr_ci95": list(wilson_interval(labels.count(AI), n)),
+            "fnr": labels.count(HUMAN) / n,
+            "fnr_ci95": list(wilson_interval(labels.count(HUMAN), n)),
+            "inconclusive": labels.count(INCONCLUSIVE) / n}
+
+
 def configuration_rates(ids: Sequence[str], labels: Sequence[str],
                         is_ai: np.ndarray) -> dict[str, Any]:
     """Verdict rates of RhythGen's clips (ids ``rg-<configuration>-...``, written by
     ``data build-reference``) per configuration, and pooled over the configurations held
     out of training (issue 21: recall on configurations never trained on); empty when the
     split holds none."""
-    from musicbrain_cli.metrics import wilson_interval
-    from musicbrain_cli.data.reference.rhythgen import HELD_OUT_CONFIGS
-    from musicbrain_cli.verdict import AI, HUMAN, INCONCLUSIVE
+    from musicbrain_cli.data.reference.rhythgen import HELD_OUT_CONFIGS, config_of
 
     per: dict[str, list[str]] = defaultdict(list)
     for cid, label, truth in zip(ids, labels, is_ai):
-        if truth and cid.startswith("rg-"):
-            per[cid.split("-")[1]].append(label)
+        config = config_of(cid)
+        if truth and config is not None:
+            per[config].append(label)
     if not per:
         return {}
-
-    def rates(labs: list[str]) -> dict[str, Any]:
-        return {"n_ai": len(labs), "tpr": labs.count(AI) / len(labs),
-                "tpr_ci95": list(wilson_interval(labs.count(AI), len(labs))),
-                "fnr": labs.count(HUMAN) / len(labs),
-                "inconclusive": labs.count(INCONCLUSIVE) / len(labs)}
-
-    out: dict[str, Any] = {c: {**rates(labs), "held_out": c in HELD_OUT_CONFIGS}
+    out: dict[str, Any] = {c: {**ai_verdict_rates(labs), "held_out": c in HELD_OUT_CONFIGS}
                            for c, labs in sorted(per.items())}
     held = [lab for c, labs in per.items() if c in HELD_OUT_CONFIGS for lab in labs]
     if held:
-        out["held_out_pooled"] = {**rates(held), "configurations":
+        out["held_out_pooled"] = {**ai_verdict_rates(held), "configurations":
                                   sorted(c for c in per if c in HELD_OUT_CONFIGS)}
     return out
 

@@ -516,7 +516,7 @@ def _rhythgen_clips(root, spec: SizeSpec, seed: int, out: Path, jobs: int | None
             short.append((p.rel, f"shorter than a clip ({spec.clip_s:g} s)"))
         split = splits[p.work_id]
         for j, start in enumerate(starts):
-            clips.append(_Clip(f"rg-{p.config}-{p.piece_id}-w{j}", "ai", p.generator,
+            clips.append(_Clip(rg.clip_id(p, j), "ai", p.generator,
                                p.period, p.composer, p.instrumentation, p.work_id,
                                xsf if split == XSF_SPLIT else split,
                                f"rhythgen:{p.rel}#t={start:.3f}", [], 120.0,
@@ -533,10 +533,13 @@ def _rhythgen_clips(root, spec: SizeSpec, seed: int, out: Path, jobs: int | None
 
 def _rhythgen_counts(rows: Sequence[dict]) -> dict:
     """RhythGen clips written, per configuration and split (from the clip ids)."""
+    from musicbrain_cli.data.reference.rhythgen import config_of
+
     per: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for r in rows:
-        if r["origin"].startswith("rhythgen:"):
-            per[r["clip_id"].split("-")[1]][r["split"]] += 1
+        config = config_of(r["clip_id"])
+        if config is not None:
+            per[config][r["split"]] += 1
     return {"clips": sum(sum(v.values()) for v in per.values()),
             "clips_per_config": {c: dict(v) for c, v in sorted(per.items())}}
 

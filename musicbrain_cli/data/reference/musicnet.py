@@ -57,14 +57,9 @@ def find_musicnet(*, cwd: str | os.PathLike | None = None) -> Path | None:
     ``/work/shared/data/musicnet``, i.e. ``../shared/data/musicnet``; a worktree one level
     deeper finds the same). A folder counts only when it holds ``musicnet_metadata.csv``.
     """
-    repo = Path(__file__).resolve().parents[3]
-    start = Path(cwd) if cwd is not None else Path.cwd()
-    for base in (start.resolve(), repo):
-        for folder in base.parents:
-            candidate = folder / SHARED_TAIL
-            if (candidate / "musicnet_metadata.csv").is_file():
-                return candidate
-    return None
+    from musicbrain_cli.data.shared import find_shared
+
+    return find_shared(SHARED_TAIL, lambda c: (c / "musicnet_metadata.csv").is_file(), cwd=cwd)
 
 
 def music21_alias(composer: str, catalog: str) -> str | None:

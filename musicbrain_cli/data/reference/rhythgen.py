@@ -74,19 +74,27 @@ class Piece:
         return hashlib.sha256(self.rel.encode("utf-8")).hexdigest()[:12]
 
 
+#: Clip ids of RhythGen clips: ``rg-<configuration>-<piece id>-w<window>``.
+CLIP_PREFIX = "rg-"
+
+
+def clip_id(piece: Piece, window: int) -> str:
+    return f"{CLIP_PREFIX}{piece.config}-{piece.piece_id}-w{window}"
+
+
+def config_of(clip: str) -> str | None:
+    """The RhythGen configuration a clip id names (:func:`clip_id`), else ``None``."""
+    return clip.split("-")[1] if clip.startswith(CLIP_PREFIX) else None
+
+
 def find_rhythgen(*, cwd: str | os.PathLike | None = None) -> Path | None:
     """The shared RhythGen tree beside the working folder or this checkout, if any
     (``../shared/data/notagen-outputs``; it must hold at least one family folder)."""
     from musicbrain_cli.data.notagen import RHYTHGEN_FAMILIES
+    from musicbrain_cli.data.shared import find_shared
 
-    repo = Path(__file__).resolve().parents[3]
-    start = Path(cwd) if cwd is not None else Path.cwd()
-    for base in (start.resolve(), repo):
-        for folder in base.parents:
-            candidate = folder / SHARED_TAIL
-            if any((candidate / f).is_dir() for f in RHYTHGEN_FAMILIES):
-                return candidate
-    return None
+    return find_shared(SHARED_TAIL, lambda c: any((c / f).is_dir() for f in RHYTHGEN_FAMILIES),
+                       cwd=cwd)
 
 
 def discover_pieces(root: str | Path) -> list[Piece]:
@@ -137,6 +145,7 @@ def parse_all(pieces: Sequence[Piece], cache: Path, *, jobs: int | None = None,
     import pretty_midi
 
     from musicbrain_cli.data.render import score_to_midi_bounded
+    from musicbrain_cli.files import atomic_write
 
     cache.mkdir(parents=True, exist_ok=True)
     midis: dict[str, object] = {}
@@ -151,9 +160,7 @@ def parse_all(pieces: Sequence[Piece], cache: Path, *, jobs: int | None = None,
                                          timeout_s=timeout_s)
         except MusicBrainError as exc:
             return p, None, str(exc)
-        tmp = cached.with_suffix(".tmp")
-        midi.write(str(tmp))
-        os.replace(tmp, cached)
+        atomic_write(cached, lambda tmp: midi.write(str(tmp)))
         return p, midi, None
 
     with progress.task("parsing RhythGen pieces", total=len(pieces)) as task, \
