@@ -240,16 +240,16 @@ def scan(inputs, paths_from, output, report_format, model_name, device, jobs, ke
             _fail(str(exc), EXIT_USAGE)
     options = ScanOptions(formats=formats[report_format], jobs=jobs, force=force,
                           tsa_url=tsa_url, trust_anchors=trust_anchors)
-    keys = None if unsigned else _scan_keys(key_dir)
+    keys, key_folder = (None, None) if unsigned else _scan_keys(key_dir)
     command_line = ["musicbrain", *sys.argv[1:]]
     progress = RichProgress(disable=quiet)
     detector = run_on = None
     if engine == "ray":
         from functools import partial
 
-        key_folder = None if unsigned else str(Path(key_dir) if key_dir else _default_keys())
         spec = ray_engine.WorkerSpec(model=model_name, device=device, options=options,
-                                     key_dir=key_folder, command_line=tuple(command_line))
+                                     key_dir=key_folder and str(key_folder),
+                                     command_line=tuple(command_line))
         run_on = partial(_ray_tracks, spec=spec, address=address, num_cpus=jobs,
                          progress=progress)
     elif found.files:
@@ -262,7 +262,7 @@ def scan(inputs, paths_from, output, report_format, model_name, device, jobs, ke
         _echo(f"skipped: {path}: {reason}", err=True)
     for path, reason in result.redone:
         _echo(f"redone: {path}: its finished report folder does not verify ({reason})",
-                   err=True)
+              err=True)
     for name, reason in result.excluded:
         _echo(f"not in the catalog: {name}: does not verify ({reason})", err=True)
     if as_json:
@@ -288,12 +288,6 @@ def _ray_tracks(files, out, *, spec, address, num_cpus, progress):
 
     return ray_engine.run_tracks(files, out, spec, address=address, num_cpus=num_cpus,
                                  progress=progress)
-
-
-def _default_keys():
-    from musicbrain_cli.report.keys import default_keys_dir
-
-    return default_keys_dir()
 
 
 def scan_summary_lines(result, output) -> list[str]:
@@ -322,7 +316,8 @@ def scan_summary_lines(result, output) -> list[str]:
 
 
 def _scan_keys(key_dir):
-    """Load the signing keys, creating them on first use so every report is signed."""
+    """The signing keys and their folder, the keys created on first use so every report is
+    signed (a Ray worker loads them from the same folder)."""
     from pathlib import Path
 
     from musicbrain_cli.report.keys import default_keys_dir, init_keys, load_keys, trust_keys
@@ -333,11 +328,11 @@ def _scan_keys(key_dir):
         # the examiner's own new keys: pinned, so that they verify their own reports
         trust_keys(keys, note=f"created by scan in {directory}")
         _echo(f"created signing keys in {directory} (manifest key "
-                   f"{keys.manifest_key_fingerprint}, certificate "
-                   f"{keys.certificate_fingerprint}), trusted on this machine; publish the "
-                   "fingerprints (name yourself with 'musicbrain keys init --name')", err=True)
-        return keys
-    return load_keys(directory)
+              f"{keys.manifest_key_fingerprint}, certificate "
+              f"{keys.certificate_fingerprint}), trusted on this machine; publish the "
+              "fingerprints (name yourself with 'musicbrain keys init --name')", err=True)
+        return keys, directory
+    return load_keys(directory), directory
 
 
 @main.command()
@@ -415,8 +410,8 @@ def verify(paths, audio, keys_dir, trust_store, reproduce, model_name, trust_anc
             again = rerun(Path(path), Path(audio), model=model_name, trust_anchors=trust_anchors)
             ok = ok and again.ok
             _echo(f"  [{'pass' if again.ok else 'fail'}] reproduce: "
-                       + ("every figure of the report came out the same"
-                          if again.ok else f"{len(again.differences)} difference(s)"))
+                  + ("every figure of the report came out the same"
+                     if again.ok else f"{len(again.differences)} difference(s)"))
             for line in again.differences + again.notes:
                 _echo(f"    {line}")
         invalid += not ok
@@ -502,14 +497,14 @@ def keys_init(directory, force, common_name, organization, days, pkcs12_file, ce
     _echo(f"manifest key (Ed25519) SHA-256:   {created.manifest_key_fingerprint}")
     _echo(f"PDF certificate SHA-256:          {created.certificate_fingerprint}")
     _echo(f"PDF certificate subject:          {created.pdf_cert.subject.rfc4514_string()}"
-               f"{' (self-signed)' if created.self_signed else ''}")
+          f"{' (self-signed)' if created.self_signed else ''}")
     keymod.trust_keys(created, store=Path(trust_store) if trust_store else None,
                       note=f"created by keys init in {created.directory}")
     _echo(f"Both are pinned in the trust store "
-               f"{Path(trust_store) if trust_store else keymod.default_trust_store()}, so your "
-               "own reports verify here.")
+          f"{Path(trust_store) if trust_store else keymod.default_trust_store()}, so your "
+          "own reports verify here.")
     _echo("Publish these fingerprints so others can check who signed your reports "
-               "(they pin them with 'musicbrain keys trust FINGERPRINT').")
+          "(they pin them with 'musicbrain keys trust FINGERPRINT').")
 
 
 @keys.command("trust")
@@ -557,7 +552,7 @@ def keys_list(trust_store) -> None:
         extra = "; ".join(str(x) for x in (entry.get("subject"), entry.get("note"),
                                            entry.get("added")) if x)
         _echo(f"{entry['sha256']}  {entry.get('kind', 'fingerprint')}"
-                   + (f"  {extra}" if extra else ""))
+              + (f"  {extra}" if extra else ""))
 
 
 # --- train / evaluate ---------------------------------------------------------------------
@@ -623,10 +618,10 @@ def train(data_dir, config_path, nproc_per_node, nnodes, node_rank, rdzv_endpoin
     m = summary["metrics"]
     fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
     _echo(f"trained {summary['epochs']} epochs ({summary['global_step']} steps); "
-               f"best epoch {summary['best_epoch']}")
+          f"best epoch {summary['best_epoch']}")
     _echo(f"val mAP {fmt(m.get('map_macro'))}  detection ROC-AUC "
-               f"{fmt(m.get('detection_roc_auc'))}  temperature "
-               f"{summary['calibration']['temperature']:.3f}")
+          f"{fmt(m.get('detection_roc_auc'))}  temperature "
+          f"{summary['calibration']['temperature']:.3f}")
     if summary.get("model_dir"):
         # Operating point, out-of-domain statistics and error rates with intervals, measured
         # on the held-out splits and written into the model card (training/finalize.py).
@@ -668,9 +663,9 @@ def refit_heads(data_dir, model_name, out_dir, style_bands) -> None:
                                progress=RichProgress())
     before = record["val_style_map_before"]
     _echo(f"style heads re-fitted: {len(record['labels_refit'])} labels, C={record['c']}, "
-               f"style bands {record['style_bands']}, "
-               f"val style mAP {'n/a' if before is None else f'{before:.4f}'} -> "
-               f"{record['val_style_map_by_c'][str(record['c'])]:.4f}")
+          f"style bands {record['style_bands']}, "
+          f"val style mAP {'n/a' if before is None else f'{before:.4f}'} -> "
+          f"{record['val_style_map_by_c'][str(record['c'])]:.4f}")
     card = finalize_model(out_dir, data_dir, progress=RichProgress())
     for line in summary_lines(card):
         _echo(line)
@@ -748,11 +743,11 @@ def evaluate(data_dir, split, model_name, out_dir, explain_windows, n_figures, s
     fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
     c = m["classification"]
     _echo(f"{m['clips_scored']}/{m['clips']} clips scored; mAP macro {fmt(c['map_macro'])}, "
-               f"micro {fmt(c['map_micro'])}")
+          f"micro {fmt(c['map_micro'])}")
     if "detection" in m:
         r = m["detection"]["at_threshold"]
         _echo(f"detection ROC-AUC {fmt(m['detection']['roc_auc'])}; TPR {fmt(r['tpr'])}, "
-                   f"FPR {fmt(r['fpr'])} at {r['threshold']:.3f}")
+              f"FPR {fmt(r['fpr'])} at {r['threshold']:.3f}")
     for failure in m["failed"]:
         _echo(f"musicbrain: warning: {failure['clip_id']}: {failure['error']}", err=True)
     _echo(f"metrics: {Path(out_dir) / 'metrics.md'}")
@@ -781,8 +776,8 @@ def _evaluate_robustness(data_dir, split, model_name, out_dir, device, overwrite
     for r in rows:
         auc = "n/a" if r["roc_auc"] is None else f"{r['roc_auc']:.3f}"
         _echo(f"{r['transform']} [{r['split']}, n={r['n_human']}+{r['n_ai']}]: ROC-AUC {auc}, "
-                   f"FPR {pct(r['fpr'])}, TPR {pct(r['tpr'])}, "
-                   f"ai verdicts on human {pct(r['ai_verdicts_on_human'])}")
+              f"FPR {pct(r['fpr'])}, TPR {pct(r['tpr'])}, "
+              f"ai verdicts on human {pct(r['ai_verdicts_on_human'])}")
         if r["failed"]:
             _echo(f"musicbrain: warning: {r['transform']}: {r['note']}", err=True)
     if update_card:
@@ -836,7 +831,7 @@ def _render_kwargs(soundfonts, seed, limit, clip_seconds, sample_rate, humanize)
 
 def _summary(summary: dict, output: str) -> None:
     _echo(f"{output}: {summary['clips']} clips ({summary['new_clips']} new), "
-               f"{summary['skipped']} items skipped (see build_report.json)")
+          f"{summary['skipped']} items skipped (see build_report.json)")
 
 
 @data.command("musicnet")
@@ -902,7 +897,7 @@ def data_merge(inputs, output, copy, on_conflict) -> None:
     summary = merge_datasets(list(inputs), output, link=not copy, on_conflict=on_conflict,
                              progress=RichProgress())
     _echo(f"{output}: {summary['clips']} clips, {summary['renamed']} clip ids renamed, "
-               f"{summary['conflicts']} split conflicts")
+          f"{summary['conflicts']} split conflicts")
 
 
 @data.command("cache")
@@ -970,21 +965,21 @@ def data_build_reference(output, size, seed, retrain_generators, cache_dir, musi
                               progress=RichProgress())
     by_source = summary["clips_by_source"]
     _echo(f"{output}: {summary['clips']} clips ({by_source['human']} human, "
-               f"{by_source['ai']} ai), {summary['hours']:.2f} h, {summary['skipped']} items "
-               f"skipped (see build_report.json); held-out SoundFont "
-               f"{summary['held_out_soundfont']!r} in split "
-               f"{summary['cross_renderer_split']!r}")
+          f"{by_source['ai']} ai), {summary['hours']:.2f} h, {summary['skipped']} items "
+          f"skipped (see build_report.json); held-out SoundFont "
+          f"{summary['held_out_soundfont']!r} in split "
+          f"{summary['cross_renderer_split']!r}")
     mn = summary["musicnet"]
     _echo(f"MusicNet: {mn['human_clips']} human clips from {mn['pieces']} pieces "
-               f"({mn['works']} works) of {mn['root']}" if mn["used"] else
-               "MusicNet: not used (none found; give --musicnet PATH)" if not no_musicnet
-               else "MusicNet: not used (--no-musicnet)")
+          f"({mn['works']} works) of {mn['root']}" if mn["used"] else
+          "MusicNet: not used (none found; give --musicnet PATH)" if not no_musicnet
+          else "MusicNet: not used (--no-musicnet)")
     rg = summary["rhythgen"]
     _echo(f"RhythGen: {rg['clips']} ai clips from {rg['pieces_selected']} pieces "
-               f"({rg['pieces_failed']} failed to parse, {rg['pieces_too_short']} too short; "
-               f"held-out configurations {', '.join(rg['held_out_configs'])}) of {rg['root']}"
-               if rg["used"] else "RhythGen: not used (none found; give --rhythgen PATH)"
-               if not no_rhythgen else "RhythGen: not used (--no-rhythgen)")
+          f"({rg['pieces_failed']} failed to parse, {rg['pieces_too_short']} too short; "
+          f"held-out configurations {', '.join(rg['held_out_configs'])}) of {rg['root']}"
+          if rg["used"] else "RhythGen: not used (none found; give --rhythgen PATH)"
+          if not no_rhythgen else "RhythGen: not used (--no-rhythgen)")
 
 
 if __name__ == "__main__":
