@@ -62,6 +62,8 @@ def test_seed_recipe_is_the_default():
     ({"train": {"precision": "fp8"}}, "fp8"),
     ({"train": {"epochs": 1.5}}, "train.epochs"),
     ({"schedule": {"factor": 1.0}}, "schedule.factor"),
+    ({"train": {"label_weights": {"source/ai": 0}}}, "train.label_weights"),
+    ({"train": {"label_weights": ["source/ai"]}}, "train.label_weights"),
 ])
 def test_bad_config_names_the_key(override, needle):
     with pytest.raises(ConfigError, match=needle.replace(".", r"\.")):
@@ -84,6 +86,33 @@ def test_global_batch_must_divide():
 
 
 # --- loss and schedule --------------------------------------------------------------------
+
+
+def test_label_weights_count_a_sample_by_its_heaviest_known_positive_label():
+    targets = torch.tensor([[1, 0, 1], [1, 0, 0], [0, 1, 1], [0, 1, 1]]).float()
+    mask = torch.tensor([[1, 1, 1], [1, 1, 1], [1, 1, 1], [1, 1, 0]]).float()
+    weights = torch.tensor([1.0, 2.0, 5.0])
+    m = T.sample_weighted_mask(targets, mask, weights)
+    # row 0 carries label 2 (x5); row 1 none; row 2 labels 1 and 2 (x5 wins); row 3's
+    # label 2 is unknown there, so only label 1 (x2) counts, and the unknown cell stays 0
+    assert m.tolist() == [[5, 5, 5], [1, 1, 1], [5, 5, 5], [2, 2, 0]]
+    assert T.sample_weighted_mask(targets, mask, None) is mask
+    logits = torch.randn(4, 3)
+    per_cell = torch.nn.functional.binary_cross_entropy_with_logits(logits, targets,
+                                                                    reduction="none")
+    assert T.masked_bce_sum(logits, targets, m).item() == pytest.approx(
+        (per_cell * m).sum().item())
+
+
+def test_label_weights_change_training_and_must_name_data_set_labels(ref_run, tmp_path):
+    with pytest.raises(ConfigError, match="generator/nope"):
+        T.train(T.SyntheticSource(), tmp_path / "bad",
+                config=tiny(label_weights={"generator/nope": 3}), device="cpu")
+    out = tmp_path / "weighted"
+    T.train(T.SyntheticSource(), out, config=tiny(label_weights={"source/ai": 4}), device="cpu")
+    ref, _ = ref_run
+    same = [torch.equal(v, model_tensors(ref)[k]) for k, v in model_tensors(out).items()]
+    assert not all(same)    # the same seed and data, only the weights differ
 
 
 def test_masked_loss_ignores_unknown_labels():

@@ -148,6 +148,13 @@ class TrainLoopConfig:
     #: must still be equal, and a label the exported model had that this run lacks is an
     #: error (its evidence would silently leave the model).
     init_labels: str = "same"
+    #: Weight of a training sample's loss by the labels it carries: a sample with a known
+    #: positive label listed here counts that many times (the largest weight among its
+    #: labels; 1 otherwise), in the loss and in its normaliser. For an AI family that is a
+    #: small, hard minority of its class (RhythGen among the built-in generators), so its
+    #: errors are not drowned by the easy ones. Validation and the operating point are
+    #: unweighted. Names must be labels of the data set.
+    label_weights: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -323,6 +330,14 @@ def _validate(c: TrainConfig) -> None:
     non_negative("train.checkpoint_every_steps", t.checkpoint_every_steps)
     one_of("train.precision", t.precision, PRECISIONS)
     one_of("train.init_labels", t.init_labels, ("same", "by_name"))
+    if not isinstance(t.label_weights, dict):
+        raise ConfigError(f"train.label_weights must be a mapping label -> weight, "
+                          f"not {t.label_weights!r}")
+    for label, weight in t.label_weights.items():
+        if (not isinstance(label, str) or isinstance(weight, bool)
+                or not isinstance(weight, (int, float)) or not 0 < weight <= 100):
+            raise ConfigError(f"train.label_weights[{label!r}] must be a number in (0, 100], "
+                              f"not {weight!r}")
     if t.stop_after_steps is not None:
         positive("train.stop_after_steps", t.stop_after_steps)
     if t.train_split == t.val_split:

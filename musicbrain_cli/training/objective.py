@@ -26,6 +26,21 @@ def masked_bce_sum(logits: torch.Tensor, targets: torch.Tensor,
     return (loss * mask.float()).sum()
 
 
+def sample_weighted_mask(targets: torch.Tensor, mask: torch.Tensor,
+                         label_weights: torch.Tensor | None) -> torch.Tensor:
+    """``mask`` scaled per sample by the largest weight among its known positive labels.
+
+    ``label_weights`` has one entry per label (1 for unlisted labels); None: ``mask`` as is.
+    A sample none of whose weighted labels is a known positive keeps weight 1.
+    """
+    if label_weights is None:
+        return mask
+    w = label_weights.to(targets.device, torch.float32)
+    positive = (targets > 0.5) & (mask > 0)
+    per_sample = torch.where(positive, w, torch.ones_like(w)).amax(dim=1, keepdim=True)
+    return mask.float() * per_sample
+
+
 class PlateauSchedule:
     """ReduceLROnPlateau on the validation loss (or a constant LR for ``name: none``).
 

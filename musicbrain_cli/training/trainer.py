@@ -81,6 +81,7 @@ from musicbrain_cli.training.objective import (  # noqa: F401
     PlateauSchedule,
     _autocast,
     masked_bce_sum,
+    sample_weighted_mask,
     resolve_device,
     resolve_precision,
 )
@@ -166,6 +167,8 @@ class _Run:
     tb: Any = None
     #: SHA-256 of the weights a fine-tune started from (``train.init_from``), else None.
     init_sha256: str | None = None
+    #: Per-label loss weights (``train.label_weights``; None when none are set).
+    label_weights: torch.Tensor | None = None
     #: This rank's running (masked BCE sum, known labels, samples) of the current epoch.
     epoch_acc: torch.Tensor = field(default_factory=lambda: torch.zeros(3, dtype=torch.float64))
 
@@ -284,8 +287,20 @@ def _setup(request: TrainRequest, info: D.DistInfo) -> _Run:
         schedule=PlateauSchedule(optimizer, config.schedule),
         scaler=torch.amp.GradScaler(device.type, enabled=precision == "fp16"),
         train_set=train_set, val_set=val_set, sampler=sampler, taxonomy=taxonomy, source=source,
-        init_sha256=init_sha256,
+        init_sha256=init_sha256, label_weights=_label_weights(config, taxonomy),
     )
+
+
+def _label_weights(config: TrainConfig, taxonomy: Taxonomy) -> torch.Tensor | None:
+    """``train.label_weights`` as one weight per label of the data set (1 if unlisted)."""
+    wanted = config.train.label_weights
+    if not wanted:
+        return None
+    unknown = sorted(set(wanted) - set(taxonomy.labels))
+    if unknown:
+        raise ConfigError(f"train.label_weights names labels the data set lacks: {unknown} "
+                          f"(labels: {list(taxonomy.labels)})")
+    return torch.tensor([float(wanted.get(label, 1.0)) for label in taxonomy.labels])
 
 
 def _state_tensors_and_meta(run: _Run, rng_all: list) -> tuple[dict, dict]:
@@ -385,6 +400,7 @@ def _train_epoch(run: _Run, progress: Progress) -> tuple[float, int]:
             run.optimizer.zero_grad(set_to_none=True)
             for j in range(window):
                 x, y, m = (t.to(run.device, non_blocking=True) for t in next(batches))
+                m = sample_weighted_mask(y, m, run.label_weights)
                 known = D.all_reduce_sum(m.sum().double().cpu()).item()
                 sync = j == window - 1 or not D.is_distributed()
                 ctx = contextlib.nullcontext() if sync else run.model.no_sync()
