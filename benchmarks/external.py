@@ -47,7 +47,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from musicbrain_cli.audio import sha256_file
+from musicbrain_cli.audio.intake import sha256_file
 
 ORIGINAL_MARK = "__original"
 ABC_ROOT = ("notagen-abc", "rhythgen")

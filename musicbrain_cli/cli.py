@@ -93,7 +93,7 @@ def info() -> None:
     except ImportError:
         _echo("torch      not installed")
     try:
-        from musicbrain_cli.audio_decode import decoder_versions
+        from musicbrain_cli.audio.decode import decoder_versions
 
         dec = decoder_versions()
         _echo(f"pyav       {dec['pyav']} (libavcodec {dec['libavcodec']})")
@@ -232,7 +232,7 @@ def scan(inputs, paths_from, output, report_format, model_name, device, jobs, ke
 
     if trust_anchors:
         from musicbrain_cli.errors import ConfigError
-        from musicbrain_cli.provenance import load_trust_anchors
+        from musicbrain_cli.audio.provenance import load_trust_anchors
 
         try:
             load_trust_anchors(trust_anchors)   # a bad bundle stops the scan before any work

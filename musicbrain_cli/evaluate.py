@@ -375,7 +375,7 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
     ``split`` of ``dataset`` (:class:`~musicbrain_cli.data.dataset.Dataset`); write
     ``metrics.json``, ``metrics.md`` and figures into ``out_dir``; return the metrics dict."""
     from musicbrain_cli.alignment import HarmonicOverlap, OnsetOverlap, notes_from_midi
-    from musicbrain_cli.audio import load_audio
+    from musicbrain_cli.audio.intake import load_audio
     from musicbrain_cli.metrics import average_precision, rates_at_threshold, roc_auc, style_map
 
     out = Path(out_dir)

@@ -98,7 +98,7 @@ def reproduce(report_dir: str | Path, audio: str | Path, *, model: str | Path = 
     ``trust_anchors``: the C2PA trust anchors the scan was given (their SHA-256 is recorded);
     without the same bundle the provenance line cannot come out the same.
     """
-    from musicbrain_cli.audio import sha256_file
+    from musicbrain_cli.audio.intake import sha256_file
     from musicbrain_cli.model.inference import Detector
     from musicbrain_cli.scan import RESULT_JSON, ScanOptions, analyse_track
 

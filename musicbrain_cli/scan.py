@@ -95,7 +95,7 @@ class ScanOptions:
 
     def analysis_dict(self) -> dict:
         """The options that change the analysis (not where or how it is written)."""
-        from musicbrain_cli.audio import sha256_file
+        from musicbrain_cli.audio.intake import sha256_file
 
         return {"top_k": self.top_k, "explain_windows": self.explain_windows,
                 "top_labels_per_group": self.top_labels_per_group,
@@ -283,7 +283,7 @@ def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = S
     domain check (``None``: no check, said in the report). ``analysis_time`` (ISO 8601,
     UTC) defaults to now; it is the only input that is not part of (file, model, options).
     """
-    from musicbrain_cli.audio import probe, stream
+    from musicbrain_cli.audio.intake import probe, stream
     from musicbrain_cli.verdict import track_verdict
 
     timer = _Timer()
@@ -726,7 +726,7 @@ def _prepare_track(path: Path, out: Path, detector, *, options: ScanOptions, key
     """Hash, reuse check and analysis of one input; returns its outcome and the job that
     seals its track folder (``None`` when there is nothing to write). Input errors become
     the entry's error, never an exception."""
-    from musicbrain_cli.audio import sha256_file
+    from musicbrain_cli.audio.intake import sha256_file
     from musicbrain_cli.report import CatalogEntry
 
     try:

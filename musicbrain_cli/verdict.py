@@ -239,7 +239,7 @@ def artifact_finding(finding: Mapping) -> LineFinding:
 
 
 def provenance_finding(finding: Mapping) -> LineFinding:
-    """The C2PA provenance finding (:func:`musicbrain_cli.provenance.read_provenance`, as a
+    """The C2PA provenance finding (:func:`musicbrain_cli.audio.provenance.read_provenance`, as a
     dict) as one evidence line.
 
     Only a valid manifest whose signer chains to a configured trust anchor can accuse: with

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from musicbrain_cli.audio_encode import encode_audio
+from musicbrain_cli.audio.encode import encode_audio
 from musicbrain_cli.errors import MusicBrainError
 from musicbrain_cli.model.inference import Detector
 from musicbrain_cli.scan import ScanOptions, analyse_track

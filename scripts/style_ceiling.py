@@ -58,7 +58,7 @@ def score_features(path: Path) -> np.ndarray:
 
 
 def audio_features(path: Path) -> np.ndarray:
-    from musicbrain_cli.audio import load_audio
+    from musicbrain_cli.audio.intake import load_audio
     from musicbrain_cli.pitch import estimate_notes
 
     sr = 22050

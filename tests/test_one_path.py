@@ -6,8 +6,8 @@ import shutil
 import numpy as np
 import pytest
 
-from musicbrain_cli.audio import load_audio
-from musicbrain_cli.audio_encode import encode_audio
+from musicbrain_cli.audio.intake import load_audio
+from musicbrain_cli.audio.encode import encode_audio
 from musicbrain_cli.evaluate import score_clip
 from musicbrain_cli.model.card import update_card
 from musicbrain_cli.model.inference import Detector

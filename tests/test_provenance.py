@@ -1,4 +1,4 @@
-"""Tests for musicbrain_cli.provenance: C2PA manifests signed here, read and validated for real.
+"""Tests for musicbrain_cli.audio.provenance: C2PA manifests signed here, read and validated for real.
 
 Every fixture is made in code: seeded audio encoded with PyAV (WAV, MP3, M4A), a test root CA
 and an end-entity signing certificate made with ``cryptography`` in the C2PA certificate
@@ -20,10 +20,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from musicbrain_cli import audio
-from musicbrain_cli.audio_encode import encode_audio
+from musicbrain_cli.audio import intake as audio
+from musicbrain_cli.audio.encode import encode_audio
 from musicbrain_cli.errors import ConfigError
-from musicbrain_cli.provenance import MAX_TEXT_CHARS, ProvenanceFinding, read_provenance
+from musicbrain_cli.audio.provenance import MAX_TEXT_CHARS, ProvenanceFinding, read_provenance
 
 IPTC = "http://cv.iptc.org/newscodes/digitalsourcetype/"
 FORMATS = {"wav": "audio/wav", "mp3": "audio/mpeg", "m4a": "audio/mp4"}

@@ -5,7 +5,7 @@ import json
 from click.testing import CliRunner
 
 from conftest import SR, make_tone
-from musicbrain_cli.audio_encode import encode_audio
+from musicbrain_cli.audio.encode import encode_audio
 from musicbrain_cli.cli import main
 from musicbrain_cli.model.inference import Detector
 from musicbrain_cli.reproduce import compare, reproduce

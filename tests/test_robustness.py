@@ -169,7 +169,7 @@ def model_copy(tiny_model_dir, tmp_path):
 
 def _direct(detector, root, split):
     """Clip P(AI) and truth computed without the robustness code."""
-    from musicbrain_cli.audio import load_audio
+    from musicbrain_cli.audio.intake import load_audio
     from musicbrain_cli.data.dataset import Dataset
 
     ds = Dataset.load(root)

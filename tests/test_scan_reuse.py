@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import SR, make_tone
-from musicbrain_cli.audio_encode import encode_audio
+from musicbrain_cli.audio.encode import encode_audio
 from musicbrain_cli.cli import main
 from musicbrain_cli.report import init_keys, write_manifest
 

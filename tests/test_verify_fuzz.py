@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import SR, make_tone
-from musicbrain_cli.audio_encode import encode_audio
+from musicbrain_cli.audio.encode import encode_audio
 from musicbrain_cli.cli import main
 from musicbrain_cli.report import load_keys, write_manifest
 from musicbrain_cli.report.verify import verify_catalog

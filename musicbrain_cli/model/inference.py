@@ -300,18 +300,18 @@ class Detector:
                       timings: dict[str, float] | None = None) -> TrackPrediction:
         """Windows of ``window_s`` every ``hop_s`` (default: the front end's) -> predictions.
 
-        ``path_or_samples`` is a file (decoded by :mod:`musicbrain_cli.audio`), an open
-        :func:`~musicbrain_cli.audio.stream`, or a mono float32 array at the model's sample
+        ``path_or_samples`` is a file (decoded by :mod:`musicbrain_cli.audio.intake`), an open
+        :func:`~musicbrain_cli.audio.intake.stream`, or a mono float32 array at the model's sample
         rate. Short tracks give one zero-padded window, flagged in ``padded``. Windows are
         batched ``batch_size`` at a time in decoding order, so memory stays bounded by a
         batch; consecutive windows share their frames (:meth:`FrontEnd.forward_consecutive`).
 
         ``on_batch(windows, spec, outputs)`` (optional) sees each batch's
-        :class:`~musicbrain_cli.audio.Window` list, its model inputs (on CPU) and outputs,
+        :class:`~musicbrain_cli.audio.intake.Window` list, its model inputs (on CPU) and outputs,
         e.g. to keep the windows a scan explains. ``timings`` (optional) accumulates seconds
         under ``"decode"``, ``"features"`` and ``"inference"``.
         """
-        from musicbrain_cli.audio import iter_windows
+        from musicbrain_cli.audio.intake import iter_windows
 
         fe = self.config.front_end
         if isinstance(path_or_samples, np.ndarray) and path_or_samples.ndim != 1:
