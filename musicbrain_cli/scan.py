@@ -411,11 +411,11 @@ def _explain(chosen: list[_Candidate], detector, options: ScanOptions, timer: _T
     """FM-G-CAM on the chosen windows, and alignment of each map with notes and onsets."""
     if not chosen:
         return [], [], {}
-    from musicbrain_cli.alignment import (HarmonicOverlap, OnsetOverlap, detect_onsets,
+    from musicbrain_cli.alignment.overlap import (HarmonicOverlap, OnsetOverlap, detect_onsets,
                                           harmonic_overlap, onset_overlap)
     from musicbrain_cli.explain.fmgcam import FMGradCAM
     from musicbrain_cli.features import bin_frequencies, frame_times
-    from musicbrain_cli.pitch import estimate_notes
+    from musicbrain_cli.alignment.pitch import estimate_notes
 
     import torch
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from musicbrain_cli.alignment import (HarmonicOverlap, Note, OnsetOverlap, bin_bands,
+from musicbrain_cli.alignment.overlap import (HarmonicOverlap, Note, OnsetOverlap, bin_bands,
                                       detect_onsets, harmonic_overlap, midi_to_hz, note_onsets,
                                       notes_from_midi, onset_overlap, partial_mask)
 from musicbrain_cli.errors import InputError

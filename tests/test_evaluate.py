@@ -206,7 +206,7 @@ def test_verdict_fidelity_follows_the_predicted_source_label(setup, monkeypatch)
 def test_entry_clip_has_its_event_at_t0():
     """The rhythmic-event clips: exactly the asked length, seeded, and the entry is the
     clip's strongest onset after the texture's own start (librosa's onset detector)."""
-    from musicbrain_cli.alignment import detect_onsets
+    from musicbrain_cli.alignment.overlap import detect_onsets
     from musicbrain_cli.evaluate import entry_clip
 
     sr = 22050
