@@ -320,7 +320,7 @@ def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = S
     t = time.perf_counter()
     lines, line_figures = evidence_lines(path, info, verdict, options=options)
     timer.add("other_lines", time.perf_counter() - t)
-    from musicbrain_cli.ood import attribution_withheld
+    from musicbrain_cli.model.ood import attribution_withheld
     from musicbrain_cli.verdict import combine
 
     combined = combine([finding for finding, _ in lines])

@@ -155,7 +155,7 @@ def track_verdict(prediction, detector) -> tuple[Verdict, dict]:
     probabilities, embeddings and spectral profiles); ``detector`` carries the card and its
     out-of-domain statistics (``detector.ood``; ``None``: no domain check, said in the facts).
     """
-    from musicbrain_cli.ood import check_domain, describe_failures
+    from musicbrain_cli.model.ood import check_domain, describe_failures
     from musicbrain_cli.taxonomy import DETECTION_LABEL
 
     policy = VerdictPolicy.from_card(detector.card)

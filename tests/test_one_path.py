@@ -11,7 +11,7 @@ from musicbrain_cli.audio.encode import encode_audio
 from musicbrain_cli.evaluate import score_clip
 from musicbrain_cli.model.card import update_card
 from musicbrain_cli.model.inference import Detector
-from musicbrain_cli.ood import fit_ood
+from musicbrain_cli.model.ood import fit_ood
 from musicbrain_cli.scan import ScanOptions, analyse_track
 from conftest import make_tone
 

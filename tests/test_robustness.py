@@ -213,7 +213,7 @@ def test_evaluate_robustness_rows(dataset_root, tiny_model_dir):
 def test_out_of_domain_stats_feed_the_verdict(dataset_root, model_copy):
     """With a threshold no clip can meet, every clip is out of domain -> inconclusive."""
     from musicbrain_cli.model.inference import Detector
-    from musicbrain_cli.ood import OODStats
+    from musicbrain_cli.model.ood import OODStats
 
     det = Detector.from_pretrained(model_copy, device="cpu")
     d = det.model.embed_dim

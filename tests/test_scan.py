@@ -298,7 +298,7 @@ def _domain_of_noisy_tones(det, rng):
     windows of the same kind, as finalize fits it."""
     import torch
 
-    from musicbrain_cli.ood import fit_ood, fit_threshold, spectral_profile
+    from musicbrain_cli.model.ood import fit_ood, fit_threshold, spectral_profile
 
     fe = det.config.front_end
     n = int(fe.window_s * SR)
@@ -324,7 +324,7 @@ def _domain_of_noisy_tones(det, rng):
 def test_style_attribution_is_withheld_out_of_domain(tmp_path, model_dir):
     # Issue 23, observation 10: on pure sine tones, flagged out of domain, the index still
     # showed "composer/Monteverdi 0.92". The raw scores stay in result.json, marked.
-    from musicbrain_cli.ood import WITHHELD
+    from musicbrain_cli.model.ood import WITHHELD
     from musicbrain_cli.report.catalog import CatalogEntry, summary_row
     from musicbrain_cli.report.html import render_report_html
 
