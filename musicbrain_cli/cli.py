@@ -707,7 +707,7 @@ def refit_heads(data_dir, model_name, out_dir, style_bands) -> None:
                    "stretch, trims, held-out SoundFont) -> OUT/robustness.json and .md.")
 @click.option("--transforms", default=None, metavar="KEY,KEY",
               help="With --robustness: only these transforms (default: all; keys in "
-                   "musicbrain_cli/robustness.py).")
+                   "musicbrain_cli/evaluate/robustness.py).")
 @click.option("--max-clips", type=click.IntRange(min=1), default=None,
               help="With --robustness: at most N clips per split (seeded, balanced human/AI).")
 @click.option("--update-card", is_flag=True,
@@ -728,7 +728,7 @@ def evaluate(data_dir, split, model_name, out_dir, explain_windows, n_figures, s
         return
     if (Path(out_dir) / "metrics.json").exists() and not overwrite:
         _fail(f"{str(Path(out_dir) / 'metrics.json')!r} exists (use --overwrite to replace it)")
-    from musicbrain_cli.evaluate import evaluate as run_evaluation
+    from musicbrain_cli.evaluate.split import evaluate as run_evaluation
     from musicbrain_cli.model.inference import Detector
     from musicbrain_cli.progress import RichProgress
     from musicbrain_cli.data.dataset import Dataset
@@ -759,13 +759,13 @@ def _evaluate_robustness(data_dir, split, model_name, out_dir, device, overwrite
                          max_clips, update_card) -> None:
     from pathlib import Path
 
-    from musicbrain_cli.robustness import ROBUSTNESS_JSON
+    from musicbrain_cli.evaluate.robustness import ROBUSTNESS_JSON
 
     if (Path(out_dir) / ROBUSTNESS_JSON).exists() and not overwrite:
         _fail(f"{str(Path(out_dir) / ROBUSTNESS_JSON)!r} exists (use --overwrite to replace it)")
     from musicbrain_cli.model.inference import Detector
     from musicbrain_cli.progress import RichProgress
-    from musicbrain_cli.robustness import evaluate_robustness, update_card as store, write_robustness
+    from musicbrain_cli.evaluate.robustness import evaluate_robustness, update_card as store, write_robustness
 
     keys = [k.strip() for k in transforms.split(",") if k.strip()] if transforms else None
     detector = Detector.from_pretrained(model_name, device=device)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from musicbrain_cli.errors import InputError, ModelLoadError, TransformError
-from musicbrain_cli.robustness import (HELD_OUT_SOUNDFONT, TRANSFORMS, evaluate_robustness,
+from musicbrain_cli.evaluate.robustness import (HELD_OUT_SOUNDFONT, TRANSFORMS, evaluate_robustness,
                                        update_card, write_robustness)
 
 SR = 22050

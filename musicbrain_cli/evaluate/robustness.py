@@ -418,7 +418,7 @@ def _row(tally: _Tally, *, name: str, key: str, split: str, threshold: float, no
 
 def _clean(x: Any) -> Any:
     """JSON-safe: NaN/inf -> None, numpy scalars -> Python, recursively."""
-    from musicbrain_cli.evaluate import _finite
+    from musicbrain_cli.evaluate.split import _finite
 
     return _finite(x)
 
