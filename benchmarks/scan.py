@@ -85,7 +85,7 @@ def main() -> None:
 
     from musicbrain_cli.model.inference import Detector
     from musicbrain_cli.report.keys import init_keys
-    from musicbrain_cli.scan import ScanOptions, scan
+    from musicbrain_cli.scan.batch import ScanOptions, scan
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -140,9 +140,9 @@ def ray_benchmark(catalog: Path, tmp: Path, args, options, keys) -> None:
     import ray
     import torch
 
-    from musicbrain_cli import ray_engine
+    from musicbrain_cli.scan import ray_engine
     from musicbrain_cli.model.inference import Detector
-    from musicbrain_cli.scan import scan
+    from musicbrain_cli.scan.batch import scan
 
     torch.set_num_threads(ray_engine.TASK_CPUS)
     detector = Detector.from_pretrained(args.model, device="cpu")

@@ -218,13 +218,13 @@ def scan(inputs, paths_from, output, report_format, model_name, device, jobs, ke
     if address and engine != "ray":
         _fail("--address names a Ray cluster: it needs --engine ray", EXIT_USAGE)
     if engine == "ray":
-        from musicbrain_cli import ray_engine
+        from musicbrain_cli.scan import ray_engine
 
         if not ray_engine.ray_available():
             _fail("--engine ray needs Ray: pip install 'musicbrain[ray]'", EXIT_USAGE)
     formats = {"pdf": ("pdf",), "html": ("html",), "both": ("pdf", "html"), "none": ()}
 
-    from musicbrain_cli.scan import ScanOptions, discover, read_path_list, scan as run_scan
+    from musicbrain_cli.scan.batch import ScanOptions, discover, read_path_list, scan as run_scan
 
     listed = read_path_list(paths_from) if paths_from else []
     # discovery first: with nothing to scan, the model (torch) is never loaded (issue 27)
@@ -284,7 +284,7 @@ def scan(inputs, paths_from, output, report_format, model_name, device, jobs, ke
 
 
 def _ray_tracks(files, out, *, spec, address, num_cpus, progress):
-    from musicbrain_cli import ray_engine
+    from musicbrain_cli.scan import ray_engine
 
     return ray_engine.run_tracks(files, out, spec, address=address, num_cpus=num_cpus,
                                  progress=progress)
@@ -405,7 +405,7 @@ def verify(paths, audio, keys_dir, trust_store, reproduce, model_name, trust_anc
         _echo(f"{result.status}  {path}")
         _echo_checks(result)
         if reproduce and Path(path).is_dir():
-            from musicbrain_cli.reproduce import reproduce as rerun
+            from musicbrain_cli.scan.reproduce import reproduce as rerun
 
             again = rerun(Path(path), Path(audio), model=model_name, trust_anchors=trust_anchors)
             ok = ok and again.ok

@@ -26,7 +26,7 @@ import soundfile as sf
 from musicbrain_cli.audio.encode import encode_audio
 from musicbrain_cli.errors import MusicBrainError
 from musicbrain_cli.model.inference import Detector
-from musicbrain_cli.scan import ScanOptions, analyse_track
+from musicbrain_cli.scan.batch import ScanOptions, analyse_track
 from musicbrain_cli.data.dataset import Dataset
 
 

@@ -12,7 +12,7 @@ from musicbrain_cli.evaluate.split import score_clip
 from musicbrain_cli.model.card import update_card
 from musicbrain_cli.model.inference import Detector
 from musicbrain_cli.model.ood import fit_ood
-from musicbrain_cli.scan import ScanOptions, analyse_track
+from musicbrain_cli.scan.batch import ScanOptions, analyse_track
 from conftest import make_tone
 
 SR = 22050

@@ -322,8 +322,8 @@ def test_unusable_trust_anchors_raise_config_error(signed, tmp_path):
 def test_a_scan_accuses_on_a_trusted_ai_manifest_and_never_on_an_unverified_one(
         pki, signed, tmp_path, tiny_model_dir):
     from musicbrain_cli.model.inference import Detector
-    from musicbrain_cli.reproduce import reproduce
-    from musicbrain_cli.scan import ScanOptions, analyse_track, scan
+    from musicbrain_cli.scan.reproduce import reproduce
+    from musicbrain_cli.scan.batch import ScanOptions, analyse_track, scan
 
     det = Detector.from_pretrained(tiny_model_dir, device="cpu")
     track = signed["wav", "trainedAlgorithmicMedia"]

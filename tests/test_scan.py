@@ -12,7 +12,7 @@ from musicbrain_cli.audio.encode import encode_audio
 from musicbrain_cli.cli import main
 from musicbrain_cli.model.inference import Detector
 from musicbrain_cli.report.verify import verify_path
-from musicbrain_cli.scan import ScanOptions, analyse_track, discover, safe_name, scan
+from musicbrain_cli.scan.batch import ScanOptions, analyse_track, discover, safe_name, scan
 from conftest import deadline, make_tone
 
 SR = 22050
@@ -168,7 +168,7 @@ def test_missing_input_is_a_usage_error(tmp_path, model_dir):
 def test_labels_without_training_examples_are_never_attributed():
     """A label the card records as a constant head (no training example) is skipped, even
     when it is the group's most probable one."""
-    from musicbrain_cli.scan import _top_labels, untrained_labels
+    from musicbrain_cli.scan.batch import _top_labels, untrained_labels
     from musicbrain_cli.taxonomy import Taxonomy
 
     tax = Taxonomy.from_groups([("source", ["human", "ai"], True),
@@ -232,7 +232,7 @@ def test_a_decoder_comb_makes_the_artifact_line_accuse_and_the_report_shows_both
 
 
 def test_reports_carry_what_the_model_card_says_the_model_cannot_do():
-    from musicbrain_cli.scan import _limitations
+    from musicbrain_cli.scan.batch import _limitations
 
     notes = _limitations({"available": True, "in_domain": True}, [False], object(),
                          {"limitations": "  Accuses 3 of 325 unhumanised excerpts. "})

@@ -758,7 +758,7 @@ def process_track(path: str | os.PathLike, out: str | os.PathLike, detector, *,
                   command_line: Sequence[str] = ()) -> TrackOutcome:
     """One track from input to sealed folder: the unit of work of every engine (the
     in-process loop of :func:`scan` overlaps its last step with the next track's analysis;
-    :mod:`musicbrain_cli.ray_engine` runs it as one task). A folder that was already sealed
+    :mod:`musicbrain_cli.scan.ray_engine` runs it as one task). A folder that was already sealed
     and verifies is reused, so running it twice never writes a track twice."""
     outcome, job = _prepare_track(Path(path), Path(out), detector, options=options, keys=keys,
                                   command_line=command_line)
@@ -792,7 +792,7 @@ def scan(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, detect
     ``engine``: ``None`` runs every track in this process (report writing overlaps the next
     track's analysis when ``options.jobs`` > 1); a callable ``engine(files, out) ->
     [TrackOutcome]`` (in input order) runs :func:`process_track` elsewhere, e.g.
-    :func:`musicbrain_cli.ray_engine.run_tracks`; ``detector`` is then unused here.
+    :func:`musicbrain_cli.scan.ray_engine.run_tracks`; ``detector`` is then unused here.
     """
     out = Path(out_dir)
     try:
