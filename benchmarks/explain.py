@@ -192,7 +192,7 @@ def bench_refine(n_clips: int, model_name: str) -> dict:
     """Harmonic and onset alignment, band removal and the rhythmic-event test of the fused
     top-3 map and the verdict's own map, for refine='none' and 'gradient-input'."""
     from musicbrain_cli.alignment.overlap import (HarmonicOverlap, OnsetOverlap, harmonic_overlap,
-                                          note_onsets, onset_overlap)
+                                                  note_onsets, onset_overlap)
     from musicbrain_cli.evaluate.split import entry_clip
     from musicbrain_cli.explain import (LabelTarget, band_removal, band_removal_summary,
                                         event_peak, event_summary)

@@ -5,7 +5,7 @@ import pytest
 
 from musicbrain_cli.errors import ModelLoadError
 from musicbrain_cli.model.ood import (PROFILE_BANDS, OODStats, check_domain, describe_failures,
-                            fit_ood, fit_threshold, spectral_profile, track_score)
+                                      fit_ood, fit_threshold, spectral_profile, track_score)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 
 from musicbrain_cli.errors import InputError, ModelLoadError, TransformError
 from musicbrain_cli.evaluate.robustness import (HELD_OUT_SOUNDFONT, TRANSFORMS, evaluate_robustness,
-                                       update_card, write_robustness)
+                                                update_card, write_robustness)
 
 SR = 22050
 

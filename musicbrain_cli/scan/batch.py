@@ -412,7 +412,7 @@ def _explain(chosen: list[_Candidate], detector, options: ScanOptions, timer: _T
     if not chosen:
         return [], [], {}
     from musicbrain_cli.alignment.overlap import (HarmonicOverlap, OnsetOverlap, detect_onsets,
-                                          harmonic_overlap, onset_overlap)
+                                                  harmonic_overlap, onset_overlap)
     from musicbrain_cli.explain.fmgcam import FMGradCAM
     from musicbrain_cli.features import bin_frequencies, frame_times
     from musicbrain_cli.alignment.pitch import estimate_notes
