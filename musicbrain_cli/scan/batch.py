@@ -2,7 +2,7 @@
 
 Per track, data flows one way::
 
-    path -> audio.probe / audio.stream -> features.FrontEnd -> model (logits, embedding)
+    path -> audio.intake.probe / .stream -> features.FrontEnd -> model (logits, embedding)
          -> verdict (calibrated P(AI), abstention, out-of-domain)
          -> explain.FMGradCAM on the most decisive windows -> alignment (partials, onsets)
          -> report (figures, HTML/PDF, manifest, signatures)
