@@ -107,7 +107,7 @@ def discover_eval(root: str | os.PathLike, *, max_per_source: int | None = None
     ``max_per_source`` caps each source, taken evenly across its sorted files.
     """
     from musicbrain_cli.errors import InputError
-    from musicbrain_cli.scan.batch import AUDIO_EXTENSIONS
+    from musicbrain_cli.scan.discovery import AUDIO_EXTENSIONS
 
     root = Path(root)
     if not root.is_dir():

@@ -224,7 +224,8 @@ def scan(inputs, paths_from, output, report_format, model_name, device, jobs, ke
             _fail("--engine ray needs Ray: pip install 'musicbrain[ray]'", EXIT_USAGE)
     formats = {"pdf": ("pdf",), "html": ("html",), "both": ("pdf", "html"), "none": ()}
 
-    from musicbrain_cli.scan.batch import ScanOptions, discover, read_path_list, scan as run_scan
+    from musicbrain_cli.scan.batch import ScanOptions, scan as run_scan
+    from musicbrain_cli.scan.discovery import discover, read_path_list
 
     listed = read_path_list(paths_from) if paths_from else []
     # discovery first: with nothing to scan, the model (torch) is never loaded (issue 27)

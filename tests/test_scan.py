@@ -12,7 +12,8 @@ from musicbrain_cli.audio.encode import encode_audio
 from musicbrain_cli.cli import main
 from musicbrain_cli.model.inference import Detector
 from musicbrain_cli.report.verify import verify_path
-from musicbrain_cli.scan.batch import ScanOptions, analyse_track, discover, safe_name, scan
+from musicbrain_cli.scan.batch import ScanOptions, analyse_track, scan
+from musicbrain_cli.scan.discovery import discover, safe_name
 from conftest import deadline, make_tone
 
 SR = 22050
