@@ -24,7 +24,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from artifact_signals import upsampled  # noqa: E402
 from musicbrain_cli.artifacts.detector import ArtifactDetector  # noqa: E402
-from musicbrain_cli.audio_encode import encode_audio  # noqa: E402
+from musicbrain_cli.audio.encode import encode_audio  # noqa: E402
 
 
 def main(argv: list[str]) -> int:

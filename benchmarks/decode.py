@@ -2,7 +2,7 @@
 
 Speed: for each format, a stereo music-like signal (sine chords + noise, 44.1 kHz; Opus
 48 kHz) is encoded with PyAV, then decoded to 22.05 kHz mono through
-``musicbrain_cli.audio.stream``. Reported per format:
+``musicbrain_cli.audio.intake.stream``. Reported per format:
 
 * ``x RT/core`` - audio seconds per CPU second of decoding, isolated path: CPU time of the
   decoder child (from /proc) plus this process. One decode uses one core, so this is the
@@ -30,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from musicbrain_cli import audio
-from musicbrain_cli.audio_encode import FORMATS, encode_audio
+from musicbrain_cli.audio import intake as audio
+from musicbrain_cli.audio.encode import FORMATS, encode_audio
 
 TARGET_RT = {"mp3": 200.0, "ogg": 200.0, "opus": 200.0}
 TARGET_RSS_MB = 300.0
@@ -87,7 +87,7 @@ def bench_format(path: Path, seconds: float, repeats: int) -> dict:
 _RSS_PROBE = r"""
 import json, sys
 from pathlib import Path
-from musicbrain_cli import audio
+from musicbrain_cli.audio import intake as audio
 
 def status_mb(key, pid="self"):
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

@@ -166,7 +166,7 @@ def _note_clip(seconds: float, sample_rate: int, seed: int):
     random lengths and pitches, some dyads. Returns ``(samples, notes)``."""
     import pretty_midi
 
-    from musicbrain_cli.alignment import notes_from_objects
+    from musicbrain_cli.alignment.overlap import notes_from_objects
     from musicbrain_cli.data.render import available_soundfonts, render_midi
 
     rng = np.random.default_rng(seed)
@@ -191,9 +191,9 @@ def _note_clip(seconds: float, sample_rate: int, seed: int):
 def bench_refine(n_clips: int, model_name: str) -> dict:
     """Harmonic and onset alignment, band removal and the rhythmic-event test of the fused
     top-3 map and the verdict's own map, for refine='none' and 'gradient-input'."""
-    from musicbrain_cli.alignment import (HarmonicOverlap, OnsetOverlap, harmonic_overlap,
-                                          note_onsets, onset_overlap)
-    from musicbrain_cli.evaluate import entry_clip
+    from musicbrain_cli.alignment.overlap import (HarmonicOverlap, OnsetOverlap, harmonic_overlap,
+                                                  note_onsets, onset_overlap)
+    from musicbrain_cli.evaluate.split import entry_clip
     from musicbrain_cli.explain import (LabelTarget, band_removal, band_removal_summary,
                                         event_peak, event_summary)
     from musicbrain_cli.features import bin_frequencies, frame_times

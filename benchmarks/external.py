@@ -16,7 +16,7 @@
   ``--abc-seconds`` seconds (its first clip) are analysed. A piece that fails to parse or
   render is counted as failed and listed with its reason, never dropped.
 
-Each file goes through :func:`musicbrain_cli.scan.analyse_track`, the function ``scan``
+Each file goes through :func:`musicbrain_cli.scan.batch.analyse_track`, the function ``scan``
 runs per track, so the verdict is the scan's own. No explanation windows are computed
 (``explain_windows=0``): the verdict and every P(AI) are fixed before explanation runs,
 so this changes nothing measured here and saves the CAM time. Identical files (the seven
@@ -47,7 +47,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from musicbrain_cli.audio import sha256_file
+from musicbrain_cli.audio.intake import sha256_file
 
 ORIGINAL_MARK = "__original"
 ABC_ROOT = ("notagen-abc", "rhythgen")
@@ -107,7 +107,7 @@ def discover_eval(root: str | os.PathLike, *, max_per_source: int | None = None
     ``max_per_source`` caps each source, taken evenly across its sorted files.
     """
     from musicbrain_cli.errors import InputError
-    from musicbrain_cli.scan import AUDIO_EXTENSIONS
+    from musicbrain_cli.scan.discovery import AUDIO_EXTENSIONS
 
     root = Path(root)
     if not root.is_dir():
@@ -265,7 +265,7 @@ def evidence_lines(track: dict) -> list[dict]:
 def analyse_all(items: Sequence[EvalItem], detector, *, log=print) -> list[dict]:
     """One row per item: path, source, label, verdict, P(AI) per evidence line, sha256."""
     from musicbrain_cli.errors import MusicBrainError
-    from musicbrain_cli.scan import ScanOptions, analyse_track
+    from musicbrain_cli.scan.batch import ScanOptions, analyse_track
 
     options = ScanOptions(formats=(), explain_windows=0)
     done: dict[str, dict] = {}

@@ -6,7 +6,7 @@ synthesises music of other kinds, procedurally and with seeded randomness, in th
 person would arrange it (a drum kit on MIDI channel 10, a bass line that follows the
 chords, voicings and fills), humanises the timing and dynamics, renders it with
 :func:`musicbrain_cli.data.render.render_midi` (the SoundFonts rotate over the pieces),
-writes 44.1 kHz FLAC files and scans each one through :func:`musicbrain_cli.scan.analyse_track`
+writes 44.1 kHz FLAC files and scans each one through :func:`musicbrain_cli.scan.batch.analyse_track`
 (explanations off) with the model's out-of-domain statistics. It reports, per genre, the
 count of ``ai``, ``human`` and ``inconclusive`` verdicts and how many tracks the model
 flagged as out of domain. The target is zero ``ai`` verdicts: on music the model was not
@@ -437,7 +437,7 @@ def render_genre_pieces(out: Path, *, per_genre: int, seconds: tuple[float, floa
 
 def scan_tracks(tracks: list[tuple[str, Path]], model: str) -> list[dict]:
     from musicbrain_cli.model.inference import Detector
-    from musicbrain_cli.scan import ScanOptions, analyse_track
+    from musicbrain_cli.scan.batch import ScanOptions, analyse_track
 
     detector = Detector.from_pretrained(model, device="cpu")
     options = ScanOptions(formats=(), explain_windows=0)

@@ -42,7 +42,7 @@ def build_catalog(folder: Path, *, tracks: int, minutes: float, long_minutes: fl
     """Render ``tracks`` pieces looped to ``minutes``; returns the catalog's total seconds."""
     from music21 import corpus
 
-    from musicbrain_cli.audio_encode import encode_audio
+    from musicbrain_cli.audio.encode import encode_audio
     from musicbrain_cli.data.render import available_soundfonts, render_midi, score_to_midi
 
     fonts = available_soundfonts()
@@ -85,7 +85,7 @@ def main() -> None:
 
     from musicbrain_cli.model.inference import Detector
     from musicbrain_cli.report.keys import init_keys
-    from musicbrain_cli.scan import ScanOptions, scan
+    from musicbrain_cli.scan.batch import ScanOptions, scan
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -114,7 +114,7 @@ def main() -> None:
         wall = time.perf_counter() - t
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         # ru_maxrss of children is the largest child ever (the catalog builder included),
-        # so the decoder children's peak is not separable here; audio.py's own benchmark
+        # so the decoder children's peak is not separable here; audio.intake's own benchmark
         # (benchmarks/decode.py) measures the decoder's streaming memory.
 
     audio = result.audio_seconds
@@ -140,9 +140,9 @@ def ray_benchmark(catalog: Path, tmp: Path, args, options, keys) -> None:
     import ray
     import torch
 
-    from musicbrain_cli import ray_engine
+    from musicbrain_cli.scan import ray_engine
     from musicbrain_cli.model.inference import Detector
-    from musicbrain_cli.scan import scan
+    from musicbrain_cli.scan.batch import scan
 
     torch.set_num_threads(ray_engine.TASK_CPUS)
     detector = Detector.from_pretrained(args.model, device="cpu")

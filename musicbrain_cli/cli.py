@@ -93,7 +93,7 @@ def info() -> None:
     except ImportError:
         _echo("torch      not installed")
     try:
-        from musicbrain_cli.audio_decode import decoder_versions
+        from musicbrain_cli.audio.decode import decoder_versions
 
         dec = decoder_versions()
         _echo(f"pyav       {dec['pyav']} (libavcodec {dec['libavcodec']})")
@@ -218,13 +218,14 @@ def scan(inputs, paths_from, output, report_format, model_name, device, jobs, ke
     if address and engine != "ray":
         _fail("--address names a Ray cluster: it needs --engine ray", EXIT_USAGE)
     if engine == "ray":
-        from musicbrain_cli import ray_engine
+        from musicbrain_cli.scan import ray_engine
 
         if not ray_engine.ray_available():
             _fail("--engine ray needs Ray: pip install 'musicbrain[ray]'", EXIT_USAGE)
     formats = {"pdf": ("pdf",), "html": ("html",), "both": ("pdf", "html"), "none": ()}
 
-    from musicbrain_cli.scan import ScanOptions, discover, read_path_list, scan as run_scan
+    from musicbrain_cli.scan.batch import ScanOptions, scan as run_scan
+    from musicbrain_cli.scan.discovery import discover, read_path_list
 
     listed = read_path_list(paths_from) if paths_from else []
     # discovery first: with nothing to scan, the model (torch) is never loaded (issue 27)
@@ -232,7 +233,7 @@ def scan(inputs, paths_from, output, report_format, model_name, device, jobs, ke
 
     if trust_anchors:
         from musicbrain_cli.errors import ConfigError
-        from musicbrain_cli.provenance import load_trust_anchors
+        from musicbrain_cli.audio.provenance import load_trust_anchors
 
         try:
             load_trust_anchors(trust_anchors)   # a bad bundle stops the scan before any work
@@ -284,7 +285,7 @@ def scan(inputs, paths_from, output, report_format, model_name, device, jobs, ke
 
 
 def _ray_tracks(files, out, *, spec, address, num_cpus, progress):
-    from musicbrain_cli import ray_engine
+    from musicbrain_cli.scan import ray_engine
 
     return ray_engine.run_tracks(files, out, spec, address=address, num_cpus=num_cpus,
                                  progress=progress)
@@ -405,7 +406,7 @@ def verify(paths, audio, keys_dir, trust_store, reproduce, model_name, trust_anc
         _echo(f"{result.status}  {path}")
         _echo_checks(result)
         if reproduce and Path(path).is_dir():
-            from musicbrain_cli.reproduce import reproduce as rerun
+            from musicbrain_cli.scan.reproduce import reproduce as rerun
 
             again = rerun(Path(path), Path(audio), model=model_name, trust_anchors=trust_anchors)
             ok = ok and again.ok
@@ -707,7 +708,7 @@ def refit_heads(data_dir, model_name, out_dir, style_bands) -> None:
                    "stretch, trims, held-out SoundFont) -> OUT/robustness.json and .md.")
 @click.option("--transforms", default=None, metavar="KEY,KEY",
               help="With --robustness: only these transforms (default: all; keys in "
-                   "musicbrain_cli/robustness.py).")
+                   "musicbrain_cli/evaluate/robustness.py).")
 @click.option("--max-clips", type=click.IntRange(min=1), default=None,
               help="With --robustness: at most N clips per split (seeded, balanced human/AI).")
 @click.option("--update-card", is_flag=True,
@@ -728,7 +729,7 @@ def evaluate(data_dir, split, model_name, out_dir, explain_windows, n_figures, s
         return
     if (Path(out_dir) / "metrics.json").exists() and not overwrite:
         _fail(f"{str(Path(out_dir) / 'metrics.json')!r} exists (use --overwrite to replace it)")
-    from musicbrain_cli.evaluate import evaluate as run_evaluation
+    from musicbrain_cli.evaluate.split import evaluate as run_evaluation
     from musicbrain_cli.model.inference import Detector
     from musicbrain_cli.progress import RichProgress
     from musicbrain_cli.data.dataset import Dataset
@@ -759,13 +760,13 @@ def _evaluate_robustness(data_dir, split, model_name, out_dir, device, overwrite
                          max_clips, update_card) -> None:
     from pathlib import Path
 
-    from musicbrain_cli.robustness import ROBUSTNESS_JSON
+    from musicbrain_cli.evaluate.robustness import ROBUSTNESS_JSON
 
     if (Path(out_dir) / ROBUSTNESS_JSON).exists() and not overwrite:
         _fail(f"{str(Path(out_dir) / ROBUSTNESS_JSON)!r} exists (use --overwrite to replace it)")
     from musicbrain_cli.model.inference import Detector
     from musicbrain_cli.progress import RichProgress
-    from musicbrain_cli.robustness import evaluate_robustness, update_card as store, write_robustness
+    from musicbrain_cli.evaluate.robustness import evaluate_robustness, update_card as store, write_robustness
 
     keys = [k.strip() for k in transforms.split(",") if k.strip()] if transforms else None
     detector = Detector.from_pretrained(model_name, device=device)

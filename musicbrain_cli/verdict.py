@@ -155,7 +155,7 @@ def track_verdict(prediction, detector) -> tuple[Verdict, dict]:
     probabilities, embeddings and spectral profiles); ``detector`` carries the card and its
     out-of-domain statistics (``detector.ood``; ``None``: no domain check, said in the facts).
     """
-    from musicbrain_cli.ood import check_domain, describe_failures
+    from musicbrain_cli.model.ood import check_domain, describe_failures
     from musicbrain_cli.taxonomy import DETECTION_LABEL
 
     policy = VerdictPolicy.from_card(detector.card)
@@ -239,7 +239,7 @@ def artifact_finding(finding: Mapping) -> LineFinding:
 
 
 def provenance_finding(finding: Mapping) -> LineFinding:
-    """The C2PA provenance finding (:func:`musicbrain_cli.provenance.read_provenance`, as a
+    """The C2PA provenance finding (:func:`musicbrain_cli.audio.provenance.read_provenance`, as a
     dict) as one evidence line.
 
     Only a valid manifest whose signer chains to a configured trust anchor can accuse: with

@@ -7,7 +7,7 @@ Made to measure what the shipped model does on the client's human corpus rendere
         --soundfont fluidr3_gm --soundfont timgm6mb
     python scripts/false_accusations_on_dataset.py mn-ds --excerpt-clips 6
 
-Each human clip is analysed by ``scan.analyse_track`` (the scan's own verdict, with the
+Each human clip is analysed by ``scan.batch.analyse_track`` (the scan's own verdict, with the
 model's domain checks; no explanations), then each run of ``--excerpt-clips`` consecutive
 clips of one piece, joined into one excerpt (written under OUT). Prints the verdict counts
 and every clip or excerpt called ``ai`` with its content P(AI).
@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from musicbrain_cli.audio_encode import encode_audio
+from musicbrain_cli.audio.encode import encode_audio
 from musicbrain_cli.errors import MusicBrainError
 from musicbrain_cli.model.inference import Detector
-from musicbrain_cli.scan import ScanOptions, analyse_track
+from musicbrain_cli.scan.batch import ScanOptions, analyse_track
 from musicbrain_cli.data.dataset import Dataset
 
 

@@ -27,8 +27,8 @@ def main() -> None:
     ap.add_argument("--split", default="test")
     args = ap.parse_args()
 
-    from musicbrain_cli.audio import load_audio
-    from musicbrain_cli.audio_encode import encode_audio
+    from musicbrain_cli.audio.intake import load_audio
+    from musicbrain_cli.audio.encode import encode_audio
 
     rows = list(csv.DictReader((args.corpus / "manifest.csv").open(encoding="utf-8")))
     args.out.mkdir(parents=True, exist_ok=True)

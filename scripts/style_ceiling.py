@@ -12,7 +12,7 @@ model's AP on the same clips, read from ``EVAL_DIR/predictions.csv`` (written by
 label is recoverable from the music itself and the audio model is what falls short.
 
 With ``--from-audio`` the same features are computed from notes transcribed from each clip's
-rendered audio by :func:`musicbrain_cli.pitch.estimate_notes` instead of from its MIDI: what a
+rendered audio by :func:`musicbrain_cli.alignment.pitch.estimate_notes` instead of from its MIDI: what a
 simple symbolic route can recover from the sound alone (the voice count is then unknown and
 set to 1).
 """
@@ -58,8 +58,8 @@ def score_features(path: Path) -> np.ndarray:
 
 
 def audio_features(path: Path) -> np.ndarray:
-    from musicbrain_cli.audio import load_audio
-    from musicbrain_cli.pitch import estimate_notes
+    from musicbrain_cli.audio.intake import load_audio
+    from musicbrain_cli.alignment.pitch import estimate_notes
 
     sr = 22050
     notes = estimate_notes(load_audio(path, sample_rate=sr), sr)

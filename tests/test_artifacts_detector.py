@@ -11,7 +11,7 @@ import pytest
 from artifact_signals import piano_melody, upsampled
 from musicbrain_cli.artifacts import detector as det_mod
 from musicbrain_cli.artifacts.detector import FEATURES, MAX_FIGURE_POINTS, ArtifactDetector
-from musicbrain_cli.audio_encode import encode_audio
+from musicbrain_cli.audio.encode import encode_audio
 from musicbrain_cli.errors import AudioDecodeError, InputError, ModelLoadError, ReportError
 from musicbrain_cli.report.figures import residue_figure
 

@@ -1,4 +1,4 @@
-"""Tests for musicbrain_cli.audio: decoding each format, facts, windows, metadata, memory.
+"""Tests for musicbrain_cli.audio.intake: decoding each format, facts, windows, metadata, memory.
 
 Every fixture is synthesised here (seeded) and encoded with PyAV; nothing is downloaded.
 """
@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from musicbrain_cli import audio
-from musicbrain_cli.audio_encode import FORMATS, encode_audio
+from musicbrain_cli.audio import intake as audio
+from musicbrain_cli.audio.encode import FORMATS, encode_audio
 from musicbrain_cli.errors import AbsurdHeaderError
 
 SR_IN = 44100
@@ -259,7 +259,7 @@ def test_a_1mb_comment_is_cut_with_a_true_note_down_to_the_report(encoded, tmp_p
     # report said "[3829 more characters]", counting from the stored text, not the tag.
     from mutagen.id3 import COMM, ID3, TXXX
 
-    from musicbrain_cli.audio_metadata import MAX_VALUE_CHARS, split_cut
+    from musicbrain_cli.audio.metadata import MAX_VALUE_CHARS, split_cut
     from musicbrain_cli.report.html import MAX_TAG_CHARS, render_report_html
     from musicbrain_cli.report.schema import example_track
 
@@ -291,7 +291,7 @@ def test_more_values_than_kept_are_counted_as_the_file_holds_them(encoded, tmp_p
     # stored as 64; the report's note must count the 100, not the 64 that were kept.
     from mutagen.id3 import ID3, TXXX
 
-    from musicbrain_cli.audio_metadata import MAX_VALUES_PER_TAG
+    from musicbrain_cli.audio.metadata import MAX_VALUES_PER_TAG
     from musicbrain_cli.report.html import MAX_TAG_VALUES, render_report_html
     from musicbrain_cli.report.schema import example_track
 
@@ -339,7 +339,7 @@ def test_mp4_atoms_round_trip(encoded, tmp_path):
 def test_mp4_c2pa_uuid_box_is_found(encoded, tmp_path):
     import struct
 
-    from musicbrain_cli.audio_metadata import C2PA_BMFF_UUID
+    from musicbrain_cli.audio.metadata import C2PA_BMFF_UUID
 
     p = tmp_path / "c2pa.m4a"
     payload = b"\x00" * 8 + b"jumbfake"

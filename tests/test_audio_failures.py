@@ -14,8 +14,8 @@ import time
 import numpy as np
 import pytest
 
-from musicbrain_cli import audio
-from musicbrain_cli.audio_encode import encode_audio
+from musicbrain_cli.audio import intake as audio
+from musicbrain_cli.audio.encode import encode_audio
 from musicbrain_cli.errors import (
     AbsurdHeaderError,
     AudioDecodeError,

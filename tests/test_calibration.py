@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from musicbrain_cli.calibration import (T_MIN, apply_temperature, binary_nll,
-                                        fit_temperature)
+from musicbrain_cli.model.calibration import (T_MIN, apply_temperature, binary_nll,
+                                              fit_temperature)
 from musicbrain_cli.errors import InputError
 
 

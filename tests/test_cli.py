@@ -94,7 +94,7 @@ def test_the_key_folder_option_is_spelled_keys_everywhere():
 def test_scan_ends_with_a_one_screen_summary(tmp_path):
     from musicbrain_cli.cli import scan_summary_lines
     from musicbrain_cli.report.catalog import CatalogEntry
-    from musicbrain_cli.scan import ScanResult
+    from musicbrain_cli.scan.batch import ScanResult
 
     def entry(name, label):
         return CatalogEntry(f"/in/{name}", {"verdict": {"label": label}}, f"{name}/report.pdf")

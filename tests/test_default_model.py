@@ -11,7 +11,7 @@ from musicbrain_cli.model import checkpoint
 from musicbrain_cli.model.inference import Detector
 from musicbrain_cli.report.keys import load_trust_store
 from musicbrain_cli.report.verify import verify_path
-from musicbrain_cli.scan import untrained_labels
+from musicbrain_cli.scan.batch import untrained_labels
 
 DEFAULT_DIR = checkpoint.PACKAGE_MODELS / "default"
 EXAMPLES = checkpoint.PACKAGE_MODELS.parents[1] / "examples" / "catalog"

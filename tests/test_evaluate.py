@@ -54,7 +54,7 @@ def setup(tmp_path_factory):
 
 
 def test_evaluate_writes_metrics_and_figures(setup, tmp_path):
-    from musicbrain_cli.evaluate import evaluate
+    from musicbrain_cli.evaluate.split import evaluate
 
     dataset, detector = setup
     out = tmp_path / "eval"
@@ -123,7 +123,7 @@ def test_evaluate_writes_metrics_and_figures(setup, tmp_path):
 
 
 def test_evaluate_empty_split(setup, tmp_path):
-    from musicbrain_cli.evaluate import evaluate
+    from musicbrain_cli.evaluate.split import evaluate
 
     dataset, detector = setup
     with pytest.raises(DatasetError, match="'val'"):
@@ -159,7 +159,7 @@ def test_cli_evaluate(setup, tmp_path):
 
 
 def test_explained_positions_spread_over_the_split():
-    from musicbrain_cli.evaluate import explained_positions
+    from musicbrain_cli.evaluate.split import explained_positions
 
     assert explained_positions(100, 4) == {0, 33, 66, 99}
     assert explained_positions(3, 8) == {0, 1, 2}
@@ -173,7 +173,7 @@ def test_verdict_fidelity_follows_the_predicted_source_label(setup, monkeypatch)
     # The verdict's explanation must target the window's more probable source label, human
     # or ai, alone: never a style label, never both source labels.
     import musicbrain_cli.explain as explain
-    from musicbrain_cli.evaluate import _ExplainTotals, _explain_window
+    from musicbrain_cli.evaluate.split import _ExplainTotals, _explain_window
 
     dataset, detector = setup
     calls = []
@@ -206,8 +206,8 @@ def test_verdict_fidelity_follows_the_predicted_source_label(setup, monkeypatch)
 def test_entry_clip_has_its_event_at_t0():
     """The rhythmic-event clips: exactly the asked length, seeded, and the entry is the
     clip's strongest onset after the texture's own start (librosa's onset detector)."""
-    from musicbrain_cli.alignment import detect_onsets
-    from musicbrain_cli.evaluate import entry_clip
+    from musicbrain_cli.alignment.overlap import detect_onsets
+    from musicbrain_cli.evaluate.split import entry_clip
 
     sr = 22050
     y, t0 = entry_clip(seconds=4.0, sample_rate=sr, seed=5)

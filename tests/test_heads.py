@@ -125,7 +125,7 @@ def test_every_finalized_card_names_the_labels_training_never_showed(trained):
     """No training clip is Classical. Finalize records it as untrained on the model
     `musicbrain train` wrote, and again after a re-fit that keeps the head input (where
     its row is kept as trained, not made a constant), so a scan never offers it."""
-    from musicbrain_cli.scan import untrained_labels
+    from musicbrain_cli.scan.batch import untrained_labels
 
     _, before, after, _ = trained
     for model_dir in (before, after):

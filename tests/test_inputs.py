@@ -88,7 +88,7 @@ def test_read_regular_refuses_devices_and_files_over_its_bound(hostile, tmp_path
 
 def test_trust_anchors_that_are_not_a_regular_file_are_a_config_error(hostile):
     from musicbrain_cli.errors import ConfigError
-    from musicbrain_cli.provenance import load_trust_anchors
+    from musicbrain_cli.audio.provenance import load_trust_anchors
 
     for p in hostile:
         with deadline(10), pytest.raises(ConfigError, match="not a regular file"):

@@ -6,13 +6,13 @@ import shutil
 import numpy as np
 import pytest
 
-from musicbrain_cli.audio import load_audio
-from musicbrain_cli.audio_encode import encode_audio
-from musicbrain_cli.evaluate import score_clip
+from musicbrain_cli.audio.intake import load_audio
+from musicbrain_cli.audio.encode import encode_audio
+from musicbrain_cli.evaluate.split import score_clip
 from musicbrain_cli.model.card import update_card
 from musicbrain_cli.model.inference import Detector
-from musicbrain_cli.ood import fit_ood
-from musicbrain_cli.scan import ScanOptions, analyse_track
+from musicbrain_cli.model.ood import fit_ood
+from musicbrain_cli.scan.batch import ScanOptions, analyse_track
 from conftest import make_tone
 
 SR = 22050
@@ -84,7 +84,7 @@ def test_evaluate_and_scan_state_the_same_figures_for_a_data_set_clip(model_with
     """End to end: ``evaluate``'s predictions.csv and a scan of the clip's audio file."""
     import csv
 
-    from musicbrain_cli.evaluate import evaluate
+    from musicbrain_cli.evaluate.split import evaluate
     from musicbrain_cli.data.dataset import ClipRecord, Dataset, DatasetWriter
 
     detector = Detector.from_pretrained(model_with_ood, device="cpu")

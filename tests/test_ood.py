@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from musicbrain_cli.errors import ModelLoadError
-from musicbrain_cli.ood import (PROFILE_BANDS, OODStats, check_domain, describe_failures,
-                            fit_ood, fit_threshold, spectral_profile, track_score)
+from musicbrain_cli.model.ood import (PROFILE_BANDS, OODStats, check_domain, describe_failures,
+                                      fit_ood, fit_threshold, spectral_profile, track_score)
 
 
 @pytest.fixture

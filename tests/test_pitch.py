@@ -7,9 +7,9 @@ import warnings
 import numpy as np
 import pytest
 
-from musicbrain_cli.alignment import Note, harmonic_overlap, midi_to_hz, partial_mask
+from musicbrain_cli.alignment.overlap import Note, harmonic_overlap, midi_to_hz, partial_mask
 from musicbrain_cli.errors import InputError
-from musicbrain_cli.pitch import estimate_notes
+from musicbrain_cli.alignment.pitch import estimate_notes
 
 SR = 22050
 

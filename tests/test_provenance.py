@@ -1,4 +1,4 @@
-"""Tests for musicbrain_cli.provenance: C2PA manifests signed here, read and validated for real.
+"""Tests for musicbrain_cli.audio.provenance: C2PA manifests signed here, read and validated for real.
 
 Every fixture is made in code: seeded audio encoded with PyAV (WAV, MP3, M4A), a test root CA
 and an end-entity signing certificate made with ``cryptography`` in the C2PA certificate
@@ -20,10 +20,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from musicbrain_cli import audio
-from musicbrain_cli.audio_encode import encode_audio
+from musicbrain_cli.audio import intake as audio
+from musicbrain_cli.audio.encode import encode_audio
 from musicbrain_cli.errors import ConfigError
-from musicbrain_cli.provenance import MAX_TEXT_CHARS, ProvenanceFinding, read_provenance
+from musicbrain_cli.audio.provenance import MAX_TEXT_CHARS, ProvenanceFinding, read_provenance
 
 IPTC = "http://cv.iptc.org/newscodes/digitalsourcetype/"
 FORMATS = {"wav": "audio/wav", "mp3": "audio/mpeg", "m4a": "audio/mp4"}
@@ -322,8 +322,8 @@ def test_unusable_trust_anchors_raise_config_error(signed, tmp_path):
 def test_a_scan_accuses_on_a_trusted_ai_manifest_and_never_on_an_unverified_one(
         pki, signed, tmp_path, tiny_model_dir):
     from musicbrain_cli.model.inference import Detector
-    from musicbrain_cli.reproduce import reproduce
-    from musicbrain_cli.scan import ScanOptions, analyse_track, scan
+    from musicbrain_cli.scan.reproduce import reproduce
+    from musicbrain_cli.scan.batch import ScanOptions, analyse_track, scan
 
     det = Detector.from_pretrained(tiny_model_dir, device="cpu")
     track = signed["wav", "trainedAlgorithmicMedia"]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from musicbrain_cli.audio_encode import encode_audio
+from musicbrain_cli.audio.encode import encode_audio
 from musicbrain_cli.cli import main
 from conftest import SR, make_tone
 
@@ -101,7 +101,7 @@ def test_paths_from_a_list_file(cluster, catalog, tmp_path, tiny_model_dir):
 
 
 def test_engine_ray_without_ray_is_a_usage_error(tmp_path, catalog, monkeypatch):
-    import musicbrain_cli.ray_engine as engine
+    import musicbrain_cli.scan.ray_engine as engine
 
     monkeypatch.setattr(engine, "ray_available", lambda: False)
     res = run(["scan", str(catalog), "-o", str(tmp_path / "out"), "--engine", "ray"])

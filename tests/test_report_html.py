@@ -239,7 +239,7 @@ def test_a_clean_file_reads_fully_decoded_and_gets_no_decoding_limitation():
 
 
 def test_limitations_state_each_topic_once():
-    from musicbrain_cli.scan import LIMITATIONS
+    from musicbrain_cli.scan.batch import LIMITATIONS
 
     track = example_track()
     track["limitations"] = list(LIMITATIONS) + [LIMITATIONS[0]]

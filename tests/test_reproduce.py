@@ -5,11 +5,11 @@ import json
 from click.testing import CliRunner
 
 from conftest import SR, make_tone
-from musicbrain_cli.audio_encode import encode_audio
+from musicbrain_cli.audio.encode import encode_audio
 from musicbrain_cli.cli import main
 from musicbrain_cli.model.inference import Detector
-from musicbrain_cli.reproduce import compare, reproduce
-from musicbrain_cli.scan import ScanOptions, scan
+from musicbrain_cli.scan.reproduce import compare, reproduce
+from musicbrain_cli.scan.batch import ScanOptions, scan
 
 
 def _scanned(tmp_path, model_dir):

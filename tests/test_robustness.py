@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from musicbrain_cli.errors import InputError, ModelLoadError, TransformError
-from musicbrain_cli.robustness import (HELD_OUT_SOUNDFONT, TRANSFORMS, evaluate_robustness,
-                                       update_card, write_robustness)
+from musicbrain_cli.evaluate.robustness import (HELD_OUT_SOUNDFONT, TRANSFORMS, evaluate_robustness,
+                                                update_card, write_robustness)
 
 SR = 22050
 
@@ -169,7 +169,7 @@ def model_copy(tiny_model_dir, tmp_path):
 
 def _direct(detector, root, split):
     """Clip P(AI) and truth computed without the robustness code."""
-    from musicbrain_cli.audio import load_audio
+    from musicbrain_cli.audio.intake import load_audio
     from musicbrain_cli.data.dataset import Dataset
 
     ds = Dataset.load(root)
@@ -213,7 +213,7 @@ def test_evaluate_robustness_rows(dataset_root, tiny_model_dir):
 def test_out_of_domain_stats_feed_the_verdict(dataset_root, model_copy):
     """With a threshold no clip can meet, every clip is out of domain -> inconclusive."""
     from musicbrain_cli.model.inference import Detector
-    from musicbrain_cli.ood import OODStats
+    from musicbrain_cli.model.ood import OODStats
 
     det = Detector.from_pretrained(model_copy, device="cpu")
     d = det.model.embed_dim

@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from musicbrain_cli.audio_encode import encode_audio
+from musicbrain_cli.audio.encode import encode_audio
 from musicbrain_cli.cli import main
 from musicbrain_cli.model.inference import Detector
 from musicbrain_cli.report.verify import verify_path
-from musicbrain_cli.scan import ScanOptions, analyse_track, discover, safe_name, scan
+from musicbrain_cli.scan.batch import ScanOptions, analyse_track, scan
+from musicbrain_cli.scan.discovery import discover, safe_name
 from conftest import deadline, make_tone
 
 SR = 22050
@@ -168,7 +169,7 @@ def test_missing_input_is_a_usage_error(tmp_path, model_dir):
 def test_labels_without_training_examples_are_never_attributed():
     """A label the card records as a constant head (no training example) is skipped, even
     when it is the group's most probable one."""
-    from musicbrain_cli.scan import _top_labels, untrained_labels
+    from musicbrain_cli.scan.batch import _top_labels, untrained_labels
     from musicbrain_cli.taxonomy import Taxonomy
 
     tax = Taxonomy.from_groups([("source", ["human", "ai"], True),
@@ -232,7 +233,7 @@ def test_a_decoder_comb_makes_the_artifact_line_accuse_and_the_report_shows_both
 
 
 def test_reports_carry_what_the_model_card_says_the_model_cannot_do():
-    from musicbrain_cli.scan import _limitations
+    from musicbrain_cli.scan.batch import _limitations
 
     notes = _limitations({"available": True, "in_domain": True}, [False], object(),
                          {"limitations": "  Accuses 3 of 325 unhumanised excerpts. "})
@@ -298,7 +299,7 @@ def _domain_of_noisy_tones(det, rng):
     windows of the same kind, as finalize fits it."""
     import torch
 
-    from musicbrain_cli.ood import fit_ood, fit_threshold, spectral_profile
+    from musicbrain_cli.model.ood import fit_ood, fit_threshold, spectral_profile
 
     fe = det.config.front_end
     n = int(fe.window_s * SR)
@@ -324,7 +325,7 @@ def _domain_of_noisy_tones(det, rng):
 def test_style_attribution_is_withheld_out_of_domain(tmp_path, model_dir):
     # Issue 23, observation 10: on pure sine tones, flagged out of domain, the index still
     # showed "composer/Monteverdi 0.92". The raw scores stay in result.json, marked.
-    from musicbrain_cli.ood import WITHHELD
+    from musicbrain_cli.model.ood import WITHHELD
     from musicbrain_cli.report.catalog import CatalogEntry, summary_row
     from musicbrain_cli.report.html import render_report_html
 

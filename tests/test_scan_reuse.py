@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import SR, make_tone
-from musicbrain_cli.audio_encode import encode_audio
+from musicbrain_cli.audio.encode import encode_audio
 from musicbrain_cli.cli import main
 from musicbrain_cli.report import init_keys, write_manifest
 
@@ -110,7 +110,7 @@ def test_a_folder_that_does_not_verify_is_left_out_of_the_catalog_with_a_reason(
 def test_one_scan_at_a_time_per_output_folder(setup):
     """Observation 4: two scans into one folder each rewrote the catalog without the
     other's tracks. The second now stops at once and names the holder."""
-    from musicbrain_cli.scan import LOCK_NAME, output_lock
+    from musicbrain_cli.scan.batch import LOCK_NAME, output_lock
 
     root, out, scan_args = setup
     before = (out / "summary.json").read_bytes()

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from musicbrain_cli.audio_encode import encode_audio
+from musicbrain_cli.audio.encode import encode_audio
 from musicbrain_cli.cli import main
 from musicbrain_cli.report.catalog import catalog_files
 from musicbrain_cli.report.keys import load_trust_store

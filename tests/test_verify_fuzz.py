@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import SR, make_tone
-from musicbrain_cli.audio_encode import encode_audio
+from musicbrain_cli.audio.encode import encode_audio
 from musicbrain_cli.cli import main
 from musicbrain_cli.report import load_keys, write_manifest
 from musicbrain_cli.report.verify import verify_catalog
@@ -129,7 +129,7 @@ def _mutate(data: bytes, rng: random.Random) -> bytes:
 
 def test_seeded_mutations_of_every_json_file_never_raise(out, scanned):
     from musicbrain_cli.report.keys import load_trust_store
-    from musicbrain_cli.scan import _previous_failures, check_finished
+    from musicbrain_cli.scan.batch import _previous_failures, check_finished
 
     keys = load_keys(scanned / "keys")
     track = _track(out)

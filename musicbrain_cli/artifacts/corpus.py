@@ -23,7 +23,7 @@ from typing import Iterator
 import numpy as np
 
 from musicbrain_cli.artifacts.detector import WINDOW_S
-from musicbrain_cli.audio_encode import Format, encode_audio
+from musicbrain_cli.audio.encode import Format, encode_audio
 
 #: Clip length, seconds: the detector's scoring window (> 50 Welch frames at 44.1 kHz,
 #: short enough for a CPU-sized corpus).
@@ -181,7 +181,7 @@ def human_clips(root: Path, split: str, *, per_file: int, clip_s: float = CLIP_S
 
 
 def _load_native(path: Path) -> tuple[np.ndarray, int]:
-    from musicbrain_cli import audio
+    from musicbrain_cli.audio import intake as audio
 
     info = audio.probe(path)
     return audio.load_audio(path, sample_rate=info.sample_rate, max_duration_s=240.0), info.sample_rate

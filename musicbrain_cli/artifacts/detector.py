@@ -32,7 +32,7 @@ import numpy as np
 
 from musicbrain_cli.artifacts import peaks as _peaks
 from musicbrain_cli.artifacts import spectrum as _spectrum
-from musicbrain_cli.audio import sha256_file
+from musicbrain_cli.audio.intake import sha256_file
 from musicbrain_cli.errors import ConfigError, ModelLoadError, SilentAudioError, ZeroLengthAudioError
 
 LINE = "artifacts"

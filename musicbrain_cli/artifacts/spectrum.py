@@ -69,13 +69,13 @@ def read_native(path: str | os.PathLike, *, max_duration_s: float = MAX_ANALYSIS
                 timeout_s: float = 120.0) -> tuple[np.ndarray, int]:
     """Mono float32 samples of ``path`` at its native rate: ``(y [shape=(n,)], rate Hz)``.
 
-    Uses the project's isolated decoder (:func:`musicbrain_cli.audio.probe` for the rate,
-    then :func:`~musicbrain_cli.audio.load_audio` in a killable child process), so an
+    Uses the project's isolated decoder (:func:`musicbrain_cli.audio.intake.probe` for the rate,
+    then :func:`~musicbrain_cli.audio.intake.load_audio` in a killable child process), so an
     untrusted file gets the same deadline and crash isolation as in the content line.
     Decoding at the header's own rate means libswresample never runs, so no resampler
     filter adds or removes lines. Raises the audio intake's typed errors.
     """
-    from musicbrain_cli import audio
+    from musicbrain_cli.audio import intake as audio
 
     info = audio.probe(path)
     y = audio.load_audio(path, sample_rate=info.sample_rate, max_duration_s=max_duration_s, timeout_s=timeout_s)

@@ -12,7 +12,7 @@ Features are stored as float16 to halve I/O: the map lies in about [-1, 1] (feat
 scales -100..0 dBFS to -1..1), where float16's 11-bit mantissa keeps an error below
 0.0005, i.e. 0.05 dB: far under the augmentation's gain/EQ noise. Nothing is pickled.
 
-Windows follow :func:`musicbrain_cli.audio.iter_windows`, the same rule ``scan`` uses, so
+Windows follow :func:`musicbrain_cli.audio.intake.iter_windows`, the same rule ``scan`` uses, so
 training sees exactly the windows inference will see. Resumable: finished shards are kept
 and their clips skipped; a shard being written when the build stopped is redone.
 """
@@ -65,7 +65,7 @@ def _load_clip(ds: Dataset, row: dict[str, str], sample_rate: int) -> np.ndarray
         except RuntimeError as exc:
             raise DatasetError(f"cannot read {str(ds.audio_path(row))!r}: {exc}") from exc
         return y.mean(axis=1) if y.shape[1] > 1 else y[:, 0]
-    from musicbrain_cli.audio import load_audio  # resamples to the front end's rate
+    from musicbrain_cli.audio.intake import load_audio  # resamples to the front end's rate
 
     return load_audio(ds.audio_path(row), sample_rate=sample_rate)
 
@@ -75,7 +75,7 @@ def build_cache(dataset_root: str | Path, front_end, *, out: str | Path | None =
                 progress: Progress = NULL_PROGRESS) -> Path:
     """Compute ``front_end`` (a :class:`~musicbrain_cli.features.FrontEndConfig`) features
     of every window of every clip of a data set; returns the cache folder."""
-    from musicbrain_cli.audio import iter_windows
+    from musicbrain_cli.audio.intake import iter_windows
     from musicbrain_cli.features import FrontEnd
 
     ds = Dataset.load(dataset_root)

@@ -18,7 +18,7 @@ loaded by :meth:`Detector.from_pretrained`), so the verdict
 
 Calibration: one temperature ``T`` from ``card["calibration"]["temperature"]`` (Guo et al.
 2017, "On Calibration of Modern Neural Networks", temperature scaling) divides every logit:
-``p = sigmoid(logit / T)`` (:func:`musicbrain_cli.calibration.calibrated_probability`).
+``p = sigmoid(logit / T)`` (:func:`musicbrain_cli.model.calibration.calibrated_probability`).
 
 Track aggregation (per label, over the track's windows):
 
@@ -47,7 +47,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import numpy as np
 import torch
 
-from musicbrain_cli.calibration import calibrated_probability
+from musicbrain_cli.model.calibration import calibrated_probability
 from musicbrain_cli.errors import ConfigError, ModelLoadError
 from musicbrain_cli.features import FrontEnd
 from musicbrain_cli.model.checkpoint import (DEFAULT_MODEL, load_checkpoint, pinned_sha256,
@@ -80,7 +80,7 @@ class WindowOutputs:
     ``logits`` ``[N, L]`` float32 (raw), ``probs`` ``[N, L]`` float64 (calibrated,
     ``sigmoid(logit / T)``), ``embeddings`` ``[N, D]`` (the pooled embedding the
     out-of-domain check scores, or what the caller's ``embed`` returned), ``profiles``
-    ``[N, P]`` float32 (:func:`musicbrain_cli.ood.spectral_profile` of the model inputs).
+    ``[N, P]`` float32 (:func:`musicbrain_cli.model.ood.spectral_profile` of the model inputs).
     """
 
     logits: np.ndarray
@@ -172,7 +172,7 @@ class Detector:
                  *, device: str | torch.device = "auto", ood=None):
         self.device = resolve_device(device)
         self.model_dir = None
-        #: the model's out-of-domain statistics (:class:`~musicbrain_cli.ood.OODStats`), or
+        #: the model's out-of-domain statistics (:class:`~musicbrain_cli.model.ood.OODStats`), or
         #: None: the verdict then says no domain check could be made
         self.ood = ood
         self.config = config
@@ -214,7 +214,7 @@ class Detector:
 
     def calibrate(self, logits):
         """``sigmoid(logits / T)`` with the card's temperature (NumPy -> float64; a torch
-        tensor stays a tensor): see :func:`~musicbrain_cli.calibration.calibrated_probability`."""
+        tensor stays a tensor): see :func:`~musicbrain_cli.model.calibration.calibrated_probability`."""
         return calibrated_probability(logits, self.temperature)
 
     @torch.inference_mode()
@@ -229,7 +229,7 @@ class Detector:
         heads' input). ``timings`` (optional) accumulates seconds under ``"features"`` (the
         profile) and ``"inference"`` (the network).
         """
-        from musicbrain_cli.ood import spectral_profile
+        from musicbrain_cli.model.ood import spectral_profile
 
         t = time.perf_counter()
         spec = spec.to(self.device)
@@ -300,18 +300,18 @@ class Detector:
                       timings: dict[str, float] | None = None) -> TrackPrediction:
         """Windows of ``window_s`` every ``hop_s`` (default: the front end's) -> predictions.
 
-        ``path_or_samples`` is a file (decoded by :mod:`musicbrain_cli.audio`), an open
-        :func:`~musicbrain_cli.audio.stream`, or a mono float32 array at the model's sample
+        ``path_or_samples`` is a file (decoded by :mod:`musicbrain_cli.audio.intake`), an open
+        :func:`~musicbrain_cli.audio.intake.stream`, or a mono float32 array at the model's sample
         rate. Short tracks give one zero-padded window, flagged in ``padded``. Windows are
         batched ``batch_size`` at a time in decoding order, so memory stays bounded by a
         batch; consecutive windows share their frames (:meth:`FrontEnd.forward_consecutive`).
 
         ``on_batch(windows, spec, outputs)`` (optional) sees each batch's
-        :class:`~musicbrain_cli.audio.Window` list, its model inputs (on CPU) and outputs,
+        :class:`~musicbrain_cli.audio.intake.Window` list, its model inputs (on CPU) and outputs,
         e.g. to keep the windows a scan explains. ``timings`` (optional) accumulates seconds
         under ``"decode"``, ``"features"`` and ``"inference"``.
         """
-        from musicbrain_cli.audio import iter_windows
+        from musicbrain_cli.audio.intake import iter_windows
 
         fe = self.config.front_end
         if isinstance(path_or_samples, np.ndarray) and path_or_samples.ndim != 1:
@@ -380,7 +380,7 @@ def load_ood_stats(directory):
     model has none (``directory`` None, or no ``ood.safetensors`` there)."""
     from pathlib import Path
 
-    from musicbrain_cli.ood import OOD_FILE, OODStats
+    from musicbrain_cli.model.ood import OOD_FILE, OODStats
 
     if directory is None or not (Path(directory) / OOD_FILE).is_file():
         return None

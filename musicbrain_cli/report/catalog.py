@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from musicbrain_cli.errors import ReportError
-from musicbrain_cli.ood import WITHHELD, labels_withheld
+from musicbrain_cli.model.ood import WITHHELD, labels_withheld
 from musicbrain_cli.report._io import atomic_write_bytes
 from musicbrain_cli.report.html import render_index_html, report_href, visible
 from musicbrain_cli.text import csv_cell

@@ -21,9 +21,9 @@ from functools import lru_cache
 from typing import Any, Iterable, Mapping, Sequence
 
 from musicbrain_cli import __version__
-from musicbrain_cli.audio_metadata import split_cut
+from musicbrain_cli.audio.metadata import split_cut
 from musicbrain_cli.errors import ReportError
-from musicbrain_cli.ood import labels_withheld
+from musicbrain_cli.model.ood import labels_withheld
 
 TIMELINE_FIGURE = "timeline.png"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -6,7 +6,7 @@ known error rates, all measured on held-out data and written into the model card
 1. runs the model over the data set's feature cache (no audio decoding), keeping per-window
    calibrated P(AI), pooled embeddings and spectral profiles;
 2. aggregates windows to clips the way a scan aggregates windows to a track (mean P(AI));
-3. fits the out-of-domain statistics (:mod:`musicbrain_cli.ood`: embedding Mahalanobis and
+3. fits the out-of-domain statistics (:mod:`musicbrain_cli.model.ood`: embedding Mahalanobis and
    spectral-profile k-NN) on training windows and sets each check's threshold at a quantile
    of *validation* clip scores;
 4. chooses the operating point on validation clips: the boundary where ``ai`` verdicts
@@ -251,7 +251,7 @@ def label_support(cache, indices, labels) -> dict:
     """What the model had to learn each label from: per label, the training windows where it
     is positive and where it is known. A label with no positive or no negative known window
     is *untrained*: its head saw one class only, so whatever it outputs is no evidence, and
-    scans never offer it as an attribution (``scan.untrained_labels``)."""
+    scans never offer it as an attribution (``scan.batch.untrained_labels``)."""
     idx = np.asarray(indices, dtype=np.int64)
     known = cache.mask[idx] > 0.5
     positive = (cache.targets[idx] > 0.5) & known
@@ -293,7 +293,7 @@ def finalize_model(model_dir: str | Path, dataset_root: str | Path, *,
     from musicbrain_cli.metrics import roc_auc
     from musicbrain_cli.model.card import write_card
     from musicbrain_cli.model.inference import Detector
-    from musicbrain_cli.ood import CHECK_WORDS, PROFILE_BANDS, fit_ood, fit_threshold
+    from musicbrain_cli.model.ood import CHECK_WORDS, PROFILE_BANDS, fit_ood, fit_threshold
     from musicbrain_cli.verdict import VerdictPolicy
 
     model_dir = Path(model_dir)

@@ -120,7 +120,7 @@ def refit_style_heads(model_dir: str | Path, dataset_root: str | Path, out_dir: 
     (None: as the input model does). Returns the new card's ``training.head_refit`` record.
     Raises :class:`TrainingError` when no ``C`` beats the input model on validation style mAP:
     a worse model is never written."""
-    from musicbrain_cli.calibration import fit_temperature
+    from musicbrain_cli.model.calibration import fit_temperature
     from musicbrain_cli.model.checkpoint import read_config, resolve_model, save_checkpoint
     from musicbrain_cli.model.inference import Detector
     from musicbrain_cli.model.config import MAX_STYLE_BANDS

@@ -62,7 +62,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from musicbrain_cli.calibration import fit_temperature
+from musicbrain_cli.model.calibration import fit_temperature
 from musicbrain_cli.errors import ConfigError, InputError, TrainingError
 from musicbrain_cli.progress import NULL_PROGRESS, Progress
 from musicbrain_cli.taxonomy import DETECTION_LABEL, Taxonomy

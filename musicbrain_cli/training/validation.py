@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import Dataset
 
 from musicbrain_cli import metrics as M
-from musicbrain_cli.calibration import apply_temperature
+from musicbrain_cli.model.calibration import apply_temperature
 from musicbrain_cli.taxonomy import DETECTION_LABEL, Taxonomy
 from musicbrain_cli.training import distributed as D
 from musicbrain_cli.training.objective import _autocast

@@ -1,7 +1,7 @@
 """The Ray engine of ``scan``: the same per-track analysis, spread over a Ray cluster.
 
 ``musicbrain scan --engine ray [--address HOST:PORT]`` runs each track as one Ray task
-(read -> decode -> model -> explain -> report -> seal, :func:`musicbrain_cli.scan.process_track`,
+(read -> decode -> model -> explain -> report -> seal, :func:`musicbrain_cli.scan.batch.process_track`,
 the function the in-process engine runs too), on whatever CPUs and GPUs the cluster offers;
 the driver collects the results in input order and writes the catalog files exactly as
 the in-process engine does. See ``docs/scaling.md``.
@@ -118,7 +118,7 @@ def _maybe_crash(path: str, folder: str | None) -> None:
 
 
 def _run_track(spec: WorkerSpec, path: str, out: str):
-    from musicbrain_cli import scan
+    from musicbrain_cli.scan import batch as scan
 
     detector, keys = _worker_state(spec)
     outcome = scan.process_track(Path(path), Path(out), detector, options=spec.options,
@@ -130,7 +130,7 @@ def _run_track(spec: WorkerSpec, path: str, out: str):
 def run_tracks(files: Sequence[Path], out: Path, spec: WorkerSpec, *,
                address: str | None = None, num_cpus: int | None = None,
                progress: Progress = NULL_PROGRESS) -> list:
-    """:class:`musicbrain_cli.scan.TrackOutcome` of every file, in input order.
+    """:class:`musicbrain_cli.scan.batch.TrackOutcome` of every file, in input order.
 
     Connects to the cluster at ``address`` (``None``: an instance already started in this
     process, else a local one with ``num_cpus`` CPUs). A task whose worker died is retried
@@ -138,7 +138,7 @@ def run_tracks(files: Sequence[Path], out: Path, spec: WorkerSpec, *,
     a stop. The connection is closed only if this call opened it.
     """
     ray = require_ray()
-    from musicbrain_cli import scan
+    from musicbrain_cli.scan import batch as scan
     from musicbrain_cli.report import CatalogEntry
 
     spec = dataclasses.replace(spec, crash_once_dir=os.environ.get(CRASH_ONCE_ENV))

@@ -1,8 +1,8 @@
 """The decoding core of the audio intake: one file -> mono float32 blocks, with facts and checks.
 
 This module runs either inside the caller's process (``isolate=False``) or inside the
-decoder child process (:mod:`musicbrain_cli.audio_worker`), so it imports nothing but
-PyAV, NumPy and :mod:`musicbrain_cli.errors`. Callers use :mod:`musicbrain_cli.audio`.
+decoder child process (:mod:`musicbrain_cli.audio.worker`), so it imports nothing but
+PyAV, NumPy and :mod:`musicbrain_cli.errors`. Callers use :mod:`musicbrain_cli.audio.intake`.
 
 Where each check happens (so a streaming caller knows what it may still be told):
 
@@ -40,7 +40,7 @@ from musicbrain_cli.errors import (
     ZeroLengthAudioError,
 )
 
-# --- limits (the one place they are defined; audio.py re-exports them) ---------------------
+# --- limits (the one place they are defined; intake.py re-exports them) --------------------
 
 #: Claimed sample rates outside this range are treated as hostile or broken headers. 384 kHz
 #: is the highest rate of any shipping DXD/PCM recorder; below 1 kHz nothing musical survives.

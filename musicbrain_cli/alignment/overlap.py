@@ -19,7 +19,7 @@ Both work on one window and aggregate to a track by summing their counts
 windows by their saliency mass and frames, not by a mean of ratios.
 
 Notes come from a score (:func:`notes_from_midi`, pretty_midi) when there is one, otherwise
-from :func:`musicbrain_cli.pitch.estimate_notes` (a rough multi-pitch estimate: see its
+from :func:`musicbrain_cli.alignment.pitch.estimate_notes` (a rough multi-pitch estimate: see its
 limits). Onsets come from the notes or from :func:`detect_onsets` (librosa).
 
 Units: ``freqs [F]`` Hz per row (row 0 lowest), ``times [T]`` seconds per column (frame

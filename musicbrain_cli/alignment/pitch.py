@@ -1,6 +1,6 @@
 """A rough multi-pitch estimate for audio without a score (harmonic-sum salience over a CQT).
 
-Used only by :mod:`musicbrain_cli.alignment` to say where the partials of the sounding notes
+Used only by :mod:`musicbrain_cli.alignment.overlap` to say where the partials of the sounding notes
 are when no score/MIDI is available. Method (after Klapuri, "Multiple fundamental frequency
 estimation by summing harmonic amplitudes", ISMIR 2006, in its simplest form):
 
@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from musicbrain_cli.alignment import Note, midi_to_hz
+from musicbrain_cli.alignment.overlap import Note, midi_to_hz
 from musicbrain_cli.errors import ConfigError, InputError
 
 BINS_PER_SEMITONE = 3

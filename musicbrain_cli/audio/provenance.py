@@ -40,11 +40,11 @@ C2PA_Specification.html, "Actions" and "Digital source type"):
 Hostile files. c2pa (Rust, behind ctypes) parses every byte and, as measured with
 c2pa-python 0.38.1 on a 211 MB WAV, holds about the whole file in memory (peak RSS 236 MB,
 0.27 s). So by default each file is read in a child process (``python -m
-musicbrain_cli.provenance``, ~0.06 s per small file) with an address-space cap and a
-deadline, like the decoder (:mod:`musicbrain_cli.audio_worker`): a Rust panic, a hang or a
+musicbrain_cli.audio.provenance``, ~0.06 s per small file) with an address-space cap and a
+deadline, like the decoder (:mod:`musicbrain_cli.audio.worker`): a Rust panic, a hang or a
 memory blow-up becomes ``status="unreadable"`` with the reason, never a crash of the scan.
 Manifest stores larger than ``max_manifest_bytes`` (found by
-:func:`musicbrain_cli.audio_metadata.find_c2pa_store` without parsing) and files larger than
+:func:`musicbrain_cli.audio.metadata.find_c2pa_store` without parsing) and files larger than
 ``max_file_bytes`` are refused unread. Remote manifests and OCSP are never fetched (a URL in
 an untrusted file is not followed; scans run offline).
 
@@ -64,7 +64,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from musicbrain_cli.audio_metadata import MAX_VALUE_CHARS, C2paStore, find_c2pa_store
+from musicbrain_cli.audio.metadata import MAX_VALUE_CHARS, C2paStore, find_c2pa_store
 from musicbrain_cli.inputs import read_regular
 from musicbrain_cli.errors import ConfigError
 
@@ -557,7 +557,7 @@ def read_provenance(
     :class:`ConfigError` for unusable trust anchors; a bad *file* never raises, it gives
     ``status="unreadable"`` or ``"invalid"`` with the reason.
     """
-    from musicbrain_cli.audio import check_path
+    from musicbrain_cli.audio.intake import check_path
 
     p = str(check_path(path))
     if not timeout_s > 0:
@@ -579,13 +579,13 @@ def _read_isolated(path: str, anchors_pem: str | None, *, timeout_s: float, max_
     memory_mb = WORKER_BASE_MEMORY_MB + 2 * (min(size, max_file_bytes) >> 20)
     env = dict(os.environ)
     env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    root = str(Path(__file__).resolve().parent.parent)  # import this very package in the child
+    root = str(Path(__file__).resolve().parents[2])  # import this very package in the child
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     request = json.dumps({"path": path, "trust_anchors_pem": anchors_pem,
                           "max_manifest_bytes": max_manifest_bytes, "max_file_bytes": max_file_bytes})
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "musicbrain_cli.provenance", "--max-memory-mb", str(memory_mb)],
+            [sys.executable, "-m", "musicbrain_cli.audio.provenance", "--max-memory-mb", str(memory_mb)],
             input=request.encode(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             env=env, timeout=timeout_s, close_fds=True, check=False,
         )
@@ -608,7 +608,7 @@ def _read_isolated(path: str, anchors_pem: str | None, *, timeout_s: float, max_
 
 
 def _child_main(argv: list[str]) -> int:
-    """``python -m musicbrain_cli.provenance``: one JSON request on stdin, one finding on stdout."""
+    """``python -m musicbrain_cli.audio.provenance``: one JSON request on stdin, one finding on stdout."""
     if "--max-memory-mb" in argv:
         import resource
 

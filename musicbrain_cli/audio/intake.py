@@ -12,13 +12,13 @@ The first stage of the pipeline (path -> ``audio`` -> ``features`` -> ...)::
 
 Decoding is PyAV (FFmpeg's libavformat/libavcodec) with libswresample's band-limited
 resampler; the mono downmix is the mean of the channels. By default every file is decoded
-in a child process (:mod:`musicbrain_cli.audio_worker`) that streams float32 blocks back
+in a child process (:mod:`musicbrain_cli.audio.worker`) that streams float32 blocks back
 through a pipe: the parent enforces the time limit and kills the child, and a crash inside
 FFmpeg becomes an :class:`AudioDecodeError` instead of taking the caller down. Idle
 children are reused (up to ``_MAX_IDLE_WORKERS``), so the ~0.3 s interpreter start is paid
 once per process, not once per file.
 
-Checks, and when a streaming caller hears of them (see :mod:`musicbrain_cli.audio_decode`):
+Checks, and when a streaming caller hears of them (see :mod:`musicbrain_cli.audio.decode`):
 path problems (:class:`InputError`, :class:`EmptyFileError`), "not audio", "no decoder" and
 absurd headers are raised before the first block; NaN/inf samples are raised at once, before
 the block that holds them is handed out; zero length, corruption (too little of the claimed
@@ -46,8 +46,8 @@ from typing import Iterator
 
 import numpy as np
 
-from musicbrain_cli import audio_decode as _core
-from musicbrain_cli.audio_decode import (  # noqa: F401 - re-exported: the limits live in one place
+from musicbrain_cli.audio import decode as _core
+from musicbrain_cli.audio.decode import (  # noqa: F401 - re-exported: the limits live in one place
     MAX_CHANNELS,
     MAX_DURATION_S,
     MAX_RATE,
@@ -57,7 +57,7 @@ from musicbrain_cli.audio_decode import (  # noqa: F401 - re-exported: the limit
     DecodeStats,
     StreamFacts,
 )
-from musicbrain_cli.audio_worker import HEADER as _HEADER
+from musicbrain_cli.audio.worker import HEADER as _HEADER
 from musicbrain_cli.errors import (
     AudioDecodeError,
     DecodeTimeoutError,
@@ -151,16 +151,16 @@ def read_metadata(path: str | os.PathLike, *, trust_anchors=None, provenance: bo
     "encoder": str | None, "c2pa_present": bool, "c2pa_source": str | None,
     "truncated": [keys cut to stay bounded], "error": str | None, "provenance": dict}``.
     ``"provenance"`` (left out when ``provenance=False``) is
-    :func:`musicbrain_cli.provenance.read_provenance`'s finding as a dict, validated against
+    :func:`musicbrain_cli.audio.provenance.read_provenance`'s finding as a dict, validated against
     ``trust_anchors`` (a PEM bundle or its path; None: signers are not checked against a
     trust list). Text values are ``str``;
     binary payloads (ID3 GEOB/PRIV/APIC/UFID, MP4 covers and binary freeform atoms, FLAC
     pictures) are ``{"mime", "description", "sha256", "size", ...}``. Keys are ID3 hash keys
     (``"TXXX:desc"``, ``"COMM:desc:eng"``, ``"GEOB:desc"``, ``"PRIV:owner"``), MP4 atom names
     (``"\\xa9nam"``, ``"----:com.apple.iTunes:NAME"``) or Vorbis comment names. Values longer
-    than ``audio_metadata.MAX_VALUE_CHARS`` are cut and their key listed in ``"truncated"``.
+    than ``metadata.MAX_VALUE_CHARS`` are cut and their key listed in ``"truncated"``.
     """
-    from musicbrain_cli.audio_metadata import read_metadata as _read
+    from musicbrain_cli.audio.metadata import read_metadata as _read
 
     return _read(str(check_path(path)), trust_anchors=trust_anchors, provenance=provenance)
 
@@ -256,17 +256,17 @@ def probe(
 
 
 class _Worker:
-    """One decoder child process and the framed pipe protocol of :mod:`audio_worker`."""
+    """One decoder child process and the framed pipe protocol of :mod:`.worker`."""
 
     def __init__(self) -> None:
         env = dict(os.environ)
         # One decode is one core: keep BLAS/OpenMP pools out of the child.
         env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
         # Import this very package in the child, installed or not.
-        root = str(Path(__file__).resolve().parent.parent)
+        root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "") if env.get("PYTHONPATH") else root
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "musicbrain_cli.audio_worker", "--max-memory-mb", str(WORKER_MEMORY_MB)],
+            [sys.executable, "-m", "musicbrain_cli.audio.worker", "--max-memory-mb", str(WORKER_MEMORY_MB)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,

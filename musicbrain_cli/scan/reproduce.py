@@ -2,8 +2,8 @@
 
 A report's ``result.json`` records everything the analysis depended on: the audio's
 SHA-256, the model's weights SHA-256, the analysis options and the analysis time (the only
-input that is not part of (file, model, options); see :func:`scan.analyse_track`).
-:func:`reproduce` loads the same model, re-runs :func:`scan.analyse_track` on the audio with
+input that is not part of (file, model, options); see :func:`.batch.analyse_track`).
+:func:`reproduce` loads the same model, re-runs :func:`.batch.analyse_track` on the audio with
 those options, and compares every figure the report states: every part of the result
 (the verdict and its probability, the evidence lines, the per-window timeline, the style
 labels, the out-of-domain score, the explained windows and their alignment, the input
@@ -98,9 +98,9 @@ def reproduce(report_dir: str | Path, audio: str | Path, *, model: str | Path = 
     ``trust_anchors``: the C2PA trust anchors the scan was given (their SHA-256 is recorded);
     without the same bundle the provenance line cannot come out the same.
     """
-    from musicbrain_cli.audio import sha256_file
+    from musicbrain_cli.audio.intake import sha256_file
     from musicbrain_cli.model.inference import Detector
-    from musicbrain_cli.scan import RESULT_JSON, ScanOptions, analyse_track
+    from musicbrain_cli.scan.batch import RESULT_JSON, ScanOptions, analyse_track
 
     path = Path(report_dir) / RESULT_JSON
     try:

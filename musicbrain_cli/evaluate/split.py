@@ -17,7 +17,7 @@ What it measures (all written to ``metrics.json``, summarised in ``metrics.md``)
   deletion and insertion AUC of its fused map against random maps and an occlusion map;
 - alignment: harmonic overlap (saliency on the partials of the sounding notes) and onset
   overlap, each against chance, with notes from the clip's MIDI score when the data set has
-  one, else from :func:`musicbrain_cli.pitch.estimate_notes` (counted separately);
+  one, else from :func:`musicbrain_cli.alignment.pitch.estimate_notes` (counted separately);
 - faithfulness in the signal's terms (:mod:`musicbrain_cli.explain.fidelity`): frequency-band
   removal on the explained windows (the band the map marks most vs random bands of the same
   width), and a rhythmic-event test on ``event_clips`` synthetic clips rendered here (a
@@ -226,7 +226,7 @@ def _explain_window(detector, wave: np.ndarray, notes, *, clip_id: str, totals: 
                     figure_dir: Path | None, top_k: int, steps: int, substrate: str,
                     occlusion: bool, occlusion_patch, n_random: int,
                     weighting: str | None = None, refine: str | None = None) -> None:
-    from musicbrain_cli.alignment import harmonic_overlap, note_onsets, onset_overlap
+    from musicbrain_cli.alignment.overlap import harmonic_overlap, note_onsets, onset_overlap
     from musicbrain_cli.explain import (FMGradCAM, LabelTarget, band_removal, fidelity_report,
                                         plot_fmgcam)
     from musicbrain_cli.features import bin_frequencies, frame_times
@@ -273,7 +273,7 @@ def _explain_window(detector, wave: np.ndarray, notes, *, clip_id: str, totals: 
                                                 score_fn=detector.calibrate,
                                                 seed=len(totals.band_verdict)))
     if notes is None:
-        from musicbrain_cli.pitch import estimate_notes
+        from musicbrain_cli.alignment.pitch import estimate_notes
 
         notes = estimate_notes(wave, fe.sample_rate)
         totals.notes_source["estimated"] += 1
@@ -374,8 +374,8 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
     """Evaluate ``detector`` (:class:`~musicbrain_cli.model.inference.Detector`) on the
     ``split`` of ``dataset`` (:class:`~musicbrain_cli.data.dataset.Dataset`); write
     ``metrics.json``, ``metrics.md`` and figures into ``out_dir``; return the metrics dict."""
-    from musicbrain_cli.alignment import HarmonicOverlap, OnsetOverlap, notes_from_midi
-    from musicbrain_cli.audio import load_audio
+    from musicbrain_cli.alignment.overlap import HarmonicOverlap, OnsetOverlap, notes_from_midi
+    from musicbrain_cli.audio.intake import load_audio
     from musicbrain_cli.metrics import average_precision, rates_at_threshold, roc_auc, style_map
 
     out = Path(out_dir)
@@ -600,7 +600,7 @@ def metrics_markdown(m: dict[str, Any]) -> str:
     a = m["alignment"]
     lines += ["", "## Alignment with the music", "",
               f"Notes from the score in {a['notes_source']['score']} windows, estimated from the audio "
-              f"in {a['notes_source']['estimated']} (rough: see musicbrain_cli/pitch.py).", ""]
+              f"in {a['notes_source']['estimated']} (rough: see musicbrain_cli/alignment/pitch.py).", ""]
     if a["harmonic"]:
         h = a["harmonic"]
         lines.append(f"- Harmonic: {_fmt(h['share'])} of saliency on partials of sounding notes; "

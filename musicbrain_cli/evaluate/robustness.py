@@ -37,7 +37,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from musicbrain_cli.audio_encode import Format, encode_audio
+from musicbrain_cli.audio.encode import Format, encode_audio
 from musicbrain_cli.errors import DatasetError, InputError, ModelLoadError, MusicBrainError, TransformError
 from musicbrain_cli.progress import NULL_PROGRESS, Progress
 from musicbrain_cli.taxonomy import DETECTION_LABEL
@@ -86,7 +86,7 @@ def reencode(y: np.ndarray, sr: int, *, rng: np.random.Generator, spec: Format,
              suffix: str) -> np.ndarray:
     """Resample to the codec's rate, encode, decode back to ``sr`` through the intake.
 
-    Decoding goes through :func:`musicbrain_cli.audio.load_audio` (the scan's decoder:
+    Decoding goes through :func:`musicbrain_cli.audio.intake.load_audio` (the scan's decoder:
     FFmpeg, libswresample to ``sr``), in process because the file is our own. FFmpeg
     removes the encoder delay (LAME tag, MP4 edit list, Opus pre-skip); the remaining
     end padding is cut so the output has the input's length.
@@ -95,7 +95,7 @@ def reencode(y: np.ndarray, sr: int, *, rng: np.random.Generator, spec: Format,
 
     import av
 
-    from musicbrain_cli.audio import load_audio
+    from musicbrain_cli.audio.intake import load_audio
 
     with tempfile.TemporaryDirectory(prefix="musicbrain-robust-") as tmp:
         path = Path(tmp) / f"clip{suffix}"
@@ -154,7 +154,7 @@ def time_stretch(y: np.ndarray, sr: int, *, rng: np.random.Generator, factor: fl
 
 def trim(y: np.ndarray, sr: int, *, rng: np.random.Generator, seconds: float) -> np.ndarray:
     """The first ``seconds`` of the clip; a clip no longer than that is left as is."""
-    from musicbrain_cli.audio import seconds_to_samples
+    from musicbrain_cli.audio.intake import seconds_to_samples
 
     n = seconds_to_samples(seconds, sr)
     return np.asarray(y[:n] if y.size > n else y, dtype=np.float32).copy()
@@ -303,7 +303,7 @@ def evaluate_robustness(dataset_root, detector, *, split: str = "test",
     missing) is ``None``. A clip that fails to decode or to transform is left out of its
     rows and counted in ``failed`` and ``note``.
     """
-    from musicbrain_cli.audio import load_audio
+    from musicbrain_cli.audio.intake import load_audio
     from musicbrain_cli.data.dataset import Dataset
 
     if max_clips is not None and max_clips < 1:
@@ -418,7 +418,7 @@ def _row(tally: _Tally, *, name: str, key: str, split: str, threshold: float, no
 
 def _clean(x: Any) -> Any:
     """JSON-safe: NaN/inf -> None, numpy scalars -> Python, recursively."""
-    from musicbrain_cli.evaluate import _finite
+    from musicbrain_cli.evaluate.split import _finite
 
     return _finite(x)
 

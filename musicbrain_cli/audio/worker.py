@@ -1,7 +1,7 @@
 """The decoder child process: decodes files on request and streams float32 blocks back.
 
-Run as ``python -m musicbrain_cli.audio_worker [--max-memory-mb N]`` by
-:mod:`musicbrain_cli.audio`; not a user command. Isolation is the point: FFmpeg parses
+Run as ``python -m musicbrain_cli.audio.worker [--max-memory-mb N]`` by
+:mod:`musicbrain_cli.audio.intake`; not a user command. Isolation is the point: FFmpeg parses
 hostile bytes here, so a crash (SIGSEGV), a hang or a memory blow-up costs this process,
 never the caller. The parent enforces the deadline and kills this process; this process
 caps its own address space (``RLIMIT_AS``) so a hostile allocation fails here.
@@ -38,7 +38,7 @@ def _send_json(out, kind: bytes, obj) -> None:
 
 
 def _handle(request: dict, out) -> None:
-    from musicbrain_cli import audio_decode as core
+    from musicbrain_cli.audio import decode as core
     from musicbrain_cli.errors import MusicBrainError
 
     path = request.get("path", "?")
@@ -87,7 +87,7 @@ def main(argv: list[str]) -> int:
     out = os.fdopen(os.dup(1), "wb", buffering=1 << 16)
     os.dup2(2, 1)
     # Import the decoder (PyAV, NumPy) once, before the first request, so requests are fast.
-    from musicbrain_cli import audio_decode  # noqa: F401
+    from musicbrain_cli.audio import decode as audio_decode  # noqa: F401
 
     for line in sys.stdin:
         if line.strip():

@@ -1,6 +1,6 @@
 """Every tag in an audio file, read with mutagen, bounded, plus C2PA manifest detection.
 
-Used through :func:`musicbrain_cli.audio.read_metadata`. Tags are evidence (an encoder
+Used through :func:`musicbrain_cli.audio.intake.read_metadata`. Tags are evidence (an encoder
 string, a generator's TXXX frame, a C2PA manifest), so nothing is dropped silently: each
 value is kept as text, binary payloads are summarised by MIME type, description, size and
 SHA-256 (never embedded), and anything cut to keep the result bounded is listed under
@@ -12,7 +12,7 @@ C2PA manifest stores are found where the C2PA specification places them
 ``application/c2pa``; BMFF (MP4/M4A) - a top-level ``uuid`` box with the C2PA UUID
 ``d8fec3d6-1b0e-483c-9297-5828877ec481``; RIFF (WAV) - a top-level ``C2PA`` chunk. Presence
 is reported here (``c2pa_present``, ``c2pa_source``); the manifest is read and validated by
-:mod:`musicbrain_cli.provenance` (the ``"provenance"`` key), which also uses
+:mod:`musicbrain_cli.audio.provenance` (the ``"provenance"`` key), which also uses
 :func:`find_c2pa_store` to refuse oversized manifest stores before parsing them.
 """
 
@@ -243,10 +243,10 @@ def find_c2pa_store(path: str | os.PathLike) -> C2paStore | None:
 
 
 def read_metadata(path: str, *, provenance: bool = True, trust_anchors=None) -> dict:
-    """Read every tag of ``path`` with mutagen; see :func:`musicbrain_cli.audio.read_metadata`.
+    """Read every tag of ``path`` with mutagen; see :func:`musicbrain_cli.audio.intake.read_metadata`.
 
     With ``provenance=True`` the C2PA manifest is also read and validated (in a child
-    process, see :func:`musicbrain_cli.provenance.read_provenance`, which gets
+    process, see :func:`musicbrain_cli.audio.provenance.read_provenance`, which gets
     ``trust_anchors``) and its finding is stored as a dict under ``"provenance"``.
     """
     out: dict[str, Any] = {"format": None, "tags": {}, "encoder": None, "c2pa_present": False,
@@ -289,7 +289,7 @@ def read_metadata(path: str, *, provenance: bool = True, trust_anchors=None) -> 
     # how much was left out, so a reader's "N more" notes count what the file holds
     out["dropped"] = {"keys": col.dropped_keys, "values": dict(col.dropped_values)}
     if provenance:
-        from musicbrain_cli.provenance import read_provenance
+        from musicbrain_cli.audio.provenance import read_provenance
 
         out["provenance"] = read_provenance(path, trust_anchors=trust_anchors).to_dict()
     return out

@@ -2,7 +2,7 @@
 
 Per track, data flows one way::
 
-    path -> audio.probe / audio.stream -> features.FrontEnd -> model (logits, embedding)
+    path -> audio.intake.probe / .stream -> features.FrontEnd -> model (logits, embedding)
          -> verdict (calibrated P(AI), abstention, out-of-domain)
          -> explain.FMGradCAM on the most decisive windows -> alignment (partials, onsets)
          -> report (figures, HTML/PDF, manifest, signatures)
@@ -26,34 +26,26 @@ import os
 import platform
 import shutil
 import time
-import unicodedata
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from musicbrain_cli import __version__
 from musicbrain_cli.errors import InputError, MusicBrainError
 from musicbrain_cli.progress import NULL_PROGRESS, Progress
+from musicbrain_cli.scan.discovery import TMP_PREFIX, Discovery, discover, safe_name
 from musicbrain_cli.taxonomy import DETECTION_LABEL
 
-#: File name extensions taken for audio when a folder is scanned (files named explicitly
-#: are always tried). Anything else in a folder is skipped with a note.
-AUDIO_EXTENSIONS = frozenset({
-    ".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".mp4", ".aac",
-    ".aif", ".aiff", ".aifc", ".wma", ".webm", ".mka", ".caf", ".ac3", ".wv", ".ape",
-})
 TRACK_SCHEMA = "musicbrain.track/1"
 RESULT_JSON = "result.json"
-TMP_PREFIX = ".tmp-"
 #: The output folder's advisory lock (``fcntl.flock``): one scan at a time per folder. The
 #: file stays (removing it would let a third scan lock a new file while the second holds the
 #: old one); it holds the holder's pid and host for the message of the scan that waits.
 LOCK_NAME = ".musicbrain-scan.lock"
 ARTIFACT_FIGURE = "artifact_residue.png"
-MAX_NAME_CHARS = 60
 
 LIMITATIONS = (
     "The verdict is a statistical estimate from a model trained on a reference corpus; its "
@@ -95,124 +87,13 @@ class ScanOptions:
 
     def analysis_dict(self) -> dict:
         """The options that change the analysis (not where or how it is written)."""
-        from musicbrain_cli.audio import sha256_file
+        from musicbrain_cli.audio.intake import sha256_file
 
         return {"top_k": self.top_k, "explain_windows": self.explain_windows,
                 "top_labels_per_group": self.top_labels_per_group,
                 "batch_size": self.batch_size,
                 "c2pa_trust_anchors_sha256": (sha256_file(self.trust_anchors)
                                               if self.trust_anchors else None)}
-
-
-# --- discovery ----------------------------------------------------------------------------
-
-
-@dataclass
-class Discovery:
-    files: list[Path] = field(default_factory=list)
-    skipped: list[tuple[str, str]] = field(default_factory=list)   # (path, reason)
-
-
-def discover(inputs: Iterable[str | os.PathLike]) -> Discovery:
-    """Audio files under ``inputs`` (files or folders), recursively, in a stable order.
-
-    Symbolic links are followed, but every folder is entered once (by device and inode),
-    so a link loop cannot trap the walk. Files are de-duplicated by their real path.
-    Folder entries without an audio extension are skipped with a note.
-    """
-    found = Discovery()
-    seen_dirs: set[tuple[int, int]] = set()
-    seen_files: set[str] = set()
-
-    def add_file(p: Path) -> None:
-        real = os.path.realpath(p)
-        if real not in seen_files:
-            seen_files.add(real)
-            found.files.append(p)
-
-    for raw in inputs:
-        top = Path(raw)
-        if not os.path.lexists(top):
-            found.skipped.append((str(top), "no such file or folder"))
-        elif top.is_dir():
-            _walk(top, found, seen_dirs, add_file)
-        elif top.is_file() or top.is_symlink():
-            add_file(top)
-        else:
-            found.skipped.append((str(top), "not a regular file"))
-    return found
-
-
-#: Most paths one list file may name (a day's uploads of a large service, with room).
-MAX_LISTED_PATHS = 1_000_000
-
-
-def read_path_list(path: str | os.PathLike) -> list[str]:
-    """The paths a text file lists, one per line (UTF-8; blank lines and lines starting
-    with ``#`` ignored; a relative path is taken relative to the list file's folder), for
-    catalogs that do not sit in one folder. The file is read as untrusted input: a regular
-    file only, bounded in size and in the number of paths. Raises :class:`InputError`."""
-    from musicbrain_cli.inputs import read_regular
-
-    try:
-        text = read_regular(path).decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"path list {os.fspath(path)!r} is not UTF-8 text: {exc}") from exc
-    except OSError as exc:
-        raise InputError(f"cannot read path list {os.fspath(path)!r}: "
-                         f"{exc.strerror or exc}") from exc
-    base = Path(path).parent
-    out = []
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        if "\x00" in line:
-            raise InputError(f"path list {os.fspath(path)!r} holds a NUL character")
-        out.append(str(base / line) if not os.path.isabs(line) else line)
-        if len(out) > MAX_LISTED_PATHS:
-            raise InputError(f"path list {os.fspath(path)!r} names more than "
-                             f"{MAX_LISTED_PATHS:,} paths; split it")
-    return out
-
-
-def _walk(top: Path, found: Discovery, seen_dirs: set, add_file: Callable[[Path], None]) -> None:
-    def on_error(exc: OSError) -> None:
-        found.skipped.append((str(exc.filename), f"cannot read folder: {exc.strerror}"))
-
-    for root, dirs, files in os.walk(top, followlinks=True, onerror=on_error):
-        try:
-            st = os.stat(root)
-        except OSError as exc:
-            found.skipped.append((root, f"cannot read folder: {exc.strerror}"))
-            dirs[:] = []
-            continue
-        key = (st.st_dev, st.st_ino)
-        if key in seen_dirs:
-            found.skipped.append((root, "folder already visited (symbolic link loop)"))
-            dirs[:] = []
-            continue
-        seen_dirs.add(key)
-        dirs[:] = sorted(d for d in dirs if not d.startswith(TMP_PREFIX))
-        for name in sorted(files):
-            p = Path(root) / name
-            if p.suffix.lower() in AUDIO_EXTENSIONS:
-                add_file(p)
-            elif not name.startswith("."):
-                found.skipped.append((str(p), "not an audio file name extension"))
-
-
-def safe_name(path: str | os.PathLike, sha256: str) -> str:
-    """``<safe-stem>-<first 12 hex of the SHA-256>``: a folder name that cannot escape OUT.
-
-    Only ASCII letters, digits, ``.``, ``_`` and ``-`` survive (after NFKD folding), leading
-    dots are dropped (no hidden or ``..`` names), the stem is capped, and the hash keeps two
-    files with the same name apart.
-    """
-    stem = unicodedata.normalize("NFKD", Path(path).stem).encode("ascii", "ignore").decode()
-    stem = "".join(c if c.isalnum() or c in "._-" else "_" for c in stem).lstrip(".")
-    stem = stem[:MAX_NAME_CHARS].strip("_-.") or "track"
-    return f"{stem}-{sha256[:12]}"
 
 
 # --- per-track analysis ---------------------------------------------------------------------
@@ -283,7 +164,7 @@ def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = S
     domain check (``None``: no check, said in the report). ``analysis_time`` (ISO 8601,
     UTC) defaults to now; it is the only input that is not part of (file, model, options).
     """
-    from musicbrain_cli.audio import probe, stream
+    from musicbrain_cli.audio.intake import probe, stream
     from musicbrain_cli.verdict import track_verdict
 
     timer = _Timer()
@@ -320,7 +201,7 @@ def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = S
     t = time.perf_counter()
     lines, line_figures = evidence_lines(path, info, verdict, options=options)
     timer.add("other_lines", time.perf_counter() - t)
-    from musicbrain_cli.ood import attribution_withheld
+    from musicbrain_cli.model.ood import attribution_withheld
     from musicbrain_cli.verdict import combine
 
     combined = combine([finding for finding, _ in lines])
@@ -411,11 +292,11 @@ def _explain(chosen: list[_Candidate], detector, options: ScanOptions, timer: _T
     """FM-G-CAM on the chosen windows, and alignment of each map with notes and onsets."""
     if not chosen:
         return [], [], {}
-    from musicbrain_cli.alignment import (HarmonicOverlap, OnsetOverlap, detect_onsets,
-                                          harmonic_overlap, onset_overlap)
+    from musicbrain_cli.alignment.overlap import (HarmonicOverlap, OnsetOverlap, detect_onsets,
+                                                  harmonic_overlap, onset_overlap)
     from musicbrain_cli.explain.fmgcam import FMGradCAM
     from musicbrain_cli.features import bin_frequencies, frame_times
-    from musicbrain_cli.pitch import estimate_notes
+    from musicbrain_cli.alignment.pitch import estimate_notes
 
     import torch
 
@@ -726,7 +607,7 @@ def _prepare_track(path: Path, out: Path, detector, *, options: ScanOptions, key
     """Hash, reuse check and analysis of one input; returns its outcome and the job that
     seals its track folder (``None`` when there is nothing to write). Input errors become
     the entry's error, never an exception."""
-    from musicbrain_cli.audio import sha256_file
+    from musicbrain_cli.audio.intake import sha256_file
     from musicbrain_cli.report import CatalogEntry
 
     try:
@@ -758,7 +639,7 @@ def process_track(path: str | os.PathLike, out: str | os.PathLike, detector, *,
                   command_line: Sequence[str] = ()) -> TrackOutcome:
     """One track from input to sealed folder: the unit of work of every engine (the
     in-process loop of :func:`scan` overlaps its last step with the next track's analysis;
-    :mod:`musicbrain_cli.ray_engine` runs it as one task). A folder that was already sealed
+    :mod:`musicbrain_cli.scan.ray_engine` runs it as one task). A folder that was already sealed
     and verifies is reused, so running it twice never writes a track twice."""
     outcome, job = _prepare_track(Path(path), Path(out), detector, options=options, keys=keys,
                                   command_line=command_line)
@@ -792,7 +673,7 @@ def scan(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, detect
     ``engine``: ``None`` runs every track in this process (report writing overlaps the next
     track's analysis when ``options.jobs`` > 1); a callable ``engine(files, out) ->
     [TrackOutcome]`` (in input order) runs :func:`process_track` elsewhere, e.g.
-    :func:`musicbrain_cli.ray_engine.run_tracks`; ``detector`` is then unused here.
+    :func:`musicbrain_cli.scan.ray_engine.run_tracks`; ``detector`` is then unused here.
     """
     out = Path(out_dir)
     try:
@@ -925,7 +806,7 @@ def load_ood(detector):
     return detector.ood
 
 
-__all__ = ["ScanOptions", "ScanResult", "TrackOutcome", "analyse_track", "discover",
-           "process_track", "read_path_list", "safe_name", "scan",
+__all__ = ["ScanOptions", "ScanResult", "TrackOutcome", "analyse_track",
+           "process_track", "scan",
            "write_track_folder", "completed_result", "check_finished", "output_lock",
-           "load_ood", "AUDIO_EXTENSIONS"]
+           "load_ood"]

@@ -1,0 +1,139 @@
+"""Discovery, the scan's first step: which files a scan takes, and the folder each one gets.
+
+:func:`discover` walks files and folders (links followed, every folder entered once, a
+stable order), :func:`read_path_list` reads a text file of paths for catalogs that do not
+sit in one folder, and :func:`safe_name` names a track's output folder so that no file name
+can escape the output folder. Reads nothing but names and folder entries; no audio.
+"""
+
+from __future__ import annotations
+
+import os
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+from musicbrain_cli.errors import InputError
+
+#: File name extensions taken for audio when a folder is scanned (files named explicitly
+#: are always tried). Anything else in a folder is skipped with a note.
+AUDIO_EXTENSIONS = frozenset({
+    ".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".mp4", ".aac",
+    ".aif", ".aiff", ".aifc", ".wma", ".webm", ".mka", ".caf", ".ac3", ".wv", ".ape",
+})
+#: Prefix of the scan's temporary folders inside OUT (a track folder being written, an old
+#: one being replaced); the walk never enters them.
+TMP_PREFIX = ".tmp-"
+MAX_NAME_CHARS = 60
+
+
+@dataclass
+class Discovery:
+    files: list[Path] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)   # (path, reason)
+
+
+def discover(inputs: Iterable[str | os.PathLike]) -> Discovery:
+    """Audio files under ``inputs`` (files or folders), recursively, in a stable order.
+
+    Symbolic links are followed, but every folder is entered once (by device and inode),
+    so a link loop cannot trap the walk. Files are de-duplicated by their real path.
+    Folder entries without an audio extension are skipped with a note.
+    """
+    found = Discovery()
+    seen_dirs: set[tuple[int, int]] = set()
+    seen_files: set[str] = set()
+
+    def add_file(p: Path) -> None:
+        real = os.path.realpath(p)
+        if real not in seen_files:
+            seen_files.add(real)
+            found.files.append(p)
+
+    for raw in inputs:
+        top = Path(raw)
+        if not os.path.lexists(top):
+            found.skipped.append((str(top), "no such file or folder"))
+        elif top.is_dir():
+            _walk(top, found, seen_dirs, add_file)
+        elif top.is_file() or top.is_symlink():
+            add_file(top)
+        else:
+            found.skipped.append((str(top), "not a regular file"))
+    return found
+
+
+#: Most paths one list file may name (a day's uploads of a large service, with room).
+MAX_LISTED_PATHS = 1_000_000
+
+
+def read_path_list(path: str | os.PathLike) -> list[str]:
+    """The paths a text file lists, one per line (UTF-8; blank lines and lines starting
+    with ``#`` ignored; a relative path is taken relative to the list file's folder), for
+    catalogs that do not sit in one folder. The file is read as untrusted input: a regular
+    file only, bounded in size and in the number of paths. Raises :class:`InputError`."""
+    from musicbrain_cli.inputs import read_regular
+
+    try:
+        text = read_regular(path).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"path list {os.fspath(path)!r} is not UTF-8 text: {exc}") from exc
+    except OSError as exc:
+        raise InputError(f"cannot read path list {os.fspath(path)!r}: "
+                         f"{exc.strerror or exc}") from exc
+    base = Path(path).parent
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if "\x00" in line:
+            raise InputError(f"path list {os.fspath(path)!r} holds a NUL character")
+        out.append(str(base / line) if not os.path.isabs(line) else line)
+        if len(out) > MAX_LISTED_PATHS:
+            raise InputError(f"path list {os.fspath(path)!r} names more than "
+                             f"{MAX_LISTED_PATHS:,} paths; split it")
+    return out
+
+
+def _walk(top: Path, found: Discovery, seen_dirs: set, add_file: Callable[[Path], None]) -> None:
+    def on_error(exc: OSError) -> None:
+        found.skipped.append((str(exc.filename), f"cannot read folder: {exc.strerror}"))
+
+    for root, dirs, files in os.walk(top, followlinks=True, onerror=on_error):
+        try:
+            st = os.stat(root)
+        except OSError as exc:
+            found.skipped.append((root, f"cannot read folder: {exc.strerror}"))
+            dirs[:] = []
+            continue
+        key = (st.st_dev, st.st_ino)
+        if key in seen_dirs:
+            found.skipped.append((root, "folder already visited (symbolic link loop)"))
+            dirs[:] = []
+            continue
+        seen_dirs.add(key)
+        dirs[:] = sorted(d for d in dirs if not d.startswith(TMP_PREFIX))
+        for name in sorted(files):
+            p = Path(root) / name
+            if p.suffix.lower() in AUDIO_EXTENSIONS:
+                add_file(p)
+            elif not name.startswith("."):
+                found.skipped.append((str(p), "not an audio file name extension"))
+
+
+def safe_name(path: str | os.PathLike, sha256: str) -> str:
+    """``<safe-stem>-<first 12 hex of the SHA-256>``: a folder name that cannot escape OUT.
+
+    Only ASCII letters, digits, ``.``, ``_`` and ``-`` survive (after NFKD folding), leading
+    dots are dropped (no hidden or ``..`` names), the stem is capped, and the hash keeps two
+    files with the same name apart.
+    """
+    stem = unicodedata.normalize("NFKD", Path(path).stem).encode("ascii", "ignore").decode()
+    stem = "".join(c if c.isalnum() or c in "._-" else "_" for c in stem).lstrip(".")
+    stem = stem[:MAX_NAME_CHARS].strip("_-.") or "track"
+    return f"{stem}-{sha256[:12]}"
+
+
+__all__ = ["AUDIO_EXTENSIONS", "Discovery", "discover", "read_path_list", "safe_name"]
