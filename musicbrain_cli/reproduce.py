@@ -130,7 +130,10 @@ def reproduce(report_dir: str | Path, audio: str | Path, *, model: str | Path = 
         result.differences.append(f"model weights SHA-256 {have} is not the recorded {want}; "
                                   "give the model the report names with --model")
         return result
-    options = ScanOptions(**{k: v for k, v in recorded.get("options", {}).items()
+    # Results recorded before the note estimator could be chosen (issue 26) used the
+    # built-in one; "auto" now prefers basic-pitch where it is installed.
+    options = ScanOptions(**{"notes": "builtin"}
+                          | {k: v for k, v in recorded.get("options", {}).items()
                              if k in ScanOptions.__dataclass_fields__},
                           trust_anchors=str(trust_anchors) if trust_anchors else None)
     want_anchors = recorded.get("options", {}).get("c2pa_trust_anchors_sha256")
