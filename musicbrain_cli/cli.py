@@ -187,12 +187,18 @@ def model_facts_lines(name: str = "default") -> list[str]:
 @click.option("--address", metavar="HOST:PORT", default=None,
               help="Ray cluster to join with --engine ray (default: start a local one with "
                    "--jobs CPUs).")
+@click.option("--notes", "note_estimator", type=click.Choice(["auto", "basic-pitch", "builtin"]),
+              default="builtin", show_default=True,
+              help="Note estimator for the alignment checks: the built-in one, basic-pitch "
+                   "(an optional install; refused when absent) or auto (basic-pitch where "
+                   "installed). README, 'Notes without a score'; the one used is recorded "
+                   "in result.json.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @handle_errors
 def scan(inputs, paths_from, output, report_format, model_name, device, jobs, key_dir,
-         key_dir_alias, unsigned, tsa_url, force, trust_anchors, engine, address, as_json,
-         quiet) -> None:
+         key_dir_alias, unsigned, tsa_url, force, trust_anchors, engine, address,
+         note_estimator, as_json, quiet) -> None:
     """Scan audio files or folders and write signed evidence reports.
 
     Each track gets OUTPUT/<name>-<hash>/ with report.pdf/.html, result.json, figures and a
@@ -239,8 +245,14 @@ def scan(inputs, paths_from, output, report_format, model_name, device, jobs, ke
             load_trust_anchors(trust_anchors)   # a bad bundle stops the scan before any work
         except ConfigError as exc:
             _fail(str(exc), EXIT_USAGE)
-    options = ScanOptions(formats=formats[report_format], jobs=jobs, force=force,
-                          tsa_url=tsa_url, trust_anchors=trust_anchors)
+    from musicbrain_cli.errors import ConfigError
+
+    try:  # an explicit --notes basic-pitch that cannot run stops the scan before any work
+        options = ScanOptions(formats=formats[report_format], jobs=jobs, force=force,
+                              tsa_url=tsa_url, trust_anchors=trust_anchors,
+                              notes=note_estimator)
+    except ConfigError as exc:
+        _fail(str(exc), EXIT_USAGE)
     keys, key_folder = (None, None) if unsigned else _scan_keys(key_dir)
     command_line = ["musicbrain", *sys.argv[1:]]
     progress = RichProgress(disable=quiet)

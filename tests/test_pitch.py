@@ -57,3 +57,75 @@ def test_estimated_notes_drive_harmonic_overlap():
 def test_rejects_non_mono():
     with pytest.raises(InputError, match=r"\(2, 10\)"):
         estimate_notes(np.zeros((2, 10)), SR)
+
+
+# --- the choice of estimator (issue 26 item 2) ---------------------------------------------
+
+
+@pytest.fixture
+def no_basic_pitch(monkeypatch):
+    """basic-pitch made unimportable (None in sys.modules makes ``import`` raise), whether
+    or not it is installed here; the cached model is dropped before and after."""
+    import sys
+
+    from musicbrain_cli.alignment import pitch
+
+    pitch._basic_pitch_model.cache_clear()
+    for name in [m for m in sys.modules if m == "basic_pitch" or m.startswith("basic_pitch.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "basic_pitch", None)
+    yield
+    pitch._basic_pitch_model.cache_clear()
+
+
+def test_builtin_estimator_is_estimate_notes_and_says_so():
+    from musicbrain_cli.alignment.pitch import transcribe
+
+    y = tones([48, 57, 64])
+    got = transcribe(y, SR, estimator="builtin")
+    assert got.notes == estimate_notes(y, SR)
+    assert got.provenance() == {"estimator": "builtin", "requested": "builtin",
+                                "fallback": None, "notes": 3}
+
+
+def test_auto_falls_back_to_the_builtin_estimator_and_records_why(no_basic_pitch):
+    from musicbrain_cli.alignment.pitch import transcribe
+
+    y = tones([60], seconds=1.0, start=0.5)
+    got = transcribe(y, SR, estimator="auto")
+    assert got.estimator == "builtin" and got.requested == "auto"
+    assert "basic-pitch is not installed" in got.fallback
+    assert [n.pitch for n in got.notes] == [60.0]
+
+
+def test_an_explicit_or_unknown_estimator_that_cannot_run_is_refused(no_basic_pitch):
+    from musicbrain_cli.errors import ConfigError
+    from musicbrain_cli.alignment.pitch import check_note_estimator, transcribe
+
+    with pytest.raises(ConfigError, match="'basic-pitch' is unavailable"):
+        transcribe(tones([60]), SR, estimator="basic-pitch")
+    with pytest.raises(ConfigError, match="'crepe'"):
+        check_note_estimator("crepe")
+    assert check_note_estimator("auto") == "auto"
+
+
+def test_basic_pitch_on_an_array_equals_its_own_file_prediction(tmp_path):
+    """Runs where basic-pitch is installed (it is optional): our array path must give the
+    notes its ``predict`` gives for the same audio in a file, also from 44.1 kHz input."""
+    pytest.importorskip("basic_pitch")
+    import soundfile as sf
+    from basic_pitch.inference import predict
+
+    from musicbrain_cli.alignment.pitch import basic_pitch_notes, transcribe
+
+    y = np.concatenate([tones([57, 64], seconds=1.0), tones([60], seconds=1.5)])
+    sf.write(tmp_path / "x.wav", y, SR, subtype="FLOAT")   # no 16-bit rounding of what predict reads
+    _, _, events = predict(tmp_path / "x.wav")
+    want = sorted((round(float(s), 4), round(float(e), 4), float(p)) for s, e, p, *_ in events)
+    got = [(round(n.start, 4), round(n.end, 4), n.pitch) for n in basic_pitch_notes(y, SR)]
+    assert sorted(got) == want and {p for *_, p in got} >= {57.0, 60.0, 64.0}
+    import librosa
+
+    high = transcribe(librosa.resample(y, orig_sr=SR, target_sr=44100), 44100, estimator="basic-pitch")
+    assert high.estimator.startswith("basic-pitch 0.4") and high.fallback is None
+    assert {n.pitch for n in high.notes} >= {57.0, 60.0, 64.0}

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from click.testing import CliRunner
 
 from conftest import SR, make_tone
@@ -97,3 +99,46 @@ def test_reproduction_compares_input_facts_limitations_and_metadata(tmp_path, ti
     copy.write_bytes(audio.read_bytes())
     same = reproduce(folder, copy, model=tiny_model_dir)
     assert same.ok, same.differences
+
+
+def test_a_result_recorded_before_the_note_estimator_choice_reproduces_with_the_builtin(
+        tmp_path, tiny_model_dir):
+    """Results made before issue 26 carry no options.notes and used the built-in estimator;
+    reproducing them must not switch to basic-pitch where it is installed."""
+    audio = tmp_path / "x.flac"
+    encode_audio(audio, make_tone(6.0, 247.0), SR)
+    det = Detector.from_pretrained(tiny_model_dir, device="cpu")
+    scan([audio], tmp_path / "out", det, options=ScanOptions(formats=(), notes="builtin"))
+    (folder,) = [p for p in (tmp_path / "out").iterdir() if p.is_dir()]
+    result = json.loads((folder / "result.json").read_text())
+    assert result["alignment"]["note_estimator"]["estimator"] == "builtin"
+    del result["options"]["notes"]
+    (folder / "result.json").write_text(json.dumps(result))
+    assert reproduce(folder, audio, model=tiny_model_dir).ok
+
+
+def test_a_result_scanned_with_auto_reproduces_with_the_estimator_it_recorded(
+        tmp_path, tiny_model_dir, monkeypatch):
+    """``--notes auto`` picks whatever is installed; its reproduction must ask for the
+    estimator the result recorded, so a machine without basic-pitch refuses instead of
+    silently comparing against the built-in estimator's notes."""
+    import sys
+
+    from musicbrain_cli.alignment import pitch
+    from musicbrain_cli.errors import MusicBrainError
+
+    pitch._basic_pitch_model.cache_clear()
+    monkeypatch.setitem(sys.modules, "basic_pitch", None)
+    audio = tmp_path / "x.flac"
+    encode_audio(audio, make_tone(6.0, 247.0), SR)
+    det = Detector.from_pretrained(tiny_model_dir, device="cpu")
+    scan([audio], tmp_path / "out", det, options=ScanOptions(formats=(), notes="auto"))
+    (folder,) = [p for p in (tmp_path / "out").iterdir() if p.is_dir()]
+    result = json.loads((folder / "result.json").read_text())
+    assert result["options"]["notes"] == "auto"
+    assert reproduce(folder, audio, model=tiny_model_dir).ok        # recorded builtin: same
+    result["alignment"]["note_estimator"]["estimator"] = "basic-pitch 0.4.0 (onnxruntime)"
+    (folder / "result.json").write_text(json.dumps(result))
+    with pytest.raises(MusicBrainError, match="basic-pitch"):
+        reproduce(folder, audio, model=tiny_model_dir)
+    pitch._basic_pitch_model.cache_clear()

@@ -356,3 +356,30 @@ def test_style_attribution_is_withheld_out_of_domain(tmp_path, model_dir):
     assert near["ood"]["in_domain"] and near["labels_withheld"] is None
     shown = summary_row(CatalogEntry(str(tmp_path / "tone.flac"), near, "t/report.html"))
     assert shown["top_labels"] != WITHHELD and "=" in shown["top_labels"]
+
+
+def test_alignment_records_which_note_estimator_ran(tmp_path, model_dir, monkeypatch):
+    """The built-in estimator stands in when basic-pitch cannot run, and result.json says so
+    (issue 26 item 2); "builtin" asked for is used without a fallback."""
+    import sys
+
+    from musicbrain_cli.alignment import pitch
+
+    pitch._basic_pitch_model.cache_clear()
+    monkeypatch.setitem(sys.modules, "basic_pitch", None)
+    encode_audio(tmp_path / "x.flac", tone(5.0, 262.0), SR)
+    det = Detector.from_pretrained(model_dir, device="cpu")
+    assert ScanOptions().notes == "builtin"      # what is installed never changes a default scan
+    auto = analyse_track(tmp_path / "x.flac", det,
+                         options=ScanOptions(formats=(), explain_windows=1, notes="auto")).track
+    rec = auto["alignment"]["note_estimator"]
+    assert rec["estimator"] == "builtin" and rec["requested"] == "auto"
+    assert "not installed" in rec["fallback"]
+    assert auto["explanations"][0]["note_estimator"]["estimator"] == "builtin"
+    assert "estimate" in auto["alignment"]["notes_source"]     # the report's caveat keys on it
+    assert auto["options"]["notes"] == "auto"
+    fixed = analyse_track(tmp_path / "x.flac", det,
+                          options=ScanOptions(formats=(), explain_windows=1, notes="builtin")).track
+    assert fixed["alignment"]["note_estimator"] == {"estimator": "builtin", "requested": "builtin",
+                                                    "fallback": None}
+    pitch._basic_pitch_model.cache_clear()

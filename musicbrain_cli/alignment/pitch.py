@@ -25,6 +25,9 @@ there is no instrument model and no onset/offset modelling beyond frame runs.
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
+
 import numpy as np
 
 from musicbrain_cli.alignment.overlap import Note, midi_to_hz
@@ -125,3 +128,133 @@ def estimate_notes(y: np.ndarray, sr: int, *, hop_length: int = 512,
             if end - begin >= min_duration:
                 notes.append(Note(begin, end, float(pitches[p])))
     return sorted(notes, key=lambda n: (n.start, n.pitch))
+
+
+# --- optional: basic-pitch, and the choice between estimators -----------------------------
+#
+# Measured on 40 rendered test clips of the reference corpus against the notes as rendered
+# (docs/evaluation/notes.md, benchmarks/notes.py): onset F 0.44 for estimate_notes above,
+# 0.61 for basic-pitch 0.4.0 (paired +0.17, 95 % interval [0.10, 0.24]). basic-pitch is not a
+# dependency: on Linux / Python 3.11 its metadata requires tensorflow<2.15.1, which would
+# downgrade numpy; installed with ``pip install --no-deps basic-pitch==0.4.0`` beside
+# onnxruntime, mir_eval and resampy it runs its shipped ONNX model and changes nothing else
+# (README, "Notes without a score").
+
+#: ``auto``: basic-pitch when it is installed and its model loads, else the built-in
+#: estimator (the fallback and its reason are recorded); ``basic-pitch``: it or an error;
+#: ``builtin``: :func:`estimate_notes`.
+NOTE_ESTIMATORS = ("auto", "basic-pitch", "builtin")
+DEFAULT_NOTE_ESTIMATOR = "auto"
+#: basic-pitch's own defaults (``basic_pitch.inference.predict``, 0.4.0).
+BASIC_PITCH_ONSET_THRESHOLD = 0.5
+BASIC_PITCH_FRAME_THRESHOLD = 0.3
+BASIC_PITCH_MIN_NOTE_S = 0.1277
+#: Frames of overlap between basic-pitch's 2-s windows (its run_inference uses 30).
+BASIC_PITCH_OVERLAP_FRAMES = 30
+
+
+@dataclass(frozen=True)
+class NoteEstimate:
+    """Notes estimated from audio and what produced them. ``estimator`` names the one used
+    (with version and runtime for basic-pitch); ``fallback`` says why the requested one was
+    not used (None when it was)."""
+
+    notes: list[Note]
+    estimator: str
+    requested: str
+    fallback: str | None = None
+
+    def provenance(self) -> dict:
+        """JSON-ready record for result.json (the notes themselves are not included)."""
+        return {"estimator": self.estimator, "requested": self.requested,
+                "fallback": self.fallback, "notes": len(self.notes)}
+
+
+@functools.lru_cache(maxsize=1)
+def _basic_pitch_model():
+    """``(model, label)`` of basic-pitch's shipped ICASSP 2022 model, loaded once per
+    process; raises ImportError or ValueError (basic-pitch's own) when it cannot load."""
+    from importlib.metadata import version
+
+    from basic_pitch import ICASSP_2022_MODEL_PATH
+    from basic_pitch.inference import Model
+
+    model = Model(ICASSP_2022_MODEL_PATH)
+    return model, f"basic-pitch {version('basic-pitch')} ({model.model_type.name.lower()})"
+
+
+def basic_pitch_available() -> tuple[bool, str]:
+    """``(True, label)`` when basic-pitch and a runtime for its model are installed, else
+    ``(False, why not)``."""
+    try:
+        return True, _basic_pitch_model()[1]
+    except ImportError as exc:
+        return False, f"basic-pitch is not installed ({exc})"
+    except ValueError as exc:  # basic-pitch: no runtime (TF, TFLite, ONNX, CoreML) loads it
+        return False, f"basic-pitch's model cannot be loaded: {exc}"
+
+
+def basic_pitch_notes(y: np.ndarray, sr: int, *,
+                      onset_threshold: float = BASIC_PITCH_ONSET_THRESHOLD,
+                      frame_threshold: float = BASIC_PITCH_FRAME_THRESHOLD,
+                      min_note_s: float = BASIC_PITCH_MIN_NOTE_S) -> list[Note]:
+    """Notes of mono audio ``y [n]`` at ``sr`` Hz by basic-pitch (Bittner et al., "A
+    lightweight instrument-agnostic model for polyphonic note transcription and multipitch
+    estimation", ICASSP 2022), sorted by start. Does what ``basic_pitch.inference.predict``
+    does, on an array instead of a file: resample to its 22,050 Hz, 2-s windows overlapping
+    by 30 frames, the model, then its note creation (pitch bends off: only notes are used).
+    Raises :class:`ConfigError` when basic-pitch cannot run."""
+    import librosa
+
+    ok, why = basic_pitch_available()
+    if not ok:
+        raise ConfigError(f"note estimator 'basic-pitch' is unavailable: {why}")
+    from basic_pitch import note_creation
+    from basic_pitch.constants import AUDIO_N_SAMPLES, AUDIO_SAMPLE_RATE, FFT_HOP
+    from basic_pitch.inference import unwrap_output, window_audio_file
+
+    y = np.asarray(y, dtype=np.float32)
+    if y.ndim != 1 or y.size == 0:
+        raise InputError(f"expected mono audio [n], got shape {y.shape}")
+    if sr != AUDIO_SAMPLE_RATE:
+        y = librosa.resample(y, orig_sr=sr, target_sr=AUDIO_SAMPLE_RATE)
+    model = _basic_pitch_model()[0]
+    overlap = BASIC_PITCH_OVERLAP_FRAMES * FFT_HOP
+
+    padded = np.concatenate([np.zeros(overlap // 2, np.float32), y])
+    output: dict[str, list] = {"note": [], "onset": [], "contour": []}
+    for window, _ in window_audio_file(padded, AUDIO_N_SAMPLES - overlap):
+        for key, value in model.predict(window[None]).items():
+            output[key].append(value)
+    unwrapped = {k: unwrap_output(np.concatenate(v), len(y), BASIC_PITCH_OVERLAP_FRAMES)
+                 for k, v in output.items()}
+    _, events = note_creation.model_output_to_notes(
+        unwrapped, onset_thresh=onset_threshold, frame_thresh=frame_threshold,
+        min_note_len=int(round(min_note_s * AUDIO_SAMPLE_RATE / FFT_HOP)),
+        include_pitch_bends=False)
+    return sorted((Note(float(s), float(e), float(p)) for s, e, p, *_ in events),
+                  key=lambda n: (n.start, n.pitch))
+
+
+def check_note_estimator(estimator: str) -> str:
+    """``estimator`` if it is one of :data:`NOTE_ESTIMATORS`; an explicit ``basic-pitch``
+    must also be runnable. Raises :class:`ConfigError` (checked before a scan starts)."""
+    if estimator not in NOTE_ESTIMATORS:
+        raise ConfigError(f"unknown note estimator {estimator!r}; use one of {NOTE_ESTIMATORS}")
+    if estimator == "basic-pitch":
+        ok, why = basic_pitch_available()
+        if not ok:
+            raise ConfigError(f"note estimator 'basic-pitch' is unavailable: {why}")
+    return estimator
+
+
+def transcribe(y: np.ndarray, sr: int, *, estimator: str = DEFAULT_NOTE_ESTIMATOR) -> NoteEstimate:
+    """Notes of mono audio ``y [n]`` at ``sr`` Hz by the chosen estimator
+    (:data:`NOTE_ESTIMATORS`), with what was used and why."""
+    check_note_estimator(estimator)
+    if estimator != "builtin":
+        ok, why = basic_pitch_available()
+        if ok:
+            return NoteEstimate(basic_pitch_notes(y, sr), why, estimator)
+        return NoteEstimate(estimate_notes(y, sr), "builtin", estimator, fallback=why)
+    return NoteEstimate(estimate_notes(y, sr), "builtin", estimator)

@@ -76,11 +76,19 @@ class ScanOptions:
     #: PEM bundle of the C2PA signers' roots to trust (None: no signer is verified, so a
     #: manifest's AI declaration can block a human verdict but never make an ai one)
     trust_anchors: str | None = None
+    #: note estimator for the alignment checks (alignment.pitch.NOTE_ESTIMATORS). The
+    #: built-in one by default, so a result never depends on what else happens to be
+    #: installed; "basic-pitch" asks for it (refused when absent), "auto" takes it where
+    #: installed. Which one ran is recorded in result.json either way.
+    notes: str = "builtin"
 
     def __post_init__(self) -> None:
+        from musicbrain_cli.alignment.pitch import check_note_estimator
+
         bad = set(self.formats) - {"pdf", "html"}
         if bad:
             raise InputError(f"unknown report format(s) {sorted(bad)}; use pdf, html or both")
+        check_note_estimator(self.notes)
         for name in ("top_k", "explain_windows", "batch_size", "jobs"):
             if getattr(self, name) < (0 if name == "explain_windows" else 1):
                 raise InputError(f"{name} must be positive, got {getattr(self, name)!r}")
@@ -91,7 +99,7 @@ class ScanOptions:
 
         return {"top_k": self.top_k, "explain_windows": self.explain_windows,
                 "top_labels_per_group": self.top_labels_per_group,
-                "batch_size": self.batch_size,
+                "batch_size": self.batch_size, "notes": self.notes,
                 "c2pa_trust_anchors_sha256": (sha256_file(self.trust_anchors)
                                               if self.trust_anchors else None)}
 
@@ -296,7 +304,7 @@ def _explain(chosen: list[_Candidate], detector, options: ScanOptions, timer: _T
                                                   harmonic_overlap, onset_overlap)
     from musicbrain_cli.explain.fmgcam import FMGradCAM
     from musicbrain_cli.features import bin_frequencies, frame_times
-    from musicbrain_cli.alignment.pitch import estimate_notes
+    from musicbrain_cli.alignment.pitch import transcribe
 
     import torch
 
@@ -310,10 +318,12 @@ def _explain(chosen: list[_Candidate], detector, options: ScanOptions, timer: _T
     timer.add("cam", time.perf_counter() - t)
 
     t = time.perf_counter()
-    explanations, arrays, harm_parts, onset_parts = [], [], [], []
+    explanations, arrays, harm_parts, onset_parts, estimators = [], [], [], [], []
     for i, cand in enumerate(chosen):
         saliency = result.maps[i].sum(axis=0)                        # [F, T]
-        notes = estimate_notes(cand.samples, fe.sample_rate)
+        estimate = transcribe(cand.samples, fe.sample_rate, estimator=options.notes)
+        notes = estimate.notes
+        estimators.append(estimate.provenance())
         onsets = detect_onsets(cand.samples, fe.sample_rate)
         harm = harmonic_overlap(saliency, freqs=freqs, times=local_times, notes=notes)
         ons = onset_overlap(saliency, times=local_times, onsets=onsets)
@@ -324,7 +334,8 @@ def _explain(chosen: list[_Candidate], detector, options: ScanOptions, timer: _T
         explanations.append({"window_start_s": cand.start_s, "window_index": cand.index,
                              "labels": names, "figure": fig,
                              "harmonic": harm.to_dict(), "onset": ons.to_dict(),
-                             "notes_source": "multi-pitch estimate (no score available)"})
+                             "notes_source": _notes_source(estimate.estimator),
+                             "note_estimator": estimate.provenance()})
         db = (cand.spec[0].numpy() + 1.0) * fe.db_scale - fe.db_offset
         arrays.append({"name": fig, "spectrogram_db": db, "saliency": result.maps[i],
                        "labels": names, "times_s": local_times + cand.start_s,
@@ -337,8 +348,17 @@ def _explain(chosen: list[_Candidate], detector, options: ScanOptions, timer: _T
                  "onset": OnsetOverlap.combine(onset_parts).to_dict(),
                  "windows": len(chosen), "normalize": result.extra.get("normalize"),
                  "refine": result.extra.get("refine"),
-                 "notes_source": "multi-pitch estimate (no score available)"}
+                 "notes_source": _notes_source(estimators[0]["estimator"]),
+                 # which estimator ran, and why a requested one did not (pitch.transcribe)
+                 "note_estimator": {k: estimators[0][k] for k in ("estimator", "requested", "fallback")}}
     return explanations, arrays, alignment
+
+
+def _notes_source(estimator: str) -> str:
+    """Plain words for the report; it keys on "estimate" to say the notes were not a score."""
+    if estimator == "builtin":
+        return "multi-pitch estimate (no score available)"
+    return f"note transcription estimate by {estimator} (no score available)"
 
 
 def _input_facts(info, path) -> dict:

@@ -38,6 +38,22 @@ DEFAULT_ATOL = 1e-5
 MAX_LISTED = 200      # differences listed before "and more"
 
 
+def _carry_estimator_choice(recorded: dict, again: dict) -> None:
+    """A ``--notes auto`` scan is re-run asking for the estimator it used; how that one was
+    chosen (``requested``, ``fallback``) is then given, like the options, not re-found.
+    The estimator itself and every note-based finding are still compared."""
+    pairs = [((recorded.get("alignment") or {}).get("note_estimator"),
+              (again.get("alignment") or {}).get("note_estimator"))]
+    pairs += [(a.get("note_estimator"), b.get("note_estimator"))
+              for a, b in zip(recorded.get("explanations") or [], again.get("explanations") or [])
+              if isinstance(a, dict) and isinstance(b, dict)]
+    for want, got in pairs:
+        if isinstance(want, dict) and isinstance(got, dict):
+            for key in ("requested", "fallback"):
+                if key in want:
+                    got[key] = want[key]
+
+
 @dataclass
 class ReproduceResult:
     ok: bool
@@ -130,8 +146,16 @@ def reproduce(report_dir: str | Path, audio: str | Path, *, model: str | Path = 
         result.differences.append(f"model weights SHA-256 {have} is not the recorded {want}; "
                                   "give the model the report names with --model")
         return result
-    options = ScanOptions(**{k: v for k, v in recorded.get("options", {}).items()
-                             if k in ScanOptions.__dataclass_fields__},
+    # Results recorded before the note estimator could be chosen (issue 26) used the
+    # built-in one. A scan run with "auto" is re-run with the estimator it recorded, so
+    # what is installed here cannot change the answer silently.
+    kept = {k: v for k, v in recorded.get("options", {}).items()
+            if k in ScanOptions.__dataclass_fields__}
+    if kept.get("notes") == "auto":
+        used = str((recorded.get("alignment") or {}).get("note_estimator", {})
+                   .get("estimator", ""))
+        kept["notes"] = "basic-pitch" if used.startswith("basic-pitch") else "builtin"
+    options = ScanOptions(**{"notes": "builtin"} | kept,
                           trust_anchors=str(trust_anchors) if trust_anchors else None)
     want_anchors = recorded.get("options", {}).get("c2pa_trust_anchors_sha256")
     have_anchors = sha256_file(trust_anchors) if trust_anchors else None
@@ -144,6 +168,8 @@ def reproduce(report_dir: str | Path, audio: str | Path, *, model: str | Path = 
     again = analyse_track(audio, detector, options=options,
                           command_line=recorded.get("command_line", []),
                           analysis_time=recorded.get("analysis_time")).track
+    if recorded.get("options", {}).get("notes") == "auto":
+        _carry_estimator_choice(recorded, again)
     keys = sorted(set(COMPARED) | set(recorded) | set(again), key=str)
     for key in keys:
         if key in NOT_COMPARED:
