@@ -41,13 +41,44 @@ def _plain(text: str) -> str:
     return str(text).replace("$", r"\$")
 
 
+#: Margins around the plot, inches: room for the y tick labels and axis label (left), the x
+#: tick labels and axis label (bottom), a title (top). Fixed margins replace matplotlib's
+#: constrained layout, which measured every tick label in several passes and took over half
+#: of each figure's drawing time (issue 27); only the legend, whose width follows the label
+#: names, is measured (once, see :func:`_place`).
+LEFT_IN = 0.72
+BOTTOM_IN = 0.52
+TOP_IN = 0.1
+TITLE_IN = 0.28
+PAD_IN = 0.1
+LEGEND_GAP = 0.01  # the legends sit at bbox_to_anchor=(1 + LEGEND_GAP, 1) of the axes
+CBAR_BLOCK_IN = 0.5  # FM-G-CAM's colour bar under the time axis: bar, gap above it
+CBAR_BOTTOM_IN = 0.38  # lower edge of that bar (its tick labels and label go below)
+
+
 def _new_figure(width_in: float, height_in: float):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width_in, height_in), dpi=DPI, layout="constrained")
+    fig = Figure(figsize=(width_in, height_in), dpi=DPI)
     FigureCanvasAgg(fig)
     return fig
+
+
+def _place(fig, ax, legend=None, *, bottom_in: float = BOTTOM_IN,
+           top_in: float = TOP_IN) -> None:
+    """Put ``ax`` inside fixed margins (inches), leaving room on the right for ``legend``
+    (anchored just outside the axes' upper right corner), whose width is measured once."""
+    width_in, height_in = fig.get_size_inches()
+    legend_in = 0.0
+    if legend is not None:
+        legend_in = legend.get_window_extent(fig.canvas.get_renderer()).width / fig.dpi
+    # the gap between axes and legend is a share of the axes' own width
+    # A legend too wide for the figure (a very long label) is cut at the edge rather than
+    # squeezing the plot to nothing.
+    axes_in = max(0.5 * width_in, (width_in - LEFT_IN - legend_in - PAD_IN) / (1.0 + LEGEND_GAP))
+    ax.set_position([LEFT_IN / width_in, bottom_in / height_in, axes_in / width_in,
+                     (height_in - bottom_in - top_in) / height_in])
 
 
 def _png(fig) -> bytes:
@@ -128,7 +159,9 @@ def timeline_figure(window_start_s: Sequence[float], p_ai: Sequence[float], *,
     ax.set_xlabel("time (s)")
     ax.set_ylabel("P(AI)")
     ax.grid(True, color="0.9", lw=0.5)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False)
+    legend = ax.legend(loc="upper left", bbox_to_anchor=(1 + LEGEND_GAP, 1.0), fontsize=7,
+                       frameon=False)
+    _place(fig, ax, legend)
     return _png(fig)
 
 
@@ -200,7 +233,7 @@ def fmgcam_figure(spectrogram_db: np.ndarray, saliency: np.ndarray, labels: Sequ
 
     frame = float(np.median(np.diff(times))) if t > 1 else 1.0
     extent = (times[0] - frame / 2, times[-1] + frame / 2, mel_lo, mel_hi)
-    fig = _new_figure(7.0, 3.4)
+    fig = _new_figure(7.0, 3.5)  # 3.4 in under constrained layout: same plot height
     ax = fig.add_subplot()
     ax.imshow(rgb, origin="lower", aspect="auto", extent=extent, interpolation="nearest")
     ticks: list[float] = []
@@ -217,13 +250,15 @@ def fmgcam_figure(spectrogram_db: np.ndarray, saliency: np.ndarray, labels: Sequ
     ax.set_xlim(extent[0], max(extent[1], float(xticks[-1])))
     ax.set_xlabel("time (s)")
     ax.set_ylabel("frequency (Hz, mel-spaced)")
-    ax.minorticks_on()
-    ax.tick_params(axis="y", which="minor", left=False)
+    _minor_time_ticks(ax, xticks, step)
     if title:
         ax.set_title(_plain(title), fontsize=9)
     handles = [Patch(facecolor=PALETTE[i], label=_plain(label)) for i, label in enumerate(labels)]
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7,
-              frameon=False, title="saliency of", title_fontsize=7)
+    legend = ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1 + LEGEND_GAP, 1.0),
+                       fontsize=7, frameon=False, title="saliency of", title_fontsize=7)
+    # Below the time axis: the colour bar (height, then its tick labels and label at 7 pt).
+    _place(fig, ax, legend, bottom_in=BOTTOM_IN + CBAR_BLOCK_IN,
+           top_in=TITLE_IN if title else TOP_IN)
     # Issue 24: a saliency scale. The overlay's strength is saliency / the figure's peak
     # (one shared maximum, see module doc), blended over the grey spectrogram with alpha up
     # to MAX_ALPHA; the bar shows that ramp for the strongest label, over mid grey.
@@ -233,12 +268,36 @@ def fmgcam_figure(spectrogram_db: np.ndarray, saliency: np.ndarray, labels: Sequ
     mid = np.array([0.5, 0.5, 0.5])
     ramp = LinearSegmentedColormap.from_list(
         "saliency", [mid, (1 - MAX_ALPHA) * mid + MAX_ALPHA * np.array(to_rgb(PALETTE[0]))])
-    bar = fig.colorbar(ScalarMappable(Normalize(0.0, 1.0), ramp), ax=ax, location="bottom",
-                       shrink=0.45, aspect=30, pad=0.02)
+    # The bar spans 45 % of the plot's width, centred under it, 1/30 as high as it is long.
+    x0, _, w, _ = ax.get_position().bounds
+    width_in, height_in = fig.get_size_inches()
+    bar_w = 0.45 * w
+    cax = fig.add_axes([x0 + (w - bar_w) / 2, CBAR_BOTTOM_IN / height_in, bar_w,
+                        bar_w * width_in / 30 / height_in])
+    bar = fig.colorbar(ScalarMappable(Normalize(0.0, 1.0), ramp), cax=cax,
+                       orientation="horizontal")
     bar.set_label("saliency, share of the figure's peak", fontsize=7)
     bar.set_ticks([0.0, 0.25, 0.5, 0.75, 1.0])
     bar.ax.tick_params(labelsize=7)
     return _png(fig)
+
+
+def _minor_time_ticks(ax, major: np.ndarray, step: float) -> None:
+    """Minor tick marks between the labelled seconds, where matplotlib's AutoMinorLocator
+    puts them (a fifth of the step, a quarter for steps of 2, 3, 4 ... s), same size and
+    width, drawn as one line of markers: matplotlib builds each axis tick from several
+    objects, and 50 minor ticks were most of the figure's drawing time (issue 27)."""
+    from matplotlib import markers, rcParams
+
+    mantissa = step / 10.0 ** np.floor(np.log10(step))
+    ndivs = 5 if np.isclose(mantissa, [1.0, 2.5, 5.0, 10.0]).any() else 4
+    lo, hi = ax.get_xlim()
+    k = np.arange(np.floor((lo - major[0]) / step * ndivs), np.ceil((hi - major[0]) / step * ndivs) + 1)
+    minor = major[0] + k * step / ndivs
+    keep = (k % ndivs != 0) & (minor >= lo - 1e-9) & (minor <= hi + 1e-9)
+    ax.plot(minor[keep], np.zeros(int(keep.sum())), transform=ax.get_xaxis_transform(),
+            ls="none", marker=markers.TICKDOWN, ms=rcParams["xtick.minor.size"],
+            mew=rcParams["xtick.minor.width"], color=rcParams["xtick.color"], clip_on=False)
 
 
 def residue_figure(finding) -> bytes:
@@ -281,5 +340,7 @@ def residue_figure(finding) -> bytes:
     ax.set_xlabel("frequency (kHz)")
     ax.set_ylabel("residue (dB)")
     ax.grid(True, color="0.9", lw=0.5)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False)
+    legend = ax.legend(loc="upper left", bbox_to_anchor=(1 + LEGEND_GAP, 1.0), fontsize=7,
+                       frameon=False)
+    _place(fig, ax, legend, top_in=TITLE_IN if spacing else TOP_IN)
     return _png(fig)

@@ -15,7 +15,9 @@ import contextlib
 import datetime as _dt
 import os
 import re
+import threading
 import urllib.parse
+from functools import lru_cache
 
 from musicbrain_cli.errors import ReportError
 
@@ -67,6 +69,22 @@ def _fetcher():
     return DataOnlyURLFetcher()
 
 
+#: One rendering at a time in this process: the shared font configuration below (a Pango
+#: font map) is not thread-safe, and ``SOURCE_DATE_EPOCH`` is set process-wide while a PDF
+#: is written. WeasyPrint holds the GIL throughout, so serialising costs no parallelism.
+_RENDER_LOCK = threading.Lock()
+
+
+@lru_cache(maxsize=1)
+def _font_config():
+    """One WeasyPrint font configuration for every report of the process (issue 27): a fresh
+    one per document reloads the fonts and rebuilds Pango's caches. The reports declare no
+    ``@font-face``, so nothing of one document is left in it for the next."""
+    from weasyprint.text.fonts import FontConfiguration
+
+    return FontConfiguration()
+
+
 def data_only_url_fetcher():
     """A fresh WeasyPrint URL fetcher that allows only ``data:`` URIs (see module doc)."""
     return _fetcher()
@@ -78,8 +96,8 @@ def _source_date_epoch(epoch: int | None):
 
     fontTools stamps the current time into the ``head`` table of every font subset it
     embeds, unless this variable (reproducible-builds.org/specs/source-date-epoch) is
-    set; without it two renderings of the same report differ. Rendering is single-threaded
-    in MusicBrain, so the brief change of the process environment is safe here.
+    set; without it two renderings of the same report differ. Renderings hold
+    ``_RENDER_LOCK``, so the brief change of the process environment is safe here.
     """
     if epoch is None or "SOURCE_DATE_EPOCH" in os.environ:
         yield
@@ -105,10 +123,11 @@ def html_to_pdf(html: str, *, identifier: bytes | None = None,
     fetcher = _fetcher()
     epoch = int(source_date.timestamp()) if source_date is not None else 0
     try:
-        with _source_date_epoch(epoch):
+        with _RENDER_LOCK, _source_date_epoch(epoch):
             document = weasyprint.HTML(string=html, base_url=None, url_fetcher=fetcher)
             # custom_metadata: the report's own <meta> fields (the analysed audio's SHA-256)
             # go into the document information, which the PDF signature covers
-            return document.write_pdf(pdf_identifier=identifier, custom_metadata=True)
+            return document.write_pdf(pdf_identifier=identifier, custom_metadata=True,
+                                      font_config=_font_config())
     except FatalURLFetchingError as exc:
         raise ReportError(f"PDF rendering stopped: {exc} ({exc.__cause__})") from exc
