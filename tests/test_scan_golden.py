@@ -39,7 +39,7 @@ def comparable(track: dict) -> dict:
 def scan_examples(tmp: Path) -> dict[str, dict]:
     from musicbrain_cli.model.inference import Detector
     from musicbrain_cli.report.keys import init_keys
-    from musicbrain_cli.scan import ScanOptions, scan
+    from musicbrain_cli.scan.batch import ScanOptions, scan
 
     result = scan([ROOT / "examples" / "catalog" / c for c in CLIPS], tmp / "out",
                   Detector.from_pretrained("default", device="cpu"), keys=init_keys(tmp / "keys"),
