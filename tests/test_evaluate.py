@@ -91,8 +91,16 @@ def test_evaluate_writes_metrics_and_figures(setup, tmp_path):
     assert v["deletion_auc"] != f["deletion_auc"]          # a different map and target
     assert f["clips"] == ["clip0", "clip3"]          # spread over the split, not its head
     a = m["alignment"]
-    assert a["notes_source"] == {"score": 1, "estimated": 1}
+    # not a reference corpus (no reference.json): the stored score is the truth as it is
+    assert a["notes_source"] == {"played": 0, "score": 1, "estimated": 1}
+    assert "stored score" in a["truth"] and "played" not in a["truth"] and a["replay_failed"] == []
     assert 0.0 < a["harmonic"]["chance"] < 1.0 and a["onset"]["onsets"] > 0
+    for part in (a, a["verdict"]):     # the verdict's own map is aligned too, with intervals
+        h, o = part["harmonic"], part["onset"]
+        assert h["lift"] == pytest.approx(h["share"] / h["chance"])
+        assert o["hit_lift"] == pytest.approx(o["hit_rate"] / o["chance_hit_rate"])
+        assert len(h["lift_ci95"]) == len(o["hit_lift_ci95"]) == 2
+    assert m["labels_coverage"] == {"scored": m["labels"], "model_only": [], "data_only": []}
     for p in m["figures"]["pr_curves"] + m["figures"]["fmgcam"]:
         assert (out / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(m["figures"]["fmgcam"]) == 1 and len(m["figures"]["pr_curves"]) == 4
