@@ -10,10 +10,10 @@ Usage::
 The truth is the notes *as rendered*: a clip's stored score (``scores/<clip>.mid``) is the
 MIDI before humanisation, and the build (``data/reference/build.py``) renders it after a
 seeded tempo stretch (up to +/- 4 %) and per-note timing jitter. The same draws are replayed
-here (``_rng(seed, clip)`` -> font index -> ``_humanize`` -> render seed ->
-:func:`~musicbrain_cli.data.render.humanize_midi`); the replayed font must equal the
-manifest's ``renderer``, a check that the replay follows the build. Neural-codec clips are
-resyntheses of a human clip and share its notes. Drums are left out (no pitch), and notes
+by :func:`musicbrain_cli.data.reference.build.played_midi` (the build and the replay share
+``_render_draws``); the replayed font must equal the manifest's ``renderer``, a check that
+the replay follows the build. Neural-codec clips are resyntheses of a human clip and share
+its notes. Drums are left out (no pitch), and notes
 are cut at the clip's end. The stored score itself is scored as an "estimate" too
 (``score-unhumanised``), which shows what an alignment against the stored score gets wrong.
 
@@ -77,26 +77,20 @@ def select_rows(root: Path, split: str, n: int) -> list[dict[str, str]]:
     return [rows[i] for i in idx]
 
 
-def rendered_midi(root: Path, row: dict[str, str], *, seed: int, fonts: dict):
-    """The clip's score after the build's humanisation (see the module docstring)."""
+def rendered_midi(root: Path, row: dict[str, str], *, reference: dict):
+    """``(stored score, notes as played)``: the played notes come from the library's replay
+    of the build's draws (:func:`musicbrain_cli.data.reference.build.played_midi`, the same
+    function ``musicbrain evaluate`` uses)."""
     import pretty_midi
 
-    from musicbrain_cli.data.reference.build import _humanize, _rng
-    from musicbrain_cli.data.render import humanize_midi
+    from musicbrain_cli.data.reference.build import played_midi
+    from musicbrain_cli.errors import DatasetError
 
-    rendered_id = row["origin"].split(":", 1)[1] if row["generator"] == "neural-codec" else row["clip_id"]
-    rng = _rng(seed, rendered_id)
-    if row["split"] == fonts["held_out_split"]:
-        font = fonts["held_out"]
-    else:
-        font = fonts["train"][int(rng.integers(0, len(fonts["train"])))]
-    if font != row["renderer"]:
-        raise SystemExit(f"replay of {row['clip_id']!r} drew font {font!r}, the manifest says "
-                         f"{row['renderer']!r}: the build's draws have changed")
-    humanize = _humanize(rng)
-    render_seed = int(rng.integers(0, 2**31 - 1))
-    score = pretty_midi.PrettyMIDI(str(root / row["score_path"]))
-    return score, humanize_midi(score, humanize, seed=render_seed)
+    try:
+        played = played_midi(root, row, reference=reference)
+    except DatasetError as exc:
+        raise SystemExit(str(exc)) from exc
+    return pretty_midi.PrettyMIDI(str(root / row["score_path"])), played
 
 
 def pitched_notes(midi, duration: float) -> np.ndarray:
@@ -204,13 +198,11 @@ def kind(row: dict[str, str]) -> str:
 
 def run(root: Path, n_clips: int, *, split: str, bp_python: str | None) -> dict:
     meta = json.loads((root / "reference.json").read_text(encoding="utf-8"))
-    fonts = {"train": meta["training_soundfonts"], "held_out": meta["held_out_soundfont"],
-             "held_out_split": meta["cross_renderer_split"]}
     rows = select_rows(root, split, n_clips)
     truth, stored = [], []
     for row in rows:
         duration = float(row["duration_s"])
-        score, rendered = rendered_midi(root, row, seed=int(meta["seed"]), fonts=fonts)
+        score, rendered = rendered_midi(root, row, reference=meta)
         truth.append(pitched_notes(rendered, duration))
         stored.append(pitched_notes(score, duration))
     paths = [root / r["path"] for r in rows]
@@ -292,8 +284,6 @@ def run_alignment(root: Path, n_clips: int, *, split: str, bp_python: str | None
     from musicbrain_cli.alignment.pitch import estimate_notes
 
     meta = json.loads((root / "reference.json").read_text(encoding="utf-8"))
-    fonts = {"train": meta["training_soundfonts"], "held_out": meta["held_out_soundfont"],
-             "held_out_split": meta["cross_renderer_split"]}
     rows = select_rows(root, split, n_clips)
     detector = Detector.from_pretrained(model_name, device="cpu")
     fe = detector.config.front_end
@@ -311,7 +301,7 @@ def run_alignment(root: Path, n_clips: int, *, split: str, bp_python: str | None
            for g in ("fused", "verdict")}
     start = time.perf_counter()
     for i, row in enumerate(rows):
-        score, rendered = rendered_midi(root, row, seed=int(meta["seed"]), fonts=fonts)
+        score, rendered = rendered_midi(root, row, reference=meta)
         y = load_audio(root / row["path"], sample_rate=fe.sample_rate)
         wave = np.zeros(fe.n_samples, np.float32)
         wave[: min(fe.n_samples, y.size)] = y[: fe.n_samples]

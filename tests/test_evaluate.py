@@ -91,8 +91,16 @@ def test_evaluate_writes_metrics_and_figures(setup, tmp_path):
     assert v["deletion_auc"] != f["deletion_auc"]          # a different map and target
     assert f["clips"] == ["clip0", "clip3"]          # spread over the split, not its head
     a = m["alignment"]
-    assert a["notes_source"] == {"score": 1, "estimated": 1}
+    # not a reference corpus (no reference.json): the stored score is the truth as it is
+    assert a["notes_source"] == {"played": 0, "score": 1, "estimated": 1}
+    assert "stored score" in a["truth"] and "played" not in a["truth"] and a["replay_failed"] == []
     assert 0.0 < a["harmonic"]["chance"] < 1.0 and a["onset"]["onsets"] > 0
+    for part in (a, a["verdict"]):     # the verdict's own map is aligned too, with intervals
+        h, o = part["harmonic"], part["onset"]
+        assert h["lift"] == pytest.approx(h["share"] / h["chance"])
+        assert o["hit_lift"] == pytest.approx(o["hit_rate"] / o["chance_hit_rate"])
+        assert len(h["lift_ci95"]) == len(o["hit_lift_ci95"]) == 2
+    assert m["labels_coverage"] == {"scored": m["labels"], "model_only": [], "data_only": []}
     for p in m["figures"]["pr_curves"] + m["figures"]["fmgcam"]:
         assert (out / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(m["figures"]["fmgcam"]) == 1 and len(m["figures"]["pr_curves"]) == 4
@@ -218,3 +226,71 @@ def test_entry_clip_has_its_event_at_t0():
     assert np.sqrt(np.mean(after ** 2)) > 1.2 * np.sqrt(np.mean(before ** 2))
     onsets = detect_onsets(y, sr)
     assert np.min(np.abs(onsets - t0)) < 0.05
+
+
+def _as_reference_corpus(dataset, dest, *, fonts):
+    """A copy of ``dataset`` that records a reference build (seed 3, ``fonts``), every clip
+    rendered with ``fonts[0]`` as the manifest's renderer."""
+    import shutil
+
+    from musicbrain_cli.data.dataset import Dataset
+    from musicbrain_cli.data.reference.build import HELD_OUT_SOUNDFONT, REFERENCE_JSON
+
+    shutil.copytree(dataset.root, dest)
+    with (dest / "manifest.csv").open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    for row in rows:
+        row["renderer"] = fonts[0]
+    with (dest / "manifest.csv").open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    (dest / REFERENCE_JSON).write_text(json.dumps(
+        {"seed": 3, "training_soundfonts": fonts, "held_out_soundfont": HELD_OUT_SOUNDFONT}))
+    return Dataset.load(dest)
+
+
+def test_alignment_truth_is_the_notes_as_played_in_a_reference_corpus(setup, tmp_path):
+    import pretty_midi
+
+    from musicbrain_cli.data.reference.build import _render_draws
+    from musicbrain_cli.data.render import humanize_midi
+    from musicbrain_cli.evaluate.split import _ExplainTotals, _alignment_notes, evaluate
+
+    base, detector = setup
+    dataset = _as_reference_corpus(base, tmp_path / "ref", fonts=["fontA"])
+    row = next(r for r in dataset.rows if r["score_path"])
+    totals = _ExplainTotals()
+    notes, source = _alignment_notes(dataset, row, {"seed": 3, "training_soundfonts": ["fontA"],
+                                                    "held_out_soundfont": "x"}, totals)
+    _, _, humanize, render_seed = _render_draws(3, row["clip_id"], held_out=False, n_fonts=1)
+    stored = pretty_midi.PrettyMIDI(str(dataset.score_path(row)))
+    expected = sorted(n.start for n in humanize_midi(stored, humanize, seed=render_seed)
+                      .instruments[0].notes)
+    assert source == "played" and [n.start for n in notes] == pytest.approx(expected, abs=1e-9)
+    assert [n.start for n in notes] != [n.start for n in stored.instruments[0].notes]
+    m = evaluate(dataset, detector, tmp_path / "e", explain_windows=2, n_figures=0,
+                 fidelity_steps=2, n_random=1, occlusion=False, event_clips=0)
+    a = m["alignment"]
+    assert a["notes_source"] == {"played": 1, "score": 0, "estimated": 1}
+    assert a["truth"].startswith("notes as played") and a["replay_failed"] == []
+    assert "Notes as played (the stored score with the build's humanisation replayed) in 1" \
+        in (tmp_path / "e" / "metrics.md").read_text()
+    # A build whose draws no longer match the manifest: the stored score, and the clip listed
+    moved = _as_reference_corpus(base, tmp_path / "moved", fonts=["fontA", "fontB", "fontC"])
+    totals = _ExplainTotals()
+    rows = [r for r in moved.rows if r["score_path"]]
+    sources = [_alignment_notes(moved, r, json.loads((moved.root / "reference.json").read_text()),
+                                totals)[1] for r in rows]
+    failed = {f["clip_id"] for f in totals.replay_failed}
+    assert failed and all(s == ("score" if r["clip_id"] in failed else "played")
+                          for s, r in zip(sources, rows))
+
+
+def test_label_coverage_names_what_is_not_scored():
+    from musicbrain_cli.evaluate.split import _label_coverage
+
+    cov = _label_coverage(["source/ai", "composer/Bach", "composer/Ciconia"],
+                          ["source/ai", "composer/Bach", "generator/notagen-small-ft"])
+    assert cov == {"scored": ["source/ai", "composer/Bach"], "model_only": ["composer/Ciconia"],
+                   "data_only": ["generator/notagen-small-ft"]}

@@ -173,3 +173,102 @@ def test_small_build_populates_every_label(tmp_path):
     missing = [label for label in tax.labels if label not in seen]
     assert not missing, missing
     assert {r["split"] for r in rows} >= {"train", "val", "test"}
+
+
+# --- the notes as played (issue 26): the build's humanisation replayed on the stored score ---
+
+
+def _stretch(render_seed: int) -> float:
+    """The tempo factor :func:`humanize_midi` draws first from ``render_seed``."""
+    import numpy as np
+
+    return 1.0 + np.random.default_rng(render_seed).uniform(-0.04, 0.04)
+
+
+@pytest.fixture(scope="module")
+def played_corpus(tmp_path_factory):
+    """One single-instrument clip rendered exactly as the build renders it (its draws from
+    ``_render_draws(seed, clip id)``), stored with its unhumanised score and a
+    ``reference.json`` recording the seed and fonts. The clip id is the first whose tempo
+    stretch is at least 2.5 %, so the stored score's onsets after 2 s are > 50 ms off."""
+    import pretty_midi
+
+    from musicbrain_cli.data.dataset import ClipRecord, Dataset, DatasetWriter
+    from musicbrain_cli.data.render import available_soundfonts, render_midi
+
+    seed, sr = 7, 22050
+    fonts = [f for f in available_soundfonts() if f.name != B.HELD_OUT_SOUNDFONT]
+    clip_id = next(c for c in (f"human-played-{i}" for i in range(200))
+                   if abs(_stretch(B._render_draws(seed, c, held_out=False,
+                                                   n_fonts=len(fonts))[3]) - 1) >= 0.025)
+    _, font_index, humanize, render_seed = B._render_draws(seed, clip_id, held_out=False,
+                                                           n_fonts=len(fonts))
+    score = pretty_midi.PrettyMIDI()
+    piano = pretty_midi.Instrument(program=0)
+    piano.notes += [pretty_midi.Note(velocity=90, pitch=60 + (3 * i) % 12, start=0.5 * i,
+                                     end=0.5 * i + 0.2) for i in range(16)]
+    score.instruments.append(piano)
+    y = render_midi(score, fonts[font_index], sample_rate=sr, humanize=humanize, seed=render_seed)
+    root = tmp_path_factory.mktemp("played")
+    taxonomy = Taxonomy.from_groups([("source", ("human", "ai"), True)])
+    with DatasetWriter(root, taxonomy, sample_rate=sr, name="played") as w:
+        w.add(ClipRecord(clip_id, source="human", work_id="w0", renderer=fonts[font_index].name,
+                         split="test", score=score), y)
+    (root / B.REFERENCE_JSON).write_text(json.dumps(
+        {"seed": seed, "training_soundfonts": [f.name for f in fonts],
+         "held_out_soundfont": B.HELD_OUT_SOUNDFONT}), encoding="utf-8")
+    return Dataset.load(root), y, sr, _stretch(render_seed)
+
+
+def _hit_share(onsets, detected, tol=0.05):
+    import numpy as np
+
+    return float(np.mean([np.min(np.abs(detected - t)) <= tol for t in onsets]))
+
+
+def test_played_midi_lands_on_the_rendered_onsets(played_corpus):
+    import numpy as np
+
+    from musicbrain_cli.alignment.overlap import detect_onsets
+
+    dataset, y, sr, stretch = played_corpus
+    row = dataset.rows[0]
+    import pretty_midi
+
+    played = B.played_midi(dataset.root, row)
+    stored = [n.start for n in pretty_midi.PrettyMIDI(str(dataset.score_path(row))).instruments[0].notes]
+    onsets = [n.start for n in played.instruments[0].notes]
+    assert len(onsets) == len(stored) == 16
+    detected = detect_onsets(y, sr)
+    # the replay carries the build's stretch: the last onset moved by (stretch - 1) * 7.5 s
+    assert onsets[-1] == pytest.approx(stretch * stored[-1], abs=0.1)
+    assert _hit_share(onsets, detected) >= 0.9
+    # the stored (unhumanised) score misses most of them (measured 1 of 16, replay 15 of 16):
+    # this is what the replay fixes
+    assert _hit_share(stored, detected) <= 0.5
+    assert np.all(np.diff(sorted(onsets)) > 0.3)        # one onset per note, none merged
+
+
+def test_played_midi_follows_a_codec_clip_to_its_rendering(played_corpus):
+    dataset, *_ = played_corpus
+    row = dataset.rows[0]
+    codec = {**row, "clip_id": "codec-played", "generator": B.CODEC_GENERATOR,
+             "origin": f"{B.CODEC_GENERATOR}:{row['clip_id']}"}
+    a, b = B.played_midi(dataset.root, row), B.played_midi(dataset.root, codec)
+    assert [n.start for n in a.instruments[0].notes] == [n.start for n in b.instruments[0].notes]
+
+
+def test_played_midi_without_a_recorded_build(played_corpus, tmp_path):
+    import shutil
+
+    dataset, *_ = played_corpus
+    row = dataset.rows[0]
+    assert B.played_midi(dataset.root, {**row, "score_path": ""}) is None
+    bare = tmp_path / "bare"
+    shutil.copytree(dataset.root, bare)
+    (bare / B.REFERENCE_JSON).unlink()
+    assert B.played_midi(bare, row) is None       # not a reference corpus: nothing to replay
+    with pytest.raises(DatasetError, match="drew SoundFont"):
+        B.played_midi(dataset.root, {**row, "renderer": "some-other-font"})
+    with pytest.raises(DatasetError, match="lacks"):
+        B.played_midi(dataset.root, row, reference={"seed": 0})

@@ -16,8 +16,15 @@ What it measures (all written to ``metrics.json``, summarised in ``metrics.md``)
   :mod:`musicbrain_cli.explain.fmgcam`) for the top-k labels,
   deletion and insertion AUC of its fused map against random maps and an occlusion map;
 - alignment: harmonic overlap (saliency on the partials of the sounding notes) and onset
-  overlap, each against chance, with notes from the clip's MIDI score when the data set has
-  one, else from :func:`musicbrain_cli.alignment.pitch.estimate_notes` (counted separately);
+  overlap, each against chance. The truth is the notes as played: in a reference corpus the
+  stored score is the MIDI before the build's seeded humanisation (tempo stretch, timing
+  jitter), so its clips' notes are replayed through it
+  (:func:`musicbrain_cli.data.reference.build.played_midi`); another data set's stored score
+  is the truth as it stands; a clip without a score gets
+  :func:`musicbrain_cli.alignment.pitch.estimate_notes`. ``metrics.json`` counts each source
+  (``alignment.notes_source``) and names the truth used (``alignment.truth``);
+- labels: only the labels both the model and the data set know are scored; those only one
+  side knows are listed (``labels_coverage``), never scored as negatives;
 - faithfulness in the signal's terms (:mod:`musicbrain_cli.explain.fidelity`): frequency-band
   removal on the explained windows (the band the map marks most vs random bands of the same
   width), and a rhythmic-event test on ``event_clips`` synthetic clips rendered here (a
@@ -103,13 +110,51 @@ class _ExplainTotals:
     grid: tuple[int, int] | None = None
     harmonic: list = field(default_factory=list)
     onset: list = field(default_factory=list)
-    notes_source: dict[str, int] = field(default_factory=lambda: {"score": 0, "estimated": 0})
+    # The same alignment for the verdict's own map (issue 26's targets name that map).
+    harmonic_verdict: list = field(default_factory=list)
+    onset_verdict: list = field(default_factory=list)
+    # played: the stored score with the build's humanisation replayed; score: the stored
+    # score as it is (a data set that records no humanisation); estimated: from the audio.
+    notes_source: dict[str, int] = field(
+        default_factory=lambda: {"played": 0, "score": 0, "estimated": 0})
+    replay_failed: list[dict[str, str]] = field(default_factory=list)
     figures: list[str] = field(default_factory=list)
     weighting: str | None = None
     refine: str | None = None
     # Band removal: the fused top-k map (following the top-k labels) and the verdict's own map.
     band: list = field(default_factory=list)
     band_verdict: list = field(default_factory=list)
+
+
+#: Bootstrap resamples for the alignment lifts' intervals (windows resampled, counts pooled).
+ALIGNMENT_BOOTSTRAP = 1000
+
+
+def _alignment_summary(harmonic: list, onset: list, *, n_boot: int = ALIGNMENT_BOOTSTRAP,
+                       seed: int = 0) -> dict[str, Any]:
+    """Pooled harmonic and onset overlap of the windows (sums of counts, as a track pools its
+    windows) with 95 % bootstrap intervals of the lifts, resampling windows: ``harmonic.lift``
+    = share on partials / chance, ``onset.hit_lift`` = onset hit rate / chance hit rate."""
+    from musicbrain_cli.alignment.overlap import HarmonicOverlap, OnsetOverlap
+
+    def ci(parts, combine, value):
+        rng = np.random.default_rng(seed)
+        boots = np.asarray([value(combine(parts[i] for i in rng.integers(0, len(parts), len(parts))))
+                            for _ in range(n_boot)], dtype=np.float64)
+        boots = boots[np.isfinite(boots)]
+        return [float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))] \
+            if boots.size else [None, None]
+
+    out: dict[str, Any] = {"harmonic": None, "onset": None}
+    if harmonic:
+        out["harmonic"] = {**HarmonicOverlap.combine(harmonic).to_dict(),
+                           "lift_ci95": ci(harmonic, HarmonicOverlap.combine, lambda h: h.lift)}
+    if onset:
+        o = OnsetOverlap.combine(onset)
+        hit_lift = lambda x: x.hit_rate / x.chance_hit_rate if x.chance_hit_rate else float("nan")  # noqa: E731
+        out["onset"] = {**o.to_dict(), "hit_lift": hit_lift(o),
+                        "hit_lift_ci95": ci(onset, OnsetOverlap.combine, hit_lift)}
+    return out
 
 
 def _share(flags: list[bool]) -> float | None:
@@ -222,10 +267,58 @@ def _window(samples: np.ndarray, n: int) -> np.ndarray:
     return w
 
 
+def _reference_summary(root: Path) -> dict | None:
+    """The reference corpus's ``reference.json`` (its build parameters), or None when the
+    data set is not a reference corpus."""
+    from musicbrain_cli.data.reference.build import REFERENCE_JSON
+
+    path = Path(root) / REFERENCE_JSON
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DatasetError(f"cannot read {str(path)!r}: {exc}") from exc
+
+
+def _alignment_notes(dataset, row, reference: dict | None, totals: _ExplainTotals):
+    """``(notes, source)`` for the alignment truth of ``row``: the notes as played
+    (``played``), the stored score (``score``), or ``(None, "estimated")`` (estimated from
+    the window later). A replay that fails (the build's draws changed) falls back to the
+    stored score and is listed in ``totals.replay_failed``."""
+    from musicbrain_cli.alignment.overlap import notes_from_midi, notes_from_objects
+    from musicbrain_cli.data.reference.build import played_midi
+
+    score = dataset.score_path(row)
+    if score is None:
+        return None, "estimated"
+    if reference is not None:
+        try:
+            midi = played_midi(dataset.root, row, reference=reference)
+        except DatasetError as exc:
+            totals.replay_failed.append({"clip_id": row["clip_id"], "error": str(exc)})
+        else:
+            return notes_from_objects(n for inst in midi.instruments if not inst.is_drum
+                                      for n in inst.notes), "played"
+    return notes_from_midi(score), "score"
+
+
+def _label_coverage(model_labels: Sequence[str], data_labels: Sequence[str]) -> dict[str, Any]:
+    """Which labels can be scored: those both know. A model label the data set lacks is
+    unknown for every clip (masked); a data set label the model lacks has no output to score.
+    Both are listed so metrics.md says what was left out."""
+    data = set(data_labels)
+    model = set(model_labels)
+    return {"scored": [l for l in model_labels if l in data],
+            "model_only": [l for l in model_labels if l not in data],
+            "data_only": [l for l in data_labels if l not in model]}
+
+
 def _explain_window(detector, wave: np.ndarray, notes, *, clip_id: str, totals: _ExplainTotals,
                     figure_dir: Path | None, top_k: int, steps: int, substrate: str,
                     occlusion: bool, occlusion_patch, n_random: int,
-                    weighting: str | None = None, refine: str | None = None) -> None:
+                    weighting: str | None = None, refine: str | None = None,
+                    notes_source: str = "score") -> None:
     from musicbrain_cli.alignment.overlap import harmonic_overlap, note_onsets, onset_overlap
     from musicbrain_cli.explain import (FMGradCAM, LabelTarget, band_removal, fidelity_report,
                                         plot_fmgcam)
@@ -261,6 +354,7 @@ def _explain_window(detector, wave: np.ndarray, notes, *, clip_id: str, totals: 
         group = totals.by_target_group.setdefault("source" if target in source else "style", _AUCs())
         group.add({name: aucs[i] for name, aucs in per_target["deletion"].items()},
                   {name: aucs[i] for name, aucs in per_target["insertion"].items()})
+    alone = None
     if source:
         # Explain the verdict by itself: the window's more probable source label (human or
         # ai), so style labels can neither share its map nor its followed score.
@@ -278,9 +372,13 @@ def _explain_window(detector, wave: np.ndarray, notes, *, clip_id: str, totals: 
         notes = estimate_notes(wave, fe.sample_rate)
         totals.notes_source["estimated"] += 1
     else:
-        totals.notes_source["score"] += 1
+        totals.notes_source[notes_source] += 1
     totals.harmonic.append(harmonic_overlap(fused, freqs=freqs, times=times, notes=notes))
     totals.onset.append(onset_overlap(fused, times=times, onsets=note_onsets(notes)))
+    if alone is not None:
+        own = alone.fused()[0]
+        totals.harmonic_verdict.append(harmonic_overlap(own, freqs=freqs, times=times, notes=notes))
+        totals.onset_verdict.append(onset_overlap(own, times=times, onsets=note_onsets(notes)))
     if figure_dir is not None:
         from matplotlib.figure import Figure
 
@@ -374,7 +472,6 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
     """Evaluate ``detector`` (:class:`~musicbrain_cli.model.inference.Detector`) on the
     ``split`` of ``dataset`` (:class:`~musicbrain_cli.data.dataset.Dataset`); write
     ``metrics.json``, ``metrics.md`` and figures into ``out_dir``; return the metrics dict."""
-    from musicbrain_cli.alignment.overlap import HarmonicOverlap, OnsetOverlap, notes_from_midi
     from musicbrain_cli.audio.intake import load_audio
     from musicbrain_cli.metrics import average_precision, rates_at_threshold, roc_auc, style_map
 
@@ -392,6 +489,7 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
     labels = list(detector.labels)
     scores, kept, failed, verdicts = [], [], [], []
     totals = _ExplainTotals()
+    reference = _reference_summary(dataset.root)
     explain_at = explained_positions(len(rows), explain_windows)
     ordered = sorted(explain_at)      # figures: spread over the explained clips, too
     figure_at = {ordered[i] for i in explained_positions(len(ordered), n_figures)}
@@ -407,15 +505,14 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
                 kept.append(row)
                 if position in explain_at:
                     explained.append(clip_id)
-                    score = dataset.score_path(row)
-                    notes = notes_from_midi(score) if score is not None else None
+                    notes, source = _alignment_notes(dataset, row, reference, totals)
                     figure_dir = out / FMGCAM_DIR if position in figure_at else None
                     _explain_window(detector, _window(samples, fe.n_samples), notes,
                                     clip_id=clip_id, totals=totals, figure_dir=figure_dir,
                                     top_k=top_k, steps=fidelity_steps, substrate=substrate,
                                     occlusion=occlusion, occlusion_patch=occlusion_patch,
                                     n_random=n_random, weighting=cam_weighting,
-                                    refine=cam_refine)
+                                    refine=cam_refine, notes_source=source)
             except MusicBrainError as exc:
                 failed.append({"clip_id": clip_id, "error": f"{type(exc).__name__}: {exc}"})
             task.advance()
@@ -428,6 +525,7 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
         "split": split, "clips": len(rows), "clips_scored": len(kept), "failed": failed,
         "model": {k: detector.card.get(k) for k in ("name", "version", "weights_sha256")},
         "labels": labels,
+        "labels_coverage": _label_coverage(labels, dataset.taxonomy.labels),
         "classification": classification.to_dict(),
         "style": style_map(classification.per_label, STYLE_GROUPS),
     }
@@ -466,8 +564,10 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
     }
     metrics["alignment"] = {
         "windows": n_exp, "notes_source": totals.notes_source,
-        "harmonic": HarmonicOverlap.combine(totals.harmonic).to_dict() if totals.harmonic else None,
-        "onset": OnsetOverlap.combine(totals.onset).to_dict() if totals.onset else None,
+        "truth": _truth_name(totals.notes_source),
+        "replay_failed": totals.replay_failed,
+        **_alignment_summary(totals.harmonic, totals.onset),
+        "verdict": _alignment_summary(totals.harmonic_verdict, totals.onset_verdict),
     }
     metrics["figures"] = {"pr_curves": _pr_figures(y_true, y_score, mask, labels, out / PR_DIR),
                           "fmgcam": totals.figures}
@@ -477,6 +577,15 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
     (out / METRICS_JSON).write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n", "utf-8")
     (out / METRICS_MD).write_text(metrics_markdown(metrics), "utf-8")
     return metrics
+
+
+def _truth_name(counts: dict[str, int]) -> str:
+    """What the alignment was measured against, in words (metrics.json ``alignment.truth``)."""
+    names = {"played": "notes as played (stored score + the build's humanisation replayed)",
+             "score": "stored score as it is (no humanisation recorded)",
+             "estimated": "notes estimated from the audio"}
+    used = [names[k] for k, n in counts.items() if n]
+    return "; ".join(used) if used else "none"
 
 
 def _fmt(x: Any, digits: int = 3) -> str:
@@ -544,6 +653,16 @@ def metrics_markdown(m: dict[str, Any]) -> str:
              "| label | AP |", "|---|---|"]
     lines += [f"| {k} | {_fmt(v)} |" for k, v in c["ap"].items()]
     lines += [f"| {k} | n/a ({why}) |" for k, why in c["ap_skipped"].items()]
+    cov = m.get("labels_coverage")
+    if cov and (cov["model_only"] or cov["data_only"]):
+        lines += ["", f"Scored: the {len(cov['scored'])} labels both the model and the data set "
+                      "know."]
+        if cov["data_only"]:
+            lines.append(f"Not scored, the model has no output for them ({len(cov['data_only'])}): "
+                         + ", ".join(f"`{l}`" for l in cov["data_only"]) + ".")
+        if cov["model_only"]:
+            lines.append(f"Not scored, the data set does not know them ({len(cov['model_only'])}): "
+                         + ", ".join(f"`{l}`" for l in cov["model_only"]) + ".")
     st = m.get("style")
     if st and st["map_macro"] is not None:
         lines += ["", "## Style attribution", "",
@@ -599,17 +718,30 @@ def metrics_markdown(m: dict[str, Any]) -> str:
     lines += _faithfulness_markdown(m.get("faithfulness"))
     a = m["alignment"]
     lines += ["", "## Alignment with the music", "",
-              f"Notes from the score in {a['notes_source']['score']} windows, estimated from the audio "
-              f"in {a['notes_source']['estimated']} (rough: see musicbrain_cli/alignment/pitch.py).", ""]
-    if a["harmonic"]:
-        h = a["harmonic"]
-        lines.append(f"- Harmonic: {_fmt(h['share'])} of saliency on partials of sounding notes; "
-                     f"chance {_fmt(h['chance'])}; lift {_fmt(h['lift'], 2)}")
-    if a["onset"]:
-        o = a["onset"]
-        lines.append(f"- Onsets: concentration {_fmt(o['concentration'], 2)} (chance 1.00); "
-                     f"hit rate {_fmt(o['hit_rate'])} vs chance {_fmt(o['chance_hit_rate'])} "
-                     f"over {o['onsets']} onsets")
+              f"Truth: {a.get('truth', 'n/a')}. Notes as played (the stored score with the "
+              f"build's humanisation replayed) in {a['notes_source'].get('played', 0)} windows, "
+              f"the stored score as it is in {a['notes_source']['score']}, estimated from the "
+              f"audio in {a['notes_source']['estimated']} (rough: see "
+              "musicbrain_cli/alignment/pitch.py)."
+              + (f" Replay failed for {len(a['replay_failed'])} clips (stored score used; "
+                 "listed in metrics.json)." if a.get("replay_failed") else ""), ""]
+    lines += ["Pooled over the explained windows; lift = share / chance (1 = chance), 95 % "
+              "bootstrap interval over windows. Harmonic: share of saliency on the partials of "
+              "sounding notes; onsets: share of onsets hit by a saliency peak.", "",
+              "| map | harmonic share | chance | harmonic lift (95 % CI) | onsets | hit rate | "
+              "chance | onset lift (95 % CI) | concentration |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for name, part in (("fused top-k", a), ("verdict", a.get("verdict") or {})):
+        h, o = part.get("harmonic"), part.get("onset")
+        if not h and not o:
+            continue
+        h, o = h or {}, o or {}
+        lines.append(f"| {name} | {_fmt(h.get('share'))} | {_fmt(h.get('chance'))} "
+                     f"| {_fmt(h.get('lift'), 2)} {_ci(h.get('lift_ci95'), 2)} "
+                     f"| {o.get('onsets', 'n/a')} | {_fmt(o.get('hit_rate'))} "
+                     f"| {_fmt(o.get('chance_hit_rate'))} "
+                     f"| {_fmt(o.get('hit_lift'), 2)} {_ci(o.get('hit_lift_ci95'), 2)} "
+                     f"| {_fmt(o.get('concentration'), 2)} |")
     figs = m["figures"]
     lines += ["", "## Figures", ""] + [f"- [{p}]({p})" for p in figs["pr_curves"] + figs["fmgcam"]]
     return "\n".join(lines) + "\n"

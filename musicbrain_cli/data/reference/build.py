@@ -454,6 +454,83 @@ def _humanize(rng: np.random.Generator):
                     reverb=float(rng.uniform(0.0, 0.5)))
 
 
+def _render_draws(seed: int, clip_id: str, *, held_out: bool, n_fonts: int):
+    """The draws that decide how a clip is rendered, in the build's order: ``(rng,
+    font_index, humanize, render_seed)``; ``font_index`` is None for a held-out clip (its
+    font is fixed, nothing is drawn). The build and :func:`played_midi` both call this, so
+    the replay cannot drift from the build; ``rng`` is returned for the draws that follow."""
+    rng = _rng(seed, clip_id)
+    font_index = None if held_out else int(rng.integers(0, n_fonts))
+    humanize = _humanize(rng)
+    render_seed = int(rng.integers(0, 2**31 - 1))
+    return rng, font_index, humanize, render_seed
+
+
+#: The corpus summary :func:`build_reference` writes; its presence marks a reference corpus.
+REFERENCE_JSON = "reference.json"
+
+
+def played_midi(root: str | Path, row: dict[str, str], *, reference: dict | None = None):
+    """The notes as played in a reference corpus clip: its stored score after the build's
+    seeded humanisation (a ``pretty_midi.PrettyMIDI``), or ``None`` when ``root`` is not a
+    reference corpus (no ``reference.json``: nothing recorded to replay) or the clip has no
+    score.
+
+    ``scores/<clip>.mid`` is the MIDI *before* humanisation; :func:`build_reference`
+    rendered it after a tempo stretch (up to +/- 4 %) and per-note timing jitter (up to
+    15 ms sd), drawn from ``_rng(seed, clip id)`` (:func:`_render_draws`). This replays the
+    same draws from the corpus's recorded ``seed`` and the clip's id through
+    :func:`musicbrain_cli.data.render.humanize_midi`, so onsets land where the audio has
+    them (measured: the stored score alone has onset F 0.33 against the notes played,
+    docs/evaluation/notes.md). A neural-codec clip resynthesises its human clip, so it
+    replays that clip's draws (its ``origin``). ``reference``: the parsed
+    ``reference.json`` (read from ``root`` when None). Notes of a MIDI written and read
+    back keep their times to the file's tick (a millisecond or less).
+
+    Raises :class:`DatasetError` when the replay's SoundFont is not the manifest's
+    ``renderer`` (the build's draws have changed since the corpus was built: the replayed
+    timing would be wrong) or ``reference.json`` lacks the recorded parameters.
+    """
+    import pretty_midi
+
+    root = Path(root)
+    if not row.get("score_path"):
+        return None
+    if reference is None:
+        path = root / REFERENCE_JSON
+        if not path.is_file():
+            return None
+        try:
+            reference = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise DatasetError(f"cannot read {str(path)!r}: {exc}") from exc
+    missing = [k for k in ("seed", "training_soundfonts", "held_out_soundfont")
+               if k not in reference]
+    if missing:
+        raise DatasetError(f"{str(root / REFERENCE_JSON)!r} lacks {missing}: cannot replay the "
+                           "build's humanisation")
+    rendered_id = row["clip_id"]
+    if row.get("generator") == CODEC_GENERATOR:
+        rendered_id = row["origin"].split(":", 1)[1]
+    fonts = list(reference["training_soundfonts"])
+    # the held-out font is never among the training fonts, so the renderer says which
+    held_out = row["renderer"] == reference["held_out_soundfont"]
+    _, font_index, humanize, render_seed = _render_draws(
+        int(reference["seed"]), rendered_id, held_out=held_out, n_fonts=len(fonts))
+    font = reference["held_out_soundfont"] if font_index is None else fonts[font_index]
+    if font != row["renderer"]:
+        raise DatasetError(f"replaying clip {row['clip_id']!r} drew SoundFont {font!r}, the "
+                           f"manifest says {row['renderer']!r}: the build's draws have changed")
+    from musicbrain_cli.data.render import humanize_midi
+
+    path = root / row["score_path"]
+    try:
+        score = pretty_midi.PrettyMIDI(str(path))
+    except Exception as exc:  # pretty_midi/mido raise many types for a bad file
+        raise DatasetError(f"cannot read score {str(path)!r}: {exc}") from exc
+    return humanize_midi(score, humanize, seed=render_seed)
+
+
 def _musicnet_works(root, spec: SizeSpec, pinned: set[str], progress: Progress,
                     timings: dict[str, float]) -> tuple[list[sc.Work], list[tuple[str, str]]]:
     """The MusicNet works of this build (none without ``root``) and the pieces left out."""
@@ -652,19 +729,14 @@ def build_reference(out: str | Path, *, size: str = "small", seed: int = 0,
                 skipped += skips
         timings["sample_s"] = time.perf_counter() - t
 
-        def font_for(clip: _Clip, rng) -> object:
-            return (held_out if clip.held_out
-                    else train_fonts[int(rng.integers(0, len(train_fonts)))])
-
         t = time.perf_counter()
         plan = human + symbolic + rg_clips
         with progress.task(f"rendering {size} reference corpus", total=len(plan)) as task:
             for clip in plan:
                 codec_id = f"codec-{clip.clip_id.removeprefix('human-')}"
-                rng = _rng(seed, clip.clip_id)
-                font = font_for(clip, rng)
-                humanize = _humanize(rng)
-                render_seed = int(rng.integers(0, 2**31 - 1))
+                rng, font_index, humanize, render_seed = _render_draws(
+                    seed, clip.clip_id, held_out=clip.held_out, n_fonts=len(train_fonts))
+                font = held_out if font_index is None else train_fonts[font_index]
                 use_codec = clip.source == "human" and rng.random() < spec.codec_share
                 if writer.has(clip.clip_id) and (not use_codec or writer.has(codec_id)):
                     task.advance()
@@ -717,5 +789,5 @@ def build_reference(out: str | Path, *, size: str = "small", seed: int = 0,
         "seconds": {k: round(v, 2) for k, v in timings.items()}
         | {"total": round(time.perf_counter() - t0, 2)},
     }
-    (out / "reference.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    (out / REFERENCE_JSON).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return summary
