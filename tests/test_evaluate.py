@@ -196,19 +196,25 @@ def test_verdict_fidelity_follows_the_predicted_source_label(setup, monkeypatch)
     human, ai = detector.labels.index("source/human"), detector.labels.index("source/ai")
     head = detector.model.heads["source"]
     saved = head.bias.detach().clone()
-    monkeypatch.setattr(head, "bias", torch.nn.Parameter(saved.clone()))  # restored after
-    for winner, loser in ((human, ai), (ai, human)):
-        with torch.no_grad():      # make the window's verdict `winner`, by a wide margin
-            head.bias[winner - human] = 20.0
-            head.bias[loser - human] = -20.0
-        calls.clear()
-        totals = _ExplainTotals()
-        _explain_window(detector, wave, None, clip_id="x", totals=totals, figure_dir=None,
-                        top_k=3, steps=3, substrate="floor", occlusion=False,
-                        occlusion_patch=(8, 8), n_random=1)
-        assert len(calls) == 2 and len(calls[0]) == 3
-        assert calls[1] == [winner]
-        assert totals.verdict.deletion["saliency"] and totals.verdict.beats_random_grid
+    # restored by hand: monkeypatch's undo deletes an attribute that is not in the instance's
+    # __dict__ (a Parameter lives in _parameters), which broke the module-scoped detector
+    # for every later test
+    try:
+        for winner, loser in ((human, ai), (ai, human)):
+            with torch.no_grad():      # make the window's verdict `winner`, by a wide margin
+                head.bias[winner - human] = 20.0
+                head.bias[loser - human] = -20.0
+            calls.clear()
+            totals = _ExplainTotals()
+            _explain_window(detector, wave, None, clip_id="x", totals=totals, figure_dir=None,
+                            top_k=3, steps=3, substrate="floor", occlusion=False,
+                            occlusion_patch=(8, 8), n_random=1)
+            assert len(calls) == 2 and len(calls[0]) == 3
+            assert calls[1] == [winner]
+            assert totals.verdict.deletion["saliency"] and totals.verdict.beats_random_grid
+    finally:
+        with torch.no_grad():
+            head.bias.copy_(saved)
 
 
 def test_entry_clip_has_its_event_at_t0():
