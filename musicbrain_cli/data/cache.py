@@ -48,10 +48,6 @@ def config_hash(front_end_dict: dict[str, Any]) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
-def _sha256(path: Path) -> str:
-    return sha256_file(path)
-
-
 def default_cache_dir(dataset_root: str | Path, front_end) -> Path:
     return Path(dataset_root) / "cache" / config_hash(front_end.to_dict())[:16]
 
@@ -84,7 +80,7 @@ def build_cache(dataset_root: str | Path, front_end, *, out: str | Path | None =
     out.mkdir(parents=True, exist_ok=True)
     fe_dict = front_end.to_dict()
     chash = config_hash(fe_dict)
-    manifest_sha = _sha256(ds.root / MANIFEST)
+    manifest_sha = sha256_file(ds.root / MANIFEST)
     shape = list(front_end.shape)
 
     # resume: keep finished shards made with this config and manifest, drop the rest

@@ -323,10 +323,6 @@ def sample(model: SymbolicGPT, prefixes: torch.Tensor, *, max_new_tokens: int,
 # --- checkpoint I/O -----------------------------------------------------------------------
 
 
-def _sha256(path: Path) -> str:
-    return sha256_file(path)
-
-
 def save_generator(model: SymbolicGPT, vocab: Vocabulary, directory: str | Path, name: str,
                    *, meta: dict) -> Path:
     """Write ``<name>.safetensors`` and ``<name>.json`` (config, vocabulary, ``meta``)."""
@@ -342,7 +338,7 @@ def save_generator(model: SymbolicGPT, vocab: Vocabulary, directory: str | Path,
              for k, v in model.state_dict().items() if k != "head.weight"}
     save_file(state, str(weights))
     config = {"name": name, "kind": "symbolic-gpt", "architecture": asdict(model.cfg),
-              "vocabulary": list(vocab.tokens), "weights_sha256": _sha256(weights), **meta}
+              "vocabulary": list(vocab.tokens), "weights_sha256": sha256_file(weights), **meta}
     (directory / f"{name}.json").write_text(json.dumps(config, indent=1, ensure_ascii=False)
                                             + "\n", encoding="utf-8")
     return weights
@@ -363,7 +359,7 @@ def load_generator(directory: str | Path, name: str) -> tuple[SymbolicGPT, Vocab
         if config.get("kind") != "symbolic-gpt":
             raise ModelLoadError(f"{str(cfg_path)!r} is not a symbolic generator "
                                  f"(kind {config.get('kind')!r})")
-        if _sha256(weights) != config["weights_sha256"]:
+        if sha256_file(weights) != config["weights_sha256"]:
             raise ModelLoadError(f"weights {str(weights)!r} do not match the SHA-256 "
                                  f"recorded in {str(cfg_path)!r}")
         vocab = Vocabulary(tuple(config["vocabulary"]))
