@@ -151,3 +151,17 @@ def test_long_audio_is_scored_per_window_like_the_training_clips(detector):
 def test_finding_dict_equals_its_json_round_trip(detector, decoded_wav):
     d = detector.analyse(decoded_wav).to_dict()
     assert json.loads(json.dumps(d)) == d
+
+
+def test_known_rate_skips_the_second_probe_and_changes_nothing(detector, decoded_wav, monkeypatch):
+    """The scan passes the rate it probed; the line must then not probe again (a probe hashes
+    the file and runs a C2PA child) and must find exactly what it finds on its own."""
+    from musicbrain_cli.audio import intake
+
+    alone = detector.analyse(decoded_wav).to_dict()
+
+    def no_probe(*a, **k):
+        raise AssertionError("probed a second time")
+
+    monkeypatch.setattr(intake, "probe", no_probe)
+    assert detector.analyse(decoded_wav, sample_rate=24000).to_dict() == alone

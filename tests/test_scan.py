@@ -139,6 +139,19 @@ def test_analysis_is_a_pure_function_of_file_model_options(tmp_path, model_dir):
     assert a.track["timeline"]["padded"] == [False, False, True]
 
 
+def test_each_track_is_probed_once(tmp_path, model_dir, monkeypatch):
+    """One probe per track (hash, tags, a C2PA child): the artifact line reuses its rate."""
+    from musicbrain_cli.audio import intake
+
+    encode_audio(tmp_path / "x.flac", tone(7.0, 262.0), SR)
+    det = Detector.from_pretrained(model_dir, device="cpu")
+    calls = []
+    real = intake.probe
+    monkeypatch.setattr(intake, "probe", lambda *a, **k: calls.append(a) or real(*a, **k))
+    analyse_track(tmp_path / "x.flac", det)
+    assert len(calls) == 1
+
+
 def test_discover_survives_symlink_loops_and_dedups(tmp_path):
     root = tmp_path / "root"
     (root / "a").mkdir(parents=True)

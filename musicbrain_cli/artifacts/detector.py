@@ -370,14 +370,16 @@ class ArtifactDetector:
         )
 
     def analyse(self, path: str | os.PathLike, *, max_duration_s: float = _spectrum.MAX_ANALYSIS_S,
-                timeout_s: float = 120.0) -> ArtifactFinding:
-        """The finding for the audio file at ``path`` (first ``max_duration_s`` seconds).
+                timeout_s: float = 120.0, sample_rate: int | None = None) -> ArtifactFinding:
+        """The finding for the audio file at ``path`` (first ``max_duration_s`` seconds);
+        ``sample_rate``: its header's rate when already probed (see ``read_native``).
 
         A silent or empty stream is "not applicable"; any other decode failure raises the
         audio intake's typed :class:`~musicbrain_cli.errors.AudioDecodeError`.
         """
         try:
-            y, rate = _spectrum.read_native(path, max_duration_s=max_duration_s, timeout_s=timeout_s)
+            y, rate = _spectrum.read_native(path, max_duration_s=max_duration_s, timeout_s=timeout_s,
+                                              sample_rate=sample_rate)
         except (SilentAudioError, ZeroLengthAudioError) as exc:
             return self._not_applicable(str(exc).split(": ", 1)[-1].rstrip("."))
         return self.analyse_samples(y, rate)

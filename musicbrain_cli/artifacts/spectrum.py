@@ -66,20 +66,23 @@ class AverageSpectrum:
 
 
 def read_native(path: str | os.PathLike, *, max_duration_s: float = MAX_ANALYSIS_S,
-                timeout_s: float = 120.0) -> tuple[np.ndarray, int]:
+                timeout_s: float = 120.0, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
     """Mono float32 samples of ``path`` at its native rate: ``(y [shape=(n,)], rate Hz)``.
 
     Uses the project's isolated decoder (:func:`musicbrain_cli.audio.intake.probe` for the rate,
     then :func:`~musicbrain_cli.audio.intake.load_audio` in a killable child process), so an
     untrusted file gets the same deadline and crash isolation as in the content line.
     Decoding at the header's own rate means libswresample never runs, so no resampler
-    filter adds or removes lines. Raises the audio intake's typed errors.
+    filter adds or removes lines. ``sample_rate``: the header's rate when the caller has
+    already probed the file (the scan has), which saves a second probe (hash, tags and a C2PA
+    child per file). Raises the audio intake's typed errors.
     """
     from musicbrain_cli.audio import intake as audio
 
-    info = audio.probe(path)
-    y = audio.load_audio(path, sample_rate=info.sample_rate, max_duration_s=max_duration_s, timeout_s=timeout_s)
-    return y, int(info.sample_rate)
+    if sample_rate is None:
+        sample_rate = audio.probe(path).sample_rate
+    y = audio.load_audio(path, sample_rate=sample_rate, max_duration_s=max_duration_s, timeout_s=timeout_s)
+    return y, int(sample_rate)
 
 
 def _envelope_bins(bin_hz: float, envelope_hz: float) -> int:

@@ -261,7 +261,8 @@ def evidence_lines(path: str | os.PathLike, info, content_verdict, *, options: S
 
     lines = [(content_finding(content_verdict), {})]
     figures = []
-    artifacts = load_artifact_detector().analyse(path, timeout_s=options.decode_timeout_s)
+    artifacts = load_artifact_detector().analyse(path, timeout_s=options.decode_timeout_s,
+                                                 sample_rate=info.sample_rate)
     found = artifacts.to_dict()
     details = {"artifacts": {k: v for k, v in found.items()
                              if k not in ("residue_hz", "residue_db")}}
