@@ -845,6 +845,25 @@ def _render_kwargs(soundfonts, seed, limit, clip_seconds, sample_rate, humanize)
 def _summary(summary: dict, output: str) -> None:
     _echo(f"{output}: {summary['clips']} clips ({summary['new_clips']} new), "
           f"{summary['skipped']} items skipped (see build_report.json)")
+    _shortcut_warnings(output)
+
+
+def _shortcut_warnings(output: str) -> None:
+    """Say which style labels of the data set just written are a shortcut for the source."""
+    import json
+    from pathlib import Path
+
+    from musicbrain_cli.data.dataset import CARD_JSON, shortcut_risks
+
+    try:
+        card = json.loads((Path(output) / CARD_JSON).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    balance = card.get("source_balance") or {}
+    for group, label, c in shortcut_risks(balance):
+        _echo(f"warning: {group} {label!r} is {c['flag']} in {balance['split']} "
+              f"({c['human']} human, {c['ai']} ai clips): a detector may learn the style "
+              "instead of the source (card.md, 'Source balance')", err=True)
 
 
 @data.command("musicnet")
@@ -911,6 +930,7 @@ def data_merge(inputs, output, copy, on_conflict) -> None:
                              progress=RichProgress())
     _echo(f"{output}: {summary['clips']} clips, {summary['renamed']} clip ids renamed, "
           f"{summary['conflicts']} split conflicts")
+    _shortcut_warnings(output)
 
 
 @data.command("cache")
@@ -993,6 +1013,7 @@ def data_build_reference(output, size, seed, retrain_generators, cache_dir, musi
           f"held-out configurations {', '.join(rg['held_out_configs'])}) of {rg['root']}"
           if rg["used"] else "RhythGen: not used (none found; give --rhythgen PATH)"
           if not no_rhythgen else "RhythGen: not used (--no-rhythgen)")
+    _shortcut_warnings(output)
 
 
 if __name__ == "__main__":

@@ -86,3 +86,56 @@ def test_cli_merge(pair, tmp_path):
     assert "4 clips, 1 clip ids renamed" in result.output
     ds = Dataset.load(tmp_path / "m")
     assert os.stat(ds.audio_path(ds.rows[0])).st_nlink == 1   # copied
+
+
+def _styled(root, clips):
+    """A data set with an instrumentation group: clips are (id, work, split, source, inst)."""
+    tax = Taxonomy.from_groups([("source", ["human", "ai"], True),
+                                ("instrumentation", ["Art Song", "Chamber"], True)])
+    rng = np.random.default_rng(len(str(root)))
+    with DatasetWriter(root, tax, sample_rate=SR) as w:
+        for cid, work, split, source, inst in clips:
+            w.add(ClipRecord(cid, source, work_id=work, split=split, instrumentation=inst),
+                  rng.normal(0, 0.1, SR // 4).astype(np.float32))
+    return root
+
+
+def test_source_balance_flags_a_style_only_one_side_has(tmp_path):
+    """Art Song only on the AI side is a shortcut to accusing human Lieder (issue 21's medium
+    corpus had 2 human Art Song clips against 186 AI); a style both sides hold is not flagged,
+    and neither is a one-source data set, whose balance is its merge's."""
+    from musicbrain_cli.data.dataset import card_markdown, shortcut_risks
+
+    clips = [(f"h{i}", f"hw{i}", "train", "human", "Chamber") for i in range(5)]
+    clips += [(f"a{i}", f"aw{i}", "train", "ai", "Chamber") for i in range(4)]
+    clips += [(f"s{i}", f"sw{i}", "train", "ai", "Art Song") for i in range(5)]
+    clips += [("hs", "hsw", "test", "human", "Art Song")]         # other splits don't count
+    root = _styled(tmp_path / "d", clips)
+    card = json.loads((root / "card.json").read_text())
+    balance = card["source_balance"]
+    assert balance["overall_ai_share"] == pytest.approx(9 / 14, abs=1e-4)
+    inst = balance["groups"]["instrumentation"]
+    assert inst["Art Song"] == {"human": 0, "ai": 5, "ai_share": 1.0, "flag": "mostly ai"}
+    assert inst["Chamber"]["flag"] is None
+    assert [(g, label) for g, label, _ in shortcut_risks(balance)] == [("instrumentation", "Art Song")]
+    assert "| instrumentation | Art Song | 0 | 5 | 1.00 | mostly ai |" in card_markdown(card)
+
+    one = _styled(tmp_path / "ai-only", [("s1", "w1", "train", "ai", "Art Song")])
+    single = json.loads((one / "card.json").read_text())["source_balance"]
+    assert single["single_source"] and shortcut_risks(single) == []
+
+
+def test_cli_merge_warns_of_shortcut_labels(tmp_path):
+    from click.testing import CliRunner
+
+    from musicbrain_cli.cli import main
+
+    human = _styled(tmp_path / "h", [(f"h{i}", f"hw{i}", "train", "human", "Chamber")
+                                     for i in range(3)])
+    ai = _styled(tmp_path / "a", [(f"a{i}", f"aw{i}", "train", "ai", "Art Song")
+                                  for i in range(3)] + [("c", "cw", "train", "ai", "Chamber")])
+    result = CliRunner().invoke(main, ["data", "merge", str(human), str(ai), "-o",
+                                       str(tmp_path / "m")])
+    assert result.exit_code == 0, result.output
+    assert "warning: instrumentation 'Art Song' is mostly ai in train (0 human, 3 ai" in result.output
+    assert "'Chamber'" not in result.output

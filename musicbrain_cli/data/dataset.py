@@ -33,7 +33,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from musicbrain_cli.errors import DatasetError, TaxonomyError
-from musicbrain_cli.taxonomy import NONE, SEPARATOR, UNKNOWN, Taxonomy
+from musicbrain_cli.taxonomy import DETECTION_GROUP, NONE, SEPARATOR, STYLE_GROUPS, UNKNOWN, Taxonomy
 
 MANIFEST_COLUMNS = ("clip_id", "path", "source", "generator", "period", "composer",
                     "instrumentation", "work_id", "renderer", "split", "duration_s",
@@ -348,6 +348,59 @@ def write_dataset_files(root: Path, taxonomy: Taxonomy, rows: list[dict[str, str
 # --- card -----------------------------------------------------------------------------------
 
 
+#: A style label whose training clips are this share or less human (or AI) is a shortcut
+#: risk: a detector can learn the style instead of the source. 0.2 means at most one clip in
+#: five from the other side, against an overall balance near one in two.
+SHORTCUT_SHARE = 0.2
+
+
+def source_balance(rows: list[dict[str, str]], taxonomy: Taxonomy, *,
+                   split: str = "train") -> dict:
+    """Human and AI clips of ``split`` per style label (period, composer, instrumentation:
+    not the generator, which only AI clips carry), and which labels are a shortcut risk.
+
+    A label is flagged ``"mostly ai"`` when at most :data:`SHORTCUT_SHARE` of its clips are
+    human (a detector may then call any music of that style AI: the false accusation this
+    tool must not make) and ``"mostly human"`` in the opposite case (AI music of that style may
+    pass as human). Unknown and none cells are not counted. A split with clips of one source
+    only (``data notagen`` alone, say) flags nothing: balance is then a property of the data
+    set it will be merged into (``single_source``).
+    """
+    train = [r for r in rows if r.get("split") == split]
+    sources = Counter((r.get(DETECTION_GROUP) or "").strip() for r in train)
+    known = sources["human"] + sources["ai"]
+    single = not (sources["human"] and sources["ai"])
+    out = {"split": split, "shortcut_share": SHORTCUT_SHARE, "single_source": single,
+           "overall_ai_share": round(sources["ai"] / known, 4) if known else None, "groups": {}}
+    for g in taxonomy.groups:
+        if g.name == DETECTION_GROUP or g.name == "generator" or g.name not in STYLE_GROUPS:
+            continue
+        counts: dict[str, Counter] = {}
+        for r in train:
+            source = (r.get(DETECTION_GROUP) or "").strip()
+            cell = (r.get(g.name) or UNKNOWN).strip()
+            if source not in ("human", "ai") or cell in (UNKNOWN, NONE):
+                continue
+            for label in cell.split(SEPARATOR):
+                counts.setdefault(label.strip(), Counter())[source] += 1
+        labels = {}
+        for label in g.labels:
+            c = counts.get(label, Counter())
+            n = c["human"] + c["ai"]
+            share = c["ai"] / n if n else None
+            flag = None
+            if single or share is None:
+                pass
+            elif share >= 1 - SHORTCUT_SHARE:
+                flag = "mostly ai"
+            elif share <= SHORTCUT_SHARE:
+                flag = "mostly human"
+            labels[label] = {"human": c["human"], "ai": c["ai"],
+                             "ai_share": None if share is None else round(share, 4), "flag": flag}
+        out["groups"][g.name] = labels
+    return out
+
+
 def dataset_card(rows: list[dict[str, str]], taxonomy: Taxonomy, *, name: str,
                  sample_rate: int) -> dict:
     """Counts per label and split (clips and hours), plus unknown / none counts per group."""
@@ -383,6 +436,7 @@ def dataset_card(rows: list[dict[str, str]], taxonomy: Taxonomy, *, name: str,
                        "works": len(d["works"])} for s, d in per_split.items()},
         "renderers": dict(Counter(r.get("renderer", "") for r in rows)),
         "labels": groups,
+        "source_balance": source_balance(rows, taxonomy),
     }
 
 
@@ -405,7 +459,36 @@ def card_markdown(card: dict) -> str:
             lines.append(f"| {label} | " + " | ".join(str(counts.get(s, 0)) for s in splits)
                          + " |")
         lines.append("")
+    lines += _balance_markdown(card.get("source_balance"))
     return "\n".join(lines)
+
+
+def shortcut_risks(balance: Mapping[str, Any] | None) -> list[tuple[str, str, dict]]:
+    """``(group, label, counts)`` of every flagged label of a :func:`source_balance` record."""
+    return [(g, label, c) for g, labels in ((balance or {}).get("groups") or {}).items()
+            for label, c in labels.items() if c.get("flag")]
+
+
+def _balance_markdown(balance: dict | None) -> list[str]:
+    if not balance:
+        return []
+    share = balance["overall_ai_share"]
+    lines = [f"## Source balance per style label ({balance['split']})", "",
+             f"AI share of all {balance['split']} clips: "
+             f"{'n/a' if share is None else f'{share:.2f}'}. A label whose clips are at most "
+             f"{balance['shortcut_share']:.0%} human (or AI) is a shortcut risk: a detector "
+             "can learn the style instead of the source, and a \"mostly ai\" label is where "
+             "it would accuse human music of that style.", ""]
+    if balance.get("single_source"):
+        return lines + [f"The {balance['split']} clips are of one source only; balance is a "
+                        "property of the data set this one is merged into.", ""]
+    flagged = shortcut_risks(balance)
+    if not flagged:
+        return lines + ["No style label is a shortcut risk.", ""]
+    lines += ["| group | label | human | ai | AI share | risk |", "|---|---|---:|---:|---:|---|"]
+    lines += [f"| {g} | {label} | {c['human']} | {c['ai']} | {c['ai_share']:.2f} | {c['flag']} |"
+              for g, label, c in flagged]
+    return lines + [""]
 
 
 # --- reader ---------------------------------------------------------------------------------
