@@ -658,19 +658,62 @@ def train(data_dir, config_path, nproc_per_node, nnodes, node_rank, rdzv_endpoin
 @click.option("--style-bands", type=click.IntRange(0, 64), default=None,
               help="Frequency bands the style heads read (0: the global embedding). "
                    "Default: as the input model.")
+@click.option("--detection", is_flag=True,
+              help="Re-fit the source (AI/human) head instead of the style heads; --data may "
+                   "carry more labels than the model (an enlarged corpus).")
+@click.option("--balance-by", default="instrumentation", show_default=True,
+              help="With --detection: weigh human and AI windows alike within each value of "
+                   "this style group ('none': no balancing).")
+@click.option("--weight", "weights", multiple=True, metavar="GROUP/LABEL=W",
+              help="With --detection: windows carrying this label count W times "
+                   "(e.g. generator/notagen-small-ft=3); repeatable.")
 @handle_errors
-def refit_heads(data_dir, model_name, out_dir, style_bands) -> None:
-    """Re-fit a trained model's style heads to convergence on its frozen embeddings.
+def refit_heads(data_dir, model_name, out_dir, style_bands, detection, balance_by,
+                weights) -> None:
+    """Re-fit a trained model's style heads (or, with --detection, its source head) to
+    convergence on its frozen embeddings.
 
-    One L2 logistic regression per style label on the standardised training-window features,
-    its strength chosen on validation style mAP. With --style-bands N the style heads read
-    the fused map pooled over N frequency bands instead of the global embedding. The
-    backbone and the source (AI/human) head are kept bit for bit; the new model is then
-    finalized (operating point and error rates measured again).
+    Style: one L2 logistic regression per style label on the standardised training-window
+    features, its strength chosen on validation style mAP. With --style-bands N the style
+    heads read the fused map pooled over N frequency bands instead of the global embedding.
+    The backbone and the source (AI/human) head are kept bit for bit; the new model is then
+    finalized (operating point, out-of-domain statistics and error rates measured again).
+
+    Detection: one L2 logistic regression AI vs human on the global embedding, balanced
+    within each instrumentation (--balance-by) so that a style only one side holds cannot
+    stand in for the source. Everything else is kept bit for bit, the out-of-domain
+    statistics included; the operating point and the error rates are measured again on
+    --data's validation and test splits.
     """
     from musicbrain_cli.progress import RichProgress
     from musicbrain_cli.training.finalize import finalize_model, summary_lines
-    from musicbrain_cli.training.heads import refit_style_heads
+    from musicbrain_cli.training.heads import refit_detection_head, refit_style_heads
+
+    if not detection and (weights or balance_by != "instrumentation"):
+        _fail("--weight and --balance-by go with --detection", EXIT_USAGE)
+    if detection:
+        if style_bands is not None:
+            _fail("--style-bands goes with the style heads, not --detection", EXIT_USAGE)
+        label_weights = {}
+        for item in weights:
+            label, sep, value = item.partition("=")
+            try:
+                label_weights[label.strip()] = float(value)
+            except ValueError:
+                _fail(f"--weight {item!r}: expected GROUP/LABEL=NUMBER", EXIT_USAGE)
+            if not sep:
+                _fail(f"--weight {item!r}: expected GROUP/LABEL=NUMBER", EXIT_USAGE)
+        record = refit_detection_head(model_name, data_dir, out_dir, label_weights=label_weights,
+                                      balance_by=None if balance_by == "none" else balance_by,
+                                      progress=RichProgress())
+        _echo(f"detection head re-fitted on {record['fit_windows']} windows, C={record['c']}, "
+              f"val ROC-AUC {record['val_roc_auc_before']:.4f} -> "
+              f"{record['val_roc_auc_by_c'][str(record['c'])]:.4f}")
+        card = finalize_model(out_dir, data_dir, refit_ood=False, progress=RichProgress())
+        for line in summary_lines(card):
+            _echo(line)
+        _echo(f"model: {out_dir}")
+        return
 
     record = refit_style_heads(model_name, data_dir, out_dir, style_bands=style_bands,
                                progress=RichProgress())

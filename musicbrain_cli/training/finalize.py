@@ -262,10 +262,15 @@ def label_support(cache, indices, labels) -> dict:
                                  if p == 0 or p == k]}
 
 
-def model_windows(dataset_root: str | Path, config, who: str, progress: Progress = NULL_PROGRESS):
+def model_windows(dataset_root: str | Path, config, who: str, progress: Progress = NULL_PROGRESS,
+                  *, labels: str = "same"):
     """The data set's feature cache for ``config``'s front end (built if missing) and its
-    window indices per split. The data set must carry the model's labels: it is the one the
-    model was trained on. ``who`` names the caller in errors."""
+    window indices per split. ``who`` names the caller in errors.
+
+    ``labels="same"``: the data set must carry exactly the model's labels (it is the one the
+    model was trained on). ``labels="by_name"``: it must carry every label of the model and
+    may carry more (an enlarged corpus); the cache's targets and masks are then narrowed to
+    the model's labels, in the model's order, and the extra labels are not seen."""
     from musicbrain_cli.data.cache import CachedWindows, build_cache, default_cache_dir
 
     cache_dir = default_cache_dir(dataset_root, config.front_end)
@@ -273,8 +278,16 @@ def model_windows(dataset_root: str | Path, config, who: str, progress: Progress
         build_cache(dataset_root, config.front_end, progress=progress)
     cache = CachedWindows(cache_dir)
     if cache.taxonomy.labels != config.taxonomy.labels:
-        raise DatasetError(f"the data set's taxonomy differs from the model's; {who} needs the "
-                           "data set the model was trained on")
+        if labels != "by_name":
+            raise DatasetError(f"the data set's taxonomy differs from the model's; {who} needs "
+                               "the data set the model was trained on")
+        missing = [lab for lab in config.taxonomy.labels if lab not in cache.taxonomy.labels]
+        if missing:
+            raise DatasetError(f"the data set lacks labels of the model: {missing}; {who} "
+                               "needs a data set that carries every one")
+        cols = [cache.taxonomy.labels.index(lab) for lab in config.taxonomy.labels]
+        cache.targets, cache.mask = cache.targets[:, cols], cache.mask[:, cols]
+        cache.taxonomy = config.taxonomy
     return cache, split_windows(cache, dataset_root, who)
 
 
@@ -282,29 +295,40 @@ def finalize_model(model_dir: str | Path, dataset_root: str | Path, *,
                    fpr_target: float = DEFAULT_FPR_TARGET, ood_quantile: float = 0.99,
                    band: float = 0.1, max_fit_windows: int = 4000, batch_size: int = 32,
                    seed: int = 0, pitch_semitones: tuple[float, ...] = DEFAULT_PITCH_CHECK,
-                   progress: Progress = NULL_PROGRESS) -> dict:
+                   refit_ood: bool = True, progress: Progress = NULL_PROGRESS) -> dict:
     """Measure and write the operating point, OOD statistics and error rates; returns the card.
 
     The boundary of `ai` verdicts keeps the FPR target on the validation clips as they are
     and on the same clips pitch-shifted by each of ``pitch_semitones`` (a warp of the map
     along frequency, ``trainer.pitch_warp``): the highest of those thresholds is used, so
     that a human recording played slightly sharp or flat is no likelier to be accused.
+
+    ``refit_ood=False`` (after a detection-head re-fit, whose backbone and embedding are the
+    input model's): the model's out-of-domain statistics, thresholds and training-data record
+    are kept as they are and only applied; ``dataset_root`` may then carry more labels than
+    the model (``model_windows(labels="by_name")``), and the card records which data set the
+    operating point and the error rates were measured on (``finalized_on``).
     """
     from musicbrain_cli.metrics import roc_auc
     from musicbrain_cli.model.card import write_card
     from musicbrain_cli.model.inference import Detector
-    from musicbrain_cli.model.ood import CHECK_WORDS, PROFILE_BANDS, fit_ood, fit_threshold
+    from musicbrain_cli.model.ood import fit_ood, fit_threshold
     from musicbrain_cli.verdict import VerdictPolicy
 
     model_dir = Path(model_dir)
     detector = Detector.from_pretrained(model_dir, device="cpu")
     config, card = detector.config, detector.card
-    cache, by_split = model_windows(dataset_root, config, "finalize", progress)
+    if not refit_ood and detector.ood is None:
+        raise DatasetError(f"{str(model_dir)!r} has no out-of-domain statistics to keep")
+    cache, by_split = model_windows(dataset_root, config, "finalize", progress,
+                                    labels="same" if refit_ood else "by_name")
     rng = np.random.default_rng(seed)
     det = config.taxonomy.index(DETECTION_LABEL)
 
     clips: dict[str, _Clips] = {}
     for split in sorted(by_split, key=lambda s: (s != FIT_SPLIT, s)):
+        if split == FIT_SPLIT and not refit_ood:
+            continue                    # the training windows only serve the OOD fit
         idx = np.asarray(by_split[split])
         if split == FIT_SPLIT and len(idx) > max_fit_windows:
             idx = np.sort(rng.choice(idx, size=max_fit_windows, replace=False))
@@ -312,18 +336,28 @@ def finalize_model(model_dir: str | Path, dataset_root: str | Path, *,
         clips[split] = _clips(cache, idx, probs, emb, det, prof)
 
     # Out of domain: fit on train windows (class = human/ai), thresholds on validation clips.
-    train = clips[FIT_SPLIT]
-    window_cls = np.repeat([int(t[det] > 0.5) for t in train.targets],
-                           [len(w) for w in train.window_p_ai])
-    stats = fit_ood(train.embeddings, window_cls, train.profiles)
+    if refit_ood:
+        train = clips[FIT_SPLIT]
+        window_cls = np.repeat([int(t[det] > 0.5) for t in train.targets],
+                               [len(w) for w in train.window_p_ai])
+        stats = fit_ood(train.embeddings, window_cls, train.profiles)
+    else:
+        stats = detector.ood
     for c in clips.values():
         c.ood_scores = {"embedding": c.clip_medians(stats.score(c.embeddings)),
                         "spectral_profile": c.clip_medians(stats.profile_score(c.profiles))}
-    thresholds = {name: fit_threshold(clips[CHOOSE_SPLIT].ood_scores[name], quantile=ood_quantile)
-                  for name in ("embedding", "spectral_profile")}
+    if refit_ood:
+        thresholds = {name: fit_threshold(clips[CHOOSE_SPLIT].ood_scores[name],
+                                          quantile=ood_quantile)
+                      for name in ("embedding", "spectral_profile")}
+    else:
+        checks = (card.get("ood") or {}).get("checks") or {}
+        thresholds = {name: float(checks[name]["threshold"])
+                      for name in ("embedding", "spectral_profile")}
     for c in clips.values():
         c.in_domain = np.all([c.ood_scores[n] <= t for n, t in thresholds.items()], axis=0)
-    stats.save(model_dir)
+    if refit_ood:
+        stats.save(model_dir)
 
     val = clips[CHOOSE_SPLIT]
     # The FPR target governs the boundary where 'ai' verdicts begin, which under the verdict
@@ -370,7 +404,32 @@ def finalize_model(model_dir: str | Path, dataset_root: str | Path, *,
                        "threshold_chosen_on": CHOOSE_SPLIT,
                        # the FPR-target boundary on each version of the validation clips
                        "ai_boundary_by_version": boundaries}
-    card["ood"] = {
+    if refit_ood:
+        card["ood"] = _ood_record(thresholds, stats, ood_quantile)
+        card["training_data"] = {**(card.get("training_data") or {}),
+                                 **label_support(cache, by_split[FIT_SPLIT],
+                                                 config.taxonomy.labels)}
+        card.pop("finalized_on", None)
+    else:
+        from musicbrain_cli.data.dataset import MANIFEST
+        from musicbrain_cli.files import sha256_file
+
+        card["finalized_on"] = {
+            "data_set": str(Path(dataset_root).resolve()),
+            "manifest_sha256": sha256_file(Path(dataset_root) / MANIFEST),
+            "what": "operating point (validation) and error rates (test splits); the "
+                    "out-of-domain statistics and the training-data record are the input "
+                    "model's"}
+    card["error_rates"] = evaluation[main]
+    card["evaluation"] = evaluation
+    write_card(model_dir, card)
+    return card
+
+
+def _ood_record(thresholds: dict, stats, ood_quantile: float) -> dict:
+    from musicbrain_cli.model.ood import CHECK_WORDS, PROFILE_BANDS
+
+    return {
         "method": "embedding Mahalanobis, Ledoit-Wolf (Lee et al. 2018) + spectral-profile "
                   "k-NN cosine (Sun et al. 2022); out of domain when either check fires",
         # The embedding check's threshold under its historic key, for older readers.
@@ -387,12 +446,6 @@ def finalize_model(model_dir: str | Path, dataset_root: str | Path, *,
         },
         "quantile": ood_quantile, "fitted_on": FIT_SPLIT,
         "threshold_on": CHOOSE_SPLIT, "track_statistic": "median over windows"}
-    card["error_rates"] = evaluation[main]
-    card["evaluation"] = evaluation
-    card["training_data"] = {**(card.get("training_data") or {}),
-                             **label_support(cache, by_split[FIT_SPLIT], config.taxonomy.labels)}
-    write_card(model_dir, card)
-    return card
 
 
 def summary_lines(card: Mapping) -> list[str]:

@@ -258,4 +258,180 @@ def refit_style_heads(model_dir: str | Path, dataset_root: str | Path, out_dir: 
     return record
 
 
-__all__ = ["refit_style_heads", "DEFAULT_C_GRID"]
+# --- the detection head ---------------------------------------------------------------------
+
+#: Inverse L2 strengths tried for the detection row (on standardised embeddings); the one
+#: with the best validation ROC-AUC is kept.
+DETECTION_C_GRID = (0.003, 0.01, 0.03, 0.1)
+#: Largest factor by which balancing may raise one window's weight (a style held by two human
+#: clips must not be decided by those two alone).
+BALANCE_CAP = 5.0
+DETECTION_METHOD = ("L2 logistic regression AI vs human on the frozen global embedding of the "
+                    "un-augmented training windows (scikit-learn lbfgs, classes balanced), "
+                    "each window weighted by its listed labels and, within each value of the "
+                    "balance group, so that human and AI windows weigh alike; C chosen on "
+                    "validation ROC-AUC (clip = mean of its windows); validation temperature "
+                    "folded into the row")
+
+
+def _has_label(row: dict, label: str) -> bool:
+    from musicbrain_cli.taxonomy import SEPARATOR
+
+    group, _, name = label.partition("/")
+    return name in [c.strip() for c in (row.get(group) or "").split(SEPARATOR)]
+
+
+def detection_weights(rows: list[dict], is_ai: np.ndarray, *, label_weights: dict | None = None,
+                      balance_by: str | None = "instrumentation",
+                      cap: float = BALANCE_CAP) -> tuple[np.ndarray, dict]:
+    """Per-window weights for the detection fit, and a record of the balance applied.
+
+    ``rows``: each window's manifest row. A window carrying a label of ``label_weights``
+    ("group/label" -> weight; the largest applies) counts that many times. With
+    ``balance_by`` (a style group), the windows of each known value of that group are
+    re-weighted so that its human and its AI windows weigh alike, each factor at most ``cap``:
+    a style only one side holds (Art Song only among the AI clips, say) then cannot stand in
+    for the source. Values held by one side only, unknown and none cells keep weight 1."""
+    from collections import Counter
+
+    from musicbrain_cli.taxonomy import NONE, UNKNOWN
+
+    w = np.ones(len(rows))
+    for label, weight in (label_weights or {}).items():
+        has = np.array([_has_label(r, label) for r in rows])
+        w = np.where(has, np.maximum(w, float(weight)), w)
+    record: dict = {"balance_by": balance_by, "cap": cap, "cells": {}}
+    if balance_by:
+        values = [(r.get(balance_by) or UNKNOWN).strip() for r in rows]
+        cells = Counter(zip(values, is_ai.tolist()))
+        factor = np.ones(len(rows))
+        for i, (v, ai) in enumerate(zip(values, is_ai.tolist())):
+            n_h, n_a = cells[(v, False)], cells[(v, True)]
+            if v in (UNKNOWN, NONE) or not (n_h and n_a):
+                continue
+            factor[i] = min(cap, (n_h + n_a) / (2.0 * (n_a if ai else n_h)))
+        w = w * factor
+        record["cells"] = {v: {"human": cells[(v, False)], "ai": cells[(v, True)]}
+                           for v in sorted({v for v, _ in cells})}
+    return w, record
+
+
+def refit_detection_head(model_dir: str | Path, dataset_root: str | Path, out_dir: str | Path, *,
+                         label_weights: dict | None = None,
+                         balance_by: str | None = "instrumentation",
+                         c_grid: tuple[float, ...] = DETECTION_C_GRID, batch_size: int = 64,
+                         max_iter: int = 5000, progress: Progress = NULL_PROGRESS) -> dict:
+    """Write ``out_dir``: the model with its ``source`` (AI/human) head re-fitted on its frozen
+    global embedding over ``dataset_root``, which must carry every label of the model and may
+    carry more (an enlarged corpus). Everything else (backbone, fusion, style heads,
+    out-of-domain statistics) is copied bit for bit; the card's robustness table is dropped
+    (it measured other weights). Follow with ``finalize_model(out_dir, dataset_root,
+    refit_ood=False)`` for the operating point and error rates. Returns the card's
+    ``training.detection_head_refit`` record. Raises :class:`TrainingError` when no ``C``
+    beats the input model's validation ROC-AUC: a worse model is never written."""
+    from musicbrain_cli.data.dataset import Dataset
+    from musicbrain_cli.metrics import roc_auc
+    from musicbrain_cli.model.calibration import fit_temperature
+    from musicbrain_cli.model.checkpoint import read_config, resolve_model, save_checkpoint
+    from musicbrain_cli.model.inference import Detector
+    from musicbrain_cli.taxonomy import STYLE_GROUPS as _STYLE
+    from musicbrain_cli.training.finalize import CHOOSE_SPLIT, FIT_SPLIT, _run, model_windows
+
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise InputError(f"output folder {str(out_dir)!r} is not empty")
+    if not c_grid or any(not (c > 0) for c in c_grid):
+        raise InputError(f"C values must be positive, got {list(c_grid)}")
+    if balance_by is not None and balance_by not in _STYLE:
+        raise InputError(f"--balance-by must be a style group {list(_STYLE)}, not {balance_by!r}")
+    for label, weight in (label_weights or {}).items():
+        if "/" not in label or not (isinstance(weight, (int, float)) and 0 < weight <= 100):
+            raise InputError(f"label weight {label}={weight!r}: need group/label=W, 0 < W <= 100")
+    detector = Detector.from_pretrained(model_dir, device="cpu")
+    model_dir = resolve_model(model_dir)
+    model, config, card = detector.model, detector.config, detector.card
+    _, extra = read_config(model_dir)
+    cache, by_split = model_windows(dataset_root, config, "re-fitting the detection head",
+                                    progress, labels="by_name")
+    rows = {r["clip_id"]: r for r in Dataset.load(dataset_root).rows}
+    det = config.taxonomy.index(DETECTION_LABEL)
+    temperature = detector.temperature
+
+    split_data = {}
+    for split in (FIT_SPLIT, CHOOSE_SPLIT):
+        idx = np.asarray(by_split[split])
+        known = cache.mask[idx, det] > 0.5
+        idx = idx[known]
+        probs, emb, _ = _run(detector, cache, idx, batch_size, progress, f"embed {split}")
+        ids = [cache.clip_ids[int(i)] for i in idx]
+        split_data[split] = (emb.astype(np.float64), cache.targets[idx, det] > 0.5, ids,
+                             probs[:, det])
+    x, y, ids, _ = split_data[FIT_SPLIT]
+    xv, yv, ids_v, p_old = split_data[CHOOSE_SPLIT]
+    if y.all() or not y.any() or yv.all() or not yv.any():
+        raise DatasetError("the detection head needs human and AI windows in train and val")
+    weights, balance = detection_weights([rows.get(c, {}) for c in ids], y,
+                                         label_weights=label_weights, balance_by=balance_by)
+    mean, std = _standardiser(x)
+    z, zv = (x - mean) / std, (xv - mean) / std
+    clip_of = np.unique(ids_v, return_inverse=True)[1]
+
+    def clip_auc(p: np.ndarray) -> float:
+        n = clip_of.max() + 1
+        p_clip = np.bincount(clip_of, weights=p, minlength=n) / np.bincount(clip_of, minlength=n)
+        y_clip = np.bincount(clip_of, weights=yv.astype(float), minlength=n) > 0
+        return float(roc_auc(y_clip.astype(np.float32), p_clip))
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+
+    fits, scores = {}, {}
+    with progress.task("re-fit the detection head", total=len(c_grid)) as task:
+        for c in c_grid:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", ConvergenceWarning)
+                try:
+                    clf = LogisticRegression(C=c, max_iter=max_iter, class_weight="balanced")
+                    clf.fit(z, y, sample_weight=weights)
+                except ConvergenceWarning as exc:
+                    raise TrainingError(f"the detection-head regression (C={c}) did not "
+                                        f"converge in {max_iter} iterations") from exc
+            fits[c] = (clf.coef_[0].astype(np.float64), float(clf.intercept_[0]))
+            scores[c] = clip_auc(1.0 / (1.0 + np.exp(-(zv @ fits[c][0] + fits[c][1]))))
+            task.advance()
+    best = max(c_grid, key=lambda c: (scores[c], -c))
+    before = clip_auc(p_old)
+    if scores[best] <= before:
+        raise TrainingError(f"the re-fitted detection head does not beat the model on "
+                            f"validation (ROC-AUC {scores[best]:.4f} vs {before:.4f}); "
+                            "nothing written")
+    coef, intercept = fits[best]
+    raw_w, raw_b = coef / std, intercept - float((coef / std) @ mean)   # reads raw embeddings
+    t_val = fit_temperature(xv @ raw_w + raw_b, yv).temperature
+    raw_w, raw_b = raw_w / t_val, raw_b / t_val
+    group = DETECTION_GROUP
+    slices = config.taxonomy.group_slices()
+    head = model.heads[group]
+    with torch.no_grad():
+        for label, sign in (("ai", 1.0), ("human", -1.0)):
+            row = config.taxonomy.index(f"{group}/{label}") - slices[group].start
+            head.weight[row] = torch.as_tensor(sign * temperature * raw_w, dtype=head.weight.dtype)
+            head.bias[row] = torch.as_tensor(sign * temperature * raw_b, dtype=head.bias.dtype)
+
+    record = {"method": DETECTION_METHOD, "c": best,
+              "val_roc_auc_by_c": {str(c): scores[c] for c in c_grid},
+              "val_roc_auc_before": before, "val_temperature_folded": t_val,
+              "label_weights": dict(label_weights or {}), "balance": balance,
+              "fit_windows": int(len(x)), "fit_ai_windows": int(y.sum()),
+              "data_set": str(Path(dataset_root).resolve()),
+              "from_weights_sha256": card["weights_sha256"]}
+    card = dict(card)
+    card.pop("robustness", None)        # measured on other weights
+    card["training"] = {**(card.get("training") or {}), "detection_head_refit": record}
+    save_checkpoint(out_dir, model, config, model_card=card, extra_config=extra)
+    if (model_dir / "ood.safetensors").is_file():
+        shutil.copy2(model_dir / "ood.safetensors", out_dir / "ood.safetensors")
+    return record
+
+
+__all__ = ["refit_style_heads", "refit_detection_head", "detection_weights", "DEFAULT_C_GRID"]
