@@ -64,6 +64,8 @@ def test_seed_recipe_is_the_default():
     ({"schedule": {"factor": 1.0}}, "schedule.factor"),
     ({"train": {"label_weights": {"source/ai": 0}}}, "train.label_weights"),
     ({"train": {"label_weights": ["source/ai"]}}, "train.label_weights"),
+    ({"train": {"balance_by": "source"}}, "train.balance_by"),
+    ({"train": {"balance_by": "instrumentation", "balance_cap": 0.5}}, "train.balance_cap"),
 ])
 def test_bad_config_names_the_key(override, needle):
     with pytest.raises(ConfigError, match=needle.replace(".", r"\.")):
@@ -113,6 +115,36 @@ def test_label_weights_change_training_and_must_name_data_set_labels(ref_run, tm
     ref, _ = ref_run
     same = [torch.equal(v, model_tensors(ref)[k]) for k, v in model_tensors(out).items()]
     assert not all(same)    # the same seed and data, only the weights differ
+
+
+def test_balance_weighs_human_and_ai_alike_within_each_style():
+    """Columns: source/human, source/ai, inst/Keyboard, inst/Song. Keyboard: 1 human, 3 AI;
+    Song: AI only (nothing to balance against); the last row's instrumentation is unknown."""
+    targets = torch.tensor([[1, 0, 1, 0], [0, 1, 1, 0], [0, 1, 1, 0], [0, 1, 1, 0],
+                            [0, 1, 0, 1], [1, 0, 0, 0]]).float()
+    mask = torch.ones_like(targets)
+    mask[5, 2:] = 0
+    group = slice(2, 4)
+    table = T.balance_table(targets.numpy(), mask.numpy(), group, 1, cap=5.0)
+    assert table.tolist() == [[2.0, pytest.approx(2 / 3)], [1.0, 1.0]]
+    f = T.balance_factor(targets, mask, table, group, 1)[:, 0]
+    assert f.tolist() == pytest.approx([2.0, 2 / 3, 2 / 3, 2 / 3, 1.0, 1.0])
+    # within Keyboard the one human window now weighs what the three AI windows weigh
+    assert f[0].item() == pytest.approx(f[1:4].sum().item())
+    capped = T.balance_table(targets.numpy(), mask.numpy(), group, 1, cap=1.5)
+    assert capped[0, 0].item() == 1.5
+
+
+def test_balance_changes_training_and_must_name_a_data_set_group(ref_run, tmp_path):
+    with pytest.raises(ConfigError, match="'instrumentation' is not a group"):
+        T.train(T.SyntheticSource(), tmp_path / "bad",
+                config=tiny(balance_by="instrumentation"), device="cpu")
+    out = tmp_path / "balanced"
+    T.train(T.SyntheticSource(), out, config=tiny(balance_by="period", balance_cap=100),
+            device="cpu")
+    ref, _ = ref_run
+    same = [torch.equal(v, model_tensors(ref)[k]) for k, v in model_tensors(out).items()]
+    assert not all(same)
 
 
 def test_masked_loss_ignores_unknown_labels():

@@ -155,6 +155,12 @@ class TrainLoopConfig:
     #: errors are not drowned by the easy ones. Validation and the operating point are
     #: unweighted. Names must be labels of the data set.
     label_weights: dict = field(default_factory=dict)
+    #: A style group (e.g. "instrumentation") within whose labels human and AI training
+    #: windows are made to weigh alike (``objective.balance_table``), so that a style one
+    #: side holds far more of (Art Song, keyboard music: RhythGen's) cannot stand in for
+    #: the source. None: no balancing. Each window's factor is at most ``balance_cap``.
+    balance_by: str | None = None
+    balance_cap: float = 5.0
 
 
 @dataclass
@@ -338,6 +344,12 @@ def _validate(c: TrainConfig) -> None:
                 or not isinstance(weight, (int, float)) or not 0 < weight <= 100):
             raise ConfigError(f"train.label_weights[{label!r}] must be a number in (0, 100], "
                               f"not {weight!r}")
+    if t.balance_by is not None and t.balance_by not in ("period", "composer", "instrumentation"):
+        raise ConfigError(f"train.balance_by must be a style group (period, composer, "
+                          f"instrumentation) or null, not {t.balance_by!r}")
+    if isinstance(t.balance_cap, bool) or not isinstance(t.balance_cap, (int, float)) \
+            or not 1 <= t.balance_cap <= 100:
+        raise ConfigError(f"train.balance_cap must be a number in [1, 100], not {t.balance_cap!r}")
     if t.stop_after_steps is not None:
         positive("train.stop_after_steps", t.stop_after_steps)
     if t.train_split == t.val_split:

@@ -41,6 +41,43 @@ def sample_weighted_mask(targets: torch.Tensor, mask: torch.Tensor,
     return mask.float() * per_sample
 
 
+def balance_table(targets, mask, group: slice, det: int, *, cap: float) -> torch.Tensor:
+    """Per (label of a style group, human / AI) cell of the training windows, the factor that
+    makes the cell's human and AI windows weigh alike: ``[n_group_labels, 2]``, column 0
+    human, 1 AI. A label held by one side only, and every factor's excess over ``cap``, stay
+    at 1 / ``cap``: two human Lieder must not outweigh everything else.
+
+    ``targets``/``mask``: ``[N, L]`` arrays of the training windows; ``group``: the group's
+    columns; ``det``: the ``source/ai`` column (windows whose source is unknown are skipped).
+    """
+    t = torch.as_tensor(targets, dtype=torch.float32)
+    m = torch.as_tensor(mask, dtype=torch.float32)
+    g_pos = (t[:, group] > 0.5) & (m[:, group] > 0)
+    known_src = m[:, det] > 0
+    ai = (t[:, det] > 0.5) & known_src
+    human = (t[:, det] <= 0.5) & known_src
+    n_h = (g_pos & human[:, None]).sum(dim=0).double()
+    n_a = (g_pos & ai[:, None]).sum(dim=0).double()
+    table = torch.ones(g_pos.shape[1], 2, dtype=torch.float64)
+    both = (n_h > 0) & (n_a > 0)
+    total = n_h + n_a
+    table[both, 0] = (total[both] / (2 * n_h[both])).clamp(max=cap)
+    table[both, 1] = (total[both] / (2 * n_a[both])).clamp(max=cap)
+    return table.float()
+
+
+def balance_factor(targets: torch.Tensor, mask: torch.Tensor, table: torch.Tensor,
+                   group: slice, det: int) -> torch.Tensor:
+    """``[B, 1]``: each sample's :func:`balance_table` factor (its first known positive label
+    of the group, and its source); 1 when either is unknown."""
+    g_pos = (targets[:, group] > 0.5) & (mask[:, group] > 0)
+    has = g_pos.any(dim=1) & (mask[:, det] > 0)
+    label = g_pos.float().argmax(dim=1)
+    col = (targets[:, det] > 0.5).long()
+    f = table.to(targets.device)[label, col]
+    return torch.where(has, f, torch.ones_like(f))[:, None]
+
+
 class PlateauSchedule:
     """ReduceLROnPlateau on the validation loss (or a constant LR for ``name: none``).
 

@@ -81,6 +81,8 @@ from musicbrain_cli.training.objective import (  # noqa: F401
     PlateauSchedule,
     _autocast,
     masked_bce_sum,
+    balance_factor,
+    balance_table,
     sample_weighted_mask,
     resolve_device,
     resolve_precision,
@@ -169,6 +171,8 @@ class _Run:
     init_sha256: str | None = None
     #: Per-label loss weights (``train.label_weights``; None when none are set).
     label_weights: torch.Tensor | None = None
+    #: ``train.balance_by``: (factor table, the group's columns, the source/ai column).
+    balance: tuple | None = None
     #: This rank's running (masked BCE sum, known labels, samples) of the current epoch.
     epoch_acc: torch.Tensor = field(default_factory=lambda: torch.zeros(3, dtype=torch.float64))
 
@@ -288,7 +292,30 @@ def _setup(request: TrainRequest, info: D.DistInfo) -> _Run:
         scaler=torch.amp.GradScaler(device.type, enabled=precision == "fp16"),
         train_set=train_set, val_set=val_set, sampler=sampler, taxonomy=taxonomy, source=source,
         init_sha256=init_sha256, label_weights=_label_weights(config, taxonomy),
+        balance=_balance(config, taxonomy, source.open(config.train.train_split)),
     )
+
+
+def _balance(config: TrainConfig, taxonomy: Taxonomy, train_windows) -> tuple | None:
+    """``train.balance_by`` as (factor table, group columns, source/ai column), from the
+    training windows' own targets (un-augmented: augmentation keeps the labels)."""
+    from musicbrain_cli.training.objective import balance_table
+
+    group = config.train.balance_by
+    if group is None:
+        return None
+    if group not in taxonomy.group_names:
+        raise ConfigError(f"train.balance_by {group!r} is not a group of the data set "
+                          f"(groups: {list(taxonomy.group_names)})")
+    if hasattr(train_windows, "targets") and hasattr(train_windows, "mask"):
+        targets, mask = train_windows.targets, train_windows.mask
+    else:
+        items = [train_windows[i] for i in range(len(train_windows))]
+        targets = np.stack([np.asarray(t) for _, t, _ in items])
+        mask = np.stack([np.asarray(m) for _, _, m in items])
+    cols = taxonomy.group_slices()[group]
+    det = taxonomy.index(DETECTION_LABEL)
+    return balance_table(targets, mask, cols, det, cap=config.train.balance_cap), cols, det
 
 
 def _label_weights(config: TrainConfig, taxonomy: Taxonomy) -> torch.Tensor | None:
@@ -401,6 +428,9 @@ def _train_epoch(run: _Run, progress: Progress) -> tuple[float, int]:
             for j in range(window):
                 x, y, m = (t.to(run.device, non_blocking=True) for t in next(batches))
                 m = sample_weighted_mask(y, m, run.label_weights)
+                if run.balance is not None:
+                    table, cols, det = run.balance
+                    m = m * balance_factor(y, m, table, cols, det)
                 known = D.all_reduce_sum(m.sum().double().cpu()).item()
                 sync = j == window - 1 or not D.is_distributed()
                 ctx = contextlib.nullcontext() if sync else run.model.no_sync()
