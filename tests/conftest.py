@@ -50,6 +50,29 @@ def tiny_model_dir(tmp_path_factory):
     return d
 
 
+#: A training config small enough for a few seconds of CPU: 1 s windows of 6.4 kHz audio.
+TINY_TRAIN_CONFIG = (
+    "deterministic: true\n"
+    "model: {front_end: {sample_rate: 6400, n_fft: 512, hop_length: 100, n_bins: 32, "
+    "f_min: 50.0, f_max: 3200.0, window_s: 1.0, hop_s: 1.0}}\n"
+    "train: {epochs: 1, batch_size: 8, num_workers: 0, precision: fp32}\n")
+
+
+def train_tiny(data, root):
+    """Train one epoch on the data set ``data`` through the CLI into ``root/run``; returns
+    the exported model's folder."""
+    from click.testing import CliRunner
+
+    from musicbrain_cli.cli import main
+
+    cfg = root / "tiny.yaml"
+    cfg.write_text(TINY_TRAIN_CONFIG)
+    run = CliRunner().invoke(main, ["train", "--data", str(data), "--config", str(cfg),
+                                    "--device", "cpu", "-o", str(root / "run")])
+    assert run.exit_code == 0, run.output
+    return root / "run" / "model"
+
+
 def make_tone(seconds, f0=220.0, seed=0):
     """A harmonic tone (four partials) with a little noise, float32 at 22.05 kHz."""
     t = np.arange(int(SR * seconds)) / SR

@@ -17,6 +17,8 @@ from safetensors.torch import load_file
 from musicbrain_cli.cli import main
 from musicbrain_cli.training.heads import detection_weights
 
+from conftest import train_tiny
+
 SR = 6400
 
 
@@ -48,15 +50,7 @@ def refit(tmp_path_factory):
     clips = [("train" if i < 24 else "val", i % 2, "Keyboard" if (i // 2) % 2 else "Chamber", "")
              for i in range(36)]
     _write(root / "ds", small, clips)
-    cfg = root / "cfg.yaml"
-    cfg.write_text(
-        "deterministic: true\n"
-        "model: {front_end: {sample_rate: 6400, n_fft: 512, hop_length: 100, n_bins: 32, "
-        "f_min: 50.0, f_max: 3200.0, window_s: 1.0, hop_s: 1.0}}\n"
-        "train: {epochs: 1, batch_size: 8, num_workers: 0, precision: fp32}\n")
-    run = CliRunner().invoke(main, ["train", "--data", str(root / "ds"), "--config", str(cfg),
-                                    "--device", "cpu", "-o", str(root / "run")])
-    assert run.exit_code == 0, run.output
+    train_tiny(root / "ds", root)
 
     big = Taxonomy.from_groups([("source", ["human", "ai"], True),
                                 ("generator", ["notagen-small-ft"], True),

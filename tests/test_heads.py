@@ -15,6 +15,8 @@ from safetensors.torch import load_file
 from musicbrain_cli.cli import main
 from musicbrain_cli.errors import InputError
 
+from conftest import train_tiny
+
 SR = 6400
 
 
@@ -39,15 +41,7 @@ def trained(tmp_path_factory):
             w.add(ClipRecord(clip_id=f"c{i:02d}", source="ai" if ai else "human",
                              period=period, work_id=f"w{i}",
                              split="train" if i < 20 else "val"), y.astype(np.float32))
-    cfg = root / "cfg.yaml"
-    cfg.write_text(
-        "deterministic: true\n"
-        "model: {front_end: {sample_rate: 6400, n_fft: 512, hop_length: 100, n_bins: 32, "
-        "f_min: 50.0, f_max: 3200.0, window_s: 1.0, hop_s: 1.0}}\n"
-        "train: {epochs: 1, batch_size: 8, num_workers: 0, precision: fp32}\n")
-    run = CliRunner().invoke(main, ["train", "--data", str(root / "ds"), "--config", str(cfg),
-                                    "--device", "cpu", "-o", str(root / "run")])
-    assert run.exit_code == 0, run.output
+    train_tiny(root / "ds", root)
     out = root / "refit"
     refit = CliRunner().invoke(main, ["refit-heads", "--data", str(root / "ds"), "--model",
                                       str(root / "run" / "model"), "-o", str(out)])

@@ -14,11 +14,12 @@ from musicbrain_cli.data.merge import merge_datasets
 SR = 8000
 
 
-def make(root, taxonomy, clips):
+def make(root, taxonomy, clips, column="generator"):
+    """Clips are (id, work, split, source, value of ``column``)."""
     rng = np.random.default_rng(len(str(root)))
     with DatasetWriter(root, taxonomy, sample_rate=SR) as w:
-        for cid, work, split, source, gen in clips:
-            w.add(ClipRecord(cid, source, generator=gen, work_id=work, split=split),
+        for cid, work, split, source, value in clips:
+            w.add(ClipRecord(cid, source, work_id=work, split=split, **{column: value}),
                   rng.normal(0, 0.1, SR // 4).astype(np.float32))
     return root
 
@@ -92,12 +93,7 @@ def _styled(root, clips):
     """A data set with an instrumentation group: clips are (id, work, split, source, inst)."""
     tax = Taxonomy.from_groups([("source", ["human", "ai"], True),
                                 ("instrumentation", ["Art Song", "Chamber"], True)])
-    rng = np.random.default_rng(len(str(root)))
-    with DatasetWriter(root, tax, sample_rate=SR) as w:
-        for cid, work, split, source, inst in clips:
-            w.add(ClipRecord(cid, source, work_id=work, split=split, instrumentation=inst),
-                  rng.normal(0, 0.1, SR // 4).astype(np.float32))
-    return root
+    return make(root, tax, clips, column="instrumentation")
 
 
 def test_source_balance_flags_a_style_only_one_side_has(tmp_path):
