@@ -139,3 +139,33 @@ def test_build_with_rhythgen(tree, tmp_path, monkeypatch):
 def test_without_rhythgen_the_taxonomy_is_unchanged():
     assert B.reference_taxonomy().labels == B.reference_taxonomy(extra_generators=()).labels
     assert "generator/notagen-small-ft" not in B.reference_taxonomy().labels
+
+
+def test_rhythgen_is_capped_per_instrumentation_by_the_human_side():
+    """Art Song held by 2 human training clips keeps 2 RhythGen training/validation clips
+    (ratio 1); Keyboard with 3 human clips keeps 3; test clips are never dropped; the draw is
+    seeded and stable; ratio None keeps everything."""
+    from musicbrain_cli.data.reference.build import _Clip, balance_rhythgen
+
+    def clip(cid, source, inst, split):
+        return _Clip(cid, source, "notagen-small-ft" if source == "ai" else "", "", "", inst,
+                     cid, split, "", [], 120.0, False)
+
+    human = ([clip(f"h{i}", "human", "Art Song", "train") for i in range(2)]
+             + [clip(f"k{i}", "human", "Keyboard", "val" if i else "train") for i in range(3)]
+             + [clip("ht", "human", "Art Song", "test")])
+    rg = ([clip(f"rg-LAR-{i}", "ai", "Art Song", "train" if i < 8 else "val") for i in range(10)]
+          + [clip(f"rg-HAM-{i}", "ai", "Keyboard", "train") for i in range(5)]
+          + [clip(f"rg-LAD-{i}", "ai", "Art Song", "test") for i in range(4)])
+    kept, report = balance_rhythgen(rg, human, 1.0, seed=0)
+    ids = [c.clip_id for c in kept]
+    assert sum(i.startswith("rg-LAR") for i in ids) == 2
+    assert sum(i.startswith("rg-HAM") for i in ids) == 3
+    assert sum(i.startswith("rg-LAD") for i in ids) == 4          # test clips all kept
+    assert report["by_instrumentation"]["Art Song"] == {"human": 2, "cap": 2, "kept": 2,
+                                                        "dropped": 8}
+    again, _ = balance_rhythgen(rg, human, 1.0, seed=0)
+    assert [c.clip_id for c in again] == ids
+    other, _ = balance_rhythgen(rg, human, 1.0, seed=1)
+    assert [c.clip_id for c in other] != ids                         # a seeded draw
+    assert balance_rhythgen(rg, human, None, seed=0) == (rg, {})

@@ -28,6 +28,7 @@ seed gives the same manifest and the same audio bytes, in any order and after a 
 from __future__ import annotations
 
 import hashlib
+import math
 import json
 import re
 import time
@@ -78,7 +79,9 @@ class SizeSpec:
     exposure); ``musicnet_per_composer``: MusicNet pieces per composer when a MusicNet tree
     is given (None: all), spread over each composer's pieces; ``rhythgen_per_config``:
     RhythGen pieces per training configuration when a RhythGen tree is given (None: all;
-    :func:`.rhythgen.select`), each cut into up to ``rhythgen_windows`` clips."""
+    :func:`.rhythgen.select`), each cut into up to ``rhythgen_windows`` clips;
+    ``rhythgen_balance``: at most this many RhythGen training and validation clips per human
+    clip of the same instrumentation (:func:`balance_rhythgen`; None: no cap)."""
 
     name: str
     clip_s: float
@@ -93,6 +96,7 @@ class SizeSpec:
     musicnet_per_composer: int | None = 0
     rhythgen_per_config: int | None = 0
     rhythgen_windows: int = 1
+    rhythgen_balance: float | None = None
 
 
 SIZES: dict[str, SizeSpec] = {
@@ -107,11 +111,11 @@ SIZES: dict[str, SizeSpec] = {
     # hour on two cores, for a CPU-trained model when the full build does not fit the time
     "medium": SizeSpec("medium", 12.0, None, 40, 2, 300, None, 0.4, sample_batch=32,
                        arrangements_per_genre=60, musicnet_per_composer=12,
-                       rhythgen_per_config=40),
+                       rhythgen_per_config=40, rhythgen_balance=1.0),
     # full: the default model's training set (>= 2,000 clips per class, >= 10 h)
     "full": SizeSpec("full", 12.0, None, None, 4, 850, None, 0.25, sample_batch=32,
                      arrangements_per_genre=110, musicnet_per_composer=None,
-                     rhythgen_per_config=150, rhythgen_windows=2),
+                     rhythgen_per_config=150, rhythgen_windows=2, rhythgen_balance=1.0),
 }
 
 
@@ -608,6 +612,43 @@ def _rhythgen_clips(root, spec: SizeSpec, seed: int, out: Path, jobs: int | None
                    "failures": failures + short}
 
 
+def balance_rhythgen(rg_clips: Sequence[_Clip], human: Sequence[_Clip], ratio: float | None,
+                     seed: int) -> tuple[list[_Clip], dict]:
+    """RhythGen's training and validation clips capped, per instrumentation, at ``ratio``
+    times the human training and validation clips of that instrumentation.
+
+    Why: RhythGen writes Lieder and ragtime piano, which the human side holds little of (one
+    Joplin rag, a few dozen Lieder); uncapped, "Art Song" and "Keyboard" become shortcuts for
+    "AI", and human songs and piano music are accused (docs/evaluation/enlarged-finetune.md).
+    Test clips are never dropped: they measure recall on held-out configurations. Which
+    clips stay is a seeded draw per instrumentation (stable across reruns). Returns the kept
+    clips and, per instrumentation, the human count, the cap and the clips kept and dropped.
+    """
+    if ratio is None:
+        return list(rg_clips), {}
+    fit = ("train", "val")
+    n_human: dict[str, int] = defaultdict(int)
+    for c in human:
+        if c.split in fit:
+            n_human[c.instrumentation] += 1
+    by_inst: dict[str, list[_Clip]] = defaultdict(list)
+    for c in rg_clips:
+        if c.split in fit:
+            by_inst[c.instrumentation].append(c)
+    keep: set[str] = set()
+    report: dict = {}
+    for inst, clips in sorted(by_inst.items()):
+        cap = int(math.ceil(ratio * n_human.get(inst, 0)))
+        order = sorted(clips, key=lambda c: hashlib.sha256(
+            f"{seed}:{c.clip_id}".encode()).hexdigest())
+        keep.update(c.clip_id for c in order[:cap])
+        report[inst or "(unknown)"] = {"human": n_human.get(inst, 0), "cap": cap,
+                                       "kept": min(cap, len(clips)),
+                                       "dropped": max(0, len(clips) - cap)}
+    kept = [c for c in rg_clips if c.split not in fit or c.clip_id in keep]
+    return kept, {"ratio": ratio, "splits": list(fit), "by_instrumentation": report}
+
+
 def _rhythgen_counts(rows: Sequence[dict]) -> dict:
     """RhythGen clips written, per configuration and split (from the clip ids)."""
     from musicbrain_cli.data.reference.rhythgen import config_of
@@ -700,6 +741,9 @@ def build_reference(out: str | Path, *, size: str = "small", seed: int = 0,
     train_fonts = [f for f in fonts if f != held_out]
     human, skipped = plan_human(works + mn_works, spec, splits, xsf)
     human += plan_arrangements(spec, seed, xsf)
+    rg_clips, rg_balance = balance_rhythgen(rg_clips, human, spec.rhythgen_balance, seed)
+    if rg_info.get("used"):
+        rg_info["balance"] = rg_balance
     t = time.perf_counter()
     torch.manual_seed(seed)
     conditions = _conditions(works, pinned)
