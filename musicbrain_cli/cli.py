@@ -1056,6 +1056,10 @@ def data_build_reference(output, size, seed, retrain_generators, cache_dir, musi
           f"held-out configurations {', '.join(rg['held_out_configs'])}) of {rg['root']}"
           if rg["used"] else "RhythGen: not used (none found; give --rhythgen PATH)"
           if not no_rhythgen else "RhythGen: not used (--no-rhythgen)")
+    for inst, b in ((rg.get("balance") or {}).get("by_instrumentation") or {}).items():
+        _echo(f"RhythGen {inst}: {b['kept']} training/validation clips kept, {b['dropped']} "
+              f"dropped (at most {b['cap']}: the human clips of {inst} times "
+              f"{rg['balance']['ratio']:g})")
     _shortcut_warnings(output)
 
 

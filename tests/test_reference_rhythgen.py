@@ -136,6 +136,26 @@ def test_build_with_rhythgen(tree, tmp_path, monkeypatch):
     assert again["clips"] == summary["clips"] and again["rhythgen"] == summary["rhythgen"]
 
 
+def test_build_balance_drops_rhythgen_training_clips_no_human_style_matches(tree, tmp_path,
+                                                                            monkeypatch):
+    """The micro corpus's human side is one Bach chorale (Choral): no Art Song or Keyboard,
+    so a ratio-1 balance keeps none of RhythGen's training/validation clips, and all of its
+    test clips; the build says so."""
+    spec = B.SizeSpec("micro", 4.0, ("bach",), 1, 1, 1, 1, 0.5, sample_batch=1,
+                      rhythgen_per_config=None, rhythgen_windows=2, rhythgen_balance=1.0)
+    monkeypatch.setitem(B.SIZES, "micro", spec)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        summary = B.build_reference(tmp_path, size="micro", seed=0, rhythgen=tree, jobs=2)
+    with open(tmp_path / "manifest.csv", encoding="utf-8") as fh:
+        rgrows = [r for r in csv.DictReader(fh) if r["origin"].startswith("rhythgen:")]
+    assert rgrows and all(r["split"] in rg.TEST_SPLITS for r in rgrows)
+    balance = summary["rhythgen"]["balance"]
+    assert balance["ratio"] == 1.0
+    assert all(b["human"] == 0 and b["kept"] == 0 and b["dropped"] > 0
+               for b in balance["by_instrumentation"].values())
+
+
 def test_without_rhythgen_the_taxonomy_is_unchanged():
     assert B.reference_taxonomy().labels == B.reference_taxonomy(extra_generators=()).labels
     assert "generator/notagen-small-ft" not in B.reference_taxonomy().labels
