@@ -74,11 +74,15 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--catalog", type=Path, help="scan this folder instead of building one")
     ap.add_argument("--engine", default="local", choices=["local", "ray"])
-    ap.add_argument("--build-into", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--build-into", type=Path,
+                    help="only build the catalog into this folder (created if missing) and "
+                         "exit; time it again and again with --catalog")
     args = ap.parse_args()
-    if args.build_into is not None:       # child process: keeps rendering out of the RSS figure
-        build_catalog(args.build_into, tracks=args.tracks, minutes=args.minutes,
-                      long_minutes=args.long_minutes)
+    if args.build_into is not None:       # also the child process: keeps rendering out of RSS
+        args.build_into.mkdir(parents=True, exist_ok=True)
+        total = build_catalog(args.build_into, tracks=args.tracks, minutes=args.minutes,
+                              long_minutes=args.long_minutes)
+        print(f"catalog of {total:.0f} s of audio in {args.build_into}", file=sys.stderr)
         return
 
     import torch
