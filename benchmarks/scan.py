@@ -1,16 +1,19 @@
 """End-to-end scan benchmark (issue #8): speed in multiples of real time, time per stage,
 peak RSS, on a catalog of real-length tracks with PDF reports.
 
-The catalog is built from real scores (music21's corpus) rendered with FluidSynth, looped
-to the requested length, and encoded as FLAC/MP3/OGG in turn; ``--long-minutes`` adds one
-long track (the memory target is stated for a catalog holding a 60-minute track).
+The catalog is shaped like released music (issue 27): real scores (music21's corpus)
+rendered with FluidSynth at 44.1 or 48 kHz, in stereo, looped to 3-5 minutes (or
+``--minutes``), and encoded as MP3, AAC, Vorbis, Opus and FLAC in turn; ``--long-minutes``
+adds one long FLAC as a separate memory figure (the memory target is stated for a catalog
+holding a long track). ``--build-into DIR`` only builds it, for timing the same files
+again and again with ``--catalog DIR``.
 
 Targets (2-core machine, default model, PDF reports):
   * >= 60x real time end to end;
   * all non-model stages together no longer than the model's forward + CAM time;
   * peak RSS <= 2 GB with a 60-minute track in the catalog.
 
-    python benchmarks/scan.py                       # ten 3-minute tracks
+    python benchmarks/scan.py                       # ten tracks of 3-5 minutes
     python benchmarks/scan.py --tracks 3 --minutes 1 --long-minutes 0   # quick
     python benchmarks/scan.py --engine ray --tracks 6 --minutes 1       # Ray: 1 and 2 workers
 
@@ -34,12 +37,28 @@ import numpy as np
 PIECES = ("bach/bwv66.6", "bach/bwv4.8", "mozart/k80/movement1", "haydn/opus1no1/movement4",
           "beethoven/opus18no1/movement2", "bach/bwv10.7", "schumann/opus41no1/movement2",
           "monteverdi/madrigal.3.1", "palestrina/agnus_01", "corelli/opus3no1/1grave")
-FORMATS = (".flac", ".mp3", ".ogg")
-SR = 22050
+#: What released tracks come as (issue 27): lossy and lossless formats in turn, at the two
+#: release rates, in stereo.
+FORMATS = (".mp3", ".m4a", ".ogg", ".opus", ".flac")
+RATES = (44100, 48000)
+#: Track lengths when --minutes is not given: spread over 3-5 minutes, as releases are.
+MINUTES = (3.0, 5.0)
+STEREO_DELAY_S = 0.004       # the right channel: the render 4 ms later and 1 dB softer
 
 
-def build_catalog(folder: Path, *, tracks: int, minutes: float, long_minutes: float) -> float:
-    """Render ``tracks`` pieces looped to ``minutes``; returns the catalog's total seconds."""
+def track_minutes(i: int, minutes: float | None) -> float:
+    """Track ``i``'s length: ``minutes``, or spread over :data:`MINUTES`."""
+    if minutes is not None:
+        return minutes
+    lo, hi = MINUTES
+    return lo + (hi - lo) * ((i * 0.6180339887) % 1.0)      # golden-ratio spread
+
+
+def build_catalog(folder: Path, *, tracks: int, minutes: float | None,
+                  long_minutes: float) -> float:
+    """Render ``tracks`` pieces looped to release length, in stereo at 44.1 or 48 kHz, and
+    encode them as MP3, AAC, Vorbis, Opus and FLAC in turn; ``long_minutes`` adds one long
+    FLAC (the memory figure). Returns the catalog's total seconds."""
     from music21 import corpus
 
     from musicbrain_cli.audio.encode import encode_audio
@@ -50,23 +69,32 @@ def build_catalog(folder: Path, *, tracks: int, minutes: float, long_minutes: fl
     rendered = []
     for i in range(tracks):
         name = PIECES[i % len(PIECES)]
-        y = render_midi(score_to_midi(corpus.parse(name)), fonts[i % len(fonts)], sample_rate=SR)
-        rendered.append(y)
-        n = int(minutes * 60 * SR)
-        track = np.resize(y, n).astype(np.float32)
-        encode_audio(folder / f"track{i:02d}{FORMATS[i % len(FORMATS)]}", track, SR)
-        total += n / SR
+        rate = RATES[i % len(RATES)]
+        y = render_midi(score_to_midi(corpus.parse(name)), fonts[i % len(fonts)], sample_rate=rate)
+        if rate == RATES[0]:
+            rendered.append(y)
+        n = int(track_minutes(i, minutes) * 60 * rate)
+        left = np.resize(y, n).astype(np.float32)
+        lag = int(STEREO_DELAY_S * rate)
+        right = (10 ** (-1 / 20) * np.concatenate([np.zeros(lag, np.float32), left[:-lag]]))
+        encode_audio(folder / f"track{i:02d}{FORMATS[i % len(FORMATS)]}",
+                     np.stack([left, right]).astype(np.float32), rate)
+        total += n / rate
     if long_minutes > 0:
-        n = int(long_minutes * 60 * SR)
-        encode_audio(folder / "long.flac", np.resize(np.concatenate(rendered), n).astype(np.float32), SR)
-        total += n / SR
+        rate = RATES[0]
+        n = int(long_minutes * 60 * rate)
+        source = np.concatenate(rendered) if rendered else render_midi(
+            score_to_midi(corpus.parse(PIECES[0])), fonts[0], sample_rate=rate)
+        encode_audio(folder / "long.flac", np.resize(source, n).astype(np.float32), rate)
+        total += n / rate
     return total
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tracks", type=int, default=10)
-    ap.add_argument("--minutes", type=float, default=3.0)
+    ap.add_argument("--minutes", type=float, default=None,
+                    help="every track this long (default: spread over 3-5 minutes)")
     ap.add_argument("--long-minutes", type=float, default=0.0,
                     help="add one track this long (60 for the memory target)")
     ap.add_argument("--model", default="default")
@@ -101,8 +129,9 @@ def main() -> None:
             import subprocess
 
             subprocess.run([sys.executable, __file__, "--build-into", str(catalog), "--tracks",
-                            str(args.tracks), "--minutes", str(args.minutes), "--long-minutes",
-                            str(args.long_minutes)], check=True)
+                            str(args.tracks), "--long-minutes", str(args.long_minutes)]
+                           + ([] if args.minutes is None else ["--minutes", str(args.minutes)]),
+                           check=True)
             print(f"catalog built in {time.perf_counter() - t:.1f} s", file=sys.stderr)
         keys = init_keys(tmp / "keys")
         formats = {"pdf": ("pdf",), "html": ("html",), "both": ("pdf", "html"), "none": ()}
