@@ -352,8 +352,13 @@ def finalize_model(model_dir: str | Path, dataset_root: str | Path, *,
                       for name in ("embedding", "spectral_profile")}
     else:
         checks = (card.get("ood") or {}).get("checks") or {}
-        thresholds = {name: float(checks[name]["threshold"])
-                      for name in ("embedding", "spectral_profile")}
+        try:
+            thresholds = {name: float(checks[name]["threshold"])
+                          for name in ("embedding", "spectral_profile")}
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DatasetError(f"{str(model_dir)!r}: its card holds no out-of-domain "
+                               f"thresholds to keep ({exc!r}); finalize it with its own "
+                               "training data first") from exc
     for c in clips.values():
         c.in_domain = np.all([c.ood_scores[n] <= t for n, t in thresholds.items()], axis=0)
     if refit_ood:
