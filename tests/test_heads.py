@@ -132,6 +132,16 @@ def test_every_finalized_card_names_the_labels_training_never_showed(trained):
     assert card(after)["training"]["head_refit"]["labels_constant"] == []
 
 
+def test_finalized_card_counts_human_and_ai_windows_per_style(trained):
+    """Every clip of the tiny set has a period: half the training windows are AI, and each
+    period is held by both sides, so nothing is flagged; the counts add up."""
+    balance = card(trained[2])["training_data"]["train_source_balance"]
+    assert set(balance) == {"period/Baroque", "period/Romantic", "period/Classical"}
+    assert balance["period/Classical"] == {"human": 0, "ai": 0, "flag": None}
+    n = sum(b["human"] + b["ai"] for b in balance.values())
+    assert n == 40 and all(b["flag"] is None for b in balance.values())   # 20 clips x 2 windows
+
+
 def test_refuses_a_non_empty_output(trained, tmp_path):
     from musicbrain_cli.training.heads import refit_style_heads
 

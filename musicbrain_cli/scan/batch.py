@@ -244,7 +244,10 @@ def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = S
         "command_line": list(command_line),
         "options": options.analysis_dict(),
         "analysis_time": analysis_time or _now(),
-        "limitations": _limitations(ood_facts, [bool(p) for p in padded], info, detector.card),
+        "limitations": _limitations(ood_facts, [bool(p) for p in padded], info, detector.card,
+                                    labels=_top_labels(aggregate, detector.taxonomy,
+                                                       options.top_labels_per_group, {},
+                                                       untrained)),
     }
     return TrackAnalysis(track=track, explain=explain_arrays + line_figures, timings=timer.totals)
 
@@ -417,7 +420,7 @@ def _top_labels(aggregate: Mapping, taxonomy, per_group: int, validation_ap: Map
 
 
 def _limitations(ood_facts: Mapping, padded: Sequence[bool], info,
-                 card: Mapping | None = None) -> list[str]:
+                 card: Mapping | None = None, labels: Sequence[Mapping] = ()) -> list[str]:
     notes = list(LIMITATIONS)
     stated = (card or {}).get("limitations")
     if isinstance(stated, str) and stated.strip():
@@ -434,6 +437,28 @@ def _limitations(ood_facts: Mapping, padded: Sequence[bool], info,
     share = getattr(info, "share_decoded", None)
     if share is not None and share < 1.0:
         notes.append(f"Only {share:.1%} of the stream decoded; the rest was not analysed.")
+    notes += _style_balance_notes(card, labels)
+    return notes
+
+
+def _style_balance_notes(card: Mapping | None, labels: Sequence[Mapping]) -> list[str]:
+    """A note for each style the track is attributed to (probability >= 0.5) that the content
+    model's training data held almost only from one side (``train_source_balance`` of the
+    card): there the style itself may have decided the content line's verdict."""
+    balance = ((card or {}).get("training_data") or {}).get("train_source_balance") or {}
+    notes = []
+    for lab in labels:
+        key = f"{lab['group']}/{lab['label']}"
+        b = balance.get(key) or {}
+        if lab.get("p", 0.0) < 0.5 or b.get("flag") not in ("mostly ai", "mostly human"):
+            continue
+        side, other, risk = (("AI", "human", "an 'ai' verdict") if b["flag"] == "mostly ai"
+                             else ("human", "AI", "a 'human' verdict"))
+        notes.append(f"The recording is attributed to {lab['group']} '{lab['label']}', which the "
+                     f"content model learned almost only from {side} music ({b['human']} human "
+                     f"and {b['ai']} AI training windows): {risk} of the content line may rest "
+                     f"on the style rather than on how the music was made; it saw too little "
+                     f"{other} music of this style to tell.")
     return notes
 
 

@@ -259,7 +259,36 @@ def label_support(cache, indices, labels) -> dict:
     return {"train_label_windows": {lab: {"positive": int(p), "known": int(k)}
                                     for lab, p, k in zip(labels, n_pos, n_known)},
             "labels_untrained": [lab for lab, p, k in zip(labels, n_pos, n_known)
-                                 if p == 0 or p == k]}
+                                 if p == 0 or p == k],
+            "train_source_balance": source_balance_of_windows(positive, known, labels)}
+
+
+def source_balance_of_windows(positive: np.ndarray, known: np.ndarray,
+                              labels: Sequence[str]) -> dict:
+    """Per style label (not the generator, which only AI windows carry): the human and AI
+    training windows where it is a known positive, flagged as the data set card flags a
+    shortcut risk (``data.dataset.SHORTCUT_SHARE``). A scan uses it to warn when a track is
+    attributed to a style the model saw almost only from one side."""
+    from musicbrain_cli.data.dataset import SHORTCUT_SHARE
+
+    if DETECTION_LABEL not in labels:
+        return {}
+    det = list(labels).index(DETECTION_LABEL)
+    src_known = known[:, det]
+    is_ai = positive[:, det]
+    out = {}
+    for j, lab in enumerate(labels):
+        group = lab.split("/")[0]
+        if group not in STYLE_GROUPS or group == "generator":
+            continue
+        on = positive[:, j] & src_known
+        h, a = int((on & ~is_ai).sum()), int((on & is_ai).sum())
+        share = a / (h + a) if h + a else None
+        flag = (None if share is None or not (src_known & ~is_ai).any() or not is_ai.any()
+                else "mostly ai" if share >= 1 - SHORTCUT_SHARE
+                else "mostly human" if share <= SHORTCUT_SHARE else None)
+        out[lab] = {"human": h, "ai": a, "flag": flag}
+    return out
 
 
 def model_windows(dataset_root: str | Path, config, who: str, progress: Progress = NULL_PROGRESS,
