@@ -117,14 +117,26 @@ def test_refit_refuses_what_it_cannot_do(refit, tmp_path):
 
 
 def test_balance_weighs_both_sides_of_a_style_alike():
-    rows = ([{"instrumentation": "Keyboard", "generator": "-"}]
-            + [{"instrumentation": "Keyboard", "generator": "notagen-small-ft"}] * 4
-            + [{"instrumentation": "Chamber", "generator": "-"}] * 2
-            + [{"instrumentation": "Chamber", "generator": "symbolic-small"}] * 2
-            + [{"instrumentation": "Art Song", "generator": "notagen-small-ft"}]
-            + [{"instrumentation": "", "generator": "symbolic-small"}])
-    is_ai = np.array([False, True, True, True, True, False, False, True, True, True, True])
-    w, record = detection_weights(rows, is_ai,
+    from musicbrain_cli.taxonomy import Taxonomy
+
+    tax = Taxonomy.from_groups([("source", ["human", "ai"], True),
+                                ("generator", ["notagen-small-ft", "symbolic-small"], True),
+                                ("instrumentation", ["Keyboard", "Chamber", "Art Song"], True)])
+    # (ai, generator, instrumentation) per window; "" is unknown
+    windows = ([(False, "", "Keyboard")] + [(True, "notagen-small-ft", "Keyboard")] * 4
+               + [(False, "", "Chamber")] * 2 + [(True, "symbolic-small", "Chamber")] * 2
+               + [(True, "notagen-small-ft", "Art Song")] + [(True, "symbolic-small", "")])
+    targets = np.zeros((len(windows), len(tax.labels)), np.float32)
+    mask = np.ones_like(targets)
+    for i, (ai, gen, inst) in enumerate(windows):
+        targets[i, tax.index("source/ai" if ai else "source/human")] = 1
+        if gen:
+            targets[i, tax.index(f"generator/{gen}")] = 1
+        if inst:
+            targets[i, tax.index(f"instrumentation/{inst}")] = 1
+        else:
+            mask[i, tax.group_slices()["instrumentation"]] = 0
+    w, record = detection_weights(targets, mask, tax,
                                   label_weights={"generator/notagen-small-ft": 3})
     # Keyboard: 1 human vs 4 AI -> human x 5/2, AI x 5/8 (before the label weight x3)
     assert w[0] == pytest.approx(2.5)
@@ -133,10 +145,10 @@ def test_balance_weighs_both_sides_of_a_style_alike():
     assert w[9] == 3.0                               # Art Song: one side only, nothing to weigh
     assert w[10] == 1.0                              # unknown instrumentation
     # both sides of Keyboard now carry the same total weight (label weights aside)
-    plain, _ = detection_weights(rows, is_ai)
+    plain, _ = detection_weights(targets, mask, tax)
     assert plain[0] == pytest.approx(plain[1:5].sum())
     assert record["cells"]["Keyboard"] == {"human": 1, "ai": 4}
-    capped, _ = detection_weights(rows, is_ai, cap=2.0)
+    capped, _ = detection_weights(targets, mask, tax, cap=2.0)
     assert capped[0] == 2.0
-    none, rec = detection_weights(rows, is_ai, balance_by=None)
+    none, rec = detection_weights(targets, mask, tax, balance_by=None)
     assert none.tolist() == [1.0] * 11 and rec["cells"] == {}

@@ -274,46 +274,41 @@ DETECTION_METHOD = ("L2 logistic regression AI vs human on the frozen global emb
                     "folded into the row")
 
 
-def _has_label(row: dict, label: str) -> bool:
-    from musicbrain_cli.taxonomy import SEPARATOR
-
-    group, _, name = label.partition("/")
-    return name in [c.strip() for c in (row.get(group) or "").split(SEPARATOR)]
-
-
-def detection_weights(rows: list[dict], is_ai: np.ndarray, *, label_weights: dict | None = None,
+def detection_weights(targets: np.ndarray, mask: np.ndarray, taxonomy, *,
+                      label_weights: dict | None = None,
                       balance_by: str | None = "instrumentation",
                       cap: float = BALANCE_CAP) -> tuple[np.ndarray, dict]:
-    """Per-window weights for the detection fit, and a record of the balance applied.
+    """Per-window weights for the detection fit, and a record of the balance applied: the
+    trainer's own rules (``train.label_weights`` and ``train.balance_by``, in
+    :mod:`.objective`) on ``targets``/``mask`` ``[N, L]`` in ``taxonomy``'s label order.
 
-    ``rows``: each window's manifest row. A window carrying a label of ``label_weights``
-    ("group/label" -> weight; the largest applies) counts that many times. With
-    ``balance_by`` (a style group), the windows of each known value of that group are
-    re-weighted so that its human and its AI windows weigh alike, each factor at most ``cap``:
-    a style only one side holds (Art Song only among the AI clips, say) then cannot stand in
-    for the source. Values held by one side only, unknown and none cells keep weight 1."""
-    from collections import Counter
+    A window carrying a label of ``label_weights`` ("group/label" -> weight; the largest
+    applies) counts that many times. With ``balance_by`` (a style group), the windows of each
+    label of that group are re-weighted so that its human and its AI windows weigh alike,
+    each factor at most ``cap``: a style only one side holds (Art Song only among the AI
+    clips, say) then cannot stand in for the source. Labels held by one side only and windows
+    whose label or source is unknown keep weight 1."""
+    from musicbrain_cli.training.objective import (balance_counts, balance_factor,
+                                                   balance_table, sample_weights)
 
-    from musicbrain_cli.taxonomy import NONE, UNKNOWN
-
-    w = np.ones(len(rows))
-    for label, weight in (label_weights or {}).items():
-        has = np.array([_has_label(r, label) for r in rows])
-        w = np.where(has, np.maximum(w, float(weight)), w)
+    t = torch.as_tensor(np.asarray(targets), dtype=torch.float32)
+    m = torch.as_tensor(np.asarray(mask), dtype=torch.float32)
+    unknown = sorted(set(label_weights or {}) - set(taxonomy.labels))
+    if unknown:
+        raise InputError(f"label weights name labels the data set lacks: {unknown}")
+    w = sample_weights(t, m, torch.tensor([float((label_weights or {}).get(lab, 1.0))
+                                           for lab in taxonomy.labels]))
     record: dict = {"balance_by": balance_by, "cap": cap, "cells": {}}
     if balance_by:
-        values = [(r.get(balance_by) or UNKNOWN).strip() for r in rows]
-        cells = Counter(zip(values, is_ai.tolist()))
-        factor = np.ones(len(rows))
-        for i, (v, ai) in enumerate(zip(values, is_ai.tolist())):
-            n_h, n_a = cells[(v, False)], cells[(v, True)]
-            if v in (UNKNOWN, NONE) or not (n_h and n_a):
-                continue
-            factor[i] = min(cap, (n_h + n_a) / (2.0 * (n_a if ai else n_h)))
-        w = w * factor
-        record["cells"] = {v: {"human": cells[(v, False)], "ai": cells[(v, True)]}
-                           for v in sorted({v for v, _ in cells})}
-    return w, record
+        if balance_by not in taxonomy.group_names:
+            raise InputError(f"--balance-by {balance_by!r} is not a group of the data set")
+        cols, det = taxonomy.group_slices()[balance_by], taxonomy.index(DETECTION_LABEL)
+        w = w * balance_factor(t, m, balance_table(t, m, cols, det, cap=cap), cols, det)
+        n_h, n_a = balance_counts(t, m, cols, det)
+        names = taxonomy.labels[cols]
+        record["cells"] = {name.split("/", 1)[1]: {"human": int(h), "ai": int(a)}
+                           for name, h, a in zip(names, n_h.tolist(), n_a.tolist()) if h + a}
+    return w[:, 0].double().numpy(), record
 
 
 def refit_detection_head(model_dir: str | Path, dataset_root: str | Path, out_dir: str | Path, *,
@@ -329,12 +324,11 @@ def refit_detection_head(model_dir: str | Path, dataset_root: str | Path, out_di
     refit_ood=False)`` for the operating point and error rates. Returns the card's
     ``training.detection_head_refit`` record. Raises :class:`TrainingError` when no ``C``
     beats the input model's validation ROC-AUC: a worse model is never written."""
-    from musicbrain_cli.data.dataset import Dataset
+    from musicbrain_cli.data.cache import CachedWindows
     from musicbrain_cli.metrics import roc_auc
     from musicbrain_cli.model.calibration import fit_temperature
     from musicbrain_cli.model.checkpoint import read_config, resolve_model, save_checkpoint
     from musicbrain_cli.model.inference import Detector
-    from musicbrain_cli.taxonomy import STYLE_GROUPS as _STYLE
     from musicbrain_cli.training.finalize import CHOOSE_SPLIT, FIT_SPLIT, _run, model_windows
 
     out_dir = Path(out_dir)
@@ -342,8 +336,9 @@ def refit_detection_head(model_dir: str | Path, dataset_root: str | Path, out_di
         raise InputError(f"output folder {str(out_dir)!r} is not empty")
     if not c_grid or any(not (c > 0) for c in c_grid):
         raise InputError(f"C values must be positive, got {list(c_grid)}")
-    if balance_by is not None and balance_by not in _STYLE:
-        raise InputError(f"--balance-by must be a style group {list(_STYLE)}, not {balance_by!r}")
+    if balance_by is not None and balance_by not in STYLE_GROUPS:
+        raise InputError(f"--balance-by must be a style group {list(STYLE_GROUPS)}, "
+                         f"not {balance_by!r}")
     for label, weight in (label_weights or {}).items():
         if "/" not in label or not (isinstance(weight, (int, float)) and 0 < weight <= 100):
             raise InputError(f"label weight {label}={weight!r}: need group/label=W, 0 < W <= 100")
@@ -353,7 +348,7 @@ def refit_detection_head(model_dir: str | Path, dataset_root: str | Path, out_di
     _, extra = read_config(model_dir)
     cache, by_split = model_windows(dataset_root, config, "re-fitting the detection head",
                                     progress, labels="by_name")
-    rows = {r["clip_id"]: r for r in Dataset.load(dataset_root).rows}
+    full = CachedWindows(cache.cache_dir)   # every label of the data set, for the weights
     det = config.taxonomy.index(DETECTION_LABEL)
     temperature = detector.temperature
 
@@ -365,13 +360,14 @@ def refit_detection_head(model_dir: str | Path, dataset_root: str | Path, out_di
         probs, emb, _ = _run(detector, cache, idx, batch_size, progress, f"embed {split}")
         ids = [cache.clip_ids[int(i)] for i in idx]
         split_data[split] = (emb.astype(np.float64), cache.targets[idx, det] > 0.5, ids,
-                             probs[:, det])
-    x, y, ids, _ = split_data[FIT_SPLIT]
-    xv, yv, ids_v, p_old = split_data[CHOOSE_SPLIT]
+                             probs[:, det], idx)
+    x, y, _, _, fit_idx = split_data[FIT_SPLIT]
+    xv, yv, ids_v, p_old, _ = split_data[CHOOSE_SPLIT]
     if y.all() or not y.any() or yv.all() or not yv.any():
         raise DatasetError("the detection head needs human and AI windows in train and val")
-    weights, balance = detection_weights([rows.get(c, {}) for c in ids], y,
-                                         label_weights=label_weights, balance_by=balance_by)
+    weights, balance = detection_weights(full.targets[fit_idx], full.mask[fit_idx],
+                                         full.taxonomy, label_weights=label_weights,
+                                         balance_by=balance_by)
     mean, std = _standardiser(x)
     z, zv = (x - mean) / std, (xv - mean) / std
     clip_of = np.unique(ids_v, return_inverse=True)[1]

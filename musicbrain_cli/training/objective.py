@@ -35,10 +35,28 @@ def sample_weighted_mask(targets: torch.Tensor, mask: torch.Tensor,
     """
     if label_weights is None:
         return mask
+    return mask.float() * sample_weights(targets, mask, label_weights)
+
+
+def sample_weights(targets: torch.Tensor, mask: torch.Tensor,
+                   label_weights: torch.Tensor) -> torch.Tensor:
+    """``[B, 1]``: each sample's largest weight among its known positive labels (1 when none
+    of its weighted labels is a known positive)."""
     w = label_weights.to(targets.device, torch.float32)
     positive = (targets > 0.5) & (mask > 0)
-    per_sample = torch.where(positive, w, torch.ones_like(w)).amax(dim=1, keepdim=True)
-    return mask.float() * per_sample
+    return torch.where(positive, w, torch.ones_like(w)).amax(dim=1, keepdim=True)
+
+
+def balance_counts(targets, mask, group: slice, det: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Human and AI windows per label of a style group (``[G]`` each, float64): windows where
+    the label is a known positive and the source (column ``det``, ``source/ai``) is known."""
+    t = torch.as_tensor(targets, dtype=torch.float32)
+    m = torch.as_tensor(mask, dtype=torch.float32)
+    g_pos = (t[:, group] > 0.5) & (m[:, group] > 0)
+    known_src = m[:, det] > 0
+    ai = (t[:, det] > 0.5) & known_src
+    human = (t[:, det] <= 0.5) & known_src
+    return (g_pos & human[:, None]).sum(dim=0).double(), (g_pos & ai[:, None]).sum(dim=0).double()
 
 
 def balance_table(targets, mask, group: slice, det: int, *, cap: float) -> torch.Tensor:
@@ -50,15 +68,8 @@ def balance_table(targets, mask, group: slice, det: int, *, cap: float) -> torch
     ``targets``/``mask``: ``[N, L]`` arrays of the training windows; ``group``: the group's
     columns; ``det``: the ``source/ai`` column (windows whose source is unknown are skipped).
     """
-    t = torch.as_tensor(targets, dtype=torch.float32)
-    m = torch.as_tensor(mask, dtype=torch.float32)
-    g_pos = (t[:, group] > 0.5) & (m[:, group] > 0)
-    known_src = m[:, det] > 0
-    ai = (t[:, det] > 0.5) & known_src
-    human = (t[:, det] <= 0.5) & known_src
-    n_h = (g_pos & human[:, None]).sum(dim=0).double()
-    n_a = (g_pos & ai[:, None]).sum(dim=0).double()
-    table = torch.ones(g_pos.shape[1], 2, dtype=torch.float64)
+    n_h, n_a = balance_counts(targets, mask, group, det)
+    table = torch.ones(len(n_h), 2, dtype=torch.float64)
     both = (n_h > 0) & (n_a > 0)
     total = n_h + n_a
     table[both, 0] = (total[both] / (2 * n_h[both])).clamp(max=cap)
