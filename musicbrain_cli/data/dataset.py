@@ -354,6 +354,16 @@ def write_dataset_files(root: Path, taxonomy: Taxonomy, rows: list[dict[str, str
 SHORTCUT_SHARE = 0.2
 
 
+def shortcut_flag(human: int, ai: int) -> str | None:
+    """"mostly ai" / "mostly human" when at most :data:`SHORTCUT_SHARE` of a label's clips
+    come from the other side, else None (also when it has none)."""
+    if not human + ai:
+        return None
+    share = ai / (human + ai)
+    return ("mostly ai" if share >= 1 - SHORTCUT_SHARE
+            else "mostly human" if share <= SHORTCUT_SHARE else None)
+
+
 def source_balance(rows: list[dict[str, str]], taxonomy: Taxonomy, *,
                    split: str = "train") -> dict:
     """Human and AI clips of ``split`` per style label (period, composer, instrumentation:
@@ -388,15 +398,9 @@ def source_balance(rows: list[dict[str, str]], taxonomy: Taxonomy, *,
             c = counts.get(label, Counter())
             n = c["human"] + c["ai"]
             share = c["ai"] / n if n else None
-            flag = None
-            if single or share is None:
-                pass
-            elif share >= 1 - SHORTCUT_SHARE:
-                flag = "mostly ai"
-            elif share <= SHORTCUT_SHARE:
-                flag = "mostly human"
             labels[label] = {"human": c["human"], "ai": c["ai"],
-                             "ai_share": None if share is None else round(share, 4), "flag": flag}
+                             "ai_share": None if share is None else round(share, 4),
+                             "flag": None if single else shortcut_flag(c["human"], c["ai"])}
         out["groups"][g.name] = labels
     return out
 

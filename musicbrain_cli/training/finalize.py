@@ -266,28 +266,27 @@ def label_support(cache, indices, labels) -> dict:
 def source_balance_of_windows(positive: np.ndarray, known: np.ndarray,
                               labels: Sequence[str]) -> dict:
     """Per style label (not the generator, which only AI windows carry): the human and AI
-    training windows where it is a known positive, flagged as the data set card flags a
-    shortcut risk (``data.dataset.SHORTCUT_SHARE``). A scan uses it to warn when a track is
-    attributed to a style the model saw almost only from one side."""
-    from musicbrain_cli.data.dataset import SHORTCUT_SHARE
+    training windows where it is a known positive (``objective.balance_counts``), flagged as
+    the data set card flags a shortcut risk (``data.dataset.shortcut_flag``). A scan uses it
+    to warn when a track is attributed to a style the model saw almost only from one side."""
+    from musicbrain_cli.data.dataset import shortcut_flag
+    from musicbrain_cli.training.objective import balance_counts
 
+    labels = list(labels)
     if DETECTION_LABEL not in labels:
         return {}
-    det = list(labels).index(DETECTION_LABEL)
-    src_known = known[:, det]
-    is_ai = positive[:, det]
+    det = labels.index(DETECTION_LABEL)
+    both_sides = bool((known[:, det] & ~positive[:, det]).any() and positive[:, det].any())
     out = {}
-    for j, lab in enumerate(labels):
-        group = lab.split("/")[0]
+    for group in dict.fromkeys(lab.split("/")[0] for lab in labels):
         if group not in STYLE_GROUPS or group == "generator":
             continue
-        on = positive[:, j] & src_known
-        h, a = int((on & ~is_ai).sum()), int((on & is_ai).sum())
-        share = a / (h + a) if h + a else None
-        flag = (None if share is None or not (src_known & ~is_ai).any() or not is_ai.any()
-                else "mostly ai" if share >= 1 - SHORTCUT_SHARE
-                else "mostly human" if share <= SHORTCUT_SHARE else None)
-        out[lab] = {"human": h, "ai": a, "flag": flag}
+        cols = [j for j, lab in enumerate(labels) if lab.split("/")[0] == group]
+        cols = slice(cols[0], cols[-1] + 1)
+        n_h, n_a = balance_counts(positive, known, cols, det)
+        for lab, h, a in zip(labels[cols], n_h.tolist(), n_a.tolist()):
+            out[lab] = {"human": int(h), "ai": int(a),
+                        "flag": shortcut_flag(int(h), int(a)) if both_sides else None}
     return out
 
 
