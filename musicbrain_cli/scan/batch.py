@@ -214,6 +214,8 @@ def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = S
 
     combined = combine([finding for finding, _ in lines])
     untrained = untrained_labels(detector.card)
+    top_labels = _top_labels(aggregate, detector.taxonomy, options.top_labels_per_group,
+                             (detector.card.get("metrics") or {}).get("ap") or {}, untrained)
     track = {
         "schema": TRACK_SCHEMA,
         "input": _input_facts(info, path),
@@ -225,9 +227,7 @@ def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = S
                     "error_rates": detector.card.get("error_rates", {}),
                     "measured_generators": measured_generators(detector)},
         "evidence": [{**finding.to_dict(), "details": details} for finding, details in lines],
-        "labels": _top_labels(aggregate, detector.taxonomy, options.top_labels_per_group,
-                              (detector.card.get("metrics") or {}).get("ap") or {},
-                              untrained),
+        "labels": top_labels,
         "labels_untrained": sorted(untrained),
         # raw scores stay in "labels"; out of domain they are not to be shown (issue 23)
         "labels_withheld": attribution_withheld(ood_facts),
@@ -245,9 +245,7 @@ def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = S
         "options": options.analysis_dict(),
         "analysis_time": analysis_time or _now(),
         "limitations": _limitations(ood_facts, [bool(p) for p in padded], info, detector.card,
-                                    labels=_top_labels(aggregate, detector.taxonomy,
-                                                       options.top_labels_per_group, {},
-                                                       untrained)),
+                                    labels=top_labels),
     }
     return TrackAnalysis(track=track, explain=explain_arrays + line_figures, timings=timer.totals)
 
