@@ -33,13 +33,11 @@ HELD_OUT = ("HMR", "LAD", "LMM2", "RAS2")
 BUILT_IN = ("neural-codec", "symbolic-small", "symbolic-large")
 
 
-def embed(cache_dir: Path, model: str, split: str | None) -> dict:
+def embed(cache_dir: Path, det, split: str | None) -> dict:
     import torch
 
     from musicbrain_cli.data.cache import CachedWindows
-    from musicbrain_cli.model.inference import Detector
 
-    det = Detector.from_pretrained(model, device="cpu")
     net = det.model.eval()
     ds = CachedWindows(cache_dir, split=split)
     z, ai_logit = [], []
@@ -78,13 +76,15 @@ def main(argv: list[str] | None = None) -> int:
     from sklearn.preprocessing import StandardScaler
 
     from musicbrain_cli.data.cache import default_cache_dir
-    from musicbrain_cli.model.checkpoint import read_config, resolve_model
 
-    config, _ = read_config(resolve_model(args.model))
+    from musicbrain_cli.model.inference import Detector
+
+    det = Detector.from_pretrained(args.model, device="cpu")
+    config = det.config
     rows = {r["clip_id"]: r for r in csv.DictReader(open(args.data / "manifest.csv",
                                                           encoding="utf-8"))}
     cache = default_cache_dir(args.data, config.front_end)
-    parts = {s: embed(cache, args.model, s) for s in ("train", "val", "test", "test_xsf")}
+    parts = {s: embed(cache, det, s) for s in ("train", "val", "test", "test_xsf")}
 
     def xy(splits):
         z = np.concatenate([parts[s]["z"] for s in splits])
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     scaler = StandardScaler().fit(x)
     mn = None
     if args.heldout_musicnet:
-        mn = embed(default_cache_dir(args.heldout_musicnet, config.front_end), args.model, None)
+        mn = embed(default_cache_dir(args.heldout_musicnet, config.front_end), det, None)
         excerpt = np.array([c.rsplit("-", 1)[0] + ":" + str(int(c.rsplit("-", 1)[1]) // 6)
                             for c in mn["clip_ids"]])
         full = [e for e in sorted(set(excerpt)) if (excerpt == e).sum() == 6]

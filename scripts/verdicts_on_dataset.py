@@ -34,8 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     from musicbrain_cli.model.inference import Detector
     from musicbrain_cli.progress import NULL_PROGRESS
     from musicbrain_cli.taxonomy import DETECTION_LABEL
-    from musicbrain_cli.training.finalize import (_clips, _generator_columns, _run,
-                                                  model_windows, verdict_rates)
+    from musicbrain_cli.training.finalize import (_clips, _generator_columns, _run, in_domain,
+                                                  model_windows, ood_scores, verdict_rates)
     from musicbrain_cli.verdict import VerdictPolicy
 
     det = Detector.from_pretrained(args.model, device="cpu")
@@ -51,9 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         idx = np.asarray(by_split[split])
         probs, emb, prof = _run(det, cache, idx, 32, NULL_PROGRESS, split)
         c = _clips(cache, idx, probs, emb, col, prof)
-        c.ood_scores = {"embedding": c.clip_medians(det.ood.score(c.embeddings)),
-                        "spectral_profile": c.clip_medians(det.ood.profile_score(c.profiles))}
-        c.in_domain = np.all([c.ood_scores[n] <= t for n, t in thresholds.items()], axis=0)
+        c.ood_scores = ood_scores(c, det.ood)
+        c.in_domain = in_domain(c.ood_scores, thresholds)
         is_ai = c.targets[:, col] > 0.5
         r = verdict_rates(c, is_ai, policy=policy, split=split,
                           generators=_generator_columns(det.config.taxonomy))

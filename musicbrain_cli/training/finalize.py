@@ -91,6 +91,17 @@ def _run(detector, cache, indices: np.ndarray, batch_size: int, progress: Progre
     return out.probs, out.embeddings, out.profiles
 
 
+def ood_scores(clips: _Clips, stats) -> dict[str, np.ndarray]:
+    """Per clip, the median window score of each out-of-domain check."""
+    return {"embedding": clips.clip_medians(stats.score(clips.embeddings)),
+            "spectral_profile": clips.clip_medians(stats.profile_score(clips.profiles))}
+
+
+def in_domain(scores: Mapping[str, np.ndarray], thresholds: Mapping[str, float]) -> np.ndarray:
+    """Per clip: every check at or below its threshold."""
+    return np.all([scores[n] <= t for n, t in thresholds.items()], axis=0)
+
+
 def _clips(cache, indices, probs, emb, det: int, profiles: np.ndarray | None = None) -> _Clips:
     groups: dict[str, list[int]] = defaultdict(list)
     for row, i in enumerate(indices):
@@ -372,8 +383,7 @@ def finalize_model(model_dir: str | Path, dataset_root: str | Path, *,
     else:
         stats = detector.ood
     for c in clips.values():
-        c.ood_scores = {"embedding": c.clip_medians(stats.score(c.embeddings)),
-                        "spectral_profile": c.clip_medians(stats.profile_score(c.profiles))}
+        c.ood_scores = ood_scores(c, stats)
     if refit_ood:
         thresholds = {name: fit_threshold(clips[CHOOSE_SPLIT].ood_scores[name],
                                           quantile=ood_quantile)
@@ -388,7 +398,7 @@ def finalize_model(model_dir: str | Path, dataset_root: str | Path, *,
                                f"thresholds to keep ({exc!r}); finalize it with its own "
                                "training data first") from exc
     for c in clips.values():
-        c.in_domain = np.all([c.ood_scores[n] <= t for n, t in thresholds.items()], axis=0)
+        c.in_domain = in_domain(c.ood_scores, thresholds)
     if refit_ood:
         stats.save(model_dir)
 
