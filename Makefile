@@ -14,10 +14,12 @@ system-deps:
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# --require-hashes: every wheel must be the one the lock names, byte for byte. The package
-# itself goes in afterwards without dependencies, so nothing outside the lock is resolved.
-$(STAMP): requirements.lock setup.cfg pyproject.toml | $(BIN)/python
+# --require-hashes: every wheel must be the one the lock names, byte for byte. basic-pitch
+# (requirements-nodeps.lock, which says why) and the package itself go in afterwards without
+# dependencies, so nothing outside the locks is resolved.
+$(STAMP): requirements.lock requirements-nodeps.lock setup.cfg pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q --disable-pip-version-check --require-hashes -r requirements.lock
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps --require-hashes -r requirements-nodeps.lock
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 

@@ -174,10 +174,18 @@ class NoteEstimate:
 def _basic_pitch_model():
     """``(model, label)`` of basic-pitch's shipped ICASSP 2022 model, loaded once per
     process; raises ImportError or ValueError (basic-pitch's own) when it cannot load."""
+    import logging
     from importlib.metadata import version
 
-    from basic_pitch import ICASSP_2022_MODEL_PATH
-    from basic_pitch.inference import Model
+    # basic-pitch logs a warning on the root logger, at import, for each runtime it lacks
+    # (TensorFlow, TFLite, CoreML); it runs on onnxruntime here, so they are noise in a scan.
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        from basic_pitch import ICASSP_2022_MODEL_PATH
+        from basic_pitch.inference import Model
+    finally:
+        logging.disable(previous)
 
     model = Model(ICASSP_2022_MODEL_PATH)
     return model, f"basic-pitch {version('basic-pitch')} ({model.model_type.name.lower()})"
