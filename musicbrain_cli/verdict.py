@@ -15,7 +15,8 @@ The policy's numbers come from the model card (``card["verdict"]``), so a report
 exactly which rule applied with which numbers.
 
 A track is judged by several independent evidence lines (the content model above, the
-decoder-artifact line, C2PA provenance), each with its own calibration and operating point.
+decoder-artifact line, the symbolic line on the notes played, C2PA provenance), each with its
+own calibration and operating point.
 :func:`combine` is the one rule that joins them (issue 22):
 
 - ``ai`` when any line that is in its own domain says ``ai`` beyond its operating point;
@@ -177,7 +178,7 @@ class LineFinding:
     """One evidence line's own finding on a track, before the lines are combined.
 
     Attributes:
-        line: the line's name (``content``, ``artifacts``, ``provenance``).
+        line: the line's name (``content``, ``artifacts``, ``symbolic``, ``provenance``).
         finding: ``ai``, ``human``, ``inconclusive`` or ``no_evidence``, by the line's own
             operating point.
         in_domain: whether the track lies in the domain the line's error rates were measured
@@ -234,6 +235,24 @@ def artifact_finding(finding: Mapping) -> LineFinding:
     says_ai = bool(finding.get("says_ai"))
     return LineFinding(line="artifacts", finding=AI if says_ai else HUMAN, in_domain=True,
                        can_exonerate=True, p_ai=finding.get("p_ai"),
+                       threshold=finding.get("threshold"),
+                       reasons=(explanation,) if explanation else ())
+
+
+def symbolic_finding(finding: Mapping) -> LineFinding:
+    """The symbolic line's finding (:meth:`musicbrain_cli.symbolic.detector.SymbolicDetector.
+    assess`, as a dict) as one evidence line.
+
+    It can accuse (in its domain, at or beyond its operating point) but never exonerate: its
+    human side is the classical repertoire of the reference corpus, so notes that look human
+    to it say nothing about a recording's origin. Below its operating point, or where it
+    does not apply, it is no evidence either way.
+    """
+    explanation = str(finding.get("explanation") or "")
+    in_domain = bool(finding.get("applicable")) and bool(finding.get("in_domain"))
+    label = AI if in_domain and finding.get("says_ai") else NO_EVIDENCE
+    return LineFinding(line="symbolic", finding=label, in_domain=in_domain, can_exonerate=False,
+                       p_ai=finding.get("p_ai") if in_domain else None,
                        threshold=finding.get("threshold"),
                        reasons=(explanation,) if explanation else ())
 

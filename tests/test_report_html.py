@@ -306,11 +306,12 @@ def test_a_line_does_not_say_the_same_thing_twice():
     from musicbrain_cli.report.html import without_repeats
 
     track = example_track()
-    track["evidence"][2]["reasons"] = [
+    provenance = next(e for e in track["evidence"] if e["line"] == "provenance")
+    provenance["reasons"] = [
         "No C2PA manifest: no evidence either way.",
         "No C2PA manifest was found. Provenance gives no evidence either way: most music "
         "carries none, and a manifest is easily stripped. (no way to embed one in FLAC)"]
-    track["evidence"][2]["details"] = {"c2pa": {"status": "absent",
+    provenance["details"] = {"c2pa": {"status": "absent",
                                                 "reason": "no way to embed one in FLAC"}}
     html = render_report_html(track, {})
     assert "No C2PA manifest: no evidence either way." not in html

@@ -224,7 +224,7 @@ def test_a_decoder_comb_makes_the_artifact_line_accuse_and_the_report_shows_both
                for p in out.glob("*/result.json")}
     ai = results["decoded.wav"]
     lines = {e["line"]: e for e in ai["evidence"]}
-    assert [e["line"] for e in ai["evidence"]] == ["content", "artifacts", "provenance"]
+    assert [e["line"] for e in ai["evidence"]] == ["content", "artifacts", "symbolic", "provenance"]
     assert lines["artifacts"]["finding"] == "ai" and lines["artifacts"]["in_domain"]
     assert abs(lines["artifacts"]["details"]["artifacts"]["spacing_hz"] - 75.0) < 1.5
     assert ai["verdict"]["label"] == "ai" and "artifacts" in ai["verdict"]["ai_lines"]

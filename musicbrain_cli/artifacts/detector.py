@@ -217,7 +217,7 @@ def applicability(*, duration_s: float, sample_rate: int, peak: float,
     return None
 
 
-class _Trees:
+class Trees:
     """Gradient-boosted regression trees stored as JSON arrays; ``__call__`` gives the raw logit.
 
     The format (written by :func:`musicbrain_cli.artifacts.fit.export_trees` from
@@ -268,7 +268,7 @@ class ArtifactDetector:
         try:
             if list(model["features"]) != list(FEATURES):
                 raise ModelLoadError(f"artifact model features {model['features']!r} != {list(FEATURES)!r}")
-            self.trees = _Trees(model["trees"], n_features=len(FEATURES))
+            self.trees = Trees(model["trees"], n_features=len(FEATURES))
             self.platt_a, self.platt_b = float(model["platt"]["a"]), float(model["platt"]["b"])
             self.threshold = float(model["threshold"])
         except (KeyError, TypeError, ValueError, IndexError) as exc:

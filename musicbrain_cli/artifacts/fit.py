@@ -65,7 +65,8 @@ GBDT = {"max_depth": 3, "max_iter": 300, "learning_rate": 0.05, "l2_regularizati
 
 
 def export_trees(clf) -> dict:
-    """A fitted binary ``HistGradientBoostingClassifier`` as the JSON arrays :class:`detector._Trees` reads.
+    """A fitted binary ``HistGradientBoostingClassifier`` as the JSON arrays :class:`detector.Trees`
+    reads (the artifact and the symbolic lines).
 
     Reads scikit-learn's predictor nodes (``_predictors``, ``_baseline_prediction``):
     private attributes, so :func:`fit_model` checks the export against

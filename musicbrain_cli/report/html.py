@@ -41,6 +41,7 @@ VERDICT_HEADLINES = {
 LINE_NAMES = {
     "content": "Content model (what the music sounds like)",
     "artifacts": "Decoder artifacts (spectral peaks left by neural decoders)",
+    "symbolic": "Notes played (statistics of the notes basic-pitch hears)",
     "provenance": "Provenance (C2PA content credentials)",
 }
 LINE_FINDINGS = {"ai": "AI generation", "human": "no evidence of AI",
@@ -653,6 +654,29 @@ def without_repeats(sentences: Iterable[str]) -> list[str]:
                        for j in range(len(items)))]
 
 
+def _symbolic_sentences(found: Any) -> list[str]:
+    """The symbolic line's measured error rates and what it analysed, in plain words."""
+    if not isinstance(found, Mapping):
+        return []
+    out = []
+    windows = [w for w in found.get("windows") or () if isinstance(w, Mapping)]
+    if windows:
+        out.append(f"{len(windows)} window(s) of {_count(sum(_count(w.get('notes')) for w in windows))} "
+                   "transcribed notes in all; starts (s): "
+                   + ", ".join(f"{_num(w.get('start_s')) or 0:g}" for w in windows[:12]) + ".")
+    rates = found.get("error_rates") if isinstance(found.get("error_rates"), Mapping) else {}
+    for key, what in (("false_accusation", "human test clips it accused"),
+                      ("detection", "clips of score-writing generators it caught")):
+        r = rates.get(key)
+        if isinstance(r, Mapping) and _num(r.get("n")):
+            lo, hi = (list(r.get("ci95") or []) + [None, None])[:2]
+            pct = [f"{100 * v:.1f} %" if v is not None else "n/a"
+                   for v in (_num(r.get("rate")), _num(lo), _num(hi))]
+            out.append(f"Measured on the reference corpus's test split: {_count(r.get('k'))} of "
+                       f"{_count(r.get('n'))} {what} ({pct[0]}, 95 % interval {pct[1]} to {pct[2]}).")
+    return out
+
+
 def _evidence(track: Mapping, figures: Mapping[str, bytes]) -> list[dict]:
     """Each evidence line's own finding, shown before the combined verdict (issue 22)."""
     rows = []
@@ -672,6 +696,7 @@ def _evidence(track: Mapping, figures: Mapping[str, bytes]) -> list[dict]:
             "reasons": without_repeats(visible(r) for r in line.get("reasons") or ())[:8],
             "sentences": [visible(s) for s in (*(details.get("sentences") or ()),
                                                *_artifact_sentences(details.get("artifacts")),
+                                               *_symbolic_sentences(details.get("symbolic")),
                                                *_provenance_sentences(details.get("c2pa")))
                           if not any(str(s).removeprefix("Reader's reason: ") in str(r)
                                      for r in line.get("reasons") or ())][:20],

@@ -22,6 +22,7 @@ import contextlib
 import datetime as _dt
 import functools
 import heapq
+import math
 import os
 import platform
 import shutil
@@ -185,8 +186,13 @@ def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = S
     keep_low: list[tuple[float, int, _Candidate]] = []
     det_idx = detector.taxonomy.index(DETECTION_LABEL)
 
+    symbolic_at = symbolic_window_indices(info.duration_s, fe.window_s, fe.hop_s)
+    symbolic_windows: list[tuple[float, np.ndarray]] = []
+
     def remember(windows, spec, out) -> None:
         for w, s, lg in zip(windows, spec, out.logits):
+            if w.index in symbolic_at and not w.padded:
+                symbolic_windows.append((w.start_s, w.samples))
             cand = _Candidate(w.index, w.start_s, s.clone(), w.samples)
             _push(keep, (float(lg[det_idx]), w.index, cand), options.explain_windows)
             _push(keep_low, (-float(lg[det_idx]), w.index, cand), options.explain_windows)
@@ -207,7 +213,9 @@ def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = S
     explanations, explain_arrays, alignment = _explain(chosen, detector, options, timer)
 
     t = time.perf_counter()
-    lines, line_figures = evidence_lines(path, info, verdict, options=options)
+    lines, line_figures = evidence_lines(path, info, verdict, options=options,
+                                         symbolic_windows=symbolic_windows,
+                                         sample_rate=fe.sample_rate)
     timer.add("other_lines", time.perf_counter() - t)
     from musicbrain_cli.model.ood import attribution_withheld
     from musicbrain_cli.verdict import combine
@@ -250,15 +258,33 @@ def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = S
     return TrackAnalysis(track=track, explain=explain_arrays + line_figures, timings=timer.totals)
 
 
-def evidence_lines(path: str | os.PathLike, info, content_verdict, *, options: ScanOptions
-                   ) -> tuple[list[tuple[Any, dict]], list[dict]]:
+def symbolic_window_indices(duration_s: float | None, window_s: float, hop_s: float) -> frozenset[int]:
+    """The indices of the model windows the symbolic line transcribes: up to
+    :data:`~musicbrain_cli.symbolic.detector.MAX_WINDOWS` windows that do not overlap, spread
+    evenly over the track (the first ones when its length is unknown)."""
+    from musicbrain_cli.symbolic.detector import MAX_WINDOWS
+
+    step = max(1, int(math.ceil(window_s / hop_s)))             # windows that do not overlap
+    n = int(max(0.0, (duration_s or 0.0) - window_s) // hop_s) + 1 if duration_s else MAX_WINDOWS * step
+    candidates = list(range(0, n, step))
+    if len(candidates) > MAX_WINDOWS:
+        picks = np.round(np.linspace(0, len(candidates) - 1, MAX_WINDOWS)).astype(int)
+        candidates = [candidates[i] for i in picks]
+    return frozenset(candidates)
+
+
+def evidence_lines(path: str | os.PathLike, info, content_verdict, *, options: ScanOptions,
+                   symbolic_windows: Sequence[tuple[float, np.ndarray]] = (),
+                   sample_rate: int = 22050) -> tuple[list[tuple[Any, dict]], list[dict]]:
     """Every evidence line's own finding on one track, the content model's first.
 
     Returns ``[(LineFinding, details), ...]`` and the arrays of the lines' figures (drawn
     off-thread with the FM-G-CAM figures). Each line is judged by its own operating point;
-    :func:`musicbrain_cli.verdict.combine` joins them.
+    :func:`musicbrain_cli.verdict.combine` joins them. ``symbolic_windows``: the
+    ``(start_s, samples)`` windows (mono, ``sample_rate``) the symbolic line transcribes.
     """
-    from musicbrain_cli.verdict import artifact_finding, content_finding, provenance_finding
+    from musicbrain_cli.verdict import (artifact_finding, content_finding, provenance_finding,
+                                        symbolic_finding)
 
     lines = [(content_finding(content_verdict), {})]
     figures = []
@@ -271,6 +297,9 @@ def evidence_lines(path: str | os.PathLike, info, content_verdict, *, options: S
         details["figure"] = ARTIFACT_FIGURE
         figures.append({"kind": "residue", "name": ARTIFACT_FIGURE, "finding": found})
     lines.append((artifact_finding(found), details))
+    symbolic = load_symbolic_detector().assess(symbolic_windows, sample_rate,
+                                               content_in_domain=content_verdict.in_domain).to_dict()
+    lines.append((symbolic_finding(symbolic), {"symbolic": symbolic}))
     provenance = (info.metadata or {}).get("provenance")
     if provenance is not None:
         lines.append((provenance_finding(provenance), {"c2pa": provenance}))
@@ -283,6 +312,14 @@ def load_artifact_detector():
     from musicbrain_cli.artifacts.detector import ArtifactDetector
 
     return ArtifactDetector.from_pretrained("default")
+
+
+@functools.lru_cache(maxsize=1)
+def load_symbolic_detector():
+    """The shipped symbolic line (SHA-256 checked once per process)."""
+    from musicbrain_cli.symbolic.detector import SymbolicDetector
+
+    return SymbolicDetector.from_pretrained("default")
 
 
 def _push(heap: list, item: tuple, size: int) -> None:

@@ -1,0 +1,211 @@
+"""The fitted symbolic line: windows -> notes -> features -> calibrated P(AI) -> finding.
+
+A track's windows (the content model's 10-s windows at 22,050 Hz, up to
+:data:`MAX_WINDOWS` spread over the track) are transcribed by basic-pitch; each window with
+at least :data:`~musicbrain_cli.symbolic.features.MIN_NOTES` notes gives one feature vector.
+A window is in the line's domain when its Mahalanobis distance from the training windows is
+within the fitted limit; the track's P(AI) is the Platt-calibrated mean raw score of its
+in-domain windows. The line accuses only when the content model also finds the recording
+in its own domain (audio like the rendered scores both were trained on: the note statistics
+of a studio mix or a live recording were never measured) and P(AI) reaches the operating
+point. It never exonerates (:func:`musicbrain_cli.verdict.symbolic_finding`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from musicbrain_cli.artifacts.detector import Trees
+from musicbrain_cli.audio.intake import sha256_file
+from musicbrain_cli.errors import ModelLoadError
+from musicbrain_cli.symbolic.features import FEATURE_NAMES, MIN_NOTES, note_features
+
+MODEL_FILE, CARD_FILE = "model.json", "card.json"
+PACKAGE_DIR = Path(__file__).resolve().parent
+#: SHA-256 of the shipped model's files, checked on load.
+SHIPPED_SHA256: dict[str, dict[str, str]] = {
+    "default": {"model.json": "f369ed340c72a32207e5cd495d98d77ff51d01e8844118f7b269f637170cdb8e",
+                "card.json": "5b67c0acfd82e0058d6d949fabe067cd6759afd81cb1c75905a4f9a14d4faade"},
+}
+#: At most this many windows of a track are transcribed (spread evenly over it).
+MAX_WINDOWS = 6
+#: How many of the features furthest from the human training clips a finding names.
+NAMED_FEATURES = 3
+_PLAIN = {"notes_per_s": "notes per second", "pitch_mean": "mean pitch (MIDI)",
+          "pitch_std": "pitch spread (semitones)", "pitch_range": "pitch range (semitones)",
+          "pitch_class_entropy": "pitch-class entropy (nats)",
+          "log_ioi_mean": "mean log inter-onset interval", "log_ioi_std": "spread of log inter-onset intervals",
+          "ioi_median": "median inter-onset interval (s)", "log_duration_mean": "mean log note duration",
+          "log_duration_std": "spread of log note durations", "chord_size_mean": "mean notes per onset",
+          "chord_size_max": "most notes at one onset", "duration_rel_mean": "mean duration / median duration",
+          "duration_distinct_share": "share of distinct note durations"}
+
+
+def plain_feature(name: str) -> str:
+    """A feature's name in plain words for a report."""
+    if name.startswith("pitch_class_top"):
+        return f"share of the {name[-1]}. most used pitch class"
+    if name.startswith("interval_"):
+        rest = name.split("_", 1)[1]
+        return "share of melodic steps of 12 semitones or more" if rest == "12_plus" \
+            else f"share of melodic steps of {rest} semitones"
+    return _PLAIN.get(name, name)
+
+
+@dataclass(frozen=True)
+class SymbolicFinding:
+    """What the symbolic line found on one track (JSON-ready through :meth:`to_dict`).
+
+    ``applicable``: some window had enough notes; ``in_domain``: the line may accuse here
+    (its windows and the content model both in domain); ``windows``: per analysed window its
+    start, note count, distance, whether in domain and P(AI) (None when too few notes).
+    """
+
+    applicable: bool
+    in_domain: bool
+    p_ai: float | None
+    threshold: float
+    says_ai: bool
+    windows: tuple[dict, ...]
+    features: tuple[dict, ...]
+    explanation: str
+    model_sha256: str | None
+    error_rates: dict
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["windows"], d["features"] = list(self.windows), list(self.features)
+        return d
+
+
+def _sigmoid(z: float) -> float:
+    return float(1.0 / (1.0 + math.exp(-z))) if z > -700 else 0.0
+
+
+class SymbolicDetector:
+    """The fitted symbolic line (module doc)."""
+
+    def __init__(self, model: dict, card: dict | None = None, *, sha256: str | None = None) -> None:
+        try:
+            if list(model["features"]) != list(FEATURE_NAMES):
+                raise ModelLoadError(f"symbolic model features {model['features']!r} != {list(FEATURE_NAMES)!r}")
+            n = len(FEATURE_NAMES)
+            self.trees = Trees(model["trees"], n_features=n)
+            self.platt_a, self.platt_b = float(model["platt"]["a"]), float(model["platt"]["b"])
+            self.threshold = float(model["threshold"])
+            dom = model["domain"]
+            self.mean = np.asarray(dom["mean"], dtype=np.float64).reshape(n)
+            self.scale = np.asarray(dom["scale"], dtype=np.float64).reshape(n)
+            self.precision = np.asarray(dom["precision"], dtype=np.float64).reshape(n, n)
+            self.domain_limit = float(dom["limit"])
+            ref = model.get("human_reference") or {}
+            self.human_median = np.asarray(ref.get("median", np.zeros(n)), dtype=np.float64).reshape(n)
+            self.human_iqr = np.asarray(ref.get("iqr", np.ones(n)), dtype=np.float64).reshape(n)
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise ModelLoadError(f"symbolic model is malformed: {exc!r}") from exc
+        if not 0.0 < self.threshold <= 1.0 or np.any(self.scale <= 0):
+            raise ModelLoadError("symbolic model threshold outside (0, 1] or a non-positive scale")
+        self.model, self.card, self.sha256 = model, card or {}, sha256
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | os.PathLike = "default") -> "SymbolicDetector":
+        """Load ``"default"`` (shipped, SHA-256 checked) or a directory with model.json and card.json."""
+        text = str(name_or_path)
+        shipped = text in SHIPPED_SHA256 and not Path(text).exists()
+        directory = PACKAGE_DIR / text if shipped else Path(text).expanduser()
+        if not (directory / MODEL_FILE).is_file():
+            raise ModelLoadError(f"no symbolic model at {str(directory / MODEL_FILE)!r}")
+        for name, want in (SHIPPED_SHA256[text] if shipped else {}).items():
+            got = sha256_file(directory / name)
+            if got != want:
+                raise ModelLoadError(f"{str(directory / name)!r} has SHA-256 {got}, expected {want}: the "
+                                     "shipped symbolic model was modified or corrupted; reinstall MusicBrain")
+        try:
+            model = json.loads((directory / MODEL_FILE).read_text())
+            card_path = directory / CARD_FILE
+            card = json.loads(card_path.read_text()) if card_path.is_file() else {}
+        except (OSError, ValueError) as exc:
+            raise ModelLoadError(f"cannot read the symbolic model in {str(directory)!r}: {exc}") from exc
+        return cls(model, card, sha256=sha256_file(directory / MODEL_FILE))
+
+    # --- scoring ------------------------------------------------------------------------
+
+    def distance(self, features: np.ndarray) -> float:
+        """Mahalanobis distance of one window's features from the training windows."""
+        z = (np.asarray(features, dtype=np.float64) - self.mean) / self.scale
+        return float(math.sqrt(max(float(z @ self.precision @ z), 0.0)))
+
+    def window_p_ai(self, features: np.ndarray) -> float:
+        return _sigmoid(self.platt_a * self.trees(features) + self.platt_b)
+
+    def assess(self, windows: Sequence[tuple[float, np.ndarray]], sample_rate: int, *,
+               content_in_domain: bool | None) -> SymbolicFinding:
+        """The finding on a track from its ``(start_s, samples)`` windows (mono, ``sample_rate``)."""
+        from musicbrain_cli.alignment.pitch import basic_pitch_available, basic_pitch_notes
+
+        if content_in_domain is False:      # it could not accuse: no transcription is spent
+            return SymbolicFinding(False, False, None, threshold=self.threshold, says_ai=False, windows=(),
+                                   features=(), model_sha256=self.sha256, error_rates={}, explanation=(
+                                       "Symbolic analysis not run: the content model finds the recording "
+                                       "outside its domain, and the symbolic line was measured on "
+                                       "rendered scores only."))
+        ok, why = basic_pitch_available()
+        if not ok:
+            return SymbolicFinding(False, False, None, threshold=self.threshold, says_ai=False, windows=(),
+                                   features=(), explanation=f"Symbolic analysis not available: {why}.",
+                                   model_sha256=self.sha256, error_rates={})
+        rows, xs, raws = [], [], []
+        for start_s, samples in windows[:MAX_WINDOWS]:
+            notes = basic_pitch_notes(np.asarray(samples, dtype=np.float32), sample_rate)
+            x = note_features(notes, len(samples) / sample_rate)
+            row = {"start_s": float(start_s), "notes": len(notes), "distance": None,
+                   "in_domain": False, "p_ai": None}
+            if x is not None:
+                d = self.distance(x)
+                row.update(distance=round(d, 4), in_domain=d <= self.domain_limit,
+                           p_ai=round(self.window_p_ai(x), 6))
+                if row["in_domain"]:
+                    xs.append(x)
+                    raws.append(self.trees(x))
+            rows.append(row)
+        return self._finding(rows, xs, raws)
+
+    def _finding(self, rows, xs, raws) -> SymbolicFinding:
+        rates = self.card.get("test", {})
+        common = dict(threshold=self.threshold, windows=tuple(rows), model_sha256=self.sha256,
+                      error_rates={k: rates.get(k) for k in ("false_accusation", "detection")})
+        with_notes = [r for r in rows if r["p_ai"] is not None]
+        if not with_notes:
+            return SymbolicFinding(False, False, None, says_ai=False, features=(), explanation=(
+                f"Symbolic analysis not applicable: no analysed window held {MIN_NOTES} or more notes."),
+                **common)
+        if not xs:
+            return SymbolicFinding(True, False, None, says_ai=False, features=(), explanation=(
+                "The notes of every analysed window lie outside the range of the scores the "
+                "symbolic line was trained on; it does not judge them."), **common)
+        p = _sigmoid(self.platt_a * float(np.mean(raws)) + self.platt_b)
+        mean_x = np.mean(xs, axis=0)
+        # distance from the human median in standard deviations of the training windows
+        # (an IQR of 0, as for a rare interval, would make any non-zero share look extreme)
+        z = (mean_x - self.human_median) / self.scale
+        named = tuple({"feature": FEATURE_NAMES[j], "plain": plain_feature(FEATURE_NAMES[j]),
+                       "value": round(float(mean_x[j]), 4),
+                       "human_median": round(float(self.human_median[j]), 4),
+                       "human_iqr": round(float(self.human_iqr[j]), 4),
+                       "sd_from_human_median": round(float(z[j]), 2)}
+                      for j in np.argsort(-np.abs(z))[:NAMED_FEATURES])
+        says_ai = p >= self.threshold
+        where = "; ".join(f"{f['plain']} {f['value']:.3g} (human scores: median {f['human_median']:.3g}, "
+                          f"{f['sd_from_human_median']:+.1f} SD)" for f in named)
+        text = (f"basic-pitch heard the notes of {len(xs)} window(s); their statistics give a "
+                f"calibrated P(AI) of {p:.2f} against the operating point {self.threshold:.2f}. "
+                f"Furthest from the human scores the line was trained on: {where}.")
+        return SymbolicFinding(True, True, p, says_ai=says_ai, features=named, explanation=text,
+                               **common)

@@ -1,0 +1,264 @@
+"""Fit the symbolic line: classifier, calibration, operating point, domain, measured error rates.
+
+Input: a reference corpus (``manifest.csv`` with splits) and the notes basic-pitch hears in
+its clips (:func:`musicbrain_cli.symbolic.corpus.transcribe_corpus`). One feature vector
+per clip (:func:`musicbrain_cli.symbolic.features.note_features`); label 1 for clips of
+score-writing generators, 0 for human scores.
+
+* classifier: scikit-learn's ``HistGradientBoostingClassifier`` (depth 3, 300 rounds,
+  classes balanced) on the ``train`` clips, exported as JSON trees
+  (:func:`musicbrain_cli.artifacts.fit.export_trees`, checked against scikit-learn);
+* calibration: Platt scaling of its raw score on the ``val`` clips;
+* operating point: the higher of (a) the lowest threshold that accuses at most 0.5 % of the
+  human ``val`` clips and (b) the lowest that accuses at most 0.5 % of all development
+  (train + val) human clips, each scored by a model fitted and calibrated without its
+  composer or collection (:func:`out_of_group_human_scores`), never below 0.5. Rule (b) is
+  the guard against a style shortcut: RhythGen writes Lieder and ragtime, which the human
+  side barely holds, so music unlike every human group seen must not be accused merely for
+  being unlike them. A fit whose operating point catches no AI validation clip is refused;
+* domain: the Mahalanobis distance of a window's standardised features from the training
+  windows (ridge-regularised covariance); its limit is the 99.5th percentile of the
+  development windows' distances;
+* error rates: on the ``test`` and ``test_xsf`` clips (works, and RhythGen configurations,
+  never used above), per generator and per RhythGen configuration, and the false-accusation
+  rate on human test clips, each with a Wilson 95 % interval.
+
+Everything is written as JSON numbers (never a pickle).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from musicbrain_cli.artifacts.fit import MAX_VALIDATION_FPR, MIN_THRESHOLD, export_trees
+from musicbrain_cli.errors import TrainingError
+from musicbrain_cli.metrics import wilson_interval
+from musicbrain_cli.symbolic import corpus
+from musicbrain_cli.symbolic.detector import CARD_FILE, MODEL_FILE, SymbolicDetector
+from musicbrain_cli.symbolic.features import FEATURE_NAMES, note_features
+
+GBDT = {"max_depth": 3, "max_iter": 300, "learning_rate": 0.05, "l2_regularization": 1.0}
+#: Ridge added to the standardised features' covariance for the domain distance.
+DOMAIN_RIDGE = 0.1
+#: Share of development windows inside the domain limit.
+DOMAIN_QUANTILE = 0.995
+DEV_SPLITS, TEST_SPLITS = ("train", "val"), ("test", "test_xsf")
+
+
+def group_of(row: dict) -> str:
+    """The human group a clip belongs to, for the unseen-group rule: its composer where the
+    corpus names one (whichever collection the score came from), else its collection (a
+    music21 corpus folder, an arrangement style)."""
+    if row.get("composer") not in (None, "", "-"):           # "-": a masked composer
+        return f"composer:{row['composer']}"
+    kind, _, rest = row.get("origin", "").partition(":")
+    return f"{kind}:{rest.split('/')[0].split('#')[0]}"
+
+
+def config_of(row: dict) -> str:
+    """``generator`` or, for RhythGen clips, ``generator/configuration`` (e.g. ``.../LAD``)."""
+    origin = row.get("origin", "")
+    if origin.startswith("rhythgen:"):
+        parts = origin.split(":", 1)[1].split("/")
+        if len(parts) > 1:
+            return f"{row['generator']}/{parts[0]}-{parts[1]}"
+    return row.get("generator") or "-"
+
+
+def dataset(rows: list[dict], notes: dict[str, np.ndarray]) -> tuple[list[dict], dict]:
+    """One item per clip with enough notes; and what was left out, counted by reason."""
+    items, skipped = [], defaultdict(int)
+    for r in rows:
+        arr = notes.get(r["clip_id"])
+        if arr is None:
+            skipped["not transcribed"] += 1
+            continue
+        x = note_features(arr, corpus.WINDOW_S)
+        if x is None:
+            skipped["too few notes"] += 1
+            continue
+        items.append({"clip_id": r["clip_id"], "split": r["split"], "label": int(r["source"] == "ai"),
+                      "group": group_of(r) if r["source"] == "human" else config_of(r),
+                      "config": config_of(r) if r["source"] == "ai" else "human",
+                      "collection": r.get("origin", "").split(":")[0].split("/")[0] or "-",
+                      "instrumentation": r.get("instrumentation") or "",
+                      "features": x})
+    return items, dict(skipped)
+
+
+def _gbdt(seed: int):
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    return HistGradientBoostingClassifier(**GBDT, class_weight="balanced", random_state=seed)
+
+
+def _xy(items: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    return (np.array([i["features"] for i in items]).reshape(-1, len(FEATURE_NAMES)),
+            np.array([i["label"] for i in items], dtype=int))
+
+
+def _platt(raw: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    from sklearn.linear_model import LogisticRegression
+
+    fitted = LogisticRegression(C=1.0, max_iter=1000).fit(raw.reshape(-1, 1), y)
+    return float(fitted.coef_[0, 0]), float(fitted.intercept_[0])
+
+
+def out_of_group_human_scores(items: list[dict], *, seed: int,
+                              on_progress: Callable[[int, int], None] | None = None
+                              ) -> list[tuple[float, str]]:
+    """``(P(AI), group)`` of every human development clip, scored by a model that never saw
+    its group: fitted on the other groups' ``train`` clips and Platt-calibrated on their
+    ``val`` clips, as the shipped model is. Calibrated probabilities, not raw scores, since
+    raw scores of different tree ensembles are on different scales."""
+    groups = sorted({i["group"] for i in items if i["label"] == 0})
+    out: list[tuple[float, str]] = []
+    for n, group in enumerate(groups):
+        train = [i for i in items if i["group"] != group and i["split"] == "train"]
+        val = [i for i in items if i["group"] != group and i["split"] == "val"]
+        held = [i for i in items if i["group"] == group and i["label"] == 0]
+        x, y = _xy(train)
+        xv, yv = _xy(val)
+        if held and len(set(y.tolist())) == 2 and len(set(yv.tolist())) == 2:
+            clf = _gbdt(seed).fit(x, y)
+            a, b = _platt(clf.decision_function(xv), yv)
+            raw = clf.decision_function(_xy(held)[0])
+            out += [(_sigmoid(a * r + b), group) for r in raw]
+        if on_progress:
+            on_progress(n + 1, len(groups))
+    return out
+
+
+def _allowed_threshold(human_p: list[float]) -> float:
+    """Just above the (k+1)-th highest of ``human_p``, k = floor(0.5 % of them): at most k
+    of these clips reach it."""
+    p = np.sort(np.asarray(human_p, dtype=np.float64))[::-1]
+    allowed = int(math.floor(MAX_VALIDATION_FPR * p.size))
+    return float(np.nextafter(p[allowed], 2.0)) if p.size > allowed else MIN_THRESHOLD
+
+
+def _sigmoid(z: float) -> float:
+    return float(1.0 / (1.0 + np.exp(-z)))
+
+
+def fit_model(items: list[dict], *, seed: int,
+              on_progress: Callable[[int, int], None] | None = None) -> dict:
+    """The model dict (features, trees, Platt, threshold, domain) from the dev items."""
+
+    train = [i for i in items if i["split"] == "train"]
+    val = [i for i in items if i["split"] == "val"]
+    x, y = _xy(train)
+    xv, yv = _xy(val)
+    if len(set(y.tolist())) < 2 or len(set(yv.tolist())) < 2:
+        raise TrainingError(f"need human and AI clips in train and val, got {len(train)} / {len(val)}")
+    clf = _gbdt(seed).fit(x, y)
+    model = {"kind": "gbdt", "features": list(FEATURE_NAMES), "window_s": corpus.WINDOW_S,
+             "sample_rate": corpus.SAMPLE_RATE, "trees": export_trees(clf),
+             "platt": {"a": 1.0, "b": 0.0}, "threshold": 0.5}
+    dev_x = np.concatenate([x, xv])
+    mean, scale = dev_x.mean(axis=0), dev_x.std(axis=0) + 1e-6
+    z = (x - mean) / scale
+    precision = np.linalg.inv(np.cov(z, rowvar=False) + DOMAIN_RIDGE * np.eye(z.shape[1]))
+    model["domain"] = {"mean": mean.tolist(), "scale": scale.tolist(),
+                       "precision": precision.tolist(), "limit": 0.0}
+    human_x = x[y == 0]
+    q25, q50, q75 = np.quantile(human_x, [0.25, 0.5, 0.75], axis=0)
+    model["human_reference"] = {"median": q50.tolist(), "iqr": (q75 - q25).tolist()}
+    det = SymbolicDetector(model)
+    if not np.allclose([det.trees(row) for row in x], clf.decision_function(x), atol=1e-9):
+        raise TrainingError("the exported trees do not reproduce scikit-learn's decision function")
+    model["domain"]["limit"] = float(np.quantile([det.distance(row) for row in dev_x], DOMAIN_QUANTILE))
+    a, b = _platt(np.array([det.trees(row) for row in xv]), yv)
+    model["platt"] = {"a": a, "b": b}
+    det = SymbolicDetector(model)
+    t_val = _allowed_threshold([det.window_p_ai(row) for row in xv[yv == 0]])
+    unseen = out_of_group_human_scores(train + val, seed=seed, on_progress=on_progress)
+    t_unseen = _allowed_threshold([p for p, _ in unseen])
+    model["threshold"] = max(MIN_THRESHOLD, min(max(t_val, t_unseen), 0.999999))
+    worst = sorted(unseen, reverse=True)[:5]
+    model["operating_point"] = {
+        "validation_rule": t_val, "unseen_group_rule": t_unseen,
+        "validation_humans": int((yv == 0).sum()), "unseen_group_humans": len(unseen),
+        "unseen_group_highest": [{"p_ai": round(p, 6), "group": g} for p, g in worst]}
+    caught = float(np.mean([det.window_p_ai(row) >= model["threshold"] for row in xv[yv == 1]]))
+    if caught == 0.0:
+        raise TrainingError(f"the operating point {model['threshold']:.6f} catches no AI validation "
+                            "clip: the line would never accuse; not written")
+    model["operating_point"]["validation_detection"] = caught
+    return model
+
+
+def _rate(k: int, n: int) -> dict:
+    lo, hi = wilson_interval(k, n)
+    return {"k": int(k), "n": int(n), "rate": (k / n) if n else None, "ci95": [lo, hi]}
+
+
+def evaluate(model: dict, items: list[dict]) -> dict:
+    """Clip-level error rates of ``model`` on ``items`` (in-domain clips accuse; all counted)."""
+    det = SymbolicDetector(model)
+    per: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])     # called ai, in domain, total
+    for i in items:
+        key = i["config"] if i["label"] else f"human/{i.get('collection') or i['group'].split(':')[0]}"
+        in_dom = det.distance(i["features"]) <= det.domain_limit
+        p = det.window_p_ai(i["features"])
+        per[key][0] += int(in_dom and p >= det.threshold)
+        per[key][1] += int(in_dom)
+        per[key][2] += 1
+    out = {k: {**_rate(v[0], v[2]), "in_domain": v[1]} for k, v in sorted(per.items())}
+    human = [v for k, v in per.items() if k.startswith("human/")]
+    ai = [v for k, v in per.items() if not k.startswith("human/")]
+    return {"per_source": out,
+            "false_accusation": _rate(sum(v[0] for v in human), sum(v[2] for v in human)),
+            "detection": _rate(sum(v[0] for v in ai), sum(v[2] for v in ai))}
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def fit_and_ship(root: str | Path, notes: dict[str, np.ndarray], model_dir: str | Path, *,
+                 extra_train: Sequence[tuple[str | Path, dict[str, np.ndarray]]] = (),
+                 seed: int = 0, command: str = "",
+                 on_progress: Callable[[int, int], None] | None = None) -> dict:
+    """Fit on ``root``'s corpus and write ``model.json`` and ``card.json`` to ``model_dir``.
+
+    ``extra_train``: further ``(corpus, notes)`` whose clips all join the ``train`` split
+    (more generator output for the AI side, say); the caller keeps their works and
+    configurations apart from ``root``'s validation and test clips. Returns the card."""
+    root, model_dir = Path(root), Path(model_dir)
+    rows = corpus.symbolic_rows(root / "manifest.csv")
+    items, skipped = dataset(rows, notes)
+    extras = []
+    for extra_root, extra_notes in extra_train:
+        extra_rows = corpus.symbolic_rows(Path(extra_root) / "manifest.csv")
+        more, more_skipped = dataset([{**r, "split": "train"} for r in extra_rows], extra_notes)
+        items += more
+        extras.append({"path": str(extra_root), "clips": len(more), "skipped": more_skipped,
+                       "manifest_sha256": _sha(Path(extra_root) / "manifest.csv")[:16]})
+    dev = [i for i in items if i["split"] in DEV_SPLITS]
+    test = [i for i in items if i["split"] in TEST_SPLITS]
+    model = fit_model(dev, seed=seed, on_progress=on_progress)
+    counts = defaultdict(lambda: defaultdict(int))
+    for i in items:
+        counts[i["split"]][i["config"] if i["label"] else "human"] += 1
+    card = {"name": "musicbrain-symbolic", "line": "symbolic",
+            "corpus": {"path": str(root), "manifest_sha256": _sha(root / "manifest.csv")[:16]},
+            "extra_train": extras,
+            "note_estimator": "basic-pitch (ICASSP 2022 model, ONNX)",
+            "clips": {k: dict(v) for k, v in counts.items()}, "skipped": skipped,
+            "threshold": model["threshold"], "operating_point": model["operating_point"],
+            "domain_limit": model["domain"]["limit"], "test": evaluate(model, test),
+            "validation": evaluate(model, [i for i in dev if i["split"] == "val"]),
+            "seed": seed, "command": command}
+    model_dir.mkdir(parents=True, exist_ok=True)
+    (model_dir / MODEL_FILE).write_text(json.dumps(model) + "\n")
+    card["model_sha256"] = _sha(model_dir / MODEL_FILE)
+    (model_dir / CARD_FILE).write_text(json.dumps(card, indent=1) + "\n")
+    return card
