@@ -803,3 +803,25 @@ def test_group_of_joins_a_composer_across_collections_and_falls_back_to_the_coll
     assert fit.group_of({"composer": "-", "origin": "music21:essenFolksong/han1.abc#3"}) \
         == "music21:essenFolksong"
     assert fit.group_of({"composer": "", "origin": "arrangement:blues#0"}) == "arrangement:blues"
+
+
+@pytest.mark.parametrize("path", ["/etc/passwd", "../outside.flac", "audio/../../x.flac", ""])
+def test_symbolic_rows_refuse_a_path_outside_the_corpus(tmp_path, path):
+    """A manifest is input like any other: a clip's path must stay inside its corpus."""
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("clip_id,path,source,generator,split,origin\n"
+                        f"h1,{path},human,-,train,music21:bach/x\n")
+    with pytest.raises(InputError, match="outside the corpus"):
+        corpus.symbolic_rows(manifest)
+
+
+def test_transcribe_corpus_refuses_a_damaged_cache_stamp(tmp_path):
+    """A cache.json that is not JSON is refused with InputError, not a traceback."""
+    root = tmp_path / "corpus"
+    root.mkdir()
+    (root / "manifest.csv").write_text("clip_id,path,source,generator,split,origin\n")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "cache.json").write_text("{not json")
+    with pytest.raises(InputError, match="stamp"):
+        corpus.transcribe_corpus(root, [], cache)

@@ -15,6 +15,7 @@ corpus's content through ``cache.json``.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
@@ -46,6 +47,10 @@ def symbolic_rows(manifest: str | Path) -> list[dict]:
                                           and r.get("generator") not in AUDIO_DOMAIN_GENERATORS):
             if not _SAFE_ID.match(r.get("clip_id", "")):
                 raise InputError(f"{manifest}: unsafe clip_id {r.get('clip_id')!r}")
+            path = Path(r.get("path", ""))
+            if path.is_absolute() or ".." in path.parts or not path.parts:
+                raise InputError(f"{manifest}: clip {r['clip_id']} has a path outside the corpus: "
+                                 f"{r.get('path')!r}")
             keep.append(r)
     return keep
 
@@ -86,7 +91,10 @@ def transcribe_corpus(root: str | Path, rows: Iterable[dict], cache_dir: str | P
     key = corpus_key(root / "manifest.csv")
     stamp = cache / "cache.json"
     if stamp.exists():
-        held = json.loads(stamp.read_text()).get("corpus")
+        try:
+            held = json.loads(stamp.read_text()).get("corpus")
+        except (ValueError, AttributeError) as exc:
+            raise InputError(f"{stamp} is not a notes cache's stamp ({exc}); use an empty folder") from exc
         if held != key:
             raise InputError(f"{cache} holds notes of another corpus ({held}, not {key}); "
                              "use an empty folder")
@@ -106,14 +114,18 @@ def transcribe_corpus(root: str | Path, rows: Iterable[dict], cache_dir: str | P
     done = len(rows) - len(todo)
     if on_progress:
         on_progress(done, len(rows))
-    results = map(_one, todo) if jobs <= 1 else ProcessPoolExecutor(jobs).map(_one, todo, chunksize=8)
-    for clip_id, arr, why in results:
-        done += 1
-        if arr is None:
-            failed[clip_id] = why or "unknown error"
+    with contextlib.ExitStack() as stack:
+        if jobs <= 1:
+            results = map(_one, todo)
         else:
-            np.save(cache / f"{clip_id}.npy", arr, allow_pickle=False)
-            notes[clip_id] = arr
-        if on_progress:
-            on_progress(done, len(rows))
+            results = stack.enter_context(ProcessPoolExecutor(jobs)).map(_one, todo, chunksize=8)
+        for clip_id, arr, why in results:
+            done += 1
+            if arr is None:
+                failed[clip_id] = why or "unknown error"
+            else:
+                np.save(cache / f"{clip_id}.npy", arr, allow_pickle=False)
+                notes[clip_id] = arr
+            if on_progress:
+                on_progress(done, len(rows))
     return notes, failed
