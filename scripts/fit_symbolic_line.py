@@ -17,6 +17,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from rich.console import Console
 from rich.progress import Progress
 
 from musicbrain_cli.symbolic.corpus import symbolic_rows, transcribe_corpus
@@ -35,7 +36,7 @@ def main(argv=None) -> int:
                          "(repeatable); keep its works apart from CORPUS's validation and test clips")
     args = ap.parse_args(argv)
     rows = symbolic_rows(args.corpus / "manifest.csv")
-    with Progress() as bar:
+    with Progress(console=Console(stderr=True)) as bar:
         task = bar.add_task("transcribing clips", total=len(rows))
         notes, failed = transcribe_corpus(args.corpus, rows, args.notes_cache, jobs=args.jobs,
                                           on_progress=lambda d, n: bar.update(task, completed=d, total=n))

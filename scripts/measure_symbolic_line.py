@@ -15,6 +15,7 @@ import argparse
 import json
 from pathlib import Path
 
+from rich.console import Console
 from rich.progress import Progress
 
 from musicbrain_cli.symbolic.corpus import symbolic_rows, transcribe_corpus
@@ -33,7 +34,7 @@ def main(argv=None) -> int:
     rows = symbolic_rows(args.corpus / "manifest.csv")
     if args.splits:
         rows = [r for r in rows if r["split"] in args.splits.split(",")]
-    with Progress() as bar:
+    with Progress(console=Console(stderr=True)) as bar:
         task = bar.add_task("transcribing clips", total=len(rows))
         notes, failed = transcribe_corpus(args.corpus, rows, args.notes_cache, jobs=args.jobs,
                                           on_progress=lambda d, n: bar.update(task, completed=d, total=n))
