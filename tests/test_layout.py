@@ -1,6 +1,6 @@
 """The folder tree reads as the data flow, and data flows one way (issue 25 item 2, STYLE.md
 "The shape of the house"): path -> audio -> features -> model / artifacts -> verdict ->
-explain / alignment -> report, with scan and evaluate driving the stages and the CLI on top.
+explain / alignment -> report and the symbolic line, with scan and evaluate driving the stages and the CLI on top.
 
 Every import of the package (module level or inside a function, absolute or relative) is
 read with ``ast`` and checked against the stage order below; a new top-level module or
@@ -32,6 +32,8 @@ LEVELS = {
     "explain": 6, "alignment": 6,     # why: CAMs and their checks against the music
     "training": 6,                    # training and post-training fitting
     "report": 7,                      # figures, HTML/PDF, signing, manifests, verify
+    "symbolic": 7,                    # the symbolic evidence line: it needs the transcribed
+                                      # notes (alignment) and the artifact line's JSON trees
     "scan": 8, "evaluate": 8,         # the drivers
     "cli": 9,                         # the thin command layer
     "__main__": 10,                   # python -m musicbrain_cli runs the CLI
