@@ -217,6 +217,30 @@ def applicability(*, duration_s: float, sample_rate: int, peak: float,
     return None
 
 
+def load_model_files(name_or_path: str | os.PathLike, *, shipped: dict[str, dict[str, str]],
+                     package_dir: Path, what: str) -> tuple[dict, dict, str]:
+    """``(model, card, model SHA-256)`` of a JSON evidence-line model: a shipped name (a key of
+    ``shipped``, looked up in ``package_dir``, each file's SHA-256 checked against it) or a
+    directory holding model.json and card.json. ``what`` names the line in errors."""
+    text = str(name_or_path)
+    is_shipped = text in shipped and not Path(text).exists()
+    directory = package_dir / text if is_shipped else Path(text).expanduser()
+    if not (directory / MODEL_FILE).is_file():
+        raise ModelLoadError(f"no {what} model at {str(directory / MODEL_FILE)!r}")
+    for name, want in (shipped[text] if is_shipped else {}).items():
+        got = sha256_file(directory / name)
+        if got != want:
+            raise ModelLoadError(f"{str(directory / name)!r} has SHA-256 {got}, expected {want}: the "
+                                 f"shipped {what} model was modified or corrupted; reinstall MusicBrain")
+    try:
+        model = json.loads((directory / MODEL_FILE).read_text())
+        card_path = directory / CARD_FILE
+        card = json.loads(card_path.read_text()) if card_path.is_file() else {}
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"cannot read the {what} model in {str(directory)!r}: {exc}") from exc
+    return model, card, sha256_file(directory / MODEL_FILE)
+
+
 class Trees:
     """Gradient-boosted regression trees stored as JSON arrays; ``__call__`` gives the raw logit.
 
@@ -282,26 +306,9 @@ class ArtifactDetector:
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike = "default") -> "ArtifactDetector":
         """Load ``"default"`` (shipped, SHA-256 checked) or a directory with model.json and card.json."""
-        text = str(name_or_path)
-        shipped = text in SHIPPED_SHA256 and not Path(text).exists()
-        pinned = SHIPPED_SHA256[text] if shipped else None
-        directory = PACKAGE_DIR / text if shipped else Path(text).expanduser()
-        if not (directory / MODEL_FILE).is_file():
-            raise ModelLoadError(f"no artifact model at {str(directory / MODEL_FILE)!r}")
-        if pinned is not None:
-            for name, want in pinned.items():
-                got = sha256_file(directory / name)
-                if got != want:
-                    raise ModelLoadError(
-                        f"{str(directory / name)!r} has SHA-256 {got}, expected {want}: the shipped artifact "
-                        "model was modified or corrupted; reinstall MusicBrain")
-        try:
-            model = json.loads((directory / MODEL_FILE).read_text())
-            card_path = directory / CARD_FILE
-            card = json.loads(card_path.read_text()) if card_path.is_file() else {}
-        except (OSError, ValueError) as exc:
-            raise ModelLoadError(f"cannot read the artifact model in {str(directory)!r}: {exc}") from exc
-        return cls(model, card, sha256=sha256_file(directory / MODEL_FILE))
+        model, card, sha256 = load_model_files(name_or_path, shipped=SHIPPED_SHA256,
+                                               package_dir=PACKAGE_DIR, what="artifact")
+        return cls(model, card, sha256=sha256)
 
     # --- scoring ------------------------------------------------------------------------
 

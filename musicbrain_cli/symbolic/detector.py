@@ -13,7 +13,6 @@ point. It never exonerates (:func:`musicbrain_cli.verdict.symbolic_finding`).
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import asdict, dataclass
@@ -22,12 +21,10 @@ from typing import Sequence
 
 import numpy as np
 
-from musicbrain_cli.artifacts.detector import Trees
-from musicbrain_cli.audio.intake import sha256_file
+from musicbrain_cli.artifacts.detector import CARD_FILE, MODEL_FILE, Trees, load_model_files
 from musicbrain_cli.errors import ModelLoadError
 from musicbrain_cli.symbolic.features import FEATURE_NAMES, MIN_NOTES, note_features
 
-MODEL_FILE, CARD_FILE = "model.json", "card.json"
 PACKAGE_DIR = Path(__file__).resolve().parent
 #: SHA-256 of the shipped model's files, checked on load.
 SHIPPED_SHA256: dict[str, dict[str, str]] = {
@@ -117,23 +114,9 @@ class SymbolicDetector:
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike = "default") -> "SymbolicDetector":
         """Load ``"default"`` (shipped, SHA-256 checked) or a directory with model.json and card.json."""
-        text = str(name_or_path)
-        shipped = text in SHIPPED_SHA256 and not Path(text).exists()
-        directory = PACKAGE_DIR / text if shipped else Path(text).expanduser()
-        if not (directory / MODEL_FILE).is_file():
-            raise ModelLoadError(f"no symbolic model at {str(directory / MODEL_FILE)!r}")
-        for name, want in (SHIPPED_SHA256[text] if shipped else {}).items():
-            got = sha256_file(directory / name)
-            if got != want:
-                raise ModelLoadError(f"{str(directory / name)!r} has SHA-256 {got}, expected {want}: the "
-                                     "shipped symbolic model was modified or corrupted; reinstall MusicBrain")
-        try:
-            model = json.loads((directory / MODEL_FILE).read_text())
-            card_path = directory / CARD_FILE
-            card = json.loads(card_path.read_text()) if card_path.is_file() else {}
-        except (OSError, ValueError) as exc:
-            raise ModelLoadError(f"cannot read the symbolic model in {str(directory)!r}: {exc}") from exc
-        return cls(model, card, sha256=sha256_file(directory / MODEL_FILE))
+        model, card, sha256 = load_model_files(name_or_path, shipped=SHIPPED_SHA256,
+                                               package_dir=PACKAGE_DIR, what="symbolic")
+        return cls(model, card, sha256=sha256)
 
     # --- scoring ------------------------------------------------------------------------
 
