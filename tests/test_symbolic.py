@@ -825,3 +825,26 @@ def test_transcribe_corpus_refuses_a_damaged_cache_stamp(tmp_path):
     (cache / "cache.json").write_text("{not json")
     with pytest.raises(InputError, match="stamp"):
         corpus.transcribe_corpus(root, [], cache)
+
+
+def test_assess_without_a_full_window_says_so(tmp_path):
+    """A recording shorter than one window gives the line nothing to read: not applicable,
+    and the report says why in those words (not "too few notes")."""
+    det = SymbolicDetector(fit.fit_model(synthetic_items(n_train=40, n_val=30), seed=0))
+    found = det.assess([], 22050, content_in_domain=True)
+    assert not found.applicable and not found.says_ai and "no full 10-s window" in found.explanation
+
+
+def test_assess_reports_a_transcription_failure_instead_of_losing_the_track(monkeypatch):
+    """basic-pitch failing on a window (onnxruntime raises RuntimeError) makes the line not
+    applicable with the error named; the scan keeps the track's other lines."""
+    import musicbrain_cli.alignment.pitch as pitch
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("ONNX runtime failure")
+
+    monkeypatch.setattr(pitch, "basic_pitch_notes", broken)
+    det = SymbolicDetector(fit.fit_model(synthetic_items(n_train=40, n_val=30), seed=0))
+    found = det.assess([(0.0, np.zeros(22050 * 10, np.float32))], 22050, content_in_domain=True)
+    assert not found.applicable and not found.says_ai
+    assert "ONNX runtime failure" in found.explanation and "0 s" in found.explanation

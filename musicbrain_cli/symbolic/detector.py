@@ -144,9 +144,21 @@ class SymbolicDetector:
             return SymbolicFinding(False, False, None, threshold=self.threshold, says_ai=False, windows=(),
                                    features=(), explanation=f"Symbolic analysis not available: {why}.",
                                    model_sha256=self.sha256, error_rates={})
+        if not windows:
+            return SymbolicFinding(False, False, None, threshold=self.threshold, says_ai=False, windows=(),
+                                   features=(), model_sha256=self.sha256, error_rates={}, explanation=(
+                                       "Symbolic analysis not applicable: the recording holds no full "
+                                       "10-s window of audio."))
         rows, xs, raws = [], [], []
         for start_s, samples in windows[:MAX_WINDOWS]:
-            notes = basic_pitch_notes(np.asarray(samples, dtype=np.float32), sample_rate)
+            try:
+                notes = basic_pitch_notes(np.asarray(samples, dtype=np.float32), sample_rate)
+            except (RuntimeError, ValueError, MemoryError) as exc:   # onnxruntime's failures
+                return SymbolicFinding(False, False, None, threshold=self.threshold, says_ai=False,
+                                       windows=tuple(rows), features=(), model_sha256=self.sha256,
+                                       error_rates={}, explanation=(
+                                           f"Symbolic analysis failed: basic-pitch could not transcribe the "
+                                           f"window at {float(start_s):g} s ({type(exc).__name__}: {exc})."))
             x = note_features(notes, len(samples) / sample_rate)
             row = {"start_s": float(start_s), "notes": len(notes), "distance": None,
                    "in_domain": False, "p_ai": None}
