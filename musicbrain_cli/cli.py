@@ -188,11 +188,11 @@ def model_facts_lines(name: str = "default") -> list[str]:
               help="Ray cluster to join with --engine ray (default: start a local one with "
                    "--jobs CPUs).")
 @click.option("--notes", "note_estimator", type=click.Choice(["auto", "basic-pitch", "builtin"]),
-              default="builtin", show_default=True,
-              help="Note estimator for the alignment checks: the built-in one, basic-pitch "
-                   "(an optional install; refused when absent) or auto (basic-pitch where "
-                   "installed). README, 'Notes without a score'; the one used is recorded "
-                   "in result.json.")
+              default="auto", show_default=True,
+              help="Note estimator for the alignment checks: auto (basic-pitch, installed "
+                   "with MusicBrain; the built-in one where an install lacks it), basic-pitch "
+                   "(refused when absent) or the built-in one. README, 'Notes without a "
+                   "score'; the one used is recorded in result.json.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @handle_errors

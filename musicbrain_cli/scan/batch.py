@@ -77,11 +77,12 @@ class ScanOptions:
     #: PEM bundle of the C2PA signers' roots to trust (None: no signer is verified, so a
     #: manifest's AI declaration can block a human verdict but never make an ai one)
     trust_anchors: str | None = None
-    #: note estimator for the alignment checks (alignment.pitch.NOTE_ESTIMATORS). The
-    #: built-in one by default, so a result never depends on what else happens to be
-    #: installed; "basic-pitch" asks for it (refused when absent), "auto" takes it where
-    #: installed. Which one ran is recorded in result.json either way.
-    notes: str = "builtin"
+    #: note estimator for the alignment checks (alignment.pitch.NOTE_ESTIMATORS). "auto" by
+    #: default: basic-pitch (a dependency since the symbolic line needs it; note onset F 0.61
+    #: against the built-in estimator's 0.44), the built-in one where an install lacks it;
+    #: "basic-pitch" insists on it, "builtin" asks for the built-in one. Which one ran, and
+    #: why a requested one did not, is recorded in result.json.
+    notes: str = "auto"
 
     def __post_init__(self) -> None:
         from musicbrain_cli.alignment.pitch import check_note_estimator
