@@ -100,8 +100,41 @@ def info() -> None:
         _echo(f"ffmpeg     {dec['ffmpeg']}")
     except ImportError:
         _echo("pyav       not installed")
-    for line in model_facts_lines():
+    for line in model_facts_lines() + evidence_line_facts_lines():
         _echo(line)
+
+
+def evidence_line_facts_lines() -> list[str]:
+    """What ``info`` says about the shipped artifact and symbolic lines: model SHA-256 (the
+    pinned files are checked on load), operating point and test rates from their cards, and
+    whether basic-pitch, which the symbolic line needs, can run."""
+    from musicbrain_cli.alignment.pitch import basic_pitch_available
+    from musicbrain_cli.artifacts.detector import ArtifactDetector
+    from musicbrain_cli.symbolic.detector import SymbolicDetector
+
+    def rate(r) -> str:
+        if not isinstance(r, dict) or not r.get("n"):
+            return "n/a"
+        lo, hi = (list(r.get("ci95") or []) + [None, None])[:2]
+        span = f", 95 % CI {100 * lo:.1f}-{100 * hi:.1f} %" if lo is not None and hi is not None else ""
+        return f"{r.get('k')} of {r.get('n')}{span}"
+
+    lines = []
+    for name, cls in (("artifacts", ArtifactDetector), ("symbolic", SymbolicDetector)):
+        try:
+            det = cls.from_pretrained("default")
+        except MusicBrainError as exc:
+            lines.append(f"line       {name}: not available ({exc})")
+            continue
+        lines.append(f"line       {name} (model SHA-256 {det.sha256}, checked against the pin)")
+        lines.append(f"  operating point  P(AI) >= {det.threshold:.3f}")
+        if name == "symbolic":
+            test = det.card.get("test") or {}
+            lines.append(f"  test clips       human called AI {rate(test.get('false_accusation'))}; "
+                         f"score-writing AI caught {rate(test.get('detection'))}")
+            ok, why = basic_pitch_available()
+            lines.append(f"  notes            {why if ok else 'UNAVAILABLE: ' + why}")
+    return lines
 
 
 def model_facts_lines(name: str = "default") -> list[str]:

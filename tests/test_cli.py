@@ -64,6 +64,25 @@ def test_info_states_the_default_models_facts():
     assert "\nffmpeg     " in out and "model      default: not available" not in out
 
 
+def test_info_states_the_evidence_lines_pins_and_operating_points():
+    """info names each shipped evidence line with its model's SHA-256, its operating point,
+    and for the symbolic line its measured test rates and the note estimator it needs."""
+    import json
+
+    from musicbrain_cli.artifacts.detector import SHIPPED_SHA256 as ART
+    from musicbrain_cli.symbolic.detector import PACKAGE_DIR
+    from musicbrain_cli.symbolic.detector import SHIPPED_SHA256 as SYM
+
+    out = CliRunner().invoke(main, ["info"]).output
+    assert f"line       artifacts (model SHA-256 {ART['default']['model.json']}" in out
+    assert f"line       symbolic (model SHA-256 {SYM['default']['model.json']}" in out
+    card = json.loads((PACKAGE_DIR / "default" / "card.json").read_text())
+    assert f"P(AI) >= {card['threshold']:.3f}" in out
+    fa = card["test"]["false_accusation"]
+    assert f"human called AI {fa['k']} of {fa['n']}" in out
+    assert "basic-pitch 0.4.0" in out and "UNAVAILABLE" not in out
+
+
 def _options_without_help(command, path):
     import click
 
