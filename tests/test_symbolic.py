@@ -848,3 +848,23 @@ def test_assess_reports_a_transcription_failure_instead_of_losing_the_track(monk
     found = det.assess([(0.0, np.zeros(22050 * 10, np.float32))], 22050, content_in_domain=True)
     assert not found.applicable and not found.says_ai
     assert "ONNX runtime failure" in found.explanation and "0 s" in found.explanation
+
+
+def test_assess_reads_notes_already_transcribed_instead_of_transcribing_again(monkeypatch):
+    """A window that comes with its notes (the alignment checks transcribed it with
+    basic-pitch) is not transcribed again, and gives the same finding as transcribing it."""
+    import musicbrain_cli.alignment.pitch as pitch
+
+    det = SymbolicDetector(fit.fit_model(synthetic_items(n_train=40, n_val=30), seed=0))
+    y = np.zeros(22050 * 10, np.float32)
+    melody = tone_sequence(MELODY)[: y.size]
+    y[: melody.size] = melody
+    notes = pitch.basic_pitch_notes(y, 22050)
+    fresh = det.assess([(0.0, y)], 22050, content_in_domain=True)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("transcribed again")
+
+    monkeypatch.setattr(pitch, "basic_pitch_notes", refuse)
+    reused = det.assess([(0.0, y, notes)], 22050, content_in_domain=True)
+    assert reused.to_dict() == fresh.to_dict() and reused.windows[0]["notes"] == len(notes)

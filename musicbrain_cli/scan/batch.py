@@ -188,12 +188,12 @@ def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = S
     det_idx = detector.taxonomy.index(DETECTION_LABEL)
 
     symbolic_at = symbolic_window_indices(info.duration_s, fe.window_s, fe.hop_s)
-    symbolic_windows: list[tuple[float, np.ndarray]] = []
+    symbolic_windows: list[tuple[int, float, np.ndarray]] = []
 
     def remember(windows, spec, out) -> None:
         for w, s, lg in zip(windows, spec, out.logits):
             if w.index in symbolic_at and not w.padded:
-                symbolic_windows.append((w.start_s, w.samples))
+                symbolic_windows.append((w.index, w.start_s, w.samples))
             cand = _Candidate(w.index, w.start_s, s.clone(), w.samples)
             _push(keep, (float(lg[det_idx]), w.index, cand), options.explain_windows)
             _push(keep_low, (-float(lg[det_idx]), w.index, cand), options.explain_windows)
@@ -211,11 +211,16 @@ def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = S
     leaning_ai = verdict.p_ai >= verdict.threshold
     chosen = sorted((c for _, _, c in (keep if leaning_ai else keep_low)),
                     key=lambda c: -probs[c.index, det_idx] if leaning_ai else probs[c.index, det_idx])
-    explanations, explain_arrays, alignment = _explain(chosen, detector, options, timer)
+    # basic-pitch's notes of a window, by window index, kept for the symbolic line when the
+    # alignment checks transcribed the same window with it (same samples, same notes)
+    transcribed: dict[int, list] = {}
+    explanations, explain_arrays, alignment = _explain(chosen, detector, options, timer,
+                                                       transcribed=transcribed)
 
     t = time.perf_counter()
     lines, line_figures = evidence_lines(path, info, verdict, options=options,
-                                         symbolic_windows=symbolic_windows,
+                                         symbolic_windows=[(start, samples, transcribed.get(index))
+                                                           for index, start, samples in symbolic_windows],
                                          sample_rate=fe.sample_rate)
     timer.add("other_lines", time.perf_counter() - t)
     from musicbrain_cli.model.ood import attribution_withheld
@@ -275,14 +280,15 @@ def symbolic_window_indices(duration_s: float | None, window_s: float, hop_s: fl
 
 
 def evidence_lines(path: str | os.PathLike, info, content_verdict, *, options: ScanOptions,
-                   symbolic_windows: Sequence[tuple[float, np.ndarray]] = (),
+                   symbolic_windows: Sequence[tuple] = (),
                    sample_rate: int = 22050) -> tuple[list[tuple[Any, dict]], list[dict]]:
     """Every evidence line's own finding on one track, the content model's first.
 
     Returns ``[(LineFinding, details), ...]`` and the arrays of the lines' figures (drawn
     off-thread with the FM-G-CAM figures). Each line is judged by its own operating point;
     :func:`musicbrain_cli.verdict.combine` joins them. ``symbolic_windows``: the
-    ``(start_s, samples)`` windows (mono, ``sample_rate``) the symbolic line transcribes.
+    ``(start_s, samples, notes or None)`` windows (mono, ``sample_rate``) the symbolic line
+    reads; ``notes``: basic-pitch's notes of that window when already transcribed.
     """
     from musicbrain_cli.verdict import (artifact_finding, content_finding, provenance_finding,
                                         symbolic_finding)
@@ -336,7 +342,8 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
 
 
-def _explain(chosen: list[_Candidate], detector, options: ScanOptions, timer: _Timer):
+def _explain(chosen: list[_Candidate], detector, options: ScanOptions, timer: _Timer, *,
+             transcribed: dict[int, list] | None = None):
     """FM-G-CAM on the chosen windows, and alignment of each map with notes and onsets."""
     if not chosen:
         return [], [], {}
@@ -363,6 +370,8 @@ def _explain(chosen: list[_Candidate], detector, options: ScanOptions, timer: _T
         saliency = result.maps[i].sum(axis=0)                        # [F, T]
         estimate = transcribe(cand.samples, fe.sample_rate, estimator=options.notes)
         notes = estimate.notes
+        if transcribed is not None and estimate.estimator.startswith("basic-pitch"):
+            transcribed[cand.index] = notes
         estimators.append(estimate.provenance())
         onsets = detect_onsets(cand.samples, fe.sample_rate)
         harm = harmonic_overlap(saliency, freqs=freqs, times=local_times, notes=notes)

@@ -128,9 +128,11 @@ class SymbolicDetector:
     def window_p_ai(self, features: np.ndarray) -> float:
         return _sigmoid(self.platt_a * self.trees(features) + self.platt_b)
 
-    def assess(self, windows: Sequence[tuple[float, np.ndarray]], sample_rate: int, *,
+    def assess(self, windows: Sequence[tuple], sample_rate: int, *,
                content_in_domain: bool | None) -> SymbolicFinding:
-        """The finding on a track from its ``(start_s, samples)`` windows (mono, ``sample_rate``)."""
+        """The finding on a track from its ``(start_s, samples)`` windows (mono, ``sample_rate``);
+        a window given as ``(start_s, samples, notes)`` brings basic-pitch's notes of it, already
+        transcribed (by the alignment checks), and is not transcribed again."""
         from musicbrain_cli.alignment.pitch import basic_pitch_available, basic_pitch_notes
 
         if content_in_domain is False:      # it could not accuse: no transcription is spent
@@ -150,9 +152,10 @@ class SymbolicDetector:
                                        "Symbolic analysis not applicable: the recording holds no full "
                                        "10-s window of audio."))
         rows, xs, raws = [], [], []
-        for start_s, samples in windows[:MAX_WINDOWS]:
+        for start_s, samples, *known in windows[:MAX_WINDOWS]:
             try:
-                notes = basic_pitch_notes(np.asarray(samples, dtype=np.float32), sample_rate)
+                notes = known[0] if known and known[0] is not None else \
+                    basic_pitch_notes(np.asarray(samples, dtype=np.float32), sample_rate)
             except (RuntimeError, ValueError, MemoryError) as exc:   # onnxruntime's failures
                 return SymbolicFinding(False, False, None, threshold=self.threshold, says_ai=False,
                                        windows=tuple(rows), features=(), model_sha256=self.sha256,
