@@ -47,7 +47,8 @@ MAX_VALIDATION_FPR = 0.005
 MIN_THRESHOLD = 0.5
 
 
-def _rate(k: int, n: int) -> dict:
+def rate_with_interval(k: int, n: int) -> dict:
+    """``{k, n, rate, ci95}``: a count out of ``n`` with its Wilson 95 % interval."""
     lo, hi = wilson_interval(k, n)
     return {"k": int(k), "n": int(n), "rate": (k / n) if n else None, "ci95": [lo, hi]}
 
@@ -187,16 +188,16 @@ def evaluate(model: dict, rows: list[dict]) -> dict:
             by_source[r["source"]][1] += 1
     ai = [(s, l) for s, l in zip(scores, labels) if l == 1]
     hu = [(s, l) for s, l in zip(scores, labels) if l == 0]
-    out["recall"] = _rate(sum(s >= det.threshold for s, _ in ai), len(ai))
-    out["false_accusations"] = _rate(sum(s >= det.threshold for s, _ in hu), len(hu))
+    out["recall"] = rate_with_interval(sum(s >= det.threshold for s, _ in ai), len(ai))
+    out["false_accusations"] = rate_with_interval(sum(s >= det.threshold for s, _ in hu), len(hu))
     if ai and hu:
         from sklearn.metrics import roc_auc_score
 
         out["roc_auc"] = float(roc_auc_score(labels, scores))
-    out["detected_per_family"] = {k: _rate(*v) for k, v in sorted(by_family.items())}
-    out["detected_per_family_and_training"] = {k: _rate(*v) for k, v in sorted(by_kind.items())}
-    out["called_ai_per_transform"] = {k: _rate(*v) for k, v in sorted(by_transform.items())}
-    out["false_accusations_per_source"] = {k: _rate(*v) for k, v in sorted(by_source.items())}
+    out["detected_per_family"] = {k: rate_with_interval(*v) for k, v in sorted(by_family.items())}
+    out["detected_per_family_and_training"] = {k: rate_with_interval(*v) for k, v in sorted(by_kind.items())}
+    out["called_ai_per_transform"] = {k: rate_with_interval(*v) for k, v in sorted(by_transform.items())}
+    out["false_accusations_per_source"] = {k: rate_with_interval(*v) for k, v in sorted(by_source.items())}
     return out
 
 

@@ -136,32 +136,24 @@ class SymbolicDetector:
         from musicbrain_cli.alignment.pitch import basic_pitch_available, basic_pitch_notes
 
         if content_in_domain is False:      # it could not accuse: no transcription is spent
-            return SymbolicFinding(False, False, None, threshold=self.threshold, says_ai=False, windows=(),
-                                   features=(), model_sha256=self.sha256, error_rates={}, explanation=(
-                                       "Symbolic analysis not run: the content model finds the recording "
-                                       "outside its domain, and the symbolic line was measured on "
-                                       "rendered scores only."))
+            return self._not_applicable("Symbolic analysis not run: the content model finds the recording "
+                                        "outside its domain, and the symbolic line was measured on "
+                                        "rendered scores only.")
         ok, why = basic_pitch_available()
         if not ok:
-            return SymbolicFinding(False, False, None, threshold=self.threshold, says_ai=False, windows=(),
-                                   features=(), explanation=f"Symbolic analysis not available: {why}.",
-                                   model_sha256=self.sha256, error_rates={})
+            return self._not_applicable(f"Symbolic analysis not available: {why}.")
         if not windows:
-            return SymbolicFinding(False, False, None, threshold=self.threshold, says_ai=False, windows=(),
-                                   features=(), model_sha256=self.sha256, error_rates={}, explanation=(
-                                       "Symbolic analysis not applicable: the recording holds no full "
-                                       "10-s window of audio."))
+            return self._not_applicable("Symbolic analysis not applicable: the recording holds no full "
+                                        "10-s window of audio.")
         rows, xs, raws = [], [], []
         for start_s, samples, *known in windows[:MAX_WINDOWS]:
             try:
                 notes = known[0] if known and known[0] is not None else \
                     basic_pitch_notes(np.asarray(samples, dtype=np.float32), sample_rate)
             except (RuntimeError, ValueError, MemoryError) as exc:   # onnxruntime's failures
-                return SymbolicFinding(False, False, None, threshold=self.threshold, says_ai=False,
-                                       windows=tuple(rows), features=(), model_sha256=self.sha256,
-                                       error_rates={}, explanation=(
-                                           f"Symbolic analysis failed: basic-pitch could not transcribe the "
-                                           f"window at {float(start_s):g} s ({type(exc).__name__}: {exc})."))
+                return self._not_applicable(
+                    f"Symbolic analysis failed: basic-pitch could not transcribe the window at "
+                    f"{float(start_s):g} s ({type(exc).__name__}: {exc}).", rows)
             x = note_features(notes, len(samples) / sample_rate)
             row = {"start_s": float(start_s), "notes": len(notes), "distance": None,
                    "in_domain": False, "p_ai": None}
@@ -175,15 +167,20 @@ class SymbolicDetector:
             rows.append(row)
         return self._finding(rows, xs, raws)
 
-    def _finding(self, rows, xs, raws) -> SymbolicFinding:
+    def _common(self, rows) -> dict:
         rates = self.card.get("test", {})
-        common = dict(threshold=self.threshold, windows=tuple(rows), model_sha256=self.sha256,
-                      error_rates={k: rates.get(k) for k in ("false_accusation", "detection")})
-        with_notes = [r for r in rows if r["p_ai"] is not None]
-        if not with_notes:
-            return SymbolicFinding(False, False, None, says_ai=False, features=(), explanation=(
-                f"Symbolic analysis not applicable: no analysed window held {MIN_NOTES} or more notes."),
-                **common)
+        return dict(threshold=self.threshold, windows=tuple(rows), model_sha256=self.sha256,
+                    error_rates={k: rates.get(k) for k in ("false_accusation", "detection")})
+
+    def _not_applicable(self, explanation: str, rows=()) -> SymbolicFinding:
+        return SymbolicFinding(False, False, None, says_ai=False, features=(), explanation=explanation,
+                               **self._common(rows))
+
+    def _finding(self, rows, xs, raws) -> SymbolicFinding:
+        common = self._common(rows)
+        if not any(r["p_ai"] is not None for r in rows):
+            return self._not_applicable(f"Symbolic analysis not applicable: no analysed window held "
+                                        f"{MIN_NOTES} or more notes.", rows)
         if not xs:
             return SymbolicFinding(True, False, None, says_ai=False, features=(), explanation=(
                 "The notes of every analysed window lie outside the range of the scores the "

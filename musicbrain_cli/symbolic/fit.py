@@ -37,11 +37,11 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from musicbrain_cli.artifacts.fit import MAX_VALIDATION_FPR, MIN_THRESHOLD, export_trees
+from musicbrain_cli.artifacts.fit import (MAX_VALIDATION_FPR, MIN_THRESHOLD, export_trees,
+                                          rate_with_interval)
 from musicbrain_cli.errors import TrainingError
-from musicbrain_cli.metrics import wilson_interval
 from musicbrain_cli.symbolic import corpus
-from musicbrain_cli.symbolic.detector import CARD_FILE, MODEL_FILE, SymbolicDetector
+from musicbrain_cli.symbolic.detector import CARD_FILE, MODEL_FILE, SymbolicDetector, _sigmoid
 from musicbrain_cli.symbolic.features import FEATURE_NAMES, note_features
 
 GBDT = {"max_depth": 3, "max_iter": 300, "learning_rate": 0.05, "l2_regularization": 1.0}
@@ -144,14 +144,9 @@ def _allowed_threshold(human_p: list[float]) -> float:
     return float(np.nextafter(p[allowed], 2.0)) if p.size > allowed else MIN_THRESHOLD
 
 
-def _sigmoid(z: float) -> float:
-    return float(1.0 / (1.0 + np.exp(-z)))
-
-
 def fit_model(items: list[dict], *, seed: int,
               on_progress: Callable[[int, int], None] | None = None) -> dict:
     """The model dict (features, trees, Platt, threshold, domain) from the dev items."""
-
     train = [i for i in items if i["split"] == "train"]
     val = [i for i in items if i["split"] == "val"]
     x, y = _xy(train)
@@ -195,11 +190,6 @@ def fit_model(items: list[dict], *, seed: int,
     return model
 
 
-def _rate(k: int, n: int) -> dict:
-    lo, hi = wilson_interval(k, n)
-    return {"k": int(k), "n": int(n), "rate": (k / n) if n else None, "ci95": [lo, hi]}
-
-
 def evaluate(model: dict, items: list[dict]) -> dict:
     """Clip-level error rates of ``model`` on ``items`` (in-domain clips accuse; all counted)."""
     det = SymbolicDetector(model)
@@ -211,12 +201,12 @@ def evaluate(model: dict, items: list[dict]) -> dict:
         per[key][0] += int(in_dom and p >= det.threshold)
         per[key][1] += int(in_dom)
         per[key][2] += 1
-    out = {k: {**_rate(v[0], v[2]), "in_domain": v[1]} for k, v in sorted(per.items())}
+    out = {k: {**rate_with_interval(v[0], v[2]), "in_domain": v[1]} for k, v in sorted(per.items())}
     human = [v for k, v in per.items() if k.startswith("human/")]
     ai = [v for k, v in per.items() if not k.startswith("human/")]
     return {"per_source": out,
-            "false_accusation": _rate(sum(v[0] for v in human), sum(v[2] for v in human)),
-            "detection": _rate(sum(v[0] for v in ai), sum(v[2] for v in ai))}
+            "false_accusation": rate_with_interval(sum(v[0] for v in human), sum(v[2] for v in human)),
+            "detection": rate_with_interval(sum(v[0] for v in ai), sum(v[2] for v in ai))}
 
 
 def _sha(path: Path) -> str:
