@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -34,11 +35,16 @@ FIELDS = ["clip_id", "path", "source", "generator", "period", "composer", "instr
           "renderer", "split", "duration_s", "score_path", "origin"]
 
 
+@functools.lru_cache(maxsize=1)
+def _training_fonts():
+    return [f for f in rb._soundfonts() if f.name != rb.HELD_OUT_SOUNDFONT]
+
+
 def _render(args):
-    clip_id, midi_path, font_index, out, sample_rate, n, seed = args
+    clip_id, midi_path, out, sample_rate, n, seed = args
     import pretty_midi
 
-    fonts = [f for f in rb._soundfonts() if f.name != rb.HELD_OUT_SOUNDFONT]
+    fonts = _training_fonts()
     _, fi, humanize, render_seed = rb._render_draws(seed, clip_id, held_out=False, n_fonts=len(fonts))
     try:
         y = rb._fit(render_midi(pretty_midi.PrettyMIDI(midi_path), fonts[fi], sample_rate=sample_rate,
@@ -86,7 +92,7 @@ def main(argv=None) -> int:
                 mid = args.out / "scores" / f"{cid}.mid"
                 rg.midi_window(midi, start, clip_s + 1.0).write(str(mid))
                 meta[cid] = (p, start)
-                jobs.append((cid, str(mid), None, str(args.out / "audio" / f"{cid}.flac"), sample_rate,
+                jobs.append((cid, str(mid), str(args.out / "audio" / f"{cid}.flac"), sample_rate,
                              int(round(clip_s * sample_rate)), seed))
         task = progress.add_task("rendering RhythGen clips", total=len(jobs))
         out_rows, skipped = [], {}
