@@ -313,12 +313,14 @@ def synthetic_items(seed=0, n_train=150, n_val=80, leaning_group=None):
             x = rng.normal(0, 1, N_FEATURES) + offsets[g]
             x[list(SHIFTED)] = 2.5 if g == leaning_group else rng.choice(HUMAN_VALUES, len(SHIFTED))
             items.append({"clip_id": f"h-{split}-{k}", "split": split, "label": 0, "group": g,
-                          "config": "human", "instrumentation": "piano", "features": x})
+                          "config": "human", "collection": g.split(":")[0], "instrumentation": "piano",
+                          "features": x})
             c = AI_CONFIGS[k % len(AI_CONFIGS)]
             x = rng.normal(0, 1, N_FEATURES)
             x[list(SHIFTED)] = rng.choice(AI_VALUES, len(SHIFTED))
             items.append({"clip_id": f"a-{split}-{k}", "split": split, "label": 1, "group": c,
-                          "config": c, "instrumentation": "piano", "features": x})
+                          "config": c, "collection": "rhythgen", "instrumentation": "piano",
+                          "features": x})
     return items
 
 

@@ -195,7 +195,7 @@ def evaluate(model: dict, items: list[dict]) -> dict:
     det = SymbolicDetector(model)
     per: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])     # called ai, in domain, total
     for i in items:
-        key = i["config"] if i["label"] else f"human/{i.get('collection') or i['group'].split(':')[0]}"
+        key = i["config"] if i["label"] else f"human/{i['collection']}"
         in_dom = det.distance(i["features"]) <= det.domain_limit
         p = det.window_p_ai(i["features"])
         per[key][0] += int(in_dom and p >= det.threshold)
