@@ -132,6 +132,10 @@ def evidence_line_facts_lines() -> list[str]:
             test = det.card.get("test") or {}
             lines.append(f"  test clips       human called AI {rate(test.get('false_accusation'))}; "
                          f"score-writing AI caught {rate(test.get('detection'))}")
+            if det.doubt_threshold < det.threshold:
+                lines.append(f"  leans towards AI P(AI) >= {det.doubt_threshold:.3f}: withholds a human "
+                             f"verdict (human test clips {rate(test.get('human_withheld'))}; "
+                             f"score-writing AI {rate(test.get('ai_doubted'))})")
             ok, why = basic_pitch_available()
             lines.append(f"  notes            {why if ok else 'UNAVAILABLE: ' + why}")
     return lines

@@ -23,7 +23,8 @@ own calibration and operating point.
 - ``human`` only when every line that can speak for a human origin is in its domain and
   says ``human`` (a line that has nothing to say, such as provenance without a manifest,
   is no evidence either way and neither helps nor blocks; a line that cannot exonerate but
-  holds unverified evidence of AI, ``inconclusive``, blocks ``human``);
+  holds evidence of AI short of proof, ``inconclusive``, blocks ``human``: an unverified C2PA
+  declaration, or notes that lean towards AI below the symbolic line's operating point);
 - otherwise ``inconclusive``, with each line's reason.
 """
 
@@ -245,12 +246,14 @@ def symbolic_finding(finding: Mapping) -> LineFinding:
 
     It can accuse (in its domain, at or beyond its operating point) but never exonerate: its
     human side is the classical repertoire of the reference corpus, so notes that look human
-    to it say nothing about a recording's origin. Below its operating point, or where it
-    does not apply, it is no evidence either way.
+    to it say nothing about a recording's origin. In its domain between its doubt threshold
+    and its operating point it leans towards AI: ``inconclusive``, which withholds a ``human``
+    verdict. Below that, or where it does not apply, it is no evidence either way.
     """
     explanation = str(finding.get("explanation") or "")
     in_domain = bool(finding.get("applicable")) and bool(finding.get("in_domain"))
-    label = AI if in_domain and finding.get("says_ai") else NO_EVIDENCE
+    label = (AI if in_domain and finding.get("says_ai")
+             else INCONCLUSIVE if in_domain and finding.get("leans_ai") else NO_EVIDENCE)
     return LineFinding(line="symbolic", finding=label, in_domain=in_domain, can_exonerate=False,
                        p_ai=finding.get("p_ai") if in_domain else None,
                        threshold=finding.get("threshold"),
@@ -327,11 +330,14 @@ def combine(findings: Sequence[LineFinding]) -> CombinedVerdict:
     blockers = []
     for f in findings:
         if not f.can_exonerate:
-            # Such a line cannot speak for a human origin, but unverified evidence of AI
-            # (a manifest that declares AI from a signer no trust list vouches for) still
-            # forbids saying that no evidence of AI was found.
+            # Such a line cannot speak for a human origin, but evidence of AI short of proof
+            # (a manifest that declares AI from a signer no trust list vouches for, notes that
+            # lean towards AI) still forbids saying that no evidence of AI was found.
             if f.in_domain and f.finding == INCONCLUSIVE:
-                blockers.append(f"The {f.line} line holds unverified evidence of AI generation.")
+                blockers.append(
+                    f"The {f.line} line leans towards AI generation (P(AI) {f.p_ai:.2f}, short of "
+                    f"its operating point {f.threshold:.2f})." if f.p_ai is not None and f.threshold
+                    else f"The {f.line} line holds unverified evidence of AI generation.")
             continue
         if not f.in_domain:
             blockers.append(f"The {f.line} line cannot speak for this recording: it lies outside "

@@ -80,6 +80,9 @@ def test_info_states_the_evidence_lines_pins_and_operating_points():
     assert f"P(AI) >= {card['threshold']:.3f}" in out
     fa = card["test"]["false_accusation"]
     assert f"human called AI {fa['k']} of {fa['n']}" in out
+    held = card["test"]["human_withheld"]
+    assert (f"leans towards AI P(AI) >= {card['operating_point']['doubt_threshold']:.3f}: withholds a "
+            f"human verdict (human test clips {held['k']} of {held['n']}") in out
     assert "basic-pitch 0.4.0" in out and "UNAVAILABLE" not in out
 
 

@@ -353,6 +353,28 @@ def test_fit_sets_an_operating_point_that_spares_validation_humans(fitted):
     assert progress == [(k, len(HUMAN_GROUPS)) for k in range(1, len(HUMAN_GROUPS) + 1)]
 
 
+def test_fit_sets_a_doubt_threshold_that_at_most_a_tenth_of_unseen_group_humans_reach(fitted):
+    """The doubt threshold lies at or below the operating point; of the development humans,
+    each scored by a model that never saw its group, at most 10 % reach it, and one step below
+    it more than that would (it is the lowest such threshold, not merely a safe one). The
+    validation shares at or above it are recorded."""
+    model, items, _ = fitted
+    det = SymbolicDetector(model)
+    assert 0.0 < det.doubt_threshold <= det.threshold
+    unseen = np.array([p for p, _ in fit.out_of_group_human_scores(items, seed=0)])
+    allowed = math.floor(fit.DOUBT_SHARE * unseen.size)
+    assert np.sum(unseen >= det.doubt_threshold) <= allowed
+    if det.doubt_threshold < det.threshold:
+        assert np.sum(unseen >= np.nextafter(det.doubt_threshold, 0.0)) > allowed
+    op = model["operating_point"]
+    assert op["doubt_threshold"] == model["doubt_threshold"] and op["doubt_share"] == fit.DOUBT_SHARE
+    val = [i for i in items if i["split"] == "val"]
+    for label, key in ((0, "human"), (1, "ai")):
+        xs = [i["features"] for i in val if i["label"] == label]
+        assert op["validation_doubt"][key] == pytest.approx(
+            np.mean([det.window_p_ai(x) >= det.doubt_threshold for x in xs]))
+
+
 def test_fit_raises_the_threshold_above_a_human_group_only_a_model_without_it_would_accuse():
     """One human collection leans towards the AI side (values no other human holds): a model
     fitted without it calls its humans AI, so the operating point is set above (nearly all
@@ -444,6 +466,13 @@ def test_evaluate_counts_clips_per_source_and_only_in_domain_accusations(fitted)
     assert sum(per[c]["n"] for c in AI_CONFIGS) == n_ai
     assert sum(per[c]["k"] for c in AI_CONFIGS) == dt["k"]
     assert per[far["config"]]["in_domain"] < per[far["config"]]["n"]
+    for key, label in (("human_withheld", 0), ("ai_doubted", 1)):
+        want = sum(1 for i in val + [far] if i["label"] == label
+                   and det.distance(i["features"]) <= det.domain_limit
+                   and det.window_p_ai(i["features"]) >= det.doubt_threshold)
+        assert out[key]["k"] == want and out[key]["n"] == (n_h if label == 0 else n_ai)
+    assert sum(per[c]["doubt"]["k"] for c in AI_CONFIGS) == out["ai_doubted"]["k"]
+    assert out["ai_doubted"]["k"] >= dt["k"]         # every accusation lies above the doubt threshold
 
 
 def test_fit_needs_both_classes_in_train_and_validation():
@@ -481,7 +510,9 @@ def write_model(directory, model, card=None):
 
 
 CARD_RATES = {"false_accusation": {"k": 1, "n": 200, "rate": 0.005, "ci95": [0.001, 0.028]},
-              "detection": {"k": 90, "n": 100, "rate": 0.9, "ci95": [0.83, 0.94]}}
+              "detection": {"k": 90, "n": 100, "rate": 0.9, "ci95": [0.83, 0.94]},
+              "human_withheld": {"k": 14, "n": 200, "rate": 0.07, "ci95": [0.042, 0.114]},
+              "ai_doubted": {"k": 96, "n": 100, "rate": 0.96, "ci95": [0.9, 0.985]}}
 
 
 def test_from_pretrained_loads_a_model_directory_with_its_card(fitted, tmp_path):
@@ -531,13 +562,15 @@ def _with(model, path, value):
     lambda m: _with(m, ["features"], list(FEATURE_NAMES[:-1])),
     lambda m: _with(m, ["threshold"], 0.0),
     lambda m: _with(m, ["threshold"], 1.5),
+    lambda m: _with(m, ["doubt_threshold"], m["threshold"] + 1e-3),
+    lambda m: _with(m, ["doubt_threshold"], 0.0),
     lambda m: _with(m, ["domain", "precision"], [[1.0]]),
     lambda m: _with(m, ["domain", "scale"], [0.0] * N_FEATURES),
     lambda m: _with(m, ["trees", "trees", 0, "left"], [0] * len(m["trees"]["trees"][0]["left"])),
     lambda m: _with(m, ["trees", "trees", 0, "feature"], [N_FEATURES + 5] * len(m["trees"]["trees"][0]["feature"])),
     lambda m: [],
 ], ids=["no-trees", "no-domain", "no-platt", "features-reordered", "feature-missing",
-        "threshold-0", "threshold-above-1", "precision-shape", "zero-scale", "child-before-parent",
+        "threshold-0", "threshold-above-1", "doubt-above-threshold", "doubt-0", "precision-shape", "zero-scale", "child-before-parent",
         "unknown-feature", "not-a-dict"])
 def test_a_malformed_model_is_a_model_load_error(fitted, tmp_path, damage):
     """Every way a model file can be wrong is refused on load, directly or from a directory."""
@@ -627,6 +660,26 @@ def test_assess_windows_outside_the_note_domain_are_not_judged(fitted, melody_wi
     assert got.windows[0]["p_ai"] == pytest.approx(1.0)
 
 
+def test_assess_between_the_doubt_threshold_and_the_operating_point_leans_towards_ai(
+        fitted, melody_window):
+    """A P(AI) at or above the doubt threshold but below the operating point: no accusation,
+    but the finding leans towards AI and says so; below the doubt threshold it does not; a
+    model without a doubt threshold (fitted before it existed) never leans."""
+    model = copy.deepcopy(fitted[0])
+    model["domain"]["limit"] = 1e12
+    model["threshold"], model["doubt_threshold"] = 0.9, 0.5
+    for b, says, leans in ((0.0, False, True), (-5.0, False, False), (5.0, True, False)):
+        model["platt"] = {"a": 0.0, "b": b}           # P(AI) 0.5, 0.007, 0.993
+        got = SymbolicDetector(model).assess([(0.0, melody_window)], SR, content_in_domain=True)
+        assert (got.says_ai, got.leans_ai) == (says, leans)
+        assert got.doubt_threshold == 0.5
+        assert ("doubt threshold 0.50" in got.explanation) is leans
+    del model["doubt_threshold"]
+    model["platt"] = {"a": 0.0, "b": 0.0}
+    got = SymbolicDetector(model).assess([(0.0, melody_window)], SR, content_in_domain=True)
+    assert not got.leans_ai and not got.says_ai and got.doubt_threshold == got.threshold
+
+
 def test_assess_reads_at_most_max_windows(forced):
     """However many windows a caller passes, at most MAX_WINDOWS are transcribed."""
     short = np.zeros(SR, np.float32)
@@ -647,25 +700,28 @@ def test_assess_without_basic_pitch_is_not_applicable_and_says_why(forced, monke
 # --- 5. the symbolic line among the evidence lines --------------------------------------------
 
 
-def _sym(applicable=True, in_domain=True, says_ai=True, p=0.97, t=0.9):
+def _sym(applicable=True, in_domain=True, says_ai=True, p=0.97, t=0.9, leans_ai=False):
     return {"applicable": applicable, "in_domain": in_domain, "says_ai": says_ai, "p_ai": p,
-            "threshold": t, "explanation": "because"}
+            "threshold": t, "leans_ai": leans_ai, "explanation": "because"}
 
 
-@pytest.mark.parametrize("applicable,in_domain,says_ai,want", [
-    (True, True, True, "ai"),
-    (True, True, False, "no_evidence"),
-    (True, False, True, "no_evidence"),
-    (False, True, True, "no_evidence"),
-    (False, False, False, "no_evidence"),
+@pytest.mark.parametrize("applicable,in_domain,says_ai,leans_ai,want", [
+    (True, True, True, False, "ai"),
+    (True, True, False, False, "no_evidence"),
+    (True, True, False, True, "inconclusive"),
+    (True, False, True, False, "no_evidence"),
+    (True, False, False, True, "no_evidence"),
+    (False, True, True, False, "no_evidence"),
+    (False, True, False, True, "no_evidence"),
+    (False, False, False, False, "no_evidence"),
 ])
 def test_symbolic_finding_accuses_only_when_applicable_in_domain_and_saying_ai(
-        applicable, in_domain, says_ai, want):
-    """The line says "ai" only with all three; otherwise it is no evidence either way, and it
-    can never exonerate."""
+        applicable, in_domain, says_ai, leans_ai, want):
+    """The line says "ai" only with all three; leaning towards AI in its domain it is
+    inconclusive; otherwise it is no evidence either way, and it can never exonerate."""
     from musicbrain_cli.verdict import symbolic_finding
 
-    f = symbolic_finding(_sym(applicable, in_domain, says_ai))
+    f = symbolic_finding(_sym(applicable, in_domain, says_ai, leans_ai=leans_ai))
     assert f.line == "symbolic" and f.finding == want and f.can_exonerate is False
     assert f.in_domain == (applicable and in_domain)
     assert f.reasons == ("because",) and f.threshold == 0.9
@@ -701,6 +757,21 @@ def test_combine_symbolic_without_evidence_neither_helps_nor_blocks_human():
         assert v.label == "human" and v.ai_lines == []
     with pytest.raises(ValueError):                 # the symbolic line alone can never exonerate
         combine([symbolic_finding(_sym(says_ai=False))])
+
+
+def test_combine_symbolic_line_leaning_towards_ai_withholds_a_human_verdict():
+    """Notes that lean towards AI (below the operating point) accuse nobody, but a content
+    line's human finding no longer makes a human verdict: inconclusive, with the reason and
+    the numbers; out of its domain the same leaning blocks nothing."""
+    from musicbrain_cli.verdict import LineFinding, combine, symbolic_finding
+
+    content = LineFinding(line="content", finding="human", in_domain=True, p_ai=0.05, threshold=0.6)
+    v = combine([content, symbolic_finding(_sym(says_ai=False, leans_ai=True, p=0.93, t=0.98))])
+    assert v.label == "inconclusive" and v.ai_lines == []
+    assert v.reasons == ["The symbolic line leans towards AI generation (P(AI) 0.93, short of its "
+                         "operating point 0.98)."]
+    v = combine([content, symbolic_finding(_sym(in_domain=False, says_ai=False, leans_ai=True))])
+    assert v.label == "human"
 
 
 def test_combine_out_of_domain_content_and_symbolic_line_is_not_ai():
@@ -769,6 +840,10 @@ def test_report_states_windows_and_measured_error_rates_in_words():
     assert "1 of 200" in fa and "0.5 %" in fa and "0.1 %" in fa and "2.8 %" in fa
     det = next(x for x in s if "caught" in x)
     assert "90 of 100" in det and "90.0 %" in det
+    withheld = next(x for x in s if "lean towards AI" in x)
+    assert "14 of 200" in withheld and "7.0 %" in withheld and "no accusation" in withheld
+    doubted = next(x for x in s if "doubt threshold" in x)
+    assert "96 of 100" in doubted and "96.0 %" in doubted
 
 
 def test_report_symbolic_sentences_tolerate_missing_or_malformed_input():

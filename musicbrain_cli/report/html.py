@@ -666,7 +666,11 @@ def _symbolic_sentences(found: Any) -> list[str]:
                    + ", ".join(f"{_num(w.get('start_s')) or 0:g}" for w in windows[:12]) + ".")
     rates = found.get("error_rates") if isinstance(found.get("error_rates"), Mapping) else {}
     for key, what in (("false_accusation", "human test clips it accused"),
-                      ("detection", "clips of score-writing generators it caught")):
+                      ("detection", "clips of score-writing generators it caught"),
+                      ("human_withheld", "human test clips whose notes lean towards AI (a human "
+                                         "verdict withheld, no accusation)"),
+                      ("ai_doubted", "clips of score-writing generators at or above its doubt "
+                                     "threshold (never called human by this line's account)")):
         r = rates.get(key)
         if isinstance(r, Mapping) and _num(r.get("n")):
             lo, hi = (list(r.get("ci95") or []) + [None, None])[:2]

@@ -8,7 +8,9 @@ within the fitted limit; the track's P(AI) is the Platt-calibrated mean raw scor
 in-domain windows. The line accuses only when the content model also finds the recording
 in its own domain (audio like the rendered scores both were trained on: the note statistics
 of a studio mix or a live recording were never measured) and P(AI) reaches the operating
-point. It never exonerates (:func:`musicbrain_cli.verdict.symbolic_finding`).
+point. It never exonerates (:func:`musicbrain_cli.verdict.symbolic_finding`); between its doubt
+threshold and the operating point it *leans towards AI*: it does not accuse, but it withholds
+a ``human`` verdict (the threshold and its rule: :mod:`musicbrain_cli.symbolic.fit`).
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ from musicbrain_cli.symbolic.features import FEATURE_NAMES, MIN_NOTES, note_feat
 PACKAGE_DIR = Path(__file__).resolve().parent
 #: SHA-256 of the shipped model's files, checked on load.
 SHIPPED_SHA256: dict[str, dict[str, str]] = {
-    "default": {"model.json": "f369ed340c72a32207e5cd495d98d77ff51d01e8844118f7b269f637170cdb8e",
-                "card.json": "5b67c0acfd82e0058d6d949fabe067cd6759afd81cb1c75905a4f9a14d4faade"},
+    "default": {"model.json": "25d789958f271a6b3cf02cda9e3b6704802af942ecab1eec090582f4100622c2",
+                "card.json": "79275d34ae355958ee717edddf1f718a10807582ba57bbaf2e26586882063904"},
 }
 #: At most this many windows of a track are transcribed (spread evenly over it).
 MAX_WINDOWS = 6
@@ -61,7 +63,8 @@ class SymbolicFinding:
     """What the symbolic line found on one track (JSON-ready through :meth:`to_dict`).
 
     ``applicable``: some window had enough notes; ``in_domain``: the line may accuse here
-    (its windows and the content model both in domain); ``windows``: per analysed window its
+    (its windows and the content model both in domain); ``leans_ai``: in domain, at or above
+    the doubt threshold but below the operating point; ``windows``: per analysed window its
     start, note count, distance, whether in domain and P(AI) (None when too few notes).
     """
 
@@ -70,6 +73,8 @@ class SymbolicFinding:
     p_ai: float | None
     threshold: float
     says_ai: bool
+    leans_ai: bool
+    doubt_threshold: float
     windows: tuple[dict, ...]
     features: tuple[dict, ...]
     explanation: str
@@ -97,6 +102,8 @@ class SymbolicDetector:
             self.trees = Trees(model["trees"], n_features=n)
             self.platt_a, self.platt_b = float(model["platt"]["a"]), float(model["platt"]["b"])
             self.threshold = float(model["threshold"])
+            # a model fitted before the doubt threshold existed has no doubt zone
+            self.doubt_threshold = float(model.get("doubt_threshold", self.threshold))
             dom = model["domain"]
             self.mean = np.asarray(dom["mean"], dtype=np.float64).reshape(n)
             self.scale = np.asarray(dom["scale"], dtype=np.float64).reshape(n)
@@ -107,8 +114,10 @@ class SymbolicDetector:
             self.human_iqr = np.asarray(ref.get("iqr", np.ones(n)), dtype=np.float64).reshape(n)
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise ModelLoadError(f"symbolic model is malformed: {exc!r}") from exc
-        if not 0.0 < self.threshold <= 1.0 or np.any(self.scale <= 0):
-            raise ModelLoadError("symbolic model threshold outside (0, 1] or a non-positive scale")
+        if not 0.0 < self.threshold <= 1.0 or np.any(self.scale <= 0) \
+                or not 0.0 < self.doubt_threshold <= self.threshold:
+            raise ModelLoadError("symbolic model threshold outside (0, 1], a doubt threshold outside "
+                                 "(0, threshold] or a non-positive scale")
         self.model, self.card, self.sha256 = model, card or {}, sha256
 
     @classmethod
@@ -169,12 +178,14 @@ class SymbolicDetector:
 
     def _common(self, rows) -> dict:
         rates = self.card.get("test", {})
-        return dict(threshold=self.threshold, windows=tuple(rows), model_sha256=self.sha256,
-                    error_rates={k: rates.get(k) for k in ("false_accusation", "detection")})
+        return dict(threshold=self.threshold, doubt_threshold=self.doubt_threshold,
+                    windows=tuple(rows), model_sha256=self.sha256,
+                    error_rates={k: rates.get(k) for k in ("false_accusation", "detection",
+                                                           "human_withheld", "ai_doubted")})
 
     def _not_applicable(self, explanation: str, rows=()) -> SymbolicFinding:
-        return SymbolicFinding(False, False, None, says_ai=False, features=(), explanation=explanation,
-                               **self._common(rows))
+        return SymbolicFinding(False, False, None, says_ai=False, leans_ai=False, features=(),
+                               explanation=explanation, **self._common(rows))
 
     def _finding(self, rows, xs, raws) -> SymbolicFinding:
         common = self._common(rows)
@@ -182,7 +193,7 @@ class SymbolicDetector:
             return self._not_applicable(f"Symbolic analysis not applicable: no analysed window held "
                                         f"{MIN_NOTES} or more notes.", rows)
         if not xs:
-            return SymbolicFinding(True, False, None, says_ai=False, features=(), explanation=(
+            return SymbolicFinding(True, False, None, says_ai=False, leans_ai=False, features=(), explanation=(
                 "The notes of every analysed window lie outside the range of the scores the "
                 "symbolic line was trained on; it does not judge them."), **common)
         p = _sigmoid(self.platt_a * float(np.mean(raws)) + self.platt_b)
@@ -197,10 +208,14 @@ class SymbolicDetector:
                        "sd_from_human_median": round(float(z[j]), 2)}
                       for j in np.argsort(-np.abs(z))[:NAMED_FEATURES])
         says_ai = p >= self.threshold
+        leans_ai = not says_ai and p >= self.doubt_threshold
         where = "; ".join(f"{f['plain']} {f['value']:.3g} (human scores: median {f['human_median']:.3g}, "
                           f"{f['sd_from_human_median']:+.1f} SD)" for f in named)
+        doubt = (f" That is at or above its doubt threshold {self.doubt_threshold:.2f}: the notes "
+                 "lean towards AI output, which withholds a verdict of human origin."
+                 if leans_ai else "")
         text = (f"basic-pitch heard the notes of {len(xs)} window(s); their statistics give a "
-                f"calibrated P(AI) of {p:.2f} against the operating point {self.threshold:.2f}. "
+                f"calibrated P(AI) of {p:.2f} against the operating point {self.threshold:.2f}.{doubt} "
                 f"Furthest from the human scores the line was trained on: {where}.")
-        return SymbolicFinding(True, True, p, says_ai=says_ai, features=named, explanation=text,
-                               **common)
+        return SymbolicFinding(True, True, p, says_ai=says_ai, leans_ai=leans_ai, features=named,
+                               explanation=text, **common)

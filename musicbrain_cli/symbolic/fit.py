@@ -16,6 +16,10 @@ score-writing generators, 0 for human scores.
   the guard against a style shortcut: RhythGen writes Lieder and ragtime, which the human
   side barely holds, so music unlike every human group seen must not be accused merely for
   being unlike them. A fit whose operating point catches no AI validation clip is refused;
+* doubt threshold: the lowest P(AI) that at most :data:`DOUBT_SHARE` of those out-of-group
+  human clips reach. Between it and the operating point the line does not accuse, but it
+  withholds a ``human`` verdict: notes more AI-like than 90 % of human music by composers the
+  line never saw are no basis for saying that no evidence of AI was found;
 * domain: the Mahalanobis distance of a window's standardised features from the training
   windows (ridge-regularised covariance); its limit is the 99.5th percentile of the
   development windows' distances;
@@ -50,6 +54,8 @@ DOMAIN_RIDGE = 0.1
 #: Share of development windows inside the domain limit.
 DOMAIN_QUANTILE = 0.995
 DEV_SPLITS, TEST_SPLITS = ("train", "val"), ("test", "test_xsf")
+#: Share of out-of-group human development clips at or above the doubt threshold.
+DOUBT_SHARE = 0.10
 
 
 def group_of(row: dict) -> str:
@@ -136,11 +142,11 @@ def out_of_group_human_scores(items: list[dict], *, seed: int,
     return out
 
 
-def _allowed_threshold(human_p: list[float]) -> float:
-    """Just above the (k+1)-th highest of ``human_p``, k = floor(0.5 % of them): at most k
+def _allowed_threshold(human_p: list[float], share: float = MAX_VALIDATION_FPR) -> float:
+    """Just above the (k+1)-th highest of ``human_p``, k = floor(``share`` of them): at most k
     of these clips reach it."""
     p = np.sort(np.asarray(human_p, dtype=np.float64))[::-1]
-    allowed = int(math.floor(MAX_VALIDATION_FPR * p.size))
+    allowed = int(math.floor(share * p.size))
     return float(np.nextafter(p[allowed], 2.0)) if p.size > allowed else MIN_THRESHOLD
 
 
@@ -177,9 +183,12 @@ def fit_model(items: list[dict], *, seed: int,
     unseen = out_of_group_human_scores(train + val, seed=seed, on_progress=on_progress)
     t_unseen = _allowed_threshold([p for p, _ in unseen])
     model["threshold"] = max(MIN_THRESHOLD, min(max(t_val, t_unseen), 0.999999))
+    model["doubt_threshold"] = min(_allowed_threshold([p for p, _ in unseen], DOUBT_SHARE),
+                                   model["threshold"])
     worst = sorted(unseen, reverse=True)[:5]
     model["operating_point"] = {
         "validation_rule": t_val, "unseen_group_rule": t_unseen,
+        "doubt_threshold": model["doubt_threshold"], "doubt_share": DOUBT_SHARE,
         "validation_humans": int((yv == 0).sum()), "unseen_group_humans": len(unseen),
         "unseen_group_highest": [{"p_ai": round(p, 6), "group": g} for p, g in worst]}
     caught = float(np.mean([det.window_p_ai(row) >= model["threshold"] for row in xv[yv == 1]]))
@@ -187,26 +196,34 @@ def fit_model(items: list[dict], *, seed: int,
         raise TrainingError(f"the operating point {model['threshold']:.6f} catches no AI validation "
                             "clip: the line would never accuse; not written")
     model["operating_point"]["validation_detection"] = caught
+    model["operating_point"]["validation_doubt"] = {
+        "human": float(np.mean([det.window_p_ai(row) >= model["doubt_threshold"] for row in xv[yv == 0]])),
+        "ai": float(np.mean([det.window_p_ai(row) >= model["doubt_threshold"] for row in xv[yv == 1]]))}
     return model
 
 
 def evaluate(model: dict, items: list[dict]) -> dict:
-    """Clip-level error rates of ``model`` on ``items`` (in-domain clips accuse; all counted)."""
+    """Clip-level error rates of ``model`` on ``items`` (in-domain clips accuse; all counted):
+    per source the share called ``ai`` and the share at or above the doubt threshold (for a
+    human clip: a ``human`` verdict withheld; for an AI clip: one it is spared)."""
     det = SymbolicDetector(model)
-    per: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])     # called ai, in domain, total
+    # called ai, at or above the doubt threshold, in domain, total
+    per: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     for i in items:
         key = i["config"] if i["label"] else f"human/{i['collection']}"
         in_dom = det.distance(i["features"]) <= det.domain_limit
         p = det.window_p_ai(i["features"])
         per[key][0] += int(in_dom and p >= det.threshold)
-        per[key][1] += int(in_dom)
-        per[key][2] += 1
-    out = {k: {**rate_with_interval(v[0], v[2]), "in_domain": v[1]} for k, v in sorted(per.items())}
+        per[key][1] += int(in_dom and p >= det.doubt_threshold)
+        per[key][2] += int(in_dom)
+        per[key][3] += 1
+    out = {k: {**rate_with_interval(v[0], v[3]), "in_domain": v[2],
+               "doubt": rate_with_interval(v[1], v[3])} for k, v in sorted(per.items())}
     human = [v for k, v in per.items() if k.startswith("human/")]
     ai = [v for k, v in per.items() if not k.startswith("human/")]
-    return {"per_source": out,
-            "false_accusation": rate_with_interval(sum(v[0] for v in human), sum(v[2] for v in human)),
-            "detection": rate_with_interval(sum(v[0] for v in ai), sum(v[2] for v in ai))}
+    total = lambda group, j: rate_with_interval(sum(v[j] for v in group), sum(v[3] for v in group))
+    return {"per_source": out, "false_accusation": total(human, 0), "detection": total(ai, 0),
+            "human_withheld": total(human, 1), "ai_doubted": total(ai, 1)}
 
 
 def _sha(path: Path) -> str:
