@@ -7,7 +7,8 @@ works built by ``musicbrain data musicnet``). Each human and score-writing-AI cl
 10 s are transcribed by basic-pitch (cached in ``--notes-cache``), and the line's clip-level
 rule is applied: accused when the window is in the line's domain and its P(AI) reaches the
 operating point (the content model's domain is not consulted here: these are renderings).
-Prints accusations per source with Wilson 95 % intervals, as JSON.
+Prints, as JSON with Wilson 95 % intervals, per source the clips accused and the clips at or
+above the doubt threshold (a human clip there is withheld a ``human`` verdict).
 """
 from __future__ import annotations
 
@@ -40,7 +41,8 @@ def main(argv=None) -> int:
                                           on_progress=lambda d, n: bar.update(task, completed=d, total=n))
     items, skipped = dataset(rows, notes)
     det = SymbolicDetector.from_pretrained(args.model)
-    print(json.dumps({"model_sha256": det.sha256, "threshold": det.threshold, "clips": len(rows),
+    print(json.dumps({"model_sha256": det.sha256, "threshold": det.threshold,
+                      "doubt_threshold": det.doubt_threshold, "clips": len(rows),
                       "skipped": skipped, "failed": len(failed), **evaluate(det.model, items)}, indent=1))
     return 0
 
