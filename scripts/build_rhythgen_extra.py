@@ -1,7 +1,7 @@
 """More RhythGen clips for the symbolic line's training side, rendered as the reference corpus is.
 
     python scripts/build_rhythgen_extra.py REFERENCE_CORPUS -o OUT [--per-config 100] [--windows 2]
-        [--rhythgen ../shared/data/notagen-outputs] [--midi-cache DIR] [--jobs 2]
+        [--rhythgen ../shared/data/notagen-outputs] [--midi-cache DIR] [--exclude CORPUS ...] [--jobs 2]
 
 A reference corpus caps RhythGen's clips per instrumentation at the human count (so that the
 content model cannot learn "Lieder, therefore AI"); the symbolic line reads notes, not timbre,
@@ -13,6 +13,8 @@ from works that the reference corpus's seeded split puts in ``train`` (the same
 already hold. Each clip is rendered with the build's own draws (SoundFont, humanisation,
 render seed from the clip id and the corpus seed). All rows are ``train``: no validation or
 test work of the corpus, and no held-out configuration, can enter the line's fit through it.
+``--exclude`` names earlier extra corpora whose pieces are skipped too, so that a second batch
+adds new pieces rather than repeating the first.
 """
 from __future__ import annotations
 
@@ -55,6 +57,11 @@ def _render(args):
     return clip_id, fonts[fi].name, None
 
 
+def _pieces_in(rows: list[dict]) -> set[str]:
+    """The RhythGen pieces (paths relative to the RhythGen tree) that manifest rows come from."""
+    return {r["origin"].split(":", 1)[1].split("#")[0] for r in rows if r["origin"].startswith("rhythgen:")}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("reference", type=Path)
@@ -63,13 +70,18 @@ def main(argv=None) -> int:
     ap.add_argument("--midi-cache", type=Path, default=None)
     ap.add_argument("--per-config", type=int, default=100)
     ap.add_argument("--windows", type=int, default=2)
+    ap.add_argument("--exclude", type=Path, action="append", default=[], metavar="CORPUS",
+                    help="an earlier extra corpus whose pieces are not taken again (repeatable)")
     ap.add_argument("--jobs", type=int, default=2)
     args = ap.parse_args(argv)
     ref = json.loads((args.reference / rb.REFERENCE_JSON).read_text())
     seed, clip_s, sample_rate = int(ref["seed"]), float(ref.get("clip_s", 12.0)), int(ref.get("sample_rate", 22050))
     with open(args.reference / "manifest.csv", newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
-    used = {r["origin"].split(":", 1)[1].split("#")[0] for r in rows if r["origin"].startswith("rhythgen:")}
+    used = _pieces_in(rows)
+    for other in args.exclude:
+        with open(other / "manifest.csv", newline="", encoding="utf-8") as fh:
+            used |= _pieces_in(list(csv.DictReader(fh)))
     pieces = rg.discover_pieces(args.rhythgen)
     splits = rb._split_works(sorted({p.work_id for p in pieces}), set(), seed)
     for r in rows:                                  # the same draw as the corpus's build
@@ -113,7 +125,8 @@ def main(argv=None) -> int:
         w.writeheader()
         w.writerows(sorted(out_rows, key=lambda r: r["clip_id"]))
     (args.out / "build_report.json").write_text(json.dumps({
-        "reference": str(args.reference), "seed": seed, "per_config": args.per_config,
+        "reference": str(args.reference), "excluded": [str(e) for e in args.exclude],
+        "seed": seed, "per_config": args.per_config,
         "windows": args.windows, "pieces": len(chosen), "clips": len(out_rows),
         "parse_failures": failures, "render_failures": skipped}, indent=1, default=str) + "\n")
     print(f"{len(out_rows)} clips from {len(chosen)} pieces ({len(failures)} parse, {len(skipped)} render failures)")
