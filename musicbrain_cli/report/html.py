@@ -670,7 +670,7 @@ def _symbolic_sentences(found: Any) -> list[str]:
                       ("human_withheld", "human test clips whose notes lean towards AI (a human "
                                          "verdict withheld, no accusation)"),
                       ("ai_doubted", "clips of score-writing generators at or above its doubt "
-                                     "threshold (never called human by this line's account)")):
+                                     "threshold (so never cleared as human)")):
         r = rates.get(key)
         if isinstance(r, Mapping) and _num(r.get("n")):
             lo, hi = (list(r.get("ci95") or []) + [None, None])[:2]
