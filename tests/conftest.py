@@ -101,3 +101,17 @@ def deadline(seconds: int, what: str = "the call"):
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, old)
+
+
+def write_musicnet_metadata(root, rows) -> None:
+    """``musicnet_metadata.csv`` in MusicNet's release layout under ``root``, one line per
+    ``(id, composer, composition, movement, ensemble, catalog_name, seconds)``."""
+    import csv
+
+    with open(root / "musicnet_metadata.csv", "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh, quoting=csv.QUOTE_ALL)
+        w.writerow(["id", "composer", "composition", "movement", "ensemble", "source",
+                    "transcriber", "catalog_name", "seconds"])
+        for pid, comp, work, mvt, ens, cat, seconds in rows:
+            w.writerow([pid, comp, work, mvt, ens, "test", "test", cat, seconds])
+

@@ -6,6 +6,7 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+from conftest import write_musicnet_metadata
 
 ROOT = Path(__file__).resolve().parents[1]
 META = [  # id, composer, composition, ensemble, catalog_name, file
@@ -33,18 +34,15 @@ def tree(tmp_path_factory):
     import pretty_midi
 
     root = tmp_path_factory.mktemp("musicnet")
-    with open(root / "musicnet_metadata.csv", "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh, quoting=csv.QUOTE_ALL)
-        w.writerow(["id", "composer", "composition", "movement", "ensemble", "source",
-                    "transcriber", "catalog_name", "seconds"])
-        for pid, comp, work, ens, cat, rel in META:
-            w.writerow([pid, comp, work, "1", ens, "test", "test", cat, "4"])
-            midi = pretty_midi.PrettyMIDI()
-            inst = pretty_midi.Instrument(program=0)
-            inst.notes = [pretty_midi.Note(80, 60 + k, 0.5 * k, 0.5 * k + 0.4) for k in range(8)]
-            midi.instruments.append(inst)
-            (root / "musicnet_midis" / rel).parent.mkdir(parents=True, exist_ok=True)
-            midi.write(str(root / "musicnet_midis" / rel))
+    write_musicnet_metadata(root, [(pid, comp, work, "1", ens, cat, "4")
+                                   for pid, comp, work, ens, cat, _ in META])
+    for *_, rel in META:
+        midi = pretty_midi.PrettyMIDI()
+        inst = pretty_midi.Instrument(program=0)
+        inst.notes = [pretty_midi.Note(80, 60 + k, 0.5 * k, 0.5 * k + 0.4) for k in range(8)]
+        midi.instruments.append(inst)
+        (root / "musicnet_midis" / rel).parent.mkdir(parents=True, exist_ok=True)
+        midi.write(str(root / "musicnet_midis" / rel))
     return root
 
 

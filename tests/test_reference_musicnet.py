@@ -13,6 +13,8 @@ from musicbrain_cli.taxonomy import Taxonomy
 from musicbrain_cli.data.reference import build as B
 from musicbrain_cli.data.reference import musicnet as M
 
+from conftest import write_musicnet_metadata
+
 QPM = 120.0
 META = [  # id, composer, composition, movement, ensemble, catalog_name, file
     ("1001", "Beethoven", "Piano Sonata No 1 in F minor", "1. Allegro", "Solo Piano", "OP2NO1",
@@ -47,14 +49,10 @@ def _write_midi(path, seed, parts, seconds=14.0):
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory):
     root = tmp_path_factory.mktemp("musicnet")
-    with open(root / "musicnet_metadata.csv", "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh, quoting=csv.QUOTE_ALL)
-        w.writerow(["id", "composer", "composition", "movement", "ensemble", "source",
-                    "transcriber", "catalog_name", "seconds"])
-        for i, (pid, comp, work, mvt, ens, cat, rel) in enumerate(META):
-            w.writerow([pid, comp, work, mvt, ens, "test", "test", cat, "14"])
-            _write_midi(root / "musicnet_midis" / rel, seed=i,
-                        parts=2 if ens == "Solo Piano" else 4)
+    write_musicnet_metadata(root, [(pid, comp, work, mvt, ens, cat, "14")
+                                   for pid, comp, work, mvt, ens, cat, _ in META])
+    for i, (_, _, _, _, ens, _, rel) in enumerate(META):
+        _write_midi(root / "musicnet_midis" / rel, seed=i, parts=2 if ens == "Solo Piano" else 4)
     return root
 
 
