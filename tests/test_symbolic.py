@@ -728,12 +728,18 @@ def test_symbolic_finding_accuses_only_when_applicable_in_domain_and_saying_ai(
     assert f.p_ai == (0.97 if applicable and in_domain else None)
 
 
-def test_symbolic_finding_from_a_real_assessment(forced, melody_window):
-    """The detector's own dict feeds symbolic_finding unchanged."""
+def test_symbolic_finding_from_a_real_assessment(forced, fitted, melody_window):
+    """The detector's own dict feeds symbolic_finding unchanged: accusing, leaning (a model
+    whose P(AI) 0.5 lies between its doubt threshold and operating point) and out of domain."""
     from musicbrain_cli.verdict import symbolic_finding
 
     d = forced.assess([(0.0, melody_window)], SR, content_in_domain=True).to_dict()
     assert symbolic_finding(d).finding == "ai"
+    model = copy.deepcopy(fitted[0])
+    model.update(threshold=0.9, doubt_threshold=0.5, platt={"a": 0.0, "b": 0.0})
+    model["domain"]["limit"] = 1e12
+    d = SymbolicDetector(model).assess([(0.0, melody_window)], SR, content_in_domain=True).to_dict()
+    assert symbolic_finding(d).finding == "inconclusive" and symbolic_finding(d).p_ai == pytest.approx(0.5)
     d = forced.assess([(0.0, melody_window)], SR, content_in_domain=False).to_dict()
     assert symbolic_finding(d).finding == "no_evidence" and not symbolic_finding(d).in_domain
 
