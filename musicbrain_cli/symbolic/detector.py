@@ -30,8 +30,8 @@ from musicbrain_cli.symbolic.features import FEATURE_NAMES, MIN_NOTES, note_feat
 PACKAGE_DIR = Path(__file__).resolve().parent
 #: SHA-256 of the shipped model's files, checked on load.
 SHIPPED_SHA256: dict[str, dict[str, str]] = {
-    "default": {"model.json": "25d789958f271a6b3cf02cda9e3b6704802af942ecab1eec090582f4100622c2",
-                "card.json": "79275d34ae355958ee717edddf1f718a10807582ba57bbaf2e26586882063904"},
+    "default": {"model.json": "71296c0db31e63662752986f464c0ddac29ef031d1adb5b42bd2616ffeb638ba",
+                "card.json": "6f3b48e6ae422fd7b3dfb7cb72d540fe08b3cff81a56043ded576abc39ca6f10"},
 }
 #: At most this many windows of a track are transcribed (spread evenly over it).
 MAX_WINDOWS = 6
