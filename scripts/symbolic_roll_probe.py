@@ -9,7 +9,7 @@
 A probe, not a model to ship. The notes basic-pitch heard in each clip (the symbolic line's
 own caches) become a two-channel piano roll (onsets, sounding notes; 88 keys x 10 frames per
 second x 10 s); a small CNN (four conv blocks, mean and max pooling, transposition
-augmentation, classes weighted alike) learns human against score-writing AI on the corpus's
+augmentation, classes weighted alike; ``--cosine`` decays the learning rate) learns human against score-writing AI on the corpus's
 ``train`` clips plus the extra batches. After each epoch, and for a logistic stack of the
 CNN's logit with the fitted symbolic model's tree score (fitted on ``val``), it prints:
 ROC-AUC on ``val``; held-out RhythGen configurations (test) against human test clips and
@@ -100,6 +100,8 @@ def main(argv=None) -> int:
     ap.add_argument("--heldout", nargs=2, required=True, metavar=("CORPUS", "NOTES_CACHE"))
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--cosine", action="store_true",
+                    help="decay the learning rate to zero over the run (cosine) instead of keeping it at 1e-3")
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
     import torch
@@ -121,6 +123,8 @@ def main(argv=None) -> int:
     yv = np.array([i["label"] for i in val])
     net = network()
     opt = torch.optim.AdamW(net.parameters(), 1e-3, weight_decay=1e-3)
+    steps = args.epochs * -(-len(x) // 64)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps) if args.cosine else None
 
     def score(group):
         net.eval()
@@ -141,6 +145,8 @@ def main(argv=None) -> int:
             opt.zero_grad()
             loss.backward()
             opt.step()
+            if sched is not None:
+                sched.step()
         sv, st, sh = score(val), score(test), score(held_humans)
         print(f"epoch {epoch} ({time.time() - t0:.0f} s) " + summary("CNN", sv, yv, st, test, sh), flush=True)
     det = SymbolicDetector.from_pretrained(args.model)
