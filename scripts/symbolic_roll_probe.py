@@ -1,20 +1,23 @@
 """Would a piano-roll CNN on basic-pitch's notes add to the symbolic line's statistics? (issue 21)
 
-    python scripts/symbolic_roll_probe.py --model musicbrain_cli/symbolic/default \\
+    python scripts/symbolic_roll_probe.py --model default \\
         --corpus runs/enlarged/ref-medium runs/symbolic/notes-medium \\
         --extra-train runs/symbolic/rg-extra runs/symbolic/notes-rg-extra \\
+        --extra-train runs/symbolic/rg-more runs/symbolic/notes-rg-more \\
         --extra-train runs/symbolic/mn-extra runs/symbolic/notes-mn-extra \\
-        --heldout runs/mn-heldout/ds runs/symbolic/notes-mn-heldout [--epochs 8]
+        --extra-train runs/symbolic/mn-more-full runs/symbolic/notes-mn-more \\
+        --heldout runs/mn-heldout/ds runs/symbolic/notes-mn-heldout [--epochs 8] [--cosine] [--seed 0]
 
 A probe, not a model to ship. The notes basic-pitch heard in each clip (the symbolic line's
 own caches) become a two-channel piano roll (onsets, sounding notes; 88 keys x 10 frames per
 second x 10 s); a small CNN (four conv blocks, mean and max pooling, transposition
-augmentation, classes weighted alike; ``--cosine`` decays the learning rate) learns human against score-writing AI on the corpus's
-``train`` clips plus the extra batches. After each epoch, and for a logistic stack of the
-CNN's logit with the fitted symbolic model's tree score (fitted on ``val``), it prints:
-ROC-AUC on ``val``; held-out RhythGen configurations (test) against human test clips and
-against the held-out corpus's human clips; and how many clips of each lie above the highest
-human validation score (the tail a forensic operating point sits in).
+augmentation, classes weighted alike; ``--cosine`` decays the learning rate) learns human
+against score-writing AI on the corpus's ``train`` clips plus the extra batches. After each
+epoch, and for a logistic stack of the CNN's logit with the fitted symbolic model's tree
+score (fitted on ``val``), it prints: ROC-AUC on ``val``; held-out RhythGen configurations
+(test) against human test clips and against the held-out corpus's human clips; and how many
+clips of each lie above the highest human validation score (the tail a forensic operating
+point sits in).
 """
 from __future__ import annotations
 

@@ -193,9 +193,10 @@ class SymbolicDetector:
             return self._not_applicable(f"Symbolic analysis not applicable: no analysed window held "
                                         f"{MIN_NOTES} or more notes.", rows)
         if not xs:
-            return SymbolicFinding(True, False, None, says_ai=False, leans_ai=False, features=(), explanation=(
-                "The notes of every analysed window lie outside the range of the scores the "
-                "symbolic line was trained on; it does not judge them."), **common)
+            return SymbolicFinding(True, False, None, says_ai=False, leans_ai=False, features=(),
+                                   explanation=("The notes of every analysed window lie outside the "
+                                                "range of the scores the symbolic line was trained "
+                                                "on; it does not judge them."), **common)
         p = _sigmoid(self.platt_a * float(np.mean(raws)) + self.platt_b)
         mean_x = np.mean(xs, axis=0)
         # distance from the human median in standard deviations of the training windows
