@@ -850,6 +850,25 @@ def test_report_states_windows_and_measured_error_rates_in_words():
     assert "14 of 200" in withheld and "7.0 %" in withheld and "no accusation" in withheld
     doubted = next(x for x in s if "doubt threshold" in x)
     assert "96 of 100" in doubted and "96.0 %" in doubted
+    assert not any("miss rate is unknown" in x for x in s)          # no families recorded
+    s = _symbolic_sentences({**found, "measured_on": ["notagen-small-ft", "symbolic-small"]})
+    assert ("Its catch rate was measured on the score-writing generators 'notagen-small-ft', "
+            "'symbolic-small'; for any other generator its miss rate is unknown") in s[-1]
+
+
+def test_finding_names_the_generator_families_its_rates_were_measured_on(fitted, melody_window):
+    """measured_on comes from the card's test split: AI sources collapsed to their family
+    (RhythGen's configurations to one), human sources left out; no card, no families."""
+    card = {"test": {**CARD_RATES, "per_source": {
+        "human/music21": {}, "human/musicnet": {}, "notagen-small-ft/Lieder-LAD": {},
+        "notagen-small-ft/RAG-RMM": {}, "symbolic-large": {}}}}
+    model = copy.deepcopy(fitted[0])
+    model["domain"]["limit"] = 1e12
+    got = SymbolicDetector(model, card).assess([(0.0, melody_window)], SR, content_in_domain=True)
+    assert got.measured_on == ("notagen-small-ft", "symbolic-large")
+    assert got.to_dict()["measured_on"] == ["notagen-small-ft", "symbolic-large"]
+    assert SymbolicDetector(model).assess([(0.0, melody_window)], SR,
+                                          content_in_domain=False).measured_on == ()
 
 
 def test_report_symbolic_sentences_tolerate_missing_or_malformed_input():
@@ -860,6 +879,8 @@ def test_report_symbolic_sentences_tolerate_missing_or_malformed_input():
     assert _symbolic_sentences({}) == []
     assert _symbolic_sentences({"windows": ["x", None], "error_rates": {"false_accusation": {"n": 0}}}) == []
     assert _symbolic_sentences({"error_rates": {"detection": None, "false_accusation": "x"}}) == []
+    assert _symbolic_sentences({"measured_on": "abc"}) == []
+    assert _symbolic_sentences({"measured_on": [1, None]}) == []
 
 
 def test_report_evidence_table_names_the_symbolic_line_and_shows_its_sentences():

@@ -678,6 +678,13 @@ def _symbolic_sentences(found: Any) -> list[str]:
                    for v in (_num(r.get("rate")), _num(lo), _num(hi))]
             out.append(f"Measured on the reference corpus's test split: {_count(r.get('k'))} of "
                        f"{_count(r.get('n'))} {what} ({pct[0]}, 95 % interval {pct[1]} to {pct[2]}).")
+    measured_on = found.get("measured_on")
+    families = [visible(g) for g in (measured_on if isinstance(measured_on, (list, tuple)) else ())
+                if isinstance(g, str)][:12]
+    if families:
+        out.append("Its catch rate was measured on the score-writing generators "
+                   + ", ".join(f"'{g}'" for g in families) + "; for any other generator its miss "
+                   "rate is unknown, and it says nothing about generators that make audio directly.")
     return out
 
 

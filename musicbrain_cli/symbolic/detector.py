@@ -65,7 +65,9 @@ class SymbolicFinding:
     ``applicable``: some window had enough notes; ``in_domain``: the line may accuse here
     (its windows and the content model both in domain); ``leans_ai``: in domain, at or above
     the doubt threshold but below the operating point; ``windows``: per analysed window its
-    start, note count, distance, whether in domain and P(AI) (None when too few notes).
+    start, note count, distance, whether in domain and P(AI) (None when too few notes);
+    ``measured_on``: the generator families its detection rate was measured on (from its
+    card's test split), for the report to say that on any other its miss rate is unknown.
     """
 
     applicable: bool
@@ -80,10 +82,12 @@ class SymbolicFinding:
     explanation: str
     model_sha256: str | None
     error_rates: dict
+    measured_on: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["windows"], d["features"] = list(self.windows), list(self.features)
+        d["measured_on"] = list(self.measured_on)
         return d
 
 
@@ -178,8 +182,10 @@ class SymbolicDetector:
 
     def _common(self, rows) -> dict:
         rates = self.card.get("test", {})
+        sources = rates.get("per_source") if isinstance(rates.get("per_source"), dict) else {}
+        families = tuple(sorted({str(k).split("/")[0] for k in sources if not str(k).startswith("human/")}))
         return dict(threshold=self.threshold, doubt_threshold=self.doubt_threshold,
-                    windows=tuple(rows), model_sha256=self.sha256,
+                    windows=tuple(rows), model_sha256=self.sha256, measured_on=families,
                     error_rates={k: rates.get(k) for k in ("false_accusation", "detection",
                                                            "human_withheld", "ai_doubted")})
 
