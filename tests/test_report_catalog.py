@@ -83,3 +83,26 @@ def test_index_states_totals_model_and_date_and_never_breaks_words(tmp_path):
     assert re.search(r'<td data-sort="[^"]*" class="num">0\.\d{3}</td>', html)  # P(AI)
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["tracks"][0]["model_sha256"] == "1" * 64
+
+
+def test_summary_and_index_say_why_and_which_lines_decided(tmp_path):
+    """An inconclusive track whose content P(AI) is low says why (the combined rule's first
+    reason: another line withheld `human`), in summary.json, summary.csv and the index; an
+    `ai` track names the lines that found AI."""
+    held = example_track(seed=4)
+    held["verdict"].update(label="inconclusive", ai_lines=[], p_ai=0.02,
+                           reasons=["The symbolic line leans towards AI generation (P(AI) 0.95, "
+                                    "short of its operating point 0.99)."])
+    ai = example_track(seed=5)
+    ai["verdict"].update(label="ai", ai_lines=["content", "symbolic"])
+    write_catalog(tmp_path, [CatalogEntry("/in/a.flac", held, "a/report.pdf"),
+                             CatalogEntry("/in/b.flac", ai, "b/report.pdf"),
+                             CatalogEntry("/in/c.mp3", None, None, "decode failed")])
+    tracks = json.loads((tmp_path / "summary.json").read_text())["tracks"]
+    assert tracks[0]["why"].startswith("The symbolic line leans towards AI") and tracks[0]["ai_lines"] is None
+    assert tracks[1]["ai_lines"] == "content; symbolic"
+    assert tracks[2]["why"] is None and tracks[2]["ai_lines"] is None
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "summary.csv").read_text())))
+    assert rows[0]["why"] == tracks[0]["why"] and list(rows[0])[-2:] == ["ai_lines", "why"]
+    html = (tmp_path / "index.html").read_text()
+    assert "<th" in html and ">Why<" in html and "leans towards AI generation (P(AI) 0.95" in html

@@ -26,10 +26,11 @@ SUMMARY_SCHEMA = "musicbrain.summary/1"
 SUMMARY_JSON, SUMMARY_CSV, INDEX_HTML = "summary.json", "summary.csv", "index.html"
 FIELDS = ("file_name", "path", "status", "error", "verdict", "p_ai", "threshold", "fpr",
           "fnr", "in_domain", "ood_score", "top_labels", "duration_s", "size_bytes", "sha256",
-          "model_version", "analysis_time", "report", "model_name", "model_sha256")
-INDEX_COLUMNS = (("file_name", "File"), ("verdict", "Verdict"), ("p_ai", "P(AI)"),
-                 ("top_labels", "Top style labels"), ("in_domain", "In domain"),
-                 ("duration_s", "Duration (s)"), ("status", "Status"))
+          "model_version", "analysis_time", "report", "model_name", "model_sha256", "ai_lines",
+          "why")
+INDEX_COLUMNS = (("file_name", "File"), ("verdict", "Verdict"), ("why", "Why"),
+                 ("p_ai", "P(AI), content"), ("top_labels", "Top style labels"),
+                 ("in_domain", "In domain"), ("duration_s", "Duration (s)"), ("status", "Status"))
 NUMERIC_COLUMNS = ("p_ai", "duration_s", "in_domain", "verdict")  # never wrapped
 TOP_LABELS = 3
 
@@ -82,6 +83,10 @@ def summary_row(entry: CatalogEntry) -> dict[str, Any]:
         # existing CSV readers keep their column positions)
         "model_name": (track.get("model") or {}).get("name"),
         "model_sha256": (track.get("model") or {}).get("weights_sha256"),
+        # which evidence lines decided, and the combined rule's first reason: a track called
+        # inconclusive with a low content P(AI) says here that another line withheld `human`
+        "ai_lines": "; ".join(str(x) for x in verdict.get("ai_lines") or ()) or None,
+        "why": next(iter(verdict.get("reasons") or ()), None),
     }
 
 
