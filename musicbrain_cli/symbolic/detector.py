@@ -123,6 +123,13 @@ class SymbolicDetector:
             raise ModelLoadError("symbolic model threshold outside (0, 1], a doubt threshold outside "
                                  "(0, threshold] or a non-positive scale")
         self.model, self.card, self.sha256 = model, card or {}, sha256
+        rates = self.card.get("test") if isinstance(self.card.get("test"), dict) else {}
+        sources = rates.get("per_source") if isinstance(rates.get("per_source"), dict) else {}
+        #: the generator families the card's detection rate was measured on
+        self.measured_on = tuple(sorted({str(k).split("/")[0] for k in sources
+                                         if not str(k).startswith("human/")}))
+        self.error_rates = {k: rates.get(k) for k in ("false_accusation", "detection",
+                                                      "human_withheld", "ai_doubted")}
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike = "default") -> "SymbolicDetector":
@@ -181,13 +188,9 @@ class SymbolicDetector:
         return self._finding(rows, xs, raws)
 
     def _common(self, rows) -> dict:
-        rates = self.card.get("test", {})
-        sources = rates.get("per_source") if isinstance(rates.get("per_source"), dict) else {}
-        families = tuple(sorted({str(k).split("/")[0] for k in sources if not str(k).startswith("human/")}))
         return dict(threshold=self.threshold, doubt_threshold=self.doubt_threshold,
-                    windows=tuple(rows), model_sha256=self.sha256, measured_on=families,
-                    error_rates={k: rates.get(k) for k in ("false_accusation", "detection",
-                                                           "human_withheld", "ai_doubted")})
+                    windows=tuple(rows), model_sha256=self.sha256, measured_on=self.measured_on,
+                    error_rates=dict(self.error_rates))
 
     def _not_applicable(self, explanation: str, rows=()) -> SymbolicFinding:
         return SymbolicFinding(False, False, None, says_ai=False, leans_ai=False, features=(),

@@ -142,7 +142,7 @@ def out_of_group_human_scores(items: list[dict], *, seed: int,
     return out
 
 
-def _allowed_threshold(human_p: list[float], share: float = MAX_VALIDATION_FPR) -> float:
+def _allowed_threshold(human_p: np.ndarray | list[float], share: float = MAX_VALIDATION_FPR) -> float:
     """Just above the (k+1)-th highest of ``human_p``, k = floor(``share`` of them): at most k
     of these clips reach it."""
     p = np.sort(np.asarray(human_p, dtype=np.float64))[::-1]
@@ -179,7 +179,8 @@ def fit_model(items: list[dict], *, seed: int,
     a, b = _platt(np.array([det.trees(row) for row in xv]), yv)
     model["platt"] = {"a": a, "b": b}
     det = SymbolicDetector(model)
-    t_val = _allowed_threshold([det.window_p_ai(row) for row in xv[yv == 0]])
+    pv = np.array([det.window_p_ai(row) for row in xv])          # calibrated P(AI) of val clips
+    t_val = _allowed_threshold(pv[yv == 0])
     unseen = out_of_group_human_scores(train + val, seed=seed, on_progress=on_progress)
     t_unseen = _allowed_threshold([p for p, _ in unseen])
     model["threshold"] = max(MIN_THRESHOLD, min(max(t_val, t_unseen), 0.999999))
@@ -191,14 +192,14 @@ def fit_model(items: list[dict], *, seed: int,
         "doubt_threshold": model["doubt_threshold"], "doubt_share": DOUBT_SHARE,
         "validation_humans": int((yv == 0).sum()), "unseen_group_humans": len(unseen),
         "unseen_group_highest": [{"p_ai": round(p, 6), "group": g} for p, g in worst]}
-    caught = float(np.mean([det.window_p_ai(row) >= model["threshold"] for row in xv[yv == 1]]))
+    caught = float(np.mean(pv[yv == 1] >= model["threshold"]))
     if caught == 0.0:
         raise TrainingError(f"the operating point {model['threshold']:.6f} catches no AI validation "
                             "clip: the line would never accuse; not written")
     model["operating_point"]["validation_detection"] = caught
     model["operating_point"]["validation_doubt"] = {
-        "human": float(np.mean([det.window_p_ai(row) >= model["doubt_threshold"] for row in xv[yv == 0]])),
-        "ai": float(np.mean([det.window_p_ai(row) >= model["doubt_threshold"] for row in xv[yv == 1]]))}
+        "human": float(np.mean(pv[yv == 0] >= model["doubt_threshold"])),
+        "ai": float(np.mean(pv[yv == 1] >= model["doubt_threshold"]))}
     return model
 
 
