@@ -136,6 +136,8 @@ def evidence_line_facts_lines() -> list[str]:
                 lines.append(f"  leans towards AI P(AI) >= {det.doubt_threshold:.3f}: withholds a human "
                              f"verdict (human test clips {rate(test.get('human_withheld'))}; "
                              f"score-writing AI {rate(test.get('ai_doubted'))})")
+            lines.append("  readers          note statistics (trees)"
+                         + (" + piano-roll network, stacked" if det.uses_roll else ""))
             ok, why = basic_pitch_available()
             lines.append(f"  notes            {why if ok else 'UNAVAILABLE: ' + why}")
     return lines

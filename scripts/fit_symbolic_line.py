@@ -1,7 +1,7 @@
 """Fit the symbolic evidence line on a reference corpus and write its model and card (issue 21).
 
     python scripts/fit_symbolic_line.py CORPUS --notes-cache DIR -o musicbrain_cli/symbolic/default \
-        [--extra-train CORPUS2 NOTES_CACHE2] [--jobs 2]
+        [--extra-train CORPUS2 NOTES_CACHE2] [--jobs 2] [--roll-epochs 8 --unseen-folds 4]
 
 CORPUS is a reference corpus built by ``musicbrain data build-reference`` (its
 ``manifest.csv``, audio and splits). The notes basic-pitch hears in each human and
@@ -34,6 +34,12 @@ def main(argv=None) -> int:
     ap.add_argument("--extra-train", nargs=2, action="append", default=[], metavar=("CORPUS", "NOTES_CACHE"),
                     help="another corpus whose clips all join the train split, with its notes cache "
                          "(repeatable); keep its works apart from CORPUS's validation and test clips")
+    ap.add_argument("--roll-epochs", type=int, default=0,
+                    help="train the piano-roll network for this many epochs and stack it with the "
+                         "trees (0: trees only)")
+    ap.add_argument("--unseen-folds", type=int, default=0, metavar="K",
+                    help="unseen-group rule on K folds of the human groups instead of one group at a "
+                         "time (0); with the roll network each held-out unit costs a network")
     args = ap.parse_args(argv)
     rows = symbolic_rows(args.corpus / "manifest.csv")
     with Progress(console=Console(stderr=True)) as bar:
@@ -49,8 +55,9 @@ def main(argv=None) -> int:
                 on_progress=lambda d, n, t=task: bar.update(t, completed=d, total=n))
             failed.update(extra_failed)
             extra.append((extra_root, extra_notes))
-        task = bar.add_task("leave-one-group-out fits", total=None)
+        task = bar.add_task("unseen-group fits", total=None)
         card = fit_and_ship(args.corpus, notes, args.out, extra_train=extra, seed=args.seed,
+                            roll_epochs=args.roll_epochs, unseen_folds=args.unseen_folds,
                             command=shlex.join(["python", "scripts/fit_symbolic_line.py", *sys.argv[1:]]),
                             on_progress=lambda d, n: bar.update(task, completed=d, total=n))
     for clip_id, why in sorted(failed.items()):

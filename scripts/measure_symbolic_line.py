@@ -39,11 +39,11 @@ def main(argv=None) -> int:
         task = bar.add_task("transcribing clips", total=len(rows))
         notes, failed = transcribe_corpus(args.corpus, rows, args.notes_cache, jobs=args.jobs,
                                           on_progress=lambda d, n: bar.update(task, completed=d, total=n))
-    items, skipped = dataset(rows, notes)
     det = SymbolicDetector.from_pretrained(args.model)
+    items, skipped = dataset(rows, notes, rolls=det.uses_roll)
     print(json.dumps({"model_sha256": det.sha256, "threshold": det.threshold,
                       "doubt_threshold": det.doubt_threshold, "clips": len(rows),
-                      "skipped": skipped, "failed": len(failed), **evaluate(det.model, items)}, indent=1))
+                      "skipped": skipped, "failed": len(failed), **evaluate(det, items)}, indent=1))
     return 0
 
 

@@ -6,12 +6,14 @@
         --extra-train runs/symbolic/rg-more runs/symbolic/notes-rg-more \\
         --extra-train runs/symbolic/mn-extra runs/symbolic/notes-mn-extra \\
         --extra-train runs/symbolic/mn-more-full runs/symbolic/notes-mn-more \\
-        --heldout runs/mn-heldout/ds runs/symbolic/notes-mn-heldout [--epochs 8] [--cosine] [--seed 0]
+        --heldout runs/mn-heldout/ds runs/symbolic/notes-mn-heldout [--epochs 8] [--seed 0]
 
-A probe, not a model to ship. The notes basic-pitch heard in each clip (the symbolic line's
+The probe that led to the line's roll network (musicbrain_cli/symbolic/roll.py), kept to
+compare the two readers. The notes basic-pitch heard in each clip (the symbolic line's
 own caches) become a two-channel piano roll (onsets, sounding notes; 88 keys x 10 frames per
-second x 10 s); a small CNN (four conv blocks, mean and max pooling, transposition
-augmentation, classes weighted alike; ``--cosine`` decays the learning rate) learns human
+second x 10 s); the line's network and recipe (four conv blocks, mean and max pooling,
+transposition augmentation, classes weighted alike, learning rate decayed by a cosine; the
+session-16 runs without ``--cosine`` kept it constant, an option since removed) learns human
 against score-writing AI on the corpus's ``train`` clips plus the extra batches. After each
 epoch, and for a logistic stack of the CNN's logit with the fitted symbolic model's tree
 score (fitted on ``val``), it prints: ROC-AUC on ``val``; held-out RhythGen configurations
@@ -28,25 +30,11 @@ import warnings
 
 import numpy as np
 
-FPS, FRAMES, LOWEST, KEYS = 10, 100, 21, 88
 HELD_OUT_CONFIGS = ("LAD", "LMM2", "RAS2", "HMR")
 
 
-def piano_roll(notes: np.ndarray) -> np.ndarray:
-    """``[2, KEYS, FRAMES]``: onsets and sounding notes of ``[n, 3]`` (start, end, pitch)."""
-    roll = np.zeros((2, KEYS, FRAMES), np.float32)
-    for start, end, pitch in notes:
-        key = int(round(pitch)) - LOWEST
-        first = int(start * FPS)
-        if not 0 <= key < KEYS or first >= FRAMES:
-            continue
-        roll[0, key, first] = 1.0
-        roll[1, key, first:min(max(first + 1, int(end * FPS)), FRAMES)] = 1.0
-    return roll
-
-
 def load(root: str, cache: str, split: str | None = None) -> list[dict]:
-    """Items of a corpus with cached notes: the symbolic fit's own items plus each one's roll."""
+    """Items of a corpus with cached notes and their piano rolls, as the symbolic fit makes them."""
     from musicbrain_cli.symbolic import fit
     from musicbrain_cli.symbolic.corpus import symbolic_rows
 
@@ -55,31 +43,7 @@ def load(root: str, cache: str, split: str | None = None) -> list[dict]:
         rows = [{**r, "split": split} for r in rows]
     notes = {r["clip_id"]: np.load(os.path.join(cache, f"{r['clip_id']}.npy")) for r in rows
              if os.path.exists(os.path.join(cache, f"{r['clip_id']}.npy"))}
-    items, _ = fit.dataset(rows, notes)
-    for it in items:
-        it["roll"] = piano_roll(notes[it["clip_id"]])
-    return items
-
-
-def network():
-    import torch
-    import torch.nn as nn
-
-    def block(i, o):
-        return nn.Sequential(nn.Conv2d(i, o, 3, padding=1), nn.BatchNorm2d(o), nn.ReLU())
-
-    class RollNet(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.features = nn.Sequential(block(2, 16), nn.MaxPool2d(2), block(16, 32), nn.MaxPool2d(2),
-                                          block(32, 64), nn.MaxPool2d(2), block(64, 64))
-            self.drop, self.head = nn.Dropout(0.3), nn.Linear(128, 1)
-
-        def forward(self, x):
-            z = self.features(x)
-            return self.head(self.drop(torch.cat([z.mean((2, 3)), z.amax((2, 3))], 1))).squeeze(1)
-
-    return RollNet()
+    return fit.dataset(rows, notes, rolls=True)[0]
 
 
 def summary(name, sv, yv, st, test, sh) -> str:
@@ -103,8 +67,6 @@ def main(argv=None) -> int:
     ap.add_argument("--heldout", nargs=2, required=True, metavar=("CORPUS", "NOTES_CACHE"))
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--cosine", action="store_true",
-                    help="decay the learning rate to zero over the run (cosine) instead of keeping it at 1e-3")
     ap.add_argument("--unseen-folds", type=int, default=0, metavar="K",
                     help="also set the operating point by an unseen-group rule on K folds of the "
                          "human groups, for the trees alone and for the stack, and compare recall")
@@ -125,7 +87,7 @@ def main(argv=None) -> int:
         print(f"epoch {epoch} ({seconds:.0f} s) " + summary("CNN", score(val), yv, score(test), test,
                                                            score(held_humans)), flush=True)
 
-    cnn = train_cnn(train, epochs=args.epochs, seed=args.seed, cosine=args.cosine, after_epoch=report)
+    cnn = train_cnn(train, epochs=args.epochs, seed=args.seed, after_epoch=report)
     sv, st, sh = cnn(val), cnn(test), cnn(held_humans)
     det = SymbolicDetector.from_pretrained(args.model)
     trees = lambda group: np.array([det.trees(i["features"]) for i in group])  # noqa: E731
@@ -140,46 +102,20 @@ def main(argv=None) -> int:
     return 0
 
 
-def train_cnn(train: list[dict], *, epochs: int, seed: int, cosine: bool, after_epoch=None):
-    """Train the roll CNN on ``train``; returns ``score(items) -> logits``."""
-    import torch
-    import torch.nn.functional as F
-
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    x = np.stack([i["roll"] for i in train])
-    y = np.array([i["label"] for i in train], np.float32)
-    w = np.where(y == 1, 0.5 / y.mean(), 0.5 / (1 - y.mean())).astype(np.float32)
-    net = network()
-    opt = torch.optim.AdamW(net.parameters(), 1e-3, weight_decay=1e-3)
-    steps = epochs * -(-len(x) // 64)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps) if cosine else None
-
-    def score(group):
-        net.eval()
-        with torch.no_grad():
-            out = np.concatenate([net(torch.from_numpy(np.stack([i["roll"] for i in group[k:k + 256]]))).numpy()
-                                  for k in range(0, len(group), 256)])
-        net.train()
-        return out
+def train_cnn(train: list[dict], *, epochs: int, seed: int, after_epoch=None):
+    """The line's roll network (:func:`musicbrain_cli.symbolic.roll.train`) trained on
+    ``train``; returns ``score(items) -> logits``."""
+    from musicbrain_cli.symbolic import roll
 
     t0 = time.time()
-    for epoch in range(epochs):
-        order = rng.permutation(len(x))
-        for k in range(0, len(x), 64):
-            b = order[k:k + 64]
-            xb = np.roll(x[b], int(rng.integers(-6, 7)), axis=2)      # transposition
-            loss = (F.binary_cross_entropy_with_logits(net(torch.from_numpy(xb)), torch.from_numpy(y[b]),
-                                                       reduction="none") * torch.from_numpy(w[b])).mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            if sched is not None:
-                sched.step()
+
+    def report(done, total, net):
         if after_epoch is not None:
-            after_epoch(epoch, time.time() - t0, score)
-    net.eval()
-    return score
+            after_epoch(done - 1, time.time() - t0, lambda group: roll.logits(net, [i["roll"] for i in group]))
+
+    net = roll.train([i["roll"] for i in train], [i["label"] for i in train], seed=seed, epochs=epochs,
+                     on_epoch=report)
+    return lambda group: roll.logits(net, [i["roll"] for i in group])
 
 
 def unseen_rule(items, test, held_humans, det, stack, cnn, args) -> None:
@@ -207,7 +143,7 @@ def unseen_rule(items, test, held_humans, det, stack, cnn, args) -> None:
         xv, yv = fit._xy(va)
         clf = fit._gbdt(args.seed).fit(x, y)
         a, b = fit._platt(clf.decision_function(xv), yv)
-        score = train_cnn(tr, epochs=args.epochs, seed=args.seed, cosine=args.cosine)
+        score = train_cnn(tr, epochs=args.epochs, seed=args.seed)
         lr = LogisticRegression().fit(np.c_[clf.decision_function(xv), score(va)], yv)
         raw = clf.decision_function(fit._xy(held)[0])
         tree_p += list(1 / (1 + np.exp(-(a * raw + b))))

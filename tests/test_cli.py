@@ -84,6 +84,8 @@ def test_info_states_the_evidence_lines_pins_and_operating_points():
     assert (f"leans towards AI P(AI) >= {card['operating_point']['doubt_threshold']:.3f}: withholds a "
             f"human verdict (human test clips {held['k']} of {held['n']}") in out
     assert "basic-pitch 0.4.0" in out and "UNAVAILABLE" not in out
+    stacked = "roll" in card.get("readers", [])
+    assert ("note statistics (trees) + piano-roll network, stacked" in out) is stacked
 
 
 def _options_without_help(command, path):

@@ -449,7 +449,7 @@ def test_evaluate_counts_clips_per_source_and_only_in_domain_accusations(fitted)
     val = [i for i in items if i["split"] == "val"]
     far = {**val[1], "clip_id": "far", "features": val[1]["features"] + 100.0}   # an AI item
     assert far["label"] == 1
-    out = fit.evaluate(model, val + [far])
+    out = fit.evaluate(SymbolicDetector(model), val + [far])
     n_h = sum(1 for i in val if i["label"] == 0)
     n_ai = sum(1 for i in val if i["label"] == 1) + 1
     fa, dt = out["false_accusation"], out["detection"]

@@ -217,6 +217,14 @@ def applicability(*, duration_s: float, sample_rate: int, peak: float,
     return None
 
 
+def model_directory(name_or_path: str | os.PathLike, *, shipped: dict[str, dict[str, str]],
+                    package_dir: Path) -> Path:
+    """The directory a model name (a key of ``shipped``, unless a path of that name exists)
+    or path stands for."""
+    text = str(name_or_path)
+    return package_dir / text if text in shipped and not Path(text).exists() else Path(text).expanduser()
+
+
 def load_model_files(name_or_path: str | os.PathLike, *, shipped: dict[str, dict[str, str]],
                      package_dir: Path, what: str) -> tuple[dict, dict, str]:
     """``(model, card, model SHA-256)`` of a JSON evidence-line model: a shipped name (a key of
@@ -224,7 +232,7 @@ def load_model_files(name_or_path: str | os.PathLike, *, shipped: dict[str, dict
     directory holding model.json and card.json. ``what`` names the line in errors."""
     text = str(name_or_path)
     is_shipped = text in shipped and not Path(text).exists()
-    directory = package_dir / text if is_shipped else Path(text).expanduser()
+    directory = model_directory(name_or_path, shipped=shipped, package_dir=package_dir)
     if not (directory / MODEL_FILE).is_file():
         raise ModelLoadError(f"no {what} model at {str(directory / MODEL_FILE)!r}")
     for name, want in (shipped[text] if is_shipped else {}).items():

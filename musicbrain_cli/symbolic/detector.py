@@ -2,10 +2,12 @@
 
 A track's windows (the content model's 10-s windows at 22,050 Hz, up to
 :data:`MAX_WINDOWS` spread over the track) are transcribed by basic-pitch; each window with
-at least :data:`~musicbrain_cli.symbolic.features.MIN_NOTES` notes gives one feature vector.
-A window is in the line's domain when its Mahalanobis distance from the training windows is
-within the fitted limit; the track's P(AI) is the Platt-calibrated mean raw score of its
-in-domain windows. The line accuses only when the content model also finds the recording
+at least :data:`~musicbrain_cli.symbolic.features.MIN_NOTES` notes gives one feature vector
+and, for a model with a roll network (:mod:`musicbrain_cli.symbolic.roll`), one piano roll.
+A window's raw score is the trees' score, or the stack of the trees' score and the roll
+network's logit (weights fitted on validation clips). A window is in the line's domain when
+its Mahalanobis distance from the training windows is within the fitted limit; the track's
+P(AI) is the calibrated mean raw score of its in-domain windows. The line accuses only when the content model also finds the recording
 in its own domain (audio like the rendered scores both were trained on: the note statistics
 of a studio mix or a live recording were never measured) and P(AI) reaches the operating
 point. It never exonerates (:func:`musicbrain_cli.verdict.symbolic_finding`); between its doubt
@@ -23,9 +25,13 @@ from typing import Sequence
 
 import numpy as np
 
-from musicbrain_cli.artifacts.detector import CARD_FILE, MODEL_FILE, Trees, load_model_files
+from musicbrain_cli.artifacts.detector import (CARD_FILE, MODEL_FILE, Trees, load_model_files,
+                                               model_directory)
 from musicbrain_cli.errors import ModelLoadError
+from musicbrain_cli.files import sha256_file
+from musicbrain_cli.symbolic import roll as _roll
 from musicbrain_cli.symbolic.features import FEATURE_NAMES, MIN_NOTES, note_features
+from musicbrain_cli.symbolic.features import notes_array as _notes_array
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 #: SHA-256 of the shipped model's files, checked on load.
@@ -98,13 +104,28 @@ def _sigmoid(z: float) -> float:
 class SymbolicDetector:
     """The fitted symbolic line (module doc)."""
 
-    def __init__(self, model: dict, card: dict | None = None, *, sha256: str | None = None) -> None:
+    def __init__(self, model: dict, card: dict | None = None, *, sha256: str | None = None,
+                 roll_net=None) -> None:
         try:
             if list(model["features"]) != list(FEATURE_NAMES):
                 raise ModelLoadError(f"symbolic model features {model['features']!r} != {list(FEATURE_NAMES)!r}")
             n = len(FEATURE_NAMES)
             self.trees = Trees(model["trees"], n_features=n)
             self.platt_a, self.platt_b = float(model["platt"]["a"]), float(model["platt"]["b"])
+            # raw score = w_trees * trees + w_roll * roll logit; P(AI) = sigmoid(raw + bias)
+            self.w_trees, self.w_roll, self.bias = self.platt_a, 0.0, self.platt_b
+            self.roll_net = None
+            if model.get("roll") is not None:
+                if model["roll"].get("arch") != _roll.ARCH:
+                    raise ModelLoadError(f"symbolic model's roll network {model['roll'].get('arch')!r} "
+                                         f"is not {_roll.ARCH!r}")
+                if roll_net is None:
+                    raise ModelLoadError("symbolic model needs its roll network weights "
+                                         f"({model['roll'].get('file')!r}), none were given")
+                stack = model["stack"]
+                self.w_trees, self.w_roll = float(stack["trees"]), float(stack["roll"])
+                self.bias = float(stack["bias"])
+                self.roll_net = roll_net
             self.threshold = float(model["threshold"])
             # a model fitted before the doubt threshold existed has no doubt zone
             self.doubt_threshold = float(model.get("doubt_threshold", self.threshold))
@@ -136,7 +157,24 @@ class SymbolicDetector:
         """Load ``"default"`` (shipped, SHA-256 checked) or a directory with model.json and card.json."""
         model, card, sha256 = load_model_files(name_or_path, shipped=SHIPPED_SHA256,
                                                package_dir=PACKAGE_DIR, what="symbolic")
-        return cls(model, card, sha256=sha256)
+        net = None
+        spec = model.get("roll") if isinstance(model, dict) else None
+        if isinstance(spec, dict):
+            name = str(spec.get("file", ""))
+            if not name or "/" in name or "\\" in name or name.startswith("."):
+                raise ModelLoadError(f"symbolic model names an unsafe roll weights file {name!r}")
+            path = model_directory(name_or_path, shipped=SHIPPED_SHA256, package_dir=PACKAGE_DIR) / name
+            if not path.is_file():
+                raise ModelLoadError(f"no roll network weights at {str(path)!r}")
+            got = sha256_file(path)
+            if got != spec.get("sha256"):
+                raise ModelLoadError(f"{str(path)!r} has SHA-256 {got}, the model file records "
+                                     f"{spec.get('sha256')}: weights and model do not belong together")
+            try:
+                net = _roll.load(path)
+            except ValueError as exc:
+                raise ModelLoadError(str(exc)) from exc
+        return cls(model, card, sha256=sha256, roll_net=net)
 
     # --- scoring ------------------------------------------------------------------------
 
@@ -145,8 +183,35 @@ class SymbolicDetector:
         z = (np.asarray(features, dtype=np.float64) - self.mean) / self.scale
         return float(math.sqrt(max(float(z @ self.precision @ z), 0.0)))
 
-    def window_p_ai(self, features: np.ndarray) -> float:
-        return _sigmoid(self.platt_a * self.trees(features) + self.platt_b)
+    @property
+    def uses_roll(self) -> bool:
+        return self.roll_net is not None
+
+    def raw_scores(self, features: Sequence[np.ndarray], notes: Sequence[np.ndarray] | None = None,
+                   duration_s: float | None = None, *, rolls: Sequence[np.ndarray] | None = None
+                   ) -> np.ndarray:
+        """Raw scores (before the calibration's bias) of windows given by their features and,
+        for a model with a roll network, their notes (``[n, 3]``, window of ``duration_s``)
+        or ready ``rolls``; the network runs once over all of them."""
+        out = np.array([self.w_trees * self.trees(x) for x in features], dtype=np.float64)
+        if self.roll_net is not None and len(out):
+            if rolls is None:
+                if notes is None or duration_s is None:
+                    raise ValueError("this symbolic model reads piano rolls: give the windows' notes")
+                rolls = [_roll.piano_roll(n, duration_s) for n in notes]
+            out = out + self.w_roll * _roll.logits(self.roll_net, rolls)
+        return out
+
+    def window_p_ai(self, features: np.ndarray, notes: np.ndarray | None = None,
+                    duration_s: float | None = None, *, roll: np.ndarray | None = None) -> float:
+        raw = self.raw_scores([features], None if notes is None else [notes], duration_s,
+                              rolls=None if roll is None else [roll])
+        return _sigmoid(float(raw[0]) + self.bias)
+
+    def p_ai(self, raw: np.ndarray | float) -> np.ndarray:
+        """Calibrated P(AI) of raw scores."""
+        z = np.asarray(raw, dtype=np.float64) + self.bias
+        return 1.0 / (1.0 + np.exp(-np.clip(z, -700, 700)))
 
     def assess(self, windows: Sequence[tuple], sample_rate: int, *,
                content_in_domain: bool | None) -> SymbolicFinding:
@@ -165,7 +230,8 @@ class SymbolicDetector:
         if not windows:
             return self._not_applicable("Symbolic analysis not applicable: the recording holds no full "
                                         "10-s window of audio.")
-        rows, xs, raws = [], [], []
+        rows, xs, heard, where = [], [], [], []
+        duration_s = None
         for start_s, samples, *known in windows[:MAX_WINDOWS]:
             try:
                 notes = known[0] if known and known[0] is not None else \
@@ -174,18 +240,22 @@ class SymbolicDetector:
                 return self._not_applicable(
                     f"Symbolic analysis failed: basic-pitch could not transcribe the window at "
                     f"{float(start_s):g} s ({type(exc).__name__}: {exc}).", rows)
-            x = note_features(notes, len(samples) / sample_rate)
+            duration_s = len(samples) / sample_rate
+            x = note_features(notes, duration_s)
             row = {"start_s": float(start_s), "notes": len(notes), "distance": None,
                    "in_domain": False, "p_ai": None}
             if x is not None:
                 d = self.distance(x)
-                row.update(distance=round(d, 4), in_domain=d <= self.domain_limit,
-                           p_ai=round(self.window_p_ai(x), 6))
-                if row["in_domain"]:
-                    xs.append(x)
-                    raws.append(self.trees(x))
+                row.update(distance=round(d, 4), in_domain=d <= self.domain_limit)
+                xs.append(x)
+                heard.append(notes)
+                where.append(len(rows))
             rows.append(row)
-        return self._finding(rows, xs, raws)
+        raw = self.raw_scores(xs, [_notes_array(n) for n in heard], duration_s) if xs else np.zeros(0)
+        for k, r in zip(where, raw):
+            rows[k]["p_ai"] = round(float(self.p_ai(r)), 6)
+        keep = [k for k, i in enumerate(where) if rows[i]["in_domain"]]
+        return self._finding(rows, [xs[k] for k in keep], [float(raw[k]) for k in keep])
 
     def _common(self, rows) -> dict:
         return dict(threshold=self.threshold, doubt_threshold=self.doubt_threshold,
@@ -206,7 +276,7 @@ class SymbolicDetector:
                                    explanation=("The notes of every analysed window lie outside the "
                                                 "range of the scores the symbolic line was trained "
                                                 "on; it does not judge them."), **common)
-        p = _sigmoid(self.platt_a * float(np.mean(raws)) + self.platt_b)
+        p = _sigmoid(float(np.mean(raws)) + self.bias)
         mean_x = np.mean(xs, axis=0)
         # distance from the human median in standard deviations of the training windows
         # (an IQR of 0, as for a rare interval, would make any non-zero share look extreme)
@@ -224,7 +294,8 @@ class SymbolicDetector:
         doubt = (f" That is at or above its doubt threshold {self.doubt_threshold:.2f}: the notes "
                  "lean towards AI output, which withholds a verdict of human origin."
                  if leans_ai else "")
-        text = (f"basic-pitch heard the notes of {len(xs)} window(s); their statistics give a "
+        readers = "their statistics and their piano roll" if self.uses_roll else "their statistics"
+        text = (f"basic-pitch heard the notes of {len(xs)} window(s); {readers} give a "
                 f"calibrated P(AI) of {p:.2f} against the operating point {self.threshold:.2f}.{doubt} "
                 f"Furthest from the human scores the line was trained on: {where}.")
         return SymbolicFinding(True, True, p, says_ai=says_ai, leans_ai=leans_ai, features=named,

@@ -8,11 +8,18 @@ score-writing generators, 0 for human scores.
 * classifier: scikit-learn's ``HistGradientBoostingClassifier`` (depth 3, 300 rounds,
   classes balanced) on the ``train`` clips, exported as JSON trees
   (:func:`musicbrain_cli.artifacts.fit.export_trees`, checked against scikit-learn);
-* calibration: Platt scaling of its raw score on the ``val`` clips;
+* optionally a second reader, a CNN on each clip's piano roll
+  (:mod:`musicbrain_cli.symbolic.roll`), trained on the same ``train`` clips; its logit and
+  the trees' score are then stacked by a logistic regression on the ``val`` clips;
+* calibration: Platt scaling of the trees' raw score on the ``val`` clips (or the stack,
+  which is its own calibration);
 * operating point: the higher of (a) the lowest threshold that accuses at most 0.5 % of the
   human ``val`` clips and (b) the lowest that accuses at most 0.5 % of all development
   (train + val) human clips, each scored by a model fitted and calibrated without its
-  composer or collection (:func:`out_of_group_human_scores`), never below 0.5. Rule (b) is
+  composer or collection (:func:`out_of_group_human_scores`), never below 0.5. With the roll
+  network a model per group costs minutes, so the groups are then dealt into K folds and
+  each fold held out at once (harsher than one group at a time: more of the human side is
+  missing from each model). Rule (b) is
   the guard against a style shortcut: RhythGen writes Lieder and ragtime, which the human
   side barely holds, so music unlike every human group seen must not be accused merely for
   being unlike them. A fit whose operating point catches no AI validation clip is refused;
@@ -45,6 +52,7 @@ from musicbrain_cli.artifacts.fit import (MAX_VALIDATION_FPR, MIN_THRESHOLD, exp
                                           rate_with_interval)
 from musicbrain_cli.errors import TrainingError
 from musicbrain_cli.symbolic import corpus
+from musicbrain_cli.symbolic import roll as _roll
 from musicbrain_cli.symbolic.detector import CARD_FILE, MODEL_FILE, SymbolicDetector, _sigmoid
 from musicbrain_cli.symbolic.features import FEATURE_NAMES, note_features
 
@@ -56,6 +64,11 @@ DOMAIN_QUANTILE = 0.995
 DEV_SPLITS, TEST_SPLITS = ("train", "val"), ("test", "test_xsf")
 #: Share of out-of-group human development clips at or above the doubt threshold.
 DOUBT_SHARE = 0.10
+#: The roll network's weights beside model.json.
+ROLL_FILE = "roll.safetensors"
+#: Inverse L2 penalty of the stack's logistic regression: two inputs and hundreds of
+#: validation clips need little, and a strong penalty would squeeze P(AI) towards 0.5.
+STACK_C = 100.0
 
 
 def group_of(row: dict) -> str:
@@ -78,8 +91,10 @@ def config_of(row: dict) -> str:
     return row.get("generator") or "-"
 
 
-def dataset(rows: list[dict], notes: dict[str, np.ndarray]) -> tuple[list[dict], dict]:
-    """One item per clip with enough notes; and what was left out, counted by reason."""
+def dataset(rows: list[dict], notes: dict[str, np.ndarray], *,
+            rolls: bool = False) -> tuple[list[dict], dict]:
+    """One item per clip with enough notes (with its piano roll when ``rolls``); and what
+    was left out, counted by reason."""
     items, skipped = [], defaultdict(int)
     for r in rows:
         arr = notes.get(r["clip_id"])
@@ -96,6 +111,8 @@ def dataset(rows: list[dict], notes: dict[str, np.ndarray]) -> tuple[list[dict],
                       "collection": r.get("origin", "").split(":")[0].split("/")[0] or "-",
                       "instrumentation": r.get("instrumentation") or "",
                       "features": x})
+        if rolls:
+            items[-1]["roll"] = _roll.piano_roll(arr, corpus.WINDOW_S)
     return items, dict(skipped)
 
 
@@ -117,28 +134,68 @@ def _platt(raw: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return float(fitted.coef_[0, 0]), float(fitted.intercept_[0])
 
 
-def out_of_group_human_scores(items: list[dict], *, seed: int,
+def _stack(trees_raw: np.ndarray, roll_logit: np.ndarray, y: np.ndarray) -> dict:
+    """Logistic stack of the two readers' scores: ``{"trees", "roll", "bias"}``."""
+    from sklearn.linear_model import LogisticRegression
+
+    fitted = LogisticRegression(C=STACK_C, max_iter=1000).fit(np.c_[trees_raw, roll_logit], y)
+    return {"trees": float(fitted.coef_[0, 0]), "roll": float(fitted.coef_[0, 1]),
+            "bias": float(fitted.intercept_[0])}
+
+
+def _scorer(train: list[dict], val: list[dict], *, seed: int, roll_epochs: int
+            ) -> Callable[[list[dict]], np.ndarray]:
+    """``items -> calibrated P(AI)`` of a line fitted on ``train`` and calibrated on ``val``:
+    trees with Platt scaling, or trees and roll network with their stack."""
+    x, y = _xy(train)
+    xv, yv = _xy(val)
+    clf = _gbdt(seed).fit(x, y)
+    tv = clf.decision_function(xv)
+    if not roll_epochs:
+        a, b = _platt(tv, yv)
+        return lambda items: 1.0 / (1.0 + np.exp(-(a * clf.decision_function(_xy(items)[0]) + b)))
+    net = _roll.train([i["roll"] for i in train], y, seed=seed, epochs=roll_epochs)
+    st = _stack(tv, _roll.logits(net, [i["roll"] for i in val]), yv)
+    return lambda items: 1.0 / (1.0 + np.exp(-(st["trees"] * clf.decision_function(_xy(items)[0])
+                                               + st["roll"] * _roll.logits(net, [i["roll"] for i in items])
+                                               + st["bias"])))
+
+
+def unseen_units(items: list[dict], folds: int = 0) -> list[list[str]]:
+    """The human groups held out together by the unseen-group rule: one at a time
+    (``folds`` 0), or dealt, largest first, round ``folds`` folds."""
+    from collections import Counter
+
+    sizes = Counter(i["group"] for i in items if i["label"] == 0)
+    if not folds:
+        return [[g] for g in sorted(sizes)]
+    units: list[list[str]] = [[] for _ in range(min(folds, len(sizes)))]
+    for n, (g, _) in enumerate(sorted(sizes.items(), key=lambda kv: (-kv[1], kv[0]))):
+        units[n % len(units)].append(g)
+    return units
+
+
+def out_of_group_human_scores(items: list[dict], *, seed: int, folds: int = 0, roll_epochs: int = 0,
                               on_progress: Callable[[int, int], None] | None = None
                               ) -> list[tuple[float, str]]:
     """``(P(AI), group)`` of every human development clip, scored by a model that never saw
-    its group: fitted on the other groups' ``train`` clips and Platt-calibrated on their
-    ``val`` clips, as the shipped model is. Calibrated probabilities, not raw scores, since
-    raw scores of different tree ensembles are on different scales."""
-    groups = sorted({i["group"] for i in items if i["label"] == 0})
+    its group (nor, with ``folds``, the other groups of its fold): fitted on the other
+    groups' ``train`` clips and calibrated on their ``val`` clips, as the shipped model is.
+    Calibrated probabilities, not raw scores, since raw scores of different models are on
+    different scales."""
+    units = unseen_units(items, folds)
     out: list[tuple[float, str]] = []
-    for n, group in enumerate(groups):
-        train = [i for i in items if i["group"] != group and i["split"] == "train"]
-        val = [i for i in items if i["group"] != group and i["split"] == "val"]
-        held = [i for i in items if i["group"] == group and i["label"] == 0]
-        x, y = _xy(train)
-        xv, yv = _xy(val)
+    for n, unit in enumerate(units):
+        away = set(unit)
+        train = [i for i in items if i["group"] not in away and i["split"] == "train"]
+        val = [i for i in items if i["group"] not in away and i["split"] == "val"]
+        held = [i for i in items if i["group"] in away and i["label"] == 0]
+        y, yv = _xy(train)[1], _xy(val)[1]
         if held and len(set(y.tolist())) == 2 and len(set(yv.tolist())) == 2:
-            clf = _gbdt(seed).fit(x, y)
-            a, b = _platt(clf.decision_function(xv), yv)
-            raw = clf.decision_function(_xy(held)[0])
-            out += [(_sigmoid(a * r + b), group) for r in raw]
+            p = _scorer(train, val, seed=seed, roll_epochs=roll_epochs)(held)
+            out += [(float(v), i["group"]) for v, i in zip(p, held)]
         if on_progress:
-            on_progress(n + 1, len(groups))
+            on_progress(n + 1, len(units))
     return out
 
 
@@ -152,7 +209,16 @@ def _allowed_threshold(human_p: np.ndarray | list[float], share: float = MAX_VAL
 
 def fit_model(items: list[dict], *, seed: int,
               on_progress: Callable[[int, int], None] | None = None) -> dict:
-    """The model dict (features, trees, Platt, threshold, domain) from the dev items."""
+    """The model dict (features, trees, Platt, threshold, domain) from the dev items, trees
+    only (:func:`fit_line` for a line with the roll network)."""
+    return fit_line(items, seed=seed, on_progress=on_progress)[0]
+
+
+def fit_line(items: list[dict], *, seed: int, roll_epochs: int = 0, unseen_folds: int = 0,
+             on_progress: Callable[[int, int], None] | None = None) -> tuple[dict, object | None]:
+    """``(model dict, roll network or None)`` from the dev items. With ``roll_epochs`` the
+    items need their ``roll`` and a roll network is trained and stacked; ``unseen_folds``:
+    see :func:`out_of_group_human_scores`."""
     train = [i for i in items if i["split"] == "train"]
     val = [i for i in items if i["split"] == "val"]
     x, y = _xy(train)
@@ -176,12 +242,22 @@ def fit_model(items: list[dict], *, seed: int,
     if not np.allclose([det.trees(row) for row in x], clf.decision_function(x), atol=1e-9):
         raise TrainingError("the exported trees do not reproduce scikit-learn's decision function")
     model["domain"]["limit"] = float(np.quantile([det.distance(row) for row in dev_x], DOMAIN_QUANTILE))
-    a, b = _platt(np.array([det.trees(row) for row in xv]), yv)
+    tv = np.array([det.trees(row) for row in xv])
+    a, b = _platt(tv, yv)
     model["platt"] = {"a": a, "b": b}
-    det = SymbolicDetector(model)
-    pv = np.array([det.window_p_ai(row) for row in xv])          # calibrated P(AI) of val clips
+    net = None
+    if roll_epochs:
+        net = _roll.train([i["roll"] for i in train], y, seed=seed, epochs=roll_epochs)
+        model["roll"] = {"arch": _roll.ARCH, "file": ROLL_FILE, "sha256": None, "fps": _roll.FPS,
+                         "lowest_pitch": _roll.LOWEST, "keys": _roll.KEYS, "epochs": roll_epochs,
+                         "seed": seed}
+        model["stack"] = _stack(tv, _roll.logits(net, [i["roll"] for i in val]), yv)
+    det = SymbolicDetector(model, roll_net=net)
+    # calibrated P(AI) of val clips
+    pv = det.p_ai(det.raw_scores(list(xv), rolls=[i["roll"] for i in val] if net else None))
     t_val = _allowed_threshold(pv[yv == 0])
-    unseen = out_of_group_human_scores(train + val, seed=seed, on_progress=on_progress)
+    unseen = out_of_group_human_scores(train + val, seed=seed, folds=unseen_folds,
+                                       roll_epochs=roll_epochs, on_progress=on_progress)
     t_unseen = _allowed_threshold([p for p, _ in unseen])
     model["threshold"] = max(MIN_THRESHOLD, min(max(t_val, t_unseen), 0.999999))
     model["doubt_threshold"] = min(_allowed_threshold([p for p, _ in unseen], DOUBT_SHARE),
@@ -191,6 +267,7 @@ def fit_model(items: list[dict], *, seed: int,
         "validation_rule": t_val, "unseen_group_rule": t_unseen,
         "doubt_threshold": model["doubt_threshold"], "doubt_share": DOUBT_SHARE,
         "validation_humans": int((yv == 0).sum()), "unseen_group_humans": len(unseen),
+        "unseen_group_folds": unseen_folds,
         "unseen_group_highest": [{"p_ai": round(p, 6), "group": g} for p, g in worst]}
     caught = float(np.mean(pv[yv == 1] >= model["threshold"]))
     if caught == 0.0:
@@ -200,20 +277,21 @@ def fit_model(items: list[dict], *, seed: int,
     model["operating_point"]["validation_doubt"] = {
         "human": float(np.mean(pv[yv == 0] >= model["doubt_threshold"])),
         "ai": float(np.mean(pv[yv == 1] >= model["doubt_threshold"]))}
-    return model
+    return model, net
 
 
-def evaluate(model: dict, items: list[dict]) -> dict:
-    """Clip-level error rates of ``model`` on ``items`` (in-domain clips accuse; all counted):
-    per source the share called ``ai`` and the share at or above the doubt threshold (for a
-    human clip: a ``human`` verdict withheld; for an AI clip: one it is spared)."""
-    det = SymbolicDetector(model)
+def evaluate(det: SymbolicDetector, items: list[dict]) -> dict:
+    """Clip-level error rates of the line ``det`` on ``items`` (in-domain clips accuse; all
+    counted): per source the share called ``ai`` and the share at or above the doubt
+    threshold (for a human clip: a ``human`` verdict withheld; for an AI clip: one it is
+    spared). Items need their ``roll`` when the line reads piano rolls."""
+    probs = det.p_ai(det.raw_scores([i["features"] for i in items],
+                                    rolls=[i["roll"] for i in items] if det.uses_roll else None))
     # called ai, at or above the doubt threshold, in domain, total
     per: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
-    for i in items:
+    for i, p in zip(items, probs):
         key = i["config"] if i["label"] else f"human/{i['collection']}"
         in_dom = det.distance(i["features"]) <= det.domain_limit
-        p = det.window_p_ai(i["features"])
         per[key][0] += int(in_dom and p >= det.threshold)
         per[key][1] += int(in_dom and p >= det.doubt_threshold)
         per[key][2] += int(in_dom)
@@ -233,26 +311,35 @@ def _sha(path: Path) -> str:
 
 def fit_and_ship(root: str | Path, notes: dict[str, np.ndarray], model_dir: str | Path, *,
                  extra_train: Sequence[tuple[str | Path, dict[str, np.ndarray]]] = (),
-                 seed: int = 0, command: str = "",
+                 seed: int = 0, command: str = "", roll_epochs: int = 0, unseen_folds: int = 0,
                  on_progress: Callable[[int, int], None] | None = None) -> dict:
     """Fit on ``root``'s corpus and write ``model.json`` and ``card.json`` to ``model_dir``.
 
     ``extra_train``: further ``(corpus, notes)`` whose clips all join the ``train`` split
     (more generator output for the AI side, say); the caller keeps their works and
-    configurations apart from ``root``'s validation and test clips. Returns the card."""
+    configurations apart from ``root``'s validation and test clips. ``roll_epochs`` > 0 adds
+    the roll network (written beside the model as :data:`ROLL_FILE`). Returns the card."""
     root, model_dir = Path(root), Path(model_dir)
     rows = corpus.symbolic_rows(root / "manifest.csv")
-    items, skipped = dataset(rows, notes)
+    rolls = roll_epochs > 0
+    items, skipped = dataset(rows, notes, rolls=rolls)
     extras = []
     for extra_root, extra_notes in extra_train:
         extra_rows = corpus.symbolic_rows(Path(extra_root) / "manifest.csv")
-        more, more_skipped = dataset([{**r, "split": "train"} for r in extra_rows], extra_notes)
+        more, more_skipped = dataset([{**r, "split": "train"} for r in extra_rows], extra_notes,
+                                     rolls=rolls)
         items += more
         extras.append({"path": str(extra_root), "clips": len(more), "skipped": more_skipped,
                        "manifest_sha256": _sha(Path(extra_root) / "manifest.csv")[:16]})
     dev = [i for i in items if i["split"] in DEV_SPLITS]
     test = [i for i in items if i["split"] in TEST_SPLITS]
-    model = fit_model(dev, seed=seed, on_progress=on_progress)
+    model, net = fit_line(dev, seed=seed, roll_epochs=roll_epochs, unseen_folds=unseen_folds,
+                          on_progress=on_progress)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    if net is not None:
+        _roll.save(_roll.state(net), model_dir / ROLL_FILE)
+        model["roll"]["sha256"] = _sha(model_dir / ROLL_FILE)
+    det = SymbolicDetector(model, roll_net=net)
     counts = defaultdict(lambda: defaultdict(int))
     for i in items:
         counts[i["split"]][i["config"] if i["label"] else "human"] += 1
@@ -262,10 +349,10 @@ def fit_and_ship(root: str | Path, notes: dict[str, np.ndarray], model_dir: str 
             "note_estimator": "basic-pitch (ICASSP 2022 model, ONNX)",
             "clips": {k: dict(v) for k, v in counts.items()}, "skipped": skipped,
             "threshold": model["threshold"], "operating_point": model["operating_point"],
-            "domain_limit": model["domain"]["limit"], "test": evaluate(model, test),
-            "validation": evaluate(model, [i for i in dev if i["split"] == "val"]),
+            "domain_limit": model["domain"]["limit"], "test": evaluate(det, test),
+            "validation": evaluate(det, [i for i in dev if i["split"] == "val"]),
+            "readers": ["trees", "roll"] if net is not None else ["trees"],
             "seed": seed, "command": command}
-    model_dir.mkdir(parents=True, exist_ok=True)
     (model_dir / MODEL_FILE).write_text(json.dumps(model) + "\n")
     card["model_sha256"] = _sha(model_dir / MODEL_FILE)
     (model_dir / CARD_FILE).write_text(json.dumps(card, indent=1) + "\n")
