@@ -246,3 +246,13 @@ def test_assess_with_a_roll_model_scores_each_window_from_its_notes_and_roll(sta
         assert w["p_ai"] == pytest.approx(1 / (1 + math.exp(-(r + model["stack"]["bias"]))), abs=2e-6)
     assert got.p_ai == pytest.approx(1 / (1 + math.exp(-(np.mean(raws) + model["stack"]["bias"]))))
     assert "piano roll" in got.explanation
+    # each window records each reader's share of its log-odds; the explanation gives the means
+    for w, n in zip(got.windows, heard):
+        t = model["stack"]["trees"] * det.trees(note_features(n, 10.0))
+        assert w["statistics_score"] == pytest.approx(t, abs=1e-4)
+        assert w["statistics_score"] + w["roll_score"] == pytest.approx(
+            raws[got.windows.index(w)], abs=2e-4)
+    mean_t = np.mean([w["statistics_score"] for w in got.windows])
+    mean_r = np.mean([w["roll_score"] for w in got.windows])
+    assert (f"the statistics give {mean_t:+.2f}, the piano-roll network {mean_r:+.2f} "
+            f"and the calibration {model['stack']['bias']:+.2f}") in got.explanation

@@ -36,8 +36,9 @@ from musicbrain_cli.symbolic.features import notes_array as _notes_array
 PACKAGE_DIR = Path(__file__).resolve().parent
 #: SHA-256 of the shipped model's files, checked on load.
 SHIPPED_SHA256: dict[str, dict[str, str]] = {
-    "default": {"model.json": "71296c0db31e63662752986f464c0ddac29ef031d1adb5b42bd2616ffeb638ba",
-                "card.json": "6f3b48e6ae422fd7b3dfb7cb72d540fe08b3cff81a56043ded576abc39ca6f10"},
+    "default": {"model.json": "9c6b54db09c9e2298b3dae33d2ab5d0baf8c4241e0a58982fd26bcdbb82d7c34",
+                "card.json": "5af0d1bd2158dd442d6033ff23ac524df18ea840dc9468ea4a0958c67e7a9643",
+                "roll.safetensors": "284e1f98a17cfd98d40b92cea9223c78888a338c08bc1f79fe219b2d66d15cf2"},
 }
 #: At most this many windows of a track are transcribed (spread evenly over it).
 MAX_WINDOWS = 6
@@ -187,20 +188,29 @@ class SymbolicDetector:
     def uses_roll(self) -> bool:
         return self.roll_net is not None
 
+    def reader_scores(self, features: Sequence[np.ndarray], notes: Sequence[np.ndarray] | None = None,
+                      duration_s: float | None = None, *, rolls: Sequence[np.ndarray] | None = None
+                      ) -> tuple[np.ndarray, np.ndarray]:
+        """Each reader's weighted share of the windows' raw scores, ``(trees, roll)``; the roll
+        share is 0 for a model without a roll network. Windows are given by their features
+        and, for a model with one, their notes (``[n, 3]``, window of ``duration_s``) or ready
+        ``rolls``; the network runs once over all of them."""
+        trees = np.array([self.w_trees * self.trees(x) for x in features], dtype=np.float64)
+        if self.roll_net is None or not len(trees):
+            return trees, np.zeros_like(trees)
+        if rolls is None:
+            if notes is None or duration_s is None:
+                raise ValueError("this symbolic model reads piano rolls: give the windows' notes")
+            rolls = [_roll.piano_roll(n, duration_s) for n in notes]
+        return trees, self.w_roll * _roll.logits(self.roll_net, rolls)
+
     def raw_scores(self, features: Sequence[np.ndarray], notes: Sequence[np.ndarray] | None = None,
                    duration_s: float | None = None, *, rolls: Sequence[np.ndarray] | None = None
                    ) -> np.ndarray:
-        """Raw scores (before the calibration's bias) of windows given by their features and,
-        for a model with a roll network, their notes (``[n, 3]``, window of ``duration_s``)
-        or ready ``rolls``; the network runs once over all of them."""
-        out = np.array([self.w_trees * self.trees(x) for x in features], dtype=np.float64)
-        if self.roll_net is not None and len(out):
-            if rolls is None:
-                if notes is None or duration_s is None:
-                    raise ValueError("this symbolic model reads piano rolls: give the windows' notes")
-                rolls = [_roll.piano_roll(n, duration_s) for n in notes]
-            out = out + self.w_roll * _roll.logits(self.roll_net, rolls)
-        return out
+        """Raw scores (the readers' shares summed, before the calibration's bias) of windows
+        (arguments as :meth:`reader_scores`)."""
+        trees, roll = self.reader_scores(features, notes, duration_s, rolls=rolls)
+        return trees + roll
 
     def window_p_ai(self, features: np.ndarray, notes: np.ndarray | None = None,
                     duration_s: float | None = None, *, roll: np.ndarray | None = None) -> float:
@@ -251,11 +261,15 @@ class SymbolicDetector:
                 heard.append(notes)
                 where.append(len(rows))
             rows.append(row)
-        raw = self.raw_scores(xs, [_notes_array(n) for n in heard], duration_s) if xs else np.zeros(0)
-        for k, r in zip(where, raw):
-            rows[k]["p_ai"] = round(float(self.p_ai(r)), 6)
+        trees, rolled = self.reader_scores(xs, [_notes_array(n) for n in heard], duration_s) \
+            if xs else (np.zeros(0), np.zeros(0))
+        for k, t, r in zip(where, trees, rolled):
+            rows[k]["p_ai"] = round(float(self.p_ai(t + r)), 6)
+            if self.uses_roll:       # each reader's share of the window's log-odds
+                rows[k].update(statistics_score=round(float(t), 4), roll_score=round(float(r), 4))
         keep = [k for k, i in enumerate(where) if rows[i]["in_domain"]]
-        return self._finding(rows, [xs[k] for k in keep], [float(raw[k]) for k in keep])
+        return self._finding(rows, [xs[k] for k in keep], [float(trees[k] + rolled[k]) for k in keep],
+                             [(float(trees[k]), float(rolled[k])) for k in keep])
 
     def _common(self, rows) -> dict:
         return dict(threshold=self.threshold, doubt_threshold=self.doubt_threshold,
@@ -266,7 +280,7 @@ class SymbolicDetector:
         return SymbolicFinding(False, False, None, says_ai=False, leans_ai=False, features=(),
                                explanation=explanation, **self._common(rows))
 
-    def _finding(self, rows, xs, raws) -> SymbolicFinding:
+    def _finding(self, rows, xs, raws, shares=()) -> SymbolicFinding:
         common = self._common(rows)
         if not any(r["p_ai"] is not None for r in rows):
             return self._not_applicable(f"Symbolic analysis not applicable: no analysed window held "
@@ -295,8 +309,13 @@ class SymbolicDetector:
                  "lean towards AI output, which withholds a verdict of human origin."
                  if leans_ai else "")
         readers = "their statistics and their piano roll" if self.uses_roll else "their statistics"
+        split = ""
+        if self.uses_roll and shares:
+            t, r = np.mean(shares, axis=0)
+            split = (f" Of its log-odds, the statistics give {t:+.2f}, the piano-roll network {r:+.2f} "
+                     f"and the calibration {self.bias:+.2f}.")
         text = (f"basic-pitch heard the notes of {len(xs)} window(s); {readers} give a "
-                f"calibrated P(AI) of {p:.2f} against the operating point {self.threshold:.2f}.{doubt} "
+                f"calibrated P(AI) of {p:.2f} against the operating point {self.threshold:.2f}.{split}{doubt} "
                 f"Furthest from the human scores the line was trained on: {where}.")
         return SymbolicFinding(True, True, p, says_ai=says_ai, leans_ai=leans_ai, features=named,
                                explanation=text, **common)

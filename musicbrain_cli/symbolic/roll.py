@@ -1,6 +1,6 @@
 """The symbolic line's second reader: a small CNN on the piano roll of the notes heard.
 
-The trees of :mod:`musicbrain_cli.symbolic.fit` read 45 plain statistics of a window's notes;
+The trees of :mod:`musicbrain_cli.symbolic.fit` read 42 plain statistics of a window's notes;
 this network reads the notes themselves, as a two-channel piano roll (onsets and sounding
 notes, 88 keys x :data:`FPS` frames per second), and so sees what statistics average away:
 how a figure recurs, how the voices move against each other. Its logit is stacked with the
