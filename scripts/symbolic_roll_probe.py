@@ -151,7 +151,9 @@ def unseen_rule(items, test, held_humans, det, stack, cnn, args) -> None:
         print(f"fold {k}: {len(held)} humans of {sum(v == k for v in fold_of.values())} groups", flush=True)
     held_rg = [i for i in test if any(c in i["config"] for c in HELD_OUT_CONFIGS)]
     human_test = [i for i in test if i["label"] == 0]
-    full_trees = lambda group: np.array([det.window_p_ai(i["features"]) for i in group])  # noqa: E731
+    # the trees with their own Platt scaling (a shipped model with a roll network stacks them)
+    full_trees = lambda group: 1 / (1 + np.exp(-(det.platt_a * np.array([det.trees(i["features"])  # noqa: E731
+                                                                         for i in group]) + det.platt_b)))
     full_stack = lambda group: stack.predict_proba(np.c_[[det.trees(i["features"]) for i in group],  # noqa: E731
                                                          cnn(group)])[:, 1]
     for name, pooled, full in (("trees", tree_p, full_trees), ("stack", stack_p, full_stack)):
