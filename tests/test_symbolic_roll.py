@@ -256,3 +256,26 @@ def test_assess_with_a_roll_model_scores_each_window_from_its_notes_and_roll(sta
     mean_r = np.mean([w["roll_score"] for w in got.windows])
     assert (f"the statistics give {mean_t:+.2f}, the piano-roll network {mean_r:+.2f} "
             f"and the calibration {model['stack']['bias']:+.2f}") in got.explanation
+
+
+def test_assess_builds_each_windows_roll_at_its_own_length(stacked, monkeypatch):
+    """A short window beside a full one: each roll is as long as its own window (10 frames a
+    second), so the full window's notes are not cut to the short one's length."""
+    import copy
+
+    from musicbrain_cli.alignment import pitch
+
+    model, net, _, _ = stacked
+    model = copy.deepcopy(model)
+    model["domain"]["limit"] = 1e12
+    det = SymbolicDetector(model, roll_net=net)
+    monkeypatch.setattr(pitch, "basic_pitch_available", lambda: (True, ""))
+    seen = []
+    real = roll.logits
+    monkeypatch.setattr(roll, "logits", lambda n, rs, **k: seen.extend(r.shape for r in rs) or real(n, rs, **k))
+    rng = np.random.default_rng(2)
+    full, short = notes_of(0, rng), notes_of(1, rng)
+    short = short[short[:, 0] < 4.5]
+    det.assess([(0.0, np.zeros(10 * 22050, np.float32), full),
+                (10.0, np.zeros(5 * 22050, np.float32), short)], 22050, content_in_domain=True)
+    assert seen == [(2, roll.KEYS, 100), (2, roll.KEYS, 50)]

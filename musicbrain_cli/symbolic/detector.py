@@ -7,10 +7,10 @@ and, for a model with a roll network (:mod:`musicbrain_cli.symbolic.roll`), one 
 A window's raw score is the trees' score, or the stack of the trees' score and the roll
 network's logit (weights fitted on validation clips). A window is in the line's domain when
 its Mahalanobis distance from the training windows is within the fitted limit; the track's
-P(AI) is the calibrated mean raw score of its in-domain windows. The line accuses only when the content model also finds the recording
-in its own domain (audio like the rendered scores both were trained on: the note statistics
-of a studio mix or a live recording were never measured) and P(AI) reaches the operating
-point. It never exonerates (:func:`musicbrain_cli.verdict.symbolic_finding`); between its doubt
+P(AI) is the calibrated mean raw score of its in-domain windows. The line accuses only when
+the content model also finds the recording in its own domain (audio like the rendered scores
+both were trained on: the note statistics of a studio mix or a live recording were never
+measured) and P(AI) reaches the operating point. It never exonerates (:func:`musicbrain_cli.verdict.symbolic_finding`); between its doubt
 threshold and the operating point it *leans towards AI*: it does not accuse, but it withholds
 a ``human`` verdict (the threshold and its rule: :mod:`musicbrain_cli.symbolic.fit`).
 """
@@ -240,8 +240,7 @@ class SymbolicDetector:
         if not windows:
             return self._not_applicable("Symbolic analysis not applicable: the recording holds no full "
                                         "10-s window of audio.")
-        rows, xs, heard, where = [], [], [], []
-        duration_s = None
+        rows, xs, rolls, where = [], [], [], []
         for start_s, samples, *known in windows[:MAX_WINDOWS]:
             try:
                 notes = known[0] if known and known[0] is not None else \
@@ -258,10 +257,11 @@ class SymbolicDetector:
                 d = self.distance(x)
                 row.update(distance=round(d, 4), in_domain=d <= self.domain_limit)
                 xs.append(x)
-                heard.append(notes)
+                if self.uses_roll:          # each window's roll at its own length
+                    rolls.append(_roll.piano_roll(_notes_array(notes), duration_s))
                 where.append(len(rows))
             rows.append(row)
-        trees, rolled = self.reader_scores(xs, [_notes_array(n) for n in heard], duration_s) \
+        trees, rolled = self.reader_scores(xs, rolls=rolls if self.uses_roll else None) \
             if xs else (np.zeros(0), np.zeros(0))
         for k, t, r in zip(where, trees, rolled):
             rows[k]["p_ai"] = round(float(self.p_ai(t + r)), 6)

@@ -104,15 +104,21 @@ def train(rolls: Sequence[np.ndarray], labels: Sequence[int], *, seed: int, epoc
 
 
 def logits(net, rolls: Sequence[np.ndarray], batch: int = 256) -> np.ndarray:
-    """The network's logit of each roll (float64)."""
+    """The network's logit of each roll (float64); rolls of one length run in batches."""
     import torch
 
-    if len(rolls) == 0:
-        return np.zeros(0)
+    out = np.zeros(len(rolls))
+    by_shape: dict[tuple, list[int]] = {}
+    for i, r in enumerate(rolls):
+        by_shape.setdefault(np.shape(r), []).append(i)
     net.eval()
     with torch.inference_mode():
-        return np.concatenate([net(torch.from_numpy(np.stack(rolls[k:k + batch]).astype(np.float32)))
-                               .double().numpy() for k in range(0, len(rolls), batch)])
+        for idx in by_shape.values():
+            for k in range(0, len(idx), batch):
+                part = idx[k:k + batch]
+                x = torch.from_numpy(np.stack([rolls[i] for i in part]).astype(np.float32))
+                out[part] = net(x).double().numpy()
+    return out
 
 
 def state(net) -> dict:
