@@ -229,7 +229,7 @@ def test_assess_with_a_roll_model_scores_each_window_from_its_notes_and_roll(sta
     model["domain"]["limit"] = 1e12
     det = SymbolicDetector(model, roll_net=net)
     rng = np.random.default_rng(5)
-    heard = [notes_of(1, rng), notes_of(0, rng)]
+    heard = [np.round(notes_of(1, rng), 3), np.round(notes_of(0, rng), 3)]    # as the finding keeps them
     monkeypatch.setattr(pitch, "basic_pitch_available", lambda: (True, ""))
     calls = []
     real = roll.logits
@@ -279,3 +279,27 @@ def test_assess_builds_each_windows_roll_at_its_own_length(stacked, monkeypatch)
     det.assess([(0.0, np.zeros(10 * 22050, np.float32), full),
                 (10.0, np.zeros(5 * 22050, np.float32), short)], 22050, content_in_domain=True)
     assert seen == [(2, roll.KEYS, 100), (2, roll.KEYS, 50)]
+
+
+def test_a_window_records_the_notes_it_scored_so_its_p_ai_can_be_recomputed(stacked, monkeypatch):
+    """The finding keeps each window's notes (ms, MIDI pitch) and length; features and roll
+    recomputed from those alone, with the model, give the recorded P(AI) exactly."""
+    import copy
+
+    from musicbrain_cli.alignment import pitch
+    from musicbrain_cli.symbolic.features import note_features
+
+    model, net, _, _ = stacked
+    model = copy.deepcopy(model)
+    model["domain"]["limit"] = 1e12
+    det = SymbolicDetector(model, roll_net=net)
+    monkeypatch.setattr(pitch, "basic_pitch_available", lambda: (True, ""))
+    rng = np.random.default_rng(7)
+    heard = notes_of(1, rng) + np.array([0.00037, 0.00041, 0.0])      # sub-millisecond times
+    got = det.assess([(3.0, np.zeros(10 * 22050, np.float32), heard)], 22050, content_in_domain=True)
+    w = json.loads(json.dumps(got.to_dict()))["windows"][0]
+    assert w["duration_s"] == 10.0 and len(w["heard"]) == w["notes"] == len(heard)
+    again = np.array(w["heard"])
+    np.testing.assert_allclose(again, np.round(heard, 3))
+    p = det.window_p_ai(note_features(again, w["duration_s"]), roll=roll.piano_roll(again, w["duration_s"]))
+    assert round(p, 6) == w["p_ai"]

@@ -72,7 +72,9 @@ class SymbolicFinding:
     ``applicable``: some window had enough notes; ``in_domain``: the line may accuse here
     (its windows and the content model both in domain); ``leans_ai``: in domain, at or above
     the doubt threshold but below the operating point; ``windows``: per analysed window its
-    start, note count, distance, whether in domain and P(AI) (None when too few notes);
+    start, length, note count, the notes heard (``heard``: start s, end s, MIDI pitch, the
+    very notes scored), distance, whether in domain and P(AI) (None when too few notes), and
+    for a model with a roll network each reader's share of the log-odds;
     ``measured_on``: the generator families its detection rate was measured on (from its
     card's test split), for the report to say that on any other its miss rate is unknown.
     """
@@ -250,15 +252,19 @@ class SymbolicDetector:
                     f"Symbolic analysis failed: basic-pitch could not transcribe the window at "
                     f"{float(start_s):g} s ({type(exc).__name__}: {exc}).", rows)
             duration_s = len(samples) / sample_rate
+            # the notes as recorded in the finding (ms, whole MIDI pitches) are the notes scored,
+            # so that anyone can recompute the window's P(AI) from the finding and the model
+            notes = np.round(_notes_array(notes), 3)
             x = note_features(notes, duration_s)
             row = {"start_s": float(start_s), "notes": len(notes), "distance": None,
-                   "in_domain": False, "p_ai": None}
+                   "in_domain": False, "p_ai": None, "duration_s": round(duration_s, 6),
+                   "heard": notes.tolist()}
             if x is not None:
                 d = self.distance(x)
                 row.update(distance=round(d, 4), in_domain=d <= self.domain_limit)
                 xs.append(x)
                 if self.uses_roll:          # each window's roll at its own length
-                    rolls.append(_roll.piano_roll(_notes_array(notes), duration_s))
+                    rolls.append(_roll.piano_roll(notes, duration_s))
                 where.append(len(rows))
             rows.append(row)
         trees, rolled = self.reader_scores(xs, rolls=rolls if self.uses_roll else None) \
