@@ -45,7 +45,12 @@ def scan_examples(tmp: Path) -> dict[str, dict]:
                   Detector.from_pretrained("default", device="cpu"), keys=init_keys(tmp / "keys"),
                   options=ScanOptions(formats=("pdf",)))
     assert result.n_failed == 0, [e.error for e in result.entries]
-    tracks = [json.loads(p.read_text()) for p in (tmp / "out").glob("*/result.json")]
+    tracks = []
+    for p in (tmp / "out").glob("*/result.json"):
+        tracks.append(json.loads(p.read_text()))
+        for line in tracks[-1]["evidence"]:      # every figure a line names is in the folder
+            if line["details"].get("figure"):
+                assert (p.parent / "figures" / line["details"]["figure"]).is_file(), line["line"]
     return {t["input"]["file_name"]: comparable(t) for t in tracks}
 
 

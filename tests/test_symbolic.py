@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from musicbrain_cli.errors import InputError, ModelLoadError, TrainingError
+from musicbrain_cli.errors import InputError, ModelLoadError, ReportError, TrainingError
 from musicbrain_cli.symbolic import corpus, fit
 from musicbrain_cli.symbolic.detector import MAX_WINDOWS, SymbolicDetector
 from musicbrain_cli.symbolic.features import FEATURE_NAMES, MIN_NOTES, note_features, notes_array
@@ -972,3 +972,24 @@ def test_assess_reads_notes_already_transcribed_instead_of_transcribing_again(mo
     monkeypatch.setattr(pitch, "basic_pitch_notes", refuse)
     reused = det.assess([(0.0, y, notes)], 22050, content_in_domain=True)
     assert reused.to_dict() == fresh.to_dict() and reused.windows[0]["notes"] == len(notes)
+
+
+def test_notes_figure_shows_the_scored_windows_and_refuses_a_finding_without_notes(forced, melody_window):
+    """The report's notes figure is drawn from the finding alone (the notes it records), the
+    same bytes for the same finding, with a judged window and a silent one; a finding that
+    recorded no notes (not run) or whose notes are not finite is refused."""
+    from musicbrain_cli.report.figures import notes_figure
+    from musicbrain_cli.scan.batch import render_figures
+
+    got = forced.assess([(0.0, melody_window), (20.0, np.zeros(10 * SR, np.float32))], SR,
+                        content_in_domain=True).to_dict()
+    png = notes_figure(got)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and notes_figure(json.loads(json.dumps(got))) == png
+    assert render_figures([{"kind": "notes", "name": "n.png", "finding": got}]) == {"n.png": png}
+    not_run = forced.assess([(0.0, melody_window)], SR, content_in_domain=False).to_dict()
+    with pytest.raises(ReportError, match="applicable"):
+        notes_figure(not_run)
+    bad = copy.deepcopy(got)
+    bad["windows"][0]["heard"][0][0] = float("nan")
+    with pytest.raises(ReportError, match="finite"):
+        notes_figure(bad)

@@ -344,3 +344,55 @@ def residue_figure(finding) -> bytes:
                        frameon=False)
     _place(fig, ax, legend, top_in=TITLE_IN if spacing else TOP_IN)
     return _png(fig)
+
+
+def notes_figure(finding) -> bytes:
+    """PNG of the notes the symbolic line scored, window by window, at their time in the track.
+
+    ``finding`` is a :class:`musicbrain_cli.symbolic.detector.SymbolicFinding` (or its
+    ``to_dict()``); each window brings ``start_s``, ``duration_s``, ``heard`` (start s, end s,
+    MIDI pitch within the window: the very notes scored), ``in_domain`` and ``p_ai``. What an
+    expert checks against the recording: were these the notes played? Each window is shaded
+    and labelled with its P(AI), or with why it was not judged.
+    """
+    d = finding.to_dict() if hasattr(finding, "to_dict") else dict(finding)
+    windows = [w for w in d.get("windows") or () if isinstance(w, dict) and w.get("heard") is not None]
+    if not windows:
+        raise ReportError("notes figure needs windows with their notes (was the line applicable?)")
+    fig = _new_figure(7.0, 2.6)
+    ax = fig.add_subplot()
+    lo, hi, right = 127.0, 0.0, 0.0
+    for w in windows:
+        start, length = float(w.get("start_s") or 0.0), float(w.get("duration_s") or 10.0)
+        notes = np.asarray(w["heard"], dtype=np.float64).reshape(-1, 3)
+        if not (np.isfinite(notes).all() and np.isfinite([start, length]).all()):
+            raise ReportError("notes figure: a window's notes or times are not finite")
+        judged = w.get("p_ai") is not None and bool(w.get("in_domain"))
+        ax.axvspan(start, start + length, color="#E8EEF7" if judged else "0.94", lw=0)
+        if notes.size:
+            ax.hlines(notes[:, 2], start + notes[:, 0], start + np.maximum(notes[:, 1], notes[:, 0] + 0.02),
+                      color="#0072B2" if judged else "0.55", lw=1.6)
+            lo, hi = min(lo, notes[:, 2].min()), max(hi, notes[:, 2].max())
+        right = max(right, start + length)
+        label = (f"P(AI) {w['p_ai']:.2f}" if judged else
+                 "too few notes" if w.get("p_ai") is None else "outside its domain")
+        ax.text(start + 0.02 * length, 1.0, label, transform=ax.get_xaxis_transform(), fontsize=6.5,
+                va="bottom", color="0.2")
+    if hi < lo:
+        lo, hi = 48.0, 72.0
+    ax.set_ylim(lo - 2, hi + 2)
+    ax.set_xlim(0.0, right)
+    octaves = np.arange(12 * np.ceil((lo - 2) / 12), hi + 3, 12)
+    ax.set_yticks(octaves, [f"C{int(m) // 12 - 1}" for m in octaves])
+    ax.set_xlabel("time in the track (s)")
+    ax.set_ylabel("pitch")
+    ax.grid(True, axis="y", color="0.9", lw=0.5)
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    legend = ax.legend(handles=[Line2D([], [], color="#0072B2", lw=1.6, label="notes heard, window judged"),
+                                Line2D([], [], color="0.55", lw=1.6, label="notes heard, not judged"),
+                                Patch(color="#E8EEF7", label="analysed window")],
+                       loc="upper left", bbox_to_anchor=(1 + LEGEND_GAP, 1.0), fontsize=7, frameon=False)
+    _place(fig, ax, legend, top_in=TITLE_IN)
+    return _png(fig)

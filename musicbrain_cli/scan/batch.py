@@ -47,6 +47,7 @@ RESULT_JSON = "result.json"
 #: old one); it holds the holder's pid and host for the message of the scan that waits.
 LOCK_NAME = ".musicbrain-scan.lock"
 ARTIFACT_FIGURE = "artifact_residue.png"
+SYMBOLIC_FIGURE = "symbolic_notes.png"
 
 LIMITATIONS = (
     "The verdict is a statistical estimate from a model trained on a reference corpus; its "
@@ -306,7 +307,11 @@ def evidence_lines(path: str | os.PathLike, info, content_verdict, *, options: S
     lines.append((artifact_finding(found), details))
     symbolic = load_symbolic_detector().assess(symbolic_windows, sample_rate,
                                                content_in_domain=content_verdict.in_domain).to_dict()
-    lines.append((symbolic_finding(symbolic), {"symbolic": symbolic}))
+    symbolic_details = {"symbolic": symbolic}
+    if any(w.get("heard") for w in symbolic.get("windows") or ()):
+        symbolic_details["figure"] = SYMBOLIC_FIGURE
+        figures.append({"kind": "notes", "name": SYMBOLIC_FIGURE, "finding": symbolic})
+    lines.append((symbolic_finding(symbolic), symbolic_details))
     provenance = (info.metadata or {}).get("provenance")
     if provenance is not None:
         lines.append((provenance_finding(provenance), {"c2pa": provenance}))
@@ -511,12 +516,18 @@ def _style_balance_notes(card: Mapping | None, labels: Sequence[Mapping]) -> lis
 
 
 def render_figures(explain: Sequence[Mapping]) -> dict[str, bytes]:
-    from musicbrain_cli.report.figures import fmgcam_figure, residue_figure
+    from musicbrain_cli.report.figures import fmgcam_figure, notes_figure, residue_figure
 
-    return {a["name"]: residue_figure(a["finding"]) if a.get("kind") == "residue" else
-            fmgcam_figure(a["spectrogram_db"], a["saliency"], a["labels"],
-                          a["times_s"], a["freqs_hz"], title=a["title"])
-            for a in explain}
+    drawn = {}
+    for a in explain:
+        if a.get("kind") == "residue":
+            drawn[a["name"]] = residue_figure(a["finding"])
+        elif a.get("kind") == "notes":
+            drawn[a["name"]] = notes_figure(a["finding"])
+        else:
+            drawn[a["name"]] = fmgcam_figure(a["spectrogram_db"], a["saliency"], a["labels"],
+                                             a["times_s"], a["freqs_hz"], title=a["title"])
+    return drawn
 
 
 def write_track_folder(analysis: TrackAnalysis, audio_path: Path, final_dir: Path, *,
