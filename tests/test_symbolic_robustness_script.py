@@ -83,3 +83,25 @@ def test_measure_gives_one_row_per_transform_with_the_lines_rates(script, corpus
     assert "| Pitch +1 semitone | 1 of 1 (100.0 %" in script.markdown(rows)
     with pytest.raises(InputError, match="unknown transform"):
         script.measure(corpus_dir, everything_ai, transforms=("louder",))
+
+
+def test_measure_scores_with_a_roll_model_exactly_as_the_detector_does(script, corpus_dir):
+    """With a line that reads piano rolls, each transform's rows are built from the notes heard
+    after it, rolls included: the AI clip's count under `original` matches the detector's own
+    verdict on the same notes."""
+    from test_symbolic_roll import items_with_rolls
+
+    from musicbrain_cli.symbolic import roll
+    from musicbrain_cli.symbolic.features import canonical_notes, note_features
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model, net = fit.fit_line(items_with_rolls(), seed=0, roll_epochs=8, unseen_folds=2)
+    model["domain"]["limit"] = 1e12
+    det = SymbolicDetector(model, roll_net=net)
+    (row,) = [r for r in script.measure(corpus_dir, det, transforms=("original",), jobs=1)]
+    _, _, heard, _ = script.transcribe(("a1", str(corpus_dir / "audio" / "a1.wav"), "original", 0))
+    heard = canonical_notes(heard)
+    p = det.window_p_ai(note_features(heard, 10.0), roll=roll.piano_roll(heard, 10.0))
+    assert row["ai_caught"]["k"] == int(p >= det.threshold) and row["failed"] == 0
+    assert row["ai_doubted"]["k"] == int(p >= det.doubt_threshold)

@@ -278,7 +278,7 @@ def test_assess_builds_each_windows_roll_at_its_own_length(stacked, monkeypatch)
     short = short[short[:, 0] < 4.5]
     det.assess([(0.0, np.zeros(10 * 22050, np.float32), full),
                 (10.0, np.zeros(5 * 22050, np.float32), short)], 22050, content_in_domain=True)
-    assert seen == [(2, roll.KEYS, 100), (2, roll.KEYS, 50)]
+    assert seen == [(2, roll.KEYS, 100), (2, roll.KEYS, 100)]
 
 
 def test_a_window_records_the_notes_it_scored_so_its_p_ai_can_be_recomputed(stacked, monkeypatch):
@@ -303,3 +303,70 @@ def test_a_window_records_the_notes_it_scored_so_its_p_ai_can_be_recomputed(stac
     np.testing.assert_allclose(again, np.round(heard, 3))
     p = det.window_p_ai(note_features(again, w["duration_s"]), roll=roll.piano_roll(again, w["duration_s"]))
     assert round(p, 6) == w["p_ai"]
+
+
+def test_a_transcription_failure_keeps_the_scores_of_the_windows_before_it(stacked, monkeypatch):
+    """basic-pitch fails on the second window: the finding is not applicable and says why,
+    and the first window, already heard, keeps its P(AI) and its readers' shares (so the
+    notes figure labels it with its score, not as a window with too few notes)."""
+    import copy
+
+    from musicbrain_cli.alignment import pitch
+
+    model, net, _, _ = stacked
+    model = copy.deepcopy(model)
+    model["domain"]["limit"] = 1e12
+    det = SymbolicDetector(model, roll_net=net)
+    monkeypatch.setattr(pitch, "basic_pitch_available", lambda: (True, ""))
+
+    def fail(*a, **k):
+        raise RuntimeError("onnxruntime failed")
+
+    monkeypatch.setattr(pitch, "basic_pitch_notes", fail)
+    rng = np.random.default_rng(4)
+    got = det.assess([(0.0, np.zeros(10 * 22050, np.float32), notes_of(1, rng)),
+                      (10.0, np.zeros(10 * 22050, np.float32))], 22050, content_in_domain=True)
+    assert not got.applicable and "could not transcribe the window at 10 s" in got.explanation
+    (first,) = got.windows
+    assert first["p_ai"] is not None and "roll_score" in first and first["in_domain"]
+
+
+def test_the_fold_rule_refuses_folds_it_cannot_use_and_a_rule_that_left_humans_unscored():
+    """Folds must be 0 or at least 2; and when holding a unit out leaves validation without
+    human clips, that unit's humans go unscored, so the fit refuses rather than set its
+    guard on part of the human side."""
+    from test_symbolic import synthetic_items
+
+    from musicbrain_cli.errors import TrainingError
+
+    items = items_with_rolls()
+    for bad in (1, -1):
+        with pytest.raises(TrainingError, match="at least 2"):
+            fit.unseen_units(items, bad)
+    lopsided = [i for i in synthetic_items(n_train=60, n_val=40)
+                if i["label"] == 1 or (i["group"] == "music21:bach") == (i["split"] == "val")]
+    with pytest.raises(TrainingError, match="unseen-group rule scored"):
+        fit.fit_model(lopsided, seed=0)
+
+
+def test_loading_refuses_damaged_weights_a_malformed_roll_entry_and_non_finite_stack(stacked, tmp_path):
+    model, net, _, _ = stacked
+    (tmp_path / "junk.safetensors").write_bytes(b"\xff" * 64)
+    with pytest.raises(ValueError, match=roll.ARCH):
+        roll.load(tmp_path / "junk.safetensors")
+    with pytest.raises(ModelLoadError):
+        SymbolicDetector({**model, "roll": "rollnet-v1"}, roll_net=net)
+    with pytest.raises(ModelLoadError, match="not finite"):
+        SymbolicDetector({**model, "stack": {**model["stack"], "roll": float("nan")}}, roll_net=net)
+    d = tmp_path / "m"
+    d.mkdir()
+    (d / "model.json").write_text(json.dumps({**model, "roll": {**model["roll"], "file": "C:roll.safetensors"}}))
+    with pytest.raises(ModelLoadError, match="unsafe"):
+        SymbolicDetector.from_pretrained(d)
+
+
+def test_canonical_notes_keep_milliseconds_and_whole_pitches():
+    from musicbrain_cli.symbolic.features import canonical_notes
+
+    got = canonical_notes(np.array([[1.20000000002, 1.4996, 60.4], [0.00049, 0.3, 71.6]]))
+    np.testing.assert_array_equal(got, [[1.2, 1.5, 60.0], [0.0, 0.3, 72.0]])

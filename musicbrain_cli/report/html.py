@@ -41,7 +41,7 @@ VERDICT_HEADLINES = {
 LINE_NAMES = {
     "content": "Content model (what the music sounds like)",
     "artifacts": "Decoder artifacts (spectral peaks left by neural decoders)",
-    "symbolic": "Notes played (the notes basic-pitch hears, read by their statistics and piano roll)",
+    "symbolic": "Notes played (the notes basic-pitch hears)",
     "provenance": "Provenance (C2PA content credentials)",
 }
 LINE_FINDINGS = {"ai": "AI generation", "human": "no evidence of AI",

@@ -31,7 +31,7 @@ from musicbrain_cli.errors import ModelLoadError
 from musicbrain_cli.files import sha256_file
 from musicbrain_cli.symbolic import roll as _roll
 from musicbrain_cli.symbolic.features import FEATURE_NAMES, MIN_NOTES, note_features
-from musicbrain_cli.symbolic.features import notes_array as _notes_array
+from musicbrain_cli.symbolic.features import canonical_notes
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 #: SHA-256 of the shipped model's files, checked on load.
@@ -119,16 +119,22 @@ class SymbolicDetector:
             self.w_trees, self.w_roll, self.bias = self.platt_a, 0.0, self.platt_b
             self.roll_net = None
             if model.get("roll") is not None:
-                if model["roll"].get("arch") != _roll.ARCH:
-                    raise ModelLoadError(f"symbolic model's roll network {model['roll'].get('arch')!r} "
-                                         f"is not {_roll.ARCH!r}")
+                spec = model["roll"]
+                arch = spec.get("arch") if isinstance(spec, dict) else spec
+                if arch != _roll.ARCH or not isinstance(spec, dict):
+                    raise ModelLoadError(f"symbolic model's roll network {arch!r} is not {_roll.ARCH!r} "
+                                         "(or its entry is not a mapping)")
                 if roll_net is None:
                     raise ModelLoadError("symbolic model needs its roll network weights "
                                          f"({model['roll'].get('file')!r}), none were given")
                 stack = model["stack"]
                 self.w_trees, self.w_roll = float(stack["trees"]), float(stack["roll"])
                 self.bias = float(stack["bias"])
+                if not np.isfinite([self.w_trees, self.w_roll, self.bias]).all():
+                    raise ModelLoadError("symbolic model's stack weights are not finite")
                 self.roll_net = roll_net
+            # rolls are at least as long as the windows the network was trained on
+            self.roll_window_s = float(model.get("window_s", 10.0))
             self.threshold = float(model["threshold"])
             # a model fitted before the doubt threshold existed has no doubt zone
             self.doubt_threshold = float(model.get("doubt_threshold", self.threshold))
@@ -164,7 +170,8 @@ class SymbolicDetector:
         spec = model.get("roll") if isinstance(model, dict) else None
         if isinstance(spec, dict):
             name = str(spec.get("file", ""))
-            if not name or "/" in name or "\\" in name or name.startswith("."):
+            if (not name or Path(name).name != name or any(c in name for c in "/\\:")
+                    or name.startswith(".")):
                 raise ModelLoadError(f"symbolic model names an unsafe roll weights file {name!r}")
             path = model_directory(name_or_path, shipped=SHIPPED_SHA256, package_dir=PACKAGE_DIR) / name
             if not path.is_file():
@@ -248,13 +255,14 @@ class SymbolicDetector:
                 notes = known[0] if known and known[0] is not None else \
                     basic_pitch_notes(np.asarray(samples, dtype=np.float32), sample_rate)
             except (RuntimeError, ValueError, MemoryError) as exc:   # onnxruntime's failures
+                self._score_rows(rows, xs, rolls, where)     # the windows before it keep their scores
                 return self._not_applicable(
                     f"Symbolic analysis failed: basic-pitch could not transcribe the window at "
                     f"{float(start_s):g} s ({type(exc).__name__}: {exc}).", rows)
             duration_s = len(samples) / sample_rate
             # the notes as recorded in the finding (ms, whole MIDI pitches) are the notes scored,
             # so that anyone can recompute the window's P(AI) from the finding and the model
-            notes = np.round(_notes_array(notes), 3)
+            notes = canonical_notes(notes)
             x = note_features(notes, duration_s)
             row = {"start_s": float(start_s), "notes": len(notes), "distance": None,
                    "in_domain": False, "p_ai": None, "duration_s": round(duration_s, 6),
@@ -263,19 +271,27 @@ class SymbolicDetector:
                 d = self.distance(x)
                 row.update(distance=round(d, 4), in_domain=d <= self.domain_limit)
                 xs.append(x)
-                if self.uses_roll:          # each window's roll at its own length
-                    rolls.append(_roll.piano_roll(notes, duration_s))
+                if self.uses_roll:          # each window's roll at its own length, padded with
+                    # silence to the training windows' (a short window: the end of a piece)
+                    rolls.append(_roll.piano_roll(notes, max(duration_s, self.roll_window_s)))
                 where.append(len(rows))
             rows.append(row)
-        trees, rolled = self.reader_scores(xs, rolls=rolls if self.uses_roll else None) \
-            if xs else (np.zeros(0), np.zeros(0))
+        trees, rolled = self._score_rows(rows, xs, rolls, where)
+        keep = [k for k, i in enumerate(where) if rows[i]["in_domain"]]
+        return self._finding(rows, [xs[k] for k in keep], [float(trees[k] + rolled[k]) for k in keep],
+                             [(float(trees[k]), float(rolled[k])) for k in keep])
+
+    def _score_rows(self, rows, xs, rolls, where) -> tuple[np.ndarray, np.ndarray]:
+        """Each reader's share for the windows with features (``xs``, rows ``where``), written
+        into their rows with the window's P(AI)."""
+        if not xs:
+            return np.zeros(0), np.zeros(0)
+        trees, rolled = self.reader_scores(xs, rolls=rolls if self.uses_roll else None)
         for k, t, r in zip(where, trees, rolled):
             rows[k]["p_ai"] = round(float(self.p_ai(t + r)), 6)
             if self.uses_roll:       # each reader's share of the window's log-odds
                 rows[k].update(statistics_score=round(float(t), 4), roll_score=round(float(r), 4))
-        keep = [k for k, i in enumerate(where) if rows[i]["in_domain"]]
-        return self._finding(rows, [xs[k] for k in keep], [float(trees[k] + rolled[k]) for k in keep],
-                             [(float(trees[k]), float(rolled[k])) for k in keep])
+        return trees, rolled
 
     def _common(self, rows) -> dict:
         return dict(threshold=self.threshold, doubt_threshold=self.doubt_threshold,

@@ -48,6 +48,21 @@ def notes_array(notes: Sequence) -> np.ndarray:
     return arr
 
 
+#: Decimals of a second notes are kept to, wherever the line scores them (fit, scan, measures):
+#: a finding records the notes it scored, so they must be the notes as recorded.
+TIME_DECIMALS = 3
+
+
+def canonical_notes(notes: Sequence | np.ndarray) -> np.ndarray:
+    """``[n, 3]`` float64 notes with start and end rounded to :data:`TIME_DECIMALS` (the
+    millisecond, below basic-pitch's 11.6-ms frames) and whole MIDI pitches: the one form the
+    symbolic line scores and records."""
+    arr = notes_array(notes).copy()
+    arr[:, :2] = np.round(arr[:, :2], TIME_DECIMALS)
+    arr[:, 2] = np.round(arr[:, 2])
+    return arr
+
+
 def note_features(notes: Sequence | np.ndarray, duration_s: float) -> np.ndarray | None:
     """The :data:`FEATURE_NAMES` vector of the notes of one window of ``duration_s`` seconds,
     or ``None`` when it holds fewer than :data:`MIN_NOTES` notes."""

@@ -54,7 +54,7 @@ from musicbrain_cli.errors import TrainingError
 from musicbrain_cli.symbolic import corpus
 from musicbrain_cli.symbolic import roll as _roll
 from musicbrain_cli.symbolic.detector import CARD_FILE, MODEL_FILE, SymbolicDetector, _sigmoid
-from musicbrain_cli.symbolic.features import FEATURE_NAMES, note_features
+from musicbrain_cli.symbolic.features import FEATURE_NAMES, canonical_notes, note_features
 
 GBDT = {"max_depth": 3, "max_iter": 300, "learning_rate": 0.05, "l2_regularization": 1.0}
 #: Ridge added to the standardised features' covariance for the domain distance.
@@ -101,6 +101,7 @@ def dataset(rows: list[dict], notes: dict[str, np.ndarray], *,
         if arr is None:
             skipped["not transcribed"] += 1
             continue
+        arr = canonical_notes(arr)                  # as a scan scores and records them
         x = note_features(arr, corpus.WINDOW_S)
         if x is None:
             skipped["too few notes"] += 1
@@ -166,6 +167,8 @@ def unseen_units(items: list[dict], folds: int = 0) -> list[list[str]]:
     (``folds`` 0), or dealt, largest first, round ``folds`` folds."""
     from collections import Counter
 
+    if folds < 0 or folds == 1:
+        raise TrainingError(f"unseen-group folds must be 0 (one group at a time) or at least 2, got {folds}")
     sizes = Counter(i["group"] for i in items if i["label"] == 0)
     if not folds:
         return [[g] for g in sorted(sizes)]
@@ -258,6 +261,11 @@ def fit_line(items: list[dict], *, seed: int, roll_epochs: int = 0, unseen_folds
     t_val = _allowed_threshold(pv[yv == 0])
     unseen = out_of_group_human_scores(train + val, seed=seed, folds=unseen_folds,
                                        roll_epochs=roll_epochs, on_progress=on_progress)
+    dev_humans = int((y == 0).sum() + (yv == 0).sum())
+    if len(unseen) < dev_humans:
+        raise TrainingError(f"the unseen-group rule scored {len(unseen)} of {dev_humans} human development "
+                            "clips (a held-out unit left train or val without both classes): its guard "
+                            "would not cover them; use other folds or more groups")
     t_unseen = _allowed_threshold([p for p, _ in unseen])
     model["threshold"] = max(MIN_THRESHOLD, min(max(t_val, t_unseen), 0.999999))
     model["doubt_threshold"] = min(_allowed_threshold([p for p, _ in unseen], DOUBT_SHARE),

@@ -135,12 +135,13 @@ def save(tensors: dict, path: str | Path) -> None:
 def load(path: str | Path):
     """The network with the weights of a safetensors file; ``ValueError`` when they do not fit
     :data:`ARCH`."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     net = network()
     try:
         net.load_state_dict(load_file(str(path)), strict=True)
-    except (RuntimeError, OSError) as exc:          # missing/unexpected keys, wrong shapes, damage
+    except (RuntimeError, OSError, SafetensorError) as exc:   # keys or shapes wrong, file damaged
         raise ValueError(f"the roll network weights in {str(path)!r} do not fit {ARCH}: {exc}") from exc
     net.eval()
     return net
