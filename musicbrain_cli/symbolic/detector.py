@@ -36,9 +36,9 @@ from musicbrain_cli.symbolic.features import canonical_notes
 PACKAGE_DIR = Path(__file__).resolve().parent
 #: SHA-256 of the shipped model's files, checked on load.
 SHIPPED_SHA256: dict[str, dict[str, str]] = {
-    "default": {"model.json": "9c6b54db09c9e2298b3dae33d2ab5d0baf8c4241e0a58982fd26bcdbb82d7c34",
-                "card.json": "5af0d1bd2158dd442d6033ff23ac524df18ea840dc9468ea4a0958c67e7a9643",
-                "roll.safetensors": "284e1f98a17cfd98d40b92cea9223c78888a338c08bc1f79fe219b2d66d15cf2"},
+    "default": {"model.json": "2f5089f8b05cd787e73a18283ee8a86dfffa77c3ab0788a368b9024c2421293b",
+                "card.json": "cb4cc140771f1eebd7923be1dc48039c3c39f37105c32cdf8f7d9dc5682f3747",
+                "roll.safetensors": "4225e6d29c91fedff7bfea0c5c00c4961faffe294cf36949d49c8754c5591176"},
 }
 #: At most this many windows of a track are transcribed (spread evenly over it).
 MAX_WINDOWS = 6
