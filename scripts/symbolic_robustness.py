@@ -35,15 +35,11 @@ def transcribe(args: tuple[str, str, str, int]) -> tuple[str, str, np.ndarray | 
     """``(clip_id, transform, notes [n, 3] or None, error)`` of one clip after one transform."""
     clip_id, path, key, seed = args
     try:
-        from musicbrain_cli.alignment.pitch import basic_pitch_notes
-        from musicbrain_cli.audio.intake import load_audio
         from musicbrain_cli.evaluate.robustness import TRANSFORMS, _rng
-        from musicbrain_cli.symbolic.corpus import SAMPLE_RATE, WINDOW_S
+        from musicbrain_cli.symbolic.corpus import transcribe_clip
 
-        y = load_audio(path, sample_rate=SAMPLE_RATE, max_duration_s=WINDOW_S)
-        y = TRANSFORMS[key](y, SAMPLE_RATE, rng=_rng(seed, key, clip_id))[:int(WINDOW_S * SAMPLE_RATE)]
-        notes = basic_pitch_notes(np.asarray(y, np.float32), SAMPLE_RATE)
-        return clip_id, key, np.array([(n.start, n.end, n.pitch) for n in notes], np.float64).reshape(-1, 3), None
+        rng = _rng(seed, key, clip_id)
+        return clip_id, key, transcribe_clip(path, lambda y, sr: TRANSFORMS[key](y, sr, rng=rng)), None
     except Exception as exc:  # noqa: BLE001 - one clip's failure is counted, not fatal
         return clip_id, key, None, f"{type(exc).__name__}: {exc}"
 

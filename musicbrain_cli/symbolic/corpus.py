@@ -60,12 +60,16 @@ def corpus_key(manifest: str | Path) -> str:
     return hashlib.sha256(Path(manifest).read_bytes()).hexdigest()[:16]
 
 
-def transcribe_clip(path: str) -> np.ndarray:
-    """basic-pitch notes of the first :data:`WINDOW_S` s of one audio file, ``[n, 3]``."""
+def transcribe_clip(path: str, transform=None) -> np.ndarray:
+    """basic-pitch notes of the first :data:`WINDOW_S` s of one audio file, ``[n, 3]``;
+    ``transform(y, SAMPLE_RATE) -> y'`` is applied to those samples first (a re-encoding, a
+    pitch shift: what the audio may have gone through), and its output cut to the window."""
     from musicbrain_cli.alignment.pitch import basic_pitch_notes
     from musicbrain_cli.audio.intake import load_audio
 
     y = load_audio(path, sample_rate=SAMPLE_RATE, max_duration_s=WINDOW_S)
+    if transform is not None and y.size:
+        y = np.asarray(transform(y, SAMPLE_RATE), np.float32)[:int(WINDOW_S * SAMPLE_RATE)]
     notes = basic_pitch_notes(y, SAMPLE_RATE) if y.size else []
     return np.array([(n.start, n.end, n.pitch) for n in notes], np.float32).reshape(-1, 3)
 

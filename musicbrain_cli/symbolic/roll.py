@@ -145,10 +145,3 @@ def load(path: str | Path):
         raise ValueError(f"the roll network weights in {str(path)!r} do not fit {ARCH}: {exc}") from exc
     net.eval()
     return net
-
-
-def from_state(tensors: dict):
-    net = network()
-    net.load_state_dict(tensors, strict=True)
-    net.eval()
-    return net
