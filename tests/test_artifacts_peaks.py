@@ -74,3 +74,20 @@ def test_upsampling_factors_need_an_integer_fit():
     assert f[24000] == 320 and f[48000] == 640 and 32000 not in f  # 32000 / 75 = 426.7
     none = peaks.Comb(None, np.zeros(0), 0, 0, 0.0, 0.0, 0.0)
     assert peaks.upsampling_factors(none, bin_hz=1.46) == {}
+
+
+@pytest.mark.parametrize("n_fft, n", [(1024, 1024 * 7 + 300), (1000, 20_000), (999, 8_191), (16384, 3 * 44100)])
+def test_welch_power_is_scipys_welch(n_fft, n):
+    # The artifact line's features were fitted on scipy.signal.welch's average; the faster
+    # batched version must give the same spectrum (incomplete last frame dropped, one-sided
+    # doubling without DC and, for an even length, Nyquist).
+    from scipy.signal import welch
+
+    from musicbrain_cli.artifacts.spectrum import welch_power
+
+    y = np.random.default_rng(n).standard_normal(n) * np.linspace(0.1, 2.0, n)
+    _, want = welch(y, window="hann", nperseg=n_fft, noverlap=n_fft // 2, detrend=False,
+                    scaling="spectrum", average="mean")
+    got = welch_power(y, n_fft)
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=0)

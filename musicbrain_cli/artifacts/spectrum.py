@@ -89,27 +89,56 @@ def _envelope_bins(bin_hz: float, envelope_hz: float) -> int:
     return max(7, int(round(envelope_hz / bin_hz)) | 1)  # odd, centred
 
 
+#: Frames transformed per batch in :func:`welch_power`: bounds the batch's memory
+#: (64 x 16,384 complex values, 8 MB) while amortising the per-call cost.
+WELCH_BATCH = 64
+
+
+def welch_power(y: np.ndarray, n_fft: int) -> np.ndarray:
+    """One-sided Welch power spectrum of ``y [shape=(n,)]``: Hann frames of ``n_fft`` samples
+    overlapping by ``n_fft // 2``, no detrending, power averaged over frames, "spectrum" scaling
+    (``[shape=(n_fft // 2 + 1,)]``, units of ``y`` squared).
+
+    The same quantity as ``scipy.signal.welch(y, window="hann", nperseg=n_fft,
+    noverlap=n_fft // 2, detrend=False, scaling="spectrum", average="mean")[1]`` (equal to
+    about 1e-15 relative, ``tests/test_artifacts_peaks.py``), computed as batched real FFTs
+    of a strided view of ``y``: about 5x faster than scipy's general short-time FFT path,
+    which dominated the artifact line's time in a scan (issue 27).
+    """
+    from scipy.fft import rfft
+    from scipy.signal import get_window
+
+    win = get_window("hann", n_fft)
+    frames = np.lib.stride_tricks.sliding_window_view(y, n_fft)[::n_fft - n_fft // 2]
+    power = np.zeros(n_fft // 2 + 1)
+    for start in range(0, len(frames), WELCH_BATCH):
+        spec = rfft(frames[start:start + WELCH_BATCH] * win, axis=-1)
+        power += (spec.real ** 2 + spec.imag ** 2).sum(axis=0)
+    power /= len(frames) * win.sum() ** 2
+    power[1:-1 if n_fft % 2 == 0 else None] *= 2.0        # one-sided: all but DC and Nyquist
+    return power
+
+
 def average_spectrum(y: np.ndarray, sample_rate: int, *, n_fft: int = N_FFT,
                      envelope_hz: float = ENVELOPE_HZ, min_hz: float = MIN_ANALYSIS_HZ) -> AverageSpectrum:
     """Welch average of ``y [shape=(n,)]`` at ``sample_rate`` Hz, with its residue.
 
     Welch (1967): Hann frames of ``n_fft`` samples, hop ``n_fft // 2``, power averaged
-    (``scipy.signal.welch``; deterministic). The lower envelope is a morphological opening
+    (:func:`welch_power`; deterministic). The lower envelope is a morphological opening
     (running minimum then running maximum over ``envelope_hz``) followed by a running mean
     of the same width; the residue is ``power_db - envelope_db`` (>= 0 where the opening
     holds, small negative values are possible after the smoothing).
     Raises :class:`ConfigError` when ``y`` is shorter than two frames.
     """
     from scipy.ndimage import maximum_filter1d, minimum_filter1d, uniform_filter1d
-    from scipy.signal import welch
 
     y = np.asarray(y, dtype=np.float64)
     if y.ndim != 1:
         raise ConfigError(f"samples must be mono [shape=(n,)], got shape {y.shape}")
     if y.size < 2 * n_fft:
         raise ConfigError(f"need at least {2 * n_fft} samples for n_fft={n_fft}, got {y.size}")
-    freqs, pxx = welch(y - y.mean(), fs=sample_rate, window="hann", nperseg=n_fft, noverlap=n_fft // 2,
-                       detrend=False, scaling="spectrum", average="mean")
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
+    pxx = welch_power(y - y.mean(), n_fft)
     power_db = 10.0 * np.log10(pxx + 1e-20)
     width = _envelope_bins(sample_rate / n_fft, envelope_hz)
     opened = maximum_filter1d(minimum_filter1d(power_db, width, mode="nearest"), width, mode="nearest")
