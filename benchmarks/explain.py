@@ -37,7 +37,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from musicbrain_cli.explain import NORMALIZE_MODES, FMGradCAM, deletion_curve, insertion_curve, random_map
+from musicbrain_cli.explain import (DEFAULT_DESTRIPE, NORMALIZE_MODES, FMGradCAM, deletion_curve,
+                                    insertion_curve, random_map)
 
 
 def _timed(fn) -> float:
@@ -188,9 +189,30 @@ def _note_clip(seconds: float, sample_rate: int, seed: int):
     return out, notes_from_objects(inst.notes)
 
 
-def bench_refine(n_clips: int, model_name: str) -> dict:
+#: The grid the refined map's peaks were found on (the network's 8-frame stem stride and two
+#: downsamplings after it), for ``event_peaks_on_grid``.
+GRID_FRAMES = 32
+
+
+def _on_grid(peaks_s, times, frames: int, tolerance_s: float = 0.05) -> dict:
+    """How many of the entry clips' map-change peaks lie within ``tolerance_s`` of a multiple
+    of ``frames`` frames (counted from the first frame's start), against chance (the share of
+    the time axis that close to such a line)."""
+    step = float(times[1] - times[0])
+    period = frames * step
+    edge = float(times[0]) - 0.5 * step
+    peaks = np.asarray([p for p in peaks_s if np.isfinite(p)], dtype=np.float64)
+    off = np.abs(((peaks - edge) / period + 0.5) % 1.0 - 0.5) * period
+    return {"frames": frames, "seconds": period, "peaks": int(peaks.size),
+            "on_grid": int((off <= tolerance_s).sum()), "chance": min(1.0, 2 * tolerance_s / period)}
+
+
+def bench_refine(n_clips: int, model_name: str, *, first_seed: int = 100,
+                 periods: tuple[int, ...] = (DEFAULT_DESTRIPE,)) -> dict:
     """Harmonic and onset alignment, band removal and the rhythmic-event test of the fused
-    top-3 map and the verdict's own map, for refine='none' and 'gradient-input'."""
+    top-3 map and the verdict's own map, for refine='none', 'gradient-input' as it was and
+    'gradient-input' with the stride pattern of each of ``periods`` frames removed. Note clips
+    have seeds ``first_seed + i``, entry clips ``first_seed + 100 + i``."""
     from musicbrain_cli.alignment.overlap import (HarmonicOverlap, OnsetOverlap, harmonic_overlap,
                                                   note_onsets, onset_overlap)
     from musicbrain_cli.evaluate.split import entry_clip
@@ -203,21 +225,25 @@ def bench_refine(n_clips: int, model_name: str) -> dict:
     fe = detector.config.front_end
     times, freqs = frame_times(fe), bin_frequencies(fe)
     source = [i for i, name in enumerate(detector.labels) if name.startswith("source/")]
-    modes = ("none", "gradient-input")
+    # "gradient-input/P": the refinement with the stride pattern of P frames removed (0: kept,
+    # the refinement before session 18; the default is DEFAULT_DESTRIPE)
+    modes = ("none", "gradient-input/0", *(f"gradient-input/{p}" for p in periods))
     acc = {m: {g: {"harmonic": [], "onset": [], "band": [], "event": []} for g in ("fused", "verdict")}
            for m in modes}
 
     def maps(spec, mode):
-        with FMGradCAM(detector.model, k=3, refine=mode) as cam:
+        mode, _, period = mode.partition("/")
+        kw = {"refine": mode, "destripe": int(period or 0)}
+        with FMGradCAM(detector.model, k=3, **kw) as cam:
             res = cam(spec, times=times, freqs=freqs)
         verdict = max(source, key=lambda j: float(res.logits[0, j]))
-        with FMGradCAM(detector.model, k=1, refine=mode) as cam:
+        with FMGradCAM(detector.model, k=1, **kw) as cam:
             alone = cam(spec, targets=[LabelTarget(verdict)])
         return {"fused": (res.fused()[0], res.labels[0].tolist()), "verdict": (alone.fused()[0], [verdict])}
 
     start = time.perf_counter()
     for i in range(n_clips):
-        wave, notes = _note_clip(fe.window_s, fe.sample_rate, seed=100 + i)
+        wave, notes = _note_clip(fe.window_s, fe.sample_rate, seed=first_seed + i)
         spec = detector.spectrograms(wave[None])
         for mode in modes:
             for group, (m, targets) in maps(spec, mode).items():
@@ -226,7 +252,8 @@ def bench_refine(n_clips: int, model_name: str) -> dict:
                 a["onset"].append(onset_overlap(m, times=times, onsets=note_onsets(notes)))
                 a["band"].append(band_removal(detector.model, spec[0, 0], m, targets=targets,
                                               score_fn=detector.calibrate, seed=i))
-        wave, t0 = entry_clip(seconds=fe.window_s, sample_rate=fe.sample_rate, seed=200 + i)
+        wave, t0 = entry_clip(seconds=fe.window_s, sample_rate=fe.sample_rate,
+                              seed=first_seed + 100 + i)
         spec = detector.spectrograms(wave[None])
         for mode in modes:
             for group, (m, _) in maps(spec, mode).items():
@@ -242,8 +269,11 @@ def bench_refine(n_clips: int, model_name: str) -> dict:
                           "concentration": o.concentration, "onsets": o.onsets},
                 "band_removal": band_removal_summary(a["band"]),
                 "rhythmic_event": event_summary(a["event"]),
+                "event_peaks_on_grid": _on_grid([h.peak_s for h in a["event"]], times,
+                                                GRID_FRAMES),
             }
-    return {"clips": n_clips, "model": model_name, "seconds": time.perf_counter() - start, "modes": out}
+    return {"clips": n_clips, "first_seed": first_seed, "model": model_name,
+            "seconds": time.perf_counter() - start, "modes": out}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -251,6 +281,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--part", choices=("cost", "normalize", "refine", "all"), default="all")
     ap.add_argument("--clips", type=int, default=8, help="--part refine: rendered clips of each kind")
     ap.add_argument("--model", default="default", help="--part refine: the model explained")
+    ap.add_argument("--first-seed", type=int, default=100,
+                    help="--part refine: seed of the first note clip (entry clips: +100)")
+    ap.add_argument("--periods", type=int, nargs="+", default=None,
+                    help="--part refine: stride-pattern periods to compare (default: the default)")
     ap.add_argument("--windows", type=int, default=4)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
@@ -267,7 +301,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.part in ("normalize", "all"):
         report["normalize"] = bench_normalize(args.inputs, args.steps)
     if args.part == "refine":   # renders clips and loads the shipped model: not part of "all"
-        report["refine"] = bench_refine(args.clips, args.model)
+        report["refine"] = bench_refine(args.clips, args.model, first_seed=args.first_seed,
+                                        periods=tuple(args.periods or (DEFAULT_DESTRIPE,)))
     json.dump(report, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0

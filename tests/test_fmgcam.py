@@ -328,3 +328,63 @@ def test_refinement_keeps_labels_exclusive_and_leaves_the_model_alone(model, spe
     assert not ((fine.maps > 0) & (plain.maps == 0)).any()
     with pytest.raises(ConfigError, match="'sharp'"):
         FMGradCAM(model, refine="sharp")
+
+
+# --- the stride pattern of the input gradient (issue 26, session 18) -------------------------
+
+
+def test_stride_profile_removes_a_periodic_pattern_and_keeps_the_music():
+    """A map whose columns carry a fixed +/-40 % pattern of period 8 (what a patchify stem
+    leaves) on top of content that doubles at frame 250: divided by its stride profile, the
+    pattern is gone and the step is still there."""
+    from musicbrain_cli.explain import stride_profile
+
+    t = 500
+    rng = np.random.default_rng(0)
+    content = torch.tensor(rng.uniform(0.5, 1.5, (1, 1, 16, t)), dtype=torch.float32)
+    content[..., 250:] *= 2.0
+    pattern = torch.tensor(1.0 + 0.4 * np.cos(2 * np.pi * np.arange(t) / 8), dtype=torch.float32)
+    fine = content * pattern
+    clean = (fine / stride_profile(fine, 8)).sum(dim=(0, 1, 2)).numpy()
+    raw = fine.sum(dim=(0, 1, 2)).numpy()
+
+    def folded_spread(mass):          # how much the per-phase means differ (0: no pattern)
+        per_phase = mass[:496].reshape(-1, 8).mean(axis=0)
+        return per_phase.max() / per_phase.min() - 1.0
+
+    assert folded_spread(raw) > 1.0 and folded_spread(clean) < 0.05
+    assert clean[250:].mean() / clean[:250].mean() == pytest.approx(2.0, rel=0.05)
+
+
+def test_stride_profile_is_bounded_and_leaves_short_or_silent_windows_alone():
+    from musicbrain_cli.explain import stride_profile
+    from musicbrain_cli.explain.fmgcam import STRIDE_MAX_CORRECTION
+
+    short = torch.rand(2, 1, 8, 100)
+    assert torch.equal(stride_profile(short, 32), torch.ones(2, 1, 1, 100))   # 3 periods only
+    sparse = torch.zeros(1, 1, 8, 320)
+    sparse[..., ::32] = 1.0            # content at one phase only: the others' medians are 0
+    profile = stride_profile(sparse, 32)
+    assert profile.min() >= 1 / STRIDE_MAX_CORRECTION and profile.max() <= STRIDE_MAX_CORRECTION
+    assert torch.isfinite(profile).all()
+
+
+def test_refinement_removes_the_stride_pattern_by_default(model):
+    from musicbrain_cli.explain import DEFAULT_DESTRIPE
+
+    # long enough in time for DEFAULT_DESTRIPE's profile (STRIDE_MIN_PERIODS periods)
+    spec = torch.from_numpy(np.random.default_rng(2).standard_normal((2, 1, 20, 8 * DEFAULT_DESTRIPE))
+                            .astype(np.float32))
+    with FMGradCAM(model, k=3) as cam:
+        default = cam(spec)
+    with FMGradCAM(model, k=3, destripe=0) as cam:
+        kept = cam(spec)
+    with FMGradCAM(model, k=3, refine="none", destripe=8) as cam:
+        plain = cam(spec)
+    assert default.extra["destripe"] == DEFAULT_DESTRIPE > 0 and kept.extra["destripe"] == 0
+    assert plain.extra["destripe"] == 0                 # nothing to destripe without refinement
+    np.testing.assert_array_equal(default.labels, kept.labels)
+    assert ((default.maps > 0) == (kept.maps > 0)).all()        # same cells, rescaled columns
+    assert not np.allclose(default.maps, kept.maps)
+    with pytest.raises(ConfigError, match="destripe"):
+        FMGradCAM(model, destripe=-1)

@@ -121,6 +121,7 @@ class _ExplainTotals:
     figures: list[str] = field(default_factory=list)
     weighting: str | None = None
     refine: str | None = None
+    destripe: int = 0
     # Band removal: the fused top-k map (following the top-k labels) and the verdict's own map.
     band: list = field(default_factory=list)
     band_verdict: list = field(default_factory=list)
@@ -333,6 +334,7 @@ def _explain_window(detector, wave: np.ndarray, notes, *, clip_id: str, totals: 
         res = cam(spec, times=times, freqs=freqs)
     fused = res.fused()[0]
     totals.weighting, totals.refine = res.extra["weighting"], res.extra["refine"]
+    totals.destripe = res.extra.get("destripe", 0)
     def follow(cam_result, targets):
         """Deletion/insertion of ``cam_result``'s fused map, following ``targets``' calibrated
         probabilities, against occlusion and both chance baselines."""
@@ -541,7 +543,7 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
     n_exp = len(fused.beats_random)
     metrics["fidelity"] = {
         "windows": n_exp, "clips": explained, "substrate": substrate, "steps": fidelity_steps, "top_k": top_k,
-        "weighting": totals.weighting, "refine": totals.refine,
+        "weighting": totals.weighting, "refine": totals.refine, "destripe": totals.destripe,
         "occlusion_patch": list(occlusion_patch) if occlusion else None,
         **fused.means(),
         "beats_random_share": _share(fused.beats_random),
@@ -682,6 +684,8 @@ def metrics_markdown(m: dict[str, Any]) -> str:
     weighted = f"{f['weighting']}-weighted, " if f.get("weighting") else ""
     if f.get("refine") and f["refine"] != "none":
         weighted += f"refined by {f['refine'].replace('-', ' x ')}, "
+        if f.get("destripe"):
+            weighted += f"stride pattern of {f['destripe']} frames removed, "
     lines += ["", f"## Explanation fidelity (FM-G-CAM, {weighted}{f['windows']} windows, "
               f"substrate {f['substrate']})", "",
               "| map | deletion AUC (lower is better) | insertion AUC (higher is better) |", "|---|---|---|"]

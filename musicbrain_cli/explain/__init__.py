@@ -13,15 +13,16 @@ from musicbrain_cli.explain.fidelity import (SUBSTRATES, BandRemoval, EventHit, 
                                              fidelity_report, insertion_curve, map_change,
                                              marked_band, occlusion_map, perturbation_curve,
                                              random_map, substrate, top_labels)
-from musicbrain_cli.explain.fmgcam import (DEFAULT_NORMALIZE, DEFAULT_REFINE, NORMALIZE_MODES,
-                                           REFINE_MODES, FMGradCAM,
-                                           blend_maps, exclusive_argmax, plot_fmgcam)
+from musicbrain_cli.explain.fmgcam import (DEFAULT_DESTRIPE, DEFAULT_NORMALIZE, DEFAULT_REFINE,
+                                           NORMALIZE_MODES, REFINE_MODES, FMGradCAM,
+                                           blend_maps, exclusive_argmax, plot_fmgcam,
+                                           stride_profile)
 from musicbrain_cli.explain.gradcam import GradCAM
 
 __all__ = [
     "DEFAULT_LAYER", "DEFAULT_NORMALIZE", "NORMALIZE_MODES", "SUBSTRATES", "BandRemoval", "BaseCAM",
     "EventHit", "band_removal", "band_removal_summary", "event_peak", "event_summary", "map_change",
-    "marked_band", "DEFAULT_REFINE", "REFINE_MODES",
+    "marked_band", "DEFAULT_DESTRIPE", "DEFAULT_REFINE", "REFINE_MODES", "stride_profile",
     "CamResult", "FMGradCAM", "FidelityCurve", "FidelityReport", "GradCAM", "LabelTarget",
     "TopK", "blend_maps", "deletion_curve", "exclusive_argmax", "fidelity_report",
     "insertion_curve", "occlusion_map", "perturbation_curve", "plot_fmgcam", "random_map",

@@ -56,7 +56,11 @@ Refinement, ``refine=`` (issue 26, item 1):
       showed to be nearly independent of the model's weights. The input is taken relative
       to the window's floor (its minimum, the "floor" substrate of the fidelity tests), so
       the fine map is the first-order estimate of what silencing each cell costs the
-      explained labels. Cost: the forward keeps its graph from the input on, and one more
+      explained labels. The network's strides leave a fixed pattern in that gradient (frames
+      at the edges of the stem's 8-frame patches weigh up to 40 % more, whatever the music),
+      which put the map's peaks on a 0.16-0.64 s grid; it is divided out, per window
+      (``destripe``, :func:`stride_profile`: the column mass folded on 32 frames, median per
+      phase). Cost: the forward keeps its graph from the input on, and one more
       backward (all targets summed, whatever k) runs through the whole network
       (``benchmarks/explain.py --part cost``). FM-G-CAM still decides which label each
       cell speaks for; the refinement only says where, inside that region, the evidence is.
@@ -104,6 +108,15 @@ DEFAULT_WEIGHTING: Weighting = "channel"
 Refine = Literal["none", "gradient-input"]
 REFINE_MODES: tuple[str, ...] = ("none", "gradient-input")
 DEFAULT_REFINE: Refine = "gradient-input"
+#: Period, in spectrogram frames, of the fixed pattern removed from the gradient-x-input map
+#: (:func:`stride_profile`; 0: none). The shipped network's input gradient is modulated by its
+#: strides: folded on 32 frames, the column mass of the map of 8 rendered clips has the same
+#: profile in every clip (correlation 0.92-0.99 between clips at periods 8, 16 and 32), up
+#: to +/-40 % at the stem's 8-frame patch edges, whatever the music. 32 spans the stem's
+#: stride and the two downsamplings after it and leaves 15 periods per phase in a 10 s
+#: window for the median. Chosen among 8, 32 and 64 on 12 rendered clips, confirmed on 24
+#: others (README, "Finer maps").
+DEFAULT_DESTRIPE = 32
 #: ArtBrain and the FM-G-CAM paper show the top three classes.
 DEFAULT_TOP_K = 3
 
@@ -119,6 +132,47 @@ def exclusive_argmax(maps: torch.Tensor) -> torch.Tensor:
         winner = torch.where(better, k, winner)
     ranks = torch.arange(maps.shape[1], device=maps.device)[None, :, None, None]
     return torch.where(winner[:, None] == ranks, maps, torch.zeros((), dtype=maps.dtype, device=maps.device))
+
+
+#: :func:`stride_profile` needs this many periods in a window (a phase's median of fewer
+#: values would follow the music), and bounds its correction to this factor either way: the
+#: pattern it removes is a modulation of about +/-40 %, and a window of mostly silent columns
+#: must not let one phase's near-zero median blow the others up.
+STRIDE_MIN_PERIODS = 4
+STRIDE_MAX_CORRECTION = 2.0
+
+
+def stride_profile(fine: torch.Tensor, period: int) -> torch.Tensor:
+    """The fixed pattern a strided network leaves in its input gradient, per window:
+    ``[B, 1, 1, T]``, to divide ``fine [B, 1, F, T]`` by.
+
+    Each frame's column mass over the mean of the ``period`` frames around it (a running
+    mean over one period does not see the pattern, so the ratio keeps the pattern and drops
+    the music's slower changes: an entry, a crescendo), folded on ``period`` (frame ``t``
+    has phase ``t mod period``), the median over the periods of each phase, scaled to a mean
+    of 1, bounded to ``[1 / STRIDE_MAX_CORRECTION, STRIDE_MAX_CORRECTION]`` and laid out
+    again over the ``T`` frames. All ones when the window holds fewer than
+    :data:`STRIDE_MIN_PERIODS` periods. Dividing by it removes what is periodic in the
+    frames' phase within the stride (a patchify stem weights the positions of its patch
+    unequally) and keeps what moves with the music; the median makes a few loud frames of
+    one phase count little, and silent stretches (no mass) are left out of it."""
+    mass = fine.sum(dim=(1, 2))                                   # [B, T]
+    b, t = mass.shape
+    if period < 1 or t < STRIDE_MIN_PERIODS * period:
+        return torch.ones((b, 1, 1, t), dtype=fine.dtype, device=fine.device)
+    left = period // 2
+    local = F.avg_pool1d(F.pad(mass[:, None], (left, period - 1 - left), mode="replicate"),
+                         period, stride=1)[:, 0]                  # [B, T]
+    ratio = torch.where(local > EPS, mass / local.clamp_min(EPS),
+                        torch.full_like(mass, float("nan")))
+    n = -(-t // period) * period
+    padded = torch.full((b, n), float("nan"), dtype=mass.dtype, device=mass.device)
+    padded[:, :t] = ratio
+    profile = padded.view(b, n // period, period).nanmedian(dim=1).values    # [B, period]
+    profile = torch.nan_to_num(profile, nan=1.0)                  # a phase never heard
+    profile = profile / profile.mean(dim=1, keepdim=True).clamp_min(EPS)
+    profile = profile.clamp(1.0 / STRIDE_MAX_CORRECTION, STRIDE_MAX_CORRECTION)
+    return profile.repeat(1, n // period)[:, :t][:, None, None, :]
 
 
 def normalize_maps(maps: torch.Tensor, mode: str) -> torch.Tensor:
@@ -145,8 +199,12 @@ class FMGradCAM(BaseCAM):
 
     def __init__(self, model, *, layer: str = DEFAULT_LAYER, k: int = DEFAULT_TOP_K,
                  normalize: Normalize = DEFAULT_NORMALIZE, weighting: Weighting = DEFAULT_WEIGHTING,
-                 refine: Refine = DEFAULT_REFINE, eval_mode: bool = True):
+                 refine: Refine = DEFAULT_REFINE, destripe: int = DEFAULT_DESTRIPE,
+                 eval_mode: bool = True):
         super().__init__(model, layer=layer, eval_mode=eval_mode)
+        if destripe < 0:
+            raise ConfigError(f"destripe must be >= 0 frames, got {destripe}")
+        self.destripe = destripe if refine == "gradient-input" else 0
         if refine not in REFINE_MODES:
             raise ConfigError(f"unknown FM-G-CAM refinement {refine!r}; choose one of {REFINE_MODES}")
         self.refine = refine
@@ -184,6 +242,8 @@ class FMGradCAM(BaseCAM):
         spec = spec.detach().to(grad.dtype)
         floor = spec.amin(dim=(1, 2, 3), keepdim=True)
         fine = (grad * (spec - floor)).abs()
+        if self.destripe:
+            fine = fine / stride_profile(fine, self.destripe)
         return fine * fine.amax(dim=(1, 2, 3), keepdim=True).clamp_min(EPS).reciprocal()
 
     def __call__(self, spec: torch.Tensor, *, targets=None, times: np.ndarray | None = None,
@@ -198,6 +258,7 @@ class FMGradCAM(BaseCAM):
         result.extra["normalize"] = self.normalize
         result.extra["weighting"] = self.weighting
         result.extra["refine"] = self.refine
+        result.extra["destripe"] = self.destripe
         return result
 
 

@@ -401,7 +401,7 @@ def _explain(chosen: list[_Candidate], detector, options: ScanOptions, timer: _T
     alignment = {"harmonic": HarmonicOverlap.combine(harm_parts).to_dict(),
                  "onset": OnsetOverlap.combine(onset_parts).to_dict(),
                  "windows": len(chosen), "normalize": result.extra.get("normalize"),
-                 "refine": result.extra.get("refine"),
+                 "refine": result.extra.get("refine"), "destripe": result.extra.get("destripe"),
                  "notes_source": _notes_source(estimators[0]["estimator"]),
                  # which estimator ran, and why a requested one did not (pitch.transcribe)
                  "note_estimator": {k: estimators[0][k] for k in ("estimator", "requested", "fallback")}}
