@@ -791,6 +791,9 @@ def refit_heads(data_dir, model_name, out_dir, style_bands, detection, balance_b
 @click.option("--cam-refine", type=click.Choice(["none", "gradient-input"]), default=None,
               help="FM-G-CAM's resolution: none (the fusion layer's grid, 0.32 s columns) or "
                    "gradient-input (refined at the spectrogram's 20 ms grid). Default: FM-G-CAM's.")
+@click.option("--cam-destripe", type=click.IntRange(min=0), default=None, metavar="FRAMES",
+              help="Period of the network's stride pattern removed from the refined map "
+                   "(0: keep it, the map before session 18). Default: FM-G-CAM's (32).")
 @click.option("--event-clips", type=click.IntRange(min=0), default=16, show_default=True,
               help="Synthetic clips (an instrument entering at a known time) for the "
                    "rhythmic-event test (0: skip it).")
@@ -809,8 +812,8 @@ def refit_heads(data_dir, model_name, out_dir, style_bands, detection, balance_b
               help="With --robustness: store the table in the model card, so scan reports show it.")
 @handle_errors
 def evaluate(data_dir, split, model_name, out_dir, explain_windows, n_figures, substrate,
-             no_occlusion, cam_weighting, cam_refine, event_clips, device, overwrite, robustness,
-             transforms, max_clips, update_card) -> None:
+             no_occlusion, cam_weighting, cam_refine, cam_destripe, event_clips, device, overwrite,
+             robustness, transforms, max_clips, update_card) -> None:
     """Measure a model: mAP, explanation fidelity, harmonic and onset alignment; or, with
     --robustness, detection after re-encoding and other transformations."""
     from pathlib import Path
@@ -833,7 +836,7 @@ def evaluate(data_dir, split, model_name, out_dir, explain_windows, n_figures, s
     m = run_evaluation(dataset, detector, out_dir, split=split, explain_windows=explain_windows,
                        n_figures=n_figures, substrate=substrate, occlusion=not no_occlusion,
                        overwrite=overwrite, cam_weighting=cam_weighting, cam_refine=cam_refine,
-                       event_clips=event_clips,
+                       cam_destripe=cam_destripe, event_clips=event_clips,
                        progress=RichProgress())
     fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
     c = m["classification"]

@@ -163,7 +163,14 @@ def test_cli_evaluate(setup, tmp_path):
     m = json.loads((out / "metrics.json").read_text())
     assert m["fidelity"]["weighting"] == "cell" and m["fidelity"]["refine"] == "gradient-input"
     assert m["faithfulness"]["rhythmic_event"]["fused"]["clips"] == 1
-    assert "cell-weighted, refined by gradient x input" in (out / "metrics.md").read_text()
+    text = (out / "metrics.md").read_text()
+    assert "cell-weighted, refined by gradient x input, stride pattern of 32 frames removed" in text
+    assert m["fidelity"]["destripe"] == 32                    # FM-G-CAM's default
+    result = CliRunner().invoke(main, cell[:-5] + ["--cam-destripe", "0"] + cell[-5:])
+    assert result.exit_code == 0, result.output
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["fidelity"]["destripe"] == 0 and m["fidelity"]["refine"] == "gradient-input"
+    assert "stride pattern" not in (out / "metrics.md").read_text()
 
 
 def test_explained_positions_spread_over_the_split():

@@ -12,7 +12,8 @@ What it measures (all written to ``metrics.json``, summarised in ``metrics.md``)
   card's detection threshold (the false-positive rate is what accuses a human);
 - explanations, on up to ``explain_windows`` windows (the first window of clips spread
   evenly over the split, so the sample does not depend on the model's output): FM-G-CAM
-  (``cam_weighting`` channel or cell, ``cam_refine`` none or gradient-input, see
+  (``cam_weighting`` channel or cell, ``cam_refine`` none or gradient-input, ``cam_destripe``
+  the refined map's stride-pattern period, see
   :mod:`musicbrain_cli.explain.fmgcam`) for the top-k labels,
   deletion and insertion AUC of its fused map against random maps and an occlusion map;
 - alignment: harmonic overlap (saliency on the partials of the sounding notes) and onset
@@ -319,7 +320,7 @@ def _explain_window(detector, wave: np.ndarray, notes, *, clip_id: str, totals: 
                     figure_dir: Path | None, top_k: int, steps: int, substrate: str,
                     occlusion: bool, occlusion_patch, n_random: int,
                     weighting: str | None = None, refine: str | None = None,
-                    notes_source: str = "score") -> None:
+                    destripe: int | None = None, notes_source: str = "score") -> None:
     from musicbrain_cli.alignment.overlap import harmonic_overlap, note_onsets, onset_overlap
     from musicbrain_cli.explain import (FMGradCAM, LabelTarget, band_removal, fidelity_report,
                                         plot_fmgcam)
@@ -329,7 +330,7 @@ def _explain_window(detector, wave: np.ndarray, notes, *, clip_id: str, totals: 
     times, freqs = frame_times(fe), bin_frequencies(fe)
     spec = detector.spectrograms(wave[None])
     k = min(top_k, len(detector.labels))
-    options = _cam_options(weighting, refine)
+    options = _cam_options(weighting, refine, destripe)
     with FMGradCAM(detector.model, layer="fusion", k=k, **options) as cam:
         res = cam(spec, times=times, freqs=freqs)
     fused = res.fused()[0]
@@ -426,13 +427,16 @@ def entry_clip(*, seconds: float, sample_rate: int, seed: int, soundfont=None):
     return _window(y, int(round(seconds * sample_rate))), t0
 
 
-def _cam_options(weighting: str | None, refine: str | None) -> dict[str, str]:
+def _cam_options(weighting: str | None, refine: str | None,
+                 destripe: int | None = None) -> dict[str, Any]:
     """FMGradCAM keywords the caller set (``None``: FMGradCAM's default)."""
-    return {k: v for k, v in (("weighting", weighting), ("refine", refine)) if v is not None}
+    return {k: v for k, v in (("weighting", weighting), ("refine", refine), ("destripe", destripe))
+            if v is not None}
 
 
 def _event_test(detector, n_clips: int, *, top_k: int, weighting: str | None,
-                refine: str | None = None, seed: int = 0) -> dict[str, Any]:
+                refine: str | None = None, destripe: int | None = None,
+                seed: int = 0) -> dict[str, Any]:
     """The rhythmic-event test on ``n_clips`` entry clips, for the fused top-k map and for the
     verdict's own map. ``{"skipped": reason}`` when the clips cannot be rendered here."""
     from musicbrain_cli.errors import RenderError
@@ -441,7 +445,7 @@ def _event_test(detector, n_clips: int, *, top_k: int, weighting: str | None,
 
     fe = detector.config.front_end
     times, freqs = frame_times(fe), bin_frequencies(fe)
-    options = _cam_options(weighting, refine)
+    options = _cam_options(weighting, refine, destripe)
     k = min(top_k, len(detector.labels))
     source = [i for i, name in enumerate(detector.labels) if name.split("/")[0] == DETECTION_GROUP]
     fused_hits, verdict_hits = [], []
@@ -469,7 +473,8 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
              substrate: str = "floor", occlusion: bool = True,
              occlusion_patch: tuple[int, int] = DEFAULT_OCCLUSION_PATCH, n_random: int = 3,
              batch_size: int = 16, overwrite: bool = False, cam_weighting: str | None = None,
-             cam_refine: str | None = None, event_clips: int = DEFAULT_EVENT_CLIPS,
+             cam_refine: str | None = None, cam_destripe: int | None = None,
+             event_clips: int = DEFAULT_EVENT_CLIPS,
              progress: Progress = NULL_PROGRESS) -> dict[str, Any]:
     """Evaluate ``detector`` (:class:`~musicbrain_cli.model.inference.Detector`) on the
     ``split`` of ``dataset`` (:class:`~musicbrain_cli.data.dataset.Dataset`); write
@@ -514,7 +519,8 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
                                     top_k=top_k, steps=fidelity_steps, substrate=substrate,
                                     occlusion=occlusion, occlusion_patch=occlusion_patch,
                                     n_random=n_random, weighting=cam_weighting,
-                                    refine=cam_refine, notes_source=source)
+                                    refine=cam_refine, destripe=cam_destripe,
+                                    notes_source=source)
             except MusicBrainError as exc:
                 failed.append({"clip_id": clip_id, "error": f"{type(exc).__name__}: {exc}"})
             task.advance()
@@ -561,7 +567,7 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
                          "verdict": band_removal_summary(totals.band_verdict),
                          "substrate": substrate},
         "rhythmic_event": (_event_test(detector, event_clips, top_k=top_k, weighting=cam_weighting,
-                                       refine=cam_refine)
+                                       refine=cam_refine, destripe=cam_destripe)
                            if event_clips else {"skipped": "event_clips=0"}),
     }
     metrics["alignment"] = {
