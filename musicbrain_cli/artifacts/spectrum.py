@@ -132,13 +132,14 @@ def average_spectrum(y: np.ndarray, sample_rate: int, *, n_fft: int = N_FFT,
     """
     from scipy.ndimage import maximum_filter1d, minimum_filter1d, uniform_filter1d
 
-    y = np.asarray(y, dtype=np.float64)
+    y = np.array(y, dtype=np.float64)        # a copy, centred in place: one 180 s copy, not two
     if y.ndim != 1:
         raise ConfigError(f"samples must be mono [shape=(n,)], got shape {y.shape}")
     if y.size < 2 * n_fft:
         raise ConfigError(f"need at least {2 * n_fft} samples for n_fft={n_fft}, got {y.size}")
+    y -= y.mean()
     freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
-    pxx = welch_power(y - y.mean(), n_fft)
+    pxx = welch_power(y, n_fft)
     power_db = 10.0 * np.log10(pxx + 1e-20)
     width = _envelope_bins(sample_rate / n_fft, envelope_hz)
     opened = maximum_filter1d(minimum_filter1d(power_db, width, mode="nearest"), width, mode="nearest")
