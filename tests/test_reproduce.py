@@ -117,6 +117,30 @@ def test_a_result_recorded_before_the_note_estimator_choice_reproduces_with_the_
     assert reproduce(folder, audio, model=tiny_model_dir).ok
 
 
+def test_a_result_recorded_before_the_stride_pattern_removal_reproduces_with_it_kept(
+        tmp_path, tiny_model_dir):
+    """Results made before session 18 carry no options.destripe and their maps kept the
+    network's stride pattern; reproducing them must not remove it."""
+    from musicbrain_cli.explain import DEFAULT_DESTRIPE
+
+    audio = tmp_path / "x.flac"
+    encode_audio(audio, make_tone(12.0, 247.0), SR)
+    det = Detector.from_pretrained(tiny_model_dir, device="cpu")
+    scan([audio], tmp_path / "out", det, options=ScanOptions(formats=(), notes="builtin",
+                                                             destripe=0))
+    (folder,) = [p for p in (tmp_path / "out").iterdir() if p.is_dir()]
+    result = json.loads((folder / "result.json").read_text())
+    assert result["options"]["destripe"] == 0 and result["alignment"]["destripe"] == 0
+    assert ScanOptions().destripe == DEFAULT_DESTRIPE            # the scan's default is FM-G-CAM's
+    del result["options"]["destripe"]
+    (folder / "result.json").write_text(json.dumps(result))
+    assert reproduce(folder, audio, model=tiny_model_dir).ok
+    result["options"]["destripe"] = DEFAULT_DESTRIPE    # claims the pattern was removed: it was not
+    (folder / "result.json").write_text(json.dumps(result))
+    again = reproduce(folder, audio, model=tiny_model_dir)
+    assert not again.ok and any("alignment" in d or "explanations" in d for d in again.differences)
+
+
 def test_a_result_scanned_with_auto_reproduces_with_the_estimator_it_recorded(
         tmp_path, tiny_model_dir, monkeypatch):
     """``--notes auto`` picks whatever is installed; its reproduction must ask for the

@@ -84,6 +84,9 @@ class ScanOptions:
     #: "basic-pitch" insists on it, "builtin" asks for the built-in one. Which one ran, and
     #: why a requested one did not, is recorded in result.json.
     notes: str = "auto"
+    #: period (frames) of the network's stride pattern divided out of the refined FM-G-CAM
+    #: maps (explain.fmgcam.DEFAULT_DESTRIPE; 0 keeps it, as results made before it did)
+    destripe: int = 32
 
     def __post_init__(self) -> None:
         from musicbrain_cli.alignment.pitch import check_note_estimator
@@ -92,8 +95,8 @@ class ScanOptions:
         if bad:
             raise InputError(f"unknown report format(s) {sorted(bad)}; use pdf, html or both")
         check_note_estimator(self.notes)
-        for name in ("top_k", "explain_windows", "batch_size", "jobs"):
-            if getattr(self, name) < (0 if name == "explain_windows" else 1):
+        for name in ("top_k", "explain_windows", "batch_size", "jobs", "destripe"):
+            if getattr(self, name) < (0 if name in ("explain_windows", "destripe") else 1):
                 raise InputError(f"{name} must be positive, got {getattr(self, name)!r}")
 
     def analysis_dict(self) -> dict:
@@ -102,7 +105,7 @@ class ScanOptions:
 
         return {"top_k": self.top_k, "explain_windows": self.explain_windows,
                 "top_labels_per_group": self.top_labels_per_group,
-                "batch_size": self.batch_size, "notes": self.notes,
+                "batch_size": self.batch_size, "notes": self.notes, "destripe": self.destripe,
                 "c2pa_trust_anchors_sha256": (sha256_file(self.trust_anchors)
                                               if self.trust_anchors else None)}
 
@@ -365,7 +368,7 @@ def _explain(chosen: list[_Candidate], detector, options: ScanOptions, timer: _T
     spec = torch.stack([c.spec for c in chosen]).to(detector.device)
     t = time.perf_counter()
     k = min(options.top_k, len(detector.labels))
-    with FMGradCAM(detector.model, k=k) as cam:
+    with FMGradCAM(detector.model, k=k, destripe=options.destripe) as cam:
         result = cam(spec, freqs=freqs, times=local_times)
     timer.add("cam", time.perf_counter() - t)
 

@@ -155,7 +155,9 @@ def reproduce(report_dir: str | Path, audio: str | Path, *, model: str | Path = 
         used = str((recorded.get("alignment") or {}).get("note_estimator", {})
                    .get("estimator", ""))
         kept["notes"] = "basic-pitch" if used.startswith("basic-pitch") else "builtin"
-    options = ScanOptions(**{"notes": "builtin"} | kept,
+    # Results recorded before the stride pattern was removed from the maps (session 18) carry
+    # no options.destripe and kept it.
+    options = ScanOptions(**{"notes": "builtin", "destripe": 0} | kept,
                           trust_anchors=str(trust_anchors) if trust_anchors else None)
     want_anchors = recorded.get("options", {}).get("c2pa_trust_anchors_sha256")
     have_anchors = sha256_file(trust_anchors) if trust_anchors else None
