@@ -138,7 +138,8 @@ def test_a_result_recorded_before_the_stride_pattern_removal_reproduces_with_it_
     result["options"]["destripe"] = DEFAULT_DESTRIPE    # claims the pattern was removed: it was not
     (folder / "result.json").write_text(json.dumps(result))
     again = reproduce(folder, audio, model=tiny_model_dir)
-    assert not again.ok and any("alignment" in d or "explanations" in d for d in again.differences)
+    # the maps themselves differ, not only the recorded period
+    assert not again.ok and any(d.startswith("explanations[") for d in again.differences)
 
 
 def test_a_result_scanned_with_auto_reproduces_with_the_estimator_it_recorded(

@@ -335,7 +335,7 @@ def _explain_window(detector, wave: np.ndarray, notes, *, clip_id: str, totals: 
         res = cam(spec, times=times, freqs=freqs)
     fused = res.fused()[0]
     totals.weighting, totals.refine = res.extra["weighting"], res.extra["refine"]
-    totals.destripe = res.extra.get("destripe", 0)
+    totals.destripe = res.extra["destripe"]
     def follow(cam_result, targets):
         """Deletion/insertion of ``cam_result``'s fused map, following ``targets``' calibrated
         probabilities, against occlusion and both chance baselines."""

@@ -60,8 +60,8 @@ Refinement, ``refine=`` (issue 26, item 1):
       at the edges of the stem's 8-frame patches weigh up to 40 % more, whatever the music),
       which put the map's peaks on a 0.16-0.64 s grid; it is divided out, per window
       (``destripe``, :func:`stride_profile`: each frame's column mass over a running mean of
-      one period, folded on 32 frames, median per phase). Cost: the forward keeps its graph from the input on, and one more
-      backward (all targets summed, whatever k) runs through the whole network
+      one period, folded on 32 frames, median per phase). Cost: the forward keeps its graph
+      from the input on, and one more backward (all targets summed, whatever k) runs through the whole network
       (``benchmarks/explain.py --part cost``). FM-G-CAM still decides which label each
       cell speaks for; the refinement only says where, inside that region, the evidence is.
       The default, as measured (2-core CPU): cost 2.46x one forward per window vs 1.29x
