@@ -213,8 +213,8 @@ def bench_refine(n_clips: int, model_name: str, *, first_seed: int = 100,
     top-3 map and the verdict's own map, for refine='none', 'gradient-input' as it was and
     'gradient-input' with the stride pattern of each of ``periods`` frames removed. Note clips
     have seeds ``first_seed + i``, entry clips ``first_seed + 100 + i``."""
-    from musicbrain_cli.alignment.overlap import (HarmonicOverlap, OnsetOverlap, harmonic_overlap,
-                                                  note_onsets, onset_overlap)
+    from musicbrain_cli.alignment.overlap import (HarmonicOverlap, OnsetOverlap, energy_reference,
+                                                  harmonic_overlap, note_onsets, onset_overlap)
     from musicbrain_cli.evaluate.split import entry_clip
     from musicbrain_cli.explain import (LabelTarget, band_removal, band_removal_summary,
                                         event_peak, event_summary)
@@ -241,10 +241,15 @@ def bench_refine(n_clips: int, model_name: str, *, first_seed: int = 100,
             alone = cam(spec, targets=[LabelTarget(verdict)])
         return {"fused": (res.fused()[0], res.labels[0].tolist()), "verdict": (alone.fused()[0], [verdict])}
 
+    energy = {"harmonic": [], "onset": []}     # the reference: each clip's own spectrogram
     start = time.perf_counter()
     for i in range(n_clips):
         wave, notes = _note_clip(fe.window_s, fe.sample_rate, seed=first_seed + i)
         spec = detector.spectrograms(wave[None])
+        ref_h, ref_o = energy_reference(spec[0, 0].numpy(), freqs=freqs, times=times, notes=notes,
+                                        onsets=note_onsets(notes))
+        energy["harmonic"].append(ref_h)
+        energy["onset"].append(ref_o)
         for mode in modes:
             for group, (m, targets) in maps(spec, mode).items():
                 a = acc[mode][group]
@@ -272,8 +277,12 @@ def bench_refine(n_clips: int, model_name: str, *, first_seed: int = 100,
                 "event_peaks_on_grid": _on_grid([h.peak_s for h in a["event"]], times,
                                                 GRID_FRAMES),
             }
+    h, o = HarmonicOverlap.combine(energy["harmonic"]), OnsetOverlap.combine(energy["onset"])
+    reference = {"harmonic": {"share": h.share, "chance": h.chance, "lift": h.lift},
+                 "onset": {"hit_rate": o.hit_rate, "chance_hit_rate": o.chance_hit_rate,
+                           "concentration": o.concentration, "onsets": o.onsets}}
     return {"clips": n_clips, "first_seed": first_seed, "model": model_name,
-            "seconds": time.perf_counter() - start, "modes": out}
+            "seconds": time.perf_counter() - start, "modes": out, "energy_reference": reference}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from musicbrain_cli.alignment.overlap import (HarmonicOverlap, Note, OnsetOverlap, bin_bands,
-                                              detect_onsets, harmonic_overlap, midi_to_hz, note_onsets,
+                                              detect_onsets, energy_map, energy_reference,
+                                              harmonic_overlap, midi_to_hz, note_onsets,
                                               notes_from_midi, onset_overlap, partial_mask)
 from musicbrain_cli.errors import InputError
 
@@ -182,3 +183,24 @@ def test_to_dict_is_strict_json_when_undefined():
     no_onsets = onset_overlap(np.ones((8, 200)), times=TIMES, onsets=[])
     json.dumps(no_onsets.to_dict(), allow_nan=False)
     assert no_onsets.to_dict()["hit_rate"] is None
+
+
+def test_energy_reference_scores_the_sound_itself():
+    """The reference map is the spectrogram above its floor: a window whose energy sits on the
+    notes' partials and starts at their onsets scores above chance on both checks with no
+    model at all (which is why a map's lift is read against it); a level shift changes
+    nothing, and a window of constant level is a zero map (no mass, no peaks)."""
+    notes = [Note(0.5, 2.0, 57), Note(2.5, 4.0, 64)]
+    level = -80.0 + 60.0 * on_partials_map(notes)         # dB: partials 60 dB above the floor
+    level[:, (TIMES >= 0.5) & (TIMES < 0.56)] += 10.0      # attacks louder than the sustain
+    level[:, (TIMES >= 2.5) & (TIMES < 2.56)] += 10.0
+    ref = energy_map(level)
+    assert ref.min() == 0.0 and ref.shape == level.shape
+    np.testing.assert_allclose(energy_map(level + 37.0), ref)
+    h, o = energy_reference(level, freqs=FREQS, times=TIMES, notes=notes, onsets=note_onsets(notes))
+    assert h.lift > 2.0
+    assert o.hit_rate == 1.0 and o.chance_hit_rate < 0.5
+    flat = energy_map(np.full((len(FREQS), len(TIMES)), -20.0))
+    assert not flat.any()
+    with pytest.raises(InputError):
+        energy_map(np.zeros(5))

@@ -95,11 +95,17 @@ def test_evaluate_writes_metrics_and_figures(setup, tmp_path):
     assert a["notes_source"] == {"played": 0, "score": 1, "estimated": 1}
     assert "stored score" in a["truth"] and "played" not in a["truth"] and a["replay_failed"] == []
     assert 0.0 < a["harmonic"]["chance"] < 1.0 and a["onset"]["onsets"] > 0
-    for part in (a, a["verdict"]):     # the verdict's own map is aligned too, with intervals
+    # the verdict's own map is aligned too, and so is the windows' own energy (the reference
+    # every map is read against), each with intervals
+    for part in (a, a["verdict"], a["energy_reference"]):
         h, o = part["harmonic"], part["onset"]
         assert h["lift"] == pytest.approx(h["share"] / h["chance"])
         assert o["hit_lift"] == pytest.approx(o["hit_rate"] / o["chance_hit_rate"])
         assert len(h["lift_ci95"]) == len(o["hit_lift_ci95"]) == 2
+    # same notes and cells, another map: chance is shared, the share is the reference's own
+    assert a["energy_reference"]["harmonic"]["chance"] == pytest.approx(a["harmonic"]["chance"])
+    assert a["energy_reference"]["harmonic"]["share"] != pytest.approx(a["harmonic"]["share"])
+    assert "| input energy (reference) |" in (out / "metrics.md").read_text()
     assert m["labels_coverage"] == {"scored": m["labels"], "model_only": [], "data_only": []}
     for p in m["figures"]["pr_curves"] + m["figures"]["fmgcam"]:
         assert (out / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -342,7 +342,27 @@ def test_alignment_finding_says_what_was_found_in_plain_words():
     assert "could not be checked (no onsets were found)" in missing
     assert "Nothing measured here" in missing
     assert alignment_finding({}) is None and alignment_finding(None) is None
+    # a lift the sound's own energy reaches too is not called a link, however far above chance
+    echoed = alignment_finding({"harmonic": {"share": 0.45, "chance": 0.2},
+                                "onset": {"hit_rate": 0.3, "chance_hit_rate": 0.25},
+                                "energy_reference": {"harmonic": {"share": 0.5, "chance": 0.2},
+                                                     "onset": {"hit_rate": 0.6, "chance_hit_rate": 0.25}}})
+    assert "lands on the partials of the notes 2.2 times as often as chance, but the sound's own " \
+           "energy does so too (2.5 times)" in echoed
+    assert "follows" not in echoed and "Nothing measured here ties the heatmap" in echoed
+    beyond = alignment_finding({"harmonic": {"share": 0.45, "chance": 0.2},
+                                "energy_reference": {"harmonic": {"share": 0.3, "chance": 0.2}}})
+    assert "the heatmap follows the partials of the notes (2.2 times chance, more than the " \
+           "sound's own energy (1.5 times))" in beyond
+    assert "Nothing measured" not in beyond
     # the conclusion follows the measured figures in the report's list
     text = alignment_sentences({"harmonic": {"share": 0.1, "chance": 0.12}})
     assert len(text) == 2 and text[1].startswith("In short: ")
     assert "could not be checked (the check did not run)" in text[1]
+    # the reference's own figures are stated beside the map's
+    text = alignment_sentences({"harmonic": {"share": 0.3, "chance": 0.2},
+                                "onset": {"hit_rate": 0.4, "chance_hit_rate": 0.2},
+                                "energy_reference": {"harmonic": {"share": 0.33, "chance": 0.2},
+                                                     "onset": {"hit_rate": 0.7, "chance_hit_rate": 0.2}}})
+    assert "The sound's own energy, as a map, puts 33.0% there." in text[0]
+    assert "where chance would give 20% and the sound's own energy 70%" in text[1]

@@ -142,6 +142,31 @@ def test_a_result_recorded_before_the_stride_pattern_removal_reproduces_with_it_
     assert not again.ok and any(d.startswith("explanations[") for d in again.differences)
 
 
+def test_the_energy_reference_is_recorded_compared_and_absent_from_older_results(
+        tmp_path, tiny_model_dir):
+    """Each explained window and the track record the alignment checks run on the
+    spectrogram's own energy; a changed reference figure is caught, and a result made before
+    the reference existed (no ``energy_reference``) reproduces without it."""
+    audio = tmp_path / "x.flac"
+    encode_audio(audio, make_tone(12.0, 247.0), SR)
+    det = Detector.from_pretrained(tiny_model_dir, device="cpu")
+    scan([audio], tmp_path / "out", det, options=ScanOptions(formats=(), notes="builtin"))
+    (folder,) = [p for p in (tmp_path / "out").iterdir() if p.is_dir()]
+    result = json.loads((folder / "result.json").read_text())
+    ref = result["alignment"]["energy_reference"]
+    assert set(ref) == {"harmonic", "onset"} and ref["harmonic"]["chance"] > 0
+    assert all("energy_reference" in e for e in result["explanations"])
+    result["alignment"]["energy_reference"]["harmonic"]["share"] += 0.01
+    (folder / "result.json").write_text(json.dumps(result))
+    again = reproduce(folder, audio, model=tiny_model_dir)
+    assert not again.ok and any("energy_reference.harmonic.share" in d for d in again.differences)
+    del result["alignment"]["energy_reference"]
+    for e in result["explanations"]:
+        del e["energy_reference"]
+    (folder / "result.json").write_text(json.dumps(result))
+    assert reproduce(folder, audio, model=tiny_model_dir).ok
+
+
 def test_a_result_scanned_with_auto_reproduces_with_the_estimator_it_recorded(
         tmp_path, tiny_model_dir, monkeypatch):
     """``--notes auto`` picks whatever is installed; its reproduction must ask for the

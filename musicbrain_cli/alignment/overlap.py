@@ -14,6 +14,14 @@ never reported without its baseline:
   chance (the share of *all* frame positions whose neighbourhood holds such a frame, i.e.
   the hit rate of onsets placed uniformly at random).
 
+A lift above chance is not yet evidence about the *model*: the sound's own energy sits on the
+partials and rises at onsets, so any map weighted by the input scores above chance too (on
+rendered clips the spectrogram alone reaches about 1.5x chance on partials and 3x on onsets,
+``benchmarks/explain.py --part refine``). :func:`energy_reference` therefore runs the same two
+checks on :func:`energy_map`, the window's spectrogram above its floor, the trivial
+"explanation" that knows nothing of the model; a map ties the model's evidence to the music
+only where it beats that reference as well as chance.
+
 Both work on one window and aggregate to a track by summing their counts
 (:meth:`HarmonicOverlap.combine`, :meth:`OnsetOverlap.combine`), so a track figure weights
 windows by their saliency mass and frames, not by a mean of ratios.
@@ -277,6 +285,27 @@ def onset_overlap(saliency: np.ndarray, *, times: np.ndarray, onsets: Sequence[f
     return OnsetOverlap(mass_near=float(profile[near_any].sum()), frames_near=int(near_any.sum()),
                         mass=float(profile.sum()), frames=int(len(times)), hits=hits,
                         onsets=int(len(onsets)), expected_hits=chance * len(onsets))
+
+
+def energy_map(spec: np.ndarray) -> np.ndarray:
+    """The reference map of a window: its spectrogram ``spec [F, T]`` (the model's input, any
+    monotone level scale such as dB) above its floor, the window's minimum. It is the "floor"
+    that FM-G-CAM's refinement and the fidelity tests' substrate use, so the reference is the
+    input term of the refined map without the model's gradient. Non-negative, ``[F, T]``."""
+    spec = np.asarray(spec, dtype=np.float64)
+    if spec.ndim != 2:
+        raise InputError(f"need a spectrogram [F, T], got shape {spec.shape}")
+    return spec - spec.min()
+
+
+def energy_reference(spec: np.ndarray, *, freqs: np.ndarray, times: np.ndarray,
+                     notes: Sequence[Note], onsets: Sequence[float]) -> tuple[HarmonicOverlap, OnsetOverlap]:
+    """:func:`harmonic_overlap` and :func:`onset_overlap` of :func:`energy_map` of ``spec``
+    [F, T]: what a map that is only the sound's own energy scores on the same notes and
+    onsets (see the module docstring)."""
+    ref = energy_map(spec)
+    return (harmonic_overlap(ref, freqs=freqs, times=times, notes=notes),
+            onset_overlap(ref, times=times, onsets=onsets))
 
 
 def note_onsets(notes: Sequence[Note]) -> np.ndarray:

@@ -114,6 +114,10 @@ class _ExplainTotals:
     # The same alignment for the verdict's own map (issue 26's targets name that map).
     harmonic_verdict: list = field(default_factory=list)
     onset_verdict: list = field(default_factory=list)
+    # The same checks on each window's own spectrogram above its floor (alignment.overlap.
+    # energy_reference): what a map that knows nothing of the model scores.
+    harmonic_energy: list = field(default_factory=list)
+    onset_energy: list = field(default_factory=list)
     # played: the stored score with the build's humanisation replayed; score: the stored
     # score as it is (a data set that records no humanisation); estimated: from the audio.
     notes_source: dict[str, int] = field(
@@ -321,7 +325,8 @@ def _explain_window(detector, wave: np.ndarray, notes, *, clip_id: str, totals: 
                     occlusion: bool, occlusion_patch, n_random: int,
                     weighting: str | None = None, refine: str | None = None,
                     destripe: int | None = None, notes_source: str = "score") -> None:
-    from musicbrain_cli.alignment.overlap import harmonic_overlap, note_onsets, onset_overlap
+    from musicbrain_cli.alignment.overlap import (energy_reference, harmonic_overlap, note_onsets,
+                                                  onset_overlap)
     from musicbrain_cli.explain import (FMGradCAM, LabelTarget, band_removal, fidelity_report,
                                         plot_fmgcam)
     from musicbrain_cli.features import bin_frequencies, frame_times
@@ -378,6 +383,10 @@ def _explain_window(detector, wave: np.ndarray, notes, *, clip_id: str, totals: 
         totals.notes_source[notes_source] += 1
     totals.harmonic.append(harmonic_overlap(fused, freqs=freqs, times=times, notes=notes))
     totals.onset.append(onset_overlap(fused, times=times, onsets=note_onsets(notes)))
+    ref_h, ref_o = energy_reference(spec[0, 0].cpu().numpy(), freqs=freqs, times=times, notes=notes,
+                                    onsets=note_onsets(notes))
+    totals.harmonic_energy.append(ref_h)
+    totals.onset_energy.append(ref_o)
     if alone is not None:
         own = alone.fused()[0]
         totals.harmonic_verdict.append(harmonic_overlap(own, freqs=freqs, times=times, notes=notes))
@@ -576,6 +585,7 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
         "replay_failed": totals.replay_failed,
         **_alignment_summary(totals.harmonic, totals.onset),
         "verdict": _alignment_summary(totals.harmonic_verdict, totals.onset_verdict),
+        "energy_reference": _alignment_summary(totals.harmonic_energy, totals.onset_energy),
     }
     metrics["figures"] = {"pr_curves": _pr_figures(y_true, y_score, mask, labels, out / PR_DIR),
                           "fmgcam": totals.figures}
@@ -737,11 +747,15 @@ def metrics_markdown(m: dict[str, Any]) -> str:
                  "listed in metrics.json)." if a.get("replay_failed") else ""), ""]
     lines += ["Pooled over the explained windows; lift = share / chance (1 = chance), 95 % "
               "bootstrap interval over windows. Harmonic: share of saliency on the partials of "
-              "sounding notes; onsets: share of onsets hit by a saliency peak.", "",
+              "sounding notes; onsets: share of onsets hit by a saliency peak. `input energy "
+              "(reference)`: the same checks on each window's own spectrogram above its floor, "
+              "a map that knows nothing of the model; a map shows the model's evidence on the "
+              "notes only where it beats this as well as chance.", "",
               "| map | harmonic share | chance | harmonic lift (95 % CI) | onsets | hit rate | "
               "chance | onset lift (95 % CI) | concentration |",
               "|---|---|---|---|---|---|---|---|---|"]
-    for name, part in (("fused top-k", a), ("verdict", a.get("verdict") or {})):
+    for name, part in (("fused top-k", a), ("verdict", a.get("verdict") or {}),
+                       ("input energy (reference)", a.get("energy_reference") or {})):
         h, o = part.get("harmonic"), part.get("onset")
         if not h and not o:
             continue

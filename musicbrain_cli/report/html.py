@@ -133,8 +133,10 @@ def data_uri(png: bytes) -> str:
 # --- sentences ----------------------------------------------------------------------------
 
 
-def harmonic_sentence(harmonic: Mapping | None) -> str | None:
-    """Plain-words statement of how much saliency lies on the partials of played notes."""
+def harmonic_sentence(harmonic: Mapping | None, reference: Mapping | None = None) -> str | None:
+    """Plain-words statement of how much saliency lies on the partials of played notes, and
+    (``reference``, the same check on the spectrogram's own energy) how much the sound alone
+    puts there."""
     if not harmonic or _num(harmonic.get("share")) is None:
         return None
     share, chance = _num(harmonic.get("share")), _num(harmonic.get("chance"))
@@ -143,16 +145,20 @@ def harmonic_sentence(harmonic: Mapping | None) -> str | None:
     close = chance is not None and chance > 0 and share < 2 * chance
     digits = 1 if close else 0
     text = f"{pct(share, digits)} of the saliency lies on the partials of the notes played"
+    own = _num((reference or {}).get("share"))
+    energy = (f" The sound's own energy, as a map, puts {pct(own, digits)} there."
+              if own is not None else "")
     if chance is None:
-        return text + "."
+        return text + "." + energy
     text += f", where chance would put {pct(chance, digits)}"
     if chance > 0 and share > chance:
-        return text + f" ({share / chance:.{2 if close else 1}f} times chance)."
-    return text + ": no more than chance, so this heatmap is not tied to the notes."
+        return text + f" ({share / chance:.{2 if close else 1}f} times chance)." + energy
+    return text + ": no more than chance, so this heatmap is not tied to the notes." + energy
 
 
-def onset_sentence(onset: Mapping | None) -> str | None:
-    """Plain-words statement of how saliency lines up with note onsets."""
+def onset_sentence(onset: Mapping | None, reference: Mapping | None = None) -> str | None:
+    """Plain-words statement of how saliency lines up with note onsets, and (``reference``)
+    how often the spectrogram's own energy peaks there."""
     if not onset:
         return None
     parts = []
@@ -168,6 +174,9 @@ def onset_sentence(onset: Mapping | None) -> str | None:
         clause = f"{pct(hit, 0)} of the note onsets fall on a saliency peak"
         if chance is not None:
             clause += f", where chance would give {pct(chance, 0)}"
+        own = _num((reference or {}).get("hit_rate"))
+        if own is not None:
+            clause += f" and the sound's own energy {pct(own, 0)}"
         parts.append(clause)
     return "; ".join(parts) + "." if parts else None
 
@@ -191,17 +200,27 @@ def alignment_finding(alignment: Mapping | None) -> str | None:
     if not alignment or not (alignment.get("harmonic") or alignment.get("onset")):
         return None
     harmonic, onset = alignment.get("harmonic") or {}, alignment.get("onset") or {}
+    ref = alignment.get("energy_reference") or {}
+    ref_h, ref_o = ref.get("harmonic") or {}, ref.get("onset") or {}
     checks = [("the partials of the notes", _lift(harmonic.get("share"), harmonic.get("chance")),
+               _lift(ref_h.get("share"), ref_h.get("chance")),
                "no sounding notes were found" if harmonic else "the check did not run"),
               ("the onsets", _lift(onset.get("hit_rate"), onset.get("chance_hit_rate")),
+               _lift(ref_o.get("hit_rate"), ref_o.get("chance_hit_rate")),
                "no onsets were found" if onset else "the check did not run")]
     clauses, clear = [], False
-    for what, lift, why_not in checks:
+    for what, lift, own, why_not in checks:
         if lift is None:
             clauses.append(f"whether it follows {what} could not be checked ({why_not})")
+        elif lift >= CLEAR_LIFT and own is not None and lift <= own:
+            # the sound alone does as well: the lift shows the input, not the model's evidence
+            clauses.append(f"it lands on {what} {lift:.1f} times as often as chance, but the "
+                           f"sound's own energy does so too ({own:.1f} times), so this does not "
+                           f"show the model's evidence in {what}")
         elif lift >= CLEAR_LIFT:
             clear = True
-            clauses.append(f"the heatmap follows {what} ({lift:.1f} times chance)")
+            beyond = f", more than the sound's own energy ({own:.1f} times)" if own is not None else ""
+            clauses.append(f"the heatmap follows {what} ({lift:.1f} times chance{beyond})")
         elif lift > 1.0:
             clauses.append(f"it lands on {what} only slightly more often than chance "
                            f"({lift:.2f} times), too little to call a link")
@@ -221,8 +240,9 @@ def alignment_finding(alignment: Mapping | None) -> str | None:
 def alignment_sentences(alignment: Mapping | None) -> list[str]:
     """The measured figures, then the plain-words conclusion (:func:`alignment_finding`)."""
     alignment = alignment or {}
-    return [s for s in (harmonic_sentence(alignment.get("harmonic")),
-                        onset_sentence(alignment.get("onset")),
+    ref = alignment.get("energy_reference") or {}
+    return [s for s in (harmonic_sentence(alignment.get("harmonic"), ref.get("harmonic")),
+                        onset_sentence(alignment.get("onset"), ref.get("onset")),
                         alignment_finding(alignment)) if s]
 
 
@@ -799,6 +819,7 @@ def _explanations(track: Mapping, figures: Mapping[str, bytes], window_s: Any) -
     # One explained window: its alignment is the whole recording's, stated once (issue 24).
     whole = alignment_sentences(track.get("alignment"))
     for i, exp in enumerate(track.get("explanations") or (), start=1):
+        ref = exp.get("energy_reference") or {}
         start = _num(exp.get("window_start_s"))
         width = _num(window_s)
         span = (f"{start:.2f}–{start + width:.2f} s" if start is not None and width is not None
@@ -808,8 +829,9 @@ def _explanations(track: Mapping, figures: Mapping[str, bytes], window_s: Any) -
             "labels": ", ".join(visible(x) for x in exp.get("labels") or ()),
             "figure": _figure(figures, exp.get("figure")),
             "figure_name": visible(exp.get("figure") or ""),
-            "sentences": [s for s in (harmonic_sentence(exp.get("harmonic")),
-                                      onset_sentence(exp.get("onset"))) if s and s not in whole],
+            "sentences": [s for s in (harmonic_sentence(exp.get("harmonic"), ref.get("harmonic")),
+                                      onset_sentence(exp.get("onset"), ref.get("onset")))
+                          if s and s not in whole],
         })
     return out
 

@@ -356,7 +356,7 @@ def _explain(chosen: list[_Candidate], detector, options: ScanOptions, timer: _T
     if not chosen:
         return [], [], {}
     from musicbrain_cli.alignment.overlap import (HarmonicOverlap, OnsetOverlap, detect_onsets,
-                                                  harmonic_overlap, onset_overlap)
+                                                  energy_reference, harmonic_overlap, onset_overlap)
     from musicbrain_cli.explain.fmgcam import FMGradCAM
     from musicbrain_cli.features import bin_frequencies, frame_times
     from musicbrain_cli.alignment.pitch import transcribe
@@ -374,6 +374,7 @@ def _explain(chosen: list[_Candidate], detector, options: ScanOptions, timer: _T
 
     t = time.perf_counter()
     explanations, arrays, harm_parts, onset_parts, estimators = [], [], [], [], []
+    ref_harm, ref_onset = [], []     # the same checks on the window's own energy (the reference)
     for i, cand in enumerate(chosen):
         saliency = result.maps[i].sum(axis=0)                        # [F, T]
         estimate = transcribe(cand.samples, fe.sample_rate, estimator=options.notes)
@@ -386,11 +387,17 @@ def _explain(chosen: list[_Candidate], detector, options: ScanOptions, timer: _T
         ons = onset_overlap(saliency, times=local_times, onsets=onsets)
         harm_parts.append(harm)
         onset_parts.append(ons)
+        ref = energy_reference(cand.spec[0].numpy(), freqs=freqs, times=local_times, notes=notes,
+                               onsets=onsets)
+        ref_harm.append(ref[0])
+        ref_onset.append(ref[1])
         names = [detector.labels[j] for j in result.labels[i]]
         fig = f"fmgcam_{i + 1}.png"
         explanations.append({"window_start_s": cand.start_s, "window_index": cand.index,
                              "labels": names, "figure": fig,
                              "harmonic": harm.to_dict(), "onset": ons.to_dict(),
+                             "energy_reference": {"harmonic": ref[0].to_dict(),
+                                                  "onset": ref[1].to_dict()},
                              "notes_source": _notes_source(estimate.estimator),
                              "note_estimator": estimate.provenance()})
         db = (cand.spec[0].numpy() + 1.0) * fe.db_scale - fe.db_offset
@@ -403,6 +410,10 @@ def _explain(chosen: list[_Candidate], detector, options: ScanOptions, timer: _T
     timer.add("alignment", time.perf_counter() - t)
     alignment = {"harmonic": HarmonicOverlap.combine(harm_parts).to_dict(),
                  "onset": OnsetOverlap.combine(onset_parts).to_dict(),
+                 # what the spectrogram's own energy scores on the same notes and onsets: a map
+                 # ties the model's evidence to the music only where it beats this too
+                 "energy_reference": {"harmonic": HarmonicOverlap.combine(ref_harm).to_dict(),
+                                      "onset": OnsetOverlap.combine(ref_onset).to_dict()},
                  "windows": len(chosen), "normalize": result.extra.get("normalize"),
                  "refine": result.extra.get("refine"), "destripe": result.extra.get("destripe"),
                  "notes_source": _notes_source(estimators[0]["estimator"]),
