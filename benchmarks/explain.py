@@ -39,6 +39,7 @@ from torch import nn
 
 from musicbrain_cli.explain import (DEFAULT_DESTRIPE, NORMALIZE_MODES, FMGradCAM, deletion_curve,
                                     insertion_curve, random_map)
+from musicbrain_cli.explain.fmgcam import stride_profile
 
 
 def _timed(fn) -> float:
@@ -242,6 +243,9 @@ def bench_refine(n_clips: int, model_name: str, *, first_seed: int = 100,
         return {"fused": (res.fused()[0], res.labels[0].tolist()), "verdict": (alone.fused()[0], [verdict])}
 
     energy = {"harmonic": [], "onset": []}     # the reference: each clip's own spectrogram
+    # the model's own sensitivity: |d(top-3 logits)/d input| without the input term, the
+    # stride pattern removed as in the refined map
+    sensitivity = {"harmonic": [], "onset": []}
     start = time.perf_counter()
     for i in range(n_clips):
         wave, notes = _note_clip(fe.window_s, fe.sample_rate, seed=first_seed + i)
@@ -250,6 +254,9 @@ def bench_refine(n_clips: int, model_name: str, *, first_seed: int = 100,
                                         onsets=note_onsets(notes))
         energy["harmonic"].append(ref_h)
         energy["onset"].append(ref_o)
+        grad_map = _sensitivity(detector.model, spec, k=3)
+        sensitivity["harmonic"].append(harmonic_overlap(grad_map, freqs=freqs, times=times, notes=notes))
+        sensitivity["onset"].append(onset_overlap(grad_map, times=times, onsets=note_onsets(notes)))
         for mode in modes:
             for group, (m, targets) in maps(spec, mode).items():
                 a = acc[mode][group]
@@ -277,12 +284,26 @@ def bench_refine(n_clips: int, model_name: str, *, first_seed: int = 100,
                 "event_peaks_on_grid": _on_grid([h.peak_s for h in a["event"]], times,
                                                 GRID_FRAMES),
             }
-    h, o = HarmonicOverlap.combine(energy["harmonic"]), OnsetOverlap.combine(energy["onset"])
-    reference = {"harmonic": {"share": h.share, "chance": h.chance, "lift": h.lift},
-                 "onset": {"hit_rate": o.hit_rate, "chance_hit_rate": o.chance_hit_rate,
-                           "concentration": o.concentration, "onsets": o.onsets}}
+    def pooled(parts):
+        h, o = HarmonicOverlap.combine(parts["harmonic"]), OnsetOverlap.combine(parts["onset"])
+        return {"harmonic": {"share": h.share, "chance": h.chance, "lift": h.lift},
+                "onset": {"hit_rate": o.hit_rate, "chance_hit_rate": o.chance_hit_rate,
+                          "concentration": o.concentration, "onsets": o.onsets}}
+
     return {"clips": n_clips, "first_seed": first_seed, "model": model_name,
-            "seconds": time.perf_counter() - start, "modes": out, "energy_reference": reference}
+            "seconds": time.perf_counter() - start, "modes": out,
+            "energy_reference": pooled(energy), "gradient_alone": pooled(sensitivity)}
+
+
+def _sensitivity(model, spec, *, k: int) -> np.ndarray:
+    """``|d(sum of the top-k logits)/d spec|`` of one window ``spec [1, 1, F, T]`` with the
+    network's stride pattern divided out (:func:`stride_profile`, as the refined map does):
+    where the model responds, whatever the input's level there. ``[F, T]``."""
+    x = spec.detach().clone().requires_grad_(True)
+    logits = model(x)
+    logits[0, torch.topk(logits[0], k).indices].sum().backward()
+    grad = x.grad.detach().abs()
+    return (grad / stride_profile(grad, DEFAULT_DESTRIPE))[0, 0].numpy()
 
 
 def main(argv: list[str] | None = None) -> int:

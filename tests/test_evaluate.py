@@ -106,6 +106,14 @@ def test_evaluate_writes_metrics_and_figures(setup, tmp_path):
     assert a["energy_reference"]["harmonic"]["chance"] == pytest.approx(a["harmonic"]["chance"])
     assert a["energy_reference"]["harmonic"]["share"] != pytest.approx(a["harmonic"]["share"])
     assert "| input energy (reference) |" in (out / "metrics.md").read_text()
+    # each map over the reference on the same windows: the ratio of the pooled figures
+    for key, part in (("fused", a), ("verdict", a["verdict"])):
+        over = a["over_reference"][key]
+        assert over["harmonic_share"]["ratio"] == pytest.approx(
+            part["harmonic"]["share"] / a["energy_reference"]["harmonic"]["share"])
+        lo, hi = over["harmonic_share"]["ratio_ci95"]
+        assert lo <= hi and len(over["onset_hit_rate"]["ratio_ci95"]) == 2
+    assert "share on partials / reference's" in (out / "metrics.md").read_text()
     assert m["labels_coverage"] == {"scored": m["labels"], "model_only": [], "data_only": []}
     for p in m["figures"]["pr_curves"] + m["figures"]["fmgcam"]:
         assert (out / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
