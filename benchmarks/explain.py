@@ -216,7 +216,7 @@ def bench_refine(n_clips: int, model_name: str, *, first_seed: int = 100,
     have seeds ``first_seed + i``, entry clips ``first_seed + 100 + i``."""
     from musicbrain_cli.alignment.overlap import (HarmonicOverlap, OnsetOverlap, energy_reference,
                                                   harmonic_overlap, note_onsets, onset_overlap)
-    from musicbrain_cli.evaluate.split import entry_clip
+    from musicbrain_cli.evaluate.split import entry_clip, entry_search
     from musicbrain_cli.explain import (LabelTarget, band_removal, band_removal_summary,
                                         event_peak, event_summary)
     from musicbrain_cli.features import bin_frequencies, frame_times
@@ -269,7 +269,8 @@ def bench_refine(n_clips: int, model_name: str, *, first_seed: int = 100,
         spec = detector.spectrograms(wave[None])
         for mode in modes:
             for group, (m, _) in maps(spec, mode).items():
-                acc[mode][group]["event"].append(event_peak(m, times=times, t0=t0))
+                acc[mode][group]["event"].append(event_peak(m, times=times, t0=t0,
+                                                            within=entry_search(fe.window_s)))
     out = {}
     for mode in modes:
         out[mode] = {}

@@ -120,6 +120,21 @@ def test_event_test_misses_a_map_that_changes_elsewhere():
     assert not flat.hit and np.isnan(flat.peak_s)
 
 
+def test_event_test_can_leave_the_padded_edges_out():
+    """A map whose largest change is at its first column (a padded edge) misses the entry;
+    searched only inside ``within``, its change at the entry is found, and chance is counted
+    over the positions searched."""
+    times = np.arange(200) * 0.02
+    sal = map_with_step(2.0, times, seed=3)
+    sal[:, 0] = 50 * sal.max()                       # an edge that dwarfs every other change
+    assert not event_peak(sal, times=times, t0=2.0).hit
+    inner = event_peak(sal, times=times, t0=2.0, within=(0.8, 3.2))
+    assert inner.hit and abs(inner.peak_s - 2.0) <= 0.02
+    assert inner.chance > event_peak(sal, times=times, t0=2.0).chance
+    with pytest.raises(InputError):
+        event_peak(sal, times=times, t0=2.0, within=(10.0, 11.0))
+
+
 def test_map_change_is_a_share_of_mass():
     times = np.arange(5) * 0.5
     change, at = map_change(np.array([[1.0, 1.0, 3.0, 3.0, 2.0]]), times)

@@ -492,10 +492,21 @@ def map_change(saliency, times) -> tuple[np.ndarray, np.ndarray]:
 
 
 def event_peak(saliency, *, times, t0: float,
-               tolerance_s: float = DEFAULT_EVENT_TOLERANCE_S) -> EventHit:
+               tolerance_s: float = DEFAULT_EVENT_TOLERANCE_S,
+               within: tuple[float, float] | None = None) -> EventHit:
     """Does the change of ``saliency [F, T]`` (columns at ``times [T]`` s) peak within
-    ``tolerance_s`` of the event at ``t0`` s? A map that never changes is a miss."""
+    ``tolerance_s`` of the event at ``t0`` s? A map that never changes is a miss.
+
+    ``within=(start_s, end_s)``: look for the peak, and count chance, only at change positions
+    in that interval (the span the events were drawn from, with a margin): the first and last
+    columns of a spectrogram are padded, and every map, the input's own energy included,
+    changes most there, whatever the music."""
     change, at = map_change(saliency, times)
+    if within is not None:
+        keep = (at >= within[0]) & (at <= within[1])
+        if not np.any(keep):
+            raise InputError(f"no change position of the map lies in {within} s")
+        change, at = change[keep], at[keep]
     near = np.abs(at - t0) <= tolerance_s
     chance = float(near.mean())
     if not np.any(change > 0):
