@@ -184,7 +184,8 @@ def onset_sentence(onset: Mapping | None, reference: Mapping | None = None) -> s
 #: What the report calls a clear link between the heatmap and the music: saliency on the
 #: notes' partials, or saliency peaks on onsets, at least 1.5 times as often as chance (the
 #: target issue 26 sets for the explanations). Between chance and this the report says
-#: "slightly", never "follows".
+#: "slightly", never "follows"; nor does it say "follows" when the sound's own energy
+#: (``alignment.energy_reference``) does as well, since the map is weighted by the input.
 CLEAR_LIFT = 1.5
 
 
