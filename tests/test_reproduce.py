@@ -14,11 +14,13 @@ from musicbrain_cli.scan.reproduce import compare, reproduce
 from musicbrain_cli.scan.batch import ScanOptions, scan
 
 
-def _scanned(tmp_path, model_dir):
+def _scanned(tmp_path, model_dir, *, seconds: float = 6.0, **options):
+    """A tone of ``seconds`` s scanned with ``options`` (default: an HTML report): the audio
+    and the track's result folder."""
     audio = tmp_path / "x.flac"
-    encode_audio(audio, make_tone(6.0, 247.0), SR)
+    encode_audio(audio, make_tone(seconds, 247.0), SR)
     det = Detector.from_pretrained(model_dir, device="cpu")
-    scan([audio], tmp_path / "out", det, options=ScanOptions(formats=("html",)))
+    scan([audio], tmp_path / "out", det, options=ScanOptions(**({"formats": ("html",)} | options)))
     (folder,) = [p for p in (tmp_path / "out").iterdir() if p.is_dir()]
     return audio, folder
 
@@ -105,11 +107,7 @@ def test_a_result_recorded_before_the_note_estimator_choice_reproduces_with_the_
         tmp_path, tiny_model_dir):
     """Results made before issue 26 carry no options.notes and used the built-in estimator;
     reproducing them must not switch to basic-pitch where it is installed."""
-    audio = tmp_path / "x.flac"
-    encode_audio(audio, make_tone(6.0, 247.0), SR)
-    det = Detector.from_pretrained(tiny_model_dir, device="cpu")
-    scan([audio], tmp_path / "out", det, options=ScanOptions(formats=(), notes="builtin"))
-    (folder,) = [p for p in (tmp_path / "out").iterdir() if p.is_dir()]
+    audio, folder = _scanned(tmp_path, tiny_model_dir, formats=(), notes="builtin")
     result = json.loads((folder / "result.json").read_text())
     assert result["alignment"]["note_estimator"]["estimator"] == "builtin"
     del result["options"]["notes"]
@@ -123,12 +121,8 @@ def test_a_result_recorded_before_the_stride_pattern_removal_reproduces_with_it_
     network's stride pattern; reproducing them must not remove it."""
     from musicbrain_cli.explain import DEFAULT_DESTRIPE
 
-    audio = tmp_path / "x.flac"
-    encode_audio(audio, make_tone(12.0, 247.0), SR)
-    det = Detector.from_pretrained(tiny_model_dir, device="cpu")
-    scan([audio], tmp_path / "out", det, options=ScanOptions(formats=(), notes="builtin",
-                                                             destripe=0))
-    (folder,) = [p for p in (tmp_path / "out").iterdir() if p.is_dir()]
+    audio, folder = _scanned(tmp_path, tiny_model_dir, seconds=12.0, formats=(), notes="builtin",
+                             destripe=0)
     result = json.loads((folder / "result.json").read_text())
     assert result["options"]["destripe"] == 0 and result["alignment"]["destripe"] == 0
     assert ScanOptions().destripe == DEFAULT_DESTRIPE            # the scan's default is FM-G-CAM's
@@ -147,11 +141,7 @@ def test_the_energy_reference_is_recorded_compared_and_absent_from_older_results
     """Each explained window and the track record the alignment checks run on the
     spectrogram's own energy; a changed reference figure is caught, and a result made before
     the reference existed (no ``energy_reference``) reproduces without it."""
-    audio = tmp_path / "x.flac"
-    encode_audio(audio, make_tone(12.0, 247.0), SR)
-    det = Detector.from_pretrained(tiny_model_dir, device="cpu")
-    scan([audio], tmp_path / "out", det, options=ScanOptions(formats=(), notes="builtin"))
-    (folder,) = [p for p in (tmp_path / "out").iterdir() if p.is_dir()]
+    audio, folder = _scanned(tmp_path, tiny_model_dir, seconds=12.0, formats=(), notes="builtin")
     result = json.loads((folder / "result.json").read_text())
     ref = result["alignment"]["energy_reference"]
     assert set(ref) == {"harmonic", "onset"} and ref["harmonic"]["chance"] > 0
