@@ -16,7 +16,7 @@ never reported without its baseline:
 
 A lift above chance is not yet evidence about the *model*: the sound's own energy sits on the
 partials and rises at onsets, so any map weighted by the input scores above chance too (on
-rendered clips the spectrogram alone reaches about 1.5x chance on partials and 3x on onsets,
+rendered clips the spectrogram alone reaches about 1.6x chance on partials and 3x on onsets,
 ``benchmarks/explain.py --part refine``). :func:`energy_reference` therefore runs the same two
 checks on :func:`energy_map`, the window's spectrogram above its floor, the trivial
 "explanation" that knows nothing of the model; a map ties the model's evidence to the music

@@ -508,13 +508,13 @@ def _event_test(detector, n_clips: int, *, top_k: int, weighting: str | None,
     k = min(top_k, len(detector.labels))
     source = [i for i, name in enumerate(detector.labels) if name.split("/")[0] == DETECTION_GROUP]
     fused_hits, verdict_hits, energy_hits = [], [], []
+    within = entry_search(fe.window_s)
     for i in range(n_clips):
         try:
             wave, t0 = entry_clip(seconds=fe.window_s, sample_rate=fe.sample_rate, seed=seed + i)
         except RenderError as exc:
             return {"skipped": f"entry clips cannot be rendered: {exc}"}
         spec = detector.spectrograms(wave[None])
-        within = entry_search(fe.window_s)
         energy_hits.append(event_peak(energy_map(spec[0, 0].cpu().numpy()), times=times, t0=t0,
                                       within=within))
         with FMGradCAM(detector.model, layer="fusion", k=k, **options) as cam:
