@@ -258,7 +258,8 @@ def test_page_one_states_the_finding_with_its_measured_miss_rate():
     track["verdict"]["error_rates"].update(fnr=0.1453900709219858, n_ai=282)
     track["evidence"][0].update(finding="human", p_ai=0.01)
     # one window explained: the whole recording's alignment is that window's
-    track["alignment"] = {k: track["explanations"][0][k] for k in ("harmonic", "onset")}
+    track["alignment"] = {k: track["explanations"][0][k]
+                          for k in ("harmonic", "onset", "energy_reference")}
     html = render_report_html(track, {})
     summary = html[html.index('id="summary"'):html.index('id="verdict"')]
     assert "No evidence of AI generation found by these methods" in summary
@@ -269,6 +270,19 @@ def test_page_one_states_the_finding_with_its_measured_miss_rate():
     assert "Decoder artifacts" in summary and "Provenance" not in summary
     # one window explained: its alignment sentences are not printed twice
     assert html.count("of the saliency lies on the partials") == 1
+
+
+def test_the_report_reads_the_maps_against_the_sound_itself():
+    """The alignment section states the input-energy reference beside each figure, per
+    recording and per window, and calls a link only where the map beats it."""
+    html = render_report_html(example_track(n_windows=3), {})
+    assert "The sound&#39;s own energy, as a map, puts 30% there." in html
+    assert "and the sound&#39;s own energy 66%" in html
+    assert "the heatmap follows the partials of the notes (2.8 times chance, more than the " \
+           "sound&#39;s own energy (2.3 times))" in html
+    assert "lands on the onsets 3.2 times as often as chance, but the sound&#39;s own energy " \
+           "does so too (3.7 times)" in html
+    assert "The sound&#39;s own energy, as a map, puts 31% there." in html      # a window's own
 
 
 def test_ratios_agree_with_the_shares_shown():

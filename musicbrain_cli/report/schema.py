@@ -73,10 +73,16 @@ def example_track(*, seed: int = 0, n_windows: int = 8, window_s: float = 4.0,
         "explanations": [{"window_start_s": starts[i], "labels": ["source/ai", "period/baroque"],
                           "figure": f"fmgcam_{k}.png",
                           "harmonic": {"share": 0.41, "chance": 0.13},
-                          "onset": {"concentration": 2.2, "hit_rate": 0.61, "chance_hit_rate": 0.18}}
+                          "onset": {"concentration": 2.2, "hit_rate": 0.61, "chance_hit_rate": 0.18},
+                          "energy_reference": {"harmonic": {"share": 0.31, "chance": 0.13},
+                                               "onset": {"hit_rate": 0.7, "chance_hit_rate": 0.18}}}
                          for k, i in enumerate(top, start=1)],
         "alignment": {"harmonic": {"share": 0.37, "chance": 0.13},
-                      "onset": {"concentration": 1.9, "hit_rate": 0.57, "chance_hit_rate": 0.18}},
+                      "onset": {"concentration": 1.9, "hit_rate": 0.57, "chance_hit_rate": 0.18},
+                      # the same checks on the spectrogram's own energy: the partials beat it,
+                      # the onsets do not
+                      "energy_reference": {"harmonic": {"share": 0.3, "chance": 0.13},
+                                           "onset": {"hit_rate": 0.66, "chance_hit_rate": 0.18}}},
         "ood": {"score": 0.21, "threshold": 0.5, "in_domain": True},
         "robustness": [{"transform": "MP3 128 kbit/s", "roc_auc": 0.97, "fpr": 0.015,
                         "tpr": 0.91}],
