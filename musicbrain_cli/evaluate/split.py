@@ -136,6 +136,16 @@ class _ExplainTotals:
 ALIGNMENT_BOOTSTRAP = 1000
 
 
+def _window_ci(n: int, value, *, n_boot: int, seed: int) -> list:
+    """95 % bootstrap interval of ``value(indices)`` over ``n`` windows resampled with
+    replacement (``[None, None]`` when no resample gives a finite value)."""
+    rng = np.random.default_rng(seed)
+    boots = np.asarray([value(rng.integers(0, n, n)) for _ in range(n_boot)], dtype=np.float64)
+    boots = boots[np.isfinite(boots)]
+    return [float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))] \
+        if boots.size else [None, None]
+
+
 def _alignment_summary(harmonic: list, onset: list, *, n_boot: int = ALIGNMENT_BOOTSTRAP,
                        seed: int = 0) -> dict[str, Any]:
     """Pooled harmonic and onset overlap of the windows (sums of counts, as a track pools its
@@ -144,12 +154,8 @@ def _alignment_summary(harmonic: list, onset: list, *, n_boot: int = ALIGNMENT_B
     from musicbrain_cli.alignment.overlap import HarmonicOverlap, OnsetOverlap
 
     def ci(parts, combine, value):
-        rng = np.random.default_rng(seed)
-        boots = np.asarray([value(combine(parts[i] for i in rng.integers(0, len(parts), len(parts))))
-                            for _ in range(n_boot)], dtype=np.float64)
-        boots = boots[np.isfinite(boots)]
-        return [float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))] \
-            if boots.size else [None, None]
+        return _window_ci(len(parts), lambda idx: value(combine(parts[i] for i in idx)),
+                          n_boot=n_boot, seed=seed)
 
     out: dict[str, Any] = {"harmonic": None, "onset": None}
     if harmonic:
@@ -171,21 +177,16 @@ def _over_reference(harmonic: list, onset: list, ref_harmonic: list, ref_onset: 
     (the same windows resampled for both)."""
     from musicbrain_cli.alignment.overlap import HarmonicOverlap, OnsetOverlap
 
-    def ratio(parts, refs, combine, value, idx=None):
-        idx = range(len(parts)) if idx is None else idx
-        a, b = value(combine(parts[i] for i in idx)), value(combine(refs[i] for i in idx))
-        return a / b if b else float("nan")
-
     def summary(parts, refs, combine, value):
         if not parts or len(parts) != len(refs):
             return None
-        rng = np.random.default_rng(seed)
-        boots = np.asarray([ratio(parts, refs, combine, value, rng.integers(0, len(parts), len(parts)))
-                            for _ in range(n_boot)], dtype=np.float64)
-        boots = boots[np.isfinite(boots)]
-        return {"ratio": ratio(parts, refs, combine, value),
-                "ratio_ci95": [float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))]
-                if boots.size else [None, None]}
+
+        def ratio(idx):
+            a, b = value(combine(parts[i] for i in idx)), value(combine(refs[i] for i in idx))
+            return a / b if b else float("nan")
+
+        return {"ratio": ratio(range(len(parts))),
+                "ratio_ci95": _window_ci(len(parts), ratio, n_boot=n_boot, seed=seed)}
 
     return {"harmonic_share": summary(harmonic, ref_harmonic, HarmonicOverlap.combine, lambda h: h.share),
             "onset_hit_rate": summary(onset, ref_onset, OnsetOverlap.combine, lambda o: o.hit_rate)}

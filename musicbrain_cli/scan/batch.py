@@ -387,17 +387,17 @@ def _explain(chosen: list[_Candidate], detector, options: ScanOptions, timer: _T
         ons = onset_overlap(saliency, times=local_times, onsets=onsets)
         harm_parts.append(harm)
         onset_parts.append(ons)
-        ref = energy_reference(cand.spec[0].numpy(), freqs=freqs, times=local_times, notes=notes,
-                               onsets=onsets)
-        ref_harm.append(ref[0])
-        ref_onset.append(ref[1])
+        ref_h, ref_o = energy_reference(cand.spec[0].numpy(), freqs=freqs, times=local_times,
+                                        notes=notes, onsets=onsets)
+        ref_harm.append(ref_h)
+        ref_onset.append(ref_o)
         names = [detector.labels[j] for j in result.labels[i]]
         fig = f"fmgcam_{i + 1}.png"
         explanations.append({"window_start_s": cand.start_s, "window_index": cand.index,
                              "labels": names, "figure": fig,
                              "harmonic": harm.to_dict(), "onset": ons.to_dict(),
-                             "energy_reference": {"harmonic": ref[0].to_dict(),
-                                                  "onset": ref[1].to_dict()},
+                             "energy_reference": {"harmonic": ref_h.to_dict(),
+                                                  "onset": ref_o.to_dict()},
                              "notes_source": _notes_source(estimate.estimator),
                              "note_estimator": estimate.provenance()})
         db = (cand.spec[0].numpy() + 1.0) * fe.db_scale - fe.db_offset
