@@ -388,3 +388,19 @@ def test_refinement_removes_the_stride_pattern_by_default(model):
     assert not np.allclose(default.maps, kept.maps)
     with pytest.raises(ConfigError, match="destripe"):
         FMGradCAM(model, destripe=-1)
+
+
+@pytest.mark.parametrize("refine", ["gradient-input", "none"])
+def test_a_windows_map_does_not_depend_on_the_other_windows_of_its_batch(model, refine):
+    """The scan explains its windows one at a time (issue 27: a batch's backward graph was
+    the peak memory with a long track); that must give the maps a batch gives."""
+    from musicbrain_cli.explain import DEFAULT_DESTRIPE
+
+    spec = torch.from_numpy(np.random.default_rng(3).standard_normal((3, 1, 20, 8 * DEFAULT_DESTRIPE))
+                            .astype(np.float32))
+    with FMGradCAM(model, k=3, refine=refine) as cam:
+        together = cam(spec)
+        alone = [cam(spec[i:i + 1]) for i in range(3)]
+    np.testing.assert_allclose(np.concatenate([r.maps for r in alone]), together.maps,
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(np.concatenate([r.labels for r in alone]), together.labels)

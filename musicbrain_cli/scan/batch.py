@@ -393,22 +393,26 @@ def _explain(chosen: list[_Candidate], detector, options: ScanOptions, timer: _T
     from musicbrain_cli.features import bin_frequencies, frame_times
     from musicbrain_cli.alignment.pitch import transcribe
 
-    import torch
-
     fe = detector.config.front_end
     freqs, local_times = bin_frequencies(fe), frame_times(fe)
-    spec = torch.stack([c.spec for c in chosen]).to(detector.device)
     t = time.perf_counter()
     k = min(options.top_k, len(detector.labels))
+    # One window at a time: the maps are the same as in one batch (no map depends on another
+    # window), as fast on a CPU, and the graph kept for the backward passes is a window's,
+    # not all of them (about 380 MB for three: the scan's peak memory with a long track).
     with FMGradCAM(detector.model, k=k, destripe=options.destripe) as cam:
-        result = cam(spec, freqs=freqs, times=local_times)
+        results = [cam(c.spec[None].to(detector.device), freqs=freqs, times=local_times)
+                   for c in chosen]
+    maps = np.concatenate([r.maps for r in results])
+    map_labels = np.concatenate([r.labels for r in results])
+    extra = results[0].extra
     timer.add("cam", time.perf_counter() - t)
 
     t = time.perf_counter()
     explanations, arrays, harm_parts, onset_parts, estimators = [], [], [], [], []
     ref_harm, ref_onset = [], []     # the same checks on the window's own energy (the reference)
     for i, cand in enumerate(chosen):
-        saliency = result.maps[i].sum(axis=0)                        # [F, T]
+        saliency = maps[i].sum(axis=0)                               # [F, T]
         estimate = transcribe(cand.samples, fe.sample_rate, estimator=options.notes)
         notes = estimate.notes
         if transcribed is not None and estimate.estimator.startswith("basic-pitch"):
@@ -423,7 +427,7 @@ def _explain(chosen: list[_Candidate], detector, options: ScanOptions, timer: _T
                                         notes=notes, onsets=onsets)
         ref_harm.append(ref_h)
         ref_onset.append(ref_o)
-        names = [detector.labels[j] for j in result.labels[i]]
+        names = [detector.labels[j] for j in map_labels[i]]
         fig = f"fmgcam_{i + 1}.png"
         explanations.append({"window_start_s": cand.start_s, "window_index": cand.index,
                              "labels": names, "figure": fig,
@@ -433,7 +437,7 @@ def _explain(chosen: list[_Candidate], detector, options: ScanOptions, timer: _T
                              "notes_source": _notes_source(estimate.estimator),
                              "note_estimator": estimate.provenance()})
         db = (cand.spec[0].numpy() + 1.0) * fe.db_scale - fe.db_offset
-        arrays.append({"name": fig, "spectrogram_db": db, "saliency": result.maps[i],
+        arrays.append({"name": fig, "spectrogram_db": db, "saliency": maps[i],
                        "labels": names, "times_s": local_times + cand.start_s,
                        "freqs_hz": freqs,
                        # plain words (issue 24); the method is named in the caption
@@ -446,8 +450,8 @@ def _explain(chosen: list[_Candidate], detector, options: ScanOptions, timer: _T
                  # ties the model's evidence to the music only where it beats this too
                  "energy_reference": {"harmonic": HarmonicOverlap.combine(ref_harm).to_dict(),
                                       "onset": OnsetOverlap.combine(ref_onset).to_dict()},
-                 "windows": len(chosen), "normalize": result.extra.get("normalize"),
-                 "refine": result.extra.get("refine"), "destripe": result.extra.get("destripe"),
+                 "windows": len(chosen), "normalize": extra.get("normalize"),
+                 "refine": extra.get("refine"), "destripe": extra.get("destripe"),
                  "notes_source": _notes_source(estimators[0]["estimator"]),
                  # which estimator ran, and why a requested one did not (pitch.transcribe)
                  "note_estimator": {k: estimators[0][k] for k in ("estimator", "requested", "fallback")}}
