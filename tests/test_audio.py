@@ -166,6 +166,47 @@ def test_load_audio_max_duration(encoded):
     assert y.size == audio.seconds_to_samples(1.25, audio.SAMPLE_RATE)
 
 
+@pytest.mark.parametrize("isolate", [True, False])
+@pytest.mark.parametrize("ext", ["flac", "mp3", "opus"])
+def test_one_decode_also_gives_the_native_rate_samples_a_second_decode_would(encoded, ext, isolate):
+    """Issue 27: the scan's decode keeps the artifact line's first seconds at the file's own
+    rate; they must be the very samples that line's own decode at that rate reads."""
+    path = encoded[ext]
+    rate = audio.probe(path).sample_rate
+    for seconds in (1.0, 60.0):                      # cut at the limit; a shorter file whole
+        limit = audio.seconds_to_samples(seconds, rate)
+        with audio.stream(path, native_samples=limit, isolate=isolate, block_s=0.5) as s:
+            blocks = np.concatenate(list(s))
+        native, got_rate = s.native()
+        want = audio.load_audio(path, sample_rate=rate, max_duration_s=seconds)
+        assert got_rate == rate
+        np.testing.assert_array_equal(native, want)
+        assert native.size == min(limit, want.size)
+        np.testing.assert_array_equal(blocks, audio.load_audio(path, isolate=isolate))
+    with audio.stream(path, isolate=isolate) as s:   # not asked for: nothing kept
+        list(s)
+    assert s.native() is None
+
+
+def test_the_resamplers_larger_frames_only_regroup_the_samples(encoded, monkeypatch):
+    """RESAMPLED_FRAME regroups libswresample's output (fewer Python steps per second of
+    audio); the samples, at the model's rate and at the native one, are the same."""
+    from musicbrain_cli.audio import decode
+
+    def read(path):
+        limit = audio.seconds_to_samples(60.0, audio.probe(path).sample_rate)
+        with audio.stream(path, isolate=False, native_samples=limit) as s:
+            return np.concatenate(list(s)), s.native()[0]
+
+    for ext in ("mp3", "opus", "m4a"):
+        grouped = read(encoded[ext])
+        monkeypatch.setattr(decode, "RESAMPLED_FRAME", None)      # one frame per codec frame
+        per_frame = read(encoded[ext])
+        monkeypatch.undo()
+        for a, b in zip(grouped, per_frame):
+            np.testing.assert_array_equal(a, b)
+
+
 def test_conversions_round_trip():
     assert audio.seconds_to_samples(10.0, 22050) == 220500
     assert audio.samples_to_seconds(220500, 22050) == 10.0

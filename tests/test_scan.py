@@ -194,6 +194,33 @@ def test_each_analysis_stage_hands_its_memory_back(tmp_path, model_dir, monkeypa
     assert len(calls) == 3                              # the two above, and the report
 
 
+def test_the_artifact_line_reads_the_scans_own_decode(tmp_path, model_dir, monkeypatch):
+    """Issue 27: one decode per track. The artifact line's native-rate samples come from the
+    content line's decode, and its finding is the one its own decode of the file gives."""
+    from musicbrain_cli.artifacts import spectrum
+    from musicbrain_cli.scan.batch import load_artifact_detector
+
+    rng = np.random.default_rng(5)
+    t = np.arange(int(8.0 * 44100)) / 44100
+    left = 0.3 * np.sin(2 * np.pi * 440 * t) + 0.02 * rng.standard_normal(t.size)
+    right = 0.3 * np.sin(2 * np.pi * 660 * t) + 0.02 * rng.standard_normal(t.size)
+    path = tmp_path / "stereo.mp3"
+    encode_audio(path, np.stack([left, right]).astype(np.float32), 44100)
+    alone = load_artifact_detector().analyse(path).to_dict()
+    assert alone["applicable"] and alone["sample_rate"] == 44100
+
+    def second_decode(*a, **k):
+        raise AssertionError("the artifact line decoded the file a second time")
+
+    monkeypatch.setattr(spectrum, "read_native", second_decode)
+    det = Detector.from_pretrained(model_dir, device="cpu")
+    track = analyse_track(path, det).track
+    found = next(e for e in track["evidence"] if e["line"] == "artifacts")["details"]["artifacts"]
+    for key in ("p_ai", "features", "window_p_ai", "peaks_hz", "spacing_hz", "analysed_s",
+                "bandwidth_hz", "explanation"):
+        assert found[key] == alone[key], key
+
+
 def test_discover_survives_symlink_loops_and_dedups(tmp_path):
     root = tmp_path / "root"
     (root / "a").mkdir(parents=True)

@@ -399,10 +399,14 @@ class AudioStream:
     (:class:`DecodeStats`: decoded duration, undecodable packets, share decoded) is set when
     the stream ends, also when the end-of-stream checks then raise. Use it as a context
     manager (or call :meth:`close`) when stopping early: that stops the decoder.
+
+    With ``native_samples`` > 0 the same decode also keeps the first ``native_samples`` mono
+    samples at the file's own rate: :meth:`native` (for the decoder-artifact line, which
+    would otherwise decode the file a second time).
     """
 
     def __init__(self, path: Path, *, sample_rate: int, block_samples: int, timeout_s: float, isolate: bool,
-                 min_share_decoded: float, silence_peak: float) -> None:
+                 min_share_decoded: float, silence_peak: float, native_samples: int = 0) -> None:
         self.path = str(path)
         self.sample_rate = sample_rate
         self.block_samples = block_samples
@@ -412,6 +416,8 @@ class AudioStream:
         self.facts: StreamFacts | None = None
         self.stats: DecodeStats | None = None
         self.worker_pid: int | None = None  # the decoder child's pid while one is attached
+        self.native_samples = max(0, int(native_samples))
+        self._native: list[np.ndarray] = []
         self._gen = self._isolated() if isolate else self._in_process()
 
     def __iter__(self) -> "AudioStream":
@@ -434,6 +440,15 @@ class AudioStream:
         if gen is not None:
             gen.close()
 
+    def native(self) -> tuple[np.ndarray, int] | None:
+        """``(samples, rate)``: the first ``native_samples`` mono float32 samples at the
+        file's own rate (fewer when the file is shorter), once the stream has ended; ``None``
+        when none were asked for, or the stream has not ended, or its rate was unusable."""
+        if not self.native_samples or self.stats is None or self.facts is None or not self._native:
+            return None
+        y = self._native[0] if len(self._native) == 1 else np.concatenate(self._native)
+        return y, int(self.facts.sample_rate)
+
     def _finish(self, stats: DecodeStats) -> None:
         self.stats = stats
         _core.check_end(stats, min_share_decoded=self.min_share_decoded, silence_peak=self.silence_peak)
@@ -448,6 +463,8 @@ class AudioStream:
             block_samples=self.block_samples,
             timeout_s=self.timeout_s,
             on_facts=self._set_facts,
+            native_samples=self.native_samples,
+            on_native=self._native.append,
         )
         self._finish(stats)
 
@@ -460,7 +477,8 @@ class AudioStream:
         budget = [self.timeout_s, self.timeout_s]
         try:
             worker.send({"op": "decode", "path": self.path, "sample_rate": self.sample_rate,
-                         "block_samples": self.block_samples, "timeout_s": self.timeout_s})
+                         "block_samples": self.block_samples, "timeout_s": self.timeout_s,
+                         "native_samples": self.native_samples})
             while True:
                 try:
                     kind, payload = worker.receive(self.path, budget)
@@ -471,6 +489,8 @@ class AudioStream:
                     raise
                 if kind == b"B":
                     yield np.frombuffer(payload, dtype="<f4").astype(np.float32, copy=False)
+                elif kind == b"N" and self.native_samples:
+                    self._native.append(np.frombuffer(payload, dtype="<f4").astype(np.float32, copy=False))
                 elif kind == b"F":
                     self.facts = StreamFacts(**json.loads(payload))
                 elif kind == b"S":
@@ -494,8 +514,10 @@ def stream(
     isolate: bool = True,
     min_share_decoded: float = MIN_SHARE_DECODED,
     silence_peak: float = SILENCE_PEAK,
+    native_samples: int = 0,
 ) -> AudioStream:
-    """Decode ``path`` to mono float32 blocks at ``sample_rate``; see :class:`AudioStream`.
+    """Decode ``path`` to mono float32 blocks at ``sample_rate``; see :class:`AudioStream`
+    (``native_samples``: also keep that many samples at the file's own rate).
 
     Memory is bounded by a few blocks of ``block_s`` seconds, never the whole file.
     ``timeout_s`` bounds the total time spent waiting for the decoder (not the caller's own
@@ -516,7 +538,8 @@ def stream(
     if not timeout_s > 0:
         raise ValueError(f"timeout_s must be > 0, got {timeout_s!r}")
     return AudioStream(p, sample_rate=sample_rate, block_samples=block_samples, timeout_s=timeout_s,
-                       isolate=isolate, min_share_decoded=min_share_decoded, silence_peak=silence_peak)
+                       isolate=isolate, min_share_decoded=min_share_decoded, silence_peak=silence_peak,
+                       native_samples=native_samples)
 
 
 def load_audio(

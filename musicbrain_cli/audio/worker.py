@@ -10,12 +10,14 @@ Protocol. Requests are JSON lines on stdin, handled one at a time::
 
     {"op": "probe",  "path": "/abs/file"}
     {"op": "decode", "path": "/abs/file", "sample_rate": 22050, "block_samples": 220500,
-     "timeout_s": 600.0}
+     "timeout_s": 600.0, "native_samples": 0}
 
 Replies are messages on stdout, each ``type (1 byte) | length (uint64 LE) | payload``:
 ``F`` stream facts (JSON), ``B`` one mono float32 block (native little-endian bytes),
-``S`` decode statistics (JSON, ends a decode), ``E`` an error (JSON ``{"type", "message",
-"share_decoded"}``, ends any request). The process exits when stdin closes.
+``N`` a chunk of the first ``native_samples`` mono samples at the stream's own rate (the
+same bytes; only when asked), ``S`` decode statistics (JSON, ends a decode), ``E`` an error
+(JSON ``{"type", "message", "share_decoded"}``, ends any request). The process exits when
+stdin closes.
 """
 
 from __future__ import annotations
@@ -52,6 +54,8 @@ def _handle(request: dict, out) -> None:
                 block_samples=int(request["block_samples"]),
                 timeout_s=float(request["timeout_s"]),
                 on_facts=lambda facts: _send_json(out, b"F", facts.to_dict()),
+                native_samples=int(request.get("native_samples") or 0),
+                on_native=lambda chunk: _send(out, b"N", memoryview(chunk.astype("<f4", copy=False)).cast("B")),
             )
             while True:
                 try:

@@ -180,7 +180,8 @@ def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = S
     domain check (``None``: no check, said in the report). ``analysis_time`` (ISO 8601,
     UTC) defaults to now; it is the only input that is not part of (file, model, options).
     """
-    from musicbrain_cli.audio.intake import probe, stream
+    from musicbrain_cli.artifacts.spectrum import MAX_ANALYSIS_S
+    from musicbrain_cli.audio.intake import MAX_RATE, MIN_RATE, probe, seconds_to_samples, stream
     from musicbrain_cli.verdict import track_verdict
 
     timer = _Timer()
@@ -204,7 +205,13 @@ def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = S
             _push(keep, (float(lg[det_idx]), w.index, cand), options.explain_windows)
             _push(keep_low, (-float(lg[det_idx]), w.index, cand), options.explain_windows)
 
-    audio = stream(path, sample_rate=fe.sample_rate, timeout_s=options.decode_timeout_s)
+    # The decoder-artifact line reads the first MAX_ANALYSIS_S at the file's own rate: the
+    # same decode keeps them (at most 35 MB at 48 kHz) instead of a second one.
+    rate = info.sample_rate
+    native_n = (seconds_to_samples(MAX_ANALYSIS_S, rate)
+                if isinstance(rate, int) and MIN_RATE <= rate <= MAX_RATE else 0)
+    audio = stream(path, sample_rate=fe.sample_rate, timeout_s=options.decode_timeout_s,
+                   native_samples=native_n)
     with audio:
         prediction = detector.predict_track(audio, batch_size=options.batch_size,
                                             on_batch=remember, timings=timer.totals)
@@ -226,7 +233,7 @@ def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = S
     release_freed_memory()
 
     t = time.perf_counter()
-    lines, line_figures = evidence_lines(path, info, verdict, options=options,
+    lines, line_figures = evidence_lines(path, info, verdict, options=options, native=audio.native(),
                                          symbolic_windows=[(start, samples, transcribed.get(index))
                                                            for index, start, samples in symbolic_windows],
                                          sample_rate=fe.sample_rate)
@@ -316,8 +323,9 @@ def symbolic_window_indices(duration_s: float | None, window_s: float, hop_s: fl
 
 
 def evidence_lines(path: str | os.PathLike, info, content_verdict, *, options: ScanOptions,
-                   symbolic_windows: Sequence[tuple] = (),
-                   sample_rate: int = 22050) -> tuple[list[tuple[Any, dict]], list[dict]]:
+                   symbolic_windows: Sequence[tuple] = (), sample_rate: int = 22050,
+                   native: tuple[np.ndarray, int] | None = None
+                   ) -> tuple[list[tuple[Any, dict]], list[dict]]:
     """Every evidence line's own finding on one track, the content model's first.
 
     Returns ``[(LineFinding, details), ...]`` and the arrays of the lines' figures (drawn
@@ -325,14 +333,19 @@ def evidence_lines(path: str | os.PathLike, info, content_verdict, *, options: S
     :func:`musicbrain_cli.verdict.combine` joins them. ``symbolic_windows``: the
     ``(start_s, samples, notes or None)`` windows (mono, ``sample_rate``) the symbolic line
     reads; ``notes``: basic-pitch's notes of that window when already transcribed.
+    ``native``: the first seconds of the file at its own rate, ``(samples, rate)``, as the
+    content line's decode kept them (:meth:`~musicbrain_cli.audio.intake.AudioStream.native`);
+    without them the artifact line decodes the file itself (the same samples).
     """
     from musicbrain_cli.verdict import (artifact_finding, content_finding, provenance_finding,
                                         symbolic_finding)
 
     lines = [(content_finding(content_verdict), {})]
     figures = []
-    artifacts = load_artifact_detector().analyse(path, timeout_s=options.decode_timeout_s,
-                                                 sample_rate=info.sample_rate)
+    artifact_line = load_artifact_detector()
+    artifacts = (artifact_line.analyse_samples(*native) if native is not None else
+                 artifact_line.analyse(path, timeout_s=options.decode_timeout_s,
+                                       sample_rate=info.sample_rate))
     found = artifacts.to_dict()
     details = {"artifacts": {k: v for k, v in found.items()
                              if k not in ("residue_hz", "residue_db")}}
