@@ -219,6 +219,15 @@ def test_the_artifact_line_reads_the_scans_own_decode(tmp_path, model_dir, monke
     for key in ("p_ai", "features", "window_p_ai", "peaks_hz", "spacing_hz", "analysed_s",
                 "bandwidth_hz", "explanation"):
         assert found[key] == alone[key], key
+    # above NATIVE_TAP_MAX_RATE the line reads the file itself (memory), the same finding
+    monkeypatch.undo()
+    monkeypatch.setattr("musicbrain_cli.scan.batch.NATIVE_TAP_MAX_RATE", 32000)
+    calls = []
+    real = spectrum.read_native
+    monkeypatch.setattr(spectrum, "read_native", lambda *a, **k: calls.append(a) or real(*a, **k))
+    again = next(e for e in analyse_track(path, det).track["evidence"]
+                 if e["line"] == "artifacts")["details"]["artifacts"]
+    assert len(calls) == 1 and again["p_ai"] == alone["p_ai"]
 
 
 def test_discover_survives_symlink_loops_and_dedups(tmp_path):

@@ -48,6 +48,9 @@ RESULT_JSON = "result.json"
 #: file stays (removing it would let a third scan lock a new file while the second holds the
 #: old one); it holds the holder's pid and host for the message of the scan that waits.
 LOCK_NAME = ".musicbrain-scan.lock"
+#: Highest file rate whose first seconds the scan's decode keeps for the decoder-artifact
+#: line (48 kHz: 180 s are 35 MB); a 384 kHz file would hold 276 MB through the forward passes.
+NATIVE_TAP_MAX_RATE = 48_000
 ARTIFACT_FIGURE = "artifact_residue.png"
 SYMBOLIC_FIGURE = "symbolic_notes.png"
 
@@ -181,7 +184,7 @@ def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = S
     UTC) defaults to now; it is the only input that is not part of (file, model, options).
     """
     from musicbrain_cli.artifacts.spectrum import MAX_ANALYSIS_S
-    from musicbrain_cli.audio.intake import MAX_RATE, MIN_RATE, probe, seconds_to_samples, stream
+    from musicbrain_cli.audio.intake import MIN_RATE, probe, seconds_to_samples, stream
     from musicbrain_cli.verdict import track_verdict
 
     timer = _Timer()
@@ -206,10 +209,11 @@ def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = S
             _push(keep_low, (-float(lg[det_idx]), w.index, cand), options.explain_windows)
 
     # The decoder-artifact line reads the first MAX_ANALYSIS_S at the file's own rate: the
-    # same decode keeps them (at most 35 MB at 48 kHz) instead of a second one.
+    # same decode keeps them instead of a second one, up to NATIVE_TAP_MAX_RATE (35 MB held
+    # through the forward passes); a higher-rate file is read again by the line itself.
     rate = info.sample_rate
     native_n = (seconds_to_samples(MAX_ANALYSIS_S, rate)
-                if isinstance(rate, int) and MIN_RATE <= rate <= MAX_RATE else 0)
+                if isinstance(rate, int) and MIN_RATE <= rate <= NATIVE_TAP_MAX_RATE else 0)
     audio = stream(path, sample_rate=fe.sample_rate, timeout_s=options.decode_timeout_s,
                    native_samples=native_n)
     with audio:
