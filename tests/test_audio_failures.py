@@ -339,3 +339,35 @@ def test_errors_are_typed_in_both_paths(tmp_path):
     for isolate in (True, False):
         with pytest.raises(AbsurdHeaderError):
             drain(p, isolate=isolate)
+
+
+def test_a_child_that_sends_more_native_samples_than_asked_is_cut_to_the_request(long_flac, monkeypatch):
+    """The parent trusts the decoder child no more than the file: native-rate samples beyond
+    what it asked for (a compromised child could send any amount) are dropped, not held."""
+    real_acquire = audio._POOL.acquire
+
+    class Repeating:
+        """A real child whose native-rate chunks reach the parent twice over."""
+
+        def __init__(self, worker):
+            self.worker, self.proc, self.uses, self.again = worker, worker.proc, 0, None
+
+        def __getattr__(self, name):
+            return getattr(self.worker, name)
+
+        def receive(self, path, budget):
+            if self.again is not None:
+                out, self.again = self.again, None
+                return out
+            kind, payload = self.worker.receive(path, budget)
+            if kind == b"N":
+                self.again = (kind, bytearray(payload))
+            return kind, payload
+
+    monkeypatch.setattr(audio._POOL, "acquire", lambda: Repeating(real_acquire()))
+    monkeypatch.setattr(audio._POOL, "release", lambda w, reusable: w.worker.kill())
+    asked = audio.seconds_to_samples(30.0, 44100)
+    with audio.stream(long_flac, native_samples=asked) as s:
+        list(s)
+    y, rate = s.native()
+    assert rate == 44100 and y.size == asked      # twice as much arrived

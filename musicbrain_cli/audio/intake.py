@@ -489,8 +489,12 @@ class AudioStream:
                     raise
                 if kind == b"B":
                     yield np.frombuffer(payload, dtype="<f4").astype(np.float32, copy=False)
-                elif kind == b"N" and self.native_samples:
-                    self._native.append(np.frombuffer(payload, dtype="<f4").astype(np.float32, copy=False))
+                elif kind == b"N":
+                    # never more than was asked for, whatever a (compromised) child sends
+                    room = self.native_samples - sum(a.size for a in self._native)
+                    if room > 0:
+                        chunk = np.frombuffer(payload, dtype="<f4").astype(np.float32, copy=False)
+                        self._native.append(chunk[:room])
                 elif kind == b"F":
                     self.facts = StreamFacts(**json.loads(payload))
                 elif kind == b"S":
