@@ -301,7 +301,7 @@ def release_freed_memory() -> None:
     """Return the heap pages freed by the stage that just ended to the OS.
 
     glibc keeps freed memory for reuse by the thread arena that freed it, so without this the
-    forward passes' activations (about 400 MB for a batch of eight windows) stay resident
+    forward passes' activations (about 300 MB for a batch of eight windows) stay resident
     while the CAM, the other lines and the next track's report (another thread, another
     arena) allocate their own: the peaks add up. A trim costs about 10 ms; results do not
     depend on it. Elsewhere than glibc it does nothing.
