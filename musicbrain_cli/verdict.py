@@ -226,7 +226,9 @@ def artifact_finding(finding: Mapping) -> LineFinding:
 
     Where the line does not apply (too short, silent, too low a rate or bandwidth) it is out
     of its domain: it then cannot accuse, and it blocks a ``human`` verdict, since the
-    absence of decoder peaks was never looked for.
+    absence of decoder peaks was never looked for. In its domain between its doubt threshold
+    and its operating point (``leans_ai``) it leans towards AI: ``inconclusive``, which
+    withholds a ``human`` verdict and never makes an ``ai`` one.
     """
     explanation = str(finding.get("explanation") or "")
     if not finding.get("applicable"):
@@ -234,7 +236,8 @@ def artifact_finding(finding: Mapping) -> LineFinding:
                            can_exonerate=True, threshold=finding.get("threshold"),
                            reasons=(explanation,) if explanation else ())
     says_ai = bool(finding.get("says_ai"))
-    return LineFinding(line="artifacts", finding=AI if says_ai else HUMAN, in_domain=True,
+    label = AI if says_ai else INCONCLUSIVE if finding.get("leans_ai") else HUMAN
+    return LineFinding(line="artifacts", finding=label, in_domain=True,
                        can_exonerate=True, p_ai=finding.get("p_ai"),
                        threshold=finding.get("threshold"),
                        reasons=(explanation,) if explanation else ())

@@ -165,3 +165,30 @@ def test_known_rate_skips_the_second_probe_and_changes_nothing(detector, decoded
 
     monkeypatch.setattr(intake, "probe", no_probe)
     assert detector.analyse(decoded_wav, sample_rate=24000).to_dict() == alone
+
+
+def test_between_doubt_and_operating_point_the_line_withholds_a_human_verdict(detector, decoded_wav):
+    """Issue 22: a spectrum more decoder-like than nine human recordings in ten, short of an
+    accusation, must not count towards 'no evidence of AI found'; it never accuses either."""
+    from musicbrain_cli.verdict import AI, HUMAN, INCONCLUSIVE, LineFinding, artifact_finding, combine
+
+    assert 0.0 < detector.doubt_threshold < detector.threshold        # the shipped line has a zone
+    p = detector.analyse(decoded_wav).p_ai
+    strict = ArtifactDetector({**detector.model, "threshold": min(1.0, p + 1e-3), "doubt_threshold": p / 2},
+                              detector.card)
+    f = strict.analyse(decoded_wav)
+    assert f.applicable and not f.says_ai and f.leans_ai and f.doubt_threshold == p / 2
+    assert "doubt threshold" in f.explanation and "does not support a 'human' verdict" in f.explanation
+    line = artifact_finding(f.to_dict())
+    assert line.finding == INCONCLUSIVE and line.in_domain
+    content = LineFinding(line="content", finding=HUMAN, in_domain=True, p_ai=0.01, threshold=0.8)
+    assert combine([content, line]).label == INCONCLUSIVE
+    # below the doubt threshold the line still says human; at the operating point, ai
+    quiet = detector.analyse_samples(piano_melody(44100, 12.0, seed=11), 44100)
+    assert not quiet.leans_ai and artifact_finding(quiet.to_dict()).finding == HUMAN
+    assert artifact_finding(detector.analyse(decoded_wav).to_dict()).finding == AI
+    # a model fitted before the zone existed has none; a zone above the operating point is refused
+    old = {k: v for k, v in detector.model.items() if k != "doubt_threshold"}
+    assert ArtifactDetector(old).doubt_threshold == ArtifactDetector(old).threshold
+    with pytest.raises(ModelLoadError, match="doubt"):
+        ArtifactDetector({**detector.model, "doubt_threshold": detector.threshold + 0.01})

@@ -380,3 +380,20 @@ def test_alignment_finding_says_what_was_found_in_plain_words():
                                                      "onset": {"hit_rate": 0.7, "chance_hit_rate": 0.2}}})
     assert "The sound's own energy, as a map, puts 33.0% there." in text[0]
     assert "where chance would give 20% and the sound's own energy 70%" in text[1]
+
+
+def test_the_artifact_lines_doubt_zone_is_quoted_with_its_measured_cost():
+    """The report says how often human recordings reach the doubt threshold (issue 22: each
+    line's rates beside its finding), and says nothing of a zone the line does not have."""
+    from musicbrain_cli.artifacts.detector import ArtifactDetector
+    from musicbrain_cli.report.html import _artifact_sentences
+
+    det = ArtifactDetector.from_pretrained("default")
+    rates = det.card["summary"]
+    said = next(s for s in _artifact_sentences({"error_rates": rates, "doubt_threshold": det.doubt_threshold})
+                if "doubt threshold" in s)
+    withheld = rates["human_withheld_by_doubt"]["test-final"]
+    assert f"doubt threshold ({det.doubt_threshold:.2f})" in said
+    assert f"test-final {withheld['k']} of {withheld['n']}" in said
+    assert "validation" not in said                     # the packages that set it are not quoted
+    assert "doubt" not in " ".join(_artifact_sentences({"error_rates": rates}))

@@ -41,8 +41,8 @@ MODEL_FILE, CARD_FILE = "model.json", "card.json"
 #: SHA-256 of the shipped files, checked on load (a swapped classifier changes verdicts).
 SHIPPED_SHA256: dict[str, dict[str, str]] = {
     "default": {
-        MODEL_FILE: "c84d64346c940ed2d54d3830279ca7873715dbaf18a2c7d9449ff3a10a3e12c5",
-        CARD_FILE: "b7d98f0f5a2fcb719cd65aa32543e32d41802ccbce22ffa30d67abc69a00d2ba",
+        MODEL_FILE: "d4ce95216fac52620d225e1ba9b0ddada0e0e64a41efb70382b938bdab44c4ac",
+        CARD_FILE: "24631115207ddc53e84de00ee0d6a1dd0bfec42203ec43be5b1064b95a2ae04e",
     },
 }
 
@@ -147,7 +147,9 @@ class ArtifactFinding:
     """What the artifact line found in one file. :meth:`to_dict` is JSON-safe.
 
     ``p_ai`` is calibrated (``None`` when not applicable); ``says_ai`` is ``p_ai >=
-    threshold``. ``peaks_hz`` are the comb's teeth (Hz), ``spacing_hz`` their spacing,
+    threshold``; ``leans_ai`` is ``doubt_threshold <= p_ai < threshold``: a spectrum more
+    decoder-like than that of nine human recordings in ten, short of an accusation, on which
+    the line withholds a ``human`` verdict. ``peaks_hz`` are the comb's teeth (Hz), ``spacing_hz`` their spacing,
     ``upsampling_factors`` maps a decoder output rate (Hz, as a string key) to the integer
     factor ``rate / spacing`` where one fits. ``residue_hz`` / ``residue_db`` are the
     residue reduced to at most :data:`MAX_FIGURE_POINTS` points (max within each block,
@@ -178,6 +180,8 @@ class ArtifactFinding:
     model_sha256: str | None = None
     error_rates: dict[str, Any] = field(default_factory=dict)
     line: str = LINE
+    doubt_threshold: float | None = None
+    leans_ai: bool = False
 
     def to_dict(self) -> dict:
         """Plain JSON types only (tuples become lists), so the dict equals its own JSON
@@ -307,6 +311,14 @@ class ArtifactDetector:
             raise ModelLoadError(f"artifact model is malformed: {exc!r}") from exc
         if not 0.0 < self.threshold <= 1.0:
             raise ModelLoadError(f"artifact model threshold {self.threshold!r} is outside (0, 1]")
+        # A model without a doubt zone (fitted before it existed) says human below its threshold.
+        try:
+            self.doubt_threshold = float(model.get("doubt_threshold", self.threshold))
+        except (TypeError, ValueError) as exc:
+            raise ModelLoadError(f"artifact model doubt threshold is malformed: {exc!r}") from exc
+        if not 0.0 < self.doubt_threshold <= self.threshold:
+            raise ModelLoadError(f"artifact model doubt threshold {self.doubt_threshold!r} is outside "
+                                 f"(0, {self.threshold}]")
         self.model = model
         self.card = card or {}
         self.sha256 = sha256
@@ -338,6 +350,7 @@ class ArtifactDetector:
 
     def _not_applicable(self, reason: str, **extra) -> ArtifactFinding:
         return ArtifactFinding(applicable=False, reason=reason, p_ai=None, threshold=self.threshold, says_ai=False,
+                               doubt_threshold=self.doubt_threshold,
                                peaks_hz=(), spacing_hz=None, teeth=0, expected_teeth=0, upsampling_factors={},
                                explanation=f"Decoder-artifact analysis not applicable: {reason}.",
                                residue_hz=(), residue_db=(), model_sha256=self.sha256,
@@ -367,16 +380,18 @@ class ArtifactDetector:
             window_p = [self.p_ai(comb_features(analyse_samples(y[i:j], sample_rate))) for i, j in windows]
         p = float(np.median(window_p))
         says = p >= self.threshold
+        leans = not says and p >= self.doubt_threshold
         band = a.spectrum.freqs_hz <= a.f_max_hz
         rhz, rdb = _reduce(a.spectrum.freqs_hz[band], a.spectrum.residue_db[band], MAX_FIGURE_POINTS)
         c = a.comb
         return ArtifactFinding(
             applicable=True, reason=None, p_ai=round(p, 6), threshold=self.threshold, says_ai=bool(says),
+            doubt_threshold=self.doubt_threshold, leans_ai=bool(leans),
             peaks_hz=tuple(round(float(f), 2) for f in c.teeth_hz),
             spacing_hz=None if c.spacing_hz is None else round(c.spacing_hz, 4),
             teeth=c.teeth, expected_teeth=c.expected_teeth,
             upsampling_factors={str(k): v for k, v in a.factors.items()},
-            explanation=explain(a, p, self.threshold, windows=len(windows)),
+            explanation=explain(a, p, self.threshold, windows=len(windows), doubt=self.doubt_threshold),
             residue_hz=rhz, residue_db=rdb, sample_rate=int(sample_rate),
             bandwidth_hz=round(a.spectrum.bandwidth_hz, 1), analysed_s=round(a.spectrum.analysed_s, 3),
             features={k: round(float(v), 6) for k, v in zip(FEATURES, x)},
@@ -400,8 +415,10 @@ class ArtifactDetector:
         return self.analyse_samples(y, rate)
 
 
-def explain(a: CombAnalysis, p_ai: float, threshold: float, *, windows: int = 1) -> str:
-    """One paragraph a reader can check with any spectrum analyser."""
+def explain(a: CombAnalysis, p_ai: float, threshold: float, *, windows: int = 1,
+            doubt: float | None = None) -> str:
+    """One paragraph a reader can check with any spectrum analyser (``doubt``: the line's
+    doubt threshold, where it has one)."""
     c = a.comb
     p_text = f"P(AI) {p_ai:.2f}" + (f" (median of {windows} windows of {WINDOW_S:g} s)" if windows > 1 else "")
     if c.spacing_hz is None or c.teeth < _peaks.MIN_TEETH:
@@ -420,6 +437,12 @@ def explain(a: CombAnalysis, p_ai: float, threshold: float, *, windows: int = 1)
                 "every upsampling-factor samples, and " + (f"{c.spacing_hz:.2f} Hz = {fits}." if fits else
                                                            "no common decoder rate divides into it evenly."))
         tail = f" {p_text} is at or above the operating point {threshold:.2f}: evidence of a neural decoder."
+    elif doubt is not None and p_ai >= doubt:
+        phys = ""
+        tail = (f" {p_text} is below the operating point {threshold:.2f} but at or above the doubt threshold "
+                f"{doubt:.2f}, which about one human recording in ten reaches: not evidence of a decoder, and not "
+                "the clean spectrum of most human recordings either, so this line does not support a 'human' "
+                "verdict.")
     else:
         phys = ""
         tail = (f" {p_text} is below the operating point {threshold:.2f}: a pattern this weak, sparse or "

@@ -646,6 +646,15 @@ def _artifact_sentences(found: Any) -> list[str]:
     if human:
         out.append("Measured false accusations of this line on human recordings from packages "
                    "it was never fitted on: " + "; ".join(human) + ".")
+    withheld = rates.get("human_withheld_by_doubt")
+    doubt = _num(found.get("doubt_threshold"))
+    if isinstance(withheld, Mapping) and doubt is not None:
+        parts = [f"{visible(str(k))} {ph}" for k in sorted(withheld, key=str)
+                 if str(k).startswith("test") and (ph := _rate_phrase(withheld.get(k)))]
+        if parts:
+            out.append(f"Human recordings from packages it was never fitted on that reach its doubt "
+                       f"threshold ({doubt:.2f}), so that this line withholds a 'human' verdict: "
+                       + "; ".join(parts) + ".")
     recall = _rate_phrase(rates.get("recall_synthetic_decoders_test"))
     if recall:
         out.append(f"Decoded test clips it detected: {recall}.")
