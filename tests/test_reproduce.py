@@ -182,3 +182,17 @@ def test_a_result_scanned_with_auto_reproduces_with_the_estimator_it_recorded(
     with pytest.raises(MusicBrainError, match="basic-pitch"):
         reproduce(folder, audio, model=tiny_model_dir)
     pitch._basic_pitch_model.cache_clear()
+
+
+def test_a_report_made_with_another_version_of_a_line_says_so(tmp_path, tiny_model_dir):
+    """A line's own model changed since the scan (the artifact line's doubt zone, session 20):
+    reproduction names that line and its two hashes instead of listing its findings."""
+    audio, folder = _scanned(tmp_path, tiny_model_dir)
+    result = json.loads((folder / "result.json").read_text())
+    (entry,) = [e for e in result["evidence"] if e["line"] == "artifacts"]
+    installed = entry["details"]["artifacts"]["model_sha256"]
+    entry["details"]["artifacts"]["model_sha256"] = "0" * 64
+    (folder / "result.json").write_text(json.dumps(result))
+    res = reproduce(folder, audio, model=tiny_model_dir)
+    assert not res.ok and len(res.differences) == 1
+    assert f"artifacts line's model SHA-256 {installed} is not the recorded {'0' * 64}" in res.differences[0]

@@ -118,6 +118,24 @@ def version_differences(recorded: dict[str, str], installed: dict[str, str]) -> 
     return lines
 
 
+def _installed_line_models() -> list[tuple[str, str | None]]:
+    """``(line, model SHA-256)`` of the evidence lines with a model of their own."""
+    from musicbrain_cli.scan.batch import load_artifact_detector, load_symbolic_detector
+
+    return [("artifacts", load_artifact_detector().sha256),
+            ("symbolic", load_symbolic_detector().sha256)]
+
+
+def _recorded_line_model(recorded: dict, line: str) -> str | None:
+    """The model SHA-256 a result records for ``line`` (``None`` when it records none)."""
+    for entry in recorded.get("evidence") or ():
+        if isinstance(entry, dict) and entry.get("line") == line:
+            found = (entry.get("details") or {}).get(line)
+            sha = found.get("model_sha256") if isinstance(found, dict) else None
+            return sha if isinstance(sha, str) else None
+    return None
+
+
 def reproduce(report_dir: str | Path, audio: str | Path, *, model: str | Path = "default",
               device: str = "cpu", atol: float = DEFAULT_ATOL,
               trust_anchors: str | Path | None = None) -> ReproduceResult:
@@ -157,6 +175,19 @@ def reproduce(report_dir: str | Path, audio: str | Path, *, model: str | Path = 
         result.ok = False
         result.differences.append(f"model weights SHA-256 {have} is not the recorded {want}; "
                                   "give the model the report names with --model")
+        return result
+    # Each evidence line's own model: a report made with another version of a line (the
+    # artifact line's doubt zone, session 20) cannot come out the same here, and saying so
+    # beats listing its findings as differences.
+    for line, have_line in _installed_line_models():
+        want_line = _recorded_line_model(recorded, line)
+        if want_line and want_line != have_line:
+            result.ok = False
+            result.differences.append(
+                f"the {line} line's model SHA-256 {have_line} is not the recorded {want_line}: "
+                "this installation holds another version of that line; reproduce with the "
+                f"MusicBrain version the report names ({(recorded.get('software') or {}).get('musicbrain')})")
+    if not result.ok:
         return result
     # Results recorded before the note estimator could be chosen (issue 26) used the
     # built-in one. A scan run with "auto" is re-run with the estimator it recorded, so
