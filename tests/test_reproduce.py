@@ -196,3 +196,8 @@ def test_a_report_made_with_another_version_of_a_line_says_so(tmp_path, tiny_mod
     res = reproduce(folder, audio, model=tiny_model_dir)
     assert not res.ok and len(res.differences) == 1
     assert f"artifacts line's model SHA-256 {installed} is not the recorded {'0' * 64}" in res.differences[0]
+    # a malformed entry (a result is untrusted input) is a difference, never a crash
+    entry["details"] = ["not", "an", "object"]
+    (folder / "result.json").write_text(json.dumps(result))
+    res = reproduce(folder, audio, model=tiny_model_dir)
+    assert not res.ok and any(d.startswith("evidence") for d in res.differences)

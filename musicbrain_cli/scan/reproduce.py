@@ -130,7 +130,8 @@ def _recorded_line_model(recorded: dict, line: str) -> str | None:
     """The model SHA-256 a result records for ``line`` (``None`` when it records none)."""
     for entry in recorded.get("evidence") or ():
         if isinstance(entry, dict) and entry.get("line") == line:
-            found = (entry.get("details") or {}).get(line)
+            details = entry.get("details")
+            found = details.get(line) if isinstance(details, dict) else None
             sha = found.get("model_sha256") if isinstance(found, dict) else None
             return sha if isinstance(sha, str) else None
     return None
