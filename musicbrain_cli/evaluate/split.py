@@ -410,16 +410,17 @@ def _explain_window(detector, wave: np.ndarray, notes, *, clip_id: str, totals: 
         totals.notes_source["estimated"] += 1
     else:
         totals.notes_source[notes_source] += 1
+    onsets = note_onsets(notes)
     totals.harmonic.append(harmonic_overlap(fused, freqs=freqs, times=times, notes=notes))
-    totals.onset.append(onset_overlap(fused, times=times, onsets=note_onsets(notes)))
+    totals.onset.append(onset_overlap(fused, times=times, onsets=onsets))
     ref_h, ref_o = energy_reference(spec[0, 0].cpu().numpy(), freqs=freqs, times=times, notes=notes,
-                                    onsets=note_onsets(notes))
+                                    onsets=onsets)
     totals.harmonic_energy.append(ref_h)
     totals.onset_energy.append(ref_o)
     if alone is not None:
         own = alone.fused()[0]
         totals.harmonic_verdict.append(harmonic_overlap(own, freqs=freqs, times=times, notes=notes))
-        totals.onset_verdict.append(onset_overlap(own, times=times, onsets=note_onsets(notes)))
+        totals.onset_verdict.append(onset_overlap(own, times=times, onsets=onsets))
     if figure_dir is not None:
         from matplotlib.figure import Figure
 
