@@ -77,18 +77,26 @@ def test_evaluate_writes_metrics_and_figures(setup, tmp_path):
     assert set(f["deletion_auc"]) == {"saliency", "random", "random_grid", "occlusion"}
     assert f["random_grid"][0] == 64 // 4        # the fused map: a quarter of the mel bands
     assert 0.0 <= f["beats_random_grid_share"] <= 1.0
-    split = f["by_target_group"]   # 2 windows x 3 targets, split into source and style labels
-    assert sum(g["targets"] for g in split.values()) == 6 and set(split) == {"source", "style"}
+    split = f["by_target_group"]   # 2 windows x 3 targets: source and style labels, and per group
+    assert set(split) == {"source", "style", "style/period"}
+    assert split["source"]["targets"] + split["style"]["targets"] == 6
+    assert split["style/period"] == split["style"]          # the only style group here
     # Top 3 of 2 source + 2 period labels: each window explains at least one of each kind.
     assert split["source"]["targets"] >= 2 and split["style"]["targets"] >= 2
     for name in f["insertion_auc"]:     # the per-target AUCs average back to the overall ones
         for mode in ("deletion_auc", "insertion_auc"):
-            pooled = sum(g[mode][name] * g["targets"] for g in split.values()) / 6
+            pooled = sum(split[g][mode][name] * split[g]["targets"] for g in ("source", "style")) / 6
             assert pooled == pytest.approx(f[mode][name], abs=1e-9)
+    assert "The top style label alone (2 windows)" in (out / "metrics.md").read_text()
     v = f["verdict"]      # the verdict's label explained and followed by itself
     assert v["windows"] == 2 and set(v["deletion_auc"]) == set(f["deletion_auc"])
     assert all(0.0 <= x <= 1.0 for x in [*v["deletion_auc"].values(), *v["insertion_auc"].values()])
     assert v["deletion_auc"] != f["deletion_auc"]          # a different map and target
+    sa = f["style_alone"]   # each window's top style label explained and followed by itself
+    assert sa["windows"] == 2 and set(sa["by_group"]) == {"period"}
+    assert sa["by_group"]["period"]["windows"] == 2
+    assert set(sa["deletion_auc"]) == set(f["deletion_auc"])
+    assert sa["deletion_auc"] != v["deletion_auc"] and sa["deletion_auc"] != f["deletion_auc"]
     assert f["clips"] == ["clip0", "clip3"]          # spread over the split, not its head
     a = m["alignment"]
     # not a reference corpus (no reference.json): the stored score is the truth as it is
@@ -135,6 +143,7 @@ def test_evaluate_writes_metrics_and_figures(setup, tmp_path):
         band["fused"]["marked_drop"] - band["fused"]["random_drop"], abs=1e-12)
     event = m["faithfulness"]["rhythmic_event"]
     assert event["fused"]["clips"] == event["verdict"]["clips"] == event["energy_reference"]["clips"] == 3
+    assert event["instrumentation"] is None        # this taxonomy has no instrumentation group
     assert 0.0 < event["fused"]["chance"] < 0.2 and event["fused"]["tolerance_s"] == 0.1
     # chance counts only the positions searched (the middle 60 % of the clip)
     assert event["energy_reference"]["chance"] == pytest.approx(event["fused"]["chance"])
@@ -202,7 +211,8 @@ def test_explained_positions_spread_over_the_split():
 
 def test_verdict_fidelity_follows_the_predicted_source_label(setup, monkeypatch):
     # The verdict's explanation must target the window's more probable source label, human
-    # or ai, alone: never a style label, never both source labels.
+    # or ai, alone: never a style label, never both source labels. The style explanation
+    # targets the window's most probable style label alone.
     import musicbrain_cli.explain as explain
     from musicbrain_cli.evaluate.split import _ExplainTotals, _explain_window
 
@@ -219,25 +229,34 @@ def test_verdict_fidelity_follows_the_predicted_source_label(setup, monkeypatch)
     human, ai = detector.labels.index("source/human"), detector.labels.index("source/ai")
     head = detector.model.heads["source"]
     saved = head.bias.detach().clone()
+    period = detector.model.heads["period"]
+    saved_period = period.bias.detach().clone()
+    first = detector.labels.index("period/Baroque")
     # restored by hand: monkeypatch's undo deletes an attribute that is not in the instance's
     # __dict__ (a Parameter lives in _parameters), which broke the module-scoped detector
     # for every later test
     try:
-        for winner, loser in ((human, ai), (ai, human)):
+        for (winner, loser), style in zip(((human, ai), (ai, human)), ("Romantic", "Baroque")):
+            style_winner = detector.labels.index(f"period/{style}")
             with torch.no_grad():      # make the window's verdict `winner`, by a wide margin
                 head.bias[winner - human] = 20.0
                 head.bias[loser - human] = -20.0
+                period.bias.fill_(-10.0)       # and its most probable style label `style`
+                period.bias[style_winner - first] = 10.0
             calls.clear()
             totals = _ExplainTotals()
             _explain_window(detector, wave, None, clip_id="x", totals=totals, figure_dir=None,
                             top_k=3, steps=3, substrate="floor", occlusion=False,
                             occlusion_patch=(8, 8), n_random=1)
-            assert len(calls) == 2 and len(calls[0]) == 3
-            assert calls[1] == [winner]
+            assert len(calls) == 3 and len(calls[0]) == 3
+            assert calls[1] == [winner] and calls[2] == [style_winner]
             assert totals.verdict.deletion["saliency"] and totals.verdict.beats_random_grid
+            assert list(totals.style_alone_groups) == ["period"]
+            assert totals.style_alone.deletion["saliency"]
     finally:
         with torch.no_grad():
             head.bias.copy_(saved)
+            period.bias.copy_(saved_period)
 
 
 def test_entry_clip_has_its_event_at_t0():
@@ -326,3 +345,39 @@ def test_label_coverage_names_what_is_not_scored():
                           ["source/ai", "composer/Bach", "generator/notagen-small-ft"])
     assert cov == {"scored": ["source/ai", "composer/Bach"], "model_only": ["composer/Ciconia"],
                    "data_only": ["generator/notagen-small-ft"]}
+
+
+def test_event_test_reads_the_top_instrumentation_labels_own_map(monkeypatch):
+    # An instrument's entry changes the instrumentation: the event test also follows the map
+    # of the clip's most probable instrumentation label, explained by itself.
+    import musicbrain_cli.explain as explain
+    from musicbrain_cli.evaluate.split import _event_test
+    from musicbrain_cli.features import FrontEndConfig
+    from musicbrain_cli.model.checkpoint import default_card
+    from musicbrain_cli.model.config import ModelConfig
+    from musicbrain_cli.model.inference import Detector
+    from musicbrain_cli.model.net import build_model
+    from musicbrain_cli.taxonomy import Taxonomy
+
+    taxonomy = Taxonomy.from_groups([("source", ["human", "ai"], True),
+                                     ("instrumentation", ["Keyboard", "Chamber"], True)])
+    config = ModelConfig(front_end=FrontEndConfig(n_bins=64, window_s=2.56, hop_s=1.28),
+                         taxonomy=taxonomy)
+    torch.manual_seed(0)
+    detector = Detector(build_model(config), config, default_card(), device="cpu")
+    chamber = detector.labels.index("instrumentation/Chamber")
+    with torch.no_grad():
+        detector.model.heads["instrumentation"].bias.copy_(torch.tensor([-10.0, 10.0]))
+    targeted = []
+    real = explain.FMGradCAM.__call__
+
+    def spy(self, spec, *, targets=None, **kw):
+        targeted.append(None if targets is None else [t.index for t in targets])
+        return real(self, spec, targets=targets, **kw)
+
+    monkeypatch.setattr(explain.FMGradCAM, "__call__", spy)
+    result = _event_test(detector, 2, top_k=3, weighting=None)
+    assert result["instrumentation"]["clips"] == result["fused"]["clips"] == 2
+    assert 0.0 <= result["instrumentation"]["hit_rate"] <= 1.0
+    # per clip: the top-k map, the verdict's label, then the top instrumentation label
+    assert len(targeted) == 6 and targeted[2] == targeted[5] == [chamber]

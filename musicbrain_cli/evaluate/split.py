@@ -104,10 +104,16 @@ class _AUCs:
 @dataclass
 class _ExplainTotals:
     fused: _AUCs = field(default_factory=_AUCs)      # the top-k FM-G-CAM map, per window
-    # The fused map's AUCs per target, split into the source (human/ai) and the style labels.
+    # The fused map's AUCs per target: the source (human/ai) labels, the style labels together
+    # (``style``) and each style group on its own (``style/period``, ...).
     by_target_group: dict[str, _AUCs] = field(default_factory=dict)
     # The verdict's own explanation: the window's predicted source label alone.
     verdict: _AUCs = field(default_factory=_AUCs)
+    # The window's most probable style label explained by its own map alone, following that
+    # label only (a style label's evidence is its own map, not the top-k map's mixture), and
+    # the same AUCs per taxonomy group of that label.
+    style_alone: _AUCs = field(default_factory=_AUCs)
+    style_alone_groups: dict[str, _AUCs] = field(default_factory=dict)
     grid: tuple[int, int] | None = None
     harmonic: list = field(default_factory=list)
     onset: list = field(default_factory=list)
@@ -388,9 +394,12 @@ def _explain_window(detector, wave: np.ndarray, notes, *, clip_id: str, totals: 
     source = [i for i, name in enumerate(detector.labels) if name.split("/")[0] == DETECTION_GROUP]
     per_target = report.by_target
     for i, target in enumerate(report.targets):
-        group = totals.by_target_group.setdefault("source" if target in source else "style", _AUCs())
-        group.add({name: aucs[i] for name, aucs in per_target["deletion"].items()},
-                  {name: aucs[i] for name, aucs in per_target["insertion"].items()})
+        deletion = {name: aucs[i] for name, aucs in per_target["deletion"].items()}
+        insertion = {name: aucs[i] for name, aucs in per_target["insertion"].items()}
+        keys = (["source"] if target in source
+                else ["style", f"style/{detector.labels[target].split('/')[0]}"])
+        for key in keys:
+            totals.by_target_group.setdefault(key, _AUCs()).add(deletion, insertion)
     alone = None
     if source:
         # Explain the verdict by itself: the window's more probable source label (human or
@@ -403,6 +412,15 @@ def _explain_window(detector, wave: np.ndarray, notes, *, clip_id: str, totals: 
                                                 targets=[verdict], substrate_kind=substrate,
                                                 score_fn=detector.calibrate,
                                                 seed=len(totals.band_verdict)))
+    style = [i for i in range(len(detector.labels)) if i not in source]
+    if style:
+        top = max(style, key=lambda i: float(res.logits[0, i]))
+        with FMGradCAM(detector.model, layer="fusion", k=1, **options) as cam:
+            own_style = cam(spec, targets=[LabelTarget(top)])
+        style_report = follow(own_style, [top])
+        totals.style_alone.add_report(style_report)
+        totals.style_alone_groups.setdefault(detector.labels[top].split("/")[0],
+                                             _AUCs()).add_report(style_report)
     if notes is None:
         from musicbrain_cli.alignment.pitch import estimate_notes
 
@@ -509,7 +527,9 @@ def _event_test(detector, n_clips: int, *, top_k: int, weighting: str | None,
     options = _cam_options(weighting, refine, destripe)
     k = min(top_k, len(detector.labels))
     source = [i for i, name in enumerate(detector.labels) if name.split("/")[0] == DETECTION_GROUP]
-    fused_hits, verdict_hits, energy_hits = [], [], []
+    instrumentation = [i for i, name in enumerate(detector.labels)
+                       if name.split("/")[0] == "instrumentation"]
+    fused_hits, verdict_hits, energy_hits, instrument_hits = [], [], [], []
     within = entry_search(fe.window_s)
     for i in range(n_clips):
         try:
@@ -527,8 +547,16 @@ def _event_test(detector, n_clips: int, *, top_k: int, weighting: str | None,
             with FMGradCAM(detector.model, layer="fusion", k=1, **options) as cam:
                 alone = cam(spec, targets=[LabelTarget(verdict)])
             verdict_hits.append(event_peak(alone.fused()[0], times=times, t0=t0, within=within))
+        if instrumentation:
+            # An entry changes the instrumentation: the most probable instrumentation label's
+            # own map is the one whose evidence an entering instrument should move.
+            top = max(instrumentation, key=lambda j: float(res.logits[0, j]))
+            with FMGradCAM(detector.model, layer="fusion", k=1, **options) as cam:
+                own = cam(spec, targets=[LabelTarget(top)])
+            instrument_hits.append(event_peak(own.fused()[0], times=times, t0=t0, within=within))
     return {"fused": event_summary(fused_hits),
             "verdict": event_summary(verdict_hits) if verdict_hits else None,
+            "instrumentation": event_summary(instrument_hits) if instrument_hits else None,
             "energy_reference": event_summary(energy_hits)}
 
 
@@ -624,6 +652,11 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
                             for group, aucs in sorted(totals.by_target_group.items())},
         "verdict": {"windows": len(verdict.beats_random_grid), **verdict.means(),
                     "beats_random_grid_share": _share(verdict.beats_random_grid)},
+        "style_alone": {"windows": len(totals.style_alone.beats_random_grid),
+                        **totals.style_alone.means(),
+                        "beats_random_grid_share": _share(totals.style_alone.beats_random_grid),
+                        "by_group": {group: {"windows": len(aucs.beats_random_grid), **aucs.means()}
+                                     for group, aucs in sorted(totals.style_alone_groups.items())}},
     }
     from musicbrain_cli.explain import band_removal_summary
 
@@ -717,6 +750,7 @@ def _faithfulness_markdown(f: dict[str, Any] | None) -> list[str]:
               "| map | clips | hit rate (95 % CI) | chance | p | median error (s) |",
               "|---|---|---|---|---|---|"]
     for name, key in (("fused", "fused"), ("verdict", "verdict"),
+                      ("top instrumentation label", "instrumentation"),
                       ("input energy (reference)", "energy_reference")):
         r = e.get(key)
         if not r or not r["clips"]:
@@ -784,7 +818,7 @@ def metrics_markdown(m: dict[str, Any]) -> str:
     if groups:
         lines += ["", "### The same curves split by target", "",
                   "Each window's AUC per explained label, averaged over the source (human/ai) "
-                  "labels and over the style labels.", "",
+                  "labels, over the style labels, and over each style group's labels.", "",
                   "| targets | map | deletion AUC | insertion AUC |", "|---|---|---|---|"]
         for group, g in groups.items():
             for k in g["deletion_auc"]:
@@ -801,6 +835,20 @@ def metrics_markdown(m: dict[str, Any]) -> str:
             lines.append(f"| {k} | {_fmt(v['deletion_auc'][k])} | {_fmt(v['insertion_auc'].get(k))} |")
         lines += ["", f"Share of windows where it beats `random_grid` on both: "
                       f"{_fmt(v['beats_random_grid_share'])}"]
+    sa = f.get("style_alone")
+    if sa and sa["windows"]:
+        lines += ["", f"### The top style label alone ({sa['windows']} windows)", "",
+                  "Each window's most probable style label explained by its own map, following "
+                  "that label's probability only (the top-k map mixes every explained label's "
+                  "evidence; a style label's own evidence is its own map).", "",
+                  "| label's group (windows) | map | deletion AUC (lower is better) | "
+                  "insertion AUC (higher is better) |", "|---|---|---|---|"]
+        for group, g in [("all", sa)] + list((sa.get("by_group") or {}).items()):
+            for k in g["deletion_auc"]:
+                lines.append(f"| {group} ({g['windows']}) | {k} | {_fmt(g['deletion_auc'][k])} | "
+                             f"{_fmt(g['insertion_auc'].get(k))} |")
+        lines += ["", f"Share of windows where it beats `random_grid` on both: "
+                      f"{_fmt(sa['beats_random_grid_share'])}"]
     lines += _faithfulness_markdown(m.get("faithfulness"))
     a = m["alignment"]
     lines += ["", "## Alignment with the music", "",
