@@ -335,11 +335,11 @@ def scan(inputs, paths_from, output, report_format, model_name, device, jobs, ke
     sys.exit(EXIT_FAILED if result.n_failed else EXIT_OK)
 
 
-def _ray_tracks(files, out, *, spec, address, num_cpus, progress):
+def _ray_tracks(files, out, salted, *, spec, address, num_cpus, progress):
     from musicbrain_cli.scan import ray_engine
 
     return ray_engine.run_tracks(files, out, spec, address=address, num_cpus=num_cpus,
-                                 progress=progress)
+                                 progress=progress, salted=salted)
 
 
 def scan_summary_lines(result, output) -> list[str]:

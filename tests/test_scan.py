@@ -251,6 +251,49 @@ def test_safe_name_cannot_escape(tmp_path, name):
     assert (tmp_path / folder).resolve().parent == tmp_path.resolve()
 
 
+def test_inputs_with_the_same_audio_and_folded_name_never_share_a_folder(tmp_path, model_dir):
+    """a/track.wav and b/track.wav with the same bytes, or 'my song.wav' and 'my_song.wav',
+    fold to one folder name: each input still gets its own folder, its own report naming it,
+    and the catalog verifies; a later scan of one of them alone reuses its own folder, and
+    a scan of a new twin into an output that holds the first never overwrites it."""
+    cat = tmp_path / "cat"
+    for rel in ("a/track.wav", "b/track.wav", "my song.wav", "my_song.wav"):
+        (cat / rel).parent.mkdir(parents=True, exist_ok=True)
+        encode_audio(cat / rel, tone(3.0), SR)
+    out, keys = tmp_path / "out", tmp_path / "keys"
+    base = ["--model", str(model_dir), "--report", "none", "--key", str(keys), "--quiet"]
+    res = run(["scan", str(cat), "-o", str(out), *base])
+    assert res.exit_code == 0, res.output
+    recorded = {json.loads((f / "result.json").read_text())["input"]["path"]: f.name
+                for f in folders(out)}
+    assert sorted(Path(p).relative_to(cat).as_posix() for p in recorded) == \
+        ["a/track.wav", "b/track.wav", "my song.wav", "my_song.wav"]
+    rows = json.loads((out / "summary.json").read_text())["tracks"]
+    links = {r["path"]: r["report"].split("/")[0] for r in rows}
+    assert links == recorded and len(set(links.values())) == 4     # each row, its own folder
+    ok = run(["verify", str(out), "--keys", str(keys)])
+    assert ok.exit_code == 0 and "4 track folder(s)" in ok.output, ok.output
+    res = run(["scan", str(cat / "b" / "track.wav"), "-o", str(out), *base])
+    assert "0 analysed now, 1 skipped (already complete)" in res.output
+    assert len(folders(out)) == 4
+    # an output that holds one input's folder; its twin arrives in a later scan
+    out2 = tmp_path / "out2"
+    assert run(["scan", str(cat / "a"), "-o", str(out2), *base]).exit_code == 0
+    first = folders(out2)
+    assert run(["scan", str(cat / "b"), "-o", str(out2), *base]).exit_code == 0
+    assert len(folders(out2)) == 2 and first[0] in folders(out2)
+    names = {json.loads((f / "result.json").read_text())["input"]["path"] for f in folders(out2)}
+    assert names == {str(cat / "a" / "track.wav"), str(cat / "b" / "track.wav")}
+    assert len(json.loads((out2 / "summary.json").read_text())["tracks"]) == 2
+
+
+def test_safe_name_salted_keeps_same_audio_inputs_apart():
+    plain = safe_name("a/track.wav", "ab" * 32)
+    one, two = (safe_name(p, "ab" * 32, salted=True) for p in ("a/track.wav", "b/track.wav"))
+    assert one != two and one.startswith(plain + "-") and len(one) == len(plain) + 9
+    assert one == safe_name("a/track.wav", "ab" * 32, salted=True)       # stable
+
+
 def test_missing_input_is_a_usage_error(tmp_path, model_dir):
     res = run(["scan", str(tmp_path / "nope"), "-o", str(tmp_path / "o"), "--model",
                str(model_dir)])

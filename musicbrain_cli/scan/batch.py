@@ -39,7 +39,8 @@ import numpy as np
 from musicbrain_cli import __version__
 from musicbrain_cli.errors import InputError, MusicBrainError
 from musicbrain_cli.progress import NULL_PROGRESS, Progress
-from musicbrain_cli.scan.discovery import TMP_PREFIX, Discovery, discover, safe_name
+from musicbrain_cli.scan.discovery import (TMP_PREFIX, Discovery, discover, safe_name,
+                                          same_audio_and_stem)
 from musicbrain_cli.taxonomy import DETECTION_LABEL
 
 TRACK_SCHEMA = "musicbrain.track/1"
@@ -771,17 +772,58 @@ class TrackOutcome:
     redone: str | None = None
 
 
+def _recorded_input(folder: Path) -> str | None:
+    """The input path a track folder's ``result.json`` names (``None``: no folder, or none
+    readable). Read only to choose a folder name, never trusted as evidence."""
+    from musicbrain_cli.report.verify import load_json
+
+    try:
+        path = load_json((folder / RESULT_JSON).read_bytes())["input"]["path"]
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    return path if isinstance(path, str) else None
+
+
+def _same_input(recorded: str, path: Path) -> bool:
+    if recorded == str(path):
+        return True
+    try:
+        return os.path.samefile(recorded, path)
+    except OSError:
+        return False
+
+
+def track_folder(path: Path, sha: str, out: Path, *, salted: bool = False) -> Path:
+    """The track folder of input ``path`` (audio ``sha``) in ``out``: one folder per input,
+    so no input's results can overwrite another's.
+
+    The plain name (:func:`~musicbrain_cli.scan.discovery.safe_name`) unless it holds
+    another input's result (same audio, a name that folds to the same stem), or ``salted``
+    (such a twin is in this scan), or an earlier scan with a twin already put this input in
+    the other folder, and the plain one does not already hold this input's: then the name
+    that also carries the input path's hash."""
+    plain, own = out / safe_name(path, sha), out / safe_name(path, sha, salted=True)
+    recorded = _recorded_input(plain)
+    if recorded is not None and _same_input(recorded, path):
+        return plain
+    if recorded is not None or salted:
+        return own
+    earlier = _recorded_input(own)
+    return own if earlier is not None and _same_input(earlier, path) else plain
+
+
 def _prepare_track(path: Path, out: Path, detector, *, options: ScanOptions, keys,
-                   command_line: Sequence[str]) -> tuple[TrackOutcome, Callable[[], dict] | None]:
+                   command_line: Sequence[str], salted: bool = False
+                   ) -> tuple[TrackOutcome, Callable[[], dict] | None]:
     """Hash, reuse check and analysis of one input; returns its outcome and the job that
     seals its track folder (``None`` when there is nothing to write). Input errors become
-    the entry's error, never an exception."""
+    the entry's error, never an exception. ``salted``: see :func:`track_folder`."""
     from musicbrain_cli.audio.intake import sha256_file
     from musicbrain_cli.report import CatalogEntry
 
     try:
         sha = sha256_file(path)
-        folder = out / safe_name(path, sha)
+        folder = track_folder(path, sha, out, salted=salted)
         done, why = (None, None) if options.force else \
             check_finished(folder, sha, keys=keys, formats=options.formats)
         if done is not None:
@@ -808,13 +850,14 @@ def _prepare_track(path: Path, out: Path, detector, *, options: ScanOptions, key
 
 def process_track(path: str | os.PathLike, out: str | os.PathLike, detector, *,
                   options: ScanOptions = ScanOptions(), keys=None,
-                  command_line: Sequence[str] = ()) -> TrackOutcome:
+                  command_line: Sequence[str] = (), salted: bool = False) -> TrackOutcome:
     """One track from input to sealed folder: the unit of work of every engine (the
     in-process loop of :func:`scan` overlaps its last step with the next track's analysis;
     :mod:`musicbrain_cli.scan.ray_engine` runs it as one task). A folder that was already sealed
-    and verifies is reused, so running it twice never writes a track twice."""
+    and verifies is reused, so running it twice never writes a track twice. ``salted``: the
+    scan holds another input with the same audio and folded name (:func:`track_folder`)."""
     outcome, job = _prepare_track(Path(path), Path(out), detector, options=options, keys=keys,
-                                  command_line=command_line)
+                                  command_line=command_line, salted=salted)
     if job is not None:
         _finish(outcome, job)
     return outcome
@@ -843,8 +886,9 @@ def scan(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, detect
     adds to a catalog and never drops from it.
 
     ``engine``: ``None`` runs every track in this process (report writing overlaps the next
-    track's analysis when ``options.jobs`` > 1); a callable ``engine(files, out) ->
-    [TrackOutcome]`` (in input order) runs :func:`process_track` elsewhere, e.g.
+    track's analysis when ``options.jobs`` > 1); a callable ``engine(files, out, salted) ->
+    [TrackOutcome]`` (in input order; ``salted``: the set of files to pass
+    ``salted=True``) runs :func:`process_track` elsewhere, e.g.
     :func:`musicbrain_cli.scan.ray_engine.run_tracks`; ``detector`` is then unused here.
     """
     out = Path(out_dir)
@@ -859,7 +903,8 @@ def scan(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, detect
 
 
 def _in_process(files: Sequence[Path], out: Path, detector, *, options: ScanOptions, keys,
-                command_line: Sequence[str], progress: Progress) -> list[TrackOutcome]:
+                command_line: Sequence[str], progress: Progress,
+                salted: set[Path]) -> list[TrackOutcome]:
     outcomes: list[TrackOutcome] = []
     pending: list[tuple[TrackOutcome, Future]] = []
     pool = ThreadPoolExecutor(max_workers=options.jobs - 1) if options.jobs > 1 else None
@@ -867,7 +912,8 @@ def _in_process(files: Sequence[Path], out: Path, detector, *, options: ScanOpti
         with progress.task("scanning", total=len(files)) as task:
             for path in files:
                 outcome, job = _prepare_track(path, out, detector, options=options, keys=keys,
-                                              command_line=command_line)
+                                              command_line=command_line,
+                                              salted=path in salted)
                 outcomes.append(outcome)
                 if job is not None:
                     if pool is None:
@@ -893,11 +939,14 @@ def _scan_locked(inputs, out: Path, detector, *, options: ScanOptions, keys,
         shutil.rmtree(stale, ignore_errors=True)
     found = inputs if isinstance(inputs, Discovery) else discover(inputs)
     result = ScanResult(skipped=list(found.skipped))
+    from musicbrain_cli.audio.intake import sha256_file
+
+    salted = same_audio_and_stem(found.files, sha256_file)
     if engine is None:
         outcomes = _in_process(found.files, out, detector, options=options, keys=keys,
-                               command_line=command_line, progress=progress)
+                               command_line=command_line, progress=progress, salted=salted)
     else:
-        outcomes = engine(found.files, out)
+        outcomes = engine(found.files, out, salted)
     for path, outcome in zip(found.files, outcomes):
         result.entries.append(outcome.entry)
         result.reused += outcome.reused
@@ -979,6 +1028,6 @@ def load_ood(detector):
 
 
 __all__ = ["ScanOptions", "ScanResult", "TrackOutcome", "analyse_track",
-           "process_track", "scan",
+           "process_track", "scan", "track_folder",
            "write_track_folder", "completed_result", "check_finished", "output_lock",
            "load_ood"]

@@ -8,13 +8,14 @@ can escape the output folder. Reads nothing but names and folder entries; no aud
 
 from __future__ import annotations
 
+import hashlib
 import os
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
-from musicbrain_cli.errors import InputError
+from musicbrain_cli.errors import InputError, MusicBrainError
 
 #: File name extensions taken for audio when a folder is scanned (files named explicitly
 #: are always tried). Anything else in a folder is skipped with a note.
@@ -123,17 +124,48 @@ def _walk(top: Path, found: Discovery, seen_dirs: set, add_file: Callable[[Path]
                 found.skipped.append((str(p), "not an audio file name extension"))
 
 
-def safe_name(path: str | os.PathLike, sha256: str) -> str:
-    """``<safe-stem>-<first 12 hex of the SHA-256>``: a folder name that cannot escape OUT.
-
-    Only ASCII letters, digits, ``.``, ``_`` and ``-`` survive (after NFKD folding), leading
-    dots are dropped (no hidden or ``..`` names), the stem is capped, and the hash keeps two
-    files with the same name apart.
-    """
+def safe_stem(path: str | os.PathLike) -> str:
+    """The file name's stem as a folder name may hold it: only ASCII letters, digits, ``.``,
+    ``_`` and ``-`` survive (after NFKD folding), leading dots are dropped (no hidden or
+    ``..`` names), and it is capped."""
     stem = unicodedata.normalize("NFKD", Path(path).stem).encode("ascii", "ignore").decode()
     stem = "".join(c if c.isalnum() or c in "._-" else "_" for c in stem).lstrip(".")
-    stem = stem[:MAX_NAME_CHARS].strip("_-.") or "track"
-    return f"{stem}-{sha256[:12]}"
+    return stem[:MAX_NAME_CHARS].strip("_-.") or "track"
 
 
-__all__ = ["AUDIO_EXTENSIONS", "Discovery", "discover", "read_path_list", "safe_name"]
+def safe_name(path: str | os.PathLike, sha256: str, *, salted: bool = False) -> str:
+    """``<safe-stem>-<first 12 hex of the SHA-256>``: a folder name that cannot escape OUT;
+    the hash keeps two files with the same name apart.
+
+    Two inputs with the same audio and names that fold to the same stem (``a/track.wav``
+    and ``b/track.wav``; ``my song.wav`` and ``my_song.wav``) would share that name, so
+    with ``salted`` the name also carries 8 hex of the SHA-256 of the input's path as given:
+    ``<safe-stem>-<audio hash>-<path hash>``, one folder per input.
+    """
+    name = f"{safe_stem(path)}-{sha256[:12]}"
+    if salted:
+        name += "-" + hashlib.sha256(os.fsencode(os.fspath(path))).hexdigest()[:8]
+    return name
+
+
+def same_audio_and_stem(files: Sequence[Path], sha256_of: Callable[[Path], str]) -> set[Path]:
+    """The files of ``files`` whose folder names (:func:`safe_name`) would collide: same
+    folded stem and same audio. Only files sharing a stem are hashed (``sha256_of``); a file
+    that cannot be read is left to the scan, which reports it."""
+    by_stem: dict[str, list[Path]] = {}
+    for p in files:
+        by_stem.setdefault(safe_stem(p), []).append(p)
+    colliding: set[Path] = set()
+    for group in (g for g in by_stem.values() if len(g) > 1):
+        by_audio: dict[str, list[Path]] = {}
+        for p in group:
+            try:
+                by_audio.setdefault(sha256_of(p), []).append(p)
+            except (OSError, MusicBrainError):
+                continue
+        colliding.update(p for same in by_audio.values() if len(same) > 1 for p in same)
+    return colliding
+
+
+__all__ = ["AUDIO_EXTENSIONS", "Discovery", "discover", "read_path_list", "safe_name", "safe_stem",
+           "same_audio_and_stem"]

@@ -36,7 +36,7 @@ import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Collection, Sequence
 
 from musicbrain_cli.errors import ConfigError, MusicBrainError
 from musicbrain_cli.progress import NULL_PROGRESS, Progress
@@ -117,20 +117,22 @@ def _maybe_crash(path: str, folder: str | None) -> None:
         os._exit(1)   # a worker killed mid-track (after the analysis, before returning)
 
 
-def _run_track(spec: WorkerSpec, path: str, out: str):
+def _run_track(spec: WorkerSpec, path: str, out: str, salted: bool = False):
     from musicbrain_cli.scan import batch as scan
 
     detector, keys = _worker_state(spec)
     outcome = scan.process_track(Path(path), Path(out), detector, options=spec.options,
-                                 keys=keys, command_line=spec.command_line)
+                                 keys=keys, command_line=spec.command_line, salted=salted)
     _maybe_crash(path, spec.crash_once_dir)
     return outcome
 
 
 def run_tracks(files: Sequence[Path], out: Path, spec: WorkerSpec, *,
                address: str | None = None, num_cpus: int | None = None,
-               progress: Progress = NULL_PROGRESS) -> list:
+               progress: Progress = NULL_PROGRESS, salted: Collection[Path] = ()) -> list:
     """:class:`musicbrain_cli.scan.batch.TrackOutcome` of every file, in input order.
+    ``salted``: the files that share audio and folded name with another input of the scan
+    (:func:`musicbrain_cli.scan.batch.track_folder`).
 
     Connects to the cluster at ``address`` (``None``: an instance already started in this
     process, else a local one with ``num_cpus`` CPUs). A task whose worker died is retried
@@ -156,7 +158,7 @@ def run_tracks(files: Sequence[Path], out: Path, spec: WorkerSpec, *,
     try:
         task = ray.remote(max_retries=MAX_RETRIES, retry_exceptions=False,
                           num_cpus=TASK_CPUS)(_run_track)
-        refs = [task.remote(spec, str(p), str(out)) for p in files]
+        refs = [task.remote(spec, str(p), str(out), p in salted) for p in files]
         index = {r: i for i, r in enumerate(refs)}
         results: list = [None] * len(refs)
         pending = list(refs)
