@@ -359,7 +359,7 @@ def scan_summary_lines(result, output) -> list[str]:
     lines += [f"    {Path(e.input_path).name}: {e.error}" for e in result.entries if e.error]
     done_now = result.n_ok - result.reused
     lines.append(f"{done_now} analysed now, {result.reused} skipped (already complete)"
-                 + (f", {len(result.skipped)} non-audio file(s) passed over"
+                 + (f", {len(result.skipped)} other path(s) passed over (listed above)"
                     if result.skipped else ""))
     if getattr(result, "kept", None):
         lines.append(f"{len(result.kept)} track folder(s) kept from earlier scans")

@@ -132,7 +132,7 @@ def test_scan_ends_with_a_one_screen_summary(tmp_path):
     counts = dict(line.split() for line in lines[1:5])
     assert counts == {"ai": "1", "inconclusive": "0", "human": "2", "failed": "1"}
     assert "    d.mp3: truncated at 3.2 s" in lines
-    assert ("1 analysed now, 2 skipped (already complete), 1 non-audio file(s) passed over"
+    assert ("1 analysed now, 2 skipped (already complete), 1 other path(s) passed over (listed above)"
             in lines)
     assert lines[-1] == f"index: {tmp_path / 'out' / 'index.html'}"
     assert len(lines) <= 24   # one screen

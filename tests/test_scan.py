@@ -239,7 +239,7 @@ def test_discover_survives_symlink_loops_and_dedups(tmp_path):
     found = discover([root, root / "a" / "x.wav"])
     assert len(found.files) == 1
     assert any("loop" in reason for _, reason in found.skipped)
-    assert ("%s" % (tmp_path / "nope"), "no such file or folder") in discover([tmp_path / "nope"]).skipped
+    assert discover([tmp_path / "nope"]).missing == [str(tmp_path / "nope")]
 
 
 @pytest.mark.parametrize("name", ["../../etc/passwd", "..", ".hidden.wav", "a/b\\c.mp3",
@@ -292,6 +292,30 @@ def test_safe_name_salted_keeps_same_audio_inputs_apart():
     one, two = (safe_name(p, "ab" * 32, salted=True) for p in ("a/track.wav", "b/track.wav"))
     assert one != two and one.startswith(plain + "-") and len(one) == len(plain) + 9
     assert one == safe_name("a/track.wav", "ab" * 32, salted=True)       # stable
+
+
+def test_a_path_list_is_read_verbatim_and_a_missing_listed_path_is_a_failure(tmp_path,
+                                                                              model_dir):
+    """A list file's paths keep their spaces (' sp.wav' is a file name), and a listed path
+    that does not exist is a failed input in the catalog and the exit status, never a
+    silent skip."""
+    cat = tmp_path / "cat"
+    cat.mkdir()
+    encode_audio(cat / " sp.wav", tone(3.0), SR)
+    listing = cat / "list.txt"
+    listing.write_bytes(b"# uploads\r\n sp.wav\r\n\r\nnope.wav\n")
+    from musicbrain_cli.scan.discovery import read_path_list
+
+    assert read_path_list(listing) == [str(cat / " sp.wav"), str(cat / "nope.wav")]
+    out = tmp_path / "out"
+    res = run(["scan", "--paths-from", str(listing), "-o", str(out), "--model",
+               str(model_dir), "--report", "none", "--unsigned", "--quiet"])
+    assert res.exit_code == 1, res.output            # a listed file failed
+    assert "nope.wav: no such file or folder" in res.output
+    rows = {Path(r["path"]).name: r for r in
+            json.loads((out / "summary.json").read_text())["tracks"]}
+    assert rows[" sp.wav"]["status"] == "ok"
+    assert rows["nope.wav"]["status"] == "error" and "no such file" in rows["nope.wav"]["error"]
 
 
 def test_missing_input_is_a_usage_error(tmp_path, model_dir):

@@ -942,6 +942,9 @@ def _scan_locked(inputs, out: Path, detector, *, options: ScanOptions, keys,
     from musicbrain_cli.audio.intake import sha256_file
 
     salted = same_audio_and_stem(found.files, sha256_file)
+    from musicbrain_cli.report import CatalogEntry
+
+    result.entries += [CatalogEntry(p, error="no such file or folder") for p in found.missing]
     if engine is None:
         outcomes = _in_process(found.files, out, detector, options=options, keys=keys,
                                command_line=command_line, progress=progress, salted=salted)

@@ -33,6 +33,8 @@ MAX_NAME_CHARS = 60
 class Discovery:
     files: list[Path] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)   # (path, reason)
+    #: inputs that do not exist: the scan lists each as a failed input, never a skip
+    missing: list[str] = field(default_factory=list)
 
 
 def discover(inputs: Iterable[str | os.PathLike]) -> Discovery:
@@ -55,7 +57,7 @@ def discover(inputs: Iterable[str | os.PathLike]) -> Discovery:
     for raw in inputs:
         top = Path(raw)
         if not os.path.lexists(top):
-            found.skipped.append((str(top), "no such file or folder"))
+            found.missing.append(str(top))
         elif top.is_dir():
             _walk(top, found, seen_dirs, add_file)
         elif top.is_file() or top.is_symlink():
@@ -72,8 +74,10 @@ MAX_LISTED_PATHS = 1_000_000
 def read_path_list(path: str | os.PathLike) -> list[str]:
     """The paths a text file lists, one per line (UTF-8; blank lines and lines starting
     with ``#`` ignored; a relative path is taken relative to the list file's folder), for
-    catalogs that do not sit in one folder. The file is read as untrusted input: a regular
-    file only, bounded in size and in the number of paths. Raises :class:`InputError`."""
+    catalogs that do not sit in one folder. Each path is taken as written, spaces at either
+    end included (file names may hold them); only the line ending is removed. The file is
+    read as untrusted input: a regular file only, bounded in size and in the number of
+    paths. Raises :class:`InputError`."""
     from musicbrain_cli.inputs import read_regular
 
     try:
@@ -85,9 +89,9 @@ def read_path_list(path: str | os.PathLike) -> list[str]:
                          f"{exc.strerror or exc}") from exc
     base = Path(path).parent
     out = []
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
+    for line in text.split("\n"):
+        line = line.removesuffix("\r")
+        if not line.strip() or line.startswith("#"):
             continue
         if "\x00" in line:
             raise InputError(f"path list {os.fspath(path)!r} holds a NUL character")
@@ -111,7 +115,8 @@ def _walk(top: Path, found: Discovery, seen_dirs: set, add_file: Callable[[Path]
             continue
         key = (st.st_dev, st.st_ino)
         if key in seen_dirs:
-            found.skipped.append((root, "folder already visited (symbolic link loop)"))
+            found.skipped.append((root, "folder already visited (named twice, or a symbolic "
+                                        "link loop)"))
             dirs[:] = []
             continue
         seen_dirs.add(key)
