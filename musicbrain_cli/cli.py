@@ -292,6 +292,14 @@ def scan(inputs, paths_from, output, report_format, model_name, device, jobs, ke
                               notes=note_estimator)
     except ConfigError as exc:
         _fail(str(exc), EXIT_USAGE)
+    if unsigned:
+        from musicbrain_cli.errors import InputError
+        from musicbrain_cli.scan.batch import check_output
+
+        try:
+            check_output(Path(output), None)
+        except InputError as exc:
+            _fail(str(exc), EXIT_USAGE)
     keys, key_folder = (None, None) if unsigned else _scan_keys(key_dir)
     command_line = ["musicbrain", *sys.argv[1:]]
     progress = RichProgress(disable=quiet)

@@ -146,3 +146,20 @@ def test_a_rerun_asking_for_another_format_redoes_the_folder(setup):
     assert rows(out)["a.flac"]["report"].endswith("/report.pdf")
     assert (_folder_of(out, "a.flac") / "report.pdf").is_file()
     assert run(["verify", str(out)]).exit_code == 0
+
+
+def test_an_unsigned_scan_never_unsigns_a_signed_catalog(setup, tiny_model_dir):
+    """An --unsigned rerun into a signed output deleted the catalog's signature and
+    rewrote it unsigned (exit 0, nothing analysed): the folder no longer verified."""
+    from musicbrain_cli.errors import InputError
+    from musicbrain_cli.scan.batch import scan
+
+    root, out, _ = setup
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    res = CliRunner().invoke(main, ["scan", str(root / "cat" / "a.flac"), "-o", str(out),
+                                    "--model", str(tiny_model_dir), "--unsigned", "--quiet"])
+    assert res.exit_code == 2 and "is signed" in res.output, res.output
+    with pytest.raises(InputError, match="is signed"):          # the library refuses too
+        scan([root / "cat" / "a.flac"], out, None, keys=None)
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    assert run(["verify", str(out)]).exit_code == 0

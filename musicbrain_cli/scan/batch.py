@@ -872,6 +872,18 @@ def _finish(outcome: TrackOutcome, job: Callable[[], dict]) -> None:
         outcome.entry = CatalogEntry(outcome.entry.input_path, error=str(exc))
 
 
+def check_output(out: Path, keys) -> None:
+    """Refuse an output folder this scan must not write: an unsigned scan (``keys`` None)
+    into a folder whose catalog is signed would rewrite the catalog without its signature.
+    Raises :class:`InputError`."""
+    from musicbrain_cli.report.manifest import CATALOG_SIGNATURE_NAME
+
+    if keys is None and (Path(out) / CATALOG_SIGNATURE_NAME).exists():
+        raise InputError(f"the catalog in {str(out)!r} is signed: an unsigned scan would "
+                         "replace it with an unsigned one; scan with the signing key, or "
+                         "into another folder")
+
+
 def scan(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, detector, *,
          options: ScanOptions = ScanOptions(), keys=None,
          command_line: Sequence[str] = (), progress: Progress = NULL_PROGRESS,
@@ -892,6 +904,7 @@ def scan(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, detect
     :func:`musicbrain_cli.scan.ray_engine.run_tracks`; ``detector`` is then unused here.
     """
     out = Path(out_dir)
+    check_output(out, keys)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -1031,6 +1044,6 @@ def load_ood(detector):
 
 
 __all__ = ["ScanOptions", "ScanResult", "TrackOutcome", "analyse_track",
-           "process_track", "scan", "track_folder",
+           "process_track", "scan", "track_folder", "check_output",
            "write_track_folder", "completed_result", "check_finished", "output_lock",
            "load_ood"]
