@@ -414,7 +414,8 @@ def _scan_keys(key_dir):
               help="With --reproduce: the C2PA trust anchors the scan was given.")
 @handle_errors
 def verify(paths, audio, keys_dir, trust_store, reproduce, model_name, trust_anchors) -> None:
-    """Verify the signatures and hashes of report folders, signed PDFs or scan folders.
+    """Verify the signatures and hashes of report folders, signed PDFs or scan folders
+    (a file of a report folder, such as its report.html, is verified with its folder).
 
     A scan's output folder (the one holding summary.json) is verified whole: every track
     folder it names, and that the summary, summary.csv and index.html say what those

@@ -250,6 +250,24 @@ def test_pdf_alone_and_not_a_report(copy, tmp_path, keys):
     assert not verify_path(tmp_path / "missing").ok
 
 
+def test_a_file_of_a_report_folder_is_verified_with_its_folder(copy, keys):
+    """`verify report.html` called a genuine report INVALID ("not a report folder or a
+    PDF"): a file of a report folder is vouched for by the folder's manifest, so the folder
+    is verified and the result says so; an edited file still fails."""
+    folder, audio = copy
+    for name in ("report.html", "result.json"):
+        result = verify_path(folder / name, audio=audio, trusted=keys.public())
+        assert result.ok, result.failures
+        assert result.checks[0].name == "input" and "part of its report folder" in \
+            result.checks[0].detail
+    (folder / "stray.txt").write_text("not sealed")
+    stray = verify_path(folder / "stray.txt", trusted=keys.public())
+    assert not stray.ok and "not listed" in stray.checks[0].detail
+    (folder / "stray.txt").unlink()
+    _flip(folder / "report.html")
+    assert not verify_path(folder / "report.html", trusted=keys.public()).ok
+
+
 def test_unsigned_pdf_fails(tmp_path):
     from musicbrain_cli.report.pdf import html_to_pdf
 

@@ -116,7 +116,19 @@ def verify_path(path: Path, *, audio: Path | None = None,
             return result
         if is_pdf:
             return verify_pdf(path, trusted=trusted, audio=audio)
-    result.add("input", FAIL, "not a report folder or a PDF file" if path.exists()
+        if (path.parent / MANIFEST_NAME).is_file():
+            # a file of a report folder (report.html, result.json): its manifest is what
+            # vouches for it, so the folder is verified, and the result says so
+            folder = verify_report_folder(path.parent, audio=audio, trusted=trusted)
+            listed = any(c.name == f"file {path.name}" for c in folder.checks)
+            folder.checks.insert(0, Check(
+                "input", PASS if listed else FAIL,
+                f"{path.name} is verified as part of its report folder {str(path.parent)!r}"
+                if listed else f"{path.name} is not listed in the manifest of its folder "
+                               f"{str(path.parent)!r}"))
+            return folder
+    result.add("input", FAIL, "not a report folder, a scan folder, a file of a report "
+               "folder or a signed PDF: nothing here can be verified" if path.exists()
                else "no such file or folder")
     return result
 
