@@ -196,7 +196,8 @@ def test_the_artifact_line_quotes_its_own_measured_rates():
         "miss_rate_per_decoder_family_test": {"linear": {"miss_rate": 0.9, "n": 21}},
         "measured_on": "synthetic decoders; for real generators the miss rate is unknown"}}}
     html = render_report_html(track, {})
-    assert "never fitted on: 0 of 257 (0.0%, 95% confidence interval 0.0% to 1.5%)" in html
+    assert ("never fitted on, per held-out set: test 0 of 257 (0.0%, 95% confidence interval "
+            "0.0% to 1.5%)") in html
     assert "Decoded test clips it detected: 105 of 149 (70.0%" in html
     assert "linear 90.0% of 21" in html
     assert "for real generators the miss rate is unknown" in html
@@ -397,3 +398,22 @@ def test_the_artifact_lines_doubt_zone_is_quoted_with_its_measured_cost():
     assert f"test-final {withheld['k']} of {withheld['n']}" in said
     assert "validation" not in said                     # the packages that set it are not quoted
     assert "doubt" not in " ".join(_artifact_sentences({"error_rates": rates}))
+
+
+def test_the_artifact_lines_false_accusation_rates_each_name_their_held_out_set():
+    """The report listed '2 of 1364; 0 of 257; 0 of 418; 0 of 445' with no way to tell which
+    figure was measured on what, nor that the first was measured after the line shipped."""
+    from musicbrain_cli.artifacts.detector import ArtifactDetector
+    from musicbrain_cli.report.html import _artifact_sentences
+
+    rates = ArtifactDetector.from_pretrained("default").card["summary"]
+    said = next(s for s in _artifact_sentences({"error_rates": rates})
+                if s.startswith("Measured false accusations"))
+    for key, name in (("false_accusations_human_test", "test"),
+                      ("false_accusations_human_test_final", "test-final"),
+                      ("false_accusations_human_test_fresh", "test-fresh")):
+        assert f"; {name} {rates[key]['k']} of {rates[key]['n']} (" in said \
+            or f": {name} {rates[key]['k']} of {rates[key]['n']} (" in said
+    later = rates["false_accusations_human_new_uploads"]
+    assert (f"new-uploads (measured after the line shipped) {later['k']} of {later['n']}"
+            in said)

@@ -641,11 +641,18 @@ def _artifact_sentences(found: Any) -> list[str]:
         return []
     rates = found.get("error_rates") if isinstance(found.get("error_rates"), Mapping) else {}
     out = []
-    human = [p for p in (_rate_phrase(rates.get(k)) for k in sorted(rates, key=str)
-                         if str(k).startswith("false_accusations_human")) if p]
+    prefix = "false_accusations_human"
+    human = []
+    for k in sorted(rates, key=str):
+        phrase = _rate_phrase(rates.get(k)) if str(k).startswith(prefix) else None
+        if phrase:      # each figure named by the set it was measured on
+            name = visible(str(k)[len(prefix):].strip("_").replace("_", "-") or "all")
+            later = " (measured after the line shipped)" if rates[k].get(
+                "measured_after_shipping") else ""
+            human.append(f"{name}{later} {phrase}")
     if human:
         out.append("Measured false accusations of this line on human recordings from packages "
-                   "it was never fitted on: " + "; ".join(human) + ".")
+                   "it was never fitted on, per held-out set: " + "; ".join(human) + ".")
     withheld = rates.get("human_withheld_by_doubt")
     doubt = _num(found.get("doubt_threshold"))
     if isinstance(withheld, Mapping) and doubt is not None:
