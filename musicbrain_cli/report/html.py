@@ -68,11 +68,13 @@ STANDARD_LIMITATIONS = (
 
 
 def visible(value: Any) -> str:
-    """``str(value)`` with control and invisible formatting characters spelled out."""
+    """``str(value)`` with control and invisible formatting characters spelled out, line
+    breaks included (HTML would show one as a space: ``new\nline.wav`` would read as the
+    name of another file, ``new line.wav``); tabs become spaces."""
     text = str(value)
     out = []
     for ch in text:
-        if ch in "\t\n":
+        if ch == "\t":
             out.append(" ")
         elif unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"):
             out.append(f"\\u{{{ord(ch):04x}}}")
