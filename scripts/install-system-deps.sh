@@ -3,6 +3,8 @@
 #   fluidsynth + three General MIDI SoundFonts  -> rendering symbolic music (training data)
 #   libpango / libpangoft2                       -> WeasyPrint (PDF reports)
 #   poppler-utils                                -> pdfsig, an independent PDF signature check
+#   fonts-wqy-microhei                           -> Chinese, Japanese and Korean characters in
+#                                                   PDF reports (file names, tags), 1.6 MB
 set -euo pipefail
 need=()
 command -v fluidsynth >/dev/null 2>&1 || need+=(fluidsynth)
@@ -13,6 +15,7 @@ ldconfig -p 2>/dev/null | grep -q 'libpango-1.0.so' || need+=(libpango-1.0-0)
 ldconfig -p 2>/dev/null | grep -q 'libpangoft2-1.0.so' || need+=(libpangoft2-1.0-0)
 ldconfig -p 2>/dev/null | grep -q 'libharfbuzz-subset.so' || need+=(libharfbuzz-subset0)
 command -v pdfsig >/dev/null 2>&1 || need+=(poppler-utils)
+[ -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need+=(fonts-wqy-microhei)
 if [ ${#need[@]} -eq 0 ]; then
   echo "system packages: all present"
   exit 0

@@ -419,3 +419,20 @@ def test_the_artifact_lines_false_accusation_rates_each_name_their_held_out_set(
     later = rates["false_accusations_human_new_uploads"]
     assert (f"new-uploads (measured after the line shipped) {later['k']} of {later['n']}"
             in said)
+
+
+def test_a_pdf_report_draws_chinese_japanese_and_korean_names(caplog):
+    """A file name in CJK scripts came out of the PDF as blank boxes (.notdef glyphs): the
+    recording's name must be legible in a court document. The setup installs a font that
+    covers them (scripts/install-system-deps.sh) and the stylesheet names it."""
+    import logging
+
+    from musicbrain_cli.report.pdf import html_to_pdf
+    from musicbrain_cli.report.schema import example_track
+
+    track = example_track(n_windows=2, file_name="Ελληνικά العربية 日本語 中文 한국어.wav")
+    with caplog.at_level(logging.WARNING, logger="weasyprint"):
+        pdf = html_to_pdf(render_report_html(track, {}))
+    assert pdf.startswith(b"%PDF-")
+    missing = [r.getMessage() for r in caplog.records if ".notdef" in r.getMessage()]
+    assert not missing, missing[:3]
