@@ -272,7 +272,12 @@ def scan(inputs, paths_from, output, report_format, model_name, device, jobs, ke
     from musicbrain_cli.scan.batch import ScanOptions, scan as run_scan
     from musicbrain_cli.scan.discovery import discover, read_path_list
 
-    listed = read_path_list(paths_from) if paths_from else []
+    from musicbrain_cli.errors import InputError
+
+    try:
+        listed = read_path_list(paths_from) if paths_from else []
+    except InputError as exc:
+        _fail(str(exc), EXIT_USAGE)
     # discovery first: with nothing to scan, the model (torch) is never loaded (issue 27)
     found = discover([*inputs, *listed])
 
@@ -313,9 +318,13 @@ def scan(inputs, paths_from, output, report_format, model_name, device, jobs, ke
         run_on = partial(_ray_tracks, spec=spec, address=address, num_cpus=jobs,
                          progress=progress)
     elif found.files:
+        from musicbrain_cli.errors import MusicBrainError
         from musicbrain_cli.model.inference import Detector
 
-        detector = Detector.from_pretrained(model_name, device=device)
+        try:    # a model that cannot be loaded is the caller's to fix: a usage error
+            detector = Detector.from_pretrained(model_name, device=device)
+        except MusicBrainError as exc:
+            _fail(str(exc), EXIT_USAGE)
     result = run_scan(found, output, detector, options=options, keys=keys,
                       command_line=command_line, progress=progress, engine=run_on)
     for path, reason in result.skipped:

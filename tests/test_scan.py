@@ -541,3 +541,16 @@ def test_alignment_records_which_note_estimator_ran(tmp_path, model_dir, monkeyp
     assert fixed["alignment"]["note_estimator"] == {"estimator": "builtin", "requested": "builtin",
                                                     "fallback": None}
     pitch._basic_pitch_model.cache_clear()
+
+
+def test_a_model_or_path_list_that_cannot_be_read_is_a_usage_error(tmp_path, model_dir):
+    """The README says usage errors exit 2 and 1 means a file failed: a model that does not
+    exist and a path list that is not UTF-8 exited 1."""
+    encode_audio(tmp_path / "a.flac", tone(3.0), SR)
+    base = ["-o", str(tmp_path / "o"), "--unsigned", "--quiet"]
+    res = run(["scan", str(tmp_path / "a.flac"), "--model", str(tmp_path / "no-model"), *base])
+    assert res.exit_code == 2 and "no-model" in res.output, res.output
+    listing = tmp_path / "list.txt"
+    listing.write_bytes(b"\xff\xfe not utf-8\n")
+    res = run(["scan", "--paths-from", str(listing), "--model", str(model_dir), *base])
+    assert res.exit_code == 2 and "not UTF-8" in res.output, res.output
