@@ -279,7 +279,7 @@ def scan(inputs, paths_from, output, report_format, model_name, device, jobs, ke
     except InputError as exc:
         _fail(str(exc), EXIT_USAGE)
     # discovery first: with nothing to scan, the model (torch) is never loaded (issue 27)
-    found = discover([*inputs, *listed])
+    found = discover([*inputs, *listed], output=output)
 
     if trust_anchors:
         from musicbrain_cli.errors import ConfigError

@@ -554,3 +554,19 @@ def test_a_model_or_path_list_that_cannot_be_read_is_a_usage_error(tmp_path, mod
     listing.write_bytes(b"\xff\xfe not utf-8\n")
     res = run(["scan", "--paths-from", str(listing), "--model", str(model_dir), *base])
     assert res.exit_code == 2 and "not UTF-8" in res.output, res.output
+
+
+def test_an_output_folder_inside_the_scanned_folder_is_not_walked(tmp_path):
+    """With OUT inside the scanned folder, every rerun listed each report file as 'skipped:
+    not an audio file name extension' (51 lines for 6 tracks)."""
+    cat = tmp_path / "cat"
+    (cat / "out" / "track-0123").mkdir(parents=True)
+    (cat / "out" / "track-0123" / "report.pdf").write_bytes(b"%PDF-")
+    (cat / "out" / "track-0123" / "old.wav").write_bytes(b"")
+    (cat / "a.wav").write_bytes(b"")
+    (cat / "notes.txt").write_text("x")
+    found = discover([cat], output=cat / "out")
+    assert found.files == [cat / "a.wav"]
+    assert [Path(p).name for p, _ in found.skipped] == ["notes.txt"]
+    walked = discover([cat])          # without output, the folder is an input like any other
+    assert cat / "out" / "track-0123" / "old.wav" in walked.files

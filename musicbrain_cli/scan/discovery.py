@@ -37,15 +37,23 @@ class Discovery:
     missing: list[str] = field(default_factory=list)
 
 
-def discover(inputs: Iterable[str | os.PathLike]) -> Discovery:
+def discover(inputs: Iterable[str | os.PathLike], *,
+             output: str | os.PathLike | None = None) -> Discovery:
     """Audio files under ``inputs`` (files or folders), recursively, in a stable order.
 
     Symbolic links are followed, but every folder is entered once (by device and inode),
     so a link loop cannot trap the walk. Files are de-duplicated by their real path.
-    Folder entries without an audio extension are skipped with a note.
+    Folder entries without an audio extension are skipped with a note. ``output``: the
+    scan's output folder, never entered when it lies inside an input (its reports are not
+    inputs, and would otherwise each be listed as skipped on every rerun).
     """
     found = Discovery()
     seen_dirs: set[tuple[int, int]] = set()
+    try:
+        st = os.stat(output) if output is not None else None
+    except OSError:
+        st = None       # not made yet: nothing of it to enter
+    output_key = (st.st_dev, st.st_ino) if st is not None else None
     seen_files: set[str] = set()
 
     def add_file(p: Path) -> None:
@@ -59,7 +67,7 @@ def discover(inputs: Iterable[str | os.PathLike]) -> Discovery:
         if not os.path.lexists(top):
             found.missing.append(str(top))
         elif top.is_dir():
-            _walk(top, found, seen_dirs, add_file)
+            _walk(top, found, seen_dirs, add_file, output_key)
         elif top.is_file() or top.is_symlink():
             add_file(top)
         else:
@@ -102,7 +110,8 @@ def read_path_list(path: str | os.PathLike) -> list[str]:
     return out
 
 
-def _walk(top: Path, found: Discovery, seen_dirs: set, add_file: Callable[[Path], None]) -> None:
+def _walk(top: Path, found: Discovery, seen_dirs: set, add_file: Callable[[Path], None],
+          output_key: tuple[int, int] | None = None) -> None:
     def on_error(exc: OSError) -> None:
         found.skipped.append((str(exc.filename), f"cannot read folder: {exc.strerror}"))
 
@@ -114,6 +123,9 @@ def _walk(top: Path, found: Discovery, seen_dirs: set, add_file: Callable[[Path]
             dirs[:] = []
             continue
         key = (st.st_dev, st.st_ino)
+        if key == output_key:          # the scan's own output folder
+            dirs[:] = []
+            continue
         if key in seen_dirs:
             found.skipped.append((root, "folder already visited (named twice, or a symbolic "
                                         "link loop)"))
