@@ -201,7 +201,8 @@ def ray_benchmark(catalog: Path, tmp: Path, args, options, keys) -> None:
             t = time.perf_counter()
             result = scan([catalog], tmp / f"out-ray{workers}", None, keys=keys,
                           options=options,
-                          engine=lambda files, out: ray_engine.run_tracks(files, out, spec))
+                          engine=lambda files, out, salted: ray_engine.run_tracks(
+                              files, out, spec, salted=salted))
             walls[f"ray, {workers} worker(s)"] = time.perf_counter() - t
         finally:
             ray.shutdown()

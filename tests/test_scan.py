@@ -289,9 +289,71 @@ def test_inputs_with_the_same_audio_and_folded_name_never_share_a_folder(tmp_pat
 
 def test_safe_name_salted_keeps_same_audio_inputs_apart():
     plain = safe_name("a/track.wav", "ab" * 32)
-    one, two = (safe_name(p, "ab" * 32, salted=True) for p in ("a/track.wav", "b/track.wav"))
-    assert one != two and one.startswith(plain + "-") and len(one) == len(plain) + 9
-    assert one == safe_name("a/track.wav", "ab" * 32, salted=True)       # stable
+    one, two = (safe_name("track.wav", "ab" * 32, salt=p) for p in ("/m/a/track.wav",
+                                                                    "/m/b/track.wav"))
+    assert one != two and one.startswith(plain.split("-")[0] + "-") and len(one) == len(plain) + 9
+    assert one == safe_name("track.wav", "ab" * 32, salt="/m/a/track.wav")       # stable
+
+
+def test_twins_are_found_by_folded_stem_case_and_size_and_hashed_only_then(tmp_path):
+    from musicbrain_cli.scan.discovery import same_audio_and_stem
+
+    for rel, data in (("a/Track.wav", b"x" * 10), ("b/track.wav", b"x" * 10),
+                      ("c/track.wav", b"y" * 10), ("d/01.flac", b"z" * 5), ("e/01.flac", b"z" * 6)):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(data)
+    hashed = []
+
+    def sha(p):
+        hashed.append(p.name)
+        return p.read_bytes().decode()
+
+    files = sorted(tmp_path.rglob("*.*"))
+    twins = same_audio_and_stem(files, sha)
+    assert twins == {tmp_path / "a/Track.wav", tmp_path / "b/track.wav"}
+    assert sorted(hashed) == ["Track.wav", "track.wav", "track.wav"]   # the 01.flac differ in size
+
+
+def test_a_rerun_from_another_working_folder_reuses_every_folder(tmp_path, model_dir,
+                                                                 monkeypatch):
+    """result.json records the input path as typed, often relative: a rerun from another
+    working folder must not take a finished folder for another input's (nor twins' salted
+    folders, named after the real path, for new ones)."""
+    cat = tmp_path / "music"
+    for rel in ("a/track.wav", "b/track.wav", "solo.wav"):
+        (cat / rel).parent.mkdir(parents=True, exist_ok=True)
+        encode_audio(cat / rel, tone(3.0), SR)
+    out = tmp_path / "out"
+    base = ["-o", str(out), "--model", str(model_dir), "--report", "none", "--unsigned",
+            "--quiet"]
+    monkeypatch.chdir(tmp_path)
+    assert run(["scan", "music", *base]).exit_code == 0
+    assert len(folders(out)) == 3
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    res = run(["scan", "../music", *base])
+    assert "0 analysed now, 3 skipped (already complete)" in res.output, res.output
+    assert len(folders(out)) == 3
+    assert len(json.loads((out / "summary.json").read_text())["tracks"]) == 3
+
+
+def test_a_vanished_input_with_an_earlier_report_is_one_row(tmp_path, model_dir):
+    """A listed file that is gone now, but was scanned before: the scan says it failed
+    (exit 1), and the catalog shows its earlier report once, not an error row beside it."""
+    cat = tmp_path / "cat"
+    cat.mkdir()
+    encode_audio(cat / "a.wav", tone(3.0), SR)
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"{cat / 'a.wav'}\n  # an indented comment\n")
+    out = tmp_path / "out"
+    base = ["--paths-from", str(listing), "-o", str(out), "--model", str(model_dir),
+            "--report", "none", "--unsigned", "--quiet"]
+    assert run(["scan", *base]).exit_code == 0                     # the comment is no path
+    (cat / "a.wav").unlink()
+    res = run(["scan", *base])
+    assert res.exit_code == 1 and "no such file" in res.output
+    rows = json.loads((out / "summary.json").read_text())["tracks"]
+    assert [r["status"] for r in rows] == ["ok"]
 
 
 def test_a_path_list_is_read_verbatim_and_a_missing_listed_path_is_a_failure(tmp_path,

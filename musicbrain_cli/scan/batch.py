@@ -784,7 +784,10 @@ def _recorded_input(folder: Path) -> str | None:
     return path if isinstance(path, str) else None
 
 
-def _same_input(recorded: str, path: Path) -> bool:
+def _is_input(recorded: str | None, path: Path) -> bool:
+    """Whether a folder's recorded input path names the file ``path``."""
+    if recorded is None:
+        return False
     if recorded == str(path):
         return True
     try:
@@ -797,19 +800,24 @@ def track_folder(path: Path, sha: str, out: Path, *, salted: bool = False) -> Pa
     """The track folder of input ``path`` (audio ``sha``) in ``out``: one folder per input,
     so no input's results can overwrite another's.
 
-    The plain name (:func:`~musicbrain_cli.scan.discovery.safe_name`) unless it holds
-    another input's result (same audio, a name that folds to the same stem), or ``salted``
-    (such a twin is in this scan), or an earlier scan with a twin already put this input in
-    the other folder, and the plain one does not already hold this input's: then the name
-    that also carries the input path's hash."""
-    plain, own = out / safe_name(path, sha), out / safe_name(path, sha, salted=True)
+    The plain name (:func:`~musicbrain_cli.scan.discovery.safe_name`), unless it holds the
+    result of another input that still exists (same audio, a name that folds to the same
+    stem), or ``salted`` (such a twin is in this scan) and it does not hold this input's:
+    then the name that also carries the hash of the input's real path (the same from any
+    working folder). A salted folder an earlier scan made for this input is found again.
+    A plain folder whose recorded input no longer resolves (a relative path recorded from
+    another working folder, a moved library) is taken for this input, as before folders
+    were told apart, so a rerun reuses what it finished."""
+    plain = out / safe_name(path, sha)
+    own = out / safe_name(path, sha, salt=os.path.realpath(path))
     recorded = _recorded_input(plain)
-    if recorded is not None and _same_input(recorded, path):
-        return plain
-    if recorded is not None or salted:
-        return own
-    earlier = _recorded_input(own)
-    return own if earlier is not None and _same_input(earlier, path) else plain
+    if salted:      # a twin is in this scan: the plain name only if provably this input's
+        return plain if _is_input(recorded, path) else own
+    if recorded is not None and os.path.lexists(recorded) and not _is_input(recorded, path):
+        return own                               # another input's, and it still exists
+    if recorded is None and (own / RESULT_JSON).exists():
+        return own                               # made by an earlier scan with a twin
+    return plain
 
 
 def _prepare_track(path: Path, out: Path, detector, *, options: ScanOptions, keys,
@@ -904,7 +912,6 @@ def scan(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, detect
     :func:`musicbrain_cli.scan.ray_engine.run_tracks`; ``detector`` is then unused here.
     """
     out = Path(out_dir)
-    check_output(out, keys)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -947,10 +954,11 @@ def _scan_locked(inputs, out: Path, detector, *, options: ScanOptions, keys,
     from musicbrain_cli.report import write_catalog
     from musicbrain_cli.report.manifest import write_catalog_manifest
 
+    check_output(out, keys)          # under the lock: no signed scan can slip in between
     previous_failures = _previous_failures(out)
     for stale in out.glob(f"{TMP_PREFIX}*"):
         shutil.rmtree(stale, ignore_errors=True)
-    found = inputs if isinstance(inputs, Discovery) else discover(inputs)
+    found = inputs if isinstance(inputs, Discovery) else discover(inputs, output=out)
     result = ScanResult(skipped=list(found.skipped))
     from musicbrain_cli.audio.intake import sha256_file
 
@@ -974,7 +982,11 @@ def _scan_locked(inputs, out: Path, detector, *, options: ScanOptions, keys,
     _keep_other_folders(out, ours, keys, result)
     inputs_now = {e.input_path for e in result.entries} | {e.input_path for e in result.kept}
     failures = [e for e in previous_failures if e.input_path not in inputs_now]
-    entries = [*result.entries, *result.kept, *failures]
+    # an input that is gone now but has a verified folder from an earlier scan: the
+    # console and the exit status say it failed; the catalog shows its report, once
+    kept_inputs = {e.input_path for e in result.kept}
+    entries = [*(e for e in result.entries if not (e.error and e.input_path in kept_inputs)),
+               *result.kept, *failures]
     written = write_catalog(out, entries)
     write_catalog_manifest(out, [p.name for p in written],
                            [PurePosixPath(e.report).parts[0] for e in entries if e.report],

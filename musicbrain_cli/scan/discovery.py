@@ -80,8 +80,8 @@ MAX_LISTED_PATHS = 1_000_000
 
 
 def read_path_list(path: str | os.PathLike) -> list[str]:
-    """The paths a text file lists, one per line (UTF-8; blank lines and lines starting
-    with ``#`` ignored; a relative path is taken relative to the list file's folder), for
+    """The paths a text file lists, one per line (UTF-8; blank lines and lines whose first
+    character other than a space is ``#`` ignored; a relative path is taken relative to the list file's folder), for
     catalogs that do not sit in one folder. Each path is taken as written, spaces at either
     end included (file names may hold them); only the line ending is removed. The file is
     read as untrusted input: a regular file only, bounded in size and in the number of
@@ -99,7 +99,7 @@ def read_path_list(path: str | os.PathLike) -> list[str]:
     out = []
     for line in text.split("\n"):
         line = line.removesuffix("\r")
-        if not line.strip() or line.startswith("#"):
+        if not line.strip() or line.lstrip().startswith("#"):
             continue
         if "\x00" in line:
             raise InputError(f"path list {os.fspath(path)!r} holds a NUL character")
@@ -150,28 +150,34 @@ def safe_stem(path: str | os.PathLike) -> str:
     return stem[:MAX_NAME_CHARS].strip("_-.") or "track"
 
 
-def safe_name(path: str | os.PathLike, sha256: str, *, salted: bool = False) -> str:
+def safe_name(path: str | os.PathLike, sha256: str, *, salt: str | None = None) -> str:
     """``<safe-stem>-<first 12 hex of the SHA-256>``: a folder name that cannot escape OUT;
     the hash keeps two files with the same name apart.
 
     Two inputs with the same audio and names that fold to the same stem (``a/track.wav``
     and ``b/track.wav``; ``my song.wav`` and ``my_song.wav``) would share that name, so
-    with ``salted`` the name also carries 8 hex of the SHA-256 of the input's path as given:
+    with a ``salt`` (the input's real path) the name also carries 8 hex of its SHA-256:
     ``<safe-stem>-<audio hash>-<path hash>``, one folder per input.
     """
     name = f"{safe_stem(path)}-{sha256[:12]}"
-    if salted:
-        name += "-" + hashlib.sha256(os.fsencode(os.fspath(path))).hexdigest()[:8]
+    if salt is not None:
+        name += "-" + hashlib.sha256(os.fsencode(salt)).hexdigest()[:8]
     return name
 
 
 def same_audio_and_stem(files: Sequence[Path], sha256_of: Callable[[Path], str]) -> set[Path]:
     """The files of ``files`` whose folder names (:func:`safe_name`) would collide: same
-    folded stem and same audio. Only files sharing a stem are hashed (``sha256_of``); a file
+    folded stem (case folded too: a case-insensitive file system makes ``Track`` and
+    ``track`` one folder) and same audio. Only files that share a stem and a size are
+    hashed (``sha256_of``), so an album's ``01.flac`` among many is not read twice; a file
     that cannot be read is left to the scan, which reports it."""
-    by_stem: dict[str, list[Path]] = {}
+    by_stem: dict[tuple[str, int], list[Path]] = {}
     for p in files:
-        by_stem.setdefault(safe_stem(p), []).append(p)
+        try:
+            size = os.stat(p).st_size
+        except OSError:
+            continue
+        by_stem.setdefault((safe_stem(p).casefold(), size), []).append(p)
     colliding: set[Path] = set()
     for group in (g for g in by_stem.values() if len(g) > 1):
         by_audio: dict[str, list[Path]] = {}
