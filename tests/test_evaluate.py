@@ -253,6 +253,17 @@ def test_verdict_fidelity_follows_the_predicted_source_label(setup, monkeypatch)
             assert totals.verdict.deletion["saliency"] and totals.verdict.beats_random_grid
             assert list(totals.style_alone_groups) == ["period"]
             assert totals.style_alone.deletion["saliency"]
+        # a label the card says had no training example is never the one explained
+        saved_card = detector.card
+        detector.card = {**saved_card, "training_data": {"labels_untrained": ["period/Baroque"]}}
+        try:
+            calls.clear()
+            _explain_window(detector, wave, None, clip_id="x", totals=_ExplainTotals(),
+                            figure_dir=None, top_k=3, steps=3, substrate="floor",
+                            occlusion=False, occlusion_patch=(8, 8), n_random=1)
+            assert calls[2] == [detector.labels.index("period/Romantic")]
+        finally:
+            detector.card = saved_card
     finally:
         with torch.no_grad():
             head.bias.copy_(saved)

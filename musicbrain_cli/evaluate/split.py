@@ -412,7 +412,9 @@ def _explain_window(detector, wave: np.ndarray, notes, *, clip_id: str, totals: 
                                                 targets=[verdict], substrate_kind=substrate,
                                                 score_fn=detector.calibrate,
                                                 seed=len(totals.band_verdict)))
-    style = [i for i in range(len(detector.labels)) if i not in source]
+    untrained = _untrained(detector)
+    style = [i for i in range(len(detector.labels))
+             if i not in source and detector.labels[i] not in untrained]
     if style:
         top = max(style, key=lambda i: float(res.logits[0, i]))
         with FMGradCAM(detector.model, layer="fusion", k=1, **options) as cam:
@@ -503,6 +505,14 @@ def entry_clip(*, seconds: float, sample_rate: int, seed: int, soundfont=None):
     return _window(y[skip:], int(round(seconds * sample_rate))), t0
 
 
+def _untrained(detector) -> set[str]:
+    """Labels the model card says had no training example: a scan never offers them, so no
+    explanation is measured on them (``scan.batch.untrained_labels``)."""
+    from musicbrain_cli.scan.batch import untrained_labels
+
+    return untrained_labels(detector.card or {})
+
+
 def _cam_options(weighting: str | None, refine: str | None,
                  destripe: int | None = None) -> dict[str, Any]:
     """FMGradCAM keywords the caller set (``None``: FMGradCAM's default)."""
@@ -514,9 +524,10 @@ def _event_test(detector, n_clips: int, *, top_k: int, weighting: str | None,
                 refine: str | None = None, destripe: int | None = None,
                 seed: int = 0) -> dict[str, Any]:
     """The rhythmic-event test on ``n_clips`` entry clips, for the fused top-k map, for the
-    verdict's own map and for the input-energy reference (the clip's own spectrogram above its
-    floor: whether the test can be passed by the sound alone). ``{"skipped": reason}`` when
-    the clips cannot be rendered here."""
+    verdict's own map, for the own map of the clip's most probable instrumentation label (an
+    entry changes the instrumentation) and for the input-energy reference (the clip's own
+    spectrogram above its floor: whether the test can be passed by the sound alone).
+    ``{"skipped": reason}`` when the clips cannot be rendered here."""
     from musicbrain_cli.alignment.overlap import energy_map
     from musicbrain_cli.errors import RenderError
     from musicbrain_cli.explain import FMGradCAM, LabelTarget, event_peak, event_summary
@@ -527,8 +538,9 @@ def _event_test(detector, n_clips: int, *, top_k: int, weighting: str | None,
     options = _cam_options(weighting, refine, destripe)
     k = min(top_k, len(detector.labels))
     source = [i for i, name in enumerate(detector.labels) if name.split("/")[0] == DETECTION_GROUP]
+    untrained = _untrained(detector)
     instrumentation = [i for i, name in enumerate(detector.labels)
-                       if name.split("/")[0] == "instrumentation"]
+                       if name.split("/")[0] == "instrumentation" and name not in untrained]
     fused_hits, verdict_hits, energy_hits, instrument_hits = [], [], [], []
     within = entry_search(fe.window_s)
     for i in range(n_clips):
