@@ -434,5 +434,8 @@ def test_a_pdf_report_draws_chinese_japanese_and_korean_names(caplog):
     with caplog.at_level(logging.WARNING, logger="weasyprint"):
         pdf = html_to_pdf(render_report_html(track, {}))
     assert pdf.startswith(b"%PDF-")
+    from importlib.resources import files
+    css = files("musicbrain_cli.templates").joinpath("report.css").read_text(encoding="utf-8")
+    assert '"WenQuanYi Micro Hei"' in css        # named, not left to fontconfig's fallback
     missing = [r.getMessage() for r in caplog.records if ".notdef" in r.getMessage()]
     assert not missing, missing[:3]

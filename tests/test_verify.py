@@ -255,7 +255,8 @@ def test_a_file_of_a_report_folder_is_verified_with_its_folder(copy, keys):
     PDF"): a file of a report folder is vouched for by the folder's manifest, so the folder
     is verified and the result says so; an edited file still fails."""
     folder, audio = copy
-    for name in ("report.html", "result.json"):
+    for name in ("report.html", "result.json", "figures/timeline.png", "manifest.json",
+                 "manifest.json.sig"):
         result = verify_path(folder / name, audio=audio, trusted=keys.public())
         assert result.ok, result.failures
         assert result.checks[0].name == "input" and "part of its report folder" in \

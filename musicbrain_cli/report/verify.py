@@ -116,16 +116,20 @@ def verify_path(path: Path, *, audio: Path | None = None,
             return result
         if is_pdf:
             return verify_pdf(path, trusted=trusted, audio=audio)
-        if (path.parent / MANIFEST_NAME).is_file():
-            # a file of a report folder (report.html, result.json): its manifest is what
-            # vouches for it, so the folder is verified, and the result says so
-            folder = verify_report_folder(path.parent, audio=audio, trusted=trusted)
-            listed = any(c.name == f"file {path.name}" for c in folder.checks)
+        home = next((p for p in list(path.parents)[:3] if (p / MANIFEST_NAME).is_file()), None)
+        if home is not None:
+            # a file of a report folder (report.html, result.json, a figure, the manifest):
+            # the folder's signed manifest is what vouches for it, so the folder is verified
+            # and the result says so
+            folder = verify_report_folder(home, audio=audio, trusted=trusted)
+            rel = path.relative_to(home).as_posix()
+            listed = rel in (MANIFEST_NAME, SIGNATURE_NAME) or any(
+                c.name == f"file {rel}" for c in folder.checks)
             folder.checks.insert(0, Check(
                 "input", PASS if listed else FAIL,
-                f"{path.name} is verified as part of its report folder {str(path.parent)!r}"
-                if listed else f"{path.name} is not listed in the manifest of its folder "
-                               f"{str(path.parent)!r}"))
+                f"{rel} is verified as part of its report folder {str(home)!r}"
+                if listed else f"{rel} is not listed in the manifest of its report folder "
+                               f"{str(home)!r}"))
             return folder
     result.add("input", FAIL, "not a report folder, a scan folder, a file of a report "
                "folder or a signed PDF: nothing here can be verified" if path.exists()
