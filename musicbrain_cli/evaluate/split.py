@@ -507,8 +507,8 @@ def entry_clip(*, seconds: float, sample_rate: int, seed: int, soundfont=None):
 
 def _untrained(detector) -> set[str]:
     """Labels the model card says had no training example: a scan never offers them, so no
-    explanation is measured on them (``scan.batch.untrained_labels``)."""
-    from musicbrain_cli.scan.batch import untrained_labels
+    explanation is measured on them (``model.card.untrained_labels``)."""
+    from musicbrain_cli.model.card import untrained_labels
 
     return untrained_labels(detector.card or {})
 

@@ -110,5 +110,15 @@ def update_card(directory: str | os.PathLike, **sections: Any) -> dict[str, Any]
     return card
 
 
+def untrained_labels(card: Mapping) -> set[str]:
+    """Labels the model card says had no training example to learn from: they are never
+    offered as attributions. Finalize records them for every model
+    (``training_data.labels_untrained``); cards finalized before it did name them only where
+    ``refit-heads`` made their heads constants (``training.head_refit.labels_constant``)."""
+    refit = ((card.get("training") or {}).get("head_refit") or {})
+    recorded = (card.get("training_data") or {}).get("labels_untrained") or ()
+    return {str(x) for x in (*recorded, *(refit.get("labels_constant") or ()))}
+
+
 __all__ = ["CARD_FILE", "CARD_KEYS", "default_card", "validate_card", "read_card",
-           "write_card", "update_card"]
+           "write_card", "update_card", "untrained_labels"]

@@ -39,6 +39,7 @@ import numpy as np
 from musicbrain_cli import __version__
 from musicbrain_cli.errors import InputError, MusicBrainError
 from musicbrain_cli.progress import NULL_PROGRESS, Progress
+from musicbrain_cli.model.card import untrained_labels
 from musicbrain_cli.scan.discovery import (TMP_PREFIX, Discovery, discover, safe_name,
                                           same_audio_and_stem)
 from musicbrain_cli.taxonomy import DETECTION_LABEL
@@ -506,16 +507,6 @@ def measured_generators(detector) -> list[str]:
         return []
     untrained = untrained_labels(detector.card)
     return [lab for lab in groups["generator"].labels if f"generator/{lab}" not in untrained]
-
-
-def untrained_labels(card: Mapping) -> set[str]:
-    """Labels the model card says had no training example to learn from: they are never
-    offered as attributions. Finalize records them for every model
-    (``training_data.labels_untrained``); cards finalized before it did name them only where
-    ``refit-heads`` made their heads constants (``training.head_refit.labels_constant``)."""
-    refit = ((card.get("training") or {}).get("head_refit") or {})
-    recorded = (card.get("training_data") or {}).get("labels_untrained") or ()
-    return {str(x) for x in (*recorded, *(refit.get("labels_constant") or ()))}
 
 
 def _top_labels(aggregate: Mapping, taxonomy, per_group: int, validation_ap: Mapping,

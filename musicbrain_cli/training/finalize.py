@@ -262,7 +262,7 @@ def label_support(cache, indices, labels) -> dict:
     """What the model had to learn each label from: per label, the training windows where it
     is positive and where it is known. A label with no positive or no negative known window
     is *untrained*: its head saw one class only, so whatever it outputs is no evidence, and
-    scans never offer it as an attribution (``scan.batch.untrained_labels``)."""
+    scans never offer it as an attribution (``model.card.untrained_labels``)."""
     idx = np.asarray(indices, dtype=np.int64)
     known = cache.mask[idx] > 0.5
     positive = (cache.targets[idx] > 0.5) & known
