@@ -495,3 +495,43 @@ def test_a_piece_whose_parse_hangs_is_skipped_and_the_build_finishes(tree, tmp_p
                json.loads((out / "build_report.json").read_text())["skipped"]}
     assert "took longer than 3 s" in reasons[str(mozart.relative_to(tree))]
     assert {r["generator"] for r in Dataset.load(out).rows} == {"notagen-small"}
+
+
+def test_a_refused_composer_in_a_file_name_masks_the_folders_and_is_listed(tmp_path):
+    """A demo file named for Leopold Mozart inside a folder named for Wolfgang Amadeus was
+    labelled W. A. Mozart with no note: the file states a composer NotaGen's list does not
+    hold, so it is masked (unknown), the folder's composer is a listed conflict, the refusal
+    is listed, and the folder's period and instrumentation still apply."""
+    folder = tmp_path / "Classical_Mozart, Wolfgang Amadeus_Keyboard"
+    folder.mkdir()
+    f = folder / "20250101_120000_Classical_Mozart, Leopold_Keyboard.abc"
+    f.write_text(STANDARD)
+    found = find_labels(f, STANDARD, root=tmp_path)
+    assert found.labels.composer == "" and found.cells["composer"].written == "Mozart, Leopold"
+    assert found.labels.period == "Classical" and found.labels.instrumentation == "Keyboard"
+    assert [(u.value, o.value) for u, o in found.conflicts] == [("", "Mozart, Wolfgang Amadeus")]
+    assert any("Mozart, Leopold" in why for why in found.refused.values())
+
+
+def test_a_prompt_line_with_the_composers_dates_is_read_as_the_composer(tmp_path):
+    folder = tmp_path / "Classical_Mozart, Wolfgang Amadeus_Keyboard"
+    folder.mkdir()
+    text = "%Classical\n%Mozart, Leopold (1719-1787)\n%Keyboard\n%end\n" + STANDARD
+    f = folder / "output1.abc"
+    f.write_text(text)
+    found = find_labels(f, text, root=tmp_path)
+    assert found.cells["composer"].written == "Mozart, Leopold"
+    assert found.labels.composer == ""            # not W. A. Mozart from the folder
+    assert found.conflicts and found.conflicts[0][1].value == "Mozart, Wolfgang Amadeus"
+
+
+def test_discover_keeps_two_batches_same_named_pieces_and_upper_case_names(tmp_path):
+    """A/original/p.abc and B/original/p.abc were one key ('original/p.abc'), so one was
+    silently dropped; a piece saved as .ABC was not found."""
+    for rel in ("A/original/p.abc", "A/interleaved/p.abc", "B/original/p.abc", "C/Q.ABC"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(STANDARD)
+    items = discover(tmp_path)
+    assert sorted(it.rel for it in items) == ["A/interleaved/p.abc", "B/original/p.abc",
+                                              "C/Q.ABC"]
+    assert len({it.key for it in items}) == 3

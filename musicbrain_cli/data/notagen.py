@@ -115,7 +115,7 @@ def _composer_cell(written: str, source: str) -> Cell:
 
 #: a prompt line that can be a composer: letters, spaces and name punctuation only (the
 #: control lines RhythGen writes first, '%syncopation 5 1 1 ...', hold digits)
-_NAME_LINE = re.compile(r"^[^\W\d_][\w .,'’\-]*$")
+_NAME_LINE = re.compile(r"^[^\W\d_][\w .,'’\-]*?(?P<dates>\s*\(\d{3,4}\s*[-–]\s*\d{3,4}\))?$")
 
 
 def prompt_labels(text: str) -> dict[str, Cell]:
@@ -144,8 +144,9 @@ def prompt_labels(text: str) -> dict[str, Cell]:
                 found.setdefault(field, Cell(canon(value), value, "prompt lines"))
                 break
         else:
-            if _NAME_LINE.match(value):
-                names.append(value)
+            m = _NAME_LINE.match(value)
+            if m:       # 'Mozart, Leopold (1719-1787)': the name without its dates
+                names.append(value[:m.start("dates")].strip() if m.group("dates") else value)
     if names and (ended or found):
         found["composer"] = _composer_cell(names[0], "prompt lines")
     return found
@@ -161,7 +162,9 @@ def prompt_name_labels(name: str, *, source: str,
     included) is the instrumentation, the words between are the composer. The name is
     accepted only when the three together are one of NotaGen's prompts (``prompts``).
     Returns ``({}, None)`` for a name that does not begin with a period (not a prompt
-    name), ``({}, reason)`` for a prompt-like name that is refused.
+    name), ``(cells, reason)`` for a prompt-like name that is refused: ``cells`` is empty,
+    or, when the composer it names is unknown or ambiguous, that composer as written
+    (masked, with its status), so that no later source's composer replaces it silently.
     """
     words = [w for w in re.split(r"[_\s]+", name.strip()) if w]
     if len(words) < 3 or not canonical_period(words[0]):
@@ -170,6 +173,7 @@ def prompt_name_labels(name: str, *, source: str,
     valid = {(p.period, p.composer, p.instrumentation) for p in prompts}
     composers = tuple(dict.fromkeys(p.composer for p in prompts))
     reasons = []  # why each reading failed, the longest instrumentation first
+    stated: dict[str, Cell] = {}   # the first reading's unmatched composer, as written
     for k in range(min(3, len(words) - 2), 0, -1):
         instr_written = " ".join(words[-k:])
         instr = canonical_instrumentation(instr_written)
@@ -184,6 +188,9 @@ def prompt_name_labels(name: str, *, source: str,
                     + " or ".join(match.candidates) + ")"
             reasons.append(f"{name!r}: composer {written!r} is {match.status} in NotaGen's "
                            f"prompt list{hint}")
+            if not stated and written:
+                stated = {"composer": Cell("", written, source, match.status,
+                                           tuple(match.candidates))}
             continue
         if (period, match.name, instr) not in valid:
             reasons.append(f"{name!r}: {period} / {match.name} / {instr} is not one of "
@@ -192,17 +199,16 @@ def prompt_name_labels(name: str, *, source: str,
         return {"period": Cell(period, words[0], source),
                 "composer": Cell(match.name, written, source, "matched"),
                 "instrumentation": Cell(instr, instr_written, source)}, None
-    return {}, (reasons[0] if reasons else f"{name!r}: no instrumentation at its end")
+    return stated, (reasons[0] if reasons else f"{name!r}: no instrumentation at its end")
 
 
-def filename_labels(path: Path) -> dict[str, Cell]:
-    """Labels from the demo's ``<time>_<period>_<composer>_<instrumentation>.abc`` name."""
+def filename_labels(path: Path) -> tuple[dict[str, Cell], str | None]:
+    """Labels from the demo's ``<time>_<period>_<composer>_<instrumentation>.abc`` name,
+    and why it was refused (see :func:`prompt_name_labels`)."""
     m = _DEMO_NAME.match(Path(path).stem)
     if not m:
-        return {}
-    cells, _ = prompt_name_labels(Path(path).stem[len(m.group("time")) + 1:],
-                                  source="file name")
-    return cells
+        return {}, None
+    return prompt_name_labels(Path(path).stem[len(m.group("time")) + 1:], source="file name")
 
 
 def folder_labels(path: Path, root: Path) -> tuple[list[dict[str, Cell]], dict[str, str]]:
@@ -216,7 +222,7 @@ def folder_labels(path: Path, root: Path) -> tuple[list[dict[str, Cell]], dict[s
         cells, reason = prompt_name_labels(folder.name, source=f"folder {folder.name}")
         if cells:
             found.append(cells)
-        elif reason:
+        if reason:
             refused[folder.name] = reason
     return found, refused
 
@@ -382,7 +388,8 @@ def find_labels(path: Path, text: str, *, root: Path | None = None,
     refused: dict[str, str] = {}
     if csv_row is not None:
         sources.append(csv_row.cells)
-    sources += [prompt_labels(text), filename_labels(path)]
+    named, why = filename_labels(path)
+    sources += [prompt_labels(text), named]
     if root is not None:
         folders, refused = folder_labels(path, Path(root))
         sources += folders
@@ -391,6 +398,8 @@ def find_labels(path: Path, text: str, *, root: Path | None = None,
             instr = RHYTHGEN_FAMILIES[info.family]  # a rule, not a spelling: no synonym
             sources.append({"instrumentation": Cell(instr, instr,
                                                     f"RhythGen layout {info.family}")})
+    if why:
+        refused[f"(file name) {path.name}"] = why
     chosen: dict[str, Cell] = {}
     conflicts = []
     for cells in sources:
@@ -402,7 +411,7 @@ def find_labels(path: Path, text: str, *, root: Path | None = None,
                 chosen[field] = cell
             elif cell.value != chosen[field].value:
                 conflicts.append((chosen[field], cell))
-    if not chosen and csv_row is None:
+    if not any(c.value for c in chosen.values()) and csv_row is None:
         why = "; ".join(refused.values())
         raise DatasetError(
             "no period, composer, instrumentation label: no prompt lines (%Period, "
@@ -461,12 +470,14 @@ def discover(root: Path, *, generator: str | None = None) -> list[AbcItem]:
         raise DatasetError(f"NotaGen folder {str(root)!r} does not exist")
     manifest = _read_generator_manifest(root)
     items: dict[str, AbcItem] = {}
-    for path in sorted(root.rglob("*.abc")):
+    for path in sorted(p for p in root.rglob("*") if p.suffix.lower() == ".abc"):
         rel = path.relative_to(root).as_posix()
         parts = path.relative_to(root).parts
         kind = next((p for p in parts[:-1] if p in ("original", "interleaved")), None)
         folder = path.parent.name
-        key = f"{folder}/{path.name}" if kind else rel
+        # the same piece in NotaGen's two formats shares a key: its path without the
+        # original/ or interleaved/ folder (two batches' original/p.abc stay two pieces)
+        key = "/".join(p for p in parts if p != kind) if kind else rel
         info = rhythgen_info(path)
         gen = generator or manifest.get(rel) or generator_from_folder(folder) \
             or (RHYTHGEN_GENERATOR if info else "")
