@@ -535,3 +535,25 @@ def test_discover_keeps_two_batches_same_named_pieces_and_upper_case_names(tmp_p
     assert sorted(it.rel for it in items) == ["A/interleaved/p.abc", "B/original/p.abc",
                                               "C/Q.ABC"]
     assert len({it.key for it in items}) == 3
+
+
+def test_a_name_in_another_encoding_is_skipped_and_listed_not_a_crash(tmp_path):
+    """A Latin-1 folder name (an old zip's) raised UnicodeEncodeError with a traceback, and
+    no data set was written; every rerun failed the same way."""
+    import os
+
+    root = tmp_path / "in"
+    good = root / "Baroque_Bach, Johann Sebastian_Keyboard"
+    good.mkdir(parents=True)
+    (good / "output1.abc").write_text(STANDARD)
+    bad = os.path.join(os.fsencode(root), b"Romantic_Dvo\xf8ak_Chamber")
+    os.mkdir(bad)
+    with open(os.path.join(bad, b"output1.abc"), "w") as fh:
+        fh.write(STANDARD)
+    out = tmp_path / "ds"
+    summary = build_notagen_dataset(root, out, soundfonts=[get_soundfont("timgm6mb")],
+                                    clip_s=4.0)
+    assert summary["skipped"] == 1 and summary["clips"] >= 1
+    report = json.loads((out / "build_report.json").read_text(encoding="utf-8"))
+    (entry,) = report["skipped"]
+    assert "not valid UTF-8" in entry["reason"] and "\\xf8" in entry["item"]

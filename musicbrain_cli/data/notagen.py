@@ -515,12 +515,19 @@ def build_notagen_dataset(root: str | Path, out: str | Path, *, soundfonts: list
     """
     root = Path(root)
     items = discover(root, generator=generator)
+    # a name in another encoding (an old zip's Latin-1) cannot be written to the manifest or
+    # the report as text: such pieces are listed, spelled with escapes, and skipped
+    unnamed = [it for it in items if not _is_utf8(it.rel)]
+    items = [it for it in items if _is_utf8(it.rel)]
     csv_rows = read_labels_csv(labels_csv, root) if labels_csv is not None else {}
     items = [dataclasses.replace(it, generator=csv_rows[it.rel].generator)
              if it.rel in csv_rows and csv_rows[it.rel].generator else it for it in items]
     fonts = soundfonts or available_soundfonts()
     parsed: list[tuple[AbcItem, LabelFinding]] = []
-    skipped: list[tuple[str, str]] = []
+    skipped: list[tuple[str, str]] = [
+        (it.rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"),
+         "its path is not valid UTF-8 (another encoding's name): rename it to build it")
+        for it in unnamed]
     refused: dict[str, str] = {}  # prompt-like folders of skipped pieces, for the report
     for item in items:
         try:
@@ -616,6 +623,14 @@ def label_report(parsed: list[tuple[AbcItem, LabelFinding]], splits: dict[str, s
         "configurations": {k: dict(v) for k, v in sorted(configs.items())},
         "items": items,
     }
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _work_id(item: AbcItem) -> str:
