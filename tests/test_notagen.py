@@ -557,3 +557,36 @@ def test_a_name_in_another_encoding_is_skipped_and_listed_not_a_crash(tmp_path):
     report = json.loads((out / "build_report.json").read_text(encoding="utf-8"))
     (entry,) = report["skipped"]
     assert "not valid UTF-8" in entry["reason"] and "\\xf8" in entry["item"]
+
+
+def test_a_rerun_relabels_the_clips_it_keeps_and_refuses_another_clip_length(tmp_path):
+    """A rerun with a corrected --labels file left the clips of the first run with their
+    old composer (the build report said the new one); a rerun with another --clip-seconds
+    mixed two cuts of one piece."""
+    import csv
+
+    from musicbrain_cli.data.dataset import Dataset
+
+    root = tmp_path / "in"
+    folder = root / "Romantic_Schumann, Clara_Art Song"
+    folder.mkdir(parents=True)
+    (folder / "output1.abc").write_text(STANDARD)
+    out = tmp_path / "ds"
+    kw = dict(soundfonts=[get_soundfont("timgm6mb")], clip_s=4.0)
+    build_notagen_dataset(root, out, **kw)
+    assert {r["composer"] for r in Dataset.load(out).rows} == {"Schumann, Clara"}
+    fix = tmp_path / "fix.csv"
+    with open(fix, "w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerows([["path", "composer"],
+                                  ["Romantic_Schumann, Clara_Art Song/output1.abc",
+                                   "Schumann, Robert"]])
+    summary = build_notagen_dataset(root, out, labels_csv=fix, **kw)
+    assert summary["new_clips"] == 0                          # the audio is kept
+    rows = Dataset.load(out).rows
+    assert {r["composer"] for r in rows} == {"Schumann, Robert"}
+    report = json.loads((out / "build_report.json").read_text(encoding="utf-8"))
+    assert {(r["field"], r["was"], r["now"]) for r in report["relabelled"]} == \
+        {("composer", "Schumann, Clara", "Schumann, Robert")}
+    assert len(report["relabelled"]) == len(rows)
+    with pytest.raises(DatasetError, match="clip_s 4.0, not 2.0"):
+        build_notagen_dataset(root, out, **{**kw, "clip_s": 2.0})

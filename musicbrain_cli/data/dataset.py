@@ -170,7 +170,8 @@ class DatasetWriter:
     """
 
     def __init__(self, root: str | Path, taxonomy: Taxonomy, *, sample_rate: int = 22050,
-                 audio_format: str = "flac", name: str | None = None):
+                 audio_format: str = "flac", name: str | None = None,
+                 build: Mapping[str, Any] | None = None):
         if audio_format not in ("flac", "wav"):
             raise DatasetError(f"audio_format must be 'flac' or 'wav', not {audio_format!r}")
         if not isinstance(sample_rate, int) or sample_rate <= 0:
@@ -180,7 +181,12 @@ class DatasetWriter:
         self.sample_rate = sample_rate
         self.audio_format = audio_format
         self.name = name or self.root.name
+        #: options that decide what a clip holds (``{"clip_s": 30.0}``): a resumed build must
+        #: use the same, or its clips would mix two cuts of one piece
+        self.build = dict(build or {})
         self.skipped: list[dict[str, str]] = []
+        #: clips an earlier run wrote whose labels this run changed (clip, field, old, new)
+        self.relabelled: list[dict[str, str]] = []
         #: adapter-specific facts for build_report.json (e.g. where labels came from)
         self.report: dict[str, Any] = {}
         self._closed = False
@@ -208,10 +214,15 @@ class DatasetWriter:
                     f"{str(self.root)!r} was built at {info.get('sample_rate')} Hz, "
                     f"not {self.sample_rate} Hz: use another output folder"
                 )
+            for key, value in self.build.items():
+                if key in info and info[key] != value:
+                    raise DatasetError(f"{str(self.root)!r} was built with {key} "
+                                       f"{info[key]!r}, not {value!r}: use another output "
+                                       "folder, or the same option")
         else:
             meta.write_text(json.dumps({"sample_rate": self.sample_rate,
-                                        "audio_format": self.audio_format}) + "\n",
-                            encoding="utf-8")
+                                        "audio_format": self.audio_format, **self.build})
+                            + "\n", encoding="utf-8")
         if (self.root / MANIFEST).exists():
             for row in _read_manifest(self.root / MANIFEST):
                 self._rows[row["clip_id"]] = row
@@ -262,6 +273,33 @@ class DatasetWriter:
     def has(self, clip_id: str) -> bool:
         """True when the clip is already complete (audio written and journalled)."""
         return clip_id in self._rows
+
+    #: the fields of a clip's row that are labels: a resumed build takes this run's
+    LABEL_FIELDS = ("source", "generator", "period", "composer", "instrumentation")
+
+    def relabel(self, clip_id: str, record: ClipRecord) -> bool:
+        """Give the already written clip ``clip_id`` ``record``'s labels where they differ
+        (a rerun with a corrected ``--labels`` file, say), journalled and listed in
+        ``build_report.json`` (``relabelled``); its audio is kept. Returns whether any
+        label changed."""
+        old = self._rows[clip_id]
+        new = dict(old)
+        fresh = {k: ("" if v is None else str(v)) for k, v in record.row().items()}
+        for field in self.LABEL_FIELDS:
+            if fresh[field] != old.get(field, ""):
+                self.relabelled.append({"clip": clip_id, "field": field,
+                                        "was": old.get(field, ""), "now": fresh[field]})
+                new[field] = fresh[field]
+        if new == old:
+            return False
+        try:
+            self.taxonomy.encode(new)
+        except TaxonomyError as exc:
+            raise TaxonomyError(f"clip {clip_id!r}: {exc}") from exc
+        self._rows[clip_id] = new
+        self._journal.write(json.dumps(new) + "\n")
+        self._journal.flush()
+        return True
 
     def add(self, record: ClipRecord, audio: np.ndarray) -> None:
         """Write one clip: audio (and its score, if any), then its journal row."""
@@ -317,9 +355,12 @@ class DatasetWriter:
         self._closed = True
         self._journal.close()
         rows = self.rows
+        report = dict(self.report)
+        if self.relabelled:
+            report["relabelled"] = self.relabelled
         write_dataset_files(self.root, self.taxonomy, rows, name=self.name,
                             sample_rate=self.sample_rate, skipped=self.skipped,
-                            report=self.report)
+                            report=report)
         (self.root / JOURNAL).unlink(missing_ok=True)
 
 

@@ -550,7 +550,8 @@ def build_notagen_dataset(root: str | Path, out: str | Path, *, soundfonts: list
     composers = sorted({f.labels.composer for _, f in parsed if f.labels.composer})
     taxonomy = style_taxonomy(generators=generators, composers=composers)
     n_clips = 0
-    with DatasetWriter(out, taxonomy, sample_rate=sample_rate, name="notagen") as writer:
+    with DatasetWriter(out, taxonomy, sample_rate=sample_rate, name="notagen",
+                       build={"clip_s": clip_s}) as writer:
         splits.update(writer.work_splits())
         writer.report.update(label_report(parsed, splits, refused=refused))
         if labels_csv is not None:

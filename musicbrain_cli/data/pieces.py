@@ -38,6 +38,9 @@ def write_piece(writer: DatasetWriter, midi, template: ClipRecord, *, clip_prefi
     if not plan:
         raise RenderError("the piece holds no notes")
     ids = [f"{clip_prefix}-{k:03d}" for k in range(len(plan))]
+    for c in ids:       # clips of an earlier run take this run's labels
+        if writer.has(c):
+            writer.relabel(c, template)
     if all(writer.has(c) for c in ids):
         return 0
     audio = render_midi(performed, soundfont, sample_rate=sample_rate, humanize=reverb_only,
