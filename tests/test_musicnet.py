@@ -137,3 +137,20 @@ def test_build_labels_splits_and_resume(tree, tmp_path):
     assert all(ds.score_path(r).is_file() for r in ds.rows)
     report = json.loads((out / "build_report.json").read_text())
     assert {s["item"] for s in report["skipped"]} == {"9999"}
+
+
+def test_a_midi_without_a_metadata_row_is_listed_and_a_repeated_id_refused(tree):
+    """A MIDI file whose id has no metadata row disappeared without a reason; a metadata
+    file that repeats an id let its last row win, relabelling the piece silently."""
+    from musicbrain_cli.data.musicnet import discover
+
+    (tree / "musicnet_midis" / "Mozart" / "7777_nometa.mid").write_bytes(
+        (tree / "musicnet_midis" / "Mozart" / "1788_serenade.mid").read_bytes())
+    pieces, skipped = discover(tree)
+    assert ("7777", "no row in musicnet_metadata.csv") in skipped
+    assert "7777" not in {p.id for p in pieces}
+    meta = tree / "musicnet_metadata.csv"
+    lines = meta.read_text().splitlines()
+    meta.write_text("\n".join(lines + [lines[1].replace("European Archive", "again")]) + "\n")
+    with pytest.raises(DatasetError, match="two rows for id"):
+        discover(tree)

@@ -123,7 +123,15 @@ def read_metadata(root: Path) -> dict[str, dict[str, str]]:
     path = root / "musicnet_metadata.csv"
     if not path.is_file():
         raise DatasetError(f"{str(root)!r} is not a MusicNet tree: no musicnet_metadata.csv")
-    return {row["id"].strip(): row for row in read_csv_rows(path, METADATA_COLUMNS)}
+    rows: dict[str, dict[str, str]] = {}
+    for row in read_csv_rows(path, METADATA_COLUMNS):
+        pid = (row["id"] or "").strip()
+        if pid in rows:
+            # two rows for one recording: which composer and ensemble are right is unknown,
+            # and taking the last silently could relabel a piece
+            raise DatasetError(f"{str(path)!r} holds two rows for id {pid!r}: fix the file")
+        rows[pid] = row
+    return rows
 
 
 def discover(root: str | Path) -> tuple[list[MusicNetPiece], list[tuple[str, str]]]:
@@ -140,7 +148,8 @@ def discover(root: str | Path) -> tuple[list[MusicNetPiece], list[tuple[str, str
     recordings = {p.stem for split in ("train", "test") for p in (root / f"{split}_data")
                   .glob("*.wav")}
     pieces, skipped = [], []
-    for pid in sorted(set(meta) | set(labels) | recordings, key=lambda x: (len(x), x)):
+    for pid in sorted(set(meta) | set(labels) | set(midis) | recordings,
+                      key=lambda x: (len(x), x)):
         row = meta.get(pid)
         if row is None:
             skipped.append((pid, "no row in musicnet_metadata.csv"))
