@@ -590,3 +590,23 @@ def test_a_rerun_relabels_the_clips_it_keeps_and_refuses_another_clip_length(tmp
     assert len(report["relabelled"]) == len(rows)
     with pytest.raises(DatasetError, match="clip_s 4.0, not 2.0"):
         build_notagen_dataset(root, out, **{**kw, "clip_s": 2.0})
+
+
+def test_an_abc_file_saved_with_a_byte_order_mark_is_read(tmp_path):
+    """Notepad saves UTF-8 with a BOM: the prompt lines were ignored and the piece skipped
+    with 'no K: (key) field'."""
+    from musicbrain_cli.data.render import score_to_midi
+
+    text = "%Baroque\n%Bach, Johann Sebastian\n%Keyboard\n%end\n" + STANDARD
+    f = tmp_path / "bom.abc"
+    f.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    items = discover(tmp_path)
+    found = find_labels(f, f.read_text(encoding="utf-8-sig"), root=tmp_path)
+    assert found.labels.composer == "Bach, Johann Sebastian"
+    assert score_to_midi(f).get_end_time() > 0
+    out = tmp_path / "ds"
+    summary = build_notagen_dataset(tmp_path, out, soundfonts=[get_soundfont("timgm6mb")],
+                                    clip_s=4.0)
+    assert len(items) == 1 and summary["skipped"] == 0 and summary["clips"] >= 1
+    rows = Dataset.load(out).rows
+    assert {r["composer"] for r in rows} == {"Bach, Johann Sebastian"}

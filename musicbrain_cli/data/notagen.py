@@ -531,7 +531,7 @@ def build_notagen_dataset(root: str | Path, out: str | Path, *, soundfonts: list
     refused: dict[str, str] = {}  # prompt-like folders of skipped pieces, for the report
     for item in items:
         try:
-            text = item.path.read_text(encoding="utf-8", errors="replace")
+            text = item.path.read_text(encoding="utf-8-sig", errors="replace")
             parsed.append((item, find_labels(item.path, text, root=root,
                                              csv_row=csv_rows.get(item.rel))))
         except (OSError, DatasetError) as exc:

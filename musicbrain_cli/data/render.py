@@ -276,7 +276,7 @@ def score_to_midi(path_or_stream: Any, *, instrumentation: str | None = None):
             score = _abc_to_score(path_or_stream)
         elif path.suffix.lower() == ".abc":
             try:
-                text = path.read_text(encoding="utf-8", errors="replace")
+                text = path.read_text(encoding="utf-8-sig", errors="replace")
             except OSError as exc:
                 raise RenderError(f"cannot read ABC file {str(path)!r}: {exc}") from exc
             score = _abc_to_score(text)
