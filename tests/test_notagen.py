@@ -267,6 +267,8 @@ def test_label_csv_is_validated_strictly(tmp_path):
         ("path,period\np2.abc,Medieval\n", "row 2: unknown period 'Medieval'"),
         ("path,instrumentation\np2.abc,Bagpipes\n", "row 2: unknown instrumentation 'Bagpipes'"),
         ("path,generator\np2.abc,a;b\n", "row 2: generator 'a;b'"),
+        ("path,composer,composer\np2.abc,Bach,Mozart\n", "columns \\['composer'\\] appear twice"),
+        ("path,period,composer\np2.abc,Baroque\n", "row 2: fewer cells than the 3 columns"),
     ]:
         with pytest.raises(DatasetError, match=message):
             read(text)
@@ -610,3 +612,26 @@ def test_an_abc_file_saved_with_a_byte_order_mark_is_read(tmp_path):
     assert len(items) == 1 and summary["skipped"] == 0 and summary["clips"] >= 1
     rows = Dataset.load(out).rows
     assert {r["composer"] for r in rows} == {"Bach, Johann Sebastian"}
+
+
+def test_a_labels_row_may_name_either_format_of_a_piece(tmp_path):
+    """A row naming output/original/b.abc, whose interleaved/ twin is the one built, was
+    listed as not found and its labels were not used."""
+    import csv
+
+    root = tmp_path / "in"
+    for kind in ("original", "interleaved"):
+        (root / "batch" / kind).mkdir(parents=True)
+        (root / "batch" / kind / "b.abc").write_text(STANDARD if kind == "original"
+                                                     else INTERLEAVED)
+    labels = tmp_path / "labels.csv"
+    with open(labels, "w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerows([["path", "period", "composer", "instrumentation"],
+                                  ["batch/original/b.abc", "Baroque", "Bach, Johann Sebastian",
+                                   "Keyboard"]])
+    out = tmp_path / "ds"
+    build_notagen_dataset(root, out, soundfonts=[get_soundfont("timgm6mb")], clip_s=4.0,
+                          labels_csv=labels)
+    report = json.loads((out / "build_report.json").read_text(encoding="utf-8"))
+    assert report["labels_csv"]["rows_not_found"] == []
+    assert {r["composer"] for r in Dataset.load(out).rows} == {"Bach, Johann Sebastian"}

@@ -298,7 +298,8 @@ def read_labels_csv(path: str | Path, root: str | Path) -> dict[str, CsvLabels]:
     Columns: ``path`` (relative to ``root``) and any of ``period``, ``composer``,
     ``instrumentation``, ``generator``. An empty cell is unknown (masked); a column left
     out is not stated (other sources may give it). Strict: an unknown column, a path
-    outside ``root`` or not a file, a repeated path, or a period / instrumentation outside
+    outside ``root`` or not a file, a repeated path or column, a row with more or fewer
+    cells than columns, or a period / instrumentation outside
     NotaGen's vocabularies raises :class:`DatasetError` naming the row and the value.
     Composers follow :func:`resolve_composer`: an unknown or ambiguous name is masked.
     """
@@ -314,6 +315,9 @@ def read_labels_csv(path: str | Path, root: str | Path) -> dict[str, CsvLabels]:
                     f"{str(path)!r}: " + (f"unknown columns {unknown}" if unknown else
                                           "no 'path' column")
                     + f"; the columns are {', '.join(LABEL_CSV_COLUMNS)} (path required)")
+            repeated = sorted({c for c in columns if columns.count(c) > 1})
+            if repeated:       # which cell would count is not the user's to guess
+                raise DatasetError(f"{str(path)!r}: columns {repeated} appear twice")
             reader.fieldnames = columns
             out: dict[str, CsvLabels] = {}
             for row in reader:
@@ -321,6 +325,9 @@ def read_labels_csv(path: str | Path, root: str | Path) -> dict[str, CsvLabels]:
                 where = f"{str(path)!r} row {n}"
                 if None in row:
                     raise DatasetError(f"{where}: more cells than columns: {row[None]!r}")
+                if any(v is None for v in row.values()):
+                    # a short row would leave its last labels unknown without a word
+                    raise DatasetError(f"{where}: fewer cells than the {len(columns)} columns")
                 raw = (row.get("path") or "").strip()
                 target = (root / raw).resolve()
                 if not raw or Path(raw).is_absolute() or not target.is_relative_to(base):
@@ -459,6 +466,15 @@ class AbcItem:
     rhythgen: RhythGenInfo | None = None
 
 
+def piece_key(rel: str) -> str:
+    """The identity of the piece at ``rel`` (a path relative to the input folder): the
+    same piece in NotaGen's two formats shares it, its path without the ``original/`` or
+    ``interleaved/`` folder (two batches' ``original/p.abc`` stay two pieces)."""
+    parts = rel.split("/")
+    kind = next((p for p in parts[:-1] if p in ("original", "interleaved")), None)
+    return "/".join(p for p in parts if p != kind) if kind else rel
+
+
 def discover(root: Path, *, generator: str | None = None) -> list[AbcItem]:
     """Every NotaGen piece under ``root``, once each (``interleaved/`` beats ``original/``).
 
@@ -475,9 +491,7 @@ def discover(root: Path, *, generator: str | None = None) -> list[AbcItem]:
         parts = path.relative_to(root).parts
         kind = next((p for p in parts[:-1] if p in ("original", "interleaved")), None)
         folder = path.parent.name
-        # the same piece in NotaGen's two formats shares a key: its path without the
-        # original/ or interleaved/ folder (two batches' original/p.abc stay two pieces)
-        key = "/".join(p for p in parts if p != kind) if kind else rel
+        key = piece_key(rel)
         info = rhythgen_info(path)
         gen = generator or manifest.get(rel) or generator_from_folder(folder) \
             or (RHYTHGEN_GENERATOR if info else "")
@@ -520,8 +534,11 @@ def build_notagen_dataset(root: str | Path, out: str | Path, *, soundfonts: list
     unnamed = [it for it in items if not _is_utf8(it.rel)]
     items = [it for it in items if _is_utf8(it.rel)]
     csv_rows = read_labels_csv(labels_csv, root) if labels_csv is not None else {}
-    items = [dataclasses.replace(it, generator=csv_rows[it.rel].generator)
-             if it.rel in csv_rows and csv_rows[it.rel].generator else it for it in items]
+    # a row may name the piece in either of NotaGen's formats (original/ or interleaved/)
+    by_key = {piece_key(rel): row for rel, row in csv_rows.items()}
+    row_of = {it.rel: csv_rows.get(it.rel) or by_key.get(it.key) for it in items}
+    items = [dataclasses.replace(it, generator=row_of[it.rel].generator)
+             if row_of[it.rel] is not None and row_of[it.rel].generator else it for it in items]
     fonts = soundfonts or available_soundfonts()
     parsed: list[tuple[AbcItem, LabelFinding]] = []
     skipped: list[tuple[str, str]] = [
@@ -533,14 +550,15 @@ def build_notagen_dataset(root: str | Path, out: str | Path, *, soundfonts: list
         try:
             text = item.path.read_text(encoding="utf-8-sig", errors="replace")
             parsed.append((item, find_labels(item.path, text, root=root,
-                                             csv_row=csv_rows.get(item.rel))))
+                                             csv_row=row_of[item.rel])))
         except (OSError, DatasetError) as exc:
             skipped.append((item.rel, str(exc)))
             refused.update(folder_labels(item.path, root)[1])
     # splits from every piece found, so --limit and resumed runs never move a work
     splits = assign_splits([_work_id(it) for it, _ in parsed], fractions=fractions, seed=seed)
     warn_small_split(splits)
-    unused_rows = sorted(set(csv_rows) - {it.rel for it in items})
+    used = {id(row) for row in row_of.values() if row is not None}
+    unused_rows = sorted(rel for rel, row in csv_rows.items() if id(row) not in used)
     if limit is not None:
         kept = {it.rel for it in items[:limit]}
         parsed = [(it, lab) for it, lab in parsed if it.rel in kept]
