@@ -422,6 +422,9 @@ def test_build_rhythgen_output(rhythgen_tree, tmp_path):
     assert all(len(s) == 1 for s in split_of.values())
     assert {r["clip_id"].split("-")[1] for r in rows} == {"LAD", "LAS", "RAS1", "HAS1", "LTN1"}
     report = json.loads((out / "build_report.json").read_text())
+    # where each piece's generator label came from is recorded, like its style labels'
+    assert report["label_sources"]["generator"] == {"RhythGen layout": summary["pieces"]}
+    assert {e["generator_from"] for e in report["items"].values()} == {"RhythGen layout"}
     assert set(report["configurations"]) == {"Lieder/LAD", "Lieder/LAS", "Lieder/LTN1",
                                              "RAG/RAS1", "RAG-RH/HAS1"}
     assert sum(sum(v.values()) for v in report["configurations"].values()) == 6
@@ -634,4 +637,5 @@ def test_a_labels_row_may_name_either_format_of_a_piece(tmp_path):
                           labels_csv=labels)
     report = json.loads((out / "build_report.json").read_text(encoding="utf-8"))
     assert report["labels_csv"]["rows_not_found"] == []
+    assert report["label_sources"]["generator"] == {"(none: unknown)": 1}
     assert {r["composer"] for r in Dataset.load(out).rows} == {"Bach, Johann Sebastian"}

@@ -461,9 +461,10 @@ def _read_generator_manifest(root: Path) -> dict[str, str]:
 class AbcItem:
     path: Path
     rel: str           # path relative to the input root, as written in reports
-    key: str           # identity of the piece: batch folder + file name (original == interleaved)
+    key: str           # identity of the piece: its path without original/ or interleaved/
     generator: str     # "" when unknown
     rhythgen: RhythGenInfo | None = None
+    generator_from: str = ""   # where the generator label came from ("" when unknown)
 
 
 def piece_key(rel: str) -> str:
@@ -493,9 +494,11 @@ def discover(root: Path, *, generator: str | None = None) -> list[AbcItem]:
         folder = path.parent.name
         key = piece_key(rel)
         info = rhythgen_info(path)
-        gen = generator or manifest.get(rel) or generator_from_folder(folder) \
-            or (RHYTHGEN_GENERATOR if info else "")
-        item = AbcItem(path, rel, key, gen, info)
+        gen, gen_from = next(((g, why) for g, why in (
+            (generator, "--generator"), (manifest.get(rel), GENERATOR_MANIFEST),
+            (generator_from_folder(folder), f"batch folder {folder}"),
+            (RHYTHGEN_GENERATOR if info else None, "RhythGen layout")) if g), ("", ""))
+        item = AbcItem(path, rel, key, gen, info, gen_from)
         if key in items and kind != "interleaved":
             continue
         items[key] = item
@@ -537,7 +540,8 @@ def build_notagen_dataset(root: str | Path, out: str | Path, *, soundfonts: list
     # a row may name the piece in either of NotaGen's formats (original/ or interleaved/)
     by_key = {piece_key(rel): row for rel, row in csv_rows.items()}
     row_of = {it.rel: csv_rows.get(it.rel) or by_key.get(it.key) for it in items}
-    items = [dataclasses.replace(it, generator=row_of[it.rel].generator)
+    items = [dataclasses.replace(it, generator=row_of[it.rel].generator,
+                                 generator_from=f"labels csv row {row_of[it.rel].row}")
              if row_of[it.rel] is not None and row_of[it.rel].generator else it for it in items]
     fonts = soundfonts or available_soundfonts()
     parsed: list[tuple[AbcItem, LabelFinding]] = []
@@ -601,6 +605,7 @@ def label_report(parsed: list[tuple[AbcItem, LabelFinding]], splits: dict[str, s
     refused = dict(refused or {})
     conflicts, items = [], {}
     configs: dict[str, Counter] = {}
+    generators: Counter = Counter()     # where the generator labels came from
     for item, finding in parsed:
         refused.update(finding.refused)
         for field in FIELDS:
@@ -623,7 +628,9 @@ def label_report(parsed: list[tuple[AbcItem, LabelFinding]], splits: dict[str, s
                               "from": used.source, "ignored": other.value or other.written,
                               "ignored_from": other.source})
         work = _work_id(item)
+        generators[item.generator_from.split(" row ")[0] or "(none: unknown)"] += 1
         entry = {"labels_from": {f: c.source for f, c in finding.cells.items()},
+                 "generator": item.generator, "generator_from": item.generator_from,
                  "work_id": work, "split": splits.get(work, "")}
         info = item.rhythgen
         if info is not None:
@@ -633,7 +640,8 @@ def label_report(parsed: list[tuple[AbcItem, LabelFinding]], splits: dict[str, s
         items[item.rel] = entry
     return {
         "label_precedence": list(LABEL_PRECEDENCE),
-        "label_sources": {f: dict(c) for f, c in sources.items()},
+        "label_sources": {**{f: dict(c) for f, c in sources.items()},
+                          "generator": dict(generators)},
         "synonyms": synonyms,
         "unknown_composers": composers["unknown"],
         "ambiguous_composers": composers["ambiguous"],
