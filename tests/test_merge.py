@@ -135,3 +135,25 @@ def test_cli_merge_warns_of_shortcut_labels(tmp_path):
     assert result.exit_code == 0, result.output
     assert "warning: instrumentation 'Art Song' is mostly ai in train (0 human, 3 ai" in result.output
     assert "'Chamber'" not in result.output
+
+
+def test_merge_keeps_what_each_input_left_out(tmp_path):
+    """A merged data set listed 0 skipped items though its inputs had left some out: it
+    looked more complete than its parts."""
+    tax = Taxonomy.from_groups([("source", ["human", "ai"], True)])
+    rng = np.random.default_rng(0)
+    roots = []
+    for name, cid, work in (("a", "c1", "w1"), ("b", "c2", "w2")):
+        with DatasetWriter(tmp_path / name, tax, sample_rate=SR) as w:
+            w.add(ClipRecord(cid, "human", work_id=work, split="train"),
+                  rng.normal(0, 0.1, SR // 4).astype(np.float32))
+            w.skip(f"{name}-broken.abc", "bad ABC: no notes")
+            w.report["labels"] = {"from": name}
+        roots.append(tmp_path / name)
+    out = tmp_path / "c"
+    merge_datasets(roots, out)
+    report = json.loads((out / "build_report.json").read_text(encoding="utf-8"))
+    assert {(e["item"], e["reason"]) for e in report["skipped"]} == {
+        (f"{roots[0]}: a-broken.abc", "bad ABC: no notes"),
+        (f"{roots[1]}: b-broken.abc", "bad ABC: no notes")}
+    assert report["inputs"][str(roots[1])]["labels"] == {"from": "b"}

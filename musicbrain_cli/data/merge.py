@@ -21,7 +21,7 @@ from pathlib import Path
 
 from musicbrain_cli.errors import DatasetError
 from musicbrain_cli.progress import NULL_PROGRESS, Progress
-from musicbrain_cli.data.dataset import (AUDIO_DIR, MANIFEST, SCORE_DIR, Dataset,
+from musicbrain_cli.data.dataset import (AUDIO_DIR, MANIFEST, REPORT, SCORE_DIR, Dataset,
                                              write_dataset_files)
 
 
@@ -107,8 +107,22 @@ def merge_datasets(inputs: list[str | Path], out: str | Path, *, link: bool = Tr
     skipped = [{"item": c["data_set"] + ": work " + c["work_id"],
                 "reason": f"moved from split {c['split']!r} to {c['kept_split']!r}"}
                for c in conflicts]
+    # what each input's own build left out, and its own report, travel with the merge:
+    # a merged data set must not look more complete than its parts
+    reports = {}
+    for ds in sets:
+        try:
+            rep = json.loads((ds.root / REPORT).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(rep, dict):
+            continue
+        reports[str(ds.root)] = rep
+        skipped += [{"item": f"{ds.root}: {e.get('item')}", "reason": str(e.get("reason"))}
+                    for e in rep.get("skipped") or () if isinstance(e, dict)]
     write_dataset_files(out, taxonomy, rows, name=out.name,
-                        sample_rate=next(iter(rates)) if rates else 22050, skipped=skipped)
+                        sample_rate=next(iter(rates)) if rates else 22050, skipped=skipped,
+                        report={"inputs": reports})
     (out / ".merge.json").write_text(
         json.dumps({"inputs": [str(d.root) for d in sets], "renamed": renamed},
                                  indent=2) + "\n", encoding="utf-8")
