@@ -628,7 +628,9 @@ def label_report(parsed: list[tuple[AbcItem, LabelFinding]], splits: dict[str, s
                               "from": used.source, "ignored": other.value or other.written,
                               "ignored_from": other.source})
         work = _work_id(item)
-        generators[item.generator_from.split(" row ")[0] or "(none: unknown)"] += 1
+        generators[next((k for k in ("--generator", GENERATOR_MANIFEST, "batch folder",
+                                     "RhythGen layout", "labels csv")
+                         if item.generator_from.startswith(k)), "(none: unknown)")] += 1
         entry = {"labels_from": {f: c.source for f, c in finding.cells.items()},
                  "generator": item.generator, "generator_from": item.generator_from,
                  "work_id": work, "split": splits.get(work, "")}
