@@ -312,6 +312,13 @@ def scan(inputs, paths_from, output, report_format, model_name, device, jobs, ke
     if engine == "ray":
         from functools import partial
 
+        from musicbrain_cli.errors import ModelLoadError
+        from musicbrain_cli.model.checkpoint import resolve_model
+
+        try:    # each worker loads it; a model that is not there is a usage error here
+            resolve_model(model_name)
+        except ModelLoadError as exc:
+            _fail(str(exc), EXIT_USAGE)
         spec = ray_engine.WorkerSpec(model=model_name, device=device, options=options,
                                      key_dir=key_folder and str(key_folder),
                                      command_line=tuple(command_line))

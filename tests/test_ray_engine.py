@@ -106,3 +106,16 @@ def test_engine_ray_without_ray_is_a_usage_error(tmp_path, catalog, monkeypatch)
     monkeypatch.setattr(engine, "ray_available", lambda: False)
     res = run(["scan", str(catalog), "-o", str(tmp_path / "out"), "--engine", "ray"])
     assert res.exit_code == 2 and "musicbrain[ray]" in res.output
+
+
+def test_engine_ray_with_a_model_that_is_not_there_is_a_usage_error(tmp_path, catalog,
+                                                                    monkeypatch):
+    """Each Ray worker failed to load the model and the scan exited 1 (a file failed);
+    a model that is not there is the caller's to fix, exit 2, before any worker starts."""
+    import musicbrain_cli.scan.ray_engine as engine
+
+    monkeypatch.setattr(engine, "ray_available", lambda: True)
+    monkeypatch.setattr(engine, "run_tracks", lambda *a, **k: pytest.fail("no task may start"))
+    res = run(["scan", str(catalog), "-o", str(tmp_path / "out"), "--engine", "ray",
+               "--model", str(tmp_path / "no-model"), "--unsigned", "--quiet"])
+    assert res.exit_code == 2 and "no-model" in res.output, res.output

@@ -632,3 +632,13 @@ def test_an_output_folder_inside_the_scanned_folder_is_not_walked(tmp_path):
     assert [Path(p).name for p, _ in found.skipped] == ["notes.txt"]
     walked = discover([cat])          # without output, the folder is an input like any other
     assert cat / "out" / "track-0123" / "old.wav" in walked.files
+
+
+def test_a_scans_temporary_folder_among_the_inputs_is_named_not_skipped_silently(tmp_path):
+    (tmp_path / ".tmp-abc").mkdir()
+    (tmp_path / ".tmp-abc" / "x.wav").write_bytes(b"")
+    (tmp_path / "a.wav").write_bytes(b"")
+    found = discover([tmp_path])
+    assert found.files == [tmp_path / "a.wav"]
+    assert [(Path(p).name, "temporary folder" in why) for p, why in found.skipped] == \
+        [(".tmp-abc", True)]

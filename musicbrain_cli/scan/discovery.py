@@ -132,6 +132,10 @@ def _walk(top: Path, found: Discovery, seen_dirs: set, add_file: Callable[[Path]
             dirs[:] = []
             continue
         seen_dirs.add(key)
+        for d in dirs:
+            if d.startswith(TMP_PREFIX):
+                found.skipped.append((os.path.join(root, d), "a scan's temporary folder "
+                                      f"({TMP_PREFIX}*): not entered"))
         dirs[:] = sorted(d for d in dirs if not d.startswith(TMP_PREFIX))
         for name in sorted(files):
             p = Path(root) / name
