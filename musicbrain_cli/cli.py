@@ -11,6 +11,7 @@ failed), 2 usage error or a feature that is not available yet.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
@@ -37,6 +38,16 @@ def _fail(message: str, code: int = EXIT_FAILED) -> None:
 
 def _not_yet(what: str, issue: int) -> None:
     _fail(f"{what} is not available yet (tracked in issue #{issue})", EXIT_USAGE)
+
+
+@contextlib.contextmanager
+def _usage_errors():
+    """A library error raised inside is the caller's to fix (a bad option, a model or list
+    that is not there): a one-line message and exit status 2, as the README says."""
+    try:
+        yield
+    except MusicBrainError as exc:
+        _fail(str(exc), EXIT_USAGE)
 
 
 def handle_errors(func):
@@ -272,12 +283,8 @@ def scan(inputs, paths_from, output, report_format, model_name, device, jobs, ke
     from musicbrain_cli.scan.batch import ScanOptions, scan as run_scan
     from musicbrain_cli.scan.discovery import discover, read_path_list
 
-    from musicbrain_cli.errors import InputError
-
-    try:
+    with _usage_errors():
         listed = read_path_list(paths_from) if paths_from else []
-    except InputError as exc:
-        _fail(str(exc), EXIT_USAGE)
     # discovery first: with nothing to scan, the model (torch) is never loaded (issue 27)
     found = discover([*inputs, *listed], output=output)
 
@@ -298,13 +305,10 @@ def scan(inputs, paths_from, output, report_format, model_name, device, jobs, ke
     except ConfigError as exc:
         _fail(str(exc), EXIT_USAGE)
     if unsigned:
-        from musicbrain_cli.errors import InputError
         from musicbrain_cli.scan.batch import check_output
 
-        try:
+        with _usage_errors():
             check_output(Path(output), None)
-        except InputError as exc:
-            _fail(str(exc), EXIT_USAGE)
     keys, key_folder = (None, None) if unsigned else _scan_keys(key_dir)
     command_line = ["musicbrain", *sys.argv[1:]]
     progress = RichProgress(disable=quiet)
@@ -312,26 +316,20 @@ def scan(inputs, paths_from, output, report_format, model_name, device, jobs, ke
     if engine == "ray":
         from functools import partial
 
-        from musicbrain_cli.errors import ModelLoadError
         from musicbrain_cli.model.checkpoint import resolve_model
 
-        try:    # each worker loads it; a model that is not there is a usage error here
+        with _usage_errors():     # each worker loads it: check here that it is there
             resolve_model(model_name)
-        except ModelLoadError as exc:
-            _fail(str(exc), EXIT_USAGE)
         spec = ray_engine.WorkerSpec(model=model_name, device=device, options=options,
                                      key_dir=key_folder and str(key_folder),
                                      command_line=tuple(command_line))
         run_on = partial(_ray_tracks, spec=spec, address=address, num_cpus=jobs,
                          progress=progress)
     elif found.files:
-        from musicbrain_cli.errors import MusicBrainError
         from musicbrain_cli.model.inference import Detector
 
-        try:    # a model that cannot be loaded is the caller's to fix: a usage error
+        with _usage_errors():
             detector = Detector.from_pretrained(model_name, device=device)
-        except MusicBrainError as exc:
-            _fail(str(exc), EXIT_USAGE)
     result = run_scan(found, output, detector, options=options, keys=keys,
                       command_line=command_line, progress=progress, engine=run_on)
     for path, reason in result.skipped:

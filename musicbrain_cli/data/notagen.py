@@ -489,8 +489,6 @@ def discover(root: Path, *, generator: str | None = None) -> list[AbcItem]:
     items: dict[str, AbcItem] = {}
     for path in sorted(p for p in root.rglob("*") if p.suffix.lower() == ".abc"):
         rel = path.relative_to(root).as_posix()
-        parts = path.relative_to(root).parts
-        kind = next((p for p in parts[:-1] if p in ("original", "interleaved")), None)
         folder = path.parent.name
         key = piece_key(rel)
         info = rhythgen_info(path)
@@ -499,8 +497,8 @@ def discover(root: Path, *, generator: str | None = None) -> list[AbcItem]:
             (generator_from_folder(folder), f"batch folder {folder}"),
             (RHYTHGEN_GENERATOR if info else None, "RhythGen layout")) if g), ("", ""))
         item = AbcItem(path, rel, key, gen, info, gen_from)
-        if key in items and kind != "interleaved":
-            continue
+        if key in items and "interleaved" not in rel.split("/")[:-1]:
+            continue        # a piece's interleaved form wins over its original form
         items[key] = item
     return [items[k] for k in sorted(items)]
 

@@ -362,7 +362,7 @@ def _explain_window(detector, wave: np.ndarray, notes, *, clip_id: str, totals: 
                     destripe: int | None = None, notes_source: str = "score") -> None:
     from musicbrain_cli.alignment.overlap import (energy_reference, harmonic_overlap, note_onsets,
                                                   onset_overlap)
-    from musicbrain_cli.explain import (FMGradCAM, LabelTarget, band_removal, fidelity_report,
+    from musicbrain_cli.explain import (FMGradCAM, band_removal, fidelity_report,
                                         plot_fmgcam)
     from musicbrain_cli.features import bin_frequencies, frame_times
 
@@ -404,9 +404,7 @@ def _explain_window(detector, wave: np.ndarray, notes, *, clip_id: str, totals: 
     if source:
         # Explain the verdict by itself: the window's more probable source label (human or
         # ai), so style labels can neither share its map nor its followed score.
-        verdict = max(source, key=lambda i: float(res.logits[0, i]))
-        with FMGradCAM(detector.model, layer="fusion", k=1, **options) as cam:
-            alone = cam(spec, targets=[LabelTarget(verdict)])
+        verdict, alone = _own_map(detector, spec, res, source, options)
         totals.verdict.add_report(follow(alone, [verdict]))
         totals.band_verdict.append(band_removal(detector.model, spec[0, 0], alone.fused()[0],
                                                 targets=[verdict], substrate_kind=substrate,
@@ -416,9 +414,7 @@ def _explain_window(detector, wave: np.ndarray, notes, *, clip_id: str, totals: 
     style = [i for i in range(len(detector.labels))
              if i not in source and detector.labels[i] not in untrained]
     if style:
-        top = max(style, key=lambda i: float(res.logits[0, i]))
-        with FMGradCAM(detector.model, layer="fusion", k=1, **options) as cam:
-            own_style = cam(spec, targets=[LabelTarget(top)])
+        top, own_style = _own_map(detector, spec, res, style, options)
         style_report = follow(own_style, [top])
         totals.style_alone.add_report(style_report)
         totals.style_alone_groups.setdefault(detector.labels[top].split("/")[0],
@@ -505,6 +501,16 @@ def entry_clip(*, seconds: float, sample_rate: int, seed: int, soundfont=None):
     return _window(y[skip:], int(round(seconds * sample_rate))), t0
 
 
+def _own_map(detector, spec, res, candidates: Sequence[int], options: dict[str, Any]):
+    """The most probable of ``candidates`` (label indices) by the top-k result ``res``'s
+    logits, and its FM-G-CAM map explained by itself: ``(label, CAM result)``."""
+    from musicbrain_cli.explain import FMGradCAM, LabelTarget
+
+    label = max(candidates, key=lambda i: float(res.logits[0, i]))
+    with FMGradCAM(detector.model, layer="fusion", k=1, **options) as cam:
+        return label, cam(spec, targets=[LabelTarget(label)])
+
+
 def _untrained(detector) -> set[str]:
     """Labels the model card says had no training example: a scan never offers them, so no
     explanation is measured on them (``model.card.untrained_labels``)."""
@@ -530,7 +536,7 @@ def _event_test(detector, n_clips: int, *, top_k: int, weighting: str | None,
     ``{"skipped": reason}`` when the clips cannot be rendered here."""
     from musicbrain_cli.alignment.overlap import energy_map
     from musicbrain_cli.errors import RenderError
-    from musicbrain_cli.explain import FMGradCAM, LabelTarget, event_peak, event_summary
+    from musicbrain_cli.explain import FMGradCAM, event_peak, event_summary
     from musicbrain_cli.features import bin_frequencies, frame_times
 
     fe = detector.config.front_end
@@ -555,16 +561,12 @@ def _event_test(detector, n_clips: int, *, top_k: int, weighting: str | None,
             res = cam(spec, times=times, freqs=freqs)
         fused_hits.append(event_peak(res.fused()[0], times=times, t0=t0, within=within))
         if source:
-            verdict = max(source, key=lambda j: float(res.logits[0, j]))
-            with FMGradCAM(detector.model, layer="fusion", k=1, **options) as cam:
-                alone = cam(spec, targets=[LabelTarget(verdict)])
+            _, alone = _own_map(detector, spec, res, source, options)
             verdict_hits.append(event_peak(alone.fused()[0], times=times, t0=t0, within=within))
         if instrumentation:
             # An entry changes the instrumentation: the most probable instrumentation label's
             # own map is the one whose evidence an entering instrument should move.
-            top = max(instrumentation, key=lambda j: float(res.logits[0, j]))
-            with FMGradCAM(detector.model, layer="fusion", k=1, **options) as cam:
-                own = cam(spec, targets=[LabelTarget(top)])
+            _, own = _own_map(detector, spec, res, instrumentation, options)
             instrument_hits.append(event_peak(own.fused()[0], times=times, t0=t0, within=within))
     return {"fused": event_summary(fused_hits),
             "verdict": event_summary(verdict_hits) if verdict_hits else None,

@@ -81,8 +81,8 @@ MAX_LISTED_PATHS = 1_000_000
 
 def read_path_list(path: str | os.PathLike) -> list[str]:
     """The paths a text file lists, one per line (UTF-8; blank lines and lines whose first
-    character other than a space is ``#`` ignored; a relative path is taken relative to the list file's folder), for
-    catalogs that do not sit in one folder. Each path is taken as written, spaces at either
+    character other than a space is ``#`` ignored; a relative path is taken relative to the
+    list file's folder), for catalogs that do not sit in one folder. Each path is taken as written, spaces at either
     end included (file names may hold them); only the line ending is removed. The file is
     read as untrusted input: a regular file only, bounded in size and in the number of
     paths. Raises :class:`InputError`."""
@@ -194,5 +194,5 @@ def same_audio_and_stem(files: Sequence[Path], sha256_of: Callable[[Path], str])
     return colliding
 
 
-__all__ = ["AUDIO_EXTENSIONS", "Discovery", "discover", "read_path_list", "safe_name", "safe_stem",
-           "same_audio_and_stem"]
+__all__ = ["AUDIO_EXTENSIONS", "Discovery", "discover", "read_path_list", "safe_name",
+           "safe_stem", "same_audio_and_stem"]
