@@ -154,3 +154,29 @@ def test_a_midi_without_a_metadata_row_is_listed_and_a_repeated_id_refused(tree)
     meta.write_text("\n".join(lines + [lines[1].replace("European Archive", "again")]) + "\n")
     with pytest.raises(DatasetError, match="two rows for id"):
         discover(tree)
+
+
+def test_a_composer_that_resolves_to_no_one_or_several_is_masked_and_listed(tree, tmp_path):
+    """MusicNet metadata naming 'Schumann' (both Schumanns are known) or 'Mozart, Leopold'
+    kept the name as written as a composer label of its own, where docs/dataset-format.md
+    says the cell is left empty; the names are listed in the build report instead."""
+    meta = tree / "musicnet_metadata.csv"
+    text = meta.read_text().replace(",Schubert,Piano Quintet in A major,2. Andante,",
+                                    ",Schumann,Piano Quintet in A major,2. Andante,")
+    text = text.replace(",Mozart,Serenade", ",\"Mozart, Leopold\",Serenade")
+    meta.write_text(text)
+    out = tmp_path / "ds"
+    build_musicnet_dataset(tree, out, soundfonts=[get_soundfont("timgm6mb")], seed=3, clip_s=2.0)
+    rows = {r["clip_id"].rsplit("-", 1)[0]: r for r in Dataset.load(out).rows}
+    assert rows["mn-1728"]["composer"] == "" and rows["mn-1728"]["period"] == ""
+    assert rows["mn-1788"]["composer"] == ""
+    assert rows["mn-1727"]["composer"] == "Schubert, Franz"          # the others as before
+    assert rows["mn-1728"]["work_id"] == "musicnet:Schumann:D667"     # not merged with Schubert's
+    report = json.loads((out / "build_report.json").read_text())
+    assert report["ambiguous_composers"]["Schumann"]["files"] == 1
+    assert set(report["ambiguous_composers"]["Schumann"]["candidates"]) == {
+        "Schumann, Robert", "Schumann, Clara"}
+    assert report["unknown_composers"]["Mozart, Leopold"] == {
+        "files": 1, "same_surname": ["Mozart, Wolfgang Amadeus"]}
+    taxonomy = json.loads((out / "taxonomy.json").read_text())
+    assert not any("Schumann" in str(x) or "Leopold" in str(x) for x in json.dumps(taxonomy).split(","))

@@ -46,7 +46,7 @@ from musicbrain_cli.errors import DatasetError, MusicBrainError, RenderError
 from musicbrain_cli.progress import NULL_PROGRESS, Progress
 from musicbrain_cli.data.dataset import (ClipRecord, DatasetWriter, assign_splits,
                                              read_csv_rows, warn_small_split)
-from musicbrain_cli.data.labels import COMPOSER_PERIODS, canonical_composer, style_taxonomy
+from musicbrain_cli.data.labels import COMPOSER_PERIODS, resolve_composer, style_taxonomy
 from musicbrain_cli.data.pieces import write_piece
 from musicbrain_cli.data.render import (DEFAULT_VELOCITY, Humanize, SoundFont,
                                             available_soundfonts, score_to_midi)
@@ -110,13 +110,16 @@ def ensemble_instrumentation(ensemble: str) -> str:
 @dataclass(frozen=True)
 class MusicNetPiece:
     id: str
-    composer: str           # canonical
+    composer: str           # canonical; "" when the metadata's name matches no one, or several
     period: str             # "" if unknown
     instrumentation: str    # "" if unknown
     work_id: str
     labels_path: Path | None
     midi_path: Path | None
     rel: str                # the file the notes come from, relative to the root
+    composer_written: str = ""      # the metadata's name when it did not resolve
+    composer_status: str = "matched"    # or "unknown" / "ambiguous" (labels.ComposerMatch)
+    composer_candidates: tuple[str, ...] = ()
 
 
 def read_metadata(root: Path) -> dict[str, dict[str, str]]:
@@ -162,15 +165,21 @@ def discover(root: str | Path) -> tuple[list[MusicNetPiece], list[tuple[str, str
         # ten composers is the only one of that surname MusicNet holds (its Bach is J. S.,
         # its Mozart W. A., its Haydn Joseph: its catalog_name column gives BWV, K and
         # Joseph Haydn's Op. 64 quartets), so surname-only resolution is safe here only.
-        composer = canonical_composer(row["composer"], by_surname=True)
+        # A name no known composer has, or one that fits several (a metadata file that adds a
+        # 'Schumann'), is masked and listed in the build report, never kept as a label of its
+        # own nor mapped to someone else (docs/dataset-format.md).
+        match = resolve_composer(row["composer"] or "", by_surname=True)
+        composer = match.name if match.status == "matched" else ""
         catalog = " ".join((row.get("catalog_name") or "").split()) \
             or " ".join((row.get("composition") or "").split()) or f"id{pid}"
         src = lab if lab is not None else mid
         pieces.append(MusicNetPiece(
             id=pid, composer=composer, period=COMPOSER_PERIODS.get(composer, ""),
             instrumentation=ensemble_instrumentation(row.get("ensemble", "")),
-            work_id=f"musicnet:{composer}:{catalog}", labels_path=lab,
-            midi_path=None if lab is not None else mid, rel=src.relative_to(root).as_posix()))
+            work_id=f"musicnet:{composer or match.written}:{catalog}", labels_path=lab,
+            midi_path=None if lab is not None else mid, rel=src.relative_to(root).as_posix(),
+            composer_written="" if composer else match.written, composer_status=match.status,
+            composer_candidates=tuple(match.candidates)))
     return pieces, skipped
 
 
@@ -253,16 +262,17 @@ def build_musicnet_dataset(root: str | Path, out: str | Path, *,
     if limit is not None:
         pieces = pieces[:limit]
     fonts = soundfonts or available_soundfonts()
-    unknown = sorted({p.composer for p in pieces if not p.period})
+    unknown = sorted({p.composer for p in pieces if p.composer and not p.period})
     if unknown:
         warnings.warn(f"composers without a known period (label left unknown): {unknown}",
                       stacklevel=2)
-    taxonomy = style_taxonomy(composers=sorted({p.composer for p in pieces}))
+    taxonomy = style_taxonomy(composers=sorted({p.composer for p in pieces if p.composer}))
     new = 0
     with DatasetWriter(out, taxonomy, sample_rate=sample_rate, name="musicnet") as writer:
         splits.update(writer.work_splits())
         for item, reason in skipped:
             writer.skip(item, reason)
+        writer.report.update(composer_report(pieces))
         with progress.task("rendering MusicNet pieces", total=len(pieces)) as task:
             for piece in pieces:
                 try:
@@ -275,6 +285,21 @@ def build_musicnet_dataset(root: str | Path, out: str | Path, *,
         summary = {"pieces": len(pieces), "clips": len(writer.rows), "new_clips": new,
                    "skipped": len(writer.skipped)}
     return summary
+
+
+def composer_report(pieces: list[MusicNetPiece]) -> dict:
+    """``unknown_composers`` and ``ambiguous_composers`` of ``build_report.json``, as the NotaGen
+    adapter writes them: each name as the metadata writes it, with its piece count and the
+    known composers of that surname (who it is not) or the candidates it fits."""
+    out: dict[str, dict[str, dict]] = {"unknown_composers": {}, "ambiguous_composers": {}}
+    for p in pieces:
+        if p.composer or not p.composer_written or p.composer_status not in ("unknown", "ambiguous"):
+            continue
+        entry = out[f"{p.composer_status}_composers"].setdefault(
+            p.composer_written, {"files": 0, "same_surname" if p.composer_status == "unknown"
+                                 else "candidates": list(p.composer_candidates)})
+        entry["files"] += 1
+    return out
 
 
 def _build_piece(writer: DatasetWriter, piece: MusicNetPiece, fonts: list[SoundFont],
