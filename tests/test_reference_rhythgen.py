@@ -189,3 +189,29 @@ def test_rhythgen_is_capped_per_instrumentation_by_the_human_side():
     other, _ = balance_rhythgen(rg, human, 1.0, seed=1)
     assert [c.clip_id for c in other] != ids                         # a seeded draw
     assert balance_rhythgen(rg, human, None, seed=0) == (rg, {})
+
+
+def test_a_configuration_folder_with_spaces_or_dashes_builds(tmp_path, monkeypatch):
+    """A user's copy of a configuration folder ('LAS (copy)', 'RMM-2') stopped build-reference:
+    its name went verbatim into clip ids, which allow no space or parenthesis, and a dash
+    broke config_of. RhythGen's own names keep their ids unchanged."""
+    root = tmp_path / "rg"
+    for config in ("LAS (copy)", "RMM-2", "LAR"):
+        folder = root / ("RAG" if config.startswith("RMM") else "Lieder") / config
+        folder.mkdir(parents=True)
+        for i, prompt in enumerate(("lc1", "lc2")):
+            (folder / f"sync-1-{prompt}_0.abc-{10 + i}.5_1.abc").write_text(_piece(i), encoding="utf-8")
+    assert rg.config_token("LAR") == "LAR" and rg.config_token("RB_Base") == "RB_Base"
+    tokens = {rg.config_token(c) for c in ("LAS (copy)", "RMM-2", "LAS_copy", "LAS copy")}
+    assert len(tokens) == 4 and all("-" not in t and " " not in t for t in tokens)
+    spec = B.SizeSpec("micro", 4.0, ("bach",), 1, 1, 1, 1, 0.5, sample_batch=1,
+                      rhythgen_per_config=None, rhythgen_windows=1)
+    monkeypatch.setitem(B.SIZES, "micro", spec)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        summary = B.build_reference(tmp_path / "ds", size="micro", seed=0, rhythgen=root, jobs=1)
+    with open(tmp_path / "ds" / "manifest.csv", encoding="utf-8") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["origin"].startswith("rhythgen:")]
+    configs = {rg.config_of(r["clip_id"]) for r in rows}
+    assert "LAR" in configs and rg.config_token("LAS (copy)") in configs
+    assert rg.config_token("RMM-2") in configs and summary["rhythgen"]["clips"] == len(rows)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,12 +79,24 @@ class Piece:
 CLIP_PREFIX = "rg-"
 
 
+def config_token(config: str) -> str:
+    """The configuration as a clip id carries it: the name itself when it holds only letters,
+    digits, ``_``, ``.`` and ``+`` (RhythGen's own names: ``LAR``, ``RB_Base``), else those
+    runs kept, ``_`` between them and 6 hex digits of the name's hash (a user's ``LAS (copy)``
+    -> ``LAS_copy.<hash>``), so the id stays valid and :func:`config_of` can split it."""
+    if re.fullmatch(r"[A-Za-z0-9_.+]+", config):
+        return config
+    kept = "_".join(re.findall(r"[A-Za-z0-9_+]+", config)) or "config"
+    return f"{kept}.{hashlib.sha256(config.encode('utf-8')).hexdigest()[:6]}"
+
+
 def clip_id(piece: Piece, window: int) -> str:
-    return f"{CLIP_PREFIX}{piece.config}-{piece.piece_id}-w{window}"
+    return f"{CLIP_PREFIX}{config_token(piece.config)}-{piece.piece_id}-w{window}"
 
 
 def config_of(clip: str) -> str | None:
-    """The RhythGen configuration a clip id names (:func:`clip_id`), else ``None``."""
+    """The RhythGen configuration token a clip id names (:func:`clip_id`, :func:`config_token`:
+    the configuration's own name unless it holds other characters), else ``None``."""
     return clip.split("-")[1] if clip.startswith(CLIP_PREFIX) else None
 
 
