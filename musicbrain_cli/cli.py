@@ -139,6 +139,10 @@ def evidence_line_facts_lines() -> list[str]:
             continue
         lines.append(f"line       {name} (model SHA-256 {det.sha256}, checked against the pin)")
         lines.append(f"  operating point  P(AI) >= {det.threshold:.3f}")
+        if name == "artifacts" and det.coverage is not None:
+            c = det.coverage
+            lines.append(f"  human side       calibrated at {c.min_rate_hz}-{c.max_rate_hz} Hz, bandwidth >= "
+                         f"{c.min_bandwidth_hz:.0f} Hz; outside that it can accuse, never exonerate")
         if name == "symbolic":
             test = det.card.get("test") or {}
             lines.append(f"  test clips       human called AI {rate(test.get('false_accusation'))}; "

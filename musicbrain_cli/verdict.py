@@ -228,7 +228,9 @@ def artifact_finding(finding: Mapping) -> LineFinding:
     of its domain: it then cannot accuse, and it blocks a ``human`` verdict, since the
     absence of decoder peaks was never looked for. In its domain between its doubt threshold
     and its operating point (``leans_ai``) it leans towards AI: ``inconclusive``, which
-    withholds a ``human`` verdict and never makes an ``ai`` one.
+    withholds a ``human`` verdict and never makes an ``ai`` one. So does a recording whose
+    rate or bandwidth lies outside what its human side was calibrated on (``covers_human``
+    false): a decoder's comb there still accuses, its absence was never measured.
     """
     explanation = str(finding.get("explanation") or "")
     if not finding.get("applicable"):
@@ -236,7 +238,10 @@ def artifact_finding(finding: Mapping) -> LineFinding:
                            can_exonerate=True, threshold=finding.get("threshold"),
                            reasons=(explanation,) if explanation else ())
     says_ai = bool(finding.get("says_ai"))
-    label = AI if says_ai else INCONCLUSIVE if finding.get("leans_ai") else HUMAN
+    # Outside the rates and bandwidths its human side was calibrated on, a comb-free spectrum
+    # was never measured on human music: the line can still accuse there, not exonerate.
+    uncovered = finding.get("covers_human") is False
+    label = AI if says_ai else INCONCLUSIVE if finding.get("leans_ai") or uncovered else HUMAN
     return LineFinding(line="artifacts", finding=label, in_domain=True,
                        can_exonerate=True, p_ai=finding.get("p_ai"),
                        threshold=finding.get("threshold"),

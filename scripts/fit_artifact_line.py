@@ -1,4 +1,4 @@
-"""Make the artifact line's corpus, read its features, fit and ship the line.
+r"""Make the artifact line's corpus, read its features, fit and ship the line.
 
 Steps (each resumable; outputs under the gitignored ``data/artifact_corpus/``)::
 
@@ -6,6 +6,17 @@ Steps (each resumable; outputs under the gitignored ``data/artifact_corpus/``)::
     python scripts/fit_artifact_line.py corpus               # human clips, decoded copies, uploads
     python scripts/fit_artifact_line.py features             # features read back from every file
     python scripts/fit_artifact_line.py fit                  # -> musicbrain_cli/artifacts/default/
+
+Or, for the shipped line, only what its human side covers (sample rates, bandwidth; see
+``artifacts.fit.human_coverage``), written into its model.json and card.json::
+
+    python scripts/fit_artifact_line.py corpus --out data/artifact_human_dev --splits train validation --human-only
+    python scripts/fit_artifact_line.py features --out data/artifact_human_dev
+    python scripts/fit_artifact_line.py corpus --out data/artifact_human_test --human-only \
+        --splits test test-fresh test-final test-latest
+    python scripts/fit_artifact_line.py features --out data/artifact_human_test
+    python scripts/fit_artifact_line.py coverage --out data/artifact_human_dev \
+        --held-out data/artifact_human_test/features.json
 
 Seed 22 throughout. ``fit`` writes ``model.json`` and ``card.json`` and prints their
 SHA-256, to be pinned in ``musicbrain_cli/artifacts/detector.py``.
@@ -26,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("step", choices=("corpus", "features", "fit"))
+    ap.add_argument("step", choices=("corpus", "features", "fit", "coverage"))
     ap.add_argument("--out", type=Path, default=ROOT / "data" / "artifact_corpus")
     ap.add_argument("--debian", type=Path, default=ROOT / "data" / "human_debian")
     ap.add_argument("--midis", type=Path, default=Path("/work/shared/data/musicnet/musicnet_midis"))
@@ -34,6 +45,13 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--seed", type=int, default=22)
     ap.add_argument("--splits", nargs="+", default=None, help="corpus: build only these splits")
+    ap.add_argument("--held-out", nargs="*", default=[], metavar="FEATURES_JSON",
+                    help="coverage: features.json of human test-package uploads, to record what "
+                         "the coverage withholds from them")
+    ap.add_argument("--coverage-note", default="",
+                    help="coverage: what else to say of the rows it was measured on")
+    ap.add_argument("--human-only", action="store_true",
+                    help="corpus: the human clips and uploads only, no decoders (same draws)")
     args = ap.parse_args(argv)
     t0 = time.time()
     log = lambda msg: print(f"[{time.time() - t0:7.1f}s] {msg}", flush=True)  # noqa: E731
@@ -43,7 +61,7 @@ def main(argv: list[str]) -> int:
         from musicbrain_cli.artifacts.corpus import SPLITS
 
         items = build_corpus(args.out, debian_root=args.debian, midi_root=args.midis, seed=args.seed,
-                             splits=tuple(args.splits or SPLITS), log=log)
+                             splits=tuple(args.splits or SPLITS), decoders=not args.human_only, log=log)
         log(f"{len(items)} items")
     elif args.step == "features":
         from musicbrain_cli.artifacts.corpus import extract_features
@@ -56,6 +74,18 @@ def main(argv: list[str]) -> int:
         rows = extract_features(items, workers=args.workers)
         (args.out / "features.json").write_text(json.dumps(rows))
         log(f"features of {len(rows)} items")
+    elif args.step == "coverage":
+        from musicbrain_cli.artifacts.fit import add_human_coverage
+
+        rows = json.loads((args.out / "features.json").read_text())
+        from musicbrain_cli.artifacts.fit import COVERAGE_MEASURED_ON
+
+        measured_on = COVERAGE_MEASURED_ON + (
+            f"; {args.coverage_note}" if args.coverage_note else "")
+        held = [r for path in args.held_out for r in json.loads(Path(path).read_text())
+                if r["split"].startswith("test")]
+        log(json.dumps(add_human_coverage(rows, args.model_dir, measured_on=measured_on,
+                                          held_out=held), indent=1))
     else:
         from musicbrain_cli.artifacts.fit import fit_and_ship
 

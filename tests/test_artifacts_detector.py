@@ -192,3 +192,46 @@ def test_between_doubt_and_operating_point_the_line_withholds_a_human_verdict(de
     assert ArtifactDetector(old).doubt_threshold == ArtifactDetector(old).threshold
     with pytest.raises(ModelLoadError, match="doubt"):
         ArtifactDetector({**detector.model, "doubt_threshold": detector.threshold + 0.01})
+
+
+def test_outside_its_human_calibration_the_line_accuses_but_never_exonerates(detector, decoded_wav):
+    """Issue 22: 'human' only from a line in its domain. The line's human side was calibrated
+    on uploads at certain rates and bandwidths; a comb-free spectrum elsewhere (a 16 kHz
+    file, a band-limited upload) was never measured on human music, so it withholds a
+    'human' verdict, while a decoder's comb still accuses at any rate."""
+    from musicbrain_cli.verdict import AI, HUMAN, INCONCLUSIVE, LineFinding, artifact_finding, combine
+
+    cov = detector.coverage
+    assert cov is not None and cov.min_rate_hz <= 44100 <= cov.max_rate_hz   # the shipped line has one
+    content = LineFinding(line="content", finding=HUMAN, in_domain=True, p_ai=0.01, threshold=0.8)
+    quiet = piano_melody(44100, 12.0, seed=11)
+    inside = detector.analyse_samples(quiet, 44100)
+    assert inside.covers_human and inside.coverage_reason is None
+    assert combine([content, artifact_finding(inside.to_dict())]).label == HUMAN
+
+    narrow = ArtifactDetector({**detector.model, "human_coverage": {
+        **detector.model["human_coverage"], "min_rate_hz": 48000}}, detector.card)
+    f = narrow.analyse_samples(quiet, 44100)
+    assert f.applicable and not f.says_ai and not f.leans_ai and not f.covers_human
+    assert "44100 Hz" in f.coverage_reason and "outside" in f.coverage_reason
+    assert f.coverage_reason in f.explanation and "does not support a 'human' verdict" in f.explanation
+    line = artifact_finding(f.to_dict())
+    assert line.finding == INCONCLUSIVE and line.in_domain
+    assert combine([content, line]).label == INCONCLUSIVE
+    json.loads(json.dumps(f.to_dict(), allow_nan=False))
+    # a bandwidth floor above the file's bandwidth withholds it as well
+    wide = ArtifactDetector({**detector.model, "human_coverage": {
+        **detector.model["human_coverage"], "min_bandwidth_hz": inside.bandwidth_hz + 100}}, detector.card)
+    g = wide.analyse_samples(quiet, 44100)
+    assert not g.covers_human and "bandwidth" in g.coverage_reason
+    # a decoder's comb at a rate the human side never held still accuses
+    ai = ArtifactDetector({**detector.model, "human_coverage": {
+        **detector.model["human_coverage"], "min_rate_hz": 32000}}, detector.card).analyse(decoded_wav)
+    assert ai.says_ai and ai.covers_human and artifact_finding(ai.to_dict()).finding == AI
+    # a model without coverage restricts nothing; a malformed one is refused
+    old = {k: v for k, v in detector.model.items() if k != "human_coverage"}
+    assert ArtifactDetector(old).analyse_samples(quiet, 44100).covers_human
+    for bad in ({"min_rate_hz": 48000, "max_rate_hz": 44100, "min_bandwidth_hz": 0},
+                {"min_rate_hz": "x"}):
+        with pytest.raises(ModelLoadError, match="human_coverage"):
+            ArtifactDetector({**detector.model, "human_coverage": bad})

@@ -76,6 +76,11 @@ def test_info_states_the_evidence_lines_pins_and_operating_points():
     out = CliRunner().invoke(main, ["info"]).output
     assert f"line       artifacts (model SHA-256 {ART['default']['model.json']}" in out
     assert f"line       symbolic (model SHA-256 {SYM['default']['model.json']}" in out
+    from musicbrain_cli.artifacts.detector import PACKAGE_DIR as ART_DIR
+
+    cov = json.loads((ART_DIR / "default" / "model.json").read_text())["human_coverage"]
+    assert (f"human side       calibrated at {cov['min_rate_hz']}-{cov['max_rate_hz']} Hz, bandwidth >= "
+            f"{cov['min_bandwidth_hz']:.0f} Hz; outside that it can accuse, never exonerate") in out
     card = json.loads((PACKAGE_DIR / "default" / "card.json").read_text())
     assert f"P(AI) >= {card['threshold']:.3f}" in out
     fa = card["test"]["false_accusation"]

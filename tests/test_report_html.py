@@ -421,6 +421,24 @@ def test_the_artifact_lines_false_accusation_rates_each_name_their_held_out_set(
             in said)
 
 
+def test_the_artifact_lines_human_coverage_is_quoted_beside_its_finding():
+    """Issue 22: a report says where the line's 'human' finding was calibrated (rates and
+    bandwidth), so a reader can tell whether the recording at hand lies within it."""
+    from musicbrain_cli.artifacts.detector import ArtifactDetector
+    from musicbrain_cli.report.html import _artifact_sentences
+
+    rates = ArtifactDetector.from_pretrained("default").card["summary"]
+    cov = rates["human_coverage"]
+    said = next(s for s in _artifact_sentences({"error_rates": rates}) if "calibrated on" in s)
+    assert (f"at {cov['min_rate_hz']}-{cov['max_rate_hz']} Hz with at least "
+            f"{cov['min_bandwidth_hz']:.0f} Hz of bandwidth") in said
+    assert "can accuse but never supports a 'human' verdict" in said
+    cost = rates["human_withheld_by_coverage"]["test-fresh"]
+    assert f"test-fresh {cost['k']} of {cost['n']} (" in said
+    bare = {k: v for k, v in rates.items() if k != "human_coverage"}
+    assert not any("calibrated on" in s for s in _artifact_sentences({"error_rates": bare}))
+
+
 def test_a_pdf_report_draws_chinese_japanese_and_korean_names(caplog):
     """A file name in CJK scripts came out of the PDF as blank boxes (.notdef glyphs): the
     recording's name must be legible in a court document. The setup installs a font that

@@ -258,7 +258,8 @@ HUMAN_ONLY_SPLITS = ("test-fresh", "test-final", "test-latest")
 
 
 def build_corpus(out: Path, *, debian_root: Path, midi_root: Path, seed: int = 22,
-                 splits: tuple[str, ...] = SPLITS, log=lambda msg: None) -> list[Item]:
+                 splits: tuple[str, ...] = SPLITS, decoders: bool = True,
+                 log=lambda msg: None) -> list[Item]:
     """Write the corpus of ``splits`` under ``out``; returns the items of every split built so
     far (``out/items.json`` is updated: items of other splits already there are kept).
 
@@ -270,6 +271,10 @@ def build_corpus(out: Path, *, debian_root: Path, midi_root: Path, seed: int = 2
 
     Splits may be built by concurrent processes (``--splits``): each writes its own
     folders, and ``items.json`` is re-read and merged just before it is written.
+
+    ``decoders=False`` writes the human side only (the same clips and uploads, drawn with the
+    same seeds: the decoders' draws come after them), e.g. to measure what the human
+    calibration covers without the hour the decoders take.
     """
     import torch
 
@@ -294,7 +299,7 @@ def build_corpus(out: Path, *, debian_root: Path, midi_root: Path, seed: int = 2
                 path = write_upload(stem, y, rate, transform)
                 items.append(Item(f"{split}/human/{cid}/{transform}", split, 0, source, "human", "", transform, str(path)))
         log(f"{split}: {len(pool)} human clips")
-        for spec in decoder_specs(split, seed=seed) if split not in HUMAN_ONLY_SPLITS else ():
+        for spec in decoder_specs(split, seed=seed) if decoders and split not in HUMAN_ONLY_SPLITS else ():
             codec = spec.family in CODEC_FAMILIES
             # Codec-like decoders are few and costly to train: each decodes more clips.
             per_decoder = (8 if split == "train" else 6) if codec else (3 if split == "train" else 2)
@@ -352,4 +357,5 @@ def _features_of(item: dict) -> dict:
     out["features"] = [float(v) for v in comb_features(a)]
     out["spacing_hz"] = a.comb.spacing_hz
     out["rate"] = rate
+    out["bandwidth_hz"] = float(a.spectrum.bandwidth_hz)
     return out

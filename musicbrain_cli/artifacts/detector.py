@@ -41,8 +41,8 @@ MODEL_FILE, CARD_FILE = "model.json", "card.json"
 #: SHA-256 of the shipped files, checked on load (a swapped classifier changes verdicts).
 SHIPPED_SHA256: dict[str, dict[str, str]] = {
     "default": {
-        MODEL_FILE: "d4ce95216fac52620d225e1ba9b0ddada0e0e64a41efb70382b938bdab44c4ac",
-        CARD_FILE: "24631115207ddc53e84de00ee0d6a1dd0bfec42203ec43be5b1064b95a2ae04e",
+        MODEL_FILE: "2d6aaa0553684445760fc53fc0059fe012663f9d20f3e601936407f8aa257848",
+        CARD_FILE: "5f28fe2d5675ae1f814e875e90e3e7ab9e0e2ded225d753e02d69b0d5c2daac1",
     },
 }
 
@@ -149,7 +149,9 @@ class ArtifactFinding:
     ``p_ai`` is calibrated (``None`` when not applicable); ``says_ai`` is ``p_ai >=
     threshold``; ``leans_ai`` is ``doubt_threshold <= p_ai < threshold``: a spectrum more
     decoder-like than that of nine human recordings in ten, short of an accusation, on which
-    the line withholds a ``human`` verdict. ``peaks_hz`` are the comb's teeth (Hz), ``spacing_hz`` their spacing,
+    the line withholds a ``human`` verdict. ``covers_human`` is False when the recording's
+    rate or bandwidth lies outside :class:`HumanCoverage` (``coverage_reason`` says which):
+    short of an accusation the line then withholds a ``human`` verdict too. ``peaks_hz`` are the comb's teeth (Hz), ``spacing_hz`` their spacing,
     ``upsampling_factors`` maps a decoder output rate (Hz, as a string key) to the integer
     factor ``rate / spacing`` where one fits. ``residue_hz`` / ``residue_db`` are the
     residue reduced to at most :data:`MAX_FIGURE_POINTS` points (max within each block,
@@ -182,6 +184,8 @@ class ArtifactFinding:
     line: str = LINE
     doubt_threshold: float | None = None
     leans_ai: bool = False
+    covers_human: bool = True
+    coverage_reason: str | None = None
 
     def to_dict(self) -> dict:
         """Plain JSON types only (tuples become lists), so the dict equals its own JSON
@@ -219,6 +223,48 @@ def applicability(*, duration_s: float, sample_rate: int, peak: float,
     if bandwidth_hz is not None and bandwidth_hz < MIN_BANDWIDTH_HZ:
         return f"audio bandwidth {bandwidth_hz:.0f} Hz is below {MIN_BANDWIDTH_HZ:.0f} Hz (too band-limited)"
     return None
+
+
+@dataclass(frozen=True)
+class HumanCoverage:
+    """The sample rates and bandwidths the line's human side was calibrated on.
+
+    A comb-free spectrum counts towards a ``human`` verdict only where the line has measured
+    how human recordings score: outside that range its false-accusation and miss rates were
+    never measured, so it can still accuse (a decoder's comb is a comb at any rate) but not
+    exonerate. The numbers come from the human development uploads (train and validation
+    packages and renders, as uploaded): the lowest and highest sample rate among them and
+    the 1st percentile of their bandwidth (``model.json``'s ``human_coverage``, with the rule
+    and the set it was measured on).
+    """
+
+    min_rate_hz: int
+    max_rate_hz: int
+    min_bandwidth_hz: float
+
+    @classmethod
+    def from_model(cls, model: dict) -> "HumanCoverage | None":
+        raw = model.get("human_coverage")
+        if raw is None:
+            return None     # fitted before coverage was recorded: no restriction, as then
+        try:
+            cov = cls(int(raw["min_rate_hz"]), int(raw["max_rate_hz"]), float(raw["min_bandwidth_hz"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelLoadError(f"artifact model human_coverage is malformed: {exc!r}") from exc
+        if not 0 < cov.min_rate_hz <= cov.max_rate_hz or not 0.0 <= cov.min_bandwidth_hz:
+            raise ModelLoadError(f"artifact model human_coverage is inconsistent: {raw!r}")
+        return cov
+
+    def outside(self, sample_rate: int, bandwidth_hz: float) -> str | None:
+        """``None`` when a recording at ``sample_rate`` with ``bandwidth_hz`` lies within the
+        human calibration, else the plain-English reason it does not."""
+        if not self.min_rate_hz <= sample_rate <= self.max_rate_hz:
+            return (f"its sample rate, {sample_rate} Hz, lies outside the {self.min_rate_hz}-"
+                    f"{self.max_rate_hz} Hz of the human recordings this line was calibrated on")
+        if bandwidth_hz < self.min_bandwidth_hz:
+            return (f"its bandwidth, {bandwidth_hz:.0f} Hz, is narrower than that of 99 % of the human "
+                    f"recordings this line was calibrated on (at least {self.min_bandwidth_hz:.0f} Hz)")
+        return None
 
 
 def model_directory(name_or_path: str | os.PathLike, *, shipped: dict[str, dict[str, str]],
@@ -319,6 +365,7 @@ class ArtifactDetector:
         if not 0.0 < self.doubt_threshold <= self.threshold:
             raise ModelLoadError(f"artifact model doubt threshold {self.doubt_threshold!r} is outside "
                                  f"(0, {self.threshold}]")
+        self.coverage = HumanCoverage.from_model(model)
         self.model = model
         self.card = card or {}
         self.sha256 = sha256
@@ -381,6 +428,8 @@ class ArtifactDetector:
         p = float(np.median(window_p))
         says = p >= self.threshold
         leans = not says and p >= self.doubt_threshold
+        uncovered = (None if says or self.coverage is None
+                     else self.coverage.outside(int(sample_rate), float(a.spectrum.bandwidth_hz)))
         band = a.spectrum.freqs_hz <= a.f_max_hz
         rhz, rdb = _reduce(a.spectrum.freqs_hz[band], a.spectrum.residue_db[band], MAX_FIGURE_POINTS)
         c = a.comb
@@ -391,7 +440,9 @@ class ArtifactDetector:
             spacing_hz=None if c.spacing_hz is None else round(c.spacing_hz, 4),
             teeth=c.teeth, expected_teeth=c.expected_teeth,
             upsampling_factors={str(k): v for k, v in a.factors.items()},
-            explanation=explain(a, p, self.threshold, windows=len(windows), doubt=self.doubt_threshold),
+            explanation=explain(a, p, self.threshold, windows=len(windows), doubt=self.doubt_threshold,
+                                uncovered=uncovered),
+            covers_human=uncovered is None, coverage_reason=uncovered,
             residue_hz=rhz, residue_db=rdb, sample_rate=int(sample_rate),
             bandwidth_hz=round(a.spectrum.bandwidth_hz, 1), analysed_s=round(a.spectrum.analysed_s, 3),
             features={k: round(float(v), 6) for k, v in zip(FEATURES, x)},
@@ -416,9 +467,21 @@ class ArtifactDetector:
 
 
 def explain(a: CombAnalysis, p_ai: float, threshold: float, *, windows: int = 1,
-            doubt: float | None = None) -> str:
+            doubt: float | None = None, uncovered: str | None = None) -> str:
     """One paragraph a reader can check with any spectrum analyser (``doubt``: the line's
-    doubt threshold, where it has one)."""
+    doubt threshold, where it has one; ``uncovered``: why the recording lies outside the line's
+    human calibration, see :class:`HumanCoverage`)."""
+    text = _explain(a, p_ai, threshold, windows=windows, doubt=doubt)
+    if uncovered and p_ai < threshold:
+        text += (f" This recording lies outside what the line was calibrated on for human music: "
+                 f"{uncovered}. How often human recordings like it show a pattern, and how often "
+                 "decoded ones show none, was never measured, so this line does not support a "
+                 "'human' verdict here.")
+    return text
+
+
+def _explain(a: CombAnalysis, p_ai: float, threshold: float, *, windows: int,
+             doubt: float | None) -> str:
     c = a.comb
     p_text = f"P(AI) {p_ai:.2f}" + (f" (median of {windows} windows of {WINDOW_S:g} s)" if windows > 1 else "")
     if c.spacing_hz is None or c.teeth < _peaks.MIN_TEETH:

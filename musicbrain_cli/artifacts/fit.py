@@ -201,6 +201,77 @@ def evaluate(model: dict, rows: list[dict]) -> dict:
     return out
 
 
+#: The human calibration's bandwidth floor: this percentile of the development uploads'
+#: bandwidths (one odd file does not stretch what the line claims to cover).
+COVERAGE_BANDWIDTH_PERCENTILE = 1.0
+COVERAGE_RULE = ("sample rates: the lowest and highest among the human development uploads "
+                 "(train and validation packages and renders, as uploaded, where the line applies); "
+                 f"bandwidth: their {COVERAGE_BANDWIDTH_PERCENTILE:g}st percentile. Outside this range "
+                 "the line can accuse but never exonerate")
+
+
+COVERAGE_MEASURED_ON = ("the human train and validation uploads of the artifact corpus as "
+                        "scripts/fit_artifact_line.py draws them (seed 22; the packages of "
+                        "docs/human-recordings.md)")
+
+
+def human_coverage(rows: list[dict], *, measured_on: str = COVERAGE_MEASURED_ON) -> dict:
+    """What the line's human side was calibrated on (:class:`~musicbrain_cli.artifacts.detector.
+    HumanCoverage`), from the human ``train`` and ``validation`` rows where the line applies;
+    the rows must carry ``rate`` and ``bandwidth_hz`` (``corpus.extract_features``)."""
+    dev = [r for r in rows if r["label"] == 0 and r["split"] in ("train", "validation") and not r["na"]]
+    if not dev:
+        raise TrainingError("no applicable human development rows to measure the coverage on")
+    missing = [r["id"] for r in dev if r.get("bandwidth_hz") is None][:3]
+    if missing:
+        raise TrainingError(f"rows without bandwidth_hz (features read before it was recorded): {missing}")
+    rates = sorted({int(r["rate"]) for r in dev})
+    bands = np.array([float(r["bandwidth_hz"]) for r in dev])
+    return {"min_rate_hz": rates[0], "max_rate_hz": rates[-1],
+            "min_bandwidth_hz": round(float(np.percentile(bands, COVERAGE_BANDWIDTH_PERCENTILE)), 1),
+            "rates_hz": rates, "n_uploads": len(dev),
+            "bandwidth_hz_min_quartiles_max": [round(float(q), 1)
+                                               for q in np.percentile(bands, [0, 25, 50, 75, 100])],
+            "measured_on": measured_on,
+            "rule": COVERAGE_RULE}
+
+
+def outside_coverage(coverage: dict, rows: list[dict]) -> dict:
+    """Per split, how many applicable human rows lie outside ``coverage`` (so the line
+    withholds a ``human`` verdict from them): ``{split: rate_with_interval}``."""
+    from musicbrain_cli.artifacts.detector import HumanCoverage
+
+    cov = HumanCoverage.from_model({"human_coverage": coverage})
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for r in rows:
+        if r["label"] == 0 and not r["na"]:
+            counts[r["split"]][0] += cov.outside(int(r["rate"]), float(r["bandwidth_hz"])) is not None
+            counts[r["split"]][1] += 1
+    return {split: rate_with_interval(k, n) for split, (k, n) in sorted(counts.items())}
+
+
+def add_human_coverage(rows: list[dict], model_dir: Path, *, measured_on: str = COVERAGE_MEASURED_ON,
+                       held_out: list[dict] | None = None) -> dict:
+    """Write :func:`human_coverage` of ``rows`` into an already fitted line's model.json (where
+    it is used) and card.json (``summary``, quoted in reports); nothing else changes.
+    ``held_out``: human rows of the test packages, on which the card also records what the
+    coverage withholds (``summary.human_withheld_by_coverage``). Returns the coverage and both
+    files' new SHA-256."""
+    coverage = human_coverage(rows, measured_on=measured_on)
+    model_path, card_path = model_dir / MODEL_FILE, model_dir / CARD_FILE
+    model, card = json.loads(model_path.read_text()), json.loads(card_path.read_text())
+    model["human_coverage"] = coverage
+    card.setdefault("summary", {})["human_coverage"] = coverage
+    if held_out:
+        card["summary"]["human_withheld_by_coverage"] = {
+            split: {**rate, "note": "applicable held-out human uploads outside the coverage"}
+            for split, rate in outside_coverage(coverage, held_out).items()}
+    model_path.write_text(json.dumps(model, indent=1, sort_keys=True) + "\n")
+    card_path.write_text(json.dumps(card, indent=1, sort_keys=True) + "\n")
+    return {"human_coverage": coverage, MODEL_FILE: _sha(model_path), CARD_FILE: _sha(card_path),
+            "human_withheld_by_coverage": card["summary"].get("human_withheld_by_coverage")}
+
+
 def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -282,6 +353,9 @@ def fit_and_ship(rows: list[dict], model_dir: Path, *, seed: int, data_card: str
         },
         "summary": summary,
     }
+    if all(r.get("bandwidth_hz") is not None for r in rows if not r["na"]):
+        shipped["human_coverage"] = human_coverage(rows)
+        card["summary"]["human_coverage"] = shipped["human_coverage"]
     model_dir.mkdir(parents=True, exist_ok=True)
     shipped["produced_by"] = card["produced_by"]
     (model_dir / MODEL_FILE).write_text(json.dumps(shipped, indent=1, sort_keys=True) + "\n")

@@ -664,6 +664,17 @@ def _artifact_sentences(found: Any) -> list[str]:
             out.append(f"Human recordings from packages it was never fitted on that reach its doubt "
                        f"threshold ({doubt:.2f}), so that this line withholds a 'human' verdict: "
                        + "; ".join(parts) + ".")
+    cov = rates.get("human_coverage")
+    if isinstance(cov, Mapping) and None not in (_num(cov.get("min_rate_hz")), _num(cov.get("max_rate_hz")),
+                                                  _num(cov.get("min_bandwidth_hz"))):
+        cost = rates.get("human_withheld_by_coverage")
+        parts = [f"{visible(str(k))} {ph}" for k in sorted(cost, key=str)
+                 if (ph := _rate_phrase(cost.get(k)))] if isinstance(cost, Mapping) else []
+        out.append(f"Its human side was calibrated on recordings at {_num(cov['min_rate_hz']):.0f}-"
+                   f"{_num(cov['max_rate_hz']):.0f} Hz with at least {_num(cov['min_bandwidth_hz']):.0f} Hz of "
+                   "bandwidth (99 % of them); outside that it can accuse but never supports a 'human' verdict"
+                   + (" (held-out human recordings outside it: " + "; ".join(parts) + ")" if parts else "")
+                   + ".")
     recall = _rate_phrase(rates.get("recall_synthetic_decoders_test"))
     if recall:
         out.append(f"Decoded test clips it detected: {recall}.")
