@@ -174,3 +174,27 @@ def test_cpu_and_gpu_agree(model, config):
     cpu = Detector(model, config, CARD, device="cpu").predict_windows(waves)
     gpu = Detector(model, config, CARD, device="cuda").predict_windows(waves)
     np.testing.assert_allclose(gpu, cpu, atol=2e-3)
+
+
+def test_channels_last_weights_change_no_bit_of_the_shipped_models_output():
+    """The detector keeps its network in channels-last memory (faster convolutions on the
+    CPU); its outputs must equal those of the same weights in the default layout (bit for bit
+    on the CPUs measured so far; float rounding is allowed, as between machines), or a scan
+    would state figures other than the card's measured ones."""
+    try:
+        det = Detector.from_pretrained("default")
+        ref = Detector.from_pretrained("default")
+    except ModelLoadError:
+        pytest.skip("no default model shipped")
+    convs = [p for p in det.model.parameters() if p.dim() == 4]
+    assert convs and all(p.is_contiguous(memory_format=torch.channels_last) for p in convs)
+    ref.model = ref.model.to(memory_format=torch.contiguous_format)
+    assert not all(p.is_contiguous(memory_format=torch.channels_last)
+                   for p in ref.model.parameters() if p.dim() == 4)
+    rng = np.random.default_rng(5)
+    t = np.arange(det.config.front_end.n_samples) / det.config.front_end.sample_rate
+    tones = np.stack([0.3 * np.sin(2 * np.pi * f * t) * (1 + np.sin(2 * np.pi * 2 * t)) for f in (110, 440, 1760)])
+    waves = np.concatenate([tones, 0.1 * rng.standard_normal((5, t.size))]).astype(np.float32)
+    got, want = det.analyse_windows(waves, batch_size=4), ref.analyse_windows(waves, batch_size=4)
+    np.testing.assert_allclose(got.logits, want.logits, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got.embeddings, want.embeddings, rtol=1e-5, atol=1e-6)

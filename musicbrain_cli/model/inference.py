@@ -179,7 +179,10 @@ class Detector:
         self.card = dict(card or {})
         self.taxonomy = config.taxonomy
         self.labels = config.taxonomy.labels
-        self.model = copy.deepcopy(model).to(self.device).eval()
+        # Channels-last weights: on the CPU oneDNN then runs the convolutions without
+        # re-ordering every activation, about a quarter faster per window; the logits equal the
+        # default layout's (bit for bit on the CPUs measured; tests/test_inference.py).
+        self.model = copy.deepcopy(model).to(self.device).eval().to(memory_format=torch.channels_last)
         self.front_end = FrontEnd(config.front_end).to(self.device)
         temperature = (self.card.get("calibration") or {}).get("temperature", 1.0)
         if not (isinstance(temperature, (int, float)) and temperature > 0):
