@@ -104,3 +104,34 @@ def json_text(data: Any) -> str:
 
 __all__ = ["atomic_write", "sha256_file", "sha256_bytes", "canonical_json", "json_text",
            "HASH_CHUNK"]
+
+
+def find_files(root: str | os.PathLike, suffixes: tuple[str, ...]) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Every file under ``root`` whose suffix (case-folded) is one of ``suffixes``, sorted,
+    following symbolic links to folders as a scan does (a data folder is often assembled from
+    links), each folder entered once: ``(files, skipped)``, where ``skipped`` lists, with the
+    reason, folders that could not be read and links that lead back into a folder already
+    walked (a loop), so that nothing is passed over without a word."""
+    skipped: list[tuple[str, str]] = []
+    seen: set[tuple[int, int]] = set()
+    files: list[Path] = []
+
+    def on_error(exc: OSError) -> None:
+        skipped.append((str(exc.filename), f"cannot read folder: {exc.strerror}"))
+
+    for folder, dirs, names in os.walk(root, followlinks=True, onerror=on_error):
+        try:
+            st = os.stat(folder)
+        except OSError as exc:
+            skipped.append((folder, f"cannot read folder: {exc.strerror}"))
+            dirs[:] = []
+            continue
+        if (st.st_dev, st.st_ino) in seen:
+            skipped.append((folder, "folder already walked (a symbolic link loop, or a second "
+                                    "link to it)"))
+            dirs[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        dirs.sort()
+        files += [Path(folder) / n for n in names if Path(n).suffix.lower() in suffixes]
+    return sorted(files), skipped

@@ -180,3 +180,18 @@ def test_a_composer_that_resolves_to_no_one_or_several_is_masked_and_listed(tree
         "files": 1, "same_surname": ["Mozart, Wolfgang Amadeus"]}
     taxonomy = json.loads((out / "taxonomy.json").read_text())
     assert not any("Schumann" in str(x) or "Leopold" in str(x) for x in json.dumps(taxonomy).split(","))
+
+
+def test_a_linked_composer_folder_of_midis_is_read(tree, tmp_path):
+    """musicnet_midis/<Composer> as a symbolic link (a tree assembled from links) was not
+    searched: its pieces vanished without a word."""
+    import os
+
+    from musicbrain_cli.data.musicnet import discover
+
+    moved = tmp_path / "elsewhere" / "Mozart"
+    moved.parent.mkdir()
+    os.replace(tree / "musicnet_midis" / "Mozart", moved)
+    os.symlink(moved, tree / "musicnet_midis" / "Mozart")
+    pieces, skipped = discover(tree)
+    assert "1788" in {p.id for p in pieces} and skipped == [("9999", "no row in musicnet_metadata.csv")]

@@ -639,3 +639,31 @@ def test_a_labels_row_may_name_either_format_of_a_piece(tmp_path):
     assert report["labels_csv"]["rows_not_found"] == []
     assert report["label_sources"]["generator"] == {"(none: unknown)": 1}
     assert {r["composer"] for r in Dataset.load(out).rows} == {"Bach, Johann Sebastian"}
+
+
+def test_a_linked_batch_folder_is_read_and_a_link_loop_is_listed(tmp_path):
+    """A data folder assembled from symbolic links ('outputs/batch2 -> /data/run2') gave no
+    piece of the linked folder and no word about it; a scan follows such links."""
+    import os
+
+    elsewhere = tmp_path / "run2" / "Baroque_Bach, Johann Sebastian_Keyboard"
+    elsewhere.mkdir(parents=True)
+    (elsewhere / "output1.abc").write_text(STANDARD)
+    root = tmp_path / "in"
+    own = root / "Classical_Mozart, Wolfgang Amadeus_Keyboard"
+    own.mkdir(parents=True)
+    (own / "output1.abc").write_text(STANDARD)
+    os.symlink(tmp_path / "run2", root / "batch2")
+    os.symlink(root, own / "back-to-the-top")               # a loop
+    items = discover(root)
+    assert sorted(it.rel for it in items) == [
+        "Classical_Mozart, Wolfgang Amadeus_Keyboard/output1.abc",
+        "batch2/Baroque_Bach, Johann Sebastian_Keyboard/output1.abc"]
+    out = tmp_path / "ds"
+    build_notagen_dataset(root, out, soundfonts=[get_soundfont("timgm6mb")], clip_s=4.0)
+    report = json.loads((out / "build_report.json").read_text(encoding="utf-8"))
+    assert [e["item"] for e in report["skipped"]] == [
+        "Classical_Mozart, Wolfgang Amadeus_Keyboard/back-to-the-top"]
+    assert "loop" in report["skipped"][0]["reason"]
+    composers = {r["composer"] for r in Dataset.load(out).rows}
+    assert composers == {"Bach, Johann Sebastian", "Mozart, Wolfgang Amadeus"}

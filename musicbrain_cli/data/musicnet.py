@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import os
 import re
 import warnings
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from musicbrain_cli.errors import DatasetError, MusicBrainError, RenderError
+from musicbrain_cli.files import find_files
 from musicbrain_cli.progress import NULL_PROGRESS, Progress
 from musicbrain_cli.data.dataset import (ClipRecord, DatasetWriter, assign_splits,
                                              read_csv_rows, warn_small_split)
@@ -144,13 +146,15 @@ def discover(root: str | Path) -> tuple[list[MusicNetPiece], list[tuple[str, str
     labels = {p.stem: p for split in ("train", "test")
               for p in sorted((root / f"{split}_labels").glob("*.csv"))}
     midis: dict[str, Path] = {}
-    for p in sorted((root / "musicnet_midis").rglob("*.mid")):
+    found, unwalked = (find_files(root / "musicnet_midis", (".mid",))
+                       if (root / "musicnet_midis").is_dir() else ([], []))
+    for p in found:
         m = re.match(r"^(\d+)", p.stem)
         if m:
             midis.setdefault(m.group(1), p)
     recordings = {p.stem for split in ("train", "test") for p in (root / f"{split}_data")
                   .glob("*.wav")}
-    pieces, skipped = [], []
+    pieces, skipped = [], [(os.path.relpath(f, root), why) for f, why in unwalked]
     for pid in sorted(set(meta) | set(labels) | set(midis) | recordings,
                       key=lambda x: (len(x), x)):
         row = meta.get(pid)

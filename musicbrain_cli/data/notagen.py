@@ -47,6 +47,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import hashlib
+import os
 import re
 import unicodedata
 from collections import Counter
@@ -476,18 +477,26 @@ def piece_key(rel: str) -> str:
     return "/".join(p for p in parts if p != kind) if kind else rel
 
 
-def discover(root: Path, *, generator: str | None = None) -> list[AbcItem]:
-    """Every NotaGen piece under ``root``, once each (``interleaved/`` beats ``original/``).
+def discover(root: Path, *, generator: str | None = None,
+             skipped: list[tuple[str, str]] | None = None) -> list[AbcItem]:
+    """Every NotaGen piece under ``root``, once each (``interleaved/`` beats ``original/``),
+    symbolic links to folders followed (:func:`~musicbrain_cli.files.find_files`); folders
+    that could not be walked are appended to ``skipped`` with the reason.
 
     Generator: ``generator``, else ``generators.csv``, else the batch folder's weights
     name, else :data:`RHYTHGEN_GENERATOR` for a file in RhythGen's layout, else unknown.
     """
+    from musicbrain_cli.files import find_files
+
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"NotaGen folder {str(root)!r} does not exist")
     manifest = _read_generator_manifest(root)
     items: dict[str, AbcItem] = {}
-    for path in sorted(p for p in root.rglob("*") if p.suffix.lower() == ".abc"):
+    paths, unwalked = find_files(root, (".abc",))
+    if skipped is not None:
+        skipped += [(os.path.relpath(folder, root), why) for folder, why in unwalked]
+    for path in paths:
         rel = path.relative_to(root).as_posix()
         folder = path.parent.name
         key = piece_key(rel)
@@ -529,7 +538,8 @@ def build_notagen_dataset(root: str | Path, out: str | Path, *, soundfonts: list
     each piece's configuration. Resumable: pieces whose clips all exist are skipped.
     """
     root = Path(root)
-    items = discover(root, generator=generator)
+    unwalked: list[tuple[str, str]] = []
+    items = discover(root, generator=generator, skipped=unwalked)
     # a name in another encoding (an old zip's Latin-1) cannot be written to the manifest or
     # the report as text: such pieces are listed, spelled with escapes, and skipped
     unnamed = [it for it in items if not _is_utf8(it.rel)]
@@ -546,7 +556,9 @@ def build_notagen_dataset(root: str | Path, out: str | Path, *, soundfonts: list
     skipped: list[tuple[str, str]] = [
         (it.rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"),
          "its path is not valid UTF-8 (another encoding's name): rename it to build it")
-        for it in unnamed]
+        for it in unnamed] + [
+        (rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"), why)
+        for rel, why in unwalked]
     refused: dict[str, str] = {}  # prompt-like folders of skipped pieces, for the report
     for item in items:
         try:
