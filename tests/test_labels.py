@@ -137,3 +137,19 @@ def test_chopin_is_one_label_whichever_source_names_him():
     assert "Chopin, Frédéric" in NOTAGEN_COMPOSERS and "Chopin, Frederic" not in NOTAGEN_COMPOSERS
     for written in ("Chopin, Frederic", "ChopinFrederic", "Frédéric Chopin"):
         assert canonical_composer(written) == reference[0]
+
+
+@pytest.mark.parametrize("written, status, name", [
+    ("BEETHOVEN, LUDWIG VAN", "matched", "Beethoven, Ludwig van"),
+    ("LUDWIG VAN BEETHOVEN", "matched", "Beethoven, Ludwig van"),
+    ("JS BACH", "matched", "Bach, Johann Sebastian"),
+    ("BACH, JOHANN SEBASTIAN", "matched", "Bach, Johann Sebastian"),
+    ("CPE BACH", "unknown", None),
+    ("MOZART, LEOPOLD", "unknown", None),
+    ("SCHUMANN", "ambiguous", None),
+])
+def test_a_name_in_capitals_is_read_both_ways_and_still_names_one_person(written, status, name):
+    """'LUDWIG VAN' was read as the initials L. V. A. N. and refused: in a name written all in
+    capitals a short word may be a word or initials, so both readings are tried."""
+    m = resolve_composer(written)
+    assert (m.status, m.name) == (status, name)

@@ -156,15 +156,16 @@ class ComposerMatch:
     candidates: tuple[str, ...] = ()
 
 
-def _words(text: str) -> list[str]:
-    """Folded words of a name, splitting 'BachJohannSebastian' and initials 'JS', 'C.P.E.'."""
+def _words(text: str, *, initials: bool = True) -> list[str]:
+    """Folded words of a name, splitting 'BachJohannSebastian' and (``initials``) initials
+    'JS', 'C.P.E.'."""
     text = _ascii_fold(text)
     text = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", text)           # camelCase joins
     out = []
     for w in re.split(r"[^A-Za-z]+", text):
         if not w:
             continue
-        if w.isupper() and 2 <= len(w) <= 3:                    # 'JS Bach', 'CPE Bach'
+        if initials and w.isupper() and 2 <= len(w) <= 3:       # 'JS Bach', 'CPE Bach'
             out.extend(w.lower())
         else:
             out.append(w.lower())
@@ -209,18 +210,21 @@ def resolve_composer(name: str, *, composers=None, by_surname: bool = False) -> 
     if not written:
         return ComposerMatch("", "unknown")
     index = _index(tuple(COMPOSER_PERIODS if composers is None else composers))
-    if "," in written:
-        head, _, tail = written.partition(",")
-        splits = [(_key(head), _words(tail))]
-    else:
-        words = _words(written)
+    # In a name written all in capitals a short word may be initials ('JS BACH') or a word
+    # ('LUDWIG VAN'): both readings are tried, and a name still matches only one person.
+    readings = (True, False) if not any(c.islower() for c in written) else (True,)
+    splits = []
+    for initials in readings:
+        if "," in written:
+            head, _, tail = written.partition(",")
+            splits.append((_key(head), _words(tail, initials=initials)))
+            continue
+        words = _words(written, initials=initials)
         # every cut into surname + given names, in either order ('Franz Liszt', 'Liszt Franz')
-        splits = []
         for i in range(1, len(words) + 1):
-            splits.append(("".join(words[:i]), words[i:]))        # surname first
+            splits.append((_key("".join(words[:i])), words[i:]))        # surname first
             if i < len(words):
-                splits.append(("".join(words[i:]), words[:i]))    # given names first
-        splits = [(_key(s), g) for s, g in splits]
+                splits.append((_key("".join(words[i:])), words[:i]))    # given names first
     matched = sorted({c for c, sk, gw in index for s, g in splits
                       if g and s == sk and _given_agree(g, list(gw))})
     if not matched and "," not in written:
