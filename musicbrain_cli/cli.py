@@ -713,6 +713,30 @@ def train(data_dir, config_path, nproc_per_node, nnodes, node_rank, rdzv_endpoin
     _echo(f"metrics: {Path(out_dir) / 'metrics.csv'}")
 
 
+@contextlib.contextmanager
+def _staged_output(out_dir):
+    """A fresh hidden folder beside ``out_dir`` that becomes ``out_dir`` only when the block
+    finishes: an interrupted or failed refit then leaves no model whose card describes other
+    weights (it is not finalized until the end). ``out_dir`` must be new or empty."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    out = Path(out_dir)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        _fail(f"output folder {str(out)!r} is not empty", EXIT_USAGE)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        yield stage
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    if out.exists():
+        out.rmdir()
+    os.replace(stage, out)
+
+
 @main.command("refit-heads")
 @click.option("--data", "data_dir", required=True,
               type=click.Path(exists=True, file_okay=False, readable=True),
@@ -769,26 +793,28 @@ def refit_heads(data_dir, model_name, out_dir, style_bands, detection, balance_b
                 _fail(f"--weight {item!r}: expected GROUP/LABEL=NUMBER", EXIT_USAGE)
             if not sep:
                 _fail(f"--weight {item!r}: expected GROUP/LABEL=NUMBER", EXIT_USAGE)
-        record = refit_detection_head(model_name, data_dir, out_dir, label_weights=label_weights,
-                                      balance_by=None if balance_by == "none" else balance_by,
-                                      progress=RichProgress())
-        _echo(f"detection head re-fitted on {record['fit_windows']} windows, C={record['c']}, "
-              f"val ROC-AUC {record['val_roc_auc_before']:.4f} -> "
-              f"{record['val_roc_auc_by_c'][str(record['c'])]:.4f}")
-        card = finalize_model(out_dir, data_dir, refit_ood=False, progress=RichProgress())
+        with _staged_output(out_dir) as stage:
+            record = refit_detection_head(model_name, data_dir, stage, label_weights=label_weights,
+                                          balance_by=None if balance_by == "none" else balance_by,
+                                          progress=RichProgress())
+            _echo(f"detection head re-fitted on {record['fit_windows']} windows, C={record['c']}, "
+                  f"val ROC-AUC {record['val_roc_auc_before']:.4f} -> "
+                  f"{record['val_roc_auc_by_c'][str(record['c'])]:.4f}")
+            card = finalize_model(stage, data_dir, refit_ood=False, progress=RichProgress())
         for line in summary_lines(card):
             _echo(line)
         _echo(f"model: {out_dir}")
         return
 
-    record = refit_style_heads(model_name, data_dir, out_dir, style_bands=style_bands,
-                               progress=RichProgress())
-    before = record["val_style_map_before"]
-    _echo(f"style heads re-fitted: {len(record['labels_refit'])} labels, C={record['c']}, "
-          f"style bands {record['style_bands']}, "
-          f"val style mAP {'n/a' if before is None else f'{before:.4f}'} -> "
-          f"{record['val_style_map_by_c'][str(record['c'])]:.4f}")
-    card = finalize_model(out_dir, data_dir, progress=RichProgress())
+    with _staged_output(out_dir) as stage:
+        record = refit_style_heads(model_name, data_dir, stage, style_bands=style_bands,
+                                   progress=RichProgress())
+        before = record["val_style_map_before"]
+        _echo(f"style heads re-fitted: {len(record['labels_refit'])} labels, C={record['c']}, "
+              f"style bands {record['style_bands']}, "
+              f"val style mAP {'n/a' if before is None else f'{before:.4f}'} -> "
+              f"{record['val_style_map_by_c'][str(record['c'])]:.4f}")
+        card = finalize_model(stage, data_dir, progress=RichProgress())
     for line in summary_lines(card):
         _echo(line)
     _echo(f"model: {out_dir}")

@@ -152,3 +152,29 @@ def test_balance_weighs_both_sides_of_a_style_alike():
     assert capped[0] == 2.0
     none, rec = detection_weights(targets, mask, tax, balance_by=None)
     assert none.tolist() == [1.0] * 11 and rec["cells"] == {}
+
+
+@pytest.mark.parametrize("failure", [KeyboardInterrupt, RuntimeError])
+def test_an_interrupted_refit_leaves_no_model_behind(refit, tmp_path, monkeypatch, failure):
+    """Interrupted after the head was written but before finalize re-measured it, the output
+    folder held a loadable model whose card quoted the input model's error rates and
+    operating point; a rerun into it was refused as 'not empty'."""
+    import musicbrain_cli.training.finalize as fin
+
+    root, before, _, _ = refit
+
+    def broken(*args, **kwargs):
+        raise failure("stopped during finalize")
+
+    monkeypatch.setattr(fin, "finalize_model", broken)
+    out = tmp_path / "o"
+    res = CliRunner().invoke(main, ["refit-heads", "--detection", "--data", str(root / "big"),
+                                    "--model", str(before), "-o", str(out), "--balance-by", "none"])
+    assert res.exit_code != 0
+    assert not out.exists() and list(tmp_path.iterdir()) == []     # no half-made model, no stage
+    monkeypatch.undo()
+    out.mkdir()                                                   # an empty folder is fine
+    res = CliRunner().invoke(main, ["refit-heads", "--detection", "--data", str(root / "big"),
+                                    "--model", str(before), "-o", str(out), "--balance-by", "none"])
+    assert res.exit_code == 0, res.output
+    assert _card(out)["finalized_on"] and [p.name for p in tmp_path.iterdir()] == ["o"]
