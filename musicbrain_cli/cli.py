@@ -862,7 +862,9 @@ def refit_heads(data_dir, model_name, out_dir, style_bands, detection, balance_b
 @click.option("--max-clips", type=click.IntRange(min=1), default=None,
               help="With --robustness: at most N clips per split (seeded, balanced human/AI).")
 @click.option("--update-card", is_flag=True,
-              help="With --robustness: store the table in the model card, so scan reports show it.")
+              help="With --robustness: store the rows in the model card, so scan reports show "
+                   "them (each replaces the stored row of its transform and split; other rows "
+                   "are kept).")
 @handle_errors
 def evaluate(data_dir, split, model_name, out_dir, explain_windows, n_figures, substrate,
              no_occlusion, cam_weighting, cam_refine, cam_destripe, event_clips, device, overwrite,
@@ -932,8 +934,11 @@ def _evaluate_robustness(data_dir, split, model_name, out_dir, device, overwrite
         if r["failed"]:
             _echo(f"musicbrain: warning: {r['transform']}: {r['note']}", err=True)
     if update_card:
-        store(detector.model_dir, rows, weights_sha256=detector.card.get("weights_sha256"))
-        _echo(f"model card updated: {Path(detector.model_dir) / 'model_card.json'}")
+        had = len(detector.card.get("robustness") or ())
+        card = store(detector.model_dir, rows, weights_sha256=detector.card.get("weights_sha256"))
+        kept = len(card["robustness"]) - len(rows)
+        _echo(f"model card updated: {Path(detector.model_dir) / 'model_card.json'} ({len(rows)} "
+              f"row(s) measured now, {kept} of the {had} stored row(s) kept from earlier runs)")
     _echo(f"robustness: {md}")
     if any(r["failed"] for r in rows):
         sys.exit(EXIT_FAILED)

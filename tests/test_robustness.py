@@ -263,6 +263,12 @@ def test_write_and_update_card_round_trip(dataset_root, model_copy, tmp_path):
     again = Detector.from_pretrained(model_copy, device="cpu")   # checks the weights' SHA-256
     assert again.card["robustness"] == rows
     assert again.card["weights_sha256"] == before["weights_sha256"]
+    # a later run of one transform replaces that row and keeps the others (it dropped them)
+    (gain,) = evaluate_robustness(dataset_root, det, transforms=["gain_-6db"], max_clips=2)
+    moved = {**rows[0], "roc_auc": 0.5, "note": "measured again"}
+    card = update_card(model_copy, [gain, moved], weights_sha256=det.card["weights_sha256"])
+    assert card["robustness"] == [moved, rows[1], gain]
+    assert Detector.from_pretrained(model_copy, device="cpu").card["robustness"] == card["robustness"]
 
 
 def test_cli_evaluate_robustness(dataset_root, model_copy, tmp_path):

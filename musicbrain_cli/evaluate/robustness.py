@@ -489,12 +489,16 @@ def write_robustness(rows: Sequence[Mapping], out_dir: str | Path, *, model: Map
 
 def update_card(model_dir: str | Path, rows: Sequence[Mapping], *,
                 weights_sha256: str | None = None) -> dict:
-    """Store ``rows`` as ``card["robustness"]`` in ``model_dir/model_card.json``, atomically.
+    """Store ``rows`` in ``card["robustness"]`` of ``model_dir/model_card.json``, atomically.
 
-    The weights are not touched, so ``weights_sha256`` stays valid; the card's hash is
-    checked against the weights first (a table must describe the weights it sits beside)
-    and, when given, against ``weights_sha256`` (the detector the rows were measured with).
-    Returns the new card.
+    Rows are merged by (transform key, split): a new row replaces the stored row of its
+    transform and split, and stored rows of other transforms are kept (a run with
+    ``--transforms gain_-6db`` had dropped every other row of the table). Each row carries its
+    own clip counts. The weights are not touched, so ``weights_sha256`` stays valid; the
+    card's hash is checked against the weights first (a table must describe the weights it
+    sits beside) and, when given, against ``weights_sha256`` (the detector the rows were
+    measured with). Returns the new card; ``card["robustness"]`` lists the stored rows in
+    their order, then the new transforms.
     """
     from musicbrain_cli.files import sha256_file
     from musicbrain_cli.model.card import read_card, write_card
@@ -512,7 +516,10 @@ def update_card(model_dir: str | Path, rows: Sequence[Mapping], *,
             raise ModelLoadError(f"weights in {str(model_dir)!r} have SHA-256 {actual}, but "
                                  f"{source} names {expected}: the robustness table would "
                                  "describe other weights")
-    card["robustness"] = _clean([dict(r) for r in rows])
+    new = _clean([dict(r) for r in rows])
+    fresh = {(r.get("key"), r.get("split")): r for r in new}
+    kept = [fresh.pop((r.get("key"), r.get("split")), r) for r in card.get("robustness") or ()]
+    card["robustness"] = kept + [r for r in new if (r.get("key"), r.get("split")) in fresh]
     write_card(model_dir, card)
     return card
 
