@@ -330,6 +330,19 @@ def test_killed_run_resumes_to_bit_identical_weights(ref_run, tmp_path):
     assert history(out) == history(ref)
 
 
+def test_resume_refuses_other_data(tmp_path):
+    """A run resumed with another data set trained on, and logged, both, while its card named
+    only the second (found by the training-commands audit)."""
+    out = tmp_path / "run"
+    T.train(T.SyntheticSource(), out, config=tiny(stop_after_steps=3), device="cpu")
+    _, meta = T.read_state(out / "checkpoints" / "last.safetensors")
+    assert meta["data"] == T.SyntheticSource().describe()
+    with pytest.raises(TrainingError, match="resumes only on the data it started on.*") as info:
+        T.train(T.SyntheticSource(seed=1), out, resume=True, device="cpu", export=False)
+    assert "seed" in str(info.value)
+    T.train(T.SyntheticSource(), out, resume=True, device="cpu", export=False)   # the same data
+
+
 def test_resume_refuses_a_different_recipe(ref_run):
     ref, _ = ref_run
     other = load_config(TINY_CONFIG, overrides={"optim": {"lr": 0.5}})

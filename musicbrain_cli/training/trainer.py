@@ -348,6 +348,8 @@ def _state_tensors_and_meta(run: _Run, rng_all: list) -> tuple[dict, dict]:
         "optimizer": opt_meta, "scheduler": run.schedule.state_dict(),
         "scaler": run.scaler.state_dict(), "rng": rng_meta,
         "history": run.history, "best": run.best,
+        # what the run trains on: a resume must continue on the same data (load_training_state)
+        "data": run.source.describe(),
     }
     return tensors, meta
 
@@ -368,11 +370,26 @@ def save_training_state(run: _Run, *, best: bool = False) -> None:
         write_state(ckpt / f"epoch-{run.epoch:04d}.safetensors", tensors, meta)
 
 
+def _check_same_data(path: Path, saved: dict | None, now: dict) -> None:
+    """A resumed run must train on the data it started on: another data set (even one with the
+    same manifest), a rebuilt one or another feature cache would mix two runs in one model
+    whose card names only the last. Checkpoints written before this was recorded pass."""
+    if not saved:
+        return
+    diffs = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
+    if diffs:
+        raise TrainingError(
+            f"cannot resume {str(path)!r}: it was trained on {saved.get('path', saved)!r}, and the data "
+            f"given now differ in {', '.join(diffs)}; a run resumes only on the data it started on "
+            "(start a new run, or --init-from its model to fine-tune on other data)")
+
+
 def load_training_state(run: _Run, path: Path) -> None:
     tensors, meta = read_state(path)
     diffs = config_differences(meta["config"], run.config.to_dict())
     if diffs:
         raise TrainingError(f"cannot resume {str(path)!r}: the config differs in {diffs}")
+    _check_same_data(path, meta.get("data"), run.source.describe())
     try:
         run.bare.load_state_dict(split_prefix(tensors, "model."), strict=True)
     except RuntimeError as exc:
