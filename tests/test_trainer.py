@@ -66,6 +66,9 @@ def test_seed_recipe_is_the_default():
     ({"train": {"label_weights": ["source/ai"]}}, "train.label_weights"),
     ({"train": {"balance_by": "source"}}, "train.balance_by"),
     ({"train": {"balance_by": "instrumentation", "balance_cap": 0.5}}, "train.balance_cap"),
+    # the card's error rates are measured on the test splits: never chosen or fitted on
+    ({"train": {"val_split": "test"}}, "train.val_split is 'test'"),
+    ({"train": {"train_split": "test_xsf"}}, "train.train_split is 'test_xsf'"),
 ])
 def test_bad_config_names_the_key(override, needle):
     with pytest.raises(ConfigError, match=needle.replace(".", r"\.")):
@@ -341,6 +344,18 @@ def test_resume_refuses_other_data(tmp_path):
         T.train(T.SyntheticSource(seed=1), out, resume=True, device="cpu", export=False)
     assert "seed" in str(info.value)
     T.train(T.SyntheticSource(), out, resume=True, device="cpu", export=False)   # the same data
+
+
+def test_resuming_a_finished_run_is_refused_and_its_model_kept(ref_run, tmp_path):
+    """It printed 'trained 2 epochs', trained nothing, and exported and finalized the model
+    again, replacing RUN/model and dropping what had been added to its card since."""
+    ref, _ = ref_run
+    card = (ref / "model" / "model_card.json").read_bytes()
+    with pytest.raises(TrainingError, match="finished all 2 epoch"):
+        T.train(T.SyntheticSource(), ref, resume=True, device="cpu")
+    assert (ref / "model" / "model_card.json").read_bytes() == card
+    with pytest.raises(InputError, match="nothing to resume"):        # stopped before step 1
+        T.train(T.SyntheticSource(), tmp_path / "never", resume=True, device="cpu")
 
 
 def test_resume_refuses_a_different_recipe(ref_run):

@@ -43,6 +43,11 @@ SCHEDULES = ("plateau", "none")
 CALIBRATION_METHODS = ("temperature", "none")
 
 
+#: The held-out splits whose clips the model card's error rates are measured on
+#: (:mod:`.finalize`): never trained on, never used to choose an epoch or a calibration.
+HELD_OUT_SPLITS = ("test", "test_xsf")
+
+
 @dataclass
 class OptimConfig:
     """Adam with lr 1e-3: the seed recipe (issue #6)."""
@@ -354,6 +359,12 @@ def _validate(c: TrainConfig) -> None:
         positive("train.stop_after_steps", t.stop_after_steps)
     if t.train_split == t.val_split:
         raise ConfigError(f"train.train_split and train.val_split are both {t.val_split!r}")
+    for name in ("train_split", "val_split"):
+        if getattr(t, name) in HELD_OUT_SPLITS:
+            raise ConfigError(
+                f"train.{name} is {getattr(t, name)!r}: that split holds the clips the model "
+                "card's error rates are measured on; fitting on it or choosing the best epoch and "
+                "the calibration on it would make those rates optimistic")
     if not 0 < c.eval.operating_threshold < 1:
         raise ConfigError(
             f"config eval.operating_threshold must lie in (0, 1), not {c.eval.operating_threshold!r}"

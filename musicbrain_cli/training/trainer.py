@@ -534,7 +534,7 @@ def _epoch_end(run: _Run, train_loss: float, samples: int, seconds: float) -> No
 
 def _calibrate(run: _Run, logits: np.ndarray, targets: np.ndarray, mask: np.ndarray) -> dict:
     labels = run.taxonomy.labels
-    out: dict[str, Any] = {"method": run.config.eval.calibration, "fitted_on": "val",
+    out: dict[str, Any] = {"method": run.config.eval.calibration, "fitted_on": run.config.train.val_split,
                            "temperature": 1.0, "label": DETECTION_LABEL}
     if run.config.eval.calibration == "none":
         return out
@@ -677,7 +677,10 @@ def check_out_dir(out_dir: Path, *, resume: bool) -> None:
     """A new run needs an empty or missing folder; a resumed one needs its last checkpoint."""
     if resume:
         if not (out_dir / "checkpoints" / "last.safetensors").is_file():
-            raise InputError(f"cannot resume {str(out_dir)!r}: no checkpoints/last.safetensors")
+            raise InputError(
+                f"cannot resume {str(out_dir)!r}: no checkpoints/last.safetensors (a run stopped "
+                "before its first checkpoint has nothing to resume: remove the folder, or choose "
+                "a new one, and start again)")
         return
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise InputError(
@@ -723,6 +726,13 @@ def train(data: str | Path | DataSource, out_dir: str | Path, *,
             diffs = config_differences(saved.to_dict(), config.to_dict())
             if diffs:
                 raise TrainingError(f"cannot resume {str(out)!r} with a different config: {diffs}")
+        if meta["epoch"] >= config.train.epochs and not meta.get("step_in_epoch"):
+            # Nothing is left to train: a rerun would only export and finalize the model
+            # again, replacing RUN/model and whatever was added to its card since.
+            raise TrainingError(
+                f"cannot resume {str(out)!r}: it finished all {meta['epoch']} epoch(s) of its "
+                f"recipe; its model is {str(out / 'model')!r}. To train longer, resume with a "
+                "config whose train.epochs is larger (the model is then exported again)")
     elif config is None:
         from musicbrain_cli.training.config import load_config
 
