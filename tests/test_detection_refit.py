@@ -178,3 +178,29 @@ def test_an_interrupted_refit_leaves_no_model_behind(refit, tmp_path, monkeypatc
                                     "--model", str(before), "-o", str(out), "--balance-by", "none"])
     assert res.exit_code == 0, res.output
     assert _card(out)["finalized_on"] and [p.name for p in tmp_path.iterdir()] == ["o"]
+
+
+def test_a_changed_data_set_is_not_measured_from_its_stale_feature_cache(refit, tmp_path):
+    """refit-heads and finalize read the feature cache whenever one existed: after rows were
+    removed from the manifest the card gained an evaluation split named '' (and clips added
+    would have been left out without a word)."""
+    import csv
+    import shutil
+
+    from musicbrain_cli.model.checkpoint import read_config
+    from musicbrain_cli.training.finalize import model_windows
+
+    root, before, _, _ = refit
+    data = tmp_path / "big"
+    shutil.copytree(root / "big", data)
+    with open(data / "manifest.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    kept = [r for r in rows if r["split"] != "test"][:-2] + [r for r in rows if r["split"] == "test"][2:]
+    with open(data / "manifest.csv", "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(kept)
+    config, _ = read_config(before)
+    cache, by_split = model_windows(data, config, "test", labels="by_name")
+    assert "" not in by_split
+    assert sorted(set(cache.clip_ids)) == sorted(r["clip_id"] for r in kept)
