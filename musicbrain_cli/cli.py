@@ -900,9 +900,17 @@ def evaluate(data_dir, split, model_name, out_dir, explain_windows, n_figures, s
     if "detection" in m:
         r = m["detection"]["at_threshold"]
         _echo(f"detection ROC-AUC {fmt(m['detection']['roc_auc'])}; TPR {fmt(r['tpr'])}, "
-              f"FPR {fmt(r['fpr'])} at {r['threshold']:.3f}")
+              f"FPR {fmt(r['fpr'])} at {r['threshold']:.3f} (the threshold alone)")
+        v = m["detection"].get("verdicts") or {}
+        if v:
+            _echo("verdicts by the full rule, as a scan gives them: " + "; ".join(
+                f"{t} clips {c['ai']} ai / {c['human']} human / {c['inconclusive']} inconclusive"
+                for t, c in v.items()))
     for failure in m["failed"]:
         _echo(f"musicbrain: warning: {failure['clip_id']}: {failure['error']}", err=True)
+    for failure in m.get("explain_failed") or ():
+        _echo(f"musicbrain: warning: {failure['clip_id']}: scored, but not explained: "
+              f"{failure['error']}", err=True)
     _echo(f"metrics: {Path(out_dir) / 'metrics.md'}")
     if m["failed"]:
         sys.exit(EXIT_FAILED)

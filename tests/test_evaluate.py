@@ -392,3 +392,37 @@ def test_event_test_reads_the_top_instrumentation_labels_own_map(monkeypatch):
     assert 0.0 <= result["instrumentation"]["hit_rate"] <= 1.0
     # per clip: the top-k map, the verdict's label, then the top instrumentation label
     assert len(targeted) == 6 and targeted[2] == targeted[5] == [chamber]
+
+
+def test_verdicts_are_counted_and_a_failed_explanation_is_not_a_failed_clip(setup, tmp_path,
+                                                                            monkeypatch):
+    """evaluate reported FPR at the bare threshold (0.5), where the card's rule makes no 'ai'
+    verdict (its abstention band), without the verdicts a scan gives; and a clip whose
+    explanation failed was counted both scored and failed, with no other clip explained."""
+    import csv
+
+    from musicbrain_cli.errors import RenderError
+    from musicbrain_cli.evaluate import split as S
+
+    dataset, detector = setup
+    real = S._alignment_notes
+
+    def broken(dataset, row, *args, **kwargs):
+        if row["clip_id"] == "clip0":
+            raise RenderError("bad score MIDI")
+        return real(dataset, row, *args, **kwargs)
+
+    monkeypatch.setattr(S, "_alignment_notes", broken)
+    out = tmp_path / "eval"
+    m = S.evaluate(dataset, detector, out, explain_windows=2, n_figures=0, fidelity_steps=4,
+                   n_random=1, occlusion=False, event_clips=0)
+    assert m["clips_scored"] == 4 and m["failed"] == []
+    assert [e["clip_id"] for e in m["explain_failed"]] == ["clip0"]
+    assert m["fidelity"]["clips"] == ["clip3"]
+    v = m["detection"]["verdicts"]
+    assert sum(v["human"].values()) == 2 and sum(v["ai"].values()) == 2
+    with open(out / "predictions.csv", newline="") as fh:
+        said = [r["verdict"] for r in csv.DictReader(fh)]
+    assert sorted(said) == sorted(k for c in v.values() for k, n in c.items() for _ in range(n))
+    text = (out / "metrics.md").read_text()
+    assert "1 scored but not explained" in text and "full rule" in text

@@ -601,7 +601,7 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
     out.mkdir(parents=True, exist_ok=True)
     fe = detector.config.front_end
     labels = list(detector.labels)
-    scores, kept, failed, verdicts = [], [], [], []
+    scores, kept, failed, verdicts, explain_failed = [], [], [], [], []
     totals = _ExplainTotals()
     reference = _reference_summary(dataset.root)
     explain_at = explained_positions(len(rows), explain_windows)
@@ -617,8 +617,14 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
                 scores.append([track.aggregate[l]["mean"] for l in labels])
                 verdicts.append(verdict.label)
                 kept.append(row)
+            except MusicBrainError as exc:
+                failed.append({"clip_id": clip_id, "error": f"{type(exc).__name__}: {exc}"})
+                task.advance()
+                continue
+            # A clip whose explanation fails is still scored: it is listed apart, never both
+            # scored and failed.
+            try:
                 if position in explain_at:
-                    explained.append(clip_id)
                     notes, source = _alignment_notes(dataset, row, reference, totals)
                     figure_dir = out / FMGCAM_DIR if position in figure_at else None
                     _explain_window(detector, _window(samples, fe.n_samples), notes,
@@ -628,8 +634,9 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
                                     n_random=n_random, weighting=cam_weighting,
                                     refine=cam_refine, destripe=cam_destripe,
                                     notes_source=source)
+                    explained.append(clip_id)
             except MusicBrainError as exc:
-                failed.append({"clip_id": clip_id, "error": f"{type(exc).__name__}: {exc}"})
+                explain_failed.append({"clip_id": clip_id, "error": f"{type(exc).__name__}: {exc}"})
             task.advance()
     if not kept:
         raise DatasetError(f"every clip of split {split!r} failed; first: {failed[0]['error']}")
@@ -638,6 +645,7 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
     classification = average_precision(y_true, y_score, mask=mask, labels=labels)
     metrics: dict[str, Any] = {
         "split": split, "clips": len(rows), "clips_scored": len(kept), "failed": failed,
+        "explain_failed": explain_failed,
         "model": {k: detector.card.get(k) for k in ("name", "version", "weights_sha256")},
         "labels": labels,
         "labels_coverage": _label_coverage(labels, dataset.taxonomy.labels),
@@ -651,6 +659,9 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
             "label": DETECTION_LABEL,
             "roc_auc": roc_auc(y_true[:, j], y_score[:, j], mask=mask[:, j]),
             "at_threshold": rates_at_threshold(y_true[:, j], y_score[:, j], thr, mask=mask[:, j]),
+            # what a scan would say of each clip: the model card's full verdict rule (band,
+            # window disagreement, domain checks), of which at_threshold knows nothing
+            "verdicts": verdict_counts(y_true[:, j], mask[:, j], verdicts),
         }
     fused, verdict = totals.fused, totals.verdict
     n_exp = len(fused.beats_random)
@@ -704,6 +715,16 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
     (out / METRICS_JSON).write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n", "utf-8")
     (out / METRICS_MD).write_text(metrics_markdown(metrics), "utf-8")
     return metrics
+
+
+def verdict_counts(is_ai, known, verdicts: Sequence[str]) -> dict[str, dict[str, int]]:
+    """Per true class (``human``, ``ai``; clips of unknown source left out), how many clips the
+    full verdict rule called ``ai``, ``human`` and ``inconclusive``."""
+    out = {truth: {"ai": 0, "human": 0, "inconclusive": 0} for truth in ("human", "ai")}
+    for y, k, v in zip(is_ai, known, verdicts):
+        if k > 0.5:
+            out["ai" if y > 0.5 else "human"][v] += 1
+    return out
 
 
 def _truth_name(counts: dict[str, int]) -> str:
@@ -779,7 +800,9 @@ def metrics_markdown(m: dict[str, Any]) -> str:
     c = m["classification"]
     lines = [f"# Evaluation on split `{m['split']}`", "",
              f"Clips: {m['clips_scored']} scored of {m['clips']}"
-             + (f" ({len(m['failed'])} failed, listed in metrics.json)" if m["failed"] else ""), "",
+             + (f" ({len(m['failed'])} failed, listed in metrics.json)" if m["failed"] else "")
+             + (f"; {len(m['explain_failed'])} scored but not explained (listed in metrics.json)"
+                if m.get("explain_failed") else ""), "",
              "## Classification (track-level mean probability)", "",
              f"mAP macro {_fmt(c['map_macro'])}, micro {_fmt(c['map_micro'])}", "",
              "| label | AP |", "|---|---|"]
@@ -810,6 +833,13 @@ def metrics_markdown(m: dict[str, Any]) -> str:
                   f"TPR {_fmt(r['tpr'])} (95 % CI {ci(r['tpr_ci95'])}), "
                   f"FPR {_fmt(r['fpr'])} (95 % CI {ci(r['fpr_ci95'])}); "
                   f"TP {r['tp']}, FP {r['fp']}, TN {r['tn']}, FN {r['fn']}"]
+        v = d.get("verdicts")
+        if v:
+            lines += ["", "Verdicts by the model card's full rule, as a scan gives them (the abstention "
+                      "band around the threshold, window disagreement and the domain checks; the "
+                      "threshold figures above ignore them):", "",
+                      "| true class | ai | human | inconclusive |", "|---|---|---|---|"]
+            lines += [f"| {t} | {c['ai']} | {c['human']} | {c['inconclusive']} |" for t, c in v.items()]
     f = m["fidelity"]
     weighted = f"{f['weighting']}-weighted, " if f.get("weighting") else ""
     if f.get("refine") and f["refine"] != "none":
