@@ -426,3 +426,18 @@ def test_verdicts_are_counted_and_a_failed_explanation_is_not_a_failed_clip(setu
     assert sorted(said) == sorted(k for c in v.values() for k, n in c.items() for _ in range(n))
     text = (out / "metrics.md").read_text()
     assert "1 scored but not explained" in text and "full rule" in text
+
+
+def test_overwrite_removes_the_previous_runs_figures(setup, tmp_path):
+    """A rerun with --overwrite and fewer figures left the first run's figures beside the new
+    metrics (training-commands audit)."""
+    from musicbrain_cli.evaluate.split import FMGCAM_DIR, evaluate
+
+    dataset, detector = setup
+    out = tmp_path / "eval"
+    (out / FMGCAM_DIR).mkdir(parents=True)
+    (out / FMGCAM_DIR / "old-clip.png").write_bytes(b"not this run's")
+    (out / "metrics.json").write_text("{}")
+    evaluate(dataset, detector, out, explain_windows=1, n_figures=0, fidelity_steps=4, n_random=1,
+             occlusion=False, event_clips=0, overwrite=True)
+    assert not (out / FMGCAM_DIR / "old-clip.png").exists()

@@ -42,6 +42,7 @@ import csv
 import json
 import math
 import re
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -599,6 +600,11 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
     if not rows:
         raise DatasetError(f"split {split!r} of {str(dataset.root)!r} has no clips")
     out.mkdir(parents=True, exist_ok=True)
+    # An overwritten run's figures go with it: figures of clips this run does not draw would
+    # otherwise sit beside its metrics as if they were its own.
+    for folder in (PR_DIR, FMGCAM_DIR):
+        if (out / folder).is_dir():
+            shutil.rmtree(out / folder)
     fe = detector.config.front_end
     labels = list(detector.labels)
     scores, kept, failed, verdicts, explain_failed = [], [], [], [], []
