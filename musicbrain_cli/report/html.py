@@ -672,7 +672,7 @@ def _artifact_sentences(found: Any) -> list[str]:
                  if (ph := _rate_phrase(cost.get(k)))] if isinstance(cost, Mapping) else []
         out.append(f"Its human side was calibrated on recordings at {_num(cov['min_rate_hz']):.0f}-"
                    f"{_num(cov['max_rate_hz']):.0f} Hz with at least {_num(cov['min_bandwidth_hz']):.0f} Hz of "
-                   "bandwidth (99 % of them); outside that it can accuse but never supports a 'human' verdict"
+                   "bandwidth; outside that it can accuse but never supports a 'human' verdict"
                    + (" (held-out human recordings outside it: " + "; ".join(parts) + ")" if parts else "")
                    + ".")
     recall = _rate_phrase(rates.get("recall_synthetic_decoders_test"))
