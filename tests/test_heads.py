@@ -121,7 +121,7 @@ def test_every_finalized_card_names_the_labels_training_never_showed(trained):
     its row is kept as trained, not made a constant), so a scan never offers it."""
     from musicbrain_cli.scan.batch import untrained_labels
 
-    _, before, after, _ = trained
+    root, before, after, _ = trained
     for model_dir in (before, after):
         data = card(model_dir)["training_data"]
         assert data["labels_untrained"] == ["period/Classical"]
@@ -130,6 +130,9 @@ def test_every_finalized_card_names_the_labels_training_never_showed(trained):
         assert support["period/Baroque"]["positive"] + support["period/Romantic"]["positive"] == 40
         assert untrained_labels(card(model_dir)) == {"period/Classical"}
     assert card(after)["training"]["head_refit"]["labels_constant"] == []
+    # the card names the data the heads were fitted on (a refit on another data set kept
+    # only the first training's name)
+    assert card(after)["training"]["head_refit"]["data_set"] == str((root / "ds").resolve())
 
 
 def test_finalized_card_counts_human_and_ai_windows_per_style(trained):

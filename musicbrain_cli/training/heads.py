@@ -246,7 +246,9 @@ def refit_style_heads(model_dir: str | Path, dataset_root: str | Path, out_dir: 
               "val_style_map_by_c": {str(c): scores[c] for c in c_grid},
               "val_style_map_before": before, "labels_refit": [labels[j] for j in columns],
               "labels_constant": [labels[j] for j in constant],
-              "fit_windows": int(len(x_train)), "from_weights_sha256": card["weights_sha256"]}
+              "fit_windows": int(len(x_train)), "from_weights_sha256": card["weights_sha256"],
+              # the data the heads were fitted on, which need not be the card's training_data
+              "data_set": str(Path(dataset_root).resolve())}
     card = dict(card)
     card.pop("robustness", None)        # measured on other weights
     card["calibration"] = {**(card.get("calibration") or {}), "per_label": per_label_t}
