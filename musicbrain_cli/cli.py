@@ -722,11 +722,14 @@ def _staged_output(out_dir):
     import tempfile
     from pathlib import Path
 
-    out = Path(out_dir)
+    out = Path(out_dir).resolve()       # '-o .' has no name of its own to stage beside
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        _fail(f"output folder {str(out)!r} is not empty", EXIT_USAGE)
+        _fail(f"output folder {str(out_dir)!r} is not empty", EXIT_USAGE)
     out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    stage.chmod(0o777 & ~umask)         # mkdtemp's 0700 would outlive the rename
     try:
         yield stage
     except BaseException:
@@ -903,7 +906,7 @@ def evaluate(data_dir, split, model_name, out_dir, explain_windows, n_figures, s
               f"FPR {fmt(r['fpr'])} at {r['threshold']:.3f} (the threshold alone)")
         v = m["detection"].get("verdicts") or {}
         if v:
-            _echo("verdicts by the full rule, as a scan gives them: " + "; ".join(
+            _echo("content-line verdicts by the card's full rule (a scan's content_label): " + "; ".join(
                 f"{t} clips {c['ai']} ai / {c['human']} human / {c['inconclusive']} inconclusive"
                 for t, c in v.items()))
     for failure in m["failed"]:

@@ -110,28 +110,40 @@ def find_files(root: str | os.PathLike, suffixes: tuple[str, ...]) -> tuple[list
     """Every file under ``root`` whose suffix (case-folded) is one of ``suffixes``, sorted,
     following symbolic links to folders as a scan does (a data folder is often assembled from
     links), each folder entered once: ``(files, skipped)``, where ``skipped`` lists, with the
-    reason, folders that could not be read and links that lead back into a folder already
-    walked (a loop), so that nothing is passed over without a word."""
+    reason, folders that could not be read and links that lead to a folder already walked (a
+    loop, or a second way to it), so that nothing is passed over without a word.
+
+    Real folders are walked first and links after, so a folder under ``root`` keeps its own
+    path whatever links point at it (its files' names, and labels read from them, do not
+    depend on how a link sorts)."""
     skipped: list[tuple[str, str]] = []
     seen: set[tuple[int, int]] = set()
     files: list[Path] = []
+    links: list[str] = []
 
     def on_error(exc: OSError) -> None:
-        skipped.append((str(exc.filename), f"cannot read folder: {exc.strerror}"))
+        skipped.append((str(exc.filename or root), f"cannot read folder: {exc.strerror}"))
 
-    for folder, dirs, names in os.walk(root, followlinks=True, onerror=on_error):
-        try:
-            st = os.stat(folder)
-        except OSError as exc:
-            skipped.append((folder, f"cannot read folder: {exc.strerror}"))
-            dirs[:] = []
-            continue
-        if (st.st_dev, st.st_ino) in seen:
-            skipped.append((folder, "folder already walked (a symbolic link loop, or a second "
-                                    "link to it)"))
-            dirs[:] = []
-            continue
-        seen.add((st.st_dev, st.st_ino))
-        dirs.sort()
-        files += [Path(folder) / n for n in names if Path(n).suffix.lower() in suffixes]
+    def walk(top: str) -> None:
+        for folder, dirs, names in os.walk(top, onerror=on_error):
+            try:
+                st = os.stat(folder)
+            except OSError as exc:
+                skipped.append((folder, f"cannot read folder: {exc.strerror}"))
+                dirs[:] = []
+                continue
+            if (st.st_dev, st.st_ino) in seen:
+                skipped.append((folder, "folder already walked (a symbolic link loop, or a second "
+                                        "way to it)"))
+                dirs[:] = []
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            links.extend(os.path.join(folder, d) for d in sorted(dirs)
+                         if os.path.islink(os.path.join(folder, d)))
+            dirs[:] = sorted(d for d in dirs if not os.path.islink(os.path.join(folder, d)))
+            files.extend(Path(folder) / n for n in names if Path(n).suffix.lower() in suffixes)
+
+    walk(os.fspath(root))
+    while links:                 # links last, each to a folder not reached otherwise
+        walk(links.pop(0))
     return sorted(files), skipped

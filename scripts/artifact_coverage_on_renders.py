@@ -46,11 +46,14 @@ def main(argv: list[str]) -> int:
         for rate in (44100, 22050):
             y = render_midi(midi, font, sample_rate=rate)[: int(args.seconds * rate)]
             f = det.analyse_samples(y.astype(np.float32), rate)
-            counts[(rate, "inside" if f.covers_human else "outside")] += 1
+            where = ("not applicable" if not f.applicable      # withheld anyway, never 'human'
+                     else "inside" if f.covers_human else "outside")
+            counts[(rate, where)] += 1
             print(f"{piece.id}\t{piece.instrumentation}\t{font.name}\t{rate}\t{f.bandwidth_hz}\t"
-                  f"{'inside' if f.covers_human else 'OUTSIDE'}\tP(AI) {f.p_ai}", flush=True)
+                  f"{where}\tP(AI) {f.p_ai}", flush=True)
     for rate in (44100, 22050):
-        print(f"{rate} Hz: {counts[(rate, 'outside')]} of {args.pieces} renderings outside the coverage")
+        print(f"{rate} Hz: of {args.pieces} renderings, {counts[(rate, 'outside')]} outside the "
+              f"coverage, {counts[(rate, 'not applicable')]} not applicable")
     return 0
 
 

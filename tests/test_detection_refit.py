@@ -204,3 +204,21 @@ def test_a_changed_data_set_is_not_measured_from_its_stale_feature_cache(refit, 
     cache, by_split = model_windows(data, config, "test", labels="by_name")
     assert "" not in by_split
     assert sorted(set(cache.clip_ids)) == sorted(r["clip_id"] for r in kept)
+
+
+def test_a_refit_into_the_current_folder_lands_there_readable(refit, tmp_path, monkeypatch):
+    """'-o .' staged inside the output folder (its name is empty), and the finished model was
+    left in a hidden '..partial-*' folder; a staged folder kept mkdtemp's 0700."""
+    import os
+
+    root, before, _, _ = refit
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    res = CliRunner().invoke(main, ["refit-heads", "--detection", "--data", str(root / "big"),
+                                    "--model", str(before), "-o", ".", "--balance-by", "none"])
+    assert res.exit_code == 0, res.output
+    assert (here / "model_card.json").is_file() and not list(tmp_path.glob(".*partial*"))
+    mask = os.umask(0)
+    os.umask(mask)
+    assert here.stat().st_mode & 0o777 == 0o777 & ~mask

@@ -425,7 +425,7 @@ def test_verdicts_are_counted_and_a_failed_explanation_is_not_a_failed_clip(setu
         said = [r["verdict"] for r in csv.DictReader(fh)]
     assert sorted(said) == sorted(k for c in v.values() for k, n in c.items() for _ in range(n))
     text = (out / "metrics.md").read_text()
-    assert "1 scored but not explained" in text and "full rule" in text
+    assert "1 scored but not explained" in text and "content_label" in text
 
 
 def test_overwrite_removes_the_previous_runs_figures(setup, tmp_path):

@@ -667,3 +667,22 @@ def test_a_linked_batch_folder_is_read_and_a_link_loop_is_listed(tmp_path):
     assert "loop" in report["skipped"][0]["reason"]
     composers = {r["composer"] for r in Dataset.load(out).rows}
     assert composers == {"Bach, Johann Sebastian", "Mozart, Wolfgang Amadeus"}
+
+
+def test_a_folder_keeps_its_own_path_when_a_link_to_it_sorts_first(tmp_path):
+    """With root/a_link -> root/z_real, the real folder's pieces were found under 'a_link/'
+    and the real folder listed as already walked: names (and labels read from them) then
+    depended on how a link sorted."""
+    import os
+
+    from musicbrain_cli.files import find_files
+
+    real = tmp_path / "z_real" / "Baroque_Bach, Johann Sebastian_Keyboard"
+    real.mkdir(parents=True)
+    (real / "output1.abc").write_text(STANDARD)
+    os.symlink(tmp_path / "z_real", tmp_path / "a_link")
+    files, skipped = find_files(tmp_path, (".abc",))
+    assert files == [real / "output1.abc"]
+    assert [(Path(f).name, "second way" in why) for f, why in skipped] == [("a_link", True)]
+    assert [it.rel for it in discover(tmp_path)] == [
+        "z_real/Baroque_Bach, Johann Sebastian_Keyboard/output1.abc"]

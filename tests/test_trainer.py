@@ -348,12 +348,27 @@ def test_resume_refuses_other_data(tmp_path):
 
 def test_resuming_a_finished_run_is_refused_and_its_model_kept(ref_run, tmp_path):
     """It printed 'trained 2 epochs', trained nothing, and exported and finalized the model
-    again, replacing RUN/model and dropping what had been added to its card since."""
+    again, replacing RUN/model and dropping what had been added to its card since. A run
+    stopped after its last epoch but before its model was finalized still resumes into the
+    export it lacks."""
+    import shutil
+
     ref, _ = ref_run
-    card = (ref / "model" / "model_card.json").read_bytes()
+    done = tmp_path / "done"
+    shutil.copytree(ref, done)
+    card_path = done / "model" / "model_card.json"
+    card = json.loads(card_path.read_text())
+    card["finalized_on"] = {"data_set": "ds"}
+    card_path.write_text(json.dumps(card))
+    before = card_path.read_bytes()
     with pytest.raises(TrainingError, match="finished all 2 epoch"):
-        T.train(T.SyntheticSource(), ref, resume=True, device="cpu")
-    assert (ref / "model" / "model_card.json").read_bytes() == card
+        T.train(T.SyntheticSource(), done, resume=True, device="cpu")
+    assert card_path.read_bytes() == before
+    unfinished = tmp_path / "unfinished"             # its last epoch done, never finalized
+    shutil.copytree(ref, unfinished)
+    shutil.rmtree(unfinished / "model")
+    summary = T.train(T.SyntheticSource(), unfinished, resume=True, device="cpu")
+    assert summary["model_dir"] == str(unfinished / "model") and (unfinished / "model").is_dir()
     with pytest.raises(InputError, match="nothing to resume"):        # stopped before step 1
         T.train(T.SyntheticSource(), tmp_path / "never", resume=True, device="cpu")
 

@@ -428,7 +428,7 @@ class ArtifactDetector:
         p = float(np.median(window_p))
         says = p >= self.threshold
         leans = not says and p >= self.doubt_threshold
-        uncovered = (None if says or self.coverage is None
+        uncovered = (None if self.coverage is None
                      else self.coverage.outside(int(sample_rate), float(a.spectrum.bandwidth_hz)))
         band = a.spectrum.freqs_hz <= a.f_max_hz
         rhz, rdb = _reduce(a.spectrum.freqs_hz[band], a.spectrum.residue_db[band], MAX_FIGURE_POINTS)
@@ -477,6 +477,10 @@ def explain(a: CombAnalysis, p_ai: float, threshold: float, *, windows: int = 1,
                  f"{uncovered}. How often human recordings like it show a pattern, and how often "
                  "decoded ones show none, was never measured, so this line does not support a "
                  "'human' verdict here.")
+    elif uncovered:
+        text += (f" Note: this recording lies outside what the line was calibrated on for human "
+                 f"music ({uncovered}); its false-accusation rate on such recordings was never "
+                 "measured. The comb itself can be checked in the figure.")
     return text
 
 

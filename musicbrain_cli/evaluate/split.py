@@ -665,8 +665,9 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
             "label": DETECTION_LABEL,
             "roc_auc": roc_auc(y_true[:, j], y_score[:, j], mask=mask[:, j]),
             "at_threshold": rates_at_threshold(y_true[:, j], y_score[:, j], thr, mask=mask[:, j]),
-            # what a scan would say of each clip: the model card's full verdict rule (band,
-            # window disagreement, domain checks), of which at_threshold knows nothing
+            # the content line's verdict on each clip by the model card's full rule (band,
+            # window disagreement, domain checks): a scan's content_label, which at_threshold
+            # knows nothing of (a scan's combined verdict also weighs the other lines)
             "verdicts": verdict_counts(y_true[:, j], mask[:, j], verdicts),
         }
     fused, verdict = totals.fused, totals.verdict
@@ -841,9 +842,10 @@ def metrics_markdown(m: dict[str, Any]) -> str:
                   f"TP {r['tp']}, FP {r['fp']}, TN {r['tn']}, FN {r['fn']}"]
         v = d.get("verdicts")
         if v:
-            lines += ["", "Verdicts by the model card's full rule, as a scan gives them (the abstention "
+            lines += ["", "The content line's verdicts by the model card's full rule (the abstention "
                       "band around the threshold, window disagreement and the domain checks; the "
-                      "threshold figures above ignore them):", "",
+                      "threshold figures above ignore them), a scan's `content_label`; a scan's "
+                      "combined verdict also weighs the other evidence lines:", "",
                       "| true class | ai | human | inconclusive |", "|---|---|---|---|"]
             lines += [f"| {t} | {c['ai']} | {c['human']} | {c['inconclusive']} |" for t, c in v.items()]
     f = m["fidelity"]

@@ -673,6 +673,15 @@ def write_resolved_config(out_dir: Path, config: TrainConfig) -> None:
 # --- the entry point ----------------------------------------------------------------------
 
 
+def _finalized(model_dir: Path) -> bool:
+    """Whether ``model_dir`` holds an exported model whose card was finalized."""
+    try:
+        card = json.loads((model_dir / "model_card.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return bool(isinstance(card, dict) and card.get("finalized_on"))
+
+
 def check_out_dir(out_dir: Path, *, resume: bool) -> None:
     """A new run needs an empty or missing folder; a resumed one needs its last checkpoint."""
     if resume:
@@ -726,9 +735,12 @@ def train(data: str | Path | DataSource, out_dir: str | Path, *,
             diffs = config_differences(saved.to_dict(), config.to_dict())
             if diffs:
                 raise TrainingError(f"cannot resume {str(out)!r} with a different config: {diffs}")
-        if meta["epoch"] >= config.train.epochs and not meta.get("step_in_epoch"):
+        if (meta["epoch"] >= config.train.epochs and not meta.get("step_in_epoch")
+                and _finalized(out / "model")):
             # Nothing is left to train: a rerun would only export and finalize the model
-            # again, replacing RUN/model and whatever was added to its card since.
+            # again, replacing RUN/model and whatever was added to its card since. (A run
+            # stopped after its last epoch but before its model was finalized resumes into
+            # the export and finalize it still lacks.)
             raise TrainingError(
                 f"cannot resume {str(out)!r}: it finished all {meta['epoch']} epoch(s) of its "
                 f"recipe; its model is {str(out / 'model')!r}. To train longer, resume with a "

@@ -582,7 +582,8 @@ def _rhythgen_clips(root, spec: SizeSpec, seed: int, out: Path, jobs: int | None
     from musicbrain_cli.data.reference import rhythgen as rg
 
     t = time.perf_counter()
-    pieces = rg.discover_pieces(root)
+    unwalked: list[tuple[str, str]] = []
+    pieces = rg.discover_pieces(root, skipped=unwalked)
     splits = _split_works(sorted({p.work_id for p in pieces}), set(), seed)
     chosen = rg.select(pieces, {w: (xsf if s == XSF_SPLIT else s) for w, s in splits.items()},
                        per_config=spec.rhythgen_per_config)
@@ -609,7 +610,7 @@ def _rhythgen_clips(root, spec: SizeSpec, seed: int, out: Path, jobs: int | None
                    "pieces_found": len(pieces), "pieces_selected": len(chosen),
                    "pieces_failed": len(failures), "pieces_too_short": len(short),
                    "splits": {p.work_id: splits[p.work_id] for p in chosen},
-                   "failures": failures + short}
+                   "failures": failures + short + unwalked}
 
 
 def balance_rhythgen(rg_clips: Sequence[_Clip], human: Sequence[_Clip], ratio: float | None,

@@ -110,14 +110,15 @@ def find_rhythgen(*, cwd: str | os.PathLike | None = None) -> Path | None:
                        cwd=cwd)
 
 
-def discover_pieces(root: str | Path) -> list[Piece]:
+def discover_pieces(root: str | Path, *, skipped: list[tuple[str, str]] | None = None) -> list[Piece]:
     """Every RhythGen piece under ``root`` with its labels, sorted by path; files outside
-    RhythGen's layout are ignored (``data notagen`` reads those)."""
+    RhythGen's layout are ignored (``data notagen`` reads those). Folders that could not be
+    walked (unreadable, a link loop) are appended to ``skipped``."""
     from musicbrain_cli.data import notagen as ng
 
     root = Path(root)
     pieces = []
-    for item in ng.discover(root):
+    for item in ng.discover(root, skipped=skipped):
         info = item.rhythgen
         if info is None:
             continue
