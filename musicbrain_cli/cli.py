@@ -946,7 +946,13 @@ def _evaluate_robustness(data_dir, split, model_name, out_dir, device, overwrite
             _echo(f"musicbrain: warning: {r['transform']}: {r['note']}", err=True)
     if update_card:
         had = len(detector.card.get("robustness") or ())
-        card = store(detector.model_dir, rows, weights_sha256=detector.card.get("weights_sha256"))
+        from musicbrain_cli.data.dataset import MANIFEST
+        from musicbrain_cli.files import sha256_file
+
+        card = store(detector.model_dir, rows, weights_sha256=detector.card.get("weights_sha256"),
+                     measured_on={"data_set": str(Path(data_dir).resolve()),
+                                  "manifest_sha256": sha256_file(Path(data_dir) / MANIFEST),
+                                  "max_clips_per_split": max_clips})
         kept = len(card["robustness"]) - len(rows)
         _echo(f"model card updated: {Path(detector.model_dir) / 'model_card.json'} ({len(rows)} "
               f"row(s) measured now, {kept} of the {had} stored row(s) kept from earlier runs)")

@@ -266,8 +266,10 @@ def test_write_and_update_card_round_trip(dataset_root, model_copy, tmp_path):
     # a later run of one transform replaces that row and keeps the others (it dropped them)
     (gain,) = evaluate_robustness(dataset_root, det, transforms=["gain_-6db"], max_clips=2)
     moved = {**rows[0], "roc_auc": 0.5, "note": "measured again"}
-    card = update_card(model_copy, [gain, moved], weights_sha256=det.card["weights_sha256"])
-    assert card["robustness"] == [moved, rows[1], gain]
+    card = update_card(model_copy, [gain, moved], weights_sha256=det.card["weights_sha256"],
+                       measured_on={"data_set": "elsewhere", "max_clips_per_split": 2})
+    stamped = {"measured_on": {"data_set": "elsewhere", "max_clips_per_split": 2}}
+    assert card["robustness"] == [{**moved, **stamped}, rows[1], {**gain, **stamped}]
     assert Detector.from_pretrained(model_copy, device="cpu").card["robustness"] == card["robustness"]
 
 
@@ -285,7 +287,9 @@ def test_cli_evaluate_robustness(dataset_root, model_copy, tmp_path):
     rows = json.loads((out / "robustness.json").read_text())["rows"]
     assert [r["key"] for r in rows] == ["original", "gain_+6db"]
     card = json.loads((model_copy / "model_card.json").read_text())
-    assert card["robustness"] == rows
+    stored = [{k: v for k, v in r.items() if k != "measured_on"} for r in card["robustness"]]
+    assert stored == rows and {r["measured_on"]["max_clips_per_split"] for r in card["robustness"]} == {2}
+    assert card["robustness"][0]["measured_on"]["data_set"] == str(dataset_root.resolve())
     assert "Gain +6 dB" in res.output
     res = CliRunner().invoke(main, args)                         # no silent overwrite
     assert res.exit_code == 1 and "exists" in res.output

@@ -488,13 +488,14 @@ def write_robustness(rows: Sequence[Mapping], out_dir: str | Path, *, model: Map
 
 
 def update_card(model_dir: str | Path, rows: Sequence[Mapping], *,
-                weights_sha256: str | None = None) -> dict:
+                weights_sha256: str | None = None, measured_on: Mapping | None = None) -> dict:
     """Store ``rows`` in ``card["robustness"]`` of ``model_dir/model_card.json``, atomically.
 
     Rows are merged by (transform key, split): a new row replaces the stored row of its
     transform and split, and stored rows of other transforms are kept (a run with
     ``--transforms gain_-6db`` had dropped every other row of the table). Each row carries its
-    own clip counts. The weights are not touched, so ``weights_sha256`` stays valid; the
+    own clip counts and, given ``measured_on`` (the data set and sample the run used), that
+    too, since rows kept from earlier runs may come from other data. The weights are not touched, so ``weights_sha256`` stays valid; the
     card's hash is checked against the weights first (a table must describe the weights it
     sits beside) and, when given, against ``weights_sha256`` (the detector the rows were
     measured with). Returns the new card; ``card["robustness"]`` lists the stored rows in
@@ -516,7 +517,8 @@ def update_card(model_dir: str | Path, rows: Sequence[Mapping], *,
             raise ModelLoadError(f"weights in {str(model_dir)!r} have SHA-256 {actual}, but "
                                  f"{source} names {expected}: the robustness table would "
                                  "describe other weights")
-    new = _clean([dict(r) for r in rows])
+    new = _clean([{**dict(r), **({"measured_on": dict(measured_on)} if measured_on else {})}
+                  for r in rows])
     fresh = {(r.get("key"), r.get("split")): r for r in new}
     kept = [fresh.pop((r.get("key"), r.get("split")), r) for r in card.get("robustness") or ()]
     card["robustness"] = kept + [r for r in new if (r.get("key"), r.get("split")) in fresh]
