@@ -96,3 +96,18 @@ def test_verdict_rates_state_recall_per_rhythgen_configuration():
     clips.ids = [str(i) for i in range(6)]
     assert "by_rhythgen_configuration" not in verdict_rates(clips, is_ai, policy=policy,
                                                             split="test")
+
+
+def test_summary_lines_print_rates_and_intervals_readably():
+    """The summary after training printed raw intervals ('[5.551115123125783e-17, 0.354...]')."""
+    from musicbrain_cli.training.finalize import summary_lines
+
+    card = {"thresholds": {"detection": 0.5},
+            "verdict": {"ai_boundary": 0.6, "threshold_chosen_on": "val", "fpr_target": 0.005},
+            "evaluation": {"test": {"roc_auc": 0.98765, "style_map_macro": None, "fpr": 0.0,
+                                    "fpr_ci95": [5.551115123125783e-17, 0.35428], "fnr": 0.25,
+                                    "fnr_ci95": [None, None], "inconclusive_human": 0.1,
+                                    "inconclusive_ai": 0.0, "n_human": 7, "n_ai": 4}}}
+    line = summary_lines(card)[1]
+    assert line == ("test: ROC-AUC 0.988, style mAP n/a, FPR 0.000 (95 % CI 0.000-0.354), "
+                    "FNR 0.250, inconclusive human 0.100, ai 0.000 (n=7+4)")

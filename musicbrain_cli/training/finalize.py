@@ -510,15 +510,14 @@ def summary_lines(card: Mapping) -> list[str]:
     out = [f"detection threshold {card['thresholds']['detection']:.3f}, 'ai' from "
            f"{v['ai_boundary']:.3f} (chosen on {v['threshold_chosen_on']}, "
            f"FPR target {v['fpr_target']:.1%})"]
+    num = lambda x: "n/a" if x is None else f"{x:.3f}"  # noqa: E731
+    ci = lambda pair: ("" if not pair or None in pair        # noqa: E731
+                       else f" (95 % CI {pair[0]:.3f}-{pair[1]:.3f})")
     for split, e in card.get("evaluation", {}).items():
-        auc = "n/a" if e["roc_auc"] is None else f"{e['roc_auc']:.3f}"
-        smap = "n/a" if e["style_map_macro"] is None else f"{e['style_map_macro']:.3f}"
-        fpr = "n/a" if e["fpr"] is None else f"{e['fpr']:.3f}"
-        fnr = "n/a" if e["fnr"] is None else f"{e['fnr']:.3f}"
-        out.append(f"{split}: ROC-AUC {auc}, style mAP {smap}, FPR {fpr} "
-                   f"{e['fpr_ci95']}, FNR {fnr} {e['fnr_ci95']}, "
-                   f"inconclusive human {e['inconclusive_human']}, ai {e['inconclusive_ai']} "
-                   f"(n={e['n_human']}+{e['n_ai']})")
+        out.append(f"{split}: ROC-AUC {num(e['roc_auc'])}, style mAP {num(e['style_map_macro'])}, "
+                   f"FPR {num(e['fpr'])}{ci(e['fpr_ci95'])}, FNR {num(e['fnr'])}{ci(e['fnr_ci95'])}, "
+                   f"inconclusive human {num(e['inconclusive_human'])}, "
+                   f"ai {num(e['inconclusive_ai'])} (n={e['n_human']}+{e['n_ai']})")
     return out
 
 
