@@ -441,3 +441,32 @@ def test_overwrite_removes_the_previous_runs_figures(setup, tmp_path):
     evaluate(dataset, detector, out, explain_windows=1, n_figures=0, fidelity_steps=4, n_random=1,
              occlusion=False, event_clips=0, overwrite=True)
     assert not (out / FMGCAM_DIR / "old-clip.png").exists()
+
+
+def test_the_rhythmic_event_test_shows_its_progress(setup, tmp_path):
+    """Its renders and CAM passes ran with no progress bar (training-commands audit)."""
+    import contextlib
+
+    from musicbrain_cli.evaluate.split import evaluate
+    from musicbrain_cli.progress import Progress
+
+    seen = []
+
+    class Recording(Progress):
+        @contextlib.contextmanager
+        def task(self, description, total=None):
+            steps = []
+            seen.append((description, total, steps))
+
+            class T:
+                def advance(self, n=1):
+                    steps.append(n)
+            yield T()
+
+    dataset, detector = setup
+    m = evaluate(dataset, detector, tmp_path / "eval", explain_windows=0, n_figures=0,
+                 fidelity_steps=4, n_random=1, occlusion=False, event_clips=2, progress=Recording())
+    events = [(total, len(steps)) for d, total, steps in seen if d == "rhythmic-event test"]
+    if "skipped" in m["faithfulness"]["rhythmic_event"]:
+        pytest.skip(m["faithfulness"]["rhythmic_event"]["skipped"])
+    assert events == [(2, 2)]

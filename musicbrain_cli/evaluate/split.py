@@ -529,15 +529,14 @@ def _cam_options(weighting: str | None, refine: str | None,
 
 def _event_test(detector, n_clips: int, *, top_k: int, weighting: str | None,
                 refine: str | None = None, destripe: int | None = None,
-                seed: int = 0) -> dict[str, Any]:
+                seed: int = 0, progress: Progress = NULL_PROGRESS) -> dict[str, Any]:
     """The rhythmic-event test on ``n_clips`` entry clips, for the fused top-k map, for the
     verdict's own map, for the own map of the clip's most probable instrumentation label (an
     entry changes the instrumentation) and for the input-energy reference (the clip's own
     spectrogram above its floor: whether the test can be passed by the sound alone).
     ``{"skipped": reason}`` when the clips cannot be rendered here."""
-    from musicbrain_cli.alignment.overlap import energy_map
     from musicbrain_cli.errors import RenderError
-    from musicbrain_cli.explain import FMGradCAM, event_peak, event_summary
+    from musicbrain_cli.explain import event_summary
     from musicbrain_cli.features import bin_frequencies, frame_times
 
     fe = detector.config.front_end
@@ -550,29 +549,44 @@ def _event_test(detector, n_clips: int, *, top_k: int, weighting: str | None,
                        if name.split("/")[0] == "instrumentation" and name not in untrained]
     fused_hits, verdict_hits, energy_hits, instrument_hits = [], [], [], []
     within = entry_search(fe.window_s)
-    for i in range(n_clips):
-        try:
-            wave, t0 = entry_clip(seconds=fe.window_s, sample_rate=fe.sample_rate, seed=seed + i)
-        except RenderError as exc:
-            return {"skipped": f"entry clips cannot be rendered: {exc}"}
-        spec = detector.spectrograms(wave[None])
-        energy_hits.append(event_peak(energy_map(spec[0, 0].cpu().numpy()), times=times, t0=t0,
-                                      within=within))
-        with FMGradCAM(detector.model, layer="fusion", k=k, **options) as cam:
-            res = cam(spec, times=times, freqs=freqs)
-        fused_hits.append(event_peak(res.fused()[0], times=times, t0=t0, within=within))
-        if source:
-            _, alone = _own_map(detector, spec, res, source, options)
-            verdict_hits.append(event_peak(alone.fused()[0], times=times, t0=t0, within=within))
-        if instrumentation:
-            # An entry changes the instrumentation: the most probable instrumentation label's
-            # own map is the one whose evidence an entering instrument should move.
-            _, own = _own_map(detector, spec, res, instrumentation, options)
-            instrument_hits.append(event_peak(own.fused()[0], times=times, t0=t0, within=within))
+    with progress.task("rhythmic-event test", total=n_clips) as task:
+        hits = (fused_hits, verdict_hits, energy_hits, instrument_hits)
+        for i in range(n_clips):
+            try:
+                wave, t0 = entry_clip(seconds=fe.window_s, sample_rate=fe.sample_rate, seed=seed + i)
+            except RenderError as exc:
+                return {"skipped": f"entry clips cannot be rendered: {exc}"}
+            _event_clip(detector, wave, t0, hits, k=k, options=options, source=source,
+                        instrumentation=instrumentation, times=times, freqs=freqs, within=within)
+            task.advance()
     return {"fused": event_summary(fused_hits),
             "verdict": event_summary(verdict_hits) if verdict_hits else None,
             "instrumentation": event_summary(instrument_hits) if instrument_hits else None,
             "energy_reference": event_summary(energy_hits)}
+
+
+def _event_clip(detector, wave, t0: float, hits, *, k: int, options, source, instrumentation,
+                times, freqs, within) -> None:
+    """One entry clip of :func:`_event_test`: each map's peak hit appended to ``hits``
+    (fused, verdict, energy, instrumentation)."""
+    from musicbrain_cli.alignment.overlap import energy_map
+    from musicbrain_cli.explain import FMGradCAM, event_peak
+
+    fused_hits, verdict_hits, energy_hits, instrument_hits = hits
+    spec = detector.spectrograms(wave[None])
+    energy_hits.append(event_peak(energy_map(spec[0, 0].cpu().numpy()), times=times, t0=t0,
+                                  within=within))
+    with FMGradCAM(detector.model, layer="fusion", k=k, **options) as cam:
+        res = cam(spec, times=times, freqs=freqs)
+    fused_hits.append(event_peak(res.fused()[0], times=times, t0=t0, within=within))
+    if source:
+        _, alone = _own_map(detector, spec, res, source, options)
+        verdict_hits.append(event_peak(alone.fused()[0], times=times, t0=t0, within=within))
+    if instrumentation:
+        # An entry changes the instrumentation: the most probable instrumentation label's
+        # own map is the one whose evidence an entering instrument should move.
+        _, own = _own_map(detector, spec, res, instrumentation, options)
+        instrument_hits.append(event_peak(own.fused()[0], times=times, t0=t0, within=within))
 
 
 def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
@@ -697,7 +711,7 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
                          "verdict": band_removal_summary(totals.band_verdict),
                          "substrate": substrate},
         "rhythmic_event": (_event_test(detector, event_clips, top_k=top_k, weighting=cam_weighting,
-                                       refine=cam_refine, destripe=cam_destripe)
+                                       refine=cam_refine, destripe=cam_destripe, progress=progress)
                            if event_clips else {"skipped": "event_clips=0"}),
     }
     metrics["alignment"] = {
