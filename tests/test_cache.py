@@ -95,3 +95,12 @@ def test_resume_keeps_finished_shards(dataset, tmp_path):
 def test_missing_cache_is_a_dataset_error(tmp_path):
     with pytest.raises(DatasetError, match="index.json"):
         CachedWindows(tmp_path)
+
+
+def test_clips_shorter_than_the_window_are_said(dataset, tmp_path):
+    """A data set of 2 s clips with a 10 s window trained on windows that were mostly
+    padding, without a word (training-commands audit). Here one clip of 0.7 s is shorter
+    than the 1 s window."""
+    with pytest.warns(UserWarning, match=r"1 of 3 clips are shorter than the model's 1 s window \(e\.g\. 'c2'\)"):
+        out = build_cache(dataset, FE, out=tmp_path / "cache")
+    assert json.loads((out / "index.json").read_text())["clips_shorter_than_window"] == 1

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -154,12 +155,20 @@ def build_cache(dataset_root: str | Path, front_end, *, out: str | Path | None =
     for si, meta in enumerate(shards):
         for w in meta["windows"]:
             windows.append({**w, "shard": si})
+    # A clip shorter than the model's window is one window, padded with silence: a model
+    # trained on such windows learns the padding too. Said, never silently accepted.
+    need = int(round(front_end.window_s * front_end.sample_rate))
+    short = sorted({w["clip_id"] for w in windows if w["start_s"] == 0 and w["n_valid"] < need})
+    if short:
+        warnings.warn(f"{len(short)} of {len(ds.rows)} clips are shorter than the model's "
+                      f"{front_end.window_s:g} s window (e.g. {short[0]!r}): each is one window "
+                      "padded with silence", stacklevel=2)
     index = {"version": CACHE_VERSION, "front_end": fe_dict, "config_hash": chash,
              "dtype": np.dtype(CACHE_DTYPE).name, "shape": shape,
              "taxonomy": ds.taxonomy.to_dict(), "labels": ds.taxonomy.labels,
              "dataset": str(ds.root), "manifest_sha256": manifest_sha,
              "shards": [{"file": m["file"], "n": m["n"]} for m in shards],
-             "windows": windows}
+             "clips_shorter_than_window": len(short), "windows": windows}
     tmp = out / (INDEX + ".tmp")
     tmp.write_text(json.dumps(index) + "\n", encoding="utf-8")
     os.replace(tmp, out / INDEX)
