@@ -93,6 +93,12 @@ def test_only_the_source_rows_change_and_the_domain_is_kept(refit):
     assert record["balance"]["balance_by"] == "instrumentation"
     assert record["from_weights_sha256"] == b["weights_sha256"]
     assert "robustness" not in c
+    # the training-time snapshot's detection figures measured the old head: removed, said so
+    assert "detection" in b["metrics"] and "detection" not in c["metrics"]
+    assert not [k for k in c["metrics"]["ap"] if k.startswith("source/")]
+    assert c["metrics"]["ap"] == {k: v for k, v in b["metrics"]["ap"].items()
+                                  if not k.startswith("source/")}
+    assert "before the re-fit" in c["metrics"]["source_head_refit"]
 
 
 def test_refit_refuses_what_it_cannot_do(refit, tmp_path):

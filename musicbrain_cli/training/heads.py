@@ -426,6 +426,16 @@ def refit_detection_head(model_dir: str | Path, dataset_root: str | Path, out_di
     card = dict(card)
     card.pop("robustness", None)        # measured on other weights
     card["training"] = {**(card.get("training") or {}), "detection_head_refit": record}
+    # The training-time validation snapshot measured the old source head: its detection
+    # figures go (the refit's own are in the record above, finalize's in "evaluation").
+    old_metrics = dict(card.get("metrics") or {})
+    stale = ("detection", "detection_roc_auc", "val_loss")
+    card["metrics"] = {**{k: v for k, v in old_metrics.items() if k not in stale},
+                       "ap": {k: v for k, v in (old_metrics.get("ap") or {}).items()
+                              if not k.startswith(f"{group}/")},
+                       "source_head_refit": "detection figures of the training-time snapshot "
+                                            "removed: they measured the source head before "
+                                            "the re-fit (see training.detection_head_refit)"}
     save_checkpoint(out_dir, model, config, model_card=card, extra_config=extra)
     if (model_dir / "ood.safetensors").is_file():
         shutil.copy2(model_dir / "ood.safetensors", out_dir / "ood.safetensors")
