@@ -310,24 +310,15 @@ def model_windows(dataset_root: str | Path, config, who: str, progress: Progress
     model was trained on). ``labels="by_name"``: it must carry every label of the model and
     may carry more (an enlarged corpus); the cache's targets and masks are then narrowed to
     the model's labels, in the model's order, and the extra labels are not seen."""
-    import json
+    from musicbrain_cli.data.cache import CachedWindows
+    from musicbrain_cli.training.sources import CacheSource
 
-    from musicbrain_cli.data.cache import CachedWindows, build_cache, default_cache_dir
-    from musicbrain_cli.data.dataset import MANIFEST
-    from musicbrain_cli.files import sha256_file
-
-    cache_dir = default_cache_dir(dataset_root, config.front_end)
-    try:
-        built_for = json.loads((cache_dir / "index.json").read_text(encoding="utf-8")).get(
-            "manifest_sha256")
-    except (OSError, ValueError):
-        built_for = None
-    manifest = Path(dataset_root) / MANIFEST
-    # Built when missing, and again when the data set changed since (as training does): a
-    # stale cache measured the card on clips that are no longer in the data set, or without
-    # those added since.
-    if built_for is None or not manifest.is_file() or built_for != sha256_file(manifest):
-        build_cache(dataset_root, config.front_end, progress=progress)
+    # Built when missing, and again when the data set changed since, as training does
+    # (CacheSource.prepare): a stale cache measured the card on clips that are no longer in
+    # the data set, or without those added since.
+    source = CacheSource(str(dataset_root), front_end_config=config.front_end.to_dict())
+    source.prepare(progress=progress)
+    cache_dir = source.cache_dir()
     cache = CachedWindows(cache_dir)
     if cache.taxonomy.labels != config.taxonomy.labels:
         if labels != "by_name":
