@@ -51,12 +51,18 @@ def _usage_errors():
 
 
 def handle_errors(func):
-    """Turn library errors into a one-line message and exit status 1."""
+    """Turn library errors into a one-line message and exit status 1; an invalid
+    configuration value or file (:class:`ConfigError`, the caller's to fix) is a usage
+    error, exit status 2, as the module docstring says."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
+        from musicbrain_cli.errors import ConfigError
+
         try:
             return func(*args, **kwargs)
+        except ConfigError as exc:
+            _fail(str(exc), EXIT_USAGE)
         except MusicBrainError as exc:
             _fail(str(exc))
         except BrokenPipeError:

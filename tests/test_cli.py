@@ -157,3 +157,20 @@ def test_scan_of_an_empty_folder_never_loads_the_model(tmp_path):
                            str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "out" / "summary.json").is_file()
+
+
+def test_an_invalid_recipe_is_a_usage_error_exit_2(tmp_path):
+    """The module docstring's exit codes: a configuration the caller must fix is a usage
+    error (2), not a failed operation (1), whichever command reads it."""
+    from click.testing import CliRunner
+
+    from musicbrain_cli.cli import EXIT_USAGE, main
+
+    (tmp_path / "data").mkdir()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("optim:\n  lr: -1.0\n")
+    res = CliRunner().invoke(main, ["train", "--data", str(tmp_path / "data"), "--config", str(bad),
+                                    "-o", str(tmp_path / "run")])
+    assert res.exit_code == EXIT_USAGE, res.output
+    assert "lr" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "run").exists()
