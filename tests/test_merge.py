@@ -157,3 +157,20 @@ def test_merge_keeps_what_each_input_left_out(tmp_path):
         (f"{roots[0]}: a-broken.abc", "bad ABC: no notes"),
         (f"{roots[1]}: b-broken.abc", "bad ABC: no notes")}
     assert report["inputs"][str(roots[1])]["labels"] == {"from": "b"}
+
+
+def test_cli_prints_a_library_warning_as_one_plain_line(pair, tmp_path):
+    """A warning the library raises on purpose reaches the user as ``musicbrain: warning:``,
+    not as Python's ``path:line: UserWarning:`` dump with the source line."""
+    from click.testing import CliRunner
+
+    from musicbrain_cli.cli import main
+
+    a, _ = pair
+    tax = Taxonomy.from_groups([("source", ["human", "ai"], True)])
+    c = make(tmp_path / "x", tax, [("d1", "w1", "val", "ai", "")])   # w1 is train in a
+    result = CliRunner().invoke(main, ["data", "merge", str(a), str(c), "-o",
+                                       str(tmp_path / "m"), "--copy", "--on-conflict", "warn"])
+    assert result.exit_code == 0, result.output
+    assert "musicbrain: warning: " in result.output and "split is kept" in result.output
+    assert "UserWarning" not in result.output and "merge.py" not in result.output
