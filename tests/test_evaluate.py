@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 
 import numpy as np
 import pytest
@@ -441,6 +442,41 @@ def test_overwrite_removes_the_previous_runs_figures(setup, tmp_path):
     evaluate(dataset, detector, out, explain_windows=1, n_figures=0, fidelity_steps=4, n_random=1,
              occlusion=False, event_clips=0, overwrite=True)
     assert not (out / FMGCAM_DIR / "old-clip.png").exists()
+
+
+def test_a_failed_overwrite_puts_the_previous_run_back_whole(setup, tmp_path, monkeypatch):
+    """--overwrite removed the previous run's figures first, so a run that then failed left
+    its metrics without their figures (training-commands audit, left open in session 22)."""
+    import musicbrain_cli.evaluate.split as split
+    from musicbrain_cli.errors import MusicBrainError
+
+    dataset, detector = setup
+    out = tmp_path / "eval"
+    (out / split.FMGCAM_DIR).mkdir(parents=True)
+    (out / split.FMGCAM_DIR / "old-clip.png").write_bytes(b"the previous run's")
+    (out / "metrics.json").write_text('{"previous": true}')
+    (out / "notes.txt").write_text("not a run output")
+
+    def broken(*args, **kwargs):
+        raise MusicBrainError("disk full")
+
+    monkeypatch.setattr(split, "_write_predictions", broken)
+    with pytest.raises(MusicBrainError, match="disk full"):
+        split.evaluate(dataset, detector, out, explain_windows=1, n_figures=0, fidelity_steps=4,
+                       n_random=1, occlusion=False, event_clips=0, overwrite=True)
+    assert (out / split.FMGCAM_DIR / "old-clip.png").read_bytes() == b"the previous run's"
+    assert (out / "metrics.json").read_text() == '{"previous": true}'
+    assert not (out / split.PR_DIR).exists()            # the failed run's own figures are gone
+    assert sorted(p.name for p in out.iterdir()) == [split.FMGCAM_DIR, "metrics.json", "notes.txt"]
+    # a run killed outright (its previous outputs still set aside) is recovered the same way
+    aside = out / split._PREVIOUS_RUN
+    aside.mkdir()
+    os.replace(out / "metrics.json", aside / "metrics.json")
+    (out / "metrics.json").write_text("half written")
+    monkeypatch.undo()
+    with pytest.raises(split.InputError, match="exists"):
+        split.evaluate(dataset, detector, out, event_clips=0)
+    assert (out / "metrics.json").read_text() == '{"previous": true}' and not aside.exists()
 
 
 def test_the_rhythmic_event_test_shows_its_progress(setup, tmp_path):

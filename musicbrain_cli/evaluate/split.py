@@ -40,7 +40,9 @@ from __future__ import annotations
 
 import csv
 import json
+import contextlib
 import math
+import os
 import re
 import shutil
 from dataclasses import dataclass, field
@@ -605,6 +607,7 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
     from musicbrain_cli.metrics import average_precision, rates_at_threshold, roc_auc, style_map
 
     out = Path(out_dir)
+    _recover_previous_run(out)
     if (out / METRICS_JSON).exists() and not overwrite:
         raise InputError(f"{str(out / METRICS_JSON)!r} exists: pass overwrite=True (--overwrite) to replace it")
     if explain_windows < 0 or n_figures < 0 or event_clips < 0:
@@ -614,128 +617,178 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
     if not rows:
         raise DatasetError(f"split {split!r} of {str(dataset.root)!r} has no clips")
     out.mkdir(parents=True, exist_ok=True)
-    # An overwritten run's figures go with it: figures of clips this run does not draw would
-    # otherwise sit beside its metrics as if they were its own.
-    for folder in (PR_DIR, FMGCAM_DIR):
-        if (out / folder).is_dir():
-            shutil.rmtree(out / folder)
-    fe = detector.config.front_end
-    labels = list(detector.labels)
-    scores, kept, failed, verdicts, explain_failed = [], [], [], [], []
-    totals = _ExplainTotals()
-    reference = _reference_summary(dataset.root)
-    explain_at = explained_positions(len(rows), explain_windows)
-    ordered = sorted(explain_at)      # figures: spread over the explained clips, too
-    figure_at = {ordered[i] for i in explained_positions(len(ordered), n_figures)}
-    explained: list[str] = []
-    with progress.task(f"evaluating {split}", total=len(rows)) as task:
-        for position, row in enumerate(rows):
-            clip_id = row["clip_id"]
-            try:
-                samples = load_audio(dataset.audio_path(row), sample_rate=fe.sample_rate)
-                track, verdict = score_clip(detector, samples, batch_size=batch_size)
-                scores.append([track.aggregate[l]["mean"] for l in labels])
-                verdicts.append(verdict.label)
-                kept.append(row)
-            except MusicBrainError as exc:
-                failed.append({"clip_id": clip_id, "error": f"{type(exc).__name__}: {exc}"})
+    # An overwritten run goes whole, figures included (figures of clips this run does not
+    # draw would otherwise sit beside its metrics as if they were its own), but only once
+    # this run has written its own: a run that fails puts the previous one back as it was.
+    with _replacing_previous_run(out):
+        fe = detector.config.front_end
+        labels = list(detector.labels)
+        scores, kept, failed, verdicts, explain_failed = [], [], [], [], []
+        totals = _ExplainTotals()
+        reference = _reference_summary(dataset.root)
+        explain_at = explained_positions(len(rows), explain_windows)
+        ordered = sorted(explain_at)      # figures: spread over the explained clips, too
+        figure_at = {ordered[i] for i in explained_positions(len(ordered), n_figures)}
+        explained: list[str] = []
+        with progress.task(f"evaluating {split}", total=len(rows)) as task:
+            for position, row in enumerate(rows):
+                clip_id = row["clip_id"]
+                try:
+                    samples = load_audio(dataset.audio_path(row), sample_rate=fe.sample_rate)
+                    track, verdict = score_clip(detector, samples, batch_size=batch_size)
+                    scores.append([track.aggregate[l]["mean"] for l in labels])
+                    verdicts.append(verdict.label)
+                    kept.append(row)
+                except MusicBrainError as exc:
+                    failed.append({"clip_id": clip_id, "error": f"{type(exc).__name__}: {exc}"})
+                    task.advance()
+                    continue
+                # A clip whose explanation fails is still scored: it is listed apart, never both
+                # scored and failed.
+                try:
+                    if position in explain_at:
+                        notes, source = _alignment_notes(dataset, row, reference, totals)
+                        figure_dir = out / FMGCAM_DIR if position in figure_at else None
+                        _explain_window(detector, _window(samples, fe.n_samples), notes,
+                                        clip_id=clip_id, totals=totals, figure_dir=figure_dir,
+                                        top_k=top_k, steps=fidelity_steps, substrate=substrate,
+                                        occlusion=occlusion, occlusion_patch=occlusion_patch,
+                                        n_random=n_random, weighting=cam_weighting,
+                                        refine=cam_refine, destripe=cam_destripe,
+                                        notes_source=source)
+                        explained.append(clip_id)
+                except MusicBrainError as exc:
+                    explain_failed.append({"clip_id": clip_id, "error": f"{type(exc).__name__}: {exc}"})
                 task.advance()
-                continue
-            # A clip whose explanation fails is still scored: it is listed apart, never both
-            # scored and failed.
-            try:
-                if position in explain_at:
-                    notes, source = _alignment_notes(dataset, row, reference, totals)
-                    figure_dir = out / FMGCAM_DIR if position in figure_at else None
-                    _explain_window(detector, _window(samples, fe.n_samples), notes,
-                                    clip_id=clip_id, totals=totals, figure_dir=figure_dir,
-                                    top_k=top_k, steps=fidelity_steps, substrate=substrate,
-                                    occlusion=occlusion, occlusion_patch=occlusion_patch,
-                                    n_random=n_random, weighting=cam_weighting,
-                                    refine=cam_refine, destripe=cam_destripe,
-                                    notes_source=source)
-                    explained.append(clip_id)
-            except MusicBrainError as exc:
-                explain_failed.append({"clip_id": clip_id, "error": f"{type(exc).__name__}: {exc}"})
-            task.advance()
-    if not kept:
-        raise DatasetError(f"every clip of split {split!r} failed; first: {failed[0]['error']}")
-    y_score = np.asarray(scores, dtype=np.float64)
-    y_true, mask = _targets(dataset, kept, labels)
-    classification = average_precision(y_true, y_score, mask=mask, labels=labels)
-    metrics: dict[str, Any] = {
-        "split": split, "clips": len(rows), "clips_scored": len(kept), "failed": failed,
-        "explain_failed": explain_failed,
-        "model": {k: detector.card.get(k) for k in ("name", "version", "weights_sha256")},
-        "labels": labels,
-        "labels_coverage": _label_coverage(labels, dataset.taxonomy.labels),
-        "classification": classification.to_dict(),
-        "style": style_map(classification.per_label, STYLE_GROUPS),
-    }
-    if DETECTION_LABEL in labels:
-        j = labels.index(DETECTION_LABEL)
-        thr = detector.thresholds[DETECTION_LABEL]
-        metrics["detection"] = {
-            "label": DETECTION_LABEL,
-            "roc_auc": roc_auc(y_true[:, j], y_score[:, j], mask=mask[:, j]),
-            "at_threshold": rates_at_threshold(y_true[:, j], y_score[:, j], thr, mask=mask[:, j]),
-            # the content line's verdict on each clip by the model card's full rule (band,
-            # window disagreement, domain checks): a scan's content_label, which at_threshold
-            # knows nothing of (a scan's combined verdict also weighs the other lines)
-            "verdicts": verdict_counts(y_true[:, j], mask[:, j], verdicts),
+        if not kept:
+            raise DatasetError(f"every clip of split {split!r} failed; first: {failed[0]['error']}")
+        y_score = np.asarray(scores, dtype=np.float64)
+        y_true, mask = _targets(dataset, kept, labels)
+        classification = average_precision(y_true, y_score, mask=mask, labels=labels)
+        metrics: dict[str, Any] = {
+            "split": split, "clips": len(rows), "clips_scored": len(kept), "failed": failed,
+            "explain_failed": explain_failed,
+            "model": {k: detector.card.get(k) for k in ("name", "version", "weights_sha256")},
+            "labels": labels,
+            "labels_coverage": _label_coverage(labels, dataset.taxonomy.labels),
+            "classification": classification.to_dict(),
+            "style": style_map(classification.per_label, STYLE_GROUPS),
         }
-    fused, verdict = totals.fused, totals.verdict
-    n_exp = len(fused.beats_random)
-    metrics["fidelity"] = {
-        "windows": n_exp, "clips": explained, "substrate": substrate, "steps": fidelity_steps, "top_k": top_k,
-        "weighting": totals.weighting, "refine": totals.refine, "destripe": totals.destripe,
-        "occlusion_patch": list(occlusion_patch) if occlusion else None,
-        **fused.means(),
-        "beats_random_share": _share(fused.beats_random),
-        "beats_random_grid_share": _share(fused.beats_random_grid),
-        "random_grid": list(totals.grid) if totals.grid else None,
-        "by_target_group": {group: {"targets": len(aucs.insertion["saliency"]), **aucs.means()}
-                            for group, aucs in sorted(totals.by_target_group.items())},
-        "verdict": {"windows": len(verdict.beats_random_grid), **verdict.means(),
-                    "beats_random_grid_share": _share(verdict.beats_random_grid)},
-        "style_alone": {"windows": len(totals.style_alone.beats_random_grid),
-                        **totals.style_alone.means(),
-                        "beats_random_grid_share": _share(totals.style_alone.beats_random_grid),
-                        "by_group": {group: {"windows": len(aucs.beats_random_grid), **aucs.means()}
-                                     for group, aucs in sorted(totals.style_alone_groups.items())}},
-    }
-    from musicbrain_cli.explain import band_removal_summary
+        if DETECTION_LABEL in labels:
+            j = labels.index(DETECTION_LABEL)
+            thr = detector.thresholds[DETECTION_LABEL]
+            metrics["detection"] = {
+                "label": DETECTION_LABEL,
+                "roc_auc": roc_auc(y_true[:, j], y_score[:, j], mask=mask[:, j]),
+                "at_threshold": rates_at_threshold(y_true[:, j], y_score[:, j], thr, mask=mask[:, j]),
+                # the content line's verdict on each clip by the model card's full rule (band,
+                # window disagreement, domain checks): a scan's content_label, which at_threshold
+                # knows nothing of (a scan's combined verdict also weighs the other lines)
+                "verdicts": verdict_counts(y_true[:, j], mask[:, j], verdicts),
+            }
+        fused, verdict = totals.fused, totals.verdict
+        n_exp = len(fused.beats_random)
+        metrics["fidelity"] = {
+            "windows": n_exp, "clips": explained, "substrate": substrate, "steps": fidelity_steps, "top_k": top_k,
+            "weighting": totals.weighting, "refine": totals.refine, "destripe": totals.destripe,
+            "occlusion_patch": list(occlusion_patch) if occlusion else None,
+            **fused.means(),
+            "beats_random_share": _share(fused.beats_random),
+            "beats_random_grid_share": _share(fused.beats_random_grid),
+            "random_grid": list(totals.grid) if totals.grid else None,
+            "by_target_group": {group: {"targets": len(aucs.insertion["saliency"]), **aucs.means()}
+                                for group, aucs in sorted(totals.by_target_group.items())},
+            "verdict": {"windows": len(verdict.beats_random_grid), **verdict.means(),
+                        "beats_random_grid_share": _share(verdict.beats_random_grid)},
+            "style_alone": {"windows": len(totals.style_alone.beats_random_grid),
+                            **totals.style_alone.means(),
+                            "beats_random_grid_share": _share(totals.style_alone.beats_random_grid),
+                            "by_group": {group: {"windows": len(aucs.beats_random_grid), **aucs.means()}
+                                         for group, aucs in sorted(totals.style_alone_groups.items())}},
+        }
+        from musicbrain_cli.explain import band_removal_summary
 
-    metrics["faithfulness"] = {
-        "band_removal": {"fused": band_removal_summary(totals.band),
-                         "verdict": band_removal_summary(totals.band_verdict),
-                         "substrate": substrate},
-        "rhythmic_event": (_event_test(detector, event_clips, top_k=top_k, weighting=cam_weighting,
-                                       refine=cam_refine, destripe=cam_destripe, progress=progress)
-                           if event_clips else {"skipped": "event_clips=0"}),
-    }
-    metrics["alignment"] = {
-        "windows": n_exp, "notes_source": totals.notes_source,
-        "truth": _truth_name(totals.notes_source),
-        "replay_failed": totals.replay_failed,
-        **_alignment_summary(totals.harmonic, totals.onset),
-        "verdict": _alignment_summary(totals.harmonic_verdict, totals.onset_verdict),
-        "energy_reference": _alignment_summary(totals.harmonic_energy, totals.onset_energy),
-        # each map against the reference on the same windows (1: no better than the sound)
-        "over_reference": {
-            "fused": _over_reference(totals.harmonic, totals.onset, totals.harmonic_energy,
-                                     totals.onset_energy),
-            "verdict": _over_reference(totals.harmonic_verdict, totals.onset_verdict,
-                                       totals.harmonic_energy, totals.onset_energy)},
-    }
-    metrics["figures"] = {"pr_curves": _pr_figures(y_true, y_score, mask, labels, out / PR_DIR),
-                          "fmgcam": totals.figures}
-    metrics["predictions"] = PREDICTIONS_CSV
-    _write_predictions(out / PREDICTIONS_CSV, kept, labels, y_score, verdicts)
-    metrics = _finite(metrics)
-    (out / METRICS_JSON).write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n", "utf-8")
-    (out / METRICS_MD).write_text(metrics_markdown(metrics), "utf-8")
-    return metrics
+        metrics["faithfulness"] = {
+            "band_removal": {"fused": band_removal_summary(totals.band),
+                             "verdict": band_removal_summary(totals.band_verdict),
+                             "substrate": substrate},
+            "rhythmic_event": (_event_test(detector, event_clips, top_k=top_k, weighting=cam_weighting,
+                                           refine=cam_refine, destripe=cam_destripe, progress=progress)
+                               if event_clips else {"skipped": "event_clips=0"}),
+        }
+        metrics["alignment"] = {
+            "windows": n_exp, "notes_source": totals.notes_source,
+            "truth": _truth_name(totals.notes_source),
+            "replay_failed": totals.replay_failed,
+            **_alignment_summary(totals.harmonic, totals.onset),
+            "verdict": _alignment_summary(totals.harmonic_verdict, totals.onset_verdict),
+            "energy_reference": _alignment_summary(totals.harmonic_energy, totals.onset_energy),
+            # each map against the reference on the same windows (1: no better than the sound)
+            "over_reference": {
+                "fused": _over_reference(totals.harmonic, totals.onset, totals.harmonic_energy,
+                                         totals.onset_energy),
+                "verdict": _over_reference(totals.harmonic_verdict, totals.onset_verdict,
+                                           totals.harmonic_energy, totals.onset_energy)},
+        }
+        metrics["figures"] = {"pr_curves": _pr_figures(y_true, y_score, mask, labels, out / PR_DIR),
+                              "fmgcam": totals.figures}
+        metrics["predictions"] = PREDICTIONS_CSV
+        _write_predictions(out / PREDICTIONS_CSV, kept, labels, y_score, verdicts)
+        metrics = _finite(metrics)
+        (out / METRICS_JSON).write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n", "utf-8")
+        (out / METRICS_MD).write_text(metrics_markdown(metrics), "utf-8")
+        return metrics
+
+
+#: What one evaluation run writes into its folder (all of it replaced by ``overwrite``).
+RUN_OUTPUTS = (METRICS_JSON, METRICS_MD, PREDICTIONS_CSV, PR_DIR, FMGCAM_DIR)
+_PREVIOUS_RUN = ".previous-run"
+
+
+@contextlib.contextmanager
+def _replacing_previous_run(out: Path):
+    """Set the previous run's outputs in ``out`` aside while a new run writes its own;
+    delete them when it succeeds, and on any failure (an interrupt too) remove what the new
+    run wrote and put them back, so ``out`` always holds one whole run."""
+    aside = out / _PREVIOUS_RUN
+    _recover_previous_run(out)
+    moved = [name for name in RUN_OUTPUTS if (out / name).exists()]
+    if moved:
+        aside.mkdir()
+        for name in moved:
+            os.replace(out / name, aside / name)
+    try:
+        yield
+    except BaseException:
+        for name in RUN_OUTPUTS:
+            _remove(out / name)
+        for name in moved:
+            os.replace(aside / name, out / name)
+        if moved:
+            aside.rmdir()
+        raise
+    if moved:
+        shutil.rmtree(aside)
+
+
+def _recover_previous_run(out: Path) -> None:
+    """A run killed outright (no chance to clean up) leaves the previous run's outputs set
+    aside and its own half-written ones in place: put the previous, whole run back."""
+    aside = out / _PREVIOUS_RUN
+    if not aside.is_dir():
+        return
+    for name in RUN_OUTPUTS:
+        _remove(out / name)
+        if (aside / name).exists():
+            os.replace(aside / name, out / name)
+    shutil.rmtree(aside)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
 
 
 def verdict_counts(is_ai, known, verdicts: Sequence[str]) -> dict[str, dict[str, int]]:
