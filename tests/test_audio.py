@@ -432,3 +432,21 @@ def test_streaming_memory_is_bounded_by_the_block(tmp_path, isolate):
     assert n == seconds * audio.SAMPLE_RATE
     block_bytes = 5 * audio.SAMPLE_RATE * 4
     assert peak < 6 * block_bytes < whole / 10, f"peak {peak / 1e6:.1f} MB"
+
+
+def test_the_stereo_downmix_is_bit_for_bit_the_channel_mean():
+    """The decode's stereo fast path (sum halved) must give exactly what the documented
+    downmix, numpy's float32 mean of the channels, gives: subnormals and overflow included."""
+    from musicbrain_cli.audio.decode import _channel_mean
+
+    rng = np.random.default_rng(7)
+    for scale in (1.0, 1e-40, 3e38):
+        with np.errstate(over="ignore", invalid="ignore"):
+            frames = (rng.standard_normal((10_001, 2)) * scale).astype(np.float32)
+            frames[::97] = [np.float32(1.4e-45), np.float32(-1.4e-45)]
+            want = frames.mean(axis=1, dtype=np.float32)
+            got = _channel_mean(frames)
+        assert got.dtype == np.float32
+        assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
+    six = rng.standard_normal((1000, 6)).astype(np.float32)
+    assert np.array_equal(_channel_mean(six), six.mean(axis=1, dtype=np.float32))

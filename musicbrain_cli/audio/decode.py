@@ -472,9 +472,21 @@ def _mono(frames) -> Generator[np.ndarray, None, None]:
         # on a valid 8-channel 96 kHz WAV, issue 23); a packed frame has exactly one plane.
         ch = len(out.layout.channels)
         a = out.to_ndarray().reshape(-1)[: out.samples * ch]
-        mono = a if ch == 1 else a.reshape(out.samples, ch).mean(axis=1, dtype=np.float32)
+        mono = a if ch == 1 else _channel_mean(a.reshape(out.samples, ch))
         if mono.size:
             yield np.asarray(mono, dtype=np.float32)
+
+
+def _channel_mean(frames: np.ndarray) -> np.ndarray:
+    """The plain mean of the channels of ``frames [shape=(n, channels)]`` as float32: for
+    stereo, the sum of the two columns halved, which is bit for bit what ``mean(axis=1,
+    dtype=float32)`` computes ((x0 + x1) / 2 in float32; halving is exact) at a fraction of
+    its cost (a reduction over a 2-long axis; a fifth of a stereo file's decode time)."""
+    if frames.shape[1] == 2:
+        mono = frames[:, 0] + frames[:, 1]
+        mono *= np.float32(0.5)
+        return mono
+    return frames.mean(axis=1, dtype=np.float32)
 
 
 #: Samples per frame out of the resampler. Its FIFO only regroups what libswresample
