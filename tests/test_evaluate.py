@@ -444,9 +444,13 @@ def test_overwrite_removes_the_previous_runs_figures(setup, tmp_path):
     assert not (out / FMGCAM_DIR / "old-clip.png").exists()
 
 
-def test_a_failed_overwrite_puts_the_previous_run_back_whole(setup, tmp_path, monkeypatch):
+def test_a_failed_overwrite_leaves_the_previous_run_whole(setup, tmp_path, monkeypatch):
     """--overwrite removed the previous run's figures first, so a run that then failed left
-    its metrics without their figures (training-commands audit, left open in session 22)."""
+    its metrics without their figures (training-commands audit, left open in session 22).
+    The run now writes into a hidden folder and replaces the previous outputs only at the end."""
+    import subprocess
+    import sys
+
     import musicbrain_cli.evaluate.split as split
     from musicbrain_cli.errors import MusicBrainError
 
@@ -456,6 +460,7 @@ def test_a_failed_overwrite_puts_the_previous_run_back_whole(setup, tmp_path, mo
     (out / split.FMGCAM_DIR / "old-clip.png").write_bytes(b"the previous run's")
     (out / "metrics.json").write_text('{"previous": true}')
     (out / "notes.txt").write_text("not a run output")
+    before = sorted(p.name for p in out.iterdir())
 
     def broken(*args, **kwargs):
         raise MusicBrainError("disk full")
@@ -466,18 +471,24 @@ def test_a_failed_overwrite_puts_the_previous_run_back_whole(setup, tmp_path, mo
                        n_random=1, occlusion=False, event_clips=0, overwrite=True)
     assert (out / split.FMGCAM_DIR / "old-clip.png").read_bytes() == b"the previous run's"
     assert (out / "metrics.json").read_text() == '{"previous": true}'
-    assert not (out / split.PR_DIR).exists()            # the failed run's own figures are gone
-    assert sorted(p.name for p in out.iterdir()) == [split.FMGCAM_DIR, "metrics.json", "notes.txt"]
-    # a run killed outright (its previous outputs still set aside) is recovered the same way
-    aside = out / split._PREVIOUS_RUN
-    aside.mkdir()
-    os.replace(out / "metrics.json", aside / "metrics.json")
-    (out / "metrics.json").write_text("half written")
+    assert sorted(p.name for p in out.iterdir()) == before      # nothing of the failed run
     monkeypatch.undo()
-    with pytest.raises(split.InputError, match="exists"):
-        split.evaluate(dataset, detector, out, event_clips=0)
-    assert (out / "metrics.json").read_text() == '{"previous": true}' and not aside.exists()
-
+    # a folder left by a run killed outright (its process is gone) is removed; one of a
+    # run still writing is not
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    dead = out / f"{split._STAGING_PREFIX}{done.stdout.strip()}-x"
+    alive = out / f"{split._STAGING_PREFIX}{os.getpid()}-y"
+    dead.mkdir()
+    alive.mkdir()
+    metrics = split.evaluate(dataset, detector, out, explain_windows=1, n_figures=0,
+                             fidelity_steps=4, n_random=1, occlusion=False, event_clips=0,
+                             overwrite=True)
+    assert json.loads((out / "metrics.json").read_text())["clips"] == metrics["clips"]
+    assert not (out / split.FMGCAM_DIR).exists() and (out / "notes.txt").exists()
+    assert not dead.exists() and alive.exists()
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [alive.name, "metrics.json", "metrics.md", "notes.txt", split.PR_DIR, "predictions.csv"])
 
 def test_the_rhythmic_event_test_shows_its_progress(setup, tmp_path):
     """Its renders and CAM passes ran with no progress bar (training-commands audit)."""

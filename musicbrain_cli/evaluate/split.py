@@ -38,13 +38,14 @@ A clip that fails to decode is listed with its reason and left out; the run carr
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
-import contextlib
 import math
 import os
 import re
 import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -607,7 +608,6 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
     from musicbrain_cli.metrics import average_precision, rates_at_threshold, roc_auc, style_map
 
     out = Path(out_dir)
-    _recover_previous_run(out)
     if (out / METRICS_JSON).exists() and not overwrite:
         raise InputError(f"{str(out / METRICS_JSON)!r} exists: pass overwrite=True (--overwrite) to replace it")
     if explain_windows < 0 or n_figures < 0 or event_clips < 0:
@@ -617,10 +617,11 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
     if not rows:
         raise DatasetError(f"split {split!r} of {str(dataset.root)!r} has no clips")
     out.mkdir(parents=True, exist_ok=True)
-    # An overwritten run goes whole, figures included (figures of clips this run does not
-    # draw would otherwise sit beside its metrics as if they were its own), but only once
-    # this run has written its own: a run that fails puts the previous one back as it was.
-    with _replacing_previous_run(out):
+    # The run writes into a hidden folder in OUT and replaces the previous run's outputs,
+    # all of them (figures of clips this run does not draw would otherwise sit beside its
+    # metrics as if they were its own), only once it has written every one of its own: a
+    # run that fails or is interrupted leaves the previous one as it was.
+    with _staged_run(out) as work:
         fe = detector.config.front_end
         labels = list(detector.labels)
         scores, kept, failed, verdicts, explain_failed = [], [], [], [], []
@@ -648,7 +649,7 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
                 try:
                     if position in explain_at:
                         notes, source = _alignment_notes(dataset, row, reference, totals)
-                        figure_dir = out / FMGCAM_DIR if position in figure_at else None
+                        figure_dir = work / FMGCAM_DIR if position in figure_at else None
                         _explain_window(detector, _window(samples, fe.n_samples), notes,
                                         clip_id=clip_id, totals=totals, figure_dir=figure_dir,
                                         top_k=top_k, steps=fidelity_steps, substrate=substrate,
@@ -730,66 +731,60 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
                 "verdict": _over_reference(totals.harmonic_verdict, totals.onset_verdict,
                                            totals.harmonic_energy, totals.onset_energy)},
         }
-        metrics["figures"] = {"pr_curves": _pr_figures(y_true, y_score, mask, labels, out / PR_DIR),
+        metrics["figures"] = {"pr_curves": _pr_figures(y_true, y_score, mask, labels, work / PR_DIR),
                               "fmgcam": totals.figures}
         metrics["predictions"] = PREDICTIONS_CSV
-        _write_predictions(out / PREDICTIONS_CSV, kept, labels, y_score, verdicts)
+        _write_predictions(work / PREDICTIONS_CSV, kept, labels, y_score, verdicts)
         metrics = _finite(metrics)
-        (out / METRICS_JSON).write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n", "utf-8")
-        (out / METRICS_MD).write_text(metrics_markdown(metrics), "utf-8")
+        (work / METRICS_JSON).write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n", "utf-8")
+        (work / METRICS_MD).write_text(metrics_markdown(metrics), "utf-8")
         return metrics
 
 
-#: What one evaluation run writes into its folder (all of it replaced by ``overwrite``).
-RUN_OUTPUTS = (METRICS_JSON, METRICS_MD, PREDICTIONS_CSV, PR_DIR, FMGCAM_DIR)
-_PREVIOUS_RUN = ".previous-run"
+#: What one evaluation run writes into its folder (all of it replaced by ``overwrite``), in the
+#: order a finished run moves them into place: ``metrics.json`` last.
+RUN_OUTPUTS = (PREDICTIONS_CSV, PR_DIR, FMGCAM_DIR, METRICS_MD, METRICS_JSON)
+_STAGING_PREFIX = ".evaluate-run-"
 
 
 @contextlib.contextmanager
-def _replacing_previous_run(out: Path):
-    """Set the previous run's outputs in ``out`` aside while a new run writes its own;
-    delete them when it succeeds, and on any failure (an interrupt too) remove what the new
-    run wrote and put them back, so ``out`` always holds one whole run."""
-    aside = out / _PREVIOUS_RUN
-    _recover_previous_run(out)
-    moved = [name for name in RUN_OUTPUTS if (out / name).exists()]
-    if moved:
-        aside.mkdir()
-        for name in moved:
-            os.replace(out / name, aside / name)
+def _staged_run(out: Path):
+    """A hidden folder in ``out`` for a run to write into; when the block ends normally, the
+    run's outputs replace every output of the previous run in ``out`` (:data:`RUN_OUTPUTS`:
+    one the new run did not write is removed) and the folder goes. When the block raises
+    (an interrupt too), the folder goes and ``out`` is untouched. Folders left by runs killed
+    outright (their process is gone) are removed first."""
+    _remove_stale_stages(out)
+    stage = Path(tempfile.mkdtemp(prefix=f"{_STAGING_PREFIX}{os.getpid()}-", dir=out))
     try:
-        yield
-    except BaseException:
+        yield stage
+        replaced = stage / ".replaced"
+        replaced.mkdir()
         for name in RUN_OUTPUTS:
-            _remove(out / name)
-        for name in moved:
-            os.replace(aside / name, out / name)
-        if moved:
-            aside.rmdir()
-        raise
-    if moved:
-        shutil.rmtree(aside)
+            if os.path.lexists(out / name):
+                os.replace(out / name, replaced / name)
+            if os.path.lexists(stage / name):
+                os.replace(stage / name, out / name)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
 
 
-def _recover_previous_run(out: Path) -> None:
-    """A run killed outright (no chance to clean up) leaves the previous run's outputs set
-    aside and its own half-written ones in place: put the previous, whole run back."""
-    aside = out / _PREVIOUS_RUN
-    if not aside.is_dir():
-        return
-    for name in RUN_OUTPUTS:
-        _remove(out / name)
-        if (aside / name).exists():
-            os.replace(aside / name, out / name)
-    shutil.rmtree(aside)
+def _remove_stale_stages(out: Path) -> None:
+    for path in out.glob(f"{_STAGING_PREFIX}*"):
+        pid = path.name[len(_STAGING_PREFIX):].split("-", 1)[0]
+        if not pid.isdigit() or _process_alive(int(pid)):
+            continue          # another run's, still writing
+        shutil.rmtree(path, ignore_errors=True)
 
 
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
-
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:       # someone else's process
+        return True
+    return True
 
 def verdict_counts(is_ai, known, verdicts: Sequence[str]) -> dict[str, dict[str, int]]:
     """Per true class (``human``, ``ai``; clips of unknown source left out), how many clips the
