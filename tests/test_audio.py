@@ -444,6 +444,8 @@ def test_the_stereo_downmix_is_bit_for_bit_the_channel_mean():
         with np.errstate(over="ignore", invalid="ignore"):
             frames = (rng.standard_normal((10_001, 2)) * scale).astype(np.float32)
             frames[::97] = [np.float32(1.4e-45), np.float32(-1.4e-45)]
+            frames[1::97] = [np.float32(-0.0), np.float32(-0.0)]
+            frames[2::97] = [np.float32(np.nan), np.float32(-np.inf)]
             want = frames.mean(axis=1, dtype=np.float32)
             got = _channel_mean(frames)
         assert got.dtype == np.float32

@@ -484,6 +484,7 @@ def _channel_mean(frames: np.ndarray) -> np.ndarray:
     its cost (a reduction over a 2-long axis; a fifth of a stereo file's decode time)."""
     if frames.shape[1] == 2:
         mono = frames[:, 0] + frames[:, 1]
+        mono += np.float32(0.0)      # as numpy's reduction, which starts from +0: -0 + -0 -> +0
         mono *= np.float32(0.5)
         return mono
     return frames.mean(axis=1, dtype=np.float32)
