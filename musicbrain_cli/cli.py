@@ -52,18 +52,13 @@ def _usage_errors():
 
 
 def handle_errors(func):
-    """Turn library errors into a one-line message and exit status 1; an invalid
-    configuration value or file (:class:`ConfigError`, the caller's to fix) is a usage
-    error, exit status 2, as the module docstring says."""
+    """Turn library errors into a one-line message and exit status 1 (a command wraps what
+    the caller must fix, such as the recipe it names, in :func:`_usage_errors`: status 2)."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
-        from musicbrain_cli.errors import ConfigError
-
         try:
             return func(*args, **kwargs)
-        except ConfigError as exc:
-            _fail(str(exc), EXIT_USAGE)
         except MusicBrainError as exc:
             _fail(str(exc))
         except BrokenPipeError:
@@ -82,21 +77,21 @@ def handle_errors(func):
     return wrapper
 
 
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
-
-
 @contextlib.contextmanager
 def _warnings_as_lines():
-    """While a command runs, a warning the library raises on purpose (a ``UserWarning`` from
-    a MusicBrain module: an unreliable calibration, a readable key folder, clips shorter
-    than the window) prints as one plain line, ``musicbrain: warning: ...``, like the CLI's
-    errors, not as Python's source-location dump; other warnings keep Python's format."""
+    """While a command runs in this process, a warning the library raises on purpose
+    (:class:`~musicbrain_cli.errors.MusicBrainWarning`: an unreliable calibration, a readable
+    key folder, clips shorter than the window) prints as one plain line, ``musicbrain:
+    warning: ...``, like the CLI's errors, not as Python's source-location dump; other
+    libraries' warnings keep Python's format. (Worker processes, such as those of a
+    multi-process training run, print theirs in Python's format.)"""
+    from musicbrain_cli.errors import MusicBrainWarning
+
     with warnings.catch_warnings():
         default = warnings.showwarning
 
         def show(message, category, filename, lineno, file=None, line=None):
-            path = os.path.abspath(str(filename or ""))
-            if issubclass(category, UserWarning) and path.startswith(_PACKAGE_DIR + os.sep):
+            if issubclass(category, MusicBrainWarning):
                 _echo(f"musicbrain: warning: {message}", err=True)
             else:
                 default(message, category, filename, lineno, file, line)
@@ -718,7 +713,8 @@ def train(data_dir, config_path, nproc_per_node, nnodes, node_rank, rdzv_endpoin
         _fail("--init-from starts a new run; --resume continues one (its recipe already "
               "names the weights it started from)", EXIT_USAGE)
     overrides = {"train": {"init_from": init_from}} if init_from else None
-    config = load_config(config_path, overrides=overrides) if config_path or init_from else None
+    with _usage_errors():             # the recipe is the caller's to fix: status 2
+        config = load_config(config_path, overrides=overrides) if config_path or init_from else None
     summary = run_training(
         data_dir, out_dir, config=config, resume=bool(resume_dir), device=device,
         nproc_per_node=nproc_per_node, nnodes=nnodes, node_rank=node_rank,
@@ -1140,8 +1136,9 @@ def data_cache(dataset, model_config, output, device) -> None:
     from musicbrain_cli.progress import RichProgress
     from musicbrain_cli.data.cache import build_cache, front_end_from_file
 
-    out = build_cache(dataset, front_end_from_file(model_config), out=output, device=device,
-                      progress=RichProgress())
+    with _usage_errors():             # the model configuration named: status 2
+        front_end = front_end_from_file(model_config)
+    out = build_cache(dataset, front_end, out=output, device=device, progress=RichProgress())
     _echo(f"feature cache: {out}")
 
 

@@ -13,6 +13,11 @@ class MusicBrainError(Exception):
     """Base class of every error MusicBrain raises deliberately."""
 
 
+class MusicBrainWarning(UserWarning):
+    """Base class of every warning MusicBrain raises deliberately (the CLI prints these as
+    ``musicbrain: warning: ...`` lines; other libraries' warnings keep Python's format)."""
+
+
 class InputError(MusicBrainError):
     """A path or argument given by the user is unusable (missing, unreadable, a loop)."""
 

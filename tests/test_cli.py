@@ -160,8 +160,9 @@ def test_scan_of_an_empty_folder_never_loads_the_model(tmp_path):
 
 
 def test_an_invalid_recipe_is_a_usage_error_exit_2(tmp_path):
-    """The module docstring's exit codes: a configuration the caller must fix is a usage
-    error (2), not a failed operation (1), whichever command reads it."""
+    """The module docstring's exit codes: a configuration file the caller names and must fix
+    (train's recipe, data cache's model configuration) is a usage error (2), not a failed
+    operation (1)."""
     from click.testing import CliRunner
 
     from musicbrain_cli.cli import EXIT_USAGE, main
@@ -174,3 +175,27 @@ def test_an_invalid_recipe_is_a_usage_error_exit_2(tmp_path):
     assert res.exit_code == EXIT_USAGE, res.output
     assert "lr" in res.output and "Traceback" not in res.output
     assert not (tmp_path / "run").exists()
+    model = tmp_path / "model.yaml"
+    model.write_text("model:\n  front_end:\n    n_fft: -5\n")
+    res = CliRunner().invoke(main, ["data", "cache", str(tmp_path / "data"), "--model-config",
+                                    str(model)])
+    assert res.exit_code == EXIT_USAGE, res.output
+    assert "n_fft" in res.output and "Traceback" not in res.output
+
+
+def test_only_musicbrains_own_warnings_are_reworded(capsys):
+    """Another library's warning raised while a command runs (torch, numpy) keeps Python's
+    format: it is not MusicBrain's to vouch for."""
+    import warnings
+
+    from musicbrain_cli.cli import _warnings_as_lines
+    from musicbrain_cli.errors import MusicBrainWarning
+
+    import pytest
+
+    with pytest.warns(UserWarning, match="theirs") as seen, _warnings_as_lines():
+        warnings.warn("ours", MusicBrainWarning)
+        warnings.warn("theirs", UserWarning)       # handed on to the handler found in place
+    err = capsys.readouterr().err
+    assert "musicbrain: warning: ours" in err and "theirs" not in err
+    assert [str(w.message) for w in seen] == ["theirs"]

@@ -63,6 +63,7 @@ from musicbrain_cli.errors import (
     DecodeTimeoutError,
     EmptyFileError,
     InputError,
+    MusicBrainWarning,
     ZeroLengthAudioError,
 )
 
@@ -623,7 +624,7 @@ def iter_windows(
     if win < 1 or hop < 1:
         raise ValueError(f"window_s and hop_s must give >= 1 sample, got {window_s!r}, {hop_s!r}")
     if hop > win:
-        warnings.warn(f"hop_s={hop_s} > window_s={window_s}: audio between windows is skipped", stacklevel=2)
+        warnings.warn(f"hop_s={hop_s} > window_s={window_s}: audio between windows is skipped", MusicBrainWarning, stacklevel=2)
     if not 0.0 <= min_tail_share <= 1.0:
         raise ValueError(f"min_tail_share must be in [0, 1], got {min_tail_share!r}")
     if isinstance(path_or_samples, np.ndarray):

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.utils.data
 
-from musicbrain_cli.errors import DatasetError
+from musicbrain_cli.errors import DatasetError, MusicBrainWarning
 from musicbrain_cli.files import sha256_file
 from musicbrain_cli.progress import NULL_PROGRESS, Progress
 from musicbrain_cli.data.dataset import MANIFEST, SPLITS, Dataset
@@ -162,7 +162,7 @@ def build_cache(dataset_root: str | Path, front_end, *, out: str | Path | None =
     if short:
         warnings.warn(f"{len(short)} of {len(ds.rows)} clips are shorter than the model's "
                       f"{front_end.window_s:g} s window (e.g. {short[0]!r}): each is one window "
-                      "padded with silence", stacklevel=2)
+                      "padded with silence", MusicBrainWarning, stacklevel=2)
     index = {"version": CACHE_VERSION, "front_end": fe_dict, "config_hash": chash,
              "dtype": np.dtype(CACHE_DTYPE).name, "shape": shape,
              "taxonomy": ds.taxonomy.to_dict(), "labels": ds.taxonomy.labels,

@@ -32,7 +32,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from musicbrain_cli.errors import DatasetError, TaxonomyError
+from musicbrain_cli.errors import DatasetError, MusicBrainWarning, TaxonomyError
 from musicbrain_cli.taxonomy import DETECTION_GROUP, NONE, SEPARATOR, STYLE_GROUPS, UNKNOWN, Taxonomy
 
 MANIFEST_COLUMNS = ("clip_id", "path", "source", "generator", "period", "composer",
@@ -688,4 +688,4 @@ def warn_small_split(assignment: Mapping[str, str]) -> None:
     empty = [s for s in CORE_SPLITS if counts.get(s, 0) == 0]
     if empty and assignment:
         warnings.warn(f"splits {empty} hold no work ({len(assignment)} works in all)",
-                      stacklevel=2)
+                      MusicBrainWarning, stacklevel=2)

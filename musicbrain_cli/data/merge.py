@@ -19,7 +19,7 @@ import shutil
 import warnings
 from pathlib import Path
 
-from musicbrain_cli.errors import DatasetError
+from musicbrain_cli.errors import DatasetError, MusicBrainWarning
 from musicbrain_cli.progress import NULL_PROGRESS, Progress
 from musicbrain_cli.data.dataset import (AUDIO_DIR, MANIFEST, REPORT, SCORE_DIR, Dataset,
                                              write_dataset_files)
@@ -77,7 +77,7 @@ def merge_datasets(inputs: list[str | Path], out: str | Path, *, link: bool = Tr
                f"{conflicts[0]['data_set']!r})")
         if on_conflict == "error":
             raise DatasetError(msg + "; rerun with on_conflict='warn' to keep the first split")
-        warnings.warn(msg + "; the first data set's split is kept", stacklevel=2)
+        warnings.warn(msg + "; the first data set's split is kept", MusicBrainWarning, stacklevel=2)
 
     (out / AUDIO_DIR).mkdir(parents=True, exist_ok=True)
     (out / SCORE_DIR).mkdir(parents=True, exist_ok=True)

@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from musicbrain_cli.errors import DatasetError, MusicBrainError, RenderError
+from musicbrain_cli.errors import DatasetError, MusicBrainError, MusicBrainWarning, RenderError
 from musicbrain_cli.files import find_files
 from musicbrain_cli.progress import NULL_PROGRESS, Progress
 from musicbrain_cli.data.dataset import (ClipRecord, DatasetWriter, assign_splits,
@@ -269,7 +269,7 @@ def build_musicnet_dataset(root: str | Path, out: str | Path, *,
     unknown = sorted({p.composer for p in pieces if p.composer and not p.period})
     if unknown:
         warnings.warn(f"composers without a known period (label left unknown): {unknown}",
-                      stacklevel=2)
+                      MusicBrainWarning, stacklevel=2)
     taxonomy = style_taxonomy(composers=sorted({p.composer for p in pieces if p.composer}))
     new = 0
     with DatasetWriter(out, taxonomy, sample_rate=sample_rate, name="musicnet") as writer:

@@ -46,7 +46,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
-from musicbrain_cli.errors import ReportError, SigningError
+from musicbrain_cli.errors import MusicBrainWarning, ReportError, SigningError
 from musicbrain_cli.report._io import atomic_write_bytes
 
 MANIFEST_KEY = "manifest_ed25519.key.pem"
@@ -240,7 +240,7 @@ def _make_private_dir(directory: Path) -> None:
         if directory.stat().st_mode & 0o077:
             warnings.warn(f"key folder {str(directory)!r} is readable by other users "
                           f"(mode {stat.filemode(directory.stat().st_mode)}); "
-                          "consider chmod 700", stacklevel=3)
+                          "consider chmod 700", MusicBrainWarning, stacklevel=3)
         return
     try:
         directory.mkdir(parents=True, mode=DIR_MODE)
@@ -345,7 +345,7 @@ def load_keys(directory: Path | None = None, *, passphrase: bytes | None = None)
         if path.exists() and path.stat().st_mode & 0o077:
             warnings.warn(f"private key {str(path)!r} is readable by other users "
                           f"(mode {stat.filemode(path.stat().st_mode)}); run chmod 600",
-                          stacklevel=2)
+                          MusicBrainWarning, stacklevel=2)
     try:
         manifest_key = serialization.load_pem_private_key(
             _read(directory / MANIFEST_KEY), passphrase)

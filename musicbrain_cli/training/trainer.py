@@ -63,7 +63,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from musicbrain_cli.model.calibration import fit_temperature
-from musicbrain_cli.errors import ConfigError, InputError, TrainingError
+from musicbrain_cli.errors import ConfigError, InputError, MusicBrainWarning, TrainingError
 from musicbrain_cli.progress import NULL_PROGRESS, Progress
 from musicbrain_cli.taxonomy import DETECTION_LABEL, Taxonomy
 from musicbrain_cli.training import distributed as D
@@ -416,7 +416,7 @@ def load_training_state(run: _Run, path: Path) -> None:
         warnings.warn(
             f"resuming with {D.world_size()} processes from a {meta['world_size']}-process "
             "checkpoint: data order is exact, dropout RNG streams are reseeded",
-            stacklevel=2,
+            MusicBrainWarning, stacklevel=2,
         )
         seed_everything(run.config.seed + 7919 * (run.global_step + 1) + D.rank())
 
@@ -551,13 +551,13 @@ def _calibrate(run: _Run, logits: np.ndarray, targets: np.ndarray, mask: np.ndar
     try:
         fit = fit_temperature(logits[:, j], targets[:, j], mask=mask[:, j])
     except InputError as exc:
-        warnings.warn(f"temperature scaling skipped: {exc}", stacklevel=2)
+        warnings.warn(f"temperature scaling skipped: {exc}", MusicBrainWarning, stacklevel=2)
         out["note"] = f"not fitted: {exc}"
         return out
     if fit.at_bound:
         warnings.warn(
             f"temperature {fit.temperature:.3g} hit its search bound: validation set too small "
-            "or perfectly separated; calibration is unreliable", stacklevel=2)
+            "or perfectly separated; calibration is unreliable", MusicBrainWarning, stacklevel=2)
     out.update(fit.to_dict())
     return out
 

@@ -40,7 +40,7 @@ from typing import Sequence
 
 import numpy as np
 
-from musicbrain_cli.errors import DatasetError, RenderError, TrainingError
+from musicbrain_cli.errors import DatasetError, MusicBrainWarning, RenderError, TrainingError
 from musicbrain_cli.progress import NULL_PROGRESS, Progress
 from musicbrain_cli.taxonomy import Taxonomy
 from musicbrain_cli.data.reference import scores as sc
@@ -306,7 +306,7 @@ def _xsf_split_name() -> str:
     # the writer of this checkout knows no such split: keep the held-out renderer in test
     # (still identifiable by the renderer column) rather than fail the build
     warnings.warn(f"the data set writer has no {XSF_SPLIT!r} split; cross-renderer clips "
-                  "go to 'test' (select them by renderer)", stacklevel=3)
+                  "go to 'test' (select them by renderer)", MusicBrainWarning, stacklevel=3)
     return "test"
 
 

@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
-from musicbrain_cli.errors import DatasetError, RenderError
+from musicbrain_cli.errors import DatasetError, MusicBrainWarning, RenderError
 from musicbrain_cli.progress import NULL_PROGRESS, Progress
 
 #: Grid of the note events: 12 ticks per quarter holds sixteenths (3) and eighth triplets (4).
@@ -319,7 +319,7 @@ def load_works(collection: Collection, rel_path: str, *, cache_dir: Path | None 
                 raise RenderError(data["failure"])
             return [Work.from_dict(w) for w in data["works"]]
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            warnings.warn(f"ignoring unreadable score cache {str(path)!r}: {exc}", stacklevel=2)
+            warnings.warn(f"ignoring unreadable score cache {str(path)!r}: {exc}", MusicBrainWarning, stacklevel=2)
     failure = None
     try:
         works = extract_works(collection, rel_path)
