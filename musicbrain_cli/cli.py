@@ -1099,6 +1099,10 @@ def data_notagen(directory, output, soundfonts, seed, limit, clip_seconds, sampl
         progress=RichProgress(),
         **_render_kwargs(soundfonts, seed, limit, clip_seconds, sample_rate, humanize))
     _summary(summary, output)
+    if summary.get("not_notagen_prompts"):
+        _echo(f"warning: {summary['not_notagen_prompts']} piece(s) carry a period / composer / "
+              "instrumentation that is none of NotaGen's prompts (kept as stated; check them: "
+              "build_report.json, not_notagen_prompts)")
 
 
 @data.command("merge")

@@ -686,3 +686,34 @@ def test_a_folder_keeps_its_own_path_when_a_link_to_it_sorts_first(tmp_path):
     assert [(Path(f).name, "second way" in why) for f, why in skipped] == [("a_link", True)]
     assert [it.rel for it in discover(tmp_path)] == [
         "z_real/Baroque_Bach, Johann Sebastian_Keyboard/output1.abc"]
+
+
+def test_labels_that_are_none_of_notagens_prompts_are_kept_but_listed(tmp_path):
+    """Prompt lines edited by hand (Bach is no Romantic in NotaGen's list): the file's own
+    labels are used, as stated, but the build report and the summary say that NotaGen could
+    not have been prompted so (issue 21: folders were checked against the list, lines not)."""
+    root = tmp_path / "out-of-list"
+    (root / "a").mkdir(parents=True)
+    (root / "a" / "odd.abc").write_text(
+        "%Romantic\n%Bach, Johann Sebastian\n%Keyboard\n%end\n" + STANDARD)
+    (root / "a" / "fine.abc").write_text(
+        "%Baroque\n%Bach, Johann Sebastian\n%Keyboard\n%end\n" + STANDARD)
+    out = tmp_path / "ds"
+    summary = build_notagen_dataset(root, out, soundfonts=[get_soundfont("timgm6mb")], seed=1,
+                                    clip_s=4.0, generator="notagen-small")
+    labels = {(r["origin"].split("#")[0], r["period"], r["composer"], r["instrumentation"])
+              for r in Dataset.load(out).rows}
+    assert ("a/odd.abc", "Romantic", "Bach, Johann Sebastian", "Keyboard") in labels
+    report = json.loads((out / "build_report.json").read_text())
+    assert report["not_notagen_prompts"] == {
+        "Romantic / Bach, Johann Sebastian / Keyboard": {"files": 1, "from": ["prompt lines"]}}
+    assert summary["not_notagen_prompts"] == 1
+    from click.testing import CliRunner
+
+    from musicbrain_cli.cli import main
+
+    res = CliRunner().invoke(main, ["data", "notagen", str(root), "-o", str(tmp_path / "ds2"),
+                                    "--soundfont", "timgm6mb", "--clip-seconds", "4"])
+    assert res.exit_code == 0, res.output
+    assert "1 piece(s) carry a period / composer / instrumentation that is none of NotaGen's" \
+        in " ".join(res.output.split())
