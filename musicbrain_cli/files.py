@@ -18,6 +18,8 @@ Hashes are streamed in bounded chunks (audio and weights can be large). Two JSON
 
 from __future__ import annotations
 
+import contextlib
+import datetime as _dt
 import hashlib
 import json
 import os
@@ -147,3 +149,42 @@ def find_files(root: str | os.PathLike, suffixes: tuple[str, ...]) -> tuple[list
     while links:                 # links last, each to a folder not reached otherwise
         walk(links.pop(0))
     return sorted(files), skipped
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | os.PathLike, *, name: str, holder: str):
+    """Hold the advisory lock file ``name`` in ``folder`` while the block runs: one writer
+    of a folder at a time (a scan's output folder, an evaluation's).
+
+    Raises :class:`~musicbrain_cli.errors.InputError` at once, naming the holder (pid, host,
+    since when), when another ``holder`` (``"scan"``, ``"evaluation"``) holds it. ``flock``
+    locks are released by the kernel when the holder exits, even on ``kill -9``.
+    """
+    import fcntl
+    import socket
+
+    from musicbrain_cli.errors import InputError
+
+    path = Path(folder) / name
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+    except OSError as exc:
+        raise InputError(f"cannot use output folder {str(folder)!r}: cannot create its lock "
+                         f"file: {exc.strerror or exc}") from exc
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            who = os.pread(fd, 300, 0).decode("utf-8", "replace").strip()
+            who = "".join(c for c in who if c.isprintable()) or "unknown holder"
+            raise InputError(f"output folder {str(folder)!r} is in use by another {holder} "
+                             f"({who}); wait for it to finish or choose another -o") from None
+        except OSError as exc:
+            raise InputError(f"cannot lock output folder {str(folder)!r}: "
+                             f"{exc.strerror or exc}") from exc
+        now = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on host {socket.gethostname()}, since {now}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)

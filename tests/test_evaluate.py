@@ -448,9 +448,6 @@ def test_a_failed_overwrite_leaves_the_previous_run_whole(setup, tmp_path, monke
     """--overwrite removed the previous run's figures first, so a run that then failed left
     its metrics without their figures (training-commands audit, left open in session 22).
     The run now writes into a hidden folder and replaces the previous outputs only at the end."""
-    import subprocess
-    import sys
-
     import musicbrain_cli.evaluate.split as split
     from musicbrain_cli.errors import MusicBrainError
 
@@ -471,24 +468,26 @@ def test_a_failed_overwrite_leaves_the_previous_run_whole(setup, tmp_path, monke
                        n_random=1, occlusion=False, event_clips=0, overwrite=True)
     assert (out / split.FMGCAM_DIR / "old-clip.png").read_bytes() == b"the previous run's"
     assert (out / "metrics.json").read_text() == '{"previous": true}'
-    assert sorted(p.name for p in out.iterdir()) == before      # nothing of the failed run
+    # nothing of the failed run but the folder's lock file
+    assert sorted(p.name for p in out.iterdir()) == sorted(before + [split.LOCK_NAME])
     monkeypatch.undo()
-    # a folder left by a run killed outright (its process is gone) is removed; one of a
-    # run still writing is not
-    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)
-    dead = out / f"{split._STAGING_PREFIX}{done.stdout.strip()}-x"
-    alive = out / f"{split._STAGING_PREFIX}{os.getpid()}-y"
-    dead.mkdir()
-    alive.mkdir()
+    # one evaluation at a time per folder: a second is refused at once, naming the first
+    from musicbrain_cli.files import folder_lock
+
+    with folder_lock(out, name=split.LOCK_NAME, holder="evaluation"):
+        with pytest.raises(InputError, match="in use by another evaluation"):
+            split.evaluate(dataset, detector, out, event_clips=0, overwrite=True)
+    # a staging folder left by a run killed outright is removed by the next run
+    stale = out / f"{split._STAGING_PREFIX}killed"
+    (stale / split.PR_DIR).mkdir(parents=True)
     metrics = split.evaluate(dataset, detector, out, explain_windows=1, n_figures=0,
                              fidelity_steps=4, n_random=1, occlusion=False, event_clips=0,
                              overwrite=True)
     assert json.loads((out / "metrics.json").read_text())["clips"] == metrics["clips"]
     assert not (out / split.FMGCAM_DIR).exists() and (out / "notes.txt").exists()
-    assert not dead.exists() and alive.exists()
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        [alive.name, "metrics.json", "metrics.md", "notes.txt", split.PR_DIR, "predictions.csv"])
+        [split.LOCK_NAME, "metrics.json", "metrics.md", "notes.txt", split.PR_DIR,
+         "predictions.csv"])
 
 def test_the_rhythmic_event_test_shows_its_progress(setup, tmp_path):
     """Its renders and CAM passes ran with no progress bar (training-commands audit)."""

@@ -53,6 +53,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from musicbrain_cli.errors import DatasetError, InputError, MusicBrainError
+from musicbrain_cli.files import folder_lock
 from musicbrain_cli.progress import NULL_PROGRESS, Progress
 from musicbrain_cli.taxonomy import DETECTION_GROUP, DETECTION_LABEL, STYLE_GROUPS
 
@@ -621,7 +622,10 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
     # all of them (figures of clips this run does not draw would otherwise sit beside its
     # metrics as if they were its own), only once it has written every one of its own: a
     # run that fails or is interrupted leaves the previous one as it was.
-    with _staged_run(out) as work:
+    with folder_lock(out, name=LOCK_NAME, holder="evaluation"), _staged_run(out) as work:
+        if (out / METRICS_JSON).exists() and not overwrite:   # written while this run waited
+            raise InputError(f"{str(out / METRICS_JSON)!r} exists: pass overwrite=True "
+                             "(--overwrite) to replace it")
         fe = detector.config.front_end
         labels = list(detector.labels)
         scores, kept, failed, verdicts, explain_failed = [], [], [], [], []
@@ -745,6 +749,8 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
 #: order a finished run moves them into place: ``metrics.json`` last.
 RUN_OUTPUTS = (PREDICTIONS_CSV, PR_DIR, FMGCAM_DIR, METRICS_MD, METRICS_JSON)
 _STAGING_PREFIX = ".evaluate-run-"
+#: One evaluation at a time per output folder (:func:`musicbrain_cli.files.folder_lock`).
+LOCK_NAME = ".musicbrain-evaluate.lock"
 
 
 @contextlib.contextmanager
@@ -752,10 +758,12 @@ def _staged_run(out: Path):
     """A hidden folder in ``out`` for a run to write into; when the block ends normally, the
     run's outputs replace every output of the previous run in ``out`` (:data:`RUN_OUTPUTS`:
     one the new run did not write is removed) and the folder goes. When the block raises
-    (an interrupt too), the folder goes and ``out`` is untouched. Folders left by runs killed
-    outright (their process is gone) are removed first."""
-    _remove_stale_stages(out)
-    stage = Path(tempfile.mkdtemp(prefix=f"{_STAGING_PREFIX}{os.getpid()}-", dir=out))
+    (an interrupt too), the folder goes and ``out`` is untouched. The caller holds ``out``'s
+    lock (:data:`LOCK_NAME`), so a staging folder already there is one a run killed outright
+    left behind: it is removed first."""
+    for stale in out.glob(f"{_STAGING_PREFIX}*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    stage = Path(tempfile.mkdtemp(prefix=_STAGING_PREFIX, dir=out))
     try:
         yield stage
         replaced = stage / ".replaced"
@@ -767,24 +775,6 @@ def _staged_run(out: Path):
                 os.replace(stage / name, out / name)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
-
-
-def _remove_stale_stages(out: Path) -> None:
-    for path in out.glob(f"{_STAGING_PREFIX}*"):
-        pid = path.name[len(_STAGING_PREFIX):].split("-", 1)[0]
-        if not pid.isdigit() or _process_alive(int(pid)):
-            continue          # another run's, still writing
-        shutil.rmtree(path, ignore_errors=True)
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:       # someone else's process
-        return True
-    return True
 
 def verdict_counts(is_ai, known, verdicts: Sequence[str]) -> dict[str, dict[str, int]]:
     """Per true class (``human``, ``ai``; clips of unknown source left out), how many clips the

@@ -20,7 +20,6 @@ forward passes, the CAM and the reports are handed back to the OS after each
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import functools
 import heapq
@@ -689,39 +688,13 @@ def check_finished(folder: Path, sha256: str | None, *, keys=None, formats: Sequ
     return track, None
 
 
-@contextlib.contextmanager
 def output_lock(out: Path):
-    """Hold the advisory lock of the output folder ``out`` (see :data:`LOCK_NAME`).
+    """Hold the advisory lock of the output folder ``out`` (see :data:`LOCK_NAME`;
+    :func:`musicbrain_cli.files.folder_lock`). Raises :class:`InputError` at once, naming the
+    holder, when another scan holds it."""
+    from musicbrain_cli.files import folder_lock
 
-    Raises :class:`InputError` at once, naming the holder, when another scan holds it.
-    ``flock`` locks are released by the kernel when the holder exits, even on ``kill -9``.
-    """
-    import fcntl
-    import socket
-
-    path = Path(out) / LOCK_NAME
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
-    except OSError as exc:
-        raise InputError(f"cannot use output folder {str(out)!r}: cannot create its lock "
-                         f"file: {exc.strerror or exc}") from exc
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 300, 0).decode("utf-8", "replace").strip()
-            holder = "".join(c for c in holder if c.isprintable()) or "unknown holder"
-            raise InputError(f"output folder {str(out)!r} is in use by another scan "
-                             f"({holder}); wait for it to finish or choose another -o") from None
-        except OSError as exc:
-            raise InputError(f"cannot lock output folder {str(out)!r}: "
-                             f"{exc.strerror or exc}") from exc
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} on host {socket.gethostname()}, since "
-                      f"{_now()}\n".encode(), 0)
-        yield
-    finally:
-        os.close(fd)
+    return folder_lock(out, name=LOCK_NAME, holder="scan")
 
 
 # --- the batch ------------------------------------------------------------------------------
