@@ -623,7 +623,7 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
     # metrics as if they were its own), only once it has written every one of its own: a
     # run that fails or is interrupted leaves the previous one as it was.
     with folder_lock(out, name=LOCK_NAME, holder="evaluation"), _staged_run(out) as work:
-        if (out / METRICS_JSON).exists() and not overwrite:   # written while this run waited
+        if (out / METRICS_JSON).exists() and not overwrite:   # by a run that ended since the check
             raise InputError(f"{str(out / METRICS_JSON)!r} exists: pass overwrite=True "
                              "(--overwrite) to replace it")
         fe = detector.config.front_end
@@ -775,6 +775,7 @@ def _staged_run(out: Path):
                 os.replace(stage / name, out / name)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+
 
 def verdict_counts(is_ai, known, verdicts: Sequence[str]) -> dict[str, dict[str, int]]:
     """Per true class (``human``, ``ai``; clips of unknown source left out), how many clips the
