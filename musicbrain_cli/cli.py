@@ -779,6 +779,10 @@ def _staged_output(out_dir):
 @click.option("--style-bands", type=click.IntRange(0, 64), default=None,
               help="Frequency bands the style heads read (0: the global embedding). "
                    "Default: as the input model.")
+@click.option("--add-labels", is_flag=True,
+              help="Style heads: give the style labels --data carries and the model lacks (an "
+                   "enlarged corpus, e.g. MusicNet's composers) new rows, fitted like the "
+                   "others; the new model's labels are the data set's.")
 @click.option("--detection", is_flag=True,
               help="Re-fit the source (AI/human) head instead of the style heads; --data may "
                    "carry more labels than the model (an enlarged corpus).")
@@ -789,7 +793,7 @@ def _staged_output(out_dir):
               help="With --detection: windows carrying this label count W times "
                    "(e.g. generator/notagen-small-ft=3); repeatable.")
 @handle_errors
-def refit_heads(data_dir, model_name, out_dir, style_bands, detection, balance_by,
+def refit_heads(data_dir, model_name, out_dir, style_bands, add_labels, detection, balance_by,
                 weights) -> None:
     """Re-fit a trained model's style heads (or, with --detection, its source head) to
     convergence on its frozen embeddings.
@@ -813,6 +817,8 @@ def refit_heads(data_dir, model_name, out_dir, style_bands, detection, balance_b
     if not detection and (weights or balance_by != "instrumentation"):
         _fail("--weight and --balance-by go with --detection", EXIT_USAGE)
     if detection:
+        if add_labels:
+            _fail("--add-labels goes with the style heads, not --detection", EXIT_USAGE)
         if style_bands is not None:
             _fail("--style-bands goes with the style heads, not --detection", EXIT_USAGE)
         label_weights = {}
@@ -839,12 +845,14 @@ def refit_heads(data_dir, model_name, out_dir, style_bands, detection, balance_b
 
     with _staged_output(out_dir) as stage:
         record = refit_style_heads(model_name, data_dir, stage, style_bands=style_bands,
-                                   progress=RichProgress())
+                                   add_labels=add_labels, progress=RichProgress())
         before = record["val_style_map_before"]
         _echo(f"style heads re-fitted: {len(record['labels_refit'])} labels, C={record['c']}, "
               f"style bands {record['style_bands']}, "
               f"val style mAP {'n/a' if before is None else f'{before:.4f}'} -> "
-              f"{record['val_style_map_by_c'][str(record['c'])]:.4f}")
+              f"{record['val_style_map_shared_by_c'][str(record['c'])]:.4f}"
+              + (f" over the model's labels, {record['val_style_map_by_c'][str(record['c'])]:.4f}"
+                 f" with {len(record['labels_added'])} added" if record["labels_added"] else ""))
         card = finalize_model(stage, data_dir, progress=RichProgress())
     for line in summary_lines(card):
         _echo(line)

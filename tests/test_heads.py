@@ -255,3 +255,120 @@ def test_band_refit_refuses_bad_band_counts(trained, tmp_path):
     run = CliRunner().invoke(main, ["refit-heads", "--data", str(root / "ds"), "--model",
                                     str(before), "--style-bands", "-1", "-o", str(tmp_path / "y")])
     assert run.exit_code != 0 and "style-bands" in run.output
+
+
+@pytest.fixture(scope="module")
+def grown(trained):
+    """The model of `trained`, its style heads re-fitted with --add-labels on a data set that
+    adds a period label it lacks (Folk, with its own partial)."""
+    from musicbrain_cli.taxonomy import Taxonomy
+    from musicbrain_cli.data.dataset import ClipRecord, DatasetWriter
+
+    root, before, _, _ = trained
+    tax = Taxonomy.from_groups([("source", ["human", "ai"], True),
+                                ("period", ["Baroque", "Romantic", "Classical", "Folk"], True)])
+    rng = np.random.default_rng(1)
+    t = np.arange(2 * SR) / SR
+    partial = {"Baroque": 1300, "Romantic": 1900, "Folk": 2600}
+    with DatasetWriter(root / "grown", tax, sample_rate=SR, audio_format="wav") as w:
+        for i in range(42):
+            ai, period = i % 2, ("Baroque", "Romantic", "Folk")[(i // 2) % 3]
+            y = (0.3 * np.sin(2 * np.pi * (440 if ai else 660) * t)
+                 + 0.2 * np.sin(2 * np.pi * partial[period] * t)
+                 + 0.02 * rng.normal(size=t.size))
+            w.add(ClipRecord(clip_id=f"g{i:02d}", source="ai" if ai else "human",
+                             period=period, work_id=f"gw{i}",
+                             split="train" if i < 30 else "val"), y.astype(np.float32))
+    plain = CliRunner().invoke(main, ["refit-heads", "--data", str(root / "grown"), "--model",
+                                      str(before), "-o", str(root / "not-grown")])
+    out = root / "grown-model"
+    run = CliRunner().invoke(main, ["refit-heads", "--data", str(root / "grown"), "--model",
+                                    str(before), "--add-labels", "-o", str(out)])
+    assert run.exit_code == 0, run.output
+    return root, before, out, run.output, plain
+
+
+def test_added_labels_get_fitted_rows_and_nothing_else_moves(grown):
+    """--add-labels: the data set's new style label gets its own row, fitted as the regression
+    on the frozen embedding; the backbone and the AI/human head are the input model's bit for
+    bit; without the flag a data set with more labels is refused, and nothing is written."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import average_precision_score
+
+    from musicbrain_cli.data.cache import CachedWindows, default_cache_dir
+    from musicbrain_cli.model.checkpoint import load_checkpoint
+    from musicbrain_cli.training.finalize import split_windows
+
+    root, before, after, output, plain = grown
+    assert plain.exit_code != 0 and "taxonomy differs" in plain.output
+    assert not (root / "not-grown").exists()
+    assert "1 added" in output
+
+    old = load_file(str(before / "model.safetensors"))
+    new = load_file(str(after / "model.safetensors"))
+    assert old.keys() == new.keys()
+    assert {k for k in old if not torch.equal(old[k], new[k])} \
+        == {"heads.period.weight", "heads.period.bias"}
+    assert new["heads.period.weight"].shape[0] == old["heads.period.weight"].shape[0] + 1
+    record = card(after)["training"]["head_refit"]
+    assert record["labels_added"] == ["period/Folk"]
+    assert "period/Folk" in record["labels_refit"]
+    assert record["val_style_map_before"] is not None
+
+    model, config, c = load_checkpoint(after)
+    assert list(config.taxonomy.group("period").labels) == ["Baroque", "Romantic", "Classical",
+                                                           "Folk"]
+    cache = CachedWindows(default_cache_dir(root / "grown", config.front_end))
+    by_split = split_windows(cache, root / "grown", "test")
+    x = torch.from_numpy(np.stack([cache.features(i) for i in range(len(cache.clip_ids))]))
+    old_model, old_config, _ = load_checkpoint(before)
+    with torch.no_grad():
+        fused = model.forward_features(x.float())
+        emb = model.pool(fused).double().numpy()
+        logits = model.forward_head(fused).double().numpy()
+        old_logits = old_model(x.float()).double().numpy()
+    np.testing.assert_array_equal(logits[:, config.taxonomy.index("source/ai")],
+                                  old_logits[:, old_config.taxonomy.index("source/ai")])
+    j = config.taxonomy.index("period/Folk")
+    train, val = np.asarray(by_split["train"]), np.asarray(by_split["val"])
+    y = cache.targets[train, j] > 0.5
+    mean, std = emb[train].mean(axis=0), emb[train].std(axis=0)
+    clf = LogisticRegression(C=record["c"], max_iter=5000).fit((emb[train] - mean) / std, y)
+    got = 1.0 / (1.0 + np.exp(-logits[:, j] / c["calibration"]["temperature"]))
+    np.testing.assert_allclose(got, clf.predict_proba((emb - mean) / std)[:, 1], atol=1e-4)
+    # the new label is learned, not a constant: its own partial tells it apart
+    assert average_precision_score(cache.targets[val, j] > 0.5, logits[val, j]) > 0.9
+    # the untrained Classical row is kept from the input model (same head input)
+    k_new, k_old = config.taxonomy.index("period/Classical"), old_config.taxonomy.index(
+        "period/Classical")
+    np.testing.assert_allclose(logits[:, k_new], old_logits[:, k_old], rtol=1e-5, atol=1e-6)
+
+
+def test_added_labels_refuse_what_would_drop_or_repurpose_evidence(grown, tmp_path):
+    """A data set that lacks a label of the model, or adds a label group, is refused."""
+    from musicbrain_cli.errors import DatasetError
+    from musicbrain_cli.taxonomy import Taxonomy
+    from musicbrain_cli.training.heads import _with_labels, refit_style_heads
+    from musicbrain_cli.model.checkpoint import load_checkpoint
+    from musicbrain_cli.data.dataset import ClipRecord, DatasetWriter
+
+    root, before, _, _, _ = grown
+    tax = Taxonomy.from_groups([("source", ["human", "ai"], True),
+                                ("period", ["Baroque", "Folk"], True)])
+    t = np.arange(2 * SR) / SR
+    with DatasetWriter(tmp_path / "lacks", tax, sample_rate=SR, audio_format="wav") as w:
+        for i in range(8):
+            w.add(ClipRecord(clip_id=f"l{i}", source="ai" if i % 2 else "human",
+                             period="Folk" if i % 4 > 1 else "Baroque", work_id=f"lw{i}",
+                             split="train" if i < 6 else "val"),
+                  (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32))
+    with pytest.raises(DatasetError, match="lacks labels of the model"):
+        refit_style_heads(before, tmp_path / "lacks", tmp_path / "out", add_labels=True)
+    assert not (tmp_path / "out").exists()
+
+    model, config, _ = load_checkpoint(before)
+    extra = Taxonomy.from_groups([("source", ["human", "ai"], True),
+                                  ("period", ["Baroque", "Romantic", "Classical"], True),
+                                  ("composer", ["Bach, Johann Sebastian"], True)])
+    with pytest.raises(InputError, match="only style labels can be added"):
+        _with_labels(model, config, extra, ["composer/Bach, Johann Sebastian"])

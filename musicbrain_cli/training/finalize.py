@@ -234,13 +234,16 @@ def _generator_columns(taxonomy) -> dict[str, int]:
     return {lab: taxonomy.index(f"generator/{lab}") for lab in taxonomy.group("generator").labels}
 
 
-def _style_map(clips: _Clips, taxonomy) -> float | None:
+def _style_map(clips: _Clips, taxonomy, *, only: list[str] | None = None) -> float | None:
     """Mean AP over the style labels (:func:`musicbrain_cli.metrics.style_map`'s
-    ``map_macro``, the figure ``evaluate`` reports too)."""
+    ``map_macro``, the figure ``evaluate`` reports too); over the labels ``only`` when
+    given."""
     from musicbrain_cli.metrics import average_precision, style_map
 
     res = average_precision(clips.targets, clips.probs, mask=clips.mask, labels=taxonomy.labels)
-    return style_map(res.per_label, STYLE_GROUPS)["map_macro"]
+    keep = set(res.per_label if only is None else only)
+    return style_map({k: v for k, v in res.per_label.items() if k in keep},
+                     STYLE_GROUPS)["map_macro"]
 
 
 def split_windows(cache, dataset_root: str | Path, who: str) -> dict[str, list[int]]:
@@ -309,7 +312,9 @@ def model_windows(dataset_root: str | Path, config, who: str, progress: Progress
     ``labels="same"``: the data set must carry exactly the model's labels (it is the one the
     model was trained on). ``labels="by_name"``: it must carry every label of the model and
     may carry more (an enlarged corpus); the cache's targets and masks are then narrowed to
-    the model's labels, in the model's order, and the extra labels are not seen."""
+    the model's labels, in the model's order, and the extra labels are not seen.
+    ``labels="grow"``: the same condition, but the cache keeps the data set's labels and
+    their order (a caller that adds the extra labels to the model)."""
     from musicbrain_cli.data.cache import CachedWindows
     from musicbrain_cli.training.sources import CacheSource
 
@@ -321,13 +326,15 @@ def model_windows(dataset_root: str | Path, config, who: str, progress: Progress
     cache_dir = source.cache_dir()
     cache = CachedWindows(cache_dir)
     if cache.taxonomy.labels != config.taxonomy.labels:
-        if labels != "by_name":
+        if labels not in ("by_name", "grow"):
             raise DatasetError(f"the data set's taxonomy differs from the model's; {who} needs "
                                "the data set the model was trained on")
         missing = [lab for lab in config.taxonomy.labels if lab not in cache.taxonomy.labels]
         if missing:
             raise DatasetError(f"the data set lacks labels of the model: {missing}; {who} "
                                "needs a data set that carries every one")
+        if labels == "grow":
+            return cache, split_windows(cache, dataset_root, who)
         cols = [cache.taxonomy.labels.index(lab) for lab in config.taxonomy.labels]
         cache.targets, cache.mask = cache.targets[:, cols], cache.mask[:, cols]
         cache.taxonomy = config.taxonomy

@@ -111,15 +111,39 @@ def _with_bands(model, config, bands: int):
     return new.eval(), new_config
 
 
+def _with_labels(model, config, taxonomy, added: list[str]):
+    """``model`` rebuilt with ``taxonomy`` (``config``'s labels and ``added``): every parameter
+    copied, each head row into its label's row; the added labels' rows are left to the
+    caller."""
+    from musicbrain_cli.model.net import build_model
+    from musicbrain_cli.training.trainer import carry_by_label
+
+    bad = [lab for lab in added if lab.split("/")[0] not in STYLE_GROUPS]
+    if bad or set(taxonomy.group_names) != set(config.taxonomy.group_names):
+        raise InputError(f"only style labels can be added to a model's existing groups "
+                         f"{list(STYLE_GROUPS)}; the data set adds {bad or taxonomy.group_names}")
+    new_config = dataclasses.replace(config, taxonomy=taxonomy)
+    new = build_model(new_config)
+    carry_by_label(model.state_dict(), config.taxonomy, new, taxonomy)
+    return new.eval(), new_config
+
+
 def refit_style_heads(model_dir: str | Path, dataset_root: str | Path, out_dir: str | Path, *,
                       c_grid: tuple[float, ...] = DEFAULT_C_GRID, style_bands: int | None = None,
-                      batch_size: int = 64, max_iter: int = 5000,
+                      add_labels: bool = False, batch_size: int = 64, max_iter: int = 5000,
                       progress: Progress = NULL_PROGRESS) -> dict:
     """Write ``out_dir``: the model ``model_dir`` (a folder or a shipped model's name) with its
     style heads re-fitted (see the module docstring), reading ``style_bands`` frequency bands
     (None: as the input model does). Returns the new card's ``training.head_refit`` record.
-    Raises :class:`TrainingError` when no ``C`` beats the input model on validation style mAP:
-    a worse model is never written."""
+
+    ``add_labels``: the data set may carry style labels the model lacks (an enlarged corpus,
+    such as MusicNet's composers); each gets a new row in its group's head, fitted like the
+    others, and the new model's taxonomy is the data set's. The data set must still carry
+    every label of the model, and may not add ``source`` labels or label groups.
+
+    Raises :class:`TrainingError` when no ``C`` beats the input model on validation style mAP
+    (over the labels the input model has: it cannot be scored on the others): a worse model
+    is never written."""
     from musicbrain_cli.model.calibration import fit_temperature
     from musicbrain_cli.model.checkpoint import read_config, resolve_model, save_checkpoint
     from musicbrain_cli.model.inference import Detector
@@ -150,9 +174,14 @@ def refit_style_heads(model_dir: str | Path, dataset_root: str | Path, out_dir: 
     else:
         new_model, new_config = model, config
     _, extra = read_config(model_dir)
-    cache, by_split = model_windows(dataset_root, config, "re-fitting the style heads", progress)
+    cache, by_split = model_windows(dataset_root, config, "re-fitting the style heads", progress,
+                                    labels="grow" if add_labels else "same")
+    old_taxonomy = config.taxonomy
+    added = [lab for lab in cache.taxonomy.labels if lab not in old_taxonomy.labels]
+    if added:
+        new_model, new_config = _with_labels(new_model, new_config, cache.taxonomy, added)
     temperature = detector.temperature
-    det = config.taxonomy.index(DETECTION_LABEL)
+    det = new_config.taxonomy.index(DETECTION_LABEL)
     width = model.embed_dim
 
     def features(fused):     # the global embedding, then what the new style heads read
@@ -163,6 +192,11 @@ def refit_style_heads(model_dir: str | Path, dataset_root: str | Path, out_dir: 
         idx = np.asarray(by_split[split])
         probs, emb, _ = _run(detector, cache, idx, batch_size, progress, f"embed {split}",
                              embed=features)
+        if added:     # the input model's outputs in the new taxonomy's columns; new: NaN
+            grown = np.full((len(probs), new_config.taxonomy.num_labels), np.nan)
+            for j, lab in enumerate(old_taxonomy.labels):
+                grown[:, new_config.taxonomy.index(lab)] = probs[:, j]
+            probs = grown
         clips[split] = _clips(cache, idx, probs, emb, det)
     train, val = clips[FIT_SPLIT], clips[CHOOSE_SPLIT]
     x_train = train.embeddings[:, width:].astype(np.float64)
@@ -170,7 +204,7 @@ def refit_style_heads(model_dir: str | Path, dataset_root: str | Path, out_dir: 
     mean, std = _standardiser(x_train)
     z_train, z_val = (x_train - mean) / std, (x_val - mean) / std
 
-    labels = config.taxonomy.labels
+    labels = new_config.taxonomy.labels
     train_targets = {j: _window_targets(train, j) for j, name in enumerate(labels)
                      if name.split("/")[0] in STYLE_GROUPS}
     columns = [j for j, (y, known) in train_targets.items() if 0 < y[known].sum() < known.sum()]
@@ -178,19 +212,24 @@ def refit_style_heads(model_dir: str | Path, dataset_root: str | Path, out_dir: 
         raise DatasetError("no style label has both classes among the training windows")
 
     # Rows that cannot be fitted: kept as they were when the head input is unchanged, else
-    # a constant at the label's smoothed training prevalence (scored as such on validation).
+    # (and for added labels) a constant at the label's smoothed training prevalence (scored
+    # as such on validation).
     constant: dict[int, tuple[np.ndarray, float]] = {}
     base_probs = val.probs.copy()
-    if new_model is not model:
-        for j, (y, known) in train_targets.items():
+    for j, (y, known) in train_targets.items():
+        if labels[j] in added or (j not in columns and new_bands != from_bands):
+            p = (y[known].sum() + 0.5) / (known.sum() + 1.0)
+            base_probs[:, j] = p
             if j not in columns:
-                p = (y[known].sum() + 0.5) / (known.sum() + 1.0)
                 constant[j] = (np.zeros(x_train.shape[1]), float(np.log(p / (1.0 - p))))
-                base_probs[:, j] = p
 
-    before = _style_map(val, config.taxonomy)
+    shared = [lab for lab in labels if lab in old_taxonomy.labels]
+    before = _style_map(dataclasses.replace(val, probs=np.where(np.isnan(val.probs), base_probs,
+                                                                val.probs)),
+                        new_config.taxonomy, only=shared)
     fits: dict[float, dict[int, tuple[np.ndarray, float]]] = {}
     scores: dict[float, float] = {}
+    shared_scores: dict[float, float] = {}
     with progress.task("re-fit style heads", total=len(c_grid) * len(columns)) as task:
         for c in c_grid:
             fits[c], val_probs = {}, base_probs.copy()
@@ -201,16 +240,19 @@ def refit_style_heads(model_dir: str | Path, dataset_root: str | Path, out_dir: 
                 fits[c][j] = (coef / std, intercept - float((coef / std) @ mean))
                 val_probs[:, j] = _clip_probs(val, 1.0 / (1.0 + np.exp(-(z_val @ coef + intercept))))
                 task.advance()
-            scores[c] = _style_map(dataclasses.replace(val, probs=val_probs), config.taxonomy)
+            scored = dataclasses.replace(val, probs=val_probs)
+            scores[c] = _style_map(scored, new_config.taxonomy)
+            shared_scores[c] = _style_map(scored, new_config.taxonomy, only=shared)
     best = max(c_grid, key=lambda c: (scores[c], -c))        # ties: the stronger penalty
-    if before is not None and scores[best] <= before:
+    if before is not None and shared_scores[best] <= before:
         raise TrainingError(f"re-fitted style heads do not beat the model on validation "
-                            f"(style mAP {scores[best]:.4f} vs {before:.4f}); nothing written")
+                            f"(style mAP over its labels {shared_scores[best]:.4f} vs "
+                            f"{before:.4f}); nothing written")
 
     rows = dict(fits[best])
     rows.update(constant)
     # Write the rows into the heads (taxonomy order = head order, group by group).
-    slices = config.taxonomy.group_slices()
+    slices = new_config.taxonomy.group_slices()
     per_label_t = dict((card.get("calibration") or {}).get("per_label") or {})
     with torch.no_grad():
         for j, (coef, intercept) in rows.items():
@@ -236,7 +278,7 @@ def refit_style_heads(model_dir: str | Path, dataset_root: str | Path, out_dir: 
         val_logits = new_model.head_logits(z, zs)
     old_metrics = dict(card.get("metrics") or {})
     metrics = evaluate_outputs(val_logits.double().numpy(), _per_window(val, val.targets),
-                               _per_window(val, val.mask), config.taxonomy,
+                               _per_window(val, val.mask), new_config.taxonomy,
                                threshold=(old_metrics.get("detection") or {}).get("threshold", 0.5),
                                temperature=temperature)
 
@@ -244,7 +286,9 @@ def refit_style_heads(model_dir: str | Path, dataset_root: str | Path, out_dir: 
               "style_bands": new_bands, "from_style_bands": from_bands,
               "val_map_macro_before": old_metrics.get("map_macro"),
               "val_style_map_by_c": {str(c): scores[c] for c in c_grid},
-              "val_style_map_before": before, "labels_refit": [labels[j] for j in columns],
+              "val_style_map_before": before,
+              "val_style_map_shared_by_c": {str(c): shared_scores[c] for c in c_grid},
+              "labels_added": added, "labels_refit": [labels[j] for j in columns],
               "labels_constant": [labels[j] for j in constant],
               "fit_windows": int(len(x_train)), "from_weights_sha256": card["weights_sha256"],
               # the data the heads were fitted on, which need not be the card's training_data

@@ -227,18 +227,29 @@ def init_weights(model: torch.nn.Module, model_config, name_or_path: str, *,
     if lost:
         raise ConfigError(f"train.init_from {name_or_path!r} has labels this data set lacks: "
                           f"{lost}; fine-tuning would drop their evidence")
+    carry_by_label(source.state_dict(), old, model, new)
+    return str(card["weights_sha256"])
+
+
+def carry_by_label(source_state: dict, old, model: torch.nn.Module, new, *,
+                   skip: frozenset[str] | set[str] = frozenset()) -> None:
+    """Copy ``source_state`` (a model with taxonomy ``old``) into ``model`` (taxonomy
+    ``new``, which holds every label of ``old``): every tensor outside the heads as it is,
+    each head row into the row of the same label. Keys in ``skip`` keep ``model``'s values;
+    the rows of labels ``old`` lacks keep theirs too (the caller fits or initialises them)."""
     state = model.state_dict()
-    for key, value in source.state_dict().items():
+    for key, value in source_state.items():
+        if key in skip:
+            continue
         group = key.split(".")[1] if key.startswith("heads.") else None
         if group is None:
             state[key].copy_(value)   # same network: every non-head tensor has the same shape
             continue
-        rows_old = [g for g in old.groups if g.name == group][0].labels
-        rows_new = [g for g in new.groups if g.name == group][0].labels
+        rows_old = old.group(group).labels
+        rows_new = new.group(group).labels
         for i, label in enumerate(rows_old):
             state[key][rows_new.index(label)].copy_(value[i])
     model.load_state_dict(state, strict=True)
-    return str(card["weights_sha256"])
 
 
 def new_labels(model_config, name_or_path: str) -> list[str]:
