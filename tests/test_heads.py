@@ -53,6 +53,17 @@ def card(model_dir):
     return json.loads((model_dir / "model_card.json").read_text())
 
 
+def cached_windows(dataset, config):
+    """The data set's feature cache for ``config``, its windows per split, and every window's
+    model input as one tensor."""
+    from musicbrain_cli.data.cache import CachedWindows, default_cache_dir
+    from musicbrain_cli.training.finalize import split_windows
+
+    cache = CachedWindows(default_cache_dir(dataset, config.front_end))
+    x = torch.from_numpy(np.stack([cache.features(i) for i in range(len(cache.clip_ids))]))
+    return cache, split_windows(cache, dataset, "test"), x
+
+
 def test_only_the_style_rows_change(trained):
     _, before, after, output = trained
     assert "style heads re-fitted: 2 labels" in output and "ROC-AUC" in output
@@ -74,8 +85,6 @@ def test_the_heads_are_the_regression_and_beat_the_input_on_validation(trained):
     from sklearn.linear_model import LogisticRegression
 
     from musicbrain_cli.model.checkpoint import load_checkpoint
-    from musicbrain_cli.data.cache import CachedWindows, default_cache_dir
-    from musicbrain_cli.training.finalize import split_windows
 
     root, _, after, _ = trained
     model, config, c = load_checkpoint(after)
@@ -84,9 +93,7 @@ def test_the_heads_are_the_regression_and_beat_the_input_on_validation(trained):
     assert record["from_weights_sha256"] == card(trained[1])["weights_sha256"]
     assert "robustness" not in c
 
-    cache = CachedWindows(default_cache_dir(root / "ds", config.front_end))
-    by_split = split_windows(cache, root / "ds", "test")
-    x = torch.from_numpy(np.stack([cache.features(i) for i in range(len(cache.clip_ids))]))
+    cache, by_split, x = cached_windows(root / "ds", config)
     with torch.no_grad():
         fused = model.forward_features(x.float())
         emb = model.pool(fused).double().numpy()
@@ -174,8 +181,6 @@ def test_band_pooled_heads_keep_detection_and_read_the_bands(trained, banded):
     from sklearn.linear_model import LogisticRegression
 
     from musicbrain_cli.model.checkpoint import load_checkpoint
-    from musicbrain_cli.data.cache import CachedWindows, default_cache_dir
-    from musicbrain_cli.training.finalize import split_windows
 
     root, before, _, _ = trained
     old = load_file(str(before / "model.safetensors"))
@@ -197,9 +202,7 @@ def test_band_pooled_heads_keep_detection_and_read_the_bands(trained, banded):
 
     model, config, c = load_checkpoint(banded)
     assert config.style_bands == 2 and model.style_dim == 2 * model.embed_dim
-    cache = CachedWindows(default_cache_dir(root / "ds", config.front_end))
-    by_split = split_windows(cache, root / "ds", "test")
-    x = torch.from_numpy(np.stack([cache.features(i) for i in range(len(cache.clip_ids))]))
+    cache, by_split, x = cached_windows(root / "ds", config)
     old_model, _, _ = load_checkpoint(before)
     with torch.no_grad():
         fused = model.forward_features(x.float())
@@ -295,9 +298,7 @@ def test_added_labels_get_fitted_rows_and_nothing_else_moves(grown):
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import average_precision_score
 
-    from musicbrain_cli.data.cache import CachedWindows, default_cache_dir
     from musicbrain_cli.model.checkpoint import load_checkpoint
-    from musicbrain_cli.training.finalize import split_windows
 
     root, before, after, output, plain = grown
     assert plain.exit_code != 0 and "taxonomy differs" in plain.output
@@ -318,9 +319,7 @@ def test_added_labels_get_fitted_rows_and_nothing_else_moves(grown):
     model, config, c = load_checkpoint(after)
     assert list(config.taxonomy.group("period").labels) == ["Baroque", "Romantic", "Classical",
                                                            "Folk"]
-    cache = CachedWindows(default_cache_dir(root / "grown", config.front_end))
-    by_split = split_windows(cache, root / "grown", "test")
-    x = torch.from_numpy(np.stack([cache.features(i) for i in range(len(cache.clip_ids))]))
+    cache, by_split, x = cached_windows(root / "grown", config)
     old_model, old_config, _ = load_checkpoint(before)
     with torch.no_grad():
         fused = model.forward_features(x.float())
