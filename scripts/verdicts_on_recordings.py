@@ -55,6 +55,7 @@ def tally(manifest: Path, scan_dir: Path) -> dict:
     packages_v: dict[str, Counter] = defaultdict(Counter)
     lines: dict[str, dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
     accused, unknown = [], 0
+    results = _results(scan_dir)
     for track in summary["tracks"]:
         key = where.get(str(Path(track["path"]).resolve()))
         if key is None:
@@ -66,7 +67,7 @@ def tally(manifest: Path, scan_dir: Path) -> dict:
         packages_v[f"{split}/{package}"][verdict] += 1
         if track["status"] != "ok":
             continue
-        result = _result_of(scan_dir, track)
+        result = results[str(Path(track["path"]).resolve())]
         for ev in result["evidence"]:
             state = ev["finding"] if ev.get("in_domain", True) else f"{ev['finding']} (out of domain)"
             lines[split][ev["line"]][state] += 1
@@ -86,11 +87,14 @@ def tally(manifest: Path, scan_dir: Path) -> dict:
     return out
 
 
-def _result_of(scan_dir: Path, track: dict) -> dict:
-    """A track's result.json: its folder is named after the file and its SHA-256."""
-    for path in scan_dir.glob(f"*-{track['sha256'][:12]}/result.json"):
-        return json.loads(path.read_text(encoding="utf-8"))
-    raise FileNotFoundError(f"no result.json for {track['file_name']!r} in {str(scan_dir)!r}")
+def _results(scan_dir: Path) -> dict[str, dict]:
+    """Every track folder's result.json, by the input path it records (a folder's name
+    carries a hash that differs for twins, so it is not looked up by name)."""
+    out = {}
+    for path in scan_dir.glob("*/result.json"):
+        result = json.loads(path.read_text(encoding="utf-8"))
+        out[str(Path(result["input"]["path"]).resolve())] = result
+    return out
 
 
 def _print(out: dict) -> None:
