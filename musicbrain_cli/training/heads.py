@@ -24,7 +24,9 @@ What changes and what does not: only the style groups' heads
 identity initialisation). The backbone, the fusion, the global embedding and the ``source``
 head are copied bit for bit, so detection, its operating point and the out-of-domain
 statistics are those of the input model (``ood.safetensors`` is copied; a following
-:func:`.finalize.finalize_model` re-measures them all and must find the same). The card
+:func:`.finalize.finalize_model` re-measures them all and must find the same, on the data set
+the model was trained on; with ``add_labels`` the data set is another one, and finalize then
+measures the operating point and fits the domain statistics on it). The card
 records how the heads were fitted and the weights they came from; its robustness table is
 dropped, because it described other weights (``musicbrain evaluate --robustness
 --update-card`` measures it again).
