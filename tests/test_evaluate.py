@@ -148,8 +148,17 @@ def test_evaluate_writes_metrics_and_figures(setup, tmp_path):
     assert 0.0 < event["fused"]["chance"] < 0.2 and event["fused"]["tolerance_s"] == 0.1
     # chance counts only the positions searched (the middle 60 % of the clip)
     assert event["energy_reference"]["chance"] == pytest.approx(event["fused"]["chance"])
+    # read as a step (the figures above) and, as before, as the largest jump between columns
+    window = detector.config.front_end.window_s
+    assert event["step_s"] == pytest.approx(min(1.0, 0.2 * window))
+    frame = event["frame_difference"]
+    assert frame["fused"]["clips"] == frame["verdict"]["clips"] == 3 and frame["instrumentation"] is None
+    # the step never reaches past the searched span's margin: both count the same positions
+    assert frame["fused"]["chance"] == pytest.approx(event["fused"]["chance"])
     md = (out / "metrics.md").read_text()
     assert "Frequency-band removal" in md and "Rhythmic event" in md
+    assert f"over the {min(1.0, 0.2 * window):.2f} s after it" in md
+    assert "two consecutive columns" in md
     assert "mAP macro" in md and "| period |" in md and "deletion AUC" in md
     assert "The verdict alone (2 windows)" in md and "split by target" in md and "Harmonic" in md
     with pytest.raises(InputError, match="exists"):

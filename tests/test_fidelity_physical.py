@@ -135,6 +135,39 @@ def test_event_test_can_leave_the_padded_edges_out():
         event_peak(sal, times=times, t0=2.0, within=(10.0, 11.0))
 
 
+def test_the_step_detector_finds_an_entry_that_note_attacks_outdo():
+    """An entering melody: the map steps up at the entry and stays, and each later note's
+    attack is a spike larger than the step's own jump. The largest jump between columns
+    falls on an attack; the step detector (1 s either side) finds the entry."""
+    times = np.arange(500) * 0.02                       # 10 s at 20 ms columns
+    hits_step, hits_frame = [], []
+    for seed, t0 in enumerate(np.linspace(3.0, 7.0, 9)):
+        rng = np.random.default_rng(seed)
+        level = np.where(times >= t0, 2.0, 1.0) + 0.02 * rng.random(times.size)
+        for attack in np.arange(t0 + 0.5, 10.0, 0.5):   # notes of 0.5 s after the entry
+            level[np.argmin(np.abs(times - attack))] += 3.0
+        sal = np.tile(level, (8, 1))
+        hits_step.append(event_peak(sal, times=times, t0=float(t0), within=(2.0, 8.0), step_s=1.0))
+        hits_frame.append(event_peak(sal, times=times, t0=float(t0), within=(2.0, 8.0)))
+    assert all(h.hit and abs(h.peak_s - h.t0) <= 0.02 for h in hits_step)
+    assert not any(h.hit for h in hits_frame)
+
+
+def test_the_step_detector_compares_the_mean_shares_either_side():
+    times = np.arange(8) * 0.5
+    mass = np.array([1.0, 1.0, 1.0, 1.0, 3.0, 3.0, 3.0, 3.0])
+    change, at = map_change(mass[None], times, step_s=1.0)     # 2 columns either side
+    share = mass / mass.sum()
+    expected = [abs(share[b:b + 2].mean() - share[b - 2:b].mean()) for b in range(2, 7)]
+    np.testing.assert_allclose(change, expected)
+    np.testing.assert_allclose(at, [0.75, 1.25, 1.75, 2.25, 2.75])
+    assert at[int(np.argmax(change))] == 1.75                  # between 1.5 s and 2.0 s
+    with pytest.raises(InputError):
+        map_change(mass[None], times, step_s=3.0)              # no room for 6 columns a side
+    with pytest.raises(InputError):
+        map_change(mass[None], times, step_s=-1.0)
+
+
 def test_map_change_is_a_share_of_mass():
     times = np.arange(5) * 0.5
     change, at = map_change(np.array([[1.0, 1.0, 3.0, 3.0, 2.0]]), times)

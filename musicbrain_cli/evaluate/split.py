@@ -538,12 +538,22 @@ def _event_test(detector, n_clips: int, *, top_k: int, weighting: str | None,
     verdict's own map, for the own map of the clip's most probable instrumentation label (an
     entry changes the instrumentation) and for the input-energy reference (the clip's own
     spectrogram above its floor: whether the test can be passed by the sound alone).
-    ``{"skipped": reason}`` when the clips cannot be rendered here."""
+
+    The map's change is read by the step detector (``DEFAULT_EVENT_STEP_S`` of
+    :mod:`musicbrain_cli.explain.fidelity` either side of each boundary, at most the margin
+    before the entries' span; the figures at the top level, the span under ``step_s``) and, as before session 24, by the largest jump
+    between consecutive columns (under ``frame_difference``), which any note attack of the
+    entering melody can make. ``{"skipped": reason}`` when the clips cannot be rendered
+    here."""
     from musicbrain_cli.errors import RenderError
     from musicbrain_cli.explain import event_summary
+    from musicbrain_cli.explain.fidelity import DEFAULT_EVENT_STEP_S
     from musicbrain_cli.features import bin_frequencies, frame_times
 
     fe = detector.config.front_end
+    # no longer than the margin before the entries' span, so that every entry has whole
+    # spans on both sides (a 10-s window: the full second)
+    step_s = min(DEFAULT_EVENT_STEP_S, ENTRY_SEARCH[0] * fe.window_s)
     times, freqs = frame_times(fe), bin_frequencies(fe)
     options = _cam_options(weighting, refine, destripe)
     k = min(top_k, len(detector.labels))
@@ -551,46 +561,52 @@ def _event_test(detector, n_clips: int, *, top_k: int, weighting: str | None,
     untrained = _untrained(detector)
     instrumentation = [i for i, name in enumerate(detector.labels)
                        if name.split("/")[0] == "instrumentation" and name not in untrained]
-    fused_hits, verdict_hits, energy_hits, instrument_hits = [], [], [], []
     within = entry_search(fe.window_s)
+    hits: dict[float, dict[str, list]] = {}
     with progress.task("rhythmic-event test", total=n_clips) as task:
-        hits = (fused_hits, verdict_hits, energy_hits, instrument_hits)
         for i in range(n_clips):
             try:
                 wave, t0 = entry_clip(seconds=fe.window_s, sample_rate=fe.sample_rate, seed=seed + i)
             except RenderError as exc:
                 return {"skipped": f"entry clips cannot be rendered: {exc}"}
-            _event_clip(detector, wave, t0, hits, k=k, options=options, source=source,
-                        instrumentation=instrumentation, times=times, freqs=freqs, within=within)
+            for step, found in _event_clip(detector, wave, t0, k=k, options=options, source=source,
+                                           instrumentation=instrumentation, times=times,
+                                           freqs=freqs, within=within,
+                                           steps=(step_s, 0.0)).items():
+                for name, hit in found.items():
+                    hits.setdefault(step, {}).setdefault(name, []).append(hit)
             task.advance()
-    return {"fused": event_summary(fused_hits),
-            "verdict": event_summary(verdict_hits) if verdict_hits else None,
-            "instrumentation": event_summary(instrument_hits) if instrument_hits else None,
-            "energy_reference": event_summary(energy_hits)}
+
+    def summaries(step: float) -> dict[str, Any]:
+        found = hits.get(step, {})
+        return {name: event_summary(found[name]) if found.get(name) else None
+                for name in ("fused", "verdict", "instrumentation", "energy_reference")}
+
+    return {**summaries(step_s), "step_s": step_s, "frame_difference": summaries(0.0)}
 
 
-def _event_clip(detector, wave, t0: float, hits, *, k: int, options, source, instrumentation,
-                times, freqs, within) -> None:
-    """One entry clip of :func:`_event_test`: each map's peak hit appended to ``hits``
-    (fused, verdict, energy, instrumentation)."""
+def _event_clip(detector, wave, t0: float, *, k: int, options, source, instrumentation,
+                times, freqs, within, steps: Sequence[float]) -> dict[float, dict[str, Any]]:
+    """One entry clip of :func:`_event_test`: per way of reading the change (step span in s,
+    0 = consecutive columns), each map's :class:`~musicbrain_cli.explain.EventHit`."""
     from musicbrain_cli.alignment.overlap import energy_map
     from musicbrain_cli.explain import FMGradCAM, event_peak
 
-    fused_hits, verdict_hits, energy_hits, instrument_hits = hits
     spec = detector.spectrograms(wave[None])
-    energy_hits.append(event_peak(energy_map(spec[0, 0].cpu().numpy()), times=times, t0=t0,
-                                  within=within))
+    maps = {"energy_reference": energy_map(spec[0, 0].cpu().numpy())}
     with FMGradCAM(detector.model, layer="fusion", k=k, **options) as cam:
         res = cam(spec, times=times, freqs=freqs)
-    fused_hits.append(event_peak(res.fused()[0], times=times, t0=t0, within=within))
+    maps["fused"] = res.fused()[0]
     if source:
-        _, alone = _own_map(detector, spec, res, source, options)
-        verdict_hits.append(event_peak(alone.fused()[0], times=times, t0=t0, within=within))
+        maps["verdict"] = _own_map(detector, spec, res, source, options)[1].fused()[0]
     if instrumentation:
         # An entry changes the instrumentation: the most probable instrumentation label's
         # own map is the one whose evidence an entering instrument should move.
-        _, own = _own_map(detector, spec, res, instrumentation, options)
-        instrument_hits.append(event_peak(own.fused()[0], times=times, t0=t0, within=within))
+        maps["instrumentation"] = _own_map(detector, spec, res, instrumentation,
+                                           options)[1].fused()[0]
+    return {step: {name: event_peak(m, times=times, t0=t0, within=within, step_s=step)
+                   for name, m in maps.items()}
+            for step in steps}
 
 
 def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
@@ -835,15 +851,30 @@ def _faithfulness_markdown(f: dict[str, Any] | None) -> list[str]:
     if "skipped" in e:
         return lines + [f"Not measured: {e['skipped']}."]
     tol = (e["fused"] or {}).get("tolerance_s")
+    step = e.get("step_s")
     lines += [f"Synthetic clips (a sustained string chord, a second instrument entering at a "
               f"known time, the chord already sounding when the clip begins): does the map's "
               f"change over time, searched over the clip's middle 60 % (the entries' span and a "
               f"margin; the padded edge columns left out), peak within "
-              f"{_fmt(tol, 2)} s of the entry? Chance: a peak placed at random there; p one-sided exact "
-              "binomial against chance. `input energy (reference)`: the same test on the clip's "
-              "own spectrogram above its floor (whether the sound alone passes it).", "",
-              "| map | clips | hit rate (95 % CI) | chance | p | median error (s) |",
-              "|---|---|---|---|---|---|"]
+              f"{_fmt(tol, 2)} s of the entry? The change is read as a step: at each boundary "
+              f"between two columns, the map's mean share of mass over the {_fmt(step, 2)} s "
+              "after it against the same before it (where the map moves to a new level, an "
+              "instrument entering and staying). Chance: a peak placed at random there; p "
+              "one-sided exact binomial against chance. `input energy (reference)`: the same "
+              "test on the clip's own spectrogram above its floor (whether the sound alone "
+              "passes it).", ""]
+    lines += _event_table(e)
+    if e.get("frame_difference"):
+        lines += ["", "The same maps with the change read as the largest jump between two "
+                  "consecutive columns (the test before session 24; each note attack of the "
+                  "entering melody is such a jump too):", ""]
+        lines += _event_table(e["frame_difference"])
+    return lines
+
+
+def _event_table(e: dict[str, Any]) -> list[str]:
+    lines = ["| map | clips | hit rate (95 % CI) | chance | p | median error (s) |",
+             "|---|---|---|---|---|---|"]
     for name, key in (("fused", "fused"), ("verdict", "verdict"),
                       ("top instrumentation label", "instrumentation"),
                       ("input energy (reference)", "energy_reference")):

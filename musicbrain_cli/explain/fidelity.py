@@ -65,6 +65,9 @@ DEFAULT_BAND_RANDOM = 8
 DEFAULT_BOOTSTRAP = 2000
 #: Rhythmic event: a peak of the map's change within this many seconds of the entry is a hit.
 DEFAULT_EVENT_TOLERANCE_S = 0.1
+#: Rhythmic event: the span either side of a boundary the step detector compares (longer than
+#: a note of the entering melody, 0.25-0.75 s, so that a note's attack is not a step).
+DEFAULT_EVENT_STEP_S = 1.0
 # numpy >= 2 renamed trapz; setup.cfg allows numpy 1.26.
 _trapezoid = getattr(np, "trapezoid", None) or np.trapz
 
@@ -478,30 +481,49 @@ class EventHit:
                 "hit": self.hit, "chance": self.chance}
 
 
-def map_change(saliency, times) -> tuple[np.ndarray, np.ndarray]:
-    """The map's change over time: ``(change [T-1], at [T-1] s)``, the absolute difference of
-    consecutive columns' share of the map's total mass, placed between the two columns'
-    centres. An all-zero map changes nowhere (all zeros)."""
+def map_change(saliency, times, *, step_s: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """The map's change over time: ``(change, at)`` in s, each column's share of the map's
+    total mass compared across the boundary between two consecutive columns, placed between
+    their centres. An all-zero map changes nowhere (all zeros).
+
+    ``step_s = 0``: the absolute difference of the two columns' shares (``T - 1`` positions).
+    ``step_s > 0``: the absolute difference of the mean share over the ``step_s`` seconds
+    after the boundary and over the ``step_s`` seconds before it, at the boundaries where
+    both spans fit: a step detector, which finds where the map moves to a new level (an
+    instrument entering and staying) rather than its largest single jump (which every note
+    attack of the entering melody can make as well as its entry)."""
     sal = np.asarray(saliency, dtype=np.float64)
     times = np.asarray(times, dtype=np.float64)
     if sal.ndim != 2 or times.shape != (sal.shape[1],) or sal.shape[1] < 2:
         raise InputError(f"need a map [F, T >= 2] and times [T], got {sal.shape} and {times.shape}")
+    if not step_s >= 0:
+        raise InputError(f"step_s must be >= 0, got {step_s}")
     mass = sal.sum(axis=0)
     mass = mass / max(mass.sum(), EPS)
-    return np.abs(np.diff(mass)), 0.5 * (times[1:] + times[:-1])
+    at = 0.5 * (times[1:] + times[:-1])
+    if step_s == 0:
+        return np.abs(np.diff(mass)), at
+    w = max(1, int(round(step_s / float(np.median(np.diff(times))))))
+    if 2 * w > mass.size:
+        raise InputError(f"a map of {mass.size} columns is too short for steps of {step_s} s")
+    run = np.concatenate([[0.0], np.cumsum(mass)])
+    b = np.arange(w, mass.size - w + 1)          # boundary before column b
+    after, before = (run[b + w] - run[b]) / w, (run[b] - run[b - w]) / w
+    return np.abs(after - before), at[b - 1]
 
 
 def event_peak(saliency, *, times, t0: float,
                tolerance_s: float = DEFAULT_EVENT_TOLERANCE_S,
-               within: tuple[float, float] | None = None) -> EventHit:
-    """Does the change of ``saliency [F, T]`` (columns at ``times [T]`` s) peak within
-    ``tolerance_s`` of the event at ``t0`` s? A map that never changes is a miss.
+               within: tuple[float, float] | None = None, step_s: float = 0.0) -> EventHit:
+    """Does the change of ``saliency [F, T]`` (columns at ``times [T]`` s; ``step_s``: see
+    :func:`map_change`) peak within ``tolerance_s`` of the event at ``t0`` s? A map that never
+    changes is a miss.
 
     ``within=(start_s, end_s)``: look for the peak, and count chance, only at change positions
     in that interval (the span the events were drawn from, with a margin): the first and last
     columns of a spectrogram are padded, and every map, the input's own energy included,
     changes most there, whatever the music."""
-    change, at = map_change(saliency, times)
+    change, at = map_change(saliency, times, step_s=step_s)
     if within is not None:
         keep = (at >= within[0]) & (at <= within[1])
         if not np.any(keep):
