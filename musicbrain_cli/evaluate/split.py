@@ -541,10 +541,10 @@ def _event_test(detector, n_clips: int, *, top_k: int, weighting: str | None,
 
     The map's change is read by the step detector (``DEFAULT_EVENT_STEP_S`` of
     :mod:`musicbrain_cli.explain.fidelity` either side of each boundary, at most the margin
-    before the entries' span; the figures at the top level, the span under ``step_s``) and, as before session 24, by the largest jump
-    between consecutive columns (under ``frame_difference``), which any note attack of the
-    entering melody can make. ``{"skipped": reason}`` when the clips cannot be rendered
-    here."""
+    before the entries' span; its figures at the top level, the span under ``step_s``) and,
+    as before session 24, by the largest jump between consecutive columns (under
+    ``frame_difference``), which any note attack of the entering melody can make.
+    ``{"skipped": reason}`` when the clips cannot be rendered here."""
     from musicbrain_cli.errors import RenderError
     from musicbrain_cli.explain import event_summary
     from musicbrain_cli.explain.fidelity import DEFAULT_EVENT_STEP_S
