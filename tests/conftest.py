@@ -1,14 +1,18 @@
 """Shared fixtures: a tiny model saved as a real checkpoint, test tones, and a deadline for
 calls that could hang."""
 
+import importlib.util
 import signal
+import sys
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 SR = 22050
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -115,3 +119,18 @@ def write_musicnet_metadata(root, rows) -> None:
         for pid, comp, work, mvt, ens, cat, seconds in rows:
             w.writerow([pid, comp, work, mvt, ens, "test", "test", cat, seconds])
 
+
+
+@contextmanager
+def script_module(relative_path: str, name: str):
+    """A command-line script of the repository (``scripts/x.py``, ``benchmarks/x.py``) imported
+    as the module ``name`` and registered in ``sys.modules`` while in use: dataclasses look their
+    module up while being defined, and worker functions are pickled by name."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / relative_path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.modules.pop(name, None)

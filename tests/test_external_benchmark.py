@@ -1,27 +1,19 @@
 """benchmarks/external.py on a tiny eval-like folder made here (layout of ../shared/eval)."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile
 
-from conftest import SR, make_tone
+from conftest import SR, make_tone, script_module
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def ext():
-    spec = importlib.util.spec_from_file_location("external_bench",
-                                                  ROOT / "benchmarks" / "external.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module   # dataclasses look their module up while defining
-    spec.loader.exec_module(module)
-    return module
+    with script_module("benchmarks/external.py", "external_bench") as module:
+        yield module
 
 
 GOOD_ABC = """%%score 1 2

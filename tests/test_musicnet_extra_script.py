@@ -2,13 +2,11 @@
 thinning of a built batch (a tiny fake MusicNet tree made here; no ../shared needed)."""
 
 import csv
-import importlib.util
 from pathlib import Path
 
 import pytest
-from conftest import write_musicnet_metadata
+from conftest import script_module, write_musicnet_metadata
 
-ROOT = Path(__file__).resolve().parents[1]
 META = [  # id, composer, composition, ensemble, catalog_name, file
     ("2001", "Beethoven", "Piano Sonata No 1", "Solo Piano", "OP2NO1", "Beethoven/2001_s1_1.mid"),
     ("2002", "Beethoven", "Piano Sonata No 1", "Solo Piano", "OP2NO1", "Beethoven/2002_s1_2.mid"),
@@ -23,10 +21,8 @@ META = [  # id, composer, composition, ensemble, catalog_name, file
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("musicnet_extra", ROOT / "scripts" / "musicnet_extra.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    with script_module("scripts/musicnet_extra.py", "musicnet_extra") as mod:
+        yield mod
 
 
 @pytest.fixture(scope="module")

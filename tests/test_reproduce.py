@@ -68,7 +68,7 @@ def test_reproduction_names_each_library_whose_version_differs(tmp_path, tiny_mo
     (folder / "result.json").write_text(json.dumps(result))
     again = reproduce(folder, audio, model=tiny_model_dir)
     assert again.ok                       # the figures decide; a version difference is stated
-    assert again.notes == [f"installed retired-lib absent differs from the report's 1.0",
+    assert again.notes == ["installed retired-lib absent differs from the report's 1.0",
                            f"installed torch {installed_torch} differs from the report's 0.0.1"]
     out = CliRunner().invoke(main, ["verify", str(folder), "--audio", str(audio), "--reproduce",
                                     "--model", str(tiny_model_dir)]).output

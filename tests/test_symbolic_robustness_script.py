@@ -2,31 +2,24 @@
 every transform gets its own row of the line's rates (a tiny corpus of tones made here)."""
 
 import copy
-import importlib.util
-import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import script_module
 from test_symbolic import MELODY, SR, row, synthetic_items, tone_sequence, write_manifest
 
 from musicbrain_cli.errors import InputError
 from musicbrain_cli.symbolic import fit
 from musicbrain_cli.symbolic.detector import SymbolicDetector
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def script():
     """The script as an importable module (its worker function is pickled by name)."""
-    spec = importlib.util.spec_from_file_location("symbolic_robustness", ROOT / "scripts" / "symbolic_robustness.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["symbolic_robustness"] = mod
-    spec.loader.exec_module(mod)
-    yield mod
-    del sys.modules["symbolic_robustness"]
+    with script_module("scripts/symbolic_robustness.py", "symbolic_robustness") as mod:
+        yield mod
 
 
 @pytest.fixture(scope="module")

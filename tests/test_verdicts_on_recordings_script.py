@@ -2,29 +2,22 @@
 reads the list, and the tally counts each split's verdicts and each line's findings from the
 scan's own files (two short recordings made here, one in a split that is not listed)."""
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import script_module
 
 from musicbrain_cli.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("verdicts_on_recordings",
-                                                  ROOT / "scripts" / "verdicts_on_recordings.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["verdicts_on_recordings"] = mod
-    spec.loader.exec_module(mod)
-    yield mod
-    del sys.modules["verdicts_on_recordings"]
+    with script_module("scripts/verdicts_on_recordings.py", "verdicts_on_recordings") as mod:
+        yield mod
 
 
 def test_listed_recordings_are_scanned_and_tallied(script, tmp_path):
