@@ -168,7 +168,7 @@ def evidence_line_facts_lines() -> list[str]:
         lines.append(f"  operating point  P(AI) >= {det.threshold:.3f}")
         if name == "artifacts" and det.coverage is not None:
             c = det.coverage
-            lines.append(f"  human side       calibrated at {c.min_rate_hz}-{c.max_rate_hz} Hz, bandwidth >= "
+            lines.append(f"  human side       calibrated at {c.rates_text()}, bandwidth >= "
                          f"{c.min_bandwidth_hz:.0f} Hz; outside that it can accuse, never exonerate")
         if name == "symbolic":
             test = det.card.get("test") or {}

@@ -70,8 +70,13 @@ def test_what_the_coverage_withholds_is_counted_per_held_out_split(tmp_path):
     assert (out["test-final"]["k"], out["test-final"]["n"]) == (0, 1)    # not applicable: not counted
     for name in ("model.json", "card.json"):
         (tmp_path / name).write_text((PACKAGE_DIR / "default" / name).read_text())
-    rows = [_row(i, rate=16000 + 32000 * (i % 2), bw=6000.0 + i) for i in range(200)]
+    rows = [_row(i, rate=(16000, 44100, 48000)[i % 3], bw=6000.0 + i) for i in range(200)]
+    # a held-out upload at 32 kHz, inside the range but at a rate no development upload had
+    held.append(_row(6, split="test", rate=32000))
+    assert outside_coverage(cov, held)["test"]["k"] == 2      # the range alone covers it
     written = add_human_coverage(rows, tmp_path, held_out=held)
     card = json.loads((tmp_path / "card.json").read_text())
-    assert card["summary"]["human_withheld_by_coverage"]["test"]["k"] == 2
+    assert written["human_coverage"]["rates_hz"] == [16000, 44100, 48000]
+    assert (card["summary"]["human_withheld_by_coverage"]["test"]["k"],
+            card["summary"]["human_withheld_by_coverage"]["test"]["n"]) == (3, 4)
     assert written["human_withheld_by_coverage"] == card["summary"]["human_withheld_by_coverage"]

@@ -210,7 +210,7 @@ def test_outside_its_human_calibration_the_line_accuses_but_never_exonerates(det
     assert combine([content, artifact_finding(inside.to_dict())]).label == HUMAN
 
     narrow = ArtifactDetector({**detector.model, "human_coverage": {
-        **detector.model["human_coverage"], "min_rate_hz": 48000}}, detector.card)
+        **detector.model["human_coverage"], "min_rate_hz": 48000, "rates_hz": [48000]}}, detector.card)
     f = narrow.analyse_samples(quiet, 44100)
     assert f.applicable and not f.says_ai and not f.leans_ai and not f.covers_human
     assert "44100 Hz" in f.coverage_reason and "outside" in f.coverage_reason
@@ -219,6 +219,21 @@ def test_outside_its_human_calibration_the_line_accuses_but_never_exonerates(det
     assert line.finding == INCONCLUSIVE and line.in_domain
     assert combine([content, line]).label == INCONCLUSIVE
     json.loads(json.dumps(f.to_dict(), allow_nan=False))
+    # so does a rate between two measured ones that no human upload had (32 kHz: a family of
+    # codecs and text-to-music models), while the measured rates on either side stay covered
+    gap = ArtifactDetector({**detector.model, "human_coverage": {
+        **detector.model["human_coverage"], "min_rate_hz": 22050, "max_rate_hz": 44100,
+        "rates_hz": [22050, 44100]}}, detector.card)
+    at32 = gap.analyse_samples(piano_melody(32000, 12.0, seed=11), 32000)
+    assert at32.applicable and not at32.says_ai and not at32.covers_human
+    assert at32.coverage_reason == ("its sample rate, 32000 Hz, is not one of the rates of the human "
+                                    "recordings this line was calibrated on (22050 or 44100 Hz)")
+    assert artifact_finding(at32.to_dict()).finding == INCONCLUSIVE
+    assert gap.analyse_samples(quiet, 44100).covers_human
+    assert gap.analyse_samples(piano_melody(22050, 12.0, seed=11), 22050).covers_human
+    # a model that records only the range (fitted before the rates were) covers the range
+    ranged = {k: v for k, v in detector.model["human_coverage"].items() if k != "rates_hz"}
+    assert ArtifactDetector({**detector.model, "human_coverage": ranged}).coverage.outside(32000, 1e4) is None
     # a bandwidth floor above the file's bandwidth withholds it as well
     wide = ArtifactDetector({**detector.model, "human_coverage": {
         **detector.model["human_coverage"], "min_bandwidth_hz": inside.bandwidth_hz + 100}}, detector.card)
@@ -226,13 +241,16 @@ def test_outside_its_human_calibration_the_line_accuses_but_never_exonerates(det
     assert not g.covers_human and "bandwidth" in g.coverage_reason
     # a decoder's comb at a rate the human side never held still accuses
     ai = ArtifactDetector({**detector.model, "human_coverage": {
-        **detector.model["human_coverage"], "min_rate_hz": 32000}}, detector.card).analyse(decoded_wav)
+        **detector.model["human_coverage"], "min_rate_hz": 32000, "rates_hz": [32000, 48000]}},
+        detector.card).analyse(decoded_wav)
     assert ai.says_ai and not ai.covers_human and artifact_finding(ai.to_dict()).finding == AI
     assert "false-accusation rate on such recordings was never measured" in ai.explanation
     # a model without coverage restricts nothing; a malformed one is refused
     old = {k: v for k, v in detector.model.items() if k != "human_coverage"}
     assert ArtifactDetector(old).analyse_samples(quiet, 44100).covers_human
     for bad in ({"min_rate_hz": 48000, "max_rate_hz": 44100, "min_bandwidth_hz": 0},
-                {"min_rate_hz": "x"}):
+                {"min_rate_hz": "x"},
+                {"min_rate_hz": 16000, "max_rate_hz": 48000, "min_bandwidth_hz": 0, "rates_hz": [22050, 48000]},
+                {"min_rate_hz": 16000, "max_rate_hz": 48000, "min_bandwidth_hz": 0, "rates_hz": ["x"]}):
         with pytest.raises(ModelLoadError, match="human_coverage"):
             ArtifactDetector({**detector.model, "human_coverage": bad})

@@ -79,8 +79,10 @@ def test_info_states_the_evidence_lines_pins_and_operating_points():
     from musicbrain_cli.artifacts.detector import PACKAGE_DIR as ART_DIR
 
     cov = json.loads((ART_DIR / "default" / "model.json").read_text())["human_coverage"]
-    assert (f"human side       calibrated at {cov['min_rate_hz']}-{cov['max_rate_hz']} Hz, bandwidth >= "
+    rates = [str(r) for r in cov["rates_hz"]]
+    assert (f"human side       calibrated at {', '.join(rates[:-1])} or {rates[-1]} Hz, bandwidth >= "
             f"{cov['min_bandwidth_hz']:.0f} Hz; outside that it can accuse, never exonerate") in out
+    assert "32000" not in rates     # a rate between two measured ones is not claimed
     card = json.loads((PACKAGE_DIR / "default" / "card.json").read_text())
     assert f"P(AI) >= {card['threshold']:.3f}" in out
     fa = card["test"]["false_accusation"]

@@ -430,9 +430,14 @@ def test_the_artifact_lines_human_coverage_is_quoted_beside_its_finding():
     rates = ArtifactDetector.from_pretrained("default").card["summary"]
     cov = rates["human_coverage"]
     said = next(s for s in _artifact_sentences({"error_rates": rates}) if "calibrated on" in s)
-    assert (f"at {cov['min_rate_hz']}-{cov['max_rate_hz']} Hz with at least "
+    listed = ", ".join(str(r) for r in cov["rates_hz"][:-1]) + f" or {cov['rates_hz'][-1]}"
+    assert (f"at {listed} Hz with at least "
             f"{cov['min_bandwidth_hz']:.0f} Hz of bandwidth") in said
-    assert "can accuse but never supports a 'human' verdict" in said
+    assert "at any other rate or a narrower band it can accuse but never supports a 'human' verdict" in said
+    # a card that records only the range (written before the rates were) is quoted as a range
+    ranged = {**rates, "human_coverage": {k: v for k, v in cov.items() if k != "rates_hz"}}
+    said = next(s for s in _artifact_sentences({"error_rates": ranged}) if "calibrated on" in s)
+    assert f"at {cov['min_rate_hz']}-{cov['max_rate_hz']} Hz with at least" in said
     cost = rates["human_withheld_by_coverage"]["test-fresh"]
     assert f"test-fresh {cost['k']} of {cost['n']} (" in said
     bare = {k: v for k, v in rates.items() if k != "human_coverage"}

@@ -41,8 +41,8 @@ MODEL_FILE, CARD_FILE = "model.json", "card.json"
 #: SHA-256 of the shipped files, checked on load (a swapped classifier changes verdicts).
 SHIPPED_SHA256: dict[str, dict[str, str]] = {
     "default": {
-        MODEL_FILE: "ba9fb8ba6ae1e22946e2d45d67bf0ed555b399628161e009ed71a7235a8f58fb",
-        CARD_FILE: "049b7ba939ff2e5f768f001e072a1700843e92413025247ababa473775943191",
+        MODEL_FILE: "5c84b71b2044405b5cd8b8dae5eb40c3734177f1fca6e00929097081ae2e4561",
+        CARD_FILE: "f06cc94a97db74eafe46530b7584ef5dc17e67dec5fe329b8f5717d8412ee63d",
     },
 }
 
@@ -233,14 +233,18 @@ class HumanCoverage:
     how human recordings score: outside that range its false-accusation and miss rates were
     never measured, so it can still accuse (a decoder's comb is a comb at any rate) but not
     exonerate. The numbers come from the human development uploads (train and validation
-    packages and renders, as uploaded): the lowest and highest sample rate among them and
-    the narrowest of their bandwidths (``model.json``'s ``human_coverage``, with the rule
-    and the set it was measured on).
+    packages and renders, as uploaded): the sample rates among them and the narrowest of
+    their bandwidths (``model.json``'s ``human_coverage``, with the rule and the set it was
+    measured on). A rate between two measured ones is not covered either (``rates_hz``):
+    32 kHz, say, is the rate of a family of neural codecs and text-to-music models, and no
+    human upload at it was ever scored. A model that records only the lowest and highest
+    rate (``rates_hz`` empty) is read as the range between them.
     """
 
     min_rate_hz: int
     max_rate_hz: int
     min_bandwidth_hz: float
+    rates_hz: tuple[int, ...] = ()
 
     @classmethod
     def from_model(cls, model: dict) -> "HumanCoverage | None":
@@ -248,12 +252,21 @@ class HumanCoverage:
         if raw is None:
             return None     # fitted before coverage was recorded: no restriction, as then
         try:
-            cov = cls(int(raw["min_rate_hz"]), int(raw["max_rate_hz"]), float(raw["min_bandwidth_hz"]))
+            cov = cls(int(raw["min_rate_hz"]), int(raw["max_rate_hz"]), float(raw["min_bandwidth_hz"]),
+                      tuple(sorted({int(r) for r in raw.get("rates_hz") or ()})))
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelLoadError(f"artifact model human_coverage is malformed: {exc!r}") from exc
-        if not 0 < cov.min_rate_hz <= cov.max_rate_hz or not 0.0 <= cov.min_bandwidth_hz:
+        if (not 0 < cov.min_rate_hz <= cov.max_rate_hz or not 0.0 <= cov.min_bandwidth_hz
+                or (cov.rates_hz and (cov.rates_hz[0], cov.rates_hz[-1]) != (cov.min_rate_hz, cov.max_rate_hz))):
             raise ModelLoadError(f"artifact model human_coverage is inconsistent: {raw!r}")
         return cov
+
+    def rates_text(self) -> str:
+        """The covered sample rates in words: ``16000, 22050 or 44100 Hz``, or a range."""
+        if not self.rates_hz:
+            return f"{self.min_rate_hz}-{self.max_rate_hz} Hz"
+        rates = [str(r) for r in self.rates_hz]
+        return (" or ".join(rates) if len(rates) < 3 else ", ".join(rates[:-1]) + " or " + rates[-1]) + " Hz"
 
     def outside(self, sample_rate: int, bandwidth_hz: float) -> str | None:
         """``None`` when a recording at ``sample_rate`` with ``bandwidth_hz`` lies within the
@@ -261,6 +274,9 @@ class HumanCoverage:
         if not self.min_rate_hz <= sample_rate <= self.max_rate_hz:
             return (f"its sample rate, {sample_rate} Hz, lies outside the {self.min_rate_hz}-"
                     f"{self.max_rate_hz} Hz of the human recordings this line was calibrated on")
+        if self.rates_hz and sample_rate not in self.rates_hz:
+            return (f"its sample rate, {sample_rate} Hz, is not one of the rates of the human "
+                    f"recordings this line was calibrated on ({self.rates_text()})")
         if bandwidth_hz < self.min_bandwidth_hz:
             return (f"its bandwidth, {bandwidth_hz:.0f} Hz, is narrower than that of any human recording "
                     f"this line was calibrated on (at least {self.min_bandwidth_hz:.0f} Hz)")

@@ -205,10 +205,10 @@ def evaluate(model: dict, rows: list[dict]) -> dict:
 #: left 12 of 40 human MusicNet pieces rendered at 22.05 kHz outside (their bandwidth is 4.9-6.0
 #: kHz, as is that of four of the 78 renders in the calibration itself): it withheld 'human'
 #: from the renderings the line was calibrated on.
-COVERAGE_RULE = ("sample rates: the lowest and highest among the human development uploads "
-                 "(train and validation packages and renders, as uploaded, where the line applies); "
-                 "bandwidth: the narrowest among them. Outside this range the line can accuse but "
-                 "never exonerate")
+COVERAGE_RULE = ("sample rates: those of the human development uploads (train and validation "
+                 "packages and renders, as uploaded, where the line applies), each one, not the "
+                 "range between them; bandwidth: the narrowest among them. At any other rate or a "
+                 "narrower band the line can accuse but never exonerate")
 
 
 COVERAGE_MEASURED_ON = ("the human train and validation uploads of the artifact corpus as "

@@ -670,9 +670,14 @@ def _artifact_sentences(found: Any) -> list[str]:
         cost = rates.get("human_withheld_by_coverage")
         parts = [f"{visible(str(k))} {ph}" for k in sorted(cost, key=str)
                  if (ph := _rate_phrase(cost.get(k)))] if isinstance(cost, Mapping) else []
-        out.append(f"Its human side was calibrated on recordings at {_num(cov['min_rate_hz']):.0f}-"
-                   f"{_num(cov['max_rate_hz']):.0f} Hz with at least {_num(cov['min_bandwidth_hz']):.0f} Hz of "
-                   "bandwidth; outside that it can accuse but never supports a 'human' verdict"
+        measured = cov.get("rates_hz")
+        listed = ([f"{r:.0f}" for r in map(_num, measured) if r is not None]
+                  if isinstance(measured, (list, tuple)) else [])
+        at = (", ".join(listed[:-1]) + " or " + listed[-1] + " Hz" if len(listed) > 1 else
+              f"{_num(cov['min_rate_hz']):.0f}-{_num(cov['max_rate_hz']):.0f} Hz")
+        out.append(f"Its human side was calibrated on recordings at {at} with at least "
+                   f"{_num(cov['min_bandwidth_hz']):.0f} Hz of bandwidth; at any other rate or a "
+                   "narrower band it can accuse but never supports a 'human' verdict"
                    + (" (held-out human recordings outside it: " + "; ".join(parts) + ")" if parts else "")
                    + ".")
     recall = _rate_phrase(rates.get("recall_synthetic_decoders_test"))
