@@ -165,15 +165,18 @@ def evidence_line_facts_lines() -> list[str]:
             lines.append(f"line       {name}: not available ({exc})")
             continue
         lines.append(f"line       {name} (model SHA-256 {det.sha256}, checked against the pin)")
-        lines.append(f"  operating point  P(AI) >= {det.threshold:.3f}")
+        accuses = getattr(det, "accuses", True)
+        lines.append(f"  operating point  P(AI) >= {det.threshold:.3f}"
+                     + ("" if accuses else ": leans towards AI there, does not accuse on its own"))
         if name == "artifacts" and det.coverage is not None:
             c = det.coverage
             lines.append(f"  human side       calibrated at {c.rates_text()}, bandwidth >= "
                          f"{c.min_bandwidth_hz:.0f} Hz; outside that it can accuse, never exonerate")
         if name == "symbolic":
             test = det.card.get("test") or {}
-            lines.append(f"  test clips       human called AI {rate(test.get('false_accusation'))}; "
-                         f"score-writing AI caught {rate(test.get('detection'))}")
+            reach = "called AI" if accuses else "at or above the operating point"
+            lines.append(f"  test clips       human {reach} {rate(test.get('false_accusation'))}; "
+                         f"score-writing AI {rate(test.get('detection'))}")
             if det.doubt_threshold < det.threshold:
                 lines.append(f"  leans towards AI P(AI) >= {det.doubt_threshold:.3f}: withholds a human "
                              f"verdict (human test clips {rate(test.get('human_withheld'))}; "

@@ -252,11 +252,13 @@ def symbolic_finding(finding: Mapping) -> LineFinding:
     """The symbolic line's finding (:meth:`musicbrain_cli.symbolic.detector.SymbolicDetector.
     assess`, as a dict) as one evidence line.
 
-    It can accuse (in its domain, at or beyond its operating point) but never exonerate: its
-    human side is the classical repertoire of the reference corpus, so notes that look human
-    to it say nothing about a recording's origin. In its domain between its doubt threshold
-    and its operating point it leans towards AI: ``inconclusive``, which withholds a ``human``
-    verdict. Below that, or where it does not apply, it is no evidence either way.
+    It never exonerates: its human side is the classical repertoire of the reference corpus,
+    so notes that look human to it say nothing about a recording's origin. A finding that says
+    AI (in its domain, at or beyond its operating point, from a line that accuses) is ``ai``;
+    the shipped line does not accuse on its own (:data:`musicbrain_cli.symbolic.detector.
+    ACCUSES`), so in its domain at or above its doubt threshold it leans towards AI:
+    ``inconclusive``, which withholds a ``human`` verdict. Below that, or where it does not
+    apply, it is no evidence either way.
     """
     explanation = str(finding.get("explanation") or "")
     in_domain = bool(finding.get("applicable")) and bool(finding.get("in_domain"))

@@ -86,7 +86,8 @@ def test_info_states_the_evidence_lines_pins_and_operating_points():
     card = json.loads((PACKAGE_DIR / "default" / "card.json").read_text())
     assert f"P(AI) >= {card['threshold']:.3f}" in out
     fa = card["test"]["false_accusation"]
-    assert f"human called AI {fa['k']} of {fa['n']}" in out
+    assert f"human at or above the operating point {fa['k']} of {fa['n']}" in out
+    assert "leans towards AI there, does not accuse on its own" in out
     held = card["test"]["human_withheld"]
     assert (f"leans towards AI P(AI) >= {card['operating_point']['doubt_threshold']:.3f}: withholds a "
             f"human verdict (human test clips {held['k']} of {held['n']}") in out

@@ -589,7 +589,7 @@ def forced(fitted):
     model = copy.deepcopy(fitted[0])
     model["platt"] = {"a": 0.0, "b": 50.0}
     model["domain"]["limit"] = 1e12
-    return SymbolicDetector(model, {"test": CARD_RATES})
+    return SymbolicDetector(model, {"test": CARD_RATES}, accuses=True)
 
 
 @pytest.fixture(scope="module")
@@ -632,6 +632,34 @@ def test_assess_a_tone_sequence_is_analysed_and_accused_by_a_model_that_calls_ev
     assert isinstance(d["windows"], list) and json.loads(json.dumps(d))["says_ai"] is True
 
 
+def test_the_shipped_policy_leans_at_the_operating_point_instead_of_accusing(fitted, melody_window):
+    """Since session 25 the line does not accuse on its own (human rags reached its operating
+    point): the same P(AI) of 1 that accuses with ``accuses=True`` leans towards AI by default,
+    says why, and makes a content line's 'human' inconclusive, never 'ai'. The shipped line
+    follows the policy."""
+    from musicbrain_cli.symbolic import detector as sym
+    from musicbrain_cli.verdict import LineFinding, combine, symbolic_finding
+
+    assert sym.ACCUSES is False and SymbolicDetector.from_pretrained("default").accuses is False
+    model = copy.deepcopy(fitted[0])
+    model["platt"] = {"a": 0.0, "b": 50.0}
+    model["domain"]["limit"] = 1e12
+    got = SymbolicDetector(model, {"test": CARD_RATES}).assess([(0.0, melody_window)], SR,
+                                                                content_in_domain=True)
+    assert got.p_ai >= got.threshold and got.reaches_operating_point
+    assert not got.says_ai and got.leans_ai and got.accuses is False
+    assert "does not accuse on its own" in got.explanation and "Joplin" in got.explanation
+    line = symbolic_finding(got.to_dict())
+    assert line.finding == "inconclusive"
+    content = LineFinding(line="content", finding="human", in_domain=True, p_ai=0.01, threshold=0.6)
+    assert combine([content, line]).label == "inconclusive"
+    accusing = SymbolicDetector(model, accuses=True).assess([(0.0, melody_window)], SR,
+                                                             content_in_domain=True)
+    assert accusing.says_ai and accusing.reaches_operating_point and accusing.accuses
+    assert "does not accuse" not in accusing.explanation
+    assert combine([content, symbolic_finding(accusing.to_dict())]).label == "ai"
+
+
 def test_assess_never_accuses_when_the_content_model_is_out_of_its_domain(forced, melody_window,
                                                                          monkeypatch):
     """The line was measured on rendered scores only: where the content model finds the
@@ -670,7 +698,8 @@ def test_assess_between_the_doubt_threshold_and_the_operating_point_leans_toward
     model["threshold"], model["doubt_threshold"] = 0.9, 0.5
     for b, says, leans in ((0.0, False, True), (-5.0, False, False), (5.0, True, False)):
         model["platt"] = {"a": 0.0, "b": b}           # P(AI) 0.5, 0.007, 0.993
-        got = SymbolicDetector(model).assess([(0.0, melody_window)], SR, content_in_domain=True)
+        got = SymbolicDetector(model, accuses=True).assess([(0.0, melody_window)], SR,
+                                                           content_in_domain=True)
         assert (got.says_ai, got.leans_ai) == (says, leans)
         assert got.doubt_threshold == 0.5
         assert ("doubt threshold 0.50" in got.explanation) is leans
@@ -842,10 +871,13 @@ def test_report_states_windows_and_measured_error_rates_in_words():
              "error_rates": CARD_RATES}
     s = _symbolic_sentences(found)
     assert "2 window(s) of 57 transcribed notes" in s[0] and "0, 60" in s[0]
-    fa = next(x for x in s if "accused" in x)
+    fa = next(x for x in s if "human test clips at or above its operating point" in x)
     assert "1 of 200" in fa and "0.5 %" in fa and "0.1 %" in fa and "2.8 %" in fa
-    det = next(x for x in s if "caught" in x)
+    det = next(x for x in s if "generators at or above its operating point" in x)
     assert "90 of 100" in det and "90.0 %" in det
+    assert not any("does not accuse on its own" in x for x in s)   # a finding of an accusing line
+    said = _symbolic_sentences({**found, "accuses": False})
+    assert "This line does not accuse on its own" in said[1] and "rags" in said[1]
     withheld = next(x for x in s if "lean towards AI" in x)
     assert "14 of 200" in withheld and "7.0 %" in withheld and "no accusation" in withheld
     doubted = next(x for x in s if "doubt threshold" in x)

@@ -719,9 +719,13 @@ def _symbolic_sentences(found: Any) -> list[str]:
         out.append(f"{len(windows)} window(s) of {_count(sum(_count(w.get('notes')) for w in windows))} "
                    "transcribed notes in all; starts (s): "
                    + ", ".join(f"{_num(w.get('start_s')) or 0:g}" for w in windows[:12]) + ".")
+    if found.get("accuses") is False:
+        out.append("This line does not accuse on its own: its human side holds no ragtime and almost "
+                   "no art songs, and rendered human rags reached its operating point. At or above "
+                   "that point it withholds a 'human' verdict, as in its doubt zone.")
     rates = found.get("error_rates") if isinstance(found.get("error_rates"), Mapping) else {}
-    for key, what in (("false_accusation", "human test clips it accused"),
-                      ("detection", "clips of score-writing generators it caught"),
+    for key, what in (("false_accusation", "human test clips at or above its operating point"),
+                      ("detection", "clips of score-writing generators at or above its operating point"),
                       ("human_withheld", "human test clips whose notes lean towards AI (a human "
                                          "verdict withheld, no accusation)"),
                       ("ai_doubted", "clips of score-writing generators at or above its doubt "
