@@ -62,3 +62,14 @@ def csv_cell(value: object) -> object:
 
 
 __all__ = ["FORMULA_START", "UNSAFE_CATEGORIES", "csv_cell", "terminal_text"]
+
+
+def distinct_pair(a: float, b: float, *, decimals: int = 2, most: int = 4) -> tuple[str, str]:
+    """``a`` and ``b`` written with ``decimals`` decimals, or with as many more (up to ``most``)
+    as it takes for the two to read differently when they differ: a P(AI) of 0.992 against an
+    operating point of 0.991 must not read "0.99 against 0.99"."""
+    for d in range(decimals, most + 1):
+        sa, sb = f"{a:.{d}f}", f"{b:.{d}f}"
+        if sa != sb or a == b:
+            return sa, sb
+    return sa, sb

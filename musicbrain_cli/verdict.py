@@ -35,6 +35,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from musicbrain_cli.text import distinct_pair
+
 AI, HUMAN, INCONCLUSIVE = "ai", "human", "inconclusive"
 
 
@@ -328,7 +330,7 @@ def combine(findings: Sequence[LineFinding]) -> CombinedVerdict:
     says_ai = [f for f in findings if f.in_domain and f.finding == AI]
     if says_ai:
         reasons = [f"The {f.line} line, within its own domain, finds AI generation beyond its "
-                   "operating point" + (f" (P(AI) {f.p_ai:.2f} against {f.threshold:.2f})"
+                   "operating point" + (" (P(AI) {} against {})".format(*distinct_pair(f.p_ai, f.threshold))
                                         if f.p_ai is not None and f.threshold is not None else "")
                    + "." for f in says_ai]
         others = [f for f in findings if f not in says_ai and f.finding == HUMAN]

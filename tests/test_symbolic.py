@@ -658,6 +658,10 @@ def test_the_shipped_policy_leans_at_the_operating_point_instead_of_accusing(fit
     assert accusing.says_ai and accusing.reaches_operating_point and accusing.accuses
     assert "does not accuse" not in accusing.explanation
     assert combine([content, symbolic_finding(accusing.to_dict())]).label == "ai"
+    # a P(AI) just above the operating point is written so that the two read differently
+    model["threshold"] = model["doubt_threshold"] = 0.9995
+    close = SymbolicDetector(model).assess([(0.0, melody_window)], SR, content_in_domain=True)
+    assert "P(AI) of 1.0000 against the operating point 0.9995" in close.explanation
 
 
 def test_assess_never_accuses_when_the_content_model_is_out_of_its_domain(forced, melody_window,

@@ -6,7 +6,7 @@ import io
 import pytest
 
 from musicbrain_cli.report.catalog import summary_csv
-from musicbrain_cli.text import csv_cell, terminal_text
+from musicbrain_cli.text import csv_cell, distinct_pair, terminal_text
 
 FAKE = "\x1b[2K\r\x1b[1;32mALL VERIFIED\x1b[0m\n\x9b2Jx\u202egpj.wav"
 
@@ -66,3 +66,20 @@ def test_the_cli_prints_only_through_its_terminal_safe_echo():
             if isinstance(call, ast.Call) and name in ("echo", "secho", "print"):
                 raw.append(f"{node.name}: line {call.lineno}")
     assert not raw, f"print through _echo instead: {raw}"
+
+
+def test_two_numbers_that_differ_never_read_alike():
+    """A P(AI) of 0.992 against an operating point of 0.991 read "0.99 against 0.99" in a
+    report: as many more decimals as it takes (up to four), and no more than two otherwise."""
+    assert distinct_pair(0.97, 0.9) == ("0.97", "0.90")
+    assert distinct_pair(0.9919595, 0.9910650) == ("0.992", "0.991")
+    assert distinct_pair(0.99106, 0.99104) == ("0.9911", "0.9910")
+    assert distinct_pair(0.5, 0.5) == ("0.50", "0.50")
+    assert distinct_pair(0.991065, 0.9910650001) == ("0.9911", "0.9911")     # past four: alike
+
+
+def test_a_verdict_reason_tells_a_p_ai_from_an_operating_point_just_below_it():
+    from musicbrain_cli.verdict import LineFinding, combine
+
+    content = LineFinding(line="content", finding="ai", in_domain=True, p_ai=0.9919, threshold=0.9911)
+    assert "(P(AI) 0.992 against 0.991)" in combine([content]).reasons[0]

@@ -34,6 +34,7 @@ from musicbrain_cli.files import sha256_file
 from musicbrain_cli.symbolic import roll as _roll
 from musicbrain_cli.symbolic.features import FEATURE_NAMES, MIN_NOTES, note_features
 from musicbrain_cli.symbolic.features import canonical_notes
+from musicbrain_cli.text import distinct_pair
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 #: SHA-256 of the shipped model's files, checked on load.
@@ -360,8 +361,9 @@ class SymbolicDetector:
             t, r = np.mean(shares, axis=0)
             split = (f" Of its log-odds, the statistics give {t:+.2f}, the piano-roll network {r:+.2f} "
                      f"and the calibration {self.bias:+.2f}.")
+        shown_p, shown_t = distinct_pair(p, self.threshold)
         text = (f"basic-pitch heard the notes of {len(xs)} window(s); {readers} give a "
-                f"calibrated P(AI) of {p:.2f} against the operating point {self.threshold:.2f}.{split}{doubt} "
+                f"calibrated P(AI) of {shown_p} against the operating point {shown_t}.{split}{doubt} "
                 f"Furthest from the human scores the line was trained on: {where}.")
         return SymbolicFinding(True, True, p, says_ai=says_ai, leans_ai=leans_ai, features=named,
                                explanation=text, reaches_operating_point=reaches, **common)
