@@ -10,11 +10,11 @@ its Mahalanobis distance from the training windows is within the fitted limit; t
 P(AI) is the calibrated mean raw score of its in-domain windows. The line judges only when
 the content model also finds the recording in its own domain (audio like the rendered scores
 both were trained on: the note statistics of a studio mix or a live recording were never
-measured). It does not accuse on its own (:data:`ACCUSES`): a P(AI) at or above its operating
-point leans towards AI, as one between its doubt threshold and the operating point does. It
-never exonerates (:func:`musicbrain_cli.verdict.symbolic_finding`); between its doubt
-threshold and the operating point it *leans towards AI*: it does not accuse, but it withholds
-a ``human`` verdict (the threshold and its rule: :mod:`musicbrain_cli.symbolic.fit`).
+measured). It never exonerates (:func:`musicbrain_cli.verdict.symbolic_finding`). At or above
+its doubt threshold it *leans towards AI*: it does not accuse, but it withholds a ``human``
+verdict (the threshold and its rule: :mod:`musicbrain_cli.symbolic.fit`); at or above its
+operating point it would accuse, but the shipped line does not accuse on its own
+(:data:`ACCUSES`), so there it leans as well.
 """
 
 from __future__ import annotations
