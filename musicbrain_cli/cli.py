@@ -165,7 +165,7 @@ def evidence_line_facts_lines() -> list[str]:
             lines.append(f"line       {name}: not available ({exc})")
             continue
         lines.append(f"line       {name} (model SHA-256 {det.sha256}, checked against the pin)")
-        accuses = getattr(det, "accuses", True)
+        accuses = name != "symbolic" or det.accuses
         lines.append(f"  operating point  P(AI) >= {det.threshold:.3f}"
                      + ("" if accuses else ": leans towards AI there, does not accuse on its own"))
         if name == "artifacts" and det.coverage is not None:

@@ -61,7 +61,7 @@ def csv_cell(value: object) -> object:
     return "'" + text if value.startswith(FORMULA_START) else text
 
 
-__all__ = ["FORMULA_START", "UNSAFE_CATEGORIES", "csv_cell", "terminal_text"]
+__all__ = ["FORMULA_START", "UNSAFE_CATEGORIES", "csv_cell", "distinct_pair", "or_list", "terminal_text"]
 
 
 def distinct_pair(a: float, b: float, *, decimals: int = 2, most: int = 4) -> tuple[str, str]:
@@ -73,3 +73,9 @@ def distinct_pair(a: float, b: float, *, decimals: int = 2, most: int = 4) -> tu
         if sa != sb or a == b:
             return sa, sb
     return sa, sb
+
+
+def or_list(items) -> str:
+    """Items in words: ``a``, ``a or b``, ``a, b or c``."""
+    items = [str(i) for i in items]
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " or " + items[-1]

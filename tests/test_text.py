@@ -83,3 +83,11 @@ def test_a_verdict_reason_tells_a_p_ai_from_an_operating_point_just_below_it():
 
     content = LineFinding(line="content", finding="ai", in_domain=True, p_ai=0.9919, threshold=0.9911)
     assert "(P(AI) 0.992 against 0.991)" in combine([content]).reasons[0]
+
+
+def test_items_in_words_are_joined_with_commas_and_a_final_or():
+    from musicbrain_cli.text import or_list
+
+    assert or_list([16000]) == "16000"
+    assert or_list([22050, 44100]) == "22050 or 44100"
+    assert or_list(["a", "b", "c"]) == "a, b or c"

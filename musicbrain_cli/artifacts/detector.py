@@ -34,6 +34,7 @@ from musicbrain_cli.artifacts import peaks as _peaks
 from musicbrain_cli.artifacts import spectrum as _spectrum
 from musicbrain_cli.audio.intake import sha256_file
 from musicbrain_cli.errors import ConfigError, ModelLoadError, SilentAudioError, ZeroLengthAudioError
+from musicbrain_cli.text import or_list
 
 LINE = "artifacts"
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -265,8 +266,7 @@ class HumanCoverage:
         """The covered sample rates in words: ``16000, 22050 or 44100 Hz``, or a range."""
         if not self.rates_hz:
             return f"{self.min_rate_hz}-{self.max_rate_hz} Hz"
-        rates = [str(r) for r in self.rates_hz]
-        return (" or ".join(rates) if len(rates) < 3 else ", ".join(rates[:-1]) + " or " + rates[-1]) + " Hz"
+        return or_list(self.rates_hz) + " Hz"
 
     def outside(self, sample_rate: int, bandwidth_hz: float) -> str | None:
         """``None`` when a recording at ``sample_rate`` with ``bandwidth_hz`` lies within the

@@ -24,6 +24,7 @@ from musicbrain_cli import __version__
 from musicbrain_cli.audio.metadata import split_cut
 from musicbrain_cli.errors import ReportError
 from musicbrain_cli.model.ood import labels_withheld
+from musicbrain_cli.text import or_list
 
 TIMELINE_FIGURE = "timeline.png"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -673,7 +674,7 @@ def _artifact_sentences(found: Any) -> list[str]:
         measured = cov.get("rates_hz")
         listed = ([f"{r:.0f}" for r in map(_num, measured) if r is not None]
                   if isinstance(measured, (list, tuple)) else [])
-        at = (", ".join(listed[:-1]) + " or " + listed[-1] + " Hz" if len(listed) > 1 else
+        at = (or_list(listed) + " Hz" if len(listed) > 1 else
               f"{_num(cov['min_rate_hz']):.0f}-{_num(cov['max_rate_hz']):.0f} Hz")
         out.append(f"Its human side was calibrated on recordings at {at} with at least "
                    f"{_num(cov['min_bandwidth_hz']):.0f} Hz of bandwidth; at any other rate or a "
