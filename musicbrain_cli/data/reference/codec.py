@@ -18,7 +18,6 @@ Weights are saved as safetensors beside a JSON config, like the symbolic generat
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,8 +29,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from musicbrain_cli.errors import ModelLoadError, TrainingError
-from musicbrain_cli.files import sha256_file
 from musicbrain_cli.progress import NULL_PROGRESS, Progress
+from musicbrain_cli.data.reference.weights import load_weights, save_weights
 
 
 @dataclass(frozen=True)
@@ -210,43 +209,21 @@ def resynthesize(model: ConvCodec, y: np.ndarray, *, chunk_s: float = 30.0) -> n
 
 
 def save_codec(model: ConvCodec, directory: str | Path, name: str, *, meta: dict) -> Path:
-    from safetensors.torch import save_file
-
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    weights = directory / f"{name}.safetensors"
-    # float16 on disk (small assets), float32 in memory
-    save_file({k: v.detach().to(torch.float16).contiguous()
-               for k, v in model.state_dict().items()}, str(weights))
-    config = {"name": name, "kind": "conv-codec", "architecture": asdict(model.cfg),
-              "weights_sha256": sha256_file(weights), **meta}
-    (directory / f"{name}.json").write_text(json.dumps(config, indent=1) + "\n",
-                                            encoding="utf-8")
-    return weights
+    """Write ``<name>.safetensors`` and ``<name>.json`` (architecture and ``meta``)."""
+    return save_weights(model.state_dict(), directory, name,
+                        config={"name": name, "kind": "conv-codec",
+                                "architecture": asdict(model.cfg), **meta})
 
 
 def load_codec(directory: str | Path, name: str) -> tuple[ConvCodec, dict]:
     """Load a codec saved by :func:`save_codec` (SHA-256 checked). Model in eval mode."""
-    from safetensors.torch import load_file
-
-    directory = Path(directory)
-    cfg_path, weights = directory / f"{name}.json", directory / f"{name}.safetensors"
+    config, state = load_weights(directory, name, kind="conv-codec", what="codec")
     try:
-        config = json.loads(cfg_path.read_text(encoding="utf-8"))
-        if config.get("kind") != "conv-codec":
-            raise ModelLoadError(f"{str(cfg_path)!r} is not a codec (kind "
-                                 f"{config.get('kind')!r})")
-        if sha256_file(weights) != config["weights_sha256"]:
-            raise ModelLoadError(f"weights {str(weights)!r} do not match the SHA-256 "
-                                 f"recorded in {str(cfg_path)!r}")
         arch = dict(config["architecture"])
         arch["strides"] = tuple(arch["strides"])
         model = ConvCodec(CodecConfig(**arch))
-        model.load_state_dict({k: v.float() for k, v in load_file(str(weights)).items()},
-                              strict=True)
-    except ModelLoadError:
-        raise
-    except (OSError, json.JSONDecodeError, KeyError, TypeError, RuntimeError) as exc:
+        model.load_state_dict(state, strict=True)
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise ModelLoadError(f"cannot load codec {name!r} from {str(directory)!r}: "
                              f"{exc}") from exc
     model.eval()

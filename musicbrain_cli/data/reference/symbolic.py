@@ -15,7 +15,6 @@ the works it learned from, and the SHA-256 of the weights, checked on load).
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -28,9 +27,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from musicbrain_cli.errors import ModelLoadError, TrainingError
-from musicbrain_cli.files import sha256_file
 from musicbrain_cli.progress import NULL_PROGRESS, Progress
 from musicbrain_cli.data.reference.tokens import EOS, PAD, PREFIX_LEN, Vocabulary
+from musicbrain_cli.data.reference.weights import load_weights, save_weights
 
 #: NotaGen's sampling defaults (NotaGen README, "Inference": top_k=9, top_p=0.9,
 #: temperature=1.2).
@@ -326,22 +325,13 @@ def sample(model: SymbolicGPT, prefixes: torch.Tensor, *, max_new_tokens: int,
 def save_generator(model: SymbolicGPT, vocab: Vocabulary, directory: str | Path, name: str,
                    *, meta: dict) -> Path:
     """Write ``<name>.safetensors`` and ``<name>.json`` (config, vocabulary, ``meta``)."""
-    from safetensors.torch import save_file
-
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    weights = directory / f"{name}.safetensors"
-    # stored as float16 to keep the shipped assets small (a few MB); loaded back as float32,
-    # so sampling is the same on every machine. head.weight is tied to tok.weight
-    # (safetensors refuses shared storage) and is re-tied on load.
-    state = {k: v.detach().to(torch.float16).contiguous()
-             for k, v in model.state_dict().items() if k != "head.weight"}
-    save_file(state, str(weights))
-    config = {"name": name, "kind": "symbolic-gpt", "architecture": asdict(model.cfg),
-              "vocabulary": list(vocab.tokens), "weights_sha256": sha256_file(weights), **meta}
-    (directory / f"{name}.json").write_text(json.dumps(config, indent=1, ensure_ascii=False)
-                                            + "\n", encoding="utf-8")
-    return weights
+    # head.weight is tied to tok.weight (safetensors refuses shared storage) and is re-tied
+    # on load.
+    state = {k: v for k, v in model.state_dict().items() if k != "head.weight"}
+    return save_weights(state, directory, name,
+                        config={"name": name, "kind": "symbolic-gpt",
+                                "architecture": asdict(model.cfg),
+                                "vocabulary": list(vocab.tokens), **meta})
 
 
 def load_generator(directory: str | Path, name: str) -> tuple[SymbolicGPT, Vocabulary, dict]:
@@ -350,27 +340,15 @@ def load_generator(directory: str | Path, name: str) -> tuple[SymbolicGPT, Vocab
     Returns ``(model in eval mode, vocabulary, config dict)``. Raises
     :class:`ModelLoadError` when a file is missing, altered or mismatched.
     """
-    from safetensors.torch import load_file
-
-    directory = Path(directory)
-    cfg_path, weights = directory / f"{name}.json", directory / f"{name}.safetensors"
+    config, state = load_weights(directory, name, kind="symbolic-gpt",
+                                 what="symbolic generator")
     try:
-        config = json.loads(cfg_path.read_text(encoding="utf-8"))
-        if config.get("kind") != "symbolic-gpt":
-            raise ModelLoadError(f"{str(cfg_path)!r} is not a symbolic generator "
-                                 f"(kind {config.get('kind')!r})")
-        if sha256_file(weights) != config["weights_sha256"]:
-            raise ModelLoadError(f"weights {str(weights)!r} do not match the SHA-256 "
-                                 f"recorded in {str(cfg_path)!r}")
         vocab = Vocabulary(tuple(config["vocabulary"]))
         model = SymbolicGPT(GPTConfig(**config["architecture"]))
-        state = {k: v.float() for k, v in load_file(str(weights)).items()}
         state["head.weight"] = state["tok.weight"]
         model.load_state_dict(state, strict=True)
         model.head.weight = model.tok.weight  # load_state_dict copies; keep them tied
-    except ModelLoadError:
-        raise
-    except (OSError, json.JSONDecodeError, KeyError, TypeError, RuntimeError) as exc:
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise ModelLoadError(f"cannot load generator {name!r} from {str(directory)!r}: "
                              f"{exc}") from exc
     if len(vocab) != model.cfg.vocab_size:
