@@ -63,7 +63,8 @@ def test_untouched_folder_verifies(copy, keys):
     assert result.ok and result.status == "VALID", result.failures
     names = {c.name for c in result.checks if c.status == "pass"}
     assert {"manifest", "signature", "signer", "unlisted files", "audio", "report.pdf: pdf audio",
-            "file report.pdf", "file report.html", "file result.json"} <= names
+            "file report.pdf", "file report.html", "file result.json", "rendering report.html",
+            "rendering report.pdf"} <= names
     # an intact signature by a signer nobody trusts is UNTRUSTED, never VALID
     loose = verify_path(folder, audio=audio)
     assert not loose.failures and loose.status == "UNTRUSTED" and not loose.ok
@@ -129,6 +130,65 @@ def test_resigned_by_another_key_is_never_valid(copy, keys, tmp_path):
     assert not pinned.ok
     signer = [c for c in pinned.checks if c.name == "signer"]
     assert signer[0].status == "untrusted" and other.manifest_key_fingerprint in signer[0].detail
+
+
+def _rewritten(folder, audio, keys, *, track=None, result=None, signer=None):
+    """The folder's report files rendered again from ``track`` (default: its own result),
+    its ``result.json`` then replaced by ``result`` when given, and the folder sealed again
+    with ``keys``: what the holder of the keys can do."""
+    from musicbrain_cli.report.manifest import build_manifest
+
+    own = json.loads((folder / "result.json").read_text())
+    figures = {p.name: p.read_bytes() for p in (folder / "figures").iterdir()}
+    write_track_report(track or own, figures, folder, formats=("pdf", "html", "json"),
+                       keys=keys, overwrite=True)
+    if result is not None:
+        (folder / "result.json").write_text(json.dumps(result, indent=2, sort_keys=True))
+    write_manifest(folder, audio, own["model"]["weights_sha256"], keys)
+    if signer is not None:      # a manifest as an earlier version wrote it
+        manifest = build_manifest(folder, audio_path=audio,
+                                  model_weights_sha256=own["model"]["weights_sha256"], keys=keys)
+        manifest["signer"] = signer(manifest["signer"])
+        from musicbrain_cli.report.manifest import _write_signed
+        _write_signed(folder, MANIFEST_NAME, SIGNATURE_NAME, manifest, keys)
+
+
+def test_a_report_whose_text_contradicts_its_result_is_invalid_even_when_resealed(copy, keys):
+    """Audit (session 26): the hashes only prove that the signer sealed the files. A report
+    whose HTML and PDF say `ai` beside a result.json that says `human`, sealed again with the
+    examiner's own keys, verified VALID; verify --reproduce re-derives result.json only. Now
+    the HTML is rendered again from the signed result.json and compared, and the PDF's /ID
+    must be that HTML's."""
+    folder, audio = copy
+    own = json.loads((folder / "result.json").read_text())
+    assert verify_path(folder, audio=audio, trusted=keys.public()).ok
+    other = json.loads(json.dumps(own))
+    other["verdict"]["label"] = "human" if own["verdict"]["label"] != "human" else "ai"
+    _rewritten(folder, audio, keys, track=other, result=own)
+    result = verify_path(folder, audio=audio, trusted=keys.public())
+    assert result.status == "INVALID"
+    assert _failed(result) == {"rendering report.html", "rendering report.pdf"}, result.checks
+    res = CliRunner().invoke(main, ["verify", str(folder), "--audio", str(audio)])
+    assert res.exit_code == 1 and "does not say what its signed result says" in res.output
+
+
+def test_a_report_of_another_version_or_an_older_manifest_is_not_rendered_again(copy, keys):
+    folder, audio = copy
+    own = json.loads((folder / "result.json").read_text())
+    older = json.loads(json.dumps(own))
+    older["software"]["musicbrain"] = "0.0.1"
+    _rewritten(folder, audio, keys, track=older)
+    result = verify_path(folder, audio=audio, trusted=keys.public())
+    skipped = [c for c in result.checks if c.name == "rendering"]
+    assert result.ok and [c.status for c in skipped] == ["skip"], result.checks
+    assert "MusicBrain 0.0.1" in skipped[0].detail
+    # a manifest sealed before the signer's self-signed flag was recorded
+    _rewritten(folder, audio, keys, track=own,
+               signer=lambda s: {k: v for k, v in s.items() if k != "certificate_self_signed"})
+    result = verify_path(folder, audio=audio, trusted=keys.public())
+    skipped = [c for c in result.checks if c.name == "rendering"]
+    assert result.ok and [c.status for c in skipped] == ["skip"], result.checks
+    assert "self-signed" in skipped[0].detail
 
 
 def _resealed_by(folder, audio, forger, tmp_path):

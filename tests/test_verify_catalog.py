@@ -144,7 +144,8 @@ def test_cli_verifies_a_scan_folder(copy, tmp_path):
 def test_a_catalog_forged_and_resigned_whole_by_another_key_is_not_valid(copy, tmp_path):
     """Observation 2: a catalog with one track deleted and another flipped to `human`,
     every file re-rendered and re-signed with another key, verified VALID without --keys."""
-    from musicbrain_cli.report import CatalogEntry, init_keys, summary_row, write_manifest
+    from musicbrain_cli.report import (CatalogEntry, init_keys, summary_row, write_manifest,
+                                       write_track_report)
     from musicbrain_cli.report.manifest import write_catalog_manifest
 
     forger = init_keys(tmp_path / "forger")
@@ -154,7 +155,9 @@ def test_a_catalog_forged_and_resigned_whole_by_another_key_is_not_valid(copy, t
     kept = copy / Path(ok[1]["report"]).parent
     track = json.loads((kept / "result.json").read_text(encoding="utf-8"))
     track["verdict"].update(label="human", p_ai=0.01)
-    (kept / "result.json").write_text(json.dumps(track), encoding="utf-8")
+    figures = {f.name: f.read_bytes() for f in (kept / "figures").iterdir()}
+    formats = tuple(f for f in ("pdf", "html") if (kept / f"report.{f}").exists()) + ("json",)
+    write_track_report(track, figures, kept, formats=formats, keys=forger, overwrite=True)
     write_manifest(kept, None, track["model"]["weights_sha256"] or None, forger)
     forged = [summary_row(CatalogEntry(ok[1]["path"], track=track, report=ok[1]["report"]))]
     for name, data in catalog_files(forged).items():

@@ -899,20 +899,23 @@ def _integrity(track: Mapping) -> list[tuple[str, str]]:
     return rows
 
 
-def _signature(signer: Any) -> dict | None:
+def _signature(signer: Mapping | None) -> dict | None:
+    """The signature section's strings from the manifest's record of the signer
+    (:meth:`~musicbrain_cli.report.keys.KeyPair.record`)."""
     if signer is None:
         return None
-    cert = getattr(signer, "pdf_cert", None) or getattr(signer, "certificate", None)
     return {
-        "manifest_key": getattr(signer, "manifest_key_fingerprint", None) or "n/a",
-        "certificate": getattr(signer, "certificate_fingerprint", None) or "n/a",
-        "subject": visible(cert.subject.rfc4514_string()) if cert is not None else "n/a",
-        "self_signed": cert is not None and cert.issuer == cert.subject,
+        "manifest_key": visible(signer.get("public_key_sha256") or "n/a"),
+        "certificate": visible(signer.get("certificate_sha256") or "n/a"),
+        "subject": visible(signer.get("certificate_subject") or "n/a"),
+        "self_signed": signer.get("certificate_self_signed") is True,
     }
 
 
-def report_view(track: Mapping, figures: Mapping[str, bytes], *, signer: Any = None) -> dict:
-    """Display strings for ``report.html`` from a track dict (see module doc)."""
+def report_view(track: Mapping, figures: Mapping[str, bytes], *,
+                signer: Mapping | None = None) -> dict:
+    """Display strings for ``report.html`` from a track dict (see module doc); ``signer``:
+    the manifest's record of the signer (:meth:`~musicbrain_cli.report.keys.KeyPair.record`)."""
     if not isinstance(track, Mapping):
         raise ReportError(f"a track result must be a dict, got {type(track).__name__}")
     inp = track.get("input") or {}
@@ -990,12 +993,14 @@ def _env():
 
 
 def render_report_html(track: Mapping, figures: Mapping[str, bytes], *,
-                       signer: Any = None) -> str:
+                       signer: Mapping | None = None) -> str:
     """Complete, self-contained HTML of one evidence report (figures as data: URIs).
 
     ``figures`` maps file names (``timeline.png``, the ``explanations[].figure`` names) to
-    PNG bytes; ``signer`` (a :class:`~musicbrain_cli.report.keys.KeyPair`) adds the
-    fingerprints of the keys that sign the report.
+    PNG bytes; ``signer`` (the manifest's record of the signer,
+    :meth:`~musicbrain_cli.report.keys.KeyPair.record`) adds the fingerprints of the keys
+    that sign the report. Deterministic: ``verify`` renders a sealed report again from its
+    signed ``result.json``, figures and manifest and compares the bytes.
     """
     env = _env()
     return env.get_template("report.html").render(r=report_view(track, figures, signer=signer))

@@ -167,6 +167,17 @@ class KeyPair:
     def public(self) -> TrustedSigner:
         return TrustedSigner(self.manifest_public_key, self.pdf_cert)
 
+    def record(self) -> dict:
+        """What a report folder's manifest records of its signer (``manifest.json``'s
+        ``signer``), and all that the report itself states about it, so that ``verify``
+        can render the report's signature section again from the signed manifest alone."""
+        return {"algorithm": "Ed25519",
+                "public_key": ed25519_public_b64(self.manifest_public_key),
+                "public_key_sha256": self.manifest_key_fingerprint,
+                "certificate_sha256": self.certificate_fingerprint,
+                "certificate_subject": self.pdf_cert.subject.rfc4514_string(),
+                "certificate_self_signed": self.self_signed}
+
 
 # --- creation -----------------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ from musicbrain_cli import __version__
 from musicbrain_cli.errors import ReportError, SigningError
 from musicbrain_cli.files import canonical_json as _canonical_json
 from musicbrain_cli.report._io import atomic_write_bytes, sha256_file
-from musicbrain_cli.report.keys import KeyPair, ed25519_public_b64
+from musicbrain_cli.report.keys import KeyPair
 from musicbrain_cli.report.signing import sign_detached
 
 MANIFEST_NAME = "manifest.json"
@@ -103,13 +103,7 @@ def _now() -> str:
 
 
 def _signer(keys: KeyPair | None) -> dict | None:
-    if keys is None:
-        return None
-    return {"algorithm": "Ed25519",
-            "public_key": ed25519_public_b64(keys.manifest_public_key),
-            "public_key_sha256": keys.manifest_key_fingerprint,
-            "certificate_sha256": keys.certificate_fingerprint,
-            "certificate_subject": keys.pdf_cert.subject.rfc4514_string()}
+    return None if keys is None else keys.record()
 
 
 def _write_signed(out_dir: Path, name: str, sig_name: str, manifest: dict,

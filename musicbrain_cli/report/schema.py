@@ -8,6 +8,8 @@ gives tests and demos a report to render without a model. Every key except ``sch
 
 from __future__ import annotations
 
+from musicbrain_cli import __version__
+
 import numpy as np
 
 TRACK_SCHEMA = "musicbrain.track/1"
@@ -89,7 +91,7 @@ def example_track(*, seed: int = 0, n_windows: int = 8, window_s: float = 4.0,
         "model": {"name": "musicbrain-detector", "version": "1.0.0", "weights_sha256": "1" * 64,
                   "front_end": {"sample_rate": 22050, "n_mels": 128, "hop_length": 256},
                   "backbone": "efficientnet_b0"},
-        "software": {"musicbrain": "0.1.0", "python": "3.11", "torch": "2.11"},
+        "software": {"musicbrain": __version__, "python": "3.11", "torch": "2.11"},
         "command_line": ["musicbrain", "scan", f"/evidence/{file_name}"],
         "analysis_time": "2025-01-01T12:00:00Z",
         "options": {"device": "cpu", "formats": ["pdf", "html"]},

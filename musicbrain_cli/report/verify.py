@@ -46,7 +46,9 @@ from musicbrain_cli.report.manifest import (CATALOG_MANIFEST_NAME, CATALOG_SCHEM
                                             MANIFEST_SCHEMA, SIGNATURE_NAME, canonical_json,
                                             list_report_files)
 from musicbrain_cli.report.signing import verify_detached
-from musicbrain_cli.report.writer import RESULT_JSON
+from musicbrain_cli import __version__
+from musicbrain_cli.report.html import render_report_html
+from musicbrain_cli.report.writer import FIGURES_DIR, REPORT_STEM, RESULT_JSON
 
 PASS, FAIL, WARN, SKIP, UNTRUSTED = "pass", "fail", "warn", "skip", "untrusted"
 VALID, INVALID, NOT_TRUSTED = "VALID", "INVALID", "UNTRUSTED"
@@ -425,6 +427,7 @@ def verify_report_folder(folder: Path, *, audio: Path | None = None,
     listed = _check_listed_files(folder, manifest, result)
     _check_unlisted_files(folder, listed, result)
     _check_audio(manifest.get("audio"), audio, result)
+    html = _check_rendering(folder, manifest, listed, result)
 
     signer = manifest.get("signer") if isinstance(manifest.get("signer"), dict) else {}
     cert_sha = signer.get("certificate_sha256")
@@ -436,7 +439,90 @@ def verify_report_folder(folder: Path, *, audio: Path | None = None,
                              expected_cert_sha256=cert_sha if isinstance(cert_sha, str) else "")
             result.checks.extend(Check(f"{name}: {c.name}", c.status, c.detail)
                                  for c in pdf.checks)
+            if html is not None:
+                _check_pdf_identifier(folder / name, html, result)
     return result
+
+
+def _check_rendering(folder: Path, manifest: dict, listed: set[str],
+                     result: VerificationResult) -> str | None:
+    """Render the report's HTML again from the folder's signed ``result.json``, figures and
+    manifest signer, and compare it with ``report.html`` when the folder has one.
+
+    The hashes alone prove only that the signer sealed these files, not that the readable
+    report says what ``result.json`` (the record ``verify --reproduce`` re-derives) says:
+    whoever holds the keys could seal a report whose text contradicts its result. Returns the
+    rendered HTML (the PDF is checked against it), or ``None`` when it was not rendered.
+    """
+    html_name = f"{REPORT_STEM}.html"
+    if RESULT_JSON not in listed or not ({html_name} | {n for n in listed
+                                                        if n.lower().endswith(".pdf")}) & listed:
+        return None
+    failed = [c.name for c in result.checks
+              if c.status == FAIL and c.name.startswith("file ")]
+    if failed:
+        result.add("rendering", SKIP, f"not rendered again: {_names(failed)} failed above")
+        return None
+    try:
+        track = load_json(read_regular(folder / RESULT_JSON))
+        if not isinstance(track, dict):
+            raise ValueError(f"top level is {type(track).__name__}, not an object")
+        made_by = (track.get("software") or {}).get("musicbrain")
+        if made_by != __version__:
+            result.add("rendering", SKIP, f"the report was made by MusicBrain {made_by}, this "
+                                          f"is {__version__}: its text is not rendered again "
+                                          f"here (use that version to compare it with "
+                                          f"{RESULT_JSON})")
+            return None
+        signer = manifest.get("signer") if isinstance(manifest.get("signer"), dict) else None
+        if signer is not None and "certificate_self_signed" not in signer:
+            result.add("rendering", SKIP, "not rendered again: the manifest does not record "
+                                          "whether the signing certificate is self-signed, "
+                                          "which the report states (a report sealed before "
+                                          "MusicBrain recorded it)")
+            return None
+        prefix = f"{FIGURES_DIR}/"
+        figures = {n[len(prefix):]: read_regular(folder / n) for n in sorted(listed)
+                   if n.startswith(prefix) and "/" not in n[len(prefix):]}
+        html = render_report_html(track, figures, signer=signer)
+    except OSError as exc:
+        result.add("rendering", FAIL, f"cannot read the report's files: {exc.strerror or exc}")
+        return None
+    except (ReportError, ValueError, TypeError, AttributeError, KeyError) as exc:
+        result.add("rendering", FAIL, f"{RESULT_JSON} cannot be rendered as a report: "
+                                      f"{type(exc).__name__}: {exc}")
+        return None
+    if html_name in listed:
+        same = read_regular(folder / html_name) == html.encode("utf-8")
+        result.add(f"rendering {html_name}", PASS if same else FAIL,
+                   f"exactly what {RESULT_JSON}, the figures and the manifest's signer render"
+                   if same else f"differs from what {RESULT_JSON}, the figures and the "
+                                f"manifest's signer render: the report does not say what its "
+                                f"signed result says")
+    return html
+
+
+def _check_pdf_identifier(path: Path, html: str, result: VerificationResult) -> None:
+    """The PDF's permanent identifier (the first of its trailer's ``/ID``) is the first 16
+    bytes of the SHA-256 of the HTML it was rendered from (:func:`write_track_report`), so a
+    PDF made from other text than what ``result.json`` renders is found without laying it out
+    again. (Re-rendering the pages themselves is ``verify --reproduce``'s.)"""
+    from pyhanko.pdf_utils.misc import PdfError
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    expected = hashlib.sha256(html.encode("utf-8")).digest()[:16]
+    try:
+        with open(path, "rb") as fh:
+            trailer = PdfFileReader(fh, strict=False).trailer
+            first = bytes(trailer["/ID"][0]) if "/ID" in trailer else None
+    except (OSError, PdfError, ValueError, TypeError, KeyError, IndexError) as exc:
+        result.add(f"rendering {path.name}", FAIL, f"cannot read its identifier: {exc}")
+        return
+    result.add(f"rendering {path.name}", PASS if first == expected else FAIL,
+               f"rendered from exactly the HTML that {RESULT_JSON} renders (its /ID)"
+               if first == expected else
+               f"not rendered from the HTML that {RESULT_JSON} renders: its /ID is "
+               f"{first.hex() if first else 'missing'}, that HTML's is {expected.hex()}")
 
 
 def _check_signer_pin(signer: dict, trusted: Trust, result: VerificationResult) -> None:

@@ -86,7 +86,7 @@ def write_track_report(track: Mapping, figures: Mapping[str, bytes], out_dir: Pa
 
     out_dir = Path(out_dir)
     outputs: dict[Path, bytes] = {}
-    html = render_report_html(track, figures, signer=keys)
+    html = render_report_html(track, figures, signer=None if keys is None else keys.record())
     if "html" in formats:
         outputs[out_dir / f"{REPORT_STEM}.html"] = html.encode("utf-8")
     if "json" in formats:
