@@ -369,10 +369,10 @@ def scan(inputs, paths_from, output, report_format, model_name, device, jobs, ke
     for path, reason in result.skipped:
         _echo(f"skipped: {path}: {reason}", err=True)
     for path, reason in result.redone:
-        _echo(f"redone: {path}: its finished report folder does not verify ({reason})",
+        _echo(f"redone: {path}: its finished report folder cannot be reused ({reason})",
               err=True)
     for name, reason in result.excluded:
-        _echo(f"not in the catalog: {name}: does not verify ({reason})", err=True)
+        _echo(f"not in the catalog: {name}: {reason}", err=True)
     if as_json:
         for entry in result.entries:
             if entry.error:

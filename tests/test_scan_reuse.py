@@ -145,7 +145,7 @@ def test_a_rerun_asking_for_another_format_redoes_the_folder(setup):
     assert res.exit_code == 0 and "has no report.pdf" in res.output, res.output
     assert rows(out)["a.flac"]["report"].endswith("/report.pdf")
     assert (_folder_of(out, "a.flac") / "report.pdf").is_file()
-    assert run(["verify", str(out)]).exit_code == 0
+    v = run(["verify", str(out)]); assert v.exit_code == 0, v.output
 
 
 def test_an_unsigned_scan_never_unsigns_a_signed_catalog(setup, tiny_model_dir):
@@ -167,3 +167,64 @@ def test_an_unsigned_scan_never_unsigns_a_signed_catalog(setup, tiny_model_dir):
         scan([root / "cat" / "a.flac"], out, None, keys=None)
     assert catalog() == before
     assert run(["verify", str(out)]).exit_code == 0
+
+
+def test_a_rerun_with_another_model_or_other_options_analyses_again(setup, tmp_path):
+    """Audit (session 26): a rerun with --model (another card: other thresholds) or --notes
+    returned the earlier verdicts as "already complete", its result.json still naming the
+    earlier model and options."""
+    root, out, scan_args = setup
+    same = run(scan_args(root / "cat" / "a.flac"))
+    assert "1 skipped (already complete)" in same.output, same.output
+    args = scan_args(root / "cat" / "a.flac") + ["--notes", "builtin"]
+    res = run(args)
+    assert res.exit_code == 0 and "0 skipped (already complete)" in res.output, res.output
+    assert any(line.startswith("redone:") and "other analysis options (notes)" in line
+               for line in res.output.splitlines()), res.output
+    track = json.loads((_folder_of(out, "a.flac") / "result.json").read_text(encoding="utf-8"))
+    assert track["options"]["notes"] == "builtin"
+    # the same weights with another card (a stricter threshold) is another model too
+    model = tmp_path / "model2"
+    shutil.copytree(_model_dir(args), model)
+    card = json.loads((model / "model_card.json").read_text(encoding="utf-8"))
+    card.setdefault("thresholds", {})["detection"] = 0.999
+    (model / "model_card.json").write_text(json.dumps(card), encoding="utf-8")
+    args[args.index("--model") + 1] = str(model)
+    res = run(args)
+    assert "0 skipped (already complete)" in res.output, res.output
+    assert any(line.startswith("redone:") and "another model" in line
+               for line in res.output.splitlines()), res.output
+    track = json.loads((_folder_of(out, "a.flac") / "result.json").read_text(encoding="utf-8"))
+    assert track["model"]["thresholds"]["detection"] == 0.999
+    assert run(["verify", str(out)]).exit_code == 0
+
+
+def _model_dir(args) -> Path:
+    return Path(args[args.index("--model") + 1])
+
+
+def test_an_input_that_now_fails_or_holds_other_audio_is_not_shown_with_its_old_verdict(setup):
+    """Audit (session 26): a file that failed on a rerun was shown in the catalog as `ok`
+    with the verdict of the audio it held before ("0 failed" in the index, VALID); a file
+    replaced by other audio got two `ok` rows. The catalog describes each input as it is now."""
+    root, out, scan_args = setup
+    a = root / "cat" / "a.flac"
+    saved = a.read_bytes()
+    try:
+        a.write_bytes(b"not audio at all" * 64)
+        res = run(scan_args(a))
+        assert res.exit_code == 1, res.output
+        assert "not in the catalog" in res.output and "its input now fails" in res.output
+        assert rows(out)["a.flac"]["status"] == "error"
+        encode_audio(a, make_tone(4.0, 523.0, 5), SR)          # other, valid audio
+        res = run(scan_args(a))
+        assert res.exit_code == 0, res.output
+        assert "now holds other audio" in res.output
+        data = json.loads((out / "summary.json").read_text(encoding="utf-8"))["tracks"]
+        mine = [r for r in data if Path(r["path"]).name == "a.flac"]
+        assert len(mine) == 1 and mine[0]["status"] == "ok", mine
+        assert rows(out)["b.flac"]["status"] == "ok"             # other inputs untouched
+        v = run(["verify", str(out)])
+        assert v.exit_code == 0, v.output
+    finally:
+        a.write_bytes(saved)

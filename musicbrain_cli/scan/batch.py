@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as _dt
 import functools
 import heapq
+import json
 import math
 import os
 import platform
@@ -639,8 +640,18 @@ def completed_result(folder: Path, sha256: str | None, *, keys=None) -> dict | N
 _UNSIGNED_CHECKS = ("manifest", "files", "unlisted files")
 
 
-def check_finished(folder: Path, sha256: str | None, *, keys=None, formats: Sequence[str] = ()
-                   ) -> tuple[dict | None, str | None]:
+def analysis_facts(detector, options: ScanOptions) -> dict:
+    """What a reused result must have been made with: this MusicBrain, this model (card
+    included: its thresholds decide the verdict) and these analysis options, as a track's
+    ``result.json`` records them (:func:`check_finished`)."""
+    from musicbrain_cli import __version__
+
+    return json.loads(json.dumps({"musicbrain": __version__, "model": model_facts(detector),
+                                  "options": options.analysis_dict()}))
+
+
+def check_finished(folder: Path, sha256: str | None, *, keys=None, formats: Sequence[str] = (),
+                   made_with: dict | None = None) -> tuple[dict | None, str | None]:
     """Whether a finished track folder may be reused: ``(track, None)`` when it verifies,
     ``(None, why)`` when it is there but does not, ``(None, None)`` when there is none.
 
@@ -648,6 +659,9 @@ def check_finished(folder: Path, sha256: str | None, *, keys=None, formats: Sequ
     signature by that key, every listed hash, no unlisted file, the PDF signatures), and its
     ``result.json`` must be sealed and be about the audio of ``sha256`` (any, when ``None``),
     and it must hold the report of each of ``formats`` (the rerun's ``--report``). Without keys (``--unsigned``) only the manifest and its hashes are checked.
+    With ``made_with`` (:func:`analysis_facts`) the result must also have been made by the
+    same MusicBrain version, with the same model and the same analysis options: a rerun with
+    ``--model`` or ``--notes`` analyses again instead of returning the earlier verdicts.
     """
     from musicbrain_cli.report.manifest import MANIFEST_NAME
     from musicbrain_cli.report.verify import FAIL, PASS, UNTRUSTED, load_json, verify_report_folder
@@ -678,6 +692,22 @@ def check_finished(folder: Path, sha256: str | None, *, keys=None, formats: Sequ
         return None, f"its {RESULT_JSON} is not a track result"
     if sha256 is not None and inp["sha256"] != sha256:
         return None, f"its {RESULT_JSON} is about another recording ({inp['sha256']})"
+    if made_with is not None:
+        stored = {"musicbrain": (track.get("software") or {}).get("musicbrain"),
+                  "model": track.get("model"), "options": track.get("options")}
+        if stored["musicbrain"] != made_with["musicbrain"]:
+            return None, (f"it was made by MusicBrain {stored['musicbrain']}, this is "
+                          f"{made_with['musicbrain']}")
+        if stored["model"] != made_with["model"]:
+            model = stored["model"] if isinstance(stored["model"], dict) else {}
+            return None, (f"it was made with another model ({model.get('name')} "
+                          f"{model.get('version')}, weights {str(model.get('weights_sha256'))[:12]}, "
+                          "or another card)")
+        if stored["options"] != made_with["options"]:
+            old = stored["options"] if isinstance(stored["options"], dict) else {}
+            differ = sorted(k for k in made_with["options"]
+                            if old.get(k) != made_with["options"][k])
+            return None, f"it was made with other analysis options ({', '.join(differ)})"
     from musicbrain_cli.report.catalog import CatalogEntry, catalog_files, summary_row
 
     try:   # the catalog must be able to describe it (a signed file can still be malformed)
@@ -797,7 +827,8 @@ def _prepare_track(path: Path, out: Path, detector, *, options: ScanOptions, key
         sha = sha256_file(path)
         folder = track_folder(path, sha, out, salted=salted)
         done, why = (None, None) if options.force else \
-            check_finished(folder, sha, keys=keys, formats=options.formats)
+            check_finished(folder, sha, keys=keys, formats=options.formats,
+                           made_with=analysis_facts(detector, options))
         if done is not None:
             return TrackOutcome(CatalogEntry(str(path), track=done,
                                              report=_report_rel(folder, out, options)),
@@ -944,6 +975,7 @@ def _scan_locked(inputs, out: Path, detector, *, options: ScanOptions, keys,
             result.redone.append((str(path), outcome.redone))
     ours = {PurePosixPath(e.report).parts[0] for e in result.entries if e.report}
     _keep_other_folders(out, ours, keys, result)
+    _drop_superseded(result, gone={str(p) for p in found.missing})
     inputs_now = {e.input_path for e in result.entries} | {e.input_path for e in result.kept}
     failures = [e for e in previous_failures if e.input_path not in inputs_now]
     # an input that is gone now but has a verified folder from an earlier scan: the
@@ -956,6 +988,30 @@ def _scan_locked(inputs, out: Path, detector, *, options: ScanOptions, keys,
                            [PurePosixPath(e.report).parts[0] for e in entries if e.report],
                            keys)
     return result
+
+
+def _drop_superseded(result: ScanResult, *, gone: set[str]) -> None:
+    """Leave out of the catalog each earlier folder of an input this scan read again.
+
+    The catalog describes every input once, as it is now. An earlier result of an input that
+    now holds other audio, or now fails to decode, is about a recording that is no longer
+    there: shown as ``ok`` beside (or instead of) the current row it would give that file a
+    verdict nobody has made on it. Only an input that is gone (``gone``, the paths not found)
+    keeps its earlier report; the console and the exit status say that it failed. The left
+    out folders stay on disk, listed in ``result.excluded`` with the reason.
+    """
+    now = {e.input_path: e for e in result.entries if e.input_path not in gone}
+    kept = []
+    for entry in result.kept:
+        current = now.get(entry.input_path)
+        if current is None:
+            kept.append(entry)
+            continue
+        folder = PurePosixPath(entry.report).parts[0] if entry.report else entry.input_path
+        why = (f"its input now fails ({current.error})" if current.error else
+               "its input was analysed again and now holds other audio")
+        result.excluded.append((folder, f"an earlier result, left out of the catalog: {why}"))
+    result.kept = kept
 
 
 def _keep_other_folders(out: Path, ours: set[str], keys, result: ScanResult) -> None:
@@ -974,7 +1030,8 @@ def _keep_other_folders(out: Path, ours: set[str], keys, result: ScanResult) -> 
     for folder in folders:
         track, why = check_finished(folder, None, keys=keys)
         if track is None:
-            result.excluded.append((folder.name, why or "not a finished track folder"))
+            result.excluded.append((folder.name, f"does not verify ({why})" if why
+                                    else "not a finished track folder"))
             continue
         name = next((n for n in ("report.pdf", "report.html") if (folder / n).is_file()),
                     RESULT_JSON)
