@@ -103,6 +103,28 @@ def test_summary_and_index_say_why_and_which_lines_decided(tmp_path):
     assert tracks[1]["ai_lines"] == "content; symbolic"
     assert tracks[2]["why"] is None and tracks[2]["ai_lines"] is None
     rows = list(csv.DictReader(io.StringIO((tmp_path / "summary.csv").read_text())))
-    assert rows[0]["why"] == tracks[0]["why"] and list(rows[0])[-2:] == ["ai_lines", "why"]
+    assert rows[0]["why"] == tracks[0]["why"]
+    assert list(rows[0])[-3:] == ["ai_lines", "why", "musicbrain_version"]
     html = (tmp_path / "index.html").read_text()
     assert "<th" in html and ">Why<" in html and "leans towards AI generation (P(AI) 0.95" in html
+    # the README says the index names the lines that found AI: it did not (session 26 audit)
+    assert ">Lines that found AI<" in html and ">content; symbolic<" in html
+
+
+def test_the_index_states_the_versions_its_rows_record(tmp_path):
+    """Audit (session 26): index.html stated the version that rendered it, so a rerun by a
+    later version claimed it for tracks an earlier one had analysed, and verifying an
+    untouched catalog with another version failed ("edited after the scan")."""
+    from musicbrain_cli import __version__
+    from musicbrain_cli.report.verify import verify_catalog
+
+    old, new = example_track(seed=1), example_track(seed=2)
+    old["software"]["musicbrain"] = "0.0.9"
+    write_catalog(tmp_path, [CatalogEntry("/in/a.flac", old, "a/report.pdf"),
+                             CatalogEntry("/in/b.flac", new, "b/report.pdf")])
+    html = (tmp_path / "index.html").read_text()
+    assert f"MusicBrain 0.0.9, {__version__}</dd>" in html
+    tracks = json.loads((tmp_path / "summary.json").read_text())["tracks"]
+    assert [t["musicbrain_version"] for t in tracks] == ["0.0.9", __version__]
+    checks = {c.name: c for c in verify_catalog(tmp_path)[0].checks}
+    assert checks["file index.html"].status == "skip" and "0.0.9" in checks["file index.html"].detail

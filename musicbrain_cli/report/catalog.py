@@ -27,8 +27,9 @@ SUMMARY_JSON, SUMMARY_CSV, INDEX_HTML = "summary.json", "summary.csv", "index.ht
 FIELDS = ("file_name", "path", "status", "error", "verdict", "p_ai", "threshold", "fpr",
           "fnr", "in_domain", "ood_score", "top_labels", "duration_s", "size_bytes", "sha256",
           "model_version", "analysis_time", "report", "model_name", "model_sha256", "ai_lines",
-          "why")
+          "why", "musicbrain_version")
 INDEX_COLUMNS = (("file_name", "File"), ("verdict", "Verdict"), ("why", "Why"),
+                 ("ai_lines", "Lines that found AI"),
                  ("p_ai", "P(AI), content"), ("top_labels", "Top style labels"),
                  ("in_domain", "In domain"), ("duration_s", "Duration (s)"), ("status", "Status"))
 NUMERIC_COLUMNS = ("p_ai", "duration_s", "in_domain", "verdict")  # never wrapped
@@ -87,6 +88,9 @@ def summary_row(entry: CatalogEntry) -> dict[str, Any]:
         # inconclusive with a low content P(AI) says here that another line withheld `human`
         "ai_lines": "; ".join(str(x) for x in verdict.get("ai_lines") or ()) or None,
         "why": next(iter(verdict.get("reasons") or ()), None),
+        # the version that made the result: a rerun may keep folders of earlier versions,
+        # and the index states what its rows record, not what happens to render it
+        "musicbrain_version": (track.get("software") or {}).get("musicbrain"),
     }
 
 
@@ -132,11 +136,13 @@ def index_header(rows: Sequence[Mapping[str, Any]]) -> dict:
     totals.append({"label": "failed", "n": len(rows) - len(ok)})
     models = sorted({(str(r.get("model_name") or "unnamed model"), str(r.get("model_version") or ""),
                       str(r.get("model_sha256") or "not recorded")) for r in ok})
+    software = sorted({str(r["musicbrain_version"]) for r in ok if r.get("musicbrain_version")})
     days = sorted({str(r["analysis_time"])[:10] for r in ok if r.get("analysis_time")})
     date = (days[0] if len(days) == 1 else f"{days[0]} to {days[-1]}") if days else "n/a"
     return {"totals": [{"label": visible(t["label"]), "n": t["n"]} for t in totals],
             "models": [{"name": visible(n), "version": visible(v), "sha256": visible(h)}
                        for n, v, h in models],
+            "software": visible(", ".join(software) or "n/a"),
             "date": visible(date), "n": len(rows)}
 
 

@@ -1026,5 +1026,6 @@ def render_index_html(rows: Sequence[Mapping[str, Any]], *, title: str = "MusicB
     script_hash = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
     return env.get_template("index.html").render(
         title=title, rows=rows, columns=list(columns), script=script,
-        script_hash=script_hash, version=__version__,
-        header=header or {"totals": [], "models": [], "date": "n/a", "n": len(rows)})
+        script_hash=script_hash,
+        header=header or {"totals": [], "models": [], "software": "n/a", "date": "n/a",
+                          "n": len(rows)})
