@@ -462,3 +462,36 @@ def test_a_pdf_report_draws_chinese_japanese_and_korean_names(caplog):
     assert '"WenQuanYi Micro Hei"' in css        # named, not left to fontconfig's fallback
     missing = [r.getMessage() for r in caplog.records if ".notdef" in r.getMessage()]
     assert not missing, missing[:3]
+
+
+def test_a_long_file_name_stays_inside_the_pdf_page():
+    """Audit (session 26): a 120-character name without spaces ran past the right edge of
+    page one, and the running header past the left one, cutting off its end. Both now stay
+    inside the page: the title wraps anywhere, the header is cut with an ellipsis."""
+    import weasyprint
+
+    from musicbrain_cli.report.pdf import _fetcher, _font_config
+    from musicbrain_cli.report.schema import example_track
+
+    name = "W" * 120 + "مرحبا" * 10 + ".mp3"
+    html = render_report_html(example_track(n_windows=2, file_name=name), {})
+    doc = weasyprint.HTML(string=html, base_url=None,
+                          url_fetcher=_fetcher()).render(font_config=_font_config())
+    page = doc.pages[0]
+    width = page.width
+
+    def boxes(box, clip=(-float("inf"), float("inf"))):
+        """Each box with the horizontal extent it can be seen in (an ``overflow: hidden``
+        ancestor clips what its children draw)."""
+        if box.style["overflow"] == "hidden":
+            clip = (max(clip[0], box.position_x), min(clip[1], box.position_x + box.width))
+        yield box, clip
+        for child in getattr(box, "children", ()):
+            yield from boxes(child, clip)
+
+    text = [(b, clip) for b, clip in boxes(page._page_box) if getattr(b, "text", None)]
+    assert any("W" * 20 in b.text for b, _ in text)
+    outside = [(b.text[:30], round(b.position_x), round(b.position_x + b.width))
+               for b, (lo, hi) in text
+               if max(b.position_x, lo) < -0.5 or min(b.position_x + b.width, hi) > width + 0.5]
+    assert not outside, outside
