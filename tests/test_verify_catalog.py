@@ -169,3 +169,20 @@ def test_a_catalog_forged_and_resigned_whole_by_another_key_is_not_valid(copy, t
     assert forger.manifest_key_fingerprint in res.output
     assert forger.certificate_fingerprint in res.output
     assert "[fail]" not in res.output          # a perfect forgery: only the signer gives it away
+
+
+def test_what_lies_unsealed_beside_a_catalog_is_named_and_a_missing_summary_is_said(copy):
+    """Audit (session 26): a page `README-verdict.html` or a fake track folder put beside a
+    catalog verified VALID without a word, and a catalog whose summary.json was deleted was
+    checked as a track folder ("cannot read manifest.json")."""
+    (copy / "README-verdict.html").write_text("<h1>AI!</h1>", encoding="utf-8")
+    (copy / "fake-track").mkdir()
+    (copy / "fake-track" / "report.pdf").write_bytes(b"%PDF-1.7 nothing")
+    catalog = verify_catalog(copy)[0]
+    checks = {c.name: c for c in catalog.checks}
+    assert checks["unsealed files"].status == "warn"
+    assert "'README-verdict.html'" in checks["unsealed files"].detail
+    assert "'fake-track'" in checks["unsealed files"].detail
+    (copy / "summary.json").unlink()
+    res = run(["verify", str(copy)])
+    assert res.exit_code == 1 and "cannot read summary.json" in res.output, res.output

@@ -57,6 +57,9 @@ VALID, INVALID, NOT_TRUSTED = "VALID", "INVALID", "UNTRUSTED"
 PDF_AUDIO_KEY = "/musicbrainaudiosha256"
 MAX_SUMMARY_BYTES = 64 << 20     # ~100,000 tracks; a bigger file is not a scan's summary
 LISTED_NAMES = 5                 # names quoted in one check before "and N more"
+#: Summary fields added after catalogs were first sealed: a row written before has none, and
+#: is compared with its signed result on the others (its pages are then not re-rendered).
+LATER_FIELDS = ("musicbrain_version",)
 
 
 @dataclass(frozen=True)
@@ -151,9 +154,11 @@ def load_json(data: bytes):
 
 
 def is_catalog_folder(path: Path) -> bool:
-    """A scan's output folder: a ``summary.json`` and no manifest of its own."""
+    """A scan's output folder: a ``summary.json`` or a catalog manifest, and no manifest of
+    its own (a catalog whose summary was deleted is still checked, and said to lack it)."""
     path = Path(path)
-    return (path.is_dir() and (path / SUMMARY_JSON).is_file()
+    return (path.is_dir() and ((path / SUMMARY_JSON).is_file()
+                               or (path / CATALOG_MANIFEST_NAME).exists())
             and not (path / MANIFEST_NAME).exists())
 
 
@@ -205,7 +210,8 @@ def _check_row(root: Path, row: dict, trusted: Trust
         expected = summary_row(CatalogEntry(str(row.get("path")), track=track, report=report))
     except (OSError, ValueError, TypeError, AttributeError, KeyError) as exc:
         return result, f"cannot read the signed {RESULT_JSON} of {parts[0]!r}: {exc}"
-    differ = [k for k in FIELDS if expected.get(k) != row.get(k)]
+    differ = [k for k in FIELDS if (k in row or k not in LATER_FIELDS)
+              and expected.get(k) != row.get(k)]
     if differ:
         return result, (f"{SUMMARY_JSON} differs from the signed {RESULT_JSON} of "
                         f"{parts[0]!r} in: {', '.join(differ)}")
@@ -249,13 +255,14 @@ def verify_catalog(root: Path, *, trusted: Trust = None) -> list[VerificationRes
     if others:
         catalog.add("other folders", WARN, f"{len(others)} report folder(s) not in "
                                            f"{SUMMARY_JSON}, not checked: {_names(others)}")
+    _note_unsealed(root, named | set(others), catalog)
     try:
         rendered = catalog_files(rows)
     except (ReportError, TypeError, ValueError, AttributeError, KeyError) as exc:
         catalog.add("summary", FAIL, f"{SUMMARY_JSON} has rows that cannot be rendered: "
                                      f"{type(exc).__name__}: {exc}")
         rendered = {}
-    made_by = sorted({str(r.get("musicbrain_version")) for r in rows
+    made_by = sorted({str(r.get("musicbrain_version") or "(not recorded)") for r in rows
                       if r.get("status") == "ok"} - {__version__})
     for name, data in rendered.items():
         if name == SUMMARY_JSON:
@@ -276,6 +283,22 @@ def verify_catalog(root: Path, *, trusted: Trust = None) -> list[VerificationRes
                     f"differs from what {SUMMARY_JSON} renders: edited after the scan")
     _check_catalog_manifest(root, results[1:], trusted, catalog)
     return results
+
+
+def _note_unsealed(root: Path, folders: set[str], catalog: VerificationResult) -> None:
+    """Name what else lies in the catalog folder: nothing vouches for it. A warning, not a
+    failure: an output folder may be shared with the user's own files, but a page that
+    merely sits beside the catalog must not pass unmentioned."""
+    own = {SUMMARY_JSON, CATALOG_MANIFEST_NAME, CATALOG_SIGNATURE_NAME} | set(catalog_files([]))
+    try:
+        extra = sorted(p.name for p in root.iterdir()
+                       if not p.name.startswith(".") and p.name not in own | folders)
+    except OSError:
+        return          # the listing failure is already reported by the folder check
+    if extra:
+        catalog.add("unsealed files", WARN, f"{len(extra)} file(s) or folder(s) in the catalog "
+                                            f"folder that no manifest seals, not verified: "
+                                            f"{_names(extra)}")
 
 
 def _read_signed_manifest(folder: Path, name: str, sig_name: str, schema: str,
