@@ -257,8 +257,14 @@ def model_facts_lines(name: str = "default") -> list[str]:
 # One spelling across commands (issue 24): --keys, as verify has it; --key still works.
 @click.option("--key", "key_dir_alias", type=click.Path(file_okay=False), hidden=True,
               help="Older spelling of --keys.")
+@click.option("--passphrase-env", metavar="VAR",
+              help="Environment variable holding the passphrase of the signing keys (keys "
+                   "made with 'keys init --passphrase-env'); Ray workers read the same "
+                   "variable.")
 @click.option("--unsigned", is_flag=True, help="Write reports without signatures.")
-@click.option("--tsa", "tsa_url", help="RFC 3161 timestamp authority URL for PDF signatures.")
+@click.option("--tsa", "tsa_url", help="RFC 3161 timestamp authority URL for PDF signatures "
+                                       "(needs network access; a failed request fails the "
+                                       "track's report).")
 @click.option("--force", is_flag=True, help="Redo tracks whose reports are already complete.")
 @click.option("--c2pa-trust-anchors", "trust_anchors", type=click.Path(dir_okay=False, exists=True),
               help="PEM bundle of the C2PA signers' root certificates to trust. Without it no "
@@ -281,7 +287,7 @@ def model_facts_lines(name: str = "default") -> list[str]:
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @handle_errors
 def scan(inputs, paths_from, output, report_format, model_name, device, jobs, key_dir,
-         key_dir_alias, unsigned, tsa_url, force, trust_anchors, engine, address,
+         key_dir_alias, passphrase_env, unsigned, tsa_url, force, trust_anchors, engine, address,
          note_estimator, as_json, quiet) -> None:
     """Scan audio files or folders and write signed evidence reports.
 
@@ -343,7 +349,10 @@ def scan(inputs, paths_from, output, report_format, model_name, device, jobs, ke
 
         with _usage_errors():
             check_output(Path(output), None)
-    keys, key_folder = (None, None) if unsigned else _scan_keys(key_dir)
+    if unsigned and passphrase_env:
+        _fail("--passphrase-env unlocks signing keys; --unsigned uses none", EXIT_USAGE)
+    keys, key_folder = (None, None) if unsigned else _scan_keys(key_dir,
+                                                                _env_secret(passphrase_env))
     command_line = ["musicbrain", *sys.argv[1:]]
     progress = RichProgress(disable=quiet)
     detector = run_on = None
@@ -356,6 +365,7 @@ def scan(inputs, paths_from, output, report_format, model_name, device, jobs, ke
             resolve_model(model_name)
         spec = ray_engine.WorkerSpec(model=model_name, device=device, options=options,
                                      key_dir=key_folder and str(key_folder),
+                                     passphrase_env=passphrase_env,
                                      command_line=tuple(command_line))
         run_on = partial(_ray_tracks, spec=spec, address=address, num_cpus=jobs,
                          progress=progress)
@@ -423,16 +433,29 @@ def scan_summary_lines(result, output) -> list[str]:
     return lines
 
 
-def _scan_keys(key_dir):
+def _env_secret(var: str | None) -> bytes | None:
+    """The value of environment variable ``var`` (a password or passphrase: never an option
+    value, which the report's command line and the process list would show)."""
+    import os
+
+    if var is None:
+        return None
+    if var not in os.environ:
+        raise click.UsageError(f"environment variable {var!r} is not set")
+    return os.environ[var].encode()
+
+
+def _scan_keys(key_dir, passphrase: bytes | None = None):
     """The signing keys and their folder, the keys created on first use so every report is
-    signed (a Ray worker loads them from the same folder)."""
+    signed (a Ray worker loads them from the same folder). ``passphrase``: the stored keys'
+    (``keys init --passphrase-env``); keys created here are encrypted with it."""
     from pathlib import Path
 
     from musicbrain_cli.report.keys import default_keys_dir, init_keys, load_keys, trust_keys
 
     directory = Path(key_dir) if key_dir else default_keys_dir()
     if not directory.exists():
-        keys = init_keys(directory)
+        keys = init_keys(directory, passphrase=passphrase)
         # the examiner's own new keys: pinned, so that they verify their own reports
         trust_keys(keys, note=f"created by scan in {directory}")
         _echo(f"created signing keys in {directory} (manifest key "
@@ -440,7 +463,7 @@ def _scan_keys(key_dir):
               f"{keys.certificate_fingerprint}), trusted on this machine; publish the "
               "fingerprints (name yourself with 'musicbrain keys init --name')", err=True)
         return keys, directory
-    return load_keys(directory), directory
+    return load_keys(directory, passphrase=passphrase), directory
 
 
 @main.command()
@@ -572,7 +595,6 @@ def keys_init(directory, force, common_name, organization, days, pkcs12_file, ce
     DIRECTORY defaults to ~/.config/musicbrain/keys. Files are written with mode 0600 in a
     0700 folder and are never overwritten without --force.
     """
-    import os
     from pathlib import Path
 
     from musicbrain_cli.report import keys as keymod
@@ -582,13 +604,7 @@ def keys_init(directory, force, common_name, organization, days, pkcs12_file, ce
     if pkcs12_file and cert_file:
         raise click.UsageError("give either --pkcs12 or --cert/--cert-key, not both")
 
-    def secret(var):
-        if var is None:
-            return None
-        if var not in os.environ:
-            raise click.UsageError(f"environment variable {var!r} is not set")
-        return os.environ[var].encode()
-
+    secret = _env_secret
     if (common_name or organization) and (pkcs12_file or cert_file):
         raise click.UsageError("--name/--org name a new self-signed certificate; a given "
                                "certificate already has its subject")

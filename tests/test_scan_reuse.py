@@ -228,3 +228,26 @@ def test_an_input_that_now_fails_or_holds_other_audio_is_not_shown_with_its_old_
         assert v.exit_code == 0, v.output
     finally:
         a.write_bytes(saved)
+
+
+def test_keys_encrypted_with_a_passphrase_sign_a_scan(tmp_path, tiny_model_dir, monkeypatch):
+    """Audit (session 26): `keys init --passphrase-env` made keys that no scan could use:
+    scan had no way to take the passphrase. It takes it from an environment variable too,
+    never from the command line that the report records."""
+    from musicbrain_cli.report import init_keys
+
+    keys = init_keys(tmp_path / "k", passphrase=b"s3cret")
+    encode_audio(tmp_path / "a.flac", make_tone(4.0, 220.0, 0), SR)
+    monkeypatch.setenv("MUSICBRAIN_TRUST_STORE", str(tmp_path / "trust.json"))
+    args = ["scan", str(tmp_path / "a.flac"), "-o", str(tmp_path / "out"), "--model",
+            str(tiny_model_dir), "--report", "html", "--keys", str(tmp_path / "k"), "--quiet"]
+    locked = CliRunner().invoke(main, args)
+    assert locked.exit_code == 1 and "passphrase" in locked.output, locked.output
+    assert CliRunner().invoke(main, args + ["--passphrase-env", "MB_NOT_SET"]).exit_code == 2
+    monkeypatch.setenv("MB_PASS", "s3cret")
+    res = run(args + ["--passphrase-env", "MB_PASS"])
+    assert res.exit_code == 0, res.output
+    track = json.loads(next((tmp_path / "out").glob("*/result.json")).read_text())
+    assert "s3cret" not in json.dumps(track)
+    v = run(["verify", str(tmp_path / "out"), "--keys", str(tmp_path / "k")])
+    assert v.exit_code == 0 and keys.manifest_key_fingerprint in v.output, v.output

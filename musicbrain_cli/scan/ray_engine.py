@@ -60,6 +60,9 @@ class WorkerSpec:
     device: str | None
     options: object                      # scan.ScanOptions
     key_dir: str | None = None           # None: unsigned
+    #: The environment variable holding the keys' passphrase (its name, never its value:
+    #: the spec travels to every worker), read in each worker's own environment.
+    passphrase_env: str | None = None
     command_line: tuple[str, ...] = ()
     #: Fault injection for tests (:data:`CRASH_ONCE_ENV`, read by the driver).
     crash_once_dir: str | None = None
@@ -102,7 +105,9 @@ def _worker_state(spec: WorkerSpec):
         if spec.key_dir is not None:
             from musicbrain_cli.report.keys import load_keys
 
-            keys = load_keys(spec.key_dir)
+            secret = os.environ.get(spec.passphrase_env) if spec.passphrase_env else None
+            keys = load_keys(spec.key_dir,
+                             passphrase=None if secret is None else secret.encode())
         _STATE.clear()
         _STATE[key] = (detector, keys)
     return _STATE[key]
