@@ -202,3 +202,16 @@ def test_only_musicbrains_own_warnings_are_reworded(capsys):
     err = capsys.readouterr().err
     assert "musicbrain: warning: ours" in err and "theirs" not in err
     assert [str(w.message) for w in seen] == ["theirs"]
+
+
+def test_data_cache_with_an_unknown_or_missing_device_is_a_one_line_error(tmp_path):
+    """Audit (session 26): `data cache --device tpu` (or cuda without a GPU) ended in a
+    torch traceback."""
+    from click.testing import CliRunner
+
+    from musicbrain_cli.cli import main
+
+    for device in ("tpu", "cuda:0" if not __import__("torch").cuda.is_available() else "tpu"):
+        res = CliRunner().invoke(main, ["data", "cache", str(tmp_path), "--device", device])
+        assert res.exit_code == 1 and isinstance(res.exception, SystemExit), res.exception
+        assert "device" in res.output and len(res.output.strip().splitlines()) == 1, res.output
