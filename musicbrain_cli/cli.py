@@ -1206,8 +1206,14 @@ def data_build_reference(output, size, seed, retrain_generators, cache_dir, musi
     from musicbrain_cli.progress import RichProgress
     from musicbrain_cli.data.reference import build_reference
     from musicbrain_cli.data.reference.musicnet import find_musicnet
-    from musicbrain_cli.data.reference.rhythgen import find_rhythgen
+    from musicbrain_cli.data.notagen import RHYTHGEN_FAMILIES
+    from musicbrain_cli.data.reference.rhythgen import find_rhythgen, is_rhythgen_tree
 
+    if rhythgen and not is_rhythgen_tree(rhythgen):
+        # as --musicnet refuses a folder that is not MusicNet: a mistyped path must not
+        # build a corpus without the AI side the user asked for
+        raise click.UsageError(f"{rhythgen!r} is not a RhythGen tree: it holds none of "
+                               f"{', '.join(f + '/' for f in RHYTHGEN_FAMILIES)}")
     if musicnet and no_musicnet:
         raise click.UsageError("--musicnet and --no-musicnet contradict each other")
     if rhythgen and no_rhythgen:

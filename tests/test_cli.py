@@ -215,3 +215,18 @@ def test_data_cache_with_an_unknown_or_missing_device_is_a_one_line_error(tmp_pa
         res = CliRunner().invoke(main, ["data", "cache", str(tmp_path), "--device", device])
         assert res.exit_code == 1 and isinstance(res.exception, SystemExit), res.exception
         assert "device" in res.output and len(res.output.strip().splitlines()) == 1, res.output
+
+
+def test_build_reference_refuses_a_rhythgen_path_that_holds_no_rhythgen_tree(tmp_path):
+    """Audit (session 26): `--rhythgen EMPTY` built a corpus without RhythGen and said
+    "none found; give --rhythgen PATH"; a wrong --musicnet was already refused."""
+    from click.testing import CliRunner
+
+    from musicbrain_cli.cli import main
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    res = CliRunner().invoke(main, ["data", "build-reference", "-o", str(tmp_path / "out"),
+                                    "--size", "tiny", "--rhythgen", str(empty)])
+    assert res.exit_code == 2 and "is not a RhythGen tree" in res.output, res.output
+    assert "Lieder/" in res.output and not (tmp_path / "out").exists()

@@ -100,14 +100,19 @@ def config_of(clip: str) -> str | None:
     return clip.split("-")[1] if clip.startswith(CLIP_PREFIX) else None
 
 
+def is_rhythgen_tree(path: str | os.PathLike) -> bool:
+    """Whether ``path`` holds at least one of RhythGen's family folders."""
+    from musicbrain_cli.data.notagen import RHYTHGEN_FAMILIES
+
+    return any((Path(path) / f).is_dir() for f in RHYTHGEN_FAMILIES)
+
+
 def find_rhythgen(*, cwd: str | os.PathLike | None = None) -> Path | None:
     """The shared RhythGen tree beside the working folder or this checkout, if any
     (``../shared/data/notagen-outputs``; it must hold at least one family folder)."""
-    from musicbrain_cli.data.notagen import RHYTHGEN_FAMILIES
     from musicbrain_cli.data.shared import find_shared
 
-    return find_shared(SHARED_TAIL, lambda c: any((c / f).is_dir() for f in RHYTHGEN_FAMILIES),
-                       cwd=cwd)
+    return find_shared(SHARED_TAIL, is_rhythgen_tree, cwd=cwd)
 
 
 def discover_pieces(root: str | Path, *, skipped: list[tuple[str, str]] | None = None) -> list[Piece]:
