@@ -726,6 +726,7 @@ def train(data_dir, config_path, nproc_per_node, nnodes, node_rank, rdzv_endpoin
         _fail("give the run folder with -o RUN_DIR (or --resume RUN_DIR)", EXIT_USAGE)
     from musicbrain_cli.progress import RichProgress
     from musicbrain_cli.training.config import load_config
+    from musicbrain_cli.training.distributed import check_geometry
     from musicbrain_cli.training.trainer import train as run_training
 
     if init_from and resume_dir:
@@ -734,6 +735,9 @@ def train(data_dir, config_path, nproc_per_node, nnodes, node_rank, rdzv_endpoin
     overrides = {"train": {"init_from": init_from}} if init_from else None
     with _usage_errors():             # the recipe is the caller's to fix: status 2
         config = load_config(config_path, overrides=overrides) if config_path or init_from else None
+        # before the data set is read or cached, which can take many minutes
+        check_geometry(nproc_per_node=nproc_per_node, nnodes=nnodes, node_rank=node_rank,
+                       rdzv_endpoint=rdzv_endpoint)
     summary = run_training(
         data_dir, out_dir, config=config, resume=bool(resume_dir), device=device,
         nproc_per_node=nproc_per_node, nnodes=nnodes, node_rank=node_rank,

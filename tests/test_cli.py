@@ -230,3 +230,17 @@ def test_build_reference_refuses_a_rhythgen_path_that_holds_no_rhythgen_tree(tmp
                                     "--size", "tiny", "--rhythgen", str(empty)])
     assert res.exit_code == 2 and "is not a RhythGen tree" in res.output, res.output
     assert "Lieder/" in res.output and not (tmp_path / "out").exists()
+
+
+def test_train_refuses_a_multi_node_run_without_a_rendezvous_before_any_work(tmp_path):
+    """Audit (session 26): `train --nnodes 2` without --rdzv-endpoint built the feature cache
+    first (minutes on a real data set), then stopped saying "not None"."""
+    from click.testing import CliRunner
+
+    from musicbrain_cli.cli import main
+
+    res = CliRunner().invoke(main, ["train", "--data", str(tmp_path), "-o", str(tmp_path / "run"),
+                                    "--nnodes", "2", "--device", "cpu"])
+    assert res.exit_code == 2 and "needs --rdzv-endpoint HOST:PORT" in res.output, res.output
+    assert "None" not in res.output and not (tmp_path / "run").exists()
+    assert not (tmp_path / "cache").exists()

@@ -173,6 +173,22 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
 # --- launching ----------------------------------------------------------------------------
 
 
+def check_geometry(*, nproc_per_node: int | None, nnodes: int, node_rank: int,
+                   rdzv_endpoint: str | None) -> None:
+    """Raise :class:`TrainingError` for a launch that cannot start; the command checks this
+    before it builds a feature cache that may take many minutes (``nproc_per_node`` None:
+    not chosen yet, one per GPU or one on the CPU)."""
+    if (nproc_per_node is not None and nproc_per_node < 1) or nnodes < 1 \
+            or not 0 <= node_rank < nnodes:
+        raise TrainingError(
+            f"bad launch geometry: nproc_per_node={nproc_per_node}, nnodes={nnodes}, "
+            f"node_rank={node_rank}"
+        )
+    if nnodes > 1 and (not rdzv_endpoint or ":" not in rdzv_endpoint):
+        raise TrainingError(f"a {nnodes}-node run needs --rdzv-endpoint HOST:PORT"
+                            + (f", not {rdzv_endpoint!r}" if rdzv_endpoint else ""))
+
+
 def launch(entrypoint: Callable[..., Any], *args: Any, nproc_per_node: int, nnodes: int = 1,
            node_rank: int = 0, rdzv_endpoint: str | None = None, run_id: str | None = None,
            max_restarts: int = 0) -> dict[int, Any]:
@@ -189,16 +205,9 @@ def launch(entrypoint: Callable[..., Any], *args: Any, nproc_per_node: int, nnod
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
-    if nproc_per_node < 1 or nnodes < 1 or not 0 <= node_rank < nnodes:
-        raise TrainingError(
-            f"bad launch geometry: nproc_per_node={nproc_per_node}, nnodes={nnodes}, "
-            f"node_rank={node_rank}"
-        )
+    check_geometry(nproc_per_node=nproc_per_node, nnodes=nnodes, node_rank=node_rank,
+                   rdzv_endpoint=rdzv_endpoint)
     if nnodes > 1:
-        if not rdzv_endpoint or ":" not in rdzv_endpoint:
-            raise TrainingError(
-                f"a {nnodes}-node run needs --rdzv-endpoint HOST:PORT, not {rdzv_endpoint!r}"
-            )
         backend, endpoint, configs = "static", rdzv_endpoint, {"rank": node_rank}
     else:
         backend, endpoint, configs = "c10d", rdzv_endpoint or "localhost:0", {}
