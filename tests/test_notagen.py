@@ -717,3 +717,18 @@ def test_labels_that_are_none_of_notagens_prompts_are_kept_but_listed(tmp_path):
     assert res.exit_code == 0, res.output
     assert "1 piece(s) carry a period / composer / instrumentation that is none of NotaGen's" \
         in " ".join(res.output.split())
+
+
+def test_a_folder_without_abc_files_is_an_error_not_an_empty_data_set(tmp_path):
+    """Audit (session 26): `data notagen EMPTY -o DS` printed "0 clips" and exit 0, leaving
+    a complete-looking data set of nothing."""
+    from click.testing import CliRunner
+
+    from musicbrain_cli.cli import main
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "notes.txt").write_text("not a score", encoding="utf-8")
+    res = CliRunner().invoke(main, ["data", "notagen", str(tmp_path / "in"), "-o",
+                                    str(tmp_path / "ds")])
+    assert res.exit_code == 1 and "no ABC files" in res.output, res.output
+    assert not (tmp_path / "ds" / "manifest.csv").exists()

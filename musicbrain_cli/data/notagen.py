@@ -540,6 +540,10 @@ def build_notagen_dataset(root: str | Path, out: str | Path, *, soundfonts: list
     root = Path(root)
     unwalked: list[tuple[str, str]] = []
     items = discover(root, generator=generator, skipped=unwalked)
+    if not items:
+        # a mistyped folder must not become a complete-looking data set of 0 clips
+        walked = f" ({len(unwalked)} folder(s) could not be read)" if unwalked else ""
+        raise DatasetError(f"no ABC files (.abc) under {str(root)!r}{walked}: nothing to build")
     # a name in another encoding (an old zip's Latin-1) cannot be written to the manifest or
     # the report as text: such pieces are listed, spelled with escapes, and skipped
     unnamed = [it for it in items if not _is_utf8(it.rel)]
