@@ -642,3 +642,27 @@ def test_a_scans_temporary_folder_among_the_inputs_is_named_not_skipped_silently
     assert found.files == [tmp_path / "a.wav"]
     assert [(Path(p).name, "temporary folder" in why) for p, why in found.skipped] == \
         [(".tmp-abc", True)]
+
+
+def test_discovery_passes_over_nothing_silently(tmp_path):
+    """Audit (session 26): a FIFO named on the command line was "skipped" with exit 0 and no
+    catalog row (inside a folder it is a failure); a file named exactly `.wav` was dropped
+    as if hidden; a list line `#1 hit.ogg` naming an existing file was read as a comment."""
+    from musicbrain_cli.errors import InputError
+    from musicbrain_cli.scan.discovery import discover, read_path_list
+
+    cat = tmp_path / "cat"
+    cat.mkdir()
+    for name in (".wav", "a.flac", ".hidden-notes", "#1 hit.ogg"):
+        (cat / name).write_bytes(b"x")
+    os.mkfifo(tmp_path / "pipe.wav")
+    found = discover([cat, tmp_path / "pipe.wav"])
+    names = sorted(Path(p).name for p in found.files)
+    assert names == ["#1 hit.ogg", ".wav", "a.flac", "pipe.wav"], names
+    assert not any(".hidden-notes" in str(p) for p, _ in found.skipped)   # hidden: by design
+    listing = cat / "list.txt"
+    listing.write_text("# my uploads\n#1 hit.ogg\na.flac\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"'\./#1 hit\.ogg' to scan it"):
+        read_path_list(listing)
+    listing.write_text("# my uploads\n./#1 hit.ogg\na.flac\n", encoding="utf-8")
+    assert read_path_list(listing) == [str(cat / "./#1 hit.ogg"), str(cat / "a.flac")]

@@ -251,3 +251,22 @@ def test_keys_encrypted_with_a_passphrase_sign_a_scan(tmp_path, tiny_model_dir, 
     assert "s3cret" not in json.dumps(track)
     v = run(["verify", str(tmp_path / "out"), "--keys", str(tmp_path / "k")])
     assert v.exit_code == 0 and keys.manifest_key_fingerprint in v.output, v.output
+
+
+def test_a_fixed_file_loses_its_old_failure_row_however_its_path_is_spelled(
+        tmp_path, tiny_model_dir, monkeypatch):
+    """Audit (session 26): a failure recorded as `t7/bad.flac` stayed in the catalog (and in
+    the index's failed count) after the same file, scanned as `/abs/t7/bad.flac`, was fixed
+    and analysed."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MUSICBRAIN_TRUST_STORE", str(tmp_path / "trust.json"))
+    (tmp_path / "t7").mkdir()
+    (tmp_path / "t7" / "bad.flac").write_bytes(b"garbage" * 100)
+    args = ["-o", str(tmp_path / "out"), "--model", str(tiny_model_dir), "--report", "none",
+            "--unsigned", "--quiet"]
+    assert CliRunner().invoke(main, ["scan", "t7", *args]).exit_code == 1
+    encode_audio(tmp_path / "t7" / "bad.flac", make_tone(4.0, 220.0, 0), SR)
+    res = run(["scan", str(tmp_path / "t7"), *args])
+    assert res.exit_code == 0, res.output
+    data = json.loads((tmp_path / "out" / "summary.json").read_text(encoding="utf-8"))["tracks"]
+    assert [r["status"] for r in data] == ["ok"], data

@@ -976,8 +976,11 @@ def _scan_locked(inputs, out: Path, detector, *, options: ScanOptions, keys,
     ours = {PurePosixPath(e.report).parts[0] for e in result.entries if e.report}
     _keep_other_folders(out, ours, keys, result)
     _drop_superseded(result, gone={str(p) for p in found.missing})
-    inputs_now = {e.input_path for e in result.entries} | {e.input_path for e in result.kept}
-    failures = [e for e in previous_failures if e.input_path not in inputs_now]
+    # by real path: a failure listed as `t7/bad.mp3` is the file scanned now as
+    # `/abs/t7/bad.mp3`, and once it is analysed its old failure row must go
+    inputs_now = {os.path.realpath(e.input_path) for e in (*result.entries, *result.kept)}
+    failures = [e for e in previous_failures
+                if os.path.realpath(e.input_path) not in inputs_now]
     # an input that is gone now but has a verified folder from an earlier scan: the
     # console and the exit status say it failed; the catalog shows its report, once
     kept_inputs = {e.input_path for e in result.kept}

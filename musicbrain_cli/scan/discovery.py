@@ -68,10 +68,11 @@ def discover(inputs: Iterable[str | os.PathLike], *,
             found.missing.append(str(top))
         elif top.is_dir():
             _walk(top, found, seen_dirs, add_file, output_key)
-        elif top.is_file() or top.is_symlink():
-            add_file(top)
         else:
-            found.skipped.append((str(top), "not a regular file"))
+            # named explicitly: a FIFO or a device is analysed (and refused by the intake
+            # with a failure row and exit status 1) as it is inside a folder, never passed
+            # over with exit 0
+            add_file(top)
     return found
 
 
@@ -99,7 +100,16 @@ def read_path_list(path: str | os.PathLike) -> list[str]:
     out = []
     for line in text.split("\n"):
         line = line.removesuffix("\r")
-        if not line.strip() or line.lstrip().startswith("#"):
+        if not line.strip():
+            continue
+        if line.lstrip().startswith("#"):
+            named = base / line if not os.path.isabs(line) else Path(line)
+            if os.path.lexists(named):
+                # "#1 hit.ogg": a comment, or a file whose name starts with "#"? Neither
+                # guess is safe: one drops a recording without a word.
+                raise InputError(f"path list {os.fspath(path)!r}: the comment line {line!r} "
+                                 "is also the name of a file there; write it as "
+                                 f"'./{line}' to scan it, or '# {line}' to leave it out")
             continue
         if "\x00" in line:
             raise InputError(f"path list {os.fspath(path)!r} holds a NUL character")
@@ -139,8 +149,8 @@ def _walk(top: Path, found: Discovery, seen_dirs: set, add_file: Callable[[Path]
         dirs[:] = sorted(d for d in dirs if not d.startswith(TMP_PREFIX))
         for name in sorted(files):
             p = Path(root) / name
-            if p.suffix.lower() in AUDIO_EXTENSIONS:
-                add_file(p)
+            if p.suffix.lower() in AUDIO_EXTENSIONS or name.lower() in AUDIO_EXTENSIONS:
+                add_file(p)     # ".wav" alone is a name with an extension, not a hidden file
             elif not name.startswith("."):
                 found.skipped.append((str(p), "not an audio file name extension"))
 
