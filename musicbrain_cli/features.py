@@ -78,6 +78,21 @@ KINDS = ("logmel", "cqt")
 SILENT_PEAK = 1e-6
 
 
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; ``"cpu"``/``"cuda"``/``"cuda:N"`` as given.
+    A name torch does not know, or CUDA asked for where there is none: :class:`ConfigError`."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ConfigError(f"unknown device {device!r} (use auto, cpu or cuda)") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} requested but CUDA is not available")
+    return dev
+
+
 @dataclass(frozen=True)
 class FrontEndConfig:
     """Every parameter of the front end; recorded in checkpoints and feature caches.

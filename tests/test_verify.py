@@ -411,3 +411,17 @@ def test_a_catalog_whose_files_are_fifos_fails_instead_of_hanging(tmp_path):
     with deadline(30, "verify"):
         res = CliRunner().invoke(main, ["verify", str(root)], catch_exceptions=False)
     assert res.exit_code == 1 and "INVALID" in res.output, res.output
+
+
+@pytest.mark.parametrize("identifier", [b"abcdefghijklmnop", bytes(range(200, 216))])
+def test_a_pdf_identifier_is_read_as_bytes_whether_or_not_it_looks_like_text(tmp_path,
+                                                                             identifier):
+    """An /ID whose 16 bytes happen to decode as text came back from pyHanko as a str, and
+    the rendering check failed on an honest report ("string argument without an encoding")
+    now and then, depending on the HTML's hash."""
+    from musicbrain_cli.report.pdf import html_to_pdf
+    from musicbrain_cli.report.verify import pdf_identifier
+
+    path = tmp_path / "r.pdf"
+    path.write_bytes(html_to_pdf("<html><body><p>x</p></body></html>", identifier=identifier))
+    assert pdf_identifier(path) == identifier

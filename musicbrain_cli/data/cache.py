@@ -73,7 +73,7 @@ def build_cache(dataset_root: str | Path, front_end, *, out: str | Path | None =
     """Compute ``front_end`` (a :class:`~musicbrain_cli.features.FrontEndConfig`) features
     of every window of every clip of a data set; returns the cache folder."""
     from musicbrain_cli.audio.intake import iter_windows
-    from musicbrain_cli.model.inference import resolve_device
+    from musicbrain_cli.features import resolve_device
 
     device = resolve_device(device)     # a bad name or a missing GPU: one ConfigError, first
     from musicbrain_cli.features import FrontEnd

@@ -49,7 +49,7 @@ import torch
 
 from musicbrain_cli.model.calibration import calibrated_probability
 from musicbrain_cli.errors import ConfigError, ModelLoadError
-from musicbrain_cli.features import FrontEnd
+from musicbrain_cli.features import FrontEnd, resolve_device
 from musicbrain_cli.model.checkpoint import (DEFAULT_MODEL, load_checkpoint, pinned_sha256,
                                              resolve_model)
 from musicbrain_cli.model.config import ModelConfig
@@ -58,19 +58,6 @@ from musicbrain_cli.taxonomy import DETECTION_LABEL
 
 DEFAULT_BATCH_SIZE = 16
 DEFAULT_THRESHOLD = 0.5
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; ``"cpu"``/``"cuda"``/``"cuda:N"`` as given."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ConfigError(f"unknown device {device!r} (use auto, cpu or cuda)") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} requested but CUDA is not available")
-    return dev
 
 
 @dataclass

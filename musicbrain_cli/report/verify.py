@@ -536,15 +536,12 @@ def _check_pdf_identifier(path: Path, html: str, result: VerificationResult) -> 
     """The PDF's permanent identifier (the first of its trailer's ``/ID``) is the first 16
     bytes of the SHA-256 of the HTML it was rendered from (:func:`write_track_report`), so a
     PDF made from other text than what ``result.json`` renders is found without laying it out
-    again. (Re-rendering the pages themselves is ``verify --reproduce``'s.)"""
+    again."""
     from pyhanko.pdf_utils.misc import PdfError
-    from pyhanko.pdf_utils.reader import PdfFileReader
 
     expected = hashlib.sha256(html.encode("utf-8")).digest()[:16]
     try:
-        with open(path, "rb") as fh:
-            trailer = PdfFileReader(fh, strict=False).trailer
-            first = bytes(trailer["/ID"][0]) if "/ID" in trailer else None
+        first = pdf_identifier(path)
     except (OSError, PdfError, ValueError, TypeError, KeyError, IndexError) as exc:
         result.add(f"rendering {path.name}", FAIL, f"cannot read its identifier: {exc}")
         return
@@ -553,6 +550,23 @@ def _check_pdf_identifier(path: Path, html: str, result: VerificationResult) -> 
                if first == expected else
                f"not rendered from the HTML that {RESULT_JSON} renders: its /ID is "
                f"{first.hex() if first else 'missing'}, that HTML's is {expected.hex()}")
+
+
+def pdf_identifier(path: Path) -> bytes | None:
+    """The bytes of the first element of a PDF's trailer ``/ID``, or ``None``."""
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    with open(path, "rb") as fh:
+        trailer = PdfFileReader(fh, strict=False).trailer
+        if "/ID" not in trailer:
+            return None
+        raw = trailer["/ID"][0]
+    # pyHanko reads a string whose bytes happen to decode as text as a TextStringObject
+    # (a str); its original bytes are what the writer put there
+    original = getattr(raw, "original_bytes", None)
+    if original is not None:
+        return bytes(original)
+    return raw.encode("latin-1") if isinstance(raw, str) else bytes(raw)
 
 
 def _check_signer_pin(signer: dict, trusted: Trust, result: VerificationResult) -> None:
