@@ -452,3 +452,30 @@ def test_the_stereo_downmix_is_bit_for_bit_the_channel_mean():
         assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
     six = rng.standard_normal((1000, 6)).astype(np.float32)
     assert np.array_equal(_channel_mean(six), six.mean(axis=1, dtype=np.float32))
+
+
+def test_tags_that_crash_the_tag_reader_are_a_stated_fact_not_a_dead_scan(encoded, tmp_path):
+    """Audit (session 26): an M4A ending in 3,000 nested `moov` boxes (mutagen's
+    RecursionError), or an Ogg comment length past its packet (IndexError), killed the whole
+    scan with a traceback: only MutagenError was caught. The reader's failure is now a
+    recorded fact, the audio is still analysed, and the report says the tags are unknown."""
+    import struct
+
+    from musicbrain_cli.report.html import render_report_html
+    from musicbrain_cli.report.schema import example_track
+    from musicbrain_cli.scan.batch import _metadata
+
+    box = b""
+    for _ in range(3000):
+        box = struct.pack(">I", 8 + len(box)) + b"moov" + box
+    p = tmp_path / "nested.m4a"
+    p.write_bytes(encoded["m4a"].read_bytes() + box)
+    md = audio.read_metadata(p, provenance=False)
+    assert md["error"] and "RecursionError" in md["error"], md["error"]
+    kept = _metadata(md)
+    assert kept["error"] == md["error"]
+    assert "error" not in _metadata(audio.read_metadata(encoded["wav"], provenance=False))
+    track = example_track(n_windows=2)
+    track["metadata"] = kept
+    html = render_report_html(track, {})
+    assert "The tags could not be read: RecursionError" in html

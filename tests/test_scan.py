@@ -666,3 +666,31 @@ def test_discovery_passes_over_nothing_silently(tmp_path):
         read_path_list(listing)
     listing.write_text("# my uploads\n./#1 hit.ogg\na.flac\n", encoding="utf-8")
     assert read_path_list(listing) == [str(cat / "./#1 hit.ogg"), str(cat / "a.flac")]
+
+
+def test_an_unexpected_fault_on_one_file_fails_that_file_not_the_batch(tmp_path, model_dir,
+                                                                       monkeypatch):
+    """Audit (session 26): a library fault on one hostile file (mutagen's IndexError) ended
+    the whole scan with a traceback: the files after it were never analysed and no catalog
+    was written. It is now that file's failure row."""
+    from musicbrain_cli.scan import batch
+
+    cat = tmp_path / "cat"
+    cat.mkdir()
+    encode_audio(cat / "a.flac", tone(3.0), SR)
+    encode_audio(cat / "b.flac", tone(3.0, 330.0), SR)
+    real = batch.analyse_track
+
+    def faulty(path, *args, **kwargs):
+        if Path(path).name == "a.flac":
+            raise IndexError("bytearray index out of range")
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(batch, "analyse_track", faulty)
+    det = Detector.from_pretrained(model_dir, device="cpu")
+    result = scan([cat], tmp_path / "out", det, options=ScanOptions(formats=()))
+    errors = {Path(e.input_path).name: e.error for e in result.entries if e.error}
+    assert set(errors) == {"a.flac"} and "IndexError" in errors["a.flac"]
+    assert result.n_ok == 1
+    rows = json.loads((tmp_path / "out" / "summary.json").read_text())["tracks"]
+    assert sorted(r["status"] for r in rows) == ["error", "ok"]

@@ -220,7 +220,9 @@ def _id3_c2pa(path: str) -> C2paStore | None:
     """The first ID3v2 ``GEOB`` frame whose MIME type marks a C2PA manifest store."""
     try:
         tags = ID3(path)
-    except (mutagen.MutagenError, OSError):  # no ID3v2 header, or unreadable tags
+    # no ID3v2 header, unreadable tags, or mutagen's own parser failing on hostile bytes
+    # (an IndexError, a RecursionError): no manifest found there
+    except Exception:  # noqa: BLE001
         return None
     for frame in tags.getall("GEOB"):
         if (frame.mime or "").lower() in C2PA_MIMES:
@@ -255,8 +257,11 @@ def read_metadata(path: str, *, provenance: bool = True, trust_anchors=None) -> 
     encoder = c2pa = None
     try:
         f = mutagen.File(path)
-    except mutagen.MutagenError as exc:
-        # Broken tags are themselves a fact to report; the audio may still decode.
+    # Broken tags are themselves a fact to report; the audio may still decode. Not only
+    # MutagenError: on hostile bytes mutagen's parsers also raise IndexError (a Vorbis comment
+    # length past its packet), RecursionError (nested MP4 boxes), struct errors..., and one
+    # file's tags must never stop a batch (session 26 audit).
+    except Exception as exc:  # noqa: BLE001
         out["error"] = f"{type(exc).__name__}: {exc}"[:MAX_VALUE_CHARS]
         f = None
     if f is not None:

@@ -969,6 +969,7 @@ def report_view(track: Mapping, figures: Mapping[str, bytes], *,
                         "n": f"{r.get('n_human', '?')} + {r.get('n_ai', '?')}"}
                        for r in track.get("robustness") or ()],
         "tags": _tags(meta.get("tags"), meta.get("dropped")),
+        "tags_error": visible(meta["error"]) if meta.get("error") else None,
         "encoder": visible(meta["encoder"]) if meta.get("encoder") else None,
         "c2pa": {True: "present", False: "absent"}.get(c2pa, "not checked"),
         "integrity": _integrity(track),

@@ -493,9 +493,12 @@ def _input_facts(info, path) -> dict:
 
 
 def _metadata(meta: Mapping) -> dict:
-    return {"tags": meta.get("tags", {}), "encoder": meta.get("encoder"),
-            "c2pa_present": bool(meta.get("c2pa_present")), "format": meta.get("format"),
-            "truncated": meta.get("truncated", False), "dropped": meta.get("dropped") or {}}
+    out = {"tags": meta.get("tags", {}), "encoder": meta.get("encoder"),
+           "c2pa_present": bool(meta.get("c2pa_present")), "format": meta.get("format"),
+           "truncated": meta.get("truncated", False), "dropped": meta.get("dropped") or {}}
+    if meta.get("error"):   # tags that could not be read: a fact the report states
+        out["error"] = str(meta["error"])
+    return out
 
 
 def measured_generators(detector) -> list[str]:
@@ -836,6 +839,12 @@ def _prepare_track(path: Path, out: Path, detector, *, options: ScanOptions, key
         analysis = analyse_track(path, detector, options=options, command_line=command_line)
     except MusicBrainError as exc:
         return TrackOutcome(CatalogEntry(str(path), error=str(exc))), None
+    except Exception as exc:  # noqa: BLE001
+        # A fault of this program or of a library on one hostile file: that file fails,
+        # loudly (its row, the console, exit status 1), and the batch and its catalog go on.
+        return TrackOutcome(CatalogEntry(
+            str(path), error=f"internal error while analysing this file "
+                             f"({type(exc).__name__}: {exc}); please report it")), None
     outcome = TrackOutcome(CatalogEntry(str(path), track=analysis.track,
                                         report=_report_rel(folder, out, options)),
                            timings=dict(analysis.timings), redone=why,
