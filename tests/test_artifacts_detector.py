@@ -254,3 +254,32 @@ def test_outside_its_human_calibration_the_line_accuses_but_never_exonerates(det
                 {"min_rate_hz": 16000, "max_rate_hz": 48000, "min_bandwidth_hz": 0, "rates_hz": ["x"]}):
         with pytest.raises(ModelLoadError, match="human_coverage"):
             ArtifactDetector({**detector.model, "human_coverage": bad})
+
+
+def test_mains_hum_spacings_are_recognised():
+    assert det_mod.mains_hum(59.99) == 60.0 and det_mod.mains_hum(49.6) == 50.0
+    assert det_mod.mains_hum(99.98) == 100.0 and det_mod.mains_hum(120.8) == 120.0
+    assert det_mod.mains_hum(75.0) is None and det_mod.mains_hum(86.13) is None
+    assert det_mod.mains_hum(61.0) is None and det_mod.mains_hum(48.0) is None
+
+
+def test_human_music_with_mains_buzz_is_never_accused(detector):
+    """Audit (session 26): a 60 Hz buzz (a sawtooth, -30 dBFS) on a human piece put exact
+    lines at every multiple of 60 Hz, and the line accused it (P(AI) 0.99): hum is the one
+    strictly periodic line spectrum human recording chains add. At mains spacings the line
+    never accuses, withholds `human`, and says why; a decoder's comb elsewhere still accuses."""
+    rate = 44100
+    music = piano_melody(rate, 12.0, seed=11)
+    t = np.arange(music.size) / rate
+    buzz = 2 * ((60.0 * t) % 1.0) - 1.0                    # sawtooth: every harmonic
+    y = (music / np.abs(music).max() * 0.5 + 10 ** (-30 / 20) * buzz).astype(np.float32)
+    f = detector.analyse_samples(y, rate)
+    assert f.applicable and abs(f.spacing_hz - 60.0) < 0.5, f.spacing_hz
+    assert f.mains_hum_hz == 60.0 and not f.says_ai
+    assert f.p_ai >= f.threshold                     # what the classifier alone would accuse
+    assert f.leans_ai and "mains hum (60 Hz)" in f.explanation
+    from musicbrain_cli.verdict import INCONCLUSIVE, artifact_finding
+
+    assert artifact_finding(f.to_dict()).finding == INCONCLUSIVE
+    decoded = detector.analyse_samples(upsampled(24000, (8, 5, 4, 2), 10.0, seed=7), 24000)
+    assert decoded.says_ai and decoded.mains_hum_hz is None
