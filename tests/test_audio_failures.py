@@ -33,10 +33,12 @@ from musicbrain_cli.errors import (
 RNG = np.random.default_rng(1234)
 
 
-def riff_wav(path, data: bytes, *, rate=8000, channels=1, bits=16, tag=1, data_size=None):
+def riff_wav(path, data: bytes, *, rate=8000, channels=1, bits=16, tag=1, data_size=None,
+             byte_rate=None):
     """A minimal RIFF/WAVE file whose header fields can lie (tag 1 = PCM, 3 = IEEE float)."""
     size = len(data) if data_size is None else data_size
-    fmt = struct.pack("<HHIIHH", tag, channels, rate, rate * channels * bits // 8, channels * bits // 8, bits)
+    stated = rate * channels * bits // 8 if byte_rate is None else byte_rate
+    fmt = struct.pack("<HHIIHH", tag, channels, rate, stated, channels * bits // 8, bits)
     body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", size) + data
     path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
     return path
@@ -189,6 +191,21 @@ def test_truncated_wav_reports_share_decoded(tmp_path):
         drain(p)
     assert e.value.share_decoded == pytest.approx(0.25, abs=0.01)
     assert_one_line_naming(e.value, p)
+
+
+@pytest.mark.parametrize("byte_rate", [0, 1, 0xFFFFFFF0])
+def test_a_lying_byte_rate_field_neither_hides_truncation_nor_invents_hours(tmp_path, byte_rate):
+    """Audit (session 26): the claimed length was data size / the header's byte-rate field,
+    which FFmpeg ignores for PCM. Byte rate 0 (or huge) hid a 95 % truncation (called
+    `human` on 5 % of the file); byte rate 1 made a complete file "588 h" and refused it."""
+    data = noise16(2.0)
+    cut = riff_wav(tmp_path / "cut.wav", data, data_size=len(data) * 4, byte_rate=byte_rate)
+    with pytest.raises(CorruptAudioError) as e:
+        drain(cut)
+    assert e.value.share_decoded == pytest.approx(0.25, abs=0.01)
+    whole = riff_wav(tmp_path / "whole.wav", data, byte_rate=byte_rate)
+    blocks, s = drain(whole)
+    assert s.stats.decoded_duration_s == pytest.approx(2.0)
 
 
 @pytest.mark.parametrize("ext", ["mp3", "flac"])

@@ -188,8 +188,9 @@ def _sniff(path: str) -> str | None:
     return None
 
 
-def _riff_claimed_duration(path: str) -> float | None:
-    """Duration the WAV ``data`` chunk claims (size / byte rate), or None if not stated.
+def _riff_claimed_duration(path: str) -> tuple[float, bool] | None:
+    """Duration the WAV ``data`` chunk claims (size / byte rate), or None if not stated, and
+    whether it is exact (PCM or float samples, whose byte rate is rate x block align).
 
     FFmpeg clamps a WAV's duration to the bytes present, which would hide truncation; the
     header's own claim is what "claimed" means here. Sizes 0 and 0xFFFFFFFF are the
@@ -201,7 +202,7 @@ def _riff_claimed_duration(path: str) -> float | None:
         head = f.read(12)
         if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
             return None
-        byte_rate = None
+        byte_rate, exact = None, False
         for _ in range(1024):
             chunk = f.read(8)
             if len(chunk) < 8:
@@ -209,11 +210,17 @@ def _riff_claimed_duration(path: str) -> float | None:
             cid, size = struct.unpack("<4sI", chunk)
             if cid == b"fmt " and size >= 16:
                 fmt = f.read(16)
-                byte_rate = struct.unpack("<HHIIHH", fmt)[3]
+                tag, _, rate, stated, align, _ = struct.unpack("<HHIIHH", fmt)
+                # PCM and float (plain or WAVE_FORMAT_EXTENSIBLE): the byte rate IS rate x
+                # block align, and FFmpeg decodes by those; the separate byte-rate field is
+                # only a hint a writer (or an adversary) can set to anything: 0 hid a
+                # truncation, 1 made a whole file "588 h" (session 26 audit)
+                exact = tag in (1, 3, 0xFFFE)
+                byte_rate = rate * align if exact else stated
                 f.seek(size - 16 + (size & 1), 1)
             elif cid == b"data":
                 if byte_rate and size not in (0, 0xFFFFFFFF):
-                    return size / byte_rate
+                    return size / byte_rate, exact
                 return None
             else:
                 f.seek(size + (size & 1), 1)
@@ -239,9 +246,10 @@ def _stream_facts(path: str, container) -> StreamFacts:
     if duration is not None and (not math.isfinite(duration) or duration < 0):
         duration = None
     if container.format.name == "wav":
-        claimed = _riff_claimed_duration(path)
-        if claimed is not None and (duration is None or claimed > duration):
-            duration = claimed
+        claim = _riff_claimed_duration(path)
+        # FFmpeg's estimate divides by the byte-rate field too; for PCM the exact claim wins
+        if claim is not None and (duration is None or claim[1] or claim[0] > duration):
+            duration = claim[0]
     bit_rate = stream.bit_rate or container.bit_rate or None
     tags = _bounded_tags({**dict(container.metadata), **dict(stream.metadata)})
     return StreamFacts(
