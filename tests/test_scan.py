@@ -694,3 +694,27 @@ def test_an_unexpected_fault_on_one_file_fails_that_file_not_the_batch(tmp_path,
     assert result.n_ok == 1
     rows = json.loads((tmp_path / "out" / "summary.json").read_text())["tracks"]
     assert sorted(r["status"] for r in rows) == ["error", "ok"]
+
+
+def test_a_file_replaced_during_its_analysis_fails_instead_of_mixing_two_files(
+        tmp_path, model_dir, monkeypatch):
+    """Audit (session 26): the file was hashed when probed and decoded later by its path; a
+    file swapped in between got one file's SHA-256 beside the other's verdict (3 runs in 6)."""
+    cat = tmp_path / "cat"
+    cat.mkdir()
+    encode_audio(cat / "x.flac", tone(3.0), SR)
+    encode_audio(tmp_path / "other.flac", tone(3.0, 440.0, seed=3), SR)
+    from musicbrain_cli.audio import intake
+
+    real = intake.probe
+
+    def probe_then_swap(path, **kw):
+        info = real(path, **kw)
+        os.replace(tmp_path / "other.flac", path)           # the swap lands after the hash
+        return info
+
+    monkeypatch.setattr(intake, "probe", probe_then_swap)
+    det = Detector.from_pretrained(model_dir, device="cpu")
+    result = scan([cat], tmp_path / "out", det, options=ScanOptions(formats=()))
+    errors = [e.error for e in result.entries if e.error]
+    assert len(errors) == 1 and "changed while it was analysed" in errors[0], errors

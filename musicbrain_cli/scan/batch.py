@@ -174,6 +174,15 @@ def model_facts(detector) -> dict:
             "thresholds": card.get("thresholds", {})}
 
 
+def _identity(path: str | os.PathLike) -> tuple[int, ...] | None:
+    """What changes when a file is replaced or written to: device, inode, size, mtime."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
 def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = ScanOptions(),
                   command_line: Sequence[str] = (),
                   analysis_time: str | None = None) -> TrackAnalysis:
@@ -192,6 +201,7 @@ def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = S
     timer = _Timer()
     fe = detector.config.front_end
     t0 = time.perf_counter()
+    before = _identity(path)
     info = probe(path, trust_anchors=options.trust_anchors)
     timer.add("decode", time.perf_counter() - t0)
 
@@ -244,6 +254,11 @@ def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = S
                                                            for index, start, samples in symbolic_windows],
                                          sample_rate=fe.sample_rate)
     timer.add("other_lines", time.perf_counter() - t)
+    if _identity(path) != before:
+        # the hash (taken first) and the decodes (later, by path) would be of two files
+        raise InputError(f"{os.fspath(path)!r} changed while it was analysed (replaced or "
+                         "written to): its hash and its verdict would belong to different "
+                         "audio; scan it again once it is no longer being written")
     from musicbrain_cli.model.ood import attribution_withheld
     from musicbrain_cli.verdict import combine
 
