@@ -174,3 +174,34 @@ def test_cli_prints_a_library_warning_as_one_plain_line(pair, tmp_path):
     assert result.exit_code == 0, result.output
     assert "musicbrain: warning: " in result.output and "split is kept" in result.output
     assert "UserWarning" not in result.output and "merge.py" not in result.output
+
+
+def test_the_same_data_set_twice_is_refused(pair, tmp_path):
+    """Audit (session 26): `data merge A A` (or A and a copy of A) put every clip in twice,
+    under renamed ids, and counted each twice in the card."""
+    import shutil
+
+    a, b = pair
+    with pytest.raises(DatasetError, match="same clips"):
+        merge_datasets([a, b, a], tmp_path / "out")
+    shutil.copytree(a, tmp_path / "copy")
+    with pytest.raises(DatasetError, match="identical manifests"):
+        merge_datasets([a, tmp_path / "copy"], tmp_path / "out")
+    assert not (tmp_path / "out" / "manifest.csv").exists()
+
+
+def test_no_clip_is_moved_into_or_out_of_the_held_out_soundfont_split(pair, tmp_path):
+    """Audit (session 26): with --on-conflict warn a work in test_xsf in one data set and in
+    train in another was moved: the held-out SoundFont's clips went into training, and
+    training SoundFonts' clips into the cross-renderer test. One entry per work, not clip."""
+    a, _ = pair
+    tax = Taxonomy.from_groups([("source", ["human", "ai"], True)])
+    x = make(tmp_path / "x", tax, [("d1", "w1", "test_xsf", "ai", ""),
+                                   ("d2", "w1", "test_xsf", "ai", "")])
+    for mode in ("error", "warn"):
+        with pytest.raises(DatasetError, match="held-out SoundFont"):
+            merge_datasets([a, x], tmp_path / f"out-{mode}", on_conflict=mode)
+    y = make(tmp_path / "y", tax, [("e1", "w1", "val", "ai", ""), ("e2", "w1", "val", "ai", "")])
+    with pytest.warns(UserWarning):
+        summary = merge_datasets([a, y], tmp_path / "out", on_conflict="warn")
+    assert summary["conflicts"] == 1

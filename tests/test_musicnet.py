@@ -107,6 +107,10 @@ def test_build_labels_splits_and_resume(tree, tmp_path):
     assert summary["new_clips"] == summary["clips"] - first["clips"]  # resumed, not redone
     again = build_musicnet_dataset(tree, out, soundfonts=[font], seed=3, clip_s=2.0)
     assert again["new_clips"] == 0 and again["clips"] == summary["clips"]
+    # another cut into the same folder would add overlapping clips of another length
+    # (audit, session 26): refused, as data notagen's is
+    with pytest.raises(DatasetError, match="clip_s 2.0, not 1.0"):
+        build_musicnet_dataset(tree, out, soundfonts=[font], seed=3, clip_s=1.0)
 
     ds = Dataset.load(out)
     ds.validate()

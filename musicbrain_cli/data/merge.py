@@ -20,6 +20,7 @@ import warnings
 from pathlib import Path
 
 from musicbrain_cli.errors import DatasetError, MusicBrainWarning
+from musicbrain_cli.files import sha256_file
 from musicbrain_cli.progress import NULL_PROGRESS, Progress
 from musicbrain_cli.data.dataset import (AUDIO_DIR, MANIFEST, REPORT, SCORE_DIR, Dataset,
                                              write_dataset_files)
@@ -49,9 +50,17 @@ def merge_datasets(inputs: list[str | Path], out: str | Path, *, link: bool = Tr
         raise DatasetError(f"merge needs at least two data sets, got {len(inputs)}")
     out = Path(out)
     sets = [Dataset.load(p) for p in inputs]
+    seen: dict[str, str] = {}
     for ds in sets:
         if out.resolve() == ds.root.resolve():
             raise DatasetError(f"the output {str(out)!r} is one of the inputs")
+        # the same data set twice (or a copy of it) would put every clip in twice, under
+        # renamed ids, each counted twice in the card (session 26 audit)
+        key = sha256_file(ds.root / MANIFEST)
+        if key in seen:
+            raise DatasetError(f"{str(ds.root)!r} holds the same clips as {seen[key]!r} "
+                               "(identical manifests): give each data set once")
+        seen[key] = str(ds.root)
     rates = {ds.sample_rate for ds in sets if ds.sample_rate is not None}
     if len(rates) > 1:
         raise DatasetError(f"data sets have different sample rates {sorted(rates)}: "
@@ -69,6 +78,19 @@ def merge_datasets(inputs: list[str | Path], out: str | Path, *, link: bool = Tr
                 conflicts.append({"work_id": r["work_id"], "split": r["split"],
                                   "data_set": str(ds.root), "kept_split": first[0],
                                   "first_data_set": first[1]})
+    # one entry per (data set, work), not per clip
+    conflicts = list({(c["data_set"], c["work_id"]): c for c in conflicts}.values())
+    held_out = [c for c in conflicts if "test_xsf" in (c["split"], c["kept_split"])]
+    if held_out:
+        c = held_out[0]
+        # moving a clip into or out of the held-out SoundFont's split would put that
+        # SoundFont in training, or a training SoundFont in the cross-renderer test
+        raise DatasetError(f"{len({c['work_id'] for c in held_out})} work(s) are in the "
+                           f"held-out SoundFont's split (test_xsf) in one data set and not in "
+                           f"another (e.g. {c['work_id']!r}: {c['kept_split']!r} in "
+                           f"{c['first_data_set']!r}, {c['split']!r} in {c['data_set']!r}); "
+                           "no split can be kept without mixing renderers: rebuild the data "
+                           "sets with one held-out SoundFont")
     if conflicts:
         works = sorted({c["work_id"] for c in conflicts})
         msg = (f"{len(works)} work(s) are in different splits in different data sets "
@@ -76,7 +98,7 @@ def merge_datasets(inputs: list[str | Path], out: str | Path, *, link: bool = Tr
                f"{conflicts[0]['first_data_set']!r}, {conflicts[0]['split']!r} in "
                f"{conflicts[0]['data_set']!r})")
         if on_conflict == "error":
-            raise DatasetError(msg + "; rerun with on_conflict='warn' to keep the first split")
+            raise DatasetError(msg + "; rerun with --on-conflict warn to keep the first split")
         warnings.warn(msg + "; the first data set's split is kept", MusicBrainWarning, stacklevel=2)
 
     (out / AUDIO_DIR).mkdir(parents=True, exist_ok=True)

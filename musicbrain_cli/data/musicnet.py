@@ -272,7 +272,10 @@ def build_musicnet_dataset(root: str | Path, out: str | Path, *,
                       MusicBrainWarning, stacklevel=2)
     taxonomy = style_taxonomy(composers=sorted({p.composer for p in pieces if p.composer}))
     new = 0
-    with DatasetWriter(out, taxonomy, sample_rate=sample_rate, name="musicnet") as writer:
+    # what a clip holds: a rerun with another cut or timing into the same folder is refused,
+    # as data notagen's is (it added overlapping clips of other lengths without a word)
+    with DatasetWriter(out, taxonomy, sample_rate=sample_rate, name="musicnet",
+                       build={"clip_s": clip_s, "timing": timing}) as writer:
         splits.update(writer.work_splits())
         for item, reason in skipped:
             writer.skip(item, reason)
