@@ -63,6 +63,12 @@ def test_evaluate_writes_metrics_and_figures(setup, tmp_path):
     on_disk = json.loads((out / "metrics.json").read_text())
     assert on_disk == m
     assert m["clips"] == m["clips_scored"] == 4 and m["failed"] == []
+    # which data the figures are of (audit, session 26: nothing said it)
+    from musicbrain_cli.files import sha256_file
+
+    manifest = sha256_file(dataset.root / "manifest.csv")
+    assert m["data"] == {"path": str(dataset.root), "manifest_sha256": manifest}
+    assert manifest in (out / "metrics.md").read_text()
     ap = m["classification"]["ap"]
     assert set(ap) == {"source/human", "source/ai", "period/Baroque", "period/Romantic"}
     assert all(0.0 <= v <= 1.0 for v in ap.values())

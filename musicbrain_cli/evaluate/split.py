@@ -52,8 +52,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from musicbrain_cli.data.dataset import MANIFEST
 from musicbrain_cli.errors import DatasetError, InputError, MusicBrainError
-from musicbrain_cli.files import folder_lock
+from musicbrain_cli.files import folder_lock, sha256_file
 from musicbrain_cli.progress import NULL_PROGRESS, Progress
 from musicbrain_cli.taxonomy import DETECTION_GROUP, DETECTION_LABEL, STYLE_GROUPS
 
@@ -690,6 +691,10 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
             "split": split, "clips": len(rows), "clips_scored": len(kept), "failed": failed,
             "explain_failed": explain_failed,
             "model": {k: detector.card.get(k) for k in ("name", "version", "weights_sha256")},
+            # which data the figures are of: two evaluations of one model on different or
+            # edited data sets must not be mistaken for each other (session 26 audit)
+            "data": {"path": str(dataset.root),
+                     "manifest_sha256": sha256_file(Path(dataset.root) / MANIFEST)},
             "labels": labels,
             "labels_coverage": _label_coverage(labels, dataset.taxonomy.labels),
             "classification": classification.to_dict(),
@@ -889,7 +894,12 @@ def _event_table(e: dict[str, Any]) -> list[str]:
 def metrics_markdown(m: dict[str, Any]) -> str:
     """A readable summary of :func:`evaluate`'s metrics."""
     c = m["classification"]
+    data = m.get("data") or {}
+    model = m.get("model") or {}
     lines = [f"# Evaluation on split `{m['split']}`", "",
+             f"Data set: `{data.get('path', 'not recorded')}` (manifest SHA-256 "
+             f"`{data.get('manifest_sha256', 'not recorded')}`); model: {model.get('name')} "
+             f"{model.get('version')} (weights SHA-256 `{model.get('weights_sha256')}`).", "",
              f"Clips: {m['clips_scored']} scored of {m['clips']}"
              + (f" ({len(m['failed'])} failed, listed in metrics.json)" if m["failed"] else "")
              + (f"; {len(m['explain_failed'])} scored but not explained (listed in metrics.json)"
