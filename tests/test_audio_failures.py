@@ -388,3 +388,24 @@ def test_a_child_that_sends_more_native_samples_than_asked_is_cut_to_the_request
         list(s)
     y, rate = s.native()
     assert rate == 44100 and y.size == asked      # twice as much arrived
+
+
+def test_a_chained_ogg_that_breaks_the_demuxer_is_not_judged_on_its_first_part(tmp_path):
+    """Audit (session 26): 12 s of Vorbis at 44.1 kHz followed by 60 s at 22.05 kHz: FFmpeg
+    stops at the second stream, Ogg states no length and the timestamps cover the first
+    part, so the file was "100 % decoded" and judged on its first 12 s. The bytes never read
+    now count as undecoded."""
+    from musicbrain_cli.audio.encode import encode_audio
+
+    rng = np.random.default_rng(5)
+    a, b = tmp_path / "a.ogg", tmp_path / "b.ogg"
+    encode_audio(a, (rng.standard_normal(44100 * 4) * 0.1).astype(np.float32), 44100)
+    encode_audio(b, (rng.standard_normal(22050 * 20) * 0.1).astype(np.float32), 22050)
+    chained = tmp_path / "chained.ogg"
+    chained.write_bytes(a.read_bytes() + b.read_bytes())
+    with pytest.raises(CorruptAudioError) as e:       # the locked FFmpeg stops at the chain
+        drain(chained)
+    assert "demuxer" in str(e.value) and e.value.share_decoded < 0.5
+    assert_one_line_naming(e.value, chained)
+    blocks, s = drain(a)                                # one stream alone: whole
+    assert s.stats.decoded_duration_s == pytest.approx(4.0, abs=0.1)
