@@ -7,7 +7,8 @@ rule abstains whenever the evidence is weak rather than guess:
 2. the calibrated probability lies within ``band`` of the operating threshold ->
    ``inconclusive``;
 3. the windows disagree strongly (a sizeable share on each side of the threshold) ->
-   ``inconclusive``;
+   ``inconclusive``; so does a track below the threshold in which any window reaches the
+   band's upper edge (a short part that looks AI-generated: a splice);
 4. otherwise ``ai`` when the calibrated probability reaches the threshold, else ``human``.
 
 Rules 1-3 can only turn a verdict into ``inconclusive``; none of them can produce ``ai``.
@@ -126,6 +127,19 @@ def decide(p_ai: float, window_p_ai: Sequence[float], *, policy: VerdictPolicy,
             and min(share_ai, 1.0 - share_ai) >= policy.disagreement):
         reasons.append(f"The analysis windows disagree: {share_ai:.0%} of them are above the "
                        f"threshold and {1 - share_ai:.0%} below.")
+
+    # A part that says AI inside a whole that does not: a short AI section spliced into a
+    # human recording moves the mean little and sits in too few windows to count as
+    # disagreement, yet the report's own timeline shows it (session 26 audit: 60 s of a
+    # human piece + 12 s of AI, called human with its last window at P(AI) 1.00). The track
+    # is then not exonerated; it is not accused either.
+    top = float(windows.max()) if windows.size > 1 else None
+    if not reasons and p_ai < t and top is not None and top >= hi:
+        n_high = int((windows >= hi).sum())
+        reasons.append(f"{n_high} of the {windows.size} analysis windows reach a probability "
+                       f"of AI of {hi:.2f} or more (the highest {top:.2f}), though the "
+                       f"recording as a whole lies below the threshold {t:.2f}: a part of it "
+                       "may be AI-generated (see the timeline).")
 
     if reasons:
         label = INCONCLUSIVE

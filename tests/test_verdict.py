@@ -126,3 +126,21 @@ def test_unverified_evidence_of_ai_blocks_a_human_verdict_but_never_accuses():
     v = combine([_line("content", "human"), _line("artifacts", "human"), unverified])
     assert v.label == "inconclusive"
     assert v.reasons == ["The provenance line holds unverified evidence of AI generation."]
+
+
+def test_a_short_part_that_looks_ai_withholds_human_but_never_accuses():
+    """Audit (session 26): 60 s of a human piece followed by 12 s of AI music was called
+    `human` ("no evidence of AI generation") while its own timeline showed the last window
+    at P(AI) 1.00: the mean hardly moved and one window in 13 is no disagreement."""
+    from musicbrain_cli.verdict import VerdictPolicy, decide
+
+    policy = VerdictPolicy(threshold=0.5, band=0.1)
+    splice = [0.0] * 11 + [0.38, 1.0]
+    v = decide(float(np.mean(splice)), splice, policy=policy)
+    assert v.label == INCONCLUSIVE
+    assert any("1 of the 13 analysis windows" in r and "the highest 1.00" in r for r in v.reasons)
+    # below the band's upper edge a window is no such sign; one window is the track itself
+    assert decide(0.05, [0.0] * 12 + [0.59], policy=policy).label == HUMAN
+    assert decide(0.05, [0.05], policy=policy).label == HUMAN
+    # a track that is AI as a whole is still called ai; the rule never makes an accusation
+    assert decide(0.9, [0.9] * 12 + [0.2], policy=policy).label == AI
