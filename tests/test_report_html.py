@@ -495,3 +495,19 @@ def test_a_long_file_name_stays_inside_the_pdf_page():
                for b, (lo, hi) in text
                if max(b.position_x, lo) < -0.5 or min(b.position_x + b.width, hi) > width + 0.5]
     assert not outside, outside
+
+
+def test_the_artifact_lines_mains_hum_rule_and_its_cost_are_quoted():
+    """The rule added after the card's rates were measured (session 26) is stated beside
+    them, with what it withdrew, so the per-family miss rates are not read as current for
+    decoders at mains spacings."""
+    from musicbrain_cli.artifacts.detector import ArtifactDetector
+    from musicbrain_cli.report.html import _artifact_sentences
+
+    rates = ArtifactDetector.from_pretrained("default").card["summary"]
+    said = next(s for s in _artifact_sentences({"error_rates": rates}) if "mains hum" in s)
+    assert "(50, 60, 100 or 120 Hz) it never accuses" in said
+    w = rates["mains_hum_guard"]["decoded_accusations_withdrawn"]
+    assert f"withdrew {w['k']} of {w['n']}" in said and "higher than stated above" in said
+    bare = {k: v for k, v in rates.items() if k != "mains_hum_guard"}
+    assert not any("mains hum" in s for s in _artifact_sentences({"error_rates": bare}))

@@ -43,7 +43,7 @@ MODEL_FILE, CARD_FILE = "model.json", "card.json"
 SHIPPED_SHA256: dict[str, dict[str, str]] = {
     "default": {
         MODEL_FILE: "5c84b71b2044405b5cd8b8dae5eb40c3734177f1fca6e00929097081ae2e4561",
-        CARD_FILE: "f06cc94a97db74eafe46530b7584ef5dc17e67dec5fe329b8f5717d8412ee63d",
+        CARD_FILE: "c6cc14ac0b94e98d5178bcf46c2574da1b86f329d2a7bf928fac503f2145d46a",
     },
 }
 
@@ -423,6 +423,12 @@ class ArtifactDetector:
                                residue_hz=(), residue_db=(), model_sha256=self.sha256,
                                error_rates=self.card.get("summary", {}), **extra)
 
+    def accuses(self, p_ai: float, spacing_hz: float | None) -> bool:
+        """The line's one accusation rule: ``p_ai`` at or above the operating point, and the
+        comb's spacing not that of mains hum (:func:`mains_hum`). Scans and the fit's
+        evaluation both ask here."""
+        return p_ai >= self.threshold and (spacing_hz is None or mains_hum(spacing_hz) is None)
+
     def analyse_samples(self, y: np.ndarray, sample_rate: int) -> ArtifactFinding:
         """The finding for in-memory samples ``y [shape=(n,)]`` at their native ``sample_rate``."""
         y = np.asarray(y, dtype=np.float32)
@@ -449,7 +455,7 @@ class ArtifactDetector:
         c = a.comb
         hum = (mains_hum(c.spacing_hz)
                if c.spacing_hz is not None and c.teeth >= _peaks.MIN_TEETH else None)
-        says = p >= self.threshold and hum is None
+        says = self.accuses(p, c.spacing_hz if c.teeth >= _peaks.MIN_TEETH else None)
         leans = not says and p >= self.doubt_threshold
         uncovered = (None if self.coverage is None
                      else self.coverage.outside(int(sample_rate), float(a.spectrum.bandwidth_hz)))

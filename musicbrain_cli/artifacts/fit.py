@@ -166,12 +166,13 @@ def evaluate(model: dict, rows: list[dict]) -> dict:
     by_kind: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     by_transform: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     by_source: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    scores, labels = [], []
+    scores, labels, kept = [], [], []
     for r in rows:
         if r["na"]:
             continue
+        kept.append(r)
         p = det.p_ai(np.array(r["features"]))
-        hit = int(p >= det.threshold)
+        hit = int(det.accuses(p, r.get("spacing_hz")))
         scores.append(p)
         labels.append(r["label"])
         key = r["family"]
@@ -186,10 +187,13 @@ def evaluate(model: dict, rows: list[dict]) -> dict:
         if r["label"] == 0:
             by_source[r["source"]][0] += hit
             by_source[r["source"]][1] += 1
-    ai = [(s, l) for s, l in zip(scores, labels) if l == 1]
-    hu = [(s, l) for s, l in zip(scores, labels) if l == 0]
-    out["recall"] = rate_with_interval(sum(s >= det.threshold for s, _ in ai), len(ai))
-    out["false_accusations"] = rate_with_interval(sum(s >= det.threshold for s, _ in hu), len(hu))
+    ai = [s for s, l in zip(scores, labels) if l == 1]
+    hu = [s for s, l in zip(scores, labels) if l == 0]
+    hits = [det.accuses(s, r.get("spacing_hz")) for s, r in zip(scores, kept)]
+    out["recall"] = rate_with_interval(sum(h for h, l in zip(hits, labels) if l == 1),
+                                       sum(1 for l in labels if l == 1))
+    out["false_accusations"] = rate_with_interval(sum(h for h, l in zip(hits, labels) if l == 0),
+                                                  sum(1 for l in labels if l == 0))
     if ai and hu:
         from sklearn.metrics import roc_auc_score
 

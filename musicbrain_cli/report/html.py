@@ -690,6 +690,15 @@ def _artifact_sentences(found: Any) -> list[str]:
             f"{visible(str(k))} {pct((v or {}).get('miss_rate'))} of {(v or {}).get('n')}"
             for k, v in sorted(per_family.items(), key=lambda kv: str(kv[0]))[:12]
             if isinstance(v, Mapping)) + ".")
+    hum = rates.get("mains_hum_guard")
+    if isinstance(hum, Mapping):
+        spacings = [f"{x:g}" for x in map(_num, hum.get("spacings_hz") or ()) if x is not None]
+        withdrawn = _rate_phrase(hum.get("decoded_accusations_withdrawn"))
+        out.append(f"At the spacing of mains hum ({or_list(spacings)} Hz) it never accuses, "
+                   "since hum puts the same lines into human recordings"
+                   + (f"; on its rebuilt test split that withdrew {withdrawn} of its accusations "
+                      "of decoded clips, so for decoders at those spacings its miss rate is "
+                      "higher than stated above" if withdrawn else "") + ".")
     if rates.get("measured_on"):
         out.append(f"Measured on: {rates['measured_on']}.")
     return out
