@@ -949,7 +949,8 @@ def evaluate(data_dir, split, model_name, out_dir, explain_windows, n_figures, s
     from musicbrain_cli.data.dataset import Dataset
 
     dataset = Dataset.load(data_dir)
-    detector = Detector.from_pretrained(model_name, device=device)
+    with _usage_errors():             # a model or device named that is not there: status 2
+        detector = Detector.from_pretrained(model_name, device=device)
     m = run_evaluation(dataset, detector, out_dir, split=split, explain_windows=explain_windows,
                        n_figures=n_figures, substrate=substrate, occlusion=not no_occlusion,
                        overwrite=overwrite, cam_weighting=cam_weighting, cam_refine=cam_refine,
@@ -991,7 +992,8 @@ def _evaluate_robustness(data_dir, split, model_name, out_dir, device, overwrite
     from musicbrain_cli.evaluate.robustness import evaluate_robustness, update_card as store, write_robustness
 
     keys = [k.strip() for k in transforms.split(",") if k.strip()] if transforms else None
-    detector = Detector.from_pretrained(model_name, device=device)
+    with _usage_errors():
+        detector = Detector.from_pretrained(model_name, device=device)
     rows = evaluate_robustness(data_dir, detector, split=split, transforms=keys,
                                max_clips=max_clips, progress=RichProgress())
     _, md = write_robustness(rows, out_dir, model=detector.card, overwrite=overwrite)

@@ -211,6 +211,11 @@ def test_cli_evaluate(setup, tmp_path):
     m = json.loads((out / "metrics.json").read_text())
     assert m["fidelity"]["destripe"] == 0 and m["fidelity"]["refine"] == "gradient-input"
     assert "stride pattern" not in (out / "metrics.md").read_text()
+    # a model that is not there is the caller's to fix: exit 2, as in scan (audit, session 26)
+    missing = args.copy()
+    missing[missing.index("--model") + 1] = str(tmp_path / "nosuch")
+    res = CliRunner().invoke(main, missing + ["-o", str(tmp_path / "out2")])
+    assert res.exit_code == 2 and isinstance(res.exception, SystemExit), res.output
 
 
 def test_explained_positions_spread_over_the_split():
