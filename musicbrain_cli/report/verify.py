@@ -38,8 +38,9 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from musicbrain_cli.errors import ReportError, VerificationError
 from musicbrain_cli.inputs import read_regular
 from musicbrain_cli.report._io import sha256_file
-from musicbrain_cli.report.catalog import (FIELDS, SUMMARY_JSON, SUMMARY_SCHEMA, CatalogEntry,
-                                           catalog_files, summary_row)
+from musicbrain_cli.report.catalog import (FIELDS, INDEX_HTML, SUMMARY_CSV, SUMMARY_JSON,
+                                           SUMMARY_SCHEMA, CatalogEntry, catalog_files,
+                                           summary_row)
 from musicbrain_cli.report.keys import TrustedSigner, TrustStore
 from musicbrain_cli.report.manifest import (CATALOG_MANIFEST_NAME, CATALOG_SCHEMA,
                                             CATALOG_SIGNATURE_NAME, MANIFEST_NAME,
@@ -289,7 +290,7 @@ def _note_unsealed(root: Path, folders: set[str], catalog: VerificationResult) -
     """Name what else lies in the catalog folder: nothing vouches for it. A warning, not a
     failure: an output folder may be shared with the user's own files, but a page that
     merely sits beside the catalog must not pass unmentioned."""
-    own = {SUMMARY_JSON, CATALOG_MANIFEST_NAME, CATALOG_SIGNATURE_NAME} | set(catalog_files([]))
+    own = {SUMMARY_JSON, SUMMARY_CSV, INDEX_HTML, CATALOG_MANIFEST_NAME, CATALOG_SIGNATURE_NAME}
     try:
         extra = sorted(p.name for p in root.iterdir()
                        if not p.name.startswith(".") and p.name not in own | folders)
@@ -485,8 +486,8 @@ def _check_rendering(folder: Path, manifest: dict, listed: set[str],
     rendered HTML (the PDF is checked against it), or ``None`` when it was not rendered.
     """
     html_name = f"{REPORT_STEM}.html"
-    if RESULT_JSON not in listed or not ({html_name} | {n for n in listed
-                                                        if n.lower().endswith(".pdf")}) & listed:
+    if RESULT_JSON not in listed or not (html_name in listed or
+                                         any(n.lower().endswith(".pdf") for n in listed)):
         return None
     failed = [c.name for c in result.checks
               if c.status == FAIL and c.name.startswith("file ")]
