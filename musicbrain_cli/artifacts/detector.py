@@ -453,9 +453,9 @@ class ArtifactDetector:
             window_p = [self.p_ai(comb_features(analyse_samples(y[i:j], sample_rate))) for i, j in windows]
         p = float(np.median(window_p))
         c = a.comb
-        hum = (mains_hum(c.spacing_hz)
-               if c.spacing_hz is not None and c.teeth >= _peaks.MIN_TEETH else None)
-        says = self.accuses(p, c.spacing_hz if c.teeth >= _peaks.MIN_TEETH else None)
+        spacing = c.spacing_hz if c.teeth >= _peaks.MIN_TEETH else None   # a comb, or none
+        hum = None if spacing is None else mains_hum(spacing)
+        says = self.accuses(p, spacing)
         leans = not says and p >= self.doubt_threshold
         uncovered = (None if self.coverage is None
                      else self.coverage.outside(int(sample_rate), float(a.spectrum.bandwidth_hz)))
@@ -530,20 +530,7 @@ def explain(a: CombAnalysis, p_ai: float, threshold: float, *, windows: int = 1,
     doubt threshold, where it has one; ``uncovered``: why the recording lies outside the line's
     human calibration, see :class:`HumanCoverage`; ``hum``: the mains frequency the comb's
     spacing matches, see :func:`mains_hum`)."""
-    if hum is not None and p_ai >= threshold:
-        c = a.comb
-        p_text = f"P(AI) {p_ai:.2f}" + (f" (median of {windows} windows of {WINDOW_S:g} s)"
-                                        if windows > 1 else "")
-        return (f"The strongest periodic pattern in the average spectrum: {c.teeth} narrow peaks "
-                f"at multiples of {c.spacing_hz:.2f} Hz ({c.teeth} of the {c.expected_teeth} "
-                f"multiples up to {a.f_max_hz / 1000:.1f} kHz, mean {c.tooth_prominence_db:.1f} dB "
-                f"above the spectrum's lower envelope). {p_text} reaches the operating point "
-                f"{threshold:.2f}, but {c.spacing_hz:.2f} Hz is the spacing of mains hum "
-                f"({hum:g} Hz), whose harmonics analogue recording and playback chains add to "
-                "human recordings; a decoder with this spacing cannot be told from hum by this "
-                "method, so the line does not accuse here, and does not support a 'human' "
-                "verdict either.")
-    text = _explain(a, p_ai, threshold, windows=windows, doubt=doubt)
+    text = _explain(a, p_ai, threshold, windows=windows, doubt=doubt, hum=hum)
     if uncovered and p_ai < threshold:
         text += (f" This recording lies outside what the line was calibrated on for human music: "
                  f"{uncovered}. How often human recordings like it show a pattern, and how often "
@@ -557,7 +544,7 @@ def explain(a: CombAnalysis, p_ai: float, threshold: float, *, windows: int = 1,
 
 
 def _explain(a: CombAnalysis, p_ai: float, threshold: float, *, windows: int,
-             doubt: float | None) -> str:
+             doubt: float | None, hum: float | None = None) -> str:
     c = a.comb
     p_text = f"P(AI) {p_ai:.2f}" + (f" (median of {windows} windows of {WINDOW_S:g} s)" if windows > 1 else "")
     if c.spacing_hz is None or c.teeth < _peaks.MIN_TEETH:
@@ -571,6 +558,12 @@ def _explain(a: CombAnalysis, p_ai: float, threshold: float, *, windows: int,
     note, cents = nearest_note(c.spacing_hz)
     pitch = (f" {c.spacing_hz:.2f} Hz is within {abs(cents):.0f} cents of the note {note}: a held note's harmonics "
              "give the same pattern." if abs(cents) <= 15 else "")
+    if hum is not None and p_ai >= threshold:
+        return (head + f" {p_text} reaches the operating point {threshold:.2f}, but "
+                f"{c.spacing_hz:.2f} Hz is the spacing of mains hum ({hum:g} Hz), whose harmonics "
+                "analogue recording and playback chains add to human recordings; a decoder with "
+                "this spacing cannot be told from hum by this method, so the line does not accuse "
+                "here, and does not support a 'human' verdict either.")
     if p_ai >= threshold:
         phys = (f" Lines at k x {c.spacing_hz:.2f} Hz are what an upsampling decoder leaves: its output repeats "
                 "every upsampling-factor samples, and " + (f"{c.spacing_hz:.2f} Hz = {fits}." if fits else
