@@ -270,3 +270,21 @@ def test_a_fixed_file_loses_its_old_failure_row_however_its_path_is_spelled(
     assert res.exit_code == 0, res.output
     data = json.loads((tmp_path / "out" / "summary.json").read_text(encoding="utf-8"))["tracks"]
     assert [r["status"] for r in data] == ["ok"], data
+
+
+def test_a_rerun_with_another_format_keeps_the_reports_the_folder_had(setup, tiny_model_dir):
+    """A folder scanned for HTML and redone for a PDF lost its report.html: a report the
+    user was given vanished from the catalog without a word. Forced reruns too."""
+    root, out, scan_args = setup
+    args = scan_args(root / "cat" / "a.flac")
+    args[args.index("html")] = "pdf"
+    res = run(args)
+    assert res.exit_code == 0 and "report.html is made again too" in res.output, res.output
+    folder = _folder_of(out, "a.flac")
+    assert (folder / "report.pdf").is_file() and (folder / "report.html").is_file()
+    res = run([*args, "--force"])
+    assert res.exit_code == 0, res.output
+    folder = _folder_of(out, "a.flac")
+    assert (folder / "report.pdf").is_file() and (folder / "report.html").is_file()
+    assert not (_folder_of(out, "b.flac") / "report.pdf").exists()     # only what was rerun
+    v = run(["verify", str(out)]); assert v.exit_code == 0, v.output

@@ -20,6 +20,7 @@ forward passes, the CAM and the reports are handed back to the OS after each
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import functools
 import heapq
@@ -832,6 +833,16 @@ def track_folder(path: Path, sha: str, out: Path, *, salted: bool = False) -> Pa
     return plain
 
 
+def _earlier_formats(folder: Path, options: ScanOptions) -> tuple[str, ...]:
+    """The report formats a folder about to be redone holds and this run did not ask for:
+    the redone folder has them too, so that a rerun with another ``--report`` (or for any
+    other reason to redo) never deletes a report a user was given."""
+    from musicbrain_cli.report.writer import REPORT_STEM
+
+    return tuple(f for f in ("pdf", "html") if f not in options.formats
+                 and (folder / f"{REPORT_STEM}.{f}").is_file())
+
+
 def _prepare_track(path: Path, out: Path, detector, *, options: ScanOptions, keys,
                    command_line: Sequence[str], salted: bool = False
                    ) -> tuple[TrackOutcome, Callable[[], dict] | None]:
@@ -851,6 +862,10 @@ def _prepare_track(path: Path, out: Path, detector, *, options: ScanOptions, key
             return TrackOutcome(CatalogEntry(str(path), track=done,
                                              report=_report_rel(folder, out, options)),
                                 reused=True, redone=why), None
+        kept = _earlier_formats(folder, options)
+        if kept and why:
+            names = [f"report.{f}" for f in kept]
+            why += f"; its {' and '.join(names)} {'is' if len(names) == 1 else 'are'} made again too"
         analysis = analyse_track(path, detector, options=options, command_line=command_line)
     except MusicBrainError as exc:
         return TrackOutcome(CatalogEntry(str(path), error=str(exc))), None
@@ -866,9 +881,11 @@ def _prepare_track(path: Path, out: Path, detector, *, options: ScanOptions, key
                            audio_seconds=float(analysis.track["input"].get("decoded_duration_s")
                                                or 0))
 
+    writes = dataclasses.replace(options, formats=(*options.formats, *kept)) if kept else options
+
     def job(a=analysis, p=Path(path), f=folder) -> dict:
         try:
-            return write_track_folder(a, p, f, options=options, keys=keys)
+            return write_track_folder(a, p, f, options=writes, keys=keys)
         finally:
             release_freed_memory()       # the figures' and the PDF's working set
 
