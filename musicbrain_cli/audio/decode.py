@@ -97,7 +97,8 @@ def decoder_versions() -> dict:
 
 @dataclass(frozen=True)
 class StreamFacts:
-    """What the container header says about the (first) audio stream, before decoding."""
+    """What the container header says about the (first) audio stream, before decoding, and how
+    many audio streams the container holds."""
 
     container: str
     codec: str
@@ -108,6 +109,8 @@ class StreamFacts:
     bit_rate: int | None
     stream_index: int
     ffmpeg_tags: dict = field(default_factory=dict)
+    #: audio streams in the container; only the first (``stream_index``) is decoded
+    audio_streams: int = 1
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -263,6 +266,7 @@ def _stream_facts(path: str, container) -> StreamFacts:
         bit_rate=int(bit_rate) if bit_rate else None,
         stream_index=stream.index,
         ffmpeg_tags=tags,
+        audio_streams=len(container.streams.audio),
     )
 
 

@@ -190,6 +190,10 @@ class AudioInfo:
     undecodable_packets: int
     metadata: dict
     share_decoded: float | None = None
+    #: the container's audio streams, and the one analysed (the first): a file with more
+    #: holds audio no line heard (see the scan's verdict)
+    audio_streams: int = 1
+    stream_index: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -250,6 +254,8 @@ def probe(
         decoder=_core.decoder_versions(),
         undecodable_packets=0,
         metadata=metadata,
+        audio_streams=facts.audio_streams,
+        stream_index=facts.stream_index,
     )
 
 

@@ -263,7 +263,7 @@ def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = S
     from musicbrain_cli.model.ood import attribution_withheld
     from musicbrain_cli.verdict import combine
 
-    combined = combine([finding for finding, _ in lines])
+    combined = unheard_streams(combine([finding for finding, _ in lines]), info)
     untrained = untrained_labels(detector.card)
     top_labels = _top_labels(aggregate, detector.taxonomy, options.top_labels_per_group,
                              (detector.card.get("metrics") or {}).get("ap") or {}, untrained)
@@ -500,6 +500,30 @@ def _notes_source(estimator: str) -> str:
     return f"note transcription estimate by {estimator} (no score available)"
 
 
+def _unheard_streams_text(info) -> str | None:
+    n = int(getattr(info, "audio_streams", 1) or 1)
+    if n <= 1:
+        return None
+    return (f"The file holds {n} audio streams; only the first (stream #{info.stream_index}) "
+            f"was analysed, so the other {n - 1} were heard by no evidence line.")
+
+
+def unheard_streams(combined, info):
+    """The combined verdict of a file with audio no line heard: a container with several
+    audio streams is analysed on its first one only, so ``human`` (no evidence of AI found)
+    would speak for streams never analysed: it becomes ``inconclusive``. ``ai`` stands: the
+    evidence found in the first stream is evidence about the file."""
+    from musicbrain_cli.verdict import HUMAN, INCONCLUSIVE, CombinedVerdict
+
+    why = _unheard_streams_text(info)
+    if why is None or combined.label != HUMAN:
+        return combined
+    return CombinedVerdict(INCONCLUSIVE, [why + " No evidence of AI was found in the one "
+                                          "analysed; extract each stream (ffmpeg -map 0:a:N) "
+                                          "and scan them to judge the others."],
+                           [], combined.lines)
+
+
 def _input_facts(info, path) -> dict:
     d = info.to_dict()
     d.pop("metadata", None)
@@ -565,6 +589,9 @@ def _limitations(ood_facts: Mapping, padded: Sequence[bool], info,
     share = getattr(info, "share_decoded", None)
     if share is not None and share < 1.0:
         notes.append(f"Only {share:.1%} of the stream decoded; the rest was not analysed.")
+    unheard = _unheard_streams_text(info)
+    if unheard:
+        notes.append(unheard)
     notes += _style_balance_notes(card, labels)
     return notes
 

@@ -1,0 +1,78 @@
+"""A container with several audio streams: only the first is analysed, so the file's other
+audio was heard by no evidence line. That is stated, and a ``human`` verdict, which would
+speak for audio never analysed, becomes ``inconclusive``."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from conftest import SR, make_tone
+from musicbrain_cli.audio import intake as audio
+from musicbrain_cli.cli import main
+from musicbrain_cli.scan.batch import unheard_streams
+from musicbrain_cli.verdict import AI, HUMAN, INCONCLUSIVE, CombinedVerdict
+
+
+def two_stream_file(path: Path, first: np.ndarray, second: np.ndarray) -> Path:
+    import av
+
+    block = 4096
+    with av.open(str(path), "w", format="matroska") as out:
+        streams = [out.add_stream("pcm_s16le", rate=SR, layout="mono") for _ in range(2)]
+        for start in range(0, len(first), block):      # interleaved, as a muxer expects
+            for s, y in zip(streams, (first, second)):
+                pcm = (np.clip(y[start:start + block], -1, 1) * 32767).astype(np.int16)
+                frame = av.AudioFrame.from_ndarray(pcm[None, :], format="s16", layout="mono")
+                frame.sample_rate, frame.pts = SR, start
+                for packet in s.encode(frame):
+                    out.mux(packet)
+        for s in streams:
+            for packet in s.encode(None):
+                out.mux(packet)
+    return path
+
+
+def test_probe_counts_the_audio_streams_and_names_the_one_analysed(tmp_path):
+    p = two_stream_file(tmp_path / "two.mka", make_tone(3.0, 220.0), make_tone(3.0, 440.0, 1))
+    info = audio.probe(p)
+    assert (info.audio_streams, info.stream_index) == (2, 0)
+    one = tmp_path / "one.flac"
+    from musicbrain_cli.audio.encode import encode_audio
+    encode_audio(one, make_tone(3.0), SR)
+    assert audio.probe(one).audio_streams == 1
+
+
+class _Info:
+    def __init__(self, n):
+        self.audio_streams, self.stream_index = n, 0
+
+
+@pytest.mark.parametrize("label", [HUMAN, AI, INCONCLUSIVE])
+def test_only_a_human_verdict_needs_every_stream_heard(label):
+    combined = CombinedVerdict(label, ["because"], [], ["content"])
+    assert unheard_streams(combined, _Info(1)) is combined
+    after = unheard_streams(combined, _Info(3))
+    if label == HUMAN:
+        assert after.label == INCONCLUSIVE and "holds 3 audio streams" in after.reasons[0]
+        assert "other 2 were heard by no evidence line" in after.reasons[0]
+    else:
+        assert after is combined
+
+
+def test_a_scan_states_the_unheard_streams_and_never_says_human(tmp_path, tiny_model_dir):
+    p = two_stream_file(tmp_path / "two.mka", make_tone(6.0, 220.0), make_tone(6.0, 330.0, 1))
+    out = tmp_path / "out"
+    res = CliRunner().invoke(main, ["scan", str(p), "-o", str(out), "--model",
+                                    str(tiny_model_dir), "--unsigned", "--report", "html",
+                                    "--quiet"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    (result,) = out.glob("*/result.json")
+    track = json.loads(result.read_text(encoding="utf-8"))
+    assert track["input"]["audio_streams"] == 2 and track["input"]["stream_index"] == 0
+    assert any("holds 2 audio streams" in n for n in track["limitations"])
+    assert track["verdict"]["label"] != HUMAN
+    html = (result.parent / "report.html").read_text(encoding="utf-8")
+    assert "holds 2 audio streams" in html
