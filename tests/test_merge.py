@@ -205,3 +205,23 @@ def test_no_clip_is_moved_into_or_out_of_the_held_out_soundfont_split(pair, tmp_
     with pytest.warns(UserWarning):
         summary = merge_datasets([a, y], tmp_path / "out", on_conflict="warn")
     assert summary["conflicts"] == 1
+
+
+def test_data_sets_with_different_held_out_soundfonts_are_refused(tmp_path):
+    """Audit (session 26): two data sets each holding a different SoundFont out merged
+    silently; the merged test_xsf then heard a SoundFont the other set trains on, and its
+    cross-SoundFont figure no longer measured an unseen renderer."""
+    tax = Taxonomy.from_groups([("source", ["human", "ai"], True)])
+    x = make(tmp_path / "x", tax, [("a1", "w1", "train", "ai", "FluidR3"),
+                                   ("a2", "w2", "test_xsf", "ai", "GeneralUser")],
+             column="renderer")
+    y = make(tmp_path / "y", tax, [("b1", "v1", "train", "human", "GeneralUser"),
+                                   ("b2", "v2", "test_xsf", "human", "FluidR3")],
+             column="renderer")
+    with pytest.raises(DatasetError, match="both held out and trained on") as e:
+        merge_datasets([x, y], tmp_path / "out")
+    assert "'FluidR3'" in str(e.value) and not (tmp_path / "out").exists()
+    z = make(tmp_path / "z", tax, [("c1", "u1", "train", "human", "FluidR3"),
+                                   ("c2", "u2", "test_xsf", "human", "GeneralUser")],
+             column="renderer")
+    assert merge_datasets([x, z], tmp_path / "ok")["clips"] == 4       # the same one held out

@@ -41,6 +41,29 @@ def _place(src: Path, dst: Path, *, link: bool) -> None:
     os.replace(tmp, dst)
 
 
+def _check_held_out_renderers(sets: list[Dataset], work_split: dict[str, tuple[str, str]]) -> None:
+    """Refuse a merge whose cross-renderer test would hear a renderer that other splits
+    train or tune on: data sets built with different held-out SoundFonts each keep their own
+    out of training, but merged, one's held-out SoundFont renders the other's training clips."""
+    held: dict[str, str] = {}          # renderer of a test_xsf clip -> its data set
+    used: dict[str, str] = {}          # renderer of any other clip -> its data set
+    for ds in sets:
+        for r in ds.rows:
+            renderer = str(r.get("renderer") or "")
+            if not renderer:
+                continue
+            into = held if work_split[r["work_id"]][0] == "test_xsf" else used
+            into.setdefault(renderer, str(ds.root))
+    both = sorted(set(held) & set(used))
+    if both:
+        name = both[0]
+        raise DatasetError(f"{len(both)} renderer(s) would be both held out and trained on: "
+                           f"{name!r} renders the cross-renderer test (test_xsf) in "
+                           f"{held[name]!r} and other splits in {used[name]!r}; the merged "
+                           "test_xsf would no longer measure an unseen renderer: rebuild the "
+                           "data sets with one held-out SoundFont")
+
+
 def merge_datasets(inputs: list[str | Path], out: str | Path, *, link: bool = True,
                    on_conflict: str = "error", progress: Progress = NULL_PROGRESS) -> dict:
     """Merge ``inputs`` (two or more data set folders) into ``out``; returns a summary."""
@@ -91,6 +114,7 @@ def merge_datasets(inputs: list[str | Path], out: str | Path, *, link: bool = Tr
                            f"{c['first_data_set']!r}, {c['split']!r} in {c['data_set']!r}); "
                            "no split can be kept without mixing renderers: rebuild the data "
                            "sets with one held-out SoundFont")
+    _check_held_out_renderers(sets, work_split)
     if conflicts:
         works = sorted({c["work_id"] for c in conflicts})
         msg = (f"{len(works)} work(s) are in different splits in different data sets "
