@@ -1064,7 +1064,9 @@ def _render_kwargs(soundfonts, seed, limit, clip_seconds, sample_rate, humanize)
 
 
 def _summary(summary: dict, output: str) -> None:
-    _echo(f"{output}: {summary['clips']} clips ({summary['new_clips']} new), "
+    dropped = (f", {summary['dropped_clips']} earlier clips removed"
+               if summary.get("dropped_clips") else "")
+    _echo(f"{output}: {summary['clips']} clips ({summary['new_clips']} new{dropped}), "
           f"{summary['skipped']} items skipped (see build_report.json)")
     _shortcut_warnings(output)
 

@@ -732,3 +732,45 @@ def test_a_folder_without_abc_files_is_an_error_not_an_empty_data_set(tmp_path):
                                     str(tmp_path / "ds")])
     assert res.exit_code == 1 and "no ABC files" in res.output, res.output
     assert not (tmp_path / "ds" / "manifest.csv").exists()
+
+
+def test_a_rerun_on_changed_inputs_keeps_no_stale_clips(tmp_path):
+    """Audit (session 26): a rerun after an ABC file was edited kept the clips of its old
+    music as the piece's clips, and kept the clips of a piece whose file was removed."""
+    import shutil
+
+    root = tmp_path / "in"
+    folder = root / "Romantic_Schumann, Clara_Art Song"
+    folder.mkdir(parents=True)
+    (folder / "output1.abc").write_text(STANDARD)
+    (folder / "output2.abc").write_text(STANDARD.replace("e4 d4", "c4 B4"))
+    out = tmp_path / "ds"
+    kw = dict(soundfonts=[get_soundfont("timgm6mb")], clip_s=2.0)
+    first = build_notagen_dataset(root, out, **kw)
+    before = {r["clip_id"]: (out / r["path"]).read_bytes() for r in Dataset.load(out).rows}
+    assert first["clips"] == len(before) == 6 and first["dropped_clips"] == 0
+
+    unchanged = build_notagen_dataset(root, out, **kw)       # same inputs: all kept
+    assert unchanged["new_clips"] == 0 and unchanged["dropped_clips"] == 0
+
+    # output1 now two bars longer and other notes; output2 removed
+    longer = STANDARD.replace("B2 A2 G4|]", "B2 A2 G4|G8|A8|]").replace(
+        "D,4 G,,4|]", "D,4 G,,4|G,,8|G,,8|]").replace("GABc", "cBAG")
+    (folder / "output1.abc").write_text(longer)
+    (folder / "output2.abc").unlink()
+    again = build_notagen_dataset(root, out, **kw)
+    rows = Dataset.load(out).rows
+    assert len({r["origin"].split("#")[0] for r in rows}) == 1        # only output1 left
+    assert again["clips"] == len(rows) == again["new_clips"] > 3      # longer: more clips
+    assert again["dropped_clips"] == 6
+    assert all((out / r["path"]).read_bytes() != before.get(r["clip_id"]) for r in rows)
+    assert len(list((out / "audio").iterdir())) == len(rows)         # no orphan files
+    report = json.loads((out / "build_report.json").read_text(encoding="utf-8"))
+    reasons = {d["reason"].split(" (")[0] for d in report["dropped"]}
+    assert reasons == {"its piece changed since it was written",
+                       "its piece is no longer built from the inputs"}
+
+    # a build killed after a drop resumes consistently (tombstones in the journal)
+    shutil.copytree(out, tmp_path / "copy")
+    final = build_notagen_dataset(root, tmp_path / "copy", **kw)
+    assert final["new_clips"] == 0 and final["dropped_clips"] == 0

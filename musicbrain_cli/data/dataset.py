@@ -51,6 +51,9 @@ AUDIO_DIR, SCORE_DIR = "audio", "scores"
 MANIFEST, TAXONOMY = "manifest.csv", "taxonomy.json"
 CARD_JSON, CARD_MD, REPORT = "card.json", "card.md", "build_report.json"
 JOURNAL = ".journal.jsonl"
+#: Each clip's source fingerprint (:meth:`DatasetWriter.add`), kept beside a finished data
+#: set so that a rerun can tell a changed source from an unchanged one.
+SOURCES = ".sources.json"
 _TMP_PREFIX = ".tmp-"
 _CLIP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,199}$")
 
@@ -189,8 +192,11 @@ class DatasetWriter:
         self.relabelled: list[dict[str, str]] = []
         #: adapter-specific facts for build_report.json (e.g. where labels came from)
         self.report: dict[str, Any] = {}
+        #: clips an earlier run wrote that this run removed (clip, reason)
+        self.dropped: list[dict[str, str]] = []
         self._closed = False
         self._rows: dict[str, dict[str, str]] = {}
+        self._sources: dict[str, str] = {}
         self._open()
 
     # -- resume --
@@ -226,6 +232,12 @@ class DatasetWriter:
         if (self.root / MANIFEST).exists():
             for row in _read_manifest(self.root / MANIFEST):
                 self._rows[row["clip_id"]] = row
+            try:
+                sources = json.loads((self.root / SOURCES).read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                sources = {}
+            if isinstance(sources, dict):
+                self._sources = {str(k): str(v) for k, v in sources.items() if k in self._rows}
         journal = self.root / JOURNAL
         if journal.exists():
             with open(journal, encoding="utf-8") as fh:
@@ -234,7 +246,14 @@ class DatasetWriter:
                         row = json.loads(line)
                     except json.JSONDecodeError:
                         continue  # the last line of a killed build may be cut short
+                    if "dropped" in row:            # removed by :meth:`drop`
+                        self._rows.pop(row["clip_id"], None)
+                        self._sources.pop(row["clip_id"], None)
+                        continue
+                    source = row.pop("source_sha256", None)
                     self._rows[row["clip_id"]] = row
+                    if source:
+                        self._sources[row["clip_id"]] = source
         for folder in (AUDIO_DIR, SCORE_DIR):
             for p in (self.root / folder).iterdir():
                 if p.name.startswith(_TMP_PREFIX):
@@ -274,6 +293,29 @@ class DatasetWriter:
         """True when the clip is already complete (audio written and journalled)."""
         return clip_id in self._rows
 
+    def source_of(self, clip_id: str) -> str | None:
+        """The source fingerprint the clip was written with (:meth:`add`), ``None`` when
+        none was given (or it was written before fingerprints were kept)."""
+        return self._sources.get(clip_id)
+
+    def clip_ids(self, prefix: str = "") -> list[str]:
+        """The ids of the complete clips starting with ``prefix``, sorted."""
+        return sorted(c for c in self._rows if c.startswith(prefix))
+
+    def drop(self, clip_id: str, reason: str) -> None:
+        """Remove a clip an earlier run wrote (its source changed or is gone): its files,
+        its row, journalled so that a killed build stays consistent, and listed in
+        ``build_report.json`` (``dropped``)."""
+        row = self._rows.pop(clip_id)
+        self._sources.pop(clip_id, None)
+        self._journal.write(json.dumps({"clip_id": clip_id, "dropped": reason}) + "\n")
+        self._journal.flush()
+        os.fsync(self._journal.fileno())
+        for rel in (row.get("path"), row.get("score_path")):
+            if rel:
+                (self.root / rel).unlink(missing_ok=True)
+        self.dropped.append({"clip": clip_id, "reason": reason})
+
     #: the fields of a clip's row that are labels: a resumed build takes this run's
     LABEL_FIELDS = ("source", "generator", "period", "composer", "instrumentation")
 
@@ -301,8 +343,9 @@ class DatasetWriter:
         self._journal.flush()
         return True
 
-    def add(self, record: ClipRecord, audio: np.ndarray) -> None:
-        """Write one clip: audio (and its score, if any), then its journal row."""
+    def add(self, record: ClipRecord, audio: np.ndarray, *, source: str | None = None) -> None:
+        """Write one clip: audio (and its score, if any), then its journal row. ``source``:
+        a fingerprint of what the clip was made from (:meth:`source_of`)."""
         if self._closed:
             raise DatasetError("DatasetWriter is closed")
         _check_clip_id(record.clip_id)
@@ -339,10 +382,15 @@ class DatasetWriter:
         _fsync_write(self.root / rel_audio, buf.getvalue())
         row.update(path=rel_audio, score_path=rel_score,
                    duration_s=f"{y.size / self.sample_rate:.3f}")
-        self._journal.write(json.dumps(row, ensure_ascii=False) + "\n")
+        self._journal.write(json.dumps({**row, **({"source_sha256": source} if source else {})},
+                                       ensure_ascii=False) + "\n")
         self._journal.flush()
         os.fsync(self._journal.fileno())
         self._rows[record.clip_id] = row
+        if source:
+            self._sources[record.clip_id] = source
+        else:
+            self._sources.pop(record.clip_id, None)
 
     def skip(self, item: str, reason: str) -> None:
         """Record an item that was left out, and why; the build carries on."""
@@ -358,6 +406,11 @@ class DatasetWriter:
         report = dict(self.report)
         if self.relabelled:
             report["relabelled"] = self.relabelled
+        if self.dropped:
+            report["dropped"] = self.dropped
+        _fsync_write(self.root / SOURCES, (json.dumps(
+            {c: self._sources[c] for c in sorted(self._sources) if c in self._rows},
+            indent=0, sort_keys=True) + "\n").encode("utf-8"))
         write_dataset_files(self.root, self.taxonomy, rows, name=self.name,
                             sample_rate=self.sample_rate, skipped=self.skipped,
                             report=report)

@@ -595,17 +595,21 @@ def build_notagen_dataset(root: str | Path, out: str | Path, *, soundfonts: list
                                            "rows_not_found": unused_rows}
         for item, reason in skipped:
             writer.skip(item, reason)
+        built: set[str] = set()
         with progress.task("rendering NotaGen pieces", total=len(parsed)) as task:
             for item, finding in parsed:
                 try:
                     n_clips += build_piece(writer, item, finding.labels, fonts, splits,
                                            seed=seed, sample_rate=sample_rate, clip_s=clip_s,
                                            humanize=humanize, parse_timeout_s=parse_timeout_s)
+                    built.add(clip_prefix(item))
                 except MusicBrainError as exc:
                     writer.skip(item.rel, str(exc))
                 task.advance()
+        drop_unbuilt(writer, built)
         summary = {"pieces": len(items), "clips": len(writer.rows),
-                   "new_clips": n_clips, "skipped": len(writer.skipped),
+                   "new_clips": n_clips, "dropped_clips": len(writer.dropped),
+                   "skipped": len(writer.skipped),
                    "not_notagen_prompts": sum(e["files"] for e in
                                               writer.report["not_notagen_prompts"].values())}
     return summary
@@ -700,6 +704,27 @@ def _piece_id(item: AbcItem) -> str:
     return hashlib.sha256(item.key.encode("utf-8")).hexdigest()[:12]
 
 
+def clip_prefix(item: AbcItem) -> str:
+    """The start of a piece's clip ids (``<prefix>-000``, ...). A RhythGen clip id names its
+    configuration, so per-configuration measurements can select clips by id as well as by
+    origin (Lieder/LAD/...)."""
+    pid = _piece_id(item)
+    if item.rhythgen is not None:
+        return f"rg-{re.sub(r'[^A-Za-z0-9]+', '', item.rhythgen.config)}-{pid}"
+    return f"ng-{pid}"
+
+
+def drop_unbuilt(writer: DatasetWriter, built: set[str]) -> int:
+    """Remove the clips an earlier run wrote of pieces this run did not build (their ABC
+    was removed, left out by ``--limit``, or failed this time: see ``skipped``), so that the
+    data set holds what its inputs hold now. Returns how many were removed."""
+    gone = [c for c in writer.clip_ids() if c.rsplit("-", 1)[0] not in built]
+    for c in gone:
+        writer.drop(c, "its piece is no longer built from the inputs (removed, left out by "
+                       "--limit, or failed this run: see skipped)")
+    return len(gone)
+
+
 def build_piece(writer: DatasetWriter, item: AbcItem, labels: StyleLabels,
                 fonts: list[SoundFont], splits: dict[str, str], *, seed: int,
                 sample_rate: int, clip_s: float, humanize: Humanize | None,
@@ -719,11 +744,7 @@ def build_piece(writer: DatasetWriter, item: AbcItem, labels: StyleLabels,
                           period=labels.period, composer=labels.composer,
                           instrumentation=labels.instrumentation, work_id=work,
                           split=splits[work])
-    # a RhythGen clip id names its configuration, so per-configuration measurements can
-    # select clips by id as well as by origin (Lieder/LAD/...)
-    prefix = f"rg-{re.sub(r'[^A-Za-z0-9]+', '', item.rhythgen.config)}-{pid}" \
-        if item.rhythgen is not None else f"ng-{pid}"
-    return write_piece(writer, midi, template, clip_prefix=prefix, item=item.rel,
+    return write_piece(writer, midi, template, clip_prefix=clip_prefix(item), item=item.rel,
                        soundfont=fonts[int(pid, 16) % len(fonts)],
                        seed=(seed * 1_000_003 + int(pid, 16)) % (2 ** 31),
                        sample_rate=sample_rate, clip_s=clip_s, humanize=humanize)

@@ -9,6 +9,8 @@ beside each clip, so score and audio stay aligned note for note.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import io
 
 import numpy as np
 
@@ -38,6 +40,8 @@ def write_piece(writer: DatasetWriter, midi, template: ClipRecord, *, clip_prefi
     if not plan:
         raise RenderError("the piece holds no notes")
     ids = [f"{clip_prefix}-{k:03d}" for k in range(len(plan))]
+    source = piece_fingerprint(performed, soundfont)
+    drop_changed(writer, clip_prefix, source, keep=ids)
     for c in ids:       # clips of an earlier run take this run's labels
         if writer.has(c):
             writer.relabel(c, template)
@@ -57,6 +61,31 @@ def write_piece(writer: DatasetWriter, midi, template: ClipRecord, *, clip_prefi
         record = dataclasses.replace(template, clip_id=clip_id, renderer=soundfont.name,
                                      origin=origin_fragment(item, t0, t1),
                                      score=slice_midi(performed, t0, t1))
-        writer.add(record, clip)
+        writer.add(record, clip, source=source)
         written += 1
     return written
+
+
+def piece_fingerprint(performed, soundfont: SoundFont) -> str:
+    """SHA-256 of what a piece's clips are made from: the performed MIDI's bytes and the
+    SoundFont's name (the seed and humanisation act through the performed MIDI)."""
+    buf = io.BytesIO()
+    performed.write(buf)
+    digest = hashlib.sha256(buf.getvalue())
+    digest.update(b"\0" + soundfont.name.encode("utf-8"))
+    return digest.hexdigest()
+
+
+def drop_changed(writer: DatasetWriter, clip_prefix: str, source: str, *, keep: list[str]) -> None:
+    """Remove the clips an earlier run wrote of this piece when they were made from another
+    source (an edited ABC or score, another SoundFont), and those the piece no longer has
+    (it got shorter): a resumed build would otherwise keep them as this piece's clips.
+    Clips written before fingerprints were kept are left as they are."""
+    earlier = writer.clip_ids(clip_prefix + "-")
+    changed = any(writer.source_of(c) not in (None, source) for c in earlier)
+    for c in earlier:
+        if changed:
+            writer.drop(c, "its piece changed since it was written (another score or "
+                           "SoundFont); made again")
+        elif c not in keep and writer.source_of(c) is not None:
+            writer.drop(c, "its piece no longer reaches this clip")
