@@ -75,6 +75,21 @@ def test_reproduction_names_each_library_whose_version_differs(tmp_path, tiny_mo
     assert f"installed torch {installed_torch} differs from the report's 0.0.1" in out
 
 
+def test_the_device_the_network_ran_on_is_recorded_and_a_rerun_elsewhere_says_so(
+        tmp_path, tiny_model_dir):
+    """--device auto was not recorded: a report made on a GPU and reproduced on a CPU could
+    not say why its last float bits differ."""
+    audio, folder = _scanned(tmp_path, tiny_model_dir)
+    result = json.loads((folder / "result.json").read_text())
+    assert result["software"]["device"] == "cpu"
+    assert '<th>device</th><td class="mono">cpu</td>' in (folder / "report.html").read_text()
+    result["software"]["device"] = "cuda:0 (Quadro RTX 5000)"
+    (folder / "result.json").write_text(json.dumps(result))
+    again = reproduce(folder, audio, model=tiny_model_dir)
+    assert again.ok and again.notes == [
+        "this re-run ran on cpu, the report's analysis on cuda:0 (Quadro RTX 5000)"]
+
+
 def test_reproduction_compares_input_facts_limitations_and_metadata(tmp_path, tiny_model_dir):
     """Observation 8: a report re-signed with a changed decoded duration, undecodable
     packets, share decoded, limitations or metadata 'came out the same'."""

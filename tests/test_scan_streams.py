@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from conftest import SR, make_tone
 from musicbrain_cli.audio import intake as audio
 from musicbrain_cli.cli import main
-from musicbrain_cli.scan.batch import unheard_streams
+from musicbrain_cli.scan.batch import unheard_audio_verdict
 from musicbrain_cli.verdict import AI, HUMAN, INCONCLUSIVE, CombinedVerdict
 
 
@@ -46,23 +46,26 @@ def test_probe_counts_the_audio_streams_and_names_the_one_analysed(tmp_path):
 
 
 class _Info:
-    def __init__(self, n):
-        self.audio_streams, self.stream_index = n, 0
+    def __init__(self, n, mono_share=None):
+        self.audio_streams, self.stream_index, self.mono_share = n, 0, mono_share
 
 
 @pytest.mark.parametrize("label", [HUMAN, AI, INCONCLUSIVE])
 def test_only_a_human_verdict_needs_every_stream_heard(label):
     combined = CombinedVerdict(label, ["because"], [], ["content"])
-    assert unheard_streams(combined, _Info(1)) is combined
-    after = unheard_streams(combined, _Info(3))
+    assert unheard_audio_verdict(combined, _Info(1)) is combined
+    after = unheard_audio_verdict(combined, _Info(3))
     if label == HUMAN:
         assert after.label == INCONCLUSIVE and "holds 3 audio streams" in after.reasons[0]
         assert "other 2 were heard by no evidence line" in after.reasons[0]
+        assert unheard_audio_verdict(combined, _Info(1, mono_share=0.2)).label == INCONCLUSIVE
+        assert unheard_audio_verdict(combined, _Info(1, mono_share=0.38)) is combined
+        assert unheard_audio_verdict(combined, _Info(1, mono_share=0.6)) is combined
     else:
         assert after is combined
 
 
-def test_a_scan_states_the_unheard_streams_and_never_says_human(tmp_path, tiny_model_dir):
+def test_a_scan_states_the_unheard_audio_verdict_and_never_says_human(tmp_path, tiny_model_dir):
     p = two_stream_file(tmp_path / "two.mka", make_tone(6.0, 220.0), make_tone(6.0, 330.0, 1))
     out = tmp_path / "out"
     res = CliRunner().invoke(main, ["scan", str(p), "-o", str(out), "--model",
@@ -76,3 +79,61 @@ def test_a_scan_states_the_unheard_streams_and_never_says_human(tmp_path, tiny_m
     assert track["verdict"]["label"] != HUMAN
     html = (result.parent / "report.html").read_text(encoding="utf-8")
     assert "holds 2 audio streams" in html
+
+
+# --- stereo: what the mono mix does not hear ------------------------------------------------
+
+def _decode(path):
+    s = audio.stream(path)
+    for _ in s:
+        pass
+    return s.stats
+
+
+def test_mono_share_measures_what_the_mix_keeps_of_the_channels(tmp_path):
+    from musicbrain_cli.audio.encode import encode_audio
+
+    tone = make_tone(3.0, 220.0)
+    rng = np.random.default_rng(0)
+    cases = {"same": (np.stack([tone, tone]), 1.0),
+             "uncorrelated": (0.1 * rng.standard_normal((2, tone.size)), 0.5)}
+    for name, (y, share) in cases.items():
+        p = tmp_path / f"{name}.flac"
+        encode_audio(p, y, SR)
+        assert _decode(p).mono_share == pytest.approx(share, abs=0.02), name
+    encode_audio(tmp_path / "mono.flac", tone, SR)
+    assert _decode(tmp_path / "mono.flac").mono_share is None
+
+
+def test_channels_that_cancel_are_refused_for_what_they_are(tmp_path):
+    """Left = -right was refused as 'digital silence': the channels were loud, the mono
+    mix the lines analyse was what was silent."""
+    from musicbrain_cli.audio.decode import SilentAudioError
+    from musicbrain_cli.audio.encode import encode_audio
+
+    tone = make_tone(3.0, 220.0)
+    p = tmp_path / "antiphase.wav"
+    encode_audio(p, np.stack([tone, -tone]), SR)
+    with pytest.raises(SilentAudioError, match="channels cancel out") as e:
+        _decode(p)
+    assert "one is the other inverted" in str(e.value) and "pan=mono" in str(e.value)
+
+
+def test_music_in_the_side_signal_keeps_a_scan_from_saying_human(tmp_path, tiny_model_dir):
+    """A quiet piece in the mid and a louder one only in the side (left - right): the mono
+    mix hears only the quiet one, so no verdict may speak for the recording as human."""
+    from musicbrain_cli.audio.encode import encode_audio
+
+    mid, side = 0.3 * make_tone(6.0, 220.0), make_tone(6.0, 330.0, 1)
+    p = tmp_path / "side.flac"
+    encode_audio(p, np.stack([mid + side, mid - side]), SR)
+    out = tmp_path / "out"
+    res = CliRunner().invoke(main, ["scan", str(p), "-o", str(out), "--model",
+                                    str(tiny_model_dir), "--unsigned", "--report", "html",
+                                    "--quiet"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    (result,) = out.glob("*/result.json")
+    track = json.loads(result.read_text(encoding="utf-8"))
+    assert track["input"]["mono_share"] < 0.2
+    assert any("keeps only" in n and "side signal" in n for n in track["limitations"])
+    assert track["verdict"]["label"] != HUMAN

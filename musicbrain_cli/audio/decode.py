@@ -138,6 +138,12 @@ class DecodeStats:
     peak: float
     demux_error: str | None
     elapsed_s: float  # time spent decoding (excludes the consumer's time between blocks)
+    #: the mono mix's power over the channels' mean power (1: identical channels, 0.5:
+    #: uncorrelated ones, 0: left = -right); ``None`` for one channel. Below one half, more
+    #: of the recording lies in what the channels do not share than in the mix analysed.
+    mono_share: float | None = None
+    #: the largest |sample| of any channel (``peak`` is the mono mix's)
+    channel_peak: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -360,9 +366,11 @@ def decode_blocks(
         ts_first, ts_end = None, -(2**63)
         time_base = stream.time_base
 
+        power = _Power()
+
         def mono_from(frames) -> None:
             nonlocal n_pending
-            for mono in _mono(frames):
+            for mono in _mono(frames, power):
                 pending.append(mono)
                 n_pending += mono.size
 
@@ -487,6 +495,8 @@ def decode_blocks(
         peak=peak,
         demux_error=demux_error,
         elapsed_s=spent,
+        mono_share=power.mono_share(),
+        channel_peak=power.channel_peak if power.channels else peak,
     )
     return stats
 
@@ -496,8 +506,30 @@ def decode_blocks(
 MAX_UNREAD_TAIL = 64 * 1024
 
 
-def _mono(frames) -> Generator[np.ndarray, None, None]:
-    """Resampled frames -> mono float32 arrays (the plain mean of the channels)."""
+class _Power:
+    """What the mono downmix keeps of a multichannel stream: sums of squares of the mix and
+    of the channels (their mean), and the channels' peak (:attr:`DecodeStats.mono_share`)."""
+
+    def __init__(self) -> None:
+        self.mono = self.channels = 0.0
+        self.channel_peak = 0.0
+
+    def add(self, frames: np.ndarray, mono: np.ndarray) -> None:
+        flat = frames.reshape(-1)
+        self.channels += float(np.dot(flat, flat)) / frames.shape[1]
+        self.mono += float(np.dot(mono, mono))
+        if flat.size:
+            self.channel_peak = max(self.channel_peak, float(np.max(np.abs(flat))))
+
+    def mono_share(self) -> float | None:
+        if not self.channels:
+            return None
+        return min(1.0, self.mono / self.channels)
+
+
+def _mono(frames, power: _Power | None = None) -> Generator[np.ndarray, None, None]:
+    """Resampled frames -> mono float32 arrays (the plain mean of the channels); ``power``
+    accumulates what the mix keeps of the channels."""
     for out in frames:
         # Packed flt -> (1, n * channels), interleaved; the mean is the documented downmix.
         # Packed, not planar: PyAV 18's AudioFrame.planes counts planes up to a NULL pointer,
@@ -505,7 +537,13 @@ def _mono(frames) -> Generator[np.ndarray, None, None]:
         # on a valid 8-channel 96 kHz WAV, issue 23); a packed frame has exactly one plane.
         ch = len(out.layout.channels)
         a = out.to_ndarray().reshape(-1)[: out.samples * ch]
-        mono = a if ch == 1 else _channel_mean(a.reshape(out.samples, ch))
+        if ch == 1:
+            mono = a
+        else:
+            frames2d = a.reshape(out.samples, ch)
+            mono = _channel_mean(frames2d)
+            if power is not None:
+                power.add(frames2d, mono)
         if mono.size:
             yield np.asarray(mono, dtype=np.float32)
 
@@ -607,6 +645,13 @@ def check_end(stats: DecodeStats, *, min_share_decoded: float, silence_peak: flo
             + (f", demuxer: {stats.demux_error}" if stats.demux_error else "")
             + ")",
             share_decoded=stats.share_decoded,
+        )
+    if stats.peak <= silence_peak and (stats.channel_peak or 0.0) > silence_peak:
+        raise SilentAudioError(
+            f"{path}: the channels cancel out: their mean, the mono mix every evidence line "
+            f"analyses, is digital silence (peak {stats.peak:.2g}) while the channels peak at "
+            f"{stats.channel_peak:.2g} (one is the other inverted); scan one channel on its own "
+            "(ffmpeg -i IN -af 'pan=mono|c0=c0' OUT.flac)"
         )
     if stats.peak <= silence_peak:
         raise SilentAudioError(

@@ -194,6 +194,8 @@ class AudioInfo:
     #: holds audio no line heard (see the scan's verdict)
     audio_streams: int = 1
     stream_index: int = 0
+    #: the mono mix's power over the channels' (:attr:`DecodeStats.mono_share`)
+    mono_share: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -205,6 +207,7 @@ class AudioInfo:
             decoded_duration_s=stats.decoded_duration_s,
             undecodable_packets=stats.undecodable_packets,
             share_decoded=stats.share_decoded,
+            mono_share=None if stats.mono_share is None else round(stats.mono_share, 6),
         )
 
 

@@ -112,7 +112,10 @@ def version_differences(recorded: dict[str, str], installed: dict[str, str]) -> 
     lines = []
     for name in sorted(set(recorded) | set(installed)):
         was, now = recorded.get(name), installed.get(name)
-        if was != now:
+        if was != now and name == "device":
+            lines.append(f"this re-run ran on {now or 'an unrecorded device'}, the report's "
+                         f"analysis on {was or 'an unrecorded device'}")
+        elif was != now:
             lines.append(f"installed {name} {now or 'absent'} differs from the report's "
                          f"{was or 'unrecorded'}")
     return lines
