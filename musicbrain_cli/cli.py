@@ -527,7 +527,8 @@ def verify(paths, audio, keys_dir, trust_store, reproduce, model_name, trust_anc
                                      f"  {result.path.name}")
             invalid += status != "VALID"
             continue
-        result = verify_path(Path(path), audio=Path(audio) if audio else None, trusted=trusted)
+        result = verify_path(Path(path), audio=Path(audio) if audio else None, trusted=trusted,
+                             relay_pdf=reproduce)
         ok = result.ok
         if reproduce and not Path(path).is_dir():
             # never VALID for a check that was asked for and not made

@@ -425,3 +425,69 @@ def test_a_pdf_identifier_is_read_as_bytes_whether_or_not_it_looks_like_text(tmp
     path = tmp_path / "r.pdf"
     path.write_bytes(html_to_pdf("<html><body><p>x</p></body></html>", identifier=identifier))
     assert pdf_identifier(path) == identifier
+
+
+def _pages_replaced(pdf: bytes, text: bytes) -> bytes:
+    """``pdf`` with an incremental update that draws ``text`` instead of page 1's content:
+    the /ID and the first revision stay those of the honest layout."""
+    import io
+
+    from pyhanko.pdf_utils import generic
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+
+    w = IncrementalPdfFileWriter(io.BytesIO(pdf))
+    page_ref = w.root["/Pages"].raw_get("/Kids")[0]
+    page = page_ref.get_object()
+    page["/Contents"] = w.add_object(generic.StreamObject(stream_data=b"BT 100 700 Td (" + text
+                                                          + b") Tj ET"))
+    w.update_container(page)
+    out = io.BytesIO()
+    w.write(out)
+    return out.getvalue()
+
+
+def test_reproduce_lays_the_pdf_out_again_and_catches_pages_changed_before_signing(
+        copy, keys, monkeypatch):
+    """Audit (session 26): --reproduce checked the PDF's /ID, a number, never its pages. A
+    PDF with the honest first revision and /ID, whose page was replaced in an update and then
+    signed and sealed with the examiner's keys, verified VALID."""
+    from musicbrain_cli.report.pdf import html_to_pdf
+    from musicbrain_cli.report.signing import sign_pdf
+    from musicbrain_cli.report.writer import _analysis_time
+
+    folder, audio = copy
+    result = verify_path(folder, audio=audio, trusted=keys.public(), relay_pdf=True)
+    layout = [c for c in result.checks if c.name == "layout report.pdf"]
+    assert result.ok and [c.status for c in layout] == ["pass"], result.checks
+    assert not any(c.name.startswith("layout") for c in
+                   verify_path(folder, audio=audio, trusted=keys.public()).checks)  # opt-in
+
+    html = (folder / "report.html").read_text(encoding="utf-8")
+    track = json.loads((folder / "result.json").read_text())
+    import hashlib
+    honest = html_to_pdf(html, identifier=hashlib.sha256(html.encode()).digest()[:16],
+                         source_date=_analysis_time(track))
+    (folder / "report.pdf").write_bytes(sign_pdf(_pages_replaced(honest, b"AI GENERATED"), keys))
+    write_manifest(folder, audio, track["model"]["weights_sha256"], keys)
+    plain = verify_path(folder, audio=audio, trusted=keys.public())
+    assert plain.ok, plain.checks           # signature, hashes and /ID cannot see it
+    result = verify_path(folder, audio=audio, trusted=keys.public(), relay_pdf=True)
+    assert _failed(result) == {"layout report.pdf"}, result.checks
+    (failed,) = result.failures
+    assert "revision 1 changes" in failed.detail and "pages may not be" in failed.detail
+
+    # and a PDF laid out from other text but given the honest /ID
+    other = html_to_pdf(html.replace("</body>", "<p>AI</p></body>"),
+                        identifier=hashlib.sha256(html.encode()).digest()[:16],
+                        source_date=_analysis_time(track))
+    (folder / "report.pdf").write_bytes(sign_pdf(other, keys))
+    write_manifest(folder, audio, track["model"]["weights_sha256"], keys)
+    result = verify_path(folder, audio=audio, trusted=keys.public(), relay_pdf=True)
+    assert _failed(result) == {"layout report.pdf"}, result.checks
+    assert "not what the HTML of its result.json lays out" in result.failures[0].detail
+    # another WeasyPrint lays other bytes out: said, not failed
+    import musicbrain_cli.report.verify as verify_module
+    monkeypatch.setattr(verify_module, "_weasyprint_version", lambda: "1.0")
+    result = verify_path(folder, audio=audio, trusted=keys.public(), relay_pdf=True)
+    (layout,) = [c for c in result.checks if c.name == "layout report.pdf"]
+    assert result.ok and layout.status == "skip" and "this is WeasyPrint 1.0" in layout.detail

@@ -105,13 +105,14 @@ class VerificationResult:
 Trust = TrustedSigner | TrustStore | None
 
 
-def verify_path(path: Path, *, audio: Path | None = None,
-                trusted: Trust = None) -> VerificationResult:
+def verify_path(path: Path, *, audio: Path | None = None, trusted: Trust = None,
+                relay_pdf: bool = False) -> VerificationResult:
     """Verify a report folder or a signed PDF (chosen by what ``path`` is). ``trusted``: the
-    signer key folder given by the user, or the trust store; ``None`` trusts nobody."""
+    signer key folder given by the user, or the trust store; ``None`` trusts nobody.
+    ``relay_pdf``: lay a folder's PDF out again (:func:`_check_pdf_layout`)."""
     path = Path(path)
     if path.is_dir():
-        return verify_report_folder(path, audio=audio, trusted=trusted)
+        return verify_report_folder(path, audio=audio, trusted=trusted, relay_pdf=relay_pdf)
     result = VerificationResult(path, "unknown")
     if path.is_file():
         try:
@@ -445,7 +446,10 @@ def _manifest_key(manifest: dict, result: VerificationResult):
 
 
 def verify_report_folder(folder: Path, *, audio: Path | None = None,
-                         trusted: Trust = None) -> VerificationResult:
+                         trusted: Trust = None, relay_pdf: bool = False) -> VerificationResult:
+    """Verify a track's report folder. ``relay_pdf`` (``verify --reproduce``) also lays each
+    PDF out again from the HTML its ``result.json`` renders and compares its pages
+    (:func:`_check_pdf_layout`): a second or so per PDF."""
     folder = Path(folder)
     result = VerificationResult(folder, "folder")
     manifest = _read_signed_manifest(folder, MANIFEST_NAME, SIGNATURE_NAME, MANIFEST_SCHEMA,
@@ -472,7 +476,119 @@ def verify_report_folder(folder: Path, *, audio: Path | None = None,
                                  for c in pdf.checks)
             if html is not None:
                 _check_pdf_identifier(folder / name, html, result)
+                if relay_pdf:
+                    _check_pdf_layout(folder / name, html, result)
     return result
+
+
+def _check_pdf_layout(path: Path, html: str, result: VerificationResult) -> None:
+    """Lay the PDF out again from ``html`` (the HTML the signed ``result.json`` renders) and
+    check that the file is that layout plus a signature and nothing else.
+
+    The /ID check ties a PDF to its HTML by a number the writer chose; its pages are what
+    a court reads. The PDF MusicBrain writes is deterministic (content-derived /ID, the
+    analysis time as its date), and its signature is an incremental update appended to it,
+    so the file must start with exactly the bytes laid out here, and every later revision
+    may change only what a signature adds (:func:`signature_only_updates`)."""
+    import json as _json
+
+    from musicbrain_cli.report.pdf import html_to_pdf
+    from musicbrain_cli.report.writer import _analysis_time
+
+    name = f"layout {path.name}"
+    try:
+        track = load_json(read_regular(path.parent / RESULT_JSON))
+        laid = html_to_pdf(html, identifier=hashlib.sha256(html.encode("utf-8")).digest()[:16],
+                           source_date=_analysis_time(track if isinstance(track, dict) else {}))
+        signed = read_regular(path)
+    except (OSError, ReportError, ValueError, _json.JSONDecodeError) as exc:
+        result.add(name, FAIL, f"cannot lay it out again: {exc}")
+        return
+    if not signed.startswith(laid):
+        producer = _pdf_producer(path)
+        installed = _weasyprint_version()
+        if producer is not None and f"WeasyPrint {installed}" not in producer:
+            result.add(name, SKIP, f"laid out by {producer}, this is WeasyPrint {installed}: "
+                                   "its pages are not laid out again here")
+            return
+        result.add(name, FAIL, "its pages are not what the HTML of its result.json lays out "
+                               "(with the fonts it was made with: a machine with other fonts "
+                               "lays other bytes out)")
+        return
+    problem = signature_only_updates(path)
+    result.add(name, PASS if problem is None else FAIL,
+               "exactly the pages its result.json lays out, plus its signature"
+               if problem is None else problem)
+
+
+def _pdf_producer(path: Path) -> str | None:
+    """The PDF's /Producer (``WeasyPrint 70.0; pyHanko 0.38.0``), or ``None``."""
+    from pyhanko.pdf_utils.misc import PdfError
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    try:
+        with open(path, "rb") as fh:
+            info = PdfFileReader(fh, strict=False).trailer["/Info"]
+            return str(info["/Producer"])
+    except (OSError, PdfError, ValueError, TypeError, KeyError, IndexError):
+        return None
+
+
+def _weasyprint_version() -> str:
+    import weasyprint
+
+    return str(weasyprint.__version__)
+
+
+#: What a signature's revision may change: the signature, its field and widget, the form
+#: that lists it, and in the catalog and the page only the keys that point at them (and the
+#: catalog's /Extensions, where pyHanko declares the PAdES extension level).
+_SIGNATURE_KEYS = {"/Catalog": {"/AcroForm", "/Extensions"}, "/Page": {"/Annots"}}
+
+
+def signature_only_updates(path: Path) -> str | None:
+    """``None`` when every revision of the PDF after its first changes only what a PDF
+    signature adds (the /Sig dictionary, its widget, the form, the catalog's /AcroForm,
+    the page's /Annots, the document information, the cross-reference); otherwise what else
+    it changes. The first revision's pages are then those of the file as read."""
+    from pyhanko.pdf_utils import generic
+    from pyhanko.pdf_utils.misc import PdfError
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    try:
+        with open(path, "rb") as fh:
+            reader = PdfFileReader(fh, strict=False)
+            info = reader.trailer.raw_get("/Info") if "/Info" in reader.trailer else None
+            for rev in range(1, reader.total_revisions):
+                old = reader.get_historical_resolver(rev - 1)
+                for ref in reader.xrefs.explicit_refs_in_revision(rev):
+                    obj = reader.get_object(ref, revision=rev)
+                    if isinstance(info, generic.IndirectObject) and ref.idnum == info.idnum:
+                        continue                      # metadata: not drawn on any page
+                    kind = obj.get("/Type") if isinstance(obj, generic.DictionaryObject) else None
+                    if kind in ("/Sig", "/XRef") or (
+                            kind == "/Annot" and obj.get("/FT") == "/Sig") or (
+                            kind is None and isinstance(obj, generic.DictionaryObject)
+                            and set(obj.keys()) <= {"/Fields", "/SigFlags", "/DA", "/DR"}):
+                        continue
+                    allowed = _SIGNATURE_KEYS.get(kind)
+                    if allowed is None:
+                        return (f"revision {rev} changes object {ref.idnum} ({kind or 'no type'}"
+                                "), which a signature does not add: the pages may not be the "
+                                "ones laid out")
+                    try:
+                        before = old(ref)
+                    except (PdfError, KeyError):
+                        return f"revision {rev} adds a {kind} that a signature does not add"
+                    keys = (set(obj.keys()) | set(before.keys())) - allowed
+                    moved = sorted(k for k in keys if (k in obj) != (k in before) or (
+                        k in obj and obj.raw_get(k) != before.raw_get(k)))
+                    if moved:
+                        return (f"revision {rev} changes {', '.join(moved)} of a {kind}: the "
+                                "pages may not be the ones laid out")
+    except (OSError, PdfError, ValueError, TypeError, KeyError, IndexError) as exc:
+        return f"cannot read its revisions: {exc}"
+    return None
 
 
 def _check_rendering(folder: Path, manifest: dict, listed: set[str],
