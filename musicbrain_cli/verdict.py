@@ -366,8 +366,13 @@ def combine(findings: Sequence[LineFinding]) -> CombinedVerdict:
                     else f"The {f.line} line holds unverified evidence of AI generation.")
             continue
         if not f.in_domain:
-            blockers.append(f"The {f.line} line cannot speak for this recording: it lies outside "
-                            "the domain its error rates were measured on.")
+            # the line's own reason when it gives one (a band too narrow to analyse, say),
+            # not a generic one that may misstate why
+            why = str(f.reasons[0]).strip().rstrip(".") if f.reasons else ""
+            blockers.append(f"The {f.line} line cannot speak for this recording: "
+                            + (why[0].lower() + why[1:] if why else
+                               "it lies outside the domain its error rates were measured on")
+                            + ".")
         elif f.finding != HUMAN:
             blockers.append(f"The {f.line} line is inconclusive.")
     if blockers:

@@ -511,3 +511,90 @@ def test_the_artifact_lines_mains_hum_rule_and_its_cost_are_quoted():
     assert f"withdrew {w['k']} of {w['n']}" in said and "higher than stated above" in said
     bare = {k: v for k, v in rates.items() if k != "mains_hum_guard"}
     assert not any("mains hum" in s for s in _artifact_sentences({"error_rates": bare}))
+
+
+# --- session 27 audit: what an opposing expert read in real reports ------------------------
+
+
+def _artifact_ai_track():
+    """An `ai` verdict that only the decoder-artifact line reached; the content model is out
+    of domain and near 0."""
+    track = example_track(n_windows=3)
+    track["verdict"].update(label="ai", ai_lines=["artifacts"], p_ai=0.00007)
+    track["ood"] = {"score": 0.9, "threshold": 0.5, "in_domain": False}
+    art = track["evidence"][1]
+    art.update(finding="ai", p_ai=0.99, threshold=0.967)
+    art["details"] = {"artifacts": {"says_ai": True, "doubt_threshold": 0.9, "analysed_s": 180.0,
+                                    "error_rates": {"false_accusations_human_new_uploads": {
+                                        "k": 2, "n": 1364, "rate": 0.0015,
+                                        "ci95": [0.0002, 0.0053]}}}}
+    track["input"]["decoded_duration_s"] = 208.0
+    return track
+
+
+def test_an_ai_verdict_quotes_the_rates_of_the_line_that_found_it():
+    """An `ai` verdict reached by the decoder-artifact line alone quoted, on page 1, the
+    content model's false-accusation rate and its rule, and called the content model's
+    out-of-domain finding the verdict's ("the verdict is inconclusive by rule")."""
+    from html import unescape
+
+    html = unescape(render_report_html(_artifact_ai_track(), {}))
+    page_one = html.split('id="verdict"')[0]
+    assert "rests on the decoder-artifact line, not on the content model" in page_one
+    assert "new-uploads 2 of 1364" in page_one
+    assert "the content model called" not in page_one
+    assert "The combined verdict does not come from that rule" in html
+    assert "The content model's rule: decision threshold" in html
+    assert "the verdict is inconclusive by rule" not in html
+    assert "its finding is inconclusive by rule" in html
+    assert "A known limit: a sustained synthetic tone" in html
+    assert "These maps explain the content model, which did not decide this verdict" in html
+    content = example_track(n_windows=3)                   # the content line's own verdict
+    content["verdict"].update(label="ai", ai_lines=["content"])
+    page_one = render_report_html(content, {}).split('id="verdict"')[0]
+    assert "the content model called" in page_one and "rests on the" not in page_one
+
+
+def test_page_one_names_the_audio_no_line_heard():
+    track = _artifact_ai_track()
+    track["input"].update(audio_streams=2, stream_index=0, mono_share=0.1)
+    page_one = render_report_html(track, {}).split('id="verdict"')[0]
+    assert "holds 2 audio streams" in page_one and "keeps only 10%" in page_one
+    assert "decoder-artifact line read only the first 180 s of the 208 s" in page_one
+    plain = render_report_html(example_track(n_windows=3), {}).split('id="verdict"')[0]
+    assert "read only the first" not in plain and "audio streams" not in plain
+
+
+def test_withheld_style_labels_stay_out_of_the_maps_too():
+    track = _artifact_ai_track()
+    track["labels_withheld"] = {"reason": "out of domain"}
+    html = render_report_html(track, {})
+    assert "Labels explained: source/ai</p>" in html and "period/baroque" not in html
+    assert "Style labels are left out of them" in html
+
+
+def test_a_line_that_does_not_accuse_shows_the_threshold_it_acts_on():
+    track = example_track(n_windows=3)
+    track["evidence"][2]["details"]["symbolic"].update(accuses=False, doubt_threshold=0.926)
+    html = render_report_html(track, {})
+    assert "<td>none (it does not accuse); doubt 0.926</td>" in html
+
+
+def test_the_robustness_table_gives_each_rate_its_interval_split_and_note():
+    track = example_track(n_windows=3)
+    track["robustness"] = [{"transform": "First 30 s", "note": "400 of 400 clips left as is",
+                            "roc_auc": 0.98, "fpr": 0.0, "tpr": 0.8, "split": "test",
+                            "ai_verdicts_on_human": 0.0,
+                            "ai_verdicts_on_human_ci95": [0.0, 0.0188],
+                            "n_human": 200, "n_ai": 200}]
+    html = render_report_html(track, {})
+    assert "First 30 s (400 of 400 clips left as is)" in html
+    assert "0.0% (95% upper bound 1.9%)" in html and "200 + 200, test" in html
+
+
+def test_the_index_does_not_claim_an_unsigned_catalog_is_signed():
+    from musicbrain_cli.report.catalog import catalog_files
+
+    index = catalog_files([])["index.html"].decode("utf-8")
+    assert "Each report folder is signed" not in index
+    assert "signed when the scan was" in index and "Content model in domain" in index

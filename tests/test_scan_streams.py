@@ -47,7 +47,10 @@ def test_probe_counts_the_audio_streams_and_names_the_one_analysed(tmp_path):
 
 class _Info:
     def __init__(self, n, mono_share=None):
-        self.audio_streams, self.stream_index, self.mono_share = n, 0, mono_share
+        self.facts = {"audio_streams": n, "stream_index": 0, "mono_share": mono_share}
+
+    def to_dict(self):
+        return dict(self.facts)
 
 
 @pytest.mark.parametrize("label", [HUMAN, AI, INCONCLUSIVE])
@@ -65,7 +68,7 @@ def test_only_a_human_verdict_needs_every_stream_heard(label):
         assert after is combined
 
 
-def test_a_scan_states_the_unheard_audio_verdict_and_never_says_human(tmp_path, tiny_model_dir):
+def test_a_scan_states_the_unheard_streams_and_never_says_human(tmp_path, tiny_model_dir):
     p = two_stream_file(tmp_path / "two.mka", make_tone(6.0, 220.0), make_tone(6.0, 330.0, 1))
     out = tmp_path / "out"
     res = CliRunner().invoke(main, ["scan", str(p), "-o", str(out), "--model",

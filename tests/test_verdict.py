@@ -144,3 +144,15 @@ def test_a_short_part_that_looks_ai_withholds_human_but_never_accuses():
     assert decide(0.05, [0.05], policy=policy).label == HUMAN
     # a track that is AI as a whole is still called ai; the rule never makes an accusation
     assert decide(0.9, [0.9] * 12 + [0.2], policy=policy).label == AI
+
+
+def test_a_line_out_of_its_domain_is_said_to_be_so_for_its_own_reason():
+    """Audit (session 27): a decoder-artifact line that never ran (a band of 3.2 kHz, below
+    what it analyses) was said to lie 'outside the domain its error rates were measured
+    on', a reason it never gave."""
+    narrow = LineFinding("artifacts", INCONCLUSIVE, in_domain=False,
+                         reasons=("Decoder-artifact analysis not applicable: audio bandwidth "
+                                  "3233 Hz is below 4000 Hz.",))
+    v = combine([_line("content", "human"), narrow])
+    assert v.reasons == ["The artifacts line cannot speak for this recording: decoder-artifact "
+                         "analysis not applicable: audio bandwidth 3233 Hz is below 4000 Hz."]

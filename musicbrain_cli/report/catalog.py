@@ -31,7 +31,7 @@ FIELDS = ("file_name", "path", "status", "error", "verdict", "p_ai", "threshold"
 INDEX_COLUMNS = (("file_name", "File"), ("verdict", "Verdict"), ("why", "Why"),
                  ("ai_lines", "Lines that found AI"),
                  ("p_ai", "P(AI), content"), ("top_labels", "Top style labels"),
-                 ("in_domain", "In domain"), ("duration_s", "Duration (s)"), ("status", "Status"))
+                 ("in_domain", "Content model in domain"), ("duration_s", "Duration (s)"), ("status", "Status"))
 NUMERIC_COLUMNS = ("p_ai", "duration_s", "in_domain", "verdict")  # never wrapped
 TOP_LABELS = 3
 

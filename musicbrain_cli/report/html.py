@@ -21,9 +21,11 @@ from functools import lru_cache
 from typing import Any, Iterable, Mapping, Sequence
 
 from musicbrain_cli import __version__
+from musicbrain_cli.audio.intake import unheard_audio
 from musicbrain_cli.audio.metadata import split_cut
 from musicbrain_cli.errors import ReportError
 from musicbrain_cli.model.ood import labels_withheld
+from musicbrain_cli.taxonomy import DETECTION_GROUP
 from musicbrain_cli.text import or_list
 
 TIMELINE_FIGURE = "timeline.png"
@@ -45,6 +47,9 @@ LINE_NAMES = {
     "symbolic": "Notes played (the notes basic-pitch hears)",
     "provenance": "Provenance (C2PA content credentials)",
 }
+#: The lines' names inside a sentence ("the decoder-artifact line")
+SHORT_LINE_NAMES = {"content": "content-model", "artifacts": "decoder-artifact",
+                    "symbolic": "notes", "provenance": "provenance"}
 LINE_FINDINGS = {"ai": "AI generation", "human": "no evidence of AI",
                  "inconclusive": "inconclusive", "no_evidence": "no evidence either way"}
 
@@ -387,12 +392,46 @@ def one_in(rate: Any) -> str | None:
     return f"about 1 in {max(1, round(1.0 / value))}"
 
 
-def strength_sentence(verdict: Mapping) -> str | None:
-    """The verdict's strength in words that match the measured error rates (issue 24)."""
+def _evidence_entry(track: Mapping, line: str) -> Mapping:
+    for entry in track.get("evidence") or ():
+        if isinstance(entry, Mapping) and entry.get("line") == line:
+            return entry
+    return {}
+
+
+def _accusing_line_sentence(track: Mapping, line: str) -> str:
+    """What a line other than the content model that found AI measured against human
+    recordings, in one sentence (its full figures are in section 1)."""
+    name = SHORT_LINE_NAMES.get(line, visible(line))
+    details = _evidence_entry(track, line).get("details")
+    found = details.get(line) if isinstance(details, Mapping) else None
+    rates = (found.get("error_rates") if isinstance(found, Mapping)
+             and isinstance(found.get("error_rates"), Mapping) else {})
+    prefix = "false_accusations_human"
+    held = [f"{visible(str(k)[len(prefix):].strip('_').replace('_', '-') or 'all')} {ph}"
+            for k in sorted(rates, key=str)
+            if str(k).startswith(prefix) and (ph := _rate_phrase(rates.get(k)))]
+    if held:
+        return (f"The verdict rests on the {name} line, not on the content model: in testing it "
+                f"called AI-generated, per held-out set of human recordings it was never fitted "
+                f"on, " + "; ".join(held) + ".")
+    if line == "provenance":
+        return ("The verdict rests on the provenance line: a C2PA manifest from a signer this "
+                "installation trusts declares AI generation; it weighs what that signer's word "
+                "weighs.")
+    return (f"The verdict rests on the {name} line, not on the content model; its measured "
+            "error rates are given with its finding in section 1.")
+
+
+def strength_sentence(verdict: Mapping, track: Mapping | None = None) -> str | None:
+    """The verdict's strength in words that match the measured error rates (issue 24): an
+    ``ai`` verdict quotes the rates of the line(s) that found AI, not always the content
+    model's."""
     rates = verdict.get("error_rates") if isinstance(verdict.get("error_rates"), Mapping) else {}
     label = verdict.get("label")
     fnr, fpr = _num(rates.get("fnr")), _num(rates.get("fpr"))
     n_ai, n_human = rates.get("n_ai", "n/a"), rates.get("n_human", "n/a")
+    unit = "clips" if rates.get("unit") == "clip" else "recordings"
     if label == "human":
         if fnr is None:
             return ("No miss rate was measured for this method, so the absence of evidence "
@@ -403,6 +442,10 @@ def strength_sentence(verdict: Mapping) -> str | None:
                 + (f" ({miss})" if miss else "") + ", and for generators it was not tested "
                 "on its miss rate is unknown.")
     if label == "ai":
+        lines = [str(x) for x in verdict.get("ai_lines") or ()]
+        others = [_accusing_line_sentence(track or {}, x) for x in lines if x != "content"]
+        if lines and "content" not in lines:
+            return " ".join(others) + " The finding is statistical evidence, not proof."
         if fpr is None:
             return ("No false-accusation rate was measured for this method, so this finding "
                     "cannot be weighed against one.")
@@ -410,7 +453,8 @@ def strength_sentence(verdict: Mapping) -> str | None:
         upper = (f" (95% upper bound {pct(bounds[1])})"
                  if isinstance(bounds, (list, tuple)) and len(bounds) == 2 else "")
         return (f"In testing, the content model called {pct(fpr)}{upper} of {n_human} human "
-                f"recordings AI-generated; the finding is statistical evidence, not proof.")
+                f"{unit} AI-generated; the finding is statistical evidence, not proof."
+                + ("" if not others else " " + " ".join(others)))
     if label == "inconclusive":
         return "The methods abstain: the recording should be judged on other evidence."
     return None
@@ -566,8 +610,8 @@ def _verdict(track: Mapping) -> dict | None:
     p_ai, threshold, band = verdict.get("p_ai"), verdict.get("threshold"), verdict.get("band")
     sentences = []
     if _num(p_ai) is not None:
-        sentences.append(f"The model's calibrated probability that this recording is "
-                         f"AI-generated is {prob(p_ai)}.")
+        sentences.append(f"The content model's calibrated probability that this recording "
+                         f"is AI-generated is {prob(p_ai)}.")
     rule = []
     if _num(threshold) is not None:
         rule.append(f"decision threshold {prob(threshold)}")
@@ -575,13 +619,19 @@ def _verdict(track: Mapping) -> dict | None:
         rule.append(f"probabilities from {prob(band[0])} to {prob(band[1])} are reported as "
                     "inconclusive")
     if rule:
-        sentences.append("Rule applied: " + "; ".join(rule) + ".")
+        sentences.append("The content model's rule: " + "; ".join(rule) + ".")
+    lines = [str(x) for x in verdict.get("ai_lines") or ()]
+    if label == "ai" and lines and "content" not in lines:
+        sentences.append("The combined verdict does not come from that rule: the "
+                         + " and ".join(SHORT_LINE_NAMES.get(x, visible(x)) for x in lines) + " line"
+                         + ("s" if len(lines) > 1 else "") + " found AI within "
+                         + ("their" if len(lines) > 1 else "its") + " own domain (section 1).")
     return {
         "label": visible(label) or "n/a",
         "css": label if label in VERDICT_HEADLINES else "unknown",
         "headline": VERDICT_HEADLINES.get(label, f"Verdict: {visible(label) or 'missing'}"),
         "p_ai": prob(p_ai),
-        "strength": strength_sentence(verdict),
+        "strength": strength_sentence(verdict, track),
         "sentences": sentences,
         "reasons": [visible(r) for r in verdict.get("reasons") or ()],
         "error_rates": error_rate_sentences(verdict.get("error_rates"), threshold)
@@ -690,6 +740,11 @@ def _artifact_sentences(found: Any) -> list[str]:
             f"{visible(str(k))} {pct((v or {}).get('miss_rate'))} of {(v or {}).get('n')}"
             for k, v in sorted(per_family.items(), key=lambda kv: str(kv[0]))[:12]
             if isinstance(v, Mapping)) + ".")
+    if found.get("says_ai") or found.get("leans_ai"):
+        out.append("A known limit: a sustained synthetic tone with exactly periodic harmonics (a "
+                   "naive square or sawtooth wave, as in chiptune, or a digital buzz) puts lines "
+                   "like a decoder's into human recordings, and this line cannot tell the two "
+                   "apart; check the recording for such a tone before relying on this finding.")
     hum = rates.get("mains_hum_guard")
     if isinstance(hum, Mapping):
         spacings = [f"{x:g}" for x in map(_num, hum.get("spacings_hz") or ()) if x is not None]
@@ -757,6 +812,18 @@ def _symbolic_sentences(found: Any) -> list[str]:
     return out
 
 
+def _thresholds_text(line: Mapping, found: Any) -> str:
+    """The thresholds a line acts on: its operating point (none for a line that does not
+    accuse) and, where it has one below it, its doubt threshold."""
+    found = found if isinstance(found, Mapping) else {}
+    doubt, point = _num(found.get("doubt_threshold")), _num(line.get("threshold"))
+    text = ("none (it does not accuse)" if found.get("accuses") is False
+            else prob(line.get("threshold")))
+    if doubt is not None and (point is None or doubt < point or found.get("accuses") is False):
+        text += f"; doubt {prob(doubt)}"
+    return text
+
+
 def _evidence(track: Mapping, figures: Mapping[str, bytes]) -> list[dict]:
     """Each evidence line's own finding, shown before the combined verdict (issue 22)."""
     rows = []
@@ -772,7 +839,7 @@ def _evidence(track: Mapping, figures: Mapping[str, bytes]) -> list[dict]:
             "css": str(line.get("finding")) if line.get("finding") in VERDICT_HEADLINES else "unknown",
             "in_domain": "yes" if line.get("in_domain") else "no",
             "p_ai": prob(line.get("p_ai")),
-            "threshold": prob(line.get("threshold")),
+            "threshold": _thresholds_text(line, details.get(name)),
             "reasons": without_repeats(visible(r) for r in line.get("reasons") or ())[:8],
             "sentences": [visible(s) for s in (*(details.get("sentences") or ()),
                                                *_artifact_sentences(details.get("artifacts")),
@@ -817,9 +884,10 @@ def _ood(track: Mapping) -> str | None:
     which = "; ".join(f"{r['check']}: {r['score']} above the limit {r['threshold']}"
                       for r in failed) or (f"score {prob(ood.get('score'))} above the limit "
                                            f"{prob(ood.get('threshold'))}")
-    return (f"This recording lies outside the domain the model was trained and evaluated on "
-            f"({which}). The error rates stated in this report do not "
-            f"apply to it, and the verdict must not be relied upon on its own.")
+    return (f"This recording lies outside the domain the content model was trained and "
+            f"evaluated on ({which}). The content model's error rates do not apply to it and "
+            f"its finding is inconclusive by rule; only another line within its own domain "
+            f"(section 1) can decide, and the verdict must not be relied upon on its own.")
 
 
 def _count(x: Any) -> int:
@@ -865,6 +933,8 @@ def _figure(figures: Mapping[str, bytes], name: Any) -> str | None:
 
 def _explanations(track: Mapping, figures: Mapping[str, bytes], window_s: Any) -> list[dict]:
     out = []
+    # out of domain the style attribution is withheld (section 3): the maps' style labels too
+    withheld = bool(labels_withheld(track))
     # One explained window: its alignment is the whole recording's, stated once (issue 24).
     whole = alignment_sentences(track.get("alignment"))
     for i, exp in enumerate(track.get("explanations") or (), start=1):
@@ -875,7 +945,8 @@ def _explanations(track: Mapping, figures: Mapping[str, bytes], window_s: Any) -
                 else seconds(start))
         out.append({
             "title": f"Window {i}: {span}",
-            "labels": ", ".join(visible(x) for x in exp.get("labels") or ()),
+            "labels": ", ".join(visible(x) for x in exp.get("labels") or ()
+                                if not withheld or str(x).startswith(f"{DETECTION_GROUP}/")),
             "figure": _figure(figures, exp.get("figure")),
             "figure_name": visible(exp.get("figure") or ""),
             "sentences": [s for s in (harmonic_sentence(exp.get("harmonic"), ref.get("harmonic")),
@@ -883,6 +954,48 @@ def _explanations(track: Mapping, figures: Mapping[str, bytes], window_s: Any) -
                           if s and s not in whole],
         })
     return out
+
+
+def _lines_read_less(track: Mapping, duration: Any) -> list[str]:
+    """A sentence for each evidence line that read less of the recording than the content
+    model's windows cover (the decoder-artifact line reads the first minutes only)."""
+    total = _num(duration)
+    out = []
+    for entry in track.get("evidence") or ():
+        if not isinstance(entry, Mapping):
+            continue
+        line = str(entry.get("line"))
+        details = entry.get("details") if isinstance(entry.get("details"), Mapping) else {}
+        found = details.get(line) if isinstance(details.get(line), Mapping) else {}
+        read = _num(found.get("analysed_s"))
+        if total is not None and read is not None and 0 < read < total - COVERAGE_EPS_S:
+            out.append(f"The {SHORT_LINE_NAMES.get(line, visible(line))} line read only the "
+                       f"first {_sec(read)} s of the {_sec(total)} s; its finding says nothing "
+                       "about the rest.")
+    return out
+
+
+def _explanations_note(track: Mapping) -> str | None:
+    """What the maps of section 4 do not show: the evidence of a line other than the content
+    model that decided the verdict, and the style labels withheld out of domain."""
+    said = []
+    lines = [str(x) for x in (track.get("verdict") or {}).get("ai_lines") or ()]
+    if lines and "content" not in lines:
+        said.append("These maps explain the content model, which did not decide this verdict: "
+                    "the evidence that did is the "
+                    + " and ".join(SHORT_LINE_NAMES.get(x, visible(x)) for x in lines)
+                    + " line's, shown with its finding in section 1.")
+    if labels_withheld(track):
+        said.append("Style labels are left out of them, as style attribution is withheld for "
+                    "this recording (section 3).")
+    return " ".join(said) or None
+
+
+def _with_upper(rate: Any, bounds: Any) -> str:
+    """'0.0% (95% upper bound 1.9%)', or the rate alone when no interval is recorded."""
+    if isinstance(bounds, (list, tuple)) and len(bounds) == 2 and _num(bounds[1]) is not None:
+        return f"{pct(rate)} (95% upper bound {pct(bounds[1])})"
+    return pct(rate)
 
 
 def _integrity(track: Mapping) -> list[tuple[str, str]]:
@@ -952,6 +1065,8 @@ def report_view(track: Mapping, figures: Mapping[str, bytes], *,
             "format": " / ".join(visible(x) for x in (inp.get("container"), inp.get("codec"))
                                  if x) or "n/a",
             "coverage": covered or "not recorded",
+            "unheard": [visible(x) for x in (*unheard_audio(track.get("input") or {}),
+                                             *_lines_read_less(track, duration))],
         },
         "drivers": drivers(track),
         "timeline_sentence": timeline_sentence(track),
@@ -970,11 +1085,15 @@ def report_view(track: Mapping, figures: Mapping[str, bytes], *,
                              for x in track.get("labels_untrained") or ()],
         "labels_withheld": visible(withheld) if (withheld := labels_withheld(track)) else None,
         "explanations": _explanations(track, figures, timeline.get("window_s")),
+        "explanations_note": _explanations_note(track),
         "alignment": alignment_sentences(track.get("alignment")),
-        "robustness": [{"transform": visible(r.get("transform", "")),
+        "robustness": [{"transform": visible(r.get("transform", ""))
+                        + (f" ({visible(r['note'])})" if r.get("note") else ""),
                         "roc_auc": prob(r.get("roc_auc")), "fpr": pct(r.get("fpr")),
                         "tpr": pct(r.get("tpr")),
-                        "ai_on_human": pct(r.get("ai_verdicts_on_human")),
+                        "ai_on_human": _with_upper(r.get("ai_verdicts_on_human"),
+                                                   r.get("ai_verdicts_on_human_ci95")),
+                        "split": visible(r.get("split") or "n/a"),
                         "n": f"{r.get('n_human', '?')} + {r.get('n_ai', '?')}"}
                        for r in track.get("robustness") or ()],
         "tags": _tags(meta.get("tags"), meta.get("dropped")),

@@ -514,40 +514,16 @@ def _notes_source(estimator: str) -> str:
     return f"note transcription estimate by {estimator} (no score available)"
 
 
-#: Below this share of the channels' power in the mono mix (:attr:`AudioInfo.mono_share`),
-#: most of a recording lies in what its channels do not share (the side signal of a stereo
-#: file, three times the mix's power here), which no line hears. Real stereo recordings lie
-#: well above: 409 stereo human tracks of the Debian packages (data/human_debian, every
-#: split) measured 0.38 at least, 11 under 0.5 (wide mixes), median 0.84.
-MIN_MONO_SHARE = 0.25
-
-
-def unheard_audio(info) -> list[str]:
-    """What of a file no evidence line heard, in plain words: audio streams after the first,
-    and a side signal louder than the mono mix."""
-    said = []
-    n = int(getattr(info, "audio_streams", 1) or 1)
-    if n > 1:
-        said.append(f"The file holds {n} audio streams; only the first (stream "
-                    f"#{info.stream_index}) was analysed, so the other {n - 1} were heard by "
-                    "no evidence line; extract each (ffmpeg -map 0:a:N) and scan it.")
-    share = getattr(info, "mono_share", None)
-    if share is not None and share < MIN_MONO_SHARE:
-        said.append(f"The mono mix every line analyses keeps only {share:.0%} of the channels' "
-                    "power: most of the recording lies in what its channels do not share (out "
-                    "of phase, the side signal), which no line heard; scan each channel on its "
-                    "own (ffmpeg -af 'pan=mono|c0=c0').")
-    return said
-
-
 def unheard_audio_verdict(combined, info):
-    """The combined verdict of a file with audio no line heard (:func:`unheard_audio`):
+    """The combined verdict of a file with audio no line heard
+    (:func:`~musicbrain_cli.audio.intake.unheard_audio`):
     ``human`` (no evidence of AI found) would speak for audio never analysed, so it becomes
     ``inconclusive``. ``ai`` stands: the evidence found in what was heard is evidence about
     the file."""
+    from musicbrain_cli.audio.intake import unheard_audio
     from musicbrain_cli.verdict import HUMAN, INCONCLUSIVE, CombinedVerdict
 
-    said = unheard_audio(info)
+    said = unheard_audio(info.to_dict())
     if not said or combined.label != HUMAN:
         return combined
     return CombinedVerdict(INCONCLUSIVE, said + ["No evidence of AI was found in what was "
@@ -612,14 +588,18 @@ def _limitations(ood_facts: Mapping, padded: Sequence[bool], info,
         notes.append("This model carries no out-of-domain statistics, so the report cannot say "
                      "whether the recording resembles the training data.")
     elif not ood_facts.get("in_domain"):
-        notes.append("OUT OF DOMAIN: the recording is unlike the training data; the verdict is "
-                     "inconclusive by rule and the probabilities should not be relied on.")
+        notes.append("OUT OF DOMAIN: the recording is unlike the content model's training "
+                     "data; that model's finding is inconclusive by rule and its probabilities "
+                     "should not be relied on (another line, within its own domain, may still "
+                     "decide).")
     if padded and all(padded):
         notes.append("The recording is shorter than one analysis window; it was zero-padded.")
     share = getattr(info, "share_decoded", None)
     if share is not None and share < 1.0:
         notes.append(f"Only {share:.1%} of the stream decoded; the rest was not analysed.")
-    notes += unheard_audio(info)
+    from musicbrain_cli.audio.intake import unheard_audio
+
+    notes += unheard_audio(info.to_dict())
     notes += _style_balance_notes(card, labels)
     return notes
 
