@@ -376,8 +376,7 @@ def scan(inputs, paths_from, output, report_format, model_name, device, jobs, ke
             detector = Detector.from_pretrained(model_name, device=device)
     result = run_scan(found, output, detector, options=options, keys=keys,
                       command_line=command_line, progress=progress, engine=run_on)
-    for path, reason in result.skipped:
-        _echo(f"skipped: {path}: {reason}", err=True)
+    _echo_skipped(result.skipped)
     for path, reason in result.redone:
         _echo(f"redone: {path}: its finished report folder cannot be reused ({reason})",
               err=True)
@@ -516,39 +515,77 @@ def verify(paths, audio, keys_dir, trust_store, reproduce, model_name, trust_anc
                load_trust_store(Path(trust_store) if trust_store else None))
     invalid = 0
     for path in paths:
-        if path in catalogs:
-            results = verify_catalog(Path(path), trusted=trusted)
-            statuses = {r.status for r in results}
-            status = next(s for s in ("INVALID", "UNTRUSTED", "VALID") if s in statuses)
-            _echo(f"{status}  {path}  (catalog: {len(results) - 1} track folder(s))")
-            _echo_checks(results[0])
-            for result in results[1:]:
-                _echo_checks(result, f"{result.status.lower() if result.ok else result.status}"
-                                     f"  {result.path.name}")
-            invalid += status != "VALID"
-            continue
-        result = verify_path(Path(path), audio=Path(audio) if audio else None, trusted=trusted,
-                             relay_pdf=reproduce)
-        ok = result.ok
-        if reproduce and not Path(path).is_dir():
-            # never VALID for a check that was asked for and not made
-            result.add("reproduce", "fail", "--reproduce needs the report folder (it re-runs "
-                                            "the analysis its result.json records), not a PDF")
-            ok = False
-        _echo(f"{result.status}  {path}")
-        _echo_checks(result)
-        if reproduce and Path(path).is_dir():
-            from musicbrain_cli.scan.reproduce import reproduce as rerun
-
-            again = rerun(Path(path), Path(audio), model=model_name, trust_anchors=trust_anchors)
-            ok = ok and again.ok
-            _echo(f"  [{'pass' if again.ok else 'fail'}] reproduce: "
-                  + ("every figure of the report came out the same"
-                     if again.ok else f"{len(again.differences)} difference(s)"))
-            for line in again.differences + again.notes:
-                _echo(f"    {line}")
-        invalid += not ok
+        try:
+            invalid += not _verify_one(path, catalogs=catalogs, audio=audio, trusted=trusted,
+                                       reproduce=reproduce, model_name=model_name,
+                                       trust_anchors=trust_anchors)
+        except MusicBrainError:
+            raise                                  # a usage or input error: said as such
+        except Exception as exc:  # noqa: BLE001
+            # a fault of this program or of a library on one hostile input: that input is
+            # INVALID, loudly, and the other paths are still verified
+            _echo(f"INVALID  {path}")
+            _echo(f"  [fail] verify: internal error while verifying it ({type(exc).__name__}: "
+                  f"{str(exc)[:200]}); please report it")
+            invalid += 1
     sys.exit(EXIT_FAILED if invalid else EXIT_OK)
+
+
+#: Paths passed over for one reason that ``scan`` names one by one; more are counted.
+SKIPPED_LISTED = 20
+
+
+def _echo_skipped(skipped) -> None:
+    """The paths a scan passed over, at most :data:`SKIPPED_LISTED` per reason, then how
+    many more (a folder of 100,000 non-audio files is one screen, not 100,000 lines)."""
+    by_reason: dict[str, list[str]] = {}
+    for path, reason in skipped:
+        by_reason.setdefault(str(reason), []).append(str(path))
+    for reason, paths in by_reason.items():
+        for path in paths[:SKIPPED_LISTED]:
+            _echo(f"skipped: {path}: {reason}", err=True)
+        if len(paths) > SKIPPED_LISTED:
+            _echo(f"skipped: and {len(paths) - SKIPPED_LISTED} more path(s): {reason}", err=True)
+
+
+def _verify_one(path, *, catalogs, audio, trusted, reproduce, model_name, trust_anchors) -> bool:
+    """Verify one PATH of ``musicbrain verify`` and print its checks; whether it is VALID."""
+    from pathlib import Path
+
+    from musicbrain_cli.report import verify_path
+    from musicbrain_cli.report.verify import verify_catalog
+
+    if path in catalogs:
+        results = verify_catalog(Path(path), trusted=trusted)
+        statuses = {r.status for r in results}
+        status = next(s for s in ("INVALID", "UNTRUSTED", "VALID") if s in statuses)
+        _echo(f"{status}  {path}  (catalog: {len(results) - 1} track folder(s))")
+        _echo_checks(results[0])
+        for result in results[1:]:
+            _echo_checks(result, f"{result.status.lower() if result.ok else result.status}"
+                                 f"  {result.path.name}")
+        return status == "VALID"
+    result = verify_path(Path(path), audio=Path(audio) if audio else None, trusted=trusted,
+                         relay_pdf=reproduce)
+    ok = result.ok
+    if reproduce and not Path(path).is_dir():
+        # never VALID for a check that was asked for and not made
+        result.add("reproduce", "fail", "--reproduce needs the report folder (it re-runs "
+                                        "the analysis its result.json records), not a PDF")
+        ok = False
+    _echo(f"{result.status}  {path}")
+    _echo_checks(result)
+    if reproduce and Path(path).is_dir():
+        from musicbrain_cli.scan.reproduce import reproduce as rerun
+
+        again = rerun(Path(path), Path(audio), model=model_name, trust_anchors=trust_anchors)
+        ok = ok and again.ok
+        _echo(f"  [{'pass' if again.ok else 'fail'}] reproduce: "
+              + ("every figure of the report came out the same"
+                 if again.ok else f"{len(again.differences)} difference(s)"))
+        for line in again.differences + again.notes:
+            _echo(f"    {line}")
+    return ok
 
 
 def _echo_checks(result, heading: str | None = None) -> None:

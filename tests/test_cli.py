@@ -244,3 +244,16 @@ def test_train_refuses_a_multi_node_run_without_a_rendezvous_before_any_work(tmp
     assert res.exit_code == 2 and "needs --rdzv-endpoint HOST:PORT" in res.output, res.output
     assert "None" not in res.output and not (tmp_path / "run").exists()
     assert not (tmp_path / "cache").exists()
+
+
+def test_paths_passed_over_are_listed_at_most_twenty_per_reason(capsys):
+    """Audit (session 27): a folder of 100,000 non-audio files printed 100,000 lines."""
+    from musicbrain_cli.cli import SKIPPED_LISTED, _echo_skipped
+
+    _echo_skipped([(f"f{i}.txt", "not an audio file name extension") for i in range(105)]
+                  + [("fifo", "not a regular file")])
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == SKIPPED_LISTED + 2
+    assert err[SKIPPED_LISTED] == ("skipped: and 85 more path(s): not an audio file name "
+                                   "extension")
+    assert err[-1] == "skipped: fifo: not a regular file"

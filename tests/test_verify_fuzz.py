@@ -151,3 +151,65 @@ def test_seeded_mutations_of_every_json_file_never_raise(out, scanned):
         for p, data in pristine.items():
             p.write_bytes(data)
     assert _verify(out).exit_code == 0     # and the restored catalog verifies again
+
+
+def _deep_pdf(path, depth=50_000):
+    """A small PDF whose signature field's value nests ``depth`` arrays: a parser that
+    recurses on it runs out of stack."""
+    objs = [b"<< /Type /Catalog /Pages 2 0 R /AcroForm << /Fields [4 0 R] >> >>",
+            b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 10 10] >>",
+            b"<< /FT /Sig /T (s) /V " + b"[" * depth + b"]" * depth + b" >>"]
+    out, offsets = bytearray(b"%PDF-1.7\n"), []
+    for i, obj in enumerate(objs, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % i + obj + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 5\n0000000000 65535 f \n" + b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size 5 /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % xref
+    path.write_bytes(bytes(out))
+    return path
+
+
+def test_a_deeply_nested_pdf_is_a_failed_check_and_the_other_paths_are_still_verified(
+        tmp_path):
+    """Audit (session 27): 50,000 nested arrays in a PDF made pyHanko recurse until
+    RecursionError; verify printed a traceback, no verdict, and never checked the paths
+    after it."""
+    from click.testing import CliRunner
+
+    from musicbrain_cli.cli import main
+    from musicbrain_cli.report.verify import verify_pdf
+
+    bad = _deep_pdf(tmp_path / "deep.pdf")
+    result = verify_pdf(bad)
+    assert not result.ok and result.failures[0].name == "pdf"
+    assert "RecursionError" in result.failures[0].detail
+    missing = tmp_path / "notes.txt"
+    missing.write_text("not a report")
+    res = CliRunner().invoke(main, ["verify", str(bad), str(missing)])
+    assert res.exit_code == 1 and "Traceback" not in res.output, res.output
+    assert f"INVALID  {bad}" in res.output and f"INVALID  {missing}" in res.output
+
+
+def test_an_internal_error_on_one_path_is_said_and_the_others_still_verified(
+        tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    import musicbrain_cli.report as report
+    from musicbrain_cli.cli import main
+
+    real = report.verify_path
+
+    def flaky(path, **kw):
+        if path.name == "boom":
+            raise RuntimeError("a library fault")
+        return real(path, **kw)
+
+    monkeypatch.setattr(report, "verify_path", flaky)
+    (tmp_path / "boom").write_text("x")
+    (tmp_path / "x").write_text("x")
+    res = CliRunner().invoke(main, ["verify", str(tmp_path / "boom"), str(tmp_path / "x")])
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert "internal error while verifying it (RuntimeError: a library fault)" in res.output
+    assert f"INVALID  {tmp_path / 'x'}" in res.output

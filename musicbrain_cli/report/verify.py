@@ -530,7 +530,7 @@ def _pdf_producer(path: Path) -> str | None:
         with open(path, "rb") as fh:
             info = PdfFileReader(fh, strict=False).trailer["/Info"]
             return str(info["/Producer"])
-    except (OSError, PdfError, ValueError, TypeError, KeyError, IndexError):
+    except (OSError, PdfError, ValueError, TypeError, KeyError, IndexError, RecursionError):
         return None
 
 
@@ -578,7 +578,7 @@ def signature_only_updates(path: Path) -> str | None:
                                 "ones laid out")
                     try:
                         before = old(ref)
-                    except (PdfError, KeyError):
+                    except (PdfError, KeyError, RecursionError):
                         return f"revision {rev} adds a {kind} that a signature does not add"
                     keys = (set(obj.keys()) | set(before.keys())) - allowed
                     moved = sorted(k for k in keys if (k in obj) != (k in before) or (
@@ -586,7 +586,7 @@ def signature_only_updates(path: Path) -> str | None:
                     if moved:
                         return (f"revision {rev} changes {', '.join(moved)} of a {kind}: the "
                                 "pages may not be the ones laid out")
-    except (OSError, PdfError, ValueError, TypeError, KeyError, IndexError) as exc:
+    except (OSError, PdfError, ValueError, TypeError, KeyError, IndexError, RecursionError) as exc:
         return f"cannot read its revisions: {exc}"
     return None
 
@@ -659,7 +659,7 @@ def _check_pdf_identifier(path: Path, html: str, result: VerificationResult) -> 
     expected = hashlib.sha256(html.encode("utf-8")).digest()[:16]
     try:
         first = pdf_identifier(path)
-    except (OSError, PdfError, ValueError, TypeError, KeyError, IndexError) as exc:
+    except (OSError, PdfError, ValueError, TypeError, KeyError, IndexError, RecursionError) as exc:
         result.add(f"rendering {path.name}", FAIL, f"cannot read its identifier: {exc}")
         return
     result.add(f"rendering {path.name}", PASS if first == expected else FAIL,
@@ -820,7 +820,7 @@ def verify_pdf(path: Path, *, trusted: Trust = None, audio: Path | None = None,
     try:
         reader = PdfFileReader(io.BytesIO(read_regular(path)), strict=False)
         signatures = reader.embedded_signatures
-    except (OSError, PdfError, ValueError, KeyError, TypeError, IndexError) as exc:
+    except (OSError, PdfError, ValueError, KeyError, TypeError, IndexError, RecursionError) as exc:
         result.add("pdf", FAIL, f"unreadable PDF: {type(exc).__name__}: {exc}")
         return result
     if not signatures:
@@ -843,7 +843,7 @@ def verify_pdf(path: Path, *, trusted: Trust = None, audio: Path | None = None,
             context = ValidationContext(trust_roots=[cert], allow_fetching=False)
             status = validate_pdf_signature(sig, context)
         # pyHanko's validation and CMS errors all derive from ValueError.
-        except (PdfError, ValueError, KeyError) as exc:
+        except (PdfError, ValueError, KeyError, RecursionError) as exc:
             result.add(name, FAIL, f"cannot be validated: {type(exc).__name__}: {exc}")
             continue
         if not status.intact:
@@ -866,7 +866,7 @@ def verify_pdf(path: Path, *, trusted: Trust = None, audio: Path | None = None,
 def _pdf_audio_sha256(reader) -> str | None:
     try:
         value = reader.trailer["/Info"].get(PDF_AUDIO_KEY)
-    except (KeyError, TypeError, AttributeError, ValueError):
+    except (KeyError, TypeError, AttributeError, ValueError, RecursionError):
         return None
     return str(value) if value is not None else None
 
