@@ -1,0 +1,39 @@
+"""Genuine reports must keep verifying. ``verify`` renders a report's text (``report.html``,
+the catalog's ``index.html``) again from its signed result when that result was made by this
+MusicBrain version, and compares bytes; a report of another version gets a ``skip`` line. So
+the code that renders them may change only together with ``__version__``: otherwise every
+genuine report made before the change would read as tampered with (session 27 audit).
+
+The pin covers the templates and the two modules that turn results into text; a change to a
+helper they call (``text.or_list``, say) must be pinned by hand, by bumping the version.
+"""
+
+import hashlib
+from pathlib import Path
+
+import musicbrain_cli
+from musicbrain_cli import __version__
+
+#: The SHA-256 of the rendering code each version shipped with.
+RENDERER_PINS = {
+    "0.2.0": "db4ce0218e7ba2097ab08b4d03980136c6f8aeee4bbb8589a3ce37da8786a92b",
+}
+
+
+def renderer_sha256() -> str:
+    root = Path(musicbrain_cli.__file__).parent
+    files = sorted([*(root / "templates").iterdir(), root / "report" / "html.py",
+                    root / "report" / "catalog.py"])
+    digest = hashlib.sha256()
+    for path in files:
+        if path.is_file():
+            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def test_the_report_rendering_changes_only_with_the_version():
+    assert __version__ in RENDERER_PINS, f"pin the rendering code of version {__version__}"
+    assert renderer_sha256() == RENDERER_PINS[__version__], (
+        "the code that renders reports changed while __version__ stayed "
+        f"{__version__}: genuine reports of {__version__} would no longer verify. Bump "
+        f"musicbrain_cli.__version__ and pin {renderer_sha256()} for it here.")
