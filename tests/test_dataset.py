@@ -152,3 +152,46 @@ def test_plan_clips_covers_the_piece_without_loss():
     assert plan_clips(93.0) == [(0, 30), (30, 60), (60, 93.0)]     # 3 s tail joins
     assert plan_clips(2.0) == [(0, 2.0)]
     assert plan_clips(0.0) == []
+
+
+def test_a_clip_dropped_before_a_kill_stays_dropped_and_listed(tmp_path):
+    """Review (session 27): a resumed build replayed the journal's removals but forgot them,
+    so build_report.json no longer listed the clips removed before the kill."""
+    root = tmp_path / "ds"
+    with DatasetWriter(root, TAX, sample_rate=SR) as w:
+        w.add(record(0, "A"), tone(440), source="one")
+        w.add(record(1, "B"), tone(220), source="two")
+    with pytest.raises(KeyboardInterrupt):
+        with DatasetWriter(root, TAX, sample_rate=SR) as w:
+            assert w.source_of("c000") == "one" and w.clip_ids("c00") == ["c000", "c001"]
+            w.drop("c000", "its piece changed")
+            raise KeyboardInterrupt
+    with DatasetWriter(root, TAX, sample_rate=SR) as w:
+        assert not w.has("c000") and w.source_of("c001") == "two"
+        assert w.dropped == [{"clip": "c000", "reason": "its piece changed"}]
+    report = json.loads((root / "build_report.json").read_text(encoding="utf-8"))
+    assert report["dropped"] == [{"clip": "c000", "reason": "its piece changed"}]
+    assert [r["clip_id"] for r in Dataset.load(root).rows] == ["c001"]
+
+
+def test_a_piece_fingerprint_changes_with_the_reverb_and_the_soundfont_file(tmp_path):
+    import shutil
+
+    import pretty_midi
+
+    from musicbrain_cli.data.pieces import piece_fingerprint
+    from musicbrain_cli.data.render import Humanize, SoundFont, get_soundfont
+
+    midi = pretty_midi.PrettyMIDI()
+    piano = pretty_midi.Instrument(0)
+    piano.notes.append(pretty_midi.Note(velocity=80, pitch=60, start=0.0, end=1.0))
+    midi.instruments.append(piano)
+    font = get_soundfont("timgm6mb")
+    base = piece_fingerprint(midi, font)
+    assert piece_fingerprint(midi, font) == base
+    assert piece_fingerprint(midi, font, reverb=Humanize(reverb=0.5)) != base
+    edited = tmp_path / "edited.sf2"
+    shutil.copy(font.path, edited)
+    with open(edited, "ab") as fh:
+        fh.write(b"\0")
+    assert piece_fingerprint(midi, SoundFont(font.name, edited)) != base

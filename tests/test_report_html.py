@@ -570,7 +570,7 @@ def test_withheld_style_labels_stay_out_of_the_maps_too():
     track["labels_withheld"] = {"reason": "out of domain"}
     html = render_report_html(track, {})
     assert "Labels explained: source/ai</p>" in html and "period/baroque" not in html
-    assert "Style labels are left out of them" in html
+    assert "Style label names are withheld from them" in html
 
 
 def test_a_line_that_does_not_accuse_shows_the_threshold_it_acts_on():

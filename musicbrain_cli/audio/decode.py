@@ -138,9 +138,9 @@ class DecodeStats:
     peak: float
     demux_error: str | None
     elapsed_s: float  # time spent decoding (excludes the consumer's time between blocks)
-    #: the mono mix's power over the channels' mean power (1: identical channels, 0.5:
-    #: uncorrelated ones, 0: left = -right); ``None`` for one channel. Below one half, more
-    #: of the recording lies in what the channels do not share than in the mix analysed.
+    #: the mono mix's power over the channels' mean power (1: identical channels, 1/N: N
+    #: uncorrelated ones, 0: left = -right); ``None`` for one channel. For stereo, below one
+    #: half more of the recording lies in what the channels do not share than in the mix.
     mono_share: float | None = None
     #: the channels' RMS (their mean power's root; ``peak`` is the mono mix's)
     channel_rms: float | None = None

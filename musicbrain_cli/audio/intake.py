@@ -231,7 +231,10 @@ def unheard_audio(facts: Mapping) -> list[str]:
                     f"#{facts.get('stream_index', 0)}) was analysed, so the other {n - 1} were heard by "
                     "no evidence line; extract each (ffmpeg -map 0:a:N) and scan it.")
     share = facts.get("mono_share")
-    if isinstance(share, (int, float)) and not isinstance(share, bool) and share < MIN_MONO_SHARE:
+    # a stereo figure: N unrelated channels share 1/N of their power with their mean, so a
+    # surround file would fall below it with nothing hidden (no multichannel calibration)
+    if (facts.get("channels") == 2 and isinstance(share, (int, float))
+            and not isinstance(share, bool) and share < MIN_MONO_SHARE):
         said.append(f"The mono mix every line analyses keeps only {share:.0%} of the channels' "
                     "power: most of the recording lies in what its channels do not share (out "
                     "of phase, the side signal), which no line heard; scan each channel on its "

@@ -249,6 +249,7 @@ class DatasetWriter:
                     if "dropped" in row:            # removed by :meth:`drop`
                         self._rows.pop(row["clip_id"], None)
                         self._sources.pop(row["clip_id"], None)
+                        self.dropped.append({"clip": row["clip_id"], "reason": row["dropped"]})
                         continue
                     source = row.pop("source_sha256", None)
                     self._rows[row["clip_id"]] = row

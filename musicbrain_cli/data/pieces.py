@@ -9,6 +9,7 @@ beside each clip, so score and audio stay aligned note for note.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import io
 
@@ -40,7 +41,7 @@ def write_piece(writer: DatasetWriter, midi, template: ClipRecord, *, clip_prefi
     if not plan:
         raise RenderError("the piece holds no notes")
     ids = [f"{clip_prefix}-{k:03d}" for k in range(len(plan))]
-    source = piece_fingerprint(performed, soundfont)
+    source = piece_fingerprint(performed, soundfont, reverb=reverb_only)
     drop_changed(writer, clip_prefix, source, keep=ids)
     for c in ids:       # clips of an earlier run take this run's labels
         if writer.has(c):
@@ -66,14 +67,27 @@ def write_piece(writer: DatasetWriter, midi, template: ClipRecord, *, clip_prefi
     return written
 
 
-def piece_fingerprint(performed, soundfont: SoundFont) -> str:
-    """SHA-256 of what a piece's clips are made from: the performed MIDI's bytes and the
-    SoundFont's name (the seed and humanisation act through the performed MIDI)."""
+def piece_fingerprint(performed, soundfont: SoundFont, *, reverb: Humanize | None = None) -> str:
+    """SHA-256 of what a piece's clips are made from: the performed MIDI's bytes (the seed
+    and the note-level humanisation act through it), the SoundFont's name and file, and the
+    synthesiser's reverb level (which acts at rendering, not through the MIDI)."""
     buf = io.BytesIO()
     performed.write(buf)
     digest = hashlib.sha256(buf.getvalue())
-    digest.update(b"\0" + soundfont.name.encode("utf-8"))
+    level = reverb.reverb if reverb is not None else 0.0
+    digest.update(f"\0{soundfont.name}\0{_file_sha256(soundfont.path)}\0{level!r}".encode("utf-8"))
     return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=16)
+def _file_sha256(path) -> str:
+    """A SoundFont's SHA-256, once per process (FluidR3 is 140 MB)."""
+    from musicbrain_cli.files import sha256_file
+
+    try:
+        return sha256_file(path)
+    except OSError:
+        return "unreadable"
 
 
 def drop_changed(writer: DatasetWriter, clip_prefix: str, source: str, *, keep: list[str]) -> None:

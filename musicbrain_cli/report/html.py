@@ -986,8 +986,8 @@ def _explanations_note(track: Mapping) -> str | None:
                     + " and ".join(SHORT_LINE_NAMES.get(x, visible(x)) for x in lines)
                     + " line's, shown with its finding in section 1.")
     if labels_withheld(track):
-        said.append("Style labels are left out of them, as style attribution is withheld for "
-                    "this recording (section 3).")
+        said.append("Style label names are withheld from them (their maps are drawn "
+                    "unnamed), as style attribution is withheld for this recording (section 3).")
     return " ".join(said) or None
 
 

@@ -489,7 +489,9 @@ def _check_pdf_layout(path: Path, html: str, result: VerificationResult) -> None
     a court reads. The PDF MusicBrain writes is deterministic (content-derived /ID, the
     analysis time as its date), and its signature is an incremental update appended to it,
     so the file must start with exactly the bytes laid out here, and every later revision
-    may change only what a signature adds (:func:`signature_only_updates`)."""
+    may change only what a signature adds (:func:`signature_only_updates`). Laid out by
+    another WeasyPrint than the one installed (as the signed result records), the pages
+    cannot be checked here: that fails too, since the check was asked for and not made."""
     import json as _json
 
     from musicbrain_cli.report.pdf import html_to_pdf
@@ -505,11 +507,16 @@ def _check_pdf_layout(path: Path, html: str, result: VerificationResult) -> None
         result.add(name, FAIL, f"cannot lay it out again: {exc}")
         return
     if not signed.startswith(laid):
-        producer = _pdf_producer(path)
+        # which WeasyPrint laid it out is read from the signed result.json, never from the
+        # PDF's own /Producer, which whoever made the PDF writes
+        recorded = str(((track if isinstance(track, dict) else {}).get("software") or {})
+                       .get("weasyprint") or "unrecorded")
         installed = _weasyprint_version()
-        if producer is not None and f"WeasyPrint {installed}" not in producer:
-            result.add(name, SKIP, f"laid out by {producer}, this is WeasyPrint {installed}: "
-                                   "its pages are not laid out again here")
+        if recorded != installed:
+            result.add(name, FAIL, f"its pages cannot be laid out again here: its result.json "
+                                   f"records WeasyPrint {recorded}, this is {installed} "
+                                   "(install the recorded versions, requirements.lock, to "
+                                   "check them)")
             return
         result.add(name, FAIL, "its pages are not what the HTML of its result.json lays out "
                                "(with the fonts it was made with: a machine with other fonts "
@@ -521,23 +528,13 @@ def _check_pdf_layout(path: Path, html: str, result: VerificationResult) -> None
                if problem is None else problem)
 
 
-def _pdf_producer(path: Path) -> str | None:
-    """The PDF's /Producer (``WeasyPrint 70.0; pyHanko 0.38.0``), or ``None``."""
-    from pyhanko.pdf_utils.misc import PdfError
-    from pyhanko.pdf_utils.reader import PdfFileReader
+def _weasyprint_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
 
     try:
-        with open(path, "rb") as fh:
-            info = PdfFileReader(fh, strict=False).trailer["/Info"]
-            return str(info["/Producer"])
-    except (OSError, PdfError, ValueError, TypeError, KeyError, IndexError, RecursionError):
-        return None
-
-
-def _weasyprint_version() -> str:
-    import weasyprint
-
-    return str(weasyprint.__version__)
+        return version("weasyprint")
+    except PackageNotFoundError:
+        return "absent"
 
 
 #: What a signature's revision may change: the signature, its field and widget, the form

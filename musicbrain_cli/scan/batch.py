@@ -43,7 +43,7 @@ from musicbrain_cli.progress import NULL_PROGRESS, Progress
 from musicbrain_cli.model.card import untrained_labels
 from musicbrain_cli.scan.discovery import (TMP_PREFIX, Discovery, discover, safe_name,
                                           same_audio_and_stem)
-from musicbrain_cli.taxonomy import DETECTION_LABEL
+from musicbrain_cli.taxonomy import DETECTION_GROUP, DETECTION_LABEL
 
 TRACK_SCHEMA = "musicbrain.track/1"
 RESULT_JSON = "result.json"
@@ -158,6 +158,15 @@ def compute_device(device) -> str:
     return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
 
 
+def _installed(package: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "absent"
+
+
 def software_versions(device=None) -> dict[str, str]:
     """Versions of everything whose arithmetic reaches a figure of the report, and the
     device the network ran on (``device``: a torch device; left out when ``None``).
@@ -176,6 +185,8 @@ def software_versions(device=None) -> dict[str, str]:
             "scipy": scipy.__version__, "librosa": librosa.__version__,
             "pyav": av.__version__,
             "libavcodec": ".".join(str(x) for x in av.library_versions["libavcodec"]),
+            # lays the PDF out: verify --reproduce lays it out again with the same one
+            "weasyprint": _installed("weasyprint"),
             **({"device": compute_device(device)} if device is not None else {})}
 
 
@@ -259,8 +270,11 @@ def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = S
     # basic-pitch's notes of a window, by window index, kept for the symbolic line when the
     # alignment checks transcribed the same window with it (same samples, same notes)
     transcribed: dict[int, list] = {}
-    explanations, explain_arrays, alignment = _explain(chosen, detector, options, timer,
-                                                       transcribed=transcribed)
+    from musicbrain_cli.model.ood import attribution_withheld
+
+    explanations, explain_arrays, alignment = _explain(
+        chosen, detector, options, timer, transcribed=transcribed,
+        withhold_styles=bool(attribution_withheld(ood_facts)))
     release_freed_memory()
 
     t = time.perf_counter()
@@ -274,7 +288,6 @@ def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = S
         raise InputError(f"{os.fspath(path)!r} changed while it was analysed (replaced or "
                          "written to): its hash and its verdict would belong to different "
                          "audio; scan it again once it is no longer being written")
-    from musicbrain_cli.model.ood import attribution_withheld
     from musicbrain_cli.verdict import combine
 
     combined = unheard_audio_verdict(combine([finding for finding, _ in lines]), info)
@@ -431,9 +444,25 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
 
 
+def _figure_labels(names: Sequence[str], withhold_styles: bool) -> list[str]:
+    """The labels a map figure names: out of domain the style attribution is withheld, so
+    a style label's map is drawn unnamed (``result.json`` keeps its name, marked withheld)."""
+    if not withhold_styles:
+        return list(names)
+    out, k = [], 0
+    for name in names:
+        if name.startswith(f"{DETECTION_GROUP}/"):
+            out.append(name)
+        else:
+            k += 1
+            out.append(f"style label {k} (name withheld)")
+    return out
+
+
 def _explain(chosen: list[_Candidate], detector, options: ScanOptions, timer: _Timer, *,
-             transcribed: dict[int, list] | None = None):
-    """FM-G-CAM on the chosen windows, and alignment of each map with notes and onsets."""
+             transcribed: dict[int, list] | None = None, withhold_styles: bool = False):
+    """FM-G-CAM on the chosen windows, and alignment of each map with notes and onsets.
+    ``withhold_styles``: the figures name no style label (:func:`_figure_labels`)."""
     if not chosen:
         return [], [], {}
     from musicbrain_cli.alignment.overlap import (HarmonicOverlap, OnsetOverlap, detect_onsets,
@@ -487,7 +516,8 @@ def _explain(chosen: list[_Candidate], detector, options: ScanOptions, timer: _T
                              "note_estimator": estimate.provenance()})
         db = (cand.spec[0].numpy() + 1.0) * fe.db_scale - fe.db_offset
         arrays.append({"name": fig, "spectrogram_db": db, "saliency": maps[i],
-                       "labels": names, "times_s": local_times + cand.start_s,
+                       "labels": _figure_labels(names, withhold_styles),
+                       "times_s": local_times + cand.start_s,
                        "freqs_hz": freqs,
                        # plain words (issue 24); the method is named in the caption
                        "title": f"Where the model looked, {cand.start_s:g}–"
@@ -599,7 +629,7 @@ def _limitations(ood_facts: Mapping, padded: Sequence[bool], info,
         notes.append(f"Only {share:.1%} of the stream decoded; the rest was not analysed.")
     from musicbrain_cli.audio.intake import unheard_audio
 
-    notes += unheard_audio(info.to_dict())
+    notes += unheard_audio(info.to_dict() if hasattr(info, "to_dict") else {})
     notes += _style_balance_notes(card, labels)
     return notes
 
