@@ -359,10 +359,11 @@ def scan(inputs, paths_from, output, report_format, model_name, device, jobs, ke
     if engine == "ray":
         from functools import partial
 
+        from musicbrain_cli.model.card import read_card
         from musicbrain_cli.model.checkpoint import resolve_model
 
         with _usage_errors():     # each worker loads it: check here that it is there
-            resolve_model(model_name)
+            _check_finished_model(read_card(resolve_model(model_name)), model_name)
         spec = ray_engine.WorkerSpec(model=model_name, device=device, options=options,
                                      key_dir=key_folder and str(key_folder),
                                      passphrase_env=passphrase_env,
@@ -374,6 +375,7 @@ def scan(inputs, paths_from, output, report_format, model_name, device, jobs, ke
 
         with _usage_errors():
             detector = Detector.from_pretrained(model_name, device=device)
+            _check_finished_model(detector.card, model_name)
     result = run_scan(found, output, detector, options=options, keys=keys,
                       command_line=command_line, progress=progress, engine=run_on)
     _echo_skipped(result.skipped)
@@ -531,6 +533,15 @@ def verify(paths, audio, keys_dir, trust_store, reproduce, model_name, trust_anc
     sys.exit(EXIT_FAILED if invalid else EXIT_OK)
 
 
+def _check_finished_model(card, model_name) -> None:
+    from musicbrain_cli.errors import InputError
+    from musicbrain_cli.model.card import unfinished
+
+    why = unfinished(card)
+    if why:
+        raise InputError(f"model {str(model_name)!r} cannot give verdicts: {why}")
+
+
 #: Paths passed over for one reason that ``scan`` names one by one; more are counted.
 SKIPPED_LISTED = 20
 
@@ -573,18 +584,29 @@ def _verify_one(path, *, catalogs, audio, trusted, reproduce, model_name, trust_
         result.add("reproduce", "fail", "--reproduce needs the report folder (it re-runs "
                                         "the analysis its result.json records), not a PDF")
         ok = False
-    _echo(f"{result.status}  {path}")
-    _echo_checks(result)
+    lines: list[str] = []
     if reproduce and Path(path).is_dir():
+        # run before anything is printed, so that one path never gets two status lines
         from musicbrain_cli.scan.reproduce import reproduce as rerun
 
-        again = rerun(Path(path), Path(audio), model=model_name, trust_anchors=trust_anchors)
-        ok = ok and again.ok
-        _echo(f"  [{'pass' if again.ok else 'fail'}] reproduce: "
-              + ("every figure of the report came out the same"
-                 if again.ok else f"{len(again.differences)} difference(s)"))
-        for line in again.differences + again.notes:
-            _echo(f"    {line}")
+        try:
+            again = rerun(Path(path), Path(audio), model=model_name, trust_anchors=trust_anchors)
+        except MusicBrainError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            ok = False
+            lines = [f"  [fail] reproduce: internal error while re-running the analysis "
+                     f"({type(exc).__name__}: {str(exc)[:200]}); please report it"]
+        else:
+            ok = ok and again.ok
+            lines = [f"  [{'pass' if again.ok else 'fail'}] reproduce: "
+                     + ("every figure of the report came out the same"
+                        if again.ok else f"{len(again.differences)} difference(s)")]
+            lines += [f"    {line}" for line in again.differences + again.notes]
+    _echo(f"{result.status if ok or result.status != 'VALID' else 'INVALID'}  {path}")
+    _echo_checks(result)
+    for line in lines:
+        _echo(line)
     return ok
 
 
@@ -776,11 +798,14 @@ def train(data_dir, config_path, nproc_per_node, nnodes, node_rank, rdzv_endpoin
         # before the data set is read or cached, which can take many minutes
         check_geometry(nproc_per_node=nproc_per_node, nnodes=nnodes, node_rank=node_rank,
                        rdzv_endpoint=rdzv_endpoint)
-    summary = run_training(
-        data_dir, out_dir, config=config, resume=bool(resume_dir), device=device,
-        nproc_per_node=nproc_per_node, nnodes=nnodes, node_rank=node_rank,
-        rdzv_endpoint=rdzv_endpoint, progress=RichProgress(),
-    )
+    try:
+        summary = run_training(
+            data_dir, out_dir, config=config, resume=bool(resume_dir), device=device,
+            nproc_per_node=nproc_per_node, nnodes=nnodes, node_rank=node_rank,
+            rdzv_endpoint=rdzv_endpoint, progress=RichProgress(),
+        )
+    except KeyboardInterrupt:
+        _fail("interrupted; " + _resume_hint(Path(out_dir)), 130)
     if not summary or summary.get("stopped"):
         return  # not the primary rank, or the stop_after_steps hook fired
     m = summary["metrics"]
@@ -800,6 +825,23 @@ def train(data_dir, config_path, nproc_per_node, nnodes, node_rank, rdzv_endpoin
             _echo(line)
     _echo(f"model: {summary['model_dir']}")
     _echo(f"metrics: {Path(out_dir) / 'metrics.csv'}")
+
+
+def _resume_hint(run: "Path") -> str:
+    """What an interrupted run kept, and how to go on (session 27 audit: it said only
+    'interrupted')."""
+    from musicbrain_cli.training.trainer import read_state
+
+    last = run / "checkpoints" / "last.safetensors"
+    try:
+        _, meta = read_state(last)
+    except Exception:  # noqa: BLE001  (none yet, or unreadable: nothing to resume from)
+        return (f"no checkpoint was written yet: remove {str(run)!r} (or choose another "
+                "folder) and start again")
+    where = (f"epoch {meta['epoch'] + 1}, step {meta['step_in_epoch']} of it"
+             if meta.get("step_in_epoch") else f"the end of epoch {meta['epoch']}")
+    return (f"the last checkpoint ({last}) holds the run at {where} (global step "
+            f"{meta.get('global_step')}); `musicbrain train --resume {run}` continues from it")
 
 
 @contextlib.contextmanager
@@ -1007,6 +1049,8 @@ def evaluate(data_dir, split, model_name, out_dir, explain_windows, n_figures, s
             _echo("content-line verdicts by the card's full rule (a scan's content_label): " + "; ".join(
                 f"{t} clips {c['ai']} ai / {c['human']} human / {c['inconclusive']} inconclusive"
                 for t, c in v.items()))
+    if m.get("caution"):
+        _echo(f"musicbrain: warning: {m['caution']}", err=True)
     for failure in m["failed"]:
         _echo(f"musicbrain: warning: {failure['clip_id']}: {failure['error']}", err=True)
     for failure in m.get("explain_failed") or ():

@@ -257,3 +257,29 @@ def test_paths_passed_over_are_listed_at_most_twenty_per_reason(capsys):
     assert err[SKIPPED_LISTED] == ("skipped: and 85 more path(s): not an audio file name "
                                    "extension")
     assert err[-1] == "skipped: fifo: not a regular file"
+
+
+def test_a_scan_refuses_a_trained_model_whose_card_was_never_finalized(tmp_path,
+                                                                        tiny_model_dir):
+    """Audit (session 27): a `train` stopped while it finalized RUN/model left a card with no
+    operating point or error rates; `scan` used it with default thresholds, exit 0."""
+    import shutil
+
+    from click.testing import CliRunner
+
+    from conftest import SR, make_tone
+    from musicbrain_cli.audio.encode import encode_audio
+    from musicbrain_cli.cli import main
+    from musicbrain_cli.model.card import update_card
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    update_card(model, training={"epochs": 1})
+    encode_audio(tmp_path / "a.flac", make_tone(5.0), SR)
+    for engine in ([], ["--engine", "ray"]):
+        res = CliRunner().invoke(main, ["scan", str(tmp_path / "a.flac"), "-o",
+                                        str(tmp_path / "out"), "--model", str(model),
+                                        "--unsigned", "--quiet", *engine])
+        assert res.exit_code == 2 and "never finalized" in res.output, res.output
+        assert "musicbrain train --resume RUN" in res.output
+    assert not (tmp_path / "out" / "summary.json").exists()

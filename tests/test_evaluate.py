@@ -535,3 +535,17 @@ def test_the_rhythmic_event_test_shows_its_progress(setup, tmp_path):
     if "skipped" in m["faithfulness"]["rhythmic_event"]:
         pytest.skip(m["faithfulness"]["rhythmic_event"]["skipped"])
     assert events == [(2, 2)]
+
+
+def test_figures_that_are_not_test_figures_say_so():
+    """Audit (session 27): `evaluate --split train`, or a test split of another data set
+    (works of one seed's train split in another seed's test split), gave headline figures
+    with nothing saying they were not test figures."""
+    from musicbrain_cli.evaluate.split import training_overlap
+
+    card = {"training_data": {"manifest_sha256": "a" * 64}}
+    assert "clips the model was trained on" in training_overlap("train", "a" * 64, card)
+    assert training_overlap("test", "a" * 64, card) is None
+    assert "trained on another data set" in training_overlap("test", "b" * 64, card)
+    assert "not test figures" in training_overlap("train", "b" * 64, {})
+    assert training_overlap("test", "b" * 64, {}) is None

@@ -371,3 +371,17 @@ def test_added_labels_refuse_what_would_drop_or_repurpose_evidence(grown, tmp_pa
                                   ("composer", ["Bach, Johann Sebastian"], True)])
     with pytest.raises(InputError, match="only style labels can be added"):
         _with_labels(model, config, extra, ["composer/Bach, Johann Sebastian"])
+
+
+def test_a_refit_on_another_data_set_says_so_in_the_card_and_on_the_console(trained, grown):
+    """Audit (session 27): heads re-fitted on another data set left the card's training
+    record naming the first data set beside the second's label counts, OOD statistics and
+    operating point, and said nothing."""
+    root, _, out, output, _ = grown
+    other = card(out)["training_data"]["finalized_on_other_data"]
+    assert other["data_set"] == str((root / "grown").resolve())
+    assert card(out)["training_data"]["manifest_sha256"] != other["manifest_sha256"]
+    assert "warning: finalized on" in output
+    _, _, same, same_output = trained
+    assert "finalized_on_other_data" not in card(same)["training_data"]
+    assert "warning: finalized on" not in same_output

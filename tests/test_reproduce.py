@@ -216,3 +216,23 @@ def test_a_report_made_with_another_version_of_a_line_says_so(tmp_path, tiny_mod
     (folder / "result.json").write_text(json.dumps(result))
     res = reproduce(folder, audio, model=tiny_model_dir)
     assert not res.ok and any(d.startswith("evidence") for d in res.differences)
+
+
+def test_a_fault_in_the_rerun_gives_one_invalid_status_line(tmp_path, tiny_model_dir,
+                                                            monkeypatch):
+    """Review (session 27): the status line was printed before --reproduce ran, so a fault in
+    the re-run printed VALID and then INVALID for the same path."""
+    import musicbrain_cli.scan.reproduce as module
+
+    audio, folder = _scanned(tmp_path, tiny_model_dir)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a library fault")
+
+    monkeypatch.setattr(module, "reproduce", broken)
+    res = CliRunner().invoke(main, ["verify", str(folder), "--audio", str(audio), "--reproduce",
+                                    "--model", str(tiny_model_dir)])
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    status = [line for line in res.output.splitlines() if line.endswith(str(folder))]
+    assert status == [f"INVALID  {folder}"], res.output
+    assert "reproduce: internal error while re-running the analysis (RuntimeError" in res.output

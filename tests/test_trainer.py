@@ -358,12 +358,20 @@ def test_resuming_a_finished_run_is_refused_and_its_model_kept(ref_run, tmp_path
     shutil.copytree(ref, done)
     card_path = done / "model" / "model_card.json"
     card = json.loads(card_path.read_text())
-    card["finalized_on"] = {"data_set": "ds"}
+    unfinalized = card_path.read_bytes()
+    # what finalize_model writes (session 27 audit: the guard looked for `finalized_on`,
+    # which a full finalize removes, so it never fired on a real run)
+    card["verdict"] = {"threshold_chosen_on": "val", "fpr_target": 0.005}
+    card["robustness"] = [{"transform": "added later by evaluate --update-card"}]
     card_path.write_text(json.dumps(card))
     before = card_path.read_bytes()
     with pytest.raises(TrainingError, match="finished all 2 epoch"):
         T.train(T.SyntheticSource(), done, resume=True, device="cpu")
     assert card_path.read_bytes() == before
+    interrupted = tmp_path / "interrupted"          # stopped while its card was finalized
+    shutil.copytree(ref, interrupted)
+    (interrupted / "model" / "model_card.json").write_bytes(unfinalized)
+    T.train(T.SyntheticSource(), interrupted, resume=True, device="cpu")     # not refused
     unfinished = tmp_path / "unfinished"             # its last epoch done, never finalized
     shutil.copytree(ref, unfinished)
     shutil.rmtree(unfinished / "model")
@@ -504,3 +512,29 @@ def test_cli_trains_on_a_cached_data_set(tmp_path):
     again = CliRunner().invoke(main, ["train", "--data", str(tmp_path / "ds"), "-o",
                                       str(tmp_path / "run")])
     assert again.exit_code == 1 and "not empty" in again.output
+
+
+def test_a_resume_that_trains_longer_records_the_recipe_that_ran(tmp_path):
+    """Audit (session 27): after a resume with more epochs the run's config.resolved.* still
+    said the first run's epochs, while its card and checkpoint said the new ones."""
+    out = tmp_path / "run"
+    T.train(T.SyntheticSource(), out, config=tiny(epochs=1), device="cpu", export=False)
+    assert json.loads((out / "config.resolved.json").read_text())["train"]["epochs"] == 1
+    T.train(T.SyntheticSource(), out, config=tiny(epochs=2), resume=True, device="cpu",
+            export=False)
+    _, meta = T.read_state(out / "checkpoints" / "last.safetensors")
+    assert meta["epoch"] == 2
+    assert json.loads((out / "config.resolved.json").read_text())["train"]["epochs"] == 2
+    assert "epochs: 2" in (out / "config.resolved.yaml").read_text()
+
+
+def test_an_interrupted_run_says_what_its_checkpoint_holds_and_how_to_go_on(tmp_path):
+    """Audit (session 27): Ctrl-C printed only 'interrupted'."""
+    from musicbrain_cli.cli import _resume_hint
+
+    out = tmp_path / "run"
+    assert "no checkpoint was written yet" in _resume_hint(out)
+    T.train(T.SyntheticSource(), out, config=tiny(stop_after_steps=3), device="cpu")
+    hint = _resume_hint(out)
+    assert "epoch 1, step 2 of it (global step 2)" in hint
+    assert f"musicbrain train --resume {out}" in hint

@@ -48,7 +48,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -695,6 +695,8 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
             # edited data sets must not be mistaken for each other (session 26 audit)
             "data": {"path": str(dataset.root),
                      "manifest_sha256": sha256_file(Path(dataset.root) / MANIFEST)},
+            "caution": training_overlap(split, sha256_file(Path(dataset.root) / MANIFEST),
+                                        detector.card),
             "labels": labels,
             "labels_coverage": _label_coverage(labels, dataset.taxonomy.labels),
             "classification": classification.to_dict(),
@@ -891,6 +893,26 @@ def _event_table(e: dict[str, Any]) -> list[str]:
     return lines
 
 
+def training_overlap(split: str, manifest_sha256: str, card: Mapping) -> str | None:
+    """Why the figures may not be test figures, or ``None``: the split the model trained on,
+    or a data set other than the one it trained on (whose splits by work need not be the
+    training data's, so its test works may be the model's training works). Said in
+    metrics.md and on the console (session 27 audit)."""
+    trained_on = (card.get("training_data") or {}).get("manifest_sha256")
+    if trained_on and trained_on == manifest_sha256:
+        if split == "train":
+            return ("these are the clips the model was trained on: the figures measure how "
+                    "well it fits them, not how it does on music it never heard")
+        return None
+    if split == "train":
+        return "the train split of a data set: not test figures"
+    if trained_on:
+        return ("the model was trained on another data set (manifest SHA-256 "
+                f"{trained_on[:16]}...): works in this split may be works it trained on, "
+                "unless both were built with the same seed from the same sources")
+    return None
+
+
 def metrics_markdown(m: dict[str, Any]) -> str:
     """A readable summary of :func:`evaluate`'s metrics."""
     c = m["classification"]
@@ -900,6 +922,7 @@ def metrics_markdown(m: dict[str, Any]) -> str:
              f"Data set: `{data.get('path', 'not recorded')}` (manifest SHA-256 "
              f"`{data.get('manifest_sha256', 'not recorded')}`); model: {model.get('name')} "
              f"{model.get('version')} (weights SHA-256 `{model.get('weights_sha256')}`).", "",
+             *([f"**Caution:** {m['caution']}.", ""] if m.get("caution") else []),
              f"Clips: {m['clips_scored']} scored of {m['clips']}"
              + (f" ({len(m['failed'])} failed, listed in metrics.json)" if m["failed"] else "")
              + (f"; {len(m['explain_failed'])} scored but not explained (listed in metrics.json)"

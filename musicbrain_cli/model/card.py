@@ -110,6 +110,19 @@ def update_card(directory: str | os.PathLike, **sections: Any) -> dict[str, Any]
     return card
 
 
+def unfinished(card: Mapping) -> str | None:
+    """Why a trained model may not give verdicts yet, or ``None``: ``musicbrain train``
+    exports ``RUN/model`` and then finalizes its card (operating point, error rates,
+    out-of-domain statistics); a run stopped in between leaves a card with its training
+    record and no ``verdict``, which a scan would fill with default thresholds and no error
+    rates. (A card without a training record, as a test builds, is not judged here.)"""
+    if isinstance(card.get("training"), Mapping) and not isinstance(card.get("verdict"), Mapping):
+        return ("its card was never finalized (training stopped before its operating point "
+                "and error rates were measured): finish it with `musicbrain train --resume "
+                "RUN` on the run folder that holds it")
+    return None
+
+
 def untrained_labels(card: Mapping) -> set[str]:
     """Labels the model card says had no training example to learn from: they are never
     offered as attributions. Finalize records them for every model

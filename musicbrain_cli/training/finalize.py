@@ -459,10 +459,26 @@ def finalize_model(model_dir: str | Path, dataset_root: str | Path, *,
                        # the FPR-target boundary on each version of the validation clips
                        "ai_boundary_by_version": boundaries}
     if refit_ood:
+        from musicbrain_cli.data.dataset import MANIFEST
+        from musicbrain_cli.files import sha256_file
+
         card["ood"] = _ood_record(thresholds, stats, ood_quantile)
-        card["training_data"] = {**(card.get("training_data") or {}),
+        before = dict(card.get("training_data") or {})
+        here = sha256_file(Path(dataset_root) / MANIFEST)
+        card["training_data"] = {**before,
                                  **label_support(cache, by_split[FIT_SPLIT],
                                                  config.taxonomy.labels)}
+        if before.get("manifest_sha256") and before["manifest_sha256"] != here:
+            # heads re-fitted on another data set than the network was trained on (session
+            # 27 audit: the record mixed the two without saying so)
+            card["training_data"]["finalized_on_other_data"] = {
+                "data_set": str(Path(dataset_root).resolve()), "manifest_sha256": here,
+                "what": "the label support above, the out-of-domain statistics, the operating "
+                        "point and the error rates are this data set's; the path and "
+                        "manifest above name the data the network was trained on, whose test "
+                        "works may be among this data set's training works and vice versa"}
+        else:
+            card["training_data"].pop("finalized_on_other_data", None)
         card.pop("finalized_on", None)
     else:
         from musicbrain_cli.data.dataset import MANIFEST
@@ -516,6 +532,11 @@ def summary_lines(card: Mapping) -> list[str]:
                    f"FPR {num(e['fpr'])}{ci(e['fpr_ci95'])}, FNR {num(e['fnr'])}{ci(e['fnr_ci95'])}, "
                    f"inconclusive human {num(e['inconclusive_human'])}, "
                    f"ai {num(e['inconclusive_ai'])} (n={e['n_human']}+{e['n_ai']})")
+    other = (card.get("training_data") or {}).get("finalized_on_other_data")
+    if isinstance(other, Mapping):
+        out.append(f"warning: finalized on {other.get('data_set')}, not the data set the "
+                   "network was trained on: its test figures may count works the network "
+                   "trained on (the card records both)")
     return out
 
 

@@ -645,7 +645,7 @@ def run_worker(request: TrainRequest) -> dict | None:
         last = Path(request.out_dir) / "checkpoints" / "last.safetensors"
         if request.resume:
             load_training_state(run, last)
-        elif D.is_primary():
+        if D.is_primary():      # a resume may train longer: the record says what ran
             write_resolved_config(run.out_dir, run.config)
         if D.is_primary():
             run.tb = _tensorboard(run.out_dir)
@@ -685,12 +685,14 @@ def write_resolved_config(out_dir: Path, config: TrainConfig) -> None:
 
 
 def _finalized(model_dir: Path) -> bool:
-    """Whether ``model_dir`` holds an exported model whose card was finalized."""
+    """Whether ``model_dir`` holds an exported model whose card was finalized: it has the
+    verdict rule :func:`~musicbrain_cli.training.finalize.finalize_model` writes (the export
+    writes none; ``finalized_on``, which a full finalize removes, was never a marker)."""
     try:
         card = json.loads((model_dir / "model_card.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return bool(isinstance(card, dict) and card.get("finalized_on"))
+    return bool(isinstance(card, dict) and isinstance(card.get("verdict"), dict))
 
 
 def check_out_dir(out_dir: Path, *, resume: bool) -> None:
