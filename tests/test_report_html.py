@@ -598,3 +598,23 @@ def test_the_index_does_not_claim_an_unsigned_catalog_is_signed():
     index = catalog_files([])["index.html"].decode("utf-8")
     assert "Each report folder is signed" not in index
     assert "signed when the scan was" in index and "Content model in domain" in index
+
+
+def test_an_ai_verdict_of_the_content_line_quotes_its_worst_measured_false_accusations():
+    """Audit (session 27): page 1 quoted '0.0% of 490 human recordings' beside an `ai`
+    verdict of the content model, while its card recorded 65 of 1,933 clips (3.4 %) of human
+    works rendered without humanisation called AI after it shipped, in section 9 only."""
+    from html import unescape
+
+    from musicbrain_cli.model.card import read_card
+    from musicbrain_cli.model.checkpoint import resolve_model
+
+    track = example_track(n_windows=3)
+    track["verdict"].update(label="ai", ai_lines=["content"],
+                            error_rates=read_card(resolve_model("default"))["error_rates"])
+    page_one = unescape(render_report_html(track, {})).split('id="verdict"')[0]
+    assert "human clips AI-generated" in page_one
+    assert ("Measured after the model shipped, on human MusicNet works rendered with General "
+            "MIDI SoundFonts and no humanisation: it called 65 of 1933 clips of 10 s (3.4%, "
+            "95% confidence interval 2.6% to 4.3%) AI-generated within its domain.") in page_one
+    assert "3 of 326 one-minute excerpts" in unescape(render_report_html(track, {}))

@@ -267,14 +267,16 @@ def error_rate_sentences(rates: Mapping | None, threshold: Any) -> list[str]:
         return ""
 
     split = f" of the '{visible(rates['split'])}' split" if rates.get("split") else ""
+    unit = "clips" if rates.get("unit") == "clip" else "recordings"
     out = []
     if "fpr" in rates:
         out.append(f"False positives: at the threshold used ({prob(threshold)}), the model "
                    f"labelled {pct(rates['fpr'])}{ci('fpr_ci95')} of the "
-                   f"{rates.get('n_human', 'n/a')} human-made recordings{split} as AI-generated.")
+                   f"{rates.get('n_human', 'n/a')} human-made {unit}{split} as AI-generated.")
+    out += after_shipping_sentences(rates)
     if "fnr" in rates:
         out.append(f"False negatives: it missed {pct(rates['fnr'])}{ci('fnr_ci95')} of the "
-                   f"{rates.get('n_ai', 'n/a')} AI-generated recordings{split}.")
+                   f"{rates.get('n_ai', 'n/a')} AI-generated {unit}{split}.")
     by_generator = rates.get("by_generator")
     if isinstance(by_generator, Mapping):
         for name in sorted(by_generator, key=str)[:12]:
@@ -284,6 +286,25 @@ def error_rate_sentences(rates: Mapping | None, threshold: Any) -> list[str]:
                         if isinstance(bounds, (list, tuple)) and len(bounds) == 2 else "")
             out.append(f"Generator family '{visible(name)}': {pct(g.get('fnr'))}{interval} of "
                        f"its {g.get('n_ai', 'n/a')} recordings missed.")
+    return out
+
+
+def after_shipping_sentences(rates: Mapping) -> list[str]:
+    """False accusations the content model was measured to make after it shipped, on human
+    music unlike its test split (its card's ``false_accusations_after_shipping``): the worst
+    measured case, quoted wherever its test-split rate is."""
+    out = []
+    for r in list(rates.get("false_accusations_after_shipping") or ())[:4]:
+        if not isinstance(r, Mapping) or not _num(r.get("n")):
+            continue
+        bounds = r.get("ci95")
+        interval = (f", 95% confidence interval {pct(bounds[0])} to {pct(bounds[1])}"
+                    if isinstance(bounds, (list, tuple)) and len(bounds) == 2 else "")
+        note = f"; {visible(r['note'])}" if r.get("note") else ""
+        out.append(f"Measured after the model shipped, on {visible(r.get('set', 'other human music'))}: "
+                   f"it called {r.get('k')} of {r.get('n')} {visible(r.get('unit', 'clips'))} "
+                   f"({pct(r.get('rate'))}{interval}{note}) AI-generated"
+                   + (" within its domain" if r.get("within_domain") else "") + ".")
     return out
 
 
@@ -452,8 +473,10 @@ def strength_sentence(verdict: Mapping, track: Mapping | None = None) -> str | N
         bounds = rates.get("fpr_ci95")
         upper = (f" (95% upper bound {pct(bounds[1])})"
                  if isinstance(bounds, (list, tuple)) and len(bounds) == 2 else "")
+        worst = after_shipping_sentences(rates)[:1]
         return (f"In testing, the content model called {pct(fpr)}{upper} of {n_human} human "
                 f"{unit} AI-generated; the finding is statistical evidence, not proof."
+                + ("" if not worst else " " + worst[0])
                 + ("" if not others else " " + " ".join(others)))
     if label == "inconclusive":
         return "The methods abstain: the recording should be judged on other evidence."
