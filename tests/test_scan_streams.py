@@ -83,22 +83,56 @@ def every_line_says_human(monkeypatch):
         [f.line for f in findings]))
 
 
+def _scanned(path, out, model) -> tuple[dict, Path]:
+    """``path`` scanned into ``out`` with ``model`` (HTML, unsigned): its result and folder."""
+    res = CliRunner().invoke(main, ["scan", str(path), "-o", str(out), "--model", str(model),
+                                    "--unsigned", "--report", "html", "--quiet"],
+                             catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    (result,) = out.glob("*/result.json")
+    return json.loads(result.read_text(encoding="utf-8")), result.parent
+
+
 def test_a_scan_states_the_unheard_streams_and_never_says_human(tmp_path, tiny_model_dir,
                                                                 every_line_says_human):
     p = two_stream_file(tmp_path / "two.mka", make_tone(6.0, 220.0), make_tone(6.0, 330.0, 1))
-    out = tmp_path / "out"
-    res = CliRunner().invoke(main, ["scan", str(p), "-o", str(out), "--model",
-                                    str(tiny_model_dir), "--unsigned", "--report", "html",
-                                    "--quiet"], catch_exceptions=False)
-    assert res.exit_code == 0, res.output
-    (result,) = out.glob("*/result.json")
-    track = json.loads(result.read_text(encoding="utf-8"))
+    track, folder = _scanned(p, tmp_path / "out", tiny_model_dir)
     assert track["input"]["audio_streams"] == 2 and track["input"]["stream_index"] == 0
     assert any("holds 2 audio streams" in n for n in track["limitations"])
     assert track["verdict"]["label"] == INCONCLUSIVE
     assert "holds 2 audio streams" in track["verdict"]["reasons"][0]
-    html = (result.parent / "report.html").read_text(encoding="utf-8")
-    assert "holds 2 audio streams" in html
+    assert "holds 2 audio streams" in (folder / "report.html").read_text(encoding="utf-8")
+
+
+def test_music_in_the_side_signal_keeps_a_scan_from_saying_human(tmp_path, tiny_model_dir,
+                                                                 every_line_says_human):
+    """A quiet piece in the mid and a louder one only in the side (left - right): the mono
+    mix hears only the quiet one, so no verdict may speak for the recording as human."""
+    from musicbrain_cli.audio.encode import encode_audio
+
+    mid, side = 0.3 * make_tone(6.0, 220.0), make_tone(6.0, 330.0, 1)
+    p = tmp_path / "side.flac"
+    encode_audio(p, np.stack([mid + side, mid - side]), SR)
+    track, _ = _scanned(p, tmp_path / "out", tiny_model_dir)
+    assert track["input"]["mono_share"] < 0.2
+    assert any("keeps only" in n and "side signal" in n for n in track["limitations"])
+    assert track["verdict"]["label"] == INCONCLUSIVE
+    assert "keeps only" in track["verdict"]["reasons"][0]
+    # the same mid signal in plain stereo: human stands
+    plain = tmp_path / "plain.flac"
+    encode_audio(plain, np.stack([mid, mid]), SR)
+    assert _scanned(plain, tmp_path / "out2", tiny_model_dir)[0]["verdict"]["label"] == HUMAN
+
+
+def test_out_of_domain_maps_name_no_style_label():
+    """Review (session 27): the note said style labels were left out of the maps while the
+    figures still named them in their legends."""
+    from musicbrain_cli.scan.batch import _figure_labels
+
+    names = ["source/ai", "period/Baroque", "composer/Bach, Johann Sebastian"]
+    assert _figure_labels(names, False) == names
+    assert _figure_labels(names, True) == ["source/ai", "style label 1 (name withheld)",
+                                           "style label 2 (name withheld)"]
 
 
 # --- stereo: what the mono mix does not hear ------------------------------------------------
@@ -137,45 +171,8 @@ def test_channels_that_cancel_are_refused_for_what_they_are(tmp_path):
     with pytest.raises(SilentAudioError, match="channels cancel out") as e:
         _decode(p)
     assert "one is the other inverted" in str(e.value) and "pan=mono" in str(e.value)
-
-
-def test_music_in_the_side_signal_keeps_a_scan_from_saying_human(tmp_path, tiny_model_dir,
-                                                                 every_line_says_human):
-    """A quiet piece in the mid and a louder one only in the side (left - right): the mono
-    mix hears only the quiet one, so no verdict may speak for the recording as human."""
-    from musicbrain_cli.audio.encode import encode_audio
-
-    mid, side = 0.3 * make_tone(6.0, 220.0), make_tone(6.0, 330.0, 1)
-    p = tmp_path / "side.flac"
-    encode_audio(p, np.stack([mid + side, mid - side]), SR)
-    out = tmp_path / "out"
-    res = CliRunner().invoke(main, ["scan", str(p), "-o", str(out), "--model",
-                                    str(tiny_model_dir), "--unsigned", "--report", "html",
-                                    "--quiet"], catch_exceptions=False)
-    assert res.exit_code == 0, res.output
-    (result,) = out.glob("*/result.json")
-    track = json.loads(result.read_text(encoding="utf-8"))
-    assert track["input"]["mono_share"] < 0.2
-    assert any("keeps only" in n and "side signal" in n for n in track["limitations"])
-    assert track["verdict"]["label"] == INCONCLUSIVE
-    assert "keeps only" in track["verdict"]["reasons"][0]
-    # the same mid signal in plain stereo: human stands
-    plain = tmp_path / "plain.flac"
-    encode_audio(plain, np.stack([mid, mid]), SR)
-    out2 = tmp_path / "out2"
-    res = CliRunner().invoke(main, ["scan", str(plain), "-o", str(out2), "--model",
-                                    str(tiny_model_dir), "--unsigned", "--report", "html",
-                                    "--quiet"], catch_exceptions=False)
-    (result,) = out2.glob("*/result.json")
-    assert json.loads(result.read_text(encoding="utf-8"))["verdict"]["label"] == HUMAN
-
-
-def test_out_of_domain_maps_name_no_style_label():
-    """Review (session 27): the note said style labels were left out of the maps while the
-    figures still named them in their legends."""
-    from musicbrain_cli.scan.batch import _figure_labels
-
-    names = ["source/ai", "period/Baroque", "composer/Bach, Johann Sebastian"]
-    assert _figure_labels(names, False) == names
-    assert _figure_labels(names, True) == ["source/ai", "style label 1 (name withheld)",
-                                           "style label 2 (name withheld)"]
+    silent = tmp_path / "silent.wav"                 # true silence keeps its own reason
+    encode_audio(silent, np.zeros((2, SR), np.float32), SR)
+    with pytest.raises(SilentAudioError, match="digital silence") as e:
+        _decode(silent)
+    assert "channels cancel" not in str(e.value)
