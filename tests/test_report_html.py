@@ -618,3 +618,19 @@ def test_an_ai_verdict_of_the_content_line_quotes_its_worst_measured_false_accus
             "MIDI SoundFonts and no humanisation: it called 65 of 1933 clips of 10 s (3.4%, "
             "95% confidence interval 2.6% to 4.3%) AI-generated within its domain.") in page_one
     assert "3 of 326 one-minute excerpts" in unescape(render_report_html(track, {}))
+
+
+def test_page_one_says_a_line_that_could_not_speak_could_not_and_why():
+    """Audit (session 27): an artifact line that never ran (a 3.2 kHz band) was listed on
+    page 1 as 'inconclusive (operating point 0.967)'."""
+    from musicbrain_cli.report.html import drivers
+
+    track = example_track(n_windows=3)
+    track["verdict"]["label"] = "inconclusive"
+    track["evidence"][1].update(finding="inconclusive", in_domain=False, threshold=0.967,
+                                reasons=["Decoder-artifact analysis not applicable: audio "
+                                         "bandwidth 3233 Hz is below 4000 Hz."])
+    said = [d for d in drivers(track) if d.startswith("Decoder artifacts")]
+    assert said == ["Decoder artifacts (spectral peaks left by neural decoders): cannot speak "
+                    "for this recording (Decoder-artifact analysis not applicable: audio "
+                    "bandwidth 3233 Hz is below 4000 Hz)"]

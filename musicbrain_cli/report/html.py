@@ -497,6 +497,13 @@ def drivers(track: Mapping) -> list[str]:
         if not drove:
             continue
         name = LINE_NAMES.get(str(line.get("line")), str(line.get("line")))
+        if line.get("in_domain") is False:
+            # a line that could not speak (its band too narrow, the recording unlike its
+            # data): its reason, not an operating point it never reached (session 27 audit)
+            why = next((str(r) for r in line.get("reasons") or ()), "")
+            out.append(visible(f"{name}: cannot speak for this recording"
+                               + (f" ({why.strip().rstrip('.')})" if why else "")))
+            continue
         figures = []
         if _num(line.get("p_ai")) is not None:
             figures.append(f"P(AI) {prob(line.get('p_ai'))}")
