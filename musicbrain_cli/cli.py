@@ -632,8 +632,9 @@ def keys() -> None:
                    "page (default: 'MusicBrain examiner' and a key id).")
 @click.option("--org", "organization", default=None,
               help="Your organisation, as the certificate's subject (O).")
-@click.option("--days", type=click.IntRange(min=1), default=None,
-              help="Validity of the self-signed certificate in days (default 3650).")
+@click.option("--days", type=click.IntRange(min=1, max=36500), default=None,
+              help="Validity of the self-signed certificate in days (default 3650, at most "
+                   "100 years).")
 @click.option("--pkcs12", "pkcs12_file", type=click.Path(exists=True, dir_okay=False),
               help="Sign PDFs with the key and certificate of this PKCS#12 (.p12) file.")
 @click.option("--cert", "cert_file", type=click.Path(exists=True, dir_okay=False),
@@ -665,6 +666,9 @@ def keys_init(directory, force, common_name, organization, days, pkcs12_file, ce
         raise click.UsageError("give either --pkcs12 or --cert/--cert-key, not both")
 
     secret = _env_secret
+    if password_env and not (pkcs12_file or key_file):
+        raise click.UsageError("--password-env is the password of --pkcs12 or --cert-key; to "
+                               "encrypt the stored keys use --passphrase-env")
     if (common_name or organization) and (pkcs12_file or cert_file):
         raise click.UsageError("--name/--org name a new self-signed certificate; a given "
                                "certificate already has its subject")
@@ -718,6 +722,30 @@ def keys_trust(items, trust_store, note) -> None:
             _echo(f"trusted {entry['kind']} {entry['sha256']}{subject}")
         if not added:
             _echo(f"already trusted: {item}")
+
+
+@keys.command("untrust")
+@click.argument("items", nargs=-1, required=True)
+@click.option("--trust-store", type=click.Path(dir_okay=False),
+              help="Trust store file (default: $MUSICBRAIN_TRUST_STORE, else "
+                   "~/.config/musicbrain/trusted.json).")
+@handle_errors
+def keys_untrust(items, trust_store) -> None:
+    """Stop trusting a signer (a compromised or retired key): remove the pin of a
+    FINGERPRINT, CERT, public key file or key folder, and the pins made together with it
+    (one signer's manifest key and certificate). Its reports then verify UNTRUSTED."""
+    from pathlib import Path
+
+    from musicbrain_cli.report.keys import untrust
+
+    store = Path(trust_store) if trust_store else None
+    for item in items:
+        removed = untrust(item, store=store)
+        for entry in removed:
+            subject = f" ({entry['subject']})" if entry.get("subject") else ""
+            _echo(f"no longer trusted: {entry.get('kind', 'fingerprint')} {entry['sha256']}{subject}")
+        if not removed:
+            _echo(f"not in the trust store: {item}")
 
 
 @keys.command("list")

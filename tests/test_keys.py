@@ -146,3 +146,117 @@ def test_the_examiner_names_the_certificate_and_default_names_differ(tmp_path):
     assert a.pdf_cert.subject != b.pdf_cert.subject
     with pytest.raises(SigningError, match="printable"):
         K.init_keys(tmp_path / "c", common_name="evil\x1b[32m")
+
+
+# --- session 27 audit: key and trust management ----------------------------------------------
+
+
+def _dated_pair(tmp_path, *, days_from: int, days_to: int):
+    """A self-signed RSA certificate valid from ``days_from`` to ``days_to`` days from now,
+    as PEM files a user would give to ``keys init --cert``."""
+    import datetime as dt
+
+    from cryptography.x509.oid import NameOID
+
+    now = dt.datetime.now(dt.timezone.utc)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Dr Examiner")])
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(7)
+            .not_valid_before(now + dt.timedelta(days=days_from))
+            .not_valid_after(now + dt.timedelta(days=days_to))
+            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=True,
+                                         key_encipherment=False, data_encipherment=False,
+                                         key_agreement=False, key_cert_sign=False,
+                                         crl_sign=False, encipher_only=False,
+                                         decipher_only=False), critical=True)
+            .sign(key, hashes.SHA256()))
+    pem = serialization.Encoding.PEM
+    (tmp_path / "c.pem").write_bytes(cert.public_bytes(pem))
+    (tmp_path / "k.pem").write_bytes(key.private_bytes(
+        pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    return key, cert
+
+
+@pytest.mark.parametrize("days", [(-30, -1), (30, 60)])
+def test_a_certificate_not_valid_now_is_refused_and_a_pdf_signed_outside_it_fails(tmp_path, days):
+    """An expired certificate (or one valid only from next month) was accepted by keys init,
+    and its PDFs verified VALID, where pdfsig says 'Certificate has Expired'."""
+    from musicbrain_cli.report.pdf import html_to_pdf
+    from musicbrain_cli.report.signing import sign_pdf
+    from musicbrain_cli.report.verify import verify_pdf
+
+    key, cert = _dated_pair(tmp_path, days_from=days[0], days_to=days[1])
+    with pytest.raises(SigningError, match="not valid now"):
+        K.init_keys(tmp_path / "k", cert_file=tmp_path / "c.pem", key_file=tmp_path / "k.pem")
+    good = K.init_keys(tmp_path / "good")
+    outdated = K.KeyPair(good.manifest_key, key, cert, (), tmp_path / "good")
+    pdf = tmp_path / "r.pdf"
+    pdf.write_bytes(sign_pdf(html_to_pdf("<p>report</p>"), outdated))
+    result = verify_pdf(pdf, trusted=outdated.public())
+    assert not result.ok and any("outside its certificate's validity" in c.detail
+                                 for c in result.failures), result.checks
+
+
+def test_an_empty_passphrase_is_refused_rather_than_storing_keys_in_clear(tmp_path):
+    with pytest.raises(SigningError, match="passphrase is empty"):
+        K.init_keys(tmp_path / "k", passphrase=b"")
+    assert not (tmp_path / "k").exists()
+    res = CliRunner(env={"EMPTY": "", "P12": "x"}).invoke(
+        main, ["keys", "init", str(tmp_path / "k2"), "--passphrase-env", "EMPTY",
+               "--trust-store", str(tmp_path / "t.json")])
+    assert res.exit_code == 1 and "passphrase is empty" in res.output
+    res = CliRunner(env={"P12": "x"}).invoke(       # the PKCS#12 password, without a PKCS#12
+        main, ["keys", "init", str(tmp_path / "k3"), "--password-env", "P12",
+               "--trust-store", str(tmp_path / "t.json")])
+    assert res.exit_code == 2 and "--passphrase-env" in res.output
+    res = CliRunner().invoke(main, ["keys", "init", str(tmp_path / "k4"), "--days", "100000000",
+                                    "--trust-store", str(tmp_path / "t.json")])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+
+
+def test_a_trust_store_others_can_write_is_refused(tmp_path):
+    """Any local user could add a pin to a group- or world-writable store and make a forged
+    report verify as trusted; key files were checked, the store was not."""
+    folder = tmp_path / "store"
+    folder.mkdir(mode=0o700)
+    store = folder / "t.json"
+    K.trust_keys(K.init_keys(tmp_path / "k"), store=store)
+    assert K.load_trust_store(store).fingerprints
+    store.chmod(0o666)
+    with pytest.raises(SigningError, match="can be written by other users"):
+        K.load_trust_store(store)
+    store.chmod(0o600)
+    folder.chmod(0o777)
+    with pytest.raises(SigningError, match="its folder"):
+        K.load_trust_store(store)
+    folder.chmod(0o1777)                       # sticky, as /tmp: others cannot replace it
+    assert K.load_trust_store(store).fingerprints
+
+
+def test_pinning_never_writes_a_store_too_large_to_read(tmp_path, monkeypatch):
+    store = tmp_path / "t.json"
+    K.trust_keys(K.init_keys(tmp_path / "k"), store=store)
+    monkeypatch.setattr(K, "MAX_TRUST_STORE_BYTES", store.stat().st_size + 10)
+    before = store.read_bytes()
+    with pytest.raises(SigningError, match="would exceed"):
+        K.trust("a" * 64, store=store)
+    assert store.read_bytes() == before
+
+
+def test_untrust_removes_a_signers_pins_together(tmp_path):
+    """There was no way to revoke trust but editing the JSON, and removing one of a
+    signer's two pins left its PDFs trusted through the other."""
+    store = tmp_path / "t.json"
+    a, b = K.init_keys(tmp_path / "a"), K.init_keys(tmp_path / "b")
+    K.trust_keys(a, store=store, note="a")
+    K.trust_keys(b, store=store, note="b")
+    res = CliRunner().invoke(main, ["keys", "untrust", a.manifest_key_fingerprint,
+                                    "--trust-store", str(store)])
+    assert res.exit_code == 0 and res.output.count("no longer trusted") == 2, res.output
+    left = K.load_trust_store(store).fingerprints
+    assert a.certificate_fingerprint not in left and a.manifest_key_fingerprint not in left
+    assert {b.manifest_key_fingerprint, b.certificate_fingerprint} <= set(left)
+    res = CliRunner().invoke(main, ["keys", "untrust", str(tmp_path / "a"),
+                                    "--trust-store", str(store)])
+    assert "not in the trust store" in res.output

@@ -220,6 +220,12 @@ def init_keys(directory: Path | None = None, *, force: bool = False,
         pdf_key = rsa.generate_private_key(public_exponent=65537, key_size=RSA_BITS)
         pdf_cert, chain = _self_signed(pdf_key, common_name, organization, valid_days), ()
     keys = KeyPair(ed25519.Ed25519PrivateKey.generate(), pdf_key, pdf_cert, chain, directory)
+    if passphrase is not None and not passphrase:
+        # asked for encryption (an empty variable): storing the keys in clear would be the
+        # opposite, silently (session 27 audit)
+        raise SigningError("the passphrase is empty: the keys would be stored unencrypted; "
+                           "set a passphrase, or give none to store them in clear")
+    _check_validity(pdf_cert, "the PDF signing certificate")
 
     _make_private_dir(directory)
     enc = (serialization.BestAvailableEncryption(passphrase) if passphrase
@@ -297,6 +303,17 @@ def _self_signed(key, common_name: str | None, organization: str | None,
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
                            critical=False)
             .sign(key, hashes.SHA256()))
+
+
+def _check_validity(cert: x509.Certificate, what: str) -> None:
+    """Refuse keys whose certificate is not valid now: every report signed with them would
+    carry a signature made outside its certificate's validity."""
+    now = _dt.datetime.now(_dt.timezone.utc)
+    start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
+    if not start <= now <= end:
+        raise SigningError(f"{what} is not valid now (valid from {start.isoformat()} to "
+                           f"{end.isoformat()}): reports signed with it would not verify as "
+                           "signed within its validity")
 
 
 def _check_pdf_key(key, cert: x509.Certificate, source: str) -> None:
@@ -405,8 +422,12 @@ def load_trust_store(path: Path | None = None) -> TrustStore:
     try:
         if not path.exists():
             return TrustStore((), path)
-        if not path.is_file() or path.stat().st_size > MAX_TRUST_STORE_BYTES:
-            raise ValueError("not a regular file of at most 1 MiB")
+        if not path.is_file():
+            raise SigningError(f"trust store {str(path)!r} is not a regular file")
+        if path.stat().st_size > MAX_TRUST_STORE_BYTES:
+            raise SigningError(f"trust store {str(path)!r} is larger than "
+                               f"{MAX_TRUST_STORE_BYTES // 2**20} MiB")
+        _check_store_owner(path)
         data = json.loads(path.read_bytes())
     except OSError as exc:
         raise SigningError(f"cannot read trust store {str(path)!r}: {exc.strerror or exc}") from exc
@@ -420,6 +441,27 @@ def load_trust_store(path: Path | None = None) -> TrustStore:
         raise SigningError(f"trust store {str(path)!r} is not a {TRUST_SCHEMA} file "
                            "(each entry needs a 64-hex-digit sha256)")
     return TrustStore(tuple(entries), path)
+
+
+def _check_store_owner(path: Path) -> None:
+    """Refuse a trust store that someone else could have written, as SSH refuses such an
+    authorized_keys: the file or its folder writable by group or others (a folder with the
+    sticky bit, such as /tmp, protects its files), or owned by another user (root aside).
+    A pin is a trust decision: whoever can add one can make a forged report verify as
+    trusted (session 27 audit)."""
+    for target, is_dir in ((path, False), (path.resolve().parent, True)):
+        st = target.stat()
+        writable = st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+        if is_dir and st.st_mode & stat.S_ISVTX:
+            writable = 0
+        owner_ok = st.st_uid in (os.getuid(), 0) if hasattr(os, "getuid") else True
+        if writable or not owner_ok:
+            what = "folder" if is_dir else "file"
+            raise SigningError(
+                f"trust store {str(path)!r} is not trusted: its {what} {str(target)!r} "
+                + ("can be written by other users" if writable else "belongs to another user")
+                + "; anyone who can add a pin can make a forged report verify as trusted "
+                "(chmod go-w, or keep the store in a folder only you can write)")
 
 
 def _pins_of(item: str) -> list[dict]:
@@ -474,6 +516,23 @@ def trust(item: str | os.PathLike, *, store: Path | None = None,
     return added
 
 
+def untrust(item: str | os.PathLike, *, store: Path | None = None) -> list[dict]:
+    """Remove the pins ``item`` names (see :func:`_pins_of`) from the trust store, and those
+    pinned together with them (the manifest key and certificate of one signer, pinned by one
+    ``keys init``, ``scan`` or ``keys trust`` of a key folder: the same time and note), so a
+    revoked signer's PDFs stop verifying as trusted too. Returns the removed entries. Reports
+    its keys signed then verify UNTRUSTED: revocation has no date here."""
+    current = load_trust_store(store)
+    named = {p["sha256"] for p in _pins_of(str(item))}
+    hit = [e for e in current.entries if e["sha256"] in named]
+    together = {(e.get("added"), e.get("note")) for e in hit if e.get("added") and e.get("note")}
+    removed = [e for e in current.entries
+               if e["sha256"] in named or (e.get("added"), e.get("note")) in together]
+    if removed:
+        _write_store(current, [e for e in current.entries if e not in removed])
+    return removed
+
+
 def trust_keys(keys: KeyPair | TrustedSigner, *, store: Path | None = None,
                note: str | None = None) -> list[dict]:
     """Pin both fingerprints of a key pair (what ``keys init`` does for the examiner's own
@@ -495,6 +554,9 @@ def _write_store(current: TrustStore, entries: list[dict]) -> None:
     path = current.path or default_trust_store()
     data = json.dumps({"schema": TRUST_SCHEMA, "trusted": entries}, indent=2,
                       sort_keys=True) + "\n"
+    if len(data.encode("utf-8")) > MAX_TRUST_STORE_BYTES:
+        raise SigningError(f"cannot pin more in {str(path)!r}: the trust store would exceed "
+                           f"{MAX_TRUST_STORE_BYTES // 2**20} MiB, which no MusicBrain reads")
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
         atomic_write_bytes(path, data.encode("utf-8"), mode=FILE_MODE)

@@ -853,11 +853,33 @@ def verify_pdf(path: Path, *, trusted: Trust = None, audio: Path | None = None,
             result.add(name, FAIL, f"content was added after signing (coverage "
                                    f"{status.coverage.name})")
             continue
+        outside = _outside_validity(cert, status.signer_reported_dt)
+        if outside:
+            result.add(name, FAIL, outside)
+            continue
         when = status.signer_reported_dt.isoformat() if status.signer_reported_dt else "n/a"
         stamp = " with an RFC 3161 timestamp" if status.timestamp_validity else ""
         result.add(name, PASS, f"intact PAdES signature{stamp}, signing time {when}")
         _check_pdf_signer(name, cert, trusted, trusted_cert, expected_cert_sha256, result)
     return result
+
+
+def _outside_validity(cert, signed_at) -> str | None:
+    """Why a PDF signature was made outside its certificate's validity, or ``None``. The
+    certificate is its own trust root here, so pyHanko's path validation never looks at its
+    dates (session 27 audit: an expired or not yet valid certificate verified VALID, where
+    poppler's pdfsig says 'Certificate has Expired')."""
+    try:
+        validity = cert["tbs_certificate"]["validity"]
+        start, end = validity["not_before"].native, validity["not_after"].native
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return "its certificate's validity period cannot be read"
+    if signed_at is None:
+        return None
+    if not start <= signed_at <= end:
+        return (f"signed at {signed_at.isoformat()}, outside its certificate's validity "
+                f"({start.isoformat()} to {end.isoformat()})")
+    return None
 
 
 def _pdf_audio_sha256(reader) -> str | None:
