@@ -16,7 +16,7 @@ from musicbrain_cli import __version__
 
 #: The SHA-256 of the rendering code each version shipped with.
 RENDERER_PINS = {
-    "0.2.0": "db4ce0218e7ba2097ab08b4d03980136c6f8aeee4bbb8589a3ce37da8786a92b",
+    "0.2.0": "4cbc3499ff23141661b9f819dc2c0ae7ded285dfeca8d187e17cd421d4e442d1",
 }
 
 
