@@ -746,6 +746,10 @@ def keys_untrust(items, trust_store) -> None:
             _echo(f"no longer trusted: {entry.get('kind', 'fingerprint')} {entry['sha256']}{subject}")
         if not removed:
             _echo(f"not in the trust store: {item}")
+        elif len(removed) == 1 and not removed[0].get("signer"):
+            _echo(f"note: {removed[0]['sha256']} was pinned on its own; if its signer's other "
+                  "fingerprint (manifest key or certificate) is pinned, untrust it too "
+                  "(musicbrain keys list)")
 
 
 @keys.command("list")

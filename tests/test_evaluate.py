@@ -546,6 +546,7 @@ def test_figures_that_are_not_test_figures_say_so():
     card = {"training_data": {"manifest_sha256": "a" * 64}}
     assert "clips the model was trained on" in training_overlap("train", "a" * 64, card)
     assert training_overlap("test", "a" * 64, card) is None
+    assert "operating point were chosen on" in training_overlap("val", "a" * 64, card)
     assert "trained on another data set" in training_overlap("test", "b" * 64, card)
     assert "not test figures" in training_overlap("train", "b" * 64, {})
     assert training_overlap("test", "b" * 64, {}) is None

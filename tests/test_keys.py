@@ -260,3 +260,56 @@ def test_untrust_removes_a_signers_pins_together(tmp_path):
     res = CliRunner().invoke(main, ["keys", "untrust", str(tmp_path / "a"),
                                     "--trust-store", str(store)])
     assert "not in the trust store" in res.output
+
+
+def test_keys_made_under_umask_002_leave_a_store_that_is_read_back(tmp_path):
+    """Review (session 27): with umask 002 the parents keys init created were group-writable,
+    so the trust store it had just written beside the keys was refused by the next command."""
+    import os
+
+    old = os.umask(0o002)
+    try:
+        store = tmp_path / "cfg" / "musicbrain" / "trusted.json"
+        keys = K.init_keys(tmp_path / "cfg" / "musicbrain" / "keys")
+        K.trust_keys(keys, store=store)
+    finally:
+        os.umask(old)
+    assert _mode(tmp_path / "cfg") == _mode(tmp_path / "cfg" / "musicbrain") == 0o700
+    assert keys.manifest_key_fingerprint in K.load_trust_store(store).fingerprints
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    with pytest.raises(SigningError, match="can be written by other users"):
+        K.trust("a" * 64, store=shared / "t.json")       # never written where it is refused
+    assert not (shared / "t.json").exists()
+
+
+def test_keys_whose_certificate_expired_since_are_refused_for_signing(tmp_path):
+    import shutil
+
+    _dated_pair(tmp_path, days_from=-30, days_to=-1)
+    good = K.init_keys(tmp_path / "k")
+    shutil.copy(tmp_path / "c.pem", tmp_path / "k" / K.PDF_CERT)
+    shutil.copy(tmp_path / "k.pem", tmp_path / "k" / K.PDF_KEY)
+    with pytest.raises(SigningError, match="renew it"):
+        K.load_keys(tmp_path / "k")
+    assert good.manifest_key_fingerprint
+
+
+def test_untrust_removes_only_what_it_knows_belongs_together(tmp_path):
+    """Review (session 27): grouping by pin time and note revoked another signer pinned in
+    the same command, and kept a signer's certificate pinned beside its removed key."""
+    store = tmp_path / "t.json"
+    a, b = K.init_keys(tmp_path / "a"), K.init_keys(tmp_path / "b")
+    res = CliRunner().invoke(main, ["keys", "trust", a.manifest_key_fingerprint,
+                                    b.manifest_key_fingerprint, "--note", "court register",
+                                    "--trust-store", str(store)])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(main, ["keys", "untrust", a.manifest_key_fingerprint,
+                                    "--trust-store", str(store)])
+    assert res.output.count("no longer trusted") == 1 and "pinned on its own" in res.output
+    assert set(K.load_trust_store(store).fingerprints) == {b.manifest_key_fingerprint}
+    K.trust(str(tmp_path / "a"), store=store)                 # a key folder: both, together
+    removed = K.untrust(a.certificate_fingerprint, store=store)
+    assert {e["sha256"] for e in removed} == {a.manifest_key_fingerprint,
+                                              a.certificate_fingerprint}

@@ -213,3 +213,22 @@ def test_an_internal_error_on_one_path_is_said_and_the_others_still_verified(
     assert res.exit_code == 1 and "Traceback" not in res.output
     assert "internal error while verifying it (RuntimeError: a library fault)" in res.output
     assert f"INVALID  {tmp_path / 'x'}" in res.output
+
+
+def test_a_signing_time_without_a_zone_is_judged_not_crashed_on():
+    """Review (session 27): a /M date without a time zone made the validity comparison raise
+    TypeError (naive against aware)."""
+    import datetime as dt
+
+    from asn1crypto import x509 as ax509
+    from cryptography.hazmat.primitives import serialization
+
+    from musicbrain_cli.report.keys import init_keys
+    from musicbrain_cli.report.verify import _outside_validity
+
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        keys = init_keys(Path(d) / "k")
+    cert = ax509.Certificate.load(keys.pdf_cert.public_bytes(serialization.Encoding.DER))
+    assert _outside_validity(cert, dt.datetime.now()) is None
+    assert "outside" in _outside_validity(cert, dt.datetime(1990, 1, 1))

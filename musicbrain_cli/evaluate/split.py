@@ -903,6 +903,9 @@ def training_overlap(split: str, manifest_sha256: str, card: Mapping) -> str | N
         if split == "train":
             return ("these are the clips the model was trained on: the figures measure how "
                     "well it fits them, not how it does on music it never heard")
+        if split == "val":
+            return ("this is the split the model's calibration and operating point were "
+                    "chosen on: its false-positive rate meets the target by construction")
         return None
     if split == "train":
         return "the train split of a data set: not test figures"

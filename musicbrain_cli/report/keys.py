@@ -260,10 +260,23 @@ def _make_private_dir(directory: Path) -> None:
                           "consider chmod 700", MusicBrainWarning, stacklevel=3)
         return
     try:
-        directory.mkdir(parents=True, mode=DIR_MODE)
-        os.chmod(directory, DIR_MODE)  # mkdir's mode is filtered by the umask
+        _mkdir_private(directory)
     except OSError as exc:
         raise SigningError(f"could not create key folder {str(directory)!r}: {exc}") from exc
+
+
+def _mkdir_private(directory: Path) -> None:
+    """Create ``directory`` and any missing parent with mode 0700 whatever the umask (with
+    umask 002, ``mkdir(parents=True)`` leaves the parents group-writable, and the trust store
+    beside the keys would then be refused: review, session 27)."""
+    missing = []
+    d = Path(directory)
+    while not d.exists():
+        missing.append(d)
+        d = d.parent
+    for folder in reversed(missing):
+        folder.mkdir(mode=DIR_MODE)
+        os.chmod(folder, DIR_MODE)  # mkdir's mode is filtered by the umask
 
 
 def _self_signed(key, common_name: str | None, organization: str | None,
@@ -389,6 +402,10 @@ def load_keys(directory: Path | None = None, *, passphrase: bytes | None = None)
         raise SigningError(f"{str(directory / MANIFEST_KEY)!r} is not an Ed25519 key "
                            f"({type(manifest_key).__name__})")
     _check_pdf_key(pdf_key, pdf_cert, str(directory / PDF_KEY))
+    # signing with a certificate outside its validity makes reports that never verify
+    _check_validity(pdf_cert, f"the PDF signing certificate of {str(directory)!r} (renew it: "
+                              "keys init --force with a new certificate, and publish the new "
+                              "fingerprints)")
     return KeyPair(manifest_key, pdf_key, pdf_cert, chain, directory)
 
 
@@ -443,13 +460,15 @@ def load_trust_store(path: Path | None = None) -> TrustStore:
     return TrustStore(tuple(entries), path)
 
 
-def _check_store_owner(path: Path) -> None:
+def _check_store_owner(path: Path, *, folder_only: bool = False) -> None:
     """Refuse a trust store that someone else could have written, as SSH refuses such an
     authorized_keys: the file or its folder writable by group or others (a folder with the
     sticky bit, such as /tmp, protects its files), or owned by another user (root aside).
     A pin is a trust decision: whoever can add one can make a forged report verify as
     trusted (session 27 audit)."""
-    for target, is_dir in ((path, False), (path.resolve().parent, True)):
+    targets = [(path.resolve().parent, True)] if folder_only else \
+        [(path, False), (path.resolve().parent, True)]
+    for target, is_dir in targets:
         st = target.stat()
         writable = st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
         if is_dir and st.st_mode & stat.S_ISVTX:
@@ -480,7 +499,8 @@ def _pins_of(item: str) -> list[dict]:
         if signer.certificate is not None:
             pins.append({"sha256": signer.certificate_fingerprint, "kind": "certificate",
                          "subject": signer.certificate.subject.rfc4514_string()})
-        return pins
+        # one signer's pins: revoked together (untrust)
+        return [{**p, "signer": pins[0]["sha256"]} for p in pins]
     if not path.is_file():
         raise SigningError(f"{item!r} is neither a 64-hex-digit SHA-256 fingerprint nor a "
                            "key folder, certificate or public key file")
@@ -517,17 +537,17 @@ def trust(item: str | os.PathLike, *, store: Path | None = None,
 
 
 def untrust(item: str | os.PathLike, *, store: Path | None = None) -> list[dict]:
-    """Remove the pins ``item`` names (see :func:`_pins_of`) from the trust store, and those
-    pinned together with them (the manifest key and certificate of one signer, pinned by one
-    ``keys init``, ``scan`` or ``keys trust`` of a key folder: the same time and note), so a
-    revoked signer's PDFs stop verifying as trusted too. Returns the removed entries. Reports
-    its keys signed then verify UNTRUSTED: revocation has no date here."""
+    """Remove the pins ``item`` names (see :func:`_pins_of`) from the trust store, and the
+    other pin of the same signer where the store knows it (pins made by ``keys init``, a
+    scan's first use, or ``keys trust KEYDIR`` record their ``signer``), so a revoked
+    signer's PDFs stop verifying as trusted too. Returns the removed entries. Reports its
+    keys signed then verify UNTRUSTED: revocation has no date here."""
     current = load_trust_store(store)
     named = {p["sha256"] for p in _pins_of(str(item))}
-    hit = [e for e in current.entries if e["sha256"] in named]
-    together = {(e.get("added"), e.get("note")) for e in hit if e.get("added") and e.get("note")}
+    signers = {e["signer"] for e in current.entries
+               if e["sha256"] in named and isinstance(e.get("signer"), str)}
     removed = [e for e in current.entries
-               if e["sha256"] in named or (e.get("added"), e.get("note")) in together]
+               if e["sha256"] in named or e.get("signer") in signers]
     if removed:
         _write_store(current, [e for e in current.entries if e not in removed])
     return removed
@@ -540,9 +560,12 @@ def trust_keys(keys: KeyPair | TrustedSigner, *, store: Path | None = None,
     current = load_trust_store(store)
     when = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
     cert = keys.pdf_cert if isinstance(keys, KeyPair) else keys.certificate
-    pins = [{"sha256": keys.manifest_key_fingerprint, "kind": "manifest-key", "subject": None},
+    signer = keys.manifest_key_fingerprint or keys.certificate_fingerprint
+    pins = [{"sha256": keys.manifest_key_fingerprint, "kind": "manifest-key", "subject": None,
+             "signer": signer},
             {"sha256": keys.certificate_fingerprint, "kind": "certificate",
-             "subject": cert.subject.rfc4514_string() if cert is not None else None}]
+             "subject": cert.subject.rfc4514_string() if cert is not None else None,
+             "signer": signer}]
     added = [{**p, "added": when, "note": note} for p in pins
              if p["sha256"] and p["sha256"] not in current.fingerprints]
     if added:
@@ -558,7 +581,11 @@ def _write_store(current: TrustStore, entries: list[dict]) -> None:
         raise SigningError(f"cannot pin more in {str(path)!r}: the trust store would exceed "
                            f"{MAX_TRUST_STORE_BYTES // 2**20} MiB, which no MusicBrain reads")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+        _mkdir_private(path.parent)
+        if path.exists():
+            _check_store_owner(path)    # a pin is never written where it would not be read
+        else:
+            _check_store_owner(path, folder_only=True)
         atomic_write_bytes(path, data.encode("utf-8"), mode=FILE_MODE)
     except (OSError, ReportError) as exc:
         raise SigningError(f"cannot write trust store {str(path)!r}: {exc}") from exc

@@ -876,6 +876,14 @@ def _outside_validity(cert, signed_at) -> str | None:
         return "its certificate's validity period cannot be read"
     if signed_at is None:
         return None
+    if signed_at.tzinfo is None:
+        # a /M date without a zone (the PDF spec allows it): read as UTC, with the widest
+        # zone offsets allowed either way, so that no honest signature fails on it
+        import datetime as _dt
+
+        slack = _dt.timedelta(hours=14)
+        signed_at = signed_at.replace(tzinfo=_dt.timezone.utc)
+        start, end = start - slack, end + slack
     if not start <= signed_at <= end:
         return (f"signed at {signed_at.isoformat()}, outside its certificate's validity "
                 f"({start.isoformat()} to {end.isoformat()})")
