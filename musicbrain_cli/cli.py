@@ -499,7 +499,7 @@ def verify(paths, audio, keys_dir, trust_store, reproduce, model_name, trust_anc
     from pathlib import Path
 
     from musicbrain_cli.report.keys import load_trust_store, load_trusted
-    from musicbrain_cli.report.verify import is_catalog_folder, verify_catalog, verify_path
+    from musicbrain_cli.report.verify import is_catalog_folder
 
     if reproduce and not audio:
         _fail("--reproduce needs the recording: give it with --audio FILE", EXIT_USAGE)
@@ -859,7 +859,7 @@ def train(data_dir, config_path, nproc_per_node, nnodes, node_rank, rdzv_endpoin
     _echo(f"metrics: {Path(out_dir) / 'metrics.csv'}")
 
 
-def _resume_hint(run: "Path") -> str:
+def _resume_hint(run) -> str:
     """What an interrupted run kept, and how to go on (session 27 audit: it said only
     'interrupted')."""
     from musicbrain_cli.training.trainer import read_state

@@ -90,6 +90,16 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def installed_version(package: str) -> str:
+    """The installed distribution's version of ``package``, or ``"absent"``."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "absent"
+
+
 def canonical_json(obj: Any) -> bytes:
     """RFC 8785 canonical UTF-8 bytes of ``obj`` (sorted keys, no whitespace, ECMAScript
     number form): the bytes signatures are made over. Raises ``rfc8785.CanonicalizationError``,

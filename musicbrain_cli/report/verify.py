@@ -529,12 +529,9 @@ def _check_pdf_layout(path: Path, html: str, result: VerificationResult) -> None
 
 
 def _weasyprint_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+    from musicbrain_cli.files import installed_version
 
-    try:
-        return version("weasyprint")
-    except PackageNotFoundError:
-        return "absent"
+    return installed_version("weasyprint")
 
 
 #: What a signature's revision may change: the signature, its field and widget, the form

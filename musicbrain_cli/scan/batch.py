@@ -158,15 +158,6 @@ def compute_device(device) -> str:
     return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
 
 
-def _installed(package: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return "absent"
-
-
 def software_versions(device=None) -> dict[str, str]:
     """Versions of everything whose arithmetic reaches a figure of the report, and the
     device the network ran on (``device``: a torch device; left out when ``None``).
@@ -180,13 +171,15 @@ def software_versions(device=None) -> dict[str, str]:
     import timm
     import torch
 
+    from musicbrain_cli.files import installed_version
+
     return {"musicbrain": __version__, "python": platform.python_version(),
             "torch": torch.__version__, "timm": timm.__version__, "numpy": np.__version__,
             "scipy": scipy.__version__, "librosa": librosa.__version__,
             "pyav": av.__version__,
             "libavcodec": ".".join(str(x) for x in av.library_versions["libavcodec"]),
             # lays the PDF out: verify --reproduce lays it out again with the same one
-            "weasyprint": _installed("weasyprint"),
+            "weasyprint": installed_version("weasyprint"),
             **({"device": compute_device(device)} if device is not None else {})}
 
 
