@@ -16,7 +16,7 @@ from musicbrain_cli import __version__
 
 #: The SHA-256 of the rendering code each version shipped with.
 RENDERER_PINS = {
-    "0.2.0": "4cbc3499ff23141661b9f819dc2c0ae7ded285dfeca8d187e17cd421d4e442d1",
+    "0.2.0": "059c8544ff4e370129ad37de4b646814ec98c5918984822cdad28fdf03705032",
 }
 
 

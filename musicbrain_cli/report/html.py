@@ -420,6 +420,22 @@ def _evidence_entry(track: Mapping, line: str) -> Mapping:
     return {}
 
 
+def _held_out_false_accusations(rates: Mapping) -> list[str]:
+    """A line's measured false accusations on human recordings, one phrase per held-out set
+    (``false_accusations_human_<set>`` in its card), each named by the set it was measured
+    on: 'new-uploads 2 of 1364 (0.1%, ...)'."""
+    prefix = "false_accusations_human"
+    out = []
+    for k in sorted(rates, key=str):
+        phrase = _rate_phrase(rates.get(k)) if str(k).startswith(prefix) else None
+        if phrase:
+            name = visible(str(k)[len(prefix):].strip("_").replace("_", "-") or "all")
+            later = (" (measured after the line shipped)"
+                     if rates[k].get("measured_after_shipping") else "")
+            out.append(f"{name}{later} {phrase}")
+    return out
+
+
 def _accusing_line_sentence(track: Mapping, line: str) -> str:
     """What a line other than the content model that found AI measured against human
     recordings, in one sentence (its full figures are in section 1)."""
@@ -428,10 +444,7 @@ def _accusing_line_sentence(track: Mapping, line: str) -> str:
     found = details.get(line) if isinstance(details, Mapping) else None
     rates = (found.get("error_rates") if isinstance(found, Mapping)
              and isinstance(found.get("error_rates"), Mapping) else {})
-    prefix = "false_accusations_human"
-    held = [f"{visible(str(k)[len(prefix):].strip('_').replace('_', '-') or 'all')} {ph}"
-            for k in sorted(rates, key=str)
-            if str(k).startswith(prefix) and (ph := _rate_phrase(rates.get(k)))]
+    held = _held_out_false_accusations(rates)
     if held:
         return (f"The verdict rests on the {name} line, not on the content model: in testing it "
                 f"called AI-generated, per held-out set of human recordings it was never fitted "
@@ -724,15 +737,7 @@ def _artifact_sentences(found: Any) -> list[str]:
         return []
     rates = found.get("error_rates") if isinstance(found.get("error_rates"), Mapping) else {}
     out = []
-    prefix = "false_accusations_human"
-    human = []
-    for k in sorted(rates, key=str):
-        phrase = _rate_phrase(rates.get(k)) if str(k).startswith(prefix) else None
-        if phrase:      # each figure named by the set it was measured on
-            name = visible(str(k)[len(prefix):].strip("_").replace("_", "-") or "all")
-            later = " (measured after the line shipped)" if rates[k].get(
-                "measured_after_shipping") else ""
-            human.append(f"{name}{later} {phrase}")
+    human = _held_out_false_accusations(rates)
     if human:
         out.append("Measured false accusations of this line on human recordings from packages "
                    "it was never fitted on, per held-out set: " + "; ".join(human) + ".")
