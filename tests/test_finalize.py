@@ -111,3 +111,98 @@ def test_summary_lines_print_rates_and_intervals_readably():
     line = summary_lines(card)[1]
     assert line == ("test: ROC-AUC 0.988, style mAP n/a, FPR 0.000 (95 % CI 0.000-0.354), "
                     "FNR 0.250, inconclusive human 0.100, ai 0.000 (n=7+4)")
+
+
+def test_a_human_clip_above_099_still_counts_against_the_target():
+    """Session 28 audit: the boundary was capped at 0.99, so with 6 of 400 human validation
+    clips above it 1.5 % were accused while the card recorded the 0.5 % target."""
+    rng = np.random.default_rng(3)
+    human = np.concatenate([rng.uniform(0.0, 0.9, 394), [0.991, 0.992, 0.993, 0.995, 0.997, 0.999]])
+    p = np.concatenate([human, rng.uniform(0.9, 1.0, 100)])
+    is_ai = np.repeat([False, True], [400, 100])
+    t = choose_threshold(p, is_ai, fpr_target=0.005)
+    assert (human >= t).sum() <= 2 and t > 0.99
+    # a human clip at exactly 1: nothing may be accused, so the boundary lies above 1
+    assert choose_threshold(np.array([1.0, 0.2]), np.array([False, False]), fpr_target=0.0) > 1.0
+
+
+def test_clips_are_scored_as_a_scan_scores_a_track():
+    """Session 28 audit: finalize took the plain mean of a clip's windows where a scan weighs
+    each window by its real audio, so a clip ending in a part-filled window was counted with
+    another P(AI) than a scan gives it."""
+    from types import SimpleNamespace
+
+    from musicbrain_cli.model.inference import aggregate_windows
+    from musicbrain_cli.training.finalize import _clips
+
+    n = 220500
+    cache = SimpleNamespace(clip_ids=["a", "a", "b"], n_valid=np.array([n, int(0.8 * n), n]),
+                            targets=np.zeros((3, 2)), mask=np.ones((3, 2)))
+    probs = np.array([[0.05, 0.95], [0.55, 0.45], [0.8, 0.2]])
+    clips = _clips(cache, np.arange(3), probs, np.zeros((3, 1)), det=1)
+    scan = aggregate_windows(probs[:2], cache.n_valid[:2], ["h", "ai"], {"h": 0.5, "ai": 0.5})
+    assert clips.p_ai[0] == pytest.approx(scan["ai"]["mean"]) and clips.p_ai[0] > 0.72
+    assert clips.probs[0, 0] == pytest.approx(scan["h"]["mean"])
+    assert clips.p_ai[1] == pytest.approx(0.2)
+
+
+def test_ai_verdicts_begin_at_the_boundary_however_high_it_lies():
+    """Session 28: besides the 0.99 cap on the boundary, the band was narrowed to keep
+    threshold + band under 0.99, so `ai` verdicts still began at 0.99 where the rule
+    needed 0.995; and a boundary above 1 must accuse nothing, not a clip at exactly 1."""
+    from musicbrain_cli.training.finalize import operating_policy
+    from musicbrain_cli.verdict import decide
+
+    policy = operating_policy(0.995, 0.1)
+    assert policy.threshold + policy.band == pytest.approx(0.995)
+    assert decide(0.992, [0.992], policy=policy).label == "inconclusive"
+    assert decide(0.996, [0.996], policy=policy).label == "ai"
+    never = operating_policy(float(np.nextafter(1.0, 2.0)), 0.1)
+    assert decide(1.0, [1.0], policy=never).label != "ai"
+    low = operating_policy(0.55, 0.1)            # below 0.5 + band: stricter, never looser
+    assert (low.threshold, low.band) == (0.5, 0.1)
+
+
+def test_false_accusations_are_also_counted_by_work():
+    """Session 28 audit: clips of one work are not independent, so the card also counts by
+    work: a work with any clip called AI is one false accusation of that work."""
+    policy = VerdictPolicy(threshold=0.5, band=0.1)
+    p = [0.9, 0.1, 0.1, 0.1, 0.95, 0.2, 0.9]
+    is_ai = np.array([False, False, False, False, True, True, True])
+    works = {"0": "w1", "1": "w1", "2": "w2", "3": "w3", "4": "a1", "5": "a1", "6": "a2"}
+    rates = verdict_rates(_clips(p, [np.array([x]) for x in p], [0.0] * 7), is_ai,
+                          policy=policy, split="test", works=works)
+    w = rates["by_work"]
+    assert (w["n_human_works"], w["human_works_with_a_clip_called_ai"]) == (3, 1)
+    assert (w["n_ai_works"], w["ai_works_with_a_clip_called_human"]) == (2, 1)
+    assert w["fpr_works"] == pytest.approx(1 / 3)
+    lo, hi = w["fpr_works_ci95"]
+    assert lo < 1 / 3 < hi and hi > rates["fpr_ci95"][1]
+    assert "by_work" not in verdict_rates(_clips(p, [np.array([x]) for x in p], [0.0] * 7),
+                                          is_ai, policy=policy, split="test")
+
+
+def test_a_threshold_just_above_one_loads_everywhere_and_accuses_nothing():
+    """Session 28 review: once uncapped, a fit could set a threshold of 1 + 1 ulp (a human
+    clip at exactly 1), which every loader refused."""
+    from musicbrain_cli.artifacts.detector import ArtifactDetector
+    from musicbrain_cli.verdict import decide
+
+    above = float(np.nextafter(1.0, 2.0))
+    policy = VerdictPolicy(threshold=above, band=0.0)
+    assert decide(1.0, [1.0], policy=policy).label == "human"
+    shipped = ArtifactDetector.from_pretrained("default")
+    assert ArtifactDetector({**shipped.model, "threshold": above}).threshold == above
+    with pytest.raises(ValueError):
+        VerdictPolicy(threshold=1.5, band=0.0)
+
+
+def test_a_boundary_above_one_is_recorded_and_printed_as_one_nothing_reaches():
+    """Session 28 review: with `ai` beginning above 1, the verdict recorded the band as
+    ending at 1.0 (read: 1.0 is `ai`) while it called 1.0 inconclusive."""
+    from musicbrain_cli.training.finalize import operating_policy
+    from musicbrain_cli.verdict import decide
+
+    policy = operating_policy(float(np.nextafter(1.0, 2.0)), 0.1)
+    v = decide(1.0, [1.0, 1.0, 1.0], policy=policy)
+    assert v.label == "inconclusive" and v.band[1] > 1.0

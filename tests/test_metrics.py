@@ -16,9 +16,13 @@ def test_ap_uses_known_entries_only_and_says_what_it_skipped():
     mask = np.ones_like(y)
     mask[:10, 0] = 0
     y[:, 2] = 0                                   # no positive: AP undefined
-    r = average_precision(y, s, mask=mask, labels=["a", "b", "c"])
+    y = np.concatenate([y, np.ones((50, 1))], axis=1)    # no negative: AP 1 whatever the scores
+    s = np.concatenate([s, rng.random((50, 1))], axis=1)
+    mask = np.concatenate([mask, np.ones((50, 1))], axis=1)
+    r = average_precision(y, s, mask=mask, labels=["a", "b", "c", "d"])
     assert r.per_label["a"] == pytest.approx(average_precision_score(y[10:, 0], s[10:, 0]))
     assert set(r.per_label) == {"a", "b"} and "no positive" in r.skipped["c"]
+    assert "no negative among 50" in r.skipped["d"]
     assert r.macro == pytest.approx((r.per_label["a"] + r.per_label["b"]) / 2)
 
 
@@ -39,6 +43,9 @@ def test_wilson_interval_known_value_and_edges():
     # Wilson (1927); e.g. 0 of 10 -> upper bound 0.2775 at 95 %.
     assert wilson_interval(0, 10)[1] == pytest.approx(0.27753, abs=1e-4)
     assert wilson_interval(0, 0) == (None, None)
+    # exact at the edges: the interval holds its own estimate (0 of 3 gave 5.6e-17)
+    for n in range(1, 400):
+        assert wilson_interval(0, n)[0] == 0.0 and wilson_interval(n, n)[1] == 1.0
     with pytest.raises(InputError):
         wilson_interval(5, 3)
 

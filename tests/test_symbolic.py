@@ -1029,3 +1029,13 @@ def test_notes_figure_shows_the_scored_windows_and_refuses_a_finding_without_not
     bad["windows"][0]["heard"][0][0] = float("nan")
     with pytest.raises(ReportError, match="finite"):
         notes_figure(bad)
+def test_a_scan_scores_with_the_logistic_the_fit_set_the_operating_point_with():
+    """Session 28 audit: the fit's P(AI) (NumPy) and a scan's (``math.exp``) differed in the
+    last bit, so a clip the fit left just below the operating point could reach it."""
+    import numpy as np
+
+    from musicbrain_cli.symbolic.detector import _sigmoid, _sigmoid_array
+
+    z = np.random.default_rng(0).normal(0.0, 4.0, 20000)
+    batch = _sigmoid_array(z)
+    assert all(_sigmoid(float(x)) == float(p) for x, p in zip(z, batch))

@@ -507,6 +507,8 @@ def test_cli_trains_on_a_cached_data_set(tmp_path):
     assert set(by_version) == {"as is", "pitch +1 semitone", "pitch -1 semitone"}
     assert card["verdict"]["ai_boundary"] >= max(by_version.values()) - 1e-9
     assert card["error_rates"]["split"] == "val" and card["error_rates"]["n_human"] == 2
+    # counted by work too (each clip of this set is its own work)
+    assert card["error_rates"]["by_work"]["n_human_works"] == 2
     assert 0.5 <= card["thresholds"]["detection"] < 1.0
     assert "FPR" in result.output
     again = CliRunner().invoke(main, ["train", "--data", str(tmp_path / "ds"), "-o",

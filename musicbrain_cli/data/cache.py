@@ -211,6 +211,7 @@ class CachedWindows(torch.utils.data.Dataset):
         wins = [w for w in index["windows"] if split is None or w["split"] == split]
         self.clip_ids = [w["clip_id"] for w in wins]
         self.start_s = np.array([w["start_s"] for w in wins], dtype=np.float64)
+        self.n_valid = np.array([w["n_valid"] for w in wins], dtype=np.int64)
         self._shard = np.array([w["shard"] for w in wins], dtype=np.int64)
         self._row = np.array([w["row"] for w in wins], dtype=np.int64)
         n_labels = self.taxonomy.num_labels

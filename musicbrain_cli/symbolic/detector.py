@@ -118,8 +118,15 @@ class SymbolicFinding:
         return d
 
 
+def _sigmoid_array(z: np.ndarray) -> np.ndarray:
+    """The one logistic function of this line: the fit sets the operating point with it and
+    a scan scores with it, so a clip the fit left just below the point stays below it (with
+    ``math.exp`` at scan time the last bit differed: session 28 audit)."""
+    return 1.0 / (1.0 + np.exp(-np.clip(np.asarray(z, dtype=np.float64), -700, 700)))
+
+
 def _sigmoid(z: float) -> float:
-    return float(1.0 / (1.0 + math.exp(-z))) if z > -700 else 0.0
+    return float(_sigmoid_array(np.array([z], dtype=np.float64))[0])
 
 
 class SymbolicDetector:
@@ -167,7 +174,8 @@ class SymbolicDetector:
             self.human_iqr = np.asarray(ref.get("iqr", np.ones(n)), dtype=np.float64).reshape(n)
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise ModelLoadError(f"symbolic model is malformed: {exc!r}") from exc
-        if not 0.0 < self.threshold <= 1.0 or np.any(self.scale <= 0) \
+        # a threshold just above 1 (a human development clip at exactly 1: nothing reaches it)
+        if not 0.0 < self.threshold <= 1.0 + 1e-9 or np.any(self.scale <= 0) \
                 or not 0.0 < self.doubt_threshold <= self.threshold:
             raise ModelLoadError("symbolic model threshold outside (0, 1], a doubt threshold outside "
                                  "(0, threshold] or a non-positive scale")
@@ -248,8 +256,7 @@ class SymbolicDetector:
 
     def p_ai(self, raw: np.ndarray | float) -> np.ndarray:
         """Calibrated P(AI) of raw scores."""
-        z = np.asarray(raw, dtype=np.float64) + self.bias
-        return 1.0 / (1.0 + np.exp(-np.clip(z, -700, 700)))
+        return _sigmoid_array(np.asarray(raw, dtype=np.float64) + self.bias)
 
     def assess(self, windows: Sequence[tuple], sample_rate: int, *,
                content_in_domain: bool | None) -> SymbolicFinding:

@@ -5,7 +5,8 @@ known error rates, all measured on held-out data and written into the model card
 
 1. runs the model over the data set's feature cache (no audio decoding), keeping per-window
    calibrated P(AI), pooled embeddings and spectral profiles;
-2. aggregates windows to clips the way a scan aggregates windows to a track (mean P(AI));
+2. aggregates windows to clips the way a scan aggregates windows to a track (the mean
+   P(AI) weighted by each window's real audio, :func:`~musicbrain_cli.model.inference.aggregate_windows`);
 3. fits the out-of-domain statistics (:mod:`musicbrain_cli.model.ood`: embedding Mahalanobis and
    spectral-profile k-NN) on training windows and sets each check's threshold at a quantile
    of *validation* clip scores;
@@ -65,6 +66,18 @@ class _Clips:
     #: [C] median window score per out-of-domain check (filled once OOD is fitted)
     ood_scores: dict[str, np.ndarray] | None = None
     in_domain: np.ndarray | None = None  # [C] bool: every check passed
+    #: [W] each window's real samples (``n_valid``), grouped as ``window_p_ai``: the weights
+    #: of the clip means, as a scan weighs a track's windows (None: equal weights)
+    window_weights: np.ndarray | None = None
+
+    def clip_means(self, window_values: np.ndarray) -> np.ndarray:
+        """Mean of ``window_values`` (``[W]`` or ``[W, L]``, grouped as ``window_p_ai``) per
+        clip, weighted by ``window_weights`` as a scan weighs a track's windows."""
+        b = np.cumsum([0] + [len(w) for w in self.window_p_ai])
+        weights = (np.ones(int(b[-1])) if self.window_weights is None
+                   else np.asarray(self.window_weights, dtype=np.float64))
+        return np.array([np.average(window_values[a:z], axis=0, weights=weights[a:z])
+                         for a, z in zip(b, b[1:])])
 
     def clip_medians(self, window_scores: np.ndarray) -> np.ndarray:
         """Median of ``window_scores`` (grouped as ``window_p_ai``) per clip."""
@@ -110,24 +123,47 @@ def _clips(cache, indices, probs, emb, det: int, profiles: np.ndarray | None = N
     rows = [np.asarray(groups[c]) for c in ids]
     order = np.concatenate(rows)               # windows grouped clip by clip, as window_p_ai
     first = [int(indices[r[0]]) for r in rows]
-    return _Clips(ids=ids,
-                  p_ai=np.array([probs[r, det].mean() for r in rows]),
-                  window_p_ai=[probs[r, det] for r in rows],
-                  probs=np.stack([probs[r].mean(axis=0) for r in rows]),
-                  targets=cache.targets[first], mask=cache.mask[first],
-                  embeddings=emb[order],
-                  profiles=None if profiles is None else profiles[order])
+    # a scan weighs each window by its real audio (aggregate_windows): so must the figures
+    # that set and quote its operating point (session 28 audit: a clip ending in a
+    # part-filled window was counted with another P(AI) than a scan gives it)
+    weights = np.asarray(cache.n_valid, dtype=np.float64)[np.asarray(indices)[order]]
+    clips = _Clips(ids=ids, p_ai=np.zeros(len(ids)), window_p_ai=[probs[r, det] for r in rows],
+                   probs=np.zeros((len(ids), probs.shape[1])),
+                   targets=cache.targets[first], mask=cache.mask[first],
+                   embeddings=emb[order],
+                   profiles=None if profiles is None else profiles[order],
+                   window_weights=weights)
+    clips.probs = clips.clip_means(probs[order])
+    clips.p_ai = clips.probs[:, det].copy()
+    return clips
 
 
 def choose_threshold(p_ai: np.ndarray, is_ai: np.ndarray, *, fpr_target: float) -> float:
-    """Smallest threshold >= 0.5 whose FPR on the human clips is at most ``fpr_target``."""
+    """Smallest threshold >= 0.5 whose FPR on the human clips is at most ``fpr_target``.
+
+    Never capped: where human clips score near 1, the threshold goes as high as they do (and
+    above 1, so that nothing is accused, when one scores exactly 1). A cap at 0.99 let a model
+    whose human validation clips reach 0.995 keep a boundary that accused 1.5 % of them while
+    its card recorded the 0.5 % target (session 28 audit)."""
     human = np.sort(p_ai[~is_ai])
     if human.size == 0:
         return 0.5
     # Allow floor(fpr_target * n) human clips at or above the threshold.
     allowed = int(np.floor(fpr_target * human.size))
     cut = human[human.size - allowed - 1]                   # highest human score to exclude
-    return float(min(0.99, max(0.5, np.nextafter(cut, 1.0))))
+    return float(max(0.5, np.nextafter(cut, np.inf)))
+
+
+def operating_policy(ai_boundary: float, band: float):
+    """The verdict policy whose `ai` verdicts begin at ``ai_boundary`` (threshold + band),
+    with the abstention band below it: threshold ``max(0.5, ai_boundary - band)``. Where the
+    boundary lies below 0.5 + band, `ai` begins at 0.5 + band instead (stricter). The band
+    is never narrowed to keep the boundary under 0.99: that put `ai` verdicts at 0.99 where
+    the rule needed 0.995 (session 28 audit)."""
+    from musicbrain_cli.verdict import VerdictPolicy
+
+    threshold = max(0.5, ai_boundary - band)
+    return VerdictPolicy(threshold=threshold, band=max(0.0, min(band, threshold - 0.01)))
 
 
 def robust_boundary(p_ai_by_version: dict[str, np.ndarray], is_ai: np.ndarray, *,
@@ -141,13 +177,18 @@ def robust_boundary(p_ai_by_version: dict[str, np.ndarray], is_ai: np.ndarray, *
 
 
 def verdict_rates(clips: _Clips, is_ai: np.ndarray, *, policy, split: str,
-                  generators: Mapping[str, int] | None = None) -> dict[str, Any]:
+                  generators: Mapping[str, int] | None = None,
+                  works: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Counts and rates of each verdict for human and AI clips, with Wilson intervals.
 
     ``clips.in_domain`` (per clip, or ``None`` when no out-of-domain check ran) feeds the
     rule's out-of-domain abstention. ``generators`` (generator label -> its column in
     ``clips.targets``) adds ``by_generator``: each family's own miss rate, so that a report
     can quote the rate for the families it was measured on, and none for the others.
+    ``works`` (clip id -> work id) adds the same false accusations counted by work
+    (``by_work``): clips of one work are not independent trials, so the clip interval is too
+    narrow, and the share of human works with any clip called AI is the bound an opposing
+    expert can hold the model to (session 28 audit).
     """
     from musicbrain_cli.metrics import wilson_interval
     from musicbrain_cli.verdict import AI, HUMAN, INCONCLUSIVE, decide
@@ -174,6 +215,7 @@ def verdict_rates(clips: _Clips, is_ai: np.ndarray, *, policy, split: str,
             by_generator[name] = ai_verdict_rates(mine)
 
     by_config = configuration_rates(clips.ids, labels, is_ai)
+    by_work = work_rates(clips.ids, labels, is_ai, works) if works else None
 
     fpr, fpr_ci = rate(counts[False][AI], n_h)
     fnr, fnr_ci = rate(counts[True][HUMAN], n_a)
@@ -186,7 +228,35 @@ def verdict_rates(clips: _Clips, is_ai: np.ndarray, *, policy, split: str,
             "counts": {"human": dict(counts[False]), "ai": dict(counts[True])},
             **({"by_generator": by_generator} if generators is not None else {}),
             **({"by_rhythgen_configuration": by_config} if by_config else {}),
+            **({"by_work": by_work} if by_work else {}),
             "unit": "clip", "rule": "full verdict rule (band, disagreement, out of domain)"}
+
+
+def work_rates(ids: Sequence[str], labels: Sequence[str], is_ai: np.ndarray,
+               works: Mapping[str, str]) -> dict[str, Any] | None:
+    """False accusations and misses counted by work: how many human works had any clip
+    called ``ai`` and how many AI works had any clip called ``human``, with Wilson intervals
+    over works. ``None`` when no clip has a known work."""
+    from musicbrain_cli.metrics import wilson_interval
+    from musicbrain_cli.verdict import AI, HUMAN
+
+    human: dict[str, bool] = {}
+    ai: dict[str, bool] = {}
+    for clip, label, truth in zip(ids, labels, is_ai):
+        work = works.get(clip) or ""
+        if not work:
+            continue
+        side = ai if truth else human
+        side[work] = side.get(work, False) or label == (HUMAN if truth else AI)
+    if not human and not ai:
+        return None
+    k_h, k_a = sum(human.values()), sum(ai.values())
+    return {"n_human_works": len(human), "human_works_with_a_clip_called_ai": k_h,
+            "fpr_works": k_h / len(human) if human else None,
+            "fpr_works_ci95": list(wilson_interval(k_h, len(human))),
+            "n_ai_works": len(ai), "ai_works_with_a_clip_called_human": k_a,
+            "fnr_works": k_a / len(ai) if ai else None,
+            "fnr_works_ci95": list(wilson_interval(k_a, len(ai)))}
 
 
 def ai_verdict_rates(labels: Sequence[str]) -> dict[str, Any]:
@@ -363,7 +433,6 @@ def finalize_model(model_dir: str | Path, dataset_root: str | Path, *,
     from musicbrain_cli.model.card import write_card
     from musicbrain_cli.model.inference import Detector
     from musicbrain_cli.model.ood import fit_ood, fit_threshold
-    from musicbrain_cli.verdict import VerdictPolicy
 
     model_dir = Path(model_dir)
     detector = Detector.from_pretrained(model_dir, device="cpu")
@@ -372,6 +441,9 @@ def finalize_model(model_dir: str | Path, dataset_root: str | Path, *,
         raise DatasetError(f"{str(model_dir)!r} has no out-of-domain statistics to keep")
     cache, by_split = model_windows(dataset_root, config, "finalize", progress,
                                     labels="same" if refit_ood else "by_name")
+    from musicbrain_cli.data.dataset import Dataset
+
+    work_of = {r["clip_id"]: r.get("work_id", "") for r in Dataset.load(dataset_root).rows}
     rng = np.random.default_rng(seed)
     det = config.taxonomy.index(DETECTION_LABEL)
 
@@ -433,9 +505,8 @@ def finalize_model(model_dir: str | Path, dataset_root: str | Path, *,
             versions[f"pitch {semitones:+g} semitone"] = _clips(cache, val_idx, shifted,
                                                                 shifted_emb, det).p_ai
     ai_boundary, boundaries = robust_boundary(versions, val_is_ai, fpr_target=fpr_target)
-    threshold = max(0.5, ai_boundary - band)
-    policy = VerdictPolicy(threshold=threshold,
-                           band=max(0.0, min(band, 0.99 - threshold, threshold - 0.01)))
+    policy = operating_policy(ai_boundary, band)
+    threshold = policy.threshold
     evaluation = {}
     for split, c in clips.items():
         if split == FIT_SPLIT:
@@ -443,7 +514,7 @@ def finalize_model(model_dir: str | Path, dataset_root: str | Path, *,
         is_ai = c.targets[:, det] > 0.5
         evaluation[split] = {
             **verdict_rates(c, is_ai, policy=policy, split=split,
-                            generators=_generator_columns(config.taxonomy)),
+                            generators=_generator_columns(config.taxonomy), works=work_of),
             "roc_auc": roc_auc(is_ai.astype(np.float32), c.p_ai),
             "style_map_macro": _style_map(c, config.taxonomy),
             "ood_flagged": float(np.mean(~c.in_domain)),

@@ -84,8 +84,8 @@ def _window_targets(clips, column: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _clip_probs(clips, window_p: np.ndarray) -> np.ndarray:
-    bounds = np.cumsum([0] + [len(w) for w in clips.window_p_ai])
-    return np.array([window_p[a:z].mean() for a, z in zip(bounds, bounds[1:])])
+    """Per clip, the mean of ``window_p`` weighted as a scan weighs a track's windows."""
+    return clips.clip_means(window_p)
 
 
 def _standardiser(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
