@@ -17,8 +17,15 @@ from musicbrain_cli.report.figures import residue_figure
 
 
 @pytest.fixture(scope="module")
-def detector():
+def shipped():
     return ArtifactDetector.from_pretrained("default")
+
+
+@pytest.fixture(scope="module")
+def detector(shipped):
+    """The shipped line as it acts where it accuses: its accusation rule, which the fit
+    measures and a refit may switch back on (the shipped line does not accuse on its own)."""
+    return ArtifactDetector(shipped.model, shipped.card, sha256=shipped.sha256, accusing=True)
 
 
 @pytest.fixture(scope="module")
@@ -242,7 +249,7 @@ def test_outside_its_human_calibration_the_line_accuses_but_never_exonerates(det
     # a decoder's comb at a rate the human side never held still accuses
     ai = ArtifactDetector({**detector.model, "human_coverage": {
         **detector.model["human_coverage"], "min_rate_hz": 32000, "rates_hz": [32000, 48000]}},
-        detector.card).analyse(decoded_wav)
+        detector.card, accusing=True).analyse(decoded_wav)
     assert ai.says_ai and not ai.covers_human and artifact_finding(ai.to_dict()).finding == AI
     assert "false-accusation rate on such recordings was never measured" in ai.explanation
     # a model without coverage restricts nothing; a malformed one is refused
@@ -283,3 +290,26 @@ def test_human_music_with_mains_buzz_is_never_accused(detector):
     assert artifact_finding(f.to_dict()).finding == INCONCLUSIVE
     decoded = detector.analyse_samples(upsampled(24000, (8, 5, 4, 2), 10.0, seed=7), 24000)
     assert decoded.says_ai and decoded.mains_hum_hz is None
+
+
+def test_the_shipped_line_does_not_accuse_on_its_own(shipped, decoded_wav):
+    """Session 28 audit: a quiet naive square-wave drone (chiptune, trackers), zero-order-hold
+    effects and undithered pilot tones made the line accuse 22 of 851 processed human
+    recordings. At or above its operating point it now leans towards AI: a human verdict is
+    withheld, nothing is accused, and the report says why."""
+    from musicbrain_cli.verdict import INCONCLUSIVE, artifact_finding
+
+    assert det_mod.ACCUSES is False and shipped.accusing is False
+    f = shipped.analyse(decoded_wav)
+    assert f.reaches_operating_point and f.p_ai >= f.threshold
+    assert not f.says_ai and f.leans_ai and f.accuses is False
+    assert "does not accuse on its own" in f.explanation
+    assert artifact_finding(f.to_dict()).finding == INCONCLUSIVE
+    # a naive square drone at -30 dBFS on a human melody: the audit's commonest case
+    rate = 44100
+    music = piano_melody(rate, 12.0, seed=11)
+    t = np.arange(music.size) / rate
+    drone = np.sign(np.sin(2 * np.pi * 220.0 * t))
+    y = (music / np.abs(music).max() * 0.5 + 10 ** (-30 / 20) * drone).astype(np.float32)
+    g = shipped.analyse_samples(y, rate)
+    assert not g.says_ai and artifact_finding(g.to_dict()).finding != "ai"
