@@ -165,13 +165,14 @@ def evidence_line_facts_lines() -> list[str]:
             lines.append(f"line       {name}: not available ({exc})")
             continue
         lines.append(f"line       {name} (model SHA-256 {det.sha256}, checked against the pin)")
-        accuses = name != "symbolic" or det.accuses
+        accuses = det.accuses if name == "symbolic" else getattr(det, "accusing", True)
         lines.append(f"  operating point  P(AI) >= {det.threshold:.3f}"
                      + ("" if accuses else ": leans towards AI there, does not accuse on its own"))
         if name == "artifacts" and det.coverage is not None:
             c = det.coverage
             lines.append(f"  human side       calibrated at {c.rates_text()}, bandwidth >= "
-                         f"{c.min_bandwidth_hz:.0f} Hz; outside that it can accuse, never exonerate")
+                         f"{c.min_bandwidth_hz:.0f} Hz; outside that it never exonerates"
+                         + (", and can accuse" if accuses else ""))
         if name == "symbolic":
             test = det.card.get("test") or {}
             reach = "called AI" if accuses else "at or above the operating point"
@@ -212,7 +213,7 @@ def model_facts_lines(name: str = "default") -> list[str]:
     pinned = card.get("weights_sha256") or "not recorded"
     actual = sha256_file(directory / WEIGHTS_FILE)
     policy = VerdictPolicy.from_card(card)
-    lo, hi = max(0.0, policy.threshold - policy.band), min(1.0, policy.threshold + policy.band)
+    lo, hi = max(0.0, policy.threshold - policy.band), policy.threshold + policy.band
     data = card.get("training_data") or {}
     rates = card.get("error_rates") or {}
     split = f" {rates['split']}" if rates.get("split") else ""
@@ -221,8 +222,11 @@ def model_facts_lines(name: str = "default") -> list[str]:
              + ("(matches the file)" if actual == pinned else f"(FILE DIFFERS: {actual})"),
              f"  training corpus  {data.get('path') or 'not recorded'}"
              + (f": {data['description']}" if data.get("description") else ""),
-             f"  operating point  threshold {policy.threshold:.2f}: ai at P(AI) >= {hi:.2f}, "
-             f"human at <= {lo:.2f}, inconclusive between {lo:.2f} and {hi:.2f}"]
+             f"  operating point  threshold {policy.threshold:.2f}: "
+             + (f"ai at P(AI) >= {hi:.2f}, human at <= {lo:.2f}, inconclusive between "
+                f"{lo:.2f} and {hi:.2f}" if hi <= 1.0 else
+                f"no P(AI) reaches ai (its boundary lies above 1), human at <= {lo:.2f}, "
+                "inconclusive above")]
     if "fpr" in rates or "fnr" in rates:
         lines.append(f"  error rates      human{split} clips called AI {pct(rates.get('fpr'))}"
                      f"{ci(rates.get('fpr_ci95'))} of {rates.get('n_human', 'n/a')}; AI{split} "
@@ -325,8 +329,10 @@ def scan(inputs, paths_from, output, report_format, model_name, device, jobs, ke
 
     with _usage_errors():
         listed = read_path_list(paths_from) if paths_from else []
-    # discovery first: with nothing to scan, the model (torch) is never loaded (issue 27)
-    found = discover([*inputs, *listed], output=output)
+    # discovery first: with nothing to scan, the model (torch) is never loaded (issue 27);
+    # what it refuses (the output folder given as an input) is the caller's to fix: status 2
+    with _usage_errors():
+        found = discover([*inputs, *listed], output=output)
 
     if trust_anchors:
         from musicbrain_cli.errors import ConfigError

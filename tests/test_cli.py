@@ -81,7 +81,9 @@ def test_info_states_the_evidence_lines_pins_and_operating_points():
     cov = json.loads((ART_DIR / "default" / "model.json").read_text())["human_coverage"]
     rates = [str(r) for r in cov["rates_hz"]]
     assert (f"human side       calibrated at {', '.join(rates[:-1])} or {rates[-1]} Hz, bandwidth >= "
-            f"{cov['min_bandwidth_hz']:.0f} Hz; outside that it can accuse, never exonerate") in out
+            f"{cov['min_bandwidth_hz']:.0f} Hz; outside that it never exonerates\n") in out
+    # neither line accuses on its own (session 25 symbolic, session 28 artifacts)
+    assert out.count("leans towards AI there, does not accuse on its own") == 2
     assert "32000" not in rates     # a rate between two measured ones is not claimed
     card = json.loads((PACKAGE_DIR / "default" / "card.json").read_text())
     assert f"P(AI) >= {card['threshold']:.3f}" in out

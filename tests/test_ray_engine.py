@@ -119,3 +119,36 @@ def test_engine_ray_with_a_model_that_is_not_there_is_a_usage_error(tmp_path, ca
     res = run(["scan", str(catalog), "-o", str(tmp_path / "out"), "--engine", "ray",
                "--model", str(tmp_path / "no-model"), "--unsigned", "--quiet"])
     assert res.exit_code == 2 and "no-model" in res.output, res.output
+
+
+def test_a_terminated_ray_scan_ends_as_an_in_process_one(tmp_path):
+    """Audit (session 28): ray.init installs a SIGTERM handler that printed a stack dump and
+    exited 1, the status of "a file failed"; the engine puts the handler in place before it
+    back, so SIGTERM ends the scan as it ends an in-process one (143). Run in a child, as a
+    Ray instance started by this process's fixture would not be the engine's own."""
+    import subprocess
+    import sys
+
+    child = r'''
+import signal, sys
+from contextlib import contextmanager
+from pathlib import Path
+from musicbrain_cli.progress import NULL_PROGRESS
+from musicbrain_cli.scan.batch import ScanOptions
+from musicbrain_cli.scan.ray_engine import WorkerSpec, run_tracks
+
+class Seen:
+    @contextmanager
+    def task(self, *args, **kwargs):        # entered while the engine's Ray instance runs
+        print("handler", signal.getsignal(signal.SIGTERM))
+        with NULL_PROGRESS.task(*args, **kwargs) as bar:
+            yield bar
+
+run_tracks([], Path(sys.argv[1]), WorkerSpec(model="default", device="cpu",
+                                               options=ScanOptions()), num_cpus=1,
+           progress=Seen())
+'''
+    done = subprocess.run([sys.executable, "-c", child, str(tmp_path)], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "handler 0\n" in done.stdout, done.stdout    # SIG_DFL, not Ray's handler

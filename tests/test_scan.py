@@ -418,9 +418,18 @@ def test_report_none_links_each_track_to_its_result(tmp_path, tiny_model_dir):
 
 
 def test_a_decoder_comb_makes_the_artifact_line_accuse_and_the_report_shows_both_lines(
-        tmp_path, tiny_model_dir):
+        tmp_path, tiny_model_dir, monkeypatch):
+    """The scan's path for a line that accuses, with the artifact line's rule switched on (a
+    refit may; the shipped line does not accuse on its own since session 28: see the test
+    after this one)."""
     from artifact_signals import piano_melody, upsampled
 
+    from musicbrain_cli.artifacts.detector import ArtifactDetector
+    from musicbrain_cli.scan import batch
+
+    shipped = batch.load_artifact_detector()
+    monkeypatch.setattr(batch, "load_artifact_detector", lambda: ArtifactDetector(
+        shipped.model, shipped.card, sha256=shipped.sha256, accusing=True))
     decoded, melody = tmp_path / "decoded.wav", tmp_path / "melody.flac"
     encode_audio(decoded, upsampled(24000, (8, 5, 4, 2), 10.0, seed=7), 24000)
     encode_audio(melody, piano_melody(44100, 12.0, seed=11), 44100)
@@ -450,6 +459,26 @@ def test_a_decoder_comb_makes_the_artifact_line_accuse_and_the_report_shows_both
     assert "multiples of 75.00 Hz" in html
     assert html.count('src="data:image/png') >= 2      # the residue figure and the timeline
     assert (folder / "figures" / "artifact_residue.png").is_file()
+
+
+def test_the_shipped_artifact_line_withholds_human_but_never_accuses(tmp_path, tiny_model_dir):
+    """Session 28 audit: common human production (naive-oscillator drones, sample-and-hold,
+    pilot tones) reached the artifact line's operating point; the shipped line leans towards
+    AI there instead of accusing, and the report says why."""
+    from artifact_signals import upsampled
+
+    decoded = tmp_path / "decoded.wav"
+    encode_audio(decoded, upsampled(24000, (8, 5, 4, 2), 10.0, seed=7), 24000)
+    det = Detector.from_pretrained(tiny_model_dir, device="cpu")
+    scan([decoded], tmp_path / "out", det, options=ScanOptions(formats=("html",)))
+    (path,) = (tmp_path / "out").glob("*/result.json")
+    track = json.loads(path.read_text())
+    art = {e["line"]: e for e in track["evidence"]}["artifacts"]
+    assert art["finding"] == "inconclusive" and art["details"]["artifacts"]["reaches_operating_point"]
+    assert "artifacts" not in track["verdict"]["ai_lines"] and track["verdict"]["label"] != "human"
+    html = (path.parent / "report.html").read_text()
+    assert "This line does not accuse on its own (since version 0.3.0)" in html
+    assert "none (it does not accuse); doubt" in html
 
 
 def test_reports_carry_what_the_model_card_says_the_model_cannot_do():

@@ -288,3 +288,187 @@ def test_a_rerun_with_another_format_keeps_the_reports_the_folder_had(setup, tin
     assert (folder / "report.pdf").is_file() and (folder / "report.html").is_file()
     assert not (_folder_of(out, "b.flac") / "report.pdf").exists()     # only what was rerun
     v = run(["verify", str(out)]); assert v.exit_code == 0, v.output
+
+
+def test_changed_audio_rescanned_under_another_spelling_of_its_path_drops_the_old_verdict(
+        tmp_path, tiny_model_dir, monkeypatch):
+    """Audit (session 28): scanned as `in3`, changed, scanned again as `/abs/in3`: the
+    catalog kept the old audio's verdict beside the new one (9 rows for 8 inputs), VALID."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MUSICBRAIN_TRUST_STORE", str(tmp_path / "trust.json"))
+    (tmp_path / "in3").mkdir()
+    song = tmp_path / "in3" / "gen.flac"
+    encode_audio(song, make_tone(4.0, 220.0, 0), SR)
+    args = ["-o", str(tmp_path / "out"), "--model", str(tiny_model_dir), "--report", "none",
+            "--unsigned", "--quiet"]
+    assert CliRunner().invoke(main, ["scan", "in3", *args]).exit_code == 0
+    encode_audio(song, make_tone(4.0, 523.0, 5), SR)                  # other audio
+    res = run(["scan", str(tmp_path / "in3"), *args])
+    assert res.exit_code == 0, res.output
+    assert "now holds other audio" in res.output
+    data = json.loads((tmp_path / "out" / "summary.json").read_text(encoding="utf-8"))["tracks"]
+    assert len(data) == 1 and data[0]["status"] == "ok", data
+
+
+def test_a_kill_between_the_two_renames_of_a_redone_folder_loses_no_report(setup):
+    """Audit (session 28): a scan killed after a finished folder X was moved to .tmp-+old-X
+    and before the sealed .tmp-X took its place left only those two; the next scan removed
+    both as leftovers and its catalog dropped the track without a word (VALID)."""
+    root, out, scan_args = setup
+    folder = _folder_of(out, "a.flac")
+    sealed = out / f".tmp-{folder.name}"
+    shutil.copytree(folder, sealed)                  # the new report, sealed before renaming
+    folder.rename(out / f".tmp-+old-{folder.name}")   # the kill came here
+    res = run(scan_args(root / "c.flac"))            # any later scan into the folder
+    assert res.exit_code == 0, res.output
+    assert folder.is_dir() and not sealed.exists()
+    assert set(rows(out)) == {"a.flac", "b.flac", "c.flac"}
+    assert rows(out)["a.flac"]["status"] == "ok"
+    v = run(["verify", str(out)])
+    assert v.exit_code == 0, v.output
+    # killed before the new folder was complete: the old one comes back
+    folder.rename(out / f".tmp-+old-{folder.name}")
+    assert run(scan_args(root / "c.flac")).exit_code == 0
+    assert folder.is_dir() and rows(out)["a.flac"]["status"] == "ok"
+
+
+def test_a_folder_that_cannot_be_written_fails_its_track_and_the_scan_goes_on(
+        setup, monkeypatch):
+    """Audit (session 28): an OSError renaming one report folder stopped the whole scan with
+    a one-line error: no catalog, every other redone track out of it."""
+    from musicbrain_cli.scan import batch
+
+    root, out, scan_args = setup
+    folder_a = _folder_of(out, "a.flac").name
+    real_rename = Path.rename
+
+    def rename(self, target):
+        if Path(target).name == folder_a and self.name.startswith(".tmp-") \
+                and not self.name.startswith(".tmp-+old-"):
+            raise PermissionError(1, "Operation not permitted", str(self))
+        return real_rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", rename)
+    res = CliRunner().invoke(main, [*scan_args(root / "cat"), "--report", "pdf"])
+    assert res.exit_code == 1, res.output
+    assert "cannot write the report folder" in res.output and "Operation not permitted" in res.output
+    monkeypatch.setattr(Path, "rename", real_rename)
+    # the verified report it was replacing is back in place, b's new one is written, and
+    # the catalog says what happened
+    assert (out / folder_a / "report.html").is_file()
+    got = rows(out)
+    assert got["b.flac"]["status"] == "ok" and got["b.flac"]["report"].endswith("report.pdf")
+    assert got["a.flac"]["status"] == "error"
+    assert not list(out.glob(".tmp-*")) and batch.TMP_PREFIX == ".tmp-"
+
+
+def test_the_input_folder_as_its_own_output_folder_is_refused(tmp_path, tiny_model_dir):
+    """Audit (session 28): `scan in5 -o in5` looked at none of in5's files, said
+    "0 recording(s)" and exited 0."""
+    (tmp_path / "in5").mkdir()
+    encode_audio(tmp_path / "in5" / "a.flac", make_tone(4.0, 220.0, 0), SR)
+    res = CliRunner().invoke(main, ["scan", str(tmp_path / "in5"), "-o", str(tmp_path / "in5"),
+                                    "--model", str(tiny_model_dir), "--unsigned", "--quiet"])
+    assert res.exit_code == 2, res.output                  # a usage error, as README says
+    assert "is the output folder itself" in res.output
+
+
+def test_an_input_named_old_something_is_not_taken_for_an_old_copy(setup, tmp_path,
+                                                                     tiny_model_dir):
+    """Session 28 review: with ".tmp-old-" as the old copy's prefix, the temporary folder of
+    an input named `old-abc.flac` read as the old copy of a folder `abc-...`: a killed redo
+    moved its new report to a stray folder, and a half-written first write was promoted."""
+    root, out, scan_args = setup
+    song = tmp_path / "old-abc.flac"
+    encode_audio(song, make_tone(4.0, 262.0, 7), SR)
+    assert run(scan_args(song)).exit_code == 0
+    folder = _folder_of(out, "old-abc.flac")
+    half = out / f".tmp-{folder.name}"               # a first write of it, killed half-way
+    shutil.copytree(folder, half)
+    (half / "manifest.json").unlink()
+    res = run(scan_args(song))
+    assert res.exit_code == 0, res.output
+    assert not half.exists() and sorted(p.name for p in out.iterdir() if p.name.startswith("abc"))== []
+    assert run(["verify", str(out)]).exit_code == 0
+
+
+def test_a_relative_path_from_another_working_folder_is_another_input(tmp_path, tiny_model_dir,
+                                                                       monkeypatch):
+    """Session 28 review: `cd d1 && scan a.flac`, then `cd d2 && scan /abs/d2/a.flac` (other
+    audio, d1/a.flac unchanged): resolving the recorded `a.flac` from d2 took d1's report for
+    an earlier result of d2's file and dropped it from the catalog."""
+    monkeypatch.setenv("MUSICBRAIN_TRUST_STORE", str(tmp_path / "trust.json"))
+    args = ["-o", str(tmp_path / "out"), "--model", str(tiny_model_dir), "--report", "none",
+            "--unsigned", "--quiet"]
+    for name, freq in (("d1", 220.0), ("d2", 523.0)):
+        (tmp_path / name).mkdir()
+        encode_audio(tmp_path / name / "a.flac", make_tone(4.0, freq, 0), SR)
+    monkeypatch.chdir(tmp_path / "d1")
+    assert CliRunner().invoke(main, ["scan", "a.flac", *args]).exit_code == 0
+    monkeypatch.chdir(tmp_path / "d2")
+    res = run(["scan", str(tmp_path / "d2" / "a.flac"), *args])
+    assert res.exit_code == 0 and "now holds other audio" not in res.output, res.output
+    data = json.loads((tmp_path / "out" / "summary.json").read_text(encoding="utf-8"))["tracks"]
+    assert len(data) == 2 and {r["status"] for r in data} == {"ok"}, data
+    # and the same file, changed, rescanned from elsewhere under another spelling: one row
+    encode_audio(tmp_path / "d1" / "a.flac", make_tone(4.0, 330.0, 1), SR)
+    monkeypatch.chdir(tmp_path)
+    res = run(["scan", "d1/../d1/a.flac", *args])
+    assert "now holds other audio" in res.output, res.output
+    data = json.loads((tmp_path / "out" / "summary.json").read_text(encoding="utf-8"))["tracks"]
+    assert len(data) == 2, data
+
+
+def test_a_retried_track_puts_its_own_interrupted_folder_back_first(setup, tiny_model_dir):
+    """Audit (session 28, Ray engine): a worker killed between the two renames of a redone
+    folder was retried in the same scan; the retry found no folder, wrote one with only the
+    format asked for (the user's earlier PDF lost) and the old copy was deleted by the next
+    scan. The task now puts its own folder back before checking it."""
+    from musicbrain_cli.model.inference import Detector
+    from musicbrain_cli.report import load_keys
+    from musicbrain_cli.scan.batch import ScanOptions, process_track
+
+    root, out, scan_args = setup
+    folder = _folder_of(out, "a.flac")
+    (folder / "report.pdf").write_bytes(b"%PDF an earlier format")   # the user's PDF
+    new = out / f".tmp-{folder.name}"
+    shutil.copytree(folder, new)                     # the sealed new folder
+    folder.rename(out / f".tmp-+old-{folder.name}")  # the worker died here
+    det = Detector.from_pretrained(tiny_model_dir, device="cpu")
+    outcome = process_track(root / "cat" / "a.flac", out, det, keys=load_keys(root / "keys"),
+                            options=ScanOptions(formats=("html",)))
+    assert outcome.entry.error is None and folder.is_dir() and not new.exists()
+    # put back, then redone (the stand-in PDF is sealed by no manifest) with every format
+    # it held: without the recovery the retry found no folder and wrote the HTML alone
+    assert (folder / "report.pdf").read_bytes().startswith(b"%PDF-")
+    assert (folder / "report.html").is_file()
+
+
+def test_a_superseded_folder_stays_out_of_the_catalog_on_a_later_subset_scan(setup):
+    """Session 28 review: a changed file rescanned left its old folder out of the catalog,
+    but the next scan of another file brought it back beside the new one (two rows for one
+    input, one with the old audio's verdict)."""
+    root, out, scan_args = setup
+    a = root / "cat" / "a.flac"
+    saved = a.read_bytes()
+    try:
+        encode_audio(a, make_tone(4.0, 523.0, 5), SR)        # other audio
+        assert "now holds other audio" in run(scan_args(a)).output
+        res = run(scan_args(root / "c.flac"))                 # another subset
+        assert res.exit_code == 0, res.output
+        assert "analysed again later, into another folder" in res.output
+        data = json.loads((out / "summary.json").read_text(encoding="utf-8"))["tracks"]
+        assert len([r for r in data if Path(r["path"]).name == "a.flac"]) == 1, data
+        assert run(["verify", str(out)]).exit_code == 0
+    finally:
+        a.write_bytes(saved)
+
+
+def test_a_hostile_inputs_index_is_no_index(setup):
+    """Session 28 review: a deeply nested `.musicbrain-inputs.json` crashed every scan into
+    the folder after the analysis (RecursionError), so no catalog was written."""
+    root, out, scan_args = setup
+    (out / ".musicbrain-inputs.json").write_text("[" * 100000 + "]" * 100000)
+    res = run(scan_args(root / "c.flac"))
+    assert res.exit_code == 0, res.output
+    assert "c.flac" in rows(out)

@@ -130,8 +130,10 @@ def test_out_of_domain_maps_name_no_style_label():
     from musicbrain_cli.scan.batch import _figure_labels
 
     names = ["source/ai", "period/Baroque", "composer/Bach, Johann Sebastian"]
-    assert _figure_labels(names, False) == names
-    assert _figure_labels(names, True) == ["source/ai", "style label 1 (name withheld)",
+    detection = "AI-or-human output: AI"
+    assert _figure_labels(names, False) == [detection, "Period: Baroque",
+                                            "Composer: Bach, Johann Sebastian"]
+    assert _figure_labels(names, True) == [detection, "style label 1 (name withheld)",
                                            "style label 2 (name withheld)"]
 
 

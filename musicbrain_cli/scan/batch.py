@@ -38,7 +38,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from musicbrain_cli import __version__
-from musicbrain_cli.errors import InputError, MusicBrainError
+from musicbrain_cli.errors import InputError, MusicBrainError, ReportError
 from musicbrain_cli.progress import NULL_PROGRESS, Progress
 from musicbrain_cli.model.card import untrained_labels
 from musicbrain_cli.scan.discovery import (TMP_PREFIX, Discovery, discover, safe_name,
@@ -281,9 +281,10 @@ def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = S
         raise InputError(f"{os.fspath(path)!r} changed while it was analysed (replaced or "
                          "written to): its hash and its verdict would belong to different "
                          "audio; scan it again once it is no longer being written")
-    from musicbrain_cli.verdict import combine
+    from musicbrain_cli.verdict import combine, real_ai_measurement
 
     combined = unheard_audio_verdict(combine([finding for finding, _ in lines]), info)
+    real_ai = real_ai_measurement(line_models(detector, lines), __version__)
     untrained = untrained_labels(detector.card)
     top_labels = _top_labels(aggregate, detector.taxonomy, options.top_labels_per_group,
                              (detector.card.get("metrics") or {}).get("ap") or {}, untrained)
@@ -296,7 +297,10 @@ def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = S
         "verdict": {**verdict.to_dict(), "label": combined.label, "reasons": combined.reasons,
                     "ai_lines": combined.ai_lines, "content_label": verdict.label,
                     "error_rates": detector.card.get("error_rates", {}),
-                    "measured_generators": measured_generators(detector)},
+                    "measured_generators": measured_generators(detector),
+                    # what this version's verdict did on real generators' music, when
+                    # measured with these very models (verdict.real_ai_measurement)
+                    "measured_on_real_ai": real_ai},
         "evidence": [{**finding.to_dict(), "details": details} for finding, details in lines],
         "labels": top_labels,
         "labels_untrained": sorted(untrained),
@@ -440,12 +444,14 @@ def _now() -> str:
 def _figure_labels(names: Sequence[str], withhold_styles: bool) -> list[str]:
     """The labels a map figure names: out of domain the style attribution is withheld, so
     a style label's map is drawn unnamed (``result.json`` keeps its name, marked withheld)."""
+    from musicbrain_cli.taxonomy import display_label
+
     if not withhold_styles:
-        return list(names)
+        return [display_label(name) for name in names]
     out, k = [], 0
     for name in names:
         if name.startswith(f"{DETECTION_GROUP}/"):
-            out.append(name)
+            out.append(display_label(name))
         else:
             k += 1
             out.append(f"style label {k} (name withheld)")
@@ -570,6 +576,17 @@ def _metadata(meta: Mapping) -> dict:
     return out
 
 
+def line_models(detector, lines: Sequence[tuple[Any, dict]]) -> dict[str, str]:
+    """``{line: weights SHA-256}`` of the content model and of each line whose details
+    record one (``evidence_lines``' ``details[line]["model_sha256"]``)."""
+    out = {"content": str(detector.card.get("weights_sha256", ""))}
+    for finding, details in lines:
+        sha = (details.get(finding.line) or {}).get("model_sha256")
+        if sha:
+            out[finding.line] = str(sha)
+    return out
+
+
 def measured_generators(detector) -> list[str]:
     """The generator families the content model's error rates were measured on: those of its
     taxonomy that it had training examples of (splits are by work, so every such family is
@@ -678,8 +695,8 @@ def write_track_folder(analysis: TrackAnalysis, audio_path: Path, final_dir: Pat
     timings: dict[str, float] = {}
     tmp = final_dir.parent / f"{TMP_PREFIX}{final_dir.name}"
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
     try:
+        tmp.mkdir(parents=True)
         t = time.perf_counter()
         figures = render_figures(analysis.explain)
         timings["figures"] = time.perf_counter() - t
@@ -693,17 +710,60 @@ def write_track_folder(analysis: TrackAnalysis, audio_path: Path, final_dir: Pat
                        created=analysis.track["analysis_time"])
         timings["signing"] = time.perf_counter() - t
         if final_dir.exists():
-            old = final_dir.parent / f"{TMP_PREFIX}old-{final_dir.name}"
+            old = final_dir.parent / f"{OLD_COPY_PREFIX}{final_dir.name}"
             shutil.rmtree(old, ignore_errors=True)
+            # from here until the second rename the folder lives only as .tmp-+old-X (the
+            # verified report) and .tmp-X (the sealed new one): recover_interrupted_renames
+            # puts one back if the process dies in between
             final_dir.rename(old)
-            tmp.rename(final_dir)
+            try:
+                tmp.rename(final_dir)
+            except OSError:
+                old.rename(final_dir)        # the verified report goes back where it was
+                raise
             shutil.rmtree(old, ignore_errors=True)
         else:
             tmp.rename(final_dir)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError):
+            # one folder that cannot be written is that track's failure, not the scan's
+            # (session 28 audit: the whole scan stopped and no catalog was written)
+            raise ReportError(f"cannot write the report folder {str(final_dir)!r}: "
+                              f"{exc.strerror or exc}") from exc
         raise
     return timings
+
+
+#: The name a finished folder X has while its redone copy takes its place. A track folder's
+#: name never starts with "+" (:func:`~musicbrain_cli.scan.discovery.safe_stem`), so this can
+#: never be the temporary folder ``.tmp-X`` of another track (with ".tmp-old-", an input named
+#: "old-abc" had its temporary folder read as the old copy of "abc": session 28 review).
+OLD_COPY_PREFIX = f"{TMP_PREFIX}+old-"
+
+
+def recover_interrupted_renames(out: Path, names: Sequence[str] | None = None) -> list[str]:
+    """Put back each track folder that a killed scan left only as ``.tmp-+old-X`` (the
+    verified report it was replacing) and ``.tmp-X`` (the new one, sealed before the first
+    rename): the new one when it is there, else the old one. Returns the folders put back.
+    Without this the next scan removed both as leftovers and the catalog lost the track
+    without a word (session 28 audit). ``names``: only these folders (a track about to be
+    checked: a Ray task retried after its worker died there, in the same scan)."""
+    restored = []
+    prefix = OLD_COPY_PREFIX
+    olds = (sorted(out.glob(f"{prefix}*")) if names is None
+            else [out / f"{prefix}{n}" for n in names])
+    for old in olds:
+        name = old.name[len(prefix):]
+        final, new = out / name, out / f"{TMP_PREFIX}{name}"
+        if not name or not old.is_dir() or final.exists() or final.is_symlink():
+            continue
+        try:
+            (new if new.is_dir() else old).rename(final)
+        except OSError:
+            continue                 # left for check_finished to report as missing
+        restored.append(name)
+    return restored
 
 
 def completed_result(folder: Path, sha256: str | None, *, keys=None) -> dict | None:
@@ -913,6 +973,9 @@ def _prepare_track(path: Path, out: Path, detector, *, options: ScanOptions, key
     try:
         sha = sha256_file(path)
         folder = track_folder(path, sha, out, salted=salted)
+        # a retry of this track in the same scan (a Ray task whose worker died between the
+        # two renames of its folder) finds the folder put back first (session 28 audit)
+        recover_interrupted_renames(out, [folder.name])
         done, why = (None, None) if options.force else \
             check_finished(folder, sha, keys=keys, formats=options.formats,
                            made_with=analysis_facts(detector, options))
@@ -1050,6 +1113,7 @@ def _scan_locked(inputs, out: Path, detector, *, options: ScanOptions, keys,
 
     check_output(out, keys)          # under the lock: no signed scan can slip in between
     previous_failures = _previous_failures(out)
+    recover_interrupted_renames(out)
     for stale in out.glob(f"{TMP_PREFIX}*"):
         shutil.rmtree(stale, ignore_errors=True)
     found = inputs if isinstance(inputs, Discovery) else discover(inputs, output=out)
@@ -1072,9 +1136,12 @@ def _scan_locked(inputs, out: Path, detector, *, options: ScanOptions, keys,
         _merge(result.timings, outcome.timings)
         if outcome.redone is not None:
             result.redone.append((str(path), outcome.redone))
-    ours = {PurePosixPath(e.report).parts[0] for e in result.entries if e.report}
+    ours = {_folder(e) for e in result.entries if e.report}
     _keep_other_folders(out, ours, keys, result)
-    _drop_superseded(result, gone={str(p) for p in found.missing})
+    where = _read_inputs_index(out)
+    where.update({_folder(e): os.path.realpath(e.input_path)
+                  for e in result.entries if e.report})
+    _drop_superseded(result, gone={str(p) for p in found.missing}, where=where)
     # by real path: a failure listed as `t7/bad.mp3` is the file scanned now as
     # `/abs/t7/bad.mp3`, and once it is analysed its old failure row must go
     inputs_now = {os.path.realpath(e.input_path) for e in (*result.entries, *result.kept)}
@@ -1082,17 +1149,64 @@ def _scan_locked(inputs, out: Path, detector, *, options: ScanOptions, keys,
                 if os.path.realpath(e.input_path) not in inputs_now]
     # an input that is gone now but has a verified folder from an earlier scan: the
     # console and the exit status say it failed; the catalog shows its report, once
-    kept_inputs = {e.input_path for e in result.kept}
-    entries = [*(e for e in result.entries if not (e.error and e.input_path in kept_inputs)),
+    kept_inputs = {_real_input(e, where) for e in result.kept}
+    entries = [*(e for e in result.entries
+                 if not (e.error and os.path.realpath(e.input_path) in kept_inputs)),
                *result.kept, *failures]
+    _write_inputs_index(out, {folder: real for folder, real in where.items()
+                              if (out / folder).is_dir()})
     written = write_catalog(out, entries)
     write_catalog_manifest(out, [p.name for p in written],
-                           [PurePosixPath(e.report).parts[0] for e in entries if e.report],
+                           [_folder(e) for e in entries if e.report],
                            keys)
     return result
 
 
-def _drop_superseded(result: ScanResult, *, gone: set[str]) -> None:
+#: Where each track folder's input lay when it was scanned (its real path): an earlier folder
+#: is matched to a rescanned input by it, however the path was spelled and from whichever
+#: working folder either scan ran (a relative path recorded in result.json says nothing of
+#: that folder: session 28 review). Local bookkeeping of OUT, like the lock: not evidence,
+#: never signed or shown; a folder it does not know (older scans) falls back to its
+#: recorded path, resolved from here.
+INPUTS_INDEX = ".musicbrain-inputs.json"
+MAX_INPUTS_INDEX_BYTES = 64 * 1024 * 1024
+
+
+def _read_inputs_index(out: Path) -> dict[str, str]:
+    from musicbrain_cli.inputs import read_regular
+
+    try:
+        data = json.loads(read_regular(out / INPUTS_INDEX, max_bytes=MAX_INPUTS_INDEX_BYTES))
+    except (OSError, ValueError, RecursionError):
+        return {}     # bookkeeping only: a bad one is no index (session 28 review: nesting)
+    if not isinstance(data, dict):
+        return {}
+    return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, str)}
+
+
+def _write_inputs_index(out: Path, index: Mapping[str, str]) -> None:
+    from musicbrain_cli.files import atomic_write
+
+    try:
+        atomic_write(out / INPUTS_INDEX, json.dumps(dict(sorted(index.items())), indent=0,
+                                                    ensure_ascii=False))
+    except (OSError, MusicBrainError):
+        pass            # bookkeeping only: without it the next scan falls back to the paths
+
+
+def _folder(entry) -> str | None:
+    """The track folder (its name in OUT) of a catalog entry's report, or ``None``."""
+    return PurePosixPath(entry.report).parts[0] if entry.report else None
+
+
+def _real_input(entry, where: Mapping[str, str]) -> str:
+    """The real path of the input behind a catalog entry: from the index of ``where`` its
+    folder's input lay, else its recorded path resolved from here."""
+    return where.get(_folder(entry)) or os.path.realpath(entry.input_path)
+
+
+def _drop_superseded(result: ScanResult, *, gone: set[str],
+                     where: Mapping[str, str] | None = None) -> None:
     """Leave out of the catalog each earlier folder of an input this scan read again.
 
     The catalog describes every input once, as it is now. An earlier result of an input that
@@ -1102,18 +1216,38 @@ def _drop_superseded(result: ScanResult, *, gone: set[str]) -> None:
     keeps its earlier report; the console and the exit status say that it failed. The left
     out folders stay on disk, listed in ``result.excluded`` with the reason.
     """
-    now = {e.input_path: e for e in result.entries if e.input_path not in gone}
+    # by real path: `in3/a.wav` of an earlier scan is `/abs/in3/a.wav` of this one (session
+    # 28 audit: the old verdict stayed in the catalog beside the new audio's)
+    gone = {os.path.realpath(p) for p in gone}
+    now = {os.path.realpath(e.input_path): e for e in result.entries
+           if os.path.realpath(e.input_path) not in gone}
     kept = []
     for entry in result.kept:
-        current = now.get(entry.input_path)
+        current = now.get(_real_input(entry, where or {}))
         if current is None:
             kept.append(entry)
             continue
-        folder = PurePosixPath(entry.report).parts[0] if entry.report else entry.input_path
+        folder = _folder(entry) or entry.input_path
         why = (f"its input now fails ({current.error})" if current.error else
                "its input was analysed again and now holds other audio")
         result.excluded.append((folder, f"an earlier result, left out of the catalog: {why}"))
-    result.kept = kept
+    # Earlier folders of one input among themselves (a changed file rescanned, then a scan
+    # of another subset): the index knows they came from the same file, and only the one
+    # analysed last describes it (session 28 review: both came back into the catalog).
+    by_input: dict[str, list] = {}
+    for entry in kept:
+        folder = _folder(entry)
+        if folder and (where or {}).get(folder):
+            by_input.setdefault(where[folder], []).append(entry)
+    older = set()
+    for group in by_input.values():
+        group.sort(key=lambda e: str((e.track or {}).get("analysis_time") or ""))
+        for entry in group[:-1]:
+            older.add(id(entry))
+            result.excluded.append((_folder(entry),
+                                    "an earlier result, left out of the catalog: its input was "
+                                    "analysed again later, into another folder"))
+    result.kept = [e for e in kept if id(e) not in older]
 
 
 def _keep_other_folders(out: Path, ours: set[str], keys, result: ScanResult) -> None:

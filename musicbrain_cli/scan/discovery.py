@@ -67,6 +67,12 @@ def discover(inputs: Iterable[str | os.PathLike], *,
         if not os.path.lexists(top):
             found.missing.append(str(top))
         elif top.is_dir():
+            if output_key is not None and _key(top) == output_key:
+                # its files would never be looked at (the output folder is not entered), and
+                # the scan would end with "0 recordings", exit 0 (session 28 audit)
+                raise InputError(f"the input folder {str(top)!r} is the output folder itself: "
+                                 "give the reports their own folder with -o (a folder inside "
+                                 "the input is fine)")
             _walk(top, found, seen_dirs, add_file, output_key)
         else:
             # named explicitly: a FIFO or a device is analysed (and refused by the intake
@@ -118,6 +124,14 @@ def read_path_list(path: str | os.PathLike) -> list[str]:
             raise InputError(f"path list {os.fspath(path)!r} names more than "
                              f"{MAX_LISTED_PATHS:,} paths; split it")
     return out
+
+
+def _key(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
 
 
 def _walk(top: Path, found: Discovery, seen_dirs: set, add_file: Callable[[Path], None],

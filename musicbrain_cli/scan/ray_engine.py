@@ -151,6 +151,14 @@ def run_tracks(files: Sequence[Path], out: Path, spec: WorkerSpec, *,
     spec = dataclasses.replace(spec, crash_once_dir=os.environ.get(CRASH_ONCE_ENV))
     started = False
     if not ray.is_initialized():
+        import signal
+        import threading
+
+        # ray.init installs its own SIGTERM handler, which prints a stack dump and exits 1
+        # (the status of "a file failed"); a terminated scan must end as the in-process
+        # engine's does (143), so the handler in place before is put back (session 28 audit)
+        main = threading.current_thread() is threading.main_thread()
+        before = signal.getsignal(signal.SIGTERM) if main else None
         try:
             if address:
                 ray.init(address=address, log_to_driver=False)
@@ -159,6 +167,8 @@ def run_tracks(files: Sequence[Path], out: Path, spec: WorkerSpec, *,
         except Exception as exc:  # ray raises ConnectionError, RuntimeError, ValueError...
             raise ConfigError(f"cannot start or reach the Ray cluster "
                               f"{address or '(local)'}: {exc}") from exc
+        if main:
+            signal.signal(signal.SIGTERM, before if before is not None else signal.SIG_DFL)
         started = True
     try:
         task = ray.remote(max_retries=MAX_RETRIES, retry_exceptions=False,

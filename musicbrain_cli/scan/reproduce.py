@@ -66,6 +66,27 @@ def _drop_unrecorded_reference(recorded: dict, again: dict) -> None:
             part.pop("energy_reference", None)
 
 
+def _set_aside_real_ai_record(recorded: dict, again: dict, result: "ReproduceResult") -> None:
+    """``verdict.measured_on_real_ai`` is a copy of the installed record of what the verdict
+    did on real AI music (:func:`musicbrain_cli.verdict.real_ai_measurement`), not a figure of
+    this analysis: results made before it existed (0.2.0 and earlier) have none, and a later
+    measurement of the same models replaces it. It is left out of the comparison, with a
+    note when the installed record differs from the one the report quotes (session 28)."""
+    want = got = None
+    for track in (recorded, again):
+        verdict = track.get("verdict")
+        if isinstance(verdict, dict) and "measured_on_real_ai" in verdict:
+            track["verdict"] = {k: v for k, v in verdict.items() if k != "measured_on_real_ai"}
+            if track is recorded:
+                want = verdict["measured_on_real_ai"]
+            else:
+                got = verdict["measured_on_real_ai"]
+    if want is not None and want != got:
+        result.notes.append("the record of what the verdict did on real AI music that the "
+                            "report quotes differs from the one installed here (another "
+                            "measurement); it is not a figure of this analysis")
+
+
 @dataclass
 class ReproduceResult:
     ok: bool
@@ -220,6 +241,7 @@ def reproduce(report_dir: str | Path, audio: str | Path, *, model: str | Path = 
     if recorded.get("options", {}).get("notes") == "auto":
         _carry_estimator_choice(recorded, again)
     _drop_unrecorded_reference(recorded, again)
+    _set_aside_real_ai_record(recorded, again, result)
     keys = sorted(set(COMPARED) | set(recorded) | set(again), key=str)
     for key in keys:
         if key in NOT_COMPARED:
