@@ -262,6 +262,17 @@ def evidence_lines(track: dict) -> list[dict]:
              "says_ai": v["label"] == "ai"}]
 
 
+def track_models(track: dict) -> dict[str, str]:
+    """``{line: weights SHA-256}`` a track result was made with: the content model's, and each
+    evidence line's that records one."""
+    out = {CONTENT_LINE: str((track.get("model") or {}).get("weights_sha256", ""))}
+    for e in track.get("evidence") or ():
+        sha = ((e.get("details") or {}).get(e.get("line")) or {}).get("model_sha256")
+        if sha:
+            out[str(e["line"])] = str(sha)
+    return out
+
+
 def analyse_all(items: Sequence[EvalItem], detector, *, log=print) -> list[dict]:
     """One row per item: path, source, label, verdict, P(AI) per evidence line, sha256."""
     from musicbrain_cli.errors import MusicBrainError
@@ -283,6 +294,7 @@ def analyse_all(items: Sequence[EvalItem], detector, *, log=print) -> list[dict]
                     track = analyse_track(audio, detector, options=options).track
                     lines = evidence_lines(track)
                     done[sha] = {
+                        "models": track_models(track),
                         "verdict": track["verdict"]["label"],
                         "p_ai": {e["line"]: e["p_ai"] for e in lines if e["applicable"]},
                         "says_ai": {e["line"]: e["says_ai"] for e in lines},
@@ -348,7 +360,49 @@ def summarise(rows: Sequence[dict]) -> dict:
         "notagen-abc (rendered) called ai": called(is_abc, "ai"),
     }
     failures = [{"path": r["path"], "error": r["error"]} for r in rows if r["error"]]
-    return {"lines": lines, "table": table, "targets": targets, "failures": failures}
+    real_ai = [{"set": name, **_counts(rows, pred)} for name, pred in (
+        (REAL_AI_SETS[0], is_abc), (REAL_AI_SETS[1], is_t2m), (REAL_AI_SETS[2], is_codec_ai))]
+    models = sorted({json.dumps(r["models"], sort_keys=True) for r in rows if r.get("models")})
+    if len(models) > 1:
+        raise RuntimeError(f"the tracks were analysed with different models: {models}")
+    return {"lines": lines, "table": table, "targets": targets, "failures": failures,
+            "real_ai": real_ai, "models": json.loads(models[0]) if models else {}}
+
+
+#: The sets of AI music a report quotes (``--record``), named for a reader.
+REAL_AI_SETS = ("rendered pieces of a NotaGen-family score generator (RhythGen, in "
+                "configurations no line was trained on)",
+                "text-to-music tracks (MusicGen, Mustango, Noise2Music)",
+                "neural-codec re-syntheses of real songs (DAC, EnCodec, SNAC)")
+
+
+def _counts(rows: Sequence[dict], pred) -> dict:
+    """Verdict counts over the unique files (by content) that ``pred`` selects and that were
+    analysed; how many failed is counted beside them."""
+    seen: dict[str, dict] = {}
+    failed = 0
+    for r in rows:
+        if not pred(r):
+            continue
+        if r["error"] is not None:
+            failed += 1
+        else:
+            seen.setdefault(r["sha256"], r)
+    return {"tracks": len(seen), **{v: sum(r["verdict"] == v for r in seen.values())
+                                    for v in VERDICTS}, "failed": failed}
+
+
+def measured_record(summary: dict, *, command: str, measured: str) -> dict:
+    """What ``musicbrain_cli/real_ai_measured.json`` holds (read by
+    :func:`musicbrain_cli.verdict.real_ai_measurement`): the verdict counts on the real AI
+    sets, with the MusicBrain version and every line's weights they were measured with."""
+    from musicbrain_cli import __version__
+
+    if not summary.get("models"):
+        raise ValueError("no track was analysed: nothing to record")
+    return {"measured": measured, "version": __version__, "models": summary["models"],
+            "doc": "docs/evaluation/external.md", "command": command,
+            "sets": [s for s in summary["real_ai"] if s["tracks"]]}
 
 
 def markdown(summary: dict) -> str:
@@ -430,6 +484,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--render-timeout", type=float, default=RENDER_TIMEOUT_S,
                     help="seconds one ABC piece may take to render before it counts as failed")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--record", type=Path, default=None,
+                    help="also write the verdict counts on the real AI sets, with the version "
+                         "and models, to this file (musicbrain_cli/real_ai_measured.json: "
+                         "quoted by every human verdict made with the same models)")
     args = ap.parse_args(argv)
 
     def log(msg: str) -> None:
@@ -444,6 +502,15 @@ def main(argv: Sequence[str] | None = None) -> None:
                             max_per_source=args.max_per_source, abc_seconds=args.abc_seconds,
                             seed=args.seed, jobs=args.jobs, timeout_s=args.render_timeout,
                             log=log)
+    if args.record is not None:
+        import datetime as _dt
+
+        record = measured_record(
+            summary, command="python benchmarks/external.py " + " ".join(argv or sys.argv[1:]),
+            measured=_dt.datetime.now(_dt.timezone.utc).date().isoformat())
+        args.record.write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n",
+                               encoding="utf-8")
+        log(f"recorded to {args.record}")
     print(markdown(summary))
     print(f"model {summary['model']['name']} {summary['model']['weights_sha256'][:12]}; "
           f"{summary['seconds']['total']:.0f} s in all ({summary['seconds']['render']:.0f} s "

@@ -47,6 +47,24 @@ NONE = "-"
 SEPARATOR = ";"
 TAXONOMY_VERSION = 1
 
+#: How a report names each group to a reader who never saw the taxonomy (session 28 audit:
+#: ``source/human`` read as jargon, or as a verdict, in an expert's hands).
+GROUP_TITLES = {"source": "AI-or-human output",
+                "generator": "Generator", "period": "Period", "composer": "Composer",
+                "instrumentation": "Instrumentation"}
+
+
+def display_label(name: str) -> str:
+    """``"period/Baroque"`` -> ``"Period: Baroque"``; ``"source/ai"`` -> ``"AI-or-human
+    output: AI"``. A name without a group, or of a group not in
+    :data:`GROUP_TITLES`, is returned with its first ``/`` shown as ``: ``."""
+    group, sep, label = str(name).partition("/")
+    if not sep:
+        return str(name)
+    if group == DETECTION_GROUP and label == "ai":
+        label = "AI"
+    return f"{GROUP_TITLES.get(group, group)}: {label}"
+
 
 @dataclass(frozen=True)
 class LabelGroup:

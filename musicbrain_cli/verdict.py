@@ -31,7 +31,11 @@ own calibration and operating point.
 
 from __future__ import annotations
 
+import copy
+import functools
+import json
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -60,8 +64,10 @@ class VerdictPolicy:
     min_windows_for_disagreement: int = 3
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.threshold < 1.0:
-            raise ValueError(f"threshold must lie in (0, 1), got {self.threshold}")
+        # up to just above 1: an operating point set above a human validation clip at
+        # exactly 1 accuses nothing (training.finalize.choose_threshold is never capped)
+        if not 0.0 < self.threshold <= 1.0 + 1e-9:
+            raise ValueError(f"threshold must lie in (0, 1], got {self.threshold}")
         if not 0.0 <= self.band < 0.5:
             raise ValueError(f"band must lie in [0, 0.5), got {self.band}")
         if not 0.0 < self.disagreement <= 0.5:
@@ -111,7 +117,10 @@ def decide(p_ai: float, window_p_ai: Sequence[float], *, policy: VerdictPolicy,
     if not np.isfinite(p_ai) or not 0.0 <= p_ai <= 1.0:
         raise ValueError(f"p_ai must be a probability, got {p_ai!r}")
     t = policy.threshold
-    lo, hi = max(0.0, t - policy.band), min(1.0, t + policy.band)
+    # where `ai` begins: not capped at 1, so that a boundary set above every human
+    # validation clip (above 1 when one scored exactly 1) accuses nothing, and the band
+    # recorded says so (session 28 review); the splice rule below still reads 1 as its top
+    lo, hi = max(0.0, t - policy.band), t + policy.band
     windows = np.asarray(window_p_ai, dtype=np.float64)
     share_ai = float((windows >= t).mean()) if windows.size else None
     reasons: list[str] = []
@@ -134,10 +143,11 @@ def decide(p_ai: float, window_p_ai: Sequence[float], *, policy: VerdictPolicy,
     # human piece + 12 s of AI, called human with its last window at P(AI) 1.00). The track
     # is then not exonerated; it is not accused either.
     top = float(windows.max()) if windows.size > 1 else None
-    if not reasons and p_ai < t and top is not None and top >= hi:
-        n_high = int((windows >= hi).sum())
+    splice_at = min(1.0, hi)
+    if not reasons and p_ai < t and top is not None and top >= splice_at:
+        n_high = int((windows >= splice_at).sum())
         reasons.append(f"{n_high} of the {windows.size} analysis windows reach a probability "
-                       f"of AI of {hi:.2f} or more (the highest {top:.2f}), though the "
+                       f"of AI of {splice_at:.2f} or more (the highest {top:.2f}), though the "
                        f"recording as a whole lies below the threshold {t:.2f}: a part of it "
                        "may be AI-generated (see the timeline).")
 
@@ -246,7 +256,9 @@ def artifact_finding(finding: Mapping) -> LineFinding:
     and its operating point (``leans_ai``) it leans towards AI: ``inconclusive``, which
     withholds a ``human`` verdict and never makes an ``ai`` one. So does a recording whose
     rate or bandwidth lies outside what its human side was calibrated on (``covers_human``
-    false): a decoder's comb there still accuses, its absence was never measured.
+    false): a decoder's comb there still accuses, its absence was never measured. The
+    shipped line does not accuse on its own (:data:`musicbrain_cli.artifacts.detector.
+    ACCUSES`, session 28): at or above its operating point its finding leans towards AI.
     """
     explanation = str(finding.get("explanation") or "")
     if not finding.get("applicable"):
@@ -381,3 +393,41 @@ def combine(findings: Sequence[LineFinding]) -> CombinedVerdict:
     return CombinedVerdict(HUMAN, ["No evidence of AI generation was found by these methods ("
                                    + ", ".join(voters) + "), each within its own domain and "
                                    "operating point."], [], names)
+
+
+# --- what this rule was measured to do on real AI music (session 28) -----------------------
+
+#: The combined verdict's outcome on public AI music from real generators, measured once per
+#: release by ``python benchmarks/external.py ../shared/eval --record
+#: musicbrain_cli/real_ai_measured.json`` (evaluation material only: nothing chose a threshold
+#: on it). It holds for the exact models and version it names, and for no others.
+REAL_AI_MEASURED = Path(__file__).with_name("real_ai_measured.json")
+
+
+@functools.lru_cache(maxsize=4)
+def _read_record(path: str) -> dict:
+    """The record file, read once per process (a scan asks for every track)."""
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def real_ai_measurement(models: Mapping[str, str], version: str, *,
+                        path: str | Path = REAL_AI_MEASURED) -> dict:
+    """The record of :data:`REAL_AI_MEASURED` when it was measured with these ``models``
+    (``{line: weights SHA-256}``, every line it names) and this MusicBrain ``version``:
+    ``{"applies": True, **record}``; else ``{"applies": False, "why": ...}``, since a
+    measurement of other models says nothing about these. A missing or unreadable record is
+    ``applies: False`` too: a report then says the rate on real generators is unknown."""
+    try:
+        record = copy.deepcopy(_read_record(str(path)))   # the cached one is never handed out
+        measured_models = dict(record["models"])
+        measured_version = str(record["version"])
+        sets = list(record["sets"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return {"applies": False, "why": f"no readable measurement ({type(exc).__name__})"}
+    differ = sorted(line for line, sha in measured_models.items() if models.get(line) != sha)
+    if measured_version != version or differ or not sets:
+        why = (f"measured with MusicBrain {measured_version}, not {version}"
+               if measured_version != version else
+               f"measured with other {', '.join(differ)} weights" if differ else "no sets")
+        return {"applies": False, "why": why, "measured": record.get("measured")}
+    return {"applies": True, **record}

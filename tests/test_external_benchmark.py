@@ -72,9 +72,33 @@ def test_discovery_labels_and_sources(ext, eval_dir):
 
 def test_end_to_end_counts_table_and_json(ext, eval_dir, tmp_path, tiny_model_dir, capsys):
     out = tmp_path / "out"
+    record = tmp_path / "real_ai_measured.json"
     ext.main([str(eval_dir), "--model", str(tiny_model_dir), "-o", str(out),
-              "--abc-seconds", "4"])
+              "--abc-seconds", "4", "--record", str(record)])
     data = json.loads((out / "external.json").read_text(encoding="utf-8"))
+    # the record a human verdict quotes: counts over the real AI sets, with every line's
+    # weights and the version, and it applies to exactly those (session 28)
+    from musicbrain_cli import __version__
+    from musicbrain_cli.verdict import real_ai_measurement
+
+    rec = json.loads(record.read_text(encoding="utf-8"))
+    assert rec["version"] == __version__ and "--record" in rec["command"]
+    assert rec["models"]["content"] == data["model"]["weights_sha256"]
+    assert set(rec["models"]) >= {"content", "artifacts", "symbolic"}
+    sets = {s["set"].split(" ")[0]: s for s in rec["sets"]}
+    assert (sets["rendered"]["tracks"], sets["rendered"]["failed"]) == (2, 1)
+    assert sets["text-to-music"]["tracks"] == 1 and sets["neural-codec"]["tracks"] == 2
+    for s in rec["sets"]:
+        assert s["ai"] + s["human"] + s["inconclusive"] == s["tracks"]
+    rendered = [r for r in data["rows"] if r["kind"] == "abc" and r["error"] is None]
+    assert sets["rendered"]["human"] == sum(r["verdict"] == "human" for r in rendered)
+    assert real_ai_measurement(rec["models"], __version__, path=record)["applies"]
+    other = {**rec["models"], "artifacts": "0" * 64}
+    assert real_ai_measurement(other, __version__, path=record) == {
+        "applies": False, "why": "measured with other artifacts weights",
+        "measured": rec["measured"]}
+    assert not real_ai_measurement(rec["models"], "0.0.1", path=record)["applies"]
+    assert not real_ai_measurement(rec["models"], __version__, path=tmp_path / "none")["applies"]
     rows = {r["path"]: r for r in data["rows"]}
     assert len(rows) == 8
     # the ABC without a key is counted and listed as failed, never dropped

@@ -236,3 +236,23 @@ def test_a_fault_in_the_rerun_gives_one_invalid_status_line(tmp_path, tiny_model
     status = [line for line in res.output.splitlines() if line.endswith(str(folder))]
     assert status == [f"INVALID  {folder}"], res.output
     assert "reproduce: internal error while re-running the analysis (RuntimeError" in res.output
+
+
+def test_the_real_ai_record_a_report_quotes_is_not_compared_as_a_figure(tmp_path, tiny_model_dir):
+    """Session 28 review: results made before 0.3.0 have no verdict.measured_on_real_ai and
+    failed to reproduce ("present in only one of the two"); a later measurement of the same
+    models changes the record, which is not a figure of the analysis either: a note."""
+    audio, folder = _scanned(tmp_path, tiny_model_dir, formats=())
+    result = json.loads((folder / "result.json").read_text())
+    assert "measured_on_real_ai" in result["verdict"]
+    del result["verdict"]["measured_on_real_ai"]                  # made before 0.3.0
+    (folder / "result.json").write_text(json.dumps(result))
+    res = reproduce(folder, audio, model=tiny_model_dir)
+    assert res.ok, res.differences
+    result["verdict"]["measured_on_real_ai"] = {"applies": True, "sets": [], "measured": "1999"}
+    (folder / "result.json").write_text(json.dumps(result))
+    res = reproduce(folder, audio, model=tiny_model_dir)
+    assert res.ok and any("differs from the one installed here" in n for n in res.notes)
+    result["verdict"]["label"] = "ai" if result["verdict"]["label"] != "ai" else "human"
+    (folder / "result.json").write_text(json.dumps(result))
+    assert not reproduce(folder, audio, model=tiny_model_dir).ok      # the verdict still is

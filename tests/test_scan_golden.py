@@ -35,6 +35,9 @@ RTOL, ATOL = 1e-5, 1e-6
 def comparable(track: dict) -> dict:
     out = {k: v for k, v in track.items() if k not in VOLATILE}
     out["input"] = {k: v for k, v in track["input"].items() if k != "path"}
+    # a copy of the shipped record of real-AI measurements (test_verdict pins it to the
+    # shipped models), not a result of analysing these clips
+    out["verdict"] = {k: v for k, v in track["verdict"].items() if k != "measured_on_real_ai"}
     return out
 
 

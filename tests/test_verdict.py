@@ -156,3 +156,28 @@ def test_a_line_out_of_its_domain_is_said_to_be_so_for_its_own_reason():
     v = combine([_line("content", "human"), narrow])
     assert v.reasons == ["The artifacts line cannot speak for this recording: decoder-artifact "
                          "analysis not applicable: audio bandwidth 3233 Hz is below 4000 Hz."]
+
+
+def test_the_shipped_real_ai_record_was_measured_with_the_shipped_models_and_version():
+    """Every human verdict quotes ``real_ai_measured.json`` only when it was measured with
+    the same weights of every line and the same version (session 28). A release that changes
+    a model or the version without measuring again would silently drop that sentence from
+    every report: this test makes it re-measure (``benchmarks/external.py --record``)."""
+    import json
+
+    from musicbrain_cli import __version__
+    from musicbrain_cli.artifacts.detector import ArtifactDetector
+    from musicbrain_cli.symbolic.detector import SymbolicDetector
+    from musicbrain_cli.verdict import REAL_AI_MEASURED, real_ai_measurement
+
+    card = json.loads((REAL_AI_MEASURED.parent / "model" / "default" / "model_card.json")
+                      .read_text(encoding="utf-8"))
+    shipped = {"content": card["weights_sha256"],
+               "artifacts": ArtifactDetector.from_pretrained("default").sha256,
+               "symbolic": SymbolicDetector.from_pretrained("default").sha256}
+    record = json.loads(REAL_AI_MEASURED.read_text(encoding="utf-8"))
+    assert record["models"] == shipped and record["version"] == __version__
+    measured = real_ai_measurement(shipped, __version__)
+    assert measured["applies"] and measured["sets"]
+    for s in measured["sets"]:
+        assert s["tracks"] > 0 and s["ai"] + s["human"] + s["inconclusive"] == s["tracks"]

@@ -25,8 +25,8 @@ from musicbrain_cli.audio.intake import unheard_audio
 from musicbrain_cli.audio.metadata import split_cut
 from musicbrain_cli.errors import ReportError
 from musicbrain_cli.model.ood import labels_withheld
-from musicbrain_cli.taxonomy import DETECTION_GROUP
-from musicbrain_cli.text import or_list
+from musicbrain_cli.taxonomy import DETECTION_GROUP, GROUP_TITLES, display_label
+from musicbrain_cli.text import distinct_pair, or_list
 
 TIMELINE_FIGURE = "timeline.png"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -223,16 +223,20 @@ def alignment_finding(alignment: Mapping | None) -> str | None:
             clauses.append(f"whether it follows {what} could not be checked ({why_not})")
         elif lift >= CLEAR_LIFT and own is not None and lift <= own:
             # the sound alone does as well: the lift shows the input, not the model's evidence
-            clauses.append(f"it lands on {what} {lift:.1f} times as often as chance, but the "
-                           f"sound's own energy does so too ({own:.1f} times), so this does not "
+            mine, its = distinct_pair(lift, own, decimals=1)
+            clauses.append(f"it lands on {what} {mine} times as often as chance, but the "
+                           f"sound's own energy does so too ({its} times), so this does not "
                            f"show the model's evidence in {what}")
         elif lift >= CLEAR_LIFT:
             clear = True
-            beyond = f", more than the sound's own energy ({own:.1f} times)" if own is not None else ""
-            clauses.append(f"the heatmap follows {what} ({lift:.1f} times chance{beyond})")
+            mine, its = distinct_pair(lift, own if own is not None else lift, decimals=1)
+            beyond = f", more than the sound's own energy ({its} times)" if own is not None else ""
+            clauses.append(f"the heatmap follows {what} ({mine} times chance{beyond})")
         elif lift > 1.0:
+            # cut, not rounded: a lift just under the 1.5 of a link must not read "1.50"
+            # (session 28 audit)
             clauses.append(f"it lands on {what} only slightly more often than chance "
-                           f"({lift:.2f} times), too little to call a link")
+                           f"({math.floor(lift * 100) / 100:.2f} times), too little to call a link")
         else:
             clauses.append(f"it does not follow {what} (no more than chance)")
     text = "In short: " + "; ".join(clauses) + "."
@@ -269,14 +273,26 @@ def error_rate_sentences(rates: Mapping | None, threshold: Any) -> list[str]:
     split = f" of the '{visible(rates['split'])}' split" if rates.get("split") else ""
     unit = "clips" if rates.get("unit") == "clip" else "recordings"
     out = []
+    # the card's rates come from the whole decision rule (band, window disagreement, domain
+    # checks) at this threshold, not from the threshold alone (session 28 audit)
+    where = (f"under the full decision rule with threshold {prob(threshold)} (abstentions "
+             "included)" if "full" in str(rates.get("rule", "")) else
+             f"at the threshold used ({prob(threshold)})")
     if "fpr" in rates:
-        out.append(f"False positives: at the threshold used ({prob(threshold)}), the model "
+        out.append(f"False positives: {where}, the model "
                    f"labelled {pct(rates['fpr'])}{ci('fpr_ci95')} of the "
                    f"{rates.get('n_human', 'n/a')} human-made {unit}{split} as AI-generated.")
     out += after_shipping_sentences(rates)
     if "fnr" in rates:
         out.append(f"False negatives: it missed {pct(rates['fnr'])}{ci('fnr_ci95')} of the "
                    f"{rates.get('n_ai', 'n/a')} AI-generated {unit}{split}.")
+    works = _works_sentence(rates)
+    if works:
+        out.append(works)
+    elif unit == "clips" and ("fpr" in rates or "fnr" in rates):
+        out.append("These intervals treat each clip as an independent trial; the clips come "
+                   "from fewer works, and clips of one work tend to be judged alike, so the "
+                   "true uncertainty is wider than stated.")
     by_generator = rates.get("by_generator")
     if isinstance(by_generator, Mapping):
         for name in sorted(by_generator, key=str)[:12]:
@@ -287,6 +303,23 @@ def error_rate_sentences(rates: Mapping | None, threshold: Any) -> list[str]:
             out.append(f"Generator family '{visible(name)}': {pct(g.get('fnr'))}{interval} of "
                        f"its {g.get('n_ai', 'n/a')} recordings missed.")
     return out
+
+
+def _works_sentence(rates: Mapping) -> str | None:
+    """The false accusations counted by work (the card's ``by_work``), for a card that has
+    them: clips of one work are not independent trials, so this is the interval to hold the
+    model to."""
+    by_work = rates.get("by_work")
+    if not isinstance(by_work, Mapping) or not _num(by_work.get("n_human_works")):
+        return None
+    bounds = by_work.get("fpr_works_ci95")
+    interval = (f", 95% confidence interval {pct(bounds[0])} to {pct(bounds[1])}"
+                if isinstance(bounds, (list, tuple)) and len(bounds) == 2 else "")
+    return ("Counted by work, since clips of one work are not independent trials: "
+            f"{by_work.get('human_works_with_a_clip_called_ai')} of the "
+            f"{by_work.get('n_human_works')} human works had a clip called AI-generated "
+            f"({pct(by_work.get('fpr_works'))}{interval}); the clip intervals above are narrower "
+            "than the true uncertainty.")
 
 
 def after_shipping_sentences(rates: Mapping) -> list[str]:
@@ -457,6 +490,32 @@ def _accusing_line_sentence(track: Mapping, line: str) -> str:
             "error rates are given with its finding in section 1.")
 
 
+def real_ai_sentence(measured: Any) -> str | None:
+    """What the combined verdict did on public music of real AI generators, measured with
+    this version and these very models (``verdict.measured_on_real_ai``, see
+    :func:`musicbrain_cli.verdict.real_ai_measurement`), in one sentence for a ``human``
+    verdict: how much AI music it called human. ``None`` for a result made before the record
+    existed; a record that does not apply says that the rate is unknown."""
+    if not isinstance(measured, Mapping):
+        return None
+    if not measured.get("applies"):
+        return ("How this version's verdict does on music of real AI generators was not "
+                f"measured with these models ({visible(measured.get('why', 'no measurement'))}).")
+    parts = []
+    for entry in list(measured.get("sets") or ())[:6]:
+        if not isinstance(entry, Mapping) or not _num(entry.get("tracks")):
+            continue
+        parts.append(f"{entry.get('human')} of {entry.get('tracks')} "
+                     f"{visible(entry.get('set', 'AI tracks'))} human"
+                     + (" and none AI" if entry.get("ai") == 0 else f" and {entry.get('ai')} AI"))
+    if not parts:
+        return None
+    return ("Measured with these same models on public music of real AI generators "
+            f"({visible(measured.get('doc', 'the external benchmark'))}, "
+            f"{visible(measured.get('measured', 'date not recorded'))}), the verdict called "
+            + "; ".join(parts) + ": a human verdict does not rule out such generators.")
+
+
 def strength_sentence(verdict: Mapping, track: Mapping | None = None) -> str | None:
     """The verdict's strength in words that match the measured error rates (issue 24): an
     ``ai`` verdict quotes the rates of the line(s) that found AI, not always the content
@@ -471,10 +530,11 @@ def strength_sentence(verdict: Mapping, track: Mapping | None = None) -> str | N
             return ("No miss rate was measured for this method, so the absence of evidence "
                     "cannot be weighed: this is not a finding of human authorship.")
         miss = one_in(fnr)
+        real = real_ai_sentence(verdict.get("measured_on_real_ai"))
         return (f"This is not proof of human authorship: in testing, the content model missed "
                 f"{pct(fnr)} of {n_ai} AI-generated clips"
                 + (f" ({miss})" if miss else "") + ", and for generators it was not tested "
-                "on its miss rate is unknown.")
+                "on its miss rate is unknown." + (f" {real}" if real else ""))
     if label == "ai":
         lines = [str(x) for x in verdict.get("ai_lines") or ()]
         others = [_accusing_line_sentence(track or {}, x) for x in lines if x != "content"]
@@ -737,6 +797,13 @@ def _artifact_sentences(found: Any) -> list[str]:
         return []
     rates = found.get("error_rates") if isinstance(found.get("error_rates"), Mapping) else {}
     out = []
+    if found.get("accuses") is False:
+        out.append("This line does not accuse on its own (since version 0.3.0): common human "
+                   "production that its human side never held, such as a quiet drone of a naive "
+                   "square-wave oscillator, sample-and-hold effects or an undithered pilot tone, "
+                   "reached its operating point in an audit. At or above that point it withholds "
+                   "a 'human' verdict, as in its doubt zone; the rates below are those of its "
+                   "operating point.")
     human = _held_out_false_accusations(rates)
     if human:
         out.append("Measured false accusations of this line on human recordings from packages "
@@ -763,7 +830,9 @@ def _artifact_sentences(found: Any) -> list[str]:
               f"{_num(cov['min_rate_hz']):.0f}-{_num(cov['max_rate_hz']):.0f} Hz")
         out.append(f"Its human side was calibrated on recordings at {at} with at least "
                    f"{_num(cov['min_bandwidth_hz']):.0f} Hz of bandwidth; at any other rate or a "
-                   "narrower band it can accuse but never supports a 'human' verdict"
+                   "narrower band it "
+                   + ("never supports a 'human' verdict" if found.get("accuses") is False
+                      else "can accuse but never supports a 'human' verdict")
                    + (" (held-out human recordings outside it: " + "; ".join(parts) + ")" if parts else "")
                    + ".")
     recall = _rate_phrase(rates.get("recall_synthetic_decoders_test"))
@@ -980,7 +1049,7 @@ def _explanations(track: Mapping, figures: Mapping[str, bytes], window_s: Any) -
                 else seconds(start))
         out.append({
             "title": f"Window {i}: {span}",
-            "labels": ", ".join(visible(x) for x in exp.get("labels") or ()
+            "labels": "; ".join(visible(display_label(x)) for x in exp.get("labels") or ()
                                 if not withheld or str(x).startswith(f"{DETECTION_GROUP}/")),
             "figure": _figure(figures, exp.get("figure")),
             "figure_name": visible(exp.get("figure") or ""),
@@ -1112,11 +1181,12 @@ def report_view(track: Mapping, figures: Mapping[str, bytes], *,
         "ood_quantile": _percent_or_none((track.get("ood") or {}).get("quantile")),
         "timeline": _figure(figures, TIMELINE_FIGURE),
         "window_s": seconds(timeline.get("window_s")),
-        "labels": [{"group": visible(r.get("group", "")), "label": visible(r.get("label", "")),
+        "labels": [{"group": visible(GROUP_TITLES.get(str(r.get("group", "")), r.get("group", ""))),
+                    "label": visible(r.get("label", "")),
                     "p": prob(r.get("p")), "width": max(0.0, min(1.0, _num(r.get("p")) or 0.0)),
                     "validation_ap": prob(r.get("validation_ap"))}
                    for r in labels],
-        "labels_untrained": [visible(str(x).replace("/", ": ", 1))
+        "labels_untrained": [visible(display_label(x))
                              for x in track.get("labels_untrained") or ()],
         "labels_withheld": visible(withheld) if (withheld := labels_withheld(track)) else None,
         "explanations": _explanations(track, figures, timeline.get("window_s")),
