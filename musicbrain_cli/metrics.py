@@ -156,3 +156,70 @@ def rates_at_threshold(y_true, y_prob, threshold: float, *, mask=None) -> dict:
         "tpr": tp / pos if pos else None, "tpr_ci95": list(wilson_interval(tp, pos)),
         "fpr": fp / neg if neg else None, "fpr_ci95": list(wilson_interval(fp, neg)),
     }
+
+
+def work_rates(ids: Sequence[str], labels: Sequence[str], is_ai: np.ndarray,
+               works: Mapping[str, str]) -> dict[str, Any] | None:
+    """False accusations and misses counted by work: how many human works had any clip
+    called ``ai`` and how many AI works had any clip called ``human``, with Wilson intervals
+    over works. ``None`` when no clip has a known work."""
+    from musicbrain_cli.metrics import wilson_interval
+    from musicbrain_cli.verdict import AI, HUMAN
+
+    human: dict[str, bool] = {}
+    ai: dict[str, bool] = {}
+    for clip, label, truth in zip(ids, labels, is_ai):
+        work = works.get(clip) or ""
+        if not work:
+            continue
+        side = ai if truth else human
+        side[work] = side.get(work, False) or label == (HUMAN if truth else AI)
+    if not human and not ai:
+        return None
+    k_h, k_a = sum(human.values()), sum(ai.values())
+    return {"n_human_works": len(human), "human_works_with_a_clip_called_ai": k_h,
+            "fpr_works": k_h / len(human) if human else None,
+            "fpr_works_ci95": list(wilson_interval(k_h, len(human))),
+            "n_ai_works": len(ai), "ai_works_with_a_clip_called_human": k_a,
+            "fnr_works": k_a / len(ai) if ai else None,
+            "fnr_works_ci95": list(wilson_interval(k_a, len(ai)))}
+
+
+def cluster_indices(groups: Sequence[str] | None, n: int) -> list[np.ndarray]:
+    """The items of each cluster, as index arrays, in order of first appearance: items that
+    share a group (windows of one work) form one cluster; ``None``, or an empty group name,
+    makes an item its own cluster."""
+    if groups is None:
+        return [np.asarray([i]) for i in range(n)]
+    if len(groups) != n:
+        raise InputError(f"{len(groups)} group names for {n} items")
+    members: dict[str, list[int]] = {}
+    out: list[list[int]] = []
+    for i, g in enumerate(groups):
+        if not g:
+            out.append([i])
+            continue
+        if g not in members:
+            members[g] = []
+            out.append(members[g])
+        members[g].append(i)
+    return [np.asarray(c) for c in out]
+
+
+def bootstrap_ci(n: int, value, *, groups: Sequence[str] | None = None, n_boot: int = 1000,
+                 seed: int = 0) -> list:
+    """Percentile bootstrap 95 % interval of ``value(indices)`` over ``n`` items (Efron &
+    Tibshirani 1993, ch. 13). With ``groups`` the resampling is by cluster (Davison & Hinkley
+    1997, sec. 3.8): whole groups (the windows of one work) are drawn with replacement, since
+    items of one group are not independent and resampling them one by one would make the
+    interval too narrow. ``[None, None]`` when no resample gives a finite value."""
+    clusters = cluster_indices(groups, n)
+    if not clusters:
+        return [None, None]
+    rng = np.random.default_rng(seed)
+    boots = np.asarray([value(np.concatenate([clusters[j] for j in
+                                              rng.integers(0, len(clusters), len(clusters))]))
+                        for _ in range(n_boot)], dtype=np.float64)
+    boots = boots[np.isfinite(boots)]
+    return ([float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))]
+            if boots.size else [None, None])

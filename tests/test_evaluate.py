@@ -166,6 +166,17 @@ def test_evaluate_writes_metrics_and_figures(setup, tmp_path):
     assert "two consecutive columns" in md
     assert "mAP macro" in md and "| period |" in md and "deletion AUC" in md
     assert "The verdict alone (2 windows)" in md and "split by target" in md and "Harmonic" in md
+    # intervals and tests count works, not windows (each clip here is its own work)
+    assert m["fidelity"]["works"] == ["w0", "w3"]   # the data set's work ids, beside f["clips"]
+    assert a["works"] == 2 and band["fused"]["unit"] == "work" and band["fused"]["units"] == 2
+    assert "resampling works (2 works" in md and "| fused | 2 (2) |" in md
+    # the verdicts counted by work beside the clip counts
+    w = m["detection"]["by_work"]
+    v = m["detection"]["verdicts"]
+    assert w["n_human_works"] == 2 and w["n_ai_works"] == 2
+    assert w["human_works_with_a_clip_called_ai"] == v["human"]["ai"]
+    assert w["ai_works_with_a_clip_called_human"] == v["ai"]["human"]
+    assert f"{w['human_works_with_a_clip_called_ai']} of 2 human works had a clip called `ai`" in md
     with pytest.raises(InputError, match="exists"):
         evaluate(dataset, detector, out, explain_windows=0)
 

@@ -175,3 +175,26 @@ def test_map_change_is_a_share_of_mass():
     np.testing.assert_allclose(at, [0.25, 0.75, 1.25, 1.75])
     with pytest.raises(InputError):
         map_change(np.ones((2, 3)), np.arange(4))
+
+
+def test_band_test_counts_works_not_windows():
+    from musicbrain_cli.explain.fidelity import BandRemoval
+
+    def r(diff):
+        return BandRemoval(targets=[0], width=6, marked_start=0, marked_drop=diff,
+                           random_starts=[1], random_drop=0.0)
+
+    # 12 windows of 3 works: all 12 windows favour the marked band, but one work's windows
+    # are a single piece of evidence, so the tests see 3 works, not 12 windows.
+    results = [r(0.1 + 0.01 * i) for i in range(12)]
+    by_window = band_removal_summary(results)
+    by_work = band_removal_summary(results, groups=[f"w{i // 4}" for i in range(12)])
+    assert by_window["unit"] == "window" and by_window["units"] == 12
+    assert by_work["unit"] == "work" and by_work["units"] == 3 and by_work["windows"] == 12
+    assert by_window["sign_test_p"] < 0.001
+    assert by_work["sign_test_p"] == pytest.approx(0.125)       # 3 of 3: 1/8
+    assert by_work["marked_worse_share"] == 1.0
+    assert by_work["mean_difference"] == by_window["mean_difference"]
+    # a work whose windows disagree counts by their mean
+    mixed = band_removal_summary([r(0.3), r(-0.1), r(-0.05)], groups=["a", "a", "b"])
+    assert mixed["units"] == 2 and mixed["marked_worse_share"] == 0.5

@@ -66,3 +66,42 @@ def test_style_map_reads_both_ways_and_ignores_other_groups():
     assert r["map_mean_of_groups"] == pytest.approx((0.8 + 0.3) / 2)
     empty = style_map({"source/ai": 1.0}, ("period",))
     assert empty["map_macro"] is None and empty["map_mean_of_groups"] is None
+
+
+def test_cluster_bootstrap_resamples_whole_works():
+    from musicbrain_cli.metrics import bootstrap_ci, cluster_indices
+
+    assert [c.tolist() for c in cluster_indices(["a", "b", "a", "", "b"], 5)] == \
+        [[0, 2], [1, 4], [3]]
+    assert [c.tolist() for c in cluster_indices(None, 3)] == [[0], [1], [2]]
+    with pytest.raises(InputError):
+        cluster_indices(["a"], 2)
+    # 10 works of 20 windows each: windows agree within a work, works differ. Resampling
+    # windows one by one pretends to 200 independent values; by work there are 10.
+    rng = np.random.default_rng(1)
+    work_means = rng.normal(0.0, 1.0, 10)
+    values = np.repeat(work_means, 20) + rng.normal(0.0, 0.01, 200)
+    groups = [f"w{i}" for i in range(10) for _ in range(20)]
+    mean = lambda idx: float(values[idx].mean())  # noqa: E731
+    by_window = bootstrap_ci(200, mean, n_boot=500)
+    by_work = bootstrap_ci(200, mean, groups=groups, n_boot=500)
+    assert by_window[0] <= values.mean() <= by_window[1]
+    assert by_work[0] <= values.mean() <= by_work[1]
+    assert (by_work[1] - by_work[0]) > 3 * (by_window[1] - by_window[0])
+    # one window per work: the same draws as resampling windows
+    assert bootstrap_ci(200, mean, groups=[f"u{i}" for i in range(200)], n_boot=200) == \
+        bootstrap_ci(200, mean, n_boot=200)
+    assert bootstrap_ci(0, mean) == [None, None]
+
+
+def test_work_rates_count_a_work_once():
+    from musicbrain_cli.metrics import work_rates
+
+    ids = ["a1", "a2", "b1", "c1", "c2"]
+    works = {"a1": "A", "a2": "A", "b1": "B", "c1": "C", "c2": "C"}
+    r = work_rates(ids, ["ai", "ai", "human", "human", "inconclusive"],
+                   np.array([False, False, False, True, True]), works)
+    # two accused clips of one human work are one accused work of two
+    assert r["n_human_works"] == 2 and r["human_works_with_a_clip_called_ai"] == 1
+    assert r["n_ai_works"] == 1 and r["ai_works_with_a_clip_called_human"] == 1
+    assert work_rates(ids, ["ai"] * 5, np.zeros(5, bool), {}) is None

@@ -142,32 +142,41 @@ class _ExplainTotals:
     # Band removal: the fused top-k map (following the top-k labels) and the verdict's own map.
     band: list = field(default_factory=list)
     band_verdict: list = field(default_factory=list)
+    # The work of each entry of the lists above (clip id when the data set names none), in
+    # step with them: intervals and tests resample and count works, not windows, since the
+    # windows of one work are not independent.
+    works: list = field(default_factory=list)            # harmonic, onset and *_energy
+    works_verdict: list = field(default_factory=list)    # harmonic_verdict, onset_verdict
+    band_works: list = field(default_factory=list)
+    band_verdict_works: list = field(default_factory=list)
 
 
 #: Bootstrap resamples for the alignment lifts' intervals (windows resampled, counts pooled).
 ALIGNMENT_BOOTSTRAP = 1000
 
 
-def _window_ci(n: int, value, *, n_boot: int, seed: int) -> list:
+def _window_ci(n: int, value, *, n_boot: int, seed: int, groups: Sequence[str] | None = None) -> list:
     """95 % bootstrap interval of ``value(indices)`` over ``n`` windows resampled with
-    replacement (``[None, None]`` when no resample gives a finite value)."""
-    rng = np.random.default_rng(seed)
-    boots = np.asarray([value(rng.integers(0, n, n)) for _ in range(n_boot)], dtype=np.float64)
-    boots = boots[np.isfinite(boots)]
-    return [float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))] \
-        if boots.size else [None, None]
+    replacement, whole works at a time when ``groups`` names each window's work
+    (:func:`musicbrain_cli.metrics.bootstrap_ci`); ``[None, None]`` when no resample gives a
+    finite value."""
+    from musicbrain_cli.metrics import bootstrap_ci
+
+    return bootstrap_ci(n, value, groups=groups, n_boot=n_boot, seed=seed)
 
 
 def _alignment_summary(harmonic: list, onset: list, *, n_boot: int = ALIGNMENT_BOOTSTRAP,
-                       seed: int = 0) -> dict[str, Any]:
+                       seed: int = 0, groups: Sequence[str] | None = None) -> dict[str, Any]:
     """Pooled harmonic and onset overlap of the windows (sums of counts, as a track pools its
-    windows) with 95 % bootstrap intervals of the lifts, resampling windows: ``harmonic.lift``
-    = share on partials / chance, ``onset.hit_lift`` = onset hit rate / chance hit rate."""
+    windows) with 95 % bootstrap intervals of the lifts, resampling windows (whole works when
+    ``groups`` names each window's work): ``harmonic.lift`` = share on partials / chance,
+    ``onset.hit_lift`` = onset hit rate / chance hit rate."""
     from musicbrain_cli.alignment.overlap import HarmonicOverlap, OnsetOverlap
 
     def ci(parts, combine, value):
         return _window_ci(len(parts), lambda idx: value(combine(parts[i] for i in idx)),
-                          n_boot=n_boot, seed=seed)
+                          n_boot=n_boot, seed=seed,
+                          groups=groups if groups is not None and len(groups) == len(parts) else None)
 
     out: dict[str, Any] = {"harmonic": None, "onset": None}
     if harmonic:
@@ -182,11 +191,13 @@ def _alignment_summary(harmonic: list, onset: list, *, n_boot: int = ALIGNMENT_B
 
 
 def _over_reference(harmonic: list, onset: list, ref_harmonic: list, ref_onset: list, *,
-                    n_boot: int = ALIGNMENT_BOOTSTRAP, seed: int = 0) -> dict[str, Any]:
+                    n_boot: int = ALIGNMENT_BOOTSTRAP, seed: int = 0,
+                    groups: Sequence[str] | None = None) -> dict[str, Any]:
     """How a map's alignment compares with the reference's on the same windows: its pooled
     share on partials over the reference's, and its onset hit rate over the reference's (1:
     the map does no better than the sound's own energy), with 95 % paired bootstrap intervals
-    (the same windows resampled for both)."""
+    (the same windows resampled for both; whole works when ``groups`` names each window's
+    work)."""
     from musicbrain_cli.alignment.overlap import HarmonicOverlap, OnsetOverlap
 
     def summary(parts, refs, combine, value):
@@ -198,7 +209,9 @@ def _over_reference(harmonic: list, onset: list, ref_harmonic: list, ref_onset: 
             return a / b if b else float("nan")
 
         return {"ratio": ratio(range(len(parts))),
-                "ratio_ci95": _window_ci(len(parts), ratio, n_boot=n_boot, seed=seed)}
+                "ratio_ci95": _window_ci(len(parts), ratio, n_boot=n_boot, seed=seed,
+                                         groups=groups if groups is not None
+                                         and len(groups) == len(parts) else None)}
 
     return {"harmonic_share": summary(harmonic, ref_harmonic, HarmonicOverlap.combine, lambda h: h.share),
             "onset_hit_rate": summary(onset, ref_onset, OnsetOverlap.combine, lambda o: o.hit_rate)}
@@ -365,7 +378,8 @@ def _explain_window(detector, wave: np.ndarray, notes, *, clip_id: str, totals: 
                     figure_dir: Path | None, top_k: int, steps: int, substrate: str,
                     occlusion: bool, occlusion_patch, n_random: int,
                     weighting: str | None = None, refine: str | None = None,
-                    destripe: int | None = None, notes_source: str = "score") -> None:
+                    destripe: int | None = None, notes_source: str = "score",
+                    work_id: str = "") -> None:
     from musicbrain_cli.alignment.overlap import (energy_reference, harmonic_overlap, note_onsets,
                                                   onset_overlap)
     from musicbrain_cli.explain import (FMGradCAM, band_removal, fidelity_report,
@@ -395,6 +409,8 @@ def _explain_window(detector, wave: np.ndarray, notes, *, clip_id: str, totals: 
     totals.band.append(band_removal(detector.model, spec[0, 0], fused, targets=res.labels[0].tolist(),
                                     substrate_kind=substrate, score_fn=detector.calibrate,
                                     seed=len(totals.band)))
+    work = work_id or clip_id
+    totals.band_works.append(work)
     totals.fused.add_report(report)
     totals.grid = res.extra["grid"]
     source = [i for i, name in enumerate(detector.labels) if name.split("/")[0] == DETECTION_GROUP]
@@ -416,6 +432,7 @@ def _explain_window(detector, wave: np.ndarray, notes, *, clip_id: str, totals: 
                                                 targets=[verdict], substrate_kind=substrate,
                                                 score_fn=detector.calibrate,
                                                 seed=len(totals.band_verdict)))
+        totals.band_verdict_works.append(work)
     untrained = _untrained(detector)
     style = [i for i in range(len(detector.labels))
              if i not in source and detector.labels[i] not in untrained]
@@ -439,10 +456,12 @@ def _explain_window(detector, wave: np.ndarray, notes, *, clip_id: str, totals: 
                                     onsets=onsets)
     totals.harmonic_energy.append(ref_h)
     totals.onset_energy.append(ref_o)
+    totals.works.append(work)
     if alone is not None:
         own = alone.fused()[0]
         totals.harmonic_verdict.append(harmonic_overlap(own, freqs=freqs, times=times, notes=notes))
         totals.onset_verdict.append(onset_overlap(own, times=times, onsets=onsets))
+        totals.works_verdict.append(work)
     if figure_dir is not None:
         from matplotlib.figure import Figure
 
@@ -677,7 +696,7 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
                                         occlusion=occlusion, occlusion_patch=occlusion_patch,
                                         n_random=n_random, weighting=cam_weighting,
                                         refine=cam_refine, destripe=cam_destripe,
-                                        notes_source=source)
+                                        notes_source=source, work_id=row.get("work_id") or "")
                         explained.append(clip_id)
                 except MusicBrainError as exc:
                     explain_failed.append({"clip_id": clip_id, "error": f"{type(exc).__name__}: {exc}"})
@@ -713,11 +732,14 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
                 # window disagreement, domain checks): a scan's content_label, which at_threshold
                 # knows nothing of (a scan's combined verdict also weighs the other lines)
                 "verdicts": verdict_counts(y_true[:, j], mask[:, j], verdicts),
+                # the same verdicts counted by work: clips of one work are not independent,
+                # so a clip-level interval is narrower than the evidence (finalize's by_work)
+                "by_work": _verdicts_by_work(kept, y_true[:, j], mask[:, j], verdicts),
             }
         fused, verdict = totals.fused, totals.verdict
         n_exp = len(fused.beats_random)
         metrics["fidelity"] = {
-            "windows": n_exp, "clips": explained, "substrate": substrate, "steps": fidelity_steps, "top_k": top_k,
+            "windows": n_exp, "clips": explained, "works": list(totals.works), "substrate": substrate, "steps": fidelity_steps, "top_k": top_k,
             "weighting": totals.weighting, "refine": totals.refine, "destripe": totals.destripe,
             "occlusion_patch": list(occlusion_patch) if occlusion else None,
             **fused.means(),
@@ -737,8 +759,9 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
         from musicbrain_cli.explain import band_removal_summary
 
         metrics["faithfulness"] = {
-            "band_removal": {"fused": band_removal_summary(totals.band),
-                             "verdict": band_removal_summary(totals.band_verdict),
+            "band_removal": {"fused": band_removal_summary(totals.band, groups=totals.band_works),
+                             "verdict": band_removal_summary(totals.band_verdict,
+                                                             groups=totals.band_verdict_works),
                              "substrate": substrate},
             "rhythmic_event": (_event_test(detector, event_clips, top_k=top_k, weighting=cam_weighting,
                                            refine=cam_refine, destripe=cam_destripe, progress=progress)
@@ -748,15 +771,20 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
             "windows": n_exp, "notes_source": totals.notes_source,
             "truth": _truth_name(totals.notes_source),
             "replay_failed": totals.replay_failed,
-            **_alignment_summary(totals.harmonic, totals.onset),
-            "verdict": _alignment_summary(totals.harmonic_verdict, totals.onset_verdict),
-            "energy_reference": _alignment_summary(totals.harmonic_energy, totals.onset_energy),
+            # intervals resample works (a work's windows are not independent), not windows
+            "works": len(set(totals.works)),
+            **_alignment_summary(totals.harmonic, totals.onset, groups=totals.works),
+            "verdict": _alignment_summary(totals.harmonic_verdict, totals.onset_verdict,
+                                          groups=totals.works_verdict),
+            "energy_reference": _alignment_summary(totals.harmonic_energy, totals.onset_energy,
+                                                   groups=totals.works),
             # each map against the reference on the same windows (1: no better than the sound)
             "over_reference": {
                 "fused": _over_reference(totals.harmonic, totals.onset, totals.harmonic_energy,
-                                         totals.onset_energy),
+                                         totals.onset_energy, groups=totals.works),
                 "verdict": _over_reference(totals.harmonic_verdict, totals.onset_verdict,
-                                           totals.harmonic_energy, totals.onset_energy)},
+                                           totals.harmonic_energy, totals.onset_energy,
+                                           groups=totals.works_verdict)},
         }
         metrics["figures"] = {"pr_curves": _pr_figures(y_true, y_score, mask, labels, work / PR_DIR),
                               "fmgcam": totals.figures}
@@ -810,6 +838,21 @@ def verdict_counts(is_ai, known, verdicts: Sequence[str]) -> dict[str, dict[str,
     return out
 
 
+def _verdicts_by_work(rows: Sequence[Mapping], is_ai, known, verdicts: Sequence[str]
+                      ) -> dict[str, Any] | None:
+    """:func:`musicbrain_cli.metrics.work_rates` of the clips of known source: human works
+    with any clip called ``ai``, AI works with any clip called ``human``, Wilson intervals
+    over works; ``None`` when the data set names no work."""
+    from musicbrain_cli.metrics import work_rates
+
+    keep = [i for i, k in enumerate(known) if k > 0.5]
+    works = {rows[i]["clip_id"]: rows[i].get("work_id") or "" for i in keep}
+    if not any(works.values()):
+        return None
+    return work_rates([rows[i]["clip_id"] for i in keep], [verdicts[i] for i in keep],
+                      np.asarray([is_ai[i] > 0.5 for i in keep]), works)
+
+
 def _truth_name(counts: dict[str, int]) -> str:
     """What the alignment was measured against, in words (metrics.json ``alignment.truth``)."""
     names = {"played": "notes as played (stored score + the build's humanisation replayed)",
@@ -842,14 +885,15 @@ def _faithfulness_markdown(f: dict[str, Any] | None) -> list[str]:
              f"most is set to the `{b['substrate']}` substrate, and so are random bands of the "
              "same width (chance); drop = fall of the explained labels' mean probability. "
              "Difference: marked drop minus random drop, bootstrap 95 % interval; p-values "
-             "one-sided (the marked band hurts more).", "",
-             "| map | windows | marked drop | random drop | difference (95 % CI) | marked hurts more "
+             "one-sided (the marked band hurts more). Interval, share and tests count "
+             f"{'works (each by the mean difference of its windows; the windows of one work are not independent)' if b['fused'].get('unit') == 'work' else 'windows'}.", "",
+             "| map | windows (works) | marked drop | random drop | difference (95 % CI) | marked hurts more "
              "(95 % CI) | Wilcoxon p | sign-test p |", "|---|---|---|---|---|---|---|---|"]
     for name in ("fused", "verdict"):
         r = b[name]
         if not r["windows"]:
             continue
-        lines.append(f"| {name} | {r['windows']} | {_fmt(r['marked_drop'])} | {_fmt(r['random_drop'])} "
+        lines.append(f"| {name} | {r['windows']} ({r.get('units', 'n/a')}) | {_fmt(r['marked_drop'])} | {_fmt(r['random_drop'])} "
                      f"| {_fmt(r['mean_difference'])} {_ci(r['difference_ci95'])} "
                      f"| {_fmt(r['marked_worse_share'])} {_ci(r['marked_worse_ci95'])} "
                      f"| {_p(r['wilcoxon_p'])} | {_p(r['sign_test_p'])} |")
@@ -968,6 +1012,13 @@ def metrics_markdown(m: dict[str, Any]) -> str:
                       "combined verdict also weighs the other evidence lines:", "",
                       "| true class | ai | human | inconclusive |", "|---|---|---|---|"]
             lines += [f"| {t} | {c['ai']} | {c['human']} | {c['inconclusive']} |" for t, c in v.items()]
+        w = d.get("by_work")
+        if w:
+            lines += ["", "Counted by work (a work's clips are not independent; Wilson 95 % over "
+                      f"works): {w['human_works_with_a_clip_called_ai']} of {w['n_human_works']} "
+                      f"human works had a clip called `ai` ({_ci(w['fpr_works_ci95'])}); "
+                      f"{w['ai_works_with_a_clip_called_human']} of {w['n_ai_works']} AI works "
+                      f"had a clip called `human` ({_ci(w['fnr_works_ci95'])})."]
     f = m["fidelity"]
     weighted = f"{f['weighting']}-weighted, " if f.get("weighting") else ""
     if f.get("refine") and f["refine"] != "none":
@@ -1032,7 +1083,10 @@ def metrics_markdown(m: dict[str, Any]) -> str:
               + (f" Replay failed for {len(a['replay_failed'])} clips (stored score used; "
                  "listed in metrics.json)." if a.get("replay_failed") else ""), ""]
     lines += ["Pooled over the explained windows; lift = share / chance (1 = chance), 95 % "
-              "bootstrap interval over windows. Harmonic: share of saliency on the partials of "
+              "bootstrap interval resampling works"
+              + (f" ({a['works']} works; a work's windows are drawn together, since they are "
+                 "not independent)" if a.get("works") is not None else " (windows, in runs "
+                 "before works were recorded)") + ". Harmonic: share of saliency on the partials of "
               "sounding notes; onsets: share of onsets hit by a saliency peak. `input energy "
               "(reference)`: the same checks on each window's own spectrogram above its floor, "
               "a map that knows nothing of the model; a map shows the model's evidence on the "
@@ -1055,7 +1109,8 @@ def metrics_markdown(m: dict[str, Any]) -> str:
     over = a.get("over_reference") or {}
     if any(over.values()):
         lines += ["", "Each map against the input energy on the same windows (1 = no better than "
-                      "the sound's own energy; 95 % paired bootstrap interval over windows):", "",
+                      "the sound's own energy; 95 % paired bootstrap interval, works "
+                      "resampled):", "",
                   "| map | share on partials / reference's | onset hit rate / reference's |",
                   "|---|---|---|"]
         for name, key in (("fused top-k", "fused"), ("verdict", "verdict")):

@@ -421,28 +421,27 @@ def band_removal(model: nn.Module, spec, saliency, *, targets: Sequence[int],
                        random_drop=float(drops[1:].mean()))
 
 
-def _bootstrap_mean_ci(values: np.ndarray, *, n_boot: int, seed: int) -> tuple[float, float]:
-    """Percentile bootstrap 95 % interval of the mean (Efron & Tibshirani 1993, ch. 13)."""
-    rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, values.size, size=(n_boot, values.size))].mean(axis=1)
-    lo, hi = np.percentile(means, [2.5, 97.5])
-    return float(lo), float(hi)
-
-
 def band_removal_summary(results: Sequence[BandRemoval], *, n_boot: int = DEFAULT_BOOTSTRAP,
-                         seed: int = 0) -> dict:
+                         seed: int = 0, groups: Sequence[str] | None = None) -> dict:
     """The band test over windows, against chance: mean paired difference (marked drop minus
     random drop) with a bootstrap 95 % interval, one-sided Wilcoxon signed-rank p-value
     (H1: the marked band's drop is larger), the share of windows where the marked band hurts
     more with its Wilson interval, and a one-sided sign test over the non-tied windows.
-    ``None`` figures when there are no windows."""
+    ``None`` figures when there are no windows.
+
+    ``groups``: each window's work. Windows of one work are not independent, so then the
+    interval resamples whole works and both tests and the share count works, each by the mean
+    difference of its windows (``unit``: ``"work"``; ``units``: how many)."""
     from scipy.stats import binomtest, wilcoxon
 
-    from musicbrain_cli.metrics import wilson_interval
+    from musicbrain_cli.metrics import bootstrap_ci, cluster_indices, wilson_interval
 
     diff = np.asarray([r.difference for r in results], dtype=np.float64)
     n = int(diff.size)
+    clusters = cluster_indices(list(groups) if groups is not None else None, n)
+    by_unit = np.asarray([diff[c].mean() for c in clusters], dtype=np.float64)
     out = {"windows": n, "width": results[0].width if n else None,
+           "unit": "work" if groups is not None else "window", "units": len(clusters),
            "marked_drop": float(np.mean([r.marked_drop for r in results])) if n else None,
            "random_drop": float(np.mean([r.random_drop for r in results])) if n else None,
            "mean_difference": float(diff.mean()) if n else None, "difference_ci95": [None, None],
@@ -450,14 +449,16 @@ def band_removal_summary(results: Sequence[BandRemoval], *, n_boot: int = DEFAUL
            "sign_test_p": None}
     if n == 0:
         return out
-    wins, losses = int((diff > 0).sum()), int((diff < 0).sum())
-    out["difference_ci95"] = list(_bootstrap_mean_ci(diff, n_boot=n_boot, seed=seed))
-    out["marked_worse_share"] = wins / n
-    out["marked_worse_ci95"] = list(wilson_interval(wins, n))
+    wins, losses = int((by_unit > 0).sum()), int((by_unit < 0).sum())
+    out["difference_ci95"] = bootstrap_ci(n, lambda idx: float(diff[idx].mean()),
+                                          groups=list(groups) if groups is not None else None,
+                                          n_boot=n_boot, seed=seed)
+    out["marked_worse_share"] = wins / by_unit.size
+    out["marked_worse_ci95"] = list(wilson_interval(wins, by_unit.size))
     if wins + losses:
         out["sign_test_p"] = float(binomtest(wins, wins + losses, 0.5, alternative="greater").pvalue)
-    if np.any(diff != 0):
-        out["wilcoxon_p"] = float(wilcoxon(diff, alternative="greater", zero_method="wilcox").pvalue)
+    if np.any(by_unit != 0):
+        out["wilcoxon_p"] = float(wilcoxon(by_unit, alternative="greater", zero_method="wilcox").pvalue)
     return out
 
 

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from musicbrain_cli.errors import DatasetError
+from musicbrain_cli.metrics import work_rates
 from musicbrain_cli.model.inference import WindowOutputs
 from musicbrain_cli.progress import NULL_PROGRESS, Progress
 from musicbrain_cli.taxonomy import DETECTION_LABEL, STYLE_GROUPS
@@ -230,33 +231,6 @@ def verdict_rates(clips: _Clips, is_ai: np.ndarray, *, policy, split: str,
             **({"by_rhythgen_configuration": by_config} if by_config else {}),
             **({"by_work": by_work} if by_work else {}),
             "unit": "clip", "rule": "full verdict rule (band, disagreement, out of domain)"}
-
-
-def work_rates(ids: Sequence[str], labels: Sequence[str], is_ai: np.ndarray,
-               works: Mapping[str, str]) -> dict[str, Any] | None:
-    """False accusations and misses counted by work: how many human works had any clip
-    called ``ai`` and how many AI works had any clip called ``human``, with Wilson intervals
-    over works. ``None`` when no clip has a known work."""
-    from musicbrain_cli.metrics import wilson_interval
-    from musicbrain_cli.verdict import AI, HUMAN
-
-    human: dict[str, bool] = {}
-    ai: dict[str, bool] = {}
-    for clip, label, truth in zip(ids, labels, is_ai):
-        work = works.get(clip) or ""
-        if not work:
-            continue
-        side = ai if truth else human
-        side[work] = side.get(work, False) or label == (HUMAN if truth else AI)
-    if not human and not ai:
-        return None
-    k_h, k_a = sum(human.values()), sum(ai.values())
-    return {"n_human_works": len(human), "human_works_with_a_clip_called_ai": k_h,
-            "fpr_works": k_h / len(human) if human else None,
-            "fpr_works_ci95": list(wilson_interval(k_h, len(human))),
-            "n_ai_works": len(ai), "ai_works_with_a_clip_called_human": k_a,
-            "fnr_works": k_a / len(ai) if ai else None,
-            "fnr_works_ci95": list(wilson_interval(k_a, len(ai)))}
 
 
 def ai_verdict_rates(labels: Sequence[str]) -> dict[str, Any]:
