@@ -40,6 +40,8 @@ def test_catalog_files(tmp_path):
     assert "&lt;i&gt;bad.mp3" in html and "<i>" not in html
     assert 'href="./a/report.pdf"' in html
     assert "class=\"sortable\"" in html and "script-src 'sha256-" in html
+    # the page names the labels in words; summary.json/csv keep the keys for machines
+    assert "Period: baroque 0.81" in html and "period/baroque=0.81" not in html
 
 
 def test_index_links_cannot_become_scripts(tmp_path):

@@ -17,7 +17,7 @@ from musicbrain_cli import __version__
 #: The SHA-256 of the rendering code each version shipped with.
 RENDERER_PINS = {
     "0.2.0": "059c8544ff4e370129ad37de4b646814ec98c5918984822cdad28fdf03705032",
-    "0.3.0": "f5e553b78d12ae47f44e349100be88c2b7230fef99c592663c953bdc55fdb9b7",
+    "0.3.0": "563dd247ce34fc918992ac671ec1f0e6f7e698cba07cc66867945e49631071b9",
 }
 
 

@@ -20,6 +20,7 @@ from musicbrain_cli.errors import ReportError
 from musicbrain_cli.model.ood import WITHHELD, labels_withheld
 from musicbrain_cli.report._io import atomic_write_bytes
 from musicbrain_cli.report.html import render_index_html, report_href, visible
+from musicbrain_cli.taxonomy import display_label
 from musicbrain_cli.text import csv_cell
 
 SUMMARY_SCHEMA = "musicbrain.summary/1"
@@ -146,6 +147,12 @@ def index_header(rows: Sequence[Mapping[str, Any]]) -> dict:
             "date": visible(date), "n": len(rows)}
 
 
+def _label_words(item: str) -> str:
+    """One ``group/label=p`` item of the ``top_labels`` column as a reader reads it."""
+    name, sep, p = item.rpartition("=")
+    return f"{display_label(name)} {p}" if sep else item
+
+
 def _index_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict]:
     out = []
     for row in rows:
@@ -156,6 +163,10 @@ def _index_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict]:
                 text = f"{float(value):.3f}"
             elif key == "duration_s" and value is not None:
                 text = f"{float(value):.1f}"
+            elif key == "top_labels" and value not in (None, WITHHELD):
+                # summary.csv keeps the label keys for machines; the page names them in
+                # words ("Period: Baroque 0.93", not "period/Baroque=0.93")
+                text = "; ".join(_label_words(item) for item in str(value).split("; "))
             elif key == "in_domain":
                 text = {True: "yes", False: "NO", None: "n/a"}[value]
             elif key == "status" and row.get("error"):

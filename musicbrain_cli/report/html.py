@@ -102,6 +102,15 @@ def pct(x: Any, digits: int = 1) -> str:
     return "n/a" if value is None else f"{100.0 * value:.{digits}f}%"
 
 
+def interval(bounds: Any, *, lead: str = ", ") -> str:
+    """``lead`` + "95% confidence interval a% to b%" for a ``[low, high]`` pair, or ``""``
+    when ``bounds`` is not one; ``lead="("`` closes the parenthesis."""
+    if not (isinstance(bounds, (list, tuple)) and len(bounds) == 2):
+        return ""
+    text = f"95% confidence interval {pct(bounds[0])} to {pct(bounds[1])}"
+    return f" ({text})" if lead == "(" else f"{lead}{text}"
+
+
 def prob(x: Any) -> str:
     value = _num(x)
     return "n/a" if value is None else f"{value:.3f}"
@@ -265,10 +274,7 @@ def error_rate_sentences(rates: Mapping | None, threshold: Any) -> list[str]:
         return []
 
     def ci(key: str) -> str:
-        bounds = rates.get(key)
-        if isinstance(bounds, (list, tuple)) and len(bounds) == 2:
-            return f" (95% confidence interval {pct(bounds[0])} to {pct(bounds[1])})"
-        return ""
+        return interval(rates.get(key), lead="(")
 
     split = f" of the '{visible(rates['split'])}' split" if rates.get("split") else ""
     unit = "clips" if rates.get("unit") == "clip" else "recordings"
@@ -297,10 +303,8 @@ def error_rate_sentences(rates: Mapping | None, threshold: Any) -> list[str]:
     if isinstance(by_generator, Mapping):
         for name in sorted(by_generator, key=str)[:12]:
             g = by_generator[name] if isinstance(by_generator[name], Mapping) else {}
-            bounds = g.get("fnr_ci95")
-            interval = (f" (95% confidence interval {pct(bounds[0])} to {pct(bounds[1])})"
-                        if isinstance(bounds, (list, tuple)) and len(bounds) == 2 else "")
-            out.append(f"Generator family '{visible(name)}': {pct(g.get('fnr'))}{interval} of "
+            out.append(f"Generator family '{visible(name)}': {pct(g.get('fnr'))}"
+                       f"{interval(g.get('fnr_ci95'), lead='(')} of "
                        f"its {g.get('n_ai', 'n/a')} recordings missed.")
     return out
 
@@ -312,13 +316,11 @@ def _works_sentence(rates: Mapping) -> str | None:
     by_work = rates.get("by_work")
     if not isinstance(by_work, Mapping) or not _num(by_work.get("n_human_works")):
         return None
-    bounds = by_work.get("fpr_works_ci95")
-    interval = (f", 95% confidence interval {pct(bounds[0])} to {pct(bounds[1])}"
-                if isinstance(bounds, (list, tuple)) and len(bounds) == 2 else "")
     return ("Counted by work, since clips of one work are not independent trials: "
             f"{by_work.get('human_works_with_a_clip_called_ai')} of the "
             f"{by_work.get('n_human_works')} human works had a clip called AI-generated "
-            f"({pct(by_work.get('fpr_works'))}{interval}); the clip intervals above are narrower "
+            f"({pct(by_work.get('fpr_works'))}{interval(by_work.get('fpr_works_ci95'))}); "
+            "the clip intervals above are narrower "
             "than the true uncertainty.")
 
 
@@ -330,13 +332,10 @@ def after_shipping_sentences(rates: Mapping) -> list[str]:
     for r in list(rates.get("false_accusations_after_shipping") or ())[:4]:
         if not isinstance(r, Mapping) or not _num(r.get("n")):
             continue
-        bounds = r.get("ci95")
-        interval = (f", 95% confidence interval {pct(bounds[0])} to {pct(bounds[1])}"
-                    if isinstance(bounds, (list, tuple)) and len(bounds) == 2 else "")
         note = f"; {visible(r['note'])}" if r.get("note") else ""
         out.append(f"Measured after the model shipped, on {visible(r.get('set', 'other human music'))}: "
                    f"it called {r.get('k')} of {r.get('n')} {visible(r.get('unit', 'clips'))} "
-                   f"({pct(r.get('rate'))}{interval}{note}) AI-generated"
+                   f"({pct(r.get('rate'))}{interval(r.get('ci95'))}{note}) AI-generated"
                    + (" within its domain" if r.get("within_domain") else "") + ".")
     return out
 
@@ -785,10 +784,7 @@ def _rate_phrase(r: Any) -> str | None:
     """'0 of 257 (0.0%, 95% confidence interval 0.0% to 1.5%)' from a {k, n, rate, ci95}."""
     if not isinstance(r, Mapping) or not r.get("n"):
         return None
-    bounds = r.get("ci95")
-    interval = (f", 95% confidence interval {pct(bounds[0])} to {pct(bounds[1])}"
-                if isinstance(bounds, (list, tuple)) and len(bounds) == 2 else "")
-    return f"{r.get('k')} of {r.get('n')} ({pct(r.get('rate'))}{interval})"
+    return f"{r.get('k')} of {r.get('n')} ({pct(r.get('rate'))}{interval(r.get('ci95'))})"
 
 
 def _artifact_sentences(found: Any) -> list[str]:
