@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -159,30 +159,30 @@ def rates_at_threshold(y_true, y_prob, threshold: float, *, mask=None) -> dict:
 
 
 def work_rates(ids: Sequence[str], labels: Sequence[str], is_ai: np.ndarray,
-               works: Mapping[str, str]) -> dict[str, Any] | None:
+               works: Mapping[str, str], *, ai: str, human: str) -> dict[str, Any] | None:
     """False accusations and misses counted by work: how many human works had any clip
-    called ``ai`` and how many AI works had any clip called ``human``, with Wilson intervals
-    over works. ``None`` when no clip has a known work."""
-    from musicbrain_cli.metrics import wilson_interval
-    from musicbrain_cli.verdict import AI, HUMAN
-
-    human: dict[str, bool] = {}
-    ai: dict[str, bool] = {}
+    called ``ai`` and how many AI works had any clip called ``human`` (the verdict labels
+    ``ai`` and ``human`` name, passed in: this module sits below the verdict), with Wilson
+    intervals over works. ``None`` when no clip has a known work."""
+    AI, HUMAN = ai, human
+    human_works: dict[str, bool] = {}
+    ai_works: dict[str, bool] = {}
     for clip, label, truth in zip(ids, labels, is_ai):
         work = works.get(clip) or ""
         if not work:
             continue
-        side = ai if truth else human
+        side = ai_works if truth else human_works
         side[work] = side.get(work, False) or label == (HUMAN if truth else AI)
-    if not human and not ai:
+    if not human_works and not ai_works:
         return None
-    k_h, k_a = sum(human.values()), sum(ai.values())
-    return {"n_human_works": len(human), "human_works_with_a_clip_called_ai": k_h,
-            "fpr_works": k_h / len(human) if human else None,
-            "fpr_works_ci95": list(wilson_interval(k_h, len(human))),
-            "n_ai_works": len(ai), "ai_works_with_a_clip_called_human": k_a,
-            "fnr_works": k_a / len(ai) if ai else None,
-            "fnr_works_ci95": list(wilson_interval(k_a, len(ai)))}
+    k_h, k_a = sum(human_works.values()), sum(ai_works.values())
+    n_h, n_a = len(human_works), len(ai_works)
+    return {"n_human_works": n_h, "human_works_with_a_clip_called_ai": k_h,
+            "fpr_works": k_h / n_h if n_h else None,
+            "fpr_works_ci95": list(wilson_interval(k_h, n_h)),
+            "n_ai_works": n_a, "ai_works_with_a_clip_called_human": k_a,
+            "fnr_works": k_a / n_a if n_a else None,
+            "fnr_works_ci95": list(wilson_interval(k_a, n_a))}
 
 
 def cluster_indices(groups: Sequence[str] | None, n: int) -> list[np.ndarray]:

@@ -100,8 +100,8 @@ def test_work_rates_count_a_work_once():
     ids = ["a1", "a2", "b1", "c1", "c2"]
     works = {"a1": "A", "a2": "A", "b1": "B", "c1": "C", "c2": "C"}
     r = work_rates(ids, ["ai", "ai", "human", "human", "inconclusive"],
-                   np.array([False, False, False, True, True]), works)
+                   np.array([False, False, False, True, True]), works, ai="ai", human="human")
     # two accused clips of one human work are one accused work of two
     assert r["n_human_works"] == 2 and r["human_works_with_a_clip_called_ai"] == 1
     assert r["n_ai_works"] == 1 and r["ai_works_with_a_clip_called_human"] == 1
-    assert work_rates(ids, ["ai"] * 5, np.zeros(5, bool), {}) is None
+    assert work_rates(ids, ["ai"] * 5, np.zeros(5, bool), {}, ai="ai", human="human") is None

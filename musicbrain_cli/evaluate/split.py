@@ -844,13 +844,14 @@ def _verdicts_by_work(rows: Sequence[Mapping], is_ai, known, verdicts: Sequence[
     with any clip called ``ai``, AI works with any clip called ``human``, Wilson intervals
     over works; ``None`` when the data set names no work."""
     from musicbrain_cli.metrics import work_rates
+    from musicbrain_cli.verdict import AI, HUMAN
 
     keep = [i for i, k in enumerate(known) if k > 0.5]
     works = {rows[i]["clip_id"]: rows[i].get("work_id") or "" for i in keep}
     if not any(works.values()):
         return None
     return work_rates([rows[i]["clip_id"] for i in keep], [verdicts[i] for i in keep],
-                      np.asarray([is_ai[i] > 0.5 for i in keep]), works)
+                      np.asarray([is_ai[i] > 0.5 for i in keep]), works, ai=AI, human=HUMAN)
 
 
 def _truth_name(counts: dict[str, int]) -> str:

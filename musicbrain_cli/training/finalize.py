@@ -216,7 +216,7 @@ def verdict_rates(clips: _Clips, is_ai: np.ndarray, *, policy, split: str,
             by_generator[name] = ai_verdict_rates(mine)
 
     by_config = configuration_rates(clips.ids, labels, is_ai)
-    by_work = work_rates(clips.ids, labels, is_ai, works) if works else None
+    by_work = work_rates(clips.ids, labels, is_ai, works, ai=AI, human=HUMAN) if works else None
 
     fpr, fpr_ci = rate(counts[False][AI], n_h)
     fnr, fnr_ci = rate(counts[True][HUMAN], n_a)
