@@ -154,6 +154,9 @@ class ComposerMatch:
     status: str
     name: str | None = None
     candidates: tuple[str, ...] = ()
+    #: matched on initials for some given name ('F. Mendelssohn', 'J. S. Bach'): a reading,
+    #: not a spelling of the name, so a build lists it for a person to check
+    by_initials: bool = False
 
 
 def _words(text: str, *, initials: bool = True) -> list[str]:
@@ -225,15 +228,18 @@ def resolve_composer(name: str, *, composers=None, by_surname: bool = False) -> 
             splits.append((_key("".join(words[:i])), words[i:]))        # surname first
             if i < len(words):
                 splits.append((_key("".join(words[i:])), words[:i]))    # given names first
-    matched = sorted({c for c, sk, gw in index for s, g in splits
-                      if g and s == sk and _given_agree(g, list(gw))})
+    agree = [(c, g) for c, sk, gw in index for s, g in splits
+             if g and s == sk and _given_agree(g, list(gw))]
+    matched = sorted({c for c, _ in agree})
+    spelled = {c for c, g in agree if all(len(w) > 1 for w in g)}   # no initial needed
     if not matched and "," not in written:
         # all lower case, no separators: 'bachjohannsebastian' / 'johannsebastianbach'
         flat = _key(written)
         matched = sorted({c for c, sk, gw in index
                           if flat in (sk + _key("".join(gw)), _key("".join(gw)) + sk)})
     if len(matched) == 1:
-        return ComposerMatch(written, "matched", matched[0])
+        return ComposerMatch(written, "matched", matched[0],
+                             by_initials=bool(agree) and matched[0] not in spelled)
     if matched:
         return ComposerMatch(written, "ambiguous", None, tuple(matched))
     # a bare surname ('Mozart', 'Bach,') names a family, not a person

@@ -107,16 +107,37 @@ class Cell:
     source: str
     status: str = "ok"
     candidates: tuple[str, ...] = ()
+    by_initials: bool = False     # a composer matched on initials: listed for a person to check
 
 
 def _composer_cell(written: str, source: str) -> Cell:
     m = resolve_composer(written)
-    return Cell(m.name or "", m.written, source, m.status, m.candidates)
+    return Cell(m.name or "", m.written, source, m.status, m.candidates, m.by_initials)
 
 
-#: a prompt line that can be a composer: letters, spaces and name punctuation only (the
-#: control lines RhythGen writes first, '%syncopation 5 1 1 ...', hold digits)
-_NAME_LINE = re.compile(r"^[^\W\d_][\w .,'’\-]*?(?P<dates>\s*\(\d{3,4}\s*[-–]\s*\d{3,4}\))?$")
+#: a prompt line that can be a composer: letters, spaces and name punctuation only, no digit
+_NAME_LINE = re.compile(r"^[^\W\d_](?:[^\W\d_]|[ .,'’\-])*$")
+#: what people add around a composer's name in a prompt line, taken off before it is read:
+#: a 'Composer:' label in front, and bracketed notes at the end ('(1719-1787)', '(b. 1719)',
+#: '[1714-88]', '(née Wieck)')
+_NAME_PREFIX = re.compile(r"^composer\s*[:=]\s*", re.IGNORECASE)
+_NAME_NOTE = re.compile(r"\s*(\([^()]*\)|\[[^\[\]]*\])\s*$")
+#: a control line of a NotaGen fine-tune, not a label: a keyword and numbers only (RhythGen
+#: writes '%syncopation 5 1 1 ...' first)
+_CONTROL_LINE = re.compile(r"^[A-Za-z_]+(\s+[-+]?\d+(\.\d+)?)+$")
+
+
+def _name_in_line(value: str) -> str | None:
+    """The composer's name in a prompt line, without a 'Composer:' label or bracketed notes
+    at its end; ``None`` when what is left is not a name."""
+    name = _NAME_PREFIX.sub("", value.strip())
+    while True:
+        shorter = _NAME_NOTE.sub("", name)
+        if shorter == name:
+            break
+        name = shorter
+    name = name.strip()
+    return name if name and _NAME_LINE.match(name) else None
 
 
 def prompt_labels(text: str) -> dict[str, Cell]:
@@ -128,6 +149,7 @@ def prompt_labels(text: str) -> dict[str, Cell]:
     """
     found: dict[str, Cell] = {}
     names: list[str] = []
+    unread: list[str] = []      # lines that are no label, no control line and no name
     ended = False
     for raw in text.splitlines():
         line = raw.strip()
@@ -145,11 +167,19 @@ def prompt_labels(text: str) -> dict[str, Cell]:
                 found.setdefault(field, Cell(canon(value), value, "prompt lines"))
                 break
         else:
-            m = _NAME_LINE.match(value)
-            if m:       # 'Mozart, Leopold (1719-1787)': the name without its dates
-                names.append(value[:m.start("dates")].strip() if m.group("dates") else value)
+            name = _name_in_line(value)
+            if name is not None:   # 'Mozart, Leopold (b. 1719)': the name without the note
+                names.append(name)
+            elif not _CONTROL_LINE.match(value):
+                unread.append(value)
     if names and (ended or found):
         found["composer"] = _composer_cell(names[0], "prompt lines")
+    elif unread and (ended or found):
+        # A prompt line that names no one we can read is still the file's own word on its
+        # composer: it is kept as written and masked, so that a folder's or file name's
+        # composer never replaces it silently (session 29 audit: 'Composer: Mozart,
+        # Leopold' was dropped and the folder's W. A. Mozart used instead).
+        found["composer"] = Cell("", unread[0], "prompt lines", "unknown")
     return found
 
 
@@ -165,7 +195,8 @@ def prompt_name_labels(name: str, *, source: str,
     Returns ``({}, None)`` for a name that does not begin with a period (not a prompt
     name), ``(cells, reason)`` for a prompt-like name that is refused: ``cells`` is empty,
     or, when the composer it names is unknown or ambiguous, that composer as written
-    (masked, with its status), so that no later source's composer replaces it silently.
+    (masked, with its status), so that no later source's composer replaces it silently,
+    with the period and instrumentation the name states.
     """
     words = [w for w in re.split(r"[_\s]+", name.strip()) if w]
     if len(words) < 3 or not canonical_period(words[0]):
@@ -190,15 +221,21 @@ def prompt_name_labels(name: str, *, source: str,
             reasons.append(f"{name!r}: composer {written!r} is {match.status} in NotaGen's "
                            f"prompt list{hint}")
             if not stated and written:
-                stated = {"composer": Cell("", written, source, match.status,
-                                           tuple(match.candidates))}
+                # the composer as written, masked; the period and the instrumentation the
+                # name states are labels in their own right (session 29 audit: the file was
+                # skipped and its composer listed nowhere)
+                stated = {"period": Cell(period, words[0], source),
+                          "composer": Cell("", written, source, match.status,
+                                           tuple(match.candidates)),
+                          "instrumentation": Cell(instr, instr_written, source)}
             continue
         if (period, match.name, instr) not in valid:
             reasons.append(f"{name!r}: {period} / {match.name} / {instr} is not one of "
                            f"NotaGen's {len(valid)} prompts")
             continue
         return {"period": Cell(period, words[0], source),
-                "composer": Cell(match.name, written, source, "matched"),
+                "composer": Cell(match.name, written, source, "matched",
+                                 by_initials=match.by_initials),
                 "instrumentation": Cell(instr, instr_written, source)}, None
     return stated, (reasons[0] if reasons else f"{name!r}: no instrumentation at its end")
 
@@ -611,7 +648,14 @@ def build_notagen_dataset(root: str | Path, out: str | Path, *, soundfonts: list
                    "new_clips": n_clips, "dropped_clips": len(writer.dropped),
                    "skipped": len(writer.skipped),
                    "not_notagen_prompts": sum(e["files"] for e in
-                                              writer.report["not_notagen_prompts"].values())}
+                                              writer.report["not_notagen_prompts"].values()),
+                   # what the console names so that no one has to open the report to learn it
+                   "composers_masked": sum(e["files"] for k in ("unknown_composers",
+                                                                 "ambiguous_composers")
+                                           for e in writer.report[k].values()),
+                   "composers_by_initials": sum(
+                       e["files"] for e in writer.report["composers_matched_by_initials"].values()),
+                   "labels_rows_not_found": len(unused_rows) if labels_csv is not None else 0}
     return summary
 
 
@@ -622,6 +666,7 @@ def label_report(parsed: list[tuple[AbcItem, LabelFinding]], splits: dict[str, s
     sources: dict[str, Counter] = {f: Counter() for f in FIELDS}
     synonyms: dict[str, dict] = {}
     composers: dict[str, dict[str, dict]] = {"unknown": {}, "ambiguous": {}}
+    by_initials: dict[str, dict] = {}
     refused = dict(refused or {})
     conflicts, items = [], {}
     # a complete label set no NotaGen prompt has (prompt lines edited by hand, a fine-tune with
@@ -646,6 +691,9 @@ def label_report(parsed: list[tuple[AbcItem, LabelFinding]], splits: dict[str, s
             entry = composers[comp.status].setdefault(
                 comp.written, {"files": 0, "same_surname" if comp.status == "unknown"
                                else "candidates": list(comp.candidates)})
+            entry["files"] += 1
+        if comp is not None and comp.by_initials and comp.value:
+            entry = by_initials.setdefault(comp.written, {"label": comp.value, "files": 0})
             entry["files"] += 1
         triple = (finding.labels.period, finding.labels.composer, finding.labels.instrumentation)
         if all(triple) and triple not in valid:
@@ -677,6 +725,9 @@ def label_report(parsed: list[tuple[AbcItem, LabelFinding]], splits: dict[str, s
         "synonyms": synonyms,
         "unknown_composers": composers["unknown"],
         "ambiguous_composers": composers["ambiguous"],
+        # 'F. Mendelssohn' -> Felix: initials agree, but they are a reading of the name (Fanny
+        # was a Mendelssohn too), so every such match is listed for a person to check
+        "composers_matched_by_initials": by_initials,
         "refused_prompt_folders": refused,
         "not_notagen_prompts": dict(sorted(unlisted.items())),
         "label_conflicts": conflicts,
