@@ -333,6 +333,12 @@ def scan(inputs, paths_from, output, report_format, model_name, device, jobs, ke
     # what it refuses (the output folder given as an input) is the caller's to fix: status 2
     with _usage_errors():
         found = discover([*inputs, *listed], output=output)
+    if not found.files and not found.missing:
+        # still a scan (the catalog of OUT is written again from its verified folders), but
+        # a mistyped or empty input folder must not pass for a clean one (session 29 audit)
+        _echo("warning: nothing to scan: no audio file found in the inputs given"
+              + (f" ({len(found.skipped)} file(s) skipped, listed below)" if found.skipped else ""),
+              err=True)
 
     if trust_anchors:
         from musicbrain_cli.errors import ConfigError
@@ -390,6 +396,9 @@ def scan(inputs, paths_from, output, report_format, model_name, device, jobs, ke
               err=True)
     for name, reason in result.excluded:
         _echo(f"not in the catalog: {name}: {reason}", err=True)
+    for name, path in result.kept_after_failure:
+        _echo(f"kept in the catalog: {name}: the earlier verified report of the same audio, "
+              f"since this scan's redo of {path} failed", err=True)
     if as_json:
         for entry in result.entries:
             if entry.error:

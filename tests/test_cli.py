@@ -157,6 +157,7 @@ def test_scan_of_an_empty_folder_never_loads_the_model(tmp_path):
     code = ("import sys; from click.testing import CliRunner; from musicbrain_cli.cli import main; "
             "r = CliRunner().invoke(main, ['scan', sys.argv[1], '-o', sys.argv[2], '--unsigned', "
             "'--quiet']); assert r.exit_code == 0, r.output; "
+            "assert 'nothing to scan' in r.output, r.output; "
             "assert 'torch' not in sys.modules, 'torch was imported'; print('ok')")
     done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "empty"),
                            str(tmp_path / "out")], capture_output=True, text=True, timeout=120)

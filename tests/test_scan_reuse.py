@@ -353,12 +353,15 @@ def test_a_folder_that_cannot_be_written_fails_its_track_and_the_scan_goes_on(
     assert res.exit_code == 1, res.output
     assert "cannot write the report folder" in res.output and "Operation not permitted" in res.output
     monkeypatch.setattr(Path, "rename", real_rename)
-    # the verified report it was replacing is back in place, b's new one is written, and
-    # the catalog says what happened
+    # the verified report it was replacing is back in place, b's new one is written; the
+    # console and the exit status say a's redo failed, and since a's audio is the one that
+    # report describes, the catalog keeps it (session 29 audit: it was dropped, the input
+    # blamed, and an unchanged file lost its verified result)
     assert (out / folder_a / "report.html").is_file()
     got = rows(out)
     assert got["b.flac"]["status"] == "ok" and got["b.flac"]["report"].endswith("report.pdf")
-    assert got["a.flac"]["status"] == "error"
+    assert got["a.flac"]["status"] == "ok" and got["a.flac"]["report"] == f"{folder_a}/report.html"
+    assert f"kept in the catalog: {folder_a}" in " ".join(res.output.split())
     assert not list(out.glob(".tmp-*")) and batch.TMP_PREFIX == ".tmp-"
 
 
@@ -456,7 +459,9 @@ def test_a_superseded_folder_stays_out_of_the_catalog_on_a_later_subset_scan(set
         assert "now holds other audio" in run(scan_args(a)).output
         res = run(scan_args(root / "c.flac"))                 # another subset
         assert res.exit_code == 0, res.output
-        assert "analysed again later, into another folder" in res.output
+        # marked superseded when the change was found (session 29: the index remembers)
+        assert "a later scan found its input failing or holding other audio" in \
+            " ".join(res.output.split())
         data = json.loads((out / "summary.json").read_text(encoding="utf-8"))["tracks"]
         assert len([r for r in data if Path(r["path"]).name == "a.flac"]) == 1, data
         assert run(["verify", str(out)]).exit_code == 0
@@ -472,3 +477,115 @@ def test_a_hostile_inputs_index_is_no_index(setup):
     res = run(scan_args(root / "c.flac"))
     assert res.exit_code == 0, res.output
     assert "c.flac" in rows(out)
+
+
+def _catalog_folder(out: Path, path: Path) -> Path | None:
+    data = json.loads((out / "summary.json").read_text(encoding="utf-8"))["tracks"]
+    found = [r for r in data if r["path"] == str(path)]
+    assert len(found) <= 1, found
+    return out / Path(found[0]["report"]).parent if found and found[0].get("report") else None
+
+
+def test_an_input_that_now_fails_stays_failed_after_a_scan_of_other_files(setup):
+    """Session 29 audit: a file that had become unreadable was listed as failed, but the next
+    scan of another file brought its old folder back as `ok` (the verdict on audio it no
+    longer holds) and dropped the failure row."""
+    root, out, scan_args = setup
+    a = root / "cat" / "a.flac"
+    saved = a.read_bytes()
+    try:
+        a.write_bytes(os.urandom(5000))
+        assert run(scan_args(a)).exit_code == 1
+        assert rows(out)["a.flac"]["status"] == "error"
+        res = run(scan_args(root / "c.flac"))
+        assert res.exit_code == 0, res.output
+        data = json.loads((out / "summary.json").read_text(encoding="utf-8"))["tracks"]
+        assert [r["status"] for r in data if Path(r["path"]).name == "a.flac"] == ["error"]
+        assert run(["verify", str(out)]).exit_code == 0
+    finally:
+        a.write_bytes(saved)
+
+
+def test_an_input_back_to_its_earlier_audio_shows_that_audios_report(setup):
+    """Session 29 audit: after a file changed and changed back, the folder reused for it lost
+    to the later-analysed folder of the other audio on the next scan of another file."""
+    root, out, scan_args = setup
+    a = root / "cat" / "a.flac"
+    saved = a.read_bytes()
+    original = _folder_of(out, "a.flac").name
+    try:
+        encode_audio(a, make_tone(4.0, 523.0, 5), SR)          # other audio
+        assert run(scan_args(a)).exit_code == 0
+        assert _folder_of(out, "a.flac").name != original
+        a.write_bytes(saved)                                    # back again: reused
+        assert run(scan_args(a)).exit_code == 0
+        assert _folder_of(out, "a.flac").name == original
+        assert run(scan_args(root / "c.flac")).exit_code == 0   # another subset
+        data = json.loads((out / "summary.json").read_text(encoding="utf-8"))["tracks"]
+        mine = [r for r in data if Path(r["path"]).name == "a.flac"]
+        assert len(mine) == 1 and mine[0]["report"].startswith(original + "/"), mine
+    finally:
+        a.write_bytes(saved)
+
+
+def test_the_twin_of_a_deleted_input_never_takes_over_its_folder(setup, tmp_path):
+    """Session 29 audit: once one of two inputs with the same audio and name was deleted, the
+    other took over its folder (and --force would overwrite that report), and its own
+    folder was left out as holding 'other audio'."""
+    root, out, scan_args = setup
+    x, y = tmp_path / "X", tmp_path / "Y"
+    x.mkdir()
+    y.mkdir()
+    shutil.copy(root / "c.flac", x / "t.flac")
+    shutil.copy(root / "c.flac", y / "t.flac")
+    assert run(scan_args(x / "t.flac")).exit_code == 0
+    assert run(scan_args(y / "t.flac")).exit_code == 0
+    fx, fy = _catalog_folder(out, x / "t.flac"), _catalog_folder(out, y / "t.flac")
+    assert fx is not None and fy is not None and fx != fy
+    (x / "t.flac").unlink()
+    for extra in ([], ["--force"]):
+        res = run([*scan_args(y / "t.flac"), *extra])
+        assert res.exit_code == 0, res.output
+        assert _catalog_folder(out, y / "t.flac") == fy
+        recorded = json.loads((fx / "result.json").read_text(encoding="utf-8"))["input"]["path"]
+        assert recorded == str(x / "t.flac")                    # X's report untouched
+        assert _catalog_folder(out, x / "t.flac") == fx         # and still in the catalog
+
+
+@pytest.mark.parametrize("schema", ["musicbrain.inputs/2", None])
+def test_an_edited_inputs_index_cannot_drop_other_inputs_folders(setup, schema):
+    """Session 29 audit: the index is unsigned bookkeeping; entries pointing a.flac's folder
+    at c.flac and b.flac's at a path that does not exist dropped both from the catalog."""
+    root, out, scan_args = setup
+    fa, fb = _folder_of(out, "a.flac").name, _folder_of(out, "b.flac").name
+    lies = {fa: str((root / "c.flac").resolve()), fb: "/nowhere/z"}
+    data = (lies if schema is None else
+            {"schema": schema, "folders": {k: {"input": v, "seen": "9999"} for k, v in lies.items()},
+             "failures": {}})
+    (out / ".musicbrain-inputs.json").write_text(json.dumps(data))
+    res = run(scan_args(root / "c.flac"))
+    assert res.exit_code == 0, res.output
+    got = rows(out)
+    assert got["a.flac"]["status"] == got["b.flac"]["status"] == got["c.flac"]["status"] == "ok"
+    assert _folder_of(out, "a.flac").name == fa and _folder_of(out, "b.flac").name == fb
+    index = json.loads((out / ".musicbrain-inputs.json").read_text())
+    assert fa not in index["folders"] and fb not in index["folders"]   # lies not kept as truth
+
+
+def test_a_failure_row_is_not_dropped_for_another_folders_file_of_the_same_relative_path(
+        setup, tmp_path, monkeypatch):
+    """Session 29 audit: failure rows keep the path as typed; resolved from the next scan's
+    working folder, `in/bad.flac` of another folder took the failure's place and it was
+    dropped from the catalog."""
+    root, out, scan_args = setup
+    gx, gy = tmp_path / "GX" / "in", tmp_path / "GY" / "in"
+    gx.mkdir(parents=True)
+    gy.mkdir(parents=True)
+    (gx / "bad.flac").write_bytes(os.urandom(5000))
+    shutil.copy(root / "c.flac", gy / "bad.flac")
+    monkeypatch.chdir(gx.parent)
+    assert run(scan_args(Path("in/bad.flac"))).exit_code == 1
+    monkeypatch.chdir(gy.parent)
+    assert run(scan_args(Path("in/bad.flac"))).exit_code == 0
+    data = json.loads((out / "summary.json").read_text(encoding="utf-8"))["tracks"]
+    assert sorted(r["status"] for r in data if r["path"] == "in/bad.flac") == ["error", "ok"]

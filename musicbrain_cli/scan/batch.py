@@ -878,6 +878,9 @@ class ScanResult:
     kept: list = field(default_factory=list)
     #: (folder name, why) of track folders present that do not verify: not in the catalog
     excluded: list[tuple[str, str]] = field(default_factory=list)
+    #: (folder name, input path) of earlier folders kept in the catalog for an input whose
+    #: track failed this time with the same audio (its report could not be written)
+    kept_after_failure: list[tuple[str, str]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     audio_seconds: float = 0.0
 
@@ -901,6 +904,9 @@ class TrackOutcome:
     audio_seconds: float = 0.0
     reused: bool = False
     redone: str | None = None
+    #: the input's SHA-256 when it was read, also for a track that failed later (a report
+    #: that could not be written): an earlier folder of the same audio still describes it
+    sha256: str | None = None
 
 
 def _recorded_input(folder: Path) -> str | None:
@@ -936,12 +942,19 @@ def track_folder(path: Path, sha: str, out: Path, *, salted: bool = False) -> Pa
     stem), or ``salted`` (such a twin is in this scan) and it does not hold this input's:
     then the name that also carries the hash of the input's real path (the same from any
     working folder). A salted folder an earlier scan made for this input is found again.
-    A plain folder whose recorded input no longer resolves (a relative path recorded from
-    another working folder, a moved library) is taken for this input, as before folders
-    were told apart, so a rerun reuses what it finished."""
+    Where the inputs index of ``out`` knows the plain folder's input (and agrees with its
+    record), that decides. Otherwise a plain folder whose recorded input no longer resolves
+    (a relative path recorded from another working folder, a moved library) is taken for
+    this input, as before folders were told apart, so a rerun reuses what it finished."""
     plain = out / safe_name(path, sha)
     own = out / safe_name(path, sha, salt=os.path.realpath(path))
     recorded = _recorded_input(plain)
+    # The index knows whose the plain folder is even when its recorded path is relative to
+    # another working folder, or its input is gone (session 29 audit: a copy of an input, or
+    # the twin of a deleted one, took over the original's folder, and --force overwrote it).
+    indexed = inputs_index(out).input_of(plain.name, recorded)
+    if indexed is not None:
+        return plain if indexed == os.path.realpath(path) else own
     if salted:      # a twin is in this scan: the plain name only if provably this input's
         return plain if _is_input(recorded, path) else own
     if recorded is not None and os.path.lexists(recorded) and not _is_input(recorded, path):
@@ -970,6 +983,7 @@ def _prepare_track(path: Path, out: Path, detector, *, options: ScanOptions, key
     from musicbrain_cli.audio.intake import sha256_file
     from musicbrain_cli.report import CatalogEntry
 
+    sha = None
     try:
         sha = sha256_file(path)
         folder = track_folder(path, sha, out, salted=salted)
@@ -982,23 +996,24 @@ def _prepare_track(path: Path, out: Path, detector, *, options: ScanOptions, key
         if done is not None:
             return TrackOutcome(CatalogEntry(str(path), track=done,
                                              report=_report_rel(folder, out, options)),
-                                reused=True, redone=why), None
+                                reused=True, redone=why, sha256=sha), None
         kept = _earlier_formats(folder, options)
         if kept and why:
             names = [f"report.{f}" for f in kept]
             why += f"; its {' and '.join(names)} {'is' if len(names) == 1 else 'are'} made again too"
         analysis = analyse_track(path, detector, options=options, command_line=command_line)
     except MusicBrainError as exc:
-        return TrackOutcome(CatalogEntry(str(path), error=str(exc))), None
+        return TrackOutcome(CatalogEntry(str(path), error=str(exc)), sha256=sha), None
     except Exception as exc:  # noqa: BLE001
         # A fault of this program or of a library on one hostile file: that file fails,
         # loudly (its row, the console, exit status 1), and the batch and its catalog go on.
         return TrackOutcome(CatalogEntry(
             str(path), error=f"internal error while analysing this file "
-                             f"({type(exc).__name__}: {exc}); please report it")), None
+                             f"({type(exc).__name__}: {exc}); please report it"),
+            sha256=sha), None
     outcome = TrackOutcome(CatalogEntry(str(path), track=analysis.track,
                                         report=_report_rel(folder, out, options)),
-                           timings=dict(analysis.timings), redone=why,
+                           timings=dict(analysis.timings), redone=why, sha256=sha,
                            audio_seconds=float(analysis.track["input"].get("decoded_duration_s")
                                                or 0))
 
@@ -1112,6 +1127,7 @@ def _scan_locked(inputs, out: Path, detector, *, options: ScanOptions, keys,
     from musicbrain_cli.report.manifest import write_catalog_manifest
 
     check_output(out, keys)          # under the lock: no signed scan can slip in between
+    started = _now()
     previous_failures = _previous_failures(out)
     recover_interrupted_renames(out)
     for stale in out.glob(f"{TMP_PREFIX}*"):
@@ -1129,8 +1145,11 @@ def _scan_locked(inputs, out: Path, detector, *, options: ScanOptions, keys,
                                command_line=command_line, progress=progress, salted=salted)
     else:
         outcomes = engine(found.files, out, salted)
+    failed_sha: dict[str, str] = {}
     for path, outcome in zip(found.files, outcomes):
         result.entries.append(outcome.entry)
+        if outcome.entry.error and outcome.sha256:
+            failed_sha[os.path.realpath(path)] = outcome.sha256
         result.reused += outcome.reused
         result.audio_seconds += outcome.audio_seconds
         _merge(result.timings, outcome.timings)
@@ -1138,23 +1157,41 @@ def _scan_locked(inputs, out: Path, detector, *, options: ScanOptions, keys,
             result.redone.append((str(path), outcome.redone))
     ours = {_folder(e) for e in result.entries if e.report}
     _keep_other_folders(out, ours, keys, result)
-    where = _read_inputs_index(out)
-    where.update({_folder(e): os.path.realpath(e.input_path)
-                  for e in result.entries if e.report})
-    _drop_superseded(result, gone={str(p) for p in found.missing}, where=where)
+    index = _read_inputs_index(out)
+    for e in result.entries:           # matched now (analysed or reused): seen now
+        if e.report:
+            index.folders[_folder(e)] = {"input": os.path.realpath(e.input_path), "seen": started}
+    _drop_superseded(result, gone={str(p) for p in found.missing}, index=index, now=started,
+                     failed_sha=failed_sha)
     # by real path: a failure listed as `t7/bad.mp3` is the file scanned now as
-    # `/abs/t7/bad.mp3`, and once it is analysed its old failure row must go
-    inputs_now = {os.path.realpath(e.input_path) for e in (*result.entries, *result.kept)}
+    # `/abs/t7/bad.mp3`, and once it is analysed its old failure row must go; a failure row
+    # of an earlier scan is resolved by the index, not from this working folder (session 29
+    # audit: another folder's `in/bad.ogg` took its place)
+    inputs_now = {os.path.realpath(e.input_path) for e in result.entries} | \
+        {_real_input(e, index) for e in result.kept}
     failures = [e for e in previous_failures
-                if os.path.realpath(e.input_path) not in inputs_now]
-    # an input that is gone now but has a verified folder from an earlier scan: the
-    # console and the exit status say it failed; the catalog shows its report, once
-    kept_inputs = {_real_input(e, where) for e in result.kept}
+                if index.failures.get(e.input_path, os.path.realpath(e.input_path))
+                not in inputs_now]
+    # an input that is gone now (or whose report could not be written) but has a verified
+    # folder of the same audio from an earlier scan: the console and the exit status say it
+    # failed; the catalog shows its report, once
+    kept_inputs = {_real_input(e, index) for e in result.kept}
     entries = [*(e for e in result.entries
                  if not (e.error and os.path.realpath(e.input_path) in kept_inputs)),
                *result.kept, *failures]
-    _write_inputs_index(out, {folder: real for folder, real in where.items()
-                              if (out / folder).is_dir()})
+    # written back only where it agrees with each folder's own record of its input: an
+    # edited or stale entry is not kept as if it were true
+    recorded = {_folder(e): e.input_path for e in (*result.entries, *result.kept) if e.report}
+    index.folders = {name: entry for name, entry in index.folders.items()
+                     if name and (out / name).is_dir()
+                     and _agrees(recorded.get(name) or _recorded_input(out / name),
+                                 entry["input"])}
+    index.failures = {**{e.input_path: index.failures.get(e.input_path,
+                                                          os.path.realpath(e.input_path))
+                         for e in failures},
+                      **{e.input_path: os.path.realpath(e.input_path)
+                         for e in result.entries if e.error}}
+    _write_inputs_index(out, index)
     written = write_catalog(out, entries)
     write_catalog_manifest(out, [p.name for p in written],
                            [_folder(e) for e in entries if e.report],
@@ -1162,34 +1199,112 @@ def _scan_locked(inputs, out: Path, detector, *, options: ScanOptions, keys,
     return result
 
 
-#: Where each track folder's input lay when it was scanned (its real path): an earlier folder
-#: is matched to a rescanned input by it, however the path was spelled and from whichever
-#: working folder either scan ran (a relative path recorded in result.json says nothing of
-#: that folder: session 28 review). Local bookkeeping of OUT, like the lock: not evidence,
-#: never signed or shown; a folder it does not know (older scans) falls back to its
-#: recorded path, resolved from here.
+#: Where each track folder's input lay when it was scanned (its real path), when a scan last
+#: matched the folder to its input (``seen``), and when a later scan found that input failing
+#: or holding other audio (``superseded``); and the real path of each failure row. An earlier
+#: folder is matched to a rescanned input by it, however the path was spelled and from
+#: whichever working folder either scan ran (a relative path recorded in result.json says
+#: nothing of that folder: session 28 review). Local bookkeeping of OUT, like the lock: not
+#: evidence, never signed or shown, and untrusted: an entry is used only where it agrees with
+#: the folder's own signed record of its input (session 29 audit: an edited index dropped
+#: other inputs' folders); a folder it does not know (older scans, a scan killed before it
+#: wrote the index) falls back to its recorded path, resolved from here.
 INPUTS_INDEX = ".musicbrain-inputs.json"
+INPUTS_INDEX_SCHEMA = "musicbrain.inputs/2"
 MAX_INPUTS_INDEX_BYTES = 64 * 1024 * 1024
 
 
-def _read_inputs_index(out: Path) -> dict[str, str]:
+@dataclass
+class InputsIndex:
+    """:data:`INPUTS_INDEX` in memory. ``folders``: folder name -> ``{"input": real path,
+    "seen": ISO time, "superseded": ISO time (optional)}``; ``failures``: the path a failure
+    row shows -> the real path of that input."""
+
+    folders: dict[str, dict[str, str]] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)
+
+    def input_of(self, folder: str | None, recorded: str | None) -> str | None:
+        """The real path the index gives ``folder``'s input, when it agrees with the path
+        the folder records (``recorded``, from its result.json); else ``None``."""
+        entry = self.folders.get(folder or "")
+        if entry is None or not _agrees(recorded, entry["input"]):
+            return None
+        return entry["input"]
+
+    def seen(self, folder: str | None) -> str | None:
+        return (self.folders.get(folder or "") or {}).get("seen")
+
+    def superseded(self, folder: str | None) -> bool:
+        """Whether a scan after the folder was last matched found its input failing or
+        holding other audio."""
+        entry = self.folders.get(folder or "") or {}
+        return bool(entry.get("superseded")) and entry["superseded"] > entry.get("seen", "")
+
+
+def _agrees(recorded: str | None, real: str) -> bool:
+    """Whether a recorded input path (as typed when the folder was made, perhaps relative
+    to another working folder) can be the file at ``real``: the same name, and for a
+    relative path the same trailing folders; for an absolute one the same file."""
+    if not recorded or not real:
+        return False
+    rec = os.path.normpath(recorded)
+    if os.path.basename(rec) != os.path.basename(real):
+        return False
+    if os.path.isabs(rec):
+        return rec == real or os.path.realpath(rec) == real
+    parts = [p for p in rec.split(os.sep) if p not in ("", ".", "..")]
+    return real.endswith(os.sep + os.path.join(*parts)) if parts else False
+
+
+def _read_inputs_index(out: Path) -> InputsIndex:
     from musicbrain_cli.inputs import read_regular
 
     try:
         data = json.loads(read_regular(out / INPUTS_INDEX, max_bytes=MAX_INPUTS_INDEX_BYTES))
     except (OSError, ValueError, RecursionError):
-        return {}     # bookkeeping only: a bad one is no index (session 28 review: nesting)
+        return InputsIndex()  # bookkeeping only: a bad one is no index (session 28 review)
     if not isinstance(data, dict):
-        return {}
-    return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, str)}
+        return InputsIndex()
+    index = InputsIndex()
+    if data.get("schema") != INPUTS_INDEX_SCHEMA:     # session 28's: {folder: real path}
+        index.folders = {k: {"input": v} for k, v in data.items()
+                         if isinstance(k, str) and isinstance(v, str)}
+        return index
+    folders, failures = data.get("folders"), data.get("failures")
+    for name, entry in (folders.items() if isinstance(folders, dict) else ()):
+        if isinstance(name, str) and isinstance(entry, dict) and isinstance(entry.get("input"), str):
+            index.folders[name] = {k: v for k, v in entry.items()
+                                   if k in ("input", "seen", "superseded") and isinstance(v, str)}
+    for shown, real in (failures.items() if isinstance(failures, dict) else ()):
+        if isinstance(shown, str) and isinstance(real, str):
+            index.failures[shown] = real
+    return index
 
 
-def _write_inputs_index(out: Path, index: Mapping[str, str]) -> None:
+@functools.lru_cache(maxsize=4)
+def _cached_index(out: str, stamp: tuple) -> InputsIndex:
+    return _read_inputs_index(Path(out))
+
+
+def inputs_index(out: Path) -> InputsIndex:
+    """The index of ``out`` as it is on disk, read once per version of the file (every
+    track of a scan asks, through :func:`track_folder`)."""
+    try:
+        st = os.stat(out / INPUTS_INDEX)
+        stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+    except OSError:
+        return InputsIndex()
+    return _cached_index(str(out), stamp)
+
+
+def _write_inputs_index(out: Path, index: InputsIndex) -> None:
     from musicbrain_cli.files import atomic_write
 
+    data = {"schema": INPUTS_INDEX_SCHEMA,
+            "folders": dict(sorted(index.folders.items())),
+            "failures": dict(sorted(index.failures.items()))}
     try:
-        atomic_write(out / INPUTS_INDEX, json.dumps(dict(sorted(index.items())), indent=0,
-                                                    ensure_ascii=False))
+        atomic_write(out / INPUTS_INDEX, json.dumps(data, indent=0, ensure_ascii=False))
     except (OSError, MusicBrainError):
         pass            # bookkeeping only: without it the next scan falls back to the paths
 
@@ -1199,49 +1314,71 @@ def _folder(entry) -> str | None:
     return PurePosixPath(entry.report).parts[0] if entry.report else None
 
 
-def _real_input(entry, where: Mapping[str, str]) -> str:
-    """The real path of the input behind a catalog entry: from the index of ``where`` its
-    folder's input lay, else its recorded path resolved from here."""
-    return where.get(_folder(entry)) or os.path.realpath(entry.input_path)
+def _real_input(entry, index: InputsIndex) -> str:
+    """The real path of the input behind a catalog entry: from the index, where it agrees
+    with the entry's recorded path, else that path resolved from here."""
+    return index.input_of(_folder(entry), entry.input_path) or os.path.realpath(entry.input_path)
 
 
-def _drop_superseded(result: ScanResult, *, gone: set[str],
-                     where: Mapping[str, str] | None = None) -> None:
-    """Leave out of the catalog each earlier folder of an input this scan read again.
+def _drop_superseded(result: ScanResult, *, gone: set[str], index: InputsIndex,
+                     now: str, failed_sha: Mapping[str, str] | None = None) -> None:
+    """Leave out of the catalog each earlier folder of an input that no longer holds its
+    audio, and all but the latest folder of each input.
 
     The catalog describes every input once, as it is now. An earlier result of an input that
     now holds other audio, or now fails to decode, is about a recording that is no longer
     there: shown as ``ok`` beside (or instead of) the current row it would give that file a
-    verdict nobody has made on it. Only an input that is gone (``gone``, the paths not found)
-    keeps its earlier report; the console and the exit status say that it failed. The left
-    out folders stay on disk, listed in ``result.excluded`` with the reason.
+    verdict nobody has made on it. Such a folder is marked superseded in ``index`` (at
+    ``now``), so that a later scan of other files does not bring it back (session 29 audit).
+    An input whose track failed while its audio was the folder's (``failed_sha``: real
+    path -> SHA-256; a report that could not be written, a timestamp server out of reach)
+    keeps that folder: it still describes the file. Only an input that is gone (``gone``,
+    the paths not found) keeps its earlier report otherwise; the console and the exit status
+    say that it failed. The left out folders stay on disk, listed in ``result.excluded``
+    with the reason.
     """
     # by real path: `in3/a.wav` of an earlier scan is `/abs/in3/a.wav` of this one (session
     # 28 audit: the old verdict stayed in the catalog beside the new audio's)
     gone = {os.path.realpath(p) for p in gone}
-    now = {os.path.realpath(e.input_path): e for e in result.entries
-           if os.path.realpath(e.input_path) not in gone}
+    current = {os.path.realpath(e.input_path): e for e in result.entries
+               if os.path.realpath(e.input_path) not in gone}
+    failed_sha = failed_sha or {}
     kept = []
     for entry in result.kept:
-        current = now.get(_real_input(entry, where or {}))
-        if current is None:
+        folder = _folder(entry) or entry.input_path
+        real = _real_input(entry, index)
+        this = current.get(real)
+        same_audio = (this is not None and this.error and failed_sha.get(real)
+                      and failed_sha[real] == ((entry.track or {}).get("input") or {}).get("sha256"))
+        if this is None or same_audio:
+            if same_audio:
+                result.kept_after_failure.append((folder, this.input_path))
+            if this is None and index.superseded(_folder(entry)):
+                result.excluded.append((folder, "an earlier result, left out of the catalog: "
+                                                "a later scan found its input failing or "
+                                                "holding other audio"))
+                continue
             kept.append(entry)
             continue
-        folder = _folder(entry) or entry.input_path
-        why = (f"its input now fails ({current.error})" if current.error else
+        why = (f"its input now fails ({this.error})" if this.error else
                "its input was analysed again and now holds other audio")
         result.excluded.append((folder, f"an earlier result, left out of the catalog: {why}"))
+        mark = index.folders.setdefault(_folder(entry) or "", {"input": real})
+        mark["superseded"] = now
     # Earlier folders of one input among themselves (a changed file rescanned, then a scan
-    # of another subset): the index knows they came from the same file, and only the one
-    # analysed last describes it (session 28 review: both came back into the catalog).
+    # of another subset): only the one matched to the input last describes it (session 28
+    # review: both came back). Matched last: the index's `seen` (a folder reused by a later
+    # scan was matched then, whatever its analysis time: session 29 audit), else, for a
+    # folder the index does not know, its analysis time.
     by_input: dict[str, list] = {}
     for entry in kept:
-        folder = _folder(entry)
-        if folder and (where or {}).get(folder):
-            by_input.setdefault(where[folder], []).append(entry)
+        by_input.setdefault(_real_input(entry, index), []).append(entry)
     older = set()
     for group in by_input.values():
-        group.sort(key=lambda e: str((e.track or {}).get("analysis_time") or ""))
+        if len(group) < 2:
+            continue
+        group.sort(key=lambda e: str(index.seen(_folder(e))
+                                     or (e.track or {}).get("analysis_time") or ""))
         for entry in group[:-1]:
             older.add(id(entry))
             result.excluded.append((_folder(entry),
