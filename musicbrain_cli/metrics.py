@@ -206,15 +206,23 @@ def cluster_indices(groups: Sequence[str] | None, n: int) -> list[np.ndarray]:
     return [np.asarray(c) for c in out]
 
 
+#: Fewest independent units (windows, or works when resampling by work) a percentile
+#: bootstrap interval is given for: with one work every resample is the same (a zero-width
+#: "interval"), and with a handful the percentiles understate the spread (session 29
+#: review). Below it the interval is reported as unknown.
+MIN_BOOTSTRAP_UNITS = 10
+
+
 def bootstrap_ci(n: int, value, *, groups: Sequence[str] | None = None, n_boot: int = 1000,
-                 seed: int = 0) -> list:
+                 seed: int = 0, min_units: int = MIN_BOOTSTRAP_UNITS) -> list:
     """Percentile bootstrap 95 % interval of ``value(indices)`` over ``n`` items (Efron &
     Tibshirani 1993, ch. 13). With ``groups`` the resampling is by cluster (Davison & Hinkley
     1997, sec. 3.8): whole groups (the windows of one work) are drawn with replacement, since
     items of one group are not independent and resampling them one by one would make the
-    interval too narrow. ``[None, None]`` when no resample gives a finite value."""
+    interval too narrow. ``[None, None]`` when no resample gives a finite value, or with
+    fewer than ``min_units`` units to resample."""
     clusters = cluster_indices(groups, n)
-    if not clusters:
+    if not clusters or len(clusters) < min_units:
         return [None, None]
     rng = np.random.default_rng(seed)
     boots = np.asarray([value(np.concatenate([clusters[j] for j in

@@ -125,8 +125,9 @@ def test_evaluate_writes_metrics_and_figures(setup, tmp_path):
         over = a["over_reference"][key]
         assert over["harmonic_share"]["ratio"] == pytest.approx(
             part["harmonic"]["share"] / a["energy_reference"]["harmonic"]["share"])
-        lo, hi = over["harmonic_share"]["ratio_ci95"]
-        assert lo <= hi and len(over["onset_hit_rate"]["ratio_ci95"]) == 2
+        # two windows of two works: too few to resample, so no interval is claimed
+        assert over["harmonic_share"]["ratio_ci95"] == over["onset_hit_rate"]["ratio_ci95"] \
+            == [None, None]
     assert "share on partials / reference's" in (out / "metrics.md").read_text()
     assert m["labels_coverage"] == {"scored": m["labels"], "model_only": [], "data_only": []}
     for p in m["figures"]["pr_curves"] + m["figures"]["fmgcam"]:

@@ -92,6 +92,11 @@ def test_cluster_bootstrap_resamples_whole_works():
     assert bootstrap_ci(200, mean, groups=[f"u{i}" for i in range(200)], n_boot=200) == \
         bootstrap_ci(200, mean, n_boot=200)
     assert bootstrap_ci(0, mean) == [None, None]
+    # one work, or a handful: no interval is claimed (one work gave a zero-width one, two a
+    # narrower one than the windows': session 29 review)
+    assert bootstrap_ci(200, mean, groups=["w"] * 200) == [None, None]
+    assert bootstrap_ci(200, mean, groups=[f"w{i % 9}" for i in range(200)]) == [None, None]
+    assert None not in bootstrap_ci(200, mean, groups=[f"w{i % 10}" for i in range(200)])
 
 
 def test_work_rates_count_a_work_once():

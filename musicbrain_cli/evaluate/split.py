@@ -175,8 +175,7 @@ def _alignment_summary(harmonic: list, onset: list, *, n_boot: int = ALIGNMENT_B
 
     def ci(parts, combine, value):
         return _window_ci(len(parts), lambda idx: value(combine(parts[i] for i in idx)),
-                          n_boot=n_boot, seed=seed,
-                          groups=groups if groups is not None and len(groups) == len(parts) else None)
+                          n_boot=n_boot, seed=seed, groups=groups)
 
     out: dict[str, Any] = {"harmonic": None, "onset": None}
     if harmonic:
@@ -210,8 +209,7 @@ def _over_reference(harmonic: list, onset: list, ref_harmonic: list, ref_onset: 
 
         return {"ratio": ratio(range(len(parts))),
                 "ratio_ci95": _window_ci(len(parts), ratio, n_boot=n_boot, seed=seed,
-                                         groups=groups if groups is not None
-                                         and len(groups) == len(parts) else None)}
+                                         groups=groups)}
 
     return {"harmonic_share": summary(harmonic, ref_harmonic, HarmonicOverlap.combine, lambda h: h.share),
             "onset_hit_rate": summary(onset, ref_onset, OnsetOverlap.combine, lambda o: o.hit_rate)}
@@ -450,17 +448,23 @@ def _explain_window(detector, wave: np.ndarray, notes, *, clip_id: str, totals: 
     else:
         totals.notes_source[notes_source] += 1
     onsets = note_onsets(notes)
-    totals.harmonic.append(harmonic_overlap(fused, freqs=freqs, times=times, notes=notes))
-    totals.onset.append(onset_overlap(fused, times=times, onsets=onsets))
+    # computed first, appended together: the lists and their works stay in step even when
+    # one of the checks raises (the clip is then listed as an explanation failure)
+    h, o = (harmonic_overlap(fused, freqs=freqs, times=times, notes=notes),
+            onset_overlap(fused, times=times, onsets=onsets))
     ref_h, ref_o = energy_reference(spec[0, 0].cpu().numpy(), freqs=freqs, times=times, notes=notes,
                                     onsets=onsets)
+    totals.harmonic.append(h)
+    totals.onset.append(o)
     totals.harmonic_energy.append(ref_h)
     totals.onset_energy.append(ref_o)
     totals.works.append(work)
     if alone is not None:
         own = alone.fused()[0]
-        totals.harmonic_verdict.append(harmonic_overlap(own, freqs=freqs, times=times, notes=notes))
-        totals.onset_verdict.append(onset_overlap(own, times=times, onsets=onsets))
+        h, o = (harmonic_overlap(own, freqs=freqs, times=times, notes=notes),
+                onset_overlap(own, times=times, onsets=onsets))
+        totals.harmonic_verdict.append(h)
+        totals.onset_verdict.append(o)
         totals.works_verdict.append(work)
     if figure_dir is not None:
         from matplotlib.figure import Figure
@@ -1086,8 +1090,8 @@ def metrics_markdown(m: dict[str, Any]) -> str:
     lines += ["Pooled over the explained windows; lift = share / chance (1 = chance), 95 % "
               "bootstrap interval resampling works"
               + (f" ({a['works']} works; a work's windows are drawn together, since they are "
-                 "not independent)" if a.get("works") is not None else " (windows, in runs "
-                 "before works were recorded)") + ". Harmonic: share of saliency on the partials of "
+                 "not independent; n/a with fewer than 10)" if a.get("works") is not None
+                 else " (windows, in runs before works were recorded)") + ". Harmonic: share of saliency on the partials of "
               "sounding notes; onsets: share of onsets hit by a saliency peak. `input energy "
               "(reference)`: the same checks on each window's own spectrogram above its floor, "
               "a map that knows nothing of the model; a map shows the model's evidence on the "
