@@ -589,3 +589,63 @@ def test_a_failure_row_is_not_dropped_for_another_folders_file_of_the_same_relat
     assert run(scan_args(Path("in/bad.flac"))).exit_code == 0
     data = json.loads((out / "summary.json").read_text(encoding="utf-8"))["tracks"]
     assert sorted(r["status"] for r in data if r["path"] == "in/bad.flac") == ["error", "ok"]
+
+
+def _statuses(out: Path, shown: str) -> list:
+    data = json.loads((out / "summary.json").read_text(encoding="utf-8"))["tracks"]
+    return sorted(r["status"] for r in data if r["path"] == shown)
+
+
+@pytest.mark.parametrize("drop_index", [False, True])
+def test_two_files_behind_one_relative_path_keep_their_own_results(setup, tmp_path, monkeypatch,
+                                                                   drop_index):
+    """Session 29 review: `in/a.flac` typed in two working folders (symbolic links to two
+    recordings) counted as one input once the index was left out (a link's real path does
+    not end in its name), and the first file's verified result was dropped."""
+    root, out, scan_args = setup
+    (tmp_path / "takes").mkdir()
+    shutil.copy(root / "c.flac", tmp_path / "takes" / "one.flac")
+    shutil.copy(root / "cat" / "b.flac", tmp_path / "takes" / "two.flac")
+    for w, take in (("w1", "one.flac"), ("w2", "two.flac")):
+        (tmp_path / w / "in").mkdir(parents=True)
+        os.symlink(tmp_path / "takes" / take, tmp_path / w / "in" / "a.flac")
+    for w in ("w1", "w2"):
+        monkeypatch.chdir(tmp_path / w)
+        assert run(scan_args(Path("in/a.flac"))).exit_code == 0
+    assert _statuses(out, "in/a.flac") == ["ok", "ok"]
+    if drop_index:
+        (out / ".musicbrain-inputs.json").unlink()
+    monkeypatch.chdir(tmp_path)
+    assert run(scan_args(root / "c.flac")).exit_code == 0
+    assert _statuses(out, "in/a.flac") == ["ok", "ok"]
+
+
+def test_a_linked_input_that_now_fails_stays_failed(setup, tmp_path):
+    """Session 29 review: the mark that keeps a failing input's old folder out was dropped
+    from the index for a symbolic link (its real path has another name)."""
+    root, out, scan_args = setup
+    (tmp_path / "lib").mkdir()
+    take = tmp_path / "lib" / "take1.flac"
+    shutil.copy(root / "c.flac", take)
+    os.symlink(take, tmp_path / "lib" / "song.flac")
+    song = tmp_path / "lib" / "song.flac"
+    assert run(scan_args(song)).exit_code == 0
+    take.write_bytes(os.urandom(5000))
+    assert run(scan_args(song)).exit_code == 1
+    assert run(scan_args(root / "c.flac")).exit_code == 0
+    assert _statuses(out, str(song)) == ["error"]
+
+
+def test_two_failures_showing_one_path_are_told_apart(setup, tmp_path, monkeypatch):
+    """Session 29 review: failures were indexed by the path shown, so fixing one of two
+    files shown as `in/bad.flac` cleared the other's failure row."""
+    root, out, scan_args = setup
+    for w in ("w1", "w2"):
+        (tmp_path / w / "in").mkdir(parents=True)
+        (tmp_path / w / "in" / "bad.flac").write_bytes(os.urandom(5000))
+        monkeypatch.chdir(tmp_path / w)
+        assert run(scan_args(Path("in/bad.flac"))).exit_code == 1
+    assert _statuses(out, "in/bad.flac") == ["error", "error"]
+    shutil.copy(root / "c.flac", tmp_path / "w2" / "in" / "bad.flac")     # w2's fixed
+    assert run(scan_args(Path("in/bad.flac"))).exit_code == 0
+    assert _statuses(out, "in/bad.flac") == ["error", "ok"]

@@ -1160,7 +1160,9 @@ def _scan_locked(inputs, out: Path, detector, *, options: ScanOptions, keys,
     index = _read_inputs_index(out)
     for e in result.entries:           # matched now (analysed or reused): seen now
         if e.report:
-            index.folders[_folder(e)] = {"input": os.path.realpath(e.input_path), "seen": started}
+            recorded = ((e.track or {}).get("input") or {}).get("path") or e.input_path
+            index.folders[_folder(e)] = {"input": os.path.realpath(e.input_path),
+                                         "recorded": str(recorded), "seen": started}
     _drop_superseded(result, gone={str(p) for p in found.missing}, index=index, now=started,
                      failed_sha=failed_sha)
     # by real path: a failure listed as `t7/bad.mp3` is the file scanned now as
@@ -1169,9 +1171,9 @@ def _scan_locked(inputs, out: Path, detector, *, options: ScanOptions, keys,
     # audit: another folder's `in/bad.ogg` took its place)
     inputs_now = {os.path.realpath(e.input_path) for e in result.entries} | \
         {_real_input(e, index) for e in result.kept}
-    failures = [e for e in previous_failures
-                if index.failures.get(e.input_path, os.path.realpath(e.input_path))
-                not in inputs_now]
+    failures_real = _failure_inputs(previous_failures, index)
+    failures = [e for e, real in zip(previous_failures, failures_real) if real not in inputs_now]
+    failures_real = [real for real in failures_real if real not in inputs_now]
     # an input that is gone now (or whose report could not be written) but has a verified
     # folder of the same audio from an earlier scan: the console and the exit status say it
     # failed; the catalog shows its report, once
@@ -1181,15 +1183,14 @@ def _scan_locked(inputs, out: Path, detector, *, options: ScanOptions, keys,
                *result.kept, *failures]
     # written back only where it agrees with each folder's own record of its input: an
     # edited or stale entry is not kept as if it were true
-    recorded = {_folder(e): e.input_path for e in (*result.entries, *result.kept) if e.report}
+    recorded = {_folder(e): ((e.track or {}).get("input") or {}).get("path") or e.input_path
+                for e in (*result.entries, *result.kept) if e.report}
     index.folders = {name: entry for name, entry in index.folders.items()
                      if name and (out / name).is_dir()
-                     and _agrees(recorded.get(name) or _recorded_input(out / name),
-                                 entry["input"])}
-    index.failures = {**{e.input_path: index.failures.get(e.input_path,
-                                                          os.path.realpath(e.input_path))
-                         for e in failures},
-                      **{e.input_path: os.path.realpath(e.input_path)
+                     and index.input_of(name, recorded.get(name) or _recorded_input(out / name))}
+    index.failures = {**{real: {"path": e.input_path, "error": e.error}
+                         for e, real in zip(failures, failures_real)},
+                      **{os.path.realpath(e.input_path): {"path": e.input_path, "error": e.error}
                          for e in result.entries if e.error}}
     _write_inputs_index(out, index)
     written = write_catalog(out, entries)
@@ -1217,19 +1218,24 @@ MAX_INPUTS_INDEX_BYTES = 64 * 1024 * 1024
 @dataclass
 class InputsIndex:
     """:data:`INPUTS_INDEX` in memory. ``folders``: folder name -> ``{"input": real path,
-    "seen": ISO time, "superseded": ISO time (optional)}``; ``failures``: the path a failure
-    row shows -> the real path of that input."""
+    "recorded": the input path the folder's result.json records, "seen": ISO time,
+    "superseded": ISO time (optional)}``; ``failures``: the real path of each failed input
+    -> ``{"path": the path its row shows, "error": its row's error}``."""
 
     folders: dict[str, dict[str, str]] = field(default_factory=dict)
-    failures: dict[str, str] = field(default_factory=dict)
+    failures: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def input_of(self, folder: str | None, recorded: str | None) -> str | None:
         """The real path the index gives ``folder``'s input, when it agrees with the path
-        the folder records (``recorded``, from its result.json); else ``None``."""
+        the folder records (``recorded``, from its result.json): the same recorded path
+        (a symbolic link's real path says nothing of its name: session 29 review), or for
+        an entry without one, :func:`_agrees`; else ``None``."""
         entry = self.folders.get(folder or "")
-        if entry is None or not _agrees(recorded, entry["input"]):
+        if entry is None or not recorded:
             return None
-        return entry["input"]
+        agree = (entry["recorded"] == recorded if "recorded" in entry
+                 else _agrees(recorded, entry["input"]))
+        return entry["input"] if agree else None
 
     def seen(self, folder: str | None) -> str | None:
         return (self.folders.get(folder or "") or {}).get("seen")
@@ -1274,10 +1280,12 @@ def _read_inputs_index(out: Path) -> InputsIndex:
     for name, entry in (folders.items() if isinstance(folders, dict) else ()):
         if isinstance(name, str) and isinstance(entry, dict) and isinstance(entry.get("input"), str):
             index.folders[name] = {k: v for k, v in entry.items()
-                                   if k in ("input", "seen", "superseded") and isinstance(v, str)}
-    for shown, real in (failures.items() if isinstance(failures, dict) else ()):
-        if isinstance(shown, str) and isinstance(real, str):
-            index.failures[shown] = real
+                                   if k in ("input", "recorded", "seen", "superseded")
+                                   and isinstance(v, str)}
+    for real, row in (failures.items() if isinstance(failures, dict) else ()):
+        if isinstance(real, str) and isinstance(row, dict) and isinstance(row.get("path"), str) \
+                and isinstance(row.get("error"), str):
+            index.failures[real] = {"path": row["path"], "error": row["error"]}
     return index
 
 
@@ -1363,16 +1371,25 @@ def _drop_superseded(result: ScanResult, *, gone: set[str], index: InputsIndex,
         why = (f"its input now fails ({this.error})" if this.error else
                "its input was analysed again and now holds other audio")
         result.excluded.append((folder, f"an earlier result, left out of the catalog: {why}"))
-        mark = index.folders.setdefault(_folder(entry) or "", {"input": real})
+        mark = index.folders.setdefault(_folder(entry) or "",
+                                        {"input": real, "recorded": entry.input_path})
         mark["superseded"] = now
     # Earlier folders of one input among themselves (a changed file rescanned, then a scan
     # of another subset): only the one matched to the input last describes it (session 28
     # review: both came back). Matched last: the index's `seen` (a folder reused by a later
     # scan was matched then, whatever its analysis time: session 29 audit), else, for a
     # folder the index does not know, its analysis time.
+    # Grouped by the index, or for a folder it does not know (a scan killed before it wrote
+    # the index) by an absolute recorded path; a relative one, resolved from here, may name
+    # another folder's file of the same relative path, whose verified result must not be
+    # dropped for it (session 29 review).
     by_input: dict[str, list] = {}
     for entry in kept:
-        by_input.setdefault(_real_input(entry, index), []).append(entry)
+        known = index.input_of(_folder(entry), entry.input_path)
+        if known is None and os.path.isabs(entry.input_path or ""):
+            known = os.path.realpath(entry.input_path)
+        if known is not None:
+            by_input.setdefault(known, []).append(entry)
     older = set()
     for group in by_input.values():
         if len(group) < 2:
@@ -1385,6 +1402,21 @@ def _drop_superseded(result: ScanResult, *, gone: set[str], index: InputsIndex,
                                     "an earlier result, left out of the catalog: its input was "
                                     "analysed again later, into another folder"))
     result.kept = [e for e in kept if id(e) not in older]
+
+
+def _failure_inputs(rows: Sequence, index: InputsIndex) -> list[str]:
+    """The real path of each failure row of the previous catalog: from the index, which keys
+    failures by real path (two rows may show the same relative path typed in two working
+    folders: session 29 review), pairing rows and index entries of the same shown path and
+    error in turn; a row the index does not know is its path resolved from here."""
+    pool: dict[tuple[str, str], list[str]] = {}
+    for real, row in sorted(index.failures.items()):
+        pool.setdefault((row["path"], row["error"]), []).append(real)
+    out = []
+    for e in rows:
+        reals = pool.get((e.input_path, e.error))
+        out.append(reals.pop(0) if reals else os.path.realpath(e.input_path))
+    return out
 
 
 def _keep_other_folders(out: Path, ours: set[str], keys, result: ScanResult) -> None:
