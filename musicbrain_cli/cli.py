@@ -1263,21 +1263,23 @@ def data_notagen(directory, output, soundfonts, seed, limit, clip_seconds, sampl
         progress=RichProgress(),
         **_render_kwargs(soundfonts, seed, limit, clip_seconds, sample_rate, humanize))
     _summary(summary, output)
-    if summary.get("not_notagen_prompts"):
-        _echo(f"warning: {summary['not_notagen_prompts']} piece(s) carry a period / composer / "
-              "instrumentation that is none of NotaGen's prompts (kept as stated; check them: "
-              "build_report.json, not_notagen_prompts)")
-    if summary.get("composers_masked"):
-        _echo(f"warning: {summary['composers_masked']} piece(s) name a composer that is unknown "
-              "or ambiguous in NotaGen's prompt list: kept as written, masked, never mapped to "
-              "another person (build_report.json, unknown_composers / ambiguous_composers)")
-    if summary.get("composers_by_initials"):
-        _echo(f"warning: {summary['composers_by_initials']} piece(s) name their composer by "
-              "initials, read as the one listed composer they fit; check them "
-              "(build_report.json, composers_matched_by_initials)")
-    if summary.get("labels_rows_not_found"):
-        _echo(f"warning: {summary['labels_rows_not_found']} --labels row(s) name no ABC file "
-              "that was built (build_report.json, labels_csv.rows_not_found)")
+    for key, text in NOTAGEN_WARNINGS:
+        if summary.get(key):
+            _echo(f"warning: {summary[key]} {text}")
+
+
+#: What `data notagen` warns of, by the build summary's count (keys) and the words after it.
+NOTAGEN_WARNINGS = (
+    ("not_notagen_prompts", "piece(s) carry a period / composer / instrumentation that is none "
+     "of NotaGen's prompts (kept as stated; check them: build_report.json, not_notagen_prompts)"),
+    ("composers_masked", "piece(s) name a composer that is unknown or ambiguous in NotaGen's "
+     "prompt list: kept as written, masked, never mapped to another person (build_report.json, "
+     "unknown_composers / ambiguous_composers)"),
+    ("composers_by_initials", "piece(s) name their composer by initials, read as the one listed "
+     "composer they fit; check them (build_report.json, composers_matched_by_initials)"),
+    ("labels_rows_not_found", "--labels row(s) name no ABC file that was built "
+     "(build_report.json, labels_csv.rows_not_found)"),
+)
 
 
 @data.command("merge")
