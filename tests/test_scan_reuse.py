@@ -649,3 +649,38 @@ def test_two_failures_showing_one_path_are_told_apart(setup, tmp_path, monkeypat
     shutil.copy(root / "c.flac", tmp_path / "w2" / "in" / "bad.flac")     # w2's fixed
     assert run(scan_args(Path("in/bad.flac"))).exit_code == 0
     assert _statuses(out, "in/bad.flac") == ["error", "ok"]
+
+
+def test_a_moved_project_reuses_its_folders_and_lists_each_input_once(setup, tmp_path,
+                                                                       monkeypatch):
+    """Session 29 review: after `mv p q`, `in/a.flac` scanned from q was analysed again into
+    a second folder and listed twice (the index still named p's path)."""
+    root, out, scan_args = setup
+    (tmp_path / "p" / "in").mkdir(parents=True)
+    shutil.copy(root / "c.flac", tmp_path / "p" / "in" / "a.flac")
+    monkeypatch.chdir(tmp_path / "p")
+    assert run(scan_args(Path("in/a.flac"))).exit_code == 0
+    (tmp_path / "p").rename(tmp_path / "q")
+    monkeypatch.chdir(tmp_path / "q")
+    res = run(scan_args(Path("in/a.flac")))
+    assert res.exit_code == 0, res.output
+    assert _statuses(out, "in/a.flac") == ["ok"]
+    mine = [f for f in out.iterdir() if (f / "result.json").is_file() and json.loads(
+        (f / "result.json").read_text(encoding="utf-8"))["input"]["path"] == "in/a.flac"]
+    assert len(mine) == 1                # reused, not analysed again into a second folder
+
+
+def test_the_previous_catalogs_failure_row_wins_without_the_index(setup):
+    """Session 29 review: with the index lost (an output folder copied without dot files),
+    the next scan of another file showed a failing input's old verdict again."""
+    root, out, scan_args = setup
+    a = root / "cat" / "a.flac"
+    saved = a.read_bytes()
+    try:
+        a.write_bytes(os.urandom(5000))
+        assert run(scan_args(a)).exit_code == 1
+        (out / ".musicbrain-inputs.json").unlink()
+        assert run(scan_args(root / "c.flac")).exit_code == 0
+        assert _statuses(out, str(a)) == ["error"]
+    finally:
+        a.write_bytes(saved)

@@ -953,8 +953,12 @@ def track_folder(path: Path, sha: str, out: Path, *, salted: bool = False) -> Pa
     # another working folder, or its input is gone (session 29 audit: a copy of an input, or
     # the twin of a deleted one, took over the original's folder, and --force overwrote it).
     indexed = inputs_index(out).input_of(plain.name, recorded)
+    if indexed is not None and indexed != os.path.realpath(path):
+        if os.path.lexists(indexed) or (own / RESULT_JSON).exists():
+            return own                  # another input's, or this input has its own
+        return plain                    # its input is gone: a moved file or library
     if indexed is not None:
-        return plain if indexed == os.path.realpath(path) else own
+        return plain
     if salted:      # a twin is in this scan: the plain name only if provably this input's
         return plain if _is_input(recorded, path) else own
     if recorded is not None and os.path.lexists(recorded) and not _is_input(recorded, path):
@@ -1127,7 +1131,9 @@ def _scan_locked(inputs, out: Path, detector, *, options: ScanOptions, keys,
     from musicbrain_cli.report.manifest import write_catalog_manifest
 
     check_output(out, keys)          # under the lock: no signed scan can slip in between
-    started = _now()
+    # to the microsecond: two scans in one second must not tie (session 29 review: a file
+    # that failed in the second of its last reuse showed its old verdict again)
+    started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds")
     previous_failures = _previous_failures(out)
     recover_interrupted_renames(out)
     for stale in out.glob(f"{TMP_PREFIX}*"):
@@ -1163,15 +1169,18 @@ def _scan_locked(inputs, out: Path, detector, *, options: ScanOptions, keys,
             recorded = ((e.track or {}).get("input") or {}).get("path") or e.input_path
             index.folders[_folder(e)] = {"input": os.path.realpath(e.input_path),
                                          "recorded": str(recorded), "seen": started}
+    failures_real = _failure_inputs(previous_failures, index)
     _drop_superseded(result, gone={str(p) for p in found.missing}, index=index, now=started,
-                     failed_sha=failed_sha)
+                     failed_sha=failed_sha,
+                     failed_before={real for e, real in zip(previous_failures, failures_real)
+                                    if e.input_path in index.failure_paths()
+                                    or os.path.isabs(e.input_path)})
     # by real path: a failure listed as `t7/bad.mp3` is the file scanned now as
     # `/abs/t7/bad.mp3`, and once it is analysed its old failure row must go; a failure row
     # of an earlier scan is resolved by the index, not from this working folder (session 29
     # audit: another folder's `in/bad.ogg` took its place)
     inputs_now = {os.path.realpath(e.input_path) for e in result.entries} | \
         {_real_input(e, index) for e in result.kept}
-    failures_real = _failure_inputs(previous_failures, index)
     failures = [e for e, real in zip(previous_failures, failures_real) if real not in inputs_now]
     failures_real = [real for real in failures_real if real not in inputs_now]
     # an input that is gone now (or whose report could not be written) but has a verified
@@ -1236,6 +1245,10 @@ class InputsIndex:
         agree = (entry["recorded"] == recorded if "recorded" in entry
                  else _agrees(recorded, entry["input"]))
         return entry["input"] if agree else None
+
+    def failure_paths(self) -> set[str]:
+        """The paths failure rows show, for the failures the index knows."""
+        return {row["path"] for row in self.failures.values()}
 
     def seen(self, folder: str | None) -> str | None:
         return (self.folders.get(folder or "") or {}).get("seen")
@@ -1329,7 +1342,8 @@ def _real_input(entry, index: InputsIndex) -> str:
 
 
 def _drop_superseded(result: ScanResult, *, gone: set[str], index: InputsIndex,
-                     now: str, failed_sha: Mapping[str, str] | None = None) -> None:
+                     now: str, failed_sha: Mapping[str, str] | None = None,
+                     failed_before: set[str] = frozenset()) -> None:
     """Leave out of the catalog each earlier folder of an input that no longer holds its
     audio, and all but the latest folder of each input.
 
@@ -1342,8 +1356,10 @@ def _drop_superseded(result: ScanResult, *, gone: set[str], index: InputsIndex,
     path -> SHA-256; a report that could not be written, a timestamp server out of reach)
     keeps that folder: it still describes the file. Only an input that is gone (``gone``,
     the paths not found) keeps its earlier report otherwise; the console and the exit status
-    say that it failed. The left out folders stay on disk, listed in ``result.excluded``
-    with the reason.
+    say that it failed. An input the previous catalog listed as failing (``failed_before``,
+    real paths) and this scan did not read keeps its failure row, whatever the index says
+    (a stale or lost index must not bring the old verdict back: session 29 review). The
+    left out folders stay on disk, listed in ``result.excluded`` with the reason.
     """
     # by real path: `in3/a.wav` of an earlier scan is `/abs/in3/a.wav` of this one (session
     # 28 audit: the old verdict stayed in the catalog beside the new audio's)
@@ -1361,7 +1377,7 @@ def _drop_superseded(result: ScanResult, *, gone: set[str], index: InputsIndex,
         if this is None or same_audio:
             if same_audio:
                 result.kept_after_failure.append((folder, this.input_path))
-            if this is None and index.superseded(_folder(entry)):
+            if this is None and (index.superseded(_folder(entry)) or real in failed_before):
                 result.excluded.append((folder, "an earlier result, left out of the catalog: "
                                                 "a later scan found its input failing or "
                                                 "holding other audio"))

@@ -132,6 +132,16 @@ def _run_track(spec: WorkerSpec, path: str, out: str, salted: bool = False):
     return outcome
 
 
+def _sha256_or_none(path) -> str | None:
+    """The file's SHA-256, or ``None`` when it cannot be read."""
+    from musicbrain_cli.audio.intake import sha256_file
+
+    try:
+        return sha256_file(path)
+    except (OSError, MusicBrainError):
+        return None
+
+
 def run_tracks(files: Sequence[Path], out: Path, spec: WorkerSpec, *,
                address: str | None = None, num_cpus: int | None = None,
                progress: Progress = NULL_PROGRESS, salted: Collection[Path] = ()) -> list:
@@ -185,11 +195,15 @@ def run_tracks(files: Sequence[Path], out: Path, spec: WorkerSpec, *,
                     try:
                         results[i] = ray.get(ref)
                     except MusicBrainError as exc:
-                        results[i] = scan.TrackOutcome(CatalogEntry(str(files[i]), error=str(exc)))
+                        results[i] = scan.TrackOutcome(CatalogEntry(str(files[i]), error=str(exc)),
+                                                       sha256=_sha256_or_none(files[i]))
                     except Exception as exc:  # a task that died on every retry
+                        # with the file's hash, as in process: an earlier verified folder of
+                        # the same audio stays in the catalog (session 29 review)
                         results[i] = scan.TrackOutcome(CatalogEntry(
                             str(files[i]), error=f"the Ray task failed after {MAX_RETRIES} "
-                                                 f"retries: {type(exc).__name__}"))
+                                                 f"retries: {type(exc).__name__}"),
+                            sha256=_sha256_or_none(files[i]))
                     bar.advance()
         return results
     finally:
