@@ -152,3 +152,25 @@ run_tracks([], Path(sys.argv[1]), WorkerSpec(model="default", device="cpu",
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "handler 0\n" in done.stdout, done.stdout    # SIG_DFL, not Ray's handler
+
+
+def test_a_track_whose_ray_task_dies_keeps_its_earlier_report_of_the_same_audio(
+        cluster, catalog, tmp_path, tiny_model_dir, monkeypatch):
+    """Session 29 review: the driver built a dead task's outcome without the file's hash,
+    so the verified report of the same audio left the catalog (in process it is kept)."""
+    from musicbrain_cli.scan.ray_engine import CRASH_ONCE_ENV
+
+    track = catalog / "b crash-once.flac"
+    out = tmp_path / "out"
+    common = ["-o", str(out), "--model", str(tiny_model_dir), "--report", "html",
+              "--keys", str(tmp_path / "keys"), "--quiet"]
+    assert run(["scan", str(track), *common]).exit_code == 0          # in process, no fault
+    summary = json.loads((out / "summary.json").read_text())["tracks"]
+    report = summary[0]["report"]
+    # a marker folder that does not exist: the worker dies on every attempt
+    monkeypatch.setenv(CRASH_ONCE_ENV, str(tmp_path / "nowhere"))
+    res = run(["scan", str(track), "--engine", "ray", "--force", *common])
+    assert res.exit_code == 1, res.output
+    assert "kept in the catalog" in " ".join(res.output.split())
+    rows = json.loads((out / "summary.json").read_text())["tracks"]
+    assert [(r["status"], r["report"]) for r in rows] == [("ok", report)]
