@@ -1170,23 +1170,23 @@ def _scan_locked(inputs, out: Path, detector, *, options: ScanOptions, keys,
             index.folders[_folder(e)] = {"input": os.path.realpath(e.input_path),
                                          "recorded": str(recorded), "seen": started}
     failures_real = _failure_inputs(previous_failures, index)
+    indexed_failures = index.failure_paths()
     _drop_superseded(result, gone={str(p) for p in found.missing}, index=index, now=started,
                      failed_sha=failed_sha,
                      failed_before={real for e, real in zip(previous_failures, failures_real)
-                                    if e.input_path in index.failure_paths()
+                                    if e.input_path in indexed_failures
                                     or os.path.isabs(e.input_path)})
     # by real path: a failure listed as `t7/bad.mp3` is the file scanned now as
     # `/abs/t7/bad.mp3`, and once it is analysed its old failure row must go; a failure row
     # of an earlier scan is resolved by the index, not from this working folder (session 29
     # audit: another folder's `in/bad.ogg` took its place)
-    inputs_now = {os.path.realpath(e.input_path) for e in result.entries} | \
-        {_real_input(e, index) for e in result.kept}
+    kept_inputs = {_real_input(e, index) for e in result.kept}
+    inputs_now = {os.path.realpath(e.input_path) for e in result.entries} | kept_inputs
     failures = [e for e, real in zip(previous_failures, failures_real) if real not in inputs_now]
     failures_real = [real for real in failures_real if real not in inputs_now]
     # an input that is gone now (or whose report could not be written) but has a verified
     # folder of the same audio from an earlier scan: the console and the exit status say it
     # failed; the catalog shows its report, once
-    kept_inputs = {_real_input(e, index) for e in result.kept}
     entries = [*(e for e in result.entries
                  if not (e.error and os.path.realpath(e.input_path) in kept_inputs)),
                *result.kept, *failures]
@@ -1364,8 +1364,8 @@ def _drop_superseded(result: ScanResult, *, gone: set[str], index: InputsIndex,
     # by real path: `in3/a.wav` of an earlier scan is `/abs/in3/a.wav` of this one (session
     # 28 audit: the old verdict stayed in the catalog beside the new audio's)
     gone = {os.path.realpath(p) for p in gone}
-    current = {os.path.realpath(e.input_path): e for e in result.entries
-               if os.path.realpath(e.input_path) not in gone}
+    current = {real: e for e in result.entries
+               if (real := os.path.realpath(e.input_path)) not in gone}
     failed_sha = failed_sha or {}
     kept = []
     for entry in result.kept:
