@@ -1,10 +1,13 @@
 """Reruns and shared output folders: a finished folder is reused only when it verifies, one
 scan at a time per folder, and the catalog keeps every verified track folder present."""
 
+import datetime as _dt
+import itertools
 import json
 import os
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
@@ -506,6 +509,37 @@ def test_an_input_that_now_fails_stays_failed_after_a_scan_of_other_files(setup,
         data = json.loads((out / "summary.json").read_text(encoding="utf-8"))["tracks"]
         assert [r["status"] for r in data if Path(r["path"]).name == "a.flac"] == ["error"]
         assert run(["verify", str(out)]).exit_code == 0
+    finally:
+        a.write_bytes(saved)
+
+
+def test_scans_within_one_second_do_not_tie(setup, monkeypatch):
+    """Session 29 review: the inputs index stamped scans to the second, so a file reused by
+    one scan and found failing by the next in the same second had `superseded == seen`, and
+    the scan after that, with only the index to go by (the catalog's failure row lost),
+    brought its old folder back as `ok`. The clock here stays within one second (only its
+    microseconds move), as it would on a fast machine; fails with index times to the second."""
+    from musicbrain_cli.scan import batch
+
+    base = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0)
+    ticks = itertools.count(1)
+
+    class OneSecond:
+        @staticmethod
+        def now(tz=None):
+            return (base + _dt.timedelta(microseconds=next(ticks))).astimezone(tz)
+
+    monkeypatch.setattr(batch, "_dt", SimpleNamespace(datetime=OneSecond, timezone=_dt.timezone))
+    root, out, scan_args = setup
+    a = root / "cat" / "a.flac"
+    saved = a.read_bytes()
+    try:
+        assert run(scan_args(a)).exit_code == 0                  # reused: seen now
+        a.write_bytes(os.urandom(5000))
+        assert run(scan_args(a)).exit_code == 1                  # failing: superseded now
+        (out / "summary.json").unlink()      # the catalog's failure row lost: the index alone
+        assert run(scan_args(root / "c.flac")).exit_code == 0
+        assert rows(out).get("a.flac", {}).get("status") != "ok", rows(out).get("a.flac")
     finally:
         a.write_bytes(saved)
 
