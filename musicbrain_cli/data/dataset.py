@@ -328,11 +328,11 @@ class DatasetWriter:
         old = self._rows[clip_id]
         new = dict(old)
         fresh = {k: ("" if v is None else str(v)) for k, v in record.row().items()}
-        for field in self.LABEL_FIELDS:
-            if fresh[field] != old.get(field, ""):
-                self.relabelled.append({"clip": clip_id, "field": field,
-                                        "was": old.get(field, ""), "now": fresh[field]})
-                new[field] = fresh[field]
+        for name in self.LABEL_FIELDS:
+            if fresh[name] != old.get(name, ""):
+                self.relabelled.append({"clip": clip_id, "field": name,
+                                        "was": old.get(name, ""), "now": fresh[name]})
+                new[name] = fresh[name]
         if new == old:
             return False
         try:

@@ -26,10 +26,10 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:  # for type checkers and IDEs; never at run time
-    from musicbrain_cli.model.checkpoint import load_checkpoint, resolve_model, save_checkpoint
-    from musicbrain_cli.model.config import ModelConfig
-    from musicbrain_cli.model.inference import Detector, TrackPrediction
-    from musicbrain_cli.model.net import MusicBrainNet, build_model
+    from musicbrain_cli.model.checkpoint import load_checkpoint, resolve_model, save_checkpoint  # noqa: F401
+    from musicbrain_cli.model.config import ModelConfig  # noqa: F401
+    from musicbrain_cli.model.inference import Detector, TrackPrediction  # noqa: F401
+    from musicbrain_cli.model.net import MusicBrainNet, build_model  # noqa: F401
 
 
 def __getattr__(name: str):

@@ -33,7 +33,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -44,6 +44,9 @@ from musicbrain_cli.model.card import untrained_labels
 from musicbrain_cli.scan.discovery import (TMP_PREFIX, Discovery, discover, safe_name,
                                           same_audio_and_stem)
 from musicbrain_cli.taxonomy import DETECTION_GROUP, DETECTION_LABEL
+
+if TYPE_CHECKING:
+    import torch
 
 TRACK_SCHEMA = "musicbrain.track/1"
 RESULT_JSON = "result.json"

@@ -310,8 +310,6 @@ def _setup(request: TrainRequest, info: D.DistInfo) -> _Run:
 def _balance(config: TrainConfig, taxonomy: Taxonomy, train_windows) -> tuple | None:
     """``train.balance_by`` as (factor table, group columns, source/ai column), from the
     training windows' own targets (un-augmented: augmentation keeps the labels)."""
-    from musicbrain_cli.training.objective import balance_table
-
     group = config.train.balance_by
     if group is None:
         return None
