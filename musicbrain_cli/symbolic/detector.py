@@ -27,8 +27,7 @@ from typing import Sequence
 
 import numpy as np
 
-from musicbrain_cli.artifacts.detector import (  # noqa: F401 (CARD_FILE, MODEL_FILE: symbolic.fit's)
-    CARD_FILE, MODEL_FILE, Trees, load_model_files, model_directory)
+from musicbrain_cli.artifacts.detector import Trees, load_model_files, model_directory
 from musicbrain_cli.errors import ModelLoadError
 from musicbrain_cli.files import sha256_file
 from musicbrain_cli.symbolic import roll as _roll

@@ -53,7 +53,8 @@ from musicbrain_cli.artifacts.fit import (MAX_VALIDATION_FPR, MIN_THRESHOLD, exp
 from musicbrain_cli.errors import TrainingError
 from musicbrain_cli.symbolic import corpus
 from musicbrain_cli.symbolic import roll as _roll
-from musicbrain_cli.symbolic.detector import CARD_FILE, MODEL_FILE, SymbolicDetector
+from musicbrain_cli.artifacts.detector import CARD_FILE, MODEL_FILE
+from musicbrain_cli.symbolic.detector import SymbolicDetector
 from musicbrain_cli.symbolic.features import FEATURE_NAMES, canonical_notes, note_features
 
 GBDT = {"max_depth": 3, "max_iter": 300, "learning_rate": 0.05, "l2_regularization": 1.0}
