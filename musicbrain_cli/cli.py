@@ -1347,17 +1347,28 @@ def data_cache(dataset, model_config, output, device) -> None:
                    "side as notagen-small-ft [default: ../shared/data/notagen-outputs beside "
                    "the working folder or the checkout, when present].")
 @click.option("--no-rhythgen", is_flag=True, help="Leave RhythGen out even when found.")
+@click.option("--human-scores", "human_scores", multiple=True,
+              type=click.Path(exists=True, file_okay=False),
+              help="Human scores in the styles RhythGen writes, joining the human side: an "
+                   "OpenScore Lieder tree (holding scores/) or a folder with labels.csv "
+                   "(path, composer, period, instrumentation[, work, title]); repeatable "
+                   "[default: ../shared/data/openscore-lieder and each labelled folder in "
+                   "../shared/data/human-scores/, when present].")
+@click.option("--no-human-scores", is_flag=True,
+              help="Leave the human-style scores out even when found.")
 @click.option("--jobs", type=click.IntRange(min=1), default=None,
-              help="ABC pieces parsed at once [default: the CPU count].")
+              help="ABC pieces and human scores parsed at once [default: the CPU count].")
 @handle_errors
 def data_build_reference(output, size, seed, retrain_generators, cache_dir, musicnet,
-                         no_musicnet, rhythgen, no_rhythgen, jobs) -> None:
+                         no_musicnet, rhythgen, no_rhythgen, human_scores, no_human_scores,
+                         jobs) -> None:
     """Build the built-in reference corpus (real scores vs machine-made music)."""
     from musicbrain_cli.progress import RichProgress
     from musicbrain_cli.data.reference import build_reference
     from musicbrain_cli.data.reference.musicnet import find_musicnet
     from musicbrain_cli.data.notagen import RHYTHGEN_FAMILIES
     from musicbrain_cli.data.reference.rhythgen import find_rhythgen, is_rhythgen_tree
+    from musicbrain_cli.data.reference import humanstyles as hs
 
     if rhythgen and not is_rhythgen_tree(rhythgen):
         # as --musicnet refuses a folder that is not MusicNet: a mistyped path must not
@@ -1368,12 +1379,20 @@ def data_build_reference(output, size, seed, retrain_generators, cache_dir, musi
         raise click.UsageError("--musicnet and --no-musicnet contradict each other")
     if rhythgen and no_rhythgen:
         raise click.UsageError("--rhythgen and --no-rhythgen contradict each other")
+    if human_scores and no_human_scores:
+        raise click.UsageError("--human-scores and --no-human-scores contradict each other")
+    for path in human_scores:
+        if not (hs.is_lieder_tree(path) or hs.is_labelled_folder(path)):
+            raise click.UsageError(f"{path!r} is neither an OpenScore Lieder tree (no "
+                                   f"scores/ folder) nor a labelled score folder (no "
+                                   f"{hs.LABELS_CSV})")
     musicnet = None if no_musicnet else (musicnet or find_musicnet())
     rhythgen = None if no_rhythgen else (rhythgen or find_rhythgen())
+    styles = [] if no_human_scores else (list(human_scores) or hs.find_sources())
     summary = build_reference(output, size=size, seed=seed,
                               retrain_generators=retrain_generators, cache_dir=cache_dir,
-                              musicnet=musicnet, rhythgen=rhythgen, jobs=jobs,
-                              progress=RichProgress())
+                              musicnet=musicnet, rhythgen=rhythgen, human_styles=styles,
+                              jobs=jobs, progress=RichProgress())
     by_source = summary["clips_by_source"]
     _echo(f"{output}: {summary['clips']} clips ({by_source['human']} human, "
           f"{by_source['ai']} ai), {summary['hours']:.2f} h, {summary['skipped']} items "
@@ -1391,6 +1410,21 @@ def data_build_reference(output, size, seed, retrain_generators, cache_dir, musi
           f"held-out configurations {', '.join(rg['held_out_configs'])}) of {rg['root']}"
           if rg["used"] else "RhythGen: not used (none found; give --rhythgen PATH)"
           if not no_rhythgen else "RhythGen: not used (--no-rhythgen)")
+    st = summary["human_styles"]
+    if st.get("used"):
+        for src in st["sources"]:
+            _echo(f"Human styles: {src['scores_used']} of {src['scores_found']} scores used "
+                  f"({src['left_out']} left out) from {src['root']}")
+        _echo(f"Human styles: {st['human_clips']} human clips, by instrumentation "
+              + ", ".join(f"{k} {v}" for k, v in st["clips_by_instrumentation"].items())
+              + (f"; {len(st['unmatched_composers'])} composer names matched no known "
+                 "composer and are left unlabelled (reference.json)"
+                 if st["unmatched_composers"] else ""))
+    else:
+        _echo("Human styles: not used (--no-human-scores)" if no_human_scores else
+              "Human styles: not used (no OpenScore Lieder or labelled score folder found; "
+              "give --human-scores PATH)" if not st.get("sources") else
+              "Human styles: not used at this size")
     for inst, b in ((rg.get("balance") or {}).get("by_instrumentation") or {}).items():
         _echo(f"RhythGen {inst}: {b['kept']} training/validation clips kept, {b['dropped']} "
               f"dropped (at most {b['cap']}: the human clips of {inst} times "

@@ -235,6 +235,23 @@ def test_build_reference_refuses_a_rhythgen_path_that_holds_no_rhythgen_tree(tmp
     assert "Lieder/" in res.output and not (tmp_path / "out").exists()
 
 
+def test_build_reference_refuses_a_human_scores_path_that_is_no_source(tmp_path):
+    """A mistyped --human-scores must not build a corpus without the human styles asked for."""
+    from click.testing import CliRunner
+
+    from musicbrain_cli.cli import main
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    res = CliRunner().invoke(main, ["data", "build-reference", "-o", str(tmp_path / "out"),
+                                    "--size", "tiny", "--human-scores", str(empty)])
+    assert res.exit_code == 2 and "neither an OpenScore Lieder tree" in res.output, res.output
+    assert "labels.csv" in res.output and not (tmp_path / "out").exists()
+    res = CliRunner().invoke(main, ["data", "build-reference", "-o", str(tmp_path / "out"),
+                                    "--human-scores", str(empty), "--no-human-scores"])
+    assert res.exit_code == 2 and "contradict" in res.output, res.output
+
+
 def test_train_refuses_a_multi_node_run_without_a_rendezvous_before_any_work(tmp_path):
     """Audit (session 26): `train --nnodes 2` without --rdzv-endpoint built the feature cache
     first (minutes on a real data set), then stopped saying "not None"."""

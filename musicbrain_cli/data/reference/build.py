@@ -33,7 +33,7 @@ import json
 import re
 import time
 import warnings
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
@@ -81,7 +81,10 @@ class SizeSpec:
     RhythGen pieces per training configuration when a RhythGen tree is given (None: all;
     :func:`.rhythgen.select`), each cut into up to ``rhythgen_windows`` clips;
     ``rhythgen_balance``: at most this many RhythGen training and validation clips per human
-    clip of the same instrumentation (:func:`balance_rhythgen`; None: no cap)."""
+    clip of the same instrumentation (:func:`balance_rhythgen`; None: no cap);
+    ``human_styles_per_source``: scores per human-style source (OpenScore Lieder, a labelled
+    score folder; :mod:`.humanstyles`) when one is given (None: all), spread over each
+    source's scores."""
 
     name: str
     clip_s: float
@@ -97,25 +100,30 @@ class SizeSpec:
     rhythgen_per_config: int | None = 0
     rhythgen_windows: int = 1
     rhythgen_balance: float | None = None
+    human_styles_per_source: int | None = 0
 
 
 SIZES: dict[str, SizeSpec] = {
     # tiny: for the determinism test (built twice); three collections, 4 s clips
     "tiny": SizeSpec("tiny", 4.0, ("bach", "chopin", "ryans-mammoth"), 1, 1, 2, 1, 0.5,
-                     sample_batch=4, arrangements_per_genre=1, musicnet_per_composer=2),
+                     sample_batch=4, arrangements_per_genre=1, musicnet_per_composer=2,
+                     human_styles_per_source=2),
     # small: every collection once (so every label is populated), 10 s clips
     "small": SizeSpec("small", 10.0, None, 1, 1, 12, 2, 0.4, sample_batch=12,
-                      arrangements_per_genre=2, musicnet_per_composer=1, rhythgen_per_config=1),
+                      arrangements_per_genre=2, musicnet_per_composer=1, rhythgen_per_config=1,
+                      human_styles_per_source=4),
     # medium: about 1,000 clips per class (~6 h) from the score subset the generators were
     # trained on (its parse cache is warm after generator training); builds in well under an
     # hour on two cores, for a CPU-trained model when the full build does not fit the time
     "medium": SizeSpec("medium", 12.0, None, 40, 2, 300, None, 0.4, sample_batch=32,
                        arrangements_per_genre=60, musicnet_per_composer=12,
-                       rhythgen_per_config=40, rhythgen_balance=1.0),
+                       rhythgen_per_config=40, rhythgen_balance=1.0,
+                       human_styles_per_source=150),
     # full: the default model's training set (>= 2,000 clips per class, >= 10 h)
     "full": SizeSpec("full", 12.0, None, None, 4, 850, None, 0.25, sample_batch=32,
                      arrangements_per_genre=110, musicnet_per_composer=None,
-                     rhythgen_per_config=150, rhythgen_windows=2, rhythgen_balance=1.0),
+                     rhythgen_per_config=150, rhythgen_windows=2, rhythgen_balance=1.0,
+                     human_styles_per_source=None),
 }
 
 
@@ -573,6 +581,40 @@ def _musicnet_summary(root, works: Sequence[sc.Work], failures, rows, vocab) -> 
     }
 
 
+def _human_style_works(sources: Sequence, spec: SizeSpec, out: Path, jobs: int | None,
+                       progress: Progress, timings: dict[str, float]
+                       ) -> tuple[list[sc.Work], list[tuple[str, str]], dict]:
+    """The human-style works of this build (none without ``sources``), the scores left out
+    and what the build report says of them (:func:`.humanstyles.human_style_works`)."""
+    if not sources or spec.human_styles_per_source == 0:
+        return [], [], {"used": False, "sources": [str(s) for s in sources]}
+    from musicbrain_cli.data.reference import humanstyles as hs
+
+    t = time.perf_counter()
+    failures: list[tuple[str, str]] = []
+    works, info = hs.human_style_works(sources, out / hs.MIDI_CACHE,
+                                       per_source=spec.human_styles_per_source, jobs=jobs,
+                                       failures=failures, progress=progress)
+    timings["read_human_styles_s"] = time.perf_counter() - t
+    return works, failures, {"used": True, **info}
+
+
+def _human_style_summary(info: dict, works: Sequence[sc.Work], rows) -> dict:
+    """The build report's account of the human-style sources: per source and in all, the
+    human clips written, by instrumentation and composer label."""
+    if not info.get("used"):
+        return info
+    prefixes = tuple(f"{w.collection}:" for w in works)
+    human = [r for r in rows if r["source"] == "human" and r["origin"].startswith(prefixes)]
+
+    def by(key: str) -> dict[str, int]:
+        return dict(sorted(Counter(r[key] or "(unknown)" for r in human).items()))
+
+    return {**info, "works": len({w.work_id for w in works}), "human_clips": len(human),
+            "clips_by_instrumentation": by("instrumentation"),
+            "clips_by_composer": by("composer")}
+
+
 def _rhythgen_clips(root, spec: SizeSpec, seed: int, out: Path, jobs: int | None, xsf: str,
                     progress: Progress, timings: dict[str, float]) -> tuple[list[_Clip], dict]:
     """The RhythGen clips of this build (none without ``root``) and what to report of them:
@@ -667,7 +709,8 @@ def build_reference(out: str | Path, *, size: str = "small", seed: int = 0,
                     retrain_generators: bool = False, assets_dir: str | Path = ASSETS_DIR,
                     cache_dir: str | Path | None = None,
                     musicnet: str | Path | None = None,
-                    rhythgen: str | Path | None = None, jobs: int | None = None,
+                    rhythgen: str | Path | None = None,
+                    human_styles: Sequence[str | Path] = (), jobs: int | None = None,
                     progress: Progress = NULL_PROGRESS) -> dict:
     """Build (or resume) the reference corpus in ``out``; returns a summary dict.
 
@@ -679,6 +722,9 @@ def build_reference(out: str | Path, *, size: str = "small", seed: int = 0,
     ``rhythgen``: a RhythGen output tree whose pieces join the AI side (:mod:`.rhythgen`;
     the size's ``rhythgen_per_config`` pieces per configuration), parsed ``jobs`` at a time
     (default: the CPU count); None: the built-in generators only.
+    ``human_styles``: OpenScore Lieder trees and labelled score folders whose scores join
+    the human side (:mod:`.humanstyles`; the size's ``human_styles_per_source`` each),
+    parsed ``jobs`` at a time; empty: none.
     Raises :class:`DatasetError` for an unknown size, :class:`ModelLoadError` when the
     generator weights are missing or altered.
     """
@@ -732,6 +778,12 @@ def build_reference(out: str | Path, *, size: str = "small", seed: int = 0,
                                pinned, seed))
 
     out = Path(out)
+    hs_works, hs_failures, hs_info = _human_style_works(list(human_styles), spec, out, jobs,
+                                                        progress, timings)
+    failures += hs_failures
+    # split among themselves, as MusicNet's: adding them never moves another work
+    splits.update(_split_works(sorted({w.work_id for w in hs_works} - set(splits)),
+                               pinned, seed))
     rg_clips, rg_info = _rhythgen_clips(rhythgen, spec, seed, out, jobs, xsf, progress,
                                         timings)
     failures += rg_info.pop("failures", [])
@@ -740,7 +792,7 @@ def build_reference(out: str | Path, *, size: str = "small", seed: int = 0,
     fonts = _soundfonts()
     held_out = next((f for f in fonts if f.name == HELD_OUT_SOUNDFONT), fonts[-1])
     train_fonts = [f for f in fonts if f != held_out]
-    human, skipped = plan_human(works + mn_works, spec, splits, xsf)
+    human, skipped = plan_human(works + mn_works + hs_works, spec, splits, xsf)
     human += plan_arrangements(spec, seed, xsf)
     rg_clips, rg_balance = balance_rhythgen(rg_clips, human, spec.rhythgen_balance, seed)
     if rg_info.get("used"):
@@ -754,10 +806,15 @@ def build_reference(out: str | Path, *, size: str = "small", seed: int = 0,
         # MusicNet work selected (labels and a tempo, no notes of any work reach the
         # generators); composers the shipped vocabulary lacks condition as "composer=?"
         conditions = _merge_conditions(conditions, _conditions(mn_works, set()))
+    if hs_works:
+        # likewise for the human styles: Art Song for their composers, so neither the style
+        # nor the composer is a shortcut for the source
+        conditions = _merge_conditions(conditions, _conditions(hs_works, set()))
     symbolic: list[_Clip] = []
     from musicbrain_cli.data.reference import musicnet as mnr
 
-    taxonomy = reference_taxonomy(sc.COLLECTIONS, extra_composers=mnr.composers_of(mn_works),
+    taxonomy = reference_taxonomy(sc.COLLECTIONS,
+                                  extra_composers=mnr.composers_of(mn_works + hs_works),
                                   extra_generators=sorted({c.generator for c in rg_clips}))
     sample_rate = SAMPLE_RATE
     n = int(round(spec.clip_s * sample_rate))
@@ -824,13 +881,14 @@ def build_reference(out: str | Path, *, size: str = "small", seed: int = 0,
         "generators": {n: {"weights_sha256": g[2]["weights_sha256"]}
                        for n, g in generators.items()}
         | {CODEC_GENERATOR: {"weights_sha256": codec_cfg["weights_sha256"]}},
-        "works": len({w.work_id for w in works + mn_works}),
+        "works": len({w.work_id for w in works + mn_works + hs_works}),
         "skipped": len(skipped) + len(failures),
         "arrangements": {g: sum(r["origin"].startswith(f"arrangement:{g}#") for r in rows)
                          for g in _arrangement_genres()},
         "musicnet": _musicnet_summary(musicnet, mn_works, mn_failures, rows,
                                       generators[SYMBOLIC_GENERATORS[0]][1]),
         "rhythgen": rg_info | _rhythgen_counts(rows),
+        "human_styles": _human_style_summary(hs_info, hs_works, rows),
         "seconds": {k: round(v, 2) for k, v in timings.items()}
         | {"total": round(time.perf_counter() - t0, 2)},
     }

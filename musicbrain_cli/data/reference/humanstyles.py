@@ -1,0 +1,362 @@
+"""Human scores in the styles the NotaGen-family pieces are written in (issue 21).
+
+Why this source exists. RhythGen, the client's NotaGen-family generator, was fine-tuned on
+two corpora: the OpenScore Lieder Corpus (its ``Lieder`` configurations) and a ragtime
+collection (``RAG``, ``RAG-RH``). The reference corpus's human side holds almost none of
+either (two Lieder and one rag from music21's corpus), so every detector trained on it so
+far learned part of "AI" as "Lieder or ragtime": CPU fine-tunes of the content model called
+held-out RhythGen `ai` only through that shortcut, and the symbolic line called a Joplin rag
+AI (docs/evaluation/enlarged-finetune.md, docs/evaluation/symbolic-line.md). Human music of
+the same styles, in numbers, is what both lines need before they may accuse NotaGen-family
+output; this module reads it when it is there:
+
+* **OpenScore Lieder** (M. Gotham, P. Jonas et al., "Scores of Scores", DLfM 2018;
+  github.com/OpenScore/Lieder; CC0): ``scores/<Composer>/<Set>/<Song>/lc<id>.<ext>``
+  (``Surname,_Given_Names``; a song outside any set sits in the set ``_``). NotaGen's 37
+  Art Song composers are this corpus's composers. Its own repository keeps MuseScore files
+  (``.mscx``/``.mscz``), which music21 cannot read: a song folder must also hold a
+  MusicXML (``.mxl``, ``.musicxml``, ``.xml``) or MIDI export (``mscore -o lc<id>.mxl
+  lc<id>.mscx`` makes one); a folder with MuseScore files only is listed as a failure
+  saying so.
+* **A labelled score folder** (for a ragtime collection, or any other): a folder holding
+  ``labels.csv`` with the columns ``path`` (relative to the folder), ``composer``,
+  ``period``, ``instrumentation`` and, optionally, ``work`` (files with the same work
+  share a split; default: the file itself) and ``title``. MusicXML, MIDI and ABC.
+
+Each score is parsed in a child with a deadline (untrusted files,
+:func:`~musicbrain_cli.data.render.score_to_midi_bounded`), kept as MIDI in the build
+folder (:data:`MIDI_CACHE`, keyed by the file's SHA-256, so a resumed build does not parse
+again and an edited file is parsed anew), and reduced to the corpus's note events exactly as
+MusicNet's score MIDIs are (:func:`.musicnet.midi_events`): from there it is rendered by the
+corpus's own loop, with the same SoundFonts and humanisation as every other clip, human or
+generated.
+
+Labels. A composer is matched strictly against the composers the taxonomy knows
+(:func:`musicbrain_cli.data.labels.resolve_composer`: surname and given names must agree,
+accents folded): a match gives the canonical name and, when the source states none, the
+period NotaGen lists for that composer. A name that matches no known composer, or several,
+is never mapped to another person: the clip's composer and (unless stated) period are left
+unknown, masked in training, and the name as written is listed in the build report. The
+instrumentation is ``Art Song`` for OpenScore Lieder and the folder's own (one of
+NotaGen's, synonyms accepted) for a labelled folder.
+
+Work identity. Songs of one set (a cycle, an opus of songs) form one work, so a cycle never
+spans splits (``lieder:<Composer>/<Set>``); a song outside any set is its own work.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from musicbrain_cli.errors import DatasetError, MusicBrainError
+from musicbrain_cli.progress import NULL_PROGRESS, Progress
+from musicbrain_cli.data.reference import scores as sc
+
+#: Where the client's copies would sit beside a checkout: OpenScore Lieder, and a folder of
+#: labelled collections (each a subfolder holding :data:`LABELS_CSV`).
+LIEDER_TAIL = Path("shared") / "data" / "openscore-lieder"
+LABELLED_TAIL = Path("shared") / "data" / "human-scores"
+LIEDER = "openscore-lieder"
+LABELS_CSV = "labels.csv"
+#: Score files read, in order of preference when a song folder holds several exports.
+SCORE_SUFFIXES = (".mxl", ".musicxml", ".xml", ".mid", ".midi", ".abc")
+MUSESCORE_SUFFIXES = (".mscx", ".mscz")
+#: Seconds one parse may take before the score is skipped.
+PARSE_TIMEOUT_S = 120.0
+MIDI_CACHE = ".human-scores-midi"
+#: Notes a score must hold to be used (the floor music21 and MusicNet works are held to).
+MIN_NOTES = 8
+CREDIT_LIEDER = ("OpenScore Lieder Corpus (M. Gotham, P. Jonas, B. Bower, W. Bosworth, "
+                 "D. Rootham, L. VanHandel, \"Scores of Scores: An OpenScore project to "
+                 "encode and share sheet music\", DLfM 2018; github.com/OpenScore/Lieder), "
+                 "released under CC0.")
+
+
+@dataclass(frozen=True)
+class Score:
+    """One human score found in a source, with its labels and work, before parsing.
+
+    ``composer``/``period`` are ``""`` when unknown (masked in training);
+    ``written_composer`` is the name as the source gives it.
+    """
+
+    source: str
+    rel: str
+    path: Path
+    work_id: str
+    composer: str
+    period: str
+    instrumentation: str
+    written_composer: str
+    title: str = ""
+
+    @property
+    def piece_id(self) -> str:
+        return f"{self.source}:{self.rel}"
+
+
+# --- finding the sources --------------------------------------------------------------------
+
+
+def is_lieder_tree(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is an OpenScore Lieder tree (it holds ``scores/``)."""
+    return (Path(path) / "scores").is_dir()
+
+
+def is_labelled_folder(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a labelled score folder (it holds :data:`LABELS_CSV`)."""
+    return (Path(path) / LABELS_CSV).is_file()
+
+
+def find_sources(*, cwd: str | os.PathLike | None = None) -> list[Path]:
+    """The human-style sources beside the working folder or this checkout: an OpenScore
+    Lieder tree at ``../shared/data/openscore-lieder`` and each labelled folder under
+    ``../shared/data/human-scores/``, in that order (none: an empty list)."""
+    from musicbrain_cli.data.shared import find_shared
+
+    out = []
+    lieder = find_shared(LIEDER_TAIL, is_lieder_tree, cwd=cwd)
+    if lieder is not None:
+        out.append(lieder)
+    labelled = find_shared(LABELLED_TAIL, lambda c: c.is_dir() and any(
+        is_labelled_folder(d) for d in c.iterdir() if d.is_dir()), cwd=cwd)
+    if labelled is not None:
+        out += sorted(d for d in labelled.iterdir() if d.is_dir() and is_labelled_folder(d))
+    return out
+
+
+def check_source(path: str | os.PathLike) -> None:
+    """Raise :class:`DatasetError` unless ``path`` is one of the two kinds of source."""
+    if not (is_lieder_tree(path) or is_labelled_folder(path)):
+        raise DatasetError(f"{str(path)!r} is neither an OpenScore Lieder tree (no scores/ "
+                           f"folder) nor a labelled score folder (no {LABELS_CSV})")
+
+
+# --- labels -------------------------------------------------------------------------------
+
+
+def folder_name(text: str) -> str:
+    """An OpenScore folder name in words: ``Beethoven,_Ludwig_van`` -> ``Beethoven, Ludwig
+    van``; an alias note (``Barnard,_Charlotte_Alington_-_aka_Claribel``) is dropped."""
+    words = " ".join(text.replace("_", " ").split())
+    return re.split(r"\s+-\s+aka\s+", words, maxsplit=1, flags=re.IGNORECASE)[0].strip()
+
+
+def composer_labels(written: str, period: str = "") -> tuple[str, str]:
+    """``(composer, period)`` labels of a written composer name: the canonical name and
+    (unless ``period`` is given) its known period when exactly one known composer matches;
+    else ``("", period)``: unknown, never another person."""
+    from musicbrain_cli.data import labels as lb
+
+    match = lb.resolve_composer(written)
+    if match.status != "matched" or match.name is None:
+        return "", period
+    return match.name, period or lb.COMPOSER_PERIODS.get(match.name, "")
+
+
+def _song_file(folder: Path) -> tuple[Path | None, bool]:
+    """The score file a song folder is read from (by :data:`SCORE_SUFFIXES` preference),
+    and whether it holds MuseScore files (the reason when it holds nothing readable)."""
+    files = [f for f in sorted(folder.iterdir()) if f.is_file()]
+    for suffix in SCORE_SUFFIXES:
+        for f in files:
+            if f.suffix.lower() == suffix:
+                return f, False
+    return None, any(f.suffix.lower() in MUSESCORE_SUFFIXES for f in files)
+
+
+def discover_lieder(root: str | os.PathLike, *,
+                    skipped: list[tuple[str, str]] | None = None) -> list[Score]:
+    """Every song of an OpenScore Lieder tree, sorted by path, labelled (module docstring).
+    Song folders without a readable score are appended to ``skipped`` with the reason."""
+    root = Path(root)
+    skipped = skipped if skipped is not None else []
+    base = root / "scores"
+    if not base.is_dir():
+        raise DatasetError(f"{str(root)!r} is not an OpenScore Lieder tree (no scores/ folder)")
+    out = []
+    for song in sorted(p for p in base.glob("*/*/*") if p.is_dir()):
+        rel_song = song.relative_to(base).as_posix()
+        composer_dir, set_dir, song_dir = rel_song.split("/")
+        path, musescore_only = _song_file(song)
+        if path is None:
+            skipped.append((f"{LIEDER}:{rel_song}",
+                            "MuseScore files only: export MusicXML or MIDI beside them "
+                            "(mscore -o lc<id>.mxl lc<id>.mscx)" if musescore_only
+                            else "no score file"))
+            continue
+        written = folder_name(composer_dir)
+        composer, period = composer_labels(written)
+        work = f"{composer_dir}/{set_dir}" if set_dir != "_" else rel_song
+        out.append(Score(LIEDER, path.relative_to(root).as_posix(), path, f"lieder:{work}",
+                         composer, period, "Art Song", written,
+                         folder_name(re.sub(r"^\d+[a-z]?_", "", song_dir))))
+    return out
+
+
+def discover_labelled(root: str | os.PathLike, *,
+                      skipped: list[tuple[str, str]] | None = None) -> list[Score]:
+    """Every score listed in a labelled folder's :data:`LABELS_CSV`, labelled from it
+    (module docstring). Rows that cannot be used (no such file, a path leaving the folder,
+    an unknown instrumentation or period) are appended to ``skipped``."""
+    from musicbrain_cli.data import labels as lb
+
+    root = Path(root)
+    skipped = skipped if skipped is not None else []
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", root.name) or "scores"
+    try:
+        with open(root / LABELS_CSV, encoding="utf-8-sig", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DatasetError(f"cannot read {str(root / LABELS_CSV)!r}: {exc}") from exc
+    if rows and "path" not in rows[0]:
+        raise DatasetError(f"{str(root / LABELS_CSV)!r} has no 'path' column "
+                           "(columns: path, composer, period, instrumentation[, work, title])")
+    top = root.resolve()
+    out = []
+    for i, row in enumerate(rows, start=2):          # line 1 is the header
+        rel = (row.get("path") or "").strip()
+        item = f"{name}:{rel or f'line {i}'}"
+        path = (root / rel).resolve()
+        if not rel or (top not in path.parents) or not path.is_file():
+            skipped.append((item, "no such file in the folder" if rel else "empty path"))
+            continue
+        if path.suffix.lower() not in SCORE_SUFFIXES:
+            skipped.append((item, f"not a score file ({', '.join(SCORE_SUFFIXES)})"))
+            continue
+        instrumentation = lb.canonical_instrumentation(row.get("instrumentation") or "")
+        if instrumentation is None:
+            skipped.append((item, f"instrumentation {row.get('instrumentation')!r} is none "
+                                  f"of {', '.join(lb.INSTRUMENTATIONS)}"))
+            continue
+        stated = (row.get("period") or "").strip()
+        period = lb.canonical_period(stated) if stated else ""
+        if period is None:
+            skipped.append((item, f"period {stated!r} is none of {', '.join(lb.PERIODS)}"))
+            continue
+        written = " ".join((row.get("composer") or "").split())
+        composer, period = composer_labels(written, period)
+        work = " ".join((row.get("work") or "").split()) or Path(rel).with_suffix("").as_posix()
+        out.append(Score(name, rel, path, f"{name}:{work}", composer, period,
+                         instrumentation, written, " ".join((row.get("title") or "").split())))
+    return sorted(out, key=lambda s: s.rel)
+
+
+def discover(root: str | os.PathLike, *,
+             skipped: list[tuple[str, str]] | None = None) -> list[Score]:
+    """The scores of one source, whichever kind it is."""
+    check_source(root)
+    return (discover_lieder(root, skipped=skipped) if is_lieder_tree(root)
+            else discover_labelled(root, skipped=skipped))
+
+
+def select(scores: Sequence[Score], per_source: int | None) -> list[Score]:
+    """Up to ``per_source`` scores, spread evenly over the sorted list (None: all)."""
+    if per_source is not None and per_source <= 0:
+        return []
+    return sc._evenly(sorted(scores, key=lambda s: s.rel), per_source)
+
+
+# --- parsing ------------------------------------------------------------------------------
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:20]
+
+
+def parse_all(scores: Sequence[Score], cache: Path, *, jobs: int | None = None,
+              timeout_s: float = PARSE_TIMEOUT_S, progress: Progress = NULL_PROGRESS
+              ) -> tuple[dict[str, object], list[tuple[str, str]]]:
+    """``({piece_id: PrettyMIDI}, [(piece_id, reason)])``: each score parsed (bounded,
+    ``jobs`` at once, default the CPU count) or read back from ``cache``."""
+    import pretty_midi
+
+    from musicbrain_cli.data.render import score_to_midi_bounded
+    from musicbrain_cli.files import atomic_write
+
+    cache.mkdir(parents=True, exist_ok=True)
+    midis: dict[str, object] = {}
+    failures: list[tuple[str, str]] = []
+
+    def one(s: Score):
+        try:
+            cached = cache / f"{_digest(s.path)}.mid"
+            if cached.is_file():
+                return s, pretty_midi.PrettyMIDI(str(cached)), None
+            midi = score_to_midi_bounded(s.path, instrumentation=s.instrumentation,
+                                         timeout_s=timeout_s)
+            atomic_write(cached, lambda tmp: midi.write(str(tmp)))
+        except (MusicBrainError, OSError) as exc:
+            return s, None, str(exc)
+        except Exception as exc:  # a cached MIDI that mido cannot read back
+            return s, None, f"{type(exc).__name__}: {exc}"
+        return s, midi, None
+
+    with progress.task("parsing human scores", total=len(scores)) as task, \
+            ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 1) as pool:
+        for s, midi, why in pool.map(one, scores):
+            if midi is None:
+                failures.append((s.piece_id, f"unreadable score: {why}"))
+            else:
+                midis[s.piece_id] = midi
+            task.advance()
+    return midis, failures
+
+
+def human_style_works(sources: Sequence[str | os.PathLike], cache: Path, *,
+                      per_source: int | None = None, jobs: int | None = None,
+                      failures: list[tuple[str, str]] | None = None,
+                      progress: Progress = NULL_PROGRESS) -> tuple[list[sc.Work], dict]:
+    """The works of every source (``per_source`` scores at most each, spread), and what a
+    build report says of them: per source, scores found, selected, used and failed; the
+    composers the labels could not name (as written), and the credit."""
+    from musicbrain_cli.data.reference.musicnet import _qpm, midi_events
+
+    failures = failures if failures is not None else []
+    works: list[sc.Work] = []
+    report: dict = {"sources": [], "unmatched_composers": {}}
+    unmatched: dict[str, int] = {}
+    for root in sources:
+        root = Path(root)
+        skipped: list[tuple[str, str]] = []
+        found = discover(root, skipped=skipped)
+        chosen = select(found, per_source)
+        midis, parse_failures = parse_all(chosen, cache, jobs=jobs, progress=progress)
+        used = 0
+        for s in chosen:
+            midi = midis.get(s.piece_id)
+            if midi is None:
+                continue
+            events = midi_events(midi)
+            if len(events) < MIN_NOTES:
+                parse_failures.append((s.piece_id, f"only {len(events)} notes"))
+                continue
+            if not s.composer and s.written_composer:
+                unmatched[s.written_composer] = unmatched.get(s.written_composer, 0) + 1
+            works.append(sc.Work(
+                work_id=s.work_id, piece_id=s.piece_id, collection=s.source,
+                period=s.period, composer=s.composer, instrumentation=s.instrumentation,
+                qpm=_qpm(midi, sc.DEFAULT_QPM.get(s.period, 100.0)),
+                n_parts=min(len([i for i in midi.instruments if i.notes]), sc.MAX_PARTS),
+                events=events, title=s.title))
+            used += 1
+        failures += skipped + parse_failures
+        report["sources"].append({
+            "root": str(root), "kind": LIEDER if is_lieder_tree(root) else "labelled",
+            "scores_found": len(found), "scores_selected": len(chosen), "scores_used": used,
+            "left_out": len(skipped) + len(parse_failures),
+            "credit": CREDIT_LIEDER if is_lieder_tree(root) else
+            f"labelled score folder {root.name!r} ({LABELS_CSV}); see its own licence"})
+    report["unmatched_composers"] = dict(sorted(unmatched.items()))
+    return works, report
