@@ -55,6 +55,8 @@ SONGS = [
     ("Schubert,_Franz", "_", "Erlkönig", "musicxml"),
     ("Schumann,_Clara", "_", "Liebst_du_um_Schönheit", "mxl"),
     ("Faisst,_Clara_Mathilda", "_", "Abendlied", "mxl"),
+    ("Hensel,_Fanny_(Mendelssohn)", "_", "Schwanenlied", "mxl"),
+    ("Lehmann,_Amelia", "_", "Sweet_Story", "mxl"),
     ("Barnard,_Charlotte_Alington_-_aka_Claribel", "_", "The_Brook", "mxl"),
     ("Wolf,_Hugo", "_", "Verborgenheit", "mscx"),          # MuseScore only: left out
 ]
@@ -115,9 +117,15 @@ def test_lieder_labels_works_and_left_out_songs(lieder):
     # never another person: Clara is not Robert Schumann; a name with more given names than
     # the known one, or none of the known composers, stays unlabelled, as written
     assert found["Liebst_du_um_Schönheit"].composer == "Schumann, Clara"
-    faisst, barnard = found["Abendlied"], found["The_Brook"]
-    assert (faisst.composer, faisst.period) == ("", "")
+    # NotaGen's own spelling of two OpenScore composers: a checked alias, a maiden name
+    faisst, hensel = found["Abendlied"], found["Schwanenlied"]
+    assert (faisst.composer, faisst.period) == ("Faisst, Clara", "Romantic")
     assert faisst.written_composer == "Faisst, Clara Mathilda"
+    assert hensel.composer == "Hensel, Fanny"
+    # Amelia is not Liza Lehmann; a composer NotaGen never lists stays unlabelled, as written
+    amelia, barnard = found["Sweet_Story"], found["The_Brook"]
+    assert (amelia.composer, amelia.period, amelia.written_composer) == (
+        "", "", "Lehmann, Amelia")
     assert (barnard.composer, barnard.written_composer) == ("", "Barnard, Charlotte Alington")
 
 
@@ -175,12 +183,12 @@ def test_works_on_the_corpus_grid_and_parse_cache(lieder, tmp_path):
     assert onsets[:3] == [0, 12, 24] and {e[3] for e in gute.events} == {12}
     assert gute.n_parts == 2 and gute.collection == "openscore-lieder"
     src = info["sources"][0]
-    assert (src["scores_found"], src["scores_used"], src["left_out"]) == (6, 6, 1)
+    assert (src["scores_found"], src["scores_used"], src["left_out"]) == (8, 8, 1)
     assert "CC0" in src["credit"]
     assert info["unmatched_composers"] == {"Barnard, Charlotte Alington": 1,
-                                           "Faisst, Clara Mathilda": 1}
+                                           "Lehmann, Amelia": 1}
     # parsed once: a second read comes from the MIDI cache, the same notes
-    assert len(list(cache.glob("*.mid"))) == 6
+    assert len(list(cache.glob("*.mid"))) == 8
     again, _ = H.human_style_works([lieder], cache)
     assert [w.events for w in again] == [w.events for w in works]
     # per source cap, spread over the sorted songs
@@ -197,7 +205,7 @@ def test_unreadable_score_is_listed(lieder, tmp_path):
     victim.write_bytes(b"PK\x03\x04 not a zip")
     failures = []
     works, _ = H.human_style_works([bad], tmp_path / "midi", failures=failures)
-    assert len(works) == 5
+    assert len(works) == 7
     assert [item for item, why in failures if "unreadable score" in why] == [
         "openscore-lieder:" + victim.relative_to(bad).as_posix()]
 
@@ -218,7 +226,7 @@ def test_build_with_human_styles(lieder, rags, tmp_path, monkeypatch):
         tax.encode(r)
     lied = [r for r in rows if r["origin"].startswith("openscore-lieder:")]
     rag = [r for r in rows if r["origin"].startswith(f"{rags.name}:")]
-    assert len({r["origin"].split("#")[0] for r in lied}) == 6
+    assert len({r["origin"].split("#")[0] for r in lied}) == 8
     assert len({r["origin"].split("#")[0] for r in rag}) == 4
     for r in lied + rag:
         assert (r["source"], r["generator"]) == ("human", "-")
@@ -226,7 +234,8 @@ def test_build_with_human_styles(lieder, rags, tmp_path, monkeypatch):
     assert {r["instrumentation"] for r in lied} == {"Art Song"}
     assert {r["instrumentation"] for r in rag} == {"Keyboard"}
     assert "composer/Schumann, Clara" in tax.labels
-    assert not any("Faisst" in label or "Joplin" in label for label in tax.labels)
+    assert "composer/Faisst, Clara" in tax.labels
+    assert not any("Amelia" in label or "Joplin" in label for label in tax.labels)
     # a set never spans splits, nor does any other work
     splits = defaultdict(set)
     for r in rows:

@@ -73,6 +73,11 @@ PARSE_TIMEOUT_S = 120.0
 MIDI_CACHE = ".human-scores-midi"
 #: Notes a score must hold to be used (the floor music21 and MusicNet works are held to).
 MIN_NOTES = 8
+#: OpenScore Lieder's spellings of composers that NotaGen's prompt list writes otherwise, each
+#: checked to be the same person (NotaGen's Art Song composers are this corpus's): NotaGen
+#: shortens Clara Mathilda Faisst (1872-1948; Wikidata Q17626542, OpenScore's own id for her)
+#: to "Faisst, Clara". Only an exact written name is mapped.
+OPENSCORE_ALIASES = {"Faisst, Clara Mathilda": "Faisst, Clara"}
 CREDIT_LIEDER = ("OpenScore Lieder Corpus (M. Gotham, P. Jonas, B. Bower, W. Bosworth, "
                  "D. Rootham, L. VanHandel, \"Scores of Scores: An OpenScore project to "
                  "encode and share sheet music\", DLfM 2018; github.com/OpenScore/Lieder), "
@@ -144,9 +149,11 @@ def check_source(path: str | os.PathLike) -> None:
 
 def folder_name(text: str) -> str:
     """An OpenScore folder name in words: ``Beethoven,_Ludwig_van`` -> ``Beethoven, Ludwig
-    van``; an alias note (``Barnard,_Charlotte_Alington_-_aka_Claribel``) is dropped."""
+    van``; an alias note (``Barnard,_Charlotte_Alington_-_aka_Claribel``) and a name in
+    parentheses (``Hensel,_Fanny_(Mendelssohn)``, her maiden name) are dropped."""
     words = " ".join(text.replace("_", " ").split())
-    return re.split(r"\s+-\s+aka\s+", words, maxsplit=1, flags=re.IGNORECASE)[0].strip()
+    words = re.split(r"\s+-\s+aka\s+", words, maxsplit=1, flags=re.IGNORECASE)[0]
+    return " ".join(re.sub(r"\([^()]*\)", " ", words).split())
 
 
 def composer_labels(written: str, period: str = "") -> tuple[str, str]:
@@ -193,7 +200,7 @@ def discover_lieder(root: str | os.PathLike, *,
                             else "no score file"))
             continue
         written = folder_name(composer_dir)
-        composer, period = composer_labels(written)
+        composer, period = composer_labels(OPENSCORE_ALIASES.get(written, written))
         work = f"{composer_dir}/{set_dir}" if set_dir != "_" else rel_song
         out.append(Score(LIEDER, path.relative_to(root).as_posix(), path, f"lieder:{work}",
                          composer, period, "Art Song", written,
