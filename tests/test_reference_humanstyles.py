@@ -250,3 +250,29 @@ def test_build_with_human_styles(lieder, rags, tmp_path, monkeypatch):
     # the rows the folder refused are in the build report, not silently gone
     skipped = (tmp_path / "build_report.json").read_text(encoding="utf-8")
     assert "Verborgenheit" in skipped and "bad_instr.mid" in skipped
+
+
+def test_oversized_scores_are_refused_before_parsing(lieder, tmp_path, monkeypatch):
+    """Untrusted score files: a deadline bounds time, not memory, so a file too large, or an
+    .mxl that would unpack too large (a zip bomb), is refused from its size alone."""
+    import shutil
+    import zipfile
+
+    from musicbrain_cli.data import render
+
+    big = tmp_path / "lieder"
+    shutil.copytree(lieder, big)
+    songs = sorted((big / "scores").rglob("*.mxl"))
+    bomb, heavy = songs[0], songs[1]
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("score.xml", b"\0" * 300_000)          # 300 kB of zeros, ~300 B packed
+    heavy.write_bytes(heavy.read_bytes() + b"\0" * 60_000)
+    monkeypatch.setattr(render, "MAX_UNPACKED_BYTES", 200_000)
+    monkeypatch.setattr(render, "MAX_SCORE_BYTES", 50_000)
+    assert bomb.stat().st_size < 50_000
+    failures = []
+    works, _ = H.human_style_works([big], tmp_path / "midi", failures=failures)
+    reasons = {item.split(":", 1)[1]: why for item, why in failures}
+    assert "would unpack to" in reasons[bomb.relative_to(big).as_posix()]
+    assert "more than the" in reasons[heavy.relative_to(big).as_posix()]
+    assert len(works) == len(songs) + 1 - 2              # the .musicxml song, the rest

@@ -185,6 +185,37 @@ def _abc_to_score(text: str):
 #: parser runs for many minutes on some generated text (RhythGen's Lieder-LB/0043 was still
 #: parsing after 5 min), where a typical 30 s piece takes about a second.
 PARSE_TIMEOUT_S = 120.0
+#: Largest score file :func:`score_to_midi_bounded` parses, and for a compressed MusicXML
+#: (``.mxl``, a zip) the largest total its members may unpack to. A song of OpenScore Lieder
+#: is 20-200 kB as ``.mxl`` and under 2 MB unpacked; a long orchestral MusicXML is tens of MB.
+#: The deadline bounds time, not memory: a zip bomb would fill the machine's memory first.
+MAX_SCORE_BYTES = 64 * 2**20
+MAX_UNPACKED_BYTES = 256 * 2**20
+
+
+def check_score_size(path: str | Path) -> None:
+    """Refuse a score file too large to parse safely (:data:`MAX_SCORE_BYTES`), or a
+    compressed MusicXML whose members would unpack past :data:`MAX_UNPACKED_BYTES` (read from
+    the zip's directory, nothing is unpacked). Raises :class:`RenderError` naming the file."""
+    import zipfile
+
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise RenderError(f"cannot read score {str(path)!r}: {exc}") from exc
+    if size > MAX_SCORE_BYTES:
+        raise RenderError(f"score {str(path)!r} is {size / 2**20:.0f} MB, more than the "
+                          f"{MAX_SCORE_BYTES // 2**20} MB a score may be")
+    if path.suffix.lower() == ".mxl":
+        try:
+            with zipfile.ZipFile(path) as zf:
+                unpacked = sum(max(0, i.file_size) for i in zf.infolist())
+        except (zipfile.BadZipFile, OSError, ValueError) as exc:
+            raise RenderError(f"{str(path)!r} is not a readable .mxl (zip) file: {exc}") from exc
+        if unpacked > MAX_UNPACKED_BYTES:
+            raise RenderError(f"{str(path)!r} would unpack to {unpacked / 2**20:.0f} MB, more "
+                              f"than the {MAX_UNPACKED_BYTES // 2**20} MB a score may be")
 
 
 def score_to_midi_bounded(path: str | Path, *, instrumentation: str | None = None,
@@ -195,12 +226,14 @@ def score_to_midi_bounded(path: str | Path, *, instrumentation: str | None = Non
     raises :class:`RenderError` naming the file, so one bad piece cannot stall a build. The
     child sends back plain numbers (tempo, and per voice its program, name and a
     ``[n, 4]`` float array of start s, end s, pitch, velocity), so the result is exactly
-    what the in-process call returns.
+    what the in-process call returns. A file too large to parse safely is refused before
+    any parsing (:func:`check_score_size`).
     """
     import multiprocessing as mp
 
     import pretty_midi
 
+    check_score_size(path)
     recv, send = mp.get_context("fork").Pipe(duplex=False)
     proc = mp.get_context("fork").Process(target=_parse_child, daemon=True,
                                           args=(send, str(path), instrumentation))
