@@ -59,6 +59,7 @@ SONGS = [
     ("Lehmann,_Amelia", "_", "Sweet_Story", "mxl"),
     ("Barnard,_Charlotte_Alington_-_aka_Claribel", "_", "The_Brook", "mxl"),
     ("Wolf,_Hugo", "_", "Verborgenheit", "mscx"),          # MuseScore only: left out
+    ("Brahms,_Johannes", "4_Ernste_Gesänge,_Op.121", "1_Denn_es_gehet", "mxl"),
 ]
 
 
@@ -71,6 +72,15 @@ def lieder(tmp_path_factory):
         (folder / f"lc{i}.mscx").write_text("<museScore/>", encoding="utf-8")
         if kind != "mscx":
             _write_score(folder / f"lc{i}.{kind}", seed=i, fmt=kind)
+    brahms = root / "scores" / "Brahms,_Johannes" / "4_Ernste_Gesänge,_Op.121"
+    # a second, different score in one song folder; another export of the first; macOS junk
+    _write_score(brahms / "1_Denn_es_gehet" / "lc99.mxl", seed=11)
+    _write_score(brahms / "1_Denn_es_gehet" / f"lc{len(SONGS) - 1}.musicxml", seed=3,
+                 fmt="musicxml")
+    (brahms / "1_Denn_es_gehet" / "._lc99.mxl").write_bytes(b"\0\5\26\7 AppleDouble")
+    # a score at the set's level (not in a song folder), and an empty song folder
+    _write_score(brahms / "lc77.mxl", seed=6)
+    (brahms / "2_Ich_wandte_mich").mkdir()
     return root
 
 
@@ -84,9 +94,10 @@ def rags(tmp_path_factory):
             ("missing.mid", "Anyone", "", "Keyboard", ""),
             ("../outside.mid", "Anyone", "", "Keyboard", ""),
             ("lamb/bad_period.mid", "Joseph Lamb", "Jazz Age", "Keyboard", ""),
-            ("lamb/bad_instr.mid", "Joseph Lamb", "", "Banjo", "")]
+            ("lamb/bad_instr.mid", "Joseph Lamb", "", "Banjo", ""),
+            ("./joplin/../joplin/maple_leaf.mid", "Robert Schumann", "", "Keyboard", "x")]
     for i, (rel, *_rest) in enumerate(rows):
-        if rel not in ("missing.mid", "../outside.mid"):
+        if rel not in ("missing.mid", "../outside.mid") and not rel.startswith("./"):
             _write_midi(root / rel, seed=i)
     _write_midi(root.parent / "outside.mid", seed=9)
     with open(root / H.LABELS_CSV, "w", encoding="utf-8", newline="") as fh:
@@ -101,18 +112,31 @@ def test_lieder_labels_works_and_left_out_songs(lieder):
     skipped = []
     found = {s.rel.split("/")[3]: s for s in H.discover(lieder, skipped=skipped)}
     # a song folder with MuseScore files only is listed with the way to fix it, not dropped
-    assert [item for item, _ in skipped] == [
+    reasons = dict(skipped)
+    assert sorted(reasons) == [
+        "openscore-lieder:Brahms,_Johannes/4_Ernste_Gesänge,_Op.121/2_Ich_wandte_mich",
+        "openscore-lieder:Brahms,_Johannes/4_Ernste_Gesänge,_Op.121/lc77.mxl",
         "openscore-lieder:Wolf,_Hugo/_/Verborgenheit"]
-    assert "export MusicXML" in skipped[0][1]
+    assert "export MusicXML" in reasons["openscore-lieder:Wolf,_Hugo/_/Verborgenheit"]
+    assert "not in a <Composer>/<Set>/<Song>/ folder" in reasons[
+        "openscore-lieder:Brahms,_Johannes/4_Ernste_Gesänge,_Op.121/lc77.mxl"]
+    # two distinct scores in one song folder are both read, each from its preferred export;
+    # the AppleDouble file is ignored
+    denn = sorted(s.path.name for s in H.discover(lieder) if "Denn_es_gehet" in s.rel)
+    assert denn == [f"lc{len(SONGS) - 1}.mxl", "lc99.mxl"]
     gute, linden, erl = found["01_Gute_Nacht"], found["05_Der_Lindenbaum"], found["Erlkönig"]
     # the MusicXML export is read, not the MuseScore file beside it
     assert gute.path.suffix == ".mxl" and erl.path.suffix == ".musicxml"
     # a known composer: canonical name, NotaGen's period for him; always Art Song
     assert (gute.composer, gute.period, gute.instrumentation) == (
         "Schubert, Franz", "Romantic", "Art Song")
-    # the songs of one set are one work; a song outside any set is its own
-    assert gute.work_id == linden.work_id == "lieder:Schubert,_Franz/Winterreise,_D.911"
+    # the songs of one set are one work, and a set music21's corpus also holds a song of
+    # takes that song's work id (one split for both encodings); a song outside any set is
+    # its own work
+    assert gute.work_id == linden.work_id == "m21:schubert/Lindenbaum"
     assert erl.work_id == "lieder:Schubert,_Franz/_/Erlkönig"
+    assert found["1_Denn_es_gehet"].work_id == (
+        "lieder:Brahms,_Johannes/4_Ernste_Gesänge,_Op.121")
     assert gute.title == "Gute Nacht"
     # never another person: Clara is not Robert Schumann; a name with more given names than
     # the known one, or none of the known composers, stays unlabelled, as written
@@ -135,11 +159,15 @@ def test_labelled_folder_rows_and_refusals(rags):
     assert sorted(found) == ["beethoven/bagatelle.mid", "joplin/maple_leaf.mid",
                              "joplin/maple_leaf_b.mid", "lamb/ragtime_nightingale.mid"]
     reasons = dict(skipped)
-    name = rags.name
-    assert "no such file" in reasons[f"{name}:missing.mid"]
-    assert "no such file" in reasons[f"{name}:../outside.mid"]     # never outside the folder
-    assert "period 'Jazz Age'" in reasons[f"{name}:lamb/bad_period.mid"]
+    name = H.source_id(rags)
+    assert name == "scores-" + rags.name
+    assert reasons[f"{name}:missing.mid"] == "line 6: no such file in the folder"
+    assert reasons[f"{name}:../outside.mid"] == "line 7: the path leads out of the folder"
+    assert "line 8: period 'Jazz Age'" in reasons[f"{name}:lamb/bad_period.mid"]
     assert "instrumentation 'Banjo'" in reasons[f"{name}:lamb/bad_instr.mid"]
+    # the same file under another spelling is read once, with its first row's labels
+    assert reasons[f"{name}:./joplin/../joplin/maple_leaf.mid"].startswith(
+        "line 10: the same file as line 2")
     maple, maple_b = found["joplin/maple_leaf.mid"], found["joplin/maple_leaf_b.mid"]
     # 'Piano' is a synonym of Keyboard; two files of one work share it
     assert maple.instrumentation == maple_b.instrumentation == "Keyboard"
@@ -183,12 +211,13 @@ def test_works_on_the_corpus_grid_and_parse_cache(lieder, tmp_path):
     assert onsets[:3] == [0, 12, 24] and {e[3] for e in gute.events} == {12}
     assert gute.n_parts == 2 and gute.collection == "openscore-lieder"
     src = info["sources"][0]
-    assert (src["scores_found"], src["scores_used"], src["left_out"]) == (8, 8, 1)
+    assert (src["scores_found"], src["scores_read"], src["left_out"]) == (10, 10, 3)
+    assert src["source"] == "openscore-lieder" and len(src["piece_ids"]) == 10
     assert "CC0" in src["credit"]
     assert info["unmatched_composers"] == {"Barnard, Charlotte Alington": 1,
                                            "Lehmann, Amelia": 1}
     # parsed once: a second read comes from the MIDI cache, the same notes
-    assert len(list(cache.glob("*.mid"))) == 8
+    assert len(list(cache.glob("*.mid"))) == 10
     again, _ = H.human_style_works([lieder], cache)
     assert [w.events for w in again] == [w.events for w in works]
     # per source cap, spread over the sorted songs
@@ -205,7 +234,7 @@ def test_unreadable_score_is_listed(lieder, tmp_path):
     victim.write_bytes(b"PK\x03\x04 not a zip")
     failures = []
     works, _ = H.human_style_works([bad], tmp_path / "midi", failures=failures)
-    assert len(works) == 7
+    assert len(works) == 9
     assert [item for item, why in failures if "unreadable score" in why] == [
         "openscore-lieder:" + victim.relative_to(bad).as_posix()]
 
@@ -225,8 +254,8 @@ def test_build_with_human_styles(lieder, rags, tmp_path, monkeypatch):
     for r in rows:
         tax.encode(r)
     lied = [r for r in rows if r["origin"].startswith("openscore-lieder:")]
-    rag = [r for r in rows if r["origin"].startswith(f"{rags.name}:")]
-    assert len({r["origin"].split("#")[0] for r in lied}) == 8
+    rag = [r for r in rows if r["origin"].startswith(f"scores-{rags.name}:")]
+    assert len({r["origin"].split("#")[0] for r in lied}) == 10
     assert len({r["origin"].split("#")[0] for r in rag}) == 4
     for r in lied + rag:
         assert (r["source"], r["generator"]) == ("human", "-")
@@ -245,6 +274,9 @@ def test_build_with_human_styles(lieder, rags, tmp_path, monkeypatch):
     assert st["used"] and st["human_clips"] == len(lied) + len(rag)
     assert st["clips_by_instrumentation"] == {"Art Song": len(lied), "Keyboard": len(rag)}
     assert [s["kind"] for s in st["sources"]] == ["openscore-lieder", "labelled"]
+    assert [(s["scores_in_corpus"], s["scores_without_clips"]) for s in st["sources"]] == [
+        (10, 0), (4, 0)]
+    assert all("piece_ids" not in s for s in st["sources"])
     report = json.loads((tmp_path / "reference.json").read_text(encoding="utf-8"))
     assert report["human_styles"]["unmatched_composers"]["Scott Joplin"] == 2
     # the rows the folder refused are in the build report, not silently gone
@@ -262,8 +294,8 @@ def test_oversized_scores_are_refused_before_parsing(lieder, tmp_path, monkeypat
 
     big = tmp_path / "lieder"
     shutil.copytree(lieder, big)
-    songs = sorted((big / "scores").rglob("*.mxl"))
-    bomb, heavy = songs[0], songs[1]
+    winterreise = big / "scores" / "Schubert,_Franz" / "Winterreise,_D.911"
+    bomb, heavy = winterreise / "01_Gute_Nacht" / "lc0.mxl", winterreise / "05_Der_Lindenbaum" / "lc1.mxl"
     with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("score.xml", b"\0" * 300_000)          # 300 kB of zeros, ~300 B packed
     heavy.write_bytes(heavy.read_bytes() + b"\0" * 60_000)
@@ -275,4 +307,51 @@ def test_oversized_scores_are_refused_before_parsing(lieder, tmp_path, monkeypat
     reasons = {item.split(":", 1)[1]: why for item, why in failures}
     assert "would unpack to" in reasons[bomb.relative_to(big).as_posix()]
     assert "more than the" in reasons[heavy.relative_to(big).as_posix()]
-    assert len(works) == len(songs) + 1 - 2              # the .musicxml song, the rest
+    assert len(works) == 10 - 2
+
+
+def test_sources_never_share_ids(lieder, rags, tmp_path):
+    """Two labelled folders of the same name are two sources; one folder given twice is
+    refused (its second reading would vanish under the first one's ids)."""
+    import shutil
+
+    other = tmp_path / "b" / rags.name
+    shutil.copytree(rags, other)
+    assert H.source_ids([lieder, rags, other]) == [
+        "openscore-lieder", f"scores-{rags.name}", f"scores-{rags.name}-2"]
+    works, info = H.human_style_works([rags, other], tmp_path / "midi")
+    assert len({w.piece_id for w in works}) == len(works) == 8
+    assert len({w.work_id for w in works}) == 6          # 3 works per folder, none shared
+    with pytest.raises(DatasetError, match="given twice"):
+        H.human_style_works([rags, rags / ".." / rags.name], tmp_path / "midi")
+
+
+def test_labels_csv_header_is_checked(tmp_path):
+    folder = tmp_path / "f"
+    folder.mkdir()
+    _write_midi(folder / "a.mid", seed=0)
+    (folder / "labels.csv").write_text("path,Composer,Period\na.mid,Scott Joplin,\n",
+                                       encoding="utf-8")
+    with pytest.raises(DatasetError, match="lacks the column.s. instrumentation"):
+        H.discover(folder)
+    # names are matched without regard to case or spaces
+    (folder / "labels.csv").write_text(" Path ,COMPOSER,period,Instrumentation\n"
+                                       "a.mid,Clara Schumann,,Piano\n", encoding="utf-8")
+    (score,) = H.discover(folder)
+    assert (score.composer, score.instrumentation) == ("Schumann, Clara", "Keyboard")
+
+
+def test_initials_and_links_out_of_a_lieder_tree(tmp_path):
+    """'F. Mendelssohn' could be Felix or Fanny: unlabelled. A score linked in from outside
+    the tree is not read."""
+    root = tmp_path / "lieder"
+    song = root / "scores" / "Mendelssohn,_F." / "_" / "Lied"
+    _write_score(song / "lc1.mxl", seed=1)
+    outside = tmp_path / "elsewhere.mxl"
+    _write_score(outside, seed=2)
+    (song / "lc2.mxl").symlink_to(outside)
+    skipped = []
+    (score,) = H.discover(root, skipped=skipped)
+    assert score.path.name == "lc1.mxl" and score.composer == ""
+    assert skipped == [("openscore-lieder:Mendelssohn,_F./_/Lied/lc2.mxl",
+                        "leads out of the tree (a link)")]

@@ -600,18 +600,28 @@ def _human_style_works(sources: Sequence, spec: SizeSpec, out: Path, jobs: int |
 
 
 def _human_style_summary(info: dict, works: Sequence[sc.Work], rows) -> dict:
-    """The build report's account of the human-style sources: per source and in all, the
-    human clips written, by instrumentation and composer label."""
+    """The build report's account of the human-style sources: per source, the scores that
+    gave at least one clip (the others were left out: listed in ``build_report.json``), and
+    in all the human clips written, by instrumentation and composer label."""
     if not info.get("used"):
         return info
-    prefixes = tuple(f"{w.collection}:" for w in works)
-    human = [r for r in rows if r["source"] == "human" and r["origin"].startswith(prefixes)]
+    pieces = {w.piece_id for w in works}
+    human = [r for r in rows if r["source"] == "human"
+             and r["origin"].rsplit("#", 1)[0] in pieces]
+    with_clips = {r["origin"].rsplit("#", 1)[0] for r in human}
+    sources = []
+    for src in info["sources"]:
+        src = dict(src)
+        ids = set(src.pop("piece_ids", ()))
+        src["scores_in_corpus"] = len(ids & with_clips)
+        src["scores_without_clips"] = len(ids - with_clips)     # shorter than a clip
+        sources.append(src)
 
     def by(key: str) -> dict[str, int]:
         return dict(sorted(Counter(r[key] or "(unknown)" for r in human).items()))
 
-    return {**info, "works": len({w.work_id for w in works}), "human_clips": len(human),
-            "clips_by_instrumentation": by("instrumentation"),
+    return {**info, "sources": sources, "works": len({w.work_id for w in works}),
+            "human_clips": len(human), "clips_by_instrumentation": by("instrumentation"),
             "clips_by_composer": by("composer")}
 
 

@@ -158,110 +158,236 @@ def folder_name(text: str) -> str:
 
 def composer_labels(written: str, period: str = "") -> tuple[str, str]:
     """``(composer, period)`` labels of a written composer name: the canonical name and
-    (unless ``period`` is given) its known period when exactly one known composer matches;
-    else ``("", period)``: unknown, never another person."""
+    (unless ``period`` is given) its known period when exactly one known composer matches
+    it, spelled out; else ``("", period)``: unknown, never another person. A match on
+    initials alone ('F. Mendelssohn': Felix or Fanny?) is a reading, not a name, and stays
+    unknown too."""
     from musicbrain_cli.data import labels as lb
 
     match = lb.resolve_composer(written)
-    if match.status != "matched" or match.name is None:
+    if match.status != "matched" or match.name is None or match.by_initials:
         return "", period
     return match.name, period or lb.COMPOSER_PERIODS.get(match.name, "")
 
 
-def _song_file(folder: Path) -> tuple[Path | None, bool]:
-    """The score file a song folder is read from (by :data:`SCORE_SUFFIXES` preference),
-    and whether it holds MuseScore files (the reason when it holds nothing readable)."""
-    files = [f for f in sorted(folder.iterdir()) if f.is_file()]
-    for suffix in SCORE_SUFFIXES:
-        for f in files:
-            if f.suffix.lower() == suffix:
-                return f, False
-    return None, any(f.suffix.lower() in MUSESCORE_SUFFIXES for f in files)
+def set_title(set_dir: str) -> str:
+    """A set folder's title, lower case, without catalogue number or parenthesis
+    (``Winterreise,_D.911`` and ``Winterreise_(D.911)`` -> ``winterreise``)."""
+    return folder_name(set_dir).split(",")[0].strip().lower()
+
+
+#: OpenScore sets that music21's corpus also holds a song of, as that song's music21 work id:
+#: the set takes it, so the two encodings of one cycle can never sit in different splits
+#: (the music21 song is pinned to train when the shipped generators learned from it).
+MUSIC21_SETS = {("Schubert, Franz", "winterreise"): "m21:schubert/Lindenbaum",
+                ("Schumann, Robert", "dichterliebe"): "m21:schumann_robert/dichterliebe_no2"}
+
+
+def _hidden(path: Path) -> bool:
+    """Hidden files and folders, macOS's ``._`` AppleDouble files among them."""
+    return path.name.startswith(".")
+
+
+def _inside(path: Path, top: Path) -> bool:
+    """Whether ``path`` resolves inside ``top`` (a resolved folder): no link leads out."""
+    try:
+        return top in path.resolve().parents
+    except (OSError, RuntimeError, ValueError):      # a link loop, a bad name
+        return False
 
 
 def discover_lieder(root: str | os.PathLike, *,
                     skipped: list[tuple[str, str]] | None = None) -> list[Score]:
-    """Every song of an OpenScore Lieder tree, sorted by path, labelled (module docstring).
-    Song folders without a readable score are appended to ``skipped`` with the reason."""
+    """Every score of an OpenScore Lieder tree, sorted by path, labelled (module docstring).
+
+    A song folder is ``scores/<Composer>/<Set>/<Song>/``; each distinct score in it (by file
+    stem: ``lc<id>``) is read once, from its preferred export (:data:`SCORE_SUFFIXES`).
+    Everything else is appended to ``skipped`` with the reason: song folders with no
+    readable score (MuseScore files only: how to export them), score files elsewhere in the
+    tree, and files or folders that lead out of it through a link. Hidden files (``._*``)
+    are ignored.
+    """
     root = Path(root)
     skipped = skipped if skipped is not None else []
     base = root / "scores"
     if not base.is_dir():
         raise DatasetError(f"{str(root)!r} is not an OpenScore Lieder tree (no scores/ folder)")
-    out = []
+    top = root.resolve()
+    suffixes = SCORE_SUFFIXES + MUSESCORE_SUFFIXES
+    by_song: dict[str, list[Path]] = {}
+    for path in sorted(base.rglob("*")):
+        rel = path.relative_to(base)
+        if any(part.startswith(".") for part in rel.parts) or path.suffix.lower() not in suffixes:
+            continue
+        item = f"{LIEDER}:{rel.as_posix()}"
+        if not _inside(path, top):
+            skipped.append((item, "leads out of the tree (a link)"))
+            continue
+        if not path.is_file():
+            continue
+        if len(rel.parts) != 4:
+            skipped.append((item, "not in a <Composer>/<Set>/<Song>/ folder (a song outside "
+                                  "any set belongs in the set '_')"))
+            continue
+        by_song.setdefault("/".join(rel.parts[:3]), []).append(path)
     for song in sorted(p for p in base.glob("*/*/*") if p.is_dir()):
         rel_song = song.relative_to(base).as_posix()
+        if rel_song not in by_song and not any(x.startswith(".") for x in rel_song.split("/")):
+            skipped.append((f"{LIEDER}:{rel_song}", "no score file"))
+    out = []
+    for rel_song, files in sorted(by_song.items()):
         composer_dir, set_dir, song_dir = rel_song.split("/")
-        path, musescore_only = _song_file(song)
-        if path is None:
+        stems: dict[str, list[Path]] = {}
+        for f in files:
+            stems.setdefault(f.stem, []).append(f)
+        readable = []
+        for stem, group in sorted(stems.items()):
+            best = min((f for f in group if f.suffix.lower() in SCORE_SUFFIXES),
+                       key=lambda f: SCORE_SUFFIXES.index(f.suffix.lower()), default=None)
+            if best is not None:
+                readable.append(best)
+        if not readable:
             skipped.append((f"{LIEDER}:{rel_song}",
                             "MuseScore files only: export MusicXML or MIDI beside them "
-                            "(mscore -o lc<id>.mxl lc<id>.mscx)" if musescore_only
-                            else "no score file"))
+                            "(mscore -o lc<id>.mxl lc<id>.mscx)"))
             continue
         written = folder_name(composer_dir)
         composer, period = composer_labels(OPENSCORE_ALIASES.get(written, written))
-        work = f"{composer_dir}/{set_dir}" if set_dir != "_" else rel_song
-        out.append(Score(LIEDER, path.relative_to(root).as_posix(), path, f"lieder:{work}",
-                         composer, period, "Art Song", written,
-                         folder_name(re.sub(r"^\d+[a-z]?_", "", song_dir))))
+        work = (MUSIC21_SETS.get((composer, set_title(set_dir)))
+                or "lieder:" + (f"{composer_dir}/{set_dir}" if set_dir != "_" else rel_song))
+        title = folder_name(re.sub(r"^\d+[a-z]?_", "", song_dir))
+        out += [Score(LIEDER, path.relative_to(root).as_posix(), path, work, composer, period,
+                      "Art Song", written, title) for path in readable]
     return out
 
 
-def discover_labelled(root: str | os.PathLike, *,
+#: Columns a labelled folder's :data:`LABELS_CSV` must have (``work`` and ``title`` may be
+#: left out); matched without regard to case or surrounding spaces.
+LABEL_COLUMNS = ("path", "composer", "period", "instrumentation")
+
+
+def discover_labelled(root: str | os.PathLike, *, source: str | None = None,
                       skipped: list[tuple[str, str]] | None = None) -> list[Score]:
     """Every score listed in a labelled folder's :data:`LABELS_CSV`, labelled from it
-    (module docstring). Rows that cannot be used (no such file, a path leaving the folder,
-    an unknown instrumentation or period) are appended to ``skipped``."""
+    (module docstring), under the source id ``source`` (default: :func:`source_id`).
+
+    Raises :class:`DatasetError` for a file that cannot be read as CSV or lacks a column of
+    :data:`LABEL_COLUMNS`. Rows that cannot be used are appended to ``skipped`` with the
+    reason and their line: an empty path, no such file, a path leading out of the folder,
+    a file listed twice, not a score file, an unknown instrumentation or period.
+    """
     from musicbrain_cli.data import labels as lb
 
     root = Path(root)
     skipped = skipped if skipped is not None else []
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", root.name) or "scores"
+    name = source or source_id(root)
+    csv_path = root / LABELS_CSV
     try:
-        with open(root / LABELS_CSV, encoding="utf-8-sig", newline="") as fh:
-            rows = list(csv.DictReader(fh))
+        with open(csv_path, encoding="utf-8-sig", newline="") as fh:
+            reader = csv.reader(fh)
+            header = [" ".join(h.split()).lower() for h in next(reader, [])]
+            missing = [c for c in LABEL_COLUMNS if c not in header]
+            if missing:
+                raise DatasetError(
+                    f"{str(csv_path)!r} lacks the column(s) {', '.join(missing)} (columns: "
+                    f"{', '.join(LABEL_COLUMNS)}[, work, title]; found: {', '.join(header)})")
+            rows = [(reader.line_num, dict(zip(header, values))) for values in reader
+                    if any(v.strip() for v in values)]
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise DatasetError(f"cannot read {str(root / LABELS_CSV)!r}: {exc}") from exc
-    if rows and "path" not in rows[0]:
-        raise DatasetError(f"{str(root / LABELS_CSV)!r} has no 'path' column "
-                           "(columns: path, composer, period, instrumentation[, work, title])")
+        raise DatasetError(f"cannot read {str(csv_path)!r}: {exc}") from exc
     top = root.resolve()
+    seen: dict[str, int] = {}
     out = []
-    for i, row in enumerate(rows, start=2):          # line 1 is the header
+    for line, row in rows:
         rel = (row.get("path") or "").strip()
-        item = f"{name}:{rel or f'line {i}'}"
-        path = (root / rel).resolve()
-        if not rel or (top not in path.parents) or not path.is_file():
-            skipped.append((item, "no such file in the folder" if rel else "empty path"))
+        item = f"{name}:{rel or 'line ' + str(line)}"
+        try:
+            path = (root / rel).resolve()
+            inside, exists = top in path.parents, path.is_file()
+        except (OSError, RuntimeError, ValueError) as exc:   # a link loop, a NUL, too long
+            skipped.append((item, f"line {line}: unusable path ({type(exc).__name__}: {exc})"))
             continue
+        if not rel:
+            skipped.append((item, f"line {line}: empty path"))
+            continue
+        if not inside:
+            skipped.append((item, f"line {line}: the path leads out of the folder"))
+            continue
+        if not exists:
+            skipped.append((item, f"line {line}: no such file in the folder"))
+            continue
+        key = path.relative_to(top).as_posix()
+        if key in seen:
+            skipped.append((item, f"line {line}: the same file as line {seen[key]} (each "
+                                  "file is read once, with its first row's labels)"))
+            continue
+        seen[key] = line
         if path.suffix.lower() not in SCORE_SUFFIXES:
-            skipped.append((item, f"not a score file ({', '.join(SCORE_SUFFIXES)})"))
+            skipped.append((item, f"line {line}: not a score file ({', '.join(SCORE_SUFFIXES)})"))
             continue
         instrumentation = lb.canonical_instrumentation(row.get("instrumentation") or "")
         if instrumentation is None:
-            skipped.append((item, f"instrumentation {row.get('instrumentation')!r} is none "
-                                  f"of {', '.join(lb.INSTRUMENTATIONS)}"))
+            skipped.append((item, f"line {line}: instrumentation "
+                                  f"{row.get('instrumentation')!r} is none of "
+                                  f"{', '.join(lb.INSTRUMENTATIONS)}"))
             continue
         stated = (row.get("period") or "").strip()
         period = lb.canonical_period(stated) if stated else ""
         if period is None:
-            skipped.append((item, f"period {stated!r} is none of {', '.join(lb.PERIODS)}"))
+            skipped.append((item, f"line {line}: period {stated!r} is none of "
+                                  f"{', '.join(lb.PERIODS)}"))
             continue
         written = " ".join((row.get("composer") or "").split())
         composer, period = composer_labels(written, period)
-        work = " ".join((row.get("work") or "").split()) or Path(rel).with_suffix("").as_posix()
-        out.append(Score(name, rel, path, f"{name}:{work}", composer, period,
+        work = " ".join((row.get("work") or "").split()) or str(Path(key).with_suffix(""))
+        out.append(Score(name, key, path, f"{name}:{work}", composer, period,
                          instrumentation, written, " ".join((row.get("title") or "").split())))
     return sorted(out, key=lambda s: s.rel)
 
 
-def discover(root: str | os.PathLike, *,
+def source_id(root: str | os.PathLike) -> str:
+    """The id a source's pieces and works carry: ``openscore-lieder`` for a Lieder tree,
+    ``scores-<folder name>`` for a labelled folder (never another collection's prefix).
+    :func:`source_ids` makes them unique within one build."""
+    root = Path(root)
+    if is_lieder_tree(root):
+        return LIEDER
+    return "scores-" + (re.sub(r"[^A-Za-z0-9._-]+", "_", root.name).strip("._-") or "folder")
+
+
+def source_ids(roots: Sequence[str | os.PathLike]) -> list[str]:
+    """:func:`source_id` of each root, numbered (``-2``, ``-3``) where two would be the same;
+    raises :class:`DatasetError` when one folder is given twice (its scores would be read
+    twice, and the second reading's labels lost)."""
+    seen: dict[Path, str] = {}
+    ids: list[str] = []
+    for root in roots:
+        real = Path(root).resolve()
+        if real in seen:
+            raise DatasetError(f"{str(root)!r} is given twice as a human-style source")
+        base = source_id(root)
+        sid, n = base, 1
+        while sid in ids:
+            n += 1
+            sid = f"{base}-{n}"
+        seen[real] = sid
+        ids.append(sid)
+    return ids
+
+
+def discover(root: str | os.PathLike, *, source: str | None = None,
              skipped: list[tuple[str, str]] | None = None) -> list[Score]:
-    """The scores of one source, whichever kind it is."""
+    """The scores of one source, whichever kind it is, under the id ``source`` (default:
+    :func:`source_id`)."""
     check_source(root)
-    return (discover_lieder(root, skipped=skipped) if is_lieder_tree(root)
-            else discover_labelled(root, skipped=skipped))
+    if is_lieder_tree(root):
+        found = discover_lieder(root, skipped=skipped)
+        if source not in (None, LIEDER):
+            import dataclasses
+
+            found = [dataclasses.replace(s, source=source) for s in found]
+        return found
+    return discover_labelled(root, source=source, skipped=skipped)
 
 
 def select(scores: Sequence[Score], per_source: int | None) -> list[Score]:
@@ -286,10 +412,13 @@ def parse_all(scores: Sequence[Score], cache: Path, *, jobs: int | None = None,
               timeout_s: float = PARSE_TIMEOUT_S, progress: Progress = NULL_PROGRESS
               ) -> tuple[dict[str, object], list[tuple[str, str]]]:
     """``({piece_id: PrettyMIDI}, [(piece_id, reason)])``: each score parsed (bounded,
-    ``jobs`` at once, default the CPU count) or read back from ``cache``."""
+    ``jobs`` at once, default the CPU count) into ``cache``, and always read back from there,
+    so a resumed build reads exactly what an uninterrupted one did (a MIDI file rounds
+    tempo and note times to its ticks). A file too large to parse is refused from its size
+    before it is even hashed."""
     import pretty_midi
 
-    from musicbrain_cli.data.render import score_to_midi_bounded
+    from musicbrain_cli.data.render import check_score_size, score_to_midi_bounded
     from musicbrain_cli.files import atomic_write
 
     cache.mkdir(parents=True, exist_ok=True)
@@ -298,17 +427,17 @@ def parse_all(scores: Sequence[Score], cache: Path, *, jobs: int | None = None,
 
     def one(s: Score):
         try:
+            check_score_size(s.path)
             cached = cache / f"{_digest(s.path)}.mid"
-            if cached.is_file():
-                return s, pretty_midi.PrettyMIDI(str(cached)), None
-            midi = score_to_midi_bounded(s.path, instrumentation=s.instrumentation,
-                                         timeout_s=timeout_s)
-            atomic_write(cached, lambda tmp: midi.write(str(tmp)))
+            if not cached.is_file():
+                midi = score_to_midi_bounded(s.path, instrumentation=s.instrumentation,
+                                             timeout_s=timeout_s)
+                atomic_write(cached, lambda tmp: midi.write(str(tmp)))
+            return s, pretty_midi.PrettyMIDI(str(cached)), None
         except (MusicBrainError, OSError) as exc:
             return s, None, str(exc)
         except Exception as exc:  # a cached MIDI that mido cannot read back
             return s, None, f"{type(exc).__name__}: {exc}"
-        return s, midi, None
 
     with progress.task("parsing human scores", total=len(scores)) as task, \
             ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 1) as pool:
@@ -326,21 +455,23 @@ def human_style_works(sources: Sequence[str | os.PathLike], cache: Path, *,
                       failures: list[tuple[str, str]] | None = None,
                       progress: Progress = NULL_PROGRESS) -> tuple[list[sc.Work], dict]:
     """The works of every source (``per_source`` scores at most each, spread), and what a
-    build report says of them: per source, scores found, selected, used and failed; the
-    composers the labels could not name (as written), and the credit."""
+    build report says of them: per source its id (:func:`source_ids`), the scores found,
+    selected, read (parsed, with notes) and left out, the piece ids read, and the credit;
+    and the composer names the labels could not name (as written), with their counts.
+    Raises :class:`DatasetError` for a source that is neither kind, or one given twice."""
     from musicbrain_cli.data.reference.musicnet import _qpm, midi_events
 
     failures = failures if failures is not None else []
     works: list[sc.Work] = []
     report: dict = {"sources": [], "unmatched_composers": {}}
     unmatched: dict[str, int] = {}
-    for root in sources:
+    for root, sid in zip(sources, source_ids(sources)):
         root = Path(root)
         skipped: list[tuple[str, str]] = []
-        found = discover(root, skipped=skipped)
+        found = discover(root, source=sid, skipped=skipped)
         chosen = select(found, per_source)
         midis, parse_failures = parse_all(chosen, cache, jobs=jobs, progress=progress)
-        used = 0
+        read: list[str] = []
         for s in chosen:
             midi = midis.get(s.piece_id)
             if midi is None:
@@ -354,15 +485,18 @@ def human_style_works(sources: Sequence[str | os.PathLike], cache: Path, *,
             works.append(sc.Work(
                 work_id=s.work_id, piece_id=s.piece_id, collection=s.source,
                 period=s.period, composer=s.composer, instrumentation=s.instrumentation,
-                qpm=_qpm(midi, sc.DEFAULT_QPM.get(s.period, 100.0)),
+                # to the millibeat: a MIDI file stores the tempo in whole microseconds
+                qpm=round(_qpm(midi, sc.DEFAULT_QPM.get(s.period, 100.0)), 3),
                 n_parts=min(len([i for i in midi.instruments if i.notes]), sc.MAX_PARTS),
                 events=events, title=s.title))
-            used += 1
+            read.append(s.piece_id)
         failures += skipped + parse_failures
         report["sources"].append({
-            "root": str(root), "kind": LIEDER if is_lieder_tree(root) else "labelled",
-            "scores_found": len(found), "scores_selected": len(chosen), "scores_used": used,
-            "left_out": len(skipped) + len(parse_failures),
+            "root": str(root), "source": sid,
+            "kind": LIEDER if is_lieder_tree(root) else "labelled",
+            "scores_found": len(found), "scores_selected": len(chosen),
+            "scores_read": len(read), "left_out": len(skipped) + len(parse_failures),
+            "piece_ids": read,
             "credit": CREDIT_LIEDER if is_lieder_tree(root) else
             f"labelled score folder {root.name!r} ({LABELS_CSV}); see its own licence"})
     report["unmatched_composers"] = dict(sorted(unmatched.items()))
