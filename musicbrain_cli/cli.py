@@ -1414,8 +1414,9 @@ def data_build_reference(output, size, seed, retrain_generators, cache_dir, musi
     if st.get("used"):
         for src in st["sources"]:
             _echo(f"Human styles: {src['scores_in_corpus']} of {src['scores_found']} scores "
-                  f"in the corpus ({src['left_out']} left out unread, "
-                  f"{src['scores_without_clips']} shorter than a clip) from {src['root']}")
+                  f"in the corpus ({src['scores_selected']} selected at size {size!r}; "
+                  f"{src['left_out']} left out unread, {src['scores_without_clips']} shorter "
+                  f"than a clip) from {src['root']}")
         _echo(f"Human styles: {st['human_clips']} human clips, by instrumentation "
               + ", ".join(f"{k} {v}" for k, v in st["clips_by_instrumentation"].items())
               + (f"; {len(st['unmatched_composers'])} composer names matched no known "
