@@ -355,3 +355,22 @@ def test_initials_and_links_out_of_a_lieder_tree(tmp_path):
     assert score.path.name == "lc1.mxl" and score.composer == ""
     assert skipped == [("openscore-lieder:Mendelssohn,_F./_/Lied/lc2.mxl",
                         "leads out of the tree (a link)")]
+
+
+def test_build_reference_command_reports_the_human_styles(rags, tmp_path, monkeypatch):
+    """The command's own account of the sources (what a user reads after a build)."""
+    from click.testing import CliRunner
+
+    from musicbrain_cli.cli import main
+
+    monkeypatch.setitem(B.SIZES, "tiny", B.SizeSpec(
+        "tiny", 4.0, ("bach",), 1, 1, 1, 1, 0.5, sample_batch=1, human_styles_per_source=3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        res = CliRunner().invoke(main, [
+            "data", "build-reference", "-o", str(tmp_path / "out"), "--size", "tiny",
+            "--no-musicnet", "--no-rhythgen", "--human-scores", str(rags)])
+    assert res.exit_code == 0, res.output
+    assert (f"Human styles: 3 of 4 scores in the corpus (3 selected at size 'tiny'; 5 left "
+            f"out unread, 0 shorter than a clip) from {rags}") in res.output
+    assert "Human styles: 3 human clips, by instrumentation Keyboard 3" in res.output
