@@ -217,7 +217,7 @@ def test_works_on_the_corpus_grid_and_parse_cache(lieder, tmp_path):
     assert info["unmatched_composers"] == {"Barnard, Charlotte Alington": 1,
                                            "Lehmann, Amelia": 1}
     # parsed once: a second read comes from the MIDI cache, the same notes
-    assert len(list(cache.glob("*.mid"))) == 10
+    assert len(list(cache.glob("*.npz"))) == 10
     again, _ = H.human_style_works([lieder], cache)
     assert [w.events for w in again] == [w.events for w in works]
     # per source cap, spread over the sorted songs

@@ -128,7 +128,7 @@ def test_build_with_rhythgen(tree, tmp_path, monkeypatch):
     assert info["used"] and info["pieces_found"] == 8 and info["clips"] == len(rgrows)
     assert sum(sum(v.values()) for v in info["clips_per_config"].values()) == len(rgrows)
     assert "RhythGen" in info["credit"] and info["held_out_configs"] == sorted(rg.HELD_OUT_CONFIGS)
-    assert len(list((tmp_path / rg.MIDI_CACHE).glob("*.mid"))) == info["pieces_selected"]
+    assert len(list((tmp_path / rg.MIDI_CACHE).glob("*.npz"))) == info["pieces_selected"]
     report = json.loads((tmp_path / "reference.json").read_text(encoding="utf-8"))
     assert report["rhythgen"]["clips"] == len(rgrows)
     # a rerun resumes: nothing new, the parsed MIDI read back

@@ -173,6 +173,45 @@ def test_bounded_parse_returns_exactly_the_in_process_midi(tmp_path):
     assert there.get_tempo_changes()[1][0] == pytest.approx(here.get_tempo_changes()[1][0])
 
 
+def test_a_cached_parse_is_the_parse_to_the_last_bit(tmp_path, monkeypatch):
+    """A build that resumes from the parse cache must render exactly what an uninterrupted
+    one did: the cache holds the parse's own numbers (a MIDI file would round note times and
+    tempo to its ticks), it is read instead of parsing again, and a damaged one is parsed
+    anew."""
+    import pretty_midi
+
+    from musicbrain_cli.data import render
+
+    path = tmp_path / "piece.abc"
+    # a tempo whose beat is no whole number of MIDI ticks' microseconds, and triplets
+    path.write_text("X:1\nT:t\nM:3/4\nL:1/8\nQ:1/4=93\nK:G\n(3GAB (3cde d2|g2 f2 e2|d6|]\n")
+    cache = tmp_path / "cache" / "piece.npz"
+
+    def numbers(midi):
+        return ([(i.program, i.is_drum, i.name) for i in midi.instruments],
+                [[(n.start, n.end, n.pitch, n.velocity) for n in i.notes]
+                 for i in midi.instruments], midi.get_tempo_changes()[1].tolist())
+
+    fresh = render.score_to_midi_bounded(path, instrumentation="Chamber", timeout_s=60)
+    first = render.score_to_midi_bounded(path, instrumentation="Chamber", timeout_s=60,
+                                         cache=cache)
+    assert cache.is_file() and numbers(first) == numbers(fresh)
+    calls = []
+    monkeypatch.setattr(render, "_parse_bounded", lambda *a: calls.append(a))
+    again = render.score_to_midi_bounded(path, instrumentation="Chamber", cache=cache)
+    assert calls == [] and numbers(again) == numbers(fresh)
+    # what a MIDI file would have given instead: not the same numbers
+    midi_file = tmp_path / "piece.mid"
+    fresh.write(str(midi_file))
+    assert numbers(pretty_midi.PrettyMIDI(str(midi_file))) != numbers(fresh)
+    monkeypatch.undo()
+    cache.write_bytes(b"PK\x03\x04 damaged")
+    mended = render.score_to_midi_bounded(path, instrumentation="Chamber", cache=cache)
+    assert numbers(mended) == numbers(fresh)
+    with np.load(cache, allow_pickle=False) as z:             # rewritten, plain arrays
+        assert z["notes"].dtype == np.float64
+
+
 def test_a_parse_that_hangs_is_stopped_and_a_bad_one_reports_why(tmp_path, monkeypatch):
     import time
 

@@ -219,7 +219,7 @@ def check_score_size(path: str | Path) -> None:
 
 
 def score_to_midi_bounded(path: str | Path, *, instrumentation: str | None = None,
-                          timeout_s: float = PARSE_TIMEOUT_S):
+                          timeout_s: float = PARSE_TIMEOUT_S, cache: str | Path | None = None):
     """:func:`score_to_midi` of a score file, parsed in a forked child with a deadline.
 
     Generated scores are untrusted input: a parse that outlives ``timeout_s`` is stopped and
@@ -228,10 +228,80 @@ def score_to_midi_bounded(path: str | Path, *, instrumentation: str | None = Non
     ``[n, 4]`` float array of start s, end s, pitch, velocity), so the result is exactly
     what the in-process call returns. A file too large to parse safely is refused before
     any parsing (:func:`check_score_size`).
-    """
-    import multiprocessing as mp
 
+    ``cache``: a ``.npz`` file holding those numbers (float64, no pickle). When it holds
+    them, the score is not parsed again; else they are written there after the parse. Both
+    ways the MIDI is built from the same numbers, so a build that resumes from the cache
+    renders exactly what an uninterrupted one did (a cached *MIDI file* would not: it
+    rounds note times and tempo to its ticks). An unreadable cache file is parsed anew.
+    """
+    if cache is not None:
+        payload = _read_notes(Path(cache))
+        if payload is None:
+            payload = _parse_bounded(path, instrumentation, timeout_s)
+            _write_notes(Path(cache), payload)
+        return notes_to_midi(*payload)
+    return notes_to_midi(*_parse_bounded(path, instrumentation, timeout_s))
+
+
+def notes_to_midi(tempo: float, voices):
+    """A PrettyMIDI from the plain numbers of a parse: the tempo, and per voice its
+    program, drum flag, name and ``[n, 4]`` start s, end s, pitch, velocity."""
     import pretty_midi
+
+    midi = pretty_midi.PrettyMIDI(initial_tempo=tempo)
+    for program, is_drum, name, notes in voices:
+        inst = pretty_midi.Instrument(program=int(program), is_drum=bool(is_drum), name=str(name))
+        inst.notes = [pretty_midi.Note(int(v), int(p), float(a), float(b))
+                      for a, b, p, v in np.asarray(notes, dtype=np.float64).reshape(-1, 4)]
+        midi.instruments.append(inst)
+    return midi
+
+
+def _write_notes(path: Path, payload) -> None:
+    from musicbrain_cli.files import atomic_write
+
+    tempo, voices = payload
+    counts = [len(np.asarray(v[3]).reshape(-1, 4)) for v in voices]
+    notes = (np.concatenate([np.asarray(v[3], dtype=np.float64).reshape(-1, 4) for v in voices])
+             if voices else np.zeros((0, 4)))
+    arrays = {"tempo": np.float64(tempo), "programs": np.array([v[0] for v in voices], np.int64),
+              "drums": np.array([v[1] for v in voices], bool),
+              "names": np.array([str(v[2]) for v in voices], dtype=str),
+              "counts": np.array(counts, np.int64), "notes": notes}
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+
+    atomic_write(path, write)
+
+
+def _read_notes(path: Path):
+    """The ``(tempo, voices)`` a cache file holds, or None when there is none readable."""
+    import zipfile
+
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            tempo = float(z["tempo"])
+            notes, counts = z["notes"], z["counts"]
+            bounds = np.concatenate([[0], np.cumsum(counts)]).astype(int)
+            if bounds[-1] != len(notes):
+                return None
+            voices = [(int(p), bool(d), str(n), notes[a:b])
+                      for p, d, n, a, b in zip(z["programs"], z["drums"], z["names"],
+                                               bounds[:-1], bounds[1:])]
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError):
+        return None
+    return tempo, voices
+
+
+def _parse_bounded(path: str | Path, instrumentation: str | None, timeout_s: float):
+    """``(tempo, voices)`` of a score, parsed in a forked child with a deadline."""
+    import multiprocessing as mp
 
     check_score_size(path)
     recv, send = mp.get_context("fork").Pipe(duplex=False)
@@ -255,14 +325,7 @@ def score_to_midi_bounded(path: str | Path, *, instrumentation: str | None = Non
         recv.close()
     if kind == "error":
         raise RenderError(payload)
-    tempo, voices = payload
-    midi = pretty_midi.PrettyMIDI(initial_tempo=tempo)
-    for program, is_drum, name, notes in voices:
-        inst = pretty_midi.Instrument(program=program, is_drum=is_drum, name=name)
-        inst.notes = [pretty_midi.Note(int(v), int(p), float(a), float(b))
-                      for a, b, p, v in np.asarray(notes).reshape(-1, 4)]
-        midi.instruments.append(inst)
-    return midi
+    return payload
 
 
 def _parse_child(conn, path: str, instrumentation: str | None) -> None:

@@ -25,8 +25,9 @@ output; this module reads it when it is there:
 
 Each score is parsed in a child with a deadline (untrusted files,
 :func:`~musicbrain_cli.data.render.score_to_midi_bounded`), kept as MIDI in the build
-folder (:data:`MIDI_CACHE`, keyed by the file's SHA-256, so a resumed build does not parse
-again and an edited file is parsed anew), and reduced to the corpus's note events exactly as
+folder (:data:`MIDI_CACHE`: the parse's own numbers, keyed by the file's SHA-256 and the
+instrumentation, so a resumed build does not parse again and reads exactly what an
+uninterrupted one did, and an edited file is parsed anew), and reduced to the corpus's note events exactly as
 MusicNet's score MIDIs are (:func:`.musicnet.midi_events`): from there it is rendered by the
 corpus's own loop, with the same SoundFonts and humanisation as every other clip, human or
 generated.
@@ -412,14 +413,11 @@ def parse_all(scores: Sequence[Score], cache: Path, *, jobs: int | None = None,
               timeout_s: float = PARSE_TIMEOUT_S, progress: Progress = NULL_PROGRESS
               ) -> tuple[dict[str, object], list[tuple[str, str]]]:
     """``({piece_id: PrettyMIDI}, [(piece_id, reason)])``: each score parsed (bounded,
-    ``jobs`` at once, default the CPU count) into ``cache``, and always read back from there,
-    so a resumed build reads exactly what an uninterrupted one did (a MIDI file rounds
-    tempo and note times to its ticks). A file too large to parse is refused from its size
-    before it is even hashed."""
-    import pretty_midi
-
+    ``jobs`` at once, default the CPU count) or read back from ``cache``, keyed by the file's
+    content and the instrumentation (the parse's own numbers, so a resumed build reads
+    exactly what an uninterrupted one did). A file too large to parse is refused from its
+    size before it is even hashed."""
     from musicbrain_cli.data.render import check_score_size, score_to_midi_bounded
-    from musicbrain_cli.files import atomic_write
 
     cache.mkdir(parents=True, exist_ok=True)
     midis: dict[str, object] = {}
@@ -428,16 +426,12 @@ def parse_all(scores: Sequence[Score], cache: Path, *, jobs: int | None = None,
     def one(s: Score):
         try:
             check_score_size(s.path)
-            cached = cache / f"{_digest(s.path)}.mid"
-            if not cached.is_file():
-                midi = score_to_midi_bounded(s.path, instrumentation=s.instrumentation,
-                                             timeout_s=timeout_s)
-                atomic_write(cached, lambda tmp: midi.write(str(tmp)))
-            return s, pretty_midi.PrettyMIDI(str(cached)), None
+            key = f"{_digest(s.path)}-{re.sub(r'[^A-Za-z]+', '', s.instrumentation)}"
+            return s, score_to_midi_bounded(s.path, instrumentation=s.instrumentation,
+                                            timeout_s=timeout_s,
+                                            cache=cache / f"{key}.npz"), None
         except (MusicBrainError, OSError) as exc:
             return s, None, str(exc)
-        except Exception as exc:  # a cached MIDI that mido cannot read back
-            return s, None, f"{type(exc).__name__}: {exc}"
 
     with progress.task("parsing human scores", total=len(scores)) as task, \
             ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 1) as pool:
@@ -485,8 +479,7 @@ def human_style_works(sources: Sequence[str | os.PathLike], cache: Path, *,
             works.append(sc.Work(
                 work_id=s.work_id, piece_id=s.piece_id, collection=s.source,
                 period=s.period, composer=s.composer, instrumentation=s.instrumentation,
-                # to the millibeat: a MIDI file stores the tempo in whole microseconds
-                qpm=round(_qpm(midi, sc.DEFAULT_QPM.get(s.period, 100.0)), 3),
+                qpm=_qpm(midi, sc.DEFAULT_QPM.get(s.period, 100.0)),
                 n_parts=min(len([i for i in midi.instruments if i.notes]), sc.MAX_PARTS),
                 events=events, title=s.title))
             read.append(s.piece_id)

@@ -20,8 +20,9 @@ whose work is in a test split are kept, so a test clip of one is unseen twice ov
 Parsing ABC is slow and untrusted (music21 can run for minutes on broken generated ABC):
 each piece is parsed in a child with a deadline
 (:func:`~musicbrain_cli.data.render.score_to_midi_bounded`), several at once, and the
-resulting MIDI is kept in the build folder (``.rhythgen-midi/``, MIDI files: data), so a
-resumed build does not parse again.
+resulting notes are kept in the build folder (``.rhythgen-midi/<piece>.npz``: the parse's
+own float64 numbers, data), so a resumed build does not parse again and renders exactly
+what an uninterrupted one did.
 """
 
 from __future__ import annotations
@@ -160,26 +161,22 @@ def parse_all(pieces: Sequence[Piece], cache: Path, *, jobs: int | None = None,
               timeout_s: float = PARSE_TIMEOUT_S,
               progress: Progress = NULL_PROGRESS) -> tuple[dict[str, object], list[tuple[str, str]]]:
     """``({rel: PrettyMIDI}, [(rel, reason)])``: each piece parsed (bounded, ``jobs`` at
-    once, default the CPU count) or read back from ``cache``."""
-    import pretty_midi
-
+    once, default the CPU count) or read back from ``cache`` (the parse's own numbers, so a
+    resumed build renders exactly what an uninterrupted one did; MIDI files that builds
+    before this cache left there are not read)."""
     from musicbrain_cli.data.render import score_to_midi_bounded
-    from musicbrain_cli.files import atomic_write
 
     cache.mkdir(parents=True, exist_ok=True)
     midis: dict[str, object] = {}
     failures: list[tuple[str, str]] = []
 
     def one(p: Piece):
-        cached = cache / f"{p.piece_id}.mid"
-        if cached.is_file():
-            return p, pretty_midi.PrettyMIDI(str(cached)), None
         try:
             midi = score_to_midi_bounded(p.path, instrumentation=p.instrumentation or None,
-                                         timeout_s=timeout_s)
+                                         timeout_s=timeout_s,
+                                         cache=cache / f"{p.piece_id}.npz")
         except MusicBrainError as exc:
             return p, None, str(exc)
-        atomic_write(cached, lambda tmp: midi.write(str(tmp)))
         return p, midi, None
 
     with progress.task("parsing RhythGen pieces", total=len(pieces)) as task, \
