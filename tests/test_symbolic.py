@@ -943,6 +943,13 @@ def test_group_of_joins_a_composer_across_collections_and_falls_back_to_the_coll
     assert fit.group_of({"composer": "-", "origin": "music21:essenFolksong/han1.abc#3"}) \
         == "music21:essenFolksong"
     assert fit.group_of({"composer": "", "origin": "arrangement:blues#0"}) == "arrangement:blues"
+    # human-style sources (issue 21): a Lieder composer without a label is a group of their
+    # own; a labelled folder's files group by their first folder
+    beach = {"composer": "", "origin": "openscore-lieder:scores/Beach,_Amy/_/Prayer/lc3.mxl#tick=0"}
+    barnard = {**beach, "origin": "openscore-lieder:scores/Barnard,_Charlotte/_/Brook/lc7.mxl#tick=0"}
+    assert fit.group_of(beach) == "openscore-lieder:Beach,_Amy" != fit.group_of(barnard)
+    assert fit.group_of({"composer": "", "origin": "scores-ragtime:lamb/nightingale.mid#tick=0"}) \
+        == "scores-ragtime:lamb"
 
 
 @pytest.mark.parametrize("path", ["/etc/passwd", "../outside.flac", "audio/../../x.flac", ""])

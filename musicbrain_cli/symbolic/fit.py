@@ -75,11 +75,16 @@ STACK_C = 100.0
 def group_of(row: dict) -> str:
     """The human group a clip belongs to, for the unseen-group rule: its composer where the
     corpus names one (whichever collection the score came from), else its collection (a
-    music21 corpus folder, an arrangement style)."""
+    music21 corpus folder, an arrangement style), and for an OpenScore Lieder song whose
+    composer has no label, the composer's folder (``openscore-lieder:scores/<Composer>/...``:
+    every such composer is a group of their own, not one group of them all)."""
     if row.get("composer") not in (None, "", "-"):           # "-": a masked composer
         return f"composer:{row['composer']}"
     kind, _, rest = row.get("origin", "").partition(":")
-    return f"{kind}:{rest.split('/')[0].split('#')[0]}"
+    parts = rest.split("#")[0].split("/")
+    if kind.startswith("openscore-lieder") and len(parts) > 2 and parts[0] == "scores":
+        return f"{kind}:{parts[1]}"
+    return f"{kind}:{parts[0]}"
 
 
 def config_of(row: dict) -> str:
