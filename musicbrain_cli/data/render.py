@@ -25,7 +25,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -242,6 +242,40 @@ def score_to_midi_bounded(path: str | Path, *, instrumentation: str | None = Non
             _write_notes(Path(cache), payload)
         return notes_to_midi(*payload)
     return notes_to_midi(*_parse_bounded(path, instrumentation, timeout_s))
+
+
+def parse_all_bounded(items: Sequence, *, path_of: Callable, cache_of: Callable,
+                      instrumentation_of: Callable, jobs: int | None = None,
+                      timeout_s: float = PARSE_TIMEOUT_S, progress=None,
+                      task: str = "parsing scores") -> tuple[list, list]:
+    """``([(item, PrettyMIDI)], [(item, reason)])``: each item's score
+    (``path_of(item)``) parsed by :func:`score_to_midi_bounded` with its cache file
+    ``cache_of(item)`` (called in the worker: it may hash the file) and instrumentation,
+    ``jobs`` at once (default: the CPU count), in ``items``' order. A file too large to
+    parse is refused from its size before ``cache_of`` runs."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from musicbrain_cli.progress import NULL_PROGRESS
+
+    def one(item):
+        try:
+            path = path_of(item)
+            check_score_size(path)
+            return item, score_to_midi_bounded(path, instrumentation=instrumentation_of(item),
+                                               timeout_s=timeout_s, cache=cache_of(item)), None
+        except (MusicBrainError, OSError) as exc:
+            return item, None, str(exc)
+
+    parsed, failed = [], []
+    with (progress or NULL_PROGRESS).task(task, total=len(items)) as bar, \
+            ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 1) as pool:
+        for item, midi, why in pool.map(one, items):
+            if midi is None:
+                failed.append((item, why))
+            else:
+                parsed.append((item, midi))
+            bar.advance()
+    return parsed, failed
 
 
 def notes_to_midi(tempo: float, voices):

@@ -51,12 +51,11 @@ import csv
 import hashlib
 import os
 import re
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from musicbrain_cli.errors import DatasetError, MusicBrainError
+from musicbrain_cli.errors import DatasetError
 from musicbrain_cli.progress import NULL_PROGRESS, Progress
 from musicbrain_cli.data.reference import scores as sc
 
@@ -417,31 +416,19 @@ def parse_all(scores: Sequence[Score], cache: Path, *, jobs: int | None = None,
     content and the instrumentation (the parse's own numbers, so a resumed build reads
     exactly what an uninterrupted one did). A file too large to parse is refused from its
     size before it is even hashed."""
-    from musicbrain_cli.data.render import check_score_size, score_to_midi_bounded
+    from musicbrain_cli.data.render import parse_all_bounded
 
     cache.mkdir(parents=True, exist_ok=True)
-    midis: dict[str, object] = {}
-    failures: list[tuple[str, str]] = []
 
-    def one(s: Score):
-        try:
-            check_score_size(s.path)
-            key = f"{_digest(s.path)}-{re.sub(r'[^A-Za-z]+', '', s.instrumentation)}"
-            return s, score_to_midi_bounded(s.path, instrumentation=s.instrumentation,
-                                            timeout_s=timeout_s,
-                                            cache=cache / f"{key}.npz"), None
-        except (MusicBrainError, OSError) as exc:
-            return s, None, str(exc)
+    def cache_of(s: Score) -> Path:
+        return cache / f"{_digest(s.path)}-{re.sub(r'[^A-Za-z]+', '', s.instrumentation)}.npz"
 
-    with progress.task("parsing human scores", total=len(scores)) as task, \
-            ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 1) as pool:
-        for s, midi, why in pool.map(one, scores):
-            if midi is None:
-                failures.append((s.piece_id, f"unreadable score: {why}"))
-            else:
-                midis[s.piece_id] = midi
-            task.advance()
-    return midis, failures
+    parsed, failed = parse_all_bounded(
+        list(scores), path_of=lambda s: s.path, cache_of=cache_of,
+        instrumentation_of=lambda s: s.instrumentation, jobs=jobs, timeout_s=timeout_s,
+        progress=progress, task="parsing human scores")
+    return ({s.piece_id: midi for s, midi in parsed},
+            [(s.piece_id, f"unreadable score: {why}") for s, why in failed])
 
 
 def human_style_works(sources: Sequence[str | os.PathLike], cache: Path, *,

@@ -30,12 +30,10 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from musicbrain_cli.errors import MusicBrainError
 from musicbrain_cli.progress import NULL_PROGRESS, Progress
 
 #: Where the client's RhythGen output sits beside a checkout.
@@ -164,30 +162,15 @@ def parse_all(pieces: Sequence[Piece], cache: Path, *, jobs: int | None = None,
     once, default the CPU count) or read back from ``cache`` (the parse's own numbers, so a
     resumed build renders exactly what an uninterrupted one did; MIDI files that builds
     before this cache left there are not read)."""
-    from musicbrain_cli.data.render import score_to_midi_bounded
+    from musicbrain_cli.data.render import parse_all_bounded
 
     cache.mkdir(parents=True, exist_ok=True)
-    midis: dict[str, object] = {}
-    failures: list[tuple[str, str]] = []
-
-    def one(p: Piece):
-        try:
-            midi = score_to_midi_bounded(p.path, instrumentation=p.instrumentation or None,
-                                         timeout_s=timeout_s,
-                                         cache=cache / f"{p.piece_id}.npz")
-        except MusicBrainError as exc:
-            return p, None, str(exc)
-        return p, midi, None
-
-    with progress.task("parsing RhythGen pieces", total=len(pieces)) as task, \
-            ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 1) as pool:
-        for p, midi, why in pool.map(one, pieces):
-            if midi is None:
-                failures.append((p.rel, f"bad ABC: {why}"))
-            else:
-                midis[p.rel] = midi
-            task.advance()
-    return midis, failures
+    parsed, failed = parse_all_bounded(
+        list(pieces), path_of=lambda p: p.path, cache_of=lambda p: cache / f"{p.piece_id}.npz",
+        instrumentation_of=lambda p: p.instrumentation or None, jobs=jobs,
+        timeout_s=timeout_s, progress=progress, task="parsing RhythGen pieces")
+    return ({p.rel: midi for p, midi in parsed},
+            [(p.rel, f"bad ABC: {why}") for p, why in failed])
 
 
 def midi_window(midi, start_s: float, length_s: float):
