@@ -1382,10 +1382,10 @@ def data_build_reference(output, size, seed, retrain_generators, cache_dir, musi
     if human_scores and no_human_scores:
         raise click.UsageError("--human-scores and --no-human-scores contradict each other")
     for path in human_scores:
-        if not (hs.is_lieder_tree(path) or hs.is_labelled_folder(path)):
-            raise click.UsageError(f"{path!r} is neither an OpenScore Lieder tree (no "
-                                   f"scores/ folder) nor a labelled score folder (no "
-                                   f"{hs.LABELS_CSV})")
+        try:
+            hs.check_source(path)
+        except MusicBrainError as exc:
+            raise click.UsageError(str(exc)) from None
     musicnet = None if no_musicnet else (musicnet or find_musicnet())
     rhythgen = None if no_rhythgen else (rhythgen or find_rhythgen())
     styles = [] if no_human_scores else (list(human_scores) or hs.find_sources())

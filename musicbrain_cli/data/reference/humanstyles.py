@@ -58,6 +58,7 @@ from typing import Sequence
 from musicbrain_cli.errors import DatasetError
 from musicbrain_cli.progress import NULL_PROGRESS, Progress
 from musicbrain_cli.data.reference import scores as sc
+from musicbrain_cli.data.render import PARSE_TIMEOUT_S
 
 #: Where the client's copies would sit beside a checkout: OpenScore Lieder, and a folder of
 #: labelled collections (each a subfolder holding :data:`LABELS_CSV`).
@@ -68,8 +69,6 @@ LABELS_CSV = "labels.csv"
 #: Score files read, in order of preference when a song folder holds several exports.
 SCORE_SUFFIXES = (".mxl", ".musicxml", ".xml", ".mid", ".midi", ".abc")
 MUSESCORE_SUFFIXES = (".mscx", ".mscz")
-#: Seconds one parse may take before the score is skipped.
-PARSE_TIMEOUT_S = 120.0
 MIDI_CACHE = ".human-scores-midi"
 #: Notes a score must hold to be used (the floor music21 and MusicNet works are held to).
 MIN_NOTES = 8
@@ -183,11 +182,6 @@ MUSIC21_SETS = {("Schubert, Franz", "winterreise"): "m21:schubert/Lindenbaum",
                 ("Schumann, Robert", "dichterliebe"): "m21:schumann_robert/dichterliebe_no2"}
 
 
-def _hidden(path: Path) -> bool:
-    """Hidden files and folders, macOS's ``._`` AppleDouble files among them."""
-    return path.name.startswith(".")
-
-
 def _inside(path: Path, top: Path) -> bool:
     """Whether ``path`` resolves inside ``top`` (a resolved folder): no link leads out."""
     try:
@@ -196,9 +190,10 @@ def _inside(path: Path, top: Path) -> bool:
         return False
 
 
-def discover_lieder(root: str | os.PathLike, *,
+def discover_lieder(root: str | os.PathLike, *, source: str = LIEDER,
                     skipped: list[tuple[str, str]] | None = None) -> list[Score]:
-    """Every score of an OpenScore Lieder tree, sorted by path, labelled (module docstring).
+    """Every score of an OpenScore Lieder tree, sorted by path, labelled (module docstring),
+    under the source id ``source``.
 
     A song folder is ``scores/<Composer>/<Set>/<Song>/``; each distinct score in it (by file
     stem: ``lc<id>``) is read once, from its preferred export (:data:`SCORE_SUFFIXES`).
@@ -219,7 +214,7 @@ def discover_lieder(root: str | os.PathLike, *,
         rel = path.relative_to(base)
         if any(part.startswith(".") for part in rel.parts) or path.suffix.lower() not in suffixes:
             continue
-        item = f"{LIEDER}:{rel.as_posix()}"
+        item = f"{source}:{rel.as_posix()}"
         if not _inside(path, top):
             skipped.append((item, "leads out of the tree (a link)"))
             continue
@@ -233,7 +228,7 @@ def discover_lieder(root: str | os.PathLike, *,
     for song in sorted(p for p in base.glob("*/*/*") if p.is_dir()):
         rel_song = song.relative_to(base).as_posix()
         if rel_song not in by_song and not any(x.startswith(".") for x in rel_song.split("/")):
-            skipped.append((f"{LIEDER}:{rel_song}", "no score file"))
+            skipped.append((f"{source}:{rel_song}", "no score file"))
     out = []
     for rel_song, files in sorted(by_song.items()):
         composer_dir, set_dir, song_dir = rel_song.split("/")
@@ -247,7 +242,7 @@ def discover_lieder(root: str | os.PathLike, *,
             if best is not None:
                 readable.append(best)
         if not readable:
-            skipped.append((f"{LIEDER}:{rel_song}",
+            skipped.append((f"{source}:{rel_song}",
                             "MuseScore files only: export MusicXML or MIDI beside them "
                             "(mscore -o lc<id>.mxl lc<id>.mscx)"))
             continue
@@ -256,7 +251,7 @@ def discover_lieder(root: str | os.PathLike, *,
         work = (MUSIC21_SETS.get((composer, set_title(set_dir)))
                 or "lieder:" + (f"{composer_dir}/{set_dir}" if set_dir != "_" else rel_song))
         title = folder_name(re.sub(r"^\d+[a-z]?_", "", song_dir))
-        out += [Score(LIEDER, path.relative_to(root).as_posix(), path, work, composer, period,
+        out += [Score(source, path.relative_to(root).as_posix(), path, work, composer, period,
                       "Art Song", written, title) for path in readable]
     return out
 
@@ -381,12 +376,7 @@ def discover(root: str | os.PathLike, *, source: str | None = None,
     :func:`source_id`)."""
     check_source(root)
     if is_lieder_tree(root):
-        found = discover_lieder(root, skipped=skipped)
-        if source not in (None, LIEDER):
-            import dataclasses
-
-            found = [dataclasses.replace(s, source=source) for s in found]
-        return found
+        return discover_lieder(root, source=source or LIEDER, skipped=skipped)
     return discover_labelled(root, source=source, skipped=skipped)
 
 
