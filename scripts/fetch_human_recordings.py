@@ -13,7 +13,9 @@ out scores); the ``test*`` packages are never used for either. ``train``/``valid
 ``test`` were fixed before any result was seen. ``test`` was then inspected while the line
 was developed, so ``test-fresh`` was added; after the classifier and operating point were
 revised once more, ``test-final`` was added and used in no decision; with the codec-like
-decoders ``test-latest`` was added, used in no decision of that fit. All are reported.
+decoders ``test-latest`` was added, used in no decision of that fit; with human production on
+both sides of the corpus ``test-2026-12`` (also the recordings of the production audit). All are
+reported.
 Music packed in Quake-style ``.pk3`` archives (zip files, e.g. nexuiz-music) is unpacked
 next to the archive. The data card (package, version, licence, genre, split, file count) is written
 to ``docs/human-recordings.md``; commit the card, never the audio.
@@ -67,6 +69,17 @@ PACKAGES: tuple[tuple[str, str, str, str], ...] = (
     ("nexuiz-music", "test-latest", "GPL-2+", "electronic / metal game soundtrack (in music.pk3)"),
     ("hedgewars-data", "test-latest", "GPL-2 (the 'Files: *' stanza; Data/Music has no stanza of its own)",
      "game soundtrack"),
+    # Added with human production on both sides of the corpus (session 32), after every split
+    # above had been measured: used in no decision of that fit, and the held-out production
+    # audit's recordings. Kenta Cho's games (electronic, tracker-style) and two others.
+    ("noiz2sa-data", "test-2026-12", "BSD-2-Clause (Kenta Cho)", "electronic shoot-'em-up"),
+    ("rrootage-data", "test-2026-12", "BSD-2-Clause (Kenta Cho)", "electronic shoot-'em-up"),
+    ("gunroar-data", "test-2026-12", "BSD-2-Clause (Kenta Cho)", "electronic shoot-'em-up"),
+    ("titanion-data", "test-2026-12", "BSD-2-Clause (Kenta Cho)", "electronic shoot-'em-up"),
+    ("torus-trooper-data", "test-2026-12", "BSD-2-Clause (Kenta Cho)", "electronic shoot-'em-up"),
+    ("ardentryst", "test-2026-12", "CC-BY-SA-3.0 (Music/*)", "fantasy game score"),
+    ("lugaru-data", "test-2026-12", "GPL-2+ (the 'Files: *' stanza)", "game score"),
+    ("warmux-data", "test-2026-12", "GPL-2+ (the package as a whole)", "game soundtrack"),
 )
 
 AUDIO_SUFFIXES = (".ogg", ".oga", ".opus", ".mp3", ".flac", ".wav")
@@ -132,7 +145,9 @@ def card(rows: list[dict]) -> str:
         "The split is by package. train/validation/test were fixed before any result was seen;",
         "test was inspected during development, so test-fresh was added after the first fit, and",
         "test-final after the last revision of the classifier and operating point (used in no decision),",
-        "and test-latest with the codec-like decoders (used in no decision of that fit).",
+        "test-latest with the codec-like decoders (used in no decision of that fit), and test-2026-12",
+        "with human production on both sides of the corpus (used in no decision of that fit; its",
+        "recordings are also those of the held-out production audit).",
         "The rates measured on each are in `musicbrain_cli/artifacts/default/card.json`.",
         "Genre is a rough label from the package and its copyright file, not checked by listening.",
         "",
@@ -141,7 +156,7 @@ def card(rows: list[dict]) -> str:
     ]
     for r in rows:
         lines.append(f"| {r['package']} | {r['version']} | {r['split']} | {r['licence']} | {r['genre']} | {len(r['files'])} |")
-    totals = {s: sum(len(r["files"]) for r in rows if r["split"] == s) for s in ("train", "validation", "test", "test-fresh", "test-final", "test-latest")}
+    totals = {s: sum(len(r["files"]) for r in rows if r["split"] == s) for s in ("train", "validation", "test", "test-fresh", "test-final", "test-latest", "test-2026-12")}
     lines += ["", "Files per split: " + ", ".join(f"{k} {v}" for k, v in totals.items()) + ".", ""]
     return "\n".join(lines)
 

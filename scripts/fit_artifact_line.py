@@ -5,7 +5,10 @@ Steps (each resumable; outputs under the gitignored ``data/artifact_corpus/``)::
     python scripts/fetch_human_recordings.py                 # Debian recordings + data card
     python scripts/fit_artifact_line.py corpus               # human clips, decoded copies, uploads
     python scripts/fit_artifact_line.py features             # features read back from every file
+    python scripts/fit_artifact_line.py audit                # held-out production audit (test-2026-12)
+    python scripts/fit_artifact_line.py features --out data/artifact_audit
     python scripts/fit_artifact_line.py fit                  # -> musicbrain_cli/artifacts/default/
+    python scripts/fit_artifact_line.py score --out DIR --model-dir M   # a line's rates on DIR, per split
 
 Or, for the shipped line, only what its human side covers (sample rates, bandwidth; see
 ``artifacts.fit.human_coverage``), written into its model.json and card.json::
@@ -36,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("step", choices=("corpus", "features", "fit", "coverage"))
+    ap.add_argument("step", choices=("corpus", "audit", "features", "fit", "score", "coverage"))
     ap.add_argument("--out", type=Path, default=ROOT / "data" / "artifact_corpus")
     ap.add_argument("--debian", type=Path, default=ROOT / "data" / "human_debian")
     ap.add_argument("--midis", type=Path, default=Path("/work/shared/data/musicnet/musicnet_midis"))
@@ -49,6 +52,10 @@ def main(argv: list[str]) -> int:
                          "the coverage withholds from them")
     ap.add_argument("--coverage-note", default="",
                     help="coverage: what else to say of the rows it was measured on")
+    ap.add_argument("--audit", type=Path, default=ROOT / "data" / "artifact_audit",
+                    help="audit: where the held-out production audit is written; fit: its folder, "
+                         "whose features.json is measured into the card when present")
+    ap.add_argument("--audit-split", default="test-2026-12", help="audit: the human split it draws from")
     ap.add_argument("--human-only", action="store_true",
                     help="corpus: the human clips and uploads only, no decoders (same draws)")
     args = ap.parse_args(argv)
@@ -62,6 +69,22 @@ def main(argv: list[str]) -> int:
         items = build_corpus(args.out, debian_root=args.debian, midi_root=args.midis, seed=args.seed,
                              splits=tuple(args.splits or SPLITS), decoders=not args.human_only, log=log)
         log(f"{len(items)} items")
+    elif args.step == "audit":
+        from musicbrain_cli.artifacts.corpus import build_audit
+
+        items = build_audit(args.audit, debian_root=args.debian, split=args.audit_split, seed=args.seed, log=log)
+        log(f"{len(items)} audit items in {args.audit}")
+    elif args.step == "score":  # the line in --model-dir on --out's features: rates per split
+        from collections import defaultdict
+
+        from musicbrain_cli.artifacts.fit import evaluate
+
+        model = json.loads((args.model_dir / "model.json").read_text())
+        by_split = defaultdict(list)
+        for r in json.loads((args.out / "features.json").read_text()):
+            by_split[r["split"]].append(r)
+        report = {split: evaluate(model, split_rows) for split, split_rows in sorted(by_split.items())}
+        print(json.dumps(report, indent=1))
     elif args.step == "features":
         from musicbrain_cli.artifacts.corpus import extract_features
 
@@ -92,9 +115,12 @@ def main(argv: list[str]) -> int:
         training = {}
         for path in sorted(args.out.glob("*/decoders.json")):  # codec-like decoders' loss records
             training.update({f"{path.parent.name}/{k}": v for k, v in json.loads(path.read_text()).items()})
+        audit_path = args.audit / "features.json"
+        audit = json.loads(audit_path.read_text()) if audit_path.is_file() else None
         hashes = fit_and_ship(rows, args.model_dir, seed=args.seed, data_card="docs/human-recordings.md",
-                              command="python scripts/fit_artifact_line.py corpus|features|fit (seed %d)" % args.seed,
-                              decoder_training=training)
+                              command="python scripts/fit_artifact_line.py corpus|audit|features|fit (seed %d)"
+                                      % args.seed,
+                              decoder_training=training, audit=audit)
         log(json.dumps(hashes, indent=1))
     return 0
 

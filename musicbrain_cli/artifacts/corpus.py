@@ -111,6 +111,7 @@ class Item:
     decoder: str          # DecoderSpec.name, or ""
     transform: str
     path: str
+    production: str = ""  # production.EFFECTS name applied before the upload ("" = none)
 
 
 def _seed(*parts) -> int:
@@ -252,9 +253,13 @@ def decoder_specs(split: str, *, seed: int = 22) -> list:
     return specs
 
 
-SPLITS = ("train", "validation", "test", "test-fresh", "test-final", "test-latest")
+SPLITS = ("train", "validation", "test", "test-fresh", "test-final", "test-latest", "test-2026-12")
 #: Human-only splits: packages kept out of every decision (see the data card).
-HUMAN_ONLY_SPLITS = ("test-fresh", "test-final", "test-latest")
+HUMAN_ONLY_SPLITS = ("test-fresh", "test-final", "test-latest", "test-2026-12")
+#: Share of clips, human and decoded alike, that also get one copy with human production
+#: (:mod:`.production`) before their upload: the same share on both sides, so production is
+#: no cue to either class and the classifier must find the decoder's own lines.
+PRODUCTION_SHARE = 0.5
 
 
 def build_corpus(out: Path, *, debian_root: Path, midi_root: Path, seed: int = 22,
@@ -281,23 +286,42 @@ def build_corpus(out: Path, *, debian_root: Path, midi_root: Path, seed: int = 2
     from musicbrain_cli.artifacts.synth import CODEC_FAMILIES, build, decode, train_codec
 
     torch.set_num_threads(1)
-    per_file = {"train": 2, "validation": 3, "test": 3, "test-fresh": 3, "test-final": 3, "test-latest": 3}
-    renders = {"train": 30, "validation": 10, "test": 10, "test-fresh": 0, "test-final": 0, "test-latest": 0}
+    from musicbrain_cli.artifacts import production as prod
+
+    per_file = {"train": 2, "validation": 3, "test": 3, "test-fresh": 3, "test-final": 3, "test-latest": 3,
+                "test-2026-12": 3}
+    renders = {"train": 30, "validation": 10, "test": 10}
     index = out / "items.json"
     items: list[Item] = []
     for split in splits:
         rng = np.random.default_rng(_seed(seed, "transforms", split))
+        # Production draws come from their own generator, so every other draw (clips,
+        # uploads, decoders) is the same as in a corpus built without production.
+        prng = np.random.default_rng(_seed(seed, "production", split))
         names = list(UPLOADS)
         records: dict[str, dict] = {}
         pool: list[tuple[str, str, np.ndarray, int]] = []
+
+        def produced(base: Item, y: np.ndarray, rate: int, stem: Path) -> None:
+            """With probability PRODUCTION_SHARE, one more item: ``y`` with an effect, then an upload."""
+            if prng.random() >= PRODUCTION_SHARE:
+                return
+            z, effect, _ = prod.apply(y, rate, prng)
+            transform = names[int(prng.integers(len(names)))]
+            path = write_upload(stem.with_name(f"{stem.name}__{effect}__{transform}"), z, rate, transform)
+            items.append(Item(f"{base.id}/{effect}/{transform}", split, base.label, base.source, base.family,
+                              base.decoder, transform, str(path), production=effect))
+
         for cid, source, y, rate in list(human_clips(debian_root, split, per_file=per_file[split], seed=seed)) + \
-                list(render_clips(midi_root, split, count=renders[split], seed=seed)):
+                list(render_clips(midi_root, split, count=renders.get(split, 0), seed=seed)):
             pool.append((cid, source, y, rate))
             for transform in sorted({"flac", names[int(rng.integers(len(names)))]}):
                 stem = out / split / "human" / f"{cid.replace('/', '__')}__{transform}"
                 stem.parent.mkdir(parents=True, exist_ok=True)
                 path = write_upload(stem, y, rate, transform)
                 items.append(Item(f"{split}/human/{cid}/{transform}", split, 0, source, "human", "", transform, str(path)))
+            produced(Item(f"{split}/human/{cid}", split, 0, source, "human", "", "", ""), y, rate,
+                     out / split / "human" / cid.replace("/", "__"))
         log(f"{split}: {len(pool)} human clips")
         for spec in decoder_specs(split, seed=seed) if decoders and split not in HUMAN_ONLY_SPLITS else ():
             codec = spec.family in CODEC_FAMILIES
@@ -322,6 +346,8 @@ def build_corpus(out: Path, *, debian_root: Path, midi_root: Path, seed: int = 2
                 family = f"{spec.family}_{spec.activation}" if spec.activation else spec.family
                 items.append(Item(f"{split}/ai/{spec.name}/{cid}/{transform}", split, 1, source, family,
                                   spec.name, transform, str(path)))
+                produced(Item(f"{split}/ai/{spec.name}/{cid}", split, 1, source, family, spec.name, "", ""),
+                         z, spec.rate, out / split / "ai" / f"{spec.name}__{cid.replace('/', '__')}")
             log(f"{split}: {spec.name}" + (f" loss {records[spec.name]['loss_first']:.3f} -> "
                                            f"{records[spec.name]['loss_last']:.3f}" if spec.name in records else ""))
         if records:
@@ -333,6 +359,42 @@ def build_corpus(out: Path, *, debian_root: Path, midi_root: Path, seed: int = 2
     kept = [Item(**d) for d in json.loads(index.read_text()) if d["split"] not in splits] if index.is_file() else []
     index.write_text(json.dumps([asdict(i) for i in kept + items], indent=0))
     return kept + items
+
+
+#: Clips of the held-out production audit (one per file, spread over the split's files).
+AUDIT_CLIPS = 36
+
+
+def build_audit(out: Path, *, debian_root: Path, split: str, clips: int = AUDIT_CLIPS, seed: int = 22,
+                log=lambda msg: None) -> list[Item]:
+    """The held-out production audit: human clips of ``split`` with every kind of
+    :func:`production.audit_settings` at its set levels, each written as FLAC (the effect
+    kept whole), plus each clip untouched; items of split ``audit:<split>`` in ``out/items.json``.
+
+    Human recordings only: any P(AI) at or above the operating point is a false accusation.
+    """
+    from musicbrain_cli.artifacts import production as prod
+
+    pool = list(human_clips(debian_root, split, per_file=1, seed=seed))
+    if not pool:
+        raise ValueError(f"no human clips in split {split!r} under {debian_root}")
+    picks = np.unique(np.linspace(0, len(pool) - 1, min(clips, len(pool))).round().astype(int))
+    items: list[Item] = []
+    tag = f"audit:{split}"
+    for i in picks:
+        cid, source, y, rate = pool[int(i)]
+        base = out / "audit" / cid.replace("/", "__")
+        base.parent.mkdir(parents=True, exist_ok=True)
+        path = write_upload(base.with_name(base.name + "__none"), y, rate, "flac")
+        items.append(Item(f"{tag}/{cid}/none", tag, 0, source, "human", "", "flac", str(path)))
+        for kind, label, settings in prod.audit_settings(rate):
+            z = prod.EFFECTS[kind][0](y, rate, **settings)
+            path = write_upload(base.with_name(f"{base.name}__{label.replace('/', '-')}"), z, rate, "flac")
+            items.append(Item(f"{tag}/{cid}/{label}", tag, 0, source, "human", "", "flac", str(path),
+                              production=f"{kind}:{label}"))
+        log(f"audit: {cid}")
+    (out / "items.json").write_text(json.dumps([asdict(i) for i in items], indent=0))
+    return items
 
 
 def extract_features(items: list[dict], *, workers: int = 2) -> list[dict]:

@@ -168,6 +168,7 @@ def evaluate(model: dict, rows: list[dict]) -> dict:
     by_kind: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     by_transform: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     by_source: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    by_production: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     scores, labels, kept = [], [], []
     for r in rows:
         if r["na"]:
@@ -189,6 +190,9 @@ def evaluate(model: dict, rows: list[dict]) -> dict:
         if r["label"] == 0:
             by_source[r["source"]][0] += hit
             by_source[r["source"]][1] += 1
+        production = f"{'ai' if r['label'] else 'human'}/{r.get('production') or 'none'}"
+        by_production[production][0] += hit
+        by_production[production][1] += 1
     ai = [s for s, l in zip(scores, labels) if l == 1]
     hu = [s for s, l in zip(scores, labels) if l == 0]
     hits = [det.accuses(s, r.get("spacing_hz")) for s, r in zip(scores, kept)]
@@ -204,6 +208,8 @@ def evaluate(model: dict, rows: list[dict]) -> dict:
     out["detected_per_family_and_training"] = {k: rate_with_interval(*v) for k, v in sorted(by_kind.items())}
     out["called_ai_per_transform"] = {k: rate_with_interval(*v) for k, v in sorted(by_transform.items())}
     out["false_accusations_per_source"] = {k: rate_with_interval(*v) for k, v in sorted(by_source.items())}
+    out["called_ai_per_production"] = {k: rate_with_interval(*v) for k, v in sorted(by_production.items())}
+    out["p_ai_max_human"] = max(hu) if hu else None
     return out
 
 
@@ -283,14 +289,62 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+#: Share of human validation uploads at or above the doubt threshold (session 20's rule, the
+#: symbolic line's ``DOUBT_SHARE``).
+DOUBT_SHARE = 0.10
+
+
+def doubt_threshold(model: dict, rows: list[dict]) -> float:
+    """The lowest P(AI) that at most :data:`DOUBT_SHARE` of the applicable human validation
+    uploads reach (never above the operating point): from there up the line leans towards AI."""
+    det = ArtifactDetector(model)
+    human = np.sort([det.p_ai(np.array(r["features"])) for r in rows
+                     if r["split"] == "validation" and r["label"] == 0 and not r["na"]])[::-1]
+    allowed = int(math.floor(DOUBT_SHARE * human.size))
+    t = float(np.nextafter(human[allowed], 2.0)) if human.size > allowed else model["threshold"]
+    return min(max(t, 1e-6), model["threshold"])
+
+
+def withheld_by_doubt(model: dict, rows: list[dict]) -> dict:
+    """Per human split, the applicable uploads at or above the doubt threshold (short of an
+    accusation they withhold a ``human`` verdict): ``{split: rate_with_interval}``."""
+    det = ArtifactDetector(model)
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for r in rows:
+        if r["label"] == 0 and not r["na"] and r["split"] != "train":
+            counts[r["split"]][0] += det.p_ai(np.array(r["features"])) >= model["doubt_threshold"]
+            counts[r["split"]][1] += 1
+    return {"measured_on": "the human uploads of the corpus this line was fitted with; validation set "
+                           "the threshold, the test splits were used in no decision of it",
+            **{split: rate_with_interval(k, n) for split, (k, n) in sorted(counts.items())}}
+
+
+def mains_guard(model: dict, test: list[dict]) -> dict:
+    """What the mains-hum rule (:func:`detector.mains_hum`) costs on the test split: decoded
+    clips that reach the operating point at a mains spacing and so are not accused."""
+    from musicbrain_cli.artifacts.detector import MAINS_HZ, MAINS_TOLERANCE, mains_hum
+
+    det = ArtifactDetector(model)
+    reach = [r for r in test if r["label"] == 1 and not r["na"] and det.p_ai(np.array(r["features"])) >= det.threshold]
+    withdrawn = [r for r in reach if r.get("spacing_hz") and mains_hum(r["spacing_hz"]) is not None]
+    return {"rule": (f"a comb whose spacing lies within {MAINS_TOLERANCE:.0%} of "
+                     f"{', '.join(f'{f:g}' for f in MAINS_HZ)} Hz never accuses (mains hum and rectified "
+                     "buzz; artifacts.detector.mains_hum); the rates of this card count it"),
+            "spacings_hz": list(MAINS_HZ), "tolerance": MAINS_TOLERANCE,
+            "decoded_accusations_withdrawn": rate_with_interval(len(withdrawn), len(reach))}
+
+
 def fit_and_ship(rows: list[dict], model_dir: Path, *, seed: int, data_card: str, command: str,
-                 decoder_training: dict | None = None) -> dict:
+                 decoder_training: dict | None = None, audit: list[dict] | None = None) -> dict:
     """Fit the shipped line and the held-out experiment; write model.json and card.json.
 
-    ``decoder_training`` (decoder name -> :func:`synth.train_codec` record) goes into the card.
+    ``decoder_training`` (decoder name -> :func:`synth.train_codec` record) goes into the card;
+    ``audit``: the feature rows of :func:`corpus.build_audit` (human production on held-out
+    recordings), measured with the fitted line and written into the card.
     """
     usable = [r for r in rows if not r["na"]]
     shipped = fit_model(usable, seed=seed)
+    shipped["doubt_threshold"] = doubt_threshold(shipped, usable)
     held = fit_model(usable, seed=seed, exclude=_held_out)
     test = [r for r in rows if r["split"] == "test"]
     val = [r for r in rows if r["split"] == "validation"]
@@ -303,6 +357,8 @@ def fit_and_ship(rows: list[dict], model_dir: Path, *, seed: int, data_card: str
     fresh_eval = evaluate(shipped, [r for r in rows if r["split"] == "test-fresh"])
     final_eval = evaluate(shipped, [r for r in rows if r["split"] == "test-final"])
     latest_eval = evaluate(shipped, [r for r in rows if r["split"] == "test-latest"])
+    dec_eval = evaluate(shipped, [r for r in rows if r["split"] == "test-2026-12"])
+    audit_eval = evaluate(shipped, audit) if audit else None
     counts = defaultdict(int)
     for r in rows:
         counts[f"{r['split']}/{'ai' if r['label'] else 'human'}"] += 1
@@ -312,10 +368,14 @@ def fit_and_ship(rows: list[dict], model_dir: Path, *, seed: int, data_card: str
         "false_accusations_human_test_fresh": fresh_eval["false_accusations"],
         "false_accusations_human_test_final": final_eval["false_accusations"],
         "false_accusations_human_test_latest": latest_eval["false_accusations"],
+        "false_accusations_human_test_2026_12": dec_eval["false_accusations"],
+        **({"false_accusations_production_audit": audit_eval["false_accusations"]} if audit_eval else {}),
         "recall_synthetic_decoders_test": test_eval["recall"],
         "miss_rate_per_decoder_family_test": {
             k: {"miss_rate": 1 - v["rate"] if v["rate"] is not None else None, "n": v["n"]}
             for k, v in test_eval["detected_per_family"].items() if k != "human"},
+        "human_withheld_by_doubt": withheld_by_doubt(shipped, rows),
+        "mains_hum_guard": mains_guard(shipped, test),
         "held_out_family_recall": evaluate(held, fam_rows)["recall"],
         "held_out_strides_recall": evaluate(held, strides_rows)["recall"],
         "measured_on": ("synthetic decoders built in scripts/fit_artifact_line.py (tiny tconv, nearest, linear, "
@@ -346,7 +406,15 @@ def fit_and_ship(rows: list[dict], model_dir: Path, *, seed: int, data_card: str
             "in no decision of the first fitting procedure")},
         "test_latest": {**latest_eval, "note": (
             "human recordings only, from packages added with the codec-like decoders and used in no decision "
-            "of this fit: the cleanest estimate of the false-accusation rate on unseen packages")},
+            "of the codec-like decoders' fit")},
+        "test_2026_12": {**dec_eval, "note": (
+            "human recordings only, from packages added with human production on both sides of the "
+            "corpus, used in no decision of this fit: the cleanest estimate of the false-accusation "
+            "rate on unseen packages")},
+        **({"production_audit": {**audit_eval, "note": (
+            "the test-2026-12 recordings with every kind of human production at set levels "
+            "(production.audit_settings), written as FLAC, plus each clip untouched: human only")}}
+           if audit_eval else {}),
         "decoder_training": decoder_training or {},
         "generalisation": {
             "held_out_family": corpus.HELD_OUT_FAMILY,
