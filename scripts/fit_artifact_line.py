@@ -46,7 +46,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--model-dir", type=Path, default=ROOT / "musicbrain_cli" / "artifacts" / "default")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--seed", type=int, default=22)
-    ap.add_argument("--splits", nargs="+", default=None, help="corpus: build only these splits")
+    ap.add_argument("--splits", nargs="+", default=None, help="corpus: build only these splits; features: read only these splits' files and "
+                         "replace their rows in features.json")
     ap.add_argument("--held-out", nargs="*", default=[], metavar="FEATURES_JSON",
                     help="coverage: features.json of human test-package uploads, to record what "
                          "the coverage withholds from them")
@@ -90,12 +91,17 @@ def main(argv: list[str]) -> int:
 
         items, seen = [], set()
         for item in json.loads((args.out / "items.json").read_text()):
+            if args.splits and item["split"] not in args.splits:
+                continue
             if item["path"] not in seen:  # one file, one row (ids that collided wrote one file)
                 seen.add(item["path"])
                 items.append(item)
         rows = extract_features(items, workers=args.workers)
-        (args.out / "features.json").write_text(json.dumps(rows))
-        log(f"features of {len(rows)} items")
+        path = args.out / "features.json"
+        if args.splits and path.is_file():  # replace these splits' rows, keep the others'
+            rows = [r for r in json.loads(path.read_text()) if r["split"] not in args.splits] + rows
+        path.write_text(json.dumps(rows))
+        log(f"features of {len(items)} items ({len(rows)} rows in {path})")
     elif args.step == "coverage":
         from musicbrain_cli.artifacts.fit import add_human_coverage
 
