@@ -214,3 +214,16 @@ def test_fit_records_doubt_threshold_new_split_audit_and_mains_guard(tmp_path):
     guard = summary["mains_hum_guard"]
     assert guard["decoded_accusations_withdrawn"]["k"] == 1
     assert card["test"]["recall"]["k"] == guard["decoded_accusations_withdrawn"]["n"] - 1
+
+
+@pytest.mark.parametrize("transform", ["flac", "mp3_128", "aac_128+mp3_96"])
+def test_uploads_of_stems_with_dots_keep_their_whole_name(tmp_path, transform):
+    # Package and song names carry dots ("wesnoth-1.16-music", "Mike_Errecart.-.Monkey"): with
+    # Path.with_suffix every upload of such a package landed in one file, silently overwriting
+    # the others (the corpus kept one row per file and lost the rest).
+    y = _noise(1.0)
+    stems = [tmp_path / f"wesnoth-1.16-music__song-{i}__0__{transform}" for i in range(3)]
+    paths = [corpus.write_upload(s, y, RATE, transform) for s in stems]
+    assert len(set(paths)) == 3 and all(p.is_file() for p in paths)
+    assert all(p.name.startswith(s.name + ".") for p, s in zip(paths, stems))
+    assert sorted(q.name for q in tmp_path.iterdir()) == sorted(p.name for p in paths)  # no temporary left

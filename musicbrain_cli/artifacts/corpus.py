@@ -145,7 +145,8 @@ def write_upload(path_stem: Path, y: np.ndarray, rate: int, transform: str) -> P
         y, rate = resample(y, rate, target), target
     if fmt.codec == "libmp3lame" and rate not in (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000):
         y, rate = resample(y, rate, 44100), 44100
-    path = path_stem.with_suffix("." + _EXT[fmt.container])
+    # not with_suffix: a stem with a dot in it ("wesnoth-1.16-music__...") would lose its tail
+    path = path_stem.with_name(f"{path_stem.name}.{_EXT[fmt.container]}")
     peak = float(np.max(np.abs(y))) or 1.0
     encode_audio(path, np.clip(y / peak * 0.89, -1, 1), rate, spec=fmt)
     return path
