@@ -207,7 +207,7 @@ def test_fit_records_doubt_threshold_new_split_audit_and_mains_guard(tmp_path):
     summary = card["summary"]
     assert summary["human_withheld_by_doubt"]["validation"]["n"] == 60
     assert summary["false_accusations_human_test_2026_12"]["n"] == 30
-    assert summary["false_accusations_production_audit"]["n"] == 10
+    assert summary["false_accusations_human_production_audit"]["n"] == 10
     assert card["production_audit"]["called_ai_per_production"]["human/square_drone:220Hz@-30dBFS"]["n"] == 10
     assert card["test"]["called_ai_per_production"]["human/square_drone"]["n"] == 8
     # the decoded test clip at 60 Hz reaches the operating point and is withdrawn by the rule

@@ -369,7 +369,7 @@ def fit_and_ship(rows: list[dict], model_dir: Path, *, seed: int, data_card: str
         "false_accusations_human_test_final": final_eval["false_accusations"],
         "false_accusations_human_test_latest": latest_eval["false_accusations"],
         "false_accusations_human_test_2026_12": dec_eval["false_accusations"],
-        **({"false_accusations_production_audit": audit_eval["false_accusations"]} if audit_eval else {}),
+        **({"false_accusations_human_production_audit": audit_eval["false_accusations"]} if audit_eval else {}),
         "recall_synthetic_decoders_test": test_eval["recall"],
         "miss_rate_per_decoder_family_test": {
             k: {"miss_rate": 1 - v["rate"] if v["rate"] is not None else None, "n": v["n"]}
@@ -382,7 +382,9 @@ def fit_and_ship(rows: list[dict], model_dir: Path, *, seed: int, data_card: str
                         "subpixel, istft; strides 64..1024 at 16-48 kHz; and codec-like decoders in the shape of "
                         "EnCodec, DAC, SNAC, HiFi-GAN, BigVGAN and Vocos, trained a few hundred steps, never to "
                         "convergence) applied to human recordings, and the "
-                        "held-out Debian packages of docs/human-recordings.md; for real generators the miss "
+                        "held-out Debian packages of docs/human-recordings.md, human and decoded clips alike "
+                        "also given common human production (naive square drones, sample-and-hold, pilot "
+                        "tones, time-stretch, resampling, tracker playback); for real generators the miss "
                         "rate is unknown unless measured separately"),
     }
     card = {
