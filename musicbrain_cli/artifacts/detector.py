@@ -377,6 +377,10 @@ class Trees:
 #: music of real generators it caught none (docs/evaluation/external.md). Such a reading now
 #: leans towards AI (withholds a ``human`` verdict); the operating point is kept and reported
 #: (``reaches_operating_point``), for a refit whose human side covers those productions.
+#: Session 32 made that refit (:mod:`.production` on both sides of the corpus): it accused no
+#: held-out human upload or audit file, but only at an operating point of 0.9993, where it
+#: catches 6 % of decoded clips (a naive oscillator with a whole-sample period makes exactly a
+#: decoder's comb), so it was not shipped (docs/evaluation/artifact-production-refit.md).
 ACCUSES = False
 
 
