@@ -57,6 +57,10 @@ def main(argv: list[str]) -> int:
                     help="audit: where the held-out production audit is written; fit: its folder, "
                          "whose features.json is measured into the card when present")
     ap.add_argument("--audit-split", default="test-2026-12", help="audit: the human split it draws from")
+    ap.add_argument("--record", metavar="SPLIT=NAME",
+                    help="score: write SPLIT's false-accusation rate into --model-dir's card as "
+                         "summary.false_accusations_human_NAME, marked as measured after shipping")
+    ap.add_argument("--note", default="", help="score --record: what the rate was measured on")
     ap.add_argument("--human-only", action="store_true",
                     help="corpus: the human clips and uploads only, no decoders (same draws)")
     args = ap.parse_args(argv)
@@ -86,6 +90,12 @@ def main(argv: list[str]) -> int:
             by_split[r["split"]].append(r)
         report = {split: evaluate(model, split_rows) for split, split_rows in sorted(by_split.items())}
         print(json.dumps(report, indent=1))
+        if args.record:  # SPLIT=NAME: that split's rate into the card, as measured after shipping
+            from musicbrain_cli.artifacts.fit import record_after_shipping
+
+            split, name = args.record.split("=", 1)
+            log(json.dumps(record_after_shipping(args.model_dir, name, report[split]["false_accusations"],
+                                                 measured_on=args.note), indent=1))
     elif args.step == "features":
         from musicbrain_cli.artifacts.corpus import extract_features
 

@@ -7,6 +7,7 @@ held-out audit for putting production on both sides and on held-out human clips 
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
@@ -227,3 +228,24 @@ def test_uploads_of_stems_with_dots_keep_their_whole_name(tmp_path, transform):
     assert len(set(paths)) == 3 and all(p.is_file() for p in paths)
     assert all(p.name.startswith(s.name + ".") for p, s in zip(paths, stems))
     assert sorted(q.name for q in tmp_path.iterdir()) == sorted(p.name for p in paths)  # no temporary left
+
+
+def test_a_rate_measured_after_shipping_goes_into_the_card_and_reports_name_it(tmp_path):
+    from musicbrain_cli.artifacts.detector import PACKAGE_DIR
+    from musicbrain_cli.artifacts.fit import rate_with_interval, record_after_shipping
+    from musicbrain_cli.errors import TrainingError
+    from musicbrain_cli.report.html import _held_out_false_accusations
+
+    for name in ("model.json", "card.json"):
+        (tmp_path / name).write_text((PACKAGE_DIR / "default" / name).read_text())
+    before = json.loads((tmp_path / "card.json").read_text())
+    with pytest.raises(TrainingError, match="measured on"):
+        record_after_shipping(tmp_path, "new_set", rate_with_interval(3, 311), measured_on="")
+    out = record_after_shipping(tmp_path, "new_set", rate_with_interval(3, 311), measured_on="eight packages")
+    card = json.loads((tmp_path / "card.json").read_text())
+    added = card["summary"].pop("false_accusations_human_new_set")
+    assert card == before and (added["k"], added["n"], added["measured_after_shipping"]) == (3, 311, True)
+    assert out["card.json"] == hashlib.sha256((tmp_path / "card.json").read_bytes()).hexdigest()
+    card["summary"]["false_accusations_human_new_set"] = added
+    phrases = _held_out_false_accusations(card["summary"])
+    assert any(p.startswith("new-set (measured after the line shipped) 3 of 311") for p in phrases)

@@ -285,6 +285,21 @@ def add_human_coverage(rows: list[dict], model_dir: Path, *, measured_on: str = 
             "human_withheld_by_coverage": card["summary"].get("human_withheld_by_coverage")}
 
 
+def record_after_shipping(model_dir: Path, name: str, rate: dict, *, measured_on: str) -> dict:
+    """Write ``rate`` (a :func:`rate_with_interval` of human uploads at or above the operating
+    point) into a fitted line's card as ``summary.false_accusations_human_<name>``, marked as
+    measured after the line shipped (reports quote it so); nothing else changes. Returns the
+    card's new SHA-256 (to pin in ``detector.SHIPPED_SHA256``)."""
+    if not measured_on:
+        raise TrainingError("say what the rate was measured on (--note)")
+    card_path = model_dir / CARD_FILE
+    card = json.loads(card_path.read_text())
+    card.setdefault("summary", {})[f"false_accusations_human_{name}"] = {
+        **rate, "measured_after_shipping": True, "measured_on": measured_on}
+    card_path.write_text(json.dumps(card, indent=1, sort_keys=True) + "\n")
+    return {CARD_FILE: _sha(card_path)}
+
+
 def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
