@@ -3,7 +3,9 @@
 Human class (issue 22, item 2): clips of real recordings from the Debian music packages
 listed by ``scripts/fetch_human_recordings.py`` (split by package, see its data card), plus
 FluidSynth renderings of MusicNet score MIDIs (split by piece). AI class: the same split's
-human clips passed through the synthetic decoders of :mod:`synth`. Every item, human or
+human clips passed through the synthetic decoders of :mod:`synth`. Half of all clips, human
+and decoded alike, also get a copy with common human production (:mod:`production`: naive
+drones, sample-and-hold, pilot tones...). Every item, human or
 AI, is written as an upload would be (FLAC, MP3, AAC, Opus, sometimes resampled first) and
 its features are read back through the forensic path (:func:`detector.analyse` on the file),
 so training sees exactly what a scan sees.
@@ -111,7 +113,8 @@ class Item:
     decoder: str          # DecoderSpec.name, or ""
     transform: str
     path: str
-    production: str = ""  # production.EFFECTS name applied before the upload ("" = none)
+    production: str = ""  # production.EFFECTS name applied before the upload ("" = none; the
+                          # audit's items: "<kind>:<setting>")
 
 
 def _seed(*parts) -> int:
@@ -269,10 +272,13 @@ def build_corpus(out: Path, *, debian_root: Path, midi_root: Path, seed: int = 2
     """Write the corpus of ``splits`` under ``out``; returns the items of every split built so
     far (``out/items.json`` is updated: items of other splits already there are kept).
 
-    ``test-fresh``, ``test-final`` and ``test-latest`` are human recordings only: packages
-    added after the first fit, after the last revision of the fitting procedure, and with
-    the codec-like decoders, so that the false-accusation rate is also measured on
-    recordings no one looked at while developing. Each trained codec-like decoder's loss
+    ``test-fresh``, ``test-final``, ``test-latest`` and ``test-2026-12`` are human recordings
+    only: packages added after the first fit, after the last revision of the fitting
+    procedure, with the codec-like decoders and with human production, so that the
+    false-accusation rate is also measured on recordings no one looked at while developing.
+    With probability :data:`PRODUCTION_SHARE` each clip, human or decoded, also gets one copy
+    with a drawn kind of :mod:`production` (item ``production`` names it), from a generator of
+    its own, so every other draw is the same as without production. Each trained codec-like decoder's loss
     record (:func:`synth.train_codec`) is written to ``out/<split>/decoders.json``.
 
     Splits may be built by concurrent processes (``--splits``): each writes its own
@@ -286,9 +292,9 @@ def build_corpus(out: Path, *, debian_root: Path, midi_root: Path, seed: int = 2
 
     from musicbrain_cli.artifacts.synth import CODEC_FAMILIES, build, decode, train_codec
 
-    torch.set_num_threads(1)
     from musicbrain_cli.artifacts import production as prod
 
+    torch.set_num_threads(1)
     per_file = {"train": 2, "validation": 3, "test": 3, "test-fresh": 3, "test-final": 3, "test-latest": 3,
                 "test-2026-12": 3}
     renders = {"train": 30, "validation": 10, "test": 10}

@@ -16,9 +16,13 @@ Input: the rows of ``features.json`` written by ``scripts/fit_artifact_line.py f
   package (:func:`leave_one_source_out`), never below 0.5;
 * error rates: on ``test`` rows (packages, pieces and decoder instances never used above),
   per decoder family, per upload transform, and the false-accusation rate on the human test
-  packages, each with a Wilson 95 % interval; the same on ``test-fresh``, ``test-final`` and
-  ``test-latest`` (human packages added after the first fit, after its last revision, and
-  with the codec-like decoders); decoded clips also per family and random-init / trained;
+  packages, each with a Wilson 95 % interval; the same on ``test-fresh``, ``test-final``,
+  ``test-latest`` and ``test-2026-12`` (human packages added after the first fit, after its
+  last revision, with the codec-like decoders, with human production) and on the held-out
+  production audit (:func:`corpus.build_audit`); decoded clips also per family and
+  random-init / trained, every set also per kind of production;
+* doubt threshold: the lowest P(AI) that at most :data:`DOUBT_SHARE` of human validation
+  uploads reach (the line leans towards AI from there), and what it withholds per split;
 * generalisation: the same procedure with the iSTFT-head families
   (:data:`corpus.HELD_OUT_FAMILIES`) and one stride set (:data:`corpus.HELD_OUT_STRIDES`,
   EnCodec 24 kHz's) removed from fitting, calibration and threshold, then measured on them.
