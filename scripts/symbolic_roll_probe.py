@@ -157,8 +157,8 @@ def unseen_rule(items, test, held_humans, det, stack, cnn, args) -> None:
     full_stack = lambda group: stack.predict_proba(np.c_[[det.trees(i["features"]) for i in group],  # noqa: E731
                                                          cnn(group)])[:, 1]
     for name, pooled, full in (("trees", tree_p, full_trees), ("stack", stack_p, full_stack)):
-        t = fit._allowed_threshold(pooled)
-        d = fit._allowed_threshold(pooled, fit.DOUBT_SHARE)
+        t = fit.allowed_threshold(pooled)
+        d = fit.allowed_threshold(pooled, fit.DOUBT_SHARE)
         rg, hu, hh = full(held_rg), full(human_test), full(held_humans)
         print(f"{name} at the {args.unseen_folds}-fold unseen-group rule: operating point {t:.4f}, "
               f"doubt {d:.4f} | accused: held-out RhythGen {(rg >= t).sum()}/{len(rg)}, human test "

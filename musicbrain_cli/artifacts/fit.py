@@ -51,6 +51,15 @@ MAX_VALIDATION_FPR = 0.005
 MIN_THRESHOLD = 0.5
 
 
+def allowed_threshold(human_p, share: float = MAX_VALIDATION_FPR) -> float:
+    """Just above the (k+1)-th highest of ``human_p``, k = floor(``share`` of them): at most k
+    of these scores reach it (:data:`MIN_THRESHOLD` when there are too few). The artifact and
+    the symbolic lines' operating points and doubt thresholds all follow it."""
+    p = np.sort(np.asarray(human_p, dtype=np.float64))[::-1]
+    allowed = int(math.floor(share * p.size))
+    return float(np.nextafter(p[allowed], 2.0)) if p.size > allowed else MIN_THRESHOLD
+
+
 def rate_with_interval(k: int, n: int) -> dict:
     """``{k, n, rate, ci95}``: a count out of ``n`` with its Wilson 95 % interval."""
     lo, hi = wilson_interval(k, n)
@@ -116,10 +125,8 @@ def fit_model(rows: list[dict], *, seed: int, exclude=lambda r: False) -> dict:
     platt = LogisticRegression(C=1.0, max_iter=1000).fit(raw, yv)
     model["platt"] = {"a": float(platt.coef_[0, 0]), "b": float(platt.intercept_[0])}
     det = ArtifactDetector(model)
-    human = np.sort([det.p_ai(np.array(r["features"])) for r in val if r["label"] == 0])[::-1]
-    allowed = int(math.floor(MAX_VALIDATION_FPR * human.size))
-    # Just above the (allowed+1)-th highest human score: at most `allowed` humans reach it.
-    t_val = float(np.nextafter(human[allowed], 2.0)) if human.size > allowed else MIN_THRESHOLD
+    human = [det.p_ai(np.array(r["features"])) for r in val if r["label"] == 0]
+    t_val = allowed_threshold(human)
     # Unseen packages: every development human clip scored by a model fitted without its
     # package. The first fits met the validation rule and still accused 2-7 % of the clips of
     # packages they had never seen, so the validation set alone is not enough.
@@ -129,7 +136,7 @@ def fit_model(rows: list[dict], *, seed: int, exclude=lambda r: False) -> dict:
     # whenever human development clips scored above it; session 28 audit)
     model["threshold"] = max(MIN_THRESHOLD, t_val, t_lopo)
     model["operating_point"] = {"validation_rule": t_val, "unseen_package_rule": t_lopo,
-                                "validation_humans": int(human.size)}
+                                "validation_humans": len(human)}
     return model
 
 
@@ -317,11 +324,9 @@ def doubt_threshold(model: dict, rows: list[dict]) -> float:
     """The lowest P(AI) that at most :data:`DOUBT_SHARE` of the applicable human validation
     uploads reach (never above the operating point): from there up the line leans towards AI."""
     det = ArtifactDetector(model)
-    human = np.sort([det.p_ai(np.array(r["features"])) for r in rows
-                     if r["split"] == "validation" and r["label"] == 0 and not r["na"]])[::-1]
-    allowed = int(math.floor(DOUBT_SHARE * human.size))
-    t = float(np.nextafter(human[allowed], 2.0)) if human.size > allowed else model["threshold"]
-    return min(max(t, 1e-6), model["threshold"])
+    human = [det.p_ai(np.array(r["features"])) for r in rows
+             if r["split"] == "validation" and r["label"] == 0 and not r["na"]]
+    return min(max(allowed_threshold(human, DOUBT_SHARE), 1e-6), model["threshold"])
 
 
 def withheld_by_doubt(model: dict, rows: list[dict]) -> dict:

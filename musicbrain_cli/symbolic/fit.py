@@ -41,15 +41,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections import defaultdict
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
-from musicbrain_cli.artifacts.fit import (MAX_VALIDATION_FPR, MIN_THRESHOLD, export_trees,
-                                          rate_with_interval)
+from musicbrain_cli.artifacts.fit import (MIN_THRESHOLD, allowed_threshold,
+                                          export_trees, rate_with_interval)
 from musicbrain_cli.errors import TrainingError
 from musicbrain_cli.symbolic import corpus
 from musicbrain_cli.symbolic import roll as _roll
@@ -208,14 +207,6 @@ def out_of_group_human_scores(items: list[dict], *, seed: int, folds: int = 0, r
     return out
 
 
-def _allowed_threshold(human_p: np.ndarray | list[float], share: float = MAX_VALIDATION_FPR) -> float:
-    """Just above the (k+1)-th highest of ``human_p``, k = floor(``share`` of them): at most k
-    of these clips reach it."""
-    p = np.sort(np.asarray(human_p, dtype=np.float64))[::-1]
-    allowed = int(math.floor(share * p.size))
-    return float(np.nextafter(p[allowed], 2.0)) if p.size > allowed else MIN_THRESHOLD
-
-
 def fit_model(items: list[dict], *, seed: int,
               on_progress: Callable[[int, int], None] | None = None) -> dict:
     """The model dict (features, trees, Platt, threshold, domain) from the dev items, trees
@@ -264,7 +255,7 @@ def fit_line(items: list[dict], *, seed: int, roll_epochs: int = 0, unseen_folds
     det = SymbolicDetector(model, roll_net=net)
     # calibrated P(AI) of val clips
     pv = det.p_ai(det.raw_scores(list(xv), rolls=[i["roll"] for i in val] if net else None))
-    t_val = _allowed_threshold(pv[yv == 0])
+    t_val = allowed_threshold(pv[yv == 0])
     unseen = out_of_group_human_scores(train + val, seed=seed, folds=unseen_folds,
                                        roll_epochs=roll_epochs, on_progress=on_progress)
     dev_humans = int((y == 0).sum() + (yv == 0).sum())
@@ -272,11 +263,11 @@ def fit_line(items: list[dict], *, seed: int, roll_epochs: int = 0, unseen_folds
         raise TrainingError(f"the unseen-group rule scored {len(unseen)} of {dev_humans} human development "
                             "clips (a held-out unit left train or val without both classes): its guard "
                             "would not cover them; use other folds or more groups")
-    t_unseen = _allowed_threshold([p for p, _ in unseen])
+    t_unseen = allowed_threshold([p for p, _ in unseen])
     # never capped below what the rules need (a cap broke the false-accusation target
     # whenever human development clips scored above it; session 28 audit)
     model["threshold"] = max(MIN_THRESHOLD, t_val, t_unseen)
-    model["doubt_threshold"] = min(_allowed_threshold([p for p, _ in unseen], DOUBT_SHARE),
+    model["doubt_threshold"] = min(allowed_threshold([p for p, _ in unseen], DOUBT_SHARE),
                                    model["threshold"])
     worst = sorted(unseen, reverse=True)[:5]
     model["operating_point"] = {
