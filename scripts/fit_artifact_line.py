@@ -46,8 +46,9 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--model-dir", type=Path, default=ROOT / "musicbrain_cli" / "artifacts" / "default")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--seed", type=int, default=22)
-    ap.add_argument("--splits", nargs="+", default=None, help="corpus: build only these splits; features: read only these splits' files and "
-                         "replace their rows in features.json")
+    ap.add_argument("--splits", nargs="+", default=None,
+                    help="corpus: build only these splits; features: read only these splits' files "
+                         "and replace their rows in features.json")
     ap.add_argument("--held-out", nargs="*", default=[], metavar="FEATURES_JSON",
                     help="coverage: features.json of human test-package uploads, to record what "
                          "the coverage withholds from them")
@@ -103,7 +104,7 @@ def main(argv: list[str]) -> int:
         for item in json.loads((args.out / "items.json").read_text()):
             if args.splits and item["split"] not in args.splits:
                 continue
-            if item["path"] not in seen:  # one file, one row (ids that collided wrote one file)
+            if item["path"] not in seen:  # one file, one row (corpora built before 0c440f2 reused files)
                 seen.add(item["path"])
                 items.append(item)
         rows = extract_features(items, workers=args.workers)
