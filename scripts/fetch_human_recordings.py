@@ -80,6 +80,18 @@ PACKAGES: tuple[tuple[str, str, str, str], ...] = (
     ("ardentryst", "test-2026-12", "CC-BY-SA-3.0 (Music/*)", "fantasy game score"),
     ("lugaru-data", "test-2026-12", "GPL-2+ (the 'Files: *' stanza)", "game score"),
     ("warmux-data", "test-2026-12", "GPL-2+ (the package as a whole)", "game soundtrack"),
+    # Added with the naive-oscillator edge feature (session 33), after every split above had
+    # been measured: used in no decision of that fit, and the recordings of its production
+    # audit. Music, ambience and effects of nine more games.
+    ("megaglest-data", "test-2026-12-04", "CC-BY-SA-3.0 (the 'Files: *' stanza)", "orchestral / world game score, ambience"),
+    ("solarwolf", "test-2026-12-04", "LGPL-2.1 (the 'Files: *' stanza)", "arcade game music"),
+    ("powermanga-data", "test-2026-12-04", "GPL-3+", "electronic shoot-'em-up"),
+    ("abe-data", "test-2026-12-04", "GPL-2+", "platformer music"),
+    ("holotz-castle-data", "test-2026-12-04", "GPL-2+", "platformer music"),
+    ("funnyboat", "test-2026-12-04", "GPL-2 (the 'Files: *' stanza)", "arcade game music"),
+    ("freeorion-data", "test-2026-12-04", "CC-BY-SA-3.0 (the '*.ogg' stanza)", "space strategy score"),
+    ("pokerth-data", "test-2026-12-04", "AGPL-3+ (the 'Files: *' stanza)", "game sound effects"),
+    ("endless-sky-data", "test-2026-12-04", "GPL-3+ (the 'Files: *' stanza)", "game ambience"),
 )
 
 AUDIO_SUFFIXES = (".ogg", ".oga", ".opus", ".mp3", ".flac", ".wav")
@@ -147,7 +159,8 @@ def card(rows: list[dict]) -> str:
         "test-final after the last revision of the classifier and operating point (used in no decision),",
         "test-latest with the codec-like decoders (used in no decision of that fit), and test-2026-12",
         "with human production on both sides of the corpus (used in no decision of that fit; its",
-        "recordings are also those of the held-out production audit).",
+        "recordings are also those of the held-out production audit), and test-2026-12-04 with the",
+        "naive-oscillator edge feature (likewise, with an audit of its own).",
         "The rates measured on each are in `musicbrain_cli/artifacts/default/card.json`.",
         "Genre is a rough label from the package and its copyright file, not checked by listening.",
         "",
@@ -156,7 +169,7 @@ def card(rows: list[dict]) -> str:
     ]
     for r in rows:
         lines.append(f"| {r['package']} | {r['version']} | {r['split']} | {r['licence']} | {r['genre']} | {len(r['files'])} |")
-    totals = {s: sum(len(r["files"]) for r in rows if r["split"] == s) for s in ("train", "validation", "test", "test-fresh", "test-final", "test-latest", "test-2026-12")}
+    totals = {s: sum(len(r["files"]) for r in rows if r["split"] == s) for s in ("train", "validation", "test", "test-fresh", "test-final", "test-latest", "test-2026-12", "test-2026-12-04")}
     lines += ["", "Files per split: " + ", ".join(f"{k} {v}" for k, v in totals.items()) + ".", ""]
     return "\n".join(lines)
 

@@ -54,9 +54,10 @@ def main(argv: list[str]) -> int:
                          "the coverage withholds from them")
     ap.add_argument("--coverage-note", default="",
                     help="coverage: what else to say of the rows it was measured on")
-    ap.add_argument("--audit", type=Path, default=ROOT / "data" / "artifact_audit",
+    ap.add_argument("--audit", type=Path, action="append", default=None,
                     help="audit: where the held-out production audit is written; fit: its folder, "
-                         "whose features.json is measured into the card when present")
+                         "whose features.json is measured into the card when present (repeat for "
+                         "several audits; default data/artifact_audit)")
     ap.add_argument("--audit-split", default="test-2026-12", help="audit: the human split it draws from")
     ap.add_argument("--record", metavar="SPLIT=NAME",
                     help="score: write SPLIT's false-accusation rate into --model-dir's card as "
@@ -65,6 +66,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--human-only", action="store_true",
                     help="corpus: the human clips and uploads only, no decoders (same draws)")
     args = ap.parse_args(argv)
+    args.audit = args.audit or [ROOT / "data" / "artifact_audit"]
     t0 = time.time()
     log = lambda msg: print(f"[{time.time() - t0:7.1f}s] {msg}", flush=True)  # noqa: E731
     if args.step == "corpus":
@@ -78,8 +80,9 @@ def main(argv: list[str]) -> int:
     elif args.step == "audit":
         from musicbrain_cli.artifacts.corpus import build_audit
 
-        items = build_audit(args.audit, debian_root=args.debian, split=args.audit_split, seed=args.seed, log=log)
-        log(f"{len(items)} audit items in {args.audit}")
+        items = build_audit(args.audit[0], debian_root=args.debian, split=args.audit_split, seed=args.seed,
+                            log=log)
+        log(f"{len(items)} audit items in {args.audit[0]}")
     elif args.step == "score":  # the line in --model-dir on --out's features: rates per split
         from collections import defaultdict
 
@@ -132,12 +135,12 @@ def main(argv: list[str]) -> int:
         training = {}
         for path in sorted(args.out.glob("*/decoders.json")):  # codec-like decoders' loss records
             training.update({f"{path.parent.name}/{k}": v for k, v in json.loads(path.read_text()).items()})
-        audit_path = args.audit / "features.json"
-        audit = json.loads(audit_path.read_text()) if audit_path.is_file() else None
+        audits = [json.loads((a / "features.json").read_text()) for a in args.audit
+                  if (a / "features.json").is_file()]
         hashes = fit_and_ship(rows, args.model_dir, seed=args.seed, data_card="docs/human-recordings.md",
                               command="python scripts/fit_artifact_line.py corpus|audit|features|fit (seed %d)"
                                       % args.seed,
-                              decoder_training=training, audit=audit)
+                              decoder_training=training, audits=audits)
         log(json.dumps(hashes, indent=1))
     return 0
 

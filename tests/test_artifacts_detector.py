@@ -52,7 +52,7 @@ def test_decoded_file_is_called_ai_with_its_comb(detector, decoded_wav):
     assert f.teeth >= 100 and len(f.peaks_hz) == f.teeth
     assert "75.00 Hz" in f.explanation and "24 kHz / 320" in f.explanation
     assert 0 < len(f.residue_hz) == len(f.residue_db) <= MAX_FIGURE_POINTS
-    assert set(f.features) == set(FEATURES)
+    assert list(f.features) == list(detector.feature_names) and set(f.features) <= set(FEATURES)
     d = json.loads(json.dumps(f.to_dict(), allow_nan=False))
     assert d["line"] == "artifacts" and d["sample_rate"] == 24000
 
@@ -139,6 +139,28 @@ def test_tree_model_scores_and_refuses_loops():
     assert det.p_ai(np.zeros(len(FEATURES))) == 0.0  # no comb: no evidence, whatever the trees say
     with pytest.raises(ModelLoadError, match="malformed"):
         ArtifactDetector(_tiny_model(left=0))  # a child pointing back at the root would never end
+
+
+def test_a_model_reads_the_features_it_names_wherever_they_sit():
+    # A model names the features it was fitted on (the shipped one predates two_level_share);
+    # its trees index that list, and the detector picks them out of everything the line computes.
+    model = _tiny_model(left=1)
+    model["features"] = ["comb_log10_p", "two_level_share"]
+    model["trees"]["trees"][0]["feature"] = [1, 0, 0]
+    model["trees"]["trees"][0]["threshold"] = [0.95, 0.0, 0.0]
+    det = ArtifactDetector(model)
+    x = np.zeros(len(FEATURES))
+    x[0] = 30.0
+    x[FEATURES.index("two_level_share")] = 0.99          # a naive pulse's period: the right branch
+    assert det.p_ai(x) == pytest.approx(1 / (1 + np.exp(-3.0)))
+    x[FEATURES.index("two_level_share")] = 0.5
+    assert det.p_ai(x) == pytest.approx(1 / (1 + np.exp(3.0)))
+    shipped = json.loads((det_mod.PACKAGE_DIR / "default" / "model.json").read_text())
+    assert ArtifactDetector(shipped).columns.tolist() == [FEATURES.index(f) for f in shipped["features"]]
+    for bad in (["two_level_share", "comb_log10_p"], ["comb_log10_p", "comb_log10_p"],
+                ["comb_log10_p", "a_feature_nobody_computes"], []):
+        with pytest.raises(ModelLoadError, match="features"):
+            ArtifactDetector({**model, "features": bad})
 
 
 def test_long_audio_is_scored_per_window_like_the_training_clips(detector):
@@ -313,3 +335,12 @@ def test_the_shipped_line_does_not_accuse_on_its_own(shipped, decoded_wav):
     y = (music / np.abs(music).max() * 0.5 + 10 ** (-30 / 20) * drone).astype(np.float32)
     g = shipped.analyse_samples(y, rate)
     assert not g.says_ai and artifact_finding(g.to_dict()).finding != "ai"
+
+
+def test_the_explanation_names_a_naive_oscillators_two_level_period(detector, decoded_wav):
+    from test_artifacts_peaks import _drone
+
+    f = detector.analyse_samples(_drone(44100, 200, duty=0.5, level=0.03), 44100)
+    assert "repeats every 200 samples" in f.explanation and "two levels" in f.explanation
+    assert "naive square or pulse oscillator" in f.explanation
+    assert "two levels" not in detector.analyse(decoded_wav).explanation

@@ -91,3 +91,53 @@ def test_welch_power_is_scipys_welch(n_fft, n):
     got = welch_power(y, n_fft)
     assert got.shape == want.shape
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=0)
+
+
+# --- the comb's periodic component: a naive oscillator's two levels ------------------------
+
+def _drone(rate: int, period: int, *, duty: float, level: float, seconds: float = 12.0) -> np.ndarray:
+    """Pink noise plus a naive pulse wave repeating every ``period`` samples."""
+    n = int(seconds * rate)
+    pulse = np.where(np.arange(n) % period < duty * period, 1.0, -1.0)
+    return (pink(n, seed=period) + level * pulse).astype(np.float32)
+
+
+@pytest.mark.parametrize("period, duty", [(200, 0.5), (100, 0.125), (441, 0.25)])
+def test_a_naive_pulse_drone_period_is_two_level(period, duty):
+    rate = 44100
+    y = _drone(rate, period, duty=duty, level=0.03)
+    a = analyse_samples(y, rate)
+    assert abs(a.comb.spacing_hz - rate / period) < 0.01 * rate / period
+    assert a.two_level >= 0.95
+
+
+@pytest.mark.parametrize("rate, strides, seed", [(44100, (8, 5, 4, 2), 9), (44100, (4, 4, 4, 4), 2),
+                                                  (24000, (8, 5, 4, 2), 1), (48000, (6, 5, 4, 2), 4)])
+def test_a_decoders_period_takes_many_levels(rate, strides, seed):
+    a = analyse_samples(upsampled(rate, strides, 12.0, seed=seed), rate)
+    assert abs(a.comb.spacing_hz - rate / np.prod(strides)) < 0.01 * rate / np.prod(strides)
+    assert 0.3 < a.two_level < 0.9
+
+
+def test_the_period_is_read_only_when_it_is_a_whole_number_of_samples_and_repeats():
+    rate = 44100
+    y = _drone(rate, 200, duty=0.5, level=0.03)
+    assert peaks.period_waveform(y, rate, rate / 200) is not None
+    assert peaks.period_waveform(y, rate, 220.0) is None                       # 200.45 samples
+    assert peaks.period_waveform(y, rate, rate / 8) is None                    # too short a period
+    assert peaks.period_waveform(y[: 7 * 200], rate, rate / 200) is None       # too few periods
+    assert peaks.period_waveform(y, rate, None) is None
+    assert peaks.two_level_share(None) == 0.0
+
+
+def test_the_music_left_in_the_average_is_measured_and_a_weak_component_is_not_read():
+    rate, period = 44100, 200
+    noise = np.random.default_rng(0).standard_normal(rate * 12).astype(np.float32)
+    w, left = peaks.period_waveform(noise, rate, rate / period)
+    m = noise.size // period
+    assert left == pytest.approx(1.0 / m, rel=0.05)          # white noise of variance 1, m periods
+    assert np.var(w) == pytest.approx(left, rel=0.25)        # what stays of it in the average
+    assert peaks.two_level_share((w, left)) == 0.0           # no component above that noise
+    pulse = np.where(np.arange(noise.size) % period < period // 2, 1.0, -1.0)
+    strong = peaks.period_waveform(noise + 0.5 * pulse, rate, rate / period)
+    assert peaks.two_level_share(strong) > 0.99

@@ -198,7 +198,7 @@ def test_fit_records_doubt_threshold_new_split_audit_and_mains_guard(tmp_path):
     rows = _feature_rows(rng)
     audit = [{**r, "split": "audit:test-2026-12", "production": "square_drone:220Hz@-30dBFS"}
              for r in rows if r["split"] == "test-2026-12"][:10]
-    fit_and_ship(rows, tmp_path, seed=0, data_card="card.md", command="test", audit=audit)
+    fit_and_ship(rows, tmp_path, seed=0, data_card="card.md", command="test", audits=[audit])
     model = json.loads((tmp_path / "model.json").read_text())
     card = json.loads((tmp_path / "card.json").read_text())
     assert 0 < model["doubt_threshold"] <= model["threshold"]
@@ -249,3 +249,48 @@ def test_a_rate_measured_after_shipping_goes_into_the_card_and_reports_name_it(t
     card["summary"]["false_accusations_human_new_set"] = added
     phrases = _held_out_false_accusations(card["summary"])
     assert any(p.startswith("new-set (measured after the line shipped) 3 of 311") for p in phrases)
+
+
+def test_the_fit_learns_that_a_two_level_period_is_a_drone_and_never_counts_it_for_ai():
+    # Human uploads with a naive pulse drone have a decoder's comb; only the period's two levels
+    # tell them apart. The fit must use that, and may only lower P(AI) along it (monotone).
+    from musicbrain_cli.artifacts.detector import FEATURES, ArtifactDetector
+    from musicbrain_cli.artifacts.fit import fit_model
+
+    rng = np.random.default_rng(5)
+    rows = _feature_rows(rng)
+    col = FEATURES.index("two_level_share")
+    decoded = [r for r in rows if r["label"] == 1]
+    for r in rows:
+        if r["label"] == 1:
+            r["features"][col] = float(rng.uniform(0.5, 0.85))
+        elif int(r["id"].rsplit("/", 1)[1]) % 3 == 0:      # a third of the humans: a drone's comb
+            like = decoded[int(rng.integers(len(decoded)))]["features"]
+            r["features"] = list(like[:col]) + [float(rng.uniform(0.97, 1.0))]
+    model = fit_model([r for r in rows if r["split"] in ("train", "validation")], seed=0)
+    det = ArtifactDetector(model)
+    x = np.array(decoded[0]["features"])
+    curve = []
+    for v in np.linspace(0.0, 1.0, 21):
+        x[col] = v
+        curve.append(det.p_ai(x))
+    assert all(b <= a + 1e-12 for a, b in zip(curve, curve[1:]))          # never rises
+    assert curve[-1] < curve[0]                                           # and it is used
+    drones = [det.p_ai(np.array(r["features"])) for r in rows
+              if r["split"] == "test" and r["label"] == 0 and r["features"][col] > 0.9]
+    test_dec = [det.p_ai(np.array(r["features"])) for r in rows if r["split"] == "test" and r["label"] == 1]
+    assert drones and max(drones) < det.threshold <= np.median(test_dec)
+    # Rows that would teach an unconstrained fit the opposite somewhere (decoder-like humans
+    # with a many-level period): P(AI) still never rises with the two-level share.
+    for r in rows:
+        if r["label"] == 0 and int(r["id"].rsplit("/", 1)[1]) % 3 == 1:
+            like = decoded[int(rng.integers(len(decoded)))]["features"]
+            r["features"] = list(like[:col]) + [float(rng.uniform(0.2, 0.45))]
+    det = ArtifactDetector(fit_model([r for r in rows if r["split"] in ("train", "validation")], seed=0))
+    for r in decoded[:10]:
+        x = np.array(r["features"])
+        curve = []
+        for v in np.linspace(0.0, 1.0, 21):
+            x[col] = v
+            curve.append(det.p_ai(x))
+        assert all(b <= a + 1e-12 for a, b in zip(curve, curve[1:]))

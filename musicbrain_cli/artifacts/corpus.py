@@ -257,9 +257,10 @@ def decoder_specs(split: str, *, seed: int = 22) -> list:
     return specs
 
 
-SPLITS = ("train", "validation", "test", "test-fresh", "test-final", "test-latest", "test-2026-12")
+SPLITS = ("train", "validation", "test", "test-fresh", "test-final", "test-latest", "test-2026-12",
+          "test-2026-12-04")
 #: Human-only splits: packages kept out of every decision (see the data card).
-HUMAN_ONLY_SPLITS = ("test-fresh", "test-final", "test-latest", "test-2026-12")
+HUMAN_ONLY_SPLITS = ("test-fresh", "test-final", "test-latest", "test-2026-12", "test-2026-12-04")
 #: Share of clips, human and decoded alike, that also get one copy with human production
 #: (:mod:`.production`) before their upload: the same share on both sides, so production is
 #: no cue to either class and the classifier must find the decoder's own lines.
@@ -296,7 +297,7 @@ def build_corpus(out: Path, *, debian_root: Path, midi_root: Path, seed: int = 2
 
     torch.set_num_threads(1)
     per_file = {"train": 2, "validation": 3, "test": 3, "test-fresh": 3, "test-final": 3, "test-latest": 3,
-                "test-2026-12": 3}
+                "test-2026-12": 3, "test-2026-12-04": 3}
     renders = {"train": 30, "validation": 10, "test": 10}
     index = out / "items.json"
     items: list[Item] = []

@@ -59,12 +59,18 @@ MIN_PEAK = 1e-4           # -80 dBFS: effectively silent, the residue is quantis
 WINDOW_S = 12.0
 #: At most this many windows, spread evenly over the analysed audio (bounded work).
 MAX_WINDOWS = 15
+#: From this two-level share of the comb's period (:func:`peaks.two_level_share`) the
+#: explanation says the pattern has a naive pulse oscillator's waveform (development decoders:
+#: at most 0.86; naive square drones that dominate their period: 0.93-1).
+TWO_LEVEL_NOTE = 0.9
 #: At most this many points of the residue go into a finding (for the report figure).
 MAX_FIGURE_POINTS = 2000
 
+#: Every feature the line computes (:func:`comb_features`); a model names the ones it uses
+#: (``model["features"]``, any of these; the first is always the comb's strength).
 FEATURES = ("comb_log10_p", "log_teeth", "coverage", "high_share", "tooth_prominence_db",
             "peak_density_per_khz", "residue_p99_db", "fits_decoder_rate", "off_pitch",
-            "prominence_slope_db")
+            "prominence_slope_db", "two_level_share")
 _NOTES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 
 
@@ -84,6 +90,8 @@ class CombAnalysis:
     comb: _peaks.Comb
     factors: dict[int, int]
     f_max_hz: float
+    #: :func:`peaks.two_level_share` of the comb's period (0 without a whole-sample period)
+    two_level: float = 0.0
 
 
 def analyse_samples(y: np.ndarray, sample_rate: int) -> CombAnalysis:
@@ -94,7 +102,9 @@ def analyse_samples(y: np.ndarray, sample_rate: int) -> CombAnalysis:
     f_max = min(0.98 * spec.bandwidth_hz, 0.49 * sample_rate)
     pk = _peaks.find_peaks(spec.freqs_hz, spec.residue_db, f_max_hz=f_max)
     comb = _peaks.comb_scan(pk, bin_hz=spec.bin_hz, f_max_hz=f_max)
-    return CombAnalysis(spec, pk, comb, _peaks.upsampling_factors(comb, bin_hz=spec.bin_hz), f_max)
+    edges = (_peaks.two_level_share(_peaks.period_waveform(y, sample_rate, comb.spacing_hz))
+             if comb.teeth >= _peaks.MIN_TEETH else 0.0)
+    return CombAnalysis(spec, pk, comb, _peaks.upsampling_factors(comb, bin_hz=spec.bin_hz), f_max, edges)
 
 
 def window_starts(n: int, sample_rate: int, *, window_s: float = WINDOW_S,
@@ -122,9 +132,11 @@ def comb_features(a: CombAnalysis) -> np.ndarray:
     12-TET note / 50, so 0 on a note and 1 half-way between). A held note or drone is a
     harmonic series with its pitch as spacing, the human confound closest to a decoder's
     comb (synth drones in game music do this); a decoder's spacing ``rate / s`` has no
-    reason to fall on A440 tuning; and the slope of the teeth's prominence over the band
-    (see :class:`peaks.Comb`). All are 0 when there is no comb, and "more AI-like" when
-    larger, so the classifier can be constrained monotone (see :mod:`.fit`).
+    reason to fall on A440 tuning; the slope of the teeth's prominence over the band
+    (see :class:`peaks.Comb`); and how much of the comb's periodic component a two-level
+    waveform explains (``two_level_share``, :func:`peaks.two_level_share`: a naive square
+    or pulse oscillator's period takes two values, a decoder's many). All are 0 when there is no comb; all but the last are "more
+    AI-like" when larger, so the classifier can be constrained monotone (see :mod:`.fit`).
     """
     c = a.comb
     band = (a.spectrum.freqs_hz > 0) & (a.spectrum.freqs_hz <= a.f_max_hz)
@@ -140,6 +152,7 @@ def comb_features(a: CombAnalysis) -> np.ndarray:
         1.0 if a.factors else 0.0,
         abs(nearest_note(c.spacing_hz)[1]) / 50.0 if c.spacing_hz else 0.0,
         c.prominence_slope_db,
+        a.two_level,
     ], dtype=np.float64)
 
 
@@ -390,9 +403,15 @@ class ArtifactDetector:
     def __init__(self, model: dict, card: dict | None = None, *, sha256: str | None = None,
                  accusing: bool = ACCUSES) -> None:
         try:
-            if list(model["features"]) != list(FEATURES):
-                raise ModelLoadError(f"artifact model features {model['features']!r} != {list(FEATURES)!r}")
-            self.trees = Trees(model["trees"], n_features=len(FEATURES))
+            names = list(model["features"])
+            if not names or names[0] != FEATURES[0] or len(set(names)) != len(names) \
+                    or not set(names) <= set(FEATURES):
+                raise ModelLoadError(f"artifact model features {names!r}: distinct names of {list(FEATURES)!r}, "
+                                     f"{FEATURES[0]!r} first")
+            #: the features the model reads, and where they sit in :func:`comb_features`' vector
+            self.feature_names = tuple(names)
+            self.columns = np.array([FEATURES.index(f) for f in names], dtype=np.int64)
+            self.trees = Trees(model["trees"], n_features=len(names))
             self.platt_a, self.platt_b = float(model["platt"]["a"]), float(model["platt"]["b"])
             self.threshold = float(model["threshold"])
         except (KeyError, TypeError, ValueError, IndexError) as exc:
@@ -424,7 +443,8 @@ class ArtifactDetector:
     # --- scoring ------------------------------------------------------------------------
 
     def logit(self, features: np.ndarray) -> float:
-        """Calibrated log-odds of AI for one feature vector ``[shape=(len(FEATURES),)]``.
+        """Calibrated log-odds of AI for one feature vector ``[shape=(len(FEATURES),)]`` (all
+        the line computes, :func:`comb_features`; the model reads the ones it names).
 
         ``-inf`` when no comb was found (fewer than :data:`peaks.MIN_TEETH` periodic peaks):
         without a comb this line has no evidence, whatever the other numbers say. (In the
@@ -433,7 +453,7 @@ class ArtifactDetector:
         """
         if features[0] <= 0.0:
             return -math.inf
-        return self.platt_a * self.trees(features) + self.platt_b
+        return self.platt_a * self.trees(np.asarray(features)[self.columns]) + self.platt_b
 
     def p_ai(self, features: np.ndarray) -> float:
         z = self.logit(features)
@@ -506,7 +526,7 @@ class ArtifactDetector:
             covers_human=uncovered is None, coverage_reason=uncovered,
             residue_hz=rhz, residue_db=rdb, sample_rate=int(sample_rate),
             bandwidth_hz=round(a.spectrum.bandwidth_hz, 1), analysed_s=round(a.spectrum.analysed_s, 3),
-            features={k: round(float(v), 6) for k, v in zip(FEATURES, x)},
+            features={k: round(float(x[i]), 6) for k, i in zip(self.feature_names, self.columns)},
             window_p_ai=tuple(round(float(v), 6) for v in window_p),
             model_sha256=self.sha256, error_rates=self.card.get("summary", {}),
         )
@@ -590,6 +610,11 @@ def _explain(a: CombAnalysis, p_ai: float, threshold: float, *, windows: int,
     note, cents = nearest_note(c.spacing_hz)
     pitch = (f" {c.spacing_hz:.2f} Hz is within {abs(cents):.0f} cents of the note {note}: a held note's harmonics "
              "give the same pattern." if abs(cents) <= 15 else "")
+    if a.two_level >= TWO_LEVEL_NOTE:
+        pitch += (f" The pattern repeats every {a.spectrum.sample_rate / c.spacing_hz:.0f} samples, and over that "
+                  f"period the sound's average takes two levels ({a.two_level:.0%} of its variance): the waveform "
+                  "of a naive square or pulse oscillator (chiptune, tracker music, simple synthesisers), which "
+                  "leaves the same lines as a decoder; a decoder's period takes many levels.")
     if hum is not None and p_ai >= threshold:
         return (head + f" {p_text} reaches the operating point {threshold:.2f}, but "
                 f"{c.spacing_hz:.2f} Hz is the spacing of mains hum ({hum:g} Hz), whose harmonics "

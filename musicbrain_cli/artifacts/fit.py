@@ -17,9 +17,10 @@ Input: the rows of ``features.json`` written by ``scripts/fit_artifact_line.py f
 * error rates: on ``test`` rows (packages, pieces and decoder instances never used above),
   per decoder family, per upload transform, and the false-accusation rate on the human test
   packages, each with a Wilson 95 % interval; the same on ``test-fresh``, ``test-final``,
-  ``test-latest`` and ``test-2026-12`` (human packages added after the first fit, after its
-  last revision, with the codec-like decoders, with human production) and on the held-out
-  production audit (:func:`corpus.build_audit`); decoded clips also per family and
+  ``test-latest``, ``test-2026-12`` and ``test-2026-12-04`` (human packages added after the
+  first fit, after its last revision, with the codec-like decoders, with human production,
+  with the two-level period feature) and on the held-out production audits
+  (:func:`corpus.build_audit`); decoded clips also per family and
   random-init / trained, every set also per kind of production;
 * doubt threshold: the lowest P(AI) that at most :data:`DOUBT_SHARE` of human validation
   uploads reach (the line leans towards AI from there), and what it withholds per split;
@@ -75,6 +76,9 @@ def _held_out(row: dict) -> bool:
 #: Features along which P(AI) may only rise: a stronger, fuller, higher-reaching comb, at a
 #: spacing that fits a decoder rate and is not a musical pitch, is never less decoder-like.
 MONOTONE = ("comb_log10_p", "coverage", "high_share", "off_pitch", "fits_decoder_rate")
+#: Features along which P(AI) may only fall: a period more like a naive pulse oscillator's
+#: (two levels, :func:`peaks.two_level_share`) is never more decoder-like.
+MONOTONE_DECREASING = ("two_level_share",)
 GBDT = {"max_depth": 3, "max_iter": 300, "learning_rate": 0.05, "l2_regularization": 1.0}
 
 
@@ -116,11 +120,11 @@ def fit_model(rows: list[dict], *, seed: int, exclude=lambda r: False) -> dict:
     model = {"kind": "gbdt", "features": list(FEATURES), "trees": export_trees(clf),
              "platt": {"a": 1.0, "b": 0.0}, "threshold": 0.5}
     det = ArtifactDetector(model)
-    mine = np.array([det.trees(row) for row in x])
+    mine = np.array([det.trees(row[det.columns]) for row in x])
     if not np.allclose(mine, clf.decision_function(x), atol=1e-9):
         raise TrainingError("the exported trees do not reproduce scikit-learn's decision function")
     with_comb = [r for r in val if r["features"][0] > 0]
-    raw = np.array([[det.trees(np.array(r["features"]))] for r in with_comb])
+    raw = np.array([[det.trees(np.array(r["features"])[det.columns])] for r in with_comb])
     yv = np.array([r["label"] for r in with_comb])
     platt = LogisticRegression(C=1.0, max_iter=1000).fit(raw, yv)
     model["platt"] = {"a": float(platt.coef_[0, 0]), "b": float(platt.intercept_[0])}
@@ -148,7 +152,8 @@ def _gbdt(seed: int):
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     return HistGradientBoostingClassifier(**GBDT, class_weight="balanced", random_state=seed,
-                                          monotonic_cst=[1 if f in MONOTONE else 0 for f in FEATURES])
+                                          monotonic_cst=[1 if f in MONOTONE else -1 if f in MONOTONE_DECREASING else 0
+                                                         for f in FEATURES])
 
 
 def leave_one_source_out(rows: list[dict], *, seed: int) -> float:
@@ -358,13 +363,43 @@ def mains_guard(model: dict, test: list[dict]) -> dict:
             "decoded_accusations_withdrawn": rate_with_interval(len(withdrawn), len(reach))}
 
 
+#: Why each human-only split was added (card notes), by split.
+HELD_OUT_NOTES = {
+    "test-fresh": ("human recordings only, from packages added after the first fit; the 'test' packages had "
+                   "been inspected while the line was developed (a feature was added after seeing their false "
+                   "accusations). The classifier and operating point were revised after this split was measured."),
+    "test-final": ("human recordings only, from packages added after the last revision of the procedure and "
+                   "used in no decision of the first fitting procedure"),
+    "test-latest": ("human recordings only, from packages added with the codec-like decoders and used in no "
+                    "decision of the codec-like decoders' fit"),
+    "test-2026-12": ("human recordings only, from packages added with human production on both sides of the "
+                     "corpus, used in no decision of that fit"),
+    "test-2026-12-04": ("human recordings only, from packages added with the two-level period feature, used "
+                        "in no decision of this fit: the cleanest estimate of the false-accusation rate on "
+                        "unseen packages"),
+}
+
+
+def card_key(split: str) -> str:
+    """``test-2026-12`` -> ``test_2026_12``: a split's name as a card key."""
+    return split.replace("-", "_")
+
+
+def audit_key(split_tag: str) -> str:
+    """The card key of the audit of ``audit:<split>`` rows: ``production_audit`` for the first
+    audit (``test-2026-12``, keys kept as shipped), ``production_audit_<split>`` for later ones."""
+    split = split_tag.split(":", 1)[-1]
+    return "production_audit" if split == "test-2026-12" else f"production_audit_{card_key(split)[5:]}"
+
+
 def fit_and_ship(rows: list[dict], model_dir: Path, *, seed: int, data_card: str, command: str,
-                 decoder_training: dict | None = None, audit: list[dict] | None = None) -> dict:
+                 decoder_training: dict | None = None, audits: list[list[dict]] = ()) -> dict:
     """Fit the shipped line and the held-out experiment; write model.json and card.json.
 
     ``decoder_training`` (decoder name -> :func:`synth.train_codec` record) goes into the card;
-    ``audit``: the feature rows of :func:`corpus.build_audit` (human production on held-out
-    recordings), measured with the fitted line and written into the card.
+    ``audits``: the feature rows of each :func:`corpus.build_audit` (human production on
+    held-out recordings; split ``audit:<split>``), measured with the fitted line and written
+    into the card under :func:`audit_key`.
     """
     usable = [r for r in rows if not r["na"]]
     shipped = fit_model(usable, seed=seed)
@@ -378,22 +413,18 @@ def fit_and_ship(rows: list[dict], model_dir: Path, *, seed: int, data_card: str
     strides_rows = [r for r in test if (_held_out(r) and r["family"] not in corpus.HELD_OUT_FAMILIES)
                     or r["label"] == 0]
     val_eval, test_eval = evaluate(shipped, val), evaluate(shipped, test)
-    fresh_eval = evaluate(shipped, [r for r in rows if r["split"] == "test-fresh"])
-    final_eval = evaluate(shipped, [r for r in rows if r["split"] == "test-final"])
-    latest_eval = evaluate(shipped, [r for r in rows if r["split"] == "test-latest"])
-    dec_eval = evaluate(shipped, [r for r in rows if r["split"] == "test-2026-12"])
-    audit_eval = evaluate(shipped, audit) if audit else None
+    held_out = {split: evaluate(shipped, [r for r in rows if r["split"] == split])
+                for split in corpus.HUMAN_ONLY_SPLITS if any(r["split"] == split for r in rows)}
+    audit_evals = {audit_key(a[0]["split"]): (a[0]["split"].split(":", 1)[-1], evaluate(shipped, a))
+                   for a in audits if a}
     counts = defaultdict(int)
     for r in rows:
         counts[f"{r['split']}/{'ai' if r['label'] else 'human'}"] += 1
     summary = {
         "threshold": shipped["threshold"],
         "false_accusations_human_test": test_eval["false_accusations"],
-        "false_accusations_human_test_fresh": fresh_eval["false_accusations"],
-        "false_accusations_human_test_final": final_eval["false_accusations"],
-        "false_accusations_human_test_latest": latest_eval["false_accusations"],
-        "false_accusations_human_test_2026_12": dec_eval["false_accusations"],
-        **({"false_accusations_human_production_audit": audit_eval["false_accusations"]} if audit_eval else {}),
+        **{f"false_accusations_human_{card_key(split)}": e["false_accusations"] for split, e in held_out.items()},
+        **{f"false_accusations_human_{key}": e["false_accusations"] for key, (_, e) in audit_evals.items()},
         "recall_synthetic_decoders_test": test_eval["recall"],
         "miss_rate_per_decoder_family_test": {
             k: {"miss_rate": 1 - v["rate"] if v["rate"] is not None else None, "n": v["n"]}
@@ -423,24 +454,12 @@ def fit_and_ship(rows: list[dict], model_dir: Path, *, seed: int, data_card: str
             "validation": val_eval["false_accusations"]},
         "validation": val_eval,
         "test": test_eval,
-        "test_fresh": {**fresh_eval, "note": (
-            "human recordings only, from packages added after the first fit; the 'test' packages had been "
-            "inspected while the line was developed (a feature was added after seeing their false "
-            "accusations). The classifier and operating point were revised after this split was measured.")},
-        "test_final": {**final_eval, "note": (
-            "human recordings only, from packages added after the last revision of the procedure and used "
-            "in no decision of the first fitting procedure")},
-        "test_latest": {**latest_eval, "note": (
-            "human recordings only, from packages added with the codec-like decoders and used in no decision "
-            "of the codec-like decoders' fit")},
-        "test_2026_12": {**dec_eval, "note": (
-            "human recordings only, from packages added with human production on both sides of the "
-            "corpus, used in no decision of this fit: the cleanest estimate of the false-accusation "
-            "rate on unseen packages")},
-        **({"production_audit": {**audit_eval, "note": (
-            "the test-2026-12 recordings with every kind of human production at set levels "
-            "(production.audit_settings), written as FLAC, plus each clip untouched: human only")}}
-           if audit_eval else {}),
+        **{card_key(split): {**e, "note": HELD_OUT_NOTES.get(split, "human recordings only")}
+           for split, e in held_out.items()},
+        **{key: {**e, "note": (
+            f"the {split} recordings with every kind of human production at set levels "
+            "(production.audit_settings), written as FLAC, plus each clip untouched: human only")}
+           for key, (split, e) in audit_evals.items()},
         "decoder_training": decoder_training or {},
         "generalisation": {
             "held_out_family": corpus.HELD_OUT_FAMILY,
