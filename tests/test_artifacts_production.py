@@ -112,15 +112,17 @@ def test_audit_settings_cover_every_kind_once_per_label_and_respect_the_band():
     assert not any(s["freq_hz"] == 19000.0 for k, _, s in prod.audit_settings(32000) if k == "pilot_tone")
 
 
-def _debian_tree(root, split="test-2026-12", files=3, seconds=20.0):
-    """A manifest with ``files`` synthetic recordings (noise plus chords) in ``split``."""
+def _debian_tree(root, split="test-2026-12", files=3, seconds=20.0, rel="x/pkg{i}/song{i}.flac"):
+    """A manifest with ``files`` synthetic recordings (noise plus chords) in ``split``, at
+    paths ``rel.format(i=...)``."""
     from musicbrain_cli.audio.encode import Format, encode_audio
 
     rels = []
+    pattern = rel
     for i in range(files):
         t = np.arange(int(seconds * RATE)) / RATE
         y = 0.2 * np.sin(2 * np.pi * (220 + 55 * i) * t) + _noise(seconds, seed=i)
-        rel = f"x/pkg{i}/song{i}.flac"
+        rel = pattern.format(i=i)
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         encode_audio(root / rel, y.astype(np.float32), RATE, spec=Format("flac", "flac"))
         rels.append(rel)
@@ -139,6 +141,30 @@ def test_the_audit_writes_each_clip_untouched_and_with_every_setting(tmp_path):
     assert [d["id"] for d in saved] == [i.id for i in items]
     with pytest.raises(ValueError, match="no human clips"):
         corpus.build_audit(tmp_path / "a2", debian_root=tmp_path / "deb", split="validation")
+
+
+def test_files_named_alike_in_sibling_folders_get_clips_of_their_own(tmp_path):
+    # megaglest-data holds tilesets/fernland/sounds/day.ogg and tilesets/spring/sounds/day.ogg:
+    # named by parent folder and stem, both were "sounds-day" and their audit files and uploads
+    # were written over each other (and the features step kept one row per file).
+    _debian_tree(tmp_path / "deb", files=3, rel="x/pkg/tilesets/set{i}/sounds/day.flac")
+    ids = [cid for cid, *_ in corpus.human_clips(tmp_path / "deb", "test-2026-12", per_file=1)]
+    assert ids == [f"pkg/set{i}-sounds-day/0" for i in range(3)]
+    items = corpus.build_audit(tmp_path / "audit", debian_root=tmp_path / "deb", split="test-2026-12", clips=3)
+    assert len({i.path for i in items}) == len(items) == 3 * (1 + len(prod.audit_settings(RATE)))
+    # names that were unique keep their two-part form (the ids of corpora built before)
+    assert corpus.clip_names(["x/p/music/a.ogg", "x/p/music/b.ogg", "x/p/sfx/a.ogg"]) == {
+        "x/p/music/a.ogg": "music-a", "x/p/music/b.ogg": "music-b", "x/p/sfx/a.ogg": "sfx-a"}
+    with pytest.raises(ValueError, match="twice"):
+        corpus.clip_names(["x/p/a.ogg", "x/p/a.ogg"])
+
+
+def test_two_items_on_one_file_are_refused_not_overwritten():
+    a = corpus.Item("split/human/a", "split", 0, "pkg", "human", "", "flac", "/c/x.flac")
+    b = corpus.Item("split/human/b", "split", 0, "pkg", "human", "", "flac", "/c/x.flac")
+    corpus._one_file_per_item([a])
+    with pytest.raises(ValueError, match="both written to /c/x.flac"):
+        corpus._one_file_per_item([a, b])
 
 
 def test_a_human_only_split_gets_production_copies_beside_its_plain_uploads(tmp_path, monkeypatch):

@@ -167,6 +167,7 @@ def human_clips(root: Path, split: str, *, per_file: int, clip_s: float = CLIP_S
     for row in manifest:
         if row["split"] != split:
             continue
+        names = clip_names(row["files"])
         for rel in row["files"]:
             try:
                 y, rate = _load_native(root / rel)
@@ -181,8 +182,36 @@ def human_clips(root: Path, split: str, *, per_file: int, clip_s: float = CLIP_S
                 clip = y[i:i + n]
                 if np.sqrt(np.mean(clip.astype(np.float64) ** 2)) < 1e-3:
                     continue  # near-silent stretch
-                # The parent folder is part of the id: some packages name every song's file alike.
-                yield f"{row['package']}/{Path(rel).parent.name}-{Path(rel).stem}/{j}", row["package"], clip, rate
+                yield f"{row['package']}/{names[rel]}/{j}", row["package"], clip, rate
+
+
+def clip_names(files: list[str]) -> dict[str, str]:
+    """A distinct name for each of one package's files: ``<parent folder>-<stem>``, with more
+    folders in front where that is not enough.
+
+    The parent folder is there because some packages name every song's file alike; more are
+    needed where a package holds ``fernland/sounds/day.ogg`` and ``spring/sounds/day.ogg``
+    (megaglest-data): with one folder both were named ``sounds-day`` and their clips were
+    written over each other. Files whose two-part name is unique keep it (so corpora built
+    before keep their ids); a package holding the same path twice is refused.
+    """
+    parts = {rel: Path(rel).with_suffix("").parts for rel in files}
+    if len(parts) != len(files):
+        raise ValueError("a package lists the same file twice")
+    depth = {rel: min(2, len(p)) for rel, p in parts.items()}
+    while True:
+        names = {rel: "-".join(parts[rel][-depth[rel]:]) for rel in files}
+        seen: dict[str, list[str]] = {}
+        for rel, name in names.items():
+            seen.setdefault(name, []).append(rel)
+        clash = [rel for group in seen.values() if len(group) > 1 for rel in group]
+        if not clash:
+            return names
+        grown = [rel for rel in clash if depth[rel] < len(parts[rel])]
+        if not grown:
+            raise ValueError(f"files whose names cannot be told apart: {sorted(clash)[:3]}")
+        for rel in grown:
+            depth[rel] += 1
 
 
 def _load_native(path: Path) -> tuple[np.ndarray, int]:
@@ -363,6 +392,7 @@ def build_corpus(out: Path, *, debian_root: Path, midi_root: Path, seed: int = 2
             (out / split / "decoders.json").write_text(json.dumps(records, indent=1, sort_keys=True))
         (out / split).mkdir(parents=True, exist_ok=True)
         (out / split / "items.json").write_text(json.dumps([asdict(i) for i in items if i.split == split], indent=0))
+    _one_file_per_item(items)
     # Merge with the other splits' items as they are now (another process may have written them).
     kept = [Item(**d) for d in json.loads(index.read_text()) if d["split"] not in splits] if index.is_file() else []
     index.write_text(json.dumps([asdict(i) for i in kept + items], indent=0))
@@ -401,8 +431,20 @@ def build_audit(out: Path, *, debian_root: Path, split: str, clips: int = AUDIT_
             items.append(Item(f"{tag}/{cid}/{label}", tag, 0, source, "human", "", "flac", str(path),
                               production=f"{kind}:{label}"))
         log(f"audit: {cid}")
+    _one_file_per_item(items)
     (out / "items.json").write_text(json.dumps([asdict(i) for i in items], indent=0))
     return items
+
+
+def _one_file_per_item(items: list[Item]) -> None:
+    """Refuse a corpus in which two items were written to one file (the later one overwrote
+    the earlier: rows lost without a word, as twice before, see :func:`clip_names` and
+    :func:`write_upload`)."""
+    seen: dict[str, str] = {}
+    for item in items:
+        if item.path in seen:
+            raise ValueError(f"items {seen[item.path]!r} and {item.id!r} were both written to {item.path}")
+        seen[item.path] = item.id
 
 
 def extract_features(items: list[dict], *, workers: int = 2) -> list[dict]:

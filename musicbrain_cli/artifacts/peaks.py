@@ -223,8 +223,13 @@ def period_waveform(y: np.ndarray, sample_rate: int,
     m = y.size // n
     blocks = np.asarray(y[: m * n]).reshape(m, n)
     w = blocks.mean(axis=0, dtype=np.float64)
-    noise = float(np.mean(blocks.var(axis=0, ddof=1, dtype=np.float64))) / m
-    return w, noise
+    # Mean square in chunks of about 2^20 samples: a float64 copy of a 180 s track at once
+    # would be 70 MB in a scan.
+    rows = max(1, (1 << 20) // n)
+    square = sum(float(np.einsum("ij,ij->", b, b)) for b in
+                 (blocks[i:i + rows].astype(np.float64) for i in range(0, m, rows)))
+    spread = (square / (m * n) - float(np.mean(w * w))) * m / (m - 1)   # mean over j of var_j (ddof 1)
+    return w, max(spread, 0.0) / m
 
 
 def two_level_share(period: tuple[np.ndarray, float] | None) -> float:
