@@ -394,6 +394,11 @@ class Trees:
 #: held-out human upload or audit file, but only at an operating point of 0.9993, where it
 #: catches 6 % of decoded clips (a naive oscillator with a whole-sample period makes exactly a
 #: decoder's comb), so it was not shipped (docs/evaluation/artifact-production-refit.md).
+#: Session 33 added a feature that reads the comb's period in time (a naive pulse oscillator's
+#: two levels, :func:`peaks.two_level_share`); its refit still accused 3 of 591 audit files on
+#: new packages (220 Hz drones, whose period it cannot read in a 12 s window) and caught 21 %
+#: of decoded test clips, so it was not shipped either
+#: (docs/evaluation/artifact-two-level-refit.md).
 ACCUSES = False
 
 
