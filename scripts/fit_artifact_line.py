@@ -9,6 +9,7 @@ Steps (each resumable; outputs under the gitignored ``data/artifact_corpus/``)::
     python scripts/fit_artifact_line.py features --out data/artifact_audit
     python scripts/fit_artifact_line.py fit                  # -> musicbrain_cli/artifacts/default/
     python scripts/fit_artifact_line.py score --out DIR --model-dir M   # a line's rates on DIR, per split
+    python scripts/fit_artifact_line.py compare --models A B --audit X --audit Y  # lines side by side
 
 Or, for the shipped line, only what its human side covers (sample rates, bandwidth; see
 ``artifacts.fit.human_coverage``), written into its model.json and card.json::
@@ -39,11 +40,13 @@ sys.path.insert(0, str(ROOT))
 
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("step", choices=("corpus", "audit", "features", "fit", "score", "coverage"))
+    ap.add_argument("step", choices=("corpus", "audit", "features", "fit", "score", "coverage", "compare"))
     ap.add_argument("--out", type=Path, default=ROOT / "data" / "artifact_corpus")
     ap.add_argument("--debian", type=Path, default=ROOT / "data" / "human_debian")
     ap.add_argument("--midis", type=Path, default=Path("/work/shared/data/musicnet/musicnet_midis"))
     ap.add_argument("--model-dir", type=Path, default=ROOT / "musicbrain_cli" / "artifacts" / "default")
+    ap.add_argument("--models", type=Path, nargs="+", default=None, metavar="MODEL_DIR",
+                    help="compare: the fitted lines to compare on --out's rows and the --audit folders")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--seed", type=int, default=22)
     ap.add_argument("--splits", nargs="+", default=None,
@@ -100,6 +103,27 @@ def main(argv: list[str]) -> int:
             split, name = args.record.split("=", 1)
             log(json.dumps(record_after_shipping(args.model_dir, name, report[split]["false_accusations"],
                                                  measured_on=args.note), indent=1))
+    elif args.step == "compare":  # fitted lines side by side on the same rows and audits
+        from musicbrain_cli.artifacts.fit import compare
+
+        rows = json.loads((args.out / "features.json").read_text())
+        audits = [json.loads((a / "features.json").read_text()) for a in args.audit
+                  if (a / "features.json").is_file()]
+        models = {str(m): json.loads((m / "model.json").read_text())
+                  for m in (args.models or [args.model_dir])}
+        result = compare(models, rows, audits)
+        print(json.dumps(result, indent=1))
+        cell = lambda r: f"{r['k']}/{r['n']}"  # noqa: E731
+        for name, res in result.items():
+            print(f"\n{name}: operating point {res['threshold']:.5f}, doubt {res['doubt_threshold']:.4f}")
+            print("| split | human at op | human at doubt | decoded at op | decoded at doubt | ROC-AUC |")
+            print("|---|---|---|---|---|---|")
+            for split, r in sorted(res["splits"].items()):
+                dec = ([cell(r["decoded_at_operating_point"]), cell(r["decoded_at_doubt"]),
+                        f"{r['roc_auc']:.3f}" if r.get("roc_auc") is not None else "-"]
+                       if "decoded_at_operating_point" in r else ["-", "-", "-"])
+                print(f"| {split} | {cell(r['human_at_operating_point'])} | {cell(r['human_at_doubt'])} | "
+                      + " | ".join(dec) + " |")
     elif args.step == "features":
         from musicbrain_cli.artifacts.corpus import extract_features
 

@@ -320,3 +320,28 @@ def test_the_fit_learns_that_a_two_level_period_is_a_drone_and_never_counts_it_f
             x[col] = v
             curve.append(det.p_ai(x))
         assert all(b <= a + 1e-12 for a, b in zip(curve, curve[1:]))
+
+
+def test_compare_puts_fitted_lines_side_by_side_on_the_same_rows_and_audits():
+    from musicbrain_cli.artifacts.detector import ArtifactDetector
+    from musicbrain_cli.artifacts.fit import compare, evaluate, fit_model
+
+    rows = _feature_rows(np.random.default_rng(7))
+    model = fit_model(rows, seed=0)
+    model["doubt_threshold"] = 0.3
+    strict = {**model, "threshold": 0.999999, "doubt_threshold": 0.9}
+    audit = [{**r, "split": "audit:test-2026-12"} for r in rows if r["split"] == "test" and r["label"] == 0][:12]
+    res = compare({"fitted": model, "strict": strict}, rows, [audit])
+    fitted, tight = res["fitted"]["splits"], res["strict"]["splits"]
+    assert set(fitted) == {"train", "validation", "test", "test-fresh", "test-final", "test-latest",
+                           "test-2026-12", "audit:test-2026-12"}
+    assert fitted["test"]["decoded_at_operating_point"] == evaluate(model, [r for r in rows if r["split"] == "test"])["recall"]
+    assert "decoded_at_operating_point" not in fitted["test-fresh"] and fitted["audit:test-2026-12"]["human_at_operating_point"]["n"] == 12
+    det = ArtifactDetector(model)
+    humans = [r for r in rows if r["split"] == "test" and r["label"] == 0]
+    assert fitted["test"]["human_at_doubt"]["k"] == sum(det.p_ai(np.array(r["features"])) >= 0.3 for r in humans)
+    for split in fitted:                        # a stricter line never reaches more of anything
+        for key in ("human_at_operating_point", "human_at_doubt", "decoded_at_operating_point"):
+            if key in fitted[split]:
+                assert tight[split][key]["k"] <= fitted[split][key]["k"]
+    assert tight["test"]["decoded_at_operating_point"]["k"] < fitted["test"]["decoded_at_operating_point"]["k"]

@@ -229,6 +229,37 @@ def evaluate(model: dict, rows: list[dict]) -> dict:
     return out
 
 
+def compare(models: dict[str, dict], rows: list[dict], audits: list[list[dict]] = ()) -> dict:
+    """Several fitted lines on the same rows: for each model (name -> model dict) and each split
+    of ``rows`` and each audit, the human uploads at or above its operating point and at or
+    above its doubt threshold, and where the split has decoded uploads their recall, share at
+    or above the doubt threshold and ROC-AUC (not-applicable rows left out, as in
+    :func:`evaluate`). What a refit is judged by against the shipped line."""
+    sets: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        sets[r["split"]].append(r)
+    for a in audits:
+        for r in a:
+            sets[r["split"]].append(r)
+    out: dict[str, dict] = {}
+    for name, model in models.items():
+        det = ArtifactDetector(model)
+        per: dict[str, dict] = {}
+        for split, group in sets.items():
+            e = evaluate(model, group)
+            kept = [r for r in group if not r["na"]]
+            doubt = {label: [det.p_ai(np.array(r["features"])) >= det.doubt_threshold
+                             for r in kept if r["label"] == label] for label in (0, 1)}
+            per[split] = {"human_at_operating_point": e["false_accusations"],
+                          "human_at_doubt": rate_with_interval(sum(doubt[0]), len(doubt[0])),
+                          **({"decoded_at_operating_point": e["recall"],
+                              "decoded_at_doubt": rate_with_interval(sum(doubt[1]), len(doubt[1])),
+                              "roc_auc": e.get("roc_auc")} if doubt[1] else {})}
+        out[name] = {"threshold": det.threshold, "doubt_threshold": det.doubt_threshold,
+                     "features": list(det.feature_names), "splits": per}
+    return out
+
+
 #: Why the narrowest band, not a low percentile: a 1st percentile (6.0 kHz) was tried first and
 #: left 12 of 40 human MusicNet pieces rendered at 22.05 kHz outside (their bandwidth is 4.9-6.0
 #: kHz, as is that of four of the 78 renders in the calibration itself): it withheld 'human'
