@@ -1030,9 +1030,11 @@ def refit_heads(data_dir, model_name, out_dir, style_bands, add_labels, detectio
               show_default=True,
               help="FM-G-CAM's weights: channel (Grad-CAM's gradient averaged per channel, as "
                    "published and as scan uses) or cell (gradient x activation per cell, HiResCAM).")
-@click.option("--cam-refine", type=click.Choice(["none", "gradient-input"]), default=None,
-              help="FM-G-CAM's resolution: none (the fusion layer's grid, 0.32 s columns) or "
-                   "gradient-input (refined at the spectrogram's 20 ms grid). Default: FM-G-CAM's.")
+@click.option("--cam-refine", type=click.Choice(["none", "gradient-input", "gradient-blur"]), default=None,
+              help="FM-G-CAM's resolution: none (the fusion layer's grid, 0.32 s columns), "
+                   "gradient-input (refined at the spectrogram's 20 ms grid by gradient x input above "
+                   "the window's floor) or gradient-blur (the same above its blurred copy: credits "
+                   "fine harmonic and onset structure). Default: FM-G-CAM's.")
 @click.option("--cam-destripe", type=click.IntRange(min=0), default=None, metavar="FRAMES",
               help="Period of the network's stride pattern removed from the refined map "
                    "(0: keep it, the map before session 18). Default: FM-G-CAM's (32).")

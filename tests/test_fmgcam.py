@@ -314,6 +314,23 @@ def test_refined_map_lands_on_the_click_inside_a_coarse_cell():
     assert (coarse > 0.1).sum() >= 16 and coarse.sum() > 8    # a whole 4 x 4 cell, blurred
 
 
+def test_blur_refinement_credits_fine_structure_not_a_smooth_level():
+    """Above the window's blurred copy, the inside of a broad raised region has no fine
+    structure and a one-row ridge (a partial) has; above the floor both are credited."""
+    spec = torch.zeros(1, 1, 32, 64)
+    spec[0, 0, 16:32, 0:24] = 3.0                             # a broad level in label 0's half
+    spec[0, 0, 26, 32:64] = 3.0                               # a one-row ridge
+    with FMGradCAM(CoarseNet(), k=1, refine="gradient-input", destripe=0) as cam:
+        floor = cam(spec).fused()[0]
+    with FMGradCAM(CoarseNet(), k=1, refine="gradient-blur", destripe=0) as cam:
+        res = cam(spec)
+    blur = res.fused()[0]
+    assert res.extra["refine"] == "gradient-blur" and res.labels[0, 0] == 0
+    inside, ridge = (slice(23, 32), slice(0, 17)), (26, slice(40, 64))   # 2 sigma from any edge
+    assert floor[inside].mean() > floor[ridge].mean()                   # the floor credits the level most
+    assert blur[inside].mean() < 0.1 * blur[ridge].mean()               # the blur the ridge
+
+
 def test_refinement_keeps_labels_exclusive_and_leaves_the_model_alone(model, spec):
     with FMGradCAM(model, k=3, refine="none") as cam:
         plain = cam(spec)

@@ -105,9 +105,11 @@ DEFAULT_NORMALIZE: Normalize = "none"
 Weighting = Literal["channel", "cell"]
 WEIGHTING_MODES: tuple[str, ...] = ("channel", "cell")
 DEFAULT_WEIGHTING: Weighting = "channel"
-Refine = Literal["none", "gradient-input"]
-REFINE_MODES: tuple[str, ...] = ("none", "gradient-input")
+Refine = Literal["none", "gradient-input", "gradient-blur"]
+REFINE_MODES: tuple[str, ...] = ("none", "gradient-input", "gradient-blur")
 DEFAULT_REFINE: Refine = "gradient-input"
+#: The refinements that multiply the map by a gradient x input map at the input's grid.
+GRADIENT_REFINES: tuple[str, ...] = ("gradient-input", "gradient-blur")
 #: Period, in spectrogram frames, of the fixed pattern removed from the gradient-x-input map
 #: (:func:`stride_profile`; 0: none). The shipped network's input gradient is modulated by its
 #: strides: folded on 32 frames, the column mass of the map of 8 rendered clips has the same
@@ -204,11 +206,11 @@ class FMGradCAM(BaseCAM):
         super().__init__(model, layer=layer, eval_mode=eval_mode)
         if destripe < 0:
             raise ConfigError(f"destripe must be >= 0 frames, got {destripe}")
-        self.destripe = destripe if refine == "gradient-input" else 0
+        self.destripe = destripe if refine in GRADIENT_REFINES else 0
         if refine not in REFINE_MODES:
             raise ConfigError(f"unknown FM-G-CAM refinement {refine!r}; choose one of {REFINE_MODES}")
         self.refine = refine
-        self.input_gradient = refine == "gradient-input"
+        self.input_gradient = refine in GRADIENT_REFINES
         self._spec: torch.Tensor | None = None
         if normalize not in NORMALIZE_MODES:
             raise ConfigError(f"unknown FM-G-CAM normalisation {normalize!r}; choose one of {NORMALIZE_MODES}")
@@ -229,19 +231,23 @@ class FMGradCAM(BaseCAM):
     def fuse(self, maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         maps = exclusive_argmax(upsample(maps, size))
         maps = F.relu(normalize_maps(maps, self.normalize))
-        if self.refine == "gradient-input":
+        if self.refine in GRADIENT_REFINES:
             maps = maps * self.fine_map()
         return minmax(maps, dims=(1, 2, 3))  # one min-max over the whole stack, per window
 
     def fine_map(self) -> torch.Tensor:
-        """``|grad x (x - floor)|`` ``[B, 1, F, T]`` of the last call, scaled to a maximum of 1
-        per window (see the module docstring)."""
+        """``|grad x (x - baseline)|`` ``[B, 1, F, T]`` of the last call, scaled to a maximum of 1
+        per window (see the module docstring): the baseline is the window's floor
+        (``gradient-input``) or its Gaussian-blurred copy (``gradient-blur``)."""
         spec, grad = self._spec, self._input_grad
         if spec is None or grad is None:
-            raise ConfigError("refine='gradient-input' needs the input's gradient of this call")
+            raise ConfigError(f"refine={self.refine!r} needs the input's gradient of this call")
         spec = spec.detach().to(grad.dtype)
-        floor = spec.amin(dim=(1, 2, 3), keepdim=True)
-        fine = (grad * (spec - floor)).abs()
+        if self.refine == "gradient-blur":
+            baseline = blurred(spec)
+        else:
+            baseline = spec.amin(dim=(1, 2, 3), keepdim=True)
+        fine = (grad * (spec - baseline)).abs()
         if self.destripe:
             fine = fine / stride_profile(fine, self.destripe)
         return fine * fine.amax(dim=(1, 2, 3), keepdim=True).clamp_min(EPS).reciprocal()
@@ -260,6 +266,20 @@ class FMGradCAM(BaseCAM):
         result.extra["refine"] = self.refine
         result.extra["destripe"] = self.destripe
         return result
+
+
+def blurred(spec: torch.Tensor) -> torch.Tensor:
+    """``spec [B, 1, F, T]`` with each window blurred as the fidelity tests' ``blur`` substrate
+    (:func:`~musicbrain_cli.explain.fidelity.substrate`, the same Gaussian): the baseline of
+    ``gradient-blur``, which keeps a window's energy and removes its fine harmonic and onset
+    structure (a blurred baseline, Sturmfels et al., "Visualizing the Impact of Feature
+    Attribution Baselines", Distill 2020; Xu et al., "Attribution in Scale and Space", CVPR 2020)."""
+    from musicbrain_cli.explain.fidelity import substrate
+
+    out = torch.empty_like(spec)
+    for b in range(spec.shape[0]):
+        out[b, 0] = substrate(spec[b, 0], "blur")
+    return out
 
 
 # --- figures --------------------------------------------------------------------------------
