@@ -421,3 +421,12 @@ def test_a_windows_map_does_not_depend_on_the_other_windows_of_its_batch(model, 
     np.testing.assert_allclose(np.concatenate([r.maps for r in alone]), together.maps,
                                rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(np.concatenate([r.labels for r in alone]), together.labels)
+
+
+def test_evaluates_refine_choices_are_fmgcams():
+    from musicbrain_cli.cli import main
+    from musicbrain_cli.explain import REFINE_MODES
+
+    evaluate = main.commands["evaluate"]
+    option = next(p for p in evaluate.params if p.name == "cam_refine")
+    assert tuple(option.type.choices) == REFINE_MODES
