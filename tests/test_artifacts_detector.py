@@ -344,3 +344,17 @@ def test_the_explanation_names_a_naive_oscillators_two_level_period(detector, de
     assert "repeats every 200 samples" in f.explanation and "two levels" in f.explanation
     assert "naive square or pulse oscillator" in f.explanation
     assert "two levels" not in detector.analyse(decoded_wav).explanation
+
+
+def test_each_window_is_read_for_the_two_level_share_when_the_model_uses_it():
+    # The per-window analysis computes the period's share only for a model that reads it
+    # (bounded work for the shipped one); a model that does must get it in every window.
+    from test_artifacts_peaks import _drone
+
+    model = _tiny_model(left=1)
+    model["features"] = ["comb_log10_p", "two_level_share"]
+    model["trees"]["trees"][0]["feature"] = [1, 0, 0]
+    model["trees"]["trees"][0]["threshold"] = [0.95, 0.0, 0.0]
+    f = ArtifactDetector(model).analyse_samples(_drone(44100, 200, duty=0.5, level=0.03, seconds=30.0), 44100)
+    assert len(f.window_p_ai) == 2 and f.features["two_level_share"] >= 0.95
+    assert all(p == pytest.approx(1 / (1 + np.exp(-3.0)), abs=1e-6) for p in f.window_p_ai)

@@ -95,17 +95,18 @@ class CombAnalysis:
     two_level: float = 0.0
 
 
-def analyse_samples(y: np.ndarray, sample_rate: int) -> CombAnalysis:
-    """Spectrum, peaks and comb of ``y [shape=(n,)]`` float at ``sample_rate`` Hz."""
+def analyse_samples(y: np.ndarray, sample_rate: int, *, two_level: bool = True) -> CombAnalysis:
+    """Spectrum, peaks and comb of ``y [shape=(n,)]`` float at ``sample_rate`` Hz;
+    ``two_level=False`` leaves the period's two-level share at 0 (a model that does not read it)."""
     spec = _spectrum.average_spectrum(y, sample_rate)
     # Stop short of the lowpass edge of a lossy encoder or resampler: the edge is a cliff
     # in the envelope and no part of a comb.
     f_max = min(0.98 * spec.bandwidth_hz, 0.49 * sample_rate)
     pk = _peaks.find_peaks(spec.freqs_hz, spec.residue_db, f_max_hz=f_max)
     comb = _peaks.comb_scan(pk, bin_hz=spec.bin_hz, f_max_hz=f_max)
-    two_level = (_peaks.two_level_share(_peaks.period_waveform(y, sample_rate, comb.spacing_hz))
-                 if comb.teeth >= _peaks.MIN_TEETH else 0.0)
-    return CombAnalysis(spec, pk, comb, _peaks.upsampling_factors(comb, bin_hz=spec.bin_hz), f_max, two_level)
+    share = (_peaks.two_level_share(_peaks.period_waveform(y, sample_rate, comb.spacing_hz))
+             if two_level and comb.teeth >= _peaks.MIN_TEETH else 0.0)
+    return CombAnalysis(spec, pk, comb, _peaks.upsampling_factors(comb, bin_hz=spec.bin_hz), f_max, share)
 
 
 def window_starts(n: int, sample_rate: int, *, window_s: float = WINDOW_S,
@@ -501,7 +502,9 @@ class ArtifactDetector:
         if len(windows) == 1:
             window_p = [self.p_ai(x)]
         else:
-            window_p = [self.p_ai(comb_features(analyse_samples(y[i:j], sample_rate))) for i, j in windows]
+            reads = "two_level_share" in self.feature_names      # the whole audio's is for the explanation
+            window_p = [self.p_ai(comb_features(analyse_samples(y[i:j], sample_rate, two_level=reads)))
+                        for i, j in windows]
         p = float(np.median(window_p))
         c = a.comb
         spacing = c.spacing_hz if c.teeth >= _peaks.MIN_TEETH else None   # a comb, or none
