@@ -420,7 +420,7 @@ def audit_key(split_tag: str) -> str:
     """The card key of the audit of ``audit:<split>`` rows: ``production_audit`` for the first
     audit (``test-2026-12``, keys kept as shipped), ``production_audit_<split>`` for later ones."""
     split = split_tag.split(":", 1)[-1]
-    return "production_audit" if split == "test-2026-12" else f"production_audit_{card_key(split)[5:]}"
+    return "production_audit" if split == "test-2026-12" else f"production_audit_{card_key(split).removeprefix('test_')}"
 
 
 def fit_and_ship(rows: list[dict], model_dir: Path, *, seed: int, data_card: str, command: str,
