@@ -38,6 +38,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
+def _audits(folders: list[Path]) -> list[list[dict]]:
+    """The feature rows of each audit folder that has them (``features.json``)."""
+    return [json.loads((a / "features.json").read_text()) for a in folders if (a / "features.json").is_file()]
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("step", choices=("corpus", "audit", "features", "fit", "score", "coverage", "compare"))
@@ -107,8 +112,7 @@ def main(argv: list[str]) -> int:
         from musicbrain_cli.artifacts.fit import compare
 
         rows = json.loads((args.out / "features.json").read_text())
-        audits = [json.loads((a / "features.json").read_text()) for a in args.audit
-                  if (a / "features.json").is_file()]
+        audits = _audits(args.audit)
         models = {str(m): json.loads((m / "model.json").read_text())
                   for m in (args.models or [args.model_dir])}
         result = compare(models, rows, audits)
@@ -159,8 +163,7 @@ def main(argv: list[str]) -> int:
         training = {}
         for path in sorted(args.out.glob("*/decoders.json")):  # codec-like decoders' loss records
             training.update({f"{path.parent.name}/{k}": v for k, v in json.loads(path.read_text()).items()})
-        audits = [json.loads((a / "features.json").read_text()) for a in args.audit
-                  if (a / "features.json").is_file()]
+        audits = _audits(args.audit)
         hashes = fit_and_ship(rows, args.model_dir, seed=args.seed, data_card="docs/human-recordings.md",
                               command="python scripts/fit_artifact_line.py corpus|audit|features|fit (seed %d)"
                                       % args.seed,
