@@ -358,3 +358,28 @@ def test_each_window_is_read_for_the_two_level_share_when_the_model_uses_it():
     f = ArtifactDetector(model).analyse_samples(_drone(44100, 200, duty=0.5, level=0.03, seconds=30.0), 44100)
     assert len(f.window_p_ai) == 2 and f.features["two_level_share"] >= 0.95
     assert all(p == pytest.approx(1 / (1 + np.exp(-3.0)), abs=1e-6) for p in f.window_p_ai)
+
+
+def _held_saw(rate: int, *, hold: int | None, period: int = 400, seconds: float = 12.0) -> np.ndarray:
+    """A human melody over a quiet naive sawtooth drone (many levels, not a pulse) repeating every
+    ``period`` samples, the whole held every ``hold`` samples (a sample-rate reducer) or not."""
+    music = piano_melody(rate, seconds, seed=13)
+    saw = (np.arange(music.size) % period) / period - 0.5
+    y = music / np.abs(music).max() * 0.5 + 0.05 * saw
+    if hold:
+        y = np.repeat(y[::hold], hold)[: y.size]
+    return y.astype(np.float32)
+
+
+def test_the_explanation_names_a_held_waveform(detector, decoded_wav):
+    # Held, the spectrum's images around multiples of 5512.5 Hz add lines of their own: the comb
+    # found is then another one, whose period is still a multiple of the hold.
+    f = detector.analyse_samples(_held_saw(44100, hold=8), 44100)
+    assert f.teeth >= 3 and round(44100 / f.spacing_hz) % 8 == 0
+    assert "changes mostly once every 8 samples" in f.explanation       # the longest hold, not 4
+    assert "sample-and-hold" in f.explanation and "5512.5 Hz" in f.explanation
+    assert "two levels" not in f.explanation                            # a saw is not two-level
+    unheld = detector.analyse_samples(_held_saw(44100, hold=None), 44100)
+    assert unheld.spacing_hz == pytest.approx(44100 / 400, rel=0.01)
+    assert "held waveform" not in unheld.explanation
+    assert "held waveform" not in detector.analyse(decoded_wav).explanation

@@ -141,3 +141,50 @@ def test_the_music_left_in_the_average_is_measured_and_a_weak_component_is_not_r
     pulse = np.where(np.arange(noise.size) % period < period // 2, 1.0, -1.0)
     strong = peaks.period_waveform(noise + 0.5 * pulse, rate, rate / period)
     assert peaks.two_level_share(strong) > 0.99
+
+
+# --- held steps: a sample-and-hold's waveform changes once every h samples ------------------
+
+def _held(y: np.ndarray, hold: int, wet: float = 1.0) -> np.ndarray:
+    held = np.repeat(y[::hold], hold)[: y.size]
+    return (wet * held + (1.0 - wet) * y).astype(np.float32)
+
+
+@pytest.mark.parametrize("hold, period", [(4, 824), (8, 824), (5, 1000), (3, 2205)])
+def test_a_held_waveform_changes_at_one_phase_of_its_hold(hold, period):
+    rate = 44100
+    y = _held(piano_melody(rate, 12.0, seed=hold), hold)
+    steps = peaks.hold_steps(y, rate, rate / period)
+    assert steps[hold] > 0.99
+    assert all(steps[h] > 0.99 for h in steps if hold % h == 0)        # its divisors hold too
+    assert all(steps[h] < 0.75 for h in steps if h % hold == 0 and h > hold)
+    assert set(steps) == {h for h in range(peaks.MIN_HOLD, peaks.MAX_HOLD + 1) if period % h == 0}
+
+
+def test_unheld_music_spreads_its_change_evenly_and_a_decoder_unevenly_but_not_at_one_phase():
+    rate = 44100
+    for y in (piano_melody(rate, 12.0, seed=3), pink(12 * rate, seed=3)):
+        steps = peaks.hold_steps(y, rate, rate / 320)
+        assert set(steps) == {4, 5, 8, 10, 16, 20, 32, 40, 64}
+        for h, share in steps.items():
+            assert share < 1.0 / h + 0.05, (h, share)
+    for seed in (9, 2):      # zero insertion and short FIRs: each phase has its own gain
+        steps = peaks.hold_steps(upsampled(rate, (8, 5, 4, 2), 12.0, seed=seed), rate, rate / 320)
+        assert max(steps.values()) < 0.75, steps
+
+
+def test_a_partly_wet_hold_scores_between():
+    rate, hold = 44100, 4
+    y = piano_melody(rate, 12.0, seed=5)
+    shares = [peaks.hold_steps(_held(y, hold, wet), rate, rate / 400)[hold] for wet in (0.0, 0.5, 0.8, 1.0)]
+    assert shares == sorted(shares) and shares[0] < 0.3 and shares[-1] > 0.99
+
+
+def test_holds_are_read_only_on_a_whole_sample_period_that_repeats():
+    rate = 44100
+    y = _held(pink(12 * rate), 4)
+    assert peaks.hold_steps(y, rate, 220.0) == {}            # 200.45 samples
+    assert peaks.hold_steps(y, rate, rate / 2) == {}         # no hold of 3 or more divides 2
+    assert peaks.hold_steps(y, rate, None) == {}
+    assert peaks.hold_steps(y[: 7 * 400 + 1], rate, rate / 400) == {}    # too few blocks
+    assert 4 in peaks.hold_steps(y[: 8 * 400 + 1], rate, rate / 400)

@@ -64,6 +64,12 @@ MAX_WINDOWS = 15
 #: (session 33) 24 of 27 human uploads at or above it carry a naive square drone; 32 of 1,308
 #: decoded uploads reach it too, 30 of them from random-initialised decoders.
 TWO_LEVEL_NOTE = 0.9
+#: From this share of the sound's change at one phase of a hold of 3 to 64 samples that divides
+#: the comb's period (:func:`peaks.hold_steps`) the explanation says the waveform is held.
+#: In the artifact corpus (session 34, a sample of 1,100 uploads) 27 of 58 readable human
+#: uploads with a sample-rate reducer reach it (flac and AAC mostly; MP3 and Opus spread the
+#: steps), no other human upload (at most 0.34), and none of 301 decoded ones (at most 0.78).
+HOLD_NOTE = 0.8
 #: At most this many points of the residue go into a finding (for the report figure).
 MAX_FIGURE_POINTS = 2000
 
@@ -93,11 +99,23 @@ class CombAnalysis:
     f_max_hz: float
     #: :func:`peaks.two_level_share` of the comb's period (0 without a whole-sample period)
     two_level: float = 0.0
+    #: :func:`peaks.hold_steps` on the comb's period (``{}`` when not read)
+    holds: dict = field(default_factory=dict)
+
+    @property
+    def held(self) -> tuple[int, float] | None:
+        """``(hold, share)``: the longest hold whose share reaches :data:`HOLD_NOTE` (a hold of
+        8 also holds at 4), or ``None``."""
+        found = [(h, s) for h, s in self.holds.items() if s >= HOLD_NOTE]
+        return max(found) if found else None
 
 
-def analyse_samples(y: np.ndarray, sample_rate: int, *, two_level: bool = True) -> CombAnalysis:
+def analyse_samples(y: np.ndarray, sample_rate: int, *, two_level: bool = True,
+                    hold: bool = False) -> CombAnalysis:
     """Spectrum, peaks and comb of ``y [shape=(n,)]`` float at ``sample_rate`` Hz;
-    ``two_level=False`` leaves the period's two-level share at 0 (a model that does not read it)."""
+    ``two_level=False`` leaves the period's two-level share at 0 (a model that does not read it);
+    ``hold=True`` reads the held steps of the comb's period too (for the explanation: no model
+    reads them)."""
     spec = _spectrum.average_spectrum(y, sample_rate)
     # Stop short of the lowpass edge of a lossy encoder or resampler: the edge is a cliff
     # in the envelope and no part of a comb.
@@ -106,7 +124,10 @@ def analyse_samples(y: np.ndarray, sample_rate: int, *, two_level: bool = True) 
     comb = _peaks.comb_scan(pk, bin_hz=spec.bin_hz, f_max_hz=f_max)
     share = (_peaks.two_level_share(_peaks.period_waveform(y, sample_rate, comb.spacing_hz))
              if two_level and comb.teeth >= _peaks.MIN_TEETH else 0.0)
-    return CombAnalysis(spec, pk, comb, _peaks.upsampling_factors(comb, bin_hz=spec.bin_hz), f_max, share)
+    holds = (_peaks.hold_steps(y, sample_rate, comb.spacing_hz)
+             if hold and comb.teeth >= _peaks.MIN_TEETH else {})
+    return CombAnalysis(spec, pk, comb, _peaks.upsampling_factors(comb, bin_hz=spec.bin_hz), f_max, share,
+                        holds)
 
 
 def window_starts(n: int, sample_rate: int, *, window_s: float = WINDOW_S,
@@ -491,7 +512,7 @@ class ArtifactDetector:
         reason = applicability(duration_s=duration, sample_rate=sample_rate, peak=peak)
         if reason is not None:
             return self._not_applicable(reason, sample_rate=int(sample_rate), analysed_s=round(duration, 3))
-        a = analyse_samples(y, sample_rate)
+        a = analyse_samples(y, sample_rate, hold=True)
         reason = applicability(duration_s=duration, sample_rate=sample_rate, peak=peak,
                                     bandwidth_hz=a.spectrum.bandwidth_hz)
         if reason is not None:
@@ -626,6 +647,15 @@ def _explain(a: CombAnalysis, p_ai: float, threshold: float, *, windows: int,
                   "of a naive square or pulse oscillator (chiptune, tracker music, simple synthesisers), which "
                   "leaves the same lines as a decoder. Most decoders' periods take many levels, but not all: "
                   "this points to an oscillator without proving one.")
+    if a.held is not None:
+        h, share = a.held
+        pitch += (f" The waveform changes mostly once every {h} samples ({share:.0%} of its sample-to-sample "
+                  f"change falls at one position in {h}, against {1 / h:.0%} for a waveform nothing holds): a "
+                  "held waveform, as a sample-rate reducer (sample-and-hold, bit-crusher) or playback without "
+                  f"interpolation makes. Holding copies the spectrum around every multiple of "
+                  f"{a.spectrum.sample_rate / h:.1f} Hz, which can put lines on this comb. A decoder's "
+                  "nearest-neighbour upsampling holds too, but its convolutions smooth the steps (none of 301 "
+                  "decoded development clips held this way): this points to a hold effect without proving one.")
     if hum is not None and p_ai >= threshold:
         return (head + f" {p_text} reaches the operating point {threshold:.2f}, but "
                 f"{c.spacing_hz:.2f} Hz is the spacing of mains hum ({hum:g} Hz), whose harmonics "
