@@ -10,6 +10,10 @@ Steps (each resumable; outputs under the gitignored ``data/artifact_corpus/``)::
     python scripts/fit_artifact_line.py fit                  # -> musicbrain_cli/artifacts/default/
     python scripts/fit_artifact_line.py score --out DIR --model-dir M   # a line's rates on DIR, per split
     python scripts/fit_artifact_line.py compare --models A B --audit X --audit Y  # lines side by side
+    python scripts/fetch_real_vocoder.py                     # a real, fully trained vocoder's weights
+    python scripts/fit_artifact_line.py vocoder --out data/artifact_vocoder   # held-out clips through it
+    python scripts/fit_artifact_line.py features --out data/artifact_vocoder
+    python scripts/fit_artifact_line.py compare --out data/artifact_vocoder   # the shipped line on them
 
 Or, for the shipped line, only what its human side covers (sample rates, bandwidth; see
 ``artifacts.fit.human_coverage``), written into its model.json and card.json::
@@ -45,7 +49,8 @@ def _audits(folders: list[Path]) -> list[list[dict]]:
 
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("step", choices=("corpus", "audit", "features", "fit", "score", "coverage", "compare"))
+    ap.add_argument("step", choices=("corpus", "audit", "features", "fit", "score", "coverage", "compare",
+                                           "vocoder"))
     ap.add_argument("--out", type=Path, default=ROOT / "data" / "artifact_corpus")
     ap.add_argument("--debian", type=Path, default=ROOT / "data" / "human_debian")
     ap.add_argument("--midis", type=Path, default=Path("/work/shared/data/musicnet/musicnet_midis"))
@@ -70,7 +75,14 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--record", metavar="SPLIT=NAME",
                     help="score: write SPLIT's false-accusation rate into --model-dir's card as "
                          "summary.false_accusations_human_NAME, marked as measured after shipping")
-    ap.add_argument("--note", default="", help="score --record: what the rate was measured on")
+    ap.add_argument("--record-decoder", metavar="NAME",
+                    help="score: write what the line makes of --out's decoded rows (a real decoder's "
+                         "output, see the vocoder step) into --model-dir's card as "
+                         "summary.real_decoder_NAME, marked as measured after shipping")
+    ap.add_argument("--note", default="", help="score --record/--record-decoder: what it was measured on")
+    ap.add_argument("--weights", type=Path, default=ROOT / "data" / "vocoders" / "hifigan-v1-universal.safetensors",
+                    help="vocoder: the real vocoder's weights (scripts/fetch_real_vocoder.py)")
+    ap.add_argument("--clips", type=int, default=30, help="vocoder: how many held-out human clips")
     ap.add_argument("--human-only", action="store_true",
                     help="corpus: the human clips and uploads only, no decoders (same draws)")
     args = ap.parse_args(argv)
@@ -91,6 +103,12 @@ def main(argv: list[str]) -> int:
         items = build_audit(args.audit[0], debian_root=args.debian, split=args.audit_split, seed=args.seed,
                             log=log)
         log(f"{len(items)} audit items in {args.audit[0]}")
+    elif args.step == "vocoder":  # held-out human clips through a real, fully trained vocoder
+        from musicbrain_cli.artifacts.corpus import build_vocoded
+
+        items = build_vocoded(args.out, debian_root=args.debian, weights=args.weights, clips=args.clips,
+                              seed=args.seed, log=log)
+        log(f"{len(items)} items in {args.out}")
     elif args.step == "score":  # the line in --model-dir on --out's features: rates per split
         from collections import defaultdict
 
@@ -98,7 +116,8 @@ def main(argv: list[str]) -> int:
 
         model = json.loads((args.model_dir / "model.json").read_text())
         by_split = defaultdict(list)
-        for r in json.loads((args.out / "features.json").read_text()):
+        rows = json.loads((args.out / "features.json").read_text())
+        for r in rows:
             by_split[r["split"]].append(r)
         report = {split: evaluate(model, split_rows) for split, split_rows in sorted(by_split.items())}
         print(json.dumps(report, indent=1))
@@ -108,6 +127,11 @@ def main(argv: list[str]) -> int:
             split, name = args.record.split("=", 1)
             log(json.dumps(record_after_shipping(args.model_dir, name, report[split]["false_accusations"],
                                                  measured_on=args.note), indent=1))
+        if args.record_decoder:
+            from musicbrain_cli.artifacts.fit import record_real_decoder
+
+            log(json.dumps(record_real_decoder(args.model_dir, args.record_decoder, rows,
+                                               measured_on=args.note), indent=1))
     elif args.step == "compare":  # fitted lines side by side on the same rows and audits
         from musicbrain_cli.artifacts.fit import compare
 

@@ -179,7 +179,7 @@ def human_clips(root: Path, split: str, *, per_file: int, clip_s: float = CLIP_S
             rng = np.random.default_rng(_seed(seed, rel))
             for j in range(per_file):
                 i = int(rng.integers(5 * rate, y.size - n + 1))
-                clip = y[i:i + n]
+                clip = y[i:i + n].copy()   # not a view: it would keep the whole file alive
                 if np.sqrt(np.mean(clip.astype(np.float64) ** 2)) < 1e-3:
                     continue  # near-silent stretch
                 yield f"{row['package']}/{names[rel]}/{j}", row["package"], clip, rate
@@ -431,6 +431,51 @@ def build_audit(out: Path, *, debian_root: Path, split: str, clips: int = AUDIT_
             items.append(Item(f"{tag}/{cid}/{label}", tag, 0, source, "human", "", "flac", str(path),
                               production=f"{kind}:{label}"))
         log(f"audit: {cid}")
+    _one_file_per_item(items)
+    (out / "items.json").write_text(json.dumps([asdict(i) for i in items], indent=0))
+    return items
+
+
+#: The uploads of :func:`build_vocoded`: the vocoder's own rate (lossless), resampled to 44.1 kHz
+#: as a producer's session would, and two lossy uploads.
+VOCODED_TRANSFORMS = ("flac", "rs44100_flac", "mp3_128", "aac_128")
+#: The human splits :func:`build_vocoded` draws from: never used to fit the line.
+VOCODED_SPLITS = ("test",) + HUMAN_ONLY_SPLITS
+
+
+def build_vocoded(out: Path, *, debian_root: Path, weights: Path, clips: int = 30, seed: int = 22,
+                  splits: tuple[str, ...] = VOCODED_SPLITS, log=lambda msg: None) -> list[Item]:
+    """Human clips of the held-out ``splits`` re-synthesised by a real, fully trained vocoder
+    (HiFi-GAN V1, :mod:`vocoder`; ``weights`` from ``scripts/fetch_real_vocoder.py``), each
+    written as every :data:`VOCODED_TRANSFORMS` upload (label 1, split ``vocoder:hifigan-v1``),
+    beside the same clip at the vocoder's rate untouched (label 0, transform ``flac``), so the
+    two differ only by the vocoder. ``clips`` are picked evenly from the pool of every split's
+    first clip per file; ``out/items.json`` lists them."""
+    import torch
+
+    from musicbrain_cli.artifacts import vocoder as voc
+
+    model = voc.load(weights)
+    rate = model.config.sample_rate
+    pool = [c for split in splits for c in human_clips(debian_root, split, per_file=1, seed=seed)]
+    if not pool:
+        raise ValueError(f"no human clips in splits {splits} under {debian_root}")
+    picks = np.unique(np.linspace(0, len(pool) - 1, min(clips, len(pool))).round().astype(int))
+    tag, name = "vocoder:hifigan-v1", "hifigan-v1-universal"
+    items: list[Item] = []
+    torch.manual_seed(seed)
+    for i in picks:
+        cid, source, y, native = pool[int(i)]
+        x = resample(y, native, rate)
+        base = out / "vocoded" / cid.replace("/", "__")
+        base.parent.mkdir(parents=True, exist_ok=True)
+        path = write_upload(base.with_name(base.name + "__original"), x, rate, "flac")
+        items.append(Item(f"{tag}/{cid}/original", tag, 0, source, "human", "", "flac", str(path)))
+        z = voc.resynthesise(model, x)
+        for transform in VOCODED_TRANSFORMS:
+            path = write_upload(base.with_name(f"{base.name}__{name}__{transform}"), z, rate, transform)
+            items.append(Item(f"{tag}/{cid}/{transform}", tag, 1, source, "hifigan-v1", name, transform, str(path)))
+        log(f"vocoded: {cid}")
     _one_file_per_item(items)
     (out / "items.json").write_text(json.dumps([asdict(i) for i in items], indent=0))
     return items
