@@ -298,8 +298,8 @@ def scan(inputs, paths_from, output, report_format, model_name, device, jobs, ke
     Each track gets OUTPUT/<name>-<hash>/ with report.pdf/.html, result.json, figures and a
     signed manifest; OUTPUT gets summary.json, summary.csv, index.html and a signed
     catalog-manifest.json that seals them. A rerun skips tracks already complete. Exit
-    status 0 when every file was analysed, 1 when any failed (each failure is listed), 2 on
-    usage errors.
+    status 0 when every file was analysed, 1 when any failed or a folder could not be read
+    (each failure is listed), 2 on usage errors.
     """
     from pathlib import Path
 
@@ -333,7 +333,7 @@ def scan(inputs, paths_from, output, report_format, model_name, device, jobs, ke
     # what it refuses (the output folder given as an input) is the caller's to fix: status 2
     with _usage_errors():
         found = discover([*inputs, *listed], output=output)
-    if not found.files and not found.missing:
+    if not found.files and not found.missing and not found.failed:
         # still a scan (the catalog of OUT is written again from its verified folders), but
         # a mistyped or empty input folder must not pass for a clean one (session 29 audit)
         _echo("warning: nothing to scan: no audio file found in the inputs given"

@@ -42,7 +42,7 @@ from musicbrain_cli.errors import InputError, MusicBrainError, ReportError
 from musicbrain_cli.progress import NULL_PROGRESS, Progress
 from musicbrain_cli.model.card import untrained_labels
 from musicbrain_cli.scan.discovery import (TMP_PREFIX, Discovery, discover, safe_name,
-                                          same_audio_and_stem)
+                                          same_audio_and_stem, shown_path)
 from musicbrain_cli.taxonomy import DETECTION_GROUP, DETECTION_LABEL
 
 if TYPE_CHECKING:
@@ -948,7 +948,9 @@ def track_folder(path: Path, sha: str, out: Path, *, salted: bool = False) -> Pa
     Where the inputs index of ``out`` knows the plain folder's input (and agrees with its
     record), that decides. Otherwise a plain folder whose recorded input no longer resolves
     (a relative path recorded from another working folder, a moved library) is taken for
-    this input, as before folders were told apart, so a rerun reuses what it finished."""
+    this input, as before folders were told apart, so a rerun reuses what it finished; an
+    indexed input that is gone gives its plain folder to a moved file only where no twin is
+    in this scan (``salted``: any of the twins could be the moved one)."""
     plain = out / safe_name(path, sha)
     own = out / safe_name(path, sha, salt=os.path.realpath(path))
     recorded = _recorded_input(plain)
@@ -959,7 +961,10 @@ def track_folder(path: Path, sha: str, out: Path, *, salted: bool = False) -> Pa
     if indexed is not None and indexed != os.path.realpath(path):
         if os.path.lexists(indexed) or (own / RESULT_JSON).exists():
             return own                  # another input's, or this input has its own
-        return plain                    # its input is gone: a moved file or library
+        # its input is gone: a moved file or library, unless a twin is in this scan; then
+        # nothing says which of them was moved, and both took the plain folder, one report
+        # overwriting the other (review of session 30: a moved file and its copy)
+        return own if salted else plain
     if indexed is not None:
         return plain
     if salted:      # a twin is in this scan: the plain name only if provably this input's
@@ -1009,6 +1014,14 @@ def _prepare_track(path: Path, out: Path, detector, *, options: ScanOptions, key
             names = [f"report.{f}" for f in kept]
             why += f"; its {' and '.join(names)} {'is' if len(names) == 1 else 'are'} made again too"
         analysis = analyse_track(path, detector, options=options, command_line=command_line)
+        if analysis.track["input"].get("sha256") != sha:
+            # analyse_track checks the file from its probe on; the hash that named (and
+            # reuse-checked) the folder was taken before (review of session 30: a file
+            # replaced in between got a folder named after the audio it no longer held)
+            raise InputError(f"{os.fspath(path)!r} changed while it was analysed (replaced "
+                             "after it was hashed to name its report folder): its folder "
+                             "would be named after audio it does not hold; scan it again "
+                             "once it is no longer being written")
     except MusicBrainError as exc:
         return TrackOutcome(CatalogEntry(str(path), error=str(exc)), sha256=sha), None
     except Exception as exc:  # noqa: BLE001
@@ -1057,6 +1070,41 @@ def _finish(outcome: TrackOutcome, job: Callable[[], dict]) -> None:
         _merge(outcome.timings, job())
     except MusicBrainError as exc:
         outcome.entry = CatalogEntry(outcome.entry.input_path, error=str(exc))
+    except Exception as exc:  # noqa: BLE001
+        # As in _prepare_track: a fault of this program or of a library while one track's
+        # folder is written fails that track, loudly, and the batch and its catalog go on
+        # (review of session 30: a UnicodeEncodeError in result.json stopped the whole scan
+        # and no catalog was written)
+        outcome.entry = CatalogEntry(
+            shown_path(outcome.entry.input_path),
+            error=f"internal error while writing the report of this file "
+                  f"({type(exc).__name__}: {exc}); please report it")
+
+
+def _claim_folder(outcome: TrackOutcome, claimed: dict[str, str], *,
+                  written: bool = False) -> bool:
+    """Record ``outcome``'s track folder as this scan's folder for its input; where another
+    input of this scan already has it, ``outcome`` becomes its input's failure instead and
+    ``False`` is returned: its report must not overwrite the other's (README: each input
+    gets its own track folder; review of session 30: a moved file and its copy shared one).
+    ``written``: the folder was written already (an engine's), so one report may have
+    replaced the other."""
+    from musicbrain_cli.report import CatalogEntry
+
+    folder = _folder(outcome.entry)
+    if folder is None:
+        return True
+    if folder not in claimed:
+        claimed[folder] = outcome.entry.input_path
+        return True
+    outcome.entry = CatalogEntry(
+        outcome.entry.input_path,
+        error=f"internal error: its track folder {folder!r} is also this scan's folder for "
+              f"{claimed[folder]!r}"
+              + (", and one report may have replaced the other" if written else
+                 ", so its report was not written (it would replace the other's)")
+              + "; please report it")
+    return False
 
 
 def check_output(out: Path, keys) -> None:
@@ -1107,6 +1155,7 @@ def _in_process(files: Sequence[Path], out: Path, detector, *, options: ScanOpti
     outcomes: list[TrackOutcome] = []
     pending: list[tuple[TrackOutcome, Future]] = []
     pool = ThreadPoolExecutor(max_workers=options.jobs - 1) if options.jobs > 1 else None
+    claimed: dict[str, str] = {}
     try:
         with progress.task("scanning", total=len(files)) as task:
             for path in files:
@@ -1114,6 +1163,8 @@ def _in_process(files: Sequence[Path], out: Path, detector, *, options: ScanOpti
                                               command_line=command_line,
                                               salted=path in salted)
                 outcomes.append(outcome)
+                if not _claim_folder(outcome, claimed):
+                    job = None          # checked before it is written: nothing overwritten
                 if job is not None:
                     if pool is None:
                         _finish(outcome, job)
@@ -1149,11 +1200,24 @@ def _scan_locked(inputs, out: Path, detector, *, options: ScanOptions, keys,
     from musicbrain_cli.report import CatalogEntry
 
     result.entries += [CatalogEntry(p, error="no such file or folder") for p in found.missing]
+    # a folder that cannot be read, a name no UTF-8 report can hold: failed inputs, never
+    # skips (review of session 30: exit status 0 and nothing in the catalog)
+    result.entries += [CatalogEntry(p, error=why) for p, why in found.failed]
     if engine is None:
         outcomes = _in_process(found.files, out, detector, options=options, keys=keys,
                                command_line=command_line, progress=progress, salted=salted)
     else:
         outcomes = engine(found.files, out, salted)
+        # checked only once written (the tasks run elsewhere, at once): every input whose
+        # folder another input of this scan also had fails, loudly
+        by_folder: dict[str, list[TrackOutcome]] = {}
+        for o in outcomes:
+            if o.entry.report:
+                by_folder.setdefault(_folder(o.entry), []).append(o)
+        for folder, group in by_folder.items():
+            for o in (group if len(group) > 1 else ()):
+                _claim_folder(o, {folder: ", ".join(g.entry.input_path for g in group
+                                                    if g is not o)}, written=True)
     failed_sha: dict[str, str] = {}
     for path, outcome in zip(found.files, outcomes):
         result.entries.append(outcome.entry)
@@ -1184,7 +1248,9 @@ def _scan_locked(inputs, out: Path, detector, *, options: ScanOptions, keys,
     # of an earlier scan is resolved by the index, not from this working folder (session 29
     # audit: another folder's `in/bad.ogg` took its place)
     kept_inputs = {_real_input(e, index) for e in result.kept}
-    inputs_now = {os.path.realpath(e.input_path) for e in result.entries} | kept_inputs
+    # a folder read now is no longer one that cannot be read (Discovery.read_folders)
+    inputs_now = ({os.path.realpath(e.input_path) for e in result.entries} | kept_inputs
+                  | set(found.read_folders))
     failures = [e for e, real in zip(previous_failures, failures_real) if real not in inputs_now]
     failures_real = [real for real in failures_real if real not in inputs_now]
     # an input that is gone now (or whose report could not be written) but has a verified
@@ -1329,7 +1395,7 @@ def _write_inputs_index(out: Path, index: InputsIndex) -> None:
             "failures": dict(sorted(index.failures.items()))}
     try:
         atomic_write(out / INPUTS_INDEX, json.dumps(data, indent=0, ensure_ascii=False))
-    except (OSError, MusicBrainError):
+    except (OSError, UnicodeError, MusicBrainError):
         pass            # bookkeeping only: without it the next scan falls back to the paths
 
 

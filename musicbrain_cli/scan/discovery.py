@@ -4,6 +4,10 @@
 stable order), :func:`read_path_list` reads a text file of paths for catalogs that do not
 sit in one folder, and :func:`safe_name` names a track's output folder so that no file name
 can escape the output folder. Reads nothing but names and folder entries; no audio.
+
+What it cannot take is never passed over in silence: a path that does not exist, a folder
+it cannot read and a file name that is not UTF-8 are failed inputs (each a failure row of
+the catalog, exit status 1); anything else it does not take is skipped with a reason.
 """
 
 from __future__ import annotations
@@ -35,6 +39,37 @@ class Discovery:
     skipped: list[tuple[str, str]] = field(default_factory=list)   # (path, reason)
     #: inputs that do not exist: the scan lists each as a failed input, never a skip
     missing: list[str] = field(default_factory=list)
+    #: (path, reason) of inputs that exist but cannot be taken: a folder that cannot be
+    #: read, a file name that is not UTF-8 (the path as :func:`shown_path` writes it). The
+    #: scan lists each as a failed input: audio may be in there (review of session 30: an
+    #: unreadable folder was a "skipped:" line, exit status 0, nothing in the catalog)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    #: real paths of the folders read, so that a failure row of a folder that could not be
+    #: read before is dropped once a scan reads it
+    read_folders: set[str] = field(default_factory=set)
+
+
+def shown_path(path: str | os.PathLike) -> str:
+    """``path`` as text that can be written anywhere (UTF-8 JSON, CSV, HTML): a name that
+    is not UTF-8 arrives with its bytes as lone surrogates (PEP 383), which no UTF-8 file
+    can hold; those bytes are written as ``\\xNN`` escapes instead, so the name stays
+    recognisable and its bytes recoverable."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _encodable(path: str | os.PathLike) -> bool:
+    try:
+        os.fspath(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+#: Why a file whose name is not UTF-8 is refused: its path is written into result.json,
+#: the manifest and the catalog, all UTF-8 (review of session 30: one such name stopped the
+#: whole scan with UnicodeEncodeError and no catalog was written).
+NOT_UTF8 = ("its file name is not valid UTF-8 (shown with \\xNN escapes), so the reports "
+            "cannot record its path; rename it to UTF-8 to scan it")
 
 
 def discover(inputs: Iterable[str | os.PathLike], *,
@@ -43,9 +78,12 @@ def discover(inputs: Iterable[str | os.PathLike], *,
 
     Symbolic links are followed, but every folder is entered once (by device and inode),
     so a link loop cannot trap the walk. Files are de-duplicated by their real path.
-    Folder entries without an audio extension are skipped with a note. ``output``: the
-    scan's output folder, never entered when it lies inside an input (its reports are not
-    inputs, and would otherwise each be listed as skipped on every rerun).
+    Folder entries without an audio extension are skipped with a note; a folder that
+    cannot be read and a file name that is not UTF-8 are failed inputs
+    (:attr:`Discovery.failed`). ``output``: the scan's output folder, never scanned when it
+    lies inside an input (its reports are not inputs, and would otherwise each be listed as
+    skipped on every rerun); an audio file in it outside the scan's own track folders is
+    listed as skipped, with the reason.
     """
     found = Discovery()
     seen_dirs: set[tuple[int, int]] = set()
@@ -60,12 +98,15 @@ def discover(inputs: Iterable[str | os.PathLike], *,
         real = os.path.realpath(p)
         if real not in seen_files:
             seen_files.add(real)
-            found.files.append(p)
+            if _encodable(p):
+                found.files.append(p)
+            else:
+                found.failed.append((shown_path(p), NOT_UTF8))
 
     for raw in inputs:
         top = Path(raw)
         if not os.path.lexists(top):
-            found.missing.append(str(top))
+            found.missing.append(shown_path(top))
         elif top.is_dir():
             if output_key is not None and _key(top) == output_key:
                 # its files would never be looked at (the output folder is not entered), and
@@ -87,7 +128,7 @@ MAX_LISTED_PATHS = 1_000_000
 
 
 def read_path_list(path: str | os.PathLike) -> list[str]:
-    """The paths a text file lists, one per line (UTF-8; blank lines and lines whose first
+    """The paths a text file lists, one per line (UTF-8, a leading byte order mark ignored; blank lines and lines whose first
     character other than a space is ``#`` ignored; a relative path is taken relative to the
     list file's folder), for catalogs that do not sit in one folder. Each path is taken as written, spaces at either
     end included (file names may hold them); only the line ending is removed. The file is
@@ -96,7 +137,9 @@ def read_path_list(path: str | os.PathLike) -> list[str]:
     from musicbrain_cli.inputs import read_regular
 
     try:
-        text = read_regular(path).decode("utf-8")
+        # utf-8-sig: a byte order mark (Notepad's "UTF-8 with BOM") is not part of the first
+        # path (review of session 30: the first listed file was reported missing)
+        text = read_regular(path).decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise InputError(f"path list {os.fspath(path)!r} is not UTF-8 text: {exc}") from exc
     except OSError as exc:
@@ -134,31 +177,37 @@ def _key(path: Path) -> tuple[int, int] | None:
     return (st.st_dev, st.st_ino)
 
 
+def _unreadable(found: Discovery) -> Callable[[OSError], None]:
+    def on_error(exc: OSError) -> None:
+        found.failed.append((shown_path(exc.filename), f"cannot read folder: {exc.strerror}"))
+    return on_error
+
+
 def _walk(top: Path, found: Discovery, seen_dirs: set, add_file: Callable[[Path], None],
           output_key: tuple[int, int] | None = None) -> None:
-    def on_error(exc: OSError) -> None:
-        found.skipped.append((str(exc.filename), f"cannot read folder: {exc.strerror}"))
-
+    on_error = _unreadable(found)
     for root, dirs, files in os.walk(top, followlinks=True, onerror=on_error):
         try:
             st = os.stat(root)
         except OSError as exc:
-            found.skipped.append((root, f"cannot read folder: {exc.strerror}"))
+            on_error(OSError(exc.errno, exc.strerror, root))
             dirs[:] = []
             continue
         key = (st.st_dev, st.st_ino)
-        if key == output_key:          # the scan's own output folder
-            dirs[:] = []
-            continue
         if key in seen_dirs:
-            found.skipped.append((root, "folder already visited (named twice, or a symbolic "
-                                        "link loop)"))
+            found.skipped.append((shown_path(root), "folder already visited (named twice, or "
+                                                    "a symbolic link loop)"))
             dirs[:] = []
             continue
         seen_dirs.add(key)
+        if key == output_key:          # the scan's own output folder
+            _skip_inside_output(Path(root), found)
+            dirs[:] = []
+            continue
+        found.read_folders.add(os.path.realpath(root))
         for d in dirs:
             if d.startswith(TMP_PREFIX):
-                found.skipped.append((os.path.join(root, d), "a scan's temporary folder "
+                found.skipped.append((shown_path(os.path.join(root, d)), "a scan's temporary folder "
                                       f"({TMP_PREFIX}*): not entered"))
         dirs[:] = sorted(d for d in dirs if not d.startswith(TMP_PREFIX))
         for name in sorted(files):
@@ -166,7 +215,34 @@ def _walk(top: Path, found: Discovery, seen_dirs: set, add_file: Callable[[Path]
             if p.suffix.lower() in AUDIO_EXTENSIONS or name.lower() in AUDIO_EXTENSIONS:
                 add_file(p)     # ".wav" alone is a name with an extension, not a hidden file
             elif not name.startswith("."):
-                found.skipped.append((str(p), "not an audio file name extension"))
+                found.skipped.append((shown_path(p), "not an audio file name extension"))
+
+
+#: Files by which a folder directly in OUT is one of the scan's track folders (its
+#: manifest, ``result.json``, a report), never walked for audio files left there: the scan
+#: checks those folders itself, and names each that does not verify (an unlisted file).
+TRACK_FOLDER_FILES = ("manifest.json", "result.json", "report.pdf", "report.html")
+
+
+def _skip_inside_output(out: Path, found: Discovery) -> None:
+    """List as skipped each audio file in the output folder ``out`` (found inside an input)
+    outside the scan's own track and temporary folders: the output folder is never scanned,
+    but a file left there must not vanish from the scan without a word (review of session
+    30: ``scan in -o in/sub`` passed over ``in/sub/b.wav`` silently)."""
+    why = ("inside the output folder, which is never scanned; move it out of "
+           f"{shown_path(out)!r} to scan it")
+    seen: set[tuple[int, int]] = set()
+    for root, dirs, files in os.walk(out, followlinks=True, onerror=_unreadable(found)):
+        key = _key(Path(root))
+        if key is None or key in seen:
+            dirs[:] = []
+            continue
+        seen.add(key)
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not (
+            Path(root) == out and any(os.path.lexists(out / d / f) for f in TRACK_FOLDER_FILES)))
+        for name in sorted(files):
+            if Path(name).suffix.lower() in AUDIO_EXTENSIONS or name.lower() in AUDIO_EXTENSIONS:
+                found.skipped.append((shown_path(Path(root) / name), why))
 
 
 def safe_stem(path: str | os.PathLike) -> str:
@@ -219,4 +295,4 @@ def same_audio_and_stem(files: Sequence[Path], sha256_of: Callable[[Path], str])
 
 
 __all__ = ["AUDIO_EXTENSIONS", "Discovery", "discover", "read_path_list", "safe_name",
-           "safe_stem", "same_audio_and_stem"]
+           "safe_stem", "same_audio_and_stem", "shown_path"]
