@@ -41,7 +41,8 @@ def test_hostile_tags_and_file_names_are_escaped():
 
 def test_visible_spells_out_invisible_characters():
     assert visible("a\x00b\u200bc\u202e") == "a\\u{0000}b\\u{200b}c\\u{202e}"
-    assert visible("tab\there") == "tab here"
+    # a tab shown as a space would read as another name ("tab here"): spelled out too
+    assert visible("tab\there") == "tab\\u{0009}here"
     # a line break in a file name is spelled out: shown as a space it would name another file
     assert visible("new\nline.wav") == "new\\u{000a}line.wav"
     assert visible("Ünïcödé ♫") == "Ünïcödé ♫"

@@ -240,8 +240,10 @@ def test_a_fault_in_the_rerun_gives_one_invalid_status_line(tmp_path, tiny_model
 
 def test_the_real_ai_record_a_report_quotes_is_not_compared_as_a_figure(tmp_path, tiny_model_dir):
     """Session 28 review: results made before 0.3.0 have no verdict.measured_on_real_ai and
-    failed to reproduce ("present in only one of the two"); a later measurement of the same
-    models changes the record, which is not a figure of the analysis either: a note."""
+    failed to reproduce ("present in only one of the two"); a later measurement changes the
+    record, which is not a figure of the analysis either: said to be not checked. A record
+    claiming to apply to this analysis while naming no models of it is a difference
+    (tests/test_verify_forgery.py has the edited record of the very models installed)."""
     audio, folder = _scanned(tmp_path, tiny_model_dir, formats=())
     result = json.loads((folder / "result.json").read_text())
     assert "measured_on_real_ai" in result["verdict"]
@@ -249,10 +251,18 @@ def test_the_real_ai_record_a_report_quotes_is_not_compared_as_a_figure(tmp_path
     (folder / "result.json").write_text(json.dumps(result))
     res = reproduce(folder, audio, model=tiny_model_dir)
     assert res.ok, res.differences
+    assert any(n.startswith("not checked: verdict.measured_on_real_ai") for n in res.notes)
+    result["verdict"]["measured_on_real_ai"] = {"applies": False, "why": "another measurement",
+                                                "measured": "1999"}
+    (folder / "result.json").write_text(json.dumps(result))
+    res = reproduce(folder, audio, model=tiny_model_dir)
+    assert res.ok and "verdict.measured_on_real_ai" not in res.checked
+    assert any(n.startswith("not checked: verdict.measured_on_real_ai") for n in res.notes)
     result["verdict"]["measured_on_real_ai"] = {"applies": True, "sets": [], "measured": "1999"}
     (folder / "result.json").write_text(json.dumps(result))
     res = reproduce(folder, audio, model=tiny_model_dir)
-    assert res.ok and any("differs from the one installed here" in n for n in res.notes)
+    assert not res.ok and res.differences[0].startswith("verdict.measured_on_real_ai: the "
+                                                        "report quotes a measurement"), res
     result["verdict"]["label"] = "ai" if result["verdict"]["label"] != "ai" else "human"
     (folder / "result.json").write_text(json.dumps(result))
     assert not reproduce(folder, audio, model=tiny_model_dir).ok      # the verdict still is

@@ -186,3 +186,14 @@ def test_what_lies_unsealed_beside_a_catalog_is_named_and_a_missing_summary_is_s
     (copy / "summary.json").unlink()
     res = run(["verify", str(copy)])
     assert res.exit_code == 1 and "cannot read summary.json" in res.output, res.output
+
+
+def test_a_hidden_page_beside_a_catalog_is_named(copy):
+    """Review: a name starting with '.' was left out, so a hidden page verified VALID with
+    no warning; the scan's own lock and input index are still not named."""
+    assert {".musicbrain-scan.lock", ".musicbrain-inputs.json"} <= {p.name for p in copy.iterdir()}
+    assert "unsealed files" not in {c.name for c in verify_catalog(copy)[0].checks}
+    (copy / ".verdict.html").write_text("<h1>AI!</h1>", encoding="utf-8")
+    checks = {c.name: c for c in verify_catalog(copy)[0].checks}
+    assert checks["unsealed files"].status == "warn"
+    assert checks["unsealed files"].detail.endswith("not verified: '.verdict.html'")

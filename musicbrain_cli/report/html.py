@@ -73,16 +73,29 @@ STANDARD_LIMITATIONS = (
 # --- small formatting helpers -------------------------------------------------------------
 
 
+#: Characters that draw nothing or look like a plain space without being a control or format
+#: character: Unicode's Default_Ignorable_Code_Point outside Cf/Cn (the combining grapheme
+#: joiner, the Hangul fillers, the Khmer inherent vowels, the Mongolian free variation
+#: selectors, the variation selectors; DerivedCoreProperties.txt) and the blank braille
+#: pattern U+2800.
+BLANK_LOOKING = frozenset({0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, *range(0x180B, 0x1810),
+                           0x2800, 0x3164, 0xFFA0, *range(0xFE00, 0xFE10),
+                           *range(0xE0100, 0xE01F0)})
+
+
 def visible(value: Any) -> str:
-    """``str(value)`` with control and invisible formatting characters spelled out, line
-    breaks included (HTML would show one as a space: ``new\nline.wav`` would read as the
-    name of another file, ``new line.wav``); tabs become spaces."""
+    """``str(value)`` with control, invisible and blank-looking characters spelled out as
+    ``\\u{hex}``, line breaks and tabs included (HTML would show one as a space:
+    ``new\nline.wav`` would read as the name of another file, ``new line.wav``), as is every
+    space but U+0020 (U+2003 looks like two) and :data:`BLANK_LOOKING`. A backslash is spelled
+    out too (``\\u{005c}``), so the spelling cannot be typed: two different strings never
+    show the same (review: ``'a\\u{202e}b'`` showed as ``'a\u202eb'`` does)."""
     text = str(value)
     out = []
     for ch in text:
-        if ch == "\t":
-            out.append(" ")
-        elif unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"):
+        category = unicodedata.category(ch)
+        if ch == "\\" or ord(ch) in BLANK_LOOKING or (category == "Zs" and ch != " ") or \
+                category in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"):
             out.append(f"\\u{{{ord(ch):04x}}}")
         else:
             out.append(ch)

@@ -61,6 +61,10 @@ LISTED_NAMES = 5                 # names quoted in one check before "and N more"
 #: Summary fields added after catalogs were first sealed: a row written before has none, and
 #: is compared with its signed result on the others (its pages are then not re-rendered).
 LATER_FIELDS = ("musicbrain_version",)
+#: What a scan keeps in its output folder besides the catalog: its lock and its input index
+#: (:data:`musicbrain_cli.scan.batch.LOCK_NAME`, ``INPUTS_INDEX``; a test checks they are
+#: the same names). Not reports, so not sealed; any other unsealed name is warned of.
+SCAN_WORKING_FILES = (".musicbrain-scan.lock", ".musicbrain-inputs.json")
 
 
 @dataclass(frozen=True)
@@ -290,11 +294,13 @@ def verify_catalog(root: Path, *, trusted: Trust = None) -> list[VerificationRes
 def _note_unsealed(root: Path, folders: set[str], catalog: VerificationResult) -> None:
     """Name what else lies in the catalog folder: nothing vouches for it. A warning, not a
     failure: an output folder may be shared with the user's own files, but a page that
-    merely sits beside the catalog must not pass unmentioned."""
-    own = {SUMMARY_JSON, SUMMARY_CSV, INDEX_HTML, CATALOG_MANIFEST_NAME, CATALOG_SIGNATURE_NAME}
+    merely sits beside the catalog must not pass unmentioned, hidden names (``.x.html``)
+    included: a file manager or a browser's file list shows them too. Only the scan's own
+    working files (:data:`SCAN_WORKING_FILES`) go unnamed."""
+    own = {SUMMARY_JSON, SUMMARY_CSV, INDEX_HTML, CATALOG_MANIFEST_NAME, CATALOG_SIGNATURE_NAME,
+           *SCAN_WORKING_FILES}
     try:
-        extra = sorted(p.name for p in root.iterdir()
-                       if not p.name.startswith(".") and p.name not in own | folders)
+        extra = sorted(p.name for p in root.iterdir() if p.name not in own | folders)
     except OSError:
         return          # the listing failure is already reported by the folder check
     if extra:
@@ -449,7 +455,10 @@ def verify_report_folder(folder: Path, *, audio: Path | None = None,
                          trusted: Trust = None, relay_pdf: bool = False) -> VerificationResult:
     """Verify a track's report folder. ``relay_pdf`` (``verify --reproduce``) also lays each
     PDF out again from the HTML its ``result.json`` renders and compares its pages
-    (:func:`_check_pdf_layout`): a second or so per PDF."""
+    (:func:`_check_pdf_layout`): a second or so per PDF. With it, a report whose text cannot
+    be rendered again here (another MusicBrain version, an older manifest) fails: the checks
+    were asked for and not made. Without it, that is a ``skip`` line for the text and for each
+    PDF, naming what was not checked."""
     folder = Path(folder)
     result = VerificationResult(folder, "folder")
     manifest = _read_signed_manifest(folder, MANIFEST_NAME, SIGNATURE_NAME, MANIFEST_SCHEMA,
@@ -462,7 +471,7 @@ def verify_report_folder(folder: Path, *, audio: Path | None = None,
     listed = _check_listed_files(folder, manifest, result)
     _check_unlisted_files(folder, listed, result)
     _check_audio(manifest.get("audio"), audio, result)
-    html = _check_rendering(folder, manifest, listed, result)
+    html = _check_rendering(folder, manifest, listed, result, required=relay_pdf)
 
     signer = manifest.get("signer") if isinstance(manifest.get("signer"), dict) else {}
     cert_sha = signer.get("certificate_sha256")
@@ -475,9 +484,15 @@ def verify_report_folder(folder: Path, *, audio: Path | None = None,
             result.checks.extend(Check(f"{name}: {c.name}", c.status, c.detail)
                                  for c in pdf.checks)
             if html is not None:
-                _check_pdf_identifier(folder / name, html, result)
+                _check_pdf_identifier(folder / name, html, result, laid_out=relay_pdf)
                 if relay_pdf:
                     _check_pdf_layout(folder / name, html, result)
+            else:
+                # never silent: the PDF's text was not compared with its signed result
+                result.add(f"rendering {name}", FAIL if relay_pdf else SKIP,
+                           f"not compared with {RESULT_JSON}: neither its /ID nor its pages "
+                           f"were checked (see 'rendering')"
+                           + (", which --reproduce asked for" if relay_pdf else ""))
     return result
 
 
@@ -586,7 +601,7 @@ def signature_only_updates(path: Path) -> str | None:
 
 
 def _check_rendering(folder: Path, manifest: dict, listed: set[str],
-                     result: VerificationResult) -> str | None:
+                     result: VerificationResult, *, required: bool = False) -> str | None:
     """Render the report's HTML again from the folder's signed ``result.json``, figures and
     manifest signer, and compare it with ``report.html`` when the folder has one.
 
@@ -594,7 +609,14 @@ def _check_rendering(folder: Path, manifest: dict, listed: set[str],
     report says what ``result.json`` (the record ``verify --reproduce`` re-derives) says:
     whoever holds the keys could seal a report whose text contradicts its result. Returns the
     rendered HTML (the PDF is checked against it), or ``None`` when it was not rendered.
+
+    ``required`` (``verify --reproduce``): a report that cannot be rendered again here fails
+    instead of being skipped. Which version made it is read from ``result.json``, which the
+    signer writes: a skip is no verdict on the text, and under --reproduce never a pass.
     """
+    not_made = FAIL if required else SKIP
+    why = (" (--reproduce needs the text checked)" if required else
+           f"; the report's text and PDF are not checked against {RESULT_JSON}")
     html_name = f"{REPORT_STEM}.html"
     if RESULT_JSON not in listed or not (html_name in listed or
                                          any(n.lower().endswith(".pdf") for n in listed)):
@@ -610,17 +632,17 @@ def _check_rendering(folder: Path, manifest: dict, listed: set[str],
             raise ValueError(f"top level is {type(track).__name__}, not an object")
         made_by = (track.get("software") or {}).get("musicbrain")
         if made_by != __version__:
-            result.add("rendering", SKIP, f"the report was made by MusicBrain {made_by}, this "
-                                          f"is {__version__}: its text is not rendered again "
-                                          f"here (use that version to compare it with "
-                                          f"{RESULT_JSON})")
+            result.add("rendering", not_made, f"its {RESULT_JSON} says it was made by "
+                                              f"MusicBrain {made_by}, this is {__version__}: "
+                                              f"its text is not rendered again here (use that "
+                                              f"version to compare it with {RESULT_JSON}){why}")
             return None
         signer = manifest.get("signer") if isinstance(manifest.get("signer"), dict) else None
         if signer is not None and "certificate_self_signed" not in signer:
-            result.add("rendering", SKIP, "not rendered again: the manifest does not record "
-                                          "whether the signing certificate is self-signed, "
-                                          "which the report states (a report sealed before "
-                                          "MusicBrain recorded it)")
+            result.add("rendering", not_made, "not rendered again: the manifest does not record "
+                                              "whether the signing certificate is self-signed, "
+                                              "which the report states (a report sealed before "
+                                              f"MusicBrain recorded it){why}")
             return None
         prefix = f"{FIGURES_DIR}/"
         figures = {n[len(prefix):]: read_regular(folder / n) for n in sorted(listed)
@@ -643,11 +665,13 @@ def _check_rendering(folder: Path, manifest: dict, listed: set[str],
     return html
 
 
-def _check_pdf_identifier(path: Path, html: str, result: VerificationResult) -> None:
+def _check_pdf_identifier(path: Path, html: str, result: VerificationResult, *,
+                          laid_out: bool = False) -> None:
     """The PDF's permanent identifier (the first of its trailer's ``/ID``) is the first 16
     bytes of the SHA-256 of the HTML it was rendered from (:func:`write_track_report`), so a
     PDF made from other text than what ``result.json`` renders is found without laying it out
-    again."""
+    again. The /ID is a number whoever made the PDF wrote, not its pages: the pass line says
+    so, and that only ``laid_out`` (:func:`_check_pdf_layout`, ``--reproduce``) checks them."""
     from pyhanko.pdf_utils.misc import PdfError
 
     expected = hashlib.sha256(html.encode("utf-8")).digest()[:16]
@@ -657,7 +681,9 @@ def _check_pdf_identifier(path: Path, html: str, result: VerificationResult) -> 
         result.add(f"rendering {path.name}", FAIL, f"cannot read its identifier: {exc}")
         return
     result.add(f"rendering {path.name}", PASS if first == expected else FAIL,
-               f"rendered from exactly the HTML that {RESULT_JSON} renders (its /ID)"
+               f"its /ID names the HTML that {RESULT_JSON} renders; "
+               + ("its pages are checked below ('layout')" if laid_out else
+                  "its pages were not laid out again: use --reproduce")
                if first == expected else
                f"not rendered from the HTML that {RESULT_JSON} renders: its /ID is "
                f"{first.hex() if first else 'missing'}, that HTML's is {expected.hex()}")

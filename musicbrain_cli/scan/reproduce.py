@@ -11,6 +11,13 @@ facts such as the decoded duration, undecodable packets and share decoded, the m
 the limitations, the model facts) except those that are inputs to the re-run rather than
 findings (:data:`NOT_COMPARED`). On CPU the analysis is deterministic, so the default
 tolerance is tight; a different machine or BLAS may differ in the last float32 bits.
+
+The figure images of the report folder are drawn again and compared byte for byte: the
+timeline from the recorded ``result.json`` (as the writer draws it), the others from the
+re-run's arrays (:func:`_compare_figures`). ``verdict.measured_on_real_ai`` is checked
+where this installation can check it and said to be not checked where it cannot
+(:func:`_check_real_ai_record`). A report made by another MusicBrain version is not
+reproduced at all: its figures, images and text are that version's.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from musicbrain_cli import __version__
 from musicbrain_cli.errors import InputError
 
 #: The parts of a track result that are not findings: the re-run is given them (command
@@ -36,6 +44,7 @@ COMPARED = ("schema", "input", "metadata", "verdict", "evidence", "timeline", "l
             "explanations", "robustness", "model", "limitations")
 DEFAULT_ATOL = 1e-5
 MAX_LISTED = 200      # differences listed before "and more"
+LISTED_PER_PART = 20  # differences listed for one part that is not a figure
 
 
 def _carry_estimator_choice(recorded: dict, again: dict) -> None:
@@ -66,12 +75,34 @@ def _drop_unrecorded_reference(recorded: dict, again: dict) -> None:
             part.pop("energy_reference", None)
 
 
-def _set_aside_real_ai_record(recorded: dict, again: dict, result: "ReproduceResult") -> None:
-    """``verdict.measured_on_real_ai`` is a copy of the installed record of what the verdict
-    did on real AI music (:func:`musicbrain_cli.verdict.real_ai_measurement`), not a figure of
-    this analysis: results made before it existed (0.2.0 and earlier) have none, and a later
-    measurement of the same models replaces it. It is left out of the comparison, with a
-    note when the installed record differs from the one the report quotes (session 28)."""
+REAL_AI = "verdict.measured_on_real_ai"
+
+
+def _analysis_models(track: dict) -> dict[str, str | None]:
+    """``{line: weights SHA-256}`` of the models a result records: the content model's and
+    each evidence line's own (as :func:`musicbrain_cli.scan.batch.line_models` names them)."""
+    models: dict[str, str | None] = {"content": (track.get("model") or {}).get("weights_sha256")}
+    for entry in track.get("evidence") or ():
+        if isinstance(entry, dict) and isinstance(entry.get("line"), str):
+            sha = _recorded_line_model(track, entry["line"])
+            if sha:
+                models[entry["line"]] = sha
+    return models
+
+
+def _check_real_ai_record(recorded: dict, again: dict, result: "ReproduceResult") -> None:
+    """Check ``verdict.measured_on_real_ai``, which is not a figure of this analysis but a
+    copy of the installed record of what the verdict did on real AI music
+    (:func:`musicbrain_cli.verdict.real_ai_measurement`), and set it aside from the comparison.
+
+    A record that says it applies (``applies``) claims a measurement with this analysis's
+    models and MusicBrain version: when it names exactly those (the re-run's, which are the
+    report's), the installed record must be the same, so any difference is one; when it names
+    others, it presents another measurement as this one's, also a difference. A record that
+    does not apply, or none (results of 0.2.0 and earlier), may differ from the installed one
+    honestly (a later measurement): that is stated as not checked, never counted as a match
+    (session 28; review: a signer edited the measured misses and verify --reproduce passed).
+    """
     want = got = None
     for track in (recorded, again):
         verdict = track.get("verdict")
@@ -81,10 +112,78 @@ def _set_aside_real_ai_record(recorded: dict, again: dict, result: "ReproduceRes
                 want = verdict["measured_on_real_ai"]
             else:
                 got = verdict["measured_on_real_ai"]
-    if want is not None and want != got:
-        result.notes.append("the record of what the verdict did on real AI music that the "
-                            "report quotes differs from the one installed here (another "
-                            "measurement); it is not a figure of this analysis")
+    if want == got:
+        if want is not None:
+            result.checked.append(REAL_AI)
+        return
+    if isinstance(want, dict) and want.get("applies"):
+        models, have = want.get("models"), _analysis_models(again)
+        if isinstance(models, dict) and models and want.get("version") == __version__ and \
+                all(have.get(line) == sha for line, sha in models.items()):
+            result.checked.append(REAL_AI)
+            compare(want, got, atol=0.0, path=REAL_AI, out=result.differences,
+                    limit=len(result.differences) + LISTED_PER_PART)
+        else:
+            result.differences.append(
+                f"{REAL_AI}: the report quotes a measurement of the verdict on real AI music as "
+                f"made with these models and this version, but it names models "
+                f"{models!r} and MusicBrain {want.get('version')!r}; this analysis's are "
+                f"{have!r} and {__version__}")
+        return
+    result.notes.append(f"not checked: {REAL_AI} (what the verdict did on real AI music, "
+                        "quoted by the report) differs from the record installed here and "
+                        "names no measurement of these models with this version, so this "
+                        "installation cannot say whether it is true")
+
+
+def _compare_figures(folder: Path, recorded: dict, explain: list[dict],
+                     result: "ReproduceResult") -> None:
+    """Draw the report's figures again and compare them byte for byte with the folder's
+    ``figures/``: the timeline from the recorded ``result.json`` (as the writer draws it), the
+    others from the re-run's arrays. The report's HTML and PDF show the folder's images, and
+    ``verify`` checks only that they are those files: an image drawn from other numbers than
+    the analysis gives (review: a timeline redrawn at P(AI) 0.99 passed) is found here.
+
+    Drawing is deterministic (no text chunks, fixed sizes), but with other fonts or another
+    matplotlib, or where the re-run's last float bits differ, other pixels may be drawn: a
+    difference says so (the notes name each library whose version differs)."""
+    from musicbrain_cli.inputs import read_regular
+    from musicbrain_cli.report.html import TIMELINE_FIGURE
+    from musicbrain_cli.report.writer import FIGURES_DIR, _timeline_png
+    from musicbrain_cli.scan.batch import render_figures
+
+    drawn = render_figures(explain)
+    timeline = _timeline_png(recorded)
+    if timeline is not None:
+        drawn[TIMELINE_FIGURE] = timeline
+    where = Path(folder) / FIGURES_DIR
+    try:
+        present = sorted(p.name for p in where.iterdir()) if where.is_dir() else []
+    except OSError as exc:
+        result.differences.append(f"figures: cannot list {str(where)!r}: {exc.strerror or exc}")
+        return
+    for name in sorted(set(drawn) | set(present)):
+        result.checked.append(f"{FIGURES_DIR}/{name}")
+        if name not in present:
+            result.differences.append(f"{FIGURES_DIR}/{name}: the re-run draws it, the report "
+                                      "folder has no such figure")
+            continue
+        if name not in drawn:
+            result.differences.append(f"{FIGURES_DIR}/{name}: in the report folder, but the "
+                                      "re-run draws no such figure")
+            continue
+        try:
+            same = read_regular(where / name) == drawn[name]
+        except OSError as exc:
+            result.differences.append(f"{FIGURES_DIR}/{name}: cannot read it: "
+                                      f"{exc.strerror or exc}")
+            continue
+        if not same:
+            result.differences.append(
+                f"{FIGURES_DIR}/{name}: the image differs from the one drawn again from "
+                + ("the recorded timeline" if name == TIMELINE_FIGURE else "the re-run")
+                + " (with other fonts or another matplotlib than the report's, other pixels "
+                  "may be drawn)")
 
 
 @dataclass
@@ -184,6 +283,17 @@ def reproduce(report_dir: str | Path, audio: str | Path, *, model: str | Path = 
         raise InputError(f"{str(path)!r} is not a track result (input, model and options "
                          "must be objects)")
     result = ReproduceResult(ok=True)
+    made_by = (recorded.get("software") or {}).get("musicbrain") \
+        if isinstance(recorded.get("software"), dict) else None
+    if made_by != __version__:
+        # its text, figures and the rules that made them are that version's: a re-run here
+        # would compare another program's output (review: a signer set another version to
+        # switch off the rendering checks, and the reproduction still passed)
+        result.ok = False
+        result.differences.append(f"the report was made by MusicBrain {made_by or '(not recorded)'}"
+                                  f", this is {__version__}: it cannot be reproduced with this "
+                                  "version; reproduce it with the version it names")
+        return result
     try:
         sha = sha256_file(audio)
     except OSError as exc:
@@ -235,13 +345,14 @@ def reproduce(report_dir: str | Path, audio: str | Path, *, model: str | Path = 
                                   f"recorded {want_anchors}; give the bundle the scan was "
                                   "given with --c2pa-trust-anchors")
         return result
-    again = analyse_track(audio, detector, options=options,
-                          command_line=recorded.get("command_line", []),
-                          analysis_time=recorded.get("analysis_time")).track
+    analysis = analyse_track(audio, detector, options=options,
+                             command_line=recorded.get("command_line", []),
+                             analysis_time=recorded.get("analysis_time"))
+    again = analysis.track
     if recorded.get("options", {}).get("notes") == "auto":
         _carry_estimator_choice(recorded, again)
     _drop_unrecorded_reference(recorded, again)
-    _set_aside_real_ai_record(recorded, again, result)
+    _check_real_ai_record(recorded, again, result)
     keys = sorted(set(COMPARED) | set(recorded) | set(again), key=str)
     for key in keys:
         if key in NOT_COMPARED:
@@ -252,6 +363,7 @@ def reproduce(report_dir: str | Path, audio: str | Path, *, model: str | Path = 
             got = {k: v for k, v in got.items() if k not in INPUT_LOCATION}
         result.checked.append(key)
         compare(want, got, atol=atol, path=key, out=result.differences, limit=MAX_LISTED)
+    _compare_figures(Path(report_dir), recorded, analysis.explain, result)
     if len(result.differences) >= MAX_LISTED:
         result.notes.append(f"only the first {MAX_LISTED} differences are listed")
     result.notes.extend(version_differences(recorded.get("software") or {},
