@@ -79,6 +79,7 @@ def main(argv: list[str]) -> int:
                     help="score: write what the line makes of --out's decoded rows (a real decoder's "
                          "output, see the vocoder step) into --model-dir's card as "
                          "summary.real_decoder_NAME, marked as measured after shipping")
+    ap.add_argument("--decoder", default="", help="score --record-decoder: the decoder in a few words, for reports")
     ap.add_argument("--note", default="", help="score --record/--record-decoder: what it was measured on")
     ap.add_argument("--weights", type=Path, default=ROOT / "data" / "vocoders" / "hifigan-v1-universal.safetensors",
                     help="vocoder: the real vocoder's weights (scripts/fetch_real_vocoder.py)")
@@ -131,7 +132,7 @@ def main(argv: list[str]) -> int:
             from musicbrain_cli.artifacts.fit import record_real_decoder
 
             log(json.dumps(record_real_decoder(args.model_dir, args.record_decoder, rows,
-                                               measured_on=args.note), indent=1))
+                                               measured_on=args.note, decoder=args.decoder), indent=1))
     elif args.step == "compare":  # fitted lines side by side on the same rows and audits
         from musicbrain_cli.artifacts.fit import compare
 

@@ -132,8 +132,10 @@ def test_what_the_line_makes_of_a_real_decoder_is_recorded_in_its_card(tmp_path)
     p = [shipped.p_ai(np.array(r["features"])) for r in rows[:2]]
     assert p[0] >= shipped.threshold and p[1] < shipped.doubt_threshold   # the cases this test needs
     with pytest.raises(TrainingError):
-        fit.record_real_decoder(line, "toy", rows, measured_on="")
-    out = fit.record_real_decoder(line, "toy", rows, measured_on="three toy rows")
+        fit.record_real_decoder(line, "toy", rows, measured_on="", decoder="toys")
+    with pytest.raises(TrainingError):
+        fit.record_real_decoder(line, "toy", rows, measured_on="three toy rows", decoder="")
+    out = fit.record_real_decoder(line, "toy", rows, measured_on="three toy rows", decoder="toys")
     e = out["entry"]
     assert (e["operating_point"]["k"], e["doubt_threshold"]["k"], e["not_applicable"]["k"]) == (1, 1, 1)
     assert e["operating_point"]["n"] == 3 and e["measured_after_shipping"] is True

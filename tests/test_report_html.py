@@ -742,3 +742,24 @@ def test_a_line_that_does_not_accuse_is_never_said_to_accuse():
     text = " ".join(_artifact_sentences(found))
     assert "does not accuse on its own" in text and "can accuse" not in text
     assert "can accuse" in " ".join(_artifact_sentences({**found, "accuses": True}))
+
+
+def test_the_artifact_line_quotes_what_it_made_of_a_real_vocoder():
+    """Issue 22: the line's measured rates on a real, fully trained decoder it never saw
+    (HiFi-GAN V1, docs/evaluation/artifact-real-vocoder.md) are quoted beside its finding,
+    with the plain statement that for other real decoders its miss rate is unknown."""
+    from musicbrain_cli.artifacts.detector import ArtifactDetector
+    from musicbrain_cli.report.html import _artifact_sentences
+
+    det = ArtifactDetector.from_pretrained("default")
+    rates = det.card["summary"]
+    entry = rates["real_decoder_hifigan_v1"]
+    said = [s for s in _artifact_sentences({"error_rates": rates, "doubt_threshold": det.doubt_threshold})
+            if "fully trained decoder" in s]
+    assert len(said) == 1 and "HiFi-GAN V1" in said[0] and "(measured after the line shipped)" in said[0]
+    k, n = entry["operating_point"]["k"], entry["operating_point"]["n"]
+    assert f"at or above its operating point {k} of {n}" in said[0]
+    assert f"at or above its doubt threshold {entry['doubt_threshold']['k']} of {n}" in said[0]
+    assert "For other real decoders its miss rate is unknown" in said[0]
+    bare = [s for s in _artifact_sentences({"error_rates": rates}) if "fully trained decoder" in s]
+    assert "doubt" not in bare[0]

@@ -43,7 +43,7 @@ MODEL_FILE, CARD_FILE = "model.json", "card.json"
 SHIPPED_SHA256: dict[str, dict[str, str]] = {
     "default": {
         MODEL_FILE: "5c84b71b2044405b5cd8b8dae5eb40c3734177f1fca6e00929097081ae2e4561",
-        CARD_FILE: "7cab716296b550a1212b709571f055fda3f234d94a36b47017321869239705c7",
+        CARD_FILE: "c2b8a25e9ed7933239c42164c248ffa8d2add110ff9eb802d3c35de75bbbb144",
     },
 }
 

@@ -347,15 +347,17 @@ def record_after_shipping(model_dir: Path, name: str, rate: dict, *, measured_on
     return {CARD_FILE: _sha(card_path)}
 
 
-def record_real_decoder(model_dir: Path, name: str, rows: list[dict], *, measured_on: str) -> dict:
+def record_real_decoder(model_dir: Path, name: str, rows: list[dict], *, measured_on: str,
+                        decoder: str) -> dict:
     """What the line in ``model_dir`` makes of a real, fully trained decoder's output (``rows``
     with label 1, e.g. :func:`corpus.build_vocoded`'s after ``extract_features``), into its card
     as ``summary.real_decoder_<name>``, marked as measured after the line shipped: of all those
     uploads, how many reach its operating point (where an accusing line would accuse), how many
     reach its doubt threshold (it then withholds a 'human' verdict) and how many it cannot
-    read (not applicable: it withholds one too). Returns the entry and the card's new SHA-256."""
-    if not measured_on:
-        raise TrainingError("say what the rate was measured on (--note)")
+    read (not applicable: it withholds one too); ``decoder`` names the decoder in a few words,
+    for reports. Returns the entry and the card's new SHA-256."""
+    if not measured_on or not decoder:
+        raise TrainingError("say what the rate was measured on (--note) and name the decoder")
     decoded = [r for r in rows if r["label"] == 1]
     if not decoded:
         raise TrainingError("no decoded rows to measure")
@@ -368,7 +370,7 @@ def record_real_decoder(model_dir: Path, name: str, rows: list[dict], *, measure
              "doubt_threshold": rate_with_interval(sum(v >= det.doubt_threshold for v in p), n),
              "not_applicable": rate_with_interval(n - len(read), n),
              "p_ai_quartiles": [round(float(q), 4) for q in np.quantile(p, [0.25, 0.5, 0.75])] if p else None,
-             "measured_after_shipping": True, "measured_on": measured_on}
+             "decoder": decoder, "measured_after_shipping": True, "measured_on": measured_on}
     card_path = model_dir / CARD_FILE
     card = json.loads(card_path.read_text())
     card.setdefault("summary", {})[f"real_decoder_{name}"] = entry

@@ -800,6 +800,32 @@ def _rate_phrase(r: Any) -> str | None:
     return f"{r.get('k')} of {r.get('n')} ({pct(r.get('rate'))}{interval(r.get('ci95'))})"
 
 
+def _real_decoder_sentences(rates: Mapping, *, doubt: bool) -> list[str]:
+    """What the artifact line made of a real, fully trained decoder's output it was never fitted
+    on (``real_decoder_<name>`` in its card, :func:`musicbrain_cli.artifacts.fit.
+    record_real_decoder`), one sentence per decoder; its doubt zone only for a line that has
+    one (``doubt``)."""
+    out = []
+    for k in sorted(rates, key=str):
+        entry = rates.get(k)
+        if not str(k).startswith("real_decoder_") or not isinstance(entry, Mapping):
+            continue
+        reached = _rate_phrase(entry.get("operating_point"))
+        leaned = _rate_phrase(entry.get("doubt_threshold")) if doubt else None
+        if not reached:
+            continue
+        unread = _rate_phrase(entry.get("not_applicable"))
+        out.append(f"On music re-synthesised by a real, fully trained decoder it was never fitted on, "
+                   f"{visible(entry.get('decoder') or str(k)[len('real_decoder_'):])}"
+                   + (" (measured after the line shipped)" if entry.get("measured_after_shipping") else "")
+                   + f": at or above its operating point {reached}"
+                   + (f", at or above its doubt threshold {leaned}" if leaned else "")
+                   + (f", not readable {unread}" if unread else "") + ". For other real "
+                   "decoders its miss rate is unknown; it misses the neural-codec re-syntheses of "
+                   "the public evaluation material.")
+    return out
+
+
 def _artifact_sentences(found: Any) -> list[str]:
     """The artifact line's own measured error rates (its card), quoted beside its finding."""
     if not isinstance(found, Mapping):
@@ -847,6 +873,7 @@ def _artifact_sentences(found: Any) -> list[str]:
     recall = _rate_phrase(rates.get("recall_synthetic_decoders_test"))
     if recall:
         out.append(f"Decoded test clips it detected: {recall}.")
+    out.extend(_real_decoder_sentences(rates, doubt=doubt is not None))
     per_family = rates.get("miss_rate_per_decoder_family_test")
     if isinstance(per_family, Mapping) and per_family:
         out.append("Miss rate per decoder family on those clips: " + ", ".join(
