@@ -14,6 +14,7 @@ Steps (each resumable; outputs under the gitignored ``data/artifact_corpus/``)::
     python scripts/fit_artifact_line.py vocoder --out data/artifact_vocoder   # held-out clips through it
     python scripts/fit_artifact_line.py features --out data/artifact_vocoder
     python scripts/fit_artifact_line.py compare --out data/artifact_vocoder   # the shipped line on them
+    python scripts/fit_artifact_line.py vocoder --vocoder lpcnet --out data/artifact_lpcnet   # another family
 
 Or, for the shipped line, only what its human side covers (sample rates, bandwidth; see
 ``artifacts.fit.human_coverage``), written into its model.json and card.json::
@@ -84,6 +85,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--weights", type=Path, default=ROOT / "data" / "vocoders" / "hifigan-v1-universal.safetensors",
                     help="vocoder: the real vocoder's weights (scripts/fetch_real_vocoder.py)")
     ap.add_argument("--clips", type=int, default=30, help="vocoder: how many held-out human clips")
+    ap.add_argument("--vocoder", default="hifigan-v1", choices=("hifigan-v1", "lpcnet"),
+                    help="vocoder: the real decoder (lpcnet: FreeDV 2020's, from Debian's libcodec2-1.0)")
     ap.add_argument("--human-only", action="store_true",
                     help="corpus: the human clips and uploads only, no decoders (same draws)")
     args = ap.parse_args(argv)
@@ -107,8 +110,8 @@ def main(argv: list[str]) -> int:
     elif args.step == "vocoder":  # held-out human clips through a real, fully trained vocoder
         from musicbrain_cli.artifacts.corpus import build_vocoded
 
-        items = build_vocoded(args.out, debian_root=args.debian, weights=args.weights, clips=args.clips,
-                              seed=args.seed, log=log)
+        items = build_vocoded(args.out, debian_root=args.debian, weights=args.weights, decoder=args.vocoder,
+                              clips=args.clips, seed=args.seed, log=log)
         log(f"{len(items)} items in {args.out}")
     elif args.step == "score":  # the line in --model-dir on --out's features: rates per split
         from collections import defaultdict

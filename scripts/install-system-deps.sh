@@ -5,6 +5,8 @@
 #   poppler-utils                                -> pdfsig, an independent PDF signature check
 #   fonts-wqy-microhei                           -> Chinese, Japanese and Korean characters in
 #                                                   PDF reports (file names, tags), 1.6 MB
+#   libcodec2-1.0                                -> LPCNet, a real trained neural decoder the
+#                                                   artifact line is measured on (8 MB; tests)
 set -euo pipefail
 need=()
 command -v fluidsynth >/dev/null 2>&1 || need+=(fluidsynth)
@@ -16,6 +18,7 @@ ldconfig -p 2>/dev/null | grep -q 'libpangoft2-1.0.so' || need+=(libpangoft2-1.0
 ldconfig -p 2>/dev/null | grep -q 'libharfbuzz-subset.so' || need+=(libharfbuzz-subset0)
 command -v pdfsig >/dev/null 2>&1 || need+=(poppler-utils)
 [ -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need+=(fonts-wqy-microhei)
+ldconfig -p 2>/dev/null | grep -q 'libcodec2.so.1.0' || need+=(libcodec2-1.0)
 if [ ${#need[@]} -eq 0 ]; then
   echo "system packages: all present"
   exit 0

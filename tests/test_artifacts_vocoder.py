@@ -142,3 +142,18 @@ def test_what_the_line_makes_of_a_real_decoder_is_recorded_in_its_card(tmp_path)
     card = json.loads((line / "card.json").read_text())
     assert card["summary"]["real_decoder_toy"] == e
     assert out["card.json"] != fit._sha(default / "card.json")
+
+
+def test_lpcnet_resynthesises_frame_by_frame_and_leaves_no_comb():
+    """LPCNet (FreeDV 2020, Debian's libcodec2-1.0, installed by scripts/install-system-deps.sh)
+    synthesises sample by sample with no upsampling layer: no comb for the line to find."""
+    codec = vocoder.LPCNetCodec()
+    y = 0.3 * piano_melody(vocoder.LPCNET_RATE, 6.0, seed=6)
+    z = codec.resynthesise(y)
+    assert z.size == y.size // 160 * 160                             # whole 10 ms frames
+    assert float(np.abs(z).max()) == pytest.approx(float(np.abs(y).max()), rel=1e-5)
+    assert np.corrcoef(np.abs(np.fft.rfft(y[:z.size]))[:2000], np.abs(np.fft.rfft(z))[:2000])[0, 1] > 0.3
+    a = analyse_samples(z, vocoder.LPCNET_RATE)
+    assert a.comb.teeth < 3 or a.comb.spacing_hz is None
+    with pytest.raises(ModelLoadError):
+        vocoder.LPCNetCodec(library="/nonexistent/libcodec2.so")

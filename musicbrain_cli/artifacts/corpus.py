@@ -443,25 +443,39 @@ VOCODED_TRANSFORMS = ("flac", "rs44100_flac", "mp3_128", "aac_128")
 VOCODED_SPLITS = ("test",) + HUMAN_ONLY_SPLITS
 
 
-def build_vocoded(out: Path, *, debian_root: Path, weights: Path, clips: int = 30, seed: int = 22,
-                  splits: tuple[str, ...] = VOCODED_SPLITS, log=lambda msg: None) -> list[Item]:
-    """Human clips of the held-out ``splits`` re-synthesised by a real, fully trained vocoder
-    (HiFi-GAN V1, :mod:`vocoder`; ``weights`` from ``scripts/fetch_real_vocoder.py``), each
-    written as every :data:`VOCODED_TRANSFORMS` upload (label 1, split ``vocoder:hifigan-v1``),
-    beside the same clip at the vocoder's rate untouched (label 0, transform ``flac``), so the
-    two differ only by the vocoder. ``clips`` are picked evenly from the pool of every split's
-    first clip per file; ``out/items.json`` lists them."""
+#: The real decoders :func:`build_vocoded` runs: name -> the decoder's name in the items.
+REAL_DECODERS = {"hifigan-v1": "hifigan-v1-universal", "lpcnet": "lpcnet-freedv2020"}
+
+
+def build_vocoded(out: Path, *, debian_root: Path, weights: Path | None = None, decoder: str = "hifigan-v1",
+                  clips: int = 30, seed: int = 22, splits: tuple[str, ...] = VOCODED_SPLITS,
+                  log=lambda msg: None) -> list[Item]:
+    """Human clips of the held-out ``splits`` re-synthesised by a real, fully trained decoder
+    (:mod:`vocoder`: ``hifigan-v1``, HiFi-GAN V1 with ``weights`` from
+    ``scripts/fetch_real_vocoder.py``, or ``lpcnet``, FreeDV 2020's LPCNet from the system's
+    libcodec2), each written as every :data:`VOCODED_TRANSFORMS` upload (label 1, split
+    ``vocoder:<decoder>``), beside the same clip at the decoder's rate untouched (label 0,
+    transform ``flac``), so the two differ only by the decoder. ``clips`` are picked evenly from
+    the pool of every split's first clip per file; ``out/items.json`` lists them."""
     import torch
 
     from musicbrain_cli.artifacts import vocoder as voc
 
-    model = voc.load(weights)
-    rate = model.config.sample_rate
+    if decoder == "hifigan-v1":
+        if weights is None:
+            raise ValueError("hifigan-v1 needs its weights (scripts/fetch_real_vocoder.py)")
+        model = voc.load(weights)
+        rate = model.config.sample_rate
+        resynthesise = lambda x: voc.resynthesise(model, x)  # noqa: E731
+    elif decoder == "lpcnet":
+        rate, resynthesise = voc.LPCNET_RATE, voc.LPCNetCodec().resynthesise
+    else:
+        raise ValueError(f"decoder must be one of {sorted(REAL_DECODERS)}, got {decoder!r}")
     pool = [c for split in splits for c in human_clips(debian_root, split, per_file=1, seed=seed)]
     if not pool:
         raise ValueError(f"no human clips in splits {splits} under {debian_root}")
     picks = np.unique(np.linspace(0, len(pool) - 1, min(clips, len(pool))).round().astype(int))
-    tag, name = "vocoder:hifigan-v1", "hifigan-v1-universal"
+    tag, name = f"vocoder:{decoder}", REAL_DECODERS[decoder]
     items: list[Item] = []
     torch.manual_seed(seed)
     for i in picks:
@@ -471,10 +485,10 @@ def build_vocoded(out: Path, *, debian_root: Path, weights: Path, clips: int = 3
         base.parent.mkdir(parents=True, exist_ok=True)
         path = write_upload(base.with_name(base.name + "__original"), x, rate, "flac")
         items.append(Item(f"{tag}/{cid}/original", tag, 0, source, "human", "", "flac", str(path)))
-        z = voc.resynthesise(model, x)
+        z = resynthesise(x)
         for transform in VOCODED_TRANSFORMS:
             path = write_upload(base.with_name(f"{base.name}__{name}__{transform}"), z, rate, transform)
-            items.append(Item(f"{tag}/{cid}/{transform}", tag, 1, source, "hifigan-v1", name, transform, str(path)))
+            items.append(Item(f"{tag}/{cid}/{transform}", tag, 1, source, decoder, name, transform, str(path)))
         log(f"vocoded: {cid}")
     _one_file_per_item(items)
     (out / "items.json").write_text(json.dumps([asdict(i) for i in items], indent=0))

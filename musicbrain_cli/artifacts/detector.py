@@ -43,7 +43,7 @@ MODEL_FILE, CARD_FILE = "model.json", "card.json"
 SHIPPED_SHA256: dict[str, dict[str, str]] = {
     "default": {
         MODEL_FILE: "5c84b71b2044405b5cd8b8dae5eb40c3734177f1fca6e00929097081ae2e4561",
-        CARD_FILE: "c2b8a25e9ed7933239c42164c248ffa8d2add110ff9eb802d3c35de75bbbb144",
+        CARD_FILE: "7fd0eff15df7b49503e94d188eb85ac3f221ad4c572003f5729fec6f374ee924",
     },
 }
 

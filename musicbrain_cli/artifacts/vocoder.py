@@ -186,3 +186,72 @@ def resynthesise(model: HiFiGAN, y: np.ndarray) -> np.ndarray:
         out.append(model(log_mel(part, model.config))[0, 0].numpy())
     z = np.concatenate(out)
     return (z * (peak / max(float(np.max(np.abs(z))), 1e-9))).astype(np.float32)
+
+
+# --- LPCNet: a second real decoder, of another family ---------------------------------------
+
+#: LPCNet's rate: 16 kHz, 10 ms frames (FreeDV 2020's codec packs 3 frames, 52 bits per 30 ms).
+LPCNET_RATE = 16000
+
+
+class LPCNetCodec:
+    """LPCNet (Valin and Skoglund, "LPCNet: Improving Neural Speech Synthesis Through Linear
+    Prediction", ICASSP 2019) as FreeDV 2020 runs it: a trained network compiled into Debian's
+    ``libcodec2`` (package ``libcodec2-1.0``, 1.0.5; LGPL-2.1, the LPCNet part BSD), with its
+    1,733 bit/s quantiser. A decoder of another family than HiFi-GAN's: it synthesises sample
+    by sample (a GRU predicting the LPC excitation) from features at 100 frames per second, with
+    no upsampling layer, so the physics of the artifact line predicts no comb.
+
+    ``library``: the shared library's path, default the system's (``ctypes.util.find_library``).
+    Raises :class:`ModelLoadError` when it is missing or has no LPCNet.
+    """
+
+    def __init__(self, library: str | None = None) -> None:
+        import ctypes
+        import ctypes.util
+
+        path = library or ctypes.util.find_library("codec2")
+        if path is None:
+            raise ModelLoadError("libcodec2 not found (Debian: apt-get install libcodec2-1.0)")
+        try:
+            lib = ctypes.CDLL(path)
+            for name in ("lpcnet_freedv_create", "lpcnet_freedv_destroy", "lpcnet_enc", "lpcnet_dec",
+                         "lpcnet_bits_per_frame", "lpcnet_samples_per_frame"):
+                getattr(lib, name)
+        except (OSError, AttributeError) as exc:
+            raise ModelLoadError(f"{path} has no usable LPCNet: {exc}") from exc
+        lib.lpcnet_freedv_create.restype = ctypes.c_void_p
+        lib.lpcnet_freedv_create.argtypes = [ctypes.c_int]
+        lib.lpcnet_freedv_destroy.argtypes = [ctypes.c_void_p]
+        for name in ("lpcnet_bits_per_frame", "lpcnet_samples_per_frame"):
+            getattr(lib, name).argtypes = [ctypes.c_void_p]
+        for name in ("lpcnet_enc", "lpcnet_dec"):
+            getattr(lib, name).argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+        self._lib, self.library = lib, path
+
+    def resynthesise(self, y: np.ndarray) -> np.ndarray:
+        """``y [shape=(n,)]`` at :data:`LPCNET_RATE` encoded to FreeDV 2020's bits and decoded:
+        float32 of whole frames at the same peak level (the input is brought to a peak of 0.9 of
+        16-bit full scale first; the codec takes 16-bit samples)."""
+        import ctypes
+
+        y = np.asarray(y, dtype=np.float32)
+        peak = float(np.max(np.abs(y))) if y.size else 0.0
+        if y.ndim != 1 or peak <= 0.0:
+            raise ConfigError("need mono, not silent samples")
+        pcm = np.round(0.9 * 32767 * y / peak).astype(np.int16)
+        lib = self._lib
+        enc, dec = lib.lpcnet_freedv_create(1), lib.lpcnet_freedv_create(1)
+        try:
+            n_bits, n = lib.lpcnet_bits_per_frame(enc), lib.lpcnet_samples_per_frame(enc)
+            bits = (ctypes.c_char * n_bits)()
+            out = np.zeros(pcm.size // n * n, dtype=np.int16)
+            for i in range(0, out.size, n):
+                frame = np.ascontiguousarray(pcm[i:i + n])
+                lib.lpcnet_enc(enc, frame.ctypes.data, bits)
+                lib.lpcnet_dec(dec, bits, out[i:].ctypes.data)
+        finally:
+            lib.lpcnet_freedv_destroy(enc)
+            lib.lpcnet_freedv_destroy(dec)
+        z = out.astype(np.float32) / 32768.0
+        return (z * (peak / max(float(np.max(np.abs(z))), 1e-9))).astype(np.float32)
