@@ -614,8 +614,11 @@ def _verify_one(path, *, catalogs, audio, trusted, reproduce, model_name, trust_
                      f"({type(exc).__name__}: {str(exc)[:200]}); please report it"]
         else:
             ok = ok and again.ok
+            unchecked = [n for n in again.notes if n.startswith("not checked")]
             lines = [f"  [{'pass' if again.ok else 'fail'}] reproduce: "
-                     + ("every figure of the report came out the same"
+                     + (("every figure of the report came out the same" if not unchecked else
+                         f"every figure compared came out the same; {len(unchecked)} part(s) not "
+                         "checked (below)")
                         if again.ok else f"{len(again.differences)} difference(s)")]
             lines += [f"    {line}" for line in again.differences + again.notes]
     _echo(f"{result.status if ok or result.status != 'VALID' else 'INVALID'}  {path}")

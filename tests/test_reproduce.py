@@ -53,6 +53,20 @@ def test_cli_verify_reproduce(tmp_path, tiny_model_dir):
     assert usage.exit_code == 2
 
 
+def test_cli_verify_reproduce_never_says_every_figure_when_a_part_was_not_checked(tmp_path, tiny_model_dir):
+    # a quoted real-AI record this installation cannot check is stated as not checked
+    # (review of session 34): the pass line must not claim every figure came out the same
+    audio, folder = _scanned(tmp_path, tiny_model_dir)
+    result = json.loads((folder / "result.json").read_text())
+    result["verdict"]["measured_on_real_ai"] = {"applies": False, "why": "another measurement"}
+    (folder / "result.json").write_text(json.dumps(result))
+    out = CliRunner().invoke(main, ["verify", str(folder), "--audio", str(audio), "--reproduce",
+                                    "--model", str(tiny_model_dir)]).output
+    assert "every figure of the report came out the same" not in out
+    assert "every figure compared came out the same; 1 part(s) not checked" in out
+    assert "not checked: verdict.measured_on_real_ai" in out
+
+
 def test_compare_tolerance():
     assert compare({"a": [1.0, 2.0]}, {"a": [1.0 + 1e-7, 2.0]}, atol=1e-6) == []
     assert compare({"a": "x"}, {"a": "y"}, atol=1) == [".a: recorded 'x', reproduced 'y'"]
