@@ -203,6 +203,16 @@ MIN_PERIODS = 8
 MIN_PERIOD_SNR = 10.0
 
 
+def _whole_period(sample_rate: int, spacing_hz: float | None) -> int | None:
+    """``rate / spacing_hz`` rounded, when it lies within :data:`PERIOD_TOLERANCE_SAMPLES` of a
+    whole number of samples, else ``None``."""
+    if not spacing_hz or spacing_hz <= 0:
+        return None
+    period = sample_rate / spacing_hz
+    n = int(round(period))
+    return n if n >= 1 and abs(period - n) <= PERIOD_TOLERANCE_SAMPLES else None
+
+
 def period_waveform(y: np.ndarray, sample_rate: int,
                     spacing_hz: float | None) -> tuple[np.ndarray, float] | None:
     """The comb's periodic component and the noise left in it: ``(w [shape=(period,)] float64,
@@ -214,11 +224,8 @@ def period_waveform(y: np.ndarray, sample_rate: int,
     samples; averaging the ``m`` blocks of ``N`` samples keeps it and leaves of the music
     only its variance across blocks divided by ``m`` (the noise variance returned, per sample).
     """
-    if not spacing_hz or spacing_hz <= 0:
-        return None
-    period = sample_rate / spacing_hz
-    n = int(round(period))
-    if n < MIN_PERIOD_SAMPLES or abs(period - n) > PERIOD_TOLERANCE_SAMPLES or y.size < MIN_PERIODS * n:
+    n = _whole_period(sample_rate, spacing_hz)
+    if n is None or n < MIN_PERIOD_SAMPLES or y.size < MIN_PERIODS * n:
         return None
     m = y.size // n
     blocks = np.asarray(y[: m * n]).reshape(m, n)
@@ -264,23 +271,12 @@ def two_level_share(period: tuple[np.ndarray, float] | None) -> float:
     return float(np.clip(1.0 - max(within - noise, 0.0) / (total - noise), 0.0, 1.0))
 
 
-
 #: :func:`hold_steps` looks for holds of at least this many samples (a hold of 2 is a
 #: decoder's final x2 layer as much as an effect: random-initialised decoders of the artifact
 #: corpus put up to 99 % of their change at one phase of 2; at 3 or more, 0.78 at most) ...
 MIN_HOLD = 3
 #: ... and at most this many (beyond it a "hold" is a drop to below 700 Hz at 44.1 kHz).
 MAX_HOLD = 64
-
-
-def _whole_period(sample_rate: int, spacing_hz: float | None) -> int | None:
-    """``rate / spacing_hz`` rounded, when it lies within :data:`PERIOD_TOLERANCE_SAMPLES` of a
-    whole number of samples, else ``None``."""
-    if not spacing_hz or spacing_hz <= 0:
-        return None
-    period = sample_rate / spacing_hz
-    n = int(round(period))
-    return n if n >= 1 and abs(period - n) <= PERIOD_TOLERANCE_SAMPLES else None
 
 
 def hold_steps(y: np.ndarray, sample_rate: int, spacing_hz: float | None) -> dict[int, float]:
