@@ -803,8 +803,8 @@ def _rate_phrase(r: Any) -> str | None:
 def _real_decoder_sentences(rates: Mapping, *, doubt: bool) -> list[str]:
     """What the artifact line made of a real, fully trained decoder's output it was never fitted
     on (``real_decoder_<name>`` in its card, :func:`musicbrain_cli.artifacts.fit.
-    record_real_decoder`), one sentence per decoder; its doubt zone only for a line that has
-    one (``doubt``)."""
+    record_real_decoder`), one sentence per decoder and one on what was not measured; its
+    doubt zone only for a line that has one (``doubt``)."""
     out = []
     for k in sorted(rates, key=str):
         entry = rates.get(k)
@@ -820,9 +820,10 @@ def _real_decoder_sentences(rates: Mapping, *, doubt: bool) -> list[str]:
                    + (" (measured after the line shipped)" if entry.get("measured_after_shipping") else "")
                    + f": at or above its operating point {reached}"
                    + (f", at or above its doubt threshold {leaned}" if leaned else "")
-                   + (f", not readable {unread}" if unread else "") + ". For other real "
-                   "decoders its miss rate is unknown; it misses the neural-codec re-syntheses of "
-                   "the public evaluation material.")
+                   + (f", not readable {unread}" if unread else "") + ".")
+    if out:
+        out.append("For other real decoders its miss rate is unknown; it misses the neural-codec "
+                   "re-syntheses of the public evaluation material.")
     return out
 
 
