@@ -758,6 +758,9 @@ def test_the_artifact_line_quotes_what_it_made_of_a_real_vocoder():
     said = [s for s in sentences if "fully trained decoder" in s]
     assert len(said) == len([k for k in rates if k.startswith("real_decoder_")]) == 2   # and LPCNet
     assert sum("For other real decoders its miss rate is unknown" in s for s in sentences) == 1
+    # "Miss rate per decoder family on those clips" follows the decoded test clips' sentence
+    recall = next(i for i, s in enumerate(sentences) if s.startswith("Decoded test clips"))
+    assert sentences[recall + 1].startswith("Miss rate per decoder family on those clips")
     said = [s for s in said if "HiFi-GAN V1" in s]
     assert len(said) == 1 and "(measured after the line shipped)" in said[0]
     k, n = entry["operating_point"]["k"], entry["operating_point"]["n"]

@@ -18,7 +18,7 @@ from musicbrain_cli import __version__
 RENDERER_PINS = {
     "0.2.0": "059c8544ff4e370129ad37de4b646814ec98c5918984822cdad28fdf03705032",
     "0.3.0": "563dd247ce34fc918992ac671ec1f0e6f7e698cba07cc66867945e49631071b9",
-    "0.3.1": "d2c8c7fb48f64a97a131d644ad1a9856f24ac65c8a0a33969e362a76af1c7efa",
+    "0.3.1": "ad3a6ac94899fc703d6b60583b32d414d5021ecde9141c1f2f03f6180e23b48b",
 }
 
 

@@ -874,13 +874,14 @@ def _artifact_sentences(found: Any) -> list[str]:
     recall = _rate_phrase(rates.get("recall_synthetic_decoders_test"))
     if recall:
         out.append(f"Decoded test clips it detected: {recall}.")
-    out.extend(_real_decoder_sentences(rates, doubt=doubt is not None))
     per_family = rates.get("miss_rate_per_decoder_family_test")
     if isinstance(per_family, Mapping) and per_family:
         out.append("Miss rate per decoder family on those clips: " + ", ".join(
             f"{visible(str(k))} {pct((v or {}).get('miss_rate'))} of {(v or {}).get('n')}"
             for k, v in sorted(per_family.items(), key=lambda kv: str(kv[0]))[:12]
             if isinstance(v, Mapping)) + ".")
+    # after the decoded test clips' sentences, whose "those clips" they must not come between
+    out.extend(_real_decoder_sentences(rates, doubt=doubt is not None))
     if found.get("says_ai") or found.get("leans_ai"):
         out.append("A known limit: a sustained synthetic tone with exactly periodic harmonics (a "
                    "naive square or sawtooth wave, as in chiptune, or a digital buzz) puts lines "
