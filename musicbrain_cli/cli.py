@@ -1284,6 +1284,8 @@ NOTAGEN_WARNINGS = (
      "composer they fit; check them (build_report.json, composers_matched_by_initials)"),
     ("labels_rows_not_found", "--labels row(s) name no ABC file that was built "
      "(build_report.json, labels_csv.rows_not_found)"),
+    ("generator_rows_not_found", "generators.csv row(s) name no ABC file found: they label "
+     "nothing (build_report.json, generators_csv.rows_not_found)"),
 )
 
 
@@ -1296,12 +1298,20 @@ NOTAGEN_WARNINGS = (
               show_default=True, help="A work in different splits: refuse, or keep the first.")
 @handle_errors
 def data_merge(inputs, output, copy, on_conflict) -> None:
-    """Merge data sets into one with a combined taxonomy."""
+    """Merge data sets into one with a combined taxonomy.
+
+    OUTPUT must be new, empty, or an earlier merge of the same inputs (rerun to resume);
+    a folder holding another data set or other files is refused (exit status 2).
+    """
+    from musicbrain_cli.errors import InputError
     from musicbrain_cli.progress import RichProgress
     from musicbrain_cli.data.merge import merge_datasets
 
-    summary = merge_datasets(list(inputs), output, link=not copy, on_conflict=on_conflict,
-                             progress=RichProgress())
+    try:
+        summary = merge_datasets(list(inputs), output, link=not copy, on_conflict=on_conflict,
+                                 progress=RichProgress())
+    except InputError as exc:         # an output folder that is not the merge's to replace
+        _fail(str(exc), EXIT_USAGE)
     _echo(f"{output}: {summary['clips']} clips, {summary['renamed']} clip ids renamed, "
           f"{summary['conflicts']} split conflicts")
     _shortcut_warnings(output)

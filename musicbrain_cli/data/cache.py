@@ -13,8 +13,13 @@ scales -100..0 dBFS to -1..1), where float16's 11-bit mantissa keeps an error be
 0.0005, i.e. 0.05 dB: far under the augmentation's gain/EQ noise. Nothing is pickled.
 
 Windows follow :func:`musicbrain_cli.audio.intake.iter_windows`, the same rule ``scan`` uses, so
-training sees exactly the windows inference will see. Resumable: finished shards are kept
-and their clips skipped; a shard being written when the build stopped is redone.
+training sees exactly the windows inference will see. Resumable: finished shards made with
+the same front-end config, manifest and taxonomy (each shard records their hashes: the
+taxonomy fixes the order of the stored targets) are kept and their clips skipped; other
+shards, and a shard being written when the build stopped, are redone. Only the names this
+module writes (``shard-NNNNN.*``, ``index.json`` and their temporary names) are ever
+deleted; an output folder holding anything else without being a cache of this data set
+is refused.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -40,6 +46,49 @@ CACHE_DTYPE = np.float16
 INDEX = "index.json"
 SHARD_WINDOWS = 256     # ~64 MB per shard at 256 bins x 500 frames x 2 bytes
 BATCH_WINDOWS = 16      # windows per front-end call
+
+
+#: every name the cache writes in its folder: shards, their metadata, the index, and the
+#: temporary names each is written under before its atomic rename
+_OWN_NAME = re.compile(r"^(shard-\d{5}\.(npy|json)|index\.json)"
+                       r"(\.tmp(\.npy)?)?$")
+_OWN_TMP = re.compile(r"^(shard-\d{5}\.(npy\.tmp\.npy|json\.tmp)|index\.json\.tmp)$")
+
+
+def taxonomy_hash(taxonomy) -> str:
+    """SHA-256 of a taxonomy (sorted-key JSON): its label order is the order of the targets
+    and masks stored in every shard."""
+    payload = json.dumps(taxonomy.to_dict(), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def _check_cache_folder(out: Path, dataset_root: Path) -> None:
+    """Refuse a folder that is not (and is not becoming) a cache of ``dataset_root``: it
+    holds files the cache did not name and no ``index.json``, or the index of another
+    data set's cache. Resuming would delete that folder's shards."""
+    if not out.is_dir():
+        return
+    index_path = out / INDEX
+    if index_path.is_file():
+        try:
+            built_from = json.loads(index_path.read_text(encoding="utf-8")).get("dataset")
+        except (OSError, ValueError, AttributeError) as exc:
+            raise DatasetError(f"{str(out)!r} holds an unreadable {INDEX} ({exc}); give an "
+                               "empty folder or the cache folder of this data set") from exc
+        # the default folder (<dataset>/cache/<hash>) is this data set's whatever the
+        # index says (an older index wrote the path as given, relative to another cwd)
+        inside = out.resolve().is_relative_to(dataset_root.resolve())
+        if built_from is not None and not inside \
+                and Path(built_from).resolve() != dataset_root.resolve():
+            raise DatasetError(f"{str(out)!r} is the feature cache of another data set "
+                               f"({built_from!r}), not of {str(dataset_root)!r}: give an empty "
+                               "folder or this data set's cache folder")
+        return
+    foreign = sorted(p.name for p in out.iterdir() if not _OWN_NAME.match(p.name))
+    if foreign:
+        raise DatasetError(f"{str(out)!r} is not empty and holds no feature cache ({INDEX} "
+                           f"missing; e.g. {foreign[0]!r}): give an empty folder or a "
+                           "cache folder")
 
 
 def config_hash(front_end_dict: dict[str, Any]) -> str:
@@ -81,30 +130,35 @@ def build_cache(dataset_root: str | Path, front_end, *, out: str | Path | None =
     ds = Dataset.load(dataset_root)
     ds.validate()
     out = Path(out) if out is not None else default_cache_dir(ds.root, front_end)
+    _check_cache_folder(out, ds.root)
     out.mkdir(parents=True, exist_ok=True)
     fe_dict = front_end.to_dict()
     chash = config_hash(fe_dict)
     manifest_sha = sha256_file(ds.root / MANIFEST)
+    tax_sha = taxonomy_hash(ds.taxonomy)
     shape = list(front_end.shape)
 
-    # resume: keep finished shards made with this config and manifest, drop the rest
+    # resume: keep finished shards made with this config, manifest and taxonomy (a changed
+    # taxonomy reorders or resizes the targets: old shards' targets would be read under the
+    # new labels), drop the rest
     shards: list[dict] = []
     done: set[str] = set()
-    for meta_path in sorted(out.glob("shard-*.json")):
+    for meta_path in sorted(p for p in out.glob("shard-*.json") if _OWN_NAME.match(p.name)):
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         npy = out / meta["file"]
         if meta.get("config_hash") != chash or meta.get("manifest_sha256") != manifest_sha \
-                or not npy.is_file():
+                or meta.get("taxonomy_sha256") != tax_sha or not npy.is_file():
             meta_path.unlink()
             npy.unlink(missing_ok=True)
             continue
         shards.append(meta)
         done.update(w["clip_id"] for w in meta["windows"])
-    for stray in out.glob("*.tmp*"):
-        stray.unlink()
+    for stray in out.iterdir():         # only the temporary names written below
+        if _OWN_TMP.match(stray.name):
+            stray.unlink()
     known = {m["file"] for m in shards}
     for npy in out.glob("shard-*.npy"):
-        if npy.name not in known:
+        if npy.name not in known and _OWN_NAME.match(npy.name):
             npy.unlink()
 
     fe = FrontEnd(front_end).to(device).eval()
@@ -124,7 +178,8 @@ def build_cache(dataset_root: str | Path, front_end, *, out: str | Path | None =
         for i, m in enumerate(pending_meta):
             m["row"] = i
         meta = {"file": name, "n": len(pending_meta), "config_hash": chash,
-                "manifest_sha256": manifest_sha, "windows": list(pending_meta)}
+                "manifest_sha256": manifest_sha, "taxonomy_sha256": tax_sha,
+                "windows": list(pending_meta)}
         tmpj = out / f"shard-{n:05d}.json.tmp"
         tmpj.write_text(json.dumps(meta) + "\n", encoding="utf-8")
         os.replace(tmpj, out / f"shard-{n:05d}.json")
@@ -169,7 +224,8 @@ def build_cache(dataset_root: str | Path, front_end, *, out: str | Path | None =
     index = {"version": CACHE_VERSION, "front_end": fe_dict, "config_hash": chash,
              "dtype": np.dtype(CACHE_DTYPE).name, "shape": shape,
              "taxonomy": ds.taxonomy.to_dict(), "labels": ds.taxonomy.labels,
-             "dataset": str(ds.root), "manifest_sha256": manifest_sha,
+             "dataset": str(ds.root.resolve()), "manifest_sha256": manifest_sha,
+             "taxonomy_sha256": tax_sha,
              "shards": [{"file": m["file"], "n": m["n"]} for m in shards],
              "clips_shorter_than_window": len(short), "windows": windows}
     tmp = out / (INDEX + ".tmp")

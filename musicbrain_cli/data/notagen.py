@@ -36,7 +36,8 @@ ambiguous (``Mozart, Leopold``; bare ``Schumann``) is masked and listed, never m
 another person. A file no source labels at all is skipped.
 
 The generator comes from a ``--labels`` cell, else ``--generator``, else a manifest
-(``generators.csv``: ``path,generator``), else the weights name of the batch folder, whose
+(``generators.csv``: ``path,generator``; ``./p.abc`` is ``p.abc``; a row naming no ABC file
+is listed in ``build_report.json``, ``generators_csv.rows_not_found``), else the weights name of the batch folder, whose
 patch-decoder depth ``p_layers_12/16/20`` names NotaGen-small / -medium / -large
 (NotaGen's model table: 110M, 244M, 516M parameters), else ``notagen-small-ft`` for
 RhythGen's layout.
@@ -48,6 +49,7 @@ import csv
 import dataclasses
 import hashlib
 import os
+import posixpath
 import re
 import unicodedata
 from collections import Counter
@@ -56,7 +58,7 @@ from pathlib import Path
 
 from musicbrain_cli.errors import DatasetError, MusicBrainError, RenderError
 from musicbrain_cli.progress import NULL_PROGRESS, Progress
-from musicbrain_cli.data.dataset import (ClipRecord, DatasetWriter, assign_splits,
+from musicbrain_cli.data.dataset import (REPORT, ClipRecord, DatasetWriter, assign_splits,
                                              warn_small_split)
 from musicbrain_cli.taxonomy import NONE, SEPARATOR
 from musicbrain_cli.data.labels import (INSTRUMENTATIONS, NOTAGEN_PROMPTS, PERIODS,
@@ -108,6 +110,9 @@ class Cell:
     status: str = "ok"
     candidates: tuple[str, ...] = ()
     by_initials: bool = False     # a composer matched on initials: listed for a person to check
+    #: other prompt lines that could have been the composer and were not used (a comment
+    #: such as 'Generated with NotaGen' before the name): listed in the build report
+    unused_lines: tuple[str, ...] = ()
 
 
 def _composer_cell(written: str, source: str) -> Cell:
@@ -145,7 +150,9 @@ def prompt_labels(text: str) -> dict[str, Cell]:
 
     The leading ``%`` lines count as NotaGen's prompt (``%Baroque``, ``%Bach, Johann
     Sebastian``, ``%Keyboard``, ``%end``) only when they end with ``%end`` or hold a period
-    or an instrumentation, so an ordinary comment is never read as a composer.
+    or an instrumentation, so an ordinary comment is never read as a composer. Of several
+    lines that could be the composer, the one naming a known composer is used (then an
+    ambiguous one, then the first); the others are kept in the cell's ``unused_lines``.
     """
     found: dict[str, Cell] = {}
     names: list[str] = []
@@ -173,7 +180,13 @@ def prompt_labels(text: str) -> dict[str, Cell]:
             elif not _CONTROL_LINE.match(value):
                 unread.append(value)
     if names and (ended or found):
-        found["composer"] = _composer_cell(names[0], "prompt lines")
+        # the line that names a known composer wins over comment lines around it ('%Generated
+        # with NotaGen' first); then an ambiguous one; else the first, masked as unknown
+        cells = [_composer_cell(n, "prompt lines") for n in names]
+        rank = {"matched": 0, "ambiguous": 1}
+        best = min(range(len(cells)), key=lambda i: (rank.get(cells[i].status, 2), i))
+        others = tuple(names[:best] + names[best + 1:]) + tuple(unread)
+        found["composer"] = dataclasses.replace(cells[best], unused_lines=others)
     elif unread and (ended or found):
         # A prompt line that names no one we can read is still the file's own word on its
         # composer: it is kept as written and masked, so that a folder's or file name's
@@ -487,7 +500,9 @@ def _read_generator_manifest(root: Path) -> dict[str, str]:
             reader = csv.DictReader(fh)
             if not {"path", "generator"} <= set(reader.fieldnames or ()):
                 raise DatasetError(f"{str(path)!r} needs columns 'path,generator'")
-            return {row["path"].strip(): row["generator"].strip() for row in reader}
+            # './p.abc' and 'p.abc' name one file: rows are matched on the normal form
+            return {posixpath.normpath(row["path"].strip()): row["generator"].strip()
+                    for row in reader}
     except (OSError, csv.Error, UnicodeDecodeError) as exc:
         raise DatasetError(f"cannot read {str(path)!r}: {exc}") from exc
 
@@ -515,13 +530,18 @@ def piece_key(rel: str) -> str:
 
 
 def discover(root: Path, *, generator: str | None = None,
-             skipped: list[tuple[str, str]] | None = None) -> list[AbcItem]:
-    """Every NotaGen piece under ``root``, once each (``interleaved/`` beats ``original/``),
-    symbolic links to folders followed (:func:`~musicbrain_cli.files.find_files`); folders
+             skipped: list[tuple[str, str]] | None = None,
+             manifest_unused: list[str] | None = None) -> list[AbcItem]:
+    """Every NotaGen piece under ``root``, once each: a piece written in both of NotaGen's
+    formats (the same path under ``original/`` and ``interleaved/``) is taken once, from
+    ``interleaved/``; any other files that share a :func:`piece_key` (``batch/x.abc``
+    beside ``batch/original/x.abc``) are separate pieces, each keyed by its own path.
+    Symbolic links to folders followed (:func:`~musicbrain_cli.files.find_files`); folders
     that could not be walked are appended to ``skipped`` with the reason.
 
     Generator: ``generator``, else ``generators.csv``, else the batch folder's weights
     name, else :data:`RHYTHGEN_GENERATOR` for a file in RhythGen's layout, else unknown.
+    ``generators.csv`` rows that name no ABC file found are appended to ``manifest_unused``.
     """
     from musicbrain_cli.files import find_files
 
@@ -530,6 +550,7 @@ def discover(root: Path, *, generator: str | None = None,
         raise DatasetError(f"NotaGen folder {str(root)!r} does not exist")
     manifest = _read_generator_manifest(root)
     items: dict[str, AbcItem] = {}
+    groups: dict[str, list[AbcItem]] = {}   # piece key -> the files that have it
     paths, unwalked = find_files(root, (".abc",))
     if skipped is not None:
         skipped += [(os.path.relpath(folder, root), why) for folder, why in unwalked]
@@ -542,11 +563,47 @@ def discover(root: Path, *, generator: str | None = None,
             (generator, "--generator"), (manifest.get(rel), GENERATOR_MANIFEST),
             (generator_from_folder(folder), f"batch folder {folder}"),
             (RHYTHGEN_GENERATOR if info else None, "RhythGen layout")) if g), ("", ""))
-        item = AbcItem(path, rel, key, gen, info, gen_from)
-        if key in items and "interleaved" not in rel.split("/")[:-1]:
-            continue        # a piece's interleaved form wins over its original form
-        items[key] = item
+        groups.setdefault(key, []).append(AbcItem(path, rel, key, gen, info, gen_from))
+    if manifest_unused is not None:
+        found = {it.rel for group in groups.values() for it in group}
+        manifest_unused += sorted(p for p in manifest if p not in found)
+    for key, group in groups.items():
+        if len(group) == 1:
+            items[key] = group[0]
+        elif _format_pair(group):
+            # one piece in NotaGen's two formats: the interleaved form wins
+            items[key] = next(it for it in group if _format_folder(it.rel)[1] == "interleaved")
+        else:
+            # files that only share a key (batch/x.abc beside batch/original/x.abc) are
+            # different pieces: each is kept, under its own path as its identity
+            for it in group:
+                if it.rel in items or (it.rel != key and it.rel in groups):
+                    if skipped is not None:
+                        why = (f"its piece identity {it.rel!r} is another file's: rename "
+                               "it to build it")
+                        skipped.append((it.rel, why))
+                    continue
+                items[it.rel] = dataclasses.replace(it, key=it.rel)
     return [items[k] for k in sorted(items)]
+
+
+def _format_folder(rel: str) -> tuple[int, str] | None:
+    """Where ``rel`` has NotaGen's ``original/`` or ``interleaved/`` folder: (its position
+    among the path's parts, its name); None when it has neither."""
+    parts = rel.split("/")
+    return next(((i, p) for i, p in enumerate(parts[:-1])
+                 if p in ("original", "interleaved")), None)
+
+
+def _format_pair(group: list[AbcItem]) -> bool:
+    """Whether ``group`` (files with one :func:`piece_key`) is one piece written by NotaGen
+    in both formats: one file under ``original/``, one under ``interleaved/``, at the same
+    place in otherwise equal paths."""
+    if len(group) != 2:
+        return False
+    a, b = (_format_folder(it.rel) for it in group)
+    return a is not None and b is not None and a[0] == b[0] and {a[1], b[1]} == {
+        "original", "interleaved"}
 
 
 # --- build ----------------------------------------------------------------------------------
@@ -573,10 +630,15 @@ def build_notagen_dataset(root: str | Path, out: str | Path, *, soundfonts: list
     where each piece's labels came from, the synonyms applied, unknown and ambiguous
     composers, refused prompt-like folders, disagreeing sources, and for RhythGen output
     each piece's configuration. Resumable: pieces whose clips all exist are skipped.
+
+    Raises :class:`DatasetError` when the data set ends with no clip at all (every piece
+    skipped): ``build_report.json`` is written first and lists each reason.
     """
     root = Path(root)
     unwalked: list[tuple[str, str]] = []
-    items = discover(root, generator=generator, skipped=unwalked)
+    unused_generator_rows: list[str] = []
+    items = discover(root, generator=generator, skipped=unwalked,
+                     manifest_unused=unused_generator_rows)
     if not items:
         # a mistyped folder must not become a complete-looking data set of 0 clips
         walked = f" ({len(unwalked)} folder(s) could not be read)" if unwalked else ""
@@ -587,7 +649,9 @@ def build_notagen_dataset(root: str | Path, out: str | Path, *, soundfonts: list
     items = [it for it in items if _is_utf8(it.rel)]
     csv_rows = read_labels_csv(labels_csv, root) if labels_csv is not None else {}
     # a row may name the piece in either of NotaGen's formats (original/ or interleaved/)
-    by_key = {piece_key(rel): row for rel, row in csv_rows.items()}
+    # (a row naming a file that is a piece of its own labels that piece only)
+    rels = {it.rel for it in items}
+    by_key = {piece_key(rel): row for rel, row in csv_rows.items() if rel not in rels}
     row_of = {it.rel: csv_rows.get(it.rel) or by_key.get(it.key) for it in items}
     items = [dataclasses.replace(it, generator=row_of[it.rel].generator,
                                  generator_from=f"labels csv row {row_of[it.rel].row}")
@@ -630,6 +694,10 @@ def build_notagen_dataset(root: str | Path, out: str | Path, *, soundfonts: list
         if labels_csv is not None:
             writer.report["labels_csv"] = {"path": str(labels_csv), "rows": len(csv_rows),
                                            "rows_not_found": unused_rows}
+        if (root / GENERATOR_MANIFEST).is_file():
+            # a row naming no file (a typo, a moved file) labels nothing: said, not ignored
+            writer.report["generators_csv"] = {"path": str(root / GENERATOR_MANIFEST),
+                                               "rows_not_found": unused_generator_rows}
         for item, reason in skipped:
             writer.skip(item, reason)
         built: set[str] = set()
@@ -655,7 +723,14 @@ def build_notagen_dataset(root: str | Path, out: str | Path, *, soundfonts: list
                                            for e in writer.report[k].values()),
                    "composers_by_initials": sum(
                        e["files"] for e in writer.report["composers_matched_by_initials"].values()),
-                   "labels_rows_not_found": len(unused_rows) if labels_csv is not None else 0}
+                   "labels_rows_not_found": len(unused_rows) if labels_csv is not None else 0,
+                   "generator_rows_not_found": len(unused_generator_rows)}
+    if not summary["clips"]:
+        # a data set of 0 clips must not look like a finished build (exit status 0): the
+        # report with every piece's reason is written above, and named here
+        raise DatasetError(f"no clips: the {summary['pieces']} piece(s) under {str(root)!r} "
+                           f"gave none ({summary['skipped']} item(s) skipped); the reasons "
+                           f"are listed in {str(Path(out) / REPORT)!r}, under 'skipped'")
     return summary
 
 
@@ -667,6 +742,7 @@ def label_report(parsed: list[tuple[AbcItem, LabelFinding]], splits: dict[str, s
     synonyms: dict[str, dict] = {}
     composers: dict[str, dict[str, dict]] = {"unknown": {}, "ambiguous": {}}
     by_initials: dict[str, dict] = {}
+    unused_lines: dict[str, dict] = {}  # prompt lines not read as the composer
     refused = dict(refused or {})
     conflicts, items = [], {}
     # a complete label set no NotaGen prompt has (prompt lines edited by hand, a fine-tune with
@@ -692,6 +768,11 @@ def label_report(parsed: list[tuple[AbcItem, LabelFinding]], splits: dict[str, s
                 comp.written, {"files": 0, "same_surname" if comp.status == "unknown"
                                else "candidates": list(comp.candidates)})
             entry["files"] += 1
+        if comp is not None:
+            for line in comp.unused_lines:
+                entry = unused_lines.setdefault(line, {"files": 0, "composer_used": comp.value
+                                                       or comp.written})
+                entry["files"] += 1
         if comp is not None and comp.by_initials and comp.value:
             entry = by_initials.setdefault(comp.written, {"label": comp.value, "files": 0})
             entry["files"] += 1
@@ -728,6 +809,9 @@ def label_report(parsed: list[tuple[AbcItem, LabelFinding]], splits: dict[str, s
         # 'F. Mendelssohn' -> Felix: initials agree, but they are a reading of the name (Fanny
         # was a Mendelssohn too), so every such match is listed for a person to check
         "composers_matched_by_initials": by_initials,
+        # prompt lines beside the composer's that were not used as a label (a comment such
+        # as 'Generated with NotaGen', a second name), with the composer used instead
+        "prompt_lines_not_used": unused_lines,
         "refused_prompt_folders": refused,
         "not_notagen_prompts": dict(sorted(unlisted.items())),
         "label_conflicts": conflicts,

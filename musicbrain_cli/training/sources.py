@@ -71,15 +71,20 @@ class CacheSource:
 
     def prepare(self, *, progress: Progress = NULL_PROGRESS) -> None:
         from musicbrain_cli.files import sha256_file
-        from musicbrain_cli.data.cache import build_cache
-        from musicbrain_cli.data.dataset import MANIFEST
+        from musicbrain_cli.data.cache import build_cache, taxonomy_hash
+        from musicbrain_cli.data.dataset import MANIFEST, Dataset
 
         index = self._index()
         manifest = Path(self.root) / MANIFEST
         if not manifest.is_file():
             raise InputError(f"{self.root!r} is not a MusicBrain data set (no {MANIFEST})")
         current = sha256_file(manifest)
-        if index is None or index.get("manifest_sha256") != current:
+        # the taxonomy fixes the order of the stored targets: a cache made under another one
+        # would train on shifted labels (review of session 34; an index made before the
+        # cache recorded it is built again once)
+        taxonomy = taxonomy_hash(Dataset.load(self.root).taxonomy)
+        if index is None or index.get("manifest_sha256") != current \
+                or index.get("taxonomy_sha256") != taxonomy:
             # Resumable: finished shards are kept (cache.py).
             build_cache(self.root, self._frontend(), progress=progress)
 
