@@ -134,6 +134,18 @@ def test_merge_refuses_the_same_audio_with_other_labels(tmp_path):
 # --- cache ----------------------------------------------------------------------------------
 
 
+def _one_more_period_first(root):
+    """The same clips under a taxonomy with one more period first (a rebuild that met a new
+    label): every stored target shifts by one. Returns that taxonomy."""
+    tax = json.loads((root / "taxonomy.json").read_text())
+    bigger = Taxonomy.from_groups([("source", ["human", "ai"], True),
+                                   ("period", ["Medieval", "Baroque", "Classical",
+                                               "Romantic"], True)])
+    tax.update(bigger.to_dict())
+    (root / "taxonomy.json").write_text(json.dumps(tax))
+    return bigger
+
+
 def test_cache_is_recomputed_when_the_taxonomy_changes(tmp_path):
     """F4: the resume check covered the front end and the manifest, not the taxonomy: old
     shards' targets were read under the new label order."""
@@ -141,13 +153,7 @@ def test_cache_is_recomputed_when_the_taxonomy_changes(tmp_path):
     out = build_cache(root, FE, out=tmp_path / "cache")
     assert CachedWindows(out).targets[0].tolist() == [1, 0, 1, 0, 0]   # human, Baroque
     manifest = (root / "manifest.csv").read_bytes()
-    # same clips, a taxonomy with one more period first (a rebuild that met a new label)
-    tax = json.loads((root / "taxonomy.json").read_text())
-    bigger = Taxonomy.from_groups([("source", ["human", "ai"], True),
-                                   ("period", ["Medieval", "Baroque", "Classical",
-                                               "Romantic"], True)])
-    tax.update(bigger.to_dict())
-    (root / "taxonomy.json").write_text(json.dumps(tax))
+    bigger = _one_more_period_first(root)
     assert (root / "manifest.csv").read_bytes() == manifest
     build_cache(root, FE, out=out)
     again = CachedWindows(out)
@@ -166,12 +172,7 @@ def test_training_rebuilds_a_cache_made_under_another_taxonomy(tmp_path):
     source.prepare()
     assert source.taxonomy().labels == Taxonomy.from_dict(
         json.loads((root / "taxonomy.json").read_text())).labels
-    tax = json.loads((root / "taxonomy.json").read_text())
-    bigger = Taxonomy.from_groups([("source", ["human", "ai"], True),
-                                   ("period", ["Medieval", "Baroque", "Classical",
-                                               "Romantic"], True)])
-    tax.update(bigger.to_dict())
-    (root / "taxonomy.json").write_text(json.dumps(tax))
+    bigger = _one_more_period_first(root)
     source.prepare()
     assert source.taxonomy().labels == bigger.labels
     again = CachedWindows(source.cache_dir())
