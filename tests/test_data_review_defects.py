@@ -290,3 +290,24 @@ def test_generators_csv_rows_naming_no_file_are_listed(tmp_path):
     assert summary["generator_rows_not_found"] == 1
     report = json.loads((out / "build_report.json").read_text())
     assert report["generators_csv"]["rows_not_found"] == ["nope.abc"]
+
+
+def test_a_resumed_cache_never_writes_a_new_shard_over_a_kept_one(tmp_path):
+    """Review of session 34: new shards were numbered by how many were kept, so with an
+    earlier shard dropped (its .npy gone) a new one took a kept shard's name and overwrote it,
+    the index listing that file twice."""
+    root = make(tmp_path / "ds", A_CLIPS + B_CLIPS)
+    out = build_cache(root, FE, out=tmp_path / "cache", shard_windows=1)   # a shard per clip
+    first = CachedWindows(out)
+    assert len(json.loads((out / "index.json").read_text())["shards"]) == 2
+    want = {cid: first.targets[i].tolist() for i, cid in enumerate(first.clip_ids)}
+    feats = {cid: first[i][0].numpy().copy() for i, cid in enumerate(first.clip_ids)}
+    (out / "shard-00000.npy").unlink()                             # the first shard lost
+    build_cache(root, FE, out=out, shard_windows=1)
+    files = [s["file"] for s in json.loads((out / "index.json").read_text())["shards"]]
+    assert len(files) == len(set(files))
+    again = CachedWindows(out)
+    assert sorted(again.clip_ids) == sorted(first.clip_ids)
+    for i, cid in enumerate(again.clip_ids):
+        assert again.targets[i].tolist() == want[cid]
+        assert np.array_equal(again[i][0].numpy(), feats[cid])

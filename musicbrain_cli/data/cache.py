@@ -165,11 +165,17 @@ def build_cache(dataset_root: str | Path, front_end, *, out: str | Path | None =
     todo = [r for r in ds.rows if r["clip_id"] not in done]
     pending_feats: list[np.ndarray] = []
     pending_meta: list[dict] = []
+    # new shards are numbered after every kept one: numbered by how many were kept, a new
+    # shard took the name of a kept one whenever an earlier one had been dropped (its .npy
+    # gone), and overwrote it while the index listed both
+    numbers = [int(m["file"][len("shard-"):-len(".npy")]) for m in shards]
+    next_number = [max(numbers, default=-1) + 1]
 
     def flush() -> None:
         if not pending_meta:
             return
-        n = len(shards)
+        n = next_number[0]
+        next_number[0] += 1
         name = f"shard-{n:05d}.npy"
         arr = np.concatenate(pending_feats, axis=0)
         tmp = out / f"{name}.tmp.npy"
