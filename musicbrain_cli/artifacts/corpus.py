@@ -457,8 +457,6 @@ def build_vocoded(out: Path, *, debian_root: Path, weights: Path | None = None, 
     ``vocoder:<decoder>``), beside the same clip at the decoder's rate untouched (label 0,
     transform ``flac``), so the two differ only by the decoder. ``clips`` are picked evenly from
     the pool of every split's first clip per file; ``out/items.json`` lists them."""
-    import torch
-
     from musicbrain_cli.artifacts import vocoder as voc
 
     if decoder == "hifigan-v1":
@@ -477,7 +475,6 @@ def build_vocoded(out: Path, *, debian_root: Path, weights: Path | None = None, 
     picks = np.unique(np.linspace(0, len(pool) - 1, min(clips, len(pool))).round().astype(int))
     tag, name = f"vocoder:{decoder}", REAL_DECODERS[decoder]
     items: list[Item] = []
-    torch.manual_seed(seed)
     for i in picks:
         cid, source, y, native = pool[int(i)]
         x = resample(y, native, rate)
