@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -154,12 +155,17 @@ def _label_words(item: str) -> str:
 
 
 def _index_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict]:
+    # a file name that recurs (every album's "01.flac") does not say which recording a row
+    # is: those rows show the path scanned instead
+    names = Counter(str(row.get("file_name")) for row in rows)
     out = []
     for row in rows:
         values, sort = {}, {}
         for key, _ in INDEX_COLUMNS:
             value = row.get(key)
-            if key == "p_ai" and value is not None:
+            if key == "file_name" and names[str(value)] > 1 and row.get("path"):
+                text = str(row["path"])
+            elif key == "p_ai" and value is not None:
                 text = f"{float(value):.3f}"
             elif key == "duration_s" and value is not None:
                 text = f"{float(value):.1f}"

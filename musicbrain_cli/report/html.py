@@ -201,7 +201,7 @@ def onset_sentence(onset: Mapping | None, reference: Mapping | None = None) -> s
                      "level (1.0 would mean no preference for onsets)")
     hit, chance = _num(onset.get("hit_rate")), _num(onset.get("chance_hit_rate"))
     if hit is not None:
-        clause = f"{pct(hit, 0)} of the note onsets fall on a saliency peak"
+        clause = f"{pct(hit, 0)} of the note onsets{_of(onset)} fall on a saliency peak"
         if chance is not None:
             clause += f", where chance would give {pct(chance, 0)}"
         own = _num((reference or {}).get("hit_rate"))
@@ -209,6 +209,29 @@ def onset_sentence(onset: Mapping | None, reference: Mapping | None = None) -> s
             clause += f" and the sound's own energy {pct(own, 0)}"
         parts.append(clause)
     return "; ".join(parts) + "." if parts else None
+
+
+def _of(onset: Mapping) -> str:
+    """' (3 of 5)': the onsets behind a hit rate, where the result records them (a rate of
+    100% on one onset is not the rate it reads as)."""
+    hits, n = onset.get("hits"), onset.get("onsets")
+    if isinstance(hits, int) and isinstance(n, int) and n > 0:
+        return f" ({hits} of {n})"
+    return ""
+
+
+def chance_tail(hits: int, n: int, p: float) -> float:
+    """How often chance alone puts at least ``hits`` of ``n`` onsets on a saliency peak, each
+    with probability ``p``: the upper tail of Binomial(n, p)."""
+    from scipy.stats import binom
+
+    return 1.0 if hits <= 0 else float(binom.sf(hits - 1, n, min(max(p, 0.0), 1.0)))
+
+
+#: A lift on onsets is called a link only where chance alone reaches as many hits at most
+#: this often (one-sided binomial test): one onset on a peak, where chance gives one in
+#: five, is no link however large its lift reads (review).
+CHANCE_TAIL = 0.05
 
 
 #: What the report calls a clear link between the heatmap and the music: saliency on the
@@ -240,9 +263,18 @@ def alignment_finding(alignment: Mapping | None) -> str | None:
                _lift(ref_o.get("hit_rate"), ref_o.get("chance_hit_rate")),
                "no onsets were found" if onset else "the check did not run")]
     clauses, clear = [], False
+    hits, n = onset.get("hits"), onset.get("onsets")
+    tail = (chance_tail(hits, n, _num(onset.get("chance_hit_rate")))
+            if isinstance(hits, int) and isinstance(n, int) and 0 <= hits <= n
+            and _num(onset.get("chance_hit_rate")) is not None else None)
     for what, lift, own, why_not in checks:
         if lift is None:
             clauses.append(f"whether it follows {what} could not be checked ({why_not})")
+        elif what == "the onsets" and lift >= CLEAR_LIFT and tail is not None \
+                and tail > CHANCE_TAIL:
+            clauses.append(f"whether it follows {what} cannot be told from so few: {hits} of "
+                           f"{n} onset{'s' if n != 1 else ''} fell on a saliency peak, as many "
+                           f"as chance alone gives {pct(tail, 0)} of the time")
         elif lift >= CLEAR_LIFT and own is not None and lift <= own:
             # the sound alone does as well: the lift shows the input, not the model's evidence
             mine, its = distinct_pair(lift, own, decimals=1)
@@ -665,18 +697,26 @@ def appendix_rows(track: Mapping) -> list[dict]:
         add("Inconclusive band", f"{prob(band[0])}–{prob(band[1])}",
             "P(AI) strictly inside this range is reported as inconclusive")
     n_h, n_a = rates.get("n_human"), rates.get("n_ai")
+    # the unit, split and rule the card's rates were measured in, as section 1 states them
+    # (review: "human test recordings ... (full rule)" whatever the card recorded)
+    unit = "clips" if rates.get("unit") == "clip" else "recordings"
+    named = visible(rates["split"]) if rates.get("split") else None
+    split = f" of the '{named}' split" if named else " in evaluation"
+    rule = (" (full rule)" if "full" in str(rates.get("rule", ""))
+            else " (at the threshold alone)")
     if "fpr" in rates:
         ci = rates.get("fpr_ci95")
         add("False-accusation rate", pct(rates["fpr"]) + (
             f" (95% CI {pct(ci[0])}–{pct(ci[1])})" if isinstance(ci, (list, tuple)) else ""),
-            f"share of {n_h} human test recordings called AI (full rule)")
+            f"share of {n_h} human {unit}{split} called AI{rule}")
     if "fnr" in rates:
         ci = rates.get("fnr_ci95")
         add("Miss rate", pct(rates["fnr"]) + (
             f" (95% CI {pct(ci[0])}–{pct(ci[1])})" if isinstance(ci, (list, tuple)) else ""),
-            f"share of {n_a} AI test recordings called human (full rule)")
+            f"share of {n_a} AI {unit}{split} called human{rule}")
     add("ROC AUC", prob(rates.get("roc_auc")) if _num(rates.get("roc_auc")) is not None
-        else None, "ranking quality on the test split, 1 is perfect, 0.5 is chance")
+        else None, "ranking quality " + (f"on the '{named}' split" if named else "in evaluation")
+        + ", 1 is perfect, 0.5 is chance")
     if fe:
         add("Input", (f"{fe.get('sample_rate', '?')} Hz mono, {_sec(float(fe['window_s']))} s "
                       f"windows every {_sec(float(fe['hop_s']))} s"
@@ -742,7 +782,9 @@ def _verdict(track: Mapping) -> dict | None:
                          + ("s" if len(lines) > 1 else "") + " found AI within "
                          + ("their" if len(lines) > 1 else "its") + " own domain (section 1).")
     return {
-        "label": visible(label) or "n/a",
+        # a human verdict is what it is, not a finding of human authorship (issue 22)
+        "label": (f"{label} (no evidence of AI generation found by these methods)"
+                  if label == "human" else visible(label) or "n/a"),
         "css": label if label in VERDICT_HEADLINES else "unknown",
         "headline": VERDICT_HEADLINES.get(label, f"Verdict: {visible(label) or 'missing'}"),
         "p_ai": prob(p_ai),
@@ -1060,7 +1102,13 @@ def _tags(tags: Any, dropped: Any = None) -> list[dict]:
         more = max(0, len(values) - MAX_TAG_VALUES) + _count(dropped_values.get(key))
         if more:
             shown.append(f"… [{more} more values]")
-        rows.append({"key": visible(key), "shown": shown})
+        # a key is as untrusted as a value (a Vorbis field name, an ID3 TXXX description):
+        # cut the same way, counted against its full length in the file
+        kept, total = split_cut(str(key))
+        label = visible(kept[:MAX_TAG_CHARS])
+        if total > min(len(kept), MAX_TAG_CHARS):
+            label = f"{label}… [{total - min(len(kept), MAX_TAG_CHARS)} more characters]"
+        rows.append({"key": label, "shown": shown})
     more = max(0, len(tags) - MAX_TAG_KEYS) + _count(dropped.get("keys"))
     if more:
         rows.append({"key": "…", "shown": [f"[{more} more tags]"]})
@@ -1079,12 +1127,19 @@ def _explanations(track: Mapping, figures: Mapping[str, bytes], window_s: Any) -
     withheld = bool(labels_withheld(track))
     # One explained window: its alignment is the whole recording's, stated once (issue 24).
     whole = alignment_sentences(track.get("alignment"))
+    inp = track.get("input") or {}
+    duration = _num(inp.get("decoded_duration_s", inp.get("duration_s")))
     for i, exp in enumerate(track.get("explanations") or (), start=1):
         ref = exp.get("energy_reference") or {}
         start = _num(exp.get("window_start_s"))
         width = _num(window_s)
         span = (f"{start:.2f}–{start + width:.2f} s" if start is not None and width is not None
                 else seconds(start))
+        if start is not None and width is not None and duration is not None \
+                and start < duration < start + width - COVERAGE_EPS_S:
+            # a window past the recording's end: the rest of it is padding, not audio
+            span = (f"{start:.2f}–{duration:.2f} s (the rest of the {_sec(width)} s window is "
+                    "zero padding)")
         out.append({
             "title": f"Window {i}: {span}",
             "labels": "; ".join(visible(display_label(x)) for x in exp.get("labels") or ()

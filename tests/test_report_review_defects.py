@@ -1,0 +1,112 @@
+"""Defects of the per-track report and the catalog page found in a review (session of the
+report area), each reproduced before it was fixed."""
+
+from musicbrain_cli.report.html import (MAX_TAG_CHARS, alignment_sentences, appendix_rows,
+                                        error_rate_sentences, onset_sentence,
+                                        render_report_html)
+from musicbrain_cli.report.schema import example_track
+
+
+def test_a_huge_tag_key_is_cut_like_a_tag_value():
+    """A tag's key is as untrusted as its value (a Vorbis comment's field name, an ID3 TXXX
+    description): a 1 MB key went into the report whole, and into its PDF."""
+    track = example_track(n_windows=2)
+    key = "K" * 1_000_000
+    track["metadata"]["tags"] = {key: ["value"], "title": ["Example"]}
+    html = render_report_html(track, {})
+    assert "K" * (MAX_TAG_CHARS + 1) not in html
+    assert "K" * MAX_TAG_CHARS in html
+    assert f"[{len(key) - MAX_TAG_CHARS} more characters]" in html
+    assert len(html) < 100_000
+    # a key the tag reader already cut (its first 4096 characters and its full length) is
+    # counted against its full length, as a value is
+    from musicbrain_cli.audio.metadata import cut_text
+
+    track["metadata"]["tags"] = {cut_text(key): ["value"]}
+    html = render_report_html(track, {})
+    assert f"[{len(key) - MAX_TAG_CHARS} more characters]" in html
+    assert "K" * (MAX_TAG_CHARS + 1) not in html
+
+
+def test_the_method_table_names_the_rule_unit_and_split_its_rates_were_measured_under():
+    """The method table said "human test recordings called AI (full rule)" whatever the
+    card recorded: for the shipped card the rates are of clips, and for a card whose rates
+    were measured at the threshold alone section 1 said so while the table said "full
+    rule"."""
+    track = example_track()
+    rates = track["verdict"]["error_rates"]       # no "rule", no "unit": threshold alone
+    meaning = {r["name"]: r["meaning"] for r in appendix_rows(track)}
+    said = " ".join(error_rate_sentences(rates, 0.8))
+    assert "at the threshold used" in said
+    assert "full rule" not in meaning["False-accusation rate"]
+    assert "full rule" not in meaning["Miss rate"]
+    rates.update(unit="clip", split="test_xsf",
+                 rule="full verdict rule (band, disagreement, out of domain)")
+    meaning = {r["name"]: r["meaning"] for r in appendix_rows(track)}
+    assert "recordings" not in meaning["False-accusation rate"]
+    assert "1500 human clips" in meaning["False-accusation rate"]
+    assert "'test_xsf'" in meaning["False-accusation rate"]
+    assert "900 AI clips" in meaning["Miss rate"] and "full rule" in meaning["Miss rate"]
+
+
+def test_one_onset_on_a_saliency_peak_is_not_called_a_link():
+    """The alignment on a recording with a single note onset: it fell on a saliency peak, so
+    the report said "the heatmap follows the onsets (5.0 times chance)" and printed "100% of
+    the note onsets" without saying that this was one onset, which chance alone hits one
+    time in five."""
+    alignment = {"onset": {"concentration": 3.0, "hit_rate": 1.0, "chance_hit_rate": 0.2,
+                           "hits": 1, "onsets": 1},
+                 "energy_reference": {"onset": {"hit_rate": 0.0, "chance_hit_rate": 0.2,
+                                                "hits": 0, "onsets": 1}}}
+    text = " ".join(alignment_sentences(alignment))
+    assert "the heatmap follows the onsets" not in text
+    assert "cannot be told from so few: 1 of 1 onset" in text
+    assert "100% of the note onsets (1 of 1)" in text
+    assert "Nothing measured here ties the heatmap to the music played" in text
+    # many onsets, well beyond chance: still a link, with its counts
+    many = {"onset": {"concentration": 3.0, "hit_rate": 0.6, "chance_hit_rate": 0.2,
+                      "hits": 30, "onsets": 50},
+            "energy_reference": {"onset": {"hit_rate": 0.3, "chance_hit_rate": 0.2,
+                                           "hits": 15, "onsets": 50}}}
+    text = " ".join(alignment_sentences(many))
+    assert "the heatmap follows the onsets (3.0 times chance" in text
+    assert "30 of 50" in onset_sentence(many["onset"])
+
+
+def test_the_combined_verdict_human_is_worded_as_what_it_is():
+    """Section 1 stated "Combined verdict: human" bare, which reads as a finding of human
+    authorship; a human verdict is no evidence of AI generation found by these methods."""
+    track = example_track()
+    track["verdict"]["label"] = "human"
+    html = render_report_html(track, {})
+    assert "Combined verdict: <strong>human</strong>;" not in html
+    assert ("Combined verdict: <strong>human (no evidence of AI generation found by these "
+            "methods)</strong>") in html
+
+
+def test_the_index_tells_apart_recordings_that_share_a_file_name(tmp_path):
+    """A recursive scan of albums holds many "01.flac": the index showed each row by its
+    file name alone, so two rows with opposite verdicts could not be told apart without
+    opening their reports. Rows whose file name recurs now show the path scanned."""
+    from musicbrain_cli.report.catalog import CatalogEntry, write_catalog
+
+    ai, human = example_track(seed=1, file_name="01.flac"), example_track(seed=2, file_name="01.flac")
+    ai["verdict"]["label"], human["verdict"]["label"] = "ai", "human"
+    write_catalog(tmp_path, [CatalogEntry("/music/album-a/01.flac", ai, "a/report.pdf"),
+                             CatalogEntry("/music/album-b/01.flac", human, "b/report.pdf"),
+                             CatalogEntry("/music/other.flac", example_track(seed=3,
+                                          file_name="other.flac"), "c/report.pdf")])
+    html = (tmp_path / "index.html").read_text()
+    assert ">/music/album-a/01.flac</td>" in html and ">/music/album-b/01.flac</td>" in html
+    assert ">other.flac</td>" in html            # a name of its own stays a name
+
+
+def test_an_explained_window_past_the_end_names_only_the_seconds_that_exist():
+    """A 6 s recording read as one zero-padded 10 s window: section 4 titled its map
+    "Window 1: 0.00–10.00 s", seconds the recording does not have."""
+    track = example_track(n_windows=1, window_s=10.0)
+    track["input"].update(duration_s=6.0, decoded_duration_s=6.0)
+    track["explanations"] = track["explanations"][:1]
+    html = render_report_html(track, {})
+    assert "0.00–10.00 s" not in html
+    assert "Window 1: 0.00–6.00 s (the rest of the 10 s window is zero padding)" in html
