@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import os
+import struct
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Generator
@@ -60,6 +61,26 @@ MIN_SHARE_DECODED = 0.95
 #: 312 pre-skip). Four MP3 frames cover each; a clean file then reads 100 % decoded
 #: (issue 24: clean MP3s read "99.4 %" and got a false "not analysed" limitation).
 CODEC_FRAMING_SAMPLES = 4 * 1152
+#: Lossless codecs: no priming, no padding, so any shortfall of decoded samples is lost
+#: audio (a FLAC frame dropped for a failed checksum is 4,608 samples, exactly what
+#: CODEC_FRAMING_SAMPLES forgave). Only a resampler's rounding is allowed for them.
+_LOSSLESS = frozenset({"flac", "alac", "wavpack", "tta", "ape"})
+#: Codecs whose frames carry a checksum FFmpeg verifies only when asked (``err_detect``
+#: ``crccheck``); with ``explode`` a frame that fails it is refused instead of decoded to
+#: wrong samples that every evidence line would analyse as music.
+_CHECKSUMMED = frozenset({"flac", "wavpack", "tta", "ape"})
+#: Shortfall below which a lossless stream still counts as whole: resampler rounding and
+#: Matroska's millisecond timestamps (a clean FLAC in MKA reads 0.4 ms short of its stated
+#: length), far below any real frame (FLAC encoders write 1,152 to 4,608 samples).
+LOSSLESS_SLACK_S = 0.002
+
+
+def is_lossless(codec: str) -> bool:
+    """Whether ``codec`` (an FFmpeg decoder name) decodes every sample the file holds, with
+    no encoder priming or padding to trim."""
+    return codec.startswith("pcm_") or codec in _LOSSLESS
+
+
 #: Peak |sample| at or below this (-120 dBFS, under 24-bit quantisation) counts as silence.
 SILENCE_PEAK = 1e-6
 
@@ -122,8 +143,10 @@ class DecodeStats:
 
     ``share_decoded`` is ``decoded_duration_s`` over the larger of the header's claimed
     duration and the packet timestamp span (capped at 1; exactly 1 when the shortfall is
-    within :data:`CODEC_FRAMING_SAMPLES`), further reduced by the share of undecodable
-    packets; ``None`` when none of these is known.
+    within :data:`CODEC_FRAMING_SAMPLES`, or :data:`LOSSLESS_SLACK_S` for a lossless codec,
+    which has no priming or padding), further reduced by the share of undecodable packets;
+    ``None`` when none of these is known. A frame of a checksummed lossless codec (FLAC,
+    WavPack, TTA, APE) that fails its checksum is dropped, not decoded, and counts here.
     """
 
     path: str
@@ -206,8 +229,6 @@ def _riff_claimed_duration(path: str) -> tuple[float, bool] | None:
     header's own claim is what "claimed" means here. Sizes 0 and 0xFFFFFFFF are the
     conventional "unknown, streamed" values and claim nothing (RIFF spec; EBU Tech 3306).
     """
-    import struct
-
     with open(path, "rb") as f:
         head = f.read(12)
         if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
@@ -237,6 +258,75 @@ def _riff_claimed_duration(path: str) -> tuple[float, bool] | None:
     return None
 
 
+#: Sony Wave64 (RIFF with 64-bit sizes): chunks are named by GUID; the "riff", "wave", "fmt "
+#: and "data" GUIDs are the four letters followed by these bytes (only "riff" differs).
+_W64_RIFF = b"riff\x2e\x91\xcf\x11\xa5\xd6\x28\xdb\x04\xc1\x00\x00"
+_W64_TAIL = b"\xf3\xac\xd3\x11\x8c\xd1\x00\xc0\x4f\x8e\xdb\x8a"
+
+
+def _w64_claimed_duration(path: str) -> tuple[float, bool] | None:
+    """As :func:`_riff_claimed_duration`, for Wave64: the ``data`` chunk's size (which
+    includes its 24-byte header) over the byte rate. FFmpeg clamps a W64's duration to the
+    bytes present too: a Wave64 cut to a quarter read "100 % decoded" (review)."""
+    with open(path, "rb") as f:
+        head = f.read(40)
+        if head[:16] != _W64_RIFF or head[24:40] != b"wave" + _W64_TAIL:
+            return None
+        byte_rate, exact = None, False
+        for _ in range(1024):
+            chunk = f.read(24)
+            if len(chunk) < 24:
+                return None
+            guid, size = chunk[:16], struct.unpack("<Q", chunk[16:])[0]
+            if size < 24:
+                return None
+            if guid == b"fmt " + _W64_TAIL and size >= 40:
+                tag, _, rate, stated, align, _ = struct.unpack("<HHIIHH", f.read(16))
+                exact = tag in (1, 3, 0xFFFE)
+                byte_rate = rate * align if exact else stated
+                f.seek(size - 40, 1)
+            elif guid == b"data" + _W64_TAIL:
+                return ((size - 24) / byte_rate, exact) if byte_rate else None
+            else:
+                f.seek(size - 24, 1)
+            f.seek(-size % 8, 1)  # chunks are 8-byte aligned
+    return None
+
+
+def _caf_claimed_duration(path: str) -> tuple[float, bool] | None:
+    """As :func:`_riff_claimed_duration`, for Apple CAF holding linear PCM: the ``data``
+    chunk's size (less its 4-byte edit count) over the bytes per packet. Size -1 is CAF's
+    "unknown" and claims nothing. A CAF cut to a quarter read "97.8 % decoded" (review)."""
+    with open(path, "rb") as f:
+        if f.read(8)[:4] != b"caff":
+            return None
+        rate = bpp = fpp = None
+        for _ in range(1024):
+            chunk = f.read(12)
+            if len(chunk) < 12:
+                return None
+            kind, size = chunk[:4], struct.unpack(">q", chunk[4:])[0]
+            if kind == b"data":
+                if size < 4 or not rate or not bpp or not fpp:
+                    return None
+                return (size - 4) // bpp * fpp / rate, True
+            if size < 0:
+                return None
+            if kind == b"desc" and size >= 32:
+                rate, fid, _, bpp, fpp, _, _ = struct.unpack(">d4sIIIII", f.read(32))
+                if fid != b"lpcm" or not (math.isfinite(rate) and rate > 0):
+                    return None  # compressed: FFmpeg's packet table is the claim
+                f.seek(size - 32, 1)
+            else:
+                f.seek(size, 1)
+    return None
+
+
+#: Containers whose header states the PCM data's size, which FFmpeg clamps to the bytes
+#: present (hiding a truncation): each one's own reading of the claim.
+_SIZE_CLAIMS = {"wav": _riff_claimed_duration, "w64": _w64_claimed_duration, "caf": _caf_claimed_duration}
+
+
 def _stream_facts(path: str, container) -> StreamFacts:
     if not container.streams.audio:
         kinds = sorted({s.type for s in container.streams}) or ["none"]
@@ -255,8 +345,12 @@ def _stream_facts(path: str, container) -> StreamFacts:
         duration = container.duration / av.time_base
     if duration is not None and (not math.isfinite(duration) or duration < 0):
         duration = None
-    if container.format.name == "wav":
-        claim = _riff_claimed_duration(path)
+    claimed = _SIZE_CLAIMS.get(container.format.name)
+    if claimed is not None:
+        try:
+            claim = claimed(path)
+        except (OSError, ValueError, ZeroDivisionError, struct.error):
+            claim = None  # a header too broken to read states nothing; FFmpeg's view stands
         # FFmpeg's estimate divides by the byte-rate field too; for PCM the exact claim wins
         if claim is not None and (duration is None or claim[1] or claim[0] > duration):
             duration = claim[0]
@@ -283,7 +377,15 @@ def _bounded_tags(tags: dict, *, max_items: int = 256, max_chars: int = 4096) ->
             out["_truncated_items"] = str(len(tags) - max_items)
             break
         v = str(v)
-        out[str(k)[:256]] = v if len(v) <= max_chars else v[:max_chars] + f"...[truncated from {len(v)} chars]"
+        k = str(k)
+        if len(k) > 256:
+            # said, and never written over another long name with the same start
+            cut = k[:256] + f"...[truncated from {len(k)} chars]"
+            k, n = cut, 1
+            while k in out or k in tags:
+                n += 1
+                k = f"{cut}#{n}"
+        out[k] = v if len(v) <= max_chars else v[:max_chars] + f"...[truncated from {len(v)} chars]"
     return out
 
 
@@ -352,6 +454,10 @@ def decode_blocks(
         if on_facts is not None:
             on_facts(facts)
         stream = container.streams.audio[0]
+        if facts.codec in _CHECKSUMMED:
+            # a frame whose checksum fails is dropped (and counted below as lost audio),
+            # never decoded to garbage
+            stream.codec_context.options = {"err_detect": "crccheck+explode"}
         max_samples = int(MAX_DURATION_S * sample_rate)
 
         pending: list[np.ndarray] = []
@@ -465,7 +571,10 @@ def decode_blocks(
     expected = max(facts.duration_s or 0.0, span or 0.0)
     share = None
     if expected > 0:
-        framing_s = CODEC_FRAMING_SAMPLES / facts.sample_rate if facts.sample_rate else 0.0
+        if is_lossless(facts.codec):
+            framing_s = LOSSLESS_SLACK_S
+        else:
+            framing_s = CODEC_FRAMING_SAMPLES / facts.sample_rate if facts.sample_rate else 0.0
         share = 1.0 if expected - decoded_s <= framing_s else min(1.0, decoded_s / expected)
     if packets:
         good = 1.0 - bad_packets / packets

@@ -91,6 +91,18 @@ class _Collector:
 
     def add(self, key: str, value: Any) -> None:
         key = str(key)
+        cut = False
+        if len(key) > MAX_VALUE_CHARS:
+            # a key is as untrusted as a value (a Vorbis field name, a TXXX description, a
+            # PRIV owner): cut the same way, with its full length, and listed
+            key, cut = cut_text(key), True
+        if isinstance(value, dict):
+            # the text fields of a binary payload's summary (MIME type, description, file
+            # name, owner) are the file's text too
+            long = [k for k, v in value.items() if isinstance(v, str) and len(v) > MAX_VALUE_CHARS]
+            if long:
+                value = {k: cut_text(v) if k in long else v for k, v in value.items()}
+                cut = True
         if key not in self.tags:
             if len(self.tags) >= MAX_TAGS:
                 self.dropped_keys += 1
@@ -104,8 +116,9 @@ class _Collector:
             return
         if isinstance(value, str) and len(value) > MAX_VALUE_CHARS:
             value = cut_text(value)
-            if key not in self.truncated:
-                self.truncated.append(key)
+            cut = True
+        if cut and key not in self.truncated:
+            self.truncated.append(key)
         values.append(value)
 
 
@@ -118,7 +131,7 @@ def _id3_frames(tags: ID3, col: _Collector) -> tuple[str | None, str | None]:
         if fid == "GEOB":
             col.add(key, _binary(frame.data, mime=frame.mime, description=frame.desc, filename=frame.filename))
             if (frame.mime or "").lower() in C2PA_MIMES and c2pa is None:
-                c2pa = f"id3:{key}"
+                c2pa = cut_text(f"id3:{key}")  # the description is the file's text
         elif fid == "PRIV":
             # mutagen's PRIV hash key embeds the raw payload; key by owner instead.
             col.add(f"PRIV:{frame.owner}", _binary(frame.data, description=frame.owner, owner=frame.owner))
@@ -226,7 +239,7 @@ def _id3_c2pa(path: str) -> C2paStore | None:
         return None
     for frame in tags.getall("GEOB"):
         if (frame.mime or "").lower() in C2PA_MIMES:
-            return C2paStore(f"id3:{frame.HashKey}", len(frame.data))
+            return C2paStore(cut_text(f"id3:{frame.HashKey}"), len(frame.data))
     return None
 
 
@@ -287,7 +300,7 @@ def read_metadata(path: str, *, provenance: bool = True, trust_anchors=None) -> 
         except (OSError, struct.error):
             pass  # a malformed box walk is no C2PA evidence either way; the decode reports damage
     out["tags"] = col.tags
-    out["encoder"] = encoder[:MAX_VALUE_CHARS] if encoder else None
+    out["encoder"] = cut_text(encoder) if encoder else None  # said when cut, like any tag
     out["c2pa_present"] = c2pa is not None
     out["c2pa_source"] = c2pa
     out["truncated"] = col.truncated + ([f"{col.dropped_keys} more keys"] if col.dropped_keys else [])

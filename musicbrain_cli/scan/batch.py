@@ -639,7 +639,9 @@ def _limitations(ood_facts: Mapping, padded: Sequence[bool], info,
         notes.append("The recording is shorter than one analysis window; it was zero-padded.")
     share = getattr(info, "share_decoded", None)
     if share is not None and share < 1.0:
-        notes.append(f"Only {share:.1%} of the stream decoded; the rest was not analysed.")
+        # rounded down: 99.96 % must not print as "Only 100.0 %" (a lossless file 3 ms short)
+        shown = math.floor(share * 1000 + 1e-9) / 10
+        notes.append(f"Only {shown:.1f}% of the stream decoded; the rest was not analysed.")
     from musicbrain_cli.audio.intake import unheard_audio
 
     notes += unheard_audio(info.to_dict() if hasattr(info, "to_dict") else {})
