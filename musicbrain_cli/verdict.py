@@ -25,7 +25,8 @@ own calibration and operating point.
   says ``human`` (a line that has nothing to say, such as provenance without a manifest,
   is no evidence either way and neither helps nor blocks; a line that cannot exonerate but
   holds evidence of AI short of proof, ``inconclusive``, blocks ``human``: an unverified C2PA
-  declaration, or notes that lean towards AI below the symbolic line's operating point);
+  declaration or one in an ingredient, notes that lean towards AI, or a finding of AI outside
+  the line's own domain);
 - otherwise ``inconclusive``, with each line's reason.
 """
 
@@ -305,12 +306,22 @@ def provenance_finding(finding: Mapping) -> LineFinding:
     Only a valid manifest whose signer chains to a configured trust anchor can accuse: with
     no trust list, anyone can sign a human composer's track with a self-made certificate that
     declares ``trainedAlgorithmicMedia``. Such an unverified declaration is ``inconclusive``
-    (it blocks a ``human`` verdict, never makes an ``ai`` one). Everything else (no manifest,
-    a valid one that declares no AI, an invalid or unreadable one) is no evidence either way.
+    (it blocks a ``human`` verdict, never makes an ``ai`` one), and so is a valid manifest
+    whose own actions declare no AI while an ingredient's manifest does (``declares_ai`` reads
+    the asset's own actions; an ingredient's signer is not checked against the trust list, and
+    an ingredient may only have been an input). Everything else (no manifest, a valid one that
+    declares no AI, an invalid or unreadable one) is no evidence either way.
     """
     status = str(finding.get("status"))
     explanation = str(finding.get("explanation") or "")
-    if status == "valid" and finding.get("declares_ai"):
+    ingredient_ai = any(isinstance(a, Mapping) and a.get("declares_ai")
+                        for a in finding.get("actions") or ())
+    if status == "valid" and not finding.get("declares_ai") and ingredient_ai:
+        label = INCONCLUSIVE
+        why = ("A valid C2PA manifest declares no AI step of its own, but an ingredient's "
+               "manifest declares AI generation; that signer is not verified against a trust "
+               "list and an ingredient may only have been an input.")
+    elif status == "valid" and finding.get("declares_ai"):
         if finding.get("trusted") is True:
             label = AI
             why = "A valid C2PA manifest from a trusted signer declares AI generation."
@@ -323,7 +334,8 @@ def provenance_finding(finding: Mapping) -> LineFinding:
         why = {"absent": "No C2PA manifest: no evidence either way.",
                "valid": "A valid C2PA manifest that declares no AI step: no evidence either way.",
                "invalid": "The C2PA manifest does not validate (edited or damaged after "
-                          "signing): no evidence either way.",
+                          "signing, or its signing certificate does not check out): no "
+                          "evidence either way.",
                }.get(status, "The C2PA manifest could not be read: no evidence either way.")
     reasons = (why,) + ((explanation,) if explanation else ())
     return LineFinding(line="provenance", finding=label,
@@ -367,26 +379,35 @@ def combine(findings: Sequence[LineFinding]) -> CombinedVerdict:
         return CombinedVerdict(AI, reasons, [f.line for f in says_ai], names)
     blockers = []
     for f in findings:
+        # the line's own reason when it gives one (a band too narrow to analyse, the
+        # abstention band, say), not a generic one that may misstate why
+        why = str(f.reasons[0]).strip().rstrip(".") if f.reasons else ""
+        why = why[0].lower() + why[1:] if why else ""
         if not f.can_exonerate:
             # Such a line cannot speak for a human origin, but evidence of AI short of proof
             # (a manifest that declares AI from a signer no trust list vouches for, notes that
-            # lean towards AI) still forbids saying that no evidence of AI was found.
+            # lean towards AI, a finding of AI outside the line's own domain) still forbids
+            # saying that no evidence of AI was found.
             if f.in_domain and f.finding == INCONCLUSIVE:
-                blockers.append(
-                    f"The {f.line} line leans towards AI generation (P(AI) {f.p_ai:.2f}, short of "
-                    f"its operating point {f.threshold:.2f})." if f.p_ai is not None and f.threshold
-                    else f"The {f.line} line holds unverified evidence of AI generation.")
+                if f.p_ai is not None and f.threshold is not None:
+                    p, t = distinct_pair(f.p_ai, f.threshold)
+                    where = (f"short of its operating point {t}" if f.p_ai < f.threshold else
+                             f"at or above its operating point {t}, where it does not accuse on "
+                             "its own")
+                    blockers.append(f"The {f.line} line leans towards AI generation "
+                                    f"(P(AI) {p}, {where}).")
+                else:
+                    blockers.append(f"The {f.line} line holds unverified evidence of AI generation.")
+            elif not f.in_domain and f.finding in (AI, INCONCLUSIVE):
+                blockers.append(f"The {f.line} line finds evidence of AI generation outside its "
+                                "own domain, where its finding is not relied on.")
             continue
         if not f.in_domain:
-            # the line's own reason when it gives one (a band too narrow to analyse, say),
-            # not a generic one that may misstate why
-            why = str(f.reasons[0]).strip().rstrip(".") if f.reasons else ""
             blockers.append(f"The {f.line} line cannot speak for this recording: "
-                            + (why[0].lower() + why[1:] if why else
-                               "it lies outside the domain its error rates were measured on")
+                            + (why or "it lies outside the domain its error rates were measured on")
                             + ".")
         elif f.finding != HUMAN:
-            blockers.append(f"The {f.line} line is inconclusive.")
+            blockers.append(f"The {f.line} line is inconclusive" + (f": {why}." if why else "."))
     if blockers:
         return CombinedVerdict(INCONCLUSIVE, blockers, [], names)
     voters = [f.line for f in findings if f.can_exonerate]

@@ -185,8 +185,13 @@ def test_which_source_types_count_as_ai(pki, sources, tmp_path, kind):
     assert f.says_ai is (kind == "compositeWithTrainedAlgorithmicMedia")
 
 
-def test_ai_declared_by_an_ingredient_counts(pki, signed, sources, tmp_path):
-    """A track built from an AI-generated part: the AI declaration sits in the ingredient's manifest."""
+def test_ai_declared_by_an_ingredient_withholds_human_and_never_accuses(pki, signed, sources, tmp_path):
+    """A track built from an AI-generated part: the AI declaration sits in the ingredient's
+    manifest. It is recorded and withholds ``human``, but it does not accuse: the ingredient's
+    signer is not checked against the trust list, and an ingredient may only have been an
+    input (review of session 35; tests/test_provenance_review_defects.py)."""
+    from musicbrain_cli.verdict import provenance_finding
+
     p = tmp_path / "edit.wav"
     opened = {"action": "c2pa.opened", "parameters": {"ingredientIds": ["parent"]}}  # no source type of its own
     _sign(pki, sources["wav"], p, _manifest(None, generator="SomeDAW", action=opened),
@@ -194,7 +199,8 @@ def test_ai_declared_by_an_ingredient_counts(pki, signed, sources, tmp_path):
     f = read_provenance(p)
     assert f.status == "valid" and f.claim_generator == "SomeDAW 1.0"
     ai = [a for a in f.actions if a.declares_ai]
-    assert ai and ai[0].manifest.startswith("ingredient ") and f.says_ai
+    assert ai and ai[0].manifest.startswith("ingredient ") and not f.says_ai
+    assert provenance_finding(f.to_dict()).finding == "inconclusive"
 
 
 # --- (c) tampering ---------------------------------------------------------------------------

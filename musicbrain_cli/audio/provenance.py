@@ -22,7 +22,14 @@ C2PA_Specification.html, "Actions" and "Digital source type"):
   accuse a composer. ``compositeSynthetic``, ``algorithmicallyEnhanced`` and
   ``dataDrivenMedia`` are recorded and not counted for the same reason. Actions of the
   manifests of ingredients (a track built from an AI-generated stem) count too: the active
-  manifest's signature covers its ingredient assertions, which bind those manifests.
+  manifest's signature covers its ingredient assertions, which bind those manifests. They
+  are recorded (each action's ``declares_ai``) but only the asset's *own* actions (the
+  active manifest's) make ``declares_ai``/``says_ai``: an ingredient's declaration is the
+  word of the ingredient's signer, whom c2pa does not check against the configured trust
+  anchors (it reports the store ``Trusted`` when the active signer chains to one), and an
+  ingredient may only have been an input. A real composite declares
+  ``compositeWithTrainedAlgorithmicMedia`` in its own actions. (The verdict treats an
+  ingredient's declaration as evidence short of proof: it withholds ``human``.)
 * **Validity.** c2pa's ``validation_state`` decides: ``Invalid`` (a hash mismatch after
   editing, a bad signature, a damaged or transplanted manifest) gives ``status="invalid"``,
   ``Valid`` or ``Trusted`` gives ``status="valid"``. An invalid manifest is reported with
@@ -155,8 +162,10 @@ class ProvenanceFinding:
     stripped to a marker) or ``"unreadable"`` (the file or the reader failed: unparseable
     container, timeout, crash, over a size limit; no evidence either way).
     ``applicable`` is True only when a manifest is present (``valid`` or ``invalid``).
-    ``says_ai`` is ``status == "valid" and declares_ai``. ``trusted`` is True/False when
-    trust anchors were configured (or c2pa itself reports ``Trusted``), None otherwise.
+    ``says_ai`` is ``status == "valid" and declares_ai``; ``declares_ai`` reads the asset's own
+    (active manifest's) actions, an ingredient's declaration shows in ``actions`` only.
+    ``trusted`` is True/False when trust anchors were configured (or c2pa itself reports
+    ``Trusted``), None otherwise.
     """
 
     line: str = LINE
@@ -314,7 +323,8 @@ def _walk_actions(store: dict) -> tuple[list[ProvenanceAction], bool]:
     visit(store.get("active_manifest"), "active", 0)
     if len(actions) > MAX_ACTIONS:
         capped = True
-        actions = sorted(actions, key=lambda a: not a.declares_ai)[:MAX_ACTIONS]
+        actions = sorted(actions, key=lambda a: (not a.declares_ai, a.manifest != "active"))
+        actions = actions[:MAX_ACTIONS]
     return actions, capped
 
 
@@ -366,7 +376,8 @@ def interpret_store(store: dict, *, trust_anchors_configured: bool, location: C2
     else:
         trusted = False if trust_anchors_configured else None
     actions, capped = _walk_actions(store)
-    declares_ai = any(a.declares_ai for a in actions)
+    # the asset's own actions only (module docstring): capping keeps these first
+    declares_ai = any(a.declares_ai and a.manifest == "active" for a in actions)
     truncated = (["actions"] if capped else []) + (["validation_errors"] if len(errors) > MAX_ERRORS else [])
     return _finding(
         status, location, trust_anchors_configured, c2pa_version,
@@ -390,6 +401,27 @@ def _finding(status: str, location: C2paStore | None, anchors: bool, c2pa_versio
     return _with_explanation(base)
 
 
+def _invalid_causes(codes: list[str]) -> list[tuple[str, bool]]:
+    """What c2pa's failure codes of an invalid manifest mean, in words, each with whether it
+    unbinds the manifest from this audio (C2PA 2.1 "Standard status codes"). A certificate that
+    expired or was revoked says nothing about the audio having changed, and must not read so."""
+    out: list[tuple[str, bool]] = []
+    if any(c.startswith("assertion.") and c.endswith("Hash.mismatch") for c in codes):
+        out.append(("the audio or its tags were changed after signing, or the manifest was "
+                    "copied from another file", True))
+    if any(c.startswith(("signingCredential.", "timeStamp.")) and c != "signingCredential.untrusted"
+           for c in codes):
+        out.append(("its signing certificate or time stamp does not check out (expired, revoked or "
+                    "otherwise invalid), so its signature cannot be relied on", False))
+    if any(c.startswith("claimSignature.") for c in codes):
+        out.append(("its signature does not match its claim: the manifest was altered after "
+                    "signing", False))
+    if not out:
+        out.append(("the audio or its tags were changed after signing, or the manifest was "
+                    "damaged or copied from another file", True))
+    return out
+
+
 def _with_explanation(f: ProvenanceFinding) -> ProvenanceFinding:
     if f.status == "absent":
         text = ("No C2PA manifest was found. Provenance gives no evidence either way: most music "
@@ -403,41 +435,59 @@ def _with_explanation(f: ProvenanceFinding) -> ProvenanceFinding:
         who = f.signer.describe() if f.signer else "an unknown signer"
         gen = f" with claim generator {f.claim_generator!r}" if f.claim_generator else ""
         ai = [a for a in f.actions if a.declares_ai]
+        own = [a for a in ai if a.manifest == "active"]
+        after = ""
         if f.status == "valid":
-            if ai:
-                a = ai[0]
+            if f.declares_ai and own:
+                a = own[0]
                 text = (f"A valid C2PA manifest signed by {who}{gen} declares that the audio was made "
                         f"with generative AI: action {a.action!r} ({a.manifest} manifest) has digital "
                         f"source type {_source_term(a.digital_source_type)!r}.")
+            elif ai:
+                a = ai[0]
+                done = ", ".join(sorted({x.action for x in f.actions if x.manifest == "active"}))
+                text = (f"A valid C2PA manifest signed by {who}{gen} records {done or 'no actions'}; "
+                        "its own actions declare no generative AI, but the manifest of an "
+                        f"{a.manifest} does: action {a.action!r} has digital source type "
+                        f"{_source_term(a.digital_source_type)!r}.")
+                after = (" That declaration is the word of the ingredient's signer, which is not "
+                         "checked against a trust list, and an ingredient may only have been an "
+                         "input: evidence of AI short of proof.")
             else:
                 done = ", ".join(sorted({a.action for a in f.actions})) or "no actions"
                 text = (f"A valid C2PA manifest signed by {who}{gen} records {done} and does not "
                         "declare generative AI. That is not proof of human authorship: anyone can "
                         "sign a manifest.")
             if f.trusted is True:
-                text += " The signer chains to a configured trust anchor."
+                trust = (" The signer chains to a configured trust anchor; whether its "
+                         "certificate has been revoked is not looked up (scans run offline).")
             elif f.trusted is None:
-                text += (" Signature valid, signer not verified against a trust list (none "
+                trust = (" Signature valid, signer not verified against a trust list (none "
                          "configured): the signer's name is only what its certificate claims.")
             else:
-                text += (" The signer does not chain to any configured trust anchor: its identity "
+                trust = (" The signer does not chain to any configured trust anchor: its identity "
                          "is unverified.")
+            text += trust + after
         else:
             codes = ", ".join(dict.fromkeys(e.code for e in f.validation_errors
                                             if e.code != "signingCredential.untrusted"))
+            causes: list[tuple[str, bool]] = []
             if f.reason and not codes:  # c2pa could not even parse the store
                 where = f" ({f.manifest_source})" if f.manifest_source else ""
                 text = (f"A C2PA manifest store is embedded{where} but cannot be parsed: it is "
                         f"damaged, or was stripped leaving only its container ({f.reason}).")
             else:
+                causes = _invalid_causes([e.code for e in f.validation_errors])
                 codes = codes or "c2pa reports it invalid"
-                text = (f"A C2PA manifest is present but does not validate ({codes}): the audio or "
-                        "its tags were changed after signing, or the manifest was damaged or copied "
-                        "from another file.")
+                text = (f"A C2PA manifest is present but does not validate ({codes}): "
+                        + "; ".join(c for c, _ in causes) + ".")
             text += " An invalid manifest is no evidence either way."
             if ai:
-                text += (" It declares generative AI, but that declaration is no longer bound to "
-                         "this audio.")
+                unbound = any(bound for _, bound in causes)
+                text += (" It declares generative AI" + ("" if f.declares_ai else " (in an ingredient)")
+                         + (", but that declaration is no longer bound to this audio." if unbound
+                            else ", but a declaration in a manifest that does not validate is not "
+                                 "relied on."))
             if f.signer:
                 text += f" It names {who} as signer{gen}."
     return replace(f, explanation=_text(text, MAX_VALUE_CHARS) or "")
