@@ -110,3 +110,13 @@ def test_an_explained_window_past_the_end_names_only_the_seconds_that_exist():
     html = render_report_html(track, {})
     assert "0.00–10.00 s" not in html
     assert "Window 1: 0.00–6.00 s (the rest of the 10 s window is zero padding)" in html
+
+
+def test_a_trusted_c2pa_signer_is_not_implied_to_be_unrevoked():
+    """Scans run offline, so a revoked or stolen signing key is trusted as before: the report's
+    provenance section says revocation was not looked up (review of the provenance line)."""
+    from musicbrain_cli.report.html import _provenance_sentences
+
+    said = " ".join(_provenance_sentences({"status": "valid", "trusted": True}))
+    assert "chains to a configured trust anchor" in said
+    assert "revoked was not looked up" in said

@@ -814,7 +814,8 @@ def _provenance_sentences(c2pa: Any) -> list[str]:
         out.append(f"It names '{name}' as signer{issuer}.")
     trusted = c2pa.get("trusted")
     if status in ("valid", "invalid"):
-        out.append({True: "The signer chains to a configured trust anchor.",
+        out.append({True: "The signer chains to a configured trust anchor; whether its "
+                          "certificate has been revoked was not looked up (scans run offline).",
                     False: "The signer does not chain to any configured trust anchor.",
                     }.get(trusted, "The signer was not verified against a trust list: the name "
                                    "is only what the certificate claims."))
