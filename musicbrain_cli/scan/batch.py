@@ -132,6 +132,7 @@ class _Candidate:
     start_s: float
     spec: "torch.Tensor"     # [1, F, T]
     samples: np.ndarray      # [n]
+    n_valid: int             # samples of the recording in it; the rest is zero padding
 
 
 @dataclass
@@ -238,7 +239,7 @@ def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = S
         for w, s, lg in zip(windows, spec, out.logits):
             if w.index in symbolic_at and not w.padded:
                 symbolic_windows.append((w.index, w.start_s, w.samples))
-            cand = _Candidate(w.index, w.start_s, s.clone(), w.samples)
+            cand = _Candidate(w.index, w.start_s, s.clone(), w.samples, w.n_valid)
             _push(keep, (float(lg[det_idx]), w.index, cand), options.explain_windows)
             _push(keep_low, (-float(lg[det_idx]), w.index, cand), options.explain_windows)
 
@@ -522,8 +523,7 @@ def _explain(chosen: list[_Candidate], detector, options: ScanOptions, timer: _T
                        "times_s": local_times + cand.start_s,
                        "freqs_hz": freqs,
                        # plain words (issue 24); the method is named in the caption
-                       "title": f"Where the model looked, {cand.start_s:g}–"
-                                f"{cand.start_s + fe.window_s:g} s"})
+                       "title": _map_title(cand, fe)})
     timer.add("alignment", time.perf_counter() - t)
     alignment = {"harmonic": HarmonicOverlap.combine(harm_parts).to_dict(),
                  "onset": OnsetOverlap.combine(onset_parts).to_dict(),
@@ -537,6 +537,14 @@ def _explain(chosen: list[_Candidate], detector, options: ScanOptions, timer: _T
                  # which estimator ran, and why a requested one did not (pitch.transcribe)
                  "note_estimator": {k: estimators[0][k] for k in ("estimator", "requested", "fallback")}}
     return explanations, arrays, alignment
+
+
+def _map_title(cand: _Candidate, fe) -> str:
+    """A map figure's title: the seconds of the recording the window holds (a window past the
+    recording's end is zero padding there, not audio; review)."""
+    heard = min(fe.window_s, cand.n_valid / fe.sample_rate)
+    title = f"Where the model looked, {cand.start_s:g}–{cand.start_s + heard:g} s"
+    return title + (" (then zero padding)" if heard < fe.window_s else "")
 
 
 def _notes_source(estimator: str) -> str:
