@@ -120,3 +120,12 @@ def test_a_trusted_c2pa_signer_is_not_implied_to_be_unrevoked():
     said = " ".join(_provenance_sentences({"status": "valid", "trusted": True}))
     assert "chains to a configured trust anchor" in said
     assert "revoked was not looked up" in said
+
+
+def test_the_content_rule_says_the_band_is_open_at_both_ends():
+    """verdict.decide calls P(AI) inconclusive only strictly inside the band (0.40 is human,
+    0.60 ai); the report said "probabilities from 0.400 to 0.600 are reported as inconclusive"
+    (README review)."""
+    track = example_track()
+    html = render_report_html(track, {})
+    assert "strictly between" in html and "probabilities from" not in html

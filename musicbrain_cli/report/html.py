@@ -771,8 +771,9 @@ def _verdict(track: Mapping) -> dict | None:
     if _num(threshold) is not None:
         rule.append(f"decision threshold {prob(threshold)}")
     if isinstance(band, (list, tuple)) and len(band) == 2:
-        rule.append(f"probabilities from {prob(band[0])} to {prob(band[1])} are reported as "
-                    "inconclusive")
+        # strictly between: the ends decide (verdict.decide: lo < p < hi), as the README says
+        rule.append(f"probabilities strictly between {prob(band[0])} and {prob(band[1])} are "
+                    "reported as inconclusive")
     if rule:
         sentences.append("The content model's rule: " + "; ".join(rule) + ".")
     lines = [str(x) for x in verdict.get("ai_lines") or ()]
