@@ -367,7 +367,7 @@ def scan(inputs, paths_from, output, report_format, model_name, device, jobs, ke
                                                                 _env_secret(passphrase_env))
     command_line = ["musicbrain", *sys.argv[1:]]
     progress = RichProgress(disable=quiet)
-    detector = run_on = None
+    load = run_on = None
     if engine == "ray":
         from functools import partial
 
@@ -383,13 +383,16 @@ def scan(inputs, paths_from, output, report_format, model_name, device, jobs, ke
         run_on = partial(_ray_tracks, spec=spec, address=address, num_cpus=jobs,
                          progress=progress)
     elif found.files:
-        from musicbrain_cli.model.inference import Detector
+        def load():
+            # under the output folder's lock: a second scan into it stops before this
+            from musicbrain_cli.model.inference import Detector
 
-        with _usage_errors():
-            detector = Detector.from_pretrained(model_name, device=device)
-            _check_finished_model(detector.card, model_name)
-    result = run_scan(found, output, detector, options=options, keys=keys,
-                      command_line=command_line, progress=progress, engine=run_on)
+            with _usage_errors():
+                detector = Detector.from_pretrained(model_name, device=device)
+                _check_finished_model(detector.card, model_name)
+            return detector
+    result = run_scan(found, output, None, options=options, keys=keys,
+                      command_line=command_line, progress=progress, engine=run_on, load=load)
     _echo_skipped(result.skipped)
     for path, reason in result.redone:
         _echo(f"redone: {path}: its finished report folder cannot be reused ({reason})",

@@ -1132,9 +1132,13 @@ def check_output(out: Path, keys) -> None:
 def scan(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, detector, *,
          options: ScanOptions = ScanOptions(), keys=None,
          command_line: Sequence[str] = (), progress: Progress = NULL_PROGRESS,
-         engine=None) -> ScanResult:
+         engine=None, load: Callable[[], Any] | None = None) -> ScanResult:
     """Scan ``inputs`` (paths, or a :class:`Discovery` already made of them) into
     ``out_dir``; a failing file becomes an error entry, never a stop.
+
+    ``load`` (optional) gives the detector, called once the folder's lock is held, in place
+    of ``detector``: a second scan into a busy folder then stops at once instead of after
+    the seconds a model takes to load (README review).
 
     One scan at a time per ``out_dir`` (:func:`output_lock`). A finished track folder is
     reused only when it verifies with ``keys`` (:func:`check_finished`), else it is redone
@@ -1155,6 +1159,8 @@ def scan(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, detect
         raise InputError(f"cannot create output folder {str(out)!r}: "
                          f"{exc.strerror or exc}") from exc
     with output_lock(out):
+        if load is not None:
+            detector = load()
         return _scan_locked(inputs, out, detector, options=options, keys=keys,
                             command_line=command_line, progress=progress, engine=engine)
 
