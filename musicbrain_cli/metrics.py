@@ -163,18 +163,18 @@ def work_rates(ids: Sequence[str], labels: Sequence[str], is_ai: np.ndarray,
     """False accusations and misses counted by work: how many human works had any clip
     called ``ai`` and how many AI works had any clip called ``human`` (the verdict labels
     ``ai`` and ``human`` name, passed in: this module sits below the verdict), with Wilson
-    intervals over works. ``None`` when no clip has a known work."""
+    intervals over works. A clip whose work is not known is a unit of its own (as in
+    :func:`cluster_indices`), never left out: it may be the one accused. ``None`` when no
+    clip has a known work."""
     AI, HUMAN = ai, human
-    human_works: dict[str, bool] = {}
-    ai_works: dict[str, bool] = {}
+    if not any(works.get(clip) for clip in ids):
+        return None
+    human_works: dict[Any, bool] = {}
+    ai_works: dict[Any, bool] = {}
     for clip, label, truth in zip(ids, labels, is_ai):
-        work = works.get(clip) or ""
-        if not work:
-            continue
+        work = works.get(clip) or ("clip without a work", clip)
         side = ai_works if truth else human_works
         side[work] = side.get(work, False) or label == (HUMAN if truth else AI)
-    if not human_works and not ai_works:
-        return None
     k_h, k_a = sum(human_works.values()), sum(ai_works.values())
     n_h, n_a = len(human_works), len(ai_works)
     return {"n_human_works": n_h, "human_works_with_a_clip_called_ai": k_h,

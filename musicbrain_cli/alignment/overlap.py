@@ -11,8 +11,12 @@ never reported without its baseline:
   the onsets over the overall mean (1 is chance), and the hit rate (share of onsets whose
   neighbourhood holds a frame strictly above the ``peak_quantile`` of the frame profile, so a
   flat profile has no peaks) against its
-  chance (the share of *all* frame positions whose neighbourhood holds such a frame, i.e.
-  the hit rate of onsets placed uniformly at random).
+  chance: the hit rate of onsets placed uniformly at random over the span onsets are counted
+  in (the first frame - radius to the last frame + radius), i.e. the share of that span
+  within ``radius`` of such a frame. (Not the share of frame *centres* so placed: onsets
+  fall anywhere between frames. With 20 ms frames and the 50 ms radius the two differ only
+  at the window's edges, but with 23.2 ms frames (512-sample hops) a centre's +/-50 ms
+  always holds 5 frames and an onset's 4.3 on average: chance came out up to 16 % high.)
 
 A lift above chance is not yet evidence about the *model*: the sound's own energy sits on the
 partials and rises at onsets, so any map weighted by the input scores above chance too (on
@@ -23,8 +27,14 @@ checks on :func:`energy_map`, the window's spectrogram above its floor, the triv
 only where it beats that reference as well as chance.
 
 Both work on one window and aggregate to a track by summing their counts
-(:meth:`HarmonicOverlap.combine`, :meth:`OnsetOverlap.combine`), so a track figure weights
-windows by their saliency mass and frames, not by a mean of ratios.
+(:meth:`HarmonicOverlap.combine`, :meth:`OnsetOverlap.combine`). A ratio of saliency is
+pooled so that its chance stays the chance of the pooled figure: a map's scale differs from
+window to window (a louder window, a stronger gradient), so summing raw mass would weigh a
+window more in the share than in the chance (two windows each exactly at chance pooled to a
+lift of 1.37). The share on partials is pooled as each window's share weighted by its cells
+(``share_cells`` = the sum of cells x share), against the pooled chance (partial cells over
+cells); the concentration as each window's weighted by its frames near onsets
+(``concentration_frames``); onset hits against their expected number.
 
 Notes come from a score (:func:`notes_from_midi`, pretty_midi) when there is one, otherwise
 from :func:`musicbrain_cli.alignment.pitch.estimate_notes` (a rough multi-pitch estimate: see its
@@ -161,18 +171,29 @@ def partial_mask(freqs: np.ndarray, times: np.ndarray, notes: Sequence[Note], *,
 @dataclass
 class HarmonicOverlap:
     """Saliency on the partials of sounding notes, with chance. Only frames where a note
-    sounds count (``frames``). ``share`` = mass on partials / mass; ``chance`` = partial cells
-    / cells; ``lift`` = share / chance (1 = chance; NaN when undefined)."""
+    sounds count (``frames``). ``share`` = mass on partials / mass in one window, and over
+    windows the windows' shares weighted by their cells (``share_cells`` / cells; a window
+    with no mass counts at its chance); ``chance`` = partial cells / cells; ``lift`` = share /
+    chance (1 = chance; NaN when undefined)."""
 
     mass_on_partials: float
     mass: float
     cells_on_partials: int
     cells: int
     frames: int
+    #: sum over windows of cells x share (cells on partials where a window has no mass)
+    share_cells: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.share_cells is None:
+            self.share_cells = (self.cells * self.mass_on_partials / self.mass if self.mass > 0
+                                else float(self.cells_on_partials))
 
     @property
     def share(self) -> float:
-        return self.mass_on_partials / self.mass if self.mass > 0 else float("nan")
+        if not (self.mass > 0 and self.cells > 0):
+            return float("nan")
+        return self.share_cells / self.cells
 
     @property
     def chance(self) -> float:
@@ -189,7 +210,7 @@ class HarmonicOverlap:
         parts = list(parts)
         return cls(sum(p.mass_on_partials for p in parts), sum(p.mass for p in parts),
                    sum(p.cells_on_partials for p in parts), sum(p.cells for p in parts),
-                   sum(p.frames for p in parts))
+                   sum(p.frames for p in parts), sum(p.share_cells for p in parts))
 
     def to_dict(self) -> dict:
         return _json_safe({**asdict(self), "share": self.share, "chance": self.chance, "lift": self.lift})
@@ -214,7 +235,9 @@ def harmonic_overlap(saliency: np.ndarray, *, freqs: np.ndarray, times: np.ndarr
 @dataclass
 class OnsetOverlap:
     """Saliency near onsets, with chance. ``concentration`` = mean frame saliency within the
-    radius / overall mean (1 = chance); ``hit_rate`` vs ``chance_hit_rate`` (see module)."""
+    radius / overall mean (1 = chance), over windows the windows' concentrations weighted by
+    their frames near onsets (``concentration_frames`` / frames_near; a window with no mass
+    counts at 1); ``hit_rate`` vs ``chance_hit_rate`` (see module)."""
 
     mass_near: float
     frames_near: int
@@ -223,12 +246,19 @@ class OnsetOverlap:
     hits: int
     onsets: int
     expected_hits: float
+    #: sum over windows of frames near onsets x concentration
+    concentration_frames: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.concentration_frames is None:
+            self.concentration_frames = (self.mass_near * self.frames / self.mass if self.mass > 0
+                                         else float(self.frames_near))
 
     @property
     def concentration(self) -> float:
         if self.frames_near == 0 or self.mass <= 0:
             return float("nan")
-        return (self.mass_near / self.frames_near) / (self.mass / self.frames)
+        return self.concentration_frames / self.frames_near
 
     @property
     def hit_rate(self) -> float:
@@ -245,7 +275,8 @@ class OnsetOverlap:
         return cls(sum(p.mass_near for p in parts), sum(p.frames_near for p in parts),
                    sum(p.mass for p in parts), sum(p.frames for p in parts),
                    sum(p.hits for p in parts), sum(p.onsets for p in parts),
-                   sum(p.expected_hits for p in parts))
+                   sum(p.expected_hits for p in parts),
+                   sum(p.concentration_frames for p in parts))
 
     def to_dict(self) -> dict:
         return _json_safe({**asdict(self), "concentration": self.concentration,
@@ -279,9 +310,13 @@ def onset_overlap(saliency: np.ndarray, *, times: np.ndarray, onsets: Sequence[f
     np.add.at(cover, lo, 1)
     np.add.at(cover, hi, -1)
     near_any = np.cumsum(cover[:-1]) > 0
-    # Chance: the hit rate of an onset placed uniformly at random on a frame centre.
-    lo_all, hi_all = spans(times)
-    chance = float(((peaks_before[hi_all] - peaks_before[lo_all]) > 0).mean())
+    # Chance: the hit rate of an onset placed uniformly at random over the span onsets are
+    # counted in, [times[0] - radius, times[-1] + radius]: an onset is hit when it lies within
+    # the radius of a peak frame, so chance is the length of the union of the peaks'
+    # +/-radius intervals (all inside the span) over the span's.
+    at = times[peak]
+    covered = (2 * radius + float(np.minimum(np.diff(at), 2 * radius).sum())) if at.size else 0.0
+    chance = covered / (float(times[-1] - times[0]) + 2 * radius)
     return OnsetOverlap(mass_near=float(profile[near_any].sum()), frames_near=int(near_any.sum()),
                         mass=float(profile.sum()), frames=int(len(times)), hits=hits,
                         onsets=int(len(onsets)), expected_hits=chance * len(onsets))

@@ -222,6 +222,8 @@ class _Tally:
 
     is_ai: list[bool] = field(default_factory=list)
     p_ai: list[float] = field(default_factory=list)
+    clips: list[str] = field(default_factory=list)
+    works: list[str] = field(default_factory=list)        # "" where the data set names none
     verdicts: list[str] = field(default_factory=list)
     out_of_domain: list[bool] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)     # "clip: reason"
@@ -296,10 +298,12 @@ def evaluate_robustness(dataset_root, detector, *, split: str = "test",
 
     Returns rows ``{"transform", "key", "split", "n_human", "n_ai", "roc_auc", "fpr",
     "fpr_ci95", "tpr", "tpr_ci95", "threshold", "ai_verdicts_on_human",
-    "ai_verdicts_on_human_ci95", "verdicts", "ood_flagged", "failed", "note"}``: ROC-AUC
-    of the clip-level calibrated P(AI) (mean over windows), rates of ``P(AI) >= threshold``
-    (the card's detection threshold) with Wilson 95 % intervals, and the share of human
-    clips the full verdict rule calls ``ai``. A figure that cannot be measured (a class
+    "ai_verdicts_on_human_ci95", "by_work", "verdicts", "ood_flagged", "failed", "note"}``:
+    ROC-AUC of the clip-level calibrated P(AI) (mean over windows), rates of ``P(AI) >=
+    threshold`` (the card's detection threshold) with Wilson 95 % intervals, the share of
+    human clips the full verdict rule calls ``ai``, and ``by_work``
+    (:func:`musicbrain_cli.metrics.work_rates`: the same verdicts counted by work, Wilson
+    intervals over works; ``None`` when the data set names no work). A figure that cannot be measured (a class
     missing) is ``None``. A clip that fails to decode or to transform is left out of its
     rows and counted in ``failed`` and ``note``.
     """
@@ -345,6 +349,8 @@ def evaluate_robustness(dataset_root, detector, *, split: str = "test",
                     else:
                         tally.is_ai.append(is_ai)
                         tally.p_ai.append(p)
+                        tally.clips.append(clip_id)
+                        tally.works.append(row.get("work_id") or "")
                         tally.verdicts.append(label)
                         tally.out_of_domain.append(in_domain is False)
                         if t.trim_s is not None and y.size <= round(t.trim_s * sr):
@@ -379,8 +385,8 @@ def _note(t: Transform, tally: _Tally, split_name: str, split: str, *, n_clips: 
 
 def _row(tally: _Tally, *, name: str, key: str, split: str, threshold: float, note: str,
          ood_available: bool) -> dict:
-    from musicbrain_cli.metrics import rates_at_threshold, roc_auc, wilson_interval
-    from musicbrain_cli.verdict import AI
+    from musicbrain_cli.metrics import rates_at_threshold, roc_auc, wilson_interval, work_rates
+    from musicbrain_cli.verdict import AI, HUMAN
 
     truth = np.asarray(tally.is_ai, dtype=np.float32)
     p = np.asarray(tally.p_ai, dtype=np.float64)
@@ -396,6 +402,11 @@ def _row(tally: _Tally, *, name: str, key: str, split: str, threshold: float, no
     for is_ai, label in zip(tally.is_ai, tally.verdicts):
         counts["ai" if is_ai else "human"][label] += 1
     false_ai = counts["human"][AI]
+    # the clips of one work are not independent: the false accusations counted by work too,
+    # with Wilson intervals over works (None when the data set names no work)
+    by_work = (work_rates(tally.clips, tally.verdicts, np.asarray(tally.is_ai, dtype=bool),
+                          dict(zip(tally.clips, tally.works)), ai=AI, human=HUMAN)
+               if tally.clips else None)
     return {
         "transform": name, "key": key, "split": split,
         "n_human": n_human, "n_ai": n_ai,
@@ -405,6 +416,7 @@ def _row(tally: _Tally, *, name: str, key: str, split: str, threshold: float, no
         "threshold": float(threshold),
         "ai_verdicts_on_human": false_ai / n_human if n_human else None,
         "ai_verdicts_on_human_ci95": list(wilson_interval(false_ai, n_human)),
+        "by_work": by_work,
         "verdicts": {k: dict(sorted(v.items())) for k, v in counts.items()},
         "ood_flagged": (float(np.mean(tally.out_of_domain)) if ood_available and tally.p_ai
                         else None),
@@ -431,6 +443,13 @@ def _ci(pair: Sequence[float | None]) -> str:
     return "" if pair[0] is None else f" [{100 * pair[0]:.1f}, {100 * pair[1]:.1f}]"
 
 
+def _by_work(w: Mapping | None) -> str:
+    if not w or not w.get("n_human_works"):
+        return "n/a"
+    return (f"{w['human_works_with_a_clip_called_ai']} of {w['n_human_works']} works"
+            f"{_ci(w.get('fpr_works_ci95', [None]))}")
+
+
 def robustness_markdown(rows: Sequence[Mapping], model: Mapping | None = None) -> str:
     """The rows as a Markdown table (rates in per cent with Wilson 95 % intervals); ``model``
     (name, version, weights_sha256) names the weights they were measured on."""
@@ -444,9 +463,12 @@ def robustness_markdown(rows: Sequence[Mapping], model: Mapping | None = None) -
              "full verdict rule (abstention band, window disagreement, out of domain) calls "
              "AI, the figure that matters for false accusations. 'out of domain': share of "
              "clips the model's out-of-domain check flags (n/a: the model has no statistics). "
-             "Brackets: Wilson 95 % intervals.", "",
+             "'by work': human works with any clip called AI, of the human works (a work's "
+             "clips are not independent, so the clip-level interval is narrower than the "
+             "evidence). Brackets: Wilson 95 % intervals.", "",
              "| transformation | split | n (human + ai) | ROC-AUC | FPR | TPR | ai on human "
-             "| out of domain | note |", "|---|---|---|---|---|---|---|---|---|"]
+             "| ai on human, by work | out of domain | note |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         auc = "n/a" if r.get("roc_auc") is None else f"{r['roc_auc']:.3f}"
         lines.append(
@@ -455,6 +477,7 @@ def robustness_markdown(rows: Sequence[Mapping], model: Mapping | None = None) -
             f"| {_pct(r.get('tpr'))}{_ci(r.get('tpr_ci95', [None]))} "
             f"| {_pct(r.get('ai_verdicts_on_human'))}"
             f"{_ci(r.get('ai_verdicts_on_human_ci95', [None]))} "
+            f"| {_by_work(r.get('by_work'))} "
             f"| {_pct(r.get('ood_flagged'))} "
             f"| {str(r.get('note', '')).replace('|', '/')} |")
     if rows:

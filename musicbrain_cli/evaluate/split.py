@@ -270,7 +270,9 @@ def _pr_figures(y_true, scores, mask, labels, out: Path) -> list[str]:
     for j, label in enumerate(labels):
         known = mask[:, j] > 0
         t, s = y_true[known, j], scores[known, j]
-        if t.size == 0 or t.sum() == 0:
+        # the labels metrics.average_precision scores: none without a positive, and none
+        # without a negative (AP 1 whatever the scores, which the table calls n/a)
+        if t.size == 0 or t.sum() == 0 or t.sum() == t.size:
             continue
         precision, recall, _ = precision_recall_curve(t, s)
         fig = Figure(figsize=(4, 3.2))

@@ -33,7 +33,7 @@ without trusting a pixel ranking (issue 26, item 3):
   of the map's mass) must peak within ``tolerance_s`` of ``t0``. Chance is the share of
   change positions inside the tolerance window (a peak placed uniformly at random);
   :func:`event_summary` gives the hit rate, its Wilson interval and a one-sided exact
-  binomial test against the mean chance rate.
+  test against the clips' chance rates (Poisson-binomial; binomial when they are equal).
 
 All steps of a curve are evaluated as batches (``batch_size`` perturbed copies per forward),
 under ``torch.no_grad`` and in eval mode, restoring the caller's model mode afterwards.
@@ -542,10 +542,12 @@ def event_peak(saliency, *, times, t0: float,
 
 def event_summary(hits: Sequence[EventHit]) -> dict:
     """Hit rate over clips with its Wilson 95 % interval, the mean chance rate, and a
-    one-sided exact binomial p-value of the hits against that chance rate. (Chance differs
-    slightly per clip near the window's edges; the mean is used, which is exact when every
-    entry lies inside the window by more than the tolerance.)"""
-    from scipy.stats import binomtest
+    one-sided exact p-value of the hits against chance: each clip hits by chance with its own
+    probability (it differs from clip to clip: how many change positions lie within the
+    tolerance depends on where the entry falls between them, and near the window's edges),
+    so under the null the number of hits is Poisson-binomial; its upper tail is the p-value
+    (the exact binomial test when every clip's chance is the same)."""
+    from scipy.stats import binomtest, poisson_binom
 
     from musicbrain_cli.metrics import wilson_interval
 
@@ -559,6 +561,9 @@ def event_summary(hits: Sequence[EventHit]) -> dict:
     if n:
         errors = [abs(h.peak_s - h.t0) for h in hits if np.isfinite(h.peak_s)]
         out["median_error_s"] = float(np.median(errors)) if errors else None
+        chances = [h.chance for h in hits]
         if chance is not None and 0 < chance < 1:
-            out["p_value"] = float(binomtest(k, n, chance, alternative="greater").pvalue)
+            out["p_value"] = (float(binomtest(k, n, chance, alternative="greater").pvalue)
+                              if max(chances) == min(chances)
+                              else float(poisson_binom.sf(k - 1, chances)))
     return out
