@@ -918,9 +918,9 @@ def _faithfulness_markdown(f: dict[str, Any] | None) -> list[str]:
               f"between two columns, the map's mean share of mass over the {_fmt(step, 2)} s "
               "after it against the same before it (where the map moves to a new level, an "
               "instrument entering and staying). Chance: a peak placed at random there; p "
-              "one-sided exact binomial against chance. `input energy (reference)`: the same "
-              "test on the clip's own spectrogram above its floor (whether the sound alone "
-              "passes it).", ""]
+              "one-sided exact test against each clip's own chance (Poisson-binomial). "
+              "`input energy (reference)`: the same test on the clip's own spectrogram above "
+              "its floor (whether the sound alone passes it).", ""]
     lines += _event_table(e)
     if e.get("frame_difference"):
         lines += ["", "The same maps with the change read as the largest jump between two "
