@@ -46,6 +46,10 @@ CALIBRATION_METHODS = ("temperature", "none")
 #: The held-out splits whose clips the model card's error rates are measured on
 #: (:mod:`.finalize`): never trained on, never used to choose an epoch or a calibration.
 HELD_OUT_SPLITS = ("test", "test_xsf")
+#: The splits :mod:`.finalize` fits the out-of-domain statistics on and chooses the operating
+#: point on; a recipe trains and chooses on the same two (else the card's threshold could be
+#: chosen on clips the network trained on).
+FIT_SPLIT, CHOOSE_SPLIT = "train", "val"
 
 
 @dataclass
@@ -359,6 +363,14 @@ def _validate(c: TrainConfig) -> None:
         positive("train.stop_after_steps", t.stop_after_steps)
     if t.train_split == t.val_split:
         raise ConfigError(f"train.train_split and train.val_split are both {t.val_split!r}")
+    if (t.train_split, t.val_split) != (FIT_SPLIT, CHOOSE_SPLIT) and not any(
+            getattr(t, name) in HELD_OUT_SPLITS for name in ("train_split", "val_split")):
+        raise ConfigError(
+            f"train.train_split is {t.train_split!r} and train.val_split {t.val_split!r}: "
+            f"finalize fits the model's out-of-domain statistics on {FIT_SPLIT!r} and chooses "
+            f"its operating point on {CHOOSE_SPLIT!r}, so a recipe trains on {FIT_SPLIT!r} and "
+            f"chooses its epoch and calibration on {CHOOSE_SPLIT!r} (else the card's threshold "
+            "could be chosen on clips the network trained on)")
     for name in ("train_split", "val_split"):
         if getattr(t, name) in HELD_OUT_SPLITS:
             raise ConfigError(

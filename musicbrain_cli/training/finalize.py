@@ -41,6 +41,7 @@ from musicbrain_cli.metrics import work_rates
 from musicbrain_cli.model.inference import WindowOutputs
 from musicbrain_cli.progress import NULL_PROGRESS, Progress
 from musicbrain_cli.taxonomy import DETECTION_LABEL, STYLE_GROUPS
+from musicbrain_cli.training.config import CHOOSE_SPLIT, FIT_SPLIT
 
 #: At most this share of human validation clips may fall in the `ai` region: a false
 #: accusation is the costliest error, so the target is half the customary 1 %.
@@ -48,8 +49,8 @@ DEFAULT_FPR_TARGET = 0.005
 #: Pitch shifts (semitones) under which the validation FPR target must also hold: a tape or
 #: playback speed error, or a transposition, must not raise the false-accusation rate.
 DEFAULT_PITCH_CHECK = (1.0, -1.0)
-#: Splits used to fit (never reported as held-out figures) and to evaluate.
-FIT_SPLIT, CHOOSE_SPLIT = "train", "val"
+#: Splits used to fit (never reported as held-out figures) and to choose, ``FIT_SPLIT`` and
+#: ``CHOOSE_SPLIT``, live in :mod:`.config`: a training recipe must use the same two.
 
 
 @dataclass

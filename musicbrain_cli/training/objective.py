@@ -137,15 +137,26 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether the GPU ``device`` computes in bf16 natively (compute capability 8.0, Ampere,
+    and later). Not ``torch.cuda.is_bf16_supported()``: by default it also counts bf16 that
+    is emulated, so it answers True on Turing (the client's RTX 5000s), and it asks about the
+    current device rather than ``device``."""
+    if torch.version.hip:
+        return torch.cuda.is_bf16_supported()
+    return torch.cuda.get_device_capability(device)[0] >= 8
+
+
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """``auto``: bf16 where the GPU supports it, fp16 (+GradScaler) otherwise, fp32 on CPU."""
+    """``auto``: bf16 where the GPU has it natively, fp16 (+GradScaler) otherwise (Turing),
+    fp32 on CPU."""
     if precision == "auto":
         if device.type != "cuda":
             return "fp32"
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "bf16" if native_bf16(device) else "fp16"
     if precision == "fp16" and device.type != "cuda":
         raise ConfigError("precision fp16 needs a CUDA device; use fp32 or bf16 on CPU")
-    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+    if precision == "bf16" and device.type == "cuda" and not native_bf16(device):
         raise ConfigError(f"this GPU ({torch.cuda.get_device_name(device)}) has no bf16; use fp16")
     return precision
 

@@ -169,6 +169,8 @@ class _Run:
     tb: Any = None
     #: SHA-256 of the weights a fine-tune started from (``train.init_from``), else None.
     init_sha256: str | None = None
+    #: The labels a fine-tune added to its init model's (``train.init_labels: by_name``).
+    init_new_labels: list = field(default_factory=list)
     #: Per-label loss weights (``train.label_weights``; None when none are set).
     label_weights: torch.Tensor | None = None
     #: ``train.balance_by``: (factor table, the group's columns, the source/ai column).
@@ -276,9 +278,13 @@ def _setup(request: TrainRequest, info: D.DistInfo) -> _Run:
     # bare seed, then give each rank its own stream for dropout (nanoGPT: seed + rank).
     seed_everything(config.seed)
     model, model_config = _build_model(config, source, taxonomy)
-    init_sha256 = (init_weights(model, model_config, config.train.init_from,
-                                labels=config.train.init_labels)
-                   if config.train.init_from else None)
+    # A resume takes the weights from its checkpoint, and what they started from from its
+    # record (load_training_state): the init model may since have been replaced or removed.
+    init_sha256, init_new = None, []
+    if config.train.init_from and not request.resume:
+        init_sha256 = init_weights(model, model_config, config.train.init_from,
+                                   labels=config.train.init_labels)
+        init_new = new_labels(model_config, config.train.init_from)
     seed_everything(config.seed + info.rank)
     model.to(device)
     config.micro_batch(info.world_size)   # the batch arithmetic must divide exactly
@@ -302,7 +308,8 @@ def _setup(request: TrainRequest, info: D.DistInfo) -> _Run:
         schedule=PlateauSchedule(optimizer, config.schedule),
         scaler=torch.amp.GradScaler(device.type, enabled=precision == "fp16"),
         train_set=train_set, val_set=val_set, sampler=sampler, taxonomy=taxonomy, source=source,
-        init_sha256=init_sha256, label_weights=_label_weights(config, taxonomy),
+        init_sha256=init_sha256, init_new_labels=init_new,
+        label_weights=_label_weights(config, taxonomy),
         balance=_balance(config, taxonomy, source.open(config.train.train_split)),
     )
 
@@ -359,6 +366,9 @@ def _state_tensors_and_meta(run: _Run, rng_all: list) -> tuple[dict, dict]:
         "history": run.history, "best": run.best,
         # what the run trains on: a resume must continue on the same data (load_training_state)
         "data": run.source.describe(),
+        # what a fine-tune started from, as it was then (a resume does not look again)
+        "init_from": ({"weights_sha256": run.init_sha256, "new_labels": run.init_new_labels}
+                      if run.config.train.init_from else None),
     }
     return tensors, meta
 
@@ -399,6 +409,15 @@ def load_training_state(run: _Run, path: Path) -> None:
     if diffs:
         raise TrainingError(f"cannot resume {str(path)!r}: the config differs in {diffs}")
     _check_same_data(path, meta.get("data"), run.source.describe())
+    if run.config.train.init_from:
+        if meta.get("init_from"):
+            run.init_sha256 = meta["init_from"]["weights_sha256"]
+            run.init_new_labels = list(meta["init_from"]["new_labels"])
+        else:   # a checkpoint written before this was recorded: as before, ask the model
+            run.init_sha256 = init_weights(run.bare, run.model_config,
+                                           run.config.train.init_from,
+                                           labels=run.config.train.init_labels)
+            run.init_new_labels = new_labels(run.model_config, run.config.train.init_from)
     try:
         run.bare.load_state_dict(split_prefix(tensors, "model."), strict=True)
     except RuntimeError as exc:
@@ -406,10 +425,20 @@ def load_training_state(run: _Run, path: Path) -> None:
     run.optimizer.load_state_dict(unflatten_optimizer(
         split_prefix(tensors, "optim."), meta["optimizer"], run.optimizer.state_dict()))
     run.schedule.load_state_dict(meta["scheduler"])
+    if meta.get("precision") != run.precision:
+        # "auto" resolves by device: a fp16 run (Turing) resumed on a bf16 GPU or the CPU
+        # changes its numerics, and its gradient scaler's state has nowhere to go
+        warnings.warn(
+            f"resuming a run trained in {meta.get('precision')} in {run.precision} (what "
+            f"train.precision {run.config.train.precision!r} gives on this device): it does "
+            "not continue exactly" + ("; its gradient scaler's state is dropped"
+                                      if meta["scaler"] and not run.scaler.is_enabled()
+                                      else ""), MusicBrainWarning, stacklevel=2)
     if meta["scaler"]:
         run.scaler.load_state_dict(meta["scaler"])
     run.epoch, run.global_step = int(meta["epoch"]), int(meta["global_step"])
     run.history, run.best = list(meta["history"]), dict(meta["best"])
+    _restore_epoch_end_files(run, path, tensors, meta)
     if D.is_primary():   # the other ranks start from 0: the epoch's all-reduce adds them up
         run.epoch_acc = torch.tensor(meta["epoch_partial"], dtype=torch.float64)
     samples = int(meta["samples_into_epoch"])
@@ -428,6 +457,27 @@ def load_training_state(run: _Run, path: Path) -> None:
             MusicBrainWarning, stacklevel=2,
         )
         seed_everything(run.config.seed + 7919 * (run.global_step + 1) + D.rank())
+
+
+def _restore_epoch_end_files(run: _Run, path: Path, tensors: dict, meta: dict) -> None:
+    """An epoch end writes ``last``, then ``best`` (and ``epoch-N``): a run stopped in between
+    left a ``last`` that already counts its epoch as the best, beside a ``best`` of an
+    earlier epoch, or none. The resumed run would never write that best again (it is not
+    better than itself) and exported the older weights, or failed at the end for want of
+    the file. ``last`` holds those weights, so they are written now (rank 0)."""
+    if not D.is_primary() or meta.get("step_in_epoch") or not meta.get("best"):
+        return
+    ckpt = path.parent
+    if run.best.get("epoch") == run.epoch:
+        try:
+            held = read_state(ckpt / "best.safetensors")[1]
+        except TrainingError:
+            held = {}
+        if held.get("global_step") != run.global_step:
+            write_state(ckpt / "best.safetensors", tensors, meta)
+    every = ckpt / f"epoch-{run.epoch:04d}.safetensors"
+    if run.config.train.keep_epoch_checkpoints and not every.is_file():
+        write_state(every, tensors, meta)
 
 
 def _train_epoch(run: _Run, progress: Progress) -> tuple[float, int]:
@@ -613,9 +663,7 @@ def export_model(run: _Run, model: torch.nn.Module, final: dict, calibration: di
                      "global_step": run.global_step, "world_size": D.world_size(),
                      "device": run.device.type, "precision": run.precision,
                      "init_from_weights_sha256": run.init_sha256,
-                     "init_from_new_labels": (new_labels(run.model_config,
-                                                         run.config.train.init_from)
-                                              if run.config.train.init_from else [])},
+                     "init_from_new_labels": run.init_new_labels},
     }
     directory = run.out_dir / "model"
     save_checkpoint(directory, model, run.model_config, model_card=json.loads(dumps(card)),
@@ -686,11 +734,24 @@ def _finalized(model_dir: Path) -> bool:
     """Whether ``model_dir`` holds an exported model whose card was finalized: it has the
     verdict rule :func:`~musicbrain_cli.training.finalize.finalize_model` writes (the export
     writes none; ``finalized_on``, which a full finalize removes, was never a marker)."""
+    from musicbrain_cli.files import sha256_file
+
     try:
         card = json.loads((model_dir / "model_card.json").read_text(encoding="utf-8"))
+        if not (isinstance(card, dict) and isinstance(card.get("verdict"), dict)):
+            return False
+        # and it vouches for the weights beside it: an export stopped after writing new
+        # weights, before their card, left a finalized card of other weights
+        return card.get("weights_sha256") == sha256_file(model_dir / "model.safetensors")
     except (OSError, ValueError):
         return False
-    return bool(isinstance(card, dict) and isinstance(card.get("verdict"), dict))
+
+
+#: The run folder's advisory lock (:func:`musicbrain_cli.files.folder_lock`): one training
+#: process writes a run folder at a time. Two at once (the same command started twice, a
+#: re-queued job resuming beside the one still running) each passed the checks and then
+#: overwrote each other's checkpoints and logs. The file stays; a new run ignores it.
+RUN_LOCK = ".musicbrain-train.lock"
 
 
 def check_out_dir(out_dir: Path, *, resume: bool) -> None:
@@ -702,7 +763,8 @@ def check_out_dir(out_dir: Path, *, resume: bool) -> None:
                 "before its first checkpoint has nothing to resume: remove the folder, or choose "
                 "a new one, and start again)")
         return
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+    if out_dir.exists() and (not out_dir.is_dir()
+                             or any(p.name != RUN_LOCK for p in out_dir.iterdir())):
         raise InputError(
             f"run directory {str(out_dir)!r} is not empty; choose a new one or pass --resume"
         )
@@ -733,8 +795,28 @@ def train(data: str | Path | DataSource, out_dir: str | Path, *,
     (and, if given, must match it apart from epochs/workers/stop hook). One process runs
     in-process; several are started by torch elastic. Inside an external ``torchrun`` each
     process runs its own rank directly.
+
+    The run folder is locked (:data:`RUN_LOCK`) while the run lasts, by the process that
+    launches node 0's workers; a folder another run holds is refused at once.
     """
+    args = dict(config=config, resume=resume, device=device, nproc_per_node=nproc_per_node,
+                nnodes=nnodes, node_rank=node_rank, rdzv_endpoint=rdzv_endpoint,
+                progress=progress, export=export)
     out = Path(out_dir)
+    if D.launched_externally() or node_rank != 0:
+        return _train(data, out, **args)    # only rank 0 of node 0 writes the folder
+    from musicbrain_cli.files import folder_lock
+
+    check_out_dir(out, resume=resume)       # before anything is written
+    out.mkdir(parents=True, exist_ok=True)
+    with folder_lock(out, name=RUN_LOCK, holder="training run"):
+        return _train(data, out, **args)     # which checks the folder again, locked
+
+
+def _train(data: str | Path | DataSource, out: Path, *, config: TrainConfig | None,
+           resume: bool, device: str, nproc_per_node: int | None, nnodes: int,
+           node_rank: int, rdzv_endpoint: str | None, progress: Progress,
+           export: bool) -> dict:
     if resume:
         check_out_dir(out, resume=True)
         _, meta = read_state(out / "checkpoints" / "last.safetensors")
