@@ -64,25 +64,31 @@ def _pem(cert: x509.Certificate) -> str:
     return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
-@pytest.fixture(scope="module")
-def pki():
-    """A root CA, an end-entity signer it issued (C2PA profile), and an unrelated CA."""
-    ca_key, ca = _make_ca("MusicBrain Test Root")
+def _signer(ca_key, ca, cn: str) -> dict:
+    """An end-entity C2PA signer issued by ``ca`` (the C2PA profile): {"chain", "key", "ca"}."""
     key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(_name("Test Music Generator")).issuer_name(ca.subject)
+    cert = (x509.CertificateBuilder().subject_name(_name(cn)).issuer_name(ca.subject)
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=30))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(_key_usage(signer=True), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                           critical=False)
             .sign(ca_key, hashes.SHA256()))
     key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption()).decode()
+    return {"chain": _pem(cert) + _pem(ca), "key": key_pem, "ca": _pem(ca)}
+
+
+@pytest.fixture(scope="module")
+def pki():
+    """A root CA, an end-entity signer it issued (C2PA profile), and an unrelated CA."""
+    ca_key, ca = _make_ca("MusicBrain Test Root")
     _, other_ca = _make_ca("Unrelated Root")
-    return {"chain": _pem(cert) + _pem(ca), "key": key_pem, "ca": _pem(ca), "other_ca": _pem(other_ca)}
+    return {**_signer(ca_key, ca, "Test Music Generator"), "other_ca": _pem(other_ca)}
 
 
 # --- audio and signing -----------------------------------------------------------------------

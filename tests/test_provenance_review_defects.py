@@ -6,41 +6,16 @@ certificates made in the test (see tests/test_provenance.py for the certificate 
 
 from __future__ import annotations
 
-import datetime as dt
-
 import numpy as np
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from musicbrain_cli.audio.encode import encode_audio
 from musicbrain_cli.audio.provenance import read_provenance
 from musicbrain_cli.verdict import (AI, HUMAN, INCONCLUSIVE, NO_EVIDENCE, LineFinding, VerdictPolicy,
                                     combine, content_finding, decide, provenance_finding,
                                     symbolic_finding)
-from test_provenance import _key_usage, _make_ca, _manifest, _name, _pem, _sign
+from test_provenance import _make_ca, _manifest, _sign, _signer
 
 SR = 22050
-
-
-def _signer(ca_key, ca, cn: str) -> dict:
-    """An end-entity C2PA signer issued by ``ca``: {"chain", "key", "ca"} as _sign wants."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(_name(cn)).issuer_name(ca.subject)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=30))
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(_key_usage(signer=True), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-                           critical=False)
-            .sign(ca_key, hashes.SHA256()))
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption()).decode()
-    return {"chain": _pem(cert) + _pem(ca), "key": key_pem, "ca": _pem(ca)}
 
 
 def _line(name, finding, in_domain=True, can_exonerate=True, p=None, t=None, reasons=()):
