@@ -101,6 +101,10 @@ class CombAnalysis:
     two_level: float = 0.0
     #: :func:`peaks.hold_steps` on the comb's period (``{}`` when not read)
     holds: dict = field(default_factory=dict)
+    #: The factors a finding states: ``factors``' rates and the recording's own, each only
+    #: where the spacing pins one whole number (``peaks.upsampling_factors(determined=True)``).
+    #: ``factors`` stays the classifier's ``fits_decoder_rate`` test, as the line was fitted.
+    stated_factors: dict = field(default_factory=dict)
 
     @property
     def held(self) -> tuple[int, float] | None:
@@ -126,8 +130,10 @@ def analyse_samples(y: np.ndarray, sample_rate: int, *, two_level: bool = True,
              if two_level and comb.teeth >= _peaks.MIN_TEETH else 0.0)
     holds = (_peaks.hold_steps(y, sample_rate, comb.spacing_hz)
              if hold and comb.teeth >= _peaks.MIN_TEETH else {})
+    stated = _peaks.upsampling_factors(comb, bin_hz=spec.bin_hz, determined=True,
+                                       rates_hz=tuple(sorted({*_peaks.DECODER_RATES_HZ, int(sample_rate)})))
     return CombAnalysis(spec, pk, comb, _peaks.upsampling_factors(comb, bin_hz=spec.bin_hz), f_max, share,
-                        holds)
+                        holds, stated)
 
 
 def window_starts(n: int, sample_rate: int, *, window_s: float = WINDOW_S,
@@ -190,8 +196,8 @@ class ArtifactFinding:
     the line withholds a ``human`` verdict. ``covers_human`` is False when the recording's
     rate or bandwidth lies outside :class:`HumanCoverage` (``coverage_reason`` says which):
     short of an accusation the line then withholds a ``human`` verdict too. ``peaks_hz`` are the comb's teeth (Hz), ``spacing_hz`` their spacing,
-    ``upsampling_factors`` maps a decoder output rate (Hz, as a string key) to the integer
-    factor ``rate / spacing`` where one fits. ``residue_hz`` / ``residue_db`` are the
+    ``upsampling_factors`` maps a decoder output rate or the recording's own (Hz, as a string
+    key) to the integer factor ``rate / spacing`` where the spacing pins one whole number. ``residue_hz`` / ``residue_db`` are the
     residue reduced to at most :data:`MAX_FIGURE_POINTS` points (max within each block,
     so no line is lost) for the report figure. ``error_rates`` are the line's measured
     rates from its card, quoted beside the finding. ``window_p_ai`` are the P(AI) of the
@@ -507,7 +513,10 @@ class ArtifactDetector:
         y = np.asarray(y, dtype=np.float32)
         if y.ndim != 1:
             raise ConfigError(f"samples must be mono [shape=(n,)], got shape {y.shape}")
-        peak = float(np.max(np.abs(y))) if y.size else 0.0
+        # The peak about the mean: the spectrum removes the mean, so a DC offset over silence
+        # leaves nothing to examine (it is effectively silent, not comb-free).
+        mean = float(np.mean(y, dtype=np.float64)) if y.size else 0.0
+        peak = max(float(np.max(y)) - mean, mean - float(np.min(y))) if y.size else 0.0
         duration = y.size / sample_rate
         reason = applicability(duration_s=duration, sample_rate=sample_rate, peak=peak)
         if reason is not None:
@@ -551,7 +560,7 @@ class ArtifactDetector:
             peaks_hz=tuple(round(float(f), 2) for f in c.teeth_hz),
             spacing_hz=None if c.spacing_hz is None else round(c.spacing_hz, 4),
             teeth=c.teeth, expected_teeth=c.expected_teeth,
-            upsampling_factors={str(k): v for k, v in a.factors.items()},
+            upsampling_factors={str(k): v for k, v in a.stated_factors.items()},
             explanation=text,
             mains_hum_hz=hum, reaches_operating_point=bool(reaches), accuses=self.accusing,
             covers_human=uncovered is None, coverage_reason=uncovered,
@@ -634,7 +643,7 @@ def _explain(a: CombAnalysis, p_ai: float, threshold: float, *, windows: int,
         return (f"No periodic peaks found in the average spectrum ({a.peaks.hz.size} isolated peaks up to "
                 f"{a.f_max_hz / 1000:.1f} kHz, no common spacing): no sign of an upsampling decoder by this method "
                 f"({p_text}, operating point {threshold:.2f}).")
-    fits = ", ".join(f"{rate / 1000:g} kHz / {m}" for rate, m in sorted(a.factors.items()))
+    fits = ", ".join(f"{rate / 1000:g} kHz / {m}" for rate, m in sorted(a.stated_factors.items()))
     head = (f"The strongest periodic pattern in the average spectrum: {c.teeth} narrow peaks at multiples of "
             f"{c.spacing_hz:.2f} Hz ({c.teeth} of the {c.expected_teeth} multiples up to {a.f_max_hz / 1000:.1f} kHz, "
             f"mean {c.tooth_prominence_db:.1f} dB above the spectrum's lower envelope).")
@@ -665,7 +674,8 @@ def _explain(a: CombAnalysis, p_ai: float, threshold: float, *, windows: int,
     if p_ai >= threshold:
         phys = (f" Lines at k x {c.spacing_hz:.2f} Hz are what an upsampling decoder leaves: its output repeats "
                 "every upsampling-factor samples, and " + (f"{c.spacing_hz:.2f} Hz = {fits}." if fits else
-                                                           "no common decoder rate divides into it evenly."))
+                                                           "neither a common decoder rate nor this recording's is a whole number of "
+                                                           "times it, to the precision its teeth pin it down."))
         tail = (f" {p_text} is at or above the operating point {threshold:.2f}: the pattern of a "
                 "neural decoder.")
     elif doubt is not None and p_ai >= doubt:

@@ -169,12 +169,18 @@ def _slope(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.dot(xc, y - y.mean()) / np.dot(xc, xc))
 
 
-def upsampling_factors(comb: Comb, *, bin_hz: float, rates_hz: tuple[int, ...] = DECODER_RATES_HZ) -> dict[int, int]:
+def upsampling_factors(comb: Comb, *, bin_hz: float, rates_hz: tuple[int, ...] = DECODER_RATES_HZ,
+                       determined: bool = False) -> dict[int, int]:
     """For each decoder output rate, the integer upsampling factor ``rate / spacing`` if one fits.
 
-    The spacing is known to about ``tol / k_max`` (the top tooth pins it), so ``rate /
-    spacing`` is known to ``q * tol / (k_max * spacing)``; a rate is listed when the nearest
-    integer (>= 2) lies within that (or 0.5 %, whichever is larger).
+    The spacing is known to about half a bin over ``k_max`` (the top tooth pins it), so ``q =
+    rate / spacing`` is known to ``slack = q * 0.5 * bin / (k_max * spacing)``; a rate is listed
+    when the nearest integer (>= 2) lies within ``max(slack, 0.02)``, capped at 0.45 (the
+    classifier's ``fits_decoder_rate``, as the line was fitted). ``determined=True`` (what a
+    finding states) lists a factor only where that uncertainty is under half a unit, so that
+    one whole number fits: with a few low teeth at coarse bins (3 teeth below 400 Hz at 192
+    kHz: +/- 3 in ``q``) the capped test passes whatever integer lies nearest, and "81.32 Hz
+    = 16 kHz / 197" (81.22 Hz) would be stated where 196 and 198 fit as well.
     """
     if comb.spacing_hz is None or comb.teeth == 0:
         return {}
@@ -184,6 +190,8 @@ def upsampling_factors(comb: Comb, *, bin_hz: float, rates_hz: tuple[int, ...] =
         q = rate / comb.spacing_hz
         slack = max(q * 0.5 * bin_hz / (k_max * comb.spacing_hz), 0.02)
         m = int(round(q))
+        if determined and slack >= 0.5:
+            continue
         if m >= 2 and abs(q - m) <= min(slack, 0.45):
             out[int(rate)] = m
     return out
