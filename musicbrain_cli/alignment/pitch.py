@@ -47,6 +47,19 @@ DEFAULT_SILENCE_DB = 40.0
 FUNDAMENTAL_FLOOR = 0.1
 
 
+def _finite_mono(y) -> np.ndarray:
+    """``y`` as float32 mono audio; :class:`InputError` for another shape or for NaN or infinite
+    samples (basic-pitch heard no notes in them, and librosa raised its own error at another
+    rate: neither says that the audio holds no numbers)."""
+    y = np.asarray(y, dtype=np.float32)
+    if y.ndim != 1 or y.size == 0:
+        raise InputError(f"expected mono audio [n], got shape {y.shape}")
+    if not np.isfinite(y).all():
+        raise InputError(f"audio holds {int(np.count_nonzero(~np.isfinite(y)))} samples that are "
+                         "not finite (NaN or infinity)")
+    return y
+
+
 def pitch_salience(y: np.ndarray, sr: int, *, hop_length: int = 512,
                    pitch_range: tuple[int, int] = DEFAULT_PITCH_RANGE,
                    n_harmonics: int = DEFAULT_HARMONICS, decay: float = DEFAULT_DECAY
@@ -55,9 +68,7 @@ def pitch_salience(y: np.ndarray, sr: int, *, hop_length: int = 512,
     ``y [n]``; ``fundamental`` is the CQT magnitude at each pitch itself."""
     import librosa
 
-    y = np.asarray(y, dtype=np.float32)
-    if y.ndim != 1 or y.size == 0:
-        raise InputError(f"expected mono audio [n], got shape {y.shape}")
+    y = _finite_mono(y)
     lo_pitch, hi_pitch = pitch_range
     if not 0 < lo_pitch < hi_pitch or n_harmonics < 1:
         raise ConfigError(f"invalid pitch_range {pitch_range} or n_harmonics {n_harmonics}")
@@ -221,9 +232,7 @@ def basic_pitch_notes(y: np.ndarray, sr: int, *,
     from basic_pitch.constants import AUDIO_N_SAMPLES, AUDIO_SAMPLE_RATE, FFT_HOP
     from basic_pitch.inference import unwrap_output, window_audio_file
 
-    y = np.asarray(y, dtype=np.float32)
-    if y.ndim != 1 or y.size == 0:
-        raise InputError(f"expected mono audio [n], got shape {y.shape}")
+    y = _finite_mono(y)
     if sr != AUDIO_SAMPLE_RATE:
         y = librosa.resample(y, orig_sr=sr, target_sr=AUDIO_SAMPLE_RATE)
     model = _basic_pitch_model()[0]

@@ -28,7 +28,7 @@ from typing import Sequence
 import numpy as np
 
 from musicbrain_cli.artifacts.detector import Trees, load_model_files, model_directory
-from musicbrain_cli.errors import ModelLoadError
+from musicbrain_cli.errors import InputError, ModelLoadError
 from musicbrain_cli.files import sha256_file
 from musicbrain_cli.symbolic import roll as _roll
 from musicbrain_cli.symbolic.features import FEATURE_NAMES, MIN_NOTES, note_features
@@ -63,11 +63,24 @@ _PLAIN = {"notes_per_s": "notes per second", "pitch_mean": "mean pitch (MIDI)",
           "ioi_median": "median inter-onset interval (s)", "log_duration_mean": "mean log note duration",
           "log_duration_std": "spread of log note durations", "chord_size_mean": "mean notes per onset",
           "chord_size_max": "most notes at one onset", "duration_rel_mean": "mean duration / median duration",
-          "duration_distinct_share": "share of distinct note durations"}
+          "duration_distinct_share": "share of distinct note durations",
+          "key_clarity": "key clarity (best Krumhansl-Kessler key correlation)",
+          "pitch_class_transition_entropy": "entropy of pitch-class transitions (nats)",
+          "onset_grid_share": "share of inter-onset intervals that are whole multiples of the median one",
+          "onset_periodicity": "periodicity of the onsets (autocorrelation at 0.5-4 s)",
+          "interval_4gram_repeat_share": "share of repeated four-step pitch figures",
+          "top_voice_step_mean": "mean step of the top voice (semitones)",
+          "top_voice_step_std": "spread of the top voice's steps (semitones)",
+          "bass_step_std": "spread of the bass's steps (semitones)",
+          "sounding_notes_mean": "mean number of notes sounding at once"}
+#: Notes given with a window must lie within it, to this tolerance (seconds) past its end.
+WINDOW_TOLERANCE_S = 0.05
 
 
 def plain_feature(name: str) -> str:
     """A feature's name in plain words for a report."""
+    if name in _PLAIN:      # before the prefixes: interval_4gram_repeat_share is no interval
+        return _PLAIN[name]
     if name.startswith("pitch_class_top"):
         return f"share of the {name[-1]}. most used pitch class"
     if name.startswith("interval_"):
@@ -115,6 +128,28 @@ class SymbolicFinding:
         d["windows"], d["features"] = list(self.windows), list(self.features)
         d["measured_on"] = list(self.measured_on)
         return d
+
+
+def _window_notes(notes, duration_s: float) -> np.ndarray:
+    """The notes of a window of ``duration_s`` seconds as the line scores and records them
+    (:func:`~musicbrain_cli.symbolic.features.canonical_notes`); ``ValueError`` unless they are
+    MIDI notes (0-127) that start and end within the window (to :data:`WINDOW_TOLERANCE_S`)
+    and do not end before they start, as basic-pitch's notes of the window do. Notes in track
+    time, or far outside the window, would be scored as the window's (an empty piano roll, and
+    an onset autocorrelation quadratic in their span: review)."""
+    arr = canonical_notes(notes)
+    if not len(arr):
+        return arr
+    start, end, pitch = arr[:, 0], arr[:, 1], arr[:, 2]
+    limit = duration_s + WINDOW_TOLERANCE_S
+    if start.min() < 0 or end.max() > limit or np.any(end < start):
+        k = int(np.count_nonzero((start < 0) | (end > limit) | (end < start)))
+        raise ValueError(f"{k} of {len(arr)} notes do not lie within its {duration_s:g} s "
+                         f"(from {start.min():g} s to {end.max():g} s)")
+    if pitch.min() < 0 or pitch.max() > 127:
+        raise ValueError(f"pitches from {pitch.min():g} to {pitch.max():g} are not all MIDI "
+                         "notes (0-127), so not notes heard within it")
+    return arr
 
 
 def _sigmoid_array(z: np.ndarray) -> np.ndarray:
@@ -279,7 +314,8 @@ class SymbolicDetector:
             try:
                 notes = known[0] if known and known[0] is not None else \
                     basic_pitch_notes(np.asarray(samples, dtype=np.float32), sample_rate)
-            except (RuntimeError, ValueError, MemoryError) as exc:   # onnxruntime's failures
+            except (RuntimeError, ValueError, MemoryError, InputError) as exc:
+                # onnxruntime's failures, and audio that is not finite (InputError)
                 self._score_rows(rows, xs, rolls, where)     # the windows before it keep their scores
                 return self._not_applicable(
                     f"Symbolic analysis failed: basic-pitch could not transcribe the window at "
@@ -287,7 +323,13 @@ class SymbolicDetector:
             duration_s = len(samples) / sample_rate
             # the notes as recorded in the finding (ms, whole MIDI pitches) are the notes scored,
             # so that anyone can recompute the window's P(AI) from the finding and the model
-            notes = canonical_notes(notes)
+            try:
+                notes = _window_notes(notes, duration_s)
+            except ValueError as exc:
+                self._score_rows(rows, xs, rolls, where)
+                return self._not_applicable(
+                    f"Symbolic analysis failed: the notes of the window at {float(start_s):g} s are "
+                    f"not notes heard within it ({exc}).", rows)
             x = note_features(notes, duration_s)
             row = {"start_s": float(start_s), "notes": len(notes), "distance": None,
                    "in_domain": False, "p_ai": None, "duration_s": round(duration_s, 6),
@@ -304,7 +346,8 @@ class SymbolicDetector:
         trees, rolled = self._score_rows(rows, xs, rolls, where)
         keep = [k for k, i in enumerate(where) if rows[i]["in_domain"]]
         return self._finding(rows, [xs[k] for k in keep], [float(trees[k] + rolled[k]) for k in keep],
-                             [(float(trees[k]), float(rolled[k])) for k in keep])
+                             [(float(trees[k]), float(rolled[k])) for k in keep],
+                             content_checked=content_in_domain is not None)
 
     def _score_rows(self, rows, xs, rolls, where) -> tuple[np.ndarray, np.ndarray]:
         """Each reader's share for the windows with features (``xs``, rows ``where``), written
@@ -327,16 +370,26 @@ class SymbolicDetector:
         return SymbolicFinding(False, False, None, says_ai=False, leans_ai=False, features=(),
                                explanation=explanation, **self._common(rows))
 
-    def _finding(self, rows, xs, raws, shares=()) -> SymbolicFinding:
+    def _finding(self, rows, xs, raws, shares=(), *, content_checked: bool = True) -> SymbolicFinding:
         common = self._common(rows)
         if not any(r["p_ai"] is not None for r in rows):
             return self._not_applicable(f"Symbolic analysis not applicable: no analysed window held "
                                         f"{MIN_NOTES} or more notes.", rows)
+        # what was heard, and why fewer windows may have been judged (review: the sentence
+        # counted the judged windows as the windows heard)
+        few = sum(r["p_ai"] is None for r in rows)
+        outside = len(rows) - few - len(xs)
+        unchecked = ("" if content_checked else
+                     " The content model made no domain check of this recording, so whether it is "
+                     "audio like the rendered scores this line was measured on was not checked.")
         if not xs:
+            text = ("The notes of every analysed window lie outside the range of the scores the "
+                    "symbolic line was trained on; it does not judge them." if not few else
+                    f"basic-pitch heard the notes of {len(rows)} window(s): {few} held fewer than "
+                    f"{MIN_NOTES} notes, and the notes of the other {outside} lie outside the range "
+                    "of the scores the symbolic line was trained on; it does not judge them.")
             return SymbolicFinding(True, False, None, says_ai=False, leans_ai=False, features=(),
-                                   explanation=("The notes of every analysed window lie outside the "
-                                                "range of the scores the symbolic line was trained "
-                                                "on; it does not judge them."), **common)
+                                   explanation=text + unchecked, **common)
         p = _sigmoid(float(np.mean(raws)) + self.bias)
         mean_x = np.mean(xs, axis=0)
         # distance from the human median in standard deviations of the training windows
@@ -368,8 +421,15 @@ class SymbolicDetector:
             split = (f" Of its log-odds, the statistics give {t:+.2f}, the piano-roll network {r:+.2f} "
                      f"and the calibration {self.bias:+.2f}.")
         shown_p, shown_t = distinct_pair(p, self.threshold)
-        text = (f"basic-pitch heard the notes of {len(xs)} window(s); {readers} give a "
+        heard = f"basic-pitch heard the notes of {len(rows)} window(s)"
+        if len(rows) != len(xs):
+            not_judged = [f"{few} with fewer than {MIN_NOTES} notes" if few else "",
+                          f"{outside} whose notes lie outside the range of the scores the line was "
+                          "trained on" if outside else ""]
+            heard += f" and judged {len(xs)} (not judged: {', '.join(w for w in not_judged if w)})"
+        means = f" (means over the {len(xs)} judged windows)" if len(xs) > 1 else ""
+        text = (f"{heard}; {readers} give a "
                 f"calibrated P(AI) of {shown_p} against the operating point {shown_t}.{split}{doubt} "
-                f"Furthest from the human scores the line was trained on: {where}.")
+                f"Furthest from the human scores the line was trained on{means}: {where}.{unchecked}")
         return SymbolicFinding(True, True, p, says_ai=says_ai, leans_ai=leans_ai, features=named,
                                explanation=text, reaches_operating_point=reaches, **common)
