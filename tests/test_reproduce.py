@@ -89,6 +89,23 @@ def test_reproduction_names_each_library_whose_version_differs(tmp_path, tiny_mo
     assert f"installed torch {installed_torch} differs from the report's 0.0.1" in out
 
 
+def test_every_library_whose_arithmetic_reaches_a_finding_is_recorded():
+    """A review found the transcription (basic-pitch and the onnxruntime that runs it: the
+    notes of the symbolic line and the alignment), the figures' matplotlib and the C2PA
+    validator missing from the record, so a re-run with another version could not say why a
+    figure moved."""
+    from importlib.metadata import version
+
+    from musicbrain_cli.scan.batch import software_versions
+
+    recorded = software_versions()
+    for package in ("basic-pitch", "onnxruntime", "matplotlib", "c2pa-python", "torch",
+                    "weasyprint"):
+        assert package in recorded, package
+    assert recorded["basic-pitch"] == version("basic-pitch")
+    assert recorded["onnxruntime"] == version("onnxruntime")
+
+
 def test_the_device_the_network_ran_on_is_recorded_and_a_rerun_elsewhere_says_so(
         tmp_path, tiny_model_dir):
     """--device auto was not recorded: a report made on a GPU and reproduced on a CPU could

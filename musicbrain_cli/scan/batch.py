@@ -184,6 +184,14 @@ def software_versions(device=None) -> dict[str, str]:
             "libavcodec": ".".join(str(x) for x in av.library_versions["libavcodec"]),
             # lays the PDF out: verify --reproduce lays it out again with the same one
             "weasyprint": installed_version("weasyprint"),
+            # the notes the symbolic line scores and the alignment checks: basic-pitch's model,
+            # run by onnxruntime (a review found neither recorded)
+            "basic-pitch": installed_version("basic-pitch"),
+            "onnxruntime": installed_version("onnxruntime"),
+            # the report's figures (their PNG bytes are compared by verify --reproduce)
+            "matplotlib": installed_version("matplotlib"),
+            # validates a C2PA manifest: the provenance line's finding
+            "c2pa-python": installed_version("c2pa-python"),
             **({"device": compute_device(device)} if device is not None else {})}
 
 
