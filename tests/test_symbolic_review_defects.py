@@ -148,3 +148,15 @@ def test_notes_that_are_not_notes_of_the_window_are_refused_not_scored(shipped, 
     assert not got.applicable and not got.in_domain and got.p_ai is None, why
     assert "window at 10 s" in got.explanation and "within" in got.explanation, why
     assert got.windows[0]["p_ai"] is not None          # the window before it keeps its score
+
+
+def test_the_standard_deviations_named_are_said_to_be_those_of_all_training_windows(shipped):
+    """The named statistics' distance is in standard deviations of all the line's training
+    windows (human and AI: the domain's scale), but was printed as "(human scores: median
+    m, +z SD)", which reads as the spread of the human scores (review)."""
+    got = shipped.assess([(0.0, SILENT, piece(0))], SR, content_in_domain=True)
+    named = got.features[0]
+    z = (named["value"] - named["human_median"]) / shipped.scale[
+        list(FEATURE_NAMES).index(named["feature"])]
+    assert named["sd_from_human_median"] == pytest.approx(z, abs=0.01)
+    assert f"{named['sd_from_human_median']:+.1f} SD of all its training windows)" in got.explanation

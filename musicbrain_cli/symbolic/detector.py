@@ -405,7 +405,7 @@ class SymbolicDetector:
         says_ai = reaches and self.accuses
         leans_ai = not says_ai and p >= self.doubt_threshold
         where = "; ".join(f"{f['plain']} {f['value']:.3g} (human scores: median {f['human_median']:.3g}, "
-                          f"{f['sd_from_human_median']:+.1f} SD)" for f in named)
+                          f"{f['sd_from_human_median']:+.1f} SD of all its training windows)" for f in named)
         doubt = (f" That is at or above its doubt threshold {self.doubt_threshold:.2f}: the notes "
                  "lean towards AI output, which withholds a verdict of human origin."
                  if leans_ai and not reaches else "")
