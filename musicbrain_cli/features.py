@@ -137,6 +137,10 @@ class FrontEndConfig:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise ConfigError(f"front end {name} must be a positive number, not {value!r}")
+        if self.kind == "logmel" and self.n_fft % 2:
+            # A centred STFT of odd length gives one frame fewer than n_samples / hop_length
+            # (torch pads n_fft // 2 each side), so the map would not have n_frames columns.
+            raise ConfigError(f"front end n_fft must be even, not {self.n_fft}")
         nyquist = self.sample_rate / 2
         if self.kind == "logmel" and not self.f_min < self.f_max <= nyquist:
             raise ConfigError(
@@ -403,18 +407,19 @@ class FrontEnd(torch.nn.Module):
         computed per window. The result equals :meth:`forward` up to float rounding (the
         gain applied after the filterbank instead of before the STFT): tested to 1e-6 of the
         map's range. Falls back to :meth:`forward` when the windows do not overlap as
-        consecutive windows do (checked sample by sample), for the CQT front end, and for a
-        single window.
+        consecutive windows do (checked sample by sample), for the CQT front end, for a
+        single window, and when no frame lies wholly inside a window (``n_fft`` over half
+        of it).
         """
         c = self.config
         n, hop, step, half = c.n_samples, c.hop_samples, c.hop_length, self.n_fft // 2
         b = waves.shape[0]
-        if (c.kind != "logmel" or waves.ndim != 2 or b < 2 or waves.shape[1] != n
-                or not 0 < hop < n or hop % step or waves.dtype != torch.float32
-                or not torch.equal(waves[1:, : n - hop], waves[:-1, hop:])):
-            return self.forward(waves)
         lo = -(-half // step)                          # first frame not reaching before 0
         hi = min((n - half) // step, c.n_frames - 1)   # last frame not reaching past n
+        if (c.kind != "logmel" or waves.ndim != 2 or b < 2 or waves.shape[1] != n
+                or not 0 < hop < n or hop % step or waves.dtype != torch.float32 or hi < lo
+                or not torch.equal(waves[1:, : n - hop], waves[:-1, hop:])):
+            return self.forward(waves)
         per_hop = hop // step
         signal = torch.cat([waves[0], waves[1:, n - hop:].reshape(-1)])
         last = (b - 1) * per_hop + hi                  # global index of the last inner frame

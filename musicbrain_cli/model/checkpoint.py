@@ -137,7 +137,8 @@ def load_checkpoint(directory: str | os.PathLike, *, device: str | torch.device 
 
     Raises :class:`ModelLoadError` naming the problem: a missing directory or file, a card
     whose SHA-256 (or ``expected_sha256``) does not match the weights, an unknown backbone,
-    missing/unexpected tensors or wrong tensor shapes.
+    missing/unexpected tensors or wrong tensor shapes, a ``config.json`` that disagrees with
+    the config stored inside the weights.
     """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
@@ -153,8 +154,9 @@ def load_checkpoint(directory: str | os.PathLike, *, device: str | torch.device 
     if not weights.is_file():
         raise ModelLoadError(f"checkpoint file missing: {str(weights)!r}")
     digest = sha256_file(weights)
+    # The card's hash is always checked: a card recording none (null) vouches for nothing.
     for source, expected in (("the model card", card["weights_sha256"]), ("the caller", expected_sha256)):
-        if expected is not None and digest != str(expected).lower():
+        if (expected is not None or source == "the model card") and digest != str(expected).lower():
             raise ModelLoadError(
                 f"SHA-256 of {str(weights)!r} is {digest}, but {source} expects {expected}: "
                 "the weights were altered or belong to another checkpoint"
@@ -183,8 +185,41 @@ def load_checkpoint(directory: str | os.PathLike, *, device: str | torch.device 
     bad_dtype = [k for k, v in expected_state.items() if state[k].dtype != v.dtype]
     if bad_dtype:
         raise ModelLoadError(f"weights {str(weights)!r} have unexpected dtypes: {bad_dtype[:5]}")
+    _check_config_inside(weights, config)
     model.load_state_dict(state, strict=True)
     return model.to(device).eval(), config, card
+
+
+def _check_config_inside(weights: Path, config: ModelConfig) -> None:
+    """Refuse a ``config.json`` that disagrees with the config inside the weights file.
+
+    ``config.json`` is covered by no hash (the card's SHA-256 and the shipped pin cover the
+    weights file only), and much of it changes no tensor shape: the order of labels in a
+    group (``human``/``ai`` swapped turns every P(AI) into P(human)), the front end's
+    scaling. The copy inside the weights' metadata is covered by their SHA-256.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(weights), framework="pt") as fh:
+            inside_text = (fh.metadata() or {}).get("config")
+    except (SafetensorError, OSError) as exc:
+        raise ModelLoadError(f"cannot read weights {str(weights)!r}: {exc}") from exc
+    if inside_text is None:
+        raise ModelLoadError(f"weights {str(weights)!r} carry no config to check "
+                             f"{CONFIG_FILE} against: not a MusicBrain checkpoint")
+    try:
+        inside = ModelConfig.from_dict(json.loads(inside_text)).to_dict()
+    except (ValueError, TypeError, MusicBrainError) as exc:
+        raise ModelLoadError(f"weights {str(weights)!r} carry an invalid config: {exc}") from exc
+    beside = config.to_dict()
+    if json_text(inside) != json_text(beside):
+        differ = sorted(k for k in set(inside) | set(beside)
+                        if json_text(inside.get(k)) != json_text(beside.get(k)))
+        raise ModelLoadError(
+            f"{CONFIG_FILE} beside {str(weights)!r} does not match the config stored inside "
+            f"the weights (differs in {differ}): it was edited or belongs to another checkpoint"
+        )
 
 
 def pinned_sha256(name_or_path: str | os.PathLike) -> str | None:

@@ -196,7 +196,8 @@ class Detector:
             raise ModelLoadError(f"the shipped model {str(name_or_path)!r} has weights "
                                  f"{card['weights_sha256']}, not the pinned {pinned}: the "
                                  "installation was altered; reinstall MusicBrain")
-        detector = cls(model, config, card, device=dev, ood=load_ood_stats(directory))
+        detector = cls(model, config, card, device=dev)
+        detector.ood = load_ood_stats(directory, card=card, model=model)
         detector.model_dir = directory
         return detector
 
@@ -320,6 +321,9 @@ class Detector:
                 return
             t = time.perf_counter()
             waves = np.ascontiguousarray(np.stack([w.samples for w in batch]), dtype=np.float32)
+            if not np.isfinite(waves).all():      # as analyse_windows refuses them
+                raise ConfigError(f"samples contain NaN or infinite values (in the window at "
+                                  f"{batch[0].start_s:.2f} s or one of the {len(batch) - 1} after it)")
             with torch.inference_mode():
                 # consecutive windows of one file: overlapping frames computed once
                 spec = self.front_end.forward_consecutive(torch.from_numpy(waves).to(self.device))
@@ -365,13 +369,30 @@ def _add(timings: dict[str, float], stage: str, seconds: float) -> None:
     timings[stage] = timings.get(stage, 0.0) + seconds
 
 
-def load_ood_stats(directory):
+def load_ood_stats(directory, *, card: Mapping[str, Any] | None = None, model=None):
     """The out-of-domain statistics saved beside a model's weights, or ``None`` when the
-    model has none (``directory`` None, or no ``ood.safetensors`` there)."""
+    model has none (``directory`` None, or no ``ood.safetensors`` there).
+
+    With ``card`` (and ``model``), statistics the card's ``ood`` section relies on must be
+    there and fit the model, else :class:`ModelLoadError`: a missing file would otherwise
+    turn the domain check off without a word (the verdict then runs with no check at all).
+    """
     from pathlib import Path
 
-    from musicbrain_cli.model.ood import OOD_FILE, OODStats
+    from musicbrain_cli.model.ood import OOD_FILE, PROFILE_BANDS, OODStats, card_checks
 
-    if directory is None or not (Path(directory) / OOD_FILE).is_file():
+    path = None if directory is None else Path(directory) / OOD_FILE
+    if path is None or not path.is_file():
+        named = card_checks((card or {}).get("ood"))
+        if named:
+            raise ModelLoadError(
+                f"the model card names out-of-domain checks {sorted(named)} but their "
+                f"statistics {str(path)!r} are missing: the installation or checkpoint is "
+                "incomplete (copy ood.safetensors back, or re-finalize the model)")
         return None
-    return OODStats.load(directory)
+    stats = OODStats.load(directory)
+    if card is not None and model is not None:
+        fe = model.config.front_end
+        stats.check_against(card.get("ood"), embed_dim=int(model.embed_dim),
+                            profile_dim=2 * min(PROFILE_BANDS, fe.n_bins), where=repr(str(path)))
+    return stats

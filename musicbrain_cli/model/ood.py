@@ -141,20 +141,48 @@ class OODStats:
 
     @classmethod
     def load(cls, directory: str | Path) -> "OODStats":
+        from safetensors import SafetensorError, safe_open
         from safetensors.numpy import load_file
 
         path = Path(directory) / OOD_FILE
         try:
-            from safetensors import safe_open
-
             data = load_file(str(path))
             with safe_open(str(path), framework="numpy") as fh:
                 meta = fh.metadata() or {}
-            return cls(means=data["means"], precision=data["precision"],
-                       profile_reference=data.get("profile_reference"),
-                       profile_k=int(meta.get("profile_k", PROFILE_K)))
-        except (OSError, KeyError, ValueError) as exc:
+            stats = cls(means=data["means"], precision=data["precision"],
+                        profile_reference=data.get("profile_reference"),
+                        profile_k=int(meta.get("profile_k", PROFILE_K)))
+            d = stats.means.shape[-1]
+            if (stats.means.ndim != 2 or stats.precision.shape != (d, d)
+                    or (stats.profile_reference is not None
+                        and stats.profile_reference.ndim != 2)):
+                raise ValueError(f"inconsistent shapes: means {stats.means.shape}, precision "
+                                 f"{stats.precision.shape}, profile_reference "
+                                 f"{getattr(stats.profile_reference, 'shape', None)}")
+            return stats
+        except (OSError, KeyError, ValueError, SafetensorError) as exc:
             raise ModelLoadError(f"cannot read out-of-domain statistics {str(path)!r}: {exc}") from exc
+
+    def check_against(self, ood_card: Mapping | None, *, embed_dim: int, profile_dim: int,
+                      where: str = "") -> None:
+        """Raise :class:`ModelLoadError` unless these statistics can run every check the
+        card's ``ood`` section names (:func:`card_checks`), on a model whose embedding has
+        ``embed_dim`` and whose spectral profile ``profile_dim`` values. Without this a check
+        the card's error rates were measured with is silently skipped, or fails on every
+        track."""
+        if self.means.shape[1] != embed_dim:
+            raise ModelLoadError(f"out-of-domain statistics {where} have embedding dimension "
+                                 f"{self.means.shape[1]}, the model {embed_dim}: they belong "
+                                 "to another model")
+        if "spectral_profile" in card_checks(ood_card):
+            if not self.has_profile:
+                raise ModelLoadError(f"the model card names the spectral_profile domain check "
+                                     f"but the out-of-domain statistics {where} hold no "
+                                     "spectral-profile reference")
+            if self.profile_reference.shape[1] != profile_dim:
+                raise ModelLoadError(f"out-of-domain statistics {where} have spectral-profile "
+                                     f"dimension {self.profile_reference.shape[1]}, the model's "
+                                     f"front end gives {profile_dim}")
 
 
 def fit_ood(emb: np.ndarray, classes: np.ndarray, profiles: np.ndarray | None = None, *,
@@ -218,6 +246,15 @@ CHECK_WORDS = {
 }
 
 
+def card_checks(ood_card: Mapping | None) -> dict:
+    """The checks a model card's ``ood`` section names, ``{name: {"threshold": ...}}`` (a
+    bare ``threshold``, as older cards hold, names the embedding check)."""
+    named = dict((ood_card or {}).get("checks") or {})
+    if "threshold" in (ood_card or {}) and "embedding" not in named:
+        named["embedding"] = {"threshold": ood_card["threshold"]}
+    return named
+
+
 def check_domain(stats: OODStats, ood_card: dict, embeddings: np.ndarray,
                  profiles: np.ndarray | None = None) -> dict:
     """Run every check the model card has a threshold for on one track's windows.
@@ -229,9 +266,7 @@ def check_domain(stats: OODStats, ood_card: dict, embeddings: np.ndarray,
     run; with no check run the result is ``{"available": False}``.
     """
     checks = []
-    named = dict((ood_card or {}).get("checks") or {})
-    if "threshold" in (ood_card or {}) and "embedding" not in named:
-        named["embedding"] = {"threshold": ood_card["threshold"]}
+    named = card_checks(ood_card)
     if "embedding" in named and embeddings is not None and len(embeddings):
         checks.append(("embedding", track_score(stats.score(embeddings)),
                        float(named["embedding"]["threshold"])))
