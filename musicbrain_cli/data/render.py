@@ -118,7 +118,7 @@ INSTRUMENTATION_PROGRAMS: dict[str, list[int]] = {
 }
 
 DEFAULT_PROGRAM = 0  # Acoustic Grand Piano, when neither the part nor the label says more
-DEFAULT_VELOCITY = 80  # mezzo-forte, for notes without a velocity (music21 leaves it None)
+DEFAULT_VELOCITY = 80  # mezzo-forte, every note of a score (score_to_midi drops dynamics)
 
 
 def program_for_voice(index: int, instrumentation: str | None) -> int:
@@ -385,7 +385,11 @@ def score_to_midi(path_or_stream: Any, *, instrumentation: str | None = None):
     other parts take :data:`INSTRUMENTATION_PROGRAMS` for the ``instrumentation`` label, by
     voice order. A MIDI file keeps its own programs unless ``instrumentation`` is given.
     Drum tracks are dropped: NotaGen and MusicNet have none, and GM percussion would be a
-    rendering artefact the detector could latch onto.
+    rendering artefact the detector could latch onto. Every note of a file or stream gets
+    :data:`DEFAULT_VELOCITY`: music21's ABC reader drops dynamics marks (``!p!``, ``!ff!``),
+    so generated ABC always plays at that velocity, while a score MIDI (MusicNet's) carries
+    velocities from 1 to 127; kept, they would tell the classes apart by dynamics and by the
+    SoundFont's velocity layers (the reference corpus drops dynamics for the same reason).
     """
     import pretty_midi
 
@@ -401,6 +405,9 @@ def score_to_midi(path_or_stream: Any, *, instrumentation: str | None = None):
             except Exception as exc:  # mido raises OSError, EOFError, KeyError, ValueError...
                 raise RenderError(f"cannot read MIDI file {str(path)!r}: {exc}") from exc
             midi.instruments = [i for i in midi.instruments if not i.is_drum]
+            for inst in midi.instruments:
+                for note in inst.notes:
+                    note.velocity = DEFAULT_VELOCITY
             return _reprogram(midi, instrumentation) if instrumentation else midi
         if text_abc:
             score = _abc_to_score(path_or_stream)
@@ -491,10 +498,9 @@ def _stream_to_midi(score, instrumentation: str | None):
             t0, t1 = tempo(start_ql), tempo(end_ql)
             if t1 - t0 <= 0:
                 continue  # grace notes have zero length in music21
-            velocity = el.volume.velocity if el.volume.velocity is not None else DEFAULT_VELOCITY
             for p in el.pitches:
                 if 0 <= p.midi <= 127:
-                    inst_out.notes.append(pretty_midi.Note(int(velocity), int(p.midi), t0, t1))
+                    inst_out.notes.append(pretty_midi.Note(DEFAULT_VELOCITY, int(p.midi), t0, t1))
         midi.instruments.append(inst_out)
         voice += 1
     if not any(i.notes for i in midi.instruments):
@@ -554,12 +560,52 @@ def humanize_midi(midi, humanize: Humanize, *, seed: int):
             note.start = max(0.0, note.start * stretch + float(dt))
             note.end = note.start + dur
             note.velocity = int(np.clip(round(note.velocity + float(dv)), 1, 127))
+        _end_before_repeat(inst.notes)
     return out
+
+
+def _end_before_repeat(notes) -> None:
+    """End each note no later than the next note of the same pitch starts (in place).
+
+    Timing jitter moves a note and keeps its length, so a repeated note played legato (one
+    ends where the next starts) overlaps its successor half the time. FluidSynth releases
+    every sounding voice of a key at that key's note-off (``fluid_synth_noteoff``), so the
+    earlier note's late note-off would silence the later note a few ms after it starts;
+    ending the earlier note where the later one begins keeps both. Notes starting together
+    (a unison) are left as they are.
+    """
+    by_pitch: dict[int, list] = {}
+    for note in notes:
+        by_pitch.setdefault(note.pitch, []).append(note)
+    for same in by_pitch.values():
+        same.sort(key=lambda n: (n.start, n.end))
+        for a, b in zip(same, same[1:]):
+            if a.start < b.start < a.end:
+                a.end = b.start
 
 
 RENDER_GAIN = 0.2          # FluidSynth's default master gain; float output never clips
 RENDER_PEAK = 0.9          # rendered pieces are peak-normalised to this, so level is no cue
 RELEASE_TAIL_S = 1.0       # audio kept after the last note-off (FluidSynth renders release)
+
+
+def _without_zero_length_notes(midi):
+    """``midi``, or a copy without the notes that start and end on the same MIDI tick.
+
+    Such a note is written as its note-off followed by its note-on (pretty_midi orders a
+    tick's events that way), so it would sound until the end of the piece, and on a
+    sustaining program FluidSynth's fast render never ends (it renders until every voice is
+    silent) and the piece runs into the timeout. ``_stream_to_midi`` drops such notes too.
+    """
+    def playable(note) -> bool:
+        return midi.time_to_tick(note.end) > midi.time_to_tick(note.start)
+
+    if all(playable(n) for inst in midi.instruments for n in inst.notes):
+        return midi
+    out = copy.deepcopy(midi)
+    for inst in out.instruments:
+        inst.notes = [n for n in inst.notes if playable(n)]
+    return out
 
 
 def fluidsynth_binary() -> str:
@@ -583,6 +629,7 @@ def render_midi(midi, soundfont: SoundFont, *, sample_rate: int = 22050,
         raise RenderError(f"sample_rate {sample_rate!r} is outside 8000..192000 Hz")
     if humanize is not None and humanize.active:
         midi = humanize_midi(midi, humanize, seed=seed)
+    midi = _without_zero_length_notes(midi)
     end_s = midi.get_end_time()
     if end_s <= 0:
         raise RenderError("the MIDI holds no notes to render")
