@@ -24,7 +24,12 @@ How gradients are taken, and why:
 Shapes: the input is a spectrogram batch ``[B, 1, F, T]`` (F frequency bins, row 0 the lowest;
 T frames); the target layer's output is ``[B, C, h, w]``. Maps come back on the input's grid
 ``[B, K, F, T]`` (K targets), upsampled bilinearly (half-pixel centres, as OpenCV's
-``INTER_LINEAR`` that pytorch-grad-cam uses).
+``INTER_LINEAR`` that pytorch-grad-cam uses) onto the rows and frames the layer read
+(:func:`to_input_grid`): a strided network without padding drops the input's last
+``n mod stride`` frames (MusicBrainNet's 8-frame stem reads 496 of a window's 500), so its
+31 cells sit on frames 0-495 and frames 496-499 get no saliency (stretching the cells over
+all 500 frames put cell i 0.13 i frames late, 78 ms at the window's end, and gave the unread
+frames the last cell's value).
 """
 
 from __future__ import annotations
@@ -59,6 +64,13 @@ class LabelTarget:
         if isinstance(self.index, int):
             return logits[:, self.index]
         index = torch.as_tensor(self.index, device=logits.device, dtype=torch.long)
+        if index.dim() == 0:
+            # a numpy integer or a 0-d tensor is one label for every sample (gathering with
+            # it would pick sample 0's logit only and leave the others unexplained)
+            return logits[:, int(index)]
+        if index.numel() != logits.shape[0]:
+            raise InputError(f"LabelTarget has {index.numel()} label indices for a batch of "
+                             f"{logits.shape[0]} samples")
         return logits.gather(1, index.reshape(-1, 1)).squeeze(1)
 
     def __repr__(self) -> str:
@@ -104,6 +116,30 @@ def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     if tuple(maps.shape[-2:]) == tuple(size):
         return maps
     return F.interpolate(maps, size=size, mode="bilinear", align_corners=False)
+
+
+def read_extent(n: int, cells: int) -> int:
+    """How many of an axis' ``n`` input rows/frames a layer of ``cells`` cells read: the
+    first ``stride * cells`` when ``cells = n // stride`` holds for exactly one integer stride
+    (a strided network without padding, e.g. a patchify stem, drops the remainder: 500
+    frames, 31 cells -> stride 16, 496 frames), else all ``n`` (a padded network's cells
+    cover the whole axis; with a coarse grid several strides fit and none is assumed)."""
+    if cells < 1:
+        return n
+    lo, hi = n // (cells + 1) + 1, n // cells      # the integer strides s with n // s == cells
+    return hi * cells if lo == hi >= 1 else n
+
+
+def to_input_grid(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``[B, K, h, w]`` -> ``[B, K, F, T]``: :func:`upsample` onto the rows and frames the
+    layer read (:func:`read_extent`), zero on those it never read (the model's output does
+    not depend on them)."""
+    h, w = int(maps.shape[-2]), int(maps.shape[-1])
+    rows, frames = read_extent(int(size[0]), h), read_extent(int(size[1]), w)
+    out = upsample(maps, (rows, frames))
+    if (rows, frames) != tuple(size):
+        out = F.pad(out, (0, int(size[1]) - frames, 0, int(size[0]) - rows))
+    return out
 
 
 def minmax(maps: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
@@ -216,7 +252,9 @@ class BaseCAM:
         self._input_grad = None
         with _ModeGuard(self.model, self.eval_mode), torch.inference_mode(False):
             if self.input_gradient:
-                spec = spec.detach().requires_grad_(True)
+                # clone: an inference tensor (made under the caller's inference_mode) cannot
+                # require grad; its copy made here, outside inference mode, can
+                spec = spec.detach().clone().requires_grad_(True)
             self._running = True
             try:
                 # Without input_gradient, _capture switches grad on at the target layer.
@@ -284,7 +322,7 @@ class BaseCAM:
         [0, 1]. Default (Grad-CAM): ReLU, bilinear upsampling, min-max per map. Min-max is
         affine and bilinear weights sum to one, so this equals pytorch-grad-cam's
         ReLU -> min-max -> resize -> min-max."""
-        return minmax(upsample(F.relu(maps), size), dims=(2, 3))
+        return minmax(to_input_grid(F.relu(maps), size), dims=(2, 3))
 
     def __call__(
         self,

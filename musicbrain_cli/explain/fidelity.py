@@ -241,18 +241,19 @@ def random_map(shape: tuple[int, int], *, seed: int = 0,
     perturbation that says more about the mask's shape than about information (Rong et al.
     2022, "A Consistent and Efficient Evaluation Strategy for Attribution Methods", ROAD).
     With ``grid`` (h, w) the values are drawn on that grid and upsampled bilinearly to
-    ``shape``, like a CAM read from an h x w layer: chance at the resolution of the map it is
-    compared with."""
+    ``shape``, like a CAM read from an h x w layer, onto the rows and frames such a layer reads
+    (:func:`~musicbrain_cli.explain.base.to_input_grid`, zero on those it drops, as the CAM's
+    own maps are): chance at the resolution of the map it is compared with."""
     rng = np.random.default_rng(seed)
     if grid is None:
         return rng.random(shape)
-    from musicbrain_cli.explain.base import upsample
+    from musicbrain_cli.explain.base import to_input_grid
 
     h, w = int(grid[0]), int(grid[1])
     if h < 1 or w < 1:
         raise ConfigError(f"random map grid must be positive, got {grid}")
     coarse = torch.from_numpy(rng.random((1, 1, h, w)))
-    return upsample(coarse, tuple(shape))[0, 0].numpy()
+    return to_input_grid(coarse, tuple(shape))[0, 0].numpy()
 
 
 def occlusion_map(model: nn.Module, spec, *, targets: Sequence[int], patch: tuple[int, int] = (8, 8),

@@ -104,7 +104,7 @@ import torch.nn.functional as F
 
 from musicbrain_cli.errors import ConfigError
 from musicbrain_cli.explain.base import (EPS, DEFAULT_LAYER, BaseCAM, CamResult, minmax,
-                                         top_k_targets, upsample)
+                                         to_input_grid, top_k_targets)
 
 Normalize = Literal["none", "per-map", "label-axis", "frequency-axis"]
 NORMALIZE_MODES: tuple[str, ...] = ("none", "per-map", "label-axis", "frequency-axis")
@@ -236,7 +236,7 @@ class FMGradCAM(BaseCAM):
         return super().label_maps(activation, grads)
 
     def fuse(self, maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        maps = exclusive_argmax(upsample(maps, size))
+        maps = exclusive_argmax(to_input_grid(maps, size))
         maps = F.relu(normalize_maps(maps, self.normalize))
         if self.refine in GRADIENT_REFINES:
             maps = maps * self.fine_map()

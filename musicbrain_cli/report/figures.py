@@ -218,6 +218,14 @@ def fmgcam_figure(spectrogram_db: np.ndarray, saliency: np.ndarray, labels: Sequ
     closer = np.abs(freqs[below] - _mel_inv(target_mel)) < np.abs(freqs[idx] - _mel_inv(target_mel))
     idx = np.where(closer, below, idx)
     spec_r, sal_r = spec[idx], sal[:, idx]
+    # Where bins are denser than rows (the front end's Slaney-mel bins near 1 kHz on this
+    # HTK-mel axis: 18 of 256 bins), nearest-bin sampling skips bins, and a partial or a
+    # saliency peak on one of them would not be drawn at all: each row also takes the
+    # maximum over the bins whose centres are nearest to it, so every bin is drawn.
+    own_row = np.clip(np.rint((_mel(freqs) - mel_lo) / (mel_hi - mel_lo) * (rows - 1)),
+                      0, rows - 1).astype(int)
+    np.maximum.at(spec_r, own_row, spec)
+    np.maximum.at(sal_r, (slice(None), own_row), sal)
 
     # Grey spectrogram, dynamic range clipped to 80 dB below the peak (a common display range).
     top = spec_r.max()
