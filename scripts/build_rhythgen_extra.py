@@ -101,7 +101,7 @@ def main(argv=None) -> int:
             for j, start in enumerate(rg.window_starts(midi, clip_s=clip_s, windows=args.windows)):
                 cid = rg.clip_id(p, j)
                 mid = args.out / "scores" / f"{cid}.mid"
-                rg.midi_window(midi, start, clip_s + 1.0).write(str(mid))
+                rg.midi_window(midi, start, clip_s).write(str(mid))
                 meta[cid] = (p, start)
                 jobs.append((cid, str(mid), str(args.out / "audio" / f"{cid}.flac"), sample_rate,
                              int(round(clip_s * sample_rate)), seed))

@@ -94,6 +94,30 @@ def test_windows_start_on_notes_and_never_pad():
     assert all(0.0 <= n.start < 8.0 for n in notes) and len(notes) == 16
 
 
+def test_a_rhythgen_window_ends_at_the_clip_length_as_a_human_scores_does():
+    """RhythGen clips took clip_s + 1 s of notes, left ringing, so after the humanising
+    stretch (up to 4 % faster) they always played to the clip's last sample, while a human
+    score's window (clip_s, cut) ends early half the time: end silence told the classes apart
+    (review). The window is a clip's length, and no note rings past it."""
+    import numpy as np
+
+    from musicbrain_cli.data.reference import tokens
+
+    midi = pretty_midi.PrettyMIDI()
+    inst = pretty_midi.Instrument(0)
+    inst.notes = [pretty_midi.Note(80, 60 + (k % 12), k * 0.75, k * 0.75 + 1.5) for k in range(40)]
+    midi.instruments.append(inst)
+    win = rg.midi_window(midi, 0.0, 12.0)
+    assert max(n.end for n in win.instruments[0].notes) <= 12.0 + 1e-9
+    assert max(n.start for n in win.instruments[0].notes) < 12.0
+    # the same cut as the human scores' token windows
+    events = [(int(round(n.start * 960)), 0, n.pitch, int(round((n.end - n.start) * 960)))
+              for n in inst.notes]
+    cut = tokens.window(events, 0, 12 * 960)
+    assert np.allclose(sorted((o + d) / 960 for o, _, _, d in cut),
+                       sorted(n.end for n in win.instruments[0].notes))
+
+
 def test_build_with_rhythgen(tree, tmp_path, monkeypatch):
     spec = B.SizeSpec("micro", 4.0, ("bach",), 1, 1, 1, 1, 0.5, sample_batch=1,
                       rhythgen_per_config=None, rhythgen_windows=2)

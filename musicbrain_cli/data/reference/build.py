@@ -655,7 +655,7 @@ def _rhythgen_clips(root, spec: SizeSpec, seed: int, out: Path, jobs: int | None
                                xsf if split == XSF_SPLIT else split,
                                f"rhythgen:{p.rel}#t={start:.3f}", [], 120.0,
                                held_out=split == XSF_SPLIT,
-                               midi=rg.midi_window(midi, start, spec.clip_s + 1.0)))
+                               midi=rg.midi_window(midi, start, spec.clip_s)))
     timings["read_rhythgen_s"] = time.perf_counter() - t
     return clips, {"used": True, "root": str(root), "credit": rg.CREDIT,
                    "held_out_configs": sorted(rg.HELD_OUT_CONFIGS),

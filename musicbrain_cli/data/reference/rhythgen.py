@@ -175,13 +175,19 @@ def parse_all(pieces: Sequence[Piece], cache: Path, *, jobs: int | None = None,
 
 def midi_window(midi, start_s: float, length_s: float):
     """A new PrettyMIDI holding the notes of ``midi`` that start in ``[start_s, start_s +
-    length_s)``, shifted to start at 0 (instruments and programs kept)."""
+    length_s)``, shifted to start at 0 and cut so that none rings past ``length_s``
+    (instruments and programs kept), as the human scores' windows are
+    (:func:`~musicbrain_cli.data.reference.tokens.window`). A build takes exactly a clip's
+    length: a longer window with notes left ringing made every RhythGen clip play to its last
+    sample after the humanising stretch, while a human score's clip ends up to 0.5 s early
+    half the time (a silence at the end that told the classes apart; review)."""
     import pretty_midi
 
     out = pretty_midi.PrettyMIDI(initial_tempo=120.0)
     end = start_s + length_s
     for inst in midi.instruments:
-        notes = [pretty_midi.Note(n.velocity, n.pitch, n.start - start_s, n.end - start_s)
+        notes = [pretty_midi.Note(n.velocity, n.pitch, n.start - start_s,
+                                  min(n.end, end) - start_s)
                  for n in inst.notes if start_s <= n.start < end]
         if notes:
             new = pretty_midi.Instrument(inst.program, is_drum=inst.is_drum, name=inst.name)
