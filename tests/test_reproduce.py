@@ -1,6 +1,7 @@
 """verify --reproduce: a report's figures come out the same when the analysis is re-run."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -104,6 +105,26 @@ def test_every_library_whose_arithmetic_reaches_a_finding_is_recorded():
         assert package in recorded, package
     assert recorded["basic-pitch"] == version("basic-pitch")
     assert recorded["onnxruntime"] == version("onnxruntime")
+
+
+def test_the_card_and_domain_statistics_are_named_by_hash_and_a_changed_one_is_said(
+        tmp_path, tiny_model_dir):
+    """Only the weights were hashed in a report, but the card (calibration, operating point,
+    policy) and the domain statistics decide the verdict too (review): both are recorded by
+    SHA-256, and a re-run with others says so."""
+    from musicbrain_cli.files import sha256_file
+
+    audio, folder = _scanned(tmp_path, tiny_model_dir)
+    result = json.loads((folder / "result.json").read_text())
+    assert result["model"]["card_sha256"] == sha256_file(Path(tiny_model_dir) / "model_card.json")
+    ood = Path(tiny_model_dir) / "ood.safetensors"
+    assert result["model"]["ood_sha256"] == (sha256_file(ood) if ood.is_file() else None)
+    assert result["model"]["card_sha256"] in (folder / "report.html").read_text()
+    assert reproduce(folder, audio, model=tiny_model_dir).notes == []
+    result["model"]["card_sha256"] = "0" * 64
+    (folder / "result.json").write_text(json.dumps(result))
+    again = reproduce(folder, audio, model=tiny_model_dir)
+    assert any("model card" in n and "0" * 64 in n for n in again.notes), again.notes
 
 
 def test_the_device_the_network_ran_on_is_recorded_and_a_rerun_elsewhere_says_so(

@@ -42,6 +42,7 @@ import copy
 import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -199,6 +200,7 @@ class Detector:
         detector = cls(model, config, card, device=dev)
         detector.ood = load_ood_stats(directory, card=card, model=model)
         detector.model_dir = directory
+        detector.file_sha256 = model_file_hashes(directory)
         return detector
 
     # --- the one model stage -----------------------------------------------------------
@@ -367,6 +369,22 @@ class Detector:
 
 def _add(timings: dict[str, float], stage: str, seconds: float) -> None:
     timings[stage] = timings.get(stage, 0.0) + seconds
+
+
+def model_file_hashes(directory) -> dict[str, str | None]:
+    """SHA-256 of the model's card and domain statistics (``None``: no such file). The pin
+    and the card's own hash cover the weights only, but the card holds the calibration, the
+    operating point and the verdict policy, and the statistics decide the domain check: a
+    report records both hashes, so that what decided a verdict is named byte for byte."""
+    from musicbrain_cli.files import sha256_file
+    from musicbrain_cli.model.card import CARD_FILE
+    from musicbrain_cli.model.ood import OOD_FILE
+
+    out: dict[str, str | None] = {}
+    for key, name in (("card", CARD_FILE), ("ood", OOD_FILE)):
+        path = Path(directory) / name
+        out[key] = sha256_file(path) if path.is_file() else None
+    return out
 
 
 def load_ood_stats(directory, *, card: Mapping[str, Any] | None = None, model=None):

@@ -684,6 +684,10 @@ def appendix_rows(track: Mapping) -> list[dict]:
         "the content model's name and version")
     add("Weights SHA-256", model.get("weights_sha256"),
         "fingerprint of the exact weights used; verify checks it")
+    add("Model card SHA-256", model.get("card_sha256"),
+        "fingerprint of the card (calibration, thresholds, verdict policy); verify --reproduce names a different one")
+    add("Domain statistics SHA-256", model.get("ood_sha256"),
+        "fingerprint of the statistics the domain check compares against")
     add("Network", model.get("backbone"), "the neural-network architecture (timm name)")
     if _num(cal.get("temperature")) is not None:
         add("Calibration", f"temperature {float(cal['temperature']):.3f}"

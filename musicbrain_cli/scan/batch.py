@@ -197,8 +197,12 @@ def software_versions(device=None) -> dict[str, str]:
 
 def model_facts(detector) -> dict:
     card = detector.card
+    files = getattr(detector, "file_sha256", None) or {}
     return {"name": card.get("name", "unnamed"), "version": card.get("version", ""),
             "weights_sha256": card.get("weights_sha256", ""),
+            # the card (calibration, operating point, policy) and the domain statistics are
+            # covered by no pin: their hashes name what decided the verdict (review)
+            **({"card_sha256": files.get("card"), "ood_sha256": files.get("ood")} if files else {}),
             "backbone": detector.config.backbone,
             "front_end": detector.config.front_end.to_dict(),
             "calibration": card.get("calibration", {}),

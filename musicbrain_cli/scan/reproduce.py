@@ -311,6 +311,15 @@ def reproduce(report_dir: str | Path, audio: str | Path, *, model: str | Path = 
         result.differences.append(f"model weights SHA-256 {have} is not the recorded {want}; "
                                   "give the model the report names with --model")
         return result
+    # The card and the domain statistics are not pinned: a changed one explains changed
+    # probabilities or a changed domain check, so it is named beside the differences.
+    have_files = getattr(detector, "file_sha256", None) or {}
+    for key, what in (("card", "model card"), ("ood", "domain statistics")):
+        recorded_sha = recorded.get("model", {}).get(f"{key}_sha256")
+        if recorded_sha and recorded_sha != have_files.get(key):
+            result.notes.append(f"the SHA-256 of the installed {what} {have_files.get(key)} is "
+                                f"not the recorded {recorded_sha}: this can change the "
+                                "probabilities or the domain check")
     # Each evidence line's own model: a report made with another version of a line (the
     # artifact line's doubt zone, session 20) cannot come out the same here, and saying so
     # beats listing its findings as differences.
