@@ -127,8 +127,12 @@ def check_path(path: str | os.PathLike) -> Path:
         raise InputError(f"{p}: permission denied")
     if st.st_size == 0:
         raise EmptyFileError(f"{p}: the file is empty (0 bytes)")
-    # Absolute and resolved so FFmpeg never reads the name as a URL ("concat:...", "http:").
-    return p.resolve()
+    # Absolute so FFmpeg never reads the name as a URL ("concat:...", "http:"). Not
+    # resolved: a link's target may be named in bytes that are not UTF-8, and every error
+    # message and fact that names the path would then carry them into the UTF-8 reports (a
+    # link "good.wav" to "caf\xe9.wav" stopped the whole scan with UnicodeEncodeError before
+    # the catalog was written); the path as given is also the one the user can find.
+    return p.absolute()
 
 
 def sha256_file(path: str | os.PathLike, *, chunk_size: int = 1 << 20) -> str:

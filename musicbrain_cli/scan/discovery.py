@@ -26,6 +26,9 @@ from musicbrain_cli.errors import InputError, MusicBrainError
 AUDIO_EXTENSIONS = frozenset({
     ".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".mp4", ".aac",
     ".aif", ".aiff", ".aifc", ".wma", ".webm", ".mka", ".caf", ".ac3", ".wv", ".ape",
+    # Wave64 and TTA: the decoder checks their size claim and frame checksums
+    # (audio/decode.py), yet a folder scan skipped them as "not audio"
+    ".w64", ".tta",
 })
 #: Prefix of the scan's temporary folders inside OUT (a track folder being written, an old
 #: one being replaced); the walk never enters them.
@@ -72,12 +75,18 @@ NOT_UTF8 = ("its file name is not valid UTF-8 (shown with \\xNN escapes), so the
             "cannot record its path; rename it to UTF-8 to scan it")
 
 
+#: Why a name of a file already taken is passed over (never without a word: the catalog
+#: would hold one row fewer than the names the user counts).
+SAME_FILE = "the same file as a path already taken (a link to it or another name of it): analysed once"
+
+
 def discover(inputs: Iterable[str | os.PathLike], *,
              output: str | os.PathLike | None = None) -> Discovery:
     """Audio files under ``inputs`` (files or folders), recursively, in a stable order.
 
     Symbolic links are followed, but every folder is entered once (by device and inode),
-    so a link loop cannot trap the walk. Files are de-duplicated by their real path.
+    so a link loop cannot trap the walk. A file is taken once (by device and inode); its
+    other names are skipped with a note.
     Folder entries without an audio extension are skipped with a note; a folder that
     cannot be read and a file name that is not UTF-8 are failed inputs
     (:attr:`Discovery.failed`). ``output``: the scan's output folder, never scanned when it
@@ -92,16 +101,24 @@ def discover(inputs: Iterable[str | os.PathLike], *,
     except OSError:
         st = None       # not made yet: nothing of it to enter
     output_key = (st.st_dev, st.st_ino) if st is not None else None
-    seen_files: set[str] = set()
+    seen_files: set = set()
 
     def add_file(p: Path) -> None:
-        real = os.path.realpath(p)
-        if real not in seen_files:
-            seen_files.add(real)
-            if _encodable(p):
-                found.files.append(p)
-            else:
-                found.failed.append((shown_path(p), NOT_UTF8))
+        # One file, one row: the same file by another name (a link to it, a hard link, a
+        # case variant on a case-insensitive file system) is taken once, by device and inode
+        # as folders are; the real path is only the key of a name that cannot be stat'ed
+        # (left to the intake, which reports it). Realpath alone let `Song.wav` and
+        # `song.wav` on macOS, or two hard links, be analysed and counted twice.
+        st = _stat(p)
+        key = (st.st_dev, st.st_ino) if st is not None and st.st_ino else os.path.realpath(p)
+        if key in seen_files:
+            found.skipped.append((shown_path(p), SAME_FILE))
+            return
+        seen_files.add(key)
+        if _encodable(p):
+            found.files.append(p)
+        else:
+            found.failed.append((shown_path(p), NOT_UTF8))
 
     for raw in inputs:
         top = Path(raw)
@@ -169,12 +186,41 @@ def read_path_list(path: str | os.PathLike) -> list[str]:
     return out
 
 
-def _key(path: Path) -> tuple[int, int] | None:
+def _stat(path: str | os.PathLike) -> os.stat_result | None:
     try:
-        st = os.stat(path)
+        return os.stat(path)
     except OSError:
         return None
-    return (st.st_dev, st.st_ino)
+
+
+def _key(path: Path) -> tuple[int, int] | None:
+    st = _stat(path)
+    return None if st is None else (st.st_dev, st.st_ino)
+
+
+def _walk_tree(top: str | os.PathLike, onerror: Callable[[OSError], None]):
+    """``os.walk(top, followlinks=True, onerror=onerror)``, top-down (the caller may prune
+    and order ``dirs``), with an explicit stack instead of one nested generator per level:
+    Python 3.11's os.walk raised RecursionError on a tree about 1,000 folders deep, which
+    stopped the whole scan with no catalog (one crafted archive is enough)."""
+    stack = [os.fspath(top)]
+    while stack:
+        root = stack.pop()
+        dirs: list[str] = []
+        files: list[str] = []
+        try:
+            with os.scandir(root) as entries:
+                for entry in entries:
+                    try:
+                        is_dir = entry.is_dir()     # follows links, as os.walk does
+                    except OSError:
+                        is_dir = False
+                    (dirs if is_dir else files).append(entry.name)
+        except OSError as exc:       # as os.walk: the folder is reported, not half-listed
+            onerror(exc)
+            continue
+        yield root, dirs, files
+        stack.extend(os.path.join(root, d) for d in reversed(dirs))
 
 
 def _unreadable(found: Discovery) -> Callable[[OSError], None]:
@@ -186,7 +232,7 @@ def _unreadable(found: Discovery) -> Callable[[OSError], None]:
 def _walk(top: Path, found: Discovery, seen_dirs: set, add_file: Callable[[Path], None],
           output_key: tuple[int, int] | None = None) -> None:
     on_error = _unreadable(found)
-    for root, dirs, files in os.walk(top, followlinks=True, onerror=on_error):
+    for root, dirs, files in _walk_tree(top, on_error):
         try:
             st = os.stat(root)
         except OSError as exc:
@@ -232,7 +278,7 @@ def _skip_inside_output(out: Path, found: Discovery) -> None:
     why = ("inside the output folder, which is never scanned; move it out of "
            f"{shown_path(out)!r} to scan it")
     seen: set[tuple[int, int]] = set()
-    for root, dirs, files in os.walk(out, followlinks=True, onerror=_unreadable(found)):
+    for root, dirs, files in _walk_tree(out, _unreadable(found)):
         key = _key(Path(root))
         if key is None or key in seen:
             dirs[:] = []
