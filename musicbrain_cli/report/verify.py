@@ -367,8 +367,9 @@ def _check_catalog_manifest(root: Path, folders: list[VerificationResult],
             catalog.add("catalog files", FAIL, f"unsafe or malformed path {name!r}")
             continue
         actual = _sha256_if_file(root / name)
-        catalog.add(f"sealed {name}", PASS if actual == entry.get("sha256") else FAIL,
-                    f"SHA-256 {actual}" if actual == entry.get("sha256") else
+        same = actual is not None and actual == entry.get("sha256")  # None == None: missing
+        catalog.add(f"sealed {name}", PASS if same else FAIL,
+                    f"SHA-256 {actual}" if same else
                     "missing" if actual is None else "changed since the catalog was sealed")
     if not any(isinstance(e, dict) and e.get("path") == SUMMARY_JSON for e in files):
         catalog.add("catalog files", FAIL, f"the catalog manifest does not seal {SUMMARY_JSON}")
@@ -471,6 +472,7 @@ def verify_report_folder(folder: Path, *, audio: Path | None = None,
     listed = _check_listed_files(folder, manifest, result)
     _check_unlisted_files(folder, listed, result)
     _check_audio(manifest.get("audio"), audio, result)
+    _check_result_audio(folder, listed, manifest.get("audio"), result)
     html = _check_rendering(folder, manifest, listed, result, required=relay_pdf)
 
     signer = manifest.get("signer") if isinstance(manifest.get("signer"), dict) else {}
@@ -781,6 +783,30 @@ def _check_audio(listed: object, audio: Path | None, result: VerificationResult)
     _compare_audio(expected, audio, "audio", "the manifest", result)
 
 
+def _check_result_audio(folder: Path, listed: set[str], sealed: object,
+                        result: VerificationResult) -> None:
+    """The recording the signed ``result.json`` names (its ``input.sha256``, which the
+    report's text states) must be the one the manifest seals, which ``--audio`` is checked
+    against: a folder without a PDF had no other check that its text is about that
+    recording (review: a report naming another recording verified VALID with --audio)."""
+    expected = sealed.get("sha256") if isinstance(sealed, dict) else None
+    if not isinstance(expected, str) or RESULT_JSON not in listed or any(
+            c.name == f"file {RESULT_JSON}" and c.status == FAIL for c in result.checks):
+        return          # nothing sealed to compare with, or a failed file said above
+    try:
+        track = load_json(read_regular(folder / RESULT_JSON))
+    except (OSError, ValueError) as exc:
+        result.add("result audio", FAIL, f"cannot read {RESULT_JSON}: {exc}")
+        return
+    recorded = track.get("input") if isinstance(track, dict) else None
+    named = recorded.get("sha256") if isinstance(recorded, dict) else None
+    result.add("result audio", PASS if named == expected else FAIL,
+               f"{RESULT_JSON} names the recording the manifest seals (SHA-256 {expected})"
+               if named == expected else
+               f"{RESULT_JSON} (the report's text) names the recording {named!r}, the manifest "
+               f"seals {expected}: the report is not about the recording it is sealed with")
+
+
 def _compare_audio(expected: object, audio: Path, name: str, source: str,
                    result: VerificationResult) -> None:
     if not isinstance(expected, str) or not expected:
@@ -880,11 +906,35 @@ def verify_pdf(path: Path, *, trusted: Trust = None, audio: Path | None = None,
         if outside:
             result.add(name, FAIL, outside)
             continue
+        stamp = _timestamp_note(status.timestamp_validity)
+        if stamp is None:
+            result.add(name, FAIL, "its RFC 3161 timestamp token does not verify: it does "
+                                   "not timestamp this signature, or its own signature does "
+                                   "not hold")
+            continue
         when = status.signer_reported_dt.isoformat() if status.signer_reported_dt else "n/a"
-        stamp = " with an RFC 3161 timestamp" if status.timestamp_validity else ""
         result.add(name, PASS, f"intact PAdES signature{stamp}, signing time {when}")
         _check_pdf_signer(name, cert, trusted, trusted_cert, expected_cert_sha256, result)
     return result
+
+
+def _timestamp_note(stamp) -> str | None:
+    """What a PDF signature's RFC 3161 timestamp shows (``""`` without one), ``None`` when
+    its token does not verify. The token is an unsigned attribute, outside the bytes the
+    document signature covers, so anyone can put one in: its time and authority are said,
+    and that no trust anchor vouches for the authority (verify uses none, to stay offline);
+    review: a token over other bytes was said as "with an RFC 3161 timestamp"."""
+    if stamp is None:
+        return ""
+    if not (stamp.intact and stamp.valid):
+        return None
+    try:
+        tsa = stamp.signing_cert.subject.human_friendly
+    except AttributeError:
+        tsa = "an unnamed authority"
+    when = stamp.timestamp.isoformat() if stamp.timestamp else "n/a"
+    return (f" with an RFC 3161 timestamp of {when} by '{tsa}' (the timestamp authority is "
+            "not checked against any trust anchor here)")
 
 
 def _outside_validity(cert, signed_at) -> str | None:
