@@ -157,3 +157,38 @@ def test_a_sealed_catalog_file_that_is_missing_never_passes(tmp_path, keys):
     catalog = VerificationResult(tmp_path, "catalog")
     _check_catalog_manifest(tmp_path, [], keys.public(), catalog)
     assert _checks(catalog)["sealed summary.csv"].status == "fail", catalog.checks
+
+
+# --- 4: what a signature check could not do is a failure, not a pass or a crash ------------
+
+
+def test_a_signature_without_a_signing_time_is_not_passed_unchecked(keys):
+    """Without /M or a CMS signing time the certificate's validity was never compared with
+    anything, and the signature passed as "signing time n/a"."""
+    from musicbrain_cli.report.verify import _outside_validity
+
+    cert = ax509.Certificate.load(keys.pdf_cert.public_bytes(serialization.Encoding.DER))
+    assert _outside_validity(cert, dt.datetime.now(dt.timezone.utc)) is None
+    assert "no signing time" in _outside_validity(cert, None)
+
+
+@pytest.mark.parametrize("error", [TypeError, AttributeError, IndexError])
+def test_crafted_signature_data_fails_its_signature_and_does_not_crash(tmp_path, keys,
+                                                                     monkeypatch, error):
+    """Malformed CMS makes asn1crypto raise TypeError, AttributeError or IndexError inside
+    pyHanko's validation; verify let them through to the CLI's internal-error handler, so
+    one crafted PDF stopped the check of a whole catalog."""
+    import pyhanko.sign.validation as validation
+
+    from musicbrain_cli.report.verify import verify_pdf
+
+    pdf = _timestamped_pdf(tmp_path / "r.pdf", keys, wrong_imprint=False)
+
+    def crafted(*_a, **_k):
+        raise error("malformed signer info")
+
+    monkeypatch.setattr(validation, "validate_pdf_signature", crafted)
+    result = verify_pdf(pdf, trusted=keys.public())
+    assert result.status == "INVALID"
+    assert any("cannot be validated" in c.detail and error.__name__ in c.detail
+               for c in result.failures), result.checks

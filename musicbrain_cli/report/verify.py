@@ -888,8 +888,11 @@ def verify_pdf(path: Path, *, trusted: Trust = None, audio: Path | None = None,
             # (no CA store, no network: a court's exhibit must verify on an isolated machine).
             context = ValidationContext(trust_roots=[cert], allow_fetching=False)
             status = validate_pdf_signature(sig, context)
-        # pyHanko's validation and CMS errors all derive from ValueError.
-        except (PdfError, ValueError, KeyError, RecursionError) as exc:
+        # pyHanko's validation and CMS errors derive from ValueError, but crafted CMS data
+        # also raises TypeError, AttributeError or IndexError inside asn1crypto: each is this
+        # signature's failure, never a crash that stops a catalog's other tracks (review).
+        except (PdfError, ValueError, KeyError, TypeError, AttributeError, IndexError,
+                RecursionError) as exc:
             result.add(name, FAIL, f"cannot be validated: {type(exc).__name__}: {exc}")
             continue
         if not status.intact:
@@ -948,7 +951,10 @@ def _outside_validity(cert, signed_at) -> str | None:
     except (KeyError, TypeError, ValueError, AttributeError):
         return "its certificate's validity period cannot be read"
     if signed_at is None:
-        return None
+        # no /M and no CMS signing time: the certificate's dates could not be checked, and
+        # a pass would say they were (review; MusicBrain's signatures always carry /M)
+        return ("it states no signing time, so whether it was made within its certificate's "
+                "validity cannot be checked")
     if signed_at.tzinfo is None:
         # a /M date without a zone (the PDF spec allows it): read as UTC, with the widest
         # zone offsets allowed either way, so that no honest signature fails on it
