@@ -322,6 +322,12 @@ def evaluate_robustness(dataset_root, detector, *, split: str = "test",
     ood_card = detector.card.get("ood") or {}
     ood_available = detector.ood is not None and ("threshold" in ood_card or bool(ood_card.get("checks")))
     sr = detector.config.front_end.sample_rate
+    # the threshold the verdict calls 'ai' at (card["thresholds"]["detection"]), not
+    # Detector.thresholds["source/ai"], which a per-label entry of the card can set apart
+    # from it: FPR/TPR are stated at the scan's own operating point (review defect)
+    from musicbrain_cli.verdict import VerdictPolicy
+
+    threshold = VerdictPolicy.from_card(detector.card).threshold
     out: list[dict] = []
     for split_name, tlist in plan:
         clips = _select(dataset.split(split_name), max_clips, seed)
@@ -360,7 +366,7 @@ def evaluate_robustness(dataset_root, detector, *, split: str = "test",
             name = t.name if split_name == split else "Held-out SoundFont (cross-renderer)"
             key = t.key if split_name == split else HELD_OUT_SOUNDFONT
             out.append(_row(tallies[t.key], name=name, key=key, split=split_name,
-                            threshold=detector.thresholds[DETECTION_LABEL],
+                            threshold=threshold,
                             note=_note(t, tallies[t.key], split_name, split, n_clips=len(clips)),
                             ood_available=ood_available))
     return out
@@ -510,6 +516,12 @@ def write_robustness(rows: Sequence[Mapping], out_dir: str | Path, *, model: Map
     return js, md
 
 
+def _same_threshold(row: Mapping, threshold: float) -> bool:
+    t = row.get("threshold")
+    return isinstance(t, (int, float)) and math.isclose(float(t), threshold, rel_tol=0.0,
+                                                         abs_tol=1e-12)
+
+
 def update_card(model_dir: str | Path, rows: Sequence[Mapping], *,
                 weights_sha256: str | None = None, measured_on: Mapping | None = None) -> dict:
     """Store ``rows`` in ``card["robustness"]`` of ``model_dir/model_card.json``, atomically.
@@ -521,12 +533,15 @@ def update_card(model_dir: str | Path, rows: Sequence[Mapping], *,
     too, since rows kept from earlier runs may come from other data. The weights are not touched, so ``weights_sha256`` stays valid; the
     card's hash is checked against the weights first (a table must describe the weights it
     sits beside) and, when given, against ``weights_sha256`` (the detector the rows were
-    measured with). Returns the new card; ``card["robustness"]`` lists the stored rows in
-    their order, then the new transforms.
+    measured with). Rows are taken at the card's detection threshold: new rows measured at
+    another are refused, and stored rows measured at another are dropped. Returns the new
+    card; ``card["robustness"]`` lists the stored rows in their order, then the new
+    transforms.
     """
     from musicbrain_cli.files import sha256_file
     from musicbrain_cli.model.card import read_card, write_card
     from musicbrain_cli.model.checkpoint import WEIGHTS_FILE
+    from musicbrain_cli.verdict import VerdictPolicy
 
     model_dir = Path(model_dir)
     card = read_card(model_dir)
@@ -542,8 +557,19 @@ def update_card(model_dir: str | Path, rows: Sequence[Mapping], *,
                                  "describe other weights")
     new = _clean([{**dict(r), **({"measured_on": dict(measured_on)} if measured_on else {})}
                   for r in rows])
+    # a row's rates hold at the operating point it was measured at: rows measured at another
+    # detection threshold than the card's (finalize moves it without touching the weights)
+    # would be quoted by every scan as this rule's false accusations (review defect)
+    threshold = VerdictPolicy.from_card(card).threshold
+    for r in new:
+        if not _same_threshold(r, threshold):
+            raise ModelLoadError(f"robustness row {r.get('key')!r} was measured at the threshold "
+                                 f"{r.get('threshold')!r}, but the card in {str(model_dir)!r} "
+                                 f"calls 'ai' at {threshold!r}: the table would describe "
+                                 "another operating point")
     fresh = {(r.get("key"), r.get("split")): r for r in new}
-    kept = [fresh.pop((r.get("key"), r.get("split")), r) for r in card.get("robustness") or ()]
+    kept = [fresh.pop((r.get("key"), r.get("split")), r) for r in card.get("robustness") or ()
+            if (r.get("key"), r.get("split")) in fresh or _same_threshold(r, threshold)]
     card["robustness"] = kept + [r for r in new if (r.get("key"), r.get("split")) in fresh]
     write_card(model_dir, card)
     return card
