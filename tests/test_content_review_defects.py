@@ -184,3 +184,15 @@ def test_predict_track_refuses_non_finite_samples(tiny_model_dir, bad):
     y[123] = bad
     with pytest.raises(ConfigError, match="NaN or infinite"):
         det.predict_track(y)
+
+
+def test_the_detection_label_uses_the_verdicts_threshold_whatever_else_the_card_holds(model, config):
+    """A card may hold ``thresholds["source/ai"]`` beside ``thresholds["detection"]``; the
+    detector took the former for the detection label, so evaluate's rates and the track
+    aggregate's positive flag used a threshold that no verdict applies (robustness review)."""
+    from musicbrain_cli.taxonomy import DETECTION_LABEL
+    from musicbrain_cli.verdict import VerdictPolicy
+
+    card = {"name": "toy", "thresholds": {"detection": 0.5, DETECTION_LABEL: 0.001}}
+    detector = Detector(model, config, card, device="cpu")
+    assert detector.thresholds[DETECTION_LABEL] == VerdictPolicy.from_card(card).threshold == 0.5

@@ -178,9 +178,12 @@ class Detector:
         self.temperature = float(temperature)
         thresholds = dict(self.card.get("thresholds") or {})
         self.threshold = float(thresholds.get("detection", DEFAULT_THRESHOLD))
+        # The detection label's threshold is the verdict's (``thresholds.detection``) whatever
+        # else the card holds: a separate ``source/ai`` entry made evaluate's rates and the
+        # track aggregate use a rule no verdict applies (review).
         self.thresholds = {
-            label: float(thresholds.get(label, self.threshold if label == DETECTION_LABEL
-                                        else DEFAULT_THRESHOLD))
+            label: self.threshold if label == DETECTION_LABEL
+            else float(thresholds.get(label, DEFAULT_THRESHOLD))
             for label in self.labels
         }
 
