@@ -81,6 +81,21 @@ class _Clips:
         return np.array([np.average(window_values[a:z], axis=0, weights=weights[a:z])
                          for a, z in zip(b, b[1:])])
 
+    def subset(self, keep: np.ndarray) -> "_Clips":
+        """The clips where ``keep`` ``[C]`` is true, with their windows."""
+        rows = np.flatnonzero(np.asarray(keep, dtype=bool))
+        b = np.cumsum([0] + [len(w) for w in self.window_p_ai])
+        win = np.concatenate([np.arange(b[i], b[i + 1]) for i in rows] + [np.zeros(0, int)])
+        pick = lambda a, at: None if a is None else np.asarray(a)[at]  # noqa: E731
+        return _Clips(ids=[self.ids[i] for i in rows], p_ai=self.p_ai[rows],
+                      window_p_ai=[self.window_p_ai[i] for i in rows], probs=self.probs[rows],
+                      targets=self.targets[rows], mask=self.mask[rows],
+                      embeddings=self.embeddings[win], profiles=pick(self.profiles, win),
+                      ood_scores=None if self.ood_scores is None else
+                      {k: v[rows] for k, v in self.ood_scores.items()},
+                      in_domain=pick(self.in_domain, rows),
+                      window_weights=pick(self.window_weights, win))
+
     def clip_medians(self, window_scores: np.ndarray) -> np.ndarray:
         """Median of ``window_scores`` (grouped as ``window_p_ai``) per clip."""
         b = np.cumsum([0] + [len(w) for w in self.window_p_ai])
@@ -165,7 +180,15 @@ def operating_policy(ai_boundary: float, band: float):
     from musicbrain_cli.verdict import VerdictPolicy
 
     threshold = max(0.5, ai_boundary - band)
-    return VerdictPolicy(threshold=threshold, band=max(0.0, min(band, threshold - 0.01)))
+    band = max(0.0, min(band, threshold - 0.01))
+    # decide() begins `ai` at threshold + band, recomputed in floating point: (b - band) +
+    # band can round one ulp below b, onto the human clip choose_threshold set b just above
+    # (band 0.2: 45 % of boundaries), and a band narrowed above must raise the threshold
+    # (review of finalize.py: both accused that clip)
+    threshold = max(threshold, ai_boundary - band)
+    while threshold + band < ai_boundary:
+        threshold = float(np.nextafter(threshold, np.inf))
+    return VerdictPolicy(threshold=threshold, band=band)
 
 
 def robust_boundary(p_ai_by_version: dict[str, np.ndarray], is_ai: np.ndarray, *,
@@ -465,8 +488,12 @@ def finalize_model(model_dir: str | Path, dataset_root: str | Path, *,
     # rule is threshold + band; the abstention band therefore lies below that boundary
     # (clips just short of it are inconclusive, not human). Putting the band above an
     # FPR-chosen threshold would count the FPR control twice and call almost nothing AI.
-    val_is_ai = val.targets[:, det] > 0.5
-    versions = {"as is": val.p_ai}
+    # Only clips whose source is known count: an unknown source ('' in the manifest) has
+    # target 0 under a zero mask, and was counted as a human clip, in the pool the boundary
+    # is chosen on and in every rate of the card (review of finalize.py)
+    val_known = val.mask[:, det] > 0.5
+    val_is_ai = val.targets[val_known, det] > 0.5
+    versions = {"as is": val.p_ai[val_known]}
     if pitch_semitones:
         from musicbrain_cli.features import bin_frequencies
         from musicbrain_cli.training.trainer import pitch_warp
@@ -478,7 +505,7 @@ def finalize_model(model_dir: str | Path, dataset_root: str | Path, *,
                                  f"{CHOOSE_SPLIT}, pitch {semitones:+g} st",
                                  transform=lambda x, s=semitones: pitch_warp(x, bins, s, floor))
             versions[f"pitch {semitones:+g} semitone"] = _clips(cache, val_idx, shifted,
-                                                                shifted_emb, det).p_ai
+                                                                shifted_emb, det).p_ai[val_known]
     ai_boundary, boundaries = robust_boundary(versions, val_is_ai, fpr_target=fpr_target)
     policy = operating_policy(ai_boundary, band)
     threshold = policy.threshold
@@ -486,11 +513,12 @@ def finalize_model(model_dir: str | Path, dataset_root: str | Path, *,
     for split, c in clips.items():
         if split == FIT_SPLIT:
             continue
-        is_ai = c.targets[:, det] > 0.5
+        known = c.subset(c.mask[:, det] > 0.5)
+        is_ai = known.targets[:, det] > 0.5
         evaluation[split] = {
-            **verdict_rates(c, is_ai, policy=policy, split=split,
+            **verdict_rates(known, is_ai, policy=policy, split=split,
                             generators=_generator_columns(config.taxonomy), works=work_of),
-            "roc_auc": roc_auc(is_ai.astype(np.float32), c.p_ai),
+            "roc_auc": roc_auc(is_ai.astype(np.float32), known.p_ai),
             "style_map_macro": _style_map(c, config.taxonomy),
             "ood_flagged": float(np.mean(~c.in_domain)),
             "ood_flagged_by_check": {n: float(np.mean(c.ood_scores[n] > t))

@@ -1,0 +1,86 @@
+"""Defects found by the review of training/finalize.py, heads.py and state.py (one test each)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from musicbrain_cli.training.finalize import (_Clips, choose_threshold, operating_policy,
+                                              verdict_rates)
+from musicbrain_cli.verdict import AI, decide
+
+from conftest import train_tiny
+
+SR = 6400
+
+
+@pytest.mark.parametrize("band, cut", [(0.2, 0.7531313072512682), (0.495, 0.994)])
+def test_the_human_clip_the_boundary_was_set_above_is_never_accused(band, cut):
+    """choose_threshold puts the `ai` boundary one ulp above the highest human clip it must
+    exclude; operating_policy stored it as threshold = boundary - band, and decide() begins
+    `ai` at threshold + band, which rounding put back on that clip (band 0.2: 45 % of
+    boundaries), and a band over 0.49 was narrowed without raising the threshold: the human
+    clip was accused and the validation FPR exceeded the target it was chosen for."""
+    human = np.array([0.1, 0.3, cut])
+    boundary = choose_threshold(human, np.zeros(3, bool), fpr_target=0.005)
+    assert boundary > cut
+    policy = operating_policy(boundary, band)
+    assert decide(cut, [cut], policy=policy).label != AI
+    clips = _Clips(ids=["a", "b", "c"], p_ai=human, window_p_ai=[np.array([p]) for p in human],
+                   probs=np.zeros((3, 2)), targets=np.zeros((3, 2)), mask=np.ones((3, 2)),
+                   embeddings=np.zeros((3, 1)))
+    assert verdict_rates(clips, np.zeros(3, bool), policy=policy, split="val")["fpr"] == 0.0
+    # the band kept (or narrowed) still ends where the FPR target needs `ai` to begin
+    assert policy.threshold + policy.band >= boundary
+
+
+def _write(root, clips):
+    from musicbrain_cli.data.dataset import ClipRecord, DatasetWriter
+    from musicbrain_cli.taxonomy import Taxonomy
+
+    taxonomy = Taxonomy.from_groups([("source", ["human", "ai"], True),
+                                     ("instrumentation", ["Keyboard", "Chamber"], True)])
+    rng = np.random.default_rng(7)
+    t = np.arange(2 * SR) / SR
+    with DatasetWriter(root, taxonomy, sample_rate=SR, audio_format="wav") as w:
+        for i, (split, source) in enumerate(clips):
+            ai = source == "ai"
+            y = 0.05 * np.sin(2 * np.pi * (440 if ai else 660) * t) + 0.3 * rng.normal(size=t.size)
+            w.add(ClipRecord(clip_id=f"c{i:02d}", source=source,
+                             instrumentation="Keyboard" if i % 3 else "Chamber",
+                             work_id=f"w{i}", split=split), y.astype(np.float32))
+    return root
+
+
+def test_clips_of_unknown_source_are_not_counted_as_human(tmp_path, monkeypatch):
+    """A clip whose source cell is '' (unknown: masked) has target 0 in ``source/ai``:
+    finalize counted it as a human clip, both in the pool the FPR-target boundary is chosen
+    on (more 'human' clips allow more accusations of the real ones) and in every FPR, FNR and
+    count of the card."""
+    import musicbrain_cli.training.finalize as fin
+
+    clips = ([("train", "ai" if i % 2 else "human") for i in range(24)]
+             + [("val", "ai" if i % 2 else "human") for i in range(12)]
+             + [("val", "") for _ in range(4)]
+             + [("test", "ai" if i % 2 else "human") for i in range(8)]
+             + [("test", "") for _ in range(3)])
+    data = _write(tmp_path / "ds", clips)
+    model_dir = train_tiny(data, tmp_path)
+
+    seen = {}
+    real = fin.robust_boundary
+
+    def spy(versions, is_ai, **kwargs):
+        seen["n"] = {name: len(p) for name, p in versions.items()}
+        seen["n_is_ai"], seen["n_human"] = len(is_ai), int((~is_ai).sum())
+        return real(versions, is_ai, **kwargs)
+
+    monkeypatch.setattr(fin, "robust_boundary", spy)
+    card = fin.finalize_model(model_dir, data, pitch_semitones=(1.0,))
+    assert seen["n_is_ai"] == 12 and seen["n_human"] == 6
+    assert set(seen["n"].values()) == {12}
+    ev = card["evaluation"]
+    assert (ev["val"]["n_human"], ev["val"]["n_ai"]) == (6, 6)
+    assert (ev["test"]["n_human"], ev["test"]["n_ai"]) == (4, 4)
+    written = json.loads((model_dir / "model_card.json").read_text())
+    assert written["error_rates"]["n_human"] == 4
