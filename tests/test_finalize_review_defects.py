@@ -84,3 +84,24 @@ def test_clips_of_unknown_source_are_not_counted_as_human(tmp_path, monkeypatch)
     assert (ev["test"]["n_human"], ev["test"]["n_ai"]) == (4, 4)
     written = json.loads((model_dir / "model_card.json").read_text())
     assert written["error_rates"]["n_human"] == 4
+
+
+def test_the_card_names_its_domain_statistics_and_a_model_with_others_does_not_load(tmp_path):
+    """finalize writes ood.safetensors before the card: a crash between the two left new
+    statistics beside the old card's thresholds and rates, and the model loaded (review).
+    The card now names the statistics by SHA-256 and loading checks it."""
+    from musicbrain_cli.errors import ModelLoadError
+    from musicbrain_cli.files import sha256_file
+    from musicbrain_cli.model.inference import Detector
+
+    clips = ([("train", "ai" if i % 2 else "human") for i in range(16)]
+             + [("val", "ai" if i % 2 else "human") for i in range(8)]
+             + [("test", "ai" if i % 2 else "human") for i in range(6)])
+    model_dir = train_tiny(_write(tmp_path / "ds", clips), tmp_path)
+    card = json.loads((model_dir / "model_card.json").read_text())
+    assert card["ood"]["statistics_sha256"] == sha256_file(model_dir / "ood.safetensors")
+    Detector.from_pretrained(model_dir, device="cpu")
+    card["ood"]["statistics_sha256"] = "0" * 64      # the statistics of another finalize
+    (model_dir / "model_card.json").write_text(json.dumps(card))
+    with pytest.raises(ModelLoadError, match="the model card names"):
+        Detector.from_pretrained(model_dir, device="cpu")

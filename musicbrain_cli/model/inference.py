@@ -411,6 +411,17 @@ def load_ood_stats(directory, *, card: Mapping[str, Any] | None = None, model=No
                 f"statistics {str(path)!r} are missing: the installation or checkpoint is "
                 "incomplete (copy ood.safetensors back, or re-finalize the model)")
         return None
+    named_sha = ((card or {}).get("ood") or {}).get("statistics_sha256") \
+        if isinstance((card or {}).get("ood"), Mapping) else None
+    if named_sha:
+        from musicbrain_cli.files import sha256_file
+
+        have = sha256_file(path)
+        if have != named_sha:
+            raise ModelLoadError(
+                f"{str(path)!r} has SHA-256 {have}, but the model card names {named_sha}: the "
+                "statistics were replaced or a finalize stopped between writing them and the "
+                "card (re-finalize the model)")
     stats = OODStats.load(directory)
     if card is not None and model is not None:
         fe = model.config.front_end

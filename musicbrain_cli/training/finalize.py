@@ -566,6 +566,16 @@ def finalize_model(model_dir: str | Path, dataset_root: str | Path, *,
                     "model's"}
     card["error_rates"] = evaluation[main]
     card["evaluation"] = evaluation
+    # The statistics are written before the card: the card names them by hash, so a crash
+    # between the two writes leaves a model that refuses to load (its new statistics beside
+    # the old card's thresholds and rates loaded silently: review of finalize.py)
+    from musicbrain_cli.model.ood import OOD_FILE
+
+    ood_path = Path(model_dir) / OOD_FILE
+    if isinstance(card.get("ood"), dict) and ood_path.is_file():
+        from musicbrain_cli.files import sha256_file as _sha256
+
+        card["ood"]["statistics_sha256"] = _sha256(ood_path)
     write_card(model_dir, card)
     return card
 
