@@ -118,6 +118,28 @@ def test_a_rhythgen_window_ends_at_the_clip_length_as_a_human_scores_does():
                        sorted(n.end for n in win.instruments[0].notes))
 
 
+def test_a_piece_rewritten_in_place_is_parsed_again_not_read_from_the_cache(tmp_path):
+    """The parse cache was keyed by the piece's path alone: a piece rewritten in place was
+    rendered from its old notes by a resumed build (review)."""
+    folder = tmp_path / "rg" / "RAG" / "RMM"
+    folder.mkdir(parents=True)
+    piece = folder / "sync-1-Rag One - Someone_0.abc-10.5_1.abc"
+    piece.write_text(_piece(0), encoding="utf-8")
+    cache = tmp_path / "cache"
+
+    def pitches():
+        (p,) = rg.discover_pieces(tmp_path / "rg")
+        midis, failed = rg.parse_all([p], cache, jobs=1)
+        assert not failed
+        return sorted(n.pitch for inst in midis[p.rel].instruments for n in inst.notes)
+
+    first = pitches()
+    piece.write_text(_piece(0).replace("cdef gabc'", "cccc cccc"), encoding="utf-8")
+    second = pitches()
+    assert second != first
+    assert len(list(cache.glob("*.npz"))) == 2      # one entry per content
+
+
 def test_build_with_rhythgen(tree, tmp_path, monkeypatch):
     spec = B.SizeSpec("micro", 4.0, ("bach",), 1, 1, 1, 1, 0.5, sample_batch=1,
                       rhythgen_per_config=None, rhythgen_windows=2)

@@ -20,7 +20,7 @@ whose work is in a test split are kept, so a test clip of one is unseen twice ov
 Parsing ABC is slow and untrusted (music21 can run for minutes on broken generated ABC):
 each piece is parsed in a child with a deadline
 (:func:`~musicbrain_cli.data.render.score_to_midi_bounded`), several at once, and the
-resulting notes are kept in the build folder (``.rhythgen-midi/<piece>.npz``: the parse's
+resulting notes are kept in the build folder (``.rhythgen-midi/<piece>-<content>-<instrumentation>.npz``: the parse's
 own float64 numbers, data), so a resumed build does not parse again and renders exactly
 what an uninterrupted one did.
 """
@@ -161,12 +161,21 @@ def parse_all(pieces: Sequence[Piece], cache: Path, *, jobs: int | None = None,
     """``({rel: PrettyMIDI}, [(rel, reason)])``: each piece parsed (bounded, ``jobs`` at
     once, default the CPU count) or read back from ``cache`` (the parse's own numbers, so a
     resumed build renders exactly what an uninterrupted one did; MIDI files that builds
-    before this cache left there are not read)."""
+    before this cache left there are not read). The cache is keyed by the piece's path, its
+    content and its instrumentation, as the human scores' is: keyed by the path alone, a
+    piece rewritten in place (a generator run again into the same folder) was rendered from
+    its old notes on a resumed build (review)."""
     from musicbrain_cli.data.render import parse_all_bounded
+    from musicbrain_cli.files import sha256_file
 
     cache.mkdir(parents=True, exist_ok=True)
+
+    def cache_of(p: Piece) -> Path:     # called in the worker, which may hash the file
+        instrumentation = "".join(ch for ch in (p.instrumentation or "") if ch.isalpha())
+        return cache / f"{p.piece_id}-{sha256_file(p.path)[:20]}-{instrumentation}.npz"
+
     parsed, failed = parse_all_bounded(
-        list(pieces), path_of=lambda p: p.path, cache_of=lambda p: cache / f"{p.piece_id}.npz",
+        list(pieces), path_of=lambda p: p.path, cache_of=cache_of,
         instrumentation_of=lambda p: p.instrumentation or None, jobs=jobs,
         timeout_s=timeout_s, progress=progress, task="parsing RhythGen pieces")
     return ({p.rel: midi for p, midi in parsed},
