@@ -152,3 +152,42 @@ def test_the_random_baseline_on_a_grid_sits_where_the_cam_does():
     assert np.all(m[:, 496:] == 0) and np.all(m[:, :496] > 0)
     coarse = torch.from_numpy(np.random.default_rng(3).random((1, 1, 4, 31)))
     np.testing.assert_allclose(m, to_input_grid(coarse, (64, 500))[0, 0].numpy())
+
+
+def test_figures_draw_each_row_and_column_centred_on_its_own_coordinate(monkeypatch):
+    """The report figure sampled its rows at mel_lo..mel_hi (centres) but drew them with edges
+    there, so a row sat up to half a row off its tick; the evaluation figure put its image's
+    edges at the first and last frame centres, stretching the columns by up to half a frame."""
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    from musicbrain_cli.explain.fmgcam import plot_fmgcam
+    from musicbrain_cli.features import FrontEndConfig, bin_frequencies, frame_times
+    from musicbrain_cli.report import figures
+
+    fe = FrontEndConfig()
+    freqs, times = bin_frequencies(fe), frame_times(fe)[:50]
+    spec = np.full((freqs.size, times.size), -60.0)
+    maps = np.zeros((1, freqs.size, times.size))
+
+    ax = Figure().add_subplot()
+    plot_fmgcam(ax, spec, maps, ["a"], times=times, freqs=freqs)
+    frame = float(np.median(np.diff(times)))
+    x0, x1, _, _ = ax.images[0].get_extent()
+    assert (x0, x1) == pytest.approx((times[0] - frame / 2, times[-1] + frame / 2))
+
+    seen = {}
+    real = Axes.imshow
+
+    def spy(self, img, *a, **k):
+        seen["rows"], seen["extent"] = img.shape[0], k["extent"]
+        return real(self, img, *a, **k)
+
+    monkeypatch.setattr(Axes, "imshow", spy)
+    figures.fmgcam_figure(spec, maps, ["a"], times, freqs)
+    rows, (_, _, y0, y1) = seen["rows"], seen["extent"]
+    lo, hi = figures._mel(freqs[0]), figures._mel(freqs[-1])
+    step = (hi - lo) / (rows - 1)              # the rows' centres are lo, lo + step, ..., hi
+    assert (y0, y1) == pytest.approx((lo - step / 2, hi + step / 2))

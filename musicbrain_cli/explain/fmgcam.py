@@ -339,8 +339,11 @@ def plot_fmgcam(ax, spec: np.ndarray, maps: np.ndarray, labels: Sequence[str], *
     # Rows are drawn at equal height whatever their spacing in Hz (mel and CQT bins are not
     # linear), so the y axis is the row index, labelled with each tick row's frequency.
     n_rows = rgb.shape[0]
+    # each column spans its frame: half a frame either side of the first and last centres
+    # (edges at the centres stretched the columns, up to half a frame off at the ends)
+    half = float(np.median(np.diff(times))) / 2 if times.size > 1 else 0.5
     ax.imshow(rgb, origin="lower", aspect="auto", interpolation="nearest",
-              extent=(float(times[0]), float(times[-1]), -0.5, n_rows - 0.5))
+              extent=(float(times[0]) - half, float(times[-1]) + half, -0.5, n_rows - 0.5))
     ticks = np.unique(np.linspace(0, n_rows - 1, num=min(6, n_rows)).round().astype(int))
     ax.set_yticks(ticks)
     ax.set_yticklabels([f"{freqs[i]:.0f}" for i in ticks])

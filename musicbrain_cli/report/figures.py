@@ -240,7 +240,10 @@ def fmgcam_figure(spectrogram_db: np.ndarray, saliency: np.ndarray, labels: Sequ
     rgb = (1.0 - alpha[..., None]) * base + alpha[..., None] * colours[winner]
 
     frame = float(np.median(np.diff(times))) if t > 1 else 1.0
-    extent = (times[0] - frame / 2, times[-1] + frame / 2, mel_lo, mel_hi)
+    # rows were sampled at their centres, mel_lo..mel_hi: each spans half a row either side
+    # (edges at mel_lo and mel_hi drew a row up to half a row off its tick)
+    half_row = (mel_hi - mel_lo) / (rows - 1) / 2 if rows > 1 else 0.5
+    extent = (times[0] - frame / 2, times[-1] + frame / 2, mel_lo - half_row, mel_hi + half_row)
     fig = _new_figure(7.0, 3.5)  # 3.4 in under constrained layout: same plot height
     ax = fig.add_subplot()
     ax.imshow(rgb, origin="lower", aspect="auto", extent=extent, interpolation="nearest")
