@@ -54,6 +54,16 @@ def tiny_model_dir(tmp_path_factory):
     return d
 
 
+@pytest.fixture
+def model_copy(tiny_model_dir, tmp_path):
+    """A copy of :func:`tiny_model_dir` that a test may change (its card, its files)."""
+    import shutil
+
+    d = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, d)
+    return d
+
+
 #: A training config small enough for a few seconds of CPU: 1 s windows of 6.4 kHz audio.
 TINY_TRAIN_CONFIG = (
     "deterministic: true\n"

@@ -4,7 +4,6 @@ defects, each a test that failed on the code before its fix)."""
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -44,13 +43,6 @@ def dataset_root(tmp_path_factory):
             y = y + 0.01 * rng.standard_normal(y.size).astype(np.float32)
             w.add(ClipRecord(f"c{i}", source=source, work_id=f"w{i}", split="test"), y)
     return root
-
-
-@pytest.fixture
-def model_copy(tiny_model_dir, tmp_path):
-    d = tmp_path / "model"
-    shutil.copytree(tiny_model_dir, d)
-    return d
 
 
 def _set_thresholds(model_dir, **thresholds):
