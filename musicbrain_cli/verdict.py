@@ -239,12 +239,23 @@ class LineFinding:
         return d
 
 
+#: Why a content model without a domain check does not exonerate.
+NO_DOMAIN_CHECK = ("The content model made no domain check (its card names none), so whether "
+                   "this recording is like the music its error rates were measured on is not "
+                   "known: its human finding is not relied on.")
+
+
 def content_finding(verdict: Verdict) -> LineFinding:
-    """The content model's :class:`Verdict` as one evidence line."""
-    return LineFinding(line="content", finding=verdict.label,
+    """The content model's :class:`Verdict` as one evidence line. A ``human`` verdict of a
+    model that made no domain check (``in_domain`` None) is ``inconclusive`` here: a
+    ``human`` verdict needs every exonerating line within its domain, and this one's domain
+    was never checked (review). Its ``ai`` verdict stands, as before."""
+    finding, reasons = verdict.label, tuple(verdict.reasons)
+    if verdict.in_domain is None and finding == HUMAN:
+        finding, reasons = INCONCLUSIVE, (NO_DOMAIN_CHECK,)
+    return LineFinding(line="content", finding=finding,
                        in_domain=verdict.in_domain is not False, can_exonerate=True,
-                       p_ai=verdict.p_ai, threshold=verdict.threshold,
-                       reasons=tuple(verdict.reasons))
+                       p_ai=verdict.p_ai, threshold=verdict.threshold, reasons=reasons)
 
 
 def artifact_finding(finding: Mapping) -> LineFinding:

@@ -121,6 +121,21 @@ def test_content_verdict_becomes_a_line():
         LineFinding(line="x", finding="maybe", in_domain=True)
 
 
+def test_a_content_model_without_a_domain_check_does_not_exonerate_but_still_accuses():
+    """``in_domain`` None (the model's card names no domain check) counted as in domain, so
+    such a model exonerated recordings whose likeness to its measured music was never
+    checked; a human verdict needs every exonerating line in its domain (review)."""
+    from musicbrain_cli.verdict import NO_DOMAIN_CHECK
+
+    policy = VerdictPolicy(threshold=0.6, band=0.1)
+    unchecked = content_finding(decide(0.05, [0.05] * 4, policy=policy, in_domain=None))
+    assert unchecked.finding == INCONCLUSIVE and unchecked.reasons == (NO_DOMAIN_CHECK,)
+    v = combine([unchecked])
+    assert v.label == INCONCLUSIVE and any("made no domain check" in r for r in v.reasons)
+    accused = content_finding(decide(0.95, [0.95] * 4, policy=policy, in_domain=None))
+    assert accused.finding == AI and combine([accused]).label == AI
+
+
 def test_unverified_evidence_of_ai_blocks_a_human_verdict_but_never_accuses():
     unverified = _line("provenance", "inconclusive", can_exonerate=False)
     v = combine([_line("content", "human"), _line("artifacts", "human"), unverified])
