@@ -230,7 +230,7 @@ def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = S
     UTC) defaults to now; it is the only input that is not part of (file, model, options).
     """
     from musicbrain_cli.artifacts.spectrum import MAX_ANALYSIS_S
-    from musicbrain_cli.audio.intake import MIN_RATE, probe, seconds_to_samples, stream
+    from musicbrain_cli.audio.intake import MIN_RATE, iter_windows, probe, seconds_to_samples, stream
     from musicbrain_cli.verdict import track_verdict
 
     timer = _Timer()
@@ -269,6 +269,17 @@ def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = S
     release_freed_memory()
     if audio.stats is not None:
         info = info.with_stats(audio.stats)
+    # The symbolic windows were chosen from the header's duration, before the decode; a header
+    # that understates it (an MP3's Xing frame count) or states none left them on the first
+    # seconds. Spread over what was decoded, reading the file once more only when they move.
+    wanted = symbolic_window_indices(info.decoded_duration_s or info.duration_s, fe.window_s, fe.hop_s)
+    if info.decoded_duration_s and wanted != symbolic_at:
+        t = time.perf_counter()
+        symbolic_windows = [(w.index, w.start_s, w.samples)
+                            for w in iter_windows(path, sample_rate=fe.sample_rate, window_s=fe.window_s,
+                                                  hop_s=fe.hop_s, timeout_s=options.decode_timeout_s)
+                            if w.index in wanted and not w.padded]
+        timer.add("decode", time.perf_counter() - t)
 
     probs, aggregate = prediction.window_probs, prediction.aggregate
     starts, padded = prediction.window_starts_s, prediction.padded
