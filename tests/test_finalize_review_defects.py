@@ -105,3 +105,34 @@ def test_the_card_names_its_domain_statistics_and_a_model_with_others_does_not_l
     (model_dir / "model_card.json").write_text(json.dumps(card))
     with pytest.raises(ModelLoadError, match="the model card names"):
         Detector.from_pretrained(model_dir, device="cpu")
+
+
+def test_a_refinalize_that_changes_the_verdict_rule_drops_the_robustness_rows(tmp_path):
+    """Robustness rows count verdicts under the rule they were measured with. update_card
+    dropped stored rows only when the detection threshold moved, and finalize never looked
+    at them: a re-finalize with another band or domain quantile kept rows whose 'ai on
+    human' no scan under the new rule would give, and every report quoted them (session 36
+    finding). A re-finalize that leaves the rule as it was keeps them."""
+    import musicbrain_cli.training.finalize as fin
+    from musicbrain_cli.evaluate.robustness import update_card
+
+    clips = ([("train", "ai" if i % 2 else "human") for i in range(16)]
+             + [("val", "ai" if i % 2 else "human") for i in range(8)]
+             + [("test", "ai" if i % 2 else "human") for i in range(6)])
+    data = _write(tmp_path / "ds", clips)
+    model_dir = train_tiny(data, tmp_path)
+    card = json.loads((model_dir / "model_card.json").read_text())
+    threshold = card["thresholds"]["detection"]
+    row = {"transform": "Original", "key": "original", "split": "test", "n_human": 3, "n_ai": 3,
+           "threshold": threshold, "ai_verdicts_on_human": 0.0}
+    update_card(model_dir, [row])
+    # the same data and settings: the rule is the same, the rows stay
+    again = fin.finalize_model(model_dir, data)
+    first_rule = {k: again.get(k) for k in ("thresholds", "verdict", "ood", "calibration")}
+    assert [r["key"] for r in again.get("robustness", [])] == ["original"]
+    # another domain quantile: the same threshold, another rule
+    changed = fin.finalize_model(model_dir, data, ood_quantile=0.5)
+    assert changed["thresholds"]["detection"] == threshold
+    assert {k: changed.get(k) for k in ("thresholds", "verdict", "ood", "calibration")} != first_rule
+    assert "robustness" not in changed
+    assert "robustness" not in json.loads((model_dir / "model_card.json").read_text())

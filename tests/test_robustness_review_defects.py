@@ -89,3 +89,19 @@ def test_update_card_does_not_keep_rows_measured_at_another_threshold(dataset_ro
     # and rows measured at another threshold than the card's are refused, not stored
     with pytest.raises(ModelLoadError, match="threshold"):
         update_card(model_copy, [{**gain, "threshold": old_thr}], weights_sha256=sha)
+
+
+def test_rows_record_the_seed_that_drew_their_clips_and_noise(dataset_root, model_copy, tmp_path):
+    """The seed selects the clips and draws the noise, but no row, table or card said which:
+    a noise row could not be reproduced from what was written (session 36 finding)."""
+    from musicbrain_cli.evaluate.robustness import write_robustness
+    from musicbrain_cli.model.inference import Detector
+
+    det = Detector.from_pretrained(model_copy, device="cpu")
+    a = evaluate_robustness(dataset_root, det, transforms=["noise_20db"], seed=5, max_clips=4)
+    b = evaluate_robustness(dataset_root, det, transforms=["noise_20db"], seed=a[0]["seed"],
+                            max_clips=a[0]["max_clips"])
+    assert a[0]["seed"] == 5 and a[0]["max_clips"] == 4
+    assert a == b                                     # reproduced from what the row says
+    _, md = write_robustness(a, tmp_path / "out")
+    assert "seeded with 5" in md.read_text() and "at most 4 clips per split" in md.read_text()

@@ -298,7 +298,8 @@ def evaluate_robustness(dataset_root, detector, *, split: str = "test",
 
     Returns rows ``{"transform", "key", "split", "n_human", "n_ai", "roc_auc", "fpr",
     "fpr_ci95", "tpr", "tpr_ci95", "threshold", "ai_verdicts_on_human",
-    "ai_verdicts_on_human_ci95", "by_work", "verdicts", "ood_flagged", "failed", "note"}``:
+    "ai_verdicts_on_human_ci95", "by_work", "verdicts", "ood_flagged", "failed", "note",
+    "seed", "max_clips"}``:
     ROC-AUC of the clip-level calibrated P(AI) (mean over windows), rates of ``P(AI) >=
     threshold`` (the card's detection threshold) with Wilson 95 % intervals, the share of
     human clips the full verdict rule calls ``ai``, and ``by_work``
@@ -365,10 +366,13 @@ def evaluate_robustness(dataset_root, detector, *, split: str = "test",
         for t in tlist:
             name = t.name if split_name == split else "Held-out SoundFont (cross-renderer)"
             key = t.key if split_name == split else HELD_OUT_SOUNDFONT
-            out.append(_row(tallies[t.key], name=name, key=key, split=split_name,
-                            threshold=threshold,
-                            note=_note(t, tallies[t.key], split_name, split, n_clips=len(clips)),
-                            ood_available=ood_available))
+            out.append({**_row(tallies[t.key], name=name, key=key, split=split_name,
+                               threshold=threshold,
+                               note=_note(t, tallies[t.key], split_name, split, n_clips=len(clips)),
+                               ood_available=ood_available),
+                        # what selects the clips and draws the noise: a row is reproduced
+                        # only with it (it was not recorded)
+                        "seed": int(seed), "max_clips": max_clips})
     return out
 
 
@@ -488,6 +492,11 @@ def robustness_markdown(rows: Sequence[Mapping], model: Mapping | None = None) -
             f"| {str(r.get('note', '')).replace('|', '/')} |")
     if rows:
         lines += ["", f"Detection threshold: {rows[0].get('threshold', float('nan')):.3f}."]
+        seeds = sorted({str(r.get("seed")) for r in rows if r.get("seed") is not None})
+        if seeds:
+            cap = rows[0].get("max_clips")
+            lines += ["", f"Clip selection and noise seeded with {', '.join(seeds)}; "
+                          + ("every clip of each split." if cap is None else f"at most {cap} clips per split.")]
     return "\n".join(lines) + "\n"
 
 

@@ -525,6 +525,7 @@ def finalize_model(model_dir: str | Path, dataset_root: str | Path, *,
                                      for n, t in thresholds.items()},
         }
     main = "test" if "test" in evaluation else CHOOSE_SPLIT
+    rule_before = _verdict_rule(card)
     card = dict(card)
     card["thresholds"] = {**(card.get("thresholds") or {}), "detection": threshold}
     card["verdict"] = {**policy.to_dict(), "fpr_target": fpr_target,
@@ -576,8 +577,20 @@ def finalize_model(model_dir: str | Path, dataset_root: str | Path, *,
         from musicbrain_cli.files import sha256_file as _sha256
 
         card["ood"]["statistics_sha256"] = _sha256(ood_path)
+    if _verdict_rule(card) != rule_before:
+        # the robustness rows count verdicts under the rule they were measured with (band,
+        # domain thresholds, statistics); update_card drops them only when the detection
+        # threshold moved, so a re-finalize that kept it (another band or OOD quantile)
+        # left every scan quoting the old rule's false accusations (session 36 finding)
+        card.pop("robustness", None)
     write_card(model_dir, card)
     return card
+
+
+def _verdict_rule(card: Mapping) -> dict:
+    """What of a card decides a verdict beside the weights: the operating point and
+    band, the domain check (thresholds and the statistics' hash) and the calibration."""
+    return {k: card.get(k) for k in ("thresholds", "verdict", "ood", "calibration")}
 
 
 def _ood_record(thresholds: dict, stats, ood_quantile: float) -> dict:
