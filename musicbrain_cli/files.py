@@ -90,6 +90,25 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def safetensors_metadata(data: bytes) -> dict[str, str]:
+    """The ``__metadata__`` of a safetensors file from its bytes (the format's layout: an
+    8-byte little-endian header length, then that many bytes of JSON), so that a file read
+    once for its hash is also the one whose metadata is used. Raises ``ValueError``."""
+    if len(data) < 8:
+        raise ValueError(f"{len(data)} bytes: too short for a safetensors header")
+    n = int.from_bytes(data[:8], "little")
+    if n > len(data) - 8:
+        raise ValueError(f"a header of {n} bytes in a file of {len(data)}")
+    try:
+        header = json.loads(data[8:8 + n].decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"its header is not UTF-8: {exc}") from exc
+    meta = header.get("__metadata__") if isinstance(header, dict) else None
+    if not isinstance(meta or {}, dict) or not isinstance(header, dict):
+        raise ValueError("its header is not a JSON object with an object of metadata")
+    return dict(meta or {})
+
+
 def installed_version(package: str) -> str:
     """The installed distribution's version of ``package``, or ``"absent"``."""
     from importlib.metadata import PackageNotFoundError, version

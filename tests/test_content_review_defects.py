@@ -4,6 +4,7 @@ probabilities, domain check, checkpoint loading). Each test failed before its fi
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import numpy as np
@@ -196,3 +197,58 @@ def test_the_detection_label_uses_the_verdicts_threshold_whatever_else_the_card_
     card = {"name": "toy", "thresholds": {"detection": 0.5, DETECTION_LABEL: 0.001}}
     detector = Detector(model, config, card, device="cpu")
     assert detector.thresholds[DETECTION_LABEL] == VerdictPolicy.from_card(card).threshold == 0.5
+
+
+# --- each model file is read once: what was checked is what was loaded ---------------------
+
+def test_weights_replaced_after_their_hash_was_checked_are_not_loaded(model_copy, tmp_path, monkeypatch):
+    """The weights were hashed (checked against the card and the pin), then read again by
+    path to load them: a file replaced between the two (another checkpoint of the same shape)
+    loaded under the first one's hash. The same for the card and the domain statistics,
+    whose hashes a report records (session 36 finding: read twice per load). Now each file
+    is read once, and its hash is of the bytes loaded."""
+    import hashlib
+    import shutil
+
+    import torch
+
+    import musicbrain_cli.inputs as inputs
+    import musicbrain_cli.model.checkpoint as ckpt
+    from musicbrain_cli.files import sha256_file
+    from musicbrain_cli.model.inference import Detector
+
+    original = Detector.from_pretrained(model_copy, device="cpu")
+    want = {k: v.clone() for k, v in original.model.state_dict().items()}
+    card_sha = sha256_file(model_copy / "model_card.json")
+    # another checkpoint of the same architecture and config, and another card
+    other = tmp_path / "other"
+    shutil.copytree(model_copy, other)
+    torch.manual_seed(123)
+    from musicbrain_cli.model.net import build_model
+
+    ckpt.save_checkpoint(other, build_model(original.config), original.config,
+                         model_card={**original.card, "name": "another"})
+    swapped = []
+
+    def swap_after(real):
+        def wrapper(path, *args, **kwargs):
+            out = real(path, *args, **kwargs)
+            name = os.path.basename(os.fspath(path))
+            if name in ("model.safetensors", "model_card.json") and name not in swapped:
+                swapped.append(name)             # replaced the moment after it was read/hashed
+                shutil.copyfile(other / name, model_copy / name)
+            return out
+        return wrapper
+
+    monkeypatch.setattr(ckpt, "sha256_file", swap_after(ckpt.sha256_file))
+    monkeypatch.setattr(inputs, "read_regular", swap_after(inputs.read_regular))
+    try:
+        loaded = Detector.from_pretrained(model_copy, device="cpu")
+    except ModelLoadError:
+        return                                  # refusing is as good as loading what was checked
+    assert swapped                              # the swap really happened during the load
+    got = loaded.model.state_dict()
+    assert all(torch.equal(got[k], want[k]) for k in want), "loaded other weights than it checked"
+    assert loaded.card["name"] == original.card["name"]
+    assert loaded.file_sha256["card"] == card_sha
+    assert hashlib.sha256((model_copy / "model_card.json").read_bytes()).hexdigest() != card_sha

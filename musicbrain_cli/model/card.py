@@ -23,6 +23,8 @@ from musicbrain_cli.errors import ModelLoadError, MusicBrainError
 from musicbrain_cli.files import atomic_write, json_text
 
 CARD_FILE = "model_card.json"
+#: A card is a few kB of JSON; anything near this is not one.
+MAX_CARD_BYTES = 16 << 20
 CARD_KEYS = ("name", "version", "training_data", "metrics", "calibration", "thresholds",
              "intended_use", "limitations", "weights_sha256")
 
@@ -67,15 +69,26 @@ def read_card(directory: str | os.PathLike) -> dict[str, Any]:
     Raises :class:`ModelLoadError` naming the file when it is missing, unreadable, not JSON
     or not a valid card.
     """
+    return read_card_and_sha256(directory)[0]
+
+
+def read_card_and_sha256(directory: str | os.PathLike) -> tuple[dict[str, Any], str]:
+    """:func:`read_card`, and the SHA-256 of the very bytes the card was parsed from (a
+    report names the card that decided its verdict; hashing the file again afterwards could
+    name another one, written in between)."""
+    from musicbrain_cli.files import sha256_bytes
+    from musicbrain_cli.inputs import read_regular
+
     path = Path(directory) / CARD_FILE
     if not path.is_file():
         raise ModelLoadError(f"checkpoint file missing: {str(path)!r}")
     try:
-        card = json.loads(path.read_text(encoding="utf-8"))
+        data = read_regular(path, max_bytes=MAX_CARD_BYTES)
+        card = json.loads(data.decode("utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelLoadError(f"cannot read {str(path)!r}: {exc}") from exc
     validate_card(card)
-    return card
+    return card, sha256_bytes(data)
 
 
 def write_card(directory: str | os.PathLike, card: Mapping[str, Any], *,

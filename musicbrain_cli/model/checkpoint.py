@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     from musicbrain_cli.model.net import MusicBrainNet
 
 WEIGHTS_FILE = "model.safetensors"
+#: Read whole, once (hashed and parsed from the same bytes); the shipped ones are ~14 MB.
+MAX_WEIGHTS_BYTES = 4 << 30
 CONFIG_FILE = "config.json"
 CHECKPOINT_FORMAT = "musicbrain-checkpoint"
 CHECKPOINT_FORMAT_VERSION = 1
@@ -131,9 +133,13 @@ def read_config(directory: str | os.PathLike) -> tuple[ModelConfig, dict[str, An
 
 
 def load_checkpoint(directory: str | os.PathLike, *, device: str | torch.device = "cpu",
-                    expected_sha256: str | None = None,
+                    expected_sha256: str | None = None, hashes: dict[str, str] | None = None,
                     ) -> tuple[MusicBrainNet, ModelConfig, dict[str, Any]]:
     """Load ``(model, config, card)``; the model is in eval mode on ``device``.
+
+    The weights and the card are each read once: their hashes are of the bytes loaded, so a
+    file replaced during the load cannot pass a check made on its predecessor. ``hashes``
+    (optional) receives them, ``{"weights": ..., "card": ...}``.
 
     Raises :class:`ModelLoadError` naming the problem: a missing directory or file, a card
     whose SHA-256 (or ``expected_sha256``) does not match the weights, an unknown backbone,
@@ -141,19 +147,26 @@ def load_checkpoint(directory: str | os.PathLike, *, device: str | torch.device 
     the config stored inside the weights.
     """
     from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    from safetensors.torch import load as load_bytes
 
+    from musicbrain_cli.files import safetensors_metadata, sha256_bytes
+    from musicbrain_cli.inputs import read_regular
+    from musicbrain_cli.model.card import read_card_and_sha256
     from musicbrain_cli.model.net import build_model
 
     directory = Path(directory)
     if not directory.is_dir():
         raise ModelLoadError(f"checkpoint directory not found: {str(directory)!r}")
-    card = read_card(directory)
+    card, card_sha256 = read_card_and_sha256(directory)
     config, _ = read_config(directory)
     weights = directory / WEIGHTS_FILE
     if not weights.is_file():
         raise ModelLoadError(f"checkpoint file missing: {str(weights)!r}")
-    digest = sha256_file(weights)
+    try:
+        data = read_regular(weights, max_bytes=MAX_WEIGHTS_BYTES)
+    except OSError as exc:
+        raise ModelLoadError(f"cannot read weights {str(weights)!r}: {exc}") from exc
+    digest = sha256_bytes(data)
     # The card's hash is always checked: a card recording none (null) vouches for nothing.
     for source, expected in (("the model card", card["weights_sha256"]), ("the caller", expected_sha256)):
         if (expected is not None or source == "the model card") and digest != str(expected).lower():
@@ -166,7 +179,7 @@ def load_checkpoint(directory: str | os.PathLike, *, device: str | torch.device 
     except MusicBrainError as exc:
         raise ModelLoadError(f"cannot build the model of {str(directory)!r}: {exc}") from exc
     try:
-        state = load_file(str(weights), device="cpu")
+        state = load_bytes(data)
     except (SafetensorError, OSError, ValueError) as exc:
         raise ModelLoadError(f"cannot read weights {str(weights)!r}: {exc}") from exc
     expected_state = model.state_dict()
@@ -185,12 +198,18 @@ def load_checkpoint(directory: str | os.PathLike, *, device: str | torch.device 
     bad_dtype = [k for k, v in expected_state.items() if state[k].dtype != v.dtype]
     if bad_dtype:
         raise ModelLoadError(f"weights {str(weights)!r} have unexpected dtypes: {bad_dtype[:5]}")
-    _check_config_inside(weights, config)
+    try:
+        metadata = safetensors_metadata(data)
+    except ValueError as exc:
+        raise ModelLoadError(f"cannot read weights {str(weights)!r}: {exc}") from exc
+    _check_config_inside(weights, config, metadata)
     model.load_state_dict(state, strict=True)
+    if hashes is not None:
+        hashes.update(weights=digest, card=card_sha256)
     return model.to(device).eval(), config, card
 
 
-def _check_config_inside(weights: Path, config: ModelConfig) -> None:
+def _check_config_inside(weights: Path, config: ModelConfig, metadata: Mapping[str, str]) -> None:
     """Refuse a ``config.json`` that disagrees with the config inside the weights file.
 
     ``config.json`` is covered by no hash (the card's SHA-256 and the shipped pin cover the
@@ -198,13 +217,7 @@ def _check_config_inside(weights: Path, config: ModelConfig) -> None:
     group (``human``/``ai`` swapped turns every P(AI) into P(human)), the front end's
     scaling. The copy inside the weights' metadata is covered by their SHA-256.
     """
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        with safe_open(str(weights), framework="pt") as fh:
-            inside_text = (fh.metadata() or {}).get("config")
-    except (SafetensorError, OSError) as exc:
-        raise ModelLoadError(f"cannot read weights {str(weights)!r}: {exc}") from exc
+    inside_text = metadata.get("config")
     if inside_text is None:
         raise ModelLoadError(f"weights {str(weights)!r} carry no config to check "
                              f"{CONFIG_FILE} against: not a MusicBrain checkpoint")

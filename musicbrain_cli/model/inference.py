@@ -193,17 +193,20 @@ class Detector:
                         expected_sha256: str | None = None) -> "Detector":
         dev = resolve_device(device)
         directory = resolve_model(name_or_path)
+        hashes: dict[str, str | None] = {}
         model, config, card = load_checkpoint(directory, device=dev,
-                                              expected_sha256=expected_sha256)
+                                              expected_sha256=expected_sha256, hashes=hashes)
         pinned = pinned_sha256(name_or_path)
         if pinned is not None and card["weights_sha256"] != pinned:
             raise ModelLoadError(f"the shipped model {str(name_or_path)!r} has weights "
                                  f"{card['weights_sha256']}, not the pinned {pinned}: the "
                                  "installation was altered; reinstall MusicBrain")
         detector = cls(model, config, card, device=dev)
-        detector.ood = load_ood_stats(directory, card=card, model=model)
+        detector.ood = load_ood_stats(directory, card=card, model=model, hashes=hashes)
         detector.model_dir = directory
-        detector.file_sha256 = model_file_hashes(directory)
+        # of the bytes loaded, each file read once (hashing them again afterwards could name
+        # files written in between, not the ones that decide the verdicts)
+        detector.file_sha256 = {"card": hashes["card"], "ood": hashes["ood"]}
         return detector
 
     # --- the one model stage -----------------------------------------------------------
@@ -374,35 +377,24 @@ def _add(timings: dict[str, float], stage: str, seconds: float) -> None:
     timings[stage] = timings.get(stage, 0.0) + seconds
 
 
-def model_file_hashes(directory) -> dict[str, str | None]:
-    """SHA-256 of the model's card and domain statistics (``None``: no such file). The pin
-    and the card's own hash cover the weights only, but the card holds the calibration, the
-    operating point and the verdict policy, and the statistics decide the domain check: a
-    report records both hashes, so that what decided a verdict is named byte for byte."""
-    from musicbrain_cli.files import sha256_file
-    from musicbrain_cli.model.card import CARD_FILE
-    from musicbrain_cli.model.ood import OOD_FILE
-
-    out: dict[str, str | None] = {}
-    for key, name in (("card", CARD_FILE), ("ood", OOD_FILE)):
-        path = Path(directory) / name
-        out[key] = sha256_file(path) if path.is_file() else None
-    return out
-
-
-def load_ood_stats(directory, *, card: Mapping[str, Any] | None = None, model=None):
+def load_ood_stats(directory, *, card: Mapping[str, Any] | None = None, model=None,
+                   hashes: dict[str, str | None] | None = None):
     """The out-of-domain statistics saved beside a model's weights, or ``None`` when the
     model has none (``directory`` None, or no ``ood.safetensors`` there).
 
     With ``card`` (and ``model``), statistics the card's ``ood`` section relies on must be
     there and fit the model, else :class:`ModelLoadError`: a missing file would otherwise
     turn the domain check off without a word (the verdict then runs with no check at all).
+    The file is read once: ``hashes`` (optional) receives ``{"ood": SHA-256}`` of the bytes
+    the statistics were parsed from (``None`` without a file).
     """
     from pathlib import Path
 
     from musicbrain_cli.model.ood import OOD_FILE, PROFILE_BANDS, OODStats, card_checks
 
     path = None if directory is None else Path(directory) / OOD_FILE
+    if hashes is not None:
+        hashes["ood"] = None
     if path is None or not path.is_file():
         named = card_checks((card or {}).get("ood"))
         if named:
@@ -411,18 +403,24 @@ def load_ood_stats(directory, *, card: Mapping[str, Any] | None = None, model=No
                 f"statistics {str(path)!r} are missing: the installation or checkpoint is "
                 "incomplete (copy ood.safetensors back, or re-finalize the model)")
         return None
+    from musicbrain_cli.files import sha256_bytes
+    from musicbrain_cli.inputs import read_regular
+
     named_sha = ((card or {}).get("ood") or {}).get("statistics_sha256") \
         if isinstance((card or {}).get("ood"), Mapping) else None
-    if named_sha:
-        from musicbrain_cli.files import sha256_file
-
-        have = sha256_file(path)
-        if have != named_sha:
-            raise ModelLoadError(
-                f"{str(path)!r} has SHA-256 {have}, but the model card names {named_sha}: the "
-                "statistics were replaced or a finalize stopped between writing them and the "
-                "card (re-finalize the model)")
-    stats = OODStats.load(directory)
+    try:
+        raw = read_regular(path)
+    except OSError as exc:
+        raise ModelLoadError(f"cannot read out-of-domain statistics {str(path)!r}: {exc}") from exc
+    have = sha256_bytes(raw)
+    if named_sha and have != named_sha:
+        raise ModelLoadError(
+            f"{str(path)!r} has SHA-256 {have}, but the model card names {named_sha}: the "
+            "statistics were replaced or a finalize stopped between writing them and the "
+            "card (re-finalize the model)")
+    stats = OODStats.from_bytes(raw, where=path)
+    if hashes is not None:
+        hashes["ood"] = have
     if card is not None and model is not None:
         fe = model.config.front_end
         stats.check_against(card.get("ood"), embed_dim=int(model.embed_dim),

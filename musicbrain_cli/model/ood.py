@@ -141,14 +141,28 @@ class OODStats:
 
     @classmethod
     def load(cls, directory: str | Path) -> "OODStats":
-        from safetensors import SafetensorError, safe_open
-        from safetensors.numpy import load_file
+        from musicbrain_cli.inputs import read_regular
 
         path = Path(directory) / OOD_FILE
         try:
-            data = load_file(str(path))
-            with safe_open(str(path), framework="numpy") as fh:
-                meta = fh.metadata() or {}
+            raw = read_regular(path)
+        except OSError as exc:
+            raise ModelLoadError(f"cannot read out-of-domain statistics {str(path)!r}: {exc}") from exc
+        return cls.from_bytes(raw, where=path)
+
+    @classmethod
+    def from_bytes(cls, raw: bytes, *, where: str | Path = OOD_FILE) -> "OODStats":
+        """The statistics from the bytes of an ``ood.safetensors`` file (read once by a
+        caller that also hashes them)."""
+        from safetensors import SafetensorError
+        from safetensors.numpy import load as load_bytes
+
+        from musicbrain_cli.files import safetensors_metadata
+
+        path = where
+        try:
+            data = load_bytes(raw)
+            meta = safetensors_metadata(raw)
             stats = cls(means=data["means"], precision=data["precision"],
                         profile_reference=data.get("profile_reference"),
                         profile_k=int(meta.get("profile_k", PROFILE_K)))
