@@ -256,8 +256,8 @@ def model_facts_lines(name: str = "default") -> list[str]:
 @click.option("--jobs", type=click.IntRange(1, 64), default=2, show_default=True,
               help="Threads: with 2 or more, report rendering overlaps with inference.")
 @click.option("--keys", "key_dir", type=click.Path(file_okay=False),
-              help="Signing key folder (default: ~/.config/musicbrain/keys, created on first "
-                   "use).")
+              help="Signing key folder (default: $XDG_CONFIG_HOME/musicbrain/keys, ~/.config "
+                   "when unset; created on first use).")
 # One spelling across commands (issue 24): --keys, as verify has it; --key still works.
 @click.option("--key", "key_dir_alias", type=click.Path(file_okay=False), hidden=True,
               help="Older spelling of --keys.")
@@ -267,8 +267,8 @@ def model_facts_lines(name: str = "default") -> list[str]:
                    "variable.")
 @click.option("--unsigned", is_flag=True, help="Write reports without signatures.")
 @click.option("--tsa", "tsa_url", help="RFC 3161 timestamp authority URL for PDF signatures "
-                                       "(needs network access; a failed request fails the "
-                                       "track's report).")
+                                       "(needs network access and a signed PDF report; a "
+                                       "failed request fails the track's report).")
 @click.option("--force", is_flag=True, help="Redo tracks whose reports are already complete.")
 @click.option("--c2pa-trust-anchors", "trust_anchors", type=click.Path(dir_okay=False, exists=True),
               help="PEM bundle of the C2PA signers' root certificates to trust. Without it no "
@@ -317,6 +317,10 @@ def scan(inputs, paths_from, output, report_format, model_name, device, jobs, ke
         _fail(f"output {output!r} exists and is not a folder", EXIT_USAGE)
     if address and engine != "ray":
         _fail("--address names a Ray cluster: it needs --engine ray", EXIT_USAGE)
+    # every option given is used: a timestamp the examiner asked for is never dropped silently
+    if tsa_url and (unsigned or report_format not in ("pdf", "both")):
+        _fail("--tsa timestamps the signatures of PDF reports: it needs --report pdf or both, "
+              "signed (not --unsigned)", EXIT_USAGE)
     if engine == "ray":
         from musicbrain_cli.scan import ray_engine
 
@@ -494,7 +498,7 @@ def _scan_keys(key_dir, passphrase: bytes | None = None):
                    "a signer must be pinned in the trust store ('musicbrain keys trust').")
 @click.option("--trust-store", type=click.Path(dir_okay=False),
               help="Trust store file (default: $MUSICBRAIN_TRUST_STORE, else "
-                   "~/.config/musicbrain/trusted.json).")
+                   "$XDG_CONFIG_HOME/musicbrain/trusted.json, ~/.config when unset).")
 @click.option("--reproduce", is_flag=True,
               help="Also re-run the recorded analysis on --audio and check that every "
                    "figure of the report comes out the same.")
@@ -512,7 +516,7 @@ def verify(paths, audio, keys_dir, trust_store, reproduce, model_name, trust_anc
     signed folders say. VALID: every check passed and the signer is trusted (--keys, or a
     fingerprint pinned with 'musicbrain keys trust'); UNTRUSTED: intact, but signed by
     someone else; INVALID: a check failed. Exit status 0 when every PATH is VALID, 1
-    otherwise (with the reasons).
+    otherwise (with the reasons), 2 on usage errors.
     """
     from pathlib import Path
 
@@ -668,14 +672,15 @@ def keys() -> None:
               help="Environment variable holding a passphrase to encrypt the stored keys.")
 @click.option("--trust-store", type=click.Path(dir_okay=False),
               help="Trust store in which the new keys are pinned (default: "
-                   "$MUSICBRAIN_TRUST_STORE, else ~/.config/musicbrain/trusted.json).")
+                   "$MUSICBRAIN_TRUST_STORE, else $XDG_CONFIG_HOME/musicbrain/trusted.json, "
+                   "~/.config when unset).")
 @handle_errors
 def keys_init(directory, force, common_name, organization, days, pkcs12_file, cert_file,
               key_file, password_env, passphrase_env, trust_store) -> None:
     """Create an Ed25519 manifest key and an X.509 certificate for PDF signatures.
 
-    DIRECTORY defaults to ~/.config/musicbrain/keys. Files are written with mode 0600 in a
-    0700 folder and are never overwritten without --force.
+    DIRECTORY defaults to $XDG_CONFIG_HOME/musicbrain/keys (~/.config when unset). Files
+    are written with mode 0600 in a 0700 folder and are never overwritten without --force.
     """
     from pathlib import Path
 
@@ -721,7 +726,7 @@ def keys_init(directory, force, common_name, organization, days, pkcs12_file, ce
 @click.argument("items", nargs=-1, required=True)
 @click.option("--trust-store", type=click.Path(dir_okay=False),
               help="Trust store file (default: $MUSICBRAIN_TRUST_STORE, else "
-                   "~/.config/musicbrain/trusted.json).")
+                   "$XDG_CONFIG_HOME/musicbrain/trusted.json, ~/.config when unset).")
 @click.option("--note", default=None, help="Who this is, e.g. where the fingerprint was published.")
 @handle_errors
 def keys_trust(items, trust_store, note) -> None:
@@ -749,7 +754,7 @@ def keys_trust(items, trust_store, note) -> None:
 @click.argument("items", nargs=-1, required=True)
 @click.option("--trust-store", type=click.Path(dir_okay=False),
               help="Trust store file (default: $MUSICBRAIN_TRUST_STORE, else "
-                   "~/.config/musicbrain/trusted.json).")
+                   "$XDG_CONFIG_HOME/musicbrain/trusted.json, ~/.config when unset).")
 @handle_errors
 def keys_untrust(items, trust_store) -> None:
     """Stop trusting a signer (a compromised or retired key): remove the pin of a
@@ -776,7 +781,7 @@ def keys_untrust(items, trust_store) -> None:
 @keys.command("list")
 @click.option("--trust-store", type=click.Path(dir_okay=False),
               help="Trust store file (default: $MUSICBRAIN_TRUST_STORE, else "
-                   "~/.config/musicbrain/trusted.json).")
+                   "$XDG_CONFIG_HOME/musicbrain/trusted.json, ~/.config when unset).")
 @handle_errors
 def keys_list(trust_store) -> None:
     """List the trusted fingerprints."""

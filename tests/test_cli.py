@@ -303,3 +303,18 @@ def test_a_scan_refuses_a_trained_model_whose_card_was_never_finalized(tmp_path,
         assert res.exit_code == 2 and "never finalized" in res.output, res.output
         assert "musicbrain train --resume RUN" in res.output
     assert not (tmp_path / "out" / "summary.json").exists()
+
+
+def test_a_timestamp_authority_with_nothing_to_stamp_is_a_usage_error(tmp_path):
+    """`--tsa URL` stamps PDF signatures: with `--unsigned` or without a PDF report there is
+    none, and the option was accepted and silently dropped (the examiner believed the
+    reports were timestamped). Refused before anything is written, as `--passphrase-env`
+    with `--unsigned` is."""
+    (tmp_path / "empty").mkdir()
+    for extra in (["--unsigned"], ["--report", "html"], ["--report", "none"]):
+        out = tmp_path / f"out{len(extra)}{extra[-1]}"
+        res = CliRunner().invoke(main, ["scan", str(tmp_path / "empty"), "-o", str(out),
+                                        "--tsa", "http://127.0.0.1:9/", "--quiet", *extra])
+        assert res.exit_code == 2, (extra, res.output)
+        assert "--tsa" in res.output and "PDF" in res.output, res.output
+        assert not out.exists(), extra

@@ -103,6 +103,19 @@ def test_a_track_removed_with_its_folder_and_summary_row_is_caught(copy):
     assert Path(row["report"]).parent.name in failed["tracks"]
 
 
+def test_a_deleted_track_folder_the_summary_still_names_is_called_missing(copy):
+    # Only the folder is gone: the summary row is still there, so "not in the summary"
+    # (what the catalog check said before) sent the reader to the wrong file.
+    row = json.loads((copy / "summary.json").read_text(encoding="utf-8"))["tracks"][0]
+    name = Path(row["report"]).parent.name
+    shutil.rmtree(copy / name)
+    failed = _failed(verify_catalog(copy))
+    assert "is missing" in failed["track 1"]
+    assert "not in the summary" not in failed["tracks"]
+    assert f"sealed and in the summary, but missing from the catalog folder: '{name}'" \
+        in failed["tracks"]
+
+
 def test_a_catalog_without_its_signed_manifest_fails(copy):
     (copy / "catalog-manifest.json.sig").unlink()
     assert "cannot read catalog-manifest.json.sig" in _failed(verify_catalog(copy))["signature"]

@@ -287,7 +287,9 @@ def verify_catalog(root: Path, *, trusted: Trust = None) -> list[VerificationRes
         catalog.add(f"file {name}", PASS if same else FAIL,
                     f"exactly what {SUMMARY_JSON} renders" if same else
                     f"differs from what {SUMMARY_JSON} renders: edited after the scan")
-    _check_catalog_manifest(root, results[1:], trusted, catalog)
+    listed = {PurePosixPath(r["report"]).parts[0] for r in rows
+              if r.get("status") == "ok" and _safe_relative(r.get("report"))}
+    _check_catalog_manifest(root, results[1:], trusted, catalog, listed=listed)
     return results
 
 
@@ -348,7 +350,11 @@ def _read_signed_manifest(folder: Path, name: str, sig_name: str, schema: str,
 
 
 def _check_catalog_manifest(root: Path, folders: list[VerificationResult],
-                            trusted: Trust, catalog: VerificationResult) -> None:
+                            trusted: Trust, catalog: VerificationResult, *,
+                            listed: set[str] = frozenset()) -> None:
+    """``folders``: the verified track folders the summary names; ``listed``: every
+    folder the summary names, those gone from disk included (so that a deleted folder
+    whose row is still there is called missing, not "not in the summary")."""
     if not (root / CATALOG_MANIFEST_NAME).exists():
         catalog.add("catalog manifest", FAIL, f"no {CATALOG_MANIFEST_NAME}: nothing binds the "
                                               f"set of tracks, so a removed track would go unnoticed")
@@ -381,8 +387,13 @@ def _check_catalog_manifest(root: Path, folders: list[VerificationResult],
     present = {r.path.name: r for r in folders}
     missing = sorted(str(f) for f in set(sealed) - set(present))
     extra = sorted(set(present) - set(sealed))
-    if missing:
-        catalog.add("tracks", FAIL, f"sealed but not in the summary: {_names(missing)}")
+    gone = [name for name in missing if name in listed]
+    unlisted = [name for name in missing if name not in listed]
+    if gone:
+        catalog.add("tracks", FAIL, f"sealed and in the summary, but missing from the "
+                                    f"catalog folder: {_names(gone)}")
+    if unlisted:
+        catalog.add("tracks", FAIL, f"sealed but not in the summary: {_names(unlisted)}")
     if extra:
         catalog.add("tracks", FAIL, f"in the summary but not sealed: {_names(extra)}")
     changed = sorted(name for name, r in present.items()
