@@ -14,7 +14,9 @@ Decoding is PyAV (FFmpeg's libavformat/libavcodec) with libswresample's band-lim
 resampler; the mono downmix is the mean of the channels. By default every file is decoded
 in a child process (:mod:`musicbrain_cli.audio.worker`) that streams float32 blocks back
 through a pipe: the parent enforces the time limit and kills the child, and a crash inside
-FFmpeg becomes an :class:`AudioDecodeError` instead of taking the caller down. Idle
+FFmpeg becomes an :class:`AudioDecodeError` instead of taking the caller down. The same child
+reads the tags (mutagen parses the file's bytes too) under its own deadline; tags it could
+not read are a stated fact of the file (``metadata["error"]``), never a lost track. Idle
 children are reused (up to ``_MAX_IDLE_WORKERS``), so the ~0.3 s interpreter start is paid
 once per process, not once per file.
 
@@ -47,6 +49,7 @@ from typing import Iterator, Mapping
 import numpy as np
 
 from musicbrain_cli.audio import decode as _core
+from musicbrain_cli.audio import metadata as _metadata
 from musicbrain_cli.audio.decode import (  # noqa: F401 - re-exported: the limits live in one place
     MAX_CHANNELS,
     MAX_DURATION_S,
@@ -76,6 +79,11 @@ DEFAULT_BLOCK_S = 10.0
 DEFAULT_DECODE_TIMEOUT_S = 600.0
 #: Default limit for :func:`probe` (header only), seconds.
 DEFAULT_PROBE_TIMEOUT_S = 30.0
+#: Default limit for reading one file's tags (mutagen, the C2PA box walk) in the decoder
+#: child, seconds. Real tags take milliseconds (a large cover is hashed in well under one),
+#: but mutagen's ID3 reader is quadratic in the frame count: a crafted 4.8 MB tag of 400,000
+#: frames held it 40 s, and the format allows 256 MB.
+DEFAULT_TAGS_TIMEOUT_S = 30.0
 #: Address-space cap of a decoder child, MiB (the child itself needs ~200 MiB).
 WORKER_MEMORY_MB = 2048
 #: Window rule of :func:`iter_windows`: a zero-padded tail window is added when the audio
@@ -83,7 +91,7 @@ WORKER_MEMORY_MB = 2048
 MIN_TAIL_SHARE = 0.25
 
 _MAX_IDLE_WORKERS = 2
-_MAX_WORKER_USES = 256  # recycle a child after this many files (bounds fragmentation)
+_MAX_WORKER_USES = 256  # recycle a child after this many requests (bounds fragmentation)
 _MAX_MESSAGE_BYTES = 1 << 30  # no legitimate reply is larger (a 10 s block is 0.9 MB)
 
 
@@ -149,25 +157,71 @@ def sha256_file(path: str | os.PathLike, *, chunk_size: int = 1 << 20) -> str:
     return files.sha256_file(path, chunk_size=chunk_size)
 
 
-def read_metadata(path: str | os.PathLike, *, trust_anchors=None, provenance: bool = True) -> dict:
+def read_metadata(
+    path: str | os.PathLike, *, trust_anchors=None, provenance: bool = True,
+    timeout_s: float = DEFAULT_TAGS_TIMEOUT_S, isolate: bool = True,
+) -> dict:
     """Every tag of ``path`` (mutagen), bounded, whether a C2PA manifest is embedded, and its validation.
 
     Returns ``{"format": mutagen class name or None, "tags": {key: [value, ...]},
-    "encoder": str | None, "c2pa_present": bool, "c2pa_source": str | None,
-    "truncated": [keys cut to stay bounded], "error": str | None, "provenance": dict}``.
+    "encoder": str | None, "c2pa_present": bool | None, "c2pa_source": str | None,
+    "truncated": [keys cut to stay bounded], "dropped": {"keys", "values"}, "error": str |
+    None, "provenance": dict}``. ``"error"`` says why the tags could not be read: mutagen's
+    own error, or the tag reader passing ``timeout_s`` or dying (then nothing was read and
+    ``c2pa_present`` is None: unknown); a path that is not a readable file raises
+    :class:`InputError`.
     ``"provenance"`` (left out when ``provenance=False``) is
     :func:`musicbrain_cli.audio.provenance.read_provenance`'s finding as a dict, validated against
     ``trust_anchors`` (a PEM bundle or its path; None: signers are not checked against a
-    trust list). Text values are ``str``;
+    trust list), in a child process of its own. Text values are ``str``;
     binary payloads (ID3 GEOB/PRIV/APIC/UFID, MP4 covers and binary freeform atoms, FLAC
     pictures) are ``{"mime", "description", "sha256", "size", ...}``. Keys are ID3 hash keys
     (``"TXXX:desc"``, ``"COMM:desc:eng"``, ``"GEOB:desc"``, ``"PRIV:owner"``), MP4 atom names
     (``"\\xa9nam"``, ``"----:com.apple.iTunes:NAME"``) or Vorbis comment names. Values longer
     than ``metadata.MAX_VALUE_CHARS`` are cut and their key listed in ``"truncated"``.
-    """
-    from musicbrain_cli.audio.metadata import read_metadata as _read
 
-    return _read(str(check_path(path)), trust_anchors=trust_anchors, provenance=provenance)
+    ``isolate=True`` reads the tags in a decoder child (:mod:`.worker`), killed after
+    ``timeout_s``; ``isolate=False`` reads them in this process, with no time limit.
+    """
+    p = check_path(path)
+    if not timeout_s > 0:
+        raise ValueError(f"timeout_s must be > 0, got {timeout_s!r}")
+    if isolate:
+        worker = _POOL.acquire()
+        clean = False
+        try:
+            out, clean = _read_tags(worker, p, timeout_s)
+        finally:
+            _POOL.release(worker, reusable=clean)
+    else:
+        out = _metadata.read_tags(str(p))
+    if provenance:
+        from musicbrain_cli.audio.provenance import read_provenance
+
+        out["provenance"] = read_provenance(p, trust_anchors=trust_anchors).to_dict()
+    return out
+
+
+def _read_tags(worker: "_Worker", p: Path, timeout_s: float) -> tuple[dict, bool]:
+    """``(tags record, whether the worker is fit for reuse)``: :func:`metadata.read_tags` of
+    ``p`` in ``worker``. A reader that passes ``timeout_s`` (killed), dies or fails gives
+    :func:`metadata.unread_tags` with the reason: the tags are lost, never the track."""
+    path = str(p)
+    try:
+        worker.send({"op": "tags", "path": path})
+        kind, payload = worker.receive(path, timeout_s, doing="reading the tags")
+    except AudioDecodeError as exc:
+        # the message names the path for a log; the record belongs to the file already
+        return _metadata.unread_tags(str(exc).removeprefix(f"{path}: ")), worker.alive()
+    try:
+        out = json.loads(payload) if kind == b"M" else None
+    except ValueError:
+        out = None
+    if not isinstance(out, dict):
+        worker.kill()
+        return _metadata.unread_tags(f"the decoder process sent a malformed reply ({kind!r}) "
+                                     "to a tag request"), False
+    return out, True
 
 
 @dataclass(frozen=True)
@@ -248,18 +302,23 @@ def unheard_audio(facts: Mapping) -> list[str]:
 
 def probe(
     path: str | os.PathLike, *, timeout_s: float = DEFAULT_PROBE_TIMEOUT_S, isolate: bool = True,
-    trust_anchors=None,
+    trust_anchors=None, tags_timeout_s: float = DEFAULT_TAGS_TIMEOUT_S,
 ) -> AudioInfo:
     """Facts about ``path`` without decoding its samples: hash, container, codec, header.
 
-    ``metadata`` includes the provenance line's C2PA finding (``metadata["provenance"]``),
-    validated against ``trust_anchors``; see :func:`read_metadata`.
+    ``metadata`` is :func:`read_metadata`'s record: the tags, read by the same decoder child
+    right after the header under a deadline of their own (``tags_timeout_s``; tags that
+    could not be read are stated in ``metadata["error"]`` and the probe still succeeds), and
+    the provenance line's C2PA finding (``metadata["provenance"]``), validated against
+    ``trust_anchors``.
 
     Raises the typed errors of the header checks (:class:`NotAudioError`,
     :class:`UnsupportedCodecError`, :class:`AbsurdHeaderError`, ...) and
     :class:`DecodeTimeoutError` if FFmpeg takes longer than ``timeout_s`` to read the header.
     """
     p = check_path(path)
+    if not tags_timeout_s > 0:
+        raise ValueError(f"tags_timeout_s must be > 0, got {tags_timeout_s!r}")
     if isolate:
         worker = _POOL.acquire()
         clean = False
@@ -270,13 +329,17 @@ def probe(
             except AudioDecodeError:
                 clean = worker.alive()  # a typed error from a healthy child
                 raise
-            clean = True
             facts = StreamFacts(**json.loads(payload))
+            # the child that read the header reads the tags: no process of their own
+            metadata, clean = _read_tags(worker, p, tags_timeout_s)
         finally:
             _POOL.release(worker, reusable=clean)
     else:
         facts = _core.probe_facts(str(p))
-    metadata = read_metadata(p, trust_anchors=trust_anchors)
+        metadata = _metadata.read_tags(str(p))
+    from musicbrain_cli.audio.provenance import read_provenance
+
+    metadata["provenance"] = read_provenance(p, trust_anchors=trust_anchors).to_dict()
     metadata["ffmpeg_tags"] = facts.ffmpeg_tags
     return AudioInfo(
         path=str(p),
@@ -332,7 +395,7 @@ class _Worker:
         except BrokenPipeError as exc:
             raise AudioDecodeError(f"{request.get('path')}: decoder process is gone") from exc
 
-    def _read_exact(self, n: int, path: str, budget: list) -> bytearray:
+    def _read_exact(self, n: int, path: str, budget: list, doing: str) -> bytearray:
         buf = bytearray(n)
         view = memoryview(buf)
         got = 0
@@ -343,15 +406,15 @@ class _Worker:
             if not ready:
                 self.kill()
                 raise DecodeTimeoutError(
-                    f"{path}: decoding took longer than {budget[1]:g} s; the decoder process was killed"
+                    f"{path}: {doing} took longer than {budget[1]:g} s; the decoder process was killed"
                 )
             k = os.readv(self.fd, [view[got:]])
             if k == 0:
-                raise self._died(path)
+                raise self._died(path, doing)
             got += k
         return buf
 
-    def _died(self, path: str) -> AudioDecodeError:
+    def _died(self, path: str, doing: str) -> AudioDecodeError:
         try:
             code = self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
@@ -361,18 +424,19 @@ class _Worker:
             how = f"was killed by {signal.Signals(-code).name}"
         else:
             how = f"exited with status {code}"
-        return AudioDecodeError(f"{path}: the decoder process {how} while decoding (hostile or corrupt file?)")
+        return AudioDecodeError(f"{path}: the decoder process {how} while {doing} (hostile or corrupt file?)")
 
-    def receive(self, path: str, budget: float | list) -> tuple[bytes, bytearray]:
-        """Read one message; ``budget`` is seconds left (a ``[left, total]`` list is updated)."""
+    def receive(self, path: str, budget: float | list, *, doing: str = "decoding") -> tuple[bytes, bytearray]:
+        """Read one message; ``budget`` is seconds left (a ``[left, total]`` list is updated);
+        ``doing`` names the request in the timeout and crash messages."""
         if not isinstance(budget, list):
             budget = [budget, budget]
-        head = self._read_exact(9, path, budget)
+        head = self._read_exact(9, path, budget, doing)
         kind, length = _HEADER.unpack(head)
         if length > _MAX_MESSAGE_BYTES:
             self.kill()
             raise AudioDecodeError(f"{path}: decoder process sent a malformed reply ({length} bytes)")
-        payload = self._read_exact(length, path, budget)
+        payload = self._read_exact(length, path, budget, doing)
         if kind == b"E":
             err = json.loads(payload)
             cls = _core.TRANSPORTABLE_ERRORS.get(err["type"], AudioDecodeError)

@@ -1,6 +1,8 @@
 """Every tag in an audio file, read with mutagen, bounded, plus C2PA manifest detection.
 
-Used through :func:`musicbrain_cli.audio.intake.read_metadata`. Tags are evidence (an encoder
+Used through :func:`musicbrain_cli.audio.intake.read_metadata`, which runs :func:`read_tags` in
+the decoder child under a deadline: the parsers here read untrusted bytes, and mutagen's ID3
+reader alone takes time quadratic in the frame count (a crafted 4.8 MB tag: 40 s). Tags are evidence (an encoder
 string, a generator's TXXX frame, a C2PA manifest), so nothing is dropped silently: each
 value is kept as text, binary payloads are summarised by MIME type, description, size and
 SHA-256 (never embedded), and anything cut to keep the result bounded is listed under
@@ -257,12 +259,20 @@ def find_c2pa_store(path: str | os.PathLike) -> C2paStore | None:
         return None
 
 
-def read_metadata(path: str, *, provenance: bool = True, trust_anchors=None) -> dict:
-    """Read every tag of ``path`` with mutagen; see :func:`musicbrain_cli.audio.intake.read_metadata`.
+def unread_tags(reason: str) -> dict:
+    """The record of :func:`read_tags` for a file whose tags could not be read at all (the
+    reader timed out or died): nothing found, nothing known about C2PA (``c2pa_present`` is
+    None, not False), and ``reason`` under ``"error"``."""
+    return {"format": None, "tags": {}, "encoder": None, "c2pa_present": None, "c2pa_source": None,
+            "truncated": [], "error": cut_text(reason), "dropped": {"keys": 0, "values": {}}}
 
-    With ``provenance=True`` the C2PA manifest is also read and validated (in a child
-    process, see :func:`musicbrain_cli.audio.provenance.read_provenance`, which gets
-    ``trust_anchors``) and its finding is stored as a dict under ``"provenance"``.
+
+def read_tags(path: str) -> dict:
+    """Every tag of ``path`` (mutagen) and where a C2PA manifest store sits, without
+    validating it; see :func:`musicbrain_cli.audio.intake.read_metadata` for the record.
+
+    Parses the file's untrusted bytes: the intake runs it in the decoder child, under a
+    deadline (``op "tags"`` of :mod:`musicbrain_cli.audio.worker`).
     """
     out: dict[str, Any] = {"format": None, "tags": {}, "encoder": None, "c2pa_present": False,
                            "c2pa_source": None, "truncated": [], "error": None}
@@ -306,8 +316,5 @@ def read_metadata(path: str, *, provenance: bool = True, trust_anchors=None) -> 
     out["truncated"] = col.truncated + ([f"{col.dropped_keys} more keys"] if col.dropped_keys else [])
     # how much was left out, so a reader's "N more" notes count what the file holds
     out["dropped"] = {"keys": col.dropped_keys, "values": dict(col.dropped_values)}
-    if provenance:
-        from musicbrain_cli.audio.provenance import read_provenance
-
-        out["provenance"] = read_provenance(path, trust_anchors=trust_anchors).to_dict()
     return out
+

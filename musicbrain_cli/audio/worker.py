@@ -1,4 +1,5 @@
-"""The decoder child process: decodes files on request and streams float32 blocks back.
+"""The decoder child process: reads headers and tags and decodes files on request, streaming
+float32 blocks back.
 
 Run as ``python -m musicbrain_cli.audio.worker [--max-memory-mb N]`` by
 :mod:`musicbrain_cli.audio.intake`; not a user command. Isolation is the point: FFmpeg parses
@@ -9,11 +10,14 @@ caps its own address space (``RLIMIT_AS``) so a hostile allocation fails here.
 Protocol. Requests are JSON lines on stdin, handled one at a time::
 
     {"op": "probe",  "path": "/abs/file"}
+    {"op": "tags",   "path": "/abs/file"}
     {"op": "decode", "path": "/abs/file", "sample_rate": 22050, "block_samples": 220500,
      "timeout_s": 600.0, "native_samples": 0}
 
 Replies are messages on stdout, each ``type (1 byte) | length (uint64 LE) | payload``:
-``F`` stream facts (JSON), ``B`` one mono float32 block (native little-endian bytes),
+``F`` stream facts (JSON), ``M`` the file's tags and C2PA store location
+(:func:`musicbrain_cli.audio.metadata.read_tags`, JSON; mutagen parses untrusted bytes too, so it
+runs here under the same deadline), ``B`` one mono float32 block (native little-endian bytes),
 ``N`` a chunk of the first ``native_samples`` mono samples at the stream's own rate (the
 same bytes; only when asked), ``S`` decode statistics (JSON, ends a decode), ``E`` an error
 (JSON ``{"type", "message", "share_decoded"}``, ends any request). The process exits when
@@ -39,14 +43,24 @@ def _send_json(out, kind: bytes, obj) -> None:
     _send(out, kind, json.dumps(obj).encode())
 
 
+#: ``(what the child was doing, who failed)`` of a request, for its error messages; the
+#: header and the samples are "decoding" by the "decoder".
+_DOING = {"tags": ("reading the tags", "tag reader")}
+
+
 def _handle(request: dict, out) -> None:
     from musicbrain_cli.audio import decode as core
     from musicbrain_cli.errors import MusicBrainError
 
     path = request.get("path", "?")
+    doing, who = _DOING.get(request.get("op"), ("decoding", "decoder"))
     try:
         if request["op"] == "probe":
             _send_json(out, b"F", core.probe_facts(path).to_dict())
+        elif request["op"] == "tags":
+            from musicbrain_cli.audio import metadata
+
+            _send_json(out, b"M", metadata.read_tags(path))
         elif request["op"] == "decode":
             gen = core.decode_blocks(
                 path,
@@ -72,11 +86,11 @@ def _handle(request: dict, out) -> None:
                                "share_decoded": getattr(exc, "share_decoded", None)})
     except MemoryError as exc:
         _send_json(out, b"E", {"type": "AudioDecodeError", "message":
-                               f"{path}: decoding needed more memory than the decoder may use ({exc})",
+                               f"{path}: {doing} needed more memory than the decoder may use ({exc})",
                                "share_decoded": None})
     except Exception as exc:  # noqa: BLE001 - anything FFmpeg/PyAV throws becomes a typed error
         _send_json(out, b"E", {"type": "AudioDecodeError", "message":
-                               f"{path}: decoder failed: {type(exc).__name__}: {exc}".replace("\n", " "),
+                               f"{path}: {who} failed: {type(exc).__name__}: {exc}".replace("\n", " "),
                                "share_decoded": None})
     out.flush()
 
@@ -90,8 +104,10 @@ def main(argv: list[str]) -> int:
     # Own the real stdout for the protocol; anything else that prints goes to stderr.
     out = os.fdopen(os.dup(1), "wb", buffering=1 << 16)
     os.dup2(2, 1)
-    # Import the decoder (PyAV, NumPy) once, before the first request, so requests are fast.
+    # Import the decoder (PyAV, NumPy) and the tag reader (mutagen) once, before the first
+    # request, so requests are fast.
     from musicbrain_cli.audio import decode as audio_decode  # noqa: F401
+    from musicbrain_cli.audio import metadata as audio_metadata  # noqa: F401
 
     for line in sys.stdin:
         if line.strip():

@@ -602,8 +602,10 @@ def _input_facts(info, path) -> dict:
 
 
 def _metadata(meta: Mapping) -> dict:
+    c2pa = meta.get("c2pa_present")
     out = {"tags": meta.get("tags", {}), "encoder": meta.get("encoder"),
-           "c2pa_present": bool(meta.get("c2pa_present")), "format": meta.get("format"),
+           # None: the tag reader was stopped before it looked (the report says "not checked")
+           "c2pa_present": None if c2pa is None else bool(c2pa), "format": meta.get("format"),
            "truncated": meta.get("truncated", False), "dropped": meta.get("dropped") or {}}
     if meta.get("error"):   # tags that could not be read: a fact the report states
         out["error"] = str(meta["error"])

@@ -3,7 +3,8 @@
 :func:`discover` walks files and folders (links followed, every folder entered once, a
 stable order), :func:`read_path_list` reads a text file of paths for catalogs that do not
 sit in one folder, and :func:`safe_name` names a track's output folder so that no file name
-can escape the output folder. Reads nothing but names and folder entries; no audio.
+can escape the output folder. Reads nothing but names and folder entries, and the first four
+bytes of a file named like a macOS AppleDouble file (``._NAME``); no audio.
 
 What it cannot take is never passed over in silence: a path that does not exist, a folder
 it cannot read and a file name that is not UTF-8 are failed inputs (each a failure row of
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +31,19 @@ AUDIO_EXTENSIONS = frozenset({
     # Wave64 and TTA: the decoder checks their size claim and frame checksums
     # (audio/decode.py), yet a folder scan skipped them as "not audio"
     ".w64", ".tta",
+    # Sun/NeXT audio (.au, .snd), MPEG-1/2 Layer II (broadcast and DVD audio) and M4B
+    # audiobooks (MP4 audio by another name): FFmpeg decodes each, yet a folder scan skipped
+    # them as "not audio"
+    ".au", ".snd", ".mp2", ".m4b",
 })
+#: Why a macOS AppleDouble file is passed over. macOS writes ``._NAME`` beside every file it
+#: copies to a volume without extended attributes (FAT, exFAT, SMB shares) or into a zip:
+#: a catalog copied from a Mac holds a ``._song.mp3`` per ``song.mp3``, each of which was
+#: taken for audio by its extension and reported as a failed track.
+APPLEDOUBLE = "macOS AppleDouble resource file, not audio"
+#: The AppleDouble header's magic number at offset 0 (RFC 1740, appendix A; Apple's
+#: "AppleSingle/AppleDouble Formats for Foreign Files": 0x00051607).
+APPLEDOUBLE_MAGIC = b"\x00\x05\x16\x07"
 #: Prefix of the scan's temporary folders inside OUT (a track folder being written, an old
 #: one being replaced); the walk never enters them.
 TMP_PREFIX = ".tmp-"
@@ -50,6 +64,29 @@ class Discovery:
     #: real paths of the folders read, so that a failure row of a folder that could not be
     #: read before is dropped once a scan reads it
     read_folders: set[str] = field(default_factory=set)
+
+
+def is_appledouble(path: str | os.PathLike) -> bool:
+    """True when ``path`` is a macOS AppleDouble file: named ``._NAME`` *and* a regular file
+    that starts with :data:`APPLEDOUBLE_MAGIC`. The name alone decides nothing (a recording
+    may be named ``._live.mp3``); only a regular file is opened, without blocking, and only
+    its first four bytes are read. A file that cannot be read is not one: it is left to the
+    intake, which reports it."""
+    if not Path(path).name.startswith("._"):
+        return False
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return False          # a FIFO or a device is never opened here
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return False
+    try:
+        # re-checked on the descriptor: the name may have been replaced since the stat
+        return stat.S_ISREG(os.fstat(fd).st_mode) and os.pread(fd, 4, 0) == APPLEDOUBLE_MAGIC
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def shown_path(path: str | os.PathLike) -> str:
@@ -87,7 +124,8 @@ def discover(inputs: Iterable[str | os.PathLike], *,
     Symbolic links are followed, but every folder is entered once (by device and inode),
     so a link loop cannot trap the walk. A file is taken once (by device and inode); its
     other names are skipped with a note.
-    Folder entries without an audio extension are skipped with a note; a folder that
+    Folder entries without an audio extension, and macOS AppleDouble files
+    (:func:`is_appledouble`, also when named), are skipped with a note; a folder that
     cannot be read and a file name that is not UTF-8 are failed inputs
     (:attr:`Discovery.failed`). ``output``: the scan's output folder, never scanned when it
     lies inside an input (its reports are not inputs, and would otherwise each be listed as
@@ -104,6 +142,10 @@ def discover(inputs: Iterable[str | os.PathLike], *,
     seen_files: set = set()
 
     def add_file(p: Path) -> None:
+        if is_appledouble(p):
+            # never audio, never a failure, never passed over without a word
+            found.skipped.append((shown_path(p), APPLEDOUBLE))
+            return
         # One file, one row: the same file by another name (a link to it, a hard link, a
         # case variant on a case-insensitive file system) is taken once, by device and inode
         # as folders are; the real path is only the key of a name that cannot be stat'ed
@@ -340,5 +382,5 @@ def same_audio_and_stem(files: Sequence[Path], sha256_of: Callable[[Path], str])
     return colliding
 
 
-__all__ = ["AUDIO_EXTENSIONS", "Discovery", "discover", "read_path_list", "safe_name",
-           "safe_stem", "same_audio_and_stem", "shown_path"]
+__all__ = ["APPLEDOUBLE", "AUDIO_EXTENSIONS", "Discovery", "discover", "is_appledouble",
+           "read_path_list", "safe_name", "safe_stem", "same_audio_and_stem", "shown_path"]
