@@ -35,7 +35,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -189,16 +189,31 @@ def track_verdict(prediction, detector) -> tuple[Verdict, dict]:
 
     policy = VerdictPolicy.from_card(detector.card)
     det = list(prediction.labels).index(DETECTION_LABEL)
+    # near-silent windows are not judged (inference.quiet_window): not in the aggregate (the
+    # prediction's), not among the windows the rules read, not in the domain check
+    judged = np.asarray(prediction.judged, bool)
+    silent = not judged.any()
+    if silent:
+        judged = np.ones_like(judged)
     ood_facts: dict = {"available": False}
     if detector.ood is not None:
         out = prediction.outputs
         ood_facts = check_domain(detector.ood, detector.card.get("ood") or {},
-                                 out.embeddings, out.profiles)
+                                 out.embeddings[judged],
+                                 None if out.profiles is None else out.profiles[judged])
     in_domain = ood_facts["in_domain"] if ood_facts.get("available") else None
     verdict = decide(float(prediction.aggregate[DETECTION_LABEL]["mean"]),
-                     prediction.window_probs[:, det], policy=policy, in_domain=in_domain,
+                     prediction.window_probs[judged, det], policy=policy, in_domain=in_domain,
                      ood_detail=describe_failures(ood_facts))
+    if silent:
+        verdict = replace(verdict, label=INCONCLUSIVE, reasons=[NEAR_SILENT])
     return verdict, ood_facts
+
+
+#: Why a track whose every window is near-silent gets no verdict.
+NEAR_SILENT = ("Every analysis window is near-silent (its peak below -60 dBFS): there is no "
+               "music to judge, and what is there (dither, hiss, digital silence) says nothing "
+               "about how music was made.")
 
 
 @dataclass(frozen=True)

@@ -111,6 +111,13 @@ def test_summary_and_index_say_why_and_which_lines_decided(tmp_path):
     assert "<th" in html and ">Why<" in html and "leans towards AI generation (P(AI) 0.95" in html
     # the README says the index names the lines that found AI: it did not (session 26 audit)
     assert ">Lines that found AI<" in html and ">content; symbolic<" in html
+    # an analysed track where no line found AI says "none"; "n/a" read as "not known"
+    # (README audit, session 37); the failed track's cell stays "n/a"
+    heads = re.findall(r"<th[^>]*>([^<]*)</th>", html)
+    col = heads.index("Lines that found AI")
+    body = [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in re.findall(r"<tr[^>]*>(.*?)</tr>", html, re.S)]
+    lines = [cells[col] for cells in body if len(cells) > col]      # rows in catalog order
+    assert lines == ["none", "content; symbolic", "n/a"], lines
 
 
 def test_the_index_states_the_versions_its_rows_record(tmp_path):

@@ -21,6 +21,7 @@ RENDERER_PINS = {
     "0.3.1": "ad3a6ac94899fc703d6b60583b32d414d5021ecde9141c1f2f03f6180e23b48b",
     "0.3.2": "52ecb7959c3f7f98173f01af87cba6a2191cf1cd0ded9177f74b1ac20513243b",
     "0.3.3": "be5478138f71dd0080f0707dab5b1524f83afc2ba9f2f3b48ad3e49d2f5c0065",
+    "0.3.4": "f055beecd3bcf2bb8b86bab1470c1eb2185d39394baf2c052cf63acfdecafc51",
 }
 
 

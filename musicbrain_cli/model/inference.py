@@ -29,6 +29,16 @@ Track aggregation (per label, over the track's windows):
   threshold (``card["thresholds"][label]``, ``thresholds["detection"]`` for ``source/ai``,
   else 0.5) - high disagreement between windows is a reason to abstain (see ``verdict``).
 
+Near-silent windows are not judged: a window whose real samples peak below
+:data:`QUIET_PEAK` (-60 dBFS) holds no music, and peak normalisation turns what is there
+(dither, hiss, digital zeros) into the network's whole input. Measured on the shipped model
+(session 37): 16-bit dither of one LSB scored P(AI) 0.90-0.97 per window, digital silence
+0.02, so a silent stretch pushed a track towards AI or towards human by its length alone.
+They are flagged (``quiet``), left out of every aggregate, of the verdict's windows and of
+the domain check, and listed in the report; a track with no other window is not judged at
+all (:func:`musicbrain_cli.verdict.track_verdict`). No window of the reference corpus lies
+below -40 dBFS, so the operating point, set on its clips, is unchanged by the rule.
+
 Determinism: inference runs under ``torch.inference_mode`` in eval mode, with a fixed batch
 partition; on CPU two calls with the same input and ``batch_size`` give bit-identical
 results (tested), and a scan and an evaluation of the same clip with the same batch size
@@ -96,8 +106,10 @@ class TrackPrediction:
     ``window_probs`` is ``[N, L]`` (calibrated, float64), ``window_starts_s`` ``[N]``
     seconds, ``padded`` ``[N]`` bool, ``n_valid`` ``[N]`` real samples per window;
     ``aggregate`` maps each label to ``{"mean", "max", "share_over_threshold",
-    "threshold"}``; ``outputs`` holds every window's logits, embedding and spectral profile
-    (what the verdict's out-of-domain check reads).
+    "threshold"}`` over the judged windows; ``outputs`` holds every window's logits,
+    embedding and spectral profile (what the verdict's out-of-domain check reads);
+    ``quiet`` ``[N]`` bool flags the near-silent windows nothing is judged on
+    (:func:`quiet_window`; ``None``: none flagged).
     """
 
     labels: list[str]
@@ -109,10 +121,18 @@ class TrackPrediction:
     hop_s: float
     aggregate: dict[str, dict[str, float]] = field(default_factory=dict)
     outputs: WindowOutputs | None = field(default=None, repr=False)
+    quiet: np.ndarray | None = None
 
     @property
     def n_windows(self) -> int:
         return int(self.window_probs.shape[0])
+
+    @property
+    def judged(self) -> np.ndarray:
+        """``[N]`` bool: the windows a verdict is taken on (all but the quiet ones)."""
+        if self.quiet is None:
+            return np.ones(self.n_windows, bool)
+        return ~np.asarray(self.quiet, bool)
 
     def probability(self, label: str = DETECTION_LABEL, statistic: str = "mean") -> float:
         return self.aggregate[label][statistic]
@@ -123,19 +143,37 @@ class TrackPrediction:
             "window_s": self.window_s,
             "hop_s": self.hop_s,
             "windows": [
-                {"start_s": float(s), "padded": bool(p), "n_valid": int(v),
+                {"start_s": float(s), "padded": bool(p), "n_valid": int(v), "quiet": bool(~j),
                  "probs": {lab: float(x) for lab, x in zip(self.labels, row)}}
-                for s, p, v, row in zip(self.window_starts_s, self.padded, self.n_valid,
-                                        self.window_probs)
+                for s, p, v, j, row in zip(self.window_starts_s, self.padded, self.n_valid,
+                                           self.judged, self.window_probs)
             ],
             "aggregate": self.aggregate,
         }
 
 
+#: Peak (full scale = 1) below which a window's real samples hold nothing to judge: -60 dBFS,
+#: 30 dB above 16-bit dither and 20 dB below the quietest window of the reference corpus.
+QUIET_PEAK = 10.0 ** (-60.0 / 20.0)
+
+
+def quiet_window(samples: np.ndarray, n_valid: int = -1) -> bool:
+    """Whether a window's real samples (the first ``n_valid``; all when negative) peak
+    below :data:`QUIET_PEAK`."""
+    real = samples if n_valid < 0 else samples[:n_valid]
+    return not real.size or float(np.max(np.abs(real))) < QUIET_PEAK
+
+
 def aggregate_windows(probs: np.ndarray, n_valid: np.ndarray, labels: list[str],
-                      thresholds: Mapping[str, float]) -> dict[str, dict[str, float]]:
-    """The per-label track aggregates described in the module docstring."""
-    weights = np.asarray(n_valid, dtype=np.float64)
+                      thresholds: Mapping[str, float],
+                      quiet: np.ndarray | None = None) -> dict[str, dict[str, float]]:
+    """The per-label track aggregates described in the module docstring, over the windows
+    that are not ``quiet`` (over all of them when every one is)."""
+    keep = np.ones(len(n_valid), bool) if quiet is None else ~np.asarray(quiet, bool)
+    if not keep.any():
+        keep[:] = True
+    weights = np.asarray(n_valid, dtype=np.float64)[keep]
+    probs = probs[keep]
     out = {}
     for j, label in enumerate(labels):
         p = probs[:, j].astype(np.float64)
@@ -321,7 +359,7 @@ class Detector:
         if not 0 < hop_s <= fe.window_s:
             raise ConfigError(f"hop_s must lie in (0, {fe.window_s}] s, not {hop_s!r}")
         clock = {} if timings is None else timings
-        starts, padded, n_valid, parts = [], [], [], []
+        starts, padded, n_valid, quiet, parts = [], [], [], [], []
         batch: list = []
 
         def flush() -> None:
@@ -349,6 +387,7 @@ class Detector:
                 starts.append(window.start_s)
                 padded.append(window.padded)
                 n_valid.append(window.n_valid)
+                quiet.append(quiet_window(window.samples, window.n_valid))
                 batch.append(window)
                 if len(batch) >= batch_size:
                     _add(clock, "decode", time.perf_counter() - decode_start)
@@ -367,9 +406,11 @@ class Detector:
             n_valid=n_valid_arr,
             window_s=fe.window_s,
             hop_s=hop_s,
-            aggregate=aggregate_windows(outputs.probs, n_valid_arr, self.labels, self.thresholds)
+            aggregate=aggregate_windows(outputs.probs, n_valid_arr, self.labels, self.thresholds,
+                                        quiet=np.asarray(quiet, dtype=bool))
             if len(outputs) else {},
             outputs=outputs,
+            quiet=np.asarray(quiet, dtype=bool),
         )
 
 

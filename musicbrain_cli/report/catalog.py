@@ -177,6 +177,8 @@ def _index_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict]:
                 text = {True: "yes", False: "NO", None: "n/a"}[value]
             elif key == "status" and row.get("error"):
                 text = f"failed: {row['error']}"
+            elif key == "ai_lines" and value is None and row.get("status") == "ok":
+                text = "none"           # analysed, and no line found AI ("n/a" read as unknown)
             else:
                 text = "n/a" if value is None else str(value)
             values[key] = visible(text)

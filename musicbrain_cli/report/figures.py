@@ -101,7 +101,7 @@ def _png(fig) -> bytes:
 def timeline_figure(window_start_s: Sequence[float], p_ai: Sequence[float], *,
                     window_s: float, threshold: float | None = None,
                     band: Sequence[float] | None = None,
-                    highlight_s: Sequence[float] = ()) -> bytes:
+                    highlight_s: Sequence[float] = (), quiet: Sequence[bool] = ()) -> bytes:
     """PNG of the per-window probability of AI generation over time.
 
     Parameters
@@ -112,6 +112,7 @@ def timeline_figure(window_start_s: Sequence[float], p_ai: Sequence[float], *,
     threshold : decision threshold drawn as a dashed line
     band : (lo, hi) abstention band, shaded
     highlight_s : window starts (seconds) explained by FM-G-CAM figures, marked on the axis
+    quiet : [shape=(n,)] near-silent windows, not judged (hatched; empty: none)
     """
     starts = np.asarray(window_start_s, dtype=np.float64)
     probs = np.asarray(p_ai, dtype=np.float64)
@@ -153,6 +154,12 @@ def timeline_figure(window_start_s: Sequence[float], p_ai: Sequence[float], *,
     for i, start in enumerate(highlight_s):
         ax.axvspan(float(start), float(start) + window_s, color="#E69F00", alpha=0.15, lw=0,
                    label="explained windows" if i == 0 else None)
+    silent = np.asarray(quiet, dtype=bool)
+    if silent.shape == starts.shape and silent.any():
+        # hop-overlapping quiet windows drawn as one span each; only the first is labelled
+        for i, start in enumerate(starts[silent]):
+            ax.axvspan(float(start), float(start) + window_s, facecolor="none", edgecolor="0.6",
+                       hatch="////", lw=0, label="near-silent, not judged" if i == 0 else None)
     ax.set_ylim(-0.03, 1.03)   # a probability of 0 or 1 must not hide under the axis frame
     ax.set_yticks([0.0, 0.25, 0.5, 0.75, 1.0])
     ax.set_xlim(edges[0], edges[-1])

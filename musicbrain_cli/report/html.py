@@ -634,13 +634,20 @@ def drivers(track: Mapping) -> list[str]:
 
 
 def timeline_sentence(track: Mapping) -> str | None:
-    """The per-window probabilities in words; says so when the timeline is flat."""
+    """The per-window probabilities of the judged windows in words; says so when the
+    timeline is flat, and how many near-silent windows were not judged."""
     timeline = track.get("timeline") or {}
-    probs = [p for p in (_num(x) for x in timeline.get("p_ai") or ()) if p is not None]
+    values = list(timeline.get("p_ai") or ())
+    quiet = timeline.get("quiet")
+    if not isinstance(quiet, list) or len(quiet) != len(values):
+        quiet = [False] * len(values)
+    probs = [p for p, q in zip((_num(x) for x in values), quiet) if p is not None and not q]
+    n_quiet = sum(1 for q in quiet if q)
     verdict = track.get("verdict") or {}
     band = verdict.get("band")
     if not probs:
-        return None
+        return ("Every analysis window is near-silent (peak below -60 dBFS): none was judged."
+                if n_quiet else None)
 
     def where(p: float) -> str:
         if isinstance(band, (list, tuple)) and len(band) == 2:
@@ -655,13 +662,18 @@ def timeline_sentence(track: Mapping) -> str | None:
     lo_p, hi_p = min(probs), max(probs)
     n = len(probs)
     if n == 1:
-        return f"The recording gave one analysis window, with P(AI) {prob(lo_p)}, {where(lo_p)}."
-    if hi_p - lo_p < 0.02:
-        return (f"The line is flat: all {n} windows give P(AI) between {prob(lo_p)} and "
+        text = f"The recording gave one analysis window, with P(AI) {prob(lo_p)}, {where(lo_p)}."
+    elif hi_p - lo_p < 0.02:
+        text = (f"The line is flat: all {n} windows give P(AI) between {prob(lo_p)} and "
                 f"{prob(hi_p)}, {where(hi_p)}.")
-    return (f"Across the {n} windows P(AI) ranges from {prob(lo_p)} to {prob(hi_p)}; "
-            f"{sum(1 for p in probs if p >= (_num(verdict.get('threshold')) or 0.5))} of them "
-            f"lie at or above the decision threshold.")
+    else:
+        text = (f"Across the {n} windows P(AI) ranges from {prob(lo_p)} to {prob(hi_p)}; "
+                f"{sum(1 for p in probs if p >= (_num(verdict.get('threshold')) or 0.5))} of "
+                "them lie at or above the decision threshold.")
+    if n_quiet:
+        text += (f" {n_quiet} more window(s) are near-silent (peak below -60 dBFS) and were "
+                 "not judged (hatched on the timeline).")
+    return text
 
 
 def appendix_rows(track: Mapping) -> list[dict]:

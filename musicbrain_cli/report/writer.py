@@ -40,7 +40,8 @@ def _timeline_png(track: Mapping) -> bytes | None:
         timeline["window_start_s"], timeline["p_ai"], window_s=timeline.get("window_s", 1.0),
         threshold=verdict.get("threshold"), band=verdict.get("band"),
         highlight_s=[e["window_start_s"] for e in track.get("explanations") or ()
-                     if e.get("window_start_s") is not None])
+                     if e.get("window_start_s") is not None],
+        quiet=timeline.get("quiet") or ())
 
 
 def _analysis_time(track: Mapping) -> _dt.datetime | None:

@@ -231,6 +231,7 @@ def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = S
     """
     from musicbrain_cli.artifacts.spectrum import MAX_ANALYSIS_S
     from musicbrain_cli.audio.intake import MIN_RATE, iter_windows, probe, seconds_to_samples, stream
+    from musicbrain_cli.model.inference import quiet_window
     from musicbrain_cli.verdict import track_verdict
 
     timer = _Timer()
@@ -251,6 +252,8 @@ def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = S
         for w, s, lg in zip(windows, spec, out.logits):
             if w.index in symbolic_at and not w.padded:
                 symbolic_windows.append((w.index, w.start_s, w.samples))
+            if quiet_window(w.samples, w.n_valid):
+                continue                 # not judged, so not explained (inference.QUIET_PEAK)
             cand = _Candidate(w.index, w.start_s, s.clone(), w.samples, w.n_valid)
             _push(keep, (float(lg[det_idx]), w.index, cand), options.explain_windows)
             _push(keep_low, (-float(lg[det_idx]), w.index, cand), options.explain_windows)
@@ -335,7 +338,9 @@ def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = S
         "labels_withheld": attribution_withheld(ood_facts),
         "timeline": {"window_start_s": [float(s) for s in starts], "window_s": fe.window_s,
                      "p_ai": [round(float(p), 6) for p in probs[:, det_idx]],
-                     "padded": [bool(p) for p in padded]},
+                     "padded": [bool(p) for p in padded],
+                     # near-silent windows: shown, not judged (inference.quiet_window)
+                     "quiet": [bool(q) for q in ~prediction.judged]},
         "aggregate": aggregate,
         "explanations": explanations,
         "alignment": alignment,
@@ -347,7 +352,7 @@ def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = S
         "options": options.analysis_dict(),
         "analysis_time": analysis_time or _now(),
         "limitations": _limitations(ood_facts, [bool(p) for p in padded], info, detector.card,
-                                    labels=top_labels),
+                                    labels=top_labels, quiet=[bool(q) for q in ~prediction.judged]),
     }
     return TrackAnalysis(track=track, explain=explain_arrays + line_figures, timings=timer.totals)
 
@@ -654,7 +659,8 @@ def _top_labels(aggregate: Mapping, taxonomy, per_group: int, validation_ap: Map
 
 
 def _limitations(ood_facts: Mapping, padded: Sequence[bool], info,
-                 card: Mapping | None = None, labels: Sequence[Mapping] = ()) -> list[str]:
+                 card: Mapping | None = None, labels: Sequence[Mapping] = (),
+                 quiet: Sequence[bool] = ()) -> list[str]:
     notes = list(LIMITATIONS)
     stated = (card or {}).get("limitations")
     if isinstance(stated, str) and stated.strip():
@@ -670,6 +676,11 @@ def _limitations(ood_facts: Mapping, padded: Sequence[bool], info,
                      "decide).")
     if padded and all(padded):
         notes.append("The recording is shorter than one analysis window; it was zero-padded.")
+    if any(quiet):
+        notes.append(f"{sum(quiet)} of the {len(quiet)} analysis windows are near-silent (peak "
+                     "below -60 dBFS) and were not judged: the content model's probabilities, "
+                     "its domain check and the explanations leave them out (they are shown on "
+                     "the timeline).")
     share = getattr(info, "share_decoded", None)
     if share is not None and share < 1.0:
         # rounded down: 99.96 % must not print as "Only 100.0 %" (a lossless file 3 ms short)

@@ -1,0 +1,106 @@
+"""Near-silent windows are not judged (session 37): peak normalisation made 16-bit dither
+of one LSB read as AI (P(AI) 0.90-0.97 per window on the shipped model) and digital silence
+as human (0.02), so a silent stretch moved a track's verdict by its length alone."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from musicbrain_cli.audio.encode import encode_audio
+from musicbrain_cli.audio.intake import load_audio
+from musicbrain_cli.model.inference import QUIET_PEAK, aggregate_windows, quiet_window
+from musicbrain_cli.scan.batch import ScanOptions, analyse_track
+from musicbrain_cli.verdict import INCONCLUSIVE, NEAR_SILENT
+
+SR = 22050
+
+
+def _dither(seconds: float, sr: int = SR, seed: int = 0) -> np.ndarray:
+    """Triangular dither of one 16-bit LSB: what a silent stretch of a CD holds."""
+    rng = np.random.default_rng(seed)
+    return (rng.integers(-1, 2, size=int(seconds * sr)) / 32768.0).astype(np.float32)
+
+
+def test_a_window_is_quiet_below_minus_60_dbfs_of_its_real_samples():
+    t = np.arange(SR) / SR
+    assert QUIET_PEAK == pytest.approx(1e-3)
+    assert not quiet_window((10 ** (-59 / 20) * np.sin(2 * np.pi * 440 * t)).astype(np.float32))
+    assert quiet_window((10 ** (-61 / 20) * np.sin(2 * np.pi * 440 * t)).astype(np.float32))
+    assert quiet_window(_dither(1.0)) and quiet_window(np.zeros(SR, np.float32))
+    # a padded window: only its real part counts, and zeros after music are not "quiet"
+    music_then_pad = np.concatenate([0.5 * np.sin(2 * np.pi * 440 * t), np.zeros(3 * SR)])
+    assert not quiet_window(music_then_pad.astype(np.float32), n_valid=SR)
+    assert quiet_window(np.concatenate([_dither(1.0), np.ones(SR, np.float32)]), n_valid=SR)
+
+
+def test_the_aggregates_leave_quiet_windows_out():
+    probs = np.array([[0.1], [0.2], [0.95], [0.97]])
+    n_valid = np.array([10, 10, 10, 10])
+    quiet = np.array([False, False, True, True])
+    agg = aggregate_windows(probs, n_valid, ["source/ai"], {"source/ai": 0.5}, quiet=quiet)["source/ai"]
+    assert agg["mean"] == pytest.approx(0.15) and agg["max"] == pytest.approx(0.2)
+    assert agg["share_over_threshold"] == 0.0
+    # every window quiet: the aggregate is still defined (over all), the verdict says why not
+    every = aggregate_windows(probs, n_valid, ["source/ai"], {"source/ai": 0.5}, quiet=np.ones(4, bool))
+    assert every["source/ai"]["mean"] == pytest.approx(np.mean(probs))
+
+
+def test_a_silent_tail_no_longer_moves_a_human_recording(tmp_path):
+    """What fills a silent stretch (dither or digital zeros) and how long it lasts no longer
+    decide: before, the Bach example with 60 s of dither after it scored 0.60 and fell out of
+    the domain (inconclusive), with 60 s of zeros 0.04 (also out of domain)."""
+    from musicbrain_cli.model.inference import Detector
+
+    det = Detector.from_pretrained("default")
+    music = load_audio("examples/catalog/01-human-bach.flac", sample_rate=SR)
+    tracks = {}
+    for name, tail in (("dither20", _dither(20.0)), ("dither60", _dither(60.0, seed=1)),
+                       ("zeros60", np.zeros(60 * SR, np.float32))):
+        path = tmp_path / f"bach-{name}.flac"
+        encode_audio(path, np.concatenate([music, tail]), SR)
+        tracks[name] = analyse_track(path, det, options=ScanOptions(explain_windows=2)).track
+    p = {name: t["verdict"]["p_ai"] for name, t in tracks.items()}
+    assert {t["verdict"]["label"] for t in tracks.values()} == {"human"}, p
+    assert max(p.values()) - min(p.values()) < 0.01, p
+    assert all(t["ood"]["in_domain"] is True for t in tracks.values())
+    b = tracks["dither60"]
+    quiet = b["timeline"]["quiet"]
+    assert sum(quiet) >= 10 and not any(quiet[:3])          # the tail's windows, not the music's
+    assert any("near-silent" in n for n in b["limitations"])
+    explained = [e["window_index"] for e in b["explanations"]]
+    assert explained and all(not quiet[i] for i in explained)
+
+
+def test_a_recording_with_nothing_above_minus_60_dbfs_is_not_judged(tmp_path, tiny_model_dir):
+    from musicbrain_cli.model.inference import Detector
+
+    path = tmp_path / "dither.flac"
+    encode_audio(path, _dither(12.0), SR)
+    track = analyse_track(path, Detector.from_pretrained(tiny_model_dir),
+                          options=ScanOptions(explain_windows=1)).track
+    assert all(track["timeline"]["quiet"])
+    assert track["verdict"]["content_label"] == INCONCLUSIVE
+    assert track["verdict"]["label"] != "human" and track["verdict"]["label"] != "ai"
+    content = [e for e in track["evidence"] if e["line"] == "content"][0]
+    assert content["reasons"] == [NEAR_SILENT]
+    assert track["explanations"] == []
+
+
+def test_the_report_says_which_windows_were_not_judged():
+    from musicbrain_cli.report.figures import timeline_figure
+    from musicbrain_cli.report.html import timeline_sentence
+
+    track = {"timeline": {"window_start_s": [0.0, 5.0, 10.0, 15.0], "window_s": 10.0,
+                          "p_ai": [0.1, 0.2, 0.95, 0.97], "quiet": [False, False, True, True]},
+             "verdict": {"threshold": 0.5, "band": [0.4, 0.6]}}
+    text = timeline_sentence(track)
+    assert "from 0.100 to 0.200" in text and "0 of them lie at or above" in text
+    assert "2 more window(s) are near-silent" in text
+    track["timeline"]["quiet"] = [True] * 4
+    assert "none was judged" in timeline_sentence(track)
+    t = track["timeline"]
+    plain = timeline_figure(t["window_start_s"], t["p_ai"], window_s=10.0, threshold=0.5)
+    hatched = timeline_figure(t["window_start_s"], t["p_ai"], window_s=10.0, threshold=0.5,
+                              quiet=[False, False, True, True])
+    assert plain != hatched
