@@ -268,9 +268,12 @@ def content_finding(verdict: Verdict) -> LineFinding:
     finding, reasons = verdict.label, tuple(verdict.reasons)
     if verdict.in_domain is None and finding == HUMAN:
         finding, reasons = INCONCLUSIVE, (NO_DOMAIN_CHECK,)
+    # nothing judged (every window near-silent): a probability over noise is not shown
+    judged = reasons != (NEAR_SILENT,)
     return LineFinding(line="content", finding=finding,
                        in_domain=verdict.in_domain is not False, can_exonerate=True,
-                       p_ai=verdict.p_ai, threshold=verdict.threshold, reasons=reasons)
+                       p_ai=verdict.p_ai if judged else None, threshold=verdict.threshold,
+                       reasons=reasons)
 
 
 def artifact_finding(finding: Mapping) -> LineFinding:

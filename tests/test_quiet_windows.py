@@ -84,7 +84,11 @@ def test_a_recording_with_nothing_above_minus_60_dbfs_is_not_judged(tmp_path, ti
     assert track["verdict"]["label"] != "human" and track["verdict"]["label"] != "ai"
     content = [e for e in track["evidence"] if e["line"] == "content"][0]
     assert content["reasons"] == [NEAR_SILENT]
+    assert content["p_ai"] is None                     # no probability over noise is shown
     assert track["explanations"] == []
+    from musicbrain_cli.report.catalog import CatalogEntry, summary_row
+
+    assert summary_row(CatalogEntry(str(path), track, "x/report.html"))["p_ai"] is None
 
 
 def test_the_report_says_which_windows_were_not_judged():

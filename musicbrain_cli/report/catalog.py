@@ -51,6 +51,11 @@ class CatalogEntry:
     error: str | None = None
 
 
+def _nothing_judged(track: Mapping) -> bool:
+    quiet = (track.get("timeline") or {}).get("quiet")
+    return isinstance(quiet, list) and bool(quiet) and all(q is True for q in quiet)
+
+
 def summary_row(entry: CatalogEntry) -> dict[str, Any]:
     """Flat, JSON-ready summary of one entry (the columns of ``summary.csv``)."""
     track = entry.track or {}
@@ -66,7 +71,8 @@ def summary_row(entry: CatalogEntry) -> dict[str, Any]:
         "status": "error" if entry.error or not entry.track else "ok",
         "error": entry.error,
         "verdict": verdict.get("label"),
-        "p_ai": verdict.get("p_ai"),
+        # no window judged (all near-silent): no probability to show (model.inference.QUIET_PEAK)
+        "p_ai": None if _nothing_judged(track) else verdict.get("p_ai"),
         "threshold": verdict.get("threshold"),
         "fpr": rates.get("fpr"),
         "fnr": rates.get("fnr"),
