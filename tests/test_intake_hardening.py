@@ -292,3 +292,32 @@ def test_the_readme_lists_every_extension_a_folder_scan_takes():
     row = next(line for line in readme.splitlines() if line.startswith("| Folder scan |"))
     accepted = row.split(" | ")[1]
     assert set(re.findall(r"`(\.[a-z0-9]+)`", accepted)) == set(discovery.AUDIO_EXTENSIONS)
+
+
+def test_tags_cut_off_at_their_deadline_are_not_parsed_again_for_provenance(tmp_path, monkeypatch):
+    """The provenance child located the C2PA store with mutagen's ID3 parser too, so a tag
+    the decoder child was stopped on cost up to the provenance deadline (60 s) once more
+    (session 37). Now the store is not looked for again; c2pa still validates the file."""
+    from musicbrain_cli.audio import provenance
+
+    asked = []
+    real = provenance.read_provenance
+
+    def spy(path, **kwargs):
+        asked.append(kwargs.get("locate", True))
+        return real(path, **kwargs)
+
+    monkeypatch.setattr(provenance, "read_provenance", spy)
+    slow = mp3_with_id3_frames(tmp_path / "many-frames.mp3", 100_000)
+    with deadline(120, "read_metadata of a file with 100,000 ID3 frames"):
+        meta = intake.read_metadata(slow, timeout_s=0.5)
+    assert meta["c2pa_present"] is None and asked == [False]
+    assert meta["provenance"]["status"] == "absent"  # c2pa read the file and found no manifest
+    intake.read_metadata(tagged_mp3(tmp_path / "tagged.mp3"))
+    assert asked == [False, True]                    # a file whose tags were read is located
+
+    def never(*args, **kwargs):
+        raise AssertionError("the store was looked for")
+
+    monkeypatch.setattr(provenance, "find_c2pa_store", never)
+    assert real(str(slow), isolate=False, locate=False).to_dict()["status"] == "absent"

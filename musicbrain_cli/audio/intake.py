@@ -198,7 +198,10 @@ def read_metadata(
     if provenance:
         from musicbrain_cli.audio.provenance import read_provenance
 
-        out["provenance"] = read_provenance(p, trust_anchors=trust_anchors).to_dict()
+        # tags the reader ran out of time on (c2pa_present None): the store is not looked for
+        # with the same parser again; c2pa still validates the file, within its own deadline
+        out["provenance"] = read_provenance(p, trust_anchors=trust_anchors,
+                                            locate=out.get("c2pa_present") is not None).to_dict()
     return out
 
 

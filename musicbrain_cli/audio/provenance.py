@@ -531,10 +531,10 @@ def _c2pa_error_kind(exc: Exception) -> str:
 
 
 def _read_here(path: str, anchors_pem: str | None, *, max_manifest_bytes: int,
-               max_file_bytes: int) -> ProvenanceFinding:
+               max_file_bytes: int, locate: bool = True) -> ProvenanceFinding:
     """Read and interpret the manifest in this process. Never raises for a bad file."""
     anchors = anchors_pem is not None
-    location = find_c2pa_store(path)
+    location = find_c2pa_store(path) if locate else None
     if location is not None and location.size > max_manifest_bytes:
         return _finding("unreadable", location, anchors, None,
                         reason=f"the embedded manifest store is {location.size} bytes, over the "
@@ -595,8 +595,14 @@ def read_provenance(
     isolate: bool = True,
     max_manifest_bytes: int = MAX_MANIFEST_BYTES,
     max_file_bytes: int = MAX_FILE_BYTES,
+    locate: bool = True,
 ) -> ProvenanceFinding:
     """Read and validate the C2PA manifest of ``path``; see the module docstring.
+
+    ``locate=False`` skips finding where the store sits (:func:`~musicbrain_cli.audio.metadata.
+    find_c2pa_store`, whose ID3 walk is mutagen's, quadratic in the frame count) for a file
+    whose tag reader already ran out of time on it: c2pa still reads and validates the file,
+    and the finding names no location.
 
     ``trust_anchors``: a PEM bundle (text, bytes, or a path to a ``.pem`` file) of root
     certificates whose signers count as trusted; None reports ``trusted=None``.
@@ -614,13 +620,14 @@ def read_provenance(
         raise ValueError(f"timeout_s must be > 0, got {timeout_s!r}")
     anchors_pem = load_trust_anchors(trust_anchors)
     if not isolate:
-        return _read_here(p, anchors_pem, max_manifest_bytes=max_manifest_bytes, max_file_bytes=max_file_bytes)
+        return _read_here(p, anchors_pem, max_manifest_bytes=max_manifest_bytes,
+                          max_file_bytes=max_file_bytes, locate=locate)
     return _read_isolated(p, anchors_pem, timeout_s=timeout_s, max_manifest_bytes=max_manifest_bytes,
-                          max_file_bytes=max_file_bytes)
+                          max_file_bytes=max_file_bytes, locate=locate)
 
 
 def _read_isolated(path: str, anchors_pem: str | None, *, timeout_s: float, max_manifest_bytes: int,
-                   max_file_bytes: int) -> ProvenanceFinding:
+                   max_file_bytes: int, locate: bool = True) -> ProvenanceFinding:
     anchors = anchors_pem is not None
     try:
         size = os.path.getsize(path)
@@ -632,7 +639,8 @@ def _read_isolated(path: str, anchors_pem: str | None, *, timeout_s: float, max_
     root = str(Path(__file__).resolve().parents[2])  # import this very package in the child
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     request = json.dumps({"path": path, "trust_anchors_pem": anchors_pem,
-                          "max_manifest_bytes": max_manifest_bytes, "max_file_bytes": max_file_bytes})
+                          "max_manifest_bytes": max_manifest_bytes, "max_file_bytes": max_file_bytes,
+                          "locate": bool(locate)})
     try:
         proc = subprocess.run(
             [sys.executable, "-m", "musicbrain_cli.audio.provenance", "--max-memory-mb", str(memory_mb)],
@@ -671,7 +679,8 @@ def _child_main(argv: list[str]) -> int:
     try:
         finding = _read_here(req["path"], req.get("trust_anchors_pem"),
                              max_manifest_bytes=int(req["max_manifest_bytes"]),
-                             max_file_bytes=int(req["max_file_bytes"]))
+                             max_file_bytes=int(req["max_file_bytes"]),
+                             locate=bool(req.get("locate", True)))
     except MemoryError:
         finding = _finding("unreadable", None, anchors, None,
                            reason="C2PA validation needed more memory than the reader may use")
