@@ -13,7 +13,8 @@ estimation by summing harmonic amplitudes", ISMIR 2006, in its simplest form):
    whose own fundamental bin carries energy (which removes most sub-octave "ghosts"), that are
    not a harmonic (h = 2..H, nearest semitone) of a stronger kept pitch, at most
    ``max_polyphony`` of them, in frames louder than ``silence_db`` below the loudest;
-4. consecutive active frames of one pitch form a note of at least ``min_duration`` seconds.
+4. consecutive active frames of one pitch form a note of at least ``min_duration`` seconds,
+   from half a hop before the first frame's centre to half a hop after the last's.
 
 Limits (why a score is always preferred, and why alignment reports say which was used):
 octave errors (a strong 2nd partial can win), a real note an octave or a twelfth above a
@@ -135,9 +136,11 @@ def estimate_notes(y: np.ndarray, sr: int, *, hop_length: int = 512,
     for p in range(n_p):
         run = np.flatnonzero(np.diff(np.concatenate([[0], active[p].astype(np.int8), [0]])))
         for start, stop in zip(run[::2], run[1::2]):
-            begin, end = float(times[start]), float(times[stop - 1] + hop_s)
-            if end - begin >= min_duration:
-                notes.append(Note(begin, end, float(pitches[p])))
+            # frames are centred at their times: a run of them spans half a hop either side
+            # (not from the first centre to a hop past the last: every note half a hop late)
+            if (stop - start) * hop_s >= min_duration:
+                begin = max(0.0, float(times[start]) - hop_s / 2)
+                notes.append(Note(begin, float(times[stop - 1]) + hop_s / 2, float(pitches[p])))
     return sorted(notes, key=lambda n: (n.start, n.pitch))
 
 

@@ -379,7 +379,10 @@ def _explain_window(detector, wave: np.ndarray, notes, *, clip_id: str, totals: 
                     occlusion: bool, occlusion_patch, n_random: int,
                     weighting: str | None = None, refine: str | None = None,
                     destripe: int | None = None, notes_source: str = "score",
-                    work_id: str = "") -> None:
+                    work_id: str = "", audio_s: float | None = None) -> None:
+    """One explained window ``wave`` (``audio_s``: where its audio ends when the clip is
+    shorter than a window and the rest is zero padding; the onsets' chance counts only the
+    audio, :func:`~musicbrain_cli.alignment.overlap.onset_overlap`)."""
     from musicbrain_cli.alignment.overlap import (energy_reference, harmonic_overlap, note_onsets,
                                                   onset_overlap)
     from musicbrain_cli.explain import (FMGradCAM, band_removal, fidelity_report,
@@ -396,6 +399,11 @@ def _explain_window(detector, wave: np.ndarray, notes, *, clip_id: str, totals: 
     fused = res.fused()[0]
     totals.weighting, totals.refine = res.extra["weighting"], res.extra["refine"]
     totals.destripe = res.extra["destripe"]
+    # This window's number: its random baseline maps are its own (seeds n_random * window + 1
+    # .. + n_random), as its random bands are: with one seed for all, every window's chance
+    # was the same few maps and their spread never averaged out over the windows.
+    window = len(totals.fused.beats_random)
+
     def follow(cam_result, targets):
         """Deletion/insertion of ``cam_result``'s fused map, following ``targets``' calibrated
         probabilities, against occlusion and both chance baselines."""
@@ -403,7 +411,7 @@ def _explain_window(detector, wave: np.ndarray, notes, *, clip_id: str, totals: 
                                substrate_kind=substrate, steps=steps, n_random=n_random,
                                occlusion=occlusion, occlusion_patch=occlusion_patch,
                                random_grid=cam_result.extra["grid"],
-                               score_fn=detector.calibrate)
+                               score_fn=detector.calibrate, seed=n_random * window)
 
     report = follow(res, res.labels[0].tolist())
     totals.band.append(band_removal(detector.model, spec[0, 0], fused, targets=res.labels[0].tolist(),
@@ -453,9 +461,9 @@ def _explain_window(detector, wave: np.ndarray, notes, *, clip_id: str, totals: 
     # computed first, appended together: the lists and their works stay in step even when
     # one of the checks raises (the clip is then listed as an explanation failure)
     h, o = (harmonic_overlap(fused, freqs=freqs, times=times, notes=notes),
-            onset_overlap(fused, times=times, onsets=onsets))
+            onset_overlap(fused, times=times, onsets=onsets, until=audio_s))
     ref_h, ref_o = energy_reference(spec[0, 0].cpu().numpy(), freqs=freqs, times=times, notes=notes,
-                                    onsets=onsets)
+                                    onsets=onsets, until=audio_s)
     totals.harmonic.append(h)
     totals.onset.append(o)
     totals.harmonic_energy.append(ref_h)
@@ -464,7 +472,7 @@ def _explain_window(detector, wave: np.ndarray, notes, *, clip_id: str, totals: 
     if alone is not None:
         own = alone.fused()[0]
         h, o = (harmonic_overlap(own, freqs=freqs, times=times, notes=notes),
-                onset_overlap(own, times=times, onsets=onsets))
+                onset_overlap(own, times=times, onsets=onsets, until=audio_s))
         totals.harmonic_verdict.append(h)
         totals.onset_verdict.append(o)
         totals.works_verdict.append(work)
@@ -702,7 +710,9 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
                                         occlusion=occlusion, occlusion_patch=occlusion_patch,
                                         n_random=n_random, weighting=cam_weighting,
                                         refine=cam_refine, destripe=cam_destripe,
-                                        notes_source=source, work_id=row.get("work_id") or "")
+                                        notes_source=source, work_id=row.get("work_id") or "",
+                                        audio_s=(samples.size / fe.sample_rate
+                                                 if samples.size < fe.n_samples else None))
                         explained.append(clip_id)
                 except MusicBrainError as exc:
                     explain_failed.append({"clip_id": clip_id, "error": f"{type(exc).__name__}: {exc}"})

@@ -528,12 +528,15 @@ def _explain(chosen: list[_Candidate], detector, options: ScanOptions, timer: _T
             transcribed[cand.index] = notes
         estimators.append(estimate.provenance())
         onsets = detect_onsets(cand.samples, fe.sample_rate)
+        # a window past the recording's end is zero padding there: no onset can fall in it,
+        # so the onsets' chance is counted over the audio only (overlap.onset_overlap)
+        heard_s = cand.n_valid / fe.sample_rate
         harm = harmonic_overlap(saliency, freqs=freqs, times=local_times, notes=notes)
-        ons = onset_overlap(saliency, times=local_times, onsets=onsets)
+        ons = onset_overlap(saliency, times=local_times, onsets=onsets, until=heard_s)
         harm_parts.append(harm)
         onset_parts.append(ons)
         ref_h, ref_o = energy_reference(cand.spec[0].numpy(), freqs=freqs, times=local_times,
-                                        notes=notes, onsets=onsets)
+                                        notes=notes, onsets=onsets, until=heard_s)
         ref_harm.append(ref_h)
         ref_onset.append(ref_o)
         names = [detector.labels[j] for j in map_labels[i]]
