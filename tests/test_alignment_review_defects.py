@@ -129,3 +129,35 @@ def test_estimated_notes_are_centred_on_their_frames(monkeypatch):
     assert len(notes) == 1 and notes[0].pitch == 56
     assert notes[0].start == pytest.approx(9.5 * hop_s)
     assert notes[0].end == pytest.approx(29.5 * hop_s)
+
+
+def test_a_window_whose_alignment_fails_leaves_nothing_in_the_totals(detector, monkeypatch):
+    # The fidelity and band-removal figures of a window were added to the totals before its
+    # alignment ran; when the alignment raised, evaluate listed the clip as an explanation
+    # failure, yet its deletion/insertion and band figures stayed in every total (the lists
+    # out of step with the alignment's, the failed clip counted). A window is now added whole
+    # or not at all.
+    import musicbrain_cli.alignment.overlap as overlap
+    from musicbrain_cli.errors import InputError
+    from musicbrain_cli.evaluate.split import _ExplainTotals, _explain_window
+
+    wave = (0.1 * np.random.default_rng(1).standard_normal(
+        detector.config.front_end.n_samples)).astype(np.float32)
+    kwargs = dict(clip_id="x", figure_dir=None, top_k=2, steps=2, substrate="floor",
+                  occlusion=False, occlusion_patch=(8, 8), n_random=1)
+    good = _ExplainTotals()
+    _explain_window(detector, wave, [], totals=good, **kwargs)
+
+    def fails(*args, **kw):
+        raise InputError("no frame of the window lies before the audio's end")
+
+    monkeypatch.setattr(overlap, "harmonic_overlap", fails)
+    totals = _ExplainTotals()
+    with pytest.raises(InputError):
+        _explain_window(detector, wave, [], totals=totals, **kwargs)
+    assert (len(totals.band), len(totals.band_verdict), len(totals.harmonic)) == (0, 0, 0)
+    assert not totals.fused.deletion and not totals.verdict.deletion and not totals.style_alone.deletion
+    assert not totals.by_target_group and not sum(totals.notes_source.values())
+    # the same window, not failing, is counted once in every list
+    assert (len(good.band), len(good.band_verdict), len(good.harmonic)) == (1, 1, 1)
+    assert len(good.fused.beats_random) == 1 and sum(good.notes_source.values()) == 1

@@ -413,69 +413,59 @@ def _explain_window(detector, wave: np.ndarray, notes, *, clip_id: str, totals: 
                                random_grid=cam_result.extra["grid"],
                                score_fn=detector.calibrate, seed=n_random * window)
 
+    # Every figure of the window is computed first and added to the totals together at the
+    # end: a check that raises (the clip is then listed as an explanation failure) leaves no
+    # part of the window in the totals, whose lists and works stay in step (review: the
+    # fidelity and band figures of a window whose alignment raised stayed in the totals).
     report = follow(res, res.labels[0].tolist())
-    totals.band.append(band_removal(detector.model, spec[0, 0], fused, targets=res.labels[0].tolist(),
-                                    substrate_kind=substrate, score_fn=detector.calibrate,
-                                    seed=len(totals.band)))
+    band = band_removal(detector.model, spec[0, 0], fused, targets=res.labels[0].tolist(),
+                        substrate_kind=substrate, score_fn=detector.calibrate,
+                        seed=len(totals.band))
     work = work_id or clip_id
-    totals.band_works.append(work)
-    totals.fused.add_report(report)
-    totals.grid = res.extra["grid"]
     source = [i for i, name in enumerate(detector.labels) if name.split("/")[0] == DETECTION_GROUP]
     per_target = report.by_target
+    groups = []
     for i, target in enumerate(report.targets):
         deletion = {name: aucs[i] for name, aucs in per_target["deletion"].items()}
         insertion = {name: aucs[i] for name, aucs in per_target["insertion"].items()}
         keys = (["source"] if target in source
                 else ["style", f"style/{detector.labels[target].split('/')[0]}"])
-        for key in keys:
-            totals.by_target_group.setdefault(key, _AUCs()).add(deletion, insertion)
-    alone = None
+        groups += [(key, deletion, insertion) for key in keys]
+    alone = verdict_report = verdict_band = None
     if source:
         # Explain the verdict by itself: the window's more probable source label (human or
         # ai), so style labels can neither share its map nor its followed score.
         verdict, alone = _own_map(detector, spec, res, source, options)
-        totals.verdict.add_report(follow(alone, [verdict]))
-        totals.band_verdict.append(band_removal(detector.model, spec[0, 0], alone.fused()[0],
-                                                targets=[verdict], substrate_kind=substrate,
-                                                score_fn=detector.calibrate,
-                                                seed=len(totals.band_verdict)))
-        totals.band_verdict_works.append(work)
+        verdict_report = follow(alone, [verdict])
+        verdict_band = band_removal(detector.model, spec[0, 0], alone.fused()[0],
+                                    targets=[verdict], substrate_kind=substrate,
+                                    score_fn=detector.calibrate, seed=len(totals.band_verdict))
     untrained = _untrained(detector)
     style = [i for i in range(len(detector.labels))
              if i not in source and detector.labels[i] not in untrained]
+    style_report = None
     if style:
         top, own_style = _own_map(detector, spec, res, style, options)
         style_report = follow(own_style, [top])
-        totals.style_alone.add_report(style_report)
-        totals.style_alone_groups.setdefault(detector.labels[top].split("/")[0],
-                                             _AUCs()).add_report(style_report)
+        style_group = detector.labels[top].split("/")[0]
     if notes is None:
         from musicbrain_cli.alignment.pitch import estimate_notes
 
         notes = estimate_notes(wave, fe.sample_rate)
-        totals.notes_source["estimated"] += 1
+        notes_key = "estimated"
     else:
-        totals.notes_source[notes_source] += 1
+        notes_key = notes_source
     onsets = note_onsets(notes)
-    # computed first, appended together: the lists and their works stay in step even when
-    # one of the checks raises (the clip is then listed as an explanation failure)
     h, o = (harmonic_overlap(fused, freqs=freqs, times=times, notes=notes),
             onset_overlap(fused, times=times, onsets=onsets, until=audio_s))
     ref_h, ref_o = energy_reference(spec[0, 0].cpu().numpy(), freqs=freqs, times=times, notes=notes,
                                     onsets=onsets, until=audio_s)
-    totals.harmonic.append(h)
-    totals.onset.append(o)
-    totals.harmonic_energy.append(ref_h)
-    totals.onset_energy.append(ref_o)
-    totals.works.append(work)
+    own_h = own_o = None
     if alone is not None:
         own = alone.fused()[0]
-        h, o = (harmonic_overlap(own, freqs=freqs, times=times, notes=notes),
-                onset_overlap(own, times=times, onsets=onsets, until=audio_s))
-        totals.harmonic_verdict.append(h)
-        totals.onset_verdict.append(o)
-        totals.works_verdict.append(work)
+        own_h, own_o = (harmonic_overlap(own, freqs=freqs, times=times, notes=notes),
+                        onset_overlap(own, times=times, onsets=onsets, until=audio_s))
+    figure = None
     if figure_dir is not None:
         from matplotlib.figure import Figure
 
@@ -487,7 +477,34 @@ def _explain_window(detector, wave: np.ndarray, notes, *, clip_id: str, totals: 
         ax.set_title(f"{clip_id}: FM-G-CAM, top {k} labels")
         path = figure_dir / f"{_slug(clip_id)}.png"
         _save_png(fig, path)
-        totals.figures.append(str(path.relative_to(figure_dir.parent)))
+        figure = str(path.relative_to(figure_dir.parent))
+
+    # --- the window's figures, added together -------------------------------------------
+    totals.band.append(band)
+    totals.band_works.append(work)
+    totals.fused.add_report(report)
+    totals.grid = res.extra["grid"]
+    for key, deletion, insertion in groups:
+        totals.by_target_group.setdefault(key, _AUCs()).add(deletion, insertion)
+    if verdict_report is not None:
+        totals.verdict.add_report(verdict_report)
+        totals.band_verdict.append(verdict_band)
+        totals.band_verdict_works.append(work)
+    if style_report is not None:
+        totals.style_alone.add_report(style_report)
+        totals.style_alone_groups.setdefault(style_group, _AUCs()).add_report(style_report)
+    totals.notes_source[notes_key] += 1
+    totals.harmonic.append(h)
+    totals.onset.append(o)
+    totals.harmonic_energy.append(ref_h)
+    totals.onset_energy.append(ref_o)
+    totals.works.append(work)
+    if own_h is not None:
+        totals.harmonic_verdict.append(own_h)
+        totals.onset_verdict.append(own_o)
+        totals.works_verdict.append(work)
+    if figure is not None:
+        totals.figures.append(figure)
 
 
 #: Seconds the entry clip's chord sounds before the clip begins, so that the clip opens on a
