@@ -315,6 +315,10 @@ def test_tags_cut_off_at_their_deadline_are_not_parsed_again_for_provenance(tmp_
     assert meta["provenance"]["status"] == "absent"  # c2pa read the file and found no manifest
     intake.read_metadata(tagged_mp3(tmp_path / "tagged.mp3"))
     assert asked == [False, True]                    # a file whose tags were read is located
+    # the scan's own path, the probe, the same (it called the provenance line directly)
+    with deadline(120, "probe of a file with 100,000 ID3 frames"):
+        assert intake.probe(slow, tags_timeout_s=0.5).metadata["c2pa_present"] is None
+    assert asked == [False, True, False]
 
     def never(*args, **kwargs):
         raise AssertionError("the store was looked for")

@@ -196,13 +196,18 @@ def read_metadata(
     else:
         out = _metadata.read_tags(str(p))
     if provenance:
-        from musicbrain_cli.audio.provenance import read_provenance
-
-        # tags the reader ran out of time on (c2pa_present None): the store is not looked for
-        # with the same parser again; c2pa still validates the file, within its own deadline
-        out["provenance"] = read_provenance(p, trust_anchors=trust_anchors,
-                                            locate=out.get("c2pa_present") is not None).to_dict()
+        _add_provenance(out, p, trust_anchors)
     return out
+
+
+def _add_provenance(tags: dict, p: Path, trust_anchors) -> None:
+    """Put the provenance line's C2PA finding of ``p`` into its tag record ``tags``. Tags the
+    reader ran out of time on (``c2pa_present`` None) are not parsed again to locate the
+    store (the same quadratic parser); c2pa still validates the file, within its own deadline."""
+    from musicbrain_cli.audio.provenance import read_provenance
+
+    tags["provenance"] = read_provenance(p, trust_anchors=trust_anchors,
+                                         locate=tags.get("c2pa_present") is not None).to_dict()
 
 
 def _read_tags(worker: "_Worker", p: Path, timeout_s: float) -> tuple[dict, bool]:
@@ -340,9 +345,7 @@ def probe(
     else:
         facts = _core.probe_facts(str(p))
         metadata = _metadata.read_tags(str(p))
-    from musicbrain_cli.audio.provenance import read_provenance
-
-    metadata["provenance"] = read_provenance(p, trust_anchors=trust_anchors).to_dict()
+    _add_provenance(metadata, p, trust_anchors)
     metadata["ffmpeg_tags"] = facts.ffmpeg_tags
     return AudioInfo(
         path=str(p),
