@@ -189,7 +189,7 @@ def track_verdict(prediction, detector) -> tuple[Verdict, dict]:
 
     policy = VerdictPolicy.from_card(detector.card)
     det = list(prediction.labels).index(DETECTION_LABEL)
-    # near-silent windows are not judged (inference.quiet_window): not in the aggregate (the
+    # silent windows are not judged (intake.quiet_window): not in the aggregate (the
     # prediction's), not among the windows the rules read, not in the domain check
     judged = np.asarray(prediction.judged, bool)
     silent = not judged.any()
@@ -210,9 +210,10 @@ def track_verdict(prediction, detector) -> tuple[Verdict, dict]:
     return verdict, ood_facts
 
 
-#: Why a track whose every window is near-silent gets no verdict.
-NEAR_SILENT = ("Every analysis window is near-silent (its peak below -60 dBFS): there is no "
-               "music to judge, and what is there (dither, hiss, digital silence) says nothing "
+#: Why a track whose every window is silent (in whole or over a quarter at an edge) gets no verdict.
+NEAR_SILENT = ("No analysis window holds enough music to judge: each is near-silent (its peak "
+               "below -60 dBFS) or silent over at least a quarter of it where the music begins "
+               "or ends, and what fills that silence (dither, hiss, digital zeros) says nothing "
                "about how music was made.")
 
 
@@ -268,7 +269,7 @@ def content_finding(verdict: Verdict) -> LineFinding:
     finding, reasons = verdict.label, tuple(verdict.reasons)
     if verdict.in_domain is None and finding == HUMAN:
         finding, reasons = INCONCLUSIVE, (NO_DOMAIN_CHECK,)
-    # nothing judged (every window near-silent): a probability over noise is not shown
+    # nothing judged (every window silent): a probability over noise is not shown
     judged = reasons != (NEAR_SILENT,)
     return LineFinding(line="content", finding=finding,
                        in_domain=verdict.in_domain is not False, can_exonerate=True,

@@ -31,6 +31,7 @@ the stream, after the last block, with :attr:`AudioStream.stats` already filled 
 from __future__ import annotations
 
 import atexit
+import functools
 import json
 import math
 import os
@@ -688,13 +689,40 @@ def load_audio(
 # --- windows --------------------------------------------------------------------------------
 
 
+#: Peak (full scale = 1) below which audio holds nothing to judge: -60 dBFS, 30 dB above
+#: 16-bit dither and 20 dB below the quietest window of the reference corpus.
+QUIET_PEAK = 10.0 ** (-60.0 / 20.0)
+#: Share of a window that a silent stretch (no sample reaching :data:`QUIET_PEAK`) at its
+#: start or its end may fill before the window is not judged: 2.5 s of a 10-s window. The
+#: reference corpus's windows open with at most 1.35 s of it (3 of 3,541 end with more, clips
+#: whose piece ends early), and the content model was measured on windows of music only.
+EDGE_SILENCE_SHARE = 0.25
+
+
+def quiet_window(samples: np.ndarray, n_valid: int = -1) -> bool:
+    """Whether a window holds too little sound to be judged, from its real samples (the first
+    ``n_valid``; all when negative): none reaches :data:`QUIET_PEAK` (a gap, dither, digital
+    silence), or a silent stretch at the start or the end of them fills at least
+    :data:`EDGE_SILENCE_SHARE` of the window (``samples.size``): where the music begins or
+    ends, the rest of the window is silence the model never heard in training. The zero
+    padding after the real samples is not counted."""
+    real = samples if n_valid < 0 else samples[:n_valid]
+    loud = np.abs(real) >= QUIET_PEAK
+    if not loud.any():
+        return True
+    lead = int(np.argmax(loud))
+    trail = int(np.argmax(loud[::-1]))
+    return max(lead, trail) >= EDGE_SILENCE_SHARE * samples.size
+
+
 @dataclass(frozen=True)
 class Window:
     """One fixed-length model window.
 
     ``samples`` is ``np.ndarray [shape=(window_samples,), dtype=float32]``; ``start_s`` its
     start in the track; ``padded`` is True when zeros were appended (short track or tail);
-    ``n_valid`` is how many leading samples are real audio.
+    ``n_valid`` is how many leading samples are real audio; ``quiet`` (read once, then kept)
+    whether the window holds too little sound to be judged (:func:`quiet_window`).
     """
 
     index: int
@@ -706,6 +734,10 @@ class Window:
     def __post_init__(self) -> None:
         if self.n_valid < 0:
             object.__setattr__(self, "n_valid", int(self.samples.shape[0]))
+
+    @functools.cached_property
+    def quiet(self) -> bool:
+        return quiet_window(self.samples, self.n_valid)
 
 
 def iter_windows(

@@ -29,15 +29,19 @@ Track aggregation (per label, over the track's windows):
   threshold (``card["thresholds"][label]``, ``thresholds["detection"]`` for ``source/ai``,
   else 0.5) - high disagreement between windows is a reason to abstain (see ``verdict``).
 
-Near-silent windows are not judged: a window whose real samples peak below
-:data:`QUIET_PEAK` (-60 dBFS) holds no music, and peak normalisation turns what is there
-(dither, hiss, digital zeros) into the network's whole input. Measured on the shipped model
-(session 37): 16-bit dither of one LSB scored P(AI) 0.90-0.97 per window, digital silence
-0.02, so a silent stretch pushed a track towards AI or towards human by its length alone.
-They are flagged (``quiet``), left out of every aggregate, of the verdict's windows and of
-the domain check, and listed in the report; a track with no other window is not judged at
-all (:func:`musicbrain_cli.verdict.track_verdict`). No window of the reference corpus lies
-below -40 dBFS, so the operating point, set on its clips, is unchanged by the rule.
+Silent windows are not judged (:func:`~musicbrain_cli.audio.intake.quiet_window`): a window
+whose real samples peak below :data:`QUIET_PEAK` (-60 dBFS) holds no music, and peak
+normalisation turns what is there (dither, hiss, digital zeros) into the network's whole input.
+Measured on the shipped model (session 37): 16-bit dither of one LSB scored P(AI) 0.90-0.97 per
+window, digital silence 0.02, so a silent stretch pushed a track towards AI or towards human by
+its length alone. Nor is a window where the music begins or ends with a silent stretch of at
+least a quarter of it (:data:`~musicbrain_cli.audio.intake.EDGE_SILENCE_SHARE`): measured
+(session 38) on twelve human test clips followed by silence, such a window scored up to
+0.18 where the music alone scored 0.001. They are flagged (``quiet``), left out of every
+aggregate, of the verdict's windows and of the domain check, and listed in the report; a track
+with no other window is not judged at all (:func:`musicbrain_cli.verdict.track_verdict`). Of
+the reference corpus's 3,541 windows none lies below -40 dBFS and 3 end in such a stretch (two
+AI clips, one human training clip), so the operating point, set on its clips, stands.
 
 Determinism: inference runs under ``torch.inference_mode`` in eval mode, with a fixed batch
 partition; on CPU two calls with the same input and ``batch_size`` give bit-identical
@@ -58,6 +62,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import numpy as np
 import torch
 
+from musicbrain_cli.audio.intake import QUIET_PEAK, quiet_window  # noqa: F401 - the rule's home is audio/
 from musicbrain_cli.model.calibration import calibrated_probability
 from musicbrain_cli.errors import ConfigError, ModelLoadError
 from musicbrain_cli.features import FrontEnd, resolve_device
@@ -108,8 +113,8 @@ class TrackPrediction:
     ``aggregate`` maps each label to ``{"mean", "max", "share_over_threshold",
     "threshold"}`` over the judged windows; ``outputs`` holds every window's logits,
     embedding and spectral profile (what the verdict's out-of-domain check reads);
-    ``quiet`` ``[N]`` bool flags the near-silent windows nothing is judged on
-    (:func:`quiet_window`; ``None``: none flagged).
+    ``quiet`` ``[N]`` bool flags the silent windows nothing is judged on
+    (:func:`~musicbrain_cli.audio.intake.quiet_window`; ``None``: none flagged).
     """
 
     labels: list[str]
@@ -150,18 +155,6 @@ class TrackPrediction:
             ],
             "aggregate": self.aggregate,
         }
-
-
-#: Peak (full scale = 1) below which a window's real samples hold nothing to judge: -60 dBFS,
-#: 30 dB above 16-bit dither and 20 dB below the quietest window of the reference corpus.
-QUIET_PEAK = 10.0 ** (-60.0 / 20.0)
-
-
-def quiet_window(samples: np.ndarray, n_valid: int = -1) -> bool:
-    """Whether a window's real samples (the first ``n_valid``; all when negative) peak
-    below :data:`QUIET_PEAK`."""
-    real = samples if n_valid < 0 else samples[:n_valid]
-    return not real.size or float(np.max(np.abs(real))) < QUIET_PEAK
 
 
 def aggregate_windows(probs: np.ndarray, n_valid: np.ndarray, labels: list[str],
@@ -387,7 +380,7 @@ class Detector:
                 starts.append(window.start_s)
                 padded.append(window.padded)
                 n_valid.append(window.n_valid)
-                quiet.append(quiet_window(window.samples, window.n_valid))
+                quiet.append(window.quiet)
                 batch.append(window)
                 if len(batch) >= batch_size:
                     _add(clock, "decode", time.perf_counter() - decode_start)

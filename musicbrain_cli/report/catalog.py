@@ -71,7 +71,7 @@ def summary_row(entry: CatalogEntry) -> dict[str, Any]:
         "status": "error" if entry.error or not entry.track else "ok",
         "error": entry.error,
         "verdict": verdict.get("label"),
-        # no window judged (all near-silent): no probability to show (model.inference.QUIET_PEAK)
+        # no window judged (all silent): no probability to show (intake.quiet_window)
         "p_ai": None if _nothing_judged(track) else verdict.get("p_ai"),
         "threshold": verdict.get("threshold"),
         "fpr": rates.get("fpr"),

@@ -112,7 +112,7 @@ def timeline_figure(window_start_s: Sequence[float], p_ai: Sequence[float], *,
     threshold : decision threshold drawn as a dashed line
     band : (lo, hi) abstention band, shaded
     highlight_s : window starts (seconds) explained by FM-G-CAM figures, marked on the axis
-    quiet : [shape=(n,)] near-silent windows, not judged (hatched; empty: none)
+    quiet : [shape=(n,)] silent windows (intake.quiet_window), not judged (hatched; empty: none)
     """
     starts = np.asarray(window_start_s, dtype=np.float64)
     probs = np.asarray(p_ai, dtype=np.float64)
@@ -159,7 +159,7 @@ def timeline_figure(window_start_s: Sequence[float], p_ai: Sequence[float], *,
         # hop-overlapping quiet windows drawn as one span each; only the first is labelled
         for i, start in enumerate(starts[silent]):
             ax.axvspan(float(start), float(start) + window_s, facecolor="none", edgecolor="0.6",
-                       hatch="////", lw=0, label="near-silent, not judged" if i == 0 else None)
+                       hatch="////", lw=0, label="silent, not judged" if i == 0 else None)
     ax.set_ylim(-0.03, 1.03)   # a probability of 0 or 1 must not hide under the axis frame
     ax.set_yticks([0.0, 0.25, 0.5, 0.75, 1.0])
     ax.set_xlim(edges[0], edges[-1])

@@ -635,7 +635,7 @@ def drivers(track: Mapping) -> list[str]:
 
 def timeline_sentence(track: Mapping) -> str | None:
     """The per-window probabilities of the judged windows in words; says so when the
-    timeline is flat, and how many near-silent windows were not judged."""
+    timeline is flat, and how many silent windows were not judged."""
     timeline = track.get("timeline") or {}
     values = list(timeline.get("p_ai") or ())
     quiet = timeline.get("quiet")
@@ -646,8 +646,8 @@ def timeline_sentence(track: Mapping) -> str | None:
     verdict = track.get("verdict") or {}
     band = verdict.get("band")
     if not probs:
-        return ("Every analysis window is near-silent (peak below -60 dBFS): none was judged."
-                if n_quiet else None)
+        return ("Every analysis window is silent, in whole or over a quarter of it where the "
+                "music begins or ends: none was judged." if n_quiet else None)
 
     def where(p: float) -> str:
         if isinstance(band, (list, tuple)) and len(band) == 2:
@@ -671,8 +671,9 @@ def timeline_sentence(track: Mapping) -> str | None:
                 f"{sum(1 for p in probs if p >= (_num(verdict.get('threshold')) or 0.5))} of "
                 "them lie at or above the decision threshold.")
     if n_quiet:
-        text += (f" {n_quiet} more window(s) are near-silent (peak below -60 dBFS) and were "
-                 "not judged (hatched on the timeline).")
+        text += (f" {n_quiet} more window(s) are silent, in whole (peak below -60 dBFS) or "
+                 "over a quarter of the window where the music begins or ends, and were not "
+                 "judged (hatched on the timeline).")
     return text
 
 

@@ -231,7 +231,6 @@ def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = S
     """
     from musicbrain_cli.artifacts.spectrum import MAX_ANALYSIS_S
     from musicbrain_cli.audio.intake import MIN_RATE, iter_windows, probe, seconds_to_samples, stream
-    from musicbrain_cli.model.inference import quiet_window
     from musicbrain_cli.verdict import track_verdict
 
     timer = _Timer()
@@ -252,8 +251,8 @@ def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = S
         for w, s, lg in zip(windows, spec, out.logits):
             if w.index in symbolic_at and not w.padded:
                 symbolic_windows.append((w.index, w.start_s, w.samples))
-            if quiet_window(w.samples, w.n_valid):
-                continue                 # not judged, so not explained (inference.QUIET_PEAK)
+            if w.quiet:
+                continue                 # not judged, so not explained (intake.quiet_window)
             cand = _Candidate(w.index, w.start_s, s.clone(), w.samples, w.n_valid)
             _push(keep, (float(lg[det_idx]), w.index, cand), options.explain_windows)
             _push(keep_low, (-float(lg[det_idx]), w.index, cand), options.explain_windows)
@@ -339,7 +338,7 @@ def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = S
         "timeline": {"window_start_s": [float(s) for s in starts], "window_s": fe.window_s,
                      "p_ai": [round(float(p), 6) for p in probs[:, det_idx]],
                      "padded": [bool(p) for p in padded],
-                     # near-silent windows: shown, not judged (inference.quiet_window)
+                     # silent windows: shown, not judged (intake.quiet_window)
                      "quiet": [bool(q) for q in ~prediction.judged]},
         "aggregate": aggregate,
         "explanations": explanations,
@@ -680,10 +679,11 @@ def _limitations(ood_facts: Mapping, padded: Sequence[bool], info,
     if padded and all(padded):
         notes.append("The recording is shorter than one analysis window; it was zero-padded.")
     if any(quiet):
-        notes.append(f"{sum(quiet)} of the {len(quiet)} analysis windows are near-silent (peak "
-                     "below -60 dBFS) and were not judged: the content model's probabilities, "
-                     "its domain check and the explanations leave them out (they are shown on "
-                     "the timeline).")
+        notes.append(f"{sum(quiet)} of the {len(quiet)} analysis windows were not judged for "
+                     "silence: near-silent throughout (peak below -60 dBFS), or silent over at "
+                     "least a quarter of the window where the music begins or ends. The content "
+                     "model's probabilities, its domain check and the explanations leave them "
+                     "out (they are shown on the timeline).")
     share = getattr(info, "share_decoded", None)
     if share is not None and share < 1.0:
         # rounded down: 99.96 % must not print as "Only 100.0 %" (a lossless file 3 ms short)
