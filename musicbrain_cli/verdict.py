@@ -207,7 +207,28 @@ def track_verdict(prediction, detector) -> tuple[Verdict, dict]:
                      ood_detail=describe_failures(ood_facts))
     if silent:
         verdict = replace(verdict, label=INCONCLUSIVE, reasons=[NEAR_SILENT])
+    elif _too_short(prediction, detector.config.front_end.sample_rate):
+        verdict = replace(verdict, label=INCONCLUSIVE, reasons=[TOO_SHORT])
     return verdict, ood_facts
+
+
+def _too_short(prediction, sample_rate: int) -> bool:
+    """A track shorter than one window that fills less of it than the edge rule lets silence
+    leave (:data:`~musicbrain_cli.audio.intake.EDGE_SILENCE_SHARE`): its one window would
+    repeat more than a quarter of itself."""
+    from musicbrain_cli.audio.intake import EDGE_SILENCE_SHARE, seconds_to_samples
+
+    win = seconds_to_samples(prediction.window_s, sample_rate)
+    n_valid = np.asarray(prediction.n_valid)
+    return bool(n_valid.size) and bool(np.all(prediction.padded)) and \
+        int(n_valid.max()) < (1.0 - EDGE_SILENCE_SHARE) * win
+
+
+#: Why the content model does not judge a track shorter than three quarters of a window.
+TOO_SHORT = ("The recording is shorter than three quarters of one analysis window, so its one "
+             "window repeats more than a quarter of itself: the content model was measured on "
+             "windows of music only, and on human clips of 4 s repeated to fill a window it "
+             "called some AI. Its probability is shown, but it does not decide.")
 
 
 #: Why a track whose every window is silent (in whole or over a quarter at an edge) gets no verdict.

@@ -231,7 +231,7 @@ def test_coverage_names_the_seconds_analysed_and_not_analysed():
     assert "Not every second was analysed" not in render_report_html(track, {})
     track["input"].update(decoded_duration_s=6.0)
     track["timeline"] = {"window_start_s": [0.0], "window_s": 10.0, "p_ai": [0.1]}
-    assert "zero-padded to one 10 s window" in coverage_sentence(track)
+    assert "repeated to fill one 10 s window" in coverage_sentence(track)
 
 
 def test_a_clean_file_reads_fully_decoded_and_gets_no_decoding_limitation():

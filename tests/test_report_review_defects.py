@@ -102,14 +102,14 @@ def test_the_index_tells_apart_recordings_that_share_a_file_name(tmp_path):
 
 
 def test_an_explained_window_past_the_end_names_only_the_seconds_that_exist():
-    """A 6 s recording read as one zero-padded 10 s window: section 4 titled its map
+    """A 6 s recording read as one 10 s window (zero padded before 0.3.5, repeated since): section 4 titled its map
     "Window 1: 0.00–10.00 s", seconds the recording does not have."""
     track = example_track(n_windows=1, window_s=10.0)
     track["input"].update(duration_s=6.0, decoded_duration_s=6.0)
     track["explanations"] = track["explanations"][:1]
     html = render_report_html(track, {})
     assert "0.00–10.00 s" not in html
-    assert "Window 1: 0.00–6.00 s (the rest of the 10 s window is zero padding)" in html
+    assert "Window 1: 0.00–6.00 s (the rest of the 10 s window repeats the recording)" in html
 
 
 def test_a_trusted_c2pa_signer_is_not_implied_to_be_unrevoked():

@@ -135,25 +135,27 @@ def test_analysis_is_a_pure_function_of_file_model_options(tmp_path, model_dir):
     a = analyse_track(tmp_path / "x.flac", det, analysis_time="2026-01-01T00:00:00+00:00")
     b = analyse_track(tmp_path / "x.flac", det, analysis_time="2026-01-01T00:00:00+00:00")
     assert json.dumps(a.track, sort_keys=True) == json.dumps(b.track, sort_keys=True)
-    assert a.track["timeline"]["window_start_s"] == [0.0, 2.0, 4.0]   # 4 s windows, 2 s hop
-    assert a.track["timeline"]["padded"] == [False, False, True]
+    assert a.track["timeline"]["window_start_s"] == [0.0, 2.0, 3.0]   # 4 s windows, 2 s hop,
+    assert a.track["timeline"]["padded"] == [False, False, False]     # the last one ends at 7 s
 
 
 def test_a_map_title_names_only_the_seconds_the_recording_has(tmp_path, model_dir):
-    """A 7 s recording read in 4 s windows every 2 s: its last window holds 3 s of audio and
-    1 s of zero padding, and its map's title said "4–8 s" (review). The title names the
-    seconds that exist and says the rest is padding; whole windows are titled as before."""
+    """A 3 s recording read in 4 s windows: its one window holds the 3 s and then repeats
+    them (before 0.3.5: a 7 s recording's last window, 3 s of audio and 1 s of zero padding,
+    was titled "4–8 s"; review). The title names the seconds that exist and says the rest is
+    repeated; whole windows are titled as before."""
+    encode_audio(tmp_path / "short.flac", tone(3.0, 262.0), SR)
     encode_audio(tmp_path / "x.flac", tone(7.0, 262.0), SR)
     det = Detector.from_pretrained(model_dir, device="cpu")
+    short = analyse_track(tmp_path / "short.flac", det, options=ScanOptions(explain_windows=1))
+    titles = [x["title"] for x in short.explain if "title" in x and "saliency" in x]
+    assert titles == ["Where the model looked, 0–3 s (then repeated)"]
     a = analyse_track(tmp_path / "x.flac", det, options=ScanOptions(explain_windows=3))
     titles = {x["name"]: x["title"] for x in a.explain if "title" in x and "saliency" in x}
     starts = {e["figure"]: e["window_start_s"] for e in a.track["explanations"]}
-    assert sorted(starts.values()) == [0.0, 2.0, 4.0]
+    assert sorted(starts.values()) == [0.0, 2.0, 3.0]
     for name, start in starts.items():
-        if start == 4.0:
-            assert titles[name] == "Where the model looked, 4–7 s (then zero padding)"
-        else:
-            assert titles[name] == f"Where the model looked, {start:g}–{start + 4:g} s"
+        assert titles[name] == f"Where the model looked, {start:g}–{start + 4:g} s"
 
 
 def test_each_track_is_probed_once(tmp_path, model_dir, monkeypatch):

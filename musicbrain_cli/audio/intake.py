@@ -87,8 +87,8 @@ DEFAULT_PROBE_TIMEOUT_S = 30.0
 DEFAULT_TAGS_TIMEOUT_S = 30.0
 #: Address-space cap of a decoder child, MiB (the child itself needs ~200 MiB).
 WORKER_MEMORY_MB = 2048
-#: Window rule of :func:`iter_windows`: a zero-padded tail window is added when the audio
-#: after the last full window is at least this share of a window.
+#: Window rule of :func:`iter_windows`: a tail window (ending at the track's end) is added
+#: when the audio after the last full window is at least this share of a window.
 MIN_TAIL_SHARE = 0.25
 
 _MAX_IDLE_WORKERS = 2
@@ -753,13 +753,15 @@ def iter_windows(
 
     The rule: full windows start at ``0, hop, 2*hop, ...`` while they fit. Then
 
-    * a track shorter than one window yields exactly one window, zero-padded,
-      ``padded=True``;
+    * a track shorter than one window yields exactly one window, the track repeated to fill
+      it (``padded=True``, ``n_valid`` the track's samples): measured on the shipped model
+      (session 38) on 120 human test clips cut to 6 or 8 s, zero padding scored up to 0.89
+      and had 5 and 1 of them called AI, the track repeated none;
     * otherwise, if the audio after the end of the last full window is at least
-      ``min_tail_share`` of a window, one more window starting at the next hop is added,
-      zero-padded (``padded=True``, ``n_valid`` real samples). Less new audio than that is
-      left out: it is already mostly covered by overlapping windows, and a window that is
-      mostly zeros is a poor model input.
+      ``min_tail_share`` of a window, one more window is added, ending at the track's end (so
+      it overlaps the one before it by more than the others do, and holds only real audio).
+      Less new audio than that is left out: it is already mostly covered by the windows
+      before it.
 
     A file is streamed (memory bounded by one window plus one block; ``stream_kw`` goes to
     :func:`stream`, whose end-of-stream checks still raise after the last window). An array
@@ -804,8 +806,10 @@ def _windows(blocks: Iterator[np.ndarray], *, sample_rate: int, win: int, hop: i
                              np.array(buf[off:off + win], dtype=np.float32), False)
                 index += 1
                 next_start += hop
-            # Keep only what a later window can still need (bounded by one window).
-            drop = min(next_start - buf_start, buf.size)
+            # Keep only what a later window can still need (bounded by a window and a hop):
+            # the tail window ends at the track's end, so it may reach back to the last full
+            # window's start.
+            drop = min((next_start - hop if index else 0) - buf_start, buf.size)
             if drop > 0:
                 buf, buf_start = buf[drop:], buf_start + drop
     finally:
@@ -813,16 +817,13 @@ def _windows(blocks: Iterator[np.ndarray], *, sample_rate: int, win: int, hop: i
         if close is not None:
             close()
     if index == 0 and total > 0:
-        yield _padded(buf[:total], 0, 0, sample_rate, win)
+        # shorter than a window: repeated to fill it (np.resize repeats cyclically)
+        yield Window(0, 0.0, np.resize(buf[:total], win).astype(np.float32, copy=False), True, total)
         return
     last_end = (next_start - hop) + win  # end of the last full window
     new = total - last_end
-    if index > 0 and new > 0 and new >= min_tail and next_start < total:
-        off = next_start - buf_start
-        yield _padded(buf[off:], index, next_start, sample_rate, win)
-
-
-def _padded(y: np.ndarray, index: int, start: int, sample_rate: int, win: int) -> Window:
-    out = np.zeros(win, np.float32)
-    out[: y.size] = y
-    return Window(index, samples_to_seconds(start, sample_rate), out, True, int(y.size))
+    if index > 0 and new > 0 and new >= min_tail:
+        start = total - win             # the tail window ends where the track ends
+        off = start - buf_start
+        yield Window(index, samples_to_seconds(start, sample_rate),
+                     np.array(buf[off:off + win], dtype=np.float32), False)

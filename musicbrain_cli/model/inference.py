@@ -23,7 +23,7 @@ Calibration: one temperature ``T`` from ``card["calibration"]["temperature"]`` (
 Track aggregation (per label, over the track's windows):
 
 * ``mean``: mean of the window probabilities, each window weighted by how much real audio
-  it holds (``n_valid``), so a zero-padded tail window counts for its real part only;
+  it holds once (``n_valid``), so a short track's window, which repeats it, counts for it once;
 * ``max``: the largest window probability (a short generated insert shows up here);
 * ``share_over_threshold``: the share of windows whose probability reaches the label's
   threshold (``card["thresholds"][label]``, ``thresholds["detection"]`` for ``source/ai``,
@@ -332,7 +332,7 @@ class Detector:
 
         ``path_or_samples`` is a file (decoded by :mod:`musicbrain_cli.audio.intake`), an open
         :func:`~musicbrain_cli.audio.intake.stream`, or a mono float32 array at the model's sample
-        rate. Short tracks give one zero-padded window, flagged in ``padded``. Windows are
+        rate. Short tracks give one window that repeats them, flagged in ``padded``. Windows are
         batched ``batch_size`` at a time in decoding order, so memory stays bounded by a
         batch; consecutive windows share their frames (:meth:`FrontEnd.forward_consecutive`).
 

@@ -420,7 +420,7 @@ def coverage(window_start_s: Sequence[float], window_s: float, duration_s: float
     ----------
     window_start_s : start of each analysis window, seconds
     window_s : window length, seconds (a window past the end reads only up to the end;
-        the rest of it is zero padding, not audio)
+        the rest of it repeats the recording, not new audio)
     duration_s : decoded duration of the recording, seconds
 
     Returns ``(analysed, not_analysed)``: sorted, merged ``(start, end)`` intervals in
@@ -466,7 +466,7 @@ def coverage_sentence(track: Mapping) -> str | None:
                      f"the last one was too short for another")
         return text + "."
     if duration < width:
-        text += f": the whole recording, zero-padded to one {_sec(width)} s window"
+        text += f": the whole recording, repeated to fill one {_sec(width)} s window"
     else:
         text += ": the whole recording"
     return text + "."
@@ -1156,9 +1156,9 @@ def _explanations(track: Mapping, figures: Mapping[str, bytes], window_s: Any) -
                 else seconds(start))
         if start is not None and width is not None and duration is not None \
                 and start < duration < start + width - COVERAGE_EPS_S:
-            # a window past the recording's end: the rest of it is padding, not audio
-            span = (f"{start:.2f}–{duration:.2f} s (the rest of the {_sec(width)} s window is "
-                    "zero padding)")
+            # a window past the recording's end (a short track): the rest of it repeats it
+            span = (f"{start:.2f}–{duration:.2f} s (the rest of the {_sec(width)} s window "
+                    "repeats the recording)")
         out.append({
             "title": f"Window {i}: {span}",
             "labels": "; ".join(visible(display_label(x)) for x in exp.get("labels") or ()

@@ -132,7 +132,7 @@ class _Candidate:
     start_s: float
     spec: "torch.Tensor"     # [1, F, T]
     samples: np.ndarray      # [n]
-    n_valid: int             # samples of the recording in it; the rest is zero padding
+    n_valid: int             # samples of the recording in it; the rest repeats them (a short track)
 
 
 @dataclass
@@ -527,8 +527,8 @@ def _explain(chosen: list[_Candidate], detector, options: ScanOptions, timer: _T
             transcribed[cand.index] = notes
         estimators.append(estimate.provenance())
         onsets = detect_onsets(cand.samples, fe.sample_rate)
-        # a window past the recording's end is zero padding there: no onset can fall in it,
-        # so the onsets' chance is counted over the audio only (overlap.onset_overlap)
+        # a short track's window repeats the recording past its end: the checks count the
+        # recording once, so the onsets' chance is counted up to its end (overlap.onset_overlap)
         heard_s = cand.n_valid / fe.sample_rate
         harm = harmonic_overlap(saliency, freqs=freqs, times=local_times, notes=notes)
         ons = onset_overlap(saliency, times=local_times, onsets=onsets, until=heard_s)
@@ -570,11 +570,11 @@ def _explain(chosen: list[_Candidate], detector, options: ScanOptions, timer: _T
 
 
 def _map_title(cand: _Candidate, fe) -> str:
-    """A map figure's title: the seconds of the recording the window holds (a window past the
-    recording's end is zero padding there, not audio; review)."""
+    """A map figure's title: the seconds of the recording the window holds (a short track's
+    window repeats the recording past its end; review)."""
     heard = min(fe.window_s, cand.n_valid / fe.sample_rate)
     title = f"Where the model looked, {cand.start_s:g}–{cand.start_s + heard:g} s"
-    return title + (" (then zero padding)" if heard < fe.window_s else "")
+    return title + (" (then repeated)" if heard < fe.window_s else "")
 
 
 def _notes_source(estimator: str) -> str:
@@ -677,7 +677,8 @@ def _limitations(ood_facts: Mapping, padded: Sequence[bool], info,
                      "should not be relied on (another line, within its own domain, may still "
                      "decide).")
     if padded and all(padded):
-        notes.append("The recording is shorter than one analysis window; it was zero-padded.")
+        notes.append("The recording is shorter than one analysis window; it was repeated to "
+                     "fill it.")
     if any(quiet):
         notes.append(f"{sum(quiet)} of the {len(quiet)} analysis windows were not judged for "
                      "silence: near-silent throughout (peak below -60 dBFS), or silent over at "
