@@ -59,3 +59,38 @@ def test_the_short_window_repeats_the_track(default_detector, bach):
     again = default_detector.predict_windows(np.tile(y, 4)[None, : 10 * SR])
     np.testing.assert_allclose(pred.window_probs, again, atol=1e-6)
     assert pred.n_valid.tolist() == [3 * SR]
+
+
+def test_evaluate_explains_the_window_the_model_stage_judged(tmp_path, monkeypatch):
+    """evaluate explained a short clip's window zero padded while the model stage scored it
+    repeated: the explanation was of an input no verdict was taken on."""
+    from musicbrain_cli.data.dataset import ClipRecord, Dataset, DatasetWriter
+    from musicbrain_cli.evaluate import split as S
+    from musicbrain_cli.features import FrontEndConfig
+    from musicbrain_cli.model.checkpoint import default_card
+    from musicbrain_cli.model.config import ModelConfig
+    from musicbrain_cli.model.inference import Detector
+    from musicbrain_cli.model.net import build_model
+    from musicbrain_cli.taxonomy import Taxonomy
+    import torch
+
+    taxonomy = Taxonomy.from_groups([("source", ["human", "ai"], True)])
+    t = np.arange(int(SR * 1.5)) / SR
+    with DatasetWriter(tmp_path / "data", taxonomy, sample_rate=SR, name="short") as w:
+        for i, source in enumerate(("human", "ai")):
+            y = (0.3 * np.sin(2 * np.pi * (220 + 110 * i) * t)).astype(np.float32)
+            w.add(ClipRecord(f"clip{i}", source=source, work_id=f"w{i}", split="test"), y)
+    fe = FrontEndConfig(n_bins=64, window_s=2.56, hop_s=1.28)
+    config = ModelConfig(front_end=fe, taxonomy=taxonomy)
+    torch.manual_seed(0)
+    detector = Detector(build_model(config), config, default_card(), device="cpu")
+    seen = []
+    monkeypatch.setattr(S, "_explain_window", lambda det, wave, *a, **k: seen.append(wave.copy()))
+    S.evaluate(Dataset.load(tmp_path / "data"), detector, tmp_path / "eval", explain_windows=2,
+               n_figures=0, fidelity_steps=4, n_random=1, occlusion=False, event_clips=0)
+    assert len(seen) == 2
+    dataset = Dataset.load(tmp_path / "data")
+    for row, wave in zip(sorted(dataset.split("test"), key=lambda r: r["clip_id"]), seen):
+        y = load_audio(dataset.audio_path(row), sample_rate=SR)
+        assert wave.size == fe.n_samples and wave[-SR // 2:].any()      # no zeros at the end
+        np.testing.assert_array_equal(wave, np.resize(y, fe.n_samples))

@@ -381,8 +381,8 @@ def _explain_window(detector, wave: np.ndarray, notes, *, clip_id: str, totals: 
                     destripe: int | None = None, notes_source: str = "score",
                     work_id: str = "", audio_s: float | None = None) -> None:
     """One explained window ``wave`` (``audio_s``: where its audio ends when the clip is
-    shorter than a window and the rest is zero padding; the onsets' chance counts only the
-    audio, :func:`~musicbrain_cli.alignment.overlap.onset_overlap`)."""
+    shorter than a window and the rest repeats it; the onsets' chance counts the clip once,
+    :func:`~musicbrain_cli.alignment.overlap.onset_overlap`)."""
     from musicbrain_cli.alignment.overlap import (energy_reference, harmonic_overlap, note_onsets,
                                                   onset_overlap)
     from musicbrain_cli.explain import (FMGradCAM, band_removal, fidelity_report,
@@ -672,7 +672,7 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
     """Evaluate ``detector`` (:class:`~musicbrain_cli.model.inference.Detector`) on the
     ``split`` of ``dataset`` (:class:`~musicbrain_cli.data.dataset.Dataset`); write
     ``metrics.json``, ``metrics.md`` and figures into ``out_dir``; return the metrics dict."""
-    from musicbrain_cli.audio.intake import load_audio
+    from musicbrain_cli.audio.intake import iter_windows, load_audio
     from musicbrain_cli.metrics import average_precision, rates_at_threshold, roc_auc, style_map
 
     out = Path(out_dir)
@@ -721,7 +721,11 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
                     if position in explain_at:
                         notes, source = _alignment_notes(dataset, row, reference, totals)
                         figure_dir = work / FMGCAM_DIR if position in figure_at else None
-                        _explain_window(detector, _window(samples, fe.n_samples), notes,
+                        # the clip's first window as the model stage read it (a short clip
+                        # repeated to fill it: intake.iter_windows), not a copy of the rule
+                        first = next(iter_windows(samples, sample_rate=fe.sample_rate,
+                                                  window_s=fe.window_s, hop_s=fe.hop_s))
+                        _explain_window(detector, first.samples, notes,
                                         clip_id=clip_id, totals=totals, figure_dir=figure_dir,
                                         top_k=top_k, steps=fidelity_steps, substrate=substrate,
                                         occlusion=occlusion, occlusion_patch=occlusion_patch,
