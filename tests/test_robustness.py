@@ -87,6 +87,25 @@ def test_gain(key, db):
     assert _db(ratio) == pytest.approx(db, abs=1e-3)
 
 
+def test_fades_rise_from_and_fall_to_silence_over_their_span():
+    y = _melody(8.0)
+    up, down = _run("fade_in_3s", y), _run("fade_out_6s", y)
+    n3, n6 = 3 * SR, 6 * SR
+    assert up[0] == 0.0 and np.array_equal(up[n3:], y[n3:])
+    np.testing.assert_allclose(up[n3 // 2], y[n3 // 2] * 0.25, rtol=1e-5)   # half way: -12 dB
+    assert np.array_equal(down[: y.size - n6], y[: y.size - n6])
+    assert abs(down[-1]) < 1e-6 * max(abs(y[-1]), 1e-3) + 1e-9
+    np.testing.assert_allclose(down[y.size - n6 // 2], y[y.size - n6 // 2] * 0.25, rtol=1e-3)
+    short = _melody(1.0)                       # shorter than the fade: faded over its length
+    z, tail = _run("fade_in_3s", short), slice(-SR // 10, None)
+    assert z[0] == 0.0 and np.abs(z[tail]).max() > 0.7 * np.abs(short[tail]).max()
+
+
+def test_dc_offset_adds_a_constant():
+    y = _melody(1.0)
+    np.testing.assert_allclose(_run("dc_+0.1", y) - y, 0.1, atol=1e-6)
+
+
 @pytest.mark.parametrize("key, snr", [("noise_30db", 30.0), ("noise_20db", 20.0)])
 def test_noise_has_the_stated_snr_and_is_seeded(key, snr):
     y = _melody(2.0)

@@ -134,6 +134,31 @@ def white_noise(y: np.ndarray, sr: int, *, rng: np.random.Generator, snr_db: flo
     return (y + noise).astype(np.float32)
 
 
+def fade(y: np.ndarray, sr: int, *, rng: np.random.Generator, seconds: float,
+         at: str) -> np.ndarray:
+    """A fade-in (``at="in"``) or fade-out (``"out"``) over ``seconds`` (the whole clip when
+    shorter): gain rising as ``(t / seconds) ** 2`` from silence, a fade in amplitude that
+    sounds even, as an editor's "exponential" fade does; a fade-out the same reversed."""
+    from musicbrain_cli.audio.intake import seconds_to_samples
+
+    if at not in ("in", "out"):
+        raise ValueError(f"at must be 'in' or 'out', not {at!r}")
+    y = np.asarray(y, dtype=np.float32)
+    n = min(y.size, seconds_to_samples(seconds, sr))
+    g = np.ones(y.size, np.float32)
+    ramp = (np.arange(n, dtype=np.float32) / max(n, 1)) ** 2
+    if at == "in":
+        g[:n] = ramp
+    else:
+        g[y.size - n:] = ramp[::-1]
+    return y * g
+
+
+def dc_offset(y: np.ndarray, sr: int, *, rng: np.random.Generator, level: float) -> np.ndarray:
+    """Add a constant ``level`` (full scale = 1), as a miscalibrated converter does."""
+    return (np.asarray(y, dtype=np.float32) + np.float32(level)).astype(np.float32)
+
+
 def pitch_shift(y: np.ndarray, sr: int, *, rng: np.random.Generator, semitones: float) -> np.ndarray:
     """Shift pitch by ``semitones`` keeping the duration (librosa: phase-vocoder stretch,
     then resampling)."""
@@ -202,6 +227,12 @@ TRANSFORMS: dict[str, Transform] = {t.key: t for t in (
     Transform("gain_-6db", "Gain -6 dB", partial(gain, db=-6.0)),
     Transform("noise_30db", "White noise, 30 dB SNR", partial(white_noise, snr_db=30.0)),
     Transform("noise_20db", "White noise, 20 dB SNR", partial(white_noise, snr_db=20.0)),
+    Transform("fade_in_3s", "Fade-in over 3 s", partial(fade, seconds=3.0, at="in"),
+              note="gain (t / 3 s)^2 from silence"),
+    Transform("fade_out_6s", "Fade-out over 6 s", partial(fade, seconds=6.0, at="out"),
+              note="gain falling as (t / 6 s)^2 to silence"),
+    Transform("dc_+0.1", "DC offset +0.1", partial(dc_offset, level=0.1),
+              note="a constant 10 % of full scale added"),
     Transform("pitch_+1", "Pitch +1 semitone", partial(pitch_shift, semitones=1.0)),
     Transform("pitch_-1", "Pitch -1 semitone", partial(pitch_shift, semitones=-1.0)),
     Transform("stretch_+5", "Time stretch +5% (longer)", partial(time_stretch, factor=1.05)),
