@@ -704,8 +704,8 @@ def quiet_window(samples: np.ndarray, n_valid: int = -1) -> bool:
     ``n_valid``; all when negative): none reaches :data:`QUIET_PEAK` (a gap, dither, digital
     silence), or a silent stretch at the start or the end of them fills at least
     :data:`EDGE_SILENCE_SHARE` of the window (``samples.size``): where the music begins or
-    ends, the rest of the window is silence the model never heard in training. The zero
-    padding after the real samples is not counted."""
+    ends, the rest of the window is silence the model never heard in training. The samples
+    after ``n_valid`` (a short track's repeat) are not counted."""
     real = samples if n_valid < 0 else samples[:n_valid]
     loud = np.abs(real) >= QUIET_PEAK
     if not loud.any():
@@ -720,8 +720,9 @@ class Window:
     """One fixed-length model window.
 
     ``samples`` is ``np.ndarray [shape=(window_samples,), dtype=float32]``; ``start_s`` its
-    start in the track; ``padded`` is True when zeros were appended (short track or tail);
-    ``n_valid`` is how many leading samples are real audio; ``quiet`` (read once, then kept)
+    start in the track; ``padded`` is True for the one window of a track shorter than a
+    window, which repeats the track to fill it; ``n_valid`` is how many leading samples are
+    the track heard once (all of them otherwise); ``quiet`` (read once, then kept)
     whether the window holds too little sound to be judged (:func:`quiet_window`).
     """
 
