@@ -104,3 +104,20 @@ def test_clips_shorter_than_the_window_are_said(dataset, tmp_path):
     with pytest.warns(UserWarning, match=r"1 of 3 clips are shorter than the model's 1 s window \(e\.g\. 'c2'\)"):
         out = build_cache(dataset, FE, out=tmp_path / "cache")
     assert json.loads((out / "index.json").read_text())["clips_shorter_than_window"] == 1
+
+
+def test_a_cache_of_the_old_windows_is_rebuilt_not_reused(dataset, tmp_path):
+    """Review (session 38): the windowing rule changed (no zero padding; a clip's last window
+    ends at its end), but a cache built before kept its hash and was reused, so training read
+    windows inference no longer reads. The cache's version names the rule."""
+    from musicbrain_cli.data import cache as C
+
+    out = build_cache(dataset, FE, out=tmp_path / "cache")
+    index = json.loads((out / "index.json").read_text())
+    assert index["version"] == C.CACHE_VERSION >= 2
+    old_hash = index["config_hash"]
+    import unittest.mock as mock
+
+    with mock.patch.object(C, "CACHE_VERSION", 1):
+        old = build_cache(dataset, FE, out=tmp_path / "old")
+        assert json.loads((old / "index.json").read_text())["config_hash"] != old_hash

@@ -54,16 +54,20 @@ def test_a_track_of_three_quarters_of_a_window_is_judged(tmp_path, default_detec
 
 
 def test_the_short_window_repeats_the_track(default_detector, bach):
+    from musicbrain_cli.audio.intake import QUIET_PEAK
+
     y = bach[: 3 * SR]
+    first, last = np.flatnonzero(np.abs(y) >= QUIET_PEAK)[[0, -1]]
     pred = default_detector.predict_track(y)
-    again = default_detector.predict_windows(np.tile(y, 4)[None, : 10 * SR])
+    again = default_detector.predict_windows(np.resize(y[first:last + 1], 10 * SR)[None])
     np.testing.assert_allclose(pred.window_probs, again, atol=1e-6)
-    assert pred.n_valid.tolist() == [3 * SR]
+    assert pred.n_valid.tolist() == [last - first + 1] and last - first + 1 > 2.9 * SR
 
 
 def test_evaluate_explains_the_window_the_model_stage_judged(tmp_path, monkeypatch):
     """evaluate explained a short clip's window zero padded while the model stage scored it
     repeated: the explanation was of an input no verdict was taken on."""
+    from musicbrain_cli.audio.intake import iter_windows
     from musicbrain_cli.data.dataset import ClipRecord, Dataset, DatasetWriter
     from musicbrain_cli.evaluate import split as S
     from musicbrain_cli.features import FrontEndConfig
@@ -93,4 +97,45 @@ def test_evaluate_explains_the_window_the_model_stage_judged(tmp_path, monkeypat
     for row, wave in zip(sorted(dataset.split("test"), key=lambda r: r["clip_id"]), seen):
         y = load_audio(dataset.audio_path(row), sample_rate=SR)
         assert wave.size == fe.n_samples and wave[-SR // 2:].any()      # no zeros at the end
-        np.testing.assert_array_equal(wave, np.resize(y, fe.n_samples))
+        (first,) = iter_windows(y, sample_rate=SR, window_s=fe.window_s, hop_s=fe.hop_s)
+        np.testing.assert_array_equal(wave, first.samples)
+
+
+def test_silence_around_a_short_excerpt_is_not_counted_as_music(tmp_path, default_detector, bach):
+    """Review: 5.2 s of the human Bach example and 2.4 s of digital silence (7.6 s) passed the
+    7.5-s floor, and the repeat put the silence inside the window: called ai (P(AI) 0.875)."""
+    for name, y in (("after", np.concatenate([bach[: int(5.2 * SR)], np.zeros(int(2.4 * SR), np.float32)])),
+                    ("around", np.concatenate([np.zeros(2 * SR, np.float32), bach[3 * SR: 7 * SR],
+                                               np.zeros(2 * SR, np.float32)]))):
+        track = _scan(tmp_path, name, y, default_detector)
+        content = [e for e in track["evidence"] if e["line"] == "content"][0]
+        assert track["verdict"]["label"] == INCONCLUSIVE, name
+        assert content["reasons"] == [TOO_SHORT], name
+        assert content["p_ai"] < 0.05, name
+
+
+def test_a_short_window_repeats_only_the_sound_and_starts_where_it_does():
+    from musicbrain_cli.audio.intake import QUIET_PEAK, iter_windows
+
+    t = np.arange(3 * SR) / SR
+    tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    y = np.concatenate([np.zeros(SR, np.float32), tone, np.full(SR, 1e-5, np.float32)])
+    (w,) = iter_windows(y, sample_rate=SR, window_s=10.0, hop_s=5.0)
+    first, last = np.flatnonzero(np.abs(tone) >= QUIET_PEAK)[[0, -1]]
+    assert w.padded and w.start_s == pytest.approx((SR + first) / SR)
+    assert w.n_valid == last - first + 1
+    np.testing.assert_array_equal(w.samples, np.resize(tone[first:last + 1], 10 * SR))
+
+
+def test_a_dc_offset_does_not_make_silence_sound():
+    """Review: a converter's DC offset of 0.002 made 20 s of digital silence count as sound,
+    and the silence rules never fired."""
+    from musicbrain_cli.audio.intake import quiet_window
+
+    assert quiet_window(np.full(10 * SR, 0.002, np.float32))
+    t = np.arange(10 * SR) / SR
+    music = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    music[-3 * SR:] = 0.0
+    assert quiet_window(music + np.float32(0.002))            # 3 s of silence at the end
+    music[-3 * SR:] = music[: 3 * SR]
+    assert not quiet_window(music + np.float32(0.002))       # sound throughout

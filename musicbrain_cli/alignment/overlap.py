@@ -290,9 +290,10 @@ def onset_overlap(saliency: np.ndarray, *, times: np.ndarray, onsets: Sequence[f
     """Onset overlap of one window's ``saliency [F, T]``; ``onsets`` in seconds on the same
     clock as ``times`` (onsets outside the window are ignored).
 
-    ``until``: where the audio ends, in seconds on the same clock, when the window runs past
-    a recording's end into zero padding. Only the frames whose centre lies at or before it
-    count (the peaks, the onsets and chance's span): no onset can fall in the padding, so a
+    ``until``: where the audio heard once ends, in seconds on the same clock, when the window
+    runs past a recording's end (zero padding, or since 0.3.5 a short track's repeat). Only
+    the frames whose centre lies at or before it count (the peaks, the onsets and chance's
+    span): no onset can fall in zero padding (nor is one listed in a repeat), so a
     span that reached into it would divide the peaks' cover by time where no onset is ever
     placed and understate chance (a window 30 % audio: chance came out 3.3x too low)."""
     if radius <= 0 or not 0 < peak_quantile < 1:

@@ -41,7 +41,9 @@ from musicbrain_cli.files import sha256_file
 from musicbrain_cli.progress import NULL_PROGRESS, Progress
 from musicbrain_cli.data.dataset import MANIFEST, SPLITS, Dataset
 
-CACHE_VERSION = 1
+#: 2 since version 0.3.5: windows hold no zero padding (a short clip is repeated, a clip's
+#: last window ends at its end), so caches of version 1 hold windows inference no longer reads.
+CACHE_VERSION = 2
 CACHE_DTYPE = np.float16
 INDEX = "index.json"
 SHARD_WINDOWS = 256     # ~64 MB per shard at 256 bins x 500 frames x 2 bytes
@@ -219,14 +221,14 @@ def build_cache(dataset_root: str | Path, front_end, *, out: str | Path | None =
     for si, meta in enumerate(shards):
         for w in meta["windows"]:
             windows.append({**w, "shard": si})
-    # A clip shorter than the model's window is one window, padded with silence: a model
-    # trained on such windows learns the padding too. Said, never silently accepted.
+    # A clip shorter than the model's window is one window that repeats it: a model trained
+    # on such windows learns the seam too. Said, never silently accepted.
     need = int(round(front_end.window_s * front_end.sample_rate))
-    short = sorted({w["clip_id"] for w in windows if w["start_s"] == 0 and w["n_valid"] < need})
+    short = sorted({w["clip_id"] for w in windows if w["n_valid"] < need})
     if short:
         warnings.warn(f"{len(short)} of {len(ds.rows)} clips are shorter than the model's "
                       f"{front_end.window_s:g} s window (e.g. {short[0]!r}): each is one window "
-                      "padded with silence", MusicBrainWarning, stacklevel=2)
+                      "that repeats it", MusicBrainWarning, stacklevel=2)
     index = {"version": CACHE_VERSION, "front_end": fe_dict, "config_hash": chash,
              "dtype": np.dtype(CACHE_DTYPE).name, "shape": shape,
              "taxonomy": ds.taxonomy.to_dict(), "labels": ds.taxonomy.labels,

@@ -50,8 +50,9 @@ def spectral_profile(spec, *, floor: float = -1.0, bands: int = PROFILE_BANDS) -
         spec: the model's input map, ``[B, 1, F, T]`` or ``[B, F, T]`` (torch or numpy).
             The ``F`` bins are averaged into ``min(bands, F)`` contiguous bands of (nearly)
             equal width.
-        floor: the map value of digital silence (``FrontEndConfig.silence_level``); zero-padded frames at
-            the end of a short track are left out, so padding does not look like a new domain.
+        floor: the map value of digital silence (``FrontEndConfig.silence_level``); frames of
+            digital silence at the end of a window are left out, so zero padding (which the
+            scan no longer adds since 0.3.5; callers may) does not look like a new domain.
 
     Returns ``[B, 2 * min(bands, F)]`` float32: ``[band means | band flux means]``.
     """

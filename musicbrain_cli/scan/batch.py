@@ -527,8 +527,9 @@ def _explain(chosen: list[_Candidate], detector, options: ScanOptions, timer: _T
             transcribed[cand.index] = notes
         estimators.append(estimate.provenance())
         onsets = detect_onsets(cand.samples, fe.sample_rate)
-        # a short track's window repeats the recording past its end: the checks count the
-        # recording once, so the onsets' chance is counted up to its end (overlap.onset_overlap)
+        # a short track's window repeats the recording past its end: the onsets' chance is
+        # counted up to its end (overlap.onset_overlap); the harmonic check reads the whole
+        # window, whose notes the transcription lists in the repeat too
         heard_s = cand.n_valid / fe.sample_rate
         harm = harmonic_overlap(saliency, freqs=freqs, times=local_times, notes=notes)
         ons = onset_overlap(saliency, times=local_times, onsets=onsets, until=heard_s)
