@@ -78,18 +78,33 @@ def test_evaluate_explains_the_window_the_model_stage_judged(tmp_path, monkeypat
     from musicbrain_cli.taxonomy import Taxonomy
     import torch
 
+    import pretty_midi
+
     taxonomy = Taxonomy.from_groups([("source", ["human", "ai"], True)])
     t = np.arange(int(SR * 1.5)) / SR
     with DatasetWriter(tmp_path / "data", taxonomy, sample_rate=SR, name="short") as w:
         for i, source in enumerate(("human", "ai")):
             y = (0.3 * np.sin(2 * np.pi * (220 + 110 * i) * t)).astype(np.float32)
-            w.add(ClipRecord(f"clip{i}", source=source, work_id=f"w{i}", split="test"), y)
+            score = None
+            if i == 1:      # 0.5 s of silence first, and a score of the note after it
+                y = np.concatenate([np.zeros(SR // 2, np.float32), y])
+                score = pretty_midi.PrettyMIDI()
+                inst = pretty_midi.Instrument(program=0)
+                inst.notes.append(pretty_midi.Note(velocity=80, pitch=57, start=0.5, end=2.0))
+                score.instruments.append(inst)
+            w.add(ClipRecord(f"clip{i}", source=source, work_id=f"w{i}", split="test",
+                             score=score), y)
     fe = FrontEndConfig(n_bins=64, window_s=2.56, hop_s=1.28)
     config = ModelConfig(front_end=fe, taxonomy=taxonomy)
     torch.manual_seed(0)
     detector = Detector(build_model(config), config, default_card(), device="cpu")
-    seen = []
-    monkeypatch.setattr(S, "_explain_window", lambda det, wave, *a, **k: seen.append(wave.copy()))
+    seen, calls = [], []
+
+    def capture(det, wave, notes, **k):
+        seen.append(wave.copy())
+        calls.append((notes, k["audio_s"]))
+
+    monkeypatch.setattr(S, "_explain_window", capture)
     S.evaluate(Dataset.load(tmp_path / "data"), detector, tmp_path / "eval", explain_windows=2,
                n_figures=0, fidelity_steps=4, n_random=1, occlusion=False, event_clips=0)
     assert len(seen) == 2
@@ -99,6 +114,12 @@ def test_evaluate_explains_the_window_the_model_stage_judged(tmp_path, monkeypat
         assert wave.size == fe.n_samples and wave[-SR // 2:].any()      # no zeros at the end
         (first,) = iter_windows(y, sample_rate=SR, window_s=fe.window_s, hop_s=fe.hop_s)
         np.testing.assert_array_equal(wave, first.samples)
+    # the heard span and the score's notes follow the window (which starts at the sound), not
+    # the clip: the onsets' chance ran to 2.0 s and the note sat 0.5 s late
+    notes, audio_s = calls[1]
+    assert audio_s == pytest.approx(1.5, abs=0.01)
+    assert len(notes) == 1 and notes[0].start == pytest.approx(0.0, abs=0.01)
+    assert notes[0].end == pytest.approx(1.5, abs=0.01)
 
 
 def test_silence_around_a_short_excerpt_is_not_counted_as_music(tmp_path, default_detector, bach):

@@ -46,7 +46,7 @@ import os
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -725,6 +725,11 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
                         # repeated to fill it: intake.iter_windows), not a copy of the rule
                         first = next(iter_windows(samples, sample_rate=fe.sample_rate,
                                                   window_s=fe.window_s, hop_s=fe.hop_s))
+                        if notes is not None and first.start_s:
+                            # the window starts where the clip's sound does: the notes too
+                            notes = [replace(n, start=n.start - first.start_s,
+                                             end=n.end - first.start_s) for n in notes
+                                     if n.end > first.start_s]
                         _explain_window(detector, first.samples, notes,
                                         clip_id=clip_id, totals=totals, figure_dir=figure_dir,
                                         top_k=top_k, steps=fidelity_steps, substrate=substrate,
@@ -732,8 +737,8 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
                                         n_random=n_random, weighting=cam_weighting,
                                         refine=cam_refine, destripe=cam_destripe,
                                         notes_source=source, work_id=row.get("work_id") or "",
-                                        audio_s=(samples.size / fe.sample_rate
-                                                 if samples.size < fe.n_samples else None))
+                                        audio_s=(first.n_valid / fe.sample_rate
+                                                 if first.padded else None))
                         explained.append(clip_id)
                 except MusicBrainError as exc:
                     explain_failed.append({"clip_id": clip_id, "error": f"{type(exc).__name__}: {exc}"})
