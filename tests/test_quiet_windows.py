@@ -9,8 +9,8 @@ import pytest
 
 from musicbrain_cli.audio.encode import encode_audio
 from musicbrain_cli.audio.intake import load_audio
-from musicbrain_cli.audio.intake import EDGE_SILENCE_SHARE, Window
-from musicbrain_cli.model.inference import QUIET_PEAK, aggregate_windows, quiet_window
+from musicbrain_cli.audio.intake import EDGE_SILENCE_SHARE, QUIET_PEAK, Window, quiet_window
+from musicbrain_cli.model.inference import aggregate_windows
 from musicbrain_cli.scan.batch import ScanOptions, analyse_track
 from musicbrain_cli.verdict import INCONCLUSIVE, NEAR_SILENT
 

@@ -30,7 +30,7 @@ Track aggregation (per label, over the track's windows):
   else 0.5) - high disagreement between windows is a reason to abstain (see ``verdict``).
 
 Silent windows are not judged (:func:`~musicbrain_cli.audio.intake.quiet_window`): a window
-whose real samples peak below :data:`QUIET_PEAK` (-60 dBFS) holds no music, and peak
+whose real samples peak below :data:`~musicbrain_cli.audio.intake.QUIET_PEAK` (-60 dBFS) holds no music, and peak
 normalisation turns what is there (dither, hiss, digital zeros) into the network's whole input.
 Measured on the shipped model (session 37): 16-bit dither of one LSB scored P(AI) 0.90-0.97 per
 window, digital silence 0.02, so a silent stretch pushed a track towards AI or towards human by
@@ -62,7 +62,6 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import numpy as np
 import torch
 
-from musicbrain_cli.audio.intake import QUIET_PEAK, quiet_window  # noqa: F401 - the rule's home is audio/
 from musicbrain_cli.model.calibration import calibrated_probability
 from musicbrain_cli.errors import ConfigError, ModelLoadError
 from musicbrain_cli.features import FrontEnd, resolve_device
