@@ -829,7 +829,8 @@ def full_windows(duration_s, window_s=10.0, hop_s=5.0, rate=100):
     sample rate to keep it cheap)."""
     from musicbrain_cli.audio.intake import iter_windows
 
-    y = np.zeros(int(round(duration_s * rate)), np.float32)
+    n = int(round(duration_s * rate))
+    y = (0.1 * np.sin(2 * np.pi * 7.3 * np.arange(n) / rate)).astype(np.float32)  # sound throughout
     return {w.index: w.padded for w in iter_windows(y, sample_rate=rate, window_s=window_s, hop_s=hop_s)}
 
 

@@ -43,7 +43,9 @@ from musicbrain_cli.data.dataset import MANIFEST, SPLITS, Dataset
 
 #: 2 since version 0.3.5: windows hold no zero padding (a short clip is repeated, a clip's
 #: last window ends at its end), so caches of version 1 hold windows inference no longer reads.
-CACHE_VERSION = 2
+#: 3 since 0.3.6: windows lie over the music (silence at a clip's edges beyond 0.25 s is not
+#: read), which moves the windows of clips that open or end in silence.
+CACHE_VERSION = 3
 CACHE_DTYPE = np.float16
 INDEX = "index.json"
 SHARD_WINDOWS = 256     # ~64 MB per shard at 256 bins x 500 frames x 2 bytes

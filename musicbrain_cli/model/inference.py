@@ -113,7 +113,10 @@ class TrackPrediction:
     "threshold"}`` over the judged windows; ``outputs`` holds every window's logits,
     embedding and spectral profile (what the verdict's out-of-domain check reads);
     ``quiet`` ``[N]`` bool flags the silent windows nothing is judged on
-    (:func:`~musicbrain_cli.audio.intake.quiet_window`; ``None``: none flagged).
+    (:func:`~musicbrain_cli.audio.intake.quiet_window`; ``None``: none flagged);
+    ``sound_s`` the ``(start_s, end_s)`` of each passage of sound the windows lie over
+    (:func:`~musicbrain_cli.audio.intake.iter_windows`; ``None``: not recorded): the rest of
+    the track is silence that was not read.
     """
 
     labels: list[str]
@@ -126,6 +129,7 @@ class TrackPrediction:
     aggregate: dict[str, dict[str, float]] = field(default_factory=dict)
     outputs: WindowOutputs | None = field(default=None, repr=False)
     quiet: np.ndarray | None = None
+    sound_s: list[tuple[float, float]] | None = None
 
     @property
     def n_windows(self) -> int:
@@ -153,6 +157,7 @@ class TrackPrediction:
                                            self.judged, self.window_probs)
             ],
             "aggregate": self.aggregate,
+            "sound_s": None if self.sound_s is None else [[float(a), float(b)] for a, b in self.sound_s],
         }
 
 
@@ -352,6 +357,7 @@ class Detector:
             raise ConfigError(f"hop_s must lie in (0, {fe.window_s}] s, not {hop_s!r}")
         clock = {} if timings is None else timings
         starts, padded, n_valid, quiet, parts = [], [], [], [], []
+        sound: list[tuple[float, float]] = []
         batch: list = []
 
         def flush() -> None:
@@ -375,7 +381,7 @@ class Detector:
         with progress.task("predicting windows") as task:
             decode_start = time.perf_counter()
             for window in iter_windows(path_or_samples, sample_rate=fe.sample_rate,
-                                       window_s=fe.window_s, hop_s=hop_s):
+                                       window_s=fe.window_s, hop_s=hop_s, passages=sound):
                 starts.append(window.start_s)
                 padded.append(window.padded)
                 n_valid.append(window.n_valid)
@@ -403,6 +409,7 @@ class Detector:
             if len(outputs) else {},
             outputs=outputs,
             quiet=np.asarray(quiet, dtype=bool),
+            sound_s=sound,
         )
 
 
