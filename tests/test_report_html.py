@@ -234,6 +234,35 @@ def test_coverage_names_the_seconds_analysed_and_not_analysed():
     assert "repeated to fill one 10 s window" in coverage_sentence(track)
 
 
+def test_coverage_tells_silence_not_read_from_music_not_analysed():
+    """Since 0.3.6 the windows lie over the music (intake.iter_windows): the seconds of
+    silence around and between its passages are named as silence, not as music left out."""
+    from musicbrain_cli.report.html import coverage_sentence, track_coverage
+
+    track = example_track(n_windows=1, window_s=10.0)
+    track["input"].update(duration_s=40.0, decoded_duration_s=40.0)
+    # 1.5 s of silence, music 1.5-13.5 s, 15 s of silence, a 9-s passage repeated, silence
+    track["timeline"] = {"window_start_s": [1.5, 28.5], "window_s": 10.0, "p_ai": [0.1, 0.1],
+                         "padded": [False, True], "sound_s": [[1.5, 13.5], [28.5, 37.5]]}
+    cov = track_coverage(track)
+    assert cov["analysed"] == [(1.5, 11.5), (28.5, 37.5)]
+    assert cov["unread"] == [(11.5, 13.5)]
+    assert cov["silence"] == [(0.0, 1.5), (13.5, 28.5), (37.5, 40.0)]
+    sentence = coverage_sentence(track)
+    assert sentence == ("1.5–11.5 s, 28.5–37.5 s analysed (2 windows of 10 s); 11.5–13.5 s "
+                        "not analysed; 0–1.5 s, 13.5–28.5 s, 37.5–40 s silence (no sample above "
+                        "-60 dBFS), not read.")
+    assert "Not every second was analysed" in render_report_html(track, {})
+    # silence alone is still named, and a record without sound spans reads as before
+    track["timeline"] = {"window_start_s": [1.5], "window_s": 10.0, "p_ai": [0.1],
+                         "padded": [False], "sound_s": [[1.5, 11.5]]}
+    track["input"].update(decoded_duration_s=12.0)
+    assert coverage_sentence(track) == ("1.5–11.5 s analysed (1 window of 10 s); 0–1.5 s, "
+                                        "11.5–12 s silence (no sample above -60 dBFS), not read.")
+    del track["timeline"]["sound_s"]
+    assert "0–1.5 s, 11.5–12 s not analysed" in coverage_sentence(track)
+
+
 def test_a_clean_file_reads_fully_decoded_and_gets_no_decoding_limitation():
     track = example_track()
     track["input"].update(share_decoded=1.0, undecodable_packets=0)

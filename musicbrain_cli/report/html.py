@@ -412,7 +412,8 @@ def span_text(a: float, b: float) -> str:
     return f"{_sec(a)}–{_sec(b)} s"
 
 
-def coverage(window_start_s: Sequence[float], window_s: float, duration_s: float
+def coverage(window_start_s: Sequence[float], window_s: float, duration_s: float,
+             window_end_s: Sequence[float] | None = None
              ) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
     """Which seconds of a recording the analysis windows read, and which they did not.
 
@@ -422,13 +423,16 @@ def coverage(window_start_s: Sequence[float], window_s: float, duration_s: float
     window_s : window length, seconds (a window past the end reads only up to the end;
         the rest of it repeats the recording, not new audio)
     duration_s : decoded duration of the recording, seconds
+    window_end_s : where each window's new audio ends, when not ``start + window_s`` (a
+        passage shorter than a window, repeated to fill it)
 
     Returns ``(analysed, not_analysed)``: sorted, merged ``(start, end)`` intervals in
     seconds that together tile ``[0, duration_s]``.
     """
     duration = float(duration_s)
-    spans = sorted((max(0.0, float(s)), min(duration, float(s) + float(window_s)))
-                   for s in window_start_s)
+    ends = ([float(s) + float(window_s) for s in window_start_s] if window_end_s is None
+            else [float(e) for e in window_end_s])
+    spans = sorted((max(0.0, float(s)), min(duration, e)) for s, e in zip(window_start_s, ends))
     analysed: list[list[float]] = []
     for a, b in spans:
         if b - a <= 0:
@@ -447,23 +451,69 @@ def coverage(window_start_s: Sequence[float], window_s: float, duration_s: float
     return [(a, b) for a, b in analysed], gaps
 
 
-def coverage_sentence(track: Mapping) -> str | None:
-    """'0–10 s analysed; 10–12 s not analysed (...)' for a track, or None when unknown."""
+def split_by_sound(gaps: Sequence[tuple[float, float]], sound_s: Sequence[Sequence[float]]
+                   ) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
+    """``(silence, sound)``: the parts of ``gaps`` outside every passage of sound (silence the
+    windows were not laid over) and inside one (music not analysed)."""
+    silence, sound = [], []
+    passages = sorted((float(a), float(b)) for a, b in sound_s)
+    for a, b in gaps:
+        cursor = a
+        for pa, pb in passages:
+            lo, hi = max(a, pa), min(b, pb)
+            if hi - lo <= COVERAGE_EPS_S:
+                continue
+            if lo - cursor > COVERAGE_EPS_S:
+                silence.append((cursor, lo))
+            sound.append((lo, hi))
+            cursor = hi
+        if b - cursor > COVERAGE_EPS_S:
+            silence.append((cursor, b))
+    return silence, sound
+
+
+def track_coverage(track: Mapping) -> dict | None:
+    """A track's coverage from its record: ``analysed``, ``silence`` (outside every passage
+    of sound, not read) and ``unread`` (music not analysed) as ``(start, end)`` seconds, with
+    ``windows``, ``width`` and ``duration``; ``None`` when the record cannot say."""
     timeline = track.get("timeline") or {}
     inp = track.get("input") or {}
     starts, width = timeline.get("window_start_s"), _num(timeline.get("window_s"))
     duration = _num(inp.get("decoded_duration_s", inp.get("duration_s")))
     if not starts or width is None or duration is None or duration <= 0:
         return None
-    analysed, gaps = coverage(starts, width, duration)
-    n = len(starts)
+    sound_s = timeline.get("sound_s")
+    ends = None
+    if sound_s:
+        # a repeated passage's window reads up to where the passage's sound ends
+        padded = timeline.get("padded") or [False] * len(starts)
+        ends = [next((float(b) for a, b in sound_s if abs(float(a) - float(s)) <= COVERAGE_EPS_S),
+                     float(s) + width) if p else float(s) + width for s, p in zip(starts, padded)]
+    analysed, gaps = coverage(starts, width, duration, ends)
+    silence, unread = split_by_sound(gaps, sound_s) if sound_s else ([], gaps)
+    return {"analysed": analysed, "silence": silence, "unread": unread, "windows": len(starts),
+            "width": width, "duration": duration,
+            "sound_end": max(float(b) for _, b in sound_s) if sound_s else duration}
+
+
+def coverage_sentence(track: Mapping) -> str | None:
+    """'0–10 s analysed; 10–12 s not analysed (...)' for a track, or None when unknown."""
+    cov = track_coverage(track)
+    if cov is None:
+        return None
+    analysed, silence, unread, n, width, duration = (cov[k] for k in (
+        "analysed", "silence", "unread", "windows", "width", "duration"))
     text = (", ".join(span_text(a, b) for a, b in analysed) + " analysed"
             + (f" ({n} window{'s' if n != 1 else ''} of {_sec(width)} s)" if n else ""))
-    if gaps:
-        text += "; " + ", ".join(span_text(a, b) for a, b in gaps) + " not analysed"
-        if gaps[-1][1] >= duration - COVERAGE_EPS_S:
+    if unread:
+        text += "; " + ", ".join(span_text(a, b) for a, b in unread) + " not analysed"
+        if unread[-1][1] >= cov["sound_end"] - COVERAGE_EPS_S:
             text += (f": the model reads whole {_sec(width)} s windows, and the audio after "
                      f"the last one was too short for another")
+    if silence:
+        text += ("; " + ", ".join(span_text(a, b) for a, b in silence)
+                 + " silence (no sample above -60 dBFS), not read")
+    if unread or silence:
         return text + "."
     if duration < width:
         text += f": the whole recording, repeated to fill one {_sec(width)} s window"
@@ -1267,7 +1317,7 @@ def report_view(track: Mapping, figures: Mapping[str, bytes], *,
     duration = _num(inp.get("decoded_duration_s", inp.get("duration_s")))
     gaps_note = ([f"Not every second was analysed: {covered} Nothing outside the analysed "
                   "seconds is covered by this report."]
-                 if covered and "not analysed" in covered else [])
+                 if covered and ("not analysed" in covered or "not read" in covered) else [])
     return {
         "file_name": visible(inp.get("file_name") or inp.get("path") or "unknown file"),
         "sha256": visible(inp.get("sha256", "n/a")),

@@ -339,7 +339,11 @@ def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = S
                      "p_ai": [round(float(p), 6) for p in probs[:, det_idx]],
                      "padded": [bool(p) for p in padded],
                      # silent windows: shown, not judged (intake.quiet_window)
-                     "quiet": [bool(q) for q in ~prediction.judged]},
+                     "quiet": [bool(q) for q in ~prediction.judged],
+                     # the passages of sound the windows lie over; the rest is silence
+                     # that was not read (intake.iter_windows)
+                     "sound_s": [[round(float(a), 6), round(float(b), 6)]
+                                 for a, b in (prediction.sound_s or [])]},
         "aggregate": aggregate,
         "explanations": explanations,
         "alignment": alignment,
@@ -353,6 +357,15 @@ def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = S
         "limitations": _limitations(ood_facts, [bool(p) for p in padded], info, detector.card,
                                     labels=top_labels, quiet=[bool(q) for q in ~prediction.judged]),
     }
+    from musicbrain_cli.report.html import track_coverage
+
+    silence = (track_coverage(track) or {}).get("silence")
+    if silence:
+        track["limitations"].append(
+            f"{sum(b - a for a, b in silence):.1f} s of silence (no sample above -60 dBFS) "
+            "before, after or between the passages of music were not read: the analysis "
+            "windows lie over the music (silence read into a window had leaned the content "
+            "model towards AI).")
     return TrackAnalysis(track=track, explain=explain_arrays + line_figures, timings=timer.totals)
 
 
