@@ -250,8 +250,10 @@ def test_coverage_tells_silence_not_read_from_music_not_analysed():
     assert cov["silence"] == [(0.0, 1.5), (13.5, 28.5), (37.5, 40.0)]
     sentence = coverage_sentence(track)
     assert sentence == ("1.5–11.5 s, 28.5–37.5 s analysed (2 windows of 10 s); 11.5–13.5 s "
-                        "not analysed; 0–1.5 s, 13.5–28.5 s, 37.5–40 s silence (no sample above "
-                        "-60 dBFS), not read.")
+                        "not analysed: the model reads whole 10 s windows, and music left after "
+                        "a passage's last window (under 2.5 s), or a passage under 7.5 s beside "
+                        "longer music, is not read; 0–1.5 s, 13.5–28.5 s, 37.5–40 s silence (no "
+                        "sample above -60 dBFS), not read.")
     assert "Not every second was analysed" in render_report_html(track, {})
     # silence alone is still named, and a record without sound spans reads as before
     track["timeline"] = {"window_start_s": [1.5], "window_s": 10.0, "p_ai": [0.1],

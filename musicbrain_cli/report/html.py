@@ -507,7 +507,11 @@ def coverage_sentence(track: Mapping) -> str | None:
             + (f" ({n} window{'s' if n != 1 else ''} of {_sec(width)} s)" if n else ""))
     if unread:
         text += "; " + ", ".join(span_text(a, b) for a, b in unread) + " not analysed"
-        if unread[-1][1] >= cov["sound_end"] - COVERAGE_EPS_S:
+        if (track.get("timeline") or {}).get("sound_s"):
+            text += (f": the model reads whole {_sec(width)} s windows, and music left after a "
+                     f"passage's last window (under {_sec(width / 4)} s), or a passage under "
+                     f"{_sec(width * 3 / 4)} s beside longer music, is not read")
+        elif unread[-1][1] >= cov["sound_end"] - COVERAGE_EPS_S:
             text += (f": the model reads whole {_sec(width)} s windows, and the audio after "
                      f"the last one was too short for another")
     if silence:
