@@ -243,6 +243,76 @@ def test_disabled_augmentation_is_the_identity():
     assert torch.equal(aug[1][0], aug.base[1][0])
 
 
+_PLAIN = dict(eq_db=0, noise_prob=0, time_masks=0, freq_masks=0, gain_db=0)
+
+
+def test_silence_augmentation_writes_digital_silence_of_the_drawn_length():
+    """Session 39: the shipped model learned digital silence as a cue of the AI class (the
+    built-in generators' windows hold it 3-4 times as often as the human ones); training
+    with silence drawn into windows of both classes removes the cue."""
+    aug = _augmenter(silence_prob=1.0, silence_s=(0.1, 0.2), **_PLAIN)
+    assert aug.frame_s == pytest.approx(100 / 6400)            # the front end's hop
+    lo, hi = round(0.1 / aug.frame_s), round(0.2 / aug.frame_s)
+    places = set()
+    for i in range(len(aug)):
+        for epoch in range(6):
+            aug.set_epoch(epoch)
+            x, base = aug[i][0], aug.base[i][0]
+            silent = (x == aug.floor).all(dim=1)[0] & ~(base == aug.floor).all(dim=1)[0]
+            frames = torch.nonzero(silent).flatten()
+            assert lo <= len(frames) <= hi
+            assert int(frames[-1] - frames[0]) + 1 == len(frames)     # one stretch
+            changed = (x != base).any(dim=1)[0]
+            assert not bool((changed & ~silent).any())               # nothing else moves
+            places.add("start" if frames[0] == 0 else "end" if frames[-1] == x.shape[-1] - 1
+                       else "inside")
+    assert places == {"start", "end", "inside"}
+
+
+def test_fade_augmentation_ramps_the_level_from_silence_at_one_edge():
+    aug = _augmenter(fade_prob=1.0, fade_s=(0.5, 0.5), **_PLAIN)
+    k = round(0.5 / aug.frame_s)                                # frames of the fade
+    seen = set()
+    for epoch in range(8):
+        aug.set_epoch(epoch)
+        x, base = aug[0][0], aug.base[0][0]
+        delta = (x - base)[0] * aug.db_scale                        # [F, T] dB
+        n = x.shape[-1]
+        fade_in = float(delta[:, 0].abs().max()) > 0
+        seen.add("in" if fade_in else "out")
+        ramp_part = delta[:, :k] if fade_in else delta[:, n - k:].flip(1)
+        other = delta[:, k:] if fade_in else delta[:, :n - k]
+        assert float(other.abs().max()) == 0.0               # nothing outside the fade moves
+        # amplitude (t / T)^2 at each frame's centre: 40 log10(t / T) dB, unless the floor
+        # clamps it (a bin already near silence)
+        t = (torch.arange(k, dtype=torch.float64) + 0.5) / k
+        want = (40 * torch.log10(t)).float()[None, :].expand_as(ramp_part)
+        xs = (x[0, :, :k] if fade_in else x[0, :, n - k:].flip(1))
+        free = xs > aug.floor
+        assert bool(free.any())
+        assert torch.allclose(ramp_part[free], want[free], atol=1e-3)
+        assert float(want[0, 0]) < -30 and float(want[0, -1]) > -0.5
+    assert seen == {"in", "out"}
+
+
+def test_silence_and_fades_off_keep_every_other_draw_as_it_was():
+    """Resumable runs replay their augmentation: a config without the new effects must draw
+    exactly what it drew before they existed."""
+    x = torch.linspace(-0.8, 0.2, 256 * 500, dtype=torch.float32).reshape(1, 256, 500)
+    kw = dict(db_scale=50.0, db_offset=100.0, floor=-1.0, frame_s=0.02)
+    old = T.augment(x, AugmentConfig(noise_prob=1.0), np.random.default_rng(7), **kw)
+    new = T.augment(x, AugmentConfig(noise_prob=1.0, silence_prob=0.0, fade_prob=0.0),
+                    np.random.default_rng(7), **kw)
+    assert torch.equal(old, new)
+    with pytest.raises(ValueError, match="frame_s"):
+        T.augment(x, AugmentConfig(silence_prob=0.5), np.random.default_rng(0),
+                  db_scale=50.0, db_offset=100.0, floor=-1.0)
+    with pytest.raises(ConfigError, match="silence_prob"):
+        AugmentConfig(silence_prob=1.5)
+    with pytest.raises(ConfigError, match="fade_s"):
+        AugmentConfig(fade_s=(2.0, 1.0))
+
+
 # --- training state as data ---------------------------------------------------------------
 
 

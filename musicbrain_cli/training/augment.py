@@ -36,6 +36,7 @@ class AugmentedWindows(Dataset):
         self.db_scale, self.db_offset = float(fe.db_scale), float(fe.db_offset)
         self.floor = fe.silence_level
         self.bin_hz = bin_frequencies(fe) if config.pitch_semitones > 0 else None
+        self.frame_s = fe.hop_length / fe.sample_rate
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -48,7 +49,7 @@ class AugmentedWindows(Dataset):
         if self.config.enabled:
             x = augment(x, self.config, np.random.default_rng([self.seed, self.epoch, index]),
                         db_scale=self.db_scale, db_offset=self.db_offset, floor=self.floor,
-                        bin_hz=self.bin_hz)
+                        bin_hz=self.bin_hz, frame_s=self.frame_s)
         return x, y, m
 
 
@@ -71,11 +72,14 @@ def pitch_warp(x: torch.Tensor, bin_hz: np.ndarray, semitones: float, floor: flo
 
 
 def augment(x: torch.Tensor, c: AugmentConfig, rng: np.random.Generator, *, db_scale: float,
-            db_offset: float, floor: float, bin_hz: np.ndarray | None = None) -> torch.Tensor:
+            db_offset: float, floor: float, bin_hz: np.ndarray | None = None,
+            frame_s: float | None = None) -> torch.Tensor:
     """One window ``[1, F, T]`` (map units) -> an augmented copy. ``x`` is not modified.
 
     ``bin_hz`` (the bins' centre frequencies) is needed when ``c.pitch_semitones`` > 0; the
     pitch draw comes first and only then, so other configs keep their random streams.
+    ``frame_s`` (seconds per frame) is needed for silence and fades, drawn last and only
+    when on.
     """
     x = x.float().clone()
     _, n_bins, n_frames = x.shape
@@ -107,6 +111,24 @@ def augment(x: torch.Tensor, c: AugmentConfig, rng: np.random.Generator, *, db_s
         width = int(rng.integers(0, int(c.freq_mask_frac * n_bins) + 1))
         start = int(rng.integers(0, n_bins - width + 1))
         x[:, start:start + width, :] = fill
+    if c.fade_prob > 0 or c.silence_prob > 0:
+        if frame_s is None or frame_s <= 0:
+            raise ValueError("silence and fade augmentation need the frame period (frame_s)")
+    if c.fade_prob > 0 and rng.random() < c.fade_prob:
+        n = min(n_frames, max(1, int(round(rng.uniform(*c.fade_s) / frame_s))))
+        t = (np.arange(n, dtype=np.float64) + 0.5) / n               # frame centres, 0..1
+        # amplitude (t / T)**2: power (t / T)**4, 40 log10(t / T) dB
+        ramp = torch.from_numpy((40.0 * np.log10(t) / db_scale).astype(np.float32))
+        if rng.random() < 0.5:
+            x[:, :, :n] = (x[:, :, :n] + ramp).clamp_min(floor)        # fade-in
+        else:
+            x[:, :, n_frames - n:] = (x[:, :, n_frames - n:] + ramp.flip(0)).clamp_min(floor)
+    if c.silence_prob > 0 and rng.random() < c.silence_prob:
+        width = min(n_frames, max(1, int(round(rng.uniform(*c.silence_s) / frame_s))))
+        where = rng.integers(0, 3)                 # the start, the end, or anywhere
+        start = 0 if where == 0 else n_frames - width if where == 1 else \
+            int(rng.integers(0, n_frames - width + 1))
+        x[:, :, start:start + width] = floor
     return x
 
 
