@@ -176,3 +176,60 @@ def test_silence_around_a_human_example_no_longer_moves_its_probability(name):
     assert lead == pytest.approx(alone, abs=5e-4, rel=0.5)
     assert early == pytest.approx(cut, abs=1e-6)
     assert max(lead, early) < 0.005
+
+
+# --- silence inside the music may not carry an accusation (verdict.SILENCE_CUE) -----------
+
+
+def test_longest_silence_measures_edges_and_gaps_in_the_real_samples():
+    from musicbrain_cli.audio.intake import Window, longest_silence
+
+    y = np.concatenate([zeros(0.3), tone(4.0), zeros(1.7), tone(3.0), zeros(1.0)])
+    assert longest_silence(y) == 170
+    assert longest_silence(y, n_valid=int(7.3 * SR)) == 170
+    assert longest_silence(y[:int(4.3 * SR)]) == 30
+    assert longest_silence(zeros(2.0)) == 200
+    assert Window(0, 0.0, y, False).silence == 170
+
+
+def _prediction(det, p_windows, silence_s):
+    """The detector's prediction of a plain tone, its windows' P(AI) and silences set."""
+    import dataclasses
+
+    from musicbrain_cli.model.inference import aggregate_windows
+
+    fe = det.config.front_end
+    n = len(p_windows)
+    y = 0.3 * np.sin(2 * np.pi * 220 * np.arange(int((fe.window_s + (n - 1) * fe.hop_s)
+                                                      * fe.sample_rate)) / fe.sample_rate)
+    pred = det.predict_track(y.astype(np.float32))
+    assert pred.n_windows == n
+    probs = pred.window_probs.copy()
+    probs[:, det.labels.index("source/ai")] = p_windows
+    return dataclasses.replace(
+        pred, window_probs=probs, silence_s=np.asarray(silence_s, float),
+        aggregate=aggregate_windows(probs, pred.n_valid, det.labels, det.thresholds,
+                                    quiet=pred.quiet))
+
+
+def test_an_ai_finding_resting_on_windows_that_hold_silence_is_withheld(tiny_model_dir):
+    """Session 39: 1.5 s of silence inserted at 8.5 s into 120 human test clips had 2 called
+    AI on the shipped model (P(AI) up to 0.79), none as rendered; with this rule none."""
+    from musicbrain_cli.model.inference import Detector
+    from musicbrain_cli.verdict import AI, INCONCLUSIVE, SILENCE_CUE, SILENCE_CUE_S, track_verdict
+
+    det = Detector.from_pretrained(tiny_model_dir)
+    assert SILENCE_CUE_S == EDGE_TOLERANCE_S
+    # one window, AI beyond the band: silence in it withholds the accusation
+    v, _ = track_verdict(_prediction(det, [0.97], [0.0]), det)
+    assert v.label == AI
+    v, _ = track_verdict(_prediction(det, [0.97], [0.6]), det)
+    assert v.label == INCONCLUSIVE and v.reasons == [SILENCE_CUE]
+    assert track_verdict(_prediction(det, [0.97], [0.2]), det)[0].label == AI
+    # the windows without silence still say AI: the accusation stands
+    assert track_verdict(_prediction(det, [0.97, 0.96, 0.98], [1.0, 0.0, 0.0]), det)[0].label == AI
+    # they do not: withheld
+    v, _ = track_verdict(_prediction(det, [0.99, 0.99, 0.55], [1.0, 0.5, 0.0]), det)
+    assert v.label == INCONCLUSIVE and v.reasons == [SILENCE_CUE]
+    # it never touches a finding that is not AI
+    assert track_verdict(_prediction(det, [0.01], [2.0]), det)[0].label != AI

@@ -725,6 +725,18 @@ def quiet_window(samples: np.ndarray, n_valid: int = -1) -> bool:
 _DC_FRAME = 2048
 
 
+def longest_silence(samples: np.ndarray, n_valid: int = -1) -> int:
+    """Samples in the longest stretch of a window's real samples (the first ``n_valid``; all
+    when negative) in which none reaches :data:`QUIET_PEAK`, at an edge or inside: the
+    digital silence the shipped content model reads as a cue of AI (``verdict.SILENCE_CUE``)."""
+    real = samples if n_valid < 0 else samples[:n_valid]
+    sound = np.flatnonzero(_loud(real))
+    if not sound.size:
+        return int(real.size)
+    inside = int((np.diff(sound) - 1).max()) if sound.size > 1 else 0
+    return max(int(sound[0]), int(real.size - 1 - sound[-1]), inside)
+
+
 def _loud(y: np.ndarray) -> np.ndarray:
     """``[shape=(n,)]`` bool: the samples that reach :data:`QUIET_PEAK` away from the mean of
     their stretch of :data:`_DC_FRAME` samples (the last stretch takes in the rest) and from
@@ -782,6 +794,11 @@ class Window:
     @functools.cached_property
     def quiet(self) -> bool:
         return quiet_window(self.samples, self.n_valid)
+
+    @functools.cached_property
+    def silence(self) -> int:
+        """Samples in its longest stretch of silence (:func:`longest_silence`)."""
+        return longest_silence(self.samples, self.n_valid)
 
 
 def iter_windows(

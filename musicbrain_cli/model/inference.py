@@ -114,6 +114,8 @@ class TrackPrediction:
     embedding and spectral profile (what the verdict's out-of-domain check reads);
     ``quiet`` ``[N]`` bool flags the silent windows nothing is judged on
     (:func:`~musicbrain_cli.audio.intake.quiet_window`; ``None``: none flagged);
+    ``silence_s`` ``[N]`` each window's longest stretch of silence in seconds
+    (:func:`~musicbrain_cli.audio.intake.longest_silence`; ``None``: not measured);
     ``sound_s`` the ``(start_s, end_s)`` of each passage of sound the windows lie over
     (:func:`~musicbrain_cli.audio.intake.iter_windows`; ``None``: not recorded): the rest of
     the track is silence that was not read.
@@ -130,6 +132,7 @@ class TrackPrediction:
     outputs: WindowOutputs | None = field(default=None, repr=False)
     quiet: np.ndarray | None = None
     sound_s: list[tuple[float, float]] | None = None
+    silence_s: np.ndarray | None = None
 
     @property
     def n_windows(self) -> int:
@@ -152,9 +155,12 @@ class TrackPrediction:
             "hop_s": self.hop_s,
             "windows": [
                 {"start_s": float(s), "padded": bool(p), "n_valid": int(v), "quiet": bool(~j),
+                 "silence_s": None if q is None else float(q),
                  "probs": {lab: float(x) for lab, x in zip(self.labels, row)}}
-                for s, p, v, j, row in zip(self.window_starts_s, self.padded, self.n_valid,
-                                           self.judged, self.window_probs)
+                for s, p, v, j, q, row in zip(self.window_starts_s, self.padded, self.n_valid,
+                                              self.judged, [None] * self.n_windows
+                                              if self.silence_s is None else self.silence_s,
+                                              self.window_probs)
             ],
             "aggregate": self.aggregate,
             "sound_s": None if self.sound_s is None else [[float(a), float(b)] for a, b in self.sound_s],
@@ -358,6 +364,7 @@ class Detector:
         clock = {} if timings is None else timings
         starts, padded, n_valid, quiet, parts = [], [], [], [], []
         sound: list[tuple[float, float]] = []
+        silence: list[float] = []
         batch: list = []
 
         def flush() -> None:
@@ -386,6 +393,7 @@ class Detector:
                 padded.append(window.padded)
                 n_valid.append(window.n_valid)
                 quiet.append(window.quiet)
+                silence.append(window.silence / fe.sample_rate)
                 batch.append(window)
                 if len(batch) >= batch_size:
                     _add(clock, "decode", time.perf_counter() - decode_start)
@@ -410,6 +418,7 @@ class Detector:
             outputs=outputs,
             quiet=np.asarray(quiet, dtype=bool),
             sound_s=sound,
+            silence_s=np.asarray(silence, dtype=np.float64),
         )
 
 

@@ -340,6 +340,9 @@ def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = S
                      "padded": [bool(p) for p in padded],
                      # silent windows: shown, not judged (intake.quiet_window)
                      "quiet": [bool(q) for q in ~prediction.judged],
+                     # each window's longest stretch of silence, s (verdict.SILENCE_CUE)
+                     "silence_s": [round(float(q), 3) for q in prediction.silence_s]
+                     if prediction.silence_s is not None else None,
                      # the passages of sound the windows lie over; the rest is silence
                      # that was not read (intake.iter_windows)
                      "sound_s": [[round(float(a), 6), round(float(b), 6)]
