@@ -222,21 +222,33 @@ SILENCE_CUE_S = 0.25
 
 def _silence_carries(prediction, judged: np.ndarray, det: int, policy: "VerdictPolicy",
                      in_domain: bool | None) -> bool:
-    """Whether an `ai` finding rests on windows that hold digital silence: without the judged
-    windows whose longest silent stretch reaches :data:`SILENCE_CUE_S` (none left, or the
-    rule applied to the rest, their mean weighted as the aggregate is) it is not `ai`."""
+    """:func:`silence_carries` on a track's judged windows (``False`` when the prediction
+    measured no silence)."""
     silence = getattr(prediction, "silence_s", None)
     if silence is None:
         return False
-    free = judged & (np.asarray(silence, dtype=np.float64) < SILENCE_CUE_S)
-    if free.sum() == judged.sum():
+    return silence_carries(np.asarray(prediction.window_probs)[judged, det],
+                           np.asarray(prediction.n_valid, dtype=np.float64)[judged],
+                           np.asarray(silence, dtype=np.float64)[judged],
+                           policy=policy, in_domain=in_domain)
+
+
+def silence_carries(window_p_ai: Sequence[float], weights: Sequence[float],
+                    silence_s: Sequence[float], *, policy: "VerdictPolicy",
+                    in_domain: bool | None) -> bool:
+    """Whether an `ai` finding rests on windows that hold digital silence: without the windows
+    whose longest silent stretch reaches :data:`SILENCE_CUE_S` (none left, or the rule
+    applied to the rest, their mean weighted as the aggregate is) it is not `ai`. The one
+    place of the rule: scans, evaluations and a new model's card (finalize) apply it."""
+    p = np.asarray(window_p_ai, dtype=np.float64)
+    free = np.asarray(silence_s, dtype=np.float64) < SILENCE_CUE_S
+    if free.all():
         return False
     if not free.any():
         return True
-    p = np.asarray(prediction.window_probs)[free, det]
-    weights = np.asarray(prediction.n_valid, dtype=np.float64)[free]
-    mean = float(np.clip(np.average(p, weights=weights), 0.0, 1.0))
-    return decide(mean, p, policy=policy, in_domain=in_domain).label != AI
+    mean = float(np.clip(np.average(p[free], weights=np.asarray(weights, np.float64)[free]),
+                         0.0, 1.0))
+    return decide(mean, p[free], policy=policy, in_domain=in_domain).label != AI
 
 
 #: Why an `ai` finding that rests on windows holding silence is withheld.

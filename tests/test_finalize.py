@@ -58,6 +58,23 @@ def test_verdict_rates_apply_the_full_rule_with_intervals():
     assert rates["inconclusive_human"] == pytest.approx(0.5)
 
 
+def test_verdict_rates_withhold_ai_that_rests_on_windows_holding_silence():
+    """A new model's card counts verdicts as a scan makes them (verdict.silence_carries)."""
+    policy = VerdictPolicy(threshold=0.5, band=0.1)
+    p = [0.9, 0.9, 0.9]
+    windows = [np.array([0.9, 0.9]), np.array([0.9, 0.9]), np.array([0.9, 0.9])]
+    clips = _clips(p, windows, [0.0] * 3)
+    clips.window_weights = np.ones(6)
+    # clip 0: no silence; clip 1: one window holds 0.5 s of it, the other still says AI;
+    # clip 2: both hold it
+    clips.window_silence = np.array([0.0, 0.1, 0.5, 0.0, 0.5, 1.0])
+    rates = verdict_rates(clips, np.array([False, False, False]), policy=policy, split="test")
+    assert rates["counts"]["human"] == {"ai": 2, "inconclusive": 1}
+    clips.window_silence = None                    # not measured: the plain rule
+    rates = verdict_rates(clips, np.array([False, False, False]), policy=policy, split="test")
+    assert rates["counts"]["human"]["ai"] == 3
+
+
 def test_verdict_rates_split_the_miss_rate_by_generator():
     policy = VerdictPolicy(threshold=0.5, band=0.1)
     p = [0.1, 0.9, 0.9, 0.2, 0.95, 0.55]
@@ -137,7 +154,8 @@ def test_clips_are_scored_as_a_scan_scores_a_track():
 
     n = 220500
     cache = SimpleNamespace(clip_ids=["a", "a", "b"], n_valid=np.array([n, int(0.8 * n), n]),
-                            targets=np.zeros((3, 2)), mask=np.ones((3, 2)))
+                            targets=np.zeros((3, 2)), mask=np.ones((3, 2)),
+                            silence_s=np.zeros(3))
     probs = np.array([[0.05, 0.95], [0.55, 0.45], [0.8, 0.2]])
     clips = _clips(cache, np.arange(3), probs, np.zeros((3, 1)), det=1)
     scan = aggregate_windows(probs[:2], cache.n_valid[:2], ["h", "ai"], {"h": 0.5, "ai": 0.5})

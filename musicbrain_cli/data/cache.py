@@ -44,8 +44,9 @@ from musicbrain_cli.data.dataset import MANIFEST, SPLITS, Dataset
 #: 2 since version 0.3.5: windows hold no zero padding (a short clip is repeated, a clip's
 #: last window ends at its end), so caches of version 1 hold windows inference no longer reads.
 #: 3 since 0.3.6: windows lie over the music (silence at a clip's edges beyond 0.25 s is not
-#: read), which moves the windows of clips that open or end in silence.
-CACHE_VERSION = 3
+#: read), which moves the windows of clips that open or end in silence; 4: each window's
+#: longest stretch of silence is kept (``silence_s``, for ``verdict.silence_carries``).
+CACHE_VERSION = 4
 CACHE_DTYPE = np.float16
 INDEX = "index.json"
 SHARD_WINDOWS = 256     # ~64 MB per shard at 256 bins x 500 frames x 2 bytes
@@ -212,6 +213,7 @@ def build_cache(dataset_root: str | Path, front_end, *, out: str | Path | None =
                     pending_meta.append({
                         "clip_id": row["clip_id"], "split": row["split"],
                         "start_s": round(float(w.start_s), 6), "n_valid": int(w.n_valid),
+                        "silence_s": w.silence / front_end.sample_rate,
                         "targets": targets.astype(int).tolist(),
                         "mask": mask.astype(int).tolist()})
             if len(pending_meta) >= shard_windows:
@@ -278,6 +280,8 @@ class CachedWindows(torch.utils.data.Dataset):
         self.clip_ids = [w["clip_id"] for w in wins]
         self.start_s = np.array([w["start_s"] for w in wins], dtype=np.float64)
         self.n_valid = np.array([w["n_valid"] for w in wins], dtype=np.int64)
+        #: each window's longest stretch of silence, seconds (intake.longest_silence)
+        self.silence_s = np.array([w["silence_s"] for w in wins], dtype=np.float64)
         self._shard = np.array([w["shard"] for w in wins], dtype=np.int64)
         self._row = np.array([w["row"] for w in wins], dtype=np.int64)
         n_labels = self.taxonomy.num_labels

@@ -71,6 +71,10 @@ class _Clips:
     #: [W] each window's real samples (``n_valid``), grouped as ``window_p_ai``: the weights
     #: of the clip means, as a scan weighs a track's windows (None: equal weights)
     window_weights: np.ndarray | None = None
+    #: [W] each window's longest stretch of silence, seconds, grouped as ``window_p_ai``: an
+    #: `ai` verdict must stand without the windows that hold silence, as in a scan
+    #: (``verdict.silence_carries``; None: not measured)
+    window_silence: np.ndarray | None = None
 
     def clip_means(self, window_values: np.ndarray) -> np.ndarray:
         """Mean of ``window_values`` (``[W]`` or ``[W, L]``, grouped as ``window_p_ai``) per
@@ -94,7 +98,8 @@ class _Clips:
                       ood_scores=None if self.ood_scores is None else
                       {k: v[rows] for k, v in self.ood_scores.items()},
                       in_domain=pick(self.in_domain, rows),
-                      window_weights=pick(self.window_weights, win))
+                      window_weights=pick(self.window_weights, win),
+                      window_silence=pick(self.window_silence, win))
 
     def clip_medians(self, window_scores: np.ndarray) -> np.ndarray:
         """Median of ``window_scores`` (grouped as ``window_p_ai``) per clip."""
@@ -149,7 +154,8 @@ def _clips(cache, indices, probs, emb, det: int, profiles: np.ndarray | None = N
                    targets=cache.targets[first], mask=cache.mask[first],
                    embeddings=emb[order],
                    profiles=None if profiles is None else profiles[order],
-                   window_weights=weights)
+                   window_weights=weights,
+                   window_silence=np.asarray(cache.silence_s, dtype=np.float64)[np.asarray(indices)[order]])
     clips.probs = clips.clip_means(probs[order])
     clips.p_ai = clips.probs[:, det].copy()
     return clips
@@ -216,14 +222,20 @@ def verdict_rates(clips: _Clips, is_ai: np.ndarray, *, policy, split: str,
     expert can hold the model to (session 28 audit).
     """
     from musicbrain_cli.metrics import wilson_interval
-    from musicbrain_cli.verdict import AI, HUMAN, INCONCLUSIVE, decide
+    from musicbrain_cli.verdict import AI, HUMAN, INCONCLUSIVE, decide, silence_carries
 
     counts = {True: defaultdict(int), False: defaultdict(int)}
     domain = [None] * len(clips.p_ai) if clips.in_domain is None else clips.in_domain
     labels = []
-    for p, w, dom, truth in zip(clips.p_ai, clips.window_p_ai, domain, is_ai):
+    b = np.cumsum([0] + [len(w) for w in clips.window_p_ai])
+    for i, (p, w, dom, truth) in enumerate(zip(clips.p_ai, clips.window_p_ai, domain, is_ai)):
         in_domain = None if dom is None else bool(dom)
         label = decide(float(p), w, policy=policy, in_domain=in_domain).label
+        if label == AI and clips.window_silence is not None and silence_carries(
+                w, (np.ones(len(w)) if clips.window_weights is None
+                    else clips.window_weights[b[i]:b[i + 1]]),
+                clips.window_silence[b[i]:b[i + 1]], policy=policy, in_domain=in_domain):
+            label = INCONCLUSIVE              # as a scan's rule (verdict.SILENCE_CUE)
         counts[bool(truth)][label] += 1
         labels.append(label)
     n_h, n_a = sum(counts[False].values()), sum(counts[True].values())
