@@ -117,6 +117,8 @@ def test_a_silent_tail_no_longer_moves_a_human_recording(tmp_path):
     assert b["timeline"]["quiet"] == [False] and b["timeline"]["window_start_s"] == [0.0]
     assert len(b["timeline"]["sound_s"]) == 1 and b["timeline"]["sound_s"][0][1] == pytest.approx(12.0, abs=0.01)
     assert any("60.0 s of silence" in n and "not read" in n for n in b["limitations"])
+    # the window read holds no stretch of silence that could weigh on an ai finding
+    assert len(b["timeline"]["silence_s"]) == 1 and b["timeline"]["silence_s"][0] < 0.25
     assert [e["window_index"] for e in b["explanations"]] == [0]
 
 
