@@ -713,12 +713,14 @@ def quiet_window(samples: np.ndarray, n_valid: int = -1) -> bool:
     ends, the rest of the window is silence the model never heard in training. The samples
     after ``n_valid`` (a short track's repeat) are not counted."""
     real = samples if n_valid < 0 else samples[:n_valid]
-    loud = _loud(real)
-    if not loud.any():
+    return _quiet(np.flatnonzero(_loud(real)), real.size, samples.size)
+
+
+def _quiet(sound: np.ndarray, n_real: int, n_window: int) -> bool:
+    """:func:`quiet_window` from the positions of the sound among ``n_real`` samples."""
+    if not sound.size:
         return True
-    lead = int(np.argmax(loud))
-    trail = int(np.argmax(loud[::-1]))
-    return max(lead, trail) >= EDGE_SILENCE_SHARE * samples.size
+    return max(int(sound[0]), n_real - 1 - int(sound[-1])) >= EDGE_SILENCE_SHARE * n_window
 
 
 #: Samples (93 ms at 22.05 kHz) over which :func:`_loud` takes the mean off.
@@ -730,11 +732,15 @@ def longest_silence(samples: np.ndarray, n_valid: int = -1) -> int:
     when negative) in which none reaches :data:`QUIET_PEAK`, at an edge or inside: the
     digital silence the shipped content model reads as a cue of AI (``verdict.SILENCE_CUE``)."""
     real = samples if n_valid < 0 else samples[:n_valid]
-    sound = np.flatnonzero(_loud(real))
+    return _longest(np.flatnonzero(_loud(real)), real.size)
+
+
+def _longest(sound: np.ndarray, n_real: int) -> int:
+    """:func:`longest_silence` from the positions of the sound among ``n_real`` samples."""
     if not sound.size:
-        return int(real.size)
+        return int(n_real)
     inside = int((np.diff(sound) - 1).max()) if sound.size > 1 else 0
-    return max(int(sound[0]), int(real.size - 1 - sound[-1]), inside)
+    return max(int(sound[0]), n_real - 1 - int(sound[-1]), inside)
 
 
 def _loud(y: np.ndarray) -> np.ndarray:
@@ -792,13 +798,19 @@ class Window:
             object.__setattr__(self, "n_valid", int(self.samples.shape[0]))
 
     @functools.cached_property
+    def _silences(self) -> tuple[bool, int]:
+        # the sound's positions read once for both rules below, and not kept
+        sound = np.flatnonzero(_loud(self.samples[:self.n_valid]))
+        return _quiet(sound, self.n_valid, self.samples.size), _longest(sound, self.n_valid)
+
+    @functools.cached_property
     def quiet(self) -> bool:
-        return quiet_window(self.samples, self.n_valid)
+        return self._silences[0]
 
     @functools.cached_property
     def silence(self) -> int:
         """Samples in its longest stretch of silence (:func:`longest_silence`)."""
-        return longest_silence(self.samples, self.n_valid)
+        return self._silences[1]
 
 
 def iter_windows(
