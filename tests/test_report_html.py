@@ -263,6 +263,12 @@ def test_coverage_tells_silence_not_read_from_music_not_analysed():
                                         "11.5–12 s silence (no sample above -60 dBFS), not read.")
     del track["timeline"]["sound_s"]
     assert "0–1.5 s, 11.5–12 s not analysed" in coverage_sentence(track)
+    # a silent track: one window of its start, the rest silence, not "too short for another"
+    track["timeline"] = {"window_start_s": [0.0], "window_s": 10.0, "p_ai": [0.1],
+                         "padded": [False], "sound_s": []}
+    track["input"].update(decoded_duration_s=60.0)
+    assert coverage_sentence(track) == ("0–10 s analysed (1 window of 10 s); 10–60 s silence "
+                                        "(no sample above -60 dBFS), not read.")
 
 
 def test_a_clean_file_reads_fully_decoded_and_gets_no_decoding_limitation():

@@ -490,7 +490,9 @@ def track_coverage(track: Mapping) -> dict | None:
         ends = [next((float(b) for a, b in sound_s if abs(float(a) - float(s)) <= COVERAGE_EPS_S),
                      float(s) + width) if p else float(s) + width for s, p in zip(starts, padded)]
     analysed, gaps = coverage(starts, width, duration, ends)
-    silence, unread = split_by_sound(gaps, sound_s) if sound_s else ([], gaps)
+    # an empty list is a record of no sound at all (a silent track: one window, the rest
+    # silence); a record without the key predates the windows over the music (0.3.6)
+    silence, unread = split_by_sound(gaps, sound_s) if sound_s is not None else ([], gaps)
     return {"analysed": analysed, "silence": silence, "unread": unread, "windows": len(starts),
             "width": width, "duration": duration,
             "sound_end": max(float(b) for _, b in sound_s) if sound_s else duration}
