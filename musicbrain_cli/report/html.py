@@ -494,8 +494,7 @@ def track_coverage(track: Mapping) -> dict | None:
     # silence); a record without the key predates the windows over the music (0.3.6)
     silence, unread = split_by_sound(gaps, sound_s) if sound_s is not None else ([], gaps)
     return {"analysed": analysed, "silence": silence, "unread": unread, "windows": len(starts),
-            "width": width, "duration": duration,
-            "sound_end": max(float(b) for _, b in sound_s) if sound_s else duration}
+            "width": width, "duration": duration}
 
 
 def coverage_sentence(track: Mapping) -> str | None:
@@ -513,7 +512,7 @@ def coverage_sentence(track: Mapping) -> str | None:
             text += (f": the model reads whole {_sec(width)} s windows, and music left after a "
                      f"passage's last window (under {_sec(width / 4)} s), or a passage under "
                      f"{_sec(width * 3 / 4)} s beside longer music, is not read")
-        elif unread[-1][1] >= cov["sound_end"] - COVERAGE_EPS_S:
+        elif unread[-1][1] >= duration - COVERAGE_EPS_S:      # a record before 0.3.6
             text += (f": the model reads whole {_sec(width)} s windows, and the audio after "
                      f"the last one was too short for another")
     if silence:
