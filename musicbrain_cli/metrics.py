@@ -212,6 +212,12 @@ def cluster_indices(groups: Sequence[str] | None, n: int) -> list[np.ndarray]:
 #: review). Below it the interval is reported as unknown.
 MIN_BOOTSTRAP_UNITS = 10
 
+#: Largest share of resamples whose value may be undefined (a lift whose chance share is 0,
+#: a rank measure with one class missing) for an interval to be given over the others.
+#: Dropping them conditions the interval on the resamples that happen to be defined, which
+#: narrows it where the data are thin; beyond this share the interval is reported unknown.
+MAX_UNDEFINED_RESAMPLES = 0.01
+
 
 def bootstrap_ci(n: int, value, *, groups: Sequence[str] | None = None, n_boot: int = 1000,
                  seed: int = 0, min_units: int = MIN_BOOTSTRAP_UNITS) -> list:
@@ -219,8 +225,9 @@ def bootstrap_ci(n: int, value, *, groups: Sequence[str] | None = None, n_boot: 
     Tibshirani 1993, ch. 13). With ``groups`` the resampling is by cluster (Davison & Hinkley
     1997, sec. 3.8): whole groups (the windows of one work) are drawn with replacement, since
     items of one group are not independent and resampling them one by one would make the
-    interval too narrow. ``[None, None]`` when no resample gives a finite value, or with
-    fewer than ``min_units`` units to resample."""
+    interval too narrow. ``[None, None]`` with fewer than ``min_units`` units to resample, or
+    when more than :data:`MAX_UNDEFINED_RESAMPLES` of the resamples give no finite value
+    (the rest are no fair sample of the spread)."""
     clusters = cluster_indices(groups, n)
     if not clusters or len(clusters) < min_units:
         return [None, None]
@@ -228,6 +235,8 @@ def bootstrap_ci(n: int, value, *, groups: Sequence[str] | None = None, n_boot: 
     boots = np.asarray([value(np.concatenate([clusters[j] for j in
                                               rng.integers(0, len(clusters), len(clusters))]))
                         for _ in range(n_boot)], dtype=np.float64)
-    boots = boots[np.isfinite(boots)]
-    return ([float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))]
-            if boots.size else [None, None])
+    finite = np.isfinite(boots)
+    if not finite.any() or (~finite).mean() > MAX_UNDEFINED_RESAMPLES:
+        return [None, None]
+    boots = boots[finite]
+    return [float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))]

@@ -110,3 +110,26 @@ def test_work_rates_count_a_work_once():
     assert r["n_human_works"] == 2 and r["human_works_with_a_clip_called_ai"] == 1
     assert r["n_ai_works"] == 1 and r["ai_works_with_a_clip_called_human"] == 1
     assert work_rates(ids, ["ai"] * 5, np.zeros(5, bool), {}, ai="ai", human="human") is None
+
+
+def test_bootstrap_interval_is_not_taken_over_the_defined_resamples_only():
+    """A resample whose value is undefined (a ratio whose chance share is 0, one class
+    missing) is evidence about the spread too: dropping it silently conditions the interval
+    on the resamples that happen to be defined. Beyond a small share the interval is
+    unknown."""
+    from musicbrain_cli.metrics import MAX_UNDEFINED_RESAMPLES, bootstrap_ci
+
+    values = np.linspace(0.0, 1.0, 200)
+
+    def value(min_zeros):
+        # undefined where item 0 is drawn at least `min_zeros` times: Binomial(200, 1/200)
+        return lambda idx: float("nan") if (idx == 0).sum() >= min_zeros else float(values[idx].mean())
+
+    rng = np.random.default_rng(0)
+    share = lambda k: np.mean([(rng.integers(0, 200, 200) == 0).sum() >= k  # noqa: E731
+                               for _ in range(4000)])
+    assert share(3) > 4 * MAX_UNDEFINED_RESAMPLES and share(6) < MAX_UNDEFINED_RESAMPLES / 4
+    assert bootstrap_ci(200, value(3), n_boot=1000) == [None, None]   # about 8 % undefined
+    low, high = bootstrap_ci(200, value(6), n_boot=1000)               # about 0.06 %
+    assert low < values.mean() < high
+    assert bootstrap_ci(200, lambda idx: float("inf"), n_boot=50) == [None, None]

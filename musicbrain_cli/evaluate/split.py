@@ -158,8 +158,8 @@ ALIGNMENT_BOOTSTRAP = 1000
 def _window_ci(n: int, value, *, n_boot: int, seed: int, groups: Sequence[str] | None = None) -> list:
     """95 % bootstrap interval of ``value(indices)`` over ``n`` windows resampled with
     replacement, whole works at a time when ``groups`` names each window's work
-    (:func:`musicbrain_cli.metrics.bootstrap_ci`); ``[None, None]`` when no resample gives a
-    finite value."""
+    (:func:`musicbrain_cli.metrics.bootstrap_ci`); ``[None, None]`` when too few resamples
+    give a finite value (more than 1 % undefined) or too few works are resampled."""
     from musicbrain_cli.metrics import bootstrap_ci
 
     return bootstrap_ci(n, value, groups=groups, n_boot=n_boot, seed=seed)
