@@ -248,8 +248,8 @@ _PLAIN = dict(eq_db=0, noise_prob=0, time_masks=0, freq_masks=0, gain_db=0)
 
 def test_silence_augmentation_writes_digital_silence_of_the_drawn_length():
     """Session 39: the shipped model learned digital silence as a cue of the AI class (the
-    built-in generators' windows hold it 3-4 times as often as the human ones); training
-    with silence drawn into windows of both classes removes the cue."""
+    built-in generators' windows hold it 3-4 times as often as the human ones); silence is
+    drawn into training windows so that it stops being one."""
     aug = _augmenter(silence_prob=1.0, silence_s=(0.1, 0.2), **_PLAIN)
     assert aug.frame_s == pytest.approx(100 / 6400)            # the front end's hop
     lo, hi = round(0.1 / aug.frame_s), round(0.2 / aug.frame_s)
@@ -293,6 +293,64 @@ def test_fade_augmentation_ramps_the_level_from_silence_at_one_edge():
         assert torch.allclose(ramp_part[free], want[free], atol=1e-3)
         assert float(want[0, 0]) < -30 and float(want[0, -1]) > -0.5
     assert seen == {"in", "out"}
+
+
+def _silent_stretch(aug, i):
+    x, base = aug[i][0], aug.base[i][0]
+    return bool(((x == aug.floor).all(dim=1)[0] & ~(base == aug.floor).all(dim=1)[0]).any())
+
+
+def test_silence_can_be_drawn_more_often_into_human_windows():
+    """Drawn into both classes alike (0.2 each), silence kept its cue in a CPU trial
+    (session 40): the corpus's AI windows still held it more often. A human-class rate of
+    its own lets training cancel the imbalance."""
+    kw = dict(silence_s=(0.1, 0.2), **_PLAIN)
+    src = T.SyntheticSource(n_train=24)
+    data = src.open("train")
+    det = src.taxonomy().index("source/ai")
+    aug = T.AugmentedWindows(data, AugmentConfig(silence_prob=0.0, silence_prob_human=1.0, **kw),
+                             src.front_end(), seed=5, detection_index=det)
+    human = [float(data[i][1][det]) == 0.0 for i in range(len(data))]
+    assert 0 < sum(human) < len(human)
+    for epoch in range(3):
+        aug.set_epoch(epoch)
+        assert [_silent_stretch(aug, i) for i in range(len(data))] == human
+    # the other way round, and the plain rate for both when no human rate is given
+    flipped = T.AugmentedWindows(data, AugmentConfig(silence_prob=1.0, silence_prob_human=0.0,
+                                                     **kw), src.front_end(), seed=5,
+                                 detection_index=det)
+    assert [_silent_stretch(flipped, i) for i in range(len(data))] == [not h for h in human]
+    both = T.AugmentedWindows(data, AugmentConfig(silence_prob=1.0, **kw), src.front_end(), seed=5,
+                              detection_index=det)
+    assert all(_silent_stretch(both, i) for i in range(len(data)))
+    # a window whose source is unknown (masked) is not taken for a human one
+    x, y, m = data[0]
+    masked = torch.utils.data.TensorDataset(x[None], torch.zeros_like(y)[None], torch.zeros_like(m)[None])
+    unknown = T.AugmentedWindows(masked, AugmentConfig(silence_prob=0.0, silence_prob_human=1.0, **kw),
+                                 src.front_end(), seed=5, detection_index=det)
+    assert not _silent_stretch(unknown, 0)
+    with pytest.raises(ValueError, match="detection label"):
+        T.AugmentedWindows(data, AugmentConfig(silence_prob_human=0.5), src.front_end(), seed=5)
+    with pytest.raises(ValueError, match="class"):
+        T.augment(x, AugmentConfig(silence_prob_human=0.5), np.random.default_rng(0),
+                  db_scale=50.0, db_offset=100.0, floor=-1.0, frame_s=0.02)
+    for bad in (1.5, -0.1, "0.3", True):
+        with pytest.raises(ConfigError, match="silence_prob_human"):
+            AugmentConfig(silence_prob_human=bad)
+
+
+def test_training_draws_silence_by_class(tmp_path):
+    """The trainer tells the augmentation which windows are human: a run with a human-only
+    silence rate trains (and differs from one without it)."""
+    out = tmp_path / "run"
+    config = load_config(TINY_CONFIG, overrides={
+        "train": {"epochs": 1}, "augment": {"silence_prob": 0.0, "silence_prob_human": 1.0}})
+    T.train(T.SyntheticSource(), out, config=config, device="cpu", export=False)
+    plain = tmp_path / "plain"
+    T.train(T.SyntheticSource(), plain, config=load_config(TINY_CONFIG, overrides={"train": {"epochs": 1}}),
+            device="cpu", export=False)
+    same = [torch.equal(v, model_tensors(plain)[k]) for k, v in model_tensors(out).items()]
+    assert not all(same)
 
 
 def test_silence_and_fades_off_keep_every_other_draw_as_it_was():

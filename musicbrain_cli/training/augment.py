@@ -27,8 +27,12 @@ class AugmentedWindows(Dataset):
     """
 
     def __init__(self, base: Dataset, config: AugmentConfig, front_end: Mapping[str, Any], *,
-                 seed: int):
+                 seed: int, detection_index: int | None = None):
+        if config.silence_prob_human is not None and detection_index is None:
+            raise ValueError("augment.silence_prob_human needs the detection label's column")
         self.base, self.config, self.seed, self.epoch = base, config, seed, 0
+        #: the target column of the AI class (``source/ai``): 0 where known is a human window
+        self.detection_index = detection_index
         from musicbrain_cli.features import FrontEndConfig, bin_frequencies
 
         fe = FrontEndConfig.from_dict(front_end)
@@ -47,9 +51,11 @@ class AugmentedWindows(Dataset):
     def __getitem__(self, index: int):
         x, y, m = self.base[index]
         if self.config.enabled:
+            j = self.detection_index
+            human = None if j is None else bool(float(m[j]) > 0 and float(y[j]) < 0.5)
             x = augment(x, self.config, np.random.default_rng([self.seed, self.epoch, index]),
                         db_scale=self.db_scale, db_offset=self.db_offset, floor=self.floor,
-                        bin_hz=self.bin_hz, frame_s=self.frame_s)
+                        bin_hz=self.bin_hz, frame_s=self.frame_s, human=human)
         return x, y, m
 
 
@@ -73,13 +79,14 @@ def pitch_warp(x: torch.Tensor, bin_hz: np.ndarray, semitones: float, floor: flo
 
 def augment(x: torch.Tensor, c: AugmentConfig, rng: np.random.Generator, *, db_scale: float,
             db_offset: float, floor: float, bin_hz: np.ndarray | None = None,
-            frame_s: float | None = None) -> torch.Tensor:
+            frame_s: float | None = None, human: bool | None = None) -> torch.Tensor:
     """One window ``[1, F, T]`` (map units) -> an augmented copy. ``x`` is not modified.
 
     ``bin_hz`` (the bins' centre frequencies) is needed when ``c.pitch_semitones`` > 0; the
     pitch draw comes first and only then, so other configs keep their random streams.
     ``frame_s`` (seconds per frame) is needed for silence and fades, drawn last and only
-    when on.
+    when on. ``human``: whether the window is of the human class (its silence probability is
+    ``c.silence_prob_human`` when that is set; needed then).
     """
     x = x.float().clone()
     _, n_bins, n_frames = x.shape
@@ -111,7 +118,13 @@ def augment(x: torch.Tensor, c: AugmentConfig, rng: np.random.Generator, *, db_s
         width = int(rng.integers(0, int(c.freq_mask_frac * n_bins) + 1))
         start = int(rng.integers(0, n_bins - width + 1))
         x[:, start:start + width, :] = fill
-    if c.fade_prob > 0 or c.silence_prob > 0:
+    silence_prob = c.silence_prob
+    if c.silence_prob_human is not None:
+        if human is None:
+            raise ValueError("augment.silence_prob_human needs the window's class (human)")
+        if human:
+            silence_prob = c.silence_prob_human
+    if c.fade_prob > 0 or silence_prob > 0:
         if frame_s is None or frame_s <= 0:
             raise ValueError("silence and fade augmentation need the frame period (frame_s)")
     if c.fade_prob > 0 and rng.random() < c.fade_prob:
@@ -123,7 +136,7 @@ def augment(x: torch.Tensor, c: AugmentConfig, rng: np.random.Generator, *, db_s
             x[:, :, :n] = (x[:, :, :n] + ramp).clamp_min(floor)        # fade-in
         else:
             x[:, :, n_frames - n:] = (x[:, :, n_frames - n:] + ramp.flip(0)).clamp_min(floor)
-    if c.silence_prob > 0 and rng.random() < c.silence_prob:
+    if silence_prob > 0 and rng.random() < silence_prob:
         width = min(n_frames, max(1, int(round(rng.uniform(*c.silence_s) / frame_s))))
         where = rng.integers(0, 3)                 # the start, the end, or anywhere
         start = 0 if where == 0 else n_frames - width if where == 1 else \

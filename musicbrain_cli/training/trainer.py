@@ -289,7 +289,9 @@ def _setup(request: TrainRequest, info: D.DistInfo) -> _Run:
     model.to(device)
     config.micro_batch(info.world_size)   # the batch arithmetic must divide exactly
     train_set = AugmentedWindows(source.open(config.train.train_split), config.augment,
-                                 source.front_end(), seed=config.seed)
+                                 source.front_end(), seed=config.seed,
+                                 detection_index=(taxonomy.index(DETECTION_LABEL)
+                                                  if DETECTION_LABEL in taxonomy.labels else None))
     val_set = source.open(config.train.val_split)
     if len(train_set) == 0 or len(val_set) == 0:
         raise TrainingError(
