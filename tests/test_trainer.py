@@ -668,3 +668,19 @@ def test_an_interrupted_run_says_what_its_checkpoint_holds_and_how_to_go_on(tmp_
     hint = _resume_hint(out)
     assert "epoch 1, step 2 of it (global step 2)" in hint
     assert f"musicbrain train --resume {out}" in hint
+
+
+def test_every_shipped_training_config_loads():
+    """The README's reproduction commands and the next run's recipe name these files: a key
+    the loader does not know, or a value it refuses, must fail here, not after an hour of
+    building a corpus."""
+    from pathlib import Path
+
+    import musicbrain_cli.training as training
+
+    configs = sorted((Path(training.__file__).parent / "configs").glob("*.yaml"))
+    assert len(configs) >= 4
+    for path in configs:
+        load_config(path)
+    enlarged = load_config(Path(training.__file__).parent / "configs" / "reference-enlarged.yaml")
+    assert enlarged.augment.silence_prob_human > enlarged.augment.silence_prob
