@@ -113,8 +113,9 @@ class AugmentConfig:
       start, at its end or anywhere, with equal odds;
     - silence_prob_human: when set, the silence probability of the human class's windows
       (``silence_prob`` stays the other windows'). Drawn into both classes alike, silence
-      keeps the cue it was in the corpus (a CPU trial, session 40: ``silence_prob`` 0.2 for
-      4 epochs left it as it was); drawn more often into human windows, it can cancel it;
+      stays more common in the AI class's windows, as it is in the corpus; drawn more often
+      into human windows it stops being a cue of either class. (Session 40's CPU trials, 4
+      epochs from the shipped model, did not unlearn the shipped model's cue either way.)
     - fade: with probability ``fade_prob``, a fade-in or a fade-out (equal odds) over
       ``fade_s`` seconds: the amplitude rising as ``(t / T)**2`` from silence, or falling so.
 
