@@ -115,7 +115,8 @@ class AugmentConfig:
       (``silence_prob`` stays the other windows'). Drawn into both classes alike, silence
       stays more common in the AI class's windows, as it is in the corpus; drawn more often
       into human windows it stops being a cue of either class. (Session 40's CPU trials, 4
-      epochs from the shipped model, did not unlearn the shipped model's cue either way.)
+      and 8 epochs from the shipped model, did not unlearn the shipped model's cue; 8
+      weakened it a little.)
     - fade: with probability ``fade_prob``, a fade-in or a fade-out (equal odds) over
       ``fade_s`` seconds: the amplitude rising as ``(t / T)**2`` from silence, or falling so.
 
