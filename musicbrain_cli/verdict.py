@@ -218,30 +218,54 @@ def track_verdict(prediction, detector) -> tuple[Verdict, dict]:
 #: A window holding a stretch of digital silence this long (seconds) may not carry an `ai`
 #: verdict: the shipped content model reads silence as a cue of AI (session 39).
 SILENCE_CUE_S = 0.25
+#: Nor may a window whose quietest second lies this far (dB) below its mean power
+#: (:func:`~musicbrain_cli.audio.intake.softest_span_db`): the model reads a soft stretch (a
+#: fade, a soft opening, a pause with its reverb) as a cue of AI too, graded by how quiet
+#: (session 40). Chosen in session 41 on the medium reference corpus's validation split,
+#: by a rule fixed beforehand: no human validation clip called `ai` as rendered or after any
+#: of five edits (3-s fades in, quadratic and linear; a 1-s fade-in; the first second 30 dB
+#: down; a 6-s fade-out), at the least cost to the AI clips called `ai` as rendered (127 ->
+#: 113 of 150; -15 dB: 117, but a 1-s fade-in and a 6-s fade-out each accused one human clip).
+SOFT_CUE_DB = -10.0
 
 
 def _silence_carries(prediction, judged: np.ndarray, det: int, policy: "VerdictPolicy",
                      in_domain: bool | None) -> bool:
     """:func:`silence_carries` on a track's judged windows (``False`` when the prediction
-    measured no silence)."""
+    measured neither silence nor soft stretches)."""
     silence = getattr(prediction, "silence_s", None)
-    if silence is None:
+    soft = getattr(prediction, "soft_db", None)
+    if silence is None and soft is None:
         return False
+    n = len(judged)
     return silence_carries(np.asarray(prediction.window_probs)[judged, det],
                            np.asarray(prediction.n_valid, dtype=np.float64)[judged],
-                           np.asarray(silence, dtype=np.float64)[judged],
-                           policy=policy, in_domain=in_domain)
+                           (np.zeros(n) if silence is None
+                            else np.asarray(silence, dtype=np.float64))[judged],
+                           policy=policy, in_domain=in_domain,
+                           soft_db=None if soft is None else np.asarray(soft, np.float64)[judged])
+
+
+def cue_windows(silence_s: Sequence[float], soft_db: Sequence[float] | None = None) -> np.ndarray:
+    """``[N]`` bool: the windows that may not carry an `ai` finding on their own: a stretch of
+    digital silence of :data:`SILENCE_CUE_S` or more, or a quietest second at
+    :data:`SOFT_CUE_DB` or below (when measured)."""
+    cue = np.asarray(silence_s, dtype=np.float64) >= SILENCE_CUE_S
+    if soft_db is not None:
+        cue |= np.asarray(soft_db, dtype=np.float64) <= SOFT_CUE_DB
+    return cue
 
 
 def silence_carries(window_p_ai: Sequence[float], weights: Sequence[float],
                     silence_s: Sequence[float], *, policy: "VerdictPolicy",
-                    in_domain: bool | None) -> bool:
-    """Whether an `ai` finding rests on windows that hold digital silence: without the windows
-    whose longest silent stretch reaches :data:`SILENCE_CUE_S` (none left, or the rule
-    applied to the rest, their mean weighted as the aggregate is) it is not `ai`. The one
-    place of the rule: scans, evaluations and a new model's card (finalize) apply it."""
+                    in_domain: bool | None, soft_db: Sequence[float] | None = None) -> bool:
+    """Whether an `ai` finding rests on windows that hold silence or a soft stretch
+    (:func:`cue_windows`): without them (none left, or the rule applied to the rest, their
+    mean weighted as the aggregate is) it is not `ai`. The one place of the rule: scans,
+    evaluations and a new model's card (finalize) apply it. ``soft_db`` ``None``: not
+    measured, the silence alone decides."""
     p = np.asarray(window_p_ai, dtype=np.float64)
-    free = np.asarray(silence_s, dtype=np.float64) < SILENCE_CUE_S
+    free = ~cue_windows(silence_s, soft_db)
     if free.all():
         return False
     if not free.any():
@@ -251,13 +275,14 @@ def silence_carries(window_p_ai: Sequence[float], weights: Sequence[float],
     return decide(mean, p[free], policy=policy, in_domain=in_domain).label != AI
 
 
-#: Why an `ai` finding that rests on windows holding silence is withheld.
+#: Why an `ai` finding that rests on windows holding silence or a soft stretch is withheld.
 SILENCE_CUE = ("The content model's AI finding rests on analysis windows that hold a stretch "
-               "of digital silence (0.25 s or more below -60 dBFS), which this model reads as "
-               "a sign of AI: the AI renderings it was trained on hold rests as silence three "
-               "to four times as often as the human ones, and on human test clips a pause of "
-               "1-1.5 s turned some into AI. Without those windows the finding is not AI, so "
-               "it does not accuse.")
+               "of digital silence (0.25 s or more below -60 dBFS) or a soft one (a second "
+               "10 dB or more below the window's mean level: a fade, a soft opening, a pause), "
+               "which this model reads as a sign of AI: the AI renderings it was trained on "
+               "hold rests as silence three to four times as often as the human ones, and on "
+               "human test clips a pause, a fade-in or a soft first second turned some into "
+               "AI. Without those windows the finding is not AI, so it does not accuse.")
 
 
 def _too_short(prediction, sample_rate: int) -> bool:

@@ -73,6 +73,11 @@ def test_verdict_rates_withhold_ai_that_rests_on_windows_holding_silence():
     clips.window_silence = None                    # not measured: the plain rule
     rates = verdict_rates(clips, np.array([False, False, False]), policy=policy, split="test")
     assert rates["counts"]["human"]["ai"] == 3
+    # a window whose quietest second is 10 dB below its mean counts as one holding silence
+    clips.window_silence = np.zeros(6)
+    clips.window_soft = np.array([-3.0, -1.0, -12.0, -2.0, -15.0, -10.0])
+    rates = verdict_rates(clips, np.array([False, False, False]), policy=policy, split="test")
+    assert rates["counts"]["human"] == {"ai": 2, "inconclusive": 1}
 
 
 def test_verdict_rates_split_the_miss_rate_by_generator():
@@ -155,13 +160,14 @@ def test_clips_are_scored_as_a_scan_scores_a_track():
     n = 220500
     cache = SimpleNamespace(clip_ids=["a", "a", "b"], n_valid=np.array([n, int(0.8 * n), n]),
                             targets=np.zeros((3, 2)), mask=np.ones((3, 2)),
-                            silence_s=np.zeros(3))
+                            silence_s=np.zeros(3), soft_db=np.array([-1.0, -20.0, -2.0]))
     probs = np.array([[0.05, 0.95], [0.55, 0.45], [0.8, 0.2]])
     clips = _clips(cache, np.arange(3), probs, np.zeros((3, 1)), det=1)
     scan = aggregate_windows(probs[:2], cache.n_valid[:2], ["h", "ai"], {"h": 0.5, "ai": 0.5})
     assert clips.p_ai[0] == pytest.approx(scan["ai"]["mean"]) and clips.p_ai[0] > 0.72
     assert clips.probs[0, 0] == pytest.approx(scan["h"]["mean"])
     assert clips.p_ai[1] == pytest.approx(0.2)
+    np.testing.assert_array_equal(clips.window_soft, [-1.0, -20.0, -2.0])   # grouped as the windows
 
 
 def test_ai_verdicts_begin_at_the_boundary_however_high_it_lies():

@@ -192,8 +192,9 @@ def test_longest_silence_measures_edges_and_gaps_in_the_real_samples():
     assert Window(0, 0.0, y, False).silence == 170
 
 
-def _prediction(det, p_windows, silence_s):
-    """The detector's prediction of a plain tone, its windows' P(AI) and silences set."""
+def _prediction(det, p_windows, silence_s, soft_db=None):
+    """The detector's prediction of a plain tone, its windows' P(AI), silences and softest
+    seconds set."""
     import dataclasses
 
     from musicbrain_cli.model.inference import aggregate_windows
@@ -208,6 +209,7 @@ def _prediction(det, p_windows, silence_s):
     probs[:, det.labels.index("source/ai")] = p_windows
     return dataclasses.replace(
         pred, window_probs=probs, silence_s=np.asarray(silence_s, float),
+        soft_db=np.zeros(n) if soft_db is None else np.asarray(soft_db, float),
         aggregate=aggregate_windows(probs, pred.n_valid, det.labels, det.thresholds,
                                     quiet=pred.quiet))
 
@@ -233,3 +235,73 @@ def test_an_ai_finding_resting_on_windows_that_hold_silence_is_withheld(tiny_mod
     assert v.label == INCONCLUSIVE and v.reasons == [SILENCE_CUE]
     # it never touches a finding that is not AI
     assert track_verdict(_prediction(det, [0.01], [2.0]), det)[0].label != AI
+
+
+# --- a soft stretch may not carry an accusation either (verdict.SOFT_CUE_DB, session 41) ---
+
+
+def test_softest_span_measures_the_quietest_second_against_the_window():
+    from musicbrain_cli.audio.intake import SOFT_FLOOR_DB, softest_span_db
+
+    sr = 8000
+    t = np.arange(10 * sr) / sr
+    y = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    assert softest_span_db(y, sr) == pytest.approx(0.0, abs=0.05)
+    soft = y.copy()
+    soft[:sr] *= 10 ** (-30 / 20)                       # the first second 30 dB down
+    # against the window's mean power, which the loud nine seconds set: 0.46 dB below them
+    assert softest_span_db(soft, sr) == pytest.approx(-30 + 0.46, abs=0.1)
+    assert softest_span_db(soft + 0.1, sr) == pytest.approx(softest_span_db(soft, sr), abs=0.01)
+    inside = y.copy()
+    inside[4 * sr: 5 * sr + sr // 2] = 0.0                # a pause inside
+    assert softest_span_db(inside, sr) == SOFT_FLOOR_DB
+    # only the real samples count: a short track's repeat after n_valid does not
+    assert softest_span_db(np.concatenate([y[:3 * sr], soft]), sr, n_valid=3 * sr) == \
+        pytest.approx(0.0, abs=0.05)
+    assert softest_span_db(y[: sr // 2], sr) == 0.0       # shorter than a second: not measured
+    assert softest_span_db(np.full(3 * sr, 0.1, np.float32), sr) == SOFT_FLOOR_DB
+
+
+def test_the_prediction_records_each_windows_softest_second(tiny_model_dir):
+    from musicbrain_cli.audio.intake import iter_windows, softest_span_db
+    from musicbrain_cli.model.inference import Detector
+
+    det = Detector.from_pretrained(tiny_model_dir)
+    fe = det.config.front_end
+    sr = fe.sample_rate
+    t = np.arange(int(22 * sr)) / sr
+    y = (0.3 * np.sin(2 * np.pi * 330 * t)).astype(np.float32)
+    y[int(13 * sr): int(15 * sr)] *= 0.01                 # two seconds 40 dB down
+    pred = det.predict_track(y)
+    want = [softest_span_db(w.samples, sr, w.n_valid)
+            for w in iter_windows(y, sample_rate=sr, window_s=fe.window_s, hop_s=fe.hop_s)]
+    assert pred.soft_db is not None and len(want) == pred.n_windows >= 3
+    np.testing.assert_allclose(pred.soft_db, want)
+    assert pred.soft_db[0] > -1.0 and pred.soft_db.min() < -30.0
+    assert [w["soft_db"] for w in pred.to_dict()["windows"]] == pytest.approx(want)
+
+
+def test_an_ai_finding_resting_on_windows_with_a_soft_stretch_is_withheld(tiny_model_dir):
+    """Session 41: on the medium reference corpus a soft first second (30 dB down) turned two
+    human test clips AI (0.05 -> 0.74, 0.14 -> 0.83), a 3-s fade-in two; a quietest second
+    10 dB below its window's mean keeps that window from carrying an accusation."""
+    from musicbrain_cli.model.inference import Detector
+    from musicbrain_cli.verdict import AI, INCONCLUSIVE, SILENCE_CUE, SOFT_CUE_DB, track_verdict
+
+    det = Detector.from_pretrained(tiny_model_dir)
+    assert SOFT_CUE_DB == -10.0
+    v, _ = track_verdict(_prediction(det, [0.97], [0.0], [-9.9]), det)
+    assert v.label == AI
+    v, _ = track_verdict(_prediction(det, [0.97], [0.0], [-10.0]), det)
+    assert v.label == INCONCLUSIVE and v.reasons == [SILENCE_CUE]
+    # the other windows still say AI: the accusation stands; they do not: withheld
+    assert track_verdict(_prediction(det, [0.97, 0.96, 0.98], [0.0] * 3, [-25.0, -3.0, -1.0]),
+                         det)[0].label == AI
+    v, _ = track_verdict(_prediction(det, [0.99, 0.99, 0.55], [0.0] * 3, [-12.0, -11.0, -1.0]), det)
+    assert v.label == INCONCLUSIVE
+    # a finding that is not AI is never touched; not measured: the silence alone decides
+    assert track_verdict(_prediction(det, [0.01], [0.0], [-40.0]), det)[0].label != AI
+    import dataclasses
+
+    unmeasured = dataclasses.replace(_prediction(det, [0.97], [0.0]), soft_db=None)
+    assert track_verdict(unmeasured, det)[0].label == AI

@@ -101,6 +101,23 @@ def test_fades_rise_from_and_fall_to_silence_over_their_span():
     assert z[0] == 0.0 and np.abs(z[tail]).max() > 0.7 * np.abs(short[tail]).max()
 
 
+def test_linear_and_short_fades_and_a_soft_opening_do_what_they_say():
+    y = _melody(8.0)
+    lin, one = _run("fade_in_linear_3s", y), _run("fade_in_1s", y)
+    n3 = 3 * SR
+    assert lin[0] == 0.0 and np.array_equal(lin[n3:], y[n3:])
+    np.testing.assert_allclose(lin[n3 // 2], y[n3 // 2] * 0.5, rtol=1e-4)    # half way: -6 dB
+    np.testing.assert_allclose(one[SR // 2], y[SR // 2] * 0.25, rtol=1e-4)
+    assert np.array_equal(one[SR:], y[SR:])
+    soft = _run("soft_start_30db", y)
+    np.testing.assert_allclose(soft[:SR], y[:SR] * 10 ** (-30 / 20), rtol=1e-5)
+    assert np.array_equal(soft[SR:], y[SR:])
+    from musicbrain_cli.evaluate.robustness import fade
+
+    with pytest.raises(ValueError, match="shape"):
+        fade(y, SR, rng=None, seconds=1.0, at="in", shape="cosine")
+
+
 def test_dc_offset_adds_a_constant():
     y = _melody(1.0)
     np.testing.assert_allclose(_run("dc_+0.1", y) - y, 0.1, atol=1e-6)

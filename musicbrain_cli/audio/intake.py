@@ -735,6 +735,38 @@ def longest_silence(samples: np.ndarray, n_valid: int = -1) -> int:
     return _longest(np.flatnonzero(_loud(real)), real.size)
 
 
+#: Length (seconds) of the stretch :func:`softest_span_db` looks for, and the step (seconds)
+#: between the stretches it compares.
+SOFT_SPAN_S = 1.0
+SOFT_STEP_S = 0.05
+#: What :func:`softest_span_db` says of a window whose real samples are all one value.
+SOFT_FLOOR_DB = -120.0
+
+
+def softest_span_db(samples: np.ndarray, sample_rate: int, n_valid: int = -1) -> float:
+    """The level (dB) of the quietest :data:`SOFT_SPAN_S` stretch of a window's real samples
+    (the first ``n_valid``; all when negative) against their mean power, their mean (a DC
+    offset) taken off first; stretches start every :data:`SOFT_STEP_S`. 0.0 when fewer
+    real samples than one stretch; :data:`SOFT_FLOOR_DB` when they are all one value.
+
+    A fade, a soft opening, a pause with its reverb: the shipped content model reads a
+    window's quiet stretches as a cue of AI, graded by how quiet (session 40,
+    ``scripts/silence_cue.py``), so a window where one second lies far below the rest may
+    not carry an accusation on its own (``verdict.SOFT_CUE_DB``)."""
+    real = np.asarray(samples if n_valid < 0 else samples[:n_valid], dtype=np.float64)
+    span = seconds_to_samples(SOFT_SPAN_S, sample_rate)
+    if real.size < span or span < 1:
+        return 0.0
+    real = real - real.mean()
+    energy = np.concatenate([[0.0], np.cumsum(real * real)])
+    total = energy[-1] / real.size
+    if total <= 0.0:
+        return SOFT_FLOOR_DB
+    starts = np.arange(0, real.size - span + 1, max(1, seconds_to_samples(SOFT_STEP_S, sample_rate)))
+    quietest = max(float(np.min(energy[starts + span] - energy[starts])) / span, 0.0)
+    return max(SOFT_FLOOR_DB, 10.0 * math.log10(quietest / total)) if quietest > 0 else SOFT_FLOOR_DB
+
+
 def _longest(sound: np.ndarray, n_real: int) -> int:
     """:func:`longest_silence` from the positions of the sound among ``n_real`` samples."""
     if not sound.size:

@@ -45,8 +45,9 @@ from musicbrain_cli.data.dataset import MANIFEST, SPLITS, Dataset
 #: last window ends at its end), so caches of version 1 hold windows inference no longer reads.
 #: 3 since 0.3.6: windows lie over the music (silence at a clip's edges beyond 0.25 s is not
 #: read), which moves the windows of clips that open or end in silence; 4: each window's
-#: longest stretch of silence is kept (``silence_s``, for ``verdict.silence_carries``).
-CACHE_VERSION = 4
+#: longest stretch of silence is kept (``silence_s``, for ``verdict.silence_carries``); 5 (version
+#: 0.3.7): and the level of its quietest second (``soft_db``, ``intake.softest_span_db``).
+CACHE_VERSION = 5
 CACHE_DTYPE = np.float16
 INDEX = "index.json"
 SHARD_WINDOWS = 256     # ~64 MB per shard at 256 bins x 500 frames x 2 bytes
@@ -126,7 +127,7 @@ def build_cache(dataset_root: str | Path, front_end, *, out: str | Path | None =
                 progress: Progress = NULL_PROGRESS) -> Path:
     """Compute ``front_end`` (a :class:`~musicbrain_cli.features.FrontEndConfig`) features
     of every window of every clip of a data set; returns the cache folder."""
-    from musicbrain_cli.audio.intake import iter_windows
+    from musicbrain_cli.audio.intake import iter_windows, softest_span_db
     from musicbrain_cli.features import resolve_device
 
     device = resolve_device(device)     # a bad name or a missing GPU: one ConfigError, first
@@ -214,6 +215,7 @@ def build_cache(dataset_root: str | Path, front_end, *, out: str | Path | None =
                         "clip_id": row["clip_id"], "split": row["split"],
                         "start_s": round(float(w.start_s), 6), "n_valid": int(w.n_valid),
                         "silence_s": w.silence / front_end.sample_rate,
+                        "soft_db": softest_span_db(w.samples, front_end.sample_rate, w.n_valid),
                         "targets": targets.astype(int).tolist(),
                         "mask": mask.astype(int).tolist()})
             if len(pending_meta) >= shard_windows:
@@ -282,6 +284,9 @@ class CachedWindows(torch.utils.data.Dataset):
         self.n_valid = np.array([w["n_valid"] for w in wins], dtype=np.int64)
         #: each window's longest stretch of silence, seconds (intake.longest_silence)
         self.silence_s = np.array([w["silence_s"] for w in wins], dtype=np.float64)
+        #: the level of each window's quietest second against its mean, dB
+        #: (intake.softest_span_db)
+        self.soft_db = np.array([w["soft_db"] for w in wins], dtype=np.float64)
         self._shard = np.array([w["shard"] for w in wins], dtype=np.int64)
         self._row = np.array([w["row"] for w in wins], dtype=np.int64)
         n_labels = self.taxonomy.num_labels

@@ -135,23 +135,39 @@ def white_noise(y: np.ndarray, sr: int, *, rng: np.random.Generator, snr_db: flo
 
 
 def fade(y: np.ndarray, sr: int, *, rng: np.random.Generator, seconds: float,
-         at: str) -> np.ndarray:
+         at: str, shape: str = "square") -> np.ndarray:
     """A fade-in (``at="in"``) or fade-out (``"out"``) over ``seconds`` (the whole clip when
     shorter): gain rising as ``(t / seconds) ** 2`` from silence, a fade in amplitude that
-    sounds even, as an editor's "exponential" fade does; a fade-out the same reversed."""
+    sounds even, as an editor's "exponential" fade does (``shape="square"``), or as
+    ``t / seconds`` (``"linear"``, an editor's default fade); a fade-out the same reversed."""
     from musicbrain_cli.audio.intake import seconds_to_samples
 
     if at not in ("in", "out"):
         raise ValueError(f"at must be 'in' or 'out', not {at!r}")
+    if shape not in ("square", "linear"):
+        raise ValueError(f"shape must be 'square' or 'linear', not {shape!r}")
     y = np.asarray(y, dtype=np.float32)
     n = min(y.size, seconds_to_samples(seconds, sr))
     g = np.ones(y.size, np.float32)
-    ramp = (np.arange(n, dtype=np.float32) / max(n, 1)) ** 2
+    ramp = np.arange(n, dtype=np.float32) / max(n, 1)
+    if shape == "square":
+        ramp = ramp ** 2
     if at == "in":
         g[:n] = ramp
     else:
         g[y.size - n:] = ramp[::-1]
     return y * g
+
+
+def soft_start(y: np.ndarray, sr: int, *, rng: np.random.Generator, seconds: float,
+               db: float) -> np.ndarray:
+    """The first ``seconds`` ``db`` quieter, the rest as it was: a soft opening (one voice
+    before the others enter, a pianissimo start) at its simplest."""
+    from musicbrain_cli.audio.intake import seconds_to_samples
+
+    y = np.array(y, dtype=np.float32)
+    y[:seconds_to_samples(seconds, sr)] *= np.float32(10.0 ** (-db / 20.0))
+    return y
 
 
 def dc_offset(y: np.ndarray, sr: int, *, rng: np.random.Generator, level: float) -> np.ndarray:
@@ -229,6 +245,13 @@ TRANSFORMS: dict[str, Transform] = {t.key: t for t in (
     Transform("noise_20db", "White noise, 20 dB SNR", partial(white_noise, snr_db=20.0)),
     Transform("fade_in_3s", "Fade-in over 3 s", partial(fade, seconds=3.0, at="in"),
               note="gain (t / 3 s)^2 from silence"),
+    Transform("fade_in_1s", "Fade-in over 1 s", partial(fade, seconds=1.0, at="in"),
+              note="gain (t / 1 s)^2 from silence"),
+    Transform("fade_in_linear_3s", "Linear fade-in over 3 s",
+              partial(fade, seconds=3.0, at="in", shape="linear"),
+              note="gain t / 3 s from silence"),
+    Transform("soft_start_30db", "First second 30 dB quieter",
+              partial(soft_start, seconds=1.0, db=30.0), note="a soft opening"),
     Transform("fade_out_6s", "Fade-out over 6 s", partial(fade, seconds=6.0, at="out"),
               note="gain falling as (t / 6 s)^2 to silence"),
     Transform("dc_+0.1", "DC offset +0.1", partial(dc_offset, level=0.1),

@@ -116,6 +116,8 @@ class TrackPrediction:
     (:func:`~musicbrain_cli.audio.intake.quiet_window`; ``None``: none flagged);
     ``silence_s`` ``[N]`` each window's longest stretch of silence in seconds
     (:func:`~musicbrain_cli.audio.intake.longest_silence`; ``None``: not measured);
+    ``soft_db`` ``[N]`` the level of each window's quietest second against its mean, dB
+    (:func:`~musicbrain_cli.audio.intake.softest_span_db`; ``None``: not measured);
     ``sound_s`` the ``(start_s, end_s)`` of each passage of sound the windows lie over
     (:func:`~musicbrain_cli.audio.intake.iter_windows`; ``None``: not recorded): the rest of
     the track is silence that was not read.
@@ -133,6 +135,7 @@ class TrackPrediction:
     quiet: np.ndarray | None = None
     sound_s: list[tuple[float, float]] | None = None
     silence_s: np.ndarray | None = None
+    soft_db: np.ndarray | None = None
 
     @property
     def n_windows(self) -> int:
@@ -156,11 +159,14 @@ class TrackPrediction:
             "windows": [
                 {"start_s": float(s), "padded": bool(p), "n_valid": int(v), "quiet": bool(~j),
                  "silence_s": None if q is None else float(q),
+                 "soft_db": None if d is None else float(d),
                  "probs": {lab: float(x) for lab, x in zip(self.labels, row)}}
-                for s, p, v, j, q, row in zip(self.window_starts_s, self.padded, self.n_valid,
-                                              self.judged, [None] * self.n_windows
-                                              if self.silence_s is None else self.silence_s,
-                                              self.window_probs)
+                for s, p, v, j, q, d, row in zip(self.window_starts_s, self.padded, self.n_valid,
+                                                 self.judged, [None] * self.n_windows
+                                                 if self.silence_s is None else self.silence_s,
+                                                 [None] * self.n_windows
+                                                 if self.soft_db is None else self.soft_db,
+                                                 self.window_probs)
             ],
             "aggregate": self.aggregate,
             "sound_s": None if self.sound_s is None else [[float(a), float(b)] for a, b in self.sound_s],
@@ -351,7 +357,7 @@ class Detector:
         e.g. to keep the windows a scan explains. ``timings`` (optional) accumulates seconds
         under ``"decode"``, ``"features"`` and ``"inference"``.
         """
-        from musicbrain_cli.audio.intake import iter_windows
+        from musicbrain_cli.audio.intake import iter_windows, softest_span_db
 
         fe = self.config.front_end
         if isinstance(path_or_samples, np.ndarray) and path_or_samples.ndim != 1:
@@ -365,6 +371,7 @@ class Detector:
         starts, padded, n_valid, quiet, parts = [], [], [], [], []
         sound: list[tuple[float, float]] = []
         silence: list[float] = []
+        soft: list[float] = []
         batch: list = []
 
         def flush() -> None:
@@ -394,6 +401,7 @@ class Detector:
                 n_valid.append(window.n_valid)
                 quiet.append(window.quiet)
                 silence.append(window.silence / fe.sample_rate)
+                soft.append(softest_span_db(window.samples, fe.sample_rate, window.n_valid))
                 batch.append(window)
                 if len(batch) >= batch_size:
                     _add(clock, "decode", time.perf_counter() - decode_start)
@@ -419,6 +427,7 @@ class Detector:
             quiet=np.asarray(quiet, dtype=bool),
             sound_s=sound,
             silence_s=np.asarray(silence, dtype=np.float64),
+            soft_db=np.asarray(soft, dtype=np.float64),
         )
 
 

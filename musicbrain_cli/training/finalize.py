@@ -75,6 +75,9 @@ class _Clips:
     #: `ai` verdict must stand without the windows that hold silence, as in a scan
     #: (``verdict.silence_carries``; None: not measured)
     window_silence: np.ndarray | None = None
+    #: [W] the level of each window's quietest second against its mean, dB, grouped the same
+    #: way: nor the windows with a soft stretch (``verdict.SOFT_CUE_DB``; None: not measured)
+    window_soft: np.ndarray | None = None
 
     def clip_means(self, window_values: np.ndarray) -> np.ndarray:
         """Mean of ``window_values`` (``[W]`` or ``[W, L]``, grouped as ``window_p_ai``) per
@@ -99,7 +102,8 @@ class _Clips:
                       {k: v[rows] for k, v in self.ood_scores.items()},
                       in_domain=pick(self.in_domain, rows),
                       window_weights=pick(self.window_weights, win),
-                      window_silence=pick(self.window_silence, win))
+                      window_silence=pick(self.window_silence, win),
+                      window_soft=pick(self.window_soft, win))
 
     def clip_medians(self, window_scores: np.ndarray) -> np.ndarray:
         """Median of ``window_scores`` (grouped as ``window_p_ai``) per clip."""
@@ -155,7 +159,9 @@ def _clips(cache, indices, probs, emb, det: int, profiles: np.ndarray | None = N
                    embeddings=emb[order],
                    profiles=None if profiles is None else profiles[order],
                    window_weights=weights,
-                   window_silence=np.asarray(cache.silence_s, dtype=np.float64)[np.asarray(indices)[order]])
+                   window_silence=np.asarray(cache.silence_s, dtype=np.float64)[np.asarray(indices)[order]],
+                   window_soft=(None if getattr(cache, "soft_db", None) is None else
+                                np.asarray(cache.soft_db, dtype=np.float64)[np.asarray(indices)[order]]))
     clips.probs = clips.clip_means(probs[order])
     clips.p_ai = clips.probs[:, det].copy()
     return clips
@@ -234,7 +240,8 @@ def verdict_rates(clips: _Clips, is_ai: np.ndarray, *, policy, split: str,
         if label == AI and clips.window_silence is not None and silence_carries(
                 w, (np.ones(len(w)) if clips.window_weights is None
                     else clips.window_weights[b[i]:b[i + 1]]),
-                clips.window_silence[b[i]:b[i + 1]], policy=policy, in_domain=in_domain):
+                clips.window_silence[b[i]:b[i + 1]], policy=policy, in_domain=in_domain,
+                soft_db=None if clips.window_soft is None else clips.window_soft[b[i]:b[i + 1]]):
             label = INCONCLUSIVE              # as a scan's rule (verdict.SILENCE_CUE)
         counts[bool(truth)][label] += 1
         labels.append(label)
