@@ -859,6 +859,20 @@ def test_symbolic_windows_of_a_long_track_are_spread_full_and_do_not_overlap(dur
         assert len(got) == MAX_WINDOWS and got[-1] == 58 == last_full
 
 
+def test_symbolic_picks_past_the_last_window_give_way_to_the_last_window_of_the_grid():
+    """Windows lie over the music only: silence at the end leaves fewer of them than the
+    duration holds, and the picks past them would be read by no one (session 40)."""
+    from musicbrain_cli.scan.batch import symbolic_window_indices
+
+    planned = symbolic_window_indices(102.0, 10.0, 5.0)
+    assert sorted(planned) == [0, 4, 8, 10, 14, 18]
+    assert symbolic_window_indices(102.0, 10.0, 5.0, n_windows=40) == planned
+    assert sorted(symbolic_window_indices(102.0, 10.0, 5.0, n_windows=13)) == [0, 4, 8, 10, 12]
+    assert sorted(symbolic_window_indices(102.0, 10.0, 5.0, n_windows=14)) == [0, 4, 8, 10, 12]
+    assert sorted(symbolic_window_indices(102.0, 10.0, 5.0, n_windows=11)) == [0, 4, 8, 10]
+    assert symbolic_window_indices(102.0, 10.0, 5.0, n_windows=1) == {0}
+
+
 def test_symbolic_windows_of_a_track_of_unknown_length_are_the_first_ones():
     from musicbrain_cli.scan.batch import symbolic_window_indices
 

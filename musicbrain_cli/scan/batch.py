@@ -246,11 +246,18 @@ def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = S
 
     symbolic_at = symbolic_window_indices(info.duration_s, fe.window_s, fe.hop_s)
     symbolic_windows: list[tuple[int, float, np.ndarray]] = []
+    # the latest window on the symbolic line's grid: where the music ends before the header's
+    # duration, the picks past the last window give way to it (symbolic_window_indices)
+    grid_tail: list[tuple[int, float, np.ndarray]] = []
+    step = symbolic_step(fe.window_s, fe.hop_s)
 
     def remember(windows, spec, out) -> None:
         for w, s, lg in zip(windows, spec, out.logits):
-            if w.index in symbolic_at and not w.padded:
-                symbolic_windows.append((w.index, w.start_s, w.samples))
+            if not w.padded:
+                if w.index in symbolic_at:
+                    symbolic_windows.append((w.index, w.start_s, w.samples))
+                if w.index % step == 0:
+                    grid_tail[:] = [(w.index, w.start_s, w.samples)]
             if w.quiet:
                 continue                 # not judged, so not explained (intake.quiet_window)
             cand = _Candidate(w.index, w.start_s, s.clone(), w.samples, w.n_valid)
@@ -273,15 +280,23 @@ def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = S
         info = info.with_stats(audio.stats)
     # The symbolic windows were chosen from the header's duration, before the decode; a header
     # that understates it (an MP3's Xing frame count) or states none left them on the first
-    # seconds. Spread over what was decoded, reading the file once more only when they move.
-    wanted = symbolic_window_indices(info.decoded_duration_s or info.duration_s, fe.window_s, fe.hop_s)
-    if info.decoded_duration_s and wanted != symbolic_at:
+    # seconds. Spread over what was decoded, reading the file once more only when they move;
+    # capped at the windows the decode gave (silence at the edges is not windowed), the last
+    # window of the grid, kept as it passed, standing in for the picks past it.
+    n_read = prediction.n_windows
+    wanted = symbolic_window_indices(info.decoded_duration_s or info.duration_s, fe.window_s,
+                                     fe.hop_s, n_windows=n_read)
+    planned = symbolic_window_indices(info.duration_s, fe.window_s, fe.hop_s, n_windows=n_read)
+    if info.decoded_duration_s and wanted != planned:
         t = time.perf_counter()
         symbolic_windows = [(w.index, w.start_s, w.samples)
                             for w in iter_windows(path, sample_rate=fe.sample_rate, window_s=fe.window_s,
                                                   hop_s=fe.hop_s, timeout_s=options.decode_timeout_s)
                             if w.index in wanted and not w.padded]
         timer.add("decode", time.perf_counter() - t)
+    else:
+        kept = {index: (index, start, samples) for index, start, samples in symbolic_windows + grid_tail}
+        symbolic_windows = [kept[i] for i in sorted(wanted) if i in kept]
 
     probs, aggregate = prediction.window_probs, prediction.aggregate
     starts, padded = prediction.window_starts_s, prediction.padded
@@ -343,6 +358,9 @@ def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = S
                      # each window's longest stretch of silence, s (verdict.SILENCE_CUE)
                      "silence_s": [round(float(q), 3) for q in prediction.silence_s]
                      if prediction.silence_s is not None else None,
+                     # each window's quietest second against its mean, dB (verdict.SOFT_CUE_DB)
+                     "soft_db": [round(float(d), 3) for d in prediction.soft_db]
+                     if prediction.soft_db is not None else None,
                      # the passages of sound the windows lie over; the rest is silence
                      # that was not read (intake.iter_windows)
                      "sound_s": [[round(float(a), 6), round(float(b), 6)]
@@ -400,19 +418,36 @@ def release_freed_memory() -> None:
         trim(0)
 
 
-def symbolic_window_indices(duration_s: float | None, window_s: float, hop_s: float) -> frozenset[int]:
+def symbolic_window_indices(duration_s: float | None, window_s: float, hop_s: float,
+                            n_windows: int | None = None) -> frozenset[int]:
     """The indices of the model windows the symbolic line transcribes: up to
     :data:`~musicbrain_cli.symbolic.detector.MAX_WINDOWS` windows that do not overlap, spread
-    evenly over the track (the first ones when its length is unknown)."""
+    evenly over the track (the first ones when its length is unknown).
+
+    ``n_windows``: how many windows the decode actually gave, when known. The spread is laid
+    over the duration from 0 s, but the windows lie over the music only, so silence at a
+    track's edges leaves fewer of them than the duration holds: the picks past the last one
+    give way to the last window of the grid (session 40: the top pick was missing and the line
+    read 5 windows of 6, none of the track's end)."""
     from musicbrain_cli.symbolic.detector import MAX_WINDOWS
 
-    step = max(1, int(math.ceil(window_s / hop_s)))             # windows that do not overlap
+    step = symbolic_step(window_s, hop_s)
     n = int(max(0.0, (duration_s or 0.0) - window_s) // hop_s) + 1 if duration_s else MAX_WINDOWS * step
     candidates = list(range(0, n, step))
     if len(candidates) > MAX_WINDOWS:
         picks = np.round(np.linspace(0, len(candidates) - 1, MAX_WINDOWS)).astype(int)
         candidates = [candidates[i] for i in picks]
+    if n_windows is not None and n_windows > 0:
+        kept = [i for i in candidates if i < n_windows]
+        if len(kept) < len(candidates):
+            kept.append((n_windows - 1) // step * step)          # the last window of the grid
+        candidates = kept
     return frozenset(candidates)
+
+
+def symbolic_step(window_s: float, hop_s: float) -> int:
+    """Windows between two of the symbolic line's: the fewest hops that do not overlap."""
+    return max(1, int(math.ceil(window_s / hop_s)))
 
 
 def evidence_lines(path: str | os.PathLike, info, content_verdict, *, options: ScanOptions,
