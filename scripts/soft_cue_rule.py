@@ -90,6 +90,9 @@ def summarise(records: list[dict], policy, levels=LEVELS_DB) -> dict:
     """Per level (and ``"none"``): clips called `ai`, by source and edit, and the windows the
     rule sets aside as rendered; and the level the fixed rule chooses."""
     edits = list(dict.fromkeys(r["edit"] for r in records))
+    # the softest seconds of the windows as rendered (the first edit), per source
+    rendered = {src: np.asarray([x for r in records if r["source"] == src and r["edit"] == edits[0]
+                                 for x in r["soft_db"]], dtype=np.float64) for src in ("human", "ai")}
     table = {}
     for level in (None, *levels):
         counts = {src: {e: {"ai": 0, "clips": 0} for e in edits} for src in ("human", "ai")}
@@ -97,11 +100,10 @@ def summarise(records: list[dict], policy, levels=LEVELS_DB) -> dict:
             c = counts[r["source"]][r["edit"]]
             c["clips"] += 1
             c["ai"] += verdict_at(r, level, policy) == "ai"
-        soft = {src: [x <= level for r in records if r["source"] == src and r["edit"] == edits[0]
-                      for x in r["soft_db"]] if level is not None else [] for src in ("human", "ai")}
         table["none" if level is None else f"{level:g}"] = {
             "called_ai": counts,
-            "windows_set_aside": {src: (float(np.mean(v)) if v else 0.0) for src, v in soft.items()}}
+            "windows_set_aside": {src: float(np.mean(v <= level)) if level is not None and v.size
+                                  else 0.0 for src, v in rendered.items()}}
     chosen = next((level for level in sorted(levels)
                    if all(c["ai"] == 0 for c in table[f"{level:g}"]["called_ai"]["human"].values())),
                   None)
