@@ -20,6 +20,14 @@ magnitude 1 (0 dBFS), power is floored at ``amin`` (-100 dBFS by default), and t
 max/mean normalisation: a quiet passage must stay quiet, or the model (and an expert reading
 the heatmap) could not tell a hiss floor from a melody.
 
+The window's mean is taken off first (version 0.3.8). A constant offset (a converter's DC
+bias, a careless edit) carries no music: in the inner frames it lands in the two lowest FFT
+bins (a periodic Hann window's spectrum is non-zero at bins 0 and 1 only), which no mel band
+from ``f_min`` = 27.5 Hz reads, but it moved the map through the peak-normalising gain (the
+offset adds to the peak) and through the zero-padded edge frames (the padding makes a step
+of the offset's size, a broadband click). Measured before: a +0.1 offset moved a human test
+clip from P(AI) 0.57 to 0.60 and called it ``ai`` (docs/evaluation/robustness-edits.md).
+
 Time-frequency resolution (issue #3)
 ------------------------------------
 Explanations (Grad-CAM / FM-G-CAM) are taken from the model's fused feature map, so its
@@ -330,7 +338,11 @@ class FrontEnd(torch.nn.Module):
             self.register_buffer(
                 "filters", torch.from_numpy(mel_filterbank(config)), persistent=False
             )
+            # Taking a window's mean off changes an inner frame's spectrum at FFT bins 0 and 1
+            # only; where no band reads them, forward_consecutive may share inner frames.
+            self._dc_blind = bool((self.filters[:, :2] == 0).all())
         else:
+            self._dc_blind = False
             kernel, n_fft = cqt_kernel(config)
             self.n_fft = n_fft
             # Rectangular frames: each atom carries its own Hann window.
@@ -391,7 +403,14 @@ class FrontEnd(torch.nn.Module):
         db = 10.0 * torch.log10(power.clamp_min(c.amin))
         return ((db + c.db_offset) / c.db_scale - 1.0).unsqueeze(1)
 
+    @staticmethod
+    def _centred(waves: torch.Tensor) -> torch.Tensor:
+        """Each window with its mean taken off (see the module docstring)."""
+        return waves - waves.mean(dim=-1, keepdim=True)
+
     def forward(self, waves: torch.Tensor) -> torch.Tensor:
+        if waves.ndim == 2:
+            waves = self._centred(waves)
         gain = self._gain(waves)
         return self._to_map(self.power(waves if gain is None else waves * gain))
 
@@ -404,7 +423,9 @@ class FrontEnd(torch.nn.Module):
         and mel energies are the same in both, and the peak-normalising gain is a factor on
         power, so the frames are computed once on the joined signal and each window takes
         its slice times its own gain squared. Only the few frames at each window's edges are
-        computed per window. The result equals :meth:`forward` up to float rounding (the
+        computed per window. Each window's own mean is taken off as :meth:`forward` does: an
+        inner frame's mel energies do not see it (no band reads FFT bins 0 and 1, checked at
+        construction), so it enters through the edge frames and the gain. The result equals :meth:`forward` up to float rounding (the
         gain applied after the filterbank instead of before the STFT): tested to 1e-6 of the
         map's range. Falls back to :meth:`forward` when the windows do not overlap as
         consecutive windows do (checked sample by sample), for the CQT front end, for a
@@ -418,10 +439,14 @@ class FrontEnd(torch.nn.Module):
         hi = min((n - half) // step, c.n_frames - 1)   # last frame not reaching past n
         if (c.kind != "logmel" or waves.ndim != 2 or b < 2 or waves.shape[1] != n
                 or not 0 < hop < n or hop % step or waves.dtype != torch.float32 or hi < lo
+                or not self._dc_blind
                 or not torch.equal(waves[1:, : n - hop], waves[:-1, hop:])):
             return self.forward(waves)
         per_hop = hop // step
         signal = torch.cat([waves[0], waves[1:, n - hop:].reshape(-1)])
+        # any constant taken off leaves the inner frames' bands as they are; the joined
+        # signal's mean, taken off, keeps an offset's rounding out of the quiet bands
+        signal = signal - signal.mean()
         last = (b - 1) * per_hop + hi                  # global index of the last inner frame
         segment = signal[lo * step - half: last * step + half]
         stft = torch.stft(segment, n_fft=self.n_fft, hop_length=step, window=self.window,
@@ -431,15 +456,16 @@ class FrontEnd(torch.nn.Module):
                 + torch.arange(hi - lo + 1, device=waves.device)[None, :])
         power = waves.new_empty(b, c.n_bins, c.n_frames)
         power[:, :, lo: hi + 1] = shared[:, take].permute(1, 0, 2)
+        centred = self._centred(waves)
         edges = [i for i in range(c.n_frames) if i < lo or i > hi]
         if edges:   # frames that reach into a window's zero padding: per window, as forward
-            padded = torch.nn.functional.pad(waves, (half, half))
+            padded = torch.nn.functional.pad(centred, (half, half))
             starts = torch.tensor(edges, device=waves.device) * step
             frames = padded[:, starts[:, None] + torch.arange(self.n_fft, device=waves.device)]
             spec = torch.fft.rfft(frames * self.window, dim=-1)            # [B, E, F]
             edge_power = (spec.abs() * self.scale) ** 2
             power[:, :, edges] = torch.matmul(self.filters, edge_power.transpose(1, 2))
-        gain = self._gain(waves)
+        gain = self._gain(centred)
         if gain is not None:
             power = power * (gain * gain)[:, :, None]
         return self._to_map(power)

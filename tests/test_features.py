@@ -230,3 +230,44 @@ def test_shared_frames_fall_back_unless_windows_overlap_exactly():
     waves = _consecutive(odd, 3)
     with torch.no_grad():
         assert torch.equal(FrontEnd(odd).forward_consecutive(waves), FrontEnd(odd)(waves))
+
+
+@pytest.mark.parametrize("peak", [0.0, 0.9])
+def test_a_dc_offset_leaves_the_map_as_it_was(peak):
+    """A constant offset carries no music: the map of a window with +0.1 added is the map of
+    the window (version 0.3.8). Before, the offset moved the peak-normalising gain and made a
+    step at the zero-padded edges, a broadband click in the first and last frames."""
+    c = FrontEndConfig(window_s=2.0, hop_s=1.0, peak_normalize=peak)
+    fe = FrontEnd(c)
+    waves = _consecutive(c, 5)
+    shifted = waves + 0.1
+    with torch.no_grad():
+        plain = fe(waves).numpy()
+        np.testing.assert_allclose(fe(shifted).numpy(), plain, rtol=0, atol=1e-4)
+        np.testing.assert_allclose(fe.forward_consecutive(shifted).numpy(), plain,
+                                   rtol=0, atol=1e-4)
+        # what the old map did: the step at the padded edges lifts the first frame's bands
+        raw = fe.power(shifted * (fe._gain(shifted) if peak else 1.0))
+        old_first = fe._to_map(raw)[:, 0, :, 0].numpy()
+        assert (old_first - plain[:, 0, :, 0]).max() > 0.1
+
+
+def test_shared_frames_keep_the_offset_out_only_where_no_band_reads_it():
+    """Each window's own mean comes off in the shared path as in forward; a filterbank that
+    reads FFT bins 0-1 (f_min 0) cannot share frames and falls back."""
+    c = FrontEndConfig(window_s=2.0, hop_s=1.0, peak_normalize=0.9)
+    plain = _consecutive(c, 4)
+    n, hop = c.n_samples, c.hop_samples
+    signal = torch.cat([plain[0], plain[1:, n - hop:].reshape(-1)])
+    signal = signal + torch.linspace(-0.2, 0.2, signal.numel())     # a slow drift
+    waves = torch.stack([signal[k * hop: k * hop + n] for k in range(4)])
+    means = waves.mean(dim=1)
+    assert float(means[-1] - means[0]) > 0.2        # each window has its own offset
+    with torch.no_grad():   # float32 rounding of the offsets: 1e-4 map units is 0.005 dB
+        np.testing.assert_allclose(FrontEnd(c).forward_consecutive(waves).numpy(),
+                                   FrontEnd(c)(waves).numpy(), rtol=0, atol=1e-4)
+    low = FrontEndConfig(window_s=2.0, hop_s=1.0, f_min=5.0)
+    fe = FrontEnd(low)
+    assert not fe._dc_blind and FrontEnd(c)._dc_blind
+    with torch.no_grad():
+        assert torch.equal(fe.forward_consecutive(waves), fe(waves))

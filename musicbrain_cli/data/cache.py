@@ -46,8 +46,9 @@ from musicbrain_cli.data.dataset import MANIFEST, SPLITS, Dataset
 #: 3 since 0.3.6: windows lie over the music (silence at a clip's edges beyond 0.25 s is not
 #: read), which moves the windows of clips that open or end in silence; 4: each window's
 #: longest stretch of silence is kept (``silence_s``, for ``verdict.silence_carries``); 5 (version
-#: 0.3.7): and the level of its quietest second (``soft_db``, ``intake.softest_span_db``).
-CACHE_VERSION = 5
+#: 0.3.7): and the level of its quietest second (``soft_db``, ``intake.softest_span_db``); 6
+#: (0.3.8): the front end takes each window's mean off (``features``: a DC offset moved the map).
+CACHE_VERSION = 6
 CACHE_DTYPE = np.float16
 INDEX = "index.json"
 SHARD_WINDOWS = 256     # ~64 MB per shard at 256 bins x 500 frames x 2 bytes
