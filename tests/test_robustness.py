@@ -321,3 +321,39 @@ def test_cli_evaluate_robustness(dataset_root, model_copy, tmp_path):
     assert "Gain +6 dB" in res.output
     res = CliRunner().invoke(main, args)                         # no silent overwrite
     assert res.exit_code == 1 and "exists" in res.output
+
+
+def test_hard_clipping_drives_the_peak_over_full_scale_and_cuts_it():
+    y = _melody(2.0) * 0.5
+    z = _run("clip_6db", y)
+    drive = 10 ** (6 / 20) / np.abs(y).max()
+    assert np.abs(z).max() == pytest.approx(1.0)
+    loud = np.abs(y) * drive > 1.0
+    assert 0.01 < loud.mean() < 0.9                       # some samples cut, not all
+    np.testing.assert_allclose(z[loud], np.sign(y[loud]), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(z[~loud], y[~loud] * drive, rtol=1e-5, atol=1e-7)
+    with pytest.raises(TransformError, match="silent"):
+        _run("clip_6db", np.zeros(SR, np.float32))
+
+
+@pytest.mark.parametrize("key, rt60, dry", [("reverb_hall", 2.0, 0.7), ("reverb_room", 0.8, 0.8)])
+def test_reverb_decays_at_its_rt60_keeps_the_level_and_is_seeded(key, rt60, dry):
+    click = np.zeros(3 * SR, np.float32)
+    click[0] = 1.0
+    z = _run(key, click, seed=2).astype(np.float64)
+    assert z.size == click.size
+    assert z[0] == pytest.approx(np.sqrt(dry), abs=0.1)        # the dry click, and the room's start
+
+    def rms_db(a, b):
+        return 10 * np.log10(np.mean(z[int(a * SR):int(b * SR)] ** 2))
+
+    # 60 dB over rt60: between 0.1-0.2 s and 0.1 + rt60/2 s later, 30 dB
+    later = 0.1 + rt60 / 2
+    assert rms_db(0.1, 0.2) - rms_db(later, later + 0.1) == pytest.approx(30.0, abs=4.0)
+    y = _melody(4.0)
+    r = _run(key, y, seed=2)
+    assert _db(np.mean(r.astype(np.float64) ** 2) / np.mean(y.astype(np.float64) ** 2)) == \
+        pytest.approx(0.0, abs=2.0)
+    assert np.array_equal(r, _run(key, y, seed=2))
+    assert not np.array_equal(r, _run(key, y, seed=3))
+    assert 0.5 < np.corrcoef(r, y)[0, 1] < 0.99               # the dry music, with a room

@@ -175,6 +175,41 @@ def dc_offset(y: np.ndarray, sr: int, *, rng: np.random.Generator, level: float)
     return (np.asarray(y, dtype=np.float32) + np.float32(level)).astype(np.float32)
 
 
+def hard_clip(y: np.ndarray, sr: int, *, rng: np.random.Generator, over_db: float) -> np.ndarray:
+    """Drive the clip ``over_db`` past full scale and clip it there: its peak raised to
+    ``10 ** (over_db / 20)`` and every sample beyond +/-1 cut to +/-1, as a loud master or an
+    overdriven converter does (the worst case of a limiter: no attack, no release)."""
+    y = np.asarray(y, dtype=np.float32)
+    peak = float(np.abs(y).max()) if y.size else 0.0
+    if peak <= 0.0:
+        raise TransformError("the clip is silent: there is nothing to clip")
+    drive = np.float32(10.0 ** (over_db / 20.0) / peak)
+    return np.clip(y * drive, -1.0, 1.0).astype(np.float32)
+
+
+def reverb(y: np.ndarray, sr: int, *, rng: np.random.Generator, rt60_s: float,
+           wet: float) -> np.ndarray:
+    """A room: the clip convolved with an impulse response of white noise decaying by 60 dB
+    over ``rt60_s`` (drawn from ``rng``), scaled to the dry clip's power and mixed in at
+    ``wet`` of the power (``sqrt(1 - wet)`` dry, ``sqrt(wet)`` room: the two are nearly
+    uncorrelated, so the level stays about the same); the tail past the clip's end is cut."""
+    from scipy.signal import fftconvolve
+
+    from musicbrain_cli.audio.intake import seconds_to_samples
+
+    y = np.asarray(y, dtype=np.float64)
+    n = seconds_to_samples(rt60_s, sr)
+    t = np.arange(n) / sr
+    ir = rng.standard_normal(n) * 10.0 ** (-3.0 * t / rt60_s)      # -60 dB at rt60_s
+    ir /= math.sqrt(float(np.sum(ir ** 2)))                         # unit energy
+    room = fftconvolve(y, ir)[:y.size]
+    p_dry, p_room = float(np.mean(y ** 2)), float(np.mean(room ** 2))
+    if p_dry <= 0.0 or p_room <= 0.0:
+        raise TransformError("the clip is silent: a room adds nothing to hear")
+    room *= math.sqrt(p_dry / p_room)
+    return (math.sqrt(1.0 - wet) * y + math.sqrt(wet) * room).astype(np.float32)
+
+
 def pitch_shift(y: np.ndarray, sr: int, *, rng: np.random.Generator, semitones: float) -> np.ndarray:
     """Shift pitch by ``semitones`` keeping the duration (librosa: phase-vocoder stretch,
     then resampling)."""
@@ -256,6 +291,14 @@ TRANSFORMS: dict[str, Transform] = {t.key: t for t in (
               note="gain falling as (t / 6 s)^2 to silence"),
     Transform("dc_+0.1", "DC offset +0.1", partial(dc_offset, level=0.1),
               note="a constant 10 % of full scale added"),
+    Transform("clip_6db", "Hard clipping 6 dB over full scale", partial(hard_clip, over_db=6.0),
+              note="peak driven to +6 dBFS, cut at full scale (a loud master)"),
+    Transform("reverb_room", "Room reverb (RT60 0.8 s, 20 % of the power)",
+              partial(reverb, rt60_s=0.8, wet=0.2),
+              note="decaying-noise impulse response, level kept"),
+    Transform("reverb_hall", "Hall reverb (RT60 2 s, 30 % of the power)",
+              partial(reverb, rt60_s=2.0, wet=0.3),
+              note="decaying-noise impulse response, level kept"),
     Transform("pitch_+1", "Pitch +1 semitone", partial(pitch_shift, semitones=1.0)),
     Transform("pitch_-1", "Pitch -1 semitone", partial(pitch_shift, semitones=-1.0)),
     Transform("stretch_+5", "Time stretch +5% (longer)", partial(time_stretch, factor=1.05)),
