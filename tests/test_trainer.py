@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 
 from musicbrain_cli.errors import ConfigError, InputError, TrainingError
 from musicbrain_cli.training import trainer as T
+from musicbrain_cli.training.augment import room_map
 from musicbrain_cli.training.config import (TINY_CONFIG, AugmentConfig, ScheduleConfig,
                                             TrainConfig, load_config)
 
@@ -369,6 +370,74 @@ def test_silence_and_fades_off_keep_every_other_draw_as_it_was():
         AugmentConfig(silence_prob=1.5)
     with pytest.raises(ConfigError, match="fade_s"):
         AugmentConfig(fade_s=(2.0, 1.0))
+
+
+def test_reverb_augmentation_spreads_each_bins_power_at_the_rooms_decay():
+    """Session 42: a 2-s hall (30 % of the power) called 2 of 196 human validation clips AI;
+    a room is drawn into training windows so that the next model hears one."""
+    frame_s, n = 0.02, 200
+    x = torch.full((1, 4, n), -1.0)
+    x[:, :, 10] = 0.6                                            # one loud frame, -20 dBFS
+    room = room_map(x, 1.0, 1.0, frame_s=frame_s, db_scale=50.0, db_offset=100.0, floor=-1.0)
+    db = room[0, 0].double() * 50.0 - 50.0                       # map units -> dBFS
+    assert float(db[:10].max()) == pytest.approx(-100.0)         # nothing before the sound
+    # after it, 60 dB per RT60 (1 s = 50 frames): 30 dB between 10 and 35 frames later
+    assert float(db[20] - db[45]) == pytest.approx(30.0, abs=0.5)
+    assert float(db[20] - db[30]) == pytest.approx(12.0, abs=0.5)
+    # the power is kept: spread, not added (the taps sum to one)
+    p_in = torch.pow(10.0, (x.double() + 1) * 5 - 10).sum()
+    p_out = torch.pow(10.0, (room.double() + 1) * 5 - 10).sum()
+    assert float(p_out / p_in) == pytest.approx(1.0, rel=0.05)
+    dry = room_map(x, 1.0, 0.0, frame_s=frame_s, db_scale=50.0, db_offset=100.0, floor=-1.0)
+    torch.testing.assert_close(dry, x, rtol=0, atol=1e-5)        # wet 0: the window as it was
+
+
+def test_reverb_augmentation_is_the_map_of_the_robustness_rooms_reverb():
+    """The map-domain room (training) against the robustness suite's wave-domain one (a
+    decaying-noise response): the map of the reverberant clip is much nearer the augmented
+    map of the dry clip than the dry map itself."""
+    from musicbrain_cli.evaluate.robustness import reverb
+    from musicbrain_cli.features import FrontEnd, FrontEndConfig
+
+    cfg = FrontEndConfig(window_s=4.0, hop_s=4.0)
+    fe = FrontEnd(cfg)
+    rng = np.random.default_rng(1)
+    n = cfg.n_samples
+    t = np.arange(n) / cfg.sample_rate
+    y = np.zeros(n)
+    for start in np.arange(0.1, 3.0, 0.45):                       # short notes with rests
+        f0 = 220.0 * 2 ** (rng.integers(0, 12) / 12)
+        on = (t >= start) & (t < start + 0.12)
+        y[on] += sum(0.2 / k * np.sin(2 * np.pi * k * f0 * t[on]) for k in range(1, 6))
+    wet = reverb(y, cfg.sample_rate, rng=np.random.default_rng(0), rt60_s=1.5, wet=0.3)
+    with torch.no_grad():
+        dry_map = fe(torch.from_numpy(y.astype(np.float32))[None])[0]
+        wet_map = fe(torch.from_numpy(wet)[None])[0]
+    frame_s = cfg.hop_length / cfg.sample_rate
+    room = room_map(dry_map, 1.5, 0.3, frame_s=frame_s, db_scale=cfg.db_scale,
+                      db_offset=cfg.db_offset, floor=cfg.silence_level)
+    heard = wet_map > -0.2                       # bins above -70 dBFS in the reverberant map
+    before = float((dry_map - wet_map)[heard].abs().mean()) * cfg.db_scale
+    after = float((room - wet_map)[heard].abs().mean()) * cfg.db_scale
+    assert after < 0.5 * before, (before, after)
+
+
+def test_reverb_off_keeps_every_other_draw_and_its_config_is_checked():
+    x = torch.linspace(-0.8, 0.2, 256 * 500, dtype=torch.float32).reshape(1, 256, 500)
+    kw = dict(db_scale=50.0, db_offset=100.0, floor=-1.0, frame_s=0.02)
+    old = T.augment(x, AugmentConfig(noise_prob=1.0, fade_prob=0.5), np.random.default_rng(7), **kw)
+    new = T.augment(x, AugmentConfig(noise_prob=1.0, fade_prob=0.5, reverb_prob=0.0),
+                    np.random.default_rng(7), **kw)
+    assert torch.equal(old, new)
+    on = T.augment(x, AugmentConfig(noise_prob=1.0, fade_prob=0.5, reverb_prob=1.0),
+                   np.random.default_rng(7), **kw)
+    assert not torch.equal(old, on)
+    with pytest.raises(ValueError, match="frame_s"):
+        T.augment(x, AugmentConfig(reverb_prob=1.0), np.random.default_rng(0),
+                  db_scale=50.0, db_offset=100.0, floor=-1.0)
+    for bad in (dict(reverb_prob=1.5), dict(reverb_rt60_s=(2.0, 1.0)), dict(reverb_wet=(0.5, 1.2))):
+        with pytest.raises(ConfigError, match="reverb"):
+            AugmentConfig(**bad)
 
 
 # --- training state as data ---------------------------------------------------------------

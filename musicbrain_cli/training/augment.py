@@ -6,6 +6,7 @@ Split out of :mod:`musicbrain_cli.training.trainer` (issue 25), which re-exports
 
 from __future__ import annotations
 
+import math
 from typing import Any, Iterator, Mapping
 
 import numpy as np
@@ -77,6 +78,24 @@ def pitch_warp(x: torch.Tensor, bin_hz: np.ndarray, semitones: float, floor: flo
     return out
 
 
+def room_map(x: torch.Tensor, rt60_s: float, wet: float, *, frame_s: float, db_scale: float,
+             db_offset: float, floor: float) -> torch.Tensor:
+    """A map ``[C, F, T]`` as heard in a room (``AugmentConfig``, reverb): each bin's power
+    convolved along time with ``10 ** (-6 t / rt60_s)`` (unit sum, to -60 dB) and mixed in
+    at ``wet`` of the power."""
+    n_frames = x.shape[-1]
+    taps = min(n_frames, max(1, int(math.ceil(rt60_s / frame_s))))
+    envelope = 10.0 ** (-6.0 * np.arange(taps) * frame_s / rt60_s)
+    kernel = torch.from_numpy((envelope / envelope.sum())[::-1].copy()).to(torch.float64)
+    power = torch.pow(10.0, ((x.double() + 1) * db_scale - db_offset) / 10)
+    flat = power.reshape(-1, 1, n_frames)
+    late = torch.nn.functional.conv1d(torch.nn.functional.pad(flat, (taps - 1, 0)),
+                                      kernel.view(1, 1, -1)).reshape(power.shape)
+    mixed = (1.0 - wet) * power + wet * late
+    db = 10 * torch.log10(mixed.clamp_min(1e-30))
+    return ((db + db_offset) / db_scale - 1).float().clamp_min(floor)
+
+
 def augment(x: torch.Tensor, c: AugmentConfig, rng: np.random.Generator, *, db_scale: float,
             db_offset: float, floor: float, bin_hz: np.ndarray | None = None,
             frame_s: float | None = None, human: bool | None = None) -> torch.Tensor:
@@ -85,7 +104,8 @@ def augment(x: torch.Tensor, c: AugmentConfig, rng: np.random.Generator, *, db_s
     ``bin_hz`` (the bins' centre frequencies) is needed when ``c.pitch_semitones`` > 0; the
     pitch draw comes first and only then, so other configs keep their random streams.
     ``frame_s`` (seconds per frame) is needed for silence and fades, drawn last and only
-    when on. ``human``: whether the window is of the human class (its silence probability is
+    when on, as is reverb (:func:`room_map`, after them: a rest drawn in is then filled by the
+    room's tail, as in a hall). ``human``: whether the window is of the human class (its silence probability is
     ``c.silence_prob_human`` when that is set; needed then).
     """
     x = x.float().clone()
@@ -142,6 +162,11 @@ def augment(x: torch.Tensor, c: AugmentConfig, rng: np.random.Generator, *, db_s
         start = 0 if where == 0 else n_frames - width if where == 1 else \
             int(rng.integers(0, n_frames - width + 1))
         x[:, :, start:start + width] = floor
+    if c.reverb_prob > 0 and rng.random() < c.reverb_prob:
+        if frame_s is None or frame_s <= 0:
+            raise ValueError("reverb augmentation needs the frame period (frame_s)")
+        x = room_map(x, float(rng.uniform(*c.reverb_rt60_s)), float(rng.uniform(*c.reverb_wet)),
+                     frame_s=frame_s, db_scale=db_scale, db_offset=db_offset, floor=floor)
     return x
 
 
