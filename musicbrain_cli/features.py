@@ -425,9 +425,9 @@ class FrontEnd(torch.nn.Module):
         its slice times its own gain squared. Only the few frames at each window's edges are
         computed per window. Each window's own mean is taken off as :meth:`forward` does: an
         inner frame's mel energies do not see it (no band reads FFT bins 0 and 1, checked at
-        construction), so it enters through the edge frames and the gain. The result equals :meth:`forward` up to float rounding (the
-        gain applied after the filterbank instead of before the STFT): tested to 1e-6 of the
-        map's range. Falls back to :meth:`forward` when the windows do not overlap as
+        construction), so it enters through the edge frames and the gain. The result equals
+        :meth:`forward` up to float rounding (the gain applied after the filterbank instead of
+        before the STFT): tested to 1e-6 of the map's range. Falls back to :meth:`forward` when the windows do not overlap as
         consecutive windows do (checked sample by sample), for the CQT front end, for a
         single window, and when no frame lies wholly inside a window (``n_fft`` over half
         of it).

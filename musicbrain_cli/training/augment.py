@@ -105,8 +105,8 @@ def augment(x: torch.Tensor, c: AugmentConfig, rng: np.random.Generator, *, db_s
     pitch draw comes first and only then, so other configs keep their random streams.
     ``frame_s`` (seconds per frame) is needed for silence and fades, drawn last and only
     when on, as is reverb (:func:`room_map`, after them: a rest drawn in is then filled by the
-    room's tail, as in a hall). ``human``: whether the window is of the human class (its silence probability is
-    ``c.silence_prob_human`` when that is set; needed then).
+    room's tail, as in a hall). ``human``: whether the window is of the human class (its
+    silence probability is ``c.silence_prob_human`` when that is set; needed then).
     """
     x = x.float().clone()
     _, n_bins, n_frames = x.shape
