@@ -1,4 +1,4 @@
-"""Does a content model read silence, a soft opening or a fade as AI? (session 40)
+"""Does a content model read silence, a soft opening, a fade or a room as AI? (session 40)
 
 Each test clip's first window (the model's window length, from the clip's start), as rendered
 and edited, goes straight to the model: no intake rule (edge silence, quiet windows) and no
@@ -20,7 +20,10 @@ The edits (the window is ``W`` seconds long):
   clip's second after the window put in its place; clips shorter than ``W + 1`` s are
   skipped), ``shift`` (the window read 0.5 s later) and ``noise_start`` (white noise 40 dB
   below the window's peak in its place). A cue is an edit that moves P(AI) far more than
-  these do.
+  these do;
+* ``room`` / ``hall`` / ``clipped`` (session 42): the robustness suite's ``reverb_room``
+  (RT60 0.8 s, 20 % of the power), ``reverb_hall`` (2 s, 30 %) and ``clip_6db`` on the
+  window, the room's response drawn with seed 0.
 
 Corpus: a reference corpus (``manifest.csv`` with ``path``, ``source``, ``split``), the
 first ``--clips`` human and AI clips of the split in manifest order.
@@ -73,6 +76,10 @@ def edits(y: np.ndarray, sr: int, window_s: float) -> dict[str, np.ndarray]:
     out["shift"] = np.asarray(y[s // 2:s // 2 + w], np.float32)
     noise = np.random.default_rng(0).standard_normal(s) * float(np.abs(x).max()) * 0.01
     out["noise_start"] = np.concatenate([noise.astype(np.float32), x[s:]])
+    from musicbrain_cli.evaluate.robustness import TRANSFORMS
+
+    for name, key in (("room", "reverb_room"), ("hall", "reverb_hall"), ("clipped", "clip_6db")):
+        out[name] = TRANSFORMS[key](x, sr, rng=np.random.default_rng(0))
     return out
 
 

@@ -48,6 +48,11 @@ def test_edits_do_what_they_are_named(script):
     assert np.array_equal(e["shift"], y[sr // 2:sr // 2 + n])
     noise = e["noise_start"][:sr]
     assert 0 < np.abs(noise).max() < 0.06 * np.abs(x).max() and np.array_equal(e["noise_start"][sr:], x[sr:])
+    from musicbrain_cli.evaluate.robustness import TRANSFORMS
+
+    for name, key in (("room", "reverb_room"), ("hall", "reverb_hall"), ("clipped", "clip_6db")):
+        assert np.array_equal(e[name], TRANSFORMS[key](x, sr, rng=np.random.default_rng(0)))
+        assert not np.array_equal(e[name], x)
     # too short for the splice: no splice; too short for the shift: refused
     assert "splice" not in script.edits(y[:int(10.7 * sr)], sr, w)
     with pytest.raises(ValueError, match="need"):
@@ -94,4 +99,5 @@ def test_a_run_measures_every_model_on_the_corpus(script, tiny_model_dir, tmp_pa
     assert table["human"]["silence_start"]["clips"] == 2 and table["ai"]["fade_in"]["clips"] == 1
     assert set(table["human"]) == {"as_rendered", "silence_start", "silence_inside", "fade_in",
                                    "fade_out", "splice", "shift", "noise_start",
+                                   "room", "hall", "clipped",
                                    *(f"start_-{db}dB" for db in script.LEVELS_DB)}
