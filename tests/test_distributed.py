@@ -17,10 +17,11 @@ from musicbrain_cli.training import trainer as T
 from musicbrain_cli.training.config import TINY_CONFIG, load_config
 
 
-def no_dropout(**train):
+def no_dropout(augment=None, **train):
     # Dropout masks come from per-rank RNG streams, so they differ between a 1-rank and a
     # 2-rank run by design; switched off to compare the arithmetic of the two.
-    return load_config(TINY_CONFIG, overrides={"model": {"dropout": 0.0}, "train": train})
+    return load_config(TINY_CONFIG, overrides={"model": {"dropout": 0.0}, "train": train,
+                                               "augment": augment or {}})
 
 
 def losses(run_dir):
@@ -70,11 +71,14 @@ def test_launch_rejects_bad_geometry():
         D.launch(print, nproc_per_node=1, nnodes=2, node_rank=2, rdzv_endpoint="h:1")
 
 
-def test_two_gloo_processes_match_one_process(tmp_path):
-    """Same global batch (4): 1 rank x 4 samples vs 2 ranks x 2, through torch elastic."""
+@pytest.mark.parametrize("augment", [None, {"reverb_prob": 0.5, "consistency_weight": 2.0}],
+                         ids=["plain", "consistency"])
+def test_two_gloo_processes_match_one_process(tmp_path, augment):
+    """Same global batch (4): 1 rank x 4 samples vs 2 ranks x 2, through torch elastic (with
+    the consistency term too: it is averaged over the global batch)."""
     one, two = tmp_path / "one", tmp_path / "two"
-    T.train(T.SyntheticSource(), one, config=no_dropout(), device="cpu", export=False)
-    T.train(T.SyntheticSource(), two, config=no_dropout(), device="cpu", nproc_per_node=2,
+    T.train(T.SyntheticSource(), one, config=no_dropout(augment), device="cpu", export=False)
+    T.train(T.SyntheticSource(), two, config=no_dropout(augment), device="cpu", nproc_per_node=2,
             export=False)
     for a, b in zip(losses(one), losses(two), strict=True):
         assert a == pytest.approx(b, rel=1e-5, abs=1e-6)

@@ -440,6 +440,98 @@ def test_reverb_off_keeps_every_other_draw_and_its_config_is_checked():
             AugmentConfig(**bad)
 
 
+# --- consistency: an edit should not move the verdict -----------------------------------------
+
+
+def test_the_anchor_is_the_window_with_every_draw_but_its_edits():
+    """``augment(anchor=True)``: the edited window as without it, the same window with the same
+    gain, EQ, noise and masks but no fade, silence or room, and whether an edit was drawn."""
+    x = torch.linspace(-0.8, 0.2, 256 * 500, dtype=torch.float32).reshape(1, 256, 500)
+    kw = dict(db_scale=50.0, db_offset=100.0, floor=-1.0, frame_s=0.02)
+    edits = AugmentConfig(noise_prob=1.0, fade_prob=1.0, silence_prob=1.0, reverb_prob=1.0)
+    plain = AugmentConfig(noise_prob=1.0)
+    out, anchor, edited = T.augment(x, edits, np.random.default_rng(7), anchor=True, **kw)
+    assert edited is True
+    assert torch.equal(out, T.augment(x, edits, np.random.default_rng(7), **kw))
+    assert torch.equal(anchor, T.augment(x, plain, np.random.default_rng(7), **kw))
+    assert not torch.equal(out, anchor)
+    # no edit drawn: the anchor is the window itself
+    none = AugmentConfig(noise_prob=1.0, fade_prob=1e-9, reverb_prob=1e-9)
+    out, anchor, edited = T.augment(x, none, np.random.default_rng(7), anchor=True, **kw)
+    assert edited is False and torch.equal(out, anchor)
+
+
+def test_bernoulli_kl_is_zero_at_agreement_and_pulls_only_the_edited_side():
+    a = torch.tensor([-3.0, 0.0, 2.0, 40.0, -40.0], requires_grad=True)
+    z = torch.tensor([-3.0, 1.0, -1.0, -40.0, 40.0], requires_grad=True)
+    kl = T.bernoulli_kl_sum(a, z)
+    p, q = torch.sigmoid(a.detach().double()), torch.sigmoid(z.detach().double())
+    closed = p * torch.log(p / q) + (1 - p) * torch.log((1 - p) / (1 - q))
+    assert torch.isfinite(kl)
+    assert kl.item() == pytest.approx(closed[:3].sum().item() + 40.0 * 2, rel=1e-3)
+    assert T.bernoulli_kl_sum(z, z).item() == pytest.approx(0.0, abs=1e-6)
+    kl.backward()
+    assert a.grad is None or torch.count_nonzero(a.grad) == 0      # the anchor is held fixed
+    assert torch.allclose(z.grad, torch.sigmoid(z.detach()) - torch.sigmoid(a.detach()), atol=1e-6)
+
+
+def test_consistency_weight_is_checked():
+    for bad in (-0.1, float("nan"), float("inf"), True, "1"):
+        with pytest.raises(ConfigError, match="consistency_weight"):
+            AugmentConfig(consistency_weight=bad, reverb_prob=0.3)
+    with pytest.raises(ConfigError, match="needs an edit"):
+        AugmentConfig(consistency_weight=1.0)
+    assert AugmentConfig(consistency_weight=1.0, silence_prob_human=0.3).consistency_weight == 1.0
+
+
+def test_a_step_on_the_consistency_term_brings_the_edited_windows_verdict_to_the_anchors():
+    """The term's gradient moves the edited window's P(AI) towards its anchor's (the direction
+    the labels alone move only slowly)."""
+    config = load_config(TINY_CONFIG, overrides={"augment": {"reverb_prob": 1.0, "consistency_weight": 1.0}})
+    source = T.SyntheticSource()
+    model, _ = T._build_model(config, source, source.taxonomy())
+    model.train(False)
+    det = source.taxonomy().index("source/ai")
+    data = T.AugmentedWindows(source.open("train"), config.augment, source.front_end(), seed=1,
+                              detection_index=det)
+    x, _, _, anchor, edited = (torch.stack(t) for t in zip(*(data[i] for i in range(8))))
+    assert bool(edited.all())
+    run = T._Run.__new__(T._Run)
+    run.model, run.detection_index, run.precision, run.device = model, det, "fp32", torch.device("cpu")
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    gaps = []
+    for _ in range(3):
+        kl, n = T._consistency(run, model(x), anchor, edited)
+        gaps.append(kl.item())
+        opt.zero_grad()
+        kl.backward()
+        opt.step()
+    assert n == 8 and gaps[0] > 0 and gaps[-1] < gaps[0]
+
+
+def test_training_with_the_consistency_term_logs_it_and_resumes_exactly(tmp_path):
+    cons = {"augment": {"reverb_prob": 0.5, "silence_prob": 0.3, "consistency_weight": 2.0}}
+    ref = tmp_path / "ref"
+    T.train(T.SyntheticSource(), ref, config=load_config(TINY_CONFIG, overrides={
+        "train": {"checkpoint_every_steps": 2}, **cons}), device="cpu", export=False)
+    rows = history(ref)
+    assert all(r["train_consistency_kl"] is not None and r["train_consistency_kl"] > 0 for r in rows)
+    plain = tmp_path / "plain"
+    T.train(T.SyntheticSource(), plain, config=load_config(TINY_CONFIG, overrides={
+        "train": {"checkpoint_every_steps": 2}, "augment": {**cons["augment"], "consistency_weight": 0.0}}),
+        device="cpu", export=False)
+    assert "train_consistency_kl" not in history(plain)[0]
+    assert not all(torch.equal(v, model_tensors(plain)[k]) for k, v in model_tensors(ref).items())
+    out = tmp_path / "run"
+    stopped = T.train(T.SyntheticSource(), out, config=load_config(TINY_CONFIG, overrides={
+        "train": {"checkpoint_every_steps": 2, "stop_after_steps": 3}, **cons}), device="cpu", export=False)
+    assert stopped["stopped"]
+    T.train(T.SyntheticSource(), out, resume=True, device="cpu", export=False)
+    a, b = model_tensors(ref), model_tensors(out)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert history(out) == history(ref)
+
+
 # --- training state as data ---------------------------------------------------------------
 
 

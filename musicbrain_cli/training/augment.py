@@ -50,13 +50,21 @@ class AugmentedWindows(Dataset):
         return len(self.base)
 
     def __getitem__(self, index: int):
+        """``(x, y, mask)``; with ``augment.consistency_weight`` > 0 also the window without
+        its edits and whether it has any: ``(x, y, mask, anchor, edited)``."""
         x, y, m = self.base[index]
+        consistency = self.config.enabled and self.config.consistency_weight > 0
+        anchor, edited = x, False
         if self.config.enabled:
             j = self.detection_index
             human = None if j is None else bool(float(m[j]) > 0 and float(y[j]) < 0.5)
-            x = augment(x, self.config, np.random.default_rng([self.seed, self.epoch, index]),
-                        db_scale=self.db_scale, db_offset=self.db_offset, floor=self.floor,
-                        bin_hz=self.bin_hz, frame_s=self.frame_s, human=human)
+            out = augment(x, self.config, np.random.default_rng([self.seed, self.epoch, index]),
+                          db_scale=self.db_scale, db_offset=self.db_offset, floor=self.floor,
+                          bin_hz=self.bin_hz, frame_s=self.frame_s, human=human,
+                          anchor=consistency)
+            x, anchor, edited = out if consistency else (out, x, False)
+        if consistency:
+            return x, y, m, anchor, torch.tensor(edited)
         return x, y, m
 
 
@@ -98,8 +106,13 @@ def room_map(x: torch.Tensor, rt60_s: float, wet: float, *, frame_s: float, db_s
 
 def augment(x: torch.Tensor, c: AugmentConfig, rng: np.random.Generator, *, db_scale: float,
             db_offset: float, floor: float, bin_hz: np.ndarray | None = None,
-            frame_s: float | None = None, human: bool | None = None) -> torch.Tensor:
+            frame_s: float | None = None, human: bool | None = None,
+            anchor: bool = False):
     """One window ``[1, F, T]`` (map units) -> an augmented copy. ``x`` is not modified.
+
+    ``anchor``: return ``(augmented, anchor, edited)`` instead, where ``anchor`` is the same
+    window with every draw but the edits (fade, silence, reverb) and ``edited`` whether any
+    edit was drawn (``augment.consistency_weight``); the random stream is the same.
 
     ``bin_hz`` (the bins' centre frequencies) is needed when ``c.pitch_semitones`` > 0; the
     pitch draw comes first and only then, so other configs keep their random streams.
@@ -138,6 +151,8 @@ def augment(x: torch.Tensor, c: AugmentConfig, rng: np.random.Generator, *, db_s
         width = int(rng.integers(0, int(c.freq_mask_frac * n_bins) + 1))
         start = int(rng.integers(0, n_bins - width + 1))
         x[:, start:start + width, :] = fill
+    before_edits = x.clone() if anchor else None
+    edited = False
     silence_prob = c.silence_prob
     if c.silence_prob_human is not None:
         if human is None:
@@ -152,6 +167,7 @@ def augment(x: torch.Tensor, c: AugmentConfig, rng: np.random.Generator, *, db_s
         t = (np.arange(n, dtype=np.float64) + 0.5) / n               # frame centres, 0..1
         # amplitude (t / T)**2: power (t / T)**4, 40 log10(t / T) dB
         ramp = torch.from_numpy((40.0 * np.log10(t) / db_scale).astype(np.float32))
+        edited = True
         if rng.random() < 0.5:
             x[:, :, :n] = (x[:, :, :n] + ramp).clamp_min(floor)        # fade-in
         else:
@@ -162,11 +178,15 @@ def augment(x: torch.Tensor, c: AugmentConfig, rng: np.random.Generator, *, db_s
         start = 0 if where == 0 else n_frames - width if where == 1 else \
             int(rng.integers(0, n_frames - width + 1))
         x[:, :, start:start + width] = floor
+        edited = True
     if c.reverb_prob > 0 and rng.random() < c.reverb_prob:
         if frame_s is None or frame_s <= 0:
             raise ValueError("reverb augmentation needs the frame period (frame_s)")
         x = room_map(x, float(rng.uniform(*c.reverb_rt60_s)), float(rng.uniform(*c.reverb_wet)),
                      frame_s=frame_s, db_scale=db_scale, db_offset=db_offset, floor=floor)
+        edited = True
+    if anchor:
+        return x, before_edits, edited
     return x
 
 

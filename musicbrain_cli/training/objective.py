@@ -26,6 +26,17 @@ def masked_bce_sum(logits: torch.Tensor, targets: torch.Tensor,
     return (loss * mask.float()).sum()
 
 
+def bernoulli_kl_sum(anchor_logits: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """Sum of ``KL(Bernoulli(sigmoid(anchor)) || Bernoulli(sigmoid(logits)))`` (float32,
+    from log-sigmoids, so confident logits stay finite). The anchor side is held fixed:
+    only ``logits`` carries a gradient, ``sigmoid(logits) - sigmoid(anchor)`` per entry."""
+    a = anchor_logits.detach().float()
+    z = logits.float()
+    p = torch.sigmoid(a)
+    kl = p * (F.logsigmoid(a) - F.logsigmoid(z)) + (1 - p) * (F.logsigmoid(-a) - F.logsigmoid(-z))
+    return kl.sum()
+
+
 def sample_weighted_mask(targets: torch.Tensor, mask: torch.Tensor,
                          label_weights: torch.Tensor | None) -> torch.Tensor:
     """``mask`` scaled per sample by the largest weight among its known positive labels.

@@ -80,6 +80,7 @@ from musicbrain_cli.training.augment import (  # noqa: F401
 from musicbrain_cli.training.objective import (  # noqa: F401
     PlateauSchedule,
     _autocast,
+    bernoulli_kl_sum,
     masked_bce_sum,
     balance_factor,
     balance_table,
@@ -138,6 +139,10 @@ class TrainRequest:
     export: bool = True
 
 
+#: Entries of ``_Run.epoch_acc``.
+EPOCH_ACC = 5
+
+
 class StopRequested(Exception):
     """``train.stop_after_steps`` reached (the test hook that simulates a kill)."""
 
@@ -175,8 +180,11 @@ class _Run:
     label_weights: torch.Tensor | None = None
     #: ``train.balance_by``: (factor table, the group's columns, the source/ai column).
     balance: tuple | None = None
-    #: This rank's running (masked BCE sum, known labels, samples) of the current epoch.
-    epoch_acc: torch.Tensor = field(default_factory=lambda: torch.zeros(3, dtype=torch.float64))
+    #: This rank's running (masked BCE sum, known labels, samples, consistency KL sum, edited
+    #: windows) of the current epoch.
+    epoch_acc: torch.Tensor = field(default_factory=lambda: torch.zeros(EPOCH_ACC, dtype=torch.float64))
+    #: The detection label's column (``source/ai``), or None where the taxonomy lacks it.
+    detection_index: int | None = None
 
     @property
     def bare(self) -> torch.nn.Module:
@@ -313,6 +321,7 @@ def _setup(request: TrainRequest, info: D.DistInfo) -> _Run:
         init_sha256=init_sha256, init_new_labels=init_new,
         label_weights=_label_weights(config, taxonomy),
         balance=_balance(config, taxonomy, source.open(config.train.train_split)),
+        detection_index=train_set.detection_index,
     )
 
 
@@ -442,7 +451,8 @@ def load_training_state(run: _Run, path: Path) -> None:
     run.history, run.best = list(meta["history"]), dict(meta["best"])
     _restore_epoch_end_files(run, path, tensors, meta)
     if D.is_primary():   # the other ranks start from 0: the epoch's all-reduce adds them up
-        run.epoch_acc = torch.tensor(meta["epoch_partial"], dtype=torch.float64)
+        partial = list(meta["epoch_partial"])   # states written before consistency held 3
+        run.epoch_acc = torch.tensor(partial + [0.0] * (EPOCH_ACC - len(partial)), dtype=torch.float64)
     samples = int(meta["samples_into_epoch"])
     b = run.config.train.batch_size
     run.step_in_epoch = samples // b
@@ -482,8 +492,9 @@ def _restore_epoch_end_files(run: _Run, path: Path, tensors: dict, meta: dict) -
         write_state(every, tensors, meta)
 
 
-def _train_epoch(run: _Run, progress: Progress) -> tuple[float, int]:
-    """One epoch (or its remainder after a resume). Returns (mean train loss, samples)."""
+def _train_epoch(run: _Run, progress: Progress) -> tuple[float, int, float | None]:
+    """One epoch (or its remainder after a resume). Returns (mean train loss, samples, mean
+    consistency KL per edited window or None where no window was edited or the term is off)."""
     c = run.config
     accum, micro = c.train.accumulation_steps, c.micro_batch(D.world_size())
     run.sampler.set_epoch(run.epoch)
@@ -504,7 +515,7 @@ def _train_epoch(run: _Run, progress: Progress) -> tuple[float, int]:
             window = min(accum, n_micro - step * accum)
             run.optimizer.zero_grad(set_to_none=True)
             for j in range(window):
-                x, y, m = (t.to(run.device, non_blocking=True) for t in next(batches))
+                x, y, m, *pair = (t.to(run.device, non_blocking=True) for t in next(batches))
                 m = sample_weighted_mask(y, m, run.label_weights)
                 if run.balance is not None:
                     table, cols, det = run.balance
@@ -517,13 +528,18 @@ def _train_epoch(run: _Run, progress: Progress) -> tuple[float, int]:
                         logits = run.model(x)
                     total = masked_bce_sum(logits, y, m)
                     loss = total * world / max(known, 1.0) / window
+                    if pair:
+                        kl, n_edited = _consistency(run, logits, *pair)
+                        weight = c.augment.consistency_weight
+                        loss = loss + weight * kl * world / max(global_batch(x), 1.0) / window
                     if not torch.isfinite(loss) and not run.scaler.is_enabled():
                         raise TrainingError(
                             f"loss is {loss.item()} at epoch {run.epoch + 1}, step {step + 1}"
                         )
                     run.scaler.scale(loss).backward()
-                run.epoch_acc += torch.tensor([total.item(), float(m.sum().item()), x.shape[0]],
-                                              dtype=torch.float64)
+                run.epoch_acc += torch.tensor([total.item(), float(m.sum().item()), x.shape[0],
+                                               kl.item() if pair else 0.0,
+                                               n_edited if pair else 0], dtype=torch.float64)
             if c.optim.grad_clip_norm > 0:
                 run.scaler.unscale_(run.optimizer)
                 torch.nn.utils.clip_grad_norm_(run.model.parameters(), c.optim.grad_clip_norm)
@@ -540,8 +556,31 @@ def _train_epoch(run: _Run, progress: Progress) -> tuple[float, int]:
                 raise StopRequested()
     run.sampler.start = 0   # a resumed epoch's skip applies to that epoch only
     total = D.all_reduce_sum(run.epoch_acc)
-    run.epoch_acc = torch.zeros(3, dtype=torch.float64)
-    return float(total[0] / max(total[1].item(), 1.0)), int(total[2].item())
+    run.epoch_acc = torch.zeros(EPOCH_ACC, dtype=torch.float64)
+    consistency = float(total[3] / total[4]) if total[4] > 0 else None
+    return float(total[0] / max(total[1].item(), 1.0)), int(total[2].item()), consistency
+
+
+def global_batch(x: torch.Tensor) -> float:
+    """Windows in this micro-batch over all ranks (collective)."""
+    return D.all_reduce_sum(torch.tensor([float(x.shape[0])], dtype=torch.float64)).item()
+
+
+def _consistency(run: _Run, logits: torch.Tensor, anchor: torch.Tensor,
+                 edited: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """The consistency term of this micro-batch (``augment.consistency_weight``): the KL
+    divergence from each edited window's anchor P(AI) to its own, summed, and how many
+    windows were edited. The anchors are read by the model as it stands, without gradient
+    (in its training mode, as the edited windows are)."""
+    det = run.detection_index
+    if det is None:
+        raise TrainingError("augment.consistency_weight needs the detection label (source/ai)")
+    rows = edited.bool().nonzero().flatten()
+    if rows.numel() == 0:
+        return logits.new_zeros(()), 0
+    with torch.no_grad(), _autocast(run.precision, run.device):
+        anchor_logits = run.bare(anchor[rows])
+    return bernoulli_kl_sum(anchor_logits[:, det], logits[rows, det]), int(rows.numel())
 
 
 def _validate(run: _Run, *, temperature: float = 1.0, model: torch.nn.Module | None = None) -> dict:
@@ -568,7 +607,8 @@ def _validate(run: _Run, *, temperature: float = 1.0, model: torch.nn.Module | N
     return result
 
 
-def _epoch_end(run: _Run, train_loss: float, samples: int, seconds: float) -> None:
+def _epoch_end(run: _Run, train_loss: float, samples: int, seconds: float, *,
+               consistency: float | None = None) -> None:
     val = _validate(run)
     val.pop("_arrays")
     lr_used = run.schedule.lr
@@ -577,6 +617,8 @@ def _epoch_end(run: _Run, train_loss: float, samples: int, seconds: float) -> No
     run.step_in_epoch = 0
     row = _flat_history_row(run.epoch, run.global_step, lr_used, train_loss, val, seconds, samples)
     row["lr_next"] = run.schedule.lr
+    if run.config.augment.consistency_weight > 0:
+        row["train_consistency_kl"] = consistency
     run.history.append(row)
     score = val["map_macro"] if val["map_macro"] is not None else -val["val_loss"]
     is_best = not run.best or score > run.best["score"]
@@ -700,8 +742,9 @@ def run_worker(request: TrainRequest) -> dict | None:
         try:
             while run.epoch < run.config.train.epochs:
                 start = time.perf_counter()
-                train_loss, samples = _train_epoch(run, progress)
-                _epoch_end(run, train_loss, samples, time.perf_counter() - start)
+                train_loss, samples, consistency = _train_epoch(run, progress)
+                _epoch_end(run, train_loss, samples, time.perf_counter() - start,
+                           consistency=consistency)
         except StopRequested:
             return {"stopped": True, "global_step": run.global_step} if D.is_primary() else None
         finally:
