@@ -75,7 +75,7 @@ def test_launch_rejects_bad_geometry():
                          ids=["plain", "consistency"])
 def test_two_gloo_processes_match_one_process(tmp_path, augment):
     """Same global batch (4): 1 rank x 4 samples vs 2 ranks x 2, through torch elastic (with
-    the consistency term too: it is averaged over the global batch)."""
+    the consistency term too: it is scaled by the global count of known labels)."""
     one, two = tmp_path / "one", tmp_path / "two"
     T.train(T.SyntheticSource(), one, config=no_dropout(augment), device="cpu", export=False)
     T.train(T.SyntheticSource(), two, config=no_dropout(augment), device="cpu", nproc_per_node=2,

@@ -531,7 +531,7 @@ def _train_epoch(run: _Run, progress: Progress) -> tuple[float, int, float | Non
                     if pair:
                         kl, n_edited = _consistency(run, logits, *pair)
                         weight = c.augment.consistency_weight
-                        loss = loss + weight * kl * world / max(global_batch(x), 1.0) / window
+                        loss = loss + weight * kl * world / max(known, 1.0) / window
                     if not torch.isfinite(loss) and not run.scaler.is_enabled():
                         raise TrainingError(
                             f"loss is {loss.item()} at epoch {run.epoch + 1}, step {step + 1}"
@@ -559,11 +559,6 @@ def _train_epoch(run: _Run, progress: Progress) -> tuple[float, int, float | Non
     run.epoch_acc = torch.zeros(EPOCH_ACC, dtype=torch.float64)
     consistency = float(total[3] / total[4]) if total[4] > 0 else None
     return float(total[0] / max(total[1].item(), 1.0)), int(total[2].item()), consistency
-
-
-def global_batch(x: torch.Tensor) -> float:
-    """Windows in this micro-batch over all ranks (collective)."""
-    return D.all_reduce_sum(torch.tensor([float(x.shape[0])], dtype=torch.float64)).item()
 
 
 def _consistency(run: _Run, logits: torch.Tensor, anchor: torch.Tensor,
