@@ -846,3 +846,4 @@ def test_every_shipped_training_config_loads():
     enlarged = load_config(Path(training.__file__).parent / "configs" / "reference-enlarged.yaml")
     assert enlarged.augment.silence_prob_human > enlarged.augment.silence_prob
     assert enlarged.augment.reverb_prob > 0          # the next run hears rooms (session 42)
+    assert enlarged.augment.consistency_weight > 0   # and is held to them (session 43, trial 9)
