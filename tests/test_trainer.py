@@ -4,6 +4,7 @@ Runs use a tiny setting (32 x 64 spectrograms, 16 training windows, batch 4, 2 e
 the module stays fast on a 2-core machine.
 """
 
+import csv
 import json
 import math
 
@@ -516,6 +517,8 @@ def test_training_with_the_consistency_term_logs_it_and_resumes_exactly(tmp_path
         "train": {"checkpoint_every_steps": 2}, **cons}), device="cpu", export=False)
     rows = history(ref)
     assert all(r["train_consistency_kl"] is not None and r["train_consistency_kl"] > 0 for r in rows)
+    table = list(csv.DictReader((ref / "metrics.csv").read_text().splitlines()))
+    assert [float(r["train_consistency_kl"]) for r in table] == [r["train_consistency_kl"] for r in rows]
     plain = tmp_path / "plain"
     T.train(T.SyntheticSource(), plain, config=load_config(TINY_CONFIG, overrides={
         "train": {"checkpoint_every_steps": 2}, "augment": {**cons["augment"], "consistency_weight": 0.0}}),

@@ -624,7 +624,8 @@ def _epoch_end(run: _Run, train_loss: float, samples: int, seconds: float, *,
     if D.is_primary():
         write_metric_logs(run.out_dir, run.history, run.taxonomy.labels)
         if run.tb is not None:
-            for key in ("train_loss", "val_loss", "map_macro", "map_micro", "detection_roc_auc", "lr"):
+            for key in ("train_loss", "train_consistency_kl", "val_loss", "map_macro", "map_micro",
+                        "detection_roc_auc", "lr"):
                 if row.get(key) is not None:
                     run.tb.add_scalar(key, row[key], run.epoch)
             run.tb.flush()
