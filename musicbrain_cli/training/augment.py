@@ -53,19 +53,18 @@ class AugmentedWindows(Dataset):
         """``(x, y, mask)``; with ``augment.consistency_weight`` > 0 also the window without
         its edits and whether it has any: ``(x, y, mask, anchor, edited)``."""
         x, y, m = self.base[index]
-        consistency = self.config.enabled and self.config.consistency_weight > 0
-        anchor, edited = x, False
-        if self.config.enabled:
-            j = self.detection_index
-            human = None if j is None else bool(float(m[j]) > 0 and float(y[j]) < 0.5)
-            out = augment(x, self.config, np.random.default_rng([self.seed, self.epoch, index]),
-                          db_scale=self.db_scale, db_offset=self.db_offset, floor=self.floor,
-                          bin_hz=self.bin_hz, frame_s=self.frame_s, human=human,
-                          anchor=consistency)
-            x, anchor, edited = out if consistency else (out, x, False)
+        if not self.config.enabled:
+            return x, y, m
+        consistency = self.config.consistency_weight > 0
+        j = self.detection_index
+        human = None if j is None else bool(float(m[j]) > 0 and float(y[j]) < 0.5)
+        out = augment(x, self.config, np.random.default_rng([self.seed, self.epoch, index]),
+                      db_scale=self.db_scale, db_offset=self.db_offset, floor=self.floor,
+                      bin_hz=self.bin_hz, frame_s=self.frame_s, human=human, anchor=consistency)
         if consistency:
+            x, anchor, edited = out
             return x, y, m, anchor, torch.tensor(edited)
-        return x, y, m
+        return out, y, m
 
 
 def pitch_warp(x: torch.Tensor, bin_hz: np.ndarray, semitones: float, floor: float) -> torch.Tensor:
