@@ -498,7 +498,7 @@ def test_a_step_on_the_consistency_term_brings_the_edited_windows_verdict_to_the
     x, _, _, anchor, edited = (torch.stack(t) for t in zip(*(data[i] for i in range(8))))
     assert bool(edited.all())
     run = T._Run.__new__(T._Run)
-    run.model, run.detection_index, run.precision, run.device = model, det, "fp32", torch.device("cpu")
+    run.model, run.train_set, run.precision, run.device = model, data, "fp32", torch.device("cpu")
     opt = torch.optim.SGD(model.parameters(), lr=0.5)
     gaps = []
     for _ in range(3):

@@ -183,8 +183,6 @@ class _Run:
     #: This rank's running (masked BCE sum, known labels, samples, consistency KL sum, edited
     #: windows) of the current epoch.
     epoch_acc: torch.Tensor = field(default_factory=lambda: torch.zeros(EPOCH_ACC, dtype=torch.float64))
-    #: The detection label's column (``source/ai``), or None where the taxonomy lacks it.
-    detection_index: int | None = None
 
     @property
     def bare(self) -> torch.nn.Module:
@@ -321,7 +319,6 @@ def _setup(request: TrainRequest, info: D.DistInfo) -> _Run:
         init_sha256=init_sha256, init_new_labels=init_new,
         label_weights=_label_weights(config, taxonomy),
         balance=_balance(config, taxonomy, source.open(config.train.train_split)),
-        detection_index=train_set.detection_index,
     )
 
 
@@ -567,7 +564,7 @@ def _consistency(run: _Run, logits: torch.Tensor, anchor: torch.Tensor,
     divergence from each edited window's anchor P(AI) to its own, summed, and how many
     windows were edited. The anchors are read by the model as it stands, without gradient
     (in its training mode, as the edited windows are)."""
-    det = run.detection_index
+    det = run.train_set.detection_index
     if det is None:
         raise TrainingError("augment.consistency_weight needs the detection label (source/ai)")
     rows = edited.bool().nonzero().flatten()

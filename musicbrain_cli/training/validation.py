@@ -97,8 +97,8 @@ def _atomic_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-SCALAR_COLUMNS = ("epoch", "global_step", "lr", "train_loss", "train_consistency_kl", "val_loss", "map_macro",
-                  "map_micro", "detection_roc_auc", "detection_tpr", "detection_fpr",
+SCALAR_COLUMNS = ("epoch", "global_step", "lr", "train_loss", "train_consistency_kl", "val_loss",
+                  "map_macro", "map_micro", "detection_roc_auc", "detection_tpr", "detection_fpr",
                   "epoch_time_s", "train_samples_per_s")
 
 
