@@ -331,7 +331,7 @@ def test_silence_can_be_drawn_more_often_into_human_windows():
     unknown = T.AugmentedWindows(masked, AugmentConfig(silence_prob=0.0, silence_prob_human=1.0, **kw),
                                  src.front_end(), seed=5, detection_index=det)
     assert not _silent_stretch(unknown, 0)
-    with pytest.raises(ValueError, match="detection label"):
+    with pytest.raises(ConfigError, match="silence_prob_human needs the detection label"):
         T.AugmentedWindows(data, AugmentConfig(silence_prob_human=0.5), src.front_end(), seed=5)
     with pytest.raises(ValueError, match="class"):
         T.augment(x, AugmentConfig(silence_prob_human=0.5), np.random.default_rng(0),
@@ -483,6 +483,18 @@ def test_consistency_weight_is_checked():
     with pytest.raises(ConfigError, match="needs an edit"):
         AugmentConfig(consistency_weight=1.0)
     assert AugmentConfig(consistency_weight=1.0, silence_prob_human=0.3).consistency_weight == 1.0
+
+
+def test_a_taxonomy_without_the_detection_label_is_refused_when_the_run_is_set_up(tmp_path):
+    """The consistency term reads source/ai: a data set without it fails before any training
+    step, with the setting named (it failed at the first batch)."""
+
+    no_detection = T.SyntheticSource(groups=(("period", ("Baroque", "Classical"), True),
+                                             ("composer", ("Bach", "Mozart"), True)))
+    config = load_config(TINY_CONFIG, overrides={"augment": {"reverb_prob": 0.5, "consistency_weight": 1.0}})
+    with pytest.raises(ConfigError, match="consistency_weight needs the detection label"):
+        T.train(no_detection, tmp_path / "run", config=config, device="cpu", export=False)
+    assert not list((tmp_path / "run").glob("**/*.safetensors"))      # no step was taken
 
 
 def test_a_step_on_the_consistency_term_brings_the_edited_windows_verdict_to_the_anchors():

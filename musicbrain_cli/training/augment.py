@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, DistributedSampler
 
+from musicbrain_cli.errors import ConfigError
 from musicbrain_cli.training.config import AugmentConfig
 
 
@@ -29,8 +30,14 @@ class AugmentedWindows(Dataset):
 
     def __init__(self, base: Dataset, config: AugmentConfig, front_end: Mapping[str, Any], *,
                  seed: int, detection_index: int | None = None):
-        if config.silence_prob_human is not None and detection_index is None:
-            raise ValueError("augment.silence_prob_human needs the detection label's column")
+        # Both settings read the detection label (source/ai): a taxonomy without it is refused
+        # here, when the run is set up, not at its first batch.
+        needs = [name for name, on in (("silence_prob_human", config.silence_prob_human is not None),
+                                       ("consistency_weight", config.consistency_weight > 0)) if on]
+        if needs and detection_index is None:
+            raise ConfigError(f"augment.{' and augment.'.join(needs)} {'needs' if len(needs) == 1 else 'need'} "
+                              "the detection label "
+                              "(source/ai), which this data set's taxonomy does not have")
         self.base, self.config, self.seed, self.epoch = base, config, seed, 0
         #: the target column of the AI class (``source/ai``): 0 where known is a human window
         self.detection_index = detection_index

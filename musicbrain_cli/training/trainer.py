@@ -564,9 +564,7 @@ def _consistency(run: _Run, logits: torch.Tensor, anchor: torch.Tensor,
     divergence from each edited window's anchor P(AI) to its own, summed, and how many
     windows were edited. The anchors are read by the model as it stands, without gradient
     (in its training mode, as the edited windows are)."""
-    det = run.train_set.detection_index
-    if det is None:
-        raise TrainingError("augment.consistency_weight needs the detection label (source/ai)")
+    det = run.train_set.detection_index          # set whenever the term is on (AugmentedWindows)
     rows = edited.bool().nonzero().flatten()
     if rows.numel() == 0:
         return logits.new_zeros(()), 0
