@@ -87,6 +87,12 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--clips", type=int, default=30, help="vocoder: how many held-out human clips")
     ap.add_argument("--vocoder", default="hifigan-v1", choices=("hifigan-v1", "lpcnet"),
                     help="vocoder: the real decoder (lpcnet: FreeDV 2020's, from Debian's libcodec2-1.0)")
+    ap.add_argument("--reference", metavar="CORPUS[:SPLIT]",
+                    help="vocoder: draw the human clips from a reference corpus's split (default test) "
+                         "instead of the Debian recordings")
+    ap.add_argument("--uploads", nargs="+", metavar="UPLOAD",
+                    help="vocoder: the uploads each re-synthesis is written as (default flac, rs44100_flac, "
+                         "mp3_128, aac_128; any of artifacts.corpus.UPLOADS, e.g. opus_64)")
     ap.add_argument("--human-only", action="store_true",
                     help="corpus: the human clips and uploads only, no decoders (same draws)")
     args = ap.parse_args(argv)
@@ -110,8 +116,15 @@ def main(argv: list[str]) -> int:
     elif args.step == "vocoder":  # held-out human clips through a real, fully trained vocoder
         from musicbrain_cli.artifacts.corpus import build_vocoded
 
+        from musicbrain_cli.artifacts.corpus import VOCODED_TRANSFORMS
+
+        reference = None
+        if args.reference:
+            corpus, _, split = args.reference.partition(":")
+            reference = (Path(corpus), split or "test")
         items = build_vocoded(args.out, debian_root=args.debian, weights=args.weights, decoder=args.vocoder,
-                              clips=args.clips, seed=args.seed, log=log)
+                              clips=args.clips, seed=args.seed, reference=reference,
+                              transforms=tuple(args.uploads or VOCODED_TRANSFORMS), log=log)
         log(f"{len(items)} items in {args.out}")
     elif args.step == "score":  # the line in --model-dir on --out's features: rates per split
         from collections import defaultdict

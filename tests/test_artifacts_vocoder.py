@@ -107,6 +107,43 @@ def test_the_vocoded_set_pairs_each_held_out_clip_with_its_resyntheses(tmp_path,
     assert [d["id"] for d in saved] == [i.id for i in items]
 
 
+def test_the_vocoded_set_can_draw_from_a_reference_corpus_and_write_chosen_uploads(tmp_path, monkeypatch):
+    """Where the Debian recordings are not on the machine, a reference corpus's human renders
+    of one split are the pool (never its AI clips, never another split's), and each
+    re-synthesis is written as the uploads asked for, Opus included."""
+    import csv
+
+    from musicbrain_cli.artifacts import corpus
+    from musicbrain_cli.artifacts.spectrum import read_native
+    from musicbrain_cli.audio.encode import encode_audio
+
+    ref = tmp_path / "ref"
+    (ref / "audio").mkdir(parents=True)
+    rows = [("h1", "human", "test"), ("a1", "ai", "test"), ("h2", "human", "val"), ("h3", "human", "test")]
+    with open(ref / "manifest.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["clip_id", "path", "source", "split"])
+        for i, (cid, source, split) in enumerate(rows):
+            encode_audio(ref / "audio" / f"{cid}.flac", 0.3 * piano_melody(22050, 6.0, seed=10 + i), 22050)
+            w.writerow([cid, f"audio/{cid}.flac", source, split])
+    torch.manual_seed(5)
+    small = vocoder.HiFiGAN(SMALL).eval()
+    monkeypatch.setattr(vocoder, "load", lambda path, config=vocoder.V1: small)
+    items = corpus.build_vocoded(tmp_path / "voc", debian_root=None, weights=tmp_path / "w", clips=5,
+                                 reference=(ref, "test"), transforms=("flac", "opus_64"))
+    assert sorted({i.id.split("/")[2] for i in items}) == ["h1", "h3"]
+    assert all(i.source == "reference-render" for i in items)
+    decoded = {i.transform: i for i in items if i.label == 1 and i.id.split("/")[2] == "h1"}
+    assert set(decoded) == {"flac", "opus_64"} and decoded["opus_64"].path.endswith(".opus")
+    assert read_native(decoded["opus_64"].path)[1] == 48000                   # Opus decodes at 48 kHz
+    with pytest.raises(ValueError, match="unknown uploads"):
+        corpus.build_vocoded(tmp_path / "v2", debian_root=None, weights=tmp_path / "w",
+                             reference=(ref, "test"), transforms=("opus_7",))
+    with pytest.raises(ValueError, match="no human clips"):
+        corpus.build_vocoded(tmp_path / "v3", debian_root=None, weights=tmp_path / "w",
+                             reference=(ref, "train"))
+
+
 def test_what_the_line_makes_of_a_real_decoder_is_recorded_in_its_card(tmp_path):
     import shutil
 

@@ -447,16 +447,37 @@ VOCODED_SPLITS = ("test",) + HUMAN_ONLY_SPLITS
 REAL_DECODERS = {"hifigan-v1": "hifigan-v1-universal", "lpcnet": "lpcnet-freedv2020"}
 
 
-def build_vocoded(out: Path, *, debian_root: Path, weights: Path | None = None, decoder: str = "hifigan-v1",
+def reference_human_clips(corpus: Path, split: str) -> Iterator[tuple[str, str, np.ndarray, int]]:
+    """``(clip id, "reference-render", y, rate)`` for the human clips of a reference corpus's
+    ``split`` (``musicbrain data build-reference``: rendered scores, read at their own rate), in
+    manifest order: a pool for :func:`build_vocoded` on a machine without the Debian recordings."""
+    import csv
+
+    from musicbrain_cli.artifacts.spectrum import read_native
+
+    with open(corpus / "manifest.csv", newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            if row["split"] == split and row["source"] == "human":
+                y, rate = read_native(corpus / row["path"])
+                yield f"reference-{split}/{row['clip_id']}", "reference-render", y, rate
+
+
+def build_vocoded(out: Path, *, debian_root: Path | None, weights: Path | None = None, decoder: str = "hifigan-v1",
                   clips: int = 30, seed: int = 22, splits: tuple[str, ...] = VOCODED_SPLITS,
+                  transforms: tuple[str, ...] = VOCODED_TRANSFORMS, reference: tuple[Path, str] | None = None,
                   log=lambda msg: None) -> list[Item]:
     """Human clips of the held-out ``splits`` re-synthesised by a real, fully trained decoder
     (:mod:`vocoder`: ``hifigan-v1``, HiFi-GAN V1 with ``weights`` from
     ``scripts/fetch_real_vocoder.py``, or ``lpcnet``, FreeDV 2020's LPCNet from the system's
-    libcodec2), each written as every :data:`VOCODED_TRANSFORMS` upload (label 1, split
+    libcodec2), each written as every upload of ``transforms`` (:data:`UPLOADS`; label 1, split
     ``vocoder:<decoder>``), beside the same clip at the decoder's rate untouched (label 0,
     transform ``flac``), so the two differ only by the decoder. ``clips`` are picked evenly from
-    the pool of every split's first clip per file; ``out/items.json`` lists them."""
+    the pool of every split's first clip per file, or, with ``reference=(corpus, split)``, from
+    that reference corpus split's human renders (:func:`reference_human_clips`); ``out/items.json``
+    lists them."""
+    unknown = sorted(set(transforms) - set(UPLOADS))
+    if unknown or not transforms:
+        raise ValueError(f"unknown uploads {unknown}: choose from {list(UPLOADS)}")
     from musicbrain_cli.artifacts import vocoder as voc
 
     if decoder == "hifigan-v1":
@@ -469,9 +490,14 @@ def build_vocoded(out: Path, *, debian_root: Path, weights: Path | None = None, 
         rate, resynthesise = voc.LPCNET_RATE, voc.LPCNetCodec().resynthesise
     else:
         raise ValueError(f"decoder must be one of {sorted(REAL_DECODERS)}, got {decoder!r}")
-    pool = [c for split in splits for c in human_clips(debian_root, split, per_file=1, seed=seed)]
-    if not pool:
-        raise ValueError(f"no human clips in splits {splits} under {debian_root}")
+    if reference is not None:
+        pool = list(reference_human_clips(*reference))
+        if not pool:
+            raise ValueError(f"no human clips in split {reference[1]!r} of {str(reference[0])!r}")
+    else:
+        pool = [c for split in splits for c in human_clips(debian_root, split, per_file=1, seed=seed)]
+        if not pool:
+            raise ValueError(f"no human clips in splits {splits} under {debian_root}")
     picks = np.unique(np.linspace(0, len(pool) - 1, min(clips, len(pool))).round().astype(int))
     tag, name = f"vocoder:{decoder}", REAL_DECODERS[decoder]
     items: list[Item] = []
@@ -483,7 +509,7 @@ def build_vocoded(out: Path, *, debian_root: Path, weights: Path | None = None, 
         path = write_upload(base.with_name(base.name + "__original"), x, rate, "flac")
         items.append(Item(f"{tag}/{cid}/original", tag, 0, source, "human", "", "flac", str(path)))
         z = resynthesise(x)
-        for transform in VOCODED_TRANSFORMS:
+        for transform in transforms:
             path = write_upload(base.with_name(f"{base.name}__{name}__{transform}"), z, rate, transform)
             items.append(Item(f"{tag}/{cid}/{transform}", tag, 1, source, decoder, name, transform, str(path)))
         log(f"vocoded: {cid}")
