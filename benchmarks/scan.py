@@ -28,6 +28,7 @@ workers; it prints each one's real-time factor and the per-track overhead Ray ad
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import sys
 import tempfile
@@ -92,6 +93,34 @@ def build_catalog(folder: Path, *, tracks: int, minutes: float | None,
     return total
 
 
+def _proc_cpu(stat: Path) -> float:
+    """User + system CPU seconds of one ``/proc/.../stat`` (0 where it cannot be read)."""
+    try:
+        fields = stat.read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def cpu_seconds() -> dict[str, float]:
+    """CPU seconds (user + system) so far: ``process`` (all its threads), ``main`` (the main
+    thread alone, from ``/proc``; 0 where there is none) and ``children``: child processes
+    already waited for, plus the live ones (the pooled decoder children live on between
+    files, so ``RUSAGE_CHILDREN`` alone misses them)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    live = 0.0
+    for listing in Path("/proc/self/task").glob("*/children"):
+        try:
+            pids = listing.read_text().split()
+        except OSError:
+            continue
+        live += sum(_proc_cpu(Path(f"/proc/{pid}/stat")) for pid in pids)
+    return {"process": own.ru_utime + own.ru_stime,
+            "main": _proc_cpu(Path(f"/proc/self/task/{os.getpid()}/stat")),
+            "children": kids.ru_utime + kids.ru_stime + live}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tracks", type=int, default=10)
@@ -143,10 +172,12 @@ def main() -> None:
             return
         detector = Detector.from_pretrained(args.model, device="cpu")
         base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        cpu_before = cpu_seconds()
         t = time.perf_counter()
         result = scan([catalog], tmp / "out", detector, keys=keys,
                       options=ScanOptions(formats=formats[args.report], jobs=args.jobs))
         wall = time.perf_counter() - t
+        cpu = {k: v - cpu_before.get(k, 0.0) for k, v in cpu_seconds().items()}
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         # ru_maxrss of children is the largest child ever (the catalog builder included),
         # so the decoder children's peak is not separable here; audio.intake's own benchmark
@@ -174,6 +205,14 @@ def main() -> None:
           f"(target: other <= model)")
     print(f"peak RSS of the scanning process {peak:.0f} MB (after model load {base_rss:.0f} MB) "
           "(issue 27: <= 1536 MB with a 2-hour track)")
+    if args.engine == "local":
+        busy = cpu["process"] + cpu["children"]
+        print(f"CPU seconds during the scan: {cpu['process']:.1f} in the scanning process (its main "
+              f"thread, which analyses, {cpu['main']:.1f}; the report thread and the libraries' "
+              f"threads {cpu['process'] - cpu['main']:.1f}), {cpu['children']:.1f} in decoder "
+              f"children: {busy / wall:.2f} of the {os.cpu_count()} cores busy on average; the main "
+              f"thread ran {cpu['main'] / wall:.0%} of the wall time (60x here needs the wall at "
+              f"{audio / 60:.1f} s)")
 
 
 def ray_benchmark(catalog: Path, tmp: Path, args, options, keys) -> None:
