@@ -35,7 +35,8 @@ def main() -> None:
     from musicbrain_cli.model.inference import Detector
     from musicbrain_cli.report.keys import init_keys
     from musicbrain_cli.report.writer import write_track_report
-    from musicbrain_cli.scan.batch import ScanOptions, render_figures, analyse_track
+    from musicbrain_cli.scan.batch import ScanOptions, analyse_track
+    from musicbrain_cli.scan.documents import render_figures
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -105,8 +105,9 @@ def _proc_cpu(stat: Path) -> float:
 def cpu_seconds() -> dict[str, float]:
     """CPU seconds (user + system) so far: ``process`` (all its threads), ``main`` (the main
     thread alone, from ``/proc``; 0 where there is none) and ``children``: child processes
-    already waited for, plus the live ones (the pooled decoder children live on between
-    files, so ``RUSAGE_CHILDREN`` alone misses them)."""
+    already waited for (the report renderer, once the scan shuts it down), plus the live ones
+    (the pooled decoder children live on between files, so ``RUSAGE_CHILDREN`` alone misses
+    them)."""
     own = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     live = 0.0
@@ -131,6 +132,9 @@ def main() -> None:
     ap.add_argument("--model", default="default")
     ap.add_argument("--report", default="pdf", choices=["pdf", "html", "both", "none"])
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--report-threads", action="store_true",
+                    help="the scan as it was before session 44: reports rendered in threads, "
+                         "not in a child process, and torch's OpenMP threads left spinning")
     ap.add_argument("--catalog", type=Path, help="scan this folder instead of building one")
     ap.add_argument("--engine", default="local", choices=["local", "ray"])
     ap.add_argument("--build-into", type=Path,
@@ -144,11 +148,14 @@ def main() -> None:
         print(f"catalog of {total:.0f} s of audio in {args.build_into}", file=sys.stderr)
         return
 
+    from musicbrain_cli.scan.batch import ScanOptions, passive_openmp, scan
+
+    if not args.report_threads:
+        passive_openmp()                 # as the CLI's scan does, before torch loads
     import torch
 
     from musicbrain_cli.model.inference import Detector
     from musicbrain_cli.report.keys import init_keys
-    from musicbrain_cli.scan.batch import ScanOptions, scan
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -175,7 +182,8 @@ def main() -> None:
         cpu_before = cpu_seconds()
         t = time.perf_counter()
         result = scan([catalog], tmp / "out", detector, keys=keys,
-                      options=ScanOptions(formats=formats[args.report], jobs=args.jobs))
+                      options=ScanOptions(formats=formats[args.report], jobs=args.jobs,
+                                          render_processes=not args.report_threads))
         wall = time.perf_counter() - t
         cpu = {k: v - cpu_before.get(k, 0.0) for k, v in cpu_seconds().items()}
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -207,11 +215,12 @@ def main() -> None:
           "(issue 27: <= 1536 MB with a 2-hour track)")
     if args.engine == "local":
         busy = cpu["process"] + cpu["children"]
-        print(f"CPU seconds during the scan: {cpu['process']:.1f} in the scanning process (its main "
-              f"thread, which analyses, {cpu['main']:.1f}; the report thread and the libraries' "
-              f"threads {cpu['process'] - cpu['main']:.1f}), {cpu['children']:.1f} in decoder "
-              f"children: {busy / wall:.2f} of the {os.cpu_count()} cores busy on average; the main "
-              f"thread ran {cpu['main'] / wall:.0%} of the wall time (60x here needs the wall at "
+        print(f"CPU seconds during the scan: {cpu['process']:.1f} in the scanning process (its "
+              f"main thread, which analyses, {cpu['main']:.1f}; the report thread and the "
+              f"libraries' threads {cpu['process'] - cpu['main']:.1f}), {cpu['children']:.1f} in "
+              f"child processes (decoders, report renderer): {busy / wall:.2f} of the "
+              f"{os.cpu_count()} cores busy on average; the main thread ran "
+              f"{cpu['main'] / wall:.0%} of the wall time (60x here needs the wall at "
               f"{audio / 60:.1f} s)")
 
 

@@ -254,7 +254,8 @@ def model_facts_lines(name: str = "default") -> list[str]:
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True, help="Where the model runs: auto picks CUDA when available, else the CPU.")
 @click.option("--jobs", type=click.IntRange(1, 64), default=2, show_default=True,
-              help="Threads: with 2 or more, report rendering overlaps with inference.")
+              help="With 2 or more, reports are rendered beside the analysis: in JOBS-1 "
+                   "processes when several tracks are scanned, else in a thread.")
 @click.option("--keys", "key_dir", type=click.Path(file_okay=False),
               help="Signing key folder (default: $XDG_CONFIG_HOME/musicbrain/keys, ~/.config "
                    "when unset; created on first use).")
@@ -328,7 +329,9 @@ def scan(inputs, paths_from, output, report_format, model_name, device, jobs, ke
             _fail("--engine ray needs Ray: pip install 'musicbrain[ray]'", EXIT_USAGE)
     formats = {"pdf": ("pdf",), "html": ("html",), "both": ("pdf", "html"), "none": ()}
 
-    from musicbrain_cli.scan.batch import ScanOptions, scan as run_scan
+    from musicbrain_cli.scan.batch import ScanOptions, passive_openmp, scan as run_scan
+
+    passive_openmp()        # before torch loads: its idle threads then leave the cores free
     from musicbrain_cli.scan.discovery import discover, read_path_list
 
     with _usage_errors():
@@ -357,7 +360,7 @@ def scan(inputs, paths_from, output, report_format, model_name, device, jobs, ke
     try:  # an explicit --notes basic-pitch that cannot run stops the scan before any work
         options = ScanOptions(formats=formats[report_format], jobs=jobs, force=force,
                               tsa_url=tsa_url, trust_anchors=trust_anchors,
-                              notes=note_estimator)
+                              notes=note_estimator, render_processes=True)
     except ConfigError as exc:
         _fail(str(exc), EXIT_USAGE)
     if unsigned:

@@ -1037,7 +1037,7 @@ def test_notes_figure_shows_the_scored_windows_and_refuses_a_finding_without_not
     same bytes for the same finding, with a judged window and a silent one; a finding that
     recorded no notes (not run) or whose notes are not finite is refused."""
     from musicbrain_cli.report.figures import notes_figure
-    from musicbrain_cli.scan.batch import render_figures
+    from musicbrain_cli.scan.documents import render_figures
 
     got = forced.assess([(0.0, melody_window), (20.0, np.zeros(10 * SR, np.float32))], SR,
                         content_in_domain=True).to_dict()

@@ -6,6 +6,7 @@ import datetime as _dt
 import hashlib
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -53,6 +54,49 @@ def _analysis_time(track: Mapping) -> _dt.datetime | None:
     return when if when.tzinfo else when.replace(tzinfo=_dt.timezone.utc)
 
 
+@dataclass(frozen=True)
+class RenderedReport:
+    """One track's report documents before signing: what :func:`render_track_report` makes,
+    a function of the track and its figures alone (no keys, no files), so it can run in
+    another process (:mod:`musicbrain_cli.scan.batch`). ``figures``: every figure by file
+    name, the timeline included; ``html``: the report page; ``pdf``: its unsigned PDF (None
+    without ``"pdf"`` in ``formats``); ``formats``: those asked for; ``signer``: the record of
+    the keys the page names as its signer (None: unsigned)."""
+
+    formats: tuple[str, ...]
+    figures: dict[str, bytes]
+    html: str
+    pdf: bytes | None
+    signer: dict | None = None
+
+
+def render_track_report(track: Mapping, figures: Mapping[str, bytes], *,
+                        formats: Sequence[str] = ("pdf",), signer: Mapping | None = None) -> RenderedReport:
+    """The documents of :func:`write_track_report`, unsigned: the timeline figure (drawn from
+    ``track["timeline"]`` if absent), the HTML page stating ``signer`` (``KeyPair.record()``
+    of the keys that will sign it, or None) and, with ``"pdf"`` in ``formats``, the PDF laid
+    out from it."""
+    unknown = sorted(set(formats) - set(FORMATS))
+    if unknown or not formats:
+        raise ReportError(f"formats must be a non-empty subset of {FORMATS}, got {formats!r}")
+    figures = dict(figures)
+    _check_figures(figures)
+    if TIMELINE_FIGURE not in figures:
+        png = _timeline_png(track)
+        if png is not None:
+            figures[TIMELINE_FIGURE] = png
+    signer = None if signer is None else dict(signer)
+    html = render_report_html(track, figures, signer=signer)
+    pdf = None
+    if "pdf" in formats:
+        from musicbrain_cli.report.pdf import html_to_pdf
+
+        # A content-derived /ID keeps the unsigned PDF identical for identical inputs.
+        pdf = html_to_pdf(html, identifier=hashlib.sha256(html.encode()).digest()[:16],
+                          source_date=_analysis_time(track))
+    return RenderedReport(tuple(formats), figures, html, pdf, signer)
+
+
 def write_track_report(track: Mapping, figures: Mapping[str, bytes], out_dir: Path, *,
                        formats: Sequence[str] = ("pdf",), keys: KeyPair | None = None,
                        tsa_url: str | None = None, write_figures: bool = True,
@@ -73,23 +117,29 @@ def write_track_report(track: Mapping, figures: Mapping[str, bytes], out_dir: Pa
     write_figures : also write each figure as ``figures/<name>`` for reuse
     overwrite : replace existing report files; otherwise an existing one is an error
 
-    Every file is written under a temporary name and renamed into place.
+    Every file is written under a temporary name and renamed into place. The same as
+    :func:`render_track_report` then :func:`write_rendered_report`.
     """
-    unknown = sorted(set(formats) - set(FORMATS))
-    if unknown or not formats:
-        raise ReportError(f"formats must be a non-empty subset of {FORMATS}, got {formats!r}")
-    figures = dict(figures)
-    _check_figures(figures)
-    if TIMELINE_FIGURE not in figures:
-        png = _timeline_png(track)
-        if png is not None:
-            figures[TIMELINE_FIGURE] = png
+    rendered = render_track_report(track, figures, formats=formats,
+                                   signer=None if keys is None else keys.record())
+    return write_rendered_report(rendered, track, out_dir, keys=keys, tsa_url=tsa_url,
+                                 write_figures=write_figures, overwrite=overwrite)
 
+
+def write_rendered_report(rendered: RenderedReport, track: Mapping, out_dir: Path, *,
+                          keys: KeyPair | None = None, tsa_url: str | None = None,
+                          write_figures: bool = True, overwrite: bool = False) -> list[Path]:
+    """Sign ``rendered``'s PDF with ``keys`` and write the documents of ``rendered.formats``
+    (``result.json`` from ``track``) into ``out_dir``; see :func:`write_track_report`. The
+    page must state the signer of ``keys``: documents rendered for other keys (or none) are
+    refused rather than signed."""
+    if (keys.record() if keys is not None else None) != rendered.signer:
+        raise ReportError("the rendered report names another signer than the keys given")
+    formats = rendered.formats
     out_dir = Path(out_dir)
     outputs: dict[Path, bytes] = {}
-    html = render_report_html(track, figures, signer=None if keys is None else keys.record())
     if "html" in formats:
-        outputs[out_dir / f"{REPORT_STEM}.html"] = html.encode("utf-8")
+        outputs[out_dir / f"{REPORT_STEM}.html"] = rendered.html.encode("utf-8")
     if "json" in formats:
         try:
             text = json.dumps(track, indent=2, sort_keys=True, ensure_ascii=False,
@@ -98,7 +148,7 @@ def write_track_report(track: Mapping, figures: Mapping[str, bytes], out_dir: Pa
             raise ReportError(f"track result is not plain JSON: {exc}") from exc
         outputs[out_dir / RESULT_JSON] = (text + "\n").encode("utf-8")
     if write_figures:
-        for name, data in sorted(figures.items()):
+        for name, data in sorted(rendered.figures.items()):
             outputs[out_dir / FIGURES_DIR / name] = bytes(data)
     existing = [str(p) for p in outputs if p.exists()]
     pdf_path = out_dir / f"{REPORT_STEM}.pdf"
@@ -108,11 +158,7 @@ def write_track_report(track: Mapping, figures: Mapping[str, bytes], out_dir: Pa
         raise ReportError(f"refusing to overwrite existing report files {sorted(existing)}")
 
     if "pdf" in formats:
-        from musicbrain_cli.report.pdf import html_to_pdf
-
-        # A content-derived /ID keeps the unsigned PDF identical for identical inputs.
-        pdf = html_to_pdf(html, identifier=hashlib.sha256(html.encode()).digest()[:16],
-                          source_date=_analysis_time(track))
+        pdf = rendered.pdf
         if keys is not None:
             from musicbrain_cli.report.signing import sign_pdf
 

@@ -41,6 +41,7 @@ from musicbrain_cli import __version__
 from musicbrain_cli.errors import InputError, MusicBrainError, ReportError
 from musicbrain_cli.progress import NULL_PROGRESS, Progress
 from musicbrain_cli.model.card import untrained_labels
+from musicbrain_cli.scan.documents import render_track_documents
 from musicbrain_cli.scan.discovery import (TMP_PREFIX, Discovery, discover, safe_name,
                                           same_audio_and_stem, shown_path)
 from musicbrain_cli.taxonomy import DETECTION_GROUP, DETECTION_LABEL
@@ -84,6 +85,9 @@ class ScanOptions:
     batch_size: int = 8
     decode_timeout_s: float = 600.0
     jobs: int = 1                   # >1: report rendering runs beside inference
+    #: with ``jobs`` > 1 and several tracks: render each report's documents in ``jobs - 1``
+    #: child processes instead of threads (scan.documents; the CLI does); signing stays here
+    render_processes: bool = False
     force: bool = False
     tsa_url: str | None = None
     #: PEM bundle of the C2PA signers' roots to trust (None: no signer is verified, so a
@@ -178,7 +182,7 @@ def software_versions(device=None) -> dict[str, str]:
     from musicbrain_cli.files import installed_version
 
     return {"musicbrain": __version__, "python": platform.python_version(),
-            "torch": torch.__version__, "timm": timm.__version__, "numpy": np.__version__,
+            "torch": str(torch.__version__), "timm": timm.__version__, "numpy": np.__version__,
             "scipy": scipy.__version__, "librosa": librosa.__version__,
             "pyav": av.__version__,
             "libavcodec": ".".join(str(x) for x in av.library_versions["libavcodec"]),
@@ -402,6 +406,23 @@ def _malloc_trim():
         return None
     trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
     return trim
+
+
+def passive_openmp() -> bool:
+    """Have torch's OpenMP threads sleep between kernels instead of spinning
+    (``OMP_WAIT_POLICY=PASSIVE``), unless the environment already says otherwise; True when
+    set here. OpenMP reads it once, when torch loads, so a scan's entry point calls this
+    before anything imports torch (it does nothing once torch is loaded). Why: in a scan the
+    cores are shared with the report renderer and the decoder, and a spinning thread holds
+    a core it has no work for: alone it saved 10 % of a scan's CPU on the 2-core CPU, with the
+    reports rendered in a child process (scan.documents) the two made the scan about 15 %
+    faster (docs/benchmarks.md, session 44). Results do not depend on it."""
+    import sys
+
+    if "torch" in sys.modules or "OMP_WAIT_POLICY" in os.environ:
+        return False
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    return True
 
 
 def release_freed_memory() -> None:
@@ -773,42 +794,30 @@ def _style_balance_notes(card: Mapping | None, labels: Sequence[Mapping]) -> lis
 # --- writing ---------------------------------------------------------------------------------
 
 
-def render_figures(explain: Sequence[Mapping]) -> dict[str, bytes]:
-    from musicbrain_cli.report.figures import fmgcam_figure, notes_figure, residue_figure
-
-    drawn = {}
-    for a in explain:
-        if a.get("kind") == "residue":
-            drawn[a["name"]] = residue_figure(a["finding"])
-        elif a.get("kind") == "notes":
-            drawn[a["name"]] = notes_figure(a["finding"])
-        else:
-            drawn[a["name"]] = fmgcam_figure(a["spectrogram_db"], a["saliency"], a["labels"],
-                                             a["times_s"], a["freqs_hz"], title=a["title"])
-    return drawn
-
-
 def write_track_folder(analysis: TrackAnalysis, audio_path: Path, final_dir: Path, *,
-                       options: ScanOptions, keys=None) -> dict[str, float]:
+                       options: ScanOptions, keys=None, rendered=None) -> dict[str, float]:
     """Render figures and reports into a temporary folder, seal it, then rename it into place.
 
-    An interrupted scan therefore never leaves a half-written report folder: either the
-    complete folder is there, or none (stale temporary folders are removed on the next run).
+    ``rendered``: the track's documents already rendered (``(RenderedReport, timings)`` of
+    :func:`~musicbrain_cli.scan.documents.render_track_documents`, e.g. by a child process);
+    they are signed and written here. An interrupted scan never leaves a half-written report
+    folder: either the complete folder is there, or none (stale temporary folders are removed
+    on the next run).
     """
-    from musicbrain_cli.report import write_manifest, write_track_report
+    from musicbrain_cli.report import write_manifest
+    from musicbrain_cli.report.writer import write_rendered_report
 
-    timings: dict[str, float] = {}
     tmp = final_dir.parent / f"{TMP_PREFIX}{final_dir.name}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         tmp.mkdir(parents=True)
+        if rendered is None:
+            rendered = render_track_documents(analysis.track, analysis.explain, options.formats,
+                                              None if keys is None else keys.record())
+        documents, timings = rendered[0], dict(rendered[1])
         t = time.perf_counter()
-        figures = render_figures(analysis.explain)
-        timings["figures"] = time.perf_counter() - t
-        t = time.perf_counter()
-        write_track_report(analysis.track, figures, tmp, formats=(*options.formats, "json"),
-                           keys=keys, tsa_url=options.tsa_url)
-        timings["report"] = time.perf_counter() - t
+        write_rendered_report(documents, analysis.track, tmp, keys=keys, tsa_url=options.tsa_url)
+        timings["report"] = timings.get("report", 0.0) + time.perf_counter() - t
         t = time.perf_counter()
         write_manifest(tmp, audio_path, analysis.track["model"]["weights_sha256"] or None, keys,
                        audio_sha256=analysis.track["input"]["sha256"],
@@ -1090,7 +1099,7 @@ def _earlier_formats(folder: Path, options: ScanOptions) -> tuple[str, ...]:
 
 def _prepare_track(path: Path, out: Path, detector, *, options: ScanOptions, keys,
                    command_line: Sequence[str], salted: bool = False
-                   ) -> tuple[TrackOutcome, Callable[[], dict] | None]:
+                   ) -> tuple[TrackOutcome, "_TrackWrite | None"]:
     """Hash, reuse check and analysis of one input; returns its outcome and the job that
     seals its track folder (``None`` when there is nothing to write). Input errors become
     the entry's error, never an exception. ``salted``: see :func:`track_folder`."""
@@ -1141,13 +1150,34 @@ def _prepare_track(path: Path, out: Path, detector, *, options: ScanOptions, key
 
     writes = dataclasses.replace(options, formats=(*options.formats, *kept)) if kept else options
 
-    def job(a=analysis, p=Path(path), f=folder) -> dict:
+    return outcome, _TrackWrite(analysis, Path(path), folder, writes, keys)
+
+
+@dataclass
+class _TrackWrite:
+    """The last step of one track: its folder written (:func:`write_track_folder`). Called
+    with no argument it renders the documents itself; ``rendering``, a future of
+    :class:`~musicbrain_cli.scan.documents.ReportProcesses`, brings them from a child."""
+
+    analysis: TrackAnalysis
+    path: Path
+    folder: Path
+    options: ScanOptions
+    keys: Any
+
+    def render_in(self, processes) -> Future:
+        return processes.submit(self.analysis.track, self.analysis.explain, self.options.formats,
+                                None if self.keys is None else self.keys.record())
+
+    def __call__(self, rendering: Future | None = None) -> dict:
+        from musicbrain_cli.scan.documents import result
+
         try:
-            return write_track_folder(a, p, f, options=writes, keys=keys)
+            rendered = None if rendering is None else result(rendering)
+            return write_track_folder(self.analysis, self.path, self.folder, options=self.options,
+                                      keys=self.keys, rendered=rendered)
         finally:
             release_freed_memory()       # the figures' and the PDF's working set
-
-    return outcome, job
 
 
 def process_track(path: str | os.PathLike, out: str | os.PathLike, detector, *,
@@ -1260,9 +1290,14 @@ def scan(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, detect
 def _in_process(files: Sequence[Path], out: Path, detector, *, options: ScanOptions, keys,
                 command_line: Sequence[str], progress: Progress,
                 salted: set[Path]) -> list[TrackOutcome]:
+    from musicbrain_cli.scan.documents import ReportProcesses
+
     outcomes: list[TrackOutcome] = []
     pending: list[tuple[TrackOutcome, Future]] = []
     pool = ThreadPoolExecutor(max_workers=options.jobs - 1) if options.jobs > 1 else None
+    # a child process pays for its imports (about 2 s): worth it from the second track on
+    processes = (ReportProcesses(options.jobs - 1)
+                 if pool is not None and options.render_processes and len(files) > 1 else None)
     claimed: dict[str, str] = {}
     try:
         with progress.task("scanning", total=len(files)) as task:
@@ -1277,13 +1312,16 @@ def _in_process(files: Sequence[Path], out: Path, detector, *, options: ScanOpti
                     if pool is None:
                         _finish(outcome, job)
                     else:
-                        pending.append((outcome, pool.submit(job)))
+                        rendering = job.render_in(processes) if processes is not None else None
+                        pending.append((outcome, pool.submit(job, rendering)))
                 task.advance()
             for outcome, fut in pending:
                 _finish(outcome, fut.result)
     finally:
         if pool is not None:
             pool.shutdown(wait=True)
+        if processes is not None:
+            processes.shutdown()
     return outcomes
 
 

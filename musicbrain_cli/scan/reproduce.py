@@ -150,7 +150,7 @@ def _compare_figures(folder: Path, recorded: dict, explain: list[dict],
     from musicbrain_cli.inputs import read_regular
     from musicbrain_cli.report.html import TIMELINE_FIGURE
     from musicbrain_cli.report.writer import FIGURES_DIR, _timeline_png
-    from musicbrain_cli.scan.batch import render_figures
+    from musicbrain_cli.scan.documents import render_figures
 
     drawn = render_figures(explain)
     timeline = _timeline_png(recorded)

@@ -1,0 +1,127 @@
+"""A track's report documents (figures, HTML page, unsigned PDF), rendered from its analysis,
+here or in child processes beside the next track's analysis.
+
+Rendering is a function of the analysis alone (:func:`render_track_documents`: no keys, no
+files); signing and writing stay with the scan (:func:`musicbrain_cli.scan.batch.write_track_folder`),
+so no private key ever leaves the scanning process. Why child processes
+(:class:`ReportProcesses`): matplotlib's figures and WeasyPrint's layout are Python that holds
+the GIL for about 1.9 s per 4-minute track, and a report thread beside the analysis kept the
+analysing thread waiting for it; in a process of its own the layout runs on the other core
+(docs/benchmarks.md, session 44). The CLI's scans of several tracks use it
+(``ScanOptions.render_processes``); a library caller keeps threads unless it asks, since a
+spawned child re-imports the caller's main script.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Mapping, Sequence
+
+from musicbrain_cli.errors import ReportError
+
+
+def render_figures(explain: Sequence[Mapping]) -> dict[str, bytes]:
+    """PNG bytes by file name of a track's explanation figures (``TrackAnalysis.explain``)."""
+    from musicbrain_cli.report.figures import fmgcam_figure, notes_figure, residue_figure
+
+    drawn = {}
+    for a in explain:
+        if a.get("kind") == "residue":
+            drawn[a["name"]] = residue_figure(a["finding"])
+        elif a.get("kind") == "notes":
+            drawn[a["name"]] = notes_figure(a["finding"])
+        else:
+            drawn[a["name"]] = fmgcam_figure(a["spectrogram_db"], a["saliency"], a["labels"],
+                                             a["times_s"], a["freqs_hz"], title=a["title"])
+    return drawn
+
+
+def render_track_documents(track: Mapping, explain: Sequence[Mapping], formats: Sequence[str],
+                           signer: Mapping | None):
+    """``(RenderedReport, timings)``: the figures of ``explain`` and the report documents of
+    ``formats`` plus ``result.json``'s (:func:`~musicbrain_cli.report.writer.render_track_report`),
+    unsigned, naming ``signer`` (``KeyPair.record()``, or None) as the keys that will sign
+    them; ``timings`` holds the seconds of ``"figures"`` and ``"report"``."""
+    from musicbrain_cli.report.writer import render_track_report
+
+    t = time.perf_counter()
+    figures = render_figures(explain)
+    timings = {"figures": time.perf_counter() - t}
+    t = time.perf_counter()
+    rendered = render_track_report(track, figures, formats=(*formats, "json"), signer=signer)
+    timings["report"] = time.perf_counter() - t
+    return rendered, timings
+
+
+def _render_in_child(track: Mapping, explain: Sequence[Mapping], formats: Sequence[str],
+                     signer: Mapping | None):
+    from musicbrain_cli.scan.batch import release_freed_memory
+
+    try:
+        return render_track_documents(track, explain, formats, signer)
+    finally:
+        release_freed_memory()       # the figures' and the PDF's working set
+
+
+def _warm_up() -> None:
+    """A child's first task: import the rendering stack while the parent analyses."""
+    import matplotlib.backends.backend_agg  # noqa: F401
+    import weasyprint  # noqa: F401
+
+    import musicbrain_cli.report.figures  # noqa: F401
+    import musicbrain_cli.report.writer  # noqa: F401
+
+
+class ReportProcesses:
+    """Up to ``workers`` child processes (spawned, so nothing of the parent's threads or
+    model is inherited) that run :func:`render_track_documents`. A child that dies (killed,
+    out of memory) fails the reports it held, as :class:`ReportError`; the next track gets a
+    new one. Use as a context manager, or call :meth:`shutdown`."""
+
+    def __init__(self, workers: int = 1):
+        if workers < 1:
+            raise ValueError(f"workers must be positive, got {workers!r}")
+        self.workers = workers
+        self._pool: ProcessPoolExecutor | None = None
+
+    def _executor(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(max_workers=self.workers,
+                                             mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_warm_up)
+        return self._pool
+
+    def submit(self, track: Mapping, explain: Sequence[Mapping], formats: Sequence[str],
+               signer: Mapping | None) -> Future:
+        """Start rendering one track's documents; the future's result is
+        :func:`render_track_documents`'s (see :func:`result`)."""
+        try:
+            return self._executor().submit(_render_in_child, track, explain, tuple(formats), signer)
+        except BrokenProcessPool:        # a child died on an earlier track: start afresh
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+            return self._executor().submit(_render_in_child, track, explain, tuple(formats), signer)
+
+    def shutdown(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self) -> "ReportProcesses":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.shutdown()
+
+
+def result(future: Future):
+    """A :meth:`ReportProcesses.submit` future's result; a child that died while rendering
+    is this track's :class:`ReportError`."""
+    try:
+        return future.result()
+    except BrokenProcessPool as exc:
+        raise ReportError("the process that renders the reports stopped while rendering this "
+                          f"track's report (killed or out of memory?): {exc}") from exc

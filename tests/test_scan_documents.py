@@ -1,0 +1,171 @@
+"""Report documents rendered apart from their signing: in this process or in a child process
+beside the analysis (scan.documents, report.writer.render_track_report / write_rendered_report)."""
+
+import os
+import re
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from musicbrain_cli.errors import ReportError
+from musicbrain_cli.report import init_keys, write_track_report
+from musicbrain_cli.report.schema import example_track
+from musicbrain_cli.report.writer import render_track_report, write_rendered_report
+from musicbrain_cli.scan import documents
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory):
+    return init_keys(tmp_path_factory.mktemp("keys") / "k")
+
+
+def _explain(n=1, seed=0):
+    rng = np.random.default_rng(seed)
+    return [{"name": f"fmgcam_{i + 1}.png", "spectrogram_db": rng.normal(-40, 10, (16, 40)),
+             "saliency": rng.random((2, 16, 40)), "labels": ["source/ai", "period/Baroque"],
+             "times_s": np.arange(40) * 0.02, "freqs_hz": np.linspace(50, 8000, 16),
+             "title": f"window {i}"} for i in range(n)]
+
+
+def test_documents_rendered_in_a_child_process_are_those_rendered_here(keys):
+    track, explain = example_track(n_windows=3), _explain(2)
+    here, took = documents.render_track_documents(track, explain, ("pdf", "html"), keys.record())
+    assert set(here.figures) == {"fmgcam_1.png", "fmgcam_2.png", "timeline.png"}
+    assert here.pdf.startswith(b"%PDF") and here.signer == keys.record()
+    assert set(took) == {"figures", "report"}
+    with documents.ReportProcesses(1) as processes:
+        there, took = documents.result(processes.submit(track, explain, ("pdf", "html"), keys.record()))
+    assert there == here                   # figures, page and unsigned PDF, byte for byte
+    assert set(took) == {"figures", "report"}
+
+
+def test_written_from_rendered_documents_is_what_write_track_report_writes(tmp_path, keys):
+    track = example_track(n_windows=3)
+    figures = documents.render_figures(_explain(1))
+    direct = write_track_report(track, figures, tmp_path / "a", formats=("html", "json"), keys=keys)
+    rendered = render_track_report(track, figures, formats=("html", "json"), signer=keys.record())
+    split = write_rendered_report(rendered, track, tmp_path / "b", keys=keys)
+    assert [p.relative_to(tmp_path / "a") for p in direct] == [p.relative_to(tmp_path / "b") for p in split]
+    for a, b in zip(direct, split):
+        assert a.read_bytes() == b.read_bytes()
+
+
+def test_documents_naming_other_keys_are_not_signed(tmp_path, keys):
+    """The page states its signer; documents rendered for no keys (or other keys) are refused
+    by keys that would sign them, and documents for keys cannot go out unsigned."""
+    track = example_track(n_windows=3)
+    unsigned = render_track_report(track, {}, formats=("pdf",), signer=None)
+    with pytest.raises(ReportError, match="another signer"):
+        write_rendered_report(unsigned, track, tmp_path / "a", keys=keys)
+    other = init_keys(tmp_path / "other")
+    for_other = render_track_report(track, {}, formats=("pdf",), signer=other.record())
+    with pytest.raises(ReportError, match="another signer"):
+        write_rendered_report(for_other, track, tmp_path / "b", keys=keys)
+    with pytest.raises(ReportError, match="another signer"):
+        write_rendered_report(for_other, track, tmp_path / "c", keys=None)
+    assert not any((tmp_path / d).exists() for d in "abc")
+
+
+def test_a_renderer_that_dies_fails_its_track_and_the_next_track_gets_a_new_one(keys):
+    track = example_track(n_windows=3)
+    with documents.ReportProcesses(1) as processes:
+        slow = processes.submit(track, _explain(40), ("pdf",), None)     # seconds of figures
+        deadline = time.monotonic() + 60
+        while not processes._pool._processes and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for pid in list(processes._pool._processes):
+            os.kill(pid, signal.SIGKILL)
+        with pytest.raises(ReportError, match="stopped while rendering"):
+            documents.result(slow)
+        fine, _ = documents.result(processes.submit(track, _explain(1), ("html",), None))
+    assert set(fine.figures) == {"fmgcam_1.png", "timeline.png"} and fine.pdf is None
+
+
+def _scan(monkeypatch, tmp_path, files, *, render_processes, name):
+    from musicbrain_cli.model.inference import Detector
+    from musicbrain_cli.scan.batch import ScanOptions, scan
+
+    made = []
+    real = documents.ReportProcesses
+
+    class Counting(real):
+        def __init__(self, workers):
+            made.append(workers)
+            super().__init__(workers)
+
+    monkeypatch.setattr(documents, "ReportProcesses", Counting)
+    detector = Detector.from_pretrained("default", device="cpu")
+    result = scan(files, tmp_path / name, detector, keys=None,
+                  options=ScanOptions(formats=("html",), jobs=2, render_processes=render_processes))
+    return result, made
+
+
+def test_a_scan_of_several_tracks_renders_their_reports_in_a_child_process(monkeypatch, tmp_path):
+    catalog = ROOT / "examples" / "catalog"
+    files = [catalog / "01-human-bach.flac", catalog / "03-human-blues.m4a"]
+    threads, made = _scan(monkeypatch, tmp_path, files, render_processes=False, name="threads")
+    assert made == [] and threads.n_ok == 2
+    child, made = _scan(monkeypatch, tmp_path, files, render_processes=True, name="child")
+    assert made == [1] and child.n_ok == 2 and child.n_failed == 0
+    one, made = _scan(monkeypatch, tmp_path, files[:1], render_processes=True, name="one")
+    assert made == [] and one.n_ok == 1    # one track: no child's imports to pay for
+    for entry in threads.entries:
+        folder = Path(entry.report).parent.name
+        # the same page but for the time of analysis it states
+        a, b = (re.sub(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\+00:00", "TIME",
+                       (tmp_path / run / folder / "report.html").read_text())
+                for run in ("threads", "child"))
+        assert a == b and "TIME" in a
+        for fig in (tmp_path / "threads" / folder / "figures").iterdir():
+            assert fig.read_bytes() == (tmp_path / "child" / folder / "figures" / fig.name).read_bytes()
+
+
+def _fresh_python(code, env_extra=None, tmp_path=None):
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    env.update(env_extra or {})
+    env["PYTHONPATH"] = str(ROOT)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=120, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split()
+
+
+def test_openmp_threads_are_asked_to_sleep_only_before_torch_loads_and_unless_told_otherwise():
+    code = ("import os, sys\nfrom musicbrain_cli.scan.batch import passive_openmp\n"
+            "{before}\nprint(passive_openmp(), os.environ.get('OMP_WAIT_POLICY'))")
+    assert _fresh_python(code.format(before="")) == ["True", "PASSIVE"]
+    assert _fresh_python(code.format(before=""), {"OMP_WAIT_POLICY": "ACTIVE"}) == ["False", "ACTIVE"]
+    assert _fresh_python(code.format(before="import torch")) == ["False", "None"]
+
+
+def test_the_cli_scan_asks_for_it_before_anything_loads_torch(tmp_path):
+    (tmp_path / "empty").mkdir()
+    code = ("import os, sys\nfrom click.testing import CliRunner\nfrom musicbrain_cli.cli import main\n"
+            "r = CliRunner().invoke(main, ['scan', 'empty', '-o', 'out', '--unsigned', '--quiet'])\n"
+            "print(r.exit_code, os.environ.get('OMP_WAIT_POLICY'), 'torch' in sys.modules)")
+    assert _fresh_python(code, tmp_path=tmp_path) == ["0", "PASSIVE", "False"]
+
+
+def test_what_the_renderer_is_sent_needs_no_torch_to_read(tmp_path):
+    """The analysis a child renders from is plain data: unpickling it must not import torch
+    (a TorchVersion in the track's software versions did: 490 MB more in every renderer)."""
+    import pickle
+
+    from musicbrain_cli.model.inference import Detector
+    from musicbrain_cli.scan.batch import ScanOptions, analyse_track
+
+    analysis = analyse_track(ROOT / "examples" / "catalog" / "01-human-bach.flac",
+                             Detector.from_pretrained("default", device="cpu"), options=ScanOptions())
+    (tmp_path / "sent.pkl").write_bytes(pickle.dumps((analysis.track, analysis.explain)))
+    assert type(analysis.track["software"]["torch"]) is str
+    code = ("import pickle, sys\nt, e = pickle.load(open('sent.pkl', 'rb'))\n"
+            "print('torch' in sys.modules, len(e) > 0)")
+    assert _fresh_python(code, tmp_path=tmp_path) == ["False", "True"]
