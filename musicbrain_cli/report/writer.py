@@ -58,7 +58,7 @@ def _analysis_time(track: Mapping) -> _dt.datetime | None:
 class RenderedReport:
     """One track's report documents before signing: what :func:`render_track_report` makes,
     a function of the track and its figures alone (no keys, no files), so it can run in
-    another process (:mod:`musicbrain_cli.scan.batch`). ``figures``: every figure by file
+    another process (:mod:`musicbrain_cli.scan.documents`). ``figures``: every figure by file
     name, the timeline included; ``html``: the report page; ``pdf``: its unsigned PDF (None
     without ``"pdf"`` in ``formats``); ``formats``: those asked for; ``signer``: the record of
     the keys the page names as its signer (None: unsigned)."""
@@ -71,7 +71,8 @@ class RenderedReport:
 
 
 def render_track_report(track: Mapping, figures: Mapping[str, bytes], *,
-                        formats: Sequence[str] = ("pdf",), signer: Mapping | None = None) -> RenderedReport:
+                        formats: Sequence[str] = ("pdf",),
+                        signer: Mapping | None = None) -> RenderedReport:
     """The documents of :func:`write_track_report`, unsigned: the timeline figure (drawn from
     ``track["timeline"]`` if absent), the HTML page stating ``signer`` (``KeyPair.record()``
     of the keys that will sign it, or None) and, with ``"pdf"`` in ``formats``, the PDF laid
