@@ -39,7 +39,7 @@ def test_documents_rendered_in_a_child_process_are_those_rendered_here(keys):
     assert here.pdf.startswith(b"%PDF") and here.signer == keys.record()
     assert set(took) == {"figures", "report"}
     with documents.ReportProcesses(1) as processes:
-        there, took = documents.result(processes.submit(track, explain, ("pdf", "html"), keys.record()))
+        there, took = processes.result(processes.submit(track, explain, ("pdf", "html"), keys.record()))
     assert there == here                   # figures, page and unsigned PDF, byte for byte
     assert set(took) == {"figures", "report"}
 
@@ -71,19 +71,60 @@ def test_documents_naming_other_keys_are_not_signed(tmp_path, keys):
     assert not any((tmp_path / d).exists() for d in "abc")
 
 
-def test_a_renderer_that_dies_fails_its_track_and_the_next_track_gets_a_new_one(keys):
+def _kill_renderers(processes, *, until):
+    """Kill every renderer child of ``processes`` as it appears, until ``until`` is set."""
+    while not until.is_set():
+        pool = processes._pool
+        for process in list((getattr(pool, "_processes", None) or {}).values()):
+            try:
+                os.kill(process.pid, signal.SIGKILL)
+            except (ProcessLookupError, TypeError):
+                pass
+        time.sleep(0.02)
+
+
+def test_a_renderer_killed_once_is_replaced_and_the_report_still_rendered():
+    import threading
+
     track = example_track(n_windows=3)
     with documents.ReportProcesses(1) as processes:
-        slow = processes.submit(track, _explain(40), ("pdf",), None)     # seconds of figures
+        slow = processes.submit(track, _explain(30), ("pdf",), None)    # seconds of figures
         deadline = time.monotonic() + 60
         while not processes._pool._processes and time.monotonic() < deadline:
             time.sleep(0.05)
-        for pid in list(processes._pool._processes):
+        first = set(processes._pool._processes)
+        for pid in first:
             os.kill(pid, signal.SIGKILL)
-        with pytest.raises(ReportError, match="stopped while rendering"):
-            documents.result(slow)
-        fine, _ = documents.result(processes.submit(track, _explain(1), ("html",), None))
+        rendered, _ = processes.result(slow)
+        assert set(processes._pool._processes).isdisjoint(first)     # a new child did it
+    assert len(rendered.figures) == 31 and rendered.pdf.startswith(b"%PDF")
+
+    # a report whose renderer dies every time fails, as its track's ReportError, and the
+    # next report gets a renderer of its own
+    with documents.ReportProcesses(1) as processes:
+        stop = threading.Event()
+        killer = threading.Thread(target=_kill_renderers, args=(processes,), kwargs={"until": stop})
+        killer.start()
+        try:
+            with pytest.raises(ReportError, match="stopped while rendering"):
+                processes.result(processes.submit(track, _explain(30), ("pdf",), None))
+        finally:
+            stop.set()
+            killer.join()
+        fine, _ = processes.result(processes.submit(track, _explain(1), ("html",), None))
     assert set(fine.figures) == {"fmgcam_1.png", "timeline.png"} and fine.pdf is None
+
+
+def test_a_renderer_past_its_deadline_is_stopped_and_its_report_fails():
+    track = example_track(n_windows=3)
+    with documents.ReportProcesses(1) as processes:
+        late = processes.submit(track, _explain(5), ("pdf",), None)
+        with pytest.raises(ReportError, match="took longer than 0.01 s; the renderer was stopped"):
+            processes.result(late, timeout_s=0.01)
+        assert processes._pool is None                    # the stuck child is gone
+        fine, _ = processes.result(processes.submit(track, _explain(1), ("html",), None))
+    assert "fmgcam_1.png" in fine.figures
+    assert documents.RENDER_TIMEOUT_S >= 60             # seconds where a report takes one
 
 
 def _scan(monkeypatch, tmp_path, files, *, render_processes, name):

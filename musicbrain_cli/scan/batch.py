@@ -1156,8 +1156,8 @@ def _prepare_track(path: Path, out: Path, detector, *, options: ScanOptions, key
 @dataclass
 class _TrackWrite:
     """The last step of one track: its folder written (:func:`write_track_folder`). Called
-    with no argument it renders the documents itself; ``rendering``, a future of
-    :class:`~musicbrain_cli.scan.documents.ReportProcesses`, brings them from a child."""
+    with no argument it renders the documents itself; with what :meth:`render_in` returned,
+    it takes them from the child process that rendered them."""
 
     analysis: TrackAnalysis
     path: Path
@@ -1165,15 +1165,16 @@ class _TrackWrite:
     options: ScanOptions
     keys: Any
 
-    def render_in(self, processes) -> Future:
-        return processes.submit(self.analysis.track, self.analysis.explain, self.options.formats,
-                                None if self.keys is None else self.keys.record())
+    def render_in(self, processes):
+        """Start rendering this track's documents in ``processes`` (a
+        :class:`~musicbrain_cli.scan.documents.ReportProcesses`); pass the result to the call."""
+        rendering = processes.submit(self.analysis.track, self.analysis.explain, self.options.formats,
+                                     None if self.keys is None else self.keys.record())
+        return processes, rendering
 
-    def __call__(self, rendering: Future | None = None) -> dict:
-        from musicbrain_cli.scan.documents import result
-
+    def __call__(self, rendering=None) -> dict:
         try:
-            rendered = None if rendering is None else result(rendering)
+            rendered = None if rendering is None else rendering[0].result(rendering[1])
             return write_track_folder(self.analysis, self.path, self.folder, options=self.options,
                                       keys=self.keys, rendered=rendered)
         finally:

@@ -15,6 +15,7 @@ spawned child re-imports the caller's main script.
 from __future__ import annotations
 
 import multiprocessing
+import threading
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -75,17 +76,25 @@ def _warm_up() -> None:
     import musicbrain_cli.report.writer  # noqa: F401
 
 
+#: Seconds a scan waits for one track's rendered documents before it stops the renderer and
+#: fails that report: a few seconds are usual (about 1 s for a 4-minute track here), so only
+#: a renderer stuck on one report (its text shaping or layout) reaches it.
+RENDER_TIMEOUT_S = 300.0
+
+
 class ReportProcesses:
     """Up to ``workers`` child processes (spawned, so nothing of the parent's threads or
     model is inherited) that run :func:`render_track_documents`. A child that dies (killed,
-    out of memory) fails the reports it held, as :class:`ReportError`; the next track gets a
-    new one. Use as a context manager, or call :meth:`shutdown`."""
+    out of memory) or outlasts :data:`RENDER_TIMEOUT_S` is replaced by a new one; what that
+    costs each report is :meth:`result`'s to say. Safe to use from several threads. Use as
+    a context manager, or call :meth:`shutdown`."""
 
     def __init__(self, workers: int = 1):
         if workers < 1:
             raise ValueError(f"workers must be positive, got {workers!r}")
         self.workers = workers
         self._pool: ProcessPoolExecutor | None = None
+        self._lock = threading.RLock()      # the pool is replaced from the waiting threads
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
@@ -95,20 +104,59 @@ class ReportProcesses:
         return self._pool
 
     def submit(self, track: Mapping, explain: Sequence[Mapping], formats: Sequence[str],
-               signer: Mapping | None) -> Future:
-        """Start rendering one track's documents; the future's result is
-        :func:`render_track_documents`'s (see :func:`result`)."""
-        try:
-            return self._executor().submit(_render_in_child, track, explain, tuple(formats), signer)
-        except BrokenProcessPool:        # a child died on an earlier track: start afresh
+               signer: Mapping | None) -> "Rendering":
+        """Start rendering one track's documents; :meth:`result` waits for them."""
+        args = (track, explain, tuple(formats), signer)
+        return Rendering(self._start(args), args)
+
+    def _start(self, args: tuple) -> Future:
+        with self._lock:
+            try:
+                return self._executor().submit(_render_in_child, *args)
+            except BrokenProcessPool:        # a child died on an earlier track: start afresh
+                self._stop()
+                return self._executor().submit(_render_in_child, *args)
+
+    def _stop(self) -> None:
+        """Kill the children (one may be stuck) and drop the pool; the next submit starts a
+        new one. ``ProcessPoolExecutor`` has no public way to kill its workers before Python
+        3.14; its ``_processes`` are the worker processes."""
+        with self._lock:
+            if self._pool is None:
+                return
+            for process in list((getattr(self._pool, "_processes", None) or {}).values()):
+                process.kill()
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
-            return self._executor().submit(_render_in_child, track, explain, tuple(formats), signer)
+
+    def result(self, rendering: "Rendering", *, timeout_s: float = RENDER_TIMEOUT_S):
+        """``(RenderedReport, timings)`` of ``rendering``. Taking longer than ``timeout_s``
+        is this track's :class:`ReportError` (the renderer is stopped; the next report gets a
+        new one). A child that died with this report in hand or in its queue (which of the two
+        cannot be told) gets one more try in a new child: a report that kills its renderer
+        kills the second too and fails, and the reports queued behind it are rendered."""
+        from concurrent.futures import TimeoutError as FutureTimeout
+
+        for attempt in (0, 1):
+            try:
+                return rendering.future.result(timeout=timeout_s)
+            except FutureTimeout:
+                self._stop()
+                raise ReportError(f"rendering this track's report took longer than {timeout_s:g} s; "
+                                  "the renderer was stopped") from None
+            except BrokenProcessPool as exc:
+                if attempt:
+                    raise ReportError("the process that renders the reports stopped while "
+                                      f"rendering this track's report (killed or out of memory?): "
+                                      f"{exc}") from exc
+                rendering.future = self._start(rendering.args)
+        raise AssertionError("unreachable")
 
     def shutdown(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        with self._lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True, cancel_futures=True)
+                self._pool = None
 
     def __enter__(self) -> "ReportProcesses":
         return self
@@ -117,11 +165,9 @@ class ReportProcesses:
         self.shutdown()
 
 
-def result(future: Future):
-    """A :meth:`ReportProcesses.submit` future's result; a child that died while rendering
-    is this track's :class:`ReportError`."""
-    try:
-        return future.result()
-    except BrokenProcessPool as exc:
-        raise ReportError("the process that renders the reports stopped while rendering this "
-                          f"track's report (killed or out of memory?): {exc}") from exc
+class Rendering:
+    """One track's documents being rendered by :class:`ReportProcesses`: the pending future
+    and what it was asked (to ask again in a new child)."""
+
+    def __init__(self, future: Future, args: tuple):
+        self.future, self.args = future, args
