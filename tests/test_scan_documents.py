@@ -1,6 +1,7 @@
 """Report documents rendered apart from their signing: in this process or in a child process
 beside the analysis (scan.documents, report.writer.render_track_report / write_rendered_report)."""
 
+import dataclasses
 import os
 import re
 import signal
@@ -17,6 +18,7 @@ from musicbrain_cli.report.writer import render_track_report, write_rendered_rep
 from musicbrain_cli.scan import documents
 
 ROOT = Path(__file__).resolve().parents[1]
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(32))
 
 
 @pytest.fixture(scope="module")
@@ -210,3 +212,12 @@ def test_what_the_renderer_is_sent_needs_no_torch_to_read(tmp_path):
     code = ("import pickle, sys\nt, e = pickle.load(open('sent.pkl', 'rb'))\n"
             "print('torch' in sys.modules, len(e) > 0)")
     assert _fresh_python(code, tmp_path=tmp_path) == ["False", "True"]
+
+
+def test_figure_names_that_come_back_are_checked_before_they_become_paths(tmp_path):
+    track = example_track(n_windows=3)
+    rendered = render_track_report(track, {}, formats=("html",), signer=None)
+    forged = dataclasses.replace(rendered, figures={**rendered.figures, "../../escape.png": PNG})
+    with pytest.raises(ReportError, match="plain file name"):
+        write_rendered_report(forged, track, tmp_path / "r")
+    assert not (tmp_path / "escape.png").exists() and not (tmp_path / "r").exists()

@@ -136,6 +136,7 @@ def write_rendered_report(rendered: RenderedReport, track: Mapping, out_dir: Pat
     refused rather than signed."""
     if (keys.record() if keys is not None else None) != rendered.signer:
         raise ReportError("the rendered report names another signer than the keys given")
+    _check_figures(rendered.figures)        # names become paths here, whoever rendered them
     formats = rendered.formats
     out_dir = Path(out_dir)
     outputs: dict[Path, bytes] = {}

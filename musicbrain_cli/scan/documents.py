@@ -10,6 +10,13 @@ analysing thread waiting for it; in a process of its own the layout runs on the 
 (docs/benchmarks.md, session 44). The CLI's scans of several tracks use it
 (``ScanOptions.render_processes``); a library caller keeps threads unless it asks, since a
 spawned child re-imports the caller's main script.
+
+What the child is a boundary for: a crash, a hang (:data:`RENDER_TIMEOUT_S`) or the memory of
+one report. Not for a renderer taken over by hostile text: its documents are what the scan
+signs, as they were when rendering ran in the scanning process, and they come back through
+``multiprocessing``'s pickles. The hostile parts of a track (names, tags) are escaped into the
+HTML before any layout (:mod:`musicbrain_cli.report.html`), and the figure names that come
+back are checked again before they become paths (``report.writer.write_rendered_report``).
 """
 
 from __future__ import annotations
