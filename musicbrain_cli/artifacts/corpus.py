@@ -416,7 +416,7 @@ def build_audit(out: Path, *, debian_root: Path, split: str, clips: int = AUDIT_
     pool = list(human_clips(debian_root, split, per_file=1, seed=seed))
     if not pool:
         raise ValueError(f"no human clips in split {split!r} under {debian_root}")
-    picks = np.unique(np.linspace(0, len(pool) - 1, min(clips, len(pool))).round().astype(int))
+    picks = _evenly(len(pool), clips)
     items: list[Item] = []
     tag = f"audit:{split}"
     for i in picks:
@@ -447,19 +447,24 @@ VOCODED_SPLITS = ("test",) + HUMAN_ONLY_SPLITS
 REAL_DECODERS = {"hifigan-v1": "hifigan-v1-universal", "lpcnet": "lpcnet-freedv2020"}
 
 
-def reference_human_clips(corpus: Path, split: str) -> Iterator[tuple[str, str, np.ndarray, int]]:
-    """``(clip id, "reference-render", y, rate)`` for the human clips of a reference corpus's
-    ``split`` (``musicbrain data build-reference``: rendered scores, read at their own rate), in
-    manifest order: a pool for :func:`build_vocoded` on a machine without the Debian recordings."""
+def _evenly(n: int, k: int) -> np.ndarray:
+    """Indices of ``min(k, n)`` items picked evenly from ``n``, first and last included."""
+    return np.unique(np.linspace(0, n - 1, min(k, n)).round().astype(int)) if n else np.zeros(0, int)
+
+
+def reference_human_clips(corpus: Path, split: str, clips: int) -> list[tuple[str, str, np.ndarray, int]]:
+    """``(clip id, "reference-render", y, rate)`` for ``clips`` human clips picked evenly (in
+    manifest order) from a reference corpus's ``split`` (``musicbrain data build-reference``:
+    rendered scores, read at their own rate): a pool for :func:`build_vocoded` on a machine
+    without the Debian recordings. Only the picked clips are decoded."""
     import csv
 
     from musicbrain_cli.artifacts.spectrum import read_native
 
     with open(corpus / "manifest.csv", newline="", encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
-            if row["split"] == split and row["source"] == "human":
-                y, rate = read_native(corpus / row["path"])
-                yield f"reference-{split}/{row['clip_id']}", "reference-render", y, rate
+        rows = [r for r in csv.DictReader(fh) if r["split"] == split and r["source"] == "human"]
+    return [(f"reference-{split}/{row['clip_id']}", "reference-render", *read_native(corpus / row["path"]))
+            for row in (rows[int(i)] for i in _evenly(len(rows), clips))]
 
 
 def build_vocoded(out: Path, *, debian_root: Path | None, weights: Path | None = None, decoder: str = "hifigan-v1",
@@ -491,14 +496,14 @@ def build_vocoded(out: Path, *, debian_root: Path | None, weights: Path | None =
     else:
         raise ValueError(f"decoder must be one of {sorted(REAL_DECODERS)}, got {decoder!r}")
     if reference is not None:
-        pool = list(reference_human_clips(*reference))
+        pool = reference_human_clips(*reference, clips)
         if not pool:
             raise ValueError(f"no human clips in split {reference[1]!r} of {str(reference[0])!r}")
     else:
         pool = [c for split in splits for c in human_clips(debian_root, split, per_file=1, seed=seed)]
         if not pool:
             raise ValueError(f"no human clips in splits {splits} under {debian_root}")
-    picks = np.unique(np.linspace(0, len(pool) - 1, min(clips, len(pool))).round().astype(int))
+    picks = _evenly(len(pool), clips)
     tag, name = f"vocoder:{decoder}", REAL_DECODERS[decoder]
     items: list[Item] = []
     for i in picks:
