@@ -1168,13 +1168,12 @@ class _TrackWrite:
     def render_in(self, processes):
         """Start rendering this track's documents in ``processes`` (a
         :class:`~musicbrain_cli.scan.documents.ReportProcesses`); pass the result to the call."""
-        rendering = processes.submit(self.analysis.track, self.analysis.explain, self.options.formats,
-                                     None if self.keys is None else self.keys.record())
-        return processes, rendering
+        return processes.submit(self.analysis.track, self.analysis.explain, self.options.formats,
+                                None if self.keys is None else self.keys.record())
 
     def __call__(self, rendering=None) -> dict:
         try:
-            rendered = None if rendering is None else rendering[0].result(rendering[1])
+            rendered = None if rendering is None else rendering.result()
             return write_track_folder(self.analysis, self.path, self.folder, options=self.options,
                                       keys=self.keys, rendered=rendered)
         finally:

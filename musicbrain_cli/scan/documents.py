@@ -114,7 +114,7 @@ class ReportProcesses:
                signer: Mapping | None) -> "Rendering":
         """Start rendering one track's documents; :meth:`result` waits for them."""
         args = (track, explain, tuple(formats), signer)
-        return Rendering(self._start(args), args)
+        return Rendering(self, self._start(args), args)
 
     def _start(self, args: tuple) -> Future:
         with self._lock:
@@ -176,5 +176,9 @@ class Rendering:
     """One track's documents being rendered by :class:`ReportProcesses`: the pending future
     and what it was asked (to ask again in a new child)."""
 
-    def __init__(self, future: Future, args: tuple):
-        self.future, self.args = future, args
+    def __init__(self, processes: ReportProcesses, future: Future, args: tuple):
+        self.processes, self.future, self.args = processes, future, args
+
+    def result(self, *, timeout_s: float = RENDER_TIMEOUT_S):
+        """See :meth:`ReportProcesses.result`."""
+        return self.processes.result(self, timeout_s=timeout_s)
