@@ -190,7 +190,12 @@ def test_lpcnet_resynthesises_frame_by_frame_and_leaves_no_comb():
     assert z.size == y.size // 160 * 160                             # whole 10 ms frames
     assert float(np.abs(z).max()) == pytest.approx(float(np.abs(y).max()), rel=1e-5)
     assert np.corrcoef(np.abs(np.fft.rfft(y[:z.size]))[:2000], np.abs(np.fft.rfft(z))[:2000])[0, 1] > 0.3
+    # LPCNet samples its excitation with the C library's rand() and its output differs from
+    # call to call (only a process's first call is the same each run): in about half of them
+    # chance lines a comb's minimum of three teeth up somewhere (of 40 draws: three teeth every
+    # time, never four). A decoder's comb has far more: 13 for the trained HiFi-GAN, 125 for a
+    # random-initialised one (above).
     a = analyse_samples(z, vocoder.LPCNET_RATE)
-    assert a.comb.teeth < 3 or a.comb.spacing_hz is None
+    assert a.comb.teeth < 5
     with pytest.raises(ModelLoadError):
         vocoder.LPCNetCodec(library="/nonexistent/libcodec2.so")
