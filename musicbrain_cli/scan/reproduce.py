@@ -63,18 +63,6 @@ def _carry_estimator_choice(recorded: dict, again: dict) -> None:
                     got[key] = want[key]
 
 
-def _drop_unrecorded_reference(recorded: dict, again: dict) -> None:
-    """Results recorded before the alignment checks were also run on the spectrogram's own
-    energy (``energy_reference``) made no claim about it: the re-run's reference is left out
-    of the comparison for them (the map's own alignment is still compared)."""
-    if "energy_reference" in (recorded.get("alignment") or {}):
-        return
-    parts = [again.get("alignment")] + list(again.get("explanations") or [])
-    for part in parts:
-        if isinstance(part, dict):
-            part.pop("energy_reference", None)
-
-
 REAL_AI = "verdict.measured_on_real_ai"
 
 
@@ -360,7 +348,6 @@ def reproduce(report_dir: str | Path, audio: str | Path, *, model: str | Path = 
     again = analysis.track
     if recorded.get("options", {}).get("notes") == "auto":
         _carry_estimator_choice(recorded, again)
-    _drop_unrecorded_reference(recorded, again)
     _check_real_ai_record(recorded, again, result)
     keys = sorted(set(COMPARED) | set(recorded) | set(again), key=str)
     for key in keys:
