@@ -498,3 +498,58 @@ def test_reproduce_lays_the_pdf_out_again_and_catches_pages_changed_before_signi
     (layout,) = [c for c in result.checks if c.name == "layout report.pdf"]
     assert not result.ok and layout.status == "fail"
     assert f"records WeasyPrint {track['software']['weasyprint']}, this is 1.0" in layout.detail
+
+
+def _page_redrawn_under_info(pdf: bytes) -> bytes:
+    """``pdf`` with an incremental update that draws a white box over page 1 by rewriting the
+    page's own content stream, and names that stream as the document information (with the
+    information's keys copied in): every changed object is the one /Info names."""
+    import io
+
+    from pyhanko.pdf_utils import generic
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+
+    w = IncrementalPdfFileWriter(io.BytesIO(pdf))
+    page = w.root["/Pages"].raw_get("/Kids")[0].get_object()
+    ref = page.raw_get("/Contents")
+    content = ref.get_object()
+    data = content.data + b"\nq 1 1 1 rg 0 0 595 420 re f Q\n"
+    content.strip_filters()
+    content._data, content._encoded_data = data, None
+    for key, value in w.trailer["/Info"].items():
+        content[generic.NameObject(key)] = value
+    w.objects[(ref.generation, ref.idnum)] = content
+    w.set_info(ref)
+    out = io.BytesIO()
+    w.write(out)
+    return out.getvalue()
+
+
+def test_a_page_changed_under_the_name_of_the_document_information_is_caught(
+        copy, keys, monkeypatch):
+    """Review (session 45): the layout check passed over whatever object the last trailer
+    named /Info, so a revision that rewrote page 1's content stream and named it the document
+    information verified as "exactly the pages its result.json lays out"."""
+    import hashlib
+
+    from importlib.metadata import version
+
+    from musicbrain_cli.report.pdf import html_to_pdf
+    from musicbrain_cli.report.signing import sign_pdf
+    from musicbrain_cli.report.verify import signature_only_updates
+    from musicbrain_cli.report.writer import _analysis_time
+
+    folder, audio = copy
+    own = json.loads((folder / "result.json").read_text())
+    own["software"]["weasyprint"] = version("weasyprint")
+    _rewritten(folder, audio, keys, track=own)
+    assert signature_only_updates(folder / "report.pdf") is None     # an honest signature
+    html = (folder / "report.html").read_text(encoding="utf-8")
+    track = json.loads((folder / "result.json").read_text())
+    honest = html_to_pdf(html, identifier=hashlib.sha256(html.encode()).digest()[:16],
+                         source_date=_analysis_time(track))
+    (folder / "report.pdf").write_bytes(sign_pdf(_page_redrawn_under_info(honest), keys))
+    write_manifest(folder, audio, track["model"]["weights_sha256"], keys)
+    assert "document information" in signature_only_updates(folder / "report.pdf")
+    result = verify_path(folder, audio=audio, trusted=keys.public(), relay_pdf=True)
+    assert _failed(result) == {"layout report.pdf"}, result.checks

@@ -580,12 +580,20 @@ def signature_only_updates(path: Path) -> str | None:
     try:
         with open(path, "rb") as fh:
             reader = PdfFileReader(fh, strict=False)
-            info = reader.trailer.raw_get("/Info") if "/Info" in reader.trailer else None
+            # The document information is the object the laid-out revision's trailer names;
+            # a later trailer may not name another (review of session 45: a revision pointed
+            # /Info at page 1's content stream, and the changed page went unchecked).
+            info = _info_idnum(reader.get_historical_resolver(0).trailer_view)
             for rev in range(1, reader.total_revisions):
                 old = reader.get_historical_resolver(rev - 1)
+                named = _info_idnum(reader.get_historical_resolver(rev).trailer_view)
+                if named != info:
+                    return (f"revision {rev} names another object as the document information"
+                            f" ({named} instead of {info}): the pages may not be the ones laid out")
                 for ref in reader.xrefs.explicit_refs_in_revision(rev):
                     obj = reader.get_object(ref, revision=rev)
-                    if isinstance(info, generic.IndirectObject) and ref.idnum == info.idnum:
+                    if ref.idnum == info and isinstance(obj, generic.DictionaryObject) and \
+                            not isinstance(obj, generic.StreamObject):
                         continue                      # metadata: not drawn on any page
                     kind = obj.get("/Type") if isinstance(obj, generic.DictionaryObject) else None
                     if kind in ("/Sig", "/XRef") or (
@@ -611,6 +619,14 @@ def signature_only_updates(path: Path) -> str | None:
     except (OSError, PdfError, ValueError, TypeError, KeyError, IndexError, RecursionError) as exc:
         return f"cannot read its revisions: {exc}"
     return None
+
+
+def _info_idnum(trailer) -> int | None:
+    """The object number a trailer names as the document information (``None``: none)."""
+    from pyhanko.pdf_utils import generic
+
+    info = trailer.raw_get("/Info") if "/Info" in trailer else None
+    return info.idnum if isinstance(info, generic.IndirectObject) else None
 
 
 def _check_rendering(folder: Path, manifest: dict, listed: set[str],
