@@ -20,7 +20,7 @@ import warnings
 import click
 
 from musicbrain_cli import __version__
-from musicbrain_cli.errors import MusicBrainError
+from musicbrain_cli.errors import AudioDecodeError, InputError, MusicBrainError
 from musicbrain_cli.text import terminal_text
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -616,6 +616,11 @@ def _verify_one(path, *, catalogs, audio, trusted, reproduce, model_name, trust_
 
         try:
             again = rerun(Path(path), Path(audio), model=model_name, trust_anchors=trust_anchors)
+        except (InputError, AudioDecodeError) as exc:
+            # this folder's record or recording cannot be re-run: this path fails with the
+            # checks above, and the next paths are still verified (review of session 45)
+            ok = False
+            lines = [f"  [fail] reproduce: {exc}"]
         except MusicBrainError:
             raise
         except Exception as exc:  # noqa: BLE001

@@ -323,3 +323,23 @@ def test_the_real_ai_record_a_report_quotes_is_not_compared_as_a_figure(tmp_path
     result["verdict"]["label"] = "ai" if result["verdict"]["label"] != "ai" else "human"
     (folder / "result.json").write_text(json.dumps(result))
     assert not reproduce(folder, audio, model=tiny_model_dir).ok      # the verdict still is
+
+
+def test_cli_verify_reproduce_fails_an_unreadable_record_and_goes_on(tmp_path, tiny_model_dir):
+    """Review (session 45): a folder whose result.json cannot be read stopped the whole
+    verify with one error line; that folder got no INVALID status and the next path was never
+    verified. Now it is INVALID with its reproduce failure, and the next path is checked."""
+    import shutil
+
+    audio, folder = _scanned(tmp_path, tiny_model_dir)
+    broken = tmp_path / "broken"
+    shutil.copytree(folder, broken)
+    (broken / "result.json").write_text("{bad")
+    res = CliRunner().invoke(main, ["verify", str(broken), str(folder), "--audio", str(audio),
+                                    "--reproduce", "--model", str(tiny_model_dir)])
+    assert res.exit_code == 1, res.output
+    assert f"INVALID  {broken}" in res.output
+    assert "[fail] reproduce: cannot read the recorded result" in res.output
+    # the second path was verified and reproduced after the first failed
+    assert str(folder) in res.output.split(f"INVALID  {broken}")[1]
+    assert "reproduce: every figure of the report came out the same" in res.output
