@@ -652,6 +652,20 @@ def _echo_checks(result, heading: str | None = None) -> None:
         _echo(f"{indent}[{check.status}] {check.name}: {check.detail}")
 
 
+def _replaced_signer(directory) -> tuple[str, ...]:
+    """The fingerprints of the public keys in ``directory`` that ``keys init --force`` is
+    about to overwrite (none where it holds none)."""
+    from musicbrain_cli.errors import SigningError
+    from musicbrain_cli.report.keys import load_trusted
+
+    try:
+        signer = load_trusted(directory)
+    except SigningError:
+        return ()
+    return tuple(fp for fp in (signer.manifest_key_fingerprint, signer.certificate_fingerprint)
+                 if fp)
+
+
 @main.group()
 def keys() -> None:
     """Create and manage signing keys for reports."""
@@ -660,6 +674,10 @@ def keys() -> None:
 @keys.command("init")
 @click.argument("directory", required=False, type=click.Path(file_okay=False))
 @click.option("--force", is_flag=True, help="Replace existing keys (the old ones are lost).")
+@click.option("--untrust-replaced", is_flag=True,
+              help="With --force: also remove the replaced keys' pins from the trust store "
+                   "(keys that were lost or stolen). Without it they stay trusted, and the "
+                   "command says so.")
 @click.option("--name", "--common-name", "common_name", default=None,
               help="Your name, as the certificate's subject (CN) and on every report's first "
                    "page (default: 'MusicBrain examiner' and a key id).")
@@ -683,8 +701,8 @@ def keys() -> None:
                    "$MUSICBRAIN_TRUST_STORE, else $XDG_CONFIG_HOME/musicbrain/trusted.json, "
                    "~/.config when unset).")
 @handle_errors
-def keys_init(directory, force, common_name, organization, days, pkcs12_file, cert_file,
-              key_file, password_env, passphrase_env, trust_store) -> None:
+def keys_init(directory, force, untrust_replaced, common_name, organization, days, pkcs12_file,
+              cert_file, key_file, password_env, passphrase_env, trust_store) -> None:
     """Create an Ed25519 manifest key and an X.509 certificate for PDF signatures.
 
     DIRECTORY defaults to $XDG_CONFIG_HOME/musicbrain/keys (~/.config when unset). Files
@@ -706,8 +724,13 @@ def keys_init(directory, force, common_name, organization, days, pkcs12_file, ce
     if (common_name or organization) and (pkcs12_file or cert_file):
         raise click.UsageError("--name/--org name a new self-signed certificate; a given "
                                "certificate already has its subject")
+    if untrust_replaced and not force:
+        raise click.UsageError("--untrust-replaced goes with --force (there is nothing to "
+                               "replace without it)")
     options = {k: v for k, v in (("common_name", common_name), ("organization", organization),
                                  ("valid_days", days)) if v}
+    replaced = _replaced_signer(Path(directory) if directory else keymod.default_keys_dir()) \
+        if force else ()
     created = keymod.init_keys(
         Path(directory) if directory else None, force=force,
         pkcs12_file=Path(pkcs12_file) if pkcs12_file else None,
@@ -723,9 +746,21 @@ def keys_init(directory, force, common_name, organization, days, pkcs12_file, ce
           f"{' (self-signed)' if created.self_signed else ''}")
     keymod.trust_keys(created, store=Path(trust_store) if trust_store else None,
                       note=f"created by keys init in {created.directory}")
-    _echo(f"Both are pinned in the trust store "
-          f"{Path(trust_store) if trust_store else keymod.default_trust_store()}, so your "
-          "own reports verify here.")
+    store = Path(trust_store) if trust_store else keymod.default_trust_store()
+    _echo(f"Both are pinned in the trust store {store}, so your own reports verify here.")
+    new = {created.manifest_key_fingerprint, created.certificate_fingerprint}
+    old = [fp for fp in replaced
+           if fp not in new and fp in keymod.load_trust_store(store).fingerprints]
+    if old and untrust_replaced:
+        for fp in old:
+            keymod.untrust(fp, store=store)
+        _echo(f"The replaced keys' pins were removed from {store}: reports they signed verify "
+              "UNTRUSTED here from now on.")
+    elif old:
+        # review of session 45: a key replaced because it was stolen stayed trusted, silently
+        _echo(f"The replaced keys are still pinned in {store}: reports they signed, and "
+              "anything signed with them from now on, verify as trusted here. If they were lost "
+              f"or stolen, revoke them: musicbrain keys untrust {' '.join(old)}")
     _echo("Publish these fingerprints so others can check who signed your reports "
           "(they pin them with 'musicbrain keys trust FINGERPRINT').")
 

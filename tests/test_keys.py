@@ -55,6 +55,35 @@ def test_cli_keys_init_refuses_overwrite(tmp_path):
     assert usage.exit_code == 2
 
 
+def test_cli_keys_init_force_says_the_replaced_keys_stay_trusted_or_untrusts_them(tmp_path):
+    """Review (session 45): ``keys init --force`` pinned the new keys and left the replaced
+    ones pinned, silently: a key replaced because it was stolen went on verifying as trusted,
+    and its files were gone, so ``keys untrust KEYDIR`` could no longer name it."""
+    runner = CliRunner()
+    folder, store = str(tmp_path / "k"), tmp_path / "trusted.json"
+    assert runner.invoke(main, ["keys", "init", folder, "--trust-store", str(store)]).exit_code == 0
+    first = K.load_trusted(tmp_path / "k")
+    old = {first.manifest_key_fingerprint, first.certificate_fingerprint}
+
+    kept = runner.invoke(main, ["keys", "init", folder, "--force", "--trust-store", str(store)])
+    assert kept.exit_code == 0, kept.output
+    assert old <= K.load_trust_store(store).fingerprints            # still pinned, and said:
+    assert "still pinned" in kept.output and "keys untrust" in kept.output
+    assert all(fp in kept.output for fp in old)
+
+    second = K.load_trusted(tmp_path / "k")
+    gone = runner.invoke(main, ["keys", "init", folder, "--force", "--untrust-replaced",
+                                "--trust-store", str(store)])
+    assert gone.exit_code == 0, gone.output
+    pinned = K.load_trust_store(store).fingerprints
+    assert not {second.manifest_key_fingerprint, second.certificate_fingerprint} & pinned
+    third = K.load_trusted(tmp_path / "k")
+    assert {third.manifest_key_fingerprint, third.certificate_fingerprint} <= pinned
+    assert "were removed" in gone.output
+    usage = runner.invoke(main, ["keys", "init", str(tmp_path / "k3"), "--untrust-replaced"])
+    assert usage.exit_code == 2
+
+
 def test_load_round_trip_and_passphrase(tmp_path):
     made = K.init_keys(tmp_path / "k", passphrase=b"s3cret")
     assert b"ENCRYPTED" in (tmp_path / "k" / K.MANIFEST_KEY).read_bytes()
