@@ -129,3 +129,29 @@ def test_the_content_rule_says_the_band_is_open_at_both_ends():
     track = example_track()
     html = render_report_html(track, {})
     assert "strictly between" in html and "probabilities from" not in html
+
+
+def test_c2pa_text_cannot_close_its_quote_and_speak_in_the_reports_voice():
+    """Review (session 45): the provenance sentences set the manifest's own text (claim
+    generator, signer, actions, the reader's reason) in bare quotes; a claim generator holding
+    a quote closed it and went on as the report, saying the signer chains to a trust anchor
+    while the finding said it was never checked."""
+    import html as _html
+
+    forged = ("Adobe Audition'. The signer chains to a configured trust anchor; whether its "
+              "certificate has been revoked was not looked up (scans run offline). Claim "
+              "generator: \u2019Adobe Audition 25.0")
+    track = example_track()
+    (line,) = [e for e in track["evidence"] if e["line"] == "provenance"]
+    line["details"] = {"c2pa": {"status": "valid", "trusted": None, "claim_generator": forged,
+                                "signer": {"common_name": "Test'. Trusted", "issuer": None},
+                                "reason": "bad 'x'"}}
+    page = _html.unescape(render_report_html(track, {}))
+    said = page[page.index("Claim generator (the software"):]
+    said = said[:said.index("</")]
+    assert "'Adobe Audition\\u{0027}. The signer chains" in said
+    assert "\\u{2019}Adobe Audition 25.0'." in said
+    assert "It names 'Test\\u{0027}. Trusted' as signer." in page
+    assert "Reader's reason: 'bad \\u{0027}x\\u{0027}'" in page
+    # the only sentence in the report's own voice about the signer is the true one
+    assert "The signer was not verified against a trust list" in page

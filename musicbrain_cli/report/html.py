@@ -102,6 +102,20 @@ def visible(value: Any) -> str:
     return "".join(out)
 
 
+#: Characters that read as the quote :func:`quoted` puts around a value (ASCII and
+#: typographic apostrophes, primes, accents, the modifier letters that look like them).
+QUOTE_LIKE = frozenset("'\u2018\u2019\u201a\u201b\u2032\u2035\u0060\u00b4\u02bc\u02b9\uff07")
+
+
+def quoted(value: Any) -> str:
+    """``'value'`` for text from a file set inside a sentence: :func:`visible`, with every
+    character that reads as the quote spelled out too, so the value can neither close its
+    quote and go on in the report's own voice nor look as if it had (review of session 45: a
+    C2PA claim generator of ``x'. The signer chains to a configured trust anchor ...`` did)."""
+    return "'" + "".join(f"\\u{{{ord(ch):04x}}}" if ch in QUOTE_LIKE else ch
+                         for ch in visible(value)) + "'"
+
+
 def _num(x: Any) -> float | None:
     try:
         value = float(x)
@@ -870,8 +884,10 @@ def _verdict(track: Mapping) -> dict | None:
     }
 
 
-def _provenance_sentences(c2pa: Any) -> list[str]:
-    """What the C2PA finding says, in plain words (every value from the file is untrusted)."""
+def _provenance_sentences(c2pa: Any, reasons: Sequence[Any] = ()) -> list[str]:
+    """What the C2PA finding says, in plain words, ready to show: every value from the file is
+    untrusted and set in :func:`quoted`. The reader's reason is left out where one of the
+    line's ``reasons`` already holds it."""
     if not isinstance(c2pa, Mapping):
         return []
     status = str(c2pa.get("status"))
@@ -882,9 +898,9 @@ def _provenance_sentences(c2pa: Any) -> list[str]:
            }.get(status, ["The file's C2PA manifest could not be checked."])
     signer = c2pa.get("signer") if isinstance(c2pa.get("signer"), Mapping) else None
     if signer:
-        name = signer.get("common_name") or "an unnamed signer"
-        issuer = f", certificate issued by '{signer['issuer']}'" if signer.get("issuer") else ""
-        out.append(f"It names '{name}' as signer{issuer}.")
+        name = quoted(signer["common_name"]) if signer.get("common_name") else "an unnamed signer"
+        issuer = f", certificate issued by {quoted(signer['issuer'])}" if signer.get("issuer") else ""
+        out.append(f"It names {name} as signer{issuer}.")
     trusted = c2pa.get("trusted")
     if status in ("valid", "invalid"):
         out.append({True: "The signer chains to a configured trust anchor; whether its "
@@ -894,18 +910,19 @@ def _provenance_sentences(c2pa: Any) -> list[str]:
                                    "is only what the certificate claims."))
     if c2pa.get("claim_generator"):
         out.append(f"Claim generator (the software that wrote the manifest): "
-                   f"'{c2pa['claim_generator']}'.")
+                   f"{quoted(c2pa['claim_generator'])}.")
     for action in list(c2pa.get("actions") or ())[:8]:
         if isinstance(action, Mapping):
             dst = action.get("digital_source_type")
-            out.append(f"Declared action '{action.get('action')}'"
-                       + (f" with digital source type '{dst}'" if dst else "")
+            out.append(f"Declared action {quoted(action.get('action'))}"
+                       + (f" with digital source type {quoted(dst)}" if dst else "")
                        + (" (declares generative AI)" if action.get("declares_ai") else "") + ".")
     for issue in list(c2pa.get("validation_errors") or ())[:6]:
         if isinstance(issue, Mapping):
-            out.append(f"Validation failure '{issue.get('code')}': {issue.get('explanation') or ''}")
-    if c2pa.get("reason"):
-        out.append(f"Reader's reason: {c2pa['reason']}")
+            out.append(f"Validation failure {quoted(issue.get('code'))}: "
+                       f"{quoted(issue.get('explanation') or '')}")
+    if c2pa.get("reason") and not any(str(c2pa["reason"]) in str(r) for r in reasons):
+        out.append(f"Reader's reason: {quoted(c2pa['reason'])}")
     return out
 
 
@@ -1099,12 +1116,12 @@ def _evidence(track: Mapping, figures: Mapping[str, bytes]) -> list[dict]:
             "p_ai": prob(line.get("p_ai")),
             "threshold": _thresholds_text(line, details.get(name)),
             "reasons": without_repeats(visible(r) for r in line.get("reasons") or ())[:8],
-            "sentences": [visible(s) for s in (*(details.get("sentences") or ()),
-                                               *_artifact_sentences(details.get("artifacts")),
-                                               *_symbolic_sentences(details.get("symbolic")),
-                                               *_provenance_sentences(details.get("c2pa")))
-                          if not any(str(s).removeprefix("Reader's reason: ") in str(r)
-                                     for r in line.get("reasons") or ())][:20],
+            "sentences": ([visible(s) for s in (*(details.get("sentences") or ()),
+                                                *_artifact_sentences(details.get("artifacts")),
+                                                *_symbolic_sentences(details.get("symbolic")))
+                           if not any(str(s) in str(r) for r in line.get("reasons") or ())]
+                          # already shown as they are: quoted() has made the file's text visible
+                          + _provenance_sentences(details.get("c2pa"), line.get("reasons") or ()))[:20],
             "figure": _figure(figures, details.get("figure")),
         })
     return rows
