@@ -196,3 +196,59 @@ def test_a_partial_decode_is_never_stated_as_100_percent(share, shown):
                          SimpleNamespace(share_decoded=share))
     said = [n for n in notes if "of the stream decoded" in n]
     assert said == [f"Only {shown} of the stream decoded; the rest was not analysed."]
+
+
+def _vbr_mp3(path, seconds: float = 20.0) -> bytes:
+    """A variable-bit-rate MP3 (LAME -V2) whose first 3 s are near-silent, so its first frames
+    are far smaller than the rest, as LAME writes it: ID3 tag dropped, Xing frame kept."""
+    import av
+
+    rng = np.random.default_rng(45)
+    t = np.arange(int(seconds * SR)) / SR
+    y = 0.3 * np.sin(2 * np.pi * 220 * t) + 0.2 * rng.standard_normal(t.size)
+    y[: 3 * SR] *= 1e-4
+    y = np.stack([y, y[::-1]]).astype(np.float32)
+    with av.open(str(path), "w", format="mp3") as c:
+        s = c.add_stream("libmp3lame", rate=SR, layout="stereo")
+        s.codec_context.qscale = True
+        s.codec_context.global_quality = 2 * 118
+        for i in range(0, y.shape[1], 1152):
+            f = av.AudioFrame.from_ndarray(np.ascontiguousarray(y[:, i:i + 1152]), format="fltp",
+                                           layout="stereo")
+            f.sample_rate, f.pts = SR, i
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    data = path.read_bytes()
+    if data[:3] == b"ID3":
+        data = data[10 + sum((b & 0x7F) << (7 * (3 - i)) for i, b in enumerate(data[6:10])):]
+    return data
+
+
+def test_an_intact_vbr_mp3_without_a_xing_frame_is_decoded_and_a_truncated_one_with_it_is_not(
+        tmp_path):
+    """Review (session 45): without a Xing/Info/VBRI frame an MPEG audio file states no length;
+    FFmpeg's duration is then its estimate from the first frame's bit rate, and an intact VBR
+    file opening softly was refused as "only 68 % decoded". Only a stated length is held
+    against what decodes; a truncated file whose Xing frame states its length still fails."""
+    from musicbrain_cli.audio.decode import _mp3_states_length
+
+    data = _vbr_mp3(tmp_path / "enc.mp3")
+    bitrates = [0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320]
+    first = 144000 * bitrates[data[2] >> 4] // SR + ((data[2] >> 1) & 1)
+    assert b"Xing" in data[:first] or b"Info" in data[:first]
+    plain = tmp_path / "noxing.mp3"
+    plain.write_bytes(data[first:])
+    assert not _mp3_states_length(str(plain))
+    y, stats, err = _drain(plain)
+    assert err is None, err
+    assert y.size / SR == pytest.approx(20.0, abs=0.1)
+    assert stats.claimed_duration_s is None and stats.share_decoded == 1.0
+    assert audio.probe(plain).duration_s > 22.0      # FFmpeg's estimate, shown, never held
+
+    cut = tmp_path / "cut.mp3"
+    cut.write_bytes(data[: int(len(data) * 0.6)])
+    assert _mp3_states_length(str(cut))
+    _, _, err = _drain(cut)
+    assert err is not None and "decoded" in str(err)
