@@ -355,6 +355,54 @@ def test_more_values_than_kept_are_counted_as_the_file_holds_them(encoded, tmp_p
     assert f"[{MAX_VALUES_PER_TAG - MAX_TAG_VALUES} more values]" not in html
 
 
+def test_compressed_tag_frames_cannot_blow_the_kept_tag_text_up(encoded, tmp_path):
+    """Review (session 45): the per-item limits allow 512 keys x 64 values x 4,096 characters,
+    which zlib-compressed ID3v2.4 frames reach from 230 kB of tag (a 421 kB MP3 gave a 136 MB
+    result.json). The text kept per file is bounded, and what is left out is counted."""
+    import zlib
+
+    from musicbrain_cli.audio.metadata import MAX_TAG_TEXT_CHARS
+
+    def syncsafe(n):
+        return bytes([(n >> 21) & 0x7F, (n >> 14) & 0x7F, (n >> 7) & 0x7F, n & 0x7F])
+
+    keys, values, chars = 64, 64, 4000
+    frames = b""
+    for k in range(keys):
+        body = b"\x00" + f"k{k}".encode() + b"\x00" + b"\x00".join([b"A" * chars] * values)
+        data = syncsafe(len(body)) + zlib.compress(body, 9)
+        frames += b"TXXX" + syncsafe(len(data)) + b"\x00\x09" + data
+    p = tmp_path / "bomb.mp3"
+    p.write_bytes(b"ID3\x04\x00\x00" + syncsafe(len(frames)) + frames + encoded["mp3"].read_bytes())
+    assert p.stat().st_size < 200_000 and keys * values * chars > 10 * MAX_TAG_TEXT_CHARS
+    md = audio.read_metadata(p, provenance=False)
+    kept = md["tags"]
+    text = sum(len(k) + sum(len(v) for v in vs) for k, vs in kept.items())
+    assert MAX_TAG_TEXT_CHARS - chars < text <= MAX_TAG_TEXT_CHARS
+    held = sum(len(vs) for vs in kept.values()) + sum(md["dropped"]["values"].values()) \
+        + md["dropped"]["keys"] * values
+    assert held == keys * values                      # every value is kept or counted
+    assert f"tag text beyond {MAX_TAG_TEXT_CHARS} characters in all" in md["truncated"]
+
+
+def test_keys_beyond_the_limit_are_counted_once_each(encoded, tmp_path):
+    """Keys past MAX_TAGS were counted once per value, so a report said "[16 more tags]" for 8
+    keys of two values each (found with the review of session 45)."""
+    from mutagen.id3 import ID3, TXXX
+
+    from musicbrain_cli.audio.metadata import MAX_TAGS
+
+    p = tmp_path / "keys.mp3"
+    p.write_bytes(encoded["mp3"].read_bytes())
+    tags = ID3()
+    for i in range(MAX_TAGS + 8):
+        tags.add(TXXX(encoding=3, desc=f"k{i:04d}", text=["a", "b"]))
+    tags.save(p)
+    md = audio.read_metadata(p, provenance=False)
+    assert len(md["tags"]) == MAX_TAGS
+    assert md["dropped"]["keys"] == 8 and "8 more keys" in md["truncated"]
+
+
 def test_untagged_file_has_no_c2pa(encoded):
     md = audio.read_metadata(encoded["wav"])
     assert md["c2pa_present"] is False and md["c2pa_source"] is None

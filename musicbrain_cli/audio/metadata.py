@@ -41,6 +41,11 @@ _CUT_NOTE_RE = re.compile(r"\.\.\.\[truncated from (\d+) chars\]\Z")
 MAX_TAGS = 512
 #: Most values kept per key.
 MAX_VALUES_PER_TAG = 64
+#: Most characters of tag text kept per file, keys and values together: the limits above
+#: allow 512 x 64 x 4,096 (134 M), which compressed ID3v2.4 frames reach from 230 kB of tag
+#: (review of session 45: a 421 kB MP3 gave a 136 MB result.json). Values beyond it are
+#: counted as left out, like values beyond MAX_VALUES_PER_TAG.
+MAX_TAG_TEXT_CHARS = 1 << 20
 #: MIME types that mark a C2PA manifest store in an ID3 GEOB frame (the second is used by
 #: some early tools).
 C2PA_MIMES = frozenset({"application/c2pa", "application/x-c2pa-manifest-store"})
@@ -88,8 +93,14 @@ class _Collector:
     def __init__(self) -> None:
         self.tags: dict[str, list[Any]] = {}
         self.truncated: list[str] = []
-        self.dropped_keys = 0
+        self.left_out: set[str] = set()            # keys not kept (MAX_TAGS, the text budget)
         self.dropped_values: dict[str, int] = {}  # key -> values beyond MAX_VALUES_PER_TAG
+        self.chars = 0                             # tag text kept, of MAX_TAG_TEXT_CHARS
+        self.over_budget = False
+
+    @property
+    def dropped_keys(self) -> int:
+        return len(self.left_out)
 
     def add(self, key: str, value: Any) -> None:
         key = str(key)
@@ -105,9 +116,11 @@ class _Collector:
             if long:
                 value = {k: cut_text(v) if k in long else v for k, v in value.items()}
                 cut = True
+        if key in self.left_out:
+            return                         # counted once, as a key
         if key not in self.tags:
             if len(self.tags) >= MAX_TAGS:
-                self.dropped_keys += 1
+                self.left_out.add(key)
                 return
             self.tags[key] = []
         values = self.tags[key]
@@ -119,9 +132,29 @@ class _Collector:
         if isinstance(value, str) and len(value) > MAX_VALUE_CHARS:
             value = cut_text(value)
             cut = True
+        size = len(key) * (not values) + _text_chars(value)
+        if self.chars + size > MAX_TAG_TEXT_CHARS:
+            self.over_budget = True
+            if not values:                 # a key with nothing kept is left out as a key
+                del self.tags[key]
+                self.left_out.add(key)
+                return
+            self.dropped_values[key] = self.dropped_values.get(key, 0) + 1
+            cut = True
+        else:
+            self.chars += size
+            values.append(value)
         if cut and key not in self.truncated:
             self.truncated.append(key)
-        values.append(value)
+
+
+def _text_chars(value: Any) -> int:
+    """Characters of text a kept tag value holds (a binary payload's summary: its strings)."""
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, dict):
+        return sum(len(k) + (len(v) if isinstance(v, str) else 16) for k, v in value.items())
+    return 16
 
 
 def _id3_frames(tags: ID3, col: _Collector) -> tuple[str | None, str | None]:
@@ -313,7 +346,8 @@ def read_tags(path: str) -> dict:
     out["encoder"] = cut_text(encoder) if encoder else None  # said when cut, like any tag
     out["c2pa_present"] = c2pa is not None
     out["c2pa_source"] = c2pa
-    out["truncated"] = col.truncated + ([f"{col.dropped_keys} more keys"] if col.dropped_keys else [])
+    out["truncated"] = col.truncated + ([f"{col.dropped_keys} more keys"] if col.dropped_keys else []) \
+        + ([f"tag text beyond {MAX_TAG_TEXT_CHARS} characters in all"] if col.over_budget else [])
     # how much was left out, so a reader's "N more" notes count what the file holds
     out["dropped"] = {"keys": col.dropped_keys, "values": dict(col.dropped_values)}
     return out
