@@ -403,6 +403,26 @@ def test_keys_beyond_the_limit_are_counted_once_each(encoded, tmp_path):
     assert md["dropped"]["keys"] == 8 and "8 more keys" in md["truncated"]
 
 
+def test_a_c2pa_store_in_an_id3_tag_ahead_of_a_flac_is_found(encoded, tmp_path):
+    """Review (session 45): c2pa-rs stores a FLAC's manifest in a GEOB frame of an ID3v2 tag
+    ahead of the FLAC stream; mutagen reads the FLAC's own tags, so the metadata said no C2PA
+    while the provenance line validated the manifest (section 6 "absent", section 1 "a valid
+    C2PA manifest ... declares AI generation")."""
+    import mutagen
+    from mutagen.id3 import GEOB, ID3
+
+    p = tmp_path / "signed.flac"
+    p.write_bytes(encoded["flac"].read_bytes())
+    tags = ID3()
+    tags.add(GEOB(encoding=3, mime="application/c2pa", filename="c2pa", desc="c2pa manifest store",
+                  data=b"jumb" + bytes(64)))
+    tags.save(p)
+    assert type(mutagen.File(p)).__name__ == "FLAC"       # still read as a FLAC
+    md = audio.read_metadata(p, provenance=False)
+    assert md["c2pa_present"] is True and md["c2pa_source"].startswith("id3:GEOB")
+    assert audio.read_metadata(encoded["flac"], provenance=False)["c2pa_present"] is False
+
+
 def test_untagged_file_has_no_c2pa(encoded):
     md = audio.read_metadata(encoded["wav"])
     assert md["c2pa_present"] is False and md["c2pa_source"] is None

@@ -282,8 +282,9 @@ def find_c2pa_store(path: str | os.PathLike) -> C2paStore | None:
     """Locate an embedded C2PA manifest store (ID3 GEOB, BMFF ``uuid``, RIFF ``C2PA``), or None.
 
     Reads only tag headers and top-level box/chunk headers, so it is cheap and bounded on
-    any file; a malformed walk counts as "not found". Formats it does not walk (FLAC, ...)
-    give None even when c2pa would find a store there.
+    any file; a malformed walk counts as "not found". An ID3v2 tag is looked at whatever
+    follows it (a FLAC's store sits in one); formats it does not walk give None even when c2pa
+    would find a store there.
     """
     path = str(path)
     try:
@@ -338,7 +339,12 @@ def read_tags(path: str) -> dict:
                                                       picture_type=int(pic.type)))
     if c2pa is None:
         try:
-            store = _bmff_c2pa(path) or _riff_c2pa(path)
+            # an ID3v2 tag ahead of another format's own (c2pa-rs writes a FLAC's manifest
+            # store there) is not what mutagen read as the file's tags: looked at on its own
+            # (review of session 45: the provenance line validated a FLAC's manifest that
+            # the metadata called absent)
+            read_id3 = f is not None and isinstance(f.tags, ID3)
+            store = (None if read_id3 else _id3_c2pa(path)) or _bmff_c2pa(path) or _riff_c2pa(path)
             c2pa = store.source if store else None
         except (OSError, struct.error):
             pass  # a malformed box walk is no C2PA evidence either way; the decode reports damage
