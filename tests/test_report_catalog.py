@@ -137,3 +137,25 @@ def test_the_index_states_the_versions_its_rows_record(tmp_path):
     assert [t["musicbrain_version"] for t in tracks] == ["0.0.9", __version__]
     checks = {c.name: c for c in verify_catalog(tmp_path)[0].checks}
     assert checks["file index.html"].status == "skip" and "0.0.9" in checks["file index.html"].detail
+
+
+def test_names_that_only_look_alike_are_told_apart(tmp_path):
+    """Review (session 45): a composed and a decomposed "café.mp3", or "take  1.mp3" and
+    "take 1.mp3" (HTML folds the spaces), drew the same catalog rows for different recordings;
+    the same-name rule compared raw strings and never switched them to their paths."""
+    import html as _html
+
+    names = ["caf\u00e9.mp3", "cafe\u0301.mp3", "take  1.mp3", "take 1.mp3", "solo.mp3"]
+    entries = [CatalogEntry(f"/in/{d}/{n}", example_track(file_name=n, sha256=f"{i:064x}"),
+                            f"r{i}/report.html") for i, (d, n) in
+               enumerate(zip(["a", "b", "c", "d", "e"], names))]
+    write_catalog(tmp_path, entries)
+    page = _html.unescape((tmp_path / "index.html").read_text())
+    # each look-alike pair shows its paths, with the difference spelled out
+    assert "/in/a/caf\u00e9.mp3" in page and "/in/b/cafe\\u{0301}.mp3" in page
+    assert "/in/c/take \\u{0020}1.mp3" in page and "/in/d/take 1.mp3" in page
+    assert ">solo.mp3<" in page                  # a name that recurs nowhere stays a name
+    from musicbrain_cli.report.html import render_report_html
+
+    report = _html.unescape(render_report_html(example_track(file_name="cafe\u0301.mp3"), {}))
+    assert "cafe\\u{0301}.mp3" in report and "caf\u00e9.mp3" not in report

@@ -12,6 +12,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +22,7 @@ from typing import Any, Mapping, Sequence
 from musicbrain_cli.errors import ReportError
 from musicbrain_cli.model.ood import WITHHELD, labels_withheld
 from musicbrain_cli.report._io import atomic_write_bytes
-from musicbrain_cli.report.html import render_index_html, report_href, visible
+from musicbrain_cli.report.html import render_index_html, report_href, visible, visible_name
 from musicbrain_cli.taxonomy import display_label
 from musicbrain_cli.text import csv_cell
 
@@ -160,16 +162,22 @@ def _label_words(item: str) -> str:
     return f"{display_label(name)} {p}" if sep else item
 
 
+def _looks(name: Any) -> str:
+    """What a name looks like on a page: compatibility-composed, spaces folded."""
+    return re.sub(" +", " ", unicodedata.normalize("NFKC", str(name))).strip(" ")
+
+
 def _index_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict]:
     # a file name that recurs (every album's "01.flac") does not say which recording a row
     # is: those rows show the path scanned instead
-    names = Counter(str(row.get("file_name")) for row in rows)
+    # ... and so do names that only look alike (composed or decomposed accents, folded spaces)
+    names = Counter(_looks(row.get("file_name")) for row in rows)
     out = []
     for row in rows:
         values, sort = {}, {}
         for key, _ in INDEX_COLUMNS:
             value = row.get(key)
-            if key == "file_name" and names[str(value)] > 1 and row.get("path"):
+            if key == "file_name" and names[_looks(value)] > 1 and row.get("path"):
                 text = str(row["path"])
             elif key == "p_ai" and value is not None:
                 text = f"{float(value):.3f}"
@@ -187,7 +195,7 @@ def _index_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict]:
                 text = "none"           # analysed, and no line found AI ("n/a" read as unknown)
             else:
                 text = "n/a" if value is None else str(value)
-            values[key] = visible(text)
+            values[key] = visible_name(text) if key == "file_name" else visible(text)
             sort[key] = visible(value if isinstance(value, (int, float)) and
                                 not isinstance(value, bool) else text)
         out.append({"cells": values, "sortkey": sort, "status": row["status"],

@@ -102,6 +102,24 @@ def visible(value: Any) -> str:
     return "".join(out)
 
 
+def visible_name(value: Any) -> str:
+    """A file name or path as :func:`visible` shows it, and where two names would still look
+    alike, the difference spelled out too: a space that HTML would fold (leading, trailing,
+    or after another space) and, in a name not in Unicode's composed form (NFC), its
+    combining marks (``cafe`` + U+0301 is another file than the composed ``café`` and draws
+    the same glyphs). Review of session 45: two recordings' catalog rows read alike."""
+    text = str(value)
+    marks = not unicodedata.is_normalized("NFC", text)
+    out = []
+    for i, ch in enumerate(text):
+        fold = ch == " " and (i == 0 or i == len(text) - 1 or text[i - 1] == " ")
+        if fold or (marks and unicodedata.category(ch) in ("Mn", "Me")):
+            out.append(f"\\u{{{ord(ch):04x}}}")
+        else:
+            out.append(visible(ch))
+    return "".join(out)
+
+
 #: Characters that read as the quote :func:`quoted` puts around a value (ASCII and
 #: typographic apostrophes, primes, accents, the modifier letters that look like them).
 QUOTE_LIKE = frozenset("'\u2018\u2019\u201a\u201b\u2032\u2035\u0060\u00b4\u02bc\u02b9\uff07")
@@ -1289,7 +1307,7 @@ def _with_upper(rate: Any, bounds: Any) -> str:
 def _integrity(track: Mapping) -> list[tuple[str, str]]:
     inp = track.get("input") or {}
     rows = [
-        ("File name", visible(inp.get("file_name", "n/a"))),
+        ("File name", visible_name(inp.get("file_name", "n/a"))),
         ("Path at analysis", visible(inp.get("path", "n/a"))),
         ("SHA-256 of the file", visible(inp.get("sha256", "n/a"))),
         ("Size", f"{inp['size_bytes']:,} bytes" if isinstance(inp.get("size_bytes"), int)
@@ -1341,7 +1359,7 @@ def report_view(track: Mapping, figures: Mapping[str, bytes], *,
                   "seconds is covered by this report."]
                  if covered and ("not analysed" in covered or "not read" in covered) else [])
     return {
-        "file_name": visible(inp.get("file_name") or inp.get("path") or "unknown file"),
+        "file_name": visible_name(inp.get("file_name") or inp.get("path") or "unknown file"),
         "sha256": visible(inp.get("sha256", "n/a")),
         "analysis_time": visible(track.get("analysis_time", "n/a")),
         "created": visible(track.get("analysis_time", "")),
