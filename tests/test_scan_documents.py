@@ -223,3 +223,37 @@ def test_figure_names_that_come_back_are_checked_before_they_become_paths(tmp_pa
     with pytest.raises(ReportError, match="plain file name"):
         write_rendered_report(forged, track, tmp_path / "r")
     assert not (tmp_path / "escape.png").exists() and not (tmp_path / "r").exists()
+
+
+def test_a_renderer_ends_when_the_scan_that_started_it_is_killed(tmp_path):
+    """Review (session 45): a renderer holds both ends of its task queue's pipe, so a scan
+    stopped by SIGKILL (or SIGTERM) left it waiting for work for good, about 200 MB each."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "scan.py"
+    script.write_text(
+        "import os, signal\n"
+        "from musicbrain_cli.scan.documents import ReportProcesses\n"
+        "if __name__ == '__main__':\n"
+        "    rp = ReportProcesses()\n"
+        "    print(rp._executor().submit(os.getpid).result(), flush=True)\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env,
+                         timeout=120)
+    assert out.returncode == -signal.SIGKILL, out.stderr
+    child = int(out.stdout.split()[0])
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        # a zombie has exited too (its reaper may be slow to wait for it)
+        if Path(f"/proc/{child}/stat").read_text().split(")")[-1].split()[0] == "Z":
+            break
+        time.sleep(0.2)
+    else:
+        os.kill(child, signal.SIGKILL)
+        pytest.fail("the renderer outlived its scan by 30 s")

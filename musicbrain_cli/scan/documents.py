@@ -22,6 +22,7 @@ back are checked again before they become paths (``report.writer.write_rendered_
 from __future__ import annotations
 
 import multiprocessing
+import os
 import threading
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -74,8 +75,32 @@ def _render_in_child(track: Mapping, explain: Sequence[Mapping], formats: Sequen
         release_freed_memory()       # the figures' and the PDF's working set
 
 
-def _warm_up() -> None:
-    """A child's first task: import the rendering stack while the parent analyses."""
+#: How often a renderer looks whether the scan that started it is still there (seconds).
+PARENT_POLL_S = 1.0
+
+
+def _exit_with_parent(parent: int, *, poll_s: float = PARENT_POLL_S) -> threading.Thread:
+    """Watch, from a daemon thread, that the process ``parent`` is still this one's parent,
+    and end this process when it is not. A renderer holds both ends of its task queue's pipe,
+    so a scan stopped by SIGTERM or SIGKILL (timeout, a job scheduler, out of memory) left it
+    waiting for work for good, about 200 MB each (review of session 45). Not
+    ``PR_SET_PDEATHSIG``: it fires when the thread that started the child ends, and the pool
+    may be replaced from a waiting thread."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        os._exit(0)
+
+    thread = threading.Thread(target=watch, name="musicbrain-parent-watch", daemon=True)
+    thread.start()
+    return thread
+
+
+def _warm_up(parent: int | None = None) -> None:
+    """A child's first task: end with the scan that started it (``parent``, its pid), and
+    import the rendering stack while the parent analyses."""
+    if parent is not None:
+        _exit_with_parent(parent)
     import matplotlib.backends.backend_agg  # noqa: F401
     import weasyprint  # noqa: F401
 
@@ -107,7 +132,7 @@ class ReportProcesses:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(max_workers=self.workers,
                                              mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_warm_up)
+                                             initializer=_warm_up, initargs=(os.getpid(),))
         return self._pool
 
     def submit(self, track: Mapping, explain: Sequence[Mapping], formats: Sequence[str],
