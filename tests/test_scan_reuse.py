@@ -551,6 +551,42 @@ def test_scans_within_one_second_do_not_tie(setup, monkeypatch):
         a.write_bytes(saved)
 
 
+def test_a_clock_stepped_back_does_not_make_a_stale_folder_the_current_one(setup, monkeypatch):
+    """Review (session 45): the index orders a folder's matches and supersessions by the
+    scans' wall-clock times. Two scans with the clock an hour ahead (another workstation on a
+    shared folder, or before an NTP step), then two on the right clock: the catalog showed
+    the folder of audio the file no longer held, and hid the current one."""
+    from musicbrain_cli.scan import batch
+
+    skew = {"s": _dt.timedelta(hours=1)}
+
+    class Skewed:
+        @staticmethod
+        def now(tz=None):
+            return _dt.datetime.now(tz) + skew["s"]
+
+    monkeypatch.setattr(batch, "_dt", SimpleNamespace(datetime=Skewed, timezone=_dt.timezone))
+    root, out, scan_args = setup
+    a = root / "cat" / "a.flac"
+    saved = a.read_bytes()
+    original = _folder_of(out, "a.flac").name
+    try:
+        assert run(scan_args(a)).exit_code == 0                  # ahead: reused
+        encode_audio(a, make_tone(4.0, 523.0, 5), SR)
+        assert run(scan_args(a)).exit_code == 0                  # ahead: other audio
+        assert _folder_of(out, "a.flac").name != original
+        skew["s"] = _dt.timedelta(0)                            # the clock put right
+        a.write_bytes(saved)
+        assert run(scan_args(a)).exit_code == 0                  # back to the first audio
+        assert _folder_of(out, "a.flac").name == original
+        assert run(scan_args(root / "c.flac")).exit_code == 0   # another subset
+        data = json.loads((out / "summary.json").read_text(encoding="utf-8"))["tracks"]
+        mine = [r for r in data if Path(r["path"]).name == "a.flac"]
+        assert len(mine) == 1 and mine[0]["report"].startswith(original + "/"), mine
+    finally:
+        a.write_bytes(saved)
+
+
 def test_an_input_back_to_its_earlier_audio_shows_that_audios_report(setup):
     """Session 29 audit: after a file changed and changed back, the folder reused for it lost
     to the later-analysed folder of the other audio on the next scan of another file."""

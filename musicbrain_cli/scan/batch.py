@@ -1333,7 +1333,7 @@ def _scan_locked(inputs, out: Path, detector, *, options: ScanOptions, keys,
     check_output(out, keys)          # under the lock: no signed scan can slip in between
     # to the microsecond: two scans in one second must not tie (session 29 review: a file
     # that failed in the second of its last reuse showed its old verdict again)
-    started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds")
+    started = _scan_time(_read_inputs_index(out))
     previous_failures = _previous_failures(out)
     recover_interrupted_renames(out)
     for stale in out.glob(f"{TMP_PREFIX}*"):
@@ -1473,6 +1473,29 @@ class InputsIndex:
         holding other audio."""
         entry = self.folders.get(folder or "") or {}
         return bool(entry.get("superseded")) and entry["superseded"] > entry.get("seen", "")
+
+
+def _scan_time(index: InputsIndex, now: _dt.datetime | None = None) -> str:
+    """This scan's time in ``index`` (ISO 8601, UTC, to the microsecond): now, or just after
+    the latest time the index holds where the clock reads earlier. The index orders a
+    folder's matches and supersessions by these times, so they must follow the scans' order,
+    not the clock's: a clock stepped back (NTP) or another machine's scan into the same
+    folder made a stale folder count as the current one (review of session 45)."""
+    import datetime as real      # parsing and arithmetic; the clock is ``_dt``'s (tests set it)
+
+    now = now or _dt.datetime.now(_dt.timezone.utc)
+    latest = None
+    for entry in index.folders.values():
+        for key in ("seen", "superseded"):
+            try:
+                t = real.datetime.fromisoformat(entry[key])
+            except (KeyError, ValueError):
+                continue
+            if t.tzinfo is not None and (latest is None or t > latest):
+                latest = t
+    if latest is not None and now <= latest:
+        now = latest + real.timedelta(microseconds=1)
+    return now.astimezone(real.timezone.utc).isoformat(timespec="microseconds")
 
 
 def _agrees(recorded: str | None, real: str) -> bool:
