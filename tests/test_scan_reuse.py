@@ -587,6 +587,41 @@ def test_a_clock_stepped_back_does_not_make_a_stale_folder_the_current_one(setup
         a.write_bytes(saved)
 
 
+def test_a_scan_killed_after_sealing_a_changed_files_folder_leaves_no_stale_row(
+        setup, monkeypatch):
+    """Review (session 45): the inputs index was written only at the end of a scan. A rescan
+    killed after it sealed a changed file's new folder left the index without it, and every
+    later scan of other files showed that file twice, once with the verdict on audio it no
+    longer holds (a relative recorded path is not grouped from here). Each sealed folder
+    now enters the index at once."""
+    from musicbrain_cli.scan import batch
+
+    class Killed(BaseException):
+        pass
+
+    root, out, scan_args = setup
+    a = root / "cat" / "a.flac"
+    saved = a.read_bytes()
+    original = _folder_of(out, "a.flac").name
+    try:
+        encode_audio(a, make_tone(4.0, 523.0, 5), SR)          # other audio
+        with monkeypatch.context() as m:
+            def killed(*args, **kwargs):                        # the scan dies after sealing
+                raise Killed
+            m.setattr(batch, "_keep_other_folders", killed)
+            m.chdir(root)                                       # typed as a relative path
+            with pytest.raises(Killed):
+                run(scan_args(Path("cat") / "a.flac"))
+        new = [p.name for p in out.iterdir() if p.name.startswith("a-") and p.name != original]
+        assert len(new) == 1 and (out / new[0] / "result.json").exists()
+        assert run(scan_args(root / "c.flac")).exit_code == 0   # another subset
+        data = json.loads((out / "summary.json").read_text(encoding="utf-8"))["tracks"]
+        mine = [r for r in data if Path(r["path"]).name == "a.flac"]
+        assert len(mine) == 1 and mine[0]["report"].startswith(new[0] + "/"), mine
+    finally:
+        a.write_bytes(saved)
+
+
 def test_an_input_back_to_its_earlier_audio_shows_that_audios_report(setup):
     """Session 29 audit: after a file changed and changed back, the folder reused for it lost
     to the later-analysed folder of the other audio on the next scan of another file."""

@@ -29,6 +29,7 @@ import math
 import os
 import platform
 import shutil
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -1098,11 +1099,12 @@ def _earlier_formats(folder: Path, options: ScanOptions) -> tuple[str, ...]:
 
 
 def _prepare_track(path: Path, out: Path, detector, *, options: ScanOptions, keys,
-                   command_line: Sequence[str], salted: bool = False
-                   ) -> tuple[TrackOutcome, "_TrackWrite | None"]:
+                   command_line: Sequence[str], salted: bool = False,
+                   scan_time: str | None = None) -> tuple[TrackOutcome, "_TrackWrite | None"]:
     """Hash, reuse check and analysis of one input; returns its outcome and the job that
     seals its track folder (``None`` when there is nothing to write). Input errors become
-    the entry's error, never an exception. ``salted``: see :func:`track_folder`."""
+    the entry's error, never an exception. ``salted``: see :func:`track_folder`;
+    ``scan_time``: see :class:`_TrackWrite`."""
     from musicbrain_cli.audio.intake import sha256_file
     from musicbrain_cli.report import CatalogEntry
 
@@ -1150,7 +1152,7 @@ def _prepare_track(path: Path, out: Path, detector, *, options: ScanOptions, key
 
     writes = dataclasses.replace(options, formats=(*options.formats, *kept)) if kept else options
 
-    return outcome, _TrackWrite(analysis, Path(path), folder, writes, keys)
+    return outcome, _TrackWrite(analysis, Path(path), folder, writes, keys, scan_time)
 
 
 @dataclass
@@ -1164,6 +1166,9 @@ class _TrackWrite:
     folder: Path
     options: ScanOptions
     keys: Any
+    #: the scan's time in the inputs index: the sealed folder is entered there at once
+    #: (:func:`_index_sealed`), or not at all with ``None`` (an engine's task)
+    scan_time: str | None = None
 
     def render_in(self, processes):
         """Start rendering this track's documents in ``processes`` (a
@@ -1174,10 +1179,30 @@ class _TrackWrite:
     def __call__(self, rendering=None) -> dict:
         try:
             rendered = None if rendering is None else rendering.result()
-            return write_track_folder(self.analysis, self.path, self.folder, options=self.options,
-                                      keys=self.keys, rendered=rendered)
+            timings = write_track_folder(self.analysis, self.path, self.folder,
+                                         options=self.options, keys=self.keys, rendered=rendered)
+            if self.scan_time is not None:
+                _index_sealed(self.folder, self.path, self.analysis.track, self.scan_time)
+            return timings
         finally:
             release_freed_memory()       # the figures' and the PDF's working set
+
+
+_INDEX_LOCK = threading.Lock()
+
+
+def _index_sealed(folder: Path, path: Path, track: Mapping, scan_time: str) -> None:
+    """Enter a folder just sealed in its output folder's inputs index, matched to its input
+    at ``scan_time``, as the end of the scan would. A scan killed after sealing a changed
+    file's new folder had left the index without it, and every later scan of other files
+    showed the file twice, once with the verdict on audio it no longer holds (review of
+    session 45). Bookkeeping only: a failure to write leaves the end of the scan to do it."""
+    recorded = (track.get("input") or {}).get("path") or str(path)
+    with _INDEX_LOCK:
+        index = _read_inputs_index(folder.parent)
+        index.folders[folder.name] = {"input": os.path.realpath(path), "recorded": str(recorded),
+                                      "seen": scan_time}
+        _write_inputs_index(folder.parent, index)
 
 
 def process_track(path: str | os.PathLike, out: str | os.PathLike, detector, *,
@@ -1289,7 +1314,7 @@ def scan(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, detect
 
 def _in_process(files: Sequence[Path], out: Path, detector, *, options: ScanOptions, keys,
                 command_line: Sequence[str], progress: Progress,
-                salted: set[Path]) -> list[TrackOutcome]:
+                salted: set[Path], scan_time: str | None = None) -> list[TrackOutcome]:
     from musicbrain_cli.scan.documents import ReportProcesses
 
     outcomes: list[TrackOutcome] = []
@@ -1304,7 +1329,7 @@ def _in_process(files: Sequence[Path], out: Path, detector, *, options: ScanOpti
             for path in files:
                 outcome, job = _prepare_track(path, out, detector, options=options, keys=keys,
                                               command_line=command_line,
-                                              salted=path in salted)
+                                              salted=path in salted, scan_time=scan_time)
                 outcomes.append(outcome)
                 if not _claim_folder(outcome, claimed):
                     job = None          # checked before it is written: nothing overwritten
@@ -1351,7 +1376,8 @@ def _scan_locked(inputs, out: Path, detector, *, options: ScanOptions, keys,
     result.entries += [CatalogEntry(p, error=why) for p, why in found.failed]
     if engine is None:
         outcomes = _in_process(found.files, out, detector, options=options, keys=keys,
-                               command_line=command_line, progress=progress, salted=salted)
+                               command_line=command_line, progress=progress, salted=salted,
+                               scan_time=started)
     else:
         outcomes = engine(found.files, out, salted)
         # checked only once written (the tasks run elsewhere, at once): every input whose
