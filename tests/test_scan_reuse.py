@@ -784,3 +784,24 @@ def test_a_moved_project_reuses_its_folders_and_lists_each_input_once(setup, tmp
     mine = [f for f in out.iterdir() if (f / "result.json").is_file() and json.loads(
         (f / "result.json").read_text(encoding="utf-8"))["input"]["path"] == "in/a.flac"]
     assert len(mine) == 1                # reused, not analysed again into a second folder
+
+
+def test_a_moved_file_keeps_its_new_path_in_the_catalog_after_a_scan_of_other_files(setup,
+                                                                                    tmp_path):
+    """Review (session 45): a moved file reuses its folder and its row shows the new path,
+    but the next scan of other files rebuilt the row from the folder's result.json, which
+    keeps the old path: the catalog listed the file where it no longer is."""
+    root, out, scan_args = setup
+    old, new = tmp_path / "old" / "t.flac", tmp_path / "new" / "t.flac"
+    old.parent.mkdir()
+    new.parent.mkdir()
+    shutil.copy(root / "c.flac", old)
+    assert run(scan_args(old)).exit_code == 0
+    old.rename(new)
+    assert run(scan_args(new)).exit_code == 0              # reused, shown at its new path
+    assert [r["path"] for r in json.loads((out / "summary.json").read_text())["tracks"]
+            if Path(r["path"]).name == "t.flac"] == [str(new)]
+    assert run(scan_args(root / "cat" / "b.flac")).exit_code == 0     # another subset
+    assert [r["path"] for r in json.loads((out / "summary.json").read_text())["tracks"]
+            if Path(r["path"]).name == "t.flac"] == [str(new)]
+    assert run(["verify", str(out)]).exit_code == 0

@@ -1201,7 +1201,7 @@ def _index_sealed(folder: Path, path: Path, track: Mapping, scan_time: str) -> N
     with _INDEX_LOCK:
         index = _read_inputs_index(folder.parent)
         index.folders[folder.name] = {"input": os.path.realpath(path), "recorded": str(recorded),
-                                      "seen": scan_time}
+                                      "seen": scan_time, "shown": str(path)}
         _write_inputs_index(folder.parent, index)
 
 
@@ -1407,7 +1407,8 @@ def _scan_locked(inputs, out: Path, detector, *, options: ScanOptions, keys,
         if e.report:
             recorded = ((e.track or {}).get("input") or {}).get("path") or e.input_path
             index.folders[_folder(e)] = {"input": os.path.realpath(e.input_path),
-                                         "recorded": str(recorded), "seen": started}
+                                         "recorded": str(recorded), "seen": started,
+                                         "shown": str(e.input_path)}
     failures_real = _failure_inputs(previous_failures, index)
     indexed_failures = index.failure_paths()
     _drop_superseded(result, gone={str(p) for p in found.missing}, index=index, now=started,
@@ -1430,7 +1431,7 @@ def _scan_locked(inputs, out: Path, detector, *, options: ScanOptions, keys,
     # failed; the catalog shows its report, once
     entries = [*(e for e in result.entries
                  if not (e.error and os.path.realpath(e.input_path) in kept_inputs)),
-               *result.kept, *failures]
+               *(_as_last_scanned(e, index) for e in result.kept), *failures]
     # written back only where it agrees with each folder's own record of its input: an
     # edited or stale entry is not kept as if it were true
     recorded = {_folder(e): ((e.track or {}).get("input") or {}).get("path") or e.input_path
@@ -1469,7 +1470,8 @@ MAX_INPUTS_INDEX_BYTES = 64 * 1024 * 1024
 class InputsIndex:
     """:data:`INPUTS_INDEX` in memory. ``folders``: folder name -> ``{"input": real path,
     "recorded": the input path the folder's result.json records, "seen": ISO time,
-    "superseded": ISO time (optional)}``; ``failures``: the real path of each failed input
+    "superseded": ISO time (optional), "shown": the path as the scan that matched it last
+    was given it (optional)}``; ``failures``: the real path of each failed input
     -> ``{"path": the path its row shows, "error": its row's error}``."""
 
     folders: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -1557,7 +1559,7 @@ def _read_inputs_index(out: Path) -> InputsIndex:
     for name, entry in (folders.items() if isinstance(folders, dict) else ()):
         if isinstance(name, str) and isinstance(entry, dict) and isinstance(entry.get("input"), str):
             index.folders[name] = {k: v for k, v in entry.items()
-                                   if k in ("input", "recorded", "seen", "superseded")
+                                   if k in ("input", "recorded", "seen", "superseded", "shown")
                                    and isinstance(v, str)}
     for real, row in (failures.items() if isinstance(failures, dict) else ()):
         if isinstance(real, str) and isinstance(row, dict) and isinstance(row.get("path"), str) \
@@ -1592,6 +1594,17 @@ def _write_inputs_index(out: Path, index: InputsIndex) -> None:
         atomic_write(out / INPUTS_INDEX, json.dumps(data, indent=0, ensure_ascii=False))
     except (OSError, UnicodeError, MusicBrainError):
         pass            # bookkeeping only: without it the next scan falls back to the paths
+
+
+def _as_last_scanned(entry, index: InputsIndex):
+    """A kept folder's catalog entry showing the path its input was last scanned under, where
+    the index knows it and agrees with the folder's record: a moved file reuses its folder,
+    whose result.json keeps the old path, and a later scan of other files put the old path
+    back in the catalog, where the file no longer is (review of session 45)."""
+    shown = (index.folders.get(_folder(entry) or "") or {}).get("shown")
+    if shown and shown != entry.input_path and index.input_of(_folder(entry), entry.input_path):
+        return dataclasses.replace(entry, input_path=shown)
+    return entry
 
 
 def _folder(entry) -> str | None:
