@@ -121,3 +121,26 @@ def test_a_cache_of_the_old_windows_is_rebuilt_not_reused(dataset, tmp_path):
     with mock.patch.object(C, "CACHE_VERSION", 1):
         old = build_cache(dataset, FE, out=tmp_path / "old")
         assert json.loads((old / "index.json").read_text())["config_hash"] != old_hash
+
+
+def test_a_shard_record_naming_a_path_deletes_and_reads_nothing_outside_the_cache(dataset,
+                                                                                tmp_path):
+    """Review (session 45): a stale shard record's "file" was deleted as ``out / file``, so a
+    cache folder received with a data set, holding {"file": "../victim.txt"}, had the next
+    resume delete that file; the index's shard names were read the same way."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("a user's file outside the cache\n")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "shard-00000.json").write_text(json.dumps(
+        {"file": "../victim.txt", "n": 0, "config_hash": "stale", "manifest_sha256": "x",
+         "taxonomy_sha256": "y", "windows": []}))
+    out = build_cache(dataset, FE, out=cache, shard_windows=2)
+    assert victim.read_text().startswith("a user's file")
+    assert len(CachedWindows(out)) > 0                       # the cache was built all the same
+
+    index = json.loads((out / "index.json").read_text())
+    index["shards"][0]["file"] = "../victim.txt"
+    (out / "index.json").write_text(json.dumps(index))
+    with pytest.raises(DatasetError, match="not files of the cache folder"):
+        CachedWindows(out)

@@ -60,6 +60,10 @@ BATCH_WINDOWS = 16      # windows per front-end call
 _OWN_NAME = re.compile(r"^(shard-\d{5}\.(npy|json)|index\.json)"
                        r"(\.tmp(\.npy)?)?$")
 _OWN_TMP = re.compile(r"^(shard-\d{5}\.(npy\.tmp\.npy|json\.tmp)|index\.json\.tmp)$")
+#: the one form a shard's file name takes in its metadata and the index: a name in the cache
+#: folder, never a path (review of session 45: a stale record naming "../../x" had the
+#: resume delete that file)
+_SHARD_FILE = re.compile(r"^shard-\d{5}\.npy$")
 
 
 def taxonomy_hash(taxonomy) -> str:
@@ -152,8 +156,11 @@ def build_cache(dataset_root: str | Path, front_end, *, out: str | Path | None =
     done: set[str] = set()
     for meta_path in sorted(p for p in out.glob("shard-*.json") if _OWN_NAME.match(p.name)):
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        npy = out / meta["file"]
-        if meta.get("config_hash") != chash or meta.get("manifest_sha256") != manifest_sha \
+        # the shard beside its metadata, whatever the record says; a record naming another
+        # file is not this cache's own and is dropped with it
+        npy = meta_path.with_suffix(".npy")
+        if not isinstance(meta, dict) or meta.get("file") != npy.name \
+                or meta.get("config_hash") != chash or meta.get("manifest_sha256") != manifest_sha \
                 or meta.get("taxonomy_sha256") != tax_sha or not npy.is_file():
             meta_path.unlink()
             npy.unlink(missing_ok=True)
@@ -278,6 +285,12 @@ class CachedWindows(torch.utils.data.Dataset):
         self.front_end = index["front_end"]
         self.config_hash = index["config_hash"]
         self.shape = tuple(index["shape"])
+        bad = [s.get("file") for s in index["shards"]
+               if not (isinstance(s, dict) and isinstance(s.get("file"), str)
+                       and _SHARD_FILE.match(s["file"]))]
+        if bad:
+            raise DatasetError(f"cache index of {str(self.cache_dir)!r} names shards that are not "
+                               f"files of the cache folder: {bad[:3]!r}; build the cache again")
         self.shard_files = [self.cache_dir / s["file"] for s in index["shards"]]
         wins = [w for w in index["windows"] if split is None or w["split"] == split]
         self.clip_ids = [w["clip_id"] for w in wins]
