@@ -862,3 +862,29 @@ def test_every_shipped_training_config_loads():
     assert enlarged.augment.silence_prob_human > enlarged.augment.silence_prob
     assert enlarged.augment.reverb_prob > 0          # the next run hears rooms (session 42)
     assert enlarged.augment.consistency_weight > 0   # and is held to them (session 43, trial 9)
+
+
+@pytest.mark.filterwarnings("ignore")
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_a_loss_that_is_not_finite_stops_training_in_every_precision(tmp_path, monkeypatch,
+                                                                     precision):
+    """Review (session 45): the non-finite loss check was skipped whenever the gradient scaler
+    was on, so an fp16 run (the client's Turing cards) on windows that give no finite loss
+    skipped every step silently, logged train_loss NaN, picked a "best" epoch and finished.
+    fp16 runs on the CPU here as autocast does on a GPU (the scaler on either way)."""
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class NaNTrain(T.SyntheticSource):
+        def open(self, split):
+            ds = super().open(split)
+            if split != "train":
+                return ds
+            x, y, m = ds.tensors
+            return torch.utils.data.TensorDataset(torch.full_like(x, float("nan")), y, m)
+
+    monkeypatch.setattr(T, "resolve_precision", lambda p, d: p)
+    cfg = load_config(TINY_CONFIG, overrides={"train": {"precision": precision},
+                                              "augment": {"enabled": False}})
+    with pytest.raises(TrainingError, match="loss is nan at epoch 1, step 1"):
+        T.train(NaNTrain(), tmp_path / "run", config=cfg, device="cpu", export=False)

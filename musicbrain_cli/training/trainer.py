@@ -529,7 +529,11 @@ def _train_epoch(run: _Run, progress: Progress) -> tuple[float, int, float | Non
                         kl, n_edited = _consistency(run, logits, *pair)
                         weight = c.augment.consistency_weight
                         loss = loss + weight * kl * world / max(known, 1.0) / window
-                    if not torch.isfinite(loss) and not run.scaler.is_enabled():
+                    # whatever the precision: the gradient scaler of fp16 copes with
+                    # gradients that overflow in the backward pass, not with a forward pass
+                    # or data that give no finite loss, and it skipped every such step
+                    # silently (review of session 45: an fp16 run of NaN windows "finished")
+                    if not torch.isfinite(loss):
                         raise TrainingError(
                             f"loss is {loss.item()} at epoch {run.epoch + 1}, step {step + 1}"
                         )
