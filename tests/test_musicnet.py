@@ -199,3 +199,43 @@ def test_a_linked_composer_folder_of_midis_is_read(tree, tmp_path):
     os.symlink(moved, tree / "musicnet_midis" / "Mozart")
     pieces, skipped = discover(tree)
     assert "1788" in {p.id for p in pieces} and skipped == [("9999", "no row in musicnet_metadata.csv")]
+
+
+def test_a_work_music21_holds_has_the_reference_corpus_work_id(tree, tmp_path):
+    """Review (session 45): `data musicnet` named MusicNet's BWV 846 "musicnet:Bach, Johann
+    Sebastian:BWV846" while `data build-reference` gives it music21's id "m21:bach/bwv846";
+    merged, the two encodings of one work could sit in train and test, and the merge's
+    split check, which compares work ids, never saw them as one work."""
+    from musicbrain_cli.data.musicnet import discover
+    from musicbrain_cli.data.reference.musicnet import known_music21_works
+
+    assert "m21:bach/bwv846" in known_music21_works()
+    with open(tree / "musicnet_metadata.csv", "a", newline="") as fh:
+        csv.writer(fh).writerow(["2222", "Bach", "WTC I: Prelude 1", "1. Prelude", "Solo Piano",
+                                 "European Archive", "x", "BWV846", 3])
+    with open(tree / "train_labels" / "2222.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["start_time", "end_time", "instrument", "note", "start_beat", "end_beat",
+                    "note_value"])
+        w.writerows(label_rows(np.random.default_rng(1), 3.0, 1))
+    pieces, _ = discover(tree)
+    ids = {p.id: p.work_id for p in pieces}
+    assert ids["2222"] == "m21:bach/bwv846"
+    assert ids["2186"].startswith("musicnet:")           # a work music21 lacks keeps its own
+
+
+@pytest.mark.parametrize("cell, value", [("note", "inf"), ("start_beat", "nan")])
+def test_a_label_cell_that_is_not_a_finite_number_is_a_dataset_error(tmp_path, cell, value):
+    """Review (session 45): "inf" in a note or instrument cell raised OverflowError and "nan"
+    in a beat LinAlgError, tracebacks that lost the whole build instead of one piece."""
+    p = tmp_path / "1.csv"
+    row = {"start_time": "0", "end_time": "44100", "instrument": "1", "note": "60",
+           "start_beat": "0", "end_beat": "1", "note_value": "Quarter"}
+    with open(p, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(row))
+        w.writeheader()
+        w.writerow(row)
+        w.writerow({**row, "start_time": "44100", "end_time": "88200", "start_beat": "1",
+                    cell: value})
+    with pytest.raises(DatasetError, match="1.csv"):
+        labels_to_midi(p)

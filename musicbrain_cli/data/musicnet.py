@@ -177,14 +177,37 @@ def discover(root: str | Path) -> tuple[list[MusicNetPiece], list[tuple[str, str
         catalog = " ".join((row.get("catalog_name") or "").split()) \
             or " ".join((row.get("composition") or "").split()) or f"id{pid}"
         src = lab if lab is not None else mid
+        # a work music21's corpus also holds takes that corpus's work id, as the reference
+        # corpus gives it: merged with it, the two encodings of one work are one work to
+        # the split checks (review of session 45: BWV 846 sat in train here, in test there)
+        alias = _music21_work(composer, " ".join((row.get("catalog_name") or "").split()))
         pieces.append(MusicNetPiece(
             id=pid, composer=composer, period=COMPOSER_PERIODS.get(composer, ""),
-            instrumentation=ensemble_instrumentation(row.get("ensemble", "")),
-            work_id=f"musicnet:{composer or match.written}:{catalog}", labels_path=lab,
+            instrumentation=ensemble_instrumentation(row.get("ensemble") or ""),
+            work_id=alias or f"musicnet:{composer or match.written}:{catalog}", labels_path=lab,
             midi_path=None if lab is not None else mid, rel=src.relative_to(root).as_posix(),
             composer_written="" if composer else match.written, composer_status=match.status,
             composer_candidates=tuple(match.candidates)))
     return pieces, skipped
+
+
+def _music21_work(composer: str, catalog: str) -> str | None:
+    """The work id music21's corpus gives this MusicNet work where the corpus holds it
+    (:func:`musicbrain_cli.data.reference.musicnet.music21_alias`), else None."""
+    from musicbrain_cli.data.reference.musicnet import known_music21_works, music21_alias
+
+    alias = music21_alias(composer, catalog) if composer else None
+    return alias if alias is not None and alias in _known_works(known_music21_works) else None
+
+
+_KNOWN: list[frozenset] = []
+
+
+def _known_works(known) -> frozenset:
+    """music21's collection work ids, listed once per process (a glob of its corpus)."""
+    if not _KNOWN:
+        _KNOWN.append(frozenset(known()))
+    return _KNOWN[0]
 
 
 def labels_to_midi(path: Path, *, timing: str = "score"):
@@ -211,10 +234,13 @@ def labels_to_midi(path: Path, *, timing: str = "score"):
         pitch = np.array([int(float(r["note"])) for r in rows])
         beat = np.array([float(r["start_beat"]) for r in rows])
         beats = np.array([float(r["end_beat"]) for r in rows])
-    except (OSError, csv.Error, UnicodeDecodeError, ValueError, KeyError) as exc:
+    except (OSError, csv.Error, UnicodeDecodeError, ValueError, KeyError, OverflowError) as exc:
+        # OverflowError: int(float("inf")) for a note or instrument (review of session 45)
         raise DatasetError(f"malformed MusicNet label file {str(path)!r}: {exc}") from exc
     if not rows:
         raise DatasetError(f"{str(path)!r} holds no notes")
+    if not all(np.isfinite(a).all() for a in (t0, t1, beat, beats)):
+        raise DatasetError(f"{str(path)!r}: a time or beat is not a finite number")
     bad = (inst < 1) | (inst > 128)
     if bad.any():
         raise DatasetError(
