@@ -155,3 +155,23 @@ def test_c2pa_text_cannot_close_its_quote_and_speak_in_the_reports_voice():
     assert "Reader's reason: 'bad \\u{0027}x\\u{0027}'" in page
     # the only sentence in the report's own voice about the signer is the true one
     assert "The signer was not verified against a trust list" in page
+
+
+def test_the_content_models_threshold_is_not_named_the_point_where_it_accuses():
+    """Review (session 45): the content model's threshold (0.50) is the centre of its
+    inconclusive band and `ai` begins at the band's upper end (0.60), but the report called
+    0.50 "the operating point at or above which it finds AI" in the evidence table, on page
+    1 ("inconclusive (P(AI) 0.550, operating point 0.500)") and in the method table, so an
+    inconclusive 0.55 read as past the accusation point."""
+    import html as _html
+
+    track = example_track()
+    track["verdict"].update(label="inconclusive", p_ai=0.55, threshold=0.5, band=[0.4, 0.6])
+    (content,) = [e for e in track["evidence"] if e["line"] == "content"]
+    content.update(finding="inconclusive", p_ai=0.55, threshold=0.5)
+    page = _html.unescape(render_report_html(track, {}))
+    assert "inconclusive (P(AI) 0.550, AI at or above 0.600, human at or below 0.400)" in page
+    assert "operating point 0.500" not in page
+    assert "P(AI) at or above which the content model calls a recording AI" not in page
+    row = page[page.index("Content model (what the music sounds like)"):]
+    assert "AI at or above 0.600, human at or below 0.400" in row[:400]

@@ -687,6 +687,19 @@ def strength_sentence(verdict: Mapping, track: Mapping | None = None) -> str | N
     return None
 
 
+def _content_points(verdict: Mapping) -> str | None:
+    """Where the content model's verdict changes, from its recorded band: "AI at or above
+    0.600, human at or below 0.400". Its threshold (0.500) is the band's centre, not the
+    point where it accuses; a report that called it "the operating point at or above which
+    it finds AI" had an inconclusive 0.550 read as past the accusation point (review of
+    session 45). ``None`` without a recorded band."""
+    band = verdict.get("band") if isinstance(verdict, Mapping) else None
+    if not (isinstance(band, (list, tuple)) and len(band) == 2
+            and _num(band[0]) is not None and _num(band[1]) is not None):
+        return None
+    return f"AI at or above {prob(band[1])}, human at or below {prob(band[0])}"
+
+
 def drivers(track: Mapping) -> list[str]:
     """Which evidence drove the combined verdict, one plain line per evidence line."""
     verdict = track.get("verdict") or {}
@@ -711,7 +724,10 @@ def drivers(track: Mapping) -> list[str]:
         figures = []
         if _num(line.get("p_ai")) is not None:
             figures.append(f"P(AI) {prob(line.get('p_ai'))}")
-        if _num(line.get("threshold")) is not None:
+        points = _content_points(verdict) if line.get("line") == "content" else None
+        if points:
+            figures.append(points)
+        elif _num(line.get("threshold")) is not None:
             figures.append(f"operating point {prob(line.get('threshold'))}")
         out.append(visible(f"{name}: {LINE_FINDINGS.get(str(finding), finding)}"
                            + (f" ({', '.join(figures)})" if figures else "")))
@@ -796,7 +812,8 @@ def appendix_rows(track: Mapping) -> list[dict]:
             "turns the network's scores into probabilities that match observed frequencies")
     threshold, band = _num(verdict.get("threshold")), verdict.get("band")
     add("Decision threshold", prob(threshold) if threshold is not None else None,
-        "P(AI) at or above which the content model calls a recording AI")
+        "the centre of the inconclusive band below: P(AI) at or above the band's upper end is "
+        "called AI, at or below its lower end human")
     if isinstance(band, (list, tuple)) and len(band) == 2:
         add("Inconclusive band", f"{prob(band[0])}–{prob(band[1])}",
             "P(AI) strictly inside this range is reported as inconclusive")
@@ -1132,7 +1149,8 @@ def _evidence(track: Mapping, figures: Mapping[str, bytes]) -> list[dict]:
             "css": str(line.get("finding")) if line.get("finding") in VERDICT_HEADLINES else "unknown",
             "in_domain": "yes" if line.get("in_domain") else "no",
             "p_ai": prob(line.get("p_ai")),
-            "threshold": _thresholds_text(line, details.get(name)),
+            "threshold": (_content_points(track.get("verdict") or {})
+                          if name == "content" else None) or _thresholds_text(line, details.get(name)),
             "reasons": without_repeats(visible(r) for r in line.get("reasons") or ())[:8],
             "sentences": ([visible(s) for s in (*(details.get("sentences") or ()),
                                                 *_artifact_sentences(details.get("artifacts")),
