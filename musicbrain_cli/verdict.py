@@ -35,6 +35,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import math
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -105,6 +106,22 @@ class Verdict:
         return d
 
 
+def figures(p: float, *edges: float) -> list[str]:
+    """``p`` and ``edges`` written with one number of decimals, 2 to 4: as many as it takes
+    for ``p`` to read differently from each edge it differs from, and for a probability
+    below 1 never to read as 1 (review of session 45: 0.5996, inconclusive, and 0.6004,
+    ``ai``, both read "0.60"; 0.9962 read "1.00", a certainty no model gives)."""
+    for d in (2, 3, 4):
+        shown = f"{p:.{d}f}"
+        if not (any(shown == f"{e:.{d}f}" and p != e for e in edges)
+                or (p < 1 and shown == f"{1:.{d}f}")):
+            break
+    else:
+        if p < 1 and shown == f"{1:.{d}f}":
+            shown = f"{math.floor(p * 10 ** d) / 10 ** d:.{d}f}"
+    return [shown, *(f"{e:.{d}f}" for e in edges)]
+
+
 def decide(p_ai: float, window_p_ai: Sequence[float], *, policy: VerdictPolicy,
            in_domain: bool | None = None, ood_detail: str | None = None) -> Verdict:
     """Apply ``policy`` to a track's calibrated probability and its per-window probabilities.
@@ -131,8 +148,9 @@ def decide(p_ai: float, window_p_ai: Sequence[float], *, policy: VerdictPolicy,
         reasons.append("The recording lies outside the domain the model was trained on"
                        f"{detail}; its output there is not reliable.")
     if lo < p_ai < hi:
-        reasons.append(f"The calibrated probability of AI, {p_ai:.2f}, lies in the abstention "
-                       f"band {lo:.2f}-{hi:.2f} around the threshold {t:.2f}.")
+        p_s, lo_s, hi_s, t_s = figures(p_ai, lo, hi, t)
+        reasons.append(f"The calibrated probability of AI, {p_s}, lies in the abstention "
+                       f"band {lo_s}-{hi_s} around the threshold {t_s}.")
     if (share_ai is not None and windows.size >= policy.min_windows_for_disagreement
             and min(share_ai, 1.0 - share_ai) >= policy.disagreement):
         reasons.append(f"The analysis windows disagree: {share_ai:.0%} of them are above the "
@@ -147,21 +165,24 @@ def decide(p_ai: float, window_p_ai: Sequence[float], *, policy: VerdictPolicy,
     splice_at = min(1.0, hi)
     if not reasons and p_ai < t and top is not None and top >= splice_at:
         n_high = int((windows >= splice_at).sum())
+        top_s, at_s, t_s = figures(top, splice_at, t)
         reasons.append(f"{n_high} of the {windows.size} analysis windows reach a probability "
-                       f"of AI of {splice_at:.2f} or more (the highest {top:.2f}), though the "
-                       f"recording as a whole lies below the threshold {t:.2f}: a part of it "
+                       f"of AI of {at_s} or more (the highest {top_s}), though the "
+                       f"recording as a whole lies below the threshold {t_s}: a part of it "
                        "may be AI-generated (see the timeline).")
 
     if reasons:
         label = INCONCLUSIVE
     elif p_ai >= t:
         label = AI
-        reasons.append(f"The calibrated probability of AI, {p_ai:.2f}, is at or above the "
-                       f"threshold {t:.2f}, outside the abstention band.")
+        p_s, t_s, hi_s = figures(p_ai, t, hi)
+        reasons.append(f"The calibrated probability of AI, {p_s}, is at or above the "
+                       f"threshold {t_s}, outside the abstention band (AI from {hi_s}).")
     else:
         label = HUMAN
-        reasons.append(f"The calibrated probability of AI, {p_ai:.2f}, is below the threshold "
-                       f"{t:.2f}, outside the abstention band.")
+        p_s, t_s, lo_s = figures(p_ai, t, lo)
+        reasons.append(f"The calibrated probability of AI, {p_s}, is below the threshold "
+                       f"{t_s}, outside the abstention band (human up to {lo_s}).")
     return Verdict(label=label, p_ai=float(p_ai), threshold=t, band=(lo, hi), reasons=reasons,
                    window_share_ai=share_ai, in_domain=in_domain)
 
@@ -327,6 +348,9 @@ class LineFinding:
         p_ai: the line's calibrated probability of AI, when it has one.
         threshold: the line's operating point on ``p_ai``.
         reasons: the line's own reasons, in plain words.
+        domain_checked: ``False`` where no domain check was made (a content model without
+            domain statistics): ``in_domain`` is then an assumption, and is never worded as
+            a finding ("within its own domain").
     """
 
     line: str
@@ -336,6 +360,7 @@ class LineFinding:
     p_ai: float | None = None
     threshold: float | None = None
     reasons: tuple[str, ...] = ()
+    domain_checked: bool = True
 
     def __post_init__(self) -> None:
         if self.finding not in LINE_FINDINGS:
@@ -365,10 +390,12 @@ def content_finding(verdict: Verdict) -> LineFinding:
         finding, reasons = INCONCLUSIVE, (NO_DOMAIN_CHECK,)
     # nothing judged (every window silent): a probability over noise is not shown
     judged = reasons != (NEAR_SILENT,)
+    # its operating point is where `ai` begins, the upper end of the abstention band; the
+    # threshold is the band's centre (review of session 45: "P(AI) 0.90 against 0.50")
     return LineFinding(line="content", finding=finding,
                        in_domain=verdict.in_domain is not False, can_exonerate=True,
-                       p_ai=verdict.p_ai if judged else None, threshold=verdict.threshold,
-                       reasons=reasons)
+                       p_ai=verdict.p_ai if judged else None, threshold=verdict.band[1],
+                       reasons=reasons, domain_checked=verdict.in_domain is not None)
 
 
 def artifact_finding(finding: Mapping) -> LineFinding:
@@ -491,9 +518,12 @@ def combine(findings: Sequence[LineFinding]) -> CombinedVerdict:
         raise ValueError(f"each evidence line may be given once, got {names}")
     says_ai = [f for f in findings if f.in_domain and f.finding == AI]
     if says_ai:
-        reasons = [f"The {f.line} line, within its own domain, finds AI generation beyond its "
-                   "operating point" + (" (P(AI) {} against {})".format(*distinct_pair(f.p_ai, f.threshold))
-                                        if f.p_ai is not None and f.threshold is not None else "")
+        reasons = [f"The {f.line} line, "
+                   + ("within its own domain" if f.domain_checked else
+                      "whose domain was not checked (its model has no domain statistics)")
+                   + ", finds AI generation at or beyond its operating point"
+                   + (" (P(AI) {} against {})".format(*figures(f.p_ai, f.threshold))
+                      if f.p_ai is not None and f.threshold is not None else "")
                    + "." for f in says_ai]
         others = [f for f in findings if f not in says_ai and f.finding == HUMAN]
         if others:

@@ -175,3 +175,18 @@ def test_the_content_models_threshold_is_not_named_the_point_where_it_accuses():
     assert "P(AI) at or above which the content model calls a recording AI" not in page
     row = page[page.index("Content model (what the music sounds like)"):]
     assert "AI at or above 0.600, human at or below 0.400" in row[:400]
+
+
+def test_a_track_with_no_window_judged_shows_no_content_probability():
+    """Review (session 45): with every window near-silent the content line records no P(AI)
+    and the evidence table shows none, but the combined-verdict box printed the verdict's
+    mean over the noise windows (0.567) twice."""
+    import html as _html
+
+    track = example_track()
+    track["verdict"].update(label="inconclusive", p_ai=0.567)
+    (content,) = [e for e in track["evidence"] if e["line"] == "content"]
+    content.update(finding="inconclusive", p_ai=None)
+    page = _html.unescape(render_report_html(track, {}))
+    assert "0.567" not in page
+    assert "probability of AI generation: <strong>n/a</strong>" in page

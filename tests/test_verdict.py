@@ -112,8 +112,9 @@ def test_content_verdict_becomes_a_line():
     policy = VerdictPolicy(threshold=0.6, band=0.1)
     out = decide(0.9, [0.9] * 4, policy=policy, in_domain=False, ood_detail="x")
     f = content_finding(out)
-    assert (f.line, f.finding, f.in_domain, f.p_ai, f.threshold) == \
-        ("content", "inconclusive", False, 0.9, 0.6)
+    # its operating point is where `ai` begins, the band's upper end, not its centre
+    assert (f.line, f.finding, f.in_domain, f.p_ai) == ("content", "inconclusive", False, 0.9)
+    assert f.threshold == pytest.approx(0.7) and f.domain_checked
     assert combine([f]).label == "inconclusive"
     ok = content_finding(decide(0.05, [0.05] * 4, policy=policy, in_domain=True))
     assert combine([ok]).label == "human"
@@ -134,6 +135,31 @@ def test_a_content_model_without_a_domain_check_does_not_exonerate_but_still_acc
     assert v.label == INCONCLUSIVE and any("made no domain check" in r for r in v.reasons)
     accused = content_finding(decide(0.95, [0.95] * 4, policy=policy, in_domain=None))
     assert accused.finding == AI and combine([accused]).label == AI
+    # ... and its accusation never claims a domain check that was not made (review of
+    # session 45: "within its own domain", and "In its domain: yes" in the report)
+    assert not accused.domain_checked
+    (reason,) = combine([accused]).reasons
+    assert "within its own domain" not in reason and "domain was not checked" in reason
+    from musicbrain_cli.report.html import _evidence
+
+    (row,) = _evidence({"evidence": [{**accused.to_dict(), "details": {}}]}, {})
+    assert row["in_domain"] == "not checked"
+
+
+def test_probabilities_in_reasons_read_apart_from_the_edges_and_never_as_certainty():
+    """Review (session 45): 0.5996 (inconclusive) and 0.6004 (`ai`) both read "0.60" in the
+    reasons, the first "0.60 lies in the abstention band 0.40-0.60"; 0.9962 read "1.00"."""
+    from musicbrain_cli.verdict import figures
+
+    policy = VerdictPolicy(threshold=0.5, band=0.1)
+    inside = decide(0.5996, [0.5996] * 4, policy=policy, in_domain=True)
+    assert inside.label == INCONCLUSIVE and "0.5996" in inside.reasons[0]
+    assert "band 0.4000-0.6000" in inside.reasons[0]
+    sure = decide(0.9962, [0.9962] * 4, policy=policy, in_domain=True)
+    assert sure.label == AI and "1.00" not in " ".join(sure.reasons) and "0.996" in sure.reasons[0]
+    reason = combine([content_finding(sure)]).reasons[0]
+    assert "(P(AI) 0.996 against 0.600)" in reason
+    assert figures(0.99999, 0.6)[0] == "0.9999" and figures(0.73, 0.5) == ["0.73", "0.50"]
 
 
 def test_unverified_evidence_of_ai_blocks_a_human_verdict_but_never_accuses():

@@ -884,6 +884,13 @@ def _verdict(track: Mapping) -> dict | None:
         return None
     label = str(verdict.get("label", ""))
     p_ai, threshold, band = verdict.get("p_ai"), verdict.get("threshold"), verdict.get("band")
+    content = next((e for e in track.get("evidence") or ()
+                    if isinstance(e, Mapping) and e.get("line") == "content"), None)
+    if content is not None and content.get("p_ai") is None:
+        # no window judged (every one silent): the mean over noise the verdict still records
+        # is no probability of anything, and the evidence table shows none (review of
+        # session 45: 0.567 in the box above "n/a" in the table)
+        p_ai = None
     sentences = []
     if _num(p_ai) is not None:
         sentences.append(f"The content model's calibrated probability that this recording "
@@ -1147,7 +1154,8 @@ def _evidence(track: Mapping, figures: Mapping[str, bytes]) -> list[dict]:
             "finding": visible(LINE_FINDINGS.get(str(line.get("finding")),
                                                  str(line.get("finding")))),
             "css": str(line.get("finding")) if line.get("finding") in VERDICT_HEADLINES else "unknown",
-            "in_domain": "yes" if line.get("in_domain") else "no",
+            "in_domain": ("not checked" if line.get("domain_checked") is False
+                          else "yes" if line.get("in_domain") else "no"),
             "p_ai": prob(line.get("p_ai")),
             "threshold": (_content_points(track.get("verdict") or {})
                           if name == "content" else None) or _thresholds_text(line, details.get(name)),
