@@ -261,3 +261,23 @@ def test_a_configuration_folder_with_spaces_or_dashes_builds(tmp_path, monkeypat
     configs = {rg.config_of(r["clip_id"]) for r in rows}
     assert "LAR" in configs and rg.config_token("LAS (copy)") in configs
     assert rg.config_token("RMM-2") in configs and summary["rhythgen"]["clips"] == len(rows)
+
+
+def test_a_piece_whose_name_is_not_utf8_is_listed_not_a_crash(tmp_path):
+    """Review (session 45): a RhythGen file named in Latin-1 (an old zip) stopped the whole
+    build-reference with a UnicodeEncodeError when its piece id was hashed; `data notagen`
+    lists such files and goes on, and so does the reference build now."""
+    import os
+
+    folder = tmp_path / "RAG" / "RMM"
+    folder.mkdir(parents=True)
+    (folder / "sync-1-Rag One - Someone_0.abc-10.5_1.abc").write_text(_piece(0), encoding="utf-8")
+    bad = os.path.join(os.fsencode(folder), b"sync-1-Caf\xe9 Rag - Someone_0.abc-11.5_1.abc")
+    with open(bad, "w", encoding="utf-8") as fh:
+        fh.write(_piece(1))
+    skipped: list = []
+    pieces = rg.discover_pieces(tmp_path, skipped=skipped)
+    assert [p.path.name for p in pieces] == ["sync-1-Rag One - Someone_0.abc-10.5_1.abc"]
+    assert all(p.piece_id for p in pieces)
+    assert len(skipped) == 1 and "not valid UTF-8" in skipped[0][1]
+    skipped[0][0].encode("utf-8")                       # a name a report can hold
