@@ -311,3 +311,23 @@ def test_a_resumed_cache_never_writes_a_new_shard_over_a_kept_one(tmp_path):
     for i, cid in enumerate(again.clip_ids):
         assert again.targets[i].tolist() == want[cid]
         assert np.array_equal(again[i][0].numpy(), feats[cid])
+
+
+def test_prompt_lines_stating_two_periods_or_instrumentations_mask_both_and_say_so(tmp_path):
+    """Review (session 45): '%Romantic %Baroque ... %Keyboard %Orchestral' gave Romantic and
+    Keyboard, the other lines dropped without a word in the build report."""
+    cells = prompt_labels("%Romantic\n%Baroque\n%Chopin, Frederic\n%Keyboard\n%Orchestral\n"
+                          "%end\n" + BODY)
+    assert (cells["period"].value, cells["period"].written) == ("", "Romantic; Baroque")
+    assert (cells["instrumentation"].value, cells["instrumentation"].written) == \
+        ("", "Keyboard; Orchestral")
+    assert cells["composer"].value == "Chopin, Frédéric"
+    same = prompt_labels("%Romantic\n%Romantic\n%Chopin, Frederic\n%Keyboard\n%end\n" + BODY)
+    assert same["period"].value == "Romantic"                 # stated twice alike: used
+    root = tmp_path / "in"
+    abc(root / "p.abc", "Romantic", "Baroque", "Chopin, Frederic", "Keyboard", "end")
+    out = tmp_path / "out"
+    build_notagen_dataset(root, out, soundfonts=[get_soundfont("timgm6mb")], clip_s=2.0)
+    assert {r["period"] for r in Dataset.load(out).rows} == {""}
+    report = json.loads((out / "build_report.json").read_text())
+    assert {c["ignored"] for c in report["label_conflicts"]} == {"Romantic; Baroque"}

@@ -145,6 +145,11 @@ def _name_in_line(value: str) -> str | None:
     return name if name and _NAME_LINE.match(name) else None
 
 
+#: The status of a label the prompt lines state twice, differently: masked, and listed
+#: among the build report's label conflicts.
+CONTRADICTORY = "contradictory"
+
+
 def prompt_labels(text: str) -> dict[str, Cell]:
     """Labels from the prompt comment lines at the top of a NotaGen file (may be partial).
 
@@ -171,7 +176,15 @@ def prompt_labels(text: str) -> dict[str, Cell]:
         for field, canon in (("period", canonical_period),
                              ("instrumentation", canonical_instrumentation)):
             if canon(value):
-                found.setdefault(field, Cell(canon(value), value, "prompt lines"))
+                prev = found.get(field)
+                if prev is None:
+                    found[field] = Cell(canon(value), value, "prompt lines")
+                elif prev.status == CONTRADICTORY or canon(value) != prev.value:
+                    # two periods or two instrumentations: which one the model was given is
+                    # not known, so neither is used (review of session 45: the first won
+                    # and the other was dropped without a word)
+                    found[field] = Cell("", f"{prev.written}; {value}", "prompt lines",
+                                        CONTRADICTORY)
                 break
         else:
             name = _name_in_line(value)
@@ -467,6 +480,8 @@ def find_labels(path: Path, text: str, *, root: Path | None = None,
                 continue
             if field not in chosen:
                 chosen[field] = cell
+                if cell.status == CONTRADICTORY:
+                    conflicts.append((cell, cell))     # masked; its lines listed
             elif cell.value != chosen[field].value:
                 conflicts.append((chosen[field], cell))
     if not any(c.value for c in chosen.values()) and csv_row is None:
