@@ -331,3 +331,36 @@ def test_prompt_lines_stating_two_periods_or_instrumentations_mask_both_and_say_
     assert {r["period"] for r in Dataset.load(out).rows} == {""}
     report = json.loads((out / "build_report.json").read_text())
     assert {c["ignored"] for c in report["label_conflicts"]} == {"Romantic; Baroque"}
+
+
+@pytest.mark.parametrize("rows, needle", [
+    ("./p.abc,notagen-large\np.abc,notagen-small\n", "repeats row 2"),
+    ("p.abc\n", "needs exactly the columns"),
+    ("p.abc,a;b\n", "is not a label"),
+])
+def test_a_generators_csv_is_held_to_the_labels_files_strictness(tmp_path, rows, needle):
+    """Review (session 45): two rows naming one file ('./p.abc' and 'p.abc') changed its
+    generator to the later one without a word; a row with no generator cell was a traceback;
+    'a;b' stopped the build deep inside with a taxonomy error."""
+    from musicbrain_cli.errors import DatasetError
+
+    root = tmp_path / "in"
+    abc(root / "p.abc", "Baroque", "Bach, Johann Sebastian", "Keyboard", "end")
+    (root / "generators.csv").write_text("path,generator\n" + rows)
+    with pytest.raises(DatasetError, match=needle):
+        build_notagen_dataset(root, tmp_path / "out", soundfonts=[get_soundfont("timgm6mb")],
+                              clip_s=2.0)
+
+
+def test_a_nul_in_a_labels_csv_path_is_a_dataset_error(tmp_path):
+    """Review (session 45): a NUL in a --labels path cell raised ValueError ("embedded null
+    byte") from the path check, a traceback instead of the row's error."""
+    from musicbrain_cli.data.notagen import read_labels_csv
+    from musicbrain_cli.errors import DatasetError
+
+    root = tmp_path / "in"
+    abc(root / "a.abc", "Baroque", "Bach, Johann Sebastian", "Keyboard", "end")
+    labels = tmp_path / "labels.csv"
+    labels.write_text("path,period\na\0.abc,Baroque\n")
+    with pytest.raises(DatasetError, match="row 2: path .* NUL"):
+        read_labels_csv(labels, root)

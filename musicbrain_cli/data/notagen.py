@@ -393,6 +393,8 @@ def read_labels_csv(path: str | Path, root: str | Path) -> dict[str, CsvLabels]:
                     # a short row would leave its last labels unknown without a word
                     raise DatasetError(f"{where}: fewer cells than the {len(columns)} columns")
                 raw = (row.get("path") or "").strip()
+                if "\0" in raw:        # no file can be named so (review of session 45: a traceback)
+                    raise DatasetError(f"{where}: path {raw!r} holds a NUL character")
                 target = (root / raw).resolve()
                 if not raw or Path(raw).is_absolute() or not target.is_relative_to(base):
                     raise DatasetError(f"{where}: path {raw!r} is not inside {str(root)!r}")
@@ -515,9 +517,24 @@ def _read_generator_manifest(root: Path) -> dict[str, str]:
             reader = csv.DictReader(fh)
             if not {"path", "generator"} <= set(reader.fieldnames or ()):
                 raise DatasetError(f"{str(path)!r} needs columns 'path,generator'")
-            # './p.abc' and 'p.abc' name one file: rows are matched on the normal form
-            return {posixpath.normpath(row["path"].strip()): row["generator"].strip()
-                    for row in reader}
+            # './p.abc' and 'p.abc' name one file: rows are matched on the normal form.
+            # Held to the --labels file's strictness (review of session 45: a repeated path
+            # changed a piece's generator without a word, a short row was a traceback)
+            out: dict[str, str] = {}
+            rows: dict[str, int] = {}
+            for n, row in enumerate(reader, start=2):
+                where = f"{str(path)!r} row {n}"
+                raw, generator = row.get("path"), row.get("generator")
+                if raw is None or generator is None or None in row:
+                    raise DatasetError(f"{where}: needs exactly the columns of its header")
+                key = posixpath.normpath(raw.strip())
+                generator = generator.strip()
+                if key in rows:
+                    raise DatasetError(f"{where}: path {raw!r} repeats row {rows[key]}")
+                if SEPARATOR in generator or "/" in generator or generator == NONE:
+                    raise DatasetError(f"{where}: generator {generator!r} is not a label")
+                rows[key], out[key] = n, generator
+            return out
     except (OSError, csv.Error, UnicodeDecodeError) as exc:
         raise DatasetError(f"cannot read {str(path)!r}: {exc}") from exc
 
