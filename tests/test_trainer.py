@@ -888,3 +888,15 @@ def test_a_loss_that_is_not_finite_stops_training_in_every_precision(tmp_path, m
                                               "augment": {"enabled": False}})
     with pytest.raises(TrainingError, match="loss is nan at epoch 1, step 1"):
         T.train(NaNTrain(), tmp_path / "run", config=cfg, device="cpu", export=False)
+
+
+def test_logs_and_checkpoints_are_readable_as_the_exported_model_is(ref_run):
+    """Review (session 45): metrics.jsonl/csv, config.resolved.* and the checkpoints were
+    written through mkstemp and renamed without a chmod: owner-only (0600) in a run folder
+    whose exported model/ files are 0644."""
+    import stat as _stat
+
+    run_dir, _ = ref_run
+    names = ["metrics.jsonl", "metrics.csv", "checkpoints/last.safetensors"]
+    for name in names:
+        assert _stat.S_IMODE((run_dir / name).stat().st_mode) == 0o644, name

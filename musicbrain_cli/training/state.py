@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -131,18 +129,14 @@ def write_state(path: Path, tensors: Mapping[str, torch.Tensor], meta: Mapping[s
     """Atomically write a training checkpoint: temp file in the same folder, fsync, rename."""
     from safetensors.torch import save_file
 
+    from musicbrain_cli.files import atomic_write
+
     path.parent.mkdir(parents=True, exist_ok=True)
     header = {"format": STATE_FORMAT, "version": STATE_VERSION, **meta}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(dict(tensors), tmp, metadata={STATE_METADATA_KEY: dumps(header)})
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # through the project's atomic writer: fsynced, and the umask's mode rather than
+    # mkstemp's owner-only 0600 (review of session 45)
+    atomic_write(path, lambda tmp: save_file(dict(tensors), str(tmp),
+                                             metadata={STATE_METADATA_KEY: dumps(header)}))
 
 
 def read_state(path: Path) -> tuple[dict[str, torch.Tensor], dict]:

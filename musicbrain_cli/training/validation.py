@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -91,10 +89,11 @@ def gather_predictions(model, dataset, *, batch, device, precision) -> tuple[np.
 
 
 def _atomic_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    # the project's one atomic writer: fsynced, and readable as the umask allows (review of
+    # session 45: the logs came out owner-only, the exported model 0644)
+    from musicbrain_cli.files import atomic_write
+
+    atomic_write(path, text)
 
 
 SCALAR_COLUMNS = ("epoch", "global_step", "lr", "train_loss", "train_consistency_kl", "val_loss",
