@@ -487,7 +487,12 @@ def provenance_finding(finding: Mapping) -> LineFinding:
                "invalid": "The C2PA manifest does not validate (edited or damaged after "
                           "signing, or its signing certificate does not check out): no "
                           "evidence either way.",
-               }.get(status, "The C2PA manifest could not be read: no evidence either way.")
+               }.get(status, "The C2PA manifest could not be read: no evidence either way."
+                     if finding.get("manifest_source") else
+                     # no store was found before the reader failed: whether there is one is
+                     # what was not checked (review of session 45)
+                     "Whether the file carries a C2PA manifest could not be checked: no "
+                     "evidence either way.")
     reasons = (why,) + ((explanation,) if explanation else ())
     return LineFinding(line="provenance", finding=label,
                        in_domain=bool(finding.get("applicable")), can_exonerate=False,
@@ -505,6 +510,15 @@ class CombinedVerdict:
         return asdict(self)
 
 
+def _lowered(reason: str) -> str:
+    """A line's own reason set after a colon: its first letter lowered, one full stop."""
+    text = str(reason).strip()
+    first = text.split(" ", 1)[0]
+    if not (len(first) > 1 and first.isupper()):          # an acronym (C2PA) stays as it is
+        text = text[:1].lower() + text[1:]
+    return text if text.endswith(".") else text + "."
+
+
 def combine(findings: Sequence[LineFinding]) -> CombinedVerdict:
     """Join the evidence lines' findings into the track's verdict (the rule in the module doc).
 
@@ -518,13 +532,18 @@ def combine(findings: Sequence[LineFinding]) -> CombinedVerdict:
         raise ValueError(f"each evidence line may be given once, got {names}")
     says_ai = [f for f in findings if f.in_domain and f.finding == AI]
     if says_ai:
-        reasons = [f"The {f.line} line, "
-                   + ("within its own domain" if f.domain_checked else
-                      "whose domain was not checked (its model has no domain statistics)")
-                   + ", finds AI generation at or beyond its operating point"
-                   + (" (P(AI) {} against {})".format(*figures(f.p_ai, f.threshold))
-                      if f.p_ai is not None and f.threshold is not None else "")
-                   + "." for f in says_ai]
+        # a line with a probability and an operating point says where it stands; one
+        # without (provenance: a trusted signer's declaration) gives its own reason, not a
+        # calibrated detection it never made (review of session 45)
+        reasons = [(f"The {f.line} line, "
+                    + ("within its own domain" if f.domain_checked else
+                       "whose domain was not checked (its model has no domain statistics)")
+                    + ", finds AI generation at or beyond its operating point (P(AI) {} against "
+                    "{}).".format(*figures(f.p_ai, f.threshold)))
+                   if f.p_ai is not None and f.threshold is not None else
+                   (f"The {f.line} line finds AI generation: " + _lowered(f.reasons[0])
+                    if f.reasons else f"The {f.line} line finds AI generation.")
+                   for f in says_ai]
         others = [f for f in findings if f not in says_ai and f.finding == HUMAN]
         if others:
             reasons.append("The " + " and ".join(f.line for f in others) + " line"

@@ -151,3 +151,62 @@ def test_a_trusted_signer_is_not_implied_to_be_unrevoked(tmp_path):
     f = read_provenance(p, trust_anchors=trusted["ca"], isolate=False)
     assert f.says_ai and f.trusted is True
     assert "revoked is not looked up" in f.explanation
+
+
+def _expired_store() -> dict:
+    iptc = "http://cv.iptc.org/newscodes/digitalsourcetype/"
+    return {
+        "active_manifest": "urn:c2pa:1",
+        "manifests": {"urn:c2pa:1": {
+            "claim_generator_info": [{"name": "FakeMusicAI", "version": "1.0"}],
+            "signature_info": {"common_name": "Expiring", "issuer": "MusicBrain Test CA"},
+            "assertions": [{"label": "c2pa.actions.v2", "data": {"actions": [
+                {"action": "c2pa.created", "digitalSourceType": iptc + "trainedAlgorithmicMedia"}]}}],
+            "ingredients": [{"title": "claimed-ai.wav", "active_manifest": "urn:c2pa:2"}]},
+            "urn:c2pa:2": {"assertions": [{"label": "c2pa.actions.v2", "data": {"actions": [
+                {"action": "c2pa.created",
+                 "digitalSourceType": iptc + "trainedAlgorithmicMedia"}]}}]}},
+        "validation_state": "Invalid",
+        "validation_results": {"activeManifest": {"success": [], "failure": [
+            {"code": "signingCredential.untrusted", "explanation": "signing certificate untrusted"},
+            {"code": "signingCredential.expired", "explanation": "certificate expired"}]}},
+    }
+
+
+def test_the_reports_provenance_sentences_say_only_what_was_established():
+    """Review (session 45): an expired certificate issued by the configured anchor was said
+    not to chain to it (c2pa reports such a credential untrusted as well); an ingredient's
+    declared action read as the file's trusted signer's; a reader that failed on a file with
+    no store spoke of "the file's C2PA manifest"."""
+    from musicbrain_cli.audio.provenance import interpret_store
+    from musicbrain_cli.report.html import _provenance_sentences
+
+    f = interpret_store(_expired_store(), trust_anchors_configured=True)
+    assert f.trusted is None                                  # not established, not False
+    said = " ".join(_provenance_sentences(f.to_dict()))
+    assert "does not chain" not in said and "was not established" in said
+    assert "in the manifest of 'claimed-ai.wav', an ingredient (not this file's signer" in said
+    store = _expired_store()
+    store["validation_results"]["activeManifest"]["failure"] = store["validation_results"][
+        "activeManifest"]["failure"][:1]                      # untrusted and nothing else
+    assert interpret_store(store, trust_anchors_configured=True).trusted is False
+    unread = {"status": "unreadable", "manifest_source": None}
+    assert _provenance_sentences(unread) == [
+        "Whether the file carries a C2PA manifest could not be checked."]
+    assert provenance_finding({**unread, "applicable": False}).reasons[0].startswith(
+        "Whether the file carries a C2PA manifest could not be checked")
+
+
+def test_an_accusation_by_provenance_gives_its_own_reason_not_a_calibrated_detection():
+    """Review (session 45): an `ai` verdict resting on a trusted C2PA declaration was
+    explained as "finds AI generation at or beyond its operating point", a calibrated
+    detection the provenance line never makes (it has no P(AI) and no operating point)."""
+    prov = LineFinding(line="provenance", finding=AI, in_domain=True, can_exonerate=False,
+                       reasons=("A valid C2PA manifest from a trusted signer declares AI "
+                                "generation.",))
+    content = LineFinding(line="content", finding=HUMAN, in_domain=True, p_ai=0.02, threshold=0.6)
+    v = combine([content, prov])
+    assert v.label == AI
+    assert v.reasons[0] == ("The provenance line finds AI generation: a valid C2PA manifest "
+                            "from a trusted signer declares AI generation.")
+    assert "operating point" not in v.reasons[0]

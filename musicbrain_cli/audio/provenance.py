@@ -371,10 +371,17 @@ def interpret_store(store: dict, *, trust_anchors_configured: bool, location: C2
         status = "invalid" if state == "Invalid" else "valid"
     else:  # no state reported: any failure other than an untrusted signer invalidates
         status = "invalid" if any(e.code != "signingCredential.untrusted" for e in errors) else "valid"
+    credential = {e.code for e in errors if e.code.startswith("signingCredential.")}
     if state == "Trusted" or "signingCredential.trusted" in success:
         trusted: bool | None = True
+    elif not trust_anchors_configured or credential - {"signingCredential.untrusted"}:
+        # no anchors, or a credential that failed other checks (expired, revoked, invalid),
+        # which c2pa also reports as untrusted: whether it chains to an anchor is not
+        # established (review of session 45: an expired certificate issued by the anchor
+        # was said not to chain to it)
+        trusted = None
     else:
-        trusted = False if trust_anchors_configured else None
+        trusted = False
     actions, capped = _walk_actions(store)
     # the asset's own actions only (module docstring): capping keeps these first
     declares_ai = any(a.declares_ai and a.manifest == "active" for a in actions)

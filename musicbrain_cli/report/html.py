@@ -937,27 +937,43 @@ def _provenance_sentences(c2pa: Any, reasons: Sequence[Any] = ()) -> list[str]:
            "valid": ["The file carries a C2PA manifest whose signature and content hashes "
                      "validate."],
            "invalid": ["The file carries a C2PA manifest that does not validate."],
-           }.get(status, ["The file's C2PA manifest could not be checked."])
+           }.get(status, ["The file's C2PA manifest could not be checked."]
+                 if c2pa.get("manifest_source") else
+                 ["Whether the file carries a C2PA manifest could not be checked."])
     signer = c2pa.get("signer") if isinstance(c2pa.get("signer"), Mapping) else None
     if signer:
         name = quoted(signer["common_name"]) if signer.get("common_name") else "an unnamed signer"
         issuer = f", certificate issued by {quoted(signer['issuer'])}" if signer.get("issuer") else ""
         out.append(f"It names {name} as signer{issuer}.")
     trusted = c2pa.get("trusted")
-    if status in ("valid", "invalid"):
-        out.append({True: "The signer chains to a configured trust anchor; whether its "
-                          "certificate has been revoked was not looked up (scans run offline).",
-                    False: "The signer does not chain to any configured trust anchor.",
-                    }.get(trusted, "The signer was not verified against a trust list: the name "
-                                   "is only what the certificate claims."))
+    if status == "valid" or (status == "invalid" and signer):
+        # an invalid store that names no signer (no readable manifest): no trust to speak of
+        if trusted is None and c2pa.get("trust_anchors_configured"):
+            out.append("Whether the signer chains to a configured trust anchor was not "
+                       "established: its signing credential failed other checks (below).")
+        else:
+            out.append({True: "The signer chains to a configured trust anchor; whether its "
+                              "certificate has been revoked was not looked up (scans run "
+                              "offline).",
+                        False: "The signer does not chain to any configured trust anchor.",
+                        }.get(trusted, "The signer was not verified against a trust list: the "
+                                       "name is only what the certificate claims."))
     if c2pa.get("claim_generator"):
         out.append(f"Claim generator (the software that wrote the manifest): "
                    f"{quoted(c2pa['claim_generator'])}.")
     for action in list(c2pa.get("actions") or ())[:8]:
         if isinstance(action, Mapping):
             dst = action.get("digital_source_type")
+            where = str(action.get("manifest") or "active")
+            # an ingredient's action is its manifest's word, not this file's signer's (review
+            # of session 45: it read as declared by the trusted signer named just before)
+            whose = ("" if where == "active" else
+                     f" in the manifest of {quoted(where.removeprefix('ingredient ').strip(chr(39)))},"
+                     " an ingredient (not this file's signer; its signer is not checked against "
+                     "the trust list)")
             out.append(f"Declared action {quoted(action.get('action'))}"
                        + (f" with digital source type {quoted(dst)}" if dst else "")
+                       + whose
                        + (" (declares generative AI)" if action.get("declares_ai") else "") + ".")
     for issue in list(c2pa.get("validation_errors") or ())[:6]:
         if isinstance(issue, Mapping):
