@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import shlex
 import sys
 import warnings
 
@@ -398,8 +399,12 @@ def scan(inputs, paths_from, output, report_format, model_name, device, jobs, ke
                 detector = Detector.from_pretrained(model_name, device=device)
                 _check_finished_model(detector.card, model_name)
             return detector
-    result = run_scan(found, output, None, options=options, keys=keys,
-                      command_line=command_line, progress=progress, engine=run_on, load=load)
+    try:
+        result = run_scan(found, output, None, options=options, keys=keys,
+                          command_line=command_line, progress=progress, engine=run_on, load=load)
+    except KeyboardInterrupt:
+        _fail(f"interrupted; the tracks finished so far are in {shlex.quote(str(output))} and its "
+              "catalog, and running the same command again continues with the rest", 130)
     _echo_skipped(result.skipped)
     for path, reason in result.redone:
         _echo(f"redone: {path}: its finished report folder cannot be reused ({reason})",

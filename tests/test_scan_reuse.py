@@ -805,3 +805,39 @@ def test_a_moved_file_keeps_its_new_path_in_the_catalog_after_a_scan_of_other_fi
     assert [r["path"] for r in json.loads((out / "summary.json").read_text())["tracks"]
             if Path(r["path"]).name == "t.flac"] == [str(new)]
     assert run(["verify", str(out)]).exit_code == 0
+
+
+def test_ctrl_c_mid_scan_leaves_a_catalog_of_the_sealed_folders_that_verifies(setup, tmp_path,
+                                                                              monkeypatch):
+    """Review (session 45): an interrupt left the catalog as it was; after a rescan had redone
+    some folders the sealed catalog no longer matched them and verified INVALID (as if
+    tampered with), and a first scan left sealed folders with no catalog at all. The
+    catalog is now written from the folders that verify before the interrupt goes on."""
+    from musicbrain_cli.scan import batch
+
+    root, out, scan_args = setup
+    real = batch.analyse_track
+    calls = {"n": 0}
+
+    def second_interrupted(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(batch, "analyse_track", second_interrupted)
+    res = run([*scan_args(root / "cat"), "--force"])          # a rescan that redoes a.flac
+    assert res.exit_code == 130 and "running the same command again continues" in res.output
+    monkeypatch.setattr(batch, "analyse_track", real)
+    assert run(["verify", str(out)]).exit_code == 0          # not INVALID
+    assert {"a.flac", "b.flac"} <= set(rows(out))
+
+    fresh = tmp_path / "fresh"
+    calls["n"] = 0
+    monkeypatch.setattr(batch, "analyse_track", second_interrupted)
+    args = scan_args(root / "cat")
+    args[args.index("-o") + 1] = str(fresh)
+    assert run(args).exit_code == 130
+    monkeypatch.setattr(batch, "analyse_track", real)
+    assert list(rows(fresh)) == ["a.flac"]                     # the sealed one, catalogued
+    assert run(["verify", str(fresh)]).exit_code == 0

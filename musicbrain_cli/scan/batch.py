@@ -1374,10 +1374,18 @@ def _scan_locked(inputs, out: Path, detector, *, options: ScanOptions, keys,
     # a folder that cannot be read, a name no UTF-8 report can hold: failed inputs, never
     # skips (review of session 30: exit status 0 and nothing in the catalog)
     result.entries += [CatalogEntry(p, error=why) for p, why in found.failed]
+    interrupted: BaseException | None = None
     if engine is None:
-        outcomes = _in_process(found.files, out, detector, options=options, keys=keys,
-                               command_line=command_line, progress=progress, salted=salted,
-                               scan_time=started)
+        try:
+            outcomes = _in_process(found.files, out, detector, options=options, keys=keys,
+                                   command_line=command_line, progress=progress, salted=salted,
+                                   scan_time=started)
+        except KeyboardInterrupt as exc:
+            # Ctrl-C: the folders sealed so far (each in the inputs index as it was sealed)
+            # join the catalog as earlier scans' do, and the catalog is written before the
+            # interrupt goes on: left as it was, a rescan's redone folders no longer matched
+            # the sealed catalog, which then verified INVALID (review of session 45)
+            interrupted, outcomes = exc, []
     else:
         outcomes = engine(found.files, out, salted)
         # checked only once written (the tasks run elsewhere, at once): every input whose
@@ -1448,6 +1456,8 @@ def _scan_locked(inputs, out: Path, detector, *, options: ScanOptions, keys,
     write_catalog_manifest(out, [p.name for p in written],
                            [_folder(e) for e in entries if e.report],
                            keys)
+    if interrupted is not None:
+        raise interrupted
     return result
 
 
