@@ -850,9 +850,10 @@ def keys_list(trust_store) -> None:
 
 
 @main.command()
-@click.option("--data", "data_dir", required=True,
+@click.option("--data", "data_dir", default=None,
               type=click.Path(exists=True, file_okay=False, readable=True),
-              help="Data set folder (its feature cache is built when missing).")
+              help="Data set folder (its feature cache is built when missing). With --resume, "
+                   "defaults to the data set the run recorded.")
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
               help="Recipe YAML merged over the default (musicbrain_cli/training/configs/default.yaml).")
 @click.option("--nproc-per-node", type=click.IntRange(min=1), default=None,
@@ -890,6 +891,11 @@ def train(data_dir, config_path, nproc_per_node, nnodes, node_rank, rdzv_endpoin
     out_dir = out_dir or resume_dir
     if not out_dir:
         _fail("give the run folder with -o RUN_DIR (or --resume RUN_DIR)", EXIT_USAGE)
+    if data_dir is None:
+        data_dir = _recorded_data(Path(resume_dir)) if resume_dir else None
+        if data_dir is None:
+            _fail("give the data set with --data DATASET" + (
+                  " (the run's checkpoint records none)" if resume_dir else ""), EXIT_USAGE)
     from musicbrain_cli.progress import RichProgress
     from musicbrain_cli.training.config import load_config
     from musicbrain_cli.training.distributed import check_geometry
@@ -933,6 +939,20 @@ def train(data_dir, config_path, nproc_per_node, nnodes, node_rank, rdzv_endpoin
     _echo(f"metrics: {Path(out_dir) / 'metrics.csv'}")
 
 
+def _recorded_data(run) -> str | None:
+    """The data set folder a run's last checkpoint records, where it still is a folder."""
+    from pathlib import Path
+
+    from musicbrain_cli.training.trainer import read_state
+
+    try:
+        _, meta = read_state(run / "checkpoints" / "last.safetensors")
+    except Exception:  # noqa: BLE001  (none yet, or unreadable: nothing recorded)
+        return None
+    path = (meta.get("data") or {}).get("path") if isinstance(meta.get("data"), dict) else None
+    return path if isinstance(path, str) and Path(path).is_dir() else None
+
+
 def _resume_hint(run) -> str:
     """What an interrupted run kept, and how to go on (session 27 audit: it said only
     'interrupted')."""
@@ -946,8 +966,11 @@ def _resume_hint(run) -> str:
                 "folder) and start again")
     where = (f"epoch {meta['epoch'] + 1}, step {meta['step_in_epoch']} of it"
              if meta.get("step_in_epoch") else f"the end of epoch {meta['epoch']}")
+    # the command as it must be typed, the folder quoted (review of session 45: the hint
+    # printed failed; --resume now takes the data set the run recorded)
     return (f"the last checkpoint ({last}) holds the run at {where} (global step "
-            f"{meta.get('global_step')}); `musicbrain train --resume {run}` continues from it")
+            f"{meta.get('global_step')}); `musicbrain train --resume {shlex.quote(str(run))}` "
+            "continues from it")
 
 
 @contextlib.contextmanager

@@ -96,6 +96,11 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as exc:
         raise ConfigError(f"unknown device {device!r} (use auto, cpu or cuda)") from exc
+    if dev.type not in ("cpu", "cuda"):
+        # torch names more device types (mps, meta, xpu...) than this program runs on; one of
+        # them ended in a traceback deep in the front end (review of session 45)
+        raise ConfigError(f"device {device!r} is not supported here (use auto, cpu, cuda or "
+                          "cuda:N)")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device {device!r} requested but CUDA is not available")
     return dev

@@ -144,3 +144,15 @@ def test_a_shard_record_naming_a_path_deletes_and_reads_nothing_outside_the_cach
     (out / "index.json").write_text(json.dumps(index))
     with pytest.raises(DatasetError, match="not files of the cache folder"):
         CachedWindows(out)
+
+
+@pytest.mark.parametrize("name", ["mps", "meta"])
+def test_a_device_type_this_program_does_not_run_on_is_a_config_error(name):
+    """Review (session 45): `data cache --device mps` ended in a traceback from deep inside
+    torch; torch names more device types than this program runs on."""
+    from musicbrain_cli.errors import ConfigError
+    from musicbrain_cli.features import resolve_device
+
+    with pytest.raises(ConfigError, match="not supported here"):
+        resolve_device(name)
+    assert resolve_device("cpu").type == "cpu"

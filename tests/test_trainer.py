@@ -900,3 +900,48 @@ def test_logs_and_checkpoints_are_readable_as_the_exported_model_is(ref_run):
     names = ["metrics.jsonl", "metrics.csv", "checkpoints/last.safetensors"]
     for name in names:
         assert _stat.S_IMODE((run_dir / name).stat().st_mode) == 0o644, name
+
+
+def test_resume_takes_the_data_set_the_run_recorded(tmp_path):
+    """Review (session 45): an interrupted run printed `musicbrain train --resume RUN` as the
+    way to go on, and that command failed with "Missing option '--data'" (the folder was not
+    quoted either). --resume now defaults --data to the data set the run recorded."""
+    from musicbrain_cli.cli import main
+    from musicbrain_cli.data.dataset import ClipRecord, DatasetWriter
+    from musicbrain_cli.taxonomy import Taxonomy
+
+    sr = 6400
+    tax = Taxonomy.from_groups([("source", ["human", "ai"], True)])
+    rng = np.random.default_rng(0)
+    with DatasetWriter(tmp_path / "ds", tax, sample_rate=sr, audio_format="wav") as w:
+        for i in range(12):
+            t = np.arange(2 * sr) / sr
+            y = 0.3 * np.sin(2 * np.pi * (440 if i % 2 else 660) * t) + 0.01 * rng.normal(size=t.size)
+            w.add(ClipRecord(clip_id=f"c{i:02d}", source="ai" if i % 2 else "human",
+                             work_id=f"w{i}", split="train" if i < 8 else "val"),
+                  y.astype(np.float32))
+    recipe = ("deterministic: true\n"
+              "model: {front_end: {sample_rate: 6400, n_fft: 512, hop_length: 100, n_bins: 32, "
+              "f_min: 50.0, f_max: 3200.0, window_s: 1.0, hop_s: 1.0}}\n"
+              "train: {epochs: 2, batch_size: 8, num_workers: 0, precision: fp32%s}\n")
+    (tmp_path / "stop.yaml").write_text(recipe % ", stop_after_steps: 3")  # in epoch 2
+    (tmp_path / "go.yaml").write_text(recipe % "")
+    run = tmp_path / "run two"
+    first = CliRunner().invoke(main, ["train", "--data", str(tmp_path / "ds"), "--config",
+                                      str(tmp_path / "stop.yaml"), "--device", "cpu", "-o", str(run)])
+    assert first.exit_code == 0, first.output
+    assert not (run / "model" / "model_card.json").exists()          # stopped early
+    again = CliRunner().invoke(main, ["train", "--resume", str(run), "--config",
+                                      str(tmp_path / "go.yaml"), "--device", "cpu"])
+    assert again.exit_code == 0, again.output
+    assert (run / "model" / "model_card.json").is_file()
+    none = CliRunner().invoke(main, ["train", "-o", str(tmp_path / "new"), "--device", "cpu"])
+    assert none.exit_code == 2 and "--data" in none.output
+
+
+def test_an_interrupted_runs_hint_quotes_its_folder(tmp_path):
+    from musicbrain_cli.cli import _resume_hint
+
+    out = tmp_path / "run two"
+    T.train(T.SyntheticSource(), out, config=tiny(stop_after_steps=3), device="cpu")
+    assert f"`musicbrain train --resume '{out}'`" in _resume_hint(out)
