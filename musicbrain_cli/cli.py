@@ -504,9 +504,10 @@ def _scan_keys(key_dir, passphrase: bytes | None = None):
 @click.option("--keys", "keys_dir", type=click.Path(exists=True, file_okay=False),
               help="Key folder (public files suffice) the signers must match; without it "
                    "a signer must be pinned in the trust store ('musicbrain keys trust').")
-@click.option("--trust-store", type=click.Path(dir_okay=False),
+@click.option("--trust-store", type=click.Path(dir_okay=False, exists=True),
               help="Trust store file (default: $MUSICBRAIN_TRUST_STORE, else "
-                   "$XDG_CONFIG_HOME/musicbrain/trusted.json, ~/.config when unset).")
+                   "$XDG_CONFIG_HOME/musicbrain/trusted.json, ~/.config when unset). One "
+                   "named here must exist: a mistyped name would trust nobody, silently.")
 @click.option("--reproduce", is_flag=True,
               help="Also re-run the recorded analysis on --audio and check that every "
                    "figure of the report comes out the same.")

@@ -553,3 +553,12 @@ def test_a_page_changed_under_the_name_of_the_document_information_is_caught(
     assert "document information" in signature_only_updates(folder / "report.pdf")
     result = verify_path(folder, audio=audio, trusted=keys.public(), relay_pdf=True)
     assert _failed(result) == {"layout report.pdf"}, result.checks
+
+
+def test_verify_with_a_trust_store_that_does_not_exist_is_a_usage_error(tmp_path):
+    """Review (session 45): a mistyped --trust-store read as an empty store: the report said
+    UNTRUSTED (exit 1) without a word about the missing file."""
+    (tmp_path / "r").mkdir()
+    res = CliRunner().invoke(main, ["verify", str(tmp_path / "r"), "--trust-store",
+                                    str(tmp_path / "trusted.json.typo")])
+    assert res.exit_code == 2 and "does not exist" in res.output
