@@ -610,18 +610,23 @@ def _verify_one(path, *, catalogs, audio, trusted, reproduce, model_name, trust_
     result = verify_path(Path(path), audio=Path(audio) if audio else None, trusted=trusted,
                          relay_pdf=reproduce)
     ok = result.ok
-    if reproduce and not Path(path).is_dir():
+    # a file of a report folder (its report.html, result.json) is verified with its folder,
+    # and so is it reproduced; a PDF is verified on its own (review of session 45: the
+    # README's "verified with its folder" held for every file but under --reproduce)
+    folder = (Path(path) if Path(path).is_dir() else
+              Path(path).parent if not str(path).lower().endswith(".pdf") else None)
+    if reproduce and folder is None:
         # never VALID for a check that was asked for and not made
         result.add("reproduce", "fail", "--reproduce needs the report folder (it re-runs "
                                         "the analysis its result.json records), not a PDF")
         ok = False
     lines: list[str] = []
-    if reproduce and Path(path).is_dir():
+    if reproduce and folder is not None:
         # run before anything is printed, so that one path never gets two status lines
         from musicbrain_cli.scan.reproduce import reproduce as rerun
 
         try:
-            again = rerun(Path(path), Path(audio), model=model_name, trust_anchors=trust_anchors)
+            again = rerun(folder, Path(audio), model=model_name, trust_anchors=trust_anchors)
         except (InputError, AudioDecodeError) as exc:
             # this folder's record or recording cannot be re-run: this path fails with the
             # checks above, and the next paths are still verified (review of session 45)

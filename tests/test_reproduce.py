@@ -343,3 +343,15 @@ def test_cli_verify_reproduce_fails_an_unreadable_record_and_goes_on(tmp_path, t
     # the second path was verified and reproduced after the first failed
     assert str(folder) in res.output.split(f"INVALID  {broken}")[1]
     assert "reproduce: every figure of the report came out the same" in res.output
+
+
+def test_cli_verify_reproduce_of_a_file_of_the_report_folder_reproduces_its_folder(
+        tmp_path, tiny_model_dir):
+    """Review (session 45): `verify DIR/report.html --reproduce` failed with "needs the
+    report folder ..., not a PDF", though the README says a file of a report folder is
+    verified with its folder (and the file was no PDF)."""
+    audio, folder = _scanned(tmp_path, tiny_model_dir)
+    res = CliRunner().invoke(main, ["verify", str(folder / "report.html"), "--audio", str(audio),
+                                    "--reproduce", "--model", str(tiny_model_dir)])
+    assert "not a PDF" not in res.output
+    assert "reproduce: every figure of the report came out the same" in res.output
