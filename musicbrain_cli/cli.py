@@ -21,7 +21,7 @@ import warnings
 import click
 
 from musicbrain_cli import __version__
-from musicbrain_cli.errors import AudioDecodeError, InputError, MusicBrainError
+from musicbrain_cli.errors import AudioDecodeError, InputError, ModelLoadError, MusicBrainError
 from musicbrain_cli.text import terminal_text
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -632,6 +632,8 @@ def _verify_one(path, *, catalogs, audio, trusted, reproduce, model_name, trust_
             # checks above, and the next paths are still verified (review of session 45)
             ok = False
             lines = [f"  [fail] reproduce: {exc}"]
+        except ModelLoadError as exc:
+            _fail(str(exc), EXIT_USAGE)         # --model names none: the caller's to fix
         except MusicBrainError:
             raise
         except Exception as exc:  # noqa: BLE001
@@ -912,6 +914,9 @@ def train(data_dir, config_path, nproc_per_node, nnodes, node_rank, rdzv_endpoin
               "names the weights it started from)", EXIT_USAGE)
     overrides = {"train": {"init_from": init_from}} if init_from else None
     with _usage_errors():             # the recipe is the caller's to fix: status 2
+        if init_from:                 # a model that is not there, before a run folder is made
+            from musicbrain_cli.model.checkpoint import resolve_model
+            resolve_model(init_from)
         config = load_config(config_path, overrides=overrides) if config_path or init_from else None
         # before the data set is read or cached, which can take many minutes
         check_geometry(nproc_per_node=nproc_per_node, nnodes=nnodes, node_rank=node_rank,
@@ -1212,6 +1217,9 @@ def _evaluate_robustness(data_dir, split, model_name, out_dir, device, overwrite
 
     keys = [k.strip() for k in transforms.split(",") if k.strip()] if transforms else None
     with _usage_errors():
+        if keys is not None:        # a mistyped key is the caller's to fix: status 2, at once
+            from musicbrain_cli.evaluate.robustness import _resolve
+            _resolve(keys)
         detector = Detector.from_pretrained(model_name, device=device)
     rows = evaluate_robustness(data_dir, detector, split=split, transforms=keys,
                                max_clips=max_clips, progress=RichProgress())
@@ -1417,8 +1425,11 @@ def data_cache(dataset, model_config, output, device) -> None:
     from musicbrain_cli.progress import RichProgress
     from musicbrain_cli.data.cache import build_cache, front_end_from_file
 
-    with _usage_errors():             # the model configuration named: status 2
+    from musicbrain_cli.features import resolve_device
+
+    with _usage_errors():             # the model configuration and the device named: status 2
         front_end = front_end_from_file(model_config)
+        resolve_device(device)
     out = build_cache(dataset, front_end, out=output, device=device, progress=RichProgress())
     _echo(f"feature cache: {out}")
 

@@ -3,6 +3,7 @@
 import subprocess
 import sys
 
+import pytest
 from click.testing import CliRunner
 
 from musicbrain_cli import __version__
@@ -318,3 +319,17 @@ def test_a_timestamp_authority_with_nothing_to_stamp_is_a_usage_error(tmp_path):
         assert res.exit_code == 2, (extra, res.output)
         assert "--tsa" in res.output and "PDF" in res.output, res.output
         assert not out.exists(), extra
+
+
+@pytest.mark.parametrize("args", [
+    ["evaluate", "--data", "{d}", "-o", "{d}/e", "--model", "default", "--robustness",
+     "--transforms", "bogus"],
+    ["train", "--data", "{d}", "-o", "{d}/run", "--init-from", "nosuch"],
+    ["data", "cache", "{d}", "--device", "bogus"],
+])
+def test_a_mistyped_option_value_is_a_usage_error_before_any_work(tmp_path, args):
+    """Review (session 45): these exited 1 (a run failure) where the README promises 2 for a
+    usage error, and `train --init-from nosuch` left an empty run folder behind."""
+    res = CliRunner().invoke(main, [a.format(d=tmp_path) for a in args])
+    assert res.exit_code == 2, res.output
+    assert not (tmp_path / "run").exists()
