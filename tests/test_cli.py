@@ -217,7 +217,9 @@ def test_data_cache_with_an_unknown_or_missing_device_is_a_one_line_error(tmp_pa
 
     for device in ("tpu", "cuda:0" if not __import__("torch").cuda.is_available() else "tpu"):
         res = CliRunner().invoke(main, ["data", "cache", str(tmp_path), "--device", device])
-        assert res.exit_code == 1 and isinstance(res.exception, SystemExit), res.exception
+        # a usage error since session 45 (status 2, checked before any work), as the README
+        # says of an option the caller must fix
+        assert res.exit_code == 2 and isinstance(res.exception, SystemExit), res.exception
         assert "device" in res.output and len(res.output.strip().splitlines()) == 1, res.output
 
 
