@@ -53,6 +53,12 @@ def setup(scanned, tmp_path, tiny_model_dir):
     return scanned, tmp_path / "out", scan_args
 
 
+def _rows_named(out: Path, name: str) -> list:
+    """The catalog rows of ``out`` whose path ends in the file name ``name``."""
+    data = json.loads((out / "summary.json").read_text(encoding="utf-8"))["tracks"]
+    return [r for r in data if Path(r["path"]).name == name]
+
+
 def _folder_of(out: Path, name: str) -> Path:
     return out / Path(rows(out)[name]["report"]).parent
 
@@ -230,8 +236,7 @@ def test_an_input_that_now_fails_or_holds_other_audio_is_not_shown_with_its_old_
         res = run(scan_args(a))
         assert res.exit_code == 0, res.output
         assert "now holds other audio" in res.output
-        data = json.loads((out / "summary.json").read_text(encoding="utf-8"))["tracks"]
-        mine = [r for r in data if Path(r["path"]).name == "a.flac"]
+        mine = _rows_named(out, "a.flac")
         assert len(mine) == 1 and mine[0]["status"] == "ok", mine
         assert rows(out)["b.flac"]["status"] == "ok"             # other inputs untouched
         v = run(["verify", str(out)])
@@ -580,8 +585,7 @@ def test_a_clock_stepped_back_does_not_make_a_stale_folder_the_current_one(setup
         assert run(scan_args(a)).exit_code == 0                  # back to the first audio
         assert _folder_of(out, "a.flac").name == original
         assert run(scan_args(root / "c.flac")).exit_code == 0   # another subset
-        data = json.loads((out / "summary.json").read_text(encoding="utf-8"))["tracks"]
-        mine = [r for r in data if Path(r["path"]).name == "a.flac"]
+        mine = _rows_named(out, "a.flac")
         assert len(mine) == 1 and mine[0]["report"].startswith(original + "/"), mine
     finally:
         a.write_bytes(saved)
@@ -615,8 +619,7 @@ def test_a_scan_killed_after_sealing_a_changed_files_folder_leaves_no_stale_row(
         new = [p.name for p in out.iterdir() if p.name.startswith("a-") and p.name != original]
         assert len(new) == 1 and (out / new[0] / "result.json").exists()
         assert run(scan_args(root / "c.flac")).exit_code == 0   # another subset
-        data = json.loads((out / "summary.json").read_text(encoding="utf-8"))["tracks"]
-        mine = [r for r in data if Path(r["path"]).name == "a.flac"]
+        mine = _rows_named(out, "a.flac")
         assert len(mine) == 1 and mine[0]["report"].startswith(new[0] + "/"), mine
     finally:
         a.write_bytes(saved)
@@ -637,8 +640,7 @@ def test_an_input_back_to_its_earlier_audio_shows_that_audios_report(setup):
         assert run(scan_args(a)).exit_code == 0
         assert _folder_of(out, "a.flac").name == original
         assert run(scan_args(root / "c.flac")).exit_code == 0   # another subset
-        data = json.loads((out / "summary.json").read_text(encoding="utf-8"))["tracks"]
-        mine = [r for r in data if Path(r["path"]).name == "a.flac"]
+        mine = _rows_named(out, "a.flac")
         assert len(mine) == 1 and mine[0]["report"].startswith(original + "/"), mine
     finally:
         a.write_bytes(saved)
@@ -799,11 +801,9 @@ def test_a_moved_file_keeps_its_new_path_in_the_catalog_after_a_scan_of_other_fi
     assert run(scan_args(old)).exit_code == 0
     old.rename(new)
     assert run(scan_args(new)).exit_code == 0              # reused, shown at its new path
-    assert [r["path"] for r in json.loads((out / "summary.json").read_text())["tracks"]
-            if Path(r["path"]).name == "t.flac"] == [str(new)]
+    assert [r["path"] for r in _rows_named(out, "t.flac")] == [str(new)]
     assert run(scan_args(root / "cat" / "b.flac")).exit_code == 0     # another subset
-    assert [r["path"] for r in json.loads((out / "summary.json").read_text())["tracks"]
-            if Path(r["path"]).name == "t.flac"] == [str(new)]
+    assert [r["path"] for r in _rows_named(out, "t.flac")] == [str(new)]
     assert run(["verify", str(out)]).exit_code == 0
 
 
