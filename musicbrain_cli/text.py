@@ -76,6 +76,8 @@ def distinct_pair(a: float, b: float, *, decimals: int = 2, most: int = 4) -> tu
 
 
 def or_list(items) -> str:
-    """Items in words: ``a``, ``a or b``, ``a, b or c``."""
+    """Items in words: ``a``, ``a or b``, ``a, b or c`` (``""`` for none)."""
     items = [str(i) for i in items]
+    if not items:
+        return ""
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " or " + items[-1]

@@ -190,3 +190,18 @@ def test_a_track_with_no_window_judged_shows_no_content_probability():
     page = _html.unescape(render_report_html(track, {}))
     assert "0.567" not in page
     assert "probability of AI generation: <strong>n/a</strong>" in page
+
+
+def test_an_artifact_card_record_without_mains_spacings_renders():
+    """Found by the verify fuzz test (session 45): a mains-hum record with no spacings, as an
+    edited result.json holds, raised IndexError in the report (and in verify, which renders
+    the report again)."""
+    from musicbrain_cli.text import or_list
+
+    assert or_list([]) == "" and or_list(["a"]) == "a" and or_list(["a", "b"]) == "a or b"
+    track = example_track()
+    (line,) = [e for e in track["evidence"] if e["line"] == "artifacts"]
+    line.setdefault("details", {}).setdefault("artifacts", {})["error_rates"] = {
+        "mains_hum_guard": {"spacings_hz": []}}
+    page = render_report_html(track, {})
+    assert "At the spacing of mains hum it never accuses" in " ".join(page.split())

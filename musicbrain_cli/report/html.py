@@ -1082,7 +1082,9 @@ def _artifact_sentences(found: Any) -> list[str]:
     if isinstance(hum, Mapping):
         spacings = [f"{x:g}" for x in map(_num, hum.get("spacings_hz") or ()) if x is not None]
         withdrawn = _rate_phrase(hum.get("decoded_accusations_withdrawn"))
-        out.append(f"At the spacing of mains hum ({or_list(spacings)} Hz) it never accuses, "
+        # a record without spacings (an edited result.json) names none, and never fails
+        out.append("At the spacing of mains hum"
+                   + (f" ({or_list(spacings)} Hz)" if spacings else "") + " it never accuses, "
                    "since hum puts the same lines into human recordings"
                    + (f"; on its rebuilt test split that withdrew {withdrawn} of its accusations "
                       "of decoded clips, so for decoders at those spacings its miss rate is "
