@@ -1059,6 +1059,9 @@ def refit_heads(data_dir, model_name, out_dir, style_bands, add_labels, detectio
 
     if not detection and (weights or balance_by != "instrumentation"):
         _fail("--weight and --balance-by go with --detection", EXIT_USAGE)
+    with _usage_errors():               # a model that is not there: the caller's to fix
+        from musicbrain_cli.model.checkpoint import resolve_model
+        resolve_model(model_name)
     if detection:
         if add_labels:
             _fail("--add-labels goes with the style heads, not --detection", EXIT_USAGE)

@@ -328,6 +328,7 @@ def test_a_timestamp_authority_with_nothing_to_stamp_is_a_usage_error(tmp_path):
      "--transforms", "bogus"],
     ["train", "--data", "{d}", "-o", "{d}/run", "--init-from", "nosuch"],
     ["data", "cache", "{d}", "--device", "bogus"],
+    ["refit-heads", "--data", "{d}", "--model", "nosuch", "-o", "{d}/run"],
 ])
 def test_a_mistyped_option_value_is_a_usage_error_before_any_work(tmp_path, args):
     """Review (session 45): these exited 1 (a run failure) where the README promises 2 for a
