@@ -117,3 +117,49 @@ def test_a_comb_never_has_more_teeth_than_multiples():
                         f_max_hz=1000.0)
     k = np.rint(d.teeth_hz / d.spacing_hz)
     assert k.size == np.unique(k).size == d.teeth <= d.expected_teeth
+
+
+def test_silent_windows_do_not_outvote_the_music_in_the_median():
+    """Review (session 45): each 12-s window was scored with no silence check, so two
+    minutes of digital silence between two passages with a strong comb made the median
+    P(AI) 0 and the line stopped withholding `human` while its explanation described a
+    74-tooth comb. Silent windows are left out of the median now."""
+    from musicbrain_cli.artifacts import ArtifactDetector
+
+    det = ArtifactDetector.from_pretrained("default")
+    sr = 44100
+    rng = np.random.default_rng(0)
+
+    def part(s):
+        y = 0.05 * rng.standard_normal(s * sr)
+        y[::151] += 0.3                    # a click every 151 samples: a comb at sr / 151
+        return y
+
+    joined = det.analyse_samples(np.concatenate([part(15), part(15)]).astype(np.float32), sr)
+    gapped = det.analyse_samples(np.concatenate([part(15), np.zeros(120 * sr), part(15)])
+                                 .astype(np.float32), sr)
+    assert joined.leans_ai and gapped.leans_ai
+    assert gapped.p_ai >= joined.doubt_threshold
+    assert 0.0 not in gapped.window_p_ai and len(gapped.window_p_ai) == 4
+
+
+def test_a_recording_of_18_to_24_s_is_scored_by_the_windows_its_finding_names():
+    """Review (session 45): between 1.5 and 2 windows long, window_starts gave one window,
+    (0, 12 s), and the finding scored the whole audio instead while naming that window;
+    the classifier was fitted on 12-s clips. Two windows now cover the start and the end."""
+    from musicbrain_cli.artifacts import ArtifactDetector
+    from musicbrain_cli.artifacts import detector as D
+
+    sr = 44100
+    n = 20 * sr
+    assert D.window_starts(n, sr) == [(0, 12 * sr), (n - 12 * sr, n)]
+    assert D.window_starts(17 * sr, sr) == [(0, 17 * sr)]      # up to 1.5 windows: whole
+    det = ArtifactDetector.from_pretrained("default")
+    rng = np.random.default_rng(3)
+    y = 0.05 * rng.standard_normal(n)
+    y[13 * sr::151] += 0.3                       # a comb in the last 7 s only
+    found = det.analyse_samples(y.astype(np.float32), sr)
+    per_window = [det.p_ai(D.comb_features(D.analyse_samples(y[i:j].astype(np.float32), sr)))
+                  for i, j in D.window_starts(n, sr)]
+    assert found.window_p_ai == tuple(round(float(p), 6) for p in per_window)
+    assert found.p_ai == pytest.approx(float(np.median(per_window)), abs=1e-6)

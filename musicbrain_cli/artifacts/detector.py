@@ -141,13 +141,24 @@ def window_starts(n: int, sample_rate: int, *, window_s: float = WINDOW_S,
     """``(start, stop)`` sample ranges of the scoring windows of a signal of ``n`` samples.
 
     Up to 1.5 windows long, the whole signal is one window; otherwise ``min(max_windows,
-    n // window)`` windows of ``window_s`` seconds, spread evenly from the start to the end.
+    n // window)`` windows of ``window_s`` seconds, at least two, spread evenly from the start
+    to the end (review of session 45: 18-24 s gave one window, (0, 12 s), and the finding then
+    scored the whole audio while naming that window).
     """
     w = int(round(window_s * sample_rate))
     if n <= 1.5 * w:
         return [(0, n)]
-    k = min(max_windows, n // w)
+    k = min(max_windows, max(2, n // w))
     return [(int(s), int(s) + w) for s in np.round(np.linspace(0, n - w, k))]
+
+
+def _silent(y: np.ndarray) -> bool:
+    """Whether a stretch of samples is effectively silent by :func:`applicability`'s rule
+    (its peak about its mean below :data:`MIN_PEAK`)."""
+    if not y.size:
+        return True
+    mean = float(np.mean(y, dtype=np.float64))
+    return max(float(np.max(y)) - mean, mean - float(np.min(y))) < MIN_PEAK
 
 
 def comb_features(a: CombAnalysis) -> np.ndarray:
@@ -529,11 +540,17 @@ class ArtifactDetector:
                                         bandwidth_hz=round(a.spectrum.bandwidth_hz, 1))
         x = comb_features(a)
         windows = window_starts(y.size, sample_rate)
-        if len(windows) == 1:
+        if windows == [(0, y.size)]:
             window_p = [self.p_ai(x)]
         else:
+            # a silent window has no lines to find, and its P(AI) of 0 is no evidence: left
+            # out of the median (review of session 45: two minutes of silence between two
+            # passages with a 74-tooth comb outvoted them, and the line no longer withheld
+            # `human`); if every window is silent, the whole audio speaks
+            windows = [(i, j) for i, j in windows if not _silent(y[i:j])] or [(0, y.size)]
             reads = "two_level_share" in self.feature_names      # the whole audio's is for the explanation
-            window_p = [self.p_ai(comb_features(analyse_samples(y[i:j], sample_rate, two_level=reads)))
+            window_p = [self.p_ai(x) if (i, j) == (0, y.size) else
+                        self.p_ai(comb_features(analyse_samples(y[i:j], sample_rate, two_level=reads)))
                         for i, j in windows]
         p = float(np.median(window_p))
         c = a.comb
