@@ -1197,12 +1197,18 @@ def _index_sealed(folder: Path, path: Path, track: Mapping, scan_time: str) -> N
     file's new folder had left the index without it, and every later scan of other files
     showed the file twice, once with the verdict on audio it no longer holds (review of
     session 45). Bookkeeping only: a failure to write leaves the end of the scan to do it."""
-    recorded = (track.get("input") or {}).get("path") or str(path)
     with _INDEX_LOCK:
         index = _read_inputs_index(folder.parent)
-        index.folders[folder.name] = {"input": os.path.realpath(path), "recorded": str(recorded),
-                                      "seen": scan_time, "shown": str(path)}
+        index.folders[folder.name] = _index_entry(path, track, scan_time)
         _write_inputs_index(folder.parent, index)
+
+
+def _index_entry(path: str | os.PathLike, track: Mapping | None, when: str) -> dict[str, str]:
+    """An input's inputs-index entry, matched to its folder at ``when``: its real path, the
+    path its ``result.json`` records, and the path as this scan was given it."""
+    recorded = ((track or {}).get("input") or {}).get("path") or os.fspath(path)
+    return {"input": os.path.realpath(path), "recorded": str(recorded), "seen": when,
+            "shown": os.fspath(path)}
 
 
 def process_track(path: str | os.PathLike, out: str | os.PathLike, detector, *,
@@ -1413,10 +1419,7 @@ def _scan_locked(inputs, out: Path, detector, *, options: ScanOptions, keys,
     index = _read_inputs_index(out)
     for e in result.entries:           # matched now (analysed or reused): seen now
         if e.report:
-            recorded = ((e.track or {}).get("input") or {}).get("path") or e.input_path
-            index.folders[_folder(e)] = {"input": os.path.realpath(e.input_path),
-                                         "recorded": str(recorded), "seen": started,
-                                         "shown": str(e.input_path)}
+            index.folders[_folder(e)] = _index_entry(e.input_path, e.track, started)
     failures_real = _failure_inputs(previous_failures, index)
     indexed_failures = index.failure_paths()
     _drop_superseded(result, gone={str(p) for p in found.missing}, index=index, now=started,
