@@ -220,7 +220,7 @@ def check_score_size(path: str | Path) -> None:
 
 def score_to_midi_bounded(path: str | Path, *, instrumentation: str | None = None,
                           timeout_s: float = PARSE_TIMEOUT_S, cache: str | Path | None = None):
-    """:func:`score_to_midi` of a score file, parsed in a forked child with a deadline.
+    """:func:`score_to_midi` of a score file, parsed in a child process with a deadline.
 
     Generated scores are untrusted input: a parse that outlives ``timeout_s`` is stopped and
     raises :class:`RenderError` naming the file, so one bad piece cannot stall a build. The
@@ -333,14 +333,31 @@ def _read_notes(path: Path):
     return tempo, voices
 
 
-def _parse_bounded(path: str | Path, instrumentation: str | None, timeout_s: float):
-    """``(tempo, voices)`` of a score, parsed in a forked child with a deadline."""
+def _parser_context():
+    """The multiprocessing context score parses run in: a fork server.
+
+    Parses are started from worker threads (:func:`parse_all_bounded`), and a child forked
+    from a process with threads inherits every lock some other thread held at that moment
+    (the import lock, malloc's, a logging handler's): it then sleeps on that lock until its
+    deadline, and every parse of a build fails as "took longer". A fork server is a
+    single-threaded process started once; children fork from it, so no lock is held when
+    they start. music21 and this module are loaded in the server, so a child starts parsing
+    at once instead of importing them again."""
     import multiprocessing as mp
 
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["musicbrain_cli.data.render", "music21.converter",
+                                "pretty_midi"])
+    return ctx
+
+
+def _parse_bounded(path: str | Path, instrumentation: str | None, timeout_s: float):
+    """``(tempo, voices)`` of a score, parsed in a child of the fork server
+    (:func:`_parser_context`) with a deadline."""
     check_score_size(path)
-    recv, send = mp.get_context("fork").Pipe(duplex=False)
-    proc = mp.get_context("fork").Process(target=_parse_child, daemon=True,
-                                          args=(send, str(path), instrumentation))
+    ctx = _parser_context()
+    recv, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_parse_child, daemon=True, args=(send, str(path), instrumentation))
     proc.start()
     send.close()
     try:
