@@ -279,6 +279,35 @@ def _lift(measured: Any, chance: Any) -> float | None:
     return m / c if m is not None and c is not None and c > 0 else None
 
 
+def _harmonic_unchecked(harmonic: Mapping) -> str:
+    """Why the harmonic check gave no lift. An all-zero heatmap (every label's evidence
+    negative: ReLU leaves nothing, and min-max keeps it all zero) has no share on the
+    partials however many notes sound: that is not "no sounding notes"."""
+    if not harmonic:
+        return "the check did not run"
+    if _num(harmonic.get("chance")) is None:
+        return "no sounding notes were found"
+    if _num(harmonic.get("mass")) == 0:
+        return "the heatmap holds no saliency where the notes sound"
+    if _num(harmonic.get("chance")) == 0:
+        return "no partial of the sounding notes lies in the spectrogram's frequency range"
+    return "no sounding notes were found"
+
+
+def _onset_unchecked(onset: Mapping) -> str:
+    """Why the onset check gave no lift: no onsets, or a heatmap with no peak to put on one
+    (all zero, or flat over time), whose chance is 0."""
+    if not onset:
+        return "the check did not run"
+    if _num(onset.get("hit_rate")) is None or onset.get("onsets") == 0:
+        return "no onsets were found"
+    if _num(onset.get("mass")) == 0:
+        return "the heatmap holds no saliency"
+    if _num(onset.get("chance_hit_rate")) == 0:
+        return "the heatmap has no saliency peak (it is flat over time)"
+    return "no onsets were found"
+
+
 def alignment_finding(alignment: Mapping | None) -> str | None:
     """One plain-words conclusion of the alignment checks: what they found, including when
     they found nothing or could not run, and never a link that was not measured. ``None``
@@ -289,11 +318,10 @@ def alignment_finding(alignment: Mapping | None) -> str | None:
     ref = alignment.get("energy_reference") or {}
     ref_h, ref_o = ref.get("harmonic") or {}, ref.get("onset") or {}
     checks = [("the partials of the notes", _lift(harmonic.get("share"), harmonic.get("chance")),
-               _lift(ref_h.get("share"), ref_h.get("chance")),
-               "no sounding notes were found" if harmonic else "the check did not run"),
+               _lift(ref_h.get("share"), ref_h.get("chance")), _harmonic_unchecked(harmonic)),
               ("the onsets", _lift(onset.get("hit_rate"), onset.get("chance_hit_rate")),
                _lift(ref_o.get("hit_rate"), ref_o.get("chance_hit_rate")),
-               "no onsets were found" if onset else "the check did not run")]
+               _onset_unchecked(onset))]
     clauses, clear = [], False
     hits, n = onset.get("hits"), onset.get("onsets")
     tail = (chance_tail(hits, n, _num(onset.get("chance_hit_rate")))

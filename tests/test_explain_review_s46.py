@@ -1,0 +1,59 @@
+"""Review session 46 (area: explain): explanations, their physical checks, and how the
+report states them."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from musicbrain_cli.alignment.overlap import (HarmonicOverlap, Note, OnsetOverlap,
+                                              harmonic_overlap, note_onsets, onset_overlap)
+from musicbrain_cli.explain import FMGradCAM, LabelTarget
+from musicbrain_cli.report.html import alignment_finding
+
+
+class _NegativeEvidence(nn.Module):
+    """Label 0's logit falls as the (non-negative) activation grows: its Grad-CAM weights
+    are all negative, so FM-G-CAM's ReLU leaves an all-zero map."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.act = nn.ReLU()
+
+    def forward(self, x):
+        a = self.act(self.conv(x)).mean(dim=(1, 2, 3))
+        return torch.stack([-a, a], dim=1)
+
+
+def test_an_empty_heatmap_is_not_reported_as_no_notes_or_no_onsets():
+    torch.manual_seed(0)
+    n_rows, n_frames = 64, 100
+    spec = torch.rand(1, 1, n_rows, n_frames)
+    freqs, times = np.geomspace(50, 8000, n_rows), np.arange(n_frames) * 0.02
+    with FMGradCAM(_NegativeEvidence(), layer="act", k=1, refine="none") as cam:
+        saliency = cam(spec, targets=[LabelTarget(0)], freqs=freqs, times=times).fused()[0]
+    assert not saliency.any()                      # the premise: an all-zero map
+    notes = [Note(0.2, 1.5, 57.0), Note(0.6, 1.9, 64.0)]
+    harmonic = harmonic_overlap(saliency, freqs=freqs, times=times, notes=notes)
+    onset = onset_overlap(saliency, times=times, onsets=note_onsets(notes))
+    assert harmonic.frames > 0 and onset.onsets == 2    # notes sounded, onsets were found
+    text = alignment_finding({"harmonic": HarmonicOverlap.combine([harmonic]).to_dict(),
+                              "onset": OnsetOverlap.combine([onset]).to_dict()})
+    assert "no sounding notes were found" not in text
+    assert "no onsets were found" not in text
+    assert ("whether it follows the partials of the notes could not be checked (the heatmap "
+            "holds no saliency where the notes sound)") in text
+    assert "whether it follows the onsets could not be checked (the heatmap holds no saliency)" in text
+    assert "follows the" not in text.replace("whether it follows the", "")
+
+
+def test_a_heatmap_flat_over_time_is_not_reported_as_no_onsets():
+    times = np.arange(100) * 0.02
+    flat = np.ones((8, 100))                       # saliency, but no frame above another
+    onset = onset_overlap(flat, times=times, onsets=[0.5, 1.0, 1.5])
+    assert onset.onsets == 3
+    text = alignment_finding({"onset": OnsetOverlap.combine([onset]).to_dict()})
+    assert "no onsets were found" not in text
+    assert "the heatmap has no saliency peak (it is flat over time)" in text
