@@ -57,3 +57,18 @@ def test_a_heatmap_flat_over_time_is_not_reported_as_no_onsets():
     text = alignment_finding({"onset": OnsetOverlap.combine([onset]).to_dict()})
     assert "no onsets were found" not in text
     assert "the heatmap has no saliency peak (it is flat over time)" in text
+
+
+def test_the_pooled_alignment_is_headed_by_the_windows_it_was_measured_on():
+    """The alignment sentences pool the explained windows only (3 of a track's windows by
+    default); the section headed them 'Over the whole recording'."""
+    from musicbrain_cli.report.html import render_report_html
+    from musicbrain_cli.report.schema import example_track
+
+    track = example_track(n_windows=30)            # a 5-minute recording, 3 windows explained
+    track["alignment"]["windows"] = len(track["explanations"])
+    html = render_report_html(track, {})
+    start = html.index('id="explanations"')
+    section = html[start:html.index("</section>", start)]
+    assert "whole recording" not in section
+    assert f"<h3>Over the {len(track['explanations'])} explained windows together</h3>" in section

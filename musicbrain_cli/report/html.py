@@ -364,6 +364,17 @@ def alignment_finding(alignment: Mapping | None) -> str | None:
     return text
 
 
+def alignment_heading(alignment: Mapping | None) -> str:
+    """The heading over the pooled alignment sentences: what they were measured on. The
+    checks read the explained windows only (``--explain-windows``, 3 by default), never the
+    whole recording, so the heading says how many."""
+    n = (alignment or {}).get("windows")
+    if isinstance(n, int) and not isinstance(n, bool) and n > 0:
+        return ("Over the one explained window" if n == 1
+                else f"Over the {n} explained windows together")
+    return "Over the explained windows together"
+
+
 def alignment_sentences(alignment: Mapping | None) -> list[str]:
     """The measured figures, then the plain-words conclusion (:func:`alignment_finding`)."""
     alignment = alignment or {}
@@ -1306,7 +1317,7 @@ def _explanations(track: Mapping, figures: Mapping[str, bytes], window_s: Any) -
     out = []
     # out of domain the style attribution is withheld (section 3): the maps' style labels too
     withheld = bool(labels_withheld(track))
-    # One explained window: its alignment is the whole recording's, stated once (issue 24).
+    # One explained window: the pooled alignment is that window's, stated once (issue 24).
     whole = alignment_sentences(track.get("alignment"))
     inp = track.get("input") or {}
     duration = _num(inp.get("decoded_duration_s", inp.get("duration_s")))
@@ -1466,6 +1477,7 @@ def report_view(track: Mapping, figures: Mapping[str, bytes], *,
         "explanations": _explanations(track, figures, timeline.get("window_s")),
         "explanations_note": _explanations_note(track),
         "alignment": alignment_sentences(track.get("alignment")),
+        "alignment_heading": alignment_heading(track.get("alignment")),
         "robustness": [{"transform": visible(r.get("transform", ""))
                         + (f" ({visible(r['note'])})" if r.get("note") else ""),
                         "roc_auc": prob(r.get("roc_auc")), "fpr": pct(r.get("fpr")),
