@@ -72,3 +72,23 @@ def test_the_pooled_alignment_is_headed_by_the_windows_it_was_measured_on():
     section = html[start:html.index("</section>", start)]
     assert "whole recording" not in section
     assert f"<h3>Over the {len(track['explanations'])} explained windows together</h3>" in section
+
+
+def test_the_share_on_partials_says_it_is_of_the_frames_where_notes_sound():
+    """The harmonic share is measured over the frames where a note sounds only; the report
+    said '100% of the saliency lies on the partials' of a map with 5% of its saliency there
+    (the rest in frames without a note)."""
+    from musicbrain_cli.alignment.overlap import partial_mask
+    from musicbrain_cli.report.html import harmonic_sentence
+
+    freqs, times = np.geomspace(50, 8000, 64), np.arange(500) * 0.02
+    notes = [Note(0.0, 2.0, 57.0)]                 # one note, in the first 2 s of 10
+    mask, sounding = partial_mask(freqs, times, notes)
+    saliency = np.zeros((64, 500))
+    saliency[mask] = 1.0                           # on its partials while it sounds ...
+    saliency[:, ~sounding] = 1.0                   # ... and everywhere after it
+    assert saliency[mask].sum() / saliency.sum() < 0.06
+    text = harmonic_sentence(harmonic_overlap(saliency, freqs=freqs, times=times,
+                                              notes=notes).to_dict())
+    assert text.startswith("In the frames where notes sound, 100% of the saliency lies on the "
+                           "partials of the notes played")

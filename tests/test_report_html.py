@@ -90,7 +90,8 @@ def test_pdf_is_deterministic_for_the_same_inputs():
 def test_sentences_in_plain_words():
     text = alignment_sentences({"harmonic": {"share": 0.38, "chance": 0.12},
                                 "onset": {"concentration": 2.3, "hit_rate": 0.64, "chance_hit_rate": 0.2}})
-    assert text[0] == ("38% of the saliency lies on the partials of the notes played, "
+    assert text[0] == ("In the frames where notes sound, 38% of the saliency lies on the "
+                       "partials of the notes played, "
                        "where chance would put 12% (3.2 times chance).")
     assert "2.3 times" in text[1] and "64% of the note onsets" in text[1] and "20%" in text[1]
     worse = alignment_sentences({"harmonic": {"share": 0.1, "chance": 0.12}})
@@ -330,7 +331,8 @@ def test_ratios_agree_with_the_shares_shown():
     from musicbrain_cli.report.html import harmonic_sentence
 
     text = harmonic_sentence({"share": 0.2644, "chance": 0.2495})
-    assert text == ("26.4% of the saliency lies on the partials of the notes played, where "
+    assert text == ("In the frames where notes sound, 26.4% of the saliency lies on the "
+                    "partials of the notes played, where "
                     "chance would put 24.9% (1.06 times chance).")
 
 

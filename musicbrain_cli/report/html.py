@@ -206,7 +206,11 @@ def harmonic_sentence(harmonic: Mapping | None, reference: Mapping | None = None
     # Below twice chance both shares get a decimal and the ratio two, so the figures agree.
     close = chance is not None and chance > 0 and share < 2 * chance
     digits = 1 if close else 0
-    text = f"{pct(share, digits)} of the saliency lies on the partials of the notes played"
+    # The share is of the saliency in the frames where a note sounds (alignment.overlap.
+    # HarmonicOverlap): a map whose mass lies mostly where no note sounds would otherwise
+    # read "100% of the saliency lies on the partials" with 5% of it there.
+    text = (f"In the frames where notes sound, {pct(share, digits)} of the saliency lies on "
+            "the partials of the notes played")
     own = _num((reference or {}).get("share"))
     energy = (f" The sound's own energy, as a map, puts {pct(own, digits)} there."
               if own is not None else "")
