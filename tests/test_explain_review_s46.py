@@ -92,3 +92,25 @@ def test_the_share_on_partials_says_it_is_of_the_frames_where_notes_sound():
                                               notes=notes).to_dict())
     assert text.startswith("In the frames where notes sound, 100% of the saliency lies on the "
                            "partials of the notes played")
+
+
+def test_a_window_with_an_empty_heatmap_says_so_beside_its_blank_figure():
+    """An all-zero map is drawn as a blank figure (min-max keeps it zero); the window's
+    section said nothing of it, or only '0% of the note onsets fall on a saliency peak,
+    where chance would give 0%'."""
+    from musicbrain_cli.report.html import render_report_html
+    from musicbrain_cli.report.schema import example_track
+
+    times = np.arange(500) * 0.02
+    onset = onset_overlap(np.zeros((8, 500)), times=times, onsets=[1.0, 2.0]).to_dict()
+    track = example_track(n_windows=30)
+    empty, full = track["explanations"][0], track["explanations"][1]
+    empty["onset"] = onset
+    empty["harmonic"] = {"share": None, "chance": 0.3, "mass": 0.0, "frames": 400}
+    full["onset"]["mass"] = 12.5
+    html = render_report_html(track, {})
+    start = html.index('id="explanations"')
+    section = html[start:html.index("</section>", start)]
+    assert section.count("heatmap is empty") == 1
+    first, second = section.split('<div class="explanation">')[1:3]
+    assert "This window&#39;s heatmap is empty" in first and "empty" not in second

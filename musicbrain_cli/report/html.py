@@ -1317,6 +1317,19 @@ def _figure(figures: Mapping[str, bytes], name: Any) -> str | None:
     return data_uri(figures[name])
 
 
+def empty_map_sentence(explanation: Mapping) -> str | None:
+    """A window's heatmap that holds no saliency at all (the onset check's ``mass``, the map
+    summed over the frames of audio heard, is 0): FM-G-CAM rectifies each label's evidence,
+    so where it is nowhere positive the map, and its figure, are blank. Said in words, since
+    a blank figure reads as a window without influence rather than a map without evidence."""
+    onset = explanation.get("onset") if isinstance(explanation.get("onset"), Mapping) else {}
+    if "mass" not in onset or _num(onset.get("mass")) != 0:
+        return None
+    return ("This window's heatmap is empty: the model's evidence for the labels explained "
+            "was nowhere positive in it, so the figure shows no saliency and the checks "
+            "have nothing to measure.")
+
+
 def _explanations(track: Mapping, figures: Mapping[str, bytes], window_s: Any) -> list[dict]:
     out = []
     # out of domain the style attribution is withheld (section 3): the maps' style labels too
@@ -1342,7 +1355,8 @@ def _explanations(track: Mapping, figures: Mapping[str, bytes], window_s: Any) -
                                 if not withheld or str(x).startswith(f"{DETECTION_GROUP}/")),
             "figure": _figure(figures, exp.get("figure")),
             "figure_name": visible(exp.get("figure") or ""),
-            "sentences": [s for s in (harmonic_sentence(exp.get("harmonic"), ref.get("harmonic")),
+            "sentences": [s for s in (empty_map_sentence(exp),
+                                      harmonic_sentence(exp.get("harmonic"), ref.get("harmonic")),
                                       onset_sentence(exp.get("onset"), ref.get("onset")))
                           if s and s not in whole],
         })
