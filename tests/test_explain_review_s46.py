@@ -4,6 +4,7 @@ report states them."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
@@ -114,3 +115,16 @@ def test_a_window_with_an_empty_heatmap_says_so_beside_its_blank_figure():
     assert section.count("heatmap is empty") == 1
     first, second = section.split('<div class="explanation">')[1:3]
     assert "This window&#39;s heatmap is empty" in first and "empty" not in second
+
+
+@pytest.mark.parametrize("share, chance, lift", [(0.296, 0.215, "1.38"),    # 1.3767
+                                                 (0.29995, 0.2, "1.49")])   # 1.49975
+def test_the_measured_sentence_and_the_conclusion_write_one_lift(share, chance, lift):
+    """The harmonic sentence rounded the lift ('1.38 times chance') and the conclusion after
+    it cut it ('1.37 times'): two figures for one measurement side by side; and a lift of
+    1.4998 read '1.50 times chance' beside 'too little to call a link'."""
+    from musicbrain_cli.report.html import alignment_sentences
+
+    measured, conclusion = alignment_sentences({"harmonic": {"share": share, "chance": chance}})
+    assert f"({lift} times chance)" in measured
+    assert f"only slightly more often than chance ({lift} times)" in conclusion

@@ -218,7 +218,8 @@ def harmonic_sentence(harmonic: Mapping | None, reference: Mapping | None = None
         return text + "." + energy
     text += f", where chance would put {pct(chance, digits)}"
     if chance > 0 and share > chance:
-        return text + f" ({share / chance:.{2 if close else 1}f} times chance)." + energy
+        ratio = lift_text(share / chance) if close else f"{share / chance:.1f}"
+        return text + f" ({ratio} times chance)." + energy
     return text + ": no more than chance, so this heatmap is not tied to the notes." + energy
 
 
@@ -276,6 +277,18 @@ CHANCE_TAIL = 0.05
 #: "slightly", never "follows"; nor does it say "follows" when the sound's own energy
 #: (``alignment.energy_reference``) does as well, since the map is weighted by the input.
 CLEAR_LIFT = 1.5
+
+
+def lift_text(lift: float) -> str:
+    """A lift with two decimals, as the measured sentence and the conclusion both write it
+    (the sentence rounded, the conclusion cut: a lift of 1.377 read "1.38 times chance" and
+    then "1.37 times" in the next sentence). Rounded, except that a lift below
+    :data:`CLEAR_LIFT` is cut rather than rounded up to it (1.4996 reads 1.49, never "1.50"
+    beside "too little to call a link"; session 28 audit)."""
+    text = f"{lift:.2f}"
+    if lift < CLEAR_LIFT <= float(text):
+        text = f"{math.floor(lift * 100) / 100:.2f}"
+    return text
 
 
 def _lift(measured: Any, chance: Any) -> float | None:
@@ -351,10 +364,10 @@ def alignment_finding(alignment: Mapping | None) -> str | None:
             beyond = f", more than the sound's own energy ({its} times)" if own is not None else ""
             clauses.append(f"the heatmap follows {what} ({mine} times chance{beyond})")
         elif lift > 1.0:
-            # cut, not rounded: a lift just under the 1.5 of a link must not read "1.50"
-            # (session 28 audit)
+            # as the measured sentence writes it, and never rounded up to the 1.5 of a link
+            # (lift_text)
             clauses.append(f"it lands on {what} only slightly more often than chance "
-                           f"({math.floor(lift * 100) / 100:.2f} times), too little to call a link")
+                           f"({lift_text(lift)} times), too little to call a link")
         else:
             clauses.append(f"it does not follow {what} (no more than chance)")
     text = "In short: " + "; ".join(clauses) + "."
