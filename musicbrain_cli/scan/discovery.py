@@ -156,10 +156,14 @@ def discover(inputs: Iterable[str | os.PathLike], *,
         if key in seen_files:
             found.skipped.append((shown_path(p), SAME_FILE))
             return
-        seen_files.add(key)
         if _encodable(p):
+            seen_files.add(key)
             found.files.append(p)
         else:
+            # not taken, so it claims no file: another name of the same file that the
+            # reports can record is still taken (a name that is not UTF-8, sorted first,
+            # had its link `good.wav` skipped as "analysed once", and the audio was never
+            # analysed under any name)
             found.failed.append((shown_path(p), NOT_UTF8))
 
     for raw in inputs:
