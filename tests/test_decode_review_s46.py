@@ -41,3 +41,42 @@ def test_a_file_refused_for_its_name_is_still_taken_under_another_name(tmp_path,
     assert [p.name for p in found.files] == ["good.wav"]
     assert [why for _, why in found.failed] == [NOT_UTF8]
     assert not [p for p, why in found.skipped if why == SAME_FILE]
+
+
+# --- 2: an MP4 whose audio starts late, by an edit list, was refused as corrupt ----------------
+
+
+def _late_m4a(path: Path, delay_s: float, seconds: float = 4.0, rate: int = 44100) -> None:
+    """An M4A (AAC) whose first audio sample plays at ``delay_s``: FFmpeg's MP4 muxer writes
+    the delay as an empty edit in the track's edit list."""
+    from fractions import Fraction
+
+    import av
+    import numpy as np
+
+    y = np.random.default_rng(7).standard_normal((1, int(seconds * rate))).astype(np.float32) * 0.1
+    off = int(delay_s * rate)
+    with av.open(str(path), "w", format="mp4") as out:
+        st = out.add_stream("aac", rate=rate, layout="mono")
+        for i in range(0, y.shape[1], 4096):
+            fr = av.AudioFrame.from_ndarray(np.ascontiguousarray(y[:, i:i + 4096]), format="fltp",
+                                            layout="mono")
+            fr.sample_rate, fr.pts, fr.time_base = rate, i + off, Fraction(1, rate)
+            for packet in st.encode(fr):
+                out.mux(packet)
+        for packet in st.encode(None):
+            out.mux(packet)
+
+
+@pytest.mark.parametrize("isolate", [False, True])
+def test_an_m4a_whose_audio_starts_late_by_its_edit_list_is_whole(tmp_path, isolate):
+    """The decode counted an MP4's timestamps from zero, so 1 s of declared delay before 4 s
+    of audio read as 1 s lost: "only 80.8 % decoded", the file refused as corrupt."""
+    from musicbrain_cli.audio import intake
+
+    path = tmp_path / "late.m4a"
+    _late_m4a(path, 1.0)
+    with intake.stream(path, isolate=isolate) as s:
+        n = sum(block.size for block in s)
+    assert n / intake.SAMPLE_RATE == pytest.approx(4.0, abs=0.1)
+    assert s.stats.share_decoded == 1.0
