@@ -80,3 +80,59 @@ def test_an_m4a_whose_audio_starts_late_by_its_edit_list_is_whole(tmp_path, isol
         n = sum(block.size for block in s)
     assert n / intake.SAMPLE_RATE == pytest.approx(4.0, abs=0.1)
     assert s.stats.share_decoded == 1.0
+
+
+# --- 3: FFmpeg's length estimate of a raw AAC stream was refused as a header's claim -----------
+
+
+def _adts_frames(path: Path, y, rate: int) -> list[bytes]:
+    """The ADTS frames of ``y`` (mono float32 at ``rate``) encoded as raw AAC."""
+    from fractions import Fraction
+
+    import av
+    import numpy as np
+
+    with av.open(str(path), "w", format="adts") as out:
+        st = out.add_stream("aac", rate=rate, layout="mono")
+        for i in range(0, y.size, 4096):
+            fr = av.AudioFrame.from_ndarray(np.ascontiguousarray(y[None, i:i + 4096]), format="fltp",
+                                            layout="mono")
+            fr.sample_rate, fr.pts, fr.time_base = rate, i, Fraction(1, rate)
+            for packet in st.encode(fr):
+                out.mux(packet)
+        for packet in st.encode(None):
+            out.mux(packet)
+    data, frames, i = path.read_bytes(), [], 0
+    while i + 7 <= len(data):
+        n = ((data[i + 3] & 3) << 11) | (data[i + 4] << 3) | (data[i + 5] >> 5)
+        frames.append(data[i:i + n])
+        i += n
+    return frames
+
+
+@pytest.mark.parametrize("isolate", [False, True])
+def test_a_raw_aac_stream_with_a_silent_intro_is_not_refused_for_an_estimated_length(tmp_path, isolate):
+    """A raw AAC (ADTS) stream states no length; FFmpeg estimates one from the file's size
+    and its first frames' bit rate, and 30 s of silence (11-byte frames) before 28 min of
+    sound made that "24.9 h": the file was refused as "header claims 24.9 h of audio" and
+    never analysed."""
+    import numpy as np
+
+    from musicbrain_cli.audio import intake
+    from musicbrain_cli.audio.decode import MAX_DURATION_S
+
+    rate = 8000
+    silence = _adts_frames(tmp_path / "s.aac", np.zeros(rate * 30, np.float32), rate)
+    noise = _adts_frames(tmp_path / "n.aac",
+                         np.random.default_rng(3).standard_normal(rate * 20).astype(np.float32) * 0.2,
+                         rate)
+    body = b"".join(noise[3:-3])
+    path = tmp_path / "intro.aac"
+    path.write_bytes(b"".join(silence[2:-2]) + body * (int(7.6e6 / len(body)) + 1))
+    real_s = (len(silence) - 4 + (int(7.6e6 / len(body)) + 1) * (len(noise) - 6)) * 1024 / rate
+    assert real_s < 1800                                     # under half an hour of audio
+
+    info = intake.probe(path, isolate=isolate)
+    assert info.duration_s > MAX_DURATION_S                  # FFmpeg's estimate, as it is
+    y = intake.load_audio(path, isolate=isolate, max_duration_s=40.0)
+    assert y.size == intake.seconds_to_samples(40.0, intake.SAMPLE_RATE)

@@ -447,7 +447,12 @@ def check_header(path: str, facts: StreamFacts) -> None:
         )
     if not 1 <= facts.channels <= MAX_CHANNELS:
         raise AbsurdHeaderError(f"{path}: header claims {facts.channels} channels (allowed 1..{MAX_CHANNELS})")
-    if facts.duration_s is not None and facts.duration_s > MAX_DURATION_S:
+    # Only a stated length: FFmpeg's estimate for a raw AAC/AC-3 stream or an MPEG audio file
+    # without a Xing/Info/VBRI frame is the file's size over its first frames' bit rate, and
+    # a silent intro (13-byte AAC frames) makes that many times the real length: a 28-min
+    # ADTS file opening with 30 s of silence "claimed 24.9 h" and was refused unread (review
+    # of session 46). The decode still stops at MAX_DURATION_S of decoded audio.
+    if facts.duration_s is not None and facts.duration_stated and facts.duration_s > MAX_DURATION_S:
         raise AbsurdHeaderError(
             f"{path}: header claims {facts.duration_s / 3600:.1f} h of audio (limit {MAX_DURATION_S / 3600:.0f} h)"
         )
