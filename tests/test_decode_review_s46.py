@@ -136,3 +136,59 @@ def test_a_raw_aac_stream_with_a_silent_intro_is_not_refused_for_an_estimated_le
     assert info.duration_s > MAX_DURATION_S                  # FFmpeg's estimate, as it is
     y = intake.load_audio(path, isolate=isolate, max_duration_s=40.0)
     assert y.size == intake.seconds_to_samples(40.0, intake.SAMPLE_RATE)
+
+
+# --- 4: a WebM whose video outlasts its audio was refused as corrupt ---------------------------
+
+
+def _webm(path: Path, audio_s: float = 4.0, video_s: float = 6.0, rate: int = 48000) -> None:
+    """A WebM of ``video_s`` of VP8 video (10 frames/s) and ``audio_s`` of Opus audio."""
+    from fractions import Fraction
+
+    import av
+    import numpy as np
+
+    y = np.random.default_rng(11).standard_normal((2, int(audio_s * rate))).astype(np.float32) * 0.1
+    with av.open(str(path), "w", format="webm") as out:
+        v = out.add_stream("libvpx", rate=10)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        a = out.add_stream("libopus", rate=rate, layout="stereo")
+        for i in range(0, y.shape[1], 960):
+            fr = av.AudioFrame.from_ndarray(np.ascontiguousarray(y[:, i:i + 960]), format="fltp",
+                                            layout="stereo")
+            fr.sample_rate, fr.pts, fr.time_base = rate, i, Fraction(1, rate)
+            for packet in a.encode(fr):
+                out.mux(packet)
+        for i in range(int(video_s * 10)):
+            f = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24")
+            f.pts = i
+            for packet in v.encode(f):
+                out.mux(packet)
+        for stream in (v, a):
+            for packet in stream.encode(None):
+                out.mux(packet)
+
+
+@pytest.mark.parametrize("isolate", [False, True])
+def test_a_webm_whose_video_outlasts_its_audio_is_whole_and_a_cut_one_is_not(tmp_path, isolate):
+    """Matroska states only the segment's length, the end of its longest stream: 4 s of audio
+    beside 6 s of video read "only 66.7 % decoded" and the file was refused as corrupt. The
+    stated length still catches a file cut short."""
+    from musicbrain_cli.audio import intake
+    from musicbrain_cli.errors import CorruptAudioError
+
+    path = tmp_path / "clip.webm"
+    try:
+        _webm(path)
+    except Exception as exc:  # noqa: BLE001 - an FFmpeg build without VP8/Opus encoders
+        pytest.skip(f"cannot write a WebM here: {exc}")
+    with intake.stream(path, isolate=isolate) as s:
+        n = sum(block.size for block in s)
+    assert n / intake.SAMPLE_RATE == pytest.approx(4.0, abs=0.05)
+    assert s.stats.share_decoded == 1.0
+
+    cut = tmp_path / "cut.webm"
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(CorruptAudioError):
+        with intake.stream(cut, isolate=isolate) as s:
+            list(s)

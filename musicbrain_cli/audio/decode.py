@@ -136,6 +136,10 @@ class StreamFacts:
     #: FFmpeg's estimate from bit rate and size (an MPEG audio file without a Xing/Info/VBRI
     #: frame, a raw AAC or AC-3 stream): only a statement is held against what decodes
     duration_stated: bool = True
+    #: whether ``duration_s`` is the whole file's (a Matroska/WebM segment's, the end of its
+    #: longest stream) rather than this stream's own: it is held against this stream only
+    #: when the file's packets end before it (the file is cut short)
+    duration_of_file: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -380,10 +384,14 @@ def _stream_facts(path: str, container) -> StreamFacts:
         raise UnsupportedCodecError(f"{path}: no decoder here for the audio codec of stream {stream.index}")
     rate, channels = int(ctx.sample_rate or 0), int(ctx.channels or 0)
     duration = None
+    of_file = False
     if stream.duration is not None and stream.time_base is not None:
         duration = float(stream.duration * stream.time_base)
     elif container.duration is not None:
         duration = container.duration / av.time_base
+        # Matroska states no track's length, only the segment's: with a video (or a second
+        # audio) stream beside it, that is the longest stream's end, not this one's
+        of_file = len(container.streams) > 1
     if duration is not None and (not math.isfinite(duration) or duration < 0):
         duration = None
     stated = True
@@ -417,6 +425,7 @@ def _stream_facts(path: str, container) -> StreamFacts:
         ffmpeg_tags=tags,
         audio_streams=len(container.streams.audio),
         duration_stated=stated,
+        duration_of_file=of_file,
     )
 
 
@@ -576,7 +585,10 @@ def decode_blocks(
             native = _NativeTap(_Resampler(path, facts.sample_rate), native_samples, on_native,
                                 chunk=max(1, block_samples * facts.sample_rate // sample_rate))
 
-        demux = container.demux(stream)
+        # A length stated for the whole file is checked against where the file's packets
+        # end, so every stream's are read (and only this one's decoded).
+        demux = container.demux() if facts.duration_of_file else container.demux(stream)
+        file_end = 0.0     # seconds: the end of the latest packet of any stream read
         while True:
             try:
                 packet = next(demux)
@@ -591,6 +603,10 @@ def decode_blocks(
                     f"{path}: decoding took longer than {timeout_s:g} s "
                     f"(stopped after {decoded / sample_rate:.1f} s of audio)"
                 )
+            if packet.pts is not None and packet.time_base is not None:
+                file_end = max(file_end, float((packet.pts + (packet.duration or 0)) * packet.time_base))
+            if packet.stream_index != stream.index:
+                continue
             if packet.size:
                 packets += 1
                 if packet.pos is not None and packet.pos >= 0:
@@ -624,6 +640,11 @@ def decode_blocks(
     if ts_first is not None and time_base is not None and ts_end > ts_first:
         span = float((ts_end - ts_first) * time_base)
     claimed = facts.duration_s if facts.duration_stated else None
+    if claimed is not None and facts.duration_of_file and file_end >= claimed - FILE_END_SLACK_S:
+        # the file is whole: the length it states is its longest stream's, and this stream's
+        # own is the span of its timestamps (a WebM whose video outlasts its audio by 2 s
+        # read "only 66.7 % decoded" and was refused as corrupt: review of session 46)
+        claimed = None
     expected = max(claimed or 0.0, span or 0.0)
     share = None
     if expected > 0:
@@ -665,6 +686,12 @@ def decode_blocks(
     )
     return stats
 
+
+#: How far before the length a file states (for all its streams, :attr:`StreamFacts.duration_of_file`)
+#: its packets may end and the file still count as whole: a last video frame without a
+#: duration at 10 frames/s, and Matroska's millisecond timestamps. A file cut shorter keeps
+#: its stated length as what this stream is held against.
+FILE_END_SLACK_S = 0.1
 
 #: Bytes a broken container may leave unread after its last packet without counting as
 #: undecoded audio (trailing tags, an index, padding).
