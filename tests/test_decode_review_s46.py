@@ -192,3 +192,42 @@ def test_a_webm_whose_video_outlasts_its_audio_is_whole_and_a_cut_one_is_not(tmp
     with pytest.raises(CorruptAudioError):
         with intake.stream(cut, isolate=isolate) as s:
             list(s)
+
+
+# --- 5: audio after a WAV's data chunk was passed over as "100 % decoded" -----------------------
+
+
+@pytest.mark.parametrize("isolate", [False, True])
+def test_a_wav_with_audio_beyond_its_data_chunk_is_not_called_whole(tmp_path, isolate):
+    """FFmpeg reads a WAV's samples only up to its data chunk's stated size: two WAVs joined
+    (`cat a.wav b.wav`, or a data chunk over 4 GiB whose 32-bit size wrapped) were judged on
+    the first part and read "100 % decoded". Chunks after the data (a LIST with a cover, an
+    appended ID3v2 tag) and zero padding are no audio and still leave a file whole."""
+    import struct
+
+    import numpy as np
+
+    from musicbrain_cli.audio import intake
+    from musicbrain_cli.errors import CorruptAudioError
+
+    rng = np.random.default_rng(2)
+    one = tmp_path / "one.wav"
+    encode_audio(one, (rng.standard_normal(SR * 4) * 0.1).astype(np.float32), SR)
+    two = tmp_path / "two.wav"
+    encode_audio(two, (rng.standard_normal(SR * 8) * 0.1).astype(np.float32), SR)
+    joined = tmp_path / "joined.wav"
+    joined.write_bytes(one.read_bytes() + two.read_bytes())
+    with pytest.raises(CorruptAudioError) as err:
+        with intake.stream(joined, isolate=isolate) as s:
+            list(s)
+    assert err.value.share_decoded == pytest.approx(1 / 3, abs=0.01)
+
+    noise = rng.integers(0, 256, 300_000, dtype=np.uint8).tobytes()
+    for name, tail in (("cover", b"LIST" + struct.pack("<I", len(noise)) + noise),
+                       ("id3", b"ID3\x03\x00\x00\x00\x12\x00\x00" + noise[:0x12 << 14]),
+                       ("zeros", bytes(500_000))):
+        path = tmp_path / f"{name}.wav"
+        path.write_bytes(one.read_bytes() + tail)
+        with intake.stream(path, isolate=isolate) as s:
+            n = sum(block.size for block in s)
+        assert n == SR * 4 and s.stats.share_decoded == 1.0, name

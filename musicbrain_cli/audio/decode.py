@@ -262,11 +262,47 @@ def _riff_claimed_duration(path: str) -> tuple[float, bool] | None:
                 f.seek(size - 16 + (size & 1), 1)
             elif cid == b"data":
                 if byte_rate and size not in (0, 0xFFFFFFFF):
-                    return size / byte_rate, exact
+                    unread = _riff_unexplained_tail(f, f.tell() + size + (size & 1))
+                    return (size + unread) / byte_rate, exact
                 return None
             else:
                 f.seek(size + (size & 1), 1)
     return None
+
+
+def _riff_unexplained_tail(f, pos: int) -> int:
+    """Bytes from ``pos`` (just past a WAV's ``data`` chunk) to the end of the file that are no
+    RIFF chunk: 0 when chunks (``LIST``, ``id3 ``, ``JUNK``, ...; a last one cut short
+    included) or at most :data:`MAX_UNREAD_TAIL` stray bytes follow.
+
+    FFmpeg reads a WAV's samples only up to the ``data`` chunk's stated size, so what lies
+    beyond it unparsed is audio no line hears: a second WAV appended to the first (``cat a.wav
+    b.wav``; "RIFF" is no chunk inside a RIFF form) or, in a data chunk of 4 GiB or more
+    whose 32-bit size wrapped, everything past the wrap. A WAV of 4 s followed by one of
+    20 s read "100 % decoded" on its first 4 s (review of session 46).
+    """
+    end = os.fstat(f.fileno()).st_size
+    for _ in range(1024):
+        if end - pos <= MAX_UNREAD_TAIL:
+            return 0
+        f.seek(pos)
+        head = f.read(10)
+        if head[:3] == b"ID3":           # an ID3v2 tag appended after the RIFF form
+            pos += 10 + sum((b & 0x7F) << (7 * (3 - i)) for i, b in enumerate(head[6:10])) \
+                + (10 if head[5] & 0x10 else 0)
+            continue
+        cid, size = struct.unpack("<4sI", head[:8])
+        if cid == b"RIFF" or not all(0x20 <= c < 0x7F for c in cid):
+            break
+        pos += 8 + size + (size & 1)
+    else:
+        return 0
+    # zeros (a recorder's preallocated space) are no audio
+    f.seek(pos)
+    while chunk := f.read(1 << 20):
+        if chunk.count(0) != len(chunk):
+            return end - pos
+    return 0
 
 
 #: Sony Wave64 (RIFF with 64-bit sizes): chunks are named by GUID; the "riff", "wave", "fmt "
