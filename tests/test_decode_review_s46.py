@@ -231,3 +231,31 @@ def test_a_wav_with_audio_beyond_its_data_chunk_is_not_called_whole(tmp_path, is
         with intake.stream(path, isolate=isolate) as s:
             n = sum(block.size for block in s)
         assert n == SR * 4 and s.stats.share_decoded == 1.0, name
+
+
+def test_a_length_ffmpeg_estimated_is_not_labelled_the_headers_in_the_report(tmp_path):
+    """A raw AAC stream states no length: the report's integrity table printed FFmpeg's
+    estimate as "Duration (header)", a claim the file never made (24.9 h for the stream of
+    the test above). The probe records whether the length was stated, and the table says
+    which it shows."""
+    import numpy as np
+
+    from musicbrain_cli.audio import intake
+    from musicbrain_cli.report.html import _integrity
+
+    rate = 8000
+    path = tmp_path / "raw.aac"
+    _adts_frames(path, np.random.default_rng(5).standard_normal(rate * 3).astype(np.float32) * 0.2,
+                 rate)
+    info = intake.probe(path)
+    assert info.duration_stated is False
+    rows = dict(_integrity({"input": info.to_dict()}))
+    assert "Duration (header)" not in rows
+    assert any(k.startswith("Duration (FFmpeg's estimate") for k in rows)
+
+    wav = tmp_path / "stated.wav"
+    import soundfile as sf
+    sf.write(wav, np.zeros(rate, np.float32), rate)
+    stated = intake.probe(wav)
+    assert stated.duration_stated is True
+    assert "Duration (header)" in dict(_integrity({"input": stated.to_dict()}))

@@ -237,7 +237,8 @@ def _read_tags(worker: "_Worker", p: Path, timeout_s: float) -> tuple[dict, bool
 class AudioInfo:
     """Per-file facts for the evidence record. Plain data; :meth:`to_dict` is JSON-ready.
 
-    ``duration_s`` is what the header claims; ``decoded_duration_s`` and
+    ``duration_s`` is what the header claims (or, where :attr:`duration_stated` is false,
+    FFmpeg's estimate of it); ``decoded_duration_s`` and
     ``undecodable_packets`` are filled by :meth:`with_stats` after a full decode (``None``
     and ``0`` before). ``metadata`` is :func:`read_metadata`'s result plus
     ``"ffmpeg_tags"`` (container and stream tags as FFmpeg reads them).
@@ -263,6 +264,9 @@ class AudioInfo:
     stream_index: int = 0
     #: the mono mix's power over the channels' (:attr:`DecodeStats.mono_share`)
     mono_share: float | None = None
+    #: whether the file states ``duration_s`` (a header, an MP3's Xing frame) or FFmpeg
+    #: estimated it from the first frames' bit rate (raw AAC, an MP3 without a Xing frame)
+    duration_stated: bool = True
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -364,6 +368,7 @@ def probe(
         metadata=metadata,
         audio_streams=facts.audio_streams,
         stream_index=facts.stream_index,
+        duration_stated=facts.duration_stated,
     )
 
 

@@ -1430,7 +1430,8 @@ def _integrity(track: Mapping) -> list[tuple[str, str]]:
                               f"{visible(inp.get('codec', 'n/a'))}"),
         ("Sample rate", f"{inp['sample_rate']} Hz" if inp.get("sample_rate") else "n/a"),
         ("Channels", visible(inp.get("channels", "n/a"))),
-        ("Duration (header)", seconds(inp.get("duration_s"))),
+        (("Duration (header)" if inp.get("duration_stated", True) is not False
+          else "Duration (FFmpeg's estimate: the file states none)"), seconds(inp.get("duration_s"))),
         ("Duration (decoded)", seconds(inp.get("decoded_duration_s"))),
         ("Undecodable packets", visible(inp.get("undecodable_packets", "n/a"))),
         ("Decoded (share of the stream)", decoded_share_text(inp)),
