@@ -26,7 +26,7 @@ RENDERER_PINS = {
     "0.3.6": "8606831e1c1243a9ed5ae84521fa9d70dfdf7ede2a7e613c45d660dda719c75c",
     "0.3.7": "8606831e1c1243a9ed5ae84521fa9d70dfdf7ede2a7e613c45d660dda719c75c",
     "0.3.8": "8606831e1c1243a9ed5ae84521fa9d70dfdf7ede2a7e613c45d660dda719c75c",
-    "0.3.9": "e9e021d9faead5c72c9dc4a12f21e7b074bac6eb3e64d971d824d396d74603a7",
+    "0.3.9": "db62cec7d0a4bf1f74b3fffb8626a1abdb18e3b21d9d231e4b1b3ef8f87c678c",
 }
 
 

@@ -161,6 +161,47 @@ def prob(x: Any) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
+def prob_beside(x: Any, *edges: Any) -> str:
+    """:func:`prob`, with as many more decimals (up to 6) as it takes for ``x`` to read
+    differently from each of ``edges`` (the thresholds printed beside it) that it differs
+    from, and for a probability below 1 never to read as 1. A P(AI) of 0.5996, inconclusive,
+    read "0.600" beside "AI at or above 0.600" (the rule's own reasons already print 0.5996:
+    :func:`musicbrain_cli.verdict.figures`)."""
+    value = _num(x)
+    if value is None:
+        return "n/a"
+    marks = [e for e in map(_num, edges) if e is not None]
+    for d in range(3, 7):
+        shown = f"{value:.{d}f}"
+        if not (any(shown == f"{e:.{d}f}" and value != e for e in marks)
+                or (value < 1 and shown == f"{1:.{d}f}")):
+            return shown
+    if value < 1 and shown == f"{1:.{d}f}":
+        shown = f"{math.floor(value * 10 ** d) / 10 ** d:.{d}f}"
+    return shown
+
+
+def _band(verdict: Any) -> tuple[Any, ...]:
+    """The content rule's edges recorded in ``verdict`` (its band's ends and its threshold),
+    for :func:`prob_beside`."""
+    if not isinstance(verdict, Mapping):
+        return ()
+    band = verdict.get("band")
+    ends = tuple(band) if isinstance(band, (list, tuple)) and len(band) == 2 else ()
+    return (*ends, verdict.get("threshold"))
+
+
+def _line_edges(track: Mapping, line: Mapping) -> tuple[Any, ...]:
+    """The thresholds a line's P(AI) is read against in the report: the content rule's band
+    and threshold for the content line; another line's operating point and doubt threshold."""
+    if line.get("line") == "content":
+        return _band(track.get("verdict"))
+    details = line.get("details") if isinstance(line.get("details"), Mapping) else {}
+    found = details.get(str(line.get("line")))
+    doubt = found.get("doubt_threshold") if isinstance(found, Mapping) else None
+    return (line.get("threshold"), doubt)
+
+
 def seconds(x: Any) -> str:
     value = _num(x)
     if value is None:
@@ -779,7 +820,7 @@ def drivers(track: Mapping) -> list[str]:
             continue
         figures = []
         if _num(line.get("p_ai")) is not None:
-            figures.append(f"P(AI) {prob(line.get('p_ai'))}")
+            figures.append(f"P(AI) {prob_beside(line.get('p_ai'), *_line_edges(track, line))}")
         points = _content_points(verdict) if line.get("line") == "content" else None
         if points:
             figures.append(points)
@@ -821,10 +862,12 @@ def timeline_sentence(track: Mapping) -> str | None:
     lo_p, hi_p = min(probs), max(probs)
     n = len(probs)
     if n == 1:
-        text = f"The recording gave one analysis window, with P(AI) {prob(lo_p)}, {where(lo_p)}."
+        text = (f"The recording gave one analysis window, with P(AI) "
+                f"{prob_beside(lo_p, *_band(verdict))}, {where(lo_p)}.")
     elif hi_p - lo_p < 0.02:
-        text = (f"The line is flat: all {n} windows give P(AI) between {prob(lo_p)} and "
-                f"{prob(hi_p)}, {where(hi_p)}.")
+        text = (f"The line is flat: all {n} windows give P(AI) between "
+                f"{prob_beside(lo_p, *_band(verdict))} and {prob_beside(hi_p, *_band(verdict))}, "
+                f"{where(hi_p)}.")
     else:
         text = (f"Across the {n} windows P(AI) ranges from {prob(lo_p)} to {prob(hi_p)}; "
                 f"{sum(1 for p in probs if p >= (_num(verdict.get('threshold')) or 0.5))} of "
@@ -950,7 +993,7 @@ def _verdict(track: Mapping) -> dict | None:
     sentences = []
     if _num(p_ai) is not None:
         sentences.append(f"The content model's calibrated probability that this recording "
-                         f"is AI-generated is {prob(p_ai)}.")
+                         f"is AI-generated is {prob_beside(p_ai, *_band(verdict))}.")
     rule = []
     if _num(threshold) is not None:
         rule.append(f"decision threshold {prob(threshold)}")
@@ -972,7 +1015,7 @@ def _verdict(track: Mapping) -> dict | None:
                   if label == "human" else visible(label) or "n/a"),
         "css": label if label in VERDICT_HEADLINES else "unknown",
         "headline": VERDICT_HEADLINES.get(label, f"Verdict: {visible(label) or 'missing'}"),
-        "p_ai": prob(p_ai),
+        "p_ai": prob_beside(p_ai, *_band(verdict)),
         "strength": strength_sentence(verdict, track),
         "sentences": sentences,
         "reasons": [visible(r) for r in verdict.get("reasons") or ()],
@@ -1230,7 +1273,7 @@ def _evidence(track: Mapping, figures: Mapping[str, bytes]) -> list[dict]:
             "css": str(line.get("finding")) if line.get("finding") in VERDICT_HEADLINES else "unknown",
             "in_domain": ("not checked" if line.get("domain_checked") is False
                           else "yes" if line.get("in_domain") else "no"),
-            "p_ai": prob(line.get("p_ai")),
+            "p_ai": prob_beside(line.get("p_ai"), *_line_edges(track, line)),
             "threshold": (_content_points(track.get("verdict") or {})
                           if name == "content" else None) or _thresholds_text(line, details.get(name)),
             "reasons": without_repeats(visible(r) for r in line.get("reasons") or ())[:8],

@@ -1,0 +1,49 @@
+"""Defects of the per-track report and the catalog page found in the review of session 46
+(catalog area), each reproduced before it was fixed."""
+
+import re
+
+from musicbrain_cli.report.html import report_view
+from musicbrain_cli.report.schema import example_track
+
+
+def _at_the_edge(p: float) -> dict:
+    """A track whose content model gave ``p``, inconclusive or not by the band 0.40-0.60."""
+    track = example_track()
+    label = "ai" if p >= 0.6 else "human" if p <= 0.4 else "inconclusive"
+    track["verdict"].update(label=label, p_ai=p, threshold=0.5, band=[0.4, 0.6],
+                            ai_lines=["content"] if label == "ai" else [])
+    track["evidence"][0].update(finding=label, p_ai=p, threshold=0.6)
+    return track
+
+
+def test_a_probability_inside_the_band_never_reads_as_its_edge():
+    """0.5996, inconclusive, read "0.600" in the verdict box, the evidence table and page
+    one's "P(AI) 0.600, AI at or above 0.600": a reader took the track for one the rule calls
+    AI (the rule's own reasons already printed 0.5996). 0.4004 read "0.400" beside "human at
+    or below 0.400"; 0.9996 read "1.000", a certainty no model gives."""
+    for p, shown in ((0.5996, "0.5996"), (0.4004, "0.4004"), (0.9996, "0.9996"),
+                     (0.59999, "0.59999")):
+        view = report_view(_at_the_edge(p), {})
+        assert view["verdict"]["p_ai"] == shown
+        assert f"is AI-generated is {shown}." in view["verdict"]["sentences"][0]
+        assert view["evidence"][0]["p_ai"] == shown
+        assert any(f"P(AI) {shown}," in d for d in view["drivers"]), view["drivers"]
+    # away from the edges nothing changes
+    view = report_view(_at_the_edge(0.8123), {})
+    assert view["verdict"]["p_ai"] == "0.812" and view["evidence"][0]["p_ai"] == "0.812"
+    # another line's P(AI) against its own operating point (the artifact line's 0.90)
+    track = _at_the_edge(0.2)
+    track["evidence"][1].update(p_ai=0.8996, finding="inconclusive")
+    assert report_view(track, {})["evidence"][1]["p_ai"] == "0.8996"
+    # a probability exactly at an edge reads as the edge
+    assert report_view(_at_the_edge(0.6), {})["verdict"]["p_ai"] == "0.600"
+
+
+def test_one_window_at_the_edge_reads_on_its_side_of_it():
+    from musicbrain_cli.report.html import timeline_sentence
+
+    track = _at_the_edge(0.5996)
+    track["timeline"].update(window_start_s=[0.0], p_ai=[0.5996])
+    said = timeline_sentence(track)
+    assert "P(AI) 0.5996, inside the inconclusive band" in said, said
