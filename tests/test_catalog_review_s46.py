@@ -47,3 +47,21 @@ def test_one_window_at_the_edge_reads_on_its_side_of_it():
     track["timeline"].update(window_start_s=[0.0], p_ai=[0.5996])
     said = timeline_sentence(track)
     assert "P(AI) 0.5996, inside the inconclusive band" in said, said
+
+
+def test_a_flat_line_across_an_edge_of_the_band_is_not_said_to_lie_beyond_it():
+    """Windows from 0.590 to 0.605 (a flat line, the track inconclusive) read "all 8 windows
+    give P(AI) between 0.590 and 0.605, above the inconclusive band 0.400–0.600": six of
+    them lie inside it. The sentence placed the whole line by its highest window."""
+    from musicbrain_cli.report.html import timeline_sentence
+
+    track = _at_the_edge(0.597)
+    track["timeline"]["p_ai"] = [0.59, 0.592, 0.598, 0.605, 0.601, 0.595, 0.596, 0.597]
+    said = timeline_sentence(track)
+    assert "above the inconclusive band" in said
+    assert "the lowest inside the inconclusive band 0.400–0.600" in said, said
+    assert not said.endswith(", above the inconclusive band 0.400–0.600."), said
+    # a flat line on one side of the edges is placed as before
+    track["timeline"]["p_ai"] = [0.01, 0.012, 0.011, 0.01]
+    assert timeline_sentence(track).endswith("0.010 and 0.012, below the inconclusive band "
+                                             "0.400–0.600.")

@@ -865,9 +865,13 @@ def timeline_sentence(track: Mapping) -> str | None:
         text = (f"The recording gave one analysis window, with P(AI) "
                 f"{prob_beside(lo_p, *_band(verdict))}, {where(lo_p)}.")
     elif hi_p - lo_p < 0.02:
+        # a flat line may still cross an edge of the band: where its ends lie, each (review
+        # of session 46: 0.590 to 0.605 read "above the inconclusive band 0.400–0.600")
+        side = (where(hi_p) if where(lo_p) == where(hi_p) else
+                f"the lowest {where(lo_p)}, the highest {where(hi_p)}")
         text = (f"The line is flat: all {n} windows give P(AI) between "
                 f"{prob_beside(lo_p, *_band(verdict))} and {prob_beside(hi_p, *_band(verdict))}, "
-                f"{where(hi_p)}.")
+                f"{side}.")
     else:
         text = (f"Across the {n} windows P(AI) ranges from {prob(lo_p)} to {prob(hi_p)}; "
                 f"{sum(1 for p in probs if p >= (_num(verdict.get('threshold')) or 0.5))} of "
