@@ -65,3 +65,17 @@ def test_a_flat_line_across_an_edge_of_the_band_is_not_said_to_lie_beyond_it():
     track["timeline"]["p_ai"] = [0.01, 0.012, 0.011, 0.01]
     assert timeline_sentence(track).endswith("0.010 and 0.012, below the inconclusive band "
                                              "0.400–0.600.")
+
+
+def test_a_partial_decode_never_reads_as_complete_in_the_integrity_table():
+    """A file 3 ms short of its header decodes 99.96 %: section 7 said "Decoded (share of
+    the stream): 100.0 %" while the limitations of the same report said "Only 99.9% of the
+    stream decoded" (they round down since a review of the intake)."""
+    from musicbrain_cli.report.html import decoded_share_text
+
+    assert decoded_share_text({"share_decoded": 0.9996}) == "99.9 %"
+    assert decoded_share_text({"share_decoded": 0.99999999}) == "99.9 %"
+    assert decoded_share_text({"share_decoded": 0.991, "undecodable_packets": 2}) == \
+        "99.1 % (2 undecodable packets)"
+    assert decoded_share_text({"share_decoded": 0.5}) == "50.0 %"
+    assert decoded_share_text({"share_decoded": 1.0}) == "100 %"
