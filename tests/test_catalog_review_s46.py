@@ -79,3 +79,16 @@ def test_a_partial_decode_never_reads_as_complete_in_the_integrity_table():
         "99.1 % (2 undecodable packets)"
     assert decoded_share_text({"share_decoded": 0.5}) == "50.0 %"
     assert decoded_share_text({"share_decoded": 1.0}) == "100 %"
+
+
+def test_a_duration_never_reads_sixty_seconds_past_a_minute():
+    """119.996 s read "120.00 s (1:60.00)" in page one's and section 7's durations: the
+    seconds were rounded after they were split from the minutes."""
+    from musicbrain_cli.report.html import seconds
+
+    assert seconds(119.996) == "120.00 s (2:00.00)"
+    assert seconds(59.999) == "60.00 s (1:00.00)"
+    assert seconds(12.0) == "12.00 s (0:12.00)" and seconds(75.5) == "75.50 s (1:15.50)"
+    track = example_track()
+    track["input"]["decoded_duration_s"] = 239.997
+    assert report_view(track, {})["examined"]["duration"] == "240.00 s (4:00.00)"

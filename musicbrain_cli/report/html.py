@@ -206,7 +206,8 @@ def seconds(x: Any) -> str:
     value = _num(x)
     if value is None:
         return "n/a"
-    minutes, sec = divmod(value, 60.0)
+    # rounded before it is split: 119.996 s read "120.00 s (1:60.00)" (review of session 46)
+    minutes, sec = divmod(round(value, 2), 60.0)
     return f"{value:.2f} s ({int(minutes)}:{sec:05.2f})"
 
 
