@@ -92,3 +92,25 @@ def test_a_duration_never_reads_sixty_seconds_past_a_minute():
     track = example_track()
     track["input"]["decoded_duration_s"] = 239.997
     assert report_view(track, {})["examined"]["duration"] == "240.00 s (4:00.00)"
+
+
+def test_page_one_says_why_a_probability_past_the_ai_point_is_inconclusive():
+    """A track whose content model gave P(AI) 0.950, withheld by the silence cue (or as too
+    short), read on page one "Content model: inconclusive (P(AI) 0.950, AI at or above 0.600,
+    human at or below 0.400)" and nothing more: by the figures beside it an AI finding the
+    tool hedged on. The rule that withheld it is said beside the figures."""
+    from musicbrain_cli.verdict import SILENCE_CUE, TOO_SHORT
+
+    for cue in (SILENCE_CUE, TOO_SHORT):
+        track = _at_the_edge(0.5)
+        track["verdict"].update(p_ai=0.95, reasons=["The content line is inconclusive."])
+        track["evidence"][0].update(p_ai=0.95, reasons=[cue])
+        said = report_view(track, {})["drivers"]
+        assert len(said) == 1 and "P(AI) 0.950, AI at or above 0.600" in said[0]
+        assert said[0].endswith(cue), said
+    # inside the band the figures say it themselves: nothing is added
+    track = _at_the_edge(0.55)
+    track["evidence"][0]["reasons"] = ["The calibrated probability of AI lies in the band."]
+    assert report_view(track, {})["drivers"] == [
+        "Content model (what the music sounds like): inconclusive (P(AI) 0.550, AI at or "
+        "above 0.600, human at or below 0.400)"]

@@ -829,11 +829,35 @@ def drivers(track: Mapping) -> list[str]:
             figures.append(points)
         elif _num(line.get("threshold")) is not None:
             figures.append(f"operating point {prob(line.get('threshold'))}")
-        out.append(visible(f"{name}: {LINE_FINDINGS.get(str(finding), finding)}"
-                           + (f" ({', '.join(figures)})" if figures else "")))
+        text = f"{name}: {LINE_FINDINGS.get(str(finding), finding)}" + (
+            f" ({', '.join(figures)})" if figures else "")
+        why = next((str(r).strip() for r in line.get("reasons") or ()), "")
+        if finding == "inconclusive" and why and _past_its_edges(line, verdict):
+            # "inconclusive (P(AI) 0.950, AI at or above 0.600, ...)" read as an AI finding
+            # the tool hedged on; the rule that withheld it (a silence cue, a track too
+            # short, a line that does not accuse) is said beside it (review of session 46)
+            text += f". {why}"
+        out.append(visible(text))
     if label == "inconclusive" and not out:
         out = [visible(r) for r in verdict.get("reasons") or ()]
     return out
+
+
+def _past_its_edges(line: Mapping, verdict: Mapping) -> bool:
+    """Whether a line's P(AI) lies where its own figures would decide: for the content line
+    outside the content rule's band (AI or human by the figures alone), for another at or
+    above its operating point."""
+    p = _num(line.get("p_ai"))
+    if p is None:
+        return False
+    if line.get("line") == "content":
+        band = verdict.get("band")
+        if not (isinstance(band, (list, tuple)) and len(band) == 2):
+            return False
+        lo, hi = _num(band[0]), _num(band[1])
+        return (hi is not None and p >= hi) or (lo is not None and p <= lo)
+    point = _num(line.get("threshold"))
+    return point is not None and p >= point
 
 
 def timeline_sentence(track: Mapping) -> str | None:
