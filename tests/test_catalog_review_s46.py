@@ -114,3 +114,21 @@ def test_page_one_says_why_a_probability_past_the_ai_point_is_inconclusive():
     assert report_view(track, {})["drivers"] == [
         "Content model (what the music sounds like): inconclusive (P(AI) 0.550, AI at or "
         "above 0.600, human at or below 0.400)"]
+
+
+def test_a_silent_windows_probability_is_not_drawn_on_the_timeline():
+    """A silent window is not judged, and the report says so, yet the timeline drew its
+    P(AI) (read from dither or zeros, which the model takes for a cue of AI) as a step and
+    a labelled dot: a human recording's silent ending stood at 0.97 in the region labelled
+    "AI". Its value no longer changes the figure; a judged window's still does."""
+    from musicbrain_cli.report.figures import timeline_figure
+
+    def figure(last: float, quiet=(False, False, False, True)) -> bytes:
+        return timeline_figure([0.0, 2.0, 4.0, 6.0], [0.1, 0.12, 0.1, last], window_s=4.0,
+                               threshold=0.5, band=(0.4, 0.6), quiet=list(quiet))
+
+    assert figure(0.97) == figure(0.1)
+    assert figure(0.97, quiet=(False,) * 4) != figure(0.1, quiet=(False,) * 4)
+    # every window silent: only hatching, and it still draws
+    assert timeline_figure([0.0, 2.0], [0.9, 0.97], window_s=4.0, quiet=[True, True]) == \
+        timeline_figure([0.0, 2.0], [0.2, 0.3], window_s=4.0, quiet=[True, True])

@@ -142,20 +142,29 @@ def timeline_figure(window_start_s: Sequence[float], p_ai: Sequence[float], *,
     # (overlapping windows then show as successive steps at their start times).
     order = np.argsort(starts, kind="stable")
     edges = np.append(starts[order], starts[order][-1] + window_s)
-    ax.stairs(probs[order], edges, color="#0072B2", lw=1.4, baseline=None,
+    silent = np.asarray(quiet, dtype=bool)
+    if silent.shape != starts.shape:
+        silent = np.zeros(starts.shape, dtype=bool)
+    # A silent window was not judged (intake.quiet_window): its P(AI), read from dither or
+    # zeros (which this model takes for a cue of AI), is not drawn, only its hatching. A
+    # human recording's silent ending stood at 0.97 in the region labelled "AI" (review of
+    # session 46), beside a report that says the window was not judged.
+    judged = np.where(silent[order], np.nan, probs[order])
+    ax.stairs(judged, edges, color="#0072B2", lw=1.4, baseline=None,
               label="P(AI) per window")
     if starts.size <= 12:
         # Few windows: mark each with its value, which a step of one colour cannot show.
         centres = (edges[:-1] + edges[1:]) / 2     # the middle of each window's step
-        ax.plot(centres, probs[order], "o", color="#0072B2", ms=3.5)
-        for x, p in zip(centres, probs[order]):
+        ax.plot(centres, judged, "o", color="#0072B2", ms=3.5)
+        for x, p in zip(centres, judged):
+            if np.isnan(p):
+                continue
             ax.annotate(f"{p:.2f}", (x, p), xytext=(0, 5 if p < 0.85 else -10),
                         textcoords="offset points", ha="center", fontsize=7, color="#0072B2")
     for i, start in enumerate(highlight_s):
         ax.axvspan(float(start), float(start) + window_s, color="#E69F00", alpha=0.15, lw=0,
                    label="explained windows" if i == 0 else None)
-    silent = np.asarray(quiet, dtype=bool)
-    if silent.shape == starts.shape and silent.any():
+    if silent.any():
         # hop-overlapping quiet windows drawn as one span each; only the first is labelled
         for i, start in enumerate(starts[silent]):
             ax.axvspan(float(start), float(start) + window_s, facecolor="none", edgecolor="0.6",
