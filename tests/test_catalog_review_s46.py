@@ -132,3 +132,60 @@ def test_a_silent_windows_probability_is_not_drawn_on_the_timeline():
     # every window silent: only hatching, and it still draws
     assert timeline_figure([0.0, 2.0], [0.9, 0.97], window_s=4.0, quiet=[True, True]) == \
         timeline_figure([0.0, 2.0], [0.2, 0.3], window_s=4.0, quiet=[True, True])
+
+
+def _index_cells(html: str, heading: str) -> list[str]:
+    heads = re.findall(r"<th[^>]*>([^<]*)</th>", html)
+    col = heads.index(heading)
+    rows = re.findall(r"<tr[^>]*>(.*?)</tr>", html, re.S)
+    return [cells[col] for cells in (re.findall(r"<td[^>]*>(.*?)</td>", r) for r in rows)
+            if len(cells) > col]
+
+
+def test_the_index_prints_a_probability_as_the_tracks_report_does(tmp_path):
+    """The index printed P(AI) with three decimals: an inconclusive 0.5996 read "0.600"
+    (where the content rule calls AI) beside a report that says 0.5996, and 0.9996 read
+    "1.000". Its rows now carry the content rule's band, and the index prints each
+    probability as the report does."""
+    import json
+
+    from musicbrain_cli.report.catalog import CatalogEntry, write_catalog
+
+    tracks = [_at_the_edge(p) for p in (0.5996, 0.9996, 0.4004, 0.2)]
+    write_catalog(tmp_path, [CatalogEntry(f"/in/{i}.flac", t, f"t{i}/report.pdf")
+                             for i, t in enumerate(tracks)])
+    html = (tmp_path / "index.html").read_text()
+    assert _index_cells(html, "P(AI), content") == ["0.5996", "0.9996", "0.4004", "0.200"]
+    for t in tracks:
+        assert report_view(t, {})["verdict"]["p_ai"] in _index_cells(html, "P(AI), content")
+    rows = json.loads((tmp_path / "summary.json").read_text())["tracks"]
+    assert [(r["band_low"], r["band_high"]) for r in rows] == [(0.4, 0.6)] * 4
+
+
+def test_a_summary_row_written_before_the_band_columns_still_verifies(tmp_path):
+    """Rows sealed before the band columns existed are compared with their signed results on
+    the columns they have, not failed for the new ones (verify.LATER_FIELDS)."""
+    import json
+
+    from musicbrain_cli.report.catalog import CatalogEntry, write_catalog
+    from musicbrain_cli.report.keys import init_keys, load_trusted
+    from musicbrain_cli.report.manifest import write_manifest
+    from musicbrain_cli.report.verify import verify_catalog
+    from musicbrain_cli.report.writer import write_track_report
+
+    keys = init_keys(tmp_path / "keys")
+    track = _at_the_edge(0.5996)
+    write_track_report(track, {}, tmp_path / "a", formats=("html", "json"), keys=keys)
+    write_manifest(tmp_path / "a", None, None, keys, audio_sha256="0" * 64)
+    write_catalog(tmp_path, [CatalogEntry("/evidence/example.flac", track, "a/report.html")])
+
+    def summary_check():
+        return {c.name: c for c in verify_catalog(tmp_path, trusted=load_trusted(tmp_path / "keys"))[0].checks}["summary"]
+
+    assert summary_check().status == "pass", summary_check()
+    path = tmp_path / "summary.json"
+    data = json.loads(path.read_text())
+    for row in data["tracks"]:
+        del row["band_low"], row["band_high"]
+    path.write_text(json.dumps(data))
+    assert summary_check().status == "pass", summary_check()

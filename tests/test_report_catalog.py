@@ -106,7 +106,8 @@ def test_summary_and_index_say_why_and_which_lines_decided(tmp_path):
     assert tracks[2]["why"] is None and tracks[2]["ai_lines"] is None
     rows = list(csv.DictReader(io.StringIO((tmp_path / "summary.csv").read_text())))
     assert rows[0]["why"] == tracks[0]["why"]
-    assert list(rows[0])[-3:] == ["ai_lines", "why", "musicbrain_version"]
+    # columns are appended, never moved: existing CSV readers keep their positions
+    assert list(rows[0])[20:] == ["ai_lines", "why", "musicbrain_version", "band_low", "band_high"]
     html = (tmp_path / "index.html").read_text()
     assert "<th" in html and ">Why<" in html and "leans towards AI generation (P(AI) 0.95" in html
     # the README says the index names the lines that found AI: it did not (session 26 audit)

@@ -22,7 +22,8 @@ from typing import Any, Mapping, Sequence
 from musicbrain_cli.errors import ReportError
 from musicbrain_cli.model.ood import WITHHELD, labels_withheld
 from musicbrain_cli.report._io import atomic_write_bytes
-from musicbrain_cli.report.html import render_index_html, report_href, visible, visible_name
+from musicbrain_cli.report.html import (prob_beside, render_index_html, report_href, visible,
+                                        visible_name)
 from musicbrain_cli.taxonomy import display_label
 from musicbrain_cli.text import csv_cell
 
@@ -31,7 +32,7 @@ SUMMARY_JSON, SUMMARY_CSV, INDEX_HTML = "summary.json", "summary.csv", "index.ht
 FIELDS = ("file_name", "path", "status", "error", "verdict", "p_ai", "threshold", "fpr",
           "fnr", "in_domain", "ood_score", "top_labels", "duration_s", "size_bytes", "sha256",
           "model_version", "analysis_time", "report", "model_name", "model_sha256", "ai_lines",
-          "why", "musicbrain_version")
+          "why", "musicbrain_version", "band_low", "band_high")
 INDEX_COLUMNS = (("file_name", "File"), ("verdict", "Verdict"), ("why", "Why"),
                  ("ai_lines", "Lines that found AI"),
                  ("p_ai", "P(AI), content"), ("top_labels", "Top style labels"),
@@ -101,7 +102,16 @@ def summary_row(entry: CatalogEntry) -> dict[str, Any]:
         # the version that made the result: a rerun may keep folders of earlier versions,
         # and the index states what its rows record, not what happens to render it
         "musicbrain_version": (track.get("software") or {}).get("musicbrain"),
+        # the content rule's band, so that the index prints P(AI) as the report does: 0.5996,
+        # inconclusive, read "0.600" beside a report that says 0.5996 (review of session 46)
+        "band_low": _band_end(verdict, 0),
+        "band_high": _band_end(verdict, 1),
     }
+
+
+def _band_end(verdict: Mapping, i: int) -> Any:
+    band = verdict.get("band")
+    return band[i] if isinstance(band, (list, tuple)) and len(band) == 2 else None
 
 
 def csv_safe(value: Any) -> Any:
@@ -180,7 +190,9 @@ def _index_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict]:
             if key == "file_name" and names[_looks(value)] > 1 and row.get("path"):
                 text = str(row["path"])
             elif key == "p_ai" and value is not None:
-                text = f"{float(value):.3f}"
+                # as the track's report prints it: never as a threshold it is not, never 1
+                text = prob_beside(float(value), row.get("band_low"), row.get("band_high"),
+                                   row.get("threshold"))
             elif key == "duration_s" and value is not None:
                 text = f"{float(value):.1f}"
             elif key == "top_labels" and value not in (None, WITHHELD):

@@ -60,7 +60,7 @@ MAX_SUMMARY_BYTES = 64 << 20     # ~100,000 tracks; a bigger file is not a scan'
 LISTED_NAMES = 5                 # names quoted in one check before "and N more"
 #: Summary fields added after catalogs were first sealed: a row written before has none, and
 #: is compared with its signed result on the others (its pages are then not re-rendered).
-LATER_FIELDS = ("musicbrain_version",)
+LATER_FIELDS = ("musicbrain_version", "band_low", "band_high")
 #: What a scan keeps in its output folder besides the catalog: its lock and its input index
 #: (:data:`musicbrain_cli.scan.batch.LOCK_NAME`, ``INPUTS_INDEX``; a test checks they are
 #: the same names). Not reports, so not sealed; any other unsealed name is warned of.
