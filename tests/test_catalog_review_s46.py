@@ -189,3 +189,22 @@ def test_a_summary_row_written_before_the_band_columns_still_verifies(tmp_path):
         del row["band_low"], row["band_high"]
     path.write_text(json.dumps(data))
     assert summary_check().status == "pass", summary_check()
+
+
+def test_a_domain_score_past_its_limit_never_reads_as_the_limit():
+    """An embedding distance of 0.5004 against its limit 0.500 read "0.500 above the limit
+    0.500" in the out-of-domain warning and "0.500 | 0.500 | OUTSIDE" in the table: a tie
+    that the report called a failed check."""
+    track = example_track()
+    track["ood"] = {"available": True, "in_domain": False, "score": 0.5004, "threshold": 0.5,
+                    "checks": [{"name": "embedding", "description": "embedding distance",
+                                "score": 0.5004, "threshold": 0.5, "in_domain": False}]}
+    view = report_view(track, {})
+    assert "embedding distance: 0.5004 above the limit 0.500" in view["ood_warning"]
+    assert view["ood_checks"][0]["score"] == "0.5004"
+    # a record without a table of checks (before there were several) says the same
+    track["ood"] = {"available": False, "in_domain": False, "score": 0.5004, "threshold": 0.5}
+    assert "score 0.5004 above the limit 0.500" in report_view(track, {})["ood_warning"]
+    # a score far from its limit reads as before
+    track["ood"].update(score=3.21)
+    assert "score 3.210 above the limit 0.500" in report_view(track, {})["ood_warning"]

@@ -1331,8 +1331,11 @@ def _ood_checks(track: Mapping) -> list[dict]:
     for r in rows[:8]:
         if not isinstance(r, Mapping):
             continue
+        # a score just past its limit must not read as the limit itself ("0.500 above the
+        # limit 0.500", review of session 46)
         out.append({"check": str(r.get("description") or r.get("name", "?")),
-                    "score": prob(r.get("score")), "threshold": prob(r.get("threshold")),
+                    "score": prob_beside(r.get("score"), r.get("threshold")),
+                    "threshold": prob(r.get("threshold")),
                     "outcome": "within the training domain" if r.get("in_domain")
                     else "OUTSIDE the training domain"})
     return out
@@ -1349,7 +1352,7 @@ def _ood(track: Mapping) -> str | None:
         return None
     failed = [r for r in _ood_checks(track) if r["outcome"].startswith("OUTSIDE")]
     which = "; ".join(f"{r['check']}: {r['score']} above the limit {r['threshold']}"
-                      for r in failed) or (f"score {prob(ood.get('score'))} above the limit "
+                      for r in failed) or (f"score {prob_beside(ood.get('score'), ood.get('threshold'))} above the limit "
                                            f"{prob(ood.get('threshold'))}")
     return (f"This recording lies outside the domain the content model was trained and "
             f"evaluated on ({which}). The content model's error rates do not apply to it and "
