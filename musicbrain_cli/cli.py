@@ -460,6 +460,11 @@ def scan_summary_lines(result, output) -> list[str]:
                     if result.skipped else ""))
     if getattr(result, "kept", None):
         lines.append(f"{len(result.kept)} track folder(s) kept from earlier scans")
+    if getattr(result, "earlier_failures", None):
+        # the catalog still lists them as failed: without this line the console said
+        # "failed 0" (exit status 0) over an index that counts them (review of session 46)
+        lines.append(f"{len(result.earlier_failures)} failed input(s) of earlier scans, not "
+                     "read by this scan, still listed in the catalog as failed")
     lines.append(f"index: {Path(output) / 'index.html'}")
     return lines
 

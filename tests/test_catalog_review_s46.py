@@ -208,3 +208,26 @@ def test_a_domain_score_past_its_limit_never_reads_as_the_limit():
     # a score far from its limit reads as before
     track["ood"].update(score=3.21)
     assert "score 3.210 above the limit 0.500" in report_view(track, {})["ood_warning"]
+
+
+def test_the_scan_summary_names_the_failures_the_catalog_still_lists(tmp_path):
+    """A scan of other files into a folder whose catalog lists failures of an earlier scan
+    keeps those rows (so nothing is dropped), but its console summary said "failed 0" over
+    an index that counted them, with exit status 0 and not a word about them."""
+    import json
+
+    from musicbrain_cli.cli import scan_summary_lines
+    from musicbrain_cli.report.catalog import CatalogEntry, write_catalog
+    from musicbrain_cli.scan.batch import scan
+
+    out, empty = tmp_path / "out", tmp_path / "empty"
+    empty.mkdir()
+    bad = tmp_path / "in" / "bad.wav"
+    write_catalog(out, [CatalogEntry(str(bad), error="decode failed: truncated")])
+    result = scan([empty], out, None)
+    rows = json.loads((out / "summary.json").read_text())["tracks"]
+    assert [(r["status"], r["path"]) for r in rows] == [("error", str(bad))]
+    assert result.n_failed == 0
+    lines = scan_summary_lines(result, out)
+    assert ("1 failed input(s) of earlier scans, not read by this scan, still listed in the "
+            "catalog as failed") in lines

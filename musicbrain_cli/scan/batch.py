@@ -996,6 +996,9 @@ class ScanResult:
     #: (folder name, input path) of earlier folders kept in the catalog for an input whose
     #: track failed this time with the same audio (its report could not be written)
     kept_after_failure: list[tuple[str, str]] = field(default_factory=list)
+    #: failed inputs of earlier scans that this scan did not read, still listed in the
+    #: catalog as failed (catalog entries): the catalog's failures beyond ``n_failed``
+    earlier_failures: list = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     audio_seconds: float = 0.0
 
@@ -1437,6 +1440,7 @@ def _scan_locked(inputs, out: Path, detector, *, options: ScanOptions, keys,
                   | set(found.read_folders))
     failures = [e for e, real in zip(previous_failures, failures_real) if real not in inputs_now]
     failures_real = [real for real in failures_real if real not in inputs_now]
+    result.earlier_failures = list(failures)
     # an input that is gone now (or whose report could not be written) but has a verified
     # folder of the same audio from an earlier scan: the console and the exit status say it
     # failed; the catalog shows its report, once
