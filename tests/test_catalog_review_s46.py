@@ -231,3 +231,13 @@ def test_the_scan_summary_names_the_failures_the_catalog_still_lists(tmp_path):
     lines = scan_summary_lines(result, out)
     assert ("1 failed input(s) of earlier scans, not read by this scan, still listed in the "
             "catalog as failed") in lines
+
+
+def test_a_probability_at_an_edge_up_to_float_rounding_reads_as_the_edge():
+    """A card with threshold 0.7 and band 0.2 records the AI point as 0.8999999999999999: a
+    P(AI) of 0.9, at that point, read "0.900000" (six decimals to tell float noise apart)."""
+    track = _at_the_edge(0.9)
+    track["verdict"].update(label="ai", threshold=0.7, band=[0.5, 0.7 + 0.2], ai_lines=["content"])
+    track["evidence"][0].update(finding="ai")
+    view = report_view(track, {})
+    assert view["verdict"]["p_ai"] == "0.900" and view["evidence"][0]["p_ai"] == "0.900"

@@ -170,10 +170,12 @@ def prob_beside(x: Any, *edges: Any) -> str:
     value = _num(x)
     if value is None:
         return "n/a"
-    marks = [e for e in map(_num, edges) if e is not None]
+    # an edge that is the value up to float rounding (0.7 + 0.2 is 0.8999999999999999) is
+    # the value: it does not call for six decimals
+    marks = [e for e in map(_num, edges) if e is not None and abs(e - value) > 1e-9]
     for d in range(3, 7):
         shown = f"{value:.{d}f}"
-        if not (any(shown == f"{e:.{d}f}" and value != e for e in marks)
+        if not (any(shown == f"{e:.{d}f}" for e in marks)
                 or (value < 1 and shown == f"{1:.{d}f}")):
             return shown
     if value < 1 and shown == f"{1:.{d}f}":
