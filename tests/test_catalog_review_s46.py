@@ -241,3 +241,25 @@ def test_a_probability_at_an_edge_up_to_float_rounding_reads_as_the_edge():
     track["evidence"][0].update(finding="ai")
     view = report_view(track, {})
     assert view["verdict"]["p_ai"] == "0.900" and view["evidence"][0]["p_ai"] == "0.900"
+
+
+def test_a_short_tracks_timeline_ends_where_the_recording_does():
+    """An 8 s recording has one 10 s window that repeats it past its end: the report's
+    coverage and the map titles name only the 8 s it has, but the timeline's time axis ran to
+    10 s. It now ends at the recording's end, as a window of the recording's length would."""
+    from musicbrain_cli.report.figures import timeline_figure
+    from musicbrain_cli.report.writer import render_track_report
+
+    def drawn(window_s, **kw):
+        return timeline_figure([0.0], [0.3], window_s=window_s, threshold=0.5, band=(0.4, 0.6),
+                               **kw)
+
+    assert drawn(10.0, duration_s=8.0) == drawn(8.0)
+    assert drawn(10.0, duration_s=12.0) == drawn(10.0)      # a longer recording: unchanged
+    track = example_track(n_windows=1, window_s=10.0)
+    track["input"].update(duration_s=8.0, decoded_duration_s=8.0)
+    track["verdict"].update(threshold=0.5, band=[0.4, 0.6])
+    track["timeline"]["p_ai"] = [0.3]
+    track["explanations"] = []
+    figures = render_track_report(track, {}, formats=("html",)).figures
+    assert figures["timeline.png"] == drawn(8.0)

@@ -101,7 +101,8 @@ def _png(fig) -> bytes:
 def timeline_figure(window_start_s: Sequence[float], p_ai: Sequence[float], *,
                     window_s: float, threshold: float | None = None,
                     band: Sequence[float] | None = None,
-                    highlight_s: Sequence[float] = (), quiet: Sequence[bool] = ()) -> bytes:
+                    highlight_s: Sequence[float] = (), quiet: Sequence[bool] = (),
+                    duration_s: float | None = None) -> bytes:
     """PNG of the per-window probability of AI generation over time.
 
     Parameters
@@ -113,6 +114,8 @@ def timeline_figure(window_start_s: Sequence[float], p_ai: Sequence[float], *,
     band : (lo, hi) abstention band, shaded
     highlight_s : window starts (seconds) explained by FM-G-CAM figures, marked on the axis
     quiet : [shape=(n,)] silent windows (intake.quiet_window), not judged (hatched; empty: none)
+    duration_s : the recording's decoded duration, seconds: the time axis ends there (a
+        short track's one window reads past its end, where it repeats the recording)
     """
     starts = np.asarray(window_start_s, dtype=np.float64)
     probs = np.asarray(p_ai, dtype=np.float64)
@@ -142,6 +145,10 @@ def timeline_figure(window_start_s: Sequence[float], p_ai: Sequence[float], *,
     # (overlapping windows then show as successive steps at their start times).
     order = np.argsort(starts, kind="stable")
     edges = np.append(starts[order], starts[order][-1] + window_s)
+    if duration_s is not None and np.isfinite(duration_s) and starts.max() < duration_s < edges[-1]:
+        # the seconds the recording has, as the report's coverage and map titles state them:
+        # an 8 s track's timeline ran to 10 s, the end of its one window (review of session 46)
+        edges[-1] = float(duration_s)
     silent = np.asarray(quiet, dtype=bool)
     if silent.shape != starts.shape:
         silent = np.zeros(starts.shape, dtype=bool)

@@ -42,7 +42,14 @@ def _timeline_png(track: Mapping) -> bytes | None:
         threshold=verdict.get("threshold"), band=verdict.get("band"),
         highlight_s=[e["window_start_s"] for e in track.get("explanations") or ()
                      if e.get("window_start_s") is not None],
-        quiet=timeline.get("quiet") or ())
+        quiet=timeline.get("quiet") or (),
+        duration_s=_duration(track))
+
+
+def _duration(track: Mapping) -> float | None:
+    inp = track.get("input") or {}
+    value = inp.get("decoded_duration_s", inp.get("duration_s"))
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def _analysis_time(track: Mapping) -> _dt.datetime | None:
