@@ -263,3 +263,14 @@ def test_a_short_tracks_timeline_ends_where_the_recording_does():
     track["explanations"] = []
     figures = render_track_report(track, {}, formats=("html",)).figures
     assert figures["timeline.png"] == drawn(8.0)
+
+
+def test_the_timelines_range_never_reads_a_window_as_certain_or_at_an_edge():
+    """"Across the 4 windows P(AI) ranges from 0.100 to 1.000" for a highest window of
+    0.9996; and a lowest of 0.4004 read "0.400", the edge where the rule says human."""
+    from musicbrain_cli.report.html import timeline_sentence
+
+    track = _at_the_edge(0.6)
+    track["timeline"]["p_ai"] = [0.4004, 0.7, 0.9996, 0.8]
+    said = timeline_sentence(track)
+    assert said.startswith("Across the 4 windows P(AI) ranges from 0.4004 to 0.9996;"), said

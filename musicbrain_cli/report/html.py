@@ -902,7 +902,8 @@ def timeline_sentence(track: Mapping) -> str | None:
                 f"{prob_beside(lo_p, *_band(verdict))} and {prob_beside(hi_p, *_band(verdict))}, "
                 f"{side}.")
     else:
-        text = (f"Across the {n} windows P(AI) ranges from {prob(lo_p)} to {prob(hi_p)}; "
+        text = (f"Across the {n} windows P(AI) ranges from {prob_beside(lo_p, *_band(verdict))} "
+                f"to {prob_beside(hi_p, *_band(verdict))}; "
                 f"{sum(1 for p in probs if p >= (_num(verdict.get('threshold')) or 0.5))} of "
                 "them lie at or above the decision threshold.")
     if n_quiet:
