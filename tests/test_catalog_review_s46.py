@@ -274,3 +274,24 @@ def test_the_timelines_range_never_reads_a_window_as_certain_or_at_an_edge():
     track["timeline"]["p_ai"] = [0.4004, 0.7, 0.9996, 0.8]
     said = timeline_sentence(track)
     assert said.startswith("Across the 4 windows P(AI) ranges from 0.4004 to 0.9996;"), said
+
+
+def test_the_timelines_window_labels_never_read_as_an_edge_or_certain(monkeypatch):
+    """The figure labels each of a few windows with its P(AI) at two decimals: a window of
+    0.597, inside the band 0.40-0.60, was labelled "0.60", its AI edge, and one of 0.9996
+    "1.00". They are now written as the rule's reasons write them (verdict.figures)."""
+    from matplotlib.axes import Axes
+
+    from musicbrain_cli.report.figures import timeline_figure
+
+    written = []
+    annotate = Axes.annotate
+
+    def spy(self, text, *args, **kwargs):
+        written.append(text)
+        return annotate(self, text, *args, **kwargs)
+
+    monkeypatch.setattr(Axes, "annotate", spy)
+    timeline_figure([0.0, 2.0, 4.0], [0.597, 0.9996, 0.2], window_s=4.0, threshold=0.5,
+                    band=(0.4, 0.6))
+    assert written == ["0.597", "0.9996", "0.20"]

@@ -160,13 +160,20 @@ def timeline_figure(window_start_s: Sequence[float], p_ai: Sequence[float], *,
     ax.stairs(judged, edges, color="#0072B2", lw=1.4, baseline=None,
               label="P(AI) per window")
     if starts.size <= 12:
-        # Few windows: mark each with its value, which a step of one colour cannot show.
+        # Few windows: mark each with its value, which a step of one colour cannot show; as
+        # the rule's reasons print it (verdict.figures): never as a band edge or threshold it
+        # is not (0.597 read "0.60" at the band's AI edge), never 1.00 below 1 (review of
+        # session 46)
+        from musicbrain_cli.verdict import figures
+
+        edges_of_rule = [float(e) for e in (*(band if band is not None else ()), threshold)
+                         if e is not None]
         centres = (edges[:-1] + edges[1:]) / 2     # the middle of each window's step
         ax.plot(centres, judged, "o", color="#0072B2", ms=3.5)
         for x, p in zip(centres, judged):
             if np.isnan(p):
                 continue
-            ax.annotate(f"{p:.2f}", (x, p), xytext=(0, 5 if p < 0.85 else -10),
+            ax.annotate(figures(p, *edges_of_rule)[0], (x, p), xytext=(0, 5 if p < 0.85 else -10),
                         textcoords="offset points", ha="center", fontsize=7, color="#0072B2")
     for i, start in enumerate(highlight_s):
         ax.axvspan(float(start), float(start) + window_s, color="#E69F00", alpha=0.15, lw=0,
