@@ -117,3 +117,13 @@ def test_check_domain_needs_every_check_to_pass():
     old = check_domain(stats, {"threshold": 100.0}, same_emb, spectral_profile(_map(rng, 5, tilt=0.0)))
     assert old["in_domain"] and [c["name"] for c in old["checks"]] == ["embedding"]
     assert check_domain(stats, {}, same_emb) == {"available": False}
+
+
+def test_a_score_just_past_its_limit_never_reads_as_the_limit():
+    """Review (session 46): a domain score of 0.5004 against its limit 0.5 read
+    "0.500 > threshold 0.500" in the verdict's reasons, a comparison that reads false."""
+    facts = {"checks": [{"description": "average spectrum", "in_domain": False,
+                         "score": 0.5004, "threshold": 0.5}]}
+    assert describe_failures(facts) == "average spectrum: 0.5004 > threshold 0.5000"
+    facts["checks"][0]["score"] = 0.73
+    assert describe_failures(facts) == "average spectrum: 0.730 > threshold 0.500"

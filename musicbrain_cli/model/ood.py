@@ -33,6 +33,7 @@ from typing import Mapping
 import numpy as np
 
 from musicbrain_cli.errors import ModelLoadError
+from musicbrain_cli.text import distinct_pair
 
 OOD_FILE = "ood.safetensors"
 DEFAULT_QUANTILE = 0.99
@@ -305,8 +306,8 @@ def describe_failures(facts: dict) -> str | None:
     failed = [r for r in facts.get("checks", []) if not r["in_domain"]]
     if not failed:
         return None
-    return "; ".join(f"{r['description']}: {r['score']:.3f} > threshold {r['threshold']:.3f}"
-                     for r in failed)
+    return "; ".join("{}: {} > threshold {}".format(r["description"], *distinct_pair(
+        float(r["score"]), float(r["threshold"]), decimals=3, most=6)) for r in failed)
 
 
 #: What the index and the report say in place of style labels for an out-of-domain track.
