@@ -926,6 +926,14 @@ def train(data_dir, config_path, nproc_per_node, nnodes, node_rank, rdzv_endpoin
         # before the data set is read or cached, which can take many minutes
         check_geometry(nproc_per_node=nproc_per_node, nnodes=nnodes, node_rank=node_rank,
                        rdzv_endpoint=rdzv_endpoint)
+        # a run folder that holds another run (or, resumed, none) is the caller's to fix,
+        # as refit-heads' and data merge's output folders are: status 2, before any work.
+        # Checked where the trainer checks it before writing: by the process that launches
+        # node 0's workers (under torchrun, or on another node, rank 0 may have written it)
+        from musicbrain_cli.training import distributed
+        from musicbrain_cli.training.trainer import check_out_dir
+        if node_rank == 0 and not distributed.launched_externally():
+            check_out_dir(Path(out_dir), resume=bool(resume_dir))
     try:
         summary = run_training(
             data_dir, out_dir, config=config, resume=bool(resume_dir), device=device,
@@ -1172,7 +1180,8 @@ def evaluate(data_dir, split, model_name, out_dir, explain_windows, n_figures, s
                              transforms, max_clips, update_card)
         return
     if (Path(out_dir) / "metrics.json").exists() and not overwrite:
-        _fail(f"{str(Path(out_dir) / 'metrics.json')!r} exists (use --overwrite to replace it)")
+        _fail(f"{str(Path(out_dir) / 'metrics.json')!r} exists (use --overwrite to replace it)",
+              EXIT_USAGE)
     from musicbrain_cli.evaluate.split import evaluate as run_evaluation
     from musicbrain_cli.model.inference import Detector
     from musicbrain_cli.progress import RichProgress
@@ -1218,7 +1227,8 @@ def _evaluate_robustness(data_dir, split, model_name, out_dir, device, overwrite
     from musicbrain_cli.evaluate.robustness import ROBUSTNESS_JSON
 
     if (Path(out_dir) / ROBUSTNESS_JSON).exists() and not overwrite:
-        _fail(f"{str(Path(out_dir) / ROBUSTNESS_JSON)!r} exists (use --overwrite to replace it)")
+        _fail(f"{str(Path(out_dir) / ROBUSTNESS_JSON)!r} exists (use --overwrite to replace it)",
+              EXIT_USAGE)
     from musicbrain_cli.model.inference import Detector
     from musicbrain_cli.progress import RichProgress
     from musicbrain_cli.evaluate.robustness import evaluate_robustness, update_card as store, write_robustness

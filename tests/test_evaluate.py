@@ -206,7 +206,7 @@ def test_cli_evaluate(setup, tmp_path):
     assert result.exit_code == 0, result.output
     assert json.loads((out / "metrics.json").read_text())["clips_scored"] == 4
     again = CliRunner().invoke(main, args)
-    assert again.exit_code == 1 and "exists" in again.output
+    assert again.exit_code == 2 and "exists" in again.output
     cell = args[:-6] + ["--explain-windows", "1", "--figures", "0", "--no-occlusion",
                         "--cam-weighting", "cell", "--cam-refine", "gradient-input",
                         "--event-clips", "1", "--overwrite", "--device", "cpu"]

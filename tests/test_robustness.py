@@ -320,7 +320,7 @@ def test_cli_evaluate_robustness(dataset_root, model_copy, tmp_path):
     assert card["robustness"][0]["measured_on"]["data_set"] == str(dataset_root.resolve())
     assert "Gain +6 dB" in res.output
     res = CliRunner().invoke(main, args)                         # no silent overwrite
-    assert res.exit_code == 1 and "exists" in res.output
+    assert res.exit_code == 2 and "exists" in res.output
 
 
 def test_hard_clipping_drives_the_peak_over_full_scale_and_cuts_it():

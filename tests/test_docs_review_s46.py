@@ -1,0 +1,39 @@
+"""Review of session 46 (docs and CLI): what the README and --help promise a user, held to
+the commands' behaviour."""
+
+from click.testing import CliRunner
+
+from musicbrain_cli.cli import EXIT_USAGE, main
+
+
+def test_an_output_folder_holding_earlier_results_is_a_usage_error_exit_2(tmp_path):
+    """An output folder the command refuses to overwrite is the caller's to fix (choose
+    another, or --overwrite / --resume), as refit-heads' and data merge's are: exit status 2,
+    not 1, which says that an operation was tried and failed. train and evaluate said 1."""
+    data = tmp_path / "data"
+    data.mkdir()
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "notes.txt").write_text("another run's file\n")
+    res = CliRunner().invoke(main, ["train", "--data", str(data), "-o", str(run)])
+    assert res.exit_code == EXIT_USAGE, res.output
+    assert "not empty" in res.output and "Traceback" not in res.output
+    assert sorted(p.name for p in run.iterdir()) == ["notes.txt"]
+
+    # --resume of a folder holding no checkpoint: nothing to resume, the caller's to fix
+    res = CliRunner().invoke(main, ["train", "--data", str(data), "--resume", str(run)])
+    assert res.exit_code == EXIT_USAGE, res.output
+    assert "cannot resume" in res.output
+
+    out = tmp_path / "eval"
+    out.mkdir()
+    (out / "metrics.json").write_text("{}\n")
+    res = CliRunner().invoke(main, ["evaluate", "--data", str(data), "-o", str(out)])
+    assert res.exit_code == EXIT_USAGE, res.output
+    assert "--overwrite" in res.output
+    assert (out / "metrics.json").read_text() == "{}\n"
+
+    (out / "robustness.json").write_text("{}\n")
+    res = CliRunner().invoke(main, ["evaluate", "--data", str(data), "-o", str(out), "--robustness"])
+    assert res.exit_code == EXIT_USAGE, res.output
+    assert "--overwrite" in res.output
