@@ -549,8 +549,12 @@ def verify(paths, audio, keys_dir, trust_store, reproduce, model_name, trust_anc
     if audio and catalogs:
         _fail(f"--audio names one recording, but {catalogs[0]!r} is a scan's catalog folder: "
               "verify the track folder of that recording instead", EXIT_USAGE)
-    trusted = (load_trusted(Path(keys_dir)) if keys_dir else
-               load_trust_store(Path(trust_store) if trust_store else None))
+    # A --keys folder that holds no key, or a trust store that is none (or that others can
+    # write), verifies nothing: the caller's to fix, status 2, never the 1 of INVALID or
+    # UNTRUSTED, which would read as a finding about the reports (README, verify's exit codes)
+    with _usage_errors():
+        trusted = (load_trusted(Path(keys_dir)) if keys_dir else
+                   load_trust_store(Path(trust_store) if trust_store else None))
     invalid = 0
     for path in paths:
         try:

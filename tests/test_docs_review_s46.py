@@ -37,3 +37,25 @@ def test_an_output_folder_holding_earlier_results_is_a_usage_error_exit_2(tmp_pa
     res = CliRunner().invoke(main, ["evaluate", "--data", str(data), "-o", str(out), "--robustness"])
     assert res.exit_code == EXIT_USAGE, res.output
     assert "--overwrite" in res.output
+
+
+def test_verify_with_a_key_folder_or_trust_store_that_is_none_is_a_usage_error(tmp_path,
+                                                                             monkeypatch):
+    """The README: verify exits 1 for INVALID or UNTRUSTED reports, 2 on usage errors. A
+    --keys folder holding no key, or a trust store that is not one, verified nothing; it
+    exited 1, which a script reads as 'the report failed verification'."""
+    monkeypatch.setenv("MUSICBRAIN_TRUST_STORE", str(tmp_path / "none-yet.json"))
+    report = tmp_path / "report"
+    report.mkdir()
+    empty = tmp_path / "keys"
+    empty.mkdir()
+    res = CliRunner().invoke(main, ["verify", str(report), "--keys", str(empty)])
+    assert res.exit_code == EXIT_USAGE, res.output
+    assert "no public key" in res.output and "INVALID" not in res.output
+
+    store = tmp_path / "store.json"
+    store.write_text("not a trust store\n")
+    store.chmod(0o600)
+    res = CliRunner().invoke(main, ["verify", str(report), "--trust-store", str(store)])
+    assert res.exit_code == EXIT_USAGE, res.output
+    assert "trust store" in res.output and "INVALID" not in res.output
