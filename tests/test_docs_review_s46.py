@@ -59,3 +59,50 @@ def test_verify_with_a_key_folder_or_trust_store_that_is_none_is_a_usage_error(t
     res = CliRunner().invoke(main, ["verify", str(report), "--trust-store", str(store)])
     assert res.exit_code == EXIT_USAGE, res.output
     assert "trust store" in res.output and "INVALID" not in res.output
+
+
+def test_a_file_of_a_report_folder_under_reproduce_gets_the_folders_pdf_layout_check(tmp_path):
+    """The README: a file of a report folder (its report.html) is verified with its folder,
+    and --reproduce lays each PDF out again, so a page replaced before signing is found;
+    "nothing is VALID for a check it was asked for and could not make". Given report.html
+    instead of the folder, the layout check was never made: a PDF laid out from other text
+    under the honest /ID, signed and sealed, verified VALID under --reproduce."""
+    import hashlib
+    import json
+    from importlib.metadata import version
+
+    import numpy as np
+
+    from musicbrain_cli.report import init_keys, verify_path, write_manifest, write_track_report
+    from musicbrain_cli.report._io import sha256_file
+    from musicbrain_cli.report.pdf import html_to_pdf
+    from musicbrain_cli.report.schema import example_track
+    from musicbrain_cli.report.signing import sign_pdf
+    from musicbrain_cli.report.writer import _analysis_time
+
+    keys = init_keys(tmp_path / "keys")
+    audio = tmp_path / "take.flac"
+    audio.write_bytes(np.random.default_rng(3).integers(0, 256, 2048, dtype=np.uint8).tobytes())
+    track = example_track(n_windows=2, file_name=audio.name, sha256=sha256_file(audio))
+    track["explanations"] = []
+    track["software"]["weasyprint"] = version("weasyprint")      # as a scan records it
+    folder = tmp_path / "report"
+    write_track_report(track, {}, folder, formats=("pdf", "html", "json"), keys=keys)
+    write_manifest(folder, audio, track["model"]["weights_sha256"], keys)
+
+    honest = verify_path(folder / "report.html", audio=audio, trusted=keys.public(),
+                         relay_pdf=True)
+    assert honest.ok, honest.checks
+    assert [c.status for c in honest.checks if c.name == "layout report.pdf"] == ["pass"]
+
+    html = (folder / "report.html").read_text(encoding="utf-8")
+    other = html_to_pdf(html.replace("</body>", "<p>AI GENERATED</p></body>"),
+                        identifier=hashlib.sha256(html.encode()).digest()[:16],
+                        source_date=_analysis_time(json.loads((folder / "result.json").read_text())))
+    (folder / "report.pdf").write_bytes(sign_pdf(other, keys))
+    write_manifest(folder, audio, track["model"]["weights_sha256"], keys)
+    forged = verify_path(folder / "report.html", audio=audio, trusted=keys.public(),
+                         relay_pdf=True)
+    assert not forged.ok
+    assert "layout report.pdf" in {c.name for c in forged.failures}, forged.checks
+

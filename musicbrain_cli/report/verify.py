@@ -131,8 +131,10 @@ def verify_path(path: Path, *, audio: Path | None = None, trusted: Trust = None,
         if home is not None:
             # a file of a report folder (report.html, result.json, a figure, the manifest):
             # the folder's signed manifest is what vouches for it, so the folder is verified
-            # and the result says so
-            folder = verify_report_folder(home, audio=audio, trusted=trusted)
+            # and the result says so, with every check the folder would get (under
+            # --reproduce its PDFs are laid out again: a check asked for is never skipped)
+            folder = verify_report_folder(home, audio=audio, trusted=trusted,
+                                          relay_pdf=relay_pdf)
             rel = path.relative_to(home).as_posix()
             listed = rel in (MANIFEST_NAME, SIGNATURE_NAME) or any(
                 c.name == f"file {rel}" for c in folder.checks)
