@@ -622,7 +622,10 @@ def _verify_one(path, *, catalogs, audio, trusted, reproduce, model_name, trust_
     # a file of a report folder (its report.html, result.json) is verified with its folder,
     # and so is it reproduced; a PDF is verified on its own (review of session 45: the
     # README's "verified with its folder" held for every file but under --reproduce)
+    # the folder verify_path verified: a file of a report folder at any depth (a figure in
+    # figures/) is reproduced with its report folder, not with the folder it sits in
     folder = (Path(path) if Path(path).is_dir() else
+              Path(result.path) if Path(result.path).is_dir() else
               Path(path).parent if not str(path).lower().endswith(".pdf") else None)
     if reproduce and folder is None:
         # never VALID for a check that was asked for and not made

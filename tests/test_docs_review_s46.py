@@ -106,3 +106,24 @@ def test_a_file_of_a_report_folder_under_reproduce_gets_the_folders_pdf_layout_c
     assert not forged.ok
     assert "layout report.pdf" in {c.name for c in forged.failures}, forged.checks
 
+
+def test_verify_reproduce_of_a_figure_reproduces_its_report_folder(tmp_path, tiny_model_dir):
+    """A file of a report folder at any depth is verified with its folder (verify prints so
+    for figures/timeline.png); under --reproduce the CLI re-ran the analysis of the folder
+    the file sits in, figures/, found no result.json there and called a genuine report
+    INVALID."""
+    from conftest import SR, make_tone
+    from musicbrain_cli.audio.encode import encode_audio
+    from musicbrain_cli.model.inference import Detector
+    from musicbrain_cli.scan.batch import ScanOptions, scan
+
+    audio = tmp_path / "x.flac"
+    encode_audio(audio, make_tone(6.0, 247.0), SR)
+    det = Detector.from_pretrained(tiny_model_dir, device="cpu")
+    scan([audio], tmp_path / "out", det, options=ScanOptions(formats=("html",)))
+    (folder,) = [p for p in (tmp_path / "out").iterdir() if p.is_dir()]
+    (figure,) = sorted((folder / "figures").glob("timeline*.png"))
+    res = CliRunner().invoke(main, ["verify", str(figure), "--audio", str(audio), "--reproduce",
+                                    "--model", str(tiny_model_dir)])
+    assert "cannot read the recorded result" not in res.output, res.output
+    assert "reproduce: every figure of the report came out the same" in res.output, res.output
