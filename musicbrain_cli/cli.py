@@ -749,6 +749,10 @@ def keys_init(directory, force, untrust_replaced, common_name, organization, day
     if (common_name or organization) and (pkcs12_file or cert_file):
         raise click.UsageError("--name/--org name a new self-signed certificate; a given "
                                "certificate already has its subject")
+    if days is not None and (pkcs12_file or cert_file):
+        # it would be ignored: the validity printed on a given certificate is its own
+        raise click.UsageError("--days sets the validity of a new self-signed certificate; a "
+                               "given certificate already has its own")
     if untrust_replaced and not force:
         raise click.UsageError("--untrust-replaced goes with --force (there is nothing to "
                                "replace without it)")

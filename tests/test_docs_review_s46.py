@@ -127,3 +127,21 @@ def test_verify_reproduce_of_a_figure_reproduces_its_report_folder(tmp_path, tin
                                     "--model", str(tiny_model_dir)])
     assert "cannot read the recorded result" not in res.output, res.output
     assert "reproduce: every figure of the report came out the same" in res.output, res.output
+
+
+def test_keys_init_refuses_days_for_a_certificate_it_does_not_make(tmp_path, monkeypatch):
+    """README: '--days N sets the certificate's validity'. With --cert/--cert-key (or
+    --pkcs12) the given certificate keeps its own validity, and --days was silently
+    ignored (a 30-day request gave keys valid ten years). Like --name/--org, it is refused."""
+    from musicbrain_cli.report import init_keys
+
+    monkeypatch.setenv("MUSICBRAIN_TRUST_STORE", str(tmp_path / "store" / "trusted.json"))
+    given = init_keys(tmp_path / "given")
+    res = CliRunner().invoke(main, ["keys", "init", str(tmp_path / "new"), "--days", "30",
+                                    "--cert", str(given.directory / "pdf_signer.cert.pem"),
+                                    "--cert-key", str(given.directory / "pdf_signer.key.pem")])
+    assert res.exit_code == EXIT_USAGE, res.output
+    assert "--days" in res.output
+    assert not (tmp_path / "new").exists()
+    made = CliRunner().invoke(main, ["keys", "init", str(tmp_path / "own"), "--days", "30"])
+    assert made.exit_code == 0, made.output
