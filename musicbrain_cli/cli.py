@@ -371,6 +371,8 @@ def scan(inputs, paths_from, output, report_format, model_name, device, jobs, ke
             check_output(Path(output), None)
     if unsigned and passphrase_env:
         _fail("--passphrase-env unlocks signing keys; --unsigned uses none", EXIT_USAGE)
+    if unsigned and key_dir:
+        _fail("--keys names the signing keys; --unsigned uses none", EXIT_USAGE)
     keys, key_folder = (None, None) if unsigned else _scan_keys(key_dir,
                                                                 _env_secret(passphrase_env))
     command_line = ["musicbrain", *sys.argv[1:]]

@@ -145,3 +145,16 @@ def test_keys_init_refuses_days_for_a_certificate_it_does_not_make(tmp_path, mon
     assert not (tmp_path / "new").exists()
     made = CliRunner().invoke(main, ["keys", "init", str(tmp_path / "own"), "--days", "30"])
     assert made.exit_code == 0, made.output
+
+
+def test_scan_refuses_a_key_folder_it_would_not_use(tmp_path):
+    """Every option a scan is given is used (its --tsa and --passphrase-env checks say so):
+    '--keys DIR --unsigned' wrote unsigned reports and never looked at DIR, without a word;
+    an examiner who named their key folder believed the reports signed."""
+    audio_dir = tmp_path / "in"
+    audio_dir.mkdir()
+    res = CliRunner().invoke(main, ["scan", str(audio_dir), "-o", str(tmp_path / "out"),
+                                    "--unsigned", "--keys", str(tmp_path / "keys")])
+    assert res.exit_code == EXIT_USAGE, res.output
+    assert "--keys" in res.output and "--unsigned" in res.output
+    assert not (tmp_path / "out").exists()
