@@ -1478,7 +1478,8 @@ def data_cache(dataset, model_config, output, device) -> None:
 @click.option("--retrain-generators", is_flag=True,
               help="Retrain the shipped generators (into the package assets) before building.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
-              help="Parsed-score cache (default: ~/.cache/musicbrain/reference-scores).")
+              help="Parsed-score cache (default: $XDG_CACHE_HOME/musicbrain/reference-scores, "
+                   "~/.cache when unset).")
 @click.option("--musicnet", type=click.Path(exists=True, file_okay=False), default=None,
               help="MusicNet tree whose score MIDIs join the human side (default: "
                    "../shared/data/musicnet beside the working folder or the checkout, "
