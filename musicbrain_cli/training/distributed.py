@@ -12,7 +12,8 @@ Processes are started in one of two ways, and the worker cannot tell them apart:
 - by an external ``torchrun``; the worker then finds ``RANK``/``WORLD_SIZE``/``LOCAL_RANK``
   in its environment (:func:`env_info`) and :func:`launched_externally` is true.
 
-Backends: NCCL for CUDA, gloo for CPU (the only two this project supports).
+Backends: NCCL for CUDA tensors, gloo for CPU tensors (on a GPU run both, :func:`backend_for`;
+the only two this project supports).
 """
 
 from __future__ import annotations
@@ -73,7 +74,13 @@ def launched_externally() -> bool:
 
 
 def backend_for(device: torch.device) -> str:
-    return "nccl" if device.type == "cuda" else "gloo"
+    """The process group's backend: gloo on the CPU; on GPUs NCCL for CUDA tensors *and*
+    gloo for CPU ones. NCCL carries CUDA tensors only (torch's
+    ``Backend.backend_capability``), and the trainer also reduces small CPU tensors (each
+    micro-batch's count of known labels, the epoch's running sums): under NCCL alone every
+    multi-GPU run failed at its first step with "No backend type associated with device
+    type cpu". Object collectives and barriers then go over gloo as well."""
+    return "cpu:gloo,cuda:nccl" if device.type == "cuda" else "gloo"
 
 
 def init(device: torch.device, *, timeout: timedelta = DEFAULT_TIMEOUT) -> DistInfo:

@@ -1,0 +1,61 @@
+"""Defects a review of training, its distributed path and its mixed precision reproduced
+(session 46): tiny synthetic runs on the CPU, gloo where two processes are needed."""
+
+import json
+
+import pytest
+import torch
+import torch.distributed as dist
+
+from musicbrain_cli.training import distributed as D
+from musicbrain_cli.training import trainer as T
+from musicbrain_cli.training.config import TINY_CONFIG, load_config
+
+SRC = T.SyntheticSource(n_train=8, n_val=4)
+
+
+def tiny(**train):
+    return load_config(TINY_CONFIG, overrides={"train": train})
+
+
+def _group_devices(backend: str) -> set[str]:
+    """The device types whose tensors a process group made with ``backend`` carries (torch's
+    own reading of the string: a bare "nccl" serves CUDA tensors only)."""
+    from torch.distributed.distributed_c10d import BackendConfig
+
+    return set(BackendConfig(backend).get_device_backend_map())
+
+
+def test_a_gpu_runs_process_group_reduces_the_trainers_cpu_tensors(tmp_path):
+    """The trainer all-reduces CPU tensors (each micro-batch's count of known labels, the
+    epoch's running sums). A GPU run joined a bare NCCL group, which carries CUDA tensors
+    only: every multi-GPU run (the client's two RTX 5000) failed at its first step with "No
+    backend type associated with device type cpu". NCCL cannot be built without a GPU, so
+    the group here serves the same device types with gloo standing in for NCCL."""
+    backend = D.backend_for(torch.device("cuda", 0))
+    devices = _group_devices(backend)
+    assert "cuda" in devices and "cpu" in devices
+    stand_in = ",".join(f"{d}:gloo" for d in sorted(devices))
+    dist.init_process_group(stand_in, init_method=f"file://{tmp_path / 'store'}", rank=0,
+                            world_size=1)
+    try:
+        assert D.is_distributed()
+        known = D.all_reduce_sum(torch.tensor([3.0], dtype=torch.float64))
+        assert known.tolist() == [3.0]
+        assert D.all_gather_object({"rank": 0}) == [{"rank": 0}]
+        D.barrier()
+    finally:
+        dist.destroy_process_group()
+    assert _group_devices(D.backend_for(torch.device("cpu"))) >= {"cpu"}
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_the_gpu_process_group_reduces_cpu_tensors_on_a_gpu(tmp_path):
+    dist.init_process_group(D.backend_for(torch.device("cuda", 0)),
+                            init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        assert D.all_reduce_sum(torch.tensor([3.0], dtype=torch.float64)).tolist() == [3.0]
+        assert D.all_reduce_sum(torch.ones(2, device="cuda")).tolist() == [1.0, 1.0]
+    finally:
+        dist.destroy_process_group()
