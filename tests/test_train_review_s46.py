@@ -59,3 +59,29 @@ def test_the_gpu_process_group_reduces_cpu_tensors_on_a_gpu(tmp_path):
         assert D.all_reduce_sum(torch.ones(2, device="cuda")).tolist() == [1.0, 1.0]
     finally:
         dist.destroy_process_group()
+
+
+def test_a_run_stopped_between_its_last_checkpoint_and_its_logs_logs_every_epoch(tmp_path,
+                                                                                 monkeypatch):
+    """An epoch end writes the checkpoint, then metrics.jsonl/csv. Stopped in between at the
+    last epoch, the resume had no epoch left to train, so it exported the model and never
+    wrote the logs again: they lacked the final epoch without a word."""
+    out = tmp_path / "run"
+    real = T.write_metric_logs
+
+    def killed_at_the_last_epochs_logs(out_dir, history, labels):
+        if len(history) == 2:
+            raise KeyboardInterrupt
+        real(out_dir, history, labels)
+
+    monkeypatch.setattr(T, "write_metric_logs", killed_at_the_last_epochs_logs)
+    with pytest.raises(KeyboardInterrupt):
+        T.train(SRC, out, config=tiny(epochs=2), device="cpu")
+    monkeypatch.setattr(T, "write_metric_logs", real)
+    _, meta = T.read_state(out / "checkpoints" / "last.safetensors")
+    assert meta["epoch"] == 2
+    T.train(SRC, out, resume=True, device="cpu", export=False)
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert rows == json.loads(T.dumps(meta["history"]))
+    assert len((out / "metrics.csv").read_text().splitlines()) == 3

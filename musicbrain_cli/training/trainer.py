@@ -732,6 +732,11 @@ def run_worker(request: TrainRequest) -> dict | None:
             load_training_state(run, last)
         if D.is_primary():      # a resume may train longer: the record says what ran
             write_resolved_config(run.out_dir, run.config)
+            if request.resume:
+                # the logs follow the checkpoint at an epoch end: a run stopped in between
+                # holds an epoch its logs lack, and a resume with no epoch left to train (the
+                # last one's) never wrote them again
+                write_metric_logs(run.out_dir, run.history, run.taxonomy.labels)
         if D.is_primary():
             run.tb = _tensorboard(run.out_dir)
         try:
