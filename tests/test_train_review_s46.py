@@ -85,3 +85,17 @@ def test_a_run_stopped_between_its_last_checkpoint_and_its_logs_logs_every_epoch
     assert [r["epoch"] for r in rows] == [1, 2]
     assert rows == json.loads(T.dumps(meta["history"]))
     assert len((out / "metrics.csv").read_text().splitlines()) == 3
+
+
+def test_a_failed_worker_is_quoted_in_one_line_without_its_traceback(tmp_path):
+    """A worker's error reached the user as torch elastic's record of it, a dict holding the
+    message and the whole Python traceback (escaped newlines and all) on one line."""
+    from musicbrain_cli.errors import TrainingError
+
+    with pytest.raises(TrainingError) as info:
+        T.train(T.SyntheticSource(n_train=8, n_val=0), tmp_path / "run", config=tiny(),
+                device="cpu", nproc_per_node=2, export=False)
+    message = str(info.value)
+    assert message.startswith("a training worker failed: rank ")
+    assert message.endswith("TrainingError: empty split: 8 training and 0 validation windows")
+    assert "Traceback" not in message and "py_callstack" not in message

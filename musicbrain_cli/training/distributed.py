@@ -229,7 +229,16 @@ def launch(entrypoint: Callable[..., Any], *args: Any, nproc_per_node: int, nnod
     try:
         return elastic_launch(config, entrypoint)(*args)
     except ChildFailedError as exc:
-        failures = "; ".join(
-            f"rank {r}: {f.message or f'exit code {f.exitcode}'}" for r, f in exc.failures.items()
-        )
+        failures = "; ".join(f"rank {r}: {_failure_text(f)}" for r, f in exc.failures.items())
         raise TrainingError(f"a training worker failed: {failures}") from exc
+
+
+def _failure_text(failure: Any) -> str:
+    """What a failed worker raised, in one line. A worker run under torch elastic's ``record``
+    stores its error as ``{"message": "TrainingError: ...", "extraInfo": {"py_callstack":
+    <the traceback>, ...}}``; quoted whole, the user's one-line error was that dict with the
+    Python traceback inside it (the traceback is on stderr already, from the launcher)."""
+    message = failure.message
+    if isinstance(message, dict):
+        message = message.get("message")
+    return str(message) if message else f"exit code {failure.exitcode}"
