@@ -936,6 +936,9 @@ def train(data_dir, config_path, nproc_per_node, nnodes, node_rank, rdzv_endpoin
             from musicbrain_cli.model.checkpoint import resolve_model
             resolve_model(init_from)
         config = load_config(config_path, overrides=overrides) if config_path or init_from else None
+        if config is not None:        # its precision on this device (bf16 on Turing...)
+            from musicbrain_cli.training.objective import resolve_device, resolve_precision
+            resolve_precision(config.train.precision, resolve_device(device))
         # before the data set is read or cached, which can take many minutes
         check_geometry(nproc_per_node=nproc_per_node, nnodes=nnodes, node_rank=node_rank,
                        rdzv_endpoint=rdzv_endpoint)

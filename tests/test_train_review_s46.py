@@ -99,3 +99,36 @@ def test_a_failed_worker_is_quoted_in_one_line_without_its_traceback(tmp_path):
     assert message.startswith("a training worker failed: rank ")
     assert message.endswith("TrainingError: empty split: 8 training and 0 validation windows")
     assert "Traceback" not in message and "py_callstack" not in message
+
+
+class _Prepared(T.SyntheticSource):
+    """A source that says when its (feature-cache-building) prepare step ran."""
+
+    calls: list = []
+
+    def prepare(self, **kwargs):
+        self.calls.append("prepared")
+
+
+def test_a_precision_the_device_lacks_is_refused_before_the_cache_is_built(tmp_path):
+    """bf16 on a card without it (the client's Turing RTX 5000s) or fp16 on the CPU was
+    refused only by each worker's setup, after the feature cache had been built (minutes to
+    hours); from the command it then exited 1, not 2 as for any other recipe error."""
+    from click.testing import CliRunner
+
+    from musicbrain_cli.cli import main
+    from musicbrain_cli.errors import ConfigError
+
+    _Prepared.calls.clear()
+    with pytest.raises(ConfigError, match="fp16 needs a CUDA device"):
+        T.train(_Prepared(), tmp_path / "run", config=tiny(precision="fp16"), device="cpu")
+    assert _Prepared.calls == []
+    recipe = tmp_path / "fp16.yaml"
+    recipe.write_text("train: {precision: fp16}\n")
+    (tmp_path / "ds").mkdir()
+    result = CliRunner().invoke(main, ["train", "--data", str(tmp_path / "ds"), "--config",
+                                       str(recipe), "--device", "cpu", "-o",
+                                       str(tmp_path / "cli-run")])
+    assert result.exit_code == 2, result.output
+    assert "fp16 needs a CUDA device" in result.output
+    assert not (tmp_path / "cli-run").exists()

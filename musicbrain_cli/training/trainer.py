@@ -887,6 +887,11 @@ def _train(data: str | Path | DataSource, out: Path, *, config: TrainConfig | No
         from musicbrain_cli.training.config import load_config
 
         config = load_config()
+    dev = resolve_device(device)
+    # The recipe's precision on this device (bf16 on a card without it, the client's Turing
+    # RTX 5000s; fp16 on the CPU), before the feature cache is built (minutes to hours) and
+    # workers start: it was refused only by each worker, after both.
+    resolve_precision(config.train.precision, dev)
     source = as_source(data, config)
     request = TrainRequest(source=source, out_dir=str(out), config=config.to_dict(),
                            resume=resume, device=device, progress=progress, export=export)
@@ -894,7 +899,6 @@ def _train(data: str | Path | DataSource, out: Path, *, config: TrainConfig | No
         return run_worker(request)
     if not resume:
         check_out_dir(out, resume=False)
-    dev = resolve_device(device)
     if nproc_per_node is None:
         nproc_per_node = torch.cuda.device_count() if dev.type == "cuda" else 1
     config.micro_batch(nproc_per_node * nnodes)   # fail before launching anything
