@@ -132,3 +132,46 @@ def test_a_precision_the_device_lacks_is_refused_before_the_cache_is_built(tmp_p
     assert result.exit_code == 2, result.output
     assert "fp16 needs a CUDA device" in result.output
     assert not (tmp_path / "cli-run").exists()
+
+
+def test_ctrl_c_during_a_multi_process_run_is_a_keyboard_interrupt(tmp_path):
+    """torch elastic's launcher turns SIGINT in the launching process into its own
+    SignalException and leaves its handler installed: `musicbrain train --nproc-per-node 2`
+    stopped with Ctrl-C ended in a traceback instead of "interrupted; ... --resume ...", and
+    a Ctrl-C after the run (during finalize) did the same."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+    import time
+
+    run = tmp_path / "run"
+    script = tmp_path / "job.py"
+    script.write_text(textwrap.dedent(f"""
+        import signal
+        from musicbrain_cli.training import trainer as T
+        from musicbrain_cli.training.config import TINY_CONFIG, load_config
+        if __name__ == "__main__":
+            cfg = load_config(TINY_CONFIG, overrides={{"train": {{"epochs": 100}}}})
+            try:
+                T.train(T.SyntheticSource(n_train=8, n_val=4), {str(run)!r}, config=cfg,
+                        device="cpu", nproc_per_node=2, export=False)
+            except BaseException as exc:
+                print("raised", type(exc).__name__, flush=True)
+            print("handler", signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+    """))
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        started = time.monotonic()
+        while not (run / "metrics.jsonl").exists():        # the workers are training
+            assert proc.poll() is None and time.monotonic() - started < 120
+            time.sleep(0.1)
+        os.kill(proc.pid, signal.SIGINT)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert out.split() == ["raised", "KeyboardInterrupt", "handler", "True"], out

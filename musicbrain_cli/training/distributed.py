@@ -19,6 +19,8 @@ the only two this project supports).
 from __future__ import annotations
 
 import os
+import signal
+import threading
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -209,6 +211,7 @@ def launch(entrypoint: Callable[..., Any], *args: Any, nproc_per_node: int, nnod
     ``OMP_NUM_THREADS`` defaults to cores / local workers (torchrun sets 1, which starves
     CPU training on small machines).
     """
+    from torch.distributed.elastic.multiprocessing import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
@@ -226,11 +229,42 @@ def launch(entrypoint: Callable[..., Any], *args: Any, nproc_per_node: int, nnod
         rdzv_backend=backend, rdzv_endpoint=endpoint, rdzv_configs=configs,
         max_restarts=max_restarts, start_method="spawn",
     )
+    # torch elastic installs its own handlers for these signals in this process (they raise
+    # its SignalException) and never puts the caller's back: Ctrl-C then reached the command
+    # as that exception (a traceback, no "interrupted" and no resume hint), during the run
+    # and in whatever the process did afterwards (finalize).
+    saved = _signal_handlers()
     try:
         return elastic_launch(config, entrypoint)(*args)
     except ChildFailedError as exc:
         failures = "; ".join(f"rank {r}: {_failure_text(f)}" for r, f in exc.failures.items())
         raise TrainingError(f"a training worker failed: {failures}") from exc
+    except SignalException as exc:
+        # the launcher has stopped the workers; Ctrl-C is a KeyboardInterrupt as everywhere
+        if exc.sigval == signal.SIGINT:
+            raise KeyboardInterrupt from exc
+        raise TrainingError(f"training was stopped by {exc.sigval.name}") from exc
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+
+
+#: The signals torch elastic's launcher handles in the launching process (its default
+#: ``TORCHELASTIC_SIGNALS_TO_HANDLE``).
+_LAUNCHER_SIGNALS = ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT")
+
+
+def _signal_handlers() -> dict:
+    """This process's Python handlers of :data:`_LAUNCHER_SIGNALS` (none off the main thread,
+    where the launcher installs none either)."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    out = {}
+    for name in _LAUNCHER_SIGNALS:
+        sig = getattr(signal, name, None)
+        if sig is not None and signal.getsignal(sig) is not None:
+            out[sig] = signal.getsignal(sig)
+    return out
 
 
 def _failure_text(failure: Any) -> str:
