@@ -276,7 +276,11 @@ def _setup(request: TrainRequest, info: D.DistInfo) -> _Run:
     precision = resolve_precision(config.train.precision, device)
     if config.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS determinism
-        torch.use_deterministic_algorithms(True)
+        # On CUDA, the backward of the fusion's bilinear resize (and of adaptive pooling) has
+        # no deterministic kernel: torch raises at the first step unless told to warn. So a
+        # GPU run uses deterministic kernels where torch has them and warns where it has
+        # none; bit-exact resume is a CPU promise (README, "train").
+        torch.use_deterministic_algorithms(True, warn_only=device.type == "cuda")
         torch.backends.cudnn.benchmark = False
     source = request.source
     taxonomy = source.taxonomy()
@@ -820,12 +824,13 @@ def _preserve_process_state() -> Iterator[None]:
     """An in-process run must not leave the caller's RNGs or torch flags changed."""
     rng = capture_rng()
     deterministic = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
     threads = torch.get_num_threads()
     try:
         yield
     finally:
         restore_rng(*rng)
-        torch.use_deterministic_algorithms(deterministic)
+        torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
         torch.set_num_threads(threads)
 
 
