@@ -259,3 +259,58 @@ def test_a_length_ffmpeg_estimated_is_not_labelled_the_headers_in_the_report(tmp
     stated = intake.probe(wav)
     assert stated.duration_stated is True
     assert "Duration (header)" in dict(_integrity({"input": stated.to_dict()}))
+
+
+def _aiff(path: Path, y, rate: int, codec: str = "pcm_s16be", fmt: str = "aiff") -> None:
+    """``y`` (mono float in [-1, 1]) written by FFmpeg's AIFF muxer."""
+    from fractions import Fraction
+
+    import av
+    import numpy as np
+
+    with av.open(str(path), "w", format=fmt) as out:
+        st = out.add_stream(codec, rate=rate, layout="mono")
+        fr = av.AudioFrame.from_ndarray((y[None, :] * 32767).astype(np.int16), format="s16",
+                                        layout="mono")
+        fr.sample_rate, fr.pts, fr.time_base = rate, 0, Fraction(1, rate)
+        for packet in st.encode(fr):
+            out.mux(packet)
+        for packet in st.encode(None):
+            out.mux(packet)
+
+
+@pytest.mark.parametrize("isolate", [False, True])
+def test_an_aiff_with_audio_after_its_form_is_not_called_whole(tmp_path, isolate):
+    """As a WAV's: FFmpeg reads an AIFF's sound data only as far as its COMM chunk's frame
+    count, so two AIFFs joined (`cat a.aiff b.aiff`) were judged on the first 4 s of 24 and
+    read "100 % decoded". The AIFF's own claim now counts the audio appended after its FORM;
+    an appended ID3v1 tag or zero padding is no audio, and 24-bit and AIFF-C files read whole."""
+    import numpy as np
+
+    from musicbrain_cli.audio import intake
+    from musicbrain_cli.errors import CorruptAudioError
+
+    rng = np.random.default_rng(4)
+    one, two = tmp_path / "one.aiff", tmp_path / "two.aiff"
+    _aiff(one, rng.standard_normal(SR * 4) * 0.1, SR)
+    _aiff(two, rng.standard_normal(SR * 20) * 0.1, SR)
+    joined = tmp_path / "joined.aiff"
+    joined.write_bytes(one.read_bytes() + two.read_bytes())
+    with pytest.raises(CorruptAudioError) as err:
+        with intake.stream(joined, isolate=isolate) as s:
+            list(s)
+    assert err.value.share_decoded == pytest.approx(4 / 24, abs=0.01)
+
+    for name, data in (("tag", one.read_bytes() + b"TAG" + bytes(125)),
+                       ("zeros", one.read_bytes() + bytes(300_000))):
+        path = tmp_path / f"{name}.aiff"
+        path.write_bytes(data)
+        with intake.stream(path, isolate=isolate) as s:
+            n = sum(block.size for block in s)
+        assert n == SR * 4 and s.stats.share_decoded == 1.0, name
+    for codec, fmt in (("pcm_s24be", "aiff"), ("pcm_s16le", "aiff")):
+        path = tmp_path / f"{codec}.aiff"
+        _aiff(path, rng.standard_normal(SR * 3) * 0.1, SR, codec, fmt)
+        with intake.stream(path, isolate=isolate) as s:
+            n = sum(block.size for block in s)
+        assert n == SR * 3 and s.stats.share_decoded == 1.0, codec
