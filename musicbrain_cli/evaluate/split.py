@@ -983,9 +983,31 @@ def _event_table(e: dict[str, Any]) -> list[str]:
 def training_overlap(split: str, manifest_sha256: str, card: Mapping) -> str | None:
     """Why the figures may not be test figures, or ``None``: the split the model trained on,
     or a data set other than the one it trained on (whose splits by work need not be the
-    training data's, so its test works may be the model's training works). Said in
-    metrics.md and on the console (session 27 audit)."""
-    trained_on = (card.get("training_data") or {}).get("manifest_sha256")
+    training data's, so its test works may be the model's training works), or the data set
+    a model was finalized on when that is not its training data (the card's ``finalized_on``
+    or ``training_data.finalized_on_other_data``: heads, calibration and operating point
+    fitted there). Said in metrics.md and on the console (session 27 audit)."""
+    training_data = card.get("training_data") or {}
+    trained_on = training_data.get("manifest_sha256")
+    # A model finalized on another data set than its network's (refit-heads: the card's
+    # `finalized_on`, or `training_data.finalized_on_other_data`) had its heads fitted on
+    # that data set's train split and its calibration and operating point chosen on its val
+    # split; the card says the two data sets' splits may share works (review, session 46).
+    finalized = card.get("finalized_on") or training_data.get("finalized_on_other_data") or {}
+    finalized_on = finalized.get("manifest_sha256") if isinstance(finalized, Mapping) else None
+    if finalized_on and finalized_on != trained_on:
+        if finalized_on == manifest_sha256:
+            if split == "train":
+                return ("the train split of the data set the model's heads were re-fitted on: "
+                        "not test figures")
+            if split == "val":
+                return ("this is the split the model's operating point was chosen on (the "
+                        "model was finalized on this data set): its false-positive rate meets "
+                        "the target by construction")
+        elif trained_on and trained_on == manifest_sha256 and split != "train":
+            return ("the model's heads, calibration and operating point were re-fitted on "
+                    f"another data set (manifest SHA-256 {finalized_on[:16]}...): works in "
+                    "this split may be works they were fitted on")
     if trained_on and trained_on == manifest_sha256:
         if split == "train":
             return ("these are the clips the model was trained on: the figures measure how "
