@@ -38,3 +38,67 @@ def test_evaluating_the_data_set_a_model_was_finalized_on_says_what_was_chosen_t
     assert training_overlap("test", net, own) is None
     assert "by construction" in training_overlap("val", net, own)
 
+
+def _tone(seconds, f0, *, sr=SR):
+    t = np.arange(int(round(seconds * sr))) / sr
+    return sum(0.3 / k * np.sin(2 * np.pi * k * f0 * t) for k in range(1, 5)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A data set of four 3-s clips (two human, two AI works) and a saved tiny model."""
+    import torch
+
+    from musicbrain_cli.data.dataset import ClipRecord, Dataset, DatasetWriter
+    from musicbrain_cli.features import FrontEndConfig
+    from musicbrain_cli.model.checkpoint import save_checkpoint
+    from musicbrain_cli.model.config import ModelConfig
+    from musicbrain_cli.model.net import build_model
+    from musicbrain_cli.taxonomy import Taxonomy
+
+    root = tmp_path_factory.mktemp("s46-data")
+    taxonomy = Taxonomy.from_groups([("source", ["human", "ai"], True)])
+    with DatasetWriter(root, taxonomy, sample_rate=SR, name="tiny") as w:
+        for i, source in enumerate(["human", "ai", "human", "ai"]):
+            w.add(ClipRecord(f"c{i}", source=source, work_id=f"w{i}", split="test"),
+                  _tone(3.0, 220.0 * (1 + 0.1 * i)))
+    config = ModelConfig(front_end=FrontEndConfig(n_bins=64, window_s=2.56, hop_s=1.28),
+                         taxonomy=taxonomy)
+    torch.manual_seed(0)
+    model_dir = tmp_path_factory.mktemp("s46-model") / "m"
+    save_checkpoint(model_dir, build_model(config), config, model_card={"name": "tiny"})
+    return Dataset.load(root), model_dir
+
+
+def _quick_evaluate(dataset, model_dir, out, **kw):
+    from musicbrain_cli.evaluate.split import evaluate
+    from musicbrain_cli.model.inference import Detector
+
+    detector = Detector.from_pretrained(model_dir, device="cpu")
+    return evaluate(dataset, detector, out, explain_windows=0, n_figures=0, event_clips=0, **kw)
+
+
+def test_metrics_name_the_model_card_and_the_software_they_were_measured_with(tiny, tmp_path):
+    """metrics.json named the weights only: the calibration temperature, the operating point,
+    its band and the domain thresholds live in the card, which no pin covers, and decide every
+    probability and verdict the file states; two evaluations of one model re-finalized in
+    between could not be told apart, nor the MusicBrain version that computed them."""
+    import shutil
+
+    from musicbrain_cli import __version__
+    from musicbrain_cli.files import sha256_file
+
+    dataset, model_dir = tiny
+    mine = tmp_path / "m"
+    shutil.copytree(model_dir, mine)
+    first = _quick_evaluate(dataset, mine, tmp_path / "a")
+    card_path = mine / "model_card.json"
+    assert first["model"]["card_sha256"] == sha256_file(card_path)
+    assert first["software"]["musicbrain"] == __version__
+    card = json.loads(card_path.read_text())
+    card["calibration"]["temperature"] = 3.0              # same weights, another card
+    card_path.write_text(json.dumps(card))
+    second = _quick_evaluate(dataset, mine, tmp_path / "b")
+    assert second["model"]["weights_sha256"] == first["model"]["weights_sha256"]
+    assert second["model"]["card_sha256"] == sha256_file(card_path) != first["model"]["card_sha256"]
+    assert second["model"]["card_sha256"] in (tmp_path / "b" / "metrics.md").read_text()

@@ -52,6 +52,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from musicbrain_cli import __version__
 from musicbrain_cli.data.dataset import MANIFEST
 from musicbrain_cli.errors import DatasetError, InputError, MusicBrainError
 from musicbrain_cli.files import folder_lock, sha256_file
@@ -751,7 +752,14 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
         metrics: dict[str, Any] = {
             "split": split, "clips": len(rows), "clips_scored": len(kept), "failed": failed,
             "explain_failed": explain_failed,
-            "model": {k: detector.card.get(k) for k in ("name", "version", "weights_sha256")},
+            "model": {**{k: detector.card.get(k) for k in ("name", "version", "weights_sha256")},
+                      # the card (calibration, operating point, band) and the domain statistics
+                      # decide the probabilities and verdicts as much as the weights, and no
+                      # pin covers them: named by the hashes of the bytes loaded, as a scan
+                      # names them (review, session 46)
+                      **{f"{k}_sha256": v for k, v in
+                         (getattr(detector, "file_sha256", None) or {}).items()}},
+            "software": {"musicbrain": __version__},
             # which data the figures are of: two evaluations of one model on different or
             # edited data sets must not be mistaken for each other (session 26 audit)
             "data": {"path": str(dataset.root),
@@ -1033,7 +1041,10 @@ def metrics_markdown(m: dict[str, Any]) -> str:
     lines = [f"# Evaluation on split `{m['split']}`", "",
              f"Data set: `{data.get('path', 'not recorded')}` (manifest SHA-256 "
              f"`{data.get('manifest_sha256', 'not recorded')}`); model: {model.get('name')} "
-             f"{model.get('version')} (weights SHA-256 `{model.get('weights_sha256')}`).", "",
+             f"{model.get('version')} (weights SHA-256 `{model.get('weights_sha256')}`"
+             + (f", model card SHA-256 `{model['card_sha256']}`" if model.get("card_sha256") else "")
+             + ")" + (f"; MusicBrain {m['software']['musicbrain']}" if m.get("software") else "")
+             + ".", "",
              *([f"**Caution:** {m['caution']}.", ""] if m.get("caution") else []),
              f"Clips: {m['clips_scored']} scored of {m['clips']}"
              + (f" ({len(m['failed'])} failed, listed in metrics.json)" if m["failed"] else "")
