@@ -1255,9 +1255,18 @@ def _evaluate_robustness(data_dir, split, model_name, out_dir, device, overwrite
             from musicbrain_cli.evaluate.robustness import _resolve
             _resolve(keys)
         detector = Detector.from_pretrained(model_name, device=device)
+    from musicbrain_cli.data.dataset import MANIFEST
+    from musicbrain_cli.files import sha256_file
+
+    # which data and which card the rows describe: recorded in robustness.json as in the card
+    measured_on = {"data_set": str(Path(data_dir).resolve()),
+                   "manifest_sha256": sha256_file(Path(data_dir) / MANIFEST),
+                   "max_clips_per_split": max_clips}
     rows = evaluate_robustness(data_dir, detector, split=split, transforms=keys,
                                max_clips=max_clips, progress=RichProgress())
-    _, md = write_robustness(rows, out_dir, model=detector.card, overwrite=overwrite)
+    files = {f"{k}_sha256": v for k, v in (getattr(detector, "file_sha256", None) or {}).items()}
+    _, md = write_robustness(rows, out_dir, model={**detector.card, **files},
+                             measured_on=measured_on, overwrite=overwrite)
     pct = lambda v: "n/a" if v is None else f"{100 * v:.1f}%"  # noqa: E731
     for r in rows:
         auc = "n/a" if r["roc_auc"] is None else f"{r['roc_auc']:.3f}"
@@ -1268,13 +1277,8 @@ def _evaluate_robustness(data_dir, split, model_name, out_dir, device, overwrite
             _echo(f"musicbrain: warning: {r['transform']}: {r['note']}", err=True)
     if update_card:
         had = len(detector.card.get("robustness") or ())
-        from musicbrain_cli.data.dataset import MANIFEST
-        from musicbrain_cli.files import sha256_file
-
         card = store(detector.model_dir, rows, weights_sha256=detector.card.get("weights_sha256"),
-                     measured_on={"data_set": str(Path(data_dir).resolve()),
-                                  "manifest_sha256": sha256_file(Path(data_dir) / MANIFEST),
-                                  "max_clips_per_split": max_clips})
+                     measured_on=measured_on)
         kept = len(card["robustness"]) - len(rows)
         _echo(f"model card updated: {Path(detector.model_dir) / 'model_card.json'} ({len(rows)} "
               f"row(s) measured now, {kept} of the {had} stored row(s) kept from earlier runs)")

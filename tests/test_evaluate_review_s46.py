@@ -102,3 +102,26 @@ def test_metrics_name_the_model_card_and_the_software_they_were_measured_with(ti
     assert second["model"]["weights_sha256"] == first["model"]["weights_sha256"]
     assert second["model"]["card_sha256"] == sha256_file(card_path) != first["model"]["card_sha256"]
     assert second["model"]["card_sha256"] in (tmp_path / "b" / "metrics.md").read_text()
+
+
+def test_robustness_json_names_the_data_set_and_the_card_it_was_measured_with(tiny, tmp_path):
+    """robustness.json named the weights and, per row, a split name only: the data set the
+    rows were measured on was recorded only when they were stored in a card (--update-card),
+    and the card that set their operating point (which decides "ai on human") never."""
+    from click.testing import CliRunner
+
+    from musicbrain_cli.cli import main
+    from musicbrain_cli.files import sha256_file
+
+    dataset, model_dir = tiny
+    out = tmp_path / "rob"
+    res = CliRunner().invoke(main, ["evaluate", "--data", str(dataset.root), "--model",
+                                    str(model_dir), "-o", str(out), "--robustness",
+                                    "--transforms", "original", "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    record = json.loads((out / "robustness.json").read_text())
+    manifest = sha256_file(dataset.root / "manifest.csv")
+    assert record["measured_on"]["manifest_sha256"] == manifest
+    assert record["model"]["card_sha256"] == sha256_file(model_dir / "model_card.json")
+    text = (out / "robustness.md").read_text()
+    assert manifest in text and record["model"]["card_sha256"] in text

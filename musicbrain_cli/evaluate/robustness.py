@@ -557,13 +557,20 @@ def _by_work(w: Mapping | None) -> str:
             f"{_ci(w.get('fpr_works_ci95', [None]))}")
 
 
-def robustness_markdown(rows: Sequence[Mapping], model: Mapping | None = None) -> str:
+def robustness_markdown(rows: Sequence[Mapping], model: Mapping | None = None,
+                        measured_on: Mapping | None = None) -> str:
     """The rows as a Markdown table (rates in per cent with Wilson 95 % intervals); ``model``
-    (name, version, weights_sha256) names the weights they were measured on."""
+    (name, version, weights_sha256, card_sha256) names the model they were measured on,
+    ``measured_on`` (data_set, manifest_sha256) the data."""
     lines = ["# Robustness of the detector", ""]
     if model:
         lines += [f"Model: {model.get('name')} {model.get('version')}, weights SHA-256 "
-                  f"`{model.get('weights_sha256')}`.", ""]
+                  f"`{model.get('weights_sha256')}`"
+                  + (f", model card SHA-256 `{model['card_sha256']}`"
+                     if model.get("card_sha256") else "") + ".", ""]
+    if measured_on:
+        lines += [f"Data set: `{measured_on.get('data_set')}` (manifest SHA-256 "
+                  f"`{measured_on.get('manifest_sha256')}`).", ""]
     lines += [
              "Clip-level calibrated P(AI) after each transformation. FPR and TPR at the "
              "model card's detection threshold; 'ai on human' is the share of human clips the "
@@ -598,10 +605,14 @@ def robustness_markdown(rows: Sequence[Mapping], model: Mapping | None = None) -
 
 
 def write_robustness(rows: Sequence[Mapping], out_dir: str | Path, *, model: Mapping | None = None,
+                     measured_on: Mapping | None = None,
                      overwrite: bool = False) -> tuple[Path, Path]:
     """Write ``robustness.json`` and ``robustness.md`` into ``out_dir``; returns both paths.
-    ``model``: the card's name, version and weights_sha256, recorded so the table can be tied
-    to the weights it describes.
+    ``model``: the card's name, version and weights_sha256 (and ``card_sha256`` /
+    ``ood_sha256`` when it holds them: the card's operating point, band and domain thresholds
+    decide the verdicts counted), recorded so the table can be tied to the model it describes;
+    ``measured_on``: the data set the rows were measured on (its path and manifest SHA-256),
+    recorded as such, since the rows name only a split.
 
     Refuses to replace an existing ``robustness.json`` unless ``overwrite``.
     """
@@ -613,12 +624,15 @@ def write_robustness(rows: Sequence[Mapping], out_dir: str | Path, *, model: Map
         raise InputError(f"{str(js)!r} exists: pass overwrite=True (--overwrite) to replace it")
     out.mkdir(parents=True, exist_ok=True)
     rows = _clean(list(rows))
-    record = {"schema": "musicbrain.robustness/1"}
+    record: dict[str, Any] = {"schema": "musicbrain.robustness/1"}
     if model:
         record["model"] = {k: model.get(k) for k in ("name", "version", "weights_sha256")}
+        record["model"].update({k: model[k] for k in ("card_sha256", "ood_sha256") if k in model})
+    if measured_on:
+        record["measured_on"] = _clean(dict(measured_on))
     text = json.dumps({**record, "rows": rows}, indent=2, allow_nan=False) + "\n"
     atomic_write(js, text)
-    atomic_write(md, robustness_markdown(rows, model))
+    atomic_write(md, robustness_markdown(rows, record.get("model"), record.get("measured_on")))
     return js, md
 
 
