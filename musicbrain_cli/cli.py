@@ -1168,7 +1168,8 @@ def refit_heads(data_dir, model_name, out_dir, style_bands, add_labels, detectio
                    "rhythmic-event test (0: skip it).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="Where the model runs: auto picks CUDA when available, else the CPU.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing metrics.json in OUT.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace an earlier run's metrics.json (and its other outputs) in OUT.")
 @click.option("--robustness", is_flag=True,
               help="Instead: the robustness table (re-encoding, resampling, gain, noise, pitch, "
                    "stretch, trims, held-out SoundFont) -> OUT/robustness.json and .md.")

@@ -125,3 +125,24 @@ def test_robustness_json_names_the_data_set_and_the_card_it_was_measured_with(ti
     assert record["model"]["card_sha256"] == sha256_file(model_dir / "model_card.json")
     text = (out / "robustness.md").read_text()
     assert manifest in text and record["model"]["card_sha256"] in text
+
+
+def test_evaluate_never_deletes_files_it_would_replace_unless_asked(tiny, tmp_path):
+    """Only metrics.json was checked before a run; a finished run then replaced every output
+    name in OUT, so without --overwrite a metrics.md, a predictions.csv or a whole fmgcam/
+    folder already there (a user's, or left beside a removed metrics.json) was deleted."""
+    from musicbrain_cli.errors import InputError
+
+    dataset, model_dir = tiny
+    out = tmp_path / "out"
+    (out / "fmgcam").mkdir(parents=True)
+    (out / "fmgcam" / "mine.png").write_bytes(b"not a run's figure")
+    (out / "metrics.md").write_text("my notes\n")
+    with pytest.raises(InputError, match="exists"):
+        _quick_evaluate(dataset, model_dir, out)
+    assert (out / "metrics.md").read_text() == "my notes\n"
+    assert (out / "fmgcam" / "mine.png").read_bytes() == b"not a run's figure"
+    assert not (out / "metrics.json").exists()
+    m = _quick_evaluate(dataset, model_dir, out, overwrite=True)        # asked: replaced
+    assert m["clips_scored"] == 4 and not (out / "fmgcam").exists()
+    assert (out / "metrics.md").read_text().startswith("# Evaluation")

@@ -677,8 +677,8 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
     from musicbrain_cli.metrics import average_precision, rates_at_threshold, roc_auc, style_map
 
     out = Path(out_dir)
-    if (out / METRICS_JSON).exists() and not overwrite:
-        raise InputError(f"{str(out / METRICS_JSON)!r} exists: pass overwrite=True (--overwrite) to replace it")
+    if not overwrite:
+        _refuse_to_replace(out)
     if explain_windows < 0 or n_figures < 0 or event_clips < 0:
         raise InputError(f"explain_windows, n_figures and event_clips must be >= 0, got "
                          f"{explain_windows}, {n_figures}, {event_clips}")
@@ -691,9 +691,8 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
     # metrics as if they were its own), only once it has written every one of its own: a
     # run that fails or is interrupted leaves the previous one as it was.
     with folder_lock(out, name=LOCK_NAME, holder="evaluation"), _staged_run(out) as work:
-        if (out / METRICS_JSON).exists() and not overwrite:   # by a run that ended since the check
-            raise InputError(f"{str(out / METRICS_JSON)!r} exists: pass overwrite=True "
-                             "(--overwrite) to replace it")
+        if not overwrite:                  # written by a run that ended since the check
+            _refuse_to_replace(out)
         fe = detector.config.front_end
         labels = list(detector.labels)
         scores, kept, failed, verdicts, explain_failed = [], [], [], [], []
@@ -852,6 +851,17 @@ RUN_OUTPUTS = (PREDICTIONS_CSV, PR_DIR, FMGCAM_DIR, METRICS_MD, METRICS_JSON)
 _STAGING_PREFIX = ".evaluate-run-"
 #: One evaluation at a time per output folder (:func:`musicbrain_cli.files.folder_lock`).
 LOCK_NAME = ".musicbrain-evaluate.lock"
+
+
+def _refuse_to_replace(out: Path) -> None:
+    """Raise :class:`InputError` when ``out`` holds any file or folder a run writes
+    (:data:`RUN_OUTPUTS`): a finished run replaces all of them, so without ``overwrite`` a
+    ``metrics.md``, ``predictions.csv`` or ``fmgcam/`` already there (a user's, or one left
+    beside a removed ``metrics.json``) was deleted unasked (review, session 46)."""
+    there = [name for name in RUN_OUTPUTS if os.path.lexists(out / name)]
+    if there:
+        raise InputError(f"{str(out / there[-1])!r} exists: pass overwrite=True (--overwrite) "
+                         f"to replace it" + (f" (and {', '.join(there[:-1])})" if there[:-1] else ""))
 
 
 @contextlib.contextmanager
