@@ -146,3 +146,38 @@ def test_evaluate_never_deletes_files_it_would_replace_unless_asked(tiny, tmp_pa
     m = _quick_evaluate(dataset, model_dir, out, overwrite=True)        # asked: replaced
     assert m["clips_scored"] == 4 and not (out / "fmgcam").exists()
     assert (out / "metrics.md").read_text().startswith("# Evaluation")
+
+
+def test_a_card_without_a_held_out_split_says_its_rates_are_those_the_threshold_was_chosen_on(
+        tmp_path):
+    """finalize quotes the test split's rates as the card's error_rates and, on a data set
+    with no test split, the val split's: the very clips the operating point (and the domain
+    thresholds) were chosen on, whose false-positive rate meets the 0.5 % target by
+    construction. A report then stated them as the model's false positives ("labelled 0.0 %
+    of the 4 human-made clips of the 'val' split as AI-generated") with nothing saying they
+    are no independent measurement."""
+    from conftest import train_tiny
+
+    from musicbrain_cli.data.dataset import ClipRecord, DatasetWriter
+    from musicbrain_cli.report.html import error_rate_sentences
+    from musicbrain_cli.taxonomy import Taxonomy
+
+    sr = 6400
+    rng = np.random.default_rng(0)
+    t = np.arange(2 * sr) / sr
+    with DatasetWriter(tmp_path / "ds", Taxonomy.from_groups([("source", ["human", "ai"], True)]),
+                       sample_rate=sr, audio_format="wav") as w:
+        for i in range(12):
+            ai = i % 2
+            y = 0.3 * np.sin(2 * np.pi * (440 if ai else 660) * t) + 0.01 * rng.normal(size=t.size)
+            w.add(ClipRecord(clip_id=f"c{i:02d}", source="ai" if ai else "human", work_id=f"w{i}",
+                             split="train" if i < 8 else "val"), y.astype(np.float32))
+    card = json.loads((train_tiny(tmp_path / "ds", tmp_path) / "model_card.json").read_text())
+    rates = card["error_rates"]
+    assert rates["split"] == "val" == card["verdict"]["threshold_chosen_on"]
+    text = " ".join(error_rate_sentences(rates, card["thresholds"]["detection"]))
+    assert "operating point was chosen on" in text and "by construction" in text
+    # a card with a held-out split says nothing of the kind
+    held_out = {**rates, "split": "test"}
+    held_out.pop("chosen_on_these_clips", None)
+    assert "by construction" not in " ".join(error_rate_sentences(held_out, 0.5))

@@ -465,6 +465,11 @@ def error_rate_sentences(rates: Mapping | None, threshold: Any) -> list[str]:
         out.append(f"False positives: {where}, the model "
                    f"labelled {pct(rates['fpr'])}{ci('fpr_ci95')} of the "
                    f"{rates.get('n_human', 'n/a')} human-made {unit}{split} as AI-generated.")
+        if rates.get("chosen_on_these_clips") is True:
+            # a card finalized without a held-out split (review, session 46)
+            out.append(f"The operating point was chosen on these same {unit}, so this rate "
+                       "meets its target by construction: it is not an independent "
+                       "measurement of how often human music is called AI-generated.")
     out += after_shipping_sentences(rates)
     if "fnr" in rates:
         out.append(f"False negatives: it missed {pct(rates['fnr'])}{ci('fnr_ci95')} of the "
