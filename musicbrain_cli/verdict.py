@@ -66,14 +66,13 @@ class VerdictPolicy:
     min_windows_for_disagreement: int = 3
 
     def __post_init__(self) -> None:
-        # up to just above 1: an operating point set above a human validation clip at
-        # exactly 1 accuses nothing (training.finalize.choose_threshold is never capped)
-        if not 0.0 < self.threshold <= 1.0 + 1e-9:
-            raise ValueError(f"threshold must lie in (0, 1], got {self.threshold}")
-        if not 0.0 <= self.band < 0.5:
-            raise ValueError(f"band must lie in [0, 0.5), got {self.band}")
-        if not 0.0 < self.disagreement <= 0.5:
-            raise ValueError(f"disagreement must lie in (0, 0.5], got {self.disagreement}")
+        # the limits are the model card's (validate_card refuses a card that breaks them)
+        from musicbrain_cli.model.card import verdict_policy_problem
+
+        problem = verdict_policy_problem(threshold=self.threshold, band=self.band,
+                                         disagreement=self.disagreement)
+        if problem:
+            raise ValueError(problem)
 
     @classmethod
     def from_card(cls, card: Mapping) -> "VerdictPolicy":

@@ -181,3 +181,31 @@ def test_a_card_without_a_held_out_split_says_its_rates_are_those_the_threshold_
     held_out = {**rates, "split": "test"}
     held_out.pop("chosen_on_these_clips", None)
     assert "by construction" not in " ".join(error_rate_sentences(held_out, 0.5))
+
+
+@pytest.mark.parametrize("verdict", [{"band": 0.7}, {"disagreement": 0.0}, {"band": "0.1"},
+                                     {"min_windows_for_disagreement": "3"}, ["band", 0.1]])
+def test_a_card_whose_verdict_policy_is_no_policy_is_refused_when_the_model_loads(
+        tiny, tmp_path, verdict):
+    """The card's verdict section (band, disagreement, windows) was never checked: a card
+    with band 0.7, or a band written as a string, loaded, and a scan then failed every file
+    as "internal error while analysing this file (ValueError: ...); please report it"."""
+    import shutil
+
+    from musicbrain_cli.errors import ModelLoadError
+    from musicbrain_cli.model.card import read_card
+    from musicbrain_cli.model.inference import Detector
+
+    _, model_dir = tiny
+    mine = tmp_path / "m"
+    shutil.copytree(model_dir, mine)
+    card = json.loads((mine / "model_card.json").read_text())
+    card["verdict"] = verdict
+    (mine / "model_card.json").write_text(json.dumps(card))
+    with pytest.raises(ModelLoadError, match="verdict"):
+        read_card(mine)
+    with pytest.raises(ModelLoadError, match="verdict"):
+        Detector.from_pretrained(mine, device="cpu")
+    card["verdict"] = {"band": 0.2, "disagreement": 0.5, "min_windows_for_disagreement": 2}
+    (mine / "model_card.json").write_text(json.dumps(card))
+    assert Detector.from_pretrained(mine, device="cpu").card["verdict"]["band"] == 0.2

@@ -44,6 +44,22 @@ def default_card() -> dict[str, Any]:
     }
 
 
+def verdict_policy_problem(*, threshold: float | None = None, band: float | None = None,
+                           disagreement: float | None = None) -> str | None:
+    """Why these numbers of a verdict policy (``card["verdict"]``; the ones given) are none,
+    or ``None``: the one statement of their limits, applied by
+    :class:`musicbrain_cli.verdict.VerdictPolicy` and by :func:`validate_card`."""
+    # the threshold up to just above 1: an operating point set above a human validation clip
+    # at exactly 1 accuses nothing (training.finalize.choose_threshold is never capped)
+    if threshold is not None and not 0.0 < threshold <= 1.0 + 1e-9:
+        return f"threshold must lie in (0, 1], got {threshold}"
+    if band is not None and not 0.0 <= band < 0.5:
+        return f"band must lie in [0, 0.5), got {band}"
+    if disagreement is not None and not 0.0 < disagreement <= 0.5:
+        return f"disagreement must lie in (0, 0.5], got {disagreement}"
+    return None
+
+
 def validate_card(card: Mapping[str, Any], *, error: type[MusicBrainError] = ModelLoadError) -> None:
     """Check the card's schema; raise ``error`` naming the first problem."""
     if not isinstance(card, Mapping):
@@ -61,6 +77,22 @@ def validate_card(card: Mapping[str, Any], *, error: type[MusicBrainError] = Mod
     for name, value in thresholds.items():
         if not (isinstance(value, (int, float)) and 0.0 < value < 1.0):
             raise error(f"model card threshold {name!r} must lie in (0, 1), not {value!r}")
+    # The verdict policy's numbers are read per track (VerdictPolicy.from_card): a card whose
+    # band or disagreement is no number, or out of range, loaded and then failed every file
+    # of a scan as an "internal error" (review, session 46).
+    verdict = card.get("verdict")
+    if verdict is not None:
+        if not isinstance(verdict, Mapping):
+            raise error(f"model card verdict must be a JSON object, not {verdict!r}")
+        for key in ("threshold", "band", "disagreement", "min_windows_for_disagreement"):
+            value = verdict.get(key)
+            if key in verdict and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                   or not math.isfinite(value)):
+                raise error(f"model card verdict.{key} must be a number, not {value!r}")
+        problem = verdict_policy_problem(band=verdict.get("band"),
+                                         disagreement=verdict.get("disagreement"))
+        if problem:
+            raise error(f"model card verdict.{problem}")
 
 
 def read_card(directory: str | os.PathLike) -> dict[str, Any]:
@@ -147,4 +179,4 @@ def untrained_labels(card: Mapping) -> set[str]:
 
 
 __all__ = ["CARD_FILE", "CARD_KEYS", "default_card", "validate_card", "read_card",
-           "write_card", "update_card", "untrained_labels"]
+           "write_card", "update_card", "untrained_labels", "verdict_policy_problem"]
