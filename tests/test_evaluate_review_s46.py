@@ -209,3 +209,32 @@ def test_a_card_whose_verdict_policy_is_no_policy_is_refused_when_the_model_load
     card["verdict"] = {"band": 0.2, "disagreement": 0.5, "min_windows_for_disagreement": 2}
     (mine / "model_card.json").write_text(json.dumps(card))
     assert Detector.from_pretrained(mine, device="cpu").card["verdict"]["band"] == 0.2
+
+
+@pytest.mark.parametrize("threshold", ["null", "Infinity", "NaN", "\"far\""])
+def test_a_domain_check_without_a_finite_threshold_is_refused_when_the_model_loads(
+        tiny, tmp_path, threshold):
+    """The card's domain thresholds were read per track: null or a word failed every file of
+    a scan as an internal error, and Infinity (which Python's JSON reader takes) passed every
+    track as in domain: the check that keeps out-of-domain music from being accused was off
+    without a word."""
+    import shutil
+
+    from musicbrain_cli.errors import ModelLoadError
+    from musicbrain_cli.model.inference import Detector
+    from musicbrain_cli.model.ood import fit_ood
+
+    _, model_dir = tiny
+    mine = tmp_path / "m"
+    shutil.copytree(model_dir, mine)
+    dim = Detector.from_pretrained(mine, device="cpu").model.embed_dim
+    rng = np.random.default_rng(0)
+    fit_ood(rng.normal(size=(40, dim)), rng.integers(0, 2, 40)).save(mine)
+    card = json.loads((mine / "model_card.json").read_text())
+    card["ood"] = {"checks": {"embedding": {"threshold": "THRESHOLD"}}}
+    text = json.dumps(card)
+    (mine / "model_card.json").write_text(text.replace('"THRESHOLD"', threshold))
+    with pytest.raises(ModelLoadError, match="threshold"):
+        Detector.from_pretrained(mine, device="cpu")
+    (mine / "model_card.json").write_text(text.replace('"THRESHOLD"', "3.5"))
+    assert Detector.from_pretrained(mine, device="cpu").ood is not None

@@ -26,6 +26,7 @@ in the model card under ``"ood"``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
@@ -186,6 +187,15 @@ class OODStats:
         ``embed_dim`` and whose spectral profile ``profile_dim`` values. Without this a check
         the card's error rates were measured with is silently skipped, or fails on every
         track."""
+        # each check's threshold is read per track (check_domain): one that is no finite
+        # number failed every file of a scan as an internal error (null, a word), or turned
+        # the check off without a word (Infinity passes every track; review, session 46)
+        for name, check in card_checks(ood_card).items():
+            threshold = check.get("threshold") if isinstance(check, Mapping) else None
+            if (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
+                    or not math.isfinite(threshold)):
+                raise ModelLoadError(f"the model card's {name} domain check has threshold "
+                                     f"{threshold!r}, not a finite number")
         if self.means.shape[1] != embed_dim:
             raise ModelLoadError(f"out-of-domain statistics {where} have embedding dimension "
                                  f"{self.means.shape[1]}, the model {embed_dim}: they belong "
