@@ -238,3 +238,38 @@ def test_a_domain_check_without_a_finite_threshold_is_refused_when_the_model_loa
         Detector.from_pretrained(mine, device="cpu")
     (mine / "model_card.json").write_text(text.replace('"THRESHOLD"', "3.5"))
     assert Detector.from_pretrained(mine, device="cpu").ood is not None
+
+
+def test_the_card_records_the_sample_its_domain_statistics_were_fitted_on(tmp_path):
+    """finalize fits the domain statistics on a seeded random sample of at most
+    max_fit_windows training windows (4000: the shipped corpus has more), but the card
+    recorded neither the cap nor the seed: its domain thresholds and statistics could not be
+    fitted again from what it says."""
+    import shutil
+
+    from conftest import train_tiny
+
+    from musicbrain_cli.data.dataset import ClipRecord, DatasetWriter
+    from musicbrain_cli.taxonomy import Taxonomy
+    from musicbrain_cli.training.finalize import finalize_model
+
+    sr = 6400
+    rng = np.random.default_rng(0)
+    t = np.arange(2 * sr) / sr
+    with DatasetWriter(tmp_path / "ds", Taxonomy.from_groups([("source", ["human", "ai"], True)]),
+                       sample_rate=sr, audio_format="wav") as w:
+        for i in range(16):
+            ai = i % 2
+            y = 0.3 * np.sin(2 * np.pi * (440 if ai else 660) * t) + 0.01 * rng.normal(size=t.size)
+            w.add(ClipRecord(clip_id=f"c{i:02d}", source="ai" if ai else "human", work_id=f"w{i}",
+                             split="train" if i < 12 else "val"), y.astype(np.float32))
+    model = train_tiny(tmp_path / "ds", tmp_path)
+    again = tmp_path / "again"
+    shutil.copytree(model, again)
+    card = finalize_model(model, tmp_path / "ds", max_fit_windows=7, seed=3, pitch_semitones=())
+    record = card["ood"]["fit_windows"]
+    assert record["used"] == 7 and record["of"] > 7
+    # what the card records fits the same statistics again
+    redo = finalize_model(again, tmp_path / "ds", max_fit_windows=record["max"],
+                          seed=record["seed"], pitch_semitones=())
+    assert redo["ood"]["statistics_sha256"] == card["ood"]["statistics_sha256"]

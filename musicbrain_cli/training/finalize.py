@@ -465,12 +465,16 @@ def finalize_model(model_dir: str | Path, dataset_root: str | Path, *,
     det = config.taxonomy.index(DETECTION_LABEL)
 
     clips: dict[str, _Clips] = {}
+    fit_windows: dict[str, int] = {}
     for split in sorted(by_split, key=lambda s: (s != FIT_SPLIT, s)):
         if split == FIT_SPLIT and not refit_ood:
             continue                    # the training windows only serve the OOD fit
         idx = np.asarray(by_split[split])
         if split == FIT_SPLIT and len(idx) > max_fit_windows:
             idx = np.sort(rng.choice(idx, size=max_fit_windows, replace=False))
+        if split == FIT_SPLIT:
+            fit_windows = {"used": int(len(idx)), "of": int(len(by_split[split])),
+                           "max": int(max_fit_windows), "seed": int(seed)}
         probs, emb, prof = _run(detector, cache, idx, batch_size, progress, split)
         clips[split] = _clips(cache, idx, probs, emb, det, prof)
 
@@ -556,7 +560,11 @@ def finalize_model(model_dir: str | Path, dataset_root: str | Path, *,
         from musicbrain_cli.data.dataset import MANIFEST
         from musicbrain_cli.files import sha256_file
 
-        card["ood"] = _ood_record(thresholds, stats, ood_quantile)
+        card["ood"] = {**_ood_record(thresholds, stats, ood_quantile),
+                       # the statistics are fitted on a seeded sample of the training windows
+                       # when there are more than max_fit_windows: what it takes to fit the
+                       # same ones again (review, session 46: neither was recorded)
+                       "fit_windows": fit_windows}
         before = dict(card.get("training_data") or {})
         here = sha256_file(Path(dataset_root) / MANIFEST)
         card["training_data"] = {**before,
