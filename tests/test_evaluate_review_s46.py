@@ -273,3 +273,25 @@ def test_the_card_records_the_sample_its_domain_statistics_were_fitted_on(tmp_pa
     redo = finalize_model(again, tmp_path / "ds", max_fit_windows=record["max"],
                           seed=record["seed"], pitch_semitones=())
     assert redo["ood"]["statistics_sha256"] == card["ood"]["statistics_sha256"]
+
+
+def test_evaluating_a_model_that_was_never_finalized_says_its_verdicts_are_no_scans(tiny,
+                                                                                    tmp_path):
+    """A model exported by training and stopped before finalize has no operating point, band
+    or domain check of its own, and a scan refuses it; evaluate still counted its verdicts,
+    under default ones, as "the content line's verdicts by the model card's full rule", with
+    nothing to say so."""
+    import shutil
+
+    dataset, model_dir = tiny
+    mine = tmp_path / "m"
+    shutil.copytree(model_dir, mine)
+    card = json.loads((mine / "model_card.json").read_text())
+    card["training"] = {"epochs": 1}                     # exported, never finalized
+    (mine / "model_card.json").write_text(json.dumps(card))
+    m = _quick_evaluate(dataset, mine, tmp_path / "out")
+    assert m["detection"]["verdicts"]                    # still measured
+    assert m["caution"] and "never finalized" in m["caution"]
+    assert "never finalized" in (tmp_path / "out" / "metrics.md").read_text()
+    ok = _quick_evaluate(dataset, model_dir, tmp_path / "ok")   # a card without a training
+    assert ok["caution"] is None                                # record is not judged

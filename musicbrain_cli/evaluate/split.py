@@ -763,8 +763,7 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
             # edited data sets must not be mistaken for each other (session 26 audit)
             "data": {"path": str(dataset.root),
                      "manifest_sha256": sha256_file(Path(dataset.root) / MANIFEST)},
-            "caution": training_overlap(split, sha256_file(Path(dataset.root) / MANIFEST),
-                                        detector.card),
+            "caution": _caution(split, sha256_file(Path(dataset.root) / MANIFEST), detector.card),
             "labels": labels,
             "labels_coverage": _label_coverage(labels, dataset.taxonomy.labels),
             "classification": classification.to_dict(),
@@ -996,6 +995,22 @@ def _event_table(e: dict[str, Any]) -> list[str]:
         lines.append(f"| {name} | {r['clips']} | {_fmt(r['hit_rate'])} {_ci(r['hit_rate_ci95'])} "
                      f"| {_fmt(r['chance'])} | {_p(r['p_value'])} | {_fmt(r['median_error_s'], 2)} |")
     return lines
+
+
+def _caution(split: str, manifest_sha256: str, card: Mapping) -> str | None:
+    """metrics.json's ``caution``: :func:`training_overlap`, and for a model whose card was
+    never finalized (:func:`musicbrain_cli.model.card.unfinished`) that its verdicts are no
+    scan's: a scan refuses such a model, and the verdicts counted here apply a default
+    threshold and band and no domain check (review, session 46: metrics.md called them "the
+    content line's verdicts by the model card's full rule")."""
+    from musicbrain_cli.model.card import unfinished
+
+    parts = [training_overlap(split, manifest_sha256, card)]
+    if unfinished(card):
+        parts.append("the model's card was never finalized, so it has no operating point, "
+                     "abstention band or domain check of its own: the verdicts counted here "
+                     "apply default ones, and a scan refuses this model")
+    return "; ".join(p for p in parts if p) or None
 
 
 def training_overlap(split: str, manifest_sha256: str, card: Mapping) -> str | None:
