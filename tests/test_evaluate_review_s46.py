@@ -295,3 +295,30 @@ def test_evaluating_a_model_that_was_never_finalized_says_its_verdicts_are_no_sc
     assert "never finalized" in (tmp_path / "out" / "metrics.md").read_text()
     ok = _quick_evaluate(dataset, model_dir, tmp_path / "ok")   # a card without a training
     assert ok["caution"] is None                                # record is not judged
+
+
+def test_reports_name_as_measured_only_the_generator_families_the_error_rates_counted():
+    """A scan report says the content model's miss rates "were measured on AI music from
+    the generator families ..." and lists every family the model had training examples of,
+    assuming each has clips in the test split too; splits are by work, so a family with
+    training works may have none there, and the card's own per-family counts
+    (error_rates.by_generator, from finalize) then lack it: the report claimed a miss rate
+    measured on a family it was never measured on."""
+    from types import SimpleNamespace
+
+    from musicbrain_cli.report.html import measured_on_sentence
+    from musicbrain_cli.scan.batch import measured_generators
+    from musicbrain_cli.taxonomy import Taxonomy
+
+    taxonomy = Taxonomy.from_groups([("source", ["human", "ai"], True),
+                                     ("generator", ["codec", "symbolic"], True)])
+    rates = {"split": "test", "fnr": 0.1, "n_ai": 20,
+             "by_generator": {"codec": {"n_ai": 20, "fnr": 0.1, "fnr_ci95": [0.03, 0.3]}}}
+    card = {"training_data": {"labels_untrained": []}, "error_rates": rates}
+    found = measured_generators(SimpleNamespace(taxonomy=taxonomy, card=card))
+    assert found == ["codec"]
+    assert "'symbolic'" not in measured_on_sentence(found)
+    # a card that predates the per-family counts: the trained families, as before
+    old = {"training_data": {"labels_untrained": []}, "error_rates": {"split": "test"}}
+    assert measured_generators(SimpleNamespace(taxonomy=taxonomy, card=old)) == ["codec",
+                                                                                "symbolic"]

@@ -706,13 +706,21 @@ def line_models(detector, lines: Sequence[tuple[Any, dict]]) -> dict[str, str]:
 
 def measured_generators(detector) -> list[str]:
     """The generator families the content model's error rates were measured on: those of its
-    taxonomy that it had training examples of (splits are by work, so every such family is
-    in the test split too). For any other generator its miss rate is unknown."""
+    taxonomy that it had training examples of and, where the card's error rates count AI
+    clips per family (``error_rates.by_generator``, finalized since session 28), that have
+    clips among them. Splits are by work, so a family with training works need not have
+    any in the test split (review, session 46: such a family was named as measured). For
+    any other generator its miss rate is unknown."""
     groups = {g.name: g for g in detector.taxonomy.groups}
     if "generator" not in groups:
         return []
     untrained = untrained_labels(detector.card)
-    return [lab for lab in groups["generator"].labels if f"generator/{lab}" not in untrained]
+    trained = [lab for lab in groups["generator"].labels if f"generator/{lab}" not in untrained]
+    counted = (detector.card.get("error_rates") or {}).get("by_generator")
+    if isinstance(counted, Mapping):
+        return [lab for lab in trained if isinstance(counted.get(lab), Mapping)
+                and isinstance(counted[lab].get("n_ai"), int) and counted[lab]["n_ai"] > 0]
+    return trained
 
 
 def _top_labels(aggregate: Mapping, taxonomy, per_group: int, validation_ap: Mapping,
