@@ -322,3 +322,34 @@ def test_reports_name_as_measured_only_the_generator_families_the_error_rates_co
     old = {"training_data": {"labels_untrained": []}, "error_rates": {"split": "test"}}
     assert measured_generators(SimpleNamespace(taxonomy=taxonomy, card=old)) == ["codec",
                                                                                 "symbolic"]
+
+
+def test_a_target_the_validation_clips_are_too_few_for_is_said_to_be_so(tmp_path):
+    """finalize chooses the boundary for "at most 0.5 % of human validation clips accused";
+    with fewer than 200 human clips that can only mean none of them is, which bounds the
+    false-positive rate far above 0.5 % (2 clips: 66 %). The card did not record how many
+    human clips the target was applied to, and training's summary said "FPR target 0.5 %"
+    as if the model had been held to it."""
+    from conftest import train_tiny
+
+    from musicbrain_cli.data.dataset import ClipRecord, DatasetWriter
+    from musicbrain_cli.taxonomy import Taxonomy
+    from musicbrain_cli.training.finalize import summary_lines
+
+    sr = 6400
+    rng = np.random.default_rng(0)
+    t = np.arange(2 * sr) / sr
+    with DatasetWriter(tmp_path / "ds", Taxonomy.from_groups([("source", ["human", "ai"], True)]),
+                       sample_rate=sr, audio_format="wav") as w:
+        for i in range(12):
+            ai = i % 2
+            y = 0.3 * np.sin(2 * np.pi * (440 if ai else 660) * t) + 0.01 * rng.normal(size=t.size)
+            w.add(ClipRecord(clip_id=f"c{i:02d}", source="ai" if ai else "human", work_id=f"w{i}",
+                             split="train" if i < 8 else "val"), y.astype(np.float32))
+    card = json.loads((train_tiny(tmp_path / "ds", tmp_path) / "model_card.json").read_text())
+    assert card["verdict"]["validation_humans"] == 2
+    text = "\n".join(summary_lines(card))
+    assert "too few" in text and "none of them" in text
+    # enough clips: no such warning
+    big = {**card, "verdict": {**card["verdict"], "validation_humans": 575}}
+    assert "too few" not in "\n".join(summary_lines(big))

@@ -554,6 +554,10 @@ def finalize_model(model_dir: str | Path, dataset_root: str | Path, *,
     card["verdict"] = {**policy.to_dict(), "fpr_target": fpr_target,
                        "ai_boundary": threshold + policy.band,
                        "threshold_chosen_on": CHOOSE_SPLIT,
+                       # how many human clips the target was applied to: with fewer than
+                       # 1 / fpr_target it can only mean "none of them accused", which vouches
+                       # for no rate as low as the target (review, session 46)
+                       "validation_humans": int((~val_is_ai).sum()),
                        # the FPR-target boundary on each version of the validation clips
                        "ai_boundary_by_version": boundaries}
     if refit_ood:
@@ -649,10 +653,20 @@ def _ood_record(thresholds: dict, stats, ood_quantile: float) -> dict:
 
 def summary_lines(card: Mapping) -> list[str]:
     """Human-readable lines of the measured figures (for the CLI and the README)."""
+    from musicbrain_cli.metrics import wilson_interval
+
     v = card["verdict"]
+    n = v.get("validation_humans")
     out = [f"detection threshold {card['thresholds']['detection']:.3f}, 'ai' from "
-           f"{v['ai_boundary']:.3f} (chosen on {v['threshold_chosen_on']}, "
-           f"FPR target {v['fpr_target']:.1%})"]
+           f"{v['ai_boundary']:.3f} (chosen on {v['threshold_chosen_on']}"
+           + (f", {n} human clips" if isinstance(n, int) else "")
+           + f", FPR target {v['fpr_target']:.1%})"]
+    if isinstance(n, int) and n * v["fpr_target"] < 1:
+        upper = wilson_interval(0, n)[1] if n else 1.0
+        out.append(f"warning: {n} human validation clips are too few for an FPR target of "
+                   f"{v['fpr_target']:.1%}: it can only mean that none of them is called AI, "
+                   f"which bounds the false-positive rate at {upper:.1%} (Wilson 95 %), not at "
+                   "the target")
     num = lambda x: "n/a" if x is None else f"{x:.3f}"  # noqa: E731
     ci = lambda pair: ("" if not pair or None in pair        # noqa: E731
                        else f" (95 % CI {pair[0]:.3f}-{pair[1]:.3f})")
