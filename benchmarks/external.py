@@ -263,9 +263,13 @@ def evidence_lines(track: dict) -> list[dict]:
 
 
 def track_models(track: dict) -> dict[str, str]:
-    """``{line: weights SHA-256}`` a track result was made with: the content model's, and each
-    evidence line's that records one."""
+    """``{line: weights SHA-256}`` a track result was made with: the content model's (and its
+    card's, as ``content_card``), and each evidence line's that records one."""
     out = {CONTENT_LINE: str((track.get("model") or {}).get("weights_sha256", ""))}
+    # the card too (threshold, band, calibration): the same weights finalized again give
+    # other verdicts (scan.batch.measured_models)
+    if (track.get("model") or {}).get("card_sha256"):
+        out["content_card"] = str(track["model"]["card_sha256"])
     for e in track.get("evidence") or ():
         sha = ((e.get("details") or {}).get(e.get("line")) or {}).get("model_sha256")
         if sha:
@@ -458,7 +462,8 @@ def run_benchmark(eval_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
                              for src in selection.found},
         max_per_source=max_per_source, abc_seconds=abc_seconds, seed=seed,
         model={"name": detector.card.get("name", ""),
-               "weights_sha256": detector.card.get("weights_sha256", "")},
+               "weights_sha256": detector.card.get("weights_sha256", ""),
+               "card_sha256": (getattr(detector, "file_sha256", None) or {}).get("card")},
         machine={"cpus": os.cpu_count(), "platform": platform.platform()},
         seconds={"render": round(t_render, 1), "total": round(time.perf_counter() - t0, 1)},
         rows=rows)

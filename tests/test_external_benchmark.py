@@ -97,6 +97,12 @@ def test_end_to_end_counts_table_and_json(ext, eval_dir, tmp_path, tiny_model_di
     assert real_ai_measurement(other, __version__, path=record) == {
         "applies": False, "why": "measured with other artifacts weights",
         "measured": rec["measured"]}
+    # the card too: the same weights finalized again (another threshold or band) give
+    # other verdicts, so a record of one card does not apply to another (session 46)
+    assert rec["models"]["content_card"] == data["model"]["card_sha256"]
+    recarded = {**rec["models"], "content_card": "1" * 64}
+    assert real_ai_measurement(recarded, __version__, path=record)["why"] == \
+        "measured with other content_card weights"
     assert not real_ai_measurement(rec["models"], "0.0.1", path=record)["applies"]
     assert not real_ai_measurement(rec["models"], __version__, path=tmp_path / "none")["applies"]
     rows = {r["path"]: r for r in data["rows"]}

@@ -213,7 +213,10 @@ def test_the_shipped_real_ai_record_was_measured_with_the_shipped_models_and_ver
 
     card = json.loads((REAL_AI_MEASURED.parent / "model" / "default" / "model_card.json")
                       .read_text(encoding="utf-8"))
+    from musicbrain_cli.model.card import read_card_and_sha256
+
     shipped = {"content": card["weights_sha256"],
+               "content_card": read_card_and_sha256(REAL_AI_MEASURED.parent / "model" / "default")[1],
                "artifacts": ArtifactDetector.from_pretrained("default").sha256,
                "symbolic": SymbolicDetector.from_pretrained("default").sha256}
     record = json.loads(REAL_AI_MEASURED.read_text(encoding="utf-8"))

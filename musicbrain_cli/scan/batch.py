@@ -333,7 +333,7 @@ def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = S
     from musicbrain_cli.verdict import combine, real_ai_measurement
 
     combined = unheard_audio_verdict(combine([finding for finding, _ in lines]), info)
-    real_ai = real_ai_measurement(line_models(detector, lines), __version__)
+    real_ai = real_ai_measurement(measured_models(detector, lines), __version__)
     untrained = untrained_labels(detector.card)
     top_labels = _top_labels(aggregate, detector.taxonomy, options.top_labels_per_group,
                              (detector.card.get("metrics") or {}).get("ap") or {}, untrained)
@@ -701,6 +701,19 @@ def line_models(detector, lines: Sequence[tuple[Any, dict]]) -> dict[str, str]:
         sha = (details.get(finding.line) or {}).get("model_sha256")
         if sha:
             out[finding.line] = str(sha)
+    return out
+
+
+def measured_models(detector, lines: Sequence[tuple[Any, dict]]) -> dict[str, str]:
+    """:func:`line_models`, and the content model's card as ``content_card`` (its SHA-256)
+    where the detector knows it: what a record of verdicts on real AI music must have been
+    measured with to apply. The weights alone are not enough: a card finalized again with
+    another threshold or band gives other verdicts from the same weights (evaluation
+    review, session 46)."""
+    out = line_models(detector, lines)
+    card = (getattr(detector, "file_sha256", None) or {}).get("card")
+    if card:
+        out["content_card"] = str(card)
     return out
 
 
