@@ -197,6 +197,11 @@ def software_versions(device=None) -> dict[str, str]:
             "matplotlib": installed_version("matplotlib"),
             # validates a C2PA manifest: the provenance line's finding
             "c2pa-python": installed_version("c2pa-python"),
+            # oneDNN splits the network's work by thread count, so the last float bits of the
+            # logits and the FM-G-CAM maps (and the bytes of their figures) follow it: a Ray
+            # task runs with one thread, the CLI with one per core; verify --reproduce re-runs
+            # with the recorded count (scan.reproduce)
+            "torch_threads": str(torch.get_num_threads()),
             **({"device": compute_device(device)} if device is not None else {})}
 
 

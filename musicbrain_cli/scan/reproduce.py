@@ -22,6 +22,7 @@ reproduced at all: its figures, images and text are that version's.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from dataclasses import dataclass, field
@@ -248,6 +249,38 @@ def _recorded_line_model(recorded: dict, line: str) -> str | None:
     return None
 
 
+#: The most torch threads a recorded count may ask the re-run for.
+MAX_THREADS = 4096
+
+
+@contextlib.contextmanager
+def _recorded_threads(recorded: dict):
+    """Run the re-run with the torch thread count the analysis recorded, then give the
+    caller's back. oneDNN splits a convolution's work by thread count, so the last float bits
+    of the logits and of the FM-G-CAM maps follow it: a report made by a Ray task (one thread,
+    ``ray_engine.TASK_CPUS``) and re-run with the CLI's default (one per core) differed in its
+    alignment masses and FM-G-CAM images (review of session 46). A result without the record
+    (made before it) or with a malformed one is re-run with the caller's setting; the
+    difference is then named among the notes (:func:`version_differences`)."""
+    import torch
+
+    software = recorded.get("software")
+    want = software.get("torch_threads") if isinstance(software, dict) else None
+    try:
+        want = int(want) if isinstance(want, str) and want.isdigit() else None
+    except ValueError:
+        want = None
+    before = torch.get_num_threads()
+    if want is None or not 1 <= want <= MAX_THREADS or want == before:
+        yield
+        return
+    torch.set_num_threads(want)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def reproduce(report_dir: str | Path, audio: str | Path, *, model: str | Path = "default",
               device: str = "cpu", atol: float = DEFAULT_ATOL,
               trust_anchors: str | Path | None = None) -> ReproduceResult:
@@ -342,9 +375,10 @@ def reproduce(report_dir: str | Path, audio: str | Path, *, model: str | Path = 
                                   f"recorded {want_anchors}; give the bundle the scan was "
                                   "given with --c2pa-trust-anchors")
         return result
-    analysis = analyse_track(audio, detector, options=options,
-                             command_line=recorded.get("command_line", []),
-                             analysis_time=recorded.get("analysis_time"))
+    with _recorded_threads(recorded):
+        analysis = analyse_track(audio, detector, options=options,
+                                 command_line=recorded.get("command_line", []),
+                                 analysis_time=recorded.get("analysis_time"))
     again = analysis.track
     if recorded.get("options", {}).get("notes") == "auto":
         _carry_estimator_choice(recorded, again)
