@@ -41,3 +41,53 @@ def test_a_report_made_with_another_torch_thread_count_reproduces(tmp_path, tiny
     again = reproduce(folder, audio, model=tiny_model_dir)
     assert again.ok, again.differences
     assert torch.get_num_threads() == 2          # the caller's setting is given back
+
+
+def _windowed_track(y: np.ndarray, sr: int = 22050) -> dict:
+    """A track record whose timeline is what a scan records for ``y`` (intake's windows)."""
+    from musicbrain_cli.audio.intake import iter_windows
+    from musicbrain_cli.report.schema import example_track
+
+    passages: list = []
+    windows = list(iter_windows(y, sample_rate=sr, passages=passages))
+    track = example_track(n_windows=len(windows), window_s=10.0)
+    track["input"].update(duration_s=y.size / sr, decoded_duration_s=y.size / sr)
+    track["timeline"] = {"window_start_s": [w.start_s for w in windows], "window_s": 10.0,
+                         "p_ai": [0.1] * len(windows), "padded": [w.padded for w in windows],
+                         "quiet": [w.quiet for w in windows],
+                         "sound_s": [list(p) for p in passages]}
+    return track
+
+
+def test_music_held_only_by_windows_not_judged_is_not_called_analysed():
+    """A short passage between two silences shorter than a window (music 0-14 s, 9 s of
+    silence, 3 s of music, 9 s of silence, music 35-49 s) lies only in windows that are not
+    judged for silence (intake.quiet_window): no probability, verdict or explanation reads
+    it. The report said '0–49 s analysed (9 windows of 10 s): the whole recording.'"""
+    from musicbrain_cli.report.html import coverage_sentence, render_report_html
+
+    rng = np.random.default_rng(0)
+    sr = 22050
+
+    def music(s):
+        return (0.3 * rng.standard_normal(int(s * sr))).astype(np.float32)
+
+    def silence(s):
+        return np.zeros(int(s * sr), np.float32)
+
+    track = _windowed_track(np.concatenate([music(14), silence(9), music(3), silence(9),
+                                            music(14)]))
+    quiet = track["timeline"]["quiet"]
+    assert any(quiet) and not all(quiet)
+    sentence = coverage_sentence(track)
+    assert "the whole recording" not in sentence
+    assert sentence.startswith("0–15 s, 35–49 s analysed (4 windows of 10 s); 15–35 s not "
+                               "analysed"), sentence
+    assert "Not every second was analysed" in render_report_html(track, {})
+    # music followed by less than a window of silence: its last seconds too
+    track = _windowed_track(np.concatenate([music(12), silence(9.9), music(12)]))
+    sentence = coverage_sentence(track)
+    assert "the whole recording" not in sentence and "10–20 s not analysed" in sentence
+    # every window judged: the record reads as before
+    track = _windowed_track(music(18.5))
+    assert coverage_sentence(track) == "0–18.5 s analysed (3 windows of 10 s): the whole recording."

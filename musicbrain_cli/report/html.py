@@ -609,10 +609,30 @@ def split_by_sound(gaps: Sequence[tuple[float, float]], sound_s: Sequence[Sequen
     return silence, sound
 
 
+def _minus(spans: Sequence[tuple[float, float]], cut: Sequence[tuple[float, float]]
+           ) -> list[tuple[float, float]]:
+    """The parts of ``spans`` outside every interval of ``cut`` (both sorted and merged)."""
+    out = []
+    for a, b in spans:
+        cursor = a
+        for ca, cb in cut:
+            lo, hi = max(cursor, ca), min(b, cb)
+            if hi - lo <= COVERAGE_EPS_S:
+                continue
+            if lo - cursor > COVERAGE_EPS_S:
+                out.append((cursor, lo))
+            cursor = hi
+        if b - cursor > COVERAGE_EPS_S:
+            out.append((cursor, b))
+    return out
+
+
 def track_coverage(track: Mapping) -> dict | None:
-    """A track's coverage from its record: ``analysed``, ``silence`` (outside every passage
-    of sound, not read) and ``unread`` (music not analysed) as ``(start, end)`` seconds, with
-    ``windows``, ``width`` and ``duration``; ``None`` when the record cannot say."""
+    """A track's coverage from its record: ``analysed`` (read by a judged window),
+    ``unjudged`` (read only by windows not judged for silence, ``timeline.quiet``),
+    ``silence`` (outside every passage of sound, not read) and ``unread`` (music not
+    analysed) as ``(start, end)`` seconds, with ``windows`` (the judged ones), ``width`` and
+    ``duration``; ``None`` when the record cannot say."""
     timeline = track.get("timeline") or {}
     inp = track.get("input") or {}
     starts, width = timeline.get("window_start_s"), _num(timeline.get("window_s"))
@@ -620,18 +640,30 @@ def track_coverage(track: Mapping) -> dict | None:
     if not starts or width is None or duration is None or duration <= 0:
         return None
     sound_s = timeline.get("sound_s")
-    ends = None
+    ends = [float(s) + width for s in starts]
     if sound_s:
         # a repeated passage's window reads up to where the passage's sound ends
         padded = timeline.get("padded") or [False] * len(starts)
         ends = [next((float(b) for a, b in sound_s if abs(float(a) - float(s)) <= COVERAGE_EPS_S),
                      float(s) + width) if p else float(s) + width for s, p in zip(starts, padded)]
-    analysed, gaps = coverage(starts, width, duration, ends)
+    read, gaps = coverage(starts, width, duration, ends)
+    # a window not judged for silence (intake.quiet_window) reads its seconds but no
+    # probability, verdict or explanation comes of them: music that only such windows hold
+    # (a short passage between two silences, the end of a passage before a silence) is not
+    # analysed, and the record says so rather than "the whole recording" (review of session
+    # 46: a 3-s passage between two 9-s silences)
+    quiet = timeline.get("quiet")
+    analysed, unjudged, n = read, [], len(starts)
+    if isinstance(quiet, list) and len(quiet) == len(starts) and any(q is True for q in quiet):
+        keep = [i for i, q in enumerate(quiet) if q is not True]
+        analysed = coverage([starts[i] for i in keep], width, duration,
+                            [ends[i] for i in keep])[0]
+        unjudged, n = _minus(read, analysed), len(keep)
     # an empty list is a record of no sound at all (a silent track: one window, the rest
     # silence); a record without the key predates the windows over the music (0.3.6)
     silence, unread = split_by_sound(gaps, sound_s) if sound_s is not None else ([], gaps)
-    return {"analysed": analysed, "silence": silence, "unread": unread, "windows": len(starts),
-            "width": width, "duration": duration}
+    return {"analysed": analysed, "unjudged": unjudged, "silence": silence, "unread": unread,
+            "windows": n, "width": width, "duration": duration}
 
 
 def coverage_sentence(track: Mapping) -> str | None:
@@ -639,10 +671,16 @@ def coverage_sentence(track: Mapping) -> str | None:
     cov = track_coverage(track)
     if cov is None:
         return None
-    analysed, silence, unread, n, width, duration = (cov[k] for k in (
-        "analysed", "silence", "unread", "windows", "width", "duration"))
+    analysed, unjudged, silence, unread, n, width, duration = (cov[k] for k in (
+        "analysed", "unjudged", "silence", "unread", "windows", "width", "duration"))
     text = (", ".join(span_text(a, b) for a, b in analysed) + " analysed"
-            + (f" ({n} window{'s' if n != 1 else ''} of {_sec(width)} s)" if n else ""))
+            + (f" ({n} window{'s' if n != 1 else ''} of {_sec(width)} s)" if n else "")
+            if analysed else "nothing analysed")
+    if unjudged:
+        text += ("; " + ", ".join(span_text(a, b) for a, b in unjudged) + " not analysed: "
+                 "these seconds lie only in windows not judged for silence (near-silent "
+                 "throughout, or silent over a quarter of the window where the music begins "
+                 "or ends)")
     if unread:
         text += "; " + ", ".join(span_text(a, b) for a, b in unread) + " not analysed"
         if (track.get("timeline") or {}).get("sound_s"):
@@ -655,7 +693,7 @@ def coverage_sentence(track: Mapping) -> str | None:
     if silence:
         text += ("; " + ", ".join(span_text(a, b) for a, b in silence)
                  + " silence (no sample above -60 dBFS), not read")
-    if unread or silence:
+    if unread or silence or unjudged:
         return text + "."
     if duration < width:
         text += f": the whole recording, repeated to fill one {_sec(width)} s window"
