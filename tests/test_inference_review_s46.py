@@ -91,3 +91,33 @@ def test_music_held_only_by_windows_not_judged_is_not_called_analysed():
     # every window judged: the record reads as before
     track = _windowed_track(music(18.5))
     assert coverage_sentence(track) == "0–18.5 s analysed (3 windows of 10 s): the whole recording."
+
+
+def test_style_attribution_of_a_track_with_no_judged_window_is_withheld(tmp_path, tiny_model_dir):
+    """Every window of a recording peaking below -60 dBFS is not judged (intake.quiet_window)
+    and the verdict says no window holds enough music to judge; but the aggregate then falls
+    back to those windows, and section 3 showed their style scores as attribution (the
+    neural-codec example at -63 dBFS: 'Generator neural-codec 1.000' beside 'no analysis
+    window holds enough music to judge'). They are now withheld, as out of domain; the raw
+    scores stay in result.json."""
+    from musicbrain_cli.report.html import render_report_html
+
+    audio = tmp_path / "soft.wav"
+    rng = np.random.default_rng(0)
+    y = make_tone(6.0, 247.0) + 0.3 * rng.standard_normal(6 * SR).astype(np.float32)
+    y = (y / np.abs(y).max() * 10 ** (-63 / 20)).astype(np.float32)
+    import soundfile as sf
+    sf.write(audio, y, SR, subtype="FLOAT")
+    det = Detector.from_pretrained(tiny_model_dir, device="cpu")
+    scan([audio], tmp_path / "out", det, options=ScanOptions(formats=("html",), notes="builtin"))
+    (folder,) = [p for p in (tmp_path / "out").iterdir() if p.is_dir()]
+    track = json.loads((folder / "result.json").read_text())
+    assert all(track["timeline"]["quiet"]) and track["verdict"]["label"] == "inconclusive"
+    assert track["labels"]                       # the raw scores are kept
+    html = render_report_html(track, {})
+    assert "Style attribution withheld: no analysis window holds enough music to judge" in html
+    assert "Validation AP" not in html.split('id="style"')[1].split("</section>")[0]
+    from musicbrain_cli.report.catalog import CatalogEntry, summary_row
+
+    row = summary_row(CatalogEntry(str(audio), track, "s/report.html"))
+    assert row["top_labels"] == "withheld: no analysis window judged"

@@ -322,6 +322,9 @@ def describe_failures(facts: dict) -> str | None:
 
 #: What the index and the report say in place of style labels for an out-of-domain track.
 WITHHELD = "withheld: outside the model's domain"
+#: What the index says in their place for a track none of whose windows was judged (all
+#: silent, intake.quiet_window) and that is not out of domain.
+WITHHELD_SILENT = "withheld: no analysis window judged"
 
 
 def attribution_withheld(facts: Mapping) -> str | None:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from musicbrain_cli.errors import ReportError
-from musicbrain_cli.model.ood import WITHHELD, labels_withheld
+from musicbrain_cli.model.ood import WITHHELD, WITHHELD_SILENT, labels_withheld
 from musicbrain_cli.report._io import atomic_write_bytes
 from musicbrain_cli.report.html import (prob_beside, render_index_html, report_href, visible,
                                         visible_name)
@@ -59,6 +59,14 @@ def _nothing_judged(track: Mapping) -> bool:
     return isinstance(quiet, list) and bool(quiet) and all(q is True for q in quiet)
 
 
+def _withheld(track: Mapping) -> str:
+    """The index's short reason for a track whose style labels are withheld."""
+    reason = labels_withheld(track) or ""
+    if _nothing_judged(track) and not reason.startswith("outside the model's domain"):
+        return WITHHELD_SILENT
+    return WITHHELD
+
+
 def summary_row(entry: CatalogEntry) -> dict[str, Any]:
     """Flat, JSON-ready summary of one entry (the columns of ``summary.csv``)."""
     track = entry.track or {}
@@ -81,8 +89,9 @@ def summary_row(entry: CatalogEntry) -> dict[str, Any]:
         "fnr": rates.get("fnr"),
         "in_domain": ood.get("in_domain"),
         "ood_score": ood.get("score"),
-        # out of domain the style scores are not shown, only why (issue 23)
-        "top_labels": WITHHELD if labels_withheld(track) else
+        # out of domain the style scores are not shown, only why (issue 23); nor where no
+        # window was judged (scan.batch.NOTHING_JUDGED)
+        "top_labels": _withheld(track) if labels_withheld(track) else
                       "; ".join(f"{x.get('group')}/{x.get('label')}={float(x['p']):.2f}"
                                 for x in labels) or None,
         "duration_s": inp.get("decoded_duration_s", inp.get("duration_s")),
@@ -195,7 +204,7 @@ def _index_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict]:
                                    row.get("threshold"))
             elif key == "duration_s" and value is not None:
                 text = f"{float(value):.1f}"
-            elif key == "top_labels" and value not in (None, WITHHELD):
+            elif key == "top_labels" and value not in (None, WITHHELD, WITHHELD_SILENT):
                 # summary.csv keeps the label keys for machines; the page names them in
                 # words ("Period: Baroque 0.93", not "period/Baroque=0.93")
                 text = "; ".join(_label_words(item) for item in str(value).split("; "))

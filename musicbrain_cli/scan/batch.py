@@ -60,6 +60,11 @@ LOCK_NAME = ".musicbrain-scan.lock"
 #: line (48 kHz: 180 s are 35 MB); a 384 kHz file would hold 276 MB through the forward passes.
 NATIVE_TAP_MAX_RATE = 48_000
 ARTIFACT_FIGURE = "artifact_residue.png"
+#: Why the style attribution of a track with no judged window is withheld (the report reads
+#: "Style attribution withheld: <this>."; verdict.NEAR_SILENT says why no window is judged).
+NOTHING_JUDGED = ("no analysis window holds enough music to judge (each is near-silent, or "
+                  "silent over at least a quarter of it where the music begins or ends), so "
+                  "the style scores, taken from those windows, are not evidence")
 SYMBOLIC_FIGURE = "symbolic_notes.png"
 
 LIMITATIONS = (
@@ -319,9 +324,13 @@ def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = S
     transcribed: dict[int, list] = {}
     from musicbrain_cli.model.ood import attribution_withheld
 
+    # with no window judged, the aggregate falls back to the windows not judged
+    # (inference.aggregate_windows): their style scores are no more evidence than their P(AI)
+    withheld = attribution_withheld(ood_facts) or (None if prediction.judged.any()
+                                                   else NOTHING_JUDGED)
     explanations, explain_arrays, alignment = _explain(
         chosen, detector, options, timer, transcribed=transcribed,
-        withhold_styles=bool(attribution_withheld(ood_facts)))
+        withhold_styles=bool(withheld))
     release_freed_memory()
 
     t = time.perf_counter()
@@ -359,7 +368,7 @@ def analyse_track(path: str | os.PathLike, detector, *, options: ScanOptions = S
         "labels": top_labels,
         "labels_untrained": sorted(untrained),
         # raw scores stay in "labels"; out of domain they are not to be shown (issue 23)
-        "labels_withheld": attribution_withheld(ood_facts),
+        "labels_withheld": withheld,
         "timeline": {"window_start_s": [float(s) for s in starts], "window_s": fe.window_s,
                      "p_ai": [round(float(p), 6) for p in probs[:, det_idx]],
                      "padded": [bool(p) for p in padded],
