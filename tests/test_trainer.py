@@ -817,7 +817,7 @@ def test_cli_trains_on_a_cached_data_set(tmp_path):
     assert "FPR" in result.output
     again = CliRunner().invoke(main, ["train", "--data", str(tmp_path / "ds"), "-o",
                                       str(tmp_path / "run")])
-    assert again.exit_code == 1 and "not empty" in again.output
+    assert again.exit_code == 2 and "not empty" in again.output
 
 
 def test_a_resume_that_trains_longer_records_the_recipe_that_ran(tmp_path):
