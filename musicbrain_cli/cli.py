@@ -78,6 +78,42 @@ def handle_errors(func):
     return wrapper
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread as an interrupt (:func:`_sigterm_as_interrupt`)."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """While the block runs, SIGTERM (a job scheduler's stop, ``timeout``, ``docker stop``,
+    systemd) interrupts it as Ctrl-C does, as :class:`Terminated`: a scan then writes the
+    catalog of the folders sealed so far before it ends. Python's default for SIGTERM ends
+    the process at once, and a rescan stopped so left a catalog that no longer matched the
+    folders it had redone: ``verify`` said INVALID, "track manifests changed since the
+    catalog was sealed", as if the reports had been tampered with (review of session 46).
+    Only in the main thread, where Python runs signal handlers; the handler before is put
+    back after."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminated(signum, frame):
+        raise Terminated()
+
+    before = signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before if before is not None else signal.SIG_DFL)
+
+
+#: Exit status of a command ended by SIGTERM: 128 + 15, what the shell reports for a
+#: process the signal killed (as before the scan caught it).
+EXIT_TERMINATED = 143
+
+
 @contextlib.contextmanager
 def _warnings_as_lines():
     """While a command runs in this process, a warning the library raises on purpose
@@ -402,11 +438,15 @@ def scan(inputs, paths_from, output, report_format, model_name, device, jobs, ke
                 _check_finished_model(detector.card, model_name)
             return detector
     try:
-        result = run_scan(found, output, None, options=options, keys=keys,
-                          command_line=command_line, progress=progress, engine=run_on, load=load)
-    except KeyboardInterrupt:
-        _fail(f"interrupted; the tracks finished so far are in {shlex.quote(str(output))} and its "
-              "catalog, and running the same command again continues with the rest", 130)
+        with _sigterm_as_interrupt():
+            result = run_scan(found, output, None, options=options, keys=keys,
+                              command_line=command_line, progress=progress, engine=run_on,
+                              load=load)
+    except KeyboardInterrupt as exc:
+        stopped = isinstance(exc, Terminated)
+        _fail(f"{'terminated (SIGTERM)' if stopped else 'interrupted'}; the tracks finished so "
+              f"far are in {shlex.quote(str(output))} and its catalog, and running the same "
+              "command again continues with the rest", EXIT_TERMINATED if stopped else 130)
     _echo_skipped(result.skipped)
     for path, reason in result.redone:
         _echo(f"redone: {path}: its finished report folder cannot be reused ({reason})",
