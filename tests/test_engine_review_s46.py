@@ -62,3 +62,83 @@ def test_a_rescan_stopped_by_sigterm_leaves_a_catalog_that_verifies(tmp_path, ti
     assert res.exit_code == 0, res.output                          # not INVALID
     rows = json.loads((out / "summary.json").read_text(encoding="utf-8"))["tracks"]
     assert sorted(Path(r["path"]).name for r in rows) == ["a.flac", "b.flac"]
+
+
+def _tones(folder: Path, n: int) -> list[Path]:
+    folder.mkdir()
+    for i in range(n):
+        encode_audio(folder / f"t{i}.flac", make_tone(4.0, 220.0 + 110 * i, i), SR)
+    return sorted(folder.iterdir())
+
+
+def _refused_spawn(*args, **kwargs):
+    import errno
+
+    raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
+
+
+def test_a_renderer_process_that_cannot_be_started_does_not_end_the_scan(
+        tmp_path, tiny_model_dir, monkeypatch):
+    """A spawn refused (out of memory, a process limit) when the first renderer process
+    started ended the whole scan with that OSError: no report of the track just analysed,
+    none of the tracks after it, no catalog. The reports are rendered in the scanning process
+    instead (the same bytes), and the scan says so."""
+    import multiprocessing.context
+
+    import pytest
+
+    from musicbrain_cli.errors import MusicBrainWarning
+    from musicbrain_cli.model.inference import Detector
+    from musicbrain_cli.report.verify import verify_report_folder
+    from musicbrain_cli.scan.batch import ScanOptions, scan
+
+    files = _tones(tmp_path / "cat", 2)
+    monkeypatch.setattr(multiprocessing.context.SpawnProcess, "_Popen",
+                        staticmethod(_refused_spawn))
+    detector = Detector.from_pretrained(str(tiny_model_dir), device="cpu")
+    with pytest.warns(MusicBrainWarning, match="rendered in the scanning process"):
+        result = scan(files, tmp_path / "out", detector, keys=None,
+                      options=ScanOptions(formats=("html",), jobs=2, render_processes=True))
+    assert result.n_ok == 2 and result.n_failed == 0
+    for entry in result.entries:
+        folder = tmp_path / "out" / Path(entry.report).parent
+        assert (folder / "report.html").is_file()
+        assert [c.name for c in verify_report_folder(folder).failures] == ["signature"]  # unsigned
+    assert (tmp_path / "out" / "summary.json").is_file()
+
+
+def test_a_report_whose_renderer_died_and_cannot_be_replaced_is_rendered_here(
+        tmp_path, tiny_model_dir, monkeypatch):
+    """The same refusal when a renderer that died (killed, out of memory) is replaced failed
+    the track ("internal error ... please report it") although its report could be made."""
+    import multiprocessing.context
+    import time
+
+    import pytest
+
+    from musicbrain_cli.errors import MusicBrainWarning
+    from musicbrain_cli.model.inference import Detector
+    from musicbrain_cli.report.verify import verify_report_folder
+    from musicbrain_cli.scan import batch
+    from musicbrain_cli.scan.documents import ReportProcesses
+
+    (path,) = _tones(tmp_path / "cat", 1)
+    detector = Detector.from_pretrained(str(tiny_model_dir), device="cpu")
+    (tmp_path / "out").mkdir()
+    outcome, job = batch._prepare_track(path, tmp_path / "out", detector, keys=None,
+                                        options=batch.ScanOptions(formats=("html",)),
+                                        command_line=())
+    with ReportProcesses(1) as processes:
+        rendering = job.render_in(processes)
+        deadline = time.monotonic() + 60
+        while not processes._pool._processes and time.monotonic() < deadline:
+            time.sleep(0.01)
+        for pid in list(processes._pool._processes):
+            os.kill(pid, signal.SIGKILL)
+        monkeypatch.setattr(multiprocessing.context.SpawnProcess, "_Popen",
+                            staticmethod(_refused_spawn))
+        with pytest.warns(MusicBrainWarning, match="rendered in the scanning process"):
+            batch._finish(outcome, lambda: job(rendering))
+    assert outcome.entry.error is None, outcome.entry.error
+    folder = tmp_path / "out" / Path(outcome.entry.report).parent
+    assert [c.name for c in verify_report_folder(folder).failures] == ["signature"]  # unsigned

@@ -1210,13 +1210,24 @@ class _TrackWrite:
 
     def render_in(self, processes):
         """Start rendering this track's documents in ``processes`` (a
-        :class:`~musicbrain_cli.scan.documents.ReportProcesses`); pass the result to the call."""
-        return processes.submit(self.analysis.track, self.analysis.explain, self.options.formats,
-                                None if self.keys is None else self.keys.record())
+        :class:`~musicbrain_cli.scan.documents.ReportProcesses`); pass the result to the call.
+        ``None`` where no renderer process can be started: the call renders them itself."""
+        try:
+            return processes.submit(self.analysis.track, self.analysis.explain,
+                                    self.options.formats,
+                                    None if self.keys is None else self.keys.record())
+        except OSError as exc:
+            _render_here(exc)
+            return None
 
     def __call__(self, rendering=None) -> dict:
         try:
-            rendered = None if rendering is None else rendering.result()
+            rendered = None
+            if rendering is not None:
+                try:
+                    rendered = rendering.result()
+                except OSError as exc:        # its renderer could not be started again
+                    _render_here(exc)
             timings = write_track_folder(self.analysis, self.path, self.folder,
                                          options=self.options, keys=self.keys, rendered=rendered)
             if self.scan_time is not None:
@@ -1224,6 +1235,21 @@ class _TrackWrite:
             return timings
         finally:
             release_freed_memory()       # the figures' and the PDF's working set
+
+
+def _render_here(exc: OSError) -> None:
+    """Say that a report's documents are rendered in this process, since no renderer
+    process could be started for them (:class:`_TrackWrite`): a spawn refused, out of memory
+    or at a process limit, first or when a renderer that died is replaced. The documents are
+    the same bytes (scan.documents). That ``OSError`` had ended the whole scan, with no report
+    of the track analysed and no catalog, or failed the track (review of session 46)."""
+    import warnings
+
+    from musicbrain_cli.errors import MusicBrainWarning
+
+    warnings.warn(f"a report could not be rendered in a process of its own "
+                  f"({exc.strerror or exc}); it is rendered in the scanning process",
+                  MusicBrainWarning, stacklevel=3)
 
 
 _INDEX_LOCK = threading.Lock()
