@@ -166,23 +166,31 @@ class ReportProcesses:
         is this track's :class:`ReportError` (the renderer is stopped; the next report gets a
         new one). A child that died with this report in hand or in its queue (which of the two
         cannot be told) gets one more try in a new child: a report that kills its renderer
-        kills the second too and fails, and the reports queued behind it are rendered."""
+        kills the second too and fails, and the reports queued behind it are rendered. A
+        report still queued when another's renderer was stopped (its future cancelled by
+        :meth:`_stop`) never started: it is sent to the new renderer, no try counted."""
+        from concurrent.futures import CancelledError
         from concurrent.futures import TimeoutError as FutureTimeout
 
-        for attempt in (0, 1):
+        attempt = 0
+        while True:
             try:
                 return rendering.future.result(timeout=timeout_s)
             except FutureTimeout:
                 self._stop()
                 raise ReportError(f"rendering this track's report took longer than {timeout_s:g} s; "
                                   "the renderer was stopped") from None
+            except CancelledError:
+                # only _stop cancels: the pool that held this report queued was shut down
+                # (review of session 46: such a report failed as "internal error (CancelledError)")
+                rendering.future = self._start(rendering.args)
             except BrokenProcessPool as exc:
                 if attempt:
                     raise ReportError("the process that renders the reports stopped while "
                                       f"rendering this track's report (killed or out of memory?): "
                                       f"{exc}") from exc
+                attempt += 1
                 rendering.future = self._start(rendering.args)
-        raise AssertionError("unreachable")
 
     def shutdown(self) -> None:
         with self._lock:
