@@ -178,3 +178,35 @@ def test_reports_queued_behind_one_past_its_deadline_are_still_rendered(monkeypa
         for rendering in queued:
             rendered, _ = processes.result(rendering)
             assert set(rendered.figures) == {"fmgcam_1.png", "timeline.png"}
+
+
+def test_a_scan_whose_engine_is_interrupted_leaves_a_catalog_that_verifies(tmp_path,
+                                                                          tiny_model_dir):
+    """The Ctrl-C fix of session 45 covered the in-process loop only: an engine (`--engine
+    ray`: run_tracks stops its Ray instance and lets the interrupt go on) interrupted after
+    its tasks had redone folders left the catalog sealed over their old manifests, and
+    `verify` said INVALID."""
+    import pytest
+
+    from musicbrain_cli.model.inference import Detector
+    from musicbrain_cli.report import init_keys
+    from musicbrain_cli.report.verify import verify_catalog
+    from musicbrain_cli.scan import batch
+
+    files = _tones(tmp_path / "cat", 2)
+    keys = init_keys(tmp_path / "keys")
+    detector = Detector.from_pretrained(str(tiny_model_dir), device="cpu")
+    out = tmp_path / "out"
+    batch.scan(files, out, detector, keys=keys, options=batch.ScanOptions(formats=("html",)))
+    redo = batch.ScanOptions(formats=("html",), force=True)
+
+    def engine(paths, out_dir, salted):         # one task done, then Ctrl-C
+        batch.process_track(paths[0], out_dir, detector, options=redo, keys=keys)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        batch.scan(files, out, detector, keys=keys, options=redo, engine=engine)
+    checked = verify_catalog(out, trusted=keys.public())
+    assert all(r.ok for r in checked), [c for r in checked for c in r.failures][:3]
+    rows = json.loads((out / "summary.json").read_text(encoding="utf-8"))["tracks"]
+    assert sorted(Path(r["path"]).name for r in rows) == ["t0.flac", "t1.flac"]

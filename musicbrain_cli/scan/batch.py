@@ -1457,7 +1457,15 @@ def _scan_locked(inputs, out: Path, detector, *, options: ScanOptions, keys,
             # the sealed catalog, which then verified INVALID (review of session 45)
             interrupted, outcomes = exc, []
     else:
-        outcomes = engine(found.files, out, salted)
+        try:
+            outcomes = engine(found.files, out, salted)
+        except KeyboardInterrupt as exc:
+            # as in process (above): the folders the engine's tasks sealed join the catalog
+            # as earlier scans' do, and the catalog is written before the interrupt goes on;
+            # a Ray scan stopped so had left the catalog sealed over the old manifests of the
+            # folders it redid, INVALID (review of session 46). run_tracks has stopped the
+            # Ray instance it started, and with it the tasks, by the time this runs.
+            interrupted, outcomes = exc, []
         # checked only once written (the tasks run elsewhere, at once): every input whose
         # folder another input of this scan also had fails, loudly
         by_folder: dict[str, list[TrackOutcome]] = {}
