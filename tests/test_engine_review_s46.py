@@ -210,3 +210,64 @@ def test_a_scan_whose_engine_is_interrupted_leaves_a_catalog_that_verifies(tmp_p
     assert all(r.ok for r in checked), [c for r in checked for c in r.failures][:3]
     rows = json.loads((out / "summary.json").read_text(encoding="utf-8"))["tracks"]
     assert sorted(Path(r["path"]).name for r in rows) == ["t0.flac", "t1.flac"]
+
+
+SECOND_INTERRUPT = """
+import os, signal, sys, threading, time
+from pathlib import Path
+from musicbrain_cli.model.inference import Detector
+from musicbrain_cli.report.keys import load_keys
+from musicbrain_cli.scan import batch
+
+model, keys, out, *files = sys.argv[1:]
+real_write, real_analyse, calls = batch.write_track_folder, batch.analyse_track, []
+
+def slow_write(*args, **kwargs):              # a report that takes a while to write
+    time.sleep(1.5)
+    return real_write(*args, **kwargs)
+
+def analyse(*args, **kwargs):
+    calls.append(1)
+    if len(calls) == 2:                       # Ctrl-C, and again half a second later
+        threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
+        raise KeyboardInterrupt
+    return real_analyse(*args, **kwargs)
+
+if __name__ == "__main__":
+    batch.write_track_folder, batch.analyse_track = slow_write, analyse
+    try:
+        batch.scan([Path(f) for f in files], Path(out), Detector.from_pretrained(model, device="cpu"),
+                   keys=load_keys(keys),
+                   options=batch.ScanOptions(formats=("html",), force=True, jobs=2))
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+    time.sleep(3)                             # while the process lives on, a writer may too
+"""
+
+
+def test_a_second_interrupt_while_reports_are_written_leaves_a_catalog_that_verifies(
+        tmp_path, tiny_model_dir):
+    """After Ctrl-C a scan writes the reports it has in hand, then the catalog. A second
+    Ctrl-C (or SIGTERM) while it waited for them went straight on to the catalog with the
+    writing thread still running: the folder it sealed next no longer matched the catalog,
+    INVALID. (Joining the thread again would not do: an interrupted Thread.join marks a
+    thread that still runs as ended.)"""
+    from musicbrain_cli.model.inference import Detector
+    from musicbrain_cli.report import init_keys
+    from musicbrain_cli.report.verify import verify_catalog
+    from musicbrain_cli.scan import batch
+
+    files = _tones(tmp_path / "cat", 2)
+    keys = init_keys(tmp_path / "keys")
+    out = tmp_path / "out"
+    batch.scan(files, out, Detector.from_pretrained(str(tiny_model_dir), device="cpu"), keys=keys,
+               options=batch.ScanOptions(formats=("html",)))
+    script = tmp_path / "interrupted.py"
+    script.write_text(SECOND_INTERRUPT)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, str(script), str(tiny_model_dir), str(tmp_path / "keys"),
+                           str(out), *map(str, files)], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0 and "interrupted" in done.stdout, done.stderr[-2000:]
+    checked = verify_catalog(out, trusted=keys.public())
+    assert all(r.ok for r in checked), [c.detail for r in checked for c in r.failures][:3]

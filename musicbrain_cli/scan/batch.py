@@ -1413,11 +1413,36 @@ def _in_process(files: Sequence[Path], out: Path, detector, *, options: ScanOpti
             for outcome, fut in pending:
                 _finish(outcome, fut.result)
     finally:
-        if pool is not None:
-            pool.shutdown(wait=True)
-        if processes is not None:
-            processes.shutdown()
+        try:
+            if pool is not None:
+                _settle_writes(pool, [fut for _, fut in pending])
+        finally:
+            if processes is not None:
+                processes.shutdown()
     return outcomes
+
+
+def _settle_writes(pool: ThreadPoolExecutor, futures: Sequence[Future]) -> None:
+    """Wait for the track folders ``pool`` is writing (``futures``) before the scan goes on
+    to its catalog. An interrupt while it waits (a second Ctrl-C or SIGTERM after the first)
+    drops the writes not started, and still waits for those under way, then goes on: a
+    folder sealed after the catalog was written does not match it, and the catalog verified
+    INVALID (review of session 46: the second interrupt left the writing thread running
+    while the catalog was written). Waited for by their futures, not by joining the
+    threads: a ``Thread.join`` interrupted by a signal marks a thread that still runs as
+    ended (CPython's fix of bpo-45274), so no later join waits for it."""
+    try:
+        pool.shutdown(wait=True)
+    except KeyboardInterrupt:
+        pool.shutdown(wait=False, cancel_futures=True)
+        for fut in futures:
+            while not fut.cancelled():
+                try:
+                    fut.exception()          # until it is done; its error is the track's
+                    break
+                except KeyboardInterrupt:
+                    continue
+        raise
 
 
 def _scan_locked(inputs, out: Path, detector, *, options: ScanOptions, keys,
