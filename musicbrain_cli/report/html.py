@@ -611,20 +611,8 @@ def split_by_sound(gaps: Sequence[tuple[float, float]], sound_s: Sequence[Sequen
 
 def _minus(spans: Sequence[tuple[float, float]], cut: Sequence[tuple[float, float]]
            ) -> list[tuple[float, float]]:
-    """The parts of ``spans`` outside every interval of ``cut`` (both sorted and merged)."""
-    out = []
-    for a, b in spans:
-        cursor = a
-        for ca, cb in cut:
-            lo, hi = max(cursor, ca), min(b, cb)
-            if hi - lo <= COVERAGE_EPS_S:
-                continue
-            if lo - cursor > COVERAGE_EPS_S:
-                out.append((cursor, lo))
-            cursor = hi
-        if b - cursor > COVERAGE_EPS_S:
-            out.append((cursor, b))
-    return out
+    """The parts of ``spans`` outside every interval of ``cut``."""
+    return split_by_sound(spans, cut)[0]
 
 
 def track_coverage(track: Mapping) -> dict | None:
