@@ -148,20 +148,16 @@ def test_evaluate_never_deletes_files_it_would_replace_unless_asked(tiny, tmp_pa
     assert (out / "metrics.md").read_text().startswith("# Evaluation")
 
 
-def test_a_card_without_a_held_out_split_says_its_rates_are_those_the_threshold_was_chosen_on(
-        tmp_path):
-    """finalize quotes the test split's rates as the card's error_rates and, on a data set
-    with no test split, the val split's: the very clips the operating point (and the domain
-    thresholds) were chosen on, whose false-positive rate meets the 0.5 % target by
-    construction. A report then stated them as the model's false positives ("labelled 0.0 %
-    of the 4 human-made clips of the 'val' split as AI-generated") with nothing saying they
-    are no independent measurement."""
+@pytest.fixture(scope="module")
+def no_test_split_card(tmp_path_factory):
+    """The card of a tiny model finalized on a data set with train and val splits only (4 of
+    its 12 clips in val, 2 of them human)."""
     from conftest import train_tiny
 
     from musicbrain_cli.data.dataset import ClipRecord, DatasetWriter
-    from musicbrain_cli.report.html import error_rate_sentences
     from musicbrain_cli.taxonomy import Taxonomy
 
+    tmp_path = tmp_path_factory.mktemp("no-test-split")
     sr = 6400
     rng = np.random.default_rng(0)
     t = np.arange(2 * sr) / sr
@@ -173,6 +169,20 @@ def test_a_card_without_a_held_out_split_says_its_rates_are_those_the_threshold_
             w.add(ClipRecord(clip_id=f"c{i:02d}", source="ai" if ai else "human", work_id=f"w{i}",
                              split="train" if i < 8 else "val"), y.astype(np.float32))
     card = json.loads((train_tiny(tmp_path / "ds", tmp_path) / "model_card.json").read_text())
+    return card
+
+
+def test_a_card_without_a_held_out_split_says_its_rates_are_those_the_threshold_was_chosen_on(
+        no_test_split_card):
+    """finalize quotes the test split's rates as the card's error_rates and, on a data set
+    with no test split, the val split's: the very clips the operating point (and the domain
+    thresholds) were chosen on, whose false-positive rate meets the 0.5 % target by
+    construction. A report then stated them as the model's false positives ("labelled 0.0 %
+    of the 4 human-made clips of the 'val' split as AI-generated") with nothing saying they
+    are no independent measurement."""
+    from musicbrain_cli.report.html import error_rate_sentences
+
+    card = no_test_split_card
     rates = card["error_rates"]
     assert rates["split"] == "val" == card["verdict"]["threshold_chosen_on"]
     text = " ".join(error_rate_sentences(rates, card["thresholds"]["detection"]))
@@ -324,29 +334,15 @@ def test_reports_name_as_measured_only_the_generator_families_the_error_rates_co
                                                                                 "symbolic"]
 
 
-def test_a_target_the_validation_clips_are_too_few_for_is_said_to_be_so(tmp_path):
+def test_a_target_the_validation_clips_are_too_few_for_is_said_to_be_so(no_test_split_card):
     """finalize chooses the boundary for "at most 0.5 % of human validation clips accused";
     with fewer than 200 human clips that can only mean none of them is, which bounds the
     false-positive rate far above 0.5 % (2 clips: 66 %). The card did not record how many
     human clips the target was applied to, and training's summary said "FPR target 0.5 %"
     as if the model had been held to it."""
-    from conftest import train_tiny
-
-    from musicbrain_cli.data.dataset import ClipRecord, DatasetWriter
-    from musicbrain_cli.taxonomy import Taxonomy
     from musicbrain_cli.training.finalize import summary_lines
 
-    sr = 6400
-    rng = np.random.default_rng(0)
-    t = np.arange(2 * sr) / sr
-    with DatasetWriter(tmp_path / "ds", Taxonomy.from_groups([("source", ["human", "ai"], True)]),
-                       sample_rate=sr, audio_format="wav") as w:
-        for i in range(12):
-            ai = i % 2
-            y = 0.3 * np.sin(2 * np.pi * (440 if ai else 660) * t) + 0.01 * rng.normal(size=t.size)
-            w.add(ClipRecord(clip_id=f"c{i:02d}", source="ai" if ai else "human", work_id=f"w{i}",
-                             split="train" if i < 8 else "val"), y.astype(np.float32))
-    card = json.loads((train_tiny(tmp_path / "ds", tmp_path) / "model_card.json").read_text())
+    card = no_test_split_card
     assert card["verdict"]["validation_humans"] == 2
     text = "\n".join(summary_lines(card))
     assert "too few" in text and "none of them" in text
