@@ -2,6 +2,7 @@
 calls that could hang."""
 
 import importlib.util
+import os
 import signal
 import sys
 from contextlib import contextmanager
@@ -85,6 +86,17 @@ def train_tiny(data, root):
                                     "--device", "cpu", "-o", str(root / "run")])
     assert run.exit_code == 0, run.output
     return root / "run" / "model"
+
+
+def non_utf8_path(folder: Path, name: bytes) -> str | None:
+    """``folder/name`` as a str path (its bytes as surrogates), or None where the file system
+    cannot hold a name that is not UTF-8."""
+    path = os.fsdecode(os.fsencode(folder) + b"/" + name)
+    try:
+        Path(path).write_bytes(b"")
+    except (OSError, UnicodeError):
+        return None
+    return path
 
 
 def make_tone(seconds, f0=220.0, seed=0):

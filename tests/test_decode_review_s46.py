@@ -8,20 +8,9 @@ import pytest
 
 from musicbrain_cli.audio.encode import encode_audio
 from musicbrain_cli.scan.discovery import NOT_UTF8, SAME_FILE, discover
-from conftest import make_tone
+from conftest import make_tone, non_utf8_path
 
 SR = 22050
-
-
-def _non_utf8(folder: Path, name: bytes) -> str | None:
-    """``folder/name`` as a str path (its bytes as surrogates), or None where the file system
-    cannot hold a name that is not UTF-8."""
-    path = os.fsdecode(os.fsencode(folder) + b"/" + name)
-    try:
-        Path(path).write_bytes(b"")
-    except (OSError, UnicodeError):
-        return None
-    return path
 
 
 # --- 1: a name that is not UTF-8 claimed its file for every other name ------------------------
@@ -32,7 +21,7 @@ def test_a_file_refused_for_its_name_is_still_taken_under_another_name(tmp_path,
     """`caf\\xe9.wav` (Latin-1) sorts before its link `good.wav`: the name was refused (not
     UTF-8) but had already claimed the file, so `good.wav` was skipped as "the same file as a
     path already taken ... analysed once" while the audio was analysed under no name."""
-    bad = _non_utf8(tmp_path, b"caf\xe9.wav")
+    bad = non_utf8_path(tmp_path, b"caf\xe9.wav")
     if bad is None:
         pytest.skip("this file system cannot hold a name that is not UTF-8")
     encode_audio(bad, make_tone(1.0), SR, fmt="wav")
@@ -261,22 +250,11 @@ def test_a_length_ffmpeg_estimated_is_not_labelled_the_headers_in_the_report(tmp
     assert "Duration (header)" in dict(_integrity({"input": stated.to_dict()}))
 
 
-def _aiff(path: Path, y, rate: int, codec: str = "pcm_s16be", fmt: str = "aiff") -> None:
-    """``y`` (mono float in [-1, 1]) written by FFmpeg's AIFF muxer."""
-    from fractions import Fraction
+def _aiff(path: Path, y, rate: int, codec: str = "pcm_s16be") -> None:
+    """``y`` (mono float in [-1, 1]) written by FFmpeg's AIFF muxer with ``codec``."""
+    from musicbrain_cli.audio.encode import Format
 
-    import av
-    import numpy as np
-
-    with av.open(str(path), "w", format=fmt) as out:
-        st = out.add_stream(codec, rate=rate, layout="mono")
-        fr = av.AudioFrame.from_ndarray((y[None, :] * 32767).astype(np.int16), format="s16",
-                                        layout="mono")
-        fr.sample_rate, fr.pts, fr.time_base = rate, 0, Fraction(1, rate)
-        for packet in st.encode(fr):
-            out.mux(packet)
-        for packet in st.encode(None):
-            out.mux(packet)
+    encode_audio(path, y, rate, spec=Format("aiff", codec))
 
 
 @pytest.mark.parametrize("isolate", [False, True])
@@ -308,9 +286,9 @@ def test_an_aiff_with_audio_after_its_form_is_not_called_whole(tmp_path, isolate
         with intake.stream(path, isolate=isolate) as s:
             n = sum(block.size for block in s)
         assert n == SR * 4 and s.stats.share_decoded == 1.0, name
-    for codec, fmt in (("pcm_s24be", "aiff"), ("pcm_s16le", "aiff")):
+    for codec in ("pcm_s24be", "pcm_s16le"):                  # 24-bit; AIFF-C 'sowt'
         path = tmp_path / f"{codec}.aiff"
-        _aiff(path, rng.standard_normal(SR * 3) * 0.1, SR, codec, fmt)
+        _aiff(path, rng.standard_normal(SR * 3) * 0.1, SR, codec)
         with intake.stream(path, isolate=isolate) as s:
             n = sum(block.size for block in s)
         assert n == SR * 3 and s.stats.share_decoded == 1.0, codec

@@ -13,20 +13,9 @@ from musicbrain_cli.audio.encode import encode_audio
 from musicbrain_cli.cli import main
 from musicbrain_cli.errors import NotAudioError
 from musicbrain_cli.scan.discovery import discover
-from conftest import make_tone
+from conftest import make_tone, non_utf8_path
 
 SR = 22050
-
-
-def _non_utf8(folder: Path, name: bytes) -> str | None:
-    """``folder/name`` as a str path (its bytes as surrogates), or None where the file system
-    cannot hold a name that is not UTF-8."""
-    path = os.fsdecode(os.fsencode(folder) + b"/" + name)
-    try:
-        Path(path).write_bytes(b"")
-    except (OSError, UnicodeError):
-        return None
-    return path
 
 
 # --- 1: a link whose target is named in bytes that are not UTF-8 ----------------------------
@@ -39,8 +28,8 @@ def test_a_link_to_a_name_that_is_not_utf8_is_analysed_by_its_own_name(tmp_path,
     cat, store = tmp_path / "cat", tmp_path / "store"
     cat.mkdir()
     store.mkdir()
-    good = _non_utf8(store, b"caf\xe9.wav")
-    bad = _non_utf8(store, b"cass\xe9.wav")
+    good = non_utf8_path(store, b"caf\xe9.wav")
+    bad = non_utf8_path(store, b"cass\xe9.wav")
     if good is None or bad is None:
         pytest.skip("this file system cannot hold a name that is not UTF-8")
     encode_audio(good, make_tone(3.0), SR)
