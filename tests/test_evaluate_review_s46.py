@@ -148,26 +148,32 @@ def test_evaluate_never_deletes_files_it_would_replace_unless_asked(tiny, tmp_pa
     assert (out / "metrics.md").read_text().startswith("# Evaluation")
 
 
+def _two_tone_dataset(folder, n: int, *, n_train: int) -> None:
+    """``n`` 2-s clips, human (660 Hz) and AI (440 Hz) in turn, each its own work: the first
+    ``n_train`` in train, the rest in val (no test split)."""
+    from musicbrain_cli.data.dataset import ClipRecord, DatasetWriter
+    from musicbrain_cli.taxonomy import Taxonomy
+
+    sr = 6400
+    rng = np.random.default_rng(0)
+    t = np.arange(2 * sr) / sr
+    with DatasetWriter(folder, Taxonomy.from_groups([("source", ["human", "ai"], True)]),
+                       sample_rate=sr, audio_format="wav") as w:
+        for i in range(n):
+            ai = i % 2
+            y = 0.3 * np.sin(2 * np.pi * (440 if ai else 660) * t) + 0.01 * rng.normal(size=t.size)
+            w.add(ClipRecord(clip_id=f"c{i:02d}", source="ai" if ai else "human", work_id=f"w{i}",
+                             split="train" if i < n_train else "val"), y.astype(np.float32))
+
+
 @pytest.fixture(scope="module")
 def no_test_split_card(tmp_path_factory):
     """The card of a tiny model finalized on a data set with train and val splits only (4 of
     its 12 clips in val, 2 of them human)."""
     from conftest import train_tiny
 
-    from musicbrain_cli.data.dataset import ClipRecord, DatasetWriter
-    from musicbrain_cli.taxonomy import Taxonomy
-
     tmp_path = tmp_path_factory.mktemp("no-test-split")
-    sr = 6400
-    rng = np.random.default_rng(0)
-    t = np.arange(2 * sr) / sr
-    with DatasetWriter(tmp_path / "ds", Taxonomy.from_groups([("source", ["human", "ai"], True)]),
-                       sample_rate=sr, audio_format="wav") as w:
-        for i in range(12):
-            ai = i % 2
-            y = 0.3 * np.sin(2 * np.pi * (440 if ai else 660) * t) + 0.01 * rng.normal(size=t.size)
-            w.add(ClipRecord(clip_id=f"c{i:02d}", source="ai" if ai else "human", work_id=f"w{i}",
-                             split="train" if i < 8 else "val"), y.astype(np.float32))
+    _two_tone_dataset(tmp_path / "ds", 12, n_train=8)
     card = json.loads((train_tiny(tmp_path / "ds", tmp_path) / "model_card.json").read_text())
     return card
 
@@ -259,20 +265,9 @@ def test_the_card_records_the_sample_its_domain_statistics_were_fitted_on(tmp_pa
 
     from conftest import train_tiny
 
-    from musicbrain_cli.data.dataset import ClipRecord, DatasetWriter
-    from musicbrain_cli.taxonomy import Taxonomy
     from musicbrain_cli.training.finalize import finalize_model
 
-    sr = 6400
-    rng = np.random.default_rng(0)
-    t = np.arange(2 * sr) / sr
-    with DatasetWriter(tmp_path / "ds", Taxonomy.from_groups([("source", ["human", "ai"], True)]),
-                       sample_rate=sr, audio_format="wav") as w:
-        for i in range(16):
-            ai = i % 2
-            y = 0.3 * np.sin(2 * np.pi * (440 if ai else 660) * t) + 0.01 * rng.normal(size=t.size)
-            w.add(ClipRecord(clip_id=f"c{i:02d}", source="ai" if ai else "human", work_id=f"w{i}",
-                             split="train" if i < 12 else "val"), y.astype(np.float32))
+    _two_tone_dataset(tmp_path / "ds", 16, n_train=12)
     model = train_tiny(tmp_path / "ds", tmp_path)
     again = tmp_path / "again"
     shutil.copytree(model, again)
