@@ -13,6 +13,15 @@ from conftest import make_tone, non_utf8_path
 SR = 22050
 
 
+def _decoded(path, isolate: bool) -> tuple[int, float]:
+    """``(samples, share decoded)`` of a whole streamed decode of ``path``."""
+    from musicbrain_cli.audio import intake
+
+    with intake.stream(path, isolate=isolate) as s:
+        n = sum(block.size for block in s)
+    return n, s.stats.share_decoded
+
+
 # --- 1: a name that is not UTF-8 claimed its file for every other name ------------------------
 
 
@@ -65,10 +74,9 @@ def test_an_m4a_whose_audio_starts_late_by_its_edit_list_is_whole(tmp_path, isol
 
     path = tmp_path / "late.m4a"
     _late_m4a(path, 1.0)
-    with intake.stream(path, isolate=isolate) as s:
-        n = sum(block.size for block in s)
+    n, share = _decoded(path, isolate)
     assert n / intake.SAMPLE_RATE == pytest.approx(4.0, abs=0.1)
-    assert s.stats.share_decoded == 1.0
+    assert share == 1.0
 
 
 # --- 3: FFmpeg's length estimate of a raw AAC stream was refused as a header's claim -----------
@@ -171,10 +179,9 @@ def test_a_webm_whose_video_outlasts_its_audio_is_whole_and_a_cut_one_is_not(tmp
         _webm(path)
     except Exception as exc:  # noqa: BLE001 - an FFmpeg build without VP8/Opus encoders
         pytest.skip(f"cannot write a WebM here: {exc}")
-    with intake.stream(path, isolate=isolate) as s:
-        n = sum(block.size for block in s)
+    n, share = _decoded(path, isolate)
     assert n / intake.SAMPLE_RATE == pytest.approx(4.0, abs=0.05)
-    assert s.stats.share_decoded == 1.0
+    assert share == 1.0
 
     cut = tmp_path / "cut.webm"
     cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
@@ -217,9 +224,8 @@ def test_a_wav_with_audio_beyond_its_data_chunk_is_not_called_whole(tmp_path, is
                        ("zeros", bytes(500_000))):
         path = tmp_path / f"{name}.wav"
         path.write_bytes(one.read_bytes() + tail)
-        with intake.stream(path, isolate=isolate) as s:
-            n = sum(block.size for block in s)
-        assert n == SR * 4 and s.stats.share_decoded == 1.0, name
+        n, share = _decoded(path, isolate)
+        assert n == SR * 4 and share == 1.0, name
 
 
 def test_a_length_ffmpeg_estimated_is_not_labelled_the_headers_in_the_report(tmp_path):
@@ -283,12 +289,10 @@ def test_an_aiff_with_audio_after_its_form_is_not_called_whole(tmp_path, isolate
                        ("zeros", one.read_bytes() + bytes(300_000))):
         path = tmp_path / f"{name}.aiff"
         path.write_bytes(data)
-        with intake.stream(path, isolate=isolate) as s:
-            n = sum(block.size for block in s)
-        assert n == SR * 4 and s.stats.share_decoded == 1.0, name
+        n, share = _decoded(path, isolate)
+        assert n == SR * 4 and share == 1.0, name
     for codec in ("pcm_s24be", "pcm_s16le"):                  # 24-bit; AIFF-C 'sowt'
         path = tmp_path / f"{codec}.aiff"
         _aiff(path, rng.standard_normal(SR * 3) * 0.1, SR, codec)
-        with intake.stream(path, isolate=isolate) as s:
-            n = sum(block.size for block in s)
-        assert n == SR * 3 and s.stats.share_decoded == 1.0, codec
+        n, share = _decoded(path, isolate)
+        assert n == SR * 3 and share == 1.0, codec
