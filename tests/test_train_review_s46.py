@@ -153,6 +153,9 @@ def test_ctrl_c_during_a_multi_process_run_is_a_keyboard_interrupt(tmp_path):
         from musicbrain_cli.training import trainer as T
         from musicbrain_cli.training.config import TINY_CONFIG, load_config
         if __name__ == "__main__":
+            # Python's own Ctrl-C handler, as in a terminal (a job started in the background
+            # by a non-interactive shell inherits SIGINT ignored, and Python then keeps that)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
             cfg = load_config(TINY_CONFIG, overrides={{"train": {{"epochs": 100}}}})
             try:
                 T.train(T.SyntheticSource(n_train=8, n_val=4), {str(run)!r}, config=cfg,
