@@ -79,7 +79,40 @@ def handle_errors(func):
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised in the main thread as an interrupt (:func:`_sigterm_as_interrupt`)."""
+    """SIGTERM or SIGHUP, raised in the main thread as an interrupt
+    (:func:`_sigterm_as_interrupt`); ``signum`` says which."""
+
+    def __init__(self, signum: int = 15):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _terminal_fds() -> tuple[int, ...]:
+    """Which of standard output and error are a terminal, read while it is still there (a
+    hung-up terminal no longer reads as one)."""
+    out = []
+    for fd in (1, 2):
+        try:
+            if os.isatty(fd):
+                out.append(fd)
+        except OSError:
+            pass
+    return tuple(out)
+
+
+def _detach_from_terminal(fds: tuple[int, ...]) -> None:
+    """After a hang-up the terminal is gone: a write to it fails with EIO, and the catalog
+    written on the way out must not fail on a progress line or the closing message. The
+    descriptors ``fds`` (those that were a terminal) are pointed at ``/dev/null``."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        for fd in fds:
+            try:
+                os.dup2(devnull, fd)
+            except OSError:
+                pass
+    finally:
+        os.close(devnull)
 
 
 @contextlib.contextmanager
@@ -90,8 +123,10 @@ def _sigterm_as_interrupt():
     the process at once, and a rescan stopped so left a catalog that no longer matched the
     folders it had redone: ``verify`` said INVALID, "track manifests changed since the
     catalog was sealed", as if the reports had been tampered with (review of session 46).
-    Only in the main thread, where Python runs signal handlers; the handler before is put
-    back after."""
+    SIGHUP (the SSH session or terminal closed) ends it the same way, after detaching from
+    the terminal that is gone, unless SIGHUP was ignored when the block began (``nohup``
+    asks for the scan to go on: it does). Only in the main thread, where Python runs signal
+    handlers; the handlers before are put back after."""
     import signal
     import threading
 
@@ -99,19 +134,22 @@ def _sigterm_as_interrupt():
         yield
         return
 
-    def terminated(signum, frame):
-        raise Terminated()
+    terminal = _terminal_fds()
 
-    before = signal.signal(signal.SIGTERM, terminated)
+    def terminated(signum, frame):
+        if signum == getattr(signal, "SIGHUP", None):
+            _detach_from_terminal(terminal)
+        raise Terminated(signum)
+
+    caught = [signal.SIGTERM]
+    if hasattr(signal, "SIGHUP") and signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
+        caught.append(signal.SIGHUP)
+    before = {sig: signal.signal(sig, terminated) for sig in caught}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, before if before is not None else signal.SIG_DFL)
-
-
-#: Exit status of a command ended by SIGTERM: 128 + 15, what the shell reports for a
-#: process the signal killed (as before the scan caught it).
-EXIT_TERMINATED = 143
+        for sig, handler in before.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
 
 @contextlib.contextmanager
@@ -443,10 +481,13 @@ def scan(inputs, paths_from, output, report_format, model_name, device, jobs, ke
                               command_line=command_line, progress=progress, engine=run_on,
                               load=load)
     except KeyboardInterrupt as exc:
-        stopped = isinstance(exc, Terminated)
-        _fail(f"{'terminated (SIGTERM)' if stopped else 'interrupted'}; the tracks finished so "
-              f"far are in {shlex.quote(str(output))} and its catalog, and running the same "
-              "command again continues with the rest", EXIT_TERMINATED if stopped else 130)
+        import signal
+
+        signum = exc.signum if isinstance(exc, Terminated) else None
+        how = f"terminated ({signal.Signals(signum).name})" if signum else "interrupted"
+        _fail(f"{how}; the tracks finished so far are in {shlex.quote(str(output))} and its "
+              "catalog, and running the same command again continues with the rest",
+              128 + signum if signum else 130)
     _echo_skipped(result.skipped)
     for path, reason in result.redone:
         _echo(f"redone: {path}: its finished report folder cannot be reused ({reason})",

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from conftest import SR, make_tone
@@ -22,12 +23,15 @@ def run(args):
     return CliRunner().invoke(main, args, catch_exceptions=False)
 
 
-def test_a_rescan_stopped_by_sigterm_leaves_a_catalog_that_verifies(tmp_path, tiny_model_dir):
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
+def test_a_rescan_stopped_by_sigterm_leaves_a_catalog_that_verifies(tmp_path, tiny_model_dir,
+                                                                     signame):
     """SIGTERM (a job scheduler's stop, `timeout`, `docker stop`) ended a scan at once: a
     rescan stopped after redoing a folder left the catalog sealed over the folder's old
     manifest, and `verify` said INVALID ("track manifests changed since the catalog was
     sealed"), as if the reports had been tampered with. It now ends as Ctrl-C does, with the
-    catalog of the sealed folders written, and the exit status of SIGTERM (143)."""
+    catalog of the sealed folders written, and the exit status of SIGTERM (143). SIGHUP (an
+    SSH session that drops) did the same until session 47; now the same, with 129."""
     cat = tmp_path / "cat"
     cat.mkdir()
     encode_audio(cat / "a.flac", make_tone(4.0, 220.0, 0), SR)
@@ -47,7 +51,7 @@ def test_a_rescan_stopped_by_sigterm_leaves_a_catalog_that_verifies(tmp_path, ti
         "def analyse(*a, **k):\n"
         "    calls.append(1)\n"
         "    if len(calls) == 2:\n"
-        "        os.kill(os.getpid(), signal.SIGTERM)\n"
+        f"        os.kill(os.getpid(), signal.{signame})\n"
         "    return real(*a, **k)\n"
         "if __name__ == '__main__':\n"
         "    batch.analyse_track = analyse\n"
@@ -55,14 +59,68 @@ def test_a_rescan_stopped_by_sigterm_leaves_a_catalog_that_verifies(tmp_path, ti
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}"}
     done = subprocess.run([sys.executable, str(script), *args, "--force"], env=env,
                           capture_output=True, text=True, timeout=300)
-    assert done.returncode == 128 + signal.SIGTERM, done.stderr[-2000:]
-    assert "running the same command again continues" in done.stderr
+    assert done.returncode == 128 + getattr(signal, signame), done.stderr[-2000:]
+    assert f"terminated ({signame}); the tracks finished so far" in done.stderr
     after = {p.parent.name: p.read_bytes() for p in out.glob("*/manifest.json")}
     assert sum(after[k] != before[k] for k in before) == 1       # one folder was redone
     res = run(["verify", str(out), "--keys", str(tmp_path / "keys")])
     assert res.exit_code == 0, res.output                          # not INVALID
     rows = json.loads((out / "summary.json").read_text(encoding="utf-8"))["tracks"]
     assert sorted(Path(r["path"]).name for r in rows) == ["a.flac", "b.flac"]
+
+
+def test_a_scan_under_nohup_goes_on_after_a_hang_up(tmp_path, tiny_model_dir):
+    """`nohup musicbrain scan ...` asks the scan to outlive the terminal: SIGHUP ignored when
+    the scan starts stays ignored, and the scan finishes every track (exit 0)."""
+    cat = tmp_path / "cat"
+    _tones(cat, 2)
+    out = tmp_path / "out"
+    script = tmp_path / "hangup.py"
+    script.write_text(
+        "import os, signal, sys\n"
+        "from musicbrain_cli.scan import batch\n"
+        "from musicbrain_cli.cli import main\n"
+        "real = batch.analyse_track\n"
+        "def analyse(*a, **k):\n"
+        "    os.kill(os.getpid(), signal.SIGHUP)\n"
+        "    return real(*a, **k)\n"
+        "if __name__ == '__main__':\n"
+        "    signal.signal(signal.SIGHUP, signal.SIG_IGN)   # what nohup does\n"
+        "    batch.analyse_track = analyse\n"
+        "    main(sys.argv[1:])\n")
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}"}
+    done = subprocess.run([sys.executable, str(script), "scan", str(cat), "-o", str(out),
+                           "--model", str(tiny_model_dir), "--report", "html", "--unsigned",
+                           "--quiet", "--jobs", "1"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = json.loads((out / "summary.json").read_text(encoding="utf-8"))["tracks"]
+    assert sorted(Path(r["path"]).name for r in rows) == ["t0.flac", "t1.flac"]
+
+
+def test_a_hang_up_detaches_the_scan_from_its_dead_terminal(tmp_path):
+    """After SIGHUP the terminal is gone and writing to it fails (EIO): the catalog written on
+    the way out must not fail on a progress line. Standard output and error that are a
+    terminal are pointed at /dev/null; a file they were redirected to is kept."""
+    log = tmp_path / "log.txt"
+    code = (
+        "import os, sys\n"
+        "from musicbrain_cli.cli import _detach_from_terminal, _terminal_fds\n"
+        "master, slave = os.openpty()\n"
+        "os.dup2(slave, 1)\n"
+        f"os.dup2(os.open({str(log)!r}, os.O_WRONLY | os.O_CREAT), 2)\n"
+        "fds = _terminal_fds()\n"
+        "assert fds == (1,), fds\n"
+        "os.close(master)                # the terminal hangs up\n"
+        "_detach_from_terminal(fds)\n"
+        "assert not os.isatty(1)\n"
+        "os.write(1, b'progress line')\n"
+        "os.write(2, b'kept')\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert log.read_bytes() == b"kept"
 
 
 def _tones(folder: Path, n: int) -> list[Path]:
