@@ -123,6 +123,36 @@ def test_a_hang_up_detaches_the_scan_from_its_dead_terminal(tmp_path):
     assert log.read_bytes() == b"kept"
 
 
+def test_a_stop_while_the_catalog_is_written_waits_for_its_manifest(tmp_path, tiny_model_dir,
+                                                                    monkeypatch):
+    """A stop signal between the catalog's files and its signed manifest left a catalog that
+    `verify` read as tampered with until the next scan. The signal is now held until the
+    catalog is whole, then ends the scan as it would have (143)."""
+    import musicbrain_cli.report as report
+
+    cat = tmp_path / "cat"
+    _tones(cat, 1)
+    out = tmp_path / "out"
+    real = report.write_catalog
+
+    def write_then_stop(*args, **kwargs):
+        written = real(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGTERM)       # before the manifest over these files
+        return written
+
+    monkeypatch.setattr(report, "write_catalog", write_then_stop)
+    keys = tmp_path / "keys"
+    handler = signal.getsignal(signal.SIGTERM)
+    res = CliRunner().invoke(main, ["scan", str(cat), "-o", str(out), "--model",
+                                    str(tiny_model_dir), "--report", "html", "--key", str(keys),
+                                    "--quiet", "--jobs", "1"])
+    assert res.exit_code == 128 + signal.SIGTERM, res.output
+    assert signal.getsignal(signal.SIGTERM) == handler             # the handler put back
+    monkeypatch.undo()
+    res = run(["verify", str(out), "--keys", str(keys)])
+    assert res.exit_code == 0, res.output                          # not INVALID
+
+
 def _tones(folder: Path, n: int) -> list[Path]:
     folder.mkdir()
     for i in range(n):

@@ -20,6 +20,7 @@ forward passes, the CAM and the reports are handed back to the OS after each
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import functools
@@ -1445,6 +1446,45 @@ def _settle_writes(pool: ThreadPoolExecutor, futures: Sequence[Future]) -> None:
         raise
 
 
+#: Signals that end a scan (Ctrl-C, ``timeout``/schedulers, a hang-up), held back while the
+#: catalog is written.
+_STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
+
+
+@contextlib.contextmanager
+def _signals_deferred():
+    """While the block runs, a stop signal is held back and delivered once it has ended. The
+    catalog is four files and a signed manifest over them: an interrupt between two of them
+    left a catalog whose manifest no longer matched its files, which ``verify`` reads as
+    tampering, until the next scan (review of session 46). Python runs signal handlers in
+    the main thread only, so elsewhere the block runs as it is; an ignored signal stays
+    ignored; a signal that arrives is raised again, once per kind, to the handler the block
+    found (Python's, the CLI's, or the default), after it is put back."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    arrived: list[int] = []
+
+    def hold(signum, frame):
+        if signum not in arrived:
+            arrived.append(signum)
+
+    before = {}
+    for name in _STOP_SIGNALS:
+        sig = getattr(signal, name, None)
+        if sig is not None and signal.getsignal(sig) not in (signal.SIG_IGN, None):
+            before[sig] = signal.signal(sig, hold)
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+        for sig in arrived:
+            signal.raise_signal(sig)
+
+
 def _scan_locked(inputs, out: Path, detector, *, options: ScanOptions, keys,
                  command_line: Sequence[str], progress: Progress, engine) -> ScanResult:
     from musicbrain_cli.report import write_catalog
@@ -1552,11 +1592,12 @@ def _scan_locked(inputs, out: Path, detector, *, options: ScanOptions, keys,
                          for e, real in zip(failures, failures_real)},
                       **{os.path.realpath(e.input_path): {"path": e.input_path, "error": e.error}
                          for e in result.entries if e.error}}
-    _write_inputs_index(out, index)
-    written = write_catalog(out, entries)
-    write_catalog_manifest(out, [p.name for p in written],
-                           [_folder(e) for e in entries if e.report],
-                           keys)
+    with _signals_deferred():
+        _write_inputs_index(out, index)
+        written = write_catalog(out, entries)
+        write_catalog_manifest(out, [p.name for p in written],
+                               [_folder(e) for e in entries if e.report],
+                               keys)
     if interrupted is not None:
         raise interrupted
     return result
