@@ -843,14 +843,18 @@ def keys_init(directory, force, untrust_replaced, common_name, organization, day
                                  ("valid_days", days)) if v}
     replaced = _replaced_signer(Path(directory) if directory else keymod.default_keys_dir()) \
         if force else ()
-    created = keymod.init_keys(
-        Path(directory) if directory else None, force=force,
-        pkcs12_file=Path(pkcs12_file) if pkcs12_file else None,
-        cert_file=Path(cert_file) if cert_file else None,
-        key_file=Path(key_file) if key_file else None,
-        pkcs12_password=secret(password_env) if pkcs12_file else None,
-        key_password=secret(password_env) if key_file else None,
-        passphrase=secret(passphrase_env), **options)
+    # what init refuses is the caller's to fix (keys already there without --force, a
+    # certificate that does not match its key or is not valid now, an unreadable PKCS#12, a
+    # bad name or --days): status 2, as for the other commands' usage errors
+    with _usage_errors():
+        created = keymod.init_keys(
+            Path(directory) if directory else None, force=force,
+            pkcs12_file=Path(pkcs12_file) if pkcs12_file else None,
+            cert_file=Path(cert_file) if cert_file else None,
+            key_file=Path(key_file) if key_file else None,
+            pkcs12_password=secret(password_env) if pkcs12_file else None,
+            key_password=secret(password_env) if key_file else None,
+            passphrase=secret(passphrase_env), **options)
     _echo(f"keys written to {created.directory} (private files mode 0600)")
     _echo(f"manifest key (Ed25519) SHA-256:   {created.manifest_key_fingerprint}")
     _echo(f"PDF certificate SHA-256:          {created.certificate_fingerprint}")
@@ -893,8 +897,11 @@ def keys_trust(items, trust_store, note) -> None:
     """
     from pathlib import Path
 
-    from musicbrain_cli.report.keys import trust
+    from musicbrain_cli.report.keys import pins_of, trust
 
+    with _usage_errors():     # every item read first: one that names nothing pins none
+        for item in items:
+            pins_of(item)
     store = Path(trust_store) if trust_store else None
     for item in items:
         added = trust(item, store=store, note=note)
@@ -917,8 +924,11 @@ def keys_untrust(items, trust_store) -> None:
     (one signer's manifest key and certificate). Its reports then verify UNTRUSTED."""
     from pathlib import Path
 
-    from musicbrain_cli.report.keys import untrust
+    from musicbrain_cli.report.keys import pins_of, untrust
 
+    with _usage_errors():     # every item read first: one that names nothing removes none
+        for item in items:
+            pins_of(item)
     store = Path(trust_store) if trust_store else None
     for item in items:
         removed = untrust(item, store=store)

@@ -49,10 +49,14 @@ def test_cli_keys_init_refuses_overwrite(tmp_path):
     fingerprint = K.load_keys(tmp_path / "k").manifest_key_fingerprint
     assert fingerprint in ok.output
     again = runner.invoke(main, ["keys", "init", folder])
-    assert again.exit_code == 1 and "refusing to overwrite" in again.output
+    assert again.exit_code == 2 and "refusing to overwrite" in again.output    # use --force
     assert K.load_keys(tmp_path / "k").manifest_key_fingerprint == fingerprint
     usage = runner.invoke(main, ["keys", "init", folder, "--cert", __file__])
     assert usage.exit_code == 2
+    junk = tmp_path / "junk.p12"
+    junk.write_bytes(b"not a PKCS#12 file")
+    unreadable = runner.invoke(main, ["keys", "init", str(tmp_path / "k2"), "--pkcs12", str(junk)])
+    assert unreadable.exit_code == 2 and "could not read PKCS#12" in unreadable.output
 
 
 def test_cli_keys_init_force_says_the_replaced_keys_stay_trusted_or_untrusts_them(tmp_path):
@@ -234,7 +238,7 @@ def test_an_empty_passphrase_is_refused_rather_than_storing_keys_in_clear(tmp_pa
     res = CliRunner(env={"EMPTY": "", "P12": "x"}).invoke(
         main, ["keys", "init", str(tmp_path / "k2"), "--passphrase-env", "EMPTY",
                "--trust-store", str(tmp_path / "t.json")])
-    assert res.exit_code == 1 and "passphrase is empty" in res.output
+    assert res.exit_code == 2 and "passphrase is empty" in res.output
     res = CliRunner(env={"P12": "x"}).invoke(       # the PKCS#12 password, without a PKCS#12
         main, ["keys", "init", str(tmp_path / "k3"), "--password-env", "P12",
                "--trust-store", str(tmp_path / "t.json")])

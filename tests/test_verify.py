@@ -247,7 +247,15 @@ def test_keys_trust_and_list(keys, tmp_path):
     assert again.exit_code == 0 and "already trusted" in again.output
     assert len(load_trust_store(store).entries) == 2
     bad = runner.invoke(main, ["keys", "trust", "not-a-fingerprint", "--trust-store", str(store)])
-    assert bad.exit_code == 1 and "neither a 64-hex-digit" in bad.output
+    assert bad.exit_code == 2 and "neither a 64-hex-digit" in bad.output
+    # an item that names nothing is a usage error before any pin is made or removed: the
+    # good item beside it was pinned (or unpinned) and the command still failed
+    before = store.read_bytes()
+    for command in ("trust", "untrust"):
+        mixed = runner.invoke(main, ["keys", command, keys.manifest_key_fingerprint,
+                                     "0" * 64, "typo", "--trust-store", str(store)])
+        assert mixed.exit_code == 2 and "'typo' is neither" in mixed.output, mixed.output
+        assert store.read_bytes() == before
     store.write_text('{"schema": "musicbrain.trust/1", "trusted": [{"sha256": 5}]}')
     broken = runner.invoke(main, ["keys", "list", "--trust-store", str(store)])
     assert broken.exit_code == 1 and "Traceback" not in broken.output

@@ -483,7 +483,7 @@ def _check_store_owner(path: Path, *, folder_only: bool = False) -> None:
                 "(chmod go-w, or keep the store in a folder only you can write)")
 
 
-def _pins_of(item: str) -> list[dict]:
+def pins_of(item: str) -> list[dict]:
     """What ``item`` names: a fingerprint, a key folder, a certificate or an Ed25519 public
     key file (PEM or DER)."""
     text = item.strip().lower().replace(":", "")
@@ -525,11 +525,11 @@ def _pins_of(item: str) -> list[dict]:
 
 def trust(item: str | os.PathLike, *, store: Path | None = None,
           note: str | None = None) -> list[dict]:
-    """Pin the fingerprint(s) ``item`` names (see :func:`_pins_of`) in the trust store and
+    """Pin the fingerprint(s) ``item`` names (see :func:`pins_of`) in the trust store and
     return the new entries (already pinned ones are not repeated)."""
     current = load_trust_store(store)
     when = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
-    added = [{**pin, "added": when, "note": note} for pin in _pins_of(str(item))
+    added = [{**pin, "added": when, "note": note} for pin in pins_of(str(item))
              if pin["sha256"] not in current.fingerprints]
     if added:
         _write_store(current, [*current.entries, *added])
@@ -537,13 +537,13 @@ def trust(item: str | os.PathLike, *, store: Path | None = None,
 
 
 def untrust(item: str | os.PathLike, *, store: Path | None = None) -> list[dict]:
-    """Remove the pins ``item`` names (see :func:`_pins_of`) from the trust store, and the
+    """Remove the pins ``item`` names (see :func:`pins_of`) from the trust store, and the
     other pin of the same signer where the store knows it (pins made by ``keys init``, a
     scan's first use, or ``keys trust KEYDIR`` record their ``signer``), so a revoked
     signer's PDFs stop verifying as trusted too. Returns the removed entries. Reports its
     keys signed then verify UNTRUSTED: revocation has no date here."""
     current = load_trust_store(store)
-    named = {p["sha256"] for p in _pins_of(str(item))}
+    named = {p["sha256"] for p in pins_of(str(item))}
     signers = {e["signer"] for e in current.entries
                if e["sha256"] in named and isinstance(e.get("signer"), str)}
     removed = [e for e in current.entries
