@@ -807,3 +807,45 @@ def test_the_artifact_line_quotes_what_it_made_of_a_real_vocoder():
     assert f"at or above its doubt threshold {entry['doubt_threshold']['k']} of {n}" in said[0]
     bare = [s for s in _artifact_sentences({"error_rates": rates}) if "fully trained decoder" in s]
     assert "doubt" not in bare[0]
+
+
+def test_a_link_to_the_partials_is_not_called_on_one_note():
+    """The harmonic check had no sample-size guard (the onsets' has one): a window in which one
+    note of 0.14 s sounds, under a map that is only the lowest 40 mel rows everywhere, read
+    "the heatmap follows the partials of the notes (2.5 times chance, more than the sound's
+    own energy)", a link to the music drawn from one note's partials."""
+    import numpy as np
+
+    from musicbrain_cli.alignment.overlap import Note, harmonic_overlap
+    from musicbrain_cli.features import FrontEndConfig, bin_frequencies, frame_times
+
+    fe = FrontEndConfig(kind="logmel", n_bins=256, f_min=27.5, f_max=11025.0,
+                        sample_rate=22050, hop_length=441, window_s=10.0)
+    freqs, times = bin_frequencies(fe), frame_times(fe)
+    band = np.zeros((len(freqs), len(times)))
+    band[:40] = 1.0                          # low frequencies, whatever the notes
+    energy = np.random.default_rng(0).random(band.shape)
+
+    def alignment(notes):
+        return {"harmonic": harmonic_overlap(band, freqs=freqs, times=times, notes=notes).to_dict(),
+                "energy_reference": {"harmonic": harmonic_overlap(
+                    energy, freqs=freqs, times=times, notes=notes).to_dict()}}
+
+    one = alignment([Note(2.0, 2.14, 45.0)])
+    assert one["harmonic"]["lift"] > 2.0
+    # the report counts the notes of its explained windows (one each here)
+    track = example_track(n_windows=3)
+    track["alignment"]["harmonic"] = one["harmonic"]
+    track["alignment"]["energy_reference"]["harmonic"] = one["energy_reference"]["harmonic"]
+    for exp in track["explanations"]:
+        exp["note_estimator"] = {"estimator": "basic-pitch 0.4.0 (onnx)", "notes": 1}
+    html = render_report_html(track, {})
+    assert "the heatmap follows the partials" not in html
+    assert f"rests on {len(track['explanations'])} notes" in html
+    text = " ".join(alignment_sentences(one, 1))
+    assert "the heatmap follows the partials" not in text
+    assert "cannot be told from so few: the share on the partials rests on 1 note," in text
+    assert "Nothing measured here ties the heatmap to the music played" in text
+    # enough notes, clearly above chance and the sound's own energy: still a link
+    many = alignment([Note(0.5 * i, 0.5 * i + 0.4, 40.0 + i) for i in range(8)])
+    assert "the heatmap follows the partials of the notes" in " ".join(alignment_sentences(many, 8))

@@ -322,6 +322,14 @@ CHANCE_TAIL = 0.05
 #: (``alignment.energy_reference``) does as well, since the map is weighted by the input.
 CLEAR_LIFT = 1.5
 
+#: The fewest notes behind a "follows the partials" claim. The share on the partials pools
+#: cells and frames, but what it can tie to the music is the notes: on one or two notes a map
+#: that merely favours some frequencies over the whole window lands on their partials as well
+#: (one note of 0.14 s read "follows the partials (2.5 times chance)" for a map uniform over
+#: the lowest 40 mel rows; review). Five is the fewest on which even a one-sided sign test
+#: over notes, every note above chance, can reach the 5 % of the onsets' test (0.5 ** 5).
+MIN_HARMONIC_NOTES = 5
+
 
 def lift_text(lift: float) -> str:
     """A lift with two decimals, as the measured sentence and the conclusion both write it
@@ -369,10 +377,23 @@ def _onset_unchecked(onset: Mapping) -> str:
     return "no onsets were found"
 
 
-def alignment_finding(alignment: Mapping | None) -> str | None:
+def explained_notes(track: Mapping) -> int | None:
+    """The notes the pooled alignment checks rest on: the sum over the explained windows of
+    the notes transcribed in each (``note_estimator.notes``); ``None`` where a window does
+    not record it."""
+    counts = [((exp or {}).get("note_estimator") or {}).get("notes")
+              for exp in track.get("explanations") or ()]
+    if not counts or not all(isinstance(n, int) and not isinstance(n, bool) for n in counts):
+        return None
+    return sum(counts)
+
+
+def alignment_finding(alignment: Mapping | None, notes: int | None = None) -> str | None:
     """One plain-words conclusion of the alignment checks: what they found, including when
     they found nothing or could not run, and never a link that was not measured. ``None``
-    when no check was attempted (no heatmap was made)."""
+    when no check was attempted (no heatmap was made). ``notes``: how many notes the
+    harmonic check rests on (:func:`explained_notes`); with fewer than
+    :data:`MIN_HARMONIC_NOTES` it calls no link to the partials."""
     if not alignment or not (alignment.get("harmonic") or alignment.get("onset")):
         return None
     harmonic, onset = alignment.get("harmonic") or {}, alignment.get("onset") or {}
@@ -396,6 +417,12 @@ def alignment_finding(alignment: Mapping | None) -> str | None:
             clauses.append(f"whether it follows {what} cannot be told from so few: {hits} of "
                            f"{n} onset{'s' if n != 1 else ''} fell on a saliency peak, as many "
                            f"as chance alone gives {pct(tail, 0)} of the time")
+        elif what == "the partials of the notes" and lift >= CLEAR_LIFT and notes is not None \
+                and notes < MIN_HARMONIC_NOTES:
+            clauses.append(f"whether it follows {what} cannot be told from so few: the share on "
+                           f"the partials rests on {notes} note{'s' if notes != 1 else ''}, "
+                           "whose partials a heatmap that merely favours some frequencies "
+                           "reaches as well")
         elif lift >= CLEAR_LIFT and own is not None and lift <= own:
             # the sound alone does as well: the lift shows the input, not the model's evidence
             mine, its = distinct_pair(lift, own, decimals=1)
@@ -436,13 +463,14 @@ def alignment_heading(alignment: Mapping | None) -> str:
     return "Over the explained windows together"
 
 
-def alignment_sentences(alignment: Mapping | None) -> list[str]:
-    """The measured figures, then the plain-words conclusion (:func:`alignment_finding`)."""
+def alignment_sentences(alignment: Mapping | None, notes: int | None = None) -> list[str]:
+    """The measured figures, then the plain-words conclusion (:func:`alignment_finding`,
+    ``notes`` as there)."""
     alignment = alignment or {}
     ref = alignment.get("energy_reference") or {}
     return [s for s in (harmonic_sentence(alignment.get("harmonic"), ref.get("harmonic")),
                         onset_sentence(alignment.get("onset"), ref.get("onset")),
-                        alignment_finding(alignment)) if s]
+                        alignment_finding(alignment, notes)) if s]
 
 
 def error_rate_sentences(rates: Mapping | None, threshold: Any) -> list[str]:
@@ -1459,7 +1487,7 @@ def _explanations(track: Mapping, figures: Mapping[str, bytes], window_s: Any) -
     # out of domain the style attribution is withheld (section 3): the maps' style labels too
     withheld = bool(labels_withheld(track))
     # One explained window: the pooled alignment is that window's, stated once (issue 24).
-    whole = alignment_sentences(track.get("alignment"))
+    whole = alignment_sentences(track.get("alignment"), explained_notes(track))
     inp = track.get("input") or {}
     duration = _num(inp.get("decoded_duration_s", inp.get("duration_s")))
     for i, exp in enumerate(track.get("explanations") or (), start=1):
@@ -1619,7 +1647,7 @@ def report_view(track: Mapping, figures: Mapping[str, bytes], *,
         "labels_withheld": visible(withheld) if (withheld := labels_withheld(track)) else None,
         "explanations": _explanations(track, figures, timeline.get("window_s")),
         "explanations_note": _explanations_note(track),
-        "alignment": alignment_sentences(track.get("alignment")),
+        "alignment": alignment_sentences(track.get("alignment"), explained_notes(track)),
         "alignment_heading": alignment_heading(track.get("alignment")),
         "robustness": [{"transform": visible(r.get("transform", ""))
                         + (f" ({visible(r['note'])})" if r.get("note") else ""),
