@@ -129,3 +129,22 @@ def test_basic_pitch_on_an_array_equals_its_own_file_prediction(tmp_path):
     high = transcribe(librosa.resample(y, orig_sr=SR, target_sr=44100), 44100, estimator="basic-pitch")
     assert high.estimator.startswith("basic-pitch 0.4") and high.fallback is None
     assert {n.pitch for n in high.notes} >= {57.0, 60.0, 64.0}
+
+
+def test_every_semitone_the_cqt_holds_is_read():
+    """The per-semitone maxima stopped one semitone short whenever the CQT's bin count was a
+    multiple of three: at 4600 Hz, where the bins just fit pitches up to C7, the top pitch had
+    no row and estimate_notes raised numpy's broadcasting ValueError for a plain middle C; at
+    44.1 kHz the 5th partial of C7 (10.47 kHz) was never summed into its salience."""
+    from musicbrain_cli.alignment.pitch import pitch_salience
+
+    sr = 4600
+    t = np.arange(sr) / sr
+    middle_c = sum(0.6 ** (h - 1) * np.sin(2 * np.pi * h * midi_to_hz(60) * t) for h in range(1, 4))
+    assert [n.pitch for n in estimate_notes((0.3 * middle_c).astype(np.float32), sr)] == [60.0]
+    sr = 44100
+    t = np.arange(sr) / sr
+    fifth = (0.3 * np.sin(2 * np.pi * 5 * midi_to_hz(96) * t)).astype(np.float32)
+    salience, _, pitches, _ = pitch_salience(fifth, sr)
+    top = salience[pitches == 96].mean()
+    assert top > 0.5 and top > 5 * salience[pitches == 95].mean()

@@ -85,7 +85,7 @@ def pitch_salience(y: np.ndarray, sr: int, *, hop_length: int = 512,
     mag = np.abs(librosa.cqt(y, sr=sr, hop_length=hop_length, fmin=fmin, n_bins=n_bins,
                              bins_per_octave=12 * bps))
     # Per semitone: the best of its three bins.
-    n_semi = (n_bins - 1) // bps
+    n_semi = n_bins // bps       # semitone s needs bins s * bps .. s * bps + 2
     per_semi = np.stack([mag[1 + s * bps - 1: 1 + s * bps + 2].max(axis=0) for s in range(n_semi)])
     pitches = np.arange(lo_pitch, hi_pitch + 1)
     salience = np.zeros((len(pitches), mag.shape[1]))
