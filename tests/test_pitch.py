@@ -134,17 +134,30 @@ def test_basic_pitch_on_an_array_equals_its_own_file_prediction(tmp_path):
 def test_every_semitone_the_cqt_holds_is_read():
     """The per-semitone maxima stopped one semitone short whenever the CQT's bin count was a
     multiple of three: at 4600 Hz, where the bins just fit pitches up to C7, the top pitch had
-    no row and estimate_notes raised numpy's broadcasting ValueError for a plain middle C; at
+    no fundamental row (and estimate_notes raised numpy's broadcasting ValueError); at
     44.1 kHz the 5th partial of C7 (10.47 kHz) was never summed into its salience."""
     from musicbrain_cli.alignment.pitch import pitch_salience
 
     sr = 4600
     t = np.arange(sr) / sr
     middle_c = sum(0.6 ** (h - 1) * np.sin(2 * np.pi * h * midi_to_hz(60) * t) for h in range(1, 4))
-    assert [n.pitch for n in estimate_notes((0.3 * middle_c).astype(np.float32), sr)] == [60.0]
+    salience, fundamental, pitches, _ = pitch_salience((0.3 * middle_c).astype(np.float32), sr)
+    assert salience.shape == fundamental.shape == (len(pitches), salience.shape[1])
+    assert pitches[salience.mean(axis=1).argmax()] == 60
     sr = 44100
     t = np.arange(sr) / sr
     fifth = (0.3 * np.sin(2 * np.pi * 5 * midi_to_hz(96) * t)).astype(np.float32)
     salience, _, pitches, _ = pitch_salience(fifth, sr)
     top = salience[pitches == 96].mean()
     assert top > 0.5 and top > 5 * salience[pitches == 95].mean()
+
+
+@pytest.mark.parametrize("pitch", [36, 96])
+def test_the_ends_of_the_pitch_range_are_found(pitch):
+    """The pitch range is C2 to C7, but its end rows could never be a local maximum of the
+    salience: a C2 came out as C3 (an octave error, half its partials off the mask), a C7 as
+    no note at all."""
+    assert [n.pitch for n in estimate_notes(tones([pitch], seconds=1.0), SR)] == [float(pitch)]
+    # a pitch outside the range is still not reported at its end
+    below = estimate_notes(tones([pitch - 1 if pitch == 36 else pitch + 1], seconds=1.0), SR)
+    assert float(pitch) not in {n.pitch for n in below}

@@ -107,14 +107,21 @@ def estimate_notes(y: np.ndarray, sr: int, *, hop_length: int = 512,
                    silence_db: float = DEFAULT_SILENCE_DB) -> list[Note]:
     """Notes of mono audio ``y [n]`` at ``sr`` Hz (see the module docstring for method and
     limits), sorted by start."""
-    sal, fund, pitches, times = pitch_salience(y, sr, hop_length=hop_length, pitch_range=pitch_range,
+    lo_pitch, hi_pitch = pitch_range
+    if not 1 < lo_pitch < hi_pitch:
+        raise ConfigError(f"invalid pitch_range {pitch_range}")
+    # One pitch beyond each end, so that the range's own ends are local maxima against both
+    # neighbours: the end rows never could be (a C2 came out as C3, a C7 not at all).
+    sal, fund, pitches, times = pitch_salience(y, sr, hop_length=hop_length,
+                                               pitch_range=(lo_pitch - 1, hi_pitch + 1),
                                                n_harmonics=n_harmonics, decay=decay)
+    is_peak = np.zeros(sal.shape, dtype=bool)
+    is_peak[1:-1] = (sal[1:-1] >= sal[:-2]) & (sal[1:-1] > sal[2:])
+    sal, fund, pitches, is_peak = sal[1:-1], fund[1:-1], pitches[1:-1], is_peak[1:-1]
     n_p, n_t = sal.shape
     active = np.zeros_like(sal, dtype=bool)
     frame_max = sal.max(axis=0)
     loud = frame_max > frame_max.max() * 10 ** (-silence_db / 20) if frame_max.max() > 0 else np.zeros(n_t, bool)
-    is_peak = np.zeros_like(active)
-    is_peak[1:-1] = (sal[1:-1] >= sal[:-2]) & (sal[1:-1] > sal[2:])
     candidates = (is_peak & (sal >= relative_threshold * frame_max[None])
                   & (fund >= FUNDAMENTAL_FLOOR * fund.max(axis=0, keepdims=True)) & loud[None])
     harmonic_steps = {int(round(12 * np.log2(h))) for h in range(2, n_harmonics + 1)}
