@@ -18,6 +18,8 @@ destinations interpret some of that data as commands (issue 23, observation 7):
 
 from __future__ import annotations
 
+import math
+
 import unicodedata
 
 #: Unicode categories that must not reach a terminal or a cell raw: controls (C0 and C1:
@@ -61,17 +63,36 @@ def csv_cell(value: object) -> object:
     return "'" + text if value.startswith(FORMULA_START) else text
 
 
-__all__ = ["FORMULA_START", "UNSAFE_CATEGORIES", "csv_cell", "distinct_pair", "or_list", "terminal_text"]
+__all__ = ["FORMULA_START", "UNSAFE_CATEGORIES", "apart", "csv_cell", "distinct_pair", "or_list", "terminal_text"]
+
+
+def apart(value: float, *edges: float, least: int = 2, most: int = 4,
+          probability: bool = True, same: float = 0.0) -> list[str]:
+    """``value`` and ``edges`` written with one number of decimals, ``least`` to ``most``: as
+    many as it takes for ``value`` to read differently from each edge it differs from by more
+    than ``same`` (an edge within float rounding of it, such as 0.7 + 0.2, *is* it), and, for
+    a ``probability`` below 1, never to read as 1. Past ``most`` decimals a probability below
+    1 that still reads 1 is cut, not rounded. The one place the house writes a number beside
+    the thresholds it is read against (review of session 45: a P(AI) of 0.5996, inconclusive,
+    and 0.6004, ``ai``, both read "0.60"; 0.9962 read "1.00", a certainty no model gives)."""
+    marks = [e for e in edges if abs(e - value) > same]
+    for d in range(least, most + 1):
+        shown = f"{value:.{d}f}"
+        if not (any(shown == f"{e:.{d}f}" for e in marks)
+                or (probability and value < 1 and shown == f"{1:.{d}f}")):
+            break
+    else:
+        if probability and value < 1 and shown == f"{1:.{d}f}":
+            shown = f"{math.floor(value * 10 ** d) / 10 ** d:.{d}f}"
+    return [shown, *(f"{e:.{d}f}" for e in edges)]
 
 
 def distinct_pair(a: float, b: float, *, decimals: int = 2, most: int = 4) -> tuple[str, str]:
     """``a`` and ``b`` written with ``decimals`` decimals, or with as many more (up to ``most``)
     as it takes for the two to read differently when they differ: a P(AI) of 0.992 against an
-    operating point of 0.991 must not read "0.99 against 0.99"."""
-    for d in range(decimals, most + 1):
-        sa, sb = f"{a:.{d}f}", f"{b:.{d}f}"
-        if sa != sb or a == b:
-            return sa, sb
+    operating point of 0.991 must not read "0.99 against 0.99". For any two numbers (a domain
+    score may exceed 1): :func:`apart` without its probability rule."""
+    sa, sb = apart(a, b, least=decimals, most=most, probability=False)
     return sa, sb
 
 

@@ -42,7 +42,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from musicbrain_cli.text import distinct_pair
+from musicbrain_cli.text import apart, distinct_pair
 
 AI, HUMAN, INCONCLUSIVE = "ai", "human", "inconclusive"
 
@@ -106,19 +106,9 @@ class Verdict:
 
 
 def figures(p: float, *edges: float) -> list[str]:
-    """``p`` and ``edges`` written with one number of decimals, 2 to 4: as many as it takes
-    for ``p`` to read differently from each edge it differs from, and for a probability
-    below 1 never to read as 1 (review of session 45: 0.5996, inconclusive, and 0.6004,
-    ``ai``, both read "0.60"; 0.9962 read "1.00", a certainty no model gives)."""
-    for d in (2, 3, 4):
-        shown = f"{p:.{d}f}"
-        if not (any(shown == f"{e:.{d}f}" and p != e for e in edges)
-                or (p < 1 and shown == f"{1:.{d}f}")):
-            break
-    else:
-        if p < 1 and shown == f"{1:.{d}f}":
-            shown = f"{math.floor(p * 10 ** d) / 10 ** d:.{d}f}"
-    return [shown, *(f"{e:.{d}f}" for e in edges)]
+    """``p`` and ``edges`` written with one number of decimals, 2 to 4, as the rule's reasons
+    print them: :func:`musicbrain_cli.text.apart`."""
+    return apart(p, *edges, least=2, most=4)
 
 
 def decide(p_ai: float, window_p_ai: Sequence[float], *, policy: VerdictPolicy,

@@ -91,3 +91,18 @@ def test_items_in_words_are_joined_with_commas_and_a_final_or():
     assert or_list([16000]) == "16000"
     assert or_list([22050, 44100]) == "22050 or 44100"
     assert or_list(["a", "b", "c"]) == "a, b or c"
+
+
+def test_apart_writes_a_probability_apart_from_its_edges_and_never_as_one():
+    """The one writer of a number beside its thresholds (verdict reasons, report, domain
+    check): 0.5996 (inconclusive) must not read as the 0.600 where `ai` begins."""
+    from musicbrain_cli.text import apart
+
+    assert apart(0.5996, 0.4, 0.6) == ["0.5996", "0.4000", "0.6000"]
+    assert apart(0.55, 0.4, 0.6) == ["0.55", "0.40", "0.60"]
+    assert apart(0.6, 0.4, 0.6) == ["0.60", "0.40", "0.60"]              # equal: reads equal
+    assert apart(0.9962) == ["0.996"]                                    # never "1.00"
+    assert apart(0.9999999) == ["0.9999"]                                # cut past four
+    assert apart(0.9999999, probability=False) == ["1.00"]               # a score, not a P
+    assert apart(0.9, 0.7 + 0.2, least=3, most=6, same=1e-9) == ["0.900", "0.900"]
+    assert apart(0.9, 0.7 + 0.2, least=3, most=6)[0] == "0.900000"       # exact: kept apart

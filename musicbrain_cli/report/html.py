@@ -26,7 +26,7 @@ from musicbrain_cli.audio.metadata import split_cut
 from musicbrain_cli.errors import ReportError
 from musicbrain_cli.model.ood import labels_withheld
 from musicbrain_cli.taxonomy import DETECTION_GROUP, GROUP_TITLES, display_label
-from musicbrain_cli.text import distinct_pair, or_list
+from musicbrain_cli.text import apart, distinct_pair, or_list
 
 TIMELINE_FIGURE = "timeline.png"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -172,15 +172,8 @@ def prob_beside(x: Any, *edges: Any) -> str:
         return "n/a"
     # an edge that is the value up to float rounding (0.7 + 0.2 is 0.8999999999999999) is
     # the value: it does not call for six decimals
-    marks = [e for e in map(_num, edges) if e is not None and abs(e - value) > 1e-9]
-    for d in range(3, 7):
-        shown = f"{value:.{d}f}"
-        if not (any(shown == f"{e:.{d}f}" for e in marks)
-                or (value < 1 and shown == f"{1:.{d}f}")):
-            return shown
-    if value < 1 and shown == f"{1:.{d}f}":
-        shown = f"{math.floor(value * 10 ** d) / 10 ** d:.{d}f}"
-    return shown
+    marks = [e for e in map(_num, edges) if e is not None]
+    return apart(value, *marks, least=3, most=6, same=1e-9)[0]
 
 
 def _band(verdict: Any) -> tuple[Any, ...]:
