@@ -76,6 +76,35 @@ def test_upsampling_factors_need_an_integer_fit():
     assert peaks.upsampling_factors(none, bin_hz=1.46) == {}
 
 
+def test_a_stated_factor_agrees_with_the_measured_spacing():
+    # A sustained sawtooth whose 68 harmonics reach the top of a 44.1 kHz band pins its
+    # spacing to a hundred-thousandth of a hertz: 314.957 Hz, so 44100 / spacing = 140.019
+    # +/- 0.009 (half a bin over the top tooth's multiple). The finding stated "314.96 Hz =
+    # 22.05 kHz / 70, 44.1 kHz / 140" (44100 / 140 = 315.00 Hz, its 68th multiple 1.1 bins from
+    # the line a spectrum analyser shows): the classifier's test admits a whole number within
+    # 0.02, wider than what the spacing allows, and a statement is held to the measurement.
+    rate = 44100
+    n = 12 * rate
+    t = np.arange(n) / rate
+    rng = np.random.default_rng(0)
+    d = rate / 140.019
+    y = sum(np.sin(2 * np.pi * k * d * t + rng.uniform(0, 2 * np.pi)) / k for k in range(1, int(rate / 2 / d) + 1))
+    y = (0.5 * y / np.max(np.abs(y)) + 1e-3 * rng.standard_normal(n)).astype(np.float32)
+    a = analyse_samples(y, rate)
+    assert a.comb.spacing_hz == pytest.approx(d, abs=1e-3)
+    assert 44100 not in a.stated_factors and 22050 not in a.stated_factors, a.stated_factors
+    # the classifier's test is as the line was fitted (its feature, and so P(AI), are unchanged)
+    assert a.factors == {22050: 70, 44100: 140}
+    # the same spacing a whole number of samples exactly: stated
+    comb = peaks.Comb(spacing_hz=rate / 140, teeth_hz=np.arange(1, 69) * rate / 140, teeth=68, expected_teeth=68,
+                      log10_p=100.0, tooth_prominence_db=30.0, high_share=1.0)
+    assert peaks.upsampling_factors(comb, bin_hz=rate / N_FFT, rates_hz=(22050, 44100), determined=True) == {
+        22050: 70, 44100: 140}
+    off = peaks.Comb(spacing_hz=d, teeth_hz=np.arange(1, 69) * d, teeth=68, expected_teeth=68,
+                     log10_p=100.0, tooth_prominence_db=30.0, high_share=1.0)
+    assert peaks.upsampling_factors(off, bin_hz=rate / N_FFT, rates_hz=(22050, 44100), determined=True) == {}
+
+
 @pytest.mark.parametrize("n_fft, n", [(1024, 1024 * 7 + 300), (1000, 20_000), (999, 8_191), (16384, 3 * 44100)])
 def test_welch_power_is_scipys_welch(n_fft, n):
     # The artifact line's features were fitted on scipy.signal.welch's average; the faster

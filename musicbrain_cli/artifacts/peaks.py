@@ -180,7 +180,10 @@ def upsampling_factors(comb: Comb, *, bin_hz: float, rates_hz: tuple[int, ...] =
     finding states) lists a factor only where that uncertainty is under half a unit, so that
     one whole number fits: with a few low teeth at coarse bins (3 teeth below 400 Hz at 192
     kHz: +/- 3 in ``q``) the capped test passes whatever integer lies nearest, and "81.32 Hz
-    = 16 kHz / 197" (81.22 Hz) would be stated where 196 and 198 fit as well.
+    = 16 kHz / 197" (81.22 Hz) would be stated where 196 and 198 fit as well. It also holds the
+    integer to that uncertainty without the 0.02 floor: teeth up to the top of the band pin
+    ``q`` to better than 0.01, and "314.96 Hz = 44.1 kHz / 140" (315.00 Hz) was stated where
+    the spacing measured ``q`` = 140.019.
     """
     if comb.spacing_hz is None or comb.teeth == 0:
         return {}
@@ -188,10 +191,11 @@ def upsampling_factors(comb: Comb, *, bin_hz: float, rates_hz: tuple[int, ...] =
     out = {}
     for rate in rates_hz:
         q = rate / comb.spacing_hz
-        slack = max(q * 0.5 * bin_hz / (k_max * comb.spacing_hz), 0.02)
+        uncertainty = q * 0.5 * bin_hz / (k_max * comb.spacing_hz)
         m = int(round(q))
-        if determined and slack >= 0.5:
+        if determined and uncertainty >= 0.5:
             continue
+        slack = uncertainty if determined else max(uncertainty, 0.02)
         if m >= 2 and abs(q - m) <= min(slack, 0.45):
             out[int(rate)] = m
     return out
