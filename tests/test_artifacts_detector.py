@@ -8,11 +8,11 @@ import shutil
 import numpy as np
 import pytest
 
-from artifact_signals import piano_melody, upsampled
+from artifact_signals import piano_melody, pink, upsampled
 from musicbrain_cli.artifacts import detector as det_mod
 from musicbrain_cli.artifacts.detector import FEATURES, MAX_FIGURE_POINTS, ArtifactDetector
 from musicbrain_cli.audio.encode import encode_audio
-from musicbrain_cli.errors import AudioDecodeError, InputError, ModelLoadError, ReportError
+from musicbrain_cli.errors import AudioDecodeError, ConfigError, InputError, ModelLoadError, ReportError
 from musicbrain_cli.report.figures import residue_figure
 
 
@@ -122,6 +122,20 @@ def test_bad_input_raises_typed_errors(detector, tmp_path):
     with pytest.raises(InputError):
         detector.analyse(tmp_path / "missing.wav")
 
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_samples_or_rate_are_refused_not_misread(detector, bad):
+    # One NaN or infinite sample made the whole average spectrum NaN, and the finding said
+    # "audio bandwidth 0 Hz is below 4000 Hz (too band-limited)": a measurement never made.
+    # A rate of 0 raised ZeroDivisionError. Both are refused at the boundary, saying why.
+    y = pink(10 * 44100, seed=1)
+    y[1000] = bad
+    with pytest.raises(ConfigError, match="1 of 441000 samples are not finite"):
+        detector.analyse_samples(y, 44100)
+    for rate in (0, -44100):
+        with pytest.raises(ConfigError, match="sample rate"):
+            detector.analyse_samples(pink(10 * 44100, seed=1), rate)
 
 def _tiny_model(left: int) -> dict:
     tree = {"feature": [0, 0, 0], "threshold": [10.0, 0.0, 0.0], "left": [left, 0, 0], "right": [2, 0, 0],

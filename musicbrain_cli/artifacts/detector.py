@@ -524,6 +524,12 @@ class ArtifactDetector:
         y = np.asarray(y, dtype=np.float32)
         if y.ndim != 1:
             raise ConfigError(f"samples must be mono [shape=(n,)], got shape {y.shape}")
+        if not sample_rate > 0:
+            raise ConfigError(f"sample rate must be positive (Hz), got {sample_rate!r}")
+        bad = int(np.count_nonzero(~np.isfinite(y)))
+        if bad:
+            # one NaN makes the whole average spectrum NaN, read as "bandwidth 0 Hz"
+            raise ConfigError(f"{bad} of {y.size} samples are not finite (NaN or infinite)")
         # The peak about the mean: the spectrum removes the mean, so a DC offset over silence
         # leaves nothing to examine (it is effectively silent, not comb-free).
         mean = float(np.mean(y, dtype=np.float64)) if y.size else 0.0
