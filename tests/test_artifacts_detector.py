@@ -74,6 +74,15 @@ def test_out_of_domain_is_not_applicable_never_human(detector, y, rate, why):
     json.dumps(f.to_dict(), allow_nan=False)
 
 
+
+def test_the_too_short_reason_never_rounds_up_to_the_limit(detector):
+    # 4.99 s was reported as "too short for a stable average spectrum (5.0 s < 5 s)": a
+    # reason that contradicts itself. The duration is stated rounded down.
+    for seconds, said in ((4.99, "4.9 s < 5 s"), (4.96, "4.9 s < 5 s"), (3.0, "3.0 s < 5 s")):
+        assert said in det_mod.applicability(duration_s=seconds, sample_rate=44100, peak=0.5)
+        f = detector.analyse_samples(pink(int(seconds * 16000), seed=1), 16000)
+        assert not f.applicable and said in f.reason
+
 def test_silent_file_is_not_applicable(detector, tmp_path):
     path = tmp_path / "silence.wav"
     encode_audio(path, np.zeros(44100 * 8, np.float32), 44100)

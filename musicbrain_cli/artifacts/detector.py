@@ -280,7 +280,9 @@ def applicability(*, duration_s: float, sample_rate: int, peak: float,
     if peak < MIN_PEAK:
         return f"the audio is effectively silent (peak {20 * math.log10(max(peak, 1e-12)):.0f} dBFS)"
     if duration_s < MIN_DURATION_S:
-        return f"too short for a stable average spectrum ({duration_s:.1f} s < {MIN_DURATION_S:g} s)"
+        # rounded down: 4.99 s rounded to "5.0 s < 5 s" contradicted itself
+        shown = math.floor(duration_s * 10 + 1e-9) / 10
+        return f"too short for a stable average spectrum ({shown:.1f} s < {MIN_DURATION_S:g} s)"
     if sample_rate < MIN_RATE_HZ:
         return f"sample rate {sample_rate} Hz is below the {MIN_RATE_HZ} Hz the line was trained on"
     if bandwidth_hz is not None and bandwidth_hz < MIN_BANDWIDTH_HZ:
