@@ -9,8 +9,8 @@ the broad spectral shape (Afchar et al., "A Fourier Explanation of AI-Music Arti
 ISMIR 2025, Sec. 4: average spectrum, peaks above a lower envelope).
 
 Units: frequencies in Hz on an absolute axis (``bin * sample_rate / n_fft``), levels in
-dB (10 log10 of power, relative to full scale: a full-scale sine's peak bin is about
--6 dB with the Hann window's coherent gain, which does not matter for a residue).
+dB (10 log10 of power, relative to full scale: with "spectrum" scaling a full-scale sine's
+peak bin holds its mean power, 1/2, about -3 dB; the level does not matter for a residue).
 """
 
 from __future__ import annotations
