@@ -160,3 +160,32 @@ def test_the_standard_deviations_named_are_said_to_be_those_of_all_training_wind
         list(FEATURE_NAMES).index(named["feature"])]
     assert named["sd_from_human_median"] == pytest.approx(z, abs=0.01)
     assert f"{named['sd_from_human_median']:+.1f} SD of all its training windows)" in got.explanation
+
+
+def _first_seconds(notes: np.ndarray, seconds: float) -> np.ndarray:
+    kept = notes[notes[:, 0] < seconds].copy()
+    kept[:, 1] = np.minimum(kept[:, 1], seconds)
+    return kept
+
+
+def test_windows_of_another_length_than_the_lines_are_not_judged(shipped):
+    """The line was fitted and measured on 10-s windows, but it judged whatever windows the
+    content model had (a model trained with 2-s or 4-s windows): the first 2 s of a piece it
+    finds human-like over 10 s leaned towards AI (P(AI) 0.93, at its doubt threshold), so a
+    'human' verdict was withheld on the strength of windows it was never measured on. Such a
+    window is heard, scored for the record and not judged, and the finding says why."""
+    full = shipped.assess([(0.0, SILENT, piece(3))], SR, content_in_domain=True)
+    assert full.in_domain and full.p_ai < shipped.doubt_threshold
+    short = shipped.assess([(0.0, SILENT[:2 * SR], _first_seconds(piece(3), 2.0))], SR,
+                           content_in_domain=True)
+    assert short.windows[0]["p_ai"] >= shipped.doubt_threshold
+    assert short.windows[0]["distance"] <= shipped.domain_limit         # its notes alone pass
+    assert short.applicable and not short.in_domain and short.p_ai is None
+    assert not short.leans_ai and not short.says_ai and not short.windows[0]["in_domain"]
+    assert "1 of 2 s, not the 10 s of the windows it was measured on" in short.explanation
+    # beside a window of the line's own length, only that one is judged
+    mixed = shipped.assess([(0.0, SILENT, piece(3)), (10.0, np.zeros(20 * SR, np.float32),
+                                                      np.vstack([piece(4), piece(5) + [10, 10, 0]]))],
+                           SR, content_in_domain=True)
+    assert mixed.p_ai == full.p_ai and [w["in_domain"] for w in mixed.windows] == [True, False]
+    assert "judged 1 (not judged: 1 of 20 s, not the 10 s" in mixed.explanation

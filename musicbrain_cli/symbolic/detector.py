@@ -193,8 +193,9 @@ class SymbolicDetector:
                 if not np.isfinite([self.w_trees, self.w_roll, self.bias]).all():
                     raise ModelLoadError("symbolic model's stack weights are not finite")
                 self.roll_net = roll_net
-            # rolls are at least as long as the windows the network was trained on
-            self.roll_window_s = float(model.get("window_s", 10.0))
+            # the length of the windows the line was fitted and measured on; rolls are at
+            # least as long as them
+            self.window_s = float(model.get("window_s", 10.0))
             self.threshold = float(model["threshold"])
             # a model fitted before the doubt threshold existed has no doubt zone
             self.doubt_threshold = float(model.get("doubt_threshold", self.threshold))
@@ -310,6 +311,7 @@ class SymbolicDetector:
             return self._not_applicable("Symbolic analysis not applicable: the recording holds no full "
                                         "10-s window of audio.")
         rows, xs, rolls, where = [], [], [], []
+        other_lengths = []      # lengths (s) of windows with notes, other than the line's
         for start_s, samples, *known in windows[:MAX_WINDOWS]:
             try:
                 notes = known[0] if known and known[0] is not None else \
@@ -336,18 +338,25 @@ class SymbolicDetector:
                    "heard": notes.tolist()}
             if x is not None:
                 d = self.distance(x)
-                row.update(distance=round(d, 4), in_domain=d <= self.domain_limit)
+                # a window of another length than those the line was fitted and measured on
+                # (a content model with other windows) is outside its domain, whatever its
+                # distance: note density, range, chord sizes and the roll all follow the
+                # length, and its error rates hold for its own windows only
+                measured = abs(duration_s - self.window_s) <= 1.0 / sample_rate
+                other_lengths += [] if measured else [duration_s]
+                row.update(distance=round(d, 4), in_domain=measured and d <= self.domain_limit)
                 xs.append(x)
                 if self.uses_roll:          # each window's roll at its own length, padded with
-                    # silence to the training windows' (a short window: the end of a piece)
-                    rolls.append(_roll.piano_roll(notes, max(duration_s, self.roll_window_s)))
+                    # silence to the training windows' (a shorter one is scored, not judged)
+                    rolls.append(_roll.piano_roll(notes, max(duration_s, self.window_s)))
                 where.append(len(rows))
             rows.append(row)
         trees, rolled = self._score_rows(rows, xs, rolls, where)
         keep = [k for k, i in enumerate(where) if rows[i]["in_domain"]]
         return self._finding(rows, [xs[k] for k in keep], [float(trees[k] + rolled[k]) for k in keep],
                              [(float(trees[k]), float(rolled[k])) for k in keep],
-                             content_checked=content_in_domain is not None)
+                             content_checked=content_in_domain is not None,
+                             other_lengths=other_lengths)
 
     def _score_rows(self, rows, xs, rolls, where) -> tuple[np.ndarray, np.ndarray]:
         """Each reader's share for the windows with features (``xs``, rows ``where``), written
@@ -370,7 +379,8 @@ class SymbolicDetector:
         return SymbolicFinding(False, False, None, says_ai=False, leans_ai=False, features=(),
                                explanation=explanation, **self._common(rows))
 
-    def _finding(self, rows, xs, raws, shares=(), *, content_checked: bool = True) -> SymbolicFinding:
+    def _finding(self, rows, xs, raws, shares=(), *, content_checked: bool = True,
+                 other_lengths: Sequence[float] = ()) -> SymbolicFinding:
         common = self._common(rows)
         if not any(r["p_ai"] is not None for r in rows):
             return self._not_applicable(f"Symbolic analysis not applicable: no analysed window held "
@@ -378,16 +388,22 @@ class SymbolicDetector:
         # what was heard, and why fewer windows may have been judged (review: the sentence
         # counted the judged windows as the windows heard)
         few = sum(r["p_ai"] is None for r in rows)
-        outside = len(rows) - few - len(xs)
+        outside = len(rows) - few - len(xs) - len(other_lengths)
+        odd = (f"{len(other_lengths)} of {', '.join(sorted({f'{d:g}' for d in other_lengths}))} s, "
+               f"not the {self.window_s:g} s of the windows it was measured on" if other_lengths else "")
         unchecked = ("" if content_checked else
                      " The content model made no domain check of this recording, so whether it is "
                      "audio like the rendered scores this line was measured on was not checked.")
         if not xs:
             text = ("The notes of every analysed window lie outside the range of the scores the "
-                    "symbolic line was trained on; it does not judge them." if not few else
-                    f"basic-pitch heard the notes of {len(rows)} window(s): {few} held fewer than "
-                    f"{MIN_NOTES} notes, and the notes of the other {outside} lie outside the range "
-                    "of the scores the symbolic line was trained on; it does not judge them.")
+                    "symbolic line was trained on; it does not judge them." if not few and not odd else
+                    f"basic-pitch heard the notes of {len(rows)} window(s): "
+                    + "; ".join(w for w in (f"{few} held fewer than {MIN_NOTES} notes" if few else "",
+                                            odd,
+                                            f"the notes of {outside} lie outside the range of the "
+                                            "scores the symbolic line was trained on" if outside else "")
+                                if w)
+                    + "; it does not judge them.")
             return SymbolicFinding(True, False, None, says_ai=False, leans_ai=False, features=(),
                                    explanation=text + unchecked, **common)
         p = _sigmoid(float(np.mean(raws)) + self.bias)
@@ -423,7 +439,7 @@ class SymbolicDetector:
         shown_p, shown_t = distinct_pair(p, self.threshold)
         heard = f"basic-pitch heard the notes of {len(rows)} window(s)"
         if len(rows) != len(xs):
-            not_judged = [f"{few} with fewer than {MIN_NOTES} notes" if few else "",
+            not_judged = [f"{few} with fewer than {MIN_NOTES} notes" if few else "", odd,
                           f"{outside} whose notes lie outside the range of the scores the line was "
                           "trained on" if outside else ""]
             heard += f" and judged {len(xs)} (not judged: {', '.join(w for w in not_judged if w)})"
