@@ -42,7 +42,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from musicbrain_cli.text import apart, distinct_pair
+from musicbrain_cli.text import apart
 
 AI, HUMAN, INCONCLUSIVE = "ai", "human", "inconclusive"
 
@@ -552,7 +552,7 @@ def combine(findings: Sequence[LineFinding]) -> CombinedVerdict:
             # saying that no evidence of AI was found.
             if f.in_domain and f.finding == INCONCLUSIVE:
                 if f.p_ai is not None and f.threshold is not None:
-                    p, t = distinct_pair(f.p_ai, f.threshold)
+                    p, t = apart(f.p_ai, f.threshold)
                     where = (f"short of its operating point {t}" if f.p_ai < f.threshold else
                              f"at or above its operating point {t}, where it does not accuse on "
                              "its own")

@@ -189,3 +189,32 @@ def test_windows_of_another_length_than_the_lines_are_not_judged(shipped):
                            SR, content_in_domain=True)
     assert mixed.p_ai == full.p_ai and [w["in_domain"] for w in mixed.windows] == [True, False]
     assert "judged 1 (not judged: 1 of 20 s, not the 10 s" in mixed.explanation
+
+
+def test_a_p_ai_below_1_never_reads_as_1_in_the_finding_or_the_verdict(shipped):
+    """The human rags that reached the operating point scored P(AI) 0.992-0.996; at 0.996 the
+    finding said "a calibrated P(AI) of 1.00 against the operating point 0.99", and so did the
+    verdict's reason for withholding 'human': a certainty no model gives, said of a human
+    composer's piece (the content line's figures were fixed for this in session 45)."""
+    import copy
+    import math
+
+    from musicbrain_cli.symbolic import roll
+    from musicbrain_cli.symbolic.features import note_features
+    from musicbrain_cli.text import apart, distinct_pair
+    from musicbrain_cli.verdict import LineFinding, combine, symbolic_finding
+
+    notes = piece(0)
+    raw = shipped.raw_scores([note_features(notes, 10.0)], rolls=[roll.piano_roll(notes, 10.0)])[0]
+    model = copy.deepcopy(shipped.model)
+    model["stack"]["bias"] = math.log(0.996 / 0.004) - raw           # this window at P(AI) 0.996
+    det = SymbolicDetector(model, shipped.card, roll_net=shipped.roll_net)
+    got = det.assess([(0.0, SILENT, notes)], SR, content_in_domain=True)
+    assert got.p_ai == pytest.approx(0.996) and got.reaches_operating_point and got.leans_ai
+    assert "P(AI) of 0.996 against the operating point 0.991" in got.explanation
+    content = LineFinding(line="content", finding="human", in_domain=True, p_ai=0.01, threshold=0.6)
+    reason = combine([content, symbolic_finding(got.to_dict())]).reasons[0]
+    assert "(P(AI) 0.996, at or above its operating point 0.991" in reason
+    assert apart(0.999996, 0.9999) == ["0.9999", "0.9999"]          # cut, not 1
+    assert apart(1.0, 0.9995) == ["1.0000", "0.9995"]
+    assert distinct_pair(0.996, 0.991) == ("1.00", "0.99")          # not a probability: as before

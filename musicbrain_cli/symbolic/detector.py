@@ -33,7 +33,7 @@ from musicbrain_cli.files import sha256_file
 from musicbrain_cli.symbolic import roll as _roll
 from musicbrain_cli.symbolic.features import FEATURE_NAMES, MIN_NOTES, note_features
 from musicbrain_cli.symbolic.features import canonical_notes
-from musicbrain_cli.text import distinct_pair
+from musicbrain_cli.text import apart
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 #: SHA-256 of the shipped model's files, checked on load.
@@ -436,7 +436,7 @@ class SymbolicDetector:
             t, r = np.mean(shares, axis=0)
             split = (f" Of its log-odds, the statistics give {t:+.2f}, the piano-roll network {r:+.2f} "
                      f"and the calibration {self.bias:+.2f}.")
-        shown_p, shown_t = distinct_pair(p, self.threshold)
+        shown_p, shown_t = apart(p, self.threshold)
         heard = f"basic-pitch heard the notes of {len(rows)} window(s)"
         if len(rows) != len(xs):
             not_judged = [f"{few} with fewer than {MIN_NOTES} notes" if few else "", odd,
