@@ -85,3 +85,28 @@ def test_fmgcam_has_a_saliency_colour_bar():
     assert near.sum() > 50                      # a bar's end, not a legend patch's edge
     assert rows.min() > image.shape[0] * 0.7    # below the spectrogram
 
+
+
+def test_notes_figure_writes_each_windows_p_ai_as_the_findings_text_does(monkeypatch):
+    """The symbolic line's notes figure labelled each judged window "P(AI) {:.2f}": a window at
+    0.996 (the human rags that reached the line's operating point scored 0.992-0.996) read
+    "P(AI) 1.00", and one at 0.9255, below the doubt threshold 0.926, read "0.93" as that
+    threshold does. Written as the findings' text writes them (verdict.figures)."""
+    from matplotlib.axes import Axes
+
+    from musicbrain_cli.report.figures import notes_figure
+
+    written = []
+    text = Axes.text
+
+    def spy(self, x, y, s, *args, **kwargs):
+        written.append(s)
+        return text(self, x, y, s, *args, **kwargs)
+
+    monkeypatch.setattr(Axes, "text", spy)
+    notes = [[0.5 * i, 0.5 * i + 0.4, 60.0 + i % 5] for i in range(12)]
+    finding = {"threshold": 0.9910650064249077, "doubt_threshold": 0.9261034933007606,
+               "windows": [{"start_s": 10.0 * k, "duration_s": 10.0, "heard": notes, "notes": 12,
+                            "in_domain": True, "p_ai": p} for k, p in enumerate((0.996, 0.9255, 0.4))]}
+    assert notes_figure(finding).startswith(b"\x89PNG")
+    assert [s for s in written if s.startswith("P(AI)")] == ["P(AI) 0.996", "P(AI) 0.925", "P(AI) 0.40"]

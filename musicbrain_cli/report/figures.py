@@ -400,6 +400,12 @@ def notes_figure(finding) -> bytes:
     windows = [w for w in d.get("windows") or () if isinstance(w, dict) and w.get("heard") is not None]
     if not windows:
         raise ReportError("notes figure needs windows with their notes (was the line applicable?)")
+    # each P(AI) as the finding's text writes it: never 1.00 below 1, nor as its doubt
+    # threshold or operating point when it is not (verdict.figures)
+    from musicbrain_cli.verdict import figures
+
+    points = [float(d[k]) for k in ("doubt_threshold", "threshold")
+              if isinstance(d.get(k), (int, float)) and np.isfinite(d[k])]
     fig = _new_figure(7.0, 2.6)
     ax = fig.add_subplot()
     lo, hi, right = 127.0, 0.0, 0.0
@@ -415,7 +421,7 @@ def notes_figure(finding) -> bytes:
                       color="#0072B2" if judged else "0.55", lw=1.6)
             lo, hi = min(lo, notes[:, 2].min()), max(hi, notes[:, 2].max())
         right = max(right, start + length)
-        label = (f"P(AI) {w['p_ai']:.2f}" if judged else
+        label = (f"P(AI) {figures(float(w['p_ai']), *points)[0]}" if judged else
                  "too few notes" if w.get("p_ai") is None else "outside its domain")
         ax.text(start + 0.02 * length, 1.0, label, transform=ax.get_xaxis_transform(), fontsize=6.5,
                 va="bottom", color="0.2")
