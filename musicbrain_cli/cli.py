@@ -603,8 +603,13 @@ def _scan_keys(key_dir, passphrase: bytes | None = None):
               help="With --reproduce: the model the report names (its weights hash is checked).")
 @click.option("--c2pa-trust-anchors", "trust_anchors", type=click.Path(dir_okay=False, exists=True),
               help="With --reproduce: the C2PA trust anchors the scan was given.")
+@click.option("--device", default=None, metavar="recorded|cpu|cuda[:N]",
+              help="With --reproduce: where the network re-runs [default: recorded, the "
+                   "device the report's analysis ran on where this machine has it, else the "
+                   "CPU, with a note: a GPU's last float bits are not the CPU's].")
 @handle_errors
-def verify(paths, audio, keys_dir, trust_store, reproduce, model_name, trust_anchors) -> None:
+def verify(paths, audio, keys_dir, trust_store, reproduce, model_name, trust_anchors,
+           device) -> None:
     """Verify the signatures and hashes of report folders, signed PDFs or scan folders
     (a file of a report folder, such as its report.html, is verified with its folder).
 
@@ -623,8 +628,18 @@ def verify(paths, audio, keys_dir, trust_store, reproduce, model_name, trust_anc
     if reproduce and not audio:
         _fail("--reproduce needs the recording: give it with --audio FILE", EXIT_USAGE)
     # every option given is used: none is accepted and then silently not checked
-    if not reproduce and (trust_anchors or model_name != "default"):
-        _fail("--model and --c2pa-trust-anchors go with --reproduce", EXIT_USAGE)
+    if not reproduce and (trust_anchors or model_name != "default" or device):
+        _fail("--model, --c2pa-trust-anchors and --device go with --reproduce", EXIT_USAGE)
+    if device:
+        from musicbrain_cli.errors import InputError
+        from musicbrain_cli.scan.reproduce import rerun_device
+
+        try:      # a device this machine lacks: the caller's to fix, before any path is read
+            import torch
+
+            rerun_device("cpu", device, cuda_count=torch.cuda.device_count())
+        except InputError as exc:
+            _fail(str(exc), EXIT_USAGE)
     if keys_dir and trust_store:
         _fail("give either --keys (trust exactly that signer) or --trust-store, not both",
               EXIT_USAGE)
@@ -643,7 +658,7 @@ def verify(paths, audio, keys_dir, trust_store, reproduce, model_name, trust_anc
         try:
             invalid += not _verify_one(path, catalogs=catalogs, audio=audio, trusted=trusted,
                                        reproduce=reproduce, model_name=model_name,
-                                       trust_anchors=trust_anchors)
+                                       trust_anchors=trust_anchors, device=device)
         except MusicBrainError:
             raise                                  # a usage or input error: said as such
         except Exception as exc:  # noqa: BLE001
@@ -682,7 +697,8 @@ def _echo_skipped(skipped) -> None:
             _echo(f"skipped: and {len(paths) - SKIPPED_LISTED} more path(s): {reason}", err=True)
 
 
-def _verify_one(path, *, catalogs, audio, trusted, reproduce, model_name, trust_anchors) -> bool:
+def _verify_one(path, *, catalogs, audio, trusted, reproduce, model_name, trust_anchors,
+                device=None) -> bool:
     """Verify one PATH of ``musicbrain verify`` and print its checks; whether it is VALID."""
     from pathlib import Path
 
@@ -721,7 +737,8 @@ def _verify_one(path, *, catalogs, audio, trusted, reproduce, model_name, trust_
         from musicbrain_cli.scan.reproduce import reproduce as rerun
 
         try:
-            again = rerun(folder, Path(audio), model=model_name, trust_anchors=trust_anchors)
+            again = rerun(folder, Path(audio), model=model_name, trust_anchors=trust_anchors,
+                          **({"device": device} if device else {}))
         except (InputError, AudioDecodeError) as exc:
             # this folder's record or recording cannot be re-run: this path fails with the
             # checks above, and the next paths are still verified (review of session 45)

@@ -138,8 +138,49 @@ def test_the_device_the_network_ran_on_is_recorded_and_a_rerun_elsewhere_says_so
     result["software"]["device"] = "cuda:0 (Quadro RTX 5000)"
     (folder / "result.json").write_text(json.dumps(result))
     again = reproduce(folder, audio, model=tiny_model_dir)
-    assert again.ok and again.notes == [
-        "this re-run ran on cpu, the report's analysis on cuda:0 (Quadro RTX 5000)"]
+    assert again.ok and again.notes[0] == (
+        "this re-run ran on cpu, the report's analysis on cuda:0 (Quadro RTX 5000)")
+    assert len(again.notes) == 2 and "this machine has no CUDA device" in again.notes[1]
+
+
+def test_a_rerun_uses_the_device_the_report_was_made_on_where_this_machine_has_it():
+    """The client scans on its GPUs (`--device auto`), and `verify --reproduce` re-ran every
+    report on the CPU, whose last float bits differ from a GPU's: its figures could not come
+    out the same. The re-run now takes the recorded device where it exists here."""
+    from musicbrain_cli.errors import InputError
+    from musicbrain_cli.scan.reproduce import rerun_device
+
+    card = "cuda:1 (Quadro RTX 5000)"
+    assert rerun_device(card, cuda_count=2) == ("cuda:1", None)
+    assert rerun_device("cuda:0 (Quadro RTX 5000)", cuda_count=1) == ("cuda:0", None)
+    device, note = rerun_device(card, cuda_count=1)               # the card is not here
+    assert device == "cuda:0" and "no cuda:1" in note
+    device, note = rerun_device(card, cuda_count=0)
+    assert device == "cpu" and "no CUDA device" in note
+    assert rerun_device("cpu", cuda_count=2) == ("cpu", None)     # a CPU report stays on it
+    assert rerun_device(None, cuda_count=2) == ("cpu", None)      # made before it was recorded
+    device, note = rerun_device(card, "cpu", cuda_count=2)        # asked for: done, and said
+    assert device == "cpu" and "as asked" in note
+    assert rerun_device(card, "cuda:1", cuda_count=2) == ("cuda:1", None)
+    for missing in ("cuda", "cuda:3", "cuda:x", "tpu"):
+        with pytest.raises(InputError):
+            rerun_device("cpu", missing, cuda_count=0 if missing == "cuda" else 2)
+
+
+def test_cli_verify_device_is_checked_and_goes_with_reproduce(tmp_path, tiny_model_dir):
+    import torch
+
+    audio, folder = _scanned(tmp_path, tiny_model_dir)
+    runner = CliRunner()
+    alone = runner.invoke(main, ["verify", str(folder), "--device", "cpu"])
+    assert alone.exit_code == 2 and "--device go with --reproduce" in alone.output
+    if torch.cuda.device_count() == 0:
+        lacking = runner.invoke(main, ["verify", str(folder), "--reproduce", "--audio", str(audio),
+                                       "--model", str(tiny_model_dir), "--device", "cuda"])
+        assert lacking.exit_code == 2 and "no CUDA device" in lacking.output, lacking.output
+    ok = runner.invoke(main, ["verify", str(folder), "--reproduce", "--audio", str(audio),
+                              "--model", str(tiny_model_dir), "--device", "cpu"])
+    assert "[pass] reproduce" in ok.output, ok.output
 
 
 def test_reproduction_compares_input_facts_limitations_and_metadata(tmp_path, tiny_model_dir):

@@ -281,13 +281,61 @@ def _recorded_threads(recorded: dict):
         torch.set_num_threads(before)
 
 
+#: ``device`` for :func:`reproduce`: the device the report's analysis ran on.
+RECORDED_DEVICE = "recorded"
+
+
+def rerun_device(recorded: Any, requested: str = RECORDED_DEVICE, *,
+                 cuda_count: int) -> tuple[str, str | None]:
+    """The torch device a re-run uses, and a note when it is not the device the report's
+    analysis ran on. ``recorded``: ``software.device`` of the result (``cpu``, or ``cuda:N
+    (card)``: :func:`.batch.compute_device`); ``requested``: ``recorded`` (that device where
+    this machine has it), ``cpu``, ``cuda`` or ``cuda:N``; ``cuda_count``: CUDA devices here.
+
+    A GPU's float arithmetic is not the CPU's (other kernels, TF32 convolutions on recent
+    cards): a report made on the client's GPUs and re-run on the CPU differed in the last
+    bits of its maps and so in its figures, read as a failed reproduction (session 46 left
+    this open). Raises :class:`InputError` for a CUDA device this machine does not have."""
+    recorded = recorded if isinstance(recorded, str) else None
+    on_gpu = recorded is not None and recorded.startswith("cuda")
+    if requested == RECORDED_DEVICE:
+        if not on_gpu:
+            return "cpu", None
+        head = recorded.split(" ", 1)[0]
+        index = head.partition(":")[2]
+        index = int(index) if index.isdigit() else 0
+        if cuda_count > index:
+            return f"cuda:{index}", None
+        if cuda_count:
+            return "cuda:0", (f"the report's analysis ran on {recorded}; this machine has no "
+                              f"cuda:{index}, so the re-run used cuda:0: another card's "
+                              "arithmetic can differ in the last bits")
+        return "cpu", (f"the report's analysis ran on {recorded} and this machine has no "
+                       "CUDA device: the re-run used the CPU, whose float arithmetic differs "
+                       "from a GPU's in the last bits, so figures can differ for that reason "
+                       "alone; reproduce it on a machine with a CUDA card")
+    if requested.startswith("cuda"):
+        index = requested.partition(":")[2]
+        if (index and not index.isdigit()) or cuda_count <= (int(index) if index else 0):
+            raise InputError(f"--device {requested}: this machine has "
+                             f"{cuda_count or 'no'} CUDA device(s)")
+    elif requested != "cpu":
+        raise InputError(f"--device {requested!r}: expected recorded, cpu, cuda or cuda:N")
+    if on_gpu != requested.startswith("cuda"):
+        return requested, (f"the report's analysis ran on {recorded or 'the CPU'}; this re-run "
+                           f"on {requested} (as asked) can differ in the last float bits for "
+                           "that reason alone")
+    return requested, None
+
+
 def reproduce(report_dir: str | Path, audio: str | Path, *, model: str | Path = "default",
-              device: str = "cpu", atol: float = DEFAULT_ATOL,
+              device: str = RECORDED_DEVICE, atol: float = DEFAULT_ATOL,
               trust_anchors: str | Path | None = None) -> ReproduceResult:
     """Re-run the analysis recorded in ``report_dir/result.json`` on ``audio`` and compare.
 
     ``trust_anchors``: the C2PA trust anchors the scan was given (their SHA-256 is recorded);
-    without the same bundle the provenance line cannot come out the same.
+    without the same bundle the provenance line cannot come out the same. ``device``: where
+    the network re-runs (:func:`rerun_device`; by default the device the report records).
     """
     from musicbrain_cli.audio.intake import sha256_file
     from musicbrain_cli.model.inference import Detector
@@ -324,6 +372,11 @@ def reproduce(report_dir: str | Path, audio: str | Path, *, model: str | Path = 
         result.differences.append(f"audio SHA-256 {sha} is not the analysed file's "
                                   f"{recorded.get('input', {}).get('sha256')}")
         return result
+    import torch
+
+    software = recorded.get("software") if isinstance(recorded.get("software"), dict) else {}
+    device, device_note = rerun_device(software.get("device"), device,
+                                       cuda_count=torch.cuda.device_count())
     detector = Detector.from_pretrained(model, device=device)
     want = recorded.get("model", {}).get("weights_sha256")
     have = detector.card.get("weights_sha256")
@@ -398,5 +451,7 @@ def reproduce(report_dir: str | Path, audio: str | Path, *, model: str | Path = 
         result.notes.append(f"only the first {MAX_LISTED} differences are listed")
     result.notes.extend(version_differences(recorded.get("software") or {},
                                             again.get("software") or {}))
+    if device_note:
+        result.notes.append(device_note)
     result.ok = not result.differences
     return result
