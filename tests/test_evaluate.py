@@ -562,3 +562,15 @@ def test_figures_that_are_not_test_figures_say_so():
     assert "trained on another data set" in training_overlap("test", "b" * 64, card)
     assert "not test figures" in training_overlap("train", "b" * 64, {})
     assert training_overlap("test", "b" * 64, {}) is None
+
+
+def test_evaluate_without_random_maps_is_refused_before_the_run(setup, tmp_path):
+    """n_random=0 gave metrics.md a share of 0 windows beating `random`, a baseline never
+    measured; it is refused before any clip is scored and nothing is written."""
+    from musicbrain_cli.evaluate.split import evaluate
+
+    dataset, detector = setup
+    with pytest.raises(InputError, match="n_random"):
+        evaluate(dataset, detector, tmp_path / "eval", explain_windows=1, n_random=0,
+                 occlusion=False, event_clips=0)
+    assert not (tmp_path / "eval").exists()

@@ -151,3 +151,11 @@ def test_bad_inputs(model, spec):
         deletion_curve(model, spec, true_map(), targets=[])
     with pytest.raises(ConfigError, match="steps"):
         deletion_curve(model, spec, true_map(), targets=[0], steps=0)
+
+
+def test_a_report_without_random_maps_is_refused(model, spec):
+    """With n_random=0 the chance AUCs were NaN and the report said the planted region's own
+    map does not beat random (``beats_random`` False): a verdict on a baseline never
+    measured."""
+    with pytest.raises(ConfigError, match="n_random"):
+        fidelity_report(model, spec, true_map(), targets=[0], steps=4, n_random=0, occlusion=False)

@@ -682,6 +682,8 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
     if explain_windows < 0 or n_figures < 0 or event_clips < 0:
         raise InputError(f"explain_windows, n_figures and event_clips must be >= 0, got "
                          f"{explain_windows}, {n_figures}, {event_clips}")
+    if n_random < 1:      # before the run, not once per window (fidelity_report refuses it)
+        raise InputError(f"n_random must be at least 1 (the chance baseline), got {n_random}")
     rows = dataset.split(split)
     if not rows:
         raise DatasetError(f"split {split!r} of {str(dataset.root)!r} has no clips")

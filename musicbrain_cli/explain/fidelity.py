@@ -314,6 +314,10 @@ def fidelity_report(model: nn.Module, spec, saliency, *, targets: Sequence[int] 
     (pass the detector's calibrated ``sigmoid(logit / T)`` to follow its probabilities).
     With ``random_grid`` (the CAM layer's h x w), a second chance baseline, ``"random_grid"``,
     uses random maps of the CAM's own resolution (:func:`random_map`)."""
+    if n_random < 1:
+        # without a random map the chance AUCs are NaN and every comparison with them false:
+        # the report said the map does not beat a baseline that was never measured
+        raise ConfigError(f"n_random must be at least 1 (the chance baseline), got {n_random}")
     x = _as_2d(spec)
     targets = list(targets) if targets is not None else top_labels(model, x, k=k)
     common = dict(targets=targets, substrate_kind=substrate_kind, steps=steps,
