@@ -574,3 +574,17 @@ def test_evaluate_without_random_maps_is_refused_before_the_run(setup, tmp_path)
         evaluate(dataset, detector, tmp_path / "eval", explain_windows=1, n_random=0,
                  occlusion=False, event_clips=0)
     assert not (tmp_path / "eval").exists()
+
+
+def test_metrics_name_how_many_random_maps_the_chance_baselines_average(setup, tmp_path):
+    """The `random` AUCs and the share of windows beating them are means over n_random maps
+    per window, and how noisy they are depends on it: metrics.json recorded the steps, top-k
+    and substrate but not this, so a run with one random map read as one with three."""
+    from musicbrain_cli.evaluate.split import evaluate
+
+    dataset, detector = setup
+    out = tmp_path / "eval"
+    m = evaluate(dataset, detector, out, explain_windows=1, n_figures=0, fidelity_steps=2,
+                 n_random=2, occlusion=False, event_clips=0)
+    assert m["fidelity"]["n_random"] == 2
+    assert "each window's mean over 2 random maps" in (out / "metrics.md").read_text()

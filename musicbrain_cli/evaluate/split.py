@@ -790,6 +790,8 @@ def evaluate(dataset, detector, out_dir: str | Path, *, split: str = "test",
         n_exp = len(fused.beats_random)
         metrics["fidelity"] = {
             "windows": n_exp, "clips": explained, "works": list(totals.works), "substrate": substrate, "steps": fidelity_steps, "top_k": top_k,
+            # each window's chance AUCs are the mean over this many random maps of each kind
+            "n_random": n_random,
             "weighting": totals.weighting, "refine": totals.refine, "destripe": totals.destripe,
             "occlusion_patch": list(occlusion_patch) if occlusion else None,
             **fused.means(),
@@ -1134,7 +1136,9 @@ def metrics_markdown(m: dict[str, Any]) -> str:
     for k in f["deletion_auc"]:
         lines.append(f"| {k} | {_fmt(f['deletion_auc'][k])} | {_fmt(f['insertion_auc'].get(k))} |")
     grid = f.get("random_grid")
-    lines += ["", "`random`: maps of independent random cells; `random_grid`: random maps drawn on "
+    n_random = f"{f['n_random']} " if f.get("n_random") else ""
+    lines += ["", f"Chance: each window's mean over {n_random}random maps of each kind. "
+              "`random`: maps of independent random cells; `random_grid`: random maps drawn on "
               f"the CAM layer's own {grid[0] if grid else '?'} x {grid[1] if grid else '?'} grid and "
               "upsampled like it (chance at the map's resolution; scattered single-cell deletions "
               "perturb every receptive field at once, so the per-cell baseline is a harsh one).", "",
