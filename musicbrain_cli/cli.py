@@ -1304,10 +1304,14 @@ def evaluate(data_dir, split, model_name, out_dir, explain_windows, n_figures, s
         _evaluate_robustness(data_dir, split, model_name, out_dir, device, overwrite,
                              transforms, max_clips, update_card)
         return
-    if (Path(out_dir) / "metrics.json").exists() and not overwrite:
-        _fail(f"{str(Path(out_dir) / 'metrics.json')!r} exists (use --overwrite to replace it)",
+    from musicbrain_cli.evaluate.split import RUN_OUTPUTS, evaluate as run_evaluation
+
+    # every file the run would replace, not metrics.json alone: a metrics.md or fmgcam/ left
+    # there was refused by the library after the model loaded, with exit status 1
+    there = [name for name in RUN_OUTPUTS if os.path.lexists(Path(out_dir) / name)]
+    if there and not overwrite:
+        _fail(f"{str(Path(out_dir) / there[-1])!r} exists (use --overwrite to replace it)",
               EXIT_USAGE)
-    from musicbrain_cli.evaluate.split import evaluate as run_evaluation
     from musicbrain_cli.model.inference import Detector
     from musicbrain_cli.progress import RichProgress
     from musicbrain_cli.data.dataset import Dataset

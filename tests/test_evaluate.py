@@ -588,3 +588,27 @@ def test_metrics_name_how_many_random_maps_the_chance_baselines_average(setup, t
                  n_random=2, occlusion=False, event_clips=0)
     assert m["fidelity"]["n_random"] == 2
     assert "each window's mean over 2 random maps" in (out / "metrics.md").read_text()
+
+
+def test_cli_evaluate_refuses_any_output_it_would_replace_as_a_usage_error(setup, tmp_path):
+    """Only an existing metrics.json was the caller's to fix (exit 2, before the model
+    loads); a metrics.md, predictions.csv or fmgcam/ in OUT, which the run would replace
+    just the same, was refused by the library after the model loaded, with exit status 1."""
+    from click.testing import CliRunner
+
+    from musicbrain_cli.cli import main
+    from musicbrain_cli.model.checkpoint import save_checkpoint
+
+    dataset, detector = setup
+    ckpt = tmp_path / "model"
+    save_checkpoint(ckpt, detector.model, detector.config, model_card={"name": "tiny"})
+    for name in ("metrics.md", "fmgcam"):
+        out = tmp_path / f"out-{name}"
+        out.mkdir()
+        (out / name).mkdir() if name == "fmgcam" else (out / name).write_text("a user's notes\n")
+        result = CliRunner().invoke(main, ["evaluate", "--data", str(dataset.root), "--model",
+                                           str(ckpt), "-o", str(out), "--explain-windows", "0",
+                                           "--figures", "0", "--event-clips", "0",
+                                           "--device", "cpu"])
+        assert result.exit_code == 2 and name in result.output and "--overwrite" in result.output
+        assert sorted(p.name for p in out.iterdir()) == [name]
