@@ -61,7 +61,8 @@ def average_precision(y_true, y_score, *, mask=None,
     A label with no known positive is skipped (AP is undefined: there is nothing to
     retrieve), and so is one with no known negative (AP is 1 whatever the scores), each
     listed in ``skipped`` with the reason. ``macro`` is the mean over the
-    scored labels (``None`` when none can be scored); ``micro`` pools every known entry.
+    scored labels (``None`` when none can be scored); ``micro`` pools every known entry
+    (``None`` without a known positive and a known negative).
     """
     from sklearn.metrics import average_precision_score
 
@@ -84,8 +85,10 @@ def average_precision(y_true, y_score, *, mask=None,
             per_label[name] = float(average_precision_score(t, s))
     macro = float(np.mean(list(per_label.values()))) if per_label else None
     pooled_t, pooled_s = y_true[known], y_score[known]
+    # the pooled figure, like each label's, says nothing without both kinds (1 whatever the
+    # scores when every known entry is positive: review of session 47)
     micro = (float(average_precision_score(pooled_t, pooled_s))
-             if pooled_t.size and pooled_t.sum() > 0 else None)
+             if 0 < pooled_t.sum() < pooled_t.size else None)
     return APResult(per_label, macro, micro, skipped)
 
 

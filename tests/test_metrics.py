@@ -133,3 +133,12 @@ def test_bootstrap_interval_is_not_taken_over_the_defined_resamples_only():
     low, high = bootstrap_ci(200, value(6), n_boot=1000)               # about 0.06 %
     assert low < values.mean() < high
     assert bootstrap_ci(200, lambda idx: float("inf"), n_boot=50) == [None, None]
+
+
+def test_the_pooled_ap_needs_a_negative_as_each_labels_does():
+    """Every known entry positive: AP is 1 whatever the scores. Each label was left out of the
+    mean for it, but the pooled (micro) figure read 1.0 (review of session 47)."""
+    got = average_precision(np.array([[1, 1], [1, 1]]), np.array([[.1, .2], [.3, .4]]))
+    assert got.macro is None and got.micro is None
+    mixed = average_precision(np.array([[1, 0], [0, 1]]), np.array([[.9, .2], [.3, .4]]))
+    assert mixed.micro == pytest.approx(average_precision_score([1, 0, 0, 1], [.9, .2, .3, .4]))
