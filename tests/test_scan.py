@@ -261,6 +261,30 @@ def test_discover_survives_symlink_loops_and_dedups(tmp_path):
     assert discover([tmp_path / "nope"]).missing == [str(tmp_path / "nope")]
 
 
+def test_a_deep_tree_is_walked_in_time_linear_in_its_depth(tmp_path, monkeypatch):
+    """Each folder's real path (Discovery.read_folders) came from os.path.realpath, which
+    lstat's every component: ~depth^2/2 lstat calls of paths ~depth long, so a crafted tree
+    2,500 folders deep held the scan for minutes before its first track. The real paths are
+    still those of os.path.realpath, through a link as well."""
+    depth = 300
+    top = tmp_path / "deep"
+    leaf = top.joinpath(*["d"] * depth)
+    leaf.mkdir(parents=True)
+    (leaf / "x.wav").write_bytes(b"x")
+    (top / "d" / "e").mkdir()
+    os.symlink(top / "d" / "e", top / "d" / "d" / "link")
+    (top / "d" / "e" / "y.wav").write_bytes(b"x")
+    calls = []
+    real_lstat = os.lstat
+    monkeypatch.setattr(os, "lstat", lambda *a, **k: calls.append(a) or real_lstat(*a, **k))
+    found = discover([top])
+    monkeypatch.undo()
+    assert len(calls) < 4 * depth, len(calls)
+    assert [p.name for p in found.files] == ["x.wav", "y.wav"]
+    folders_walked = {os.path.realpath(top.joinpath(*["d"] * n)) for n in range(depth + 1)}
+    assert found.read_folders == folders_walked | {os.path.realpath(top / "d" / "e")}
+
+
 @pytest.mark.parametrize("name", ["../../etc/passwd", "..", ".hidden.wav", "a/b\\c.mp3",
                                   "\u202eevil.wav", "名曲.flac", "x" * 500 + ".wav"])
 def test_safe_name_cannot_escape(tmp_path, name):
