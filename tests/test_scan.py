@@ -285,6 +285,59 @@ def test_a_deep_tree_is_walked_in_time_linear_in_its_depth(tmp_path, monkeypatch
     assert found.read_folders == folders_walked | {os.path.realpath(top / "d" / "e")}
 
 
+def _scandir_refusing(monkeypatch, names):
+    """os.scandir whose entries named in ``names`` cannot be stat'ed (EACCES), as a link
+    into a folder without search permission is for anyone but root (tests run as root)."""
+    import errno
+
+    real_scandir = os.scandir
+
+    class Entry:
+        def __init__(self, entry):
+            self._entry, self.name, self.path = entry, entry.name, entry.path
+
+        def is_dir(self, **kw):
+            if self.name in names:
+                raise PermissionError(errno.EACCES, "Permission denied", self.path)
+            return self._entry.is_dir(**kw)
+
+    class Listing:
+        def __init__(self, path):
+            self._it = real_scandir(path)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self._it.close()
+
+        def __iter__(self):
+            return (Entry(e) for e in self._it)
+
+    monkeypatch.setattr(os, "scandir", Listing)
+
+
+def test_a_link_that_cannot_be_looked_into_is_a_failed_input_not_a_non_audio_skip(
+        tmp_path, monkeypatch):
+    """A link to a folder of audio in a folder without search permission cannot be stat'ed:
+    the walk took it for a file and listed it as "not an audio file name extension", exit
+    status 0, the album never read and nothing said that it could not be. A broken link
+    (to nothing, to itself) is still no failure."""
+    cat = tmp_path / "cat"
+    (cat / "album").mkdir(parents=True)
+    (cat / "album" / "t.wav").write_bytes(b"x")
+    os.symlink(cat / "album", cat / "Locked")
+    os.symlink(cat / "self", cat / "self")
+    os.symlink(cat / "nowhere", cat / "dangling")
+    (cat / "notes.txt").write_text("x")
+    _scandir_refusing(monkeypatch, {"Locked"})
+    found = discover([cat])
+    assert found.files == [cat / "album" / "t.wav"]
+    assert [(Path(p).name, "Permission denied" in why) for p, why in found.failed] == \
+        [("Locked", True)]
+    assert sorted(Path(p).name for p, _ in found.skipped) == ["dangling", "notes.txt", "self"]
+
+
 @pytest.mark.parametrize("name", ["../../etc/passwd", "..", ".hidden.wav", "a/b\\c.mp3",
                                   "\u202eevil.wav", "名曲.flac", "x" * 500 + ".wav"])
 def test_safe_name_cannot_escape(tmp_path, name):

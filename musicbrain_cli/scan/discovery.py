@@ -13,6 +13,7 @@ the catalog, exit status 1); anything else it does not take is skipped with a re
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import stat
@@ -126,8 +127,9 @@ def discover(inputs: Iterable[str | os.PathLike], *,
     other names are skipped with a note.
     Folder entries without an audio extension, and macOS AppleDouble files
     (:func:`is_appledouble`, also when named), are skipped with a note; a folder that
-    cannot be read and a file name that is not UTF-8 are failed inputs
-    (:attr:`Discovery.failed`). ``output``: the scan's output folder, never scanned when it
+    cannot be read, an entry that cannot be stat'ed (a link into a folder without search
+    permission: perhaps a folder of audio) and a file name that is not UTF-8 are failed
+    inputs (:attr:`Discovery.failed`). ``output``: the scan's output folder, never scanned when it
     lies inside an input (its reports are not inputs, and would otherwise each be listed as
     skipped on every rerun); an audio file in it outside the scan's own track folders is
     listed as skipped, with the reason.
@@ -244,11 +246,15 @@ def _key(path: Path) -> tuple[int, int] | None:
     return None if st is None else (st.st_dev, st.st_ino)
 
 
-def _walk_tree(top: str | os.PathLike, onerror: Callable[[OSError], None]):
+def _walk_tree(top: str | os.PathLike, onerror: Callable[[OSError], None],
+               unknown: dict[str, OSError] | None = None):
     """``os.walk(top, followlinks=True, onerror=onerror)``, top-down (the caller may prune
     and order ``dirs``), with an explicit stack instead of one nested generator per level:
     Python 3.11's os.walk raised RecursionError on a tree about 1,000 folders deep, which
-    stopped the whole scan with no catalog (one crafted archive is enough)."""
+    stopped the whole scan with no catalog (one crafted archive is enough). An entry that
+    cannot be told a folder or a file (a link into a folder that cannot be searched) is
+    listed with the files, as os.walk lists it, and its error kept in ``unknown`` under its
+    path (``os.path.join(root, name)``)."""
     stack = [os.fspath(top)]
     while stack:
         root = stack.pop()
@@ -259,8 +265,10 @@ def _walk_tree(top: str | os.PathLike, onerror: Callable[[OSError], None]):
                 for entry in entries:
                     try:
                         is_dir = entry.is_dir()     # follows links, as os.walk does
-                    except OSError:
+                    except OSError as exc:
                         is_dir = False
+                        if unknown is not None:
+                            unknown[os.path.join(root, entry.name)] = exc
                     (dirs if is_dir else files).append(entry.name)
         except OSError as exc:       # as os.walk: the folder is reported, not half-listed
             onerror(exc)
@@ -283,7 +291,8 @@ def _walk(top: Path, found: Discovery, seen_dirs: set, add_file: Callable[[Path]
     # time cubic in n (a 2,500-deep crafted tree: minutes before the first track). Only a
     # link is resolved in full (None here).
     reals: dict[str, str | None] = {}
-    for root, dirs, files in _walk_tree(top, on_error):
+    unknown: dict[str, OSError] = {}
+    for root, dirs, files in _walk_tree(top, on_error, unknown):
         real = reals.pop(root, None)
         try:
             st = os.stat(root)
@@ -314,8 +323,16 @@ def _walk(top: Path, found: Discovery, seen_dirs: set, add_file: Callable[[Path]
             reals[sub] = None if os.path.islink(sub) else os.path.join(real, d)
         for name in sorted(files):
             p = Path(root) / name
+            exc = unknown.pop(os.path.join(root, name), None)
             if p.suffix.lower() in AUDIO_EXTENSIONS or name.lower() in AUDIO_EXTENSIONS:
                 add_file(p)     # ".wav" alone is a name with an extension, not a hidden file
+            elif exc is not None and exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                # a link into a folder that cannot be searched may lead to a folder of audio:
+                # a failed input, as a folder that cannot be read is, never "not audio" (a
+                # link that leads nowhere, to itself or through a file is broken, as a
+                # dangling one is)
+                found.failed.append((shown_path(p), f"cannot be read ({exc.strerror or exc}): "
+                                                    "a file or folder that cannot be looked into"))
             elif not name.startswith("."):
                 found.skipped.append((shown_path(p), "not an audio file name extension"))
 
