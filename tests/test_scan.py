@@ -338,6 +338,33 @@ def test_a_link_that_cannot_be_looked_into_is_a_failed_input_not_a_non_audio_ski
     assert sorted(Path(p).name for p, _ in found.skipped) == ["dangling", "notes.txt", "self"]
 
 
+def test_a_named_input_without_search_permission_fails_alone_not_the_scan(tmp_path, monkeypatch):
+    """Path.is_dir raises PermissionError (it ignores only 'not found' errors): an input
+    named on the command line (or listed) that is a link into a folder without search
+    permission stopped discover(), and with it the whole scan, before any other input was
+    read and with no catalog. It is now an input like a FIFO: the intake fails it, alone."""
+    import errno
+
+    from musicbrain_cli.audio.intake import sha256_file
+    from musicbrain_cli.errors import InputError
+
+    (tmp_path / "album").mkdir()
+    os.symlink(tmp_path / "album", tmp_path / "Locked")
+    (tmp_path / "a.wav").write_bytes(b"x")
+    real_stat = os.stat
+
+    def stat(path, *args, **kwargs):
+        if os.fspath(path).endswith("Locked"):
+            raise PermissionError(errno.EACCES, "Permission denied", os.fspath(path))
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", stat)
+    found = discover([tmp_path / "Locked", tmp_path / "a.wav"])
+    assert found.files == [tmp_path / "Locked", tmp_path / "a.wav"]
+    with pytest.raises(InputError, match="Permission denied"):
+        sha256_file(found.files[0])          # the scan's first read of it: a failure row
+
+
 @pytest.mark.parametrize("name", ["../../etc/passwd", "..", ".hidden.wav", "a/b\\c.mp3",
                                   "\u202eevil.wav", "名曲.flac", "x" * 500 + ".wav"])
 def test_safe_name_cannot_escape(tmp_path, name):

@@ -172,7 +172,10 @@ def discover(inputs: Iterable[str | os.PathLike], *,
         top = Path(raw)
         if not os.path.lexists(top):
             found.missing.append(shown_path(top))
-        elif top.is_dir():
+        elif os.path.isdir(top):
+            # not Path.is_dir, which raises PermissionError (a link into a folder without
+            # search permission) and stopped the whole scan; such an input is left to the
+            # intake below, which fails it with the error
             if output_key is not None and _key(top) == output_key:
                 # its files would never be looked at (the output folder is not entered), and
                 # the scan would end with "0 recordings", exit 0 (session 28 audit)
