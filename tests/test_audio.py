@@ -551,3 +551,36 @@ def test_tags_that_crash_the_tag_reader_are_a_stated_fact_not_a_dead_scan(encode
     track["metadata"] = kept
     html = render_report_html(track, {})
     assert "The tags could not be read: RecursionError" in html
+
+
+def test_binary_apev2_and_asf_values_are_summarised_not_kept_as_their_repr(tmp_path):
+    """An APEv2 binary item (the cover art of a WavPack, Monkey's Audio or Musepack file)
+    was kept as 4,096 characters of `APEBinaryValue(b'...')` and listed as a cut value, and
+    an ASF byte array as `[binary data (N bytes)]`: neither with the size and SHA-256 every
+    other format's binary payload is summarised by (the module's promise: never embedded)."""
+    from mutagen.apev2 import BINARY, APEValue
+    from mutagen.asf import ASFByteArrayAttribute
+    from mutagen.wavpack import WavPack
+
+    from musicbrain_cli.audio.encode import Format
+
+    p = tmp_path / "cover.wv"
+    encode_audio(p, _mixture(dur=0.5)[0], SR_IN, spec=Format("wv", "wavpack"))
+    picture = b"front.jpg\x00\xff\xd8\xff" + bytes(range(256)) * 40
+    f = WavPack(p)
+    if f.tags is None:
+        f.add_tags()
+    f.tags["Cover Art (Front)"] = APEValue(picture, BINARY)
+    f.tags["Title"] = "x"
+    f.save()
+    md = audio.read_metadata(p, provenance=False)
+    assert md["format"] == "WavPack"
+    assert md["tags"]["Cover Art (Front)"] == [{
+        "mime": None, "description": "Cover Art (Front)", "size": len(picture),
+        "sha256": hashlib.sha256(picture).hexdigest()}]
+    assert md["tags"]["Title"] == ["x"] and md["truncated"] == []
+    from musicbrain_cli.audio.metadata import _other_value
+
+    wm = bytes(range(256)) * 8
+    assert _other_value("WM/Picture", ASFByteArrayAttribute(wm))["sha256"] == \
+        hashlib.sha256(wm).hexdigest()

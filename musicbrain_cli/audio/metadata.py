@@ -223,6 +223,20 @@ def _mp4_atoms(tags, col: _Collector) -> str | None:
     return encoder
 
 
+def _other_value(key: str, value: Any) -> Any:
+    """A value of an APEv2 or ASF tag: text, or a binary payload's summary. Their binary
+    values (an APEv2 ``Cover Art (Front)`` item, an ASF ``WM/Picture``) were kept as their
+    Python repr, 4,096 characters of ``APEBinaryValue(b'...')`` listed as a cut value, or as
+    ``[binary data (N bytes)]`` with no hash, where every other format's payload is
+    summarised with its size and SHA-256."""
+    from mutagen.apev2 import APEBinaryValue
+    from mutagen.asf import ASFByteArrayAttribute
+
+    if isinstance(value, (APEBinaryValue, ASFByteArrayAttribute)):
+        return _binary(bytes(value.value), description=str(key))
+    return str(value)
+
+
 def _bmff_c2pa(path: str) -> C2paStore | None:
     """Walk top-level ISO BMFF boxes looking for the C2PA ``uuid`` box (ISO/IEC 14496-12 4.2)."""
     with open(path, "rb") as f:
@@ -333,7 +347,7 @@ def read_tags(path: str) -> dict:
         elif tags is not None:  # APEv2, ASF, ...: keep every key as text
             for key, value in tags.items():
                 for v in value if isinstance(value, list) else [value]:
-                    col.add(key, str(v))
+                    col.add(key, _other_value(key, v))
         for pic in getattr(f, "pictures", None) or []:  # FLAC PICTURE blocks
             col.add("METADATA_BLOCK_PICTURE", _binary(pic.data, mime=pic.mime, description=pic.desc,
                                                       picture_type=int(pic.type)))
