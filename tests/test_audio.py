@@ -584,3 +584,19 @@ def test_binary_apev2_and_asf_values_are_summarised_not_kept_as_their_repr(tmp_p
     wm = bytes(range(256)) * 8
     assert _other_value("WM/Picture", ASFByteArrayAttribute(wm))["sha256"] == \
         hashlib.sha256(wm).hexdigest()
+
+
+@pytest.mark.parametrize("name, spec", [("x.wv", ("wv", "wavpack")),
+                                        ("x.wma", ("asf", "wmav2"))])
+def test_the_encoder_string_of_apev2_and_asf_tags_is_the_encoder(tmp_path, name, spec):
+    """FFmpeg writes its name into the APEv2 tag of every WavPack (`encoder`) and into an
+    ASF file's `WM/EncodingSettings`; the tag table showed it while the report's "Encoder"
+    line said "none recorded" (only ID3, Vorbis and MP4 encoder keys were read)."""
+    from musicbrain_cli.audio.encode import Format
+
+    p = tmp_path / name
+    encode_audio(p, _mixture(dur=0.5)[0], SR_IN, spec=Format(*spec, bit_rate=64_000))
+    md = audio.read_metadata(p, provenance=False)
+    [(key, [value])] = md["tags"].items()
+    assert key.lower() in ("encoder", "wm/encodingsettings") and value.startswith("Lavf")
+    assert md["encoder"] == value

@@ -50,6 +50,9 @@ MAX_TAG_TEXT_CHARS = 1 << 20
 #: some early tools).
 C2PA_MIMES = frozenset({"application/c2pa", "application/x-c2pa-manifest-store"})
 C2PA_BMFF_UUID = bytes.fromhex("d8fec3d61b0e483c92975828877ec481")
+#: Keys (case-folded) of the encoder string in APEv2 tags (WavPack, Monkey's Audio,
+#: Musepack) and ASF attributes (WMA), read as ID3's TSSE, Vorbis' ENCODER and MP4's ``\xa9too``.
+OTHER_ENCODER_KEYS = frozenset({"encoder", "wm/encodingsettings", "wm/toolname"})
 #: How many top-level boxes/chunks are walked looking for C2PA (bounds hostile files).
 _MAX_TOP_LEVEL = 4096
 
@@ -346,8 +349,15 @@ def read_tags(path: str) -> dict:
             encoder = _vorbis_comments(tags, col)
         elif tags is not None:  # APEv2, ASF, ...: keep every key as text
             for key, value in tags.items():
-                for v in value if isinstance(value, list) else [value]:
+                values = value if isinstance(value, list) else [value]
+                for v in values:
                     col.add(key, _other_value(key, v))
+                # the encoder string these formats hold (FFmpeg writes "encoder" into the
+                # APEv2 tag of every WavPack, "WM/EncodingSettings" into an ASF file's): the
+                # report said "none recorded" beside a tag that named it
+                if encoder is None and values and str(key).lower() in OTHER_ENCODER_KEYS \
+                        and isinstance(_other_value(key, values[0]), str):
+                    encoder = str(values[0])
         for pic in getattr(f, "pictures", None) or []:  # FLAC PICTURE blocks
             col.add("METADATA_BLOCK_PICTURE", _binary(pic.data, mime=pic.mime, description=pic.desc,
                                                       picture_type=int(pic.type)))
