@@ -137,6 +137,37 @@ __all__ = ["atomic_write", "sha256_file", "sha256_bytes", "canonical_json", "jso
            "HASH_CHUNK"]
 
 
+def walk_tree(top: str | os.PathLike, onerror: Callable[[OSError], None],
+               unknown: dict[str, OSError] | None = None):
+    """``os.walk(top, followlinks=True, onerror=onerror)``, top-down (the caller may prune
+    and order ``dirs``), with an explicit stack instead of one nested generator per level:
+    Python 3.11's os.walk raised RecursionError on a tree about 1,000 folders deep, which
+    stopped the whole scan with no catalog (one crafted archive is enough). An entry that
+    cannot be told a folder or a file (a link into a folder that cannot be searched) is
+    listed with the files, as os.walk lists it, and its error kept in ``unknown`` under its
+    path (``os.path.join(root, name)``)."""
+    stack = [os.fspath(top)]
+    while stack:
+        root = stack.pop()
+        dirs: list[str] = []
+        files: list[str] = []
+        try:
+            with os.scandir(root) as entries:
+                for entry in entries:
+                    try:
+                        is_dir = entry.is_dir()     # follows links, as os.walk does
+                    except OSError as exc:
+                        is_dir = False
+                        if unknown is not None:
+                            unknown[os.path.join(root, entry.name)] = exc
+                    (dirs if is_dir else files).append(entry.name)
+        except OSError as exc:       # as os.walk: the folder is reported, not half-listed
+            onerror(exc)
+            continue
+        yield root, dirs, files
+        stack.extend(os.path.join(root, d) for d in reversed(dirs))
+
+
 def find_files(root: str | os.PathLike, suffixes: tuple[str, ...]) -> tuple[list[Path], list[tuple[str, str]]]:
     """Every file under ``root`` whose suffix (case-folded) is one of ``suffixes``, sorted,
     following symbolic links to folders as a scan does (a data folder is often assembled from
@@ -156,7 +187,9 @@ def find_files(root: str | os.PathLike, suffixes: tuple[str, ...]) -> tuple[list
         skipped.append((str(exc.filename or root), f"cannot read folder: {exc.strerror}"))
 
     def walk(top: str) -> None:
-        for folder, dirs, names in os.walk(top, onerror=on_error):
+        # walk_tree, not os.walk: Python 3.11's os.walk raised RecursionError on a tree
+        # about 1,000 folders deep, and the data build stopped with a traceback
+        for folder, dirs, names in walk_tree(top, on_error):
             try:
                 st = os.stat(folder)
             except OSError as exc:

@@ -72,3 +72,27 @@ def test_json_text_is_stable():
     assert text == '{\n  "a": {\n    "c": 2,\n    "d": 1\n  },\n  "b": [\n    1,\n    2\n  ]\n}\n'
     with pytest.raises(ValueError):
         files.json_text({"x": float("inf")})
+
+
+def test_find_files_walks_a_tree_deeper_than_the_recursion_limit(tmp_path):
+    """find_files walked with os.walk, which on Python 3.11 nests one generator per level:
+    a data folder 1,200 deep raised RecursionError and the data build stopped with a
+    traceback (the scan's walk had been fixed in session 31, this one not)."""
+    fd = os.open(tmp_path, os.O_RDONLY)
+    try:
+        for _ in range(1200):               # made through folder descriptors: no recursion
+            os.mkdir("d", dir_fd=fd)
+            sub = os.open("d", os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = sub
+        os.close(os.open("x.abc", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd))
+    finally:
+        os.close(fd)
+    try:
+        found, skipped = files.find_files(tmp_path, (".abc",))
+        assert [p.name for p in found] == ["x.abc"] and skipped == []
+        assert len(found[0].relative_to(tmp_path).parts) == 1201
+    finally:                                # shutil.rmtree (pytest's clean-up) recurses too
+        os.unlink(tmp_path.joinpath(*["d"] * 1200, "x.abc"))
+        for n in range(1200, 0, -1):
+            os.rmdir(tmp_path.joinpath(*["d"] * n))

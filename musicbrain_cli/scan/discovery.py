@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from musicbrain_cli.errors import InputError, MusicBrainError
+from musicbrain_cli.files import walk_tree
 
 #: File name extensions taken for audio when a folder is scanned (files named explicitly
 #: are always tried). Anything else in a folder is skipped with a note.
@@ -249,37 +250,6 @@ def _key(path: Path) -> tuple[int, int] | None:
     return None if st is None else (st.st_dev, st.st_ino)
 
 
-def _walk_tree(top: str | os.PathLike, onerror: Callable[[OSError], None],
-               unknown: dict[str, OSError] | None = None):
-    """``os.walk(top, followlinks=True, onerror=onerror)``, top-down (the caller may prune
-    and order ``dirs``), with an explicit stack instead of one nested generator per level:
-    Python 3.11's os.walk raised RecursionError on a tree about 1,000 folders deep, which
-    stopped the whole scan with no catalog (one crafted archive is enough). An entry that
-    cannot be told a folder or a file (a link into a folder that cannot be searched) is
-    listed with the files, as os.walk lists it, and its error kept in ``unknown`` under its
-    path (``os.path.join(root, name)``)."""
-    stack = [os.fspath(top)]
-    while stack:
-        root = stack.pop()
-        dirs: list[str] = []
-        files: list[str] = []
-        try:
-            with os.scandir(root) as entries:
-                for entry in entries:
-                    try:
-                        is_dir = entry.is_dir()     # follows links, as os.walk does
-                    except OSError as exc:
-                        is_dir = False
-                        if unknown is not None:
-                            unknown[os.path.join(root, entry.name)] = exc
-                    (dirs if is_dir else files).append(entry.name)
-        except OSError as exc:       # as os.walk: the folder is reported, not half-listed
-            onerror(exc)
-            continue
-        yield root, dirs, files
-        stack.extend(os.path.join(root, d) for d in reversed(dirs))
-
-
 def _unreadable(found: Discovery) -> Callable[[OSError], None]:
     def on_error(exc: OSError) -> None:
         found.failed.append((shown_path(exc.filename), f"cannot read folder: {exc.strerror}"))
@@ -295,7 +265,7 @@ def _walk(top: Path, found: Discovery, seen_dirs: set, add_file: Callable[[Path]
     # link is resolved in full (None here).
     reals: dict[str, str | None] = {}
     unknown: dict[str, OSError] = {}
-    for root, dirs, files in _walk_tree(top, on_error, unknown):
+    for root, dirs, files in walk_tree(top, on_error, unknown):
         real = reals.pop(root, None)
         try:
             st = os.stat(root)
@@ -354,7 +324,7 @@ def _skip_inside_output(out: Path, found: Discovery) -> None:
     why = ("inside the output folder, which is never scanned; move it out of "
            f"{shown_path(out)!r} to scan it")
     seen: set[tuple[int, int]] = set()
-    for root, dirs, files in _walk_tree(out, _unreadable(found)):
+    for root, dirs, files in walk_tree(out, _unreadable(found)):
         key = _key(Path(root))
         if key is None or key in seen:
             dirs[:] = []
