@@ -110,3 +110,32 @@ def test_notes_figure_writes_each_windows_p_ai_as_the_findings_text_does(monkeyp
                             "in_domain": True, "p_ai": p} for k, p in enumerate((0.996, 0.9255, 0.4))]}
     assert notes_figure(finding).startswith(b"\x89PNG")
     assert [s for s in written if s.startswith("P(AI)")] == ["P(AI) 0.996", "P(AI) 0.925", "P(AI) 0.40"]
+
+
+def test_notes_figure_never_calls_a_window_judged_when_the_line_was_not_applicable(monkeypatch):
+    """basic-pitch failed on a later window: the finding is not applicable (the line judged
+    nothing), yet the windows scored before the failure were labelled "P(AI) x" under the
+    legend "notes heard, window judged" (review of session 47)."""
+    from matplotlib.axes import Axes
+
+    from musicbrain_cli.report.figures import notes_figure
+
+    written = []
+    text = Axes.text
+
+    def spy(self, x, y, s, *args, **kwargs):
+        written.append(s)
+        return text(self, x, y, s, *args, **kwargs)
+
+    monkeypatch.setattr(Axes, "text", spy)
+    notes = [[0.5 * i, 0.5 * i + 0.4, 60.0 + i % 5] for i in range(12)]
+    window = {"start_s": 0.0, "duration_s": 10.0, "heard": notes, "notes": 12,
+              "in_domain": True, "p_ai": 0.42}
+    notes_figure({"applicable": False, "threshold": 0.99, "doubt_threshold": 0.93,
+                  "windows": [window]})
+    assert [s for s in written if s.startswith("P(AI)")] == [
+        "P(AI) 0.42, not judged: line not applicable"]
+    written.clear()
+    notes_figure({"applicable": True, "threshold": 0.99, "doubt_threshold": 0.93,
+                  "windows": [window]})
+    assert [s for s in written if s.startswith("P(AI)")] == ["P(AI) 0.42"]

@@ -414,7 +414,10 @@ def notes_figure(finding) -> bytes:
         notes = np.asarray(w["heard"], dtype=np.float64).reshape(-1, 3)
         if not (np.isfinite(notes).all() and np.isfinite([start, length]).all()):
             raise ReportError("notes figure: a window's notes or times are not finite")
-        judged = w.get("p_ai") is not None and bool(w.get("in_domain"))
+        # a window scored before the line failed on a later one (a transcription that could
+        # not finish) was drawn as "window judged": the line judged nothing on that track
+        scored = w.get("p_ai") is not None and bool(w.get("in_domain"))
+        judged = scored and d.get("applicable") is not False
         ax.axvspan(start, start + length, color="#E8EEF7" if judged else "0.94", lw=0)
         if notes.size:
             ax.hlines(notes[:, 2], start + notes[:, 0], start + np.maximum(notes[:, 1], notes[:, 0] + 0.02),
@@ -422,6 +425,8 @@ def notes_figure(finding) -> bytes:
             lo, hi = min(lo, notes[:, 2].min()), max(hi, notes[:, 2].max())
         right = max(right, start + length)
         label = (f"P(AI) {figures(float(w['p_ai']), *points)[0]}" if judged else
+                 f"P(AI) {figures(float(w['p_ai']), *points)[0]}, not judged: line not applicable"
+                 if scored else
                  "too few notes" if w.get("p_ai") is None else "outside its domain")
         ax.text(start + 0.02 * length, 1.0, label, transform=ax.get_xaxis_transform(), fontsize=6.5,
                 va="bottom", color="0.2")
