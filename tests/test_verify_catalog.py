@@ -210,3 +210,51 @@ def test_a_hidden_page_beside_a_catalog_is_named(copy):
     checks = {c.name: c for c in verify_catalog(copy)[0].checks}
     assert checks["unsealed files"].status == "warn"
     assert checks["unsealed files"].detail.endswith("not verified: '.verdict.html'")
+
+
+def test_the_catalog_names_what_the_scan_passed_over_and_verify_holds_it_to_it(
+        tmp_path, tiny_model_dir):
+    """What a scan passed over (a file without an audio extension, a second name of a file
+    already taken) was said only on the console: the catalog, the record that stays, did not
+    say what the scan never looked at. summary.json lists it with the reasons (sealed by the
+    catalog manifest), index.html counts it, and verify re-renders the index from it."""
+    cat = tmp_path / "catalog"
+    cat.mkdir()
+    encode_audio(cat / "a.flac", make_tone(6.0, 220.0, 0), SR)
+    (cat / "score.mid").write_bytes(b"MThd")
+    (cat / "again.flac").hardlink_to(cat / "a.flac")
+    out = tmp_path / "out"
+    keys = tmp_path / "keys"
+    res = run(["scan", str(cat), "-o", str(out), "--model", str(tiny_model_dir),
+               "--report", "html", "--key", str(keys), "--quiet"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert summary["skipped_total"] == 2
+    assert {Path(e["path"]).name: e["reason"] for e in summary["skipped"]}["score.mid"] == \
+        "not an audio file name extension"
+    index = (out / "index.html").read_text(encoding="utf-8")
+    assert "<dt>Not scanned</dt><dd>2 path(s)" in index
+    assert "not an audio file name extension (1)" in index
+    assert run(["verify", str(out), "--keys", str(keys)]).exit_code == 0
+    # the index must say what the sealed summary says: a page that hides them fails
+    (out / "index.html").write_text(index.replace("<dt>Not scanned</dt>", "<dt>Scanned</dt>"),
+                                    encoding="utf-8")
+    failed = _failed(verify_catalog(out))
+    assert "file index.html" in failed
+
+
+def test_the_passed_over_list_is_bounded_and_a_malformed_one_is_refused():
+    from musicbrain_cli.report.catalog import MAX_SKIPPED_LISTED, Skipped
+
+    many = Skipped.of([(f"/in/{i}.txt", "not an audio file name extension")
+                       for i in range(MAX_SKIPPED_LISTED + 5)])
+    assert many.total == MAX_SKIPPED_LISTED + 5 and len(many.listed) == MAX_SKIPPED_LISTED
+    data = json.loads(catalog_files([], skipped=many)["summary.json"])
+    assert Skipped.from_summary(data) == many
+    assert Skipped.from_summary({"schema": "x", "tracks": []}) == Skipped()
+    for bad in ({"skipped": [{"path": 1, "reason": "r"}], "skipped_total": 1},
+                {"skipped": [{"path": "p", "reason": "r"}], "skipped_total": 0},
+                {"skipped": [], "skipped_total": True},
+                {"skipped": "x", "skipped_total": 1}):
+        with pytest.raises(ValueError):
+            Skipped.from_summary(bad)

@@ -138,10 +138,57 @@ def summary_csv(rows: Sequence[Mapping[str, Any]]) -> str:
     return buf.getvalue()
 
 
-def summary_json(rows: Sequence[Mapping[str, Any]]) -> str:
+#: At most this many passed-over paths are listed in ``summary.json`` (all are counted): a
+#: folder of 100,000 non-audio files must not make the summary 100,000 entries long.
+MAX_SKIPPED_LISTED = 1000
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """What the scan that wrote the catalog found in its inputs and passed over (a file
+    without an audio extension, a second name of a file already taken, a folder named
+    twice...): ``listed`` ``(path, reason)`` pairs, at most :data:`MAX_SKIPPED_LISTED`, of
+    ``total``. Only on the console until session 47: the catalog, the record that stays,
+    did not say what the scan did not look at."""
+
+    listed: tuple[tuple[str, str], ...] = ()
+    total: int = 0
+
+    @classmethod
+    def of(cls, skipped: Sequence[tuple[Any, Any]]) -> "Skipped":
+        pairs = [(str(path), str(reason)) for path, reason in skipped]
+        return cls(tuple(pairs[:MAX_SKIPPED_LISTED]), len(pairs))
+
+    @classmethod
+    def from_summary(cls, data: Any) -> "Skipped":
+        """What a ``summary.json`` (parsed) records; raises ``ValueError`` for a record that
+        is not one (an untrusted file: verification re-renders the index from it)."""
+        if not isinstance(data, dict) or "skipped" not in data:
+            return cls()
+        listed, total = data.get("skipped"), data.get("skipped_total")
+        if not (isinstance(listed, list) and isinstance(total, int) and not isinstance(total, bool)
+                and all(isinstance(e, dict) and set(e) == {"path", "reason"}
+                        and isinstance(e["path"], str) and isinstance(e["reason"], str)
+                        for e in listed)
+                and len(listed) <= min(total, MAX_SKIPPED_LISTED)):
+            raise ValueError("its list of paths the scan passed over is malformed")
+        return cls(tuple((e["path"], e["reason"]) for e in listed), total)
+
+    def header(self) -> dict:
+        """For the index: how many were passed over, by reason (of those listed)."""
+        reasons = Counter(reason for _, reason in self.listed)
+        return {"n": self.total, "listed": len(self.listed),
+                "reasons": [{"reason": visible(r), "n": n} for r, n in sorted(reasons.items())]}
+
+
+def summary_json(rows: Sequence[Mapping[str, Any]], skipped: Skipped = Skipped()) -> str:
+    data: dict[str, Any] = {"schema": SUMMARY_SCHEMA, "tracks": list(rows)}
+    if skipped.total:
+        data["skipped"] = [{"path": p, "reason": r} for p, r in skipped.listed]
+        data["skipped_total"] = skipped.total
     try:
-        return json.dumps({"schema": SUMMARY_SCHEMA, "tracks": list(rows)}, indent=2,
-                          ensure_ascii=False, sort_keys=True, allow_nan=False) + "\n"
+        return json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True,
+                          allow_nan=False) + "\n"
     except (TypeError, ValueError) as exc:  # NaN or a non-JSON value in a track
         raise ReportError(f"summary is not plain JSON: {exc}") from exc
 
@@ -150,7 +197,7 @@ def summary_json(rows: Sequence[Mapping[str, Any]]) -> str:
 VERDICT_ORDER = ("ai", "inconclusive", "human")
 
 
-def index_header(rows: Sequence[Mapping[str, Any]]) -> dict:
+def index_header(rows: Sequence[Mapping[str, Any]], skipped: Skipped = Skipped()) -> dict:
     """What the top of ``index.html`` states: verdict totals, the model(s), the date(s).
 
     Derived from the summary rows alone, so verification re-renders the same page from the
@@ -172,7 +219,7 @@ def index_header(rows: Sequence[Mapping[str, Any]]) -> dict:
             "models": [{"name": visible(n), "version": visible(v), "sha256": visible(h)}
                        for n, v, h in models],
             "software": visible(", ".join(software) or "n/a"),
-            "date": visible(date), "n": len(rows)}
+            "date": visible(date), "n": len(rows), "skipped": skipped.header()}
 
 
 def _label_words(item: str) -> str:
@@ -226,24 +273,29 @@ def _index_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict]:
 
 
 def write_catalog(out_root: Path, entries: Sequence[CatalogEntry], *,
-                  title: str = "MusicBrain catalog") -> list[Path]:
-    """Write ``summary.json``, ``summary.csv`` and ``index.html`` into ``out_root``.
+                  title: str = "MusicBrain catalog",
+                  skipped: Sequence[tuple[Any, Any]] = ()) -> list[Path]:
+    """Write ``summary.json``, ``summary.csv`` and ``index.html`` into ``out_root``;
+    ``skipped``: the ``(path, reason)`` pairs the scan passed over (:class:`Skipped`).
 
     Returns the written paths. Each file is written atomically.
     """
     out_root = Path(out_root)
     out_root.mkdir(parents=True, exist_ok=True)
-    files = catalog_files([summary_row(e) for e in entries], title=title)
+    files = catalog_files([summary_row(e) for e in entries], title=title,
+                          skipped=Skipped.of(skipped))
     return [atomic_write_bytes(out_root / name, data) for name, data in files.items()]
 
 
 def catalog_files(rows: Sequence[Mapping[str, Any]], *,
-                  title: str = "MusicBrain catalog") -> dict[str, bytes]:
+                  title: str = "MusicBrain catalog",
+                  skipped: Skipped = Skipped()) -> dict[str, bytes]:
     """The catalog's files (``summary.json``, ``summary.csv``, ``index.html``) as bytes, from
-    its summary rows: one definition for the writer and for verification, which re-renders
-    them from the rows it has checked against the signed results."""
+    its summary rows and what the scan passed over: one definition for the writer and for
+    verification, which re-renders them from the rows it has checked against the signed
+    results (and the passed-over list the sealed summary holds)."""
     html = render_index_html(_index_rows(rows), title=title, columns=INDEX_COLUMNS,
-                             header=index_header(rows))
-    return {SUMMARY_JSON: summary_json(rows).encode("utf-8"),
+                             header=index_header(rows, skipped))
+    return {SUMMARY_JSON: summary_json(rows, skipped).encode("utf-8"),
             SUMMARY_CSV: summary_csv(rows).encode("utf-8"),
             INDEX_HTML: html.encode("utf-8")}

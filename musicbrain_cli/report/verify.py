@@ -39,8 +39,8 @@ from musicbrain_cli.errors import ReportError, VerificationError
 from musicbrain_cli.inputs import read_regular
 from musicbrain_cli.report._io import sha256_file
 from musicbrain_cli.report.catalog import (FIELDS, INDEX_HTML, SUMMARY_CSV, SUMMARY_JSON,
-                                           SUMMARY_SCHEMA, CatalogEntry, catalog_files,
-                                           summary_row)
+                                           SUMMARY_SCHEMA, CatalogEntry, Skipped,
+                                           catalog_files, summary_row)
 from musicbrain_cli.report.keys import TrustedSigner, TrustStore
 from musicbrain_cli.report.manifest import (CATALOG_MANIFEST_NAME, CATALOG_SCHEMA,
                                             CATALOG_SIGNATURE_NAME, MANIFEST_NAME,
@@ -175,7 +175,9 @@ def _names(items: list[str]) -> str:
     return shown + (f" and {len(items) - LISTED_NAMES} more" if len(items) > LISTED_NAMES else "")
 
 
-def _read_summary(root: Path, catalog: VerificationResult) -> list[dict] | None:
+def _read_summary(root: Path, catalog: VerificationResult) -> tuple[list[dict] | None, Skipped]:
+    """The summary's track rows (``None`` when it cannot be read as one, with the failure
+    added to ``catalog``) and what it records the scan passed over."""
     path = root / SUMMARY_JSON
     try:
         if path.is_symlink() or path.stat().st_size > MAX_SUMMARY_BYTES:
@@ -183,16 +185,21 @@ def _read_summary(root: Path, catalog: VerificationResult) -> list[dict] | None:
         data = load_json(read_regular(path))
     except OSError as exc:
         catalog.add("summary", FAIL, f"cannot read {SUMMARY_JSON}: {exc.strerror or exc}")
-        return None
+        return None, Skipped()
     except ValueError as exc:
         catalog.add("summary", FAIL, f"{SUMMARY_JSON} is not a scan summary: {exc}")
-        return None
+        return None, Skipped()
     rows = data.get("tracks") if isinstance(data, dict) else None
     if (data.get("schema") if isinstance(data, dict) else None) != SUMMARY_SCHEMA or \
             not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
         catalog.add("summary", FAIL, f"{SUMMARY_JSON} is not a {SUMMARY_SCHEMA} summary")
-        return None
-    return rows
+        return None, Skipped()
+    try:
+        skipped = Skipped.from_summary(data)
+    except ValueError as exc:
+        catalog.add("summary", FAIL, f"{SUMMARY_JSON}: {exc}")
+        return None, Skipped()
+    return rows, skipped
 
 
 def _check_row(root: Path, row: dict, trusted: Trust
@@ -232,7 +239,7 @@ def verify_catalog(root: Path, *, trusted: Trust = None) -> list[VerificationRes
     root = Path(root)
     catalog = VerificationResult(root, "catalog")
     results = [catalog]
-    rows = _read_summary(root, catalog)
+    rows, skipped = _read_summary(root, catalog)
     if rows is None:
         return results
     failed, analysed, agreeing = [], 0, 0
@@ -265,7 +272,7 @@ def verify_catalog(root: Path, *, trusted: Trust = None) -> list[VerificationRes
                                            f"{SUMMARY_JSON}, not checked: {_names(others)}")
     _note_unsealed(root, named | set(others), catalog)
     try:
-        rendered = catalog_files(rows)
+        rendered = catalog_files(rows, skipped=skipped)
     except (ReportError, TypeError, ValueError, AttributeError, KeyError) as exc:
         catalog.add("summary", FAIL, f"{SUMMARY_JSON} has rows that cannot be rendered: "
                                      f"{type(exc).__name__}: {exc}")

@@ -1594,7 +1594,7 @@ def _scan_locked(inputs, out: Path, detector, *, options: ScanOptions, keys,
                          for e in result.entries if e.error}}
     with _signals_deferred():
         _write_inputs_index(out, index)
-        written = write_catalog(out, entries)
+        written = write_catalog(out, entries, skipped=result.skipped)
         write_catalog_manifest(out, [p.name for p in written],
                                [_folder(e) for e in entries if e.report],
                                keys)
