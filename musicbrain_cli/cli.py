@@ -386,7 +386,9 @@ def scan(inputs, paths_from, output, report_format, model_name, device, jobs, ke
 
     if not inputs and not paths_from:
         _fail("give files or folders to scan, or --paths-from FILE", EXIT_USAGE)
-    missing = [p for p in inputs if not os.path.lexists(p)]
+    from musicbrain_cli.files import absent
+
+    missing = [p for p in inputs if absent(p)]
     if missing:
         _fail(f"no such file or folder: {', '.join(missing)}", EXIT_USAGE)
     if Path(output).exists() and not Path(output).is_dir():

@@ -137,6 +137,20 @@ __all__ = ["atomic_write", "sha256_file", "sha256_bytes", "canonical_json", "jso
            "HASH_CHUNK"]
 
 
+def absent(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is not there (a dangling link is there). ``os.path.lexists`` is
+    False for a path it cannot look at, a file in a folder without search permission, and
+    such an input was refused or listed as "no such file or folder" (review of session 47):
+    it is there, and the scan fails it on its own, with the system's reason."""
+    try:
+        os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return True
+    except (OSError, ValueError):
+        return False
+    return False
+
+
 def walk_tree(top: str | os.PathLike, onerror: Callable[[OSError], None],
                unknown: dict[str, OSError] | None = None):
     """``os.walk(top, followlinks=True, onerror=onerror)``, top-down (the caller may prune

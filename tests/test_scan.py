@@ -870,3 +870,29 @@ def test_a_file_replaced_during_its_analysis_fails_instead_of_mixing_two_files(
     result = scan([cat], tmp_path / "out", det, options=ScanOptions(formats=()))
     errors = [e.error for e in result.entries if e.error]
     assert len(errors) == 1 and "changed while it was analysed" in errors[0], errors
+
+
+def test_a_named_input_that_cannot_be_looked_at_is_not_called_missing(tmp_path, monkeypatch):
+    """A file in a folder without search permission, named on the command line, was refused
+    as "no such file or folder" (exit 2): os.path.lexists is False for what it cannot look
+    at. It is there; the scan takes it and fails it on its own, with the system's reason."""
+    import errno
+
+    locked = tmp_path / "locked" / "a.wav"
+    real_lstat, real_stat = os.lstat, os.stat
+
+    def refuse(real):
+        def stat(path, *args, **kwargs):
+            if os.fspath(path) == str(locked):
+                raise PermissionError(errno.EACCES, "Permission denied", os.fspath(path))
+            return real(path, *args, **kwargs)
+        return stat
+
+    monkeypatch.setattr(os, "lstat", refuse(real_lstat))
+    monkeypatch.setattr(os, "stat", refuse(real_stat))
+    res = CliRunner().invoke(main, ["scan", str(locked), "-o", str(tmp_path / "out"),
+                                    "--unsigned", "--quiet", "--model", str(tmp_path / "nosuch")])
+    assert "no such file or folder" not in res.output, res.output
+    missing = CliRunner().invoke(main, ["scan", str(tmp_path / "absent.wav"), "-o",
+                                        str(tmp_path / "out2"), "--unsigned", "--quiet"])
+    assert missing.exit_code == 2 and "no such file or folder" in missing.output

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from musicbrain_cli.errors import InputError, MusicBrainError
-from musicbrain_cli.files import walk_tree
+from musicbrain_cli.files import absent, walk_tree
 
 #: File name extensions taken for audio when a folder is scanned (files named explicitly
 #: are always tried). Anything else in a folder is skipped with a note.
@@ -171,7 +171,7 @@ def discover(inputs: Iterable[str | os.PathLike], *,
 
     for raw in inputs:
         top = Path(raw)
-        if not os.path.lexists(top):
+        if absent(top):
             found.missing.append(shown_path(top))
         elif os.path.isdir(top):
             # not Path.is_dir, which raises PermissionError (a link into a folder without
