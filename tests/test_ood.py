@@ -127,3 +127,18 @@ def test_a_score_just_past_its_limit_never_reads_as_the_limit():
     assert describe_failures(facts) == "average spectrum: 0.5004 > threshold 0.5000"
     facts["checks"][0]["score"] = 0.73
     assert describe_failures(facts) == "average spectrum: 0.730 > threshold 0.500"
+
+
+def test_the_profile_reference_finalize_measures_with_is_the_one_saved(tmp_path):
+    """Review of finalize: the spectral-profile threshold was set with the reference as
+    fitted (float32) while ood.safetensors stores it as float16, so a scan's scores differed
+    from those the threshold and the card's flagged shares were measured on (2 of 200
+    validation clips flagged in memory, 3 with the saved file)."""
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=128)
+    stats = fit_ood(rng.normal(size=(400, 4)), np.zeros(400, int),
+                    base + 0.05 * rng.normal(size=(400, 128)))
+    val = base + 0.05 * rng.normal(size=(200, 128))
+    stats.save(tmp_path)
+    np.testing.assert_array_equal(OODStats.load(tmp_path).profile_score(val),
+                                  stats.profile_score(val))
