@@ -136,3 +136,18 @@ def test_a_refinalize_that_changes_the_verdict_rule_drops_the_robustness_rows(tm
     assert {k: changed.get(k) for k in ("thresholds", "verdict", "ood", "calibration")} != first_rule
     assert "robustness" not in changed
     assert "robustness" not in json.loads((model_dir / "model_card.json").read_text())
+
+
+def test_a_clip_without_a_finite_probability_stops_the_operating_point():
+    """Review of finalize: np.sort puts NaN last, where choose_threshold reads the human
+    clip the threshold is set above; with a NaN there the threshold fell silently to 0.5,
+    accusing every human clip from 0.6 (and a pitch-shifted version's NaN voided its
+    check, the highest version's threshold being kept)."""
+    from musicbrain_cli.errors import DatasetError
+
+    p = np.array([0.1, 0.95, 0.97, np.nan, 0.99])
+    is_ai = np.array([False, False, False, False, True])
+    with pytest.raises(DatasetError, match="1 of 5 clips"):
+        choose_threshold(p, is_ai, fpr_target=0.005)
+    with pytest.raises(DatasetError):
+        choose_threshold(np.array([0.2, np.inf]), np.array([False, False]), fpr_target=0.005)

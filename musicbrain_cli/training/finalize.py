@@ -174,6 +174,12 @@ def choose_threshold(p_ai: np.ndarray, is_ai: np.ndarray, *, fpr_target: float) 
     above 1, so that nothing is accused, when one scores exactly 1). A cap at 0.99 let a model
     whose human validation clips reach 0.995 keep a boundary that accused 1.5 % of them while
     its card recorded the 0.5 % target (session 28 audit)."""
+    bad = int((~np.isfinite(np.asarray(p_ai, dtype=np.float64))).sum())
+    if bad:
+        # np.sort puts NaN last, where the clip the threshold is set above is read: the
+        # threshold fell to 0.5 without a word, and a pitch-shifted version's check was void
+        raise DatasetError(f"cannot choose an operating point: {bad} of {len(p_ai)} clips have "
+                           "no finite P(AI) (NaN or infinite model outputs)")
     human = np.sort(p_ai[~is_ai])
     if human.size == 0:
         return 0.5
