@@ -77,6 +77,21 @@ def test_bad_config_names_the_key(override, needle):
         load_config(overrides=override)
 
 
+@pytest.mark.parametrize("model,needle", [
+    ({"backbone": "convnext_atto", "se_reducton": 8}, "se_reducton"),
+    ({"backbone": None}, "backbone"),
+    ({"backbone": "convnext_atto", "front_end": {"n_fft": -5}}, "n_fft"),
+    ({"backbone": "convnext_atto", "taxonomy": {}}, "model.taxonomy"),
+])
+def test_the_model_section_is_checked_with_the_recipe(model, needle):
+    """Review of training/config.py: the model section was only read by the trainer after
+    the feature cache was built (minutes to hours), so a mistyped key stopped `train` there,
+    exit 1, in the run folder it had made, where any other key of the recipe is refused at
+    once (exit 2)."""
+    with pytest.raises(ConfigError, match=needle):
+        load_config(overrides={"model": model})
+
+
 def test_user_yaml_merges_over_defaults(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("optim:\n  lr: 3e-4\nmodel:\n  se_reduction: 8\n")

@@ -464,6 +464,22 @@ def _validate(c: TrainConfig) -> None:
     one_of("eval.calibration", c.eval.calibration, CALIBRATION_METHODS)
     if not isinstance(c.model, dict) or "backbone" not in c.model:
         raise ConfigError(f"config model must be a mapping with a 'backbone', not {c.model!r}")
+    _check_model_section(c.model)
+
+
+def _check_model_section(model: dict) -> None:
+    """The ``model`` section as :class:`~musicbrain_cli.model.config.ModelConfig` reads it
+    (its taxonomy is the data set's). Checked with the rest of the recipe: the trainer first
+    read it after building the feature cache (minutes to hours), so a mistyped key stopped
+    the run there, as a failed operation (exit 1) in a run folder it had made (review)."""
+    from musicbrain_cli.model.config import ModelConfig
+
+    if "taxonomy" in model:
+        raise ConfigError("config model.taxonomy comes from the data set, not the training config")
+    try:
+        ModelConfig.from_dict(model)
+    except ConfigError as exc:
+        raise ConfigError(f"config model: {exc}") from exc
 
 
 # --- loading ------------------------------------------------------------------------------
