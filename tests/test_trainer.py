@@ -71,6 +71,9 @@ def test_seed_recipe_is_the_default():
     # the card's error rates are measured on the test splits: never chosen or fitted on
     ({"train": {"val_split": "test"}}, "train.val_split is 'test'"),
     ({"train": {"train_split": "test_xsf"}}, "train.train_split is 'test_xsf'"),
+    # numpy's generators, seeded with [seed, epoch, index], refuse a negative seed: the run
+    # stopped with a traceback in its first batch, after the feature cache (review)
+    ({"seed": -1}, "seed"),
 ])
 def test_bad_config_names_the_key(override, needle):
     with pytest.raises(ConfigError, match=needle.replace(".", r"\.")):

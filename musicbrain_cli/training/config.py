@@ -389,6 +389,11 @@ def _validate(c: TrainConfig) -> None:
         if value not in allowed:
             raise ConfigError(f"config {key}={value!r} is not one of {list(allowed)}")
 
+    # every generator of a run derives from the seed, numpy's from [seed, epoch, index], which
+    # refuses a negative entry: a negative seed stopped the run with a traceback in its first
+    # batch, after the feature cache was built (review); 2**32 is numpy's legacy seed range
+    if not 0 <= c.seed < 2**32:
+        raise ConfigError(f"config seed must lie in [0, 2**32), not {c.seed!r}")
     one_of("optim.name", c.optim.name, OPTIMIZERS)
     positive("optim.lr", c.optim.lr)
     positive("optim.eps", c.optim.eps)
