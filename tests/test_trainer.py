@@ -74,6 +74,8 @@ def test_seed_recipe_is_the_default():
     # numpy's generators, seeded with [seed, epoch, index], refuse a negative seed: the run
     # stopped with a traceback in its first batch, after the feature cache (review)
     ({"seed": -1}, "seed"),
+    # indivisible on any number of processes: refused at launch, exit 1, a folder left (review)
+    ({"train": {"batch_size": 10, "accumulation_steps": 3}}, "train.batch_size=10"),
 ])
 def test_bad_config_names_the_key(override, needle):
     with pytest.raises(ConfigError, match=needle.replace(".", r"\.")):

@@ -426,6 +426,11 @@ def _validate(c: TrainConfig) -> None:
     t = c.train
     for key in ("epochs", "batch_size", "accumulation_steps"):
         positive(f"train.{key}", getattr(t, key))
+    # the part of micro_batch's arithmetic no number of processes can mend, checked with the
+    # recipe: it was first refused at launch, as a failed run (exit 1) that left its folder
+    if t.batch_size % t.accumulation_steps:
+        raise ConfigError(f"config train.batch_size={t.batch_size} is not divisible by "
+                          f"train.accumulation_steps={t.accumulation_steps}")
     non_negative("train.num_workers", t.num_workers)
     non_negative("train.checkpoint_every_steps", t.checkpoint_every_steps)
     one_of("train.precision", t.precision, PRECISIONS)
