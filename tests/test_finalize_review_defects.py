@@ -151,3 +151,17 @@ def test_a_clip_without_a_finite_probability_stops_the_operating_point():
         choose_threshold(p, is_ai, fpr_target=0.005)
     with pytest.raises(DatasetError):
         choose_threshold(np.array([0.2, np.inf]), np.array([False, False]), fpr_target=0.005)
+
+
+def test_the_card_records_the_bands_the_spectral_profile_has():
+    """Review of finalize: the card recorded 64 bands (PROFILE_BANDS) for the
+    spectral-profile check whatever the front end, where a map of fewer bins gives one band
+    per bin (a 32-bin model's card said 64)."""
+    from musicbrain_cli.model.ood import fit_ood, spectral_profile
+    from musicbrain_cli.training.finalize import _ood_record
+
+    rng = np.random.default_rng(0)
+    profiles = spectral_profile(rng.uniform(-1, 1, (6, 32, 20)))
+    stats = fit_ood(rng.normal(size=(6, 3)), np.arange(6) % 2, profiles, profile_k=2)
+    record = _ood_record({"embedding": 1.0, "spectral_profile": 0.1}, stats, 0.99)
+    assert record["checks"]["spectral_profile"]["bands"] == 32

@@ -636,7 +636,7 @@ def _verdict_rule(card: Mapping) -> dict:
 
 
 def _ood_record(thresholds: dict, stats, ood_quantile: float) -> dict:
-    from musicbrain_cli.model.ood import CHECK_WORDS, PROFILE_BANDS
+    from musicbrain_cli.model.ood import CHECK_WORDS
 
     return {
         "method": "embedding Mahalanobis, Ledoit-Wolf (Lee et al. 2018) + spectral-profile "
@@ -649,7 +649,10 @@ def _ood_record(thresholds: dict, stats, ood_quantile: float) -> dict:
                           "description": CHECK_WORDS["embedding"]},
             "spectral_profile": {"threshold": thresholds["spectral_profile"],
                                  "method": "k-nn cosine distance (Sun et al. 2022)",
-                                 "k": int(stats.profile_k), "bands": PROFILE_BANDS,
+                                 # min(PROFILE_BANDS, the map's bins): the profile's
+                                 # band means then its band fluxes (ood.spectral_profile)
+                                 "k": int(stats.profile_k),
+                                 "bands": int(stats.profile_reference.shape[1] // 2),
                                  "reference_windows": int(len(stats.profile_reference)),
                                  "description": CHECK_WORDS["spectral_profile"]},
         },
