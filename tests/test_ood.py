@@ -142,3 +142,23 @@ def test_the_profile_reference_finalize_measures_with_is_the_one_saved(tmp_path)
     stats.save(tmp_path)
     np.testing.assert_array_equal(OODStats.load(tmp_path).profile_score(val),
                                   stats.profile_score(val))
+
+
+def test_windows_of_unknown_source_join_no_class_mean():
+    """Finalize gave a training clip of unknown source (its detection target masked) the class
+    'human': its windows pulled the human mean, and the domain check's centre, towards them.
+    They now join no class mean and not the covariance (the spectral profiles keep them)."""
+    from musicbrain_cli.model.ood import UNKNOWN_CLASS
+
+    rng = np.random.default_rng(1)
+    human, ai = rng.normal(0.0, 1.0, (300, 8)), rng.normal(3.0, 1.0, (300, 8))
+    odd = rng.normal(-20.0, 1.0, (300, 8))              # of unknown source
+    alone = fit_ood(np.concatenate([human, ai]), np.repeat([0, 1], 300))
+    classes = np.concatenate([np.repeat([0, 1], 300), np.full(300, UNKNOWN_CLASS)])
+    profiles = np.abs(rng.normal(size=(900, 4)))
+    mixed = fit_ood(np.concatenate([human, ai, odd]), classes, profiles)
+    np.testing.assert_allclose(mixed.means, alone.means)
+    np.testing.assert_allclose(mixed.precision, alone.precision)
+    assert len(mixed.profile_reference) == 900
+    with pytest.raises(ValueError, match="known class"):
+        fit_ood(odd[:5], np.full(5, UNKNOWN_CLASS))

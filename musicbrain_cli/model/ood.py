@@ -211,13 +211,21 @@ class OODStats:
                                      f"front end gives {profile_dim}")
 
 
+#: The class :func:`fit_ood` is given for a window whose source (human or AI) is not known.
+UNKNOWN_CLASS = -1
+
+
 def fit_ood(emb: np.ndarray, classes: np.ndarray, profiles: np.ndarray | None = None, *,
             profile_k: int = PROFILE_K) -> OODStats:
     """Fit class means and a shared Ledoit-Wolf covariance, and keep the spectral profiles.
 
     Args:
         emb: ``[N, D]`` training embeddings.
-        classes: ``[N]`` integer class of each row (e.g. 0 human, 1 AI).
+        classes: ``[N]`` integer class of each row (e.g. 0 human, 1 AI); a negative class
+            (:data:`UNKNOWN_CLASS`, a clip whose source is not known) joins no class mean and
+            not the covariance: counted as human, such windows pulled the human mean towards
+            whatever they are (review of session 47). They still join the spectral profiles,
+            which know no class.
         profiles: ``[N, P]`` spectral profiles of the same windows (:func:`spectral_profile`),
             or ``None`` for the embedding check alone.
     """
@@ -227,9 +235,12 @@ def fit_ood(emb: np.ndarray, classes: np.ndarray, profiles: np.ndarray | None = 
     classes = np.asarray(classes)
     if emb.ndim != 2 or len(emb) != len(classes) or len(emb) < 2:
         raise ValueError(f"need [N, D] embeddings with N >= 2 matching classes, got {emb.shape}")
-    labels = np.unique(classes)
+    known = classes >= 0
+    if known.sum() < 2:
+        raise ValueError(f"need 2 or more windows of a known class, got {int(known.sum())}")
+    labels = np.unique(classes[known])
     means = np.stack([emb[classes == c].mean(axis=0) for c in labels])
-    centred = emb - means[np.searchsorted(labels, classes)]
+    centred = emb[known] - means[np.searchsorted(labels, classes[known])]
     lw = LedoitWolf(assume_centered=True).fit(centred)
     reference = None
     if profiles is not None:

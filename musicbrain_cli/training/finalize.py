@@ -455,7 +455,7 @@ def finalize_model(model_dir: str | Path, dataset_root: str | Path, *,
     from musicbrain_cli.metrics import roc_auc
     from musicbrain_cli.model.card import write_card
     from musicbrain_cli.model.inference import Detector
-    from musicbrain_cli.model.ood import fit_ood, fit_threshold
+    from musicbrain_cli.model.ood import UNKNOWN_CLASS, fit_ood, fit_threshold
 
     model_dir = Path(model_dir)
     detector = Detector.from_pretrained(model_dir, device="cpu")
@@ -487,7 +487,8 @@ def finalize_model(model_dir: str | Path, dataset_root: str | Path, *,
     # Out of domain: fit on train windows (class = human/ai), thresholds on validation clips.
     if refit_ood:
         train = clips[FIT_SPLIT]
-        window_cls = np.repeat([int(t[det] > 0.5) for t in train.targets],
+        window_cls = np.repeat([int(t[det] > 0.5) if m[det] > 0.5 else UNKNOWN_CLASS
+                                for t, m in zip(train.targets, train.mask)],
                                [len(w) for w in train.window_p_ai])
         stats = fit_ood(train.embeddings, window_cls, train.profiles)
     else:
