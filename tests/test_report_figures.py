@@ -87,23 +87,28 @@ def test_fmgcam_has_a_saliency_colour_bar():
 
 
 
-def test_notes_figure_writes_each_windows_p_ai_as_the_findings_text_does(monkeypatch):
+@pytest.fixture
+def written(monkeypatch):
+    """Every text a figure writes on its axes (``Axes.text``), in order."""
+    from matplotlib.axes import Axes
+
+    out, text = [], Axes.text
+
+    def spy(self, x, y, s, *args, **kwargs):
+        out.append(s)
+        return text(self, x, y, s, *args, **kwargs)
+
+    monkeypatch.setattr(Axes, "text", spy)
+    return out
+
+
+def test_notes_figure_writes_each_windows_p_ai_as_the_findings_text_does(written):
     """The symbolic line's notes figure labelled each judged window "P(AI) {:.2f}": a window at
     0.996 (the human rags that reached the line's operating point scored 0.992-0.996) read
     "P(AI) 1.00", and one at 0.9255, below the doubt threshold 0.926, read "0.93" as that
     threshold does. Written as the findings' text writes them (verdict.figures)."""
-    from matplotlib.axes import Axes
-
     from musicbrain_cli.report.figures import notes_figure
 
-    written = []
-    text = Axes.text
-
-    def spy(self, x, y, s, *args, **kwargs):
-        written.append(s)
-        return text(self, x, y, s, *args, **kwargs)
-
-    monkeypatch.setattr(Axes, "text", spy)
     notes = [[0.5 * i, 0.5 * i + 0.4, 60.0 + i % 5] for i in range(12)]
     finding = {"threshold": 0.9910650064249077, "doubt_threshold": 0.9261034933007606,
                "windows": [{"start_s": 10.0 * k, "duration_s": 10.0, "heard": notes, "notes": 12,
@@ -112,22 +117,12 @@ def test_notes_figure_writes_each_windows_p_ai_as_the_findings_text_does(monkeyp
     assert [s for s in written if s.startswith("P(AI)")] == ["P(AI) 0.996", "P(AI) 0.925", "P(AI) 0.40"]
 
 
-def test_notes_figure_never_calls_a_window_judged_when_the_line_was_not_applicable(monkeypatch):
+def test_notes_figure_never_calls_a_window_judged_when_the_line_was_not_applicable(written):
     """basic-pitch failed on a later window: the finding is not applicable (the line judged
     nothing), yet the windows scored before the failure were labelled "P(AI) x" under the
     legend "notes heard, window judged" (review of session 47)."""
-    from matplotlib.axes import Axes
-
     from musicbrain_cli.report.figures import notes_figure
 
-    written = []
-    text = Axes.text
-
-    def spy(self, x, y, s, *args, **kwargs):
-        written.append(s)
-        return text(self, x, y, s, *args, **kwargs)
-
-    monkeypatch.setattr(Axes, "text", spy)
     notes = [[0.5 * i, 0.5 * i + 0.4, 60.0 + i % 5] for i in range(12)]
     window = {"start_s": 0.0, "duration_s": 10.0, "heard": notes, "notes": 12,
               "in_domain": True, "p_ai": 0.42}
