@@ -195,3 +195,26 @@ def test_a_piece_fingerprint_changes_with_the_reverb_and_the_soundfont_file(tmp_
     with open(edited, "ab") as fh:
         fh.write(b"\0")
     assert piece_fingerprint(midi, SoundFont(font.name, edited)) != base
+
+
+@pytest.mark.parametrize("cell", ["../outside.flac", "ABSOLUTE", "audio/../../outside.flac",
+                                  "LINK"])
+def test_a_manifest_path_leading_out_of_the_data_set_is_refused(tmp_path, cell):
+    """A manifest cell naming a file outside the folder (``..``, an absolute path, a link out)
+    was read by the cache and copied by a merge as if it were a clip of the data set."""
+    root = tmp_path / "ds"
+    with DatasetWriter(root, TAX, sample_rate=SR) as w:
+        w.add(record(0, "A"), tone(440))
+        w.add(record(1, "B"), tone(330))
+    outside = tmp_path / "outside.flac"
+    outside.write_bytes((root / "audio" / "c001.flac").read_bytes())
+    if cell == "ABSOLUTE":
+        cell = str(outside)
+    elif cell == "LINK":
+        (root / "audio" / "c000.flac").unlink()
+        (root / "audio" / "c000.flac").symlink_to(outside)
+        cell = "audio/c000.flac"
+    text = (root / "manifest.csv").read_text().replace("audio/c000.flac", cell)
+    (root / "manifest.csv").write_text(text)
+    with pytest.raises(DatasetError, match="c000.*(inside|leads out of) the data set folder"):
+        Dataset.load(root)

@@ -612,6 +612,23 @@ def _read_manifest(path: Path) -> list[dict[str, str]]:
             for row in read_csv_rows(path, MANIFEST_COLUMNS, what="manifest")]
 
 
+def _member(root: Path, rel: str, what: str) -> Path:
+    """``root / rel`` when ``rel`` (a manifest cell) names a file inside the data set folder.
+
+    A manifest is input: a cell such as ``../other/x.flac``, ``/home/x.flac`` or a link that
+    leads out of the folder would have the cache train on, and a merge copy, a file that is
+    no clip of this data set. Refused with :class:`DatasetError` naming the cell.
+    """
+    parts = Path(rel).parts
+    if not rel or Path(rel).is_absolute() or ".." in parts:
+        raise DatasetError(f"{what} path {rel!r} is not a path inside the data set folder")
+    path = root / rel
+    if not path.resolve().is_relative_to(root.resolve()):
+        raise DatasetError(f"{what} {rel!r} leads out of the data set folder "
+                           f"{str(root)!r} (a link to {str(path.resolve())!r})")
+    return path
+
+
 @dataclass
 class Dataset:
     """A finished data set folder: its taxonomy and manifest rows (dicts of strings)."""
@@ -630,6 +647,10 @@ class Dataset:
             raise DatasetError(f"{str(root)!r} has no {MANIFEST}: not a data set{hint}")
         taxonomy = Taxonomy.load(root / TAXONOMY)
         rows = _read_manifest(root / MANIFEST)
+        for r in rows:      # every file a row names is one of this folder's, checked once
+            _member(root, r["path"], f"clip {r['clip_id']!r}: audio")
+            if r["score_path"]:
+                _member(root, r["score_path"], f"clip {r['clip_id']!r}: score")
         sample_rate = None
         if (root / CARD_JSON).is_file():
             try:
@@ -644,10 +665,12 @@ class Dataset:
         return [r for r in self.rows if r["split"] == name]
 
     def audio_path(self, row: Mapping[str, str]) -> Path:
-        return self.root / row["path"]
+        return _member(self.root, row["path"], f"clip {row.get('clip_id')!r}: audio")
 
     def score_path(self, row: Mapping[str, str]) -> Path | None:
-        return self.root / row["score_path"] if row.get("score_path") else None
+        if not row.get("score_path"):
+            return None
+        return _member(self.root, row["score_path"], f"clip {row.get('clip_id')!r}: score")
 
     def encode(self, row: Mapping[str, str]) -> tuple[np.ndarray, np.ndarray]:
         return self.taxonomy.encode(row)
@@ -667,9 +690,13 @@ class Dataset:
             if not r["work_id"]:
                 problems.append(f"clip {cid!r}: empty work id")
             work_split[r["work_id"]].add(r["split"])
-            if not self.audio_path(r).is_file():
+            try:
+                audio, sp = self.audio_path(r), self.score_path(r)
+            except DatasetError as exc:
+                problems.append(str(exc))
+                audio = sp = None
+            if audio is not None and not audio.is_file():
                 problems.append(f"clip {cid!r}: audio {r['path']!r} missing")
-            sp = self.score_path(r)
             if sp is not None and not sp.is_file():
                 problems.append(f"clip {cid!r}: score {r['score_path']!r} missing")
             try:
