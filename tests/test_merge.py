@@ -225,3 +225,23 @@ def test_data_sets_with_different_held_out_soundfonts_are_refused(tmp_path):
                                    ("c2", "u2", "test_xsf", "human", "GeneralUser")],
              column="renderer")
     assert merge_datasets([x, z], tmp_path / "ok")["clips"] == 4       # the same one held out
+
+
+@pytest.mark.parametrize("fault", ["repeated clip", "work in two splits", "audio missing"])
+def test_an_invalid_input_is_refused_before_anything_is_merged(pair, tmp_path, fault):
+    """Inputs were not validated: a repeated manifest row was merged as two clips (one
+    audio file twice, under 'c1' and 'c1~2'), a work in two splits of one input was moved
+    to one split without a report entry, and missing audio stopped the merge half-way
+    with a bare FileNotFoundError."""
+    a, b = pair
+    lines = (a / "manifest.csv").read_text().splitlines()
+    if fault == "repeated clip":
+        lines.append(lines[1])
+    elif fault == "work in two splits":
+        lines[2] = lines[2].replace(",w2,", ",w1,")
+    else:
+        (a / "audio" / "c2.flac").unlink()
+    (a / "manifest.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(DatasetError, match="is invalid"):
+        merge_datasets([a, b], tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -170,6 +170,10 @@ def merge_datasets(inputs: list[str | Path], out: str | Path, *, link: bool = Tr
     out = Path(out)
     sets = [Dataset.load(p) for p in inputs]
     check_merge_output(out, [ds.root for ds in sets])
+    # an input with a repeated clip id was merged twice under two ids, one with a work in
+    # two splits had clips moved without a word, one with audio missing stopped half-way
+    for ds in sets:
+        ds.validate()
     seen: dict[str, str] = {}
     for ds in sets:
         if out.resolve() == ds.root.resolve():
