@@ -156,3 +156,44 @@ def test_a_device_type_this_program_does_not_run_on_is_a_config_error(name):
     with pytest.raises(ConfigError, match="not supported here"):
         resolve_device(name)
     assert resolve_device("cpu").type == "cpu"
+
+
+def test_a_clip_whose_audio_changed_is_computed_again(dataset, tmp_path):
+    """The cache was checked against the manifest, which does not hash the audio: a clip
+    made again with the same labels and length (an edited score, rebuilt in place) left the
+    manifest byte for byte the same, and both a rerun and training kept the old features."""
+    import soundfile
+
+    from musicbrain_cli.training.sources import CacheSource
+
+    source = CacheSource(str(dataset), front_end_config=FE.to_dict())
+    source.prepare()
+    out = source.cache_dir()
+    first = CachedWindows(out)
+    c0 = first.clip_ids.index("c0")
+    old = first.features(c0)
+    manifest = (dataset / "manifest.csv").read_bytes()
+    y, sr = soundfile.read(dataset / "audio" / "c0.flac", dtype="float32")
+    t = np.arange(y.size) / sr
+    soundfile.write(dataset / "audio" / "c0.flac", (0.3 * np.sin(2 * np.pi * 1200 * t))
+                    .astype(np.float32), sr, format="FLAC", subtype="PCM_16")
+    assert (dataset / "manifest.csv").read_bytes() == manifest
+    fresh = FrontEnd(FE).eval()
+
+    def expected(cache):
+        i = cache.clip_ids.index("c0")
+        y, _ = soundfile.read(dataset / "audio" / "c0.flac", dtype="float32")
+        a = int(round(cache.start_s[i] * SR))
+        with torch.inference_mode():
+            want = fresh(torch.from_numpy(y[a:a + SR][None]))[0].numpy()
+        return cache.features(i), want
+
+    source.prepare()                                   # training's check
+    got, want = expected(CachedWindows(out))
+    assert not np.allclose(got, old, atol=1e-2)
+    np.testing.assert_allclose(got, want, atol=2e-3)
+    soundfile.write(dataset / "audio" / "c0.flac", y, sr, format="FLAC", subtype="PCM_16")
+    build_cache(dataset, FE, out=out)                  # a rerun of `data cache`
+    got, want = expected(CachedWindows(out))
+    np.testing.assert_allclose(got, want, atol=2e-3)
+    np.testing.assert_allclose(got, old, atol=2e-3)

@@ -3,8 +3,8 @@
 Layout (``<dataset>/cache/<config hash>/``)::
 
     index.json          front-end config and its hash, dtype, window shape, taxonomy,
-                        manifest SHA-256, shards, and per window: clip_id, split, start_s,
-                        n_valid, shard, row, targets, mask
+                        manifest SHA-256, each clip's audio SHA-256, shards, and per window:
+                        clip_id, split, start_s, n_valid, shard, row, targets, mask
     shard-00000.npy     [n, n_bins, n_frames] float16 (np.save format, read by mmap)
     shard-00000.json    the windows of that shard (written after the shard: resume marker)
 
@@ -15,7 +15,8 @@ scales -100..0 dBFS to -1..1), where float16's 11-bit mantissa keeps an error be
 Windows follow :func:`musicbrain_cli.audio.intake.iter_windows`, the same rule ``scan`` uses, so
 training sees exactly the windows inference will see. Resumable: finished shards made with
 the same front-end config, manifest and taxonomy (each shard records their hashes: the
-taxonomy fixes the order of the stored targets) are kept and their clips skipped; other
+taxonomy fixes the order of the stored targets) and from the same audio (each shard records
+its clips' audio SHA-256) are kept and their clips skipped; other
 shards, and a shard being written when the build stopped, are redone. Only the names this
 module writes (``shard-NNNNN.*``, ``index.json`` and their temporary names) are ever
 deleted; an output folder holding anything else without being a cache of this data set
@@ -109,6 +110,21 @@ def config_hash(front_end_dict: dict[str, Any]) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
+def audio_fingerprints(ds: Dataset) -> dict[str, str]:
+    """SHA-256 of each clip's audio file, by clip id.
+
+    The manifest does not hash the audio: a clip made again with the same labels and length
+    (an edited score, rebuilt in place) leaves it byte for byte the same, so a cache checked
+    against the manifest alone kept the old clip's features."""
+    out = {}
+    for r in ds.rows:
+        try:
+            out[r["clip_id"]] = sha256_file(ds.audio_path(r))
+        except OSError as exc:
+            raise DatasetError(f"cannot read {str(ds.audio_path(r))!r}: {exc}") from exc
+    return out
+
+
 def default_cache_dir(dataset_root: str | Path, front_end) -> Path:
     return Path(dataset_root) / "cache" / config_hash(front_end.to_dict())[:16]
 
@@ -147,11 +163,12 @@ def build_cache(dataset_root: str | Path, front_end, *, out: str | Path | None =
     chash = config_hash(fe_dict)
     manifest_sha = sha256_file(ds.root / MANIFEST)
     tax_sha = taxonomy_hash(ds.taxonomy)
+    audio_sha = audio_fingerprints(ds)
     shape = list(front_end.shape)
 
     # resume: keep finished shards made with this config, manifest and taxonomy (a changed
     # taxonomy reorders or resizes the targets: old shards' targets would be read under the
-    # new labels), drop the rest
+    # new labels) from the audio their clips hold now, drop the rest
     shards: list[dict] = []
     done: set[str] = set()
     for meta_path in sorted(p for p in out.glob("shard-*.json") if _OWN_NAME.match(p.name)):
@@ -161,7 +178,8 @@ def build_cache(dataset_root: str | Path, front_end, *, out: str | Path | None =
         npy = meta_path.with_suffix(".npy")
         if not isinstance(meta, dict) or meta.get("file") != npy.name \
                 or meta.get("config_hash") != chash or meta.get("manifest_sha256") != manifest_sha \
-                or meta.get("taxonomy_sha256") != tax_sha or not npy.is_file():
+                or meta.get("taxonomy_sha256") != tax_sha or not npy.is_file() \
+                or not _same_audio(meta, audio_sha):
             meta_path.unlink()
             npy.unlink(missing_ok=True)
             continue
@@ -199,6 +217,8 @@ def build_cache(dataset_root: str | Path, front_end, *, out: str | Path | None =
             m["row"] = i
         meta = {"file": name, "n": len(pending_meta), "config_hash": chash,
                 "manifest_sha256": manifest_sha, "taxonomy_sha256": tax_sha,
+                "audio_sha256": {c: audio_sha[c] for c in dict.fromkeys(
+                    m["clip_id"] for m in pending_meta)},
                 "windows": list(pending_meta)}
         tmpj = out / f"shard-{n:05d}.json.tmp"
         tmpj.write_text(json.dumps(meta) + "\n", encoding="utf-8")
@@ -247,13 +267,24 @@ def build_cache(dataset_root: str | Path, front_end, *, out: str | Path | None =
              "dtype": np.dtype(CACHE_DTYPE).name, "shape": shape,
              "taxonomy": ds.taxonomy.to_dict(), "labels": ds.taxonomy.labels,
              "dataset": str(ds.root.resolve()), "manifest_sha256": manifest_sha,
-             "taxonomy_sha256": tax_sha,
+             "taxonomy_sha256": tax_sha, "audio_sha256": audio_sha,
              "shards": [{"file": m["file"], "n": m["n"]} for m in shards],
              "clips_shorter_than_window": len(short), "windows": windows}
     tmp = out / (INDEX + ".tmp")
     tmp.write_text(json.dumps(index) + "\n", encoding="utf-8")
     os.replace(tmp, out / INDEX)
     return out
+
+
+def _same_audio(meta: dict, audio_sha: dict[str, str]) -> bool:
+    """Whether every clip of a shard's record was computed from the audio it holds now (a
+    record made before the cache kept audio hashes is not)."""
+    recorded = meta.get("audio_sha256")
+    if not isinstance(recorded, dict) or not isinstance(meta.get("windows"), list):
+        return False
+    return all(isinstance(w, dict) and recorded.get(w.get("clip_id")) is not None
+               and recorded.get(w.get("clip_id")) == audio_sha.get(w.get("clip_id"))
+               for w in meta["windows"])
 
 
 class CachedWindows(torch.utils.data.Dataset):

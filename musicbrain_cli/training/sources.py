@@ -71,7 +71,7 @@ class CacheSource:
 
     def prepare(self, *, progress: Progress = NULL_PROGRESS) -> None:
         from musicbrain_cli.files import sha256_file
-        from musicbrain_cli.data.cache import build_cache, taxonomy_hash
+        from musicbrain_cli.data.cache import audio_fingerprints, build_cache, taxonomy_hash
         from musicbrain_cli.data.dataset import MANIFEST, Dataset
 
         index = self._index()
@@ -82,9 +82,13 @@ class CacheSource:
         # the taxonomy fixes the order of the stored targets: a cache made under another one
         # would train on shifted labels (review of session 34; an index made before the
         # cache recorded it is built again once)
-        taxonomy = taxonomy_hash(Dataset.load(self.root).taxonomy)
+        dataset = Dataset.load(self.root)
+        taxonomy = taxonomy_hash(dataset.taxonomy)
+        # and the audio: a clip made again with the same labels and length leaves the
+        # manifest as it was, and training read the old clip's features
         if index is None or index.get("manifest_sha256") != current \
-                or index.get("taxonomy_sha256") != taxonomy:
+                or index.get("taxonomy_sha256") != taxonomy \
+                or index.get("audio_sha256") != audio_fingerprints(dataset):
             # Resumable: finished shards are kept (cache.py).
             build_cache(self.root, self._frontend(), progress=progress)
 
