@@ -197,3 +197,21 @@ def test_a_clip_whose_audio_changed_is_computed_again(dataset, tmp_path):
     got, want = expected(CachedWindows(out))
     np.testing.assert_allclose(got, want, atol=2e-3)
     np.testing.assert_allclose(got, old, atol=2e-3)
+
+
+def test_a_rerun_redoes_a_cut_short_shard_and_its_record(dataset, tmp_path):
+    """A shard record cut short stopped the rerun with a bare JSONDecodeError, and a shard
+    file cut short was kept (its record was fine), so the rebuilt cache could not be read."""
+    out = build_cache(dataset, FE, out=tmp_path / "cache", shard_windows=2)
+    first = CachedWindows(out)
+    reference = {(c, s): first[i][0].numpy() for i, (c, s)
+                 in enumerate(zip(first.clip_ids, first.start_s))}
+    record = (out / "shard-00001.json").read_text()
+    (out / "shard-00001.json").write_text(record[: len(record) // 2])
+    data = (out / "shard-00000.npy").read_bytes()
+    (out / "shard-00000.npy").write_bytes(data[: len(data) // 2])
+    build_cache(dataset, FE, out=out, shard_windows=2)
+    again = CachedWindows(out)
+    assert len(again) == len(first)
+    for i, key in enumerate(zip(again.clip_ids, again.start_s)):
+        np.testing.assert_array_equal(again[i][0].numpy(), reference[key])

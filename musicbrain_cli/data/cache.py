@@ -172,14 +172,18 @@ def build_cache(dataset_root: str | Path, front_end, *, out: str | Path | None =
     shards: list[dict] = []
     done: set[str] = set()
     for meta_path in sorted(p for p in out.glob("shard-*.json") if _OWN_NAME.match(p.name)):
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            meta = None             # cut short or damaged: redone like a missing one
         # the shard beside its metadata, whatever the record says; a record naming another
         # file is not this cache's own and is dropped with it
         npy = meta_path.with_suffix(".npy")
         if not isinstance(meta, dict) or meta.get("file") != npy.name \
                 or meta.get("config_hash") != chash or meta.get("manifest_sha256") != manifest_sha \
                 or meta.get("taxonomy_sha256") != tax_sha or not npy.is_file() \
-                or not _same_audio(meta, audio_sha):
+                or not _same_audio(meta, audio_sha) \
+                or _shard_shape(npy) != (meta.get("n"), *shape[1:]):
             meta_path.unlink()
             npy.unlink(missing_ok=True)
             continue
@@ -274,6 +278,15 @@ def build_cache(dataset_root: str | Path, front_end, *, out: str | Path | None =
     tmp.write_text(json.dumps(index) + "\n", encoding="utf-8")
     os.replace(tmp, out / INDEX)
     return out
+
+
+def _shard_shape(npy: Path) -> tuple | None:
+    """The shape a shard file's header states, None when it is no readable array (cut
+    short, damaged): such a shard is computed again, not kept for the loader to refuse."""
+    try:
+        return tuple(np.load(npy, mmap_mode="r", allow_pickle=False).shape)
+    except (OSError, ValueError):
+        return None
 
 
 def _same_audio(meta: dict, audio_sha: dict[str, str]) -> bool:
