@@ -215,3 +215,17 @@ def test_a_rerun_redoes_a_cut_short_shard_and_its_record(dataset, tmp_path):
     assert len(again) == len(first)
     for i, key in enumerate(zip(again.clip_ids, again.start_s)):
         np.testing.assert_array_equal(again[i][0].numpy(), reference[key])
+
+
+@pytest.mark.parametrize("extra", [-1, 1])
+def test_a_shard_holding_another_number_of_windows_is_refused(dataset, tmp_path, extra):
+    """A shard file of another length than the index states (another build's, or replaced)
+    was read: with fewer rows a bare IndexError on some windows, with more the wrong rows
+    were served as this cache's windows without a word."""
+    out = build_cache(dataset, FE, out=tmp_path / "cache", shard_windows=2)
+    arr = np.load(out / "shard-00000.npy")
+    n = arr.shape[0]
+    np.save(out / "shard-00000.npy", np.concatenate([arr, arr])[: n + extra])
+    cache = CachedWindows(out)
+    with pytest.raises(DatasetError, match=f"shard-00000.npy.*expected \\[{n}, 32"):
+        cache[len(cache) - 1]

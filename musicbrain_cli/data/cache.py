@@ -336,6 +336,9 @@ class CachedWindows(torch.utils.data.Dataset):
             raise DatasetError(f"cache index of {str(self.cache_dir)!r} names shards that are not "
                                f"files of the cache folder: {bad[:3]!r}; build the cache again")
         self.shard_files = [self.cache_dir / s["file"] for s in index["shards"]]
+        #: windows each shard holds per the index: a shard file of another length is no
+        #: file of this cache (another build's, or replaced), whatever its name
+        self.shard_rows = [s.get("n") for s in index["shards"]]
         wins = [w for w in index["windows"] if split is None or w["split"] == split]
         self.clip_ids = [w["clip_id"] for w in wins]
         self.start_s = np.array([w["start_s"] for w in wins], dtype=np.float64)
@@ -363,14 +366,15 @@ class CachedWindows(torch.utils.data.Dataset):
     def _open(self) -> list[np.ndarray]:
         if self._maps is None:
             maps = []
-            for f in self.shard_files:
+            for f, n in zip(self.shard_files, self.shard_rows):
                 try:
                     arr = np.load(f, mmap_mode="r", allow_pickle=False)
                 except (OSError, ValueError) as exc:
                     raise DatasetError(f"cannot map cache shard {str(f)!r}: {exc}") from exc
-                if tuple(arr.shape[1:]) != self.shape[1:]:
-                    raise DatasetError(f"shard {str(f)!r} has shape {arr.shape}, "
-                                       f"expected [n, {self.shape[1]}, {self.shape[2]}]")
+                if tuple(arr.shape) != (n, *self.shape[1:]):
+                    raise DatasetError(f"shard {str(f)!r} has shape {arr.shape}, expected "
+                                       f"[{n}, {self.shape[1]}, {self.shape[2]}] (the index's "
+                                       "count): build the cache again")
                 maps.append(arr)
             self._maps = maps
         return self._maps
