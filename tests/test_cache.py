@@ -229,3 +229,23 @@ def test_a_shard_holding_another_number_of_windows_is_refused(dataset, tmp_path,
     cache = CachedWindows(out)
     with pytest.raises(DatasetError, match=f"shard-00000.npy.*expected \\[{n}, 32"):
         cache[len(cache) - 1]
+
+
+def test_a_clip_stored_at_another_rate_than_the_card_says_is_read_at_its_own(dataset, tmp_path):
+    """The cache read a clip at the card's rate whatever the file's header said (a merge
+    of an input without a card.json keeps the other input's rate): a 2 s clip at 16 kHz
+    was cached as 4 s at 8 kHz, its 1 kHz tone as 500 Hz."""
+    import soundfile
+
+    t = np.arange(2 * 2 * SR) / (2 * SR)
+    soundfile.write(dataset / "audio" / "c0.flac", (0.3 * np.sin(2 * np.pi * 1000 * t))
+                    .astype(np.float32), 2 * SR, format="FLAC", subtype="PCM_16")
+    cache = CachedWindows(build_cache(dataset, FE, out=tmp_path / "cache"))
+    rows = [i for i, c in enumerate(cache.clip_ids) if c == "c0"]
+    assert cache.start_s[rows].tolist() == [0.0, 0.5, 1.0]
+    native = np.arange(SR) / SR
+    with torch.inference_mode():
+        want = FrontEnd(FE).eval()(torch.from_numpy(
+            (0.3 * np.sin(2 * np.pi * 1000 * native)).astype(np.float32)[None]))[0, 0].numpy()
+    got = cache.features(rows[0])[0]
+    assert got.mean(axis=1).argmax() == want.mean(axis=1).argmax()

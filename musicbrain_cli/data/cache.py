@@ -137,7 +137,10 @@ def _load_clip(ds: Dataset, row: dict[str, str], sample_rate: int) -> np.ndarray
             y, sr = soundfile.read(ds.audio_path(row), dtype="float32", always_2d=True)
         except RuntimeError as exc:
             raise DatasetError(f"cannot read {str(ds.audio_path(row))!r}: {exc}") from exc
-        return y.mean(axis=1) if y.shape[1] > 1 else y[:, 0]
+        # the card's rate is the data set's claim, the file's header its fact (a merge of an
+        # input without a card): a file at another rate read as this one changes its pitch
+        if sr == sample_rate:
+            return y.mean(axis=1) if y.shape[1] > 1 else y[:, 0]
     from musicbrain_cli.audio.intake import load_audio  # resamples to the front end's rate
 
     return load_audio(ds.audio_path(row), sample_rate=sample_rate)
