@@ -245,3 +245,16 @@ def test_an_invalid_input_is_refused_before_anything_is_merged(pair, tmp_path, f
     with pytest.raises(DatasetError, match="is invalid"):
         merge_datasets([a, b], tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_an_input_without_a_card_is_held_to_the_rate_of_its_audio(pair, tmp_path):
+    """The rate check skipped an input without card.json: merged with one at 8 kHz, its
+    16 kHz clips were listed in a card claiming 8 kHz for every clip."""
+    a, _ = pair
+    human = Taxonomy.from_groups([("source", ["human", "ai"], True)])
+    with DatasetWriter(tmp_path / "c", human, sample_rate=2 * SR) as w:
+        w.add(ClipRecord("b1", "human", work_id="wb", split="train"),
+              np.zeros(SR // 2, dtype=np.float32) + 0.1)
+    (tmp_path / "c" / "card.json").unlink()
+    with pytest.raises(DatasetError, match=r"different sample rates \[8000, 16000\]"):
+        merge_datasets([a, tmp_path / "c"], tmp_path / "out")

@@ -65,6 +65,20 @@ def _place(src: Path, dst: Path, *, link: bool) -> None:
     os.replace(tmp, dst)
 
 
+def _file_rates(ds: Dataset) -> set[int]:
+    """The sample rates an input's audio headers state, for an input whose card records
+    none: left out, the merged card named the other inputs' rate for its clips too."""
+    import soundfile
+
+    rates = set()
+    for r in ds.rows:
+        try:
+            rates.add(int(soundfile.info(str(ds.audio_path(r))).samplerate))
+        except RuntimeError as exc:
+            raise DatasetError(f"cannot read {str(ds.audio_path(r))!r}: {exc}") from exc
+    return rates
+
+
 def _check_held_out_renderers(sets: list[Dataset], work_split: dict[str, tuple[str, str]]) -> None:
     """Refuse a merge whose cross-renderer test would hear a renderer that other splits
     train or tune on: data sets built with different held-out SoundFonts each keep their own
@@ -185,7 +199,9 @@ def merge_datasets(inputs: list[str | Path], out: str | Path, *, link: bool = Tr
             raise DatasetError(f"{str(ds.root)!r} holds the same clips as {seen[key]!r} "
                                "(identical manifests): give each data set once")
         seen[key] = str(ds.root)
-    rates = {ds.sample_rate for ds in sets if ds.sample_rate is not None}
+    rates = set()
+    for ds in sets:
+        rates |= {ds.sample_rate} if ds.sample_rate is not None else _file_rates(ds)
     if len(rates) > 1:
         raise DatasetError(f"data sets have different sample rates {sorted(rates)}: "
                            "rebuild them at one rate")
