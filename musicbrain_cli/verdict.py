@@ -595,8 +595,9 @@ def _read_record(path: str) -> dict:
 
 def real_ai_measurement(models: Mapping[str, str], version: str, *,
                         path: str | Path = REAL_AI_MEASURED) -> dict:
-    """The record of :data:`REAL_AI_MEASURED` when it was measured with these ``models``
-    (``{line: weights SHA-256}``, every line it names) and this MusicBrain ``version``:
+    """The record of :data:`REAL_AI_MEASURED` when it was measured with exactly these
+    ``models`` (``{line: weights SHA-256}``: the same lines, each with the same SHA-256) and
+    this MusicBrain ``version``:
     ``{"applies": True, **record}``; else ``{"applies": False, "why": ...}``, since a
     measurement of other models says nothing about these. A missing or unreadable record is
     ``applies: False`` too: a report then says the rate on real generators is unknown."""
@@ -607,7 +608,14 @@ def real_ai_measurement(models: Mapping[str, str], version: str, *,
         sets = list(record["sets"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         return {"applies": False, "why": f"no readable measurement ({type(exc).__name__})"}
-    differ = sorted(line for line, sha in measured_models.items() if models.get(line) != sha)
+    if not measured_models or not all(isinstance(sha, str) and sha
+                                      for sha in measured_models.values()):
+        return {"applies": False, "why": "the measurement does not name its models",
+                "measured": record.get("measured")}
+    # both ways: a line the scan ran that the record does not name was not measured either
+    # (a record of {} or of the content weights alone applied to every scan)
+    differ = sorted(line for line in set(measured_models) | set(models)
+                    if models.get(line) != measured_models.get(line))
     if measured_version != version or differ or not sets:
         why = (f"measured with MusicBrain {measured_version}, not {version}"
                if measured_version != version else

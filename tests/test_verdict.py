@@ -225,3 +225,46 @@ def test_the_shipped_real_ai_record_was_measured_with_the_shipped_models_and_ver
     assert measured["applies"] and measured["sets"]
     for s in measured["sets"]:
         assert s["tracks"] > 0 and s["ai"] + s["human"] + s["inconclusive"] == s["tracks"]
+
+
+def _real_ai_record(tmp_path, **changes):
+    """A record as ``benchmarks/external.py --record`` writes it, with ``changes``."""
+    import json
+
+    from musicbrain_cli import __version__
+
+    record = {"measured": "2026-12-05", "version": __version__, "doc": "the benchmark",
+              "models": dict(SCAN_MODELS),
+              "sets": [{"set": "text-to-music tracks", "tracks": 10, "ai": 0, "human": 3,
+                        "inconclusive": 7, "failed": 1}]}
+    record.update(changes)
+    path = tmp_path / f"record-{len(list(tmp_path.iterdir()))}.json"
+    path.write_text(json.dumps(record), encoding="utf-8")
+    return path
+
+
+SCAN_MODELS = {"content": "a" * 64, "content_card": "b" * 64, "artifacts": "c" * 64,
+               "symbolic": "d" * 64}
+
+
+def test_a_real_ai_record_applies_only_to_exactly_the_models_it_names(tmp_path):
+    """Review (external benchmark): a record naming no models, or the content weights alone,
+    applied to every scan, so a human verdict said 'Measured with these same models' of
+    models never measured."""
+    from musicbrain_cli import __version__
+    from musicbrain_cli.report.html import real_ai_sentence
+    from musicbrain_cli.verdict import real_ai_measurement
+
+    assert real_ai_measurement(SCAN_MODELS, __version__, path=_real_ai_record(tmp_path))["applies"]
+    for models in ({}, {"content": SCAN_MODELS["content"]},
+                   {k: v for k, v in SCAN_MODELS.items() if k != "content_card"},
+                   {**SCAN_MODELS, "content_card": None}, {**SCAN_MODELS, "provenance": "e" * 64}):
+        got = real_ai_measurement(SCAN_MODELS, __version__,
+                                  path=_real_ai_record(tmp_path, models=models))
+        assert got["applies"] is False, models
+        assert real_ai_sentence(got).startswith("How this version's verdict does on music of "
+                                                "real AI generators was not measured with these")
+    # and a scan without the card's SHA-256 is not the measured one either
+    scan = {k: v for k, v in SCAN_MODELS.items() if k != "content_card"}
+    got = real_ai_measurement(scan, __version__, path=_real_ai_record(tmp_path))
+    assert got["applies"] is False and got["why"] == "measured with other content_card weights"

@@ -173,7 +173,9 @@ def test_a_quoted_real_ai_record_of_these_very_models_is_checked(track_copy, tin
     track = json.loads((folder / "result.json").read_text())
     record = {"measured": "2026-12-03", "version": __version__, "doc": "the benchmark",
               "models": _analysis_models(track),
-              "sets": [{"set": "suno", "tracks": 10, "human": 4, "ai": 6}]}
+              "sets": [{"set": "suno", "tracks": 10, "human": 4, "ai": 6, "inconclusive": 0,
+                        "failed": 0}]}
+    assert record["models"]["content_card"] == track["model"]["card_sha256"]
     (tmp_path / "record.json").write_text(json.dumps(record))
     monkeypatch.setattr(verdict_module, "real_ai_measurement", functools.partial(
         verdict_module.real_ai_measurement, path=tmp_path / "record.json"))

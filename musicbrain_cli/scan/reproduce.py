@@ -68,9 +68,13 @@ REAL_AI = "verdict.measured_on_real_ai"
 
 
 def _analysis_models(track: dict) -> dict[str, str | None]:
-    """``{line: weights SHA-256}`` of the models a result records: the content model's and
-    each evidence line's own (as :func:`musicbrain_cli.scan.batch.line_models` names them)."""
+    """``{line: weights SHA-256}`` of the models a result records: the content model's, its
+    card's (``content_card``) and each evidence line's own (as
+    :func:`musicbrain_cli.scan.batch.measured_models` names them)."""
     models: dict[str, str | None] = {"content": (track.get("model") or {}).get("weights_sha256")}
+    card = (track.get("model") or {}).get("card_sha256")
+    if isinstance(card, str) and card:
+        models["content_card"] = card
     for entry in track.get("evidence") or ():
         if isinstance(entry, dict) and isinstance(entry.get("line"), str):
             sha = _recorded_line_model(track, entry["line"])
@@ -107,8 +111,7 @@ def _check_real_ai_record(recorded: dict, again: dict, result: "ReproduceResult"
         return
     if isinstance(want, dict) and want.get("applies"):
         models, have = want.get("models"), _analysis_models(again)
-        if isinstance(models, dict) and models and want.get("version") == __version__ and \
-                all(have.get(line) == sha for line, sha in models.items()):
+        if isinstance(models, dict) and models == have and want.get("version") == __version__:
             result.checked.append(REAL_AI)
             compare(want, got, atol=0.0, path=REAL_AI, out=result.differences,
                     limit=len(result.differences) + LISTED_PER_PART)
