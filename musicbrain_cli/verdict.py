@@ -587,6 +587,24 @@ def combine(findings: Sequence[LineFinding]) -> CombinedVerdict:
 REAL_AI_MEASURED = Path(__file__).with_name("real_ai_measured.json")
 
 
+#: The counts of one set of a record, as ``benchmarks/external.py --record`` writes them.
+REAL_AI_COUNTS = ("tracks", "ai", "human", "inconclusive", "failed")
+
+
+def _valid_real_ai_set(entry: object) -> bool:
+    """Whether one set of the record is what the benchmark writes: a named set whose counts
+    are whole numbers, at least one track measured, and every measured track given one
+    verdict. A report quotes these numbers as measured; any other is not a measurement."""
+    if not isinstance(entry, Mapping) or not isinstance(entry.get("set"), str) \
+            or not entry["set"].strip():
+        return False
+    counts = [entry.get(k) for k in REAL_AI_COUNTS]
+    if not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts):
+        return False
+    tracks, ai, human, inconclusive, _ = counts
+    return tracks > 0 and ai + human + inconclusive == tracks
+
+
 @functools.lru_cache(maxsize=4)
 def _read_record(path: str) -> dict:
     """The record file, read once per process (a scan asks for every track)."""
@@ -621,4 +639,8 @@ def real_ai_measurement(models: Mapping[str, str], version: str, *,
                if measured_version != version else
                f"measured with other {', '.join(differ)} weights" if differ else "no sets")
         return {"applies": False, "why": why, "measured": record.get("measured")}
+    if not all(_valid_real_ai_set(entry) for entry in sets):
+        # one bad set spoils the record: quoting the others would hide the set it stood for
+        return {"applies": False, "why": "the measurement's counts are malformed",
+                "measured": record.get("measured")}
     return {"applies": True, **record}

@@ -268,3 +268,27 @@ def test_a_real_ai_record_applies_only_to_exactly_the_models_it_names(tmp_path):
     scan = {k: v for k, v in SCAN_MODELS.items() if k != "content_card"}
     got = real_ai_measurement(scan, __version__, path=_real_ai_record(tmp_path))
     assert got["applies"] is False and got["why"] == "measured with other content_card weights"
+
+
+def test_a_real_ai_record_with_malformed_counts_is_not_quoted_as_a_measurement(tmp_path):
+    """Review (external benchmark): a record of the right models whose counts were edited
+    or broken ('500 of 10 ... human', '-3 of 10', 'all of 10', 'None AI') was quoted as
+    measured; a record whose sets were not sets at all applied and the report then said
+    nothing of the rate on real generators, not even that it is unknown."""
+    from musicbrain_cli import __version__
+    from musicbrain_cli.report.html import real_ai_sentence
+    from musicbrain_cli.verdict import real_ai_measurement
+
+    good = {"set": "text-to-music tracks", "tracks": 10, "ai": 0, "human": 3,
+            "inconclusive": 7, "failed": 1}
+    no_ai = {k: v for k, v in good.items() if k != "ai"}
+    for sets in ([{**good, "human": 500}], [{**good, "human": -3, "inconclusive": 10}],
+                 [{**good, "human": "all"}], [no_ai], [{**good, "human": 3.0}],
+                 [{**good, "tracks": 0, "human": 0, "inconclusive": 0}],
+                 [{**good, "failed": True}], [{**good, "set": ""}], [good, {**good, "ai": 1}],
+                 "abc", [1, 2]):
+        got = real_ai_measurement(SCAN_MODELS, __version__,
+                                  path=_real_ai_record(tmp_path, sets=sets))
+        assert got == {"applies": False, "why": "the measurement's counts are malformed",
+                       "measured": "2026-12-05"}, sets
+        assert "was not measured with these models" in real_ai_sentence(got)
