@@ -51,6 +51,10 @@ from musicbrain_cli.audio.intake import sha256_file
 
 ORIGINAL_MARK = "__original"
 ABC_ROOT = ("notagen-abc", "rhythgen")
+#: The folders the README lays out, each with the kind of file it must hold: a folder above
+#: or below EVAL_DIR, or an empty one, would measure a real AI set as nothing (and the
+#: record would drop it) or name its sources so that no target row counts them.
+EXPECTED_LAYOUT = {"codec": "audio", "t2m": "audio", "/".join(ABC_ROOT): "abc"}
 #: ``shared/eval`` in the nearest folder above this checkout that has one
 #: (``../shared/eval`` for a checkout beside it).
 DEFAULT_EVAL = next((d / "shared" / "eval" for d in Path(__file__).resolve().parents[1].parents
@@ -112,6 +116,8 @@ def discover_eval(root: str | os.PathLike, *, max_per_source: int | None = None
     root = Path(root)
     if not root.is_dir():
         raise InputError(f"evaluation folder {str(root)!r} does not exist")
+    if max_per_source is not None and max_per_source < 1:
+        raise InputError(f"--max-per-source {max_per_source}: give at least 1 file per source")
     by_source: dict[str, list[EvalItem]] = defaultdict(list)
     abc_root = root.joinpath(*ABC_ROOT)
     for path in sorted(root.rglob("*")):
@@ -125,6 +131,13 @@ def discover_eval(root: str | os.PathLike, *, max_per_source: int | None = None
             cfg = path.parent.relative_to(abc_root).as_posix()
             source = f"{ABC_ROOT[0]}/{cfg}"
             by_source[source].append(EvalItem(path, rel, source, "ai", kind="abc"))
+    empty = [f"no {kind} files under {folder}/" for folder, kind in EXPECTED_LAYOUT.items()
+             if not any(it.rel.startswith(folder + "/") and it.kind == kind
+                        for items in by_source.values() for it in items)]
+    if empty:
+        raise InputError(f"evaluation folder {str(root)!r} is not laid out as its README "
+                         f"describes ({'; '.join(empty)}): give the folder that holds "
+                         f"{', '.join(f + '/' for f in EXPECTED_LAYOUT)}")
     selection = EvalSelection()
     for source in sorted(by_source):
         files = by_source[source]
@@ -443,9 +456,9 @@ def run_benchmark(eval_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
     has not started torch's thread pools.
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    selection = discover_eval(eval_dir, max_per_source=max_per_source)
+    selection = discover_eval(eval_dir, max_per_source=max_per_source)   # refused: no OUT_DIR
+    out.mkdir(parents=True, exist_ok=True)
     log(f"{len(selection.items)} files selected from {sum(selection.found.values())} found")
     render_all(selection.items, out / "work", clip_s=abc_seconds, seed=seed, jobs=jobs,
                timeout_s=timeout_s, log=log)
@@ -503,10 +516,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         # nothing to measure, which is said, not failed
         log(f"no evaluation folder: give EVAL_DIR (looked for {DEFAULT_EVAL})")
         return
-    summary = run_benchmark(args.eval_dir, args.output, model=args.model,
-                            max_per_source=args.max_per_source, abc_seconds=args.abc_seconds,
-                            seed=args.seed, jobs=args.jobs, timeout_s=args.render_timeout,
-                            log=log)
+    from musicbrain_cli.errors import InputError
+
+    try:
+        summary = run_benchmark(args.eval_dir, args.output, model=args.model,
+                                max_per_source=args.max_per_source,
+                                abc_seconds=args.abc_seconds, seed=args.seed, jobs=args.jobs,
+                                timeout_s=args.render_timeout, log=log)
+    except InputError as exc:    # a wrong EVAL_DIR or option: a usage error, exit 2
+        ap.error(str(exc))
     if args.record is not None:
         import datetime as _dt
 

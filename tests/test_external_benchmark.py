@@ -173,3 +173,34 @@ def test_evidence_lines_read_when_present_and_quartiles_per_line(ext):
     assert row["ai"] == sum(r["verdict"] == "ai" for r in rows)
     md = ext.markdown(summary)
     assert "P(AI) artifacts q25 / q50 / q75" in md and "P(AI) content q25" in md
+
+
+def test_a_folder_not_laid_out_as_the_eval_readme_is_refused(ext, eval_dir, tmp_path, capsys):
+    """Review: a folder above or below the evaluation folder (``shared/eval/codec``), or an
+    empty one, was measured as found: nothing at all, or sources named ``dac`` that no target
+    row and no real AI set counts, so the record dropped those sets; exit 0."""
+    import shutil
+
+    from musicbrain_cli.errors import InputError
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for root, missing in ((empty, ["codec/", "t2m/", "notagen-abc/rhythgen/"]),
+                          (eval_dir / "codec", ["codec/", "t2m/", "notagen-abc/rhythgen/"]),
+                          (eval_dir.parent, ["codec/", "t2m/", "notagen-abc/rhythgen/"])):
+        with pytest.raises(InputError, match="not laid out as its README describes") as err:
+            ext.discover_eval(root)
+        for folder in missing:
+            assert f"under {folder}" in str(err.value)
+    shutil.rmtree(eval_dir / "t2m")
+    with pytest.raises(InputError) as err:
+        ext.discover_eval(eval_dir)
+    assert "no audio files under t2m/)" in str(err.value) and "codec/;" not in str(err.value)
+    with pytest.raises(InputError, match="max-per-source 0"):
+        ext.discover_eval(eval_dir, max_per_source=0)
+    # the script says so and exits 2 (a usage error), before writing anything
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as stop:
+        ext.main([str(eval_dir), "-o", str(out)])
+    assert stop.value.code == 2 and not out.exists()
+    assert "no audio files under t2m/" in capsys.readouterr().err
