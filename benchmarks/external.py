@@ -226,6 +226,9 @@ def render_all(items: Sequence[EvalItem], work_dir: Path, *, clip_s: float, seed
             running.append((it, proc, recv, time.perf_counter()))
         still = []
         for it, proc, recv, started in running:
+            # is_alive before poll: a child that sent its result and exited between the two
+            # would otherwise be read as one that exited without a result (a spurious failure)
+            exited = not proc.is_alive()
             if recv.poll():
                 try:
                     audio, it.error = recv.recv()
@@ -233,7 +236,7 @@ def render_all(items: Sequence[EvalItem], work_dir: Path, *, clip_s: float, seed
                     audio, it.error = None, "the render worker died without a result"
                 it.audio = Path(audio) if audio else None
                 proc.join()
-            elif not proc.is_alive():
+            elif exited:
                 proc.join()
                 audio, it.error = None, f"the render worker exited with code {proc.exitcode}"
             elif time.perf_counter() - started > timeout_s:

@@ -204,3 +204,61 @@ def test_a_folder_not_laid_out_as_the_eval_readme_is_refused(ext, eval_dir, tmp_
         ext.main([str(eval_dir), "-o", str(out)])
     assert stop.value.code == 2 and not out.exists()
     assert "no audio files under t2m/" in capsys.readouterr().err
+
+
+def test_a_piece_whose_worker_sent_its_result_and_exited_is_not_a_failure(ext, eval_dir,
+                                                                          tmp_path,
+                                                                          monkeypatch):
+    """Review: render_all polled the pipe, then asked whether the worker was alive; a worker
+    that sent its clip and exited between the two was counted as failed ('exited with code
+    0'), its rendered piece dropped from the measured tracks. The worker here sends and
+    exits right after the parent's first poll."""
+    import multiprocessing
+
+    events = {"sent": False}
+
+    class Recv:
+        def poll(self):
+            was = events["sent"]
+            events["sent"] = True          # the child sends and exits just after this poll
+            return was
+
+        def recv(self):
+            return str(tmp_path / "clip.flac"), None
+
+        def close(self):
+            pass
+
+    class Send:
+        def close(self):
+            pass
+
+    class Proc:
+        exitcode = 0
+
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def start(self):
+            pass
+
+        def is_alive(self):
+            return not events["sent"]
+
+        def join(self):
+            pass
+
+        def kill(self):
+            pass
+
+    class Ctx:
+        Process = Proc
+
+        @staticmethod
+        def Pipe(duplex=True):
+            return Recv(), Send()
+
+    monkeypatch.setattr(multiprocessing, "get_context", lambda method=None: Ctx())
+    items = [it for it in ext.discover_eval(eval_dir).items if it.kind == "abc"][:1]
+    ext.render_all(items, tmp_path / "work", clip_s=4.0, seed=0, log=lambda msg: None)
+    assert items[0].error is None and items[0].audio == tmp_path / "clip.flac"
