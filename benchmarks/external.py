@@ -159,7 +159,8 @@ def render_abc(abc_path: str, rel: str, source: str, work_dir: str, *, clip_s: f
                seed: int = 0) -> tuple[str | None, str | None]:
     """Render one ABC piece as ``data notagen`` renders a training piece; returns
     ``(first clip's audio path, None)`` or ``(None, reason)``. Resumable: a piece rendered
-    before is not rendered again. Runs in a worker process with ``--jobs``."""
+    before with the same ``clip_s`` and ``seed`` is not rendered again. Runs in a worker
+    process with ``--jobs``."""
     from musicbrain_cli.errors import MusicBrainError
     from musicbrain_cli.data.dataset import DatasetWriter
     from musicbrain_cli.data.labels import style_taxonomy
@@ -168,8 +169,10 @@ def render_abc(abc_path: str, rel: str, source: str, work_dir: str, *, clip_s: f
 
     item = AbcItem(Path(abc_path), rel, rel, ABC_GENERATOR)
     labels = StyleLabels("", "", abc_instrumentation(source))
-    # one small data set per piece, so that worker processes never share a journal
-    out = Path(work_dir) / Path(rel).with_suffix("")
+    # one small data set per piece, so that worker processes never share a journal; one per
+    # clip length and seed too, so that a rerun with other settings never analyses (and
+    # reports as made with its own settings) the clips an earlier run rendered
+    out = Path(work_dir) / f"clip{clip_s:g}s-seed{seed}" / Path(rel).with_suffix("")
     try:
         with DatasetWriter(out, style_taxonomy(generators=[ABC_GENERATOR]),
                            name="external-abc") as writer:

@@ -262,3 +262,23 @@ def test_a_piece_whose_worker_sent_its_result_and_exited_is_not_a_failure(ext, e
     items = [it for it in ext.discover_eval(eval_dir).items if it.kind == "abc"][:1]
     ext.render_all(items, tmp_path / "work", clip_s=4.0, seed=0, log=lambda msg: None)
     assert items[0].error is None and items[0].audio == tmp_path / "clip.flac"
+
+
+def test_a_rerun_with_other_render_settings_renders_again(ext, tmp_path):
+    """Review: the rendered clips were kept by piece only, so a rerun into the same output
+    folder with another --abc-seconds (or --seed) analysed the clips of the earlier run
+    while its external.json said they were cut to the new length."""
+    abc = tmp_path / "0000.abc"
+    body = GOOD_ABC.splitlines()[8:]
+    abc.write_text(GOOD_ABC + "\n".join(body * 8) + "\n", encoding="utf-8")
+    rel, source = "notagen-abc/rhythgen/RAG-RMR/0000.abc", "notagen-abc/RAG-RMR"
+    got = {}
+    for clip_s in (4.0, 2.0, 4.0):
+        path, error = ext.render_abc(str(abc), rel, source, str(tmp_path / "work"),
+                                     clip_s=clip_s, seed=0)
+        assert error is None
+        got.setdefault(clip_s, set()).add(path)
+        assert soundfile.info(path).duration == pytest.approx(clip_s)
+    assert len(got[4.0]) == 1 and got[2.0] != got[4.0]    # the same settings resume
+    again, _ = ext.render_abc(str(abc), rel, source, str(tmp_path / "work"), clip_s=4.0, seed=1)
+    assert again not in got[4.0]
