@@ -272,6 +272,24 @@ def test_coverage_tells_silence_not_read_from_music_not_analysed():
                                         "(no sample above -60 dBFS), not read.")
 
 
+def test_an_explained_window_over_a_short_passage_names_only_the_seconds_it_read():
+    """A 3-s passage before 9 s of silence is read as one 4-s window that repeats it
+    (timeline.padded): section 4 titled its map "Window 1: 0.00–4.00 s", a second of the
+    silence that the coverage line above says was not read."""
+    track = example_track(n_windows=1, window_s=4.0)
+    track["input"].update(duration_s=17.0, decoded_duration_s=17.0)
+    track["timeline"] = {"window_start_s": [0.0, 12.0, 13.0], "window_s": 4.0,
+                         "p_ai": [0.5, 0.5, 0.5], "padded": [True, False, False],
+                         "sound_s": [[0.0, 3.0], [12.0, 17.0]]}
+    track["explanations"] = [dict(track["explanations"][0], window_start_s=s)
+                             for s in (0.0, 13.0)]
+    html = render_report_html(track, {})
+    assert "3–12 s silence" in html
+    assert "0.00–4.00 s" not in html
+    assert "Window 1: 0.00–3.00 s (the rest of the 4 s window repeats these seconds)" in html
+    assert "<h3>Window 2: 13.00–17.00 s</h3>" in html
+
+
 def test_a_clean_file_reads_fully_decoded_and_gets_no_decoding_limitation():
     track = example_track()
     track["input"].update(share_decoded=1.0, undecodable_packets=0)

@@ -636,6 +636,22 @@ def _minus(spans: Sequence[tuple[float, float]], cut: Sequence[tuple[float, floa
     return split_by_sound(spans, cut)[0]
 
 
+def window_ends(timeline: Mapping) -> list[float]:
+    """Where each analysis window's new audio ends, seconds: ``start + window_s``, or for a
+    window that repeats a passage shorter than itself (``timeline.padded``) where the
+    passage's sound ends (``timeline.sound_s``). Past the recording's end the caller cuts it
+    at the duration."""
+    starts, width = timeline.get("window_start_s") or (), _num(timeline.get("window_s"))
+    ends = [float(s) + width for s in starts]
+    sound_s = timeline.get("sound_s")
+    if sound_s:
+        # a repeated passage's window reads up to where the passage's sound ends
+        padded = timeline.get("padded") or [False] * len(starts)
+        ends = [next((float(b) for a, b in sound_s if abs(float(a) - float(s)) <= COVERAGE_EPS_S),
+                     float(s) + width) if p else float(s) + width for s, p in zip(starts, padded)]
+    return ends
+
+
 def track_coverage(track: Mapping) -> dict | None:
     """A track's coverage from its record: ``analysed`` (read by a judged window),
     ``unjudged`` (read only by windows not judged for silence, ``timeline.quiet``),
@@ -649,12 +665,7 @@ def track_coverage(track: Mapping) -> dict | None:
     if not starts or width is None or duration is None or duration <= 0:
         return None
     sound_s = timeline.get("sound_s")
-    ends = [float(s) + width for s in starts]
-    if sound_s:
-        # a repeated passage's window reads up to where the passage's sound ends
-        padded = timeline.get("padded") or [False] * len(starts)
-        ends = [next((float(b) for a, b in sound_s if abs(float(a) - float(s)) <= COVERAGE_EPS_S),
-                     float(s) + width) if p else float(s) + width for s, p in zip(starts, padded)]
+    ends = window_ends(timeline)
     read, gaps = coverage(starts, width, duration, ends)
     # a window not judged for silence (intake.quiet_window) reads its seconds but no
     # probability, verdict or explanation comes of them: music that only such windows hold
@@ -1483,17 +1494,29 @@ def _explanations(track: Mapping, figures: Mapping[str, bytes], window_s: Any) -
     whole = alignment_sentences(track.get("alignment"), explained_notes(track))
     inp = track.get("input") or {}
     duration = _num(inp.get("decoded_duration_s", inp.get("duration_s")))
+    timeline = track.get("timeline") or {}
+    starts = [_num(x) for x in timeline.get("window_start_s") or ()]
+    ends = window_ends(timeline) if _num(timeline.get("window_s")) is not None else []
     for i, exp in enumerate(track.get("explanations") or (), start=1):
         ref = exp.get("energy_reference") or {}
         start = _num(exp.get("window_start_s"))
         width = _num(window_s)
         span = (f"{start:.2f}–{start + width:.2f} s" if start is not None and width is not None
                 else seconds(start))
-        if start is not None and width is not None and duration is not None \
-                and start < duration < start + width - COVERAGE_EPS_S:
-            # a window past the recording's end (a short track): the rest of it repeats it
-            span = (f"{start:.2f}–{duration:.2f} s (the rest of the {_sec(width)} s window "
-                    "repeats the recording)")
+        # where its new audio ends: a window past the recording's end (a short track) or over
+        # a passage shorter than a window (timeline.padded) repeats what it read (review: a
+        # 3-s passage before a silence was titled "0.00–4.00 s", a second of the silence that
+        # section 1 says was not read)
+        end = next((e for s, e in zip(starts, ends)
+                    if start is not None and s is not None and abs(s - start) <= COVERAGE_EPS_S),
+                   None if start is None or width is None else start + width)
+        if end is not None and duration is not None:
+            end = min(end, duration)
+        if start is not None and width is not None and end is not None \
+                and start < end < start + width - COVERAGE_EPS_S:
+            all_of_it = start <= COVERAGE_EPS_S and end >= (duration or 0.0) - COVERAGE_EPS_S
+            span = (f"{start:.2f}–{end:.2f} s (the rest of the {_sec(width)} s window "
+                    f"repeats {'the recording' if all_of_it else 'these seconds'})")
         out.append({
             "title": f"Window {i}: {span}",
             "labels": "; ".join(visible(display_label(x)) for x in exp.get("labels") or ()
