@@ -867,3 +867,35 @@ def test_a_link_to_the_partials_is_not_called_on_one_note():
     # enough notes, clearly above chance and the sound's own energy: still a link
     many = alignment([Note(0.5 * i, 0.5 * i + 0.4, 40.0 + i) for i in range(8)])
     assert "the heatmap follows the partials of the notes" in " ".join(alignment_sentences(many, 8))
+
+
+def _page_text(html: str) -> str:
+    """The text WeasyPrint lays out on the PDF's first page, its margin boxes included."""
+    import weasyprint
+
+    from musicbrain_cli.report.pdf import _fetcher, _font_config
+
+    doc = weasyprint.HTML(string=html, base_url=None,
+                          url_fetcher=_fetcher()).render(font_config=_font_config())
+
+    def texts(box):
+        if getattr(box, "text", None):
+            yield box.text
+        for child in getattr(box, "children", ()):
+            yield from texts(child)
+
+    return " ".join(texts(doc.pages[0]._page_box))
+
+
+def test_an_unsigned_pdf_does_not_invite_a_verification_it_fails():
+    """Every page of an unsigned PDF said "Verify with: musicbrain verify <report folder>",
+    which finds the folder INVALID (the manifest names no signer), while its HTML says "This
+    report was not signed". The footer now says it is not signed; a signed report keeps it."""
+    track = example_track(n_windows=2)
+    unsigned = _page_text(render_report_html(track, {}))
+    assert "Verify with" not in unsigned
+    assert "Not signed: musicbrain verify cannot vouch for this report" in unsigned
+    signer = {"public_key_sha256": "a" * 64, "certificate_sha256": "b" * 64,
+              "certificate_subject": "CN=Examiner", "certificate_self_signed": True}
+    assert "Verify with: musicbrain verify" in _page_text(
+        render_report_html(track, {}, signer=signer))
