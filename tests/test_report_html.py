@@ -290,6 +290,26 @@ def test_an_explained_window_over_a_short_passage_names_only_the_seconds_it_read
     assert "<h3>Window 2: 13.00–17.00 s</h3>" in html
 
 
+def test_a_partly_decoded_file_is_not_said_to_be_analysed_whole():
+    """A WAV cut at 97 % of its data (header 12 s, 11.64 s decoded, above the 95 % a scan
+    needs): page one's "Audio analysed" read "the whole recording" beside the integrity
+    table's "97.0 %" and the limitation "the rest was not analysed"."""
+    from musicbrain_cli.report.html import coverage_sentence
+
+    track = example_track(n_windows=1, window_s=4.0)
+    track["input"].update(duration_s=12.0, decoded_duration_s=11.64, share_decoded=0.97)
+    track["timeline"] = {"window_start_s": [0.0, 2.0, 4.0, 6.0, 7.64], "window_s": 4.0,
+                         "p_ai": [0.5] * 5, "padded": [False] * 5, "sound_s": [[0.0, 11.64]]}
+    said = coverage_sentence(track)
+    assert "the whole recording" not in said
+    assert said == ("0–11.64 s analysed (5 windows of 4 s): all of the audio that decoded; "
+                    "only 97.0 % of the stream decoded, the rest was not analysed.")
+    assert "Not every second was analysed" in render_report_html(track, {})
+    track["input"].update(share_decoded=1.0, decoded_duration_s=12.0, duration_s=12.0)
+    track["timeline"].update(window_start_s=[0.0, 2.0, 4.0, 6.0, 8.0], sound_s=[[0.0, 12.0]])
+    assert coverage_sentence(track).endswith(": the whole recording.")
+
+
 def test_a_clean_file_reads_fully_decoded_and_gets_no_decoding_limitation():
     track = example_track()
     track["input"].update(share_decoded=1.0, undecodable_packets=0)

@@ -713,13 +713,27 @@ def coverage_sentence(track: Mapping) -> str | None:
     if silence:
         text += ("; " + ", ".join(span_text(a, b) for a, b in silence)
                  + " silence (no sample above -60 dBFS), not read")
+    # the seconds above are those of the decoded audio: a stream that decoded only in part
+    # was not read whole, whatever they cover (review: 97 % decoded read "the whole
+    # recording" beside "Only 97.0% of the stream decoded; the rest was not analysed")
+    share = _num((track.get("input") or {}).get("share_decoded"))
+    lost = (f"; only {_decoded_share(share)} of the stream decoded, the rest was not analysed"
+            if share is not None and share < 1.0 else "")
     if unread or silence or unjudged:
-        return text + "."
+        return text + lost + "."
+    whole = "all of the audio that decoded" if lost else "the whole recording"
     if duration < width:
-        text += f": the whole recording, repeated to fill one {_sec(width)} s window"
+        text += f": {whole}, repeated to fill one {_sec(width)} s window"
     else:
-        text += ": the whole recording"
-    return text + "."
+        text += f": {whole}"
+    return text + lost + "."
+
+
+def _decoded_share(share: float) -> str:
+    """'97.0 %': a share of the stream decoded, rounded down, as the limitation that states
+    it (scan.batch._limitations): 99.96 % printed "100.0 %" beside "Only 99.9% of the stream
+    decoded" (review of session 46)."""
+    return "100 %" if share >= 1.0 else f"{min(99.9, math.floor(share * 1000 + 1e-9) / 10):.1f} %"
 
 
 def decoded_share_text(inp: Mapping) -> str:
@@ -728,10 +742,7 @@ def decoded_share_text(inp: Mapping) -> str:
     bad = inp.get("undecodable_packets")
     if share is None:
         return "n/a"
-    # rounded down, as the limitation that states it (scan.batch._limitations): 99.96 %
-    # printed "100.0 %" here beside "Only 99.9% of the stream decoded" (review of session 46)
-    text = "100 %" if share >= 1.0 else f"{min(99.9, math.floor(share * 1000 + 1e-9) / 10):.1f} %"
-    return text + (f" ({bad} undecodable packets)" if isinstance(bad, int) else "")
+    return _decoded_share(share) + (f" ({bad} undecodable packets)" if isinstance(bad, int) else "")
 
 
 def one_in(rate: Any) -> str | None:
