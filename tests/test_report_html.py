@@ -715,6 +715,25 @@ def test_page_one_says_a_line_that_could_not_speak_could_not_and_why():
                     "bandwidth 3233 Hz is below 4000 Hz)"]
 
 
+def test_page_one_gives_a_line_that_does_not_accuse_no_operating_point():
+    """The artifact line does not accuse (its card: ``accuses`` false); section 1's table
+    says "none (it does not accuse); doubt 0.354", but page 1 of a human verdict listed it
+    as "no evidence of AI (P(AI) 0.004, operating point 0.967)", a point it never acts on,
+    and not the doubt threshold that let it support the verdict."""
+    from musicbrain_cli.report.html import drivers
+
+    track = example_track(n_windows=3)
+    track["verdict"].update(label="human", ai_lines=[])
+    track["evidence"][1].update(finding="human", p_ai=0.004, threshold=0.967, details={
+        "artifacts": {"accuses": False, "doubt_threshold": 0.354}})
+    said = [d for d in drivers(track) if d.startswith("Decoder artifacts")]
+    assert said == ["Decoder artifacts (spectral peaks left by neural decoders): no evidence of "
+                    "AI (P(AI) 0.004, it does not accuse, doubt threshold 0.354)"]
+    # a line that accuses keeps its operating point
+    track["evidence"][1]["details"]["artifacts"]["accuses"] = True
+    assert "operating point 0.967" in " ".join(drivers(track))
+
+
 def test_labels_are_named_for_a_reader_not_by_their_internal_keys():
     """Session 28 (the expert's reading): ``source/human``, ``period/Baroque`` were shown as
     the model's internal keys; a judge reads group titles and plain label names."""

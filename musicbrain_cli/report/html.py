@@ -901,8 +901,19 @@ def drivers(track: Mapping) -> list[str]:
         if _num(line.get("p_ai")) is not None:
             figures.append(f"P(AI) {prob_beside(line.get('p_ai'), *_line_edges(track, line))}")
         points = _content_points(verdict) if line.get("line") == "content" else None
+        details = line.get("details") if isinstance(line.get("details"), Mapping) else {}
+        found = details.get(str(line.get("line")))
+        found = found if isinstance(found, Mapping) else {}
+        doubt = _num(found.get("doubt_threshold"))
         if points:
             figures.append(points)
+        elif found.get("accuses") is False:
+            # a line that never accuses has no operating point to read its P(AI) against (the
+            # evidence table says "none (it does not accuse)"); its doubt threshold decides
+            # whether it supports a 'human' verdict (review: "no evidence of AI (P(AI) 0.004,
+            # operating point 0.967)" on page 1 of a human verdict)
+            figures.append("it does not accuse" + (f", doubt threshold {prob(doubt)}"
+                                                   if doubt is not None else ""))
         elif _num(line.get("threshold")) is not None:
             figures.append(f"operating point {prob(line.get('threshold'))}")
         text = f"{name}: {LINE_FINDINGS.get(str(finding), finding)}" + (
