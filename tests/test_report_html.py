@@ -734,6 +734,28 @@ def test_page_one_gives_a_line_that_does_not_accuse_no_operating_point():
     assert "operating point 0.967" in " ".join(drivers(track))
 
 
+def test_limitations_claim_no_error_rates_or_corpus_the_result_does_not_hold():
+    """A model exported before finalize has no measured error rates: section 1 said so, but
+    the limitations went on "The error rates above were measured on the evaluation corpus
+    named in the method section", rates and a corpus the report nowhere shows."""
+    from html import unescape
+
+    from musicbrain_cli.report.html import report_view
+
+    track = example_track(n_windows=3)
+    del track["verdict"]["error_rates"]
+    said = report_view(track, {})["limitations"]
+    assert not any("error rates above" in x or "corpus named" in x for x in said)
+    assert any(x.startswith("No measured error rates of the content model") for x in said)
+    html = unescape(render_report_html(track, {}))
+    assert "No measured error rates were supplied with this result" in html
+    # with rates, the limitation points at the data they are quoted with
+    said = report_view(example_track(n_windows=3), {})["limitations"]
+    assert any(x.startswith("The error rates above were measured on the evaluation data "
+                            "stated with them.") for x in said)
+    assert not any("named in the method section" in x for x in said)
+
+
 def test_labels_are_named_for_a_reader_not_by_their_internal_keys():
     """Session 28 (the expert's reading): ``source/human``, ``period/Baroque`` were shown as
     the model's internal keys; a judge reads group titles and plain label names."""

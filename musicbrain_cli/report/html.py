@@ -56,9 +56,9 @@ LINE_FINDINGS = {"ai": "AI generation", "human": "no evidence of AI",
 STANDARD_LIMITATIONS = (
     "The verdict is a statistical assessment by a machine-learning model, not proof. It "
     "should be weighed together with the other evidence in the case.",
-    "The error rates above were measured on the evaluation corpus named in the method "
-    "section. On music unlike that corpus (other genres, recording chains, heavy "
-    "processing, new generators) the actual error rates may be higher than stated.",
+    "The error rates above were measured on the evaluation data stated with them. On music "
+    "unlike that data (other genres, recording chains, heavy processing, new generators) the "
+    "actual error rates may be higher than stated.",
     "A saliency heatmap (FM-G-CAM) shows which time-frequency regions most influenced the "
     "model's output for each label. It does not show that a passage was generated, copied "
     "or edited, it does not identify a generator by itself, and it is only as reliable as "
@@ -68,6 +68,12 @@ STANDARD_LIMITATIONS = (
     "Tags, encoder names and other metadata can be changed by anyone with common software. "
     "They are reported as weak evidence only and were not used by the model.",
 )
+
+#: In place of the second standard limitation where the result holds no content-model rates.
+NO_ERROR_RATES = ("No measured error rates of the content model were supplied with this "
+                  "result: how often it calls human music AI-generated, or misses AI music, "
+                  "is unknown. Another line's rates, where section 1 quotes them, were measured "
+                  "on the data stated with them and may be higher on music unlike it.")
 
 
 # --- small formatting helpers -------------------------------------------------------------
@@ -1087,6 +1093,10 @@ def merged_limitations(track: Mapping, extra: Sequence[str] = ()) -> list[str]:
     standard = [x for x in STANDARD_LIMITATIONS
                 if not (x is STANDARD_LIMITATIONS[3]
                         and any(o.startswith("Tags and encoder strings") for o in own))]
+    if not (track.get("verdict") or {}).get("error_rates"):
+        # a model without measured rates (exported before finalize): no "error rates above"
+        # to speak of, and no corpus they were measured on (review)
+        standard[1] = NO_ERROR_RATES
     out: list[str] = []
     for item in (*extra, *standard[:2], *own, *standard[2:]):
         if item not in out:
