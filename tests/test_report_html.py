@@ -756,6 +756,22 @@ def test_limitations_claim_no_error_rates_or_corpus_the_result_does_not_hold():
     assert not any("named in the method section" in x for x in said)
 
 
+def test_the_method_table_never_counts_none_recordings():
+    """A card whose rates record no counts (the test suite's tiny model) gave the method table
+    "share of None human recordings in evaluation called AI"."""
+    from musicbrain_cli.report.html import appendix_rows
+
+    track = example_track(n_windows=3)
+    for k in ("n_human", "n_ai"):
+        del track["verdict"]["error_rates"][k]
+    meanings = {r["name"]: r["meaning"] for r in appendix_rows(track)}
+    assert meanings["False-accusation rate"].startswith("share of the human recordings of the "
+                                                        "'test' split called AI")
+    assert meanings["Miss rate"].startswith("share of the AI recordings of the 'test' split")
+    meanings = {r["name"]: r["meaning"] for r in appendix_rows(example_track(n_windows=3))}
+    assert meanings["False-accusation rate"].startswith("share of 1500 human recordings")
+
+
 def test_labels_are_named_for_a_reader_not_by_their_internal_keys():
     """Session 28 (the expert's reading): ``source/human``, ``period/Baroque`` were shown as
     the model's internal keys; a judge reads group titles and plain label names."""

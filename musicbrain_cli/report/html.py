@@ -1041,7 +1041,10 @@ def appendix_rows(track: Mapping) -> list[dict]:
     if isinstance(band, (list, tuple)) and len(band) == 2:
         add("Inconclusive band", f"{prob(band[0])}–{prob(band[1])}",
             "P(AI) strictly inside this range is reported as inconclusive")
-    n_h, n_a = rates.get("n_human"), rates.get("n_ai")
+    # a count the card does not record is left out, never printed as "None" (review: "share of
+    # None human recordings")
+    n_h, n_a = (f"{rates[k]} " if rates.get(k) is not None else "the "
+                for k in ("n_human", "n_ai"))
     # the unit, split and rule the card's rates were measured in, as section 1 states them
     # (review: "human test recordings ... (full rule)" whatever the card recorded)
     unit = "clips" if rates.get("unit") == "clip" else "recordings"
@@ -1053,12 +1056,12 @@ def appendix_rows(track: Mapping) -> list[dict]:
         ci = rates.get("fpr_ci95")
         add("False-accusation rate", pct(rates["fpr"]) + (
             f" (95% CI {pct(ci[0])}–{pct(ci[1])})" if isinstance(ci, (list, tuple)) else ""),
-            f"share of {n_h} human {unit}{split} called AI{rule}")
+            f"share of {n_h}human {unit}{split} called AI{rule}")
     if "fnr" in rates:
         ci = rates.get("fnr_ci95")
         add("Miss rate", pct(rates["fnr"]) + (
             f" (95% CI {pct(ci[0])}–{pct(ci[1])})" if isinstance(ci, (list, tuple)) else ""),
-            f"share of {n_a} AI {unit}{split} called human{rule}")
+            f"share of {n_a}AI {unit}{split} called human{rule}")
     add("ROC AUC", prob(rates.get("roc_auc")) if _num(rates.get("roc_auc")) is not None
         else None, "ranking quality " + (f"on the '{named}' split" if named else "in evaluation")
         + ", 1 is perfect, 0.5 is chance")
