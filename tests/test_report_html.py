@@ -772,6 +772,22 @@ def test_the_method_table_never_counts_none_recordings():
     assert meanings["False-accusation rate"].startswith("share of 1500 human recordings")
 
 
+def test_section_4_says_nothing_of_maps_a_track_without_them_does_not_have():
+    """A near-silent track (no window judged) has no maps, and style attribution withheld:
+    section 4 said "Style label names are withheld from them (their maps are drawn unnamed)"
+    above "No window explanations are available"."""
+    from musicbrain_cli.report.html import report_view
+
+    track = example_track(n_windows=1)
+    track["labels_withheld"] = "no analysis window holds enough music to judge"
+    track["explanations"], track["alignment"] = [], {}
+    view = report_view(track, {})
+    assert view["explanations"] == [] and view["explanations_note"] is None
+    track = example_track(n_windows=3)
+    track["labels_withheld"] = "outside the model's domain"
+    assert "maps are drawn unnamed" in report_view(track, {})["explanations_note"]
+
+
 def test_labels_are_named_for_a_reader_not_by_their_internal_keys():
     """Session 28 (the expert's reading): ``source/human``, ``period/Baroque`` were shown as
     the model's internal keys; a judge reads group titles and plain label names."""

@@ -1595,7 +1595,8 @@ def _explanations_note(track: Mapping) -> str | None:
                     "the evidence that did is the "
                     + " and ".join(SHORT_LINE_NAMES.get(x, visible(x)) for x in lines)
                     + " line's, shown with its finding in section 1.")
-    if labels_withheld(track):
+    # only over maps there are: a track none of whose windows was judged has none (review)
+    if labels_withheld(track) and track.get("explanations"):
         said.append("Style label names are withheld from them (their maps are drawn "
                     "unnamed), as style attribution is withheld for this recording (section 3).")
     return " ".join(said) or None
