@@ -283,12 +283,14 @@ def evidence_lines(track: dict) -> list[dict]:
 
 def track_models(track: dict) -> dict[str, str]:
     """``{line: weights SHA-256}`` a track result was made with: the content model's (and its
-    card's, as ``content_card``), and each evidence line's that records one."""
+    card's and domain statistics', as ``content_card`` and ``content_ood``), and each
+    evidence line's that records one."""
     out = {CONTENT_LINE: str((track.get("model") or {}).get("weights_sha256", ""))}
     # the card too (threshold, band, calibration): the same weights finalized again give
     # other verdicts (scan.batch.measured_models)
-    if (track.get("model") or {}).get("card_sha256"):
-        out["content_card"] = str(track["model"]["card_sha256"])
+    for key, name in (("card_sha256", "content_card"), ("ood_sha256", "content_ood")):
+        if (track.get("model") or {}).get(key):
+            out[name] = str(track["model"][key])
     for e in track.get("evidence") or ():
         sha = ((e.get("details") or {}).get(e.get("line")) or {}).get("model_sha256")
         if sha:

@@ -100,6 +100,7 @@ def test_end_to_end_counts_table_and_json(ext, eval_dir, tmp_path, tiny_model_di
     # the card too: the same weights finalized again (another threshold or band) give
     # other verdicts, so a record of one card does not apply to another (session 46)
     assert rec["models"]["content_card"] == data["model"]["card_sha256"]
+    assert rec["models"].get("content_ood") == data["model"].get("ood_sha256")  # (tiny: none)
     recarded = {**rec["models"], "content_card": "1" * 64}
     assert real_ai_measurement(recarded, __version__, path=record)["why"] == \
         "measured with other content_card weights"

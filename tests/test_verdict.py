@@ -215,8 +215,12 @@ def test_the_shipped_real_ai_record_was_measured_with_the_shipped_models_and_ver
                       .read_text(encoding="utf-8"))
     from musicbrain_cli.model.card import read_card_and_sha256
 
+    from musicbrain_cli.files import sha256_file
+    from musicbrain_cli.model.ood import OOD_FILE
+
     shipped = {"content": card["weights_sha256"],
                "content_card": read_card_and_sha256(REAL_AI_MEASURED.parent / "model" / "default")[1],
+               "content_ood": sha256_file(REAL_AI_MEASURED.parent / "model" / "default" / OOD_FILE),
                "artifacts": ArtifactDetector.from_pretrained("default").sha256,
                "symbolic": SymbolicDetector.from_pretrained("default").sha256}
     record = json.loads(REAL_AI_MEASURED.read_text(encoding="utf-8"))
@@ -243,8 +247,8 @@ def _real_ai_record(tmp_path, **changes):
     return path
 
 
-SCAN_MODELS = {"content": "a" * 64, "content_card": "b" * 64, "artifacts": "c" * 64,
-               "symbolic": "d" * 64}
+SCAN_MODELS = {"content": "a" * 64, "content_card": "b" * 64, "content_ood": "f" * 64,
+               "artifacts": "c" * 64, "symbolic": "d" * 64}
 
 
 def test_a_real_ai_record_applies_only_to_exactly_the_models_it_names(tmp_path):
@@ -268,6 +272,11 @@ def test_a_real_ai_record_applies_only_to_exactly_the_models_it_names(tmp_path):
     scan = {k: v for k, v in SCAN_MODELS.items() if k != "content_card"}
     got = real_ai_measurement(scan, __version__, path=_real_ai_record(tmp_path))
     assert got["applies"] is False and got["why"] == "measured with other content_card weights"
+    # nor one with other domain statistics: they decide which tracks are out of domain, and so
+    # inconclusive (review of session 47: the record applied whatever they were)
+    scan = {**SCAN_MODELS, "content_ood": "0" * 64}
+    got = real_ai_measurement(scan, __version__, path=_real_ai_record(tmp_path))
+    assert got["applies"] is False and got["why"] == "measured with other content_ood weights"
 
 
 def test_a_real_ai_record_with_malformed_counts_is_not_quoted_as_a_measurement(tmp_path):

@@ -176,6 +176,7 @@ def test_a_quoted_real_ai_record_of_these_very_models_is_checked(track_copy, tin
               "sets": [{"set": "suno", "tracks": 10, "human": 4, "ai": 6, "inconclusive": 0,
                         "failed": 0}]}
     assert record["models"]["content_card"] == track["model"]["card_sha256"]
+    assert record["models"].get("content_ood") == track["model"].get("ood_sha256")
     (tmp_path / "record.json").write_text(json.dumps(record))
     monkeypatch.setattr(verdict_module, "real_ai_measurement", functools.partial(
         verdict_module.real_ai_measurement, path=tmp_path / "record.json"))

@@ -724,11 +724,13 @@ def measured_models(detector, lines: Sequence[tuple[Any, dict]]) -> dict[str, st
     where the detector knows it: what a record of verdicts on real AI music must have been
     measured with to apply. The weights alone are not enough: a card finalized again with
     another threshold or band gives other verdicts from the same weights (evaluation
-    review, session 46)."""
+    review, session 46); nor are the domain statistics (``content_ood``), which decide which
+    tracks are out of domain and so inconclusive (external benchmark review, session 47)."""
     out = line_models(detector, lines)
-    card = (getattr(detector, "file_sha256", None) or {}).get("card")
-    if card:
-        out["content_card"] = str(card)
+    files = getattr(detector, "file_sha256", None) or {}
+    for key, name in (("card", "content_card"), ("ood", "content_ood")):
+        if files.get(key):
+            out[name] = str(files[key])
     return out
 
 

@@ -69,12 +69,14 @@ REAL_AI = "verdict.measured_on_real_ai"
 
 def _analysis_models(track: dict) -> dict[str, str | None]:
     """``{line: weights SHA-256}`` of the models a result records: the content model's, its
-    card's (``content_card``) and each evidence line's own (as
+    card's (``content_card``) and domain statistics' (``content_ood``), and each evidence
+    line's own (as
     :func:`musicbrain_cli.scan.batch.measured_models` names them)."""
     models: dict[str, str | None] = {"content": (track.get("model") or {}).get("weights_sha256")}
-    card = (track.get("model") or {}).get("card_sha256")
-    if isinstance(card, str) and card:
-        models["content_card"] = card
+    for key, name in (("card_sha256", "content_card"), ("ood_sha256", "content_ood")):
+        sha = (track.get("model") or {}).get(key)
+        if isinstance(sha, str) and sha:
+            models[name] = sha
     for entry in track.get("evidence") or ():
         if isinstance(entry, dict) and isinstance(entry.get("line"), str):
             sha = _recorded_line_model(track, entry["line"])
