@@ -335,7 +335,7 @@ def test_limitations_state_each_topic_once():
 def test_page_one_states_the_finding_with_its_measured_miss_rate():
     track = example_track(n_windows=1)
     track["verdict"].update(label="human", p_ai=0.01)
-    track["verdict"]["error_rates"].update(fnr=0.1453900709219858, n_ai=282)
+    track["verdict"]["error_rates"].update(fnr=0.1453900709219858, n_ai=282, unit="clip")
     track["evidence"][0].update(finding="human", p_ai=0.01)
     # one window explained: the whole recording's alignment is that window's
     track["alignment"] = {k: track["explanations"][0][k]
@@ -345,6 +345,11 @@ def test_page_one_states_the_finding_with_its_measured_miss_rate():
     assert "No evidence of AI generation found by these methods" in summary
     assert "missed 14.5% of 282 AI-generated clips (about 1 in 7)" in summary
     assert "not proof of human authorship" in summary
+    # in the card's own unit, as section 1 states it (page 1 said "clips" whatever it was)
+    track["verdict"]["error_rates"]["unit"] = "recording"
+    again = render_report_html(track, {})
+    assert "missed 14.5% of 282 AI-generated recordings" in \
+        again[again.index('id="summary"'):again.index('id="verdict"')]
     # what drove it: the two lines that found no evidence, not the provenance line
     assert "Content model (what the music sounds like): no evidence of AI" in summary
     assert "Decoder artifacts" in summary and "Provenance" not in summary

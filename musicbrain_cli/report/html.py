@@ -845,7 +845,7 @@ def strength_sentence(verdict: Mapping, track: Mapping | None = None) -> str | N
         miss = one_in(fnr)
         real = real_ai_sentence(verdict.get("measured_on_real_ai"))
         return (f"This is not proof of human authorship: in testing, the content model missed "
-                f"{pct(fnr)} of {n_ai} AI-generated clips"
+                f"{pct(fnr)} of {n_ai} AI-generated {unit}"
                 + (f" ({miss})" if miss else "") + ", and for generators it was not tested "
                 "on its miss rate is unknown." + (f" {real}" if real else ""))
     if label == "ai":
