@@ -896,3 +896,17 @@ def test_a_named_input_that_cannot_be_looked_at_is_not_called_missing(tmp_path, 
     missing = CliRunner().invoke(main, ["scan", str(tmp_path / "absent.wav"), "-o",
                                         str(tmp_path / "out2"), "--unsigned", "--quiet"])
     assert missing.exit_code == 2 and "no such file or folder" in missing.output
+
+
+def test_the_limitation_on_windows_not_judged_agrees_in_number():
+    """'1 of the 1 analysis windows were not judged' (review of session 47)."""
+    from musicbrain_cli.scan.batch import _limitations
+
+    def said(quiet):
+        notes = _limitations({"available": True, "in_domain": True}, [False] * len(quiet),
+                             object(), quiet=quiet)
+        return next(n for n in notes if "not judged for silence" in n)
+
+    assert said([True]).startswith("The only analysis window was not judged")
+    assert said([True, False, False]).startswith("1 of the 3 analysis windows was not judged")
+    assert said([True, True, False]).startswith("2 of the 3 analysis windows were not judged")

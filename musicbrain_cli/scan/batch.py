@@ -792,8 +792,10 @@ def _limitations(ood_facts: Mapping, padded: Sequence[bool], info,
         notes.append("The recording is shorter than one analysis window; it was repeated to "
                      "fill it.")
     if any(quiet):
-        notes.append(f"{sum(quiet)} of the {len(quiet)} analysis windows were not judged for "
-                     "silence: near-silent throughout (peak below -60 dBFS), or silent over at "
+        which = ("The only analysis window was" if len(quiet) == 1 else
+                 f"{sum(quiet)} of the {len(quiet)} analysis windows "
+                 + ("was" if sum(quiet) == 1 else "were"))
+        notes.append(f"{which} not judged for silence: near-silent throughout (peak below -60 dBFS), or silent over at "
                      "least a quarter of the window where the music begins or ends. The content "
                      "model's probabilities, its domain check and the explanations leave them "
                      "out (they are shown on the timeline).")
