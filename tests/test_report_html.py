@@ -93,7 +93,7 @@ def test_sentences_in_plain_words():
     assert text[0] == ("In the frames where notes sound, 38% of the saliency lies on the "
                        "partials of the notes played, "
                        "where chance would put 12% (3.2 times chance).")
-    assert "2.3 times" in text[1] and "64% of the note onsets" in text[1] and "20%" in text[1]
+    assert "2.3 times" in text[1] and "64% of the detected onsets" in text[1] and "20%" in text[1]
     worse = alignment_sentences({"harmonic": {"share": 0.1, "chance": 0.12}})
     assert "no more than chance" in worse[0]
     rates = error_rate_sentences({"fpr": 0.012, "fpr_ci95": [0.006, 0.021], "fnr": 0.08,

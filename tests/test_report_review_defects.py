@@ -61,7 +61,7 @@ def test_one_onset_on_a_saliency_peak_is_not_called_a_link():
     text = " ".join(alignment_sentences(alignment))
     assert "the heatmap follows the onsets" not in text
     assert "cannot be told from so few: 1 of 1 onset" in text
-    assert "100% of the note onsets (1 of 1)" in text
+    assert "100% of the detected onsets (1 of 1)" in text
     assert "Nothing measured here ties the heatmap to the music played" in text
     # many onsets, well beyond chance: still a link, with its counts
     many = {"onset": {"concentration": 3.0, "hit_rate": 0.6, "chance_hit_rate": 0.2,
