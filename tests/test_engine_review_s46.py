@@ -54,6 +54,10 @@ def test_a_rescan_stopped_by_sigterm_leaves_a_catalog_that_verifies(tmp_path, ti
         f"        os.kill(os.getpid(), signal.{signame})\n"
         "    return real(*a, **k)\n"
         "if __name__ == '__main__':\n"
+        # the signal's default, as a terminal session has it: a test run under nohup (or a
+        # CI job started so) hands its children SIGHUP ignored, and the scan then rightly
+        # goes on (test_a_scan_under_nohup_goes_on_after_a_hang_up)
+        f"    signal.signal(signal.{signame}, signal.SIG_DFL)\n"
         "    batch.analyse_track = analyse\n"
         "    main(sys.argv[1:])\n")
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}"}
