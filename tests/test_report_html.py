@@ -400,6 +400,9 @@ def test_the_timeline_is_described_in_words_when_flat():
     assert timeline_sentence(track) == ("The line is flat: all 4 windows give P(AI) between "
                                         "0.010 and 0.012, below the inconclusive band "
                                         "0.400–0.600.")
+    track["timeline"]["p_ai"] = [0.568, 0.5681, 0.5679]           # read alike: one figure
+    assert timeline_sentence(track).startswith("The line is flat: all 3 windows give P(AI) "
+                                               "0.568, inside")
 
 
 def test_a_line_does_not_say_the_same_thing_twice():

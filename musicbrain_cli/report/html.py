@@ -994,9 +994,10 @@ def timeline_sentence(track: Mapping) -> str | None:
         # of session 46: 0.590 to 0.605 read "above the inconclusive band 0.400–0.600")
         side = (where(hi_p) if where(lo_p) == where(hi_p) else
                 f"the lowest {where(lo_p)}, the highest {where(hi_p)}")
-        text = (f"The line is flat: all {n} windows give P(AI) between "
-                f"{prob_beside(lo_p, *_band(verdict))} and {prob_beside(hi_p, *_band(verdict))}, "
-                f"{side}.")
+        low, high = prob_beside(lo_p, *_band(verdict)), prob_beside(hi_p, *_band(verdict))
+        # "between 0.568 and 0.568" when every window reads the same (review of session 47)
+        text = (f"The line is flat: all {n} windows give P(AI) "
+                + (f"{low}" if low == high else f"between {low} and {high}") + f", {side}.")
     else:
         text = (f"Across the {n} windows P(AI) ranges from {prob_beside(lo_p, *_band(verdict))} "
                 f"to {prob_beside(hi_p, *_band(verdict))}; "
