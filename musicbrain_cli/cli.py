@@ -1362,7 +1362,8 @@ def _evaluate_robustness(data_dir, split, model_name, out_dir, device, overwrite
               EXIT_USAGE)
     from musicbrain_cli.model.inference import Detector
     from musicbrain_cli.progress import RichProgress
-    from musicbrain_cli.evaluate.robustness import evaluate_robustness, update_card as store, write_robustness
+    from musicbrain_cli.evaluate.robustness import (evaluate_robustness, measured,
+                                                    update_card as store, write_robustness)
 
     keys = [k.strip() for k in transforms.split(",") if k.strip()] if transforms else None
     with _usage_errors():
@@ -1394,9 +1395,12 @@ def _evaluate_robustness(data_dir, split, model_name, out_dir, device, overwrite
         had = len(detector.card.get("robustness") or ())
         card = store(detector.model_dir, rows, weights_sha256=detector.card.get("weights_sha256"),
                      measured_on=measured_on)
-        kept = len(card["robustness"]) - len(rows)
-        _echo(f"model card updated: {Path(detector.model_dir) / 'model_card.json'} ({len(rows)} "
-              f"row(s) measured now, {kept} of the {had} stored row(s) kept from earlier runs)")
+        now = [r for r in rows if measured(r)]
+        kept = len(card["robustness"]) - len(now)
+        _echo(f"model card updated: {Path(detector.model_dir) / 'model_card.json'} ({len(now)} "
+              f"row(s) measured now, {kept} of the {had} stored row(s) kept from earlier runs"
+              + (f"; {len(rows) - len(now)} row(s) that measured no clip not stored"
+                 if len(now) < len(rows) else "") + ")")
     _echo(f"robustness: {md}")
     if any(r["failed"] for r in rows):
         sys.exit(EXIT_FAILED)

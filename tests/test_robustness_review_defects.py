@@ -105,3 +105,21 @@ def test_rows_record_the_seed_that_drew_their_clips_and_noise(dataset_root, mode
     assert a == b                                     # reproduced from what the row says
     _, md = write_robustness(a, tmp_path / "out")
     assert "seeded with 5" in md.read_text() and "at most 4 clips per split" in md.read_text()
+
+
+def test_update_card_keeps_a_stored_row_that_a_new_run_did_not_measure(dataset_root, model_copy):
+    """A run on a data set without the held-out split (the default transforms include it)
+    gives a held-out row of 0 + 0 clips, "not measured"; --update-card replaced the card's
+    measured held-out row with it, silently (exit status 0), and every scan then showed n/a."""
+    from musicbrain_cli.evaluate.robustness import HELD_OUT_SOUNDFONT
+    from musicbrain_cli.model.inference import Detector
+
+    det = Detector.from_pretrained(model_copy, device="cpu")
+    sha = det.card["weights_sha256"]
+    rows = evaluate_robustness(dataset_root, det, transforms=["original", HELD_OUT_SOUNDFONT])
+    assert rows[1]["key"] == HELD_OUT_SOUNDFONT and (rows[1]["n_human"], rows[1]["n_ai"]) == (0, 0)
+    earlier = {**rows[1], "n_human": 200, "n_ai": 150, "roc_auc": 0.99, "note": "earlier run"}
+    update_card(model_copy, [earlier], weights_sha256=sha)
+    card = update_card(model_copy, rows, weights_sha256=sha)
+    assert card["robustness"] == [earlier, rows[0]]
+    assert json.loads((model_copy / "model_card.json").read_text())["robustness"] == card["robustness"]

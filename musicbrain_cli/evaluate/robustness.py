@@ -642,6 +642,11 @@ def _same_threshold(row: Mapping, threshold: float) -> bool:
                                                          abs_tol=1e-12)
 
 
+def measured(row: Mapping) -> bool:
+    """Whether ``row`` measured any clip (``n_human + n_ai > 0``)."""
+    return bool((row.get("n_human") or 0) + (row.get("n_ai") or 0))
+
+
 def update_card(model_dir: str | Path, rows: Sequence[Mapping], *,
                 weights_sha256: str | None = None, measured_on: Mapping | None = None) -> dict:
     """Store ``rows`` in ``card["robustness"]`` of ``model_dir/model_card.json``, atomically.
@@ -654,9 +659,9 @@ def update_card(model_dir: str | Path, rows: Sequence[Mapping], *,
     card's hash is checked against the weights first (a table must describe the weights it
     sits beside) and, when given, against ``weights_sha256`` (the detector the rows were
     measured with). Rows are taken at the card's detection threshold: new rows measured at
-    another are refused, and stored rows measured at another are dropped. Returns the new
-    card; ``card["robustness"]`` lists the stored rows in their order, then the new
-    transforms.
+    another are refused, and stored rows measured at another are dropped. New rows that
+    measured no clip are not stored (a stored row of theirs is kept). Returns the new card;
+    ``card["robustness"]`` lists the stored rows in their order, then the new transforms.
     """
     from musicbrain_cli.files import sha256_file
     from musicbrain_cli.model.card import read_card, write_card
@@ -687,6 +692,10 @@ def update_card(model_dir: str | Path, rows: Sequence[Mapping], *,
                                  f"{r.get('threshold')!r}, but the card in {str(model_dir)!r} "
                                  f"calls 'ai' at {threshold!r}: the table would describe "
                                  "another operating point")
+    # a row that measured no clip (a data set without the held-out split, a transform that
+    # failed on every clip) states nothing: it replaced the stored row of its transform and
+    # split, measured on other data, with "n/a" (review defect)
+    new = [r for r in new if measured(r)]
     fresh = {(r.get("key"), r.get("split")): r for r in new}
     kept = [fresh.pop((r.get("key"), r.get("split")), r) for r in card.get("robustness") or ()
             if (r.get("key"), r.get("split")) in fresh or _same_threshold(r, threshold)]
@@ -696,5 +705,5 @@ def update_card(model_dir: str | Path, rows: Sequence[Mapping], *,
 
 
 __all__ = ["Transform", "TRANSFORMS", "DEFAULT_KEYS", "HELD_OUT_SOUNDFONT", "evaluate_robustness",
-           "write_robustness", "update_card", "robustness_markdown", "identity", "reencode",
+           "write_robustness", "update_card", "measured", "robustness_markdown", "identity", "reencode",
            "resample_chain", "gain", "white_noise", "pitch_shift", "time_stretch", "trim"]
