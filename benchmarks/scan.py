@@ -122,7 +122,28 @@ def cpu_seconds() -> dict[str, float]:
             "children": kids.ru_utime + kids.ru_stime + live}
 
 
-def main() -> None:
+def failures(result) -> list[str]:
+    """``input: why`` of each track of ``result`` (a ``ScanResult``) that failed."""
+    return [f"{e.input_path}: {e.error}" for e in result.entries if e.error]
+
+
+def refuse_partial(results: dict) -> None:
+    """Exit with status 1, naming each failed track, when a scan in ``results`` (name ->
+    ``ScanResult``) failed a track: its wall time still holds the failed tracks' work, its
+    audio seconds no longer do, so a speed over the rest describes neither the catalog nor
+    the tracks that passed (the benchmark printed one, beside a count of the failures)."""
+    failed = {name: failures(r) for name, r in results.items()}
+    if not any(failed.values()):
+        return
+    for name, lines in failed.items():
+        for line in lines:
+            print(f"{name}: failed: {line}", file=sys.stderr)
+    sys.exit("; ".join(f"{name}: {len(lines)} of {len(results[name].entries)} tracks failed"
+                       for name, lines in failed.items() if lines)
+             + ": no speed reported for a catalog not scanned in full")
+
+
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tracks", type=int, default=10)
     ap.add_argument("--minutes", type=float, default=None,
@@ -140,7 +161,7 @@ def main() -> None:
     ap.add_argument("--build-into", type=Path,
                     help="only build the catalog into this folder (created if missing) and "
                          "exit; time it again and again with --catalog")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if args.build_into is not None:       # also the child process: keeps rendering out of RSS
         args.build_into.mkdir(parents=True, exist_ok=True)
         total = build_catalog(args.build_into, tracks=args.tracks, minutes=args.minutes,
@@ -191,6 +212,7 @@ def main() -> None:
         # so the decoder children's peak is not separable here; audio.intake's own benchmark
         # (benchmarks/decode.py) measures the decoder's streaming memory.
 
+    refuse_partial({"scan": result})
     audio = result.audio_seconds
     stages = result.timings
     model_s = stages.get("inference", 0.0) + stages.get("cam", 0.0)
@@ -238,6 +260,7 @@ def ray_benchmark(catalog: Path, tmp: Path, args, options, keys) -> None:
     t = time.perf_counter()
     local = scan([catalog], tmp / "out-local", detector, keys=keys, options=options)
     walls = {"in process, 1 thread": time.perf_counter() - t}
+    results = {"in process, 1 thread": local}
     n = max(1, local.n_ok)
     spec = ray_engine.WorkerSpec(model=args.model, device="cpu", options=options,
                                  key_dir=str(tmp / "keys"))
@@ -252,10 +275,12 @@ def ray_benchmark(catalog: Path, tmp: Path, args, options, keys) -> None:
                           engine=lambda files, out, salted: ray_engine.run_tracks(
                               files, out, spec, salted=salted))
             walls[f"ray, {workers} worker(s)"] = time.perf_counter() - t
+            results[f"ray, {workers} worker(s)"] = result
         finally:
             ray.shutdown()
         print(f"ray with {workers} worker(s): cluster start {started:.1f} s (not counted), "
               f"{result.n_ok} ok, {result.n_failed} failed")
+    refuse_partial(results)
     audio = local.audio_seconds
     for name, wall in walls.items():
         print(f"{name:<22} {wall:7.1f} s wall: {audio / wall:6.1f}x real time")
