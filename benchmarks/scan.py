@@ -102,6 +102,57 @@ def _proc_cpu(stat: Path) -> float:
         return 0.0
 
 
+def child_pids() -> list[str]:
+    """The live child processes of this process (of any of its threads), from ``/proc``."""
+    pids = []
+    for listing in Path("/proc/self/task").glob("*/children"):
+        try:
+            pids += listing.read_text().split()
+        except OSError:
+            continue
+    return pids
+
+
+class ChildPeaks:
+    """Peak RSS (``VmHWM``) of each child process seen while in use, sampled every
+    ``period_s`` from a thread: the scan's report renderer and decoders are children, so the
+    scanning process's own peak leaves their memory out (the renderer's alone is about
+    280 MB), and ``RUSAGE_CHILDREN``'s ``ru_maxrss`` is one child's, the catalog builder's
+    included. ``VmHWM`` only grows, so a child is read at its peak up to its last sample."""
+
+    def __init__(self, period_s: float = 0.1) -> None:
+        import threading
+
+        self.period_s, self.peaks_mb = period_s, {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def sample(self) -> None:
+        for pid in child_pids():
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue
+            for line in status.splitlines():
+                if line.startswith("VmHWM:"):
+                    mb = int(line.split()[1]) / 1024
+                    self.peaks_mb[pid] = max(mb, self.peaks_mb.get(pid, 0.0))
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period_s):
+            self.sample()
+
+    def __enter__(self) -> "ChildPeaks":
+        self.sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sample()
+
+
 def cpu_seconds() -> dict[str, float]:
     """CPU seconds (user + system) so far: ``process`` (all its threads), ``main`` (the main
     thread alone, from ``/proc``; 0 where there is none) and ``children``: child processes
@@ -110,13 +161,7 @@ def cpu_seconds() -> dict[str, float]:
     them)."""
     own = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    live = 0.0
-    for listing in Path("/proc/self/task").glob("*/children"):
-        try:
-            pids = listing.read_text().split()
-        except OSError:
-            continue
-        live += sum(_proc_cpu(Path(f"/proc/{pid}/stat")) for pid in pids)
+    live = sum(_proc_cpu(Path(f"/proc/{pid}/stat")) for pid in child_pids())
     return {"process": own.ru_utime + own.ru_stime,
             "main": _proc_cpu(Path(f"/proc/self/task/{os.getpid()}/stat")),
             "children": kids.ru_utime + kids.ru_stime + live}
@@ -202,15 +247,13 @@ def main(argv: list[str] | None = None) -> None:
         base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         cpu_before = cpu_seconds()
         t = time.perf_counter()
-        result = scan([catalog], tmp / "out", detector, keys=keys,
-                      options=ScanOptions(formats=formats[args.report], jobs=args.jobs,
-                                          render_processes=not args.report_threads))
+        with ChildPeaks() as children:
+            result = scan([catalog], tmp / "out", detector, keys=keys,
+                          options=ScanOptions(formats=formats[args.report], jobs=args.jobs,
+                                              render_processes=not args.report_threads))
         wall = time.perf_counter() - t
         cpu = {k: v - cpu_before.get(k, 0.0) for k, v in cpu_seconds().items()}
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        # ru_maxrss of children is the largest child ever (the catalog builder included),
-        # so the decoder children's peak is not separable here; audio.intake's own benchmark
-        # (benchmarks/decode.py) measures the decoder's streaming memory.
 
     refuse_partial({"scan": result})
     audio = result.audio_seconds
@@ -233,8 +276,11 @@ def main(argv: list[str] | None = None) -> None:
         print(f"  {k:<12} {v:8.2f}  {v / n:6.2f}  {100 * v / total:5.1f} %")
     print(f"model (inference + CAM) {model_s:.1f} s; all other stages {other_s:.1f} s "
           f"(target: other <= model)")
-    print(f"peak RSS of the scanning process {peak:.0f} MB (after model load {base_rss:.0f} MB) "
-          "(issue 27: <= 1536 MB with a 2-hour track)")
+    kids = sorted(children.peaks_mb.values(), reverse=True)
+    print(f"peak RSS of the scanning process {peak:.0f} MB (after model load {base_rss:.0f} MB); "
+          f"of its {len(kids)} child processes (report renderer, decoders) "
+          f"{', '.join(f'{mb:.0f}' for mb in kids) or 'none'} MB; together at most "
+          f"{peak + sum(kids):.0f} MB (issue 27: <= 1536 MB with a 2-hour track)")
     if args.engine == "local":
         busy = cpu["process"] + cpu["children"]
         print(f"CPU seconds during the scan: {cpu['process']:.1f} in the scanning process (its "
