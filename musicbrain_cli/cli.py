@@ -1402,6 +1402,12 @@ def _evaluate_robustness(data_dir, split, model_name, out_dir, device, overwrite
               + (f"; {len(rows) - len(now)} row(s) that measured no clip not stored"
                  if len(now) < len(rows) else "") + ")")
     _echo(f"robustness: {md}")
+    if not any(measured(r) for r in rows):
+        # an empty table and exit 0 read as a run that measured (review of session 47: the
+        # held-out SoundFont row on a data set without the test_xsf split)
+        _echo(f"musicbrain: error: no transform measured any clip of split {split!r} "
+              "(is that split in the data set?)", err=True)
+        sys.exit(EXIT_FAILED)
     if any(r["failed"] for r in rows):
         sys.exit(EXIT_FAILED)
 

@@ -321,6 +321,12 @@ def test_cli_evaluate_robustness(dataset_root, model_copy, tmp_path):
     assert "Gain +6 dB" in res.output
     res = CliRunner().invoke(main, args)                         # no silent overwrite
     assert res.exit_code == 2 and "exists" in res.output
+    # a split the data set lacks measures nothing: said, and not exit 0 (review of session 47)
+    none = CliRunner().invoke(main, ["evaluate", "--data", str(dataset_root), "--model",
+                                     str(model_copy), "-o", str(tmp_path / "none"), "--robustness",
+                                     "--split", "test_xsf", "--transforms", "held_out_soundfont",
+                                     "--device", "cpu"])
+    assert none.exit_code == 1 and "no transform measured any clip" in none.output, none.output
 
 
 def test_hard_clipping_drives_the_peak_over_full_scale_and_cuts_it():
