@@ -114,6 +114,12 @@ def fit_model(rows: list[dict], *, seed: int, exclude=lambda r: False) -> dict:
         raise TrainingError(f"need both classes in train and validation, got {len(train)} / {len(val)} rows")
 
     comb = [r for r in train if r["features"][0] > 0]
+    with_comb = [r for r in val if r["features"][0] > 0]
+    # The trees and Platt see only clips with a comb: a class present in train or validation
+    # but never with a comb would give a constant model that is written and never accuses.
+    if len({r["label"] for r in comb}) < 2 or len({r["label"] for r in with_comb}) < 2:
+        raise TrainingError(f"need both classes among the clips with a comb in train and validation, got "
+                            f"labels {sorted({r['label'] for r in comb})} / {sorted({r['label'] for r in with_comb})}")
     x = np.array([r["features"] for r in comb])
     y = np.array([r["label"] for r in comb])
     clf = _gbdt(seed).fit(x, y)
@@ -123,7 +129,6 @@ def fit_model(rows: list[dict], *, seed: int, exclude=lambda r: False) -> dict:
     mine = np.array([det.trees(row[det.columns]) for row in x])
     if not np.allclose(mine, clf.decision_function(x), atol=1e-9):
         raise TrainingError("the exported trees do not reproduce scikit-learn's decision function")
-    with_comb = [r for r in val if r["features"][0] > 0]
     raw = np.array([[det.trees(np.array(r["features"])[det.columns])] for r in with_comb])
     yv = np.array([r["label"] for r in with_comb])
     platt = LogisticRegression(C=1.0, max_iter=1000).fit(raw, yv)
