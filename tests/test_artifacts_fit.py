@@ -40,3 +40,12 @@ def test_a_class_without_a_comb_in_train_is_refused_not_fitted_as_a_constant():
             r["features"] = [0.0] * len(FEATURES)
     with pytest.raises(TrainingError, match="comb"):
         fit_model(rows, seed=0)
+
+
+def test_a_package_the_unseen_package_rule_cannot_hold_out_is_refused():
+    # With a single package (or one whose removal leaves one class), no model could be fitted
+    # without it: its human clips were skipped, the rule's threshold fell to the smallest
+    # float (5e-324) and the card still named it as part of the operating point.
+    rows = _rows(sources=1)
+    with pytest.raises(TrainingError, match="unseen-package rule"):
+        fit_model(rows, seed=0)

@@ -174,8 +174,12 @@ def leave_one_source_out(rows: list[dict], *, seed: int) -> float:
         fit_rows = [r for r in rows if r["source"] != source and r["features"][0] > 0]
         test = np.array([r["features"] for r in rows if r["source"] == source and r["label"] == 0
                          and r["features"][0] > 0])
-        if test.size == 0 or len({r["label"] for r in fit_rows}) < 2:
+        if test.size == 0:
             continue
+        if len({r["label"] for r in fit_rows}) < 2:
+            # skipping it would leave its clips outside the rule and the card claiming it held
+            raise TrainingError(f"without source {source!r} the development rows hold one class: the "
+                                "unseen-package rule cannot score its human clips; add sources")
         clf = _gbdt(seed).fit(np.array([r["features"] for r in fit_rows]), np.array([r["label"] for r in fit_rows]))
         worst = max(worst, float(np.max(clf.decision_function(test))))
     return worst
