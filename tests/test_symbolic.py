@@ -483,6 +483,16 @@ def test_fit_needs_both_classes_in_train_and_validation():
         fit.fit_model(items, seed=0)
 
 
+def test_fit_refuses_non_finite_features_instead_of_writing_a_nan_domain():
+    """One NaN feature made the domain's mean, precision and limit NaN: the model was written,
+    and every window of every scan lay outside its domain (the line could never accuse)."""
+    items = synthetic_items(n_train=20, n_val=10)
+    items[3]["features"] = np.array(items[3]["features"], dtype=float)
+    items[3]["features"][2] = np.nan
+    with pytest.raises(TrainingError, match=f"non-finite features.*{items[3]['clip_id']}"):
+        fit.fit_model(items, seed=0)
+
+
 def test_dataset_skips_untranscribed_clips_and_clips_with_too_few_notes():
     """One item per clip with enough notes; the rest are counted by reason. Human items are
     grouped by composer, AI items by generator configuration."""

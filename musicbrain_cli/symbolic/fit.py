@@ -225,6 +225,9 @@ def fit_line(items: list[dict], *, seed: int, roll_epochs: int = 0, unseen_folds
     xv, yv = _xy(val)
     if len(set(y.tolist())) < 2 or len(set(yv.tolist())) < 2:
         raise TrainingError(f"need human and AI clips in train and val, got {len(train)} / {len(val)}")
+    bad = [i["clip_id"] for i in train + val if not np.all(np.isfinite(i["features"]))]
+    if bad:  # a NaN makes the domain's mean and limit NaN: every window out of domain, silently
+        raise TrainingError(f"{len(bad)} clips have non-finite features, e.g. {bad[:3]}")
     clf = _gbdt(seed).fit(x, y)
     model = {"kind": "gbdt", "features": list(FEATURE_NAMES), "window_s": corpus.WINDOW_S,
              "sample_rate": corpus.SAMPLE_RATE, "trees": export_trees(clf),
