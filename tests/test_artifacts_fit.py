@@ -49,3 +49,14 @@ def test_a_package_the_unseen_package_rule_cannot_hold_out_is_refused():
     rows = _rows(sources=1)
     with pytest.raises(TrainingError, match="unseen-package rule"):
         fit_model(rows, seed=0)
+
+
+def test_non_finite_features_are_refused_not_fitted_around():
+    # A NaN comb strength (a damaged features.json) counted as "no comb" for the fit, yet the
+    # detector scores it; one such human validation row moved the operating point of these
+    # rows from 0.5 to 0.996 without a word.
+    rows = _rows()
+    bad = next(r for r in rows if r["split"] == "validation" and r["label"] == 0)
+    bad["features"][0] = float("nan")
+    with pytest.raises(TrainingError, match=f"non-finite features.*{bad['id']}"):
+        fit_model(rows, seed=0)

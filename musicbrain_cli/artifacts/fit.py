@@ -112,6 +112,9 @@ def fit_model(rows: list[dict], *, seed: int, exclude=lambda r: False) -> dict:
     val = [r for r in rows if r["split"] == "validation" and not exclude(r)]
     if len({r["label"] for r in train}) < 2 or len({r["label"] for r in val}) < 2:
         raise TrainingError(f"need both classes in train and validation, got {len(train)} / {len(val)} rows")
+    bad = [r["id"] for r in train + val if not np.all(np.isfinite(r["features"]))]
+    if bad:  # a NaN comb strength is "no comb" to the fit's filter but scored at scan time
+        raise TrainingError(f"{len(bad)} rows have non-finite features, e.g. {bad[:3]}")
 
     comb = [r for r in train if r["features"][0] > 0]
     with_comb = [r for r in val if r["features"][0] > 0]
