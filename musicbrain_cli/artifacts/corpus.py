@@ -225,7 +225,8 @@ def render_clips(midi_root: Path, split: str, *, count: int, clip_s: float = CLI
                  seed: int = 22) -> Iterator[tuple[str, str, np.ndarray, int]]:
     """FluidSynth renderings of MusicNet score MIDIs: the piece's first ``clip_s`` seconds.
 
-    Pieces are split by a hash of their file name (70/15/15 %), rates 44.1 or 48 kHz and
+    Pieces are split by a hash of their file name (70/15/15 %; copies of one piece together,
+    :func:`piece_splits`), rates 44.1 or 48 kHz and
     the SoundFont are drawn per piece; ``count`` pieces of the split are rendered.
     """
     import pretty_midi
@@ -235,12 +236,13 @@ def render_clips(midi_root: Path, split: str, *, count: int, clip_s: float = CLI
 
     fonts = available_soundfonts()
     files = sorted(midi_root.rglob("*.mid"))
-    def split_of(p: Path) -> str:
-        h = _seed("split", p.name) % 100
-        return "train" if h < 70 else "validation" if h < 85 else "test"
-    chosen = [p for p in files if split_of(p) == split] if count else []
+    chosen = [p for p in files if _name_split(p.name) == split] if count else []
     rng = np.random.default_rng(_seed(seed, "render", split))
     rng.shuffle(chosen)
+    # a copy of a piece whose split is another is left out after the shuffle, so every other
+    # piece is drawn as before
+    pieces = piece_splits(files)
+    chosen = [p for p in chosen if pieces[p] == split]
     made = 0
     for p in chosen:
         if made >= count:
@@ -262,6 +264,29 @@ def render_clips(midi_root: Path, split: str, *, count: int, clip_s: float = CLI
             continue
         made += 1
         yield f"musicnet/{p.stem}", "musicnet-render", y[:n], rate
+
+
+def _name_split(name: str) -> str:
+    h = _seed("split", name) % 100
+    return "train" if h < 70 else "validation" if h < 85 else "test"
+
+
+def piece_splits(files: list[Path]) -> dict[Path, str]:
+    """The split of each MusicNet score MIDI's piece: that of the piece's first file name.
+
+    MusicNet names a MIDI ``<recording id>_<piece>.mid``, and a piece recorded twice has
+    byte-identical MIDIs under two ids (25 pieces, e.g. ``2345_ps14_03`` and ``2348_ps14_03``).
+    Split by each file's own name, 11 such copies fell in another split than their twin: the
+    same score could be rendered into train and into validation or test.
+    """
+    def piece(p: Path) -> tuple[str, str]:
+        head, _, rest = p.name.partition("_")
+        return p.parent.name, rest if head.isdigit() and rest else p.name
+
+    first: dict[tuple[str, str], str] = {}
+    for p in sorted(files, key=lambda p: p.name):
+        first.setdefault(piece(p), p.name)
+    return {p: _name_split(first[piece(p)]) for p in files}
 
 
 def decoder_specs(split: str, *, seed: int = 22) -> list:
