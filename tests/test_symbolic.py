@@ -493,6 +493,36 @@ def test_fit_refuses_non_finite_features_instead_of_writing_a_nan_domain():
         fit.fit_model(items, seed=0)
 
 
+def test_extra_training_clips_of_validation_or_test_works_are_refused(tmp_path):
+    """--extra-train adds clips to the train split only; the caller was trusted to keep their
+    works apart. Passing a corpus that holds the root corpus's validation and test works
+    (here the root corpus itself) fitted the line on the clips its operating point and card's
+    test rates then came from, without a word."""
+    rng = np.random.default_rng(0)
+    rows, notes = [], {}
+    for split, n in (("train", 24), ("val", 12), ("test", 6)):
+        for k in range(n):
+            for label in (0, 1):
+                cid = f"{'a' if label else 'h'}-{split}-{k}"
+                rows.append(row(cid, "ai" if label else "human", "rhythgen" if label else "", split,
+                                composer="" if label else ("Bach", "Mozart", "Haydn")[k % 3],
+                                work_id=f"w-{split}-{k}", origin="rhythgen:LAD/c" if label else "music21:x"))
+                step = 7 if label else 2
+                notes[cid] = np.array([(0.5 * i, 0.5 * i + 0.4, 60 + int(rng.integers(0, step)) * (i % 4))
+                                       for i in range(20)], np.float32)
+    write_manifest(tmp_path / "corpus", rows)
+    write_manifest(tmp_path / "extra", [r for r in rows if r["split"] != "train"])
+    with pytest.raises(TrainingError, match="validation or test"):
+        fit.fit_and_ship(tmp_path / "corpus", notes, tmp_path / "model", seed=0,
+                         extra_train=[(tmp_path / "extra", notes)])
+    assert not (tmp_path / "model").exists()
+    # other clips (new renders, say) of the same works are refused too
+    write_manifest(tmp_path / "extra2", [{**r, "clip_id": "x" + r["clip_id"]} for r in rows if r["split"] == "test"])
+    with pytest.raises(TrainingError, match="validation or test"):
+        fit.fit_and_ship(tmp_path / "corpus", notes, tmp_path / "model", seed=0,
+                         extra_train=[(tmp_path / "extra2", {"x" + k: v for k, v in notes.items()})])
+
+
 def test_dataset_skips_untranscribed_clips_and_clips_with_too_few_notes():
     """One item per clip with enough notes; the rest are counted by reason. Human items are
     grouped by composer, AI items by generator configuration."""

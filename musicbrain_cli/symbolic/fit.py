@@ -334,8 +334,15 @@ def fit_and_ship(root: str | Path, notes: dict[str, np.ndarray], model_dir: str 
     rolls = roll_epochs > 0
     items, skipped = dataset(rows, notes, rolls=rolls)
     extras = []
+    held_clips = {r["clip_id"] for r in rows if r["split"] != "train"}
+    held_works = {r.get("work_id") for r in rows if r["split"] != "train"} - {None, ""}
     for extra_root, extra_notes in extra_train:
         extra_rows = corpus.symbolic_rows(Path(extra_root) / "manifest.csv")
+        leaked = [r["clip_id"] for r in extra_rows
+                  if r["clip_id"] in held_clips or r.get("work_id") in held_works]
+        if leaked:  # they would fit the line that is calibrated and measured on those works
+            raise TrainingError(f"{extra_root}: {len(leaked)} extra training clips are clips or works of "
+                                f"{root}'s validation or test splits, e.g. {leaked[:3]}")
         more, more_skipped = dataset([{**r, "split": "train"} for r in extra_rows], extra_notes,
                                      rolls=rolls)
         items += more
