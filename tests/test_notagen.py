@@ -196,6 +196,11 @@ def test_labels_from_prompt_named_folders(tmp_path, folder, labels):
 @pytest.mark.parametrize("folder, why", [
     ("Romantic_Schubert, Franz_Orchestral", "not one of NotaGen's 112 prompts"),
     ("Baroque_Nobody_Bagpipes", "no instrumentation at its end"),
+    # a known composer with an instrumentation NotaGen never gave them, spelled in two
+    # words: the shorter reading 'Orchestral' / 'Song' made the first word a composer's
+    # ('Brahms, Johannes Vocal', unknown) and labelled the piece Orchestral
+    ("Romantic_Brahms, Johannes_Vocal Orchestral", "not one of NotaGen's 112 prompts"),
+    ("Classical_Haydn, Joseph_Art Song", "not one of NotaGen's 112 prompts"),
 ])
 def test_folders_that_are_not_notagen_prompts_give_no_labels(tmp_path, folder, why):
     f = tmp_path / folder / "output1.abc"

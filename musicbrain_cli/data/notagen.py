@@ -231,7 +231,7 @@ def prompt_name_labels(name: str, *, source: str,
     valid = {(p.period, p.composer, p.instrumentation) for p in prompts}
     composers = tuple(dict.fromkeys(p.composer for p in prompts))
     reasons = []  # why each reading failed, the longest instrumentation first
-    stated: dict[str, Cell] = {}   # the first reading's unmatched composer, as written
+    stated: dict[str, Cell] = {}   # the longest reading's unmatched composer, as written
     for k in range(min(3, len(words) - 2), 0, -1):
         instr_written = " ".join(words[-k:])
         instr = canonical_instrumentation(instr_written)
@@ -239,6 +239,10 @@ def prompt_name_labels(name: str, *, source: str,
             continue
         written = " ".join(words[1:-k]).strip(" ,")
         match = resolve_composer(written, composers=composers)
+        # only the longest reading states labels: a shorter one reads a word of the
+        # instrumentation as a name ('Brahms, Johannes_Vocal Orchestral' is no composer
+        # 'Brahms, Johannes Vocal' writing for 'Orchestral')
+        first = not reasons
         if match.status != "matched":
             hint = ""
             if match.candidates:
@@ -246,7 +250,7 @@ def prompt_name_labels(name: str, *, source: str,
                     + " or ".join(match.candidates) + ")"
             reasons.append(f"{name!r}: composer {written!r} is {match.status} in NotaGen's "
                            f"prompt list{hint}")
-            if not stated and written:
+            if first and written:
                 # the composer as written, masked; the period and the instrumentation the
                 # name states are labels in their own right (session 29 audit: the file was
                 # skipped and its composer listed nowhere)
