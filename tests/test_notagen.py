@@ -59,6 +59,22 @@ def test_rest_reduced_voices_get_a_full_bar_rest():
     assert [n for n in got if n not in ref] == []
 
 
+def test_a_left_out_voice_rests_for_the_bar_under_a_meter_change_written_in_the_bar():
+    """NotaGen writes a meter change inline in each voice present ('[M:3/4]'); the rest of a
+    voice its raw output left out took the header's 4/4, so that voice's later notes came a
+    quarter late. A voice first heard mid-piece was also given a rest for each field line
+    before it, and every bar before it at the current meter's length."""
+    head = "X:1\nL:1/8\nQ:1/4=120\nM:4/4\nK:C\nV:1\nV:2\n"
+    raw = head + ("[r:0/2][V:1]C8|[V:2]C,8|\n[r:1/1][V:1][M:3/4]D6|\n"
+                  "[r:2/0][V:1]E6|[V:2]E,6|\n")
+    full = head + ("[V:1]C8|[V:2]C,8|\n[V:1][M:3/4]D6|[V:2][M:3/4]x6|\n"
+                   "[V:1]E6|[V:2]E,6|\n")
+    assert notes(score_to_midi(raw)) == notes(score_to_midi(full))
+    assert (3.5, 52) in notes(score_to_midi(raw))              # E, with the E of voice 1
+    late = head.replace("V:2\n", "") + "[V:1]C8|\nM:3/4\n[V:1]D6|\n[V:1]E6|[V:2]E,6|\n"
+    assert notes(score_to_midi(late)) == [(0.0, 60), (2.0, 62), (3.5, 52), (3.5, 64)]
+
+
 def test_labels_from_prompt_then_file_name(tmp_path):
     f = tmp_path / "20250301_101500_Romantic_Chopin, Frederic_Keyboard.abc"
     f.write_text(INTERLEAVED)

@@ -14,6 +14,7 @@ from musicbrain_cli.errors import RenderError
 
 _INLINE_V = re.compile(r"\[V:\s*([^\]\s]+)[^\]]*\]")
 _R_MARK = re.compile(r"^\[r:[^\]]*\]")
+_INLINE_METER_UNIT = re.compile(r"\[([ML]):([^\]]*)\]")
 
 
 # --- NotaGen's interleaved ABC ---------------------------------------------------------------
@@ -53,8 +54,9 @@ def deinterleave_abc(text: str) -> str:
     gets a ``V:n`` line followed by its bars, one per line, in the order the ``V:``
     definitions (else the first line) list them. A leading ``[r:i/n]`` bar counter is
     dropped. A voice missing from a line (NotaGen's "rest-reduced" raw output) gets an
-    invisible rest ``x`` of one full bar under the current ``M:``/``L:``; the bar's own
-    barline is reused. Text without inline voices comes back unchanged.
+    invisible rest ``x`` of one full bar under the current ``M:``/``L:`` (a change written
+    inline in the line's bars, ``[M:3/4]``, included, and passed on to that voice); the
+    bar's own barline is reused. Text without inline voices comes back unchanged.
     """
     lines = text.splitlines()
     first = next((i for i, ln in enumerate(lines) if _INLINE_V.search(ln)), None)
@@ -64,6 +66,7 @@ def deinterleave_abc(text: str) -> str:
     order = [m.group(1) for ln in header for m in [re.match(r"^V:\s*(\S+)", ln)] if m]
     bars: dict[str, list[str]] = {v: [] for v in order}
     meter, unit = _field(header, "M", "4/4"), _field(header, "L", "1/8")
+    fills: list[str] = []   # what a voice left out of every line so far holds: its backfill
     for n_line, raw in enumerate(body):
         line = _R_MARK.sub("", raw.strip())
         if not line or line.startswith("%"):
@@ -75,31 +78,37 @@ def deinterleave_abc(text: str) -> str:
                 unit = line[2:].strip()
             for v in bars:
                 bars[v].append(line)
+            fills.append(line)
             continue
         pieces = _INLINE_V.split(line)
         # pieces = [prefix, v1, text1, v2, text2, ...]; the prefix is a left barline
         prefix = pieces[0].strip()
-        seen: dict[str, str] = {}
-        for vid, bar in zip(pieces[1::2], pieces[2::2]):
-            seen[vid] = bar.strip()
-            if vid not in bars:
-                # a voice first heard mid-piece rests (invisibly) through the bars before
-                done = len(next(iter(bars.values()))) if bars else 0
-                bars[vid] = [f"x{_length(_bar_units(meter, unit))}|"] * done
-                order.append(vid)
+        seen = {vid: bar.strip() for vid, bar in zip(pieces[1::2], pieces[2::2])}
+        # a meter or unit change written in the bar (NotaGen writes '[M:3/4]' in each voice
+        # present) holds for the voices left out of the line too: their rest is the new bar
+        changes = next((f for f in map(_INLINE_METER_UNIT.findall, seen.values()) if f), [])
+        for key, value in changes:
+            meter, unit = (value.strip(), unit) if key == "M" else (meter, value.strip())
         barline = ""
         for bar in seen.values():
             m = re.search(r"(:*\|[\]|:]*|\|\]|::)\s*$", bar)
             if m:
                 barline = m.group(1)
                 break
+        fill = ("".join(f"[{k}:{v.strip()}]" for k, v in changes)
+                + f"x{_length(_bar_units(meter, unit))}{barline or '|'}")
+        for vid in seen:
+            if vid not in bars:
+                # a voice first heard mid-piece rests (invisibly) through the bars before,
+                # each as long as it was (field lines between bars are no bars)
+                bars[vid] = list(fills)
+                order.append(vid)
         for vid in bars:
-            text_v = seen.get(vid)
-            if text_v is None:
-                text_v = f"x{_length(_bar_units(meter, unit))}{barline or '|'}"
+            text_v = seen.get(vid, fill)
             if n_line == 0 and prefix:
                 text_v = prefix + text_v
             bars[vid].append(text_v)
+        fills.append(fill)
     out = list(header)
     for vid in order:
         out.append(f"V:{vid}")
