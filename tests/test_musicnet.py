@@ -239,3 +239,20 @@ def test_a_label_cell_that_is_not_a_finite_number_is_a_dataset_error(tmp_path, c
                     cell: value})
     with pytest.raises(DatasetError, match="1.csv"):
         labels_to_midi(p)
+
+
+@pytest.mark.filterwarnings("ignore:splits .* hold no work")
+def test_a_piece_whose_notes_were_removed_loses_its_earlier_clips(tree, tmp_path):
+    """Its clips stayed in the data set (and in training) while the report listed the piece
+    as skipped; data notagen already removed them."""
+    out = tmp_path / "ds"
+    font = get_soundfont("timgm6mb")
+    build_musicnet_dataset(tree, out, soundfonts=[font], seed=3, clip_s=2.0)
+    (tree / "test_labels" / "2303.csv").unlink()
+    summary = build_musicnet_dataset(tree, out, soundfonts=[font], seed=3, clip_s=2.0)
+    assert {r["clip_id"].rsplit("-", 1)[0] for r in Dataset.load(out).rows} == {
+        "mn-1727", "mn-1728", "mn-2186", "mn-1788"}
+    report = json.loads((out / "build_report.json").read_text())
+    assert summary["dropped_clips"] == len(report["dropped"]) > 0
+    assert {d["clip"].rsplit("-", 1)[0] for d in report["dropped"]} == {"mn-2303"}
+    assert {s["item"] for s in report["skipped"]} == {"9999", "2303"}

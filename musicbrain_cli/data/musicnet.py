@@ -49,7 +49,7 @@ from musicbrain_cli.progress import NULL_PROGRESS, Progress
 from musicbrain_cli.data.dataset import (ClipRecord, DatasetWriter, assign_splits,
                                              read_csv_rows, warn_small_split)
 from musicbrain_cli.data.labels import COMPOSER_PERIODS, resolve_composer, style_taxonomy
-from musicbrain_cli.data.pieces import write_piece
+from musicbrain_cli.data.pieces import drop_unbuilt, write_piece
 from musicbrain_cli.data.render import (DEFAULT_VELOCITY, Humanize, SoundFont,
                                             available_soundfonts, score_to_midi)
 
@@ -306,17 +306,22 @@ def build_musicnet_dataset(root: str | Path, out: str | Path, *,
         for item, reason in skipped:
             writer.skip(item, reason)
         writer.report.update(composer_report(pieces))
+        built: set[str] = set()
         with progress.task("rendering MusicNet pieces", total=len(pieces)) as task:
             for piece in pieces:
                 try:
                     new += _build_piece(writer, piece, fonts, splits, seed=seed, timing=timing,
                                         sample_rate=sample_rate, clip_s=clip_s,
                                         humanize=humanize)
+                    built.add(_clip_prefix(piece))
                 except MusicBrainError as exc:
                     writer.skip(piece.rel, str(exc))
                 task.advance()
+        # a piece whose notes were removed or failed this run kept its earlier clips in the
+        # training data, listed as skipped all the same: removed, as data notagen does
+        drop_unbuilt(writer, built)
         summary = {"pieces": len(pieces), "clips": len(writer.rows), "new_clips": new,
-                   "skipped": len(writer.skipped)}
+                   "dropped_clips": len(writer.dropped), "skipped": len(writer.skipped)}
     return summary
 
 
@@ -335,6 +340,10 @@ def composer_report(pieces: list[MusicNetPiece]) -> dict:
     return out
 
 
+def _clip_prefix(piece: MusicNetPiece) -> str:
+    return f"mn-{piece.id}"
+
+
 def _build_piece(writer: DatasetWriter, piece: MusicNetPiece, fonts: list[SoundFont],
                  splits: dict[str, str], *, seed: int, timing: str, sample_rate: int,
                  clip_s: float, humanize: Humanize | None) -> int:
@@ -349,6 +358,6 @@ def _build_piece(writer: DatasetWriter, piece: MusicNetPiece, fonts: list[SoundF
     template = ClipRecord(clip_id="", source="human", generator="-", period=piece.period,
                           composer=piece.composer, instrumentation=piece.instrumentation,
                           work_id=piece.work_id, split=splits[piece.work_id])
-    return write_piece(writer, midi, template, clip_prefix=f"mn-{piece.id}", item=piece.rel,
+    return write_piece(writer, midi, template, clip_prefix=_clip_prefix(piece), item=piece.rel,
                        soundfont=fonts[h % len(fonts)], seed=(seed * 1_000_003 + h) % 2 ** 31,
                        sample_rate=sample_rate, clip_s=clip_s, humanize=humanize)

@@ -65,7 +65,7 @@ from musicbrain_cli.data.labels import (INSTRUMENTATIONS, NOTAGEN_PROMPTS, PERIO
                                             canonical_instrumentation, canonical_period,
                                             resolve_composer, style_taxonomy)
 from musicbrain_cli.data.abc import deinterleave_abc  # noqa: F401  (public here too)
-from musicbrain_cli.data.pieces import write_piece
+from musicbrain_cli.data.pieces import drop_unbuilt, write_piece
 from musicbrain_cli.data.render import (PARSE_TIMEOUT_S, Humanize, SoundFont,
                                             available_soundfonts, score_to_midi,
                                             score_to_midi_bounded)
@@ -883,17 +883,6 @@ def clip_prefix(item: AbcItem) -> str:
     if item.rhythgen is not None:
         return f"rg-{re.sub(r'[^A-Za-z0-9]+', '', item.rhythgen.config)}-{pid}"
     return f"ng-{pid}"
-
-
-def drop_unbuilt(writer: DatasetWriter, built: set[str]) -> int:
-    """Remove the clips an earlier run wrote of pieces this run did not build (their ABC
-    was removed, left out by ``--limit``, or failed this time: see ``skipped``), so that the
-    data set holds what its inputs hold now. Returns how many were removed."""
-    gone = [c for c in writer.clip_ids() if c.rsplit("-", 1)[0] not in built]
-    for c in gone:
-        writer.drop(c, "its piece is no longer built from the inputs (removed, left out by "
-                       "--limit, or failed this run: see skipped)")
-    return len(gone)
 
 
 def build_piece(writer: DatasetWriter, item: AbcItem, labels: StyleLabels,

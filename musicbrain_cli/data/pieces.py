@@ -103,3 +103,15 @@ def drop_changed(writer: DatasetWriter, clip_prefix: str, source: str, *, keep: 
                            "SoundFont); made again")
         elif c not in keep and writer.source_of(c) is not None:
             writer.drop(c, "its piece no longer reaches this clip")
+
+
+def drop_unbuilt(writer: DatasetWriter, built: set[str]) -> int:
+    """Remove the clips an earlier run wrote of pieces this run did not build (``built``:
+    the clip prefixes of the pieces it did; the others' source was removed, left out by
+    ``--limit``, or failed this time: see ``skipped``), so that the data set holds what its
+    inputs hold now. Returns how many were removed."""
+    gone = [c for c in writer.clip_ids() if c.rsplit("-", 1)[0] not in built]
+    for c in gone:
+        writer.drop(c, "its piece is no longer built from the inputs (removed, left out by "
+                       "--limit, or failed this run: see skipped)")
+    return len(gone)
