@@ -134,3 +134,45 @@ def test_notes_figure_never_calls_a_window_judged_when_the_line_was_not_applicab
     notes_figure({"applicable": True, "threshold": 0.99, "doubt_threshold": 0.93,
                   "windows": [window]})
     assert [s for s in written if s.startswith("P(AI)")] == ["P(AI) 0.42"]
+
+
+@pytest.fixture
+def steps(monkeypatch):
+    """The ``(values, edges)`` of every ``Axes.stairs`` a figure draws."""
+    from matplotlib.axes import Axes
+
+    out, stairs = [], Axes.stairs
+
+    def spy(self, values, edges=None, *args, **kwargs):
+        out.append((np.asarray(values, dtype=float), np.asarray(edges, dtype=float)))
+        return stairs(self, values, edges, *args, **kwargs)
+
+    monkeypatch.setattr(Axes, "stairs", spy)
+    return out
+
+
+def _value_at(step, t):
+    values, edges = step
+    i = np.searchsorted(edges, t, side="right") - 1
+    return values[i] if 0 <= i < values.size else np.nan
+
+
+def test_timeline_draws_no_probability_over_the_silence_between_two_passages(steps):
+    """The silence between two passages is not read (intake.iter_windows): the windows of a
+    track with 30 s of music, 60 s of silence and 30 s of music start at 0-20 s and 90-110 s.
+    The window at 20 s (20-30 s) was drawn up to the next start, 90 s: 60 s of audio no window
+    read stood at its P(AI), 0.9, in the region labelled "AI"."""
+    starts = [0.0, 5.0, 10.0, 15.0, 20.0, 90.0, 95.0, 100.0, 105.0, 110.0]
+    p_ai = [0.1, 0.1, 0.1, 0.1, 0.9, 0.1, 0.1, 0.1, 0.1, 0.1]
+    timeline_figure(starts, p_ai, window_s=10.0, threshold=0.5, band=(0.35, 0.65),
+                    duration_s=120.0)
+    (step,) = steps
+    assert _value_at(step, 25.0) == 0.9                  # the window's own seconds
+    for t in (30.5, 50.0, 89.5):                         # silence no window read
+        assert np.isnan(_value_at(step, t)), t
+    assert _value_at(step, 92.0) == 0.1
+    assert step[1][0] == 0.0 and step[1][-1] == 120.0
+    # contiguous windows (the ordinary case) still step from one start to the next
+    steps.clear()
+    timeline_figure(starts[:5], p_ai[:5], window_s=10.0)
+    assert steps[0][1].tolist() == [0.0, 5.0, 10.0, 15.0, 20.0, 30.0]

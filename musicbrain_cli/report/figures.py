@@ -142,13 +142,17 @@ def timeline_figure(window_start_s: Sequence[float], p_ai: Sequence[float], *,
         ax.axhline(float(threshold), color="#D55E00", ls="--", lw=1.0,
                    label=f"decision threshold {float(threshold):.2f}")
     # Each window is drawn over its whole span: a step per window, not a line between centres
-    # (overlapping windows then show as successive steps at their start times).
+    # (overlapping windows then show as successive steps at their start times). A step ends
+    # at the next window's start or at its own end, whichever comes first: silence between
+    # two passages is not read (intake.iter_windows), and the window before it was drawn
+    # across that silence, a minute of unread audio at that window's P(AI).
     order = np.argsort(starts, kind="stable")
-    edges = np.append(starts[order], starts[order][-1] + window_s)
-    if duration_s is not None and np.isfinite(duration_s) and starts.max() < duration_s < edges[-1]:
+    begin = starts[order]
+    stop = np.minimum(np.append(begin[1:], np.inf), begin + window_s)
+    if duration_s is not None and np.isfinite(duration_s) and starts.max() < duration_s < stop[-1]:
         # the seconds the recording has, as the report's coverage and map titles state them:
         # an 8 s track's timeline ran to 10 s, the end of its one window (review of session 46)
-        edges[-1] = float(duration_s)
+        stop[-1] = float(duration_s)
     silent = np.asarray(quiet, dtype=bool)
     if silent.shape != starts.shape:
         silent = np.zeros(starts.shape, dtype=bool)
@@ -157,7 +161,15 @@ def timeline_figure(window_start_s: Sequence[float], p_ai: Sequence[float], *,
     # human recording's silent ending stood at 0.97 in the region labelled "AI" (review of
     # session 46), beside a report that says the window was not judged.
     judged = np.where(silent[order], np.nan, probs[order])
-    ax.stairs(judged, edges, color="#0072B2", lw=1.4, baseline=None,
+    # the unread stretch between a window's end and the next window's start: no value (a gap)
+    edges, values = [begin[0]], []
+    for i, p in enumerate(judged):
+        edges.append(stop[i])
+        values.append(p)
+        if i + 1 < begin.size and stop[i] < begin[i + 1]:
+            edges.append(begin[i + 1])
+            values.append(np.nan)
+    ax.stairs(values, edges, color="#0072B2", lw=1.4, baseline=None,
               label="P(AI) per window")
     if starts.size <= 12:
         # Few windows: mark each with its value, which a step of one colour cannot show; as
@@ -168,7 +180,7 @@ def timeline_figure(window_start_s: Sequence[float], p_ai: Sequence[float], *,
 
         edges_of_rule = [float(e) for e in (*(band if band is not None else ()), threshold)
                          if e is not None]
-        centres = (edges[:-1] + edges[1:]) / 2     # the middle of each window's step
+        centres = (begin + stop) / 2     # the middle of each window's step
         ax.plot(centres, judged, "o", color="#0072B2", ms=3.5)
         for x, p in zip(centres, judged):
             if np.isnan(p):
