@@ -176,3 +176,19 @@ def test_timeline_draws_no_probability_over_the_silence_between_two_passages(ste
     steps.clear()
     timeline_figure(starts[:5], p_ai[:5], window_s=10.0)
     assert steps[0][1].tolist() == [0.0, 5.0, 10.0, 15.0, 20.0, 30.0]
+
+
+def test_timeline_names_no_ai_region_when_the_ai_boundary_lies_above_1(written):
+    """A model whose `ai` boundary lies above 1 (a human validation clip at 1: finalize's
+    threshold is not capped) calls nothing `ai`: a P(AI) of 1.0 is inconclusive. The timeline
+    wrote "AI" at 1.0, inside the abstention band, as if such a window were called AI."""
+    from musicbrain_cli.verdict import VerdictPolicy, decide
+
+    verdict = decide(1.0, [1.0, 1.0], policy=VerdictPolicy(threshold=0.95, band=0.1))
+    assert verdict.label == "inconclusive" and verdict.band[1] > 1.0
+    timeline_figure([0.0, 5.0], [1.0, 1.0], window_s=10.0, threshold=verdict.threshold,
+                    band=verdict.band)
+    assert "AI" not in written and "inconclusive" in written
+    written.clear()
+    timeline_figure([0.0, 5.0], [1.0, 1.0], window_s=10.0, threshold=0.5, band=(0.4, 0.6))
+    assert "AI" in written

@@ -134,8 +134,10 @@ def timeline_figure(window_start_s: Sequence[float], p_ai: Sequence[float], *,
         ax.axhspan(lo, hi, color="0.88", zorder=0, label=f"inconclusive band {lo:.2f}–{hi:.2f}")
         # Issue 24: name the three regions on the plot, so a flat line still reads at a glance.
         mid = (lo + float(threshold)) / 2 if threshold is not None else (lo + hi) / 2
-        for y, text in ((min(1.0, (hi + 1.0) / 2), "AI"), (mid, "inconclusive"),
-                        (lo / 2, "no evidence of AI")):
+        # `ai` begins at the band's upper edge, which is not capped at 1 (verdict.decide): past
+        # 1 no probability is `ai`, and "AI" written at 1 stood inside the band
+        regions = [((hi + 1.0) / 2, "AI")] if hi <= 1.0 else []
+        for y, text in (*regions, (mid, "inconclusive"), (lo / 2, "no evidence of AI")):
             ax.text(0.995, y, text, transform=ax.get_yaxis_transform(), ha="right",
                     va="center", fontsize=7, color="0.35")
     if threshold is not None:
