@@ -192,3 +192,29 @@ def test_timeline_names_no_ai_region_when_the_ai_boundary_lies_above_1(written):
     written.clear()
     timeline_figure([0.0, 5.0], [1.0, 1.0], window_s=10.0, threshold=0.5, band=(0.4, 0.6))
     assert "AI" in written
+
+
+def test_timeline_ends_a_repeated_passages_window_where_its_sound_ends(steps):
+    """A passage shorter than a window is read as one window, its sound repeated to fill it
+    (intake.iter_windows): 20 s of music, 20 s of silence, 8 s of music, 12 s of silence
+    gives windows at 0, 5, 10 and 40 s, the last holding 40-48 s. Its step ran to 50 s, two
+    seconds of silence at its P(AI), where the report's coverage says 40-48 s was analysed."""
+    from musicbrain_cli.report.writer import _timeline_png
+
+    track = {"input": {"decoded_duration_s": 60.0},
+             "verdict": {"threshold": 0.5, "band": [0.4, 0.6]},
+             "timeline": {"window_start_s": [0.0, 5.0, 10.0, 40.00004535], "window_s": 10.0,
+                          "p_ai": [0.1, 0.1, 0.1, 0.9], "padded": [False, False, False, True],
+                          "quiet": [False] * 4,
+                          "sound_s": [[0.0, 20.0], [40.00004535, 48.0]]}}
+    assert _timeline_png(track).startswith(b"\x89PNG")
+    (step,) = steps
+    assert _value_at(step, 45.0) == 0.9
+    assert np.isnan(_value_at(step, 49.0))
+    assert step[1][-1] == 48.0
+    assert np.isnan(_value_at(step, 30.0))               # the silence between the passages
+    # a record without the passages (before 0.3.6) keeps each window's whole span
+    steps.clear()
+    del track["timeline"]["sound_s"]
+    _timeline_png(track)
+    assert steps[0][1][-1] == pytest.approx(50.0, abs=1e-3)

@@ -102,7 +102,8 @@ def timeline_figure(window_start_s: Sequence[float], p_ai: Sequence[float], *,
                     window_s: float, threshold: float | None = None,
                     band: Sequence[float] | None = None,
                     highlight_s: Sequence[float] = (), quiet: Sequence[bool] = (),
-                    duration_s: float | None = None) -> bytes:
+                    duration_s: float | None = None,
+                    window_end_s: Sequence[float] = ()) -> bytes:
     """PNG of the per-window probability of AI generation over time.
 
     Parameters
@@ -116,6 +117,9 @@ def timeline_figure(window_start_s: Sequence[float], p_ai: Sequence[float], *,
     quiet : [shape=(n,)] silent windows (intake.quiet_window), not judged (hatched; empty: none)
     duration_s : the recording's decoded duration, seconds: the time axis ends there (a
         short track's one window reads past its end, where it repeats the recording)
+    window_end_s : [shape=(n,)] where each window's own audio ends, seconds: a window that
+        repeats a passage shorter than itself ends where the passage's sound does
+        (report.html.window_ends); empty: ``start + window_s``
     """
     starts = np.asarray(window_start_s, dtype=np.float64)
     probs = np.asarray(p_ai, dtype=np.float64)
@@ -150,7 +154,13 @@ def timeline_figure(window_start_s: Sequence[float], p_ai: Sequence[float], *,
     # across that silence, a minute of unread audio at that window's P(AI).
     order = np.argsort(starts, kind="stable")
     begin = starts[order]
-    stop = np.minimum(np.append(begin[1:], np.inf), begin + window_s)
+    own_end = np.asarray(window_end_s, dtype=np.float64)
+    if own_end.shape != starts.shape or not np.isfinite(own_end).all():
+        own_end = starts + window_s
+    # a repeated passage's window holds its sound, then the repeat: the silence after the
+    # passage was drawn at that window's P(AI)
+    own_end = np.clip(own_end, starts, starts + window_s)[order]
+    stop = np.minimum(np.append(begin[1:], np.inf), own_end)
     if duration_s is not None and np.isfinite(duration_s) and starts.max() < duration_s < stop[-1]:
         # the seconds the recording has, as the report's coverage and map titles state them:
         # an 8 s track's timeline ran to 10 s, the end of its one window (review of session 46)

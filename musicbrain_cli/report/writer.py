@@ -12,7 +12,7 @@ from typing import Mapping, Sequence
 
 from musicbrain_cli.errors import ReportError
 from musicbrain_cli.report._io import atomic_write_bytes
-from musicbrain_cli.report.html import PNG_MAGIC, TIMELINE_FIGURE, render_report_html
+from musicbrain_cli.report.html import PNG_MAGIC, TIMELINE_FIGURE, render_report_html, window_ends
 from musicbrain_cli.report.keys import KeyPair
 
 FORMATS = ("pdf", "html", "json")
@@ -43,7 +43,16 @@ def _timeline_png(track: Mapping) -> bytes | None:
         highlight_s=[e["window_start_s"] for e in track.get("explanations") or ()
                      if e.get("window_start_s") is not None],
         quiet=timeline.get("quiet") or (),
-        duration_s=_duration(track))
+        duration_s=_duration(track), window_end_s=_window_ends(timeline))
+
+
+def _window_ends(timeline: Mapping) -> list[float]:
+    """Where each window's own audio ends (:func:`~musicbrain_cli.report.html.window_ends`),
+    or none (the figure ends each at its start + window_s) for a record it cannot read."""
+    try:
+        return window_ends(timeline)
+    except (TypeError, ValueError):
+        return []
 
 
 def _duration(track: Mapping) -> float | None:
