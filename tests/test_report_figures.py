@@ -218,3 +218,26 @@ def test_timeline_ends_a_repeated_passages_window_where_its_sound_ends(steps):
     del track["timeline"]["sound_s"]
     _timeline_png(track)
     assert steps[0][1][-1] == pytest.approx(50.0, abs=1e-3)
+
+
+def test_fmgcam_draws_the_lowest_and_highest_bins_and_the_first_frame():
+    """The axes frame was drawn over the image: the lowest and highest bins (40 Hz and
+    10.9 kHz on the front end's 256 rows, about 1.3 pixels each) and the first frame were
+    covered by it, so saliency there was not shown at all."""
+    from musicbrain_cli.features import FrontEndConfig, bin_frequencies, frame_times
+    from musicbrain_cli.report.figures import MAX_ALPHA
+
+    fe = FrontEndConfig()
+    freqs, times = bin_frequencies(fe), frame_times(fe)
+    spec = np.full((freqs.size, times.size), -20.0)      # one level: white under the overlay
+    for cells, labels in (((0, slice(None)), ["low"]), ((-1, slice(None)), ["high"]),
+                          ((slice(None), 0), ["first frame"])):
+        sal = np.zeros((1, freqs.size, times.size))
+        sal[(0, *cells)] = 1.0
+        image = np.asarray(Image.open(io.BytesIO(fmgcam_figure(spec, sal, labels, times, freqs)))
+                           .convert("RGB")).astype(float)
+        top = np.array([int(PALETTE[0][i:i + 2], 16) for i in (1, 3, 5)])
+        shown = np.abs(image - ((1 - MAX_ALPHA) * 255 + MAX_ALPHA * top)).max(axis=-1) <= 8
+        along = shown.sum(axis=1 if cells[1] == slice(None) else 0).max()
+        assert along > 0.8 * (image.shape[1] / 2 if cells[1] == slice(None) else image.shape[0] / 2), \
+            (labels, along)

@@ -300,7 +300,11 @@ def fmgcam_figure(spectrogram_db: np.ndarray, saliency: np.ndarray, labels: Sequ
     extent = (times[0] - frame / 2, times[-1] + frame / 2, mel_lo - half_row, mel_hi + half_row)
     fig = _new_figure(7.0, 3.5)  # 3.4 in under constrained layout: same plot height
     ax = fig.add_subplot()
-    ax.imshow(rgb, origin="lower", aspect="auto", extent=extent, interpolation="nearest")
+    # Above the axes frame (zorder 2.5), which is drawn centred on the plot's edge: under it,
+    # the lowest and highest bins and the first frame (a pixel or so each) were not shown;
+    # the frame's outer half stays visible around the image.
+    ax.imshow(rgb, origin="lower", aspect="auto", extent=extent, interpolation="nearest",
+              zorder=2.6)
     ticks: list[float] = []
     for hz in HZ_TICKS:  # skip ticks that would crowd the compressed low end of the axis
         if freqs[0] <= hz <= freqs[-1] and (
