@@ -280,7 +280,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"peak RSS of the scanning process {peak:.0f} MB (after model load {base_rss:.0f} MB); "
           f"of its {len(kids)} child processes (report renderer, decoders) "
           f"{', '.join(f'{mb:.0f}' for mb in kids) or 'none'} MB; together at most "
-          f"{peak + sum(kids):.0f} MB (issue 27: <= 1536 MB with a 2-hour track)")
+          f"{peak + sum(kids):.0f} MB, an upper bound (a child forked from the scanning process "
+          "counts the pages it shares with it again) (issue 27: <= 1536 MB with a 2-hour track)")
     if args.engine == "local":
         busy = cpu["process"] + cpu["children"]
         print(f"CPU seconds during the scan: {cpu['process']:.1f} in the scanning process (its "
