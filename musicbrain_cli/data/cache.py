@@ -148,9 +148,12 @@ def _load_clip(ds: Dataset, row: dict[str, str], sample_rate: int) -> np.ndarray
 
 def build_cache(dataset_root: str | Path, front_end, *, out: str | Path | None = None,
                 device: str = "cpu", shard_windows: int = SHARD_WINDOWS,
-                progress: Progress = NULL_PROGRESS) -> Path:
+                progress: Progress = NULL_PROGRESS,
+                audio_sha: dict[str, str] | None = None) -> Path:
     """Compute ``front_end`` (a :class:`~musicbrain_cli.features.FrontEndConfig`) features
-    of every window of every clip of a data set; returns the cache folder."""
+    of every window of every clip of a data set; returns the cache folder. ``audio_sha``:
+    :func:`audio_fingerprints` of the data set when the caller has just computed them (every
+    audio file is read once, not twice)."""
     from musicbrain_cli.audio.intake import iter_windows, softest_span_db
     from musicbrain_cli.features import resolve_device
 
@@ -166,7 +169,7 @@ def build_cache(dataset_root: str | Path, front_end, *, out: str | Path | None =
     chash = config_hash(fe_dict)
     manifest_sha = sha256_file(ds.root / MANIFEST)
     tax_sha = taxonomy_hash(ds.taxonomy)
-    audio_sha = audio_fingerprints(ds)
+    audio_sha = audio_fingerprints(ds) if audio_sha is None else audio_sha
     shape = list(front_end.shape)
 
     # resume: keep finished shards made with this config, manifest and taxonomy (a changed

@@ -86,11 +86,12 @@ class CacheSource:
         taxonomy = taxonomy_hash(dataset.taxonomy)
         # and the audio: a clip made again with the same labels and length leaves the
         # manifest as it was, and training read the old clip's features
+        audio = None
         if index is None or index.get("manifest_sha256") != current \
                 or index.get("taxonomy_sha256") != taxonomy \
-                or index.get("audio_sha256") != audio_fingerprints(dataset):
+                or index.get("audio_sha256") != (audio := audio_fingerprints(dataset)):
             # Resumable: finished shards are kept (cache.py).
-            build_cache(self.root, self._frontend(), progress=progress)
+            build_cache(self.root, self._frontend(), progress=progress, audio_sha=audio)
 
     def taxonomy(self) -> Taxonomy:
         index = self._index()
